@@ -1,0 +1,5 @@
+"""The ``t2v`` command line (Typer + Rich). Thin: parse, call the library, translate errors."""
+
+from t2v.cli.app import app, main
+
+__all__ = ["app", "main"]

@@ -1,0 +1,164 @@
+"""``t2v`` commands: generate, replay, inspect, and the ``models`` group."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from t2v import __version__
+from t2v.cli.common import Interrupt, cli_errors, err, fail, out, quiet_third_party
+from t2v.cli.models import models_app
+
+app = typer.Typer(
+    name="t2v",
+    help="Text to video with diffusion models: generate, replay and inspect reproducible clips.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(models_app, name="models")
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"t2v {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    quiet_third_party()
+
+
+def _run(request, *, output, quiet: bool):
+    from t2v.cli.progress import GenerationProgress
+    from t2v.generate import generate
+
+    with Interrupt() as interrupt, GenerationProgress(interrupt, quiet=quiet) as progress:
+        return generate(request, on_progress=progress, should_cancel=interrupt, output=output)
+
+
+def _summary(result) -> None:
+    rec = result.record
+    for o in result.outputs:
+        out.print(f"[green]wrote[/] {o.path}  ({o.bytes:,} bytes)", highlight=False)
+    if result.sidecar:
+        out.print(f"[green]wrote[/] {result.sidecar}", highlight=False)
+    t = rec["timings"]
+    out.print(
+        f"seed {rec['seed']} · {rec['num_frames']} frames {rec['width']}x{rec['height']} @ {rec['fps']:g} fps · "
+        f"{rec['device']}/{rec['dtype']} · {t.get('total_s', 0):.1f}s total", highlight=False
+    )
+    for w in rec.get("warnings", []):
+        err.print(f"[yellow]warning:[/] {w}", highlight=False)
+
+
+@app.command()
+def generate(
+    prompt: str = typer.Argument(..., help="What the video should show."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Registry id, hub id (org/name) or local folder.", envvar="T2V_MODEL"),
+    negative_prompt: Optional[str] = typer.Option(None, "--negative-prompt", "-n", help="What to avoid."),
+    frames: Optional[int] = typer.Option(None, "--frames", "-f", help="Number of frames (model default)."),
+    steps: Optional[int] = typer.Option(None, "--steps", "-s", help="Denoising steps (model default)."),
+    guidance: Optional[float] = typer.Option(None, "--guidance", "-g", help="Classifier-free guidance scale."),
+    fps: Optional[float] = typer.Option(None, "--fps", help="Frames per second of the output."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (random when omitted; always recorded)."),
+    width: Optional[int] = typer.Option(None, "--width", "-W", help="Width in pixels, a multiple of 8."),
+    height: Optional[int] = typer.Option(None, "--height", "-H", help="Height in pixels, a multiple of 8."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="ddim, dpm++, euler or unipc."),
+    formats: Optional[List[str]] = typer.Option(None, "--format", help="mp4, webm, gif or png (repeatable)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="File (clip.mp4), stem or folder. Default: ./outputs/<time>-<slug>."),
+    crf: Optional[int] = typer.Option(None, "--crf", help="MP4/WebM quality, 0-51, lower is better."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps.", envvar="T2V_DEVICE"),
+    dtype: str = typer.Option("auto", "--dtype", help="auto, fp32, fp16 or bf16.", envvar="T2V_DTYPE"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or summary; errors only."),
+) -> None:
+    """Generate a video from PROMPT; writes the files and a JSON record beside them."""
+    from t2v.request import DEFAULT_NEGATIVE_PROMPT, GenerationRequest
+
+    with cli_errors():
+        fields = dict(
+            prompt=prompt, negative_prompt=DEFAULT_NEGATIVE_PROMPT if negative_prompt is None else negative_prompt,
+            num_frames=frames, num_inference_steps=steps, guidance_scale=guidance, fps=fps, seed=seed,
+            width=width, height=height, scheduler=scheduler, model=model, crf=crf, device=device, dtype=dtype,
+        )
+        if formats:
+            fields["formats"] = formats
+        elif output is not None and output.suffix.lower() in (".mp4", ".webm", ".gif"):
+            fields["formats"] = (output.suffix.lower()[1:],)
+        result = _run(GenerationRequest.create(**fields), output=output, quiet=quiet)
+        if not quiet:
+            _summary(result)
+
+
+def _load_record(path: Path) -> dict:
+    from t2v.errors import InvalidRequest
+
+    if not path.exists():
+        raise InvalidRequest(f"{path} does not exist", field="record")
+    if path.suffix.lower() == ".json":
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise InvalidRequest(f"{path} is not a readable JSON record: {e}", field="record") from None
+    from t2v.export import read_embedded
+
+    return read_embedded(path)
+
+
+@app.command()
+def replay(
+    record: Path = typer.Argument(..., help="A JSON record, or a video with an embedded record."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Where to write (default: ./outputs/...)."),
+    device: Optional[str] = typer.Option(None, "--device", help="Override the recorded device."),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help="Override the recorded dtype."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Override the recorded model (e.g. a local copy)."),
+    strict: bool = typer.Option(False, "--strict", help="Exit 1 when the frames differ from the record."),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Regenerate a video from its record and say whether the frames are identical."""
+    from t2v.record import environment_differences, request_fields
+    from t2v.request import GenerationRequest
+
+    with cli_errors():
+        old = _load_record(record)
+        fields = request_fields(old)
+        fields.update({k: v for k, v in (("device", device), ("dtype", dtype), ("model", model)) if v})
+        result = _run(GenerationRequest.create(**fields), output=output, quiet=quiet)
+        if not quiet:
+            _summary(result)
+        same = result.record["frames_sha256"] == old.get("frames_sha256")
+        diffs = environment_differences(old, result.record)
+        if same:
+            out.print(f"[bold green]identical frames[/] to the record (sha256 {old['frames_sha256'][:16]}…)", highlight=False)
+        else:
+            why = "; ".join(diffs) if diffs else "same device, dtype, model and versions"
+            out.print(f"[bold yellow]frames differ[/] from the record ({why})", highlight=False)
+            if strict:
+                raise typer.Exit(1)
+
+
+@app.command()
+def inspect(
+    file: Path = typer.Argument(..., help="An MP4, WebM, GIF, PNG (or frames folder) written by t2v."),
+) -> None:
+    """Print the record embedded in a file t2v wrote."""
+    from t2v.errors import InvalidRequest
+    from t2v.export import read_embedded
+
+    with cli_errors():
+        if not file.exists():
+            raise InvalidRequest(f"{file} does not exist", field="file")
+        out.print_json(json.dumps(read_embedded(file)))
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["app", "main", "fail"]

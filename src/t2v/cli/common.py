@@ -1,0 +1,91 @@
+"""What every command shares: error translation, Ctrl-C handling, consoles."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+from contextlib import contextmanager
+from typing import Iterator
+
+import typer
+from rich.console import Console
+
+from t2v.errors import Cancelled, T2VError
+
+out = Console()
+err = Console(stderr=True)
+
+
+def quiet_third_party() -> None:
+    """Hide the hub/transformers/diffusers progress bars and chatter; t2v draws its own."""
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    logging.basicConfig(level=logging.WARNING if not os.environ.get("T2V_DEBUG") else logging.DEBUG,
+                        format="%(levelname)s %(name)s: %(message)s")
+    for name in ("diffusers", "transformers", "huggingface_hub", "t2v"):
+        logging.getLogger(name).setLevel(logging.ERROR if name != "t2v" else logging.ERROR)
+
+
+def fail(message: str, code: int) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+@contextmanager
+def cli_errors() -> Iterator[None]:
+    """Turn library errors into one line on stderr and the documented exit code."""
+    try:
+        yield
+    except Cancelled as e:
+        err.print(f"[yellow]interrupted:[/] {e}", highlight=False)
+        raise typer.Exit(130) from None
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/]")
+        raise typer.Exit(130) from None
+    except T2VError as e:
+        raise fail(str(e), e.exit_code) from None
+    except (typer.Exit, typer.Abort):
+        raise
+    except Exception as e:
+        if os.environ.get("T2V_DEBUG"):
+            raise
+        raise fail(f"unexpected failure: {type(e).__name__}: {e} (set T2V_DEBUG=1 for a traceback)", 1) from None
+
+
+class Interrupt:
+    """Ctrl-C during denoising asks the engine to stop after the current step; elsewhere it interrupts at once."""
+
+    def __init__(self) -> None:
+        self.requested = threading.Event()
+        self.cancellable = False
+        self._old = None
+
+    def __call__(self) -> bool:
+        return self.requested.is_set()
+
+    def _handle(self, signum, frame) -> None:
+        if self.cancellable and not self.requested.is_set():
+            self.requested.set()
+            return
+        raise KeyboardInterrupt
+
+    def __enter__(self) -> "Interrupt":
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+
+
+def is_tty() -> bool:
+    return sys.stderr.isatty()

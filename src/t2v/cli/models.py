@@ -1,0 +1,101 @@
+"""``t2v models``: list, show, pull, make-tiny."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from t2v.cli.common import cli_errors, out
+
+models_app = typer.Typer(help="Known models, downloads, and tiny offline test models.", no_args_is_help=True)
+
+
+def _cached(model_id: str) -> bool:
+    from huggingface_hub import snapshot_download
+
+    from t2v.settings import get_settings
+
+    try:
+        snapshot_download(model_id, cache_dir=str(get_settings().cache_dir), local_files_only=True)
+        return True
+    except Exception:
+        return False
+
+
+@models_app.command("list")
+def list_models(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
+    """The registered models with their defaults, size, memory needs and license."""
+    from t2v.models.registry import REGISTRY
+
+    with cli_errors():
+        rows = [{**spec.to_dict(), "cached": _cached(spec.id)} for spec in REGISTRY.values()]
+        if as_json:
+            out.print_json(json.dumps(rows))
+            return
+        table = Table(title="t2v models")
+        for col in ("id", "family", "defaults", "download", "VRAM (fp16)", "license", "cached"):
+            table.add_column(col)
+        for r in rows:
+            d = r["defaults"]
+            table.add_row(r["id"], r["family"], f"{d['width']}x{d['height']}, {d['num_frames']} frames, {d['fps']} fps",
+                          f"{r['download_gb']} GB", f"~{r['vram_gb']} GB", r["license"], "yes" if r["cached"] else "no")
+        out.print(table)
+        out.print("Any local folder in the diffusers layout works too: --model PATH", highlight=False)
+
+
+@models_app.command("show")
+def show(model: str = typer.Argument(..., help="Registry id, alias or local folder.")) -> None:
+    """Everything t2v knows about one model."""
+    from t2v.errors import ModelUnavailable
+    from t2v.models.loader import check_folder
+    from t2v.models.registry import folder_info, lookup
+
+    with cli_errors():
+        spec = lookup(model)
+        if spec:
+            info = {**spec.to_dict(), "cached": _cached(spec.id)}
+        elif Path(model).expanduser().is_dir():
+            path = Path(model).expanduser().resolve()
+            index = check_folder(path)
+            family, defaults = folder_info(path)
+            info = {"id": str(path), "family": family, "defaults": defaults, "pipeline": index.get("_class_name"),
+                    "fp16_variant": any(path.glob("*/*.fp16.*"))}
+        else:
+            raise ModelUnavailable(f"unknown model {model!r}: not registered (see `t2v models list`) and not a folder")
+        out.print_json(json.dumps(info))
+
+
+@models_app.command("pull")
+def pull(
+    model: str = typer.Argument(..., help="Registry id, alias or hub id."),
+    revision: str = typer.Option(None, "--revision", help="Branch, tag or commit."),
+    fp32: bool = typer.Option(False, "--fp32", help="Fetch the full-precision weights instead of the fp16 variant."),
+) -> None:
+    """Download a model into $T2V_HOME/models (on a machine with internet access)."""
+    from t2v.models.loader import pull as pull_model
+    from t2v.settings import get_settings
+
+    with cli_errors():
+        path = pull_model(model, get_settings(), revision=revision, fp16=not fp32)
+        out.print(f"[green]cached[/] {model} at {path}", highlight=False)
+
+
+@models_app.command("make-tiny")
+def make_tiny(
+    directory: Path = typer.Argument(..., help="Folder to create."),
+    family: str = typer.Option("modelscope", "--family", help="Model family to imitate."),
+    seed: int = typer.Option(0, "--seed", help="Seed for the random weights."),
+    fp16_variant: bool = typer.Option(True, "--fp16-variant/--no-fp16-variant", help="Also write *.fp16.safetensors files."),
+) -> None:
+    """Build a tiny random-weight model in the exact diffusers layout, fully offline."""
+    from t2v.errors import InvalidRequest
+    from t2v.models.tiny import make_tiny as build
+
+    with cli_errors():
+        if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+            raise InvalidRequest(f"{directory} exists and is not an empty folder", field="directory")
+        path = build(directory, family=family, seed=seed, fp16_variant=fp16_variant)
+        out.print(f"[green]built[/] tiny {family} model at {path}", highlight=False)

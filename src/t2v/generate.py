@@ -1,0 +1,174 @@
+"""``generate()``: request -> validated, resolved request -> model -> engine -> frames -> files + record."""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Callable
+
+from t2v.engine.base import CheckpointSpec, engine_for
+from t2v.errors import Cancelled, InvalidRequest
+from t2v.request import FORMATS, GenerationRequest, GenerationResult, ProgressEvent
+from t2v.settings import Settings, get_settings
+
+logger = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[ProgressEvent], None]
+_EXT_FORMATS = {"." + f: f for f in FORMATS if f != "png"}
+
+
+def slugify(text: str, max_len: int = 40) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return slug[:max_len].rstrip("-") or "video"
+
+
+def output_stem(output: str | Path | None, prompt: str) -> tuple[Path, str | None]:
+    """Where files go: (path without extension, format implied by the extension or None).
+
+    ``None`` -> ``./outputs/<time>-<slug>``; an existing folder (or a path ending in /) -> a file named
+    that way inside it; ``clip.mp4`` -> ``clip`` + mp4.
+    """
+    name = f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{slugify(prompt)}"
+    if output is None:
+        return Path("outputs") / name, None
+    text = str(output)
+    path = Path(text).expanduser()
+    if text.endswith(("/", "\\")) or path.is_dir():
+        return path / name, None
+    fmt = _EXT_FORMATS.get(path.suffix.lower())
+    return (path.with_suffix(""), fmt) if fmt else (path, None)
+
+
+def resolve(request: GenerationRequest, settings: Settings) -> GenerationRequest:
+    """Fill model, defaults, seed, device and dtype; validate all of it. Loads no weights."""
+    from t2v.models.loader import model_defaults
+
+    model = request.model or settings.default_model
+    _, defaults = model_defaults(model)
+    seed = request.seed if request.seed is not None else secrets.randbelow(2**32)
+    extra = {"model": model, "seed": seed}
+    if request.device == "auto":
+        extra["device"] = settings.device
+    if request.dtype == "auto":
+        extra["dtype"] = settings.dtype
+    resolved = request.with_defaults(defaults, **extra)
+    limits = (("num_frames", settings.max_frames), ("num_inference_steps", settings.max_steps),
+              ("width", settings.max_side), ("height", settings.max_side))
+    for field, limit in limits:
+        if getattr(resolved, field) > limit:
+            raise InvalidRequest(f"{field}: {getattr(resolved, field)} is over this server's limit of {limit}", field=field)
+    if len(resolved.prompt) > settings.max_prompt_chars:
+        raise InvalidRequest(f"prompt: longer than {settings.max_prompt_chars} characters", field="prompt")
+    return resolved
+
+
+def generate(
+    request: GenerationRequest,
+    *,
+    on_progress: ProgressCallback | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+    output: str | Path | None = None,
+    checkpoint: CheckpointSpec | None = None,
+    settings: Settings | None = None,
+) -> GenerationResult:
+    """Generate a video for ``request``; write its files (``request.formats``) and JSON record.
+
+    ``on_progress`` receives :class:`ProgressEvent` s; ``should_cancel`` is polled between denoising
+    steps and raises :class:`t2v.errors.Cancelled` when it returns True. Files go to ``output``
+    (see :func:`output_stem`); with ``formats=()`` nothing is written and the frames are returned.
+    """
+    from t2v.engine.vae import to_uint8
+    from t2v.export import check_writable, frames_sha256, write_outputs, write_sidecar
+    from t2v.models.device import plan_device
+    from t2v.models.loader import load_model, resolve_source
+    from t2v.record import build_record
+
+    settings = settings or get_settings()
+    cancel = should_cancel or (lambda: False)
+    t_start = time.perf_counter()
+    emit = _emitter(on_progress, t_start)
+
+    stem, implied = output_stem(output, request.prompt)
+    if implied and implied not in request.formats:
+        request = request.model_copy(update={"formats": (implied, *request.formats)})
+    request = resolve(request, settings)
+    if request.formats:
+        check_writable(stem.parent)
+
+    emit("load", message=f"loading {request.model}")
+    plan = plan_device(request.device, request.dtype)
+    source = resolve_source(request.model, settings, want_fp16=plan.is_accelerator and plan.dtype != "fp32")
+    if cancel():
+        raise Cancelled("cancelled before loading the model")
+    loaded = load_model(source, plan)
+    # Record what actually ran (after fallbacks), not what was asked.
+    request = request.model_copy(update={"device": plan.device, "dtype": plan.dtype})
+
+    run = engine_for(source.family).run(
+        loaded,
+        request,
+        on_stage=lambda stage: emit(stage),
+        on_step=lambda step, total: emit("denoise", step, total),
+        should_cancel=cancel,
+        checkpoint=checkpoint,
+    )
+    frames = to_uint8(run.frames)
+    timings = {"load_s": loaded.load_s, **run.timings}
+    record = build_record(request, source=source, loaded=loaded, warnings=[*plan.warnings, *run.warnings],
+                          timings=timings, frames_sha256=frames_sha256(frames), resumed_from_step=run.resumed_from_step)
+    for w in run.warnings:
+        logger.warning(w)
+
+    result = GenerationResult(request=request, frames=frames, record=record)
+    if request.formats:
+        if cancel():
+            raise Cancelled("cancelled before export")
+        emit("export", message="encoding " + ", ".join(request.formats))
+        t_enc = time.perf_counter()
+        embedded = dict(record)
+        result.outputs = write_outputs(frames, stem, request.formats, request.fps, metadata=embedded, crf=request.crf)
+        record["timings"]["encode_s"] = round(time.perf_counter() - t_enc, 4)
+        record["outputs"] = [o.to_dict() for o in result.outputs]
+        record["timings"]["total_s"] = round(time.perf_counter() - t_start, 4)
+        try:
+            result.sidecar = write_sidecar(record, stem.with_name(stem.name + ".json"))
+        except BaseException:
+            for o in result.outputs:
+                _remove(o.path)
+            raise
+    else:
+        record["outputs"] = []
+        record["timings"]["total_s"] = round(time.perf_counter() - t_start, 4)
+    emit("done", message="done")
+    return result
+
+
+def _remove(path: Path) -> None:
+    import shutil
+
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _emitter(on_progress: ProgressCallback | None, t_start: float):
+    denoise_start: list[float] = []
+
+    def emit(stage: str, step: int = 0, total: int = 0, message: str = "") -> None:
+        if on_progress is None:
+            return
+        now = time.perf_counter()
+        eta = None
+        if stage == "denoise":
+            if not denoise_start:
+                denoise_start.append(now)
+            if step and total:
+                eta = (now - denoise_start[0]) / step * (total - step)
+        on_progress(ProgressEvent(stage=stage, step=step, total=total, elapsed_s=now - t_start, eta_s=eta, message=message))
+
+    return emit

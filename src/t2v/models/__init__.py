@@ -1,0 +1,1 @@
+"""Model registry, loading, device planning and tiny offline builders."""

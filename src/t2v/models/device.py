@@ -1,0 +1,99 @@
+"""Device and precision choice: what the request asks for, what the machine can honour."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from t2v.errors import InvalidRequest
+
+logger = logging.getLogger(__name__)
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+DTYPES = ("auto", "fp32", "fp16", "bf16")
+_TORCH_DTYPE = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+
+
+@dataclass(frozen=True)
+class DevicePlan:
+    device: str  # torch device string: "cpu", "cuda", "cuda:1", "mps"
+    dtype: str  # fp32 | fp16 | bf16
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def torch_dtype(self):
+        import torch
+
+        return getattr(torch, _TORCH_DTYPE[self.dtype])
+
+    @property
+    def is_accelerator(self) -> bool:
+        return not self.device.startswith("cpu")
+
+
+def check_device_name(device: str) -> str:
+    """Validate the spelling of a device request (``cuda:N`` allowed) without touching torch."""
+    base, _, index = device.partition(":")
+    if base not in DEVICES or (index and (base != "cuda" or not index.isdigit())):
+        raise InvalidRequest(f"unknown device {device!r}; choose auto, cpu, cuda, cuda:N or mps", field="device")
+    return device
+
+
+def check_dtype_name(dtype: str) -> str:
+    aliases = {"float32": "fp32", "float16": "fp16", "half": "fp16", "bfloat16": "bf16"}
+    dtype = aliases.get(dtype, dtype)
+    if dtype not in DTYPES:
+        raise InvalidRequest(f"unknown dtype {dtype!r}; choose one of: {', '.join(DTYPES)}", field="dtype")
+    return dtype
+
+
+def _cuda_ok(device: str) -> bool:
+    import torch
+
+    if not torch.cuda.is_available():
+        return False
+    _, _, index = device.partition(":")
+    return not index or int(index) < torch.cuda.device_count()
+
+
+def _mps_ok() -> bool:
+    import torch
+
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend and backend.is_available())
+
+
+def plan_device(device: str = "auto", dtype: str = "auto") -> DevicePlan:
+    """Pick the device and dtype. ``auto``: CUDA (bf16 where supported, else fp16), then MPS (fp16), then CPU (fp32).
+
+    A request the machine cannot honour falls back with a warning (kept in the plan, recorded in metadata).
+    """
+    import torch
+
+    device, dtype = check_device_name(device), check_dtype_name(dtype)
+    warnings: list[str] = []
+    if device == "auto":
+        device = "cuda" if _cuda_ok("cuda") else "mps" if _mps_ok() else "cpu"
+    elif device.startswith("cuda") and not _cuda_ok(device):
+        warnings.append(f"device {device} is not available; falling back to cpu")
+        device = "cpu"
+    elif device == "mps" and not _mps_ok():
+        warnings.append("device mps is not available; falling back to cpu")
+        device = "cpu"
+
+    if dtype == "auto":
+        if device.startswith("cuda"):
+            dtype = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        elif device == "mps":
+            dtype = "fp16"
+        else:
+            dtype = "fp32"
+    elif device == "cpu" and dtype == "fp16":
+        warnings.append("fp16 is not supported for these models on cpu; using fp32")
+        dtype = "fp32"
+    elif device.startswith("cuda") and dtype == "bf16" and not torch.cuda.is_bf16_supported():
+        warnings.append("bf16 is not supported on this GPU; using fp16")
+        dtype = "fp16"
+    for w in warnings:
+        logger.warning(w)
+    return DevicePlan(device=device, dtype=dtype, warnings=tuple(warnings))

@@ -1,0 +1,274 @@
+"""Find a model (registry id, hub id or local folder) and load its components for a device plan.
+
+Hub ids go through ``huggingface_hub.snapshot_download`` into ``$T2V_HOME/models`` (the cache is
+tried first, without network); folders are used in place. Either way the components are loaded
+from a local folder in the diffusers layout, picking the ``fp16`` weight variant on accelerators
+when the folder has it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from t2v.errors import ModelUnavailable
+from t2v.models.device import DevicePlan
+from t2v.models.registry import canonical_id, folder_info, lookup
+from t2v.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+COMPONENTS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
+_WEIGHT_NAMES = {"unet": "diffusion_pytorch_model", "vae": "diffusion_pytorch_model", "text_encoder": "model"}
+_WEIGHT_EXTS = (".safetensors", ".bin")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a model's files are: ``id`` as recorded, ``path`` a local folder in the diffusers layout."""
+
+    id: str
+    path: Path
+    kind: str  # "hub" or "folder"
+    revision: str | None = None  # hub commit hash
+    family: str = "unknown"
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LoadedModel:
+    source: ModelSource
+    plan: DevicePlan
+    variant: str | None
+    unet: Any
+    vae: Any
+    text_encoder: Any
+    tokenizer: Any
+    scheduler_config: dict[str, Any]
+    content_hash: str
+    load_s: float
+
+
+def _offline(settings: Settings) -> bool:
+    return settings.offline or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+
+
+def _looks_like_path(model: str) -> bool:
+    return model.startswith((".", "/", "~")) or "\\" in model or model.count("/") > 1
+
+
+def model_defaults(model: str) -> tuple[str, dict[str, Any]]:
+    """Family and defaults of a model without loading or downloading anything."""
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return folder_info(path)
+    spec = lookup(model)
+    if spec:
+        return spec.family, dict(spec.defaults)
+    return folder_info(Path("/nonexistent"))
+
+
+def check_folder(path: Path) -> dict[str, Any]:
+    """Check that ``path`` is a diffusers text-to-video folder; return its model_index.json."""
+    index_file = path / "model_index.json"
+    if not index_file.is_file():
+        raise ModelUnavailable(f"{path} is not a diffusers model folder: it has no model_index.json")
+    try:
+        index = json.loads(index_file.read_text())
+    except (OSError, ValueError) as e:
+        raise ModelUnavailable(f"{index_file} is not valid JSON: {e}") from None
+    missing = [c for c in COMPONENTS if c not in index or not (path / c).is_dir()]
+    if missing:
+        raise ModelUnavailable(f"{path} is not a complete text-to-video model: missing {', '.join(missing)}")
+    return index
+
+
+def _fix_hint(model: str) -> str:
+    return (
+        f"pass a local model folder with --model PATH, or run `t2v models pull {model}` on a machine with "
+        "internet access and copy $T2V_HOME/models here; unset HF_HUB_OFFLINE/T2V_OFFLINE if this machine is online"
+    )
+
+
+def resolve_source(model: str, settings: Settings, *, revision: str | None = None, want_fp16: bool = False) -> ModelSource:
+    """Turn a model name into a local folder, downloading from the hub only when allowed."""
+    path = Path(model).expanduser()
+    if path.exists() or _looks_like_path(model):
+        if not path.exists():
+            raise ModelUnavailable(f"model folder {model} does not exist")
+        if not path.is_dir():
+            raise ModelUnavailable(f"{model} is a file, not a model folder")
+        check_folder(path)
+        family, defaults = folder_info(path)
+        return ModelSource(id=str(path.resolve()), path=path.resolve(), kind="folder", family=family, defaults=defaults)
+
+    model_id = canonical_id(model)
+    if not _HUB_ID.match(model_id):
+        raise ModelUnavailable(
+            f"unknown model {model!r}: not a registered model (see `t2v models list`), an existing folder, or a hub id like org/name"
+        )
+    spec = lookup(model_id)
+    revision = revision or (spec.revision if spec else "main")
+    folder = _snapshot(model_id, revision, settings, want_fp16=want_fp16)
+    check_folder(folder)
+    family, defaults = folder_info(folder)
+    if spec:
+        family, defaults = spec.family, dict(spec.defaults)
+    return ModelSource(id=model_id, path=folder, kind="hub", revision=folder.name, family=family, defaults=defaults)
+
+
+def _snapshot(model_id: str, revision: str, settings: Settings, *, want_fp16: bool) -> Path:
+    from huggingface_hub import snapshot_download
+
+    cache = str(settings.cache_dir)
+    try:
+        return Path(snapshot_download(model_id, revision=revision, cache_dir=cache, local_files_only=True))
+    except Exception as e:  # not cached (LocalEntryNotFoundError and friends)
+        if _offline(settings):
+            raise ModelUnavailable(
+                f"model {model_id} is not in the cache ({cache}) and offline mode is on; {_fix_hint(model_id)}"
+            ) from None
+        logger.debug("cache miss for %s: %s", model_id, e)
+    try:
+        return Path(
+            snapshot_download(model_id, revision=revision, cache_dir=cache, allow_patterns=_hub_patterns(model_id, revision, want_fp16))
+        )
+    except Exception as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelUnavailable(
+            f"model {model_id} is not cached and could not be downloaded ({first[:200]}); {_fix_hint(model_id)}"
+        ) from None
+
+
+def _hub_patterns(model_id: str, revision: str, want_fp16: bool) -> list[str]:
+    """Only the files t2v loads: configs, tokenizer, and one weight file per component (fp16 variant if wanted)."""
+    from huggingface_hub import HfApi
+
+    files = set(HfApi().list_repo_files(model_id, revision=revision))
+    patterns = ["model_index.json", "*/*.json", "tokenizer/*", "t2v.json"]
+    for comp, stem in _WEIGHT_NAMES.items():
+        candidates = [f"{comp}/{stem}.fp16{ext}" for ext in _WEIGHT_EXTS] if want_fp16 else []
+        candidates += [f"{comp}/{stem}{ext}" for ext in _WEIGHT_EXTS]
+        chosen = next((c for c in candidates if c in files), None)
+        if chosen is None:  # sharded weights: take the index and its shards
+            chosen = f"{comp}/{stem}*"
+        patterns.append(chosen)
+    return patterns
+
+
+def pick_variant(path: Path, plan: DevicePlan) -> str | None:
+    """``fp16`` when running half precision on an accelerator and every weight component has such files."""
+    if not (plan.is_accelerator and plan.dtype in ("fp16", "bf16")):
+        return None
+    for comp, stem in _WEIGHT_NAMES.items():
+        if not any((path / comp / f"{stem}.fp16{ext}").is_file() for ext in _WEIGHT_EXTS) and not any(
+            (path / comp).glob(f"{stem}.fp16*.index.json")
+        ):
+            return None
+    return "fp16"
+
+
+def content_hash(path: Path, variant: str | None) -> str:
+    """sha256 over the configs and the weight files that get loaded (cached by size and mtime)."""
+    files = sorted(
+        p
+        for p in path.rglob("*")
+        if p.is_file() and not p.name.startswith(".")
+        and (p.suffix in (".json", ".txt") or (p.suffix in _WEIGHT_EXTS and (".fp16" in p.name) == (variant == "fp16")))
+    )
+    h = hashlib.sha256()
+    for p in files:
+        h.update(str(p.relative_to(path)).encode() + b"\0")
+        h.update(_file_sha256(p).encode())
+    return h.hexdigest()
+
+
+_HASHES: dict[tuple[str, int, int], str] = {}
+
+
+def _file_sha256(p: Path) -> str:
+    st = p.stat()
+    key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _HASHES:
+        h = hashlib.sha256()
+        with p.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        _HASHES[key] = h.hexdigest()
+    return _HASHES[key]
+
+
+def _load_components(path: Path, plan: DevicePlan, variant: str | None) -> dict[str, Any]:
+    from diffusers import AutoencoderKL, UNet3DConditionModel
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    dtype = plan.torch_dtype
+    loaders = {
+        "tokenizer": lambda: CLIPTokenizer.from_pretrained(path, subfolder="tokenizer"),
+        "text_encoder": lambda: CLIPTextModel.from_pretrained(path, subfolder="text_encoder", dtype=dtype, variant=variant),
+        "unet": lambda: UNet3DConditionModel.from_pretrained(path, subfolder="unet", dtype=dtype, variant=variant),
+        "vae": lambda: AutoencoderKL.from_pretrained(path, subfolder="vae", dtype=dtype, variant=variant),
+    }
+    out: dict[str, Any] = {}
+    for name, load in loaders.items():
+        try:
+            obj = load()
+        except Exception as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ModelUnavailable(f"could not load {name} from {path / name}: {first[:300]}") from None
+        if name != "tokenizer":
+            obj = obj.to(plan.device).eval().requires_grad_(False)
+        out[name] = obj
+    try:
+        out["scheduler_config"] = json.loads((path / "scheduler" / "scheduler_config.json").read_text())
+    except (OSError, ValueError) as e:
+        raise ModelUnavailable(f"could not read the scheduler config in {path / 'scheduler'}: {e}") from None
+    return out
+
+
+_CACHE: OrderedDict[tuple, LoadedModel] = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+CACHE_SIZE = 1
+
+
+def load_model(source: ModelSource, plan: DevicePlan) -> LoadedModel:
+    """Load (or reuse) the model's components on ``plan.device`` in ``plan.dtype``."""
+    variant = pick_variant(source.path, plan)
+    key = (str(source.path), plan.device, plan.dtype, variant)
+    with _CACHE_LOCK:
+        if key in _CACHE:
+            _CACHE.move_to_end(key)
+            cached = _CACHE[key]
+            return LoadedModel(**{**cached.__dict__, "source": source, "plan": plan, "load_s": 0.0})
+        t0 = time.perf_counter()
+        parts = _load_components(source.path, plan, variant)
+        digest = content_hash(source.path, variant)
+        loaded = LoadedModel(source=source, plan=plan, variant=variant, content_hash=digest, load_s=time.perf_counter() - t0, **parts)
+        _CACHE[key] = loaded
+        while len(_CACHE) > CACHE_SIZE:
+            _CACHE.popitem(last=False)
+        return loaded
+
+
+def clear_cache() -> None:
+    with _CACHE_LOCK:
+        _CACHE.clear()
+
+
+def pull(model: str, settings: Settings, *, revision: str | None = None, fp16: bool = True) -> Path:
+    """Download a hub model into the t2v cache (for `t2v models pull`)."""
+    model_id = canonical_id(model)
+    if not _HUB_ID.match(model_id):
+        raise ModelUnavailable(f"{model!r} is not a hub id like org/name")
+    spec = lookup(model_id)
+    return _snapshot(model_id, revision or (spec.revision if spec else "main"), settings.model_copy(update={"offline": False}), want_fp16=fp16)

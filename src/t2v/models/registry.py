@@ -1,0 +1,111 @@
+"""Known models and their defaults; local folders get theirs from ``t2v.json`` or their family."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+MODELSCOPE_DEFAULTS: dict[str, Any] = {
+    "width": 256,
+    "height": 256,
+    "num_frames": 16,
+    "fps": 8,
+    "guidance_scale": 9.0,
+    "num_inference_steps": 25,
+    "scheduler": "dpm++",
+}
+
+# diffusers pipeline class name (model_index.json "_class_name") -> t2v family.
+PIPELINE_FAMILIES = {"TextToVideoSDPipeline": "modelscope"}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    id: str
+    family: str
+    description: str
+    defaults: dict[str, Any]
+    license: str
+    download_gb: float  # what t2v downloads (fp16 variant where the repo has one)
+    vram_gb: float  # approximate peak GPU memory at the defaults in fp16, no offload
+    has_fp16_variant: bool
+    revision: str = "main"
+    notes: str = ""
+    aliases: tuple[str, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "family": self.family,
+            "description": self.description,
+            "defaults": dict(self.defaults),
+            "license": self.license,
+            "download_gb": self.download_gb,
+            "vram_gb": self.vram_gb,
+            "fp16_variant": self.has_fp16_variant,
+            "revision": self.revision,
+            "notes": self.notes,
+            "aliases": list(self.aliases),
+        }
+
+
+REGISTRY: dict[str, ModelSpec] = {
+    spec.id: spec
+    for spec in (
+        ModelSpec(
+            id="damo-vilab/text-to-video-ms-1.7b",
+            family="modelscope",
+            description="ModelScope text-to-video 1.7B (UNet3D, SD 1.x VAE, OpenCLIP ViT-H text encoder).",
+            defaults=MODELSCOPE_DEFAULTS,
+            license="CC-BY-NC-ND-4.0 (research and non-commercial use only)",
+            download_gb=3.5,
+            vram_gb=8.0,
+            has_fp16_variant=True,
+            aliases=("modelscope", "ms-1.7b"),
+        ),
+        ModelSpec(
+            id="cerspense/zeroscope_v2_576w",
+            family="modelscope",
+            description="Zeroscope v2 576w: ModelScope fine-tuned for 576x320 watermark-free clips.",
+            defaults={**MODELSCOPE_DEFAULTS, "width": 576, "height": 320, "num_frames": 24},
+            license="CC-BY-NC-4.0 (non-commercial use only)",
+            download_gb=3.5,
+            vram_gb=7.9,
+            has_fp16_variant=False,
+            aliases=("zeroscope",),
+        ),
+    )
+}
+
+_ALIASES = {alias: spec.id for spec in REGISTRY.values() for alias in spec.aliases}
+
+
+def canonical_id(model: str) -> str:
+    """Map an alias (``modelscope``) to its hub id; other names pass through."""
+    return _ALIASES.get(model, model)
+
+
+def lookup(model: str) -> ModelSpec | None:
+    return REGISTRY.get(canonical_id(model))
+
+
+def folder_info(path: Path) -> tuple[str, dict[str, Any]]:
+    """Family and defaults of a local model folder: its ``t2v.json`` if any, else its pipeline class's family."""
+    family = None
+    try:
+        index = json.loads((path / "model_index.json").read_text())
+        family = PIPELINE_FAMILIES.get(index.get("_class_name", ""))
+    except (OSError, ValueError):
+        pass
+    defaults = dict(MODELSCOPE_DEFAULTS)
+    meta_file = path / "t2v.json"
+    if meta_file.is_file():
+        try:
+            meta = json.loads(meta_file.read_text())
+            family = meta.get("family", family)
+            defaults.update(meta.get("defaults", {}))
+        except ValueError:
+            pass
+    return family or "unknown", defaults

@@ -1,0 +1,172 @@
+"""The request a user makes, the result they get back, and the progress events in between."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from t2v.errors import InvalidRequest
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from t2v.export import OutputFile
+
+DEFAULT_NEGATIVE_PROMPT = "blurry, low quality, distorted, artifacts, flicker, jitter"
+SCHEDULERS = ("ddim", "dpm++", "euler", "unipc")
+FORMATS = ("mp4", "webm", "gif", "png")
+MAX_FRAMES = 512
+MAX_STEPS = 500
+MIN_SIDE, MAX_SIDE = 16, 2048
+MAX_SEED = 2**63 - 1
+
+# Fields a model's defaults can fill in (None in the request = "use the model's default").
+DEFAULTABLE = ("width", "height", "num_frames", "fps", "guidance_scale", "num_inference_steps", "scheduler")
+
+
+class GenerationRequest(BaseModel):
+    """A validated, frozen description of one generation. ``None`` means "the model's default"."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    prompt: str
+    negative_prompt: str = DEFAULT_NEGATIVE_PROMPT
+    num_frames: int | None = Field(None, ge=1, le=MAX_FRAMES)
+    num_inference_steps: int | None = Field(None, ge=1, le=MAX_STEPS)
+    guidance_scale: float | None = Field(None, ge=0.0, le=50.0)
+    fps: float | None = Field(None, gt=0.0, le=120.0)
+    seed: int | None = Field(None, ge=0, le=MAX_SEED)
+    width: int | None = Field(None, ge=MIN_SIDE, le=MAX_SIDE)
+    height: int | None = Field(None, ge=MIN_SIDE, le=MAX_SIDE)
+    scheduler: str | None = None
+    model: str | None = None
+    formats: tuple[str, ...] = ("mp4",)
+    crf: int | None = Field(None, ge=0, le=51, description="Quality for MP4/WebM: lower is better, bigger.")
+    device: str = "auto"
+    dtype: str = "auto"
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt(cls, v: str) -> str:
+        v = v.strip()
+        if not v:
+            raise ValueError("prompt must not be empty")
+        return v
+
+    @field_validator("width", "height")
+    @classmethod
+    def _multiple_of_8(cls, v: int | None) -> int | None:
+        if v is not None and v % 8:
+            raise ValueError(f"must be a multiple of 8, got {v}")
+        return v
+
+    @field_validator("scheduler")
+    @classmethod
+    def _scheduler(cls, v: str | None) -> str | None:
+        if v is not None:
+            v = v.lower()
+            if v not in SCHEDULERS:
+                raise ValueError(f"unknown scheduler {v!r}; choose one of: {', '.join(SCHEDULERS)}")
+        return v
+
+    @field_validator("formats", mode="before")
+    @classmethod
+    def _formats(cls, v: Any) -> tuple[str, ...]:
+        if isinstance(v, str):
+            v = [v]
+        out: list[str] = []
+        for f in v:
+            f = str(f).lower().lstrip(".")
+            if f not in FORMATS:
+                raise ValueError(f"unknown format {f!r}; choose from: {', '.join(FORMATS)}")
+            if f not in out:
+                out.append(f)
+        return tuple(out)
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        from t2v.models.device import check_device_name
+
+        return check_device_name(v)
+
+    @field_validator("dtype")
+    @classmethod
+    def _dtype(cls, v: str) -> str:
+        from t2v.models.device import check_dtype_name
+
+        return check_dtype_name(v)
+
+    @model_validator(mode="after")
+    def _model_name(self) -> GenerationRequest:
+        if self.model is not None and not self.model.strip():
+            raise ValueError("model must not be empty")
+        return self
+
+    @classmethod
+    def create(cls, **fields: Any) -> GenerationRequest:
+        """Build a request, turning pydantic's errors into one ``InvalidRequest`` naming the field."""
+        try:
+            return cls(**fields)
+        except ValidationError as e:
+            raise invalid_from_validation(e) from None
+
+    def with_defaults(self, defaults: dict[str, Any], **extra: Any) -> GenerationRequest:
+        """A copy with every ``None`` defaultable field filled from ``defaults`` (plus ``extra`` overrides)."""
+        update = {k: defaults[k] for k in DEFAULTABLE if getattr(self, k) is None and k in defaults}
+        update.update(extra)
+        return self.model_validate({**self.model_dump(), **update})
+
+    def reproducible_fields(self) -> dict[str, Any]:
+        """The fields that decide the frames, as recorded in metadata."""
+        return self.model_dump(exclude={"formats", "crf", "device", "dtype"})
+
+
+def invalid_from_validation(e: ValidationError) -> InvalidRequest:
+    err = e.errors()[0]
+    loc = ".".join(str(p) for p in err.get("loc", ())) or "request"
+    msg = err.get("msg", "invalid value").removeprefix("Value error, ")
+    if err.get("type") == "extra_forbidden":
+        msg = "unknown field"
+    return InvalidRequest(f"{loc}: {msg}", field=loc)
+
+
+Stage = Literal["load", "encode_prompt", "denoise", "decode", "export", "done"]
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """One progress report. ``step``/``total`` count denoising steps in the ``denoise`` stage."""
+
+    stage: Stage
+    step: int = 0
+    total: int = 0
+    elapsed_s: float = 0.0
+    eta_s: float | None = None
+    message: str = ""
+
+    @property
+    def fraction(self) -> float:
+        return self.step / self.total if self.total else 0.0
+
+
+@dataclass
+class GenerationResult:
+    """What :func:`t2v.generate` returns: the resolved request, frames, the record and written files."""
+
+    request: GenerationRequest
+    frames: np.ndarray  # (F, H, W, 3) uint8 RGB
+    record: dict[str, Any]
+    outputs: list[OutputFile] = field(default_factory=list)
+    sidecar: Path | None = None
+
+    @property
+    def seed(self) -> int:
+        return int(self.record["seed"])
+
+    @property
+    def warnings(self) -> list[str]:
+        return list(self.record.get("warnings", []))

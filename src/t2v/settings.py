@@ -1,0 +1,53 @@
+"""Settings: one class, read from ``T2V_*`` environment variables, built by a factory.
+
+Nothing here runs at import time; call :func:`get_settings` (or build ``Settings()``)
+where the values are needed, so tests can point ``T2V_HOME`` anywhere.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from platformdirs import user_data_dir
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_home() -> Path:
+    return Path(user_data_dir("t2v", appauthor=False))
+
+
+class Settings(BaseSettings):
+    """Process-wide configuration. Every field can be set as ``T2V_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="T2V_", extra="ignore")
+
+    home: Path = Field(default_factory=_default_home, description="Data dir: model cache, checkpoints, outputs of services.")
+    default_model: str = Field("damo-vilab/text-to-video-ms-1.7b", description="Model used when a request names none.")
+    device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps.")
+    dtype: str = Field("auto", description="auto, fp32, fp16 or bf16.")
+    offline: bool = Field(False, description="Never contact the hub (HF_HUB_OFFLINE=1 also turns this on).")
+    max_frames: int = Field(512, ge=1)
+    max_steps: int = Field(500, ge=1)
+    max_side: int = Field(2048, ge=8, description="Largest width or height in pixels.")
+    max_prompt_chars: int = Field(2000, ge=1)
+    checkpoint_every: int = Field(0, ge=0, description="Save a resumable latent checkpoint every N steps (0: never).")
+
+    @field_validator("home", mode="after")
+    @classmethod
+    def _expand(cls, v: Path) -> Path:
+        return v.expanduser()
+
+    @property
+    def cache_dir(self) -> Path:
+        """Hugging Face hub cache used for model downloads."""
+        return self.home / "models"
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.home / "checkpoints"
+
+
+def get_settings(**overrides) -> Settings:
+    """Build settings from the environment, with explicit overrides on top."""
+    return Settings(**overrides)
