@@ -28,10 +28,12 @@ def quiet_third_party() -> None:
 
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
-    logging.basicConfig(level=logging.WARNING if not os.environ.get("T2V_DEBUG") else logging.DEBUG,
-                        format="%(levelname)s %(name)s: %(message)s")
-    for name in ("diffusers", "transformers", "huggingface_hub", "t2v"):
-        logging.getLogger(name).setLevel(logging.ERROR if name != "t2v" else logging.ERROR)
+    # Warnings t2v records are shown in the summary; T2V_LOG_LEVEL=DEBUG shows every step.
+    level = os.environ.get("T2V_LOG_LEVEL", "ERROR").upper()
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("t2v").setLevel(level if level in logging._nameToLevel else "ERROR")
+    for name in ("diffusers", "transformers", "huggingface_hub"):
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def fail(message: str, code: int) -> typer.Exit:

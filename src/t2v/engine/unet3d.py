@@ -108,6 +108,7 @@ class UNet3DEngine:
             latents = self._step(model, scheduler, latents, timesteps[i], embeds, request.guidance_scale, cfg, step_kwargs)
             if checkpoint and checkpoint.every and (i + 1) % checkpoint.every == 0 and i + 1 < total:
                 ckpt.save(checkpoint.path, fingerprint=fp, step=i + 1, latents=latents, scheduler=scheduler, generator=generator)
+            logger.debug("step %d/%d", i + 1, total)
             on_step(i + 1, total)
         timings["denoise_s"] = time.perf_counter() - t1
 

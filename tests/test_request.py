@@ -1,0 +1,50 @@
+import pytest
+
+from t2v.errors import InvalidRequest
+from t2v.request import DEFAULT_NEGATIVE_PROMPT, GenerationRequest
+
+
+def test_defaults_and_frozen():
+    r = GenerationRequest.create(prompt="  a cat  ")
+    assert r.prompt == "a cat"
+    assert r.negative_prompt == DEFAULT_NEGATIVE_PROMPT
+    assert r.formats == ("mp4",)
+    with pytest.raises(Exception):
+        r.prompt = "x"  # frozen
+
+
+@pytest.mark.parametrize(
+    "fields, field",
+    [
+        ({"prompt": "   "}, "prompt"),
+        ({"prompt": "a", "num_frames": 0}, "num_frames"),
+        ({"prompt": "a", "num_frames": 10000}, "num_frames"),
+        ({"prompt": "a", "width": 63}, "width"),
+        ({"prompt": "a", "height": 100}, "height"),
+        ({"prompt": "a", "num_inference_steps": 0}, "num_inference_steps"),
+        ({"prompt": "a", "guidance_scale": -1}, "guidance_scale"),
+        ({"prompt": "a", "scheduler": "heun"}, "scheduler"),
+        ({"prompt": "a", "formats": ["avi"]}, "formats"),
+        ({"prompt": "a", "fps": 0}, "fps"),
+        ({"prompt": "a", "seed": -5}, "seed"),
+        ({"prompt": "a", "device": "tpu"}, "device"),
+        ({"prompt": "a", "dtype": "int8"}, "dtype"),
+        ({"prompt": "a", "colour": "red"}, "colour"),
+    ],
+)
+def test_bad_fields_name_the_field(fields, field):
+    with pytest.raises(InvalidRequest) as info:
+        GenerationRequest.create(**fields)
+    assert info.value.field == field
+    assert str(info.value).startswith(field)
+
+
+def test_with_defaults_only_fills_missing():
+    r = GenerationRequest.create(prompt="a", width=128)
+    filled = r.with_defaults({"width": 256, "height": 256, "num_frames": 16}, seed=7)
+    assert (filled.width, filled.height, filled.num_frames, filled.seed) == (128, 256, 16, 7)
+
+
+def test_formats_normalised_and_deduplicated():
+    r = GenerationRequest.create(prompt="a", formats=["MP4", ".gif", "mp4"])
+    assert r.formats == ("mp4", "gif")
