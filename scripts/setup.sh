@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Set up t2v in ./.venv: torch 2.13.0 first (a CPU build of exactly that version installs offline here;
+# other versions pull GBs of CUDA packages), then t2v with its dev extras, then a tiny offline model.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY="${PYTHON:-python3}"
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q "torch==${T2V_TORCH_VERSION:-2.13.0}"
+.venv/bin/python -m pip install -q -e ".[dev]"
+if [ ! -f tiny-model/model_index.json ]; then
+  rm -rf tiny-model
+  .venv/bin/t2v models make-tiny tiny-model
+fi
+echo "t2v is set up: .venv/bin/t2v --help"

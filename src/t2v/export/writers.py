@@ -1,0 +1,309 @@
+"""Video/image writers: MP4 (H.264), WebM (VP9), GIF and PNG frame directories.
+
+Every writer is atomic: output is produced under a hidden ``.part`` name in the
+destination directory and renamed into place only when complete, so a failure
+(or Ctrl-C) never leaves a partial file under the final name.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import numbers
+import os
+import secrets
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from t2v.errors import ExportError, OutputNotWritable
+from t2v.export.metadata import PNG_KEY, sha256_file, sha256_files
+
+logger = logging.getLogger(__name__)
+
+FORMATS = ("mp4", "webm", "gif", "png")
+EXTENSIONS = {"mp4": ".mp4", "webm": ".webm", "gif": ".gif", "png": "_frames"}
+
+MP4_CRF = 18
+# At CRF 18 the fast presets decode to about the same PSNR; "veryfast" was only
+# ~3x faster than diffusers' export_to_video (docs/benchmarks.md), so: ultrafast,
+# with the cheap tools it drops turned back on: CABAC + 8x8dct (~30% smaller
+# files, a real High-profile stream instead of Constrained Baseline) and the
+# deblocking filter. (Adaptive quantisation cost ~20% time and +50% size.)
+MP4_PRESET = "ultrafast"
+MP4_X264_PARAMS = "cabac=1:8x8dct=1:deblock=1"
+WEBM_CRF = 32
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    """One written output: a file, or for ``png`` a directory of frames."""
+
+    format: str
+    path: Path
+    bytes: int
+    sha256: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": self.format, "file": self.path.name, "bytes": self.bytes, "sha256": self.sha256}
+
+
+def _remove(path: Path) -> None:
+    """Remove a file or directory tree if present; never raises."""
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+    except OSError as e:  # pragma: no cover - best effort cleanup
+        logger.warning("could not remove %s: %s", path, e)
+
+
+@contextmanager
+def atomic_path(final: Path, *, is_dir: bool = False) -> Iterator[Path]:
+    """Yield a temporary sibling of ``final``; rename it onto ``final`` on success.
+
+    On any exception (KeyboardInterrupt included) the temporary is removed and
+    the exception re-raised; ``final`` is left untouched.
+    """
+    final = Path(final)
+    tmp = final.with_name(f".{final.name}.{secrets.token_hex(4)}.part")
+    try:
+        yield tmp
+        if is_dir and (final.exists() or final.is_symlink()):
+            _remove(final)  # os.replace cannot replace a non-empty directory
+        os.replace(tmp, final)
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
+def check_writable(directory: Path) -> None:
+    """Create ``directory`` if needed and prove a file can be created in it."""
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        reason = e.strerror or str(e)
+        raise OutputNotWritable(f"cannot create output directory {directory}: {reason}", field="output") from e
+    if not directory.is_dir():
+        raise OutputNotWritable(f"output path {directory} is not a directory", field="output")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".t2v-probe-", dir=directory)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        reason = e.strerror or str(e)
+        raise OutputNotWritable(f"output directory {directory} is not writable: {reason}", field="output") from e
+
+
+def _validate(frames: np.ndarray, fmt: str, fps: float, crf: int | None) -> None:
+    if fmt not in FORMATS:
+        raise ExportError(f"unknown output format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    if not isinstance(frames, np.ndarray):
+        raise ExportError(f"frames must be a numpy array, got {type(frames).__name__}")
+    if frames.dtype != np.uint8:
+        raise ExportError(f"frames must be uint8, got {frames.dtype}")
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ExportError(f"frames must have shape (F, H, W, 3), got {frames.shape}")
+    n, h, w = frames.shape[:3]
+    if n == 0:
+        raise ExportError("no frames to write")
+    if h == 0 or w == 0:
+        raise ExportError(f"frames have an empty size {w}x{h}")
+    if fmt in ("mp4", "webm") and (h % 2 or w % 2):
+        raise ExportError(f"{fmt} needs an even width and height (yuv420p), got {w}x{h}")
+    if isinstance(fps, bool) or not isinstance(fps, numbers.Real) or not math.isfinite(fps) or fps <= 0:
+        raise ExportError(f"fps must be a positive number, got {fps!r}")
+    if crf is not None:
+        top = 51 if fmt == "mp4" else 63
+        if isinstance(crf, bool) or not isinstance(crf, numbers.Integral) or not 0 <= crf <= top:
+            raise ExportError(f"crf for {fmt} must be an integer in 0..{top}, got {crf!r}")
+
+
+def _mux_frame(container: Any, stream: Any, array: np.ndarray, index: int) -> None:
+    """Encode one RGB frame and mux the resulting packets."""
+    import av
+
+    frame = av.VideoFrame.from_ndarray(array, format="rgb24")
+    frame.pts = index
+    container.mux(stream.encode(frame))
+
+
+def _encode_av(frames: np.ndarray, tmp: Path, fmt: str, fps: float, comment: str | None, crf: int | None) -> None:
+    import av
+
+    rate = Fraction(fps).limit_denominator(1001)
+    if fmt == "mp4":
+        codec, muxer, container_options = "libx264", "mp4", {"movflags": "+faststart"}
+        options = {"crf": str(MP4_CRF if crf is None else crf), "preset": MP4_PRESET, "profile": "high"}
+        options["x264-params"] = MP4_X264_PARAMS
+    else:  # VP9 constant quality (b=0), tuned for speed
+        codec, muxer, container_options = "libvpx-vp9", "webm", {}
+        options = {"crf": str(WEBM_CRF if crf is None else crf), "b": "0", "deadline": "realtime"}
+        options.update({"cpu-used": "8", "row-mt": "1"})
+    container = av.open(str(tmp), mode="w", format=muxer, container_options=container_options)
+    try:
+        if comment is not None:
+            container.metadata["comment"] = comment
+        stream = container.add_stream(codec, rate=rate, options=options)
+        stream.width = int(frames.shape[2])
+        stream.height = int(frames.shape[1])
+        stream.pix_fmt = "yuv420p"
+        stream.codec_context.time_base = Fraction(rate.denominator, rate.numerator)
+        for i in range(frames.shape[0]):
+            _mux_frame(container, stream, frames[i], i)
+        container.mux(stream.encode(None))
+    except BaseException:
+        try:
+            container.close()
+        except Exception:  # the original error matters, not the cleanup one
+            pass
+        raise
+    container.close()
+
+
+def _encode_gif(frames: np.ndarray, tmp: Path, fps: float, comment: str | None) -> None:
+    from PIL import Image
+
+    images = [
+        Image.fromarray(np.ascontiguousarray(f)).convert("P", palette=Image.Palette.ADAPTIVE, colors=256)
+        for f in frames
+    ]
+    kwargs: dict[str, Any] = {} if comment is None else {"comment": comment.encode("ascii")}
+    # GIF delays are in 1/100 s, so e.g. 8 fps (125 ms) is stored as 120 ms.
+    # Pillow merges identical consecutive frames into one longer frame.
+    duration = max(1, round(1000 / fps))
+    with open(tmp, "wb") as fh:
+        images[0].save(fh, format="GIF", save_all=True, append_images=images[1:], duration=duration, loop=0, **kwargs)
+
+
+def _save_png_frame(array: np.ndarray, path: Path, comment: str | None) -> None:
+    from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
+
+    info = None
+    if comment is not None:
+        info = PngInfo()
+        info.add_text(PNG_KEY, comment)
+    Image.fromarray(np.ascontiguousarray(array)).save(path, format="PNG", pnginfo=info)
+
+
+def _describe(fmt: str, path: Path) -> OutputFile:
+    if path.is_dir():
+        digest, total = sha256_files(sorted(path.glob("frame_*.png")))
+        return OutputFile(fmt, path, total, digest)
+    return OutputFile(fmt, path, path.stat().st_size, sha256_file(path))
+
+
+def write_video(
+    frames: np.ndarray,
+    path: Path,
+    fmt: str,
+    fps: float,
+    *,
+    metadata: dict | None = None,
+    crf: int | None = None,
+) -> OutputFile:
+    """Write ``frames`` (uint8, (F, H, W, 3) RGB) to ``path`` as ``fmt``, atomically."""
+    path = Path(path)
+    _validate(frames, fmt, fps, crf)
+    comment = None if metadata is None else json.dumps(metadata, ensure_ascii=True, sort_keys=True)
+    try:
+        with atomic_path(path, is_dir=(fmt == "png")) as tmp:
+            if fmt in ("mp4", "webm"):
+                _encode_av(frames, tmp, fmt, float(fps), comment, None if crf is None else int(crf))
+            elif fmt == "gif":
+                _encode_gif(frames, tmp, float(fps), comment)
+            else:
+                tmp.mkdir()
+                for i in range(frames.shape[0]):
+                    _save_png_frame(frames[i], tmp / f"frame_{i:05d}.png", comment)
+    except ExportError:
+        raise
+    except Exception as e:
+        raise ExportError(f"writing {path.name} failed: {e}") from e
+    out = _describe(fmt, path)
+    logger.debug("wrote %s (%d bytes, %d frames)", path, out.bytes, frames.shape[0])
+    return out
+
+
+def write_outputs(
+    frames: np.ndarray,
+    stem: Path,
+    formats: Sequence[str],
+    fps: float,
+    *,
+    metadata: dict | None = None,
+    crf: int | None = None,
+    on_file: Callable[[OutputFile], None] | None = None,
+) -> list[OutputFile]:
+    """Write one output per format to ``stem`` + extension; all or nothing."""
+    stem = Path(stem)
+    unique = list(dict.fromkeys(formats))
+    for fmt in unique:
+        if fmt not in FORMATS:
+            raise ExportError(f"unknown output format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    check_writable(stem.parent)
+    written: list[OutputFile] = []
+    try:
+        for fmt in unique:
+            target = stem.with_name(stem.name + EXTENSIONS[fmt])
+            out = write_video(frames, target, fmt, fps, metadata=metadata, crf=crf)
+            written.append(out)
+            if on_file is not None:
+                on_file(out)
+    except BaseException:
+        for out in written:
+            _remove(out.path)
+        raise
+    return written
+
+
+def decode_video(path: Path) -> tuple[np.ndarray, float]:
+    """Decode an mp4/webm/gif into ((F, H, W, 3) uint8 RGB, fps)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ExportError(f"cannot decode {path}: no such file")
+    try:
+        if path.suffix.lower() == ".gif":
+            return _decode_gif(path)
+        return _decode_av(path)
+    except ExportError:
+        raise
+    except Exception as e:
+        raise ExportError(f"decoding {path.name} failed: {e}") from e
+
+
+def _decode_av(path: Path) -> tuple[np.ndarray, float]:
+    import av
+    from av.video.reformatter import VideoReformatter
+
+    reformatter = VideoReformatter()  # one cached swscale context for all frames
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        arrays = [reformatter.reformat(f, format="rgb24").to_ndarray() for f in container.decode(stream)]
+    if not arrays:
+        raise ExportError(f"{path.name} holds no video frames")
+    return np.stack(arrays), float(rate) if rate else 0.0
+
+
+def _decode_gif(path: Path) -> tuple[np.ndarray, float]:
+    from PIL import Image, ImageSequence
+
+    arrays, durations = [], []
+    with Image.open(path) as im:
+        for frame in ImageSequence.Iterator(im):
+            arrays.append(np.asarray(frame.convert("RGB")))
+            durations.append(frame.info.get("duration", 0) or 0)
+    mean = sum(durations) / len(durations) if durations else 0
+    return np.stack(arrays), (1000.0 / mean if mean > 0 else 0.0)
