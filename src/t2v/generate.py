@@ -82,7 +82,7 @@ def generate(
     (see :func:`output_stem`); with ``formats=()`` nothing is written and the frames are returned.
     """
     from t2v.engine.vae import to_uint8
-    from t2v.export import check_writable, frames_sha256, write_outputs, write_sidecar
+    from t2v.export import check_writable, frames_sha256, remove_output, write_outputs, write_sidecar
     from t2v.models.device import plan_device
     from t2v.models.loader import load_model, resolve_source
     from t2v.record import build_record
@@ -138,22 +138,13 @@ def generate(
             result.sidecar = write_sidecar(record, stem.with_name(stem.name + ".json"))
         except BaseException:
             for o in result.outputs:
-                _remove(o.path)
+                remove_output(o.path)
             raise
     else:
         record["outputs"] = []
         record["timings"]["total_s"] = round(time.perf_counter() - t_start, 4)
     emit("done", message="done")
     return result
-
-
-def _remove(path: Path) -> None:
-    import shutil
-
-    if path.is_dir():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)
 
 
 def _emitter(on_progress: ProgressCallback | None, t_start: float):

@@ -15,6 +15,7 @@ from t2v.export.writers import (
     atomic_path,
     check_writable,
     decode_video,
+    remove_output,
     write_outputs,
     write_video,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "decode_video",
     "frames_sha256",
     "read_embedded",
+    "remove_output",
     "sha256_file",
     "write_outputs",
     "write_sidecar",

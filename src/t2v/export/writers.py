@@ -56,7 +56,7 @@ class OutputFile:
         return {"format": self.format, "file": self.path.name, "bytes": self.bytes, "sha256": self.sha256}
 
 
-def _remove(path: Path) -> None:
+def remove_output(path: Path) -> None:
     """Remove a file or directory tree if present; never raises."""
     try:
         if path.is_dir() and not path.is_symlink():
@@ -79,10 +79,10 @@ def atomic_path(final: Path, *, is_dir: bool = False) -> Iterator[Path]:
     try:
         yield tmp
         if is_dir and (final.exists() or final.is_symlink()):
-            _remove(final)  # os.replace cannot replace a non-empty directory
+            remove_output(final)  # os.replace cannot replace a non-empty directory
         os.replace(tmp, final)
     except BaseException:
-        _remove(tmp)
+        remove_output(tmp)
         raise
 
 
@@ -263,7 +263,7 @@ def write_outputs(
                 on_file(out)
     except BaseException:
         for out in written:
-            _remove(out.path)
+            remove_output(out.path)
         raise
     return written
 
