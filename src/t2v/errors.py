@@ -52,3 +52,19 @@ class JobNotFound(T2VError):
     """No job with that id."""
 
     exit_code = 2
+
+
+class Forbidden(T2VError):
+    """The job belongs to another API key."""
+
+    exit_code = 2
+
+
+class QuotaExceeded(T2VError):
+    """Too many queued jobs for this key, or too many requests."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after

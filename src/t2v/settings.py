@@ -31,7 +31,14 @@ class Settings(BaseSettings):
     max_steps: int = Field(500, ge=1)
     max_side: int = Field(2048, ge=8, description="Largest width or height in pixels.")
     max_prompt_chars: int = Field(2000, ge=1)
-    checkpoint_every: int = Field(0, ge=0, description="Save a resumable latent checkpoint every N steps (0: never).")
+    checkpoint_every: int = Field(5, ge=0, description="Service jobs save a resumable latent checkpoint every N steps (0: never).")
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite at $T2V_HOME/t2v.db. postgresql://... for PostgreSQL.")
+    max_body_bytes: int = Field(64 * 1024, ge=1024, description="Largest accepted request body (HTTP 413 above).")
+    heartbeat_s: float = Field(2.0, gt=0, description="How often a worker marks its running job alive.")
+    stale_after_s: float = Field(10.0, gt=0, description="A running job not heard from for this long is requeued.")
+    webhook_retries: int = Field(5, ge=0, description="Webhook retries after the first attempt.")
+    webhook_backoff_s: float = Field(1.0, gt=0, description="First retry delay; doubles each time.")
+    webhook_secret: str | None = Field(None, description="HMAC-SHA256 key for webhook signatures (default: generated and kept in $T2V_HOME).")
 
     @field_validator("home", mode="after")
     @classmethod
@@ -46,6 +53,10 @@ class Settings(BaseSettings):
     @property
     def checkpoint_dir(self) -> Path:
         return self.home / "checkpoints"
+
+    @property
+    def videos_dir(self) -> Path:
+        return self.home / "videos"
 
 
 def get_settings(**overrides) -> Settings:

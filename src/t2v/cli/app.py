@@ -11,6 +11,7 @@ import typer
 from t2v import __version__
 from t2v.cli.common import Interrupt, cli_errors, err, fail, out, quiet_third_party
 from t2v.cli.models import models_app
+from t2v.cli.service import history, jobs_app, keys_app, serve
 
 app = typer.Typer(
     name="t2v",
@@ -20,6 +21,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(models_app, name="models")
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(keys_app, name="keys")
+app.command("serve")(serve)
+app.command("history")(history)
 
 
 def _version(value: bool) -> None:

@@ -127,6 +127,13 @@ def resolve_source(model: str, settings: Settings, *, revision: str | None = Non
     return ModelSource(id=model_id, path=folder, kind="hub", revision=folder.name, family=family, defaults=defaults)
 
 
+def check_available(model: str, settings: Settings) -> None:
+    """Raise ModelUnavailable now if ``model`` could not be loaded later (a folder, or a hub id when offline)."""
+    path = Path(model).expanduser()
+    if path.exists() or _looks_like_path(model) or not _HUB_ID.match(canonical_id(model)) or _offline(settings):
+        resolve_source(model, settings)
+
+
 def _snapshot(model_id: str, revision: str, settings: Settings, *, want_fp16: bool) -> Path:
     from huggingface_hub import snapshot_download
 

@@ -1,0 +1,75 @@
+"""``create_app(settings)``: the FastAPI app over a JobService."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from t2v import __version__
+from t2v.errors import Forbidden, InvalidRequest, JobNotFound, ModelUnavailable, QuotaExceeded
+from t2v.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None, *, service=None, workers: int = 1, start_workers: bool = True) -> FastAPI:
+    """Build the app over ``service`` (a new JobService by default).
+
+    With ``start_workers`` the service's workers start with the app and stop with it.
+    """
+    from t2v.api.deps import BodySizeLimit
+    from t2v.api.ratelimit import RateLimiter
+    from t2v.api.routes import system, videos
+    from t2v.service import JobService
+
+    settings = settings or get_settings()
+    service = service or JobService(settings, workers=workers)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if start_workers:
+            service.start()
+        try:
+            yield
+        finally:
+            if start_workers:
+                service.stop()
+
+    app = FastAPI(
+        title="t2v",
+        version=__version__,
+        description="Text-to-video generation jobs: submit, watch progress, fetch videos and their records.",
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    app.state.limiter = RateLimiter()
+    app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
+    app.include_router(videos.router)
+    app.include_router(system.router)
+
+    def _error(status: int, message: str, field: str | None = None, headers=None):
+        detail = [{"loc": ["body", field], "msg": message, "type": "value_error"}] if field else message
+        return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+
+    @app.exception_handler(InvalidRequest)
+    async def _invalid(request: Request, exc: InvalidRequest):
+        return _error(422, str(exc), exc.field)
+
+    @app.exception_handler(ModelUnavailable)
+    async def _unavailable(request: Request, exc: ModelUnavailable):
+        return _error(422, str(exc), "model")
+
+    @app.exception_handler(JobNotFound)
+    async def _not_found(request: Request, exc: JobNotFound):
+        return _error(404, str(exc))
+
+    @app.exception_handler(Forbidden)
+    async def _forbidden(request: Request, exc: Forbidden):
+        return _error(403, str(exc))
+
+    @app.exception_handler(QuotaExceeded)
+    async def _quota(request: Request, exc: QuotaExceeded):
+        headers = {"Retry-After": str(int(exc.retry_after or 1))}
+        return _error(429, str(exc), headers=headers)
+
+    return app

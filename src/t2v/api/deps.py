@@ -1,0 +1,79 @@
+"""FastAPI dependencies: the service, the caller's API key, rate limits, body size."""
+
+from __future__ import annotations
+
+import math
+
+from fastapi import Depends, HTTPException, Request
+
+from t2v.service.keys import authenticate, parse_rate
+
+
+def get_service(request: Request):
+    return request.app.state.service
+
+
+def auth_enabled(service) -> bool:
+    return bool(service.repo.list_keys())
+
+
+def current_key(request: Request, service=Depends(get_service)):
+    """None when the server runs without keys; else the caller's key (401 if missing or wrong)."""
+    if not auth_enabled(service):
+        return None
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    key = authenticate(service.repo, token) if scheme.lower() == "bearer" else None
+    if key is None:
+        raise HTTPException(401, "missing or invalid API key: send Authorization: Bearer <key>",
+                            headers={"WWW-Authenticate": "Bearer"})
+    return key
+
+
+def rate_limited(request: Request, key=Depends(current_key)):
+    """Apply the key's rate limit (429 + Retry-After)."""
+    if key is not None and key.rate_limit:
+        count, per_s = parse_rate(key.rate_limit)
+        wait = request.app.state.limiter.hit(key.id, count, per_s)
+        if wait is not None:
+            raise HTTPException(429, f"rate limit {key.rate_limit} exceeded", headers={"Retry-After": str(math.ceil(wait))})
+    return key
+
+
+class BodySizeLimit:
+    """ASGI middleware: 413 for request bodies over ``limit`` bytes (declared or streamed)."""
+
+    def __init__(self, app, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            return await self._reject(send)
+        seen = 0
+
+        async def limited_receive():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge()
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except _TooLarge:
+            await self._reject(send)
+
+    async def _reject(self, send):
+        body = b'{"detail":"request body too large"}'
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
+class _TooLarge(Exception):
+    pass

@@ -1,0 +1,114 @@
+"""/v1/videos: submit, read, list, stream events, fetch content and metadata, cancel."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+
+from t2v.api.deps import current_key, get_service, rate_limited
+from t2v.api.schemas import VideoCreate, job_to_dict
+from t2v.service.service import FINISHED
+
+router = APIRouter(prefix="/v1/videos", tags=["videos"])
+
+MEDIA_TYPES = {"mp4": "video/mp4", "webm": "video/webm", "gif": "image/gif"}
+EVENT_POLL_S = 0.25
+
+
+def _base(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+@router.post("", status_code=202, summary="Queue a generation job")
+async def create_video(body: VideoCreate, request: Request, service=Depends(get_service), key=Depends(rate_limited)):
+    job, created = await run_in_threadpool(
+        service.submit, body.generation_fields(), api_key=key, idempotency_key=body.idempotency_key,
+        priority=body.priority, callback_url=body.callback_url,
+    )
+    data = await run_in_threadpool(job_to_dict, service, job, base_url=_base(request))
+    return JSONResponse(data, status_code=202 if created else 200, headers={"Location": data["links"]["self"]})
+
+
+@router.get("", summary="List jobs, newest first")
+async def list_videos(
+    request: Request,
+    status: str | None = Query(None, description="queued, running, succeeded, failed or cancelled"),
+    limit: int = Query(20, ge=1, le=200),
+    cursor: str | None = Query(None, description="next_cursor from the previous page"),
+    q: str | None = Query(None, description="Substring of the prompt"),
+    service=Depends(get_service),
+    key=Depends(rate_limited),
+):
+    jobs = await run_in_threadpool(service.list, status=status, limit=limit, cursor=cursor, api_key=key, query=q)
+    items = [job_to_dict(service, j, base_url=_base(request)) for j in jobs]
+    return {"items": items, "next_cursor": jobs[-1].id if len(jobs) == limit else None}
+
+
+@router.get("/{job_id}", summary="A job: status, progress, request, result, error")
+async def get_video(job_id: str, request: Request, service=Depends(get_service), key=Depends(rate_limited)):
+    job = await run_in_threadpool(service.get, job_id, api_key=key)
+    return job_to_dict(service, job, base_url=_base(request))
+
+
+@router.get("/{job_id}/content", summary="The video file (supports HTTP Range)")
+async def get_content(job_id: str, format: Literal["mp4", "webm", "gif"] = "mp4", service=Depends(get_service),
+                      key=Depends(current_key)):
+    job = await run_in_threadpool(service.get, job_id, api_key=key)
+    if job.status != "succeeded":
+        raise HTTPException(409, f"job {job_id} is {job.status}; content exists once it has succeeded")
+    path = service.file_path(job, format)
+    if path is None:
+        raise HTTPException(404, f"job {job_id} has no {format} file (formats: "
+                                 f"{', '.join(f['format'] for f in job.files or []) or 'none, purged'})")
+    return FileResponse(path, media_type=MEDIA_TYPES[format], filename=path.name)
+
+
+@router.get("/{job_id}/metadata", summary="The job's reproducibility record")
+async def get_metadata(job_id: str, service=Depends(get_service), key=Depends(current_key)):
+    job = await run_in_threadpool(service.get, job_id, api_key=key)
+    if job.result is None:
+        raise HTTPException(409, f"job {job_id} is {job.status}; its record exists once it has succeeded")
+    return job.result
+
+
+@router.get("/{job_id}/events", summary="Server-Sent Events: progress, then the final state")
+async def job_events(job_id: str, request: Request, service=Depends(get_service), key=Depends(current_key)):
+    await run_in_threadpool(service.get, job_id, api_key=key)  # 404/403 before the stream starts
+    base = _base(request)
+
+    async def stream():
+        last = None
+        while True:
+            job = await run_in_threadpool(service.repo.get_job, job_id)
+            if job is None:
+                yield _sse("error", {"detail": "job deleted"})
+                return
+            data = await run_in_threadpool(job_to_dict, service, job, base_url=base)
+            snapshot = (data["status"], data["progress"]["stage"], data["progress"]["step"], data["queue_position"])
+            if snapshot != last:
+                last = snapshot
+                yield _sse("progress" if job.status not in FINISHED else job.status, data)
+            if job.status in FINISHED:
+                return
+            if await request.is_disconnected():
+                return
+            await asyncio.sleep(EVENT_POLL_S)
+
+    return StreamingResponse(stream(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+def _sse(event: str, data: dict) -> str:
+    return f"event: {event}\ndata: {json.dumps(data)}\n\n"
+
+
+@router.delete("/{job_id}", summary="Cancel a queued or running job (?purge=true also removes its files)")
+async def cancel_video(job_id: str, request: Request, purge: bool = False, service=Depends(get_service),
+                       key=Depends(rate_limited)):
+    job = await run_in_threadpool(service.cancel, job_id, purge=purge, api_key=key)
+    return job_to_dict(service, job, base_url=_base(request))

@@ -1,0 +1,75 @@
+"""Request bodies and the JSON shape of a job, shared by the API, webhooks and the CLI."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from t2v.request import DEFAULT_NEGATIVE_PROMPT, FORMATS
+
+
+class VideoCreate(BaseModel):
+    """Body of ``POST /v1/videos``: the generation fields plus queueing options."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {
+        "prompt": "a panda surfing on a big ocean wave at sunset", "num_frames": 16, "seed": 42, "formats": ["mp4"]}})
+
+    prompt: str = Field(..., min_length=1)
+    negative_prompt: str = DEFAULT_NEGATIVE_PROMPT
+    num_frames: int | None = Field(None, ge=1)
+    num_inference_steps: int | None = Field(None, ge=1)
+    guidance_scale: float | None = Field(None, ge=0, le=50)
+    fps: float | None = Field(None, gt=0, le=120)
+    seed: int | None = Field(None, ge=0, le=2**63 - 1)
+    width: int | None = Field(None, ge=16)
+    height: int | None = Field(None, ge=16)
+    scheduler: str | None = None
+    model: str | None = None
+    formats: list[str] = Field(default_factory=lambda: ["mp4"], description=f"Any of {', '.join(FORMATS)}.")
+    crf: int | None = Field(None, ge=0, le=51)
+    idempotency_key: str | None = Field(None, max_length=200)
+    priority: int = Field(0, ge=-100, le=100)
+    callback_url: str | None = Field(None, pattern=r"^https?://", max_length=2000)
+
+    def generation_fields(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"idempotency_key", "priority", "callback_url"}, exclude_none=True)
+
+
+def _iso(dt) -> str | None:
+    return dt.isoformat() if dt else None
+
+
+def job_to_dict(service, job, *, base_url: str = "") -> dict[str, Any]:
+    """The public JSON of a job."""
+    position = service.queue_position(job.id) if job.status == "queued" else None
+    if job.status == "queued" and position is None:  # claimed meanwhile: show the fresher state
+        job = service.repo.get_job(job.id) or job
+    fraction = job.step / job.total if job.total else (1.0 if job.status == "succeeded" else 0.0)
+    files = [
+        {"format": f["format"], "file": f.get("file"), "bytes": f.get("bytes"), "sha256": f.get("sha256"),
+         "url": f"{base_url}/v1/videos/{job.id}/content?format={f['format']}" if f["format"] != "json" else
+         f"{base_url}/v1/videos/{job.id}/metadata"}
+        for f in (job.files or [])
+    ]
+    out = {
+        "id": job.id,
+        "status": job.status,
+        "priority": job.priority,
+        "queue_position": position if job.status == "queued" else None,
+        "progress": {"stage": job.stage, "step": job.step, "total": job.total, "fraction": round(fraction, 4),
+                     "eta_s": job.eta_s},
+        "request": job.request,
+        "result": {"files": files, "metadata": job.result} if job.status == "succeeded" else None,
+        "error": job.error,
+        "attempts": job.attempts,
+        "cancel_requested": job.cancel_requested,
+        "created_at": _iso(job.created_at),
+        "started_at": _iso(job.started_at),
+        "finished_at": _iso(job.finished_at),
+        "webhook": {"status": job.webhook_status, "attempts": job.webhook_attempts, "error": job.webhook_error}
+        if job.callback_url else None,
+        "links": {"self": f"{base_url}/v1/videos/{job.id}", "events": f"{base_url}/v1/videos/{job.id}/events",
+                  "content": f"{base_url}/v1/videos/{job.id}/content", "metadata": f"{base_url}/v1/videos/{job.id}/metadata"},
+    }
+    return out

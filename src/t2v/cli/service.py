@@ -1,0 +1,174 @@
+"""``t2v serve``, ``t2v jobs``, ``t2v history`` and ``t2v keys``: front ends over the job service."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from t2v.cli.common import cli_errors, err, out
+
+jobs_app = typer.Typer(help="Jobs in the service's database: list, show, cancel, watch.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys for `t2v serve`: create, list, revoke.", no_args_is_help=True)
+
+
+def _service():
+    from t2v.service import JobService
+
+    return JobService()
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind.", envvar="T2V_HOST"),
+    port: int = typer.Option(8000, "--port", help="TCP port.", envvar="T2V_PORT"),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Default model for jobs that name none."),
+    workers: int = typer.Option(1, "--workers", min=1, max=16, help="Jobs run at once (one per GPU)."),
+) -> None:
+    """Start the REST API (FastAPI under uvicorn) with its job workers."""
+    import uvicorn
+
+    from t2v.api import create_app
+    from t2v.errors import InvalidRequest
+    from t2v.settings import get_settings
+
+    with cli_errors():
+        from t2v.service import JobService
+
+        settings = get_settings(**({"default_model": model} if model else {}))
+        service = JobService(settings, workers=workers)
+        if not _is_loopback(host) and not service.repo.list_keys():
+            raise InvalidRequest(
+                f"refusing to bind {host} without API keys: anyone on the network could run jobs. "
+                "Create one with `t2v keys create --name NAME`, or bind 127.0.0.1", field="host")
+        app = create_app(settings, service=service)
+
+        err.print(f"t2v serving on http://{host}:{port} (docs at /docs), data in {settings.home}", highlight=False)
+        uvicorn.run(app, host=host, port=port, log_level=os.environ.get("T2V_UVICORN_LOG", "warning"))
+
+
+def _job_row(job) -> list[str]:
+    req = job.request or {}
+    prog = f"{job.step}/{job.total}" if job.total else "-"
+    return [job.id, job.status, prog, str(req.get("seed", "")), (req.get("prompt") or "")[:50],
+            job.created_at.strftime("%Y-%m-%d %H:%M:%S") if job.created_at else ""]
+
+
+def _print_jobs(jobs, title: str) -> None:
+    table = Table(title=title)
+    for col in ("id", "status", "steps", "seed", "prompt", "created (UTC)"):
+        table.add_column(col)
+    for j in jobs:
+        table.add_row(*_job_row(j))
+    out.print(table)
+
+
+@jobs_app.command("list")
+def jobs_list(
+    status: Optional[str] = typer.Option(None, "--status", help="queued, running, succeeded, failed, cancelled"),
+    limit: int = typer.Option(20, "--limit"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Jobs, newest first."""
+    from t2v.api.schemas import job_to_dict
+
+    with cli_errors():
+        svc = _service()
+        jobs = svc.list(status=status, limit=limit)
+        if as_json:
+            out.print_json(json.dumps([job_to_dict(svc, j) for j in jobs]))
+        else:
+            _print_jobs(jobs, "jobs")
+
+
+@jobs_app.command("show")
+def jobs_show(job_id: str) -> None:
+    """One job as JSON."""
+    from t2v.api.schemas import job_to_dict
+
+    with cli_errors():
+        svc = _service()
+        out.print_json(json.dumps(job_to_dict(svc, svc.get(job_id))))
+
+
+@jobs_app.command("cancel")
+def jobs_cancel(job_id: str, purge: bool = typer.Option(False, "--purge", help="Also remove its files.")) -> None:
+    """Cancel a queued or running job (a running one stops between denoising steps)."""
+    with cli_errors():
+        job = _service().cancel(job_id, purge=purge)
+        state = "cancellation requested" if job.status == "running" else job.status
+        out.print(f"{job.id}: {state}", highlight=False)
+
+
+@jobs_app.command("watch")
+def jobs_watch(
+    job_id: str,
+    url: str = typer.Option("http://127.0.0.1:8000", "--url", help="The t2v server.", envvar="T2V_URL"),
+    key: Optional[str] = typer.Option(None, "--key", help="API key.", envvar="T2V_API_KEY"),
+) -> None:
+    """Follow a job's progress from the server's event stream until it ends."""
+    from t2v.cli.watch import watch
+
+    with cli_errors():
+        final = watch(url, job_id, key)
+        raise typer.Exit(0 if final == "succeeded" else 1)
+
+
+def history(
+    query: Optional[str] = typer.Argument(None, help="Only prompts containing this text."),
+    limit: int = typer.Option(20, "--limit"),
+) -> None:
+    """Past generations (succeeded jobs), newest first."""
+    with cli_errors():
+        _print_jobs(_service().list(status="succeeded", limit=limit, query=query), "history")
+
+
+@keys_app.command("create")
+def keys_create(
+    name: str = typer.Option(..., "--name", help="Who or what the key is for."),
+    rate: Optional[str] = typer.Option(None, "--rate", help="Request rate limit, e.g. 30/minute."),
+    max_queued: Optional[int] = typer.Option(None, "--max-queued", help="Most jobs this key may have queued."),
+) -> None:
+    """Create a key. It is shown once; only its hash is stored."""
+    from t2v.service.keys import create_key
+
+    with cli_errors():
+        row, plaintext = create_key(_service().repo, name, rate=rate, max_queued=max_queued)
+        err.print(f"created key {row.id} ({row.name}); store it now, it is not shown again:", highlight=False)
+        out.print(plaintext, highlight=False)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """Keys with their limits (never the secret)."""
+    with cli_errors():
+        table = Table(title="API keys")
+        for col in ("id", "name", "prefix", "rate", "max queued", "created", "revoked"):
+            table.add_column(col)
+        for k in _service().repo.list_keys():
+            table.add_row(k.id, k.name, k.prefix + "…", k.rate_limit or "-", str(k.max_queued or "-"),
+                          k.created_at.strftime("%Y-%m-%d"), k.revoked_at.strftime("%Y-%m-%d") if k.revoked_at else "")
+        out.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str) -> None:
+    """Revoke a key: requests with it get 401 from now on."""
+    from t2v.errors import InvalidRequest
+
+    with cli_errors():
+        if not _service().repo.revoke_key(key_id):
+            raise InvalidRequest(f"no active key with id {key_id}", field="key_id")
+        out.print(f"revoked {key_id}", highlight=False)

@@ -1,0 +1,145 @@
+"""A worker: claims queued jobs from the database and runs them through ``generate()``.
+
+Progress goes to the job row at most a few times per second; a heartbeat thread keeps the row
+alive while the model loads; latent checkpoints let a job killed mid-run resume on the next start.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+from t2v.engine.base import CheckpointSpec
+from t2v.errors import Cancelled, T2VError
+
+if TYPE_CHECKING:
+    from t2v.service.service import JobService
+
+logger = logging.getLogger(__name__)
+
+PROGRESS_INTERVAL_S = 0.25
+CANCEL_POLL_S = 0.5
+
+
+class Worker(threading.Thread):
+    def __init__(self, service: JobService, index: int) -> None:
+        super().__init__(name=f"t2v-worker-{index}", daemon=True)
+        self.service = service
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{index}:{time.monotonic_ns() % 10**6}"
+        self.current: str | None = None
+        self.alive_at = time.time()
+
+    def run(self) -> None:
+        svc = self.service
+        while not svc.stopping.is_set():
+            self.alive_at = time.time()
+            try:
+                job = svc.repo.claim_next(self.worker_id)
+            except Exception:  # database hiccup: wait and retry, never die
+                logger.exception("claiming a job failed")
+                job = None
+            if job is None:
+                svc.wakeup.wait(1.0)
+                svc.wakeup.clear()
+                continue
+            self.current = job.id
+            try:
+                self._run_job(job)
+            finally:
+                self.current = None
+
+    def _run_job(self, job) -> None:
+        from t2v.generate import generate
+        from t2v.request import GenerationRequest
+
+        svc, repo = self.service, self.service.repo
+        ckpt_path = svc.settings.checkpoint_dir / f"{job.id}.ckpt"
+        out_dir = svc.settings.videos_dir / job.id
+        stop_beat = threading.Event()
+        beat = threading.Thread(target=self._heartbeat, args=(job.id, stop_beat), daemon=True)
+        beat.start()
+        t0 = time.perf_counter()
+        try:
+            request = GenerationRequest.create(**job.request)
+            result = generate(
+                request,
+                on_progress=self._progress_writer(job.id),
+                should_cancel=self._cancel_checker(job.id),
+                output=out_dir / "video",
+                checkpoint=CheckpointSpec(path=ckpt_path, every=svc.settings.checkpoint_every),
+                settings=svc.settings,
+            )
+        except Cancelled:
+            if svc.stopping.is_set() and not repo.is_cancel_requested(job.id):
+                repo.requeue_worker(self.worker_id)  # shutting down: resume from the checkpoint next start
+                logger.info("job %s handed back to the queue at shutdown", job.id)
+                return
+            repo.mark_cancelled(job.id, self.worker_id)
+            ckpt_path.unlink(missing_ok=True)
+            if job.id in svc.purge_requested:
+                svc.purge_files(job.id)
+            return
+        except T2VError as e:
+            self._fail(job.id, str(e), ckpt_path)
+            return
+        except Exception as e:  # a bug or a device error: the job fails, the worker lives on
+            logger.exception("job %s failed", job.id)
+            self._fail(job.id, f"{type(e).__name__}: {e}", ckpt_path)
+            return
+        finally:
+            stop_beat.set()
+        files = [{**o.to_dict(), "path": str(o.path.relative_to(svc.settings.videos_dir))} for o in result.outputs]
+        if result.sidecar:
+            files.append({"format": "json", "file": result.sidecar.name, "path": str(result.sidecar.relative_to(svc.settings.videos_dir))})
+        if repo.finish_job(job.id, self.worker_id, result=result.record, files=files):
+            svc.metrics.observe_job(time.perf_counter() - t0, result.record)
+            svc.after_finish(job.id)
+        ckpt_path.unlink(missing_ok=True)
+
+    def _fail(self, job_id: str, error: str, ckpt_path: Path) -> None:
+        if self.service.repo.fail_job(job_id, self.worker_id, error):
+            self.service.after_finish(job_id)
+        ckpt_path.unlink(missing_ok=True)
+
+    def _heartbeat(self, job_id: str, stop: threading.Event) -> None:
+        while not stop.wait(self.service.settings.heartbeat_s):
+            try:
+                self.service.repo.heartbeat(job_id, self.worker_id)
+            except Exception:
+                logger.warning("heartbeat for %s failed", job_id, exc_info=True)
+
+    def _progress_writer(self, job_id: str):
+        last = {"t": 0.0, "stage": None, "step": 0, "total": 0}
+        repo = self.service.repo
+
+        def on_progress(event) -> None:
+            now = time.monotonic()
+            if event.stage == "denoise" and event.total:
+                last.update(step=event.step, total=event.total)  # later stages keep showing the step count
+            final_step = event.stage == "denoise" and event.total and event.step == event.total
+            if event.stage == last["stage"] and not final_step and now - last["t"] < PROGRESS_INTERVAL_S:
+                return
+            last.update(t=now, stage=event.stage)
+            repo.update_progress(job_id, self.worker_id, stage=event.stage, step=last["step"], total=last["total"],
+                                 eta_s=event.eta_s if event.stage == "denoise" else None)
+
+        return on_progress
+
+    def _cancel_checker(self, job_id: str) -> Callable[[], bool]:
+        svc = self.service
+        last = {"t": 0.0, "value": False}
+
+        def should_cancel() -> bool:
+            if svc.stopping.is_set() or job_id in svc.cancel_requested:
+                return True
+            now = time.monotonic()
+            if now - last["t"] >= CANCEL_POLL_S:  # another process (t2v jobs cancel) may have asked
+                last.update(t=now, value=svc.repo.is_cancel_requested(job_id))
+            return last["value"]
+
+        return should_cancel

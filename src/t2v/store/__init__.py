@@ -1,0 +1,27 @@
+"""Storage: the database (SQLite or PostgreSQL), its migrations, and the repository.
+
+All SQL lives in :mod:`t2v.store.repository` (and :mod:`t2v.store.keys`).
+"""
+
+from .db import default_database_url, head_revision, normalize_url, open_database, upgrade
+from .ids import id_time, new_id
+from .keys import ApiKeyRow, KeyRepository
+from .repository import JobRow, Repository
+from .tables import FINISHED_STATUSES, JOB_STATUSES, WEBHOOK_STATUSES
+
+__all__ = [
+    "ApiKeyRow",
+    "FINISHED_STATUSES",
+    "JOB_STATUSES",
+    "JobRow",
+    "KeyRepository",
+    "Repository",
+    "WEBHOOK_STATUSES",
+    "default_database_url",
+    "head_revision",
+    "id_time",
+    "new_id",
+    "normalize_url",
+    "open_database",
+    "upgrade",
+]

@@ -1,0 +1,124 @@
+"""Opening the database: engine set-up for SQLite and PostgreSQL, and migrations on open."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.pool import StaticPool
+
+__all__ = ["MIGRATIONS_DIR", "default_database_url", "head_revision", "normalize_url", "open_database", "upgrade"]
+
+logger = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+#: Execution option read by the SQLite "begin" hook: "IMMEDIATE" takes the write lock at BEGIN.
+SQLITE_BEGIN = "t2v_sqlite_begin"
+
+# Any constant: serialises concurrent migrations on one PostgreSQL database.
+_PG_MIGRATION_LOCK = 0x7432765F6D6967  # "t2v_mig"
+
+
+def default_database_url(settings: Any) -> str:
+    """``settings.database_url`` when set, else a SQLite file in the data dir."""
+    url = getattr(settings, "database_url", None)
+    if url:
+        return str(url)
+    return f"sqlite:///{Path(settings.home) / 't2v.db'}"
+
+
+def normalize_url(url: str | URL) -> URL:
+    """Parse ``url``; ``postgres://`` and ``postgresql://`` use the psycopg (3) driver."""
+    u = make_url(url) if isinstance(url, str) else url
+    if u.drivername in ("postgres", "postgresql"):
+        u = u.set(drivername="postgresql+psycopg")
+    return u
+
+
+def _is_memory(database: str | None) -> bool:
+    return not database or database == ":memory:" or "mode=memory" in database
+
+
+def _setup_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record) -> None:
+        # Let SQLAlchemy emit BEGIN itself (see _on_begin): the sqlite3 module's legacy
+        # transaction control would run DDL and SELECTs outside of any transaction.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        try:
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+        finally:
+            cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn) -> None:
+        mode = conn.get_execution_options().get(SQLITE_BEGIN, "DEFERRED")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def open_database(url: str | URL, *, migrate: bool = True, **engine_kw: Any) -> Engine:
+    """Create an engine for ``url`` and bring its schema to the newest revision.
+
+    SQLite: the parent folder is created, and every connection runs in WAL mode with a
+    30 s busy timeout and foreign keys on. PostgreSQL: ``pool_pre_ping``.
+    """
+    u = normalize_url(url)
+    kw: dict[str, Any] = {}
+    if u.get_backend_name() == "sqlite":
+        kw["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        if _is_memory(u.database):
+            kw["poolclass"] = StaticPool
+        elif not u.database.startswith("file:"):
+            Path(u.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    else:
+        kw["pool_pre_ping"] = True
+    kw.update(engine_kw)
+    engine = create_engine(u, **kw)
+    if engine.dialect.name == "sqlite":
+        _setup_sqlite(engine)
+    if migrate:
+        try:
+            upgrade(engine)
+        except BaseException:
+            engine.dispose()
+            raise
+    return engine
+
+
+def _alembic_config():
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
+    return cfg
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Run the Alembic migrations up to ``revision`` in one transaction."""
+    from alembic import command
+
+    cfg = _alembic_config()
+    with engine.connect() as conn:
+        conn = conn.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"})
+        with conn.begin():
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)
+    logger.debug("database at %s is at revision %s", engine.url.render_as_string(hide_password=True), revision)
+
+
+def head_revision() -> str:
+    """The newest migration revision shipped with this package."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    assert head is not None
+    return head

@@ -1,0 +1,123 @@
+"""API-key storage, and the helpers every repository class shares (transactions, row types)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from .db import SQLITE_BEGIN
+from .ids import new_id
+from .tables import ApiKey
+
+__all__ = ["ApiKeyRow", "KeyRepository", "utcnow"]
+
+api_keys = ApiKey.__table__
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class ApiKeyRow:
+    """One row of ``api_keys``; the plaintext key is never stored, only its sha256."""
+
+    id: str
+    name: str
+    prefix: str
+    key_hash: str
+    rate_limit: str | None
+    max_queued: int | None
+    created_at: datetime
+    revoked_at: datetime | None
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
+
+
+class _RepositoryBase:
+    """One shared Engine; every method runs one short transaction of its own."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.dialect = engine.dialect.name
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """A write transaction; on SQLite it takes the database write lock at BEGIN
+        (BEGIN IMMEDIATE), so read-then-write sequences cannot interleave across
+        threads or processes."""
+        with self.engine.connect() as conn:
+            if self.dialect == "sqlite":
+                conn.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"})
+            with conn.begin():
+                yield conn
+
+
+class KeyRepository(_RepositoryBase):
+    def create_key(
+        self,
+        name: str,
+        key_hash: str,
+        prefix: str,
+        *,
+        rate_limit: str | None = None,
+        max_queued: int | None = None,
+    ) -> ApiKeyRow:
+        """Store a new key; ``ValueError`` when a key with the same hash exists."""
+        values = dict(
+            id=new_id(),
+            name=name,
+            prefix=prefix,
+            key_hash=key_hash,
+            rate_limit=rate_limit,
+            max_queued=max_queued,
+            created_at=utcnow(),
+            revoked_at=None,
+        )
+        try:
+            with self._write() as conn:
+                conn.execute(insert(api_keys).values(**values))
+        except IntegrityError as exc:
+            raise ValueError("an API key with this hash already exists") from exc
+        return ApiKeyRow(**values)
+
+    def list_keys(self) -> list[ApiKeyRow]:
+        """All keys, revoked ones included, oldest first."""
+        with self._read() as conn:
+            rows = conn.execute(select(api_keys).order_by(api_keys.c.id)).all()
+        return [ApiKeyRow(**r._mapping) for r in rows]
+
+    def get_key(self, key_id: str) -> ApiKeyRow | None:
+        with self._read() as conn:
+            row = conn.execute(select(api_keys).where(api_keys.c.id == key_id)).first()
+        return ApiKeyRow(**row._mapping) if row else None
+
+    def get_key_by_hash(self, key_hash: str) -> ApiKeyRow | None:
+        """The active (not revoked) key with this sha256, if any."""
+        with self._read() as conn:
+            row = conn.execute(
+                select(api_keys).where(api_keys.c.key_hash == key_hash, api_keys.c.revoked_at.is_(None))
+            ).first()
+        return ApiKeyRow(**row._mapping) if row else None
+
+    def revoke_key(self, key_id: str) -> bool:
+        """Revoke a key; False when there is no such key or it was revoked already."""
+        with self._write() as conn:
+            res = conn.execute(
+                update(api_keys)
+                .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+                .values(revoked_at=utcnow())
+            )
+        return res.rowcount > 0

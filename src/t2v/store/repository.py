@@ -1,0 +1,384 @@
+"""All SQL of t2v: jobs (queue, progress, results, webhooks) and, via KeyRepository, API keys.
+
+Methods return frozen dataclasses, never ORM objects; each runs one short transaction,
+so one :class:`Repository` (one Engine) can be shared by all threads of a process, and
+several processes can work on the same database (SQLite file or PostgreSQL).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, and_, delete, func, insert, literal, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from .ids import new_id
+from .keys import ApiKeyRow, KeyRepository, utcnow
+from .tables import FINISHED_STATUSES, JOB_STATUSES, Job
+
+__all__ = ["ApiKeyRow", "JobRow", "Repository"]
+
+jobs = Job.__table__
+c = jobs.c
+
+
+@dataclass(frozen=True)
+class JobRow:
+    """One row of ``jobs``. Datetimes are timezone-aware UTC."""
+
+    id: str
+    status: str
+    priority: int
+    request: dict[str, Any]
+    #: ``request["prompt"]`` lower-cased, for search; show ``request["prompt"]`` to people.
+    prompt: str | None
+    api_key_id: str | None
+    idempotency_key: str | None
+    callback_url: str | None
+    stage: str | None
+    step: int
+    total: int
+    eta_s: float | None
+    result: dict[str, Any] | None
+    files: list[dict[str, Any]] | None
+    error: str | None
+    attempts: int
+    worker_id: str | None
+    cancel_requested: bool
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    heartbeat_at: datetime | None
+    updated_at: datetime
+    webhook_status: str | None
+    webhook_attempts: int
+    webhook_error: str | None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED_STATUSES
+
+
+def _row(row) -> JobRow | None:
+    return JobRow(**row._mapping) if row is not None else None
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _owned(job_id: str, worker_id: str):
+    return and_(c.id == job_id, c.status == "running", c.worker_id == worker_id)
+
+
+class Repository(KeyRepository):
+    """Job and API-key storage over one SQLAlchemy Engine (see :func:`t2v.store.open_database`)."""
+
+    # ---- helpers -------------------------------------------------------------------------
+
+    def _get(self, conn: Connection, job_id: str) -> JobRow | None:
+        return _row(conn.execute(select(jobs).where(c.id == job_id)).first())
+
+    def _find_idempotent(self, conn: Connection, api_key_id: str | None, key: str) -> JobRow | None:
+        owner = c.api_key_id.is_(None) if api_key_id is None else c.api_key_id == api_key_id
+        return _row(conn.execute(select(jobs).where(owner, c.idempotency_key == key)).first())
+
+    def _update(self, where, **values: Any) -> bool:
+        values.setdefault("updated_at", utcnow())
+        with self._write() as conn:
+            return conn.execute(update(jobs).where(where).values(**values)).rowcount > 0
+
+    # ---- submit and read -----------------------------------------------------------------
+
+    def create_job(
+        self,
+        request: dict[str, Any],
+        *,
+        priority: int = 0,
+        api_key_id: str | None = None,
+        idempotency_key: str | None = None,
+        callback_url: str | None = None,
+    ) -> tuple[JobRow, bool]:
+        """Queue a job. With ``idempotency_key``, an existing job with the same
+        (api_key_id, idempotency_key) is returned instead: ``(job, created)``."""
+        prompt = request.get("prompt")
+        now = utcnow()
+        values = dict(
+            id=new_id(),
+            status="queued",
+            priority=int(priority),
+            request=request,
+            prompt=prompt.lower() if isinstance(prompt, str) else None,
+            api_key_id=api_key_id,
+            idempotency_key=idempotency_key,
+            callback_url=callback_url,
+            created_at=now,
+            updated_at=now,
+        )
+        try:
+            with self._write() as conn:
+                if idempotency_key is not None:
+                    existing = self._find_idempotent(conn, api_key_id, idempotency_key)
+                    if existing is not None:
+                        return existing, False
+                conn.execute(insert(jobs).values(**values))
+                return self._get(conn, values["id"]), True
+        except IntegrityError:
+            # Another transaction inserted the same idempotency key first (PostgreSQL).
+            if idempotency_key is None:
+                raise
+            with self._read() as conn:
+                existing = self._find_idempotent(conn, api_key_id, idempotency_key)
+            if existing is None:
+                raise
+            return existing, False
+
+    def get_job(self, job_id: str) -> JobRow | None:
+        with self._read() as conn:
+            return self._get(conn, job_id)
+
+    def _filters(self, status: str | None, api_key_id: str | None) -> list:
+        where = []
+        if status is not None:
+            where.append(c.status == status)
+        if api_key_id is not None:
+            where.append(c.api_key_id == api_key_id)
+        return where
+
+    def list_jobs(
+        self,
+        *,
+        status: str | None = None,
+        api_key_id: str | None = None,
+        limit: int = 20,
+        cursor: str | None = None,
+        query: str | None = None,
+    ) -> list[JobRow]:
+        """Newest first. ``cursor``: the last id of the previous page. ``query``: a
+        case-insensitive substring of the prompt."""
+        where = self._filters(status, api_key_id)
+        if cursor:
+            where.append(c.id < cursor)
+        if query:
+            # Folded in Python on both sides: SQL lower() is ASCII-only on SQLite and
+            # depends on the database locale on PostgreSQL.
+            where.append(c.prompt.like(f"%{_escape_like(query.lower())}%", escape="\\"))
+        stmt = select(jobs).where(*where).order_by(c.id.desc()).limit(max(0, int(limit)))
+        with self._read() as conn:
+            return [_row(r) for r in conn.execute(stmt)]
+
+    def count_jobs(self, *, status: str | None = None, api_key_id: str | None = None) -> int:
+        stmt = select(func.count()).select_from(jobs).where(*self._filters(status, api_key_id))
+        with self._read() as conn:
+            return int(conn.execute(stmt).scalar_one())
+
+    def counts_by_status(self) -> dict[str, int]:
+        """Number of jobs per status; every status is present."""
+        counts = dict.fromkeys(JOB_STATUSES, 0)
+        with self._read() as conn:
+            for status, n in conn.execute(select(c.status, func.count()).group_by(c.status)):
+                counts[status] = int(n)
+        return counts
+
+    def queue_position(self, job_id: str) -> int | None:
+        """1-based place among queued jobs in claim order; None unless queued."""
+        with self._read() as conn:
+            row = conn.execute(select(c.status, c.priority).where(c.id == job_id)).first()
+            if row is None or row.status != "queued":
+                return None
+            ahead = conn.execute(
+                select(func.count())
+                .select_from(jobs)
+                .where(
+                    c.status == "queued",
+                    or_(c.priority > row.priority, and_(c.priority == row.priority, c.id < job_id)),
+                )
+            ).scalar_one()
+        return int(ahead) + 1
+
+    def delete_job(self, job_id: str) -> bool:
+        with self._write() as conn:
+            return conn.execute(delete(jobs).where(c.id == job_id)).rowcount > 0
+
+    # ---- workers -------------------------------------------------------------------------
+
+    def claim_next(self, worker_id: str) -> JobRow | None:
+        """Take the queued job with the highest priority (oldest first among equals) and
+        mark it running for ``worker_id``. Never hands one job to two workers."""
+        for _ in range(100):
+            with self._write() as conn:
+                stmt = (
+                    select(c.id)
+                    .where(c.status == "queued")
+                    .order_by(c.priority.desc(), c.id.asc())
+                    .limit(1)
+                )
+                if self.dialect == "postgresql":
+                    stmt = stmt.with_for_update(skip_locked=True)
+                job_id = conn.execute(stmt).scalar()
+                if job_id is None:
+                    return None
+                now = utcnow()
+                res = conn.execute(
+                    update(jobs)
+                    .where(c.id == job_id, c.status == "queued")
+                    .values(
+                        status="running",
+                        worker_id=worker_id,
+                        started_at=func.coalesce(c.started_at, literal(now, c.started_at.type)),
+                        heartbeat_at=now,
+                        attempts=c.attempts + 1,
+                        updated_at=now,
+                    )
+                )
+                if res.rowcount == 1:
+                    return self._get(conn, job_id)
+        return None  # pragma: no cover - only under pathological contention
+
+    def update_progress(
+        self,
+        job_id: str,
+        worker_id: str,
+        *,
+        stage: str | None,
+        step: int,
+        total: int,
+        eta_s: float | None = None,
+    ) -> bool:
+        """Record progress; only while the job is running and held by ``worker_id``."""
+        now = utcnow()
+        return self._update(
+            _owned(job_id, worker_id), stage=stage, step=step, total=total, eta_s=eta_s, heartbeat_at=now, updated_at=now
+        )
+
+    def heartbeat(self, job_id: str, worker_id: str) -> bool:
+        with self._write() as conn:
+            res = conn.execute(update(jobs).where(_owned(job_id, worker_id)).values(heartbeat_at=utcnow()))
+        return res.rowcount > 0
+
+    def finish_job(self, job_id: str, worker_id: str, *, result: dict[str, Any], files: list[dict[str, Any]]) -> bool:
+        """running -> succeeded, once; False when the job is not running for this worker."""
+        now = utcnow()
+        return self._update(
+            _owned(job_id, worker_id),
+            status="succeeded",
+            result=result,
+            files=files,
+            step=c.total,
+            eta_s=0.0,
+            finished_at=now,
+            heartbeat_at=now,
+            updated_at=now,
+        )
+
+    def fail_job(self, job_id: str, worker_id: str, error: str) -> bool:
+        """running -> failed; False when the job is not running for this worker."""
+        now = utcnow()
+        return self._update(
+            _owned(job_id, worker_id), status="failed", error=error, finished_at=now, heartbeat_at=now, updated_at=now
+        )
+
+    def request_cancel(self, job_id: str) -> JobRow | None:
+        """Queued: cancelled at once. Running: ``cancel_requested`` is set and the worker
+        stops it. Finished: unchanged. Returns the row after the change (None: no job)."""
+        now = utcnow()
+        with self._write() as conn:
+            res = conn.execute(
+                update(jobs)
+                .where(c.id == job_id, c.status == "queued")
+                .values(status="cancelled", cancel_requested=True, finished_at=now, updated_at=now)
+            )
+            if res.rowcount == 0:
+                conn.execute(
+                    update(jobs)
+                    .where(c.id == job_id, c.status == "running")
+                    .values(cancel_requested=True, updated_at=now)
+                )
+            return self._get(conn, job_id)
+
+    def mark_cancelled(self, job_id: str, worker_id: str) -> bool:
+        """running -> cancelled, by the worker that holds the job."""
+        now = utcnow()
+        return self._update(_owned(job_id, worker_id), status="cancelled", finished_at=now, updated_at=now)
+
+    def is_cancel_requested(self, job_id: str) -> bool:
+        with self._read() as conn:
+            return bool(conn.execute(select(c.cancel_requested).where(c.id == job_id)).scalar())
+
+    def _release(self, where) -> list[str]:
+        """Put running jobs matching ``where`` back in the queue (a job whose cancel was
+        requested is cancelled instead). Returns the ids requeued."""
+        where = and_(c.status == "running", where)
+        now = utcnow()
+        with self._write() as conn:
+            stmt = select(c.id, c.cancel_requested).where(where).order_by(c.id)
+            if self.dialect == "postgresql":
+                stmt = stmt.with_for_update(skip_locked=True)
+            rows = conn.execute(stmt).all()
+            requeue = [r.id for r in rows if not r.cancel_requested]
+            cancel = [r.id for r in rows if r.cancel_requested]
+            if cancel:
+                conn.execute(
+                    update(jobs)
+                    .where(where, c.id.in_(cancel))
+                    .values(status="cancelled", worker_id=None, finished_at=now, updated_at=now)
+                )
+            if requeue:
+                conn.execute(
+                    update(jobs)
+                    .where(where, c.id.in_(requeue))
+                    .values(
+                        status="queued",
+                        worker_id=None,
+                        heartbeat_at=None,
+                        stage=None,
+                        step=0,
+                        eta_s=None,
+                        updated_at=now,
+                    )
+                )
+        return requeue
+
+    def requeue_stale(self, stale_after_s: float) -> list[str]:
+        """Running jobs without a heartbeat for ``stale_after_s`` seconds go back to the
+        queue (attempts and started_at kept); their ids are returned."""
+        cutoff = utcnow() - timedelta(seconds=stale_after_s)
+        return self._release(or_(c.heartbeat_at.is_(None), c.heartbeat_at < cutoff))
+
+    def requeue_worker(self, worker_id: str) -> list[str]:
+        """Jobs held by a worker that shuts down cleanly go back to the queue."""
+        return self._release(c.worker_id == worker_id)
+
+    # ---- webhooks ------------------------------------------------------------------------
+
+    def set_webhook_status(self, job_id: str, status: str, *, attempts: int, error: str | None = None) -> bool:
+        """Record a callback delivery state: pending, delivered or failed."""
+        with self._write() as conn:
+            res = conn.execute(
+                update(jobs)
+                .where(c.id == job_id)
+                .values(webhook_status=status, webhook_attempts=attempts, webhook_error=error)
+            )
+        return res.rowcount > 0
+
+    def clear_files(self, job_id: str) -> bool:
+        """Forget a job's files (after they were deleted from disk)."""
+        with self._write() as conn:
+            res = conn.execute(update(jobs).where(c.id == job_id).values(files=[]))
+        return res.rowcount > 0
+
+    def pending_webhooks(self) -> list[JobRow]:
+        """Finished jobs with a callback_url whose callback is not delivered or given up."""
+        stmt = (
+            select(jobs)
+            .where(
+                c.status.in_(FINISHED_STATUSES),
+                c.callback_url.is_not(None),
+                or_(c.webhook_status.is_(None), c.webhook_status == "pending"),
+            )
+            .order_by(c.id)
+        )
+        with self._read() as conn:
+            return [_row(r) for r in conn.execute(stmt)]

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+
+from t2v.api import create_app
+from t2v.settings import Settings
+
+SMALL = {"num_frames": 4, "width": 32, "height": 32, "num_inference_steps": 2}
+
+
+def make_settings(home, model, **kw) -> Settings:
+    base = dict(home=home, default_model=str(model), checkpoint_every=1, heartbeat_s=0.2, stale_after_s=2.0,
+                webhook_backoff_s=0.2, webhook_retries=3)
+    base.update(kw)
+    return Settings(**base)
+
+
+@pytest.fixture
+def settings(tiny_model, tmp_path):
+    return make_settings(tmp_path / "home", tiny_model)
+
+
+@pytest.fixture
+def client(settings):
+    with TestClient(create_app(settings)) as c:
+        yield c
+
+
+@pytest.fixture
+def idle_client(settings):
+    """An app whose workers never start: jobs stay queued."""
+    with TestClient(create_app(settings, start_workers=False)) as c:
+        yield c
+
+
+def wait_for(client, job_id, statuses=("succeeded", "failed", "cancelled"), timeout=120.0, headers=None):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        job = client.get(f"/v1/videos/{job_id}", headers=headers or {}).json()
+        if job["status"] in statuses:
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} still {job['status']} after {timeout}s")

@@ -1,0 +1,121 @@
+"""API keys, rate limits, quotas and signed webhooks."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+from fastapi.testclient import TestClient
+
+from t2v.api import create_app
+from t2v.service.keys import create_key
+from t2v.service.webhooks import SIGNATURE_HEADER, verify, webhook_secret
+from tests.api.conftest import SMALL, wait_for
+
+
+def bearer(token):
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def keyed(settings):
+    app = create_app(settings, start_workers=False)
+    repo = app.state.service.repo
+    a, key_a = create_key(repo, "alice", rate="3/minute")
+    _, key_b = create_key(repo, "bob", max_queued=1)
+    with TestClient(app) as client:
+        yield client, key_a, key_b, repo, a
+
+
+def test_keys_required_once_any_exist(keyed):
+    client, key_a, key_b, repo, _ = keyed
+    body = {"prompt": "a cat", **SMALL}
+    assert client.post("/v1/videos", json=body).status_code == 401
+    assert client.post("/v1/videos", json=body, headers=bearer("t2v_wrong")).status_code == 401
+    r = client.post("/v1/videos", json=body, headers=bearer(key_b))
+    assert r.status_code == 202
+    job_id = r.json()["id"]
+    # Another key's job: 403 everywhere; its own key sees it.
+    assert client.get(f"/v1/videos/{job_id}", headers=bearer(key_a)).status_code == 403
+    assert client.delete(f"/v1/videos/{job_id}", headers=bearer(key_a)).status_code == 403
+    assert client.get(f"/v1/videos/{job_id}", headers=bearer(key_b)).status_code == 200
+    assert client.get("/v1/videos", headers=bearer(key_a)).json()["items"] == []
+    assert client.get("/healthz").status_code == 200  # health stays open
+
+
+def test_quota_on_queued_jobs(keyed):
+    client, _, key_b, _, _ = keyed
+    body = {"prompt": "a cat", **SMALL}
+    assert client.post("/v1/videos", json=body, headers=bearer(key_b)).status_code == 202
+    r = client.post("/v1/videos", json=body, headers=bearer(key_b))
+    assert r.status_code == 429 and "queued" in r.json()["detail"] and "retry-after" in r.headers
+
+
+def test_rate_limit_429_with_retry_after(keyed):
+    client, key_a, _, _, _ = keyed
+    codes = [client.get("/v1/videos", headers=bearer(key_a)).status_code for _ in range(4)]
+    assert codes[:3] == [200, 200, 200] and codes[3] == 429
+    r = client.get("/v1/videos", headers=bearer(key_a))
+    assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
+
+
+def test_revoked_key_is_refused(keyed):
+    client, key_a, _, repo, a = keyed
+    assert repo.revoke_key(a.id)
+    assert client.get("/v1/videos", headers=bearer(key_a)).status_code == 401
+
+
+class Receiver(BaseHTTPRequestHandler):
+    calls: list = []
+    fail_first = 1
+
+    def do_POST(self):  # noqa: N802
+        body = self.rfile.read(int(self.headers["content-length"]))
+        Receiver.calls.append((body, self.headers.get(SIGNATURE_HEADER)))
+        code = 500 if len(Receiver.calls) <= Receiver.fail_first else 200
+        self.send_response(code)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_webhook_signed_and_retried(client, settings):
+    Receiver.calls = []
+    server = HTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/hook"
+        job = client.post("/v1/videos", json={"prompt": "a dog", **SMALL, "callback_url": url}).json()
+        wait_for(client, job["id"])
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            state = client.get(f"/v1/videos/{job['id']}").json()["webhook"]
+            if state["status"] == "delivered":
+                break
+            time.sleep(0.1)
+        assert state["status"] == "delivered" and state["attempts"] == 2
+        assert len(Receiver.calls) == 2
+        body, signature = Receiver.calls[-1]
+        assert verify(webhook_secret(settings), body, signature)
+        assert not verify("wrong-secret", body, signature)
+        payload = json.loads(body)
+        assert payload["id"] == job["id"] and payload["status"] == "succeeded"
+    finally:
+        server.shutdown()
+
+
+def test_webhook_failures_recorded_without_blocking_queue(client):
+    job = client.post("/v1/videos", json={"prompt": "a dog", **SMALL, "callback_url": "http://127.0.0.1:9/none"}).json()
+    second = client.post("/v1/videos", json={"prompt": "a fox", **SMALL}).json()
+    assert wait_for(client, second["id"])["status"] == "succeeded"
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        hook = client.get(f"/v1/videos/{job['id']}").json()["webhook"]
+        if hook["status"] == "failed":
+            break
+        time.sleep(0.1)
+    assert hook["status"] == "failed" and hook["attempts"] == 4 and hook["error"]

@@ -1,0 +1,178 @@
+"""A real `t2v serve` process on a loopback port: SSE, Range, cancel, restart, kill -9, load."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import av
+import httpx
+import pytest
+
+from tests.api.conftest import SMALL
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, home, model, port=None, extra_env=None):
+        self.home, self.model, self.port = home, model, port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, "T2V_HOME": str(home), "T2V_DEFAULT_MODEL": str(model), "T2V_CHECKPOINT_EVERY": "2",
+                    "T2V_HEARTBEAT_S": "0.3", "T2V_STALE_AFTER_S": "2", **(extra_env or {})}
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen([sys.executable, "-m", "t2v", "serve", "--port", str(self.port)], env=self.env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited: {self.proc.stdout.read()}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError("server did not become ready")
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def submit(self, **fields):
+        r = httpx.post(f"{self.url}/v1/videos", json={"prompt": "a blue square moving up", **SMALL, **fields}, timeout=30)
+        assert r.status_code == 202, r.text
+        return r.json()["id"]
+
+    def job(self, job_id):
+        return httpx.get(f"{self.url}/v1/videos/{job_id}", timeout=30).json()
+
+    def wait(self, job_id, statuses=("succeeded", "failed", "cancelled"), timeout=180, cond=None):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            job = self.job(job_id)
+            if job["status"] in statuses and (cond is None or cond(job)):
+                return job
+            time.sleep(0.1)
+        raise AssertionError(f"{job_id}: {job['status']} after {timeout}s")
+
+
+@pytest.fixture
+def server(tiny_model, tmp_path):
+    s = Server(tmp_path / "home", tiny_model).start()
+    yield s
+    s.stop()
+
+
+def test_submit_watch_events_range_decode_and_cancel(server):
+    job_id = server.submit(num_inference_steps=3, seed=5)
+    events = []
+    with httpx.stream("GET", f"{server.url}/v1/videos/{job_id}/events", timeout=120) as r:
+        for line in r.iter_lines():
+            if line.startswith("data:"):
+                events.append(json.loads(line[5:]))
+    assert events[-1]["status"] == "succeeded"
+    assert {e["progress"]["step"] for e in events if e["status"] == "running"} & {1, 2, 3}
+    full = httpx.get(f"{server.url}/v1/videos/{job_id}/content?format=mp4").content
+    part = httpx.get(f"{server.url}/v1/videos/{job_id}/content", headers={"Range": "bytes=10-"})
+    assert part.status_code == 206 and part.content == full[10:]
+    with av.open(io.BytesIO(full)) as c:
+        assert sum(1 for _ in c.decode(video=0)) == SMALL["num_frames"]
+
+    running = server.submit(num_inference_steps=400)
+    server.wait(running, ("running",), cond=lambda j: j["progress"]["step"] >= 1)
+    assert httpx.delete(f"{server.url}/v1/videos/{running}").status_code == 200
+    job = server.wait(running)
+    assert job["status"] == "cancelled" and job["progress"]["step"] < 400
+
+    # The CLI watches the same stream.
+    again = server.submit()
+    cli = subprocess.run([sys.executable, "-m", "t2v", "jobs", "watch", again, "--url", server.url],
+                         capture_output=True, text=True, timeout=120, env=server.env)
+    assert cli.returncode == 0 and f"{again}: succeeded" in cli.stdout
+
+
+def test_restart_with_queued_jobs_completes_them(tiny_model, tmp_path):
+    s = Server(tmp_path / "home", tiny_model).start()
+    ids = [s.submit(num_inference_steps=6, seed=i) for i in range(4)]
+    s.stop()  # graceful: the running job goes back to the queue
+    s2 = Server(tmp_path / "home", tiny_model, port=s.port).start()
+    try:
+        for j in ids:
+            assert s2.wait(j)["status"] == "succeeded"
+    finally:
+        s2.stop()
+
+
+def test_kill_9_during_a_job_resumes_and_succeeds_exactly_once(tiny_model, tmp_path):
+    home = tmp_path / "home"
+    s = Server(home, tiny_model).start()
+    job_id = s.submit(num_inference_steps=40, seed=3, num_frames=4, width=48, height=48)
+    s.wait(job_id, ("running",), cond=lambda j: j["progress"]["step"] >= 5)
+    s.stop(signal.SIGKILL)
+    s2 = Server(home, tiny_model, port=s.port).start()
+    try:
+        job = s2.wait(job_id)
+        assert job["status"] == "succeeded", job["error"]
+        assert job["attempts"] == 2
+        assert job["result"]["metadata"]["resumed_from_step"] >= 4
+        files = [f for f in job["result"]["files"] if f["format"] == "mp4"]
+        assert len(files) == 1
+        with av.open(io.BytesIO(httpx.get(files[0]["url"]).content)) as c:
+            assert sum(1 for _ in c.decode(video=0)) == 4
+        listed = httpx.get(f"{s2.url}/v1/videos?limit=50").json()["items"]
+        assert [j["id"] for j in listed] == [job_id]
+        assert not list((home / "checkpoints").glob("*.ckpt"))
+    finally:
+        s2.stop()
+
+
+def test_load_50_jobs_from_10_clients(server):
+    small = {"num_frames": 2, "width": 16, "height": 16, "num_inference_steps": 1}
+
+    def client(n):
+        return [server.submit(prompt=f"load {n}-{i}", **small) for i in range(5)]
+
+    with ThreadPoolExecutor(10) as pool:
+        ids = [j for batch in pool.map(client, range(10)) for j in batch]
+    assert len(set(ids)) == 50
+    for j in ids:
+        assert server.wait(j, timeout=300)["status"] == "succeeded"
+    listed, cursor = [], None
+    while True:
+        page = httpx.get(f"{server.url}/v1/videos", params={"limit": 20, **({"cursor": cursor} if cursor else {})}).json()
+        listed += page["items"]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert sorted(j["id"] for j in listed) == sorted(ids)
+    assert all(j["attempts"] == 1 for j in listed)
+    metrics = httpx.get(f"{server.url}/metrics").text
+    assert 't2v_jobs{status="succeeded"} 50' in metrics
+
+
+def test_refuses_public_bind_without_keys(tiny_model, tmp_path):
+    env = {**os.environ, "T2V_HOME": str(tmp_path / "home")}
+    r = subprocess.run([sys.executable, "-m", "t2v", "serve", "--host", "0.0.0.0", "--port", str(free_port())],
+                       capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 2 and "without API keys" in r.stderr

@@ -1,0 +1,164 @@
+"""Every /v1 route through TestClient, with real workers on the tiny model."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+
+import av
+import pytest
+
+from tests.api.conftest import SMALL, wait_for
+
+
+def submit(client, **fields):
+    return client.post("/v1/videos", json={"prompt": "a red circle moving right", **SMALL, **fields})
+
+
+def test_submit_run_fetch_content_with_range_and_metadata(client):
+    r = submit(client, seed=7, formats=["mp4", "webm", "gif"])
+    assert r.status_code == 202, r.text
+    job = r.json()
+    # A free worker may claim it at once; either way the state shown is consistent.
+    assert (job["status"], job["queue_position"]) in (("queued", 1), ("running", None))
+    assert r.headers["location"].endswith(f"/v1/videos/{job['id']}")
+    assert job["request"]["seed"] == 7 and job["request"]["num_frames"] == 4
+    done = wait_for(client, job["id"])
+    assert done["status"] == "succeeded", done["error"]
+    assert done["progress"]["fraction"] == 1.0 and done["progress"]["step"] == 2
+    formats = {f["format"] for f in done["result"]["files"]}
+    assert {"mp4", "webm", "gif", "json"} <= formats
+    content = client.get(f"/v1/videos/{job['id']}/content?format=mp4")
+    assert content.status_code == 200 and content.headers["content-type"] == "video/mp4"
+    with av.open(io.BytesIO(content.content)) as c:
+        frames = list(c.decode(video=0))
+    assert len(frames) == 4 and frames[0].width == 32
+    size = len(content.content)
+    part = client.get(f"/v1/videos/{job['id']}/content", headers={"Range": "bytes=0-99"})
+    assert part.status_code == 206 and len(part.content) == 100
+    assert part.headers["content-range"] == f"bytes 0-99/{size}" and part.content == content.content[:100]
+    assert client.get(f"/v1/videos/{job['id']}/content?format=webm").headers["content-type"] == "video/webm"
+    assert client.get(f"/v1/videos/{job['id']}/content?format=gif").headers["content-type"] == "image/gif"
+    meta = client.get(f"/v1/videos/{job['id']}/metadata").json()
+    assert meta["seed"] == 7 and meta["prompt"] == "a red circle moving right" and meta["num_frames"] == 4
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"prompt": ""}, "prompt"),
+        ({"prompt": "a", "width": 63}, "width"),
+        ({"prompt": "a", "num_frames": 10000}, "num_frames"),
+        ({"prompt": "a", "num_inference_steps": 0}, "num_inference_steps"),
+        ({"prompt": "a", "guidance_scale": -1}, "guidance_scale"),
+        ({"prompt": "a", "scheduler": "heun"}, "scheduler"),
+        ({"prompt": "a", "formats": ["avi"]}, "formats"),
+        ({"prompt": "a", "colour": "red"}, "colour"),
+        ({"prompt": "a", "callback_url": "ftp://x"}, "callback_url"),
+        ({"prompt": "a", "model": "nobody/nothing"}, "model"),
+        ({}, "prompt"),
+    ],
+)
+def test_validation_errors_are_422_naming_the_field(idle_client, body, field):
+    r = idle_client.post("/v1/videos", json=body)
+    assert r.status_code == 422, r.text
+    detail = r.json()["detail"]
+    assert any(field in [str(p) for p in d["loc"]] or field in str(d["loc"]) for d in detail), detail
+
+
+def test_body_too_large_is_413(idle_client):
+    r = idle_client.post("/v1/videos", content=json.dumps({"prompt": "a" * 100_000}),
+                         headers={"content-type": "application/json"})
+    assert r.status_code == 413
+
+
+def test_list_newest_first_with_cursor_and_filters(idle_client):
+    ids = [submit(idle_client, prompt=f"clip number {i}").json()["id"] for i in range(5)]
+    page1 = idle_client.get("/v1/videos?limit=2").json()
+    page2 = idle_client.get(f"/v1/videos?limit=2&cursor={page1['next_cursor']}").json()
+    page3 = idle_client.get(f"/v1/videos?limit=2&cursor={page2['next_cursor']}").json()
+    seen = [j["id"] for j in page1["items"] + page2["items"] + page3["items"]]
+    assert seen == ids[::-1] and page3["next_cursor"] is None
+    assert [j["queue_position"] for j in page1["items"]] == [5, 4]
+    assert len(idle_client.get("/v1/videos?status=queued").json()["items"]) == 5
+    assert idle_client.get("/v1/videos?status=succeeded").json()["items"] == []
+    assert [j["id"] for j in idle_client.get("/v1/videos?q=NUMBER 3").json()["items"]] == [ids[3]]
+    assert idle_client.get("/v1/videos?status=bogus").status_code == 422
+
+
+def test_idempotency_key_returns_the_same_job(idle_client):
+    a = submit(idle_client, idempotency_key="abc")
+    b = submit(idle_client, idempotency_key="abc", seed=99)
+    assert a.status_code == 202 and b.status_code == 200 and a.json()["id"] == b.json()["id"]
+    assert len(idle_client.get("/v1/videos").json()["items"]) == 1
+
+
+def test_cancel_queued_and_unknown(idle_client):
+    job = submit(idle_client).json()
+    r = idle_client.delete(f"/v1/videos/{job['id']}")
+    assert r.status_code == 200 and r.json()["status"] == "cancelled"
+    assert idle_client.get(f"/v1/videos/{job['id']}/content").status_code == 409
+    assert idle_client.get("/v1/videos/NOPE").status_code == 404
+    assert idle_client.delete("/v1/videos/NOPE").status_code == 404
+    assert idle_client.get("/v1/videos/NOPE/events").status_code == 404
+
+
+def test_cancel_running_job_stops_between_steps(client):
+    job = submit(client, num_inference_steps=300).json()
+    wait_for(client, job["id"], statuses=("running",))
+    while client.get(f"/v1/videos/{job['id']}").json()["progress"]["step"] < 1:
+        time.sleep(0.05)
+    r = client.delete(f"/v1/videos/{job['id']}?purge=true")
+    assert r.status_code == 200
+    done = wait_for(client, job["id"])
+    assert done["status"] == "cancelled" and done["progress"]["step"] < 300
+
+
+def test_purge_removes_files(client, settings):
+    job = submit(client).json()
+    assert wait_for(client, job["id"])["status"] == "succeeded"
+    assert (settings.videos_dir / job["id"]).is_dir()
+    assert client.delete(f"/v1/videos/{job['id']}?purge=true").status_code == 200
+    assert not (settings.videos_dir / job["id"]).exists()
+    assert client.get(f"/v1/videos/{job['id']}/content").status_code == 404
+
+
+def test_events_stream_progress_then_final_state(client):
+    job = submit(client, num_inference_steps=4).json()
+    events = []
+    with client.stream("GET", f"/v1/videos/{job['id']}/events") as r:
+        assert r.headers["content-type"].startswith("text/event-stream")
+        name = None
+        for line in r.iter_lines():
+            if line.startswith("event:"):
+                name = line.split(":", 1)[1].strip()
+            elif line.startswith("data:"):
+                events.append((name, json.loads(line[5:])))
+    assert events[-1][0] == "succeeded" and events[-1][1]["status"] == "succeeded"
+    assert any(e[1]["status"] == "running" for e in events)
+
+
+def test_models_health_ready_metrics(client):
+    models = client.get("/v1/models").json()
+    assert "damo-vilab/text-to-video-ms-1.7b" in {m["id"] for m in models["items"]}
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["workers_alive"] == 1
+    job = submit(client).json()
+    wait_for(client, job["id"])
+    text = client.get("/metrics").text
+    assert 't2v_jobs{status="succeeded"} 1' in text and "t2v_queue_depth 0" in text
+    assert "t2v_generation_seconds_count 1" in text and "t2v_step_seconds_count 2" in text
+
+
+def test_readyz_503_without_workers(idle_client):
+    assert idle_client.get("/readyz").status_code == 503
+
+
+def test_openapi_documents_every_route(idle_client):
+    spec = idle_client.get("/openapi.json").json()
+    paths = set(spec["paths"])
+    assert {"/v1/videos", "/v1/videos/{job_id}", "/v1/videos/{job_id}/content", "/v1/videos/{job_id}/metadata",
+            "/v1/videos/{job_id}/events", "/v1/models", "/healthz", "/readyz", "/metrics"} <= paths
+    assert idle_client.get("/docs").status_code == 200

@@ -1,0 +1,489 @@
+"""Repository, migrations and ids, on SQLite and on a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import inspect, text, update
+
+from t2v.store import (
+    JOB_STATUSES,
+    Repository,
+    default_database_url,
+    head_revision,
+    id_time,
+    new_id,
+    normalize_url,
+    open_database,
+)
+from t2v.store.tables import Job, metadata
+
+CROCKFORD = set("0123456789ABCDEFGHJKMNPQRSTVWXYZ")
+
+
+def req(prompt: str = "a cat", **extra) -> dict:
+    return {"prompt": prompt, "num_frames": 8, "seed": 1, **extra}
+
+
+def set_column(engine, job_id: str, **values) -> None:
+    with engine.begin() as conn:
+        conn.execute(update(Job.__table__).where(Job.__table__.c.id == job_id).values(**values))
+
+
+def assert_utc(dt: datetime | None) -> None:
+    assert dt is not None and dt.tzinfo is not None and dt.utcoffset() == timedelta(0)
+
+
+# ---- ids ---------------------------------------------------------------------------------
+
+
+def test_ids_unique_sortable_and_time_ordered():
+    before = datetime.now(timezone.utc) - timedelta(milliseconds=5)
+    ids = [new_id() for _ in range(10_000)]
+    after = datetime.now(timezone.utc) + timedelta(milliseconds=5)
+    assert len(set(ids)) == len(ids)
+    assert ids == sorted(ids)  # many share a millisecond: monotonic increments keep the order
+    assert all(len(i) == 26 and set(i) <= CROCKFORD for i in ids)
+    assert before <= id_time(ids[0]) <= id_time(ids[-1]) <= after
+
+
+def test_ids_unique_across_threads():
+    with ThreadPoolExecutor(8) as pool:
+        chunks = list(pool.map(lambda _: [new_id() for _ in range(2000)], range(8)))
+    flat = [i for chunk in chunks for i in chunk]
+    assert len(set(flat)) == len(flat)
+    assert all(chunk == sorted(chunk) for chunk in chunks)
+
+
+def test_id_time_rejects_garbage():
+    with pytest.raises(ValueError):
+        id_time("short")
+    with pytest.raises(ValueError):
+        id_time("U" * 26)  # U is not in Crockford's alphabet
+
+
+# ---- opening and migrations ----------------------------------------------------------------
+
+
+def test_migrations_applied_on_open_and_idempotent(engine_url):
+    engine = open_database(engine_url)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [head_revision()]
+        assert {"jobs", "api_keys", "alembic_version"} <= set(inspect(engine).get_table_names())
+        Repository(engine).create_job(req())
+    finally:
+        engine.dispose()
+    again = open_database(engine_url)  # already at head: nothing to do, data kept
+    try:
+        with again.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM alembic_version")).scalar_one() == 1
+        assert Repository(again).count_jobs() == 1
+    finally:
+        again.dispose()
+
+
+def test_migrated_schema_matches_models(engine):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    with engine.connect() as conn:
+        ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+        diff = compare_metadata(ctx, metadata)
+    assert diff == []
+
+
+def test_sqlite_connection_settings(tmp_path):
+    path = tmp_path / "nested" / "dir" / "t2v.db"
+    engine = open_database(f"sqlite:///{path}")
+    try:
+        assert path.exists()
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
+    finally:
+        engine.dispose()
+
+
+def test_foreign_key_enforced(repo):
+    with pytest.raises(Exception):
+        repo.create_job(req(), api_key_id=new_id())
+    assert repo.count_jobs() == 0
+
+
+def test_urls(tmp_path):
+    class S:
+        home = tmp_path
+
+    assert default_database_url(S()) == f"sqlite:///{tmp_path}/t2v.db"
+    S.database_url = "postgresql://u@h/db"
+    assert default_database_url(S()) == "postgresql://u@h/db"
+    assert normalize_url("postgres://u:p@h:5/db").drivername == "postgresql+psycopg"
+    assert normalize_url("postgresql://u@h/db").drivername == "postgresql+psycopg"
+    assert normalize_url("sqlite:///x.db").drivername == "sqlite"
+
+
+def test_opening_concurrently_from_processes(engine_url):
+    """Several processes opening a fresh database at once: one migrates, none fails."""
+    code = "import sys; from t2v.store import open_database; open_database(sys.argv[1]).dispose()"
+    procs = [subprocess.Popen([sys.executable, "-c", code, engine_url], stderr=subprocess.PIPE) for _ in range(4)]
+    errors = [p.communicate(timeout=120)[1].decode() for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, errors
+    engine = open_database(engine_url)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [head_revision()]
+    finally:
+        engine.dispose()
+
+
+# ---- create, idempotency, read ------------------------------------------------------------------
+
+
+def test_create_and_get(repo):
+    job, created = repo.create_job(req("A Red Fox"), priority=3, callback_url="http://x/cb")
+    assert created
+    got = repo.get_job(job.id)
+    assert got == job
+    assert got.status == "queued" and got.priority == 3 and got.request == req("A Red Fox")
+    assert got.prompt == "a red fox" and got.callback_url == "http://x/cb"
+    assert (got.step, got.total, got.attempts, got.cancel_requested) == (0, 0, 0, False)
+    assert got.started_at is None and got.finished_at is None and got.worker_id is None
+    assert_utc(got.created_at)
+    assert_utc(got.updated_at)
+    assert abs(got.created_at - datetime.now(timezone.utc)) < timedelta(seconds=30)
+    assert repo.get_job(new_id()) is None
+
+
+def test_idempotency(repo):
+    k1 = repo.create_key("one", "a" * 64, "t2v_aaaa")
+    k2 = repo.create_key("two", "b" * 64, "t2v_bbbb")
+    j1, c1 = repo.create_job(req("first"), api_key_id=k1.id, idempotency_key="abc")
+    j1b, c1b = repo.create_job(req("different body"), api_key_id=k1.id, idempotency_key="abc")
+    assert c1 and not c1b and j1b.id == j1.id and j1b.request["prompt"] == "first"
+    j2, c2 = repo.create_job(req(), api_key_id=k2.id, idempotency_key="abc")
+    assert c2 and j2.id != j1.id  # another key's "abc" is another job
+    j3, c3 = repo.create_job(req(), idempotency_key="abc")
+    j3b, c3b = repo.create_job(req(), idempotency_key="abc")
+    assert c3 and not c3b and j3b.id == j3.id and j3.api_key_id is None
+    j4, c4 = repo.create_job(req())
+    j5, c5 = repo.create_job(req())
+    assert c4 and c5 and j4.id != j5.id  # no idempotency key: always new
+    assert repo.count_jobs() == 5
+    assert repo.count_jobs(api_key_id=k1.id) == 1
+
+
+@pytest.mark.parametrize("with_key", [False, True])
+def test_idempotency_under_concurrency(repo, with_key):
+    key_id = repo.create_key("k", "c" * 64, "t2v_cccc").id if with_key else None
+    barrier = threading.Barrier(8)
+
+    def submit(_):
+        barrier.wait()
+        return repo.create_job(req(), api_key_id=key_id, idempotency_key="same")
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(submit, range(8)))
+    assert len({job.id for job, _ in results}) == 1
+    assert sum(created for _, created in results) == 1
+    assert repo.count_jobs() == 1
+
+
+def test_list_newest_first_with_cursor_pagination(repo):
+    ids = [repo.create_job(req(f"prompt {i}"))[0].id for i in range(23)]
+    seen, cursor, pages = [], None, 0
+    while True:
+        page = repo.list_jobs(limit=5, cursor=cursor)
+        if not page:
+            break
+        pages += 1
+        seen.extend(j.id for j in page)
+        cursor = page[-1].id
+    assert pages == 5
+    assert seen == list(reversed(ids))  # every job once, newest first
+    assert [j.id for j in repo.list_jobs(limit=3)] == list(reversed(ids))[:3]
+
+
+def test_list_filters(repo):
+    key = repo.create_key("k", "d" * 64, "t2v_dddd")
+    cat = repo.create_job(req("A Cat on a SKATEBOARD"))[0]
+    dog = repo.create_job(req("a dog running"), api_key_id=key.id)[0]
+    pct = repo.create_job(req("100% Über cool_thing"))[0]
+    repo.claim_next("w")  # cat -> running
+    assert [j.id for j in repo.list_jobs(status="running")] == [cat.id]
+    assert [j.id for j in repo.list_jobs(status="queued")] == [pct.id, dog.id]
+    assert [j.id for j in repo.list_jobs(api_key_id=key.id)] == [dog.id]
+    assert [j.id for j in repo.list_jobs(query="skateboard")] == [cat.id]
+    assert [j.id for j in repo.list_jobs(query="A CAT")] == [cat.id]
+    assert [j.id for j in repo.list_jobs(query="über")] == [pct.id]  # non-ASCII case folding
+    assert [j.id for j in repo.list_jobs(query="0%")] == [pct.id]  # % is literal
+    assert repo.list_jobs(query="c_o") == []  # _ is literal, not a wildcard ("coo" must not match)
+    assert [j.id for j in repo.list_jobs(query="cool_")] == [pct.id]
+    assert {j.id for j in repo.list_jobs(query="a")} == {cat.id, dog.id}
+    assert repo.list_jobs(query="a", status="queued", api_key_id=key.id)[0].id == dog.id
+    assert repo.list_jobs(query="zebra") == []
+
+
+# ---- claiming --------------------------------------------------------------------------------
+
+
+def test_claim_order_priority_then_age(repo):
+    low = repo.create_job(req("low"), priority=0)[0]
+    high1 = repo.create_job(req("high1"), priority=5)[0]
+    mid = repo.create_job(req("mid"), priority=1)[0]
+    high2 = repo.create_job(req("high2"), priority=5)[0]
+    order = [repo.claim_next("w1").id for _ in range(4)]
+    assert order == [high1.id, high2.id, mid.id, low.id]
+    assert repo.claim_next("w1") is None
+    job = repo.get_job(high1.id)
+    assert job.status == "running" and job.worker_id == "w1" and job.attempts == 1
+    assert_utc(job.started_at)
+    assert_utc(job.heartbeat_at)
+
+
+def test_concurrent_claims_from_threads(repo):
+    ids = {repo.create_job(req(f"j{i}"), priority=i % 3)[0].id for i in range(50)}
+    barrier = threading.Barrier(8)
+
+    def worker(n):
+        barrier.wait()
+        got = []
+        while (job := repo.claim_next(f"w{n}")) is not None:
+            assert job.worker_id == f"w{n}"
+            got.append(job.id)
+        return got
+
+    with ThreadPoolExecutor(8) as pool:
+        claimed = [i for got in pool.map(worker, range(8)) for i in got]
+    assert len(claimed) == 50 and set(claimed) == ids  # every job exactly once
+    assert repo.counts_by_status()["running"] == 50
+    assert all(j.attempts == 1 for j in repo.list_jobs(limit=100))
+
+
+def test_concurrent_claims_from_processes(repo, engine_url, tmp_path):
+    ids = {repo.create_job(req(f"j{i}"))[0].id for i in range(60)}
+    go = tmp_path / "go"
+    code = textwrap.dedent(
+        """
+        import json, os, sys, time
+        from t2v.store import Repository, open_database
+        url, go, name = sys.argv[1:]
+        repo = Repository(open_database(url))
+        while not os.path.exists(go):
+            time.sleep(0.01)
+        got = []
+        while (job := repo.claim_next(name)) is not None:
+            got.append(job.id)
+        print(json.dumps(got))
+        """
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, engine_url, str(go), f"p{n}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for n in range(4)
+    ]
+    time.sleep(0.5)
+    go.touch()
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, [e.decode() for _, e in outs]
+    claimed = [i for out, _ in outs for i in json.loads(out)]
+    assert len(claimed) == 60 and set(claimed) == ids
+    by_worker = {j.id: j.worker_id for j in repo.list_jobs(limit=100)}
+    for n, (out, _) in enumerate(outs):
+        assert all(by_worker[i] == f"p{n}" for i in json.loads(out))
+
+
+# ---- running jobs ---------------------------------------------------------------------------
+
+
+def test_progress_and_heartbeat_only_for_owner(repo):
+    job = repo.create_job(req())[0]
+    assert not repo.update_progress(job.id, "w1", stage="denoise", step=1, total=10, eta_s=5.0)  # still queued
+    repo.claim_next("w1")
+    assert not repo.update_progress(job.id, "w2", stage="denoise", step=1, total=10, eta_s=5.0)
+    assert not repo.heartbeat(job.id, "w2")
+    assert repo.update_progress(job.id, "w1", stage="denoise", step=3, total=10, eta_s=2.5)
+    got = repo.get_job(job.id)
+    assert (got.stage, got.step, got.total, got.eta_s) == ("denoise", 3, 10, 2.5)
+    old = datetime.now(timezone.utc) - timedelta(hours=1)
+    set_column(repo.engine, job.id, heartbeat_at=old)
+    assert repo.heartbeat(job.id, "w1")
+    assert repo.get_job(job.id).heartbeat_at > old + timedelta(minutes=59)
+
+
+def test_finish_exactly_once(repo):
+    job = repo.create_job(req())[0]
+    repo.claim_next("w1")
+    repo.update_progress(job.id, "w1", stage="decode", step=7, total=10, eta_s=1.0)
+    files = [{"format": "mp4", "path": "/out/a.mp4", "bytes": 1234, "sha256": "f" * 64}]
+    result = {"seed": 1, "frames": 8, "nested": {"ok": True}}
+    assert not repo.finish_job(job.id, "w2", result=result, files=files)  # not the owner
+    assert repo.finish_job(job.id, "w1", result=result, files=files)
+    assert not repo.finish_job(job.id, "w1", result={"other": 1}, files=[])
+    assert not repo.fail_job(job.id, "w1", "late failure")
+    got = repo.get_job(job.id)
+    assert got.status == "succeeded" and got.result == result and got.files == files
+    assert got.step == got.total == 10 and got.error is None
+    assert_utc(got.finished_at)
+    assert got.finished_at >= got.started_at >= got.created_at
+
+
+def test_fail_job(repo):
+    job = repo.create_job(req())[0]
+    assert not repo.fail_job(job.id, "w1", "boom")  # queued: nothing to fail
+    repo.claim_next("w1")
+    assert repo.fail_job(job.id, "w1", "CUDA out of memory")
+    got = repo.get_job(job.id)
+    assert got.status == "failed" and got.error == "CUDA out of memory" and got.finished_at is not None
+    assert not repo.finish_job(job.id, "w1", result={}, files=[])
+
+
+def test_cancel_semantics(repo):
+    queued = repo.create_job(req("q"), priority=-1)[0]
+    running = repo.create_job(req("r"), priority=1)[0]
+    done = repo.create_job(req("d"), priority=2)[0]
+    assert repo.claim_next("w").id == done.id
+    repo.finish_job(done.id, "w", result={}, files=[])
+    assert repo.claim_next("w").id == running.id
+
+    c = repo.request_cancel(queued.id)
+    assert c.status == "cancelled" and c.finished_at is not None
+    assert repo.claim_next("w2") is None  # a cancelled job is never claimed
+
+    c = repo.request_cancel(running.id)
+    assert c.status == "running" and c.cancel_requested
+    assert repo.is_cancel_requested(running.id)
+    assert repo.update_progress(running.id, "w", stage="denoise", step=1, total=2, eta_s=None)
+    assert not repo.mark_cancelled(running.id, "other")
+    assert repo.mark_cancelled(running.id, "w")
+    got = repo.get_job(running.id)
+    assert got.status == "cancelled" and got.finished_at is not None
+    assert not repo.finish_job(running.id, "w", result={}, files=[])
+
+    before = repo.get_job(done.id)
+    after = repo.request_cancel(done.id)
+    assert after == before and after.status == "succeeded" and not after.cancel_requested
+    assert not repo.is_cancel_requested(done.id)
+    assert repo.request_cancel(new_id()) is None
+    assert not repo.is_cancel_requested(new_id())
+    assert repo.counts_by_status() == {"queued": 0, "running": 0, "succeeded": 1, "failed": 0, "cancelled": 2}
+
+
+def test_requeue_stale(repo):
+    stale = repo.create_job(req("stale"))[0]
+    fresh = repo.create_job(req("fresh"))[0]
+    doomed = repo.create_job(req("doomed"))[0]
+    for _ in range(3):
+        repo.claim_next("w1")
+    old = datetime.now(timezone.utc) - timedelta(minutes=10)
+    set_column(repo.engine, stale.id, heartbeat_at=old)
+    set_column(repo.engine, doomed.id, heartbeat_at=old)
+    repo.request_cancel(doomed.id)
+    first_start = repo.get_job(stale.id).started_at
+
+    assert repo.requeue_stale(60) == [stale.id]
+    got = repo.get_job(stale.id)
+    assert got.status == "queued" and got.worker_id is None and got.attempts == 1
+    assert got.started_at == first_start
+    assert repo.get_job(fresh.id).status == "running"
+    assert repo.get_job(doomed.id).status == "cancelled"  # its cancel was requested: not requeued
+    assert not repo.heartbeat(stale.id, "w1")  # the old worker lost it
+    assert not repo.finish_job(stale.id, "w1", result={}, files=[])
+
+    again = repo.claim_next("w2")
+    assert again.id == stale.id and again.attempts == 2 and again.started_at == first_start
+    assert repo.requeue_stale(60) == []
+
+
+def test_requeue_worker(repo):
+    a = repo.create_job(req("a"))[0]
+    b = repo.create_job(req("b"))[0]
+    repo.claim_next("w1")
+    repo.claim_next("w2")
+    assert repo.requeue_worker("w1") == [a.id]
+    assert repo.get_job(a.id).status == "queued" and repo.get_job(b.id).worker_id == "w2"
+    assert repo.requeue_worker("nobody") == []
+
+
+def test_queue_position(repo):
+    a = repo.create_job(req("a"))[0]
+    b = repo.create_job(req("b"))[0]
+    urgent = repo.create_job(req("urgent"), priority=10)[0]
+    c = repo.create_job(req("c"))[0]
+    assert [repo.queue_position(j.id) for j in (urgent, a, b, c)] == [1, 2, 3, 4]
+    repo.claim_next("w")  # takes urgent
+    assert repo.queue_position(urgent.id) is None
+    assert [repo.queue_position(j.id) for j in (a, b, c)] == [1, 2, 3]
+    repo.request_cancel(a.id)
+    assert [repo.queue_position(j.id) for j in (a, b, c)] == [None, 1, 2]
+    assert repo.queue_position(new_id()) is None
+
+
+def test_counts_and_delete(repo):
+    assert repo.counts_by_status() == dict.fromkeys(JOB_STATUSES, 0)
+    key = repo.create_key("k", "e" * 64, "t2v_eeee")
+    jobs = [repo.create_job(req(), api_key_id=key.id if i % 2 else None)[0] for i in range(6)]
+    repo.claim_next("w")
+    repo.claim_next("w")
+    repo.fail_job(jobs[1].id, "w", "x")
+    counts = repo.counts_by_status()
+    assert counts == {"queued": 4, "running": 1, "succeeded": 0, "failed": 1, "cancelled": 0}
+    assert repo.count_jobs() == 6 and repo.count_jobs(status="queued") == 4
+    assert repo.count_jobs(api_key_id=key.id) == 3
+    assert repo.count_jobs(status="queued", api_key_id=key.id) == 2
+    assert repo.delete_job(jobs[0].id)
+    assert not repo.delete_job(jobs[0].id)
+    assert repo.get_job(jobs[0].id) is None and repo.count_jobs() == 5
+
+
+def test_webhooks(repo):
+    plain = repo.create_job(req())[0]
+    hook = repo.create_job(req(), callback_url="http://h/1")[0]
+    hook2 = repo.create_job(req(), callback_url="http://h/2")[0]
+    assert repo.pending_webhooks() == []  # not finished yet
+    for _ in range(3):
+        job = repo.claim_next("w")
+        repo.finish_job(job.id, "w", result={}, files=[])
+    assert [j.id for j in repo.pending_webhooks()] == [hook.id, hook2.id]
+    assert repo.set_webhook_status(hook.id, "pending", attempts=1, error="503")
+    got = repo.get_job(hook.id)
+    assert (got.webhook_status, got.webhook_attempts, got.webhook_error) == ("pending", 1, "503")
+    assert [j.id for j in repo.pending_webhooks()] == [hook.id, hook2.id]
+    repo.set_webhook_status(hook.id, "delivered", attempts=2)
+    repo.set_webhook_status(hook2.id, "failed", attempts=5, error="gave up")
+    assert repo.pending_webhooks() == []
+    assert repo.get_job(hook.id).webhook_error is None
+    assert not repo.set_webhook_status(new_id(), "delivered", attempts=1)
+    assert repo.get_job(plain.id).webhook_status is None
+
+
+# ---- keys ----------------------------------------------------------------------------------
+
+
+def test_keys(repo):
+    k1 = repo.create_key("ci", "1" * 64, "t2v_1111", rate_limit="30/minute", max_queued=5)
+    k2 = repo.create_key("me", "2" * 64, "t2v_2222")
+    assert (k1.name, k1.prefix, k1.rate_limit, k1.max_queued, k1.revoked_at) == ("ci", "t2v_1111", "30/minute", 5, None)
+    assert_utc(k1.created_at)
+    assert repo.get_key(k1.id) == k1
+    assert repo.get_key_by_hash("1" * 64) == k1
+    assert repo.get_key_by_hash("3" * 64) is None
+    assert [k.id for k in repo.list_keys()] == [k1.id, k2.id]
+    with pytest.raises(ValueError):
+        repo.create_key("dup", "1" * 64, "t2v_1111")
+    assert repo.revoke_key(k1.id)
+    assert not repo.revoke_key(k1.id)
+    assert not repo.revoke_key(new_id())
+    assert repo.get_key_by_hash("1" * 64) is None
+    revoked = repo.get_key(k1.id)
+    assert revoked.revoked and revoked.revoked_at >= revoked.created_at
+    assert repo.get_key_by_hash("2" * 64) == k2
+    assert len(repo.list_keys()) == 2
