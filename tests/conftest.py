@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.pgserver import pg_database, pg_server  # noqa: F401  (shared fixtures)
+
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 

@@ -85,14 +85,14 @@ def server(tiny_model, tmp_path):
 
 
 def test_submit_watch_events_range_decode_and_cancel(server):
-    job_id = server.submit(num_inference_steps=3, seed=5)
+    job_id = server.submit(num_inference_steps=30, seed=5)
     events = []
     with httpx.stream("GET", f"{server.url}/v1/videos/{job_id}/events", timeout=120) as r:
         for line in r.iter_lines():
             if line.startswith("data:"):
                 events.append(json.loads(line[5:]))
     assert events[-1]["status"] == "succeeded"
-    assert {e["progress"]["step"] for e in events if e["status"] == "running"} & {1, 2, 3}
+    assert max(e["progress"]["step"] for e in events if e["status"] == "running") >= 1
     full = httpx.get(f"{server.url}/v1/videos/{job_id}/content?format=mp4").content
     part = httpx.get(f"{server.url}/v1/videos/{job_id}/content", headers={"Range": "bytes=10-"})
     assert part.status_code == 206 and part.content == full[10:]

@@ -68,7 +68,8 @@ def _job_row(job) -> list[str]:
 
 def _print_jobs(jobs, title: str) -> None:
     table = Table(title=title)
-    for col in ("id", "status", "steps", "seed", "prompt", "created (UTC)"):
+    table.add_column("id", no_wrap=True)
+    for col in ("status", "steps", "seed", "prompt", "created (UTC)"):
         table.add_column(col)
     for j in jobs:
         table.add_row(*_job_row(j))
@@ -129,10 +130,18 @@ def jobs_watch(
 def history(
     query: Optional[str] = typer.Argument(None, help="Only prompts containing this text."),
     limit: int = typer.Option(20, "--limit"),
+    as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Past generations (succeeded jobs), newest first."""
+    from t2v.api.schemas import job_to_dict
+
     with cli_errors():
-        _print_jobs(_service().list(status="succeeded", limit=limit, query=query), "history")
+        svc = _service()
+        jobs = svc.list(status="succeeded", limit=limit, query=query)
+        if as_json:
+            out.print_json(json.dumps([job_to_dict(svc, j) for j in jobs]))
+        else:
+            _print_jobs(jobs, "history")
 
 
 @keys_app.command("create")
