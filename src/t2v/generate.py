@@ -8,12 +8,15 @@ import secrets
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from t2v.engine.base import CheckpointSpec, engine_for
 from t2v.errors import Cancelled, InvalidRequest
 from t2v.request import FORMATS, GenerationRequest, GenerationResult, ProgressEvent
 from t2v.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    import numpy as np
 
 logger = logging.getLogger(__name__)
 
@@ -74,11 +77,13 @@ def generate(
     output: str | Path | None = None,
     checkpoint: CheckpointSpec | None = None,
     settings: Settings | None = None,
+    on_preview: Callable[[int, np.ndarray], None] | None = None,
 ) -> GenerationResult:
     """Generate a video for ``request``; write its files (``request.formats``) and JSON record.
 
     ``on_progress`` receives :class:`ProgressEvent` s; ``should_cancel`` is polled between denoising
-    steps and raises :class:`t2v.errors.Cancelled` when it returns True. Files go to ``output``
+    steps and raises :class:`t2v.errors.Cancelled` when it returns True. ``on_preview(step, image)`` gets a
+    cheap RGB preview of the middle frame after each step (throttle in the callback). Files go to ``output``
     (see :func:`output_stem`); with ``formats=()`` nothing is written and the frames are returned.
     """
     from t2v.engine.vae import to_uint8
@@ -108,11 +113,18 @@ def generate(
     # Record what actually ran (after fallbacks), not what was asked.
     request = request.model_copy(update={"device": plan.device, "dtype": plan.dtype})
 
+    def on_step(step: int, total: int, latents) -> None:
+        emit("denoise", step, total)
+        if on_preview is not None:
+            from t2v.engine.vae import latent_preview
+
+            on_preview(step, latent_preview(latents, 2 ** (len(loaded.vae.config.block_out_channels) - 1)))
+
     run = engine_for(source.family).run(
         loaded,
         request,
         on_stage=lambda stage: emit(stage),
-        on_step=lambda step, total: emit("denoise", step, total),
+        on_step=on_step,
         should_cancel=cancel,
         checkpoint=checkpoint,
     )

@@ -40,6 +40,10 @@ def test_submit_run_fetch_content_with_range_and_metadata(client):
     assert part.headers["content-range"] == f"bytes 0-99/{size}" and part.content == content.content[:100]
     assert client.get(f"/v1/videos/{job['id']}/content?format=webm").headers["content-type"] == "video/webm"
     assert client.get(f"/v1/videos/{job['id']}/content?format=gif").headers["content-type"] == "image/gif"
+    from PIL import Image
+
+    service = client.app.state.service
+    assert Image.open(service.image_path(job["id"], "poster.png")).size == (32, 32)
     meta = client.get(f"/v1/videos/{job['id']}/metadata").json()
     assert meta["seed"] == 7 and meta["prompt"] == "a red circle moving right" and meta["num_frames"] == 4
 

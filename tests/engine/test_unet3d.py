@@ -131,3 +131,12 @@ def test_gpu_half_precision_generates(tiny_model):
     r = generate(_request(tiny_model, device="cuda", dtype="fp16"))
     assert r.record["device"].startswith("cuda") and r.record["weights_variant"] == "fp16"
     assert np.isfinite(r.frames).all() and r.frames.std() > 0
+
+
+def test_preview_per_step_has_the_video_size(tiny_model):
+    previews = []
+    generate(_request(tiny_model), on_preview=lambda step, img: previews.append((step, img)))
+    assert [s for s, _ in previews] == [1, 2, 3]
+    for _, img in previews:
+        assert img.shape == (40, 48, 3) and img.dtype == np.uint8
+    assert not np.array_equal(previews[0][1], previews[-1][1])  # it changes as denoising goes on

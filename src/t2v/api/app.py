@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from t2v import __version__
@@ -51,6 +55,12 @@ def create_app(settings: Settings | None = None, *, service=None, workers: int =
         detail = [{"loc": ["body", field], "msg": message, "type": "value_error"}] if field else message
         return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError):
+        # FastAPI's own 422, except that the echoed input is made writable as JSON: a body may hold
+        # NaN/Infinity or a lone surrogate (\ud800), which would otherwise fail to render (HTTP 500).
+        return JSONResponse({"detail": _json_safe(jsonable_encoder(exc.errors()))}, status_code=422)
+
     @app.exception_handler(InvalidRequest)
     async def _invalid(request: Request, exc: InvalidRequest):
         return _error(422, str(exc), exc.field)
@@ -73,3 +83,16 @@ def create_app(settings: Settings | None = None, *, service=None, workers: int =
         return _error(429, str(exc), headers=headers)
 
     return app
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with non-finite floats as strings and lone surrogates escaped (``\\ud800``), so strict JSON holds it."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_json_safe(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value

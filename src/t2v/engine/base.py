@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from t2v.errors import ModelUnavailable
 
@@ -21,8 +21,8 @@ if TYPE_CHECKING:
     from t2v.models.loader import LoadedModel
     from t2v.request import GenerationRequest
 
-# on_step(step_done, total_steps); called after each denoising step.
-StepCallback = Callable[[int, int], None]
+# on_step(step_done, total_steps, latents); called after each denoising step with the current latents.
+StepCallback = Callable[[int, int, Any], None]
 
 
 @dataclass(frozen=True)

@@ -109,7 +109,7 @@ class UNet3DEngine:
             if checkpoint and checkpoint.every and (i + 1) % checkpoint.every == 0 and i + 1 < total:
                 ckpt.save(checkpoint.path, fingerprint=fp, step=i + 1, latents=latents, scheduler=scheduler, generator=generator)
             logger.debug("step %d/%d", i + 1, total)
-            on_step(i + 1, total)
+            on_step(i + 1, total, latents)
         timings["denoise_s"] = time.perf_counter() - t1
 
         if should_cancel():

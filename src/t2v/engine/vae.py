@@ -24,3 +24,21 @@ def decode_latents(vae, latents, *, chunk: int = DEFAULT_CHUNK) -> np.ndarray:
 def to_uint8(frames: np.ndarray) -> np.ndarray:
     """[0, 1] float frames -> uint8, rounded."""
     return np.clip(np.round(frames * 255.0), 0, 255).astype(np.uint8)
+
+
+# Linear map from SD 1.x VAE latents to RGB (the "latent2rgb" preview trick): no VAE call needed.
+_LATENT_RGB = ((0.3512, 0.2297, 0.3227), (0.3250, 0.4974, 0.2350), (-0.2829, 0.1762, 0.2721), (-0.2120, -0.2616, -0.7177))
+
+
+def latent_preview(latents, scale: int = 8) -> np.ndarray:
+    """A cheap RGB preview (uint8, H x W x 3) of the middle frame of (1, 4, F, h, w) latents."""
+    import torch
+
+    frame = latents[0, :, latents.shape[2] // 2].float().cpu()  # (4, h, w)
+    if frame.shape[0] != 4:
+        frame = frame[:3] if frame.shape[0] >= 3 else frame.repeat(3, 1, 1)[:3]
+        rgb = frame.permute(1, 2, 0)
+    else:
+        rgb = torch.einsum("chw,cr->hwr", frame, torch.tensor(_LATENT_RGB))
+    img = ((rgb.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
+    return img.repeat(scale, axis=0).repeat(scale, axis=1)

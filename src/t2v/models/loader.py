@@ -67,10 +67,18 @@ def _looks_like_path(model: str) -> bool:
     return model.startswith((".", "/", "~")) or "\\" in model or model.count("/") > 1
 
 
+def _as_path(model: str) -> Path:
+    """``model`` as a filesystem path, ``~`` expanded (left as is for an unknown ``~user``)."""
+    try:
+        return Path(model).expanduser()
+    except RuntimeError:  # "Could not determine home directory."
+        return Path(model)
+
+
 def model_defaults(model: str) -> tuple[str, dict[str, Any]]:
     """Family and defaults of a model without loading or downloading anything."""
-    path = Path(model).expanduser()
-    if path.is_dir():
+    path = _as_path(model)
+    if os.path.isdir(path):  # False, not OSError, for names no file can have (too long, NUL)
         return folder_info(path)
     spec = lookup(model)
     if spec:
@@ -102,9 +110,9 @@ def _fix_hint(model: str) -> str:
 
 def resolve_source(model: str, settings: Settings, *, revision: str | None = None, want_fp16: bool = False) -> ModelSource:
     """Turn a model name into a local folder, downloading from the hub only when allowed."""
-    path = Path(model).expanduser()
-    if path.exists() or _looks_like_path(model):
-        if not path.exists():
+    path = _as_path(model)
+    if os.path.exists(path) or _looks_like_path(model):
+        if not os.path.exists(path):
             raise ModelUnavailable(f"model folder {model} does not exist")
         if not path.is_dir():
             raise ModelUnavailable(f"{model} is a file, not a model folder")
@@ -129,8 +137,8 @@ def resolve_source(model: str, settings: Settings, *, revision: str | None = Non
 
 def check_available(model: str, settings: Settings) -> None:
     """Raise ModelUnavailable now if ``model`` could not be loaded later (a folder, or a hub id when offline)."""
-    path = Path(model).expanduser()
-    if path.exists() or _looks_like_path(model) or not _HUB_ID.match(canonical_id(model)) or _offline(settings):
+    path = _as_path(model)
+    if os.path.exists(path) or _looks_like_path(model) or not _HUB_ID.match(canonical_id(model)) or _offline(settings):
         resolve_source(model, settings)
 
 

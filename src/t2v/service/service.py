@@ -175,6 +175,11 @@ class JobService:
                     return path
         return None
 
+    def image_path(self, job_id: str, name: str):
+        """The live preview (``preview.png``) or the finished clip's middle frame (``poster.png``), if written."""
+        path = self.settings.videos_dir / job_id / name
+        return path if path.is_file() else None
+
     def after_finish(self, job_id: str) -> None:
         self.cancel_requested.discard(job_id)
         job = self.repo.get_job(job_id)

@@ -24,6 +24,22 @@ logger = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL_S = 0.25
 CANCEL_POLL_S = 0.5
+PREVIEW_INTERVAL_S = 1.0
+PREVIEW, POSTER = "preview.png", "poster.png"
+
+
+def _save_png(image, path: Path) -> None:
+    """Write a small PNG atomically (readers may poll it while it is rewritten)."""
+    from PIL import Image
+
+    from t2v.export import atomic_path
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with atomic_path(path) as tmp:
+            Image.fromarray(image).save(tmp, format="PNG")
+    except OSError:
+        logger.warning("could not write %s", path, exc_info=True)
 
 
 class Worker(threading.Thread):
@@ -73,6 +89,7 @@ class Worker(threading.Thread):
                 output=out_dir / "video",
                 checkpoint=CheckpointSpec(path=ckpt_path, every=svc.settings.checkpoint_every),
                 settings=svc.settings,
+                on_preview=self._preview_writer(out_dir),
             )
         except Cancelled:
             if svc.stopping.is_set() and not repo.is_cancel_requested(job.id):
@@ -93,6 +110,7 @@ class Worker(threading.Thread):
             return
         finally:
             stop_beat.set()
+        _save_png(result.frames[len(result.frames) // 2], out_dir / POSTER)
         files = [{**o.to_dict(), "path": str(o.path.relative_to(svc.settings.videos_dir))} for o in result.outputs]
         if result.sidecar:
             files.append({"format": "json", "file": result.sidecar.name, "path": str(result.sidecar.relative_to(svc.settings.videos_dir))})
@@ -105,6 +123,17 @@ class Worker(threading.Thread):
         if self.service.repo.fail_job(job_id, self.worker_id, error):
             self.service.after_finish(job_id)
         ckpt_path.unlink(missing_ok=True)
+
+    def _preview_writer(self, out_dir: Path):
+        last = {"t": 0.0}
+
+        def on_preview(step: int, image) -> None:
+            now = time.monotonic()
+            if now - last["t"] >= PREVIEW_INTERVAL_S:
+                last["t"] = now
+                _save_png(image, out_dir / PREVIEW)
+
+        return on_preview
 
     def _heartbeat(self, job_id: str, stop: threading.Event) -> None:
         while not stop.wait(self.service.settings.heartbeat_s):
