@@ -166,3 +166,15 @@ def test_openapi_documents_every_route(idle_client):
     assert {"/v1/videos", "/v1/videos/{job_id}", "/v1/videos/{job_id}/content", "/v1/videos/{job_id}/metadata",
             "/v1/videos/{job_id}/events", "/v1/models", "/healthz", "/readyz", "/metrics"} <= paths
     assert idle_client.get("/docs").status_code == 200
+
+
+def test_service_delete_removes_row_and_files(client, settings):
+    from t2v.errors import JobNotFound
+
+    service = client.app.state.service
+    job = submit(client).json()
+    wait_for(client, job["id"])
+    service.delete(job["id"])
+    assert service.repo.get_job(job["id"]) is None and not (settings.videos_dir / job["id"]).exists()
+    with pytest.raises(JobNotFound):
+        service.delete(job["id"])

@@ -162,6 +162,15 @@ class JobService:
             job = self.repo.get_job(job_id)
         return job
 
+    def delete(self, job_id: str, *, api_key=None) -> None:
+        """Remove a finished job: its files and its row. A queued or running job is cancelled instead."""
+        job = self.get(job_id, api_key=api_key)
+        if job.status not in FINISHED:
+            self.cancel(job_id, purge=True, api_key=api_key)
+            return
+        shutil.rmtree(self.settings.videos_dir / job_id, ignore_errors=True)
+        self.repo.delete_job(job_id)
+
     def purge_files(self, job_id: str) -> None:
         shutil.rmtree(self.settings.videos_dir / job_id, ignore_errors=True)
         self.repo.clear_files(job_id)
