@@ -83,6 +83,15 @@ class Receiver(BaseHTTPRequestHandler):
         pass
 
 
+def webhook_state(client, job_id, wanted, timeout=30.0):
+    deadline = time.time() + timeout
+    while True:
+        state = client.get(f"/v1/videos/{job_id}").json()["webhook"]
+        if state["status"] == wanted or time.time() > deadline:
+            return state
+        time.sleep(0.1)
+
+
 def test_webhook_signed_and_retried(client, settings):
     Receiver.calls = []
     server = HTTPServer(("127.0.0.1", 0), Receiver)
@@ -91,12 +100,7 @@ def test_webhook_signed_and_retried(client, settings):
         url = f"http://127.0.0.1:{server.server_port}/hook"
         job = client.post("/v1/videos", json={"prompt": "a dog", **SMALL, "callback_url": url}).json()
         wait_for(client, job["id"])
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            state = client.get(f"/v1/videos/{job['id']}").json()["webhook"]
-            if state["status"] == "delivered":
-                break
-            time.sleep(0.1)
+        state = webhook_state(client, job["id"], "delivered")
         assert state["status"] == "delivered" and state["attempts"] == 2
         assert len(Receiver.calls) == 2
         body, signature = Receiver.calls[-1]
@@ -112,10 +116,5 @@ def test_webhook_failures_recorded_without_blocking_queue(client):
     job = client.post("/v1/videos", json={"prompt": "a dog", **SMALL, "callback_url": "http://127.0.0.1:9/none"}).json()
     second = client.post("/v1/videos", json={"prompt": "a fox", **SMALL}).json()
     assert wait_for(client, second["id"])["status"] == "succeeded"
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        hook = client.get(f"/v1/videos/{job['id']}").json()["webhook"]
-        if hook["status"] == "failed":
-            break
-        time.sleep(0.1)
+    hook = webhook_state(client, job["id"], "failed")
     assert hook["status"] == "failed" and hook["attempts"] == 4 and hook["error"]

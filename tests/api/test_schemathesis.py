@@ -3,7 +3,9 @@
 Schemathesis reads the OpenAPI document from the ASGI app (no server, no network) and generates
 valid and invalid requests for each operation: one test per operation, a bounded, derandomized
 number of examples each. Every request goes to a fresh app over the tiny model whose workers never
-start, so submitted jobs stay queued and nothing is generated.
+start, so submitted jobs stay queued and nothing is generated; each operation runs once on SQLite
+and once on PostgreSQL (skipped where no PostgreSQL server binaries are installed), which refuses
+text the other accepts (NUL characters).
 
 ``GET /v1/videos/{job_id}/events`` streams until its job finishes, which a queued job never does
 here, so it is left out of the fuzzing and checked directly below.
@@ -24,6 +26,7 @@ from hypothesis import settings as hyp_settings  # noqa: E402
 from schemathesis.checks import not_a_server_error  # noqa: E402
 
 from t2v.api import create_app  # noqa: E402
+from t2v.service import JobService  # noqa: E402
 from t2v.settings import Settings  # noqa: E402
 
 EVENTS_PATH = "/v1/videos/{job_id}/events"
@@ -39,10 +42,11 @@ schema = schemathesis.openapi.from_asgi(
 ).exclude(path=EVENTS_PATH)
 
 
-@pytest.fixture
-def idle_app(settings):
-    """The app over a real JobService (SQLite in tmp, the tiny model), no workers."""
-    app = create_app(settings, start_workers=False)
+@pytest.fixture(params=["sqlite", "postgresql"])
+def idle_app(request, settings):
+    """The app over a real JobService (the tiny model; SQLite in tmp or a fresh PostgreSQL database), no workers."""
+    url = request.getfixturevalue("pg_database") if request.param == "postgresql" else None
+    app = create_app(settings, service=JobService(settings, database_url=url), start_workers=False)
     yield app
     app.state.service.stop()
 

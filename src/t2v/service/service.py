@@ -114,6 +114,8 @@ class JobService:
         """Validate and queue a job. Returns ``(job, created)``; the same idempotency key returns the same job."""
         from t2v.generate import resolve
 
+        for name, value in (*fields.items(), ("idempotency_key", idempotency_key), ("callback_url", callback_url)):
+            _check_no_nul(name, value)
         request = GenerationRequest.create(**fields)
         key_id = api_key.id if api_key else None
         from t2v.models.loader import check_available
@@ -131,7 +133,7 @@ class JobService:
         return job, created
 
     def get(self, job_id: str, *, api_key=None):
-        job = self.repo.get_job(job_id)
+        job = self.repo.get_job(job_id) if "\x00" not in job_id else None  # ids never hold NUL; PostgreSQL rejects it
         if job is None:
             raise JobNotFound(f"no job with id {job_id}")
         if api_key is not None and job.api_key_id != api_key.id:
@@ -144,6 +146,9 @@ class JobService:
             raise InvalidRequest(f"status: must be one of {', '.join(STATUSES)}", field="status")
         if not 1 <= limit <= 200:
             raise InvalidRequest("limit: must be between 1 and 200", field="limit")
+        _check_no_nul("cursor", cursor)
+        if query and "\x00" in query:  # no stored prompt holds NUL (submit refuses it)
+            return []
         return self.repo.list_jobs(status=status, api_key_id=api_key.id if api_key else None, limit=limit,
                                    cursor=cursor, query=query)
 
@@ -194,3 +199,9 @@ class JobService:
         job = self.repo.get_job(job_id)
         if job is not None and job.callback_url:
             self.webhooks.deliver_async(job)
+
+
+def _check_no_nul(name: str, value: Any) -> None:
+    """Text with NUL characters cannot be stored (PostgreSQL refuses it): a 422 naming the field."""
+    if isinstance(value, str) and "\x00" in value:
+        raise InvalidRequest(f"{name}: must not contain NUL (\\x00) characters", field=name)
