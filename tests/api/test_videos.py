@@ -178,3 +178,17 @@ def test_service_delete_removes_row_and_files(client, settings):
     assert service.repo.get_job(job["id"]) is None and not (settings.videos_dir / job["id"]).exists()
     with pytest.raises(JobNotFound):
         service.delete(job["id"])
+
+
+def test_warm_loads_the_model_before_the_first_job(client, settings):
+    service = client.app.state.service
+    service.warm(settings.default_model)
+    deadline = time.time() + 60
+    while not (state := client.get("/readyz").json())["warm"]["done"] and time.time() < deadline:
+        time.sleep(0.05)
+    assert state["ready"] and state["warm"]["error"] is None
+    assert str(settings.default_model) in {m["model"] for m in state["models_loaded"]}
+    service.warm("no/such-model")
+    while not client.get("/readyz").json()["warm"]["done"]:
+        time.sleep(0.05)
+    assert "no/such-model" in client.get("/readyz").json()["warm"]["error"]

@@ -110,3 +110,19 @@ def test_gpu_auto_plan_uses_half_precision_and_fp16_variant(tiny_model):
     clear_cache()
     loaded = load_model(resolve_source(str(tiny_model), get_settings(), want_fp16=True), plan)
     assert loaded.variant == "fp16" and loaded.unet.dtype == plan.torch_dtype
+
+
+def test_cache_keeps_models_within_budget(tiny_model, model_copy, monkeypatch):
+    from t2v.models import loader
+
+    clear_cache()
+    a = load_model(resolve_source(str(tiny_model), get_settings()), CPU)
+    assert load_model(resolve_source(str(tiny_model), get_settings()), CPU).load_s == 0.0  # reused
+    monkeypatch.setattr(loader, "CACHE_BUDGET_BYTES", 10 * loader.weight_bytes(a))
+    load_model(resolve_source(str(model_copy), get_settings()), CPU)
+    assert len(loader.loaded_models()) == 2  # both fit the budget
+    monkeypatch.setattr(loader, "CACHE_BUDGET_BYTES", 0)
+    load_model(resolve_source(str(tiny_model), get_settings()), CPU)
+    loader._evict()
+    (only,) = loader.loaded_models()
+    assert only["model"] == str(tiny_model) and only["weights_mb"] > 0

@@ -54,6 +54,8 @@ def serve(
                 f"refusing to bind {host} without API keys: anyone on the network could run jobs. "
                 "Create one with `t2v keys create --name NAME`, or bind 127.0.0.1", field="host")
         app = create_app(settings, service=service)
+        if model:
+            service.warm(model)  # the model loads once, before the first job asks for it
 
         err.print(f"t2v serving on http://{host}:{port} (docs at /docs), data in {settings.home}", highlight=False)
         uvicorn.run(app, host=host, port=port, log_level=os.environ.get("T2V_UVICORN_LOG", "warning"))

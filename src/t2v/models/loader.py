@@ -253,7 +253,12 @@ def _load_components(path: Path, plan: DevicePlan, variant: str | None) -> dict[
 
 _CACHE: OrderedDict[tuple, LoadedModel] = OrderedDict()
 _CACHE_LOCK = threading.Lock()
-CACHE_SIZE = 1
+# Loaded models kept between calls: at most this many bytes of weights (the newest one always stays).
+CACHE_BUDGET_BYTES = int(float(os.environ.get("T2V_MODEL_CACHE_GB", "0")) * 2**30)
+
+
+def weight_bytes(model: LoadedModel) -> int:
+    return sum(p.numel() * p.element_size() for m in (model.unet, model.vae, model.text_encoder) for p in m.parameters())
 
 
 def load_model(source: ModelSource, plan: DevicePlan) -> LoadedModel:
@@ -270,9 +275,21 @@ def load_model(source: ModelSource, plan: DevicePlan) -> LoadedModel:
         digest = content_hash(source.path, variant)
         loaded = LoadedModel(source=source, plan=plan, variant=variant, content_hash=digest, load_s=time.perf_counter() - t0, **parts)
         _CACHE[key] = loaded
-        while len(_CACHE) > CACHE_SIZE:
-            _CACHE.popitem(last=False)
+        _evict()
         return loaded
+
+
+def _evict() -> None:
+    """Drop the least recently used models while the cache is over its budget (never the newest)."""
+    while len(_CACHE) > 1 and sum(weight_bytes(m) for m in _CACHE.values()) > CACHE_BUDGET_BYTES:
+        _CACHE.popitem(last=False)
+
+
+def loaded_models() -> list[dict[str, Any]]:
+    """What is in memory now (for /readyz)."""
+    with _CACHE_LOCK:
+        return [{"model": k[0], "device": k[1], "dtype": k[2], "weights_mb": round(weight_bytes(m) / 2**20, 1)}
+                for k, m in _CACHE.items()]
 
 
 def clear_cache() -> None:

@@ -56,8 +56,26 @@ class JobService:
         self.purge_requested: set[str] = set()
         self.metrics = Metrics()
         self._janitor: threading.Thread | None = None
+        self.warm_state: dict[str, Any] = {"model": None, "done": True, "error": None}
 
     # -- lifecycle -------------------------------------------------------------------------------
+    def warm(self, model: str) -> None:
+        """Load ``model`` in the background so the first job does not wait for it."""
+        from t2v import load_pipeline
+
+        self.warm_state = {"model": model, "done": False, "error": None}
+
+        def run() -> None:
+            try:
+                load_pipeline(model, device=self.settings.device, dtype=self.settings.dtype, settings=self.settings)
+            except Exception as e:  # jobs will report it with a clear message; the server stays up
+                self.warm_state["error"] = str(e)
+                logger.warning("could not warm %s: %s", model, e)
+            finally:
+                self.warm_state["done"] = True
+
+        threading.Thread(target=run, name="t2v-warm", daemon=True).start()
+
     def start(self) -> JobService:
         from t2v.service.webhooks import WebhookSender
         from t2v.service.worker import Worker
@@ -102,8 +120,9 @@ class JobService:
         return {
             "workers": len(self.workers),
             "workers_alive": len(alive),
-            "models_loaded": [str(k[0]) for k in loader._CACHE],
-            "ready": bool(alive) and not self.stopping.is_set(),
+            "models_loaded": loader.loaded_models(),
+            "warm": dict(self.warm_state),
+            "ready": bool(alive) and self.warm_state["done"] and not self.stopping.is_set(),
             "busy": [w.current for w in alive if w.current],
             "checked_at": time.time(),
         }
