@@ -90,6 +90,7 @@ def generate(
     from t2v.export import check_writable, frames_sha256, remove_output, write_outputs, write_sidecar
     from t2v.models.device import plan_device
     from t2v.models.loader import load_model, resolve_source
+    from t2v.models.memory import choose as choose_memory_plan
     from t2v.record import build_record
 
     settings = settings or get_settings()
@@ -109,7 +110,8 @@ def generate(
     source = resolve_source(request.model, settings, want_fp16=plan.is_accelerator and plan.dtype != "fp32")
     if cancel():
         raise Cancelled("cancelled before loading the model")
-    loaded = load_model(source, plan)
+    memory, predictions = choose_memory_plan(source.path, request, requested=request.memory, device=plan.device, dtype=plan.dtype)
+    loaded = load_model(source, plan, offload=memory.offload)
     # Record what actually ran (after fallbacks), not what was asked.
     request = request.model_copy(update={"device": plan.device, "dtype": plan.dtype})
 
@@ -127,11 +129,14 @@ def generate(
         on_step=on_step,
         should_cancel=cancel,
         checkpoint=checkpoint,
+        memory=memory,
     )
     frames = to_uint8(run.frames)
     timings = {"load_s": loaded.load_s, **run.timings}
     record = build_record(request, source=source, loaded=loaded, warnings=[*plan.warnings, *run.warnings],
                           timings=timings, frames_sha256=frames_sha256(frames), resumed_from_step=run.resumed_from_step)
+    chosen = next(p for p in predictions if p.plan == memory.name)
+    record["memory_plan"] = {"requested": request.memory, "plan": memory.name, "predicted_peak_mb": round(chosen.peak_bytes / 2**20, 1)}
     for w in run.warnings:
         logger.warning(w)
 

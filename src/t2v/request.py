@@ -47,6 +47,7 @@ class GenerationRequest(BaseModel):
     crf: int | None = Field(None, ge=0, le=51, description="Quality for MP4/WebM: lower is better, bigger.")
     device: str = "auto"
     dtype: str = "auto"
+    memory: str = Field("auto", description="Memory plan: auto, speed, balanced or low.")
 
     @field_validator("prompt")
     @classmethod
@@ -100,6 +101,15 @@ class GenerationRequest(BaseModel):
 
         return check_dtype_name(v)
 
+    @field_validator("memory")
+    @classmethod
+    def _memory(cls, v: str) -> str:
+        from t2v.models.memory import PLANS
+
+        if v not in PLANS:
+            raise ValueError(f"unknown memory plan {v!r}; choose one of: {', '.join(PLANS)}")
+        return v
+
     @model_validator(mode="after")
     def _model_name(self) -> GenerationRequest:
         if self.model is not None and not self.model.strip():
@@ -122,7 +132,7 @@ class GenerationRequest(BaseModel):
 
     def reproducible_fields(self) -> dict[str, Any]:
         """The fields that decide the frames, as recorded in metadata."""
-        return self.model_dump(exclude={"formats", "crf", "device", "dtype"})
+        return self.model_dump(exclude={"formats", "crf", "device", "dtype", "memory"})
 
 
 def invalid_from_validation(e: ValidationError) -> InvalidRequest:

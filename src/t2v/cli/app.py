@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import List, Optional
@@ -12,6 +13,7 @@ from t2v import __version__
 from t2v.cli.common import Interrupt, cli_errors, err, fail, out, quiet_third_party
 from t2v.cli.models import models_app
 from t2v.cli.service import history, jobs_app, keys_app, serve
+from t2v.cli.ui import ui
 
 app = typer.Typer(
     name="t2v",
@@ -25,6 +27,7 @@ app.add_typer(jobs_app, name="jobs")
 app.add_typer(keys_app, name="keys")
 app.command("serve")(serve)
 app.command("history")(history)
+app.command("ui")(ui)
 
 
 def _version(value: bool) -> None:
@@ -81,24 +84,40 @@ def generate(
     crf: Optional[int] = typer.Option(None, "--crf", help="MP4/WebM quality, 0-51, lower is better."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps.", envvar="T2V_DEVICE"),
     dtype: str = typer.Option("auto", "--dtype", help="auto, fp32, fp16 or bf16.", envvar="T2V_DTYPE"),
+    memory: str = typer.Option("auto", "--memory", help="Memory plan: auto, speed, balanced or low.", envvar="T2V_MEMORY"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or summary; errors only."),
 ) -> None:
     """Generate a video from PROMPT; writes the files and a JSON record beside them."""
-    from t2v.request import DEFAULT_NEGATIVE_PROMPT, GenerationRequest
-
     with cli_errors():
-        fields = dict(
-            prompt=prompt, negative_prompt=DEFAULT_NEGATIVE_PROMPT if negative_prompt is None else negative_prompt,
-            num_frames=frames, num_inference_steps=steps, guidance_scale=guidance, fps=fps, seed=seed,
-            width=width, height=height, scheduler=scheduler, model=model, crf=crf, device=device, dtype=dtype,
-        )
-        if formats:
-            fields["formats"] = formats
-        elif output is not None and output.suffix.lower() in (".mp4", ".webm", ".gif"):
-            fields["formats"] = (output.suffix.lower()[1:],)
-        result = _run(GenerationRequest.create(**fields), output=output, quiet=quiet)
+        request = _request_from_flags(**locals())
+        result = _run(request, output=output, quiet=quiet)
         if not quiet:
             _summary(result)
+
+
+def _request_from_flags(*, prompt, model, negative_prompt, frames, steps, guidance, fps, seed, width, height,
+                        scheduler, formats, output, crf, device, dtype, memory, quiet):
+    from t2v.request import DEFAULT_NEGATIVE_PROMPT, GenerationRequest
+
+    fields = dict(
+        prompt=prompt, negative_prompt=DEFAULT_NEGATIVE_PROMPT if negative_prompt is None else negative_prompt,
+        num_frames=frames, num_inference_steps=steps, guidance_scale=guidance, fps=fps, seed=seed, width=width,
+        height=height, scheduler=scheduler, model=model, crf=crf, device=device, dtype=dtype, memory=memory,
+    )
+    if formats:
+        fields["formats"] = formats
+    elif output is not None and output.suffix.lower() in (".mp4", ".webm", ".gif"):
+        fields["formats"] = (output.suffix.lower()[1:],)
+    return GenerationRequest.create(**fields)
+
+
+@app.command("plan", help="Predict peak memory and time per step for a request (same flags as generate); loads no weights.")
+@functools.wraps(generate)
+def plan(**flags) -> None:
+    from t2v.cli.plan import show_plan
+
+    with cli_errors():
+        show_plan(_request_from_flags(**flags))
 
 
 def _load_record(path: Path) -> dict:

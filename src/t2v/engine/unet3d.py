@@ -12,6 +12,7 @@ import inspect
 import json
 import logging
 import time
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Callable
 
 from t2v.engine import checkpoint as ckpt
@@ -22,6 +23,7 @@ from t2v.errors import Cancelled
 
 if TYPE_CHECKING:
     from t2v.models.loader import LoadedModel
+    from t2v.models.memory import MemoryPlan
     from t2v.request import GenerationRequest
 
 logger = logging.getLogger(__name__)
@@ -48,6 +50,23 @@ def fingerprint(model: LoadedModel, request: GenerationRequest) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
+@contextmanager
+def resident(module, device: str, offload: bool):
+    """With ``offload``, keep ``module`` on ``device`` only inside the block (model CPU offload)."""
+    if not offload or device == "cpu":
+        yield module
+        return
+    module.to(device)
+    try:
+        yield module
+    finally:
+        module.to("cpu")
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
 class UNet3DEngine:
     family = "modelscope"
 
@@ -60,20 +79,34 @@ class UNet3DEngine:
         on_step: StepCallback,
         should_cancel: Callable[[], bool],
         checkpoint: CheckpointSpec | None = None,
+        memory: MemoryPlan | None = None,
     ) -> EngineRun:
         import torch
 
+        from t2v.models.memory import get_plan
+
+        memory = memory or get_plan("speed")
         warnings: list[str] = []
         timings: dict[str, float] = {}
         device = model.plan.device
         t0 = time.perf_counter()
         on_stage("encode_prompt")
         cfg = request.guidance_scale > 1.0
-        embeds = encode_prompt(model, request.prompt, warnings)
-        if cfg:
-            negative = encode_prompt(model, request.negative_prompt, [])
-            embeds = torch.cat([negative, embeds])
+        with resident(model.text_encoder, device, memory.offload):
+            embeds = encode_prompt(model, request.prompt, warnings)
+            if cfg:
+                negative = encode_prompt(model, request.negative_prompt, [])
+                embeds = torch.cat([negative, embeds])
+        if memory.free_text_encoder:
+            from t2v.models.loader import forget
+
+            forget(model)  # the next run loads it again; this one needs the memory now
+            model.text_encoder = None
         timings["encode_prompt_s"] = time.perf_counter() - t0
+        if memory.forward_chunking:
+            model.unet.enable_forward_chunking(chunk_size=1, dim=1)
+        else:
+            model.unet.disable_forward_chunking()
 
         scheduler = make_scheduler(request.scheduler, model.scheduler_config)
         scheduler.set_timesteps(request.num_inference_steps, device=device)
@@ -100,6 +133,23 @@ class UNet3DEngine:
         on_stage("denoise")
         total = len(timesteps)
         t1 = time.perf_counter()
+        with resident(model.unet, device, memory.offload):
+            latents = self._loop(model, scheduler, latents, timesteps, embeds, request, cfg, step_kwargs, start,
+                                 on_step, should_cancel, checkpoint, fp, generator)
+        timings["denoise_s"] = time.perf_counter() - t1
+
+        if should_cancel():
+            raise Cancelled("cancelled before decoding")
+        on_stage("decode")
+        t2 = time.perf_counter()
+        with resident(model.vae, device, memory.offload):
+            frames = decode_latents(model.vae, latents, chunk=memory.vae_chunk or request.num_frames)
+        timings["decode_s"] = time.perf_counter() - t2
+        return EngineRun(frames=frames, warnings=warnings, timings=timings, resumed_from_step=resumed)
+
+    def _loop(self, model, scheduler, latents, timesteps, embeds, request, cfg, step_kwargs, start, on_step,
+              should_cancel, checkpoint, fp, generator):
+        total = len(timesteps)
         for i in range(start, total):
             if should_cancel():
                 if checkpoint:
@@ -110,15 +160,7 @@ class UNet3DEngine:
                 ckpt.save(checkpoint.path, fingerprint=fp, step=i + 1, latents=latents, scheduler=scheduler, generator=generator)
             logger.debug("step %d/%d", i + 1, total)
             on_step(i + 1, total, latents)
-        timings["denoise_s"] = time.perf_counter() - t1
-
-        if should_cancel():
-            raise Cancelled("cancelled before decoding")
-        on_stage("decode")
-        t2 = time.perf_counter()
-        frames = decode_latents(model.vae, latents)
-        timings["decode_s"] = time.perf_counter() - t2
-        return EngineRun(frames=frames, warnings=warnings, timings=timings, resumed_from_step=resumed)
+        return latents
 
     @staticmethod
     def _step(model, scheduler, latents, t, embeds, guidance: float, cfg: bool, step_kwargs):

@@ -223,7 +223,7 @@ def _file_sha256(p: Path) -> str:
     return _HASHES[key]
 
 
-def _load_components(path: Path, plan: DevicePlan, variant: str | None) -> dict[str, Any]:
+def _load_components(path: Path, plan: DevicePlan, variant: str | None, target: str | None = None) -> dict[str, Any]:
     from diffusers import AutoencoderKL, UNet3DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
 
@@ -242,7 +242,7 @@ def _load_components(path: Path, plan: DevicePlan, variant: str | None) -> dict[
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ModelUnavailable(f"could not load {name} from {path / name}: {first[:300]}") from None
         if name != "tokenizer":
-            obj = obj.to(plan.device).eval().requires_grad_(False)
+            obj = obj.to(target or plan.device).eval().requires_grad_(False)
         out[name] = obj
     try:
         out["scheduler_config"] = json.loads((path / "scheduler" / "scheduler_config.json").read_text())
@@ -261,17 +261,22 @@ def weight_bytes(model: LoadedModel) -> int:
     return sum(p.numel() * p.element_size() for m in (model.unet, model.vae, model.text_encoder) for p in m.parameters())
 
 
-def load_model(source: ModelSource, plan: DevicePlan) -> LoadedModel:
-    """Load (or reuse) the model's components on ``plan.device`` in ``plan.dtype``."""
+def load_model(source: ModelSource, plan: DevicePlan, *, offload: bool = False) -> LoadedModel:
+    """Load (or reuse) the model's components for ``plan.device`` in ``plan.dtype``.
+
+    With ``offload`` (an accelerator and the ``low`` memory plan) the weights stay in CPU memory and the
+    engine moves each component to the device only while it runs.
+    """
     variant = pick_variant(source.path, plan)
-    key = (str(source.path), plan.device, plan.dtype, variant)
+    offload = offload and plan.is_accelerator
+    key = (str(source.path), plan.device, plan.dtype, variant, offload)
     with _CACHE_LOCK:
         if key in _CACHE:
             _CACHE.move_to_end(key)
             cached = _CACHE[key]
             return LoadedModel(**{**cached.__dict__, "source": source, "plan": plan, "load_s": 0.0})
         t0 = time.perf_counter()
-        parts = _load_components(source.path, plan, variant)
+        parts = _load_components(source.path, plan, variant, "cpu" if offload else None)
         digest = content_hash(source.path, variant)
         loaded = LoadedModel(source=source, plan=plan, variant=variant, content_hash=digest, load_s=time.perf_counter() - t0, **parts)
         _CACHE[key] = loaded
@@ -290,6 +295,13 @@ def loaded_models() -> list[dict[str, Any]]:
     with _CACHE_LOCK:
         return [{"model": k[0], "device": k[1], "dtype": k[2], "weights_mb": round(weight_bytes(m) / 2**20, 1)}
                 for k, m in _CACHE.items()]
+
+
+def forget(model: LoadedModel) -> None:
+    """Drop ``model`` from the cache (its memory is freed once the caller lets go of it too)."""
+    with _CACHE_LOCK:
+        for key in [k for k, m in _CACHE.items() if m.unet is model.unet]:
+            del _CACHE[key]
 
 
 def clear_cache() -> None:

@@ -1,0 +1,40 @@
+"""``t2v plan``: the memory planner's predictions as a table."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+from t2v.cli.common import out
+
+
+def show_plan(request) -> None:
+    from t2v.generate import resolve
+    from t2v.models.device import plan_device
+    from t2v.models.loader import resolve_source
+    from t2v.models.memory import choose, predict
+    from t2v.settings import get_settings
+
+    settings = get_settings()
+    request = resolve(request, settings)
+    dev = plan_device(request.device, request.dtype)
+    source = resolve_source(request.model, settings)
+    chosen, _ = choose(source.path, request, requested=request.memory, device=dev.device, dtype=dev.dtype)
+    what = "peak RSS" if dev.device == "cpu" else "peak VRAM"
+    table = Table(title=f"{request.model}: {request.width}x{request.height}, {request.num_frames} frames, "
+                        f"{request.num_inference_steps} steps on {dev.device}/{dev.dtype}")
+    for col in ("plan", what, "weights", "UNet act.", "VAE act.", "s/step", "decode s", "TFLOP/step"):
+        table.add_column(col, justify="right" if col != "plan" else "left", no_wrap=col == "plan")
+    for name in ("speed", "balanced", "low"):
+        p = predict(source.path, request, plan=name, device=dev.device, dtype=dev.dtype)
+        mark = " ←" if name == chosen.name else ""
+        table.add_row(name + mark, _mb(p.peak_bytes), _mb(sum(p.weights_bytes.values())), _mb(p.activation_bytes["unet"]),
+                      _mb(p.activation_bytes["vae"]), f"{p.est_step_s:.2f}", f"{p.est_decode_s:.2f}",
+                      f"{p.flops_per_step / 1e12:.2f}")
+    out.print(table)
+    out.print(f"memory={request.memory} → the {chosen.name} plan", highlight=False)
+    for w in dev.warnings:
+        out.print(f"warning: {w}", highlight=False)
+
+
+def _mb(n: int) -> str:
+    return f"{n / 2**20:,.0f} MB" if n >= 2**20 else f"{n / 2**10:,.0f} KB"

@@ -1,0 +1,270 @@
+"""Memory planner: predict a request's peak memory and step time before loading anything, and pick a plan.
+
+The prediction is a dry run on PyTorch's ``meta`` device: the model is built from its config files (no
+weights), and the text encoder, one classifier-free-guidance UNet step and one VAE decode chunk are run
+under a dispatch mode that counts the bytes of live tensors (peak activations) and FLOPs. On the CPU the
+predicted peak RSS is the process's current RSS + resident weights + the largest stage's activations.
+
+Plans, from fastest to leanest:
+
+- ``speed``: everything resident on the device, VAE decodes all frames in one call.
+- ``balanced``: VAE decodes 4 frames at a time (default elsewhere: 8), UNet feed-forward chunking.
+- ``low``: on GPU, each component is moved to the device only while it runs (model offload); VAE decodes
+  one frame at a time, feed-forward chunking. On CPU the text encoder is freed after encoding.
+- ``auto``: the fastest plan whose predicted peak fits in the free memory (90%).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import weakref
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from t2v.errors import InvalidRequest
+
+logger = logging.getLogger(__name__)
+
+PLANS = ("auto", "speed", "balanced", "low")
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    name: str
+    vae_chunk: int  # frames per VAE decode call (0: all at once)
+    forward_chunking: bool  # UNet feed-forward chunking
+    offload: bool  # GPU: move each component to the device only while it runs
+    free_text_encoder: bool
+
+
+_PLANS = {
+    "speed": MemoryPlan("speed", vae_chunk=0, forward_chunking=False, offload=False, free_text_encoder=False),
+    "balanced": MemoryPlan("balanced", vae_chunk=4, forward_chunking=True, offload=False, free_text_encoder=False),
+    "low": MemoryPlan("low", vae_chunk=1, forward_chunking=True, offload=True, free_text_encoder=True),
+}
+
+
+def get_plan(name: str) -> MemoryPlan:
+    if name not in _PLANS:
+        raise InvalidRequest(f"unknown memory plan {name!r}; choose one of: {', '.join(PLANS)}", field="memory")
+    return _PLANS[name]
+
+
+@dataclass
+class Prediction:
+    plan: str
+    device: str
+    dtype: str
+    weights_bytes: dict[str, int]
+    activation_bytes: dict[str, int]  # peak live bytes per stage: text, unet (one CFG step), vae (one chunk)
+    baseline_bytes: int  # process RSS before loading (CPU) / 0 on GPU
+    peak_bytes: int
+    flops_per_step: int
+    decode_flops: int
+    est_step_s: float
+    est_decode_s: float
+    fits: bool | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class _LiveBytes:
+    """Dispatch mode that tracks the peak bytes of tensors alive at once (works on the meta device)."""
+
+    def __init__(self) -> None:
+        from torch.utils._python_dispatch import TorchDispatchMode
+
+        tracker = self
+
+        class Mode(TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                out = func(*args, **(kwargs or {}))
+                tracker._track(out)
+                return out
+
+        self.mode = Mode()
+        self.live = 0
+        self.peak = 0
+        self._ids: set[int] = set()
+
+    def _track(self, out: Any) -> None:
+        import torch
+
+        if isinstance(out, (list, tuple)):
+            for o in out:
+                self._track(o)
+            return
+        if not isinstance(out, torch.Tensor) or out._is_view():
+            return  # views share their base's memory
+        key = id(out)
+        if key in self._ids:
+            return
+        n = out.numel() * out.element_size()
+        self._ids.add(key)
+        self.live += n
+        self.peak = max(self.peak, self.live)
+        weakref.finalize(out, self._free, key, n)
+
+    def _free(self, key: int, n: int) -> None:
+        self._ids.discard(key)
+        self.live -= n
+
+    def __enter__(self):
+        self.mode.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.mode.__exit__(*exc)
+
+
+@lru_cache(maxsize=4)
+def _meta_components(path: str):
+    """The model's modules built from its configs on the meta device: shapes and parameter counts, no weights."""
+    import torch
+    from diffusers import AutoencoderKL, UNet3DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    root = Path(path)
+    with torch.device("meta"):
+        unet = UNet3DConditionModel.from_config(json.loads((root / "unet" / "config.json").read_text()))
+        vae = AutoencoderKL.from_config(json.loads((root / "vae" / "config.json").read_text()))
+        text = CLIPTextModel(CLIPTextConfig.from_pretrained(root / "text_encoder"))
+    return unet.eval(), vae.eval(), text.eval()
+
+
+def _run_meta(fn) -> tuple[int, int]:
+    """(peak live bytes, flops) of ``fn()`` on meta tensors."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with torch.inference_mode(), counter, _LiveBytes() as live:
+        fn()
+    return live.peak, counter.get_total_flops()
+
+
+@lru_cache(maxsize=8)
+def _throughput(device: str, dtype: str) -> float:
+    """Measured matmul FLOP/s for this device and dtype (a rough speed of light for the estimate)."""
+    import torch
+
+    tdtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
+    n = 1024 if device == "cpu" else 4096
+    a = torch.randn(n, n, device=device, dtype=tdtype)
+    b = torch.randn(n, n, device=device, dtype=tdtype)
+    reps = 3 if device == "cpu" else 20
+    a @ b
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return 2 * n**3 * reps / (time.perf_counter() - t0)
+
+
+def _current_rss() -> int:
+    import psutil
+
+    return psutil.Process(os.getpid()).memory_info().rss
+
+
+_BASELINE: dict[str, int] = {}
+
+
+def _baseline_rss() -> int:
+    """RSS when the planner first ran in this process, before models were loaded by the request being planned."""
+    return _BASELINE.setdefault("rss", _current_rss())
+
+
+def predict(model_path: str | Path, request, *, plan: str, device: str, dtype: str, measure_speed: bool = True) -> Prediction:
+    """Predict peak memory (RSS on CPU, device memory on GPU) and time per step for one plan."""
+    import torch
+
+    mp = get_plan(plan)
+    unet, vae, text = _meta_components(str(model_path))
+    elt = 4 if dtype == "fp32" else 2
+    weights = {n: sum(p.numel() for p in m.parameters()) * elt for n, m in (("unet", unet), ("vae", vae), ("text_encoder", text))}
+    scale = 2 ** (len(vae.config.block_out_channels) - 1)
+    h, w, f = request.height // scale, request.width // scale, request.num_frames
+    batch = 2 if request.guidance_scale > 1.0 else 1
+    seq = text.config.max_position_embeddings
+    meta = dict(device="meta", dtype=torch.float32)
+
+    text_peak, _ = _run_meta(lambda: text(torch.zeros(batch, seq, dtype=torch.long, device="meta")))
+    if mp.forward_chunking:
+        unet.enable_forward_chunking(chunk_size=1, dim=1)
+    else:
+        unet.disable_forward_chunking()
+    latents = torch.zeros(batch, unet.config.in_channels, f, h, w, **meta)
+    embeds = torch.zeros(batch, seq, unet.config.cross_attention_dim, **meta)
+    unet_peak, step_flops = _run_meta(lambda: unet(latents, torch.tensor(1, device="meta"), encoder_hidden_states=embeds))
+    chunk = f if mp.vae_chunk == 0 else min(mp.vae_chunk, f)
+    z = torch.zeros(chunk, vae.config.latent_channels, h, w, **meta)
+    vae_peak, chunk_flops = _run_meta(lambda: vae.decode(z))
+    decode_flops = chunk_flops * -(-f // chunk)
+    # fp32 math on meta; half precision halves activation bytes.
+    acts = {k: v * elt // 4 for k, v in (("text", text_peak), ("unet", unet_peak), ("vae", vae_peak))}
+    latents_bytes = batch * unet.config.in_channels * f * h * w * 4
+    frames_bytes = f * request.height * request.width * 3 * 4  # decoded float frames kept for export
+
+    notes: list[str] = []
+    if device == "cpu":
+        baseline = _baseline_rss()
+        resident = sum(weights.values())
+        if mp.free_text_encoder:
+            resident_after_text = resident - weights["text_encoder"]
+            peak = baseline + max(resident + acts["text"], resident_after_text + max(acts["unet"], acts["vae"] + frames_bytes))
+        else:
+            peak = baseline + resident + max(acts["text"], acts["unet"], acts["vae"] + frames_bytes)
+        if mp.offload:
+            notes.append("offload has no effect on cpu")
+    else:
+        baseline = 0
+        if mp.offload:  # one component on the device at a time
+            peak = max(weights["text_encoder"] + acts["text"], weights["unet"] + acts["unet"], weights["vae"] + acts["vae"])
+        else:
+            peak = sum(weights.values()) + max(acts["text"], acts["unet"], acts["vae"])
+        peak += latents_bytes
+    speed = _throughput(device, dtype) if measure_speed else float("nan")
+    return Prediction(
+        plan=plan, device=device, dtype=dtype, weights_bytes=weights, activation_bytes=acts, baseline_bytes=baseline,
+        peak_bytes=int(peak), flops_per_step=int(step_flops), decode_flops=int(decode_flops),
+        est_step_s=step_flops / speed, est_decode_s=decode_flops / speed, notes=notes,
+    )
+
+
+def free_memory(device: str) -> int:
+    """Bytes available for a new allocation on ``device``."""
+    if device.startswith("cuda"):
+        import torch
+
+        free, _ = torch.cuda.mem_get_info(torch.device(device))
+        return int(free)
+    import psutil
+
+    return int(psutil.virtual_memory().available) + (_current_rss() if device == "cpu" else 0)
+
+
+def choose(model_path: str | Path, request, *, requested: str, device: str, dtype: str,
+           measure_speed: bool = False) -> tuple[MemoryPlan, list[Prediction]]:
+    """The plan to use and the predictions considered. ``auto``: fastest plan that fits in 90% of free memory."""
+    names = ["speed", "balanced", "low"] if requested == "auto" else [requested]
+    budget = free_memory(device) * 0.9
+    predictions = []
+    for name in names:
+        p = predict(model_path, request, plan=name, device=device, dtype=dtype, measure_speed=measure_speed)
+        p.fits = p.peak_bytes <= budget
+        predictions.append(p)
+        if p.fits and requested == "auto":
+            break
+    chosen = next((p for p in predictions if p.fits), predictions[-1])
+    return get_plan(chosen.plan), predictions

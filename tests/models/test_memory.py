@@ -1,0 +1,79 @@
+"""The memory planner: predictions against measurements, plan choice, and plans not changing the frames."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from t2v.cli import app
+from t2v.generate import generate
+from t2v.models import memory
+from t2v.request import GenerationRequest
+
+MEASURE = r"""
+import json, resource, sys
+from t2v.generate import generate
+from t2v.models.memory import predict
+from t2v.request import GenerationRequest
+req = GenerationRequest(prompt="a red circle moving right", model=sys.argv[1], seed=1, num_frames=16, width=128,
+                        height=128, num_inference_steps=2, guidance_scale=9.0, formats=(), memory=sys.argv[2])
+pred = predict(sys.argv[1], req, plan=sys.argv[2], device="cpu", dtype="fp32", measure_speed=False)
+generate(req)
+print(json.dumps({"predicted": pred.peak_bytes, "measured": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+"""
+
+
+@pytest.mark.parametrize("plan", ["speed", "low"])
+def test_predicted_peak_rss_within_25_percent_of_measured(tiny_model, plan):
+    out = subprocess.run([sys.executable, "-c", MEASURE, str(tiny_model), plan], capture_output=True, text=True,
+                         timeout=300, check=True)
+    numbers = json.loads(out.stdout.strip().splitlines()[-1])
+    ratio = numbers["predicted"] / numbers["measured"]
+    assert 0.75 <= ratio <= 1.25, numbers
+
+
+def _req(model, **kw):
+    return GenerationRequest(prompt="a cat", model=str(model), seed=3, num_frames=8, width=64, height=64,
+                             num_inference_steps=2, guidance_scale=9.0, formats=(), **kw)
+
+
+def test_leaner_plans_predict_less_activation_memory(tiny_model):
+    p = {n: memory.predict(tiny_model, _req(tiny_model), plan=n, device="cpu", dtype="fp32", measure_speed=False)
+         for n in ("speed", "balanced", "low")}
+    assert p["low"].activation_bytes["vae"] < p["balanced"].activation_bytes["vae"] < p["speed"].activation_bytes["vae"]
+    assert p["balanced"].activation_bytes["unet"] <= p["speed"].activation_bytes["unet"]
+    assert p["speed"].flops_per_step > 0 and p["speed"].decode_flops > 0
+    # Half precision halves weights and activations.
+    half = memory.predict(tiny_model, _req(tiny_model), plan="speed", device="cpu", dtype="bf16", measure_speed=False)
+    assert sum(half.weights_bytes.values()) * 2 == sum(p["speed"].weights_bytes.values())
+
+
+def test_auto_picks_the_fastest_plan_that_fits(tiny_model, monkeypatch):
+    chosen, preds = memory.choose(tiny_model, _req(tiny_model), requested="auto", device="cpu", dtype="fp32")
+    assert chosen.name == "speed" and preds[0].fits
+    monkeypatch.setattr(memory, "free_memory", lambda device: 1)  # nothing fits: the leanest plan
+    chosen, preds = memory.choose(tiny_model, _req(tiny_model), requested="auto", device="cpu", dtype="fp32")
+    assert chosen.name == "low" and [p.plan for p in preds] == ["speed", "balanced", "low"]
+
+
+def test_plans_give_the_same_frames(tiny_model):
+    speed = generate(_req(tiny_model, memory="speed"))
+    low = generate(_req(tiny_model, memory="low"))
+    assert speed.record["memory_plan"]["plan"] == "speed" and low.record["memory_plan"]["plan"] == "low"
+    assert np.abs(speed.frames.astype(int) - low.frames.astype(int)).max() <= 1
+    again = generate(_req(tiny_model, memory="speed"))  # the text encoder freed by "low" is loaded again
+    assert np.array_equal(again.frames, speed.frames)
+
+
+def test_plan_command(tiny_model):
+    runner = CliRunner()
+    r = runner.invoke(app, ["plan", "a cat", "--model", str(tiny_model), "--frames", "8"])
+    assert r.exit_code == 0, r.output
+    assert "speed" in r.stdout and "balanced" in r.stdout and "low" in r.stdout and "peak RSS" in r.stdout
+    bad = runner.invoke(app, ["plan", "a cat", "--model", str(tiny_model), "--memory", "tiny"])
+    assert bad.exit_code == 2 and "memory" in bad.stderr
