@@ -72,7 +72,7 @@ def test_plans_give_the_same_frames(tiny_model):
 
 def test_plan_command(tiny_model):
     runner = CliRunner()
-    r = runner.invoke(app, ["plan", "a cat", "--model", str(tiny_model), "--frames", "8"])
+    r = runner.invoke(app, ["plan", "a cat", "--model", str(tiny_model), "--frames", "8"], env={"COLUMNS": "200"})
     assert r.exit_code == 0, r.output
     assert "speed" in r.stdout and "balanced" in r.stdout and "low" in r.stdout and "peak RSS" in r.stdout
     bad = runner.invoke(app, ["plan", "a cat", "--model", str(tiny_model), "--memory", "tiny"])
