@@ -28,6 +28,7 @@ def test_submit_run_fetch_content_with_range_and_metadata(client):
     assert done["status"] == "succeeded", done["error"]
     assert done["progress"]["fraction"] == 1.0 and done["progress"]["step"] == 2
     formats = {f["format"] for f in done["result"]["files"]}
+    assert all(f["url"] for f in done["result"]["files"])
     assert {"mp4", "webm", "gif", "json"} <= formats
     content = client.get(f"/v1/videos/{job['id']}/content?format=mp4")
     assert content.status_code == 200 and content.headers["content-type"] == "video/mp4"
@@ -88,7 +89,8 @@ def test_list_newest_first_with_cursor_and_filters(idle_client):
     assert len(idle_client.get("/v1/videos?status=queued").json()["items"]) == 5
     assert idle_client.get("/v1/videos?status=succeeded").json()["items"] == []
     assert [j["id"] for j in idle_client.get("/v1/videos?q=NUMBER 3").json()["items"]] == [ids[3]]
-    assert idle_client.get("/v1/videos?status=bogus").status_code == 422
+    bad = idle_client.get("/v1/videos?status=bogus")
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "status"]
 
 
 def test_idempotency_key_returns_the_same_job(idle_client):

@@ -40,6 +40,14 @@ def _iso(dt) -> str | None:
     return dt.isoformat() if dt else None
 
 
+def _file_url(base_url: str, job_id: str, fmt: str) -> str | None:
+    if fmt == "json":
+        return f"{base_url}/v1/videos/{job_id}/metadata"
+    if fmt == "png":
+        return None  # a folder of frames on the server: not served over HTTP
+    return f"{base_url}/v1/videos/{job_id}/content?format={fmt}"
+
+
 def job_to_dict(service, job, *, base_url: str = "") -> dict[str, Any]:
     """The public JSON of a job."""
     position = service.queue_position(job.id) if job.status == "queued" else None
@@ -48,8 +56,7 @@ def job_to_dict(service, job, *, base_url: str = "") -> dict[str, Any]:
     fraction = job.step / job.total if job.total else (1.0 if job.status == "succeeded" else 0.0)
     files = [
         {"format": f["format"], "file": f.get("file"), "bytes": f.get("bytes"), "sha256": f.get("sha256"),
-         "url": f"{base_url}/v1/videos/{job.id}/content?format={f['format']}" if f["format"] != "json" else
-         f"{base_url}/v1/videos/{job.id}/metadata"}
+         "url": _file_url(base_url, job.id, f["format"])}
         for f in (job.files or [])
     ]
     out = {

@@ -12,6 +12,7 @@ from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 
 from t2v.api.deps import current_key, get_service, rate_limited
 from t2v.api.schemas import VideoCreate, job_to_dict
+from t2v.errors import InvalidRequest
 from t2v.service.service import FINISHED
 
 router = APIRouter(prefix="/v1/videos", tags=["videos"])
@@ -44,7 +45,10 @@ async def list_videos(
     service=Depends(get_service),
     key=Depends(rate_limited),
 ):
-    jobs = await run_in_threadpool(service.list, status=status, limit=limit, cursor=cursor, api_key=key, query=q)
+    try:
+        jobs = await run_in_threadpool(service.list, status=status, limit=limit, cursor=cursor, api_key=key, query=q)
+    except InvalidRequest as e:  # these are query parameters, not body fields
+        return JSONResponse({"detail": [{"loc": ["query", e.field], "msg": str(e), "type": "value_error"}]}, status_code=422)
     items = [job_to_dict(service, j, base_url=_base(request)) for j in jobs]
     return {"items": items, "next_cursor": jobs[-1].id if len(jobs) == limit else None}
 
