@@ -54,10 +54,13 @@ def serve(
                 f"refusing to bind {host} without API keys: anyone on the network could run jobs. "
                 "Create one with `t2v keys create --name NAME`, or bind 127.0.0.1", field="host")
         app = create_app(settings, service=service)
+        from t2v.ui import mount_ui
+
+        mount_ui(app, service)  # the web page at /; the API keeps /v1, /docs, /healthz, /metrics
         if model:
             service.warm(model)  # the model loads once, before the first job asks for it
 
-        err.print(f"t2v serving on http://{host}:{port} (docs at /docs), data in {settings.home}", highlight=False)
+        err.print(f"t2v serving on http://{host}:{port} (web UI at /, docs at /docs), data in {settings.home}", highlight=False)
         uvicorn.run(app, host=host, port=port, log_level=os.environ.get("T2V_UVICORN_LOG", "warning"))
 
 

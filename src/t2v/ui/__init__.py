@@ -1,0 +1,24 @@
+"""The web UI: a Gradio page over the job service (``t2v serve`` mounts it at ``/``; ``t2v ui`` runs it alone).
+
+``handlers`` holds what the page does as plain functions over a JobService (no Gradio import);
+``app`` lays out the page. Gradio is imported only by ``t2v.ui.app``.
+"""
+
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+
+def build_ui(service):
+    from t2v.ui.app import build_ui as build
+
+    return build(service)
+
+
+def mount_ui(app, service, path: str = "/", *, required: bool = False):
+    from t2v.ui.app import mount_ui as mount
+
+    return mount(app, service, path, required=required)
+
+
+__all__ = ["build_ui", "mount_ui"]

@@ -1,0 +1,291 @@
+"""The Gradio page over a JobService: ``build_ui(service)`` and ``mount_ui(fastapi_app, service)``.
+
+All the work is in :mod:`t2v.ui.handlers`; this module lays out components and turns handler results
+and :class:`~t2v.ui.handlers.UIError` into component updates. Nothing here touches the database or the
+engine. Live progress: the Generate event is a generator that submits the job, then polls the service
+a few times a second and yields the queue position, a <progress> bar with step/total and ETA, and the
+latent preview image whenever the worker rewrites it; when the job ends it yields the player, the
+download buttons, seed and timings, and a refreshed history.
+"""
+
+import functools
+import html
+import logging
+import os
+import time
+from typing import Any
+
+from t2v.request import FORMATS, SCHEDULERS
+from t2v.ui import handlers as H
+from t2v.ui.handlers import UIError
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+logger = logging.getLogger(__name__)
+
+POLL_S = 0.3
+CSS = """
+.t2v-progress { display: flex; align-items: center; gap: 0.75em; }
+.t2v-progress progress { flex: 1; height: 1.1em; }
+.t2v-error { color: #b91c1c; font-weight: 600; }
+#t2v-preview img { width: 100%; height: 100%; object-fit: contain; image-rendering: pixelated; }
+"""
+DOWNLOAD_LABELS = {"mp4": "Download MP4", "webm": "Download WebM", "gif": "Download GIF", "json": "Download record (JSON)"}
+
+
+def _import_gradio():
+    try:
+        import gradio as gr
+    except ImportError:  # optional dependency
+        from t2v.errors import T2VError
+
+        raise T2VError("the web UI needs Gradio: pip install 'gradio>=6'") from None
+    return gr
+
+
+def _error_md(e: Exception) -> str:
+    if isinstance(e, UIError):
+        text = str(e)
+    else:  # a bug: say what happened in one line, keep the traceback in the server log
+        logger.error("UI handler failed", exc_info=e)
+        text = f"Something went wrong on the server ({type(e).__name__}: {e}). Details are in the server log."
+    return f'<span class="t2v-error">⚠ {html.escape(text)}</span>'
+
+
+def build_ui(service):
+    """The Blocks app over ``service`` (its workers are started and stopped by whoever owns the service)."""
+    gr = _import_gradio()
+
+    form0 = H.default_form(service)
+    lim = H.limits(service)
+
+    with gr.Blocks(title="t2v: text to video", analytics_enabled=False, delete_cache=(3600, 86400)) as demo:
+        gr.Markdown("# t2v · text to video\nDescribe a clip, press **Generate**, watch it denoise. "
+                    "The REST API of this server is under `/v1` ([docs](/docs)).")
+        with gr.Row(visible=False, elem_id="t2v-key-row") as key_row:
+            key = gr.Textbox(label="API key", type="password", placeholder="t2v_…", scale=4, elem_id="t2v-key")
+            key_btn = gr.Button("Use key", scale=1, elem_id="t2v-key-button")
+        key_msg = gr.Markdown(elem_id="t2v-key-status")
+
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=5):
+                prompt = gr.Textbox(label="Prompt", lines=3, placeholder="a panda surfing on a big ocean wave at sunset",
+                                    elem_id="t2v-prompt")
+                negative = gr.Textbox(label="Negative prompt", value=form0["negative_prompt"], lines=2,
+                                      elem_id="t2v-negative")
+                with gr.Row(elem_id="t2v-presets"):
+                    gr.Markdown("Presets:", elem_classes=["t2v-presets-label"])
+                    fast_btn = gr.Button("Fast preview", size="sm", elem_id="t2v-preset-fast")
+                    quality_btn = gr.Button("Quality", size="sm", elem_id="t2v-preset-quality")
+                model = gr.Dropdown(H.model_choices(service), value=form0["model"], label="Model", allow_custom_value=True,
+                                    elem_id="t2v-model")
+                with gr.Row():
+                    frames = gr.Slider(1, lim["num_frames"], value=form0["num_frames"], step=1, label="Frames",
+                                       info=f"server limit {lim['num_frames']}", elem_id="t2v-frames")
+                    steps = gr.Slider(1, lim["num_inference_steps"], value=form0["num_inference_steps"], step=1,
+                                      label="Steps", info=f"server limit {lim['num_inference_steps']}", elem_id="t2v-steps")
+                with gr.Row():
+                    guidance = gr.Slider(0, 50, value=form0["guidance_scale"], step=0.5, label="Guidance",
+                                         elem_id="t2v-guidance")
+                    fps = gr.Slider(1, 120, value=form0["fps"], step=1, label="FPS", elem_id="t2v-fps")
+                with gr.Row():
+                    width = gr.Slider(16, lim["width"], value=form0["width"], step=8, label="Width",
+                                      info=f"multiple of 8, server limit {lim['width']}", elem_id="t2v-width")
+                    height = gr.Slider(16, lim["height"], value=form0["height"], step=8, label="Height",
+                                       info=f"multiple of 8, server limit {lim['height']}", elem_id="t2v-height")
+                with gr.Row():
+                    scheduler = gr.Dropdown(list(SCHEDULERS), value=form0["scheduler"], label="Scheduler",
+                                            elem_id="t2v-scheduler")
+                    formats = gr.CheckboxGroup(list(FORMATS), value=form0["formats"], label="Output formats",
+                                               info="WebM is always made too, for the player", elem_id="t2v-formats")
+                with gr.Row():
+                    seed_mode = gr.Radio(list(H.SEED_MODES), value="random", label="Seed", elem_id="t2v-seed-mode")
+                    seed = gr.Number(value=None, label="Seed value", precision=0, placeholder="used with fixed",
+                                     elem_id="t2v-seed")
+                with gr.Row():
+                    generate_btn = gr.Button("Generate", variant="primary", elem_id="t2v-generate")
+                    cancel_btn = gr.Button("Cancel", variant="stop", elem_id="t2v-cancel")
+
+            with gr.Column(scale=6):
+                status = gr.Markdown("Type a prompt and press **Generate**.", elem_id="t2v-status")
+                progress = gr.HTML("", elem_id="t2v-progress")
+                preview = gr.Image(label="Preview while denoising", type="filepath", interactive=False, visible=False,
+                                   height=256, elem_id="t2v-preview")
+                video = gr.Video(label="Result", interactive=False, loop=True, autoplay=False, height=360, elem_id="t2v-video")
+                info = gr.Markdown(elem_id="t2v-info")
+                with gr.Row():
+                    downloads = {fmt: gr.DownloadButton(DOWNLOAD_LABELS[fmt], visible=False, size="sm",
+                                                        elem_id=f"t2v-download-{fmt}") for fmt in H.DOWNLOAD_FORMATS}
+                with gr.Row():
+                    job_id = gr.Textbox(label="Job shown", interactive=False, scale=3, elem_id="t2v-job-id")
+                    remix_btn = gr.Button("Remix", scale=1, elem_id="t2v-remix")
+                    delete_btn = gr.Button("Delete", variant="stop", scale=1, elem_id="t2v-delete")
+
+        gr.Markdown("## History")
+        with gr.Row():
+            search = gr.Textbox(label="Search prompts", placeholder="panda", scale=4, elem_id="t2v-search")
+            refresh_btn = gr.Button("Refresh", scale=1, elem_id="t2v-refresh")
+        gallery = gr.Gallery(label="Past generations, newest first (click one to show it)", columns=8, height=260,
+                             object_fit="contain", fit_columns=False, allow_preview=False, interactive=False, elem_id="t2v-history")
+        history_ids = gr.State([])
+        last_seed = gr.State(None)
+
+        form = {"prompt": prompt, "negative_prompt": negative, "model": model, "num_frames": frames,
+                "num_inference_steps": steps, "guidance_scale": guidance, "fps": fps, "width": width, "height": height,
+                "scheduler": scheduler, "seed_mode": seed_mode, "seed": seed, "formats": formats}
+        form_inputs = [form[k] for k in H.FORM_KEYS]
+        sliders = ["num_frames", "num_inference_steps", "guidance_scale", "fps", "width", "height", "scheduler"]
+        result_outputs = [status, progress, preview, video, info, job_id, *downloads.values()]
+
+        # -- helpers turning handler results into updates ----------------------------------------
+        def show_job(v: H.JobView) -> dict:
+            out = {status: v.message, progress: H.progress_html(v), job_id: v.job_id, info: v.summary,
+                   preview: gr.update(value=None, visible=False),
+                   video: str(v.video) if v.video else None}
+            for fmt, button in downloads.items():
+                path = v.downloads.get(fmt)
+                out[button] = gr.update(value=str(path) if path else None, visible=path is not None)
+            return out
+
+        def clear_result(message: str) -> dict:
+            out = {status: message, progress: "", info: "", job_id: "", video: None,
+                   preview: gr.update(value=None, visible=False)}
+            out.update({b: gr.update(value=None, visible=False) for b in downloads.values()})
+            return out
+
+        def history_updates(query, token) -> dict:
+            items = H.history(service, query, token)
+            return {gallery: [(str(i.image), i.caption) for i in items], history_ids: [i.job_id for i in items]}
+
+        def guarded(fn):
+            @functools.wraps(fn)  # keeps the signature: Gradio passes gr.SelectData by annotation
+            def run(*args):
+                try:
+                    return fn(*args)
+                except Exception as e:  # UIError: the user's to fix; anything else: logged, one line shown
+                    return {status: _error_md(e)}
+            return run
+
+        # -- events ---------------------------------------------------------------------------------
+        def on_load(token):
+            needs_key = H.auth_required(service)
+            out = {key_row: gr.update(visible=needs_key)}
+            if needs_key and not token:
+                out[key_msg] = "This server runs with API keys: enter yours to generate and see your history."
+                return out
+            try:
+                out.update(history_updates("", token))
+            except Exception as e:
+                out[key_msg] = _error_md(e)
+            return out
+
+        def on_key(token, query):
+            try:
+                return {key_msg: H.check_key(service, token), **history_updates(query, token)}
+            except Exception as e:
+                return {key_msg: _error_md(e), gallery: [], history_ids: []}
+
+        def on_preset(name):
+            return guarded(lambda m: {form[k]: v for k, v in H.preset(service, name, m).items()})
+
+        watching: dict[str, str] = {}  # browser session -> the job its page is following
+
+        def on_generate(data: dict, request: gr.Request):
+            token, query = data[key], data[search]
+            session = getattr(request, "session_hash", None) or ""
+            try:
+                jid, used_seed = H.submit(service, {k: data[form[k]] for k in H.FORM_KEYS}, token=token,
+                                          last_seed=data[last_seed])
+            except Exception as e:
+                yield {status: _error_md(e)}
+                return
+            watching[session] = jid  # an older Generate still polling in this page stops
+            yield {**clear_result("Queued."), job_id: jid, last_seed: used_seed, seed: used_seed,
+                   preview: gr.update(value=None, visible=True)}
+            shown = None
+            try:
+                while watching.get(session) == jid:
+                    v = H.view(service, jid, token)
+                    if v.finished:
+                        yield {**show_job(v), **history_updates(query, token)}
+                        return
+                    update = {status: v.message, progress: H.progress_html(v)}
+                    stamp = _stamp(v.preview)
+                    if stamp is not None and stamp != shown:
+                        shown = stamp
+                        update[preview] = gr.update(value=str(v.preview), visible=True)
+                    yield update
+                    time.sleep(POLL_S)
+            except Exception as e:
+                yield {status: _error_md(e)}
+            finally:
+                if watching.get(session) == jid:
+                    watching.pop(session, None)
+
+        def on_cancel(jid, token):
+            return {status: H.cancel(service, jid, token)}
+
+        def on_remix(jid, token):
+            values = H.remix(service, jid, token)
+            return {**{form[k]: values[k] for k in H.FORM_KEYS},
+                    status: f"Loaded the parameters of job {jid} into the form: change what you like and press Generate."}
+
+        def on_delete(jid, token, query):
+            message = H.delete(service, jid, token)
+            return {**clear_result(message), **history_updates(query, token)}
+
+        def on_select(ids, token, evt: gr.SelectData):
+            if evt.index is None or not 0 <= evt.index < len(ids):
+                raise UIError("That history item is gone: press Refresh.")
+            return show_job(H.view(service, ids[evt.index], token))
+
+        def on_search(query, token):
+            return history_updates(query, token)
+
+        common = dict(api_visibility="private")
+        demo.load(on_load, [key], [key_row, key_msg, gallery, history_ids], **common)
+        key_btn.click(on_key, [key, search], [key_msg, gallery, history_ids], **common)
+        key.submit(on_key, [key, search], [key_msg, gallery, history_ids], **common)
+        for button, name in ((fast_btn, "Fast preview"), (quality_btn, "Quality")):
+            button.click(on_preset(name), [model], [status, *(form[k] for k in sliders)], **common)
+        model.input(on_preset("Quality"), [model], [status, *(form[k] for k in sliders)], **common)
+        generate_btn.click(on_generate, {*form_inputs, key, last_seed, search},
+                           [*result_outputs, last_seed, seed, gallery, history_ids],
+                           concurrency_limit=None, trigger_mode="multiple", show_progress="hidden", **common)
+        cancel_btn.click(guarded(on_cancel), [job_id, key], [status], **common)
+        remix_btn.click(guarded(on_remix), [job_id, key], [status, *form_inputs], **common)
+        delete_btn.click(guarded(on_delete), [job_id, key, search], [*result_outputs, gallery, history_ids], **common)
+        gallery.select(guarded(on_select), [history_ids, key], result_outputs, **common)
+        search.submit(guarded(on_search), [search, key], [status, gallery, history_ids], **common)
+        refresh_btn.click(guarded(on_search), [search, key], [status, gallery, history_ids], **common)
+    demo.queue(default_concurrency_limit=8)
+    return demo
+
+
+def _stamp(path):
+    """(path, mtime) of the live preview, to send it only when the worker has rewritten it."""
+    if path is None:
+        return None
+    try:
+        return str(path), path.stat().st_mtime_ns
+    except OSError:  # replaced between the check and now
+        return None
+
+
+def mount_ui(app, service, path: str = "/", *, required: bool = False):
+    """Mount the page on ``app`` at ``path`` (after the API's routes, so /v1, /docs, /healthz... keep working).
+
+    Without Gradio installed the app is returned unchanged (with a warning), unless ``required``.
+    """
+    try:
+        gr = _import_gradio()
+    except Exception:
+        if required:
+            raise
+        logger.warning("Gradio is not installed: serving the REST API without the web UI")
+        return app
+    blocks = build_ui(service)
+    return gr.mount_gradio_app(
+        app, blocks, path=path, allowed_paths=[str(service.settings.videos_dir)], footer_links=["gradio", "settings"],
+        run_history=False, ssr_mode=False, mcp_server=False, show_error=False, css=CSS,
+    )

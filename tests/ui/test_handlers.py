@@ -1,0 +1,284 @@
+"""The web UI's handlers against a real JobService on the tiny model (no browser, no Gradio)."""
+
+from __future__ import annotations
+
+import shutil
+import time
+
+import pytest
+
+from t2v.service import JobService
+from t2v.service.keys import create_key
+from t2v.ui import handlers as H
+from t2v.ui.handlers import UIError
+from tests.api.conftest import make_settings
+
+SMALL = {"num_frames": 4, "width": 32, "height": 32, "num_inference_steps": 2}
+
+
+def form(service, prompt="a red fox running through snow", **changes):
+    return {**H.default_form(service), "prompt": prompt, **SMALL, **changes}
+
+
+def wait_view(service, job_id, cond=lambda v: v.finished, token=None, timeout=120.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = H.view(service, job_id, token)
+        if cond(v):
+            return v
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} is still {v.status} (step {v.step}) after {timeout}s")
+
+
+@pytest.fixture
+def idle(tiny_model, tmp_path):
+    """A service whose workers have not started: jobs stay queued until ``.start()``."""
+    svc = JobService(make_settings(tmp_path / "home", tiny_model))
+    yield svc
+    svc.stop()
+
+
+@pytest.fixture
+def service(idle):
+    return idle.start()
+
+
+def test_bad_values_give_messages_naming_the_field_and_queue_nothing(idle):
+    idle.settings.max_frames = 16
+    cases = [
+        (dict(prompt="   "), "prompt", "Prompt:"),
+        (dict(width=52), "width", "Width: must be a multiple of 8, got 52"),
+        (dict(num_frames=17), "num_frames", "Frames: 17 is over this server's limit of 16"),
+        (dict(num_frames=2.5), "num_frames", "Frames: must be a whole number"),
+        (dict(num_inference_steps="many"), "num_inference_steps", "Steps: 'many' is not a number"),
+        (dict(guidance_scale=80), "guidance_scale", "Guidance:"),
+        (dict(scheduler="bogus"), "scheduler", "Scheduler: unknown scheduler 'bogus'"),
+        (dict(seed_mode="fixed", seed=None), "seed", "Seed: enter a number"),
+        (dict(seed_mode="fixed", seed=-1), "seed", "Seed:"),
+        (dict(seed_mode="reuse last"), "seed", "no previous generation"),
+        (dict(formats=["avi"]), "formats", "Output formats: unknown format 'avi'"),
+        (dict(model="/no/such/model-folder"), "model", "Model unavailable: model folder /no/such/model-folder does not exist"),
+    ]
+    for changes, field, text in cases:
+        with pytest.raises(UIError) as e:
+            H.submit(idle, form(idle, **{"prompt": "a cat", **changes}))
+        assert e.value.field == field, changes
+        assert text in str(e.value), (changes, str(e.value))
+        assert "Traceback" not in str(e.value)
+    assert idle.list() == []
+
+
+def test_queue_position_then_progress_then_result_with_files_seed_and_timings(idle):
+    first, _ = H.submit(idle, form(idle, "first"))
+    second, seed = H.submit(idle, form(idle, "second", formats=["mp4"]))  # WebM is added for the player
+    v = H.view(idle, second)
+    assert (v.status, v.queue_position, v.message) == ("queued", 2, "Queued: position 2 in the queue.")
+    assert "position 2" in H.progress_html(v)
+    assert idle.get(second).request["formats"] == ["mp4", "webm"]
+
+    idle.start()
+    done = wait_view(idle, second)
+    assert done.status == "succeeded", done.error
+    assert set(done.downloads) == {"mp4", "webm", "json"}
+    assert all(p.is_file() and p.stat().st_size > 0 for p in done.downloads.values())
+    assert done.video == done.downloads["webm"] and done.poster is not None
+    assert done.seed == seed == done.request["seed"]
+    assert done.timings["total_s"] > 0 and done.timings["denoise_s"] > 0
+    assert f"**Seed** {seed}" in done.summary and "total" in done.summary
+    assert done.message.startswith("Done in") and f"Seed {seed}." in done.message
+    assert done.fraction == 1.0 and '<progress value="2" max="2">' in H.progress_html(done)
+    assert H.view(idle, first).status == "succeeded"
+    assert set(H.view(idle, first).downloads) == {"mp4", "webm", "gif", "json"}  # the form's default formats
+
+
+def test_live_progress_preview_and_cancel(service):
+    job_id, _ = H.submit(service, form(service, num_inference_steps=300))
+    v = wait_view(service, job_id, lambda v: v.finished or (v.stage == "denoise" and v.step >= 1 and v.preview))
+    assert v.status == "running" and v.total == 300
+    assert f"step {v.step} of 300" in v.message
+    assert f'<progress value="{v.step}" max="300">' in H.progress_html(v)
+    assert v.preview.is_file() and v.preview.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    assert H.cancel(service, job_id).startswith("Cancelling")
+    v = wait_view(service, job_id)
+    assert v.status == "cancelled" and v.message == "Cancelled." and v.step < 300
+    assert H.cancel(service, job_id) == "Nothing to cancel: the job has already been cancelled."
+
+
+def test_cancel_a_queued_job_at_once(idle):
+    job_id, _ = H.submit(idle, form(idle))
+    assert H.cancel(idle, job_id) == "Cancelled."
+    assert H.view(idle, job_id).status == "cancelled"
+    with pytest.raises(UIError, match="No job is selected"):
+        H.cancel(idle, "")
+
+
+def test_history_newest_first_search_and_delete(service):
+    ids = [H.submit(service, form(service, p))[0] for p in ("Red fox in snow", "blue whale", "a red panda")]
+    for job_id in ids:
+        assert wait_view(service, job_id).status == "succeeded"
+    items = H.history(service)
+    assert [i.job_id for i in items] == ids[::-1]
+    assert all(i.image.is_file() for i in items) and "blue whale" in items[1].caption
+    assert [i.job_id for i in H.history(service, "RED")] == [ids[2], ids[0]]
+    assert H.history(service, "no such prompt") == []
+
+    folder = service.settings.videos_dir / ids[1]
+    assert folder.is_dir()
+    assert H.delete(service, ids[1]) == "Deleted the job and its files."
+    assert [i.job_id for i in H.history(service)] == [ids[2], ids[0]]
+    assert not folder.exists()
+    with pytest.raises(UIError, match="no longer exists"):
+        H.view(service, ids[1])
+
+
+def test_remix_loads_the_parameters_and_remaking_gives_the_same_frames(service):
+    job_id, seed = H.submit(service, form(service, "a lighthouse at dusk", guidance_scale=7.5, fps=12, scheduler="euler"))
+    first = wait_view(service, job_id)
+    remixed = H.remix(service, job_id)
+    assert set(remixed) == set(H.FORM_KEYS)
+    assert remixed["seed_mode"] == "fixed" and remixed["seed"] == seed
+    r = service.get(job_id).request
+    for k in ("prompt", "negative_prompt", "model", "num_frames", "num_inference_steps", "guidance_scale", "fps",
+              "width", "height", "scheduler"):
+        assert remixed[k] == r[k], k
+    assert remixed["guidance_scale"] == 7.5 and remixed["scheduler"] == "euler" and remixed["fps"] == 12
+
+    again_id, again_seed = H.submit(service, remixed)
+    assert again_seed == seed
+    again = service.get(wait_view(service, again_id).job_id)
+    assert again.result["frames_sha256"] == service.get(first.job_id).result["frames_sha256"]
+
+    # "reuse last" takes the seed of the page's last job, or else the newest job's
+    assert H.request_fields(service, {**form(service), "seed_mode": "reuse last"}, last_seed=99)["seed"] == 99
+    assert H.request_fields(service, {**form(service), "seed_mode": "reuse last"})["seed"] == seed
+    assert "seed" not in H.request_fields(service, {**form(service), "seed_mode": "random", "seed": 5})
+
+
+def test_presets_follow_the_model_and_the_server_limits(idle):
+    quality = H.preset(idle, "Quality")  # the tiny model's own defaults: 64x64, 8 frames, 4 steps
+    assert (quality["width"], quality["height"], quality["num_frames"], quality["num_inference_steps"]) == (64, 64, 8, 4)
+    fast = H.preset(idle, "Fast preview")
+    assert fast["num_inference_steps"] < quality["num_inference_steps"]
+    assert fast["width"] < quality["width"] and fast["height"] < quality["height"]
+    assert H.default_form(idle)["num_frames"] == quality["num_frames"]
+    modelscope = H.preset(idle, "Quality", "modelscope")
+    assert (modelscope["width"], modelscope["num_inference_steps"]) == (256, 25)
+
+    idle.settings.max_steps, idle.settings.max_frames, idle.settings.max_side = 3, 5, 48
+    assert H.limits(idle) == {"num_frames": 5, "num_inference_steps": 3, "width": 48, "height": 48}
+    for name in H.PRESETS:
+        p = H.preset(idle, name, "modelscope")
+        assert p["num_inference_steps"] <= 3 and p["num_frames"] <= 5, name
+        assert p["width"] <= 48 and p["height"] <= 48 and p["width"] % 8 == 0, name
+        H.request_fields(idle, {**H.default_form(idle), **p, "prompt": "x"})  # valid as it stands
+    with pytest.raises(UIError, match="unknown preset"):
+        H.preset(idle, "Ultra")
+
+
+def test_api_key_mode_shows_only_that_keys_jobs_and_rejects_bad_keys(idle):
+    assert H.auth_required(idle) is False and H.authorize(idle, "anything") is None
+    alice_row, alice = create_key(idle.repo, "alice", max_queued=2)
+    _, bob = create_key(idle.repo, "bob")
+    assert H.auth_required(idle) is True
+    for token, text in ((None, "needs an API key"), ("", "needs an API key"), ("t2v_wrong", "not valid")):
+        with pytest.raises(UIError, match=text) as e:
+            H.submit(idle, form(idle), token=token)
+        assert e.value.field == "api_key"
+        with pytest.raises(UIError, match=text):
+            H.history(idle, token=token)
+    assert "alice" in H.check_key(idle, alice)
+
+    a1, _ = H.submit(idle, form(idle, "alice one"), token=alice)
+    a2, _ = H.submit(idle, form(idle, "alice two"), token=alice)
+    with pytest.raises(UIError, match="Too many jobs"):
+        H.submit(idle, form(idle, "alice three"), token=alice)
+    b1, _ = H.submit(idle, form(idle, "bob one"), token=bob)
+    idle.start()
+    for job_id, token in ((a1, alice), (a2, alice), (b1, bob)):
+        assert wait_view(idle, job_id, token=token).status == "succeeded"
+    assert [i.job_id for i in H.history(idle, token=alice)] == [a2, a1]
+    assert [i.job_id for i in H.history(idle, token=bob)] == [b1]
+    for call in (H.view, H.remix, H.cancel, H.delete):
+        with pytest.raises(UIError, match="belongs to another API key"):
+            call(idle, b1, alice)
+    assert H.view(idle, b1, bob).status == "succeeded"
+
+    idle.repo.revoke_key(alice_row.id)
+    with pytest.raises(UIError, match="not valid"):
+        H.history(idle, token=alice)
+
+
+def test_failed_job_shows_a_readable_error(model_copy, tmp_path):
+    svc = JobService(make_settings(tmp_path / "home2", model_copy))
+    try:
+        job_id, _ = H.submit(svc, form(svc))
+        shutil.rmtree(model_copy / "unet")  # the model breaks after the job was accepted
+        svc.start()
+        v = wait_view(svc, job_id)
+        assert v.status == "failed"
+        assert v.message.startswith("Job failed: ") and "unet" in v.message
+        assert "Traceback" not in v.message and "\n" not in v.message
+        assert H.progress_html(v) == "" and v.summary == "" and v.downloads == {}
+        assert H.history(svc) == []
+    finally:
+        svc.stop()
+
+
+def test_the_page_mounted_at_root_leaves_the_api_routes_alone(idle):
+    from fastapi.testclient import TestClient
+
+    from t2v.api import create_app
+    from t2v.ui import mount_ui
+
+    app = mount_ui(create_app(idle.settings, service=idle, start_workers=False), idle)
+    with TestClient(app) as client:
+        assert client.get("/v1/models").json()["default"] == idle.settings.default_model
+        assert client.get("/healthz").json() == {"status": "ok"}
+        assert client.get("/readyz").status_code == 503  # no workers in this app: the API's answer, not the page
+        assert "/v1/videos" in client.get("/openapi.json").json()["paths"]
+        assert "swagger" in client.get("/docs").text.lower()
+        assert "t2v_jobs" in client.get("/metrics").text
+        assert client.get("/v1/videos/nope").json()["detail"] == "no job with id nope"
+        page = client.get("/")
+        assert page.status_code == 200 and "gradio" in page.text.lower()
+        config = client.get("/config").json()
+        ids = {c.get("props", {}).get("elem_id") for c in config["components"]}
+        assert {"t2v-prompt", "t2v-generate", "t2v-cancel", "t2v-video", "t2v-history", "t2v-remix"} <= ids
+        assert not config.get("run_history")  # the browser never stores inputs (an API key among them)
+
+
+@pytest.mark.slow
+def test_t2v_ui_serves_the_page_and_the_api(tiny_model, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    import httpx
+
+    from tests.api.test_server import free_port
+
+    port = free_port()
+    env = {**os.environ, "T2V_HOME": str(tmp_path / "home"), "GRADIO_TEMP_DIR": str(tmp_path / "gradio")}
+    proc = subprocess.Popen([sys.executable, "-m", "t2v", "ui", "--port", str(port), "--model", str(tiny_model)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 120
+        while True:
+            assert proc.poll() is None, proc.stdout.read()
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.time() < deadline, "t2v ui did not become ready"
+            time.sleep(0.2)
+        page = httpx.get(f"http://127.0.0.1:{port}/", timeout=30)
+        assert page.status_code == 200 and "gradio" in page.text.lower()
+        models = httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=30).json()
+        assert models["default"] == str(tiny_model)
+    finally:
+        proc.terminate()
+        output = proc.communicate(timeout=60)[0]
+    assert proc.returncode in (0, -15) and "Traceback" not in output, output  # uvicorn re-raises SIGTERM
+    assert f"t2v UI on http://127.0.0.1:{port}/" in output
