@@ -52,6 +52,14 @@ def test_quota_on_queued_jobs(keyed):
     assert client.post("/v1/videos", json=body, headers=bearer(key_b)).status_code == 202
     r = client.post("/v1/videos", json=body, headers=bearer(key_b))
     assert r.status_code == 429 and "queued" in r.json()["detail"] and "retry-after" in r.headers
+    # A retried request with an idempotency key still gets its job back at the quota.
+    first = client.post("/v1/videos", json={**body, "idempotency_key": "k1"}, headers=bearer(key_b))
+    assert first.status_code == 429
+    client.delete(f"/v1/videos/{client.get('/v1/videos', headers=bearer(key_b)).json()['items'][0]['id']}",
+                  headers=bearer(key_b))
+    made = client.post("/v1/videos", json={**body, "idempotency_key": "k1"}, headers=bearer(key_b))
+    again = client.post("/v1/videos", json={**body, "idempotency_key": "k1"}, headers=bearer(key_b))
+    assert made.status_code == 202 and again.status_code == 200 and again.json()["id"] == made.json()["id"]
 
 
 def test_rate_limit_429_with_retry_after(keyed):

@@ -132,13 +132,14 @@ class JobService:
                callback_url: str | None = None):
         """Validate and queue a job. Returns ``(job, created)``; the same idempotency key returns the same job."""
         from t2v.generate import resolve
+        from t2v.models.loader import check_available
 
         for name, value in (*fields.items(), ("idempotency_key", idempotency_key), ("callback_url", callback_url)):
             _check_no_nul(name, value)
         request = GenerationRequest.create(**fields)
         key_id = api_key.id if api_key else None
-        from t2v.models.loader import check_available
-
+        if idempotency_key and (earlier := self.repo.find_idempotent(key_id, idempotency_key)):
+            return earlier, False  # a retried request: the same job, even when the key is now at its quota
         resolved = resolve(request, self.settings)  # fixes model, defaults and the seed now: restarts reproduce
         check_available(resolved.model, self.settings)
         if api_key and api_key.max_queued is not None:

@@ -135,6 +135,11 @@ class Repository(KeyRepository):
                 raise
             return existing, False
 
+    def find_idempotent(self, api_key_id: str | None, key: str) -> JobRow | None:
+        """The job created earlier with this idempotency key (by this API key, or without one)."""
+        with self._read() as conn:
+            return self._find_idempotent(conn, api_key_id, key)
+
     def get_job(self, job_id: str) -> JobRow | None:
         with self._read() as conn:
             return self._get(conn, job_id)
