@@ -185,20 +185,17 @@ def _baseline_rss() -> int:
     return _BASELINE.setdefault("rss", _current_rss())
 
 
-def predict(model_path: str | Path, request, *, plan: str, device: str, dtype: str, measure_speed: bool = True) -> Prediction:
-    """Predict peak memory (RSS on CPU, device memory on GPU) and time per step for one plan."""
+@lru_cache(maxsize=64)
+def _dry_run(path: str, frames: int, height: int, width: int, batch: int, plan: str) -> dict[str, Any]:
+    """Parameter counts, peak fp32 activation bytes per stage and FLOPs, from a meta-device run (cached)."""
     import torch
 
     mp = get_plan(plan)
-    unet, vae, text = _meta_components(str(model_path))
-    elt = 4 if dtype == "fp32" else 2
-    weights = {n: sum(p.numel() for p in m.parameters()) * elt for n, m in (("unet", unet), ("vae", vae), ("text_encoder", text))}
+    unet, vae, text = _meta_components(path)
     scale = 2 ** (len(vae.config.block_out_channels) - 1)
-    h, w, f = request.height // scale, request.width // scale, request.num_frames
-    batch = 2 if request.guidance_scale > 1.0 else 1
+    h, w, f = height // scale, width // scale, frames
     seq = text.config.max_position_embeddings
     meta = dict(device="meta", dtype=torch.float32)
-
     text_peak, _ = _run_meta(lambda: text(torch.zeros(batch, seq, dtype=torch.long, device="meta")))
     if mp.forward_chunking:
         unet.enable_forward_chunking(chunk_size=1, dim=1)
@@ -210,11 +207,27 @@ def predict(model_path: str | Path, request, *, plan: str, device: str, dtype: s
     chunk = f if mp.vae_chunk == 0 else min(mp.vae_chunk, f)
     z = torch.zeros(chunk, vae.config.latent_channels, h, w, **meta)
     vae_peak, chunk_flops = _run_meta(lambda: vae.decode(z))
-    decode_flops = chunk_flops * -(-f // chunk)
+    return {
+        "params": {n: sum(p.numel() for p in m.parameters()) for n, m in (("unet", unet), ("vae", vae), ("text_encoder", text))},
+        "acts": {"text": text_peak, "unet": unet_peak, "vae": vae_peak},
+        "step_flops": step_flops,
+        "decode_flops": chunk_flops * -(-f // chunk),
+        "latents_bytes": batch * unet.config.in_channels * f * h * w * 4,
+    }
+
+
+def predict(model_path: str | Path, request, *, plan: str, device: str, dtype: str, measure_speed: bool = True) -> Prediction:
+    """Predict peak memory (RSS on CPU, device memory on GPU) and time per step for one plan."""
+    mp = get_plan(plan)
+    elt = 4 if dtype == "fp32" else 2
+    batch = 2 if request.guidance_scale > 1.0 else 1
+    dry = _dry_run(str(model_path), request.num_frames, request.height, request.width, batch, plan)
+    weights = {k: n * elt for k, n in dry["params"].items()}
     # fp32 math on meta; half precision halves activation bytes.
-    acts = {k: v * elt // 4 for k, v in (("text", text_peak), ("unet", unet_peak), ("vae", vae_peak))}
-    latents_bytes = batch * unet.config.in_channels * f * h * w * 4
-    frames_bytes = f * request.height * request.width * 3 * 4  # decoded float frames kept for export
+    acts = {k: v * elt // 4 for k, v in dry["acts"].items()}
+    step_flops, decode_flops = dry["step_flops"], dry["decode_flops"]
+    latents_bytes = dry["latents_bytes"]
+    frames_bytes = request.num_frames * request.height * request.width * 3 * 4  # decoded float frames kept for export
 
     notes: list[str] = []
     if device == "cpu":
