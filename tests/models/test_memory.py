@@ -43,9 +43,14 @@ def _req(model, **kw):
 
 
 def test_leaner_plans_predict_less_activation_memory(tiny_model):
+    gpu = {n: memory.predict(tiny_model, _req(tiny_model), plan=n, device="cuda", dtype="fp16", measure_speed=False)
+           for n in ("speed", "balanced", "low")}  # a dry run: no GPU needed
+    assert gpu["low"].activation_bytes["vae"] < gpu["balanced"].activation_bytes["vae"] < gpu["speed"].activation_bytes["vae"]
+    assert gpu["low"].peak_bytes < gpu["speed"].peak_bytes
     p = {n: memory.predict(tiny_model, _req(tiny_model), plan=n, device="cpu", dtype="fp32", measure_speed=False)
          for n in ("speed", "balanced", "low")}
-    assert p["low"].activation_bytes["vae"] < p["balanced"].activation_bytes["vae"] < p["speed"].activation_bytes["vae"]
+    # On the CPU the VAE decodes at most 2 frames per call in every plan (as fast, less memory).
+    assert p["low"].activation_bytes["vae"] < p["balanced"].activation_bytes["vae"] <= p["speed"].activation_bytes["vae"]
     assert p["balanced"].activation_bytes["unet"] <= p["speed"].activation_bytes["unet"]
     assert p["speed"].flops_per_step > 0 and p["speed"].decode_flops > 0
     # Half precision halves weights and activations.

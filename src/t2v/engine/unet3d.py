@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Callable
 from t2v.engine import checkpoint as ckpt
 from t2v.engine.base import CheckpointSpec, EngineRun, StepCallback
 from t2v.engine.schedulers import make_scheduler
-from t2v.engine.vae import decode_latents
+from t2v.engine.vae import decode_chunk, decode_latents
 from t2v.errors import Cancelled
 
 if TYPE_CHECKING:
@@ -143,7 +143,8 @@ class UNet3DEngine:
         on_stage("decode")
         t2 = time.perf_counter()
         with resident(model.vae, device, memory.offload):
-            frames = decode_latents(model.vae, latents, chunk=memory.vae_chunk or request.num_frames)
+            chunk = decode_chunk(memory.vae_chunk, request.num_frames, str(latents.device))
+            frames = decode_latents(model.vae, latents, chunk=chunk)
         timings["decode_s"] = time.perf_counter() - t2
         return EngineRun(frames=frames, warnings=warnings, timings=timings, resumed_from_step=resumed)
 

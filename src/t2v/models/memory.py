@@ -186,9 +186,11 @@ def _baseline_rss() -> int:
 
 
 @lru_cache(maxsize=64)
-def _dry_run(path: str, frames: int, height: int, width: int, batch: int, plan: str) -> dict[str, Any]:
+def _dry_run(path: str, frames: int, height: int, width: int, batch: int, plan: str, device: str) -> dict[str, Any]:
     """Parameter counts, peak fp32 activation bytes per stage and FLOPs, from a meta-device run (cached)."""
     import torch
+
+    from t2v.engine.vae import decode_chunk
 
     mp = get_plan(plan)
     unet, vae, text = _meta_components(path)
@@ -204,7 +206,7 @@ def _dry_run(path: str, frames: int, height: int, width: int, batch: int, plan: 
     latents = torch.zeros(batch, unet.config.in_channels, f, h, w, **meta)
     embeds = torch.zeros(batch, seq, unet.config.cross_attention_dim, **meta)
     unet_peak, step_flops = _run_meta(lambda: unet(latents, torch.tensor(1, device="meta"), encoder_hidden_states=embeds))
-    chunk = f if mp.vae_chunk == 0 else min(mp.vae_chunk, f)
+    chunk = min(decode_chunk(mp.vae_chunk, f, device), f)  # what the engine will use on this device
     z = torch.zeros(chunk, vae.config.latent_channels, h, w, **meta)
     vae_peak, chunk_flops = _run_meta(lambda: vae.decode(z))
     return {
@@ -221,7 +223,7 @@ def predict(model_path: str | Path, request, *, plan: str, device: str, dtype: s
     mp = get_plan(plan)
     elt = 4 if dtype == "fp32" else 2
     batch = 2 if request.guidance_scale > 1.0 else 1
-    dry = _dry_run(str(model_path), request.num_frames, request.height, request.width, batch, plan)
+    dry = _dry_run(str(model_path), request.num_frames, request.height, request.width, batch, plan, device)
     weights = {k: n * elt for k, n in dry["params"].items()}
     # fp32 math on meta; half precision halves activation bytes.
     acts = {k: v * elt // 4 for k, v in dry["acts"].items()}
