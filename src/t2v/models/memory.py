@@ -7,7 +7,8 @@ predicted peak RSS is the process's current RSS + resident weights + the largest
 
 Plans, from fastest to leanest:
 
-- ``speed``: everything resident on the device, VAE decodes all frames in one call.
+- ``speed``: everything resident on the device, VAE decodes all frames in one call (on the CPU at most 2 per
+  call, see :data:`t2v.engine.vae.CPU_MAX_CHUNK`).
 - ``balanced``: VAE decodes 4 frames at a time (default elsewhere: 8), UNet feed-forward chunking.
 - ``low``: on GPU, each component is moved to the device only while it runs (model offload); VAE decodes
   one frame at a time, feed-forward chunking. On CPU the text encoder is freed after encoding.
