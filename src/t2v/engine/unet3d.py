@@ -103,7 +103,7 @@ class UNet3DEngine:
             forget(model)  # the next run loads it again; this one needs the memory now
             model.text_encoder = None
         timings["encode_prompt_s"] = time.perf_counter() - t0
-        if memory.forward_chunking:
+        if memory.uses_forward_chunking(device):
             model.unet.enable_forward_chunking(chunk_size=1, dim=1)
         else:
             model.unet.disable_forward_chunking()
