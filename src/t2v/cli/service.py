@@ -37,30 +37,33 @@ def serve(
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Default model for jobs that name none."),
     workers: int = typer.Option(1, "--workers", min=1, max=16, help="Jobs run at once (one per GPU)."),
 ) -> None:
-    """Start the REST API (FastAPI under uvicorn) with its job workers."""
+    """Start the REST API (FastAPI under uvicorn) with its job workers, and the web page at /."""
+    run_server(host, port, model, workers, ui_required=False,
+               banner="t2v serving on http://{host}:{port} (web UI at /, docs at /docs), data in {home}")
+
+
+def run_server(host: str, port: int, model: str | None, workers: int, *, ui_required: bool, banner: str) -> None:
+    """What `t2v serve` and `t2v ui` share: settings, service, key check, app with the page mounted, uvicorn."""
     import uvicorn
 
     from t2v.api import create_app
     from t2v.errors import InvalidRequest
+    from t2v.service import JobService
     from t2v.settings import get_settings
+    from t2v.ui import mount_ui
 
     with cli_errors():
-        from t2v.service import JobService
-
         settings = get_settings(**({"default_model": model} if model else {}))
         service = JobService(settings, workers=workers)
         if not _is_loopback(host) and not service.repo.list_keys():
             raise InvalidRequest(
                 f"refusing to bind {host} without API keys: anyone on the network could run jobs. "
                 "Create one with `t2v keys create --name NAME`, or bind 127.0.0.1", field="host")
-        app = create_app(settings, service=service)
-        from t2v.ui import mount_ui
-
-        mount_ui(app, service)  # the web page at /; the API keeps /v1, /docs, /healthz, /metrics
+        # The page at /; the API keeps /v1, /docs, /healthz, /metrics.
+        app = mount_ui(create_app(settings, service=service), service, required=ui_required)
         if model:
             service.warm(model)  # the model loads once, before the first job asks for it
-
-        err.print(f"t2v serving on http://{host}:{port} (web UI at /, docs at /docs), data in {settings.home}", highlight=False)
+        err.print(banner.format(host=host, port=port, home=settings.home), highlight=False)
         uvicorn.run(app, host=host, port=port, log_level=os.environ.get("T2V_UVICORN_LOG", "warning"))
 
 
