@@ -469,7 +469,7 @@ def main() -> None:
                 r["machine_load"] = quiet
                 log(f"  end to end {fmt_s(r['times']['total'])}, process {fmt_s(r['times']['process'])}, "
                     f"peak RSS {r['rss_peak'] / MiB:,.0f} MiB; other processes used {r['others_cores']:.2f} cores meanwhile")
-                if r["others_cores"] <= args.max_others or args.small or attempt == args.retries:
+                if r["others_cores"] <= args.max_others or attempt == args.retries:
                     break
                 log(f"  discarded: other processes used more than {args.max_others} cores; running {tag} again")
                 discarded.append(r)
