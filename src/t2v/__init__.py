@@ -25,8 +25,8 @@ __all__ = [
 
 
 def generate(request, **kwargs):
-    """See :func:`t2v.generate.generate` (imported lazily so ``import t2v`` stays light)."""
-    from t2v.generate import generate as _generate
+    """See :func:`t2v.generation.generate` (imported lazily so ``import t2v`` stays light)."""
+    from t2v.generation import generate as _generate
 
     return _generate(request, **kwargs)
 

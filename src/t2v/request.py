@@ -24,7 +24,7 @@ MIN_SIDE, MAX_SIDE = 16, 2048
 MAX_SEED = 2**63 - 1
 
 # Fields a model's defaults can fill in (None in the request = "use the model's default").
-DEFAULTABLE = ("width", "height", "num_frames", "fps", "guidance_scale", "num_inference_steps", "scheduler")
+DEFAULTABLE = ("negative_prompt", "width", "height", "num_frames", "fps", "guidance_scale", "num_inference_steps", "scheduler")
 
 
 class GenerationRequest(BaseModel):
@@ -33,7 +33,7 @@ class GenerationRequest(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     prompt: str
-    negative_prompt: str = DEFAULT_NEGATIVE_PROMPT
+    negative_prompt: str | None = None  # None: the model's default (DEFAULT_NEGATIVE_PROMPT for ModelScope)
     num_frames: int | None = Field(None, ge=1, le=MAX_FRAMES)
     num_inference_steps: int | None = Field(None, ge=1, le=MAX_STEPS)
     guidance_scale: float | None = Field(None, ge=0.0, le=50.0)
@@ -48,6 +48,8 @@ class GenerationRequest(BaseModel):
     device: str = "auto"
     dtype: str = "auto"
     memory: str = Field("auto", description="Memory plan: auto, speed, balanced or low.")
+    lora: str | None = Field(None, description="A LoRA adapter folder (t2v train-lora) applied to the UNet.")
+    lora_scale: float = Field(1.0, ge=-4.0, le=4.0, description="Strength of the LoRA adapter (1 = as trained).")
 
     @field_validator("prompt")
     @classmethod

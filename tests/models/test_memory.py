@@ -11,13 +11,13 @@ import pytest
 from typer.testing import CliRunner
 
 from t2v.cli import app
-from t2v.generate import generate
+from t2v.generation import generate
 from t2v.models import memory
 from t2v.request import GenerationRequest
 
 MEASURE = r"""
 import json, resource, sys
-from t2v.generate import generate
+from t2v.generation import generate
 from t2v.models.memory import predict
 from t2v.request import GenerationRequest
 req = GenerationRequest(prompt="a red circle moving right", model=sys.argv[1], seed=1, num_frames=16, width=128,

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from t2v.request import DEFAULT_NEGATIVE_PROMPT, FORMATS
+from t2v.request import FORMATS
 
 
 class VideoCreate(BaseModel):
@@ -16,7 +16,7 @@ class VideoCreate(BaseModel):
         "prompt": "a panda surfing on a big ocean wave at sunset", "num_frames": 16, "seed": 42, "formats": ["mp4"]}})
 
     prompt: str = Field(..., min_length=1)
-    negative_prompt: str = DEFAULT_NEGATIVE_PROMPT
+    negative_prompt: str | None = None
     num_frames: int | None = Field(None, ge=1)
     num_inference_steps: int | None = Field(None, ge=1)
     guidance_scale: float | None = Field(None, ge=0, le=50)
@@ -28,6 +28,8 @@ class VideoCreate(BaseModel):
     model: str | None = None
     formats: list[str] = Field(default_factory=lambda: ["mp4"], description=f"Any of {', '.join(FORMATS)}.")
     crf: int | None = Field(None, ge=0, le=51)
+    lora: str | None = Field(None, max_length=4096, description="A LoRA adapter folder on the server.")
+    lora_scale: float = Field(1.0, ge=-4, le=4)
     idempotency_key: str | None = Field(None, max_length=200)
     priority: int = Field(0, ge=-100, le=100)
     callback_url: str | None = Field(None, pattern=r"^https?://", max_length=2000)

@@ -13,6 +13,7 @@ from t2v import __version__
 from t2v.cli.common import Interrupt, cli_errors, err, fail, out, quiet_third_party
 from t2v.cli.models import models_app
 from t2v.cli.service import history, jobs_app, keys_app, serve
+from t2v.cli.train import data_app, eval_app, train, train_lora
 from t2v.cli.ui import ui
 
 app = typer.Typer(
@@ -25,6 +26,8 @@ app = typer.Typer(
 app.add_typer(models_app, name="models")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(keys_app, name="keys")
+app.add_typer(eval_app, name="eval")
+app.add_typer(data_app, name="data")
 app.command("serve")(serve)
 app.command("history")(history)
 app.command("ui")(ui)
@@ -45,7 +48,7 @@ def _root(
 
 def _run(request, *, output, quiet: bool):
     from t2v.cli.progress import GenerationProgress
-    from t2v.generate import generate
+    from t2v.generation import generate
 
     with Interrupt() as interrupt, GenerationProgress(interrupt, quiet=quiet) as progress:
         return generate(request, on_progress=progress, should_cancel=interrupt, output=output)
@@ -70,7 +73,7 @@ def _summary(result) -> None:
 def generate(
     prompt: str = typer.Argument(..., help="What the video should show."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Registry id, hub id (org/name) or local folder.", envvar="T2V_MODEL"),
-    negative_prompt: Optional[str] = typer.Option(None, "--negative-prompt", "-n", help="What to avoid."),
+    negative_prompt: Optional[str] = typer.Option(None, "--negative-prompt", "-n", help="What to avoid (default: the model's)."),
     frames: Optional[int] = typer.Option(None, "--frames", "-f", help="Number of frames (model default)."),
     steps: Optional[int] = typer.Option(None, "--steps", "-s", help="Denoising steps (model default)."),
     guidance: Optional[float] = typer.Option(None, "--guidance", "-g", help="Classifier-free guidance scale."),
@@ -85,6 +88,8 @@ def generate(
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps.", envvar="T2V_DEVICE"),
     dtype: str = typer.Option("auto", "--dtype", help="auto, fp32, fp16 or bf16.", envvar="T2V_DTYPE"),
     memory: str = typer.Option("auto", "--memory", help="Memory plan: auto, speed, balanced or low.", envvar="T2V_MEMORY"),
+    lora: Optional[Path] = typer.Option(None, "--lora", help="LoRA adapter folder (from t2v train-lora) applied to the UNet."),
+    lora_scale: float = typer.Option(1.0, "--lora-scale", help="LoRA strength: 0 = off, 1 = as trained."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or summary; errors only."),
 ) -> None:
     """Generate a video from PROMPT; writes the files and a JSON record beside them."""
@@ -96,13 +101,14 @@ def generate(
 
 
 def _request_from_flags(*, prompt, model, negative_prompt, frames, steps, guidance, fps, seed, width, height,
-                        scheduler, formats, output, crf, device, dtype, memory, quiet):
-    from t2v.request import DEFAULT_NEGATIVE_PROMPT, GenerationRequest
+                        scheduler, formats, output, crf, device, dtype, memory, quiet, lora=None, lora_scale=1.0):
+    from t2v.request import GenerationRequest
 
     fields = dict(
-        prompt=prompt, negative_prompt=DEFAULT_NEGATIVE_PROMPT if negative_prompt is None else negative_prompt,
+        prompt=prompt, negative_prompt=negative_prompt,
         num_frames=frames, num_inference_steps=steps, guidance_scale=guidance, fps=fps, seed=seed, width=width,
         height=height, scheduler=scheduler, model=model, crf=crf, device=device, dtype=dtype, memory=memory,
+        lora=None if lora is None else str(lora), lora_scale=lora_scale,
     )
     if formats:
         fields["formats"] = formats
@@ -186,3 +192,7 @@ def main() -> None:
 
 
 __all__ = ["app", "main", "fail"]
+
+
+app.command("train")(train)
+app.command("train-lora")(train_lora)

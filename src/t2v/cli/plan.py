@@ -8,7 +8,7 @@ from t2v.cli.common import out
 
 
 def show_plan(request) -> None:
-    from t2v.generate import resolve
+    from t2v.generation import resolve
     from t2v.models.device import plan_device
     from t2v.models.loader import resolve_source
     from t2v.models.memory import choose, predict

@@ -121,11 +121,16 @@ def resolve_source(model: str, settings: Settings, *, revision: str | None = Non
         return ModelSource(id=str(path.resolve()), path=path.resolve(), kind="folder", family=family, defaults=defaults)
 
     model_id = canonical_id(model)
+    spec = lookup(model_id)
+    if spec and spec.bundled_path is not None:
+        if not spec.bundled_path.is_dir():
+            raise ModelUnavailable(f"{model_id} should ship with t2v at {spec.bundled_path}, but that folder is missing; reinstall t2v")
+        check_folder(spec.bundled_path)
+        return ModelSource(id=model_id, path=spec.bundled_path, kind="bundled", family=spec.family, defaults=dict(spec.defaults))
     if not _HUB_ID.match(model_id):
         raise ModelUnavailable(
             f"unknown model {model!r}: not a registered model (see `t2v models list`), an existing folder, or a hub id like org/name"
         )
-    spec = lookup(model_id)
     revision = revision or (spec.revision if spec else "main")
     folder = _snapshot(model_id, revision, settings, want_fp16=want_fp16)
     check_folder(folder)
@@ -261,14 +266,18 @@ def weight_bytes(model: LoadedModel) -> int:
     return sum(p.numel() * p.element_size() for m in (model.unet, model.vae, model.text_encoder) for p in m.parameters())
 
 
-def load_model(source: ModelSource, plan: DevicePlan, *, offload: bool = False) -> LoadedModel:
+def load_model(source: ModelSource, plan: DevicePlan, *, offload: bool = False, lora: str | None = None,
+               lora_scale: float = 1.0) -> LoadedModel:
     """Load (or reuse) the model's components for ``plan.device`` in ``plan.dtype``.
 
     With ``offload`` (an accelerator and the ``low`` memory plan) the weights stay in CPU memory and the
-    engine moves each component to the device only while it runs.
+    engine moves each component to the device only while it runs. With ``lora`` (an adapter folder) the
+    UNet is a copy of the base one with the adapter applied at ``lora_scale``; the base stays cached as is.
     """
     variant = pick_variant(source.path, plan)
     offload = offload and plan.is_accelerator
+    if lora:
+        return _with_lora(load_model(source, plan, offload=offload), lora, lora_scale, offload)
     key = (str(source.path), plan.device, plan.dtype, variant, offload)
     with _CACHE_LOCK:
         if key in _CACHE:
@@ -282,6 +291,29 @@ def load_model(source: ModelSource, plan: DevicePlan, *, offload: bool = False) 
         _CACHE[key] = loaded
         _evict()
         return loaded
+
+
+def _with_lora(base: LoadedModel, lora: str, scale: float, offload: bool) -> LoadedModel:
+    import copy
+
+    from t2v.models.lora import adapter_hash, apply_lora, check_lora
+
+    folder = check_lora(lora)
+    digest = adapter_hash(folder)
+    key = (str(base.source.path), base.plan.device, base.plan.dtype, base.variant, offload, str(folder), digest, float(scale))
+    with _CACHE_LOCK:
+        if key in _CACHE:
+            _CACHE.move_to_end(key)
+            return LoadedModel(**{**_CACHE[key].__dict__, "source": base.source, "plan": base.plan, "load_s": 0.0})
+    t0 = time.perf_counter()
+    unet = copy.deepcopy(base.unet)
+    apply_lora(unet, folder, scale)
+    loaded = LoadedModel(**{**base.__dict__, "unet": unet, "content_hash": f"{base.content_hash}+lora:{digest}",
+                            "load_s": base.load_s + time.perf_counter() - t0})
+    with _CACHE_LOCK:
+        _CACHE[key] = loaded
+        _evict()
+    return loaded
 
 
 def _evict() -> None:
@@ -312,6 +344,9 @@ def clear_cache() -> None:
 def pull(model: str, settings: Settings, *, revision: str | None = None, fp16: bool = True) -> Path:
     """Download a hub model into the t2v cache (for `t2v models pull`)."""
     model_id = canonical_id(model)
+    bundled = lookup(model_id)
+    if bundled and bundled.bundled_path is not None:
+        return resolve_source(model_id, settings).path  # ships with t2v: nothing to download
     if not _HUB_ID.match(model_id):
         raise ModelUnavailable(f"{model!r} is not a hub id like org/name")
     spec = lookup(model_id)

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from t2v.request import DEFAULT_NEGATIVE_PROMPT
+
 MODELSCOPE_DEFAULTS: dict[str, Any] = {
     "width": 256,
     "height": 256,
@@ -15,7 +17,21 @@ MODELSCOPE_DEFAULTS: dict[str, Any] = {
     "guidance_scale": 9.0,
     "num_inference_steps": 25,
     "scheduler": "dpm++",
+    "negative_prompt": DEFAULT_NEGATIVE_PROMPT,
 }
+
+# The model t2v trains itself (t2v train --data shapes) and ships inside the package.
+SHAPES_DEFAULTS: dict[str, Any] = {
+    "width": 64,
+    "height": 64,
+    "num_frames": 8,
+    "fps": 8,
+    "guidance_scale": 7.5,
+    "num_inference_steps": 25,
+    "scheduler": "dpm++",
+    "negative_prompt": "",
+}
+BUNDLED_DIR = Path(__file__).resolve().parent.parent / "assets"
 
 # diffusers pipeline class name (model_index.json "_class_name") -> t2v family.
 PIPELINE_FAMILIES = {"TextToVideoSDPipeline": "modelscope"}
@@ -34,6 +50,11 @@ class ModelSpec:
     revision: str = "main"
     notes: str = ""
     aliases: tuple[str, ...] = field(default=())
+    bundled: str | None = None  # folder name under t2v/assets: shipped with the package, never downloaded
+
+    @property
+    def bundled_path(self) -> Path | None:
+        return BUNDLED_DIR / self.bundled if self.bundled else None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -48,6 +69,7 @@ class ModelSpec:
             "revision": self.revision,
             "notes": self.notes,
             "aliases": list(self.aliases),
+            "bundled": self.bundled_path is not None,
         }
 
 
@@ -75,6 +97,19 @@ REGISTRY: dict[str, ModelSpec] = {
             vram_gb=7.9,
             has_fp16_variant=False,
             aliases=("zeroscope",),
+        ),
+        ModelSpec(
+            id="t2v-shapes",
+            family="modelscope",
+            description="t2v's own 64x64, 8-frame model of coloured shapes moving on black (docs/model-card.md).",
+            defaults=SHAPES_DEFAULTS,
+            license="Apache-2.0",
+            download_gb=0.0,
+            vram_gb=0.1,
+            has_fp16_variant=False,
+            notes="Ships with t2v; trained on 2 CPU cores by `t2v train --data shapes`.",
+            aliases=("shapes",),
+            bundled="t2v-shapes",
         ),
     )
 }

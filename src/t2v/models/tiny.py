@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -25,7 +26,8 @@ red green blue yellow white black purple orange pink brown gray golden silver
 circle square triangle moving left right up down running walking flying swimming dancing
 man woman child people astronaut robot dragon spaceman beach desert field flower flowers garden
 slow fast motion camera zoom pan close shot wide cinematic beautiful detailed high quality
-blurry low distorted artifacts flicker jitter video photo painting style""".split()
+blurry low distorted artifacts flicker jitter video photo painting style
+going moves travels sliding leftwards rightwards upwards downwards""".split()
 
 _SPECIAL = ("<|startoftext|>", "<|endoftext|>")
 
@@ -76,14 +78,81 @@ def build_tokenizer_files(directory: Path) -> int:
     return len(vocab)
 
 
-def make_tokenizer(directory: Path):
+def make_tokenizer(directory: Path, max_length: int = 77):
     """Build the offline CLIP tokenizer and save it in the transformers layout under ``directory``."""
     from transformers import CLIPTokenizer
 
     build_tokenizer_files(directory)
-    tok = CLIPTokenizer(vocab=str(directory / "vocab.json"), merges=str(directory / "merges.txt"), model_max_length=77)
+    tok = CLIPTokenizer(vocab=str(directory / "vocab.json"), merges=str(directory / "merges.txt"), model_max_length=max_length)
     tok.save_pretrained(directory)
     return tok
+
+
+@dataclass(frozen=True)
+class Arch:
+    """Sizes of a small UNet3D + AutoencoderKL + CLIP text model (the ModelScope layout, scaled down)."""
+
+    unet_channels: tuple[int, ...] = (32, 64)
+    unet_layers: int = 1
+    cross_attention_dim: int = 32
+    attention_heads: int = 8
+    vae_channels: tuple[int, ...] = (16, 32, 32)
+    text_layers: int = 2
+    text_heads: int = 4
+    text_intermediate: int = 64
+    max_tokens: int = 77
+    sample_size: int = 64
+
+
+TINY_ARCH = Arch()
+
+
+def build_models(arch: Arch, tokenizer):
+    """Fresh random-weight (unet, vae, text_encoder, scheduler) for ``arch``."""
+    from diffusers import AutoencoderKL, DDIMScheduler, UNet3DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    n = len(arch.unet_channels)
+    unet = UNet3DConditionModel(
+        block_out_channels=arch.unet_channels,
+        layers_per_block=arch.unet_layers,
+        sample_size=arch.sample_size // 2 ** (len(arch.vae_channels) - 1),
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("CrossAttnDownBlock3D",) * (n - 1) + ("DownBlock3D",),
+        up_block_types=("UpBlock3D",) + ("CrossAttnUpBlock3D",) * (n - 1),
+        cross_attention_dim=arch.cross_attention_dim,
+        attention_head_dim=arch.attention_heads,
+        norm_num_groups=8,
+    )
+    vae = AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * len(arch.vae_channels),
+        up_block_types=("UpDecoderBlock2D",) * len(arch.vae_channels),
+        block_out_channels=arch.vae_channels,
+        layers_per_block=1,
+        latent_channels=4,
+        norm_num_groups=8,
+        sample_size=arch.sample_size,
+    )
+    text_encoder = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=arch.cross_attention_dim,
+            intermediate_size=arch.text_intermediate,
+            num_hidden_layers=arch.text_layers,
+            num_attention_heads=arch.text_heads,
+            max_position_embeddings=arch.max_tokens,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    )
+    scheduler = DDIMScheduler(
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False, set_alpha_to_one=False
+    )
+    return unet, vae, text_encoder, scheduler
 
 
 def make_tiny(directory: str | Path, *, family: str = "modelscope", seed: int = 0, fp16_variant: bool = True) -> Path:
@@ -93,63 +162,38 @@ def make_tiny(directory: str | Path, *, family: str = "modelscope", seed: int = 
 
         raise InvalidRequest(f"unknown model family {family!r}; choose one of: {', '.join(FAMILIES)}", field="family")
     import torch
-    from diffusers import AutoencoderKL, DDIMScheduler, UNet3DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
 
     out = Path(directory).expanduser()
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     tokenizer = make_tokenizer(out / "tokenizer")
-    unet = UNet3DConditionModel(
-        block_out_channels=(32, 64),
-        layers_per_block=1,
-        sample_size=16,
-        in_channels=4,
-        out_channels=4,
-        down_block_types=("CrossAttnDownBlock3D", "DownBlock3D"),
-        up_block_types=("UpBlock3D", "CrossAttnUpBlock3D"),
-        cross_attention_dim=32,
-        attention_head_dim=8,
-        norm_num_groups=8,
-    )
-    vae = AutoencoderKL(
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D",) * 3,
-        up_block_types=("UpDecoderBlock2D",) * 3,
-        block_out_channels=(16, 32, 32),
-        layers_per_block=1,
-        latent_channels=4,
-        norm_num_groups=8,
-        sample_size=64,
-    )
-    text_encoder = CLIPTextModel(
-        CLIPTextConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            max_position_embeddings=77,
-            bos_token_id=tokenizer.bos_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-            pad_token_id=tokenizer.pad_token_id,
-        )
-    )
-    scheduler = DDIMScheduler(
-        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False, set_alpha_to_one=False
-    )
+    unet, vae, text_encoder, scheduler = build_models(TINY_ARCH, tokenizer)
+    defaults = {"width": 64, "height": 64, "num_frames": 8, "fps": 8, "guidance_scale": 9.0,
+                "num_inference_steps": 4, "scheduler": "dpm++"}
+    save_pipeline(out, unet=unet, vae=vae, text_encoder=text_encoder, scheduler=scheduler, family=family,
+                  defaults=defaults, fp16_variant=fp16_variant)
+    logger.info("built tiny %s model at %s", family, out)
+    return out
+
+
+def save_pipeline(out: Path, *, unet, vae, text_encoder, scheduler, family: str, defaults: dict,
+                  fp16_variant: bool = False, extra: dict | None = None) -> None:
+    """Save components + model_index.json + t2v.json in the diffusers TextToVideoSDPipeline layout.
+
+    The tokenizer is expected in ``out/tokenizer`` already. ``extra`` goes into t2v.json beside the defaults.
+    """
+    import diffusers
+    import torch
+
     for name, model in (("unet", unet), ("vae", vae), ("text_encoder", text_encoder)):
         if fp16_variant:  # first, so the fp32 save below leaves config.json saying float32
             copy.deepcopy(model).to(torch.float16).save_pretrained(out / name, safe_serialization=True, variant="fp16")
         model.save_pretrained(out / name, safe_serialization=True)
     scheduler.save_pretrained(out / "scheduler")
-    import diffusers
-
     index = {
         "_class_name": "TextToVideoSDPipeline",
         "_diffusers_version": diffusers.__version__,
-        "scheduler": ["diffusers", "DDIMScheduler"],
+        "scheduler": ["diffusers", type(scheduler).__name__],
         "text_encoder": ["transformers", "CLIPTextModel"],
         "tokenizer": ["transformers", "CLIPTokenizer"],
         "unet": ["diffusers", "UNet3DConditionModel"],
@@ -157,8 +201,5 @@ def make_tiny(directory: str | Path, *, family: str = "modelscope", seed: int = 
     }
     (out / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")
     # t2v's own defaults for this folder (the registry reads them for local models).
-    defaults = {"width": 64, "height": 64, "num_frames": 8, "fps": 8, "guidance_scale": 9.0,
-                "num_inference_steps": 4, "scheduler": "dpm++"}
-    (out / "t2v.json").write_text(json.dumps({"family": family, "defaults": defaults}, indent=2) + "\n")
-    logger.info("built tiny %s model at %s", family, out)
-    return out
+    meta = {"family": family, "defaults": defaults, **(extra or {})}
+    (out / "t2v.json").write_text(json.dumps(meta, indent=2) + "\n")

@@ -131,7 +131,7 @@ class JobService:
     def submit(self, fields: dict[str, Any], *, api_key=None, idempotency_key: str | None = None, priority: int = 0,
                callback_url: str | None = None):
         """Validate and queue a job. Returns ``(job, created)``; the same idempotency key returns the same job."""
-        from t2v.generate import resolve
+        from t2v.generation import resolve
         from t2v.models.loader import check_available
 
         for name, value in (*fields.items(), ("idempotency_key", idempotency_key), ("callback_url", callback_url)):

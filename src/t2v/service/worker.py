@@ -70,7 +70,7 @@ class Worker(threading.Thread):
                 self.current = None
 
     def _run_job(self, job) -> None:
-        from t2v.generate import generate
+        from t2v.generation import generate
         from t2v.request import GenerationRequest
 
         svc, repo = self.service, self.service.repo

@@ -72,6 +72,7 @@ def build_ui(service):
                 prompt = gr.Textbox(label="Prompt", lines=3, placeholder="a panda surfing on a big ocean wave at sunset",
                                     elem_id="t2v-prompt")
                 negative = gr.Textbox(label="Negative prompt", value=form0["negative_prompt"], lines=2,
+                                      placeholder="blank: the model's default",
                                       elem_id="t2v-negative")
                 with gr.Row(elem_id="t2v-presets"):
                     gr.Markdown("Presets:", elem_classes=["t2v-presets-label"])

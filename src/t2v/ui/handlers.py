@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from t2v.errors import Forbidden, InvalidRequest, JobNotFound, ModelUnavailable, QuotaExceeded, T2VError
-from t2v.request import DEFAULT_NEGATIVE_PROMPT, FORMATS, SCHEDULERS
+from t2v.request import FORMATS, SCHEDULERS
 
 logger = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ def preset(service, name: str, model: str | None = None) -> dict[str, Any]:
 
 def default_form(service) -> dict[str, Any]:
     """The form a fresh page shows: the default model at its defaults ("Quality"), a random seed."""
-    return {"prompt": "", "negative_prompt": DEFAULT_NEGATIVE_PROMPT, "model": service.settings.default_model,
+    return {"prompt": "", "negative_prompt": "", "model": service.settings.default_model,
             **preset(service, "Quality"), "seed_mode": "random", "seed": None, "formats": list(DEFAULT_FORMATS)}
 
 
@@ -195,7 +195,7 @@ def request_fields(service, form: dict[str, Any], *, key_row=None, last_seed: in
     formats = [f for f in (form.get("formats") or []) if f]
     fields: dict[str, Any] = {
         "prompt": form.get("prompt") or "",
-        "negative_prompt": form.get("negative_prompt") or "",
+        "negative_prompt": form.get("negative_prompt") or None,
         "model": (form.get("model") or "").strip() or None,
         "num_frames": _number(form, "num_frames"),
         "num_inference_steps": _number(form, "num_inference_steps"),

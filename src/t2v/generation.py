@@ -64,6 +64,10 @@ def resolve(request: GenerationRequest, settings: Settings) -> GenerationRequest
     for field, limit in limits:
         if getattr(resolved, field) > limit:
             raise InvalidRequest(f"{field}: {getattr(resolved, field)} is over this server's limit of {limit}", field=field)
+    if resolved.lora:
+        from t2v.models.lora import check_lora
+
+        resolved = resolved.model_copy(update={"lora": str(check_lora(resolved.lora))})
     if len(resolved.prompt) > settings.max_prompt_chars:
         raise InvalidRequest(f"prompt: longer than {settings.max_prompt_chars} characters", field="prompt")
     return resolved
@@ -111,7 +115,7 @@ def generate(
     if cancel():
         raise Cancelled("cancelled before loading the model")
     memory, predictions = choose_memory_plan(source.path, request, requested=request.memory, device=plan.device, dtype=plan.dtype)
-    loaded = load_model(source, plan, offload=memory.offload)
+    loaded = load_model(source, plan, offload=memory.offload, lora=request.lora, lora_scale=request.lora_scale)
     # Record what actually ran (after fallbacks), not what was asked.
     request = request.model_copy(update={"device": plan.device, "dtype": plan.dtype})
 

@@ -1,0 +1,167 @@
+"""``t2v train``, ``t2v train-lora``, ``t2v eval shapes`` and ``t2v data shapes``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from t2v.cli.common import cli_errors, err, out
+
+eval_app = typer.Typer(help="Measure a model: `t2v eval shapes --model t2v-shapes`.", no_args_is_help=True)
+data_app = typer.Typer(help="Write training data sets: `t2v data shapes DIR`.", no_args_is_help=True)
+
+_PHASES = {"vae": "Autoencoder", "encode": "Encoding clips", "unet": "Diffusion model", "lora": "LoRA", "eval": "Evaluating"}
+
+
+class TrainProgress:
+    """Rich bars per phase, loss in the description; an ``on_event`` callback for the trainers."""
+
+    def __init__(self) -> None:
+        self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("{task.fields[loss]}"), TimeElapsedColumn(), TextColumn("eta"),
+                                 TimeRemainingColumn(), console=err)
+        self.tasks: dict[str, int] = {}
+
+    def __enter__(self) -> "TrainProgress":
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.__exit__(*exc)
+
+    def __call__(self, event) -> None:
+        if event.phase in ("data", "preview", "done"):
+            if event.message and event.phase != "done":
+                self.progress.console.print(f"[dim]{event.phase}:[/] {event.message}", highlight=False)
+            return
+        if event.phase not in self.tasks:
+            self.tasks[event.phase] = self.progress.add_task(_PHASES.get(event.phase, event.phase), total=event.total, loss="")
+        loss = "" if event.loss is None else f"loss {event.loss:.4f}"
+        self.progress.update(self.tasks[event.phase], completed=event.step, total=event.total, loss=loss)
+
+
+def train(
+    data: str = typer.Option(..., "--data", help="'shapes' (the synthetic world) or a folder of clips with captions.jsonl."),
+    out_dir: Path = typer.Option(..., "--out", help="Folder for the model, checkpoints, previews and logs."),
+    steps: int = typer.Option(2000, "--steps", help="Diffusion-model optimizer steps."),
+    batch: int = typer.Option(16, "--batch", help="Clips per step."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the newest checkpoint in --out."),
+    preset: str = typer.Option("shapes", "--preset", help="Model size: shapes (64x64, 8 frames) or tiny (tests)."),
+    lr: float = typer.Option(5e-4, "--lr", help="Peak learning rate (warm-up, then cosine decay)."),
+    vae_steps: int = typer.Option(800, "--vae-steps", help="Autoencoder steps (phase 1)."),
+    clips: Optional[int] = typer.Option(None, "--clips", help="Shapes clips to generate (preset default)."),
+    checkpoint_every: int = typer.Option(250, "--checkpoint-every", help="Steps between checkpoints."),
+    preview_every: int = typer.Option(500, "--preview-every", help="Steps between preview videos (OUT/previews)."),
+    seed: int = typer.Option(0, "--seed"),
+    device: str = typer.Option("auto", "--device", help="auto (CUDA with bf16 autocast when present), cpu or cuda."),
+) -> None:
+    """Train a text-to-video model from scratch (autoencoder, then UNet3D + text encoder, with EMA)."""
+    from t2v.train.trainer import TrainConfig, train as run
+
+    with cli_errors():
+        cfg = TrainConfig(data=data, out=out_dir, preset=preset, steps=steps, batch=batch, lr=lr, vae_steps=vae_steps,
+                          clips=clips, checkpoint_every=checkpoint_every, preview_every=preview_every, seed=seed,
+                          resume=resume, device=device)
+        with TrainProgress() as bar:
+            folder = run(cfg, bar)
+        out.print(f"[green]model[/] {folder}  (try: t2v generate \"a red circle moving right\" --model {folder})", highlight=False)
+
+
+def train_lora(
+    base: str = typer.Option(..., "--base", help="Base model: registry id, hub id or folder."),
+    data: Path = typer.Option(..., "--data", help="Folder of clips with captions.jsonl."),
+    out_dir: Path = typer.Option(..., "--out", help="Folder for the adapter."),
+    rank: int = typer.Option(4, "--rank", help="LoRA rank."),
+    steps: int = typer.Option(300, "--steps"),
+    batch: int = typer.Option(8, "--batch"),
+    lr: float = typer.Option(1e-3, "--lr"),
+    preview: Optional[str] = typer.Option(None, "--preview", help="Prompt for OUT/preview.mp4 made with the adapter."),
+    seed: int = typer.Option(0, "--seed"),
+    device: str = typer.Option("auto", "--device"),
+) -> None:
+    """Teach a model something new with a LoRA adapter on its UNet attention layers."""
+    from t2v.train.lora import LoraTrainConfig, train_lora as run
+
+    with cli_errors():
+        cfg = LoraTrainConfig(base=base, data=str(data), out=out_dir, rank=rank, steps=steps, batch=batch, lr=lr,
+                              seed=seed, device=device, preview_prompt=preview)
+        with TrainProgress() as bar:
+            folder = run(cfg, bar)
+        out.print(f"[green]adapter[/] {folder}  (use: t2v generate ... --model {base} --lora {folder})", highlight=False)
+
+
+def _pct(v) -> str:
+    return "-" if v is None else f"{100 * v:.1f}%"
+
+
+@eval_app.command("shapes")
+def eval_shapes(
+    model: str = typer.Option("t2v-shapes", "--model", "-m", help="Model to evaluate."),
+    prompts: Optional[Path] = typer.Option(None, "--prompts", help="One prompt per line (default: every combination)."),
+    seeds: int = typer.Option(4, "--seeds", help="Seeds per prompt (0..N-1)."),
+    split: str = typer.Option("all", "--split", help="Default prompts from: all, heldout or train combinations."),
+    colors: Optional[str] = typer.Option(None, "--colors", help="Comma-separated colours for the default prompts (e.g. purple)."),
+    lora: Optional[Path] = typer.Option(None, "--lora", help="LoRA adapter folder."),
+    lora_scale: float = typer.Option(1.0, "--lora-scale"),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Denoising steps (model default)."),
+    json_out: Path = typer.Option(Path("eval-shapes.json"), "--json", help="Where to write the full report."),
+) -> None:
+    """Generate clips for shapes prompts and score colour, motion direction and shape with a detector."""
+    from t2v.errors import InvalidRequest
+    from t2v.train import evaluate as ev
+    from t2v.train import shapes
+
+    with cli_errors():
+        if split not in ("all", "heldout", "train"):
+            raise InvalidRequest("split: choose all, heldout or train", field="split")
+        picked = tuple(c.strip() for c in colors.split(",")) if colors else None
+        bad = [c for c in picked or () if c not in shapes.ALL_COLORS]
+        if bad:
+            raise InvalidRequest(f"colors: unknown {', '.join(bad)}; known: {', '.join(shapes.ALL_COLORS)}", field="colors")
+        cases = ev.read_cases(prompts) if prompts else ev.default_cases(picked, split)
+        progress = Progress(TextColumn("[bold]Evaluating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err)
+        with progress:
+            task = progress.add_task("eval", total=len(cases) * seeds)
+            report = ev.evaluate(model, cases, seeds=seeds, lora=None if lora is None else str(lora), lora_scale=lora_scale,
+                                 steps=steps, on_clip=lambda i, n: progress.update(task, completed=i))
+        ev.write_report(report, json_out)
+        s = report["summary"]
+        table = Table(title=f"t2v eval shapes: {model}" + (f" + {lora}" if lora else ""))
+        for col in ("set", "clips", "color", "direction", "shape", "all three"):
+            table.add_column(col, justify="right" if col != "set" else "left")
+        rows = [("overall", s["overall"]), ("held-out", s["heldout"]), ("trained", s["trained"])]
+        rows += [(f"  {c}", b) for c, b in s["by_color"].items()]
+        for name, b in rows:
+            if b["clips"]:
+                table.add_row(name, str(b["clips"]), _pct(b["color"]), _pct(b["direction"]), _pct(b["shape"]), _pct(b["all"]))
+        out.print(table)
+        out.print(f"[green]wrote[/] {json_out}", highlight=False)
+
+
+@data_app.command("shapes")
+def data_shapes(
+    directory: Path = typer.Argument(..., help="Folder to write clip_NNNNN.mp4 + captions.jsonl into."),
+    clips: int = typer.Option(64, "--clips", help="Number of clips."),
+    seed: int = typer.Option(0, "--seed"),
+    colors: Optional[str] = typer.Option(None, "--colors", help="Comma-separated colours (default: the base five)."),
+    split: str = typer.Option("all", "--split", help="all, train or heldout combinations."),
+) -> None:
+    """Write a shapes data set in the folder format `t2v train --data DIR` and `train-lora` read."""
+    from t2v.errors import InvalidRequest
+    from t2v.train import shapes
+
+    with cli_errors():
+        picked = tuple(c.strip() for c in colors.split(",")) if colors else None
+        bad = [c for c in picked or () if c not in shapes.ALL_COLORS]
+        if bad:
+            raise InvalidRequest(f"colors: unknown {', '.join(bad)}; known: {', '.join(shapes.ALL_COLORS)}", field="colors")
+        if clips < 1:
+            raise InvalidRequest("clips: must be at least 1", field="clips")
+        if split not in ("all", "heldout", "train"):
+            raise InvalidRequest("split: choose all, heldout or train", field="split")
+        shapes.write_dir(directory, clips, seed=seed, split=split, colors=picked)
+        out.print(f"[green]wrote[/] {clips} clips + captions.jsonl to {directory}", highlight=False)

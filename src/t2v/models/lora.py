@@ -1,0 +1,93 @@
+"""LoRA adapters on the UNet's attention layers, in PEFT's format.
+
+An adapter folder holds ``adapter_config.json`` (a ``peft.LoraConfig``), ``adapter_model.safetensors``
+(the LoRA A/B matrices) and ``t2v_lora.json`` (base model, rank, data, steps). ``t2v train-lora``
+writes one; ``t2v generate --lora DIR --lora-scale S`` applies it to a copy of the base UNet.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from t2v.errors import InvalidRequest
+
+TARGET_MODULES = ["to_q", "to_k", "to_v", "to_out.0"]  # spatial and temporal attention, self and cross
+ADAPTER = "t2v"
+WEIGHTS = "adapter_model.safetensors"
+CONFIG = "adapter_config.json"
+META = "t2v_lora.json"
+
+
+def _peft():
+    try:
+        import peft
+    except ImportError:  # pragma: no cover - peft is a dependency
+        raise InvalidRequest("lora: LoRA needs the 'peft' package: pip install peft", field="lora") from None
+    return peft
+
+
+def check_lora(path: str | Path) -> Path:
+    """The adapter folder at ``path``, or InvalidRequest naming what is wrong with it."""
+    folder = Path(path).expanduser()
+    if not folder.is_dir():
+        raise InvalidRequest(f"lora: {path} is not a folder", field="lora")
+    for name in (CONFIG, WEIGHTS):
+        if not (folder / name).is_file():
+            raise InvalidRequest(f"lora: {folder} is not a LoRA adapter folder: it has no {name}", field="lora")
+    return folder.resolve()
+
+
+def adapter_hash(folder: Path) -> str:
+    h = hashlib.sha256()
+    for name in (CONFIG, WEIGHTS):
+        h.update((folder / name).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def add_lora(unet, rank: int, alpha: float | None = None):
+    """Inject fresh, trainable LoRA layers (rank ``rank``) into ``unet``; freeze everything else."""
+    peft = _peft()
+    config = peft.LoraConfig(r=rank, lora_alpha=alpha or rank, target_modules=TARGET_MODULES, init_lora_weights="gaussian")
+    unet.requires_grad_(False)
+    peft.inject_adapter_in_model(config, unet, adapter_name=ADAPTER)
+    for name, p in unet.named_parameters():
+        p.requires_grad_("lora_" in name)
+    return config
+
+
+def lora_parameters(unet) -> list:
+    return [p for n, p in unet.named_parameters() if "lora_" in n]
+
+
+def save_lora(unet, config, out: Path, meta: dict[str, Any]) -> Path:
+    from peft import get_peft_model_state_dict
+    from safetensors.torch import save_file
+
+    out.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in get_peft_model_state_dict(unet, adapter_name=ADAPTER).items()}
+    save_file(state, out / WEIGHTS)
+    config.save_pretrained(out)
+    (out / META).write_text(json.dumps(meta, indent=2) + "\n")
+    return out
+
+
+def apply_lora(unet, folder: Path, scale: float = 1.0) -> None:
+    """Load the adapter in ``folder`` into ``unet`` (in place) at ``scale`` times its trained strength."""
+    peft = _peft()
+    from peft.tuners.lora import LoraLayer
+    from safetensors.torch import load_file
+
+    config = peft.LoraConfig.from_pretrained(str(folder))
+    state = load_file(folder / WEIGHTS)
+    peft.inject_adapter_in_model(config, unet, adapter_name=ADAPTER)
+    result = peft.set_peft_model_state_dict(unet, state, adapter_name=ADAPTER)
+    missing = [k for k in getattr(result, "unexpected_keys", []) if "lora_" in k]
+    if missing:
+        raise InvalidRequest(f"lora: {folder} does not fit this model ({len(missing)} tensors have no layer)", field="lora")
+    for module in unet.modules():
+        if isinstance(module, LoraLayer):
+            module.set_scale(ADAPTER, scale)
+    unet.requires_grad_(False)

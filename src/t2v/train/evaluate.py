@@ -1,0 +1,101 @@
+"""``t2v eval shapes``: generate clips for labelled prompts and score them with the shapes detector."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from t2v.errors import InvalidRequest
+from t2v.train import shapes
+from t2v.train.detect import detect, palette_for
+
+_DIR_WORDS = {"left": "left", "leftwards": "left", "right": "right", "rightwards": "right", "up": "up",
+              "upwards": "up", "down": "down", "downwards": "down"}
+
+
+@dataclass(frozen=True)
+class Case:
+    prompt: str
+    color: str
+    shape: str
+    direction: str
+
+    @property
+    def heldout(self) -> bool:
+        return (self.color, self.shape, self.direction) in shapes.HELDOUT
+
+
+def parse_prompt(prompt: str) -> Case:
+    """The colour, shape and direction a shapes prompt asks for (InvalidRequest when one is missing)."""
+    words = re.findall(r"[a-z]+", prompt.lower())
+    color = next((w for w in words if w in shapes.ALL_COLORS), None)
+    shape = next((w for w in words if w in shapes.SHAPES), None)
+    direction = next((_DIR_WORDS[w] for w in words if w in _DIR_WORDS), None)
+    if not (color and shape and direction):
+        raise InvalidRequest(f"prompts: {prompt!r} does not name a colour, a shape and a direction", field="prompts")
+    return Case(prompt, color, shape, direction)
+
+
+def default_cases(colors: tuple[str, ...] | None = None, split: str = "all") -> list[Case]:
+    return [Case(shapes.caption(*c), *c) for c in shapes.combos(colors, split)]
+
+
+def read_cases(path: str | Path) -> list[Case]:
+    """A prompts file: one prompt per line (``#`` comments and blank lines skipped)."""
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise InvalidRequest(f"prompts: {path} is not a file", field="prompts")
+    lines = [ln.strip() for ln in p.read_text(encoding="utf-8").splitlines()]
+    cases = [parse_prompt(ln) for ln in lines if ln and not ln.startswith("#")]
+    if not cases:
+        raise InvalidRequest(f"prompts: {path} has no prompts", field="prompts")
+    return cases
+
+
+def _rate(rows: list[dict], key: str) -> float | None:
+    return round(sum(r[key] for r in rows) / len(rows), 4) if rows else None
+
+
+def summarize(rows: list[dict]) -> dict:
+    def block(sel: list[dict]) -> dict:
+        return {"clips": len(sel), "color": _rate(sel, "color_ok"), "direction": _rate(sel, "direction_ok"),
+                "shape": _rate(sel, "shape_ok"), "all": _rate(sel, "all_ok")}
+
+    by_color = {c: block([r for r in rows if r["want"]["color"] == c]) for c in sorted({r["want"]["color"] for r in rows})}
+    return {"overall": block(rows), "heldout": block([r for r in rows if r["heldout"]]),
+            "trained": block([r for r in rows if not r["heldout"]]), "by_color": by_color}
+
+
+def evaluate(model: str, cases: list[Case], *, seeds: int = 4, lora: str | None = None, lora_scale: float = 1.0,
+             steps: int | None = None, guidance: float | None = None,
+             on_clip: Callable[[int, int], None] | None = None) -> dict:
+    """Generate ``seeds`` clips per case (seeds 0..N-1) and score them; returns rows + summary."""
+    from t2v.generation import generate
+    from t2v.request import GenerationRequest
+
+    if seeds < 1:
+        raise InvalidRequest("seeds: must be at least 1", field="seeds")
+    palette = palette_for(tuple({c.color for c in cases}))
+    rows, total = [], len(cases) * seeds
+    for i, case in enumerate(cases):
+        for seed in range(seeds):
+            req = GenerationRequest(prompt=case.prompt, model=model, seed=seed, formats=(), lora=lora, lora_scale=lora_scale,
+                                    num_inference_steps=steps, guidance_scale=guidance)
+            result = generate(req)
+            d = detect(result.frames, palette)
+            ok = {"color_ok": d.color == case.color, "direction_ok": d.direction == case.direction,
+                  "shape_ok": d.shape == case.shape}
+            rows.append({"prompt": case.prompt, "seed": seed, "heldout": case.heldout,
+                         "want": {"color": case.color, "shape": case.shape, "direction": case.direction},
+                         "got": d.to_dict(), **ok, "all_ok": all(ok.values())})
+            if on_clip:
+                on_clip(len(rows), total)
+    return {"model": model, "lora": lora, "lora_scale": lora_scale, "seeds": seeds, "summary": summarize(rows), "rows": rows}
+
+
+def write_report(report: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

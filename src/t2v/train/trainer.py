@@ -1,0 +1,360 @@
+"""``t2v train``: a text-conditioned latent video diffusion model in the diffusers layout, from scratch.
+
+Two phases. First an AutoencoderKL learns to compress frames (reconstruction + a small KL term); its
+latent scale is measured and written to its config. Then the clips are encoded once and the UNet3D and
+CLIP text encoder learn to predict noise (epsilon, DDPM schedule, min-SNR weighting, 10% empty
+captions for classifier-free guidance), with AdamW, warm-up + cosine decay, gradient clipping and an
+EMA copy of the weights. Checkpoints (``OUT/checkpoints/step-N.pt``) hold everything needed to resume;
+every export writes the EMA weights as a loadable model folder in ``OUT`` and a preview clip.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from t2v.errors import InvalidRequest
+from t2v.models.tiny import Arch
+
+logger = logging.getLogger(__name__)
+
+PRESETS: dict[str, dict] = {
+    # The shipped t2v-shapes model: 64x64, 8 frames, VAE factor 8 (8x8x4 latents).
+    "shapes": dict(size=64, frames=8, clips=3000, arch=Arch(unet_channels=(32, 64, 64), cross_attention_dim=64,
+                                                            vae_channels=(16, 32, 64, 64), text_intermediate=128,
+                                                            max_tokens=16)),
+    # For tests: seconds per step.
+    "tiny": dict(size=32, frames=4, clips=64, arch=Arch(unet_channels=(16, 32), cross_attention_dim=32,
+                                                        vae_channels=(16, 32), text_intermediate=64, max_tokens=16,
+                                                        sample_size=32)),
+}
+PREVIEW_PROMPT = "a red circle moving right"
+
+
+@dataclass
+class TrainConfig:
+    data: str  # "shapes" or a folder with captions.jsonl
+    out: Path
+    preset: str = "shapes"
+    steps: int = 2000
+    batch: int = 16
+    lr: float = 5e-4
+    warmup: int = 100
+    vae_steps: int = 800
+    vae_batch: int = 16
+    vae_lr: float = 1e-3
+    ema_decay: float = 0.998
+    uncond_prob: float = 0.1
+    checkpoint_every: int = 250
+    preview_every: int = 500
+    clips: int | None = None  # shapes clips to generate (preset default)
+    seed: int = 0
+    resume: bool = False
+    device: str = "auto"
+    preview_prompt: str = PREVIEW_PROMPT
+
+    def __post_init__(self):
+        self.out = Path(self.out).expanduser()
+        if self.preset not in PRESETS:
+            raise InvalidRequest(f"preset: unknown {self.preset!r}; choose one of {', '.join(PRESETS)}", field="preset")
+        for name in ("steps", "batch", "vae_batch", "checkpoint_every", "preview_every"):
+            if getattr(self, name) < 1:
+                raise InvalidRequest(f"{name}: must be at least 1", field=name)
+        if self.vae_steps < 0:
+            raise InvalidRequest("vae_steps: must be 0 or more", field="vae_steps")
+        if self.data != "shapes" and not Path(self.data).expanduser().is_dir():
+            raise InvalidRequest(f"data: {self.data!r} is neither 'shapes' nor a folder", field="data")
+
+
+@dataclass
+class TrainEvent:
+    phase: str  # "data", "vae", "encode", "unet", "preview", "done"
+    step: int
+    total: int
+    loss: float | None = None
+    lr: float | None = None
+    message: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+Callback = Callable[[TrainEvent], None]
+
+
+def pick_device(device: str) -> tuple[str, "object"]:
+    import torch
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    amp = torch.bfloat16 if device.startswith("cuda") and torch.cuda.is_bf16_supported() else None
+    return device, amp
+
+
+def lr_at(step: int, total: int, base: float, warmup: int) -> float:
+    if step < warmup:
+        return base * (step + 1) / warmup
+    progress = (step - warmup) / max(total - warmup, 1)
+    return base * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
+
+
+def to_tensor(pixels: np.ndarray):
+    """uint8 (..., H, W, 3) -> float (..., 3, H, W) in [-1, 1]."""
+    import torch
+
+    t = torch.from_numpy(pixels).float().div_(127.5).sub_(1.0)
+    return t.movedim(-1, -3)
+
+
+def train_vae(vae, clips, cfg: TrainConfig, device: str, emit: Callback) -> None:
+    import torch
+
+    frames = clips.pixels.reshape(-1, *clips.pixels.shape[2:])
+    opt = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0)
+    gen = np.random.default_rng(cfg.seed + 1)
+    vae.train().to(device)
+    for step in range(cfg.vae_steps):
+        batch = to_tensor(frames[gen.integers(0, len(frames), cfg.vae_batch)]).to(device)
+        post = vae.encode(batch).latent_dist
+        recon = vae.decode(post.sample()).sample
+        rec = torch.nn.functional.mse_loss(recon, batch) + 0.5 * torch.nn.functional.l1_loss(recon, batch)
+        loss = rec + 1e-6 * post.kl().mean()
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, cfg.vae_steps, cfg.vae_lr, min(50, cfg.vae_steps))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        opt.step()
+        emit(TrainEvent("vae", step + 1, cfg.vae_steps, rec.item(), opt.param_groups[0]["lr"]))
+    vae.eval()
+
+
+def encode_latents(vae, clips, device: str, emit: Callback, chunk: int = 256):
+    """(N, 4, F, h, w) posterior means of every clip, unscaled."""
+    import torch
+
+    n, f = clips.pixels.shape[:2]
+    flat = clips.pixels.reshape(n * f, *clips.pixels.shape[2:])
+    out = []
+    with torch.inference_mode():
+        for i in range(0, len(flat), chunk):
+            out.append(vae.encode(to_tensor(flat[i : i + chunk]).to(device)).latent_dist.mean.cpu())
+            emit(TrainEvent("encode", min(i + chunk, len(flat)), len(flat)))
+    lat = torch.cat(out)
+    return lat.reshape(n, f, *lat.shape[1:]).permute(0, 2, 1, 3, 4).contiguous()
+
+
+def tokenize(tokenizer, texts: list[str]):
+    return tokenizer(texts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
+                     return_tensors="pt").input_ids
+
+
+class EMA:
+    """Exponential moving average of a set of modules' parameters (kept in fp32)."""
+
+    def __init__(self, modules, decay: float):
+        self.decay = decay
+        self.params = [p for m in modules for p in m.parameters()]
+        self.shadow = [p.detach().clone().float() for p in self.params]
+
+    def update(self, step: int) -> None:
+        import torch
+
+        d = min(self.decay, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for s, p in zip(self.shadow, self.params):
+                s.lerp_(p.detach().float(), 1 - d)
+
+    def swap(self) -> None:
+        """Exchange live and EMA weights (call twice to undo)."""
+        import torch
+
+        with torch.no_grad():
+            for s, p in zip(self.shadow, self.params):
+                tmp = p.detach().clone()
+                p.copy_(s)
+                s.copy_(tmp)
+
+
+def diffusion_loss(unet, cond, latents, scheduler, snr_gamma: float = 5.0):
+    """Min-SNR-weighted epsilon loss on a batch of scaled latents (B, 4, F, h, w)."""
+    import torch
+
+    noise = torch.randn_like(latents)
+    t = torch.randint(0, scheduler.config.num_train_timesteps, (latents.shape[0],), device=latents.device)
+    noisy = scheduler.add_noise(latents, noise, t)
+    pred = unet(noisy, t, encoder_hidden_states=cond).sample
+    alphas = scheduler.alphas_cumprod.to(latents.device)[t]
+    snr = alphas / (1 - alphas)
+    weight = torch.clamp(snr, max=snr_gamma) / snr
+    per = ((pred.float() - noise.float()) ** 2).mean(dim=(1, 2, 3, 4))
+    return (per * weight).mean()
+
+
+def _checkpoints(out: Path) -> list[Path]:
+    return sorted((out / "checkpoints").glob("step-*.pt"), key=lambda p: int(p.stem.split("-")[1]))
+
+
+def _save_checkpoint(out: Path, step: int, unet, text_encoder, opt, ema: EMA, cfg: TrainConfig, keep: int = 2) -> Path:
+    import torch
+
+    folder = out / "checkpoints"
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {"step": step, "unet": unet.state_dict(), "text_encoder": text_encoder.state_dict(), "opt": opt.state_dict(),
+             "ema": ema.shadow, "torch_rng": torch.get_rng_state(), "np_rng": np.random.get_state(),
+             "py_rng": random.getstate(), "config": {k: str(v) for k, v in asdict(cfg).items()}}
+    path = folder / f"step-{step:06d}.pt"
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+    for old in _checkpoints(out)[:-keep]:
+        old.unlink()
+    return path
+
+
+def export_model(out: Path, unet, vae, text_encoder, scheduler, ema: EMA | None, cfg: TrainConfig, info: dict) -> None:
+    """Write the (EMA) weights as a model folder t2v and diffusers load."""
+    from t2v.models.tiny import save_pipeline
+
+    from t2v.models.registry import SHAPES_DEFAULTS
+
+    preset = PRESETS[cfg.preset]
+    defaults = {**SHAPES_DEFAULTS, "width": preset["size"], "height": preset["size"], "num_frames": preset["frames"]}
+    if ema is not None:
+        ema.swap()
+    try:
+        save_pipeline(out, unet=unet, vae=vae, text_encoder=text_encoder, scheduler=scheduler, family="modelscope",
+                      defaults=defaults, extra={"training": info})
+    finally:
+        if ema is not None:
+            ema.swap()
+
+
+def preview(out: Path, step: int, prompt: str) -> Path | None:
+    """A clip from the exported model (``OUT/previews/step-N.mp4``); failures are logged, not raised."""
+    from t2v.generation import generate
+    from t2v.models.loader import clear_cache
+    from t2v.request import GenerationRequest
+
+    clear_cache()  # the folder's weights just changed
+    target = out / "previews" / f"step-{step:06d}.mp4"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        generate(GenerationRequest(prompt=prompt, model=str(out), seed=0), output=target)
+        return target
+    except Exception as e:  # a preview must never kill a long training run
+        logger.warning("preview at step %d failed: %s", step, e)
+        return None
+    finally:
+        clear_cache()
+
+
+def train(cfg: TrainConfig, on_event: Callback | None = None) -> Path:
+    """Run (or resume) training; returns ``cfg.out``, a loadable model folder."""
+    import torch
+    from diffusers import AutoencoderKL
+
+    from t2v.models.tiny import build_models, make_tokenizer
+    from t2v.train.data import load_clips
+
+    emit = on_event or (lambda e: None)
+    preset = PRESETS[cfg.preset]
+    arch: Arch = preset["arch"]
+    device, amp = pick_device(cfg.device)
+    out = cfg.out
+    state_file = out / "train_state.json"
+    state = json.loads(state_file.read_text()) if cfg.resume and state_file.is_file() else {}
+    if not cfg.resume and _checkpoints(out):
+        raise InvalidRequest(f"out: {out} already holds a training run; pass --resume or choose a new folder", field="out")
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    tokenizer = make_tokenizer(out / "tokenizer", max_length=arch.max_tokens)
+    unet, vae, text_encoder, scheduler = build_models(arch, tokenizer)
+    emit(TrainEvent("data", 0, 1, message=f"loading {cfg.data}"))
+    clips = load_clips(cfg.data, size=preset["size"], frames=preset["frames"], count=cfg.clips or preset["clips"], seed=cfg.seed)
+    emit(TrainEvent("data", 1, 1, message=f"{len(clips)} clips"))
+    t_start = time.perf_counter() - float(state.get("elapsed_s", 0.0))
+
+    if state.get("vae_done"):
+        vae = AutoencoderKL.from_pretrained(out / "vae")
+    else:
+        train_vae(vae, clips, cfg, device, emit)
+        vae.to(device)
+        lat = encode_latents(vae, clips, device, lambda e: None)
+        vae.register_to_config(scaling_factor=float(1.0 / lat.std()))
+        vae.to("cpu").save_pretrained(out / "vae", safe_serialization=True)
+        state.update(vae_done=True, vae_steps=cfg.vae_steps)
+        state_file.write_text(json.dumps(state))
+    vae.to(device).eval().requires_grad_(False)
+    latents = encode_latents(vae, clips, device, emit) * vae.config.scaling_factor
+    del clips.pixels
+
+    unet.to(device).train()
+    text_encoder.to(device).train()
+    params = list(unet.parameters()) + list(text_encoder.parameters())
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=1e-2)
+    ema = EMA([unet, text_encoder], cfg.ema_decay)
+    start = 0
+    if cfg.resume and _checkpoints(out):
+        ck = torch.load(_checkpoints(out)[-1], map_location=device, weights_only=False)
+        unet.load_state_dict(ck["unet"])
+        text_encoder.load_state_dict(ck["text_encoder"])
+        opt.load_state_dict(ck["opt"])
+        for s, v in zip(ema.shadow, ck["ema"]):
+            s.copy_(v)
+        torch.set_rng_state(ck["torch_rng"])
+        np.random.set_state(ck["np_rng"])
+        random.setstate(ck["py_rng"])
+        start = int(ck["step"])
+        emit(TrainEvent("unet", start, cfg.steps, message=f"resumed from step {start}"))
+    scheduler.alphas_cumprod = scheduler.alphas_cumprod.to(device)
+    id_cache: dict[str, "torch.Tensor"] = {}
+    log = (out / "train_log.jsonl").open("a", encoding="utf-8")
+    n = latents.shape[0]
+    try:
+        for step in range(start, cfg.steps):
+            idx = np.random.randint(0, n, cfg.batch)
+            texts = ["" if random.random() < cfg.uncond_prob else random.choice(clips.captions[i]) for i in idx]
+            for t in set(texts) - id_cache.keys():
+                id_cache[t] = tokenize(tokenizer, [t])[0]
+            ids = torch.stack([id_cache[t] for t in texts]).to(device)
+            lr = lr_at(step, cfg.steps, cfg.lr, cfg.warmup)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            with torch.autocast(device.split(":")[0], dtype=amp, enabled=amp is not None):
+                loss = diffusion_loss(unet, text_encoder(ids)[0], latents[idx].to(device), scheduler)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            ema.update(step)
+            done = step + 1
+            emit(TrainEvent("unet", done, cfg.steps, loss.item(), lr))
+            if done % 10 == 0 or done == cfg.steps:
+                log.write(json.dumps({"step": done, "loss": round(loss.item(), 5), "lr": lr,
+                                      "elapsed_s": round(time.perf_counter() - t_start, 1)}) + "\n")
+                log.flush()
+            last = done == cfg.steps
+            if done % cfg.checkpoint_every == 0 or last:
+                _save_checkpoint(out, done, unet, text_encoder, opt, ema, cfg)
+                state.update(step=done, elapsed_s=time.perf_counter() - t_start)
+                state_file.write_text(json.dumps(state))
+            if done % cfg.preview_every == 0 or last:
+                info = {"data": cfg.data, "preset": cfg.preset, "steps": done, "batch": cfg.batch, "vae_steps": state.get("vae_steps"),
+                        "clips": n, "device": device, "seed": cfg.seed, "elapsed_s": round(time.perf_counter() - t_start, 1)}
+                export_model(out, unet.to("cpu"), vae.to("cpu"), text_encoder.to("cpu"), scheduler, ema, cfg, info)
+                unet.to(device), vae.to(device), text_encoder.to(device)
+                clip = preview(out, done, cfg.preview_prompt)
+                emit(TrainEvent("preview", done, cfg.steps, message=str(clip) if clip else "preview failed"))
+    finally:
+        log.close()
+    emit(TrainEvent("done", cfg.steps, cfg.steps, message=str(out)))
+    return out
