@@ -178,7 +178,7 @@ def worker_t2v(model: str, out: Path, workdir: Path, dtype: str, memory: str) ->
     import transformers  # noqa: F401
 
     from t2v import GenerationRequest, generate
-    from t2v.generate import resolve
+    from t2v.generation import resolve
     from t2v.models.memory import predict
     from t2v.settings import get_settings
 

@@ -1,0 +1,1 @@
+"""Training: the synthetic shapes world, the trainer (full and LoRA), the detector and evaluation."""
