@@ -10,6 +10,7 @@ from typing import List, Optional
 import typer
 
 from t2v import __version__
+from t2v.cli.bench import bench
 from t2v.cli.common import Interrupt, cli_errors, err, fail, out, quiet_third_party
 from t2v.cli.models import models_app
 from t2v.cli.service import history, jobs_app, keys_app, serve
@@ -196,3 +197,4 @@ __all__ = ["app", "main", "fail"]
 
 app.command("train")(train)
 app.command("train-lora")(train_lora)
+app.command("bench")(bench)

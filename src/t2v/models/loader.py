@@ -198,8 +198,15 @@ def pick_variant(path: Path, plan: DevicePlan) -> str | None:
     return "fp16"
 
 
-def content_hash(path: Path, variant: str | None) -> str:
-    """sha256 over the configs and the weight files that get loaded (cached by size and mtime)."""
+def content_hash(path: Path, variant: str | None, *, cache_file: Path | None = None) -> str:
+    """sha256 over the configs and the weight files that get loaded.
+
+    Each file's digest is cached by (absolute path, size, mtime_ns), in this process and on disk
+    (``cache_file``, default ``$T2V_HOME/cache/content-hashes.json``; see :mod:`t2v.models.hashcache`),
+    so a new process does not read gigabytes of weights again just to name them.
+    """
+    from t2v.models.hashcache import file_digests
+
     files = sorted(
         p
         for p in path.rglob("*")
@@ -207,25 +214,10 @@ def content_hash(path: Path, variant: str | None) -> str:
         and (p.suffix in (".json", ".txt") or (p.suffix in _WEIGHT_EXTS and (".fp16" in p.name) == (variant == "fp16")))
     )
     h = hashlib.sha256()
-    for p in files:
+    for p, digest in zip(files, file_digests(files, cache_file)):
         h.update(str(p.relative_to(path)).encode() + b"\0")
-        h.update(_file_sha256(p).encode())
+        h.update(digest.encode())
     return h.hexdigest()
-
-
-_HASHES: dict[tuple[str, int, int], str] = {}
-
-
-def _file_sha256(p: Path) -> str:
-    st = p.stat()
-    key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _HASHES:
-        h = hashlib.sha256()
-        with p.open("rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        _HASHES[key] = h.hexdigest()
-    return _HASHES[key]
 
 
 def _load_components(path: Path, plan: DevicePlan, variant: str | None, target: str | None = None) -> dict[str, Any]:
