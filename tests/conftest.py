@@ -21,6 +21,14 @@ def tiny_model(tmp_path_factory) -> Path:
     return make_tiny(tmp_path_factory.mktemp("models") / "tiny", seed=0)
 
 
+@pytest.fixture(scope="session")
+def tiny_sd_model(tmp_path_factory) -> Path:
+    """A tiny random-weight Stable Diffusion (text-to-image) model for image mode."""
+    from t2v.models.tiny import make_tiny
+
+    return make_tiny(tmp_path_factory.mktemp("models") / "tiny-sd", family="sd", seed=0, fp16_variant=False)
+
+
 @pytest.fixture
 def model_copy(tiny_model, tmp_path) -> Path:
     """A private copy of the tiny model that a test may damage."""

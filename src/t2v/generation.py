@@ -50,8 +50,13 @@ def resolve(request: GenerationRequest, settings: Settings) -> GenerationRequest
     """Fill model, defaults, seed, device and dtype; validate all of it. Loads no weights."""
     from t2v.models.loader import model_defaults
 
-    model = request.model or settings.default_model
-    _, defaults = model_defaults(model)
+    image_mode = getattr(request, "mode", "video") != "video"
+    model = request.model or (settings.default_image_model if image_mode else settings.default_model)
+    family, defaults = model_defaults(model)
+    if image_mode and family not in ("sd", "unknown"):
+        hint = ("SDXL is in the registry but image mode runs SD 1.x/2.x models for now" if family == "sdxl"
+                else f"it is a {family} model; image mode needs a text-to-image (Stable Diffusion) model")
+        raise InvalidRequest(f"model: {model} cannot make images: {hint}", field="model")
     seed = request.seed if request.seed is not None else secrets.randbelow(2**32)
     extra = {"model": model, "seed": seed}
     if request.device == "auto":
@@ -91,7 +96,7 @@ def generate(
     (see :func:`output_stem`); with ``formats=()`` nothing is written and the frames are returned.
     """
     from t2v.engine.vae import to_uint8
-    from t2v.export import check_writable, frames_sha256, remove_output, write_outputs, write_sidecar
+    from t2v.export import check_writable, frames_sha256
     from t2v.models.device import plan_device
     from t2v.models.loader import load_model, resolve_source
     from t2v.models.memory import choose as choose_memory_plan
@@ -145,27 +150,55 @@ def generate(
         logger.warning(w)
 
     result = GenerationResult(request=request, frames=frames, record=record)
-    if request.formats:
-        if cancel():
-            raise Cancelled("cancelled before export")
-        emit("export", message="encoding " + ", ".join(request.formats))
-        t_enc = time.perf_counter()
-        embedded = dict(record)
-        result.outputs = write_outputs(frames, stem, request.formats, request.fps, metadata=embedded, crf=request.crf)
-        record["timings"]["encode_s"] = round(time.perf_counter() - t_enc, 4)
-        record["outputs"] = [o.to_dict() for o in result.outputs]
-        record["timings"]["total_s"] = round(time.perf_counter() - t_start, 4)
-        try:
-            result.sidecar = write_sidecar(record, stem.with_name(stem.name + ".json"))
-        except BaseException:
-            for o in result.outputs:
-                remove_output(o.path)
-            raise
-    else:
-        record["outputs"] = []
-        record["timings"]["total_s"] = round(time.perf_counter() - t_start, 4)
+    export_result(result, stem, emit=emit, cancel=cancel, t_start=t_start)
     emit("done", message="done")
     return result
+
+
+def run_request(request: GenerationRequest, **kwargs) -> GenerationResult:
+    """Run a video, sequence or (single) image request with :func:`generate`'s arguments."""
+    mode = getattr(request, "mode", "video")
+    if mode == "sequence":
+        from t2v.sequence.run import generate_sequence
+
+        return generate_sequence(request, **kwargs)
+    if mode == "image":
+        from t2v.sequence.run import generate_images
+
+        kwargs.pop("checkpoint", None), kwargs.pop("on_preview", None)
+        return generate_images(request, **kwargs)[-1]
+    return generate(request, **kwargs)
+
+
+def export_result(result: GenerationResult, stem: Path, *, emit, cancel: Callable[[], bool], t_start: float,
+                  extra_files: Callable[[dict], None] | None = None) -> None:
+    """Write ``result``'s formats (record embedded) and then its sidecar; all or nothing.
+
+    ``extra_files(record)`` may write more files (figures) and note them in the record before the sidecar.
+    """
+    from t2v.export import remove_output, write_outputs, write_sidecar
+
+    record, request = result.record, result.request
+    if not request.formats and extra_files is None:
+        record["outputs"] = []
+        record["timings"]["total_s"] = round(time.perf_counter() - t_start, 4)
+        return
+    if cancel():
+        raise Cancelled("cancelled before export")
+    emit("export", message="encoding " + ", ".join(request.formats))
+    t_enc = time.perf_counter()
+    result.outputs = write_outputs(result.frames, stem, request.formats, request.fps, metadata=dict(record), crf=request.crf)
+    record["timings"]["encode_s"] = round(time.perf_counter() - t_enc, 4)
+    record["outputs"] = [o.to_dict() for o in result.outputs]
+    try:
+        if extra_files is not None:
+            extra_files(record)
+        record["timings"]["total_s"] = round(time.perf_counter() - t_start, 4)
+        result.sidecar = write_sidecar(record, stem.with_name(stem.name + ".json"))
+    except BaseException:
+        for o in result.outputs:
+            remove_output(o.path)
+        raise
 
 
 def _emitter(on_progress: ProgressCallback | None, t_start: float):

@@ -57,8 +57,13 @@ def request_fields(record: dict[str, Any]) -> dict[str, Any]:
 
     if not isinstance(record, dict) or "prompt" not in record or "seed" not in record:
         raise InvalidRequest("this is not a t2v record: it has no prompt and seed", field="record")
-    names = set(GenerationRequest.model_fields)
+    from t2v.sequence.request import ImageRequest, SequenceRequest
+
+    cls = {"sequence": SequenceRequest, "image": ImageRequest}.get(record.get("mode"), GenerationRequest)
+    names = set(cls.model_fields)
     fields = {k: v for k, v in record.items() if k in names and v is not None}
+    if cls is SequenceRequest:
+        fields.pop("prompt", None)  # derived from the keyframes
     if isinstance(fields.get("formats"), list):
         fields["formats"] = tuple(fields["formats"])
     return fields

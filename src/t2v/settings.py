@@ -24,6 +24,9 @@ class Settings(BaseSettings):
 
     home: Path = Field(default_factory=_default_home, description="Data dir: model cache, checkpoints, outputs of services.")
     default_model: str = Field("damo-vilab/text-to-video-ms-1.7b", description="Model used when a request names none.")
+    default_image_model: str = Field(
+        "stable-diffusion-v1-5/stable-diffusion-v1-5", description="Text-to-image model for t2v image / sequence when none is named."
+    )
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps.")
     dtype: str = Field("auto", description="auto, fp32, fp16 or bf16.")
     offline: bool = Field(False, description="Never contact the hub (HF_HUB_OFFLINE=1 also turns this on).")

@@ -49,6 +49,7 @@ def create_app(settings: Settings | None = None, *, service=None, workers: int =
     app.state.limiter = RateLimiter()
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
     app.include_router(videos.router)
+    app.include_router(videos.sequences)
     app.include_router(system.router)
 
     def _error(status: int, message: str, field: str | None = None, headers=None):

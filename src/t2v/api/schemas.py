@@ -38,11 +38,52 @@ class VideoCreate(BaseModel):
         return self.model_dump(exclude={"idempotency_key", "priority", "callback_url"}, exclude_none=True)
 
 
+class SequenceCreate(BaseModel):
+    """Body of POST /v1/sequences: a video from keyframe prompts with a text-to-image model (image mode)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {
+        "keyframes": ["0: a forest in spring", "24: the same forest in autumn"], "method": "latent-walk", "seed": 1,
+        "fps": 12}})
+
+    keyframes: list[str] = Field(..., min_length=1, max_length=256, description="'INDEX: prompt' strings, index 0 first.")
+    method: str = Field("latent-walk", description="latent-walk, prompt-interp, img2img, interpolate or independent.")
+    negative_prompt: str | None = None
+    num_inference_steps: int | None = Field(None, ge=1)
+    guidance_scale: float | None = Field(None, ge=0, le=50)
+    fps: float | None = Field(None, gt=0, le=120)
+    seed: int | None = Field(None, ge=0, le=2**63 - 1)
+    width: int | None = Field(None, ge=16)
+    height: int | None = Field(None, ge=16)
+    scheduler: str | None = None
+    model: str | None = None
+    formats: list[str] = Field(default_factory=lambda: ["mp4"], description=f"Any of {', '.join(FORMATS)}.")
+    crf: int | None = Field(None, ge=0, le=51)
+    strength: float = Field(0.55, gt=0, le=1)
+    zoom: float = Field(1.0, ge=0.5, le=2)
+    pan_x: float = Field(0.0, ge=-64, le=64)
+    pan_y: float = Field(0.0, ge=-64, le=64)
+    rotate: float = Field(0.0, ge=-45, le=45)
+    contact_sheet: bool = False
+    denoise_grid: list[int] = Field(default_factory=list, max_length=32, description="Steps to show in the denoise grid.")
+    idempotency_key: str | None = Field(None, max_length=200)
+    priority: int = Field(0, ge=-100, le=100)
+    callback_url: str | None = Field(None, pattern=r"^https?://", max_length=2000)
+
+    def generation_fields(self) -> dict[str, Any]:
+        fields = self.model_dump(exclude={"idempotency_key", "priority", "callback_url"}, exclude_none=True)
+        return {**fields, "mode": "sequence"}
+
+
 def _iso(dt) -> str | None:
     return dt.isoformat() if dt else None
 
 
+FIGURES = ("contact_sheet", "denoise_grid")
+
+
 def _file_url(base_url: str, job_id: str, fmt: str) -> str | None:
+    if fmt in FIGURES:
+        return f"{base_url}/v1/videos/{job_id}/figures/{fmt}"
     if fmt == "json":
         return f"{base_url}/v1/videos/{job_id}/metadata"
     if fmt == "png":

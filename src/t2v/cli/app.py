@@ -14,6 +14,7 @@ from t2v.cli.bench import bench
 from t2v.cli.common import Interrupt, cli_errors, err, fail, out, quiet_third_party
 from t2v.cli.models import models_app
 from t2v.cli.service import history, jobs_app, keys_app, serve
+from t2v.cli.sequence import image, sequence
 from t2v.cli.train import data_app, eval_app, train, train_lora
 from t2v.cli.ui import ui
 
@@ -49,10 +50,10 @@ def _root(
 
 def _run(request, *, output, quiet: bool):
     from t2v.cli.progress import GenerationProgress
-    from t2v.generation import generate
+    from t2v.generation import run_request
 
     with Interrupt() as interrupt, GenerationProgress(interrupt, quiet=quiet) as progress:
-        return generate(request, on_progress=progress, should_cancel=interrupt, output=output)
+        return run_request(request, on_progress=progress, should_cancel=interrupt, output=output)
 
 
 def _summary(result) -> None:
@@ -152,15 +153,15 @@ def replay(
     strict: bool = typer.Option(False, "--strict", help="Exit 1 when the frames differ from the record."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
-    """Regenerate a video from its record and say whether the frames are identical."""
+    """Regenerate a video (or image sequence) from its record and say whether the frames are identical."""
     from t2v.record import environment_differences, request_fields
-    from t2v.request import GenerationRequest
+    from t2v.sequence.request import request_from_fields
 
     with cli_errors():
         old = _load_record(record)
         fields = request_fields(old)
         fields.update({k: v for k, v in (("device", device), ("dtype", dtype), ("model", model)) if v})
-        result = _run(GenerationRequest.create(**fields), output=output, quiet=quiet)
+        result = _run(request_from_fields({**fields, "mode": old.get("mode", "video")}), output=output, quiet=quiet)
         if not quiet:
             _summary(result)
         same = result.record["frames_sha256"] == old.get("frames_sha256")
@@ -195,6 +196,8 @@ def main() -> None:
 __all__ = ["app", "main", "fail"]
 
 
+app.command("image")(image)
+app.command("sequence")(sequence)
 app.command("train")(train)
 app.command("train-lora")(train_lora)
 app.command("bench")(bench)

@@ -197,6 +197,18 @@ def _save_png_frame(array: np.ndarray, path: Path, comment: str | None) -> None:
     Image.fromarray(np.ascontiguousarray(array)).save(path, format="PNG", pnginfo=info)
 
 
+def write_image(array: np.ndarray, path: Path, *, metadata: dict | None = None) -> OutputFile:
+    """One (H, W, 3) uint8 image as a PNG file with the record in a tEXt chunk, atomically."""
+    path = Path(path)
+    comment = None if metadata is None else json.dumps(metadata, ensure_ascii=True, sort_keys=True)
+    try:
+        with atomic_path(path) as tmp:
+            _save_png_frame(array, tmp, comment)
+    except Exception as e:
+        raise ExportError(f"writing {path.name} failed: {e}") from e
+    return _describe("png", path)
+
+
 def _describe(fmt: str, path: Path) -> OutputFile:
     if path.is_dir():
         digest, total = sha256_files(sorted(path.glob("frame_*.png")))

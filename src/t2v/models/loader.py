@@ -220,15 +220,17 @@ def content_hash(path: Path, variant: str | None, *, cache_file: Path | None = N
     return h.hexdigest()
 
 
-def _load_components(path: Path, plan: DevicePlan, variant: str | None, target: str | None = None) -> dict[str, Any]:
-    from diffusers import AutoencoderKL, UNet3DConditionModel
+def _load_components(path: Path, plan: DevicePlan, variant: str | None, target: str | None = None,
+                     family: str = "modelscope") -> dict[str, Any]:
+    from diffusers import AutoencoderKL, UNet2DConditionModel, UNet3DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
 
     dtype = plan.torch_dtype
+    unet_class = UNet2DConditionModel if family == "sd" else UNet3DConditionModel
     loaders = {
         "tokenizer": lambda: CLIPTokenizer.from_pretrained(path, subfolder="tokenizer"),
         "text_encoder": lambda: CLIPTextModel.from_pretrained(path, subfolder="text_encoder", dtype=dtype, variant=variant),
-        "unet": lambda: UNet3DConditionModel.from_pretrained(path, subfolder="unet", dtype=dtype, variant=variant),
+        "unet": lambda: unet_class.from_pretrained(path, subfolder="unet", dtype=dtype, variant=variant),
         "vae": lambda: AutoencoderKL.from_pretrained(path, subfolder="vae", dtype=dtype, variant=variant),
     }
     out: dict[str, Any] = {}
@@ -277,7 +279,7 @@ def load_model(source: ModelSource, plan: DevicePlan, *, offload: bool = False, 
             cached = _CACHE[key]
             return LoadedModel(**{**cached.__dict__, "source": source, "plan": plan, "load_s": 0.0})
         t0 = time.perf_counter()
-        parts = _load_components(source.path, plan, variant, "cpu" if offload else None)
+        parts = _load_components(source.path, plan, variant, "cpu" if offload else None, family=source.family)
         digest = content_hash(source.path, variant)
         loaded = LoadedModel(source=source, plan=plan, variant=variant, content_hash=digest, load_s=time.perf_counter() - t0, **parts)
         _CACHE[key] = loaded

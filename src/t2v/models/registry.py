@@ -20,6 +20,18 @@ MODELSCOPE_DEFAULTS: dict[str, Any] = {
     "negative_prompt": DEFAULT_NEGATIVE_PROMPT,
 }
 
+# Text-to-image models for image mode (t2v image / t2v sequence).
+SD_DEFAULTS: dict[str, Any] = {
+    "width": 512,
+    "height": 512,
+    "num_frames": 16,
+    "fps": 12,
+    "guidance_scale": 7.5,
+    "num_inference_steps": 25,
+    "scheduler": "dpm++",
+    "negative_prompt": "blurry, low quality, distorted, artifacts",
+}
+
 # The model t2v trains itself (t2v train --data shapes) and ships inside the package.
 SHAPES_DEFAULTS: dict[str, Any] = {
     "width": 64,
@@ -34,7 +46,9 @@ SHAPES_DEFAULTS: dict[str, Any] = {
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "assets"
 
 # diffusers pipeline class name (model_index.json "_class_name") -> t2v family.
-PIPELINE_FAMILIES = {"TextToVideoSDPipeline": "modelscope"}
+PIPELINE_FAMILIES = {"TextToVideoSDPipeline": "modelscope", "StableDiffusionPipeline": "sd",
+                     "StableDiffusionXLPipeline": "sdxl"}
+IMAGE_FAMILIES = ("sd", "sdxl")
 
 
 @dataclass(frozen=True)
@@ -97,6 +111,40 @@ REGISTRY: dict[str, ModelSpec] = {
             vram_gb=7.9,
             has_fp16_variant=False,
             aliases=("zeroscope",),
+        ),
+        ModelSpec(
+            id="stable-diffusion-v1-5/stable-diffusion-v1-5",
+            family="sd",
+            description="Stable Diffusion 1.5: text-to-image at 512x512; the default for t2v image / sequence.",
+            defaults=SD_DEFAULTS,
+            license="CreativeML OpenRAIL-M",
+            download_gb=2.6,
+            vram_gb=3.5,
+            has_fp16_variant=True,
+            aliases=("sd15", "sd-1.5"),
+        ),
+        ModelSpec(
+            id="stabilityai/stable-diffusion-2-1",
+            family="sd",
+            description="Stable Diffusion 2.1 (v-prediction, OpenCLIP ViT-H text encoder) at 768x768.",
+            defaults={**SD_DEFAULTS, "width": 768, "height": 768},
+            license="CreativeML OpenRAIL++-M",
+            download_gb=2.6,
+            vram_gb=5.0,
+            has_fp16_variant=True,
+            aliases=("sd21", "sd-2.1"),
+        ),
+        ModelSpec(
+            id="stabilityai/stable-diffusion-xl-base-1.0",
+            family="sdxl",
+            description="SDXL base 1.0 at 1024x1024 (two text encoders). Listed; image mode runs SD 1.x/2.x for now.",
+            defaults={**SD_DEFAULTS, "width": 1024, "height": 1024},
+            license="CreativeML OpenRAIL++-M",
+            download_gb=6.9,
+            vram_gb=10.0,
+            has_fp16_variant=True,
+            notes="t2v image/sequence refuse it with a clear message until its two-encoder path is built.",
+            aliases=("sdxl",),
         ),
         ModelSpec(
             id="t2v-shapes",

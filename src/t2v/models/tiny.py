@@ -16,7 +16,7 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-FAMILIES = ("modelscope",)
+FAMILIES = ("modelscope", "sd")
 
 # Words that become single tokens; everything else falls back to characters.
 _WORDS = """a an the of on in at to and with by from for over under into is are
@@ -167,6 +167,10 @@ def make_tiny(directory: str | Path, *, family: str = "modelscope", seed: int = 
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     tokenizer = make_tokenizer(out / "tokenizer")
+    if family == "sd":
+        _make_tiny_sd(out, tokenizer, fp16_variant)
+        logger.info("built tiny %s model at %s", family, out)
+        return out
     unet, vae, text_encoder, scheduler = build_models(TINY_ARCH, tokenizer)
     defaults = {"width": 64, "height": 64, "num_frames": 8, "fps": 8, "guidance_scale": 9.0,
                 "num_inference_steps": 4, "scheduler": "dpm++"}
@@ -176,8 +180,31 @@ def make_tiny(directory: str | Path, *, family: str = "modelscope", seed: int = 
     return out
 
 
+def _make_tiny_sd(out: Path, tokenizer, fp16_variant: bool) -> None:
+    """A tiny Stable Diffusion (UNet2DConditionModel) in the StableDiffusionPipeline layout."""
+    from diffusers import UNet2DConditionModel
+
+    _, vae, text_encoder, scheduler = build_models(TINY_ARCH, tokenizer)
+    unet = UNet2DConditionModel(
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        sample_size=16,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=TINY_ARCH.cross_attention_dim,
+        attention_head_dim=8,
+        norm_num_groups=8,
+    )
+    defaults = {"width": 64, "height": 64, "num_frames": 8, "fps": 8, "guidance_scale": 7.5,
+                "num_inference_steps": 4, "scheduler": "dpm++", "negative_prompt": ""}
+    save_pipeline(out, unet=unet, vae=vae, text_encoder=text_encoder, scheduler=scheduler, family="sd",
+                  defaults=defaults, fp16_variant=fp16_variant, pipeline="StableDiffusionPipeline")
+
+
 def save_pipeline(out: Path, *, unet, vae, text_encoder, scheduler, family: str, defaults: dict,
-                  fp16_variant: bool = False, extra: dict | None = None) -> None:
+                  fp16_variant: bool = False, extra: dict | None = None, pipeline: str = "TextToVideoSDPipeline") -> None:
     """Save components + model_index.json + t2v.json in the diffusers TextToVideoSDPipeline layout.
 
     The tokenizer is expected in ``out/tokenizer`` already. ``extra`` goes into t2v.json beside the defaults.
@@ -191,14 +218,16 @@ def save_pipeline(out: Path, *, unet, vae, text_encoder, scheduler, family: str,
         model.save_pretrained(out / name, safe_serialization=True)
     scheduler.save_pretrained(out / "scheduler")
     index = {
-        "_class_name": "TextToVideoSDPipeline",
+        "_class_name": pipeline,
         "_diffusers_version": diffusers.__version__,
         "scheduler": ["diffusers", type(scheduler).__name__],
         "text_encoder": ["transformers", "CLIPTextModel"],
         "tokenizer": ["transformers", "CLIPTokenizer"],
-        "unet": ["diffusers", "UNet3DConditionModel"],
+        "unet": ["diffusers", type(unet).__name__],
         "vae": ["diffusers", "AutoencoderKL"],
     }
+    if pipeline == "StableDiffusionPipeline":  # no safety checker in a test model (diffusers accepts None)
+        index.update(safety_checker=[None, None], feature_extractor=[None, None], requires_safety_checker=False)
     (out / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")
     # t2v's own defaults for this folder (the registry reads them for local models).
     meta = {"family": family, "defaults": defaults, **(extra or {})}

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from t2v.errors import Forbidden, InvalidRequest, JobNotFound, QuotaExceeded
-from t2v.request import GenerationRequest
 from t2v.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -132,11 +131,12 @@ class JobService:
                callback_url: str | None = None):
         """Validate and queue a job. Returns ``(job, created)``; the same idempotency key returns the same job."""
         from t2v.generation import resolve
+        from t2v.sequence.request import request_from_fields
         from t2v.models.loader import check_available
 
         for name, value in (*fields.items(), ("idempotency_key", idempotency_key), ("callback_url", callback_url)):
             _check_no_nul(name, value)
-        request = GenerationRequest.create(**fields)
+        request = request_from_fields(fields)
         key_id = api_key.id if api_key else None
         if idempotency_key and (earlier := self.repo.find_idempotent(key_id, idempotency_key)):
             return earlier, False  # a retried request: the same job, even when the key is now at its quota

@@ -70,8 +70,8 @@ class Worker(threading.Thread):
                 self.current = None
 
     def _run_job(self, job) -> None:
-        from t2v.generation import generate
-        from t2v.request import GenerationRequest
+        from t2v.generation import run_request
+        from t2v.sequence.request import request_from_fields
 
         svc, repo = self.service, self.service.repo
         ckpt_path = svc.settings.checkpoint_dir / f"{job.id}.ckpt"
@@ -81,8 +81,8 @@ class Worker(threading.Thread):
         beat.start()
         t0 = time.perf_counter()
         try:
-            request = GenerationRequest.create(**job.request)
-            result = generate(
+            request = request_from_fields(job.request)
+            result = run_request(
                 request,
                 on_progress=self._progress_writer(job.id),
                 should_cancel=self._cancel_checker(job.id),
@@ -112,6 +112,8 @@ class Worker(threading.Thread):
             stop_beat.set()
         _save_png(result.frames[len(result.frames) // 2], out_dir / POSTER)
         files = [{**o.to_dict(), "path": str(o.path.relative_to(svc.settings.videos_dir))} for o in result.outputs]
+        for name, fig in result.record.get("figures", {}).items():  # sequences: contact sheet, denoise grid
+            files.append({"format": name, "file": fig["file"], "path": str((out_dir / fig["file"]).relative_to(svc.settings.videos_dir))})
         if result.sidecar:
             files.append({"format": "json", "file": result.sidecar.name, "path": str(result.sidecar.relative_to(svc.settings.videos_dir))})
         if repo.finish_job(job.id, self.worker_id, result=result.record, files=files):

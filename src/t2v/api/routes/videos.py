@@ -11,11 +11,12 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 
 from t2v.api.deps import current_key, get_service, rate_limited
-from t2v.api.schemas import VideoCreate, job_to_dict
+from t2v.api.schemas import FIGURES, SequenceCreate, VideoCreate, job_to_dict
 from t2v.errors import InvalidRequest
 from t2v.service.service import FINISHED
 
 router = APIRouter(prefix="/v1/videos", tags=["videos"])
+sequences = APIRouter(prefix="/v1/sequences", tags=["sequences"])
 
 MEDIA_TYPES = {"mp4": "video/mp4", "webm": "video/webm", "gif": "image/gif"}
 EVENT_POLL_S = 0.25
@@ -27,6 +28,16 @@ def _base(request: Request) -> str:
 
 @router.post("", status_code=202, summary="Queue a generation job")
 async def create_video(body: VideoCreate, request: Request, service=Depends(get_service), key=Depends(rate_limited)):
+    return await _submit(body, request, service, key)
+
+
+@sequences.post("", status_code=202, summary="Queue an image-sequence job (keyframe prompts, text-to-image model)")
+async def create_sequence(body: SequenceCreate, request: Request, service=Depends(get_service), key=Depends(rate_limited)):
+    """The job lives under /v1/videos/{id} like any other: same status, events, content and metadata."""
+    return await _submit(body, request, service, key)
+
+
+async def _submit(body, request: Request, service, key):
     job, created = await run_in_threadpool(
         service.submit, body.generation_fields(), api_key=key, idempotency_key=body.idempotency_key,
         priority=body.priority, callback_url=body.callback_url,
@@ -70,6 +81,19 @@ async def get_content(job_id: str, format: Literal["mp4", "webm", "gif"] = "mp4"
         raise HTTPException(404, f"job {job_id} has no {format} file (formats: "
                                  f"{', '.join(f['format'] for f in job.files or []) or 'none, purged'})")
     return FileResponse(path, media_type=MEDIA_TYPES[format], filename=path.name)
+
+
+@router.get("/{job_id}/figures/{name}", summary="A sequence job's contact sheet or denoise grid (PNG)")
+async def get_figure(job_id: str, name: Literal["contact_sheet", "denoise_grid"], service=Depends(get_service),
+                     key=Depends(current_key)):
+    job = await run_in_threadpool(service.get, job_id, api_key=key)
+    if job.status != "succeeded":
+        raise HTTPException(409, f"job {job_id} is {job.status}; figures exist once it has succeeded")
+    path = service.file_path(job, name)
+    if path is None:
+        have = [f["format"] for f in job.files or [] if f["format"] in FIGURES]
+        raise HTTPException(404, f"job {job_id} has no {name} (figures: {', '.join(have) or 'none; ask for them in the request'})")
+    return FileResponse(path, media_type="image/png", filename=path.name)
 
 
 @router.get("/{job_id}/metadata", summary="The job's reproducibility record")
