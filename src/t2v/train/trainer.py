@@ -283,18 +283,21 @@ def train(cfg: TrainConfig, on_event: Callback | None = None) -> Path:
     emit(TrainEvent("data", 1, 1, message=f"{len(clips)} clips"))
     t_start = time.perf_counter() - float(state.get("elapsed_s", 0.0))
 
+    latents = None
     if state.get("vae_done"):
         vae = AutoencoderKL.from_pretrained(out / "vae")
     else:
         train_vae(vae, clips, cfg, device, emit)
         vae.to(device)
-        lat = encode_latents(vae, clips, device, lambda e: None)
-        vae.register_to_config(scaling_factor=float(1.0 / lat.std()))
+        latents = encode_latents(vae, clips, device, emit)
+        vae.register_to_config(scaling_factor=float(1.0 / latents.std()))
         vae.to("cpu").save_pretrained(out / "vae", safe_serialization=True)
         state.update(vae_done=True, vae_steps=cfg.vae_steps)
         state_file.write_text(json.dumps(state))
     vae.to(device).eval().requires_grad_(False)
-    latents = encode_latents(vae, clips, device, emit) * vae.config.scaling_factor
+    if latents is None:
+        latents = encode_latents(vae, clips, device, emit)
+    latents = latents * vae.config.scaling_factor
     del clips.pixels
 
     unet.to(device).train()
