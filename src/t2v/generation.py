@@ -53,9 +53,8 @@ def resolve(request: GenerationRequest, settings: Settings) -> GenerationRequest
     image_mode = getattr(request, "mode", "video") != "video"
     model = request.model or (settings.default_image_model if image_mode else settings.default_model)
     family, defaults = model_defaults(model)
-    if image_mode and family not in ("sd", "unknown"):
-        hint = ("SDXL is in the registry but image mode runs SD 1.x/2.x models for now" if family == "sdxl"
-                else f"it is a {family} model; image mode needs a text-to-image (Stable Diffusion) model")
+    if image_mode and family not in ("sd", "sdxl", "unknown"):
+        hint = f"it is a {family} model; image mode needs a text-to-image (Stable Diffusion 1.x/2.x/XL) model"
         raise InvalidRequest(f"model: {model} cannot make images: {hint}", field="model")
     seed = request.seed if request.seed is not None else secrets.randbelow(2**32)
     extra = {"model": model, "seed": seed}

@@ -28,7 +28,9 @@ from t2v.settings import Settings
 logger = logging.getLogger(__name__)
 
 COMPONENTS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
-_WEIGHT_NAMES = {"unet": "diffusion_pytorch_model", "vae": "diffusion_pytorch_model", "text_encoder": "model"}
+_WEIGHT_NAMES = {"unet": "diffusion_pytorch_model", "vae": "diffusion_pytorch_model", "text_encoder": "model",
+                 "text_encoder_2": "model"}
+_REQUIRED_WEIGHTS = ("unet", "vae", "text_encoder")  # text_encoder_2: SDXL only
 _WEIGHT_EXTS = (".safetensors", ".bin")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -57,6 +59,8 @@ class LoadedModel:
     scheduler_config: dict[str, Any]
     content_hash: str
     load_s: float
+    text_encoder_2: Any = None  # SDXL's second text encoder (CLIPTextModelWithProjection) and tokenizer
+    tokenizer_2: Any = None
 
 
 def _offline(settings: Settings) -> bool:
@@ -175,8 +179,10 @@ def _hub_patterns(model_id: str, revision: str, want_fp16: bool) -> list[str]:
     from huggingface_hub import HfApi
 
     files = set(HfApi().list_repo_files(model_id, revision=revision))
-    patterns = ["model_index.json", "*/*.json", "tokenizer/*", "t2v.json"]
+    patterns = ["model_index.json", "*/*.json", "tokenizer/*", "tokenizer_2/*", "t2v.json"]
     for comp, stem in _WEIGHT_NAMES.items():
+        if comp not in _REQUIRED_WEIGHTS and not any(f.startswith(comp + "/") for f in files):
+            continue
         candidates = [f"{comp}/{stem}.fp16{ext}" for ext in _WEIGHT_EXTS] if want_fp16 else []
         candidates += [f"{comp}/{stem}{ext}" for ext in _WEIGHT_EXTS]
         chosen = next((c for c in candidates if c in files), None)
@@ -191,6 +197,8 @@ def pick_variant(path: Path, plan: DevicePlan) -> str | None:
     if not (plan.is_accelerator and plan.dtype in ("fp16", "bf16")):
         return None
     for comp, stem in _WEIGHT_NAMES.items():
+        if not (path / comp).is_dir() and comp not in _REQUIRED_WEIGHTS:
+            continue
         if not any((path / comp / f"{stem}.fp16{ext}").is_file() for ext in _WEIGHT_EXTS) and not any(
             (path / comp).glob(f"{stem}.fp16*.index.json")
         ):
@@ -226,13 +234,19 @@ def _load_components(path: Path, plan: DevicePlan, variant: str | None, target: 
     from transformers import CLIPTextModel, CLIPTokenizer
 
     dtype = plan.torch_dtype
-    unet_class = UNet2DConditionModel if family == "sd" else UNet3DConditionModel
+    unet_class = UNet2DConditionModel if family in ("sd", "sdxl") else UNet3DConditionModel
     loaders = {
         "tokenizer": lambda: CLIPTokenizer.from_pretrained(path, subfolder="tokenizer"),
         "text_encoder": lambda: CLIPTextModel.from_pretrained(path, subfolder="text_encoder", dtype=dtype, variant=variant),
         "unet": lambda: unet_class.from_pretrained(path, subfolder="unet", dtype=dtype, variant=variant),
         "vae": lambda: AutoencoderKL.from_pretrained(path, subfolder="vae", dtype=dtype, variant=variant),
     }
+    if family == "sdxl":
+        from transformers import CLIPTextModelWithProjection
+
+        loaders["tokenizer_2"] = lambda: CLIPTokenizer.from_pretrained(path, subfolder="tokenizer_2")
+        loaders["text_encoder_2"] = lambda: CLIPTextModelWithProjection.from_pretrained(
+            path, subfolder="text_encoder_2", dtype=dtype, variant=variant)
     out: dict[str, Any] = {}
     for name, load in loaders.items():
         try:
@@ -240,7 +254,7 @@ def _load_components(path: Path, plan: DevicePlan, variant: str | None, target: 
         except Exception as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ModelUnavailable(f"could not load {name} from {path / name}: {first[:300]}") from None
-        if name != "tokenizer":
+        if not name.startswith("tokenizer"):
             obj = obj.to(target or plan.device).eval().requires_grad_(False)
         out[name] = obj
     try:

@@ -137,13 +137,13 @@ REGISTRY: dict[str, ModelSpec] = {
         ModelSpec(
             id="stabilityai/stable-diffusion-xl-base-1.0",
             family="sdxl",
-            description="SDXL base 1.0 at 1024x1024 (two text encoders). Listed; image mode runs SD 1.x/2.x for now.",
+            description="SDXL base 1.0 at 1024x1024 (two text encoders, pooled text + size conditioning).",
             defaults={**SD_DEFAULTS, "width": 1024, "height": 1024},
             license="CreativeML OpenRAIL++-M",
             download_gb=6.9,
             vram_gb=10.0,
             has_fp16_variant=True,
-            notes="t2v image/sequence refuse it with a clear message until its two-encoder path is built.",
+            notes="The fp16 VAE of this repo overflows in fp16; t2v runs it as the plan's dtype (use bf16 on GPU).",
             aliases=("sdxl",),
         ),
         ModelSpec(

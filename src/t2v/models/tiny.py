@@ -16,7 +16,7 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-FAMILIES = ("modelscope", "sd")
+FAMILIES = ("modelscope", "sd", "sdxl")
 
 # Words that become single tokens; everything else falls back to characters.
 _WORDS = """a an the of on in at to and with by from for over under into is are
@@ -167,8 +167,8 @@ def make_tiny(directory: str | Path, *, family: str = "modelscope", seed: int = 
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     tokenizer = make_tokenizer(out / "tokenizer")
-    if family == "sd":
-        _make_tiny_sd(out, tokenizer, fp16_variant)
+    if family in ("sd", "sdxl"):
+        _make_tiny_sd(out, tokenizer, fp16_variant, xl=family == "sdxl")
         logger.info("built tiny %s model at %s", family, out)
         return out
     unet, vae, text_encoder, scheduler = build_models(TINY_ARCH, tokenizer)
@@ -180,11 +180,26 @@ def make_tiny(directory: str | Path, *, family: str = "modelscope", seed: int = 
     return out
 
 
-def _make_tiny_sd(out: Path, tokenizer, fp16_variant: bool) -> None:
-    """A tiny Stable Diffusion (UNet2DConditionModel) in the StableDiffusionPipeline layout."""
+def _make_tiny_sd(out: Path, tokenizer, fp16_variant: bool, xl: bool = False) -> None:
+    """A tiny Stable Diffusion (UNet2DConditionModel) in the StableDiffusionPipeline layout; with ``xl``,
+    SDXL's: a second tokenizer + CLIPTextModelWithProjection, and the UNet's text_time added conditioning."""
     from diffusers import UNet2DConditionModel
 
     _, vae, text_encoder, scheduler = build_models(TINY_ARCH, tokenizer)
+    xl_kwargs = {}
+    if xl:
+        from transformers import CLIPTextConfig, CLIPTextModelWithProjection
+
+        tokenizer.save_pretrained(out / "tokenizer_2")
+        te2 = CLIPTextModelWithProjection(CLIPTextConfig(
+            vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+            max_position_embeddings=77, projection_dim=32, bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id))
+        te2.save_pretrained(out / "text_encoder_2", safe_serialization=True)
+        # cross-attention sees both encoders' hidden states side by side (32 + 32); the pooled projection (32)
+        # plus 6 time ids x 8 go into the added embedding.
+        xl_kwargs = dict(addition_embed_type="text_time", addition_time_embed_dim=8,
+                         projection_class_embeddings_input_dim=32 + 6 * 8)
     unet = UNet2DConditionModel(
         block_out_channels=(32, 64),
         layers_per_block=1,
@@ -193,14 +208,16 @@ def _make_tiny_sd(out: Path, tokenizer, fp16_variant: bool) -> None:
         out_channels=4,
         down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
         up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=TINY_ARCH.cross_attention_dim,
+        cross_attention_dim=TINY_ARCH.cross_attention_dim * (2 if xl else 1),
         attention_head_dim=8,
         norm_num_groups=8,
+        **xl_kwargs,
     )
     defaults = {"width": 64, "height": 64, "num_frames": 8, "fps": 8, "guidance_scale": 7.5,
                 "num_inference_steps": 4, "scheduler": "dpm++", "negative_prompt": ""}
-    save_pipeline(out, unet=unet, vae=vae, text_encoder=text_encoder, scheduler=scheduler, family="sd",
-                  defaults=defaults, fp16_variant=fp16_variant, pipeline="StableDiffusionPipeline")
+    save_pipeline(out, unet=unet, vae=vae, text_encoder=text_encoder, scheduler=scheduler, family="sdxl" if xl else "sd",
+                  defaults=defaults, fp16_variant=fp16_variant,
+                  pipeline="StableDiffusionXLPipeline" if xl else "StableDiffusionPipeline")
 
 
 def save_pipeline(out: Path, *, unet, vae, text_encoder, scheduler, family: str, defaults: dict,
@@ -228,6 +245,9 @@ def save_pipeline(out: Path, *, unet, vae, text_encoder, scheduler, family: str,
     }
     if pipeline == "StableDiffusionPipeline":  # no safety checker in a test model (diffusers accepts None)
         index.update(safety_checker=[None, None], feature_extractor=[None, None], requires_safety_checker=False)
+    if pipeline == "StableDiffusionXLPipeline":
+        index.update(text_encoder_2=["transformers", "CLIPTextModelWithProjection"], tokenizer_2=["transformers", "CLIPTokenizer"],
+                     force_zeros_for_empty_prompt=True)
     (out / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")
     # t2v's own defaults for this folder (the registry reads them for local models).
     meta = {"family": family, "defaults": defaults, **(extra or {})}

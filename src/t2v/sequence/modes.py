@@ -62,7 +62,7 @@ class SequenceRunner:
 
     def embedding(self, frame: int):
         a, b, t = segment(self.keys, frame)
-        return self.embeds[a] if a == b or t == 0 else (1 - t) * self.embeds[a] + t * self.embeds[b]
+        return self.embeds[a] if a == b or t == 0 else sd.lerp(self.embeds[a], self.embeds[b], t)
 
     def noise(self, seed: int):
         return sd.seeded_noise(self.model, seed, self.req.height, self.req.width)

@@ -31,7 +31,7 @@ def _prepare(request, settings: Settings, output):
         check_writable(stem.parent)
     plan = plan_device(request.device, request.dtype)
     source = resolve_source(request.model, settings, want_fp16=plan.is_accelerator and plan.dtype != "fp32")
-    if source.family != "sd":
+    if source.family not in ("sd", "sdxl"):
         raise InvalidRequest(f"model: {request.model} cannot make images: it is not a Stable Diffusion model", field="model")
     loaded = load_model(source, plan, lora=request.lora, lora_scale=request.lora_scale)
     request = request.model_copy(update={"device": plan.device, "dtype": plan.dtype})
@@ -74,7 +74,7 @@ def generate_sequence(
     t0 = time.perf_counter()
     warnings: list[str] = []
     embeds = [sd.text_embeddings(loaded, p, warnings) for _, p in request.keyframes]
-    uncond = sd.text_embeddings(loaded, request.negative_prompt or "", [])
+    uncond = sd.text_embeddings(loaded, request.negative_prompt or "", [], negative=True)
     timings["encode_prompt_s"] = time.perf_counter() - t0
     total, done = total_steps(request), [0]
 
@@ -138,7 +138,7 @@ def generate_images(
     request, stem, source, loaded, plan = _prepare(request, settings, output)
     warnings: list[str] = []
     cond = sd.text_embeddings(loaded, request.prompt, warnings)
-    uncond = sd.text_embeddings(loaded, request.negative_prompt or "", [])
+    uncond = sd.text_embeddings(loaded, request.negative_prompt or "", [], negative=True)
     total, done = request.count * request.num_inference_steps, [0]
 
     def on_step() -> None:

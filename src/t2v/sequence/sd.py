@@ -26,8 +26,34 @@ def vae_factor(model: LoadedModel) -> int:
     return 2 ** (len(model.vae.config.block_out_channels) - 1)
 
 
-def text_embeddings(model: LoadedModel, prompt: str, warnings: list[str]):
-    return encode_prompt(model, prompt, warnings)
+def text_embeddings(model: LoadedModel, prompt: str, warnings: list[str], *, negative: bool = False):
+    """The conditioning for ``prompt``: a (1, tokens, dim) tensor, or for SDXL a (hidden, pooled) pair.
+
+    SDXL (as diffusers does it): the penultimate hidden states of both text encoders side by side, and the
+    second encoder's pooled projection; an empty negative prompt is all zeros.
+    """
+    if model.text_encoder_2 is None:
+        return encode_prompt(model, prompt, warnings)
+    import torch
+
+    hidden, pooled = [], None
+    with torch.inference_mode():
+        for tok, enc in ((model.tokenizer, model.text_encoder), (model.tokenizer_2, model.text_encoder_2)):
+            ids = tok(prompt, padding="max_length", max_length=tok.model_max_length, truncation=True, return_tensors="pt").input_ids
+            out = enc(ids.to(model.plan.device), output_hidden_states=True)
+            hidden.append(out.hidden_states[-2])
+            pooled = out[0]
+    h = torch.cat(hidden, dim=-1).float()
+    if negative and not prompt:
+        return torch.zeros_like(h), torch.zeros_like(pooled.float())
+    return h, pooled.float()
+
+
+def lerp(a, b, t: float):
+    """Linear interpolation of two conditionings (tensors, or SDXL (hidden, pooled) pairs)."""
+    if isinstance(a, tuple):
+        return tuple(lerp(x, y, t) for x, y in zip(a, b))
+    return (1 - t) * a + t * b
 
 
 def seeded_noise(model: LoadedModel, seed: int, height: int, width: int):
@@ -88,6 +114,13 @@ def denoise(model: LoadedModel, cond, uncond, noise, *, steps: int, guidance: fl
     else:
         latents = noise * sched.init_noise_sigma
     do_cfg = guidance > 1.0
+    added = None
+    if isinstance(cond, tuple):  # SDXL: pooled text embeddings + size/crop ids as added conditioning
+        (cond, pooled), (uncond, u_pooled) = cond, uncond
+        pooled = torch.cat([u_pooled, pooled]) if do_cfg else pooled
+        h, w = noise.shape[-2] * vae_factor(model), noise.shape[-1] * vae_factor(model)
+        time_ids = torch.tensor([[h, w, 0, 0, h, w]], dtype=torch.float32, device=device).repeat(pooled.shape[0], 1)
+        added = {"text_embeds": pooled.to(model.unet.dtype), "time_ids": time_ids.to(model.unet.dtype)}
     embeds = torch.cat([uncond, cond]) if do_cfg else cond
     dtype = model.unet.dtype
     out = Denoised(latents)
@@ -98,7 +131,7 @@ def denoise(model: LoadedModel, cond, uncond, noise, *, steps: int, guidance: fl
                 raise Cancelled(f"cancelled at step {i} of {len(timesteps)}")
             inp = torch.cat([latents] * 2) if do_cfg else latents
             inp = sched.scale_model_input(inp, t)
-            pred = model.unet(inp.to(dtype), t, encoder_hidden_states=embeds.to(dtype)).sample.float()
+            pred = model.unet(inp.to(dtype), t, encoder_hidden_states=embeds.to(dtype), added_cond_kwargs=added).sample.float()
             if do_cfg:
                 p_uncond, p_cond = pred.chunk(2)
                 pred = p_uncond + guidance * (p_cond - p_uncond)

@@ -18,6 +18,7 @@ from typing import Any
 from t2v.request import FORMATS, SCHEDULERS
 from t2v.ui import handlers as H
 from t2v.ui.handlers import UIError
+from t2v.ui.sequence_tab import SequenceTab
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -67,60 +68,64 @@ def build_ui(service):
             key_btn = gr.Button("Use key", scale=1, elem_id="t2v-key-button")
         key_msg = gr.Markdown(elem_id="t2v-key-status")
 
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=5):
-                prompt = gr.Textbox(label="Prompt", lines=3, placeholder="a panda surfing on a big ocean wave at sunset",
-                                    elem_id="t2v-prompt")
-                negative = gr.Textbox(label="Negative prompt", value=form0["negative_prompt"], lines=2,
-                                      placeholder="blank: the model's default",
-                                      elem_id="t2v-negative")
-                with gr.Row(elem_id="t2v-presets"):
-                    gr.Markdown("Presets:", elem_classes=["t2v-presets-label"])
-                    fast_btn = gr.Button("Fast preview", size="sm", elem_id="t2v-preset-fast")
-                    quality_btn = gr.Button("Quality", size="sm", elem_id="t2v-preset-quality")
-                model = gr.Dropdown(H.model_choices(service), value=form0["model"], label="Model", allow_custom_value=True,
-                                    elem_id="t2v-model")
-                with gr.Row():
-                    frames = gr.Slider(1, lim["num_frames"], value=form0["num_frames"], step=1, label="Frames",
-                                       info=f"server limit {lim['num_frames']}", elem_id="t2v-frames")
-                    steps = gr.Slider(1, lim["num_inference_steps"], value=form0["num_inference_steps"], step=1,
-                                      label="Steps", info=f"server limit {lim['num_inference_steps']}", elem_id="t2v-steps")
-                with gr.Row():
-                    guidance = gr.Slider(0, 50, value=form0["guidance_scale"], step=0.5, label="Guidance",
-                                         elem_id="t2v-guidance")
-                    fps = gr.Slider(1, 120, value=form0["fps"], step=1, label="FPS", elem_id="t2v-fps")
-                with gr.Row():
-                    width = gr.Slider(16, lim["width"], value=form0["width"], step=8, label="Width",
-                                      info=f"multiple of 8, server limit {lim['width']}", elem_id="t2v-width")
-                    height = gr.Slider(16, lim["height"], value=form0["height"], step=8, label="Height",
-                                       info=f"multiple of 8, server limit {lim['height']}", elem_id="t2v-height")
-                with gr.Row():
-                    scheduler = gr.Dropdown(list(SCHEDULERS), value=form0["scheduler"], label="Scheduler",
-                                            elem_id="t2v-scheduler")
-                    formats = gr.CheckboxGroup(list(FORMATS), value=form0["formats"], label="Output formats",
-                                               info="WebM is always made too, for the player", elem_id="t2v-formats")
-                with gr.Row():
-                    seed_mode = gr.Radio(list(H.SEED_MODES), value="random", label="Seed", elem_id="t2v-seed-mode")
-                    seed = gr.Number(value=None, label="Seed value", precision=0, placeholder="used with fixed",
-                                     elem_id="t2v-seed")
-                with gr.Row():
-                    generate_btn = gr.Button("Generate", variant="primary", elem_id="t2v-generate")
-                    cancel_btn = gr.Button("Cancel", variant="stop", elem_id="t2v-cancel")
+        with gr.Tabs(elem_id="t2v-tabs"):
+            with gr.Tab("Video", id="video", elem_id="t2v-tab-video"):
+                with gr.Row(equal_height=False):
+                    with gr.Column(scale=5):
+                        prompt = gr.Textbox(label="Prompt", lines=3, placeholder="a panda surfing on a big ocean wave at sunset",
+                                            elem_id="t2v-prompt")
+                        negative = gr.Textbox(label="Negative prompt", value=form0["negative_prompt"], lines=2,
+                                              placeholder="blank: the model's default",
+                                              elem_id="t2v-negative")
+                        with gr.Row(elem_id="t2v-presets"):
+                            gr.Markdown("Presets:", elem_classes=["t2v-presets-label"])
+                            fast_btn = gr.Button("Fast preview", size="sm", elem_id="t2v-preset-fast")
+                            quality_btn = gr.Button("Quality", size="sm", elem_id="t2v-preset-quality")
+                        model = gr.Dropdown(H.model_choices(service), value=form0["model"], label="Model", allow_custom_value=True,
+                                            elem_id="t2v-model")
+                        with gr.Row():
+                            frames = gr.Slider(1, lim["num_frames"], value=form0["num_frames"], step=1, label="Frames",
+                                               info=f"server limit {lim['num_frames']}", elem_id="t2v-frames")
+                            steps = gr.Slider(1, lim["num_inference_steps"], value=form0["num_inference_steps"], step=1,
+                                              label="Steps", info=f"server limit {lim['num_inference_steps']}", elem_id="t2v-steps")
+                        with gr.Row():
+                            guidance = gr.Slider(0, 50, value=form0["guidance_scale"], step=0.5, label="Guidance",
+                                                 elem_id="t2v-guidance")
+                            fps = gr.Slider(1, 120, value=form0["fps"], step=1, label="FPS", elem_id="t2v-fps")
+                        with gr.Row():
+                            width = gr.Slider(16, lim["width"], value=form0["width"], step=8, label="Width",
+                                              info=f"multiple of 8, server limit {lim['width']}", elem_id="t2v-width")
+                            height = gr.Slider(16, lim["height"], value=form0["height"], step=8, label="Height",
+                                               info=f"multiple of 8, server limit {lim['height']}", elem_id="t2v-height")
+                        with gr.Row():
+                            scheduler = gr.Dropdown(list(SCHEDULERS), value=form0["scheduler"], label="Scheduler",
+                                                    elem_id="t2v-scheduler")
+                            formats = gr.CheckboxGroup(list(FORMATS), value=form0["formats"], label="Output formats",
+                                                       info="WebM is always made too, for the player", elem_id="t2v-formats")
+                        with gr.Row():
+                            seed_mode = gr.Radio(list(H.SEED_MODES), value="random", label="Seed", elem_id="t2v-seed-mode")
+                            seed = gr.Number(value=None, label="Seed value", precision=0, placeholder="used with fixed",
+                                             elem_id="t2v-seed")
+                        with gr.Row():
+                            generate_btn = gr.Button("Generate", variant="primary", elem_id="t2v-generate")
+                            cancel_btn = gr.Button("Cancel", variant="stop", elem_id="t2v-cancel")
 
-            with gr.Column(scale=6):
-                status = gr.Markdown("Type a prompt and press **Generate**.", elem_id="t2v-status")
-                progress = gr.HTML("", elem_id="t2v-progress")
-                preview = gr.Image(label="Preview while denoising", type="filepath", interactive=False, visible=False,
-                                   height=256, elem_id="t2v-preview")
-                video = gr.Video(label="Result", interactive=False, loop=True, autoplay=False, height=360, elem_id="t2v-video")
-                info = gr.Markdown(elem_id="t2v-info")
-                with gr.Row():
-                    downloads = {fmt: gr.DownloadButton(DOWNLOAD_LABELS[fmt], visible=False, size="sm",
-                                                        elem_id=f"t2v-download-{fmt}") for fmt in H.DOWNLOAD_FORMATS}
-                with gr.Row():
-                    job_id = gr.Textbox(label="Job shown", interactive=False, scale=3, elem_id="t2v-job-id")
-                    remix_btn = gr.Button("Remix", scale=1, elem_id="t2v-remix")
-                    delete_btn = gr.Button("Delete", variant="stop", scale=1, elem_id="t2v-delete")
+                    with gr.Column(scale=6):
+                        status = gr.Markdown("Type a prompt and press **Generate**.", elem_id="t2v-status")
+                        progress = gr.HTML("", elem_id="t2v-progress")
+                        preview = gr.Image(label="Preview while denoising", type="filepath", interactive=False, visible=False,
+                                           height=256, elem_id="t2v-preview")
+                        video = gr.Video(label="Result", interactive=False, loop=True, autoplay=False, height=360, elem_id="t2v-video")
+                        info = gr.Markdown(elem_id="t2v-info")
+                        with gr.Row():
+                            downloads = {fmt: gr.DownloadButton(DOWNLOAD_LABELS[fmt], visible=False, size="sm",
+                                                                elem_id=f"t2v-download-{fmt}") for fmt in H.DOWNLOAD_FORMATS}
+                        with gr.Row():
+                            job_id = gr.Textbox(label="Job shown", interactive=False, scale=3, elem_id="t2v-job-id")
+                            remix_btn = gr.Button("Remix", scale=1, elem_id="t2v-remix")
+                            delete_btn = gr.Button("Delete", variant="stop", scale=1, elem_id="t2v-delete")
+            with gr.Tab("Image sequence", id="sequence", elem_id="t2v-tab-sequence"):
+                sequence = SequenceTab(gr, service)
 
         gr.Markdown("## History")
         with gr.Row():
@@ -259,6 +264,7 @@ def build_ui(service):
         gallery.select(guarded(on_select), [history_ids, key], result_outputs, **common)
         search.submit(guarded(on_search), [search, key], [status, gallery, history_ids], **common)
         refresh_btn.click(guarded(on_search), [search, key], [status, gallery, history_ids], **common)
+        sequence.wire(key, history=(search, history_updates, [gallery, history_ids]))
     demo.queue(default_concurrency_limit=8)
     return demo
 
