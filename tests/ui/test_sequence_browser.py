@@ -48,7 +48,8 @@ def test_sequence_tab_rejects_bad_keyframes_then_makes_a_video_and_contact_sheet
     from playwright.sync_api import expect
 
     status, keyframes = page.locator("#t2v-seq-status"), page.locator("#t2v-seq-keyframes textarea")
-    expect(page.locator("#t2v-seq-model input, #t2v-seq-model textarea").first).to_have_value(str(server.env["T2V_DEFAULT_IMAGE_MODEL"]))
+    model = page.locator("#t2v-seq-model input, #t2v-seq-model textarea").first
+    expect(model).to_have_value(server.env["T2V_DEFAULT_IMAGE_MODEL"])  # the server's default image model
     keyframes.fill("0: a red ball\n8: a blue ball\n4: a green ball")
     page.locator("#t2v-seq-generate").click()
     expect(status.locator(".t2v-error")).to_contain_text("Keyframes: keyframe 3: frame 4 comes after frame 8")
@@ -82,10 +83,18 @@ def test_sequence_tab_rejects_bad_keyframes_then_makes_a_video_and_contact_sheet
 
     # The contact sheet shows: 3 x 2 frames of 32 px with 2 px padding.
     expect(page.locator(SHEET)).to_be_visible()
-    page.wait_for_function(f"() => {{ const i = document.querySelector('{SHEET}'); return i && i.complete && i.naturalWidth > 0; }}")
-    assert page.evaluate(f"() => {{ const i = document.querySelector('{SHEET}'); return [i.naturalWidth, i.naturalHeight]; }}") == [104, 70]
+    sheet = f"document.querySelector('{SHEET}')"
+    page.wait_for_function(f"() => {{ const i = {sheet}; return i && i.complete && i.naturalWidth > 0; }}")
+    assert page.evaluate(f"() => {{ const i = {sheet}; return [i.naturalWidth, i.naturalHeight]; }}") == [104, 70]
     expect(page.locator("#t2v-seq-denoise-grid img")).to_have_count(0)  # not asked for
     for fmt in ("mp4", "webm", "json"):
         expect(page.locator(f"#t2v-seq-download-{fmt}")).to_be_visible()
     expect(page.locator("#t2v-history img")).to_have_count(1)  # the page's history lists the sequence too
     assert "Traceback" not in page.content()
+
+    # Choosing img2img opens its folded options (strength and camera).
+    expect(page.locator("#t2v-seq-strength")).not_to_be_visible()
+    page.locator("#t2v-seq-method input").click()
+    page.get_by_role("option", name="img2img").click()
+    expect(page.locator("#t2v-seq-strength")).to_be_visible()
+    expect(page.locator("#t2v-seq-zoom")).to_be_visible()
