@@ -186,6 +186,7 @@ def _make_tiny_sd(out: Path, tokenizer, fp16_variant: bool, xl: bool = False) ->
     from diffusers import UNet2DConditionModel
 
     _, vae, text_encoder, scheduler = build_models(TINY_ARCH, tokenizer)
+    scheduler.register_to_config(steps_offset=1)  # as the SD repos have it (diffusers' SD pipelines patch 0 to 1)
     xl_kwargs = {}
     if xl:
         from transformers import CLIPTextConfig, CLIPTextModelWithProjection
