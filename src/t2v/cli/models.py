@@ -16,7 +16,12 @@ models_app = typer.Typer(help="Known models, downloads, and tiny offline test mo
 def _cached(model_id: str) -> bool:
     from huggingface_hub import snapshot_download
 
+    from t2v.models.registry import lookup
     from t2v.settings import get_settings
+
+    spec = lookup(model_id)
+    if spec is not None and spec.bundled_path is not None:
+        return spec.bundled_path.is_dir()  # ships with t2v
 
     try:
         snapshot_download(model_id, cache_dir=str(get_settings().cache_dir), local_files_only=True)
@@ -41,7 +46,8 @@ def list_models(as_json: bool = typer.Option(False, "--json", help="Machine-read
         for r in rows:
             d = r["defaults"]
             table.add_row(r["id"], r["family"], f"{d['width']}x{d['height']}, {d['num_frames']} frames, {d['fps']} fps",
-                          f"{r['download_gb']} GB", f"~{r['vram_gb']} GB", r["license"], "yes" if r["cached"] else "no")
+                          "bundled" if r["bundled"] else f"{r['download_gb']} GB", f"~{r['vram_gb']} GB", r["license"],
+                          "yes" if r["cached"] else "no")
         out.print(table)
         out.print("Any local folder in the diffusers layout works too: --model PATH", highlight=False)
 

@@ -1,0 +1,75 @@
+"""``t2v train``, ``train-lora``, ``eval shapes``, ``data shapes``, ``image`` and ``sequence`` from the command line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from t2v.cli import app
+from t2v.export import decode_video, read_embedded
+
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_data_shapes_writes_a_folder(tmp_path):
+    r = run("data", "shapes", tmp_path / "d", "--clips", "3", "--colors", "purple,red", "--seed", "4")
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(x) for x in (tmp_path / "d" / "captions.jsonl").read_text().splitlines()]
+    assert len(rows) == 3 and all(row["label"]["color"] in ("purple", "red") for row in rows)
+    frames, fps = decode_video(tmp_path / "d" / rows[0]["file"])
+    assert frames.shape == (8, 64, 64, 3) and fps == 8
+
+
+@pytest.mark.parametrize("args, message", [
+    (["data", "shapes", "X", "--colors", "mauve"], "unknown mauve"),
+    (["data", "shapes", "X", "--clips", "0"], "clips: must be at least 1"),
+    (["train", "--data", "/nonexistent/clips", "--out", "X"], "neither 'shapes' nor a folder"),
+    (["train", "--data", "shapes", "--out", "X", "--preset", "huge"], "unknown 'huge'"),
+    (["train", "--data", "shapes", "--out", "X", "--steps", "0"], "steps: must be at least 1"),
+    (["train-lora", "--base", "t2v-shapes", "--data", "/nonexistent", "--out", "X"], "is not a folder"),
+    (["train-lora", "--base", "t2v-shapes", "--data", ".", "--out", "X", "--rank", "0"], "rank"),
+    (["eval", "shapes", "--split", "some"], "split: choose all, heldout or train"),
+    (["eval", "shapes", "--colors", "mauve"], "unknown mauve"),
+    (["eval", "shapes", "--prompts", "/nonexistent.txt"], "is not a file"),
+    (["generate", "x", "--lora", "/nonexistent/adapter"], "lora"),
+    (["sequence", "0: a", "0: b"], "frame 0 appears twice"),
+    (["sequence", "5: a"], "the first keyframe must be frame 0"),
+    (["sequence", "0: a", "--method", "warp"], "unknown method"),
+    (["image", "a cat", "--count", "0"], "count"),
+], ids=lambda v: v if isinstance(v, str) else " ".join(v[:2]))
+def test_bad_input_exits_2_naming_the_problem(args, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = run(*args)
+    assert r.exit_code == 2, r.output
+    assert message in r.output and "Traceback" not in r.output
+
+
+def test_eval_prompts_file_must_name_colour_shape_direction(tmp_path):
+    f = tmp_path / "p.txt"
+    f.write_text("# comment\na dog running\n")
+    r = run("eval", "shapes", "--prompts", f)
+    assert r.exit_code == 2 and "does not name a colour" in r.output
+
+
+def test_sequence_and_image_commands(tiny_sd_model, tmp_path):
+    r = run("sequence", "0: a red circle", "3: a blue square", "--model", tiny_sd_model, "--width", "32", "--height", "32",
+            "--steps", "2", "--seed", "5", "--method", "interpolate", "--fps", "4", "-o", tmp_path / "s.mp4",
+            "--contact-sheet", "--denoise-grid", "auto", "--quiet")
+    assert r.exit_code == 0, r.output
+    frames, fps = decode_video(tmp_path / "s.mp4")
+    assert frames.shape == (4, 32, 32, 3) and fps == 4
+    assert (tmp_path / "s.contact.png").is_file() and (tmp_path / "s.denoise.png").is_file()
+    rec = read_embedded(tmp_path / "s.mp4")
+    assert rec["method"] == "interpolate" and rec["denoise_grid"] == [1, 2]
+    again = run("replay", tmp_path / "s.json", "-o", tmp_path / "again.mp4", "--strict")
+    assert again.exit_code == 0 and "identical frames" in again.output
+    r = run("image", "a red circle", "-n", "2", "--model", tiny_sd_model, "--width", "32", "--height", "32",
+            "--steps", "2", "--seed", "9", "-o", tmp_path / "pic.png")
+    assert r.exit_code == 0, r.output
+    assert read_embedded(tmp_path / "pic-01.png")["seed"] == 10
