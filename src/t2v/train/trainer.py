@@ -238,20 +238,22 @@ def export_model(out: Path, unet, vae, text_encoder, scheduler, ema: EMA | None,
 
 def preview(out: Path, step: int, prompt: str) -> Path | None:
     """A clip from the exported model (``OUT/previews/step-N.mp4``); failures are logged, not raised."""
-    from t2v.generation import generate
-    from t2v.models.loader import clear_cache
-    from t2v.request import GenerationRequest
-
-    clear_cache()  # the folder's weights just changed
     target = out / "previews" / f"step-{step:06d}.mp4"
-    target.parent.mkdir(parents=True, exist_ok=True)
     try:
+        from t2v.generation import generate
+        from t2v.models.loader import clear_cache
+        from t2v.request import GenerationRequest
+
+        clear_cache()  # the folder's weights just changed
+        target.parent.mkdir(parents=True, exist_ok=True)
         generate(GenerationRequest(prompt=prompt, model=str(out), seed=0), output=target)
         return target
     except Exception as e:  # a preview must never kill a long training run
         logger.warning("preview at step %d failed: %s", step, e)
         return None
     finally:
+        from t2v.models.loader import clear_cache
+
         clear_cache()
 
 
