@@ -21,7 +21,7 @@ def _run(out, **kw):
             losses[e.step] = e.loss
 
     cfg = dict(data="shapes", out=out, preset="tiny", steps=60, batch=4, lr=2e-3, warmup=5, vae_steps=20,
-               checkpoint_every=30, preview_every=60, clips=32)
+               checkpoint_every=30, preview_every=60, clips=32, device="cpu")
     cfg.update(kw)
     train(TrainConfig(**cfg), on_event)
     return losses, events
@@ -85,3 +85,13 @@ def test_bad_config_is_refused(tmp_path):
         TrainConfig(data="shapes", out=tmp_path / "o", preset="huge")
     with pytest.raises(InvalidRequest, match="steps"):
         TrainConfig(data="shapes", out=tmp_path / "o", steps=0)
+
+
+@pytest.mark.gpu
+def test_trains_on_cuda_with_bf16_autocast(tmp_path):
+    from t2v.train.trainer import pick_device
+
+    device, amp = pick_device("auto")
+    assert device == "cuda"
+    losses, _ = _run(tmp_path / "gpu", steps=20, device="cuda")
+    assert len(losses) == 20 and all(np.isfinite(v) for v in losses.values())
