@@ -9,15 +9,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from t2v.request import FORMATS
 
 
-class VideoCreate(BaseModel):
-    """Body of ``POST /v1/videos``: the generation fields plus queueing options."""
+class _JobFields(BaseModel):
+    """What every job body shares: sampling, size, model, outputs, and the queue's own fields."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {
-        "prompt": "a panda surfing on a big ocean wave at sunset", "num_frames": 16, "seed": 42, "formats": ["mp4"]}})
+    model_config = ConfigDict(extra="forbid")
 
-    prompt: str = Field(..., min_length=1)
     negative_prompt: str | None = None
-    num_frames: int | None = Field(None, ge=1)
     num_inference_steps: int | None = Field(None, ge=1)
     guidance_scale: float | None = Field(None, ge=0, le=50)
     fps: float | None = Field(None, gt=0, le=120)
@@ -28,8 +25,6 @@ class VideoCreate(BaseModel):
     model: str | None = None
     formats: list[str] = Field(default_factory=lambda: ["mp4"], description=f"Any of {', '.join(FORMATS)}.")
     crf: int | None = Field(None, ge=0, le=51)
-    lora: str | None = Field(None, max_length=4096, description="A LoRA adapter folder on the server.")
-    lora_scale: float = Field(1.0, ge=-4, le=4)
     idempotency_key: str | None = Field(None, max_length=200)
     priority: int = Field(0, ge=-100, le=100)
     callback_url: str | None = Field(None, pattern=r"^https?://", max_length=2000)
@@ -38,7 +33,19 @@ class VideoCreate(BaseModel):
         return self.model_dump(exclude={"idempotency_key", "priority", "callback_url"}, exclude_none=True)
 
 
-class SequenceCreate(BaseModel):
+class VideoCreate(_JobFields):
+    """Body of POST /v1/videos: a generation request plus queue options."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {
+        "prompt": "a panda surfing on a big ocean wave at sunset", "num_frames": 16, "seed": 42, "formats": ["mp4"]}})
+
+    prompt: str = Field(..., min_length=1)
+    num_frames: int | None = Field(None, ge=1)
+    lora: str | None = Field(None, max_length=4096, description="A LoRA adapter folder on the server.")
+    lora_scale: float = Field(1.0, ge=-4, le=4)
+
+
+class SequenceCreate(_JobFields):
     """Body of POST /v1/sequences: a video from keyframe prompts with a text-to-image model (image mode)."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {
@@ -47,17 +54,6 @@ class SequenceCreate(BaseModel):
 
     keyframes: list[str] = Field(..., min_length=1, max_length=256, description="'INDEX: prompt' strings, index 0 first.")
     method: str = Field("latent-walk", description="latent-walk, prompt-interp, img2img, interpolate or independent.")
-    negative_prompt: str | None = None
-    num_inference_steps: int | None = Field(None, ge=1)
-    guidance_scale: float | None = Field(None, ge=0, le=50)
-    fps: float | None = Field(None, gt=0, le=120)
-    seed: int | None = Field(None, ge=0, le=2**63 - 1)
-    width: int | None = Field(None, ge=16)
-    height: int | None = Field(None, ge=16)
-    scheduler: str | None = None
-    model: str | None = None
-    formats: list[str] = Field(default_factory=lambda: ["mp4"], description=f"Any of {', '.join(FORMATS)}.")
-    crf: int | None = Field(None, ge=0, le=51)
     strength: float = Field(0.55, gt=0, le=1)
     zoom: float = Field(1.0, ge=0.5, le=2)
     pan_x: float = Field(0.0, ge=-64, le=64)
@@ -65,13 +61,9 @@ class SequenceCreate(BaseModel):
     rotate: float = Field(0.0, ge=-45, le=45)
     contact_sheet: bool = False
     denoise_grid: list[int] = Field(default_factory=list, max_length=32, description="Steps to show in the denoise grid.")
-    idempotency_key: str | None = Field(None, max_length=200)
-    priority: int = Field(0, ge=-100, le=100)
-    callback_url: str | None = Field(None, pattern=r"^https?://", max_length=2000)
 
     def generation_fields(self) -> dict[str, Any]:
-        fields = self.model_dump(exclude={"idempotency_key", "priority", "callback_url"}, exclude_none=True)
-        return {**fields, "mode": "sequence"}
+        return {**super().generation_fields(), "mode": "sequence"}
 
 
 def _iso(dt) -> str | None:

@@ -13,7 +13,6 @@ import html
 import logging
 import os
 import time
-from typing import Any
 
 from t2v.request import FORMATS, SCHEDULERS
 from t2v.ui import handlers as H

@@ -156,17 +156,18 @@ def remix(service, job_id: str, token: str | None = None) -> dict[str, Any]:
 
 
 # -- submit ------------------------------------------------------------------------------------------
-def _number(form: dict[str, Any], key: str, kind=int):
+def _number(form: dict[str, Any], key: str, kind=int, labels: dict[str, str] = LABELS):
+    """``form[key]`` as an int/float; None when blank; UIError naming the field (``labels``) otherwise."""
     value = form.get(key)
-    if value is None or value == "":
+    if value is None or (isinstance(value, str) and not value.strip()):
         return None
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise UIError(f"{LABELS[key]}: {value!r} is not a number", field=key) from None
+        raise UIError(f"{labels[key]}: {value!r} is not a number", field=key) from None
     if kind is int:
         if not number.is_integer():
-            raise UIError(f"{LABELS[key]}: must be a whole number, got {value}", field=key)
+            raise UIError(f"{labels[key]}: must be a whole number, got {value}", field=key)
         return int(number)
     return number
 

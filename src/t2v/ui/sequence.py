@@ -86,18 +86,7 @@ def frames_note(text: str | None, fps: Any = None) -> str:
 
 
 def _number(form: dict[str, Any], key: str, kind=int):
-    value = form.get(key)
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise UIError(f"{LABELS[key]}: {value!r} is not a number", field=key) from None
-    if kind is int:
-        if not number.is_integer():
-            raise UIError(f"{LABELS[key]}: must be a whole number, got {value}", field=key)
-        return int(number)
-    return number
+    return H._number(form, key, kind, labels=LABELS)
 
 
 def _grid_steps(text: Any) -> str:
