@@ -7,8 +7,10 @@ from t2v.request import DEFAULT_NEGATIVE_PROMPT, GenerationRequest
 def test_defaults_and_frozen():
     r = GenerationRequest.create(prompt="  a cat  ")
     assert r.prompt == "a cat"
-    assert r.negative_prompt == DEFAULT_NEGATIVE_PROMPT
+    assert r.negative_prompt is None  # the model's default, filled in by resolve()
     assert r.formats == ("mp4",)
+    assert r.with_defaults({"negative_prompt": DEFAULT_NEGATIVE_PROMPT}).negative_prompt == DEFAULT_NEGATIVE_PROMPT
+    assert r.model_copy(update={"negative_prompt": ""}).with_defaults({"negative_prompt": "x"}).negative_prompt == ""
     with pytest.raises(Exception):
         r.prompt = "x"  # frozen
 

@@ -17,7 +17,7 @@ def _run(out, **kw):
 
     def on_event(e):
         events.append(e)
-        if e.phase == "unet":
+        if e.phase == "unet" and e.loss is not None:  # (the "resumed from" event has no loss)
             losses[e.step] = e.loss
 
     cfg = dict(data="shapes", out=out, preset="tiny", steps=60, batch=4, lr=2e-3, warmup=5, vae_steps=20,

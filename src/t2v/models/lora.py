@@ -31,13 +31,19 @@ def _peft():
 
 def check_lora(path: str | Path) -> Path:
     """The adapter folder at ``path``, or InvalidRequest naming what is wrong with it."""
-    folder = Path(path).expanduser()
-    if not folder.is_dir():
-        raise InvalidRequest(f"lora: {path} is not a folder", field="lora")
-    for name in (CONFIG, WEIGHTS):
-        if not (folder / name).is_file():
-            raise InvalidRequest(f"lora: {folder} is not a LoRA adapter folder: it has no {name}", field="lora")
-    return folder.resolve()
+    shown = str(path) if len(str(path)) <= 120 else str(path)[:117] + "..."
+    try:
+        folder = Path(path).expanduser()
+        if not folder.is_dir():
+            raise InvalidRequest(f"lora: {shown} is not a folder", field="lora")
+        for name in (CONFIG, WEIGHTS):
+            if not (folder / name).is_file():
+                raise InvalidRequest(f"lora: {shown} is not a LoRA adapter folder: it has no {name}", field="lora")
+        return folder.resolve()
+    except InvalidRequest:
+        raise
+    except (OSError, ValueError, RuntimeError) as e:  # a name no file can have (too long, NUL), ~unknown user
+        raise InvalidRequest(f"lora: {shown} cannot be used as a folder name ({type(e).__name__})", field="lora") from None
 
 
 def adapter_hash(folder: Path) -> str:
