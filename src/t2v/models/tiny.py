@@ -107,13 +107,13 @@ class Arch:
 TINY_ARCH = Arch()
 
 
-def build_models(arch: Arch, tokenizer):
-    """Fresh random-weight (unet, vae, text_encoder, scheduler) for ``arch``."""
+def build_models(arch: Arch, tokenizer, *, video_unet: bool = True):
+    """Fresh random-weight (unet, vae, text_encoder, scheduler) for ``arch`` (unet None without ``video_unet``)."""
     from diffusers import AutoencoderKL, DDIMScheduler, UNet3DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
     n = len(arch.unet_channels)
-    unet = UNet3DConditionModel(
+    unet = None if not video_unet else UNet3DConditionModel(
         block_out_channels=arch.unet_channels,
         layers_per_block=arch.unet_layers,
         sample_size=arch.sample_size // 2 ** (len(arch.vae_channels) - 1),
@@ -185,7 +185,7 @@ def _make_tiny_sd(out: Path, tokenizer, fp16_variant: bool, xl: bool = False) ->
     SDXL's: a second tokenizer + CLIPTextModelWithProjection, and the UNet's text_time added conditioning."""
     from diffusers import UNet2DConditionModel
 
-    _, vae, text_encoder, scheduler = build_models(TINY_ARCH, tokenizer)
+    _, vae, text_encoder, scheduler = build_models(TINY_ARCH, tokenizer, video_unet=False)
     scheduler.register_to_config(steps_offset=1)  # as the SD repos have it (diffusers' SD pipelines patch 0 to 1)
     xl_kwargs = {}
     if xl:

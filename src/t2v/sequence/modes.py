@@ -67,10 +67,10 @@ class SequenceRunner:
     def noise(self, seed: int):
         return sd.seeded_noise(self.model, seed, self.req.height, self.req.width)
 
-    def txt2img(self, frame: int, noise, *, cond=None) -> "sd.Denoised":
+    def txt2img(self, frame: int, noise) -> "sd.Denoised":
         req = self.req
         capture = req.denoise_grid if frame in self.keys else ()
-        out = sd.denoise(self.model, self.embedding(frame) if cond is None else cond, self.uncond, noise,
+        out = sd.denoise(self.model, self.embedding(frame), self.uncond, noise,
                          steps=req.num_inference_steps, guidance=req.guidance_scale, scheduler=req.scheduler,
                          capture=capture, on_step=self.on_step, should_cancel=self.should_cancel)
         self.calls += out.steps_run

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -18,11 +19,42 @@ from t2v.settings import Settings, get_settings
 logger = logging.getLogger(__name__)
 
 
-def _prepare(request, settings: Settings, output):
+@dataclass
+class _Run:
+    """A started image-mode run: the resolved request, where files go, the loaded model, progress."""
+
+    request: ImageRequest | SequenceRequest
+    stem: Path
+    source: object
+    loaded: object
+    plan: object
+    emit: Callable
+    cancel: Callable[[], bool]
+    t_start: float
+    total: int = 0
+    done: int = 0
+
+    def step(self) -> None:
+        """One model step done: report denoising progress (``done`` of ``total``)."""
+        self.done += 1
+        self.emit("denoise", self.done, self.total)
+
+    def encode(self, prompt: str, warnings: list[str], *, negative: bool = False):
+        from t2v.sequence import sd
+
+        return sd.text_embeddings(self.loaded, prompt, warnings, negative=negative)
+
+
+def _start(request, settings: Settings | None, output, on_progress, should_cancel) -> _Run:
     """Resolve the request (image-model default), load the model, check it is a text-to-image model."""
     from t2v.export import check_writable
     from t2v.models.device import plan_device
     from t2v.models.loader import load_model, resolve_source
+
+    settings = settings or get_settings()
+    t_start = time.perf_counter()
+    emit = _emitter(on_progress, t_start)
+    emit("load", message=f"loading {request.model or settings.default_image_model}")
     stem, implied = output_stem(output, request.prompt)
     if implied and implied not in request.formats:
         request = request.model_copy(update={"formats": (implied, *request.formats)})
@@ -35,15 +67,15 @@ def _prepare(request, settings: Settings, output):
         raise InvalidRequest(f"model: {request.model} cannot make images: it is not a Stable Diffusion model", field="model")
     loaded = load_model(source, plan, lora=request.lora, lora_scale=request.lora_scale)
     request = request.model_copy(update={"device": plan.device, "dtype": plan.dtype})
-    return request, stem, source, loaded, plan
+    return _Run(request, stem, source, loaded, plan, emit, should_cancel or (lambda: False), t_start)
 
 
-def _record(request, source, loaded, plan, frames: np.ndarray, timings: dict, warnings: list[str]) -> dict:
+def _record(run: _Run, request, frames: np.ndarray, timings: dict, warnings: list[str]) -> dict:
     from t2v.export import frames_sha256
     from t2v.record import build_record
 
-    return build_record(request, source=source, loaded=loaded, warnings=[*plan.warnings, *warnings], timings=timings,
-                        frames_sha256=frames_sha256(frames))
+    return build_record(request, source=run.source, loaded=run.loaded, warnings=[*run.plan.warnings, *warnings],
+                        timings=timings, frames_sha256=frames_sha256(frames))
 
 
 def generate_sequence(
@@ -58,37 +90,27 @@ def generate_sequence(
 ) -> GenerationResult:
     """Make a video from keyframe prompts with a text-to-image model; see :mod:`t2v.sequence.modes`."""
     from t2v.export.figures import contact_sheet, denoise_grid
-    from t2v.sequence import sd
     from t2v.sequence.modes import SequenceRunner, total_steps
 
-    settings = settings or get_settings()
-    cancel = should_cancel or (lambda: False)
-    t_start = time.perf_counter()
-    emit = _emitter(on_progress, t_start)
-    emit("load", message=f"loading {request.model or settings.default_image_model}")
-    request, stem, source, loaded, plan = _prepare(request, settings, output)
-    if cancel():
+    run = _start(request, settings, output, on_progress, should_cancel)
+    request, stem = run.request, run.stem
+    if run.cancel():
         raise Cancelled("cancelled before the first step")
-    timings = {"load_s": loaded.load_s}
-    emit("encode_prompt")
+    timings = {"load_s": run.loaded.load_s}
+    run.emit("encode_prompt")
     t0 = time.perf_counter()
     warnings: list[str] = []
-    embeds = [sd.text_embeddings(loaded, p, warnings) for _, p in request.keyframes]
-    uncond = sd.text_embeddings(loaded, request.negative_prompt or "", [], negative=True)
+    embeds = [run.encode(p, warnings) for _, p in request.keyframes]
+    uncond = run.encode(request.negative_prompt or "", [], negative=True)
     timings["encode_prompt_s"] = time.perf_counter() - t0
-    total, done = total_steps(request), [0]
-
-    def on_step() -> None:
-        done[0] += 1
-        emit("denoise", done[0], total)
-
+    run.total = total_steps(request)
     t0 = time.perf_counter()
-    emit("denoise", 0, total)
-    out = SequenceRunner(loaded, request, embeds, uncond, on_step=on_step, should_cancel=cancel).run()
+    run.emit("denoise", 0, run.total)
+    out = SequenceRunner(run.loaded, request, embeds, uncond, on_step=run.step, should_cancel=run.cancel).run()
     timings["denoise_s"] = time.perf_counter() - t0
     if on_preview is not None:
-        on_preview(total, out.frames[len(out.frames) // 2])
-    record = _record(request, source, loaded, plan, out.frames, timings, warnings)
+        on_preview(run.total, out.frames[len(out.frames) // 2])
+    record = _record(run, request, out.frames, timings, warnings)
     record.update(seeds=out.seeds, model_steps=out.model_calls, keyframes=[{"frame": f, "prompt": p} for f, p in request.keyframes])
 
     def figures(rec: dict) -> None:
@@ -105,12 +127,12 @@ def generate_sequence(
 
     result = GenerationResult(request=request, frames=out.frames, record=record)
     try:
-        export_result(result, stem, emit=emit, cancel=cancel, t_start=t_start, extra_files=figures)
+        export_result(result, stem, emit=run.emit, cancel=run.cancel, t_start=run.t_start, extra_files=figures)
     except BaseException:
         for suffix in (".contact.png", ".denoise.png"):
             stem.with_name(stem.name + suffix).unlink(missing_ok=True)
         raise
-    emit("done", message="done")
+    run.emit("done", message="done")
     return result
 
 
@@ -127,23 +149,15 @@ def generate_images(
     from t2v.export.writers import write_image
     from t2v.sequence import sd
 
-    settings = settings or get_settings()
-    cancel = should_cancel or (lambda: False)
-    t_start = time.perf_counter()
-    emit = _emitter(on_progress, t_start)
-    emit("load", message=f"loading {request.model or settings.default_image_model}")
     request = request.model_copy(update={"formats": ("png",)})
     if output is not None and str(output).lower().endswith(".png"):
         output = str(output)[:-4]
-    request, stem, source, loaded, plan = _prepare(request, settings, output)
+    run = _start(request, settings, output, on_progress, should_cancel)
+    request, stem, loaded, cancel, emit = run.request, run.stem, run.loaded, run.cancel, run.emit
     warnings: list[str] = []
-    cond = sd.text_embeddings(loaded, request.prompt, warnings)
-    uncond = sd.text_embeddings(loaded, request.negative_prompt or "", [], negative=True)
-    total, done = request.count * request.num_inference_steps, [0]
-
-    def on_step() -> None:
-        done[0] += 1
-        emit("denoise", done[0], total)
+    cond = run.encode(request.prompt, warnings)
+    uncond = run.encode(request.negative_prompt or "", [], negative=True)
+    run.total = request.count * request.num_inference_steps
 
     results: list[GenerationResult] = []
     try:
@@ -152,11 +166,11 @@ def generate_images(
             seed = request.seed + i
             noise = sd.seeded_noise(loaded, seed, request.height, request.width)
             out = sd.denoise(loaded, cond, uncond, noise, steps=request.num_inference_steps, guidance=request.guidance_scale,
-                             scheduler=request.scheduler, on_step=on_step, should_cancel=cancel)
+                             scheduler=request.scheduler, on_step=run.step, should_cancel=cancel)
             image = sd.decode(loaded, out.latents)
             one = request.model_copy(update={"seed": seed, "count": 1})
-            record = _record(one, source, loaded, plan, image, {"load_s": loaded.load_s if i == 0 else 0.0,
-                                                                "denoise_s": time.perf_counter() - t0}, warnings)
+            record = _record(run, one, image, {"load_s": loaded.load_s if i == 0 else 0.0,
+                                               "denoise_s": time.perf_counter() - t0}, warnings)
             record["index"] = i
             name = stem if request.count == 1 else stem.with_name(f"{stem.name}-{i:02d}")
             result = GenerationResult(request=one, frames=image, record=record)

@@ -282,7 +282,8 @@ class JobView:
         if self.status != "succeeded":
             return ""
         r = self.request
-        lines = [f"**Seed** {self.seed} · {r.get('num_frames')} frames {r.get('width')}×{r.get('height')} "
+        method = f"**{html.escape(str(r['method']))}** · " if r.get("method") else ""  # image sequences
+        lines = [f"**Seed** {self.seed} · {method}{r.get('num_frames')} frames {r.get('width')}×{r.get('height')} "
                  f"@ {r.get('fps', 0):g} fps · {r.get('num_inference_steps')} steps {r.get('scheduler')} · "
                  f"guidance {r.get('guidance_scale', 0):g}"]
         parts = [f"{name} {format_seconds(self.timings[k])}" for k, name in
@@ -290,8 +291,12 @@ class JobView:
                   ("encode_s", "encode"), ("total_s", "total")) if self.timings.get(k) is not None]
         if parts:
             lines.append("**Timings** " + " · ".join(parts))
-        lines.append(f"**Prompt** {html.escape(r.get('prompt', ''))}")
+        lines.append(self._subject())
         return "\n\n".join(lines)
+
+    def _subject(self) -> str:
+        """The summary's last line: what the clip was asked to show."""
+        return f"**Prompt** {html.escape(self.request.get('prompt', ''))}"
 
 
 def format_seconds(s: float | None) -> str:

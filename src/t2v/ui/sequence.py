@@ -185,22 +185,9 @@ class SequenceView(H.JobView):
             return text + "…"
         return super().message
 
-    @property
-    def summary(self) -> str:
-        if self.status != "succeeded":
-            return ""
-        r = self.request
-        lines = [f"**Seed** {self.seed} · **{html.escape(str(r.get('method')))}** · {r.get('num_frames')} frames "
-                 f"{r.get('width')}×{r.get('height')} @ {r.get('fps', 0):g} fps · {r.get('num_inference_steps')} steps "
-                 f"{r.get('scheduler')} · guidance {r.get('guidance_scale', 0):g}"]
-        parts = [f"{name} {H.format_seconds(self.timings[k])}" for k, name in
-                 (("load_s", "load"), ("denoise_s", "denoise"), ("encode_s", "encode"), ("total_s", "total"))
-                 if self.timings.get(k) is not None]
-        if parts:
-            lines.append("**Timings** " + " · ".join(parts))
-        keys = "; ".join(f"{f}: {html.escape(str(p))}" for f, p in r.get("keyframes") or ())
-        lines.append(f"**Keyframes** {keys}")
-        return "\n\n".join(lines)
+    def _subject(self) -> str:
+        keys = "; ".join(f"{f}: {html.escape(str(p))}" for f, p in self.request.get("keyframes") or ())
+        return f"**Keyframes** {keys}"
 
 
 def view(service, job_id: str | None, token: str | None = None) -> SequenceView:

@@ -73,23 +73,25 @@ async def get_video(job_id: str, request: Request, service=Depends(get_service),
 @router.get("/{job_id}/content", summary="The video file (supports HTTP Range)")
 async def get_content(job_id: str, format: Literal["mp4", "webm", "gif"] = "mp4", service=Depends(get_service),
                       key=Depends(current_key)):
-    job = await run_in_threadpool(service.get, job_id, api_key=key)
-    if job.status != "succeeded":
-        raise HTTPException(409, f"job {job_id} is {job.status}; content exists once it has succeeded")
-    path = service.file_path(job, format)
+    job, path = await _finished_file(service, job_id, key, format, "content exists")
     if path is None:
         raise HTTPException(404, f"job {job_id} has no {format} file (formats: "
                                  f"{', '.join(f['format'] for f in job.files or []) or 'none, purged'})")
     return FileResponse(path, media_type=MEDIA_TYPES[format], filename=path.name)
 
 
+async def _finished_file(service, job_id: str, key, fmt: str, what: str):
+    """(job, path of its ``fmt`` file or None); 409 naming ``what`` until the job has succeeded."""
+    job = await run_in_threadpool(service.get, job_id, api_key=key)
+    if job.status != "succeeded":
+        raise HTTPException(409, f"job {job_id} is {job.status}; {what} once it has succeeded")
+    return job, service.file_path(job, fmt)
+
+
 @router.get("/{job_id}/figures/{name}", summary="A sequence job's contact sheet or denoise grid (PNG)")
 async def get_figure(job_id: str, name: Literal["contact_sheet", "denoise_grid"], service=Depends(get_service),
                      key=Depends(current_key)):
-    job = await run_in_threadpool(service.get, job_id, api_key=key)
-    if job.status != "succeeded":
-        raise HTTPException(409, f"job {job_id} is {job.status}; figures exist once it has succeeded")
-    path = service.file_path(job, name)
+    job, path = await _finished_file(service, job_id, key, name, "figures exist")
     if path is None:
         have = [f["format"] for f in job.files or [] if f["format"] in FIGURES]
         raise HTTPException(404, f"job {job_id} has no {name} (figures: {', '.join(have) or 'none; ask for them in the request'})")
