@@ -30,6 +30,17 @@ def test_clip_geometry_and_motion_range():
         assert s.label.combo in shapes.combos(split="all")
 
 
+def test_variety_frames_cover_many_colours_deterministically():
+    a = shapes.variety_frames(2, 40, shapes.WorldConfig(size=32))
+    assert a.shape == (80, 32, 32, 3) and a.dtype == np.uint8
+    assert np.array_equal(a, shapes.variety_frames(2, 40, shapes.WorldConfig(size=32)))
+    bg = np.array(shapes.BACKGROUND)
+    objects = [f[np.abs(f.astype(int) - bg).sum(-1) > 60].mean(0) for f in a[::2]]  # mean object colour per clip
+    base = np.array(list(shapes.COLORS.values()))
+    off_palette = [o for o in objects if np.abs(base - o).sum(-1).min() > 60]
+    assert len(off_palette) > 30  # nearly all are colours the five base ones are not
+
+
 def test_detector_agrees_with_labels_on_generated_data():
     samples = list(shapes.iterate(7, 300, split="all", colors=tuple(shapes.ALL_COLORS)))
     hits = {"color": 0, "shape": 0, "direction": 0}

@@ -85,6 +85,59 @@ def test_bad_config_is_refused(tmp_path):
         TrainConfig(data="shapes", out=tmp_path / "o", preset="huge")
     with pytest.raises(InvalidRequest, match="steps"):
         TrainConfig(data="shapes", out=tmp_path / "o", steps=0)
+    with pytest.raises(InvalidRequest, match="prediction"):
+        TrainConfig(data="shapes", out=tmp_path / "o", prediction="x0")
+
+
+def test_trained_model_ships_a_zero_terminal_snr_v_prediction_schedule(trained):
+    from diffusers import DDIMScheduler
+
+    out, _, _ = trained
+    sched = DDIMScheduler.from_pretrained(out / "scheduler")
+    assert sched.config.prediction_type == "v_prediction" and sched.config.timestep_spacing == "trailing"
+    assert float(sched.alphas_cumprod[-1]) == 0.0  # the last noise level keeps nothing of the clip
+    sched.set_timesteps(25)
+    assert int(sched.timesteps[0]) == 999  # sampling starts from that pure-noise level
+
+
+@pytest.mark.parametrize("prediction", ["v_prediction", "epsilon"])
+def test_diffusion_loss_is_zero_for_the_exact_target_and_not_for_the_other(prediction):
+    import torch
+    from diffusers import DDIMScheduler
+
+    from t2v.train.trainer import configure_scheduler, diffusion_loss
+
+    sched = configure_scheduler(DDIMScheduler(), prediction)
+    latents = torch.randn(3, 4, 2, 4, 4)
+    torch.manual_seed(5)  # diffusion_loss draws noise then timesteps; replay the same draws
+    noise = torch.randn_like(latents)
+    t = torch.randint(0, 1000, (3,))
+    exact = sched.get_velocity(latents, noise, t) if prediction == "v_prediction" else noise
+    other = noise if prediction == "v_prediction" else sched.get_velocity(latents, noise, t)
+
+    class Oracle:
+        def __init__(self, out):
+            self.out = out
+
+        def __call__(self, *args, **kwargs):
+            return type("Out", (), {"sample": self.out})
+
+    torch.manual_seed(5)
+    assert float(diffusion_loss(Oracle(exact), None, latents, sched)) < 1e-10
+    torch.manual_seed(5)
+    assert float(diffusion_loss(Oracle(other), None, latents, sched)) > 0.01
+
+
+def test_autoencoder_sees_random_colours_beside_shapes_data(tmp_path):
+    from t2v.train.data import shapes_clips
+    from t2v.train.trainer import vae_frames
+
+    clips = shapes_clips(8, size=32, frames=4, seed=0)
+    pools = vae_frames(clips, TrainConfig(data="shapes", out=tmp_path / "o", preset="tiny", clips=8))
+    assert [p.shape for p in pools] == [(32, 32, 32, 3), (16, 32, 32, 3)]
+    folder = tmp_path / "data"
+    folder.mkdir()
+    assert len(vae_frames(clips, TrainConfig(data=str(folder), out=tmp_path / "o", preset="tiny"))) == 1
 
 
 @pytest.mark.gpu

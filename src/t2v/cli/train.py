@@ -58,6 +58,8 @@ def train(
     preview_every: int = typer.Option(500, "--preview-every", help="Steps between preview videos (OUT/previews)."),
     seed: int = typer.Option(0, "--seed"),
     device: str = typer.Option("auto", "--device", help="auto (CUDA with bf16 autocast when present), cpu or cuda."),
+    prediction: str = typer.Option("v_prediction", "--prediction",
+                                   help="v_prediction (zero-terminal-SNR schedule) or epsilon (the ModelScope/SD one)."),
 ) -> None:
     """Train a text-to-video model from scratch (autoencoder, then UNet3D + text encoder, with EMA)."""
     from t2v.train.trainer import TrainConfig, train as run
@@ -65,7 +67,7 @@ def train(
     with cli_errors():
         cfg = TrainConfig(data=data, out=out_dir, preset=preset, steps=steps, batch=batch, lr=lr, vae_steps=vae_steps,
                           clips=clips, checkpoint_every=checkpoint_every, preview_every=preview_every, seed=seed,
-                          resume=resume, device=device)
+                          resume=resume, device=device, prediction=prediction)
         with TrainProgress() as bar:
             folder = run(cfg, bar)
         out.print(f"[green]model[/] {folder}  (try: t2v generate \"a red circle moving right\" --model {folder})", highlight=False)

@@ -64,8 +64,8 @@ class WorldConfig:
     fps: int = 8
     min_radius: float = 0.11  # object half-extent as a fraction of the frame side
     max_radius: float = 0.17
-    min_travel: float = 0.30  # distance covered over the clip, fraction of the side (>= 1/4)
-    max_travel: float = 0.45
+    min_travel: float = 0.35  # distance covered over the clip, fraction of the side (>= 1/4)
+    max_travel: float = 0.50
     supersample: int = 4
 
 
@@ -113,12 +113,14 @@ def _polygon(shape: str, cx: float, cy: float, r: float) -> list[tuple[float, fl
     return None
 
 
-def render(label: Label, config: WorldConfig = WorldConfig()) -> np.ndarray:
-    """The clip of ``label`` as (frames, size, size, 3) uint8 RGB, anti-aliased by supersampling."""
+def render(label: Label, config: WorldConfig = WorldConfig(), rgb: tuple[int, int, int] | None = None) -> np.ndarray:
+    """The clip of ``label`` as (frames, size, size, 3) uint8 RGB, anti-aliased by supersampling.
+
+    ``rgb`` overrides the colour the label names (the autoencoder's colour-variety frames use it)."""
     from PIL import Image, ImageDraw
 
     k, n = config.supersample, config.size
-    rgb = ALL_COLORS[label.color]
+    rgb = rgb or ALL_COLORS[label.color]
     dx, dy = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}[label.direction]
     out = np.empty((config.frames, n, n, 3), dtype=np.uint8)
     for f in range(config.frames):
@@ -166,6 +168,31 @@ def sample(seed: int, index: int, pool: list[tuple[str, str, str]], config: Worl
     label = sample_label(rng, combo, config)
     text = caption(*combo, variant=int(rng.integers(len(TEMPLATES))))
     return Sample(render(label, config), text, label)
+
+
+def random_rgb(rng: np.random.Generator) -> tuple[int, int, int]:
+    """Any hue, mostly saturated and bright, sometimes grey: what a user's LoRA colour could be."""
+    import colorsys
+
+    if rng.random() < 0.1:
+        v = int(rng.uniform(90, 250))
+        return (v, v, v)
+    r, g, b = colorsys.hsv_to_rgb(rng.random(), rng.uniform(0.35, 1.0), rng.uniform(0.55, 1.0))
+    return (int(r * 255), int(g * 255), int(b * 255))
+
+
+def variety_frames(seed: int, count: int, config: WorldConfig = WorldConfig()) -> np.ndarray:
+    """``count`` x 2 frames of random shapes in random colours, (N, size, size, 3) uint8.
+
+    The autoencoder trains on these beside the data set so it can encode colours the five base ones
+    are not (a LoRA that teaches "purple" needs a VAE that can draw purple)."""
+    two = WorldConfig(**{**asdict(config), "frames": 2})
+    out = []
+    for i in range(count):
+        rng = np.random.default_rng([seed, 7919, i])
+        combo = (str(rng.choice(list(COLORS))), str(rng.choice(SHAPES)), str(rng.choice(DIRECTIONS)))
+        out.append(render(sample_label(rng, combo, two), two, rgb=random_rgb(rng)))
+    return np.concatenate(out) if out else np.empty((0, config.size, config.size, 3), np.uint8)
 
 
 def iterate(seed: int, count: int, *, split: str = "train", colors: tuple[str, ...] | None = None,

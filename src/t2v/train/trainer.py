@@ -2,8 +2,8 @@
 
 Two phases. First an AutoencoderKL learns to compress frames (reconstruction + a small KL term); its
 latent scale is measured and written to its config. Then the clips are encoded once and the UNet3D and
-CLIP text encoder learn to predict noise (epsilon, DDPM schedule, min-SNR weighting, 10% empty
-captions for classifier-free guidance), with AdamW, warm-up + cosine decay, gradient clipping and an
+CLIP text encoder learn to denoise (v-prediction on a zero-terminal-SNR schedule by default, min-SNR
+weighting, 10% empty captions for classifier-free guidance), with AdamW, warm-up + cosine decay, gradient clipping and an
 EMA copy of the weights. Checkpoints (``OUT/checkpoints/step-N.pt``) hold everything needed to resume;
 every export writes the EMA weights as a loadable model folder in ``OUT`` and a preview clip.
 """
@@ -37,6 +37,8 @@ PRESETS: dict[str, dict] = {
                                                         sample_size=32)),
 }
 PREVIEW_PROMPT = "a red circle moving right"
+PREDICTIONS = ("v_prediction", "epsilon")
+VARIETY_CLIPS = 2000  # random-colour 2-frame clips the autoencoder sees beside shapes data
 
 
 @dataclass
@@ -60,6 +62,10 @@ class TrainConfig:
     resume: bool = False
     device: str = "auto"
     preview_prompt: str = PREVIEW_PROMPT
+    # "v_prediction" trains on a zero-terminal-SNR schedule (sampled with trailing timesteps): the last
+    # noise level holds no trace of the clip, so the layout and the motion must come from the prompt,
+    # not from the starting noise. "epsilon" is the classic ModelScope/SD objective and schedule.
+    prediction: str = "v_prediction"
 
     def __post_init__(self):
         self.out = Path(self.out).expanduser()
@@ -68,6 +74,8 @@ class TrainConfig:
         for name in ("steps", "batch", "vae_batch", "checkpoint_every", "preview_every"):
             if getattr(self, name) < 1:
                 raise InvalidRequest(f"{name}: must be at least 1", field=name)
+        if self.prediction not in PREDICTIONS:
+            raise InvalidRequest(f"prediction: choose one of {', '.join(PREDICTIONS)}", field="prediction")
         if self.vae_steps < 0:
             raise InvalidRequest("vae_steps: must be 0 or more", field="vae_steps")
         if self.data != "shapes" and not Path(self.data).expanduser().is_dir():
@@ -112,15 +120,37 @@ def to_tensor(pixels: np.ndarray):
     return t.movedim(-1, -3)
 
 
-def train_vae(vae, clips, cfg: TrainConfig, device: str, emit: Callback) -> None:
+def configure_scheduler(scheduler, prediction: str):
+    """The training/sampling schedule for ``prediction`` (see :attr:`TrainConfig.prediction`)."""
+    from diffusers import DDIMScheduler
+
+    zero_snr = prediction == "v_prediction"
+    return DDIMScheduler.from_config(scheduler.config, prediction_type=prediction, rescale_betas_zero_snr=zero_snr,
+                                     timestep_spacing="trailing" if zero_snr else "leading")
+
+
+def vae_frames(clips, cfg: TrainConfig) -> list[np.ndarray]:
+    """Frame pools the autoencoder samples equally from: the data set's frames, and for the shapes
+    world also random-colour shapes, so colours outside the five base ones survive encoding."""
+    pools = [clips.pixels.reshape(-1, *clips.pixels.shape[2:])]
+    if cfg.data == "shapes":
+        from t2v.train.shapes import WorldConfig, variety_frames
+
+        count = min(VARIETY_CLIPS, cfg.clips or PRESETS[cfg.preset]["clips"])
+        pools.append(variety_frames(cfg.seed, count, WorldConfig(size=PRESETS[cfg.preset]["size"])))
+    return pools
+
+
+def train_vae(vae, pools: list[np.ndarray], cfg: TrainConfig, device: str, emit: Callback) -> None:
     import torch
 
-    frames = clips.pixels.reshape(-1, *clips.pixels.shape[2:])
     opt = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0)
     gen = np.random.default_rng(cfg.seed + 1)
     vae.train().to(device)
     for step in range(cfg.vae_steps):
-        batch = to_tensor(frames[gen.integers(0, len(frames), cfg.vae_batch)]).to(device)
+        share = [cfg.vae_batch // len(pools) + (i < cfg.vae_batch % len(pools)) for i in range(len(pools))]
+        picked = np.concatenate([p[gen.integers(0, len(p), k)] for p, k in zip(pools, share)])
+        batch = to_tensor(picked).to(device)
         post = vae.encode(batch).latent_dist
         recon = vae.decode(post.sample()).sample
         rec = torch.nn.functional.mse_loss(recon, batch) + 0.5 * torch.nn.functional.l1_loss(recon, batch)
@@ -183,7 +213,11 @@ class EMA:
 
 
 def diffusion_loss(unet, cond, latents, scheduler, snr_gamma: float = 5.0):
-    """Min-SNR-weighted epsilon loss on a batch of scaled latents (B, 4, F, h, w)."""
+    """Min-SNR-weighted loss on a batch of scaled latents (B, 4, F, h, w), for the scheduler's prediction type.
+
+    epsilon: min(SNR, g) / SNR. v: (min(SNR, g) + 1) / (SNR + 1), which keeps full weight at the
+    pure-noise end of a zero-terminal-SNR schedule (where the prompt alone must set the layout) and the
+    epsilon weighting at the clean end."""
     import torch
 
     noise = torch.randn_like(latents)
@@ -192,8 +226,13 @@ def diffusion_loss(unet, cond, latents, scheduler, snr_gamma: float = 5.0):
     pred = unet(noisy, t, encoder_hidden_states=cond).sample
     alphas = scheduler.alphas_cumprod.to(latents.device)[t]
     snr = alphas / (1 - alphas)
-    weight = torch.clamp(snr, max=snr_gamma) / snr
-    per = ((pred.float() - noise.float()) ** 2).mean(dim=(1, 2, 3, 4))
+    if scheduler.config.prediction_type == "v_prediction":
+        target = scheduler.get_velocity(latents, noise, t)
+        weight = (torch.clamp(snr, max=snr_gamma) + 1) / (snr + 1)
+    else:
+        target = noise
+        weight = torch.clamp(snr, max=snr_gamma) / snr
+    per = ((pred.float() - target.float()) ** 2).mean(dim=(1, 2, 3, 4))
     return (per * weight).mean()
 
 
@@ -280,6 +319,7 @@ def train(cfg: TrainConfig, on_event: Callback | None = None) -> Path:
     np.random.seed(cfg.seed)
     tokenizer = make_tokenizer(out / "tokenizer", max_length=arch.max_tokens)
     unet, vae, text_encoder, scheduler = build_models(arch, tokenizer)
+    scheduler = configure_scheduler(scheduler, cfg.prediction)
     emit(TrainEvent("data", 0, 1, message=f"loading {cfg.data}"))
     clips = load_clips(cfg.data, size=preset["size"], frames=preset["frames"], count=cfg.clips or preset["clips"], seed=cfg.seed)
     emit(TrainEvent("data", 1, 1, message=f"{len(clips)} clips"))
@@ -289,7 +329,7 @@ def train(cfg: TrainConfig, on_event: Callback | None = None) -> Path:
     if state.get("vae_done"):
         vae = AutoencoderKL.from_pretrained(out / "vae")
     else:
-        train_vae(vae, clips, cfg, device, emit)
+        train_vae(vae, vae_frames(clips, cfg), cfg, device, emit)
         vae.to(device)
         latents = encode_latents(vae, clips, device, emit)
         vae.register_to_config(scaling_factor=float(1.0 / latents.std()))
@@ -354,6 +394,7 @@ def train(cfg: TrainConfig, on_event: Callback | None = None) -> Path:
                 state_file.write_text(json.dumps(state))
             if done % cfg.preview_every == 0 or last:
                 info = {"data": cfg.data, "preset": cfg.preset, "steps": done, "batch": cfg.batch, "vae_steps": state.get("vae_steps"),
+                        "prediction": cfg.prediction,
                         "clips": n, "device": device, "seed": cfg.seed, "elapsed_s": round(time.perf_counter() - t_start, 1)}
                 export_model(out, unet.to("cpu"), vae.to("cpu"), text_encoder.to("cpu"), scheduler, ema, cfg, info)
                 unet.to(device), vae.to(device), text_encoder.to(device)
