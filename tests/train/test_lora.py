@@ -52,6 +52,18 @@ def test_adapter_changes_the_output_and_is_recorded(adapter, tiny_model):
     assert np.array_equal(again.frames, base.frames)
 
 
+def test_regularisation_clips_are_trained_on_and_recorded(tiny_model, tmp_path):
+    data = shapes.write_dir(tmp_path / "data", 2, seed=0, colors=("purple",))
+    reg = shapes.write_dir(tmp_path / "reg", 3, seed=1)
+    out = train_lora(LoraTrainConfig(base=str(tiny_model), data=str(data), out=tmp_path / "adapter", rank=2, steps=2,
+                                     batch=2, reg_data=str(reg)))
+    meta = json.loads((out / "t2v_lora.json").read_text())
+    assert meta["clips"] == 2 and meta["reg_clips"] == 3 and meta["reg_data"] == str(reg.resolve())
+    with pytest.raises(InvalidRequest, match="reg_data: .* is not a folder") as e:
+        LoraTrainConfig(base=str(tiny_model), data=str(data), out=tmp_path / "a2", reg_data=str(tmp_path / "nope"))
+    assert e.value.field == "reg_data"
+
+
 def test_bad_adapter_paths_are_named(tmp_path, tiny_model):
     with pytest.raises(InvalidRequest, match="lora: .* is not a folder") as e:
         _frames(tiny_model, lora=str(tmp_path / "nope"))

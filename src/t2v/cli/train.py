@@ -82,6 +82,8 @@ def train_lora(
     batch: int = typer.Option(8, "--batch"),
     lr: float = typer.Option(1e-3, "--lr"),
     preview: Optional[str] = typer.Option(None, "--preview", help="Prompt for OUT/preview.mp4 made with the adapter."),
+    reg_data: Optional[Path] = typer.Option(None, "--reg-data",
+                                            help="Regularisation clips (captions.jsonl folder): half of each batch, to keep what the base model knows."),
     seed: int = typer.Option(0, "--seed"),
     device: str = typer.Option("auto", "--device"),
 ) -> None:
@@ -90,7 +92,7 @@ def train_lora(
 
     with cli_errors():
         cfg = LoraTrainConfig(base=base, data=str(data), out=out_dir, rank=rank, steps=steps, batch=batch, lr=lr,
-                              seed=seed, device=device, preview_prompt=preview)
+                              seed=seed, device=device, preview_prompt=preview, reg_data=str(reg_data) if reg_data else None)
         with TrainProgress() as bar:
             folder = run(cfg, bar)
         out.print(f"[green]adapter[/] {folder}  (use: t2v generate ... --model {base} --lora {folder})", highlight=False)

@@ -22,8 +22,9 @@ from typing import Any
 
 from t2v.errors import ModelUnavailable
 from t2v.models.device import DevicePlan
+from t2v.models.memory import tune_allocator
 from t2v.models.registry import canonical_id, folder_info, lookup
-from t2v.settings import Settings
+from t2v.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
 
@@ -282,6 +283,7 @@ def load_model(source: ModelSource, plan: DevicePlan, *, offload: bool = False, 
     engine moves each component to the device only while it runs. With ``lora`` (an adapter folder) the
     UNet is a copy of the base one with the adapter applied at ``lora_scale``; the base stays cached as is.
     """
+    tune_allocator(get_settings().mmap_threshold_kb)  # before the first large tensor of this process
     variant = pick_variant(source.path, plan)
     offload = offload and plan.is_accelerator
     if lora:

@@ -32,6 +32,9 @@ class LoraTrainConfig:
     seed: int = 0
     device: str = "auto"
     preview_prompt: str | None = None
+    # Regularisation (prior-preservation) clips: half of every batch comes from here, so the adapter
+    # learns the new thing without forgetting what the base model already did.
+    reg_data: str | None = None
 
     def __post_init__(self):
         self.out = Path(self.out).expanduser()
@@ -40,8 +43,10 @@ class LoraTrainConfig:
         for name in ("steps", "batch"):
             if getattr(self, name) < 1:
                 raise InvalidRequest(f"{name}: must be at least 1", field=name)
-        if not Path(self.data).expanduser().is_dir():
-            raise InvalidRequest(f"data: {self.data} is not a folder of clips with captions.jsonl", field="data")
+        for name in ("data", "reg_data"):
+            value = getattr(self, name)
+            if value is not None and not Path(value).expanduser().is_dir():
+                raise InvalidRequest(f"{name}: {value} is not a folder of clips with captions.jsonl", field=name)
 
 
 def train_lora(cfg: LoraTrainConfig, on_event: Callback | None = None) -> Path:
@@ -70,9 +75,15 @@ def train_lora(cfg: LoraTrainConfig, on_event: Callback | None = None) -> Path:
     scheduler.alphas_cumprod = scheduler.alphas_cumprod.to(device)
 
     emit(TrainEvent("data", 0, 1, message=f"loading {cfg.data}"))
-    clips = folder_clips(cfg.data, size=int(defaults["width"]), frames=int(defaults["num_frames"]))
+    size, frames = int(defaults["width"]), int(defaults["num_frames"])
+    clips = folder_clips(cfg.data, size=size, frames=frames)
     latents = encode_latents(vae, clips, device, emit) * vae.config.scaling_factor
-    texts = sorted({t for caps in clips.captions for t in caps} | {""})
+    captions, n = list(clips.captions), latents.shape[0]
+    if cfg.reg_data:
+        reg = folder_clips(cfg.reg_data, size=size, frames=frames)
+        latents = torch.cat([latents, encode_latents(vae, reg, device, emit) * vae.config.scaling_factor])
+        captions += list(reg.captions)
+    texts = sorted({t for caps in captions for t in caps} | {""})
     with torch.inference_mode():
         embeds = {t: text_encoder(tokenize(tokenizer, [t]).to(device))[0][0].clone() for t in texts}
     lora_config = add_lora(unet, cfg.rank)
@@ -80,10 +91,11 @@ def train_lora(cfg: LoraTrainConfig, on_event: Callback | None = None) -> Path:
     params = lora_parameters(unet)
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
     t0 = time.perf_counter()
-    n = latents.shape[0]
+    n_reg = latents.shape[0] - n
     for step in range(cfg.steps):
-        idx = np.random.randint(0, n, cfg.batch)
-        cond = torch.stack([embeds["" if random.random() < cfg.uncond_prob else random.choice(clips.captions[i])] for i in idx])
+        half = cfg.batch // 2 if n_reg else 0
+        idx = np.concatenate([np.random.randint(0, n, cfg.batch - half), n + np.random.randint(0, max(n_reg, 1), half)])
+        cond = torch.stack([embeds["" if random.random() < cfg.uncond_prob else random.choice(captions[i])] for i in idx])
         lr = lr_at(step, cfg.steps, cfg.lr, min(20, cfg.steps))
         for g in opt.param_groups:
             g["lr"] = lr
@@ -95,7 +107,8 @@ def train_lora(cfg: LoraTrainConfig, on_event: Callback | None = None) -> Path:
         opt.step()
         emit(TrainEvent("lora", step + 1, cfg.steps, loss.item(), lr))
     meta = {"base": source.id, "data": str(Path(cfg.data).expanduser().resolve()), "rank": cfg.rank, "steps": cfg.steps,
-            "batch": cfg.batch, "lr": cfg.lr, "clips": n, "device": device, "seed": cfg.seed,
+            "batch": cfg.batch, "lr": cfg.lr, "clips": n,
+            "reg_data": str(Path(cfg.reg_data).expanduser().resolve()) if cfg.reg_data else None, "reg_clips": n_reg, "device": device, "seed": cfg.seed,
             "elapsed_s": round(time.perf_counter() - t0, 1)}
     save_lora(unet.to("cpu"), lora_config, cfg.out, meta)
     if cfg.preview_prompt:
