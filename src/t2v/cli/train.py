@@ -53,6 +53,7 @@ def train(
     preset: str = typer.Option("shapes", "--preset", help="Model size: shapes (64x64, 8 frames) or tiny (tests)."),
     lr: float = typer.Option(5e-4, "--lr", help="Peak learning rate (warm-up, then cosine decay)."),
     vae_steps: int = typer.Option(800, "--vae-steps", help="Autoencoder steps (phase 1)."),
+    decoder_steps: int = typer.Option(0, "--decoder-steps", help="Then decoder-only steps on the frozen encoder (also on --resume)."),
     clips: Optional[int] = typer.Option(None, "--clips", help="Shapes clips to generate (preset default)."),
     checkpoint_every: int = typer.Option(250, "--checkpoint-every", help="Steps between checkpoints."),
     preview_every: int = typer.Option(500, "--preview-every", help="Steps between preview videos (OUT/previews)."),
@@ -65,7 +66,7 @@ def train(
     from t2v.train.trainer import TrainConfig, train as run
 
     with cli_errors():
-        cfg = TrainConfig(data=data, out=out_dir, preset=preset, steps=steps, batch=batch, lr=lr, vae_steps=vae_steps,
+        cfg = TrainConfig(data=data, out=out_dir, preset=preset, steps=steps, batch=batch, lr=lr, vae_steps=vae_steps, decoder_steps=decoder_steps,
                           clips=clips, checkpoint_every=checkpoint_every, preview_every=preview_every, seed=seed,
                           resume=resume, device=device, prediction=prediction)
         with TrainProgress() as bar:

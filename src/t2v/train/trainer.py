@@ -53,6 +53,7 @@ class TrainConfig:
     vae_steps: int = 800
     vae_batch: int = 16
     vae_lr: float = 1e-3
+    decoder_steps: int = 0  # then the decoder alone (encoder frozen, so the latents stay valid), also on --resume
     ema_decay: float = 0.998
     uncond_prob: float = 0.1
     checkpoint_every: int = 250
@@ -76,8 +77,9 @@ class TrainConfig:
                 raise InvalidRequest(f"{name}: must be at least 1", field=name)
         if self.prediction not in PREDICTIONS:
             raise InvalidRequest(f"prediction: choose one of {', '.join(PREDICTIONS)}", field="prediction")
-        if self.vae_steps < 0:
-            raise InvalidRequest("vae_steps: must be 0 or more", field="vae_steps")
+        for name in ("vae_steps", "decoder_steps"):
+            if getattr(self, name) < 0:
+                raise InvalidRequest(f"{name}: must be 0 or more", field=name)
         if self.data != "shapes" and not Path(self.data).expanduser().is_dir():
             raise InvalidRequest(f"data: {self.data!r} is neither 'shapes' nor a folder", field="data")
 
@@ -141,27 +143,35 @@ def vae_frames(clips, cfg: TrainConfig) -> list[np.ndarray]:
     return pools
 
 
-def train_vae(vae, pools: list[np.ndarray], cfg: TrainConfig, device: str, emit: Callback) -> None:
+def train_vae(vae, pools: list[np.ndarray], cfg: TrainConfig, device: str, emit: Callback, *,
+              decoder_only: bool = False) -> None:
+    """Phase 1: the whole autoencoder, or with ``decoder_only`` the decoder on the frozen encoder's latents
+    (sharper colours without changing the latent space a trained UNet depends on)."""
     import torch
 
-    opt = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0)
-    gen = np.random.default_rng(cfg.seed + 1)
+    steps = cfg.decoder_steps if decoder_only else cfg.vae_steps
+    modules = [vae.decoder, vae.post_quant_conv] if decoder_only else [vae]
+    params = [p for m in modules for p in m.parameters()]
+    opt = torch.optim.AdamW(params, lr=cfg.vae_lr, weight_decay=0.0)
+    gen = np.random.default_rng(cfg.seed + (2 if decoder_only else 1))
     vae.train().to(device)
-    for step in range(cfg.vae_steps):
+    phase = "decoder" if decoder_only else "vae"
+    for step in range(steps):
         share = [cfg.vae_batch // len(pools) + (i < cfg.vae_batch % len(pools)) for i in range(len(pools))]
         picked = np.concatenate([p[gen.integers(0, len(p), k)] for p, k in zip(pools, share)])
         batch = to_tensor(picked).to(device)
-        post = vae.encode(batch).latent_dist
-        recon = vae.decode(post.sample()).sample
+        with torch.set_grad_enabled(not decoder_only):
+            post = vae.encode(batch).latent_dist
+        recon = vae.decode(post.mean if decoder_only else post.sample()).sample
         rec = torch.nn.functional.mse_loss(recon, batch) + 0.5 * torch.nn.functional.l1_loss(recon, batch)
-        loss = rec + 1e-6 * post.kl().mean()
+        loss = rec if decoder_only else rec + 1e-6 * post.kl().mean()
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, cfg.vae_steps, cfg.vae_lr, min(50, cfg.vae_steps))
+            g["lr"] = lr_at(step, steps, cfg.vae_lr, min(50, steps))
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-        emit(TrainEvent("vae", step + 1, cfg.vae_steps, rec.item(), opt.param_groups[0]["lr"]))
+        emit(TrainEvent(phase, step + 1, steps, rec.item(), opt.param_groups[0]["lr"]))
     vae.eval()
 
 
@@ -336,6 +346,11 @@ def train(cfg: TrainConfig, on_event: Callback | None = None) -> Path:
         vae.to("cpu").save_pretrained(out / "vae", safe_serialization=True)
         state.update(vae_done=True, vae_steps=cfg.vae_steps)
         state_file.write_text(json.dumps(state))
+    if cfg.decoder_steps and state.get("decoder_steps", 0) < cfg.decoder_steps:
+        train_vae(vae, vae_frames(clips, cfg), cfg, device, emit, decoder_only=True)
+        vae.to("cpu").save_pretrained(out / "vae", safe_serialization=True)
+        state.update(decoder_steps=cfg.decoder_steps)
+        state_file.write_text(json.dumps(state))
     vae.to(device).eval().requires_grad_(False)
     if latents is None:
         latents = encode_latents(vae, clips, device, emit)
@@ -394,12 +409,17 @@ def train(cfg: TrainConfig, on_event: Callback | None = None) -> Path:
                 state_file.write_text(json.dumps(state))
             if done % cfg.preview_every == 0 or last:
                 info = {"data": cfg.data, "preset": cfg.preset, "steps": done, "batch": cfg.batch, "vae_steps": state.get("vae_steps"),
+                        "decoder_steps": state.get("decoder_steps", 0),
                         "prediction": cfg.prediction,
                         "clips": n, "device": device, "seed": cfg.seed, "elapsed_s": round(time.perf_counter() - t_start, 1)}
                 export_model(out, unet.to("cpu"), vae.to("cpu"), text_encoder.to("cpu"), scheduler, ema, cfg, info)
                 unet.to(device), vae.to(device), text_encoder.to(device)
                 clip = preview(out, done, cfg.preview_prompt)
                 emit(TrainEvent("preview", done, cfg.steps, message=str(clip) if clip else "preview failed"))
+        if start >= cfg.steps:  # nothing left for the UNet (e.g. a resume that only added decoder steps)
+            export_model(out, unet.to("cpu"), vae.to("cpu"), text_encoder.to("cpu"), scheduler, ema, cfg,
+                         {**json.loads((out / "t2v.json").read_text()).get("training", {}),
+                          "decoder_steps": state.get("decoder_steps", 0)})
     finally:
         log.close()
     emit(TrainEvent("done", cfg.steps, cfg.steps, message=str(out)))
