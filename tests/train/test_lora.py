@@ -64,6 +64,20 @@ def test_regularisation_clips_are_trained_on_and_recorded(tiny_model, tmp_path):
     assert e.value.field == "reg_data"
 
 
+def test_conv_adapter_covers_resnet_convolutions_and_loads(tiny_model, tmp_path):
+    data = shapes.write_dir(tmp_path / "data", 2, seed=0, colors=("purple",))
+    out = train_lora(LoraTrainConfig(base=str(tiny_model), data=str(data), out=tmp_path / "adapter", rank=2, steps=2,
+                                     batch=2, lr=1e-2, conv=True))
+    from safetensors.torch import load_file
+
+    keys = load_file(out / "adapter_model.safetensors").keys()
+    assert any(".resnets.0.conv1.lora_A" in k for k in keys) and any("conv_out.lora_A" in k for k in keys)
+    assert not any("temp_convs" in k for k in keys)  # the temporal Conv3d stacks stay frozen
+    assert json.loads((out / "t2v_lora.json").read_text())["conv"] is True
+    base, tuned = _frames(tiny_model), _frames(tiny_model, lora=str(out))
+    assert np.abs(tuned.frames.astype(int) - base.frames.astype(int)).max() > 0
+
+
 def test_bad_adapter_paths_are_named(tmp_path, tiny_model):
     with pytest.raises(InvalidRequest, match="lora: .* is not a folder") as e:
         _frames(tiny_model, lora=str(tmp_path / "nope"))

@@ -85,6 +85,7 @@ def train_lora(
     preview: Optional[str] = typer.Option(None, "--preview", help="Prompt for OUT/preview.mp4 made with the adapter."),
     reg_data: Optional[Path] = typer.Option(None, "--reg-data",
                                             help="Regularisation clips (captions.jsonl folder): half of each batch, to keep what the base model knows."),
+    conv: bool = typer.Option(False, "--conv", help="LoCon: also adapt the UNet's ResNet convolutions and conv_in/conv_out."),
     seed: int = typer.Option(0, "--seed"),
     device: str = typer.Option("auto", "--device"),
 ) -> None:
@@ -93,7 +94,7 @@ def train_lora(
 
     with cli_errors():
         cfg = LoraTrainConfig(base=base, data=str(data), out=out_dir, rank=rank, steps=steps, batch=batch, lr=lr,
-                              seed=seed, device=device, preview_prompt=preview, reg_data=str(reg_data) if reg_data else None)
+                              seed=seed, device=device, preview_prompt=preview, reg_data=str(reg_data) if reg_data else None, conv=conv)
         with TrainProgress() as bar:
             folder = run(cfg, bar)
         out.print(f"[green]adapter[/] {folder}  (use: t2v generate ... --model {base} --lora {folder})", highlight=False)

@@ -15,6 +15,9 @@ from typing import Any
 from t2v.errors import InvalidRequest
 
 TARGET_MODULES = ["to_q", "to_k", "to_v", "to_out.0"]  # spatial and temporal attention, self and cross
+# With ``conv`` (LoCon): also every ResNet's 2D convolutions and the UNet's first and last convolution, as a
+# regular expression PEFT matches against whole module names (keeps the temporal Conv3d stacks out).
+CONV_TARGETS = r".*(\.to_q|\.to_k|\.to_v|\.to_out\.0|resnets\.\d+\.conv[12])|conv_in|conv_out"
 ADAPTER = "t2v"
 WEIGHTS = "adapter_model.safetensors"
 CONFIG = "adapter_config.json"
@@ -53,10 +56,11 @@ def adapter_hash(folder: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def add_lora(unet, rank: int, alpha: float | None = None):
+def add_lora(unet, rank: int, alpha: float | None = None, conv: bool = False):
     """Inject fresh, trainable LoRA layers (rank ``rank``) into ``unet``; freeze everything else."""
     peft = _peft()
-    config = peft.LoraConfig(r=rank, lora_alpha=alpha or rank, target_modules=TARGET_MODULES, init_lora_weights="gaussian")
+    config = peft.LoraConfig(r=rank, lora_alpha=alpha or rank, target_modules=CONV_TARGETS if conv else TARGET_MODULES,
+                             init_lora_weights="gaussian")
     unet.requires_grad_(False)
     peft.inject_adapter_in_model(config, unet, adapter_name=ADAPTER)
     for name, p in unet.named_parameters():

@@ -35,6 +35,7 @@ class LoraTrainConfig:
     # Regularisation (prior-preservation) clips: half of every batch comes from here, so the adapter
     # learns the new thing without forgetting what the base model already did.
     reg_data: str | None = None
+    conv: bool = False  # LoCon: also the ResNet convolutions (colours, textures) besides attention
 
     def __post_init__(self):
         self.out = Path(self.out).expanduser()
@@ -86,7 +87,7 @@ def train_lora(cfg: LoraTrainConfig, on_event: Callback | None = None) -> Path:
     texts = sorted({t for caps in captions for t in caps} | {""})
     with torch.inference_mode():
         embeds = {t: text_encoder(tokenize(tokenizer, [t]).to(device))[0][0].clone() for t in texts}
-    lora_config = add_lora(unet, cfg.rank)
+    lora_config = add_lora(unet, cfg.rank, conv=cfg.conv)
     unet.train()
     params = lora_parameters(unet)
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
@@ -106,7 +107,7 @@ def train_lora(cfg: LoraTrainConfig, on_event: Callback | None = None) -> Path:
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         emit(TrainEvent("lora", step + 1, cfg.steps, loss.item(), lr))
-    meta = {"base": source.id, "data": str(Path(cfg.data).expanduser().resolve()), "rank": cfg.rank, "steps": cfg.steps,
+    meta = {"base": source.id, "data": str(Path(cfg.data).expanduser().resolve()), "rank": cfg.rank, "conv": cfg.conv, "steps": cfg.steps,
             "batch": cfg.batch, "lr": cfg.lr, "clips": n,
             "reg_data": str(Path(cfg.reg_data).expanduser().resolve()) if cfg.reg_data else None, "reg_clips": n_reg, "device": device, "seed": cfg.seed,
             "elapsed_s": round(time.perf_counter() - t0, 1)}
