@@ -81,25 +81,22 @@ def test_resume_continues_from_the_newest_checkpoint(trained, tmp_path):
 def test_resume_with_decoder_steps_tunes_only_the_decoder(trained, tmp_path):
     import shutil
 
+    import torch
     from diffusers import AutoencoderKL
 
     out, _, _ = trained
     copy = tmp_path / "copy"
     shutil.copytree(out, copy)
     before = AutoencoderKL.from_pretrained(copy / "vae").state_dict()
+    with pytest.raises(InvalidRequest, match="trained with 'v_prediction'"):  # a resume keeps the run's objective
+        _run(copy, resume=True, prediction="epsilon")
     _, events = _run(copy, resume=True, decoder_steps=5)
     after = AutoencoderKL.from_pretrained(copy / "vae").state_dict()
     assert [e.step for e in events if e.phase == "decoder"] == [1, 2, 3, 4, 5]
     assert not any(e.phase == "vae" or (e.phase == "unet" and e.loss is not None) for e in events)  # nothing else trains
-    assert all(torch_equal(before[k], after[k]) for k in before if k.startswith(("encoder.", "quant_conv.")))
-    assert not all(torch_equal(before[k], after[k]) for k in before if k.startswith("decoder."))
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith(("encoder.", "quant_conv.")))
+    assert not all(torch.equal(before[k], after[k]) for k in before if k.startswith("decoder."))
     assert json.loads((copy / "t2v.json").read_text())["training"]["decoder_steps"] == 5
-
-
-def torch_equal(a, b) -> bool:
-    import torch
-
-    return bool(torch.equal(a, b))
 
 
 def test_bad_config_is_refused(tmp_path):

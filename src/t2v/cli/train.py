@@ -66,8 +66,8 @@ def train(
     from t2v.train.trainer import TrainConfig, train as run
 
     with cli_errors():
-        cfg = TrainConfig(data=data, out=out_dir, preset=preset, steps=steps, batch=batch, lr=lr, vae_steps=vae_steps, decoder_steps=decoder_steps,
-                          clips=clips, checkpoint_every=checkpoint_every, preview_every=preview_every, seed=seed,
+        cfg = TrainConfig(data=data, out=out_dir, preset=preset, steps=steps, batch=batch, lr=lr, vae_steps=vae_steps,
+                          decoder_steps=decoder_steps, clips=clips, checkpoint_every=checkpoint_every, preview_every=preview_every, seed=seed,
                           resume=resume, device=device, prediction=prediction)
         with TrainProgress() as bar:
             folder = run(cfg, bar)
@@ -94,7 +94,8 @@ def train_lora(
 
     with cli_errors():
         cfg = LoraTrainConfig(base=base, data=str(data), out=out_dir, rank=rank, steps=steps, batch=batch, lr=lr,
-                              seed=seed, device=device, preview_prompt=preview, reg_data=str(reg_data) if reg_data else None, conv=conv)
+                              seed=seed, device=device, preview_prompt=preview, conv=conv,
+                              reg_data=str(reg_data) if reg_data else None)
         with TrainProgress() as bar:
             folder = run(cfg, bar)
         out.print(f"[green]adapter[/] {folder}  (use: t2v generate ... --model {base} --lora {folder})", highlight=False)

@@ -283,7 +283,6 @@ def load_model(source: ModelSource, plan: DevicePlan, *, offload: bool = False, 
     engine moves each component to the device only while it runs. With ``lora`` (an adapter folder) the
     UNet is a copy of the base one with the adapter applied at ``lora_scale``; the base stays cached as is.
     """
-    tune_allocator(get_settings().mmap_threshold_kb)  # before the first large tensor of this process
     variant = pick_variant(source.path, plan)
     offload = offload and plan.is_accelerator
     if lora:
@@ -295,6 +294,7 @@ def load_model(source: ModelSource, plan: DevicePlan, *, offload: bool = False, 
             cached = _CACHE[key]
             return LoadedModel(**{**cached.__dict__, "source": source, "plan": plan, "load_s": 0.0})
         t0 = time.perf_counter()
+        tune_allocator(get_settings().mmap_threshold_kb)  # before this process's first large tensors (once)
         parts = _load_components(source.path, plan, variant, "cpu" if offload else None, family=source.family)
         digest = content_hash(source.path, variant)
         loaded = LoadedModel(source=source, plan=plan, variant=variant, content_hash=digest, load_s=time.perf_counter() - t0, **parts)

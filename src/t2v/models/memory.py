@@ -264,9 +264,7 @@ def predict(model_path: str | Path, request, *, plan: str, device: str, dtype: s
     )
 
 
-_TUNED: dict[str, bool] = {}
-
-
+@lru_cache(maxsize=None)
 def tune_allocator(threshold_kb: int) -> bool:
     """Fix glibc malloc's mmap threshold at ``threshold_kb`` (0: leave glibc's default). True when set.
 
@@ -277,14 +275,12 @@ def tune_allocator(threshold_kb: int) -> bool:
     """
     if threshold_kb <= 0 or not sys.platform.startswith("linux"):
         return False
-    if "done" not in _TUNED:
-        import ctypes
+    import ctypes
 
-        try:
-            _TUNED["done"] = bool(ctypes.CDLL("libc.so.6").mallopt(-3, threshold_kb * 1024))  # -3: M_MMAP_THRESHOLD
-        except (OSError, AttributeError):  # not glibc
-            _TUNED["done"] = False
-    return _TUNED["done"]
+    try:
+        return bool(ctypes.CDLL("libc.so.6").mallopt(-3, threshold_kb * 1024))  # -3: M_MMAP_THRESHOLD
+    except (OSError, AttributeError):  # not glibc
+        return False
 
 
 def free_memory(device: str) -> int:

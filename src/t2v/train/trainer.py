@@ -335,11 +335,14 @@ def train(cfg: TrainConfig, on_event: Callback | None = None) -> Path:
     emit(TrainEvent("data", 1, 1, message=f"{len(clips)} clips"))
     t_start = time.perf_counter() - float(state.get("elapsed_s", 0.0))
 
+    if state.setdefault("prediction", cfg.prediction) != cfg.prediction:
+        raise InvalidRequest(f"prediction: {out} was trained with {state['prediction']!r}; resume with the same", field="prediction")
     latents = None
+    pools = vae_frames(clips, cfg) if not state.get("vae_done") or state.get("decoder_steps", 0) < cfg.decoder_steps else None
     if state.get("vae_done"):
         vae = AutoencoderKL.from_pretrained(out / "vae")
     else:
-        train_vae(vae, vae_frames(clips, cfg), cfg, device, emit)
+        train_vae(vae, pools, cfg, device, emit)
         vae.to(device)
         latents = encode_latents(vae, clips, device, emit)
         vae.register_to_config(scaling_factor=float(1.0 / latents.std()))
@@ -347,10 +350,11 @@ def train(cfg: TrainConfig, on_event: Callback | None = None) -> Path:
         state.update(vae_done=True, vae_steps=cfg.vae_steps)
         state_file.write_text(json.dumps(state))
     if cfg.decoder_steps and state.get("decoder_steps", 0) < cfg.decoder_steps:
-        train_vae(vae, vae_frames(clips, cfg), cfg, device, emit, decoder_only=True)
+        train_vae(vae, pools, cfg, device, emit, decoder_only=True)
         vae.to("cpu").save_pretrained(out / "vae", safe_serialization=True)
         state.update(decoder_steps=cfg.decoder_steps)
         state_file.write_text(json.dumps(state))
+    del pools
     vae.to(device).eval().requires_grad_(False)
     if latents is None:
         latents = encode_latents(vae, clips, device, emit)
