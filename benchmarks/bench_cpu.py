@@ -34,6 +34,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, help="runs per side, alternating (default 2; --small: 1)")
     parser.add_argument("--bf16", action="store_true", help="also one t2v run with dtype=bf16 (and its frame difference)")
     parser.add_argument("--low", action="store_true", help="also one t2v run with the 'low' memory plan")
+    parser.add_argument("--fixed-mmap", action="store_true",
+                        help="each round also a t2v run with a fixed 128 KiB mmap threshold (T2V_MMAP_THRESHOLD_KB=128)")
     parser.add_argument("--max-load", type=float, default=1.0, help="wait while the 1-min load is above this")
     parser.add_argument("--max-wait", type=float, default=600, help="seconds to wait for a quiet machine before each run")
     parser.add_argument("--max-others", type=float, default=0.25,
@@ -71,7 +73,7 @@ def main() -> None:
         size = SMALL_SIZE if args.small else FULL_SIZE
         log(f"request: {PROMPT!r}, {size}x{size}, 8 frames, 2 DDIM steps, guidance 9, seed 0, MP4")
         try:
-            result = cpu.compare(model, tmp, runs=runs, size=size, low=args.low, bf16=args.bf16, max_load=args.max_load,
+            result = cpu.compare(model, tmp, runs=runs, size=size, low=args.low, bf16=args.bf16, fixed_mmap=args.fixed_mmap, max_load=args.max_load,
                                  max_wait=0 if args.small else args.max_wait, max_others=args.max_others,
                                  retries=args.retries, log=log)
         except cpu.BenchRunFailed as e:

@@ -99,6 +99,7 @@ def generate(
     from t2v.models.device import plan_device
     from t2v.models.loader import load_model, resolve_source
     from t2v.models.memory import choose as choose_memory_plan
+    from t2v.models.temporal import folder_frame_limit
     from t2v.record import build_record
 
     settings = settings or get_settings()
@@ -116,6 +117,10 @@ def generate(
     emit("load", message=f"loading {request.model}")
     plan = plan_device(request.device, request.dtype)
     source = resolve_source(request.model, settings, want_fp16=plan.is_accelerator and plan.dtype != "fp32")
+    frame_limit = folder_frame_limit(source.path)
+    if frame_limit and request.num_frames > frame_limit:
+        raise InvalidRequest(f"num_frames: {request.num_frames} is more than this model's frame-position embeddings cover "
+                             f"({frame_limit})", field="num_frames")
     if cancel():
         raise Cancelled("cancelled before loading the model")
     memory, predictions = choose_memory_plan(source.path, request, requested=request.memory, device=plan.device, dtype=plan.dtype)

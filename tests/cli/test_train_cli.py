@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from typer.testing import CliRunner
@@ -73,3 +74,13 @@ def test_sequence_and_image_commands(tiny_sd_model, tmp_path):
             "--steps", "2", "--seed", "9", "-o", tmp_path / "pic.png")
     assert r.exit_code == 0, r.output
     assert read_embedded(tmp_path / "pic-01.png")["seed"] == 10
+
+
+def test_train_prints_plain_progress_lines_when_not_a_terminal(tmp_path):
+    r = run("train", "--data", "shapes", "--out", tmp_path / "m", "--preset", "tiny", "--steps", "40", "--batch", "2",
+            "--vae-steps", "5", "--clips", "8", "--checkpoint-every", "40", "--preview-every", "40", "--device", "cpu")
+    assert r.exit_code == 0, r.output
+    lines = [line for line in r.output.splitlines() if re.match(r"Diffusion model \d+/40 ", line)]  # not Rich's bar
+    assert [line.split()[2] for line in lines] == [f"{s}/40" for s in range(2, 41, 2)]  # every 5%, not every step
+    assert all("loss " in line for line in lines)
+    assert (tmp_path / "m" / "unet" / "config.json").is_file()

@@ -39,20 +39,22 @@ def _measure(model, plan: str, **env) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.parametrize("threshold_kb", ["0", "128"], ids=["glibc-default", "fixed-mmap"])
 @pytest.mark.parametrize("plan", ["speed", "low"])
-def test_predicted_peak_rss_close_to_measured(tiny_model, plan):
-    # The target: within 25%. Measured 0.95 for both plans (559 vs 586 MB) with the fixed mmap
-    # threshold; with glibc's default it was 0.69-0.92, the freed activations staying in the heap.
-    numbers = _measure(tiny_model, plan)
+def test_predicted_peak_rss_close_to_measured(tiny_model, plan, threshold_kb):
+    # The target: within 25%. With glibc's dynamic threshold (the default) the measured peak varies
+    # from run to run (628-748 MB against 641 predicted); with a fixed threshold it is 586 MB against 559.
+    numbers = _measure(tiny_model, plan, T2V_MMAP_THRESHOLD_KB=threshold_kb)
     ratio = numbers["predicted"] / numbers["measured"]
     assert 0.75 <= ratio <= 1.25, numbers
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc tuning")
 def test_fixed_mmap_threshold_lowers_the_peak_rss(tiny_model):
-    tuned = _measure(tiny_model, "speed")["measured"]
-    default = _measure(tiny_model, "speed", T2V_MMAP_THRESHOLD_KB="0")["measured"]
-    assert tuned < default, (tuned, default)  # measured: 586 vs 676-728 MB
+    tuned = _measure(tiny_model, "speed", T2V_MMAP_THRESHOLD_KB="128")
+    default = _measure(tiny_model, "speed")
+    assert tuned["measured"] < default["measured"], (tuned, default)  # measured: 586 vs 628-748 MB
+    assert tuned["predicted"] < default["predicted"]  # the planner knows the heap keeps freed blocks
 
 
 def _req(model, **kw):

@@ -51,6 +51,9 @@ def test_writes_a_model_checkpoints_preview_and_log(trained):
     assert [r["step"] for r in log] == [10, 20, 30, 40, 50, 60]
     meta = json.loads((out / "t2v.json").read_text())
     assert meta["training"]["steps"] == 60 and meta["defaults"]["width"] == 32
+    assert meta["training"]["temporal_positions"] is True
+    # frame-position embeddings are on by default, recorded where the loader finds them
+    assert json.loads((out / "unet" / "config.json").read_text())["_t2v_temporal_positions"] == 512
     assert [e.phase for e in events][-1] == "done"
 
 
@@ -90,6 +93,8 @@ def test_resume_with_decoder_steps_tunes_only_the_decoder(trained, tmp_path):
     before = AutoencoderKL.from_pretrained(copy / "vae").state_dict()
     with pytest.raises(InvalidRequest, match="trained with 'v_prediction'"):  # a resume keeps the run's objective
         _run(copy, resume=True, prediction="epsilon")
+    with pytest.raises(InvalidRequest, match="frame-position embeddings"):  # ... and its architecture
+        _run(copy, resume=True, temporal_positions=False)
     _, events = _run(copy, resume=True, decoder_steps=5)
     after = AutoencoderKL.from_pretrained(copy / "vae").state_dict()
     assert [e.step for e in events if e.phase == "decoder"] == [1, 2, 3, 4, 5]

@@ -114,13 +114,14 @@ def _worker_env(tmp: Path) -> dict:
     return {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "T2V_HOME": str(tmp / "home"), "PYTHONPATH": path}
 
 
-def run_worker(side: str, model: Path, tmp: Path, tag: str, *, size: int, dtype: str = "fp32", memory: str = "auto") -> dict:
+def run_worker(side: str, model: Path, tmp: Path, tag: str, *, size: int, dtype: str = "fp32", memory: str = "auto",
+               env: dict | None = None) -> dict:
     out = tmp / f"{tag}.json"
     cmd = [sys.executable, "-m", "t2v.bench.worker", "--side", side, "--model", str(model), "--out", str(out),
            "--dtype", dtype, "--memory", memory, "--size", str(size)]
     busy0, kids0 = _busy_cpu_s(), _children_cpu_s()
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, env=_worker_env(tmp), capture_output=True, text=True)
+    proc = subprocess.run(cmd, env={**_worker_env(tmp), **(env or {})}, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     # CPU time the rest of the machine used meanwhile (everything busy minus this run): contamination.
     others = max(0.0, (_busy_cpu_s() - busy0) - (_children_cpu_s() - kids0))
@@ -191,16 +192,18 @@ def machine() -> str:
 
 
 def compare(model: Path, tmp: Path, *, runs: int = 1, size: int = SMALL_SIZE, low: bool = False, bf16: bool = False,
-            max_load: float = 1.0, max_wait: float = 0.0, max_others: float = 0.25, retries: int = 0,
+            fixed_mmap: bool = False, max_load: float = 1.0, max_wait: float = 0.0, max_others: float = 0.25, retries: int = 0,
             log: Log = lambda msg: None) -> dict:
     """Run the comparison on ``model`` (a diffusers folder) with scratch files in ``tmp``.
 
     Returns ``{"summary": ..., "runs": [...], "discarded": [...]}``: ``summary`` has the medians per side
     (``stock``, ``t2v``), ``speedup``, ``rss_ratio`` and ``same_frames`` (stock vs t2v, same seed).
     A run during which other processes used more than ``max_others`` cores on average is redone up to
-    ``retries`` times; every run records ``others_cores``.
+    ``retries`` times; every run records ``others_cores``. With ``fixed_mmap`` each round adds a t2v run with
+    a fixed 128 KiB mmap threshold (``T2V_MMAP_THRESHOLD_KB=128``), tagged ``mmap128-N``.
     """
-    plan = [(side, f"{side}-{i + 1}", {}) for i in range(runs) for side in ("stock", "t2v")]
+    sides = [("stock", {}), ("t2v", {})] + ([("mmap128", {"env": {"T2V_MMAP_THRESHOLD_KB": "128"}})] if fixed_mmap else [])
+    plan = [("t2v" if name == "mmap128" else name, f"{name}-{i + 1}", extra) for i in range(runs) for name, extra in sides]
     if low:
         plan.append(("t2v", "low-1", {"memory": "low"}))
     if bf16:
@@ -225,7 +228,7 @@ def compare(model: Path, tmp: Path, *, runs: int = 1, size: int = SMALL_SIZE, lo
     first_t2v = next(r for r in results if r["tag"] == "t2v-1")
     summary["same_frames"] = frame_diff(first_stock["frames"], first_t2v["frames"])
     for r in results:
-        if r["tag"] in ("low-1", "bf16-1"):
+        if r["tag"] in ("low-1", "bf16-1") or r["tag"].startswith("mmap128-"):
             r["frame_diff_vs_fp32"] = frame_diff(first_t2v["frames"], r["frames"])
     summary["max_others_cores"] = max(r["others_cores"] for r in results)
     summary["machine"] = machine()

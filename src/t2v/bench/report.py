@@ -48,6 +48,8 @@ def runs_table(results: list[dict]) -> str:
     for r in results:
         t, sp = r["times"], r["rss_stage_peak"]
         side = r["side"] if r["side"] == "stock" else f"t2v {r['dtype']} plan={r['plan_used']}"
+        if r["tag"].startswith("mmap128-"):
+            side += ", mmap threshold 128 KiB"
         stage_rss = " / ".join(f"{sp.get(k, 0) / MiB:,.0f}" for k in ("load", "denoise", "decode"))
         rows.append(f"| {r['tag']} | {side} | {fmt_s(t['total'])} | {fmt_s(t['denoise'] / r['steps'])} | {fmt_s(t['decode'])} "
                     f"| {fmt_s(t['load'])} | {r['rss_peak'] / MiB:,.0f} MiB | {stage_rss} MiB | {r['machine_load']['load1']} "

@@ -18,7 +18,10 @@ _PHASES = {"vae": "Autoencoder", "encode": "Encoding clips", "unet": "Diffusion 
 
 
 class TrainProgress:
-    """Rich bars per phase, loss in the description; an ``on_event`` callback for the trainers."""
+    """Rich bars per phase, loss in the description; an ``on_event`` callback for the trainers.
+
+    When stderr is not a terminal (nohup, CI logs) Rich draws nothing until the end, so a plain line is
+    printed every 5% of each phase instead."""
 
     def __init__(self) -> None:
         self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -42,6 +45,10 @@ class TrainProgress:
             self.tasks[event.phase] = self.progress.add_task(_PHASES.get(event.phase, event.phase), total=event.total, loss="")
         loss = "" if event.loss is None else f"loss {event.loss:.4f}"
         self.progress.update(self.tasks[event.phase], completed=event.step, total=event.total, loss=loss)
+        if not err.is_terminal and event.total and (event.step % max(1, event.total // 20) == 0 or event.step == event.total):
+            elapsed = self.progress.tasks[self.tasks[event.phase]].elapsed or 0.0
+            parts = [_PHASES.get(event.phase, event.phase), f"{event.step}/{event.total}", loss, f"({elapsed:.0f} s)"]
+            self.progress.console.print(" ".join(p for p in parts if p), highlight=False)
 
 
 def train(
@@ -61,6 +68,8 @@ def train(
     device: str = typer.Option("auto", "--device", help="auto (CUDA with bf16 autocast when present), cpu or cuda."),
     prediction: str = typer.Option("v_prediction", "--prediction",
                                    help="v_prediction (zero-terminal-SNR schedule) or epsilon (the ModelScope/SD one)."),
+    temporal_positions: bool = typer.Option(True, "--temporal-positions/--no-temporal-positions",
+                                            help="Frame-position embeddings in the temporal attention (a resume can add them)."),
 ) -> None:
     """Train a text-to-video model from scratch (autoencoder, then UNet3D + text encoder, with EMA)."""
     from t2v.train.trainer import TrainConfig, train as run
@@ -68,7 +77,8 @@ def train(
     with cli_errors():
         cfg = TrainConfig(data=data, out=out_dir, preset=preset, steps=steps, batch=batch, lr=lr, vae_steps=vae_steps,
                           decoder_steps=decoder_steps, clips=clips, checkpoint_every=checkpoint_every, preview_every=preview_every, seed=seed,
-                          resume=resume, device=device, prediction=prediction)
+                          resume=resume, device=device, prediction=prediction,
+                          temporal_positions=temporal_positions)
         with TrainProgress() as bar:
             folder = run(cfg, bar)
         out.print(f"[green]model[/] {folder}  (try: t2v generate \"a red circle moving right\" --model {folder})", highlight=False)

@@ -24,6 +24,7 @@ from t2v.errors import ModelUnavailable
 from t2v.models.device import DevicePlan
 from t2v.models.memory import tune_allocator
 from t2v.models.registry import canonical_id, folder_info, lookup
+from t2v.models.temporal import apply_temporal_positions
 from t2v.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -239,7 +240,7 @@ def _load_components(path: Path, plan: DevicePlan, variant: str | None, target: 
     loaders = {
         "tokenizer": lambda: CLIPTokenizer.from_pretrained(path, subfolder="tokenizer"),
         "text_encoder": lambda: CLIPTextModel.from_pretrained(path, subfolder="text_encoder", dtype=dtype, variant=variant),
-        "unet": lambda: unet_class.from_pretrained(path, subfolder="unet", dtype=dtype, variant=variant),
+        "unet": lambda: apply_temporal_positions(unet_class.from_pretrained(path, subfolder="unet", dtype=dtype, variant=variant)),
         "vae": lambda: AutoencoderKL.from_pretrained(path, subfolder="vae", dtype=dtype, variant=variant),
     }
     if family == "sdxl":

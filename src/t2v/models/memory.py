@@ -138,9 +138,11 @@ def _meta_components(path: str):
     from diffusers import AutoencoderKL, UNet3DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
+    from t2v.models.temporal import apply_temporal_positions
+
     root = Path(path)
     with torch.device("meta"):
-        unet = UNet3DConditionModel.from_config(json.loads((root / "unet" / "config.json").read_text()))
+        unet = apply_temporal_positions(UNet3DConditionModel.from_config(json.loads((root / "unet" / "config.json").read_text())))
         vae = AutoencoderKL.from_config(json.loads((root / "vae" / "config.json").read_text()))
         text = CLIPTextModel(CLIPTextConfig.from_pretrained(root / "text_encoder"))
     return unet.eval(), vae.eval(), text.eval()
@@ -247,6 +249,8 @@ def predict(model_path: str | Path, request, *, plan: str, device: str, dtype: s
             peak = baseline + max(resident + acts["text"], resident_after_text + max(acts["unet"], acts["vae"] + frames_bytes))
         else:
             peak = baseline + resident + max(acts["text"], acts["unet"], acts["vae"] + frames_bytes)
+        if not _allocator_returns_freed_blocks():
+            peak += HEAP_SLACK * max(acts.values())
         if mp.offload:
             notes.append("offload has no effect on cpu")
     else:
@@ -264,14 +268,28 @@ def predict(model_path: str | Path, request, *, plan: str, device: str, dtype: s
     )
 
 
+# With glibc's dynamic mmap threshold, activations freed by one step or stage stay in the heap, and the next
+# one's blocks only partly fit the holes. Measured on CPU (docs/benchmarks.md): the peak RSS exceeds
+# baseline + weights + the largest stage's live tensors by 0.3-1.1x those live tensors on the tiny model and
+# 0.4-0.8x on the full-size one; the planner adds half.
+HEAP_SLACK = 0.5
+
+
+def _allocator_returns_freed_blocks() -> bool:
+    from t2v.settings import get_settings
+
+    return sys.platform.startswith("linux") and get_settings().mmap_threshold_kb > 0
+
+
 @lru_cache(maxsize=None)
 def tune_allocator(threshold_kb: int) -> bool:
     """Fix glibc malloc's mmap threshold at ``threshold_kb`` (0: leave glibc's default). True when set.
 
     By default glibc raises the threshold to the size of each large block freed (up to 32 MB), so after the
     first step most activations come from the heap, and freed heap memory stays in the RSS. A fixed
-    threshold keeps large tensors in their own mappings, returned to the OS when freed: the tiny model's
-    peak RSS drops by ~140 MB and the planner's live-tensor count then predicts it (benchmarks.md).
+    threshold keeps large tensors in their own mappings, returned to the OS when freed: on the full-size
+    model the peak RSS drops by 8% but every large tensor is page-faulted anew, and denoising is 30% slower
+    on CPU, hence opt-in (``T2V_MMAP_THRESHOLD_KB=128``; benchmarks.md).
     """
     if threshold_kb <= 0 or not sys.platform.startswith("linux"):
         return False

@@ -67,6 +67,10 @@ class TrainConfig:
     # noise level holds no trace of the clip, so the layout and the motion must come from the prompt,
     # not from the starting noise. "epsilon" is the classic ModelScope/SD objective and schedule.
     prediction: str = "v_prediction"
+    # Sinusoidal frame-position embeddings in the UNet's temporal attention (t2v.models.temporal): without
+    # them, frame order reaches the model only through the temporal convolutions' zero padding, and the
+    # shapes model ignored the direction words entirely. A resume can switch them on, not off.
+    temporal_positions: bool = True
 
     def __post_init__(self):
         self.out = Path(self.out).expanduser()
@@ -311,6 +315,7 @@ def train(cfg: TrainConfig, on_event: Callback | None = None) -> Path:
     import torch
     from diffusers import AutoencoderKL
 
+    from t2v.models.temporal import add_temporal_positions
     from t2v.models.tiny import build_models, make_tokenizer
     from t2v.train.data import load_clips
 
@@ -337,6 +342,12 @@ def train(cfg: TrainConfig, on_event: Callback | None = None) -> Path:
 
     if state.setdefault("prediction", cfg.prediction) != cfg.prediction:
         raise InvalidRequest(f"prediction: {out} was trained with {state['prediction']!r}; resume with the same", field="prediction")
+    if state.get("temporal_positions") and not cfg.temporal_positions:
+        raise InvalidRequest(f"temporal_positions: {out} was trained with frame-position embeddings; they cannot be removed",
+                             field="temporal_positions")
+    if cfg.temporal_positions:
+        add_temporal_positions(unet)
+    state["temporal_positions"] = cfg.temporal_positions
     latents = None
     pools = vae_frames(clips, cfg) if not state.get("vae_done") or state.get("decoder_steps", 0) < cfg.decoder_steps else None
     if state.get("vae_done"):
@@ -414,7 +425,7 @@ def train(cfg: TrainConfig, on_event: Callback | None = None) -> Path:
             if done % cfg.preview_every == 0 or last:
                 info = {"data": cfg.data, "preset": cfg.preset, "steps": done, "batch": cfg.batch, "vae_steps": state.get("vae_steps"),
                         "decoder_steps": state.get("decoder_steps", 0),
-                        "prediction": cfg.prediction,
+                        "prediction": cfg.prediction, "temporal_positions": cfg.temporal_positions,
                         "clips": n, "device": device, "seed": cfg.seed, "elapsed_s": round(time.perf_counter() - t_start, 1)}
                 export_model(out, unet.to("cpu"), vae.to("cpu"), text_encoder.to("cpu"), scheduler, ema, cfg, info)
                 unet.to(device), vae.to(device), text_encoder.to(device)
