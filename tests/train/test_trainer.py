@@ -174,3 +174,18 @@ def test_trains_on_cuda_with_bf16_autocast(tmp_path):
     assert device == "cuda"
     losses, _ = _run(tmp_path / "gpu", steps=20, device="cuda")
     assert len(losses) == 20 and all(np.isfinite(v) for v in losses.values())
+
+
+def test_frozen_text_encoder_keeps_its_weights_while_the_unet_trains(tmp_path):
+    import torch
+    from diffusers import UNet3DConditionModel
+    from transformers import CLIPTextModel
+
+    out = tmp_path / "frozen"
+    _run(out, steps=10, checkpoint_every=10, preview_every=10, train_text_encoder=False)
+    te1, unet1 = CLIPTextModel.from_pretrained(out / "text_encoder").state_dict(), UNet3DConditionModel.from_pretrained(out / "unet").state_dict()
+    _run(out, steps=20, checkpoint_every=10, preview_every=10, train_text_encoder=False, resume=True)
+    te2, unet2 = CLIPTextModel.from_pretrained(out / "text_encoder").state_dict(), UNet3DConditionModel.from_pretrained(out / "unet").state_dict()
+    assert all(torch.equal(te1[k], te2[k]) for k in te1)
+    assert not all(torch.equal(unet1[k], unet2[k]) for k in unet1)
+    assert json.loads((out / "t2v.json").read_text())["training"]["train_text_encoder"] is False

@@ -70,6 +70,8 @@ def train(
                                    help="v_prediction (zero-terminal-SNR schedule) or epsilon (the ModelScope/SD one)."),
     temporal_positions: bool = typer.Option(True, "--temporal-positions/--no-temporal-positions",
                                             help="Frame-position embeddings in the temporal attention (a resume can add them)."),
+    train_text_encoder: bool = typer.Option(True, "--train-text-encoder/--freeze-text-encoder",
+                                            help="Train the text encoder with the UNet, or keep its initial weights."),
 ) -> None:
     """Train a text-to-video model from scratch (autoencoder, then UNet3D + text encoder, with EMA)."""
     from t2v.train.trainer import TrainConfig, train as run
@@ -78,7 +80,7 @@ def train(
         cfg = TrainConfig(data=data, out=out_dir, preset=preset, steps=steps, batch=batch, lr=lr, vae_steps=vae_steps,
                           decoder_steps=decoder_steps, clips=clips, checkpoint_every=checkpoint_every, preview_every=preview_every, seed=seed,
                           resume=resume, device=device, prediction=prediction,
-                          temporal_positions=temporal_positions)
+                          temporal_positions=temporal_positions, train_text_encoder=train_text_encoder)
         with TrainProgress() as bar:
             folder = run(cfg, bar)
         out.print(f"[green]model[/] {folder}  (try: t2v generate \"a red circle moving right\" --model {folder})", highlight=False)

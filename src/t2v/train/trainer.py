@@ -71,6 +71,10 @@ class TrainConfig:
     # them, frame order reaches the model only through the temporal convolutions' zero padding, and the
     # shapes model ignored the direction words entirely. A resume can switch them on, not off.
     temporal_positions: bool = True
+    # False keeps the text encoder at its initial weights (random for a new model): a trained one learns to
+    # drop words the UNet cannot use yet, and the shapes model's encoder had collapsed the direction words
+    # onto one another within 1,000 steps.
+    train_text_encoder: bool = True
 
     def __post_init__(self):
         self.out = Path(self.out).expanduser()
@@ -373,8 +377,8 @@ def train(cfg: TrainConfig, on_event: Callback | None = None) -> Path:
     del clips.pixels
 
     unet.to(device).train()
-    text_encoder.to(device).train()
-    params = list(unet.parameters()) + list(text_encoder.parameters())
+    text_encoder.to(device).train(cfg.train_text_encoder).requires_grad_(cfg.train_text_encoder)
+    params = list(unet.parameters()) + (list(text_encoder.parameters()) if cfg.train_text_encoder else [])
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=1e-2)
     ema = EMA([unet, text_encoder], cfg.ema_decay)
     start = 0
@@ -405,7 +409,9 @@ def train(cfg: TrainConfig, on_event: Callback | None = None) -> Path:
             for g in opt.param_groups:
                 g["lr"] = lr
             with torch.autocast(device.split(":")[0], dtype=amp, enabled=amp is not None):
-                loss = diffusion_loss(unet, text_encoder(ids)[0], latents[idx].to(device), scheduler)
+                with torch.set_grad_enabled(cfg.train_text_encoder):
+                    cond = text_encoder(ids)[0]
+                loss = diffusion_loss(unet, cond, latents[idx].to(device), scheduler)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -426,6 +432,7 @@ def train(cfg: TrainConfig, on_event: Callback | None = None) -> Path:
                 info = {"data": cfg.data, "preset": cfg.preset, "steps": done, "batch": cfg.batch, "vae_steps": state.get("vae_steps"),
                         "decoder_steps": state.get("decoder_steps", 0),
                         "prediction": cfg.prediction, "temporal_positions": cfg.temporal_positions,
+                        "train_text_encoder": cfg.train_text_encoder,
                         "clips": n, "device": device, "seed": cfg.seed, "elapsed_s": round(time.perf_counter() - t_start, 1)}
                 export_model(out, unet.to("cpu"), vae.to("cpu"), text_encoder.to("cpu"), scheduler, ema, cfg, info)
                 unet.to(device), vae.to(device), text_encoder.to(device)
