@@ -202,8 +202,10 @@ def compare(model: Path, tmp: Path, *, runs: int = 1, size: int = SMALL_SIZE, lo
     ``retries`` times; every run records ``others_cores``. With ``fixed_mmap`` each round adds a t2v run with
     a fixed 128 KiB mmap threshold (``T2V_MMAP_THRESHOLD_KB=128``), tagged ``mmap128-N``.
     """
-    sides = [("stock", {}), ("t2v", {})] + ([("mmap128", {"env": {"T2V_MMAP_THRESHOLD_KB": "128"}})] if fixed_mmap else [])
-    plan = [("t2v" if name == "mmap128" else name, f"{name}-{i + 1}", extra) for i in range(runs) for name, extra in sides]
+    rounds = [("stock", "stock", {}), ("t2v", "t2v", {})]
+    if fixed_mmap:
+        rounds.append(("t2v", "mmap128", {"env": {"T2V_MMAP_THRESHOLD_KB": "128"}}))
+    plan = [(side, f"{name}-{i + 1}", extra) for i in range(runs) for side, name, extra in rounds]
     if low:
         plan.append(("t2v", "low-1", {"memory": "low"}))
     if bf16:

@@ -380,7 +380,7 @@ def train(cfg: TrainConfig, on_event: Callback | None = None) -> Path:
     text_encoder.to(device).train(cfg.train_text_encoder).requires_grad_(cfg.train_text_encoder)
     params = list(unet.parameters()) + (list(text_encoder.parameters()) if cfg.train_text_encoder else [])
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=1e-2)
-    ema = EMA([unet, text_encoder], cfg.ema_decay)
+    ema = EMA([unet, text_encoder] if cfg.train_text_encoder else [unet], cfg.ema_decay)  # unet first: a resume may differ
     start = 0
     if cfg.resume and _checkpoints(out):
         ck = torch.load(_checkpoints(out)[-1], map_location=device, weights_only=False)
@@ -409,9 +409,7 @@ def train(cfg: TrainConfig, on_event: Callback | None = None) -> Path:
             for g in opt.param_groups:
                 g["lr"] = lr
             with torch.autocast(device.split(":")[0], dtype=amp, enabled=amp is not None):
-                with torch.set_grad_enabled(cfg.train_text_encoder):
-                    cond = text_encoder(ids)[0]
-                loss = diffusion_loss(unet, cond, latents[idx].to(device), scheduler)
+                loss = diffusion_loss(unet, text_encoder(ids)[0], latents[idx].to(device), scheduler)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
