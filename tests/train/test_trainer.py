@@ -113,6 +113,28 @@ def test_bad_config_is_refused(tmp_path):
         TrainConfig(data="shapes", out=tmp_path / "o", steps=0)
     with pytest.raises(InvalidRequest, match="prediction"):
         TrainConfig(data="shapes", out=tmp_path / "o", prediction="x0")
+    with pytest.raises(InvalidRequest, match="high_noise_share"):
+        TrainConfig(data="shapes", out=tmp_path / "o", high_noise_share=1.5)
+    with pytest.raises(InvalidRequest, match="high_noise_from"):
+        TrainConfig(data="shapes", out=tmp_path / "o", high_noise_from=1.0)
+
+
+def test_high_noise_share_moves_that_share_of_timesteps_to_the_noisy_end():
+    import torch
+
+    from t2v.train.trainer import sample_timesteps
+
+    torch.manual_seed(0)
+    uniform = sample_timesteps(20000, 1000, "cpu")
+    torch.manual_seed(0)
+    biased = sample_timesteps(20000, 1000, "cpu", high_share=0.5, high_from=0.8)
+    assert uniform.min() >= 0 and uniform.max() <= 999 and biased.min() >= 0 and biased.max() <= 999
+    top_uniform = float((uniform >= 800).float().mean())
+    top_biased = float((biased >= 800).float().mean())
+    assert abs(top_uniform - 0.2) < 0.02
+    assert abs(top_biased - (0.5 + 0.5 * 0.2)) < 0.02  # half forced high, the other half uniform
+    torch.manual_seed(0)
+    assert torch.equal(sample_timesteps(64, 1000, "cpu", high_share=0.0), uniform[:64])  # 0 keeps the old draws
 
 
 def test_trained_model_ships_a_zero_terminal_snr_v_prediction_schedule(trained):

@@ -72,6 +72,10 @@ def train(
                                             help="Frame-position embeddings in the temporal attention (a resume can add them)."),
     train_text_encoder: bool = typer.Option(True, "--train-text-encoder/--freeze-text-encoder",
                                             help="Train the text encoder with the UNet, or keep its initial weights."),
+    high_noise_share: float = typer.Option(0.0, "--high-noise-share", min=0.0, max=1.0,
+                                           help="Share of each batch drawn from the noisiest timesteps (0 = uniform)."),
+    high_noise_from: float = typer.Option(0.75, "--high-noise-from", min=0.0, max=0.999,
+                                          help="Where 'noisiest' starts, as a fraction of the schedule."),
 ) -> None:
     """Train a text-to-video model from scratch (autoencoder, then UNet3D + text encoder, with EMA)."""
     from t2v.train.trainer import TrainConfig, train as run
@@ -80,7 +84,8 @@ def train(
         cfg = TrainConfig(data=data, out=out_dir, preset=preset, steps=steps, batch=batch, lr=lr, vae_steps=vae_steps,
                           decoder_steps=decoder_steps, clips=clips, checkpoint_every=checkpoint_every, preview_every=preview_every, seed=seed,
                           resume=resume, device=device, prediction=prediction,
-                          temporal_positions=temporal_positions, train_text_encoder=train_text_encoder)
+                          temporal_positions=temporal_positions, train_text_encoder=train_text_encoder,
+                          high_noise_share=high_noise_share, high_noise_from=high_noise_from)
         with TrainProgress() as bar:
             folder = run(cfg, bar)
         out.print(f"[green]model[/] {folder}  (try: t2v generate \"a red circle moving right\" --model {folder})", highlight=False)
