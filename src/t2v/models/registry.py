@@ -38,7 +38,7 @@ SHAPES_DEFAULTS: dict[str, Any] = {
     "height": 64,
     "num_frames": 8,
     "fps": 8,
-    "guidance_scale": 7.5,
+    "guidance_scale": 5.0,
     "num_inference_steps": 25,
     "scheduler": "dpm++",
     "negative_prompt": "",
