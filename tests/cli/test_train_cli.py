@@ -33,6 +33,8 @@ def test_data_shapes_writes_a_folder(tmp_path):
     (["train", "--data", "/nonexistent/clips", "--out", "X"], "neither 'shapes' nor a folder"),
     (["train", "--data", "shapes", "--out", "X", "--preset", "huge"], "unknown 'huge'"),
     (["train", "--data", "shapes", "--out", "X", "--steps", "0"], "steps: must be at least 1"),
+    (["train", "--data", "shapes", "--out", "X", "--high-noise-share", "1.5"], "high_noise_share: must be between 0 and 1"),
+    (["train", "--data", "shapes", "--out", "X", "--high-noise-from", "1"], "high_noise_from: must be at least 0 and below 1"),
     (["train-lora", "--base", "t2v-shapes", "--data", "/nonexistent", "--out", "X"], "is not a folder"),
     (["train-lora", "--base", "t2v-shapes", "--data", ".", "--out", "X", "--rank", "0"], "rank"),
     (["eval", "shapes", "--split", "some"], "split: choose all, heldout or train"),

@@ -72,9 +72,9 @@ def train(
                                             help="Frame-position embeddings in the temporal attention (a resume can add them)."),
     train_text_encoder: bool = typer.Option(True, "--train-text-encoder/--freeze-text-encoder",
                                             help="Train the text encoder with the UNet, or keep its initial weights."),
-    high_noise_share: float = typer.Option(0.0, "--high-noise-share", min=0.0, max=1.0,
+    high_noise_share: float = typer.Option(0.0, "--high-noise-share",
                                            help="Share of each batch drawn from the noisiest timesteps (0 = uniform)."),
-    high_noise_from: float = typer.Option(0.75, "--high-noise-from", min=0.0, max=0.999,
+    high_noise_from: float = typer.Option(0.75, "--high-noise-from",
                                           help="Where 'noisiest' starts, as a fraction of the schedule."),
 ) -> None:
     """Train a text-to-video model from scratch (autoencoder, then UNet3D + text encoder, with EMA)."""

@@ -40,10 +40,14 @@ def add_temporal_positions(unet, max_frames: int = DEFAULT_MAX_FRAMES) -> int:
     return changed
 
 
+def _limit(config) -> int | None:
+    value = config.get(CONFIG_KEY)
+    return int(value) if value else None
+
+
 def temporal_positions(unet) -> int | None:
     """The ``max_frames`` a UNet was built with position embeddings for, or None."""
-    value = getattr(unet, "config", {}).get(CONFIG_KEY)
-    return int(value) if value else None
+    return _limit(getattr(unet, "config", {}))
 
 
 def apply_temporal_positions(unet):
@@ -57,7 +61,6 @@ def apply_temporal_positions(unet):
 def folder_frame_limit(folder: Path) -> int | None:
     """The frame limit a model folder's UNet position embeddings set, or None (no embeddings, or no UNet3D)."""
     try:
-        value = json.loads((Path(folder) / "unet" / "config.json").read_text()).get(CONFIG_KEY)
+        return _limit(json.loads((Path(folder) / "unet" / "config.json").read_text()))
     except (OSError, ValueError, AttributeError):
         return None
-    return int(value) if value else None
