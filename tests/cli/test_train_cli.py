@@ -86,3 +86,14 @@ def test_train_prints_plain_progress_lines_when_not_a_terminal(tmp_path):
     assert [line.split()[2] for line in lines] == [f"{s}/40" for s in range(2, 41, 2)]  # every 5%, not every step
     assert all("loss " in line for line in lines)
     assert (tmp_path / "m" / "unet" / "config.json").is_file()
+
+
+def test_plain_progress_lines_also_come_for_phases_whose_steps_skip_the_5_percent_marks(capsys):
+    from t2v.cli.train import TrainProgress
+    from t2v.train.trainer import TrainEvent
+
+    with TrainProgress() as bar:
+        for step in range(32, 1025, 32):  # re-rendering goes 32 clips at a time
+            bar(TrainEvent("refine-sample", step, 1024))
+    lines = [line for line in capsys.readouterr().err.splitlines() if re.match(r"Re-rendering clips \d+/1024 ", line)]
+    assert len(lines) == 20 and lines[-1].startswith("Re-rendering clips 1024/1024")  # one per 5% bucket, not Rich's bar

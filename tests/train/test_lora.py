@@ -91,3 +91,29 @@ def test_lora_config_validation(tmp_path):
         LoraTrainConfig(base="x", data=str(tmp_path), out=tmp_path / "o", rank=0)
     with pytest.raises(InvalidRequest, match="data"):
         LoraTrainConfig(base="x", data=str(tmp_path / "missing"), out=tmp_path / "o")
+
+
+def test_refine_steps_add_a_decoder_adapter_that_loads_with_the_unet_one(tiny_model, tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file
+
+    data = shapes.write_dir(tmp_path / "data", 3, seed=0, colors=("purple",))
+    events = []
+    out = train_lora(LoraTrainConfig(base=str(tiny_model), data=str(data), out=tmp_path / "adapter", rank=2, steps=2,
+                                     batch=2, lr=1e-2, refine_steps=3), events.append)
+    assert [e.step for e in events if e.phase == "refine"] == [1, 2, 3]
+    keys = load_file(out / "decoder" / "adapter_model.safetensors").keys()
+    assert any(k.startswith("decoder.") and ".lora_A" in k for k in keys) and any("post_quant_conv.lora_A" in k for k in keys)
+    assert not any(k.startswith(("encoder.", "quant_conv.")) for k in keys)  # the latent space stays the base model's
+    assert json.loads((out / "t2v_lora.json").read_text())["refine_steps"] == 3
+    unet_only = tmp_path / "unet-only"
+    shutil.copytree(out, unet_only)
+    shutil.rmtree(unet_only / "decoder")
+    base, both, unet = _frames(tiny_model), _frames(tiny_model, lora=str(out)), _frames(tiny_model, lora=str(unet_only))
+    assert np.abs(both.frames.astype(int) - unet.frames.astype(int)).max() > 0  # the decoder part is applied
+    assert both.record["model_hash"] != unet.record["model_hash"]
+    assert np.array_equal(_frames(tiny_model, lora=str(out), lora_scale=0.0).frames, base.frames)
+    assert np.array_equal(_frames(tiny_model).frames, base.frames)  # the cached base VAE was not modified
+    with pytest.raises(InvalidRequest, match="refine_steps"):
+        LoraTrainConfig(base="x", data=str(data), out=tmp_path / "o", refine_steps=-1)

@@ -14,7 +14,8 @@ from t2v.cli.common import cli_errors, err, out
 eval_app = typer.Typer(help="Measure a model: `t2v eval shapes --model t2v-shapes`.", no_args_is_help=True)
 data_app = typer.Typer(help="Write training data sets: `t2v data shapes DIR`.", no_args_is_help=True)
 
-_PHASES = {"vae": "Autoencoder", "encode": "Encoding clips", "unet": "Diffusion model", "lora": "LoRA", "eval": "Evaluating"}
+_PHASES = {"vae": "Autoencoder", "decoder": "Decoder", "encode": "Encoding clips", "refine-sample": "Re-rendering clips",
+           "refine": "Refining decoder", "unet": "Diffusion model", "lora": "LoRA", "eval": "Evaluating"}
 
 
 class TrainProgress:
@@ -28,6 +29,7 @@ class TrainProgress:
                                  TextColumn("{task.fields[loss]}"), TimeElapsedColumn(), TextColumn("eta"),
                                  TimeRemainingColumn(), console=err)
         self.tasks: dict[str, int] = {}
+        self.printed: dict[str, int] = {}  # phase -> last 5% bucket printed
 
     def __enter__(self) -> "TrainProgress":
         self.progress.__enter__()
@@ -45,7 +47,9 @@ class TrainProgress:
             self.tasks[event.phase] = self.progress.add_task(_PHASES.get(event.phase, event.phase), total=event.total, loss="")
         loss = "" if event.loss is None else f"loss {event.loss:.4f}"
         self.progress.update(self.tasks[event.phase], completed=event.step, total=event.total, loss=loss)
-        if not err.is_terminal and event.total and (event.step % max(1, event.total // 20) == 0 or event.step == event.total):
+        bucket = event.step * 20 // event.total if event.total else 0
+        if not err.is_terminal and event.total and bucket > self.printed.get(event.phase, 0):  # steps may skip a 5% mark
+            self.printed[event.phase] = bucket
             elapsed = self.progress.tasks[self.tasks[event.phase]].elapsed or 0.0
             parts = [_PHASES.get(event.phase, event.phase), f"{event.step}/{event.total}", loss, f"({elapsed:.0f} s)"]
             self.progress.console.print(" ".join(p for p in parts if p), highlight=False)
@@ -61,6 +65,9 @@ def train(
     lr: float = typer.Option(5e-4, "--lr", help="Peak learning rate (warm-up, then cosine decay)."),
     vae_steps: int = typer.Option(800, "--vae-steps", help="Autoencoder steps (phase 1)."),
     decoder_steps: int = typer.Option(0, "--decoder-steps", help="Then decoder-only steps on the frozen encoder (also on --resume)."),
+    refine_steps: int = typer.Option(0, "--refine-steps",
+                                     help="After the UNet: decoder steps on the UNet's own re-renderings of training clips (also on --resume)."),
+    refine_clips: int = typer.Option(1024, "--refine-clips", help="Training clips the UNet re-renders for --refine-steps."),
     clips: Optional[int] = typer.Option(None, "--clips", help="Shapes clips to generate (preset default)."),
     checkpoint_every: int = typer.Option(250, "--checkpoint-every", help="Steps between checkpoints."),
     preview_every: int = typer.Option(500, "--preview-every", help="Steps between preview videos (OUT/previews)."),
@@ -82,7 +89,7 @@ def train(
 
     with cli_errors():
         cfg = TrainConfig(data=data, out=out_dir, preset=preset, steps=steps, batch=batch, lr=lr, vae_steps=vae_steps,
-                          decoder_steps=decoder_steps, clips=clips, checkpoint_every=checkpoint_every, preview_every=preview_every, seed=seed,
+                          decoder_steps=decoder_steps, refine_steps=refine_steps, refine_clips=refine_clips, clips=clips, checkpoint_every=checkpoint_every, preview_every=preview_every, seed=seed,
                           resume=resume, device=device, prediction=prediction,
                           temporal_positions=temporal_positions, train_text_encoder=train_text_encoder,
                           high_noise_share=high_noise_share, high_noise_from=high_noise_from)
@@ -103,6 +110,8 @@ def train_lora(
     reg_data: Optional[Path] = typer.Option(None, "--reg-data",
                                             help="Regularisation clips (captions.jsonl folder): half of each batch, to keep what the base model knows."),
     conv: bool = typer.Option(False, "--conv", help="LoCon: also adapt the UNet's ResNet convolutions and conv_in/conv_out."),
+    refine_steps: int = typer.Option(0, "--refine-steps",
+                                     help="Then a LoRA on the VAE decoder, trained on the adapted UNet's re-renderings of the clips."),
     seed: int = typer.Option(0, "--seed"),
     device: str = typer.Option("auto", "--device"),
 ) -> None:
@@ -112,7 +121,7 @@ def train_lora(
     with cli_errors():
         cfg = LoraTrainConfig(base=base, data=str(data), out=out_dir, rank=rank, steps=steps, batch=batch, lr=lr,
                               seed=seed, device=device, preview_prompt=preview, conv=conv,
-                              reg_data=str(reg_data) if reg_data else None)
+                              reg_data=str(reg_data) if reg_data else None, refine_steps=refine_steps)
         with TrainProgress() as bar:
             folder = run(cfg, bar)
         out.print(f"[green]adapter[/] {folder}  (use: t2v generate ... --model {base} --lora {folder})", highlight=False)

@@ -307,7 +307,7 @@ def load_model(source: ModelSource, plan: DevicePlan, *, offload: bool = False, 
 def _with_lora(base: LoadedModel, lora: str, scale: float, offload: bool) -> LoadedModel:
     import copy
 
-    from t2v.models.lora import adapter_hash, apply_lora, check_lora
+    from t2v.models.lora import adapter_hash, apply_lora, check_lora, decoder_adapter
 
     folder = check_lora(lora)
     digest = adapter_hash(folder)
@@ -319,7 +319,11 @@ def _with_lora(base: LoadedModel, lora: str, scale: float, offload: bool) -> Loa
     t0 = time.perf_counter()
     unet = copy.deepcopy(base.unet)
     apply_lora(unet, folder, scale)
-    loaded = LoadedModel(**{**base.__dict__, "unet": unet, "content_hash": f"{base.content_hash}+lora:{digest}",
+    vae = base.vae
+    if decoder_adapter(folder):
+        vae = copy.deepcopy(base.vae)
+        apply_lora(vae, decoder_adapter(folder), scale)
+    loaded = LoadedModel(**{**base.__dict__, "unet": unet, "vae": vae, "content_hash": f"{base.content_hash}+lora:{digest}",
                             "load_s": base.load_s + time.perf_counter() - t0})
     with _CACHE_LOCK:
         _CACHE[key] = loaded

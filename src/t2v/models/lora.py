@@ -3,6 +3,9 @@
 An adapter folder holds ``adapter_config.json`` (a ``peft.LoraConfig``), ``adapter_model.safetensors``
 (the LoRA A/B matrices) and ``t2v_lora.json`` (base model, rank, data, steps). ``t2v train-lora``
 writes one; ``t2v generate --lora DIR --lora-scale S`` applies it to a copy of the base UNet.
+
+Optionally the folder has a ``decoder/`` subfolder, itself a PEFT adapter folder, for the autoencoder's
+decoder (``t2v train-lora --refine-steps``): it is applied to a copy of the base VAE the same way.
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ TARGET_MODULES = ["to_q", "to_k", "to_v", "to_out.0"]  # spatial and temporal at
 # With ``conv`` (LoCon): also every ResNet's 2D convolutions and the UNet's first and last convolution, as a
 # regular expression PEFT matches against whole module names (keeps the temporal Conv3d stacks out).
 CONV_TARGETS = r".*(\.to_q|\.to_k|\.to_v|\.to_out\.0|resnets\.\d+\.conv[12])|conv_in|conv_out"
+# The autoencoder's decoder: every convolution and attention projection under ``decoder.``, and post_quant_conv.
+DECODER_TARGETS = r"decoder\..*(\.conv1|\.conv2|\.conv|conv_in|conv_out|conv_shortcut|\.to_q|\.to_k|\.to_v|\.to_out\.0)|post_quant_conv"
+DECODER = "decoder"  # subfolder of an adapter folder
 ADAPTER = "t2v"
 WEIGHTS = "adapter_model.safetensors"
 CONFIG = "adapter_config.json"
@@ -49,21 +55,29 @@ def check_lora(path: str | Path) -> Path:
         raise InvalidRequest(f"lora: {shown} cannot be used as a folder name ({type(e).__name__})", field="lora") from None
 
 
+def decoder_adapter(folder: Path) -> Path | None:
+    """The adapter's ``decoder/`` part, if it has one."""
+    sub = folder / DECODER
+    return sub if (sub / CONFIG).is_file() and (sub / WEIGHTS).is_file() else None
+
+
 def adapter_hash(folder: Path) -> str:
     h = hashlib.sha256()
-    for name in (CONFIG, WEIGHTS):
-        h.update((folder / name).read_bytes())
+    for part in filter(None, (folder, decoder_adapter(folder))):
+        for name in (CONFIG, WEIGHTS):
+            h.update((part / name).read_bytes())
     return h.hexdigest()[:16]
 
 
-def add_lora(unet, rank: int, alpha: float | None = None, conv: bool = False):
-    """Inject fresh, trainable LoRA layers (rank ``rank``) into ``unet``; freeze everything else."""
+def add_lora(model, rank: int, alpha: float | None = None, conv: bool = False, targets: str | list[str] | None = None):
+    """Inject fresh, trainable LoRA layers (rank ``rank``) into ``model`` (a UNet, or with ``targets`` any
+    module, e.g. a VAE with DECODER_TARGETS); freeze everything else."""
     peft = _peft()
-    config = peft.LoraConfig(r=rank, lora_alpha=alpha or rank, target_modules=CONV_TARGETS if conv else TARGET_MODULES,
+    config = peft.LoraConfig(r=rank, lora_alpha=alpha or rank, target_modules=targets or (CONV_TARGETS if conv else TARGET_MODULES),
                              init_lora_weights="gaussian")
-    unet.requires_grad_(False)
-    peft.inject_adapter_in_model(config, unet, adapter_name=ADAPTER)
-    for name, p in unet.named_parameters():
+    model.requires_grad_(False)
+    peft.inject_adapter_in_model(config, model, adapter_name=ADAPTER)
+    for name, p in model.named_parameters():
         p.requires_grad_("lora_" in name)
     return config
 
@@ -85,7 +99,8 @@ def save_lora(unet, config, out: Path, meta: dict[str, Any]) -> Path:
 
 
 def apply_lora(unet, folder: Path, scale: float = 1.0) -> None:
-    """Load the adapter in ``folder`` into ``unet`` (in place) at ``scale`` times its trained strength."""
+    """Load the adapter in ``folder`` into ``unet`` (in place; or a VAE, from a ``decoder/`` folder) at
+    ``scale`` times its trained strength."""
     peft = _peft()
     from peft.tuners.lora import LoraLayer
     from safetensors.torch import load_file

@@ -37,6 +37,9 @@ class LoraTrainConfig:
     # learns the new thing without forgetting what the base model already did.
     reg_data: str | None = None
     conv: bool = False  # LoCon: also the ResNet convolutions (colours, textures) besides attention
+    # Then a LoRA on the autoencoder's decoder, refined on the adapted UNet's re-renderings of the clips
+    # (t2v.train.refine): a colour the base decoder never saw generated comes out as itself.
+    refine_steps: int = 0
 
     def __post_init__(self):
         self.out = Path(self.out).expanduser()
@@ -45,6 +48,8 @@ class LoraTrainConfig:
         for name in ("steps", "batch"):
             if getattr(self, name) < 1:
                 raise InvalidRequest(f"{name}: must be at least 1", field=name)
+        if self.refine_steps < 0:
+            raise InvalidRequest("refine_steps: must be 0 or more", field="refine_steps")
         for name in ("data", "reg_data"):
             value = getattr(self, name)
             if value is not None and not Path(value).expanduser().is_dir():
@@ -80,11 +85,12 @@ def train_lora(cfg: LoraTrainConfig, on_event: Callback | None = None) -> Path:
     size, frames = int(defaults["width"]), int(defaults["num_frames"])
     clips = folder_clips(cfg.data, size=size, frames=frames)
     latents = encode_latents(vae, clips, device, emit) * vae.config.scaling_factor
-    captions, n = list(clips.captions), latents.shape[0]
+    captions, n, pixels = list(clips.captions), latents.shape[0], [clips.pixels]
     if cfg.reg_data:
         reg = folder_clips(cfg.reg_data, size=size, frames=frames)
         latents = torch.cat([latents, encode_latents(vae, reg, device, emit) * vae.config.scaling_factor])
         captions += list(reg.captions)
+        pixels.append(reg.pixels)
     texts = sorted({t for caps in captions for t in caps} | {""})
     with torch.inference_mode():
         embeds = {t: text_encoder(tokenize(tokenizer, [t]).to(device))[0][0].clone() for t in texts}
@@ -109,9 +115,19 @@ def train_lora(cfg: LoraTrainConfig, on_event: Callback | None = None) -> Path:
         opt.step()
         emit(TrainEvent("lora", step + 1, cfg.steps, loss.item(), lr))
     meta = {"base": source.id, "data": str(Path(cfg.data).expanduser().resolve()), "rank": cfg.rank, "conv": cfg.conv, "steps": cfg.steps,
-            "batch": cfg.batch, "lr": cfg.lr, "clips": n,
-            "reg_data": str(Path(cfg.reg_data).expanduser().resolve()) if cfg.reg_data else None, "reg_clips": n_reg, "device": device, "seed": cfg.seed,
-            "elapsed_s": round(time.perf_counter() - t0, 1)}
+            "batch": cfg.batch, "lr": cfg.lr, "clips": n, "refine_steps": cfg.refine_steps,
+            "reg_data": str(Path(cfg.reg_data).expanduser().resolve()) if cfg.reg_data else None, "reg_clips": n_reg, "device": device, "seed": cfg.seed}
+    if cfg.refine_steps:  # the clips (new and regularisation alike) as the adapted UNet draws them -> a decoder LoRA
+        from t2v.models.lora import DECODER, DECODER_TARGETS
+        from t2v.train.refine import refine_model
+
+        decoder_config = add_lora(vae, cfg.rank, targets=DECODER_TARGETS)
+        refine_model(unet, vae, text_encoder, tokenizer, scheduler, latents, np.concatenate(pixels), captions,
+                     steps=cfg.refine_steps, batch=16, guidance=float(defaults.get("guidance_scale", 9.0)),
+                     sample_steps=int(defaults.get("num_inference_steps", 25)), device=device, seed=cfg.seed, emit=emit,
+                     params=lora_parameters(vae))
+        save_lora(vae.to("cpu"), decoder_config, cfg.out / DECODER, meta)
+    meta["elapsed_s"] = round(time.perf_counter() - t0, 1)
     save_lora(unet.to("cpu"), lora_config, cfg.out, meta)
     if cfg.preview_prompt:
         from t2v.generation import generate

@@ -54,6 +54,9 @@ class TrainConfig:
     vae_batch: int = 16
     vae_lr: float = 1e-3
     decoder_steps: int = 0  # then the decoder alone (encoder frozen, so the latents stay valid), also on --resume
+    # After the UNet: decoder steps on the UNet's own re-renderings of training clips (t2v.train.refine).
+    refine_steps: int = 0
+    refine_clips: int = 1024
     ema_decay: float = 0.998
     uncond_prob: float = 0.1
     checkpoint_every: int = 250
@@ -85,12 +88,12 @@ class TrainConfig:
         self.out = Path(self.out).expanduser()
         if self.preset not in PRESETS:
             raise InvalidRequest(f"preset: unknown {self.preset!r}; choose one of {', '.join(PRESETS)}", field="preset")
-        for name in ("steps", "batch", "vae_batch", "checkpoint_every", "preview_every"):
+        for name in ("steps", "batch", "vae_batch", "checkpoint_every", "preview_every", "refine_clips"):
             if getattr(self, name) < 1:
                 raise InvalidRequest(f"{name}: must be at least 1", field=name)
         if self.prediction not in PREDICTIONS:
             raise InvalidRequest(f"prediction: choose one of {', '.join(PREDICTIONS)}", field="prediction")
-        for name in ("vae_steps", "decoder_steps"):
+        for name in ("vae_steps", "decoder_steps", "refine_steps"):
             if getattr(self, name) < 0:
                 raise InvalidRequest(f"{name}: must be 0 or more", field=name)
         if not 0.0 <= self.high_noise_share <= 1.0:
@@ -396,6 +399,9 @@ def train(cfg: TrainConfig, on_event: Callback | None = None) -> Path:
     if latents is None:
         latents = encode_latents(vae, clips, device, emit)
     latents = latents * vae.config.scaling_factor
+    refine = cfg.refine_steps > state.get("refine_steps", 0)
+    kept = min(cfg.refine_clips, len(clips)) if refine else 0
+    refine_pixels, refine_captions = clips.pixels[:kept].copy(), list(clips.captions[:kept])
     del clips.pixels
 
     unet.to(device).train()
@@ -451,7 +457,7 @@ def train(cfg: TrainConfig, on_event: Callback | None = None) -> Path:
                 state_file.write_text(json.dumps(state))
             if done % cfg.preview_every == 0 or last:
                 info = {"data": cfg.data, "preset": cfg.preset, "steps": done, "batch": cfg.batch, "vae_steps": state.get("vae_steps"),
-                        "decoder_steps": state.get("decoder_steps", 0),
+                        "decoder_steps": state.get("decoder_steps", 0), "refine_steps": state.get("refine_steps", 0),
                         "prediction": cfg.prediction, "temporal_positions": cfg.temporal_positions,
                         "train_text_encoder": cfg.train_text_encoder,
                         "high_noise_share": cfg.high_noise_share, "high_noise_from": cfg.high_noise_from,
@@ -460,10 +466,24 @@ def train(cfg: TrainConfig, on_event: Callback | None = None) -> Path:
                 unet.to(device), vae.to(device), text_encoder.to(device)
                 clip = preview(out, done, cfg.preview_prompt)
                 emit(TrainEvent("preview", done, cfg.steps, message=str(clip) if clip else "preview failed"))
-        if start >= cfg.steps:  # nothing left for the UNet (e.g. a resume that only added decoder steps)
+        if refine:
+            from t2v.models.registry import SHAPES_DEFAULTS
+            from t2v.train.refine import refine_model
+
+            ema.swap()  # refine against the weights that ship
+            try:
+                refine_model(unet, vae, text_encoder, tokenizer, scheduler, latents[:kept], refine_pixels, refine_captions,
+                             steps=cfg.refine_steps, batch=cfg.vae_batch, guidance=SHAPES_DEFAULTS["guidance_scale"],
+                             sample_steps=SHAPES_DEFAULTS["num_inference_steps"], device=device, seed=cfg.seed, emit=emit)
+            finally:
+                ema.swap()
+            vae.to("cpu").save_pretrained(out / "vae", safe_serialization=True)
+            state.update(refine_steps=cfg.refine_steps)
+            state_file.write_text(json.dumps(state))
+        if start >= cfg.steps or refine:  # the UNet loop exported before these (or nothing was left for it)
             export_model(out, unet.to("cpu"), vae.to("cpu"), text_encoder.to("cpu"), scheduler, ema, cfg,
                          {**json.loads((out / "t2v.json").read_text()).get("training", {}),
-                          "decoder_steps": state.get("decoder_steps", 0)})
+                          "decoder_steps": state.get("decoder_steps", 0), "refine_steps": state.get("refine_steps", 0)})
     finally:
         log.close()
     emit(TrainEvent("done", cfg.steps, cfg.steps, message=str(out)))
