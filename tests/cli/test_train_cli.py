@@ -90,7 +90,7 @@ def test_train_prints_plain_progress_lines_when_not_a_terminal(tmp_path):
 
 def test_plain_progress_lines_also_come_for_phases_whose_steps_skip_the_5_percent_marks(capsys):
     from t2v.cli.train import TrainProgress
-    from t2v.train.trainer import TrainEvent
+    from t2v.train.common import TrainEvent
 
     with TrainProgress() as bar:
         for step in range(32, 1025, 32):  # re-rendering goes 32 clips at a time

@@ -39,7 +39,7 @@ def test_own_latents_are_seeded_re_renderings_and_refining_fits_the_decoder_to_t
 
     from t2v.train.data import shapes_clips
     from t2v.train.refine import own_latents, refine_decoder
-    from t2v.train.trainer import encode_latents, to_tensor
+    from t2v.train.common import encode_latents, to_tensor
 
     unet, vae, te, tok, sch = _components(base)
     clips = shapes_clips(6, size=32, frames=4, seed=5)

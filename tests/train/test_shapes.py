@@ -121,3 +121,17 @@ def test_prompt_parsing_and_summary():
     s = summarize(rows)
     assert s["overall"]["color"] == pytest.approx(2 / 3, abs=1e-3) and s["heldout"]["color"] == 0.5
     assert s["trained"]["clips"] == 1 and s["overall"]["shape"] == 0.0
+
+
+def test_balanced_sets_cycle_through_every_combination_and_default_sets_do_not_change():
+    from collections import Counter
+
+    pool = shapes.combos(None, "train")
+    labels = [s.label for s in shapes.iterate(12, 2 * len(pool), split="train", balanced=True)]
+    combos = Counter((lab.color, lab.shape, lab.direction) for lab in labels)
+    assert set(combos) == set(pool) and set(combos.values()) == {2}
+    assert set(Counter(lab.color for lab in labels).values()) == {2 * len(pool) // len(shapes.COLORS)}
+    # the default draw is untouched (the shipped model's data set): the same random stream, combination included
+    plain = [s.label for s in shapes.iterate(12, 6, split="train")]
+    rng = [np.random.default_rng([12, i]) for i in range(6)]
+    assert [(lab.color, lab.shape, lab.direction) for lab in plain] == [pool[int(r.integers(len(pool)))] for r in rng]

@@ -122,7 +122,7 @@ def test_bad_config_is_refused(tmp_path):
 def test_high_noise_share_moves_that_share_of_timesteps_to_the_noisy_end():
     import torch
 
-    from t2v.train.trainer import sample_timesteps
+    from t2v.train.common import sample_timesteps
 
     torch.manual_seed(0)
     uniform = sample_timesteps(20000, 1000, "cpu")
@@ -153,7 +153,8 @@ def test_diffusion_loss_is_zero_for_the_exact_target_and_not_for_the_other(predi
     import torch
     from diffusers import DDIMScheduler
 
-    from t2v.train.trainer import configure_scheduler, diffusion_loss
+    from t2v.train.common import diffusion_loss
+    from t2v.train.trainer import configure_scheduler
 
     sched = configure_scheduler(DDIMScheduler(), prediction)
     latents = torch.randn(3, 4, 2, 4, 4)
@@ -190,7 +191,7 @@ def test_autoencoder_sees_random_colours_beside_shapes_data(tmp_path):
 
 @pytest.mark.gpu
 def test_trains_on_cuda_with_bf16_autocast(tmp_path):
-    from t2v.train.trainer import pick_device
+    from t2v.train.common import pick_device
 
     device, amp = pick_device("auto")
     assert device == "cuda"

@@ -182,6 +182,7 @@ def data_shapes(
     seed: int = typer.Option(0, "--seed"),
     colors: Optional[str] = typer.Option(None, "--colors", help="Comma-separated colours (default: the base five)."),
     split: str = typer.Option("all", "--split", help="all, train or heldout combinations."),
+    balanced: bool = typer.Option(False, "--balanced", help="Every combination (so every colour) equally often, in turn."),
 ) -> None:
     """Write a shapes data set in the folder format `t2v train --data DIR` and `train-lora` read."""
     from t2v.errors import InvalidRequest
@@ -196,5 +197,5 @@ def data_shapes(
             raise InvalidRequest("clips: must be at least 1", field="clips")
         if split not in ("all", "heldout", "train"):
             raise InvalidRequest("split: choose all, heldout or train", field="split")
-        shapes.write_dir(directory, clips, seed=seed, split=split, colors=picked)
+        shapes.write_dir(directory, clips, seed=seed, split=split, colors=picked, balanced=balanced)
         out.print(f"[green]wrote[/] {clips} clips + captions.jsonl to {directory}", highlight=False)

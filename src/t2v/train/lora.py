@@ -17,7 +17,7 @@ import numpy as np
 
 from t2v.errors import InvalidRequest
 from t2v.models.temporal import apply_temporal_positions
-from t2v.train.trainer import Callback, TrainEvent, diffusion_loss, encode_latents, lr_at, pick_device, tokenize
+from t2v.train.common import Callback, TrainEvent, diffusion_loss, encode_latents, lr_at, pick_device, tokenize
 
 
 @dataclass

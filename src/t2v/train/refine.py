@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from t2v.train.trainer import Callback, TrainEvent, lr_at, to_tensor, tokenize
+from t2v.train.common import Callback, TrainEvent, lr_at, to_tensor, tokenize
 
 REFINE_FROM, REFINE_TO = 0.25, 0.7  # SDEdit start, as a share of the training timesteps
 REFINE_LR = 3e-4

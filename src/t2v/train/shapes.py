@@ -161,10 +161,13 @@ class Sample:
     label: Label
 
 
-def sample(seed: int, index: int, pool: list[tuple[str, str, str]], config: WorldConfig = WorldConfig()) -> Sample:
-    """Clip ``index`` of the data set with ``seed`` drawn from the combinations in ``pool``."""
+def sample(seed: int, index: int, pool: list[tuple[str, str, str]], config: WorldConfig = WorldConfig(),
+           balanced: bool = False) -> Sample:
+    """Clip ``index`` of the data set with ``seed`` drawn from the combinations in ``pool`` (at random, or with
+    ``balanced`` in turn, so every combination and colour comes equally often)."""
     rng = np.random.default_rng([seed, index])
-    combo = pool[int(rng.integers(len(pool)))]
+    pick = int(rng.integers(len(pool)))
+    combo = pool[index % len(pool)] if balanced else pool[pick]
     label = sample_label(rng, combo, config)
     text = caption(*combo, variant=int(rng.integers(len(TEMPLATES))))
     return Sample(render(label, config), text, label)
@@ -196,21 +199,21 @@ def variety_frames(seed: int, count: int, config: WorldConfig = WorldConfig()) -
 
 
 def iterate(seed: int, count: int, *, split: str = "train", colors: tuple[str, ...] | None = None,
-            config: WorldConfig = WorldConfig()) -> Iterator[Sample]:
+            config: WorldConfig = WorldConfig(), balanced: bool = False) -> Iterator[Sample]:
     pool = combos(colors, split)
     for i in range(count):
-        yield sample(seed, i, pool, config)
+        yield sample(seed, i, pool, config, balanced)
 
 
 def write_dir(directory: str | Path, count: int, *, seed: int = 0, split: str = "train",
-              colors: tuple[str, ...] | None = None, config: WorldConfig = WorldConfig()) -> Path:
+              colors: tuple[str, ...] | None = None, config: WorldConfig = WorldConfig(), balanced: bool = False) -> Path:
     """Write ``count`` clips as MP4 files + ``captions.jsonl`` (the format ``t2v train --data DIR`` reads)."""
     from t2v.export.writers import write_video
 
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     lines = []
-    for i, s in enumerate(iterate(seed, count, split=split, colors=colors, config=config)):
+    for i, s in enumerate(iterate(seed, count, split=split, colors=colors, config=config, balanced=balanced)):
         name = f"clip_{i:05d}.mp4"
         write_video(s.frames, out / name, fps=config.fps, fmt="mp4", crf=12)
         lines.append(json.dumps({"file": name, "caption": s.caption, "label": s.label.to_dict()}))

@@ -5,24 +5,25 @@ latent scale is measured and written to its config. Then the clips are encoded o
 CLIP text encoder learn to denoise (v-prediction on a zero-terminal-SNR schedule by default, min-SNR
 weighting, 10% empty captions for classifier-free guidance), with AdamW, warm-up + cosine decay, gradient clipping and an
 EMA copy of the weights. Checkpoints (``OUT/checkpoints/step-N.pt``) hold everything needed to resume;
-every export writes the EMA weights as a loadable model folder in ``OUT`` and a preview clip.
+every export writes the EMA weights as a loadable model folder in ``OUT`` and a preview clip. Optional
+decoder passes: ``decoder_steps`` on the frozen encoder's latents before the UNet, and ``refine_steps`` on
+the UNet's own re-renderings after it (``t2v.train.refine``). Shared pieces live in ``t2v.train.common``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from t2v.errors import InvalidRequest
 from t2v.models.tiny import Arch
+from t2v.train.common import Callback, TrainEvent, diffusion_loss, encode_latents, lr_at, pick_device, to_tensor, tokenize
 
 logger = logging.getLogger(__name__)
 
@@ -104,44 +105,6 @@ class TrainConfig:
             raise InvalidRequest(f"data: {self.data!r} is neither 'shapes' nor a folder", field="data")
 
 
-@dataclass
-class TrainEvent:
-    phase: str  # "data", "vae", "encode", "unet", "preview", "done"
-    step: int
-    total: int
-    loss: float | None = None
-    lr: float | None = None
-    message: str = ""
-    extra: dict = field(default_factory=dict)
-
-
-Callback = Callable[[TrainEvent], None]
-
-
-def pick_device(device: str) -> tuple[str, "object"]:
-    import torch
-
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    amp = torch.bfloat16 if device.startswith("cuda") and torch.cuda.is_bf16_supported() else None
-    return device, amp
-
-
-def lr_at(step: int, total: int, base: float, warmup: int) -> float:
-    if step < warmup:
-        return base * (step + 1) / warmup
-    progress = (step - warmup) / max(total - warmup, 1)
-    return base * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
-
-
-def to_tensor(pixels: np.ndarray):
-    """uint8 (..., H, W, 3) -> float (..., 3, H, W) in [-1, 1]."""
-    import torch
-
-    t = torch.from_numpy(pixels).float().div_(127.5).sub_(1.0)
-    return t.movedim(-1, -3)
-
-
 def configure_scheduler(scheduler, prediction: str):
     """The training/sampling schedule for ``prediction`` (see :attr:`TrainConfig.prediction`)."""
     from diffusers import DDIMScheduler
@@ -195,26 +158,6 @@ def train_vae(vae, pools: list[np.ndarray], cfg: TrainConfig, device: str, emit:
     vae.eval()
 
 
-def encode_latents(vae, clips, device: str, emit: Callback, chunk: int = 256):
-    """(N, 4, F, h, w) posterior means of every clip, unscaled."""
-    import torch
-
-    n, f = clips.pixels.shape[:2]
-    flat = clips.pixels.reshape(n * f, *clips.pixels.shape[2:])
-    out = []
-    with torch.inference_mode():
-        for i in range(0, len(flat), chunk):
-            out.append(vae.encode(to_tensor(flat[i : i + chunk]).to(device)).latent_dist.mean.cpu())
-            emit(TrainEvent("encode", min(i + chunk, len(flat)), len(flat)))
-    lat = torch.cat(out)
-    return lat.reshape(n, f, *lat.shape[1:]).permute(0, 2, 1, 3, 4).contiguous()
-
-
-def tokenize(tokenizer, texts: list[str]):
-    return tokenizer(texts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
-                     return_tensors="pt").input_ids
-
-
 class EMA:
     """Exponential moving average of a set of modules' parameters (kept in fp32)."""
 
@@ -240,43 +183,6 @@ class EMA:
                 tmp = p.detach().clone()
                 p.copy_(s)
                 s.copy_(tmp)
-
-
-def sample_timesteps(n: int, total: int, device, high_share: float = 0.0, high_from: float = 0.75):
-    """Uniform timesteps, with a ``high_share`` of them (in expectation) drawn from ``[high_from x total, total)``."""
-    import torch
-
-    t = torch.randint(0, total, (n,), device=device)
-    if high_share > 0:
-        high = torch.rand(n, device=device) < high_share
-        lo = min(int(high_from * total), total - 1)
-        t = torch.where(high, torch.randint(lo, total, (n,), device=device), t)
-    return t
-
-
-def diffusion_loss(unet, cond, latents, scheduler, snr_gamma: float = 5.0, high_share: float = 0.0,
-                   high_from: float = 0.75):
-    """Min-SNR-weighted loss on a batch of scaled latents (B, 4, F, h, w), for the scheduler's prediction type.
-
-    epsilon: min(SNR, g) / SNR. v: (min(SNR, g) + 1) / (SNR + 1), which keeps full weight at the
-    pure-noise end of a zero-terminal-SNR schedule (where the prompt alone must set the layout) and the
-    epsilon weighting at the clean end. ``high_share``/``high_from``: see :func:`sample_timesteps`."""
-    import torch
-
-    noise = torch.randn_like(latents)
-    t = sample_timesteps(latents.shape[0], scheduler.config.num_train_timesteps, latents.device, high_share, high_from)
-    noisy = scheduler.add_noise(latents, noise, t)
-    pred = unet(noisy, t, encoder_hidden_states=cond).sample
-    alphas = scheduler.alphas_cumprod.to(latents.device)[t]
-    snr = alphas / (1 - alphas)
-    if scheduler.config.prediction_type == "v_prediction":
-        target = scheduler.get_velocity(latents, noise, t)
-        weight = (torch.clamp(snr, max=snr_gamma) + 1) / (snr + 1)
-    else:
-        target = noise
-        weight = torch.clamp(snr, max=snr_gamma) / snr
-    per = ((pred.float() - target.float()) ** 2).mean(dim=(1, 2, 3, 4))
-    return (per * weight).mean()
 
 
 def _checkpoints(out: Path) -> list[Path]:
