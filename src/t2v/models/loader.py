@@ -319,10 +319,10 @@ def _with_lora(base: LoadedModel, lora: str, scale: float, offload: bool) -> Loa
     t0 = time.perf_counter()
     unet = copy.deepcopy(base.unet)
     apply_lora(unet, folder, scale)
-    vae = base.vae
-    if decoder_adapter(folder):
+    vae, decoder = base.vae, decoder_adapter(folder)
+    if decoder:  # the VAE too gets a copy only when the adapter has a decoder part
         vae = copy.deepcopy(base.vae)
-        apply_lora(vae, decoder_adapter(folder), scale)
+        apply_lora(vae, decoder, scale)
     loaded = LoadedModel(**{**base.__dict__, "unet": unet, "vae": vae, "content_hash": f"{base.content_hash}+lora:{digest}",
                             "load_s": base.load_s + time.perf_counter() - t0})
     with _CACHE_LOCK:

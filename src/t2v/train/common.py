@@ -1,5 +1,6 @@
 """Training building blocks shared by ``t2v train``, ``t2v train-lora`` and the decoder refinement: progress
-events, device choice, the learning-rate schedule, clip encoding and tokenization, and the diffusion loss."""
+events, device choice, the learning-rate schedule, the reconstruction loss, clip encoding and tokenization, and
+the diffusion loss."""
 
 from __future__ import annotations
 
@@ -46,6 +47,13 @@ def to_tensor(pixels: np.ndarray):
 
     t = torch.from_numpy(pixels).float().div_(127.5).sub_(1.0)
     return t.movedim(-1, -3)
+
+
+def reconstruction_loss(recon, target):
+    """The autoencoder's pixel loss (MSE + 0.5 L1 on [-1, 1]), for training it and for refining its decoder."""
+    import torch
+
+    return torch.nn.functional.mse_loss(recon, target) + 0.5 * torch.nn.functional.l1_loss(recon, target)
 
 
 def encode_latents(vae, clips, device: str, emit: Callback, chunk: int = 256):

@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from t2v.train.common import Callback, TrainEvent, lr_at, to_tensor, tokenize
+from t2v.train.common import Callback, TrainEvent, lr_at, reconstruction_loss, to_tensor, tokenize
 
 REFINE_FROM, REFINE_TO = 0.25, 0.7  # SDEdit start, as a share of the training timesteps
 REFINE_LR = 3e-4
@@ -80,7 +80,7 @@ def refine_decoder(vae, own, exact, pixels: np.ndarray, *, steps: int, batch: in
         z = torch.cat([own[i_own], exact[i_exact]]).to(device)
         y = torch.cat([target[i_own], target[i_exact]]).to(device)
         recon = vae.decode(z).sample
-        loss = torch.nn.functional.mse_loss(recon, y) + 0.5 * torch.nn.functional.l1_loss(recon, y)
+        loss = reconstruction_loss(recon, y)
         lr = lr_at(step, steps, REFINE_LR, min(50, steps))
         for g in opt.param_groups:
             g["lr"] = lr

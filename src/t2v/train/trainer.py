@@ -23,7 +23,8 @@ import numpy as np
 
 from t2v.errors import InvalidRequest
 from t2v.models.tiny import Arch
-from t2v.train.common import Callback, TrainEvent, diffusion_loss, encode_latents, lr_at, pick_device, to_tensor, tokenize
+from t2v.train.common import (Callback, TrainEvent, diffusion_loss, encode_latents, lr_at, pick_device, reconstruction_loss,
+                              to_tensor, tokenize)
 
 logger = logging.getLogger(__name__)
 
@@ -146,7 +147,7 @@ def train_vae(vae, pools: list[np.ndarray], cfg: TrainConfig, device: str, emit:
         with torch.set_grad_enabled(not decoder_only):
             post = vae.encode(batch).latent_dist
         recon = vae.decode(post.mean if decoder_only else post.sample()).sample
-        rec = torch.nn.functional.mse_loss(recon, batch) + 0.5 * torch.nn.functional.l1_loss(recon, batch)
+        rec = reconstruction_loss(recon, batch)
         loss = rec if decoder_only else rec + 1e-6 * post.kl().mean()
         for g in opt.param_groups:
             g["lr"] = lr_at(step, steps, cfg.vae_lr, min(50, steps))
