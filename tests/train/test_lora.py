@@ -117,3 +117,38 @@ def test_refine_steps_add_a_decoder_adapter_that_loads_with_the_unet_one(tiny_mo
     assert np.array_equal(_frames(tiny_model).frames, base.frames)  # the cached base VAE was not modified
     with pytest.raises(InvalidRequest, match="refine_steps"):
         LoraTrainConfig(base="x", data=str(data), out=tmp_path / "o", refine_steps=-1)
+
+
+def test_loaded_adapter_is_merged_and_matches_the_unmerged_layers(tiny_model, tmp_path):
+    """apply_lora folds the adapter into the weights (plain layers, base speed) with the same output as PEFT's
+    unmerged LoRA layers at the same scale."""
+    import copy
+
+    import torch
+    from diffusers import UNet3DConditionModel
+    from peft.tuners.lora import LoraLayer
+
+    from t2v.models.lora import ADAPTER, apply_lora
+
+    data = shapes.write_dir(tmp_path / "data", 2, seed=0, colors=("purple",))
+    out = train_lora(LoraTrainConfig(base=str(tiny_model), data=str(data), out=tmp_path / "adapter", rank=2, steps=3,
+                                     batch=2, lr=5e-2, conv=True))
+    base = UNet3DConditionModel.from_pretrained(tiny_model, subfolder="unet").eval()
+    merged, unmerged = copy.deepcopy(base), copy.deepcopy(base)
+    apply_lora(merged, out, 0.7)
+    assert not any(isinstance(m, LoraLayer) for m in merged.modules())
+    import peft
+
+    peft.inject_adapter_in_model(peft.LoraConfig.from_pretrained(str(out)), unmerged, adapter_name=ADAPTER)
+    from safetensors.torch import load_file
+
+    peft.set_peft_model_state_dict(unmerged, load_file(out / "adapter_model.safetensors"), adapter_name=ADAPTER)
+    for m in unmerged.modules():
+        if isinstance(m, LoraLayer):
+            m.set_scale(ADAPTER, 0.7)
+    g = torch.Generator().manual_seed(0)
+    sample = torch.randn(1, base.config.in_channels, 4, 8, 8, generator=g)
+    text = torch.randn(1, 77, base.config.cross_attention_dim, generator=g)
+    with torch.no_grad():
+        a, b, c = (m(sample, 500, encoder_hidden_states=text).sample for m in (merged, unmerged, base))
+    assert torch.allclose(a, b, atol=1e-4) and (a - c).abs().max() > 1e-3

@@ -2,7 +2,7 @@
 
 An adapter folder holds ``adapter_config.json`` (a ``peft.LoraConfig``), ``adapter_model.safetensors``
 (the LoRA A/B matrices) and ``t2v_lora.json`` (base model, rank, data, steps). ``t2v train-lora``
-writes one; ``t2v generate --lora DIR --lora-scale S`` applies it to a copy of the base UNet.
+writes one; ``t2v generate --lora DIR --lora-scale S`` merges it into a copy of the base UNet.
 
 Optionally the folder has a ``decoder/`` subfolder, itself a PEFT adapter folder, for the autoencoder's
 decoder (``t2v train-lora --refine-steps``): it is applied to a copy of the base VAE the same way.
@@ -99,7 +99,7 @@ def save_lora(unet, config, out: Path, meta: dict[str, Any]) -> Path:
 
 
 def apply_lora(unet, folder: Path, scale: float = 1.0) -> None:
-    """Load the adapter in ``folder`` into ``unet`` (in place; or a VAE, from a ``decoder/`` folder) at
+    """Merge the adapter in ``folder`` into ``unet`` (in place; or a VAE, from a ``decoder/`` folder) at
     ``scale`` times its trained strength."""
     peft = _peft()
     from peft.tuners.lora import LoraLayer
@@ -112,7 +112,12 @@ def apply_lora(unet, folder: Path, scale: float = 1.0) -> None:
     missing = [k for k in getattr(result, "unexpected_keys", []) if "lora_" in k]
     if missing:
         raise InvalidRequest(f"lora: {folder} does not fit this model ({len(missing)} tensors have no layer)", field="lora")
-    for module in unet.modules():
-        if isinstance(module, LoraLayer):
-            module.set_scale(ADAPTER, scale)
+    # Fold the scaled A/B product into each wrapped layer's weights and put the plain layer back: the model
+    # then runs exactly as fast as the base (unmerged PEFT layers cost about 2x on a CPU for LoCon).
+    wrapped = [(name, module) for name, module in unet.named_modules() if isinstance(module, LoraLayer)]
+    for name, module in wrapped:
+        module.set_scale(ADAPTER, scale)
+        module.merge(adapter_names=[ADAPTER])
+        parent, _, child = name.rpartition(".")
+        setattr(unet.get_submodule(parent) if parent else unet, child, module.get_base_layer())
     unet.requires_grad_(False)
