@@ -59,9 +59,43 @@ def test_regularisation_clips_are_trained_on_and_recorded(tiny_model, tmp_path):
                                      batch=2, reg_data=str(reg)))
     meta = json.loads((out / "t2v_lora.json").read_text())
     assert meta["clips"] == 2 and meta["reg_clips"] == 3 and meta["reg_data"] == str(reg.resolve())
+    assert meta["reg_target"] == "base" and meta["reg_weight"] == 1.0
     with pytest.raises(InvalidRequest, match="reg_data: .* is not a folder") as e:
         LoraTrainConfig(base=str(tiny_model), data=str(data), out=tmp_path / "a2", reg_data=str(tmp_path / "nope"))
     assert e.value.field == "reg_data"
+    with pytest.raises(InvalidRequest, match="reg_target: must be 'base' or 'clips'"):
+        LoraTrainConfig(base=str(tiny_model), data=str(data), out=tmp_path / "a3", reg_target="teacher")
+
+
+def test_base_target_is_the_frozen_models_prediction(tiny_model):
+    """reg_target='base' distils: the target is the UNet with its adapters bypassed, so a fresh adapter (B = 0)
+    has zero loss there, a changed one does not, and the adapters are back on after the teacher runs."""
+    import torch
+    from diffusers import DDIMScheduler, UNet3DConditionModel
+
+    from t2v.models.lora import adapters_off, add_lora, lora_parameters
+    from t2v.train.common import diffusion_loss
+
+    unet = UNet3DConditionModel.from_pretrained(tiny_model, subfolder="unet")
+    scheduler = DDIMScheduler.from_pretrained(tiny_model, subfolder="scheduler")
+    add_lora(unet, 2, conv=True)
+
+    def teacher(noisy, t, cond):
+        with adapters_off(unet):
+            return unet(noisy, t, encoder_hidden_states=cond).sample
+
+    torch.manual_seed(0)
+    latents = torch.randn(2, unet.config.in_channels, 4, 8, 8)
+    cond = torch.randn(2, 77, unet.config.cross_attention_dim)
+    assert diffusion_loss(unet, cond, latents, scheduler, teacher=teacher).item() < 1e-10
+    assert diffusion_loss(unet, cond, latents, scheduler).item() > 1e-3  # the noise target is not the base's output
+    with torch.no_grad():
+        for p in lora_parameters(unet):
+            p.add_(0.1 * torch.randn_like(p))
+    loss = diffusion_loss(unet, cond, latents, scheduler, teacher=teacher)
+    assert loss.item() > 1e-6
+    loss.backward()  # the teacher's pass is outside the graph, the adapter's is in it
+    assert all(p.requires_grad for p in lora_parameters(unet)) and any(p.grad is not None for p in lora_parameters(unet))
 
 
 def test_conv_adapter_covers_resnet_convolutions_and_loads(tiny_model, tmp_path):
@@ -152,3 +186,30 @@ def test_loaded_adapter_is_merged_and_matches_the_unmerged_layers(tiny_model, tm
     with torch.no_grad():
         a, b, c = (m(sample, 500, encoder_hidden_states=text).sample for m in (merged, unmerged, base))
     assert torch.allclose(a, b, atol=1e-4) and (a - c).abs().max() > 1e-3
+
+
+def test_with_regularisation_only_its_clips_teach_the_unconditional_prediction(tiny_model, tmp_path, monkeypatch):
+    """Captions are dropped (uncond_prob) only in the regularisation half, which is distilled from the base
+    model: a new-clip half trained on "" would drift the unconditional prediction towards the new clips, and
+    classifier-free guidance pushes every other prompt away from it."""
+    import t2v.train.lora as lora_mod
+
+    seen = []
+    real = lora_mod.diffusion_loss
+
+    def spy(unet, cond, latents, scheduler, **kw):
+        seen.append((cond.detach().clone(), kw.get("teacher") is not None))
+        return real(unet, cond, latents, scheduler, **kw)
+
+    monkeypatch.setattr(lora_mod, "diffusion_loss", spy)
+    data = shapes.write_dir(tmp_path / "data", 2, seed=0, colors=("purple",))
+    reg = shapes.write_dir(tmp_path / "reg", 2, seed=1)
+    train_lora(LoraTrainConfig(base=str(tiny_model), data=str(data), out=tmp_path / "a", rank=2, steps=2, batch=4,
+                               reg_data=str(reg), uncond_prob=1.0))
+    assert [t for _, t in seen] == [False, True, False, True]  # new half on the noise, regularisation half distilled
+    empty = seen[1][0][0]  # every regularisation caption was dropped -> the "" embedding
+    assert all(bool((c == empty).all()) for cond, t in seen if t for c in cond)
+    assert not any(bool((c == empty).all()) for cond, t in seen if not t for c in cond)
+    seen.clear()
+    train_lora(LoraTrainConfig(base=str(tiny_model), data=str(data), out=tmp_path / "b", rank=2, steps=1, batch=4, uncond_prob=1.0))
+    assert len(seen) == 1 and all(bool((c == empty).all()) for c in seen[0][0])  # no regularisation: dropped as usual

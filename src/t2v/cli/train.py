@@ -109,6 +109,9 @@ def train_lora(
     preview: Optional[str] = typer.Option(None, "--preview", help="Prompt for OUT/preview.mp4 made with the adapter."),
     reg_data: Optional[Path] = typer.Option(None, "--reg-data",
                                             help="Regularisation clips (captions.jsonl folder): half of each batch, to keep what the base model knows."),
+    reg_target: str = typer.Option("base", "--reg-target",
+                                   help="What the regularisation half learns: 'base' (the base model's own prediction, distillation) or 'clips' (their noise)."),
+    reg_weight: float = typer.Option(1.0, "--reg-weight", help="Weight of the regularisation half's loss."),
     conv: bool = typer.Option(False, "--conv", help="LoCon: also adapt the UNet's ResNet convolutions and conv_in/conv_out."),
     refine_steps: int = typer.Option(0, "--refine-steps",
                                      help="Then a LoRA on the VAE decoder, trained on the adapted UNet's re-renderings of the clips."),
@@ -121,7 +124,8 @@ def train_lora(
     with cli_errors():
         cfg = LoraTrainConfig(base=base, data=str(data), out=out_dir, rank=rank, steps=steps, batch=batch, lr=lr,
                               seed=seed, device=device, preview_prompt=preview, conv=conv,
-                              reg_data=str(reg_data) if reg_data else None, refine_steps=refine_steps)
+                              reg_data=str(reg_data) if reg_data else None, refine_steps=refine_steps,
+                              reg_target=reg_target, reg_weight=reg_weight)
         with TrainProgress() as bar:
             folder = run(cfg, bar)
         out.print(f"[green]adapter[/] {folder}  (use: t2v generate ... --model {base} --lora {folder})", highlight=False)

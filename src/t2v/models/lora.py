@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,21 @@ def add_lora(model, rank: int, alpha: float | None = None, conv: bool = False, t
     for name, p in model.named_parameters():
         p.requires_grad_("lora_" in name)
     return config
+
+
+@contextmanager
+def adapters_off(model):
+    """Run ``model`` as its base (the injected LoRA layers bypassed) inside the block."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    layers = [m for m in model.modules() if isinstance(m, BaseTunerLayer)]
+    for m in layers:
+        m.enable_adapters(False)
+    try:
+        yield model
+    finally:
+        for m in layers:
+            m.enable_adapters(True)
 
 
 def lora_parameters(unet) -> list:

@@ -89,12 +89,14 @@ def sample_timesteps(n: int, total: int, device, high_share: float = 0.0, high_f
 
 
 def diffusion_loss(unet, cond, latents, scheduler, snr_gamma: float = 5.0, high_share: float = 0.0,
-                   high_from: float = 0.75):
+                   high_from: float = 0.75, teacher=None):
     """Min-SNR-weighted loss on a batch of scaled latents (B, 4, F, h, w), for the scheduler's prediction type.
 
     epsilon: min(SNR, g) / SNR. v: (min(SNR, g) + 1) / (SNR + 1), which keeps full weight at the
     pure-noise end of a zero-terminal-SNR schedule (where the prompt alone must set the layout) and the
-    epsilon weighting at the clean end. ``high_share``/``high_from``: see :func:`sample_timesteps`."""
+    epsilon weighting at the clean end. ``high_share``/``high_from``: see :func:`sample_timesteps`.
+    ``teacher(noisy, t, cond)``: a model whose prediction replaces the noise/velocity target (distillation:
+    keep what a base model does on these inputs)."""
     import torch
 
     noise = torch.randn_like(latents)
@@ -109,5 +111,8 @@ def diffusion_loss(unet, cond, latents, scheduler, snr_gamma: float = 5.0, high_
     else:
         target = noise
         weight = torch.clamp(snr, max=snr_gamma) / snr
+    if teacher is not None:
+        with torch.no_grad():
+            target = teacher(noisy, t, cond)
     per = ((pred.float() - target.float()) ** 2).mean(dim=(1, 2, 3, 4))
     return (per * weight).mean()

@@ -36,6 +36,10 @@ class LoraTrainConfig:
     # Regularisation (prior-preservation) clips: half of every batch comes from here, so the adapter
     # learns the new thing without forgetting what the base model already did.
     reg_data: str | None = None
+    # What the regularisation half learns: "base" = the frozen base model's own prediction on the same noisy
+    # input (distillation; keeps the base's colours and motions exactly), "clips" = the clips' noise as usual.
+    reg_target: str = "base"
+    reg_weight: float = 1.0
     conv: bool = False  # LoCon: also the ResNet convolutions (colours, textures) besides attention
     # Then a LoRA on the autoencoder's decoder, refined on the adapted UNet's re-renderings of the clips
     # (t2v.train.refine): a colour the base decoder never saw generated comes out as itself.
@@ -48,6 +52,10 @@ class LoraTrainConfig:
         for name in ("steps", "batch"):
             if getattr(self, name) < 1:
                 raise InvalidRequest(f"{name}: must be at least 1", field=name)
+        if self.reg_target not in ("base", "clips"):
+            raise InvalidRequest(f"reg_target: must be 'base' or 'clips', not {self.reg_target!r}", field="reg_target")
+        if self.reg_weight < 0:
+            raise InvalidRequest("reg_weight: must be 0 or more", field="reg_weight")
         if self.refine_steps < 0:
             raise InvalidRequest("refine_steps: must be 0 or more", field="refine_steps")
         for name in ("data", "reg_data"):
@@ -62,7 +70,7 @@ def train_lora(cfg: LoraTrainConfig, on_event: Callback | None = None) -> Path:
     from transformers import CLIPTextModel, CLIPTokenizer
 
     from t2v.models.loader import model_defaults, resolve_source
-    from t2v.models.lora import add_lora, lora_parameters, save_lora
+    from t2v.models.lora import adapters_off, add_lora, lora_parameters, save_lora
     from t2v.settings import get_settings
     from t2v.train.data import folder_clips
 
@@ -95,6 +103,10 @@ def train_lora(cfg: LoraTrainConfig, on_event: Callback | None = None) -> Path:
     with torch.inference_mode():
         embeds = {t: text_encoder(tokenize(tokenizer, [t]).to(device))[0][0].clone() for t in texts}
     lora_config = add_lora(unet, cfg.rank, conv=cfg.conv)
+
+    def teacher(noisy, t, cond):
+        with adapters_off(unet):
+            return unet(noisy, t, encoder_hidden_states=cond).sample
     unet.train()
     params = lora_parameters(unet)
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
@@ -103,12 +115,19 @@ def train_lora(cfg: LoraTrainConfig, on_event: Callback | None = None) -> Path:
     for step in range(cfg.steps):
         half = cfg.batch // 2 if n_reg else 0
         idx = np.concatenate([np.random.randint(0, n, cfg.batch - half), n + np.random.randint(0, max(n_reg, 1), half)])
-        cond = torch.stack([embeds["" if random.random() < cfg.uncond_prob else random.choice(captions[i])] for i in idx])
+        # With regularisation clips, only they teach the unconditional prediction (captions dropped), so it stays
+        # the base model's: a drifted one is amplified by classifier-free guidance into every prompt's colours.
+        drop = [cfg.uncond_prob if (i >= n or not n_reg) else 0.0 for i in idx]
+        cond = torch.stack([embeds["" if random.random() < p else random.choice(captions[i])] for i, p in zip(idx, drop)])
         lr = lr_at(step, cfg.steps, cfg.lr, min(20, cfg.steps))
         for g in opt.param_groups:
             g["lr"] = lr
+        new = cfg.batch - half
         with torch.autocast(device.split(":")[0], dtype=amp, enabled=amp is not None):
-            loss = diffusion_loss(unet, cond, latents[idx].to(device), scheduler)
+            loss = diffusion_loss(unet, cond[:new], latents[idx[:new]].to(device), scheduler) * new / cfg.batch
+            if half:
+                loss = loss + cfg.reg_weight * half / cfg.batch * diffusion_loss(
+                    unet, cond[new:], latents[idx[new:]].to(device), scheduler, teacher=teacher if cfg.reg_target == "base" else None)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -116,7 +135,8 @@ def train_lora(cfg: LoraTrainConfig, on_event: Callback | None = None) -> Path:
         emit(TrainEvent("lora", step + 1, cfg.steps, loss.item(), lr))
     meta = {"base": source.id, "data": str(Path(cfg.data).expanduser().resolve()), "rank": cfg.rank, "conv": cfg.conv, "steps": cfg.steps,
             "batch": cfg.batch, "lr": cfg.lr, "clips": n, "refine_steps": cfg.refine_steps,
-            "reg_data": str(Path(cfg.reg_data).expanduser().resolve()) if cfg.reg_data else None, "reg_clips": n_reg, "device": device, "seed": cfg.seed}
+            "reg_data": str(Path(cfg.reg_data).expanduser().resolve()) if cfg.reg_data else None, "reg_clips": n_reg,
+            "reg_target": cfg.reg_target if n_reg else None, "reg_weight": cfg.reg_weight if n_reg else None, "device": device, "seed": cfg.seed}
     if cfg.refine_steps:  # the clips (new and regularisation alike) as the adapted UNet draws them -> a decoder LoRA
         from t2v.models.lora import DECODER, DECODER_TARGETS
         from t2v.train.refine import refine_model
