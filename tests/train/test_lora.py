@@ -158,9 +158,11 @@ def test_loaded_adapter_is_merged_and_matches_the_unmerged_layers(tiny_model, tm
     unmerged LoRA layers at the same scale."""
     import copy
 
+    import peft
     import torch
     from diffusers import UNet3DConditionModel
     from peft.tuners.lora import LoraLayer
+    from safetensors.torch import load_file
 
     from t2v.models.lora import ADAPTER, apply_lora
 
@@ -171,11 +173,7 @@ def test_loaded_adapter_is_merged_and_matches_the_unmerged_layers(tiny_model, tm
     merged, unmerged = copy.deepcopy(base), copy.deepcopy(base)
     apply_lora(merged, out, 0.7)
     assert not any(isinstance(m, LoraLayer) for m in merged.modules())
-    import peft
-
     peft.inject_adapter_in_model(peft.LoraConfig.from_pretrained(str(out)), unmerged, adapter_name=ADAPTER)
-    from safetensors.torch import load_file
-
     peft.set_peft_model_state_dict(unmerged, load_file(out / "adapter_model.safetensors"), adapter_name=ADAPTER)
     for m in unmerged.modules():
         if isinstance(m, LoraLayer):

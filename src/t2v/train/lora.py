@@ -107,6 +107,7 @@ def train_lora(cfg: LoraTrainConfig, on_event: Callback | None = None) -> Path:
     def teacher(noisy, t, cond):
         with adapters_off(unet):
             return unet(noisy, t, encoder_hidden_states=cond).sample
+
     unet.train()
     params = lora_parameters(unet)
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
