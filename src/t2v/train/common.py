@@ -105,14 +105,12 @@ def diffusion_loss(unet, cond, latents, scheduler, snr_gamma: float = 5.0, high_
     pred = unet(noisy, t, encoder_hidden_states=cond).sample
     alphas = scheduler.alphas_cumprod.to(latents.device)[t]
     snr = alphas / (1 - alphas)
-    if scheduler.config.prediction_type == "v_prediction":
-        target = scheduler.get_velocity(latents, noise, t)
-        weight = (torch.clamp(snr, max=snr_gamma) + 1) / (snr + 1)
-    else:
-        target = noise
-        weight = torch.clamp(snr, max=snr_gamma) / snr
+    v_pred = scheduler.config.prediction_type == "v_prediction"
+    weight = (torch.clamp(snr, max=snr_gamma) + 1) / (snr + 1) if v_pred else torch.clamp(snr, max=snr_gamma) / snr
     if teacher is not None:
         with torch.no_grad():
             target = teacher(noisy, t, cond)
+    else:
+        target = scheduler.get_velocity(latents, noise, t) if v_pred else noise
     per = ((pred.float() - target.float()) ** 2).mean(dim=(1, 2, 3, 4))
     return (per * weight).mean()
