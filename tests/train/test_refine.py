@@ -89,3 +89,36 @@ def test_refine_settings_are_checked(tmp_path):
         TrainConfig(data="shapes", out=tmp_path / "o", refine_steps=-1)
     with pytest.raises(InvalidRequest, match="refine_clips"):
         TrainConfig(data="shapes", out=tmp_path / "o", refine_clips=0)
+
+
+def test_frame_probabilities_spread_each_clips_weight_over_its_frames():
+    import numpy as np
+
+    from t2v.train.refine import frame_probabilities
+
+    assert frame_probabilities(None, 4) is None
+    p = frame_probabilities([0.5 / 2] * 2 + [0.5 / 6] * 6, 4)  # 2 new clips, 6 regularisation clips, 4 frames each
+    assert p.shape == (32,) and np.isclose(p.sum(), 1) and np.isclose(p[:8].sum(), 0.5)
+    assert np.allclose(p[:8], p[0]) and np.allclose(p[8:], p[8])
+    with pytest.raises(ValueError, match="clip_weights"):
+        frame_probabilities([0, 0], 4)
+
+
+def test_refining_draws_frames_only_by_the_clip_weights(base):
+    """A clip with weight 0 is never drawn: its frames are NaN, and the loss stays finite only if none is used."""
+    import math
+
+    import numpy as np
+
+    from t2v.train.common import encode_latents
+    from t2v.train.data import shapes_clips
+    from t2v.train.refine import refine_decoder
+
+    _, vae, *_ = _components(base)
+    clips = shapes_clips(4, size=32, frames=4, seed=5)
+    latents = encode_latents(vae, clips, "cpu", lambda e: None) * vae.config.scaling_factor
+    pixels = clips.pixels.astype(np.float32)
+    pixels[3] = np.nan
+    kw = dict(steps=6, batch=8, device="cpu", seed=0, emit=lambda e: None)
+    assert math.isfinite(refine_decoder(vae, latents, latents, pixels, clip_weights=[1, 1, 1, 0], **kw))
+    assert math.isnan(refine_decoder(vae, latents, latents, pixels, **kw))  # uniform draws reach clip 3

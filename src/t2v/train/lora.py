@@ -143,10 +143,13 @@ def train_lora(cfg: LoraTrainConfig, on_event: Callback | None = None) -> Path:
         from t2v.train.refine import refine_model
 
         decoder_config = add_lora(vae, cfg.rank, targets=DECODER_TARGETS)
+        # Half the decoder's frames from the new clips, half from the regularisation ones (as in the UNet stage),
+        # however many of each there are: a large regularisation set must not crowd out the new colour.
+        weights = np.array([0.5 / n] * n + [0.5 / n_reg] * n_reg) if n_reg else None
         refine_model(unet, vae, text_encoder, tokenizer, scheduler, latents, np.concatenate(pixels), captions,
                      steps=cfg.refine_steps, batch=16, guidance=float(defaults.get("guidance_scale", 9.0)),
                      sample_steps=int(defaults.get("num_inference_steps", 25)), device=device, seed=cfg.seed, emit=emit,
-                     params=lora_parameters(vae))
+                     params=lora_parameters(vae), clip_weights=weights)
         save_lora(vae.to("cpu"), decoder_config, cfg.out / DECODER, meta)
     meta["elapsed_s"] = round(time.perf_counter() - t0, 1)
     save_lora(unet.to("cpu"), lora_config, cfg.out, meta)

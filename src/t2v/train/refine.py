@@ -57,15 +57,29 @@ def own_latents(unet, text_encoder, tokenizer, scheduler, latents, captions: lis
     return torch.cat(out)
 
 
+def frame_probabilities(clip_weights, frames: int) -> np.ndarray | None:
+    """Per-frame sampling probabilities (N * F) from per-clip weights (N); None (uniform) without weights."""
+    if clip_weights is None:
+        return None
+    w = np.repeat(np.asarray(clip_weights, dtype=np.float64), frames)
+    if w.min() < 0 or w.sum() <= 0:
+        raise ValueError("clip_weights: must be non-negative and not all zero")
+    return w / w.sum()
+
+
 def refine_decoder(vae, own, exact, pixels: np.ndarray, *, steps: int, batch: int, device: str, seed: int,
-                   emit: Callback, params: list | None = None) -> float:
+                   emit: Callback, params: list | None = None, clip_weights=None) -> float:
     """Train ``vae``'s decoder (or just ``params``, e.g. a LoRA on it) to map the UNet's latents ``own`` and the
-    exact ``exact`` (both scaled, N, C, F, h, w) to the clips' ``pixels`` (N, F, H, W, 3). Returns the last loss."""
+    exact ``exact`` (both scaled, N, C, F, h, w) to the clips' ``pixels`` (N, F, H, W, 3). Returns the last loss.
+
+    ``clip_weights`` (N, optional): how often each clip's frames are drawn, relative to the others (e.g. half
+    the draws from a few new clips, half from many regularisation clips); uniform without it."""
     import torch
 
     def per_frame(z):
         return (z / vae.config.scaling_factor).permute(0, 2, 1, 3, 4).reshape(-1, z.shape[1], *z.shape[3:])
 
+    prob = frame_probabilities(clip_weights, own.shape[2])
     own, exact = per_frame(own), per_frame(exact)
     target = to_tensor(pixels.reshape(-1, *pixels.shape[2:]))
     if params is None:
@@ -76,7 +90,10 @@ def refine_decoder(vae, own, exact, pixels: np.ndarray, *, steps: int, batch: in
     vae.to(device).train()
     t0, loss = time.perf_counter(), torch.zeros(())
     for step in range(steps):
-        i_own, i_exact = gen.integers(0, len(own), batch - n_exact), gen.integers(0, len(exact), n_exact)
+        if prob is None:
+            i_own, i_exact = gen.integers(0, len(own), batch - n_exact), gen.integers(0, len(exact), n_exact)
+        else:
+            i_own, i_exact = gen.choice(len(own), batch - n_exact, p=prob), gen.choice(len(exact), n_exact, p=prob)
         z = torch.cat([own[i_own], exact[i_exact]]).to(device)
         y = torch.cat([target[i_own], target[i_exact]]).to(device)
         recon = vae.decode(z).sample
@@ -95,12 +112,14 @@ def refine_decoder(vae, own, exact, pixels: np.ndarray, *, steps: int, batch: in
 
 def refine_model(unet, vae, text_encoder, tokenizer, scheduler, latents, pixels: np.ndarray, captions: list[list[str]], *,
                  steps: int, batch: int, guidance: float, sample_steps: int, device: str, seed: int, emit: Callback,
-                 params: list | None = None) -> float:
+                 params: list | None = None, clip_weights=None) -> float:
     """Re-render the clips with the trained UNet (sampled as t2v generates them: ``sample_steps`` DDIM steps at
-    ``guidance``), then refine ``vae``'s decoder (or ``params``) on them for ``steps`` steps. Returns the last loss."""
+    ``guidance``), then refine ``vae``'s decoder (or ``params``) on them for ``steps`` steps, drawing clips by
+    ``clip_weights`` (see :func:`refine_decoder`). Returns the last loss."""
     unet.to(device).eval()
     text_encoder.to(device).eval()
     vae.to(device)
     own = own_latents(unet, text_encoder, tokenizer, scheduler, latents, captions, guidance=guidance, steps=sample_steps,
                       device=device, seed=seed, emit=emit)
-    return refine_decoder(vae, own, latents, pixels, steps=steps, batch=batch, device=device, seed=seed, emit=emit, params=params)
+    return refine_decoder(vae, own, latents, pixels, steps=steps, batch=batch, device=device, seed=seed, emit=emit,
+                          params=params, clip_weights=clip_weights)
