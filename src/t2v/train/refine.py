@@ -90,10 +90,8 @@ def refine_decoder(vae, own, exact, pixels: np.ndarray, *, steps: int, batch: in
     vae.to(device).train()
     t0, loss = time.perf_counter(), torch.zeros(())
     for step in range(steps):
-        if prob is None:
-            i_own, i_exact = gen.integers(0, len(own), batch - n_exact), gen.integers(0, len(exact), n_exact)
-        else:
-            i_own, i_exact = gen.choice(len(own), batch - n_exact, p=prob), gen.choice(len(exact), n_exact, p=prob)
+        # p=None draws exactly what gen.integers did before clip weights existed: same frames, same models
+        i_own, i_exact = gen.choice(len(own), batch - n_exact, p=prob), gen.choice(len(exact), n_exact, p=prob)
         z = torch.cat([own[i_own], exact[i_exact]]).to(device)
         y = torch.cat([target[i_own], target[i_exact]]).to(device)
         recon = vae.decode(z).sample
