@@ -44,11 +44,33 @@ class Settings(BaseSettings):
     webhook_retries: int = Field(5, ge=0, description="Webhook retries after the first attempt.")
     webhook_backoff_s: float = Field(1.0, gt=0, description="First retry delay; doubles each time.")
     webhook_secret: str | None = Field(None, description="HMAC-SHA256 key for webhook signatures (default: generated and kept in $T2V_HOME).")
+    webhook_allow: str = Field("", description="Comma-separated hosts, IPs or CIDR networks webhooks may reach although they "
+                               "are loopback/private/link-local (e.g. 127.0.0.1 for a local receiver). Empty: public addresses only.")
+    webhook_timeout_s: float = Field(10.0, gt=0, description="Timeout of one webhook delivery attempt.")
+    max_attempts: int = Field(3, ge=1, description="Tries a job gets when its worker dies or loading fails for reasons "
+                              "not its own (import error, out of memory, process killed); then it fails saying so.")
+    memory_budget_gb: float | None = Field(None, gt=0, description="Memory a job may use (GiB). Requests whose leanest "
+                                           "plan is predicted to need more are refused at submit. Default: this "
+                                           "machine's free memory, or the GPU's.")
+    max_cost: int | None = Field(None, ge=1, description="Largest frames x width x height x steps one request may ask "
+                                 "for (None: no limit beyond the memory budget); keys can have a lower one.")
+    model_roots: str = Field("", description="Folders (separated by the OS path separator) whose model folders API "
+                             "clients may name. Registered and already-cached models are always allowed.")
+    allow_downloads: bool = Field(False, description="Let API requests name hub models that are not cached yet (the "
+                                  "server downloads them). Otherwise only `t2v models pull` downloads.")
+    max_streams_per_key: int = Field(4, ge=1, description="Open /events streams one API key may hold at once (HTTP 429 above).")
 
     @field_validator("home", mode="after")
     @classmethod
     def _expand(cls, v: Path) -> Path:
         return v.expanduser()
+
+    @property
+    def model_root_paths(self) -> list[Path]:
+        """``model_roots`` as resolved folders."""
+        import os
+
+        return [Path(p).expanduser().resolve() for p in self.model_roots.split(os.pathsep) if p.strip()]
 
     @property
     def cache_dir(self) -> Path:

@@ -35,6 +35,8 @@ class ApiKeyRow:
     max_queued: int | None
     created_at: datetime
     revoked_at: datetime | None
+    #: Largest frames x width x height x steps per request (None: only the server-wide limit applies).
+    max_cost: int | None = None
 
     @property
     def revoked(self) -> bool:
@@ -74,6 +76,7 @@ class KeyRepository(_RepositoryBase):
         *,
         rate_limit: str | None = None,
         max_queued: int | None = None,
+        max_cost: int | None = None,
     ) -> ApiKeyRow:
         """Store a new key; ``ValueError`` when a key with the same hash exists."""
         values = dict(
@@ -83,6 +86,7 @@ class KeyRepository(_RepositoryBase):
             key_hash=key_hash,
             rate_limit=rate_limit,
             max_queued=max_queued,
+            max_cost=max_cost,
             created_at=utcnow(),
             revoked_at=None,
         )

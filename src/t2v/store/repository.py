@@ -55,6 +55,9 @@ class JobRow:
     webhook_status: str | None
     webhook_attempts: int
     webhook_error: str | None
+    purge_requested: bool = False
+    webhook_lease_until: datetime | None = None
+    webhook_lease_owner: str | None = None
 
     @property
     def finished(self) -> bool:

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     DateTime,
@@ -32,6 +33,8 @@ from sqlalchemy.types import TypeDecorator
 __all__ = [
     "ApiKey",
     "Base",
+    "EventStream",
+    "RateBucket",
     "JOB_STATUSES",
     "FINISHED_STATUSES",
     "Job",
@@ -104,6 +107,8 @@ class ApiKey(Base):
     key_hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
     rate_limit: Mapped[str | None] = mapped_column(String(32), nullable=True)
     max_queued: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    #: Largest frames x width x height x steps one request of this key may ask for (None: the server's limit).
+    max_cost: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
@@ -142,6 +147,13 @@ class Job(Base):
     webhook_status: Mapped[str | None] = mapped_column(String(16), nullable=True)
     webhook_attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default=text("0"))
     webhook_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: Purge asked for while the job ran: whichever process finishes or finds the job removes its files.
+    purge_requested: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=False, server_default=text("false")
+    )
+    #: A webhook delivery in flight is leased to one process until this time (sent once across processes).
+    webhook_lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    webhook_lease_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
     __table_args__ = (
         UniqueConstraint("api_key_id", "idempotency_key"),
@@ -159,3 +171,25 @@ class Job(Base):
             f"webhook_status IS NULL OR webhook_status IN ({_in(WEBHOOK_STATUSES)})", name="webhook_status"
         ),
     )
+
+
+class RateBucket(Base):
+    """A key's token bucket for its request rate, shared by every server process."""
+
+    __tablename__ = "rate_buckets"
+
+    api_key_id: Mapped[str] = mapped_column(String(26), ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True)
+    tokens: Mapped[float] = mapped_column(Float, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class EventStream(Base):
+    """An open ``/events`` stream of a key, leased until ``expires_at`` (renewed while it stays open)."""
+
+    __tablename__ = "event_streams"
+
+    id: Mapped[str] = mapped_column(String(26), primary_key=True)
+    api_key_id: Mapped[str] = mapped_column(
+        String(26), ForeignKey("api_keys.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
