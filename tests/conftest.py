@@ -38,9 +38,11 @@ def model_copy(tiny_model, tmp_path) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def t2v_env(tmp_path, monkeypatch) -> Path:
+def t2v_env(tmp_path, tmp_path_factory, monkeypatch) -> Path:
     home = tmp_path / "t2v-home"
     monkeypatch.setenv("T2V_HOME", str(home))
+    # API clients may name model folders only under T2V_MODEL_ROOTS: the test session's own folders.
+    monkeypatch.setenv("T2V_MODEL_ROOTS", str(tmp_path_factory.getbasetemp()))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("T2V_OFFLINE", "1")
     for var in ("T2V_DEVICE", "T2V_DTYPE", "T2V_MODEL", "T2V_DEFAULT_MODEL"):
