@@ -1,7 +1,15 @@
 """Webhooks: POST the final job JSON to ``callback_url``, signed with HMAC-SHA256, retried with backoff.
 
-Header ``X-T2V-Signature: t=<unix time>,v1=<hex hmac of "<t>.<body>">``. Deliveries run on their own
-threads and never block the queue; every attempt's outcome is kept on the job row.
+Header ``X-T2V-Signature: t=<unix time>,v1=<hex hmac of "<t>.<body>">``; ``X-T2V-Delivery: <job id>``
+is the same on every attempt of a delivery, so receivers can drop repeats. Deliveries run on their
+own threads and never block the queue; every attempt's outcome is kept on the job row.
+
+Many server processes may share one database: a delivery is claimed in the database with a lease
+(:meth:`Repository.claim_webhook`) that outlasts one attempt (``webhook_timeout_s``, a hard overall
+limit, plus :data:`LEASE_MARGIN_S`) and is renewed before each attempt, so only its holder sends.
+The URL is checked again before every attempt (:mod:`t2v.service.netguard`) and the connection goes
+to the addresses checked. The job keeps only :data:`DELIVERY_ERROR` as the error; the details go to
+the server's log.
 """
 
 from __future__ import annotations
@@ -10,7 +18,9 @@ import hashlib
 import hmac
 import json
 import logging
+import os
 import secrets
+import socket
 import threading
 import time
 from typing import TYPE_CHECKING
@@ -21,6 +31,11 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-T2V-Signature"
+DELIVERY_HEADER = "X-T2V-Delivery"
+#: The only error text a job's webhook shows: what failed stays in the server's log.
+DELIVERY_ERROR = "delivery failed (HTTP status or timeout)"
+#: How much longer than one attempt's timeout a delivery lease lasts.
+LEASE_MARGIN_S = 15.0
 
 
 def webhook_secret(settings) -> str:
@@ -53,55 +68,88 @@ def verify(secret: str, body: bytes, header: str, *, tolerance_s: float = 300) -
 
 
 class WebhookSender:
+    """Sends the webhooks of one process; a delivery runs only while this sender holds its lease."""
+
     def __init__(self, service: JobService) -> None:
         self.service = service
         self.base_delay_s = service.settings.webhook_backoff_s
-        self._inflight: set[str] = set()
-        self._lock = threading.Lock()
+        self.timeout_s = service.settings.webhook_timeout_s
+        self.lease_s = self.timeout_s + LEASE_MARGIN_S
+        self.owner = f"{socket.gethostname()[:32]}:{os.getpid()}:{secrets.token_hex(6)}"[:64]
 
-    def deliver_async(self, job) -> None:
-        with self._lock:
-            if job.id in self._inflight:
-                return
-            self._inflight.add(job.id)
-        self.service.repo.set_webhook_status(job.id, "pending", attempts=job.webhook_attempts or 0)
-        threading.Thread(target=self._deliver, args=(job.id,), name=f"t2v-webhook-{job.id}", daemon=True).start()
+    def deliver_async(self, job) -> bool:
+        """Claim the job's delivery and send it on a thread; False when it is not due or another
+        sender (thread or process) holds it."""
+        claimed = self.service.repo.claim_webhook(job.id, self.owner, self.lease_s)
+        if claimed is None:
+            return False
+        threading.Thread(target=self._deliver, args=(claimed,), name=f"t2v-webhook-{job.id}", daemon=True).start()
+        return True
 
     def retry_pending(self) -> None:
         for job in self.service.repo.pending_webhooks():
+            if self.service.stopping.is_set():
+                return
             self.deliver_async(job)
 
-    def _deliver(self, job_id: str) -> None:
-        import httpx
-
+    def _deliver(self, job) -> None:
         from t2v.api.schemas import job_to_dict
 
-        svc = self.service
+        svc, repo = self.service, self.service.repo
+        ended = False
         try:
-            job = svc.repo.get_job(job_id)
             body = json.dumps(job_to_dict(svc, job), sort_keys=True).encode()
             secret = webhook_secret(svc.settings)
-            attempts = job.webhook_attempts or 0
-            error = None
-            while attempts <= svc.settings.webhook_retries and not svc.stopping.is_set():
-                attempts += 1
-                ts = int(time.time())
-                headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(secret, body, ts),
-                           "User-Agent": "t2v-webhook/1"}
-                try:
-                    r = httpx.post(job.callback_url, content=body, headers=headers, timeout=10.0)
-                    if 200 <= r.status_code < 300:
-                        svc.repo.set_webhook_status(job_id, "delivered", attempts=attempts)
-                        return
-                    error = f"HTTP {r.status_code}"
-                except httpx.HTTPError as e:
-                    error = f"{type(e).__name__}: {e}"
-                svc.repo.set_webhook_status(job_id, "pending", attempts=attempts, error=error)
-                svc.stopping.wait(self.base_delay_s * 2 ** (attempts - 1))
-            if attempts > svc.settings.webhook_retries:
-                svc.repo.set_webhook_status(job_id, "failed", attempts=attempts, error=error)
+            ended = self._attempts(job, body, secret)
         except Exception:
-            logger.exception("webhook for job %s failed", job_id)
+            logger.exception("webhook for job %s failed", job.id)
         finally:
-            with self._lock:
-                self._inflight.discard(job_id)
+            if not ended:  # stopping, or an unexpected error: let another process resume it at once
+                try:
+                    repo.release_webhook(job.id, self.owner)
+                except Exception:
+                    logger.exception("could not release the webhook lease of job %s", job.id)
+
+    def _attempts(self, job, body: bytes, secret: str) -> bool:
+        """Attempt until delivered, failed, the lease is lost or the service stops; True unless
+        the lease is still held (stopping)."""
+        from t2v.service.netguard import UnsafeCallback, post_pinned, resolve_target
+
+        svc, repo = self.service, self.service.repo
+        total = svc.settings.webhook_retries + 1
+        attempts = job.webhook_attempts or 0
+        while attempts < total:
+            if svc.stopping.is_set():
+                return False
+            try:
+                target = resolve_target(job.callback_url, svc.settings.webhook_allow)
+            except UnsafeCallback as e:
+                logger.warning("webhook for job %s refused at delivery: %s", job.id, e.reason)
+                repo.end_webhook_attempt(job.id, self.owner, "failed", error=DELIVERY_ERROR)
+                return True
+            number = repo.start_webhook_attempt(job.id, self.owner, self.lease_s)
+            if number is None:
+                logger.info("webhook for job %s: lease lost to another process", job.id)
+                return True
+            attempts = number
+            headers = {"Content-Type": "application/json", "User-Agent": "t2v-webhook/1", DELIVERY_HEADER: job.id,
+                       SIGNATURE_HEADER: sign(secret, body, int(time.time()))}
+            try:
+                status = post_pinned(target, body, headers, timeout_s=self.timeout_s)
+                outcome = f"HTTP {status}"
+            except Exception as e:  # httpcore errors, OSError, ssl errors: all the same to the job
+                status, outcome = None, f"{type(e).__name__}: {e}"
+            if status is not None and 200 <= status < 300:
+                repo.end_webhook_attempt(job.id, self.owner, "delivered")
+                logger.info("webhook for job %s delivered (attempt %d, %s)", job.id, attempts, outcome)
+                return True
+            logger.warning("webhook for job %s: attempt %d of %d failed: %s", job.id, attempts, total, outcome)
+            if attempts >= total:
+                break
+            delay = self.base_delay_s * 2 ** (attempts - 1)
+            if not repo.end_webhook_attempt(job.id, self.owner, "pending", error=DELIVERY_ERROR,
+                                            hold_s=delay + self.lease_s):
+                return True
+            svc.stopping.wait(delay)
+        repo.end_webhook_attempt(job.id, self.owner, "failed", error=DELIVERY_ERROR)
+        return True
