@@ -117,6 +117,8 @@ def test_generate_play_download_history_remix_and_delete(page, server):
     src, duration, width = page.evaluate(f"() => {{ const v = document.querySelector('{VIDEO}');"
                                          " return [v.currentSrc, v.duration, v.videoWidth]; }")
     assert src.endswith(".webm") and width == 32 and abs(duration - 1.0) < 0.2
+    # The player's URL is a private copy in Gradio's cache: it names neither the job nor T2V_HOME.
+    assert job_id not in src and str(server.home) not in src and re.search(r"/t2v-[0-9a-f]{32}/video\.webm$", src), src
     page.evaluate(f"() => {{ const v = document.querySelector('{VIDEO}'); v.muted = true; return v.play(); }}")
     page.wait_for_function(f"() => document.querySelector('{VIDEO}').currentTime > 0")
     page.evaluate(f"() => document.querySelector('{VIDEO}').pause()")

@@ -1,8 +1,10 @@
 """Sortable ids: 26-character ULIDs (48-bit millisecond timestamp + 80 random bits, Crockford base32).
 
 Ids made by one process are strictly increasing: within the same millisecond (or if
-the clock steps back) the random part of the previous id is incremented, so sorting
-ids sorts by creation time and listing by id lists by time.
+the clock steps back) the random part of the previous id grows by a fresh random
+amount (1 to 2**64), so sorting ids sorts by creation time and listing by id lists by
+time, while the next id is never the previous one + 1: knowing one id does not give
+its neighbours.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ _DECODE = {c: i for i, c in enumerate(_ALPHABET)}
 _RAND_BITS = 80
 _RAND_MAX = (1 << _RAND_BITS) - 1
 _TIME_MAX = (1 << 48) - 1
+_STEP_BITS = 64  # same-millisecond ids step up by 1..2**64: about 2**17 ids per millisecond before rolling over
 
 _lock = threading.Lock()
 _last_ms = -1
@@ -39,9 +42,9 @@ def new_id() -> str:
     with _lock:
         ms = time.time_ns() // 1_000_000
         if ms <= _last_ms:
-            # Same millisecond (or the clock went back): keep order by incrementing.
+            # Same millisecond (or the clock went back): keep order by stepping up a random amount.
             ms = _last_ms
-            rand = _last_rand + 1
+            rand = _last_rand + 1 + int.from_bytes(os.urandom(_STEP_BITS // 8), "big")
             if rand > _RAND_MAX:
                 ms += 1
                 rand = int.from_bytes(os.urandom(10), "big")

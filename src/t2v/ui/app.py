@@ -16,6 +16,7 @@ import time
 
 from t2v.request import FORMATS, SCHEDULERS
 from t2v.ui import handlers as H
+from t2v.ui.files import PrivateCopies, blocked_paths, refuse_uploads, upload_fields
 from t2v.ui.handlers import UIError
 from t2v.ui.sequence_tab import SequenceTab
 
@@ -60,6 +61,9 @@ def build_ui(service):
     lim = H.limits(service)
 
     with gr.Blocks(title="t2v: text to video", analytics_enabled=False, delete_cache=(3600, 86400)) as demo:
+        # Files reach the browser only as fresh copies in Gradio's cache, made for the session that asked
+        # with a valid key; Gradio never serves $T2V_HOME itself (see t2v.ui.files and mount_ui).
+        publish = PrivateCopies(demo.GRADIO_CACHE)
         gr.Markdown("# t2v · text to video\nDescribe a clip, press **Generate**, watch it denoise. "
                     "The REST API of this server is under `/v1` ([docs](/docs)).")
         with gr.Row(visible=False, elem_id="t2v-key-row") as key_row:
@@ -124,7 +128,7 @@ def build_ui(service):
                             remix_btn = gr.Button("Remix", scale=1, elem_id="t2v-remix")
                             delete_btn = gr.Button("Delete", variant="stop", scale=1, elem_id="t2v-delete")
             with gr.Tab("Image sequence", id="sequence", elem_id="t2v-tab-sequence"):
-                sequence = SequenceTab(gr, service)
+                sequence = SequenceTab(gr, service, publish=publish)
 
         gr.Markdown("## History")
         with gr.Row():
@@ -144,12 +148,13 @@ def build_ui(service):
 
         # -- helpers turning handler results into updates ----------------------------------------
         def show_job(v: H.JobView) -> dict:
+            copy = publish.batch()
             out = {status: v.message, progress: H.progress_html(v), job_id: v.job_id, info: v.summary,
                    preview: gr.update(value=None, visible=False),
-                   video: str(v.video) if v.video else None}
+                   video: copy(v.video)}
             for fmt, button in downloads.items():
-                path = v.downloads.get(fmt)
-                out[button] = gr.update(value=str(path) if path else None, visible=path is not None)
+                path = copy(v.downloads.get(fmt))
+                out[button] = gr.update(value=path, visible=path is not None)
             return out
 
         def clear_result(message: str) -> dict:
@@ -160,7 +165,8 @@ def build_ui(service):
 
         def history_updates(query, token) -> dict:
             items = H.history(service, query, token)
-            return {gallery: [(str(i.image), i.caption) for i in items], history_ids: [i.job_id for i in items]}
+            shown = [(image, i) for i in items if (image := publish(i.image)) is not None]
+            return {gallery: [(image, i.caption) for image, i in shown], history_ids: [i.job_id for _, i in shown]}
 
         def guarded(fn):
             @functools.wraps(fn)  # keeps the signature: Gradio passes gr.SelectData by annotation
@@ -218,7 +224,7 @@ def build_ui(service):
                     stamp = _stamp(v.preview)
                     if stamp is not None and stamp != shown:
                         shown = stamp
-                        update[preview] = gr.update(value=str(v.preview), visible=True)
+                        update[preview] = gr.update(value=publish(v.preview), visible=True)
                     yield update
                     time.sleep(POLL_S)
             except Exception as e:
@@ -291,7 +297,13 @@ def mount_ui(app, service, path: str = "/", *, required: bool = False):
         logger.warning("Gradio is not installed: serving the REST API without the web UI")
         return app
     blocks = build_ui(service)
-    return gr.mount_gradio_app(
-        app, blocks, path=path, allowed_paths=[str(service.settings.videos_dir)], footer_links=["gradio", "settings"],
-        run_history=False, ssr_mode=False, mcp_server=False, show_error=False, css=CSS,
+    # No allowed_paths, and $T2V_HOME blocked: /gradio_api/file= serves only Gradio's cache, where the page
+    # puts per-session copies (t2v.ui.files.PrivateCopies) for callers with a valid key.
+    app = gr.mount_gradio_app(
+        app, blocks, path=path, blocked_paths=blocked_paths(service.settings.home, blocks.GRADIO_CACHE),
+        footer_links=["gradio", "settings"], run_history=False, ssr_mode=False, mcp_server=False, show_error=False,
+        css=CSS,
     )
+    if not upload_fields(gr, blocks):  # the page takes no files: nobody may store any through it
+        refuse_uploads(app, blocks)
+    return app

@@ -58,10 +58,10 @@ def readable(exc: T2VError) -> UIError:
         return UIError(f"Model unavailable: {exc}", field="model")
     if isinstance(exc, QuotaExceeded):
         return UIError(f"Too many jobs: {exc}. Wait for one to finish.")
-    if isinstance(exc, JobNotFound):
-        return UIError("That job no longer exists (it was deleted).")
+    if isinstance(exc, JobNotFound):  # also another key's job: the same words, so ids cannot be probed
+        return UIError("That job does not exist (it was deleted, or it belongs to another API key).")
     if isinstance(exc, Forbidden):
-        return UIError("That job belongs to another API key.")
+        return UIError("This API key may not do that.")
     return UIError(str(exc))
 
 

@@ -1,6 +1,6 @@
 """The *Image sequence* tab of the web page: keyframe prompts -> a video from a text-to-image model.
 
-Laid out by ``SequenceTab(gr, service)`` inside a ``gr.Tab`` of :func:`t2v.ui.app.build_ui`, wired by
+Laid out by ``SequenceTab(gr, service, publish=...)`` inside a ``gr.Tab`` of :func:`t2v.ui.app.build_ui`, wired by
 ``.wire(key, ...)`` once the page's shared parts (API key box, history) exist. All the work is in
 :mod:`t2v.ui.sequence`; this module only turns its results and errors into component updates.
 """
@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 from t2v.ui import handlers as H
 from t2v.ui import sequence as S
+from t2v.ui.files import PrivateCopies
 
 DOWNLOAD_LABELS = {"mp4": "Download MP4", "webm": "Download WebM", "json": "Download record (JSON)"}
 METHOD_INFO = ("latent-walk: noise and prompt glide between keyframes · prompt-interp: one noise, moving prompt · "
@@ -18,10 +19,14 @@ METHOD_INFO = ("latent-walk: noise and prompt glide between keyframes · prompt-
 
 
 class SequenceTab:
-    """The tab's components; build it inside ``with gr.Tab(...)``."""
+    """The tab's components; build it inside ``with gr.Tab(...)``.
 
-    def __init__(self, gr, service) -> None:
-        self.gr, self.service = gr, service
+    ``publish`` (:class:`t2v.ui.files.PrivateCopies`) turns a job's file into what Gradio may serve: a copy
+    for the session that asked (Gradio never serves $T2V_HOME itself).
+    """
+
+    def __init__(self, gr, service, *, publish: PrivateCopies) -> None:
+        self.gr, self.service, self.publish = gr, service, publish
         f0, lim = S.default_form(service), H.limits(service)
         with gr.Row(equal_height=False):
             with gr.Column(scale=5):
@@ -104,15 +109,16 @@ class SequenceTab:
 
     # -- handler results -> component updates ---------------------------------------------------------
     def _image(self, path) -> Any:
-        return self.gr.update(value=str(path) if path else None, visible=path is not None)
+        return self.gr.update(value=path, visible=path is not None)
 
     def show(self, v: S.SequenceView) -> dict:
+        copy = self.publish.batch()
         out = {self.status: v.message, self.progress: S.progress_html(v), self.job_id: v.job_id, self.info: v.summary,
-               self.video: str(v.video) if v.video else None,
-               self.sheet: self._image(v.contact_sheet), self.grid_image: self._image(v.denoise_grid)}
+               self.video: copy(v.video),
+               self.sheet: self._image(copy(v.contact_sheet)), self.grid_image: self._image(copy(v.denoise_grid))}
         for fmt, button in self.downloads.items():
-            path = v.downloads.get(fmt)
-            out[button] = self.gr.update(value=str(path) if path else None, visible=path is not None)
+            path = copy(v.downloads.get(fmt))
+            out[button] = self.gr.update(value=path, visible=path is not None)
         return out
 
     def clear(self, message: str) -> dict:

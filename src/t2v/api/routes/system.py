@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from t2v.api.deps import get_service, rate_limited
+from t2v.api.deps import auth_enabled, get_service, rate_limited
+from t2v.service.keys import authenticate
 from t2v.service.service import STATUSES
 
 router = APIRouter()
@@ -24,10 +25,21 @@ async def healthz():
     return {"status": "ok"}
 
 
-@router.get("/readyz", tags=["system"], summary="Workers alive (and which models are loaded)")
-async def readyz(service=Depends(get_service)):
-    state = await run_in_threadpool(service.ready)
+@router.get("/readyz", tags=["system"], summary="Workers alive (details with a valid key)")
+async def readyz(request: Request, service=Depends(get_service)):
+    """200 when ready, 503 when not, for everyone. The public answer has counts only; a caller with a valid
+    key (or anyone, on a server without keys) also gets the loaded models, the warm-up state and its
+    running job ids."""
+    state = await run_in_threadpool(_readiness, service, request.headers.get("authorization", ""))
     return JSONResponse(state, status_code=200 if state["ready"] else 503)
+
+
+def _readiness(service, authorization: str) -> dict:
+    if not auth_enabled(service):
+        return service.ready(detail=True)
+    scheme, _, token = authorization.partition(" ")
+    key = authenticate(service.repo, token) if scheme.lower() == "bearer" else None
+    return service.ready(detail=key is not None, api_key=key)
 
 
 @router.get("/metrics", tags=["system"], response_class=PlainTextResponse, summary="Prometheus metrics")
