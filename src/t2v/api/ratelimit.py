@@ -1,25 +1,55 @@
-"""Per-key token-bucket rate limiting (in process)."""
+"""Per-key token-bucket rate limiting, kept in the database so every server process shares one bucket.
+
+The bucket of a key lives in the ``rate_buckets`` table and is read and updated in one write transaction
+(:meth:`t2v.store.Repository.take_rate_token`): N processes on one database allow what one does.
+"""
 
 from __future__ import annotations
 
-import threading
-import time
-
 
 class RateLimiter:
-    def __init__(self) -> None:
-        self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, last time)
-        self._lock = threading.Lock()
+    """Holds no buckets itself: the database does (``app.state.limiter``)."""
 
-    def hit(self, key: str, count: int, per_s: float) -> float | None:
-        """Take one token; returns None when allowed, else seconds until the next token."""
-        rate = count / per_s
-        now = time.monotonic()
-        with self._lock:
-            tokens, last = self._buckets.get(key, (float(count), now))
-            tokens = min(float(count), tokens + (now - last) * rate)
-            if tokens >= 1.0:
-                self._buckets[key] = (tokens - 1.0, now)
-                return None
-            self._buckets[key] = (tokens, now)
-            return (1.0 - tokens) / rate
+    def hit(self, repo, key_id: str, count: int, per_s: float) -> float | None:
+        """Take one of ``count`` tokens per ``per_s`` seconds for ``key_id``; None when allowed, else the
+        seconds until the next token."""
+        return repo.take_rate_token(key_id, count, per_s)
+
+
+class StreamLease:
+    """The slot an open ``/events`` stream holds among its key's ``cap`` (none without API keys).
+
+    The slot is a row in ``event_streams`` leased for ``LEASE_S`` seconds and renewed every ``RENEW_S``
+    while the stream stays open, so the cap holds across server processes and a crashed process's
+    streams stop counting once their lease runs out.
+    """
+
+    LEASE_S = 30.0
+    RENEW_S = 10.0
+
+    def __init__(self, repo, key, cap: int) -> None:
+        self.repo, self.key, self.cap = repo, key, cap
+        self.id: str | None = None
+
+    @property
+    def message(self) -> str:
+        return (f"too many open event streams for this API key (limit {self.cap}, T2V_MAX_STREAMS_PER_KEY); "
+                "close one and retry")
+
+    def acquire(self) -> bool:
+        """Take a slot; False when the key has ``cap`` open streams."""
+        if self.key is None:
+            return True
+        self.id = self.repo.acquire_stream(self.key.id, self.cap, self.LEASE_S)
+        return self.id is not None
+
+    def renew(self) -> bool:
+        """Extend the lease; a lease that ran out (a stalled process) is taken again if a slot is free."""
+        if self.id is None or self.repo.renew_stream(self.id, self.LEASE_S):
+            return True
+        return self.acquire()
+
+    def release(self) -> None:
+        if self.id is not None:
+            lease_id, self.id = self.id, None
+            self.repo.release_stream(lease_id)
