@@ -28,22 +28,26 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, home, model, port=None, extra_env=None):
+    """``t2v serve`` on a free loopback port. ``args``: more command-line options (``--model M``);
+    ``ready_path``: what ``start()`` waits for (``/healthz``: up, maybe still warming the model)."""
+
+    def __init__(self, home, model, port=None, extra_env=None, args=(), ready_path="/readyz"):
         self.home, self.model, self.port = home, model, port or free_port()
+        self.args, self.ready_path = list(args), ready_path
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, "T2V_HOME": str(home), "T2V_DEFAULT_MODEL": str(model), "T2V_CHECKPOINT_EVERY": "2",
                     "T2V_HEARTBEAT_S": "0.3", "T2V_STALE_AFTER_S": "2", **(extra_env or {})}
         self.proc = None
 
     def start(self):
-        self.proc = subprocess.Popen([sys.executable, "-m", "t2v", "serve", "--port", str(self.port)], env=self.env,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.proc = subprocess.Popen([sys.executable, "-m", "t2v", "serve", "--port", str(self.port), *self.args],
+                                     env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         deadline = time.time() + 120
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError(f"server exited: {self.proc.stdout.read()}")
             try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                if httpx.get(f"{self.url}{self.ready_path}", timeout=1).status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass

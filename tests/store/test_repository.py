@@ -413,6 +413,89 @@ def test_requeue_worker(repo):
     assert repo.requeue_worker("nobody") == []
 
 
+def test_clean_hand_back_costs_no_attempt(repo):
+    job = repo.create_job(req())[0]
+    assert repo.claim_next("w1").attempts == 1
+    assert repo.requeue_worker("w1") == [job.id]
+    assert repo.get_job(job.id).attempts == 0 and repo.get_job(job.id).error is None
+    assert repo.claim_next("w2").attempts == 1
+
+
+def test_stale_jobs_get_at_most_max_attempts(repo):
+    job = repo.create_job(req())[0]
+    old = datetime.now(timezone.utc) - timedelta(minutes=10)
+    for attempt in (1, 2):
+        assert repo.claim_next(f"w{attempt}").attempts == attempt
+        set_column(repo.engine, job.id, heartbeat_at=old)  # its process died
+        assert repo.requeue_stale(60, max_attempts=3) == [job.id]
+        got = repo.get_job(job.id)
+        assert got.status == "queued" and got.worker_id is None
+        assert got.error == f"attempt {attempt} of 3 failed: the worker process stopped during the job (killed or crashed); retrying"
+    repo.claim_next("w3")
+    set_column(repo.engine, job.id, heartbeat_at=old)
+    assert repo.requeue_stale(60, max_attempts=3) == []
+    got = repo.get_job(job.id)
+    assert got.status == "failed" and got.attempts == 3 and got.finished_at is not None
+    assert got.error == "failed after 3 attempts: the worker process stopped during the job (killed or crashed)"
+    assert repo.claim_next("w4") is None
+
+
+def test_retry_job_requeues_until_the_limit_then_fails(repo):
+    job = repo.create_job(req())[0]
+    assert repo.retry_job(job.id, "w1", "ImportError: x", max_attempts=2) is None  # queued: not held by w1
+    repo.claim_next("w1")
+    assert repo.retry_job(job.id, "other", "ImportError: x", max_attempts=2) is None  # not this worker's
+    assert repo.retry_job(job.id, "w1", "ImportError: cannot import name 'AutoencoderKL'", max_attempts=2) == "queued"
+    got = repo.get_job(job.id)
+    assert got.status == "queued" and got.worker_id is None and got.step == 0 and got.finished_at is None
+    assert got.error == "attempt 1 of 2 failed: ImportError: cannot import name 'AutoencoderKL'; retrying"
+    assert repo.claim_next("w2").attempts == 2
+    assert repo.retry_job(job.id, "w2", "MemoryError: ", max_attempts=2) == "failed"
+    got = repo.get_job(job.id)
+    assert got.status == "failed" and got.error == "failed after 2 attempts: MemoryError: "
+    assert not repo.finish_job(job.id, "w2", result={}, files=[])
+
+
+def test_retry_job_of_a_cancelled_job_cancels_it(repo):
+    job = repo.create_job(req())[0]
+    repo.claim_next("w1")
+    repo.request_cancel(job.id)
+    assert repo.retry_job(job.id, "w1", "OSError: disk", max_attempts=3) == "cancelled"
+    assert repo.get_job(job.id).status == "cancelled"
+
+
+def test_success_after_a_failed_try_clears_the_note(repo):
+    job = repo.create_job(req())[0]
+    repo.claim_next("w1")
+    repo.retry_job(job.id, "w1", "OSError: read error", max_attempts=3)
+    repo.claim_next("w1")
+    assert repo.get_job(job.id).error.startswith("attempt 1 of 3 failed")
+    assert repo.finish_job(job.id, "w1", result={"ok": 1}, files=[])
+    got = repo.get_job(job.id)
+    assert got.status == "succeeded" and got.error is None and got.attempts == 2
+
+
+def test_two_processes_agree_on_the_attempt_limit(engine_url, repo):
+    """Janitors of several processes hand back the same stale jobs at once: each is requeued, or failed, once."""
+    again, spent = repo.create_job(req("again"))[0], repo.create_job(req("spent"))[0]
+    repo.claim_next("w1"), repo.claim_next("w1")
+    old = datetime.now(timezone.utc) - timedelta(minutes=10)
+    set_column(repo.engine, again.id, attempts=2, heartbeat_at=old)
+    set_column(repo.engine, spent.id, attempts=3, heartbeat_at=old)
+    others = [Repository(open_database(engine_url)) for _ in range(4)]
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            results = list(pool.map(lambda r: r.requeue_stale(60, max_attempts=3), others))
+    finally:
+        for r in others:
+            r.engine.dispose()
+    assert sorted(results) == [[], [], [], [again.id]]
+    got = repo.get_job(again.id)
+    assert got.status == "queued" and got.attempts == 2 and got.error.startswith("attempt 2 of 3 failed")
+    got = repo.get_job(spent.id)
+    assert got.status == "failed" and got.attempts == 3 and got.error.startswith("failed after 3 attempts")
+
+
 def test_queue_position(repo):
     a = repo.create_job(req("a"))[0]
     b = repo.create_job(req("b"))[0]

@@ -11,6 +11,7 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 _SIMPLE = (int, float, bool, str, type(None))
+_NUMPY = "__numpy__"  # a numpy array, stored as a tensor
 
 
 def _keep(v: Any) -> bool:
@@ -29,15 +30,39 @@ def scheduler_state(scheduler) -> dict[str, Any]:
     return {k: v for k, v in vars(scheduler).items() if k not in ("config", "_internal_dict") and _keep(v)}
 
 
+def _plain(v: Any) -> Any:
+    """``v`` with numpy arrays turned into tagged tensors: ``torch.load(weights_only=True)`` reads the file."""
+    import numpy as np
+    import torch
+
+    if isinstance(v, np.ndarray):
+        return {_NUMPY: torch.from_numpy(np.ascontiguousarray(v))}
+    if isinstance(v, (list, tuple)):
+        return type(v)(_plain(x) for x in v)
+    return v
+
+
+def _unplain(v: Any) -> Any:
+    if isinstance(v, dict) and set(v) == {_NUMPY}:
+        return v[_NUMPY].numpy()
+    if isinstance(v, (list, tuple)):
+        return type(v)(_unplain(x) for x in v)
+    return v
+
+
 def save(path: Path, *, fingerprint: str, step: int, latents, scheduler, generator) -> None:
-    """Write atomically: a crash mid-write leaves the previous checkpoint intact."""
+    """Write atomically: a crash mid-write leaves the previous checkpoint intact.
+
+    Only tensors, numbers, strings and lists/tuples/dicts of them go in the file, so it is read back
+    with ``torch.load(weights_only=True)`` (no pickled objects are ever executed).
+    """
     import torch
 
     state = {
         "fingerprint": fingerprint,
-        "step": step,
+        "step": int(step),
         "latents": latents.detach().cpu(),
-        "scheduler": scheduler_state(scheduler),
+        "scheduler": {k: _plain(v) for k, v in scheduler_state(scheduler).items()},
         "generator": generator.get_state(),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -53,20 +78,36 @@ def save(path: Path, *, fingerprint: str, step: int, latents, scheduler, generat
 
 
 def load(path: Path, fingerprint: str) -> dict[str, Any] | None:
-    """The checkpoint at ``path`` if it belongs to this exact request, else None."""
+    """The checkpoint at ``path`` if it belongs to this exact request, else None.
+
+    Read with ``weights_only=True``. A file that cannot be read that way (torn, foreign, or holding
+    pickled objects) is ignored with a warning: the job starts from step 0 rather than failing.
+    """
     import torch
 
     if not path.is_file():
         return None
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)  # our own file under T2V_HOME
-    except Exception as e:  # a torn or foreign file: start over rather than fail the job
-        logger.warning("ignoring unreadable checkpoint %s: %s", path, e)
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        logger.warning("ignoring unreadable checkpoint %s (starting from step 0): %s", path, reason)
         return None
-    if state.get("fingerprint") != fingerprint:
+    if not _well_formed(state):
+        logger.warning("ignoring checkpoint %s (starting from step 0): not a t2v checkpoint", path)
+        return None
+    if state["fingerprint"] != fingerprint:
         logger.warning("ignoring checkpoint %s: it belongs to another request", path)
         return None
-    return state
+    return {**state, "scheduler": {k: _unplain(v) for k, v in state["scheduler"].items()}}
+
+
+def _well_formed(state: Any) -> bool:
+    import torch
+
+    return (isinstance(state, dict) and isinstance(state.get("fingerprint"), str) and isinstance(state.get("step"), int)
+            and isinstance(state.get("latents"), torch.Tensor) and isinstance(state.get("scheduler"), dict)
+            and isinstance(state.get("generator"), torch.Tensor) and state["generator"].dtype == torch.uint8)
 
 
 def restore_scheduler(scheduler, state: dict[str, Any], device) -> None:

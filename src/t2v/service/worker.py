@@ -2,6 +2,8 @@
 
 Progress goes to the job row at most a few times per second; a heartbeat thread keeps the row
 alive while the model loads; latent checkpoints let a job killed mid-run resume on the next start.
+A try that fails for a reason that is not the request's (an import error, memory, I/O) puts the job
+back in the queue, its checkpoint kept, for at most ``T2V_MAX_ATTEMPTS`` tries in all.
 """
 
 from __future__ import annotations
@@ -42,6 +44,23 @@ def _save_png(image, path: Path) -> None:
         logger.warning("could not write %s", path, exc_info=True)
 
 
+def _drop_checkpoint(path: Path) -> None:
+    """Delete a job's checkpoint and any torn write of it (a try killed while saving one)."""
+    path.unlink(missing_ok=True)
+    for torn in path.parent.glob(f".{path.name}.*.part"):
+        torn.unlink(missing_ok=True)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A failure that is not the request's fault, so another try may succeed: a library that failed to
+    import, memory that ran out (MemoryError, torch.OutOfMemoryError), an OSError (reading weights,
+    writing files), also as the explicit cause of a t2v error (``could not load unet ...``)."""
+    for e in (exc, exc.__cause__):
+        if isinstance(e, (ImportError, MemoryError, OSError)) or type(e).__name__ == "OutOfMemoryError":
+            return True
+    return False
+
+
 class Worker(threading.Thread):
     def __init__(self, service: JobService, index: int) -> None:
         super().__init__(name=f"t2v-worker-{index}", daemon=True)
@@ -54,6 +73,11 @@ class Worker(threading.Thread):
         svc = self.service
         while not svc.stopping.is_set():
             self.alive_at = time.time()
+            if not svc.warm_state.get("done", True):
+                # The warm-up is loading the model: claim nothing until it ends, so a process killed while
+                # warming costs no job a try, and the first job reuses that load instead of waiting inside it.
+                svc.stopping.wait(0.2)
+                continue
             try:
                 job = svc.repo.claim_next(self.worker_id)
             except Exception:  # database hiccup: wait and retry, never die
@@ -70,12 +94,15 @@ class Worker(threading.Thread):
                 self.current = None
 
     def _run_job(self, job) -> None:
+        from t2v.export import remove_output
         from t2v.generation import run_request
         from t2v.sequence.request import request_from_fields
 
         svc, repo = self.service, self.service.repo
         ckpt_path = svc.settings.checkpoint_dir / f"{job.id}.ckpt"
         out_dir = svc.settings.videos_dir / job.id
+        for torn in out_dir.glob(".*.part"):  # half-written files of a try killed mid-export
+            remove_output(torn)
         stop_beat = threading.Event()
         beat = threading.Thread(target=self._heartbeat, args=(job.id, stop_beat), daemon=True)
         beat.start()
@@ -97,16 +124,13 @@ class Worker(threading.Thread):
                 logger.info("job %s handed back to the queue at shutdown", job.id)
                 return
             repo.mark_cancelled(job.id, self.worker_id)
-            ckpt_path.unlink(missing_ok=True)
-            if job.id in svc.purge_requested:
-                svc.purge_files(job.id)
+            _drop_checkpoint(ckpt_path)
+            svc.after_finish(job.id)  # a purge asked meanwhile by any process (the job row says) is done there
             return
-        except T2VError as e:
-            self._fail(job.id, str(e), ckpt_path)
-            return
-        except Exception as e:  # a bug or a device error: the job fails, the worker lives on
-            logger.exception("job %s failed", job.id)
-            self._fail(job.id, f"{type(e).__name__}: {e}", ckpt_path)
+        except Exception as e:  # the request's fault, a bug, or a passing failure (see _fail); the worker lives on
+            if not isinstance(e, T2VError):
+                logger.exception("job %s failed", job.id)
+            self._fail(job.id, e, ckpt_path)
             return
         finally:
             stop_beat.set()
@@ -118,13 +142,24 @@ class Worker(threading.Thread):
             files.append({"format": "json", "file": result.sidecar.name, "path": str(result.sidecar.relative_to(svc.settings.videos_dir))})
         if repo.finish_job(job.id, self.worker_id, result=result.record, files=files):
             svc.metrics.observe_job(time.perf_counter() - t0, result.record)
+            _drop_checkpoint(ckpt_path)  # kept until now: every failed try before resumed from it
             svc.after_finish(job.id)
-        ckpt_path.unlink(missing_ok=True)
 
-    def _fail(self, job_id: str, error: str, ckpt_path: Path) -> None:
-        if self.service.repo.fail_job(job_id, self.worker_id, error):
-            self.service.after_finish(job_id)
-        ckpt_path.unlink(missing_ok=True)
+    def _fail(self, job_id: str, exc: Exception, ckpt_path: Path) -> None:
+        """End a try that raised ``exc``. A failure that is not the request's (:func:`is_transient`) puts the
+        job back in the queue, its checkpoint kept, until it has had ``max_attempts`` tries; any other fails it."""
+        svc = self.service
+        error = str(exc) if isinstance(exc, T2VError) else f"{type(exc).__name__}: {exc}"
+        if is_transient(exc):
+            status = svc.repo.retry_job(job_id, self.worker_id, error, max_attempts=svc.settings.max_attempts)
+        else:
+            status = "failed" if svc.repo.fail_job(job_id, self.worker_id, error) else None
+        if status == "queued":
+            logger.warning("job %s: %s; queued again", job_id, error)
+            svc.wakeup.set()
+        elif status is not None:  # None: another worker holds the job now (and may resume from the checkpoint)
+            _drop_checkpoint(ckpt_path)
+            svc.after_finish(job_id)
 
     def _preview_writer(self, out_dir: Path):
         last = {"t": 0.0}

@@ -1,0 +1,147 @@
+"""Workers claiming jobs and giving them back, with a limit on tries.
+
+``attempts`` counts the times a job was claimed. A job given back because of something that was not
+its fault (its process died, a library failed to import, memory ran out while loading) goes back to the
+queue, its ``error`` saying which attempt failed and why, until it has had ``max_attempts`` tries;
+then it fails with a message that says so. Each decision is one write transaction (SQLite: BEGIN
+IMMEDIATE; PostgreSQL: the rows are locked), so processes sharing the database agree on it.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, literal, or_, select, update
+
+from .keys import utcnow
+from .tables import Job
+
+__all__ = ["WORKER_STOPPED", "ClaimRepository", "final_failure", "retry_note"]
+
+jobs = Job.__table__
+c = jobs.c
+
+#: Why a job held by a process that stopped answering goes back to the queue.
+WORKER_STOPPED = "the worker process stopped during the job (killed or crashed)"
+
+
+def retry_note(attempt: int, max_attempts: int | None, reason: str) -> str:
+    """The ``error`` of a job queued again after a failed try."""
+    of = f" of {max_attempts}" if max_attempts is not None else ""
+    return f"attempt {attempt}{of} failed: {reason}; retrying"
+
+
+def final_failure(attempts: int, reason: str) -> str:
+    """The ``error`` of a job that used up its tries."""
+    return f"failed after {attempts} attempt{'s' if attempts != 1 else ''}: {reason}"
+
+
+def _held(job_id: str, worker_id: str):
+    return and_(c.id == job_id, c.status == "running", c.worker_id == worker_id)
+
+
+_BACK_IN_QUEUE = dict(status="queued", worker_id=None, heartbeat_at=None, stage=None, step=0, eta_s=None)
+
+
+class ClaimRepository:
+    """Mixin of :class:`t2v.store.Repository`: claim, give back, retry or fail a job."""
+
+    def claim_next(self, worker_id: str):
+        """Take the queued job with the highest priority (oldest first among equals), mark it
+        running for ``worker_id`` and count the attempt. Never hands one job to two workers."""
+        for _ in range(100):
+            with self._write() as conn:
+                stmt = select(c.id).where(c.status == "queued").order_by(c.priority.desc(), c.id.asc()).limit(1)
+                if self.dialect == "postgresql":
+                    stmt = stmt.with_for_update(skip_locked=True)
+                job_id = conn.execute(stmt).scalar()
+                if job_id is None:
+                    return None
+                now = utcnow()
+                res = conn.execute(
+                    update(jobs)
+                    .where(c.id == job_id, c.status == "queued")
+                    .values(
+                        status="running",
+                        worker_id=worker_id,
+                        started_at=func.coalesce(c.started_at, literal(now, c.started_at.type)),
+                        heartbeat_at=now,
+                        attempts=c.attempts + 1,
+                        updated_at=now,
+                    )
+                )
+                if res.rowcount == 1:
+                    return self._get(conn, job_id)
+        return None  # pragma: no cover - only under pathological contention
+
+    def fail_job(self, job_id: str, worker_id: str, error: str) -> bool:
+        """running -> failed (the request's own fault: no retry); False when the job is not
+        running for this worker."""
+        now = utcnow()
+        with self._write() as conn:
+            res = conn.execute(
+                update(jobs)
+                .where(_held(job_id, worker_id))
+                .values(status="failed", error=error, finished_at=now, heartbeat_at=now, updated_at=now)
+            )
+        return res.rowcount > 0
+
+    def retry_job(self, job_id: str, worker_id: str, error: str, *, max_attempts: int) -> str | None:
+        """A try failed for a reason that is not the request's (``error``): the job goes back to the
+        queue while it has had fewer than ``max_attempts`` tries, else it fails saying how many and
+        why; a job whose cancel was requested is cancelled. Returns the new status, or None when the
+        job is not running for this worker."""
+        now = utcnow()
+        with self._write() as conn:
+            stmt = select(c.attempts, c.cancel_requested).where(_held(job_id, worker_id))
+            if self.dialect == "postgresql":
+                stmt = stmt.with_for_update()
+            row = conn.execute(stmt).first()
+            if row is None:
+                return None
+            values = self._give_back(row.attempts, row.cancel_requested, error, max_attempts, now)
+            conn.execute(update(jobs).where(_held(job_id, worker_id)).values(**values, updated_at=now))
+            return values["status"]
+
+    @staticmethod
+    def _give_back(attempts: int, cancel_requested: bool, reason: str | None, max_attempts: int | None,
+                   now) -> dict[str, Any]:
+        """Column values for a running job handed back (``reason`` None: a clean shutdown, no try used)."""
+        if cancel_requested:
+            return dict(status="cancelled", worker_id=None, finished_at=now)
+        if reason is None:
+            return {**_BACK_IN_QUEUE, "attempts": max(attempts - 1, 0)}
+        if max_attempts is not None and attempts >= max_attempts:
+            return dict(status="failed", error=final_failure(attempts, reason), finished_at=now, heartbeat_at=now)
+        return {**_BACK_IN_QUEUE, "error": retry_note(attempts, max_attempts, reason)}
+
+    def _release(self, where, *, reason: str | None, max_attempts: int | None = None) -> list[str]:
+        """Hand back the running jobs matching ``where`` (see :meth:`_give_back`). Returns the ids
+        queued again."""
+        where = and_(c.status == "running", where)
+        now = utcnow()
+        requeued = []
+        with self._write() as conn:
+            stmt = select(c.id, c.attempts, c.cancel_requested).where(where).order_by(c.id)
+            if self.dialect == "postgresql":
+                stmt = stmt.with_for_update(skip_locked=True)
+            for r in conn.execute(stmt).all():
+                values = self._give_back(r.attempts, r.cancel_requested, reason, max_attempts, now)
+                conn.execute(update(jobs).where(where, c.id == r.id).values(**values, updated_at=now))
+                if values["status"] == "queued":
+                    requeued.append(r.id)
+        return requeued
+
+    def requeue_stale(self, stale_after_s: float, *, max_attempts: int | None = None) -> list[str]:
+        """Running jobs without a heartbeat for ``stale_after_s`` seconds (their process died) go
+        back to the queue, started_at kept; those that have had ``max_attempts`` tries fail instead
+        (None: no limit). Returns the ids queued again."""
+        cutoff = utcnow() - timedelta(seconds=stale_after_s)
+        return self._release(or_(c.heartbeat_at.is_(None), c.heartbeat_at < cutoff), reason=WORKER_STOPPED,
+                             max_attempts=max_attempts)
+
+    def requeue_worker(self, worker_id: str) -> list[str]:
+        """Jobs held by a worker that shuts down cleanly go back to the queue; that try is not
+        counted (the job did nothing wrong, it resumes from its checkpoint)."""
+        return self._release(c.worker_id == worker_id, reason=None)

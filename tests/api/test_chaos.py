@@ -1,0 +1,301 @@
+"""Restarts never lose or fail a job.
+
+In process: a try that fails for a reason that is not the request's (an import error, memory, a write
+error) is retried, resuming from its checkpoint, for at most ``max_attempts`` tries; the warm-up and
+the first job share one load. Then chaos on real ``t2v serve --model`` processes: a batch submitted
+while the model warms, ``kill -9`` while warming, mid-denoise and mid-export, a restart each time, on
+one or two processes over SQLite and PostgreSQL; every job succeeds exactly once with one video.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+import shutil
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import av
+import httpx
+import pytest
+from diffusers import AutoencoderKL
+
+from t2v.models import loader
+from t2v.service import JobService
+from t2v.store import Repository, open_database
+from tests.api.conftest import SMALL, make_settings
+from tests.api.test_server import Server
+
+MAX_ATTEMPTS = 3  # the default of T2V_MAX_ATTEMPTS: the chaos servers run with it
+
+
+# ---- in process ------------------------------------------------------------------------------
+
+
+def run_jobs(settings, n=1, warm=None, **fields):
+    """Queue ``n`` jobs, start a service (warming ``warm`` first, as `t2v serve --model` does), wait for them."""
+    svc = JobService(settings)
+    ids = [svc.submit({"prompt": f"a red square {i}", **SMALL, "seed": i, **fields})[0].id for i in range(n)]
+    if warm:
+        svc.warm(str(warm))
+    svc.start()
+    try:
+        deadline = time.time() + 120
+        while (jobs := [svc.repo.get_job(i) for i in ids]) and not all(j.finished for j in jobs):
+            assert time.time() < deadline, [(j.status, j.error) for j in jobs]
+            time.sleep(0.05)
+        return svc, jobs
+    finally:
+        svc.stop()
+
+
+def failing_vae_loads(monkeypatch, times: int, exc: type[BaseException], message: str) -> list:
+    """The VAE fails to load the first ``times`` times (a real load after that); returns the call log."""
+    real = AutoencoderKL.from_pretrained
+    calls = []
+
+    def from_pretrained(cls, *args, **kwargs):
+        calls.append(args)
+        if len(calls) <= times:
+            raise exc(message)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(AutoencoderKL, "from_pretrained", classmethod(from_pretrained))
+    return calls
+
+
+def test_import_error_while_loading_is_retried_and_the_job_succeeds(model_copy, tmp_path, monkeypatch):
+    calls = failing_vae_loads(monkeypatch, 2, ImportError, "cannot import name 'AutoencoderKL' from 'diffusers'")
+    _, [job] = run_jobs(make_settings(tmp_path / "home", model_copy))
+    assert job.status == "succeeded" and job.error is None
+    assert job.attempts == 3 and len(calls) == 3
+
+
+def test_a_job_that_always_fails_to_load_fails_after_max_attempts(model_copy, tmp_path, monkeypatch):
+    calls = failing_vae_loads(monkeypatch, 99, MemoryError, "out of memory loading the VAE")
+    _, [job] = run_jobs(make_settings(tmp_path / "home", model_copy))
+    assert job.status == "failed" and job.attempts == MAX_ATTEMPTS == len(calls)
+    assert job.error == f"failed after {MAX_ATTEMPTS} attempts: MemoryError: out of memory loading the VAE"
+
+
+def test_the_attempt_limit_is_a_setting(model_copy, tmp_path, monkeypatch):
+    failing_vae_loads(monkeypatch, 99, OSError, "Input/output error")
+    _, [job] = run_jobs(make_settings(tmp_path / "home", model_copy, max_attempts=1))
+    assert job.status == "failed" and job.attempts == 1
+    assert job.error.startswith("failed after 1 attempt: could not load vae from ") and "Input/output error" in job.error
+
+
+def test_the_requests_own_fault_is_not_retried(model_copy, tmp_path):
+    settings = make_settings(tmp_path / "home", model_copy)
+    svc = JobService(settings)
+    job_id = svc.submit({"prompt": "a red square", **SMALL})[0].id
+    shutil.rmtree(model_copy)  # the folder it names went away after submit
+    svc.start()
+    try:
+        while not (job := svc.repo.get_job(job_id)).finished:
+            time.sleep(0.05)
+    finally:
+        svc.stop()
+    assert job.status == "failed" and job.attempts == 1
+    assert job.error == f"model folder {model_copy} does not exist"
+
+
+def test_a_failed_export_keeps_the_checkpoint_and_the_retry_resumes(model_copy, tmp_path, monkeypatch):
+    import t2v.export
+
+    real, calls = t2v.export.write_outputs, []
+
+    def write_outputs(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError(28, "No space left on device")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(t2v.export, "write_outputs", write_outputs)
+    settings = make_settings(tmp_path / "home", model_copy, checkpoint_every=2)
+    _, [job] = run_jobs(settings, num_inference_steps=6)
+    assert job.status == "succeeded" and job.attempts == 2 and len(calls) == 2
+    assert job.result["resumed_from_step"] == 4  # the last checkpoint of 6 steps, every 2, survived the failure
+    assert not list(settings.checkpoint_dir.glob("*"))  # gone once the job succeeded
+
+
+def test_warm_up_and_the_first_job_share_one_load(model_copy, tmp_path):
+    svc, [job] = run_jobs(make_settings(tmp_path / "home", model_copy), warm=model_copy)
+    assert job.status == "succeeded", job.error
+    assert svc.warm_state["error"] is None and svc.warm_state["load_s"] > 0
+    assert job.result["timings"]["load_s"] == 0.0  # the worker reused the warm-up's load
+    assert [m["model"] for m in loader.loaded_models()].count(str(model_copy.resolve())) == 1
+
+
+# ---- chaos on real servers -------------------------------------------------------------------
+
+JOB = {"num_frames": 8, "width": 64, "height": 64, "num_inference_steps": 6, "formats": ["mp4", "webm", "gif"]}
+N_JOBS = 4
+# One torch thread per server: two servers (and other work) on 2 cores run ~10x slower oversubscribed.
+CHAOS_ENV = {"T2V_CHECKPOINT_EVERY": "2", "T2V_HEARTBEAT_S": "0.3", "T2V_STALE_AFTER_S": "5", "OMP_NUM_THREADS": "1"}
+
+
+class Chaos:
+    """``t2v serve --model`` processes on one database, killed with SIGKILL and restarted in the background
+    (so that, with two, the other keeps working meanwhile)."""
+
+    def __init__(self, home, model, n_servers, seed, database_url=None):
+        self.home, self.rng = home, random.Random(seed)
+        env = {**CHAOS_ENV, **({"T2V_DATABASE_URL": database_url} if database_url else {})}
+        self.servers = [Server(home, model, extra_env=env, args=["--model", str(model)], ready_path="/healthz")
+                        for _ in range(n_servers)]
+        with ThreadPoolExecutor(n_servers) as pool:
+            list(pool.map(lambda s: s.start(), self.servers))
+        self.repo = Repository(open_database(database_url or f"sqlite:///{home / 't2v.db'}"))
+        self.restarts: dict[int, threading.Thread] = {}
+        self.kills = 0
+
+    def restarting(self, server) -> bool:
+        return server.port in self.restarts and self.restarts[server.port].is_alive()
+
+    def restart(self, server, *, kill_after: float | None = None) -> None:
+        """SIGKILL ``server`` and start it again; ``kill_after``: kill that start once more so many seconds
+        in (while it imports and warms the model), then start it for good."""
+        server.stop(signal.SIGKILL)
+        self.kills += 1
+
+        def run():
+            if kill_after is not None:
+                timer = threading.Timer(kill_after, lambda: server.proc.send_signal(signal.SIGKILL))
+                timer.start()
+                try:
+                    server.start()
+                except AssertionError:  # "server exited": killed before it answered
+                    pass
+                timer.join()
+                server.stop(signal.SIGKILL)
+                self.kills += 1
+            server.start()
+
+        self.restarts[server.port] = threading.Thread(target=run, daemon=True)
+        self.restarts[server.port].start()
+
+    def kill_at(self, ids, point) -> str:
+        """Kill (and restart) the server running a job that reached ``point``, one with a try left; returns
+        the job's id. The database is watched directly: an export lasts a fraction of a second."""
+        min_step = self.rng.randint(2, 5)
+        deadline = time.time() + 150
+        while time.time() < deadline:
+            jobs = self.repo.list_jobs(limit=50)
+            for j in jobs:
+                hit = (j.stage == "denoise" and j.step >= min_step) if point == "denoise" else j.stage == "export"
+                if j.status == "running" and hit and j.attempts < MAX_ATTEMPTS:
+                    pid = int(j.worker_id.split(":")[-3])  # worker ids are host:pid:index:nonce
+                    victim = next((s for s in self.servers if s.proc.pid == pid and not self.restarting(s)), None)
+                    if victim is not None and victim.proc.poll() is None:
+                        self.restart(victim)
+                        return j.id
+            if jobs and all(j.finished for j in jobs if j.id in ids):
+                break
+            time.sleep(0.002)
+        raise AssertionError(f"no job was seen at {point} to kill its server")
+
+    def jobs(self) -> dict[str, dict]:
+        for s in self.servers:
+            if s.proc.poll() is None:
+                try:
+                    return {j["id"]: j for j in httpx.get(f"{s.url}/v1/videos?limit=50", timeout=10).json()["items"]}
+                except httpx.HTTPError:
+                    continue
+        return {}
+
+    def settle(self, ids) -> dict[str, dict]:
+        """Wait for the restarts, then for every job to end; the jobs as the API shows them."""
+        for t in self.restarts.values():
+            t.join(300)
+        assert all(s.proc.poll() is None for s in self.servers)
+        deadline = time.time() + 240
+        while not all((jobs := self.jobs())[i]["status"] in ("succeeded", "failed", "cancelled") for i in ids):
+            assert time.time() < deadline, {i: jobs[i]["status"] for i in ids}
+            time.sleep(0.2)
+        return jobs
+
+    def close(self) -> None:
+        for t in self.restarts.values():
+            t.join(300)
+        for s in self.servers:
+            s.stop()
+        self.repo.engine.dispose()
+
+
+def check_outcome(jobs, ids, home):
+    assert sorted(jobs) == sorted(ids)  # no job lost, none duplicated
+    for job_id in ids:
+        job = jobs[job_id]
+        assert job["status"] == "succeeded", (job_id, job["error"])
+        assert job["error"] is None and 1 <= job["attempts"] <= MAX_ATTEMPTS
+        mp4 = [f for f in job["result"]["files"] if f["format"] == "mp4"]
+        assert len(mp4) == 1
+        with av.open(io.BytesIO(httpx.get(mp4[0]["url"], timeout=30).content)) as c:
+            frames = list(c.decode(video=0))
+        assert len(frames) == JOB["num_frames"] and {(f.width, f.height) for f in frames} == {(JOB["width"], JOB["height"])}
+        on_disk = sorted(p.name for p in (home / "videos" / job_id).iterdir())
+        assert [n for n in on_disk if n.endswith(".mp4")] == ["video.mp4"]
+        assert not [n for n in on_disk if n.startswith(".")], on_disk  # no torn writes left by a killed export
+    assert not list((home / "checkpoints").glob("*"))  # kept through the kills, removed once each job succeeded
+
+
+def run_chaos(home, model, n_servers, seed, database_url=None, *, kill_while_warming=True):
+    chaos = Chaos(home, model, n_servers, seed, database_url)
+    try:
+        # The batch arrives at once, right after start, and a server is killed at once (with
+        # ``kill_while_warming`` again while it restarts: importing, warming the model); then the server
+        # running a job is killed mid-denoise, and one mid-export.
+        with ThreadPoolExecutor(N_JOBS) as pool:
+            ids = list(pool.map(lambda i: chaos.servers[i % n_servers].submit(prompt=f"chaos {i}", seed=i, **JOB),
+                                range(N_JOBS)))
+        time.sleep(chaos.rng.uniform(0, 0.3))
+        kill_after = chaos.rng.uniform(1, 8) if kill_while_warming else None
+        chaos.restart(chaos.rng.choice(chaos.servers), kill_after=kill_after)
+        killed = [chaos.kill_at(ids, "denoise"), chaos.kill_at(ids, "export")]
+        jobs = chaos.settle(ids)
+        check_outcome(jobs, ids, home)
+    finally:
+        chaos.close()
+    assert chaos.kills == (4 if kill_while_warming else 3)
+    for job_id in killed:  # each resumed from a checkpoint that survived the kill (one every 2 steps)
+        assert jobs[job_id]["attempts"] >= 2 and jobs[job_id]["result"]["metadata"]["resumed_from_step"] >= 2
+    return jobs
+
+
+@pytest.mark.slow
+def test_chaos_one_server(tiny_model, tmp_path):
+    run_chaos(tmp_path / "home", tiny_model, n_servers=1, seed=17)
+
+
+@pytest.mark.slow
+def test_chaos_two_servers_on_one_sqlite_file(tiny_model, tmp_path):
+    run_chaos(tmp_path / "home", tiny_model, n_servers=2, seed=23, kill_while_warming=False)
+
+
+@pytest.mark.slow
+def test_chaos_two_servers_on_postgresql(tiny_model, tmp_path, pg_database):
+    run_chaos(tmp_path / "home", tiny_model, n_servers=2, seed=29, database_url=pg_database, kill_while_warming=False)
+
+
+@pytest.mark.slow
+def test_a_job_that_kills_its_server_every_time_fails_after_max_attempts(tiny_model, tmp_path):
+    """The job's process dies each time it runs it: it is retried, then fails saying so, and the server lives."""
+    s = Server(tmp_path / "home", tiny_model, extra_env={**CHAOS_ENV, "T2V_MAX_ATTEMPTS": "2"},
+               args=["--model", str(tiny_model)], ready_path="/healthz").start()
+    try:
+        job_id = s.submit(**JOB)
+        for attempt in (1, 2):
+            job = s.wait(job_id, ("running",), cond=lambda j: j["progress"]["stage"] == "denoise")
+            assert job["attempts"] == attempt
+            s.stop(signal.SIGKILL)
+            s.start()
+        job = s.wait(job_id)
+        assert job["status"] == "failed" and job["attempts"] == 2
+        assert job["error"] == "failed after 2 attempts: the worker process stopped during the job (killed or crashed)"
+        assert s.wait(s.submit(**SMALL))["status"] == "succeeded"  # the server still takes work
+    finally:
+        s.stop()
+    assert not list((tmp_path / "home" / "checkpoints").glob("*"))  # the failed job's checkpoint is cleaned up
