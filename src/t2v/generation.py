@@ -77,6 +77,50 @@ def resolve(request: GenerationRequest, settings: Settings) -> GenerationRequest
     return resolved
 
 
+def check_outputs(stem: Path, formats, *, extra: tuple[str, ...] = ()) -> None:
+    """Refuse, before any work, outputs that could not be written: the folder (or, when it does not exist yet,
+    its nearest existing parent: nothing is created here) must take new files, and no file about to be written
+    (a video, the ``.json`` sidecar, ``stem`` + each of ``extra``) may be an existing folder. Raises
+    OutputNotWritable naming the path."""
+    from t2v.errors import OutputNotWritable
+    from t2v.export import EXTENSIONS, check_writable
+
+    existing = next(p for p in (stem.parent, *stem.parent.parents) if p.exists() or p == Path(p.anchor))
+    if not existing.is_dir():
+        raise OutputNotWritable(f"output: {existing} is a file, not a folder", field="output")
+    check_writable(existing)  # a probe file, removed at once
+    for suffix in [EXTENSIONS[f] for f in formats if f != "png"] + [".json", *extra]:  # png: a folder, replaced
+        path = stem.with_name(stem.name + suffix)
+        if path.is_dir():
+            raise OutputNotWritable(f"output: {path} is an existing folder; choose another output name", field="output")
+
+
+def check_fits(request: GenerationRequest, settings: Settings) -> None:
+    """Refuse now, as :func:`generate` would before loading weights, a resolved video request that no memory
+    plan is predicted to fit in the budget (InvalidRequest naming the fields and what would fit).
+
+    Costs arithmetic once the model's reference dry run is cached (see :func:`t2v.models.memory.estimate`).
+    Loads no weights and downloads nothing: a model not on disk yet is checked when its job runs.
+    """
+    from t2v.errors import ModelUnavailable
+    from t2v.models.device import plan_device
+    from t2v.models.fit import memory_budget
+    from t2v.models.loader import resolve_source
+    from t2v.models.memory import choose
+
+    if getattr(request, "mode", "video") != "video":
+        return  # image mode has no memory planner yet
+    try:
+        source = resolve_source(request.model, settings.model_copy(update={"offline": True}))
+    except ModelUnavailable:
+        return
+    if source.family != "modelscope":
+        return  # the planner models UNet3D (ModelScope-layout) models only
+    plan = plan_device(request.device, request.dtype)
+    choose(source.path, request, requested=request.memory, device=plan.device, dtype=plan.dtype,
+           budget=memory_budget(plan.device, settings.memory_budget_gb))
+
+
 def generate(
     request: GenerationRequest,
     *,
@@ -95,8 +139,9 @@ def generate(
     (see :func:`output_stem`); with ``formats=()`` nothing is written and the frames are returned.
     """
     from t2v.engine.vae import to_uint8
-    from t2v.export import check_writable, frames_sha256
+    from t2v.export import frames_sha256
     from t2v.models.device import plan_device
+    from t2v.models.fit import memory_budget
     from t2v.models.loader import load_model, resolve_source
     from t2v.models.memory import choose as choose_memory_plan
     from t2v.models.temporal import folder_frame_limit
@@ -112,7 +157,7 @@ def generate(
         request = request.model_copy(update={"formats": (implied, *request.formats)})
     request = resolve(request, settings)
     if request.formats:
-        check_writable(stem.parent)
+        check_outputs(stem, request.formats)
 
     emit("load", message=f"loading {request.model}")
     plan = plan_device(request.device, request.dtype)
@@ -123,7 +168,8 @@ def generate(
                              f"({frame_limit})", field="num_frames")
     if cancel():
         raise Cancelled("cancelled before loading the model")
-    memory, predictions = choose_memory_plan(source.path, request, requested=request.memory, device=plan.device, dtype=plan.dtype)
+    memory, predictions = choose_memory_plan(source.path, request, requested=request.memory, device=plan.device, dtype=plan.dtype,
+                                             budget=memory_budget(plan.device, settings.memory_budget_gb))
     loaded = load_model(source, plan, offload=memory.offload, lora=request.lora, lora_scale=request.lora_scale)
     # Record what actually ran (after fallbacks), not what was asked.
     request = request.model_copy(update={"device": plan.device, "dtype": plan.dtype})
@@ -157,6 +203,31 @@ def generate(
     export_result(result, stem, emit=emit, cancel=cancel, t_start=t_start)
     emit("done", message="done")
     return result
+
+
+_RUNTIME_MODULES = ("t2v.engine.unet3d", "t2v.engine.vae", "t2v.engine.schedulers", "t2v.engine.checkpoint",
+                    "t2v.models.memory", "t2v.models.lora", "t2v.record", "t2v.export", "t2v.sequence.run", "av", "PIL.Image")
+
+
+def import_runtime() -> None:
+    """Import everything running a request needs (torch, the diffusers/transformers classes t2v loads, t2v's
+    engine and writers) in the calling thread.
+
+    diffusers and transformers resolve their classes lazily, on first use, and not thread-safely: two threads
+    doing it at once can fail with ``ImportError: cannot import name 'AutoencoderKL'``. So a server calls this
+    before it starts threads that load models or run jobs (:meth:`t2v.service.JobService.start`).
+    """
+    import importlib
+
+    import torch  # noqa: F401
+    from diffusers import (AutoencoderKL, DDIMScheduler, DPMSolverMultistepScheduler,  # noqa: F401
+                           EulerDiscreteScheduler, UNet2DConditionModel, UNet3DConditionModel, UniPCMultistepScheduler)
+    from diffusers.models.embeddings import SinusoidalPositionalEmbedding  # noqa: F401
+    from diffusers.models.transformers.transformer_temporal import TransformerTemporalModel  # noqa: F401
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer  # noqa: F401
+
+    for name in _RUNTIME_MODULES:
+        importlib.import_module(name)
 
 
 def run_request(request: GenerationRequest, **kwargs) -> GenerationResult:

@@ -12,12 +12,18 @@ from fastapi.testclient import TestClient
 
 from t2v.api import create_app
 from t2v.service.keys import create_key
-from t2v.service.webhooks import SIGNATURE_HEADER, verify, webhook_secret
+from t2v.service.webhooks import DELIVERY_ERROR, DELIVERY_HEADER, SIGNATURE_HEADER, verify, webhook_secret
 from tests.api.conftest import SMALL, wait_for
 
 
 def bearer(token):
     return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def settings(settings):
+    """The shared settings, letting webhooks reach this test's loopback receiver (refused by default)."""
+    return settings.model_copy(update={"webhook_allow": "127.0.0.1"})
 
 
 @pytest.fixture
@@ -38,9 +44,10 @@ def test_keys_required_once_any_exist(keyed):
     r = client.post("/v1/videos", json=body, headers=bearer(key_b))
     assert r.status_code == 202
     job_id = r.json()["id"]
-    # Another key's job: 403 everywhere; its own key sees it.
-    assert client.get(f"/v1/videos/{job_id}", headers=bearer(key_a)).status_code == 403
-    assert client.delete(f"/v1/videos/{job_id}", headers=bearer(key_a)).status_code == 403
+    # Another key's job: 404 everywhere, worded as a missing job (ids cannot be probed); its own key sees it.
+    for r in (client.get(f"/v1/videos/{job_id}", headers=bearer(key_a)),
+              client.delete(f"/v1/videos/{job_id}", headers=bearer(key_a))):
+        assert r.status_code == 404 and r.json()["detail"] == f"no job with id {job_id}"
     assert client.get(f"/v1/videos/{job_id}", headers=bearer(key_b)).status_code == 200
     assert client.get("/v1/videos", headers=bearer(key_a)).json()["items"] == []
     assert client.get("/healthz").status_code == 200  # health stays open
@@ -82,7 +89,7 @@ class Receiver(BaseHTTPRequestHandler):
 
     def do_POST(self):  # noqa: N802
         body = self.rfile.read(int(self.headers["content-length"]))
-        Receiver.calls.append((body, self.headers.get(SIGNATURE_HEADER)))
+        Receiver.calls.append((body, self.headers.get(SIGNATURE_HEADER), self.headers.get(DELIVERY_HEADER)))
         code = 500 if len(Receiver.calls) <= Receiver.fail_first else 200
         self.send_response(code)
         self.end_headers()
@@ -111,7 +118,8 @@ def test_webhook_signed_and_retried(client, settings):
         state = webhook_state(client, job["id"], "delivered")
         assert state["status"] == "delivered" and state["attempts"] == 2
         assert len(Receiver.calls) == 2
-        body, signature = Receiver.calls[-1]
+        body, signature, delivery = Receiver.calls[-1]
+        assert delivery == Receiver.calls[0][2] == job["id"]  # one delivery id across its retries
         assert verify(webhook_secret(settings), body, signature)
         assert not verify("wrong-secret", body, signature)
         payload = json.loads(body)
@@ -125,4 +133,4 @@ def test_webhook_failures_recorded_without_blocking_queue(client):
     second = client.post("/v1/videos", json={"prompt": "a fox", **SMALL}).json()
     assert wait_for(client, second["id"])["status"] == "succeeded"
     hook = webhook_state(client, job["id"], "failed")
-    assert hook["status"] == "failed" and hook["attempts"] == 4 and hook["error"]
+    assert hook["status"] == "failed" and hook["attempts"] == 4 and hook["error"] == DELIVERY_ERROR  # no "refused"

@@ -169,6 +169,48 @@ def test_output_dir_without_permission(tiny_model, tmp_path):
     assert list(locked.iterdir()) == []
 
 
+def test_output_that_is_an_existing_folder_exits_2_before_generating(tiny_model, tmp_path):
+    from t2v.models import loader
+
+    (tmp_path / "side.json").mkdir()  # the sidecar's name
+    (tmp_path / "clip.webm").mkdir()
+    loader.clear_cache()
+    for args, named in ((["-o", tmp_path / "side.mp4"], "side.json"),
+                        (["-o", tmp_path / "clip.mp4", "--format", "webm"], "clip.webm")):
+        r = run("generate", "a cat", *small(tiny_model), *args)
+        assert r.exit_code == 2, r.output
+        assert f"{tmp_path / named} is an existing folder" in r.stderr and "Traceback" not in r.output
+    assert loader.loaded_models() == []  # refused before loading any weights
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.webm", "side.json"]  # no partial file
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+def test_request_that_cannot_fit_exits_2_before_loading_weights(tiny_model, tmp_path):
+    from t2v.models import loader
+
+    loader.clear_cache()
+    r = run("generate", "a cat", "--model", tiny_model, "--frames", "512", "--width", "2048", "--height", "2048",
+            "--steps", "500", "-o", tmp_path / "out" / "x.mp4")
+    assert r.exit_code == 2, r.output
+    assert "num_frames, width, height: 512 frames of 2048x2048 need about" in r.stderr
+    assert "memory budget" in r.stderr and "Traceback" not in r.output
+    assert loader.loaded_models() == []
+    assert not (tmp_path / "out").exists()
+    # The budget can be set: the same small request runs under a generous one and is refused under a tiny one.
+    tiny_budget = runner.invoke(app, ["generate", "a cat", *small(tiny_model), "-o", tmp_path / "b.mp4"],
+                                env={"T2V_MEMORY_BUDGET_GB": "0.01"})
+    assert tiny_budget.exit_code == 2 and "over the memory budget of 10 MiB" in tiny_budget.stderr
+
+
+def test_cli_accepts_a_model_folder_outside_the_model_roots(tmp_path):
+    from t2v.models.registry import lookup
+
+    folder = lookup("t2v-shapes").bundled_path  # in the package, outside T2V_MODEL_ROOTS (the test temp dir)
+    r = run("generate", "a red circle", "--model", folder, "--frames", "2", "--steps", "1", "-q", "-o", tmp_path / "s.mp4")
+    assert r.exit_code == 0, r.output
+    assert decode_video(tmp_path / "s.mp4")[0].shape == (2, 64, 64, 3)
+
+
 def test_models_commands(tiny_model, tmp_path):
     listed = run("models", "list", "--json")
     assert listed.exit_code == 0
@@ -221,4 +263,4 @@ def test_ctrl_c_during_denoising_exits_130_and_leaves_nothing(tiny_model, tmp_pa
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr
     assert "interrupted" in stderr and "Traceback" not in stderr
-    assert list(out.iterdir()) == []  # checked writable (created) but nothing partial left
+    assert not out.exists() or list(out.iterdir()) == []  # checked writable (not created yet), nothing partial left

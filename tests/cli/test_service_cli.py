@@ -34,6 +34,17 @@ def test_keys_create_list_revoke():
     assert run("keys", "create", "--name", "bob", "--rate", "lots").exit_code == 2
 
 
+def test_keys_create_with_a_cost_limit():
+    created = run("keys", "create", "--name", "carol", "--max-cost", "26214400")
+    assert created.exit_code == 0, created.output
+    (key,) = JobService(get_settings()).repo.list_keys()
+    assert key.name == "carol" and key.max_cost == 26214400
+    listed = run("keys", "list")
+    assert listed.exit_code == 0 and "26214400" in listed.stdout
+    bad = run("keys", "create", "--name", "dave", "--max-cost", "0")
+    assert bad.exit_code == 2 and "max-cost" in bad.stderr
+
+
 def test_jobs_list_show_cancel_and_history(tiny_model):
     svc = JobService(get_settings(default_model=str(tiny_model)))
     a, _ = svc.submit({"prompt": "a red circle", "num_frames": 2, "width": 16, "height": 16, "num_inference_steps": 1})

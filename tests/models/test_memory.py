@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from t2v.cli import app
+from t2v.errors import InvalidRequest
 from t2v.generation import generate
 from t2v.models import memory
 from t2v.request import GenerationRequest
@@ -78,12 +79,52 @@ def test_leaner_plans_predict_less_activation_memory(tiny_model):
     assert sum(half.weights_bytes.values()) * 2 == sum(p["speed"].weights_bytes.values())
 
 
-def test_auto_picks_the_fastest_plan_that_fits(tiny_model, monkeypatch):
+def test_auto_picks_the_fastest_plan_that_fits(tiny_model):
     chosen, preds = memory.choose(tiny_model, _req(tiny_model), requested="auto", device="cpu", dtype="fp32")
     assert chosen.name == "speed" and preds[0].fits
-    monkeypatch.setattr(memory, "free_memory", lambda device: 1)  # nothing fits: the leanest plan
-    chosen, preds = memory.choose(tiny_model, _req(tiny_model), requested="auto", device="cpu", dtype="fp32")
-    assert chosen.name == "low" and [p.plan for p in preds] == ["speed", "balanced", "low"]
+    # GPU numbers (a dry run: no GPU needed) tell the three plans apart: a budget of the low plan's peak.
+    low = memory.estimate(tiny_model, _req(tiny_model), plan="low", device="cuda", dtype="fp16")
+    chosen, preds = memory.choose(tiny_model, _req(tiny_model), requested="auto", device="cuda", dtype="fp16",
+                                  budget=low.peak_bytes)
+    assert chosen.name == "low" and [(p.plan, p.fits) for p in preds] == [("speed", False), ("balanced", False), ("low", True)]
+    # A named plan is used as asked while the leanest one fits.
+    chosen, preds = memory.choose(tiny_model, _req(tiny_model), requested="speed", device="cuda", dtype="fp16",
+                                  budget=low.peak_bytes)
+    assert chosen.name == "speed" and [(p.plan, p.fits) for p in preds] == [("speed", False), ("low", True)]
+
+
+@pytest.mark.parametrize("requested", ["auto", "speed", "low"])
+def test_a_request_no_plan_fits_is_refused(tiny_model, requested):
+    low = memory.estimate(tiny_model, _req(tiny_model), plan="low", device="cuda", dtype="fp16")
+    with pytest.raises(InvalidRequest) as e:
+        memory.choose(tiny_model, _req(tiny_model, memory=requested), requested=requested, device="cuda", dtype="fp16",
+                      budget=low.peak_bytes - 1)
+    assert e.value.field == "num_frames"
+    assert str(e.value).startswith("num_frames, width, height: 8 frames of 64x64 need about ")
+    assert "on cuda even with the leanest memory plan (low), over the memory budget of " in str(e.value)
+    assert "at 64x64 at most 7 frames fit" in str(e.value)
+
+
+def test_refusal_says_when_nothing_fits(tiny_model):
+    with pytest.raises(InvalidRequest, match="this model does not fit at any size on cpu"):
+        memory.choose(tiny_model, _req(tiny_model), requested="auto", device="cpu", dtype="fp32", budget=2**20)
+
+
+@pytest.mark.parametrize("device,plan,shape", [
+    ("cpu", "speed", (24, 128, 128)), ("cpu", "low", (16, 96, 128)), ("cuda", "speed", (24, 128, 128)),
+    ("cuda", "low", (16, 96, 128)),  # forward chunking: its dry run at the request's shape takes seconds
+])
+def test_estimates_scaled_from_one_dry_run_match_the_dry_run(tiny_model, device, plan, shape):
+    frames, height, width = shape
+    req = _req(tiny_model).model_copy(update={"num_frames": frames, "height": height, "width": width})
+    dtype = "fp32" if device == "cpu" else "fp16"
+    est = memory.estimate(tiny_model, req, plan=plan, device=device, dtype=dtype)
+    exact = memory.predict(tiny_model, req, plan=plan, device=device, dtype=dtype, measure_speed=False)
+    # Above the reference shape the estimate errs slightly high (measured: +0.2% to +1.1%).
+    assert exact.peak_bytes <= est.peak_bytes <= 1.03 * exact.peak_bytes
+    for stage, n in exact.activation_bytes.items():
+        assert n <= est.activation_bytes[stage] <= 1.03 * n, stage
+    assert est.weights_bytes == exact.weights_bytes
 
 
 def test_plans_give_the_same_frames(tiny_model):
@@ -100,5 +141,11 @@ def test_plan_command(tiny_model):
     r = runner.invoke(app, ["plan", "a cat", "--model", str(tiny_model), "--frames", "8"], env={"COLUMNS": "200"})
     assert r.exit_code == 0, r.output
     assert "speed" in r.stdout and "balanced" in r.stdout and "low" in r.stdout and "peak RSS" in r.stdout
+    assert "memory budget:" in r.stdout and "→ the speed plan" in r.stdout
     bad = runner.invoke(app, ["plan", "a cat", "--model", str(tiny_model), "--memory", "tiny"])
     assert bad.exit_code == 2 and "memory" in bad.stderr
+    # A request no plan fits: the table still shows what each plan needs, then the refusal `generate` gives.
+    huge = runner.invoke(app, ["plan", "a cat", "--model", str(tiny_model), "--frames", "512", "--width", "2048",
+                               "--height", "2048"], env={"COLUMNS": "200"})
+    assert huge.exit_code == 2 and "low" in huge.stdout and "→" not in huge.stdout
+    assert "num_frames, width, height: 512 frames of 2048x2048 need about" in huge.stderr

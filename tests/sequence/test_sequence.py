@@ -128,3 +128,28 @@ def test_images_are_pngs_with_records(tiny_sd_model, tmp_path):
         assert rec["seed"] == 7 + i and rec["mode"] == "image" and rec["index"] == i
         assert r.sidecar.is_file()
     assert not np.array_equal(results[0].frames, results[1].frames)
+
+
+@pytest.mark.parametrize("kind", ["sequence", "images"])
+def test_outputs_that_cannot_be_written_are_refused_before_loading(tiny_sd_model, tmp_path, monkeypatch, kind):
+    """A sidecar or figure path that is an existing folder stops the run before any weights load, and nothing is written."""
+    from t2v.errors import OutputNotWritable
+    from t2v.models import loader
+    from t2v.sequence.request import ImageRequest
+
+    def no_load(*a, **k):
+        raise AssertionError("weights loaded before the output paths were checked")
+
+    monkeypatch.setattr("t2v.sequence.run.load_model", no_load, raising=False)
+    monkeypatch.setattr(loader, "load_model", no_load)
+    if kind == "sequence":
+        (tmp_path / "clip.contact.png").mkdir()
+        with pytest.raises(OutputNotWritable, match="clip.contact.png is an existing folder"):
+            generate_sequence(SequenceRequest.create(keyframes=KEYS, method="independent", model=str(tiny_sd_model),
+                                                     contact_sheet=True, **BASE), output=tmp_path / "clip.mp4")
+    else:
+        (tmp_path / "pics-01.json").mkdir()
+        with pytest.raises(OutputNotWritable, match="pics-01.json is an existing folder"):
+            generate_images(ImageRequest.create(prompt="a cat", count=2, model=str(tiny_sd_model), width=32, height=32,
+                                                num_inference_steps=2, seed=1), output=tmp_path / "pics.png")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.contact.png" if kind == "sequence" else "pics-01.json"]

@@ -32,7 +32,11 @@ def create_app(settings: Settings | None = None, *, service=None, workers: int =
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         if start_workers:
-            service.start()
+            service.start()  # imports the heavy libraries first, then starts threads
+        else:
+            from t2v.generation import import_runtime
+
+            import_runtime()  # request threads (the submit-time memory check) must not race to import them
         try:
             yield
         finally:

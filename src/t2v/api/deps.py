@@ -31,17 +31,22 @@ def current_key(request: Request, service=Depends(get_service)):
 
 
 def rate_limited(request: Request, key=Depends(current_key)):
-    """Apply the key's rate limit (429 + Retry-After)."""
+    """Apply the key's rate limit (429 + Retry-After), counted in the database across all server processes."""
     if key is not None and key.rate_limit:
         count, per_s = parse_rate(key.rate_limit)
-        wait = request.app.state.limiter.hit(key.id, count, per_s)
+        wait = request.app.state.limiter.hit(request.app.state.service.repo, key.id, count, per_s)
         if wait is not None:
             raise HTTPException(429, f"rate limit {key.rate_limit} exceeded", headers={"Retry-After": str(math.ceil(wait))})
     return key
 
 
 class BodySizeLimit:
-    """ASGI middleware: 413 for request bodies over ``limit`` bytes (declared or streamed)."""
+    """ASGI middleware: 413 for request bodies over ``limit`` bytes, declared (Content-Length) or streamed (chunked).
+
+    A body is read here in full, up to ``limit`` bytes, before the app sees the request: the app never
+    starts on a body that turns out too large (it would answer 400 for a body cut short), and a body
+    over the limit is answered 413 as soon as it passes it.
+    """
 
     def __init__(self, app, limit: int) -> None:
         self.app, self.limit = app, limit
@@ -49,31 +54,36 @@ class BodySizeLimit:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        declared = dict(scope.get("headers") or []).get(b"content-length")
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            return await self._reject(send)
-        seen = 0
-
-        async def limited_receive():
-            nonlocal seen
+            return await self.reject(send)
+        if declared is None and b"transfer-encoding" not in headers:  # no body to read
+            return await self.app(scope, receive, send)
+        body = bytearray()
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise _TooLarge()
-            return message
+            if message["type"] != "http.request":  # the client went away before the body ended
+                return
+            body += message.get("body", b"")
+            if len(body) > self.limit:
+                return await self.reject(send)
+            if not message.get("more_body", False):
+                break
+        replayed = False
 
-        try:
-            await self.app(scope, limited_receive, send)
-        except _TooLarge:
-            await self._reject(send)
+        async def replay():
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": bytes(body), "more_body": False}
+            return await receive()  # after the body: http.disconnect, when it comes
 
-    async def _reject(self, send):
+        await self.app(scope, replay, send)
+
+    async def reject(self, send):
         body = b'{"detail":"request body too large"}'
         await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                                (b"connection", b"close")]})
         await send({"type": "http.response.body", "body": body})
-
-
-class _TooLarge(Exception):
-    pass

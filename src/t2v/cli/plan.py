@@ -8,8 +8,10 @@ from t2v.cli.common import out
 
 
 def show_plan(request) -> None:
+    from t2v.errors import InvalidRequest
     from t2v.generation import resolve
     from t2v.models.device import plan_device
+    from t2v.models.fit import memory_budget
     from t2v.models.loader import resolve_source
     from t2v.models.memory import choose, predict
     from t2v.settings import get_settings
@@ -18,7 +20,12 @@ def show_plan(request) -> None:
     request = resolve(request, settings)
     dev = plan_device(request.device, request.dtype)
     source = resolve_source(request.model, settings)
-    chosen, _ = choose(source.path, request, requested=request.memory, device=dev.device, dtype=dev.dtype)
+    budget = memory_budget(dev.device, settings.memory_budget_gb)
+    try:
+        chosen, refused = choose(source.path, request, requested=request.memory, device=dev.device, dtype=dev.dtype,
+                                 budget=budget)[0], None
+    except InvalidRequest as e:  # shown after the table: what each plan would need
+        chosen, refused = None, e
     what = "peak RSS" if dev.device == "cpu" else "peak VRAM"
     table = Table(title=f"{request.model}: {request.width}x{request.height}, {request.num_frames} frames, "
                         f"{request.num_inference_steps} steps on {dev.device}/{dev.dtype}")
@@ -26,11 +33,14 @@ def show_plan(request) -> None:
         table.add_column(col, justify="right" if col != "plan" else "left", no_wrap=col == "plan")
     for name in ("speed", "balanced", "low"):
         p = predict(source.path, request, plan=name, device=dev.device, dtype=dev.dtype)
-        mark = " ←" if name == chosen.name else ""
+        mark = " ←" if chosen and name == chosen.name else ""
         table.add_row(name + mark, _mb(p.peak_bytes), _mb(sum(p.weights_bytes.values())), _mb(p.activation_bytes["unet"]),
                       _mb(p.activation_bytes["vae"]), f"{p.est_step_s:.2f}", f"{p.est_decode_s:.2f}",
                       f"{p.flops_per_step / 1e12:.2f}")
     out.print(table)
+    out.print(f"memory budget: {_mb(budget)} (T2V_MEMORY_BUDGET_GB; default 90% of the free memory)", highlight=False)
+    if refused is not None:
+        raise refused  # exit 2, as `t2v generate` would
     out.print(f"memory={request.memory} → the {chosen.name} plan", highlight=False)
     for w in dev.warnings:
         out.print(f"warning: {w}", highlight=False)

@@ -157,12 +157,14 @@ def keys_create(
     name: str = typer.Option(..., "--name", help="Who or what the key is for."),
     rate: Optional[str] = typer.Option(None, "--rate", help="Request rate limit, e.g. 30/minute."),
     max_queued: Optional[int] = typer.Option(None, "--max-queued", help="Most jobs this key may have queued."),
+    max_cost: Optional[int] = typer.Option(None, "--max-cost", help="Largest frames x width x height x steps per "
+                                           "request (e.g. 16x256x256x25 = 26214400); T2V_MAX_COST applies when lower."),
 ) -> None:
     """Create a key. It is shown once; only its hash is stored."""
     from t2v.service.keys import create_key
 
     with cli_errors():
-        row, plaintext = create_key(_service().repo, name, rate=rate, max_queued=max_queued)
+        row, plaintext = create_key(_service().repo, name, rate=rate, max_queued=max_queued, max_cost=max_cost)
         err.print(f"created key {row.id} ({row.name}); store it now, it is not shown again:", highlight=False)
         out.print(plaintext, highlight=False)
 
@@ -172,10 +174,10 @@ def keys_list() -> None:
     """Keys with their limits (never the secret)."""
     with cli_errors():
         table = Table(title="API keys")
-        for col in ("id", "name", "prefix", "rate", "max queued", "created", "revoked"):
+        for col in ("id", "name", "prefix", "rate", "max queued", "max cost", "created", "revoked"):
             table.add_column(col)
         for k in _service().repo.list_keys():
-            table.add_row(k.id, k.name, k.prefix + "…", k.rate_limit or "-", str(k.max_queued or "-"),
+            table.add_row(k.id, k.name, k.prefix + "…", k.rate_limit or "-", str(k.max_queued or "-"), str(k.max_cost or "-"),
                           k.created_at.strftime("%Y-%m-%d"), k.revoked_at.strftime("%Y-%m-%d") if k.revoked_at else "")
         out.print(table)
 

@@ -146,8 +146,69 @@ def resolve_source(model: str, settings: Settings, *, revision: str | None = Non
     return ModelSource(id=model_id, path=folder, kind="hub", revision=folder.name, family=family, defaults=defaults)
 
 
-def check_available(model: str, settings: Settings) -> None:
-    """Raise ModelUnavailable now if ``model`` could not be loaded later (a folder, or a hub id when offline)."""
+# The one answer to an API request naming a model it may not use: the same whatever is (or is not) at that path.
+NOT_ALLOWED = ("this model is not available on this server; name a registered model (GET /v1/models), a model in "
+               "the server's cache, or a model folder under its model roots (T2V_MODEL_ROOTS)")
+
+
+def allowed_folder(name: str, settings: Settings, *, cache: bool = True) -> Path | None:
+    """``name`` as a folder under ``settings.model_roots`` (or, with ``cache``, the model cache), with symlinks
+    and ``..`` resolved before the check; None when it lies anywhere else or is not a folder."""
+    try:
+        path = Path(os.path.realpath(_as_path(name)))
+        roots = [*settings.model_root_paths, *([Path(os.path.realpath(settings.cache_dir))] if cache else [])]
+        inside = any(path == root or root in path.parents for root in roots)
+        return path if inside and path.is_dir() else None
+    except (OSError, ValueError, RuntimeError):  # a name no file can have (too long, NUL)
+        return None
+
+
+def _cached(model_id: str, revision: str, settings: Settings) -> bool:
+    """Whether the hub model is complete in the t2v cache (no network)."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        folder = snapshot_download(model_id, revision=revision, cache_dir=str(settings.cache_dir), local_files_only=True)
+        check_folder(Path(folder))
+    except Exception:  # not cached (LocalEntryNotFoundError and friends), or incomplete
+        return False
+    return True
+
+
+def _check_allowed(model: str, settings: Settings) -> None:
+    """The allow-list for untrusted callers (see :func:`check_available`)."""
+    if model in (settings.default_model, settings.default_image_model):
+        return  # the server's own defaults, configured by its admin
+    model_id = canonical_id(model)
+    spec = lookup(model_id)
+    downloads = settings.allow_downloads and not _offline(settings)
+    if _looks_like_path(model) or os.path.exists(_as_path(model)):  # what resolve_source takes as a folder
+        folder = allowed_folder(model, settings)
+        try:
+            if folder is not None and check_folder(folder):
+                return
+        except ModelUnavailable:
+            pass
+    elif spec is not None:
+        if spec.bundled_path is not None or downloads or _cached(model_id, spec.revision, settings):
+            return
+        raise ModelUnavailable(f"model {model_id} is not downloaded on this server; its admin can fetch it with "
+                               f"`t2v models pull {model_id}` (or let requests download with T2V_ALLOW_DOWNLOADS=1)")
+    elif _HUB_ID.match(model_id) and (downloads or _cached(model_id, "main", settings)):
+        return
+    raise ModelUnavailable(NOT_ALLOWED)
+
+
+def check_available(model: str, settings: Settings, *, restricted: bool = False) -> None:
+    """Raise ModelUnavailable now if ``model`` could not be loaded later (a folder, or a hub id when offline).
+
+    ``restricted`` (requests from the API and the web UI): only the server's default models, registered
+    models, models in the cache and folders under ``settings.model_roots`` pass; any other name gets
+    :data:`NOT_ALLOWED`, the same text whatever is or is not at that path. A hub model not in the cache passes
+    only with ``settings.allow_downloads`` (and not offline): the server never downloads one otherwise.
+    """
+    if restricted:
+        _check_allowed(model, settings)
     path = _as_path(model)
     if os.path.exists(path) or _looks_like_path(model) or not _HUB_ID.match(canonical_id(model)) or _offline(settings):
         resolve_source(model, settings)
@@ -230,6 +291,11 @@ def content_hash(path: Path, variant: str | None, *, cache_file: Path | None = N
     return h.hexdigest()
 
 
+def _not_the_models_fault(e: BaseException) -> bool:
+    """Missing libraries and memory: the same folder may load on the next try."""
+    return isinstance(e, (ImportError, MemoryError)) or type(e).__name__ == "OutOfMemoryError"
+
+
 def _load_components(path: Path, plan: DevicePlan, variant: str | None, target: str | None = None,
                      family: str = "modelscope") -> dict[str, Any]:
     from diffusers import AutoencoderKL, UNet2DConditionModel, UNet3DConditionModel
@@ -254,8 +320,12 @@ def _load_components(path: Path, plan: DevicePlan, variant: str | None, target: 
         try:
             obj = load()
         except Exception as e:
+            if _not_the_models_fault(e):
+                raise  # as is: the service retries the job (t2v.service.worker)
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ModelUnavailable(f"could not load {name} from {path / name}: {first[:300]}") from None
+            # An OSError (a read error, a file being copied) is kept as the cause: the service retries those too.
+            raise ModelUnavailable(f"could not load {name} from {path / name}: {first[:300]}") from (
+                e if isinstance(e, OSError) else None)
         if not name.startswith("tokenizer"):
             obj = obj.to(target or plan.device).eval().requires_grad_(False)
         out[name] = obj

@@ -47,7 +47,7 @@ class _Run:
 
 def _start(request, settings: Settings | None, output, on_progress, should_cancel) -> _Run:
     """Resolve the request (image-model default), load the model, check it is a text-to-image model."""
-    from t2v.export import check_writable
+    from t2v.generation import check_outputs
     from t2v.models.device import plan_device
     from t2v.models.loader import load_model, resolve_source
 
@@ -59,8 +59,12 @@ def _start(request, settings: Settings | None, output, on_progress, should_cance
     if implied and implied not in request.formats:
         request = request.model_copy(update={"formats": (implied, *request.formats)})
     request = resolve(request, settings)
-    if request.formats:
-        check_writable(stem.parent)
+    if getattr(request, "count", None):  # images: <stem>.png + .json, or <stem>-NN.png + .json for several
+        names = [stem] if request.count == 1 else [stem.with_name(f"{stem.name}-{i:02d}") for i in range(request.count)]
+        for name in names:
+            check_outputs(name, (), extra=(".png",))
+    elif request.formats:
+        check_outputs(stem, request.formats, extra=(".contact.png", ".denoise.png"))
     plan = plan_device(request.device, request.dtype)
     source = resolve_source(request.model, settings, want_fp16=plan.is_accelerator and plan.dtype != "fp32")
     if source.family not in ("sd", "sdxl"):

@@ -25,8 +25,12 @@ def parse_rate(rate: str) -> tuple[int, float]:
     return int(m.group(1)), float(_UNITS[m.group(2)])
 
 
-def create_key(repo, name: str, *, rate: str | None = None, max_queued: int | None = None):
-    """Create a key; returns ``(row, plaintext)``. The plaintext is not stored anywhere."""
+def create_key(repo, name: str, *, rate: str | None = None, max_queued: int | None = None, max_cost: int | None = None):
+    """Create a key; returns ``(row, plaintext)``. The plaintext is not stored anywhere.
+
+    ``max_cost``: the largest frames x width x height x steps one request with this key may ask for (the
+    server's ``T2V_MAX_COST`` still applies when lower).
+    """
     name = (name or "").strip()
     if not name:
         raise InvalidRequest("name must not be empty", field="name")
@@ -34,8 +38,11 @@ def create_key(repo, name: str, *, rate: str | None = None, max_queued: int | No
         parse_rate(rate)
     if max_queued is not None and max_queued < 1:
         raise InvalidRequest("max-queued must be at least 1", field="max_queued")
+    if max_cost is not None and max_cost < 1:
+        raise InvalidRequest("max-cost must be at least 1 (frames x width x height x steps)", field="max_cost")
     plaintext = PREFIX + secrets.token_urlsafe(32)
-    row = repo.create_key(name, hash_key(plaintext), plaintext[: len(PREFIX) + 6], rate_limit=rate, max_queued=max_queued)
+    row = repo.create_key(name, hash_key(plaintext), plaintext[: len(PREFIX) + 6], rate_limit=rate, max_queued=max_queued,
+                          max_cost=max_cost)
     return row, plaintext
 
 

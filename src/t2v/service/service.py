@@ -8,7 +8,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from t2v.errors import Forbidden, InvalidRequest, JobNotFound, QuotaExceeded
+from t2v.errors import InvalidRequest, JobNotFound, QuotaExceeded
 from t2v.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -51,22 +51,31 @@ class JobService:
         self.workers: list = []
         self.stopping = threading.Event()
         self.wakeup = threading.Event()
+        #: Cancels asked in this process for jobs its own workers run: a fast path only (the job row is the truth).
         self.cancel_requested: set[str] = set()
-        self.purge_requested: set[str] = set()
         self.metrics = Metrics()
         self._janitor: threading.Thread | None = None
         self.warm_state: dict[str, Any] = {"model": None, "done": True, "error": None}
 
     # -- lifecycle -------------------------------------------------------------------------------
     def warm(self, model: str) -> None:
-        """Load ``model`` in the background so the first job does not wait for it."""
+        """Load ``model`` in the background so the first job does not wait for it.
+
+        The libraries are imported here, in the calling thread, before the warm-up thread starts: two
+        threads importing diffusers at once can fail. A worker that needs the model meanwhile waits for
+        this load and reuses it (the loader's cache loads one model once).
+        """
         from t2v import load_pipeline
 
         self.warm_state = {"model": model, "done": False, "error": None}
+        if not self._import_runtime():
+            self.warm_state.update(done=True, error="could not import the libraries that load models (see the log)")
+            return
 
         def run() -> None:
             try:
-                load_pipeline(model, device=self.settings.device, dtype=self.settings.dtype, settings=self.settings)
+                loaded = load_pipeline(model, device=self.settings.device, dtype=self.settings.dtype, settings=self.settings)
+                self.warm_state["load_s"] = round(loaded.load_s, 3)
             except Exception as e:  # jobs will report it with a clear message; the server stays up
                 self.warm_state["error"] = str(e)
                 logger.warning("could not warm %s: %s", model, e)
@@ -75,13 +84,29 @@ class JobService:
 
         threading.Thread(target=run, name="t2v-warm", daemon=True).start()
 
+    @staticmethod
+    def _import_runtime() -> bool:
+        """Import torch, diffusers and t2v's engine in this thread (see :func:`t2v.generation.import_runtime`).
+        On failure the jobs report it (each is retried, then fails saying why); the server stays up."""
+        from t2v.generation import import_runtime
+
+        try:
+            import_runtime()
+        except Exception:
+            logger.exception("importing the libraries that run jobs failed")
+            return False
+        return True
+
     def start(self) -> JobService:
         from t2v.service.webhooks import WebhookSender
         from t2v.service.worker import Worker
 
-        requeued = self.repo.requeue_stale(self.settings.stale_after_s)
+        self._import_runtime()  # before any worker thread starts: concurrent first imports of diffusers fail
+        requeued = self.repo.requeue_stale(self.settings.stale_after_s, max_attempts=self.settings.max_attempts)
         if requeued:
             logger.info("requeued %d job(s) left running by a stopped process", len(requeued))
+        self.drop_finished_checkpoints()
+        self.purge_pending()  # cancelled with --purge while their process was down
         self.webhooks = WebhookSender(self)
         self.workers = [Worker(self, i) for i in range(self.n_workers)]
         for w in self.workers:
@@ -89,6 +114,19 @@ class JobService:
         self._janitor = threading.Thread(target=self._janitor_loop, name="t2v-janitor", daemon=True)
         self._janitor.start()
         return self
+
+    def drop_finished_checkpoints(self) -> None:
+        """Delete checkpoints (and torn partial writes) of jobs that ended or are gone. A job's checkpoint
+        is kept through failed tries so the next one resumes; one that used up its tries in a process
+        that died (failed by a janitor) leaves its file here."""
+        folder = self.settings.checkpoint_dir
+        if not folder.is_dir():
+            return
+        for path in folder.iterdir():
+            job_id = path.name.lstrip(".").split(".", 1)[0]
+            job = self.repo.get_job(job_id) if job_id else None
+            if job is None or job.status in FINISHED:
+                path.unlink(missing_ok=True)
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop workers; a running job saves a checkpoint and goes back to the queue."""
@@ -104,35 +142,47 @@ class JobService:
         interval = max(0.5, self.settings.stale_after_s / 2)
         while not self.stopping.wait(interval):
             try:
-                if self.repo.requeue_stale(self.settings.stale_after_s):
+                if self.repo.requeue_stale(self.settings.stale_after_s, max_attempts=self.settings.max_attempts):
                     self.wakeup.set()
+                self.drop_finished_checkpoints()
+                self.purge_pending()
                 self.webhooks.retry_pending()
             except Exception:
                 logger.exception("janitor pass failed")
 
-    def ready(self) -> dict[str, Any]:
+    def ready(self, *, detail: bool = True, api_key=None) -> dict[str, Any]:
+        """Readiness for /readyz. Without ``detail`` only counts (no job ids, models or paths: the public answer).
+
+        With ``detail``: the loaded models, the warm-up state and the running job ids, only those of
+        ``api_key`` when one is given (all of them when the server runs without keys).
+        """
         import time
 
         alive = [w for w in self.workers if w.is_alive()]
-        from t2v.models import loader
-
-        return {
+        busy = [jid for jid in (w.current for w in alive) if jid]
+        state: dict[str, Any] = {
+            "ready": bool(alive) and bool(self.warm_state.get("done")) and not self.stopping.is_set(),
             "workers": len(self.workers),
             "workers_alive": len(alive),
-            "models_loaded": loader.loaded_models(),
-            "warm": dict(self.warm_state),
-            "ready": bool(alive) and self.warm_state["done"] and not self.stopping.is_set(),
-            "busy": [w.current for w in alive if w.current],
+            "busy_workers": len(busy),
+            "warm": {"done": bool(self.warm_state.get("done"))},
             "checked_at": time.time(),
         }
+        if not detail:
+            return state
+        from t2v.models import loader
+
+        if api_key is not None:
+            busy = [jid for jid in busy if (job := self.repo.get_job(jid)) is not None and job.api_key_id == api_key.id]
+        return {**state, "warm": dict(self.warm_state), "models_loaded": loader.loaded_models(), "busy": busy}
 
     # -- jobs ------------------------------------------------------------------------------------
     def submit(self, fields: dict[str, Any], *, api_key=None, idempotency_key: str | None = None, priority: int = 0,
                callback_url: str | None = None):
         """Validate and queue a job. Returns ``(job, created)``; the same idempotency key returns the same job."""
-        from t2v.generation import resolve
         from t2v.sequence.request import request_from_fields
-        from t2v.models.loader import check_available
+        from t2v.service.limits import admit
+        from t2v.service.netguard import check_callback_url
 
         for name, value in (*fields.items(), ("idempotency_key", idempotency_key), ("callback_url", callback_url)):
             _check_no_nul(name, value)
@@ -140,24 +190,27 @@ class JobService:
         key_id = api_key.id if api_key else None
         if idempotency_key and (earlier := self.repo.find_idempotent(key_id, idempotency_key)):
             return earlier, False  # a retried request: the same job, even when the key is now at its quota
-        resolved = resolve(request, self.settings)  # fixes model, defaults and the seed now: restarts reproduce
-        check_available(resolved.model, self.settings)
-        if api_key and api_key.max_queued is not None:
-            queued = self.repo.count_jobs(status="queued", api_key_id=key_id)
-            if queued >= api_key.max_queued:
-                raise QuotaExceeded(f"this key already has {queued} queued jobs (limit {api_key.max_queued})", retry_after=5)
-        job, created = self.repo.create_job(resolved.model_dump(mode="json"), priority=priority, api_key_id=key_id,
-                                            idempotency_key=idempotency_key, callback_url=callback_url)
+        check_callback_url(callback_url, self.settings)  # 422 for internal addresses (resolved once, all checked)
+        # Allow-listed model and LoRA, then model, defaults and the seed fixed now (restarts reproduce), then
+        # the cost limits (the server's and the key's) and the memory budget: all before any row is written.
+        resolved = admit(request, self.settings, api_key)
+        from t2v.store.limits import QueueFull
+
+        try:  # the quota is counted in the insert's transaction: concurrent submits cannot pass it
+            job, created = self.repo.create_job(resolved.model_dump(mode="json"), priority=priority, api_key_id=key_id,
+                                                idempotency_key=idempotency_key, callback_url=callback_url,
+                                                max_queued=api_key.max_queued if api_key else None)
+        except QueueFull as e:
+            raise QuotaExceeded(str(e), retry_after=5) from None
         if created:
             self.wakeup.set()
         return job, created
 
     def get(self, job_id: str, *, api_key=None):
         job = self.repo.get_job(job_id) if "\x00" not in job_id else None  # ids never hold NUL; PostgreSQL rejects it
-        if job is None:
+        if job is None or (api_key is not None and job.api_key_id != api_key.id):
+            # Another key's job reads exactly as a missing one, so ids cannot be probed.
             raise JobNotFound(f"no job with id {job_id}")
-        if api_key is not None and job.api_key_id != api_key.id:
-            raise Forbidden(f"job {job_id} belongs to another API key")
         return job
 
     def list(self, *, status: str | None = None, limit: int = 20, cursor: str | None = None, api_key=None,
@@ -176,13 +229,17 @@ class JobService:
         return self.repo.queue_position(job_id)
 
     def cancel(self, job_id: str, *, purge: bool = False, api_key=None):
+        """Cancel a job. The request is stored on the job row, so it works from any process: a running
+        job stops at its worker's next check, wherever that runs. With ``purge`` its files go too: at
+        once unless it is running, else when its worker (or, if that died, a janitor) ends it."""
         self.get(job_id, api_key=api_key)
-        job = self.repo.request_cancel(job_id)
+        job = self.repo.request_cancel(job_id, purge=purge)
+        if job is None:  # deleted meanwhile
+            raise JobNotFound(f"no job with id {job_id}")
         if job.status == "running":
-            self.cancel_requested.add(job_id)
-            if purge:
-                self.purge_requested.add(job_id)
-        elif purge:
+            if any(w.current == job_id for w in self.workers):
+                self.cancel_requested.add(job_id)  # our own worker: stop without waiting for its next poll
+        elif job.purge_requested:
             self.purge_files(job_id)
             job = self.repo.get_job(job_id)
         return job
@@ -197,8 +254,14 @@ class JobService:
         self.repo.delete_job(job_id)
 
     def purge_files(self, job_id: str) -> None:
+        """Remove a finished job's files and mark its purge done (safe to repeat, from any process)."""
         shutil.rmtree(self.settings.videos_dir / job_id, ignore_errors=True)
-        self.repo.clear_files(job_id)
+        self.repo.purge_done(job_id)
+
+    def purge_pending(self) -> None:
+        """Carry out purges asked for jobs that ended elsewhere: a cancelled job whose worker died."""
+        for job_id in self.repo.pending_purges():
+            self.purge_files(job_id)
 
     def file_path(self, job, fmt: str):
         """Absolute path of a finished job's file in ``fmt`` (or None)."""
@@ -215,9 +278,15 @@ class JobService:
         return path if path.is_file() else None
 
     def after_finish(self, job_id: str) -> None:
+        """A worker ended ``job_id`` (succeeded, failed or cancelled): a purge asked meanwhile, by any
+        process, is carried out here; then its webhook."""
         self.cancel_requested.discard(job_id)
         job = self.repo.get_job(job_id)
-        if job is not None and job.callback_url:
+        if job is None or job.status not in FINISHED:  # taken back by the queue meanwhile: not ours to end
+            return
+        if job.purge_requested:
+            self.purge_files(job_id)
+        if job.callback_url:
             self.webhooks.deliver_async(job)
 
 

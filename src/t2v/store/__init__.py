@@ -1,6 +1,7 @@
 """Storage: the database (SQLite or PostgreSQL), its migrations, and the repository.
 
-All SQL lives in :mod:`t2v.store.repository` (and :mod:`t2v.store.keys`).
+All SQL lives in :mod:`t2v.store.repository` and the parts it is built from (:mod:`t2v.store.keys`,
+:mod:`t2v.store.limits`, :mod:`t2v.store.claims`).
 """
 
 from .db import default_database_url, head_revision, normalize_url, open_database, upgrade

@@ -11,14 +11,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, insert, literal, or_, select, update
+from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from .claims import ClaimRepository
 from .ids import new_id
 from .keys import ApiKeyRow, KeyRepository, utcnow
+from .limits import LimitRepository, QueueFull
 from .tables import FINISHED_STATUSES, JOB_STATUSES, Job
 
-__all__ = ["ApiKeyRow", "JobRow", "Repository"]
+__all__ = ["ApiKeyRow", "JobRow", "QueueFull", "Repository"]
 
 jobs = Job.__table__
 c = jobs.c
@@ -72,11 +74,22 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+def _webhook_due() -> tuple:
+    """A finished job whose callback is neither delivered nor given up."""
+    return (c.status.in_(FINISHED_STATUSES), c.callback_url.is_not(None),
+            or_(c.webhook_status.is_(None), c.webhook_status == "pending"))
+
+
+def _lease_free(now: datetime):
+    """No process holds a live delivery lease."""
+    return or_(c.webhook_lease_until.is_(None), c.webhook_lease_until < now)
+
+
 def _owned(job_id: str, worker_id: str):
     return and_(c.id == job_id, c.status == "running", c.worker_id == worker_id)
 
 
-class Repository(KeyRepository):
+class Repository(ClaimRepository, LimitRepository, KeyRepository):
     """Job and API-key storage over one SQLAlchemy Engine (see :func:`t2v.store.open_database`)."""
 
     # ---- helpers -------------------------------------------------------------------------
@@ -103,9 +116,12 @@ class Repository(KeyRepository):
         api_key_id: str | None = None,
         idempotency_key: str | None = None,
         callback_url: str | None = None,
+        max_queued: int | None = None,
     ) -> tuple[JobRow, bool]:
         """Queue a job. With ``idempotency_key``, an existing job with the same
-        (api_key_id, idempotency_key) is returned instead: ``(job, created)``."""
+        (api_key_id, idempotency_key) is returned instead: ``(job, created)``. With ``max_queued``
+        (and a key), :class:`QueueFull` when the key has that many queued jobs, counted in the
+        same transaction as the insert."""
         prompt = request.get("prompt")
         now = utcnow()
         values = dict(
@@ -126,6 +142,8 @@ class Repository(KeyRepository):
                     existing = self._find_idempotent(conn, api_key_id, idempotency_key)
                     if existing is not None:
                         return existing, False
+                if max_queued is not None and api_key_id is not None:
+                    self._check_queue(conn, api_key_id, max_queued)
                 conn.execute(insert(jobs).values(**values))
                 return self._get(conn, values["id"]), True
         except IntegrityError:
@@ -212,39 +230,6 @@ class Repository(KeyRepository):
 
     # ---- workers -------------------------------------------------------------------------
 
-    def claim_next(self, worker_id: str) -> JobRow | None:
-        """Take the queued job with the highest priority (oldest first among equals) and
-        mark it running for ``worker_id``. Never hands one job to two workers."""
-        for _ in range(100):
-            with self._write() as conn:
-                stmt = (
-                    select(c.id)
-                    .where(c.status == "queued")
-                    .order_by(c.priority.desc(), c.id.asc())
-                    .limit(1)
-                )
-                if self.dialect == "postgresql":
-                    stmt = stmt.with_for_update(skip_locked=True)
-                job_id = conn.execute(stmt).scalar()
-                if job_id is None:
-                    return None
-                now = utcnow()
-                res = conn.execute(
-                    update(jobs)
-                    .where(c.id == job_id, c.status == "queued")
-                    .values(
-                        status="running",
-                        worker_id=worker_id,
-                        started_at=func.coalesce(c.started_at, literal(now, c.started_at.type)),
-                        heartbeat_at=now,
-                        attempts=c.attempts + 1,
-                        updated_at=now,
-                    )
-                )
-                if res.rowcount == 1:
-                    return self._get(conn, job_id)
-        return None  # pragma: no cover - only under pathological contention
-
     def update_progress(
         self,
         job_id: str,
@@ -274,6 +259,7 @@ class Repository(KeyRepository):
             status="succeeded",
             result=result,
             files=files,
+            error=None,  # a note left by a failed earlier try
             step=c.total,
             eta_s=0.0,
             finished_at=now,
@@ -281,18 +267,14 @@ class Repository(KeyRepository):
             updated_at=now,
         )
 
-    def fail_job(self, job_id: str, worker_id: str, error: str) -> bool:
-        """running -> failed; False when the job is not running for this worker."""
-        now = utcnow()
-        return self._update(
-            _owned(job_id, worker_id), status="failed", error=error, finished_at=now, heartbeat_at=now, updated_at=now
-        )
-
-    def request_cancel(self, job_id: str) -> JobRow | None:
+    def request_cancel(self, job_id: str, *, purge: bool = False) -> JobRow | None:
         """Queued: cancelled at once. Running: ``cancel_requested`` is set and the worker
-        stops it. Finished: unchanged. Returns the row after the change (None: no job)."""
+        stops it. Finished: unchanged. ``purge`` sets ``purge_requested`` (any status): whichever
+        process ends or finds the job removes its files. Returns the row after the change (None: no job)."""
         now = utcnow()
         with self._write() as conn:
+            if purge:
+                conn.execute(update(jobs).where(c.id == job_id).values(purge_requested=True, updated_at=now))
             res = conn.execute(
                 update(jobs)
                 .where(c.id == job_id, c.status == "queued")
@@ -315,50 +297,6 @@ class Repository(KeyRepository):
         with self._read() as conn:
             return bool(conn.execute(select(c.cancel_requested).where(c.id == job_id)).scalar())
 
-    def _release(self, where) -> list[str]:
-        """Put running jobs matching ``where`` back in the queue (a job whose cancel was
-        requested is cancelled instead). Returns the ids requeued."""
-        where = and_(c.status == "running", where)
-        now = utcnow()
-        with self._write() as conn:
-            stmt = select(c.id, c.cancel_requested).where(where).order_by(c.id)
-            if self.dialect == "postgresql":
-                stmt = stmt.with_for_update(skip_locked=True)
-            rows = conn.execute(stmt).all()
-            requeue = [r.id for r in rows if not r.cancel_requested]
-            cancel = [r.id for r in rows if r.cancel_requested]
-            if cancel:
-                conn.execute(
-                    update(jobs)
-                    .where(where, c.id.in_(cancel))
-                    .values(status="cancelled", worker_id=None, finished_at=now, updated_at=now)
-                )
-            if requeue:
-                conn.execute(
-                    update(jobs)
-                    .where(where, c.id.in_(requeue))
-                    .values(
-                        status="queued",
-                        worker_id=None,
-                        heartbeat_at=None,
-                        stage=None,
-                        step=0,
-                        eta_s=None,
-                        updated_at=now,
-                    )
-                )
-        return requeue
-
-    def requeue_stale(self, stale_after_s: float) -> list[str]:
-        """Running jobs without a heartbeat for ``stale_after_s`` seconds go back to the
-        queue (attempts and started_at kept); their ids are returned."""
-        cutoff = utcnow() - timedelta(seconds=stale_after_s)
-        return self._release(or_(c.heartbeat_at.is_(None), c.heartbeat_at < cutoff))
-
-    def requeue_worker(self, worker_id: str) -> list[str]:
-        """Jobs held by a worker that shuts down cleanly go back to the queue."""
-        return self._release(c.worker_id == worker_id)
-
     # ---- webhooks ------------------------------------------------------------------------
 
     def set_webhook_status(self, job_id: str, status: str, *, attempts: int, error: str | None = None) -> bool:
@@ -371,22 +309,61 @@ class Repository(KeyRepository):
             )
         return res.rowcount > 0
 
-    def clear_files(self, job_id: str) -> bool:
-        """Forget a job's files (after they were deleted from disk)."""
+    # A delivery is leased to one process (``webhook_lease_owner``) until ``webhook_lease_until``:
+    # claimed with one conditional UPDATE, renewed before each attempt, released when it ends.
+    def claim_webhook(self, job_id: str, owner: str, lease_s: float) -> JobRow | None:
+        """Lease the job's pending delivery to ``owner`` for ``lease_s`` seconds, unless another
+        lease is live (or it is delivered or failed). The row after the claim, or None."""
+        now = utcnow()
         with self._write() as conn:
-            res = conn.execute(update(jobs).where(c.id == job_id).values(files=[]))
+            res = conn.execute(
+                update(jobs)
+                .where(c.id == job_id, *_webhook_due(), _lease_free(now))
+                .values(webhook_status="pending", webhook_lease_owner=owner,
+                        webhook_lease_until=now + timedelta(seconds=lease_s))
+            )
+            return self._get(conn, job_id) if res.rowcount == 1 else None
+
+    def start_webhook_attempt(self, job_id: str, owner: str, lease_s: float) -> int | None:
+        """Count one attempt and renew ``owner``'s lease for ``lease_s`` seconds; the attempt
+        number, or None when ``owner`` no longer holds the delivery (do not send)."""
+        now = utcnow()
+        with self._write() as conn:
+            res = conn.execute(
+                update(jobs)
+                .where(c.id == job_id, c.webhook_lease_owner == owner, c.webhook_status == "pending")
+                .values(webhook_attempts=c.webhook_attempts + 1, webhook_lease_until=now + timedelta(seconds=lease_s))
+            )
+            if res.rowcount != 1:
+                return None
+            return int(conn.execute(select(c.webhook_attempts).where(c.id == job_id)).scalar_one())
+
+    def end_webhook_attempt(self, job_id: str, owner: str, status: str, *, error: str | None = None,
+                            hold_s: float | None = None) -> bool:
+        """Record an outcome by the lease holder. ``pending`` keeps the lease for ``hold_s`` more
+        seconds (the wait before the next attempt); ``delivered``/``failed`` end it."""
+        values: dict[str, Any] = dict(webhook_status=status, webhook_error=error)
+        if status == "pending":
+            values["webhook_lease_until"] = utcnow() + timedelta(seconds=hold_s or 0.0)
+        else:
+            values.update(webhook_lease_owner=None, webhook_lease_until=None)
+        with self._write() as conn:
+            res = conn.execute(update(jobs).where(c.id == job_id, c.webhook_lease_owner == owner).values(**values))
+        return res.rowcount > 0
+
+    def release_webhook(self, job_id: str, owner: str) -> bool:
+        """Give up ``owner``'s lease (shutting down): another process may resume the delivery at once."""
+        with self._write() as conn:
+            res = conn.execute(
+                update(jobs)
+                .where(c.id == job_id, c.webhook_lease_owner == owner)
+                .values(webhook_lease_owner=None, webhook_lease_until=None)
+            )
         return res.rowcount > 0
 
     def pending_webhooks(self) -> list[JobRow]:
-        """Finished jobs with a callback_url whose callback is not delivered or given up."""
-        stmt = (
-            select(jobs)
-            .where(
-                c.status.in_(FINISHED_STATUSES),
-                c.callback_url.is_not(None),
-                or_(c.webhook_status.is_(None), c.webhook_status == "pending"),
-            )
-            .order_by(c.id)
-        )
+        """Finished jobs with a callback_url whose callback is not delivered or given up, and
+        that no process holds a live delivery lease on."""
+        stmt = select(jobs).where(*_webhook_due(), _lease_free(utcnow())).order_by(c.id)
         with self._read() as conn:
             return [_row(r) for r in conn.execute(stmt)]

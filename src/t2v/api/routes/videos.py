@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Literal
 
+import anyio
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from starlette.background import BackgroundTask
 
 from t2v.api.deps import current_key, get_service, rate_limited
+from t2v.api.ratelimit import StreamLease
 from t2v.api.schemas import FIGURES, SequenceCreate, VideoCreate, job_to_dict
 from t2v.errors import InvalidRequest
 from t2v.service.service import FINISHED
@@ -108,28 +112,41 @@ async def get_metadata(job_id: str, service=Depends(get_service), key=Depends(cu
 
 @router.get("/{job_id}/events", summary="Server-Sent Events: progress, then the final state")
 async def job_events(job_id: str, request: Request, service=Depends(get_service), key=Depends(current_key)):
-    await run_in_threadpool(service.get, job_id, api_key=key)  # 404/403 before the stream starts
+    """With API keys on, one key may hold ``T2V_MAX_STREAMS_PER_KEY`` open streams across all server
+    processes; one more answers 429."""
+    await run_in_threadpool(service.get, job_id, api_key=key)  # 404 before the stream starts
+    lease = StreamLease(service.repo, key, service.settings.max_streams_per_key)
+    if not await run_in_threadpool(lease.acquire):
+        raise HTTPException(429, lease.message, headers={"Retry-After": str(int(lease.RENEW_S))})
     base = _base(request)
 
     async def stream():
-        last = None
-        while True:
-            job = await run_in_threadpool(service.repo.get_job, job_id)
-            if job is None:
-                yield _sse("error", {"detail": "job deleted"})
-                return
-            data = await run_in_threadpool(job_to_dict, service, job, base_url=base)
-            snapshot = (data["status"], data["progress"]["stage"], data["progress"]["step"], data["queue_position"])
-            if snapshot != last:
-                last = snapshot
-                yield _sse("progress" if job.status not in FINISHED else job.status, data)
-            if job.status in FINISHED:
-                return
-            if await request.is_disconnected():
-                return
-            await asyncio.sleep(EVENT_POLL_S)
+        last, renewed = None, time.monotonic()
+        try:
+            while True:
+                job = await run_in_threadpool(service.repo.get_job, job_id)
+                if job is None:
+                    yield _sse("error", {"detail": "job deleted"})
+                    return
+                data = await run_in_threadpool(job_to_dict, service, job, base_url=base)
+                snapshot = (data["status"], data["progress"]["stage"], data["progress"]["step"], data["queue_position"])
+                if snapshot != last:
+                    last = snapshot
+                    yield _sse("progress" if job.status not in FINISHED else job.status, data)
+                if job.status in FINISHED or await request.is_disconnected():
+                    return
+                if time.monotonic() - renewed >= lease.RENEW_S:
+                    if not await run_in_threadpool(lease.renew):
+                        yield _sse("error", {"detail": lease.message})
+                        return
+                    renewed = time.monotonic()
+                await asyncio.sleep(EVENT_POLL_S)
+        finally:  # also when the client goes away (the task is cancelled): shielded, so the slot is freed
+            with anyio.CancelScope(shield=True):
+                await run_in_threadpool(lease.release)
 
-    return StreamingResponse(stream(), media_type="text/event-stream",
+    # The background release covers a stream that never started; releasing twice is harmless.
+    return StreamingResponse(stream(), media_type="text/event-stream", background=BackgroundTask(lease.release),
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 

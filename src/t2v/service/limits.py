@@ -1,0 +1,85 @@
+"""What the service checks before it queues a request from an API or web UI caller: the models and LoRA
+adapters callers may name (allow-lists), the cost limits, and whether the request fits in memory.
+
+The command line (``t2v generate``) trusts its user: any local folder, no cost limit; it refuses requests
+that do not fit in memory itself (:func:`t2v.generation.generate`).
+"""
+
+from __future__ import annotations
+
+from t2v.errors import InvalidRequest
+from t2v.settings import Settings
+
+# The one answer to a LoRA adapter a caller may not use: the same whatever is (or is not) at that path.
+NOT_ALLOWED_LORA = ("lora: not available on this server; name a LoRA adapter folder under its model roots "
+                    "(T2V_MODEL_ROOTS)")
+COST_FIELDS = "width x height x num_inference_steps"
+
+
+def admit(request, settings: Settings, api_key=None):
+    """``request`` resolved (model, defaults and seed fixed), or InvalidRequest / ModelUnavailable (HTTP 422).
+
+    In order: the allow-lists (before anything looks at the named paths, so no message depends on them),
+    the request's own limits (:func:`t2v.generation.resolve`), the model being loadable without a download
+    the server may not make, the cost limits, and the memory budget.
+    """
+    from t2v.generation import check_fits, resolve
+    from t2v.models.loader import check_available
+
+    if request.model is not None:
+        check_available(request.model, settings, restricted=True)
+    if request.lora is not None:
+        check_lora_allowed(request.lora, settings)
+    resolved = resolve(request, settings)
+    check_available(resolved.model, settings)
+    check_cost(resolved, settings, api_key)
+    check_fits(resolved, settings)
+    return resolved
+
+
+def check_lora_allowed(lora: str, settings: Settings) -> None:
+    """A LoRA adapter folder under ``settings.model_roots`` (symlinks and ``..`` resolved), else
+    :data:`NOT_ALLOWED_LORA`."""
+    from t2v.models.loader import allowed_folder
+    from t2v.models.lora import check_lora
+
+    folder = allowed_folder(lora, settings, cache=False)
+    try:
+        if folder is not None and check_lora(folder):
+            return
+    except InvalidRequest:
+        pass
+    raise InvalidRequest(NOT_ALLOWED_LORA, field="lora")
+
+
+def _frames_field(request) -> str:
+    return "count" if getattr(request, "mode", "video") == "image" else "num_frames"
+
+
+def request_cost(request) -> int:
+    """frames (images for image mode) x width x height x steps."""
+    frames = getattr(request, _frames_field(request))
+    return frames * request.width * request.height * request.num_inference_steps
+
+
+def check_cost(request, settings: Settings, api_key=None) -> None:
+    """Refuse a resolved request over the server's ``max_cost`` or the key's (the lower one applies)."""
+    limits = [(limit, whose) for limit, whose in ((settings.max_cost, "this server's"),
+                                                  (getattr(api_key, "max_cost", None), "this API key's")) if limit]
+    if not limits:
+        return
+    limit, whose = min(limits, key=lambda pair: pair[0])
+    cost = request_cost(request)
+    if cost <= limit:
+        return
+    field, (w, h, steps) = _frames_field(request), (request.width, request.height, request.num_inference_steps)
+    most_frames, most_steps = limit // (w * h * steps), limit // (w * h)
+    if most_frames:
+        hint = f"at {w}x{h} and {steps} steps at most {field}={most_frames}"
+    elif most_steps:
+        hint = f"at {w}x{h} and 1 {'image' if field == 'count' else 'frame'} at most num_inference_steps={most_steps}"
+    else:
+        hint = f"at most {limit:,} pixels x steps in all"
+    raise InvalidRequest(
+        f"{field}, width, height, num_inference_steps: the cost {getattr(request, field)} x {w} x {h} x {steps} = "
+        f"{cost:,} ({field} x {COST_FIELDS}) is over {whose} limit of {limit:,}; {hint}", field=field)
