@@ -196,5 +196,5 @@ def test_live_progress_cancel_and_readable_errors(page, server):
     model.fill("/no/such/model")
     model.press("Enter")
     page.locator("#t2v-generate").click()
-    expect(status.locator(".t2v-error")).to_contain_text("Model unavailable: model folder /no/such/model does not exist")
+    expect(status.locator(".t2v-error")).to_contain_text("Model unavailable: this model is not available on this server")
     assert "Traceback" not in page.content()

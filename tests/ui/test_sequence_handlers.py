@@ -73,7 +73,7 @@ def test_bad_input_names_the_problem_and_queues_nothing(idle):
         (dict(method="img2img", zoom=3), "zoom", "Zoom:"),
         (dict(denoise_grid=True, grid_steps="x, 2"), "grid_steps", "Denoise grid steps: 'x, 2' is not 'auto'"),
         (dict(denoise_grid=True, grid_steps="1,9"), "denoise_grid", "Denoise grid steps: step 9 is past the last step (2)"),
-        (dict(model="/no/such/model-folder"), "model", "Model unavailable: model folder /no/such/model-folder does not exist"),
+        (dict(model="/no/such/model-folder"), "model", "Model unavailable: this model is not available on this server"),
     ]
     for changes, field, text in cases:
         with pytest.raises(UIError) as e:

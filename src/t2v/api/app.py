@@ -22,7 +22,6 @@ def create_app(settings: Settings | None = None, *, service=None, workers: int =
     With ``start_workers`` the service's workers start with the app and stop with it.
     """
     from t2v.api.deps import BodySizeLimit
-    from t2v.api.ratelimit import RateLimiter
     from t2v.api.routes import system, videos
     from t2v.service import JobService
 
@@ -50,7 +49,6 @@ def create_app(settings: Settings | None = None, *, service=None, workers: int =
         lifespan=lifespan,
     )
     app.state.service = service
-    app.state.limiter = RateLimiter()
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
     app.include_router(videos.router)
     app.include_router(videos.sequences)

@@ -34,7 +34,7 @@ def rate_limited(request: Request, key=Depends(current_key)):
     """Apply the key's rate limit (429 + Retry-After), counted in the database across all server processes."""
     if key is not None and key.rate_limit:
         count, per_s = parse_rate(key.rate_limit)
-        wait = request.app.state.limiter.hit(request.app.state.service.repo, key.id, count, per_s)
+        wait = request.app.state.service.repo.take_rate_token(key.id, count, per_s)
         if wait is not None:
             raise HTTPException(429, f"rate limit {key.rate_limit} exceeded", headers={"Retry-After": str(math.ceil(wait))})
     return key

@@ -1,19 +1,8 @@
-"""Per-key token-bucket rate limiting, kept in the database so every server process shares one bucket.
-
-The bucket of a key lives in the ``rate_buckets`` table and is read and updated in one write transaction
-(:meth:`t2v.store.Repository.take_rate_token`): N processes on one database allow what one does.
-"""
+"""Per-key limits shared by every server process through the database: open event streams (here) and the
+request rate (a token bucket per key in ``rate_buckets``, taken in one write transaction by
+:meth:`t2v.store.Repository.take_rate_token`, called from :func:`t2v.api.deps.rate_limited`)."""
 
 from __future__ import annotations
-
-
-class RateLimiter:
-    """Holds no buckets itself: the database does (``app.state.limiter``)."""
-
-    def hit(self, repo, key_id: str, count: int, per_s: float) -> float | None:
-        """Take one of ``count`` tokens per ``per_s`` seconds for ``key_id``; None when allowed, else the
-        seconds until the next token."""
-        return repo.take_rate_token(key_id, count, per_s)
 
 
 class StreamLease:
