@@ -34,7 +34,7 @@ _WEIGHT_NAMES = {"unet": "diffusion_pytorch_model", "vae": "diffusion_pytorch_mo
                  "text_encoder_2": "model"}
 _REQUIRED_WEIGHTS = ("unet", "vae", "text_encoder")  # text_encoder_2: SDXL only
 _WEIGHT_EXTS = (".safetensors", ".bin")
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 @dataclass(frozen=True)
@@ -65,15 +65,15 @@ class LoadedModel:
     tokenizer_2: Any = None
 
 
-def _offline(settings: Settings) -> bool:
+def is_offline(settings: Settings) -> bool:
     return settings.offline or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
 
 
-def _looks_like_path(model: str) -> bool:
+def looks_like_path(model: str) -> bool:
     return model.startswith((".", "/", "~")) or "\\" in model or model.count("/") > 1
 
 
-def _as_path(model: str) -> Path:
+def as_path(model: str) -> Path:
     """``model`` as a filesystem path, ``~`` expanded (left as is for an unknown ``~user``)."""
     try:
         return Path(model).expanduser()
@@ -83,7 +83,7 @@ def _as_path(model: str) -> Path:
 
 def model_defaults(model: str) -> tuple[str, dict[str, Any]]:
     """Family and defaults of a model without loading or downloading anything."""
-    path = _as_path(model)
+    path = as_path(model)
     if os.path.isdir(path):  # False, not OSError, for names no file can have (too long, NUL)
         return folder_info(path)
     spec = lookup(model)
@@ -116,8 +116,8 @@ def _fix_hint(model: str) -> str:
 
 def resolve_source(model: str, settings: Settings, *, revision: str | None = None, want_fp16: bool = False) -> ModelSource:
     """Turn a model name into a local folder, downloading from the hub only when allowed."""
-    path = _as_path(model)
-    if os.path.exists(path) or _looks_like_path(model):
+    path = as_path(model)
+    if os.path.exists(path) or looks_like_path(model):
         if not os.path.exists(path):
             raise ModelUnavailable(f"model folder {model} does not exist")
         if not path.is_dir():
@@ -133,7 +133,7 @@ def resolve_source(model: str, settings: Settings, *, revision: str | None = Non
             raise ModelUnavailable(f"{model_id} should ship with t2v at {spec.bundled_path}, but that folder is missing; reinstall t2v")
         check_folder(spec.bundled_path)
         return ModelSource(id=model_id, path=spec.bundled_path, kind="bundled", family=spec.family, defaults=dict(spec.defaults))
-    if not _HUB_ID.match(model_id):
+    if not HUB_ID.match(model_id):
         raise ModelUnavailable(
             f"unknown model {model!r}: not a registered model (see `t2v models list`), an existing folder, or a hub id like org/name"
         )
@@ -146,71 +146,20 @@ def resolve_source(model: str, settings: Settings, *, revision: str | None = Non
     return ModelSource(id=model_id, path=folder, kind="hub", revision=folder.name, family=family, defaults=defaults)
 
 
-# The one answer to an API request naming a model it may not use: the same whatever is (or is not) at that path.
-NOT_ALLOWED = ("this model is not available on this server; name a registered model (GET /v1/models), a model in "
-               "the server's cache, or a model folder under its model roots (T2V_MODEL_ROOTS)")
-
-
-def allowed_folder(name: str, settings: Settings, *, cache: bool = True) -> Path | None:
-    """``name`` as a folder under ``settings.model_roots`` (or, with ``cache``, the model cache), with symlinks
-    and ``..`` resolved before the check; None when it lies anywhere else or is not a folder."""
-    try:
-        path = Path(os.path.realpath(_as_path(name)))
-        roots = [*settings.model_root_paths, *([Path(os.path.realpath(settings.cache_dir))] if cache else [])]
-        inside = any(path == root or root in path.parents for root in roots)
-        return path if inside and path.is_dir() else None
-    except (OSError, ValueError, RuntimeError):  # a name no file can have (too long, NUL)
-        return None
-
-
-def _cached(model_id: str, revision: str, settings: Settings) -> bool:
-    """Whether the hub model is complete in the t2v cache (no network)."""
-    from huggingface_hub import snapshot_download
-
-    try:
-        folder = snapshot_download(model_id, revision=revision, cache_dir=str(settings.cache_dir), local_files_only=True)
-        check_folder(Path(folder))
-    except Exception:  # not cached (LocalEntryNotFoundError and friends), or incomplete
-        return False
-    return True
-
-
-def _check_allowed(model: str, settings: Settings) -> None:
-    """The allow-list for untrusted callers (see :func:`check_available`)."""
-    if model in (settings.default_model, settings.default_image_model):
-        return  # the server's own defaults, configured by its admin
-    model_id = canonical_id(model)
-    spec = lookup(model_id)
-    downloads = settings.allow_downloads and not _offline(settings)
-    if _looks_like_path(model) or os.path.exists(_as_path(model)):  # what resolve_source takes as a folder
-        folder = allowed_folder(model, settings)
-        try:
-            if folder is not None and check_folder(folder):
-                return
-        except ModelUnavailable:
-            pass
-    elif spec is not None:
-        if spec.bundled_path is not None or downloads or _cached(model_id, spec.revision, settings):
-            return
-        raise ModelUnavailable(f"model {model_id} is not downloaded on this server; its admin can fetch it with "
-                               f"`t2v models pull {model_id}` (or let requests download with T2V_ALLOW_DOWNLOADS=1)")
-    elif _HUB_ID.match(model_id) and (downloads or _cached(model_id, "main", settings)):
-        return
-    raise ModelUnavailable(NOT_ALLOWED)
-
-
 def check_available(model: str, settings: Settings, *, restricted: bool = False) -> None:
     """Raise ModelUnavailable now if ``model`` could not be loaded later (a folder, or a hub id when offline).
 
     ``restricted`` (requests from the API and the web UI): only the server's default models, registered
     models, models in the cache and folders under ``settings.model_roots`` pass; any other name gets
-    :data:`NOT_ALLOWED`, the same text whatever is or is not at that path. A hub model not in the cache passes
+    :data:`t2v.models.allowlist.NOT_ALLOWED`, the same text whatever is or is not at that path. A hub model not in the cache passes
     only with ``settings.allow_downloads`` (and not offline): the server never downloads one otherwise.
     """
     if restricted:
-        _check_allowed(model, settings)
-    path = _as_path(model)
-    if os.path.exists(path) or _looks_like_path(model) or not _HUB_ID.match(canonical_id(model)) or _offline(settings):
+        from t2v.models.allowlist import check_allowed
+
+        check_allowed(model, settings)
+    path = as_path(model)
+    if os.path.exists(path) or looks_like_path(model) or not HUB_ID.match(canonical_id(model)) or is_offline(settings):
         resolve_source(model, settings)
 
 
@@ -221,7 +170,7 @@ def _snapshot(model_id: str, revision: str, settings: Settings, *, want_fp16: bo
     try:
         return Path(snapshot_download(model_id, revision=revision, cache_dir=cache, local_files_only=True))
     except Exception as e:  # not cached (LocalEntryNotFoundError and friends)
-        if _offline(settings):
+        if is_offline(settings):
             raise ModelUnavailable(
                 f"model {model_id} is not in the cache ({cache}) and offline mode is on; {_fix_hint(model_id)}"
             ) from None
@@ -432,7 +381,7 @@ def pull(model: str, settings: Settings, *, revision: str | None = None, fp16: b
     bundled = lookup(model_id)
     if bundled and bundled.bundled_path is not None:
         return resolve_source(model_id, settings).path  # ships with t2v: nothing to download
-    if not _HUB_ID.match(model_id):
+    if not HUB_ID.match(model_id):
         raise ModelUnavailable(f"{model!r} is not a hub id like org/name")
     spec = lookup(model_id)
     return _snapshot(model_id, revision or (spec.revision if spec else "main"), settings.model_copy(update={"offline": False}), want_fp16=fp16)

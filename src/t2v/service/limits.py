@@ -40,7 +40,7 @@ def admit(request, settings: Settings, api_key=None):
 def check_lora_allowed(lora: str, settings: Settings) -> None:
     """A LoRA adapter folder under ``settings.model_roots`` (symlinks and ``..`` resolved), else
     :data:`NOT_ALLOWED_LORA`."""
-    from t2v.models.loader import allowed_folder
+    from t2v.models.allowlist import allowed_folder
     from t2v.models.lora import check_lora
 
     folder = allowed_folder(lora, settings, cache=False)

@@ -1,0 +1,70 @@
+"""Which models an API or web-UI caller may name (the command line trusts its user and takes any folder).
+
+Registered models, the server's own defaults, models already in its cache and folders under
+``T2V_MODEL_ROOTS`` pass; everything else gets :data:`NOT_ALLOWED`, word for word the same whatever is (or
+is not) at that path. A hub model not in the cache passes only with ``allow_downloads`` (and not offline).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from t2v.errors import ModelUnavailable
+from t2v.models.loader import HUB_ID, as_path, check_folder, is_offline, looks_like_path
+from t2v.models.registry import canonical_id, lookup
+from t2v.settings import Settings
+
+__all__ = ["NOT_ALLOWED", "allowed_folder", "check_allowed", "is_cached"]
+
+# The one answer to an API request naming a model it may not use: the same whatever is (or is not) at that path.
+NOT_ALLOWED = ("this model is not available on this server; name a registered model (GET /v1/models), a model in "
+               "the server's cache, or a model folder under its model roots (T2V_MODEL_ROOTS)")
+
+
+def allowed_folder(name: str, settings: Settings, *, cache: bool = True) -> Path | None:
+    """``name`` as a folder under ``settings.model_roots`` (or, with ``cache``, the model cache), with symlinks
+    and ``..`` resolved before the check; None when it lies anywhere else or is not a folder."""
+    try:
+        path = Path(os.path.realpath(as_path(name)))
+        roots = [*settings.model_root_paths, *([Path(os.path.realpath(settings.cache_dir))] if cache else [])]
+        inside = any(path == root or root in path.parents for root in roots)
+        return path if inside and path.is_dir() else None
+    except (OSError, ValueError, RuntimeError):  # a name no file can have (too long, NUL)
+        return None
+
+
+def is_cached(model_id: str, revision: str, settings: Settings) -> bool:
+    """Whether the hub model is complete in the t2v cache (no network)."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        folder = snapshot_download(model_id, revision=revision, cache_dir=str(settings.cache_dir), local_files_only=True)
+        check_folder(Path(folder))
+    except Exception:  # not cached (LocalEntryNotFoundError and friends), or incomplete
+        return False
+    return True
+
+
+def check_allowed(model: str, settings: Settings) -> None:
+    """The allow-list for untrusted callers (see :func:`t2v.models.loader.check_available`)."""
+    if model in (settings.default_model, settings.default_image_model):
+        return  # the server's own defaults, configured by its admin
+    model_id = canonical_id(model)
+    spec = lookup(model_id)
+    downloads = settings.allow_downloads and not is_offline(settings)
+    if looks_like_path(model) or os.path.exists(as_path(model)):  # what resolve_source takes as a folder
+        folder = allowed_folder(model, settings)
+        try:
+            if folder is not None and check_folder(folder):
+                return
+        except ModelUnavailable:
+            pass
+    elif spec is not None:
+        if spec.bundled_path is not None or downloads or is_cached(model_id, spec.revision, settings):
+            return
+        raise ModelUnavailable(f"model {model_id} is not downloaded on this server; its admin can fetch it with "
+                               f"`t2v models pull {model_id}` (or let requests download with T2V_ALLOW_DOWNLOADS=1)")
+    elif HUB_ID.match(model_id) and (downloads or is_cached(model_id, "main", settings)):
+        return
+    raise ModelUnavailable(NOT_ALLOWED)
