@@ -183,6 +183,7 @@ class JobService:
         from t2v.sequence.request import request_from_fields
         from t2v.service.limits import admit
         from t2v.service.netguard import check_callback_url
+        from t2v.store.limits import QueueFull
 
         for name, value in (*fields.items(), ("idempotency_key", idempotency_key), ("callback_url", callback_url)):
             _check_no_nul(name, value)
@@ -194,8 +195,6 @@ class JobService:
         # Allow-listed model and LoRA, then model, defaults and the seed fixed now (restarts reproduce), then
         # the cost limits (the server's and the key's) and the memory budget: all before any row is written.
         resolved = admit(request, self.settings, api_key)
-        from t2v.store.limits import QueueFull
-
         try:  # the quota is counted in the insert's transaction: concurrent submits cannot pass it
             job, created = self.repo.create_job(resolved.model_dump(mode="json"), priority=priority, api_key_id=key_id,
                                                 idempotency_key=idempotency_key, callback_url=callback_url,
