@@ -24,6 +24,11 @@ class InvalidRequest(T2VError, ValueError):
         self.field = field
 
 
+class DoesNotFit(InvalidRequest):
+    """No memory plan is predicted to fit the request in the memory budget. At submit this refuses the
+    request; for a job admitted earlier it means other work holds the memory now (a service retries it)."""
+
+
 class ModelUnavailable(T2VError):
     """The model cannot be found, downloaded or loaded."""
 
@@ -68,3 +73,10 @@ class QuotaExceeded(T2VError):
     def __init__(self, message: str, *, retry_after: float | None = None):
         super().__init__(message)
         self.retry_after = retry_after
+
+
+def out_of_resources(exc: BaseException) -> bool:
+    """A failure of the machine, not of the request: a library that failed to import, memory that ran out
+    (MemoryError, torch.OutOfMemoryError), or memory taken by other work (:class:`DoesNotFit` for a job that
+    fitted when it was admitted). The same request may succeed on another try."""
+    return isinstance(exc, (ImportError, MemoryError, DoesNotFit)) or type(exc).__name__ == "OutOfMemoryError"

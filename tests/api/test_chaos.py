@@ -87,6 +87,25 @@ def test_the_attempt_limit_is_a_setting(model_copy, tmp_path, monkeypatch):
     assert job.error.startswith("failed after 1 attempt: could not load vae from ") and "Input/output error" in job.error
 
 
+def test_memory_held_by_other_work_when_an_admitted_job_runs_is_retried_then_fails_saying_why(model_copy, tmp_path):
+    """Admitted under one budget, run where memory is short now (another job holds it): a passing
+    failure, retried after a pause, not a bad request failed at once."""
+    home = tmp_path / "home"
+    job_id = JobService(make_settings(home, model_copy)).submit({"prompt": "a red square", **SMALL})[0].id
+    svc = JobService(make_settings(home, model_copy, memory_budget_gb=0.001, max_attempts=2))
+    svc.start()
+    try:
+        deadline = time.time() + 60
+        while not (job := svc.repo.get_job(job_id)).finished:
+            assert time.time() < deadline, (job.status, job.error)
+            time.sleep(0.05)
+    finally:
+        svc.stop()
+    assert job.status == "failed" and job.attempts == 2
+    assert job.error.startswith("failed after 2 attempts: num_frames, width, height: ")
+    assert "over the memory budget of 1 MiB" in job.error
+
+
 def test_the_requests_own_fault_is_not_retried(model_copy, tmp_path):
     settings = make_settings(tmp_path / "home", model_copy)
     svc = JobService(settings)

@@ -17,13 +17,17 @@ def auth_enabled(service) -> bool:
     return bool(service.repo.list_keys())
 
 
+def bearer_key(service, authorization: str):
+    """The active key named by an ``Authorization: Bearer <key>`` header value, or None."""
+    scheme, _, token = authorization.partition(" ")
+    return authenticate(service.repo, token) if scheme.lower() == "bearer" else None
+
+
 def current_key(request: Request, service=Depends(get_service)):
     """None when the server runs without keys; else the caller's key (401 if missing or wrong)."""
     if not auth_enabled(service):
         return None
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    key = authenticate(service.repo, token) if scheme.lower() == "bearer" else None
+    key = bearer_key(service, request.headers.get("authorization", ""))
     if key is None:
         raise HTTPException(401, "missing or invalid API key: send Authorization: Bearer <key>",
                             headers={"WWW-Authenticate": "Bearer"})

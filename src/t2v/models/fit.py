@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from t2v.errors import InvalidRequest
+from t2v.errors import DoesNotFit
 
 GiB = 2**30
 BUDGET_SHARE = 0.9  # of the free memory, when no budget is configured
@@ -61,7 +61,7 @@ def _size(width: int, height: int, long_side: int) -> tuple[int, int]:
     return tuple(max(MIN_SIDE, int(round(side * scale / 8)) * 8) for side in (width, height))  # type: ignore[return-value]
 
 
-def refusal(model_path: str | Path, request, leanest, budget: int) -> InvalidRequest:
+def refusal(model_path: str | Path, request, leanest, budget: int) -> DoesNotFit:
     """The error for ``request`` when ``leanest`` (its prediction with the leanest plan) exceeds ``budget``."""
     from t2v.models.memory import estimate_at
 
@@ -82,7 +82,7 @@ def refusal(model_path: str | Path, request, leanest, budget: int) -> InvalidReq
         hints.append(f"at {frames} frames at most {w}x{h}")
     if not hints and not fits(1, MIN_SIDE, MIN_SIDE):
         hints.append(f"this model does not fit at any size on {leanest.device}")
-    return InvalidRequest(
+    return DoesNotFit(
         f"num_frames, width, height: {frames} frames of {width}x{height} need about {_gib(leanest.peak_bytes)} on "
         f"{leanest.device} even with the leanest memory plan ({leanest.plan}), over the memory budget of {_gib(budget)}"
         + (f"; {', or '.join(hints)}" if hints else ""),

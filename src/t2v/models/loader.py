@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from t2v.errors import ModelUnavailable
+from t2v.errors import ModelUnavailable, out_of_resources
 from t2v.models.device import DevicePlan
 from t2v.models.memory import tune_allocator
 from t2v.models.registry import canonical_id, folder_info, lookup
@@ -240,11 +240,6 @@ def content_hash(path: Path, variant: str | None, *, cache_file: Path | None = N
     return h.hexdigest()
 
 
-def _not_the_models_fault(e: BaseException) -> bool:
-    """Missing libraries and memory: the same folder may load on the next try."""
-    return isinstance(e, (ImportError, MemoryError)) or type(e).__name__ == "OutOfMemoryError"
-
-
 def _load_components(path: Path, plan: DevicePlan, variant: str | None, target: str | None = None,
                      family: str = "modelscope") -> dict[str, Any]:
     from diffusers import AutoencoderKL, UNet2DConditionModel, UNet3DConditionModel
@@ -269,7 +264,7 @@ def _load_components(path: Path, plan: DevicePlan, variant: str | None, target: 
         try:
             obj = load()
         except Exception as e:
-            if _not_the_models_fault(e):
+            if out_of_resources(e):  # missing libraries and memory: the same folder may load on the next try
                 raise  # as is: the service retries the job (t2v.service.worker)
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             # An OSError (a read error, a file being copied) is kept as the cause: the service retries those too.

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from t2v.engine.base import CheckpointSpec
-from t2v.errors import Cancelled, T2VError
+from t2v.errors import Cancelled, T2VError, out_of_resources
 
 if TYPE_CHECKING:
     from t2v.service.service import JobService
@@ -52,11 +52,11 @@ def _drop_checkpoint(path: Path) -> None:
 
 
 def is_transient(exc: BaseException) -> bool:
-    """A failure that is not the request's fault, so another try may succeed: a library that failed to
-    import, memory that ran out (MemoryError, torch.OutOfMemoryError), an OSError (reading weights,
-    writing files), also as the explicit cause of a t2v error (``could not load unet ...``)."""
+    """A failure that is not the request's fault, so another try may succeed: the machine's
+    (:func:`t2v.errors.out_of_resources`: imports, memory, memory held by other jobs now) or an OSError
+    (reading weights, writing files), also as the explicit cause of a t2v error (``could not load unet ...``)."""
     for e in (exc, exc.__cause__):
-        if isinstance(e, (ImportError, MemoryError, OSError)) or type(e).__name__ == "OutOfMemoryError":
+        if out_of_resources(e) or isinstance(e, OSError):
             return True
     return False
 
@@ -130,7 +130,10 @@ class Worker(threading.Thread):
         except Exception as e:  # the request's fault, a bug, or a passing failure (see _fail); the worker lives on
             if not isinstance(e, T2VError):
                 logger.exception("job %s failed", job.id)
-            self._fail(job.id, e, ckpt_path)
+            if self._fail(job.id, e, ckpt_path) == "queued":
+                # Let passing trouble pass before this worker claims again (memory held by another job, a
+                # file being copied): 2 s after a first failed try, 4 s after a second, ... at most a minute.
+                svc.stopping.wait(min(60.0, 2.0 ** job.attempts))
             return
         finally:
             stop_beat.set()
@@ -145,9 +148,10 @@ class Worker(threading.Thread):
             _drop_checkpoint(ckpt_path)  # kept until now: every failed try before resumed from it
             svc.after_finish(job.id)
 
-    def _fail(self, job_id: str, exc: Exception, ckpt_path: Path) -> None:
+    def _fail(self, job_id: str, exc: Exception, ckpt_path: Path) -> str | None:
         """End a try that raised ``exc``. A failure that is not the request's (:func:`is_transient`) puts the
-        job back in the queue, its checkpoint kept, until it has had ``max_attempts`` tries; any other fails it."""
+        job back in the queue, its checkpoint kept, until it has had ``max_attempts`` tries; any other fails it.
+        Returns the job's new status (None: another worker holds it now)."""
         svc = self.service
         error = str(exc) if isinstance(exc, T2VError) else f"{type(exc).__name__}: {exc}"
         if is_transient(exc):
@@ -160,6 +164,7 @@ class Worker(threading.Thread):
         elif status is not None:  # None: another worker holds the job now (and may resume from the checkpoint)
             _drop_checkpoint(ckpt_path)
             svc.after_finish(job_id)
+        return status
 
     def _preview_writer(self, out_dir: Path):
         last = {"t": 0.0}

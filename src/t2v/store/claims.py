@@ -17,7 +17,7 @@ from sqlalchemy import and_, func, literal, or_, select, update
 from .keys import utcnow
 from .tables import Job
 
-__all__ = ["WORKER_STOPPED", "ClaimRepository", "final_failure", "retry_note"]
+__all__ = ["WORKER_STOPPED", "ClaimRepository", "final_failure", "held_by", "retry_note"]
 
 jobs = Job.__table__
 c = jobs.c
@@ -37,7 +37,8 @@ def final_failure(attempts: int, reason: str) -> str:
     return f"failed after {attempts} attempt{'s' if attempts != 1 else ''}: {reason}"
 
 
-def _held(job_id: str, worker_id: str):
+def held_by(job_id: str, worker_id: str):
+    """The job, while it is running for ``worker_id`` (the condition of every worker-side update)."""
     return and_(c.id == job_id, c.status == "running", c.worker_id == worker_id)
 
 
@@ -82,7 +83,7 @@ class ClaimRepository:
         with self._write() as conn:
             res = conn.execute(
                 update(jobs)
-                .where(_held(job_id, worker_id))
+                .where(held_by(job_id, worker_id))
                 .values(status="failed", error=error, finished_at=now, heartbeat_at=now, updated_at=now)
             )
         return res.rowcount > 0
@@ -94,14 +95,14 @@ class ClaimRepository:
         job is not running for this worker."""
         now = utcnow()
         with self._write() as conn:
-            stmt = select(c.attempts, c.cancel_requested).where(_held(job_id, worker_id))
+            stmt = select(c.attempts, c.cancel_requested).where(held_by(job_id, worker_id))
             if self.dialect == "postgresql":
                 stmt = stmt.with_for_update()
             row = conn.execute(stmt).first()
             if row is None:
                 return None
             values = self._give_back(row.attempts, row.cancel_requested, error, max_attempts, now)
-            conn.execute(update(jobs).where(_held(job_id, worker_id)).values(**values, updated_at=now))
+            conn.execute(update(jobs).where(held_by(job_id, worker_id)).values(**values, updated_at=now))
             return values["status"]
 
     @staticmethod

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from .claims import ClaimRepository
+from .claims import ClaimRepository, held_by
 from .ids import new_id
 from .keys import ApiKeyRow, KeyRepository, utcnow
 from .limits import LimitRepository, QueueFull
@@ -83,10 +83,6 @@ def _webhook_due() -> tuple:
 def _lease_free(now: datetime):
     """No process holds a live delivery lease."""
     return or_(c.webhook_lease_until.is_(None), c.webhook_lease_until < now)
-
-
-def _owned(job_id: str, worker_id: str):
-    return and_(c.id == job_id, c.status == "running", c.worker_id == worker_id)
 
 
 class Repository(ClaimRepository, LimitRepository, KeyRepository):
@@ -243,19 +239,19 @@ class Repository(ClaimRepository, LimitRepository, KeyRepository):
         """Record progress; only while the job is running and held by ``worker_id``."""
         now = utcnow()
         return self._update(
-            _owned(job_id, worker_id), stage=stage, step=step, total=total, eta_s=eta_s, heartbeat_at=now, updated_at=now
+            held_by(job_id, worker_id), stage=stage, step=step, total=total, eta_s=eta_s, heartbeat_at=now, updated_at=now
         )
 
     def heartbeat(self, job_id: str, worker_id: str) -> bool:
         with self._write() as conn:
-            res = conn.execute(update(jobs).where(_owned(job_id, worker_id)).values(heartbeat_at=utcnow()))
+            res = conn.execute(update(jobs).where(held_by(job_id, worker_id)).values(heartbeat_at=utcnow()))
         return res.rowcount > 0
 
     def finish_job(self, job_id: str, worker_id: str, *, result: dict[str, Any], files: list[dict[str, Any]]) -> bool:
         """running -> succeeded, once; False when the job is not running for this worker."""
         now = utcnow()
         return self._update(
-            _owned(job_id, worker_id),
+            held_by(job_id, worker_id),
             status="succeeded",
             result=result,
             files=files,
@@ -291,7 +287,7 @@ class Repository(ClaimRepository, LimitRepository, KeyRepository):
     def mark_cancelled(self, job_id: str, worker_id: str) -> bool:
         """running -> cancelled, by the worker that holds the job."""
         now = utcnow()
-        return self._update(_owned(job_id, worker_id), status="cancelled", finished_at=now, updated_at=now)
+        return self._update(held_by(job_id, worker_id), status="cancelled", finished_at=now, updated_at=now)
 
     def is_cancel_requested(self, job_id: str) -> bool:
         with self._read() as conn:

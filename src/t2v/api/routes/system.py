@@ -6,8 +6,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from t2v.api.deps import auth_enabled, get_service, rate_limited
-from t2v.service.keys import authenticate
+from t2v.api.deps import auth_enabled, bearer_key, get_service, rate_limited
 from t2v.service.service import STATUSES
 
 router = APIRouter()
@@ -37,8 +36,7 @@ async def readyz(request: Request, service=Depends(get_service)):
 def _readiness(service, authorization: str) -> dict:
     if not auth_enabled(service):
         return service.ready(detail=True)
-    scheme, _, token = authorization.partition(" ")
-    key = authenticate(service.repo, token) if scheme.lower() == "bearer" else None
+    key = bearer_key(service, authorization)
     return service.ready(detail=key is not None, api_key=key)
 
 

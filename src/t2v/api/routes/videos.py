@@ -14,7 +14,7 @@ from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from starlette.background import BackgroundTask
 
 from t2v.api.deps import current_key, get_service, rate_limited
-from t2v.api.ratelimit import StreamLease
+from t2v.api.streams import StreamLease
 from t2v.api.schemas import FIGURES, SequenceCreate, VideoCreate, job_to_dict
 from t2v.errors import InvalidRequest
 from t2v.service.service import FINISHED

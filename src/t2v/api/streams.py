@@ -1,6 +1,5 @@
-"""Per-key limits shared by every server process through the database: open event streams (here) and the
-request rate (a token bucket per key in ``rate_buckets``, taken in one write transaction by
-:meth:`t2v.store.Repository.take_rate_token`, called from :func:`t2v.api.deps.rate_limited`)."""
+"""The cap on open ``/events`` streams per API key, shared by every server process through the database.
+(The request rate is shared the same way: :meth:`t2v.store.Repository.take_rate_token`.)"""
 
 from __future__ import annotations
 
