@@ -1,4 +1,5 @@
-"""``generate()``: request -> validated, resolved request -> model -> engine -> frames -> files + record."""
+"""``generate()`` and what every mode shares before and after sampling: output names, resolving a request
+(defaults, seed, limits, the model family's rules), output checks, export. The runner is :mod:`t2v.pipeline`."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from t2v.engine.base import CheckpointSpec, engine_for
+from t2v.engine.base import CheckpointSpec
 from t2v.errors import Cancelled, InvalidRequest
 from t2v.request import FORMATS, GenerationRequest, GenerationResult, ProgressEvent
 from t2v.settings import Settings, get_settings
@@ -47,15 +48,13 @@ def output_stem(output: str | Path | None, prompt: str) -> tuple[Path, str | Non
 
 
 def resolve(request: GenerationRequest, settings: Settings) -> GenerationRequest:
-    """Fill model, defaults, seed, device and dtype; validate all of it. Loads no weights."""
-    from t2v.models.loader import model_defaults
+    """Fill model, defaults, seed, device and dtype; validate all of it, with the model family's rules where
+    the model is known without downloading it. Loads no weights."""
+    from t2v.families import get_family
+    from t2v.models.loader import local_folder, model_defaults
 
-    image_mode = getattr(request, "mode", "video") != "video"
-    model = request.model or (settings.default_image_model if image_mode else settings.default_model)
-    family, defaults = model_defaults(model)
-    if image_mode and family not in ("sd", "sdxl", "unknown"):
-        hint = f"it is a {family} model; image mode needs a text-to-image (Stable Diffusion 1.x/2.x/XL) model"
-        raise InvalidRequest(f"model: {model} cannot make images: {hint}", field="model")
+    model = request.model or (settings.default_model if request.mode == "video" else settings.default_image_model)
+    family_name, defaults = model_defaults(model)
     seed = request.seed if request.seed is not None else secrets.randbelow(2**32)
     extra = {"model": model, "seed": seed}
     if request.device == "auto":
@@ -63,15 +62,21 @@ def resolve(request: GenerationRequest, settings: Settings) -> GenerationRequest
     if request.dtype == "auto":
         extra["dtype"] = settings.dtype
     resolved = request.with_defaults(defaults, **extra)
+    if request.mode != "video" and resolved.image:
+        raise InvalidRequest("image: only video requests take an input image (image-to-video)", field="image")
     limits = (("num_frames", settings.max_frames), ("num_inference_steps", settings.max_steps),
               ("width", settings.max_side), ("height", settings.max_side))
     for field, limit in limits:
         if getattr(resolved, field) > limit:
             raise InvalidRequest(f"{field}: {getattr(resolved, field)} is over this server's limit of {limit}", field=field)
+    family = get_family(family_name) if family_name != "unknown" else None
+    if family is not None:
+        family.check(resolved, local_folder(model), model=model)
     if resolved.lora:
         from t2v.models.lora import check_lora
 
-        resolved = resolved.model_copy(update={"lora": str(check_lora(resolved.lora))})
+        adapter = family.check_lora(resolved.lora) if family is not None else check_lora(resolved.lora)
+        resolved = resolved.model_copy(update={"lora": str(adapter)})
     if len(resolved.prompt) > settings.max_prompt_chars:
         raise InvalidRequest(f"prompt: longer than {settings.max_prompt_chars} characters", field="prompt")
     return resolved
@@ -108,14 +113,12 @@ def check_fits(request: GenerationRequest, settings: Settings) -> None:
     from t2v.models.loader import resolve_source
     from t2v.models.memory import choose
 
-    if getattr(request, "mode", "video") != "video":
+    if request.mode != "video":
         return  # image mode has no memory planner yet
     try:
         source = resolve_source(request.model, settings.model_copy(update={"offline": True}))
     except ModelUnavailable:
         return
-    if source.family != "modelscope":
-        return  # the planner models UNet3D (ModelScope-layout) models only
     plan = plan_device(request.device, request.dtype)
     choose(source.path, request, requested=request.memory, device=plan.device, dtype=plan.dtype,
            budget=memory_budget(plan.device, settings.memory_budget_gb))
@@ -130,82 +133,24 @@ def generate(
     checkpoint: CheckpointSpec | None = None,
     settings: Settings | None = None,
     on_preview: Callable[[int, np.ndarray], None] | None = None,
+    resolve_image: Callable[[str], Path] | None = None,
 ) -> GenerationResult:
     """Generate a video for ``request``; write its files (``request.formats``) and JSON record.
 
     ``on_progress`` receives :class:`ProgressEvent` s; ``should_cancel`` is polled between denoising
     steps and raises :class:`t2v.errors.Cancelled` when it returns True. ``on_preview(step, image)`` gets a
     cheap RGB preview of the middle frame after each step (throttle in the callback). Files go to ``output``
-    (see :func:`output_stem`); with ``formats=()`` nothing is written and the frames are returned.
+    (see :func:`output_stem`); with ``formats=()`` nothing is written and the frames are returned. With
+    ``request.image`` (image-to-video), ``resolve_image`` maps it to a file (default: it is a path).
     """
-    from t2v.engine.vae import to_uint8
-    from t2v.export import frames_sha256
-    from t2v.models.device import plan_device
-    from t2v.models.fit import memory_budget
-    from t2v.models.loader import load_model, resolve_source
-    from t2v.models.memory import choose as choose_memory_plan
-    from t2v.models.temporal import folder_frame_limit
-    from t2v.record import build_record
+    from t2v.pipeline import generate_video
 
-    settings = settings or get_settings()
-    cancel = should_cancel or (lambda: False)
-    t_start = time.perf_counter()
-    emit = _emitter(on_progress, t_start)
-
-    stem, implied = output_stem(output, request.prompt)
-    if implied and implied not in request.formats:
-        request = request.model_copy(update={"formats": (implied, *request.formats)})
-    request = resolve(request, settings)
-    if request.formats:
-        check_outputs(stem, request.formats)
-
-    emit("load", message=f"loading {request.model}")
-    plan = plan_device(request.device, request.dtype)
-    source = resolve_source(request.model, settings, want_fp16=plan.is_accelerator and plan.dtype != "fp32")
-    frame_limit = folder_frame_limit(source.path)
-    if frame_limit and request.num_frames > frame_limit:
-        raise InvalidRequest(f"num_frames: {request.num_frames} is more than this model's frame-position embeddings cover "
-                             f"({frame_limit})", field="num_frames")
-    if cancel():
-        raise Cancelled("cancelled before loading the model")
-    memory, predictions = choose_memory_plan(source.path, request, requested=request.memory, device=plan.device, dtype=plan.dtype,
-                                             budget=memory_budget(plan.device, settings.memory_budget_gb))
-    loaded = load_model(source, plan, offload=memory.offload, lora=request.lora, lora_scale=request.lora_scale)
-    # Record what actually ran (after fallbacks), not what was asked.
-    request = request.model_copy(update={"device": plan.device, "dtype": plan.dtype})
-
-    def on_step(step: int, total: int, latents) -> None:
-        emit("denoise", step, total)
-        if on_preview is not None:
-            from t2v.engine.vae import latent_preview
-
-            on_preview(step, latent_preview(latents, 2 ** (len(loaded.vae.config.block_out_channels) - 1)))
-
-    run = engine_for(source.family).run(
-        loaded,
-        request,
-        on_stage=lambda stage: emit(stage),
-        on_step=on_step,
-        should_cancel=cancel,
-        checkpoint=checkpoint,
-        memory=memory,
-    )
-    frames = to_uint8(run.frames)
-    timings = {"load_s": loaded.load_s, **run.timings}
-    record = build_record(request, source=source, loaded=loaded, warnings=[*plan.warnings, *run.warnings],
-                          timings=timings, frames_sha256=frames_sha256(frames), resumed_from_step=run.resumed_from_step)
-    chosen = next(p for p in predictions if p.plan == memory.name)
-    record["memory_plan"] = {"requested": request.memory, "plan": memory.name, "predicted_peak_mb": round(chosen.peak_bytes / 2**20, 1)}
-    for w in run.warnings:
-        logger.warning(w)
-
-    result = GenerationResult(request=request, frames=frames, record=record)
-    export_result(result, stem, emit=emit, cancel=cancel, t_start=t_start)
-    emit("done", message="done")
-    return result
+    return generate_video(request, on_progress=on_progress, should_cancel=should_cancel, output=output,
+                          checkpoint=checkpoint, settings=settings or get_settings(), on_preview=on_preview,
+                          resolve_image=resolve_image)
 
 
-_RUNTIME_MODULES = ("t2v.engine.unet3d", "t2v.engine.vae", "t2v.engine.schedulers", "t2v.engine.checkpoint",
+_RUNTIME_MODULES = ("t2v.pipeline", "t2v.engine.vae", "t2v.engine.schedulers", "t2v.engine.checkpoint",
                     "t2v.models.memory", "t2v.models.lora", "t2v.record", "t2v.export", "t2v.sequence.run", "av", "PIL.Image")
 
 
@@ -220,29 +165,28 @@ def import_runtime() -> None:
     import importlib
 
     import torch  # noqa: F401
-    from diffusers import (AutoencoderKL, DDIMScheduler, DPMSolverMultistepScheduler,  # noqa: F401
-                           EulerDiscreteScheduler, UNet2DConditionModel, UNet3DConditionModel, UniPCMultistepScheduler)
+    from diffusers import (AutoencoderKL, AutoencoderKLWan, DDIMScheduler, DPMSolverMultistepScheduler,  # noqa: F401
+                           EulerDiscreteScheduler, FlowMatchEulerDiscreteScheduler, UNet2DConditionModel,
+                           UNet3DConditionModel, UniPCMultistepScheduler, WanTransformer3DModel)
     from diffusers.models.embeddings import SinusoidalPositionalEmbedding  # noqa: F401
     from diffusers.models.transformers.transformer_temporal import TransformerTemporalModel  # noqa: F401
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer  # noqa: F401
+    from transformers import (AutoTokenizer, CLIPImageProcessor, CLIPTextConfig, CLIPTextModel,  # noqa: F401
+                              CLIPTextModelWithProjection, CLIPTokenizer, CLIPVisionModel, UMT5EncoderModel)
+
+    from t2v.families import all_families
+
+    all_families()  # imports every family module (and plugins) once, here
 
     for name in _RUNTIME_MODULES:
         importlib.import_module(name)
 
 
 def run_request(request: GenerationRequest, **kwargs) -> GenerationResult:
-    """Run a video, sequence or (single) image request with :func:`generate`'s arguments."""
-    mode = getattr(request, "mode", "video")
-    if mode == "sequence":
-        from t2v.sequence.run import generate_sequence
+    """Run a video, sequence or (single) image request with :func:`generate`'s arguments (see
+    :func:`t2v.pipeline.run`)."""
+    from t2v.pipeline import run
 
-        return generate_sequence(request, **kwargs)
-    if mode == "image":
-        from t2v.sequence.run import generate_images
-
-        kwargs.pop("checkpoint", None), kwargs.pop("on_preview", None)
-        return generate_images(request, **kwargs)[-1]
-    return generate(request, **kwargs)
+    return run(request, **kwargs)
 
 
 def export_result(result: GenerationResult, stem: Path, *, emit, cancel: Callable[[], bool], t_start: float,
@@ -274,21 +218,3 @@ def export_result(result: GenerationResult, stem: Path, *, emit, cancel: Callabl
         for o in result.outputs:
             remove_output(o.path)
         raise
-
-
-def _emitter(on_progress: ProgressCallback | None, t_start: float):
-    denoise_start: list[float] = []
-
-    def emit(stage: str, step: int = 0, total: int = 0, message: str = "") -> None:
-        if on_progress is None:
-            return
-        now = time.perf_counter()
-        eta = None
-        if stage == "denoise":
-            if not denoise_start:
-                denoise_start.append(now)
-            if step and total:
-                eta = (now - denoise_start[0]) / step * (total - step)
-        on_progress(ProgressEvent(stage=stage, step=step, total=total, elapsed_s=now - t_start, eta_s=eta, message=message))
-
-    return emit

@@ -16,7 +16,8 @@ if TYPE_CHECKING:
     from t2v.export import OutputFile
 
 DEFAULT_NEGATIVE_PROMPT = "blurry, low quality, distorted, artifacts, flicker, jitter"
-SCHEDULERS = ("ddim", "dpm++", "euler", "unipc")
+# "model": the model's own scheduler (its scheduler_config.json), as the stock diffusers pipeline runs it.
+SCHEDULERS = ("model", "ddim", "dpm++", "euler", "unipc")
 FORMATS = ("mp4", "webm", "gif", "png")
 MAX_FRAMES = 512
 MAX_STEPS = 500
@@ -24,7 +25,8 @@ MIN_SIDE, MAX_SIDE = 16, 2048
 MAX_SEED = 2**63 - 1
 
 # Fields a model's defaults can fill in (None in the request = "use the model's default").
-DEFAULTABLE = ("negative_prompt", "width", "height", "num_frames", "fps", "guidance_scale", "num_inference_steps", "scheduler")
+DEFAULTABLE = ("negative_prompt", "width", "height", "num_frames", "fps", "guidance_scale", "guidance_scale_2",
+               "num_inference_steps", "scheduler")
 
 
 class GenerationRequest(BaseModel):
@@ -32,11 +34,14 @@ class GenerationRequest(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    mode: Literal["video"] = "video"
     prompt: str
     negative_prompt: str | None = None  # None: the model's default (DEFAULT_NEGATIVE_PROMPT for ModelScope)
     num_frames: int | None = Field(None, ge=1, le=MAX_FRAMES)
     num_inference_steps: int | None = Field(None, ge=1, le=MAX_STEPS)
     guidance_scale: float | None = Field(None, ge=0.0, le=50.0)
+    guidance_scale_2: float | None = Field(None, ge=0.0, le=50.0, description=(
+        "Guidance of the low-noise expert of two-expert models (Wan 2.2 A14B); other models ignore it."))
     fps: float | None = Field(None, gt=0.0, le=120.0)
     seed: int | None = Field(None, ge=0, le=MAX_SEED)
     width: int | None = Field(None, ge=MIN_SIDE, le=MAX_SIDE)
@@ -50,6 +55,8 @@ class GenerationRequest(BaseModel):
     memory: str = Field("auto", description="Memory plan: auto, speed, balanced or low.")
     lora: str | None = Field(None, description="A LoRA adapter folder (t2v train-lora) applied to the UNet.")
     lora_scale: float = Field(1.0, ge=-4.0, le=4.0, description="Strength of the LoRA adapter (1 = as trained).")
+    image: str | None = Field(None, description=(
+        "Image-to-video: the first frame. A file path (library, CLI) or an uploaded asset id (API)."))
 
     @field_validator("prompt")
     @classmethod
@@ -137,9 +144,12 @@ class GenerationRequest(BaseModel):
         return self.model_dump(exclude={"formats", "crf", "device", "dtype", "memory"})
 
 
-def invalid_from_validation(e: ValidationError) -> InvalidRequest:
+def invalid_from_validation(e: ValidationError, *, tagged: bool = False) -> InvalidRequest:
+    """One InvalidRequest naming the first field at fault (``tagged``: errors of a discriminated union, whose
+    locations start with the mode)."""
     err = e.errors()[0]
-    loc = ".".join(str(p) for p in err.get("loc", ())) or "request"
+    loc_parts = err.get("loc", ())[1:] if tagged else err.get("loc", ())
+    loc = ".".join(str(p) for p in loc_parts) or "request"
     msg = err.get("msg", "invalid value").removeprefix("Value error, ")
     if err.get("type") == "extra_forbidden":
         msg = "unknown field"

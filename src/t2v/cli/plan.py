@@ -29,12 +29,12 @@ def show_plan(request) -> None:
     what = "peak RSS" if dev.device == "cpu" else "peak VRAM"
     table = Table(title=f"{request.model}: {request.width}x{request.height}, {request.num_frames} frames, "
                         f"{request.num_inference_steps} steps on {dev.device}/{dev.dtype}")
-    for col in ("plan", what, "weights", "UNet act.", "VAE act.", "s/step", "decode s", "TFLOP/step"):
+    for col in ("plan", what, "weights", "denoiser act.", "VAE act.", "s/step", "decode s", "TFLOP/step"):
         table.add_column(col, justify="right" if col != "plan" else "left", no_wrap=col == "plan")
     for name in ("speed", "balanced", "low"):
         p = predict(source.path, request, plan=name, device=dev.device, dtype=dev.dtype)
         mark = " ←" if chosen and name == chosen.name else ""
-        table.add_row(name + mark, _mb(p.peak_bytes), _mb(sum(p.weights_bytes.values())), _mb(p.activation_bytes["unet"]),
+        table.add_row(name + mark, _mb(p.peak_bytes), _mb(sum(p.weights_bytes.values())), _mb(max(v for k, v in p.activation_bytes.items() if k not in ("text", "vae"))),
                       _mb(p.activation_bytes["vae"]), f"{p.est_step_s:.2f}", f"{p.est_decode_s:.2f}",
                       f"{p.flops_per_step / 1e12:.2f}")
     out.print(table)

@@ -1,5 +1,5 @@
-"""Denoising engines, one per model family, behind one small interface (see :mod:`t2v.engine.base`)."""
+"""Building blocks the families' loops share: checkpoints, schedulers, offload, CLIP text, VAE decode."""
 
-from t2v.engine.base import Engine, StepCallback, engine_for, register_engine
+from t2v.engine.base import CheckpointSpec, EngineRun, StepCallback
 
-__all__ = ["Engine", "StepCallback", "engine_for", "register_engine"]
+__all__ = ["CheckpointSpec", "EngineRun", "StepCallback"]

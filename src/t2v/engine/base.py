@@ -1,25 +1,16 @@
-"""The seam between ``generate()`` and a model family.
+"""What a model family's run takes and gives back: checkpoint settings and the run's frames.
 
-An engine turns a resolved request into float frames. t2v ships :class:`UNet3DEngine` (ModelScope,
-Zeroscope: its own loop). A family served by a stock diffusers pipeline plugs in by registering an
-engine whose ``run`` calls the pipeline with ``callback_on_step_end``: report each step through
-``on_step`` and, when ``should_cancel()`` is true, set ``pipe._interrupt = True`` and raise
-:class:`t2v.errors.Cancelled`.
+The families themselves (the spec, the registry) are in :mod:`t2v.families`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Protocol
-
-from t2v.errors import ModelUnavailable
+from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
     import numpy as np
-
-    from t2v.models.loader import LoadedModel
-    from t2v.request import GenerationRequest
 
 # on_step(step_done, total_steps, latents); called after each denoising step with the current latents.
 StepCallback = Callable[[int, int, Any], None]
@@ -42,38 +33,3 @@ class EngineRun:
     warnings: list[str]
     timings: dict[str, float]
     resumed_from_step: int | None = None
-
-
-class Engine(Protocol):
-    family: str
-
-    def run(
-        self,
-        model: LoadedModel,
-        request: GenerationRequest,
-        *,
-        on_stage: Callable[[str], None],
-        on_step: StepCallback,
-        should_cancel: Callable[[], bool],
-        checkpoint: CheckpointSpec | None = None,
-    ) -> EngineRun: ...
-
-
-_ENGINES: dict[str, Engine] = {}
-
-
-def register_engine(engine: Engine) -> None:
-    _ENGINES[engine.family] = engine
-
-
-def engine_for(family: str) -> Engine:
-    if not _ENGINES:
-        from t2v.engine.unet3d import UNet3DEngine
-
-        register_engine(UNet3DEngine())
-    try:
-        return _ENGINES[family]
-    except KeyError:
-        raise ModelUnavailable(
-            f"model family {family!r} is not supported yet; supported: {', '.join(sorted(_ENGINES))}"
-        ) from None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import tempfile
@@ -12,6 +14,13 @@ logger = logging.getLogger(__name__)
 
 _SIMPLE = (int, float, bool, str, type(None))
 _NUMPY = "__numpy__"  # a numpy array, stored as a tensor
+
+
+def fingerprint(model, request) -> str:
+    """Identifies a run exactly (the request's reproducible fields, the weights' hash, device and dtype), so a
+    checkpoint is only resumed by the run it came from."""
+    data = {**request.reproducible_fields(), "hash": model.content_hash, "device": model.plan.device, "dtype": model.plan.dtype}
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _keep(v: Any) -> bool:

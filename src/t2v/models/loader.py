@@ -20,19 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from t2v.errors import ModelUnavailable, out_of_resources
+from t2v.errors import ModelUnavailable
 from t2v.models.device import DevicePlan
 from t2v.models.memory import tune_allocator
 from t2v.models.registry import canonical_id, folder_info, lookup
-from t2v.models.temporal import apply_temporal_positions
 from t2v.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
 
-COMPONENTS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
-_WEIGHT_NAMES = {"unet": "diffusion_pytorch_model", "vae": "diffusion_pytorch_model", "text_encoder": "model",
-                 "text_encoder_2": "model"}
-_REQUIRED_WEIGHTS = ("unet", "vae", "text_encoder")  # text_encoder_2: SDXL only
 _WEIGHT_EXTS = (".safetensors", ".bin")
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -51,18 +46,36 @@ class ModelSource:
 
 @dataclass
 class LoadedModel:
+    """A model's loaded components by name (``components["unet"]``, ``["transformer"]``, ...; also readable as
+    attributes, ``model.vae``), with where they came from and how they were loaded."""
+
     source: ModelSource
     plan: DevicePlan
     variant: str | None
-    unet: Any
-    vae: Any
-    text_encoder: Any
-    tokenizer: Any
+    components: dict[str, Any]
     scheduler_config: dict[str, Any]
     content_hash: str
     load_s: float
-    text_encoder_2: Any = None  # SDXL's second text encoder (CLIPTextModelWithProjection) and tokenizer
-    tokenizer_2: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        components = self.__dict__.get("components") or {}
+        if name in components:
+            return components[name]
+        if name in ("text_encoder_2", "tokenizer_2", "image_encoder", "transformer_2"):
+            return None  # optional components a family may lack
+        raise AttributeError(name)
+
+    def copy(self, **changes: Any) -> LoadedModel:
+        """A copy sharing the components (their dict is new: a run may drop one, e.g. the text encoder)."""
+        fields = {**self.__dict__, **changes}
+        fields["components"] = dict(fields["components"])
+        return LoadedModel(**fields)
+
+    @property
+    def family(self):
+        from t2v.families import get_family
+
+        return get_family(self.source.family)
 
 
 def is_offline(settings: Settings) -> bool:
@@ -92,18 +105,27 @@ def model_defaults(model: str) -> tuple[str, dict[str, Any]]:
     return folder_info(Path("/nonexistent"))
 
 
+def local_folder(model: str) -> Path | None:
+    """The folder ``model`` names without downloading: an existing folder or a bundled model (else None)."""
+    path = as_path(model)
+    if os.path.isdir(path):
+        return path
+    spec = lookup(model)
+    if spec and spec.bundled_path is not None and spec.bundled_path.is_dir():
+        return spec.bundled_path
+    return None
+
+
 def check_folder(path: Path) -> dict[str, Any]:
-    """Check that ``path`` is a diffusers text-to-video folder; return its model_index.json."""
-    index_file = path / "model_index.json"
-    if not index_file.is_file():
-        raise ModelUnavailable(f"{path} is not a diffusers model folder: it has no model_index.json")
-    try:
-        index = json.loads(index_file.read_text())
-    except (OSError, ValueError) as e:
-        raise ModelUnavailable(f"{index_file} is not valid JSON: {e}") from None
-    missing = [c for c in COMPONENTS if c not in index or not (path / c).is_dir()]
-    if missing:
-        raise ModelUnavailable(f"{path} is not a complete text-to-video model: missing {', '.join(missing)}")
+    """Check that ``path`` is a complete diffusers folder of a family t2v runs; return its model_index.json.
+
+    ModelUnavailable names what is wrong: no or bad model_index.json, a pipeline class no family knows, a
+    missing component, or a component class the family does not load."""
+    from t2v.families import family_of_folder
+    from t2v.families.base import read_index
+
+    index = read_index(path)
+    family_of_folder(path).check_index(path, index)
     return index
 
 
@@ -187,30 +209,45 @@ def _snapshot(model_id: str, revision: str, settings: Settings, *, want_fp16: bo
 
 
 def _hub_patterns(model_id: str, revision: str, want_fp16: bool) -> list[str]:
-    """Only the files t2v loads: configs, tokenizer, and one weight file per component (fp16 variant if wanted)."""
+    """Only the files t2v loads: configs, tokenizers, and each component's weights once (the fp16 variant
+    when wanted and present, else the full-precision files; safetensors over .bin)."""
     from huggingface_hub import HfApi
 
-    files = set(HfApi().list_repo_files(model_id, revision=revision))
-    patterns = ["model_index.json", "*/*.json", "tokenizer/*", "tokenizer_2/*", "t2v.json"]
-    for comp, stem in _WEIGHT_NAMES.items():
-        if comp not in _REQUIRED_WEIGHTS and not any(f.startswith(comp + "/") for f in files):
-            continue
-        candidates = [f"{comp}/{stem}.fp16{ext}" for ext in _WEIGHT_EXTS] if want_fp16 else []
-        candidates += [f"{comp}/{stem}{ext}" for ext in _WEIGHT_EXTS]
-        chosen = next((c for c in candidates if c in files), None)
-        if chosen is None:  # sharded weights: take the index and its shards
-            chosen = f"{comp}/{stem}*"
-        patterns.append(chosen)
+    return weight_patterns(set(HfApi().list_repo_files(model_id, revision=revision)), want_fp16)
+
+
+def weight_patterns(files: set[str], want_fp16: bool) -> list[str]:
+    """:func:`_hub_patterns` for a repo's file list."""
+    patterns = ["model_index.json", "t2v.json", "*/*.json", "*/*.txt", "*/*.model", "tokenizer*/*"]
+    by_component: dict[str, list[str]] = {}
+    for f in files:
+        comp, _, name = f.partition("/")
+        if name and "/" not in name and (name.endswith(_WEIGHT_EXTS) or name.endswith(".index.json")):
+            by_component.setdefault(comp, []).append(f)
+    for comp, weights in sorted(by_component.items()):
+        fp16 = [f for f in weights if ".fp16." in f]
+        full = [f for f in weights if ".fp16." not in f]
+        chosen = fp16 if want_fp16 and fp16 else full or fp16
+        safe = [f for f in chosen if ".safetensors" in f]
+        patterns += safe if safe else chosen
     return patterns
+
+
+def _module_stems(path: Path) -> dict[str, str]:
+    """Component folder -> weight file stem, for the components with weights the folder's family loads."""
+    from t2v.families import family_of_folder
+    from t2v.families.base import read_index
+
+    index = read_index(path)
+    return {c.name: c.weight_stem for c in family_of_folder(path).component_specs(index)
+            if c.module and (path / c.name).is_dir()}
 
 
 def pick_variant(path: Path, plan: DevicePlan) -> str | None:
     """``fp16`` when running half precision on an accelerator and every weight component has such files."""
     if not (plan.is_accelerator and plan.dtype in ("fp16", "bf16")):
         return None
-    for comp, stem in _WEIGHT_NAMES.items():
-        if not (path / comp).is_dir() and comp not in _REQUIRED_WEIGHTS:
-            continue
+    for comp, stem in _module_stems(path).items():
         if not any((path / comp / f"{stem}.fp16{ext}").is_file() for ext in _WEIGHT_EXTS) and not any(
             (path / comp).glob(f"{stem}.fp16*.index.json")
         ):
@@ -242,37 +279,10 @@ def content_hash(path: Path, variant: str | None, *, cache_file: Path | None = N
 
 def _load_components(path: Path, plan: DevicePlan, variant: str | None, target: str | None = None,
                      family: str = "modelscope") -> dict[str, Any]:
-    from diffusers import AutoencoderKL, UNet2DConditionModel, UNet3DConditionModel
-    from transformers import CLIPTextModel, CLIPTokenizer
+    """The components by name (the family's generic loader) and ``scheduler_config``."""
+    from t2v.families import get_family
 
-    dtype = plan.torch_dtype
-    unet_class = UNet2DConditionModel if family in ("sd", "sdxl") else UNet3DConditionModel
-    loaders = {
-        "tokenizer": lambda: CLIPTokenizer.from_pretrained(path, subfolder="tokenizer"),
-        "text_encoder": lambda: CLIPTextModel.from_pretrained(path, subfolder="text_encoder", dtype=dtype, variant=variant),
-        "unet": lambda: apply_temporal_positions(unet_class.from_pretrained(path, subfolder="unet", dtype=dtype, variant=variant)),
-        "vae": lambda: AutoencoderKL.from_pretrained(path, subfolder="vae", dtype=dtype, variant=variant),
-    }
-    if family == "sdxl":
-        from transformers import CLIPTextModelWithProjection
-
-        loaders["tokenizer_2"] = lambda: CLIPTokenizer.from_pretrained(path, subfolder="tokenizer_2")
-        loaders["text_encoder_2"] = lambda: CLIPTextModelWithProjection.from_pretrained(
-            path, subfolder="text_encoder_2", dtype=dtype, variant=variant)
-    out: dict[str, Any] = {}
-    for name, load in loaders.items():
-        try:
-            obj = load()
-        except Exception as e:
-            if out_of_resources(e):  # missing libraries and memory: the same folder may load on the next try
-                raise  # as is: the service retries the job (t2v.service.worker)
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            # An OSError (a read error, a file being copied) is kept as the cause: the service retries those too.
-            raise ModelUnavailable(f"could not load {name} from {path / name}: {first[:300]}") from (
-                e if isinstance(e, OSError) else None)
-        if not name.startswith("tokenizer"):
-            obj = obj.to(target or plan.device).eval().requires_grad_(False)
-        out[name] = obj
+    out: dict[str, Any] = dict(get_family(family).load(path, plan, variant, target))
     try:
         out["scheduler_config"] = json.loads((path / "scheduler" / "scheduler_config.json").read_text())
     except (OSError, ValueError) as e:
@@ -287,7 +297,8 @@ CACHE_BUDGET_BYTES = int(float(os.environ.get("T2V_MODEL_CACHE_GB", "0")) * 2**3
 
 
 def weight_bytes(model: LoadedModel) -> int:
-    return sum(p.numel() * p.element_size() for m in (model.unet, model.vae, model.text_encoder) for p in m.parameters())
+    return sum(p.numel() * p.element_size() for m in model.components.values() if hasattr(m, "parameters")
+               for p in m.parameters())
 
 
 def load_model(source: ModelSource, plan: DevicePlan, *, offload: bool = False, lora: str | None = None,
@@ -306,39 +317,32 @@ def load_model(source: ModelSource, plan: DevicePlan, *, offload: bool = False, 
     with _CACHE_LOCK:
         if key in _CACHE:
             _CACHE.move_to_end(key)
-            cached = _CACHE[key]
-            return LoadedModel(**{**cached.__dict__, "source": source, "plan": plan, "load_s": 0.0})
+            return _CACHE[key].copy(source=source, plan=plan, load_s=0.0)
         t0 = time.perf_counter()
         tune_allocator(get_settings().mmap_threshold_kb)  # before this process's first large tensors (once)
         parts = _load_components(source.path, plan, variant, "cpu" if offload else None, family=source.family)
         digest = content_hash(source.path, variant)
-        loaded = LoadedModel(source=source, plan=plan, variant=variant, content_hash=digest, load_s=time.perf_counter() - t0, **parts)
+        scheduler_config = parts.pop("scheduler_config")
+        loaded = LoadedModel(source=source, plan=plan, variant=variant, components=parts, scheduler_config=scheduler_config,
+                             content_hash=digest, load_s=time.perf_counter() - t0)
         _CACHE[key] = loaded
         _evict()
         return loaded
 
 
 def _with_lora(base: LoadedModel, lora: str, scale: float, offload: bool) -> LoadedModel:
-    import copy
-
-    from t2v.models.lora import adapter_hash, apply_lora, check_lora, decoder_adapter
-
-    folder = check_lora(lora)
-    digest = adapter_hash(folder)
-    key = (str(base.source.path), base.plan.device, base.plan.dtype, base.variant, offload, str(folder), digest, float(scale))
+    family = base.family
+    adapter = family.check_lora(lora)
+    digest = family.lora_hash(adapter)
+    key = (str(base.source.path), base.plan.device, base.plan.dtype, base.variant, offload, str(adapter), digest, float(scale))
     with _CACHE_LOCK:
         if key in _CACHE:
             _CACHE.move_to_end(key)
-            return LoadedModel(**{**_CACHE[key].__dict__, "source": base.source, "plan": base.plan, "load_s": 0.0})
+            return _CACHE[key].copy(source=base.source, plan=base.plan, load_s=0.0)
     t0 = time.perf_counter()
-    unet = copy.deepcopy(base.unet)
-    apply_lora(unet, folder, scale)
-    vae, decoder = base.vae, decoder_adapter(folder)
-    if decoder:  # the VAE too gets a copy only when the adapter has a decoder part
-        vae = copy.deepcopy(base.vae)
-        apply_lora(vae, decoder, scale)
-    loaded = LoadedModel(**{**base.__dict__, "unet": unet, "vae": vae, "content_hash": f"{base.content_hash}+lora:{digest}",
-                            "load_s": base.load_s + time.perf_counter() - t0})
+    components = family.apply_lora(base.components, adapter, scale)
+    loaded = base.copy(components=components, content_hash=f"{base.content_hash}+lora:{digest}",
+                       load_s=base.load_s + time.perf_counter() - t0)
     with _CACHE_LOCK:
         _CACHE[key] = loaded
         _evict()
@@ -361,7 +365,7 @@ def loaded_models() -> list[dict[str, Any]]:
 def forget(model: LoadedModel) -> None:
     """Drop ``model`` from the cache (its memory is freed once the caller lets go of it too)."""
     with _CACHE_LOCK:
-        for key in [k for k, m in _CACHE.items() if m.unet is model.unet]:
+        for key in [k for k, m in _CACHE.items() if m.content_hash == model.content_hash and m.source.path == model.source.path]:
             del _CACHE[key]
 
 

@@ -137,24 +137,7 @@ class _LiveBytes:
         return self.mode.__exit__(*exc)
 
 
-@lru_cache(maxsize=4)
-def _meta_components(path: str):
-    """The model's modules built from its configs on the meta device: shapes and parameter counts, no weights."""
-    import torch
-    from diffusers import AutoencoderKL, UNet3DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
-
-    from t2v.models.temporal import apply_temporal_positions
-
-    root = Path(path)
-    with torch.device("meta"):
-        unet = apply_temporal_positions(UNet3DConditionModel.from_config(json.loads((root / "unet" / "config.json").read_text())))
-        vae = AutoencoderKL.from_config(json.loads((root / "vae" / "config.json").read_text()))
-        text = CLIPTextModel(CLIPTextConfig.from_pretrained(root / "text_encoder"))
-    return unet.eval(), vae.eval(), text.eval()
-
-
-def _run_meta(fn) -> tuple[int, int]:
+def meta_cost(fn) -> tuple[int, int]:
     """(peak live bytes, flops) of ``fn()`` on meta tensors."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
@@ -211,31 +194,13 @@ def _measure(path: str, frames: int, height: int, width: int, batch: int, chunki
 
 def _measure_locked(path: str, frames: int, height: int, width: int, batch: int, chunking: bool,
                     vae_chunk: int) -> dict[str, Any]:
-    import torch
+    return _family(path).measure(Path(path), frames, height, width, batch, chunking, vae_chunk)
 
-    unet, vae, text = _meta_components(path)
-    scale = 2 ** (len(vae.config.block_out_channels) - 1)
-    h, w, f = height // scale, width // scale, frames
-    seq = text.config.max_position_embeddings
-    meta = dict(device="meta", dtype=torch.float32)
-    text_peak, _ = _run_meta(lambda: text(torch.zeros(batch, seq, dtype=torch.long, device="meta")))
-    if chunking:
-        unet.enable_forward_chunking(chunk_size=1, dim=1)
-    else:
-        unet.disable_forward_chunking()
-    latents = torch.zeros(batch, unet.config.in_channels, f, h, w, **meta)
-    embeds = torch.zeros(batch, seq, unet.config.cross_attention_dim, **meta)
-    unet_peak, step_flops = _run_meta(lambda: unet(latents, torch.tensor(1, device="meta"), encoder_hidden_states=embeds))
-    z = torch.zeros(vae_chunk, vae.config.latent_channels, h, w, **meta)
-    vae_peak, chunk_flops = _run_meta(lambda: vae.decode(z))
-    return {
-        "params": {n: sum(p.numel() for p in m.parameters()) for n, m in (("unet", unet), ("vae", vae), ("text_encoder", text))},
-        "acts": {"text": text_peak, "unet": unet_peak, "vae": vae_peak},
-        "step_flops": step_flops,
-        "decode_flops": chunk_flops * -(-f // vae_chunk),
-        "latents_bytes": batch * unet.config.in_channels * f * h * w * 4,
-        "shape": (frames, height, width, vae_chunk),
-    }
+
+def _family(path: str):
+    from t2v.families import family_of_folder
+
+    return family_of_folder(Path(path))
 
 
 def _chunk(plan: str, frames: int, device: str) -> int:
@@ -254,14 +219,10 @@ def _dry_run(path: str, frames: int, height: int, width: int, batch: int, plan: 
 
 @lru_cache(maxsize=32)
 def _reference(path: str, batch: int, chunking: bool) -> dict[str, Any]:
-    """:func:`_measure` at a small shape (8 frames or the model's frame limit, the smallest side every
-    down-sampling level can halve), one VAE frame per call: what :func:`estimate` scales from. Once per
-    model, batch and chunking."""
-    from t2v.models.temporal import folder_frame_limit
-
-    unet, vae, _ = _meta_components(path)
-    side = max(64, 2 ** (len(vae.config.block_out_channels) - 1) * 2 ** (len(unet.config.block_out_channels) - 1))
-    return _measure(path, min(8, folder_frame_limit(Path(path)) or 8), side, side, batch, chunking, 1)
+    """:func:`_measure` at the family's small reference shape, one VAE frame per call: what :func:`estimate`
+    scales from. Once per model, batch and chunking."""
+    frames, side = _family(path).reference_shape(Path(path))
+    return _measure(path, frames, side, side, batch, chunking, 1)
 
 
 def _scaled(ref: dict[str, Any], frames: int, height: int, width: int, chunk: int) -> dict[str, Any]:
@@ -274,7 +235,8 @@ def _scaled(ref: dict[str, Any], frames: int, height: int, width: int, chunk: in
     acts = ref["acts"]
     return {
         "params": ref["params"],
-        "acts": {"text": acts["text"], "unet": int(acts["unet"] * unet), "vae": int(acts["vae"] * vae)},
+        "roles": ref["roles"],
+        "acts": {k: int(v * (1 if k == "text" else vae if k == "vae" else unet)) for k, v in acts.items()},
         "step_flops": int(ref["step_flops"] * unet),
         "decode_flops": int(ref["decode_flops"] / -(-rf // rc) * vae * -(-frames // chunk)),
         "latents_bytes": int(ref["latents_bytes"] * unet),
@@ -317,26 +279,31 @@ def _prediction(dry: dict[str, Any], *, plan: str, device: str, dtype: str, meas
     step_flops, decode_flops = dry["step_flops"], dry["decode_flops"]
     latents_bytes = dry["latents_bytes"]
     frames_bytes = frames * height * width * 3 * 4  # decoded float frames kept for export
+    roles = dry["roles"]
+    role_weights = {role: sum(weights.get(n, 0) for n in names) for role, names in roles.items()}
+    role_weights["denoise_one"] = max((weights.get(n, 0) for n in roles["denoise"]), default=0)
+    denoise_acts = max((v for k, v in acts.items() if k not in ("text", "vae")), default=0)
 
     notes: list[str] = []
     if device == "cpu":
         baseline = _baseline_rss()
         resident = sum(weights.values())
         if mp.free_text_encoder:
-            resident_after_text = resident - weights["text_encoder"]
-            peak = baseline + max(resident + acts["text"], resident_after_text + max(acts["unet"], acts["vae"] + frames_bytes))
+            resident_after_text = resident - role_weights["text"]
+            peak = baseline + max(resident + acts["text"], resident_after_text + max(denoise_acts, acts["vae"] + frames_bytes))
         else:
-            peak = baseline + resident + max(acts["text"], acts["unet"], acts["vae"] + frames_bytes)
+            peak = baseline + resident + max(acts["text"], denoise_acts, acts["vae"] + frames_bytes)
         if not _allocator_returns_freed_blocks():
             peak += HEAP_SLACK * max(acts.values())
         if mp.offload:
             notes.append("offload has no effect on cpu")
     else:
         baseline = 0
-        if mp.offload:  # one component on the device at a time
-            peak = max(weights["text_encoder"] + acts["text"], weights["unet"] + acts["unet"], weights["vae"] + acts["vae"])
+        if mp.offload:  # one component on the device at a time (one expert of a two-expert model)
+            peak = max(role_weights["text"] + acts["text"], role_weights["denoise_one"] + denoise_acts,
+                       role_weights["vae"] + acts["vae"])
         else:
-            peak = sum(weights.values()) + max(acts["text"], acts["unet"], acts["vae"])
+            peak = sum(weights.values()) + max(acts["text"], denoise_acts, acts["vae"])
         peak += latents_bytes
     speed = _throughput(device, dtype) if measure_speed else float("nan")
     return Prediction(

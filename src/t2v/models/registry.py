@@ -45,10 +45,6 @@ SHAPES_DEFAULTS: dict[str, Any] = {
 }
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "assets"
 
-# diffusers pipeline class name (model_index.json "_class_name") -> t2v family.
-PIPELINE_FAMILIES = {"TextToVideoSDPipeline": "modelscope", "StableDiffusionPipeline": "sd",
-                     "StableDiffusionXLPipeline": "sdxl"}
-IMAGE_FAMILIES = ("sd", "sdxl")
 
 
 @dataclass(frozen=True)
@@ -175,20 +171,22 @@ def lookup(model: str) -> ModelSpec | None:
 
 
 def folder_info(path: Path) -> tuple[str, dict[str, Any]]:
-    """Family and defaults of a local model folder: its ``t2v.json`` if any, else its pipeline class's family."""
-    family = None
-    try:
-        index = json.loads((path / "model_index.json").read_text())
-        family = PIPELINE_FAMILIES.get(index.get("_class_name", ""))
-    except (OSError, ValueError):
-        pass
-    defaults = dict(MODELSCOPE_DEFAULTS)
+    """Family and defaults of a local model folder: its family's defaults (the family found from ``t2v.json``
+    or model_index.json's pipeline class, see :func:`t2v.families.family_of_folder`), updated by ``t2v.json``.
+
+    A folder without model_index.json gives ("unknown", ModelScope's defaults); loading it fails later with
+    the reason. A pipeline class no family knows raises ModelUnavailable naming it."""
+    from t2v.families import family_of_folder
+
+    if not (path / "model_index.json").is_file():
+        return "unknown", dict(MODELSCOPE_DEFAULTS)
+    family = family_of_folder(path)
+    defaults = dict(family.defaults)
     meta_file = path / "t2v.json"
     if meta_file.is_file():
         try:
             meta = json.loads(meta_file.read_text())
-            family = meta.get("family", family)
             defaults.update(meta.get("defaults", {}))
-        except ValueError:
+        except (ValueError, AttributeError):
             pass
-    return family or "unknown", defaults
+    return family.name, defaults

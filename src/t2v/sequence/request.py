@@ -7,12 +7,12 @@ formats, device and dtype are validated exactly as for a video request.
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from t2v.errors import InvalidRequest
-from t2v.request import MAX_FRAMES, GenerationRequest
+from t2v.request import MAX_FRAMES, GenerationRequest, invalid_from_validation
 
 METHODS = ("latent-walk", "prompt-interp", "img2img", "interpolate", "independent")
 _KEYFRAME = re.compile(r"^\s*(\d+)\s*:\s*(.*)$", re.DOTALL)
@@ -139,12 +139,18 @@ class SequenceRequest(GenerationRequest):
         return [f for f, _ in self.keyframes]
 
 
+# Every request, discriminated by ``mode``: what the service stores, the API takes and the runner dispatches on.
+Request = Annotated[Union[GenerationRequest, SequenceRequest, ImageRequest], Field(discriminator="mode")]
+_REQUEST = TypeAdapter(Request)
+MODES = ("video", "sequence", "image")
+
+
 def request_from_fields(fields: dict[str, Any]) -> GenerationRequest:
-    """The right request class for stored or submitted fields (``mode``: video, sequence or image)."""
+    """The request for stored or submitted fields, of the class its ``mode`` names (default ``video``)."""
     mode = fields.get("mode", "video")
-    cls = {"video": GenerationRequest, "sequence": SequenceRequest, "image": ImageRequest}.get(mode)
-    if cls is None:
+    if mode not in MODES:
         raise InvalidRequest(f"mode: unknown {mode!r}; choose video, sequence or image", field="mode")
-    if mode == "video":
-        fields = {k: v for k, v in fields.items() if k != "mode"}
-    return cls.create(**fields)
+    try:
+        return _REQUEST.validate_python({**fields, "mode": mode})
+    except ValidationError as e:
+        raise invalid_from_validation(e, tagged=True) from None

@@ -4,82 +4,35 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from t2v.errors import Cancelled, InvalidRequest
-from t2v.generation import ProgressCallback, _emitter, export_result, output_stem, resolve
+from t2v.errors import Cancelled
+from t2v.generation import ProgressCallback, check_outputs, export_result
+from t2v.pipeline import Run, start
 from t2v.request import GenerationResult
+from t2v.sequence import sd
 from t2v.sequence.request import ImageRequest, SequenceRequest
-from t2v.settings import Settings, get_settings
+from t2v.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass
-class _Run:
-    """A started image-mode run: the resolved request, where files go, the loaded model, progress."""
-
-    request: ImageRequest | SequenceRequest
-    stem: Path
-    source: object
-    loaded: object
-    plan: object
-    emit: Callable
-    cancel: Callable[[], bool]
-    t_start: float
-    total: int = 0
-    done: int = 0
-
-    def step(self) -> None:
-        """One model step done: report denoising progress (``done`` of ``total``)."""
-        self.done += 1
-        self.emit("denoise", self.done, self.total)
-
-    def encode(self, prompt: str, warnings: list[str], *, negative: bool = False):
-        from t2v.sequence import sd
-
-        return sd.text_embeddings(self.loaded, prompt, warnings, negative=negative)
-
-
-def _start(request, settings: Settings | None, output, on_progress, should_cancel) -> _Run:
-    """Resolve the request (image-model default), load the model, check it is a text-to-image model."""
-    from t2v.generation import check_outputs
-    from t2v.models.device import plan_device
-    from t2v.models.loader import load_model, resolve_source
-
-    settings = settings or get_settings()
-    t_start = time.perf_counter()
-    emit = _emitter(on_progress, t_start)
-    emit("load", message=f"loading {request.model or settings.default_image_model}")
-    stem, implied = output_stem(output, request.prompt)
-    if implied and implied not in request.formats:
-        request = request.model_copy(update={"formats": (implied, *request.formats)})
-    request = resolve(request, settings)
-    if getattr(request, "count", None):  # images: <stem>.png + .json, or <stem>-NN.png + .json for several
-        names = [stem] if request.count == 1 else [stem.with_name(f"{stem.name}-{i:02d}") for i in range(request.count)]
-        for name in names:
-            check_outputs(name, (), extra=(".png",))
-    elif request.formats:
+def _check_sequence_outputs(stem: Path, request) -> None:
+    if request.formats:
         check_outputs(stem, request.formats, extra=(".contact.png", ".denoise.png"))
-    plan = plan_device(request.device, request.dtype)
-    source = resolve_source(request.model, settings, want_fp16=plan.is_accelerator and plan.dtype != "fp32")
-    if source.family not in ("sd", "sdxl"):
-        raise InvalidRequest(f"model: {request.model} cannot make images: it is not a Stable Diffusion model", field="model")
-    loaded = load_model(source, plan, lora=request.lora, lora_scale=request.lora_scale)
-    request = request.model_copy(update={"device": plan.device, "dtype": plan.dtype})
-    return _Run(request, stem, source, loaded, plan, emit, should_cancel or (lambda: False), t_start)
 
 
-def _record(run: _Run, request, frames: np.ndarray, timings: dict, warnings: list[str]) -> dict:
-    from t2v.export import frames_sha256
-    from t2v.record import build_record
+def _check_image_outputs(stem: Path, request) -> None:
+    """<stem>.png + .json, or <stem>-NN.png + .json for several."""
+    for name in image_names(stem, request.count):
+        check_outputs(name, (), extra=(".png",))
 
-    return build_record(request, source=run.source, loaded=run.loaded, warnings=[*run.plan.warnings, *warnings],
-                        timings=timings, frames_sha256=frames_sha256(frames))
+
+def image_names(stem: Path, count: int) -> list[Path]:
+    return [stem] if count == 1 else [stem.with_name(f"{stem.name}-{i:02d}") for i in range(count)]
 
 
 def generate_sequence(
@@ -96,7 +49,8 @@ def generate_sequence(
     from t2v.export.figures import contact_sheet, denoise_grid
     from t2v.sequence.modes import SequenceRunner, total_steps
 
-    run = _start(request, settings, output, on_progress, should_cancel)
+    run = start(request, settings=settings, output=output, on_progress=on_progress, should_cancel=should_cancel,
+                check=_check_sequence_outputs)
     request, stem = run.request, run.stem
     if run.cancel():
         raise Cancelled("cancelled before the first step")
@@ -104,8 +58,8 @@ def generate_sequence(
     run.emit("encode_prompt")
     t0 = time.perf_counter()
     warnings: list[str] = []
-    embeds = [run.encode(p, warnings) for _, p in request.keyframes]
-    uncond = run.encode(request.negative_prompt or "", [], negative=True)
+    embeds = [sd.text_embeddings(run.loaded, p, warnings) for _, p in request.keyframes]
+    uncond = sd.text_embeddings(run.loaded, request.negative_prompt or "", [], negative=True)
     timings["encode_prompt_s"] = time.perf_counter() - t0
     run.total = total_steps(request)
     t0 = time.perf_counter()
@@ -114,7 +68,7 @@ def generate_sequence(
     timings["denoise_s"] = time.perf_counter() - t0
     if on_preview is not None:
         on_preview(run.total, out.frames[len(out.frames) // 2])
-    record = _record(run, request, out.frames, timings, warnings)
+    record = run.record(request, out.frames, warnings=warnings, timings=timings)
     record.update(seeds=out.seeds, model_steps=out.model_calls, keyframes=[{"frame": f, "prompt": p} for f, p in request.keyframes])
 
     def figures(rec: dict) -> None:
@@ -151,16 +105,16 @@ def generate_images(
     """``count`` images (seeds ``seed`` .. ``seed + count - 1``), each a PNG with its record + a JSON sidecar."""
     from t2v.export import remove_output, write_sidecar
     from t2v.export.writers import write_image
-    from t2v.sequence import sd
 
     request = request.model_copy(update={"formats": ("png",)})
     if output is not None and str(output).lower().endswith(".png"):
         output = str(output)[:-4]
-    run = _start(request, settings, output, on_progress, should_cancel)
+    run: Run = start(request, settings=settings, output=output, on_progress=on_progress, should_cancel=should_cancel,
+                     check=_check_image_outputs)
     request, stem, loaded, cancel, emit = run.request, run.stem, run.loaded, run.cancel, run.emit
     warnings: list[str] = []
-    cond = run.encode(request.prompt, warnings)
-    uncond = run.encode(request.negative_prompt or "", [], negative=True)
+    cond = sd.text_embeddings(loaded, request.prompt, warnings)
+    uncond = sd.text_embeddings(loaded, request.negative_prompt or "", [], negative=True)
     run.total = request.count * request.num_inference_steps
 
     results: list[GenerationResult] = []
@@ -173,10 +127,10 @@ def generate_images(
                              scheduler=request.scheduler, on_step=run.step, should_cancel=cancel)
             image = sd.decode(loaded, out.latents)
             one = request.model_copy(update={"seed": seed, "count": 1})
-            record = _record(run, one, image, {"load_s": loaded.load_s if i == 0 else 0.0,
-                                               "denoise_s": time.perf_counter() - t0}, warnings)
+            record = run.record(one, image, warnings=warnings, timings={"load_s": loaded.load_s if i == 0 else 0.0,
+                                                                        "denoise_s": time.perf_counter() - t0})
             record["index"] = i
-            name = stem if request.count == 1 else stem.with_name(f"{stem.name}-{i:02d}")
+            name = image_names(stem, request.count)[i]
             result = GenerationResult(request=one, frames=image, record=record)
             if cancel():
                 raise Cancelled("cancelled before export")

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from t2v.engine.schedulers import make_scheduler
-from t2v.engine.unet3d import encode_prompt
+from t2v.engine.text import encode_prompt
 from t2v.errors import Cancelled
 
 if TYPE_CHECKING:

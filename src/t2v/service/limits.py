@@ -53,7 +53,7 @@ def check_lora_allowed(lora: str, settings: Settings) -> None:
 
 
 def _frames_field(request) -> str:
-    return "count" if getattr(request, "mode", "video") == "image" else "num_frames"
+    return "count" if request.mode == "image" else "num_frames"
 
 
 def request_cost(request) -> int:

@@ -16,7 +16,6 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-FAMILIES = ("modelscope", "sd", "sdxl")
 
 # Words that become single tokens; everything else falls back to characters.
 _WORDS = """a an the of on in at to and with by from for over under into is are
@@ -156,27 +155,39 @@ def build_models(arch: Arch, tokenizer, *, video_unet: bool = True):
 
 
 def make_tiny(directory: str | Path, *, family: str = "modelscope", seed: int = 0, fp16_variant: bool = True) -> Path:
-    """Build a tiny random-weight text-to-video model at ``directory`` and return its path."""
-    if family not in FAMILIES:
-        from t2v.errors import InvalidRequest
+    """Build a tiny random-weight model of ``family`` (a `t2v models make-tiny --family` name) at ``directory``."""
+    from t2v.families import make_tiny_model
 
-        raise InvalidRequest(f"unknown model family {family!r}; choose one of: {', '.join(FAMILIES)}", field="family")
+    return make_tiny_model(family, Path(directory), seed=seed, fp16_variant=fp16_variant)
+
+
+def _start(out: Path, seed: int):
     import torch
 
-    out = Path(directory).expanduser()
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-    tokenizer = make_tokenizer(out / "tokenizer")
-    if family in ("sd", "sdxl"):
-        _make_tiny_sd(out, tokenizer, fp16_variant, xl=family == "sdxl")
-        logger.info("built tiny %s model at %s", family, out)
-        return out
+    return make_tokenizer(out / "tokenizer")
+
+
+def make_tiny_modelscope(out: Path, *, seed: int = 0, fp16_variant: bool = True) -> Path:
+    """A tiny UNet3D text-to-video model in the ModelScope (TextToVideoSDPipeline) layout."""
+    tokenizer = _start(out, seed)
     unet, vae, text_encoder, scheduler = build_models(TINY_ARCH, tokenizer)
     defaults = {"width": 64, "height": 64, "num_frames": 8, "fps": 8, "guidance_scale": 9.0,
                 "num_inference_steps": 4, "scheduler": "dpm++"}
-    save_pipeline(out, unet=unet, vae=vae, text_encoder=text_encoder, scheduler=scheduler, family=family,
+    save_pipeline(out, unet=unet, vae=vae, text_encoder=text_encoder, scheduler=scheduler, family="modelscope",
                   defaults=defaults, fp16_variant=fp16_variant)
-    logger.info("built tiny %s model at %s", family, out)
+    logger.info("built tiny modelscope model at %s", out)
+    return out
+
+
+def make_tiny_sd(out: Path, *, seed: int = 0, fp16_variant: bool = True) -> Path:
+    _make_tiny_sd(out, _start(out, seed), fp16_variant)
+    return out
+
+
+def make_tiny_sdxl(out: Path, *, seed: int = 0, fp16_variant: bool = True) -> Path:
+    _make_tiny_sd(out, _start(out, seed), fp16_variant, xl=True)
     return out
 
 

@@ -1,0 +1,371 @@
+"""A model family is a spec: what it recognises, what it loads, what it accepts, and how it runs.
+
+The shape follows diffusers' pipelines: components declared once, then a numbered run (check the request,
+encode the prompt, prepare latents, denoise, decode). t2v's families run their own loop over the diffusers
+components, so per-step progress, cancel, checkpoints, previews and the memory planner work for every one.
+
+A family is a :class:`Family` subclass, one module each (:mod:`t2v.families.modelscope`, ``wan``, ``sd``).
+Third-party families register through the ``t2v.families`` entry point group: the entry point names a
+:class:`Family` subclass (or instance), e.g. in a plugin's pyproject.toml::
+
+    [project.entry-points."t2v.families"]
+    mymodel = "my_plugin.family:MyFamily"
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
+
+from t2v.errors import InvalidRequest, ModelUnavailable, out_of_resources
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from t2v.engine.base import CheckpointSpec, EngineRun
+    from t2v.models.device import DevicePlan
+    from t2v.models.loader import LoadedModel
+    from t2v.models.memory import MemoryPlan
+
+logger = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "t2v.families"
+MODES = ("video", "i2v", "image")  # text-to-video, image-to-video (video mode with an input image), text-to-image
+
+
+@dataclass(frozen=True)
+class Component:
+    """One entry of a family's ``model_index.json``: its name and the classes a folder may name for it.
+
+    ``classes`` are class names in diffusers or transformers (``model_index.json`` says which library);
+    a folder naming any other class is refused before anything loads. ``module``: it has weights (loaded in
+    the plan's dtype, with the fp16 variant on accelerators, and moved to the device); tokenizers,
+    schedulers and image processors do not.
+    """
+
+    name: str
+    classes: tuple[str, ...]
+    module: bool = True
+    required: bool = True
+    weight_stem: str = "diffusion_pytorch_model"  # "model" for transformers modules
+
+
+@dataclass(frozen=True)
+class Rules:
+    """What a family accepts: sizes, frame counts, prompt length and modes."""
+
+    size_multiple: int = 8
+    frame_step: int = 1  # valid frame counts are frame_step * k + 1 (1: any count)
+    max_frames: int | None = None  # e.g. the frame-position embeddings a UNet3D folder has
+    text_tokens: int | None = None  # prompt tokens the text encoder takes (longer prompts are truncated)
+    modes: tuple[str, ...] = ("video",)
+    schedulers: tuple[str, ...] | None = None  # the --scheduler names that work with this model (None: all)
+
+    def check(self, request, *, model: str = "this model") -> None:
+        """Raise InvalidRequest naming the field and the nearest valid value."""
+        mode = "image" if request.mode in ("image", "sequence") else ("i2v" if getattr(request, "image", None) else "video")
+        if mode not in self.modes:
+            what = {"video": "text-to-video", "i2v": "image-to-video (--image)", "image": "images"}[mode]
+            field_ = "image" if mode == "i2v" else "model"
+            raise InvalidRequest(f"{field_}: {model} cannot make {what}; it supports: {', '.join(self.modes)}", field=field_)
+        for name in ("width", "height"):
+            v = getattr(request, name)
+            if v is not None and v % self.size_multiple:
+                raise InvalidRequest(f"{name}: {v} is not a multiple of {self.size_multiple}, which this model needs; "
+                                     f"nearest valid: {nearest_multiple(v, self.size_multiple)}", field=name)
+        if self.schedulers and request.scheduler and request.scheduler not in self.schedulers:
+            raise InvalidRequest(f"scheduler: {request.scheduler} does not work with {model}; choose one of: "
+                                 f"{', '.join(self.schedulers)}", field="scheduler")
+        n = request.num_frames
+        if mode != "image" and n is not None:
+            if self.frame_step > 1 and (n - 1) % self.frame_step:
+                lo = (n - 1) // self.frame_step * self.frame_step + 1
+                best = lo if n - lo <= lo + self.frame_step - n else lo + self.frame_step
+                raise InvalidRequest(f"num_frames: {n} is not {self.frame_step}k+1, which this model needs; "
+                                     f"nearest valid: {best}", field="num_frames")
+            if self.max_frames and n > self.max_frames:
+                raise InvalidRequest(f"num_frames: {n} is more than this model's frame-position embeddings cover "
+                                     f"({self.max_frames})", field="num_frames")
+
+
+def nearest_multiple(v: int, m: int) -> int:
+    return max(m, int(round(v / m)) * m)
+
+
+@dataclass
+class RunContext:
+    """What the runner hands a family's :meth:`Family.run`."""
+
+    on_stage: Callable[[str], None]
+    on_step: Callable[[int, int, Any], None]  # (steps done, total, latents)
+    should_cancel: Callable[[], bool]
+    memory: MemoryPlan
+    checkpoint: CheckpointSpec | None = None
+    image: Any = None  # a PIL RGB image for image-to-video
+    warnings: list[str] = field(default_factory=list)
+
+
+class Family:
+    """Base class of a family spec. Subclasses set the class attributes and implement :meth:`run`."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    pipelines: ClassVar[tuple[str, ...]] = ()  # model_index.json "_class_name" values recognised
+    components: ClassVar[tuple[Component, ...]] = ()
+    defaults: ClassVar[dict[str, Any]] = {}  # request defaults for a folder without t2v.json
+    modes: ClassVar[tuple[str, ...]] = ("video",)
+    denoiser: ClassVar[str] = "unet"  # the component that runs each step (LoRA target, planner's big stage)
+    # `t2v models make-tiny --family NAME`: NAME -> "module:function(out: Path, seed: int, fp16_variant: bool)"
+    tiny: ClassVar[dict[str, str]] = {}
+
+    # -- rules -----------------------------------------------------------------------------------------
+    def rules(self, path: Path | None) -> Rules:
+        """The request rules for the folder at ``path`` (None: not on disk yet, the family's generic rules)."""
+        return Rules(modes=self.modes)
+
+    def check(self, request, path: Path | None, *, model: str = "this model") -> None:
+        self.rules(path).check(request, model=model)
+
+    # -- loading ---------------------------------------------------------------------------------------
+    def component_specs(self, index: dict[str, Any]) -> list[Component]:
+        """The components to load for a folder with this ``model_index.json``."""
+        return [c for c in self.components if c.required or _named(index, c.name)]
+
+    def check_index(self, path: Path, index: dict[str, Any]) -> None:
+        """Refuse a folder whose model_index.json lacks a required component or names a class this family
+        does not load (ModelUnavailable naming it)."""
+        missing = [c.name for c in self.components if c.required and (not _named(index, c.name) or not (path / c.name).is_dir())]
+        if missing:
+            raise ModelUnavailable(f"{path} is not a complete {self.name} model: missing {', '.join(missing)}")
+        for c in self.component_specs(index):
+            if not _named(index, c.name):
+                continue
+            cls = index[c.name][1]
+            if cls not in c.classes:
+                raise ModelUnavailable(f"{path}: {c.name} is a {cls}, which the {self.name} family does not load; "
+                                       f"expected one of: {', '.join(c.classes)}")
+
+    def load(self, path: Path, plan: DevicePlan, variant: str | None, target: str | None = None) -> dict[str, Any]:
+        """Every component of the folder, built with the class model_index.json names (one this family
+        allows), modules in the plan's dtype on ``target`` (default the plan's device)."""
+        index = read_index(path)
+        self.check_index(path, index)
+        out: dict[str, Any] = {}
+        for c in self.component_specs(index):
+            if not _named(index, c.name):
+                out[c.name] = None
+                continue
+            library, cls_name = index[c.name][:2]
+            try:
+                obj = self.load_component(path, c, resolve_class(library, cls_name), plan, variant)
+            except Exception as e:
+                if out_of_resources(e):  # missing libraries and memory: the same folder may load on the next try
+                    raise  # as is: the service retries the job (t2v.service.worker)
+                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                # An OSError (a read error, a file being copied) is kept as the cause: the service retries those too.
+                raise ModelUnavailable(f"could not load {c.name} from {path / c.name}: {first[:300]}") from (
+                    e if isinstance(e, OSError) else None)
+            if c.module:
+                obj = obj.to(target or plan.device).eval().requires_grad_(False)
+            out[c.name] = obj
+        return self.prepare(out)
+
+    def load_component(self, path: Path, component: Component, cls, plan: DevicePlan, variant: str | None):
+        """Load one component (override for special cases)."""
+        if not component.module:
+            return cls.from_pretrained(path, subfolder=component.name)
+        return cls.from_pretrained(path, subfolder=component.name, dtype=plan.torch_dtype, variant=variant)
+
+    def prepare(self, components: dict[str, Any]) -> dict[str, Any]:
+        """A hook after loading (e.g. patching modules); returns the components."""
+        return components
+
+    # -- running ---------------------------------------------------------------------------------------
+    def run(self, model: LoadedModel, request, ctx: RunContext) -> EngineRun:
+        """Encode the prompt, denoise with t2v's own loop (progress through ``ctx.on_step``, cancel between
+        steps without decoding, checkpoints) and decode to (F, H, W, 3) float frames in [0, 1]."""
+        raise NotImplementedError(f"the {self.name} family has no video runner")
+
+    def preview(self, model: LoadedModel, latents) -> np.ndarray:
+        """A cheap RGB preview (uint8, H x W x 3) of the middle frame of the current latents."""
+        from t2v.engine.vae import latent_preview
+
+        return latent_preview(latents)
+
+    # -- planning --------------------------------------------------------------------------------------
+    def measure(self, path: Path, frames: int, height: int, width: int, batch: int, chunking: bool,
+                vae_chunk: int) -> dict[str, Any]:
+        """A meta-device dry run (see :mod:`t2v.models.memory`): a dict with ``params`` (per component),
+        ``acts`` (peak activation bytes: ``text``, the denoiser's name, ``vae``), ``step_flops``,
+        ``decode_flops``, ``latents_bytes``, ``shape`` = (frames, height, width, vae_chunk) and ``roles``
+        ({"text": [...], "denoise": [...], "vae": [...]} component names)."""
+        raise NotImplementedError(f"the {self.name} family has no memory estimate")
+
+    def reference_shape(self, path: Path) -> tuple[int, int]:
+        """(frames, side) of the small dry run the planner scales from."""
+        return 8, 64
+
+    def frames_per_latent(self, path: Path) -> int:
+        """Video frames per latent frame (temporal compression; 1 for per-frame VAEs)."""
+        return 1
+
+    # -- LoRA ------------------------------------------------------------------------------------------
+    def check_lora(self, path: str | Path) -> Path:
+        """The adapter at ``path`` (t2v's PEFT adapter folder, see :mod:`t2v.models.lora`) or InvalidRequest."""
+        from t2v.models.lora import check_lora
+
+        return check_lora(path)
+
+    def lora_hash(self, adapter: Path) -> str:
+        from t2v.models.lora import adapter_hash
+
+        return adapter_hash(adapter)
+
+    def apply_lora(self, components: dict[str, Any], adapter: Path, scale: float) -> dict[str, Any]:
+        """Components with the adapter applied: copies of the ones it changes (the denoiser, and the VAE when
+        the adapter has a decoder part), the others shared with the cached base model."""
+        import copy
+
+        from t2v.models.lora import apply_lora, decoder_adapter
+
+        out = dict(components)
+        out[self.denoiser] = copy.deepcopy(components[self.denoiser])
+        apply_lora(out[self.denoiser], adapter, scale)
+        decoder = decoder_adapter(adapter)
+        if decoder:
+            out["vae"] = copy.deepcopy(components["vae"])
+            apply_lora(out["vae"], decoder, scale)
+        return out
+
+
+def _named(index: dict[str, Any], name: str) -> bool:
+    v = index.get(name)
+    return isinstance(v, (list, tuple)) and len(v) >= 2 and v[0] is not None and v[1] is not None
+
+
+def read_index(path: Path) -> dict[str, Any]:
+    index_file = path / "model_index.json"
+    if not index_file.is_file():
+        raise ModelUnavailable(f"{path} is not a diffusers model folder: it has no model_index.json")
+    try:
+        index = json.loads(index_file.read_text())
+    except (OSError, ValueError) as e:
+        raise ModelUnavailable(f"{index_file} is not valid JSON: {e}") from None
+    if not isinstance(index, dict):
+        raise ModelUnavailable(f"{index_file} is not a JSON object")
+    return index
+
+
+_LIBRARIES = ("diffusers", "transformers")
+
+
+def resolve_class(library: str, name: str):
+    """The class ``name`` from ``library`` (diffusers or transformers only: nothing else is imported)."""
+    if library not in _LIBRARIES:
+        raise ModelUnavailable(f"model_index.json names library {library!r}; t2v loads only {' and '.join(_LIBRARIES)}")
+    try:
+        return getattr(importlib.import_module(library), name)
+    except AttributeError:
+        raise ModelUnavailable(f"{library} has no class {name!r} (model_index.json); upgrade {library}?") from None
+
+
+# -- the registry --------------------------------------------------------------------------------------
+
+_FAMILIES: dict[str, Family] = {}
+_LOADED: list[bool] = []
+
+
+def register_family(family: Family | type[Family]) -> Family:
+    """Add a family (a class or an instance); a later one with the same name replaces the earlier."""
+    inst = family() if isinstance(family, type) else family
+    if not inst.name:
+        raise ValueError(f"{type(inst).__name__} has no name")
+    _FAMILIES[inst.name] = inst
+    return inst
+
+
+def _load_object(ref: str):
+    module, _, attr = ref.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def _builtin() -> list[type[Family]]:
+    """The Family subclasses defined in t2v's own family modules (every module of this package but base):
+    adding a family is adding its module."""
+    import inspect
+    import pkgutil
+
+    import t2v.families as package
+
+    out = []
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
+        if info.name == "base":
+            continue
+        module = importlib.import_module(f"{package.__name__}.{info.name}")
+        out += [obj for _, obj in inspect.getmembers(module, inspect.isclass)
+                if issubclass(obj, Family) and obj.__module__ == module.__name__ and obj.name]
+    return out
+
+
+def all_families() -> dict[str, Family]:
+    """Every family: t2v's own, then the ``t2v.families`` entry points (a broken plugin is logged, skipped)."""
+    if not _LOADED:
+        _LOADED.append(True)
+        for cls in _builtin():
+            register_family(cls)
+        from importlib.metadata import entry_points
+
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            try:
+                register_family(ep.load())
+            except Exception as e:  # a plugin must not break t2v
+                logger.warning("skipping model family plugin %s: %s", ep.name, e)
+    return _FAMILIES
+
+
+def get_family(name: str) -> Family:
+    fams = all_families()
+    if name not in fams:
+        raise ModelUnavailable(f"model family {name!r} is not supported; supported: {', '.join(sorted(fams))}")
+    return fams[name]
+
+
+def family_for_pipeline(class_name: str) -> Family | None:
+    return next((f for f in all_families().values() if class_name in f.pipelines), None)
+
+
+def family_of_folder(path: Path) -> Family:
+    """The family of a diffusers folder: ``t2v.json``'s ``family`` if it names a known one, else the family
+    that recognises model_index.json's pipeline class. ModelUnavailable names an unknown class."""
+    index = read_index(path)
+    meta = path / "t2v.json"
+    if meta.is_file():
+        try:
+            name = json.loads(meta.read_text()).get("family")
+        except (OSError, ValueError, AttributeError):
+            name = None
+        if name in all_families():
+            return all_families()[name]
+    cls = index.get("_class_name", "")
+    fam = family_for_pipeline(cls)
+    if fam is None:
+        known = sorted(p for f in all_families().values() for p in f.pipelines)
+        raise ModelUnavailable(f"{path}: no model family knows the pipeline class {cls or '(none)'!r} in its "
+                               f"model_index.json; t2v runs: {', '.join(known)}")
+    return fam
+
+
+def tiny_builders() -> dict[str, tuple[Family, str]]:
+    """`t2v models make-tiny --family` names -> (family, builder reference)."""
+    return {name: (fam, ref) for fam in all_families().values() for name, ref in fam.tiny.items()}
+
+
+def make_tiny_model(kind: str, out: Path, *, seed: int = 0, fp16_variant: bool = True) -> Path:
+    builders = tiny_builders()
+    if kind not in builders:
+        raise InvalidRequest(f"unknown model family {kind!r}; choose one of: {', '.join(sorted(builders))}", field="family")
+    return _load_object(builders[kind][1])(Path(out).expanduser(), seed=seed, fp16_variant=fp16_variant)

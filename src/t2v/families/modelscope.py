@@ -1,0 +1,228 @@
+"""ModelScope / Zeroscope (``TextToVideoSDPipeline``): UNet3D + SD 1.x VAE + CLIP text encoder.
+
+t2v's own loop does what diffusers' ``TextToVideoSDPipeline.__call__`` does (prompt encoding, classifier-free
+guidance, scheduler steps on per-frame latents, VAE decode) and adds per-step progress, cancellation between
+steps, and resumable latent checkpoints.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from t2v.engine import checkpoint as ckpt
+from t2v.engine.base import EngineRun
+from t2v.engine.offload import resident
+from t2v.engine.schedulers import make_scheduler
+from t2v.engine.text import encode_prompt
+from t2v.engine.vae import decode_chunk, decode_latents
+from t2v.errors import Cancelled
+from t2v.families.base import Component, Family, RunContext, Rules
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_NEGATIVE_PROMPT = "blurry, low quality, distorted, artifacts, flicker, jitter"
+SCHEDULER_CLASSES = ("DDIMScheduler", "DPMSolverMultistepScheduler", "EulerDiscreteScheduler", "UniPCMultistepScheduler",
+                     "PNDMScheduler", "LMSDiscreteScheduler", "EulerAncestralDiscreteScheduler")
+CLIP_COMPONENTS = (
+    Component("tokenizer", ("CLIPTokenizer", "CLIPTokenizerFast"), module=False),
+    Component("text_encoder", ("CLIPTextModel",), weight_stem="model"),
+    Component("vae", ("AutoencoderKL",)),
+    Component("scheduler", SCHEDULER_CLASSES, module=False),
+)
+
+
+def vae_scale(vae_config) -> int:
+    return 2 ** (len(vae_config.block_out_channels) - 1)
+
+
+class ModelScopeFamily(Family):
+    name = "modelscope"
+    description = "ModelScope / Zeroscope text-to-video (UNet3D)"
+    pipelines = ("TextToVideoSDPipeline",)
+    components = (*CLIP_COMPONENTS, Component("unet", ("UNet3DConditionModel",)))
+    defaults = {"width": 256, "height": 256, "num_frames": 16, "fps": 8, "guidance_scale": 9.0,
+                "num_inference_steps": 25, "scheduler": "model", "negative_prompt": DEFAULT_NEGATIVE_PROMPT}
+    tiny = {"modelscope": "t2v.models.tiny:make_tiny_modelscope"}
+
+    def rules(self, path: Path | None) -> Rules:
+        from t2v.models.temporal import folder_frame_limit
+
+        return Rules(size_multiple=8, max_frames=folder_frame_limit(path) if path else None, modes=self.modes)
+
+    def prepare(self, components: dict[str, Any]) -> dict[str, Any]:
+        from t2v.models.temporal import apply_temporal_positions
+
+        components["unet"] = apply_temporal_positions(components["unet"])
+        return components
+
+    def preview(self, model, latents):
+        from t2v.engine.vae import latent_preview
+
+        return latent_preview(latents, vae_scale(model.components["vae"].config))
+
+    # -- the run ---------------------------------------------------------------------------------------
+    def run(self, model, request, ctx: RunContext) -> EngineRun:
+        import torch
+
+        memory, c = ctx.memory, model.components
+        timings: dict[str, float] = {}
+        device = model.plan.device
+        t0 = time.perf_counter()
+        ctx.on_stage("encode_prompt")
+        cfg = request.guidance_scale > 1.0
+        with resident(c["text_encoder"], device, memory.offload):
+            embeds = encode_prompt(model, request.prompt, ctx.warnings)
+            if cfg:
+                embeds = torch.cat([encode_prompt(model, request.negative_prompt, []), embeds])
+        if memory.free_text_encoder:
+            from t2v.models.loader import forget
+
+            forget(model)  # the next run loads it again; this one needs the memory now
+            c["text_encoder"] = None
+        timings["encode_prompt_s"] = time.perf_counter() - t0
+        unet = c["unet"]
+        if memory.uses_forward_chunking(device):
+            unet.enable_forward_chunking(chunk_size=1, dim=1)
+        else:
+            unet.disable_forward_chunking()
+
+        scheduler = make_scheduler(request.scheduler, model.scheduler_config)
+        scheduler.set_timesteps(request.num_inference_steps, device=device)
+        timesteps = scheduler.timesteps
+        scale = vae_scale(c["vae"].config)
+        shape = (1, unet.config.in_channels, request.num_frames, request.height // scale, request.width // scale)
+        # Noise comes from a CPU generator in fp32 so a seed means the same clip on every device and dtype.
+        generator = torch.Generator("cpu").manual_seed(request.seed)
+        latents = torch.randn(shape, generator=generator, dtype=torch.float32).to(device, embeds.dtype)
+        latents = latents * scheduler.init_noise_sigma
+        step_kwargs = {"generator": generator} if "generator" in inspect.signature(scheduler.step).parameters else {}
+
+        start, resumed = 0, None
+        fp = ckpt.fingerprint(model, request)
+        if ctx.checkpoint and ctx.checkpoint.resume:
+            state = ckpt.load(ctx.checkpoint.path, fp)
+            if state is not None:
+                start = resumed = int(state["step"])
+                latents = state["latents"].to(device, embeds.dtype)
+                ckpt.restore_scheduler(scheduler, state["scheduler"], device)
+                generator.set_state(state["generator"])
+                logger.info("resuming from step %d of %d", start, len(timesteps))
+
+        ctx.on_stage("denoise")
+        t1 = time.perf_counter()
+        total = len(timesteps)
+        with resident(unet, device, memory.offload):
+            for i in range(start, total):
+                if ctx.should_cancel():
+                    if ctx.checkpoint:
+                        ckpt.save(ctx.checkpoint.path, fingerprint=fp, step=i, latents=latents, scheduler=scheduler,
+                                  generator=generator)
+                    raise Cancelled(f"cancelled at step {i} of {total}")
+                latents = self._step(unet, scheduler, latents, timesteps[i], embeds, request.guidance_scale, cfg, step_kwargs)
+                every = ctx.checkpoint.every if ctx.checkpoint else 0
+                if every and (i + 1) % every == 0 and i + 1 < total:
+                    ckpt.save(ctx.checkpoint.path, fingerprint=fp, step=i + 1, latents=latents, scheduler=scheduler,
+                              generator=generator)
+                logger.debug("step %d/%d", i + 1, total)
+                ctx.on_step(i + 1, total, latents)
+        timings["denoise_s"] = time.perf_counter() - t1
+
+        if ctx.should_cancel():
+            raise Cancelled("cancelled before decoding")
+        ctx.on_stage("decode")
+        t2 = time.perf_counter()
+        with resident(c["vae"], device, memory.offload):
+            chunk = decode_chunk(memory.vae_chunk, request.num_frames, str(latents.device))
+            frames = decode_latents(c["vae"], latents, chunk=chunk)
+        timings["decode_s"] = time.perf_counter() - t2
+        return EngineRun(frames=frames, warnings=ctx.warnings, timings=timings, resumed_from_step=resumed)
+
+    @staticmethod
+    def _step(unet, scheduler, latents, t, embeds, guidance: float, cfg: bool, step_kwargs):
+        import torch
+
+        with torch.inference_mode():
+            model_in = torch.cat([latents] * 2) if cfg else latents
+            model_in = scheduler.scale_model_input(model_in, t)
+            noise = unet(model_in, t, encoder_hidden_states=embeds, return_dict=False)[0]
+            if cfg:
+                uncond, text = noise.chunk(2)
+                noise = uncond + guidance * (text - uncond)
+            # Schedulers work on images: fold frames into the batch, as the diffusers pipeline does.
+            b, c, f, h, w = latents.shape
+            flat = latents.permute(0, 2, 1, 3, 4).reshape(b * f, c, h, w)
+            noise = noise.permute(0, 2, 1, 3, 4).reshape(b * f, c, h, w)
+            flat = scheduler.step(noise, t, flat, **step_kwargs).prev_sample
+            return flat[None].reshape(b, f, c, h, w).permute(0, 2, 1, 3, 4)
+
+    # -- the planner's dry run ------------------------------------------------------------------------
+    def meta_modules(self, path: Path):
+        """UNet3D, VAE and CLIP text encoder built from the folder's configs on the meta device."""
+        import torch
+        from diffusers import AutoencoderKL, UNet3DConditionModel
+        from transformers import CLIPTextConfig, CLIPTextModel
+
+        from t2v.models.temporal import apply_temporal_positions
+
+        with torch.device("meta"):
+            unet = apply_temporal_positions(UNet3DConditionModel.from_config(json.loads((path / "unet" / "config.json").read_text())))
+            vae = AutoencoderKL.from_config(json.loads((path / "vae" / "config.json").read_text()))
+            text = CLIPTextModel(CLIPTextConfig.from_pretrained(path / "text_encoder"))
+        return unet.eval(), vae.eval(), text.eval()
+
+    def measure(self, path: Path, frames: int, height: int, width: int, batch: int, chunking: bool,
+                vae_chunk: int) -> dict[str, Any]:
+        import torch
+
+        from t2v.models.memory import meta_cost
+
+        unet, vae, text = meta_modules_cached(self, path)
+        scale = vae_scale(vae.config)
+        h, w, f = height // scale, width // scale, frames
+        seq = text.config.max_position_embeddings
+        meta = dict(device="meta", dtype=torch.float32)
+        text_peak, _ = meta_cost(lambda: text(torch.zeros(batch, seq, dtype=torch.long, device="meta")))
+        if chunking:
+            unet.enable_forward_chunking(chunk_size=1, dim=1)
+        else:
+            unet.disable_forward_chunking()
+        latents = torch.zeros(batch, unet.config.in_channels, f, h, w, **meta)
+        embeds = torch.zeros(batch, seq, unet.config.cross_attention_dim, **meta)
+        unet_peak, step_flops = meta_cost(lambda: unet(latents, torch.tensor(1, device="meta"), encoder_hidden_states=embeds))
+        z = torch.zeros(vae_chunk, vae.config.latent_channels, h, w, **meta)
+        vae_peak, chunk_flops = meta_cost(lambda: vae.decode(z))
+        return {
+            "params": {n: sum(p.numel() for p in m.parameters()) for n, m in (("unet", unet), ("vae", vae), ("text_encoder", text))},
+            "acts": {"text": text_peak, "unet": unet_peak, "vae": vae_peak},
+            "roles": {"text": ["text_encoder"], "denoise": ["unet"], "vae": ["vae"]},
+            "step_flops": step_flops,
+            "decode_flops": chunk_flops * -(-f // vae_chunk),
+            "latents_bytes": batch * unet.config.in_channels * f * h * w * 4,
+            "shape": (frames, height, width, vae_chunk),
+        }
+
+    def reference_shape(self, path: Path) -> tuple[int, int]:
+        """8 frames (or the folder's frame limit) at the smallest side every down-sampling level can halve."""
+        from t2v.models.temporal import folder_frame_limit
+
+        unet, vae, _ = meta_modules_cached(self, path)
+        side = max(64, vae_scale(vae.config) * 2 ** (len(unet.config.block_out_channels) - 1))
+        return min(8, folder_frame_limit(path) or 8), side
+
+
+_META: dict[tuple[str, str], Any] = {}
+
+
+def meta_modules_cached(family: ModelScopeFamily, path: Path):
+    """:meth:`ModelScopeFamily.meta_modules`, built once per folder (the planner's dry runs share them)."""
+    key = (family.name, str(path))
+    if key not in _META:
+        if len(_META) >= 4:
+            _META.pop(next(iter(_META)))
+        _META[key] = family.meta_modules(Path(path))
+    return _META[key]

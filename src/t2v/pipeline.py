@@ -1,0 +1,189 @@
+"""The pipeline runner: one path for every mode. resolve -> load -> sample -> post-process -> export.
+
+:func:`start` does what every mode shares (resolve the request, check the outputs can be written, find and
+check the model against its family's rules, read the input image, choose a memory plan, load); the modes
+supply only what differs: :func:`generate_video` here (the family's own loop), and image mode's sequence and
+image runs in :mod:`t2v.sequence.run`. :func:`run` dispatches on the request's ``mode``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from t2v.errors import Cancelled
+from t2v.generation import ProgressCallback, check_outputs, export_result, output_stem, resolve
+from t2v.request import GenerationResult, ProgressEvent
+from t2v.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    import numpy as np
+
+logger = logging.getLogger(__name__)
+
+# post(frames, record) -> frames: a post-processing step between sampling and export (it notes itself in
+# the record).
+PostProcess = Callable[["np.ndarray", dict], "np.ndarray"]
+
+
+class ProgressEmitter:
+    """Turns stage/step reports into :class:`ProgressEvent` s with elapsed time and a denoising ETA."""
+
+    def __init__(self, on_progress: ProgressCallback | None, t_start: float) -> None:
+        self.on_progress, self.t_start = on_progress, t_start
+        self.denoise_start: float | None = None
+
+    def __call__(self, stage: str, step: int = 0, total: int = 0, message: str = "") -> None:
+        if self.on_progress is None:
+            return
+        now = time.perf_counter()
+        eta = None
+        if stage == "denoise":
+            if self.denoise_start is None:
+                self.denoise_start = now
+            if step and total:
+                eta = (now - self.denoise_start) / step * (total - step)
+        self.on_progress(ProgressEvent(stage=stage, step=step, total=total, elapsed_s=now - self.t_start, eta_s=eta,
+                                       message=message))
+
+
+@dataclass
+class Run:
+    """A started run: the resolved request, where files go, the model and its family, progress and cancel."""
+
+    request: Any
+    stem: Path
+    source: Any  # t2v.models.loader.ModelSource
+    family: Any  # t2v.families.Family
+    loaded: Any  # t2v.models.loader.LoadedModel
+    plan: Any  # t2v.models.device.DevicePlan
+    emit: ProgressEmitter
+    cancel: Callable[[], bool]
+    t_start: float
+    memory: Any = None  # t2v.models.memory.MemoryPlan
+    predictions: list = field(default_factory=list)
+    image: Any = None  # t2v.inputs.InputImage for image-to-video
+    total: int = 0
+    done: int = 0
+
+    def step(self) -> None:
+        """One model step done (image modes count their own): report denoising progress."""
+        self.done += 1
+        self.emit("denoise", self.done, self.total)
+
+    def record(self, request, frames, *, warnings: list[str], timings: dict, resumed_from_step: int | None = None) -> dict:
+        """The reproducibility record of ``frames`` made for ``request`` by this run."""
+        from t2v.export import frames_sha256
+        from t2v.record import build_record
+
+        rec = build_record(request, source=self.source, loaded=self.loaded, warnings=[*self.plan.warnings, *warnings],
+                           timings=timings, frames_sha256=frames_sha256(frames), resumed_from_step=resumed_from_step)
+        if self.image is not None:
+            rec["image_sha256"] = self.image.sha256
+        return rec
+
+
+def start(request, *, settings: Settings | None = None, output: str | Path | None = None,
+          on_progress: ProgressCallback | None = None, should_cancel: Callable[[], bool] | None = None,
+          check: Callable[[Path, Any], None] | None = None, plan_memory: bool = False,
+          resolve_image: Callable[[str], Path] | None = None) -> Run:
+    """Resolve, check and load: everything before sampling. ``check(stem, request)`` refuses outputs that
+    could not be written; ``plan_memory`` picks a memory plan (video); ``resolve_image`` maps the request's
+    ``image`` (an asset id on a server) to a file."""
+    from t2v.families import get_family
+    from t2v.models.device import plan_device
+    from t2v.models.loader import load_model, resolve_source
+
+    settings = settings or get_settings()
+    t_start = time.perf_counter()
+    emit = ProgressEmitter(on_progress, t_start)
+    cancel = should_cancel or (lambda: False)
+    stem, implied = output_stem(output, request.prompt)
+    if implied and implied not in request.formats:
+        request = request.model_copy(update={"formats": (implied, *request.formats)})
+    request = resolve(request, settings)
+    if check is not None:
+        check(stem, request)
+    image = None
+    if getattr(request, "image", None):
+        from t2v.inputs import load_image
+
+        image = load_image(resolve_image(request.image) if resolve_image else request.image)
+    emit("load", message=f"loading {request.model}")
+    plan = plan_device(request.device, request.dtype)
+    source = resolve_source(request.model, settings, want_fp16=plan.is_accelerator and plan.dtype != "fp32")
+    family = get_family(source.family)
+    family.check(request, source.path, model=request.model)
+    if cancel():
+        raise Cancelled("cancelled before loading the model")
+    memory, predictions = None, []
+    if plan_memory:
+        from t2v.models.fit import memory_budget
+        from t2v.models.memory import choose
+
+        memory, predictions = choose(source.path, request, requested=request.memory, device=plan.device, dtype=plan.dtype,
+                                     budget=memory_budget(plan.device, settings.memory_budget_gb))
+    loaded = load_model(source, plan, offload=bool(memory and memory.offload), lora=request.lora, lora_scale=request.lora_scale)
+    # Record what actually ran (after fallbacks), not what was asked.
+    request = request.model_copy(update={"device": plan.device, "dtype": plan.dtype})
+    return Run(request, stem, source, family, loaded, plan, emit, cancel, t_start, memory, predictions, image)
+
+
+def generate_video(request, *, on_progress: ProgressCallback | None = None, should_cancel: Callable[[], bool] | None = None,
+                   output: str | Path | None = None, checkpoint=None, settings: Settings | None = None,
+                   on_preview: Callable[[int, np.ndarray], None] | None = None, post: PostProcess | None = None,
+                   resolve_image: Callable[[str], Path] | None = None) -> GenerationResult:
+    """Video mode (text-to-video, or image-to-video with ``request.image``): see :func:`t2v.generation.generate`."""
+    from t2v.engine.vae import to_uint8
+    from t2v.families import RunContext
+
+    def outputs(stem: Path, req) -> None:
+        if req.formats:
+            check_outputs(stem, req.formats)
+
+    run = start(request, settings=settings, output=output, on_progress=on_progress, should_cancel=should_cancel,
+                check=outputs, plan_memory=True, resolve_image=resolve_image)
+    request, loaded, family = run.request, run.loaded, run.family
+
+    def on_step(step: int, total: int, latents) -> None:
+        run.emit("denoise", step, total)
+        if on_preview is not None:
+            on_preview(step, family.preview(loaded, latents))
+
+    ctx = RunContext(on_stage=lambda stage: run.emit(stage), on_step=on_step, should_cancel=run.cancel, memory=run.memory,
+                     checkpoint=checkpoint, image=run.image.image if run.image else None)
+    out = family.run(loaded, request, ctx)
+    frames = to_uint8(out.frames)
+    record = run.record(request, frames, warnings=out.warnings, timings={"load_s": loaded.load_s, **out.timings},
+                        resumed_from_step=out.resumed_from_step)
+    chosen = next(p for p in run.predictions if p.plan == run.memory.name)
+    record["memory_plan"] = {"requested": request.memory, "plan": run.memory.name,
+                             "predicted_peak_mb": round(chosen.peak_bytes / 2**20, 1)}
+    for w in out.warnings:
+        logger.warning(w)
+    if post is not None:
+        frames = post(frames, record)
+    result = GenerationResult(request=request, frames=frames, record=record)
+    export_result(result, run.stem, emit=run.emit, cancel=run.cancel, t_start=run.t_start)
+    run.emit("done", message="done")
+    return result
+
+
+def run(request, **kwargs) -> GenerationResult:
+    """Run a video, sequence or image request (for an image request with ``count`` > 1, the last image's
+    result; :func:`t2v.sequence.run.generate_images` returns them all)."""
+    if request.mode == "sequence":
+        from t2v.sequence.run import generate_sequence
+
+        kwargs.pop("resolve_image", None)
+        return generate_sequence(request, **kwargs)
+    if request.mode == "image":
+        from t2v.sequence.run import generate_images
+
+        for name in ("checkpoint", "on_preview", "resolve_image"):
+            kwargs.pop(name, None)
+        return generate_images(request, **kwargs)[-1]
+    return generate_video(request, **kwargs)
