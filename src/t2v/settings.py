@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     checkpoint_every: int = Field(5, ge=0, description="Service jobs save a resumable latent checkpoint every N steps (0: never).")
     database_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite at $T2V_HOME/t2v.db. postgresql://... for PostgreSQL.")
     max_body_bytes: int = Field(64 * 1024, ge=1024, description="Largest accepted request body (HTTP 413 above).")
+    max_upload_bytes: int = Field(21 * 1024 * 1024, ge=1024, description=(
+        "Largest body of an image upload (POST /v1/assets, multipart POST /v1/videos, the web page's upload); "
+        "HTTP 413 above."))
     heartbeat_s: float = Field(2.0, gt=0, description="How often a worker marks its running job alive.")
     stale_after_s: float = Field(10.0, gt=0, description="A running job not heard from for this long is requeued.")
     webhook_retries: int = Field(5, ge=0, description="Webhook retries after the first attempt.")

@@ -152,9 +152,9 @@ def test_uploads_are_refused(keyed):
             assert 400 <= r.status_code < 500, (route, r.status_code)
     after = set(Path(get_upload_folder()).rglob("*"))
     assert not [p for p in after - before if p.is_file() and b"payload-that-must-not-land" in p.read_bytes()]
-    # The page has no field that takes a file; a page with one would keep Gradio's upload route.
+    # The page's one upload field is the first frame (image-to-video); its uploads are guarded (t2v.ui.uploads).
     page = next(r.app.blocks for r in client.app.router.routes if hasattr(getattr(r, "app", None), "blocks"))
-    assert upload_fields(gr, page) == []
+    assert upload_fields(gr, page) == ["Image t2v-image"]
     with gr.Blocks() as other:
         gr.File(label="attachment")
     assert upload_fields(gr, other) == ["File attachment"]

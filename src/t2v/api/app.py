@@ -22,7 +22,7 @@ def create_app(settings: Settings | None = None, *, service=None, workers: int =
     With ``start_workers`` the service's workers start with the app and stop with it.
     """
     from t2v.api.deps import BodySizeLimit
-    from t2v.api.routes import system, videos
+    from t2v.api.routes import assets, system, videos
     from t2v.service import JobService
 
     settings = settings or get_settings()
@@ -49,9 +49,10 @@ def create_app(settings: Settings | None = None, *, service=None, workers: int =
         lifespan=lifespan,
     )
     app.state.service = service
-    app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
+    app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes, upload_limit=settings.max_upload_bytes)
     app.include_router(videos.router)
     app.include_router(videos.sequences)
+    app.include_router(assets.router)
     app.include_router(system.router)
 
     def _error(status: int, message: str, field: str | None = None, headers=None):

@@ -52,15 +52,25 @@ class BodySizeLimit:
     over the limit is answered 413 as soon as it passes it.
     """
 
-    def __init__(self, app, limit: int) -> None:
-        self.app, self.limit = app, limit
+    UPLOAD_PATHS = ("/v1/assets", "/v1/videos")
+
+    def __init__(self, app, limit: int, *, upload_limit: int | None = None) -> None:
+        self.app, self.limit, self.upload_limit = app, limit, upload_limit or limit
+
+    def limit_for(self, scope, headers) -> int:
+        """Multipart bodies to the upload routes (and Gradio's upload) may reach ``upload_limit``."""
+        media = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+        path = scope.get("path", "")
+        uploading = path in self.UPLOAD_PATHS or path.endswith("/gradio_api/upload")
+        return self.upload_limit if media == b"multipart/form-data" and uploading else self.limit
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = dict(scope.get("headers") or [])
+        limit = self.limit_for(scope, headers)
         declared = headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+        if declared is not None and declared.isdigit() and int(declared) > limit:
             return await self.reject(send)
         if declared is None and b"transfer-encoding" not in headers:  # no body to read
             return await self.app(scope, receive, send)
@@ -70,7 +80,7 @@ class BodySizeLimit:
             if message["type"] != "http.request":  # the client went away before the body ended
                 return
             body += message.get("body", b"")
-            if len(body) > self.limit:
+            if len(body) > limit:
                 return await self.reject(send)
             if not message.get("more_body", False):
                 break

@@ -39,6 +39,10 @@ class VideoCreate(_JobFields):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {
         "prompt": "a panda surfing on a big ocean wave at sunset", "num_frames": 16, "seed": 42, "formats": ["mp4"]}})
 
+    image: str | None = Field(None, max_length=64, description=(
+        "Image-to-video: the first frame, as the id of an image uploaded with POST /v1/assets (or send the file "
+        "itself: multipart/form-data with this body as the `request` field and the file as `image`)."))
+
     prompt: str = Field(..., min_length=1)
     num_frames: int | None = Field(None, ge=1)
     lora: str | None = Field(None, max_length=4096, description="A LoRA adapter folder on the server.")

@@ -92,6 +92,7 @@ def generate(
     memory: str = typer.Option("auto", "--memory", help="Memory plan: auto, speed, balanced or low.", envvar="T2V_MEMORY"),
     lora: Optional[Path] = typer.Option(None, "--lora", help="LoRA adapter folder (from t2v train-lora) applied to the UNet."),
     lora_scale: float = typer.Option(1.0, "--lora-scale", help="LoRA strength: 0 = off, 1 = as trained."),
+    image: Optional[Path] = typer.Option(None, "--image", "-i", help="Image-to-video: the first frame (PNG, JPEG or WebP)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or summary; errors only."),
 ) -> None:
     """Generate a video from PROMPT; writes the files and a JSON record beside them."""
@@ -103,14 +104,18 @@ def generate(
 
 
 def _request_from_flags(*, prompt, model, negative_prompt, frames, steps, guidance, fps, seed, width, height,
-                        scheduler, formats, output, crf, device, dtype, memory, quiet, lora=None, lora_scale=1.0):
+                        scheduler, formats, output, crf, device, dtype, memory, quiet, lora=None, lora_scale=1.0,
+                        image=None):
+    from t2v.inputs import check_image
     from t2v.request import GenerationRequest
 
+    if image is not None:
+        check_image(image)  # a missing, damaged or oversized image exits 2 before any model loads
     fields = dict(
         prompt=prompt, negative_prompt=negative_prompt,
         num_frames=frames, num_inference_steps=steps, guidance_scale=guidance, fps=fps, seed=seed, width=width,
         height=height, scheduler=scheduler, model=model, crf=crf, device=device, dtype=dtype, memory=memory,
-        lora=None if lora is None else str(lora), lora_scale=lora_scale,
+        lora=None if lora is None else str(lora), lora_scale=lora_scale, image=None if image is None else str(image),
     )
     if formats:
         fields["formats"] = formats

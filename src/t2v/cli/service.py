@@ -188,6 +188,8 @@ def keys_revoke(key_id: str) -> None:
     from t2v.errors import InvalidRequest
 
     with cli_errors():
-        if not _service().repo.revoke_key(key_id):
+        service = _service()
+        if not service.repo.revoke_key(key_id):
             raise InvalidRequest(f"no active key with id {key_id}", field="key_id")
-        out.print(f"revoked {key_id}", highlight=False)
+        removed = service.purge_key_assets(key_id)
+        out.print(f"revoked {key_id}; removed {removed} uploaded image(s)", highlight=False)

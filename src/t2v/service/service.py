@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from t2v.errors import InvalidRequest, JobNotFound, QuotaExceeded
+from t2v.service.assets import AssetService
 from t2v.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -37,8 +38,9 @@ class Metrics:
                 self.step_seconds_sum += float(record.get("timings", {}).get("denoise_s", 0.0))
 
 
-class JobService:
-    """Submit/get/list/cancel over the job table; ``start()`` runs worker threads that execute jobs."""
+class JobService(AssetService):
+    """Submit/get/list/cancel over the job table; ``start()`` runs worker threads that execute jobs.
+    Uploaded images (assets) are :class:`~t2v.service.assets.AssetService`'s."""
 
     def __init__(self, settings: Settings | None = None, *, workers: int = 1, database_url: str | None = None) -> None:
         from t2v.store import Repository, default_database_url, open_database
@@ -192,6 +194,8 @@ class JobService:
         if idempotency_key and (earlier := self.repo.find_idempotent(key_id, idempotency_key)):
             return earlier, False  # a retried request: the same job, even when the key is now at its quota
         check_callback_url(callback_url, self.settings)  # 422 for internal addresses (resolved once, all checked)
+        if request.image is not None:  # image-to-video: an uploaded asset of this key, never a path on the server
+            self.check_image_ref(request.image, api_key)
         # Allow-listed model and LoRA, then model, defaults and the seed fixed now (restarts reproduce), then
         # the cost limits (the server's and the key's) and the memory budget: all before any row is written.
         resolved = admit(request, self.settings, api_key)

@@ -117,6 +117,7 @@ class Worker(threading.Thread):
                 checkpoint=CheckpointSpec(path=ckpt_path, every=svc.settings.checkpoint_every),
                 settings=svc.settings,
                 on_preview=self._preview_writer(out_dir),
+                resolve_image=svc.image_resolver(job.api_key_id),  # request.image: an asset id of the job's key
             )
         except Cancelled:
             if svc.stopping.is_set() and not repo.is_cancel_requested(job.id):

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from .assets import AssetRepository
 from .claims import ClaimRepository, held_by
 from .ids import new_id
 from .keys import ApiKeyRow, KeyRepository, utcnow
@@ -85,7 +86,7 @@ def _lease_free(now: datetime):
     return or_(c.webhook_lease_until.is_(None), c.webhook_lease_until < now)
 
 
-class Repository(ClaimRepository, LimitRepository, KeyRepository):
+class Repository(AssetRepository, ClaimRepository, LimitRepository, KeyRepository):
     """Job and API-key storage over one SQLAlchemy Engine (see :func:`t2v.store.open_database`)."""
 
     # ---- helpers -------------------------------------------------------------------------

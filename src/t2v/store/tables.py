@@ -32,6 +32,7 @@ from sqlalchemy.types import TypeDecorator
 
 __all__ = [
     "ApiKey",
+    "Asset",
     "Base",
     "EventStream",
     "RateBucket",
@@ -193,3 +194,27 @@ class EventStream(Base):
         String(26), ForeignKey("api_keys.id", ondelete="CASCADE"), nullable=False, index=True
     )
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class Asset(Base):
+    """A file a key uploaded (image-to-video's first frame), kept at ``path`` under the data dir ($T2V_HOME)."""
+
+    __tablename__ = "assets"
+
+    id: Mapped[str] = mapped_column(String(26), primary_key=True)
+    #: The owner (None: uploaded while the server ran without keys). Its assets go with the key.
+    api_key_id: Mapped[str | None] = mapped_column(
+        String(26), ForeignKey("api_keys.id", ondelete="CASCADE"), nullable=True
+    )
+    sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    #: The uploaded file's name, sanitized (shown to its owner only; the file on disk is named by ``id``).
+    filename: Mapped[str] = mapped_column(String(255), nullable=False)
+    content_type: Mapped[str] = mapped_column(String(64), nullable=False)
+    size: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    width: Mapped[int] = mapped_column(Integer, nullable=False)
+    height: Mapped[int] = mapped_column(Integer, nullable=False)
+    #: Relative to the data dir: ``assets/<id>.<ext>``.
+    path: Mapped[str] = mapped_column(String(255), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+    __table_args__ = (Index("ix_assets_api_key_id_sha256", "api_key_id", "sha256"),)

@@ -19,6 +19,7 @@ from t2v.ui import handlers as H
 from t2v.ui.files import PrivateCopies, blocked_paths, refuse_uploads, upload_fields
 from t2v.ui.handlers import UIError
 from t2v.ui.sequence_tab import SequenceTab
+from t2v.ui.uploads import guard_uploads
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -80,6 +81,9 @@ def build_ui(service):
                         negative = gr.Textbox(label="Negative prompt", value=form0["negative_prompt"], lines=2,
                                               placeholder="blank: the model's default",
                                               elem_id="t2v-negative")
+                        # Image-to-video: kept as an asset of the key on Generate (models that take one: Wan I2V, TI2V).
+                        image = gr.Image(label="First frame (optional: image-to-video)", type="filepath", image_mode=None,
+                                         sources=["upload", "clipboard"], height=200, elem_id="t2v-image")
                         with gr.Row(elem_id="t2v-presets"):
                             gr.Markdown("Presets:", elem_classes=["t2v-presets-label"])
                             fast_btn = gr.Button("Fast preview", size="sm", elem_id="t2v-preset-fast")
@@ -206,7 +210,7 @@ def build_ui(service):
             session = getattr(request, "session_hash", None) or ""
             try:
                 jid, used_seed = H.submit(service, {k: data[form[k]] for k in H.FORM_KEYS}, token=token,
-                                          last_seed=data[last_seed])
+                                          last_seed=data[last_seed], image=data[image])
             except Exception as e:
                 yield {status: _error_md(e)}
                 return
@@ -238,7 +242,7 @@ def build_ui(service):
 
         def on_remix(jid, token):
             values = H.remix(service, jid, token)
-            return {**{form[k]: values[k] for k in H.FORM_KEYS},
+            return {**{form[k]: values[k] for k in H.FORM_KEYS}, image: publish(H.remix_image(service, jid, token)),
                     status: f"Loaded the parameters of job {jid} into the form: change what you like and press Generate."}
 
         def on_delete(jid, token, query):
@@ -260,11 +264,11 @@ def build_ui(service):
         for button, name in ((fast_btn, "Fast preview"), (quality_btn, "Quality")):
             button.click(on_preset(name), [model], [status, *(form[k] for k in sliders)], **common)
         model.input(on_preset("Quality"), [model], [status, *(form[k] for k in sliders)], **common)
-        generate_btn.click(on_generate, {*form_inputs, key, last_seed, search},
+        generate_btn.click(on_generate, {*form_inputs, image, key, last_seed, search},
                            [*result_outputs, last_seed, seed, gallery, history_ids],
                            concurrency_limit=None, trigger_mode="multiple", show_progress="hidden", **common)
         cancel_btn.click(guarded(on_cancel), [job_id, key], [status], **common)
-        remix_btn.click(guarded(on_remix), [job_id, key], [status, *form_inputs], **common)
+        remix_btn.click(guarded(on_remix), [job_id, key], [status, image, *form_inputs], **common)
         delete_btn.click(guarded(on_delete), [job_id, key, search], [*result_outputs, gallery, history_ids], **common)
         gallery.select(guarded(on_select), [history_ids, key], result_outputs, **common)
         search.submit(guarded(on_search), [search, key], [status, gallery, history_ids], **common)
@@ -298,12 +302,17 @@ def mount_ui(app, service, path: str = "/", *, required: bool = False):
         return app
     blocks = build_ui(service)
     # No allowed_paths, and $T2V_HOME blocked: /gradio_api/file= serves only Gradio's cache, where the page
-    # puts per-session copies (t2v.ui.files.PrivateCopies) for callers with a valid key.
+    # puts per-session copies (t2v.ui.files.PrivateCopies) for callers with a valid key. Uploads (the first
+    # frame) land in Gradio's cache under a folder named by a keyed hash, at most one image's size each.
+    from t2v.inputs import MAX_IMAGE_BYTES
+
     app = gr.mount_gradio_app(
         app, blocks, path=path, blocked_paths=blocked_paths(service.settings.home, blocks.GRADIO_CACHE),
         footer_links=["gradio", "settings"], run_history=False, ssr_mode=False, mcp_server=False, show_error=False,
-        css=CSS,
+        css=CSS, max_file_size=MAX_IMAGE_BYTES,
     )
-    if not upload_fields(gr, blocks):  # the page takes no files: nobody may store any through it
+    if upload_fields(gr, blocks):  # the first frame: only checked images reach Gradio's cache
+        guard_uploads(app, blocks)
+    else:  # the page takes no files: nobody may store any through it
         refuse_uploads(app, blocks)
     return app

@@ -31,7 +31,7 @@ LABELS = {
     "prompt": "Prompt", "negative_prompt": "Negative prompt", "model": "Model", "num_frames": "Frames",
     "num_inference_steps": "Steps", "guidance_scale": "Guidance", "fps": "FPS", "width": "Width", "height": "Height",
     "scheduler": "Scheduler", "seed": "Seed", "seed_mode": "Seed", "formats": "Output formats", "crf": "Quality (CRF)",
-    "api_key": "API key", "device": "Device", "dtype": "Data type",
+    "api_key": "API key", "device": "Device", "dtype": "Data type", "image": "First frame", "file": "First frame",
 }
 STAGES = {"load": "Loading the model", "encode_prompt": "Encoding the prompt", "denoise": "Denoising",
           "decode": "Decoding frames", "export": "Writing the video files", "done": "Finishing"}
@@ -213,15 +213,44 @@ def request_fields(service, form: dict[str, Any], *, key_row=None, last_seed: in
     return {k: v for k, v in fields.items() if v is not None}
 
 
-def submit(service, form: dict[str, Any], *, token: str | None = None, last_seed: int | None = None) -> tuple[str, int]:
-    """Queue a job for the form; returns ``(job_id, seed)`` (the seed is fixed at submit time)."""
+def submit(service, form: dict[str, Any], *, token: str | None = None, last_seed: int | None = None,
+           image: str | Path | None = None) -> tuple[str, int]:
+    """Queue a job for the form; returns ``(job_id, seed)`` (the seed is fixed at submit time).
+
+    ``image``: the page's uploaded first frame (a file in Gradio's cache), stored as an asset of the key and
+    named by the request, as the REST API does (the same picture again reuses its asset)."""
     key_row = authorize(service, token)
     fields = request_fields(service, form, key_row=key_row, last_seed=last_seed)
     try:
+        if image:
+            fields["image"] = image_asset(service, Path(image), key_row)
         job, _ = service.submit(fields, api_key=key_row)
     except T2VError as e:
         raise readable(e) from None
     return job.id, int(job.request["seed"])
+
+
+def image_asset(service, path: Path, key_row) -> str:
+    """The asset id of an uploaded image file, stored for ``key_row`` (an existing asset with the same bytes is reused)."""
+    from t2v.inputs import MAX_IMAGE_BYTES
+
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_IMAGE_BYTES + 1)  # add_asset refuses more, naming the limit
+    except OSError:
+        raise UIError("First frame: the uploaded file is gone; upload the image again", field="image") from None
+    return service.add_asset(data, path.name, key_row, reuse=True, field="image")["id"]
+
+
+def remix_image(service, job_id: str | None, token: str | None = None) -> Path | None:
+    """The first frame a past job was given (its asset's file), or None: none given, or the asset was deleted."""
+    ref = (_get(service, job_id, token).request or {}).get("image")
+    if not ref:
+        return None
+    try:
+        return service.asset_path(ref, authorize(service, token))
+    except T2VError:
+        return None
 
 
 # -- watching a job ------------------------------------------------------------------------------------
@@ -401,5 +430,5 @@ def history(service, query: str | None = None, token: str | None = None, *, limi
 
 __all__ = ["FORM_KEYS", "SEED_MODES", "PRESETS", "SCHEDULERS", "FORMATS", "DOWNLOAD_FORMATS", "UIError", "JobView",
            "HistoryItem", "auth_required", "authorize", "check_key", "limits", "model_choices", "preset",
-           "default_form", "remix", "request_fields", "submit", "view", "progress_html", "cancel", "delete",
-           "history", "readable", "format_seconds"]
+           "default_form", "remix", "remix_image", "image_asset", "request_fields", "submit", "view", "progress_html",
+           "cancel", "delete", "history", "readable", "format_seconds"]

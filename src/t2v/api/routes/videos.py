@@ -10,10 +10,14 @@ from typing import Literal
 import anyio
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from pydantic import Field, ValidationError
 from starlette.background import BackgroundTask
+from starlette.datastructures import UploadFile
 
 from t2v.api.deps import current_key, get_service, rate_limited
+from t2v.api.routes.assets import read_upload
 from t2v.api.streams import StreamLease
 from t2v.api.schemas import FIGURES, SequenceCreate, VideoCreate, job_to_dict
 from t2v.errors import InvalidRequest
@@ -30,9 +34,80 @@ def _base(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
 
-@router.post("", status_code=202, summary="Queue a generation job")
-async def create_video(body: VideoCreate, request: Request, service=Depends(get_service), key=Depends(rate_limited)):
-    return await _submit(body, request, service, key)
+MULTIPART = "multipart/form-data"
+FORM_FIELDS = ("request", "image")
+VIDEO_BODY_DOC = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": VideoCreate.model_json_schema()},
+    MULTIPART: {"schema": {"type": "object", "required": ["request"], "properties": {
+        "request": {"type": "string", "description": "The JSON body as text (without `image`)."},
+        "image": {"type": "string", "format": "binary", "description": "The first frame: PNG, JPEG or WebP."},
+    }}},
+}}}
+
+
+@router.post("", status_code=202, summary="Queue a generation job (JSON; or multipart/form-data with an image)",
+             openapi_extra=VIDEO_BODY_DOC)
+async def create_video(request: Request, service=Depends(get_service), key=Depends(rate_limited)):
+    """The body is JSON (``VideoCreate``), or multipart/form-data with that JSON as the ``request`` field and the
+    first frame as the ``image`` file: the file is stored as an asset of the caller's key (as POST /v1/assets
+    does) and the job names it. If the job is not queued, the asset goes again."""
+    body, image = await read_video_body(request)
+    if image is None:
+        return await _submit(body, request, service, key)
+    asset = await run_in_threadpool(service.add_asset, *image, key, field="image")
+    try:
+        response = await _submit(body.model_copy(update={"image": asset["id"]}), request, service, key)
+    except Exception:
+        await run_in_threadpool(service.delete_asset, asset["id"], key)
+        raise
+    if response.status_code != 202:  # an idempotent retry: the earlier job keeps the image it was given
+        await run_in_threadpool(service.delete_asset, asset["id"], key)
+    return response
+
+
+async def read_video_body(request: Request) -> tuple[VideoCreate, tuple[bytes, str | None] | None]:
+    """The request's body, and the bytes and name of its image file when it came as multipart/form-data."""
+    media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media not in (MULTIPART, "application/x-www-form-urlencoded"):  # a form without a file: the JSON alone
+        if media and media != "application/json" and not media.endswith("+json"):
+            raise HTTPException(415, f"send the body as application/json, or as {MULTIPART} with the JSON as the "
+                                     "`request` field and the image file as `image`")
+        return parse_video_body(await request.body(), ("body",)), None
+    form = await request.form(max_files=1, max_fields=len(FORM_FIELDS))
+    try:
+        for name in form:
+            if name not in FORM_FIELDS:
+                raise InvalidRequest(f"{name}: unknown form field; send `request` (the JSON body) and `image` "
+                                     "(the file)", field=name)
+        text, upload = form.get("request"), form.get("image")
+        if not isinstance(text, str):
+            raise InvalidRequest("request: send the JSON body as the `request` form field", field="request")
+        body = parse_video_body(text, ("body", "request"))
+        if upload is None:
+            return body, None
+        if not isinstance(upload, UploadFile):
+            raise InvalidRequest("image: send the image as a file part (or its asset id in the request)", field="image")
+        if body.image is not None:
+            raise InvalidRequest("image: send either an image file or an asset id in the request, not both",
+                                 field="image")
+        return body, (await read_upload(upload, "image"), upload.filename)
+    finally:
+        await form.close()
+
+
+def parse_video_body(raw: bytes | str, loc: tuple) -> VideoCreate:
+    """Validate a JSON body as FastAPI does (its errors, located under ``loc``)."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError) as e:  # JSONDecodeError, UnicodeDecodeError, nesting too deep
+        where = (*loc, e.pos) if isinstance(e, json.JSONDecodeError) else loc
+        raise RequestValidationError([{"type": "json_invalid", "loc": where, "msg": "JSON decode error", "input": {},
+                                       "ctx": {"error": getattr(e, "msg", type(e).__name__)}}]) from None
+    try:
+        return VideoCreate.model_validate(data)
+    except ValidationError as e:
+        raise RequestValidationError([{**err, "loc": (*loc, *err["loc"])} for err in e.errors(include_url=False)]) \
+            from None
 
 
 @sequences.post("", status_code=202, summary="Queue an image-sequence job (keyframe prompts, text-to-image model)")
