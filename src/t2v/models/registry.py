@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from t2v.families.wan import WanFamily
 from t2v.request import DEFAULT_NEGATIVE_PROMPT
 
 MODELSCOPE_DEFAULTS: dict[str, Any] = {
@@ -43,6 +44,9 @@ SHAPES_DEFAULTS: dict[str, Any] = {
     "scheduler": "dpm++",
     "negative_prompt": "",
 }
+# Wan 2.1 T2V 1.3B's official defaults (480x832, 81 frames at 16 fps, 50 steps, guidance 5.0); the scheduler
+# and negative prompt are the model's own (t2v.families.wan).
+WAN_DEFAULTS: dict[str, Any] = dict(WanFamily.defaults)
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "assets"
 
 
@@ -141,6 +145,79 @@ REGISTRY: dict[str, ModelSpec] = {
             has_fp16_variant=True,
             notes="The fp16 VAE of this repo overflows in fp16; t2v runs it as the plan's dtype (use bf16 on GPU).",
             aliases=("sdxl",),
+        ),
+        # Wan 2.1 / 2.2 (Apache-2.0). Defaults from the official configs and model cards; the scheduler is the
+        # model's own (UniPC flow matching, flow_shift 3.0 at 480p, 5.0 at 720p, as each repo's config has it).
+        # download_gb: the bf16/fp32 files diffusers loads; vram_gb: bf16, no offload, at the defaults (approximate).
+        ModelSpec(
+            id="Wan-AI/Wan2.1-T2V-1.3B-Diffusers",
+            family="wan",
+            description="Wan 2.1 text-to-video 1.3B (DiT, UMT5-XXL text encoder, Wan 3D VAE) at 480p.",
+            defaults={**WAN_DEFAULTS},
+            license="Apache-2.0",
+            download_gb=28.9,
+            vram_gb=8.2,
+            has_fp16_variant=False,
+            notes="8.2 GB VRAM with model offload (the official figure, RTX 4090); the UMT5-XXL encoder is most of the download.",
+            aliases=("wan", "wan2.1-1.3b"),
+        ),
+        ModelSpec(
+            id="Wan-AI/Wan2.1-T2V-14B-Diffusers",
+            family="wan",
+            description="Wan 2.1 text-to-video 14B at 720p (480p works too).",
+            defaults={**WAN_DEFAULTS, "width": 1280, "height": 720},
+            license="Apache-2.0",
+            download_gb=80.0,
+            vram_gb=40.0,
+            has_fp16_variant=False,
+            aliases=("wan2.1-14b",),
+        ),
+        ModelSpec(
+            id="Wan-AI/Wan2.1-I2V-14B-480P-Diffusers",
+            family="wan",
+            description="Wan 2.1 image-to-video 14B at 480p (CLIP image encoder; needs --image).",
+            defaults={**WAN_DEFAULTS, "num_inference_steps": 40},
+            license="Apache-2.0",
+            download_gb=76.0,
+            vram_gb=40.0,
+            has_fp16_variant=False,
+            aliases=("wan2.1-i2v-480p",),
+        ),
+        ModelSpec(
+            id="Wan-AI/Wan2.1-I2V-14B-720P-Diffusers",
+            family="wan",
+            description="Wan 2.1 image-to-video 14B at 720p (needs --image).",
+            defaults={**WAN_DEFAULTS, "width": 1280, "height": 720, "num_inference_steps": 40},
+            license="Apache-2.0",
+            download_gb=76.0,
+            vram_gb=45.0,
+            has_fp16_variant=False,
+            aliases=("wan2.1-i2v-720p",),
+        ),
+        ModelSpec(
+            id="Wan-AI/Wan2.2-TI2V-5B-Diffusers",
+            family="wan",
+            description="Wan 2.2 TI2V 5B: text- and image-to-video at 720p, 24 fps (high-compression Wan 2.2 VAE).",
+            defaults={**WAN_DEFAULTS, "width": 1280, "height": 704, "num_frames": 121, "fps": 24},
+            license="Apache-2.0",
+            download_gb=34.0,
+            vram_gb=24.0,
+            has_fp16_variant=False,
+            notes="Sizes are multiples of 32 (VAE 16x, patch 2). Runs on a 24 GB GPU with model offload.",
+            aliases=("wan2.2-5b", "wan2.2-ti2v"),
+        ),
+        ModelSpec(
+            id="Wan-AI/Wan2.2-T2V-A14B-Diffusers",
+            family="wan",
+            description="Wan 2.2 T2V A14B: two 14B experts (high noise, low noise) switched at boundary_ratio 0.875.",
+            defaults={**WAN_DEFAULTS, "width": 1280, "height": 720, "num_inference_steps": 40, "guidance_scale": 4.0,
+                      "guidance_scale_2": 3.0},
+            license="Apache-2.0",
+            download_gb=126.0,
+            vram_gb=80.0,
+            has_fp16_variant=False,
+            notes="With --memory low only the expert the current step needs is on the GPU.",
+            aliases=("wan2.2-a14b",),
         ),
         ModelSpec(
             id="t2v-shapes",

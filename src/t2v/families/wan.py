@@ -1,0 +1,509 @@
+"""Wan 2.1 / 2.2 (``WanPipeline``, ``WanImageToVideoPipeline``): UMT5 text encoder, Wan transformer(s), 3D VAE.
+
+t2v's own loop, numbered like diffusers' ``WanPipeline.__call__`` / ``WanImageToVideoPipeline.__call__``: the
+same prompt encoding, fp32 noise from a CPU generator, separate conditional and unconditional passes, the
+two-expert switch of Wan 2.2 A14B at ``boundary_ratio`` (``guidance_scale_2`` for the low-noise expert),
+TI2V-5B's per-token timesteps (``expand_timesteps``) and image conditioning, so a seed gives the stock
+pipeline's frames. On top: per-step progress and previews, cancel between steps without decoding, and
+checkpoints that resume to the same frames (UniPC's multistep history is part of the scheduler state saved).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import time
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from t2v.engine import checkpoint as ckpt
+from t2v.engine.base import EngineRun
+from t2v.engine.offload import resident
+from t2v.engine.schedulers import make_scheduler
+from t2v.errors import Cancelled, InvalidRequest
+from t2v.families.base import Component, Family, RunContext, Rules, read_index, resolve_class
+
+logger = logging.getLogger(__name__)
+
+# Wan's own negative prompt (Wan2.1 / Wan2.2 repos, wan/configs/shared_config.py: sample_neg_prompt).
+NEGATIVE_PROMPT = ("色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，整体发灰，最差质量，低质量，"
+                   "JPEG压缩残留，丑陋的，残缺的，多余的手指，画得不好的手部，画得不好的脸部，畸形的，毁容的，形态畸形的肢体，"
+                   "手指融合，静止不动的画面，杂乱的背景，三条腿，背景人很多，倒着走")
+TEXT_TOKENS = 512  # the pipelines' max_sequence_length (and what 2.1 I2V's image cross-attention assumes)
+SCHEDULERS = ("model", "unipc", "dpm++")  # the flow-matching ones; a FlowMatchEuler folder takes only "model"
+LORA_FILE = "pytorch_lora_weights.safetensors"  # diffusers' save_lora_weights
+# ComfyUI's linear Wan 2.1 latent -> RGB map (comfy/latent_formats.py, Wan21): rows are latent channels.
+_RGB_FACTORS = ((-0.1299, -0.1692, 0.2932), (0.0671, 0.0406, 0.0442), (0.3568, 0.2548, 0.1747), (0.0372, 0.2344, 0.1420),
+                (0.0313, 0.0189, -0.0328), (0.0296, -0.0956, -0.0665), (-0.3477, -0.4059, -0.2925), (0.0166, 0.1902, 0.1975),
+                (-0.0412, 0.0267, -0.1364), (-0.1293, 0.0740, 0.1636), (0.0680, 0.3019, 0.1128), (0.0032, 0.0581, 0.0639),
+                (-0.1251, 0.0927, 0.1699), (0.0060, -0.0633, 0.0005), (0.3477, 0.2275, 0.2950), (0.1984, 0.0913, 0.1861))
+_RGB_BIAS = (-0.1835, -0.0868, -0.3360)
+
+
+def _config(path: Path, name: str, file: str = "config.json") -> dict[str, Any]:
+    f = path / name / file
+    return json.loads(f.read_text()) if f.is_file() else {}
+
+
+class WanFamily(Family):
+    name = "wan"
+    description = "Wan 2.1 / 2.2 text-to-video and image-to-video (Wan transformer, UMT5, 3D VAE)"
+    pipelines = ("WanPipeline", "WanImageToVideoPipeline")
+    components = (
+        Component("tokenizer", ("T5TokenizerFast", "T5Tokenizer", "AutoTokenizer", "ByT5Tokenizer"), module=False),
+        Component("text_encoder", ("UMT5EncoderModel",), weight_stem="model"),
+        Component("transformer", ("WanTransformer3DModel",)),
+        Component("transformer_2", ("WanTransformer3DModel",), required=False),
+        Component("vae", ("AutoencoderKLWan",)),
+        Component("scheduler", ("UniPCMultistepScheduler", "FlowMatchEulerDiscreteScheduler",
+                                "DPMSolverMultistepScheduler"), module=False),
+        Component("image_encoder", ("CLIPVisionModel", "CLIPVisionModelWithProjection"), required=False, weight_stem="model"),
+        Component("image_processor", ("CLIPImageProcessor",), module=False, required=False),
+    )
+    # Wan 2.1 T2V 1.3B's official settings (the registry has each model's own).
+    defaults = {"width": 832, "height": 480, "num_frames": 81, "fps": 16, "guidance_scale": 5.0,
+                "num_inference_steps": 50, "scheduler": "model", "negative_prompt": NEGATIVE_PROMPT}
+    modes = ("video", "i2v")
+    denoiser = "transformer"
+    tiny = {"wan": "t2v.models.tiny.wan:make_wan21", "wan22-ti2v": "t2v.models.tiny.wan:make_wan22_ti2v",
+            "wan22-a14b": "t2v.models.tiny.wan:make_wan22_a14b", "wan-i2v": "t2v.models.tiny.wan:make_wan_i2v"}
+
+    # -- rules -----------------------------------------------------------------------------------------
+    def rules(self, path: Path | None) -> Rules:
+        if path is None:
+            return Rules(size_multiple=16, frame_step=4, text_tokens=TEXT_TOKENS, modes=self.modes, schedulers=SCHEDULERS)
+        index, vae, tr = read_index(path), _config(path, "vae"), _transformer_config(path)
+        step = vae.get("scale_factor_temporal") or 4
+        if index.get("_class_name") == "WanImageToVideoPipeline":
+            modes: tuple[str, ...] = ("i2v",)  # the stock pipeline needs an image
+        else:
+            modes = ("video", "i2v") if index.get("expand_timesteps") else ("video",)
+        flow = _config(path, "scheduler", "scheduler_config.json")
+        return Rules(size_multiple=(vae.get("scale_factor_spatial") or 8) * max(tr.get("patch_size", (1, 2, 2))[1:]),
+                     frame_step=step, max_frames=(tr.get("rope_max_seq_len", 1024) - 1) * step + 1,
+                     text_tokens=_text_tokens(path, tr), modes=modes,
+                     schedulers=SCHEDULERS if flow.get("use_flow_sigmas") else ("model",))
+
+    # -- running ---------------------------------------------------------------------------------------
+    def run(self, model, request, ctx: RunContext) -> EngineRun:
+        import torch
+
+        with torch.inference_mode():
+            return self._run(model, request, ctx)
+
+    def _run(self, model, request, ctx: RunContext) -> EngineRun:
+        import torch
+        from diffusers.video_processor import VideoProcessor
+
+        c, memory, device = model.components, ctx.memory, model.plan.device
+        path = Path(model.source.path)
+        index, rules = read_index(path), self.rules(path)
+        i2v = ctx.image is not None
+        if ("i2v" if i2v else "video") not in rules.modes:
+            raise InvalidRequest("image: this model makes videos from an image: pass one" if not i2v else
+                                 "image: this model cannot start from an image", field="image")
+        experts = [m for m in (c.get("transformer"), c.get("transformer_2")) if m is not None]
+        first, vae, tokens = experts[0], c["vae"], rules.text_tokens or TEXT_TOKENS
+        dtype = first.dtype
+        spatial, temporal = vae.config.scale_factor_spatial, vae.config.scale_factor_temporal
+        expand = bool(index.get("expand_timesteps"))
+        timings: dict[str, float] = {}
+
+        # 1. Encode the prompt (and the image, for Wan 2.1 I2V's image cross-attention).
+        t0 = time.perf_counter()
+        ctx.on_stage("encode_prompt")
+        cfg = request.guidance_scale > 1.0
+        with resident(c["text_encoder"], device, memory.offload):
+            embeds = encode_prompt(model, request.prompt, tokens, ctx.warnings).to(dtype)
+            negative = encode_prompt(model, request.negative_prompt or "", tokens, []).to(dtype) if cfg else None
+        if memory.free_text_encoder:
+            from t2v.models.loader import forget
+
+            forget(model)  # the next run loads it again; this one needs the memory now
+            c["text_encoder"] = None
+        image_embeds = None
+        if i2v and first.config.image_dim is not None:
+            with resident(c["image_encoder"], device, memory.offload):
+                image_embeds = encode_image(model, ctx.image).to(dtype)
+        timings["encode_prompt_s"] = time.perf_counter() - t0
+
+        # 2. Timesteps and initial noise: fp32 from a CPU generator, as the stock pipeline draws it.
+        scheduler = make_scheduler(request.scheduler, model.scheduler_config)
+        scheduler.set_timesteps(request.num_inference_steps, device=device)
+        timesteps = scheduler.timesteps
+        frames_latent = (request.num_frames - 1) // temporal + 1
+        h, w = request.height // spatial, request.width // spatial
+        channels = vae.config.z_dim if i2v else first.config.in_channels
+        generator = torch.Generator("cpu").manual_seed(request.seed)
+        latents = torch.randn((1, channels, frames_latent, h, w), generator=generator, dtype=torch.float32).to(device)
+        if memory.name == "low":
+            vae.enable_tiling()
+        else:
+            vae.disable_tiling()
+        cond = Conditioning(mask=torch.ones(latents.shape, dtype=torch.float32, device=device) if expand else None)
+        if i2v:
+            with resident(vae, device, memory.offload):
+                cond = image_condition(vae, ctx.image, request, latents, expand)
+        else:
+            scheduler.set_begin_index(0)  # WanPipeline does; WanImageToVideoPipeline does not
+
+        start, resumed = 0, None
+        fp = run_fingerprint(model, request, ctx.image)
+        if ctx.checkpoint and ctx.checkpoint.resume:
+            state = ckpt.load(ctx.checkpoint.path, fp)
+            if state is not None:
+                start = resumed = int(state["step"])
+                latents = state["latents"].to(device)
+                restore_scheduler(scheduler, state["scheduler"], device)
+                generator.set_state(state["generator"])
+                logger.info("resuming from step %d of %d", start, len(timesteps))
+
+        def save(step: int) -> None:
+            ckpt.save(ctx.checkpoint.path, fingerprint=fp, step=step, latents=latents, scheduler=scheduler, generator=generator)
+
+        # 3. Denoise: the high-noise expert while t >= boundary, then the low-noise one, each resident only
+        # while it runs under the low memory plan.
+        ctx.on_stage("denoise")
+        t1 = time.perf_counter()
+        total = len(timesteps)
+        boundary = index.get("boundary_ratio")
+        boundary_t = boundary * scheduler.config.num_train_timesteps if boundary is not None else None
+        guidance_2 = request.guidance_scale_2 if request.guidance_scale_2 is not None else request.guidance_scale
+        every = ctx.checkpoint.every if ctx.checkpoint else 0
+        for expert_index, steps in _segments(timesteps, start, boundary_t, len(experts)):
+            expert = experts[expert_index]
+            guidance = request.guidance_scale if expert_index == 0 else guidance_2
+            with resident(expert, device, memory.offload):
+                for i in steps:
+                    if ctx.should_cancel():
+                        if ctx.checkpoint:
+                            save(i)
+                        raise Cancelled(f"cancelled at step {i} of {total}")
+                    noise = predict(expert, latents, timesteps[i], cond, embeds, negative, image_embeds, guidance)
+                    latents = scheduler.step(noise, timesteps[i], latents, return_dict=False)[0]
+                    if every and (i + 1) % every == 0 and i + 1 < total:
+                        save(i + 1)
+                    logger.debug("step %d/%d", i + 1, total)
+                    ctx.on_step(i + 1, total, latents)
+        timings["denoise_s"] = time.perf_counter() - t1
+        if ctx.should_cancel():
+            if ctx.checkpoint:
+                save(total)  # a resume goes straight to decoding
+            raise Cancelled("cancelled before decoding")
+
+        # 4. Decode with the VAE's latent statistics.
+        ctx.on_stage("decode")
+        t2 = time.perf_counter()
+        if cond.first_frame is not None:
+            latents = (1 - cond.first_frame) * cond.latents + cond.first_frame * latents
+        with resident(vae, device, memory.offload):
+            latents = latents.to(vae.device, vae.dtype)
+            mean, inv_std = latent_stats(vae, latents)
+            video = vae.decode(latents / inv_std + mean, return_dict=False)[0]
+        frames = VideoProcessor(vae_scale_factor=spatial).postprocess_video(video, output_type="np")[0]
+        timings["decode_s"] = time.perf_counter() - t2
+        return EngineRun(frames=frames, warnings=ctx.warnings, timings=timings, resumed_from_step=resumed)
+
+    def preview(self, model, latents):
+        """ComfyUI's linear latent -> RGB map for 16-channel latents (the first three channels, scaled, for
+        Wan 2.2's 48), middle frame, upscaled by the VAE's spatial factor."""
+        import torch
+
+        frame = latents[0, :, latents.shape[2] // 2].float().cpu()
+        if frame.shape[0] == len(_RGB_FACTORS):
+            rgb = torch.einsum("chw,cr->hwr", frame, torch.tensor(_RGB_FACTORS)) + torch.tensor(_RGB_BIAS)
+        else:
+            rgb = frame[:3].permute(1, 2, 0)
+            rgb = rgb / rgb.abs().amax().clamp(min=1e-6)
+        img = ((rgb.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
+        scale = model.components["vae"].config.scale_factor_spatial
+        return img.repeat(scale, axis=0).repeat(scale, axis=1)
+
+    # -- the planner's dry run ------------------------------------------------------------------------
+    def measure(self, path: Path, frames: int, height: int, width: int, batch: int, chunking: bool,
+                vae_chunk: int) -> dict[str, Any]:
+        """One text encoding, one transformer pass (the unconditional pass runs after it, separately: the
+        same peak, twice the FLOPs with guidance), one decode of the whole clip: Wan's causal VAE decodes
+        every latent frame in one call, whatever ``vae_chunk``, one latent frame at a time, so its peak
+        grows with the frame's area, hardly with the frame count (``vae_scales_with``: "area")."""
+        import torch
+
+        from t2v.models.memory import meta_cost
+
+        path = Path(path)
+        m = meta_modules(str(path))
+        tr, vae, rules = m.get("transformer") or m["transformer_2"], m["vae"], self.rules(path)
+        spatial, temporal = vae.config.scale_factor_spatial, vae.config.scale_factor_temporal
+        f, h, w = (frames - 1) // temporal + 1, height // spatial, width // spatial
+        tokens, meta = rules.text_tokens or TEXT_TOKENS, dict(device="meta", dtype=torch.float32)
+        ids = torch.zeros(1, tokens, dtype=torch.long, device="meta")
+        text_peak, _ = meta_cost(lambda: m["text_encoder"](input_ids=ids))  # a mask would need its values
+        image_embeds = None
+        if m.get("image_encoder") is not None:
+            cfg = m["image_encoder"].config
+            pixels = torch.zeros(1, cfg.num_channels, cfg.image_size, cfg.image_size, **meta)
+            image_peak, _ = meta_cost(lambda: m["image_encoder"](pixel_values=pixels, output_hidden_states=True))
+            text_peak = max(text_peak, image_peak)
+            if tr.config.image_dim is not None:
+                image_embeds = torch.zeros(1, (cfg.image_size // cfg.patch_size) ** 2 + 1, tr.config.image_dim, **meta)
+        p = tr.config.patch_size
+        x = torch.zeros(1, tr.config.in_channels, f, h, w, **meta)
+        if read_index(path).get("expand_timesteps"):
+            t = torch.zeros(1, f * (h // p[1]) * (w // p[2]), **meta)  # a timestep per token
+        else:
+            t = torch.zeros(1, **meta)
+        embeds = torch.zeros(1, tokens, tr.config.text_dim, **meta)
+        step_peak, pass_flops = meta_cost(lambda: tr(hidden_states=x, timestep=t, encoder_hidden_states=embeds,
+                                                     encoder_hidden_states_image=image_embeds, return_dict=False))
+        latent_bytes = vae.config.z_dim * f * h * w * 4
+        z = torch.zeros(1, vae.config.z_dim, f, h, w, **meta)
+        vae_peak, decode_flops = meta_cost(lambda: vae.decode(z))
+        if "i2v" in rules.modes:  # the image (2.1 I2V: followed by black frames) through the encoder
+            clip = torch.zeros(1, 3, 1 if read_index(path).get("expand_timesteps") else frames, height, width, **meta)
+            vae_peak = max(vae_peak, meta_cost(lambda: vae.encode(clip))[0])
+        return {
+            "params": {n: sum(q.numel() for q in mod.parameters()) for n, mod in m.items() if mod is not None},
+            "acts": {"text": text_peak, "transformer": step_peak + (batch - 1) * latent_bytes, "vae": vae_peak},
+            "roles": {"text": [n for n in ("text_encoder", "image_encoder") if m.get(n) is not None],
+                      "denoise": [n for n in ("transformer", "transformer_2") if m.get(n) is not None], "vae": ["vae"]},
+            "step_flops": pass_flops * batch,
+            "decode_flops": decode_flops,
+            "latents_bytes": latent_bytes + tr.config.in_channels * f * h * w * 4,  # latents + the model's input
+            "shape": (frames, height, width, frames),
+            "vae_scales_with": "area",
+        }
+
+    def reference_shape(self, path: Path) -> tuple[int, int]:
+        """9 frames (3 latent frames) at the smallest side of 64 or more the model accepts."""
+        m = self.rules(Path(path)).size_multiple
+        return 9, -(-64 // m) * m
+
+    def frames_per_latent(self, path: Path) -> int:
+        return _config(Path(path), "vae").get("scale_factor_temporal") or 4
+
+    # -- LoRA (diffusers' Wan format) ------------------------------------------------------------------
+    def check_lora(self, path) -> Path:
+        """A ``.safetensors`` LoRA file, or a folder with ``pytorch_lora_weights.safetensors`` (or one
+        ``*high_noise*`` and/or ``*low_noise*`` file for A14B's two experts, or a single ``.safetensors``)."""
+        shown = str(path) if len(str(path)) <= 120 else str(path)[:117] + "..."
+        try:
+            p = Path(path).expanduser().resolve()
+            if p.exists() and lora_files(p):
+                return p
+        except (OSError, ValueError, RuntimeError):
+            pass
+        raise InvalidRequest(f"lora: {shown} is not a Wan LoRA: give a .safetensors file or a folder with {LORA_FILE}",
+                             field="lora")
+
+    def lora_hash(self, adapter: Path) -> str:
+        h = hashlib.sha256()
+        for name, file in sorted(lora_files(adapter).items()):
+            h.update(name.encode() + file.read_bytes())
+        return h.hexdigest()[:16]
+
+    def apply_lora(self, components: dict[str, Any], adapter: Path, scale: float) -> dict[str, Any]:
+        """Copies of the transformer(s) with the adapter fused at ``scale`` (diffusers' ``WanLoraLoaderMixin``
+        reads it: diffusers, original Wan and musubi key layouts); a single file goes to ``transformer``,
+        as diffusers' ``load_lora_weights`` does."""
+        from diffusers.loaders import WanLoraLoaderMixin
+
+        out = dict(components)
+        for name, file in lora_files(adapter).items():
+            if components.get(name) is None:
+                raise InvalidRequest(f"lora: {file.name} is for {name}, which this model does not have", field="lora")
+            state = WanLoraLoaderMixin.lora_state_dict(str(file))
+            model = copy.deepcopy(components[name])
+            try:
+                if not state or not all("lora" in k for k in state):
+                    raise ValueError("its tensors are not LoRA weights")
+                model.load_lora_adapter(state, prefix="transformer", adapter_name="t2v")
+            except (ValueError, KeyError, RuntimeError) as e:
+                raise InvalidRequest(f"lora: {file.name} does not fit this model's {name}: {str(e)[:200]}",
+                                     field="lora") from None
+            model.fuse_lora(lora_scale=scale, adapter_names=["t2v"])
+            out[name] = model
+        return out
+
+
+# -- steps of the run ------------------------------------------------------------------------------------
+
+class Conditioning:
+    """What the transformer sees beside the latents: ``latents`` (the image's, normalised) and, for Wan 2.1
+    I2V, its mask channels concatenated (``concat``); for TI2V-5B the ``first_frame`` mask (0 on the image's
+    latent frame) that also sets per-token timesteps (all ones in text-to-video: ``mask``)."""
+
+    def __init__(self, latents=None, concat=None, first_frame=None, mask=None):
+        self.latents, self.concat, self.first_frame = latents, concat, first_frame
+        self.mask = first_frame if first_frame is not None else mask
+
+
+def encode_prompt(model, prompt: str, tokens: int, warnings: list[str]):
+    """WanPipeline._get_t5_prompt_embeds: cleaned prompt, attention mask, embeddings past the prompt zeroed."""
+    import torch
+    from diffusers.pipelines.wan.pipeline_wan import prompt_clean
+
+    tok, encoder = model.components["tokenizer"], model.components["text_encoder"]
+    text = prompt_clean(prompt)
+    inputs = tok([text], padding="max_length", max_length=tokens, truncation=True, add_special_tokens=True,
+                 return_attention_mask=True, return_tensors="pt")
+    full = tok([text], add_special_tokens=True).input_ids[0]
+    if len(full) > tokens:
+        warnings.append(f"prompt truncated to {tokens} tokens; dropped: {tok.decode(full[tokens - 1:-1])!r}")
+    n = int(inputs.attention_mask.gt(0).sum())
+    dev = encoder.device
+    emb = encoder(inputs.input_ids.to(dev), inputs.attention_mask.to(dev)).last_hidden_state
+    emb = emb.to(dtype=encoder.dtype, device=model.plan.device)[0, :n]
+    return torch.cat([emb, emb.new_zeros(tokens - n, emb.size(1))])[None]
+
+
+def encode_image(model, image):
+    """WanImageToVideoPipeline.encode_image: the CLIP encoder's penultimate hidden states."""
+    encoder = model.components["image_encoder"]
+    inputs = model.components["image_processor"](images=image, return_tensors="pt")
+    pixels = inputs["pixel_values"].to(encoder.device, encoder.dtype)
+    return encoder(pixel_values=pixels, output_hidden_states=True).hidden_states[-2].to(model.plan.device)
+
+
+def latent_stats(vae, like):
+    """(latents_mean, 1 / latents_std) shaped for (B, C, F, H, W) latents like ``like``."""
+    import torch
+
+    shape = (1, vae.config.z_dim, 1, 1, 1)
+    mean = torch.tensor(vae.config.latents_mean).view(shape).to(like.device, like.dtype)
+    return mean, 1.0 / torch.tensor(vae.config.latents_std).view(shape).to(like.device, like.dtype)
+
+
+def image_condition(vae, image, request, latents, expand: bool) -> Conditioning:
+    """WanImageToVideoPipeline.prepare_latents: the image (first frame; for Wan 2.1 I2V followed by black
+    frames) through the VAE encoder, normalised, with the first-frame mask."""
+    import torch
+    from diffusers.video_processor import VideoProcessor
+
+    spatial, temporal = vae.config.scale_factor_spatial, vae.config.scale_factor_temporal
+    n, (_, _, f, h, w) = request.num_frames, latents.shape
+    pixels = VideoProcessor(vae_scale_factor=spatial).preprocess(image, height=request.height, width=request.width)
+    pixels = pixels.to(latents.device, dtype=torch.float32).unsqueeze(2)
+    if not expand:
+        pixels = torch.cat([pixels, pixels.new_zeros(1, pixels.shape[1], n - 1, request.height, request.width)], dim=2)
+    encoded = vae.encode(pixels.to(vae.device, vae.dtype)).latent_dist.mode()
+    mean, inv_std = latent_stats(vae, latents)
+    encoded = (encoded.to(latents.device, latents.dtype) - mean) * inv_std
+    if expand:
+        first = torch.ones(1, 1, f, h, w, dtype=latents.dtype, device=latents.device)
+        first[:, :, 0] = 0
+        return Conditioning(latents=encoded, first_frame=first)
+    mask = torch.ones(1, 1, n, h, w)
+    mask[:, :, 1:] = 0
+    mask = torch.cat([torch.repeat_interleave(mask[:, :, 0:1], dim=2, repeats=temporal), mask[:, :, 1:]], dim=2)
+    mask = mask.view(1, -1, temporal, h, w).transpose(1, 2).to(encoded.device)
+    return Conditioning(latents=encoded, concat=torch.cat([mask, encoded], dim=1))
+
+
+def predict(expert, latents, t, cond: Conditioning, embeds, negative, image_embeds, guidance: float):
+    """One step's guided prediction: conditional and unconditional passes run separately, as stock does."""
+    import torch
+
+    dtype = expert.dtype
+    if cond.first_frame is not None:
+        x = ((1 - cond.first_frame) * cond.latents + cond.first_frame * latents).to(dtype)
+    elif cond.concat is not None:
+        x = torch.cat([latents, cond.concat], dim=1).to(dtype)
+    else:
+        x = latents.to(dtype)
+    if cond.mask is not None:  # expand_timesteps: one timestep per token, 0 on the given first frame
+        p = expert.config.patch_size
+        timestep = (cond.mask[0][0][:, :: p[1], :: p[2]] * t).flatten().unsqueeze(0).expand(latents.shape[0], -1)
+    else:
+        timestep = t.expand(latents.shape[0])
+    kw = dict(hidden_states=x, timestep=timestep, encoder_hidden_states_image=image_embeds, return_dict=False)
+    noise = expert(encoder_hidden_states=embeds, **kw)[0]
+    if negative is None:
+        return noise
+    uncond = expert(encoder_hidden_states=negative, **kw)[0]
+    return uncond + guidance * (noise - uncond)
+
+
+def _segments(timesteps, start: int, boundary_t, experts: int):
+    """[(expert index, step indices)] from ``start``: expert 0 while t >= boundary, then expert 1."""
+    out: list[tuple[int, list[int]]] = []
+    for i in range(start, len(timesteps)):
+        e = 0 if boundary_t is None or experts < 2 or timesteps[i] >= boundary_t else 1
+        if out and out[-1][0] == e:
+            out[-1][1].append(i)
+        else:
+            out.append((e, [i]))
+    return out
+
+
+def run_fingerprint(model, request, image) -> str:
+    """The checkpoint fingerprint of the request, with the input image's pixels when there is one."""
+    fp = ckpt.fingerprint(model, request)
+    if image is None:
+        return fp
+    pixels = hashlib.sha256(f"{image.mode}{image.size}".encode() + image.tobytes()).hexdigest()
+    return hashlib.sha256(f"{fp}:{pixels}".encode()).hexdigest()
+
+
+def restore_scheduler(scheduler, state: dict[str, Any], device) -> None:
+    """:func:`t2v.engine.checkpoint.restore_scheduler`, keeping the tensors a scheduler holds on the CPU
+    there (UniPC keeps ``sigmas`` on the CPU): the resumed steps then compute exactly as uninterrupted ones."""
+    import torch
+
+    devices = {k: v.device for k, v in vars(scheduler).items() if isinstance(v, torch.Tensor)}
+    ckpt.restore_scheduler(scheduler, state, device)
+    for k, dev in devices.items():
+        v = getattr(scheduler, k, None)
+        if isinstance(v, torch.Tensor) and v.device != dev:
+            setattr(scheduler, k, v.to(dev))
+
+
+# -- folder facts ----------------------------------------------------------------------------------------
+
+def _transformer_config(path: Path) -> dict[str, Any]:
+    return _config(path, "transformer") or _config(path, "transformer_2")
+
+
+def _text_tokens(path: Path, transformer: dict[str, Any]) -> int:
+    """512, or the tokenizer's own smaller limit (not with 2.1 I2V: its image attention assumes 512)."""
+    limit = _config(path, "tokenizer", "tokenizer_config.json").get("model_max_length")
+    if isinstance(limit, int) and 0 < limit < TEXT_TOKENS and transformer.get("added_kv_proj_dim") is None:
+        return limit
+    return TEXT_TOKENS
+
+
+def lora_files(adapter: Path) -> dict[str, Path]:
+    """{component: file} of a LoRA file or folder ({} if it is neither)."""
+    if adapter.is_file():
+        return {"transformer": adapter} if adapter.suffix == ".safetensors" else {}
+    if not adapter.is_dir():
+        return {}
+    if (adapter / LORA_FILE).is_file():
+        return {"transformer": adapter / LORA_FILE}
+    files = sorted(adapter.glob("*.safetensors"))
+    experts = {name: next((f for f in files if key in f.name), None)
+               for name, key in (("transformer", "high_noise"), ("transformer_2", "low_noise"))}
+    if any(experts.values()):
+        return {k: v for k, v in experts.items() if v is not None}
+    return {"transformer": files[0]} if len(files) == 1 else {}
+
+
+@lru_cache(maxsize=4)
+def meta_modules(path: str) -> dict[str, Any]:
+    """The folder's modules built from their configs on the meta device (no weights), by component name."""
+    import torch
+
+    root, index, out = Path(path), read_index(Path(path)), {}
+    with torch.device("meta"):
+        for name in ("text_encoder", "image_encoder", "transformer", "transformer_2", "vae"):
+            entry = index.get(name)
+            if not (isinstance(entry, (list, tuple)) and len(entry) >= 2 and entry[0] and entry[1]):
+                continue
+            cls = resolve_class(entry[0], entry[1])
+            if entry[0] == "transformers":
+                out[name] = cls(cls.config_class.from_pretrained(root / name)).eval()
+            else:
+                out[name] = cls.from_config(cls.load_config(root / name)).eval()
+    return out

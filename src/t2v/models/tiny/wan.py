@@ -1,0 +1,157 @@
+"""Tiny random-weight Wan models in the exact ``Wan-AI/*-Diffusers`` folder layout, built offline.
+
+``t2v models make-tiny --family wan|wan22-ti2v|wan22-a14b|wan-i2v DIR``. Each folder has what the hub repo
+has: ``model_index.json`` (with ``boundary_ratio`` / ``expand_timesteps`` where the Wan 2.2 repos have them),
+``transformer/`` (and ``transformer_2/`` for A14B), ``vae/`` (``AutoencoderKLWan``; the Wan 2.2 layout with
+48 latent channels and a 16x spatial scale for TI2V-5B), ``text_encoder/`` (a small ``UMT5EncoderModel``),
+``tokenizer/`` (``ByT5Tokenizer``: bytes, so no vocabulary file to download), ``scheduler/`` (UniPC with
+Wan's flow-matching config), plus ``image_encoder/`` and ``image_processor/`` (CLIP) for ``wan-i2v``.
+Sizes follow diffusers' own Wan pipeline tests; every folder is a few hundred KB and builds in a second.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+TEXT_DIM = 32  # the tiny UMT5's hidden size = the transformer's text_dim
+HEADS, HEAD_DIM = 2, 12  # transformer inner dim 24
+CLIP_DIM = 16
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One Wan variant, scaled down."""
+
+    pipeline: str = "WanPipeline"
+    in_channels: int = 16  # transformer input: latents (+ mask and image latents for 2.1 I2V)
+    z_dim: int = 16
+    wan22_vae: bool = False  # TI2V-5B's VAE: 48 channels, patchified, 16x spatial
+    two_experts: bool = False
+    image_encoder: bool = False  # 2.1 I2V's CLIP image encoder
+    flow_shift: float = 3.0
+    index_extra: tuple[tuple[str, object], ...] = ()  # model_index.json config keys (Wan 2.2 repos)
+    width: int = 64  # t2v.json defaults
+    height: int = 32
+
+
+WAN21 = Kind()
+WAN22_TI2V = Kind(in_channels=48, z_dim=48, wan22_vae=True, flow_shift=5.0,
+                  index_extra=(("boundary_ratio", None), ("expand_timesteps", True)))
+WAN22_A14B = Kind(two_experts=True, index_extra=(("boundary_ratio", 0.875), ("expand_timesteps", False)))
+WAN_I2V = Kind(pipeline="WanImageToVideoPipeline", in_channels=16 + 4 + 16, image_encoder=True)
+
+
+def make_wan21(out: Path, *, seed: int = 0, fp16_variant: bool = True) -> Path:
+    """Wan 2.1 T2V (1.3B / 14B layout): ``WanPipeline``, one transformer."""
+    return build(Path(out), WAN21, seed=seed, fp16_variant=fp16_variant)
+
+
+def make_wan22_ti2v(out: Path, *, seed: int = 0, fp16_variant: bool = True) -> Path:
+    """Wan 2.2 TI2V-5B: ``WanPipeline`` with ``expand_timesteps``, the Wan 2.2 VAE (text- and image-to-video)."""
+    return build(Path(out), WAN22_TI2V, seed=seed, fp16_variant=fp16_variant)
+
+
+def make_wan22_a14b(out: Path, *, seed: int = 0, fp16_variant: bool = True) -> Path:
+    """Wan 2.2 T2V-A14B: two different experts, ``transformer`` (high noise) and ``transformer_2``, switched
+    at ``boundary_ratio`` 0.875."""
+    return build(Path(out), WAN22_A14B, seed=seed, fp16_variant=fp16_variant)
+
+
+def make_wan_i2v(out: Path, *, seed: int = 0, fp16_variant: bool = True) -> Path:
+    """Wan 2.1 I2V (480P / 720P layout): ``WanImageToVideoPipeline`` with a CLIP image encoder."""
+    return build(Path(out), WAN_I2V, seed=seed, fp16_variant=fp16_variant)
+
+
+def transformer(kind: Kind):
+    from diffusers import WanTransformer3DModel
+
+    image = dict(image_dim=CLIP_DIM, added_kv_proj_dim=HEADS * HEAD_DIM) if kind.image_encoder else {}
+    return WanTransformer3DModel(
+        patch_size=(1, 2, 2), num_attention_heads=HEADS, attention_head_dim=HEAD_DIM, in_channels=kind.in_channels,
+        out_channels=kind.z_dim, text_dim=TEXT_DIM, freq_dim=256, ffn_dim=32, num_layers=2, cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads", rope_max_seq_len=32, **image)
+
+
+def vae(kind: Kind):
+    from diffusers import AutoencoderKLWan
+
+    if not kind.wan22_vae:  # Wan 2.1's VAE layout, with its real latents_mean / latents_std (the defaults)
+        return AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
+                                temperal_downsample=[False, True, True])
+    n = kind.z_dim  # per-channel statistics that are not the identity, so normalising is exercised
+    return AutoencoderKLWan(
+        base_dim=3, z_dim=n, in_channels=12, out_channels=12, is_residual=True, patch_size=2,
+        latents_mean=[round(-0.2 + 0.4 * i / (n - 1), 4) for i in range(n)],
+        latents_std=[round(0.5 + i / (n - 1), 4) for i in range(n)],
+        dim_mult=[1, 1, 1, 1], num_res_blocks=1, scale_factor_spatial=16, scale_factor_temporal=4,
+        temperal_downsample=[False, True, True])
+
+
+def text_encoder(tokenizer):
+    from transformers import UMT5Config, UMT5EncoderModel
+
+    return UMT5EncoderModel(UMT5Config(
+        vocab_size=len(tokenizer), d_model=TEXT_DIM, d_kv=8, d_ff=64, num_layers=2, num_heads=4,
+        relative_attention_num_buckets=8, relative_attention_max_distance=32, feed_forward_proj="gated-gelu",
+        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, decoder_start_token_id=0))
+
+
+def image_encoder():
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
+
+    model = CLIPVisionModel(CLIPVisionConfig(hidden_size=CLIP_DIM, intermediate_size=32, num_hidden_layers=2,
+                                             num_attention_heads=2, image_size=32, patch_size=8, projection_dim=CLIP_DIM))
+    return model, CLIPImageProcessor(crop_size=32, size=32)
+
+
+def build(out: Path, kind: Kind, *, seed: int = 0, fp16_variant: bool = True) -> Path:
+    """Write the tiny model ``kind`` at ``out`` and return the folder."""
+    import diffusers
+    import torch
+    from diffusers import UniPCMultistepScheduler
+    from transformers import ByT5Tokenizer
+
+    out = out.expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    tokenizer = ByT5Tokenizer(model_max_length=512)  # Wan's prompt length; bytes need no vocabulary file
+    tokenizer.save_pretrained(out / "tokenizer")
+    modules = {"transformer": transformer(kind)}
+    if kind.two_experts:
+        modules["transformer_2"] = transformer(kind)  # drawn after the first: a different random expert
+    modules.update(vae=vae(kind), text_encoder=text_encoder(tokenizer))
+    if kind.image_encoder:
+        modules["image_encoder"], processor = image_encoder()
+        processor.save_pretrained(out / "image_processor")
+    for name, module in modules.items():
+        if fp16_variant:  # first, so the fp32 save below leaves config.json saying float32
+            copy.deepcopy(module).to(torch.float16).save_pretrained(out / name, safe_serialization=True, variant="fp16")
+        module.save_pretrained(out / name, safe_serialization=True)
+    scheduler = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True,
+                                        num_train_timesteps=1000, flow_shift=kind.flow_shift)
+    scheduler.save_pretrained(out / "scheduler")
+
+    index: dict[str, object] = {"_class_name": kind.pipeline, "_diffusers_version": diffusers.__version__,
+                                **dict(kind.index_extra)}
+    if kind.image_encoder:
+        index.update(image_encoder=["transformers", "CLIPVisionModel"], image_processor=["transformers", "CLIPImageProcessor"])
+    index.update(scheduler=["diffusers", "UniPCMultistepScheduler"], text_encoder=["transformers", "UMT5EncoderModel"],
+                 tokenizer=["transformers", "ByT5Tokenizer"], transformer=["diffusers", "WanTransformer3DModel"])
+    if kind.index_extra:  # the Wan 2.2 repos name transformer_2 (null in TI2V-5B)
+        index["transformer_2"] = ["diffusers", "WanTransformer3DModel"] if kind.two_experts else [None, None]
+    index["vae"] = ["diffusers", "AutoencoderKLWan"]
+    (out / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")
+
+    defaults = {"width": kind.width, "height": kind.height, "num_frames": 9, "fps": 16, "guidance_scale": 5.0,
+                "num_inference_steps": 4, "scheduler": "model", "negative_prompt": ""}
+    if kind.two_experts:
+        defaults["guidance_scale_2"] = 4.0
+    (out / "t2v.json").write_text(json.dumps({"family": "wan", "defaults": defaults}, indent=2) + "\n")
+    logger.info("built tiny %s model at %s", kind.pipeline, out)
+    return out
