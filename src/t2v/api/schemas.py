@@ -17,6 +17,7 @@ class _JobFields(BaseModel):
     negative_prompt: str | None = None
     num_inference_steps: int | None = Field(None, ge=1)
     guidance_scale: float | None = Field(None, ge=0, le=50)
+    guidance_scale_2: float | None = Field(None, ge=0, le=50, description="Two-expert models (Wan 2.2 A14B): the low-noise expert's guidance.")
     fps: float | None = Field(None, gt=0, le=120)
     seed: int | None = Field(None, ge=0, le=2**63 - 1)
     width: int | None = Field(None, ge=16)

@@ -79,18 +79,19 @@ def generate(
     frames: Optional[int] = typer.Option(None, "--frames", "-f", help="Number of frames (model default)."),
     steps: Optional[int] = typer.Option(None, "--steps", "-s", help="Denoising steps (model default)."),
     guidance: Optional[float] = typer.Option(None, "--guidance", "-g", help="Classifier-free guidance scale."),
+    guidance_2: Optional[float] = typer.Option(None, "--guidance-2", help="Two-expert models (Wan 2.2 A14B): guidance of the low-noise expert."),
     fps: Optional[float] = typer.Option(None, "--fps", help="Frames per second of the output."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (random when omitted; always recorded)."),
-    width: Optional[int] = typer.Option(None, "--width", "-W", help="Width in pixels, a multiple of 8."),
-    height: Optional[int] = typer.Option(None, "--height", "-H", help="Height in pixels, a multiple of 8."),
-    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="ddim, dpm++, euler or unipc."),
+    width: Optional[int] = typer.Option(None, "--width", "-W", help="Width in pixels, a multiple of 8 (16 for Wan)."),
+    height: Optional[int] = typer.Option(None, "--height", "-H", help="Height in pixels, a multiple of 8 (16 for Wan)."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="model (its own), ddim, dpm++, euler or unipc."),
     formats: Optional[List[str]] = typer.Option(None, "--format", help="mp4, webm, gif or png (repeatable)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="File (clip.mp4), stem or folder. Default: ./outputs/<time>-<slug>."),
     crf: Optional[int] = typer.Option(None, "--crf", help="MP4/WebM quality, 0-51, lower is better."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps.", envvar="T2V_DEVICE"),
     dtype: str = typer.Option("auto", "--dtype", help="auto, fp32, fp16 or bf16.", envvar="T2V_DTYPE"),
     memory: str = typer.Option("auto", "--memory", help="Memory plan: auto, speed, balanced or low.", envvar="T2V_MEMORY"),
-    lora: Optional[Path] = typer.Option(None, "--lora", help="LoRA adapter folder (from t2v train-lora) applied to the UNet."),
+    lora: Optional[Path] = typer.Option(None, "--lora", help="LoRA adapter (t2v train-lora folder; Wan: a diffusers LoRA file)."),
     lora_scale: float = typer.Option(1.0, "--lora-scale", help="LoRA strength: 0 = off, 1 = as trained."),
     image: Optional[Path] = typer.Option(None, "--image", "-i", help="Image-to-video: the first frame (PNG, JPEG or WebP)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or summary; errors only."),
@@ -105,7 +106,7 @@ def generate(
 
 def _request_from_flags(*, prompt, model, negative_prompt, frames, steps, guidance, fps, seed, width, height,
                         scheduler, formats, output, crf, device, dtype, memory, quiet, lora=None, lora_scale=1.0,
-                        image=None):
+                        image=None, guidance_2=None):
     from t2v.inputs import check_image
     from t2v.request import GenerationRequest
 
@@ -113,7 +114,7 @@ def _request_from_flags(*, prompt, model, negative_prompt, frames, steps, guidan
         check_image(image)  # a missing, damaged or oversized image exits 2 before any model loads
     fields = dict(
         prompt=prompt, negative_prompt=negative_prompt,
-        num_frames=frames, num_inference_steps=steps, guidance_scale=guidance, fps=fps, seed=seed, width=width,
+        num_frames=frames, num_inference_steps=steps, guidance_scale=guidance, guidance_scale_2=guidance_2, fps=fps, seed=seed, width=width,
         height=height, scheduler=scheduler, model=model, crf=crf, device=device, dtype=dtype, memory=memory,
         lora=None if lora is None else str(lora), lora_scale=lora_scale, image=None if image is None else str(image),
     )

@@ -228,18 +228,23 @@ def _reference(path: str, batch: int, chunking: bool) -> dict[str, Any]:
 def _scaled(ref: dict[str, Any], frames: int, height: int, width: int, chunk: int) -> dict[str, Any]:
     """A dry run's numbers at another shape. Every UNet tensor (attention runs as one fused op) grows with
     frames x height x width, every VAE tensor with frames per decode call x height x width; the text
-    encoder's do not change. FLOPs are scaled the same way (attention's grow faster: a lower bound)."""
+    encoder's do not change. FLOPs are scaled the same way (attention's grow faster: a lower bound). A causal
+    video VAE that decodes one latent frame at a time (``vae_scales_with: area``, Wan) peaks with the frame
+    area only, and its decode FLOPs grow with frames x area."""
     rf, rh, rw, rc = ref["shape"]
     unet = frames * height * width / (rf * rh * rw)
-    vae = chunk * height * width / (rc * rh * rw)
+    by_area = ref.get("vae_scales_with") == "area"
+    vae = height * width / (rh * rw) if by_area else chunk * height * width / (rc * rh * rw)
+    decode_flops = (ref["decode_flops"] * unet if by_area else ref["decode_flops"] / -(-rf // rc) * vae * -(-frames // chunk))
     acts = ref["acts"]
     return {
         "params": ref["params"],
         "roles": ref["roles"],
         "acts": {k: int(v * (1 if k == "text" else vae if k == "vae" else unet)) for k, v in acts.items()},
         "step_flops": int(ref["step_flops"] * unet),
-        "decode_flops": int(ref["decode_flops"] / -(-rf // rc) * vae * -(-frames // chunk)),
+        "decode_flops": int(decode_flops),
         "latents_bytes": int(ref["latents_bytes"] * unet),
+        "vae_scales_with": ref.get("vae_scales_with"),
         "shape": (frames, height, width, chunk),
     }
 
