@@ -140,3 +140,26 @@ def test_a_wan_job_runs_through_the_api_and_the_web_ui_handlers(wan, tmp_path):
         while not v.finished and time.time() < deadline:
             v = H.view(service, job["id"], None)
         assert v.status == "succeeded"
+
+
+def test_group_offloaded_transformers_give_the_same_frames(wan):
+    """The low plan's group offload (diffusers' hooks), exercised on the CPU as both devices: same frames."""
+    import numpy as np
+    import torch
+
+    from t2v.families.wan import GROUP_OFFLOADED, group_offload
+    from t2v.generation import generate
+    from t2v.models.loader import clear_cache, load_model, resolve_source
+    from t2v.models.device import DevicePlan
+    from t2v.settings import get_settings
+
+    torch.set_num_threads(1)
+    clear_cache()
+    request = GenerationRequest(prompt="a red fox", model=str(wan), seed=3, formats=(), num_inference_steps=2)
+    plain = generate(request).frames
+    loaded = load_model(resolve_source(str(wan), get_settings()), DevicePlan(device="cpu", dtype="fp32"))
+    group_offload(loaded.components, "cpu")  # the cached model: the next run uses the hooked transformer
+    assert getattr(loaded.components["transformer"], GROUP_OFFLOADED)
+    offloaded = generate(request).frames
+    clear_cache()
+    assert np.array_equal(plain, offloaded)

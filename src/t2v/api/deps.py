@@ -44,6 +44,39 @@ def rate_limited(request: Request, key=Depends(current_key)):
     return key
 
 
+TOO_LARGE = object()  # read_body's answer for a body over the limit
+
+
+async def read_body(receive, limit: int):
+    """An ASGI request's whole body, read up to ``limit`` bytes: :data:`TOO_LARGE` as soon as it passes the
+    limit, None when the client goes away first."""
+    body = bytearray()
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        body += message.get("body", b"")
+        if len(body) > limit:
+            return TOO_LARGE
+        if not message.get("more_body", False):
+            return bytes(body)
+
+
+def replaying(body: bytes, receive):
+    """An ASGI ``receive`` that hands the app ``body`` (already read) once, then what the client sends next
+    (``http.disconnect``, when it comes)."""
+    sent = False
+
+    async def replay():
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
 class BodySizeLimit:
     """ASGI middleware: 413 for request bodies over ``limit`` bytes, declared (Content-Length) or streamed (chunked).
 
@@ -74,26 +107,12 @@ class BodySizeLimit:
             return await self.reject(send)
         if declared is None and b"transfer-encoding" not in headers:  # no body to read
             return await self.app(scope, receive, send)
-        body = bytearray()
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":  # the client went away before the body ended
-                return
-            body += message.get("body", b"")
-            if len(body) > limit:
-                return await self.reject(send)
-            if not message.get("more_body", False):
-                break
-        replayed = False
-
-        async def replay():
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": bytes(body), "more_body": False}
-            return await receive()  # after the body: http.disconnect, when it comes
-
-        await self.app(scope, replay, send)
+        body = await read_body(receive, limit)
+        if body is None:  # the client went away before the body ended
+            return
+        if body is TOO_LARGE:
+            return await self.reject(send)
+        await self.app(scope, replaying(body, receive), send)
 
     async def reject(self, send):
         body = b'{"detail":"request body too large"}'

@@ -87,6 +87,14 @@ class WanFamily(Family):
                      text_tokens=_text_tokens(path, tr), modes=modes,
                      schedulers=SCHEDULERS if flow.get("use_flow_sigmas") else ("model",))
 
+    def load(self, path: Path, plan, variant: str | None, target: str | None = None) -> dict[str, Any]:
+        """The generic load; under the low plan on an accelerator (weights kept on the CPU, ``target`` "cpu")
+        the transformers get diffusers' block-level group offload: one block on the device at a time."""
+        components = super().load(path, plan, variant, target)
+        if target == "cpu" and plan.is_accelerator:
+            group_offload(components, plan.device)
+        return components
+
     # -- running ---------------------------------------------------------------------------------------
     def run(self, model, request, ctx: RunContext) -> EngineRun:
         import torch
@@ -176,7 +184,7 @@ class WanFamily(Family):
         for expert_index, steps in _segments(timesteps, start, boundary_t, len(experts)):
             expert = experts[expert_index]
             guidance = request.guidance_scale if expert_index == 0 else guidance_2
-            with resident(expert, device, memory.offload):
+            with resident(expert, device, memory.offload and not getattr(expert, GROUP_OFFLOADED, False)):
                 for i in steps:
                     if ctx.should_cancel():
                         if ctx.checkpoint:
@@ -329,6 +337,22 @@ class WanFamily(Family):
 
 
 # -- steps of the run ------------------------------------------------------------------------------------
+
+GROUP_OFFLOADED = "t2v_group_offloaded"  # set on a transformer whose blocks diffusers' hooks move
+
+
+def group_offload(components: dict[str, Any], device: str) -> None:
+    """diffusers' block-level group offloading on the transformers (each block moved to ``device`` only
+    while it runs), marked so the loop does not move the whole module as well."""
+    import torch
+
+    for name in ("transformer", "transformer_2"):
+        module = components.get(name)
+        if module is not None:
+            module.enable_group_offload(onload_device=torch.device(device), offload_device=torch.device("cpu"),
+                                        offload_type="block_level", num_blocks_per_group=1)
+            setattr(module, GROUP_OFFLOADED, True)
+
 
 class Conditioning:
     """What the transformer sees beside the latents: ``latents`` (the image's, normalised) and, for Wan 2.1

@@ -48,32 +48,19 @@ class ImageUploadCheck:
 
     async def __call__(self, scope, receive, send) -> None:
         from t2v import inputs
+        from t2v.api.deps import TOO_LARGE, read_body, replaying
 
         limit = inputs.MAX_IMAGE_BYTES + FORM_OVERHEAD
-        body = bytearray()
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                return  # the client went away
-            body += message.get("body", b"")
-            if len(body) > limit:
-                return await _refuse(scope, send, 413, f"uploads are one image of at most "
-                                                       f"{inputs.MAX_IMAGE_BYTES / 2**20:g} MiB")
-            if not message.get("more_body", False):
-                break
-        problem = await self.problem(scope, bytes(body))
+        body = await read_body(receive, limit)
+        if body is None:
+            return  # the client went away
+        if body is TOO_LARGE:
+            return await _refuse(scope, send, 413, f"uploads are one image of at most "
+                                                   f"{inputs.MAX_IMAGE_BYTES / 2**20:g} MiB")
+        problem = await self.problem(scope, body)
         if problem:
             return await _refuse(scope, send, *problem)
-        sent = False
-
-        async def replay():
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": bytes(body), "more_body": False}
-            return await receive()
-
-        await self.router({**scope, CHECKED: True}, replay, send)
+        await self.router({**scope, CHECKED: True}, replaying(body, receive), send)
 
     @staticmethod
     async def problem(scope, body: bytes) -> tuple[int, str] | None:
