@@ -59,8 +59,11 @@ def _unplain(v: Any) -> Any:
     return v
 
 
-def save(path: Path, *, fingerprint: str, step: int, latents, scheduler, generator) -> None:
+def save(path: Path, *, fingerprint: str, step: int, latents, scheduler, generator, extra: dict[str, Any] | None = None) -> None:
     """Write atomically: a crash mid-write leaves the previous checkpoint intact.
+
+    ``extra``: loop state a family keeps outside the scheduler (e.g. CogVideoX DPM's previous prediction),
+    tensors or simple values by name.
 
     Only tensors, numbers, strings and lists/tuples/dicts of them go in the file, so it is read back
     with ``torch.load(weights_only=True)`` (no pickled objects are ever executed).
@@ -73,6 +76,7 @@ def save(path: Path, *, fingerprint: str, step: int, latents, scheduler, generat
         "latents": latents.detach().cpu(),
         "scheduler": {k: _plain(v) for k, v in scheduler_state(scheduler).items()},
         "generator": generator.get_state(),
+        "extra": {k: _plain(v.detach().cpu() if hasattr(v, "detach") else v) for k, v in (extra or {}).items()},
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
@@ -108,7 +112,8 @@ def load(path: Path, fingerprint: str) -> dict[str, Any] | None:
     if state["fingerprint"] != fingerprint:
         logger.warning("ignoring checkpoint %s: it belongs to another request", path)
         return None
-    return {**state, "scheduler": {k: _unplain(v) for k, v in state["scheduler"].items()}}
+    return {**state, "scheduler": {k: _unplain(v) for k, v in state["scheduler"].items()},
+            "extra": {k: _unplain(v) for k, v in (state.get("extra") or {}).items()}}
 
 
 def _well_formed(state: Any) -> bool:

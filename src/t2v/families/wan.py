@@ -10,21 +10,17 @@ checkpoints that resume to the same frames (UniPC's multistep history is part of
 
 from __future__ import annotations
 
-import copy
-import hashlib
-import json
 import logging
 import time
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from t2v.engine import checkpoint as ckpt
 from t2v.engine.base import EngineRun
 from t2v.engine.offload import resident
 from t2v.engine.schedulers import make_scheduler
-from t2v.errors import Cancelled, InvalidRequest
-from t2v.families.base import Component, Family, RunContext, Rules, read_index, resolve_class
+from t2v.errors import InvalidRequest
+from t2v.families.base import Component, RunContext, Rules, read_index
+from t2v.families.common import Checkpoints, DiffusersLora, LoopState, config, denoise, meta_modules, params
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +30,6 @@ NEGATIVE_PROMPT = ("色调艳丽，过曝，静态，细节模糊不清，字幕
                    "手指融合，静止不动的画面，杂乱的背景，三条腿，背景人很多，倒着走")
 TEXT_TOKENS = 512  # the pipelines' max_sequence_length (and what 2.1 I2V's image cross-attention assumes)
 SCHEDULERS = ("model", "unipc", "dpm++")  # the flow-matching ones; a FlowMatchEuler folder takes only "model"
-LORA_FILE = "pytorch_lora_weights.safetensors"  # diffusers' save_lora_weights
 # ComfyUI's linear Wan 2.1 latent -> RGB map (comfy/latent_formats.py, Wan21): rows are latent channels.
 _RGB_FACTORS = ((-0.1299, -0.1692, 0.2932), (0.0671, 0.0406, 0.0442), (0.3568, 0.2548, 0.1747), (0.0372, 0.2344, 0.1420),
                 (0.0313, 0.0189, -0.0328), (0.0296, -0.0956, -0.0665), (-0.3477, -0.4059, -0.2925), (0.0166, 0.1902, 0.1975),
@@ -43,12 +38,7 @@ _RGB_FACTORS = ((-0.1299, -0.1692, 0.2932), (0.0671, 0.0406, 0.0442), (0.3568, 0
 _RGB_BIAS = (-0.1835, -0.0868, -0.3360)
 
 
-def _config(path: Path, name: str, file: str = "config.json") -> dict[str, Any]:
-    f = path / name / file
-    return json.loads(f.read_text()) if f.is_file() else {}
-
-
-class WanFamily(Family):
+class WanFamily(DiffusersLora):
     name = "wan"
     description = "Wan 2.1 / 2.2 text-to-video and image-to-video (Wan transformer, UMT5, 3D VAE)"
     pipelines = ("WanPipeline", "WanImageToVideoPipeline")
@@ -68,6 +58,8 @@ class WanFamily(Family):
                 "num_inference_steps": 50, "scheduler": "model", "negative_prompt": NEGATIVE_PROMPT}
     modes = ("video", "i2v")
     denoiser = "transformer"
+    lora_loader = "WanLoraLoaderMixin"  # diffusers, original Wan and musubi key layouts
+    lora_experts = ("transformer", "transformer_2")  # A14B: *high_noise* and *low_noise* files
     tiny = {"wan": "t2v.models.tiny.wan:make_wan21", "wan22-ti2v": "t2v.models.tiny.wan:make_wan22_ti2v",
             "wan22-a14b": "t2v.models.tiny.wan:make_wan22_a14b", "wan-i2v": "t2v.models.tiny.wan:make_wan_i2v"}
 
@@ -75,13 +67,13 @@ class WanFamily(Family):
     def rules(self, path: Path | None) -> Rules:
         if path is None:
             return Rules(size_multiple=16, frame_step=4, text_tokens=TEXT_TOKENS, modes=self.modes, schedulers=SCHEDULERS)
-        index, vae, tr = read_index(path), _config(path, "vae"), _transformer_config(path)
+        index, vae, tr = read_index(path), config(path, "vae"), _transformer_config(path)
         step = vae.get("scale_factor_temporal") or 4
         if index.get("_class_name") == "WanImageToVideoPipeline":
             modes: tuple[str, ...] = ("i2v",)  # the stock pipeline needs an image
         else:
             modes = ("video", "i2v") if index.get("expand_timesteps") else ("video",)
-        flow = _config(path, "scheduler", "scheduler_config.json")
+        flow = config(path, "scheduler", "scheduler_config.json")
         return Rules(size_multiple=(vae.get("scale_factor_spatial") or 8) * max(tr.get("patch_size", (1, 2, 2))[1:]),
                      frame_step=step, max_frames=(tr.get("rope_max_seq_len", 1024) - 1) * step + 1,
                      text_tokens=_text_tokens(path, tr), modes=modes,
@@ -158,19 +150,9 @@ class WanFamily(Family):
         else:
             scheduler.set_begin_index(0)  # WanPipeline does; WanImageToVideoPipeline does not
 
-        start, resumed = 0, None
-        fp = run_fingerprint(model, request, ctx.image)
-        if ctx.checkpoint and ctx.checkpoint.resume:
-            state = ckpt.load(ctx.checkpoint.path, fp)
-            if state is not None:
-                start = resumed = int(state["step"])
-                latents = state["latents"].to(device)
-                restore_scheduler(scheduler, state["scheduler"], device)
-                generator.set_state(state["generator"])
-                logger.info("resuming from step %d of %d", start, len(timesteps))
-
-        def save(step: int) -> None:
-            ckpt.save(ctx.checkpoint.path, fingerprint=fp, step=step, latents=latents, scheduler=scheduler, generator=generator)
+        state = LoopState(latents)
+        checkpoints = Checkpoints(ctx, model, request, scheduler, generator, ctx.image)
+        start = checkpoints.resume(state, device)
 
         # 3. Denoise: the high-noise expert while t >= boundary, then the low-noise one, each resident only
         # while it runs under the low memory plan.
@@ -180,27 +162,20 @@ class WanFamily(Family):
         boundary = index.get("boundary_ratio")
         boundary_t = boundary * scheduler.config.num_train_timesteps if boundary is not None else None
         guidance_2 = request.guidance_scale_2 if request.guidance_scale_2 is not None else request.guidance_scale
-        every = ctx.checkpoint.every if ctx.checkpoint else 0
-        for expert_index, steps in _segments(timesteps, start, boundary_t, len(experts)):
+        segments = _segments(timesteps, start, boundary_t, len(experts)) or [(0, [])]
+        for expert_index, steps in segments:
             expert = experts[expert_index]
             guidance = request.guidance_scale if expert_index == 0 else guidance_2
-            with resident(expert, device, memory.offload and not getattr(expert, GROUP_OFFLOADED, False)):
-                for i in steps:
-                    if ctx.should_cancel():
-                        if ctx.checkpoint:
-                            save(i)
-                        raise Cancelled(f"cancelled at step {i} of {total}")
-                    noise = predict(expert, latents, timesteps[i], cond, embeds, negative, image_embeds, guidance)
-                    latents = scheduler.step(noise, timesteps[i], latents, return_dict=False)[0]
-                    if every and (i + 1) % every == 0 and i + 1 < total:
-                        save(i + 1)
-                    logger.debug("step %d/%d", i + 1, total)
-                    ctx.on_step(i + 1, total, latents)
+
+            def step(i: int, s: LoopState, expert=expert, guidance=guidance) -> None:
+                noise = predict(expert, s.latents, timesteps[i], cond, embeds, negative, image_embeds, guidance)
+                s.latents = scheduler.step(noise, timesteps[i], s.latents, return_dict=False)[0]
+
+            first_step = steps[0] if steps else total
+            with resident(expert, device, memory.offload and bool(steps) and not getattr(expert, GROUP_OFFLOADED, False)):
+                denoise(ctx, total, state, step, checkpoints, start=first_step, stop=steps[-1] + 1 if steps else total)
+        latents = state.latents
         timings["denoise_s"] = time.perf_counter() - t1
-        if ctx.should_cancel():
-            if ctx.checkpoint:
-                save(total)  # a resume goes straight to decoding
-            raise Cancelled("cancelled before decoding")
 
         # 4. Decode with the VAE's latent statistics.
         ctx.on_stage("decode")
@@ -213,7 +188,7 @@ class WanFamily(Family):
             video = vae.decode(latents / inv_std + mean, return_dict=False)[0]
         frames = VideoProcessor(vae_scale_factor=spatial).postprocess_video(video, output_type="np")[0]
         timings["decode_s"] = time.perf_counter() - t2
-        return EngineRun(frames=frames, warnings=ctx.warnings, timings=timings, resumed_from_step=resumed)
+        return EngineRun(frames=frames, warnings=ctx.warnings, timings=timings, resumed_from_step=checkpoints.resumed)
 
     def preview(self, model, latents):
         """ComfyUI's linear latent -> RGB map for 16-channel latents (the first three channels, scaled, for
@@ -273,7 +248,7 @@ class WanFamily(Family):
             clip = torch.zeros(1, 3, 1 if read_index(path).get("expand_timesteps") else frames, height, width, **meta)
             vae_peak = max(vae_peak, meta_cost(lambda: vae.encode(clip))[0])
         return {
-            "params": {n: sum(q.numel() for q in mod.parameters()) for n, mod in m.items() if mod is not None},
+            "params": params(m),
             "acts": {"text": text_peak, "transformer": step_peak + (batch - 1) * latent_bytes, "vae": vae_peak},
             "roles": {"text": [n for n in ("text_encoder", "image_encoder") if m.get(n) is not None],
                       "denoise": [n for n in ("transformer", "transformer_2") if m.get(n) is not None], "vae": ["vae"]},
@@ -290,50 +265,7 @@ class WanFamily(Family):
         return 9, -(-64 // m) * m
 
     def frames_per_latent(self, path: Path) -> int:
-        return _config(Path(path), "vae").get("scale_factor_temporal") or 4
-
-    # -- LoRA (diffusers' Wan format) ------------------------------------------------------------------
-    def check_lora(self, path) -> Path:
-        """A ``.safetensors`` LoRA file, or a folder with ``pytorch_lora_weights.safetensors`` (or one
-        ``*high_noise*`` and/or ``*low_noise*`` file for A14B's two experts, or a single ``.safetensors``)."""
-        shown = str(path) if len(str(path)) <= 120 else str(path)[:117] + "..."
-        try:
-            p = Path(path).expanduser().resolve()
-            if p.exists() and lora_files(p):
-                return p
-        except (OSError, ValueError, RuntimeError):
-            pass
-        raise InvalidRequest(f"lora: {shown} is not a Wan LoRA: give a .safetensors file or a folder with {LORA_FILE}",
-                             field="lora")
-
-    def lora_hash(self, adapter: Path) -> str:
-        h = hashlib.sha256()
-        for name, file in sorted(lora_files(adapter).items()):
-            h.update(name.encode() + file.read_bytes())
-        return h.hexdigest()[:16]
-
-    def apply_lora(self, components: dict[str, Any], adapter: Path, scale: float) -> dict[str, Any]:
-        """Copies of the transformer(s) with the adapter fused at ``scale`` (diffusers' ``WanLoraLoaderMixin``
-        reads it: diffusers, original Wan and musubi key layouts); a single file goes to ``transformer``,
-        as diffusers' ``load_lora_weights`` does."""
-        from diffusers.loaders import WanLoraLoaderMixin
-
-        out = dict(components)
-        for name, file in lora_files(adapter).items():
-            if components.get(name) is None:
-                raise InvalidRequest(f"lora: {file.name} is for {name}, which this model does not have", field="lora")
-            state = WanLoraLoaderMixin.lora_state_dict(str(file))
-            model = copy.deepcopy(components[name])
-            try:
-                if not state or not all("lora" in k for k in state):
-                    raise ValueError("its tensors are not LoRA weights")
-                model.load_lora_adapter(state, prefix="transformer", adapter_name="t2v")
-            except (ValueError, KeyError, RuntimeError) as e:
-                raise InvalidRequest(f"lora: {file.name} does not fit this model's {name}: {str(e)[:200]}",
-                                     field="lora") from None
-            model.fuse_lora(lora_scale=scale, adapter_names=["t2v"])
-            out[name] = model
-        return out
+        return config(Path(path), "vae").get("scale_factor_temporal") or 4
 
 
 # -- steps of the run ------------------------------------------------------------------------------------
@@ -462,72 +394,15 @@ def _segments(timesteps, start: int, boundary_t, experts: int):
     return out
 
 
-def run_fingerprint(model, request, image) -> str:
-    """The checkpoint fingerprint of the request, with the input image's pixels when there is one."""
-    fp = ckpt.fingerprint(model, request)
-    if image is None:
-        return fp
-    pixels = hashlib.sha256(f"{image.mode}{image.size}".encode() + image.tobytes()).hexdigest()
-    return hashlib.sha256(f"{fp}:{pixels}".encode()).hexdigest()
-
-
-def restore_scheduler(scheduler, state: dict[str, Any], device) -> None:
-    """:func:`t2v.engine.checkpoint.restore_scheduler`, keeping the tensors a scheduler holds on the CPU
-    there (UniPC keeps ``sigmas`` on the CPU): the resumed steps then compute exactly as uninterrupted ones."""
-    import torch
-
-    devices = {k: v.device for k, v in vars(scheduler).items() if isinstance(v, torch.Tensor)}
-    ckpt.restore_scheduler(scheduler, state, device)
-    for k, dev in devices.items():
-        v = getattr(scheduler, k, None)
-        if isinstance(v, torch.Tensor) and v.device != dev:
-            setattr(scheduler, k, v.to(dev))
-
-
 # -- folder facts ----------------------------------------------------------------------------------------
 
 def _transformer_config(path: Path) -> dict[str, Any]:
-    return _config(path, "transformer") or _config(path, "transformer_2")
+    return config(path, "transformer") or config(path, "transformer_2")
 
 
 def _text_tokens(path: Path, transformer: dict[str, Any]) -> int:
     """512, or the tokenizer's own smaller limit (not with 2.1 I2V: its image attention assumes 512)."""
-    limit = _config(path, "tokenizer", "tokenizer_config.json").get("model_max_length")
+    limit = config(path, "tokenizer", "tokenizer_config.json").get("model_max_length")
     if isinstance(limit, int) and 0 < limit < TEXT_TOKENS and transformer.get("added_kv_proj_dim") is None:
         return limit
     return TEXT_TOKENS
-
-
-def lora_files(adapter: Path) -> dict[str, Path]:
-    """{component: file} of a LoRA file or folder ({} if it is neither)."""
-    if adapter.is_file():
-        return {"transformer": adapter} if adapter.suffix == ".safetensors" else {}
-    if not adapter.is_dir():
-        return {}
-    if (adapter / LORA_FILE).is_file():
-        return {"transformer": adapter / LORA_FILE}
-    files = sorted(adapter.glob("*.safetensors"))
-    experts = {name: next((f for f in files if key in f.name), None)
-               for name, key in (("transformer", "high_noise"), ("transformer_2", "low_noise"))}
-    if any(experts.values()):
-        return {k: v for k, v in experts.items() if v is not None}
-    return {"transformer": files[0]} if len(files) == 1 else {}
-
-
-@lru_cache(maxsize=4)
-def meta_modules(path: str) -> dict[str, Any]:
-    """The folder's modules built from their configs on the meta device (no weights), by component name."""
-    import torch
-
-    root, index, out = Path(path), read_index(Path(path)), {}
-    with torch.device("meta"):
-        for name in ("text_encoder", "image_encoder", "transformer", "transformer_2", "vae"):
-            entry = index.get(name)
-            if not (isinstance(entry, (list, tuple)) and len(entry) >= 2 and entry[0] and entry[1]):
-                continue
-            cls = resolve_class(entry[0], entry[1])
-            if entry[0] == "transformers":
-                out[name] = cls(cls.config_class.from_pretrained(root / name)).eval()
-            else:
-                out[name] = cls.from_config(cls.load_config(root / name)).eval()
-    return out

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from t2v.families.wan import WanFamily
+from t2v.models.spec import BUNDLED_DIR, ModelSpec
 from t2v.request import DEFAULT_NEGATIVE_PROMPT
+
+__all__ = ["BUNDLED_DIR", "REGISTRY", "ModelSpec", "canonical_id", "folder_info", "lookup"]
 
 MODELSCOPE_DEFAULTS: dict[str, Any] = {
     "width": 256,
@@ -47,49 +49,10 @@ SHAPES_DEFAULTS: dict[str, Any] = {
 # Wan 2.1 T2V 1.3B's official defaults (480x832, 81 frames at 16 fps, 50 steps, guidance 5.0); the scheduler
 # and negative prompt are the model's own (t2v.families.wan).
 WAN_DEFAULTS: dict[str, Any] = dict(WanFamily.defaults)
-BUNDLED_DIR = Path(__file__).resolve().parent.parent / "assets"
 
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    id: str
-    family: str
-    description: str
-    defaults: dict[str, Any]
-    license: str
-    download_gb: float  # what t2v downloads (fp16 variant where the repo has one)
-    vram_gb: float  # approximate peak GPU memory at the defaults in fp16, no offload
-    has_fp16_variant: bool
-    revision: str = "main"
-    notes: str = ""
-    aliases: tuple[str, ...] = field(default=())
-    bundled: str | None = None  # folder name under t2v/assets: shipped with the package, never downloaded
-
-    @property
-    def bundled_path(self) -> Path | None:
-        return BUNDLED_DIR / self.bundled if self.bundled else None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "family": self.family,
-            "description": self.description,
-            "defaults": dict(self.defaults),
-            "license": self.license,
-            "download_gb": self.download_gb,
-            "vram_gb": self.vram_gb,
-            "fp16_variant": self.has_fp16_variant,
-            "revision": self.revision,
-            "notes": self.notes,
-            "aliases": list(self.aliases),
-            "bundled": self.bundled_path is not None,
-        }
-
-
-REGISTRY: dict[str, ModelSpec] = {
-    spec.id: spec
-    for spec in (
+_BASE = (
         ModelSpec(
             id="damo-vilab/text-to-video-ms-1.7b",
             family="modelscope",
@@ -122,6 +85,7 @@ REGISTRY: dict[str, ModelSpec] = {
             vram_gb=3.5,
             has_fp16_variant=True,
             aliases=("sd15", "sd-1.5"),
+            tasks=("image",),
         ),
         ModelSpec(
             id="stabilityai/stable-diffusion-2-1",
@@ -133,6 +97,7 @@ REGISTRY: dict[str, ModelSpec] = {
             vram_gb=5.0,
             has_fp16_variant=True,
             aliases=("sd21", "sd-2.1"),
+            tasks=("image",),
         ),
         ModelSpec(
             id="stabilityai/stable-diffusion-xl-base-1.0",
@@ -145,6 +110,7 @@ REGISTRY: dict[str, ModelSpec] = {
             has_fp16_variant=True,
             notes="The fp16 VAE of this repo overflows in fp16; t2v runs it as the plan's dtype (use bf16 on GPU).",
             aliases=("sdxl",),
+            tasks=("image",),
         ),
         # Wan 2.1 / 2.2 (Apache-2.0). Defaults from the official configs and model cards; the scheduler is the
         # model's own (UniPC flow matching, flow_shift 3.0 at 480p, 5.0 at 720p, as each repo's config has it).
@@ -182,6 +148,7 @@ REGISTRY: dict[str, ModelSpec] = {
             vram_gb=40.0,
             has_fp16_variant=False,
             aliases=("wan2.1-i2v-480p",),
+            tasks=("i2v",),
         ),
         ModelSpec(
             id="Wan-AI/Wan2.1-I2V-14B-720P-Diffusers",
@@ -193,6 +160,7 @@ REGISTRY: dict[str, ModelSpec] = {
             vram_gb=45.0,
             has_fp16_variant=False,
             aliases=("wan2.1-i2v-720p",),
+            tasks=("i2v",),
         ),
         ModelSpec(
             id="Wan-AI/Wan2.2-TI2V-5B-Diffusers",
@@ -205,6 +173,7 @@ REGISTRY: dict[str, ModelSpec] = {
             has_fp16_variant=False,
             notes="Sizes are multiples of 32 (VAE 16x, patch 2). Runs on a 24 GB GPU with model offload.",
             aliases=("wan2.2-5b", "wan2.2-ti2v"),
+            tasks=("t2v", "i2v"),
         ),
         ModelSpec(
             id="Wan-AI/Wan2.2-T2V-A14B-Diffusers",
@@ -232,9 +201,17 @@ REGISTRY: dict[str, ModelSpec] = {
             aliases=("shapes",),
             bundled="t2v-shapes",
         ),
-    )
-}
+)
 
+
+def _family_models() -> tuple[ModelSpec, ...]:
+    """The hub models each family module declares (``Family.models``)."""
+    from t2v.families import all_families
+
+    return tuple(spec for fam in all_families().values() for spec in getattr(fam, "models", ()))
+
+
+REGISTRY: dict[str, ModelSpec] = {spec.id: spec for spec in (*_BASE, *_family_models())}
 _ALIASES = {alias: spec.id for spec in REGISTRY.values() for alias in spec.aliases}
 
 

@@ -1,0 +1,225 @@
+"""What the transformer families (Wan, LTX-Video, CogVideoX, HunyuanVideo, ...) share: folder facts, the
+checkpointed denoising loop, run fingerprints, meta-device modules for the planner, and diffusers-format LoRA.
+
+A family module keeps only what is its own (prompt encoding, latents, the model call, decode); the loop that
+reports progress, cancels between steps without decoding and saves checkpoints that resume bitwise is here::
+
+    state = LoopState(latents)
+    checkpoints = Checkpoints(ctx, model, request, scheduler, generator)
+    start = checkpoints.resume(state, device)          # 0, or the step a checkpoint of this request reached
+    denoise(ctx, len(timesteps), state, step, checkpoints, start=start)   # step(i, state) updates state.latents
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable, ClassVar
+
+from t2v.engine import checkpoint as ckpt
+from t2v.errors import Cancelled, InvalidRequest
+from t2v.families.base import Family, RunContext, read_index, resolve_class
+
+logger = logging.getLogger(__name__)
+
+LORA_FILE = "pytorch_lora_weights.safetensors"  # diffusers' save_lora_weights
+
+
+def config(path: Path, name: str, file: str = "config.json") -> dict[str, Any]:
+    """A component's config (``{}`` when the folder has none)."""
+    f = Path(path) / name / file
+    try:
+        return json.loads(f.read_text()) if f.is_file() else {}
+    except (OSError, ValueError):
+        return {}
+
+
+# -- the loop ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class LoopState:
+    """What a denoising loop carries from step to step: the latents, and ``extra`` state some schedulers keep
+    outside themselves (CogVideoX DPM's previous prediction); both go into checkpoints."""
+
+    latents: Any
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def run_fingerprint(model, request, image=None) -> str:
+    """The checkpoint fingerprint of the request, with the input image's pixels when there is one."""
+    fp = ckpt.fingerprint(model, request)
+    if image is None:
+        return fp
+    pixels = hashlib.sha256(f"{image.mode}{image.size}".encode() + image.tobytes()).hexdigest()
+    return hashlib.sha256(f"{fp}:{pixels}".encode()).hexdigest()
+
+
+def restore_scheduler(scheduler, state: dict[str, Any], device) -> None:
+    """:func:`t2v.engine.checkpoint.restore_scheduler`, keeping the tensors a scheduler holds on the CPU
+    there (UniPC keeps ``sigmas`` on the CPU): the resumed steps then compute exactly as uninterrupted ones."""
+    import torch
+
+    devices = {k: v.device for k, v in vars(scheduler).items() if isinstance(v, torch.Tensor)}
+    ckpt.restore_scheduler(scheduler, state, device)
+    for k, dev in devices.items():
+        v = getattr(scheduler, k, None)
+        if isinstance(v, torch.Tensor) and v.device != dev:
+            setattr(scheduler, k, v.to(dev))
+
+
+class Checkpoints:
+    """Resume from and save to ``ctx.checkpoint`` (no-ops without one) for one run of one request."""
+
+    def __init__(self, ctx: RunContext, model, request, scheduler, generator, image=None):
+        self.ctx, self.scheduler, self.generator = ctx, scheduler, generator
+        self.spec = ctx.checkpoint
+        self.fingerprint = run_fingerprint(model, request, image) if self.spec else ""
+        self.resumed: int | None = None  # the step resumed from (for the record)
+
+    def resume(self, state: LoopState, device) -> int:
+        """The step to start from: that of a checkpoint of this very request (its latents, scheduler,
+        generator and extra state restored into ``state``), else 0."""
+        if not (self.spec and self.spec.resume):
+            return 0
+        saved = ckpt.load(self.spec.path, self.fingerprint)
+        if saved is None:
+            return 0
+        state.latents = saved["latents"].to(device)
+        state.extra = {k: v.to(device) if hasattr(v, "to") else v for k, v in saved.get("extra", {}).items()}
+        restore_scheduler(self.scheduler, saved["scheduler"], device)
+        self.generator.set_state(saved["generator"])
+        logger.info("resuming from step %d", saved["step"])
+        self.resumed = int(saved["step"])
+        return self.resumed
+
+    def save(self, step: int, state: LoopState) -> None:
+        if self.spec:
+            ckpt.save(self.spec.path, fingerprint=self.fingerprint, step=step, latents=state.latents,
+                      scheduler=self.scheduler, generator=self.generator, extra=state.extra)
+
+
+def denoise(ctx: RunContext, total: int, state: LoopState, step: Callable[[int, LoopState], None],
+            checkpoints: Checkpoints, *, start: int = 0, stop: int | None = None) -> None:
+    """Steps ``start`` .. ``stop`` (default ``total``) of ``total``: ``step(i, state)`` updates ``state``; a
+    cancel between steps saves a checkpoint and raises Cancelled; periodic checkpoints every
+    ``ctx.checkpoint.every`` steps; ``ctx.on_step`` after each. After the last step a cancel still stops the
+    run before decoding (a resume from that checkpoint goes straight to decoding)."""
+    every = ctx.checkpoint.every if ctx.checkpoint else 0
+    stop = total if stop is None else stop
+    for i in range(start, stop):
+        if ctx.should_cancel():
+            checkpoints.save(i, state)
+            raise Cancelled(f"cancelled at step {i} of {total}")
+        step(i, state)
+        if every and (i + 1) % every == 0 and i + 1 < total:
+            checkpoints.save(i + 1, state)
+        ctx.on_step(i + 1, total, state.latents)
+    if stop == total and ctx.should_cancel():
+        checkpoints.save(total, state)
+        raise Cancelled("cancelled before decoding")
+
+
+# -- the planner's modules -------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=8)
+def meta_modules(path: str, names: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """The folder's modules built from their configs on the meta device (no weights), by component name:
+    ``names``, or every diffusers / transformers entry of model_index.json that has a config.json."""
+    import torch
+
+    root, index, out = Path(path), read_index(Path(path)), {}
+    wanted = names or tuple(k for k in index if not k.startswith("_"))
+    with torch.device("meta"):
+        for name in wanted:
+            entry = index.get(name)
+            if not (isinstance(entry, (list, tuple)) and len(entry) >= 2 and entry[0] and entry[1]):
+                continue
+            if not (root / name / "config.json").is_file():
+                continue  # tokenizers, schedulers, processors
+            cls = resolve_class(entry[0], entry[1])
+            if entry[0] == "transformers":
+                out[name] = cls(cls.config_class.from_pretrained(root / name)).eval()
+            else:
+                out[name] = cls.from_config(cls.load_config(root / name)).eval()
+    return out
+
+
+def params(modules: dict[str, Any]) -> dict[str, int]:
+    return {n: sum(q.numel() for q in m.parameters()) for n, m in modules.items() if m is not None}
+
+
+# -- LoRA in diffusers' format ---------------------------------------------------------------------------
+
+
+def lora_files(adapter: Path, experts: tuple[str, ...] = ("transformer",)) -> dict[str, Path]:
+    """{component: file} of a LoRA file or folder ({} if it is neither). With two ``experts`` (Wan 2.2
+    A14B), a folder's ``*high_noise*`` file is for the first and its ``*low_noise*`` file for the second."""
+    if adapter.is_file():
+        return {experts[0]: adapter} if adapter.suffix == ".safetensors" else {}
+    if not adapter.is_dir():
+        return {}
+    if (adapter / LORA_FILE).is_file():
+        return {experts[0]: adapter / LORA_FILE}
+    files = sorted(adapter.glob("*.safetensors"))
+    if len(experts) > 1:
+        found = {name: next((f for f in files if key in f.name), None)
+                 for name, key in zip(experts, ("high_noise", "low_noise"))}
+        if any(found.values()):
+            return {k: v for k, v in found.items() if v is not None}
+    return {experts[0]: files[0]} if len(files) == 1 else {}
+
+
+class DiffusersLora(Family):
+    """LoRA files in diffusers' format for a transformer family, read by the pipeline's own loader mixin
+    (``lora_loader``, e.g. ``"WanLoraLoaderMixin"``: it converts the original and trainer key layouts) and
+    fused into a copy of the denoiser; the cached base model is untouched."""
+
+    lora_loader: ClassVar[str] = ""
+    lora_experts: ClassVar[tuple[str, ...]] = ("transformer",)
+
+    def check_lora(self, path) -> Path:
+        shown = str(path) if len(str(path)) <= 120 else str(path)[:117] + "..."
+        try:
+            p = Path(path).expanduser().resolve()
+            if p.exists() and lora_files(p, self.lora_experts):
+                return p
+        except (OSError, ValueError, RuntimeError):
+            pass
+        raise InvalidRequest(f"lora: {shown} is not a {self.name} LoRA: give a .safetensors file or a folder with "
+                             f"{LORA_FILE}", field="lora")
+
+    def lora_hash(self, adapter: Path) -> str:
+        h = hashlib.sha256()
+        for name, file in sorted(lora_files(adapter, self.lora_experts).items()):
+            h.update(name.encode() + file.read_bytes())
+        return h.hexdigest()[:16]
+
+    def apply_lora(self, components: dict[str, Any], adapter: Path, scale: float) -> dict[str, Any]:
+        import diffusers.loaders
+
+        mixin = getattr(diffusers.loaders, self.lora_loader)
+        out = dict(components)
+        for name, file in lora_files(adapter, self.lora_experts).items():
+            if components.get(name) is None:
+                raise InvalidRequest(f"lora: {file.name} is for {name}, which this model does not have", field="lora")
+            try:
+                state = mixin.lora_state_dict(str(file))
+                if isinstance(state, tuple):  # some loaders return (state, alphas)
+                    state = state[0]
+                if not state or not all("lora" in k for k in state):
+                    raise ValueError("its tensors are not LoRA weights")
+                model = copy.deepcopy(components[name])
+                model.load_lora_adapter(state, prefix="transformer", adapter_name="t2v")
+            except (ValueError, KeyError, RuntimeError, OSError) as e:
+                raise InvalidRequest(f"lora: {file.name} does not fit this model's {name}: {str(e)[:200]}",
+                                     field="lora") from None
+            model.fuse_lora(lora_scale=scale, adapter_names=["t2v"])
+            out[name] = model
+        return out

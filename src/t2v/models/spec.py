@@ -1,0 +1,60 @@
+"""What t2v knows about a hub model before downloading it: family, task, defaults, size, memory, licence.
+
+Family modules declare their hub models as ``models = (ModelSpec(...), ...)``; :mod:`t2v.models.registry`
+collects them. This module imports nothing of t2v's, so any family module can use it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+BUNDLED_DIR = Path(__file__).resolve().parent.parent / "assets"
+TASKS = ("t2v", "i2v", "image")  # text-to-video, image-to-video, text-to-image
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    id: str
+    family: str
+    description: str
+    defaults: dict[str, Any]
+    license: str
+    download_gb: float  # what t2v downloads (fp16 variant where the repo has one)
+    vram_gb: float  # approximate peak GPU memory at the defaults in fp16/bf16, no offload
+    has_fp16_variant: bool
+    revision: str = "main"
+    notes: str = ""
+    aliases: tuple[str, ...] = field(default=())
+    bundled: str | None = None  # folder name under t2v/assets: shipped with the package, never downloaded
+    tasks: tuple[str, ...] = ("t2v",)  # what it makes: TASKS
+    license_url: str = ""
+    # Shown (and logged) before t2v downloads the model: territory or use restrictions users must see first.
+    license_notice: str = ""
+    # A motion adapter (AnimateDiff): the SD 1.5 model it animates when no --model is given with it.
+    base_model: str | None = None
+
+    @property
+    def bundled_path(self) -> Path | None:
+        return BUNDLED_DIR / self.bundled if self.bundled else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "family": self.family,
+            "description": self.description,
+            "tasks": list(self.tasks),
+            "defaults": dict(self.defaults),
+            "license": self.license,
+            "license_url": self.license_url,
+            "license_notice": self.license_notice,
+            "download_gb": self.download_gb,
+            "vram_gb": self.vram_gb,
+            "fp16_variant": self.has_fp16_variant,
+            "revision": self.revision,
+            "notes": self.notes,
+            "aliases": list(self.aliases),
+            "bundled": self.bundled_path is not None,
+            "base_model": self.base_model,
+        }
