@@ -52,11 +52,23 @@ def resolve(request: GenerationRequest, settings: Settings) -> GenerationRequest
     the model is known without downloading it. Loads no weights."""
     from t2v.families import get_family
     from t2v.models.loader import local_folder, model_defaults
+    from t2v.models.registry import lookup
 
     model = request.model or (settings.default_model if request.mode == "video" else settings.default_image_model)
-    family_name, defaults = model_defaults(model)
+    adapter, folder = getattr(request, "motion_adapter", None), None
+    spec = lookup(model)
+    if spec is not None and spec.base_model and adapter is None:  # a motion adapter's entry: SD 1.5 + the adapter
+        model, adapter = spec.base_model, spec.id
+    if adapter is not None and request.mode != "video":
+        raise InvalidRequest("motion_adapter: a motion adapter makes videos; image mode takes a text-to-image model",
+                             field="motion_adapter")
+    if adapter is not None:
+        family_name, defaults, folder = motion_defaults(model, adapter, settings)
+    else:
+        family_name, defaults = model_defaults(model)
+        folder = local_folder(model)
     seed = request.seed if request.seed is not None else secrets.randbelow(2**32)
-    extra = {"model": model, "seed": seed}
+    extra = {"model": model, "seed": seed, **({"motion_adapter": adapter} if adapter is not None else {})}
     if request.device == "auto":
         extra["device"] = settings.device
     if request.dtype == "auto":
@@ -71,7 +83,7 @@ def resolve(request: GenerationRequest, settings: Settings) -> GenerationRequest
             raise InvalidRequest(f"{field}: {getattr(resolved, field)} is over this server's limit of {limit}", field=field)
     family = get_family(family_name) if family_name != "unknown" else None
     if family is not None:
-        family.check(resolved, local_folder(model), model=model)
+        family.check(resolved, folder, model=model)
     if resolved.lora:
         from t2v.models.lora import check_lora
 
@@ -80,6 +92,26 @@ def resolve(request: GenerationRequest, settings: Settings) -> GenerationRequest
     if len(resolved.prompt) > settings.max_prompt_chars:
         raise InvalidRequest(f"prompt: longer than {settings.max_prompt_chars} characters", field="prompt")
     return resolved
+
+
+def motion_defaults(model: str, adapter: str, settings: Settings):
+    """(family, defaults, composed folder or None) of SD 1.5 ``model`` animated by motion adapter ``adapter``,
+    without downloading: from the composed folder when both are on disk, else the family's and the
+    adapter's registry defaults."""
+    from t2v.errors import ModelUnavailable
+    from t2v.families import get_family
+    from t2v.models.loader import resolve_source
+    from t2v.models.registry import lookup
+
+    try:
+        source = resolve_source(model, settings.model_copy(update={"offline": True}), motion_adapter=adapter)
+        return source.family, source.defaults, source.path
+    except ModelUnavailable as e:
+        if any(word in str(e) for word in ("not a motion adapter", "animates Stable Diffusion", "does not exist")):
+            raise
+    spec = lookup(adapter)
+    family = get_family("animatediff")
+    return family.name, {**family.defaults, **(spec.defaults if spec else {})}, None
 
 
 def check_outputs(stem: Path, formats, *, extra: tuple[str, ...] = ()) -> None:
@@ -116,7 +148,8 @@ def check_fits(request: GenerationRequest, settings: Settings) -> None:
     if request.mode != "video":
         return  # image mode has no memory planner yet
     try:
-        source = resolve_source(request.model, settings.model_copy(update={"offline": True}))
+        source = resolve_source(request.model, settings.model_copy(update={"offline": True}),
+                                motion_adapter=getattr(request, "motion_adapter", None))
     except ModelUnavailable:
         return
     plan = plan_device(request.device, request.dtype)
@@ -164,18 +197,23 @@ def import_runtime() -> None:
     """
     import importlib
 
+    import diffusers
     import torch  # noqa: F401
-    from diffusers import (AutoencoderKL, AutoencoderKLWan, DDIMScheduler, DPMSolverMultistepScheduler,  # noqa: F401
-                           EulerDiscreteScheduler, FlowMatchEulerDiscreteScheduler, UNet2DConditionModel,
-                           UNet3DConditionModel, UniPCMultistepScheduler, WanTransformer3DModel)
+    import transformers
     from diffusers.models.embeddings import SinusoidalPositionalEmbedding  # noqa: F401
     from diffusers.models.transformers.transformer_temporal import TransformerTemporalModel  # noqa: F401
-    from transformers import (AutoTokenizer, CLIPImageProcessor, CLIPTextConfig, CLIPTextModel,  # noqa: F401
-                              CLIPTextModelWithProjection, CLIPTokenizer, CLIPVisionModel, UMT5EncoderModel)
 
     from t2v.families import all_families
 
-    all_families()  # imports every family module (and plugins) once, here
+    # every family module (and plugin) once, here, and every class a family may load
+    names = {cls for fam in all_families().values() for c in fam.components for cls in c.classes}
+    for name in sorted(names | {"AutoencoderKL", "CLIPTextConfig", "AutoTokenizer"}):
+        for library in (diffusers, transformers):
+            try:
+                getattr(library, name)
+                break
+            except (AttributeError, ImportError):
+                continue
 
     for name in _RUNTIME_MODULES:
         importlib.import_module(name)

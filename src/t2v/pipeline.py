@@ -114,7 +114,8 @@ def start(request, *, settings: Settings | None = None, output: str | Path | Non
         image = load_image(resolve_image(request.image) if resolve_image else request.image)
     emit("load", message=f"loading {request.model}")
     plan = plan_device(request.device, request.dtype)
-    source = resolve_source(request.model, settings, want_fp16=plan.is_accelerator and plan.dtype != "fp32")
+    source = resolve_source(request.model, settings, want_fp16=plan.is_accelerator and plan.dtype != "fp32",
+                            motion_adapter=getattr(request, "motion_adapter", None))
     family = get_family(source.family)
     family.check(request, source.path, model=request.model)
     if cancel():

@@ -35,6 +35,7 @@ def build_record(request, *, source, loaded, warnings: list[str], timings: dict[
         "model_revision": source.revision,
         "model_hash": loaded.content_hash,
         "family": source.family,
+        "license": getattr(source, "license", None),
         "weights_variant": loaded.variant,
         "device": loaded.plan.device,
         "dtype": loaded.plan.dtype,

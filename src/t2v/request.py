@@ -53,6 +53,8 @@ class GenerationRequest(BaseModel):
     device: str = "auto"
     dtype: str = "auto"
     memory: str = Field("auto", description="Memory plan: auto, speed, balanced or low.")
+    motion_adapter: str | None = Field(None, description=(
+        "AnimateDiff: a MotionAdapter (hub id, registry id or folder) that animates the Stable Diffusion 1.5 `model`."))
     lora: str | None = Field(None, description="A LoRA adapter folder (t2v train-lora) applied to the UNet.")
     lora_scale: float = Field(1.0, ge=-4.0, le=4.0, description="Strength of the LoRA adapter (1 = as trained).")
     image: str | None = Field(None, description=(
@@ -123,6 +125,8 @@ class GenerationRequest(BaseModel):
     def _model_name(self) -> GenerationRequest:
         if self.model is not None and not self.model.strip():
             raise ValueError("model must not be empty")
+        if self.motion_adapter is not None and not self.motion_adapter.strip():
+            raise ValueError("motion_adapter must not be empty")
         return self
 
     @classmethod

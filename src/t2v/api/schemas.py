@@ -46,6 +46,9 @@ class VideoCreate(_JobFields):
 
     prompt: str = Field(..., min_length=1)
     num_frames: int | None = Field(None, ge=1)
+    motion_adapter: str | None = Field(None, max_length=4096, description=(
+        "AnimateDiff: a MotionAdapter (registered id, cached hub id or folder under the model roots) that animates "
+        "the Stable Diffusion 1.5 `model`."))
     lora: str | None = Field(None, max_length=4096, description="A LoRA adapter folder on the server.")
     lora_scale: float = Field(1.0, ge=-4, le=4)
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Optional
 
 import typer
 from rich.table import Table
 
-from t2v.cli.common import cli_errors, out
+from t2v.cli.common import cli_errors, err, out
 
 models_app = typer.Typer(help="Known models, downloads, and tiny offline test models.", no_args_is_help=True)
 
@@ -31,24 +32,42 @@ def _cached(model_id: str) -> bool:
 
 
 @models_app.command("list")
-def list_models(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
-    """The registered models with their defaults, size, memory needs and license."""
+def list_models(as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+                family: Optional[str] = typer.Option(None, "--family", help="Only this family's models.")) -> None:
+    """The registered models by family: task, defaults, download size, memory needs, licence, and whether cached."""
+    from t2v.families import all_families
     from t2v.models.registry import REGISTRY
 
     with cli_errors():
-        rows = [{**spec.to_dict(), "cached": _cached(spec.id)} for spec in REGISTRY.values()]
+        families = all_families()
+        specs = sorted(REGISTRY.values(), key=lambda s: (list(families).index(s.family) if s.family in families else 99, s.id))
+        if family is not None:
+            if family not in families:
+                from t2v.errors import InvalidRequest
+
+                raise InvalidRequest(f"unknown family {family!r}; choose one of: {', '.join(families)}", field="family")
+            specs = [s for s in specs if s.family == family]
+        rows = [{**spec.to_dict(), "cached": _cached(spec.id)} for spec in specs]
         if as_json:
             out.print_json(json.dumps(rows))
             return
-        table = Table(title="t2v models")
-        for col in ("id", "family", "defaults", "download", "VRAM (fp16)", "license", "cached"):
-            table.add_column(col)
-        for r in rows:
-            d = r["defaults"]
-            table.add_row(r["id"], r["family"], f"{d['width']}x{d['height']}, {d['num_frames']} frames, {d['fps']} fps",
-                          "bundled" if r["bundled"] else f"{r['download_gb']} GB", f"~{r['vram_gb']} GB", r["license"],
-                          "yes" if r["cached"] else "no")
-        out.print(table)
+        for name in dict.fromkeys(r["family"] for r in rows):
+            fam = families.get(name)
+            table = Table(title=f"{name}: {fam.description}" if fam else name, title_justify="left")
+            for col in ("id", "task", "defaults", "download", "VRAM", "license", "cached"):
+                table.add_column(col)
+            for r in (r for r in rows if r["family"] == name):
+                d = r["defaults"]
+                shown = f"{d['width']}x{d['height']} {d['num_frames']}f {d['fps']:g}fps {d['num_inference_steps']}st"
+                table.add_row(r["id"] + (f" ({', '.join(r['aliases'])})" if r["aliases"] else ""),
+                              " ".join(r["tasks"]), shown,
+                              "bundled" if r["bundled"] else f"{r['download_gb']} GB", f"~{r['vram_gb']} GB",
+                              r["license"] + (" (!)" if r["license_notice"] else ""), "yes" if r["cached"] else "no")
+            out.print(table)
+        out.print("task: t2v text-to-video, i2v image-to-video (--image), image text-to-image; "
+                  "defaults: size, frames, fps, steps (st)", highlight=False)
+        if any(r["license_notice"] for r in rows):
+            out.print("(!) read the licence notice before downloading: t2v models show ID", highlight=False)
         out.print("Any local folder in the diffusers layout works too: --model PATH", highlight=False)
 
 
@@ -84,7 +103,16 @@ def pull(
     from t2v.models.loader import pull as pull_model
     from t2v.settings import get_settings
 
+    from t2v.models.loader import license_notice
+    from t2v.models.registry import lookup
+
     with cli_errors():
+        spec = lookup(model)
+        if spec is not None:
+            err.print(f"licence of {spec.id}: {spec.license} {spec.license_url}".rstrip(), highlight=False)
+        notice = license_notice(model)
+        if notice:
+            err.print(f"[yellow]licence notice:[/] {notice}", highlight=False)
         path = pull_model(model, get_settings(), revision=revision, fp16=not fp32)
         out.print(f"[green]cached[/] {model} at {path}", highlight=False)
 

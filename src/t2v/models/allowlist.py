@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from t2v.errors import ModelUnavailable
-from t2v.models.loader import HUB_ID, as_path, check_folder, is_offline, looks_like_path
+from t2v.models.loader import HUB_ID, as_path, check_folder, check_motion_adapter, is_offline, looks_like_path
 from t2v.models.registry import canonical_id, lookup
 from t2v.settings import Settings
 
@@ -34,37 +34,41 @@ def allowed_folder(name: str, settings: Settings, *, cache: bool = True) -> Path
         return None
 
 
-def is_cached(model_id: str, revision: str, settings: Settings) -> bool:
-    """Whether the hub model is complete in the t2v cache (no network)."""
+def is_cached(model_id: str, revision: str, settings: Settings, check=check_folder) -> bool:
+    """Whether the hub model is complete in the t2v cache (no network); ``check`` tells a complete folder."""
     from huggingface_hub import snapshot_download
 
     try:
         folder = snapshot_download(model_id, revision=revision, cache_dir=str(settings.cache_dir), local_files_only=True)
-        check_folder(Path(folder))
+        check(Path(folder))
     except Exception:  # not cached (LocalEntryNotFoundError and friends), or incomplete
         return False
     return True
 
 
-def check_allowed(model: str, settings: Settings) -> None:
-    """The allow-list for untrusted callers (see :func:`t2v.models.loader.check_available`)."""
-    if model in (settings.default_model, settings.default_image_model):
+def check_allowed(model: str, settings: Settings, check=check_folder) -> None:
+    """The allow-list for untrusted callers (see :func:`t2v.models.loader.check_available`); ``check`` tells a
+    usable folder (a pipeline folder; :func:`t2v.models.loader.check_motion_adapter` for motion adapters)."""
+    if check is check_folder and model in (settings.default_model, settings.default_image_model):
         return  # the server's own defaults, configured by its admin
     model_id = canonical_id(model)
     spec = lookup(model_id)
+    if spec is not None and spec.base_model and check is check_folder:  # a motion adapter entry: it and its base
+        check_allowed(spec.base_model, settings)
+        check = check_motion_adapter
     downloads = settings.allow_downloads and not is_offline(settings)
     if looks_like_path(model) or os.path.exists(as_path(model)):  # what resolve_source takes as a folder
         folder = allowed_folder(model, settings)
         try:
-            if folder is not None and check_folder(folder):
+            if folder is not None and check(folder):
                 return
         except ModelUnavailable:
             pass
     elif spec is not None:
-        if spec.bundled_path is not None or downloads or is_cached(model_id, spec.revision, settings):
+        if spec.bundled_path is not None or downloads or is_cached(model_id, spec.revision, settings, check):
             return
         raise ModelUnavailable(f"model {model_id} is not downloaded on this server; its admin can fetch it with "
                                f"`t2v models pull {model_id}` (or let requests download with T2V_ALLOW_DOWNLOADS=1)")
-    elif HUB_ID.match(model_id) and (downloads or is_cached(model_id, "main", settings)):
+    elif HUB_ID.match(model_id) and (downloads or is_cached(model_id, "main", settings, check)):
         return
     raise ModelUnavailable(NOT_ALLOWED)

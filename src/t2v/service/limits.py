@@ -28,10 +28,15 @@ def admit(request, settings: Settings, api_key=None):
 
     if request.model is not None:
         check_available(request.model, settings, restricted=True)
+    if getattr(request, "motion_adapter", None) is not None:
+        from t2v.models.allowlist import check_allowed
+        from t2v.models.loader import check_motion_adapter
+
+        check_allowed(request.motion_adapter, settings, check=check_motion_adapter)
     if request.lora is not None:
         check_lora_allowed(request.lora, settings)
     resolved = resolve(request, settings)
-    check_available(resolved.model, settings)
+    check_available(resolved.model, settings, motion_adapter=getattr(resolved, "motion_adapter", None))
     check_cost(resolved, settings, api_key)
     check_fits(resolved, settings)
     return resolved
