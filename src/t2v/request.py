@@ -26,7 +26,7 @@ MAX_SEED = 2**63 - 1
 
 # Fields a model's defaults can fill in (None in the request = "use the model's default").
 DEFAULTABLE = ("negative_prompt", "width", "height", "num_frames", "fps", "guidance_scale", "guidance_scale_2",
-               "num_inference_steps", "scheduler")
+               "num_inference_steps", "scheduler", "decode_timestep", "decode_noise_scale")
 
 
 class GenerationRequest(BaseModel):
@@ -42,6 +42,10 @@ class GenerationRequest(BaseModel):
     guidance_scale: float | None = Field(None, ge=0.0, le=50.0)
     guidance_scale_2: float | None = Field(None, ge=0.0, le=50.0, description=(
         "Guidance of the low-noise expert of two-expert models (Wan 2.2 A14B); other models ignore it."))
+    decode_timestep: float | None = Field(None, ge=0.0, le=1.0, description=(
+        "LTX-Video 0.9.1+: the timestep the VAE decodes at (the model's default); other models ignore it."))
+    decode_noise_scale: float | None = Field(None, ge=0.0, le=1.0, description=(
+        "LTX-Video 0.9.1+: noise mixed into the latents before decoding (the model's default)."))
     fps: float | None = Field(None, gt=0.0, le=120.0)
     seed: int | None = Field(None, ge=0, le=MAX_SEED)
     width: int | None = Field(None, ge=MIN_SIDE, le=MAX_SIDE)

@@ -51,6 +51,8 @@ class VideoCreate(_JobFields):
         "the Stable Diffusion 1.5 `model`."))
     lora: str | None = Field(None, max_length=4096, description="A LoRA adapter folder on the server.")
     lora_scale: float = Field(1.0, ge=-4, le=4)
+    decode_timestep: float | None = Field(None, ge=0, le=1, description="LTX-Video 0.9.1+: the timestep the VAE decodes at.")
+    decode_noise_scale: float | None = Field(None, ge=0, le=1, description="LTX-Video 0.9.1+: noise mixed in before decoding.")
 
 
 class SequenceCreate(_JobFields):

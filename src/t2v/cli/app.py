@@ -94,6 +94,8 @@ def generate(
     lora: Optional[Path] = typer.Option(None, "--lora", help="LoRA adapter (t2v train-lora folder; Wan: a diffusers LoRA file)."),
     lora_scale: float = typer.Option(1.0, "--lora-scale", help="LoRA strength: 0 = off, 1 = as trained."),
     image: Optional[Path] = typer.Option(None, "--image", "-i", help="Image-to-video: the first frame (PNG, JPEG or WebP)."),
+    decode_timestep: Optional[float] = typer.Option(None, "--decode-timestep", help="LTX-Video 0.9.1+: the timestep the VAE decodes at (model default)."),
+    decode_noise_scale: Optional[float] = typer.Option(None, "--decode-noise-scale", help="LTX-Video 0.9.1+: decode noise (model default)."),
     motion_adapter: Optional[str] = typer.Option(None, "--motion-adapter", help="AnimateDiff: a MotionAdapter (hub id, registry id or folder) that animates the SD 1.5 --model."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or summary; errors only."),
 ) -> None:
@@ -107,7 +109,7 @@ def generate(
 
 def _request_from_flags(*, prompt, model, negative_prompt, frames, steps, guidance, fps, seed, width, height,
                         scheduler, formats, output, crf, device, dtype, memory, quiet, lora=None, lora_scale=1.0,
-                        image=None, guidance_2=None, motion_adapter=None):
+                        image=None, guidance_2=None, motion_adapter=None, decode_timestep=None, decode_noise_scale=None):
     from t2v.inputs import check_image
     from t2v.request import GenerationRequest
 
@@ -118,7 +120,7 @@ def _request_from_flags(*, prompt, model, negative_prompt, frames, steps, guidan
         num_frames=frames, num_inference_steps=steps, guidance_scale=guidance, guidance_scale_2=guidance_2, fps=fps, seed=seed, width=width,
         height=height, scheduler=scheduler, model=model, crf=crf, device=device, dtype=dtype, memory=memory,
         lora=None if lora is None else str(lora), lora_scale=lora_scale, image=None if image is None else str(image),
-        motion_adapter=motion_adapter,
+        motion_adapter=motion_adapter, decode_timestep=decode_timestep, decode_noise_scale=decode_noise_scale,
     )
     if formats:
         fields["formats"] = formats

@@ -230,8 +230,11 @@ def _scaled(ref: dict[str, Any], frames: int, height: int, width: int, chunk: in
     frames x height x width, every VAE tensor with frames per decode call x height x width; the text
     encoder's do not change. FLOPs are scaled the same way (attention's grow faster: a lower bound). A causal
     video VAE that decodes one latent frame at a time (``vae_scales_with: area``, Wan) peaks with the frame
-    area only, and its decode FLOPs grow with frames x area."""
+    area only, and its decode FLOPs grow with frames x area. One that decodes the whole clip in one call
+    (``vae_scales_with: clip``, LTX-Video) grows with the clip whatever the plan's chunk."""
     rf, rh, rw, rc = ref["shape"]
+    if ref.get("vae_scales_with") == "clip":
+        chunk = frames
     unet = frames * height * width / (rf * rh * rw)
     by_area = ref.get("vae_scales_with") == "area"
     vae = height * width / (rh * rw) if by_area else chunk * height * width / (rc * rh * rw)
