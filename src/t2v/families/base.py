@@ -130,6 +130,11 @@ class Family:
     def check(self, request, path: Path | None, *, model: str = "this model") -> None:
         self.rules(path).check(request, model=model)
 
+    def folder_defaults(self, path: Path) -> dict[str, Any]:
+        """Request defaults for a folder without ``t2v.json`` (default: the family's own; a family whose
+        configs say more, e.g. CogVideoX's sample size, overrides this)."""
+        return dict(self.defaults)
+
     # -- loading ---------------------------------------------------------------------------------------
     def component_specs(self, index: dict[str, Any]) -> list[Component]:
         """The components to load for a folder with this ``model_index.json``."""

@@ -125,6 +125,46 @@ def denoise(ctx: RunContext, total: int, state: LoopState, step: Callable[[int, 
         raise Cancelled("cancelled before decoding")
 
 
+# -- memory ----------------------------------------------------------------------------------------------
+
+GROUP_OFFLOADED = "t2v_group_offloaded"  # set on a transformer whose blocks diffusers' hooks move
+
+
+def group_offload(components: dict[str, Any], device: str, names: tuple[str, ...] = ("transformer", "transformer_2")) -> None:
+    """diffusers' block-level group offloading on the transformers (each block moved to ``device`` only
+    while it runs), marked so the loop does not move the whole module as well."""
+    import torch
+
+    for name in names:
+        module = components.get(name)
+        if module is not None:
+            module.enable_group_offload(onload_device=torch.device(device), offload_device=torch.device("cpu"),
+                                        offload_type="block_level", num_blocks_per_group=1)
+            setattr(module, GROUP_OFFLOADED, True)
+
+
+class GroupOffload(Family):
+    """A family whose transformers get diffusers' block-level group offload under the low plan on an
+    accelerator (weights kept on the CPU, ``target`` "cpu"): one block on the device at a time."""
+
+    def load(self, path: Path, plan, variant: str | None, target: str | None = None) -> dict[str, Any]:
+        components = super().load(path, plan, variant, target)
+        if target == "cpu" and plan.is_accelerator:
+            group_offload(components, plan.device)
+        return components
+
+
+def free_text_encoders(model, memory, names: tuple[str, ...] = ("text_encoder",)) -> None:
+    """Under a plan that frees the text encoders once the prompt is encoded: drop them from this run's
+    components and the model from the cache (the next run loads it again; this one needs the memory now)."""
+    if memory.free_text_encoder:
+        from t2v.models.loader import forget
+
+        forget(model)
+        for name in names:
+            model.components[name] = None
+
+
 # -- the planner's modules -------------------------------------------------------------------------------
 
 

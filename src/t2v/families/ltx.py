@@ -29,7 +29,8 @@ from t2v.engine.offload import resident
 from t2v.engine.schedulers import make_scheduler
 from t2v.errors import ModelUnavailable
 from t2v.families.base import Component, RunContext, Rules, read_index
-from t2v.families.common import Checkpoints, DiffusersLora, LoopState, config, denoise, meta_modules, params
+from t2v.families.common import (
+    Checkpoints, DiffusersLora, LoopState, config, denoise, free_text_encoders, meta_modules, params)
 from t2v.models.spec import ModelSpec
 
 logger = logging.getLogger(__name__)
@@ -143,11 +144,7 @@ class LTXFamily(DiffusersLora):
             if cfg:
                 negative, negative_mask = encode_prompt(model, request.negative_prompt or "", tokens, [], condition)
                 embeds, mask = torch.cat([negative, embeds]), torch.cat([negative_mask, mask])
-        if memory.free_text_encoder:
-            from t2v.models.loader import forget
-
-            forget(model)  # the next run loads it again; this one needs the memory now
-            c["text_encoder"] = None
+        free_text_encoders(model, memory)
         timings["encode_prompt_s"] = time.perf_counter() - t0
 
         # 2. Noise (fp32 from a CPU generator), the image's latents, timesteps: each pipeline's own order.

@@ -22,6 +22,7 @@ from t2v.engine.text import encode_prompt
 from t2v.engine.vae import decode_chunk, decode_latents
 from t2v.errors import Cancelled
 from t2v.families.base import Component, Family, RunContext, Rules
+from t2v.families.common import free_text_encoders
 
 logger = logging.getLogger(__name__)
 
@@ -79,11 +80,7 @@ class ModelScopeFamily(Family):
             embeds = encode_prompt(model, request.prompt, ctx.warnings)
             if cfg:
                 embeds = torch.cat([encode_prompt(model, request.negative_prompt, []), embeds])
-        if memory.free_text_encoder:
-            from t2v.models.loader import forget
-
-            forget(model)  # the next run loads it again; this one needs the memory now
-            c["text_encoder"] = None
+        free_text_encoders(model, memory)
         timings["encode_prompt_s"] = time.perf_counter() - t0
         unet = c["unet"]
         if memory.uses_forward_chunking(device):

@@ -20,7 +20,9 @@ from t2v.engine.offload import resident
 from t2v.engine.schedulers import make_scheduler
 from t2v.errors import InvalidRequest
 from t2v.families.base import Component, RunContext, Rules, read_index
-from t2v.families.common import Checkpoints, DiffusersLora, LoopState, config, denoise, meta_modules, params
+from t2v.families.common import (
+    GROUP_OFFLOADED, Checkpoints, DiffusersLora, GroupOffload, LoopState, config, denoise, free_text_encoders,
+    meta_modules, params)
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +40,7 @@ _RGB_FACTORS = ((-0.1299, -0.1692, 0.2932), (0.0671, 0.0406, 0.0442), (0.3568, 0
 _RGB_BIAS = (-0.1835, -0.0868, -0.3360)
 
 
-class WanFamily(DiffusersLora):
+class WanFamily(GroupOffload, DiffusersLora):
     name = "wan"
     description = "Wan 2.1 / 2.2 text-to-video and image-to-video (Wan transformer, UMT5, 3D VAE)"
     pipelines = ("WanPipeline", "WanImageToVideoPipeline")
@@ -79,14 +81,6 @@ class WanFamily(DiffusersLora):
                      text_tokens=_text_tokens(path, tr), modes=modes,
                      schedulers=SCHEDULERS if flow.get("use_flow_sigmas") else ("model",))
 
-    def load(self, path: Path, plan, variant: str | None, target: str | None = None) -> dict[str, Any]:
-        """The generic load; under the low plan on an accelerator (weights kept on the CPU, ``target`` "cpu")
-        the transformers get diffusers' block-level group offload: one block on the device at a time."""
-        components = super().load(path, plan, variant, target)
-        if target == "cpu" and plan.is_accelerator:
-            group_offload(components, plan.device)
-        return components
-
     # -- running ---------------------------------------------------------------------------------------
     def run(self, model, request, ctx: RunContext) -> EngineRun:
         import torch
@@ -119,11 +113,7 @@ class WanFamily(DiffusersLora):
         with resident(c["text_encoder"], device, memory.offload):
             embeds = encode_prompt(model, request.prompt, tokens, ctx.warnings).to(dtype)
             negative = encode_prompt(model, request.negative_prompt or "", tokens, []).to(dtype) if cfg else None
-        if memory.free_text_encoder:
-            from t2v.models.loader import forget
-
-            forget(model)  # the next run loads it again; this one needs the memory now
-            c["text_encoder"] = None
+        free_text_encoders(model, memory)
         image_embeds = None
         if i2v and first.config.image_dim is not None:
             with resident(c["image_encoder"], device, memory.offload):
@@ -269,22 +259,6 @@ class WanFamily(DiffusersLora):
 
 
 # -- steps of the run ------------------------------------------------------------------------------------
-
-GROUP_OFFLOADED = "t2v_group_offloaded"  # set on a transformer whose blocks diffusers' hooks move
-
-
-def group_offload(components: dict[str, Any], device: str) -> None:
-    """diffusers' block-level group offloading on the transformers (each block moved to ``device`` only
-    while it runs), marked so the loop does not move the whole module as well."""
-    import torch
-
-    for name in ("transformer", "transformer_2"):
-        module = components.get(name)
-        if module is not None:
-            module.enable_group_offload(onload_device=torch.device(device), offload_device=torch.device("cpu"),
-                                        offload_type="block_level", num_blocks_per_group=1)
-            setattr(module, GROUP_OFFLOADED, True)
-
 
 class Conditioning:
     """What the transformer sees beside the latents: ``latents`` (the image's, normalised) and, for Wan 2.1

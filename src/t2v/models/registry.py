@@ -235,7 +235,7 @@ def folder_info(path: Path) -> tuple[str, dict[str, Any]]:
     if not (path / "model_index.json").is_file():
         return "unknown", dict(MODELSCOPE_DEFAULTS)
     family = family_of_folder(path)
-    defaults = dict(family.defaults)
+    defaults = family.folder_defaults(path)
     meta_file = path / "t2v.json"
     if meta_file.is_file():
         try:
