@@ -41,7 +41,8 @@ class GenerationRequest(BaseModel):
     num_inference_steps: int | None = Field(None, ge=1, le=MAX_STEPS)
     guidance_scale: float | None = Field(None, ge=0.0, le=50.0)
     guidance_scale_2: float | None = Field(None, ge=0.0, le=50.0, description=(
-        "Guidance of the low-noise expert of two-expert models (Wan 2.2 A14B); other models ignore it."))
+        "Wan 2.2 A14B: guidance of the low-noise expert. HunyuanVideo: the true CFG scale (the stock "
+        "true_cfg_scale; above 1 a second pass with the negative prompt). Other models ignore it."))
     decode_timestep: float | None = Field(None, ge=0.0, le=1.0, description=(
         "LTX-Video 0.9.1+: the timestep the VAE decodes at (the model's default); other models ignore it."))
     decode_noise_scale: float | None = Field(None, ge=0.0, le=1.0, description=(

@@ -79,7 +79,7 @@ def generate(
     frames: Optional[int] = typer.Option(None, "--frames", "-f", help="Number of frames (model default)."),
     steps: Optional[int] = typer.Option(None, "--steps", "-s", help="Denoising steps (model default)."),
     guidance: Optional[float] = typer.Option(None, "--guidance", "-g", help="Classifier-free guidance scale."),
-    guidance_2: Optional[float] = typer.Option(None, "--guidance-2", help="Two-expert models (Wan 2.2 A14B): guidance of the low-noise expert."),
+    guidance_2: Optional[float] = typer.Option(None, "--guidance-2", help="Wan 2.2 A14B: guidance of the low-noise expert; HunyuanVideo: true CFG scale (above 1: a pass with the negative prompt)."),
     fps: Optional[float] = typer.Option(None, "--fps", help="Frames per second of the output."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (random when omitted; always recorded)."),
     width: Optional[int] = typer.Option(None, "--width", "-W", help="Width in pixels, a multiple of 8 (16 for Wan)."),

@@ -180,8 +180,14 @@ class Family:
         return self.prepare(out)
 
     def load_component(self, path: Path, component: Component, cls, plan: DevicePlan, variant: str | None):
-        """Load one component (override for special cases)."""
+        """Load one component (override for special cases). A byte-level BPE Llama tokenizer (Llama 3's, as
+        HunyuanVideo's repos have) is read as its tokenizer.json says: transformers 5's ``LlamaTokenizerFast``
+        rebuilds every tokenizer as a SentencePiece-style one and would split Llama 3 text into wrong ids."""
         if not component.module:
+            if cls.__name__ in ("LlamaTokenizer", "LlamaTokenizerFast") and byte_level(path / component.name):
+                from transformers import PreTrainedTokenizerFast
+
+                return PreTrainedTokenizerFast.from_pretrained(path, subfolder=component.name)
             return cls.from_pretrained(path, subfolder=component.name)
         return cls.from_pretrained(path, subfolder=component.name, dtype=plan.torch_dtype, variant=variant)
 
@@ -209,6 +215,10 @@ class Family:
         ``decode_flops``, ``latents_bytes``, ``shape`` = (frames, height, width, vae_chunk) and ``roles``
         ({"text": [...], "denoise": [...], "vae": [...]} component names)."""
         raise NotImplementedError(f"the {self.name} family has no memory estimate")
+
+    def guidance_passes(self, request) -> int:
+        """Model passes per step: 2 with classifier-free guidance, 1 without (or with embedded guidance)."""
+        return 2 if request.guidance_scale > 1.0 else 1
 
     def reference_shape(self, path: Path) -> tuple[int, int]:
         """(frames, side) of the small dry run the planner scales from."""
@@ -245,6 +255,17 @@ class Family:
             out["vae"] = copy.deepcopy(components["vae"])
             apply_lora(out["vae"], decoder, scale)
         return out
+
+
+def byte_level(folder: Path) -> bool:
+    """Whether the tokenizer.json in ``folder`` is a byte-level BPE (GPT-2 / Llama 3 style)."""
+    try:
+        data = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    parts = [data.get("pre_tokenizer") or {}]
+    parts += parts[0].get("pretokenizers") or []
+    return any(isinstance(p, dict) and p.get("type") == "ByteLevel" for p in parts)
 
 
 def _named(index: dict[str, Any], name: str) -> bool:

@@ -125,6 +125,25 @@ def denoise(ctx: RunContext, total: int, state: LoopState, step: Callable[[int, 
         raise Cancelled("cancelled before decoding")
 
 
+# -- previews --------------------------------------------------------------------------------------------
+
+
+def linear_preview(latents, factors, bias, scale: int):
+    """A latent -> RGB preview of the middle frame of (B, C, F, H, W) latents through a linear map (``factors``:
+    one RGB row per latent channel, ComfyUI's latent formats; the first three channels, normalised, when the
+    channel count differs), upscaled ``scale`` times to about the output size (uint8, H x W x 3)."""
+    import torch
+
+    frame = latents[0, :, latents.shape[2] // 2].float().cpu()
+    if frame.shape[0] == len(factors):
+        rgb = torch.einsum("chw,cr->hwr", frame, torch.tensor(factors)) + torch.tensor(bias)
+    else:
+        rgb = frame[:3].permute(1, 2, 0)
+        rgb = rgb / rgb.abs().amax().clamp(min=1e-6)
+    img = ((rgb.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
+    return img.repeat(scale, axis=0).repeat(scale, axis=1)
+
+
 # -- memory ----------------------------------------------------------------------------------------------
 
 GROUP_OFFLOADED = "t2v_group_offloaded"  # set on a transformer whose blocks diffusers' hooks move

@@ -22,7 +22,7 @@ from t2v.errors import InvalidRequest
 from t2v.families.base import Component, RunContext, Rules, read_index
 from t2v.families.common import (
     GROUP_OFFLOADED, Checkpoints, DiffusersLora, GroupOffload, LoopState, config, denoise, free_text_encoders,
-    meta_modules, params)
+    linear_preview, meta_modules, params)
 
 logger = logging.getLogger(__name__)
 
@@ -183,17 +183,7 @@ class WanFamily(GroupOffload, DiffusersLora):
     def preview(self, model, latents):
         """ComfyUI's linear latent -> RGB map for 16-channel latents (the first three channels, scaled, for
         Wan 2.2's 48), middle frame, upscaled by the VAE's spatial factor."""
-        import torch
-
-        frame = latents[0, :, latents.shape[2] // 2].float().cpu()
-        if frame.shape[0] == len(_RGB_FACTORS):
-            rgb = torch.einsum("chw,cr->hwr", frame, torch.tensor(_RGB_FACTORS)) + torch.tensor(_RGB_BIAS)
-        else:
-            rgb = frame[:3].permute(1, 2, 0)
-            rgb = rgb / rgb.abs().amax().clamp(min=1e-6)
-        img = ((rgb.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
-        scale = model.components["vae"].config.scale_factor_spatial
-        return img.repeat(scale, axis=0).repeat(scale, axis=1)
+        return linear_preview(latents, _RGB_FACTORS, _RGB_BIAS, model.components["vae"].config.scale_factor_spatial)
 
     # -- the planner's dry run ------------------------------------------------------------------------
     def measure(self, path: Path, frames: int, height: int, width: int, batch: int, chunking: bool,

@@ -255,7 +255,7 @@ def _scaled(ref: dict[str, Any], frames: int, height: int, width: int, chunk: in
 def predict(model_path: str | Path, request, *, plan: str, device: str, dtype: str, measure_speed: bool = True) -> Prediction:
     """Predict peak memory (RSS on CPU, device memory on GPU) and time per step for one plan (a dry run at
     the request's shape: about a second, more with forward chunking at large sizes; cached per shape)."""
-    batch = 2 if request.guidance_scale > 1.0 else 1
+    batch = _family(str(model_path)).guidance_passes(request)
     dry = _dry_run(str(model_path), request.num_frames, request.height, request.width, batch, plan, device)
     return _prediction(dry, plan=plan, device=device, dtype=dtype, measure_speed=measure_speed)
 
@@ -264,7 +264,7 @@ def estimate(model_path: str | Path, request, *, plan: str, device: str, dtype: 
     """:func:`predict`, scaled from one dry run per model at a small shape (see :func:`_scaled`): no dry run
     per request. Above the reference shape within 3% of :func:`predict`, slightly over (tests/models)."""
     return estimate_at(str(model_path), request.num_frames, request.height, request.width,
-                       batch=2 if request.guidance_scale > 1.0 else 1, plan=plan, device=device, dtype=dtype,
+                       batch=_family(str(model_path)).guidance_passes(request), plan=plan, device=device, dtype=dtype,
                        measure_speed=measure_speed)
 
 
