@@ -107,7 +107,7 @@ def motion_defaults(model: str, adapter: str, settings: Settings):
         source = resolve_source(model, settings.model_copy(update={"offline": True}), motion_adapter=adapter)
         return source.family, source.defaults, source.path
     except ModelUnavailable as e:
-        if any(word in str(e) for word in ("not a motion adapter", "animates Stable Diffusion", "does not exist")):
+        if "is not in the cache" not in str(e):  # a refusal, not a model still to download
             raise
     spec = lookup(adapter)
     family = get_family("animatediff")

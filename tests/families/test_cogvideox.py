@@ -22,17 +22,6 @@ KINDS = ("cogvideox", "cogvideox-i2v", "cogvideox15", "cogvideox15-i2v")
 PROMPT = "a panda surfing a big wave at sunset"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models on a shared 2-core machine: one intra-op thread is much faster than two spinning."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     from t2v.families import make_tiny_model

@@ -24,17 +24,6 @@ PROMPT = "a panda surfing a big wave at sunset"
 I2V = ("hunyuan-i2v", "hunyuan-i2v-33ch")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models on a shared 2-core machine: one intra-op thread is much faster than two spinning."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     from t2v.families import make_tiny_model

@@ -16,16 +16,6 @@ from t2v.settings import Settings
 SMALL = ["--frames", "4", "--steps", "2", "--seed", "5"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def parts(tmp_path_factory):
     from t2v.families import make_tiny_model

@@ -89,7 +89,7 @@ class Rules:
                                      f"nearest valid: {best}", field="num_frames")
             if self.max_frames and n > self.max_frames:
                 raise InvalidRequest(f"num_frames: {n} is more than this model's frame-position embeddings cover "
-                                     f"({self.max_frames})", field="num_frames")
+                                     f"({self.max_frames}); nearest valid: {self.max_frames}", field="num_frames")
 
 
 def nearest_multiple(v: int, m: int) -> int:

@@ -1,0 +1,413 @@
+"""AnimateDiff (``AnimateDiffPipeline``): any Stable Diffusion 1.x model animated by a motion adapter.
+
+A ``MotionAdapter`` holds temporal attention modules trained on video; ``UNetMotionModel.from_unet2d`` puts them
+between the blocks of an SD 1.x UNet, which then denoises all frames of a clip together. t2v runs two layouts:
+
+- a saved ``AnimateDiffPipeline`` (``model_index.json`` naming it; ``unet/`` a ``UNetMotionModel``, or a
+  ``UNet2DConditionModel`` beside ``motion_adapter/``);
+- ``--model <SD 1.5 model> --motion-adapter <adapter>``: :func:`compose` joins the two folders into that layout
+  with links to their files (nothing is copied) and AnimateDiff's DDIM scheduler.
+
+t2v's own loop does what diffusers' ``AnimateDiffPipeline.__call__`` does (CLIP prompt embeddings repeated per
+frame, classifier-free guidance in one batch, fp32 noise from a CPU generator, scheduler steps on the whole
+clip, per-frame VAE decode), so a seed gives the stock pipeline's frames; on top, per-step progress and
+previews, cancel between steps without decoding, and checkpoints that resume bitwise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import os
+import shutil
+import tempfile
+import time
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from t2v.engine.base import EngineRun
+from t2v.engine.offload import resident
+from t2v.engine.schedulers import make_scheduler
+from t2v.engine.text import encode_prompt
+from t2v.engine.vae import decode_chunk, decode_latents, latent_preview
+from t2v.errors import InvalidRequest, ModelUnavailable
+from t2v.families.base import Component, RunContext, Rules, read_index
+from t2v.families.common import (
+    Checkpoints, DiffusersLora, LoopState, config, denoise, free_text_encoders, lora_files, meta_modules, params)
+from t2v.families.modelscope import CLIP_COMPONENTS, vae_scale
+from t2v.models.spec import ModelSpec
+
+BASE_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+NEGATIVE_PROMPT = "bad quality, worse quality"  # diffusers' AnimateDiff examples
+# The DDIM settings of AnimateDiff's inference configs and diffusers' examples (linear betas, not SD's scaled_linear).
+DDIM = {"beta_schedule": "linear", "clip_sample": False, "timestep_spacing": "linspace", "steps_offset": 1}
+MAX_FRAMES = 32  # MotionAdapter's default motion_max_seq_length (the frame positions its modules have)
+LICENSE_URL = "https://github.com/guoyww/AnimateDiff/blob/main/LICENSE.txt"
+
+
+# diffusers' AnimateDiff examples: 16 frames at 8 fps, 25 steps, guidance 7.5, SD 1.5's 512x512, the DDIM above.
+DEFAULTS = {"width": 512, "height": 512, "num_frames": 16, "fps": 8, "guidance_scale": 7.5, "num_inference_steps": 25,
+            "scheduler": "model", "negative_prompt": NEGATIVE_PROMPT}
+
+
+def adapter_spec(id: str, description: str, download_gb: float, **kw) -> ModelSpec:
+    """A guoyww motion adapter: animates ``BASE_MODEL`` unless the request names another SD 1.x model.
+    ``vram_gb``: the planner's fp16 estimate at the defaults (about 5 GB with the balanced plan's VAE chunks)."""
+    return ModelSpec(id=id, family="animatediff", description=description, defaults=dict(DEFAULTS),
+                     license="Apache-2.0", license_url=LICENSE_URL, download_gb=download_gb, vram_gb=9.0,
+                     has_fp16_variant=True, base_model=BASE_MODEL,
+                     notes="Downloads the adapter; the SD 1.5 model it animates (2.6 GB) comes with it.", **kw)
+
+
+class AnimateDiffFamily(DiffusersLora):
+    name = "animatediff"
+    description = "AnimateDiff: an SD 1.x model animated by a motion adapter (UNetMotionModel)"
+    pipelines = ("AnimateDiffPipeline",)
+    components = (*CLIP_COMPONENTS, Component("unet", ("UNet2DConditionModel", "UNetMotionModel")),
+                  Component("motion_adapter", ("MotionAdapter",), required=False))
+    defaults = DEFAULTS
+    tiny = {"animatediff": "t2v.models.tiny.animatediff:make_tiny_animatediff",
+            "animatediff-adapter": "t2v.models.tiny.animatediff:make_tiny_motion_adapter"}
+    # SD LoRAs (diffusers or kohya keys) and motion LoRAs (guoyww/animatediff-motion-lora-*), read by the
+    # pipeline's own loader mixin.
+    lora_loader = "StableDiffusionLoraLoaderMixin"
+    lora_experts = ("unet",)
+
+    # -- rules -----------------------------------------------------------------------------------------
+    def rules(self, path: Path | None) -> Rules:
+        tokens = config(path, "tokenizer", "tokenizer_config.json").get("model_max_length", 77) if path else 77
+        return Rules(size_multiple=8, max_frames=frame_limit(path) if path else MAX_FRAMES, text_tokens=tokens,
+                     modes=self.modes)
+
+    # -- loading ---------------------------------------------------------------------------------------
+    def component_specs(self, index: dict[str, Any]) -> list[Component]:
+        """A saved UNetMotionModel has the motion modules in it already: its folder's adapter is not loaded."""
+        specs = super().component_specs(index)
+        return [c for c in specs if c.name != "motion_adapter" or unet_class(index) != "UNetMotionModel"]
+
+    def check_index(self, path: Path, index: dict[str, Any]) -> None:
+        super().check_index(path, index)
+        if unet_class(index) == "UNet2DConditionModel" and not (path / "motion_adapter").is_dir():
+            raise ModelUnavailable(f"{path}: its unet is a UNet2DConditionModel, which needs a motion_adapter")
+
+    def prepare(self, components: dict[str, Any]) -> dict[str, Any]:
+        adapter = components.pop("motion_adapter", None)
+        if adapter is not None:
+            components["unet"] = motion_unet(components["unet"], adapter)
+        return components
+
+    def apply_lora(self, components: dict[str, Any], adapter: Path, scale: float) -> dict[str, Any]:
+        """What ``AnimateDiffPipeline.load_lora_weights`` + ``fuse_lora`` do: the file's UNet part (SD layers or
+        motion modules) and text encoder part, fused into copies; the cached base model is untouched."""
+        import copy
+
+        import diffusers.loaders
+        from diffusers.loaders.lora_base import fuse_text_encoder_lora
+
+        loader = getattr(diffusers.loaders, self.lora_loader)
+        (file,) = lora_files(adapter, self.lora_experts).values()
+        out = dict(components)
+        try:
+            state, alphas = loader.lora_state_dict(str(file))
+            parts = [name for name in ("unet", "text_encoder") if any(k.startswith(f"{name}.") for k in state)]
+            if not parts or not all("lora" in k for k in state):
+                raise ValueError("its tensors are not LoRA weights for a UNet or a CLIP text encoder")
+            for name in parts:
+                out[name] = copy.deepcopy(components[name])
+            if "unet" in parts:
+                loader.load_lora_into_unet(state, alphas, out["unet"], adapter_name="t2v")
+                out["unet"].fuse_lora(lora_scale=scale, adapter_names=["t2v"])
+            if "text_encoder" in parts:
+                loader.load_lora_into_text_encoder(state, alphas, out["text_encoder"], prefix="text_encoder",
+                                                   adapter_name="t2v")
+                fuse_text_encoder_lora(out["text_encoder"], lora_scale=scale, adapter_names=["t2v"])
+        except (ValueError, KeyError, RuntimeError, OSError) as e:
+            raise InvalidRequest(f"lora: {file.name} does not fit this model: {str(e)[:200]}", field="lora") from None
+        return out
+
+    # -- running ---------------------------------------------------------------------------------------
+    def run(self, model, request, ctx: RunContext) -> EngineRun:
+        import torch
+
+        with torch.inference_mode():
+            return self.sample(model, request, ctx)
+
+    def sample(self, model, request, ctx: RunContext) -> EngineRun:
+        import torch
+
+        c, memory, device = model.components, ctx.memory, model.plan.device
+        unet, vae, timings = c["unet"], c["vae"], {}
+
+        # 1. Encode the prompt (negative first for guidance), one copy per frame: the motion UNet folds frames into
+        # the batch.
+        t0 = time.perf_counter()
+        ctx.on_stage("encode_prompt")
+        cfg = request.guidance_scale > 1.0
+        with resident(c["text_encoder"], device, memory.offload):
+            embeds = encode_prompt(model, request.prompt, ctx.warnings)
+            if cfg:
+                embeds = torch.cat([encode_prompt(model, request.negative_prompt or "", []), embeds])
+        embeds = embeds.repeat_interleave(request.num_frames, dim=0)
+        free_text_encoders(model, memory)
+        timings["encode_prompt_s"] = time.perf_counter() - t0
+
+        # 2. Timesteps and the initial noise: fp32 from a CPU generator, as the stock pipeline draws it on the CPU.
+        scheduler = make_scheduler(request.scheduler, model.scheduler_config)
+        scheduler.set_timesteps(request.num_inference_steps, device=device)
+        timesteps = scheduler.timesteps
+        scale = vae_scale(vae.config)
+        shape = (1, unet.config.in_channels, request.num_frames, request.height // scale, request.width // scale)
+        generator = torch.Generator("cpu").manual_seed(request.seed)
+        latents = torch.randn(shape, generator=generator, dtype=torch.float32).to(device, embeds.dtype)
+        state = LoopState(latents * scheduler.init_noise_sigma)
+        accepts = inspect.signature(scheduler.step).parameters
+        step_kwargs = {k: v for k, v in (("eta", 0.0), ("generator", generator)) if k in accepts}
+        checkpoints = Checkpoints(ctx, model, request, scheduler, generator)
+        start = checkpoints.resume(state, device)
+
+        # 3. Denoise the whole clip at each step.
+        def step(i: int, s: LoopState) -> None:
+            t = timesteps[i]
+            x = scheduler.scale_model_input(torch.cat([s.latents] * 2) if cfg else s.latents, t)
+            noise = unet(x, t, encoder_hidden_states=embeds, return_dict=False)[0]
+            if cfg:
+                uncond, text = noise.chunk(2)
+                noise = uncond + request.guidance_scale * (text - uncond)
+            s.latents = scheduler.step(noise, t, s.latents, **step_kwargs, return_dict=False)[0]
+
+        ctx.on_stage("denoise")
+        t1 = time.perf_counter()
+        if memory.uses_forward_chunking(device):
+            unet.enable_forward_chunking(chunk_size=1, dim=1)
+        else:
+            unet.disable_forward_chunking()
+        with resident(unet, device, memory.offload):
+            denoise(ctx, len(timesteps), state, step, checkpoints, start=start)
+        timings["denoise_s"] = time.perf_counter() - t1
+
+        # 4. Decode frame by frame with the SD VAE.
+        ctx.on_stage("decode")
+        t2 = time.perf_counter()
+        chunk = decode_chunk(memory.vae_chunk, request.num_frames, str(device))
+        with resident(vae, device, memory.offload):
+            frames = decode_latents(vae, state.latents, chunk=chunk)
+        timings["decode_s"] = time.perf_counter() - t2
+        return EngineRun(frames=frames, warnings=ctx.warnings, timings=timings, resumed_from_step=checkpoints.resumed)
+
+    def preview(self, model, latents):
+        return latent_preview(latents, vae_scale(model.components["vae"].config))
+
+    # -- the planner's dry run ------------------------------------------------------------------------
+    def measure(self, path: Path, frames: int, height: int, width: int, batch: int, chunking: bool,
+                vae_chunk: int) -> dict[str, Any]:
+        """The text encoder once, one guided step of the motion UNet over the whole clip (``batch`` x frames
+        images), one VAE decode of ``vae_chunk`` frames."""
+        import torch
+
+        from t2v.models.memory import meta_cost
+
+        m = meta_parts(str(path))
+        unet, vae, text = m["unet"], m["vae"], m["text_encoder"]
+        scale = vae_scale(vae.config)
+        h, w, seq = height // scale, width // scale, text.config.max_position_embeddings
+        meta = dict(device="meta", dtype=torch.float32)
+        text_peak, _ = meta_cost(lambda: text(torch.zeros(1, seq, dtype=torch.long, device="meta")))
+        if chunking:
+            unet.enable_forward_chunking(chunk_size=1, dim=1)
+        else:
+            unet.disable_forward_chunking()
+        latents = torch.zeros(batch, unet.config.in_channels, frames, h, w, **meta)
+        embeds = torch.zeros(batch * frames, seq, unet.config.cross_attention_dim, **meta)
+        t, z = torch.tensor(1, device="meta"), torch.zeros(vae_chunk, vae.config.latent_channels, h, w, **meta)
+        unet_peak, step_flops = meta_cost(lambda: unet(latents, t, encoder_hidden_states=embeds))
+        vae_peak, chunk_flops = meta_cost(lambda: vae.decode(z))
+        return {
+            "params": params(m),
+            "acts": {"text": text_peak, "unet": unet_peak, "vae": vae_peak},
+            "roles": {"text": ["text_encoder"], "denoise": ["unet"], "vae": ["vae"]},
+            "step_flops": step_flops,
+            "decode_flops": chunk_flops * -(-frames // vae_chunk),
+            "latents_bytes": batch * unet.config.in_channels * frames * h * w * 4,
+            "shape": (frames, height, width, vae_chunk),
+        }
+
+    def reference_shape(self, path: Path) -> tuple[int, int]:
+        """8 frames at the smallest side every down-sampling level of the UNet can halve."""
+        m = meta_parts(str(path))
+        side = max(64, vae_scale(m["vae"].config) * 2 ** (len(m["unet"].config.block_out_channels) - 1))
+        return min(8, frame_limit(Path(path))), side
+
+    models = (
+        adapter_spec("guoyww/animatediff-motion-adapter-v1-5-3", "AnimateDiff v3 motion adapter for SD 1.5 models.",
+                     1.7, aliases=("animatediff", "animatediff-v3")),
+        adapter_spec("guoyww/animatediff-motion-adapter-v1-5-2", "AnimateDiff v2 motion adapter for SD 1.5 models "
+                     "(with a mid-block module; works with the guoyww/animatediff-motion-lora-* camera LoRAs).",
+                     1.8, aliases=("animatediff-v2",)),
+        adapter_spec("guoyww/animatediff-motion-adapter-v1-5", "AnimateDiff v1 motion adapter for SD 1.5 models.",
+                     1.7, aliases=("animatediff-v1",)),
+    )
+
+
+# -- folder facts ----------------------------------------------------------------------------------------
+
+def unet_class(index: dict[str, Any]) -> str | None:
+    entry = index.get("unet")
+    return entry[1] if isinstance(entry, (list, tuple)) and len(entry) >= 2 else None
+
+
+def frame_limit(path: Path) -> int:
+    """The frames the motion modules have positions for (``motion_max_seq_length``)."""
+    key = "motion_max_seq_length"  # a UNetMotionModel's config has it, or else its folder's adapter
+    return config(path, "unet").get(key) or config(path, "motion_adapter").get(key) or MAX_FRAMES
+
+
+def motion_unet(unet, adapter, *, weights: bool = True):
+    """``UNetMotionModel.from_unet2d(unet, adapter)``, as ``AnimateDiffPipeline.__init__`` makes it, but built
+    on the meta device and handed the two models' own tensors (with ``weights``): no random init, no second
+    copy of the weights."""
+    import torch
+    from diffusers import UNetMotionModel
+
+    with torch.device("meta"):
+        model = UNetMotionModel.from_unet2d(unet, adapter, load_weights=False)
+    if weights:
+        state = unet.state_dict()
+        state.update((k, v) for k, v in adapter.state_dict().items() if ".motion_modules." in k)
+        model.load_state_dict(state, strict=True, assign=True)
+    return model.eval().requires_grad_(False)
+
+
+@lru_cache(maxsize=4)
+def meta_parts(path: str) -> dict[str, Any]:
+    """The folder's text encoder, VAE and motion UNet on the meta device (for the planner)."""
+    m = dict(meta_modules(path, ("text_encoder", "vae", "unet", "motion_adapter")))
+    adapter = m.pop("motion_adapter", None)
+    if adapter is not None and unet_class(read_index(Path(path))) == "UNet2DConditionModel":
+        m["unet"] = motion_unet(m["unet"], adapter, weights=False)
+    return m
+
+
+def animatediff_scheduler(scheduler_dir: Path):
+    """The DDIM scheduler AnimateDiff samples with, from an SD model's scheduler config (diffusers' examples:
+    ``DDIMScheduler.from_pretrained(model, subfolder="scheduler", **DDIM)``)."""
+    from diffusers import DDIMScheduler
+
+    return DDIMScheduler.from_pretrained(scheduler_dir, **DDIM)
+
+
+# -- --model SD --motion-adapter ADAPTER ------------------------------------------------------------------
+
+LAYOUT = 1  # bump when compose() writes a different layout: the folder name changes with it
+BASE_PARTS = ("vae", "text_encoder", "tokenizer", "unet", "feature_extractor", "image_encoder")
+WEIGHT_STEMS = ("diffusion_pytorch_model", "model")
+
+
+def compose(base: Path, adapter: Path, root: Path) -> Path:
+    """An ``AnimateDiffPipeline`` folder under ``root`` for the SD 1.x model ``base`` and the motion adapter
+    ``adapter``: made once (built aside, then renamed into place, so two processes racing both end up with the
+    one complete folder), named by a hash of both folders' paths and files' sizes and times (a changed file
+    makes a new one). It holds real folders of links to the two models' files, AnimateDiff's DDIM scheduler and
+    a t2v.json. ModelUnavailable names a base or adapter that cannot make one."""
+    base, adapter, root = Path(base).resolve(), Path(adapter).resolve(), Path(root)
+    index = check_base(base)
+    check_adapter(adapter, base)
+    out = root / f"animatediff-{folders_digest(base, adapter)}"
+    if (out / "model_index.json").is_file():
+        return out
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=root))
+    try:
+        write_layout(tmp, base, index, adapter)
+        try:
+            os.rename(tmp, out)
+        except OSError:
+            if not (out / "model_index.json").is_file():  # not another process's finished folder
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def check_base(base: Path) -> dict[str, Any]:
+    index = read_index(base)
+    cls = index.get("_class_name")
+    if cls == "StableDiffusionXLPipeline":
+        raise ModelUnavailable(f"{base} is an SDXL model: AnimateDiff SDXL is not supported; give an SD 1.x model")
+    if cls != "StableDiffusionPipeline" or unet_class(index) != "UNet2DConditionModel":
+        raise ModelUnavailable(f"{base} is a {cls or 'folder'} model, not a Stable Diffusion 1.x StableDiffusionPipeline")
+    if config(base, "unet").get("cross_attention_dim") == 1024:
+        raise ModelUnavailable(f"{base} is a Stable Diffusion 2.x model; AnimateDiff's motion adapters are for SD 1.x")
+    return index
+
+
+def check_adapter(adapter: Path, base: Path) -> None:
+    cfg, unet = config(adapter, "."), config(base, "unet")
+    if cfg.get("_class_name") != "MotionAdapter":
+        raise ModelUnavailable(f"{adapter} is not a motion adapter: its config.json does not name MotionAdapter")
+    if cfg.get("conv_in_channels"):
+        raise ModelUnavailable(f"{adapter} is a PIA (image-to-video) motion adapter, which t2v does not run")
+    if not weight_files(adapter):
+        raise ModelUnavailable(f"{adapter} has no diffusion_pytorch_model weights")
+    # MotionAdapter's defaults where the config leaves them out: SD 1.x's four blocks of two layers
+    blocks, layers = list(cfg.get("block_out_channels", (320, 640, 1280, 1280))), cfg.get("motion_layers_per_block", 2)
+    if blocks != list(unet.get("block_out_channels") or ()) or layers != unet.get("layers_per_block"):
+        sdxl = " (an SDXL adapter: AnimateDiff SDXL is not supported)" if len(blocks) == 3 else ""
+        raise ModelUnavailable(f"{adapter} does not fit {base}'s UNet: blocks {blocks} with {layers} layers, the UNet "
+                               f"has {unet.get('block_out_channels')} with {unet.get('layers_per_block')}{sdxl}")
+
+
+def weight_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.name.startswith(WEIGHT_STEMS)
+                  and p.name.endswith((".safetensors", ".bin", ".index.json")))
+
+
+def folders_digest(base: Path, adapter: Path) -> str:
+    h = hashlib.sha256(f"layout {LAYOUT}\0{base}\0{adapter}".encode())
+    for folder in (base, adapter):
+        for p in sorted(visible_files(folder)):
+            st = p.stat()
+            h.update(f"\0{p.relative_to(folder)}\0{st.st_size}\0{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:20]
+
+
+def visible_files(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*")
+            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)]
+
+
+def write_layout(out: Path, base: Path, index: dict[str, Any], adapter: Path) -> None:
+    """model_index.json, linked components, the scheduler and t2v.json of :func:`compose`'s folder."""
+    import diffusers
+
+    layout: dict[str, Any] = {"_class_name": "AnimateDiffPipeline", "_diffusers_version": diffusers.__version__}
+    for name in BASE_PARTS:
+        entry = index.get(name)
+        named = isinstance(entry, (list, tuple)) and len(entry) >= 2 and entry[0] and (base / name).is_dir()
+        layout[name] = list(entry[:2]) if named else [None, None]
+        if named:
+            link_files(base / name, out / name, visible_files(base / name))
+    link_files(adapter, out / "motion_adapter", [adapter / "config.json", *weight_files(adapter)])
+    layout["motion_adapter"] = ["diffusers", "MotionAdapter"]
+    animatediff_scheduler(base / "scheduler").save_pretrained(out / "scheduler")
+    layout["scheduler"] = ["diffusers", "DDIMScheduler"]
+    (out / "model_index.json").write_text(json.dumps(dict(sorted(layout.items())), indent=2) + "\n")
+    own = config(base, ".", "t2v.json").get("defaults") or {}  # a tiny or trained model's own sizes and steps
+    meta = {"family": "animatediff", "defaults": {**DEFAULTS, **own}, "base": str(base), "motion_adapter": str(adapter)}
+    (out / "t2v.json").write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def link_files(src: Path, dst: Path, files: list[Path]) -> None:
+    """A real folder ``dst`` of links to ``files`` (so ``rglob`` and hashing see them). A single weight file
+    present only as ``X.safetensors`` or only as ``X.fp16.safetensors`` is linked under both names: the two
+    models may come from downloads that chose different variants, and t2v picks one variant for all parts."""
+    for f in files:
+        target = dst / f.relative_to(src)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(f, target)
+    for stem in WEIGHT_STEMS:
+        plain, half = dst / f"{stem}.safetensors", dst / f"{stem}.fp16.safetensors"
+        if plain.is_symlink() != half.is_symlink():
+            have, missing = (plain, half) if plain.is_symlink() else (half, plain)
+            os.symlink(os.readlink(have), missing)
