@@ -48,10 +48,25 @@ def _root(
     quiet_third_party()
 
 
+def _licence_notice(model: str | None) -> None:
+    """Print the licence notice of a registered model that is about to download (not yet in the cache)."""
+    from t2v.models.allowlist import is_cached
+    from t2v.models.loader import is_offline, license_notice
+    from t2v.models.registry import lookup
+    from t2v.settings import get_settings
+
+    spec = lookup(model) if model else None
+    settings = get_settings()
+    if spec is None or not spec.license_notice or is_offline(settings) or is_cached(spec.id, spec.revision, settings):
+        return
+    err.print(f"[yellow]licence notice ({spec.id}, {spec.license}):[/] {license_notice(spec.id)}", highlight=False)
+
+
 def _run(request, *, output, quiet: bool):
     from t2v.cli.progress import GenerationProgress
     from t2v.generation import run_request
 
+    _licence_notice(request.model)
     with Interrupt() as interrupt, GenerationProgress(interrupt, quiet=quiet) as progress:
         return run_request(request, on_progress=progress, should_cancel=interrupt, output=output)
 

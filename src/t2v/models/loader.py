@@ -68,9 +68,14 @@ class LoadedModel:
         raise AttributeError(name)
 
     def copy(self, **changes: Any) -> LoadedModel:
-        """A copy sharing the components (their dict is new: a run may drop one, e.g. the text encoder)."""
+        """A copy sharing the components (their dict is new: a run may drop one, e.g. the text encoder), except
+        fast tokenizers, which are copied: a call with padding or truncation sets them on the shared Rust
+        tokenizer, so two runs in two threads would pad each other's prompts."""
+        import copy
+
         fields = {**self.__dict__, **changes}
-        fields["components"] = dict(fields["components"])
+        fields["components"] = {k: copy.deepcopy(v) if hasattr(v, "backend_tokenizer") else v
+                                for k, v in fields["components"].items()}
         return LoadedModel(**fields)
 
     @property
