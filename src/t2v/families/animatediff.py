@@ -128,12 +128,6 @@ class AnimateDiffFamily(DiffusersLora):
         return out
 
     # -- running ---------------------------------------------------------------------------------------
-    def run(self, model, request, ctx: RunContext) -> EngineRun:
-        import torch
-
-        with torch.inference_mode():
-            return self.sample(model, request, ctx)
-
     def sample(self, model, request, ctx: RunContext) -> EngineRun:
         import torch
 

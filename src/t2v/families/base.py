@@ -197,6 +197,13 @@ class Family:
 
     # -- running ---------------------------------------------------------------------------------------
     def run(self, model: LoadedModel, request, ctx: RunContext) -> EngineRun:
+        """:meth:`sample` without autograd (``torch.inference_mode``)."""
+        import torch
+
+        with torch.inference_mode():
+            return self.sample(model, request, ctx)
+
+    def sample(self, model: LoadedModel, request, ctx: RunContext) -> EngineRun:
         """Encode the prompt, denoise with t2v's own loop (progress through ``ctx.on_step``, cancel between
         steps without decoding, checkpoints) and decode to (F, H, W, 3) float frames in [0, 1]."""
         raise NotImplementedError(f"the {self.name} family has no video runner")

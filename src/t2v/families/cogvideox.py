@@ -130,13 +130,7 @@ class CogVideoXFamily(GroupOffload, DiffusersLora):
                 "num_frames": tr.get("sample_frames", 49), "fps": 16 if tr.get("patch_size_t") else 8}
 
     # -- running ---------------------------------------------------------------------------------------
-    def run(self, model, request, ctx: RunContext) -> EngineRun:
-        import torch
-
-        with torch.inference_mode():
-            return self._run(model, request, ctx)
-
-    def _run(self, model, request, ctx: RunContext) -> EngineRun:
+    def sample(self, model, request, ctx: RunContext) -> EngineRun:
         import torch
         from diffusers.utils.torch_utils import randn_tensor
         from diffusers.video_processor import VideoProcessor

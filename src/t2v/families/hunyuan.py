@@ -123,13 +123,7 @@ class HunyuanFamily(DiffusersLora):
             raise ModelUnavailable(f"{path} is not a complete {self.name} image-to-video model: missing image_processor")
 
     # -- running ---------------------------------------------------------------------------------------
-    def run(self, model, request, ctx: RunContext) -> EngineRun:
-        import torch
-
-        with torch.inference_mode():
-            return self._run(model, request, ctx)
-
-    def _run(self, model, request, ctx: RunContext) -> EngineRun:
+    def sample(self, model, request, ctx: RunContext) -> EngineRun:
         import numpy as np
         import torch
 

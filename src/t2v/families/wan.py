@@ -82,13 +82,7 @@ class WanFamily(GroupOffload, DiffusersLora):
                      schedulers=SCHEDULERS if flow.get("use_flow_sigmas") else ("model",))
 
     # -- running ---------------------------------------------------------------------------------------
-    def run(self, model, request, ctx: RunContext) -> EngineRun:
-        import torch
-
-        with torch.inference_mode():
-            return self._run(model, request, ctx)
-
-    def _run(self, model, request, ctx: RunContext) -> EngineRun:
+    def sample(self, model, request, ctx: RunContext) -> EngineRun:
         import torch
         from diffusers.video_processor import VideoProcessor
 
