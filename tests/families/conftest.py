@@ -12,3 +12,14 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def first_frame(tmp_path_factory):
+    """A 70x40 random RGB image: the first frame for image-to-video tests."""
+    import numpy as np
+    from PIL import Image
+
+    path = tmp_path_factory.mktemp("images") / "first.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (40, 70, 3), dtype=np.uint8)).save(path)
+    return path

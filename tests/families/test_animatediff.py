@@ -18,6 +18,8 @@ from t2v.engine.vae import to_uint8
 from t2v.errors import Cancelled, InvalidRequest, ModelUnavailable
 from t2v.generation import generate
 from t2v.request import GenerationRequest
+from tests.families.checks import (
+    assert_periodic_checkpoints_resume_bitwise, assert_resume_after_cancel_is_bitwise, time_on_gpu)
 
 PROMPT = "a panda surfing a big wave at sunset"
 # diffusers' AnimateDiff examples: DDIMScheduler.from_pretrained(sd_model, subfolder="scheduler", **DOCS_DDIM)
@@ -117,31 +119,12 @@ def test_motion_adapter_request_composes_the_folder(models, tmp_path):
 def test_resume_after_cancel_is_bitwise(models, tmp_path, kind, scheduler, at):
     """Cancel after ``at`` steps (DPM++ has multistep history by then), resume from the checkpoint: the same
     frames as an uninterrupted run."""
-    whole = baseline(models[kind], scheduler=scheduler)
-    spec = CheckpointSpec(tmp_path / "ckpt.pt")
-    done = []
-    with pytest.raises(Cancelled):
-        run(models[kind], scheduler=scheduler, checkpoint=spec, should_cancel=lambda: len(done) >= at,
-            on_progress=lambda e: done.append(e.step) if e.stage == "denoise" and e.step else None)
-    assert len(done) == at and spec.path.is_file()
-    resumed, result = run(models[kind], scheduler=scheduler, checkpoint=spec)
-    assert result.record["resumed_from_step"] == at
-    assert np.array_equal(resumed, whole)
+    assert_resume_after_cancel_is_bitwise(run, tmp_path, at, models[kind], scheduler=scheduler,
+                                          whole=baseline(models[kind], scheduler=scheduler))
 
 
 def test_periodic_checkpoints_resume_bitwise(models, tmp_path):
-    whole = baseline(models["composed"])
-    spec = CheckpointSpec(tmp_path / "every.pt", every=1)
-
-    def crash(event):  # a run that dies after step 3 without a cancel: only the periodic checkpoint is left
-        if event.stage == "denoise" and event.step == 3:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        run(models["composed"], checkpoint=spec, on_progress=crash)
-    resumed, result = run(models["composed"], checkpoint=spec)
-    assert result.record["resumed_from_step"] == 3
-    assert np.array_equal(resumed, whole)
+    assert_periodic_checkpoints_resume_bitwise(run, tmp_path, models["composed"], whole=baseline(models["composed"]))
 
 
 def test_cancel_never_decodes_and_leaves_nothing(models, tmp_path, monkeypatch):
@@ -354,20 +337,10 @@ def full_size_sd15_animatediff(folder, device: str, dtype: str):
 def test_gpu_full_size_sd15_steps(tmp_path, record_property):
     """Full-size SD 1.5 + AnimateDiff v3 motion modules (random bf16 weights) at 512x512, 16 frames: three
     steps and the decode; the timings go to docs/benchmarks.md."""
-    import torch
-
-    from t2v.families import RunContext, get_family
-    from t2v.models.memory import get_plan
-
     model = full_size_sd15_animatediff(tmp_path, "cuda", "bf16")
     request = GenerationRequest(prompt=PROMPT, negative_prompt="", width=512, height=512, num_frames=16,
                                 num_inference_steps=3, guidance_scale=7.5, seed=0, scheduler="model", fps=8)
-    torch.cuda.reset_peak_memory_stats()
-    ctx = RunContext(on_stage=lambda s: None, on_step=lambda i, n, latents: None, should_cancel=lambda: False,
-                     memory=get_plan("speed"))
-    out = get_family("animatediff").run(model, request, ctx)
-    assert out.frames.shape == (16, 512, 512, 3) and np.isfinite(out.frames).all()
-    figures = {**{k: round(v, 2) for k, v in out.timings.items()}, "step_s": round(out.timings["denoise_s"] / 3, 2),
-               "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 1), "gpu": torch.cuda.get_device_name()}
+    out, figures = time_on_gpu("animatediff", model, request)
+    assert out.frames.shape == (16, 512, 512, 3)
     record_property("animatediff_sd15", figures)
     print("animatediff sd15 512x512x16 bf16:", figures)

@@ -15,11 +15,11 @@ from PIL import Image
 from t2v.engine.base import CheckpointSpec
 from t2v.engine.vae import to_uint8
 from t2v.errors import Cancelled, InvalidRequest
-from t2v.generation import generate
 from t2v.request import GenerationRequest
+from tests.families.checks import (
+    PROMPT, assert_periodic_checkpoints_resume_bitwise, assert_resume_after_cancel_is_bitwise, cancel_after, denoise_steps, run, time_on_gpu)
 
 KINDS = ("cogvideox", "cogvideox-i2v", "cogvideox15", "cogvideox15-i2v")
-PROMPT = "a panda surfing a big wave at sunset"
 
 
 @pytest.fixture(scope="module")
@@ -30,23 +30,8 @@ def models(tmp_path_factory):
     return {kind: make_tiny_model(kind, root / kind, seed=0) for kind in KINDS}
 
 
-@pytest.fixture(scope="module")
-def first_frame(tmp_path_factory):
-    path = tmp_path_factory.mktemp("cogvideox-images") / "first.png"
-    Image.fromarray(np.random.default_rng(1).integers(0, 256, (40, 70, 3), dtype=np.uint8)).save(path)
-    return path
-
-
 def image_for(kind, first_frame):
     return first_frame if kind.endswith("i2v") else None
-
-
-def run(model, image=None, **fields):
-    """t2v's frames (uint8) and result for ``model`` with its tiny defaults (t2v.json)."""
-    fields = {"prompt": PROMPT, "seed": 3, "formats": (), **fields}
-    kw = {k: fields.pop(k) for k in ("should_cancel", "checkpoint", "on_preview", "on_progress", "output") if k in fields}
-    result = generate(GenerationRequest(model=str(model), image=str(image) if image else None, **fields), **kw)
-    return result.frames, result
 
 
 def stock(model, result, image=None):
@@ -65,10 +50,6 @@ def stock(model, result, image=None):
                num_inference_steps=r.num_inference_steps, guidance_scale=r.guidance_scale,
                generator=torch.Generator("cpu").manual_seed(r.seed), output_type="np", **extra)
     return to_uint8(out.frames[0])
-
-
-def denoise_steps(done: list):
-    return lambda e: done.append(e.step) if e.stage == "denoise" and e.step else None
 
 
 CASES = [("cogvideox", "model", 9), ("cogvideox", "dpm++", 9), ("cogvideox-i2v", "model", 9),
@@ -98,18 +79,9 @@ def test_resume_after_cancel_is_bitwise(models, first_frame, tmp_path, kind, sch
     import torch
 
     image = image_for(kind, first_frame)
-    whole, _ = run(models[kind], image, scheduler=scheduler)
-    spec = CheckpointSpec(tmp_path / "ckpt.pt")
-    done: list = []
-    with pytest.raises(Cancelled):
-        run(models[kind], image, scheduler=scheduler, checkpoint=spec, should_cancel=lambda: len(done) >= at,
-            on_progress=denoise_steps(done))
-    assert len(done) == at and spec.path.is_file()
-    extra = torch.load(spec.path, weights_only=True)["extra"]
+    spec = assert_resume_after_cancel_is_bitwise(run, tmp_path, at, models[kind], image, scheduler=scheduler)
+    extra = torch.load(spec.path, weights_only=True)["extra"]  # the state at the cancel (the resume ran on)
     assert ("old_pred_original_sample" in extra) == (scheduler == "dpm++")
-    resumed, result = run(models[kind], image, scheduler=scheduler, checkpoint=spec)
-    assert result.record["resumed_from_step"] == at
-    assert np.array_equal(resumed, whole)
 
 
 def test_dpm_resume_needs_the_previous_prediction(models, tmp_path):
@@ -117,11 +89,7 @@ def test_dpm_resume_needs_the_previous_prediction(models, tmp_path):
     import torch
 
     whole, _ = run(models["cogvideox"], scheduler="dpm++")
-    spec = CheckpointSpec(tmp_path / "ckpt.pt")
-    done: list = []
-    with pytest.raises(Cancelled):
-        run(models["cogvideox"], scheduler="dpm++", checkpoint=spec, should_cancel=lambda: len(done) >= 2,
-            on_progress=denoise_steps(done))
+    spec = cancel_after(run, tmp_path / "ckpt.pt", 2, models["cogvideox"], scheduler="dpm++")
     saved = torch.load(spec.path, weights_only=True)
     torch.save({**saved, "extra": {}}, spec.path)
     resumed, result = run(models["cogvideox"], scheduler="dpm++", checkpoint=spec)
@@ -129,18 +97,7 @@ def test_dpm_resume_needs_the_previous_prediction(models, tmp_path):
 
 
 def test_periodic_checkpoints_resume_bitwise(models, tmp_path):
-    whole, _ = run(models["cogvideox15"], scheduler="dpm++")
-    spec = CheckpointSpec(tmp_path / "every.pt", every=1)
-
-    def crash(event):  # dies after step 3 without a cancel: only the periodic checkpoint is left
-        if event.stage == "denoise" and event.step == 3:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        run(models["cogvideox15"], scheduler="dpm++", checkpoint=spec, on_progress=crash)
-    resumed, result = run(models["cogvideox15"], scheduler="dpm++", checkpoint=spec)
-    assert result.record["resumed_from_step"] == 3
-    assert np.array_equal(resumed, whole)
+    assert_periodic_checkpoints_resume_bitwise(run, tmp_path, models["cogvideox15"], scheduler="dpm++")
 
 
 def test_cancel_never_decodes_and_leaves_nothing(models, tmp_path, monkeypatch):
@@ -342,20 +299,10 @@ def full_size_cogvideox5b(folder, device: str, dtype: str):
 @pytest.mark.slow
 def test_gpu_full_size_5b_steps(tmp_path, record_property):
     """Full-size CogVideoX-5B (random bf16 weights) at 720x480, 49 frames: three steps and the decode."""
-    import torch
-
-    from t2v.families import RunContext, get_family
-    from t2v.models.memory import get_plan
-
     model = full_size_cogvideox5b(tmp_path, "cuda", "bf16")
     request = GenerationRequest(prompt=PROMPT, negative_prompt="", width=720, height=480, num_frames=49,
                                 num_inference_steps=3, guidance_scale=6.0, seed=0, scheduler="dpm++", fps=8)
-    torch.cuda.reset_peak_memory_stats()
-    ctx = RunContext(on_stage=lambda s: None, on_step=lambda i, n, latents: None, should_cancel=lambda: False,
-                     memory=get_plan("speed"))
-    out = get_family("cogvideox").run(model, request, ctx)
-    assert out.frames.shape == (49, 480, 720, 3) and np.isfinite(out.frames).all()
-    figures = {**{k: round(v, 2) for k, v in out.timings.items()}, "step_s": round(out.timings["denoise_s"] / 3, 2),
-               "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 1), "gpu": torch.cuda.get_device_name()}
+    out, figures = time_on_gpu("cogvideox", model, request)
+    assert out.frames.shape == (49, 480, 720, 3)
     record_property("cogvideox5b", figures)
     print("cogvideox 5B 720x480x49 bf16:", figures)

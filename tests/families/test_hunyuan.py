@@ -16,11 +16,11 @@ from PIL import Image
 from t2v.engine.base import CheckpointSpec
 from t2v.engine.vae import to_uint8
 from t2v.errors import Cancelled, InvalidRequest, ModelUnavailable
-from t2v.generation import generate
 from t2v.request import GenerationRequest
+from tests.families.checks import (
+    PROMPT, assert_periodic_checkpoints_resume_bitwise, assert_resume_after_cancel_is_bitwise, run, time_on_gpu)
 
 KINDS = ("hunyuan", "hunyuan-i2v", "hunyuan-i2v-33ch")
-PROMPT = "a panda surfing a big wave at sunset"
 I2V = ("hunyuan-i2v", "hunyuan-i2v-33ch")
 
 
@@ -30,22 +30,6 @@ def models(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("hunyuan-models")
     return {kind: make_tiny_model(kind, root / kind, seed=0) for kind in KINDS}
-
-
-@pytest.fixture(scope="module")
-def first_frame(tmp_path_factory):
-    path = tmp_path_factory.mktemp("hunyuan-images") / "first.png"
-    Image.fromarray(np.random.default_rng(1).integers(0, 256, (40, 70, 3), dtype=np.uint8)).save(path)
-    return path
-
-
-def run(model, image=None, **fields):
-    """t2v's frames (uint8) and result for ``model`` with its tiny defaults (t2v.json)."""
-    fields = {"prompt": PROMPT, "seed": 3, "formats": (), **fields}
-    kw = {k: fields.pop(k) for k in ("should_cancel", "checkpoint", "on_preview", "on_progress", "output") if k in fields}
-    request = GenerationRequest(model=str(model), image=str(image) if image else None, **fields)
-    result = generate(request, **kw)
-    return result.frames, result
 
 
 def stock(model, result, image=None):
@@ -106,31 +90,11 @@ def test_resume_after_cancel_is_bitwise(models, first_frame, tmp_path, kind, at)
     """Cancel after ``at`` steps (the scheduler's step index and custom sigmas are in the checkpoint), resume:
     the same frames as an uninterrupted run."""
     image = first_frame if kind in I2V else None
-    whole, _ = run(models[kind], image)
-    spec = CheckpointSpec(tmp_path / "ckpt.pt")
-    done = []
-    with pytest.raises(Cancelled):
-        run(models[kind], image, checkpoint=spec, should_cancel=lambda: len(done) >= at,
-            on_progress=lambda e: done.append(e.step) if e.stage == "denoise" and e.step else None)
-    assert len(done) == at and spec.path.is_file()
-    resumed, result = run(models[kind], image, checkpoint=spec)
-    assert result.record["resumed_from_step"] == at
-    assert np.array_equal(resumed, whole)
+    assert_resume_after_cancel_is_bitwise(run, tmp_path, at, models[kind], image)
 
 
 def test_periodic_checkpoints_resume_bitwise(models, tmp_path):
-    whole, _ = run(models["hunyuan"], guidance_scale_2=2.0)
-    spec = CheckpointSpec(tmp_path / "every.pt", every=1)
-
-    def crash(event):  # a run that dies after step 3 without a cancel: only the periodic checkpoint is left
-        if event.stage == "denoise" and event.step == 3:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        run(models["hunyuan"], guidance_scale_2=2.0, checkpoint=spec, on_progress=crash)
-    resumed, result = run(models["hunyuan"], guidance_scale_2=2.0, checkpoint=spec)
-    assert result.record["resumed_from_step"] == 3
-    assert np.array_equal(resumed, whole)
+    assert_periodic_checkpoints_resume_bitwise(run, tmp_path, models["hunyuan"], guidance_scale_2=2.0)
 
 
 def test_cancel_never_decodes_and_leaves_nothing(models, first_frame, tmp_path, monkeypatch):
@@ -404,21 +368,14 @@ def test_gpu_full_size_steps(tmp_path, record_property):
     low plan (without offload); the timings go to docs/benchmarks.md."""
     import dataclasses
 
-    import torch
 
-    from t2v.families import RunContext, get_family
     from t2v.models.memory import get_plan
 
     model = full_size(tmp_path, "cuda", "bf16")
     request = GenerationRequest(prompt=PROMPT, negative_prompt="", width=1280, height=720, num_frames=129,
                                 num_inference_steps=2, guidance_scale=6.0, guidance_scale_2=1.0, seed=0, scheduler="model",
                                 fps=24)
-    torch.cuda.reset_peak_memory_stats()
-    ctx = RunContext(on_stage=lambda s: None, on_step=lambda i, n, latents: None, should_cancel=lambda: False,
-                     memory=dataclasses.replace(get_plan("low"), offload=False, free_text_encoder=False))
-    out = get_family("hunyuan").run(model, request, ctx)
-    assert out.frames.shape == (129, 720, 1280, 3) and np.isfinite(out.frames).all()
-    figures = {**{k: round(v, 2) for k, v in out.timings.items()}, "step_s": round(out.timings["denoise_s"] / 2, 2),
-               "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 1), "gpu": torch.cuda.get_device_name()}
+    out, figures = time_on_gpu("hunyuan", model, request, memory=dataclasses.replace(get_plan("low"), offload=False, free_text_encoder=False))
+    assert out.frames.shape == (129, 720, 1280, 3)
     record_property("hunyuan", figures)
     print("hunyuan 720x1280x129 bf16:", figures)

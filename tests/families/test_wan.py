@@ -14,11 +14,11 @@ from PIL import Image
 from t2v.engine.base import CheckpointSpec
 from t2v.engine.vae import to_uint8
 from t2v.errors import Cancelled, InvalidRequest
-from t2v.generation import generate
 from t2v.request import GenerationRequest
+from tests.families.checks import (
+    PROMPT, assert_periodic_checkpoints_resume_bitwise, assert_resume_after_cancel_is_bitwise, run, time_on_gpu)
 
 KINDS = ("wan", "wan22-ti2v", "wan22-a14b", "wan-i2v")
-PROMPT = "a panda surfing a big wave at sunset"
 
 
 @pytest.fixture(scope="module")
@@ -27,22 +27,6 @@ def models(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("wan-models")
     return {kind: make_tiny_model(kind, root / kind, seed=0) for kind in KINDS}
-
-
-@pytest.fixture(scope="module")
-def first_frame(tmp_path_factory):
-    path = tmp_path_factory.mktemp("wan-images") / "first.png"
-    Image.fromarray(np.random.default_rng(1).integers(0, 256, (40, 70, 3), dtype=np.uint8)).save(path)
-    return path
-
-
-def run(model, image=None, **fields):
-    """t2v's frames (uint8) and record for ``model`` with its tiny defaults (t2v.json)."""
-    fields = {"prompt": PROMPT, "seed": 3, "formats": (), **fields}
-    kw = {k: fields.pop(k) for k in ("should_cancel", "checkpoint", "on_preview", "on_progress", "output") if k in fields}
-    request = GenerationRequest(model=str(model), image=str(image) if image else None, **fields)
-    result = generate(request, **kw)
-    return result.frames, result
 
 
 def stock(model, result, image=None, monkeypatch=None):
@@ -93,31 +77,11 @@ def test_resume_after_cancel_is_bitwise(models, first_frame, tmp_path, kind, i2v
     """Cancel after ``at`` steps (UniPC has multistep history by then; A14B at and after its expert switch),
     resume from the checkpoint: the same frames as an uninterrupted run."""
     image = first_frame if i2v else None
-    whole, _ = run(models[kind], image)
-    spec = CheckpointSpec(tmp_path / "ckpt.pt")
-    done = []
-    with pytest.raises(Cancelled):
-        run(models[kind], image, checkpoint=spec, should_cancel=lambda: len(done) >= at,
-            on_progress=lambda e: done.append(e.step) if e.stage == "denoise" and e.step else None)
-    assert len(done) == at and spec.path.is_file()
-    resumed, result = run(models[kind], image, checkpoint=spec)
-    assert result.record["resumed_from_step"] == at
-    assert np.array_equal(resumed, whole)
+    assert_resume_after_cancel_is_bitwise(run, tmp_path, at, models[kind], image)
 
 
 def test_periodic_checkpoints_resume_bitwise(models, tmp_path):
-    whole, _ = run(models["wan"])
-    spec = CheckpointSpec(tmp_path / "every.pt", every=1)
-
-    def crash(event):  # a run that dies after step 3 without a cancel: only the periodic checkpoint is left
-        if event.stage == "denoise" and event.step == 3:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        run(models["wan"], checkpoint=spec, on_progress=crash)
-    resumed, result = run(models["wan"], checkpoint=spec)
-    assert result.record["resumed_from_step"] == 3
-    assert np.array_equal(resumed, whole)
+    assert_periodic_checkpoints_resume_bitwise(run, tmp_path, models["wan"])
 
 
 def test_low_memory_plan_and_long_prompts(models):
@@ -302,20 +266,10 @@ def full_size_wan13b(folder, device: str, dtype: str):
 def test_gpu_full_size_13b_steps(tmp_path, record_property):
     """Full-size Wan 2.1 1.3B (random bf16 weights) at 480x832, 81 frames: three steps and the decode; the
     timings go to docs/benchmarks.md."""
-    import torch
-
-    from t2v.families import RunContext, get_family
-    from t2v.models.memory import get_plan
-
     model = full_size_wan13b(tmp_path, "cuda", "bf16")
     request = GenerationRequest(prompt=PROMPT, negative_prompt="", width=832, height=480, num_frames=81, num_inference_steps=3,
                                 guidance_scale=5.0, seed=0, scheduler="model", fps=16)
-    torch.cuda.reset_peak_memory_stats()
-    ctx = RunContext(on_stage=lambda s: None, on_step=lambda i, n, latents: None, should_cancel=lambda: False,
-                     memory=get_plan("speed"))
-    out = get_family("wan").run(model, request, ctx)
-    assert out.frames.shape == (81, 480, 832, 3) and np.isfinite(out.frames).all()
-    figures = {**{k: round(v, 2) for k, v in out.timings.items()}, "step_s": round(out.timings["denoise_s"] / 3, 2),
-               "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 1), "gpu": torch.cuda.get_device_name()}
+    out, figures = time_on_gpu("wan", model, request)
+    assert out.frames.shape == (81, 480, 832, 3)
     record_property("wan13b", figures)
     print("wan 1.3B 480x832x81 bf16:", figures)

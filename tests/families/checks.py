@@ -1,0 +1,86 @@
+"""Checks every family's tests share: resume after a cancel and from periodic checkpoints, bitwise.
+
+``run(*args, **fields) -> (uint8 frames, result)`` is the test file's own runner (its model, image, fields)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from t2v.engine.base import CheckpointSpec
+from t2v.errors import Cancelled
+
+
+def denoise_steps(done: list):
+    """An on_progress that collects finished denoising steps into ``done``."""
+    return lambda e: done.append(e.step) if e.stage == "denoise" and e.step else None
+
+
+def cancel_after(run, path, at: int, *args, **fields) -> CheckpointSpec:
+    """Run until ``at`` steps are done, cancel; the checkpoint it left (asserted to exist)."""
+    spec, done = CheckpointSpec(path), []
+    with pytest.raises(Cancelled):
+        run(*args, checkpoint=spec, should_cancel=lambda: len(done) >= at, on_progress=denoise_steps(done), **fields)
+    assert len(done) == at and spec.path.is_file()
+    return spec
+
+
+def assert_resume_after_cancel_is_bitwise(run, tmp_path, at: int, *args, whole=None, **fields) -> CheckpointSpec:
+    """Cancel after ``at`` steps and resume: the frames of an uninterrupted run (``whole``, else run now)."""
+    whole = run(*args, **fields)[0] if whole is None else whole
+    spec = cancel_after(run, tmp_path / "ckpt.pt", at, *args, **fields)
+    resumed, result = run(*args, checkpoint=spec, **fields)
+    assert result.record["resumed_from_step"] == at
+    assert np.array_equal(resumed, whole)
+    return spec
+
+
+def assert_periodic_checkpoints_resume_bitwise(run, tmp_path, *args, whole=None, crash_at: int = 3, **fields) -> None:
+    """A run that dies after step ``crash_at`` without a cancel leaves only its periodic checkpoint (every
+    step); resuming from it gives an uninterrupted run's frames."""
+    whole = run(*args, **fields)[0] if whole is None else whole
+    spec = CheckpointSpec(tmp_path / "every.pt", every=1)
+
+    def crash(event):
+        if event.stage == "denoise" and event.step == crash_at:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run(*args, checkpoint=spec, on_progress=crash, **fields)
+    resumed, result = run(*args, checkpoint=spec, **fields)
+    assert result.record["resumed_from_step"] == crash_at
+    assert np.array_equal(resumed, whole)
+
+
+PROMPT = "a panda surfing a big wave at sunset"
+
+
+def run(model, image=None, **fields):
+    """t2v's frames (uint8) and result for ``model`` with its tiny defaults (t2v.json), ``image`` for
+    image-to-video, fields over the test defaults (seed 3, no files); progress, cancel, checkpoint, preview
+    and output arguments go to :func:`t2v.generate`."""
+    from t2v.generation import generate
+    from t2v.request import GenerationRequest
+
+    fields = {"prompt": PROMPT, "seed": 3, "formats": (), **fields}
+    kw = {k: fields.pop(k) for k in ("should_cancel", "checkpoint", "on_preview", "on_progress", "output") if k in fields}
+    result = generate(GenerationRequest(model=str(model), image=str(image) if image else None, **fields), **kw)
+    return result.frames, result
+
+
+def time_on_gpu(family: str, model, request, memory=None):
+    """Run ``request`` on the full-size random-weight ``model`` on CUDA: (the run, its figures for
+    docs/benchmarks.md: stage times, seconds per step, peak GiB, the GPU's name)."""
+    import torch
+
+    from t2v.families import RunContext, get_family
+    from t2v.models.memory import get_plan
+
+    torch.cuda.reset_peak_memory_stats()
+    ctx = RunContext(on_stage=lambda s: None, on_step=lambda i, n, latents: None, should_cancel=lambda: False,
+                     memory=memory or get_plan("speed"))
+    out = get_family(family).run(model, request, ctx)
+    assert np.isfinite(out.frames).all()
+    steps = request.num_inference_steps
+    return out, {**{k: round(v, 2) for k, v in out.timings.items()}, "step_s": round(out.timings["denoise_s"] / steps, 2),
+                 "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 1), "gpu": torch.cuda.get_device_name()}
