@@ -57,6 +57,7 @@ def keyed(tiny_model, tiny_sd_model, tmp_path_factory):
 def test_rest_routes_serve_files_and_records_only_to_the_owning_key(keyed):
     client, alice, bob, _, video, seq = keyed
     routes = [f"/v1/videos/{video['id']}", f"/v1/videos/{video['id']}/metadata", f"/v1/videos/{video['id']}/events",
+              f"/v1/videos/{video['id']}/poster",
               *(f"/v1/videos/{video['id']}/content?format={fmt}" for fmt in ("mp4", "webm", "gif")),
               f"/v1/videos/{seq['id']}/content", f"/v1/videos/{seq['id']}/metadata",
               *(f"/v1/videos/{seq['id']}/figures/{name}" for name in ("contact_sheet", "denoise_grid"))]
@@ -112,6 +113,11 @@ def test_public_endpoints_show_no_job_ids_prompts_or_paths_while_a_job_runs(keye
                    == "running"):
             assert time.time() < deadline, "the job did not start"
             time.sleep(0.05)
+        live = client.get(f"/v1/videos/{job_id}/preview", headers=bearer(alice))  # the running job's preview
+        assert live.status_code == 200 and live.headers["content-type"] == "image/png"
+        assert live.headers["cache-control"] == "no-store" and live.content.startswith(b"\x89PNG")
+        assert client.get(f"/v1/videos/{job_id}/preview", headers=bearer(bob)).status_code == 404
+        assert client.get(f"/v1/videos/{job_id}/preview").status_code == 401
         secrets = [job_id, video["id"], PROMPT, str(settings.home), str(settings.default_model)]
         for route in ("/healthz", "/readyz", "/metrics"):
             for token in (None, "t2v_not_a_key"):

@@ -145,6 +145,58 @@ def test_events_stream_progress_then_final_state(client):
     assert any(e[1]["status"] == "running" for e in events)
 
 
+def read_events(client, job_id, last_event_id=None):
+    """[(id, event, data)] of one SSE connection (``Last-Event-ID`` sent when given)."""
+    headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
+    out, current = [], {}
+    with client.stream("GET", f"/v1/videos/{job_id}/events", headers=headers) as r:
+        for line in r.iter_lines():
+            if not line:
+                if current:
+                    out.append((current.get("id"), current.get("event"), json.loads(current["data"])))
+                current = {}
+            else:
+                name, _, value = line.partition(":")
+                current[name] = value.strip()
+    return out
+
+
+def test_events_have_ids_and_resume_after_last_event_id(client):
+    job = submit(client, num_inference_steps=3).json()
+    first = read_events(client, job["id"])
+    ids = [i for i, _, _ in first]
+    assert all(ids) and len(set(ids)) == len(ids) and first[-1][1] == "succeeded"
+    assert ids[-1].startswith("succeeded.")
+    assert read_events(client, job["id"], last_event_id=ids[-1]) == []  # nothing new since the last one seen
+    again = read_events(client, job["id"], last_event_id="running.denoise.1.-")  # seen step 1: the final state
+    assert [e for _, e, _ in again] == ["succeeded"]
+
+
+def test_preview_and_poster_routes(client):
+    job = wait_for(client, submit(client).json()["id"])
+    poster = client.get(f"/v1/videos/{job['id']}/poster")
+    assert poster.status_code == 200 and poster.headers["content-type"] == "image/png"
+    assert poster.headers["cache-control"].startswith("private") and poster.headers.get("etag")
+    import io
+
+    from PIL import Image
+
+    assert Image.open(io.BytesIO(poster.content)).size == (job["request"]["width"], job["request"]["height"])
+    assert client.get("/v1/videos/01NOSUCHJ0B000000000000000/poster").status_code == 404
+
+
+def test_openapi_describes_the_responses(client):
+    spec = client.get("/openapi.json").json()
+    ok = spec["paths"]["/v1/videos/{job_id}"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert ok["$ref"].endswith("/JobOut")
+    job = spec["components"]["schemas"]["JobOut"]
+    assert {"id", "status", "progress", "request", "result", "links"} <= set(job["properties"])
+    page = spec["paths"]["/v1/videos"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert page["$ref"].endswith("/JobPage")
+    models = spec["paths"]["/v1/models"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert models["$ref"].endswith("/ModelList")
+
+
 def test_models_health_ready_metrics(client):
     models = client.get("/v1/models").json()
     assert "damo-vilab/text-to-video-ms-1.7b" in {m["id"] for m in models["items"]}

@@ -7,12 +7,13 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from t2v.api.deps import auth_enabled, bearer_key, get_service, rate_limited
+from t2v.api.responses import ModelList
 from t2v.service.service import STATUSES
 
 router = APIRouter()
 
 
-@router.get("/v1/models", tags=["models"], summary="Registered models and the server's default")
+@router.get("/v1/models", tags=["models"], summary="Registered models and the server's default", response_model=ModelList)
 async def list_models(service=Depends(get_service), key=Depends(rate_limited)):
     from t2v.models.registry import REGISTRY
 

@@ -12,11 +12,12 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
-from pydantic import Field, ValidationError
+from pydantic import ValidationError
 from starlette.background import BackgroundTask
 from starlette.datastructures import UploadFile
 
 from t2v.api.deps import current_key, get_service, rate_limited
+from t2v.api.responses import JobOut, JobPage
 from t2v.api.routes.assets import read_upload
 from t2v.api.streams import StreamLease
 from t2v.api.schemas import FIGURES, SequenceCreate, VideoCreate, job_to_dict
@@ -46,7 +47,8 @@ VIDEO_BODY_DOC = {"requestBody": {"required": True, "content": {
 
 
 @router.post("", status_code=202, summary="Queue a generation job (JSON; or multipart/form-data with an image)",
-             openapi_extra=VIDEO_BODY_DOC)
+             openapi_extra=VIDEO_BODY_DOC, response_model=JobOut,
+             responses={200: {"model": JobOut, "description": "The job an earlier request with this idempotency_key queued"}})
 async def create_video(request: Request, service=Depends(get_service), key=Depends(rate_limited)):
     """The body is JSON (``VideoCreate``), or multipart/form-data with that JSON as the ``request`` field and the
     first frame as the ``image`` file: the file is stored as an asset of the caller's key (as POST /v1/assets
@@ -125,7 +127,7 @@ async def _submit(body, request: Request, service, key):
     return JSONResponse(data, status_code=202 if created else 200, headers={"Location": data["links"]["self"]})
 
 
-@router.get("", summary="List jobs, newest first")
+@router.get("", summary="List jobs, newest first", response_model=JobPage)
 async def list_videos(
     request: Request,
     status: str | None = Query(None, description="queued, running, succeeded, failed or cancelled"),
@@ -143,7 +145,7 @@ async def list_videos(
     return {"items": items, "next_cursor": jobs[-1].id if len(jobs) == limit else None}
 
 
-@router.get("/{job_id}", summary="A job: status, progress, request, result, error")
+@router.get("/{job_id}", summary="A job: status, progress, request, result, error", response_model=JobOut)
 async def get_video(job_id: str, request: Request, service=Depends(get_service), key=Depends(rate_limited)):
     job = await run_in_threadpool(service.get, job_id, api_key=key)
     return job_to_dict(service, job, base_url=_base(request))
@@ -177,6 +179,28 @@ async def get_figure(job_id: str, name: Literal["contact_sheet", "denoise_grid"]
     return FileResponse(path, media_type="image/png", filename=path.name)
 
 
+@router.get("/{job_id}/preview", summary="The live preview of a running job (PNG; the latest step's latents)",
+            response_class=FileResponse, responses={200: {"content": {"image/png": {}}}})
+async def get_preview(job_id: str, service=Depends(get_service), key=Depends(current_key)):
+    """Changes every step: never cached. 404 until the first step has written one (and after a purge)."""
+    return await _image(service, job_id, key, "preview.png", "no-store")
+
+
+@router.get("/{job_id}/poster", summary="The finished clip's middle frame (PNG)", response_class=FileResponse,
+            responses={200: {"content": {"image/png": {}}}})
+async def get_poster(job_id: str, service=Depends(get_service), key=Depends(current_key)):
+    """Written once the clip is: cacheable by the key's owner (private; revalidated by ETag)."""
+    return await _image(service, job_id, key, "poster.png", "private, max-age=3600")
+
+
+async def _image(service, job_id: str, key, name: str, cache: str):
+    job = await run_in_threadpool(service.get, job_id, api_key=key)  # 404 for another key's job
+    path = service.image_path(job.id, name)
+    if path is None:
+        raise HTTPException(404, f"job {job_id} has no {name.removesuffix('.png')} (status: {job.status})")
+    return FileResponse(path, media_type="image/png", headers={"Cache-Control": cache})
+
+
 @router.get("/{job_id}/metadata", summary="The job's reproducibility record")
 async def get_metadata(job_id: str, service=Depends(get_service), key=Depends(current_key)):
     job = await run_in_threadpool(service.get, job_id, api_key=key)
@@ -187,16 +211,18 @@ async def get_metadata(job_id: str, service=Depends(get_service), key=Depends(cu
 
 @router.get("/{job_id}/events", summary="Server-Sent Events: progress, then the final state")
 async def job_events(job_id: str, request: Request, service=Depends(get_service), key=Depends(current_key)):
-    """With API keys on, one key may hold ``T2V_MAX_STREAMS_PER_KEY`` open streams across all server
-    processes; one more answers 429."""
+    """Each event has an ``id`` naming the state it reports; reconnecting with ``Last-Event-ID`` resumes after
+    it (nothing is sent again until the state changes). With API keys on, one key may hold
+    ``T2V_MAX_STREAMS_PER_KEY`` open streams across all server processes; one more answers 429."""
     await run_in_threadpool(service.get, job_id, api_key=key)  # 404 before the stream starts
     lease = StreamLease(service.repo, key, service.settings.max_streams_per_key)
     if not await run_in_threadpool(lease.acquire):
         raise HTTPException(429, lease.message, headers={"Retry-After": str(int(lease.RENEW_S))})
     base = _base(request)
+    resumed_from = request.headers.get("last-event-id")
 
     async def stream():
-        last, renewed = None, time.monotonic()
+        last, renewed = resumed_from, time.monotonic()
         try:
             while True:
                 job = await run_in_threadpool(service.repo.get_job, job_id)
@@ -204,10 +230,10 @@ async def job_events(job_id: str, request: Request, service=Depends(get_service)
                     yield _sse("error", {"detail": "job deleted"})
                     return
                 data = await run_in_threadpool(job_to_dict, service, job, base_url=base)
-                snapshot = (data["status"], data["progress"]["stage"], data["progress"]["step"], data["queue_position"])
-                if snapshot != last:
-                    last = snapshot
-                    yield _sse("progress" if job.status not in FINISHED else job.status, data)
+                event_id = _event_id(data)
+                if event_id != last:
+                    last = event_id
+                    yield _sse("progress" if job.status not in FINISHED else job.status, data, event_id)
                 if job.status in FINISHED or await request.is_disconnected():
                     return
                 if time.monotonic() - renewed >= lease.RENEW_S:
@@ -225,11 +251,20 @@ async def job_events(job_id: str, request: Request, service=Depends(get_service)
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
-def _sse(event: str, data: dict) -> str:
-    return f"event: {event}\ndata: {json.dumps(data)}\n\n"
+def _event_id(data: dict) -> str:
+    """An event's id: the state it reports (status, stage, step, queue position). A client that reconnects with
+    ``Last-Event-ID`` gets the next event only once the state has moved on from the one it saw."""
+    p = data["progress"]
+    return f"{data['status']}.{p['stage'] or '-'}.{p['step']}.{data['queue_position'] if data['queue_position'] is not None else '-'}"
 
 
-@router.delete("/{job_id}", summary="Cancel a queued or running job (?purge=true also removes its files)")
+def _sse(event: str, data: dict, event_id: str | None = None) -> str:
+    head = f"id: {event_id}\n" if event_id else ""
+    return f"{head}event: {event}\ndata: {json.dumps(data)}\n\n"
+
+
+@router.delete("/{job_id}", summary="Cancel a queued or running job (?purge=true also removes its files)",
+                response_model=JobOut)
 async def cancel_video(job_id: str, request: Request, purge: bool = False, service=Depends(get_service),
                        key=Depends(rate_limited)):
     job = await run_in_threadpool(service.cancel, job_id, purge=purge, api_key=key)
