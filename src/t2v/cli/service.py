@@ -14,6 +14,9 @@ from t2v.cli.common import cli_errors, err, out
 
 jobs_app = typer.Typer(help="Jobs in the service's database: list, show, cancel, watch.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys for `t2v serve`: create, list, revoke.", no_args_is_help=True)
+SERVER = typer.Option(None, "--server", help="A t2v server's URL: ask it (t2v.client) instead of the local database.",
+                      envvar="T2V_SERVER")
+KEY = typer.Option(None, "--key", help="API key for --server.", envvar="T2V_API_KEY")
 
 
 def _service():
@@ -74,14 +77,36 @@ def _job_row(job) -> list[str]:
             job.created_at.strftime("%Y-%m-%d %H:%M:%S") if job.created_at else ""]
 
 
-def _print_jobs(jobs, title: str) -> None:
+def _client_row(job) -> list[str]:
+    """A :class:`t2v.client.Job` as a table row (the columns of :func:`_job_row`)."""
+    req, p = job.request, job.progress
+    return [job.id, job.status, f"{p.step}/{p.total}" if p.total else "-", str(req.get("seed", "")),
+            (req.get("prompt") or "")[:50], (job.created_at or "")[:19].replace("T", " ")]
+
+
+def _print_rows(rows: list[list[str]], title: str) -> None:
     table = Table(title=title)
     table.add_column("id", no_wrap=True)
     for col in ("status", "steps", "seed", "prompt", "created (UTC)"):
         table.add_column(col)
-    for j in jobs:
-        table.add_row(*_job_row(j))
+    for row in rows:
+        table.add_row(*row)
     out.print(table)
+
+
+def _print_jobs(jobs, title: str) -> None:
+    _print_rows([_job_row(j) for j in jobs], title)
+
+
+def _remote_jobs(server: str, key: Optional[str], title: str, as_json: bool, **list_kwargs) -> None:
+    from t2v.client import Client
+
+    with Client(server, key) as client:
+        jobs = client.list(**list_kwargs).items
+    if as_json:
+        out.print_json(json.dumps([j.model_dump(mode="json") for j in jobs]))
+    else:
+        _print_rows([_client_row(j) for j in jobs], title)
 
 
 @jobs_app.command("list")
@@ -89,11 +114,15 @@ def jobs_list(
     status: Optional[str] = typer.Option(None, "--status", help="queued, running, succeeded, failed, cancelled"),
     limit: int = typer.Option(20, "--limit"),
     as_json: bool = typer.Option(False, "--json"),
+    server: Optional[str] = SERVER,
+    key: Optional[str] = KEY,
 ) -> None:
     """Jobs, newest first."""
     from t2v.api.schemas import job_to_dict
 
     with cli_errors():
+        if server:
+            return _remote_jobs(server, key, "jobs", as_json, status=status, limit=limit)
         svc = _service()
         jobs = svc.list(status=status, limit=limit)
         if as_json:
@@ -103,20 +132,32 @@ def jobs_list(
 
 
 @jobs_app.command("show")
-def jobs_show(job_id: str) -> None:
+def jobs_show(job_id: str, server: Optional[str] = SERVER, key: Optional[str] = KEY) -> None:
     """One job as JSON."""
     from t2v.api.schemas import job_to_dict
 
     with cli_errors():
+        if server:
+            from t2v.client import Client
+
+            with Client(server, key) as client:
+                return out.print_json(client.get(job_id).model_dump_json())
         svc = _service()
         out.print_json(json.dumps(job_to_dict(svc, svc.get(job_id))))
 
 
 @jobs_app.command("cancel")
-def jobs_cancel(job_id: str, purge: bool = typer.Option(False, "--purge", help="Also remove its files.")) -> None:
+def jobs_cancel(job_id: str, purge: bool = typer.Option(False, "--purge", help="Also remove its files."),
+                server: Optional[str] = SERVER, key: Optional[str] = KEY) -> None:
     """Cancel a queued or running job (a running one stops between denoising steps)."""
     with cli_errors():
-        job = _service().cancel(job_id, purge=purge)
+        if server:
+            from t2v.client import Client
+
+            with Client(server, key) as client:
+                job = client.cancel(job_id, purge=purge)
+        else:
+            job = _service().cancel(job_id, purge=purge)
         state = "cancellation requested" if job.status == "running" else job.status
         out.print(f"{job.id}: {state}", highlight=False)
 
@@ -139,11 +180,15 @@ def history(
     query: Optional[str] = typer.Argument(None, help="Only prompts containing this text."),
     limit: int = typer.Option(20, "--limit"),
     as_json: bool = typer.Option(False, "--json"),
+    server: Optional[str] = SERVER,
+    key: Optional[str] = KEY,
 ) -> None:
     """Past generations (succeeded jobs), newest first."""
     from t2v.api.schemas import job_to_dict
 
     with cli_errors():
+        if server:
+            return _remote_jobs(server, key, "history", as_json, status="succeeded", limit=limit, query=query)
         svc = _service()
         jobs = svc.list(status="succeeded", limit=limit, query=query)
         if as_json:

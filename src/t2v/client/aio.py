@@ -1,0 +1,207 @@
+"""``AsyncClient``: the t2v REST API over httpx (asyncio). The same methods as :class:`t2v.client.Client`."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from t2v.client import core
+from t2v.client.errors import (APIError, ConnectionFailed, RateLimited, ServerUnavailable, WaitTimeout)
+from t2v.client.models import Asset, Event, Job, JobPage, ModelList
+
+
+class AsyncClient:
+    """See :class:`t2v.client.Client`; every method is a coroutine (``events``/``iter_jobs``/``search``:
+    async iterators)."""
+
+    def __init__(self, base_url: str = "http://127.0.0.1:8000", api_key: str | None = None, *,
+                 timeout: float = core.DEFAULT_TIMEOUT, retries: int = core.DEFAULT_RETRIES, backoff: float = 0.5,
+                 **httpx_kwargs: Any) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.policy = core.RetryPolicy(retries, backoff)
+        self.timeout = timeout
+        self.sleep = asyncio.sleep  # replaceable (tests record the waits)
+        self.http = httpx.AsyncClient(base_url=self.base_url, headers=core.headers_for(api_key), timeout=timeout,
+                                      **httpx_kwargs)
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+    # -- transport -----------------------------------------------------------------------------
+    async def send(self, method: str, path: str, *, idempotent: bool, stream: bool = False,
+                   allow: tuple[int, ...] = (), **kwargs: Any) -> httpx.Response:
+        attempt = 0
+        while True:
+            try:
+                response = await self.http.send(self.http.build_request(method, path, **kwargs), stream=stream)
+            except httpx.TransportError as e:
+                error: APIError = ConnectionFailed(f"{method} {self.base_url}{path}: {e}")
+            else:
+                if response.status_code < 400 or response.status_code in allow:
+                    return response
+                await response.aread()
+                await response.aclose()
+                try:
+                    core.check(response)
+                except APIError as e:
+                    error = e
+            wait = self.policy.delay(attempt, error) if idempotent else None
+            if wait is None:
+                raise error
+            core.log.info("%s %s: %s; retrying in %.1fs", method, path, error, wait)
+            await self.sleep(wait)
+            attempt += 1
+
+    @asynccontextmanager
+    async def stream(self, method: str, path: str, **kwargs: Any) -> AsyncIterator[httpx.Response]:
+        response = await self.send(method, path, stream=True, **kwargs)
+        try:
+            yield response
+        finally:
+            await response.aclose()
+
+    async def call(self, method: str, path: str, *, idempotent: bool = True, **kwargs: Any) -> Any:
+        response = await self.send(method, path, idempotent=idempotent, **kwargs)
+        return core.parse_body(response) if response.content else None
+
+    # -- jobs ----------------------------------------------------------------------------------
+    async def submit(self, prompt: str, *, image: str | Path | bytes | None = None,
+                     idempotency_key: str | None = None, **fields: Any) -> Job:
+        if "image_id" in fields:
+            fields["image"] = fields.pop("image_id")
+        body = core.video_body(prompt, image, {**fields, "idempotency_key": idempotency_key})
+        return Job.model_validate(await self.call("POST", "/v1/videos", idempotent=idempotency_key is not None,
+                                                  **body))
+
+    async def get(self, job_id: str) -> Job:
+        return Job.model_validate(await self.call("GET", f"/v1/videos/{job_id}"))
+
+    async def list(self, *, status: str | None = None, limit: int = 20, cursor: str | None = None,
+                   query: str | None = None) -> JobPage:
+        params = core.list_params(status, limit, cursor, query)
+        return JobPage.model_validate(await self.call("GET", "/v1/videos", params=params))
+
+    def search(self, query: str, *, status: str | None = None, page_size: int = 50) -> AsyncIterator[Job]:
+        return self.iter_jobs(status=status, query=query, page_size=page_size)
+
+    async def iter_jobs(self, *, status: str | None = None, query: str | None = None,
+                        page_size: int = 50) -> AsyncIterator[Job]:
+        cursor = None
+        while True:
+            page = await self.list(status=status, limit=page_size, cursor=cursor, query=query)
+            for job in page.items:
+                yield job
+            if not (cursor := page.next_cursor):
+                return
+
+    async def cancel(self, job_id: str, *, purge: bool = False) -> Job:
+        return Job.model_validate(await self.call("DELETE", f"/v1/videos/{job_id}",
+                                                  params={"purge": str(purge).lower()}))
+
+    async def delete(self, job_id: str) -> Job:
+        return await self.cancel(job_id, purge=True)
+
+    async def metadata(self, job_id: str) -> dict[str, Any]:
+        return await self.call("GET", f"/v1/videos/{job_id}/metadata")
+
+    async def models(self) -> ModelList:
+        return ModelList.model_validate(await self.call("GET", "/v1/models"))
+
+    async def healthy(self) -> bool:
+        try:
+            return (await self.call("GET", "/healthz", idempotent=False)).get("status") == "ok"
+        except APIError:
+            return False
+
+    # -- assets --------------------------------------------------------------------------------
+    async def upload(self, image: str | Path | bytes) -> Asset:
+        return Asset.model_validate(await self.call("POST", "/v1/assets", idempotent=False,
+                                                    files={"file": core.read_image(image)}))
+
+    async def get_asset(self, asset_id: str) -> Asset:
+        return Asset.model_validate(await self.call("GET", f"/v1/assets/{asset_id}"))
+
+    async def delete_asset(self, asset_id: str) -> None:
+        await self.call("DELETE", f"/v1/assets/{asset_id}")
+
+    # -- streams -------------------------------------------------------------------------------
+    async def events(self, job_id: str, *, last_event_id: str | None = None,
+                     reconnect: int = 5) -> AsyncIterator[Event]:
+        last, failures = last_event_id, 0
+        path = f"/v1/videos/{job_id}/events"
+        while True:
+            headers = {"Accept": "text/event-stream", **({"Last-Event-ID": last} if last else {})}
+            try:
+                async with self.stream("GET", path, idempotent=True, headers=headers,
+                                       timeout=httpx.Timeout(self.timeout, read=None)) as response:
+                    parser = core.SSEParser()
+                    async for line in response.aiter_lines():
+                        event = parser.feed(line)
+                        if event is None:
+                            continue
+                        if event.id == last:  # delivered before the connection dropped
+                            if event.final:
+                                return
+                            continue
+                        last, failures = event.id, 0
+                        yield event
+                        if event.final:
+                            return
+                if last is not None and (await self.get(job_id)).finished:
+                    return  # ended cleanly after the final state, delivered before (resumed past the end)
+            except (httpx.TransportError, ConnectionFailed) as e:
+                core.log.info("event stream of %s broke: %s", job_id, e)
+            failures += 1
+            if failures > reconnect:
+                raise ConnectionFailed(f"the event stream of job {job_id} ended {failures} times without a final event")
+            await self.sleep(min(5.0, self.policy.backoff * 2 ** (failures - 1)))
+
+    async def wait(self, job_id: str, *, timeout: float | None = None, poll_interval: float = 1.0) -> Job:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            async for event in self.events(job_id):
+                if event.final and event.job is not None:
+                    return event.job
+                if event.final or (deadline is not None and time.monotonic() > deadline):
+                    break
+        except (ConnectionFailed, RateLimited, ServerUnavailable) as e:
+            core.log.info("events of %s unavailable (%s): polling", job_id, e)
+        while True:
+            job = await self.get(job_id)
+            if job.finished:
+                return job
+            if deadline is not None and time.monotonic() > deadline:
+                raise WaitTimeout(f"job {job_id} is still {job.status} after {timeout}s")
+            await self.sleep(poll_interval)
+
+    async def download(self, job_id: str, path: str | Path, *, format: str = "mp4") -> Path:
+        path = Path(path)
+        expected = (await self.get(job_id)).file(format)
+        for attempt in range(self.policy.retries + 1):
+            have, headers = core.range_headers(path)
+            try:
+                async with self.stream("GET", f"/v1/videos/{job_id}/content", idempotent=True, allow=(416,),
+                                       params={"format": format}, headers=headers) as response:
+                    if response.status_code != 416:
+                        with path.open("ab" if response.status_code == 206 else "wb") as f:
+                            async for chunk in response.aiter_bytes():
+                                f.write(chunk)
+                break
+            except httpx.TransportError as e:
+                if attempt == self.policy.retries:
+                    raise ConnectionFailed(f"downloading {job_id}: {e}") from None
+                core.log.info("download of %s broke at %d bytes: %s; resuming", job_id, have, e)
+        core.verify(path, expected)
+        return path

@@ -1,0 +1,227 @@
+"""``Client``: the t2v REST API over httpx (synchronous)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from t2v.client import core
+from t2v.client.errors import (APIError, ConnectionFailed, RateLimited, ServerUnavailable, WaitTimeout)
+from t2v.client.models import Asset, Event, Job, JobPage, ModelList
+
+
+class Client:
+    """A t2v server's jobs: ``submit``, ``get``, ``list``/``search``, ``events``, ``wait``, ``download``,
+    ``cancel``, ``delete``, ``models``, and image assets.
+
+    ``retries``: how often a request is tried again after 429, 503 or a failed connection, waiting
+    ``Retry-After`` seconds when the server says (else exponential backoff). Only idempotent requests
+    are retried, and ``submit`` only with an ``idempotency_key``. Extra keyword arguments go to
+    :class:`httpx.Client` (e.g. ``transport``, ``verify``).
+    """
+
+    def __init__(self, base_url: str = "http://127.0.0.1:8000", api_key: str | None = None, *,
+                 timeout: float = core.DEFAULT_TIMEOUT, retries: int = core.DEFAULT_RETRIES, backoff: float = 0.5,
+                 **httpx_kwargs: Any) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.policy = core.RetryPolicy(retries, backoff)
+        self.timeout = timeout
+        self.sleep = time.sleep  # replaceable (tests record the waits)
+        self.http = httpx.Client(base_url=self.base_url, headers=core.headers_for(api_key), timeout=timeout,
+                                 **httpx_kwargs)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.http.close()
+
+    # -- transport -----------------------------------------------------------------------------
+    def send(self, method: str, path: str, *, idempotent: bool, stream: bool = False, allow: tuple[int, ...] = (),
+             **kwargs: Any) -> httpx.Response:
+        """One request, retried per the policy; an error status raises its :class:`APIError` (except ``allow``).
+        With ``stream`` the caller reads and closes the response."""
+        attempt = 0
+        while True:
+            try:
+                response = self.http.send(self.http.build_request(method, path, **kwargs), stream=stream)
+            except httpx.TransportError as e:
+                error: APIError = ConnectionFailed(f"{method} {self.base_url}{path}: {e}")
+            else:
+                if response.status_code < 400 or response.status_code in allow:
+                    return response
+                response.read()
+                response.close()
+                try:
+                    core.check(response)
+                except APIError as e:
+                    error = e
+            wait = self.policy.delay(attempt, error) if idempotent else None
+            if wait is None:
+                raise error
+            core.log.info("%s %s: %s; retrying in %.1fs", method, path, error, wait)
+            self.sleep(wait)
+            attempt += 1
+
+    @contextmanager
+    def stream(self, method: str, path: str, **kwargs: Any) -> Iterator[httpx.Response]:
+        """``send`` with ``stream=True``, closing the response afterwards."""
+        response = self.send(method, path, stream=True, **kwargs)
+        try:
+            yield response
+        finally:
+            response.close()
+
+    def call(self, method: str, path: str, *, idempotent: bool = True, **kwargs: Any) -> Any:
+        response = self.send(method, path, idempotent=idempotent, **kwargs)
+        return core.parse_body(response) if response.content else None
+
+    # -- jobs ----------------------------------------------------------------------------------
+    def submit(self, prompt: str, *, image: str | Path | bytes | None = None, idempotency_key: str | None = None,
+               **fields: Any) -> Job:
+        """Queue a job: the fields of POST /v1/videos (``num_frames``, ``width``, ``seed``, ``formats``, ...;
+        ``image=`` an uploaded asset's id goes in ``fields`` as ``image_id``). ``image`` is a file (path or
+        bytes) sent with the request as multipart. Retried only with an ``idempotency_key``, which makes
+        a repeat return the same job."""
+        if "image_id" in fields:
+            fields["image"] = fields.pop("image_id")
+        body = core.video_body(prompt, image, {**fields, "idempotency_key": idempotency_key})
+        return Job.model_validate(self.call("POST", "/v1/videos", idempotent=idempotency_key is not None, **body))
+
+    def get(self, job_id: str) -> Job:
+        return Job.model_validate(self.call("GET", f"/v1/videos/{job_id}"))
+
+    def list(self, *, status: str | None = None, limit: int = 20, cursor: str | None = None,
+             query: str | None = None) -> JobPage:
+        """One page of jobs, newest first (``query``: a substring of the prompt)."""
+        params = core.list_params(status, limit, cursor, query)
+        return JobPage.model_validate(self.call("GET", "/v1/videos", params=params))
+
+    def search(self, query: str, *, status: str | None = None, page_size: int = 50) -> Iterator[Job]:
+        """Every job whose prompt contains ``query`` (all pages, newest first)."""
+        return self.iter_jobs(status=status, query=query, page_size=page_size)
+
+    def iter_jobs(self, *, status: str | None = None, query: str | None = None, page_size: int = 50) -> Iterator[Job]:
+        cursor = None
+        while True:
+            page = self.list(status=status, limit=page_size, cursor=cursor, query=query)
+            yield from page.items
+            if not (cursor := page.next_cursor):
+                return
+
+    def cancel(self, job_id: str, *, purge: bool = False) -> Job:
+        """Cancel a queued or running job (a finished one is returned as it is); ``purge`` removes its files."""
+        return Job.model_validate(self.call("DELETE", f"/v1/videos/{job_id}", params={"purge": str(purge).lower()}))
+
+    def delete(self, job_id: str) -> Job:
+        """Cancel the job if it has not finished, and remove its files (``DELETE ...?purge=true``)."""
+        return self.cancel(job_id, purge=True)
+
+    def metadata(self, job_id: str) -> dict[str, Any]:
+        """A succeeded job's reproducibility record."""
+        return self.call("GET", f"/v1/videos/{job_id}/metadata")
+
+    def models(self) -> ModelList:
+        return ModelList.model_validate(self.call("GET", "/v1/models"))
+
+    def healthy(self) -> bool:
+        try:
+            return self.call("GET", "/healthz", idempotent=False).get("status") == "ok"
+        except APIError:
+            return False
+
+    # -- assets --------------------------------------------------------------------------------
+    def upload(self, image: str | Path | bytes) -> Asset:
+        """Upload an image (POST /v1/assets); pass its ``id`` to ``submit(image_id=...)``."""
+        return Asset.model_validate(self.call("POST", "/v1/assets", idempotent=False,
+                                              files={"file": core.read_image(image)}))
+
+    def get_asset(self, asset_id: str) -> Asset:
+        return Asset.model_validate(self.call("GET", f"/v1/assets/{asset_id}"))
+
+    def delete_asset(self, asset_id: str) -> None:
+        self.call("DELETE", f"/v1/assets/{asset_id}")
+
+    # -- streams -------------------------------------------------------------------------------
+    def events(self, job_id: str, *, last_event_id: str | None = None, reconnect: int = 5) -> Iterator[Event]:
+        """The job's events until its final one. A dropped connection is resumed (``reconnect`` times in a
+        row at most) with ``Last-Event-ID``; an event already delivered is not delivered again. Pass the
+        last id you saw as ``last_event_id`` to resume a stream yourself."""
+        last, failures = last_event_id, 0
+        path = f"/v1/videos/{job_id}/events"
+        while True:
+            headers = {"Accept": "text/event-stream", **({"Last-Event-ID": last} if last else {})}
+            try:
+                with self.stream("GET", path, idempotent=True, headers=headers,
+                                 timeout=httpx.Timeout(self.timeout, read=None)) as response:
+                    parser = core.SSEParser()
+                    for line in response.iter_lines():
+                        event = parser.feed(line)
+                        if event is None:
+                            continue
+                        if event.id == last:  # delivered before the connection dropped
+                            if event.final:
+                                return
+                            continue
+                        last, failures = event.id, 0
+                        yield event
+                        if event.final:
+                            return
+                if last is not None and (self.get(job_id)).finished:
+                    return  # ended cleanly after the final state, delivered before (resumed past the end)
+            except (httpx.TransportError, ConnectionFailed) as e:
+                core.log.info("event stream of %s broke: %s", job_id, e)
+            failures += 1
+            if failures > reconnect:
+                raise ConnectionFailed(f"the event stream of job {job_id} ended {failures} times without a final event")
+            self.sleep(min(5.0, self.policy.backoff * 2 ** (failures - 1)))
+
+    def wait(self, job_id: str, *, timeout: float | None = None, poll_interval: float = 1.0) -> Job:
+        """Block until the job has finished and return it: by its event stream, else by polling ``get``.
+        Raises :class:`WaitTimeout` after ``timeout`` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            for event in self.events(job_id):
+                if event.final and event.job is not None:
+                    return event.job
+                if event.final or (deadline is not None and time.monotonic() > deadline):
+                    break
+        except (ConnectionFailed, RateLimited, ServerUnavailable) as e:
+            core.log.info("events of %s unavailable (%s): polling", job_id, e)
+        while True:
+            job = self.get(job_id)
+            if job.finished:
+                return job
+            if deadline is not None and time.monotonic() > deadline:
+                raise WaitTimeout(f"job {job_id} is still {job.status} after {timeout}s")
+            self.sleep(poll_interval)
+
+    def download(self, job_id: str, path: str | Path, *, format: str = "mp4") -> Path:
+        """Save a succeeded job's file to ``path``. A partial file there is continued (HTTP Range), also
+        after a broken connection; the result is checked against the job's sha256."""
+        path = Path(path)
+        expected = self.get(job_id).file(format)
+        for attempt in range(self.policy.retries + 1):
+            have, headers = core.range_headers(path)
+            try:
+                with self.stream("GET", f"/v1/videos/{job_id}/content", idempotent=True, allow=(416,),
+                               params={"format": format}, headers=headers) as response:
+                    if response.status_code != 416:  # 416: nothing left to fetch
+                        with path.open("ab" if response.status_code == 206 else "wb") as f:
+                            for chunk in response.iter_bytes():
+                                f.write(chunk)
+                break
+            except httpx.TransportError as e:
+                if attempt == self.policy.retries:
+                    raise ConnectionFailed(f"downloading {job_id}: {e}") from None
+                core.log.info("download of %s broke at %d bytes: %s; resuming", job_id, have, e)
+        core.verify(path, expected)
+        return path
