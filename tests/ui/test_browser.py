@@ -148,7 +148,7 @@ def test_generate_play_download_history_remix_and_delete(page, server):
     expect(number(page, "t2v-width")).to_have_value("32")
     expect(number(page, "t2v-height")).to_have_value("32")
     expect(number(page, "t2v-frames")).to_have_value("8")
-    expect(page.locator("#t2v-seed input")).to_have_value(str(seed))
+    expect(page.locator("#t2v-seed input, #t2v-seed textarea").first).to_have_value(str(seed))  # a text box
     expect(page.locator("#t2v-seed-mode input[value='fixed']")).to_be_checked()
     assert "Traceback" not in page.content()
 
@@ -191,6 +191,13 @@ def test_live_progress_cancel_and_readable_errors(page, server):
     expect(status).to_contain_text("Cancelled.")
     job = server.job(job_id)
     assert job["status"] == "cancelled" and job["progress"]["step"] < 300
+    # The cancelled job is in the history (newest first), so it can be picked and deleted (#20).
+    page.locator("#t2v-history img").first.click()
+    expect(page.locator("#t2v-job-id textarea, #t2v-job-id input").first).to_have_value(job_id)
+    expect(status).to_have_text("Cancelled.")
+    page.locator("#t2v-delete").click()
+    expect(status).to_contain_text("Deleted the job and its files.")
+    assert httpx.get(f"{server.url}/v1/videos/{job_id}", timeout=30).status_code == 404
 
     model = page.locator("#t2v-model input")
     model.fill("/no/such/model")

@@ -10,6 +10,7 @@ import pytest
 from t2v.service import JobService
 from t2v.service.keys import create_key
 from t2v.ui import handlers as H
+from t2v.ui import history as HI
 from t2v.ui.handlers import UIError
 from tests.api.conftest import make_settings
 
@@ -53,7 +54,8 @@ def test_bad_values_give_messages_naming_the_field_and_queue_nothing(idle):
         (dict(num_inference_steps="many"), "num_inference_steps", "Steps: 'many' is not a number"),
         (dict(guidance_scale=80), "guidance_scale", "Guidance:"),
         (dict(scheduler="bogus"), "scheduler", "Scheduler: unknown scheduler 'bogus'"),
-        (dict(seed_mode="fixed", seed=None), "seed", "Seed: enter a number"),
+        (dict(seed_mode="fixed", seed="abc"), "seed", "Seed: 'abc' is not a number"),
+        (dict(seed_mode="fixed", seed="4.5"), "seed", "Seed: must be a whole number"),
         (dict(seed_mode="fixed", seed=-1), "seed", "Seed:"),
         (dict(seed_mode="reuse last"), "seed", "no previous generation"),
         (dict(formats=["avi"]), "formats", "Output formats: unknown format 'avi'"),
@@ -67,6 +69,20 @@ def test_bad_values_give_messages_naming_the_field_and_queue_nothing(idle):
         assert text in str(e.value), (changes, str(e.value))
         assert "Traceback" not in str(e.value)
     assert idle.list() == []
+
+
+def test_a_blank_seed_box_means_a_random_seed_drawn_and_recorded(idle):
+    # The page's seed box is a Textbox (a gr.Number sends 0 for an empty box): blank or cleared -> random.
+    seeds = []
+    for blank in (None, "", "   "):
+        assert "seed" not in H.request_fields(idle, form(idle, seed_mode="fixed", seed=blank))
+        job_id, seed = H.submit(idle, form(idle, seed_mode="fixed", seed=blank))
+        assert idle.get(job_id).request["seed"] == seed and isinstance(seed, int)
+        seeds.append(seed)
+    assert 0 not in seeds and len(set(seeds)) == 3  # drawn afresh each time, never the empty box's 0
+    job_id, seed = H.submit(idle, form(idle, seed_mode="fixed", seed=" 42 "))
+    assert seed == 42 == idle.get(job_id).request["seed"]
+    assert H.submit(idle, form(idle, seed_mode="fixed", seed=0))[1] == 0  # a typed 0 is still seed 0
 
 
 def test_queue_position_then_progress_then_result_with_files_seed_and_timings(idle):
@@ -112,22 +128,28 @@ def test_cancel_a_queued_job_at_once(idle):
     assert H.view(idle, job_id).status == "cancelled"
     with pytest.raises(UIError, match="No job is selected"):
         H.cancel(idle, "")
+    kept, _ = H.submit(idle, form(idle, "a blue heron"))  # still queued: not history yet
+    assert [(i.job_id, i.status, i.image) for i in HI.items(idle)] == [(job_id, "cancelled", None)]
+    assert HI.items(idle)[0].caption.startswith("cancelled · a red fox")
+    assert [i.job_id for i in HI.items(idle, "heron")] == []
+    assert H.delete(idle, job_id) == "Deleted the job and its files."
+    assert HI.items(idle) == [] and idle.repo.get_job(job_id) is None and idle.get(kept).status == "queued"
 
 
 def test_history_newest_first_search_and_delete(service):
     ids = [H.submit(service, form(service, p))[0] for p in ("Red fox in snow", "blue whale", "a red panda")]
     for job_id in ids:
         assert wait_view(service, job_id).status == "succeeded"
-    items = H.history(service)
+    items = HI.items(service)
     assert [i.job_id for i in items] == ids[::-1]
     assert all(i.image.is_file() for i in items) and "blue whale" in items[1].caption
-    assert [i.job_id for i in H.history(service, "RED")] == [ids[2], ids[0]]
-    assert H.history(service, "no such prompt") == []
+    assert [i.job_id for i in HI.items(service, "RED")] == [ids[2], ids[0]]
+    assert HI.items(service, "no such prompt") == []
 
     folder = service.settings.videos_dir / ids[1]
     assert folder.is_dir()
     assert H.delete(service, ids[1]) == "Deleted the job and its files."
-    assert [i.job_id for i in H.history(service)] == [ids[2], ids[0]]
+    assert [i.job_id for i in HI.items(service)] == [ids[2], ids[0]]
     assert not folder.exists()
     with pytest.raises(UIError, match="does not exist"):
         H.view(service, ids[1])
@@ -187,7 +209,7 @@ def test_api_key_mode_shows_only_that_keys_jobs_and_rejects_bad_keys(idle):
             H.submit(idle, form(idle), token=token)
         assert e.value.field == "api_key"
         with pytest.raises(UIError, match=text):
-            H.history(idle, token=token)
+            HI.items(idle, token=token)
     assert "alice" in H.check_key(idle, alice)
 
     a1, _ = H.submit(idle, form(idle, "alice one"), token=alice)
@@ -198,8 +220,8 @@ def test_api_key_mode_shows_only_that_keys_jobs_and_rejects_bad_keys(idle):
     idle.start()
     for job_id, token in ((a1, alice), (a2, alice), (b1, bob)):
         assert wait_view(idle, job_id, token=token).status == "succeeded"
-    assert [i.job_id for i in H.history(idle, token=alice)] == [a2, a1]
-    assert [i.job_id for i in H.history(idle, token=bob)] == [b1]
+    assert [i.job_id for i in HI.items(idle, token=alice)] == [a2, a1]
+    assert [i.job_id for i in HI.items(idle, token=bob)] == [b1]
     with pytest.raises(UIError) as missing:
         H.view(idle, "01NOSUCHJ0B000000000000000", alice)
     for call in (H.view, H.remix, H.cancel, H.delete):  # another key's job reads as a missing one: no probing ids
@@ -210,7 +232,7 @@ def test_api_key_mode_shows_only_that_keys_jobs_and_rejects_bad_keys(idle):
 
     idle.repo.revoke_key(alice_row.id)
     with pytest.raises(UIError, match="not valid"):
-        H.history(idle, token=alice)
+        HI.items(idle, token=alice)
 
 
 def test_failed_job_shows_a_readable_error(model_copy, tmp_path):
@@ -224,7 +246,13 @@ def test_failed_job_shows_a_readable_error(model_copy, tmp_path):
         assert v.message.startswith("Job failed: ") and "unet" in v.message
         assert "Traceback" not in v.message and "\n" not in v.message
         assert H.progress_html(v) == "" and v.summary == "" and v.downloads == {}
-        assert H.history(svc) == []
+        (item,) = HI.items(svc)  # listed with its status and error, so the page can show and delete it (#20)
+        assert (item.job_id, item.status) == (job_id, "failed") and "unet" in item.error
+        assert item.caption.startswith(f"⚠ failed: {item.error[:40]}") and "a red fox" in item.caption  # error cut short
+        sign = HI.placeholder(item.status, tmp_path / "ui") if item.image is None else item.image
+        assert sign.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert H.delete(svc, job_id) == "Deleted the job and its files."
+        assert HI.items(svc) == [] and svc.repo.get_job(job_id) is None
     finally:
         svc.stop()
 
@@ -249,6 +277,8 @@ def test_the_page_mounted_at_root_leaves_the_api_routes_alone(idle):
         config = client.get("/config").json()
         ids = {c.get("props", {}).get("elem_id") for c in config["components"]}
         assert {"t2v-prompt", "t2v-generate", "t2v-cancel", "t2v-video", "t2v-history", "t2v-remix"} <= ids
+        types = {c.get("props", {}).get("elem_id"): c.get("type") for c in config["components"]}
+        assert types["t2v-seed"] == types["t2v-seq-seed"] == "textbox"  # blank is sent as "", not as 0
         assert not config.get("run_history")  # the browser never stores inputs (an API key among them)
 
 

@@ -98,3 +98,19 @@ def test_sequence_tab_rejects_bad_keyframes_then_makes_a_video_and_contact_sheet
     page.get_by_role("option", name="img2img").click()
     expect(page.locator("#t2v-seq-strength")).to_be_visible()
     expect(page.locator("#t2v-seq-zoom")).to_be_visible()
+
+    # Picked from the history: shown in the Video tab's result panel with its contact sheet (#20) ...
+    keyframes.fill("0: something else entirely")
+    page.locator("#t2v-history img").first.click()
+    expect(page.locator("#t2v-job-id textarea, #t2v-job-id input").first).to_have_value(job_id)
+    expect(page.locator("#t2v-contact-sheet img")).to_be_visible()
+    page.wait_for_function("() => { const i = document.querySelector('#t2v-contact-sheet img');"
+                           " return i && i.complete && i.naturalWidth === 104 && i.naturalHeight === 70; }")
+    # ... and Remix puts its keyframes, method and seed back in the Image sequence tab, which comes to the front.
+    page.locator("#t2v-remix").click()
+    expect(keyframes).to_be_visible()
+    expect(keyframes).to_have_value("0: a red ball on grass\n3: a blue ball on grass\n5: a green ball on grass")
+    expect(page.locator("#t2v-seq-seed input, #t2v-seq-seed textarea").first).to_have_value(str(seed))
+    expect(page.locator("#t2v-seq-method input")).to_have_value("latent-walk")
+    expect(page.locator("#t2v-prompt textarea")).to_have_value("")  # the video form is left alone
+    assert "Traceback" not in page.content()

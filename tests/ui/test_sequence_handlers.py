@@ -10,6 +10,7 @@ from PIL import Image
 from t2v.export import decode_video
 from t2v.service import JobService
 from t2v.ui import handlers as H
+from t2v.ui import history as HI
 from t2v.ui import sequence as S
 from t2v.ui.handlers import UIError
 from tests.api.conftest import make_settings
@@ -107,12 +108,37 @@ def test_img2img_camera_goes_into_the_request_only_for_img2img(idle):
     assert (r["zoom"], r["pan_x"], r["rotate"]) == (1.0, 0.0, 0.0)  # not sent: the request's defaults
 
 
+def test_remix_of_a_sequence_job_fills_the_sequence_form_and_remakes_the_same_request(idle, tiny_model):
+    cam = dict(strength=0.4, zoom=1.05, pan_x=2.0, pan_y=-1.5, rotate=3.0)
+    jid, seed = S.submit(idle, form(idle, method="img2img", seed="", negative_prompt="blurry", guidance_scale=6.5,
+                                    denoise_grid=True, grid_steps="1,2", contact_sheet=False, **cam))
+    tab, values = S.remix_any(idle, jid)
+    assert tab == "sequence" and set(values) == set(S.FORM_KEYS)  # not "p1 | p2" in the video form (#20)
+    assert values["keyframes"] == "0: a red circle\n3: a blue square\n5: a green car"
+    assert (values["method"], values["seed"], values["negative_prompt"]) == ("img2img", str(seed), "blurry")
+    assert {k: values[k] for k in cam} == cam and values["guidance_scale"] == 6.5
+    assert (values["contact_sheet"], values["denoise_grid"], values["grid_steps"]) == (False, True, "1,2")
+    again, again_seed = S.submit(idle, values)
+    assert again_seed == seed and idle.get(again).request == idle.get(jid).request
+
+    auto, _ = S.submit(idle, form(idle, denoise_grid=True, grid_steps="auto"))  # recorded as the steps it chose
+    assert idle.get(S.submit(idle, S.remix(idle, auto))[0]).request == idle.get(auto).request
+    plain, _ = S.submit(idle, form(idle))
+    assert (S.remix(idle, plain)["denoise_grid"], S.remix(idle, plain)["contact_sheet"]) == (False, True)
+
+    video_id, _ = H.submit(idle, {**H.default_form(idle), "prompt": "a fox", "model": str(tiny_model)})
+    tab, values = S.remix_any(idle, video_id)  # a video job still fills the Video tab
+    assert tab == "video" and values["prompt"] == "a fox" and set(values) == set(H.FORM_KEYS)
+    with pytest.raises(UIError, match="remix it in the Video tab"):
+        S.remix(idle, video_id)
+
+
 def test_sequence_job_succeeds_with_video_contact_sheet_grid_and_downloads(service):
     jid, seed = S.submit(service, form(service, contact_sheet=True, denoise_grid=True, grid_steps="auto"))
     views = run_to_end(service, jid)
     done = views[-1]
     assert done.status == "succeeded", done.error
-    assert done.total == 6 * 2 and f'<progress value="12" max="12">' in S.progress_html(done)  # frames x steps
+    assert done.total == 6 * 2 and '<progress value="12" max="12">' in S.progress_html(done)  # frames x steps
     assert done.message.startswith("Done in") and f"Seed {seed}." in done.message
     assert "latent-walk" in done.summary and "3: a blue square" in done.summary
 
@@ -127,7 +153,10 @@ def test_sequence_job_succeeds_with_video_contact_sheet_grid_and_downloads(servi
     assert Image.open(done.contact_sheet).size == (3 * 34 + 2, 2 * 34 + 2)
     # denoise grid "auto" at 2 steps: steps 1 and 2, one row per keyframe, 160 px cells
     assert Image.open(done.denoise_grid).size == (2 * 160, 3 * 160)
-    assert any(item.job_id == jid for item in H.history(service))  # the same history as video jobs
+    assert any(item.job_id == jid for item in HI.items(service))  # the same history as video jobs
+    picked = S.view_any(service, jid)  # picked from the history: with its figures (#20)
+    assert isinstance(picked, S.SequenceView)
+    assert (picked.contact_sheet, picked.denoise_grid, picked.video) == (done.contact_sheet, done.denoise_grid, done.video)
 
 
 def test_progress_in_frames_and_steps_then_cancel(service):
@@ -138,7 +167,7 @@ def test_progress_in_frames_and_steps_then_cancel(service):
     assert v.status == "running" and v.total == 6 * 200
     assert f"Denoising frame 1 of 6: step {v.step} of 1200" in v.message
     bar = S.progress_html(v)
-    assert f'max="1200"' in bar and "frame 1 of 6 · step" in bar and "(6 frames × 200 steps)" in bar
+    assert 'max="1200"' in bar and "frame 1 of 6 · step" in bar and "(6 frames × 200 steps)" in bar
 
     assert H.cancel(service, jid).startswith("Cancelling")
     v = run_to_end(service, jid)[-1]

@@ -8,14 +8,14 @@ latent preview image whenever the worker rewrites it; when the job ends it yield
 download buttons, seed and timings, and a refreshed history.
 """
 
-import functools
-import html
 import logging
 import os
-import time
 
 from t2v.request import FORMATS, SCHEDULERS
+from t2v.ui import events as E
 from t2v.ui import handlers as H
+from t2v.ui import history as HI
+from t2v.ui import sequence as S
 from t2v.ui.files import PrivateCopies, blocked_paths, refuse_uploads, upload_fields
 from t2v.ui.handlers import UIError
 from t2v.ui.sequence_tab import SequenceTab
@@ -45,15 +45,6 @@ def _import_gradio():
     return gr
 
 
-def _error_md(e: Exception) -> str:
-    if isinstance(e, UIError):
-        text = str(e)
-    else:  # a bug: say what happened in one line, keep the traceback in the server log
-        logger.error("UI handler failed", exc_info=e)
-        text = f"Something went wrong on the server ({type(e).__name__}: {e}). Details are in the server log."
-    return f'<span class="t2v-error">⚠ {html.escape(text)}</span>'
-
-
 def build_ui(service):
     """The Blocks app over ``service`` (its workers are started and stopped by whoever owns the service)."""
     gr = _import_gradio()
@@ -65,6 +56,7 @@ def build_ui(service):
         # Files reach the browser only as fresh copies in Gradio's cache, made for the session that asked
         # with a valid key; Gradio never serves $T2V_HOME itself (see t2v.ui.files and mount_ui).
         publish = PrivateCopies(demo.GRADIO_CACHE)
+        placeholders = os.path.join(demo.GRADIO_CACHE, "t2v-placeholders")  # history pictures of jobs without one
         gr.Markdown("# t2v · text to video\nDescribe a clip, press **Generate**, watch it denoise. "
                     "The REST API of this server is under `/v1` ([docs](/docs)).")
         with gr.Row(visible=False, elem_id="t2v-key-row") as key_row:
@@ -72,7 +64,7 @@ def build_ui(service):
             key_btn = gr.Button("Use key", scale=1, elem_id="t2v-key-button")
         key_msg = gr.Markdown(elem_id="t2v-key-status")
 
-        with gr.Tabs(elem_id="t2v-tabs"):
+        with gr.Tabs(elem_id="t2v-tabs") as tabs:
             with gr.Tab("Video", id="video", elem_id="t2v-tab-video"):
                 with gr.Row(equal_height=False):
                     with gr.Column(scale=5):
@@ -111,8 +103,9 @@ def build_ui(service):
                                                        info="WebM is always made too, for the player", elem_id="t2v-formats")
                         with gr.Row():
                             seed_mode = gr.Radio(list(H.SEED_MODES), value="random", label="Seed", elem_id="t2v-seed-mode")
-                            seed = gr.Number(value=None, label="Seed value", precision=0, placeholder="used with fixed",
-                                             elem_id="t2v-seed")
+                            # a Textbox: Gradio's Number sends 0 for an empty box, and blank must mean random
+                            seed = gr.Textbox(value="", label="Seed value", placeholder="fixed: this number; blank: random",
+                                              elem_id="t2v-seed")
                         with gr.Row():
                             generate_btn = gr.Button("Generate", variant="primary", elem_id="t2v-generate")
                             cancel_btn = gr.Button("Cancel", variant="stop", elem_id="t2v-cancel")
@@ -127,6 +120,11 @@ def build_ui(service):
                         with gr.Row():
                             downloads = {fmt: gr.DownloadButton(DOWNLOAD_LABELS[fmt], visible=False, size="sm",
                                                                 elem_id=f"t2v-download-{fmt}") for fmt in H.DOWNLOAD_FORMATS}
+                        # an image-sequence job picked from the history: its figures (hidden otherwise)
+                        sheet = gr.Image(label="Contact sheet", type="filepath", interactive=False, visible=False,
+                                         elem_id="t2v-contact-sheet")
+                        grid_image = gr.Image(label="Denoise grid", type="filepath", interactive=False, visible=False,
+                                              elem_id="t2v-denoise-grid")
                         with gr.Row():
                             job_id = gr.Textbox(label="Job shown", interactive=False, scale=3, elem_id="t2v-job-id")
                             remix_btn = gr.Button("Remix", scale=1, elem_id="t2v-remix")
@@ -148,7 +146,7 @@ def build_ui(service):
                 "scheduler": scheduler, "seed_mode": seed_mode, "seed": seed, "formats": formats}
         form_inputs = [form[k] for k in H.FORM_KEYS]
         sliders = ["num_frames", "num_inference_steps", "guidance_scale", "fps", "width", "height", "scheduler"]
-        result_outputs = [status, progress, preview, video, info, job_id, *downloads.values()]
+        result_outputs = [status, progress, preview, video, info, job_id, sheet, grid_image, *downloads.values()]
 
         # -- helpers turning handler results into updates ----------------------------------------
         def show_job(v: H.JobView) -> dict:
@@ -156,6 +154,9 @@ def build_ui(service):
             out = {status: v.message, progress: H.progress_html(v), job_id: v.job_id, info: v.summary,
                    preview: gr.update(value=None, visible=False),
                    video: copy(v.video)}
+            for figure, name in ((sheet, "contact_sheet"), (grid_image, "denoise_grid")):  # sequence jobs only
+                path = copy(getattr(v, name, None))
+                out[figure] = gr.update(value=path, visible=path is not None)
             for fmt, button in downloads.items():
                 path = copy(v.downloads.get(fmt))
                 out[button] = gr.update(value=path, visible=path is not None)
@@ -164,22 +165,14 @@ def build_ui(service):
         def clear_result(message: str) -> dict:
             out = {status: message, progress: "", info: "", job_id: "", video: None,
                    preview: gr.update(value=None, visible=False)}
-            out.update({b: gr.update(value=None, visible=False) for b in downloads.values()})
+            out.update({b: gr.update(value=None, visible=False) for b in [sheet, grid_image, *downloads.values()]})
             return out
 
         def history_updates(query, token) -> dict:
-            items = H.history(service, query, token)
-            shown = [(image, i) for i in items if (image := publish(i.image)) is not None]
+            items = HI.items(service, query, token)  # failed and cancelled jobs too, so they can be deleted
+            shown = [(image, i) for i in items
+                     if (image := publish(i.image or HI.placeholder(i.status, placeholders))) is not None]
             return {gallery: [(image, i.caption) for image, i in shown], history_ids: [i.job_id for _, i in shown]}
-
-        def guarded(fn):
-            @functools.wraps(fn)  # keeps the signature: Gradio passes gr.SelectData by annotation
-            def run(*args):
-                try:
-                    return fn(*args)
-                except Exception as e:  # UIError: the user's to fix; anything else: logged, one line shown
-                    return {status: _error_md(e)}
-            return run
 
         # -- events ---------------------------------------------------------------------------------
         def on_load(token):
@@ -191,17 +184,17 @@ def build_ui(service):
             try:
                 out.update(history_updates("", token))
             except Exception as e:
-                out[key_msg] = _error_md(e)
+                out[key_msg] = E.error_md(e)
             return out
 
         def on_key(token, query):
             try:
                 return {key_msg: H.check_key(service, token), **history_updates(query, token)}
             except Exception as e:
-                return {key_msg: _error_md(e), gallery: [], history_ids: []}
+                return {key_msg: E.error_md(e), gallery: [], history_ids: []}
 
         def on_preset(name):
-            return guarded(lambda m: {form[k]: v for k, v in H.preset(service, name, m).items()})
+            return E.guarded(status, lambda m: {form[k]: v for k, v in H.preset(service, name, m).items()})
 
         watching: dict[str, str] = {}  # browser session -> the job its page is following
 
@@ -212,15 +205,14 @@ def build_ui(service):
                 jid, used_seed = H.submit(service, {k: data[form[k]] for k in H.FORM_KEYS}, token=token,
                                           last_seed=data[last_seed], image=data[image])
             except Exception as e:
-                yield {status: _error_md(e)}
+                yield {status: E.error_md(e)}
                 return
             watching[session] = jid  # an older Generate still polling in this page stops
-            yield {**clear_result("Queued."), job_id: jid, last_seed: used_seed, seed: used_seed,
+            yield {**clear_result("Queued."), job_id: jid, last_seed: used_seed, seed: str(used_seed),
                    preview: gr.update(value=None, visible=True)}
             shown = None
             try:
-                while watching.get(session) == jid:
-                    v = H.view(service, jid, token)
+                for v in E.poll(service, jid, token, interval=POLL_S, keep_going=lambda: watching.get(session) == jid):
                     if v.finished:
                         yield {**show_job(v), **history_updates(query, token)}
                         return
@@ -230,9 +222,8 @@ def build_ui(service):
                         shown = stamp
                         update[preview] = gr.update(value=publish(v.preview), visible=True)
                     yield update
-                    time.sleep(POLL_S)
             except Exception as e:
-                yield {status: _error_md(e)}
+                yield {status: E.error_md(e)}
             finally:
                 if watching.get(session) == jid:
                     watching.pop(session, None)
@@ -241,9 +232,14 @@ def build_ui(service):
             return {status: H.cancel(service, jid, token)}
 
         def on_remix(jid, token):
-            values = H.remix(service, jid, token)
-            return {**{form[k]: values[k] for k in H.FORM_KEYS}, image: publish(H.remix_image(service, jid, token)),
-                    status: f"Loaded the parameters of job {jid} into the form: change what you like and press Generate."}
+            tab, values = S.remix_any(service, jid, token)
+            loaded = f"Loaded the parameters of job {jid} into the form: change what you like and press Generate."
+            if tab == "sequence":  # an image-sequence job: its keyframes, method... go to that tab
+                return {**{sequence.form[k]: values[k] for k in S.FORM_KEYS}, sequence.status: loaded,
+                        status: f"Job {jid} is an image sequence: its parameters are in the Image sequence tab.",
+                        tabs: gr.Tabs(selected="sequence")}
+            return {**{form[k]: values[k] for k in H.FORM_KEYS}, seed: str(values["seed"]), status: loaded,
+                    image: publish(H.remix_image(service, jid, token)), tabs: gr.Tabs(selected="video")}
 
         def on_delete(jid, token, query):
             message = H.delete(service, jid, token)
@@ -252,7 +248,8 @@ def build_ui(service):
         def on_select(ids, token, evt: gr.SelectData):
             if evt.index is None or not 0 <= evt.index < len(ids):
                 raise UIError("That history item is gone: press Refresh.")
-            return show_job(H.view(service, ids[evt.index], token))
+            # in the Video tab's result panel (with Remix and Delete); a sequence job with its figures
+            return {**show_job(S.view_any(service, ids[evt.index], token)), tabs: gr.Tabs(selected="video")}
 
         def on_search(query, token):
             return history_updates(query, token)
@@ -267,12 +264,13 @@ def build_ui(service):
         generate_btn.click(on_generate, {*form_inputs, image, key, last_seed, search},
                            [*result_outputs, last_seed, seed, gallery, history_ids],
                            concurrency_limit=None, trigger_mode="multiple", show_progress="hidden", **common)
-        cancel_btn.click(guarded(on_cancel), [job_id, key], [status], **common)
-        remix_btn.click(guarded(on_remix), [job_id, key], [status, image, *form_inputs], **common)
-        delete_btn.click(guarded(on_delete), [job_id, key, search], [*result_outputs, gallery, history_ids], **common)
-        gallery.select(guarded(on_select), [history_ids, key], result_outputs, **common)
-        search.submit(guarded(on_search), [search, key], [status, gallery, history_ids], **common)
-        refresh_btn.click(guarded(on_search), [search, key], [status, gallery, history_ids], **common)
+        cancel_btn.click(E.guarded(status, on_cancel), [job_id, key], [status], **common)
+        remix_btn.click(E.guarded(status, on_remix), [job_id, key],
+                        [status, image, *form_inputs, *sequence.form.values(), sequence.status, tabs], **common)
+        delete_btn.click(E.guarded(status, on_delete), [job_id, key, search], [*result_outputs, gallery, history_ids], **common)
+        gallery.select(E.guarded(status, on_select), [history_ids, key], [*result_outputs, tabs], **common)
+        search.submit(E.guarded(status, on_search), [search, key], [status, gallery, history_ids], **common)
+        refresh_btn.click(E.guarded(status, on_search), [search, key], [status, gallery, history_ids], **common)
         sequence.wire(key, history=(search, history_updates, [gallery, history_ids]))
     demo.queue(default_concurrency_limit=8)
     return demo

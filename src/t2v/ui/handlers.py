@@ -146,7 +146,7 @@ def default_form(service) -> dict[str, Any]:
 
 def remix(service, job_id: str, token: str | None = None) -> dict[str, Any]:
     """The form filled with a past job's parameters (its resolved seed fixed, so the clip can be made again)."""
-    job = _get(service, job_id, token)
+    job = get_job(service, job_id, token)
     r = job.request
     return {"prompt": r["prompt"], "negative_prompt": r.get("negative_prompt", ""), "model": r["model"],
             "num_frames": r["num_frames"], "num_inference_steps": r["num_inference_steps"],
@@ -176,11 +176,8 @@ def _seed(service, form: dict[str, Any], key_row, last_seed: int | None) -> int 
     mode = form.get("seed_mode") or "random"
     if mode == "random":
         return None
-    if mode == "fixed":
-        seed = _number(form, "seed")
-        if seed is None:
-            raise UIError("Seed: enter a number, or choose random", field="seed")
-        return seed
+    if mode == "fixed":  # a blank (or cleared) box: random, drawn by the server and recorded on the job
+        return _number(form, "seed")
     if mode == "reuse last":
         if last_seed is not None:
             return int(last_seed)
@@ -244,7 +241,7 @@ def image_asset(service, path: Path, key_row) -> str:
 
 def remix_image(service, job_id: str | None, token: str | None = None) -> Path | None:
     """The first frame a past job was given (its asset's file), or None: none given, or the asset was deleted."""
-    ref = (_get(service, job_id, token).request or {}).get("image")
+    ref = (get_job(service, job_id, token).request or {}).get("image")
     if not ref:
         return None
     try:
@@ -338,7 +335,8 @@ def format_seconds(s: float | None) -> str:
     return f"{int(s // 60)} min {int(s % 60)} s"
 
 
-def _get(service, job_id: str | None, token: str | None):
+def get_job(service, job_id: str | None, token: str | None = None):
+    """The job ``job_id`` if the caller's key may see it; else UIError (a missing and another key's job read alike)."""
     if not job_id:
         raise UIError("No job is selected: generate one or pick one from the history.")
     key_row = authorize(service, token)
@@ -350,7 +348,7 @@ def _get(service, job_id: str | None, token: str | None):
 
 def view(service, job_id: str | None, token: str | None = None) -> JobView:
     """Where a job stands now: queue position, progress, live preview, and when done its files."""
-    job = _get(service, job_id, token)
+    job = get_job(service, job_id, token)
     v = JobView(job_id=job.id, status=job.status, request=job.request or {}, stage=job.stage, step=job.step or 0,
                 total=job.total or 0, eta_s=job.eta_s, error=job.error, seed=(job.request or {}).get("seed"))
     if job.status == "queued":
@@ -389,7 +387,7 @@ def progress_html(v: JobView) -> str:
 
 
 def cancel(service, job_id: str | None, token: str | None = None) -> str:
-    job = _get(service, job_id, token)
+    job = get_job(service, job_id, token)
     if job.status in FINISHED:
         return f"Nothing to cancel: the job has already {'been cancelled' if job.status == 'cancelled' else job.status}."
     job = service.cancel(job.id, api_key=authorize(service, token))
@@ -397,7 +395,7 @@ def cancel(service, job_id: str | None, token: str | None = None) -> str:
 
 
 def delete(service, job_id: str | None, token: str | None = None) -> str:
-    job = _get(service, job_id, token)
+    job = get_job(service, job_id, token)
     try:
         service.delete(job.id, api_key=authorize(service, token))
     except T2VError as e:
@@ -405,30 +403,7 @@ def delete(service, job_id: str | None, token: str | None = None) -> str:
     return "Deleted the job and its files." if job.status in FINISHED else "The job was still running: cancelled it."
 
 
-# -- history -----------------------------------------------------------------------------------------
-@dataclass
-class HistoryItem:
-    job_id: str
-    image: Path | None
-    caption: str
-
-
-def history(service, query: str | None = None, token: str | None = None, *, limit: int = 48) -> list[HistoryItem]:
-    """Finished generations, newest first, optionally only prompts containing ``query``."""
-    key_row = authorize(service, token)
-    jobs = service.list(status="succeeded", limit=limit, api_key=key_row, query=(query or "").strip() or None)
-    items = []
-    for job in jobs:
-        r = job.request or {}
-        image = service.image_path(job.id, "poster.png") or service.file_path(job, PLAYER_FORMAT)
-        prompt = r.get("prompt", "")
-        caption = (prompt[:60] + "…" if len(prompt) > 60 else prompt) + f" · seed {r.get('seed')}"
-        if image is not None:  # files purged by hand: nothing to show
-            items.append(HistoryItem(job.id, image, caption))
-    return items
-
-
 __all__ = ["FORM_KEYS", "SEED_MODES", "PRESETS", "SCHEDULERS", "FORMATS", "DOWNLOAD_FORMATS", "UIError", "JobView",
-           "HistoryItem", "auth_required", "authorize", "check_key", "limits", "model_choices", "preset",
+           "auth_required", "authorize", "check_key", "limits", "model_choices", "preset",
            "default_form", "remix", "remix_image", "image_asset", "request_fields", "submit", "view", "progress_html",
-           "cancel", "delete", "history", "readable", "format_seconds"]
+           "cancel", "delete", "readable", "format_seconds", "get_job"]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import html
 import re
-import time
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -190,9 +189,43 @@ class SequenceView(H.JobView):
         return f"**Keyframes** {keys}"
 
 
-def view(service, job_id: str | None, token: str | None = None) -> SequenceView:
-    """Where a sequence job stands now; when it has succeeded, also its figures."""
+def is_sequence(request: dict[str, Any] | None) -> bool:
+    """True for an image-sequence job's request (else a video job's)."""
+    return (request or {}).get("mode") == "sequence"
+
+
+def view_any(service, job_id: str | None, token: str | None = None) -> H.JobView:
+    """A job picked from the history: a :class:`SequenceView` (with its figures) for a sequence job, else a JobView."""
     base = H.view(service, job_id, token)
+    return view(service, job_id, token, base=base) if is_sequence(base.request) else base
+
+
+def remix(service, job_id: str | None, token: str | None = None) -> dict[str, Any]:
+    """This tab's form filled with a past sequence job's parameters (its resolved seed kept, so it can be made again)."""
+    r = H.get_job(service, job_id, token).request or {}
+    if not is_sequence(r):
+        raise UIError(f"Job {job_id} is a video job, not an image sequence: remix it in the Video tab.")
+    grid = [int(s) for s in r.get("denoise_grid") or ()]
+    return {
+        "keyframes": "\n".join(f"{frame}: {prompt}" for frame, prompt in r["keyframes"]),
+        "method": r["method"], "model": r["model"], "negative_prompt": r.get("negative_prompt") or "",
+        "seed": str(r["seed"]), **{k: r[k] for k in ("num_inference_steps", "guidance_scale", "width", "height", "fps")},
+        **{k: r[k] for k in CAMERA_KEYS},
+        "contact_sheet": bool(r.get("contact_sheet")), "denoise_grid": bool(grid),
+        "grid_steps": "auto" if grid in ([], [0]) else ",".join(map(str, grid)),
+    }
+
+
+def remix_any(service, job_id: str | None, token: str | None = None) -> tuple[str, dict[str, Any]]:
+    """Which tab a past job's parameters go to and the form for it: ``("sequence", ...)`` or ``("video", ...)``."""
+    if is_sequence(H.get_job(service, job_id, token).request):
+        return "sequence", remix(service, job_id, token)
+    return "video", H.remix(service, job_id, token)
+
+
+def view(service, job_id: str | None, token: str | None = None, *, base: H.JobView | None = None) -> SequenceView:
+    """Where a sequence job stands now; when it has succeeded, also its figures. ``base``: its JobView, if made."""
+    base = base or H.view(service, job_id, token)
     v = SequenceView(**{f.name: getattr(base, f.name) for f in fields(base)})
     if v.status == "succeeded":
         job = service.get(v.job_id, api_key=H.authorize(service, token))
@@ -217,15 +250,12 @@ def progress_html(v: SequenceView) -> str:
 
 def poll(service, job_id: str, token: str | None = None, *, interval: float = 0.3,
          keep_going: Callable[[], bool] = lambda: True) -> Iterator[SequenceView]:
-    """Views of the job every ``interval`` seconds until it finishes (the last one yielded is finished),
-    or until ``keep_going()`` turns false (the page started another job)."""
-    while keep_going():
-        v = view(service, job_id, token)
-        yield v
-        if v.finished:
-            return
-        time.sleep(interval)
+    """:func:`t2v.ui.events.poll` with this tab's views (frames x steps, figures at the end)."""
+    from t2v.ui.events import poll as watch
+
+    return watch(service, job_id, token, interval=interval, keep_going=keep_going, view=view)
 
 
 __all__ = ["FORM_KEYS", "METHODS", "FIGURES", "DOWNLOAD_FORMATS", "SequenceView", "default_form", "keyframe_lines", "frames_note",
-           "request_fields", "readable", "submit", "frame_position", "view", "progress_html", "poll"]
+           "request_fields", "readable", "submit", "frame_position", "is_sequence", "view", "view_any", "remix",
+           "remix_any", "progress_html", "poll"]

@@ -5,9 +5,9 @@ Laid out by ``SequenceTab(gr, service, publish=...)`` inside a ``gr.Tab`` of :fu
 :mod:`t2v.ui.sequence`; this module only turns its results and errors into component updates.
 """
 
-import functools
 from typing import Any, Callable
 
+from t2v.ui import events as E
 from t2v.ui import handlers as H
 from t2v.ui import sequence as S
 from t2v.ui.files import PrivateCopies
@@ -132,20 +132,9 @@ class SequenceTab:
              poll_s: float = 0.3) -> None:
         """Attach the events. ``key``: the page's API key box; ``history``: (search box, updates(query, token),
         its output components), refreshed when a job ends."""
-        from t2v.ui.app import _error_md  # the page's one error style (imported late: app imports this module)
-
         gr, service = self.gr, self.service
         search, history_updates, history_outputs = history or (None, None, [])
         watching: dict[str, str] = {}  # browser session -> the job this tab follows
-
-        def guarded(fn):
-            @functools.wraps(fn)
-            def run(*args):
-                try:
-                    return fn(*args)
-                except Exception as e:  # UIError: the user's to fix; anything else: logged, one line shown
-                    return {self.status: _error_md(e)}
-            return run
 
         def on_generate(data: dict, request: gr.Request):
             token = data[key]
@@ -153,7 +142,7 @@ class SequenceTab:
             try:
                 jid, seed = S.submit(service, {k: data[c] for k, c in self.form.items()}, token=token)
             except Exception as e:
-                yield {self.status: _error_md(e)}
+                yield {self.status: E.error_md(e)}
                 return
             watching[session] = jid  # an older Generate still polling in this tab stops
             yield {**self.clear(f"Queued (seed {seed})."), self.job_id: jid}
@@ -167,7 +156,7 @@ class SequenceTab:
                     else:
                         yield {self.status: v.message, self.progress: S.progress_html(v)}
             except Exception as e:
-                yield {self.status: _error_md(e)}
+                yield {self.status: E.error_md(e)}
             finally:
                 if watching.get(session) == jid:
                     watching.pop(session, None)
@@ -179,7 +168,7 @@ class SequenceTab:
         inputs = {*self.form.values(), key} | ({search} if search is not None else set())
         self.generate.click(on_generate, inputs, [*self.results, *history_outputs], concurrency_limit=None,
                             trigger_mode="multiple", show_progress="hidden", **common)
-        self.cancel.click(guarded(on_cancel), [self.job_id, key], [self.status], **common)
+        self.cancel.click(E.guarded(self.status, on_cancel), [self.job_id, key], [self.status], **common)
         for event in (self.keyframes.change, self.fps.input, self.fps.release):
             event(S.frames_note, [self.keyframes, self.fps], [self.note], show_progress="hidden", **common)
         self.method.change(lambda m: gr.update(open=m == "img2img"), [self.method], [self.img2img],

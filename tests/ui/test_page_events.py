@@ -1,0 +1,105 @@
+"""The page's History, Remix and Delete buttons, driven through Gradio's own protocol (as the browser does, see
+test_private_files.Page) on a real app with the tiny video and SD models: a sequence job picked from the
+history shows its figures, its Remix fills the Image sequence tab and switches to it, and failed or cancelled
+jobs are listed and can be deleted (#20)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from t2v.api import create_app
+from t2v.service import JobService
+from t2v.ui import handlers as H
+from t2v.ui import sequence as S
+from tests.api.conftest import make_settings
+from tests.ui.test_private_files import Page, urls
+
+gr = pytest.importorskip("gradio")
+
+PICK = {"index": 0, "value": None, "selected": True}
+
+
+class Events(Page):
+    def named(self, elem_id: str, trigger: str, data: list, event_data=None) -> dict:
+        """The event's outputs by elem_id (components without one are left out)."""
+        target = self.ids[elem_id]
+        dep = next(d for d in self.deps if [target, trigger] in d["targets"])
+        names = {v: k for k, v in self.ids.items()}
+        return {names.get(c): out for c, out in zip(dep["outputs"], self.call(elem_id, trigger, data, event_data))}
+
+
+def wait(service, job_id, timeout=120.0):
+    deadline = time.time() + timeout
+    while service.get(job_id).status not in H.FINISHED:
+        assert time.time() < deadline, f"job {job_id} did not finish"
+        time.sleep(0.05)
+    return service.get(job_id)
+
+
+@pytest.fixture
+def page(tiny_model, tiny_sd_model, tmp_path, monkeypatch):
+    from t2v.ui import mount_ui
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    service = JobService(make_settings(tmp_path / "home", tiny_model, default_image_model=str(tiny_sd_model)))
+    with TestClient(mount_ui(create_app(service.settings, service=service), service, required=True)) as client:
+        yield Events(client, "a-session"), service
+
+
+def test_a_sequence_job_from_the_history_shows_its_figures_and_remix_fills_the_sequence_tab(page):
+    events, service = page
+    form = {**S.default_form(service), "keyframes": "0: a red circle\n2: a blue square", "width": 32, "height": 32,
+            "num_inference_steps": 2, "fps": 6, "seed": "11", "contact_sheet": True, "denoise_grid": True,
+            "grid_steps": "1,2", "method": "prompt-interp"}
+    job_id, _ = S.submit(service, form)
+    assert wait(service, job_id).status == "succeeded"
+    done = S.view(service, job_id)
+
+    history = events.named("t2v-refresh", "click", ["", ""])
+    assert len(urls(history["t2v-history"])) == 1
+    shown = events.named("t2v-history", "select", [None, ""], PICK)
+    assert shown["t2v-job-id"] == job_id and shown["t2v-status"].startswith("Done")
+    assert shown["t2v-tabs"].get("selected") == "video"  # where the result panel (Remix, Delete) is
+    for elem_id, original in (("t2v-contact-sheet", done.contact_sheet), ("t2v-denoise-grid", done.denoise_grid)):
+        (url,) = urls(shown[elem_id])
+        assert events.client.get(url).content == original.read_bytes(), elem_id
+
+    remixed = events.named("t2v-remix", "click", [job_id, ""])
+    assert remixed["t2v-seq-keyframes"] == form["keyframes"] and remixed["t2v-seq-method"] == "prompt-interp"
+    assert remixed["t2v-seq-seed"] == "11" and remixed["t2v-seq-grid-steps"] == "1,2"
+    assert remixed["t2v-seq-grid"] is True and remixed["t2v-seq-contact"] is True
+    assert remixed["t2v-tabs"].get("selected") == "sequence"
+    assert "a red circle" not in str(remixed.get("t2v-prompt"))  # the video form is left alone
+
+
+def test_failed_and_cancelled_jobs_are_listed_with_their_status_and_can_be_deleted(page):
+    events, service = page
+    job_id, _ = H.submit(service, {**H.default_form(service), "prompt": "a slow red fox", "num_frames": 4, "width": 32,
+                                   "height": 32, "num_inference_steps": 400})
+    while service.get(job_id).status == "queued":
+        time.sleep(0.02)
+    H.cancel(service, job_id)
+    assert wait(service, job_id).status == "cancelled"
+
+    history = events.named("t2v-refresh", "click", ["", ""])
+    (item,) = history["t2v-history"]
+    assert item["caption"].startswith("cancelled · a slow red fox") and len(urls(item)) == 1  # a picture to click
+    shown = events.named("t2v-history", "select", [None, ""], PICK)
+    assert shown["t2v-job-id"] == job_id and shown["t2v-status"] == "Cancelled."
+    deleted = events.named("t2v-delete", "click", [job_id, "", ""])
+    assert deleted["t2v-status"] == "Deleted the job and its files." and urls(deleted["t2v-history"]) == []
+    assert service.repo.get_job(job_id) is None and not (Path(service.settings.videos_dir) / job_id).exists()
+
+
+def test_remix_of_a_video_job_fills_the_video_tab_with_its_seed_as_text(page):
+    events, service = page
+    job_id, seed = H.submit(service, {**H.default_form(service), "prompt": "a tiny red square", "num_frames": 4,
+                                      "width": 32, "height": 32, "num_inference_steps": 2})
+    assert wait(service, job_id).status == "succeeded"
+    remixed = events.named("t2v-remix", "click", [job_id, ""])
+    assert remixed["t2v-prompt"] == "a tiny red square" and remixed["t2v-tabs"].get("selected") == "video"
+    assert (remixed["t2v-seed-mode"], remixed["t2v-seed"]) == ("fixed", str(seed))  # the seed box is a Textbox
