@@ -188,8 +188,8 @@ def test_preview_and_poster_routes(client):
 def test_openapi_describes_the_responses(client):
     spec = client.get("/openapi.json").json()
     ok = spec["paths"]["/v1/videos/{job_id}"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
-    assert ok["$ref"].endswith("/JobOut")
-    job = spec["components"]["schemas"]["JobOut"]
+    assert ok["$ref"].endswith("/Job")
+    job = spec["components"]["schemas"]["Job"]
     assert {"id", "status", "progress", "request", "result", "links"} <= set(job["properties"])
     page = spec["paths"]["/v1/videos"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
     assert page["$ref"].endswith("/JobPage")

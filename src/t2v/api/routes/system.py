@@ -7,7 +7,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from t2v.api.deps import auth_enabled, bearer_key, get_service, rate_limited
-from t2v.api.responses import ModelList
+from t2v.contract import ModelList
 from t2v.service.service import STATUSES
 
 router = APIRouter()

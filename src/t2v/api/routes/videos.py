@@ -17,10 +17,10 @@ from starlette.background import BackgroundTask
 from starlette.datastructures import UploadFile
 
 from t2v.api.deps import current_key, get_service, rate_limited
-from t2v.api.responses import JobOut, JobPage
 from t2v.api.routes.assets import read_upload
 from t2v.api.streams import StreamLease
 from t2v.api.schemas import FIGURES, SequenceCreate, VideoCreate, job_to_dict
+from t2v.contract import Job, JobPage
 from t2v.errors import InvalidRequest
 from t2v.service.service import FINISHED
 
@@ -47,8 +47,8 @@ VIDEO_BODY_DOC = {"requestBody": {"required": True, "content": {
 
 
 @router.post("", status_code=202, summary="Queue a generation job (JSON; or multipart/form-data with an image)",
-             openapi_extra=VIDEO_BODY_DOC, response_model=JobOut,
-             responses={200: {"model": JobOut, "description": "The job an earlier request with this idempotency_key queued"}})
+             openapi_extra=VIDEO_BODY_DOC, response_model=Job,
+             responses={200: {"model": Job, "description": "The job an earlier request with this idempotency_key queued"}})
 async def create_video(request: Request, service=Depends(get_service), key=Depends(rate_limited)):
     """The body is JSON (``VideoCreate``), or multipart/form-data with that JSON as the ``request`` field and the
     first frame as the ``image`` file: the file is stored as an asset of the caller's key (as POST /v1/assets
@@ -145,7 +145,7 @@ async def list_videos(
     return {"items": items, "next_cursor": jobs[-1].id if len(jobs) == limit else None}
 
 
-@router.get("/{job_id}", summary="A job: status, progress, request, result, error", response_model=JobOut)
+@router.get("/{job_id}", summary="A job: status, progress, request, result, error", response_model=Job)
 async def get_video(job_id: str, request: Request, service=Depends(get_service), key=Depends(rate_limited)):
     job = await run_in_threadpool(service.get, job_id, api_key=key)
     return job_to_dict(service, job, base_url=_base(request))
@@ -259,12 +259,12 @@ def _event_id(data: dict) -> str:
 
 
 def _sse(event: str, data: dict, event_id: str | None = None) -> str:
-    head = f"id: {event_id}\n" if event_id else ""
-    return f"{head}event: {event}\ndata: {json.dumps(data)}\n\n"
+    ident = f"id: {event_id}\n" if event_id else ""
+    return f"event: {event}\n{ident}data: {json.dumps(data)}\n\n"
 
 
 @router.delete("/{job_id}", summary="Cancel a queued or running job (?purge=true also removes its files)",
-                response_model=JobOut)
+                response_model=Job)
 async def cancel_video(job_id: str, request: Request, purge: bool = False, service=Depends(get_service),
                        key=Depends(rate_limited)):
     job = await run_in_threadpool(service.cancel, job_id, purge=purge, api_key=key)

@@ -1,0 +1,114 @@
+"""The REST API's response types, shared by the server (:mod:`t2v.api`: ``response_model`` of each route, so
+``/openapi.json`` describes what comes back) and the client (:mod:`t2v.client`). Pydantic only: no web
+framework. Unknown fields are kept, so an older client reads a newer server's answers."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+FINISHED = ("succeeded", "failed", "cancelled")
+
+
+class Result(BaseModel):
+    model_config = ConfigDict(extra="allow", protected_namespaces=())
+
+
+class Progress(Result):
+    stage: str | None = Field(None, description="load, encode_prompt, denoise, decode, export or done")
+    step: int = 0
+    total: int | None = None
+    fraction: float = Field(0.0, ge=0, le=1)
+    eta_s: float | None = None
+
+
+class JobFile(Result):
+    format: str = Field(..., description="mp4, webm, gif, png, json, contact_sheet or denoise_grid")
+    file: str | None = None
+    bytes: int | None = None
+    sha256: str | None = None
+    url: str | None = Field(None, description="Where to fetch it (None for a PNG frames folder)")
+
+
+class JobResult(Result):
+    files: list[JobFile] = Field(default_factory=list)
+    metadata: dict[str, Any] | None = Field(None, description="The reproducibility record")
+
+
+class Webhook(Result):
+    status: str | None = None
+    attempts: int = 0
+    error: str | None = None
+
+
+class Job(Result):
+    """A job: GET /v1/videos/{id}, POST /v1/videos, DELETE /v1/videos/{id}, and each item of a list."""
+
+    id: str
+    status: Status
+    priority: int = 0
+    queue_position: int | None = None
+    progress: Progress = Field(default_factory=Progress)
+    request: dict[str, Any] = Field(default_factory=dict)
+    result: JobResult | None = None
+    error: str | None = None
+    attempts: int = 0
+    cancel_requested: bool = False
+    created_at: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    webhook: Webhook | None = None
+    links: dict[str, str] = Field(default_factory=dict, description="self, events, content, metadata")
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+    def file(self, fmt: str) -> JobFile | None:
+        """The result file of format ``fmt`` (None before success or when not made)."""
+        return next((f for f in (self.result.files if self.result else []) if f.format == fmt), None)
+
+
+class JobPage(Result):
+    """One page of ``GET /v1/videos``; pass ``next_cursor`` as ``cursor`` for the next (None: the last page)."""
+
+    items: list[Job] = Field(default_factory=list)
+    next_cursor: str | None = None
+
+
+class Model(Result):
+    id: str
+    family: str | None = None
+    description: str | None = None
+    tasks: list[str] = Field(default_factory=list, description="t2v, i2v, image")
+    defaults: dict[str, Any] = Field(default_factory=dict)
+    license: str | None = None
+    license_url: str | None = None
+    license_notice: str | None = None
+    download_gb: float | None = None
+    vram_gb: float | None = None
+    aliases: list[str] = Field(default_factory=list)
+    bundled: bool = False
+    base_model: str | None = None
+
+
+class ModelList(Result):
+    """``GET /v1/models``: the registered models and the server's default model."""
+
+    default: str | None = None
+    items: list[Model] = Field(default_factory=list)
+
+
+class Asset(Result):
+    """An uploaded image (``POST /v1/assets``)."""
+
+    id: str
+    sha256: str | None = None
+    width: int | None = None
+    height: int | None = None
+    content_type: str | None = None
+    size: int | None = None
+    filename: str | None = None
+    created_at: str | None = None
