@@ -35,8 +35,8 @@ from t2v.engine.vae import decode_chunk, decode_latents, latent_preview
 from t2v.errors import InvalidRequest, ModelUnavailable
 from t2v.families.base import Component, RunContext, Rules, read_index
 from t2v.families.common import (
-    Checkpoints, DiffusersLora, LoopState, config, denoise, free_text_encoders, lora_files, meta_modules, params)
-from t2v.families.modelscope import CLIP_COMPONENTS, vae_scale
+    Checkpoints, DiffusersLora, LoopState, config, denoise, free_text_encoders, lora_files, meta_modules)
+from t2v.families.modelscope import CLIP_COMPONENTS, measure_unet_video, vae_scale
 from t2v.models.spec import ModelSpec
 
 BASE_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
@@ -198,34 +198,8 @@ class AnimateDiffFamily(DiffusersLora):
                 vae_chunk: int) -> dict[str, Any]:
         """The text encoder once, one guided step of the motion UNet over the whole clip (``batch`` x frames
         images), one VAE decode of ``vae_chunk`` frames."""
-        import torch
-
-        from t2v.models.memory import meta_cost
-
-        m = meta_parts(str(path))
-        unet, vae, text = m["unet"], m["vae"], m["text_encoder"]
-        scale = vae_scale(vae.config)
-        h, w, seq = height // scale, width // scale, text.config.max_position_embeddings
-        meta = dict(device="meta", dtype=torch.float32)
-        text_peak, _ = meta_cost(lambda: text(torch.zeros(1, seq, dtype=torch.long, device="meta")))
-        if chunking:
-            unet.enable_forward_chunking(chunk_size=1, dim=1)
-        else:
-            unet.disable_forward_chunking()
-        latents = torch.zeros(batch, unet.config.in_channels, frames, h, w, **meta)
-        embeds = torch.zeros(batch * frames, seq, unet.config.cross_attention_dim, **meta)
-        t, z = torch.tensor(1, device="meta"), torch.zeros(vae_chunk, vae.config.latent_channels, h, w, **meta)
-        unet_peak, step_flops = meta_cost(lambda: unet(latents, t, encoder_hidden_states=embeds))
-        vae_peak, chunk_flops = meta_cost(lambda: vae.decode(z))
-        return {
-            "params": params(m),
-            "acts": {"text": text_peak, "unet": unet_peak, "vae": vae_peak},
-            "roles": {"text": ["text_encoder"], "denoise": ["unet"], "vae": ["vae"]},
-            "step_flops": step_flops,
-            "decode_flops": chunk_flops * -(-frames // vae_chunk),
-            "latents_bytes": batch * unet.config.in_channels * frames * h * w * 4,
-            "shape": (frames, height, width, vae_chunk),
-        }
+        return measure_unet_video(meta_parts(str(path)), frames, height, width, batch, chunking, vae_chunk,
+                                  embeds_per_frame=True)
 
     def reference_shape(self, path: Path) -> tuple[int, int]:
         """8 frames at the smallest side every down-sampling level of the UNet can halve."""

@@ -174,34 +174,9 @@ class ModelScopeFamily(Family):
 
     def measure(self, path: Path, frames: int, height: int, width: int, batch: int, chunking: bool,
                 vae_chunk: int) -> dict[str, Any]:
-        import torch
-
-        from t2v.models.memory import meta_cost
-
         unet, vae, text = meta_modules_cached(self, path)
-        scale = vae_scale(vae.config)
-        h, w, f = height // scale, width // scale, frames
-        seq = text.config.max_position_embeddings
-        meta = dict(device="meta", dtype=torch.float32)
-        text_peak, _ = meta_cost(lambda: text(torch.zeros(batch, seq, dtype=torch.long, device="meta")))
-        if chunking:
-            unet.enable_forward_chunking(chunk_size=1, dim=1)
-        else:
-            unet.disable_forward_chunking()
-        latents = torch.zeros(batch, unet.config.in_channels, f, h, w, **meta)
-        embeds = torch.zeros(batch, seq, unet.config.cross_attention_dim, **meta)
-        unet_peak, step_flops = meta_cost(lambda: unet(latents, torch.tensor(1, device="meta"), encoder_hidden_states=embeds))
-        z = torch.zeros(vae_chunk, vae.config.latent_channels, h, w, **meta)
-        vae_peak, chunk_flops = meta_cost(lambda: vae.decode(z))
-        return {
-            "params": {n: sum(p.numel() for p in m.parameters()) for n, m in (("unet", unet), ("vae", vae), ("text_encoder", text))},
-            "acts": {"text": text_peak, "unet": unet_peak, "vae": vae_peak},
-            "roles": {"text": ["text_encoder"], "denoise": ["unet"], "vae": ["vae"]},
-            "step_flops": step_flops,
-            "decode_flops": chunk_flops * -(-f // vae_chunk),
-            "latents_bytes": batch * unet.config.in_channels * f * h * w * 4,
-            "shape": (frames, height, width, vae_chunk),
-        }
+        return measure_unet_video({"unet": unet, "vae": vae, "text_encoder": text}, frames, height, width, batch,
+                                  chunking, vae_chunk)
 
     def reference_shape(self, path: Path) -> tuple[int, int]:
         """8 frames (or the folder's frame limit) at the smallest side every down-sampling level can halve."""
@@ -223,3 +198,39 @@ def meta_modules_cached(family: ModelScopeFamily, path: Path):
             _META.pop(next(iter(_META)))
         _META[key] = family.meta_modules(Path(path))
     return _META[key]
+
+
+def measure_unet_video(m: dict[str, Any], frames: int, height: int, width: int, batch: int, chunking: bool,
+                       vae_chunk: int, *, embeds_per_frame: bool = False) -> dict[str, Any]:
+    """The planner's dry run of a video UNet family on meta modules ``m`` (``unet``, ``vae``, ``text_encoder``):
+    the text encoder, one guided step over the clip, one VAE decode of ``vae_chunk`` frames. With
+    ``embeds_per_frame`` (AnimateDiff's motion UNet folds frames into the batch) the prompt embeddings are
+    repeated per frame."""
+    import torch
+
+    from t2v.models.memory import meta_cost
+
+    unet, vae, text = m["unet"], m["vae"], m["text_encoder"]
+    scale = vae_scale(vae.config)
+    h, w, seq = height // scale, width // scale, text.config.max_position_embeddings
+    meta = dict(device="meta", dtype=torch.float32)
+    text_peak, _ = meta_cost(lambda: text(torch.zeros(1 if embeds_per_frame else batch, seq, dtype=torch.long,
+                                                      device="meta")))
+    if chunking:
+        unet.enable_forward_chunking(chunk_size=1, dim=1)
+    else:
+        unet.disable_forward_chunking()
+    latents = torch.zeros(batch, unet.config.in_channels, frames, h, w, **meta)
+    embeds = torch.zeros(batch * frames if embeds_per_frame else batch, seq, unet.config.cross_attention_dim, **meta)
+    unet_peak, step_flops = meta_cost(lambda: unet(latents, torch.tensor(1, device="meta"), encoder_hidden_states=embeds))
+    z = torch.zeros(vae_chunk, vae.config.latent_channels, h, w, **meta)
+    vae_peak, chunk_flops = meta_cost(lambda: vae.decode(z))
+    return {
+        "params": {n: sum(p.numel() for p in mod.parameters()) for n, mod in m.items()},
+        "acts": {"text": text_peak, "unet": unet_peak, "vae": vae_peak},
+        "roles": {"text": ["text_encoder"], "denoise": ["unet"], "vae": ["vae"]},
+        "step_flops": step_flops,
+        "decode_flops": chunk_flops * -(-frames // vae_chunk),
+        "latents_bytes": batch * unet.config.in_channels * frames * h * w * 4,
+        "shape": (frames, height, width, vae_chunk),
+    }
