@@ -78,6 +78,17 @@ class JobPage(Result):
     next_cursor: str | None = None
 
 
+class ModelRules(Result):
+    """What a model accepts: sizes a multiple of ``size_multiple``, frame counts ``frame_step * k + 1`` up to
+    ``max_frames``, these ``schedulers`` (None: all) and ``modes`` (video, i2v, image)."""
+
+    size_multiple: int = 8
+    frame_step: int = 1
+    max_frames: int | None = None
+    schedulers: list[str] | None = None
+    modes: list[str] = Field(default_factory=lambda: ["video"])
+
+
 class Model(Result):
     id: str
     family: str | None = None
@@ -92,13 +103,24 @@ class Model(Result):
     aliases: list[str] = Field(default_factory=list)
     bundled: bool = False
     base_model: str | None = None
+    rules: ModelRules | None = Field(None, description="What the model accepts (sizes, frame counts, modes)")
+
+
+class Limits(Result):
+    """This server's caps on a request (each model's own rules come on top)."""
+
+    max_frames: int | None = None
+    max_steps: int | None = None
+    max_side: int | None = None
 
 
 class ModelList(Result):
-    """``GET /v1/models``: the registered models and the server's default model."""
+    """``GET /v1/models``: the registered models, the server's default model (listed first; a local folder
+    the server was started with is listed too) and the server's limits."""
 
     default: str | None = None
     items: list[Model] = Field(default_factory=list)
+    limits: Limits = Field(default_factory=Limits)
 
 
 class Asset(Result):

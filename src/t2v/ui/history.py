@@ -11,11 +11,11 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from t2v import frontend as F
 from t2v.ui import handlers as H
 
 logger = logging.getLogger(__name__)
 
-CAPTION_CHARS = 60
 PLACEHOLDER_COLOURS = {"failed": (185, 28, 28), "cancelled": (107, 114, 128)}
 
 
@@ -28,19 +28,7 @@ class HistoryItem:
     error: str | None = None
 
 
-def _short(text: str) -> str:
-    text = " ".join(text.split())
-    return text[:CAPTION_CHARS] + "…" if len(text) > CAPTION_CHARS else text
-
-
-def caption(status: str, request: dict, error: str | None) -> str:
-    """The gallery's line under a job: its prompt and seed; a failed or cancelled one says so first."""
-    text = f"{_short(request.get('prompt', ''))} · seed {request.get('seed')}"
-    if status == "failed":
-        return f"⚠ failed: {_short(error or 'unknown error')} · {text}"
-    if status == "cancelled":
-        return f"cancelled · {text}"
-    return text
+caption = F.caption  # the shared front-end logic's history caption
 
 
 def items(service, query: str | None = None, token: str | None = None, *, limit: int = 48) -> list[HistoryItem]:

@@ -15,7 +15,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from t2v import frontend as F
 from t2v.errors import InvalidRequest, T2VError
+from t2v.frontend import is_sequence
 from t2v.sequence.request import METHODS
 from t2v.ui import handlers as H
 from t2v.ui.handlers import UIError
@@ -46,12 +48,12 @@ def default_form(service) -> dict[str, Any]:
         _, d = model_defaults(model)
     except T2VError:
         d = {}
-    lim = H.limits(service)
+    lim = H.form_limits(service, model)
     return {
         "keyframes": "", "method": METHODS[0], "model": model, "negative_prompt": "",
-        "seed": None, "num_inference_steps": min(int(d.get("num_inference_steps", 25)), lim["num_inference_steps"]),
+        "seed": None, "num_inference_steps": lim.steps(d.get("num_inference_steps", 25)),
         "guidance_scale": float(d.get("guidance_scale", 7.5)), "fps": float(d.get("fps", 12)),
-        "width": H._side(d.get("width", 512), lim["width"]), "height": H._side(d.get("height", 512), lim["height"]),
+        "width": lim.side(d.get("width", 512)), "height": lim.side(d.get("height", 512)),
         "strength": 0.55, "zoom": 1.0, "pan_x": 0.0, "pan_y": 0.0, "rotate": 0.0,
         "contact_sheet": True, "denoise_grid": False, "grid_steps": "auto",
     }
@@ -85,7 +87,7 @@ def frames_note(text: str | None, fps: Any = None) -> str:
 
 
 def _number(form: dict[str, Any], key: str, kind=int):
-    return H._number(form, key, kind, labels=LABELS)
+    return F.number(form, key, kind, labels=LABELS)
 
 
 def _grid_steps(text: Any) -> str:
@@ -189,11 +191,6 @@ class SequenceView(H.JobView):
         return f"**Keyframes** {keys}"
 
 
-def is_sequence(request: dict[str, Any] | None) -> bool:
-    """True for an image-sequence job's request (else a video job's)."""
-    return (request or {}).get("mode") == "sequence"
-
-
 def view_any(service, job_id: str | None, token: str | None = None) -> H.JobView:
     """A job picked from the history: a :class:`SequenceView` (with its figures) for a sequence job, else a JobView."""
     base = H.view(service, job_id, token)
@@ -218,7 +215,7 @@ def remix(service, job_id: str | None, token: str | None = None) -> dict[str, An
 
 def remix_any(service, job_id: str | None, token: str | None = None) -> tuple[str, dict[str, Any]]:
     """Which tab a past job's parameters go to and the form for it: ``("sequence", ...)`` or ``("video", ...)``."""
-    if is_sequence(H.get_job(service, job_id, token).request):
+    if F.remix_target(H.get_job(service, job_id, token).request) == "sequence":
         return "sequence", remix(service, job_id, token)
     return "video", H.remix(service, job_id, token)
 

@@ -15,9 +15,9 @@ router = APIRouter()
 
 @router.get("/v1/models", tags=["models"], summary="Registered models and the server's default", response_model=ModelList)
 async def list_models(service=Depends(get_service), key=Depends(rate_limited)):
-    from t2v.models.registry import REGISTRY
+    from t2v.service.catalogue import model_list
 
-    return {"default": service.settings.default_model, "items": [s.to_dict() for s in REGISTRY.values()]}
+    return await run_in_threadpool(model_list, service.settings)
 
 
 @router.get("/healthz", tags=["system"], summary="The process is up")

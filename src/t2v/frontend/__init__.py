@@ -1,0 +1,18 @@
+"""Front-end logic shared by the web UI (:mod:`t2v.ui`) and the desktop app (:mod:`t2v.desktop`): the form
+(limits, presets, seed modes, remix), job views (progress, messages, summaries) and history filtering.
+
+Plain data in, plain data out: jobs are :class:`t2v.contract.Job`, models :class:`t2v.contract.Model`. No
+Gradio, Tk, web or database imports, so each front end feeds it from wherever it gets its jobs (the
+in-process service or :mod:`t2v.client`).
+"""
+
+from t2v.frontend.forms import (DEFAULT_FORMATS, FORM_KEYS, LABELS, PLAYER_FORMAT, PRESETS, SEED_MODES, FormError,
+                                FormLimits, default_form, is_sequence, number, preset, readable, remix_form,
+                                remix_target, request_fields, resolve_seed)
+from t2v.frontend.history import caption, filter_jobs, matches
+from t2v.frontend.views import FINISHED, STAGES, JobView, format_seconds, progress_label, view_of
+
+__all__ = ["DEFAULT_FORMATS", "FORM_KEYS", "LABELS", "PLAYER_FORMAT", "PRESETS", "SEED_MODES", "FormError",
+           "FormLimits", "default_form", "is_sequence", "number", "preset", "readable", "remix_form", "remix_target",
+           "request_fields", "resolve_seed", "caption", "filter_jobs", "matches", "FINISHED", "STAGES", "JobView",
+           "format_seconds", "progress_label", "view_of"]

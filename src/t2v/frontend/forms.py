@@ -1,0 +1,223 @@
+"""The generation form: its fields, the limits a model and the server put on them, presets, seed modes,
+remix (a past job back into the form) and the request a filled-in form makes. No UI toolkit here."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from t2v.errors import Forbidden, InvalidRequest, JobNotFound, ModelUnavailable, QuotaExceeded, T2VError
+from t2v.request import FORMATS
+
+#: The form's fields, in the order a page lays them out (GenerationRequest names plus ``seed_mode``).
+FORM_KEYS = ("prompt", "negative_prompt", "model", "num_frames", "num_inference_steps", "guidance_scale", "fps",
+             "width", "height", "scheduler", "seed_mode", "seed", "formats")
+SEED_MODES = ("random", "fixed", "reuse last")
+PRESETS = ("Fast preview", "Quality")
+PLAYER_FORMAT = "webm"  # VP9 in WebM: always written, so a browser's <video> can play the result
+DEFAULT_FORMATS = ("mp4", "webm", "gif")
+SEED_MAX = 2**32 - 1
+LABELS = {
+    "prompt": "Prompt", "negative_prompt": "Negative prompt", "model": "Model", "num_frames": "Frames",
+    "num_inference_steps": "Steps", "guidance_scale": "Guidance", "fps": "FPS", "width": "Width", "height": "Height",
+    "scheduler": "Scheduler", "seed": "Seed", "seed_mode": "Seed", "formats": "Output formats", "crf": "Quality (CRF)",
+    "api_key": "API key", "device": "Device", "dtype": "Data type", "image": "First frame", "file": "First frame",
+    "key": "API key",
+}
+
+
+class FormError(Exception):
+    """A message for the user. ``field`` names the form field at fault, when there is one."""
+
+    def __init__(self, message: str, *, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+def readable(exc: T2VError) -> FormError:
+    """Translate a library or client error into one sentence for the user, naming the field."""
+    if isinstance(exc, InvalidRequest):
+        name = (getattr(exc, "field", None) or "").split(".")[0] or None
+        text = str(exc)
+        if text.startswith("HTTP ") and ": " in text:  # the client's "HTTP 422: field: ..." prefix
+            text = text.split(": ", 1)[1]
+        if name and text.startswith(f"{getattr(exc, 'field', '')}:"):
+            text = text[len(exc.field) + 1:].strip()
+        label = LABELS.get(name or "", name or "Request")
+        return FormError(f"{label}: {text}", field=name)
+    if isinstance(exc, ModelUnavailable):
+        return FormError(f"Model unavailable: {exc}", field="model")
+    if isinstance(exc, QuotaExceeded):
+        return FormError(f"Too many jobs: {exc}. Wait for one to finish.")
+    if isinstance(exc, JobNotFound):  # also another key's job: the same words, so ids cannot be probed
+        return FormError("That job does not exist (it was deleted, or it belongs to another API key).")
+    if isinstance(exc, Forbidden) or getattr(exc, "status", None) in (401, 403):
+        return FormError("The server refused the API key (missing, wrong or revoked), or it may not do that.",
+                         field="api_key")
+    return FormError(str(exc))
+
+
+@dataclass(frozen=True)
+class FormLimits:
+    """What the form may ask of one model on one server: the server's caps and the model's rules."""
+
+    max_frames: int = 512
+    max_steps: int = 500
+    max_side: int = 2048
+    size_multiple: int = 8
+    frame_step: int = 1
+    schedulers: tuple[str, ...] | None = None
+    image: bool = False  # the model takes a first frame (image-to-video)
+
+    @classmethod
+    def of(cls, model=None, server=None) -> FormLimits:
+        """From a :class:`t2v.contract.Model` and the server's :class:`t2v.contract.Limits` (either may be None)."""
+        out: dict[str, Any] = {}
+        for name in ("max_frames", "max_steps", "max_side"):
+            value = getattr(server, name, None) if server is not None else None
+            if value:
+                out[name] = int(value)
+        rules = getattr(model, "rules", None)
+        if rules is not None:
+            out["size_multiple"] = int(rules.size_multiple or 8)
+            out["frame_step"] = int(rules.frame_step or 1)
+            if rules.max_frames:
+                out["max_frames"] = min(out.get("max_frames", rules.max_frames), int(rules.max_frames))
+            out["schedulers"] = tuple(rules.schedulers) if rules.schedulers else None
+        tasks = list(getattr(model, "tasks", None) or [])
+        out["image"] = "i2v" in tasks or "i2v" in (getattr(rules, "modes", None) or [])
+        return cls(**out)
+
+    def side(self, value: int) -> int:
+        """``value`` as the nearest valid width or height (a multiple of the model's step, within the cap)."""
+        m = self.size_multiple
+        top = self.max_side // m * m
+        return max(m, min(top, int(round(int(value) / m)) * m))
+
+    def frames(self, value: int) -> int:
+        """``value`` as the nearest valid frame count (``frame_step * k + 1``, within the cap)."""
+        s = self.frame_step
+        top = (self.max_frames - 1) // s * s + 1 if s > 1 else self.max_frames
+        v = int(round((int(value) - 1) / s)) * s + 1 if s > 1 else int(value)
+        return max(1, min(top, v))
+
+    def steps(self, value: int) -> int:
+        return max(1, min(self.max_steps, int(value)))
+
+
+def number(form: dict[str, Any], key: str, kind=int, labels: dict[str, str] = LABELS):
+    """``form[key]`` as an int/float; None when blank; FormError naming the field otherwise."""
+    value = form.get(key)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        number_ = float(value)
+    except (TypeError, ValueError):
+        raise FormError(f"{labels[key]}: {value!r} is not a number", field=key) from None
+    if kind is int:
+        if not number_.is_integer():
+            raise FormError(f"{labels[key]}: must be a whole number, got {value}; nearest: {round(number_)}", field=key)
+        return int(number_)
+    return number_
+
+
+def preset(name: str, defaults: dict[str, Any], limits: FormLimits = FormLimits()) -> dict[str, Any]:
+    """Field values for a preset: "Quality" is the model's defaults; "Fast preview" few steps, few frames,
+    half size. Both within ``limits``."""
+    if name not in PRESETS:
+        raise FormError(f"Preset: unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    d = defaults
+    out = {
+        "num_frames": limits.frames(d.get("num_frames", 16)),
+        "num_inference_steps": limits.steps(d.get("num_inference_steps", 25)),
+        "guidance_scale": float(d.get("guidance_scale", 7.5)),
+        "fps": float(d.get("fps", 8)),
+        "width": limits.side(d.get("width", 256)),
+        "height": limits.side(d.get("height", 256)),
+        "scheduler": d.get("scheduler"),
+    }
+    if name == "Fast preview":
+        steps = out["num_inference_steps"]
+        out["num_inference_steps"] = min(steps, max(2, min(8, steps // 2)))
+        out["num_frames"] = min(out["num_frames"], limits.frames(8))
+        for side in ("width", "height"):
+            out[side] = min(out[side], limits.side(max(32, out[side] // 2)))
+    return out
+
+
+def default_form(model: str, defaults: dict[str, Any], limits: FormLimits = FormLimits()) -> dict[str, Any]:
+    """The form a fresh page shows: ``model`` at its defaults ("Quality"), a random seed."""
+    return {"prompt": "", "negative_prompt": "", "model": model, **preset("Quality", defaults, limits),
+            "seed_mode": "random", "seed": None, "formats": list(DEFAULT_FORMATS)}
+
+
+def is_sequence(request: dict[str, Any] | None) -> bool:
+    """True for an image-sequence job (its request has a ``mode`` of "sequence")."""
+    return (request or {}).get("mode") == "sequence"
+
+
+def remix_target(request: dict[str, Any] | None) -> str:
+    """Which form a past job goes back into: "sequence" or "video"."""
+    return "sequence" if is_sequence(request) else "video"
+
+
+def remix_form(request: dict[str, Any]) -> dict[str, Any]:
+    """The video form filled with a past job's request (its resolved seed fixed, so the clip can be made again)."""
+    r = request
+    if is_sequence(r):
+        raise FormError("That job is an image sequence, not a video: remix it in the Sequence tab.")
+    return {"prompt": r.get("prompt", ""), "negative_prompt": r.get("negative_prompt") or "", "model": r.get("model"),
+            "num_frames": r.get("num_frames"), "num_inference_steps": r.get("num_inference_steps"),
+            "guidance_scale": r.get("guidance_scale"), "fps": r.get("fps"), "width": r.get("width"),
+            "height": r.get("height"), "scheduler": r.get("scheduler"), "seed_mode": "fixed", "seed": r.get("seed"),
+            "formats": [f for f in r.get("formats", DEFAULT_FORMATS) if f in FORMATS]}
+
+
+def resolve_seed(mode: str | None, seed: Any = None, *, last_seed: int | None = None,
+                 previous: Callable[[], int | None] = lambda: None, draw: bool = False) -> int | None:
+    """The seed a request gets for the form's seed mode.
+
+    "random": None (the server draws one and records it), or a fresh one when ``draw``; "fixed": the box's
+    number (a blank box is random); "reuse last": ``last_seed`` (this window's last), else ``previous()`` (the
+    newest job in the history), else FormError."""
+    mode = mode or "random"
+    if mode == "random":
+        return random.randint(0, SEED_MAX) if draw else None
+    if mode == "fixed":
+        value = number({"seed": seed}, "seed")
+        if value is not None and not 0 <= value <= SEED_MAX:
+            raise FormError(f"Seed: {value} is outside 0..{SEED_MAX}; nearest valid: {min(max(value, 0), SEED_MAX)}",
+                            field="seed")
+        return value
+    if mode == "reuse last":
+        if last_seed is not None:
+            return int(last_seed)
+        found = previous()
+        if found is not None:
+            return int(found)
+        raise FormError("Seed: there is no previous generation to reuse yet; choose random", field="seed")
+    raise FormError(f"Seed: unknown mode {mode!r}; choose one of {', '.join(SEED_MODES)}", field="seed_mode")
+
+
+def request_fields(form: dict[str, Any], seed: int | None) -> dict[str, Any]:
+    """The GenerationRequest fields for a filled-in form, ``seed`` already resolved (WebM always added, for
+    players). Blank fields are left out, so the server uses the model's defaults."""
+    formats = [f for f in (form.get("formats") or []) if f]
+    fields: dict[str, Any] = {
+        "prompt": form.get("prompt") or "",
+        "negative_prompt": form.get("negative_prompt") or None,
+        "model": (form.get("model") or "").strip() or None,
+        "num_frames": number(form, "num_frames"),
+        "num_inference_steps": number(form, "num_inference_steps"),
+        "guidance_scale": number(form, "guidance_scale", float),
+        "fps": number(form, "fps", float),
+        "width": number(form, "width"),
+        "height": number(form, "height"),
+        "scheduler": form.get("scheduler") or None,
+        "seed": seed,
+        "formats": list(dict.fromkeys([*formats, PLAYER_FORMAT])),
+    }
+    if not fields["prompt"].strip():
+        raise FormError("Prompt: describe the video you want first", field="prompt")
+    return {k: v for k, v in fields.items() if v is not None}

@@ -1,0 +1,121 @@
+"""A job as a front end shows it: where it stands in one line, its progress, and a finished clip's summary.
+
+Built from a :class:`t2v.contract.Job` (the REST answer, or the in-process service's job converted to it).
+Text is plain; a front end that renders markdown escapes it itself (see :meth:`JobView.summary_parts`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+FINISHED = ("succeeded", "failed", "cancelled")
+STAGES = {"load": "Loading the model", "encode_prompt": "Encoding the prompt", "denoise": "Denoising",
+          "decode": "Decoding frames", "export": "Writing the video files", "done": "Finishing"}
+TIMINGS = (("load_s", "load"), ("encode_prompt_s", "prompt"), ("denoise_s", "denoise"), ("decode_s", "decode"),
+           ("encode_s", "encode"), ("total_s", "total"))
+
+
+def format_seconds(s: float | None) -> str:
+    if s is None:
+        return "-"
+    if s < 10:
+        return f"{s:.1f} s"
+    if s < 90:
+        return f"{s:.0f} s"
+    return f"{int(s // 60)} min {int(s % 60)} s"
+
+
+@dataclass
+class JobView:
+    """Everything a front end shows about one job. ``preview``, ``poster``, ``video`` and ``downloads`` are
+    whatever the front end shows them from (files in process, URLs or bytes over the API)."""
+
+    job_id: str
+    status: str
+    request: dict[str, Any]
+    stage: str | None = None
+    step: int = 0
+    total: int = 0
+    eta_s: float | None = None
+    queue_position: int | None = None
+    preview: Any = None
+    poster: Any = None
+    video: Any = None
+    downloads: dict[str, Any] = field(default_factory=dict)
+    seed: int | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+    @property
+    def fraction(self) -> float:
+        if self.status == "succeeded":
+            return 1.0
+        return min(1.0, self.step / self.total) if self.total else 0.0
+
+    @property
+    def message(self) -> str:
+        """One plain line on where the job stands."""
+        if self.status == "queued":
+            where = f"position {self.queue_position} in the queue" if self.queue_position else "starting"
+            return f"Queued: {where}."
+        if self.status == "running":
+            text = STAGES.get(self.stage or "", "Starting")
+            if self.stage == "denoise" and self.total:
+                text += f": step {self.step} of {self.total}"
+                if self.eta_s is not None:
+                    text += f", about {format_seconds(self.eta_s)} left"
+            return text + "…"
+        if self.status == "succeeded":
+            total = self.timings.get("total_s")
+            took = f" in {format_seconds(total)}" if total is not None else ""
+            return f"Done{took}. Seed {self.seed}."
+        if self.status == "cancelled":
+            return "Cancelled."
+        return f"Job failed: {self.error or 'unknown error'}"
+
+    def summary_parts(self) -> list[tuple[str, str]]:
+        """A finished clip's summary as (label, plain text) lines: seed and shape, timings, prompt."""
+        if self.status != "succeeded":
+            return []
+        r = self.request
+        method = f"{r['method']} · " if r.get("method") else ""  # image sequences
+        parts = [("Seed", f"{self.seed} · {method}{r.get('num_frames')} frames {r.get('width')}×{r.get('height')} "
+                          f"@ {r.get('fps') or 0:g} fps · {r.get('num_inference_steps')} steps {r.get('scheduler')} · "
+                          f"guidance {r.get('guidance_scale') or 0:g}")]
+        times = [f"{name} {format_seconds(self.timings[k])}" for k, name in TIMINGS if self.timings.get(k) is not None]
+        if times:
+            parts.append(("Timings", " · ".join(times)))
+        parts.append(("Prompt", str(r.get("prompt", ""))))
+        return parts
+
+
+def progress_label(v: JobView) -> str:
+    """The words beside a progress bar: queue position, step/total and ETA, or the stage."""
+    if v.status == "queued":
+        return f"queued, position {v.queue_position}" if v.queue_position else "queued"
+    if v.status not in ("running", "succeeded"):
+        return v.status
+    label = f"step {v.step} / {v.total}" if v.total else STAGES.get(v.stage or "", "starting").lower()
+    if v.status == "running" and v.eta_s is not None and v.stage == "denoise":
+        label += f" · ETA {format_seconds(v.eta_s)}"
+    if v.status == "running" and v.stage in ("decode", "export"):
+        label += f" · {STAGES[v.stage].lower()}"
+    return label
+
+
+def view_of(job) -> JobView:
+    """The view of a :class:`t2v.contract.Job`; ``downloads`` holds each result file's URL by format."""
+    p = job.progress
+    request = job.request or {}
+    metadata = (job.result.metadata if job.result else None) or {}
+    v = JobView(job_id=job.id, status=job.status, request=request, stage=p.stage, step=p.step or 0,
+                total=p.total or 0, eta_s=p.eta_s, queue_position=job.queue_position, error=job.error,
+                seed=metadata.get("seed", request.get("seed")))
+    if job.status == "succeeded":
+        v.timings = {k: float(x) for k, x in (metadata.get("timings") or {}).items() if isinstance(x, (int, float))}
+        v.downloads = {f.format: f.url for f in job.result.files if f.url}
+    return v

@@ -1,0 +1,52 @@
+"""What ``GET /v1/models`` answers, and what the in-process front ends read the same way: the models the
+server can run, each with its defaults and rules, the server's default model first, and the server's limits."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from t2v.errors import T2VError
+
+logger = logging.getLogger(__name__)
+
+TASKS = {"video": "t2v", "i2v": "i2v", "image": "image"}
+
+
+def rules_of(family_name: str, path) -> dict[str, Any] | None:
+    """The family's request rules for the folder ``path`` (None: not on disk, the family's generic rules)."""
+    from t2v.families import get_family
+
+    try:
+        r = get_family(family_name).rules(path)
+    except (T2VError, KeyError, OSError, ValueError) as e:
+        logger.debug("no rules for %s (%s): %s", family_name, path, e)
+        return None
+    return {"size_multiple": r.size_multiple, "frame_step": r.frame_step, "max_frames": r.max_frames,
+            "schedulers": list(r.schedulers) if r.schedulers else None, "modes": list(r.modes)}
+
+
+def model_list(settings) -> dict[str, Any]:
+    """The body of ``GET /v1/models`` (see :class:`t2v.contract.ModelList`)."""
+    from t2v.models.loader import as_path, local_folder, model_defaults
+    from t2v.models.registry import REGISTRY, lookup
+
+    items = []
+    default = settings.default_model
+    if lookup(default) is None and os.path.isdir(as_path(default)):  # a folder the server was started with
+        try:
+            family, defaults = model_defaults(default)
+            rules = rules_of(family, as_path(default))
+            items.append({"id": default, "family": family, "description": "This server's model (a local folder)",
+                          "defaults": defaults, "rules": rules,
+                          "tasks": [TASKS[m] for m in (rules or {}).get("modes", ["video"])]})
+        except T2VError as e:
+            logger.warning("the default model %s cannot be described: %s", default, e)
+    for spec in REGISTRY.values():
+        item = spec.to_dict()
+        item["rules"] = rules_of(spec.family, local_folder(spec.id))
+        items.append(item)
+    items.sort(key=lambda m: m["id"] != default and default not in m.get("aliases", []))  # the default first
+    return {"default": default, "items": items,
+            "limits": {"max_frames": settings.max_frames, "max_steps": settings.max_steps, "max_side": settings.max_side}}

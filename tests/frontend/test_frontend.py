@@ -1,0 +1,149 @@
+"""The shared front-end logic on its own: plain data in, plain data out (no service, no toolkit)."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from t2v import frontend as F
+from t2v.client.errors import InvalidRequest as ClientInvalid
+from t2v.client.errors import Unauthorized
+from t2v.contract import Job, Limits, Model, ModelRules
+from t2v.errors import InvalidRequest, JobNotFound
+
+LTX = Model(id="ltx", tasks=["t2v", "i2v"], rules=ModelRules(size_multiple=32, frame_step=8, modes=["video", "i2v"]))
+SERVER = Limits(max_frames=100, max_steps=30, max_side=512)
+
+
+def test_it_imports_no_ui_toolkit_web_or_database_code():
+    import subprocess
+
+    code = ("import sys, t2v.frontend; bad = [m for m in ('gradio', 'tkinter', 'fastapi', 'sqlalchemy', 'httpx', "
+            "'torch', 'diffusers') if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_limits_combine_the_server_caps_and_the_model_rules():
+    lim = F.FormLimits.of(LTX, SERVER)
+    assert (lim.max_frames, lim.max_steps, lim.max_side, lim.size_multiple, lim.frame_step, lim.image) == \
+        (100, 30, 512, 32, 8, True)
+    assert lim.frames(20) == 17 and lim.frames(22) == 25 and lim.frames(1000) == 97 and lim.frames(0) == 1
+    assert lim.side(500) == 512 and lim.side(700) == 512 and lim.side(47) == 32 and lim.side(1) == 32
+    assert lim.steps(99) == 30 and lim.steps(0) == 1
+    plain = F.FormLimits.of(Model(id="m", tasks=["t2v"]), None)
+    assert plain.image is False and plain.frames(13) == 13 and plain.side(61) == 64
+
+
+def test_presets_stay_valid_for_the_model_and_the_server():
+    defaults = {"num_frames": 161, "num_inference_steps": 50, "guidance_scale": 3, "fps": 24, "width": 704,
+                "height": 480, "scheduler": "default"}
+    lim = F.FormLimits.of(LTX, SERVER)
+    quality = F.preset("Quality", defaults, lim)
+    assert quality == {"num_frames": 97, "num_inference_steps": 30, "guidance_scale": 3.0, "fps": 24.0, "width": 512,
+                       "height": 480, "scheduler": "default"}
+    fast = F.preset("Fast preview", defaults, lim)
+    assert fast["num_inference_steps"] == 8 and fast["num_frames"] == 9
+    assert fast["width"] == 256 and fast["height"] in (224, 256)  # 240 lies halfway
+    for value in (fast["width"], fast["height"]):
+        assert value % 32 == 0
+    with pytest.raises(F.FormError, match="Fast preview, Quality"):
+        F.preset("Ultra", defaults, lim)
+    form = F.default_form("ltx", defaults, lim)
+    assert form["seed_mode"] == "random" and form["seed"] is None and form["model"] == "ltx" and form["prompt"] == ""
+
+
+def test_seed_modes():
+    assert F.resolve_seed("random", "42") is None  # the server draws it and records it
+    assert 0 <= F.resolve_seed("random", draw=True) < 2**32
+    assert F.resolve_seed("fixed", "42") == 42
+    assert F.resolve_seed("fixed", "") is None  # a blank box: random
+    with pytest.raises(F.FormError, match="whole number") as e:
+        F.resolve_seed("fixed", "4.5")
+    assert e.value.field == "seed"
+    with pytest.raises(F.FormError, match="nearest valid: 0"):
+        F.resolve_seed("fixed", "-3")
+    assert F.resolve_seed("reuse last", last_seed=7, previous=lambda: 9) == 7
+    assert F.resolve_seed("reuse last", previous=lambda: 9) == 9
+    with pytest.raises(F.FormError, match="no previous generation"):
+        F.resolve_seed("reuse last")
+    with pytest.raises(F.FormError, match="random, fixed, reuse last"):
+        F.resolve_seed("lucky")
+
+
+def test_request_fields_drop_blanks_and_always_ask_for_the_player_format():
+    form = {"prompt": "a red ball", "negative_prompt": "", "model": " m ", "num_frames": "8", "num_inference_steps": 4,
+            "guidance_scale": "7.5", "fps": "", "width": 64, "height": 64, "scheduler": "", "formats": ["mp4"]}
+    fields = F.request_fields(form, seed=5)
+    assert fields == {"prompt": "a red ball", "model": "m", "num_frames": 8, "num_inference_steps": 4,
+                      "guidance_scale": 7.5, "width": 64, "height": 64, "seed": 5, "formats": ["mp4", "webm"]}
+    with pytest.raises(F.FormError, match="Prompt") as e:
+        F.request_fields({**form, "prompt": "  "}, None)
+    assert e.value.field == "prompt"
+    with pytest.raises(F.FormError, match="Frames: 'many' is not a number"):
+        F.request_fields({**form, "num_frames": "many"}, None)
+
+
+def test_remix_fixes_the_resolved_seed_and_knows_its_tab():
+    video = {"prompt": "p", "model": "m", "num_frames": 8, "num_inference_steps": 4, "guidance_scale": 5.0, "fps": 8,
+             "width": 64, "height": 64, "scheduler": "ddim", "seed": 1234, "formats": ["mp4", "webm", "png"]}
+    form = F.remix_form(video)
+    assert form["seed_mode"] == "fixed" and form["seed"] == 1234 and form["formats"] == ["mp4", "webm", "png"]
+    assert F.request_fields(form, F.resolve_seed(form["seed_mode"], form["seed"]))["seed"] == 1234
+    assert F.remix_target(video) == "video"
+    sequence = {"mode": "sequence", "keyframes": [[0, "spring"], [8, "winter"]], "seed": 3}
+    assert F.remix_target(sequence) == "sequence"
+    with pytest.raises(F.FormError, match="Sequence tab"):
+        F.remix_form(sequence)
+
+
+def test_errors_become_one_sentence_naming_the_field():
+    e = F.readable(InvalidRequest("num_frames: 20 is not 8k+1; nearest valid: 17", field="num_frames"))
+    assert str(e) == "Frames: 20 is not 8k+1; nearest valid: 17" and e.field == "num_frames"
+    e = F.readable(ClientInvalid("HTTP 422: width: 70 is not a multiple of 32", field="width"))
+    assert str(e) == "Width: 70 is not a multiple of 32" and e.field == "width"
+    assert "another API key" in str(F.readable(JobNotFound("x")))
+    assert F.readable(Unauthorized("HTTP 401: bad key", status=401)).field == "api_key"
+
+
+def job(id_, status, prompt="a red ball", **extra) -> Job:
+    return Job.model_validate({"id": id_, "status": status, "request": {"prompt": prompt, "seed": 1, "model": "m",
+                                                                      "num_frames": 8, "width": 64, "height": 64,
+                                                                      "fps": 8, "num_inference_steps": 4,
+                                                                      "scheduler": "ddim", "guidance_scale": 7.5},
+                               **extra})
+
+
+def test_views_of_each_state():
+    v = F.view_of(job("a", "queued", queue_position=3))
+    assert v.message == "Queued: position 3 in the queue." and F.progress_label(v) == "queued, position 3"
+    v = F.view_of(job("a", "running", progress={"stage": "denoise", "step": 2, "total": 4, "eta_s": 3.0}))
+    assert v.fraction == 0.5 and v.message == "Denoising: step 2 of 4, about 3.0 s left…"
+    assert F.progress_label(v) == "step 2 / 4 · ETA 3.0 s"
+    done = job("a", "succeeded", progress={"stage": "done", "step": 4, "total": 4},
+               result={"files": [{"format": "mp4", "url": "/v1/videos/a/content?format=mp4"},
+                                 {"format": "png", "url": None}],
+                       "metadata": {"seed": 77, "timings": {"total_s": 12.5, "denoise_s": 10.0}}})
+    v = F.view_of(done)
+    assert v.fraction == 1.0 and v.seed == 77 and v.message == "Done in 12 s. Seed 77."
+    assert v.downloads == {"mp4": "/v1/videos/a/content?format=mp4"}
+    parts = dict(v.summary_parts())
+    assert parts["Seed"].startswith("77 · 8 frames 64×64 @ 8 fps · 4 steps ddim") and parts["Prompt"] == "a red ball"
+    assert parts["Timings"] == "denoise 10 s · total 12 s"
+    v = F.view_of(job("a", "failed", error="out of memory"))
+    assert v.message == "Job failed: out of memory" and v.summary_parts() == []
+    assert F.format_seconds(125) == "2 min 5 s" and F.format_seconds(None) == "-"
+
+
+def test_history_filters_by_status_and_words_newest_first_once_each():
+    jobs = [job("01a", "succeeded", "A red ball bouncing"), job("01c", "failed", "a blue square", error="boom"),
+            job("01b", "running", "a red ball"), job("01d", "cancelled", "green triangle"),
+            job("01a", "succeeded", "A red ball bouncing")]
+    assert [j.id for j in F.filter_jobs(jobs)] == ["01d", "01c", "01a"]
+    assert [j.id for j in F.filter_jobs(jobs, "RED ball")] == ["01a"]
+    assert [j.id for j in F.filter_jobs(jobs, "a", statuses=["running", "failed"])] == ["01c", "01b"]
+    assert [j.id for j in F.filter_jobs(jobs, limit=1)] == ["01d"]
+    assert F.caption("failed", {"prompt": "x", "seed": 3}, "boom") == "⚠ failed: boom · x · seed 3"
+    assert F.caption("succeeded", {"keyframes": [[0, "spring"], [8, "winter"]], "seed": 3}, None) == \
+        "spring | winter · seed 3"
