@@ -77,7 +77,7 @@ class GenerationRequest(BaseModel):
     @classmethod
     def _multiple_of_8(cls, v: int | None) -> int | None:
         if v is not None and v % 8:
-            raise ValueError(f"must be a multiple of 8, got {v}")
+            raise ValueError(f"must be a multiple of 8, got {v}; nearest valid: {max(8, (v + 4) // 8 * 8)}")
         return v
 
     @field_validator("scheduler")

@@ -297,7 +297,9 @@ def test_async_client(server, done_job, tmp_path):
             with pytest.raises(NotFound):
                 await c.get("missing")
             assert (await c.cancel(job.id)).status == "succeeded"  # finished: unchanged
-            await c.delete(job.id)
+            assert (await c.delete(job.id)).status == "succeeded"  # its last state
+            with pytest.raises(NotFound):  # removed: files and record
+                await c.get(job.id)
 
     asyncio.run(main())
 

@@ -16,6 +16,7 @@ from t2v.cli.models import models_app
 from t2v.cli.service import history, jobs_app, keys_app, serve
 from t2v.cli.sequence import image, sequence
 from t2v.cli.train import data_app, eval_app, train, train_lora
+from t2v.cli.desktop import desktop
 from t2v.cli.ui import ui
 
 app = typer.Typer(
@@ -33,6 +34,7 @@ app.add_typer(data_app, name="data")
 app.command("serve")(serve)
 app.command("history")(history)
 app.command("ui")(ui)
+app.command("desktop")(desktop)
 
 
 def _version(value: bool) -> None:

@@ -111,10 +111,17 @@ class AsyncClient:
                                                   params={"purge": str(purge).lower()}))
 
     async def delete(self, job_id: str) -> Job:
-        return await self.cancel(job_id, purge=True)
+        """Remove a finished job, its files and its record; cancel and purge one that has not finished."""
+        return Job.model_validate(await self.call("DELETE", f"/v1/videos/{job_id}", params={"remove": "true"}))
 
     async def metadata(self, job_id: str) -> dict[str, Any]:
         return await self.call("GET", f"/v1/videos/{job_id}/metadata")
+
+    async def image(self, job_id: str, name: str = "preview") -> bytes | None:
+        """A job's PNG (``preview`` or ``poster``); None while it has none."""
+        response = await self.send("GET", f"/v1/videos/{job_id}/{core.image_name(name)}", idempotent=True,
+                                   allow=(404,))
+        return response.content if response.status_code == 200 else None
 
     async def models(self) -> ModelList:
         return ModelList.model_validate(await self.call("GET", "/v1/models"))
@@ -137,17 +144,23 @@ class AsyncClient:
         await self.call("DELETE", f"/v1/assets/{asset_id}")
 
     # -- streams -------------------------------------------------------------------------------
-    async def events(self, job_id: str, *, last_event_id: str | None = None,
-                     reconnect: int = 5) -> AsyncIterator[Event]:
+    async def events(self, job_id: str, *, last_event_id: str | None = None, reconnect: int = 5,
+                     timeout: float | None = None) -> AsyncIterator[Event]:
         last, failures = last_event_id, 0
         path = f"/v1/videos/{job_id}/events"
+        deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             headers = {"Accept": "text/event-stream", **({"Last-Event-ID": last} if last else {})}
+            left = _time_left(deadline, job_id, timeout)
+            # With a deadline: no read waits past it (a long silence is cut into pieces, see the except
+            # below), and no retries inside ``send`` that know nothing of it.
+            read = None if left is None else min(left, _SILENCE_S)
             try:
-                async with self.stream("GET", path, idempotent=True, headers=headers,
-                                       timeout=httpx.Timeout(self.timeout, read=None)) as response:
+                async with self.stream("GET", path, idempotent=deadline is None, headers=headers,
+                                       timeout=httpx.Timeout(_shorter(self.timeout, left), read=read)) as response:
                     parser = core.SSEParser()
                     async for line in response.aiter_lines():
+                        _time_left(deadline, job_id, timeout)  # keep-alive comments do not extend it
                         event = parser.feed(line)
                         if event is None:
                             continue
@@ -162,29 +175,36 @@ class AsyncClient:
                 if last is not None and (await self.get(job_id)).finished:
                     return  # ended cleanly after the final state, delivered before (resumed past the end)
             except (httpx.TransportError, ConnectionFailed) as e:
+                _time_left(deadline, job_id, timeout)  # past the deadline: WaitTimeout
+                if deadline is not None and isinstance(e, httpx.ReadTimeout):
+                    continue  # silent for a while (a queued job): reopen, resuming after the last event
                 core.log.info("event stream of %s broke: %s", job_id, e)
             failures += 1
             if failures > reconnect:
                 raise ConnectionFailed(f"the event stream of job {job_id} ended {failures} times without a final event")
-            await self.sleep(min(5.0, self.policy.backoff * 2 ** (failures - 1)))
+            pause = min(5.0, self.policy.backoff * 2 ** (failures - 1))
+            await self.sleep(_shorter(pause, _time_left(deadline, job_id, timeout)))
 
     async def wait(self, job_id: str, *, timeout: float | None = None, poll_interval: float = 1.0) -> Job:
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
-            async for event in self.events(job_id):
+            async for event in self.events(job_id, timeout=timeout):
                 if event.final and event.job is not None:
                     return event.job
                 if event.final or (deadline is not None and time.monotonic() > deadline):
                     break
         except (ConnectionFailed, RateLimited, ServerUnavailable) as e:
             core.log.info("events of %s unavailable (%s): polling", job_id, e)
+        except WaitTimeout:
+            pass  # the deadline passed on the stream: one last look below, then WaitTimeout
         while True:
             job = await self.get(job_id)
             if job.finished:
                 return job
             if deadline is not None and time.monotonic() > deadline:
                 raise WaitTimeout(f"job {job_id} is still {job.status} after {timeout}s")
-            await self.sleep(poll_interval)
+            await self.sleep(poll_interval if deadline is None else
+                             max(0.0, min(poll_interval, deadline - time.monotonic())))
 
     async def download(self, job_id: str, path: str | Path, *, format: str = "mp4") -> Path:
         path = Path(path)
@@ -205,3 +225,22 @@ class AsyncClient:
                 core.log.info("download of %s broke at %d bytes: %s; resuming", job_id, have, e)
         core.verify(path, expected)
         return path
+
+
+_SILENCE_S = 5.0  # with a deadline, a stream silent this long is reopened, so its read timeout can shrink
+
+
+def _time_left(deadline: float | None, job_id: str, timeout: float | None) -> float | None:
+    """Seconds until ``deadline`` (a ``time.monotonic()`` value; None: no deadline, None returned); raises
+    :class:`WaitTimeout` once it has passed."""
+    if deadline is None:
+        return None
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise WaitTimeout(f"no final event of job {job_id} within {timeout}s")
+    return left
+
+
+def _shorter(seconds: float, left: float | None) -> float:
+    """``seconds``, cut to ``left`` (the time to a deadline) when there is one."""
+    return seconds if left is None else min(seconds, left)

@@ -129,6 +129,15 @@ def state_id(name: str, job: Job | None) -> str:
     return f"{job.status}.{p.stage or '-'}.{p.step}.{position if position is not None else '-'}"
 
 
+IMAGES = ("preview", "poster")
+
+
+def image_name(name: str) -> str:
+    if name not in IMAGES:
+        raise ValueError(f"image: {name!r} is not one of {', '.join(IMAGES)}")
+    return name
+
+
 def range_headers(path: Path) -> tuple[int, dict[str, str]]:
     """(bytes already on disk, headers asking for the rest)."""
     have = path.stat().st_size if path.exists() else 0

@@ -263,9 +263,14 @@ def _sse(event: str, data: dict, event_id: str | None = None) -> str:
     return f"event: {event}\n{ident}data: {json.dumps(data)}\n\n"
 
 
-@router.delete("/{job_id}", summary="Cancel a queued or running job (?purge=true also removes its files)",
-                response_model=Job)
-async def cancel_video(job_id: str, request: Request, purge: bool = False, service=Depends(get_service),
-                       key=Depends(rate_limited)):
-    job = await run_in_threadpool(service.cancel, job_id, purge=purge, api_key=key)
+@router.delete("/{job_id}", summary="Cancel a queued or running job (?purge=true also removes its files; "
+                "?remove=true also removes a finished job from the history)", response_model=Job)
+async def cancel_video(job_id: str, request: Request, purge: bool = False, remove: bool = False,
+                       service=Depends(get_service), key=Depends(rate_limited)):
+    """Without ``remove`` the job stays listed (cancelled, or as it finished). With ``remove`` a finished
+    job's files and record are deleted (afterwards it is 404) and the answer is its last state; an
+    unfinished one is cancelled and purged, and a second call once it has stopped removes it."""
+    job = await run_in_threadpool(service.cancel, job_id, purge=purge or remove, api_key=key)
+    if remove and job.status in FINISHED:
+        await run_in_threadpool(service.delete, job_id, api_key=key)
     return job_to_dict(service, job, base_url=_base(request))

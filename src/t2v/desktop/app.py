@@ -1,0 +1,450 @@
+"""The desktop app's window: the form, Generate and Cancel, progress with the live preview, the finished clip
+looping in the window, its files, and the History tab. Every server call goes through :mod:`t2v.client` in a
+worker thread (:class:`~t2v.desktop.bridge.Bridge`); the window only changes on the Tk thread."""
+
+from __future__ import annotations
+
+import functools
+import io
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import tkinter as tk
+from pathlib import Path
+from tkinter import filedialog, messagebox, ttk
+from typing import Any
+
+from t2v import frontend as F
+from t2v.desktop.bridge import Bridge
+from t2v.desktop.form import Form
+from t2v.desktop.history import History
+from t2v.desktop.player import Player, decode, fit
+from t2v.errors import T2VError
+
+logger = logging.getLogger(__name__)
+
+TITLE = "t2v: text to video"
+VIEW_SIDE = 384  # the player's longer side in pixels
+CLIP_FORMATS = ("mp4", "webm", "gif")  # which file of a finished job is fetched and played, in this order
+
+
+def default_downloads() -> Path:
+    return Path(os.environ.get("T2V_DESKTOP_DIR") or Path.home() / "Videos" / "t2v")
+
+
+def message_of(e: BaseException) -> str:
+    """One sentence for the window (never a traceback): the user's to fix, or a logged bug in one line."""
+    if isinstance(e, F.FormError):
+        return str(e)
+    if isinstance(e, T2VError):
+        return str(F.readable(e))
+    logger.error("desktop app error", exc_info=e)
+    return f"Something went wrong ({type(e).__name__}: {e})."
+
+
+def open_path(path: Path) -> None:
+    """Open a file or folder with the desktop's default program."""
+    if sys.platform.startswith("win"):
+        os.startfile(str(path))  # noqa: S606 - the user's own file
+        return
+    opener = "open" if sys.platform == "darwin" else "xdg-open"
+    if shutil.which(opener) is None:
+        raise F.FormError(f"No program to open files ({opener} is missing); the file is {path}")
+    subprocess.Popen([opener, str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+class DesktopApp:
+    """The window over a t2v server at ``url`` (``key``: its API key, when it runs with keys)."""
+
+    def __init__(self, root: tk.Tk, url: str | None, key: str | None = None, *, downloads: Path | None = None,
+                 theme: bool = True, local=None) -> None:
+        self.root, self.url, self.local = root, url, local
+        self.downloads = Path(downloads or default_downloads())
+        self.report_path = os.environ.get("T2V_DESKTOP_REPORT")
+        self.client = None
+        self.job_id: str | None = None
+        self.view: F.JobView | None = None
+        self.last_seed: int | None = None
+        self.clip: Path | None = None
+        self.preview_step = -1
+        self.watching = threading.Event()  # set: stop following the current job's events
+        self.history_jobs: list = []
+        self.confirm = lambda title, text: messagebox.askyesno(title, text, parent=root)
+        root.title(TITLE)
+        root.minsize(900, 600)
+        root.report_callback_exception = lambda _t, e, _tb: self.show_error(e)
+        if theme:
+            use_theme(root)
+        self.bridge = Bridge(root)
+        self.build()
+        if local is None:
+            self.connect(key)
+        else:  # a private server: the window shows while it starts (the model warms up first)
+            self.status.configure(text="Starting a local t2v server (the model loads first)…")
+            self.bridge.run(local.start, done=lambda url: self.started(url, key), failed=self.show_error)
+
+    def started(self, url: str, key: str | None) -> None:
+        self.url = url
+        self.server_label.configure(text=f"Server {url} (local)")
+        self.connect(key)
+
+    # -- layout ----------------------------------------------------------------------------------------
+    def build(self) -> None:
+        root = self.root
+        top = ttk.Frame(root, padding=(8, 8, 8, 0))
+        top.pack(fill="x")
+        self.server_label = ttk.Label(top, text=f"Server {self.url or '(starting)'}")
+        self.server_label.pack(side="left")
+        self.key_var = tk.StringVar()
+        ttk.Button(top, text="Use key", command=lambda: self.connect(self.key_var.get())).pack(side="right")
+        self.key_entry = ttk.Entry(top, textvariable=self.key_var, show="•", width=28)
+        self.key_entry.pack(side="right", padx=4)
+        ttk.Label(top, text="API key").pack(side="right")
+        self.tabs = ttk.Notebook(root)
+        self.tabs.pack(fill="both", expand=True, padx=8, pady=8)
+        page = ttk.Frame(self.tabs)
+        self.tabs.add(page, text="Generate")
+        self.form = Form(page, on_model=self.choose_model, on_preset=self.apply_preset)
+        self.form.pack(side="left", fill="y")
+        out = ttk.Frame(page, padding=8)
+        out.pack(side="left", fill="both", expand=True)
+        buttons = ttk.Frame(out)
+        buttons.pack(fill="x")
+        self.generate_button = ttk.Button(buttons, text="Generate", command=self.generate, style="Accent.TButton")
+        self.generate_button.pack(side="left")
+        self.cancel_button = ttk.Button(buttons, text="Cancel", command=self.cancel, state="disabled")
+        self.cancel_button.pack(side="left", padx=6)
+        self.status = ttk.Label(out, text="Connecting…", wraplength=460)
+        self.status.pack(fill="x", pady=(8, 2))
+        self.progress = ttk.Progressbar(out, maximum=1000, mode="determinate")
+        self.progress.pack(fill="x")
+        self.progress_text = ttk.Label(out, text="")
+        self.progress_text.pack(fill="x")
+        self.screen = ttk.Label(out, anchor="center")
+        self.screen.pack(fill="both", expand=True, pady=6)
+        self.player = Player(self.screen)
+        self.summary = ttk.Label(out, text="", wraplength=460, justify="left")
+        self.summary.pack(fill="x")
+        files = ttk.Frame(out)
+        files.pack(fill="x", pady=4)
+        self.file_buttons = [ttk.Button(files, text=t, command=c, state="disabled") for t, c in
+                             (("Open file", self.open_file), ("Open folder", self.open_folder), ("Save as…", self.save_as))]
+        for b in self.file_buttons:
+            b.pack(side="left", padx=(0, 6))
+        self.history = History(self.tabs, on_search=self.search, on_show=self.show_job, on_remix=self.remix,
+                               on_delete=self.delete, on_error=self.show_error)
+        self.tabs.add(self.history, text="History")
+        self.error = ttk.Label(root, text="", foreground="#b91c1c", padding=(8, 0, 8, 8), wraplength=880)
+        self.error.pack(fill="x")
+        self.root.bind("<Control-Return>", lambda _e: self.generate())
+        self.root.protocol("WM_DELETE_WINDOW", self.close)
+        self.form.prompt.focus_set()
+
+    # -- messages --------------------------------------------------------------------------------------
+    def show_error(self, e: BaseException | str) -> None:
+        self.error.configure(text="⚠ " + (e if isinstance(e, str) else message_of(e)))
+        self.report()
+
+    def clear_error(self) -> None:
+        self.error.configure(text="")
+
+    def report(self, **extra: Any) -> None:
+        """With ``T2V_DESKTOP_REPORT=FILE``, what the window shows, as JSON (for automation and tests)."""
+        if not self.report_path:
+            return
+        def box(w) -> list[int]:
+            return [w.winfo_rootx(), w.winfo_rooty(), w.winfo_width(), w.winfo_height()]
+        self.root.update_idletasks()
+        state = {"job": self.job_id, "status": self.status.cget("text"), "error": self.error.cget("text"),
+                 "models": list(self.form.models), "model": self.form.vars["model"].get(),
+                 "frames_shown": self.player.shown, "playing": self.player.playing,
+                 "clip": str(self.clip) if self.clip else None, "history": [j.id for j in self.history_jobs],
+                 "boxes": {"prompt": box(self.form.prompt), "generate": box(self.generate_button),
+                           "screen": box(self.screen)}, **extra}
+        tmp = Path(self.report_path + ".tmp")
+        tmp.write_text(json.dumps(state))
+        tmp.replace(self.report_path)
+
+    # -- connection, models, presets ---------------------------------------------------------------------
+    def connect(self, key: str | None) -> None:
+        """(Re)connect with ``key``: load the models and the history."""
+        from t2v.client import Client
+
+        if self.url is None:
+            self.show_error("The local server has not started yet.")
+            return
+        key = (key or "").strip() or None
+        self.key_var.set(key or "")
+        if self.client is not None:
+            self.bridge.run(self.client.close)
+        self.client = Client(self.url, api_key=key, retries=2)
+        self.clear_error()
+        self.bridge.run(self.client.models, done=self.on_models, failed=self.show_error)
+
+    def on_models(self, models) -> None:
+        self.form.set_models(models)
+        chosen = self.form.vars["model"].get()
+        model = chosen if chosen in self.form.models else (models.default or next(iter(self.form.models), ""))
+        self.choose_model(model)
+        self.status.configure(text="Ready: describe a clip and press Generate.")
+        self.refresh_history()
+        self.report(ready=True)
+
+    def choose_model(self, model: str) -> None:
+        self.form.apply_model(model)
+        self.apply_preset("Quality")
+
+    def apply_preset(self, name: str) -> None:
+        model = self.form.vars["model"].get()
+        try:
+            self.form.fill(F.preset(name, self.form.defaults_of(model), self.form.limits))
+        except F.FormError as e:
+            self.show_error(e)
+
+    # -- generate, watch, cancel -------------------------------------------------------------------------
+    def generate(self) -> None:
+        self.clear_error()
+        try:
+            form, image = self.form.values(), self.form.image_path()
+            if form["seed_mode"] == "fixed":
+                F.resolve_seed("fixed", form["seed"])  # a bad seed is refused before anything is sent
+            F.request_fields(form, None)
+        except F.FormError as e:
+            self.show_error(e)
+            return
+        self.generate_button.configure(state="disabled")
+        self.status.configure(text="Sending…")
+        self.bridge.run(submit_job, self.client, form, image, self.last_seed, done=self.on_submitted,
+                        failed=self.on_refused)
+
+    def on_refused(self, e: BaseException) -> None:
+        self.generate_button.configure(state="normal")
+        self.status.configure(text="Not sent.")
+        self.show_error(e)
+
+    def on_submitted(self, job) -> None:
+        self.job_id, self.preview_step, self.clip = job.id, -1, None
+        self.last_seed = job.request.get("seed")
+        self.cancel_button.configure(state="normal")
+        self.player.stop()  # the last clip stays as a still until the first preview replaces it
+        for b in self.file_buttons:
+            b.configure(state="disabled")
+        self.show_view(F.view_of(job))
+        self.watching.set()  # the previous job's stream stops
+        self.watching = self.bridge.stream(functools.partial(self.client.events, job.id), item=self.on_event,
+                                           failed=self.on_stream_broken)
+
+    def on_event(self, event) -> None:
+        if event.job is None or event.job.id != self.job_id:
+            if event.event == "error":
+                self.show_error(str(event.data.get("detail") or event.data))
+            return
+        v = F.view_of(event.job)
+        self.show_view(v)
+        if v.status == "running" and v.step > self.preview_step:
+            self.preview_step = v.step
+            self.bridge.run(fetch_image, self.client, v.job_id, "preview", done=self.on_preview)
+        if v.finished:
+            self.finished(event.job)
+
+    def on_stream_broken(self, e: BaseException) -> None:
+        self.show_error(e)
+        self.generate_button.configure(state="normal")
+
+    def on_preview(self, result) -> None:
+        job_id, image = result
+        if image is not None and job_id == self.job_id and self.view is not None and not self.view.finished:
+            self.player.show_still(image)
+
+    def show_view(self, v: F.JobView) -> None:
+        self.view = v
+        self.status.configure(text=v.message)
+        self.progress.configure(value=round(v.fraction * 1000))
+        self.progress_text.configure(text=F.progress_label(v) if not v.finished or v.status == "succeeded" else "")
+        self.summary.configure(text="\n".join(f"{label}: {text}" for label, text in v.summary_parts()))
+        self.report()
+
+    def finished(self, job) -> None:
+        self.generate_button.configure(state="normal")
+        self.cancel_button.configure(state="disabled")
+        if job.status == "succeeded":
+            self.bridge.run(fetch_clip, self.client, self.downloads, job, done=self.on_clip, failed=self.show_error)
+        elif job.status == "failed":
+            self.show_error(f"Job failed: {job.error or 'unknown error'}")
+        self.refresh_history()
+
+    def on_clip(self, result) -> None:
+        job_id, path, frames, fps = result
+        if job_id != self.job_id:
+            return
+        self.clip = path
+        self.player.start(frames, fps)
+        for b in self.file_buttons:
+            b.configure(state="normal")
+        self.report(frame_size=list(frames[0].size), frame_count=len(frames))
+
+    def cancel(self) -> None:
+        if not self.job_id:
+            return
+        self.cancel_button.configure(state="disabled")
+        self.status.configure(text="Cancelling: the job stops after the current step…")
+        self.bridge.run(self.client.cancel, self.job_id, failed=self.show_error)
+
+    # -- files -------------------------------------------------------------------------------------------
+    def current_clip(self) -> Path:
+        if self.clip is None or not self.clip.is_file():
+            raise F.FormError("No clip yet: generate one or show one from the history")
+        return self.clip
+
+    def open_file(self) -> None:
+        self.guard(lambda: open_path(self.current_clip()))
+
+    def open_folder(self) -> None:
+        self.guard(lambda: open_path(self.current_clip().parent))
+
+    def save_as(self, target: str | Path | None = None) -> Path | None:
+        """Copy the clip to ``target`` (asked for when None); returns where it went."""
+        try:
+            clip = self.current_clip()
+            name = target or filedialog.asksaveasfilename(parent=self.root, initialfile=clip.name,
+                                                          defaultextension=clip.suffix)
+            if not name:
+                return None
+            target = Path(name)
+            if target.suffix.lower() != clip.suffix.lower():
+                raise F.FormError(f"Save as: {target.name} must end in {clip.suffix} (the clip is {clip.suffix[1:]})")
+            tmp = target.with_name(target.name + ".part")
+            shutil.copyfile(clip, tmp)
+            tmp.replace(target)  # whole or absent
+        except (F.FormError, OSError) as e:
+            self.show_error(e if isinstance(e, F.FormError) else F.FormError(f"Save as: {e}"))
+            return None
+        self.status.configure(text=f"Saved {target}")
+        return target
+
+    def guard(self, fn) -> None:
+        try:
+            fn()
+        except Exception as e:
+            self.show_error(e)
+
+    # -- history -----------------------------------------------------------------------------------------
+    def refresh_history(self) -> None:
+        self.search(self.history.query.get())
+
+    def search(self, query: str) -> None:
+        query = query.strip() or None
+        self.bridge.run(list_jobs, self.client, query, done=lambda jobs: self.on_history(jobs, query),
+                        failed=self.show_error)
+
+    def on_history(self, jobs: list, query: str | None) -> None:
+        self.history_jobs = self.history.load(jobs, query)
+        self.report()
+
+    def show_job(self, job) -> None:
+        self.job_id, self.clip = job.id, None
+        self.show_view(F.view_of(job))
+        self.tabs.select(0)
+        if job.status == "succeeded":
+            self.bridge.run(fetch_clip, self.client, self.downloads, job, done=self.on_clip, failed=self.show_error)
+        else:
+            self.player.stop()
+            if job.error:
+                self.show_error(f"Job failed: {job.error}")
+
+    def remix(self, job) -> None:
+        try:
+            values = F.remix_form(job.request or {})
+        except F.FormError as e:
+            self.show_error(e)
+            return
+        model = values.get("model")
+        if model in self.form.models:
+            self.form.apply_model(model)
+        self.form.fill(values)
+        self.tabs.select(0)
+        self.status.configure(text=f"Remixing {job.id}: the seed is fixed, so Generate makes the same clip again.")
+        self.report()
+
+    def delete(self, job) -> None:
+        if not self.confirm("Delete", f"Delete job {job.id} and its files on the server?"):
+            return
+        self.bridge.run(self.client.delete, job.id, done=lambda _j: self.refresh_history(), failed=self.show_error)
+
+    # -- closing -----------------------------------------------------------------------------------------
+    def close(self) -> None:
+        self.job_id = None
+        self.watching.set()  # the event stream stops at its next event
+        self.player.stop()
+        self.bridge.close()
+        if self.client is not None:
+            self.client.close()
+        if self.local is not None:
+            self.local.stop()
+        self.root.destroy()
+
+
+# -- worker-thread functions: they see the client and plain data only, never a widget ---------------------
+def submit_job(client, form: dict[str, Any], image: Path | None, last_seed: int | None):
+    """Resolve the seed (the history's newest for "reuse last"), then queue the job."""
+    def previous() -> int | None:
+        items = client.list(limit=1).items
+        return items[0].request.get("seed") if items else None
+
+    seed = F.resolve_seed(form.get("seed_mode"), form.get("seed"), last_seed=last_seed, previous=previous)
+    fields = F.request_fields(form, seed)
+    return client.submit(fields.pop("prompt"), image=image, **fields)
+
+
+def fetch_image(client, job_id: str, name: str):
+    """(job id, the job's preview or poster fitted to the view) or (job id, None) while it has none."""
+    from PIL import Image
+
+    data = client.image(job_id, name)
+    return job_id, (fit(Image.open(io.BytesIO(data)).convert("RGB"), VIEW_SIDE) if data else None)
+
+
+def fetch_clip(client, downloads: Path, job):
+    """Download the clip into ``downloads`` (a file already there is only checked) and decode its frames."""
+    fmt = next((f for f in CLIP_FORMATS if job.file(f) is not None), None)
+    if fmt is None:
+        raise F.FormError("The job made no video file to play (ask for mp4, webm or gif)")
+    downloads.mkdir(parents=True, exist_ok=True)
+    path = downloads / f"{job.id}.{fmt}"  # already here: a Range request finds nothing left, then a sha256 check
+    client.download(job.id, path, format=fmt)
+    frames, fps = decode(path, max_side=VIEW_SIDE)
+    return job.id, path, frames, fps
+
+
+def list_jobs(client, query: str | None) -> list:
+    return client.list(limit=200, query=query).items
+
+
+def use_theme(root: tk.Tk) -> None:
+    """Sun Valley (sv-ttk, the ``desktop`` extra) when installed, else ttk's "clam"."""
+    try:
+        import sv_ttk
+
+        sv_ttk.set_theme("light", root)
+    except Exception:  # not installed, or an old Tk: the stock theme works
+        ttk.Style(root).theme_use("clam")
+
+
+def run(url: str | None = None, key: str | None = None, *, model: str | None = None,
+        downloads: Path | None = None) -> None:
+    """Open the window. Without ``url`` a private ``t2v serve`` is started on a free loopback port first
+    (and stopped when the window closes)."""
+    from t2v.desktop.local import LocalServer
+
+    local = LocalServer(model) if url is None else None
+    try:
+        root = tk.Tk(className="t2v")
+        DesktopApp(root, url, key, downloads=downloads, local=local)
+        root.mainloop()
+    finally:
+        if local is not None:
+            local.stop()

@@ -1,0 +1,164 @@
+"""The desktop app's generation form: ttk widgets bound to the fields of :mod:`t2v.frontend.forms`, with each
+model's limits applied to the spin boxes and the image box enabled only for image-to-video models."""
+
+from __future__ import annotations
+
+import tkinter as tk
+from pathlib import Path
+from tkinter import filedialog, ttk
+from typing import Any, Callable
+
+from t2v import frontend as F
+from t2v.request import FORMATS, SCHEDULERS
+
+NUMBERS = (("num_frames", "Frames"), ("num_inference_steps", "Steps"), ("guidance_scale", "Guidance"), ("fps", "FPS"),
+           ("width", "Width"), ("height", "Height"))
+FORMAT_CHOICES = tuple(f for f in ("mp4", "webm", "gif", "png") if f in FORMATS)
+IMAGE_TYPES = (("Images", "*.png *.jpg *.jpeg *.webp *.bmp"), ("All files", "*"))
+
+
+class Form(ttk.Frame):
+    """Prompt, negative prompt, model (with its limits), numbers, scheduler, seed mode, formats and image."""
+
+    def __init__(self, master, *, on_model: Callable[[str], None], on_preset: Callable[[str], None]) -> None:
+        super().__init__(master, padding=8)
+        self.models: dict[str, Any] = {}  # id -> t2v.contract.Model
+        self.limits = F.FormLimits()
+        self.columnconfigure(1, weight=1)
+        row = 0
+        ttk.Label(self, text="Prompt").grid(row=row, column=0, sticky="nw", pady=2)
+        self.prompt = tk.Text(self, height=4, width=44, wrap="word", undo=True)
+        self.prompt.grid(row=row, column=1, columnspan=3, sticky="ew", pady=2)
+        row += 1
+        self.vars: dict[str, tk.StringVar] = {}
+        self.negative = self.entry(row, "negative_prompt", "Negative prompt")
+        row += 1
+        ttk.Label(self, text="Model").grid(row=row, column=0, sticky="w", pady=2)
+        self.vars["model"] = tk.StringVar()
+        self.model = ttk.Combobox(self, textvariable=self.vars["model"], state="readonly", width=40)
+        self.model.grid(row=row, column=1, columnspan=3, sticky="ew", pady=2)
+        self.model.bind("<<ComboboxSelected>>", lambda _e: on_model(self.vars["model"].get()))
+        row += 1
+        self.limits_note = ttk.Label(self, text="", foreground="#6b7280", wraplength=380)
+        self.limits_note.grid(row=row, column=1, columnspan=3, sticky="w")
+        row += 1
+        presets = ttk.Frame(self)
+        presets.grid(row=row, column=1, columnspan=3, sticky="w", pady=2)
+        for name in F.PRESETS:
+            ttk.Button(presets, text=name, command=lambda n=name: on_preset(n)).pack(side="left", padx=(0, 6))
+        row += 1
+        self.spins: dict[str, ttk.Spinbox] = {}
+        for i, (key, label) in enumerate(NUMBERS):
+            r, c = row + i // 2, (i % 2) * 2
+            ttk.Label(self, text=label).grid(row=r, column=c, sticky="w", pady=2, padx=(0 if c == 0 else 8, 4))
+            self.vars[key] = tk.StringVar()
+            increment = 0.5 if key in ("guidance_scale",) else 1
+            spin = ttk.Spinbox(self, textvariable=self.vars[key], from_=0, to=10_000, increment=increment, width=8)
+            spin.grid(row=r, column=c + 1, sticky="w", pady=2)
+            self.spins[key] = spin
+        row += (len(NUMBERS) + 1) // 2
+        ttk.Label(self, text="Scheduler").grid(row=row, column=0, sticky="w", pady=2)
+        self.vars["scheduler"] = tk.StringVar()
+        self.scheduler = ttk.Combobox(self, textvariable=self.vars["scheduler"], values=SCHEDULERS, state="readonly",
+                                      width=14)
+        self.scheduler.grid(row=row, column=1, sticky="w", pady=2)
+        row += 1
+        ttk.Label(self, text="Seed").grid(row=row, column=0, sticky="w", pady=2)
+        seed = ttk.Frame(self)
+        seed.grid(row=row, column=1, columnspan=3, sticky="w")
+        self.vars["seed_mode"] = tk.StringVar(value="random")
+        self.seed_mode = ttk.Combobox(seed, textvariable=self.vars["seed_mode"], values=F.SEED_MODES,
+                                      state="readonly", width=11)
+        self.seed_mode.pack(side="left")
+        self.vars["seed"] = tk.StringVar()
+        self.seed = ttk.Entry(seed, textvariable=self.vars["seed"], width=14)
+        self.seed.pack(side="left", padx=6)
+        row += 1
+        ttk.Label(self, text="Formats").grid(row=row, column=0, sticky="w", pady=2)
+        formats = ttk.Frame(self)
+        formats.grid(row=row, column=1, columnspan=3, sticky="w")
+        self.formats = {f: tk.BooleanVar(value=f in F.DEFAULT_FORMATS) for f in FORMAT_CHOICES}
+        for f, var in self.formats.items():
+            ttk.Checkbutton(formats, text=f, variable=var).pack(side="left", padx=(0, 6))
+        row += 1
+        ttk.Label(self, text="First frame").grid(row=row, column=0, sticky="w", pady=2)
+        self.vars["image"] = tk.StringVar()
+        self.image = ttk.Entry(self, textvariable=self.vars["image"])
+        self.image.grid(row=row, column=1, columnspan=2, sticky="ew", pady=2)
+        self.browse = ttk.Button(self, text="Browse…", command=self.pick_image)
+        self.browse.grid(row=row, column=3, sticky="w", padx=(4, 0))
+
+    def entry(self, row: int, key: str, label: str) -> ttk.Entry:
+        ttk.Label(self, text=label).grid(row=row, column=0, sticky="w", pady=2)
+        self.vars[key] = tk.StringVar()
+        widget = ttk.Entry(self, textvariable=self.vars[key])
+        widget.grid(row=row, column=1, columnspan=3, sticky="ew", pady=2)
+        return widget
+
+    # -- models and limits -------------------------------------------------------------------------
+    def set_models(self, model_list) -> None:
+        self.models = {m.id: m for m in model_list.items}
+        self.server_limits = model_list.limits
+        self.model.configure(values=list(self.models))
+
+    def apply_model(self, model_id: str) -> F.FormLimits:
+        """Select ``model_id``: its limits go to the spin boxes and the note; the image box follows its tasks."""
+        model = self.models.get(model_id)
+        self.vars["model"].set(model_id)
+        self.limits = lim = F.FormLimits.of(model, getattr(self, "server_limits", None))
+        caps = {"num_frames": (1, lim.max_frames, lim.frame_step), "num_inference_steps": (1, lim.max_steps, 1),
+                "width": (lim.size_multiple, lim.max_side, lim.size_multiple),
+                "height": (lim.size_multiple, lim.max_side, lim.size_multiple)}
+        for key, (low, high, step) in caps.items():
+            self.spins[key].configure(from_=low, to=high, increment=step)
+        frames = f"{lim.frame_step}k+1 frames" if lim.frame_step > 1 else "frames"
+        note = (f"{frames} up to {lim.max_frames} · sides a multiple of {lim.size_multiple} up to {lim.max_side} · "
+                f"up to {lim.max_steps} steps · image-to-video: {'yes' if lim.image else 'no'}")
+        self.limits_note.configure(text=note)
+        schedulers = lim.schedulers or SCHEDULERS
+        self.scheduler.configure(values=schedulers)
+        state = "normal" if lim.image else "disabled"
+        self.image.configure(state=state)
+        self.browse.configure(state=state)
+        if not lim.image:
+            self.vars["image"].set("")
+        return lim
+
+    def defaults_of(self, model_id: str) -> dict[str, Any]:
+        model = self.models.get(model_id)
+        return dict(model.defaults) if model is not None else {}
+
+    # -- values ------------------------------------------------------------------------------------
+    def fill(self, values: dict[str, Any]) -> None:
+        """Set the fields named in ``values`` (a preset, a default form or a remix)."""
+        if "prompt" in values:
+            self.prompt.delete("1.0", "end")
+            self.prompt.insert("1.0", values["prompt"] or "")
+        for key, value in values.items():
+            if key in self.vars and key != "model":
+                self.vars[key].set("" if value is None else (f"{value:g}" if isinstance(value, float) else str(value)))
+        if "formats" in values:
+            for f, var in self.formats.items():
+                var.set(f in (values["formats"] or ()))
+
+    def values(self) -> dict[str, Any]:
+        """The form as :func:`t2v.frontend.request_fields` reads it."""
+        out: dict[str, Any] = {key: var.get() for key, var in self.vars.items() if key != "image"}
+        out["prompt"] = self.prompt.get("1.0", "end").strip()
+        out["formats"] = [f for f, var in self.formats.items() if var.get()]
+        return out
+
+    def image_path(self) -> Path | None:
+        """The first frame chosen for image-to-video (None: none); FormError when it is not a readable file."""
+        text = self.vars["image"].get().strip()
+        if not text or not self.limits.image:
+            return None
+        path = Path(text).expanduser()
+        if not path.is_file():
+            raise F.FormError(f"First frame: {text} is not a file; choose an image with Browse…", field="image")
+        return path
+
+    def pick_image(self) -> None:
+        name = filedialog.askopenfilename(parent=self, title="First frame", filetypes=IMAGE_TYPES)
+        if name:
+            self.vars["image"].set(name)

@@ -1,0 +1,71 @@
+"""The desktop app's History tab: finished jobs of the key, searchable, with Show, Remix and Delete."""
+
+from __future__ import annotations
+
+import tkinter as tk
+from tkinter import ttk
+from typing import Any, Callable
+
+from t2v import frontend as F
+
+COLUMNS = (("status", "Status", 90), ("prompt", "Prompt", 340), ("seed", "Seed", 100), ("created", "Created", 150))
+LIMIT = 200
+
+
+class History(ttk.Frame):
+    """A search box, a table of jobs and the actions on the selected one (the app supplies the actions)."""
+
+    def __init__(self, master, *, on_search: Callable[[str], None], on_show: Callable[[Any], None],
+                 on_remix: Callable[[Any], None], on_delete: Callable[[Any], None],
+                 on_error: Callable[[Exception], None]) -> None:
+        super().__init__(master, padding=8)
+        self.on_error = on_error
+        self.jobs: dict[str, Any] = {}
+        bar = ttk.Frame(self)
+        bar.pack(fill="x")
+        self.query = tk.StringVar()
+        self.search = ttk.Entry(bar, textvariable=self.query)
+        self.search.pack(side="left", fill="x", expand=True)
+        self.search.bind("<Return>", lambda _e: on_search(self.query.get()))
+        ttk.Button(bar, text="Search", command=lambda: on_search(self.query.get())).pack(side="left", padx=4)
+        self.table = ttk.Treeview(self, columns=[c for c, *_ in COLUMNS], show="headings", selectmode="browse",
+                                  height=14)
+        for name, title, width in COLUMNS:
+            self.table.heading(name, text=title)
+            self.table.column(name, width=width, stretch=name == "prompt")
+        self.table.pack(fill="both", expand=True, pady=6)
+        self.table.bind("<Double-1>", lambda _e: self.act(on_show))
+        actions = ttk.Frame(self)
+        actions.pack(fill="x")
+        for text, action in (("Show", on_show), ("Remix", on_remix), ("Delete", on_delete)):
+            ttk.Button(actions, text=text, command=lambda a=action: self.act(a)).pack(side="left", padx=(0, 6))
+        self.note = ttk.Label(actions, text="")
+        self.note.pack(side="left", padx=8)
+
+    def load(self, jobs: list, query: str | None = None) -> list:
+        """Show the finished ``jobs`` matching ``query``, newest first; returns them."""
+        shown = F.filter_jobs(jobs, query, limit=LIMIT)
+        self.jobs = {job.id: job for job in shown}
+        self.table.delete(*self.table.get_children())
+        for job in shown:
+            r = job.request or {}
+            prompt = F.caption(job.status, r, job.error).rsplit(" · seed ", 1)[0]
+            created = (job.created_at or "")[:19].replace("T", " ")
+            self.table.insert("", "end", iid=job.id, values=(job.status, prompt, r.get("seed", ""), created))
+        self.note.configure(text=f"{len(shown)} job{'s' if len(shown) != 1 else ''}")
+        return shown
+
+    def selected(self):
+        """The selected job (FormError when none is)."""
+        chosen = self.table.selection()
+        if not chosen:
+            raise F.FormError("History: select a job first")
+        return self.jobs[chosen[0]]
+
+    def act(self, action: Callable[[Any], None]) -> None:
+        try:
+            job = self.selected()
+        except F.FormError as e:
+            self.on_error(e)
+            return
+        action(job)

@@ -1,0 +1,96 @@
+"""Desktop tests run under Xvfb (started here, on a free display) against a real ``t2v serve``."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+SMALL = {"num_frames": 4, "width": 32, "height": 32, "num_inference_steps": 2}
+
+
+def free_display() -> int:
+    for n in range(91, 200):
+        if not Path(f"/tmp/.X{n}-lock").exists() and not Path(f"/tmp/.X11-unix/X{n}").exists():
+            return n
+    raise RuntimeError("no free X display number in :91..:199")
+
+
+@pytest.fixture(scope="session")
+def display():
+    """An Xvfb display (1280x960, 24-bit) for the session; DISPLAY points at it."""
+    if shutil.which("Xvfb") is None:
+        if os.environ.get("CI"):
+            pytest.fail("Xvfb is missing: .ci/run installs it (apt-get install xvfb)")
+        pytest.skip("Xvfb is not installed (apt-get install xvfb xdotool)")
+    n = free_display()
+    proc = subprocess.Popen(["Xvfb", f":{n}", "-screen", "0", "1280x960x24", "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while not Path(f"/tmp/.X11-unix/X{n}").exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"Xvfb :{n} did not start")
+        time.sleep(0.05)
+    old = os.environ.get("DISPLAY")
+    os.environ["DISPLAY"] = f":{n}"
+    try:
+        yield f":{n}"
+    finally:
+        if old is None:
+            os.environ.pop("DISPLAY", None)
+        else:
+            os.environ["DISPLAY"] = old
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def server(tiny_model, tmp_path_factory):
+    """``t2v serve`` over the tiny model with API keys on: ``key`` (main) and ``other`` (another user's)."""
+    from tests.servers import make_keys, serve
+
+    home = tmp_path_factory.mktemp("desktop-home")
+    key, other = make_keys(home, ("main", {}), ("other", {}))
+    with serve(home, str(tiny_model), model_roots=tmp_path_factory.getbasetemp()) as s:
+        yield SimpleNamespace(url=s.url, key=key, other=other, model=str(tiny_model), home=home)
+
+
+@pytest.fixture
+def root(display):
+    """A Tk root for one test. The cyclic garbage collector is paused meanwhile and run here at the end, on
+    this (the Tk) thread: a collection triggered in a worker thread would finalise Tk objects there, which
+    Tcl does not allow (a long-lived app drops its widgets only at exit, so it does not need this)."""
+    import gc
+    import tkinter as tk
+
+    gc.collect()
+    gc.disable()
+    root = tk.Tk(className="t2v-test")
+    try:
+        yield root
+    finally:
+        try:
+            root.destroy()
+        except tk.TclError:  # the app closed it
+            pass
+        del root
+        gc.enable()
+        gc.collect()
+
+
+def pump(root, until, timeout: float = 60.0, what: str = "the window", app=None) -> None:
+    """Run Tk's event loop until ``until()`` is true (AssertionError naming ``what`` after ``timeout``, with
+    the ``app``'s status and error lines)."""
+    deadline = time.monotonic() + timeout
+    while not until():
+        if time.monotonic() > deadline:
+            shown = f" (status {app.status.cget('text')!r}, error {app.error.cget('text')!r})" if app else ""
+            raise AssertionError(f"timed out waiting for {what}{shown}")
+        root.update()
+        time.sleep(0.01)

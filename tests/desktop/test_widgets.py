@@ -1,0 +1,227 @@
+"""The desktop app's widgets under Xvfb, against a real ``t2v serve`` (tiny model, API keys on)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from t2v.client import Client
+from tests.desktop.conftest import SMALL, pump
+
+
+@pytest.fixture
+def make_app(root, server, tmp_path):
+    """``make_app(key="main")``: the window over ``server`` (closed after the test)."""
+    from t2v.desktop.app import DesktopApp
+
+    apps = []
+
+    def make(key="main"):
+        token = {"main": server.key, "other": server.other, None: None}[key]
+        app = DesktopApp(root, server.url, token, downloads=tmp_path / "clips", theme=False)
+        app.confirm = lambda *_: True
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        app.close()
+
+
+def ready(app):
+    return bool(app.form.models) and "Ready" in app.status.cget("text")
+
+
+def fill_small(app, prompt: str, **extra) -> None:
+    app.form.fill({"prompt": prompt, **SMALL, **extra})
+
+
+def decoded(path: Path) -> np.ndarray:
+    import av
+
+    with av.open(str(path)) as c:
+        return np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
+
+
+def test_the_bridge_runs_work_off_the_tk_thread_and_hands_results_back_on_it(root):
+    from t2v.desktop.bridge import Bridge
+
+    bridge = Bridge(root)
+    tk_thread = threading.get_ident()
+    seen: dict = {}
+    bridge.run(threading.get_ident, done=lambda worker: seen.update(worker=worker, done_on=threading.get_ident()))
+    bridge.run(lambda: 1 / 0, failed=lambda e: seen.update(error=e))
+    bridge.stream(lambda: iter([1, 2, 3]), item=lambda x: seen.setdefault("items", []).append(x),
+                  done=lambda _: seen.update(streamed=True))
+    pump(root, lambda: {"done_on", "error", "streamed"} <= seen.keys(), 10, "the bridge")
+    assert seen["worker"] != tk_thread and seen["done_on"] == tk_thread
+    assert isinstance(seen["error"], ZeroDivisionError) and seen["items"] == [1, 2, 3]
+    assert bridge.pending == 0
+    bridge.close()
+
+
+def test_the_player_loops_the_frames_pyav_decodes(root, tmp_path):
+    import av
+    from tkinter import ttk
+
+    from t2v.desktop.player import Player, decode
+
+    colours = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0)]
+    path = tmp_path / "clip.webm"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libvpx-vp9", rate=8)
+        s.width, s.height, s.pix_fmt = 32, 16, "yuv420p"
+        for rgb in colours:
+            frame = av.VideoFrame.from_ndarray(np.full((16, 32, 3), rgb, np.uint8), format="rgb24")
+            c.mux(s.encode(frame))
+        c.mux(s.encode())
+    frames, fps = decode(path, max_side=64)
+    assert len(frames) == 4 and fps == 8 and frames[0].size == (64, 32)
+    for image, rgb in zip(frames, colours):
+        assert np.abs(np.asarray(image).astype(int)[8:24, 16:48] - rgb).max() < 40  # the frame's colour, in order
+    label = ttk.Label(root)
+    label.pack()
+    player = Player(label)
+    player.start(frames, fps)
+    pump(root, lambda: player.shown >= 9, 10, "two loops of the clip")
+    assert player.playing and player.index == player.shown % 4
+    player.stop()
+    assert not player.playing
+    with pytest.raises(Exception):
+        decode(tmp_path / "missing.mp4")
+
+
+def test_without_a_key_the_window_says_so_instead_of_a_traceback(root, server, make_app, tmp_path, capsys):
+    app = make_app(key=None)
+    pump(root, lambda: app.error.cget("text"), 30, "the key error", app)
+    assert "API key" in app.error.cget("text") and not app.form.models
+    assert "Traceback" not in capsys.readouterr().err
+    app.key_var.set(server.key)
+    app.connect(app.key_var.get())
+    pump(root, lambda: ready(app), 30, "the models", app)
+    assert app.error.cget("text") == ""
+
+
+def test_models_come_with_their_limits_and_presets_stay_within_them(root, server, make_app, tmp_path):
+    app = make_app()
+    pump(root, lambda: ready(app), 30, "the models", app)
+    models = list(app.form.models)
+    assert models[0] == server.model  # the server's own model first, then the catalogue
+    assert "Lightricks/LTX-Video" in models and "zai-org/CogVideoX-2b" in models
+    assert app.form.vars["model"].get() == server.model
+    assert app.form.vars["num_frames"].get() == "8" and app.form.vars["width"].get() == "64"  # its defaults
+    assert str(app.form.image.cget("state")) == "disabled"  # the tiny ModelScope model has no image-to-video
+    app.form.model.set("Lightricks/LTX-Video")
+    app.choose_model("Lightricks/LTX-Video")
+    assert "8k+1 frames" in app.form.limits_note.cget("text") and "multiple of 32" in app.form.limits_note.cget("text")
+    assert str(app.form.image.cget("state")) == "normal"
+    assert float(app.form.spins["num_frames"].cget("increment")) == 8
+    frames, width = int(app.form.vars["num_frames"].get()), int(app.form.vars["width"].get())
+    assert (frames - 1) % 8 == 0 and width % 32 == 0
+    app.apply_preset("Fast preview")
+    fast = int(app.form.vars["num_inference_steps"].get())
+    assert fast <= 8 and (int(app.form.vars["num_frames"].get()) - 1) % 8 == 0
+
+
+def test_bad_input_is_named_in_the_window_and_sends_nothing(root, server, make_app, tmp_path):
+    app = make_app()
+    pump(root, lambda: ready(app), 30, "the models", app)
+    before = len(Client(server.url, server.key).list(limit=100).items)
+    app.generate()
+    assert app.error.cget("text") == "⚠ Prompt: describe the video you want first"
+    fill_small(app, "a red ball", seed_mode="fixed", seed="4.5")
+    app.generate()
+    assert "Seed: must be a whole number, got 4.5" in app.error.cget("text")
+    fill_small(app, "a red ball", seed_mode="random", width=30)  # the server refuses it, naming the field
+    app.generate()
+    pump(root, lambda: app.error.cget("text"), 30, "the server's answer", app)
+    assert app.error.cget("text").startswith("⚠ Width: ") and "nearest valid: 32" in app.error.cget("text")
+    assert str(app.generate_button.cget("state")) == "normal"
+    assert len(Client(server.url, server.key).list(limit=100).items) == before
+
+
+def test_generate_plays_the_clip_then_remix_makes_the_same_frames(root, server, make_app, tmp_path):
+    app = make_app()
+    pump(root, lambda: ready(app), 30, "the models", app)
+    fill_small(app, "a zebra crossing a road", seed_mode="random")
+    statuses = []
+    show = app.show_view
+    app.show_view = lambda v: (statuses.append(v.status), show(v))
+    app.generate_button.invoke()
+    pump(root, lambda: app.player.playing, 120, "the clip to play", app)
+    assert "running" in statuses and statuses[-1] == "succeeded"
+    assert app.progress.cget("value") == 1000 and app.view.seed is not None
+    first = app.clip
+    assert first.is_file() and first.parent == tmp_path / "clips"
+    frames = decoded(first)
+    assert frames.shape == (4, 32, 32, 3)
+    assert len(app.player.photos) == 4 and app.player.photos[0].width() == 384
+    pump(root, lambda: app.job_id in app.history.jobs, 30, "the job in the history", app)
+    assert app.history.table.set(app.job_id, "status") == "succeeded"
+    job = app.history.jobs[app.job_id]
+    app.remix(job)
+    assert app.form.vars["seed_mode"].get() == "fixed" and app.form.vars["seed"].get() == str(job.request["seed"])
+    app.generate_button.invoke()
+    pump(root, lambda: app.job_id != job.id and app.player.playing, 120, "the remixed clip", app)
+    assert app.clip != first and np.array_equal(decoded(app.clip), frames)  # same seed, same frames
+
+    saved = app.save_as(tmp_path / "keep.mp4")
+    assert saved.read_bytes() == app.clip.read_bytes()
+    assert app.save_as(tmp_path / "keep.gif") is None and "must end in .mp4" in app.error.cget("text")
+    assert not (tmp_path / "keep.gif").exists() and not list(tmp_path.glob("*.part"))
+
+
+def test_cancel_delete_search_and_keys_through_the_history(root, server, make_app, tmp_path):
+    app = make_app()
+    pump(root, lambda: ready(app), 30, "the models", app)
+    fill_small(app, "a slow walrus", num_inference_steps=60)
+    app.generate_button.invoke()
+    pump(root, lambda: app.view is not None and app.view.status == "running" and app.view.step >= 1, 60, "a step", app)
+    app.cancel_button.invoke()
+    pump(root, lambda: app.view.status == "cancelled", 60, "the cancellation", app)
+    assert app.status.cget("text") == "Cancelled."
+    walrus = app.job_id
+    pump(root, lambda: walrus in app.history.jobs, 30, "the cancelled job in the history", app)
+    assert app.history.table.set(walrus, "status") == "cancelled"
+
+    app.history.query.set("walrus")
+    app.search("walrus")
+    pump(root, lambda: list(app.history.jobs) == [walrus], 30, "the search", app)
+    app.history.table.selection_set(walrus)
+    app.history.act(app.delete)
+    pump(root, lambda: walrus not in app.history.jobs, 30, "the deletion", app)
+    assert httpx.get(f"{server.url}/v1/videos/{walrus}", headers={"Authorization": f"Bearer {server.key}"}).status_code == 404
+    app.history.table.selection_remove(*app.history.table.selection())
+    app.history.act(app.remix)
+    assert app.error.cget("text") == "⚠ History: select a job first"
+
+    app.history.query.set("")
+    app.connect(server.other)  # another user's key sees none of this key's jobs
+    pump(root, lambda: ready(app) and app.history.note.cget("text") == "0 jobs", 30, "the other key's history", app)
+    assert app.history.jobs == {}
+
+
+def test_without_a_server_the_app_starts_a_private_one_and_stops_it(root, tiny_model, tmp_path):
+    import os
+
+    from t2v.desktop.app import DesktopApp
+    from t2v.desktop.local import LocalServer
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("T2V_")}
+    env.update(T2V_HOME=str(tmp_path / "home"), HF_HUB_OFFLINE="1", T2V_OFFLINE="1",
+               T2V_MODEL_ROOTS=str(Path(tiny_model).parent))
+    local = LocalServer(str(tiny_model), env=env)
+    assert local.command()[-4:] == ["--port", str(local.port), "--model", str(tiny_model)]
+    app = DesktopApp(root, None, downloads=tmp_path, theme=False, local=local)
+    assert "Starting a local t2v server" in app.status.cget("text")
+    pump(root, lambda: ready(app), 120, "the private server", app)
+    assert app.url == f"http://127.0.0.1:{local.port}" and "(local)" in app.server_label.cget("text")
+    assert httpx.get(f"{app.url}/healthz").status_code == 200
+    app.close()
+    assert local.proc.poll() is not None
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"{local.url}/healthz", timeout=2)

@@ -1,0 +1,62 @@
+"""A real ``t2v serve`` for tests: a subprocess on a free loopback port over a home folder, with API keys."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import httpx
+
+from t2v.desktop.local import free_port
+
+
+def make_keys(home: Path, *specs: tuple[str, dict]) -> list[str]:
+    """Create API keys ``(name, options)`` in ``home``'s database; returns their tokens."""
+    from t2v.service import JobService
+    from t2v.service.keys import create_key
+    from t2v.settings import Settings
+
+    service = JobService(Settings(home=home))
+    tokens = [create_key(service.repo, name, **options)[1] for name, options in specs]
+    service.engine.dispose()
+    return tokens
+
+
+@contextlib.contextmanager
+def serve(home: Path, model: str, *, model_roots: Path, workers: int = 1, env: dict[str, str] | None = None):
+    """``t2v serve --model MODEL`` on a free port over ``home``; yields its URL; stopped on exit."""
+    port = free_port()
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("T2V_")}
+    environ.update(T2V_HOME=str(home), T2V_MODEL_ROOTS=str(model_roots), HF_HUB_OFFLINE="1", T2V_OFFLINE="1",
+                   T2V_CHECKPOINT_EVERY="1", **(env or {}))
+    log_path = home / "server.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "t2v", "serve", "--port", str(port), "--model", model,
+                                 "--workers", str(workers)], env=environ, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"t2v serve exited {proc.returncode}: {log_path.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"t2v serve not up after 90 s: {log_path.read_text()[-3000:]}")
+            time.sleep(0.2)
+        yield SimpleNamespace(url=url, home=home, model=model, log=log_path)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
