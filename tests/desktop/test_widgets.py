@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from t2v.client import Client
+from tests.api.test_assets import tiny_i2v as tiny_i2v  # a fixture
 from tests.desktop.conftest import SMALL, pump
 
 
@@ -159,7 +160,7 @@ def test_generate_plays_the_clip_then_remix_makes_the_same_frames(root, server, 
     assert first.is_file() and first.parent == tmp_path / "clips"
     frames = decoded(first)
     assert frames.shape == (4, 32, 32, 3)
-    assert len(app.player.photos) == 4 and app.player.photos[0].width() == 384
+    assert len(app.player.photos) == 4 and app.player.photos[0].width() == 360
     pump(root, lambda: app.job_id in app.history.jobs, 30, "the job in the history", app)
     assert app.history.table.set(app.job_id, "status") == "succeeded"
     job = app.history.jobs[app.job_id]
@@ -225,3 +226,53 @@ def test_without_a_server_the_app_starts_a_private_one_and_stops_it(root, tiny_m
     assert local.proc.poll() is not None
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"{local.url}/healthz", timeout=2)
+
+
+def test_image_to_video_uploads_the_first_frame_and_plays_the_clip(root, tiny_i2v, tmp_path, tmp_path_factory):
+    from t2v.desktop.app import DesktopApp
+    from tests.api.test_assets import I2V, png
+    from tests.servers import make_keys, serve
+
+    home = tmp_path / "home"
+    home.mkdir()
+    key, = make_keys(home, ("main", {}))
+    with serve(home, str(tiny_i2v), model_roots=tmp_path_factory.getbasetemp()) as s:
+        app = DesktopApp(root, s.url, key, downloads=tmp_path / "clips", theme=False)
+        try:
+            pump(root, lambda: ready(app), 60, "the models", app)
+            assert str(app.form.image.cget("state")) == "normal"  # the Wan I2V model takes a first frame
+            app.form.fill({"prompt": "a cat turns", **I2V})
+            app.form.vars["image"].set(str(tmp_path / "missing.png"))
+            app.generate()
+            assert "First frame: " in app.error.cget("text") and "is not a file" in app.error.cget("text")
+            picture = tmp_path / "cat.png"
+            picture.write_bytes(png(40, 24))
+            app.form.vars["image"].set(str(picture))
+            app.generate_button.invoke()
+            pump(root, lambda: app.player.playing, 180, "the image-to-video clip", app)
+            job = Client(s.url, key).get(app.job_id)
+            asset = Client(s.url, key).get_asset(job.request["image"])
+            assert asset.width == 40 and asset.height == 24
+            assert len(app.player.photos) == decoded(app.clip).shape[0] == job.request["num_frames"]
+        finally:
+            app.close()
+
+
+def test_open_file_and_folder_use_the_desktops_opener(root, server, make_app, tmp_path, monkeypatch):
+    from t2v.desktop import tasks
+
+    app = make_app()
+    app.open_file()
+    assert app.error.cget("text") == "⚠ No clip yet: generate one or show one from the history"
+    opened = []
+    monkeypatch.setattr(tasks.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(tasks.subprocess, "Popen", lambda cmd, **kw: opened.append(cmd))
+    app.clip = tmp_path / "clip.mp4"
+    app.clip.write_bytes(b"x")
+    app.open_file()
+    app.open_folder()
+    opener = "open" if tasks.sys.platform == "darwin" else "xdg-open"
+    assert opened == [[opener, str(app.clip)], [opener, str(tmp_path)]]
+    monkeypatch.setattr(tasks.shutil, "which", lambda name: None)
+    app.open_file()
+    assert f"({opener} is missing); the file is {app.clip}" in app.error.cget("text")

@@ -5,13 +5,10 @@ worker thread (:class:`~t2v.desktop.bridge.Bridge`); the window only changes on 
 from __future__ import annotations
 
 import functools
-import io
 import json
 import logging
 import os
 import shutil
-import subprocess
-import sys
 import threading
 import tkinter as tk
 from pathlib import Path
@@ -22,14 +19,13 @@ from t2v import frontend as F
 from t2v.desktop.bridge import Bridge
 from t2v.desktop.form import Form
 from t2v.desktop.history import History
-from t2v.desktop.player import Player, decode, fit
+from t2v.desktop.player import Player
+from t2v.desktop.tasks import fetch_clip, fetch_image, list_jobs, open_path, submit_job
 from t2v.errors import T2VError
 
 logger = logging.getLogger(__name__)
 
 TITLE = "t2v: text to video"
-VIEW_SIDE = 384  # the player's longer side in pixels
-CLIP_FORMATS = ("mp4", "webm", "gif")  # which file of a finished job is fetched and played, in this order
 
 
 def default_downloads() -> Path:
@@ -46,17 +42,6 @@ def message_of(e: BaseException) -> str:
     return f"Something went wrong ({type(e).__name__}: {e})."
 
 
-def open_path(path: Path) -> None:
-    """Open a file or folder with the desktop's default program."""
-    if sys.platform.startswith("win"):
-        os.startfile(str(path))  # noqa: S606 - the user's own file
-        return
-    opener = "open" if sys.platform == "darwin" else "xdg-open"
-    if shutil.which(opener) is None:
-        raise F.FormError(f"No program to open files ({opener} is missing); the file is {path}")
-    subprocess.Popen([opener, str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
 class DesktopApp:
     """The window over a t2v server at ``url`` (``key``: its API key, when it runs with keys)."""
 
@@ -71,11 +56,13 @@ class DesktopApp:
         self.last_seed: int | None = None
         self.clip: Path | None = None
         self.preview_step = -1
+        self.ready = False  # the models have loaded
         self.watching = threading.Event()  # set: stop following the current job's events
         self.history_jobs: list = []
         self.confirm = lambda title, text: messagebox.askyesno(title, text, parent=root)
         root.title(TITLE)
         root.minsize(900, 600)
+        root.geometry("1040x780")
         root.report_callback_exception = lambda _t, e, _tb: self.show_error(e)
         if theme:
             use_theme(root)
@@ -159,11 +146,11 @@ class DesktopApp:
         def box(w) -> list[int]:
             return [w.winfo_rootx(), w.winfo_rooty(), w.winfo_width(), w.winfo_height()]
         self.root.update_idletasks()
-        state = {"job": self.job_id, "status": self.status.cget("text"), "error": self.error.cget("text"),
+        state = {"ready": self.ready, "job": self.job_id, "status": self.status.cget("text"), "error": self.error.cget("text"),
                  "models": list(self.form.models), "model": self.form.vars["model"].get(),
                  "frames_shown": self.player.shown, "playing": self.player.playing,
                  "clip": str(self.clip) if self.clip else None, "history": [j.id for j in self.history_jobs],
-                 "boxes": {"prompt": box(self.form.prompt), "generate": box(self.generate_button),
+                 "boxes": {"window": box(self.root), "prompt": box(self.form.prompt), "generate": box(self.generate_button),
                            "screen": box(self.screen)}, **extra}
         tmp = Path(self.report_path + ".tmp")
         tmp.write_text(json.dumps(state))
@@ -192,7 +179,8 @@ class DesktopApp:
         self.choose_model(model)
         self.status.configure(text="Ready: describe a clip and press Generate.")
         self.refresh_history()
-        self.report(ready=True)
+        self.ready = True
+        self.report()
 
     def choose_model(self, model: str) -> None:
         self.form.apply_model(model)
@@ -386,42 +374,6 @@ class DesktopApp:
         if self.local is not None:
             self.local.stop()
         self.root.destroy()
-
-
-# -- worker-thread functions: they see the client and plain data only, never a widget ---------------------
-def submit_job(client, form: dict[str, Any], image: Path | None, last_seed: int | None):
-    """Resolve the seed (the history's newest for "reuse last"), then queue the job."""
-    def previous() -> int | None:
-        items = client.list(limit=1).items
-        return items[0].request.get("seed") if items else None
-
-    seed = F.resolve_seed(form.get("seed_mode"), form.get("seed"), last_seed=last_seed, previous=previous)
-    fields = F.request_fields(form, seed)
-    return client.submit(fields.pop("prompt"), image=image, **fields)
-
-
-def fetch_image(client, job_id: str, name: str):
-    """(job id, the job's preview or poster fitted to the view) or (job id, None) while it has none."""
-    from PIL import Image
-
-    data = client.image(job_id, name)
-    return job_id, (fit(Image.open(io.BytesIO(data)).convert("RGB"), VIEW_SIDE) if data else None)
-
-
-def fetch_clip(client, downloads: Path, job):
-    """Download the clip into ``downloads`` (a file already there is only checked) and decode its frames."""
-    fmt = next((f for f in CLIP_FORMATS if job.file(f) is not None), None)
-    if fmt is None:
-        raise F.FormError("The job made no video file to play (ask for mp4, webm or gif)")
-    downloads.mkdir(parents=True, exist_ok=True)
-    path = downloads / f"{job.id}.{fmt}"  # already here: a Range request finds nothing left, then a sha256 check
-    client.download(job.id, path, format=fmt)
-    frames, fps = decode(path, max_side=VIEW_SIDE)
-    return job.id, path, frames, fps
-
-
-def list_jobs(client, query: str | None) -> list:
-    return client.list(limit=200, query=query).items
 
 
 def use_theme(root: tk.Tk) -> None:

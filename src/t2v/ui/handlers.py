@@ -238,7 +238,7 @@ def delete(service, job_id: str | None, token: str | None = None) -> str:
     return "Deleted the job and its files." if job.status in FINISHED else "The job was still running: cancelled it."
 
 
-__all__ = ["FORM_KEYS", "SEED_MODES", "PRESETS", "SCHEDULERS", "FORMATS", "DOWNLOAD_FORMATS", "UIError", "JobView",
+__all__ = ["DEFAULT_FORMATS", "LABELS", "STAGES", "FORM_KEYS", "SEED_MODES", "PRESETS", "SCHEDULERS", "FORMATS", "DOWNLOAD_FORMATS", "UIError", "JobView",
            "auth_required", "authorize", "check_key", "limits", "model_choices", "preset",
            "default_form", "remix", "remix_image", "image_asset", "request_fields", "submit", "view", "progress_html",
            "cancel", "delete", "readable", "format_seconds", "get_job"]

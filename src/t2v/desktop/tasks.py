@@ -1,0 +1,64 @@
+"""What the desktop app does off the Tk thread, and with the desktop: functions that see the client and plain
+data only, never a widget (see :mod:`t2v.desktop.bridge`)."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from t2v import frontend as F
+from t2v.desktop.player import decode, fit
+
+VIEW_SIDE = 360  # the player's longer side in pixels
+CLIP_FORMATS = ("mp4", "webm", "gif")  # which file of a finished job is fetched and played, in this order
+
+
+def open_path(path: Path) -> None:
+    """Open a file or folder with the desktop's default program."""
+    if sys.platform.startswith("win"):
+        os.startfile(str(path))  # noqa: S606 - the user's own file
+        return
+    opener = "open" if sys.platform == "darwin" else "xdg-open"
+    if shutil.which(opener) is None:
+        raise F.FormError(f"No program to open files ({opener} is missing); the file is {path}")
+    subprocess.Popen([opener, str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def submit_job(client, form: dict[str, Any], image: Path | None, last_seed: int | None):
+    """Resolve the seed (the history's newest for "reuse last"), then queue the job."""
+    def previous() -> int | None:
+        items = client.list(limit=1).items
+        return items[0].request.get("seed") if items else None
+
+    seed = F.resolve_seed(form.get("seed_mode"), form.get("seed"), last_seed=last_seed, previous=previous)
+    fields = F.request_fields(form, seed)
+    return client.submit(fields.pop("prompt"), image=image, **fields)
+
+
+def fetch_image(client, job_id: str, name: str):
+    """(job id, the job's preview or poster fitted to the view) or (job id, None) while it has none."""
+    from PIL import Image
+
+    data = client.image(job_id, name)
+    return job_id, (fit(Image.open(io.BytesIO(data)).convert("RGB"), VIEW_SIDE) if data else None)
+
+
+def fetch_clip(client, downloads: Path, job):
+    """Download the clip into ``downloads`` (a file already there is only checked) and decode its frames."""
+    fmt = next((f for f in CLIP_FORMATS if job.file(f) is not None), None)
+    if fmt is None:
+        raise F.FormError("The job made no video file to play (ask for mp4, webm or gif)")
+    downloads.mkdir(parents=True, exist_ok=True)
+    path = downloads / f"{job.id}.{fmt}"  # already here: a Range request finds nothing left, then a sha256 check
+    client.download(job.id, path, format=fmt)
+    frames, fps = decode(path, max_side=VIEW_SIDE)
+    return job.id, path, frames, fps
+
+
+def list_jobs(client, query: str | None) -> list:
+    return client.list(limit=200, query=query).items
