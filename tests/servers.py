@@ -54,9 +54,14 @@ def serve(home: Path, model: str, *, model_roots: Path, workers: int = 1, env: d
             time.sleep(0.2)
         yield SimpleNamespace(url=url, home=home, model=model, log=log_path)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Terminate a child process, killing it if it has not gone after 15 s."""
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

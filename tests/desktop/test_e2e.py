@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from t2v.client import Client
+from tests.servers import stop
 
 
 def xdotool(*args: str) -> None:
@@ -94,8 +95,4 @@ def test_type_a_prompt_click_generate_and_watch_the_clip_play(display, server, t
             x, y, w, h = state["boxes"]["window"]
             ImageGrab.grab(bbox=(x, y, x + w, y + h), xdisplay=display).save(os.environ["T2V_SCREENSHOT"])
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)

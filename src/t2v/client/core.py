@@ -6,11 +6,12 @@ import hashlib
 import json
 import logging
 import mimetypes
+import time
 from pathlib import Path
 from typing import Any
 
 from t2v import __version__
-from t2v.client.errors import (APIError, ConnectionFailed, RateLimited, ServerUnavailable, error_from)
+from t2v.client.errors import (APIError, ConnectionFailed, RateLimited, ServerUnavailable, WaitTimeout, error_from)
 from t2v.client.models import Event, Job
 
 log = logging.getLogger("t2v.client")
@@ -160,3 +161,22 @@ def verify(path: Path, expected) -> None:
     if not ok:
         path.unlink(missing_ok=True)
         raise APIError(f"{path}: the downloaded file does not match the job's sha256; removed it, download again")
+
+
+SILENCE_S = 5.0  # with a deadline, a stream silent this long is reopened, so its read timeout can shrink
+
+
+def time_left(deadline: float | None, job_id: str, timeout: float | None) -> float | None:
+    """Seconds until ``deadline`` (a ``time.monotonic()`` value; None: no deadline, None returned); raises
+    :class:`WaitTimeout` once it has passed."""
+    if deadline is None:
+        return None
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise WaitTimeout(f"no final event of job {job_id} within {timeout}s")
+    return left
+
+
+def shorter(seconds: float, left: float | None) -> float:
+    """``seconds``, cut to ``left`` (the time to a deadline) when there is one."""
+    return seconds if left is None else min(seconds, left)

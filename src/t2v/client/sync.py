@@ -172,16 +172,16 @@ class Client:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             headers = {"Accept": "text/event-stream", **({"Last-Event-ID": last} if last else {})}
-            left = _time_left(deadline, job_id, timeout)
+            left = core.time_left(deadline, job_id, timeout)
             # With a deadline: no read waits past it (a long silence is cut into pieces, see the except
             # below), and no retries inside ``send`` that know nothing of it.
-            read = None if left is None else min(left, _SILENCE_S)
+            read = None if left is None else min(left, core.SILENCE_S)
             try:
                 with self.stream("GET", path, idempotent=deadline is None, headers=headers,
-                                 timeout=httpx.Timeout(_shorter(self.timeout, left), read=read)) as response:
+                                 timeout=httpx.Timeout(core.shorter(self.timeout, left), read=read)) as response:
                     parser = core.SSEParser()
                     for line in response.iter_lines():
-                        _time_left(deadline, job_id, timeout)  # keep-alive comments do not extend it
+                        core.time_left(deadline, job_id, timeout)  # keep-alive comments do not extend it
                         event = parser.feed(line)
                         if event is None:
                             continue
@@ -196,7 +196,7 @@ class Client:
                 if last is not None and (self.get(job_id)).finished:
                     return  # ended cleanly after the final state, delivered before (resumed past the end)
             except (httpx.TransportError, ConnectionFailed) as e:
-                _time_left(deadline, job_id, timeout)  # past the deadline: WaitTimeout
+                core.time_left(deadline, job_id, timeout)  # past the deadline: WaitTimeout
                 if deadline is not None and isinstance(e, httpx.ReadTimeout):
                     continue  # silent for a while (a queued job): reopen, resuming after the last event
                 core.log.info("event stream of %s broke: %s", job_id, e)
@@ -204,7 +204,7 @@ class Client:
             if failures > reconnect:
                 raise ConnectionFailed(f"the event stream of job {job_id} ended {failures} times without a final event")
             pause = min(5.0, self.policy.backoff * 2 ** (failures - 1))
-            self.sleep(_shorter(pause, _time_left(deadline, job_id, timeout)))
+            self.sleep(core.shorter(pause, core.time_left(deadline, job_id, timeout)))
 
     def wait(self, job_id: str, *, timeout: float | None = None, poll_interval: float = 1.0) -> Job:
         """Block until the job has finished and return it: by its event stream, else by polling ``get``.
@@ -250,22 +250,3 @@ class Client:
                 core.log.info("download of %s broke at %d bytes: %s; resuming", job_id, have, e)
         core.verify(path, expected)
         return path
-
-
-_SILENCE_S = 5.0  # with a deadline, a stream silent this long is reopened, so its read timeout can shrink
-
-
-def _time_left(deadline: float | None, job_id: str, timeout: float | None) -> float | None:
-    """Seconds until ``deadline`` (a ``time.monotonic()`` value; None: no deadline, None returned); raises
-    :class:`WaitTimeout` once it has passed."""
-    if deadline is None:
-        return None
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise WaitTimeout(f"no final event of job {job_id} within {timeout}s")
-    return left
-
-
-def _shorter(seconds: float, left: float | None) -> float:
-    """``seconds``, cut to ``left`` (the time to a deadline) when there is one."""
-    return seconds if left is None else min(seconds, left)
