@@ -134,3 +134,11 @@ class Asset(Result):
     size: int | None = None
     filename: str | None = None
     created_at: str | None = None
+
+
+class RecordPage(Result):
+    """``GET /v1/records``: records of finished jobs (each the JSON sidecar plus ``job_id``, ``api_key_id``,
+    ``status``, ``error`` and ``locations``), newest first."""
+
+    source: str = "sql"
+    items: list[dict[str, Any]] = Field(default_factory=list)

@@ -62,6 +62,20 @@ class Settings(BaseSettings):
     allow_downloads: bool = Field(False, description="Let API requests name hub models that are not cached yet (the "
                                   "server downloads them). Otherwise only `t2v models pull` downloads.")
     max_streams_per_key: int = Field(4, ge=1, description="Open /events streams one API key may hold at once (HTTP 429 above).")
+    records_url: str | None = Field(None, description="mongodb:// or mongodb+srv:// (Atlas) URL: every finished job's record "
+                                    "is also written there, through an outbox in the job database (pip install 't2v[mongodb]').")
+    records_db: str = Field("t2v", min_length=1, description="MongoDB database of the records.")
+    records_collection: str = Field("records", min_length=1, description="MongoDB collection of the records.")
+    records_interval_s: float = Field(2.0, gt=0, description="How often pending records are sent to MongoDB (seconds; "
+                                      "after a failure, up to 30 s).")
+
+    @field_validator("records_url", mode="after")
+    @classmethod
+    def _records_url(cls, v: str | None) -> str | None:
+        if v is not None and v.strip() and not v.startswith(("mongodb://", "mongodb+srv://")):
+            raise ValueError(f"T2V_RECORDS_URL must start with mongodb:// or mongodb+srv://, e.g. mongodb://127.0.0.1:27017 "
+                             f"(got a URL starting {v.split(':', 1)[0]!r})")
+        return v.strip() or None if v is not None else None
 
     @field_validator("home", mode="after")
     @classmethod

@@ -22,7 +22,7 @@ def create_app(settings: Settings | None = None, *, service=None, workers: int =
     With ``start_workers`` the service's workers start with the app and stop with it.
     """
     from t2v.api.deps import BodySizeLimit
-    from t2v.api.routes import assets, system, videos
+    from t2v.api.routes import assets, records, system, videos
     from t2v.service import JobService
 
     settings = settings or get_settings()
@@ -53,6 +53,7 @@ def create_app(settings: Settings | None = None, *, service=None, workers: int =
     app.include_router(videos.router)
     app.include_router(videos.sequences)
     app.include_router(assets.router)
+    app.include_router(records.router)
     app.include_router(system.router)
 
     def _error(status: int, message: str, field: str | None = None, headers=None):
@@ -65,6 +66,8 @@ def create_app(settings: Settings | None = None, *, service=None, workers: int =
         # NaN/Infinity or a lone surrogate (\ud800), which would otherwise fail to render (HTTP 500).
         return JSONResponse({"detail": _json_safe(jsonable_encoder(exc.errors()))}, status_code=422)
 
+    from t2v.store.mongo import RecordStoreUnavailable
+
     @app.exception_handler(InvalidRequest)
     async def _invalid(request: Request, exc: InvalidRequest):
         return _error(422, str(exc), exc.field)
@@ -72,6 +75,10 @@ def create_app(settings: Settings | None = None, *, service=None, workers: int =
     @app.exception_handler(ModelUnavailable)
     async def _unavailable(request: Request, exc: ModelUnavailable):
         return _error(422, str(exc), "model")
+
+    @app.exception_handler(RecordStoreUnavailable)
+    async def _records_down(request: Request, exc: RecordStoreUnavailable):
+        return _error(503, str(exc), headers={"Retry-After": "5"})
 
     @app.exception_handler(JobNotFound)
     async def _not_found(request: Request, exc: JobNotFound):

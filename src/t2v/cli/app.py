@@ -17,6 +17,7 @@ from t2v.cli.service import history, jobs_app, keys_app, serve
 from t2v.cli.sequence import image, sequence
 from t2v.cli.train import data_app, eval_app, train, train_lora
 from t2v.cli.desktop import desktop
+from t2v.cli.records import records_app
 from t2v.cli.ui import ui
 
 app = typer.Typer(
@@ -29,6 +30,7 @@ app = typer.Typer(
 app.add_typer(models_app, name="models")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(keys_app, name="keys")
+app.add_typer(records_app, name="records")
 app.add_typer(eval_app, name="eval")
 app.add_typer(data_app, name="data")
 app.command("serve")(serve)

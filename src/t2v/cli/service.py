@@ -182,11 +182,17 @@ def history(
     as_json: bool = typer.Option(False, "--json"),
     server: Optional[str] = SERVER,
     key: Optional[str] = KEY,
+    source: Optional[str] = typer.Option(None, "--source", help="Records instead of jobs: sql (the job table) or "
+                                         "mongodb (T2V_RECORDS_URL); both include failed and cancelled jobs."),
 ) -> None:
-    """Past generations (succeeded jobs), newest first."""
+    """Past generations (succeeded jobs), newest first; with --source, the generation records."""
     from t2v.api.schemas import job_to_dict
 
     with cli_errors():
+        if source is not None:
+            from t2v.cli.records import history_records
+
+            return history_records(source, query, limit, as_json, server, key)
         if server:
             return _remote_jobs(server, key, "history", as_json, status="succeeded", limit=limit, query=query)
         svc = _service()

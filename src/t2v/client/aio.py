@@ -13,7 +13,7 @@ import httpx
 
 from t2v.client import core
 from t2v.client.errors import (APIError, ConnectionFailed, RateLimited, ServerUnavailable, WaitTimeout)
-from t2v.client.models import Asset, Event, Job, JobPage, ModelList
+from t2v.client.models import Asset, Event, Job, JobPage, ModelList, RecordPage
 
 
 class AsyncClient:
@@ -116,6 +116,11 @@ class AsyncClient:
 
     async def metadata(self, job_id: str) -> dict[str, Any]:
         return await self.call("GET", f"/v1/videos/{job_id}/metadata")
+
+    async def records(self, query: str | None = None, *, source: str = "sql", limit: int = 50) -> list[dict[str, Any]]:
+        """Records of finished jobs, newest first (``source``: "sql" or "mongodb"; ``query``: prompt words)."""
+        params = {"source": source, "limit": limit, **({"q": query} if query else {})}
+        return RecordPage.model_validate(await self.call("GET", "/v1/records", params=params)).items
 
     async def image(self, job_id: str, name: str = "preview") -> bytes | None:
         """A job's PNG (``preview`` or ``poster``); None while it has none."""

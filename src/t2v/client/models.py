@@ -7,9 +7,10 @@ from typing import Any
 
 from pydantic import Field
 
-from t2v.contract import FINISHED, Asset, Job, JobFile, JobPage, JobResult, Model, ModelList, Progress, Result
+from t2v.contract import (FINISHED, Asset, Job, JobFile, JobPage, JobResult, Model, ModelList, Progress, RecordPage,
+                          Result)
 
-__all__ = ["Asset", "Event", "Job", "JobFile", "JobPage", "JobResult", "Model", "ModelList", "Progress"]
+__all__ = ["Asset", "Event", "Job", "JobFile", "JobPage", "JobResult", "Model", "ModelList", "Progress", "RecordPage"]
 
 
 class Event(Result):

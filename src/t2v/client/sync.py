@@ -12,7 +12,7 @@ import httpx
 
 from t2v.client import core
 from t2v.client.errors import (APIError, ConnectionFailed, RateLimited, ServerUnavailable, WaitTimeout)
-from t2v.client.models import Asset, Event, Job, JobPage, ModelList
+from t2v.client.models import Asset, Event, Job, JobPage, ModelList, RecordPage
 
 
 class Client:
@@ -129,6 +129,11 @@ class Client:
     def metadata(self, job_id: str) -> dict[str, Any]:
         """A succeeded job's reproducibility record."""
         return self.call("GET", f"/v1/videos/{job_id}/metadata")
+
+    def records(self, query: str | None = None, *, source: str = "sql", limit: int = 50) -> list[dict[str, Any]]:
+        """Records of finished jobs, newest first (``source``: "sql" or "mongodb"; ``query``: prompt words)."""
+        params = {"source": source, "limit": limit, **({"q": query} if query else {})}
+        return RecordPage.model_validate(self.call("GET", "/v1/records", params=params)).items
 
     def image(self, job_id: str, name: str = "preview") -> bytes | None:
         """A job's PNG: ``preview`` (the running job's latest step) or ``poster`` (the finished clip's middle

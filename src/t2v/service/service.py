@@ -57,6 +57,7 @@ class JobService(AssetService):
         self.cancel_requested: set[str] = set()
         self.metrics = Metrics()
         self._janitor: threading.Thread | None = None
+        self.records = None  # a RecordPublisher while started with T2V_RECORDS_URL
         self.warm_state: dict[str, Any] = {"model": None, "done": True, "error": None}
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -110,6 +111,10 @@ class JobService(AssetService):
         self.drop_finished_checkpoints()
         self.purge_pending()  # cancelled with --purge while their process was down
         self.webhooks = WebhookSender(self)
+        if self.settings.records_url:  # the outbox's publisher: records reach MongoDB in the background
+            from t2v.service.records import RecordPublisher
+
+            self.records = RecordPublisher(self).start()
         self.workers = [Worker(self, i) for i in range(self.n_workers)]
         for w in self.workers:
             w.start()
@@ -138,6 +143,8 @@ class JobService(AssetService):
             w.join(timeout)
         if self._janitor:
             self._janitor.join(timeout)
+        if self.records is not None:
+            self.records.stop()
         self.engine.dispose()
 
     def _janitor_loop(self) -> None:
@@ -255,6 +262,8 @@ class JobService(AssetService):
             return
         shutil.rmtree(self.settings.videos_dir / job_id, ignore_errors=True)
         self.repo.delete_job(job_id)
+        if self.records is not None and job.records_sent_at is not None:
+            self.records.forget(job_id)
 
     def purge_files(self, job_id: str) -> None:
         """Remove a finished job's files and mark its purge done (safe to repeat, from any process)."""

@@ -19,6 +19,7 @@ from .claims import ClaimRepository, held_by
 from .ids import new_id
 from .keys import ApiKeyRow, KeyRepository, utcnow
 from .limits import LimitRepository, QueueFull
+from .outbox import OutboxRepository
 from .tables import FINISHED_STATUSES, JOB_STATUSES, Job
 
 __all__ = ["ApiKeyRow", "JobRow", "QueueFull", "Repository"]
@@ -61,6 +62,7 @@ class JobRow:
     purge_requested: bool = False
     webhook_lease_until: datetime | None = None
     webhook_lease_owner: str | None = None
+    records_sent_at: datetime | None = None
 
     @property
     def finished(self) -> bool:
@@ -86,7 +88,7 @@ def _lease_free(now: datetime):
     return or_(c.webhook_lease_until.is_(None), c.webhook_lease_until < now)
 
 
-class Repository(AssetRepository, ClaimRepository, LimitRepository, KeyRepository):
+class Repository(AssetRepository, ClaimRepository, LimitRepository, KeyRepository, OutboxRepository):
     """Job and API-key storage over one SQLAlchemy Engine (see :func:`t2v.store.open_database`)."""
 
     # ---- helpers -------------------------------------------------------------------------

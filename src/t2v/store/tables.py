@@ -155,6 +155,9 @@ class Job(Base):
     #: A webhook delivery in flight is leased to one process until this time (sent once across processes).
     webhook_lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     webhook_lease_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    #: The record outbox: a finished job whose record has not reached the record store (MongoDB) yet has
+    #: NULL here. Ending a job is what enqueues its record (same row, same transaction).
+    records_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     __table_args__ = (
         UniqueConstraint("api_key_id", "idempotency_key"),
@@ -167,6 +170,7 @@ class Job(Base):
             postgresql_where=text("api_key_id IS NULL AND idempotency_key IS NOT NULL"),
         ),
         Index("ix_jobs_status_priority_id", "status", "priority", "id"),
+        Index("ix_jobs_records_sent_at_status", "records_sent_at", "status"),
         CheckConstraint(f"status IN ({_in(JOB_STATUSES)})", name="status"),
         CheckConstraint(
             f"webhook_status IS NULL OR webhook_status IN ({_in(WEBHOOK_STATUSES)})", name="webhook_status"
