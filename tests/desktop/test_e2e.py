@@ -96,3 +96,18 @@ def test_type_a_prompt_click_generate_and_watch_the_clip_play(display, server, t
             ImageGrab.grab(bbox=(x, y, x + w, y + h), xdisplay=display).save(os.environ["T2V_SCREENSHOT"])
     finally:
         stop(proc)
+
+
+def test_bad_flags_and_no_display_are_one_line_with_exit_code_2(monkeypatch):
+    from typer.testing import CliRunner
+
+    from t2v.cli import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["desktop", "--server", "ftp://x"])
+    assert result.exit_code == 2 and "--server: 'ftp://x' is not an http(s) URL" in result.output
+    result = runner.invoke(app, ["desktop", "--server", "http://127.0.0.1:1", "--model", "t2v-shapes"])
+    assert result.exit_code == 2 and "--model: only for the private server" in result.output
+    monkeypatch.delenv("DISPLAY", raising=False)
+    result = runner.invoke(app, ["desktop", "--server", "http://127.0.0.1:1"])
+    assert result.exit_code == 2 and "cannot open a window" in result.output and "Traceback" not in result.output
