@@ -89,11 +89,28 @@ class Worker(threading.Thread):
                 continue
             self.current = job.id
             try:
-                self._run_job(job)
+                self.run_job(job)
             finally:
                 self.current = None
 
-    def _run_job(self, job) -> None:
+    def run_one(self) -> str | None:
+        """Claim the oldest queued job and run it in the calling thread; its id, or None when none was queued.
+
+        For a worker that is not started as a thread: a Hugging Face Space runs each job inside its
+        ``@spaces.GPU`` function this way (deploy/spaces/app.py)."""
+        job = self.service.repo.claim_next(self.worker_id)
+        if job is None:
+            return None
+        self.current = job.id
+        try:
+            self.run_job(job)
+        finally:
+            self.current = None
+        return job.id
+
+    def run_job(self, job) -> None:
+        """Run a job this worker has claimed: generate, with progress, preview, cancel and checkpoints written
+        to the job row, then its files and record; a failure is retried or fails the job, saying why."""
         from t2v.export import remove_output
         from t2v.generation import run_request
         from t2v.sequence.request import request_from_fields

@@ -9,10 +9,10 @@ import os
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 
-def build_ui(service):
+def build_ui(service, **kwargs):
     from t2v.ui.app import build_ui as build
 
-    return build(service)
+    return build(service, **kwargs)
 
 
 def mount_ui(app, service, path: str = "/", *, required: bool = False):
@@ -21,4 +21,16 @@ def mount_ui(app, service, path: str = "/", *, required: bool = False):
     return mount(app, service, path, required=required)
 
 
-__all__ = ["build_ui", "mount_ui"]
+def page_options(service, blocks) -> dict:
+    from t2v.ui.app import page_options as options
+
+    return options(service, blocks)
+
+
+def protect_uploads(app, blocks) -> None:
+    from t2v.ui.app import protect_uploads as protect
+
+    protect(app, blocks)
+
+
+__all__ = ["build_ui", "mount_ui", "page_options", "protect_uploads"]

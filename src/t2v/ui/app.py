@@ -45,8 +45,13 @@ def _import_gradio():
     return gr
 
 
-def build_ui(service):
-    """The Blocks app over ``service`` (its workers are started and stopped by whoever owns the service)."""
+HEADER = ("# t2v · text to video\nDescribe a clip, press **Generate**, watch it denoise. "
+          "The REST API of this server is under `/v1` ([docs](/docs)).")
+
+
+def build_ui(service, *, header: str = HEADER):
+    """The Blocks app over ``service`` (its workers are started and stopped by whoever owns the service).
+    ``header``: the markdown at the top (the default names the REST API beside the page)."""
     gr = _import_gradio()
 
     form0 = H.default_form(service)
@@ -57,8 +62,7 @@ def build_ui(service):
         # with a valid key; Gradio never serves $T2V_HOME itself (see t2v.ui.files and mount_ui).
         publish = PrivateCopies(demo.GRADIO_CACHE)
         placeholders = os.path.join(demo.GRADIO_CACHE, "t2v-placeholders")  # history pictures of jobs without one
-        gr.Markdown("# t2v · text to video\nDescribe a clip, press **Generate**, watch it denoise. "
-                    "The REST API of this server is under `/v1` ([docs](/docs)).")
+        gr.Markdown(header)
         with gr.Row(visible=False, elem_id="t2v-key-row") as key_row:
             key = gr.Textbox(label="API key", type="password", placeholder="t2v_…", scale=4, elem_id="t2v-key")
             key_btn = gr.Button("Use key", scale=1, elem_id="t2v-key-button")
@@ -299,18 +303,28 @@ def mount_ui(app, service, path: str = "/", *, required: bool = False):
         logger.warning("Gradio is not installed: serving the REST API without the web UI")
         return app
     blocks = build_ui(service)
-    # No allowed_paths, and $T2V_HOME blocked: /gradio_api/file= serves only Gradio's cache, where the page
-    # puts per-session copies (t2v.ui.files.PrivateCopies) for callers with a valid key. Uploads (the first
-    # frame) land in Gradio's cache under a folder named by a keyed hash, at most one image's size each.
+    app = gr.mount_gradio_app(app, blocks, path=path, **page_options(service, blocks))
+    protect_uploads(app, blocks)
+    return app
+
+
+def page_options(service, blocks) -> dict:
+    """How the page is served (``gr.mount_gradio_app`` or ``Blocks.launch``). No allowed_paths, and $T2V_HOME
+    blocked: /gradio_api/file= serves only Gradio's cache, where the page puts per-session copies
+    (t2v.ui.files.PrivateCopies) for callers with a valid key. Uploads (the first frame) land in Gradio's cache
+    under a folder named by a keyed hash, at most one image's size each."""
     from t2v.inputs import MAX_IMAGE_BYTES
 
-    app = gr.mount_gradio_app(
-        app, blocks, path=path, blocked_paths=blocked_paths(service.settings.home, blocks.GRADIO_CACHE),
-        footer_links=["gradio", "settings"], run_history=False, ssr_mode=False, mcp_server=False, show_error=False,
-        css=CSS, max_file_size=MAX_IMAGE_BYTES,
-    )
-    if upload_fields(gr, blocks):  # the first frame: only checked images reach Gradio's cache
+    return dict(blocked_paths=blocked_paths(service.settings.home, blocks.GRADIO_CACHE),
+                footer_links=["gradio", "settings"], run_history=False, ssr_mode=False, mcp_server=False,
+                show_error=False, css=CSS, max_file_size=MAX_IMAGE_BYTES)
+
+
+def protect_uploads(app, blocks) -> None:
+    """Gradio's upload routes on ``app`` (the ASGI app the page is mounted on): only checked images (the first
+    frame), or nothing when the page takes no files."""
+    gr = _import_gradio()
+    if upload_fields(gr, blocks):
         guard_uploads(app, blocks)
-    else:  # the page takes no files: nobody may store any through it
+    else:
         refuse_uploads(app, blocks)
-    return app
