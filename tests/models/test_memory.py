@@ -149,3 +149,44 @@ def test_plan_command(tiny_model):
                                "--height", "2048"], env={"COLUMNS": "200"})
     assert huge.exit_code == 2 and "low" in huge.stdout and "→" not in huge.stdout
     assert "num_frames, width, height: 512 frames of 2048x2048 need about" in huge.stderr
+
+
+def test_dry_runs_are_cached_on_disk_per_architecture_and_shape(tiny_model, tmp_path, monkeypatch):
+    """A fresh process reads a dry run another made (no meta run); another architecture or shape measures again."""
+    import shutil
+
+    from t2v.models import dryruns
+
+    monkeypatch.setenv("T2V_HOME", str(tmp_path / "home"))
+    req = _req(tiny_model)
+
+    def fresh() -> None:  # what a new process starts with: nothing in memory
+        dryruns.forget_memo()
+        memory._dry_run.cache_clear()
+        memory._reference.cache_clear()
+
+    fresh()
+    first = memory.predict(tiny_model, req, plan="speed", device="cpu", dtype="fp32", measure_speed=False)
+    assert (tmp_path / "home" / "cache" / dryruns.CACHE_NAME).is_file()
+    measured = []
+    real = memory._measure_locked
+    monkeypatch.setattr(memory, "_measure_locked", lambda *a: measured.append(a) or real(*a))
+    fresh()
+    again = memory.predict(tiny_model, req, plan="speed", device="cpu", dtype="fp32", measure_speed=False)
+    assert measured == [] and repr(again) == repr(first)  # read from disk, the same prediction (nan: no speed)
+
+    other = tmp_path / "other"  # another config.json (the key covers every byte of them): measured again
+    shutil.copytree(tiny_model, other)
+    config = json.loads((other / "unet" / "config.json").read_text())
+    config["_t2v_test"] = 1
+    (other / "unet" / "config.json").write_text(json.dumps(config))
+    assert dryruns.architecture_hash(other) != dryruns.architecture_hash(tiny_model)
+    fresh()
+    memory.predict(other, _req(other), plan="speed", device="cpu", dtype="fp32", measure_speed=False)
+    memory.predict(tiny_model, GenerationRequest(**{**req.model_dump(), "num_frames": 4}), plan="speed",
+                   device="cpu", dtype="fp32", measure_speed=False)
+    assert len(measured) == 2
+    (tmp_path / "home" / "cache" / dryruns.CACHE_NAME).write_text("{not json")  # corrupt: measured again
+    fresh()
+    assert repr(memory.predict(tiny_model, req, plan="speed", device="cpu", dtype="fp32", measure_speed=False)) == repr(first)
+    assert len(measured) == 3

@@ -14,13 +14,12 @@ repo by ``hf cache scan``.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
-import tempfile
-import threading
 from pathlib import Path
 from typing import Any, Iterable
+
+from t2v.models.diskcache import cache_path, merge_entries, read_entries
 
 logger = logging.getLogger(__name__)
 
@@ -28,18 +27,11 @@ CACHE_NAME = "content-hashes.json"
 _VERSION = 1
 # This process: (absolute path, size, mtime_ns) -> hex digest.
 _MEMO: dict[tuple[str, int, int], str] = {}
-_LOCK = threading.Lock()
 
 
 def default_cache_file() -> Path | None:
     """``$T2V_HOME/cache/content-hashes.json``; None when the settings cannot be read (nothing is persisted)."""
-    from t2v.settings import get_settings
-
-    try:
-        return get_settings().home / "cache" / CACHE_NAME
-    except Exception as e:  # invalid T2V_* values: hashing still works, only uncached
-        logger.debug("no persistent hash cache: %s", e)
-        return None
+    return cache_path(CACHE_NAME)
 
 
 def file_digests(files: Iterable[Path], cache_file: Path | None = None) -> list[str]:
@@ -88,41 +80,9 @@ def _file_sha256(p: Path) -> str:
 
 def read_cache(cache_file: Path) -> dict[str, dict[str, Any]]:
     """The cache's entries by absolute path; {} when it is missing, unreadable or not what t2v writes."""
-    try:
-        data = json.loads(cache_file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError) as e:  # ValueError: bad JSON or bad UTF-8
-        logger.debug("ignoring the hash cache %s: %s", cache_file, e)
-        return {}
-    files = data.get("files") if isinstance(data, dict) and data.get("version") == _VERSION else None
-    if not isinstance(files, dict):
-        logger.debug("ignoring the hash cache %s: unexpected content", cache_file)
-        return {}
-    return {k: v for k, v in files.items() if isinstance(v, dict)}
+    return read_entries(cache_file, _VERSION, "files")
 
 
 def _write_cache(cache_file: Path, new: dict[str, dict[str, Any]]) -> None:
-    """Merge ``new`` into the cache file atomically; entries of files that no longer exist are dropped.
-
-    A cache that cannot be written (read-only home, full disk) is only logged.
-    """
-    with _LOCK:
-        tmp = None
-        try:
-            files = {k: v for k, v in read_cache(cache_file).items() if os.path.exists(k)}
-            files.update(new)
-            cache_file.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=cache_file.parent, prefix=f".{cache_file.name}.", suffix=".tmp")
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump({"version": _VERSION, "files": files}, f, separators=(",", ":"))
-            os.replace(tmp, cache_file)
-            tmp = None
-        except OSError as e:
-            logger.debug("could not write the hash cache %s: %s", cache_file, e)
-        finally:
-            if tmp is not None:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
+    """Merge ``new`` into the cache file atomically; entries of files that no longer exist are dropped."""
+    merge_entries(cache_file, _VERSION, "files", new, keep=os.path.exists)

@@ -22,7 +22,6 @@ the request's shape (``t2v plan``).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
@@ -187,9 +186,18 @@ _MEASURING = threading.Lock()  # the meta modules are shared, and forward chunki
 
 
 def _measure(path: str, frames: int, height: int, width: int, batch: int, chunking: bool, vae_chunk: int) -> dict[str, Any]:
-    """Parameter counts, peak fp32 activation bytes per stage and FLOPs of one meta-device run."""
+    """Parameter counts, peak fp32 activation bytes per stage and FLOPs of one meta-device run, read from the
+    dry-run cache on disk when this architecture was measured at this shape before (see :mod:`t2v.models.dryruns`)."""
+    from t2v.models import dryruns
+
+    key = dryruns.key(Path(path), frames, height, width, batch, chunking, vae_chunk)
+    found = dryruns.get(key)
+    if found is not None:
+        return found
     with _MEASURING:
-        return _measure_locked(path, frames, height, width, batch, chunking, vae_chunk)
+        measured = _measure_locked(path, frames, height, width, batch, chunking, vae_chunk)
+    dryruns.put(key, measured)
+    return measured
 
 
 def _measure_locked(path: str, frames: int, height: int, width: int, batch: int, chunking: bool,
