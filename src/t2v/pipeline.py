@@ -94,7 +94,7 @@ def start(request, *, settings: Settings | None = None, output: str | Path | Non
     could not be written; ``plan_memory`` picks a memory plan (video); ``resolve_image`` maps the request's
     ``image`` (an asset id on a server) to a file."""
     from t2v.families import get_family
-    from t2v.models.device import plan_device
+    from t2v.models.device import plan_device, set_threads
     from t2v.models.loader import load_model, resolve_source
 
     settings = settings or get_settings()
@@ -113,6 +113,7 @@ def start(request, *, settings: Settings | None = None, output: str | Path | Non
 
         image = load_image(resolve_image(request.image) if resolve_image else request.image)
     emit("load", message=f"loading {request.model}")
+    set_threads(settings.threads)  # process-wide; the same value for every run of this process
     plan = plan_device(request.device, request.dtype)
     source = resolve_source(request.model, settings, want_fp16=plan.is_accelerator and plan.dtype != "fp32",
                             motion_adapter=getattr(request, "motion_adapter", None))

@@ -24,6 +24,12 @@ def versions() -> dict[str, str]:
     return out
 
 
+def _threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
 def build_record(request, *, source, loaded, warnings: list[str], timings: dict[str, float], frames_sha256: str,
                  resumed_from_step: int | None = None) -> dict[str, Any]:
     """Everything needed to reproduce the run, with no outputs yet (those are added after export)."""
@@ -39,6 +45,7 @@ def build_record(request, *, source, loaded, warnings: list[str], timings: dict[
         "weights_variant": loaded.variant,
         "device": loaded.plan.device,
         "dtype": loaded.plan.dtype,
+        "threads": _threads(),
         "formats": list(request.formats),
         "crf": request.crf,
         "versions": versions(),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 from pathlib import Path
 from typing import List, Optional
 
@@ -117,10 +118,16 @@ def generate(
     decode_noise_scale: Optional[float] = typer.Option(None, "--decode-noise-scale", help="LTX-Video 0.9.1+: decode noise (model default)."),
     motion_adapter: Optional[str] = typer.Option(None, "--motion-adapter", help="AnimateDiff: a MotionAdapter (hub id, registry id or folder) that animates the SD 1.5 --model."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or summary; errors only."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, max=1024, help="CPU threads torch uses "
+                                          "(default: the physical cores).", envvar="T2V_THREADS"),
 ) -> None:
     """Generate a video from PROMPT; writes the files and a JSON record beside them."""
+    flags = dict(locals())
+    del flags["threads"]
     with cli_errors():
-        request = _request_from_flags(**locals())
+        if threads is not None:
+            os.environ["T2V_THREADS"] = str(threads)  # read by the settings the run is given
+        request = _request_from_flags(**flags)
         result = _run(request, output=output, quiet=quiet)
         if not quiet:
             _summary(result)
