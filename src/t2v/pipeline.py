@@ -113,7 +113,8 @@ def start(request, *, settings: Settings | None = None, output: str | Path | Non
 
         image = load_image(resolve_image(request.image) if resolve_image else request.image)
     emit("load", message=f"loading {request.model}")
-    set_threads(settings.threads)  # process-wide; the same value for every run of this process
+    if settings.threads:  # asked for (T2V_THREADS); else the caller's or torch's default (the physical cores)
+        set_threads(settings.threads)
     plan = plan_device(request.device, request.dtype)
     source = resolve_source(request.model, settings, want_fp16=plan.is_accelerator and plan.dtype != "fp32",
                             motion_adapter=getattr(request, "motion_adapter", None))

@@ -62,8 +62,8 @@ class Settings(BaseSettings):
     allow_downloads: bool = Field(False, description="Let API requests name hub models that are not cached yet (the "
                                   "server downloads them). Otherwise only `t2v models pull` downloads.")
     max_streams_per_key: int = Field(4, ge=1, description="Open /events streams one API key may hold at once (HTTP 429 above).")
-    threads: int | None = Field(None, ge=1, le=1024, description="CPU threads torch computes with (default: the "
-                                "physical cores this process may use; extra hyper-threads only contend).")
+    threads: int | None = Field(None, ge=1, le=1024, description="CPU threads torch computes with (default: torch's "
+                                "own, the physical cores; extra hyper-threads only contend).")
     records_url: str | None = Field(None, description="mongodb:// or mongodb+srv:// (Atlas) URL: every finished job's record "
                                     "is also written there, through an outbox in the job database (pip install 't2v[mongodb]').")
     records_db: str = Field("t2v", min_length=1, description="MongoDB database of the records.")

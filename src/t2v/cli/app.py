@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 from pathlib import Path
 from typing import List, Optional
 
@@ -119,15 +118,15 @@ def generate(
     motion_adapter: Optional[str] = typer.Option(None, "--motion-adapter", help="AnimateDiff: a MotionAdapter (hub id, registry id or folder) that animates the SD 1.5 --model."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or summary; errors only."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, max=1024, help="CPU threads torch uses "
-                                          "(default: the physical cores).", envvar="T2V_THREADS"),
+                                          "(default: torch's, the physical cores).", envvar="T2V_THREADS"),
 ) -> None:
     """Generate a video from PROMPT; writes the files and a JSON record beside them."""
-    flags = dict(locals())
-    del flags["threads"]
     with cli_errors():
-        if threads is not None:
-            os.environ["T2V_THREADS"] = str(threads)  # read by the settings the run is given
-        request = _request_from_flags(**flags)
+        request = _request_from_flags(**locals())
+        if threads is not None:  # else torch's own default: the physical cores
+            from t2v.models.device import set_threads
+
+            set_threads(threads)
         result = _run(request, output=output, quiet=quiet)
         if not quiet:
             _summary(result)
@@ -135,7 +134,8 @@ def generate(
 
 def _request_from_flags(*, prompt, model, negative_prompt, frames, steps, guidance, fps, seed, width, height,
                         scheduler, formats, output, crf, device, dtype, memory, quiet, lora=None, lora_scale=1.0,
-                        image=None, guidance_2=None, motion_adapter=None, decode_timestep=None, decode_noise_scale=None):
+                        image=None, guidance_2=None, motion_adapter=None, decode_timestep=None, decode_noise_scale=None,
+                        threads=None):
     from t2v.inputs import check_image
     from t2v.request import GenerationRequest
 

@@ -57,6 +57,10 @@ def run_server(host: str, port: int, model: str | None, workers: int, *, ui_requ
 
     with cli_errors():
         settings = get_settings(**({"default_model": model} if model else {}))
+        if settings.threads:  # T2V_THREADS, for every worker; else torch's default (the physical cores)
+            from t2v.models.device import set_threads
+
+            set_threads(settings.threads)
         service = JobService(settings, workers=workers)
         if not _is_loopback(host) and not service.repo.list_keys():
             raise InvalidRequest(
