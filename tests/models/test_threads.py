@@ -2,29 +2,10 @@
 
 from __future__ import annotations
 
-import builtins
-import io
 import json
 import os
 import subprocess
 import sys
-
-from t2v.models import device
-
-CPUINFO = "".join(f"processor\t: {cpu}\nphysical id\t: {cpu // 4}\ncore id\t: {cpu % 4 // 2}\n\n" for cpu in range(8))
-
-
-def test_physical_cores_count_core_ids_per_package_among_the_allowed_cpus(monkeypatch):
-    real_open = builtins.open
-    monkeypatch.setattr(builtins, "open", lambda f, *a, **k: io.StringIO(CPUINFO) if f == "/proc/cpuinfo"
-                        else real_open(f, *a, **k))
-    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
-    assert device.physical_cores() == 4  # 2 packages x 2 cores, each with 2 hyper-threads
-    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
-    assert device.physical_cores() == 2  # CPUs 0-1 share core 0, CPU 2 is core 1
-    monkeypatch.setattr(builtins, "open", lambda f, *a, **k: (_ for _ in ()).throw(OSError("no procfs"))
-                        if f == "/proc/cpuinfo" else real_open(f, *a, **k))
-    assert device.physical_cores() == 3  # no /proc/cpuinfo: the allowed CPUs
 
 
 def test_generate_uses_and_records_the_threads(tmp_path):

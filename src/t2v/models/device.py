@@ -99,36 +99,12 @@ def plan_device(device: str = "auto", dtype: str = "auto") -> DevicePlan:
     return DevicePlan(device=device, dtype=dtype, warnings=tuple(warnings))
 
 
-def physical_cores() -> int:
-    """Physical cores among the CPUs this process may run on (Linux: /proc/cpuinfo's (physical id, core id)
-    pairs; elsewhere, or when that cannot be read, the CPU count)."""
-    import os
-
-    allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set(range(os.cpu_count() or 1))
-    try:
-        cores, cpu, phys = set(), None, "0"
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                name, _, value = line.partition(":")
-                name, value = name.strip(), value.strip()
-                if name == "processor":
-                    cpu, phys = int(value), "0"
-                elif name == "physical id":
-                    phys = value
-                elif name == "core id" and cpu in allowed:
-                    cores.add((phys, value))
-        if cores:
-            return len(cores)
-    except (OSError, ValueError):
-        pass
-    return max(1, len(allowed))
-
-
-def set_threads(threads: int | None = None) -> int:
-    """Make torch compute with ``threads`` CPU threads (None: :func:`physical_cores`); returns the number set."""
+def set_threads(threads: int) -> int:
+    """Make torch compute with ``threads`` CPU threads (process-wide); returns the number set. Without a call,
+    torch's own default stands: the physical cores."""
     import torch
 
-    n = int(threads) if threads else physical_cores()
+    n = int(threads)
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
     return n
