@@ -11,6 +11,9 @@ import pytest
 from tests.pgserver import pg_database, pg_server  # noqa: F401  (shared fixtures)
 
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+# The seed contract (t2v's frames = stock diffusers' in fp32) holds on every CPU only if `--dtype auto` stays
+# fp32: on a CPU with native bf16 it would pick bf16. Tests of that choice pass `cpu_bf16` themselves.
+os.environ["T2V_CPU_BF16"] = "0"
 
 
 @pytest.fixture(scope="session")

@@ -31,7 +31,7 @@ def make_keys(home: Path, *specs: tuple[str, dict]) -> list[str]:
 def serve(home: Path, model: str, *, model_roots: Path, workers: int = 1, env: dict[str, str] | None = None):
     """``t2v serve --model MODEL`` on a free port over ``home``; yields its URL; stopped on exit."""
     port = free_port()
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("T2V_")}
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("T2V_") or k == "T2V_CPU_BF16"}
     environ.update(T2V_HOME=str(home), T2V_MODEL_ROOTS=str(model_roots), HF_HUB_OFFLINE="1", T2V_OFFLINE="1",
                    T2V_CHECKPOINT_EVERY="1", **(env or {}))
     log_path = home / "server.log"

@@ -38,6 +38,6 @@ def load_pipeline(model: str, *, device: str = "auto", dtype: str = "auto", sett
     from t2v.settings import get_settings
 
     settings = settings or get_settings()
-    plan = plan_device(device, dtype)
+    plan = plan_device(device, dtype, cpu_bf16=settings.cpu_bf16)
     source = resolve_source(model, settings, want_fp16=plan.is_accelerator and plan.dtype != "fp32")
     return load_model(source, plan)

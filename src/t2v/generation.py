@@ -152,7 +152,7 @@ def check_fits(request: GenerationRequest, settings: Settings) -> None:
                                 motion_adapter=getattr(request, "motion_adapter", None))
     except ModelUnavailable:
         return
-    plan = plan_device(request.device, request.dtype)
+    plan = plan_device(request.device, request.dtype, cpu_bf16=settings.cpu_bf16)
     choose(source.path, request, requested=request.memory, device=plan.device, dtype=plan.dtype,
            budget=memory_budget(plan.device, settings.memory_budget_gb))
 

@@ -115,7 +115,7 @@ def start(request, *, settings: Settings | None = None, output: str | Path | Non
     emit("load", message=f"loading {request.model}")
     if settings.threads:  # asked for (T2V_THREADS); else the caller's or torch's default (the physical cores)
         set_threads(settings.threads)
-    plan = plan_device(request.device, request.dtype)
+    plan = plan_device(request.device, request.dtype, cpu_bf16=settings.cpu_bf16)
     source = resolve_source(request.model, settings, want_fp16=plan.is_accelerator and plan.dtype != "fp32",
                             motion_adapter=getattr(request, "motion_adapter", None))
     family = get_family(source.family)

@@ -24,6 +24,9 @@ MAX_STEPS = 500
 MIN_SIDE, MAX_SIDE = 16, 2048
 MAX_SEED = 2**63 - 1
 
+# Fields that decide how a run computes, not (beyond rounding) what it makes: recorded beside the request fields.
+ENGINE_FIELDS = ("formats", "crf", "device", "dtype", "memory", "attention", "compile")
+
 # Fields a model's defaults can fill in (None in the request = "use the model's default").
 DEFAULTABLE = ("negative_prompt", "width", "height", "num_frames", "fps", "guidance_scale", "guidance_scale_2",
                "num_inference_steps", "scheduler", "decode_timestep", "decode_noise_scale")
@@ -64,6 +67,13 @@ class GenerationRequest(BaseModel):
     lora_scale: float = Field(1.0, ge=-4.0, le=4.0, description="Strength of the LoRA adapter (1 = as trained).")
     image: str | None = Field(None, description=(
         "Image-to-video: the first frame. A file path (library, CLI) or an uploaded asset id (API)."))
+    cache: str | None = Field(None, description=(
+        "Step cache, NAME[:KEY=VALUE,...]: deepcache (UNet3D models), fbc, taylorseer, magcache, pab, fastercache "
+        "(transformer models). Recorded in its canonical form (every parameter)."))
+    attention: str = Field("auto", description="Attention kernel: auto (PyTorch SDPA), sdpa, flash or sage (where installed).")
+    weights: str = Field("auto", description=(
+        "Denoiser weight storage: auto (the run's dtype), fp8 (float8 storage, bf16 compute) or int8 (torchao)."))
+    compile: bool = Field(False, description="torch.compile the denoiser's repeated blocks (first run of a shape compiles).")
 
     @field_validator("prompt")
     @classmethod
@@ -117,6 +127,27 @@ class GenerationRequest(BaseModel):
 
         return check_dtype_name(v)
 
+    @field_validator("cache")
+    @classmethod
+    def _cache(cls, v: str | None) -> str | None:
+        from t2v.engine.options import canonical_cache
+
+        return canonical_cache(v)
+
+    @field_validator("attention")
+    @classmethod
+    def _attention(cls, v: str) -> str:
+        from t2v.engine.options import check_attention
+
+        return check_attention(v)
+
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, v: str) -> str:
+        from t2v.engine.options import check_weights
+
+        return check_weights(v)
+
     @field_validator("memory")
     @classmethod
     def _memory(cls, v: str) -> str:
@@ -150,7 +181,7 @@ class GenerationRequest(BaseModel):
 
     def reproducible_fields(self) -> dict[str, Any]:
         """The fields that decide the frames, as recorded in metadata."""
-        return self.model_dump(exclude={"formats", "crf", "device", "dtype", "memory"})
+        return self.model_dump(exclude=set(ENGINE_FIELDS))
 
 
 def invalid_from_validation(e: ValidationError, *, tagged: bool = False) -> InvalidRequest:

@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     )
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps.")
     dtype: str = Field("auto", description="auto, fp32, fp16 or bf16.")
+    cpu_bf16: bool | None = Field(None, description="Whether --dtype auto computes in bf16 on the CPU (1/0; default: "
+                                  "where the CPU has native bf16 arithmetic, AVX-512 BF16 or AMX).")
     offline: bool = Field(False, description="Never contact the hub (HF_HUB_OFFLINE=1 also turns this on).")
     mmap_threshold_kb: int = Field(0, ge=0, description="Fixed glibc malloc mmap threshold, e.g. 128: freed activations leave the RSS "
                                    "(8% lower peak, 30% slower denoising at full size; 0: glibc's dynamic default).")

@@ -212,7 +212,7 @@ def test_without_a_server_the_app_starts_a_private_one_and_stops_it(root, tiny_m
     from t2v.desktop.app import DesktopApp
     from t2v.desktop.local import LocalServer
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("T2V_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("T2V_") or k == "T2V_CPU_BF16"}
     env.update(T2V_HOME=str(tmp_path / "home"), HF_HUB_OFFLINE="1", T2V_OFFLINE="1",
                T2V_MODEL_ROOTS=str(Path(tiny_model).parent))
     local = LocalServer(str(tiny_model), env=env)

@@ -18,7 +18,7 @@ def show_plan(request) -> None:
 
     settings = get_settings()
     request = resolve(request, settings)
-    dev = plan_device(request.device, request.dtype)
+    dev = plan_device(request.device, request.dtype, cpu_bf16=settings.cpu_bf16)
     source = resolve_source(request.model, settings)
     budget = memory_budget(dev.device, settings.memory_budget_gb)
     try:

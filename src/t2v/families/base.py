@@ -119,6 +119,7 @@ class Family:
     defaults: ClassVar[dict[str, Any]] = {}  # request defaults for a folder without t2v.json
     modes: ClassVar[tuple[str, ...]] = ("video",)
     denoiser: ClassVar[str] = "unet"  # the component that runs each step (LoRA target, planner's big stage)
+    caches: ClassVar[tuple[str, ...]] = ()  # the step caches (t2v.engine.options.CACHES) this family takes
     # `t2v models make-tiny --family NAME`: NAME -> "module:function(out: Path, seed: int, fp16_variant: bool)"
     tiny: ClassVar[dict[str, str]] = {}
 
@@ -128,7 +129,10 @@ class Family:
         return Rules(modes=self.modes)
 
     def check(self, request, path: Path | None, *, model: str = "this model") -> None:
+        from t2v.engine.runtime import check
+
         self.rules(path).check(request, model=model)
+        check(self, request, model=model)
 
     def folder_defaults(self, path: Path) -> dict[str, Any]:
         """Request defaults for a folder without ``t2v.json`` (default: the family's own; a family whose
@@ -197,11 +201,14 @@ class Family:
 
     # -- running ---------------------------------------------------------------------------------------
     def run(self, model: LoadedModel, request, ctx: RunContext) -> EngineRun:
-        """:meth:`sample` without autograd (``torch.inference_mode``)."""
+        """:meth:`sample` without autograd (``torch.inference_mode``), on the model as the request's speed
+        options shape it for this run (:func:`t2v.engine.runtime.prepared`)."""
         import torch
 
-        with torch.inference_mode():
-            return self.sample(model, request, ctx)
+        from t2v.engine.runtime import prepared
+
+        with torch.inference_mode(), prepared(self, model, request, ctx) as run_model:
+            return self.sample(run_model, request, ctx)
 
     def sample(self, model: LoadedModel, request, ctx: RunContext) -> EngineRun:
         """Encode the prompt, denoise with t2v's own loop (progress through ``ctx.on_step``, cancel between

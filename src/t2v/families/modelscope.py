@@ -67,7 +67,7 @@ class ModelScopeFamily(Family):
         return latent_preview(latents, vae_scale(model.components["vae"].config))
 
     # -- the run ---------------------------------------------------------------------------------------
-    def run(self, model, request, ctx: RunContext) -> EngineRun:
+    def sample(self, model, request, ctx: RunContext) -> EngineRun:
         import torch
 
         memory, c = ctx.memory, model.components

@@ -19,6 +19,7 @@ class DevicePlan:
     device: str  # torch device string: "cpu", "cuda", "cuda:1", "mps"
     dtype: str  # fp32 | fp16 | bf16
     warnings: tuple[str, ...] = field(default=())
+    reason: str = ""  # why this dtype (recorded as ``dtype_reason``)
 
     @property
     def torch_dtype(self):
@@ -63,15 +64,38 @@ def _mps_ok() -> bool:
     return bool(backend and backend.is_available())
 
 
-def plan_device(device: str = "auto", dtype: str = "auto") -> DevicePlan:
-    """Pick the device and dtype. ``auto``: CUDA (bf16 where supported, else fp16), then MPS (fp16), then CPU (fp32).
+CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo flags of native bf16 matrix arithmetic
+
+
+def cpu_bf16_flags(cpuinfo: str | None = None) -> tuple[str, ...]:
+    """The native-bf16 flags this CPU reports (Linux ``/proc/cpuinfo``; () where it cannot be read)."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+                cpuinfo = f.read()
+        except OSError:
+            return ()
+    flags: set[str] = set()
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            flags.update(line.partition(":")[2].split())
+            break
+    return tuple(f for f in CPU_BF16_FLAGS if f in flags)
+
+
+def plan_device(device: str = "auto", dtype: str = "auto", *, cpu_bf16: bool | None = None) -> DevicePlan:
+    """Pick the device and dtype. ``auto``: CUDA (bf16 where supported, else fp16), then MPS (fp16), then CPU:
+    bf16 where the CPU has native bf16 matrix arithmetic (AVX-512 BF16 or AMX: ``cpu_bf16``, None = ask the
+    CPU), else fp32.
 
     A request the machine cannot honour falls back with a warning (kept in the plan, recorded in metadata).
     """
     import torch
 
     device, dtype = check_device_name(device), check_dtype_name(dtype)
+    asked = dtype
     warnings: list[str] = []
+    reason = ""
     if device == "auto":
         device = "cuda" if _cuda_ok("cuda") else "mps" if _mps_ok() else "cpu"
     elif device.startswith("cuda") and not _cuda_ok(device):
@@ -84,10 +108,18 @@ def plan_device(device: str = "auto", dtype: str = "auto") -> DevicePlan:
     if dtype == "auto":
         if device.startswith("cuda"):
             dtype = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+            reason = f"auto: {dtype} on this GPU"
         elif device == "mps":
-            dtype = "fp16"
+            dtype, reason = "fp16", "auto: fp16 on mps"
         else:
-            dtype = "fp32"
+            if cpu_bf16 is None:
+                flags = cpu_bf16_flags()
+                dtype = "bf16" if flags else "fp32"
+                reason = (f"auto: bf16, the CPU has native bf16 arithmetic ({', '.join(flags)})" if flags else
+                          "auto: fp32, the CPU has no native bf16 arithmetic (AVX-512 BF16 or AMX)")
+            else:
+                dtype = "bf16" if cpu_bf16 else "fp32"
+                reason = f"auto: {dtype} (T2V_CPU_BF16={int(cpu_bf16)})"
     elif device == "cpu" and dtype == "fp16":
         warnings.append("fp16 is not supported for these models on cpu; using fp32")
         dtype = "fp32"
@@ -96,7 +128,9 @@ def plan_device(device: str = "auto", dtype: str = "auto") -> DevicePlan:
         dtype = "fp16"
     for w in warnings:
         logger.warning(w)
-    return DevicePlan(device=device, dtype=dtype, warnings=tuple(warnings))
+    if not reason:
+        reason = f"asked for {asked}" + (f", using {dtype}" if dtype != asked else "")
+    return DevicePlan(device=device, dtype=dtype, warnings=tuple(warnings), reason=reason)
 
 
 def set_threads(threads: int) -> int:
