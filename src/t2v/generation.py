@@ -73,9 +73,17 @@ def resolve(request: GenerationRequest, settings: Settings) -> GenerationRequest
         extra["device"] = settings.device
     if request.dtype == "auto":
         extra["dtype"] = settings.dtype
+    if request.mode == "video":  # the server's (or T2V_*) speed options where the request leaves them
+        for name, unset in (("attention", "auto"), ("weights", "auto"), ("compile", False)):
+            if getattr(request, name) == unset and getattr(settings, name) != unset:
+                extra[name] = getattr(settings, name)
     resolved = request.with_defaults(defaults, **extra)
     if request.mode != "video" and resolved.image:
         raise InvalidRequest("image: only video requests take an input image (image-to-video)", field="image")
+    if request.mode != "video":
+        for name, off in (("cache", None), ("compile", False), ("weights", "auto"), ("attention", "auto")):
+            if getattr(resolved, name) != off:
+                raise InvalidRequest(f"{name}: only video requests take speed options yet; leave it at {off}", field=name)
     limits = (("num_frames", settings.max_frames), ("num_inference_steps", settings.max_steps),
               ("width", settings.max_side), ("height", settings.max_side))
     for field, limit in limits:

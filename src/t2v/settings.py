@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     dtype: str = Field("auto", description="auto, fp32, fp16 or bf16.")
     cpu_bf16: bool | None = Field(None, description="Whether --dtype auto computes in bf16 on the CPU (1/0; default: "
                                   "where the CPU has native bf16 arithmetic, AVX-512 BF16 or AMX).")
+    attention: str = Field("auto", description="Attention kernel of requests that leave it at auto: sdpa, flash or sage.")
+    compile: bool = Field(False, description="torch.compile the denoiser of every video request (servers: warm shapes run faster).")
+    weights: str = Field("auto", description="Denoiser weight storage of requests that leave it at auto: fp8 or int8.")
     offline: bool = Field(False, description="Never contact the hub (HF_HUB_OFFLINE=1 also turns this on).")
     mmap_threshold_kb: int = Field(0, ge=0, description="Fixed glibc malloc mmap threshold, e.g. 128: freed activations leave the RSS "
                                    "(8% lower peak, 30% slower denoising at full size; 0: glibc's dynamic default).")
@@ -80,6 +83,16 @@ class Settings(BaseSettings):
             raise ValueError(f"T2V_RECORDS_URL must start with mongodb:// or mongodb+srv://, e.g. mongodb://127.0.0.1:27017 "
                              f"(got a URL starting {v.split(':', 1)[0]!r})")
         return v.strip() or None if v is not None else None
+
+    @field_validator("attention", "weights", mode="after")
+    @classmethod
+    def _speed_option(cls, v: str, info) -> str:
+        from t2v.engine.options import check_attention, check_weights
+
+        try:
+            return (check_attention if info.field_name == "attention" else check_weights)(v)
+        except ValueError as e:
+            raise ValueError(f"T2V_{info.field_name.upper()}: {e}") from None
 
     @field_validator("home", mode="after")
     @classmethod

@@ -53,6 +53,10 @@ class VideoCreate(_JobFields):
     lora_scale: float = Field(1.0, ge=-4, le=4)
     decode_timestep: float | None = Field(None, ge=0, le=1, description="LTX-Video 0.9.1+: the timestep the VAE decodes at.")
     decode_noise_scale: float | None = Field(None, ge=0, le=1, description="LTX-Video 0.9.1+: noise mixed in before decoding.")
+    cache: str | None = Field(None, max_length=200, description=(
+        "Step cache NAME[:KEY=VALUE,...]: deepcache (UNet3D models), fbc, taylorseer, magcache, pab, fastercache "
+        "(transformer models); the job's record holds its canonical form. Kernel, compile and weight storage are the "
+        "server's (T2V_ATTENTION, T2V_COMPILE, T2V_WEIGHTS)."))
 
 
 class SequenceCreate(_JobFields):

@@ -119,6 +119,11 @@ def generate(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or summary; errors only."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, max=1024, help="CPU threads torch uses "
                                           "(default: torch's, the physical cores).", envvar="T2V_THREADS"),
+    cache: Optional[str] = typer.Option(None, "--cache", help="Step cache NAME[:KEY=VALUE,...]: deepcache (UNet3D), fbc, "
+                                        "taylorseer, magcache, pab, fastercache (transformers). See docs/speed.md."),
+    attention: str = typer.Option("auto", "--attention", help="Attention kernel: auto (PyTorch SDPA), sdpa, flash or sage."),
+    weights: str = typer.Option("auto", "--weights", help="Denoiser weights: auto (the dtype), fp8 (bf16 compute) or int8 (torchao)."),
+    compile_: bool = typer.Option(False, "--compile", help="torch.compile the denoiser's repeated blocks (the first run of a shape compiles)."),
 ) -> None:
     """Generate a video from PROMPT; writes the files and a JSON record beside them."""
     with cli_errors():
@@ -135,7 +140,7 @@ def generate(
 def _request_from_flags(*, prompt, model, negative_prompt, frames, steps, guidance, fps, seed, width, height,
                         scheduler, formats, output, crf, device, dtype, memory, quiet, lora=None, lora_scale=1.0,
                         image=None, guidance_2=None, motion_adapter=None, decode_timestep=None, decode_noise_scale=None,
-                        threads=None):
+                        threads=None, cache=None, attention="auto", weights="auto", compile_=False):
     from t2v.inputs import check_image
     from t2v.request import GenerationRequest
 
@@ -147,6 +152,7 @@ def _request_from_flags(*, prompt, model, negative_prompt, frames, steps, guidan
         height=height, scheduler=scheduler, model=model, crf=crf, device=device, dtype=dtype, memory=memory,
         lora=None if lora is None else str(lora), lora_scale=lora_scale, image=None if image is None else str(image),
         motion_adapter=motion_adapter, decode_timestep=decode_timestep, decode_noise_scale=decode_noise_scale,
+        cache=cache, attention=attention, weights=weights, compile=compile_,
     )
     if formats:
         fields["formats"] = formats
