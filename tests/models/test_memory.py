@@ -142,6 +142,12 @@ def test_plan_command(tiny_model):
     assert r.exit_code == 0, r.output
     assert "speed" in r.stdout and "balanced" in r.stdout and "low" in r.stdout and "peak RSS" in r.stdout
     assert "memory budget:" in r.stdout and "→ the speed plan" in r.stdout
+    # precision: the chosen dtype (fp32: the tests pin T2V_CPU_BF16=0) marked, and bf16 predicted beside it
+    assert "precision under the speed plan" in r.stdout and "dtype: auto: fp32 (T2V_CPU_BF16=0)" in r.stdout
+    assert "fp32 ←" in r.stdout and "bf16" in r.stdout and "no step cache, not compiled" in r.stdout
+    fp8 = runner.invoke(app, ["plan", "a cat", "--model", str(tiny_model), "--weights", "fp8", "--dtype", "bf16"],
+                        env={"COLUMNS": "200"})
+    assert fp8.exit_code == 0 and "bf16 ←" in fp8.stdout
     bad = runner.invoke(app, ["plan", "a cat", "--model", str(tiny_model), "--memory", "tiny"])
     assert bad.exit_code == 2 and "memory" in bad.stderr
     # A request no plan fits: the table still shows what each plan needs, then the refusal `generate` gives.

@@ -42,8 +42,34 @@ def show_plan(request) -> None:
     if refused is not None:
         raise refused  # exit 2, as `t2v generate` would
     out.print(f"memory={request.memory} → the {chosen.name} plan", highlight=False)
+    _precision_table(source.path, request, dev, chosen.name)
     for w in dev.warnings:
         out.print(f"warning: {w}", highlight=False)
+
+
+def _precision_table(path, request, dev, plan: str) -> None:
+    """The chosen precision (and why) beside the alternatives this device has, each predicted under ``plan``:
+    time per step from this machine's measured matmul speed in that dtype, peak memory from the dry run."""
+    from t2v.models.memory import predict
+
+    dtypes = ("fp32", "bf16") if dev.device == "cpu" else ("fp16", "fp32") if dev.device == "mps" else ("bf16", "fp16", "fp32")
+    options = [(d, "auto") for d in dtypes]
+    if dev.is_accelerator:
+        options.append(("bf16" if "bf16" in dtypes else "fp16", "fp8"))
+    if (dev.dtype, request.weights) not in options:
+        options.append((dev.dtype, request.weights))
+    table = Table(title=f"precision under the {plan} plan")
+    for col in ("dtype", "weights", "peak", "s/step", "decode s"):
+        table.add_column(col, justify="left" if col in ("dtype", "weights") else "right")
+    for dtype, weights in options:
+        p = predict(path, request.model_copy(update={"weights": weights}), plan=plan, device=dev.device, dtype=dtype)
+        mark = " ←" if (dtype, weights) == (dev.dtype, request.weights) else ""
+        table.add_row(dtype + mark, weights, _mb(p.peak_bytes), f"{p.est_step_s:.2f}", f"{p.est_decode_s:.2f}")
+    out.print(table)
+    out.print(f"dtype: {dev.reason}", highlight=False)
+    extras = [f"cache {request.cache}" if request.cache else "no step cache",
+              "compiled" if request.compile else "not compiled", f"attention {request.attention}"]
+    out.print("speed options: " + ", ".join(extras) + " (docs/speed.md)", highlight=False)
 
 
 def _mb(n: int) -> str:

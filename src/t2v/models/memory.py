@@ -265,7 +265,8 @@ def predict(model_path: str | Path, request, *, plan: str, device: str, dtype: s
     the request's shape: about a second, more with forward chunking at large sizes; cached per shape)."""
     batch = _family(str(model_path)).guidance_passes(request)
     dry = _dry_run(str(model_path), request.num_frames, request.height, request.width, batch, plan, device)
-    return _prediction(dry, plan=plan, device=device, dtype=dtype, measure_speed=measure_speed)
+    return _prediction(dry, plan=plan, device=device, dtype=dtype, measure_speed=measure_speed,
+                       weights=getattr(request, "weights", "auto"))
 
 
 def estimate(model_path: str | Path, request, *, plan: str, device: str, dtype: str, measure_speed: bool = False) -> Prediction:
@@ -273,23 +274,26 @@ def estimate(model_path: str | Path, request, *, plan: str, device: str, dtype: 
     per request. Above the reference shape within 3% of :func:`predict`, slightly over (tests/models)."""
     return estimate_at(str(model_path), request.num_frames, request.height, request.width,
                        batch=_family(str(model_path)).guidance_passes(request), plan=plan, device=device, dtype=dtype,
-                       measure_speed=measure_speed)
+                       measure_speed=measure_speed, weights=getattr(request, "weights", "auto"))
 
 
 def estimate_at(path: str, frames: int, height: int, width: int, *, batch: int, plan: str, device: str, dtype: str,
-                measure_speed: bool = False) -> Prediction:
+                measure_speed: bool = False, weights: str = "auto") -> Prediction:
     """:func:`estimate` for a shape (``batch`` 2 with classifier-free guidance)."""
     ref = _reference(path, batch, get_plan(plan).uses_forward_chunking(device))
     dry = _scaled(ref, frames, height, width, _chunk(plan, frames, device))
-    return _prediction(dry, plan=plan, device=device, dtype=dtype, measure_speed=measure_speed)
+    return _prediction(dry, plan=plan, device=device, dtype=dtype, measure_speed=measure_speed, weights=weights)
 
 
-def _prediction(dry: dict[str, Any], *, plan: str, device: str, dtype: str, measure_speed: bool) -> Prediction:
-    """Peak memory and times of one plan from a dry run's numbers."""
+def _prediction(dry: dict[str, Any], *, plan: str, device: str, dtype: str, measure_speed: bool,
+                weights: str = "auto") -> Prediction:
+    """Peak memory and times of one plan from a dry run's numbers (``weights`` fp8/int8: the denoisers'
+    weights stored in one byte per parameter)."""
     mp = get_plan(plan)
     elt = 4 if dtype == "fp32" else 2
     frames, height, width, _ = dry["shape"]
-    weights = {k: n * elt for k, n in dry["params"].items()}
+    one_byte = set(dry["roles"]["denoise"]) if weights in ("fp8", "int8") else set()
+    weights = {k: n * (1 if k in one_byte else elt) for k, n in dry["params"].items()}
     # fp32 math on meta; half precision halves activation bytes.
     acts = {k: v * elt // 4 for k, v in dry["acts"].items()}
     step_flops, decode_flops = dry["step_flops"], dry["decode_flops"]
