@@ -1,0 +1,80 @@
+"""The README's first command against the same job as a plain diffusers script, side by side in one run.
+
+Each run is a fresh process (what a user types), interleaved: script, t2v, t2v with each extra option set,
+script, ...; medians of the wall time and the ratio script / t2v (above 1: t2v is faster).
+
+- script: ``DiffusionPipeline.from_pretrained(<t2v-shapes folder>)``, 25 steps, guidance 5, 8 frames 64x64,
+  seed 1, ``export_to_video`` (the folder's own scheduler);
+- t2v: ``t2v generate "a red circle moving right" --model t2v-shapes --seed 1 -o clip.mp4`` (its defaults:
+  the same 25 steps, guidance 5, 8 frames 64x64), plus ``--variant "ARGS"`` variants (e.g. a step cache).
+
+    .venv/bin/python benchmarks/bench_readme.py [--repeats 5] [--variant "--cache deepcache"]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = str(ROOT / ".venv" / "bin" / "python")
+T2V = str(ROOT / ".venv" / "bin" / "t2v")
+PROMPT = "a red circle moving right"
+SCRIPT = """
+import sys, torch
+from diffusers import DiffusionPipeline
+from diffusers.utils import export_to_video
+pipe = DiffusionPipeline.from_pretrained(sys.argv[1])
+frames = pipe(sys.argv[2], num_frames=8, height=64, width=64, num_inference_steps=25, guidance_scale=5.0,
+              generator=torch.Generator("cpu").manual_seed(1)).frames[0]
+export_to_video(frames, sys.argv[3], fps=8)
+"""
+
+
+def timed(cmd: list[str], env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, env=env, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--variant", action="append", default=[], help="Extra t2v flags to time as another side.")
+    args = parser.parse_args()
+    from t2v.models.registry import lookup
+
+    folder = str(lookup("t2v-shapes").bundled_path)
+    with tempfile.TemporaryDirectory() as tmp:
+        home, out = Path(tmp) / "home", Path(tmp)
+        env = {**os.environ, "T2V_HOME": str(home), "HF_HUB_OFFLINE": "1", "T2V_OFFLINE": "1"}
+        sides: dict[str, list[str]] = {"diffusers script": [PYTHON, "-c", SCRIPT, folder, PROMPT, str(out / "s.mp4")],
+                                       "t2v": [T2V, "generate", PROMPT, "--model", "t2v-shapes", "--seed", "1", "-q",
+                                               "-o", str(out / "t.mp4")]}
+        for v in args.variant:
+            sides[f"t2v {v}"] = [*sides["t2v"], *shlex.split(v)]
+        for cmd in sides.values():  # warm the page cache, t2v's model-hash and dry-run caches: not timed
+            timed(cmd, env)
+        times: dict[str, list[float]] = {k: [] for k in sides}
+        for _ in range(args.repeats):
+            for name, cmd in sides.items():
+                times[name].append(timed(cmd, env))
+    base = statistics.median(times["diffusers script"])
+    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, python {sys.version.split()[0]}; "
+          f"medians of {args.repeats} fresh processes each")
+    print(f"{'side':<34} {'median s':>9} {'script / side':>14}   all runs")
+    for name, ts in times.items():
+        med = statistics.median(ts)
+        print(f"{name:<34} {med:9.2f} {base / med:13.2f}x   {', '.join(f'{t:.2f}' for t in ts)}")
+
+
+if __name__ == "__main__":
+    main()
