@@ -19,7 +19,7 @@ def prepared(family, model, request, ctx) -> Iterator:
     then the step cache (:mod:`t2v.engine.stepcache`)."""
     from t2v.engine import accel, stepcache
 
-    model = accel.apply(family, model, request)
+    model = accel.apply(family, model, request, ctx)
     with stepcache.applied(family, model, request, ctx) as run_model:
         yield run_model
 
