@@ -11,6 +11,7 @@ import typer
 
 from t2v import __version__
 from t2v.cli.bench import bench
+from t2v.cli.cache import cache_app
 from t2v.cli.common import Interrupt, cli_errors, err, fail, out, quiet_third_party
 from t2v.cli.models import models_app
 from t2v.cli.service import history, jobs_app, keys_app, serve
@@ -33,6 +34,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(records_app, name="records")
 app.add_typer(eval_app, name="eval")
 app.add_typer(data_app, name="data")
+app.add_typer(cache_app, name="cache")
 app.command("serve")(serve)
 app.command("history")(history)
 app.command("ui")(ui)

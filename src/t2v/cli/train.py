@@ -145,6 +145,7 @@ def eval_shapes(
     lora: Optional[Path] = typer.Option(None, "--lora", help="LoRA adapter folder."),
     lora_scale: float = typer.Option(1.0, "--lora-scale"),
     steps: Optional[int] = typer.Option(None, "--steps", help="Denoising steps (model default)."),
+    cache: Optional[str] = typer.Option(None, "--cache", help="Step cache NAME[:KEY=VALUE,...] (e.g. deepcache:interval=3)."),
     json_out: Path = typer.Option(Path("eval-shapes.json"), "--json", help="Where to write the full report."),
 ) -> None:
     """Generate clips for shapes prompts and score colour, motion direction and shape with a detector."""
@@ -164,10 +165,11 @@ def eval_shapes(
         with progress:
             task = progress.add_task("eval", total=len(cases) * seeds)
             report = ev.evaluate(model, cases, seeds=seeds, lora=None if lora is None else str(lora), lora_scale=lora_scale,
-                                 steps=steps, on_clip=lambda i, n: progress.update(task, completed=i))
+                                 steps=steps, cache=cache, on_clip=lambda i, n: progress.update(task, completed=i))
         ev.write_report(report, json_out)
         s = report["summary"]
-        table = Table(title=f"t2v eval shapes: {model}" + (f" + {lora}" if lora else ""))
+        table = Table(title=f"t2v eval shapes: {model}" + (f" + {lora}" if lora else "")
+                      + (f", cache {report['cache']}" if report.get("cache") else ""))
         for col in ("set", "clips", "color", "direction", "shape", "all three"):
             table.add_column(col, justify="right" if col != "set" else "left")
         rows = [("overall", s["overall"]), ("held-out", s["heldout"]), ("trained", s["trained"])]

@@ -27,6 +27,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from t2v.engine import stepcache
 from t2v.engine.base import EngineRun
 from t2v.engine.offload import resident
 from t2v.engine.schedulers import make_scheduler
@@ -74,6 +75,7 @@ class AnimateDiffFamily(DiffusersLora):
     # pipeline's own loader mixin.
     lora_loader = "StableDiffusionLoraLoaderMixin"
     lora_experts = ("unet",)
+    caches = ("deepcache",)  # t2v.engine.stepcache: UNetMotionModel walks its blocks as UNet3D does
 
     # -- rules -----------------------------------------------------------------------------------------
     def rules(self, path: Path | None) -> Rules:
@@ -165,6 +167,7 @@ class AnimateDiffFamily(DiffusersLora):
         def step(i: int, s: LoopState) -> None:
             t = timesteps[i]
             x = scheduler.scale_model_input(torch.cat([s.latents] * 2) if cfg else s.latents, t)
+            stepcache.at_step(unet, i, s.extra)
             noise = unet(x, t, encoder_hidden_states=embeds, return_dict=False)[0]
             if cfg:
                 uncond, text = noise.chunk(2)

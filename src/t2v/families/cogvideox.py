@@ -70,6 +70,8 @@ class CogVideoXFamily(GroupOffload, DiffusersLora):
     defaults = DEFAULTS_10  # CogVideoX-2B's official settings (each hub model has its own)
     modes = ("video", "i2v")
     denoiser = "transformer"
+    caches = ("fbc", "taylorseer", "magcache", "pab", "fastercache")  # t2v.engine.stepcache
+    fastercache_layout = "BFCHW"  # [uncond, cond] batched, (B, F, C, H, W): FasterCache may skip uncond
     lora_loader = "CogVideoXLoraLoaderMixin"
     tiny = {"cogvideox": "t2v.models.tiny.cogvideox:make_cogvideox",
             "cogvideox-i2v": "t2v.models.tiny.cogvideox:make_cogvideox_i2v",

@@ -82,6 +82,7 @@ class HunyuanFamily(DiffusersLora):
     defaults = dict(_DEFAULTS)  # HunyuanVideo's official 720p settings (the registry has each model's own)
     modes = ("video", "i2v")
     denoiser = "transformer"
+    caches = ("fbc", "taylorseer", "magcache", "pab", "fastercache")  # t2v.engine.stepcache
     lora_loader = "HunyuanVideoLoraLoaderMixin"  # diffusers, original HunyuanVideo and musubi key layouts
     tiny = {"hunyuan": "t2v.models.tiny.hunyuan:make_hunyuan", "hunyuan-i2v": "t2v.models.tiny.hunyuan:make_hunyuan_i2v",
             "hunyuan-i2v-33ch": "t2v.models.tiny.hunyuan:make_hunyuan_i2v_33ch"}

@@ -81,6 +81,7 @@ class LTXFamily(DiffusersLora):
     defaults = dict(_BASE)  # LTXPipeline's own defaults with LTX's negative prompt
     modes = ("video", "i2v")
     denoiser = "transformer"
+    caches = ("fbc", "taylorseer", "magcache", "pab", "fastercache")  # t2v.engine.stepcache
     lora_loader = "LTXVideoLoraLoaderMixin"
     tiny = {"ltx": "t2v.models.tiny.ltx:make_ltx", "ltx-097": "t2v.models.tiny.ltx:make_ltx_097"}
     # Sizes: T5-XXL fp32 (19 GB) + the transformer (bf16) + VAE; VRAM in bf16 at the defaults, no offload.

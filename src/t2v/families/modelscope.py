@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from t2v.engine import checkpoint as ckpt
+from t2v.engine import stepcache
 from t2v.engine.base import EngineRun
 from t2v.engine.offload import resident
 from t2v.engine.schedulers import make_scheduler
@@ -49,6 +50,7 @@ class ModelScopeFamily(Family):
     defaults = {"width": 256, "height": 256, "num_frames": 16, "fps": 8, "guidance_scale": 9.0,
                 "num_inference_steps": 25, "scheduler": "model", "negative_prompt": DEFAULT_NEGATIVE_PROMPT}
     tiny = {"modelscope": "t2v.models.tiny:make_tiny_modelscope"}
+    caches = ("deepcache",)
 
     def rules(self, path: Path | None) -> Rules:
         from t2v.models.temporal import folder_frame_limit
@@ -99,7 +101,7 @@ class ModelScopeFamily(Family):
         latents = latents * scheduler.init_noise_sigma
         step_kwargs = {"generator": generator} if "generator" in inspect.signature(scheduler.step).parameters else {}
 
-        start, resumed = 0, None
+        start, resumed, extra = 0, None, {}  # extra: a step cache's kept features (checkpointed)
         fp = ckpt.fingerprint(model, request)
         if ctx.checkpoint and ctx.checkpoint.resume:
             state = ckpt.load(ctx.checkpoint.path, fp)
@@ -108,6 +110,7 @@ class ModelScopeFamily(Family):
                 latents = state["latents"].to(device, embeds.dtype)
                 ckpt.restore_scheduler(scheduler, state["scheduler"], device)
                 generator.set_state(state["generator"])
+                extra = {k: v.to(device) if hasattr(v, "to") else v for k, v in state.get("extra", {}).items()}
                 logger.info("resuming from step %d of %d", start, len(timesteps))
 
         ctx.on_stage("denoise")
@@ -118,13 +121,14 @@ class ModelScopeFamily(Family):
                 if ctx.should_cancel():
                     if ctx.checkpoint:
                         ckpt.save(ctx.checkpoint.path, fingerprint=fp, step=i, latents=latents, scheduler=scheduler,
-                                  generator=generator)
+                                  generator=generator, extra=extra)
                     raise Cancelled(f"cancelled at step {i} of {total}")
+                stepcache.at_step(unet, i, extra)
                 latents = self._step(unet, scheduler, latents, timesteps[i], embeds, request.guidance_scale, cfg, step_kwargs)
                 every = ctx.checkpoint.every if ctx.checkpoint else 0
                 if every and (i + 1) % every == 0 and i + 1 < total:
                     ckpt.save(ctx.checkpoint.path, fingerprint=fp, step=i + 1, latents=latents, scheduler=scheduler,
-                              generator=generator)
+                              generator=generator, extra=extra)
                 logger.debug("step %d/%d", i + 1, total)
                 ctx.on_step(i + 1, total, latents)
         timings["denoise_s"] = time.perf_counter() - t1

@@ -60,6 +60,7 @@ class WanFamily(GroupOffload, DiffusersLora):
                 "num_inference_steps": 50, "scheduler": "model", "negative_prompt": NEGATIVE_PROMPT}
     modes = ("video", "i2v")
     denoiser = "transformer"
+    caches = ("fbc", "taylorseer", "magcache", "pab", "fastercache")  # t2v.engine.stepcache
     lora_loader = "WanLoraLoaderMixin"  # diffusers, original Wan and musubi key layouts
     lora_experts = ("transformer", "transformer_2")  # A14B: *high_noise* and *low_noise* files
     tiny = {"wan": "t2v.models.tiny.wan:make_wan21", "wan22-ti2v": "t2v.models.tiny.wan:make_wan22_ti2v",
