@@ -69,6 +69,12 @@ class Settings(BaseSettings):
     max_streams_per_key: int = Field(4, ge=1, description="Open /events streams one API key may hold at once (HTTP 429 above).")
     threads: int | None = Field(None, ge=1, le=1024, description="CPU threads torch computes with (default: torch's "
                                 "own, the physical cores; extra hyper-threads only contend).")
+    storage_url: str | None = Field(None, description="Where job files go: s3://bucket/prefix (pip install 't2v[s3]'; "
+                                    "credentials from the standard AWS variables). Default: the folders under T2V_HOME.")
+    s3_endpoint_url: str | None = Field(None, description="S3-compatible endpoint for T2V_STORAGE_URL (MinIO, Ceph, R2, "
+                                        "moto...), addressed path-style. Default: AWS.")
+    storage_presign: bool = Field(False, description="Serve files from object storage by redirecting to a presigned "
+                                  "URL instead of streaming them through the API.")
     records_url: str | None = Field(None, description="mongodb:// or mongodb+srv:// (Atlas) URL: every finished job's record "
                                     "is also written there, through an outbox in the job database (pip install 't2v[mongodb]').")
     records_db: str = Field("t2v", min_length=1, description="MongoDB database of the records.")
