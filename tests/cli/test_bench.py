@@ -58,14 +58,64 @@ def test_bench_compares_both_sides_on_the_tiny_model(tmp_path):
     (["--model", "{not_model}"], "no model_index.json"),
     (["--model", "{missing}"], "does not exist"),
     (["--json", "{missing}/out.json"], "does not exist"),
+    (["--family", "nope"], "--family: unknown or not a text-to-video family 'nope'; choose one of: animatediff,"),
+    (["--family", "sd"], "not a text-to-video family"),
+    # Wan takes the DiT caches, not the UNet's DeepCache: refused by the family before anything is built.
+    (["--family", "wan", "--t2v-cache", "deepcache"], "--t2v-cache: the tiny wan model (wan) cannot use the deepcache"),
+    (["--family", "wan", "--t2v-cache", "bogus"], "--t2v-cache: unknown step cache 'bogus'"),
+    (["--family", "wan", "--frames", "8"], "num_frames: 8 is not 4k+1, which this model needs; nearest valid: 9"),
+    (["--family", "wan", "--size", "40"], "width: 40 is not a multiple of 16"),
+    (["--t2v-dtype", "int3"], "unknown dtype 'int3'"),
+    (["--model", "{wan}", "--family", "ltx"], "is a wan model; leave --family out with --model"),
 ])
 def test_bad_input_exits_2_with_one_line(tmp_path, args, expect):
     not_model = tmp_path / "notes"
     not_model.mkdir()
     (not_model / "readme.txt").write_text("not a model")
-    args = [a.format(not_model=not_model, missing=tmp_path / "missing") for a in args]
+    wan = tmp_path / "wan"
+    if "{wan}" in args:
+        from t2v.families import make_tiny_model
+
+        make_tiny_model("wan", wan, fp16_variant=False)
+    args = [a.format(not_model=not_model, missing=tmp_path / "missing", wan=wan) for a in args]
     r = runner.invoke(app, ["bench", *args])
     assert r.exit_code == 2, r.output
     message = r.stderr.strip()
     assert expect in message and len(message.splitlines()) == 1, message
     assert "Traceback" not in r.output and r.stdout == ""
+
+
+def table_rows(stdout: str) -> dict[str, list[str]]:
+    """The per-stage table's rows by label (4 cells), and its header under "header"."""
+    rows = {}
+    for line in stdout.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and line.startswith("| "):
+            rows["header" if cells[0] == "Stage" else cells[0]] = cells
+    return rows
+
+
+def test_bench_another_family_against_its_own_stock_pipeline(tmp_path):
+    """``--family wan``: the tiny Wan 2.1 model through stock ``WanPipeline`` and through t2v, same frames."""
+    report = tmp_path / "bench.json"
+    r = runner.invoke(app, ["bench", "--family", "wan", "--runs", "1", "--json", str(report)])
+    assert r.exit_code == 0, r.output
+    rows = table_rows(r.stdout)
+    assert rows["header"][1:3] == ["stock diffusers (fp32)", "t2v (fp32)"]
+    for label in ("denoise, per step", "VAE decode (9 frames)", "**end to end** (load to file written)"):
+        _, stock, ours, ratio = rows[label]
+        assert re.fullmatch(r"\d[\d,]*(\.\d+)? m?s", stock) and re.fullmatch(r"\d[\d,]*(\.\d+)? m?s", ours)
+        assert float(ratio) > 0
+    assert "(wan, 64x32, 9 frames, 2 steps" in r.stdout
+
+    data = json.loads(report.read_text())
+    summary = data["summary"]
+    assert summary["request"]["family"] == "wan" and summary["request"]["scheduler"] == "model"
+    assert summary["request"]["stock_extra"] == {"max_sequence_length": 512}
+    assert sorted(run["side"] for run in data["runs"]) == ["stock", "t2v"]
+    stock_run = next(run for run in data["runs"] if run["side"] == "stock")
+    # Wan calls its transformer once per guidance branch: 2 steps x 2 calls, all timed by the hooks.
+    assert len(stock_run["denoiser_calls"]) == 4 and stock_run["steps"] == 2
+    same = summary["same_frames"]
+    assert same["shape"] == [9, 32, 64, 3]
+    assert same["max"] <= 2 and same["check"] == "pass", same

@@ -35,28 +35,42 @@ class BenchRunFailed(T2VError):
 
 
 def check_options(*, runs: int, size: int | None = None, model: Path | None = None, max_wait: float = 0,
-                  retries: int = 0, json_path: Path | None = None) -> Path | None:
-    """Raise InvalidRequest for a bad option, before anything slow; return the model folder, resolved."""
+                  retries: int = 0, json_path: Path | None = None, frames: int | None = None, steps: int | None = None,
+                  family: str | None = None, plan: dict | None = None) -> Path | None:
+    """Raise InvalidRequest for a bad option, before anything slow; return the model folder, resolved.
+
+    With ``family`` or ``plan`` (the t2v side's options, :func:`t2v.bench.spec.plan_fields`) it also checks the
+    family name and that the family takes the request and the plan (:func:`t2v.bench.spec.check`)."""
     if runs < 1:
         raise InvalidRequest(f"--runs must be at least 1, got {runs}", field="runs")
     if size is not None and (size < 8 or size > 2048 or size % 8):
         raise InvalidRequest(f"--size must be a multiple of 8 from 8 to 2048, got {size}", field="size")
+    if frames is not None and frames < 1:
+        raise InvalidRequest(f"--frames must be at least 1, got {frames}", field="frames")
+    if steps is not None and steps < 1:
+        raise InvalidRequest(f"--steps must be at least 1, got {steps}", field="steps")
     if max_wait < 0:
         raise InvalidRequest(f"--max-wait must not be negative, got {max_wait:g}", field="max_wait")
     if retries < 0:
         raise InvalidRequest(f"--retries must not be negative, got {retries}", field="retries")
     if json_path is not None and not json_path.expanduser().resolve().parent.is_dir():
         raise InvalidRequest(f"--json: folder {json_path.expanduser().parent} does not exist", field="json")
-    if model is None:
-        return None
-    from t2v.errors import ModelUnavailable
-    from t2v.models.loader import check_folder
+    folder = None
+    if model is not None:
+        from t2v.errors import ModelUnavailable
+        from t2v.models.loader import check_folder
 
-    path = model.expanduser()
-    if not path.is_dir():
-        raise ModelUnavailable(f"--model: {model} is not a folder" if path.exists() else f"--model: {model} does not exist")
-    check_folder(path.resolve())
-    return path.resolve()
+        path = model.expanduser()
+        if not path.is_dir():
+            raise ModelUnavailable(f"--model: {model} is not a folder" if path.exists() else f"--model: {model} does not exist")
+        check_folder(path.resolve())
+        folder = path.resolve()
+    if family is not None or plan is not None or frames is not None or steps is not None:
+        from t2v.bench import spec as bench_spec
+
+        bench_spec.check(family=family, folder=folder, size=size, frames=frames, steps=steps,
+                         plan=plan or bench_spec.plan_fields())
+    return folder
 
 
 def make_small_model(folder: Path) -> Path:
@@ -114,11 +128,17 @@ def _worker_env(tmp: Path) -> dict:
     return {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "T2V_HOME": str(tmp / "home"), "PYTHONPATH": path}
 
 
-def run_worker(side: str, model: Path, tmp: Path, tag: str, *, size: int, dtype: str = "fp32", memory: str = "auto",
-               env: dict | None = None) -> dict:
+def run_worker(side: str, model: Path, tmp: Path, tag: str, *, size: int | None = None, dtype: str | None = None,
+               memory: str | None = None, env: dict | None = None, spec: dict | None = None) -> dict:
+    """One fresh ``python -m t2v.bench.worker`` run of ``side`` for ``spec`` (default: the ModelScope comparison
+    at ``size``); ``dtype`` and ``memory`` override the spec's t2v plan."""
+    from t2v.bench.spec import modelscope_spec, write
+
+    spec = dict(spec or modelscope_spec(str(model), size or FULL_SIZE))
+    spec["plan"] = {**spec["plan"], **({"dtype": dtype} if dtype else {}), **({"memory": memory} if memory else {})}
     out = tmp / f"{tag}.json"
-    cmd = [sys.executable, "-m", "t2v.bench.worker", "--side", side, "--model", str(model), "--out", str(out),
-           "--dtype", dtype, "--memory", memory, "--size", str(size)]
+    spec_file = write(spec, tmp / f"{tag}.spec.json")
+    cmd = [sys.executable, "-m", "t2v.bench.worker", "--side", side, "--spec", str(spec_file), "--out", str(out)]
     busy0, kids0 = _busy_cpu_s(), _children_cpu_s()
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, env={**_worker_env(tmp), **(env or {})}, capture_output=True, text=True)
@@ -193,15 +213,21 @@ def machine() -> str:
 
 def compare(model: Path, tmp: Path, *, runs: int = 1, size: int = SMALL_SIZE, low: bool = False, bf16: bool = False,
             fixed_mmap: bool = False, max_load: float = 1.0, max_wait: float = 0.0, max_others: float = 0.25, retries: int = 0,
-            log: Log = lambda msg: None) -> dict:
+            log: Log = lambda msg: None, spec: dict | None = None) -> dict:
     """Run the comparison on ``model`` (a diffusers folder) with scratch files in ``tmp``.
 
+    ``spec`` (:mod:`t2v.bench.spec`: family, request, the t2v plan, the stock call's extras) defaults to the
+    ModelScope comparison at ``size`` pixels (8 frames, 2 DDIM steps, guidance 9, fp32 on both sides).
     Returns ``{"summary": ..., "runs": [...], "discarded": [...]}``: ``summary`` has the medians per side
-    (``stock``, ``t2v``), ``speedup``, ``rss_ratio`` and ``same_frames`` (stock vs t2v, same seed).
-    A run during which other processes used more than ``max_others`` cores on average is redone up to
-    ``retries`` times; every run records ``others_cores``. With ``fixed_mmap`` each round adds a t2v run with
-    a fixed 128 KiB mmap threshold (``T2V_MMAP_THRESHOLD_KB=128``), tagged ``mmap128-N``.
+    (``stock``, ``t2v``), ``speedup``, ``rss_ratio`` and ``same_frames`` (stock vs t2v, same seed; its
+    ``check`` is ``pass`` or ``fail`` when t2v ran the stock computation, within 2/255, else ``info`` with
+    ``reason``). A run during which other processes used more than ``max_others`` cores on average is redone
+    up to ``retries`` times; every run records ``others_cores``. With ``fixed_mmap`` each round adds a t2v run
+    with a fixed 128 KiB mmap threshold (``T2V_MMAP_THRESHOLD_KB=128``), tagged ``mmap128-N``.
     """
+    from t2v.bench.spec import TOLERANCE, exact_reason, modelscope_spec
+
+    spec = spec or modelscope_spec(str(model), size)
     rounds = [("stock", "stock", {}), ("t2v", "t2v", {})]
     if fixed_mmap:
         rounds.append(("t2v", "mmap128", {"env": {"T2V_MMAP_THRESHOLD_KB": "128"}}))
@@ -216,7 +242,7 @@ def compare(model: Path, tmp: Path, *, runs: int = 1, size: int = SMALL_SIZE, lo
         for attempt in range(1 + retries):
             quiet = wait_for_quiet(max_load, max_wait, log)
             log(f"{tag}: load {quiet['load1']}, {quiet['busy_cores']} cores busy before the run")
-            r = run_worker(side, model, tmp, tag, size=size, **extra)
+            r = run_worker(side, model, tmp, tag, spec=spec, **extra)
             r["machine_load"] = quiet
             log(f"  end to end {r['times']['total']:.2f} s, process {r['times']['process']:.2f} s, peak RSS "
                 f"{r['rss_peak'] / 2**20:,.0f} MiB; other processes used {r['others_cores']:.2f} cores meanwhile")
@@ -228,34 +254,64 @@ def compare(model: Path, tmp: Path, *, runs: int = 1, size: int = SMALL_SIZE, lo
     summary = summarize(results)
     first_stock = next(r for r in results if r["side"] == "stock")
     first_t2v = next(r for r in results if r["tag"] == "t2v-1")
-    summary["same_frames"] = frame_diff(first_stock["frames"], first_t2v["frames"])
+    same = frame_diff(first_stock["frames"], first_t2v["frames"])
+    reason = exact_reason(spec["plan"], [r["plan_used"] for r in results if r["tag"].startswith("t2v-")])
+    same["tolerance"] = TOLERANCE
+    same["check"] = "info" if reason else ("pass" if same["max"] <= TOLERANCE else "fail")
+    if reason:
+        same["reason"] = reason
+    summary["same_frames"] = same
     for r in results:
         if r["tag"] in ("low-1", "bf16-1") or r["tag"].startswith("mmap128-"):
             r["frame_diff_vs_fp32"] = frame_diff(first_t2v["frames"], r["frames"])
     summary["max_others_cores"] = max(r["others_cores"] for r in results)
     summary["machine"] = machine()
     summary["model"] = str(model)
-    summary["request"] = {"size": size, "runs_per_side": runs}
+    req = spec["request"]
+    summary["request"] = {"size": size if req["width"] == req["height"] == size else req["width"], "runs_per_side": runs,
+                          "family": spec["family"], "kind": spec.get("kind"),
+                          **{k: req[k] for k in ("width", "height", "num_frames", "num_inference_steps", "guidance_scale",
+                                                 "scheduler", "fps")},
+                          "stock_extra": spec["stock"]}
+    summary["plan"] = spec["plan"]
     return {"summary": summary, "runs": results, "discarded": discarded}
 
 
 def run_small(*, runs: int = 1, model: Path | None = None, size: int | None = None, max_load: float = 1.0,
-              max_wait: float = 0.0, retries: int = 0, log: Log = lambda msg: None, workdir: Path | None = None) -> dict:
-    """What ``t2v bench`` runs: the comparison on ``model``, or on a tiny model built in a temporary folder.
+              max_wait: float = 0.0, retries: int = 0, log: Log = lambda msg: None, workdir: Path | None = None,
+              family: str | None = None, frames: int | None = None, steps: int | None = None,
+              plan: dict | None = None) -> dict:
+    """What ``t2v bench`` runs: the comparison on ``model``, or on the tiny model of ``family`` (default
+    ModelScope) built in a temporary folder, with the t2v side's ``plan`` (:func:`t2v.bench.spec.plan_fields`).
 
-    ``size`` defaults to 64 pixels for the tiny model and 256 for a given folder.
+    ModelScope's ``size`` defaults to 64 pixels for the tiny model and 256 for a given folder; the other
+    families take their size and frame count from the folder's defaults (the tiny models': small and valid).
     """
     import tempfile
 
-    folder = check_options(runs=runs, size=size, model=model, max_wait=max_wait, retries=retries)
+    from t2v.bench import spec as bench_spec
+    from t2v.families import make_tiny_model
+
+    plan = plan or bench_spec.plan_fields()
+    folder = check_options(runs=runs, size=size, model=model, max_wait=max_wait, retries=retries, frames=frames,
+                           steps=steps, family=family, plan=plan)
+    kind = bench_spec.check(family=family, folder=folder, size=size, frames=frames, steps=steps, plan=plan)
     with tempfile.TemporaryDirectory(prefix="t2v-bench-", dir=workdir) as tmpdir:
         tmp = Path(tmpdir)
         if folder is None:
-            log("building a tiny random-weight model")
-            folder = make_small_model(tmp / "tiny-model")
-        size = size or (SMALL_SIZE if model is None else FULL_SIZE)
-        log(f"model: {folder if model is not None else 'tiny (t2v.models.tiny)'}, {size}x{size}, {runs} run(s) per side")
-        result = compare(folder, tmp, runs=runs, size=size, max_load=max_load, max_wait=max_wait, retries=retries, log=log)
+            log(f"building a tiny random-weight {kind} model")
+            folder = make_small_model(tmp / "tiny-model") if kind == "modelscope" else make_tiny_model(
+                kind, tmp / "tiny-model", fp16_variant=False)
+        if kind == "modelscope":
+            size = size or (SMALL_SIZE if model is None else FULL_SIZE)
+        spec = bench_spec.build(kind, folder, size=size, frames=frames, steps=steps, plan=plan)
+        req = spec["request"]
+        size = size or req["width"]
+        what = folder if model is not None else f"tiny {kind} (t2v.families.make_tiny_model)"
+        log(f"model: {what}, {req['width']}x{req['height']}, {req['num_frames']} frames, {req['num_inference_steps']} "
+            f"steps ({req['scheduler']}), t2v plan: {bench_spec.plan_label(spec['plan'])}; {runs} run(s) per side")
+        result = compare(folder, tmp, runs=runs, size=size, max_load=max_load, max_wait=max_wait, retries=retries, log=log,
+                         spec=spec)
         for r in result["runs"] + result["discarded"]:
             r.pop("frames", None)  # paths into the temporary folder, gone after this
         return result

@@ -21,13 +21,22 @@ def fmt_s(x: float) -> str:
     return f"{x:.2f} s" if x >= 1 else f"{x * 1000:.0f} ms"
 
 
+def stage_label(key: str, summary: dict) -> str:
+    """The row label of ``key``: STAGE_LABELS, with the decode row naming the request's frame count."""
+    frames = summary.get("request", {}).get("num_frames", NUM_FRAMES)
+    return f"VAE decode ({frames} frames)" if key == "decode" else STAGE_LABELS[key]
+
+
 def table(summary: dict) -> str:
     """Per stage: medians of each side and t2v / stock (below 1: t2v is faster or smaller)."""
+    from t2v.bench.spec import plan_label
+
     s, t = summary["stock"], summary["t2v"]
-    rows = ["| Stage | stock diffusers (fp32) | t2v (fp32) | t2v / stock |", "|---|---:|---:|---:|"]
+    plan = plan_label(summary["plan"]) if summary.get("plan") else "fp32"
+    rows = [f"| Stage | stock diffusers (fp32) | t2v ({plan}) | t2v / stock |", "|---|---:|---:|---:|"]
     for k in (*STAGES, "total", "process"):
         ratio = t[k] / s[k] if s[k] > 0.0005 else float("nan")
-        rows.append(f"| {STAGE_LABELS[k]} | {fmt_s(s[k])} | {fmt_s(t[k])} | {ratio:.2f} |")
+        rows.append(f"| {stage_label(k, summary)} | {fmt_s(s[k])} | {fmt_s(t[k])} | {ratio:.2f} |")
     rows.append(f"| **peak RSS** (ru_maxrss) | {summary['stock_rss'] / MiB:,.0f} MiB | {summary['t2v_rss'] / MiB:,.0f} MiB "
                 f"| {summary['rss_ratio']:.2f} |")
     return "\n".join(rows)
@@ -37,6 +46,10 @@ def verdict(summary: dict) -> list[str]:
     """The speed-up, memory ratio and frame agreement in words."""
     d = summary["same_frames"]
     same = "identical" if d["identical"] else f"max diff {d['max']}, mean {d['mean']:.4f} (of 255)"
+    if d.get("check") == "info":
+        same += f"; for information only: {d['reason']}"
+    elif d.get("check") == "fail":
+        same += f"; FAILED: the same computation must give frames within {d['tolerance']}/255"
     return [f"t2v is {summary['speedup']:.2f}x stock end to end; peak RSS {summary['rss_ratio']:.0%} of stock",
             f"frames, stock vs t2v (same seed): {same}"]
 
@@ -48,6 +61,9 @@ def runs_table(results: list[dict]) -> str:
     for r in results:
         t, sp = r["times"], r["rss_stage_peak"]
         side = r["side"] if r["side"] == "stock" else f"t2v {r['dtype']} plan={r['plan_used']}"
+        extra = r.get("plan") or {}
+        side += "".join(f", {k} {extra[k]}" for k in ("cache", "attention") if extra.get(k) not in (None, "auto"))
+        side += ", compiled" if extra.get("compile") else ""
         if r["tag"].startswith("mmap128-"):
             side += ", mmap threshold 128 KiB"
         stage_rss = " / ".join(f"{sp.get(k, 0) / MiB:,.0f}" for k in ("load", "denoise", "decode"))

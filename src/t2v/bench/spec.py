@@ -1,0 +1,194 @@
+"""What one bench compares: the family, the request both sides make, the stock call's extra arguments, and the
+t2v side's plan (dtype, memory plan, step cache, attention kernel, compile).
+
+A spec is a plain JSON-able dict, written beside the runs and read by :mod:`t2v.bench.worker`::
+
+    {"family": "wan", "kind": "wan", "model": "/path", "pipeline": "WanPipeline",
+     "request": {"prompt": ..., "negative_prompt": "", "num_frames": 9, "width": 64, "height": 32, "seed": 0,
+                 "num_inference_steps": 2, "guidance_scale": 5.0, "scheduler": "model", "fps": 16, ...},
+     "plan": {"dtype": "fp32", "memory": "auto", "cache": None, "attention": "auto", "compile": False},
+     "stock": {...}}   # the family's extra keyword arguments of the stock pipeline call
+
+The extra stock arguments mirror the per-family seed-contract tests (tests/families): Wan's
+``max_sequence_length=512`` (and ``guidance_scale_2`` for the two-expert A14B), LTX-Video's ``frame_rate``,
+decode timestep/noise, guidance rescale and custom timesteps, HunyuanVideo's ``true_cfg_scale`` (t2v's
+``guidance_scale_2``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from t2v.bench import PROMPT, SEED, STEPS, request_fields
+from t2v.errors import InvalidRequest
+
+DEFAULT_FAMILY = "modelscope"
+# The request fields both sides share (t2v's names; the stock call spells them the same).
+SHARED = ("prompt", "negative_prompt", "num_frames", "width", "height", "num_inference_steps", "guidance_scale")
+# The request fields the t2v side gets besides SHARED (filled from the folder's defaults when left unset).
+T2V_FIELDS = (*SHARED, "seed", "scheduler", "fps", "guidance_scale_2", "decode_timestep", "decode_noise_scale")
+PLAN_DEFAULTS = {"dtype": "fp32", "memory": "auto", "cache": None, "attention": "auto", "compile": False}
+# Seed contract: the same computation gives frames within this many levels of 255 on both sides.
+TOLERANCE = 2
+
+
+def family_choices() -> list[str]:
+    """The ``t2v models make-tiny --family`` kinds that make a text-to-video folder (not image models, adapters
+    or image-to-video-only folders): what ``t2v bench --family`` builds."""
+    from t2v.families import tiny_builders
+
+    return sorted(k for k, (fam, _) in tiny_builders().items()
+                  if "video" in fam.modes and not k.endswith(("-i2v", "-i2v-33ch", "-adapter")))
+
+
+def plan_fields(*, dtype: str = "fp32", memory: str = "auto", cache: str | None = None, attention: str = "auto",
+                compile: bool = False) -> dict:
+    """The t2v side's plan as request fields (``cache`` None or an off-word: no step cache)."""
+    from t2v.engine.options import canonical_cache
+
+    try:
+        cache = canonical_cache(cache)
+    except InvalidRequest as e:
+        raise InvalidRequest(f"--t2v-cache: {e}", field="cache") from None
+    return {"dtype": dtype, "memory": memory, "cache": cache, "attention": attention, "compile": bool(compile)}
+
+
+def plan_label(plan: dict) -> str:
+    """``fp32`` for the default plan; else the dtype and every option that differs from the default."""
+    parts = [plan.get("dtype", "fp32")]
+    parts += [f"{k} {plan[k]}" for k in ("memory", "cache", "attention") if plan.get(k) != PLAN_DEFAULTS[k]]
+    if plan.get("compile"):
+        parts.append("compiled")
+    return ", ".join(parts)
+
+
+def exact_reason(plan: dict, plans_used: list[str]) -> str | None:
+    """None when the t2v side ran the stock computation (so its frames must match within TOLERANCE); else why
+    not (a step cache skips work, another dtype rounds differently, a non-speed plan may tile the decode)."""
+    if plan.get("cache"):
+        return f"t2v used the step cache {plan['cache']}"
+    if plan.get("dtype", "fp32") != "fp32":
+        return f"t2v computed in {plan['dtype']}, stock in fp32"
+    other = sorted({p for p in plans_used if p != "speed"})
+    if other:
+        return f"t2v's memory plan {other[0]} may chunk or tile the work differently"
+    return None
+
+
+def _request(kind: str, fields: dict, plan: dict, model: str | None):
+    from pydantic import ValidationError
+
+    from t2v.request import GenerationRequest, invalid_from_validation
+
+    try:
+        return GenerationRequest(prompt=PROMPT, model=model, formats=("mp4",), device="cpu", **fields, **plan)
+    except ValidationError as e:
+        raise invalid_from_validation(e) from None
+
+
+def base_fields(family: str, *, size: int | None, frames: int | None, steps: int | None) -> dict:
+    """The fields the bench sets: ModelScope's request as before (8 frames, 2 DDIM steps, guidance 9, square);
+    for the other families 2 steps of the model's own scheduler, the rest from the folder's defaults."""
+    if family == "modelscope":
+        fields = {**request_fields(size or 64), "scheduler": "ddim"}
+    else:
+        fields = {"num_inference_steps": STEPS, "seed": SEED, "scheduler": "model"}
+        if size is not None:
+            fields.update(width=size, height=size)
+    fields["negative_prompt"] = ""
+    if frames is not None:
+        fields["num_frames"] = frames
+    if steps is not None:
+        fields["num_inference_steps"] = steps
+    return fields
+
+
+def _family_check(fam, request, folder: Path | None, model: str) -> None:
+    """``fam.check``, its messages about the plan naming the bench's option (``--t2v-cache: ...``)."""
+    try:
+        fam.check(request, folder, model=model)
+    except InvalidRequest as e:
+        if e.field in PLAN_DEFAULTS:
+            raise InvalidRequest(f"--t2v-{e}", field=e.field) from None
+        raise
+
+
+def check(*, family: str | None, folder: Path | None, size: int | None, frames: int | None, steps: int | None,
+          plan: dict) -> str:
+    """The family kind to bench (InvalidRequest for a bad one, a folder of another family, or a request or
+    plan the family refuses), before anything is built or run. ``folder``: a checked model folder or None."""
+    from t2v.families import family_of_folder, get_family, tiny_builders
+
+    if folder is not None:
+        fam = family_of_folder(folder)
+        if family is not None and tiny_builders().get(family, (None,))[0] is not fam and family != fam.name:
+            raise InvalidRequest(f"--family {family}: {folder} is a {fam.name} model; leave --family out with --model",
+                                 field="family")
+        kind = fam.name
+        _family_check(fam, _request(kind, base_fields(fam.name, size=size, frames=frames, steps=steps), plan, str(folder)),
+                      folder, str(folder))
+        return kind
+    kind = family or DEFAULT_FAMILY
+    choices = family_choices()
+    if kind not in choices:
+        raise InvalidRequest(f"--family: unknown or not a text-to-video family {kind!r}; choose one of: "
+                             f"{', '.join(choices)}", field="family")
+    fam = tiny_builders()[kind][0]
+    _family_check(fam, _request(kind, base_fields(fam.name, size=size, frames=frames, steps=steps), plan, None), None,
+                  f"the tiny {kind} model")
+    return kind
+
+
+def build(kind: str, folder: Path, *, size: int | None, frames: int | None, steps: int | None, plan: dict) -> dict:
+    """The spec for ``folder`` (a built or given model folder): the request resolved against the folder's own
+    defaults and rules (as ``t2v generate`` would), and the stock call's extra arguments."""
+    from t2v.families import family_of_folder
+    from t2v.families.base import read_index
+    from t2v.generation import resolve
+    from t2v.models.loader import model_defaults
+    from t2v.settings import get_settings
+
+    fam = family_of_folder(folder)
+    req = resolve(_request(kind, base_fields(fam.name, size=size, frames=frames, steps=steps), plan, str(folder)),
+                  get_settings())
+    request = {k: getattr(req, k) for k in T2V_FIELDS}
+    index = read_index(folder)
+    _, defaults = model_defaults(str(folder))
+    return {"family": fam.name, "kind": kind, "model": str(folder), "pipeline": index.get("_class_name"),
+            "request": request, "plan": {k: getattr(req, k) for k in PLAN_DEFAULTS},
+            "stock": stock_extra(fam.name, index, request, defaults)}
+
+
+def stock_extra(family: str, index: dict, request: dict, defaults: dict) -> dict[str, Any]:
+    """The stock call's family-specific keyword arguments, equivalent to t2v's request."""
+    if family == "wan":
+        extra: dict[str, Any] = {"max_sequence_length": 512}
+        if index.get("boundary_ratio") is not None and request.get("guidance_scale_2") is not None:
+            extra["guidance_scale_2"] = request["guidance_scale_2"]
+        return extra
+    if family == "ltx":
+        extra = {"frame_rate": request["fps"], "decode_timestep": request["decode_timestep"],
+                 "decode_noise_scale": request["decode_noise_scale"],
+                 "guidance_rescale": defaults.get("guidance_rescale", 0.0)}
+        timesteps = defaults.get("timesteps") or ()
+        if index.get("_class_name") == "LTXConditionPipeline" and len(timesteps) == request["num_inference_steps"]:
+            extra["timesteps"] = list(timesteps)
+        return {k: v for k, v in extra.items() if v is not None}
+    if family == "hunyuan":
+        return {"true_cfg_scale": request["guidance_scale_2"] if request.get("guidance_scale_2") is not None else 1.0}
+    return {}
+
+
+def modelscope_spec(model: str, size: int, *, dtype: str = "fp32", memory: str = "auto") -> dict:
+    """The original ModelScope comparison's spec, without resolving (for ``worker.run(..., size=...)``)."""
+    request = {"prompt": PROMPT, "negative_prompt": "", "scheduler": "ddim", "fps": 8.0, "guidance_scale_2": None,
+               "decode_timestep": None, "decode_noise_scale": None, **request_fields(size)}
+    return {"family": "modelscope", "kind": "modelscope", "model": model, "pipeline": None, "request": request,
+            "plan": {**PLAN_DEFAULTS, "dtype": dtype, "memory": memory}, "stock": {}}
+
+
+def write(spec: dict, path: Path) -> Path:
+    path.write_text(json.dumps(spec, indent=1))
+    return path
