@@ -8,7 +8,7 @@ eager and compiled runs are compared. ``--attention KERNEL`` adds a third side w
     flock /tmp/t2v-cpu.lock .venv/bin/python benchmarks/bench_compile.py --model t2v-shapes
     .venv/bin/t2v models make-tiny --family wan /tmp/wan
     flock /tmp/t2v-cpu.lock .venv/bin/python benchmarks/bench_compile.py --model /tmp/wan --steps 10
-    .venv/bin/python benchmarks/bench_compile.py --model t2v-shapes --unet whole   # the whole UNet in one graph
+    .venv/bin/python benchmarks/bench_compile.py --model t2v-shapes --unet regional   # the UNet's blocks instead
 """
 
 from __future__ import annotations
@@ -34,13 +34,12 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", default="auto")
     parser.add_argument("--attention", default=None, help="also time this kernel (eager), e.g. flash or sage")
-    parser.add_argument("--unet", choices=("regional", "whole"), default="regional",
-                        help="UNet families: compile the blocks (default) or the whole UNet as one module")
+    parser.add_argument("--unet", choices=("whole", "regional"), default="whole",
+                        help="UNet families: compile the whole UNet (t2v's choice) or its blocks (accel.UNET_BLOCKS)")
     parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args()
 
     import numpy as np
-    import torch
     from torch._dynamo.utils import counters
 
     from t2v.bench.cpu import machine
@@ -48,8 +47,7 @@ def main() -> None:
     from t2v.generation import generate
     from t2v.request import GenerationRequest
 
-    if args.unet == "whole":
-        accel.UNET_BLOCKS = ()  # no regions: make_variant compiles the whole module
+    accel.UNET_REGIONAL = args.unet == "regional"
     fields = dict(prompt="a red circle moving right", model=args.model, seed=0, num_inference_steps=args.steps,
                   num_frames=args.frames, width=args.size, height=args.size, device=args.device, dtype=args.dtype,
                   formats=())
@@ -62,7 +60,7 @@ def main() -> None:
                 "warnings": result.record.get("warnings") or []}
 
     log = lambda msg: print(msg, flush=True)  # noqa: E731
-    log(f"machine: {machine()}; torch {torch.__version__}, threads {torch.get_num_threads()}")
+    log(f"machine: {machine()}")
     log(f"model {args.model}: {args.size}x{args.size}, {args.frames} frames, {args.steps} steps ({args.unet})")
     run()  # load and warm up
     first = run(compile=True)

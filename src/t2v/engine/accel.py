@@ -8,13 +8,14 @@ diffusers' attention dispatcher offers to the transformers whose attention goes 
 threads keep theirs.
 
 ``--compile``: ``torch.compile`` with inductor. The transformer families compile their repeated blocks
-(diffusers' ``_repeated_blocks``: regional compilation, one graph serves every block); the UNet families compile
-the UNet's transformer and ResNet blocks the same way. Dynamo guards on the module objects, so a compiled
+(diffusers' ``_repeated_blocks``: regional compilation, one graph serves every block, fullgraph); the UNet
+families compile the whole UNet (its blocks differ in shape level by level, so regions compile more and run
+slower: measured in docs/speed.md). Dynamo guards on the module objects, so a compiled
 variant is made once per cached base module (and attention kernel), kept in a weak map beside the loaded-model
 cache and reused by every later request: the first run of a shape compiles, later runs of that shape reuse the
 code. Shapes are static (``dynamic=False``); each new shape (size, frames, batch) compiles once more, up to
-``torch._dynamo.config.recompile_limit`` shapes per block class (8 by default), after which that block runs
-eagerly. Where compiling a block fails, the variant falls back to eager execution for good, with a warning in
+``torch._dynamo.config.recompile_limit`` shapes per compiled function (8 by default; t2v leaves that
+process-wide setting alone), after which further shapes run eagerly. Where compiling a block fails, the variant falls back to eager execution for good, with a warning in
 the run's record.
 
 Compile and step caches are not combined: the caches add hooks (and DeepCache calls UNet blocks itself), which
@@ -41,8 +42,11 @@ SDPA_ONLY = ("auto", "sdpa")
 KERNELS: dict[str, tuple[str, ...]] = {"wan": ("auto", "sdpa", "flash", "sage")}
 PACKAGES = {"flash": ("flash_attn", "flash-attn"), "sage": ("sageattention", "sageattention")}
 BACKENDS = {"sdpa": "native", "flash": "flash", "sage": "sage"}  # diffusers AttentionBackendName values
-# Blocks compiled in the UNet families (diffusers' UNet3D and UNetMotion declare no _repeated_blocks).
+# The UNet families compile the whole UNet (one graph per shape). Regions (the blocks below) were measured
+# slower on t2v-shapes: their shapes differ level by level, so they compile many graphs and ResnetBlock2D alone
+# passes dynamo's recompile limit within one UNet (benchmarks/bench_compile.py --unet regional; docs/speed.md).
 UNET_BLOCKS = ("BasicTransformerBlock", "TemporalBasicTransformerBlock", "ResnetBlock2D", "TemporalConvLayer")
+UNET_REGIONAL = False
 
 
 # -- checks, before loading ---------------------------------------------------------------------------------
@@ -287,14 +291,32 @@ def make_variant(family, base, attention: str) -> CompiledVariant:
 
     view = private_view(base)
     set_kernel(view, attention)
-    names = set(getattr(view, "_repeated_blocks", None) or ()) or set(UNET_BLOCKS)
+    names = block_names(family, view)
     blocks = [m for m in view.modules() if type(m).__name__ in names]
+    fullgraph = bool(blocks) and family.denoiser == "transformer"  # a whole module may have graph breaks
     if not blocks:  # nothing repeated to compile regionally: the whole module
         blocks = [view]
-    fullgraph = family.denoiser == "transformer"
-    logger.info("compiling %d %s blocks of %s (fullgraph=%s)", len(blocks), "/".join(sorted(names)),
-                type(view).__name__, fullgraph)
+    logger.info("compiling %s of %s (fullgraph=%s)", f"{len(blocks)} {'/'.join(sorted(names))} blocks" if names else
+                "the whole module", type(view).__name__, fullgraph)
     return CompiledVariant(view, blocks, fullgraph)
+
+
+def block_names(family, module) -> set[str]:
+    """The classes of ``module``'s blocks to compile (none: the whole module). Transformers: diffusers'
+    ``_repeated_blocks``, or (CogVideoX's) the class of the longest list of same-class blocks. UNets: none, or
+    :data:`UNET_BLOCKS` with :data:`UNET_REGIONAL`."""
+    import torch
+
+    if family.denoiser != "transformer":
+        return set(UNET_BLOCKS) if UNET_REGIONAL else set()
+    declared = set(getattr(module, "_repeated_blocks", None) or ())
+    if declared:
+        return declared
+    best: list = []
+    for sub in module.modules():
+        if isinstance(sub, torch.nn.ModuleList) and len(sub) > len(best) and len({type(m) for m in sub}) == 1:
+            best = list(sub)
+    return {type(best[0]).__name__} if len(best) > 1 else set()
 
 
 def reset() -> None:
