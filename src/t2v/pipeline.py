@@ -129,7 +129,8 @@ def start(request, *, settings: Settings | None = None, output: str | Path | Non
 
         memory, predictions = choose(source.path, request, requested=request.memory, device=plan.device, dtype=plan.dtype,
                                      budget=memory_budget(plan.device, settings.memory_budget_gb))
-    loaded = load_model(source, plan, offload=bool(memory and memory.offload), lora=request.lora, lora_scale=request.lora_scale)
+    loaded = load_model(source, plan, offload=bool(memory and memory.offload), lora=request.lora, lora_scale=request.lora_scale,
+                        weights=getattr(request, "weights", "auto"))
     # Record what actually ran (after fallbacks), not what was asked.
     request = request.model_copy(update={"device": plan.device, "dtype": plan.dtype})
     return Run(request, stem, source, family, loaded, plan, emit, cancel, t_start, memory, predictions, image)

@@ -193,7 +193,9 @@ class Family:
 
                 return PreTrainedTokenizerFast.from_pretrained(path, subfolder=component.name)
             return cls.from_pretrained(path, subfolder=component.name)
-        return cls.from_pretrained(path, subfolder=component.name, dtype=plan.torch_dtype, variant=variant)
+        from t2v.models.precision import load_module  # from_pretrained, without two copies when converting
+
+        return load_module(cls, path, component.name, component.weight_stem, plan.torch_dtype, variant)
 
     def prepare(self, components: dict[str, Any]) -> dict[str, Any]:
         """A hook after loading (e.g. patching modules); returns the components."""

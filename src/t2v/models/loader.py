@@ -379,11 +379,14 @@ def content_hash(path: Path, variant: str | None, *, cache_file: Path | None = N
 
 
 def _load_components(path: Path, plan: DevicePlan, variant: str | None, target: str | None = None,
-                     family: str = "modelscope") -> dict[str, Any]:
-    """The components by name (the family's generic loader) and ``scheduler_config``."""
+                     family: str = "modelscope", weights: str = "auto") -> dict[str, Any]:
+    """The components by name (the family's generic loader; the denoisers stored as ``weights`` says) and
+    ``scheduler_config``."""
     from t2v.families import get_family
+    from t2v.models.precision import apply_weights
 
-    out: dict[str, Any] = dict(get_family(family).load(path, plan, variant, target))
+    fam = get_family(family)
+    out: dict[str, Any] = apply_weights(fam, dict(fam.load(path, plan, variant, target)), weights, plan.torch_dtype)
     try:
         out["scheduler_config"] = json.loads((path / "scheduler" / "scheduler_config.json").read_text())
     except (OSError, ValueError) as e:
@@ -403,26 +406,32 @@ def weight_bytes(model: LoadedModel) -> int:
 
 
 def load_model(source: ModelSource, plan: DevicePlan, *, offload: bool = False, lora: str | None = None,
-               lora_scale: float = 1.0) -> LoadedModel:
+               lora_scale: float = 1.0, weights: str = "auto") -> LoadedModel:
     """Load (or reuse) the model's components for ``plan.device`` in ``plan.dtype``.
 
     With ``offload`` (an accelerator and the ``low`` memory plan) the weights stay in CPU memory and the
     engine moves each component to the device only while it runs. With ``lora`` (an adapter folder) the
     UNet is a copy of the base one with the adapter applied at ``lora_scale``; the base stays cached as is.
+    ``weights`` other than ``auto`` (:mod:`t2v.models.precision`: ``fp8``, ``int8``) is a model of its own,
+    loaded afresh and cached beside the ``auto`` one, which it never changes; its ``content_hash`` says so.
     """
+    from t2v.models.precision import check_weights
+
+    check_weights(weights, plan.device, plan.dtype, lora=lora)
     variant = pick_variant(source.path, plan)
     offload = offload and plan.is_accelerator
     if lora:
         return _with_lora(load_model(source, plan, offload=offload), lora, lora_scale, offload)
-    key = (str(source.path), plan.device, plan.dtype, variant, offload)
+    key = (str(source.path), plan.device, plan.dtype, variant, offload, weights)
     with _CACHE_LOCK:
         if key in _CACHE:
             _CACHE.move_to_end(key)
             return _CACHE[key].copy(source=source, plan=plan, load_s=0.0)
         t0 = time.perf_counter()
         tune_allocator(get_settings().mmap_threshold_kb)  # before this process's first large tensors (once)
-        parts = _load_components(source.path, plan, variant, "cpu" if offload else None, family=source.family)
-        digest = content_hash(source.path, variant)
+        parts = _load_components(source.path, plan, variant, "cpu" if offload else None, family=source.family,
+                                 weights=weights)
+        digest = content_hash(source.path, variant) + ("" if weights == "auto" else f"+weights:{weights}")
         scheduler_config = parts.pop("scheduler_config")
         loaded = LoadedModel(source=source, plan=plan, variant=variant, components=parts, scheduler_config=scheduler_config,
                              content_hash=digest, load_s=time.perf_counter() - t0)

@@ -1,0 +1,261 @@
+"""How weights are stored: loading straight into the run's dtype, and the ``--weights`` storage variants.
+
+**Loading in a lower dtype.** diffusers and transformers read a safetensors file through one memory map and
+cast each tensor to the asked dtype: every page of the fp32 file is touched and stays mapped (counted in
+RSS) until the whole load ends, so a bf16 load of an fp32 checkpoint peaks at fp32 + bf16 = 3x the bf16
+weights, and the page faults make it slower than the fp32 load it replaces (see docs/speed.md,
+"Precision"). :func:`load_converted` instead lets ``from_pretrained`` build the model in the checkpoint's
+own dtype (mapped, untouched: no weight is read) and then converts each tensor into its final one a few
+MiB at a time, dropping each chunk's pages from the process as soon as it is copied
+(:func:`read_converted`). The load peaks at about the converted weights.
+
+**Storage variants** (:func:`check_weights`, :func:`apply_weights`): ``fp8`` stores the denoiser(s) in
+float8_e4m3fn and computes in the run's dtype (diffusers' layerwise casting); ``int8`` is torchao's int8
+weight-only quantisation of the denoiser(s).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import struct
+from pathlib import Path
+from typing import Any, Callable
+
+from t2v.errors import InvalidRequest
+
+logger = logging.getLogger(__name__)
+
+_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16", "I64": "int64", "I32": "int32",
+           "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool", "F8_E4M3": "float8_e4m3fn",
+           "F8_E5M2": "float8_e5m2"}
+_CHUNK_BYTES = 8 << 20  # mapped pages held at a time while converting
+
+
+# -- reading ---------------------------------------------------------------------------------------------
+
+
+def read_header(path: Path) -> tuple[int, dict[str, Any]]:
+    """(offset of the data, {name: {"dtype", "shape", "data_offsets"}}) of a safetensors file."""
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+    header.pop("__metadata__", None)
+    return 8 + n, header
+
+
+def read_converted(path: Path, dtype_for: Callable[[str, Any], Any], names: set[str] | None = None) -> dict[str, Any]:
+    """The tensors of a safetensors file (those in ``names``, default all), each in ``dtype_for(name, stored
+    dtype)``. The file is mapped and copied into the new tensors ``_CHUNK_BYTES`` at a time; each chunk's
+    pages are dropped from the process (``MADV_DONTNEED``) once copied, so the stored weights never add up
+    in RSS beside the converted ones."""
+    import mmap
+
+    import torch
+
+    start, header = read_header(path)
+    drop = getattr(mmap, "MADV_DONTNEED", None)
+    out: dict[str, Any] = {}
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY) as mm:
+        for name, entry in sorted(header.items(), key=lambda kv: kv[1]["data_offsets"][0]):
+            if names is not None and name not in names:
+                continue
+            src = getattr(torch, _DTYPES[entry["dtype"]])
+            dst = torch.empty(entry["shape"], dtype=dtype_for(name, src))
+            begin, end = start + entry["data_offsets"][0], start + entry["data_offsets"][1]
+            if end - begin != dst.numel() * src.itemsize or end > len(mm):
+                raise OSError(f"{path}: {name} does not match its stored size (a damaged safetensors file?)")
+            flat, step = dst.view(-1), _CHUNK_BYTES // src.itemsize
+            for i in range(0, flat.numel(), step):
+                j = min(flat.numel(), i + step)
+                offset = begin + i * src.itemsize
+                flat[i:j].copy_(torch.frombuffer(mm, dtype=src, count=j - i, offset=offset))
+                if drop is not None:
+                    page = offset - offset % mmap.PAGESIZE
+                    mm.madvise(drop, page, offset + (j - i) * src.itemsize - page)
+            out[name] = dst
+    return out
+
+
+def checkpoint_files(folder: Path, stem: str, variant: str | None) -> list[Path]:
+    """The safetensors files ``from_pretrained`` reads for a component folder (one file or the shards), or
+    [] when they are not plain safetensors files named as diffusers and transformers name them."""
+    def ours(name: str, dots: int) -> bool:
+        return f".{variant}." in name if variant else name.count(".") == dots
+
+    files = [p for p in sorted(folder.glob(f"{stem}*.safetensors")) if p.is_file() and ours(p.name, 1)]
+    indexes = [p for p in folder.glob(f"{stem}.safetensors.index*.json") if ours(p.name, 3)]
+    if len(indexes) == 1:  # sharded: the files its weight map names
+        try:
+            shards = set(json.loads(indexes[0].read_text())["weight_map"].values())
+        except (OSError, ValueError, KeyError, AttributeError):
+            return []
+        files = [folder / name for name in sorted(shards)]
+        return files if all(p.is_file() for p in files) else []
+    return files if len(files) == 1 and not indexes else []
+
+
+# -- loading ---------------------------------------------------------------------------------------------
+
+
+def load_module(cls, path: Path, subfolder: str, stem: str, dtype, variant: str | None):
+    """``cls.from_pretrained(path, subfolder=subfolder, dtype=dtype, variant=variant)``, the same model, but a
+    checkpoint stored in another float dtype is converted tensor by tensor (:func:`load_converted`)."""
+    model = load_converted(cls, path, subfolder, stem, dtype, variant)
+    if model is None:
+        model = cls.from_pretrained(path, subfolder=subfolder, dtype=dtype, variant=variant)
+    return model
+
+
+def load_converted(cls, path: Path, subfolder: str, stem: str, dtype, variant: str | None):
+    """``cls.from_pretrained(path, subfolder=..., dtype=dtype, variant=variant)`` without holding the stored
+    weights beside the converted ones; None when this load needs no conversion or the checkpoint is not
+    one this can stream (then the caller loads as usual)."""
+    import torch
+
+    files = checkpoint_files(path / subfolder, stem, variant)
+    if not files or dtype not in (torch.float16, torch.bfloat16):
+        return None
+    headers = [read_header(f)[1] for f in files]
+    names = {e["dtype"] for h in headers for e in h.values()}
+    if not names <= _DTYPES.keys():
+        return None  # a dtype this reader does not know: as from_pretrained does it
+    floats = {d for d in (getattr(torch, _DTYPES[n]) for n in names) if d.is_floating_point}
+    if len(floats) != 1 or floats == {dtype}:
+        return None  # nothing to convert, or mixed float dtypes: as from_pretrained does it
+    (stored_float,) = floats
+    # Built in the checkpoint's dtype, the model's tensors are views of the mapped files that nothing reads.
+    model = cls.from_pretrained(path, subfolder=subfolder, dtype=stored_float, variant=variant)
+    tensors = model.state_dict(keep_vars=True)
+    if any(name not in tensors for h in headers for name in h):
+        logger.debug("%s/%s: checkpoint names differ from the model's; loading as usual", path, subfolder)
+        return None
+    keep = fp32_rule(model, dtype)
+
+    def dtype_for(name: str, src):
+        return (torch.float32 if keep(name) else dtype) if src.is_floating_point else src
+
+    replaced: dict[int, tuple] = {}
+    for f in files:
+        _replace(model, read_converted(f, dtype_for), replaced)
+    # What the checkpoint lacks (non-persistent buffers, weights the model made itself) gets the dtype the
+    # model has when built with ``dtype`` as the default, as from_pretrained builds it.
+    left = {n: t for n, t in [*model.named_parameters(), *model.named_buffers()]
+            if id(t) not in replaced and t.is_floating_point()}
+    built = built_dtypes(cls, model, dtype) if left else {}
+    for name, t in left.items():
+        want = torch.float32 if keep(name) else built.get(name, t.dtype)
+        if t.dtype != want:
+            _replace(model, {name: t.detach().to(want)}, replaced)
+    if hasattr(model, "_keep_in_fp32_modules_strict"):  # transformers records the dtype it loaded in
+        model.config.dtype = dtype
+    return model
+
+
+def built_dtypes(cls, model, dtype) -> dict[str, Any]:
+    """{name: dtype} of the parameters and buffers of ``cls`` built from ``model``'s config on the meta device
+    with ``dtype`` as torch's default dtype (what from_pretrained does while it builds a model)."""
+    import torch
+
+    previous = torch.get_default_dtype()
+    try:
+        torch.set_default_dtype(dtype)
+        with torch.device("meta"):
+            fresh = cls(model.config) if hasattr(model, "_keep_in_fp32_modules_strict") else cls.from_config(model.config)
+    finally:
+        torch.set_default_dtype(previous)
+    return {n: t.dtype for n, t in [*fresh.named_parameters(), *fresh.named_buffers()]}
+
+
+def _replace(model, tensors: dict[str, Any], replaced: dict[int, tuple]) -> None:
+    """Give each named parameter or buffer its new value: a parameter keeps its object (tied weights stay
+    tied), a buffer is set anew on its module. ``replaced``: id -> (old, new), the old kept so no id is reused."""
+    import torch
+
+    for name, value in tensors.items():
+        owner_name, _, leaf = name.rpartition(".")
+        owner = model.get_submodule(owner_name)
+        old = getattr(owner, leaf)
+        if id(old) in replaced:
+            continue
+        if isinstance(old, torch.nn.Parameter):
+            old.data = value
+        else:
+            setattr(owner, leaf, value)
+        replaced[id(old)] = (old, value)
+
+
+def fp32_rule(model, dtype) -> Callable[[str], bool]:
+    """Which tensors ``from_pretrained(dtype=dtype)`` keeps in float32: diffusers' ``_keep_in_fp32_modules``
+    (a module name among the dotted parts), transformers' ``_keep_in_fp32_modules_strict`` (fp16 and bf16)
+    and ``_keep_in_fp32_modules`` (fp16 only), patterns searched in the name."""
+    import torch
+
+    if hasattr(model, "_keep_in_fp32_modules_strict"):  # transformers
+        patterns = list(model._keep_in_fp32_modules_strict or [])
+        if dtype == torch.float16:
+            patterns += list(model._keep_in_fp32_modules or [])
+        if not patterns:
+            return lambda name: False
+        rx = re.compile("|".join(f"(?:{p.replace('*', '.*')})" for p in patterns))
+        return lambda name: rx.search(name) is not None
+    modules = model._keep_in_fp32_modules or []
+    modules = [modules] if isinstance(modules, str) else list(modules)
+    return lambda name: any(m in name.split(".") for m in modules)
+
+
+# -- storage variants --------------------------------------------------------------------------------------
+
+
+def check_weights(weights: str, device: str, dtype: str, *, lora: str | None = None) -> None:
+    """Refuse, before loading, a ``weights`` storage this device, dtype or install cannot run (InvalidRequest
+    naming the field ``weights`` and the nearest valid value, ``auto``)."""
+    if weights == "auto":
+        return
+    import torch
+
+    if lora:
+        raise InvalidRequest(f"weights: {weights} storage does not take a LoRA adapter yet; nearest valid: auto",
+                             field="weights")
+    if weights == "fp8":
+        if not hasattr(torch, "float8_e4m3fn"):
+            raise InvalidRequest(f"weights: this PyTorch ({torch.__version__}) has no float8 type; nearest valid: auto",
+                                 field="weights")
+        if str(device).startswith("mps"):
+            raise InvalidRequest("weights: Apple GPUs (mps) cannot store float8 tensors; nearest valid: auto",
+                                 field="weights")
+    elif weights == "int8":
+        try:
+            import torchao.quantization  # noqa: F401
+        except Exception:  # not installed, or built for another PyTorch
+            raise InvalidRequest("weights: int8 needs torchao (`pip install torchao`); nearest valid: auto",
+                                 field="weights") from None
+    else:
+        raise InvalidRequest(f"weights: unknown storage {weights!r}; nearest valid: auto", field="weights")
+
+
+def denoisers(family, components: dict[str, Any]) -> list[str]:
+    """The components that run every step: the family's denoiser, and Wan 2.2's second transformer."""
+    return [n for n in dict.fromkeys((family.denoiser, "transformer_2")) if components.get(n) is not None]
+
+
+def apply_weights(family, components: dict[str, Any], weights: str, compute_dtype) -> dict[str, Any]:
+    """Store the denoiser(s) of freshly loaded ``components`` as ``weights`` says (in place; never call this
+    on a cached model's components): ``fp8``, float8_e4m3fn storage computed in ``compute_dtype`` with
+    diffusers' layerwise casting (its default skips: norms, embeddings); ``int8``, torchao's int8 weight-only
+    quantisation."""
+    if weights == "auto":
+        return components
+    import torch
+
+    for name in denoisers(family, components):
+        module = components[name]
+        if weights == "fp8":
+            module.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=compute_dtype)
+        elif weights == "int8":
+            from torchao.quantization import Int8WeightOnlyConfig, quantize_
+
+            quantize_(module, Int8WeightOnlyConfig())
+        logger.info("%s stored as %s (computing in %s)", name, weights, compute_dtype)
+    return components

@@ -1,0 +1,245 @@
+"""Weights straight into the run's dtype (no fp32 copy held beside them), and the fp8 / int8 storage variants."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+from t2v.errors import InvalidRequest
+from t2v.families.base import read_index, resolve_class
+from t2v.models import loader
+from t2v.models.loader import clear_cache, load_model, resolve_source
+from t2v.models.precision import check_weights, load_converted, load_module
+from t2v.request import GenerationRequest
+from t2v.settings import get_settings
+
+PEAK_SCRIPT = textwrap.dedent("""
+    import json, sys, torch
+    from pathlib import Path
+    from diffusers import UNet3DConditionModel
+    from t2v.models.precision import load_module
+
+    root = Path(sys.argv[1])
+    load_module(UNet3DConditionModel, root, "warmup", "diffusion_pytorch_model", torch.bfloat16, None)  # imports, code pages
+
+    def status(key):
+        return next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith(key + ":"))
+
+    base = status("VmRSS")
+    open("/proc/self/clear_refs", "w").write("5")  # VmHWM := VmRSS now
+    model = load_module(UNet3DConditionModel, root, "unet", "diffusion_pytorch_model", torch.bfloat16, None)
+    print(json.dumps({"peak": status("VmHWM") - base,
+                      "weights": sum(t.numel() * t.element_size() for t in model.state_dict().values()),
+                      "dtypes": sorted({str(p.dtype) for p in model.parameters()})}))
+""")
+
+
+def _unet(out, channels, seed=0):
+    from diffusers import UNet3DConditionModel
+
+    torch.manual_seed(seed)
+    model = UNet3DConditionModel(block_out_channels=channels, cross_attention_dim=256, attention_head_dim=8,
+                                 norm_num_groups=16, layers_per_block=1, sample_size=16)
+    model.save_pretrained(out)
+    return sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
+def test_bf16_load_peaks_under_1_3x_the_bf16_weights(tmp_path):
+    """An fp32 checkpoint loaded as bf16, measured in a fresh process: the peak RSS of the load stays under
+    1.3x the bf16 weights (from_pretrained alone holds the mapped fp32 file too: about 3x)."""
+    params = _unet(tmp_path / "unet", (128, 256, 512, 512))
+    assert params > 60e6  # big enough that the weights, not the noise, decide the peak
+    _unet(tmp_path / "warmup", (16, 16, 16, 16), seed=1)
+    out = subprocess.run([sys.executable, "-c", PEAK_SCRIPT, str(tmp_path)], capture_output=True, text=True,
+                         check=True, env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"})
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["dtypes"] == ["torch.bfloat16"]
+    assert got["weights"] == pytest.approx(params * 2, rel=0.01)
+    assert 0.9 * got["weights"] < got["peak"] < 1.3 * got["weights"], got
+
+
+def _modules(folder):
+    """(component name, class, weight stem) of every module a tiny model's folder has."""
+    index = read_index(folder)
+    for name, entry in index.items():
+        if name.startswith("_") or not isinstance(entry, list) or None in entry:
+            continue
+        cls = resolve_class(*entry[:2])
+        if hasattr(cls, "from_pretrained") and (folder / name / "config.json").is_file():
+            yield name, cls, "model" if entry[0] == "transformers" else "diffusion_pytorch_model"
+
+
+def _same(a, b):
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        assert sa[k].dtype == sb[k].dtype and torch.equal(sa[k], sb[k]), k
+    ba, bb = dict(a.named_buffers()), dict(b.named_buffers())  # non-persistent ones too
+    assert ba.keys() == bb.keys()
+    for k in ba:
+        assert ba[k].dtype == bb[k].dtype and torch.allclose(ba[k].float(), bb[k].float()), k
+
+
+@pytest.mark.parametrize("family", ["modelscope", "wan", "ltx", "cogvideox", "hunyuan", "sd"])
+def test_converted_load_is_the_model_from_pretrained_gives(family, tmp_path):
+    """Every module of every family's tiny model, as bf16 and fp16: the same keys, dtypes (float32 where
+    ``_keep_in_fp32_modules`` says), values bit for bit and buffers as ``from_pretrained(dtype=...)``,
+    and tied weights stay one tensor."""
+    from t2v.models.tiny import make_tiny
+
+    folder = make_tiny(tmp_path / family, family=family, seed=0, fp16_variant=False)
+    streamed = 0
+    for name, cls, stem in _modules(folder):
+        for dtype in (torch.bfloat16, torch.float16):
+            ours = load_converted(cls, folder, name, stem, dtype, None)
+            theirs = cls.from_pretrained(folder, subfolder=name, dtype=dtype)
+            if ours is None:  # nothing to convert: load_module is from_pretrained itself
+                continue
+            streamed += 1
+            _same(ours, theirs)
+            assert type(ours) is type(theirs) and ours.config == theirs.config
+            if getattr(theirs, "_tied_weights_keys", None) and hasattr(theirs, "get_input_embeddings"):
+                out_emb = theirs.get_output_embeddings() if hasattr(theirs, "get_output_embeddings") else None
+                if out_emb is not None and out_emb.weight is theirs.get_input_embeddings().weight:
+                    assert ours.get_output_embeddings().weight is ours.get_input_embeddings().weight
+            keeps = getattr(cls, "_keep_in_fp32_modules", None) or getattr(cls, "_keep_in_fp32_modules_strict", None)
+            if dtype == torch.bfloat16 and not keeps:  # the parameters: fp32 loaded, then cast (buffers may not be)
+                cast = dict(cls.from_pretrained(folder, subfolder=name).to(dtype).named_parameters())
+                assert all(torch.equal(p, cast[n]) and p.dtype == cast[n].dtype for n, p in ours.named_parameters())
+    assert streamed >= 4  # the fp32 tiny checkpoints did go through the streaming path
+
+
+def test_keep_in_fp32_modules_stay_float32(tmp_path):
+    """Wan's transformer keeps its norms, time embedder and modulation table in float32 under bf16."""
+    from t2v.models.tiny import make_tiny
+
+    folder = make_tiny(tmp_path / "wan", family="wan", seed=0, fp16_variant=False)
+    cls = resolve_class(*read_index(folder)["transformer"][:2])
+    model = load_module(cls, folder, "transformer", "diffusion_pytorch_model", torch.bfloat16, None)
+    dtypes = {n: p.dtype for n, p in model.named_parameters()}
+    assert dtypes["scale_shift_table"] == torch.float32
+    assert any(d == torch.bfloat16 for d in dtypes.values())
+    assert all(d == torch.float32 for n, d in dtypes.items() if "norm2" in n.split(".") or "time_embedder" in n)
+
+
+def test_sharded_checkpoints_and_their_fp16_variant_convert_the_same(tmp_path):
+    from diffusers import UNet3DConditionModel
+
+    from t2v.models.precision import checkpoint_files
+
+    torch.manual_seed(0)
+    model = UNet3DConditionModel(block_out_channels=(32, 32, 32, 32), cross_attention_dim=32, attention_head_dim=8,
+                                 norm_num_groups=16, layers_per_block=1)
+    model.save_pretrained(tmp_path / "unet", max_shard_size="200KB")
+    model.half().save_pretrained(tmp_path / "unet", max_shard_size="200KB", variant="fp16")
+    stem = "diffusion_pytorch_model"
+    assert len(checkpoint_files(tmp_path / "unet", stem, None)) > 1
+    assert len(checkpoint_files(tmp_path / "unet", stem, "fp16")) > 1
+    for variant in (None, "fp16"):
+        ours = load_converted(UNet3DConditionModel, tmp_path, "unet", stem, torch.bfloat16, variant)
+        assert ours is not None
+        _same(ours, UNet3DConditionModel.from_pretrained(tmp_path, subfolder="unet", dtype=torch.bfloat16, variant=variant))
+
+
+def test_checkpoint_already_in_the_dtype_loads_as_usual(tiny_model):
+    """The fp16 variant files asked for in fp16: nothing to convert, so from_pretrained's own (mapped) load."""
+    from diffusers import UNet3DConditionModel
+
+    assert load_converted(UNet3DConditionModel, tiny_model, "unet", "diffusion_pytorch_model", torch.float16, "fp16") is None
+    assert load_converted(UNet3DConditionModel, tiny_model, "unet", "diffusion_pytorch_model", torch.float32, None) is None
+    model = load_module(UNet3DConditionModel, tiny_model, "unet", "diffusion_pytorch_model", torch.float16, "fp16")
+    assert {p.dtype for p in model.parameters()} == {torch.float16}
+
+
+def _request(model, **kw):
+    return GenerationRequest(prompt="a red fox", model=str(model), seed=3, formats=(), num_inference_steps=2,
+                             num_frames=4, width=64, height=64, **kw)
+
+
+def test_fp8_weights_run_end_to_end_without_touching_the_cached_model(tiny_model, monkeypatch):
+    """fp8 storage on CPU (compute in the run's dtype): the run works, its record says fp8 and names other
+    weights than auto's; it is its own cache entry, and the cached auto model is unchanged afterwards."""
+    from t2v.generation import generate
+
+    monkeypatch.setattr(loader, "CACHE_BUDGET_BYTES", 2**40)  # keep both models cached
+    torch.set_num_threads(1)
+    clear_cache()
+    try:
+        before = generate(_request(tiny_model))
+        auto = load_model(resolve_source(str(tiny_model), get_settings()), loader.DevicePlan(device="cpu", dtype="fp32"))
+        auto_unet = auto.unet
+        auto_weights = {n: p.clone() for n, p in auto_unet.named_parameters()}
+        fp8 = generate(_request(tiny_model, weights="fp8"))
+        assert fp8.record["weights"] == "fp8" and before.record["weights"] == "auto"
+        assert fp8.record["model_hash"] != before.record["model_hash"]
+        assert fp8.record["model_hash"].startswith(before.record["model_hash"])
+        stored = load_model(resolve_source(str(tiny_model), get_settings()), loader.DevicePlan(device="cpu", dtype="fp32"),
+                            weights="fp8")
+        assert stored.unet is not auto_unet
+        assert torch.float8_e4m3fn in {p.dtype for p in stored.unet.parameters()}
+        assert fp8.frames.shape == before.frames.shape and not np.array_equal(fp8.frames, before.frames)
+        assert np.abs(fp8.frames.astype(int) - before.frames.astype(int)).mean() < 8  # fp8-rounded, same video
+        # The auto model: the same cached object, its weights and dtype as before, and the same frames.
+        again = load_model(resolve_source(str(tiny_model), get_settings()), loader.DevicePlan(device="cpu", dtype="fp32"))
+        assert again.unet is auto_unet
+        assert all(torch.equal(p, auto_weights[n]) and p.dtype == torch.float32 for n, p in auto_unet.named_parameters())
+        assert np.array_equal(generate(_request(tiny_model)).frames, before.frames)
+    finally:
+        clear_cache()
+
+
+def test_checkpoint_fingerprint_differs_for_fp8(tiny_model):
+    """A checkpoint of an fp8 run is never resumed by an auto one: both the hash and the request differ."""
+    from t2v.engine.checkpoint import fingerprint
+
+    plan = loader.DevicePlan(device="cpu", dtype="fp32")
+    source = resolve_source(str(tiny_model), get_settings())
+    clear_cache()
+    try:
+        auto, fp8 = load_model(source, plan), load_model(source, plan, weights="fp8")
+        assert auto.content_hash != fp8.content_hash
+        request = _request(tiny_model)
+        assert fingerprint(auto, request) != fingerprint(fp8, request)
+        assert fingerprint(auto, request) != fingerprint(auto, request.model_copy(update={"weights": "fp8"}))
+    finally:
+        clear_cache()
+
+
+def test_int8_without_torchao_is_refused_naming_the_install(tiny_model):
+    try:
+        import torchao.quantization  # noqa: F401
+    except Exception:
+        with pytest.raises(InvalidRequest, match="pip install torchao") as e:
+            load_model(resolve_source(str(tiny_model), get_settings()), loader.DevicePlan(device="cpu", dtype="fp32"),
+                       weights="int8")
+        assert e.value.field == "weights" and "auto" in str(e.value)
+    else:
+        from t2v.generation import generate
+
+        clear_cache()
+        try:
+            result = generate(_request(tiny_model, weights="int8"))
+            assert result.record["weights"] == "int8" and result.record["model_hash"].endswith("+weights:int8")
+            stored = load_model(resolve_source(str(tiny_model), get_settings()),
+                                loader.DevicePlan(device="cpu", dtype="fp32"), weights="int8")
+            assert any("Int8" in type(p).__name__ for p in stored.unet.parameters())
+        finally:
+            clear_cache()
+
+
+def test_storage_checks_name_the_field_and_auto():
+    check_weights("auto", "mps", "fp16", lora="x")  # nothing to check
+    check_weights("fp8", "cpu", "fp32")
+    check_weights("fp8", "cuda", "bf16")
+    for args, kw, words in ((("fp8", "mps", "fp16"), {}, "mps"), (("fp8", "cuda", "bf16"), {"lora": "/a"}, "LoRA"),
+                            (("fp4", "cuda", "bf16"), {}, "unknown")):
+        with pytest.raises(InvalidRequest, match=words) as e:
+            check_weights(*args, **kw)
+        assert e.value.field == "weights" and "nearest valid: auto" in str(e.value)
