@@ -87,7 +87,8 @@ def _same(a, b):
         assert ba[k].dtype == bb[k].dtype and torch.allclose(ba[k].float(), bb[k].float()), k
 
 
-@pytest.mark.parametrize("family", ["modelscope", "wan", "ltx", "cogvideox", "hunyuan", "sd"])
+@pytest.mark.parametrize("family", ["modelscope", "wan", "wan-i2v", "ltx", "cogvideox", "hunyuan", "hunyuan-i2v", "sd",
+                                    "sdxl", "animatediff"])
 def test_converted_load_is_the_model_from_pretrained_gives(family, tmp_path):
     """Every module of every family's tiny model, as bf16 and fp16: the same keys, dtypes (float32 where
     ``_keep_in_fp32_modules`` says), values bit for bit and buffers as ``from_pretrained(dtype=...)``,
