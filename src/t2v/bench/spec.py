@@ -119,7 +119,7 @@ def check(*, family: str | None, folder: Path | None, size: int | None, frames: 
           plan: dict) -> str:
     """The family kind to bench (InvalidRequest for a bad one, a folder of another family, or a request or
     plan the family refuses), before anything is built or run. ``folder``: a checked model folder or None."""
-    from t2v.families import family_of_folder, get_family, tiny_builders
+    from t2v.families import family_of_folder, tiny_builders
 
     if folder is not None:
         fam = family_of_folder(folder)
