@@ -119,3 +119,16 @@ def test_bench_another_family_against_its_own_stock_pipeline(tmp_path):
     same = summary["same_frames"]
     assert same["shape"] == [9, 32, 64, 3]
     assert same["max"] <= 2 and same["check"] == "pass", same
+
+
+def test_with_a_step_cache_the_frame_difference_is_information_not_a_failure(tmp_path):
+    """``--t2v-cache``: t2v skips work stock does, so different frames are reported (with the reason), exit 0."""
+    report = tmp_path / "bench.json"
+    r = runner.invoke(app, ["bench", "--family", "wan", "--t2v-cache", "fbc:threshold=0.5", "-q", "--json", str(report)])
+    assert r.exit_code == 0, r.output
+    assert table_rows(r.stdout)["header"][2] == "t2v (fp32, cache fbc:threshold=0.5)"
+    same = json.loads(report.read_text())["summary"]["same_frames"]
+    assert same["check"] == "info" and same["reason"] == "t2v used the step cache fbc:threshold=0.5", same
+    assert same["max"] > 0  # the cache did skip a block pass (threshold 0.5 on 2 steps), yet nothing failed
+    assert f"max diff {same['max']}," in r.stdout and "for information only: t2v used the step cache" in r.stdout
+    assert "warning" not in r.stderr
