@@ -40,11 +40,12 @@ def bench(
 ) -> None:
     """Compare t2v with stock diffusers on this machine: per-stage times, t2v/stock ratios, peak memory, same frames.
 
-    Each run is a fresh process. ModelScope (the default): 8 frames, 2 DDIM steps, guidance 9, seed 0, MP4, fp32
-    on the CPU. Other families: 2 steps of the model's own scheduler, the folder's size, frames and guidance.
+    Each run is a fresh process, alternating stock and t2v.
+    ModelScope (default): 8 frames, 2 DDIM steps, guidance 9, seed 0, MP4, fp32 on the CPU.
+    Other families (--family): 2 steps of the model's scheduler; the folder's size, frames, guidance.
     The stock side is the folder's own diffusers pipeline; the --t2v-* options make t2v's plan.
-    It reports the timings; it never fails because of one. It exits 1 when t2v ran the stock computation (no
-    step cache, fp32, the speed plan) and its frames are more than 2/255 from stock's.
+    It never fails because of a timing. It exits 1 when t2v ran the stock computation
+    (no step cache, fp32, the speed plan) and its frames are more than 2/255 from stock's.
     """
     from t2v.bench import cpu, report
     from t2v.bench.spec import plan_fields
