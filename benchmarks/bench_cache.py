@@ -7,7 +7,7 @@ ratio to uncached, and the largest difference of the frames from the uncached on
 
     .venv/bin/python benchmarks/bench_cache.py --model t2v-shapes --runs 5 \\
         --cache deepcache:interval=2 --cache deepcache:interval=3 --cache deepcache:interval=4
-    .venv/bin/python benchmarks/bench_cache.py --tiny wan --cache fbc --cache taylorseer --cache pab
+    .venv/bin/python benchmarks/bench_cache.py --tiny wan --threads 1 --count-linear --cache fbc --cache pab
 
 ``--tiny FAMILY`` builds the family's tiny random-weight model (``t2v models make-tiny``): its timings only
 show that a cache skips work, not what it would save on a real model.
@@ -46,6 +46,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--prompt", default="a red circle moving left")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    parser.add_argument("--count-linear", action="store_true",
+                        help="also count nn.Linear calls per run (the work a cache skips; text encoder included)")
     args = parser.parse_args()
 
     import numpy as np
@@ -62,10 +64,22 @@ def main() -> None:
 
         model = str(make_tiny_model(args.tiny, Path(tempfile.mkdtemp(prefix="t2v-bench-cache-")) / args.tiny, seed=0))
     settings = [None, *args.cache]
+    calls = [0]
+    if args.count_linear:
+        linear = torch.nn.Linear.forward
+
+        def counting(self, *a, **k):
+            calls[0] += 1
+            return linear(self, *a, **k)
+
+        torch.nn.Linear.forward = counting
+    counts = {}
 
     def run(cache):
+        calls[0] = 0
         r = generate(GenerationRequest(prompt=args.prompt, model=model, seed=args.seed, formats=(), cache=cache,
                                        num_inference_steps=args.steps))
+        counts[cache] = calls[0]
         return r.record["timings"]["denoise_s"], r.frames, r.request
 
     run(None)  # warm-up: loading, first-call allocations
@@ -80,12 +94,14 @@ def main() -> None:
           f"{request.num_inference_steps} steps, guidance {request.guidance_scale}; {args.runs} runs each; "
           f"{torch.get_num_threads()} threads; CPU {cpu_name()}; torch {torch.__version__}")
     base = statistics.median(times[None])
-    print(f"{'cache':44} {'denoise s (median)':>18} {'x uncached':>10} {'speed-up':>9} {'max |diff|':>10}")
+    print(f"{'cache':56} {'denoise s (median)':>18} {'x uncached':>10} {'speed-up':>9} {'max |diff|':>10}"
+          + (f" {'Linear calls':>12}" if args.count_linear else ""))
     for s in settings:
         med = statistics.median(times[s])
         diff = int(np.abs(frames[s].astype(int) - frames[None].astype(int)).max())
         name = "uncached" if s is None else GenerationRequest(prompt="x", cache=s).cache
-        print(f"{name:44} {med:18.3f} {med / base:10.2f} {base / med:8.2f}x {diff:10d}")
+        print(f"{name:56} {med:18.3f} {med / base:10.2f} {base / med:8.2f}x {diff:10d}"
+              + (f" {counts[s]:12d}" if args.count_linear else ""))
 
 
 if __name__ == "__main__":

@@ -35,4 +35,5 @@ def calibrate(
         for name, values in ratios.items():
             out.print(f"{name}: {len(values)} ratios, " + ", ".join(f"{v:.3f}" for v in values[:8])
                       + (" ..." if len(values) > 8 else ""), highlight=False)
-        out.print(f"[green]wrote[/] {path}" if path else "[yellow]not kept[/] (T2V_HOME unreadable)", highlight=False)
+        out.print(f"[green]wrote[/] {path}" if path else "[yellow]not kept[/] (T2V_HOME unreadable)", highlight=False,
+                  soft_wrap=True)
