@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 import numpy as np
 import pytest
 import torch
@@ -156,6 +159,7 @@ def test_kernel_on_a_unet_view_is_refused(tiny_model):
     base = t2v.load_pipeline(str(tiny_model), device="cpu", dtype="fp32")
     with pytest.raises(InvalidRequest, match="no attention that can use the flash kernel"):
         accel.set_kernel(private_view(base.unet), "flash")
+    assert accel.apply(get_family("modelscope"), base, request(attention="sdpa")).unet is base.unet  # SDPA already
 
 
 # -- compile ------------------------------------------------------------------------------------------------------
@@ -190,6 +194,15 @@ def test_compiled_unet_matches_eager_and_is_reused(tiny_model):
     assert all(torch.equal(before[k], v) for k, v in base.state_dict().items())
     again = generate(GenerationRequest.create(**fields))
     assert np.array_equal(again.frames, eager.frames)
+
+    # Unloading the model frees the compiled variant too (dynamo's caches keep no strong reference to it).
+    from t2v.models.loader import clear_cache
+
+    gone = weakref.ref(variant.module)
+    del variant, base
+    clear_cache()
+    gc.collect()
+    assert gone() is None and accel.compiled_count() == 0
 
 
 def test_one_compiled_variant_per_base_module_across_threads(tiny_model):

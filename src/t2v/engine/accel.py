@@ -183,6 +183,9 @@ def apply(family, model, request, ctx=None):
             variant = compiled_variant(family, base, attention)
             variant.bind(warnings)
             replaced[name] = variant.module
+        elif attention == "sdpa" and not any(hasattr(getattr(m, "processor", None), "_attention_backend")
+                                             for m in base.modules()):
+            continue  # its processors call SDPA directly (the UNets', CogVideoX's): nothing to set
         else:
             view = private_view(base)
             set_kernel(view, attention)
