@@ -99,7 +99,8 @@ def test_device_plan_falls_back_with_warning():
     plan = plan_device("cuda", "fp16")
     assert plan.device == "cpu" and plan.dtype == "fp32"
     assert any("cuda" in w for w in plan.warnings) and any("fp16" in w for w in plan.warnings)
-    assert plan_device("auto", "auto") == DevicePlan("cpu", "fp32")
+    auto = plan_device("auto", "auto", cpu_bf16=False)
+    assert (auto.device, auto.dtype, auto.reason) == ("cpu", "fp32", "auto: fp32 (T2V_CPU_BF16=0)")
     assert plan_device("cpu", "bf16").dtype == "bf16"
 
 

@@ -9,23 +9,9 @@ import pytest
 
 from t2v.store.artifacts import LocalArtifacts, S3Artifacts, StorageUnavailable, check_key, open_artifacts
 
+from tests.s3server import bucket, s3_endpoint, s3_env  # noqa: F401  (fixtures)
+
 boto3 = pytest.importorskip("boto3")
-moto_server = pytest.importorskip("moto.server")
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint():
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-@pytest.fixture
-def s3_env(monkeypatch):
-    for k, v in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(k, v)
 
 
 @pytest.fixture(params=["local", "s3"])

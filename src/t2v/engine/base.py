@@ -5,7 +5,7 @@ The families themselves (the spec, the registry) are in :mod:`t2v.families`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -23,6 +23,7 @@ class CheckpointSpec:
     path: Path
     every: int = 0
     resume: bool = True
+    on_save: Callable[[Path], None] | None = field(default=None, compare=False)  # after each save (e.g. upload it)
 
 
 @dataclass

@@ -10,6 +10,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from t2v.engine.base import CheckpointSpec
+
 logger = logging.getLogger(__name__)
 
 _SIMPLE = (int, float, bool, str, type(None))
@@ -59,8 +61,10 @@ def _unplain(v: Any) -> Any:
     return v
 
 
-def save(path: Path, *, fingerprint: str, step: int, latents, scheduler, generator, extra: dict[str, Any] | None = None) -> None:
-    """Write atomically: a crash mid-write leaves the previous checkpoint intact.
+def save(path: Path | CheckpointSpec, *, fingerprint: str, step: int, latents, scheduler, generator,
+         extra: dict[str, Any] | None = None) -> None:
+    """Write atomically: a crash mid-write leaves the previous checkpoint intact. Given a
+    :class:`CheckpointSpec`, write to its ``path`` and then call its ``on_save`` (a service uploads it there).
 
     ``extra``: loop state a family keeps outside the scheduler (e.g. CogVideoX DPM's previous prediction),
     tensors or simple values by name.
@@ -70,6 +74,8 @@ def save(path: Path, *, fingerprint: str, step: int, latents, scheduler, generat
     """
     import torch
 
+    spec = path if isinstance(path, CheckpointSpec) else None
+    path = spec.path if spec is not None else path
     state = {
         "fingerprint": fingerprint,
         "step": int(step),
@@ -88,6 +94,8 @@ def save(path: Path, *, fingerprint: str, step: int, latents, scheduler, generat
         Path(tmp).unlink(missing_ok=True)
         raise
     logger.debug("checkpoint at step %d -> %s", step, path)
+    if spec is not None and spec.on_save is not None:
+        spec.on_save(path)
 
 
 def load(path: Path, fingerprint: str) -> dict[str, Any] | None:

@@ -100,7 +100,7 @@ class Checkpoints:
 
     def save(self, step: int, state: LoopState) -> None:
         if self.spec:
-            ckpt.save(self.spec.path, fingerprint=self.fingerprint, step=step, latents=state.latents,
+            ckpt.save(self.spec, fingerprint=self.fingerprint, step=step, latents=state.latents,
                       scheduler=self.scheduler, generator=self.generator, extra=state.extra)
 
 

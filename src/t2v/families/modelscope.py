@@ -120,14 +120,14 @@ class ModelScopeFamily(Family):
             for i in range(start, total):
                 if ctx.should_cancel():
                     if ctx.checkpoint:
-                        ckpt.save(ctx.checkpoint.path, fingerprint=fp, step=i, latents=latents, scheduler=scheduler,
+                        ckpt.save(ctx.checkpoint, fingerprint=fp, step=i, latents=latents, scheduler=scheduler,
                                   generator=generator, extra=extra)
                     raise Cancelled(f"cancelled at step {i} of {total}")
                 stepcache.at_step(unet, i, extra)
                 latents = self._step(unet, scheduler, latents, timesteps[i], embeds, request.guidance_scale, cfg, step_kwargs)
                 every = ctx.checkpoint.every if ctx.checkpoint else 0
                 if every and (i + 1) % every == 0 and i + 1 < total:
-                    ckpt.save(ctx.checkpoint.path, fingerprint=fp, step=i + 1, latents=latents, scheduler=scheduler,
+                    ckpt.save(ctx.checkpoint, fingerprint=fp, step=i + 1, latents=latents, scheduler=scheduler,
                               generator=generator, extra=extra)
                 logger.debug("step %d/%d", i + 1, total)
                 ctx.on_step(i + 1, total, latents)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import shutil
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,10 +42,14 @@ class JobService(AssetService):
     Uploaded images (assets) are :class:`~t2v.service.assets.AssetService`'s."""
 
     def __init__(self, settings: Settings | None = None, *, workers: int = 1, database_url: str | None = None) -> None:
+        from t2v.service.files import JobFiles
         from t2v.store import Repository, default_database_url, open_database
+        from t2v.store.artifacts import open_artifacts
 
         self.settings = settings or get_settings()
         self.settings.home.mkdir(parents=True, exist_ok=True)
+        #: The job files' artifact store (T2V_STORAGE_URL; default the folders under T2V_HOME).
+        self.files = JobFiles(self.settings, open_artifacts(self.settings))
         self.engine = open_database(database_url or default_database_url(self.settings))
         self.repo = Repository(self.engine)
         self.n_workers = workers
@@ -126,14 +129,10 @@ class JobService(AssetService):
         """Delete checkpoints (and torn partial writes) of jobs that ended or are gone. A job's checkpoint
         is kept through failed tries so the next one resumes; one that used up its tries in a process
         that died (failed by a janitor) leaves its file here."""
-        folder = self.settings.checkpoint_dir
-        if not folder.is_dir():
-            return
-        for path in folder.iterdir():
-            job_id = path.name.lstrip(".").split(".", 1)[0]
-            job = self.repo.get_job(job_id) if job_id else None
+        for job_id in self.files.checkpoint_job_ids():
+            job = self.repo.get_job(job_id)
             if job is None or job.status in FINISHED:
-                path.unlink(missing_ok=True)
+                self.files.drop_checkpoint(job_id)
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop workers; a running job saves a checkpoint and goes back to the queue."""
@@ -260,14 +259,14 @@ class JobService(AssetService):
         if job.status not in FINISHED:
             self.cancel(job_id, purge=True, api_key=api_key)
             return
-        shutil.rmtree(self.settings.videos_dir / job_id, ignore_errors=True)
+        self.files.remove(job_id)
         self.repo.delete_job(job_id)
         if self.records is not None and job.records_sent_at is not None:
             self.records.forget(job_id)
 
     def purge_files(self, job_id: str) -> None:
         """Remove a finished job's files and mark its purge done (safe to repeat, from any process)."""
-        shutil.rmtree(self.settings.videos_dir / job_id, ignore_errors=True)
+        self.files.remove(job_id)
         self.repo.purge_done(job_id)
 
     def purge_pending(self) -> None:
@@ -275,19 +274,25 @@ class JobService(AssetService):
         for job_id in self.repo.pending_purges():
             self.purge_files(job_id)
 
+    def file_key(self, job, fmt: str) -> str | None:
+        """The artifact key of a finished job's file in ``fmt`` (or None)."""
+        return next((self.files.file_key(f) for f in job.files or [] if f.get("format") == fmt), None)
+
     def file_path(self, job, fmt: str):
-        """Absolute path of a finished job's file in ``fmt`` (or None)."""
-        for f in job.files or []:
-            if f.get("format") == fmt:
-                path = (self.settings.videos_dir / f["path"]).resolve()
-                if self.settings.videos_dir.resolve() in path.parents and path.is_file():
-                    return path
-        return None
+        """A local path with a finished job's file in ``fmt`` (or None): the stored file, or a cached copy of
+        the object (see :mod:`t2v.service.files`)."""
+        key = self.file_key(job, fmt)
+        return self.files.local_file(key) if key else None
 
     def image_path(self, job_id: str, name: str):
         """The live preview (``preview.png``) or the finished clip's middle frame (``poster.png``), if written."""
-        path = self.settings.videos_dir / job_id / name
-        return path if path.is_file() else None
+        return self.files.local_file(self.files.video_key(job_id, name), fresh=name == "preview.png")
+
+    def download(self, job, fmt: str | None = None, *, image: str | None = None):
+        """How to send a job's file in ``fmt`` (or its ``image``, preview.png / poster.png): a
+        :class:`t2v.service.files.Download`, or None when there is none."""
+        key = self.files.video_key(job.id, image) if image else self.file_key(job, fmt or "")
+        return self.files.download(key, presign=self.settings.storage_presign) if key else None
 
     def after_finish(self, job_id: str) -> None:
         """A worker ended ``job_id`` (succeeded, failed or cancelled): a purge asked meanwhile, by any

@@ -44,13 +44,6 @@ def _save_png(image, path: Path) -> None:
         logger.warning("could not write %s", path, exc_info=True)
 
 
-def _drop_checkpoint(path: Path) -> None:
-    """Delete a job's checkpoint and any torn write of it (a try killed while saving one)."""
-    path.unlink(missing_ok=True)
-    for torn in path.parent.glob(f".{path.name}.*.part"):
-        torn.unlink(missing_ok=True)
-
-
 def is_transient(exc: BaseException) -> bool:
     """A failure that is not the request's fault, so another try may succeed: the machine's
     (:func:`t2v.errors.out_of_resources`: imports, memory, memory held by other jobs now) or an OSError
@@ -115,9 +108,9 @@ class Worker(threading.Thread):
         from t2v.generation import run_request
         from t2v.sequence.request import request_from_fields
 
-        svc, repo = self.service, self.service.repo
-        ckpt_path = svc.settings.checkpoint_dir / f"{job.id}.ckpt"
-        out_dir = svc.settings.videos_dir / job.id
+        svc, repo, store = self.service, self.service.repo, self.service.files
+        ckpt_path = store.checkpoint_path(job.id)  # with object storage: the last machine's checkpoint, fetched
+        out_dir = store.workdir(job.id)
         for torn in out_dir.glob(".*.part"):  # half-written files of a try killed mid-export
             remove_output(torn)
         stop_beat = threading.Event()
@@ -131,9 +124,10 @@ class Worker(threading.Thread):
                 on_progress=self._progress_writer(job.id),
                 should_cancel=self._cancel_checker(job.id),
                 output=out_dir / "video",
-                checkpoint=CheckpointSpec(path=ckpt_path, every=svc.settings.checkpoint_every),
+                checkpoint=CheckpointSpec(path=ckpt_path, every=svc.settings.checkpoint_every,
+                                          on_save=store.checkpoint_saved(job.id)),
                 settings=svc.settings,
-                on_preview=self._preview_writer(out_dir),
+                on_preview=self._preview_writer(job.id, out_dir),
                 resolve_image=svc.image_resolver(job.api_key_id),  # request.image: an asset id of the job's key
             )
         except Cancelled:
@@ -142,13 +136,14 @@ class Worker(threading.Thread):
                 logger.info("job %s handed back to the queue at shutdown", job.id)
                 return
             repo.mark_cancelled(job.id, self.worker_id)
-            _drop_checkpoint(ckpt_path)
+            store.drop_checkpoint(job.id)
+            store.done_writing(job.id)
             svc.after_finish(job.id)  # a purge asked meanwhile by any process (the job row says) is done there
             return
         except Exception as e:  # the request's fault, a bug, or a passing failure (see _fail); the worker lives on
             if not isinstance(e, T2VError):
                 logger.exception("job %s failed", job.id)
-            if self._fail(job.id, e, ckpt_path) == "queued":
+            if self._fail(job.id, e) == "queued":
                 # Let passing trouble pass before this worker claims again (memory held by another job, a
                 # file being copied): 2 s after a first failed try, 4 s after a second, ... at most a minute.
                 svc.stopping.wait(min(60.0, 2.0 ** job.attempts))
@@ -156,17 +151,30 @@ class Worker(threading.Thread):
         finally:
             stop_beat.set()
         _save_png(result.frames[len(result.frames) // 2], out_dir / POSTER)
-        files = [{**o.to_dict(), "path": str(o.path.relative_to(svc.settings.videos_dir))} for o in result.outputs]
-        for name, fig in result.record.get("figures", {}).items():  # sequences: contact sheet, denoise grid
-            files.append({"format": name, "file": fig["file"], "path": str((out_dir / fig["file"]).relative_to(svc.settings.videos_dir))})
-        if result.sidecar:
-            files.append({"format": "json", "file": result.sidecar.name, "path": str(result.sidecar.relative_to(svc.settings.videos_dir))})
+        try:  # into the artifact store (nothing to copy with the local one) before the job is marked done
+            files = self._publish(job.id, result, out_dir)
+        except Exception as e:  # object storage unreachable: the files are still here; try again later
+            logger.warning("job %s: storing its files failed: %s", job.id, e)
+            self._fail(job.id, OSError(f"could not store the job's files: {e}"))
+            return
         if repo.finish_job(job.id, self.worker_id, result=result.record, files=files):
             svc.metrics.observe_job(time.perf_counter() - t0, result.record)
-            _drop_checkpoint(ckpt_path)  # kept until now: every failed try before resumed from it
+            store.drop_checkpoint(job.id)  # kept until now: every failed try before resumed from it
+            store.done_writing(job.id)
             svc.after_finish(job.id)
 
-    def _fail(self, job_id: str, exc: Exception, ckpt_path: Path) -> str | None:
+    def _publish(self, job_id: str, result, out_dir: Path) -> list[dict]:
+        """Store a finished job's files (outputs, figures, record, poster); their ``files`` entries."""
+        store = self.service.files
+        files = [{**o.to_dict(), "path": store.publish(job_id, o.path)} for o in result.outputs]
+        for name, fig in result.record.get("figures", {}).items():  # sequences: contact sheet, denoise grid
+            files.append({"format": name, "file": fig["file"], "path": store.publish(job_id, out_dir / fig["file"])})
+        if result.sidecar:
+            files.append({"format": "json", "file": result.sidecar.name, "path": store.publish(job_id, result.sidecar)})
+        store.publish(job_id, out_dir / POSTER)
+        return files
+
+    def _fail(self, job_id: str, exc: Exception) -> str | None:
         """End a try that raised ``exc``. A failure that is not the request's (:func:`is_transient`) puts the
         job back in the queue, its checkpoint kept, until it has had ``max_attempts`` tries; any other fails it.
         Returns the job's new status (None: another worker holds it now)."""
@@ -180,11 +188,12 @@ class Worker(threading.Thread):
             logger.warning("job %s: %s; queued again", job_id, error)
             svc.wakeup.set()
         elif status is not None:  # None: another worker holds the job now (and may resume from the checkpoint)
-            _drop_checkpoint(ckpt_path)
+            svc.files.drop_checkpoint(job_id)
+            svc.files.done_writing(job_id)
             svc.after_finish(job_id)
         return status
 
-    def _preview_writer(self, out_dir: Path):
+    def _preview_writer(self, job_id: str, out_dir: Path):
         last = {"t": 0.0}
 
         def on_preview(step: int, image) -> None:
@@ -192,6 +201,7 @@ class Worker(threading.Thread):
             if now - last["t"] >= PREVIEW_INTERVAL_S:
                 last["t"] = now
                 _save_png(image, out_dir / PREVIEW)
+                self.service.files.publish_preview(job_id, out_dir / PREVIEW)
 
         return on_preview
 

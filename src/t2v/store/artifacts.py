@@ -61,6 +61,7 @@ class ArtifactStore(Protocol):
     def delete_prefix(self, prefix: str) -> int: ...
     def presign(self, key: str, expires_s: int = 300) -> str | None: ...
     def local_path(self, key: str) -> Path | None: ...
+    def local_dir(self, prefix: str) -> Path | None: ...
 
 
 class LocalArtifacts:
@@ -163,6 +164,10 @@ class LocalArtifacts:
     def local_path(self, key: str) -> Path | None:
         p = self.path(key)
         return p if p.is_file() else None
+
+    def local_dir(self, prefix: str) -> Path | None:
+        """The folder that holds ``prefix``'s files: a writer may make them there, in place."""
+        return self.path(prefix)
 
 
 class S3Artifacts:
@@ -271,6 +276,9 @@ class S3Artifacts:
                                                   ExpiresIn=int(expires_s))
 
     def local_path(self, key: str) -> Path | None:
+        return None
+
+    def local_dir(self, prefix: str) -> Path | None:
         return None
 
 

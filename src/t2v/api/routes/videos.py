@@ -17,6 +17,7 @@ from starlette.background import BackgroundTask
 from starlette.datastructures import UploadFile
 
 from t2v.api.deps import current_key, get_service, rate_limited
+from t2v.api.downloads import send
 from t2v.api.routes.assets import read_upload
 from t2v.api.streams import StreamLease
 from t2v.api.schemas import FIGURES, SequenceCreate, VideoCreate, job_to_dict
@@ -151,54 +152,57 @@ async def get_video(job_id: str, request: Request, service=Depends(get_service),
     return job_to_dict(service, job, base_url=_base(request))
 
 
-@router.get("/{job_id}/content", summary="The video file (supports HTTP Range)")
-async def get_content(job_id: str, format: Literal["mp4", "webm", "gif"] = "mp4", service=Depends(get_service),
-                      key=Depends(current_key)):
-    job, path = await _finished_file(service, job_id, key, format, "content exists")
-    if path is None:
+@router.get("/{job_id}/content", summary="The video file (supports HTTP Range; with T2V_STORAGE_PRESIGN=1 a "
+                                          "307 redirect to a presigned object-storage URL)")
+async def get_content(job_id: str, request: Request, format: Literal["mp4", "webm", "gif"] = "mp4",
+                      service=Depends(get_service), key=Depends(current_key)):
+    job, found = await _finished_file(service, job_id, key, format, "content exists")
+    if found is None:
         raise HTTPException(404, f"job {job_id} has no {format} file (formats: "
                                  f"{', '.join(f['format'] for f in job.files or []) or 'none, purged'})")
-    return FileResponse(path, media_type=MEDIA_TYPES[format], filename=path.name)
+    return send(found, media_type=MEDIA_TYPES[format], filename=found.key.rsplit("/", 1)[-1],
+                range_header=request.headers.get("range"))
 
 
 async def _finished_file(service, job_id: str, key, fmt: str, what: str):
-    """(job, path of its ``fmt`` file or None); 409 naming ``what`` until the job has succeeded."""
+    """(job, how to send its ``fmt`` file, or None); 409 naming ``what`` until the job has succeeded."""
     job = await run_in_threadpool(service.get, job_id, api_key=key)
     if job.status != "succeeded":
         raise HTTPException(409, f"job {job_id} is {job.status}; {what} once it has succeeded")
-    return job, service.file_path(job, fmt)
+    return job, await run_in_threadpool(service.download, job, fmt)
 
 
 @router.get("/{job_id}/figures/{name}", summary="A sequence job's contact sheet or denoise grid (PNG)")
-async def get_figure(job_id: str, name: Literal["contact_sheet", "denoise_grid"], service=Depends(get_service),
-                     key=Depends(current_key)):
-    job, path = await _finished_file(service, job_id, key, name, "figures exist")
-    if path is None:
+async def get_figure(job_id: str, request: Request, name: Literal["contact_sheet", "denoise_grid"],
+                     service=Depends(get_service), key=Depends(current_key)):
+    job, found = await _finished_file(service, job_id, key, name, "figures exist")
+    if found is None:
         have = [f["format"] for f in job.files or [] if f["format"] in FIGURES]
         raise HTTPException(404, f"job {job_id} has no {name} (figures: {', '.join(have) or 'none; ask for them in the request'})")
-    return FileResponse(path, media_type="image/png", filename=path.name)
+    return send(found, media_type="image/png", filename=found.key.rsplit("/", 1)[-1],
+                range_header=request.headers.get("range"))
 
 
 @router.get("/{job_id}/preview", summary="The live preview of a running job (PNG; the latest step's latents)",
             response_class=FileResponse, responses={200: {"content": {"image/png": {}}}})
-async def get_preview(job_id: str, service=Depends(get_service), key=Depends(current_key)):
+async def get_preview(job_id: str, request: Request, service=Depends(get_service), key=Depends(current_key)):
     """Changes every step: never cached. 404 until the first step has written one (and after a purge)."""
-    return await _image(service, job_id, key, "preview.png", "no-store")
+    return await _image(service, job_id, key, "preview.png", "no-store", request)
 
 
 @router.get("/{job_id}/poster", summary="The finished clip's middle frame (PNG)", response_class=FileResponse,
             responses={200: {"content": {"image/png": {}}}})
-async def get_poster(job_id: str, service=Depends(get_service), key=Depends(current_key)):
+async def get_poster(job_id: str, request: Request, service=Depends(get_service), key=Depends(current_key)):
     """Written once the clip is: cacheable by the key's owner (private; revalidated by ETag)."""
-    return await _image(service, job_id, key, "poster.png", "private, max-age=3600")
+    return await _image(service, job_id, key, "poster.png", "private, max-age=3600", request)
 
 
-async def _image(service, job_id: str, key, name: str, cache: str):
+async def _image(service, job_id: str, key, name: str, cache: str, request: Request):
     job = await run_in_threadpool(service.get, job_id, api_key=key)  # 404 for another key's job
-    path = service.image_path(job.id, name)
-    if path is None:
+    found = await run_in_threadpool(service.download, job, image=name)
+    if found is None:
         raise HTTPException(404, f"job {job_id} has no {name.removesuffix('.png')} (status: {job.status})")
-    return FileResponse(path, media_type="image/png", headers={"Cache-Control": cache})
+    return send(found, media_type="image/png", headers={"Cache-Control": cache}, range_header=request.headers.get("range"))
 
 
 @router.get("/{job_id}/metadata", summary="The job's reproducibility record")

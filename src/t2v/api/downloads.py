@@ -1,0 +1,53 @@
+"""Sending a stored job file: a local file as it is, object storage streamed by byte range (HTTP Range, one
+range per request) or redirected to a presigned URL (``T2V_STORAGE_PRESIGN=1``)."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import quote
+
+from fastapi.responses import FileResponse, RedirectResponse, Response, StreamingResponse
+
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def send(download, *, media_type: str, filename: str | None = None, headers: dict[str, str] | None = None,
+         range_header: str | None = None) -> Response:
+    """The response for a :class:`t2v.service.files.Download`."""
+    headers = dict(headers or {})
+    if download.path is not None:
+        return FileResponse(download.path, media_type=media_type, filename=filename, headers=headers)
+    if download.url is not None:
+        return RedirectResponse(download.url, status_code=307, headers={"Cache-Control": "no-store"})
+    if filename:
+        headers["Content-Disposition"] = f"attachment; filename*=utf-8''{quote(filename)}"
+    headers["Accept-Ranges"] = "bytes"
+    size = download.size
+    span = byte_range(range_header, size)
+    if span == "unsatisfiable":
+        return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
+    if span is None:
+        headers["Content-Length"] = str(size)
+        return StreamingResponse(download.iter_range(0, None), media_type=media_type, headers=headers)
+    start, end = span
+    headers.update({"Content-Range": f"bytes {start}-{end}/{size}", "Content-Length": str(end - start + 1)})
+    return StreamingResponse(download.iter_range(start, end), status_code=206, media_type=media_type, headers=headers)
+
+
+def byte_range(header: str | None, size: int):
+    """``(start, end)`` (inclusive) of a single-range ``Range`` header, None to send the whole file (no header,
+    several ranges or a malformed one: RFC 9110 lets a server ignore it), or "unsatisfiable"."""
+    if not header:
+        return None
+    m = _RANGE.match(header.strip().replace(" ", ""))
+    if not m or not (m.group(1) or m.group(2)):
+        return None
+    first, last = m.group(1), m.group(2)
+    if not first:  # the last N bytes
+        n = int(last)
+        return "unsatisfiable" if n == 0 or size == 0 else (max(0, size - n), size - 1)
+    start = int(first)
+    end = min(int(last), size - 1) if last else size - 1
+    if start >= size or (last and int(last) < start):
+        return "unsatisfiable"
+    return start, end
