@@ -42,6 +42,7 @@ SDPA_ONLY = ("auto", "sdpa")
 KERNELS: dict[str, tuple[str, ...]] = {"wan": ("auto", "sdpa", "flash", "sage")}
 PACKAGES = {"flash": ("flash_attn", "flash-attn"), "sage": ("sageattention", "sageattention")}
 BACKENDS = {"sdpa": "native", "flash": "flash", "sage": "sage"}  # diffusers AttentionBackendName values
+COMPILE_BACKEND = "inductor"  # torch.compile's backend (tests use "aot_eager": the same graphs, no C++ build)
 # The UNet families compile the whole UNet (one graph per shape). Regions (the blocks below) were measured
 # slower on t2v-shapes: their shapes differ level by level, so they compile many graphs and ResnetBlock2D alone
 # passes dynamo's recompile limit within one UNet (benchmarks/bench_compile.py --unet regional; docs/speed.md).
@@ -227,7 +228,7 @@ class CompiledVariant:
         for block in blocks:
             eager = block.forward
             self.blocks.append((block, eager))
-            block.forward = Guarded(self, torch.compile(eager, fullgraph=fullgraph, dynamic=False), eager)
+            block.forward = Guarded(self, torch.compile(eager, fullgraph=fullgraph, dynamic=False, backend=COMPILE_BACKEND), eager)
 
     def bind(self, warnings: list[str] | None) -> None:
         """Send this thread's fallback warnings to ``warnings`` (the current run's)."""
