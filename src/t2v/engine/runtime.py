@@ -28,9 +28,12 @@ def check(family, request, *, model: str = "this model") -> None:
     """Refuse, before loading, speed options this family (or this machine) cannot honour (InvalidRequest
     naming the field and what would work)."""
     from t2v.engine import accel, stepcache
+    from t2v.models.precision import check_weights
 
     stepcache.check(family, request, model=model)
     accel.check(family, request, model=model)
+    check_weights(getattr(request, "weights", "auto"), accel.target_device(request), getattr(request, "dtype", "auto"),
+                  lora=getattr(request, "lora", None))
 
 
 def private_view(module):
