@@ -23,15 +23,6 @@ def request(**fields) -> GenerationRequest:
     return GenerationRequest.create(**{"prompt": "a red circle", **fields})
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models on a shared 2-core machine run fastest on one intra-op thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture
 def cuda_machine(monkeypatch):
     """A machine that looks like it has a CUDA GPU, flash-attn, sageattention and triton (flip one off to test

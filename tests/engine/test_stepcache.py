@@ -14,21 +14,10 @@ from t2v.record import request_fields
 from t2v.request import GenerationRequest
 from tests.families.checks import assert_resume_after_cancel_is_bitwise, run
 
-DIT_CACHES = ("fbc", "taylorseer:interval=2,warmup=1", "pab", "fastercache", "magcache")
+DIT_CACHES = ("fbc:threshold=0.5", "taylorseer:interval=2,warmup=1", "pab", "fastercache", "magcache")
 # settings sure to skip something in 4 steps of a random-weight model
 EAGER = ("fbc:threshold=1.0", "taylorseer:interval=2,warmup=1", "pab", "fastercache:end=1000",
          "magcache:retention=0,threshold=0.5")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models on a shared 2-core machine: one thread (as tests/families do)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

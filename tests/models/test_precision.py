@@ -244,3 +244,28 @@ def test_storage_checks_name_the_field_and_auto():
         with pytest.raises(InvalidRequest, match=words) as e:
             check_weights(*args, **kw)
         assert e.value.field == "weights" and "nearest valid: auto" in str(e.value)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("memory", ["speed", "low"])
+def test_fp8_storage_on_a_gpu(tiny_model, memory):
+    """On CUDA: the UNet is stored in float8 and computes in bf16, with and without model offload; the clip is
+    the bf16 clip within fp8 rounding, and the fp8 weights take less GPU memory."""
+    from t2v.generation import generate
+
+    clear_cache()
+    try:
+        bf16 = generate(_request(tiny_model, device="cuda", dtype="bf16", memory=memory))
+        torch.cuda.reset_peak_memory_stats()
+        fp8 = generate(_request(tiny_model, device="cuda", dtype="bf16", memory=memory, weights="fp8"))
+        assert fp8.record["weights"] == "fp8" and fp8.record["device"].startswith("cuda")
+        stored = load_model(resolve_source(str(tiny_model), get_settings(), want_fp16=True),
+                            loader.DevicePlan(device="cuda", dtype="bf16"), weights="fp8", offload=memory == "low")
+        dtypes = {p.dtype for p in stored.unet.parameters()}
+        assert torch.float8_e4m3fn in dtypes
+        fp8_bytes = sum(p.numel() * p.element_size() for p in stored.unet.parameters())
+        bf16_bytes = sum(p.numel() * 2 for p in stored.unet.parameters())
+        assert fp8_bytes < 0.75 * bf16_bytes
+        assert np.abs(fp8.frames.astype(int) - bf16.frames.astype(int)).mean() < 8
+    finally:
+        clear_cache()
