@@ -66,7 +66,7 @@ def create_app(settings: Settings | None = None, *, service=None, workers: int =
         # NaN/Infinity or a lone surrogate (\ud800), which would otherwise fail to render (HTTP 500).
         return JSONResponse({"detail": _json_safe(jsonable_encoder(exc.errors()))}, status_code=422)
 
-    from t2v.store.mongo import RecordStoreUnavailable
+    from t2v.service.records import RecordStoreUnavailable
 
     @app.exception_handler(InvalidRequest)
     async def _invalid(request: Request, exc: InvalidRequest):

@@ -6,21 +6,19 @@ import math
 
 from fastapi import Depends, HTTPException, Request
 
-from t2v.service.keys import authenticate, parse_rate
-
 
 def get_service(request: Request):
     return request.app.state.service
 
 
 def auth_enabled(service) -> bool:
-    return bool(service.repo.list_keys())
+    return service.has_keys()
 
 
 def bearer_key(service, authorization: str):
     """The active key named by an ``Authorization: Bearer <key>`` header value, or None."""
     scheme, _, token = authorization.partition(" ")
-    return authenticate(service.repo, token) if scheme.lower() == "bearer" else None
+    return service.authenticate(token) if scheme.lower() == "bearer" else None
 
 
 def current_key(request: Request, service=Depends(get_service)):
@@ -37,8 +35,7 @@ def current_key(request: Request, service=Depends(get_service)):
 def rate_limited(request: Request, key=Depends(current_key)):
     """Apply the key's rate limit (429 + Retry-After), counted in the database across all server processes."""
     if key is not None and key.rate_limit:
-        count, per_s = parse_rate(key.rate_limit)
-        wait = request.app.state.service.repo.take_rate_token(key.id, count, per_s)
+        wait = request.app.state.service.take_rate_token(key)
         if wait is not None:
             raise HTTPException(429, f"rate limit {key.rate_limit} exceeded", headers={"Retry-After": str(math.ceil(wait))})
     return key

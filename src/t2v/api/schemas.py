@@ -101,7 +101,7 @@ def job_to_dict(service, job, *, base_url: str = "") -> dict[str, Any]:
     """The public JSON of a job."""
     position = service.queue_position(job.id) if job.status == "queued" else None
     if job.status == "queued" and position is None:  # claimed meanwhile: show the fresher state
-        job = service.repo.get_job(job.id) or job
+        job = service.find_job(job.id) or job
     fraction = job.step / job.total if job.total else (1.0 if job.status == "succeeded" else 0.0)
     files = [
         {"format": f["format"], "file": f.get("file"), "bytes": f.get("bytes"), "sha256": f.get("sha256"),

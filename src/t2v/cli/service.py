@@ -62,7 +62,7 @@ def run_server(host: str, port: int, model: str | None, workers: int, *, ui_requ
 
             set_threads(settings.threads)
         service = JobService(settings, workers=workers)
-        if not _is_loopback(host) and not service.repo.list_keys():
+        if not _is_loopback(host) and not service.has_keys():
             raise InvalidRequest(
                 f"refusing to bind {host} without API keys: anyone on the network could run jobs. "
                 "Create one with `t2v keys create --name NAME`, or bind 127.0.0.1", field="host")
@@ -216,10 +216,8 @@ def keys_create(
                                            "request (e.g. 16x256x256x25 = 26214400); T2V_MAX_COST applies when lower."),
 ) -> None:
     """Create a key. It is shown once; only its hash is stored."""
-    from t2v.service.keys import create_key
-
     with cli_errors():
-        row, plaintext = create_key(_service().repo, name, rate=rate, max_queued=max_queued, max_cost=max_cost)
+        row, plaintext = _service().create_key(name, rate=rate, max_queued=max_queued, max_cost=max_cost)
         err.print(f"created key {row.id} ({row.name}); store it now, it is not shown again:", highlight=False)
         out.print(plaintext, highlight=False)
 
@@ -231,7 +229,7 @@ def keys_list() -> None:
         table = Table(title="API keys")
         for col in ("id", "name", "prefix", "rate", "max queued", "max cost", "created", "revoked"):
             table.add_column(col)
-        for k in _service().repo.list_keys():
+        for k in _service().list_keys():
             table.add_row(k.id, k.name, k.prefix + "…", k.rate_limit or "-", str(k.max_queued or "-"), str(k.max_cost or "-"),
                           k.created_at.strftime("%Y-%m-%d"), k.revoked_at.strftime("%Y-%m-%d") if k.revoked_at else "")
         out.print(table)
@@ -244,7 +242,7 @@ def keys_revoke(key_id: str) -> None:
 
     with cli_errors():
         service = _service()
-        if not service.repo.revoke_key(key_id):
+        if not service.revoke_key(key_id):
             raise InvalidRequest(f"no active key with id {key_id}", field="key_id")
         removed = service.purge_key_assets(key_id)
         out.print(f"revoked {key_id}; removed {removed} uploaded image(s)", highlight=False)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from t2v.errors import InvalidRequest, JobNotFound, QuotaExceeded
+from t2v.service.access import AccessService
 from t2v.service.assets import AssetService
 from t2v.settings import Settings, get_settings
 
@@ -37,7 +38,7 @@ class Metrics:
                 self.step_seconds_sum += float(record.get("timings", {}).get("denoise_s", 0.0))
 
 
-class JobService(AssetService):
+class JobService(AccessService, AssetService):
     """Submit/get/list/cancel over the job table; ``start()`` runs worker threads that execute jobs.
     Uploaded images (assets) are :class:`~t2v.service.assets.AssetService`'s."""
 

@@ -27,18 +27,16 @@ UIError = F.FormError  # the page's one error type (the shared front-end logic's
 # -- API keys ----------------------------------------------------------------------------------------
 def auth_required(service) -> bool:
     """True when the server runs with API keys (then every call needs a valid one)."""
-    return bool(service.repo.list_keys())
+    return service.has_keys()
 
 
 def authorize(service, token: str | None):
     """The caller's key row; None when the server has no keys. Raises UIError for a missing or bad key."""
-    from t2v.service.keys import authenticate
-
     if not auth_required(service):
         return None
     if not (token or "").strip():
         raise UIError("This server needs an API key: enter yours in the API key box at the top.", field="api_key")
-    key = authenticate(service.repo, token)
+    key = service.authenticate(token)
     if key is None:
         raise UIError("That API key is not valid (or it was revoked).", field="api_key")
     return key

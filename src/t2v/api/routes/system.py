@@ -43,7 +43,7 @@ def _readiness(service, authorization: str) -> dict:
 
 @router.get("/metrics", tags=["system"], response_class=PlainTextResponse, summary="Prometheus metrics")
 async def metrics(service=Depends(get_service)):
-    counts = await run_in_threadpool(service.repo.counts_by_status)
+    counts = await run_in_threadpool(service.counts_by_status)
     m = service.metrics
     lines = ["# HELP t2v_jobs Jobs by status.", "# TYPE t2v_jobs gauge"]
     lines += [f't2v_jobs{{status="{s}"}} {counts.get(s, 0)}' for s in STATUSES]

@@ -219,7 +219,7 @@ async def job_events(job_id: str, request: Request, service=Depends(get_service)
     it (nothing is sent again until the state changes). With API keys on, one key may hold
     ``T2V_MAX_STREAMS_PER_KEY`` open streams across all server processes; one more answers 429."""
     await run_in_threadpool(service.get, job_id, api_key=key)  # 404 before the stream starts
-    lease = StreamLease(service.repo, key, service.settings.max_streams_per_key)
+    lease = StreamLease(service, key, service.settings.max_streams_per_key)
     if not await run_in_threadpool(lease.acquire):
         raise HTTPException(429, lease.message, headers={"Retry-After": str(int(lease.RENEW_S))})
     base = _base(request)
@@ -229,7 +229,7 @@ async def job_events(job_id: str, request: Request, service=Depends(get_service)
         last, renewed = resumed_from, time.monotonic()
         try:
             while True:
-                job = await run_in_threadpool(service.repo.get_job, job_id)
+                job = await run_in_threadpool(service.find_job, job_id)
                 if job is None:
                     yield _sse("error", {"detail": "job deleted"})
                     return

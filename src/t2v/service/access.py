@@ -1,0 +1,70 @@
+"""Mixin of :class:`~t2v.service.JobService`: API keys, rate tokens, event-stream leases, job counts.
+
+Front ends (API, web UI, CLI, desktop) call these and never the repository (``service.repo``) itself: the
+service is the one door to the store (``tests/test_architecture.py`` checks it).
+Everything here is shared between server processes through the database.
+"""
+
+from __future__ import annotations
+
+from t2v.service import keys
+
+
+class AccessService:
+    """Mixin of JobService: API keys, rate tokens, stream leases, job counts (needs ``self.repo``)."""
+
+    # -- API keys --------------------------------------------------------------------------------
+    def has_keys(self) -> bool:
+        """True when the server runs with API keys (any key, revoked ones included, as before)."""
+        return bool(self.repo.list_keys())
+
+    def list_keys(self) -> list:
+        """All keys, revoked ones included, oldest first (rows without the secret)."""
+        return self.repo.list_keys()
+
+    def create_key(self, name: str, *, rate: str | None = None, max_queued: int | None = None,
+                   max_cost: int | None = None):
+        """Create a key; returns ``(row, plaintext)``. The plaintext is shown once and stored nowhere
+        (see :func:`t2v.service.keys.create_key` for the options)."""
+        return keys.create_key(self.repo, name, rate=rate, max_queued=max_queued, max_cost=max_cost)
+
+    def revoke_key(self, key_id: str) -> bool:
+        """Revoke a key; False when there is no such key or it was revoked already."""
+        return self.repo.revoke_key(key_id)
+
+    def authenticate(self, token: str | None):
+        """The active key for a bearer token, or None."""
+        return keys.authenticate(self.repo, token)
+
+    # -- rate limits -----------------------------------------------------------------------------
+    def take_rate_token(self, api_key) -> float | None:
+        """Count one request against the key's rate limit (``api_key.rate_limit``, e.g. ``30/minute``), across
+        every server process. None when the request may go ahead (also for no key or no limit), else the
+        seconds until the next token."""
+        if api_key is None or not api_key.rate_limit:
+            return None
+        count, per_s = keys.parse_rate(api_key.rate_limit)
+        return self.repo.take_rate_token(api_key.id, count, per_s)
+
+    # -- event-stream leases (the cap on open /events streams per key) ------------------------------
+    def acquire_stream(self, api_key_id: str, cap: int, lease_s: float) -> str | None:
+        """Lease a slot for an open event stream of this key for ``lease_s`` seconds: the lease id, or None
+        when the key already holds ``cap`` unexpired leases."""
+        return self.repo.acquire_stream(api_key_id, cap, lease_s)
+
+    def renew_stream(self, lease_id: str, lease_s: float) -> bool:
+        """Extend a lease to ``lease_s`` seconds from now; False when it expired and was removed."""
+        return self.repo.renew_stream(lease_id, lease_s)
+
+    def release_stream(self, lease_id: str) -> bool:
+        return self.repo.release_stream(lease_id)
+
+    # -- jobs, read as they are now ------------------------------------------------------------------
+    def counts_by_status(self) -> dict[str, int]:
+        """Number of jobs per status (every status present), for /metrics."""
+        return self.repo.counts_by_status()
+
+    def find_job(self, job_id: str):
+        """The job's current row, or None once deleted. No key check and no error: for re-reading a job the
+        caller was already given through :meth:`get` (a progress stream, a fresher queue state)."""
+        return self.repo.get_job(job_id)
