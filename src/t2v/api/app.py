@@ -80,6 +80,12 @@ def create_app(settings: Settings | None = None, *, service=None, workers: int =
     async def _records_down(request: Request, exc: RecordStoreUnavailable):
         return _error(503, str(exc), headers={"Retry-After": "5"})
 
+    from t2v.service.assets import StorageUnavailable  # (t2v.store.artifacts's; front ends import no t2v.store)
+
+    @app.exception_handler(StorageUnavailable)
+    async def _storage_down(request: Request, exc: StorageUnavailable):  # e.g. the bucket, on an image upload
+        return _error(503, str(exc), headers={"Retry-After": "5"})
+
     @app.exception_handler(JobNotFound)
     async def _not_found(request: Request, exc: JobNotFound):
         return _error(404, str(exc))

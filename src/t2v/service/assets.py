@@ -1,7 +1,10 @@
 """Uploaded assets of :class:`~t2v.service.JobService`: images a key stores for image-to-video.
 
-An asset is a checked image file (:mod:`t2v.inputs`) under ``$T2V_HOME/assets/<id>.<ext>`` plus a row
-naming its owner. A key reads, uses and deletes only its own assets: another key's asset reads exactly as
+An asset is a checked image file (:mod:`t2v.inputs`) stored in the service's artifact store
+(:mod:`t2v.store.artifacts`) under the key ``assets/<id>.<ext>`` (with the local store, the default, the file
+``$T2V_HOME/assets/<id>.<ext>``; with ``T2V_STORAGE_URL`` an object in the bucket, so a worker on another
+machine reads it, through a copy cached under ``$T2V_HOME/cache/artifacts``) plus a row naming its owner
+(``path``: the key). A key reads, uses and deletes only its own assets: another key's asset reads exactly as
 a missing one (404), so ids cannot be probed. A video request names its first frame by asset id
 (``image``); at submit the id must name an asset of the same key, and the worker resolves it to the file.
 Deleting a job keeps its asset; ``delete_asset`` (``DELETE /v1/assets/{id}``) or ``purge_key_assets``
@@ -16,7 +19,8 @@ import unicodedata
 from pathlib import Path
 from typing import Any
 
-from t2v.errors import InvalidRequest, JobNotFound
+from t2v.errors import InvalidRequest, JobNotFound, T2VError
+from t2v.store.artifacts import StorageUnavailable, check_key  # StorageUnavailable: also for the front ends
 
 logger = logging.getLogger(__name__)
 
@@ -56,39 +60,38 @@ def asset_to_dict(row) -> dict[str, Any]:
 
 
 class AssetService:
-    """Mixin of :class:`~t2v.service.JobService` (which provides ``settings`` and ``repo``)."""
+    """Mixin of :class:`~t2v.service.JobService` (which provides ``settings``, ``repo`` and ``files``, its
+    :class:`~t2v.service.files.JobFiles`)."""
 
     @property
     def assets_dir(self) -> Path:
-        return self.settings.home / ASSETS_DIR
+        """The assets' folder with the local store (where nothing is kept with object storage)."""
+        return self.files.store.local_dir(ASSETS_DIR) or self.settings.home / ASSETS_DIR
 
     def add_asset(self, data: bytes, filename: str | None = None, api_key=None, *, reuse: bool = False,
                   field: str = "file") -> dict[str, Any]:
         """Check ``data`` as an image (``InvalidRequest`` naming ``field`` otherwise) and store it as an asset
         of ``api_key``. With ``reuse``, an asset of the same key with the same bytes is returned instead
-        of a new copy (the web page sends the same picture with every Generate)."""
-        from t2v.export import atomic_path
+        of a new copy (the web page sends the same picture with every Generate). A store that cannot take
+        the file raises :class:`~t2v.store.artifacts.StorageUnavailable` (the API answers 503)."""
         from t2v.inputs import check_image_bytes
         from t2v.store.ids import new_id
 
         shown = repr(clean_filename(filename, "png")) if filename else "the upload"
         info = check_image_bytes(data, name=shown, field=field)
         owner = owner_id(api_key)
-        if reuse and (same := self.repo.find_asset(owner, info.sha256)) is not None and self._file(same) is not None:
+        if reuse and (same := self.repo.find_asset(owner, info.sha256)) is not None and self._exists(same):
             return asset_to_dict(same)
         asset_id = new_id()
-        relative = f"{ASSETS_DIR}/{asset_id}.{info.extension}"
-        path = self.settings.home / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path) as tmp:
-            tmp.write_bytes(data)
+        key = f"{ASSETS_DIR}/{asset_id}.{info.extension}"
+        self._storage("could not store the image", lambda: self.files.store.put_bytes(key, data))
         try:
             row = self.repo.add_asset(asset_id=asset_id, api_key_id=owner, sha256=info.sha256,
                                       filename=clean_filename(filename, info.extension),
                                       content_type=info.content_type, size=info.size, width=info.width,
-                                      height=info.height, path=relative)
+                                      height=info.height, path=key)
         except BaseException:
-            path.unlink(missing_ok=True)
+            self._remove(key)
             raise
         return asset_to_dict(row)
 
@@ -97,7 +100,8 @@ class AssetService:
         return asset_to_dict(self._row(asset_id, api_key))
 
     def asset_path(self, asset_id: str, api_key=None) -> Path:
-        """The asset's file on this server; :class:`AssetNotFound` when it is missing or another key's."""
+        """The asset's file on this machine (the stored file, or with object storage a cached copy);
+        :class:`AssetNotFound` when it is missing or another key's, StorageUnavailable when the store fails."""
         path = self._file(self._row(asset_id, api_key))
         if path is None:
             raise AssetNotFound(f"no asset with id {asset_id}")
@@ -119,24 +123,30 @@ class AssetService:
         return len(rows)
 
     def check_image_ref(self, ref: str, api_key=None) -> None:
-        """At submit: ``ref`` (a request's ``image``) must name an asset of ``api_key``; 422 naming ``image``."""
+        """At submit: ``ref`` (a request's ``image``) must name an asset of ``api_key``; 422 naming ``image``.
+        (Its file must be in the store; it is not fetched here.)"""
         if not is_asset_id(ref):
             raise InvalidRequest("image: give an uploaded asset id (POST /v1/assets, or send the file as `image` in "
                                  "a multipart POST /v1/videos); file paths and URLs are not taken", field="image")
         try:
-            self.asset_path(ref, api_key)
+            found = self._exists(self._row(ref, api_key))
         except AssetNotFound:
+            found = False
+        if not found:
             raise InvalidRequest(f"image: no uploaded asset with id {ref} (upload the image with POST /v1/assets)",
-                                 field="image") from None
+                                 field="image")
 
     def image_resolver(self, api_key_id: str | None):
-        """For the worker: ``request.image`` (an asset id of the job's key) -> its file."""
+        """For the worker: ``request.image`` (an asset id of the job's key) -> its file on this machine. A store
+        that fails raises OSError, so the job is tried again later (it is not the request's fault)."""
         def resolve(ref: str) -> Path:
             try:
                 return self.asset_path(ref, api_key_id)
             except AssetNotFound:
                 raise InvalidRequest(f"image: the uploaded asset {ref} was deleted before the job ran",
                                      field="image") from None
+            except StorageUnavailable as e:
+                raise OSError(f"image: could not read the uploaded asset {ref}: {e}") from e
         return resolve
 
     # -- helpers ---------------------------------------------------------------------------------
@@ -146,16 +156,55 @@ class AssetService:
             raise AssetNotFound(f"no asset with id {asset_id}")
         return row
 
+    @staticmethod
+    def _key(row) -> str | None:
+        """The row's key in the artifact store, when it is a plain key right under ``assets/`` (a row naming
+        anything else is never read nor removed)."""
+        try:
+            key = check_key(row.path)
+        except ValueError:
+            return None
+        folder, _, name = key.partition("/")
+        return key if folder == ASSETS_DIR and name and "/" not in name else None
+
     def _file(self, row) -> Path | None:
-        """The row's file, if it is there and inside the assets folder."""
-        root = self.assets_dir.resolve()
-        path = (self.settings.home / row.path).resolve()
+        """The row's file on this machine, if it is stored under ``assets/``: the local store's own file
+        (which must resolve inside the assets folder), or a copy of the object cached from object storage."""
+        key = self._key(row)
+        if key is None:
+            return None
+        path = self._storage("could not read the image", lambda: self.files.local_file(key))
+        if path is None or not self.files.in_place:
+            return path
+        root, path = self.assets_dir.resolve(), path.resolve()
         return path if root in path.parents and path.is_file() else None
 
+    def _exists(self, row) -> bool:
+        """Whether the row's file is stored (object storage is asked, nothing is downloaded)."""
+        if self.files.in_place:
+            return self._file(row) is not None
+        key = self._key(row)
+        return key is not None and self._storage("could not read the image",
+                                                 lambda: self.files.store.size(key)) is not None
+
+    def _storage(self, doing: str, call):
+        """``call()``, a failure of the store raised as StorageUnavailable saying what could not be done where."""
+        try:
+            return call()
+        except T2VError:
+            raise
+        except Exception as e:  # botocore's ClientError, EndpointConnectionError, ...; OSError of a local disk
+            reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+            raise StorageUnavailable(f"{doing}: the artifact store {self.files.store} cannot be used now "
+                                     f"({reason}); try again later") from e
+
     def _unlink(self, row) -> None:
-        path = self._file(row)
-        if path is not None:
-            try:
-                path.unlink(missing_ok=True)
-            except OSError:
-                logger.warning("could not remove asset file %s", path, exc_info=True)
+        key = self._key(row)
+        if key is not None:
+            self._remove(key)
+
+    def _remove(self, key: str) -> None:
+        try:
+            self.files.remove_object(key)
+        except Exception:
+            logger.warning("could not remove asset %s from %s", key, self.files.store, exc_info=True)

@@ -180,3 +180,9 @@ class JobFiles:
         self.store.delete_prefix(f"{VIDEOS}/{job_id}")
         for folder in (self.scratch / VIDEOS / job_id, self.cache / VIDEOS / job_id):
             shutil.rmtree(folder, ignore_errors=True)
+
+    def remove_object(self, key: str) -> None:
+        """Delete one stored object (e.g. an uploaded asset, ``assets/<id>.<ext>``) and any cached copy of it
+        (safe to repeat)."""
+        self.store.delete(check_key(key))
+        (self.cache / key).unlink(missing_ok=True)
