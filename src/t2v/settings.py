@@ -7,6 +7,7 @@ where the values are needed, so tests can point ``T2V_HOME`` anywhere.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from platformdirs import user_data_dir
 from pydantic import Field, field_validator
@@ -75,6 +76,15 @@ class Settings(BaseSettings):
                                         "moto...), addressed path-style. Default: AWS.")
     storage_presign: bool = Field(False, description="Serve files from object storage by redirecting to a presigned "
                                   "URL instead of streaming them through the API.")
+    executor: Literal["threads", "ray"] = Field("threads", description="Where a server's jobs run: worker threads in "
+                                                "its process, or Ray actors across a cluster (pip install 't2v[ray]').")
+    ray_address: str | None = Field(None, description="The Ray cluster of --executor ray (HOST:6379, ray://HOST:10001 "
+                                    "or auto). Default: a private local cluster.")
+    ray_namespace: str = Field("t2v", min_length=1, description="Ray namespace of the worker actors.")
+    ray_gpus_per_worker: float = Field(1.0, gt=0, description="GPUs each Ray worker actor takes (when the cluster has GPUs).")
+    ray_cpus_per_worker: float = Field(1.0, gt=0, description="CPUs each Ray worker actor takes on a cluster without GPUs.")
+    ray_max_workers: int | None = Field(None, ge=1, description="Most Ray worker actors; with it set, queued jobs "
+                                        "ask Ray's autoscaler for nodes up to this many workers.")
     records_url: str | None = Field(None, description="mongodb:// or mongodb+srv:// (Atlas) URL: every finished job's record "
                                     "is also written there, through an outbox in the job database (pip install 't2v[mongodb]').")
     records_db: str = Field("t2v", min_length=1, description="MongoDB database of the records.")

@@ -23,10 +23,10 @@ def create_app(settings: Settings | None = None, *, service=None, workers: int =
     """
     from t2v.api.deps import BodySizeLimit
     from t2v.api.routes import assets, records, system, videos
-    from t2v.service import JobService
+    from t2v.service import build_services
 
     settings = settings or get_settings()
-    service = service or JobService(settings, workers=workers)
+    service = service or build_services(settings, workers=workers)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

@@ -20,6 +20,7 @@ from t2v.cli.train import data_app, eval_app, train, train_lora
 from t2v.cli.desktop import desktop
 from t2v.cli.records import records_app
 from t2v.cli.ui import ui
+from t2v.cli.worker import worker
 
 app = typer.Typer(
     name="t2v",
@@ -36,6 +37,7 @@ app.add_typer(eval_app, name="eval")
 app.add_typer(data_app, name="data")
 app.add_typer(cache_app, name="cache")
 app.command("serve")(serve)
+app.command("worker")(worker)
 app.command("history")(history)
 app.command("ui")(ui)
 app.command("desktop")(desktop)

@@ -34,34 +34,58 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+EXECUTOR = typer.Option(None, "--executor", help="Where jobs run: threads (in this process) or ray (actors across a "
+                        "Ray cluster; pip install 't2v\\[ray]'). Default: T2V_EXECUTOR, else threads.")
+RAY_ADDRESS = typer.Option(None, "--ray-address", help="The Ray cluster for --executor ray (HOST:6379, ray://HOST:10001, "
+                           "auto). Default: T2V_RAY_ADDRESS, else a private local cluster.")
+WORKERS = typer.Option(None, "--workers", min=1, max=256, help="Jobs run at once: threads (default 1, one per GPU), "
+                       "or Ray actors (default one per GPU in the cluster).")
+
+
 def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind.", envvar="T2V_HOST"),
     port: int = typer.Option(8000, "--port", help="TCP port.", envvar="T2V_PORT"),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Default model for jobs that name none."),
-    workers: int = typer.Option(1, "--workers", min=1, max=16, help="Jobs run at once (one per GPU)."),
+    workers: Optional[int] = WORKERS,
+    executor: Optional[str] = EXECUTOR,
+    ray_address: Optional[str] = RAY_ADDRESS,
+    no_workers: bool = typer.Option(False, "--no-workers", help="Run no jobs here: only the API, queueing jobs in the "
+                                    "database for workers elsewhere (`t2v worker`, or another server's Ray actors)."),
 ) -> None:
     """Start the REST API (FastAPI under uvicorn) with its job workers, and the web page at /."""
-    run_server(host, port, model, workers, ui_required=False,
+    run_server(host, port, model, workers, ui_required=False, executor=executor, ray_address=ray_address,
+               no_workers=no_workers,
                banner="t2v serving on http://{host}:{port} (web UI at /, docs at /docs), data in {home}")
 
 
-def run_server(host: str, port: int, model: str | None, workers: int, *, ui_required: bool, banner: str) -> None:
+def service_settings(model: str | None, ray_address: str | None):
+    """The settings of a server or worker process, with ``--model`` and ``--ray-address`` applied."""
+    from t2v.settings import get_settings
+
+    overrides = {"default_model": model} if model else {}
+    if ray_address:
+        overrides["ray_address"] = ray_address
+    settings = get_settings(**overrides)
+    if settings.threads:  # T2V_THREADS, for every worker; else torch's default (the physical cores)
+        from t2v.models.device import set_threads
+
+        set_threads(settings.threads)
+    return settings
+
+
+def run_server(host: str, port: int, model: str | None, workers: int | None, *, ui_required: bool, banner: str,
+               executor: str | None = None, ray_address: str | None = None, no_workers: bool = False) -> None:
     """What `t2v serve` and `t2v ui` share: settings, service, key check, app with the page mounted, uvicorn."""
     import uvicorn
 
     from t2v.api import create_app
     from t2v.errors import InvalidRequest
-    from t2v.service import JobService
-    from t2v.settings import get_settings
+    from t2v.service import build_services
     from t2v.ui import mount_ui
 
     with cli_errors():
-        settings = get_settings(**({"default_model": model} if model else {}))
-        if settings.threads:  # T2V_THREADS, for every worker; else torch's default (the physical cores)
-            from t2v.models.device import set_threads
-
-            set_threads(settings.threads)
-        service = JobService(settings, workers=workers)
+        settings = service_settings(model, ray_address)
+        service = build_services(settings, workers=workers, executor=executor, no_workers=no_workers)
         if not _is_loopback(host) and not service.has_keys():
             raise InvalidRequest(
                 f"refusing to bind {host} without API keys: anyone on the network could run jobs. "

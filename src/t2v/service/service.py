@@ -42,7 +42,12 @@ class JobService(AccessService, AssetService):
     """Submit/get/list/cancel over the job table; ``start()`` runs worker threads that execute jobs.
     Uploaded images (assets) are :class:`~t2v.service.assets.AssetService`'s."""
 
-    def __init__(self, settings: Settings | None = None, *, workers: int = 1, database_url: str | None = None) -> None:
+    def __init__(self, settings: Settings | None = None, *, workers: int = 1, database_url: str | None = None,
+                 store=None, artifacts=None, executor=None) -> None:
+        """The ports (:mod:`t2v.service.ports`) default to the local ones: the database at ``database_url``
+        (else the settings'), the settings' artifact store, and ``workers`` threads. Deployments wire them
+        with :func:`t2v.service.compose.build_services`."""
+        from t2v.service.executors import ThreadExecutor
         from t2v.service.files import JobFiles
         from t2v.store import Repository, default_database_url, open_database
         from t2v.store.artifacts import open_artifacts
@@ -50,11 +55,13 @@ class JobService(AccessService, AssetService):
         self.settings = settings or get_settings()
         self.settings.home.mkdir(parents=True, exist_ok=True)
         #: The job files' artifact store (T2V_STORAGE_URL; default the folders under T2V_HOME).
-        self.files = JobFiles(self.settings, open_artifacts(self.settings))
-        self.engine = open_database(database_url or default_database_url(self.settings))
-        self.repo = Repository(self.engine)
-        self.n_workers = workers
-        self.workers: list = []
+        self.files = JobFiles(self.settings, artifacts if artifacts is not None else open_artifacts(self.settings))
+        if store is None:
+            store = Repository(open_database(database_url or default_database_url(self.settings)))
+        self.repo = store
+        self.engine = store.engine
+        #: Where jobs run (local threads, Ray actors, or none in this process).
+        self.executor = executor if executor is not None else ThreadExecutor(workers)
         self.stopping = threading.Event()
         self.wakeup = threading.Event()
         #: Cancels asked in this process for jobs its own workers run: a fast path only (the job row is the truth).
@@ -64,9 +71,19 @@ class JobService(AccessService, AssetService):
         self.records = None  # a RecordPublisher while started with T2V_RECORDS_URL
         self.warm_state: dict[str, Any] = {"model": None, "done": True, "error": None}
 
+    @property
+    def workers(self) -> list:
+        """This process's worker threads (none when jobs run elsewhere)."""
+        return list(getattr(self.executor, "workers", []))
+
     # -- lifecycle -------------------------------------------------------------------------------
     def warm(self, model: str) -> None:
-        """Load ``model`` in the background so the first job does not wait for it.
+        """Load ``model`` where the workers run (this process, or each Ray actor) so the first job does not
+        wait for it."""
+        self.executor.warm(self, model)
+
+    def warm_here(self, model: str) -> None:
+        """Load ``model`` in this process, in the background, so the first job does not wait for it.
 
         The libraries are imported here, in the calling thread, before the warm-up thread starts: two
         threads importing diffusers at once can fail. A worker that needs the model meanwhile waits for
@@ -106,7 +123,6 @@ class JobService(AccessService, AssetService):
 
     def start(self) -> JobService:
         from t2v.service.webhooks import WebhookSender
-        from t2v.service.worker import Worker
 
         self._import_runtime()  # before any worker thread starts: concurrent first imports of diffusers fail
         requeued = self.repo.requeue_stale(self.settings.stale_after_s, max_attempts=self.settings.max_attempts)
@@ -119,9 +135,7 @@ class JobService(AccessService, AssetService):
             from t2v.service.records import RecordPublisher
 
             self.records = RecordPublisher(self).start()
-        self.workers = [Worker(self, i) for i in range(self.n_workers)]
-        for w in self.workers:
-            w.start()
+        self.executor.start(self)
         self._janitor = threading.Thread(target=self._janitor_loop, name="t2v-janitor", daemon=True)
         self._janitor.start()
         return self
@@ -139,8 +153,7 @@ class JobService(AccessService, AssetService):
         """Stop workers; a running job saves a checkpoint and goes back to the queue."""
         self.stopping.set()
         self.wakeup.set()
-        for w in self.workers:
-            w.join(timeout)
+        self.executor.stop(timeout)
         if self._janitor:
             self._janitor.join(timeout)
         if self.records is not None:
@@ -167,11 +180,15 @@ class JobService(AccessService, AssetService):
         """
         import time
 
-        alive = [w for w in self.workers if w.is_alive()]
-        busy = [jid for jid in (w.current for w in alive) if jid]
+        states = self.executor.states()
+        alive = [w for w in states if w.alive]
+        busy = [w.job for w in alive if w.job]
         state: dict[str, Any] = {
-            "ready": bool(alive) and bool(self.warm_state.get("done")) and not self.stopping.is_set(),
-            "workers": len(self.workers),
+            # A process without workers (--no-workers) is ready when it can queue jobs for workers elsewhere.
+            "ready": (bool(alive) or self.executor.kind == "none") and bool(self.warm_state.get("done"))
+            and not self.stopping.is_set(),
+            "executor": self.executor.kind,
+            "workers": len(states),
             "workers_alive": len(alive),
             "busy_workers": len(busy),
             "warm": {"done": bool(self.warm_state.get("done"))},
@@ -183,7 +200,9 @@ class JobService(AccessService, AssetService):
 
         if api_key is not None:
             busy = [jid for jid in busy if (job := self.repo.get_job(jid)) is not None and job.api_key_id == api_key.id]
-        return {**state, "warm": dict(self.warm_state), "models_loaded": loader.loaded_models(), "busy": busy}
+        where = [{**w.where, "job": w.job} for w in alive] if api_key is None else []  # all keys' jobs: admins only
+        return {**state, "warm": dict(self.warm_state), "models_loaded": loader.loaded_models(), "busy": busy,
+                "where": where}
 
     # -- jobs ------------------------------------------------------------------------------------
     def submit(self, fields: dict[str, Any], *, api_key=None, idempotency_key: str | None = None, priority: int = 0,
@@ -247,7 +266,7 @@ class JobService(AccessService, AssetService):
         if job is None:  # deleted meanwhile
             raise JobNotFound(f"no job with id {job_id}")
         if job.status == "running":
-            if any(w.current == job_id for w in self.workers):
+            if self.executor.runs(job_id):
                 self.cancel_requested.add(job_id)  # our own worker: stop without waiting for its next poll
         elif job.purge_requested:
             self.purge_files(job_id)

@@ -55,10 +55,14 @@ def is_transient(exc: BaseException) -> bool:
 
 
 class Worker(threading.Thread):
-    def __init__(self, service: JobService, index: int) -> None:
+    def __init__(self, service: JobService, index: int, *, where: dict | None = None) -> None:
         super().__init__(name=f"t2v-worker-{index}", daemon=True)
         self.service = service
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{index}:{time.monotonic_ns() % 10**6}"
+        #: Where this worker runs, written in each job's record as ``ran_on`` (executor, host, pid; a Ray
+        #: actor adds its node and actor ids).
+        self.where = {"executor": "threads", "host": socket.gethostname(), "pid": os.getpid(), **(where or {}),
+                      "worker": self.worker_id}
         self.current: str | None = None
         self.alive_at = time.time()
 
@@ -157,8 +161,9 @@ class Worker(threading.Thread):
             logger.warning("job %s: storing its files failed: %s", job.id, e)
             self._fail(job.id, OSError(f"could not store the job's files: {e}"))
             return
-        if repo.finish_job(job.id, self.worker_id, result=result.record, files=files):
-            svc.metrics.observe_job(time.perf_counter() - t0, result.record)
+        record = {**result.record, "ran_on": self.where}  # provenance of this run, beside what makes it again
+        if repo.finish_job(job.id, self.worker_id, result=record, files=files):
+            svc.metrics.observe_job(time.perf_counter() - t0, record)
             store.drop_checkpoint(job.id)  # kept until now: every failed try before resumed from it
             store.done_writing(job.id)
             svc.after_finish(job.id)
