@@ -75,3 +75,86 @@ def _runner(srv, job_id: str) -> dict:
             return found[0]
         time.sleep(0.5)
     raise AssertionError(f"no worker reports running {job_id}")
+
+
+def start_worker(home, model, env: dict, *args: str) -> subprocess.Popen:
+    """``t2v worker`` (no API) over ``home``, its output in ``home/worker.log``."""
+    home.mkdir(parents=True, exist_ok=True)
+    log = (home / "worker.log").open("wb")
+    return subprocess.Popen([sys.executable, "-m", "t2v", "worker", "--model", str(model), *args],
+                            env={**Server(home, model).env, "T2V_HOME": str(home), **env}, stdout=log,
+                            stderr=subprocess.STDOUT)
+
+
+def test_40_jobs_from_8_clients_through_2_api_processes_run_exactly_once(tiny_model, tmp_path, ray_cluster,
+                                                                        pg_database, s3_endpoint, bucket):
+    """Two API processes with --no-workers behind "a load balancer" (clients alternate), one ``t2v worker`` driving
+    two Ray actors; one PostgreSQL, one bucket. Then cancel, purge and delete from the other API process."""
+    import sqlalchemy as sa
+
+    env = cluster_env(s3_endpoint, bucket, pg_database)
+    apis = [Server(tmp_path / f"api-{i}", tiny_model, extra_env=env, args=["--no-workers"]).start() for i in range(2)]
+    worker = start_worker(tmp_path / "workers", tiny_model, env, "--executor", "ray", "--ray-address",
+                          ray_cluster.address, "--workers", "2")
+    try:
+        ready = httpx.get(f"{apis[0].url}/readyz").json()
+        assert (ready["ready"], ready["executor"], ready["workers"]) == (True, "none", 0)
+
+        def client(n: int) -> list[str]:
+            return [apis[(n + i) % 2].submit(seed=100 * n + i, **QUICK) for i in range(5)]
+
+        with ThreadPoolExecutor(8) as pool:
+            ids = [i for batch in pool.map(client, range(8)) for i in batch]
+        assert len(set(ids)) == 40
+        jobs = [apis[k % 2].wait(i, timeout=300) for k, i in enumerate(ids)]
+        assert worker.poll() is None, (tmp_path / "workers" / "worker.log").read_text()[-3000:]
+        assert [j["status"] for j in jobs] == ["succeeded"] * 40, [j["error"] for j in jobs if j["error"]]
+        assert [j["attempts"] for j in jobs] == [1] * 40, "each job ran exactly once"
+        assert {j["result"]["metadata"]["ran_on"]["node_id"] for j in jobs} == {n.node_id for n in ray_cluster.nodes}
+
+        engine = sa.create_engine(pg_database.replace("postgresql://", "postgresql+psycopg://", 1))
+        with engine.connect() as c:
+            rows = c.execute(sa.text("SELECT id, status, attempts FROM jobs")).all()
+        engine.dispose()
+        assert sorted(r.id for r in rows) == sorted(ids) and {(r.status, r.attempts) for r in rows} == {("succeeded", 1)}
+        expected = sorted(f"t2v/videos/{i}/{n}" for i in ids for n in ("poster.png", "preview.png", "video.json",
+                                                                        "video.mp4"))
+        assert objects(s3_endpoint, bucket) == expected, "the bucket and the database agree: no orphans, none missing"
+
+        # Cancel with purge from the other process while an actor runs it: the job ends cancelled, its objects go.
+        long_id = apis[0].submit(seed=7, num_inference_steps=200, num_frames=4, width=48, height=48)
+        apis[1].wait(long_id, ("running",), cond=lambda j: j["progress"]["step"] >= 2)
+        assert job_objects(s3_endpoint, bucket, long_id), "its checkpoint and preview are in the bucket"
+        r = httpx.delete(f"{apis[1].url}/v1/videos/{long_id}?purge=true")
+        assert r.status_code == 200, r.text
+        assert apis[0].wait(long_id, timeout=60)["status"] == "cancelled"
+        deadline = time.time() + 30
+        while job_objects(s3_endpoint, bucket, long_id) and time.time() < deadline:
+            time.sleep(0.3)
+        assert job_objects(s3_endpoint, bucket, long_id) == []
+
+        # Delete a finished job through the process that did not queue it: row and objects gone, the rest kept.
+        gone = ids[0]
+        assert httpx.delete(f"{apis[1].url}/v1/videos/{gone}?remove=true").status_code in (200, 204)
+        assert httpx.get(f"{apis[0].url}/v1/videos/{gone}").status_code == 404
+        assert objects(s3_endpoint, bucket) == [k for k in expected if gone not in k]
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(60)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        for api in apis:
+            api.stop()
+
+
+def test_an_unreachable_ray_cluster_stops_the_server_at_start(tiny_model, tmp_path):
+    env = Server(tmp_path / "home", tiny_model).env
+    r = subprocess.run([sys.executable, "-m", "t2v", "serve", "--port", str(free_port()), "--executor", "ray",
+                        "--ray-address", f"127.0.0.1:{free_port()}"], env=env, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 1 and "could not reach the Ray cluster at 127.0.0.1:" in r.stderr, r.stderr
+    assert "ray start --head" in r.stderr and "Traceback" not in r.stderr
+    r = subprocess.run([sys.executable, "-m", "t2v", "worker", "--executor", "ray", "--ray-address", "nonsense"],
+                       env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and "is not HOST:PORT" in r.stderr and "Traceback" not in r.stderr, r.stderr
