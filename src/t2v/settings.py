@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(21 * 1024 * 1024, ge=1024, description=(
         "Largest body of an image upload (POST /v1/assets, multipart POST /v1/videos, the web page's upload); "
         "HTTP 413 above."))
+    poll_s: float = Field(0.5, gt=0, le=60, description="How often an idle worker looks for jobs queued by other "
+                          "processes (a submit in its own process wakes it at once).")
     heartbeat_s: float = Field(2.0, gt=0, description="How often a worker marks its running job alive.")
     stale_after_s: float = Field(10.0, gt=0, description="A running job not heard from for this long is requeued.")
     webhook_retries: int = Field(5, ge=0, description="Webhook retries after the first attempt.")
@@ -82,6 +84,8 @@ class Settings(BaseSettings):
                                     "or auto). Default: a private local cluster.")
     ray_namespace: str = Field("t2v", min_length=1, description="Ray namespace of the worker actors.")
     ray_gpus_per_worker: float = Field(1.0, gt=0, description="GPUs each Ray worker actor takes (when the cluster has GPUs).")
+    ray_device: Literal["auto", "gpu", "cpu"] = Field("auto", description="What Ray worker actors ask for: gpu, cpu, "
+                                                      "or auto (gpu when the cluster has one when the actor is made).")
     ray_cpus_per_worker: float = Field(1.0, gt=0, description="CPUs each Ray worker actor takes on a cluster without GPUs.")
     ray_max_workers: int | None = Field(None, ge=1, description="Most Ray worker actors; with it set, queued jobs "
                                         "ask Ray's autoscaler for nodes up to this many workers.")

@@ -62,6 +62,17 @@ def test_jobs_spread_over_nodes_and_survive_losing_one(tiny_model, tmp_path, ray
         assert meta["ran_on"]["node_id"] != runner["node_id"]
         assert job_objects(s3_endpoint, bucket, long_id) == sorted(
             f"t2v/videos/{long_id}/{n}" for n in ("poster.png", "preview.png", "video.json", "video.mp4"))
+
+        # Nodes join (as Ray's autoscaler or `ray start` adds them): the lost actor restarts on one, and the
+        # executor adds an actor for the extra GPU.
+        from tests.raycluster import NODE
+
+        new = [ray_cluster.cluster.add_node(**NODE) for _ in range(2)]
+        deadline = time.time() + 90
+        while (ready := httpx.get(f"{srv.url}/readyz").json())["workers_alive"] < 3 and time.time() < deadline:
+            time.sleep(1)
+        assert (ready["workers"], ready["workers_alive"]) == (3, 3), ready
+        assert {w["node_id"] for w in ready["where"]} == {n.node_id for n in new} | {meta["ran_on"]["node_id"]}
     finally:
         srv.stop()
 

@@ -81,7 +81,7 @@ class Worker(threading.Thread):
                 logger.exception("claiming a job failed")
                 job = None
             if job is None:
-                svc.wakeup.wait(1.0)
+                svc.wakeup.wait(svc.settings.poll_s)  # a submit in this process wakes it at once
                 svc.wakeup.clear()
                 continue
             self.current = job.id

@@ -7,7 +7,8 @@ actor (or a lost node) stops heartbeating, any process's janitor puts its job ba
 next worker resumes it from the checkpoint in the artifact store.
 
 - Placement: ``num_gpus`` per actor (``T2V_RAY_GPUS_PER_WORKER``, default 1) when the cluster has GPUs,
-  else ``num_cpus`` (``T2V_RAY_CPUS_PER_WORKER``).
+  else ``num_cpus`` (``T2V_RAY_CPUS_PER_WORKER``); ``T2V_RAY_DEVICE=gpu`` always asks for GPUs (a cluster
+  that scales up from no GPU nodes).
 - Count: ``--workers N``; by default one actor per GPU slot, followed as nodes join (Ray's autoscaler or
   ``ray start`` on a new machine), up to ``T2V_RAY_MAX_WORKERS``. Queued jobs are also asked of the
   autoscaler (``request_resources``), so a cluster with an autoscaler grows to meet the queue.
@@ -173,6 +174,7 @@ class RayExecutor:
         self._lock = threading.Lock()
         self._monitor: threading.Thread | None = None
         self._states: tuple[float, list[WorkerState]] = (0.0, [])
+        self._asked = 0  # worker slots last asked of the autoscaler
 
     # -- the cluster ---------------------------------------------------------------------------------------
     def connect(self) -> None:
@@ -181,6 +183,10 @@ class RayExecutor:
             self.ray = connect(self.address, self.settings.ray_namespace)
 
     def uses_gpus(self) -> bool:
+        """Whether new actors ask for GPUs: always with T2V_RAY_DEVICE=gpu (a cluster that scales from zero
+        GPU nodes gets one for the pending actor), never with cpu, and with auto when the cluster has one now."""
+        if self.settings.ray_device != "auto":
+            return self.settings.ray_device == "gpu"
         return self.ray.cluster_resources().get("GPU", 0) >= self.settings.ray_gpus_per_worker
 
     def desired(self) -> int:
@@ -284,10 +290,11 @@ class RayExecutor:
             return
         counts = self.service.repo.counts_by_status()
         want = min(self.settings.ray_max_workers, counts.get("queued", 0) + counts.get("running", 0))
-        if want <= 0:
+        if want == self._asked:
             return
         from ray.autoscaler.sdk import request_resources
 
         unit = ({"GPU": self.settings.ray_gpus_per_worker} if self.uses_gpus()
                 else {"CPU": self.settings.ray_cpus_per_worker})
-        request_resources(bundles=[unit] * want)
+        request_resources(bundles=[unit] * want)  # an empty queue clears the request: idle nodes may go
+        self._asked = want
