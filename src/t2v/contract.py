@@ -17,7 +17,7 @@ class Result(BaseModel):
 
 
 class Progress(Result):
-    stage: str | None = Field(None, description="load, encode_prompt, denoise, decode, export or done")
+    stage: str | None = Field(None, description="load, encode_prompt, denoise, decode, post, export or done")
     step: int = 0
     total: int | None = None
     fraction: float = Field(0.0, ge=0, le=1)

@@ -99,6 +99,12 @@ def resolve(request: GenerationRequest, settings: Settings) -> GenerationRequest
         resolved = resolved.model_copy(update={"lora": str(adapter)})
     if len(resolved.prompt) > settings.max_prompt_chars:
         raise InvalidRequest(f"prompt: longer than {settings.max_prompt_chars} characters", field="prompt")
+    post = getattr(resolved, "post", None)
+    if post is not None and post.active:  # a target fps the clip's fps cannot reach, an output over the limits
+        from t2v.post.stage import check_post
+
+        check_post(post, resolved.fps, num_frames=resolved.num_frames, width=resolved.width, height=resolved.height,
+                   max_frames=settings.max_frames, max_side=settings.max_side)
     return resolved
 
 
@@ -236,10 +242,11 @@ def run_request(request: GenerationRequest, **kwargs) -> GenerationResult:
 
 
 def export_result(result: GenerationResult, stem: Path, *, emit, cancel: Callable[[], bool], t_start: float,
-                  extra_files: Callable[[dict], None] | None = None) -> None:
+                  extra_files: Callable[[dict], None] | None = None, fps: float | None = None) -> None:
     """Write ``result``'s formats (record embedded) and then its sidecar; all or nothing.
 
     ``extra_files(record)`` may write more files (figures) and note them in the record before the sidecar.
+    ``fps``: the frames' rate when post-processing changed it (else the request's).
     """
     from t2v.export import remove_output, write_outputs, write_sidecar
 
@@ -252,7 +259,8 @@ def export_result(result: GenerationResult, stem: Path, *, emit, cancel: Callabl
         raise Cancelled("cancelled before export")
     emit("export", message="encoding " + ", ".join(request.formats))
     t_enc = time.perf_counter()
-    result.outputs = write_outputs(result.frames, stem, request.formats, request.fps, metadata=dict(record), crf=request.crf)
+    result.outputs = write_outputs(result.frames, stem, request.formats, fps or request.fps, metadata=dict(record),
+                                   crf=request.crf)
     record["timings"]["encode_s"] = round(time.perf_counter() - t_enc, 4)
     record["outputs"] = [o.to_dict() for o in result.outputs]
     try:

@@ -170,10 +170,26 @@ def generate_video(request, *, on_progress: ProgressCallback | None = None, shou
         logger.warning(w)
     if post is not None:
         frames = post(frames, record)
+    frames, fps = post_process(frames, request, record, emit=run.emit, cancel=run.cancel)
     result = GenerationResult(request=request, frames=frames, record=record)
-    export_result(result, run.stem, emit=run.emit, cancel=run.cancel, t_start=run.t_start)
+    export_result(result, run.stem, emit=run.emit, cancel=run.cancel, t_start=run.t_start, fps=fps)
     run.emit("done", message="done")
     return result
+
+
+def post_process(frames, request, record: dict, *, emit=None, cancel=None):
+    """The request's post-processing (:mod:`t2v.post`), if any: the new frames and fps, noted in ``record``
+    (``postprocess``: each step with its parameters and time; ``timings.post_s``)."""
+    spec = getattr(request, "post", None)
+    if spec is None or not spec.active:
+        return frames, request.fps
+    from t2v.post.stage import post_record, run_post
+
+    t0 = time.perf_counter()
+    frames, fps, steps = run_post(frames, request.fps, spec, emit=emit, cancel=cancel)
+    record["postprocess"] = post_record(steps, frames, fps)
+    record["timings"]["post_s"] = round(time.perf_counter() - t0, 4)
+    return frames, fps
 
 
 def run(request, **kwargs) -> GenerationResult:

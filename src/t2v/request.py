@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from t2v.errors import InvalidRequest
+from t2v.post.spec import PostSpec
 
 if TYPE_CHECKING:
     import numpy as np
@@ -74,6 +75,8 @@ class GenerationRequest(BaseModel):
     weights: str = Field("auto", description=(
         "Denoiser weight storage: auto (the run's dtype), fp8 (float8 storage, bf16 compute) or int8 (torchao)."))
     compile: bool = Field(False, description="torch.compile the denoiser's repeated blocks (first run of a shape compiles).")
+    post: PostSpec | None = Field(None, description=(
+        "Post-processing after sampling: deflicker, frame interpolation (interpolate / target_fps), upscaling."))
 
     @field_validator("prompt")
     @classmethod
@@ -196,7 +199,7 @@ def invalid_from_validation(e: ValidationError, *, tagged: bool = False) -> Inva
     return InvalidRequest(f"{loc}: {msg}", field=loc)
 
 
-Stage = Literal["load", "encode_prompt", "denoise", "decode", "export", "done"]
+Stage = Literal["load", "encode_prompt", "denoise", "decode", "post", "export", "done"]
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,8 @@ def create_app(settings: Settings | None = None, *, service=None, workers: int =
     app.include_router(system.router)
 
     def _error(status: int, message: str, field: str | None = None, headers=None):
-        detail = [{"loc": ["body", field], "msg": message, "type": "value_error"}] if field else message
+        # "post.upscaler" -> ["body", "post", "upscaler"], as FastAPI locates a nested field
+        detail = [{"loc": ["body", *field.split(".")], "msg": message, "type": "value_error"}] if field else message
         return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 
     @app.exception_handler(RequestValidationError)

@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from t2v.post.spec import PostSpec
 from t2v.request import FORMATS
 
 
@@ -57,6 +58,10 @@ class VideoCreate(_JobFields):
         "Step cache NAME[:KEY=VALUE,...]: deepcache (UNet3D models), fbc, taylorseer, magcache, pab, fastercache "
         "(transformer models); the job's record holds its canonical form. Kernel, compile and weight storage are the "
         "server's (T2V_ATTENTION, T2V_COMPILE, T2V_WEIGHTS)."))
+    post: PostSpec | None = Field(None, description=(
+        "Post-processing after sampling, in this order: deflicker, frame interpolation (interpolate: 2-8 frames per "
+        "frame, or target_fps), upscaling (upscale: 2 or 4 with upscaler lanczos, realesrgan, realesrgan-anime or a "
+        "weight file under the server's model roots). Each step is in the job's record (postprocess)."))
 
 
 class SequenceCreate(_JobFields):

@@ -13,6 +13,7 @@ from t2v import __version__
 from t2v.cli.bench import bench
 from t2v.cli.cache import cache_app
 from t2v.cli.common import Interrupt, cli_errors, err, fail, out, quiet_third_party
+from t2v.cli.post import DEFLICKER, INTERPOLATE, INTERPOLATION, TARGET_FPS, UPSCALE, UPSCALER, post, post_fields
 from t2v.cli.models import models_app
 from t2v.cli.service import history, jobs_app, keys_app, serve
 from t2v.cli.sequence import image, sequence
@@ -38,6 +39,7 @@ app.add_typer(data_app, name="data")
 app.add_typer(cache_app, name="cache")
 app.command("serve")(serve)
 app.command("worker")(worker)
+app.command("post")(post)
 app.command("history")(history)
 app.command("ui")(ui)
 app.command("desktop")(desktop)
@@ -90,6 +92,10 @@ def _summary(result) -> None:
         f"seed {rec['seed']} · {rec['num_frames']} frames {rec['width']}x{rec['height']} @ {rec['fps']:g} fps · "
         f"{rec['device']}/{rec['dtype']} · {t.get('total_s', 0):.1f}s total", highlight=False
     )
+    if post := rec.get("postprocess"):
+        steps = ", ".join(s["name"] for s in post["steps"])
+        out.print(f"post ({steps}): {post['num_frames']} frames {post['width']}x{post['height']} @ {post['fps']:g} fps",
+                  highlight=False)
     for w in rec.get("warnings", []):
         err.print(f"[yellow]warning:[/] {w}", highlight=False)
 
@@ -128,6 +134,12 @@ def generate(
     attention: str = typer.Option("auto", "--attention", help="Attention kernel: auto (PyTorch SDPA), sdpa, flash or sage."),
     weights: str = typer.Option("auto", "--weights", help="Denoiser weights: auto (the dtype), fp8 (bf16 compute) or int8 (torchao)."),
     compile_: bool = typer.Option(False, "--compile", help="torch.compile the denoiser's repeated blocks (the first run of a shape compiles)."),
+    interpolate: Optional[int] = INTERPOLATE,
+    target_fps: Optional[float] = TARGET_FPS,
+    interpolation: str = INTERPOLATION,
+    upscale: Optional[int] = UPSCALE,
+    upscaler: str = UPSCALER,
+    deflicker: bool = DEFLICKER,
 ) -> None:
     """Generate a video from PROMPT; writes the files and a JSON record beside them."""
     with cli_errors():
@@ -144,7 +156,8 @@ def generate(
 def _request_from_flags(*, prompt, model, negative_prompt, frames, steps, guidance, fps, seed, width, height,
                         scheduler, formats, output, crf, device, dtype, memory, quiet, lora=None, lora_scale=1.0,
                         image=None, guidance_2=None, motion_adapter=None, decode_timestep=None, decode_noise_scale=None,
-                        threads=None, cache=None, attention="auto", weights="auto", compile_=False):
+                        threads=None, cache=None, attention="auto", weights="auto", compile_=False, interpolate=None,
+                        target_fps=None, interpolation="auto", upscale=None, upscaler="lanczos", deflicker=False):
     from t2v.inputs import check_image
     from t2v.request import GenerationRequest
 
@@ -157,6 +170,8 @@ def _request_from_flags(*, prompt, model, negative_prompt, frames, steps, guidan
         lora=None if lora is None else str(lora), lora_scale=lora_scale, image=None if image is None else str(image),
         motion_adapter=motion_adapter, decode_timestep=decode_timestep, decode_noise_scale=decode_noise_scale,
         cache=cache, attention=attention, weights=weights, compile=compile_,
+        post=post_fields(interpolate=interpolate, target_fps=target_fps, interpolation=interpolation, upscale=upscale,
+                         upscaler=upscaler, deflicker=deflicker),
     )
     if formats:
         fields["formats"] = formats
@@ -211,6 +226,9 @@ def replay(
         if not quiet:
             _summary(result)
         same = result.record["frames_sha256"] == old.get("frames_sha256")
+        if "postprocess" in old:  # and the post-processed frames: every step made again
+            same = same and result.record.get("postprocess", {}).get("frames_sha256") == old["postprocess"].get(
+                "frames_sha256")
         diffs = environment_differences(old, result.record)
         if same:
             out.print(f"[bold green]identical frames[/] to the record (sha256 {old['frames_sha256'][:16]}…)", highlight=False)

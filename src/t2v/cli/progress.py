@@ -12,6 +12,7 @@ _LABELS = {
     "encode_prompt": "Encoding prompt",
     "denoise": "Denoising",
     "decode": "Decoding frames",
+    "post": "Post-processing",
     "export": "Encoding files",
 }
 
@@ -45,7 +46,7 @@ class GenerationProgress:
         self.progress.__exit__(*exc)
 
     def __call__(self, event: ProgressEvent) -> None:
-        self.interrupt.cancellable = event.stage == "denoise"
+        self.interrupt.cancellable = event.stage in ("denoise", "post")
         if event.stage != self.stage:
             if self.task is not None:
                 t = self.progress.tasks[self.task]
@@ -54,5 +55,5 @@ class GenerationProgress:
             if event.stage == "done":
                 return
             self.task = self.progress.add_task(_LABELS.get(event.stage, event.stage), total=event.total or None)
-        if event.stage == "denoise" and event.total:
+        if event.stage in ("denoise", "post") and event.total:
             self.progress.update(self.task, completed=event.step, total=event.total)

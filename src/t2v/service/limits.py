@@ -35,6 +35,9 @@ def admit(request, settings: Settings, api_key=None):
         check_allowed(request.motion_adapter, settings, check=check_motion_adapter)
     if request.lora is not None:
         check_lora_allowed(request.lora, settings)
+    post = getattr(request, "post", None)
+    if post is not None and post.upscale:
+        check_upscaler_allowed(post.upscaler, settings)
     resolved = resolve(request, settings)
     check_available(resolved.model, settings, motion_adapter=getattr(resolved, "motion_adapter", None))
     check_cost(resolved, settings, api_key)
@@ -55,6 +58,26 @@ def check_lora_allowed(lora: str, settings: Settings) -> None:
     except InvalidRequest:
         pass
     raise InvalidRequest(NOT_ALLOWED_LORA, field="lora")
+
+
+def check_upscaler_allowed(upscaler: str, settings: Settings) -> None:
+    """A built-in upscaler, or a weight file under ``settings.model_roots`` (symlinks and ``..`` resolved): a caller
+    never makes the server read a file anywhere else."""
+    import os
+    from pathlib import Path
+
+    from t2v.post.spec import UPSCALERS
+
+    if upscaler in UPSCALERS:
+        return
+    try:
+        path = Path(os.path.realpath(Path(upscaler).expanduser()))
+        if path.is_file() and any(root in path.parents for root in settings.model_root_paths):
+            return
+    except (OSError, ValueError, RuntimeError):
+        pass
+    raise InvalidRequest(f"post.upscaler: not available on this server; choose {', '.join(UPSCALERS)}, or a weight "
+                         "file under its model roots (T2V_MODEL_ROOTS)", field="post.upscaler")
 
 
 def _frames_field(request) -> str:

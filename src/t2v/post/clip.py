@@ -1,0 +1,105 @@
+"""Post-processing an existing clip (``t2v post``): decode it, run the stage, write the result with the input's
+record kept and the steps appended (``postprocess``), plus what was done to which file (``post_history``:
+each run's spec and input's sha256, so the chain can be made again)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from t2v.errors import ExportError, InvalidRequest
+
+POST_FORMATS = {".mp4": "mp4", ".webm": "webm", ".gif": "gif"}
+DEFAULT_FPS = 8.0  # a clip whose container names no rate
+
+
+@dataclass
+class PostResult:
+    frames: np.ndarray
+    fps: float
+    record: dict[str, Any]
+    outputs: list = field(default_factory=list)
+    sidecar: Path | None = None
+
+
+def post_spec(fields: dict[str, Any] | None):
+    """A :class:`~t2v.post.spec.PostSpec` from request-style fields; InvalidRequest naming ``post.<field>``, or
+    saying there is nothing to do."""
+    from pydantic import ValidationError
+
+    from t2v.post.spec import PostSpec
+    from t2v.request import invalid_from_validation
+
+    try:
+        spec = PostSpec.model_validate(fields or {})
+    except ValidationError as e:
+        err = invalid_from_validation(e)
+        raise InvalidRequest(f"post.{err}", field=f"post.{err.field}") from None
+    if not spec.active:
+        raise InvalidRequest("post: nothing to do; give interpolate (--interpolate 2), target_fps, upscale "
+                             "(--upscale 2) or deflicker", field="post")
+    return spec
+
+
+def post_file(clip: str | Path, output: str | Path, fields: dict[str, Any] | None, *, crf: int | None = None,
+              on_progress=None, should_cancel: Callable[[], bool] | None = None, max_frames: int | None = None,
+              max_side: int | None = None) -> PostResult:
+    """Post-process the video file ``clip`` into ``output`` (.mp4, .webm or .gif); all or nothing."""
+    from t2v.export import read_embedded, remove_output, sha256_file, write_outputs, write_sidecar
+    from t2v.generation import check_outputs
+    from t2v.pipeline import ProgressEmitter
+    from t2v.post.stage import check_post, post_record, run_post
+
+    spec = post_spec(fields)
+    clip, output = Path(clip).expanduser(), Path(output).expanduser()
+    fmt = POST_FORMATS.get(output.suffix.lower())
+    if fmt is None:
+        raise InvalidRequest(f"output: {output.name!r} must end in .mp4, .webm or .gif (e.g. "
+                             f"{output.with_suffix('.mp4').name})", field="output")
+    if not clip.is_file():
+        raise InvalidRequest(f"clip: {clip} does not exist or is not a file", field="clip")
+    if output.exists() and output.resolve() == clip.resolve():
+        raise InvalidRequest(f"output: {output} is the input; choose another name", field="output")
+    stem = output.with_suffix("")
+    check_outputs(stem, [fmt])
+    try:
+        frames, fps = decode_clip(clip)
+    except ExportError as e:
+        raise InvalidRequest(f"clip: {e}", field="clip") from None
+    check_post(spec, fps, num_frames=len(frames), width=frames.shape[2], height=frames.shape[1], max_frames=max_frames,
+               max_side=max_side)
+    try:
+        record = read_embedded(clip)
+    except Exception:  # any clip will do; one t2v did not write has no record to keep
+        record = {}
+    t0 = time.perf_counter()
+    emit = ProgressEmitter(on_progress, t0)
+    new, new_fps, steps = run_post(frames, fps, spec, emit=emit, cancel=should_cancel)
+    earlier = (record.get("postprocess") or {}).get("steps", [])
+    record = {**record, "postprocess": post_record([*earlier, *steps], new, new_fps)}
+    record["post_history"] = [*record.get("post_history", []), {
+        "post": spec.model_dump(), "input": clip.name, "input_sha256": sha256_file(clip), "input_fps": fps,
+        "seconds": round(time.perf_counter() - t0, 4)}]
+    emit("export", message=f"encoding {fmt}")
+    outputs = write_outputs(new, stem, [fmt], new_fps, metadata=dict(record), crf=crf)
+    record["outputs"] = [o.to_dict() for o in outputs]
+    try:
+        sidecar = write_sidecar(record, stem.with_name(stem.name + ".json"))
+    except BaseException:
+        for o in outputs:
+            remove_output(o.path)
+        raise
+    emit("done", message="done")
+    return PostResult(new, new_fps, record, outputs, sidecar)
+
+
+def decode_clip(path: Path) -> tuple[np.ndarray, float]:
+    """The clip's frames ((F, H, W, 3) uint8) and fps (its record's, else the container's, else 8)."""
+    from t2v.export import decode_video
+
+    frames, fps = decode_video(path)
+    return frames, round(fps, 3) if fps and fps > 0 else DEFAULT_FPS
