@@ -1,0 +1,1 @@
+"""Post-processing of generated clips: frame interpolation (and more to come)."""
