@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import socket
 import statistics
 import subprocess
@@ -98,16 +97,6 @@ def measure(url: str, jobs: int, sequential: int) -> dict:
     return {"jobs_per_min": jobs / elapsed * 60, "latency_s": statistics.median(latencies), "elapsed_s": elapsed}
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--jobs", type=int, default=16)
@@ -117,6 +106,8 @@ def main() -> None:
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
 
     from ray.cluster_utils import Cluster
+
+    from bench_cache import cpu_name  # noqa: E402  (benchmarks/, beside this file)
 
     from t2v.models.tiny import make_tiny
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 from typing import Optional
@@ -23,15 +22,6 @@ def _service():
     from t2v.service import JobService
 
     return JobService()
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 EXECUTOR = typer.Option(None, "--executor", help="Where jobs run: threads (in this process) or ray (actors across a "
@@ -81,12 +71,13 @@ def run_server(host: str, port: int, model: str | None, workers: int | None, *, 
     from t2v.api import create_app
     from t2v.errors import InvalidRequest
     from t2v.service import build_services
+    from t2v.service.netguard import is_loopback
     from t2v.ui import mount_ui
 
     with cli_errors():
         settings = service_settings(model, ray_address)
         service = build_services(settings, workers=workers, executor=executor, no_workers=no_workers)
-        if not _is_loopback(host) and not service.has_keys():
+        if not is_loopback(host) and not service.has_keys():
             raise InvalidRequest(
                 f"refusing to bind {host} without API keys: anyone on the network could run jobs. "
                 "Create one with `t2v keys create --name NAME`, or bind 127.0.0.1", field="host")

@@ -138,6 +138,16 @@ def is_public_address(address: str | IPAddress) -> bool:
     return _refusal(ip) is None
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address) is this machine's loopback: ``localhost``, 127.0.0.0/8 or ::1."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def resolve_target(url: str, allow: AllowList | str | None = None) -> WebhookTarget:
     """Parse ``url``, resolve its host once and check every address; raises :class:`UnsafeCallback`."""
     if not isinstance(allow, AllowList):

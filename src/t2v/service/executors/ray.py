@@ -83,6 +83,8 @@ def check_reachable(address: str, node_ip=None, timeout_s: float = 5.0) -> None:
     import socket
     from urllib.parse import urlsplit
 
+    from t2v.service.netguard import is_loopback
+
     if address == "auto":
         return
     parts = urlsplit(address if "://" in address else f"ray://{address}")
@@ -93,7 +95,7 @@ def check_reachable(address: str, node_ip=None, timeout_s: float = 5.0) -> None:
     if not host or not port:
         raise RayUnavailable(f"ray_address: {address!r} is not HOST:PORT, ray://HOST:PORT or auto "
                              "(e.g. 127.0.0.1:6379)")
-    hosts = [host, node_ip()] if node_ip is not None and _is_loopback(host) else [host]
+    hosts = [host, node_ip()] if node_ip is not None and is_loopback(host) else [host]
     why = ""
     for h in hosts:
         try:
@@ -102,17 +104,6 @@ def check_reachable(address: str, node_ip=None, timeout_s: float = 5.0) -> None:
         except OSError as e:
             why = e.strerror or str(e)
     raise unreachable(address, why)
-
-
-def _is_loopback(host: str) -> bool:
-    import ipaddress
-
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class WorkerHost:
