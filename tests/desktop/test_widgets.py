@@ -176,6 +176,34 @@ def test_generate_plays_the_clip_then_remix_makes_the_same_frames(root, server, 
     assert not (tmp_path / "keep.gif").exists() and not list(tmp_path.glob("*.part"))
 
 
+def test_post_processing_options_interpolate_the_clip_and_come_back_with_remix(root, server, make_app, tmp_path):
+    from t2v import frontend as F
+
+    app = make_app()
+    pump(root, lambda: ready(app), 30, "the models", app)
+    form = app.form
+    assert tuple(form.post["interpolate"].cget("values")) == F.INTERPOLATE_CHOICES
+    assert tuple(form.post["upscale"].cget("values")) == F.UPSCALE_CHOICES
+    assert tuple(form.post["upscaler"].cget("values")) == F.UPSCALER_CHOICES
+    assert {k: form.values()[k] for k in F.POST_KEYS} == F.POST_DEFAULTS  # all off: no post block
+    fill_small(app, "a heron taking off", seed_mode="random", interpolate="2x")
+    form.deflicker_box.invoke()
+    assert F.request_fields(form.values(), None)["post"] == {"deflicker": True, "interpolate": 2}
+    app.generate_button.invoke()
+    pump(root, lambda: app.player.playing, 120, "the interpolated clip", app)
+    job = Client(server.url, server.key).get(app.job_id)
+    post = job.result.metadata["postprocess"]
+    assert job.request["post"]["interpolate"] == 2 and [s["name"] for s in post["steps"]] == ["deflicker", "interpolate"]
+    assert post["num_frames"] == 2 * SMALL["num_frames"] - 1 == len(app.player.photos) == decoded(app.clip).shape[0]
+    assert "Post-processing: deflicker · interpolate 2x" in app.summary.cget("text")
+    assert f"→ {post['num_frames']} frames 32×32" in app.summary.cget("text")
+
+    form.fill(F.POST_DEFAULTS)
+    assert F.request_fields(form.values(), None).get("post") is None
+    app.remix(job)
+    assert (form.vars["interpolate"].get(), form.vars["upscale"].get(), form.deflicker.get()) == ("2x", "Off", True)
+
+
 def test_cancel_delete_search_and_keys_through_the_history(root, server, make_app, tmp_path):
     app = make_app()
     pump(root, lambda: ready(app), 30, "the models", app)

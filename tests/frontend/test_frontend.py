@@ -85,6 +85,41 @@ def test_request_fields_drop_blanks_and_always_ask_for_the_player_format():
         F.request_fields({**form, "num_frames": "many"}, None)
 
 
+def test_post_processing_options_make_a_post_block_only_when_one_is_on():
+    form = {**F.default_form("m", {}), "prompt": "a red ball", "formats": ["mp4"]}
+    assert (form["interpolate"], form["upscale"], form["upscaler"], form["deflicker"]) == ("Off", "Off", "lanczos", False)
+    assert "post" not in F.request_fields(form, seed=5)  # all off: no block, the request is as before
+    assert "post" not in F.request_fields({**form, "upscaler": "realesrgan"}, seed=5)  # an upscaler alone does nothing
+    fields = F.request_fields({**form, "interpolate": "2x", "upscale": "4x", "upscaler": "realesrgan-anime",
+                               "deflicker": True}, seed=5)
+    assert fields["post"] == {"deflicker": True, "interpolate": 2, "upscale": 4, "upscaler": "realesrgan-anime"}
+    assert F.request_fields({**form, "interpolate": "3x"}, None)["post"] == {"interpolate": 3}
+    assert F.request_fields({**form, "upscale": "2x"}, None)["post"] == {"upscale": 2, "upscaler": "lanczos"}
+    for changes, field, text in (({"interpolate": "many"}, "interpolate", "Interpolation: 'many' is not a factor"),
+                                 ({"interpolate": "9x"}, "interpolate", "Interpolation: "),
+                                 ({"upscale": "3x"}, "upscale", "Upscale: must be 2 or 4, got 3; nearest valid: 2")):
+        with pytest.raises(F.FormError, match=text) as e:
+            F.request_fields({**form, **changes}, None)
+        assert e.value.field == field
+    # the server's answer about a post field names the form's field
+    e = F.readable(ClientInvalid("HTTP 422: post.interpolate: 4x makes 29 frames, over the limit of 16",
+                                 field="post.interpolate"))
+    assert str(e) == "Interpolation: 4x makes 29 frames, over the limit of 16" and e.field == "interpolate"
+
+
+def test_remix_restores_the_post_processing_options():
+    base = {"prompt": "p", "model": "m", "fps": 8, "seed": 3, "formats": ["mp4", "webm"]}
+    assert {k: F.remix_form(base)[k] for k in F.POST_KEYS} == F.POST_DEFAULTS
+    assert {k: F.remix_form({**base, "post": None})[k] for k in F.POST_KEYS} == F.POST_DEFAULTS
+    post = {"deflicker": True, "interpolate": 2, "target_fps": None, "interpolation": "auto", "upscale": 4,
+            "upscaler": "realesrgan"}
+    form = F.remix_form({**base, "post": post})
+    assert (form["interpolate"], form["upscale"], form["upscaler"], form["deflicker"]) == ("2x", "4x", "realesrgan", True)
+    assert set(form) == set(F.FORM_KEYS)
+    assert F.request_fields(form, 3)["post"] == {"deflicker": True, "interpolate": 2, "upscale": 4, "upscaler": "realesrgan"}
+    assert F.remix_form({**base, "post": {"target_fps": 24}})["interpolate"] == "3x"  # the factor it made
+
+
 def test_remix_fixes_the_resolved_seed_and_knows_its_tab():
     video = {"prompt": "p", "model": "m", "num_frames": 8, "num_inference_steps": 4, "guidance_scale": 5.0, "fps": 8,
              "width": 64, "height": 64, "scheduler": "ddim", "seed": 1234, "formats": ["mp4", "webm", "png"]}
@@ -131,6 +166,20 @@ def test_views_of_each_state():
     parts = dict(v.summary_parts())
     assert parts["Seed"].startswith("77 · 8 frames 64×64 @ 8 fps · 4 steps ddim") and parts["Prompt"] == "a red ball"
     assert parts["Timings"] == "denoise 10 s · total 12 s"
+    post = {"steps": [{"name": "deflicker", "seconds": 0.1},
+                      {"name": "interpolate", "factor": 2, "method": "flow", "seconds": 0.2},
+                      {"name": "upscale", "factor": 2, "upscaler": "/models/4x-Ultra.pth", "seconds": 0.3}],
+            "fps": 16.0, "num_frames": 15, "width": 128, "height": 128, "frames_sha256": "0" * 64}
+    v = F.view_of(job("a", "succeeded", result={"files": [], "metadata": {
+        "seed": 77, "postprocess": post, "timings": {"post_s": 0.6, "total_s": 12.5}}}))
+    assert v.post == post
+    parts = dict(v.summary_parts())
+    assert parts["Post-processing"] == ("deflicker · interpolate 2x (flow) · upscale 2x (4x-Ultra.pth) → "
+                                        "15 frames 128×128 @ 16 fps")
+    assert parts["Timings"] == "post 0.6 s · total 12 s" and list(parts)[-1] == "Prompt"
+    assert "Post-processing" not in dict(F.view_of(done).summary_parts())
+    v = F.view_of(job("a", "running", progress={"stage": "post", "step": 3, "total": 7}))
+    assert v.message == "Post-processing: frame 3 of 7…" and F.progress_label(v) == "post-processing 3 / 7"
     v = F.view_of(job("a", "failed", error="out of memory"))
     assert v.message == "Job failed: out of memory" and v.summary_parts() == []
     assert F.format_seconds(125) == "2 min 5 s" and F.format_seconds(None) == "-"

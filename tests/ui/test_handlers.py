@@ -277,6 +277,7 @@ def test_the_page_mounted_at_root_leaves_the_api_routes_alone(idle):
         config = client.get("/config").json()
         ids = {c.get("props", {}).get("elem_id") for c in config["components"]}
         assert {"t2v-prompt", "t2v-generate", "t2v-cancel", "t2v-video", "t2v-history", "t2v-remix"} <= ids
+        assert {"t2v-interpolate", "t2v-upscale", "t2v-upscaler", "t2v-deflicker"} <= ids  # in "Post-processing"
         types = {c.get("props", {}).get("elem_id"): c.get("type") for c in config["components"]}
         assert types["t2v-seed"] == types["t2v-seq-seed"] == "textbox"  # blank is sent as "", not as 0
         assert not config.get("run_history")  # the browser never stores inputs (an API key among them)

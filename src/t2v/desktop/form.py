@@ -18,7 +18,8 @@ IMAGE_TYPES = (("Images", "*.png *.jpg *.jpeg *.webp *.bmp"), ("All files", "*")
 
 
 class Form(ttk.Frame):
-    """Prompt, negative prompt, model (with its limits), numbers, scheduler, seed mode, formats and image."""
+    """Prompt, negative prompt, model (with its limits), numbers, scheduler, seed mode, formats, post-processing
+    (interpolation, upscaling, deflicker) and image."""
 
     def __init__(self, master, *, on_model: Callable[[str], None], on_preset: Callable[[str], None]) -> None:
         super().__init__(master, padding=8)
@@ -81,6 +82,22 @@ class Form(ttk.Frame):
         for f, var in self.formats.items():
             ttk.Checkbutton(formats, text=f, variable=var).pack(side="left", padx=(0, 6))
         row += 1
+        # after sampling, in this order: deflicker, frame interpolation, upscaling (the request's ``post`` block),
+        # laid out like the numbers: Interpolation | Upscale, then Upscaler | Deflicker
+        self.post: dict[str, ttk.Combobox] = {}  # interpolate, upscale (its factor), upscaler
+        for i, (key, choices, width) in enumerate((("interpolate", F.INTERPOLATE_CHOICES, 8),
+                                                   ("upscale", F.UPSCALE_CHOICES, 8),
+                                                   ("upscaler", F.UPSCALER_CHOICES, 16))):
+            r, c = row + i // 2, (i % 2) * 2
+            ttk.Label(self, text=F.LABELS[key]).grid(row=r, column=c, sticky="w", pady=2, padx=(0 if c == 0 else 8, 4))
+            self.vars[key] = tk.StringVar(value=F.POST_DEFAULTS[key])
+            self.post[key] = ttk.Combobox(self, textvariable=self.vars[key], values=choices, state="readonly",
+                                          width=width)
+            self.post[key].grid(row=r, column=c + 1, sticky="w", pady=2)
+        self.deflicker = tk.BooleanVar(value=False)
+        self.deflicker_box = ttk.Checkbutton(self, text=F.LABELS["deflicker"], variable=self.deflicker)
+        self.deflicker_box.grid(row=row + 1, column=2, columnspan=2, sticky="w", pady=2, padx=(8, 0))
+        row += 2
         ttk.Label(self, text="First frame").grid(row=row, column=0, sticky="w", pady=2)
         self.vars["image"] = tk.StringVar()
         self.image = ttk.Entry(self, textvariable=self.vars["image"])
@@ -140,12 +157,15 @@ class Form(ttk.Frame):
         if "formats" in values:
             for f, var in self.formats.items():
                 var.set(f in (values["formats"] or ()))
+        if "deflicker" in values:
+            self.deflicker.set(bool(values["deflicker"]))
 
     def values(self) -> dict[str, Any]:
         """The form as :func:`t2v.frontend.request_fields` reads it."""
         out: dict[str, Any] = {key: var.get() for key, var in self.vars.items() if key != "image"}
         out["prompt"] = self.prompt.get("1.0", "end").strip()
         out["formats"] = [f for f, var in self.formats.items() if var.get()]
+        out["deflicker"] = self.deflicker.get()
         return out
 
     def image_path(self) -> Path | None:

@@ -7,12 +7,23 @@ import random
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from t2v.errors import Forbidden, InvalidRequest, JobNotFound, ModelUnavailable, QuotaExceeded, T2VError
-from t2v.request import FORMATS
+from pydantic import ValidationError
 
-#: The form's fields, in the order a page lays them out (GenerationRequest names plus ``seed_mode``).
+from t2v.errors import Forbidden, InvalidRequest, JobNotFound, ModelUnavailable, QuotaExceeded, T2VError
+from t2v.post.spec import UPSCALERS, PostSpec
+from t2v.request import FORMATS, invalid_from_validation
+
+#: The form's fields, in the order a page lays them out (GenerationRequest names plus ``seed_mode``; the last
+#: four are the request's ``post`` block, see :data:`POST_KEYS`).
 FORM_KEYS = ("prompt", "negative_prompt", "model", "num_frames", "num_inference_steps", "guidance_scale", "fps",
-             "width", "height", "scheduler", "seed_mode", "seed", "formats")
+             "width", "height", "scheduler", "seed_mode", "seed", "formats", "interpolate", "upscale", "upscaler",
+             "deflicker")
+POST_KEYS = ("interpolate", "upscale", "upscaler", "deflicker")
+OFF = "Off"
+INTERPOLATE_CHOICES = (OFF, "2x", "3x", "4x")  # frames out per frame in (the fps is multiplied too)
+UPSCALE_CHOICES = (OFF, "2x", "4x")
+UPSCALER_CHOICES = UPSCALERS  # lanczos, realesrgan, realesrgan-anime (a weight file comes back from a remix as is)
+POST_DEFAULTS = {"interpolate": OFF, "upscale": OFF, "upscaler": "lanczos", "deflicker": False}
 SEED_MODES = ("random", "fixed", "reuse last")
 PRESETS = ("Fast preview", "Quality")
 PLAYER_FORMAT = "webm"  # VP9 in WebM: always written, so a browser's <video> can play the result
@@ -23,7 +34,8 @@ LABELS = {
     "num_inference_steps": "Steps", "guidance_scale": "Guidance", "fps": "FPS", "width": "Width", "height": "Height",
     "scheduler": "Scheduler", "seed": "Seed", "seed_mode": "Seed", "formats": "Output formats", "crf": "Quality (CRF)",
     "api_key": "API key", "device": "Device", "dtype": "Data type", "image": "First frame", "file": "First frame",
-    "key": "API key",
+    "key": "API key", "interpolate": "Interpolation", "upscale": "Upscale", "upscaler": "Upscaler",
+    "deflicker": "Deflicker", "post": "Post-processing", "target_fps": "Interpolation", "interpolation": "Interpolation",
 }
 
 
@@ -38,7 +50,8 @@ class FormError(Exception):
 def readable(exc: T2VError) -> FormError:
     """Translate a library or client error into one sentence for the user, naming the field."""
     if isinstance(exc, InvalidRequest):
-        name = (getattr(exc, "field", None) or "").split(".")[0] or None
+        parts = (getattr(exc, "field", None) or "").split(".")
+        name = (parts[1] if parts[0] == "post" and len(parts) > 1 else parts[0]) or None  # post.upscale: "Upscale"
         text = str(exc)
         if text.startswith("HTTP ") and ": " in text:  # the client's "HTTP 422: field: ..." prefix
             text = text.split(": ", 1)[1]
@@ -149,7 +162,7 @@ def preset(name: str, defaults: dict[str, Any], limits: FormLimits = FormLimits(
 def default_form(model: str, defaults: dict[str, Any], limits: FormLimits = FormLimits()) -> dict[str, Any]:
     """The form a fresh page shows: ``model`` at its defaults ("Quality"), a random seed."""
     return {"prompt": "", "negative_prompt": "", "model": model, **preset("Quality", defaults, limits),
-            "seed_mode": "random", "seed": None, "formats": list(DEFAULT_FORMATS)}
+            "seed_mode": "random", "seed": None, "formats": list(DEFAULT_FORMATS), **POST_DEFAULTS}
 
 
 def is_sequence(request: dict[str, Any] | None) -> bool:
@@ -171,7 +184,59 @@ def remix_form(request: dict[str, Any]) -> dict[str, Any]:
             "num_frames": r.get("num_frames"), "num_inference_steps": r.get("num_inference_steps"),
             "guidance_scale": r.get("guidance_scale"), "fps": r.get("fps"), "width": r.get("width"),
             "height": r.get("height"), "scheduler": r.get("scheduler"), "seed_mode": "fixed", "seed": r.get("seed"),
-            "formats": [f for f in r.get("formats", DEFAULT_FORMATS) if f in FORMATS]}
+            "formats": [f for f in r.get("formats", DEFAULT_FORMATS) if f in FORMATS],
+            **post_form(r.get("post"), r.get("fps"))}
+
+
+def post_form(post: dict[str, Any] | None, fps: float | None = None) -> dict[str, Any]:
+    """The form's post-processing fields for a request's ``post`` block (None: all off). A ``target_fps`` comes
+    back as the factor it made (``target_fps / fps``), which makes the same clip."""
+    p = post or {}
+    factor = p.get("interpolate")
+    if not factor and p.get("target_fps") and fps:
+        ratio = float(p["target_fps"]) / float(fps)
+        factor = int(round(ratio)) if abs(ratio - round(ratio)) < 1e-6 else None
+    scale = p.get("upscale")
+    return {"interpolate": f"{int(factor)}x" if factor and int(factor) > 1 else OFF,
+            "upscale": f"{int(scale)}x" if scale else OFF,
+            "upscaler": p.get("upscaler") or POST_DEFAULTS["upscaler"], "deflicker": bool(p.get("deflicker"))}
+
+
+def _factor(form: dict[str, Any], key: str, choices: tuple[str, ...]) -> int | None:
+    """``form[key]`` ("Off", "2x", 2, ...) as a factor; None when off."""
+    value = form.get(key)
+    if value is None or value is False:
+        return None
+    text = str(value).strip().lower().removesuffix("x").strip()
+    if text in ("", "off", "none", "0", "1"):
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise FormError(f"{LABELS[key]}: {value!r} is not a factor; choose one of {', '.join(choices)}",
+                        field=key) from None
+
+
+def post_fields(form: dict[str, Any]) -> dict[str, Any] | None:
+    """The request's ``post`` block for the form's post-processing fields; None when every one is off. Checked
+    against :class:`t2v.post.spec.PostSpec` here, so a bad value is named before anything is sent."""
+    post: dict[str, Any] = {}
+    if form.get("deflicker") in (True, "true", "True", "1", 1):
+        post["deflicker"] = True
+    interpolate = _factor(form, "interpolate", INTERPOLATE_CHOICES)
+    if interpolate:
+        post["interpolate"] = interpolate
+    upscale = _factor(form, "upscale", UPSCALE_CHOICES)
+    if upscale:
+        post["upscale"] = upscale
+        post["upscaler"] = (str(form.get("upscaler") or "").strip() or POST_DEFAULTS["upscaler"])
+    if not post:
+        return None
+    try:
+        PostSpec(**post)
+    except ValidationError as e:
+        raise readable(invalid_from_validation(e)) from None
+    return post
 
 
 def resolve_seed(mode: str | None, seed: Any = None, *, last_seed: int | None = None,
@@ -217,6 +282,7 @@ def request_fields(form: dict[str, Any], seed: int | None) -> dict[str, Any]:
         "scheduler": form.get("scheduler") or None,
         "seed": seed,
         "formats": list(dict.fromkeys([*formats, PLAYER_FORMAT])),
+        "post": post_fields(form),
     }
     if not fields["prompt"].strip():
         raise FormError("Prompt: describe the video you want first", field="prompt")

@@ -10,9 +10,10 @@ from typing import Any
 
 FINISHED = ("succeeded", "failed", "cancelled")
 STAGES = {"load": "Loading the model", "encode_prompt": "Encoding the prompt", "denoise": "Denoising",
-          "decode": "Decoding frames", "export": "Writing the video files", "done": "Finishing"}
+          "decode": "Decoding frames", "post": "Post-processing", "export": "Writing the video files",
+          "done": "Finishing"}
 TIMINGS = (("load_s", "load"), ("encode_prompt_s", "prompt"), ("denoise_s", "denoise"), ("decode_s", "decode"),
-           ("encode_s", "encode"), ("total_s", "total"))
+           ("post_s", "post"), ("encode_s", "encode"), ("total_s", "total"))
 
 
 def format_seconds(s: float | None) -> str:
@@ -23,6 +24,25 @@ def format_seconds(s: float | None) -> str:
     if s < 90:
         return f"{s:.0f} s"
     return f"{int(s // 60)} min {int(s % 60)} s"
+
+
+def post_summary(post: dict[str, Any] | None) -> str:
+    """A job record's ``postprocess`` in one line: each step, then what came out ("" without one), e.g.
+    "deflicker · interpolate 2x (flow) · upscale 2x (lanczos) → 15 frames 128×128 @ 16 fps"."""
+    if not post:
+        return ""
+    steps = []
+    for step in post.get("steps") or ():
+        name = str(step.get("name", "?"))
+        if name == "interpolate":
+            name += f" {step.get('factor')}x" + (f" ({step['method']})" if step.get("method") else "")
+        elif name == "upscale":
+            upscaler = str(step.get("upscaler") or "").replace("\\", "/").rsplit("/", 1)[-1]  # a weight file: its name
+            name += f" {step.get('factor')}x" + (f" ({upscaler})" if upscaler else "")
+        steps.append(name)
+    out = (f"{post.get('num_frames')} frames {post.get('width')}×{post.get('height')} "
+           f"@ {float(post.get('fps') or 0):g} fps")
+    return f"{' · '.join(steps)} → {out}" if steps else out
 
 
 @dataclass
@@ -45,6 +65,7 @@ class JobView:
     seed: int | None = None
     timings: dict[str, float] = field(default_factory=dict)
     error: str | None = None
+    post: dict[str, Any] | None = None  # the result's ``postprocess`` (steps, and the frames, size and fps made)
 
     @property
     def finished(self) -> bool:
@@ -68,6 +89,8 @@ class JobView:
                 text += f": step {self.step} of {self.total}"
                 if self.eta_s is not None:
                     text += f", about {format_seconds(self.eta_s)} left"
+            elif self.stage == "post" and self.total:
+                text += f": frame {self.step} of {self.total}"
             return text + "…"
         if self.status == "succeeded":
             total = self.timings.get("total_s")
@@ -78,7 +101,8 @@ class JobView:
         return f"Job failed: {self.error or 'unknown error'}"
 
     def summary_parts(self) -> list[tuple[str, str]]:
-        """A finished clip's summary as (label, plain text) lines: seed and shape, timings, prompt."""
+        """A finished clip's summary as (label, plain text) lines: seed and shape, post-processing (its steps and
+        the clip it made), timings, prompt."""
         if self.status != "succeeded":
             return []
         r = self.request
@@ -86,6 +110,8 @@ class JobView:
         parts = [("Seed", f"{self.seed} · {method}{r.get('num_frames')} frames {r.get('width')}×{r.get('height')} "
                           f"@ {r.get('fps') or 0:g} fps · {r.get('num_inference_steps')} steps {r.get('scheduler')} · "
                           f"guidance {r.get('guidance_scale') or 0:g}")]
+        if self.post:
+            parts.append(("Post-processing", post_summary(self.post)))
         times = [f"{name} {format_seconds(self.timings[k])}" for k, name in TIMINGS if self.timings.get(k) is not None]
         if times:
             parts.append(("Timings", " · ".join(times)))
@@ -99,6 +125,8 @@ def progress_label(v: JobView) -> str:
         return f"queued, position {v.queue_position}" if v.queue_position else "queued"
     if v.status not in ("running", "succeeded"):
         return v.status
+    if v.status == "running" and v.stage == "post" and v.total:
+        return f"post-processing {v.step} / {v.total}"
     label = f"step {v.step} / {v.total}" if v.total else STAGES.get(v.stage or "", "starting").lower()
     if v.status == "running" and v.eta_s is not None and v.stage == "denoise":
         label += f" · ETA {format_seconds(v.eta_s)}"
@@ -118,4 +146,5 @@ def view_of(job) -> JobView:
     if job.status == "succeeded":
         v.timings = {k: float(x) for k, x in (metadata.get("timings") or {}).items() if isinstance(x, (int, float))}
         v.downloads = {f.format: f.url for f in job.result.files if f.url}
+        v.post = metadata.get("postprocess") or None
     return v

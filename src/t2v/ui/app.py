@@ -11,6 +11,7 @@ download buttons, seed and timings, and a refreshed history.
 import logging
 import os
 
+from t2v import frontend as F
 from t2v.request import FORMATS, SCHEDULERS
 from t2v.ui import events as E
 from t2v.ui import handlers as H
@@ -110,6 +111,19 @@ def build_ui(service, *, header: str = HEADER):
                             # a Textbox: Gradio's Number sends 0 for an empty box, and blank must mean random
                             seed = gr.Textbox(value="", label="Seed value", placeholder="fixed: this number; blank: random",
                                               elem_id="t2v-seed")
+                        # after sampling, in this order: deflicker, frame interpolation, upscaling (the request's `post`)
+                        with gr.Accordion("Post-processing", open=False, elem_id="t2v-post"):
+                            with gr.Row():
+                                interpolate = gr.Dropdown(list(F.INTERPOLATE_CHOICES), value=form0["interpolate"],
+                                                          label="Interpolation", allow_custom_value=True,
+                                                          info="frames per frame (the fps too)", elem_id="t2v-interpolate")
+                                upscale = gr.Dropdown(list(F.UPSCALE_CHOICES), value=form0["upscale"], label="Upscale",
+                                                      elem_id="t2v-upscale")
+                                upscaler = gr.Dropdown(list(F.UPSCALER_CHOICES), value=form0["upscaler"], label="Upscaler",
+                                                       allow_custom_value=True, elem_id="t2v-upscaler")
+                            deflicker = gr.Checkbox(value=form0["deflicker"], label="Deflicker",
+                                                    info="smooth frame-to-frame brightness and colour drift",
+                                                    elem_id="t2v-deflicker")
                         with gr.Row():
                             generate_btn = gr.Button("Generate", variant="primary", elem_id="t2v-generate")
                             cancel_btn = gr.Button("Cancel", variant="stop", elem_id="t2v-cancel")
@@ -147,7 +161,8 @@ def build_ui(service, *, header: str = HEADER):
 
         form = {"prompt": prompt, "negative_prompt": negative, "model": model, "num_frames": frames,
                 "num_inference_steps": steps, "guidance_scale": guidance, "fps": fps, "width": width, "height": height,
-                "scheduler": scheduler, "seed_mode": seed_mode, "seed": seed, "formats": formats}
+                "scheduler": scheduler, "seed_mode": seed_mode, "seed": seed, "formats": formats,
+                "interpolate": interpolate, "upscale": upscale, "upscaler": upscaler, "deflicker": deflicker}
         form_inputs = [form[k] for k in H.FORM_KEYS]
         sliders = ["num_frames", "num_inference_steps", "guidance_scale", "fps", "width", "height", "scheduler"]
         result_outputs = [status, progress, preview, video, info, job_id, sheet, grid_image, *downloads.values()]

@@ -198,6 +198,7 @@ def view(service, job_id: str | None, token: str | None = None) -> JobView:
         result = job.result or {}
         v.seed = result.get("seed", v.seed)
         v.timings = {k: float(x) for k, x in (result.get("timings") or {}).items() if isinstance(x, (int, float))}
+        v.post = result.get("postprocess") or None
         v.poster = service.image_path(job.id, "poster.png")
         for fmt in DOWNLOAD_FORMATS:
             path = service.file_path(job, fmt)
