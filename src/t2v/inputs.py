@@ -1,4 +1,5 @@
-"""Input images (image-to-video's first frame): checked before any model loads, read once, hashed.
+"""Input images (image-to-video's first frame) and videos (video-to-video): checked before any model loads,
+read once, hashed.
 
 Every front end goes through here: the CLI checks ``--image`` with :func:`check_image` before loading a
 model, the service checks uploads with :func:`check_image_bytes` before it stores them, and the runner
@@ -20,13 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from t2v.errors import InvalidRequest
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
 
 __all__ = ["IMAGE_TYPES", "MAX_IMAGE_BYTES", "MAX_IMAGE_PIXELS", "MIN_IMAGE_SIDE", "ImageInfo", "InputImage",
-           "check_image", "check_image_bytes", "load_image"]
+           "check_image", "check_image_bytes", "load_image", "InputVideo", "MAX_VIDEO_BYTES", "fit_frames", "load_video"]
 
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
 MAX_IMAGE_PIXELS = 4096 * 4096
@@ -149,3 +152,63 @@ def _damaged(name: str, field: str, e: Exception) -> InvalidRequest:
 def _limit() -> str:
     side = int(MAX_IMAGE_PIXELS ** 0.5)
     return f"{side}x{side} ({MAX_IMAGE_PIXELS:,} pixels)"
+
+
+# -- input videos (video-to-video) ---------------------------------------------------------------------
+
+MAX_VIDEO_BYTES = 512 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class InputVideo:
+    """A decoded input clip fitted to the request: ``frames`` (F, H, W, 3) uint8 RGB at the request's size and
+    frame count; ``sha256`` of the file's bytes; ``source_frames`` and ``fps`` as the file had them."""
+
+    frames: np.ndarray
+    sha256: str
+    source_frames: int
+    fps: float
+
+
+def load_video(path: str | Path, *, width: int, height: int, num_frames: int, field: str = "video") -> InputVideo:
+    """Read, decode and fit a video file: each frame scaled to cover ``width`` x ``height`` and centre-cropped;
+    the first ``num_frames`` frames, the clip looped from its start when it has fewer. InvalidRequest naming
+    ``field`` for a missing, empty, oversized or undecodable file."""
+    from t2v.errors import ExportError
+    from t2v.export import decode_video, sha256_file
+
+    path = Path(path)
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise InvalidRequest(f"{field}: {path} does not exist", field=field) from None
+    except OSError as e:
+        raise InvalidRequest(f"{field}: cannot read {path}: {e.strerror or e}", field=field) from None
+    if not path.is_file():
+        raise InvalidRequest(f"{field}: {path} is not a file; give a video file (mp4, webm or gif)", field=field)
+    if st.st_size == 0 or st.st_size > MAX_VIDEO_BYTES:
+        raise InvalidRequest(f"{field}: {path} is {'empty' if not st.st_size else f'{st.st_size / 2**20:.0f} MiB'}; "
+                             f"give a video file of at most {MAX_VIDEO_BYTES // 2**20} MiB", field=field)
+    try:
+        frames, fps = decode_video(path)
+    except (ExportError, OSError) as e:
+        raise InvalidRequest(f"{field}: {path} is not a readable video ({e})", field=field) from None
+    fitted = fit_frames(frames, width=width, height=height, num_frames=num_frames)
+    return InputVideo(frames=fitted, sha256=sha256_file(path), source_frames=int(frames.shape[0]), fps=fps)
+
+
+def fit_frames(frames: np.ndarray, *, width: int, height: int, num_frames: int) -> np.ndarray:
+    """(F, H, W, 3) uint8 -> (num_frames, height, width, 3): scaled to cover, centre-cropped, taken or looped."""
+    from PIL import Image
+
+    index = [i % frames.shape[0] for i in range(num_frames)]
+    out = np.empty((num_frames, height, width, 3), dtype=np.uint8)
+    for k, i in enumerate(index):
+        im = Image.fromarray(frames[i])
+        scale = max(width / im.width, height / im.height)
+        w, h = max(width, round(im.width * scale)), max(height, round(im.height * scale))
+        if (w, h) != im.size:
+            im = im.resize((w, h), Image.Resampling.LANCZOS)
+        left, top = (w - width) // 2, (h - height) // 2
+        out[k] = np.asarray(im.crop((left, top, left + width, top + height)))
+    return out

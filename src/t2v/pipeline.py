@@ -1,7 +1,7 @@
 """The pipeline runner: one path for every mode. resolve -> load -> sample -> post-process -> export.
 
 :func:`start` does what every mode shares (resolve the request, check the outputs can be written, find and
-check the model against its family's rules, read the input image, choose a memory plan, load); the modes
+check the model against its family's rules, read the input image or video, choose a memory plan, load); the modes
 supply only what differs: :func:`generate_video` here (the family's own loop), and image mode's sequence and
 image runs in :mod:`t2v.sequence.run`. :func:`run` dispatches on the request's ``mode``.
 """
@@ -66,6 +66,7 @@ class Run:
     memory: Any = None  # t2v.models.memory.MemoryPlan
     predictions: list = field(default_factory=list)
     image: Any = None  # t2v.inputs.InputImage for image-to-video
+    video: Any = None  # t2v.inputs.InputVideo for video-to-video
     total: int = 0
     done: int = 0
 
@@ -83,6 +84,8 @@ class Run:
                            timings=timings, frames_sha256=frames_sha256(frames), resumed_from_step=resumed_from_step)
         if self.image is not None:
             rec["image_sha256"] = self.image.sha256
+        if self.video is not None:
+            rec["video_sha256"] = self.video.sha256
         return rec
 
 
@@ -112,6 +115,12 @@ def start(request, *, settings: Settings | None = None, output: str | Path | Non
         from t2v.inputs import load_image
 
         image = load_image(resolve_image(request.image) if resolve_image else request.image)
+    video = None
+    if getattr(request, "video", None):  # a file path: servers refuse `video` (t2v.service.limits.admit)
+        from t2v.inputs import load_video
+
+        video = load_video(request.video, width=request.width, height=request.height,
+                           num_frames=request.num_frames)
     emit("load", message=f"loading {request.model}")
     if settings.threads:  # asked for (T2V_THREADS); else the caller's or torch's default (the physical cores)
         set_threads(settings.threads)
@@ -133,14 +142,15 @@ def start(request, *, settings: Settings | None = None, output: str | Path | Non
                         weights=getattr(request, "weights", "auto"))
     # Record what actually ran (after fallbacks), not what was asked.
     request = request.model_copy(update={"device": plan.device, "dtype": plan.dtype})
-    return Run(request, stem, source, family, loaded, plan, emit, cancel, t_start, memory, predictions, image)
+    return Run(request, stem, source, family, loaded, plan, emit, cancel, t_start, memory, predictions, image, video)
 
 
 def generate_video(request, *, on_progress: ProgressCallback | None = None, should_cancel: Callable[[], bool] | None = None,
                    output: str | Path | None = None, checkpoint=None, settings: Settings | None = None,
                    on_preview: Callable[[int, np.ndarray], None] | None = None, post: PostProcess | None = None,
                    resolve_image: Callable[[str], Path] | None = None) -> GenerationResult:
-    """Video mode (text-to-video, or image-to-video with ``request.image``): see :func:`t2v.generation.generate`."""
+    """Video mode (text-to-video, image-to-video with ``request.image``, video-to-video with ``request.video``):
+    see :func:`t2v.generation.generate`."""
     from t2v.engine.vae import to_uint8
     from t2v.families import RunContext
 
@@ -158,7 +168,7 @@ def generate_video(request, *, on_progress: ProgressCallback | None = None, shou
             on_preview(step, family.preview(loaded, latents))
 
     ctx = RunContext(on_stage=lambda stage: run.emit(stage), on_step=on_step, should_cancel=run.cancel, memory=run.memory,
-                     checkpoint=checkpoint, image=run.image.image if run.image else None)
+                     checkpoint=checkpoint, image=run.image.image if run.image else None, video=run.video)
     out = family.run(loaded, request, ctx)
     frames = to_uint8(out.frames)
     record = run.record(request, frames, warnings=out.warnings, timings={"load_s": loaded.load_s, **out.timings},

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from t2v.errors import InvalidRequest
 from t2v.post.spec import PostSpec
@@ -24,6 +24,7 @@ MAX_FRAMES = 512
 MAX_STEPS = 500
 MIN_SIDE, MAX_SIDE = 16, 2048
 MAX_SEED = 2**63 - 1
+DEFAULT_STRENGTH = 0.6  # video-to-video: the request's strength when it gives a video and no strength
 
 # Fields that decide how a run computes, not (beyond rounding) what it makes: recorded beside the request fields.
 ENGINE_FIELDS = ("formats", "crf", "device", "dtype", "memory", "attention", "compile")
@@ -68,6 +69,12 @@ class GenerationRequest(BaseModel):
     lora_scale: float = Field(1.0, ge=-4.0, le=4.0, description="Strength of the LoRA adapter (1 = as trained).")
     image: str | None = Field(None, description=(
         "Image-to-video: the first frame. A file path (library, CLI) or an uploaded asset id (API)."))
+    video: str | None = Field(None, description=(
+        "Video-to-video (SDEdit): the input clip (mp4, webm or gif), a file path (library, CLI). Its frames are "
+        "fitted to width x height and num_frames, encoded, noised to `strength` and denoised with the prompt."))
+    strength: float | None = Field(None, ge=0.0, le=1.0, description=(
+        "Video-to-video: how much to change the input, 0 (the input after the VAE round trip) to 1 (as from pure "
+        "noise). Default 0.6 with `video`; refused without it."))
     cache: str | None = Field(None, description=(
         "Step cache, NAME[:KEY=VALUE,...]: deepcache (UNet3D models), fbc, taylorseer, magcache, pab, fastercache "
         "(transformer models). Recorded in its canonical form (every parameter)."))
@@ -84,6 +91,20 @@ class GenerationRequest(BaseModel):
         v = v.strip()
         if not v:
             raise ValueError("prompt must not be empty")
+        return v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_strength(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("video") and data.get("strength") is None:
+            data = {**data, "strength": DEFAULT_STRENGTH}
+        return data
+
+    @field_validator("strength")
+    @classmethod
+    def _strength_needs_video(cls, v: float | None, info: ValidationInfo) -> float | None:
+        if v is not None and not info.data.get("video"):
+            raise ValueError("only video-to-video takes a strength: give a video too, or leave strength out")
         return v
 
     @field_validator("width", "height")

@@ -123,6 +123,8 @@ def generate(
     lora: Optional[Path] = typer.Option(None, "--lora", help="LoRA adapter (t2v train-lora folder; Wan: a diffusers LoRA file)."),
     lora_scale: float = typer.Option(1.0, "--lora-scale", help="LoRA strength: 0 = off, 1 = as trained."),
     image: Optional[Path] = typer.Option(None, "--image", "-i", help="Image-to-video: the first frame (PNG, JPEG or WebP)."),
+    video: Optional[Path] = typer.Option(None, "--video", help="Video-to-video: the input clip (mp4, webm or gif), fitted to the size and frame count."),
+    strength: Optional[float] = typer.Option(None, "--strength", help="Video-to-video: 0 keeps the input, 1 ignores it (default 0.6)."),
     decode_timestep: Optional[float] = typer.Option(None, "--decode-timestep", help="LTX-Video 0.9.1+: the timestep the VAE decodes at (model default)."),
     decode_noise_scale: Optional[float] = typer.Option(None, "--decode-noise-scale", help="LTX-Video 0.9.1+: decode noise (model default)."),
     motion_adapter: Optional[str] = typer.Option(None, "--motion-adapter", help="AnimateDiff: a MotionAdapter (hub id, registry id or folder) that animates the SD 1.5 --model."),
@@ -157,7 +159,8 @@ def _request_from_flags(*, prompt, model, negative_prompt, frames, steps, guidan
                         scheduler, formats, output, crf, device, dtype, memory, quiet, lora=None, lora_scale=1.0,
                         image=None, guidance_2=None, motion_adapter=None, decode_timestep=None, decode_noise_scale=None,
                         threads=None, cache=None, attention="auto", weights="auto", compile_=False, interpolate=None,
-                        target_fps=None, interpolation="auto", upscale=None, upscaler="lanczos", deflicker=False):
+                        target_fps=None, interpolation="auto", upscale=None, upscaler="lanczos", deflicker=False,
+                        video=None, strength=None):
     from t2v.inputs import check_image
     from t2v.request import GenerationRequest
 
@@ -168,6 +171,7 @@ def _request_from_flags(*, prompt, model, negative_prompt, frames, steps, guidan
         num_frames=frames, num_inference_steps=steps, guidance_scale=guidance, guidance_scale_2=guidance_2, fps=fps, seed=seed, width=width,
         height=height, scheduler=scheduler, model=model, crf=crf, device=device, dtype=dtype, memory=memory,
         lora=None if lora is None else str(lora), lora_scale=lora_scale, image=None if image is None else str(image),
+        video=None if video is None else str(video), strength=strength,
         motion_adapter=motion_adapter, decode_timestep=decode_timestep, decode_noise_scale=decode_noise_scale,
         cache=cache, attention=attention, weights=weights, compile=compile_,
         post=post_fields(interpolate=interpolate, target_fps=target_fps, interpolation=interpolation, upscale=upscale,

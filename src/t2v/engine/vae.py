@@ -32,6 +32,23 @@ def decode_latents(vae, latents, *, chunk: int = DEFAULT_CHUNK) -> np.ndarray:
     return torch.cat(out).numpy()
 
 
+def encode_frames(vae, frames: np.ndarray, *, chunk: int = DEFAULT_CHUNK):
+    """(F, H, W, 3) uint8 frames -> (1, C, F, h, w) latents, the inverse of :func:`decode_latents`: each frame
+    through a per-frame VAE (the latent distribution's mode, so the same frames always give the same
+    latents), times the VAE's scaling factor."""
+    import torch
+
+    from t2v.engine.v2v import pixels
+
+    x = pixels(frames, vae.device, vae.dtype)[0].permute(1, 0, 2, 3)  # (F, 3, H, W)
+    out = []
+    with torch.inference_mode():
+        for i in range(0, x.shape[0], chunk):
+            out.append(vae.encode(x[i : i + chunk]).latent_dist.mode().float())
+    latents = torch.cat(out) * vae.config.scaling_factor
+    return latents.permute(1, 0, 2, 3).unsqueeze(0)
+
+
 def to_uint8(frames: np.ndarray) -> np.ndarray:
     """[0, 1] float frames -> uint8, rounded."""
     return np.clip(np.round(frames * 255.0), 0, 255).astype(np.uint8)

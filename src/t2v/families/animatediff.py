@@ -27,12 +27,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from t2v.engine import stepcache
+from t2v.engine import stepcache, v2v
 from t2v.engine.base import EngineRun
 from t2v.engine.offload import resident
 from t2v.engine.schedulers import make_scheduler
 from t2v.engine.text import encode_prompt
-from t2v.engine.vae import decode_chunk, decode_latents, latent_preview
+from t2v.engine.vae import decode_chunk, decode_latents, encode_frames, latent_preview
 from t2v.errors import InvalidRequest, ModelUnavailable
 from t2v.families.base import Component, RunContext, Rules, read_index
 from t2v.families.common import (
@@ -76,6 +76,7 @@ class AnimateDiffFamily(DiffusersLora):
     lora_loader = "StableDiffusionLoraLoaderMixin"
     lora_experts = ("unet",)
     caches = ("deepcache",)  # t2v.engine.stepcache: UNetMotionModel walks its blocks as UNet3D does
+    encodes_video = True  # video-to-video: the SD VAE, frame by frame (t2v.engine.v2v)
 
     # -- rules -----------------------------------------------------------------------------------------
     def rules(self, path: Path | None) -> Rules:
@@ -156,11 +157,18 @@ class AnimateDiffFamily(DiffusersLora):
         scale = vae_scale(vae.config)
         shape = (1, unet.config.in_channels, request.num_frames, request.height // scale, request.width // scale)
         generator = torch.Generator("cpu").manual_seed(request.seed)
-        latents = torch.randn(shape, generator=generator, dtype=torch.float32).to(device, embeds.dtype)
-        state = LoopState(latents * scheduler.init_noise_sigma)
+        if ctx.video is not None:  # video-to-video: the input's latents noised to the strength's timestep
+            timesteps = v2v.strength_timesteps(scheduler, request.num_inference_steps, request.strength)
+            with resident(vae, device, memory.offload):
+                chunk = decode_chunk(memory.vae_chunk, request.num_frames, device)
+                init = encode_frames(vae, ctx.video.frames, chunk=chunk)
+            state = LoopState(v2v.noised(scheduler, init.to(device, embeds.dtype), timesteps, generator))
+        else:
+            latents = torch.randn(shape, generator=generator, dtype=torch.float32).to(device, embeds.dtype)
+            state = LoopState(latents * scheduler.init_noise_sigma)
         accepts = inspect.signature(scheduler.step).parameters
         step_kwargs = {k: v for k, v in (("eta", 0.0), ("generator", generator)) if k in accepts}
-        checkpoints = Checkpoints(ctx, model, request, scheduler, generator)
+        checkpoints = Checkpoints(ctx, model, request, scheduler, generator, video=ctx.video)
         start = checkpoints.resume(state, device)
 
         # 3. Denoise the whole clip at each step.

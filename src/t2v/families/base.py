@@ -106,6 +106,7 @@ class RunContext:
     memory: MemoryPlan
     checkpoint: CheckpointSpec | None = None
     image: Any = None  # a PIL RGB image for image-to-video
+    video: Any = None  # t2v.inputs.InputVideo for video-to-video (frames fitted to the request), with its sha256
     warnings: list[str] = field(default_factory=list)
 
 
@@ -120,6 +121,7 @@ class Family:
     modes: ClassVar[tuple[str, ...]] = ("video",)
     denoiser: ClassVar[str] = "unet"  # the component that runs each step (LoRA target, planner's big stage)
     caches: ClassVar[tuple[str, ...]] = ()  # the step caches (t2v.engine.options.CACHES) this family takes
+    encodes_video: ClassVar[bool] = False  # video-to-video (request.video): its VAE encodes the input clip
     # `t2v models make-tiny --family NAME`: NAME -> "module:function(out: Path, seed: int, fp16_variant: bool)"
     tiny: ClassVar[dict[str, str]] = {}
 
@@ -131,6 +133,13 @@ class Family:
     def check(self, request, path: Path | None, *, model: str = "this model") -> None:
         from t2v.engine.runtime import check
 
+        if getattr(request, "video", None):
+            if not self.encodes_video:
+                can = ", ".join(sorted(n for n, f in all_families().items() if f.encodes_video))
+                raise InvalidRequest(f"video: {model} ({self.name}) cannot start from a video yet; video-to-video "
+                                     f"works with the {can} families", field="video")
+            if getattr(request, "image", None):
+                raise InvalidRequest("video: give an input video or an input image, not both", field="video")
         self.rules(path).check(request, model=model)
         check(self, request, model=model)
 

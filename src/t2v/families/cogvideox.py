@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from t2v.engine import v2v
 from t2v.engine.base import EngineRun
 from t2v.engine.offload import resident
 from t2v.errors import InvalidRequest
@@ -71,6 +72,7 @@ class CogVideoXFamily(GroupOffload, DiffusersLora):
     modes = ("video", "i2v")
     denoiser = "transformer"
     caches = ("fbc", "taylorseer", "magcache", "pab", "fastercache")  # t2v.engine.stepcache
+    encodes_video = True  # video-to-video (text-to-video folders): t2v.engine.v2v, encode_video here
     fastercache_layout = "BFCHW"  # [uncond, cond] batched, (B, F, C, H, W): FasterCache may skip uncond
     lora_loader = "CogVideoXLoraLoaderMixin"
     tiny = {"cogvideox": "t2v.models.tiny.cogvideox:make_cogvideox",
@@ -179,8 +181,14 @@ class CogVideoXFamily(GroupOffload, DiffusersLora):
             with resident(vae, device, memory.offload):
                 image_latents = encode_image(vae, ctx.image, request, frames_latent + pad, generator, dtype, device)
         channels = cfg.in_channels // 2 if i2v else cfg.in_channels
-        latents = randn_tensor((1, frames_latent + pad, channels, h, w), generator=generator, device=torch.device(device),
-                               dtype=dtype) * scheduler.init_noise_sigma
+        if ctx.video is not None:  # video-to-video: the input's latents noised to the strength's timestep
+            timesteps = v2v.strength_timesteps(scheduler, request.num_inference_steps, request.strength)
+            with resident(vae, device, memory.offload):
+                init = encode_video(vae, ctx.video.frames, pad, dtype, device)
+            latents = v2v.noised(scheduler, init, timesteps, generator) * scheduler.init_noise_sigma
+        else:
+            latents = randn_tensor((1, frames_latent + pad, channels, h, w), generator=generator,
+                                   device=torch.device(device), dtype=dtype) * scheduler.init_noise_sigma
         rope = rotary_embeddings(cfg, request.height, request.width, frames_latent + pad, spatial, device)
         ofs = latents.new_full((1,), 2.0) if i2v and cfg.ofs_embed_dim is not None else None
         if cfg.use_learned_positional_embeddings and (frames_latent + pad - 1) * temporal + 1 != cfg.sample_frames:
@@ -188,7 +196,7 @@ class CogVideoXFamily(GroupOffload, DiffusersLora):
                                 "frames; other counts get sinusoidal ones (as in diffusers)")
 
         state = LoopState(latents)
-        checkpoints = Checkpoints(ctx, model, request, scheduler, generator, ctx.image)
+        checkpoints = Checkpoints(ctx, model, request, scheduler, generator, ctx.image, ctx.video)
         start = checkpoints.resume(state, device)
 
         # 3. Denoise.
@@ -343,6 +351,17 @@ def encode_prompt(model, prompt: str, tokens: int, warnings: list[str]):
     if len(full) > tokens:
         warnings.append(f"prompt truncated to {tokens} tokens; dropped: {tok.decode(full[tokens - 1:-1])!r}")
     return encoder(ids.to(encoder.device))[0].to(device=model.plan.device)
+
+
+def encode_video(vae, frames, pad: int, dtype, device):
+    """CogVideoXVideoToVideoPipeline.prepare_latents (the mode, not a sample): (F, H, W, 3) uint8 frames through
+    the VAE encoder, scaled, as (1, F', C, h, w); 1.5's ``pad`` leading latent frames (dropped before decoding)
+    are copies of the first."""
+    import torch
+
+    latent = vae.encode(v2v.pixels(frames, vae.device, vae.dtype)).latent_dist.mode()
+    latent = (latent.to(device, dtype) * vae.config.scaling_factor).permute(0, 2, 1, 3, 4)
+    return torch.cat([latent[:, :1]] * pad + [latent], dim=1) if pad else latent
 
 
 def encode_image(vae, image, request, frames_latent: int, generator, dtype, device):

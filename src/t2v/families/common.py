@@ -76,10 +76,12 @@ def restore_scheduler(scheduler, state: dict[str, Any], device) -> None:
 class Checkpoints:
     """Resume from and save to ``ctx.checkpoint`` (no-ops without one) for one run of one request."""
 
-    def __init__(self, ctx: RunContext, model, request, scheduler, generator, image=None):
+    def __init__(self, ctx: RunContext, model, request, scheduler, generator, image=None, video=None):
+        from t2v.engine.v2v import fingerprint
+
         self.ctx, self.scheduler, self.generator = ctx, scheduler, generator
         self.spec = ctx.checkpoint
-        self.fingerprint = run_fingerprint(model, request, image) if self.spec else ""
+        self.fingerprint = fingerprint(run_fingerprint(model, request, image), video) if self.spec else ""
         self.resumed: int | None = None  # the step resumed from (for the record)
 
     def resume(self, state: LoopState, device) -> int:

@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from t2v.engine import v2v
 from t2v.engine.base import EngineRun
 from t2v.engine.offload import resident
 from t2v.engine.schedulers import make_scheduler
@@ -83,6 +84,7 @@ class HunyuanFamily(DiffusersLora):
     modes = ("video", "i2v")
     denoiser = "transformer"
     caches = ("fbc", "taylorseer", "magcache", "pab", "fastercache")  # t2v.engine.stepcache
+    encodes_video = True  # video-to-video (text-to-video folders): t2v.engine.v2v, encode_video here
     lora_loader = "HunyuanVideoLoraLoaderMixin"  # diffusers, original HunyuanVideo and musubi key layouts
     tiny = {"hunyuan": "t2v.models.tiny.hunyuan:make_hunyuan", "hunyuan-i2v": "t2v.models.tiny.hunyuan:make_hunyuan_i2v",
             "hunyuan-i2v-33ch": "t2v.models.tiny.hunyuan:make_hunyuan_i2v_33ch"}
@@ -179,6 +181,10 @@ class HunyuanFamily(DiffusersLora):
                 image_latents = torch.cat([image_latents, image_latents.new_zeros(shape)[:, :, 1:]], dim=2)
                 mask = image_latents.new_ones(1, 1, *shape[2:])
                 mask[:, :, 1:] = 0
+        elif ctx.video is not None:  # video-to-video: the input's latents noised to the strength's timestep
+            timesteps = v2v.strength_timesteps(scheduler, request.num_inference_steps, request.strength)
+            with resident(vae, device, memory.offload):
+                latents = v2v.noised(scheduler, encode_video(vae, ctx.video.frames, device), timesteps, generator)
         else:
             latents = torch.randn(shape, generator=generator, dtype=torch.float32).to(device)
             scheduler.set_begin_index(0)  # HunyuanVideoPipeline does; the I2V pipeline does not
@@ -187,7 +193,7 @@ class HunyuanFamily(DiffusersLora):
             guidance = torch.tensor([request.guidance_scale], dtype=dtype, device=device) * 1000.0
 
         state = LoopState(latents)
-        checkpoints = Checkpoints(ctx, model, request, scheduler, generator, ctx.image)
+        checkpoints = Checkpoints(ctx, model, request, scheduler, generator, ctx.image, ctx.video)
         start = checkpoints.resume(state, device)
 
         # 3. Denoise: the conditional pass, the unconditional one with true CFG, a scheduler step.
@@ -358,6 +364,15 @@ def black(request):
     from PIL import Image
 
     return Image.new("RGB", (request.width, request.height), 0)
+
+
+def encode_video(vae, frames, device):
+    """(F, H, W, 3) uint8 frames through the VAE encoder (its mode), scaled: (1, C, (F - 1) / 4 + 1, h, w) float32,
+    the latents decode divides by the scaling factor again."""
+    import torch
+
+    encoded = vae.encode(v2v.pixels(frames, vae.device, vae.dtype)).latent_dist.mode()
+    return encoded.to(device, torch.float32) * vae.config.scaling_factor
 
 
 def encode_image(vae, image, request, device):

@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from t2v.engine import checkpoint as ckpt
-from t2v.engine import stepcache
+from t2v.engine import stepcache, v2v
 from t2v.engine.base import EngineRun
 from t2v.engine.offload import resident
 from t2v.engine.schedulers import make_scheduler
 from t2v.engine.text import encode_prompt
-from t2v.engine.vae import decode_chunk, decode_latents
+from t2v.engine.vae import decode_chunk, decode_latents, encode_frames
 from t2v.errors import Cancelled
 from t2v.families.base import Component, Family, RunContext, Rules
 from t2v.families.common import free_text_encoders
@@ -51,6 +51,7 @@ class ModelScopeFamily(Family):
                 "num_inference_steps": 25, "scheduler": "model", "negative_prompt": DEFAULT_NEGATIVE_PROMPT}
     tiny = {"modelscope": "t2v.models.tiny:make_tiny_modelscope"}
     caches = ("deepcache",)
+    encodes_video = True
 
     def rules(self, path: Path | None) -> Rules:
         from t2v.models.temporal import folder_frame_limit
@@ -97,12 +98,19 @@ class ModelScopeFamily(Family):
         shape = (1, unet.config.in_channels, request.num_frames, request.height // scale, request.width // scale)
         # Noise comes from a CPU generator in fp32 so a seed means the same clip on every device and dtype.
         generator = torch.Generator("cpu").manual_seed(request.seed)
-        latents = torch.randn(shape, generator=generator, dtype=torch.float32).to(device, embeds.dtype)
-        latents = latents * scheduler.init_noise_sigma
+        if ctx.video is not None:  # video-to-video: the input's latents noised to the strength's timestep
+            timesteps = v2v.strength_timesteps(scheduler, request.num_inference_steps, request.strength)
+            with resident(c["vae"], device, memory.offload):
+                init = encode_frames(c["vae"], ctx.video.frames,
+                                     chunk=decode_chunk(memory.vae_chunk, request.num_frames, device))
+            latents = v2v.noised(scheduler, init.to(device, embeds.dtype), timesteps, generator)
+        else:
+            latents = torch.randn(shape, generator=generator, dtype=torch.float32).to(device, embeds.dtype)
+            latents = latents * scheduler.init_noise_sigma
         step_kwargs = {"generator": generator} if "generator" in inspect.signature(scheduler.step).parameters else {}
 
         start, resumed, extra = 0, None, {}  # extra: a step cache's kept features (checkpointed)
-        fp = ckpt.fingerprint(model, request)
+        fp = v2v.fingerprint(ckpt.fingerprint(model, request), ctx.video)
         if ctx.checkpoint and ctx.checkpoint.resume:
             state = ckpt.load(ctx.checkpoint.path, fp)
             if state is not None:

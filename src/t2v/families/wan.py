@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from t2v.engine import v2v
 from t2v.engine.base import EngineRun
 from t2v.engine.offload import resident
 from t2v.engine.schedulers import make_scheduler
@@ -61,6 +62,7 @@ class WanFamily(GroupOffload, DiffusersLora):
     modes = ("video", "i2v")
     denoiser = "transformer"
     caches = ("fbc", "taylorseer", "magcache", "pab", "fastercache")  # t2v.engine.stepcache
+    encodes_video = True  # video-to-video (text-to-video folders): t2v.engine.v2v, encode_video here
     lora_loader = "WanLoraLoaderMixin"  # diffusers, original Wan and musubi key layouts
     lora_experts = ("transformer", "transformer_2")  # A14B: *high_noise* and *low_noise* files
     tiny = {"wan": "t2v.models.tiny.wan:make_wan21", "wan22-ti2v": "t2v.models.tiny.wan:make_wan22_ti2v",
@@ -123,20 +125,25 @@ class WanFamily(GroupOffload, DiffusersLora):
         h, w = request.height // spatial, request.width // spatial
         channels = vae.config.z_dim if i2v else first.config.in_channels
         generator = torch.Generator("cpu").manual_seed(request.seed)
-        latents = torch.randn((1, channels, frames_latent, h, w), generator=generator, dtype=torch.float32).to(device)
         if memory.name == "low":
             vae.enable_tiling()
         else:
             vae.disable_tiling()
+        if ctx.video is not None:  # video-to-video: the input's latents noised to the strength's timestep
+            timesteps = v2v.strength_timesteps(scheduler, request.num_inference_steps, request.strength)
+            with resident(vae, device, memory.offload):
+                latents = v2v.noised(scheduler, encode_video(vae, ctx.video.frames).to(device), timesteps, generator)
+        else:
+            latents = torch.randn((1, channels, frames_latent, h, w), generator=generator, dtype=torch.float32).to(device)
         cond = Conditioning(mask=torch.ones(latents.shape, dtype=torch.float32, device=device) if expand else None)
         if i2v:
             with resident(vae, device, memory.offload):
                 cond = image_condition(vae, ctx.image, request, latents, expand)
-        else:
+        elif ctx.video is None:  # (video-to-video set its own begin index)
             scheduler.set_begin_index(0)  # WanPipeline does; WanImageToVideoPipeline does not
 
         state = LoopState(latents)
-        checkpoints = Checkpoints(ctx, model, request, scheduler, generator, ctx.image)
+        checkpoints = Checkpoints(ctx, model, request, scheduler, generator, ctx.image, ctx.video)
         start = checkpoints.resume(state, device)
 
         # 3. Denoise: the high-noise expert while t >= boundary, then the low-noise one, each resident only
@@ -289,6 +296,14 @@ def latent_stats(vae, like):
     shape = (1, vae.config.z_dim, 1, 1, 1)
     mean = torch.tensor(vae.config.latents_mean).view(shape).to(like.device, like.dtype)
     return mean, 1.0 / torch.tensor(vae.config.latents_std).view(shape).to(like.device, like.dtype)
+
+
+def encode_video(vae, frames):
+    """WanVideoToVideoPipeline.prepare_latents: (F, H, W, 3) uint8 frames through the VAE encoder (the mode),
+    normalised with the VAE's latent statistics: fp32 (1, z_dim, (F - 1) / 4 + 1, h, w) latents."""
+    encoded = vae.encode(v2v.pixels(frames, vae.device, vae.dtype)).latent_dist.mode().float()
+    mean, inv_std = latent_stats(vae, encoded)
+    return (encoded - mean) * inv_std
 
 
 def image_condition(vae, image, request, latents, expand: bool) -> Conditioning:

@@ -26,6 +26,9 @@ def admit(request, settings: Settings, api_key=None):
     from t2v.generation import check_fits, resolve
     from t2v.models.loader import check_available
 
+    if getattr(request, "video", None) is not None:  # a file path: a server never reads one a caller names
+        raise InvalidRequest("video: video-to-video is not available through the API yet; use `t2v generate --video` "
+                             "or t2v.generate", field="video")
     if request.model is not None:
         check_available(request.model, settings, restricted=True)
     if getattr(request, "motion_adapter", None) is not None:
