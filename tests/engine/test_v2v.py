@@ -1,5 +1,5 @@
-"""Video-to-video (SDEdit, ``video`` + ``strength``) on the tiny ModelScope, Wan, AnimateDiff, HunyuanVideo
-and CogVideoX models: strength 0 is the
+"""Video-to-video (SDEdit, ``video`` + ``strength``) on the tiny ModelScope, Wan, AnimateDiff, HunyuanVideo,
+CogVideoX and LTX-Video models: strength 0 is the
 VAE round trip of the input, more strength changes more, the record names the input, replay and resume give
 the same frames, and bad input exits 2 naming the field."""
 
@@ -20,8 +20,9 @@ from t2v.request import GenerationRequest
 from tests.families.checks import assert_resume_after_cancel_is_bitwise
 
 PROMPT = "a red ball bouncing on a beach"
-FAMILIES = ["modelscope", "wan", "animatediff", "hunyuan", "cogvideox"]
-VIDEO_VAES = {"wan": "AutoencoderKLWan", "hunyuan": "AutoencoderKLHunyuanVideo", "cogvideox": "AutoencoderKLCogVideoX"}
+FAMILIES = ["modelscope", "wan", "animatediff", "hunyuan", "cogvideox", "ltx"]
+VIDEO_VAES = {"wan": "AutoencoderKLWan", "hunyuan": "AutoencoderKLHunyuanVideo", "cogvideox": "AutoencoderKLCogVideoX",
+              "ltx": "AutoencoderKLLTXVideo"}
 runner = CliRunner()
 
 
@@ -51,7 +52,7 @@ def v2v(model, clip, **fields):
     return generate(GenerationRequest(model=str(model), video=str(clip), **fields), **kw)
 
 
-def round_trip(model, family: str, frames: np.ndarray) -> np.ndarray:
+def round_trip(model, family: str, frames: np.ndarray, seed: int) -> np.ndarray:
     """The frames through the model's VAE directly (encode, the latent distribution's mode, decode), uint8."""
     import torch
     import diffusers
@@ -60,7 +61,10 @@ def round_trip(model, family: str, frames: np.ndarray) -> np.ndarray:
     with torch.inference_mode():
         if family in VIDEO_VAES:  # video VAEs: the whole clip at once
             vae = getattr(diffusers, VIDEO_VAES[family]).from_pretrained(model, subfolder="vae")
-            out = vae.decode(vae.encode(x[None]).latent_dist.mode()).sample[0].permute(1, 2, 3, 0)
+            at = {"temb": torch.tensor([0.0])} if getattr(vae.config, "timestep_conditioning", False) else {}
+            z = vae.encode(x[None]).latent_dist.mode()
+            torch.manual_seed(seed)  # LTX-Video 0.9.1's decoder injects noise from torch's global RNG (t2v seeds it)
+            out = vae.decode(z, **at).sample[0].permute(1, 2, 3, 0)
         else:
             vae = diffusers.AutoencoderKL.from_pretrained(model, subfolder="vae")
             out = vae.decode(vae.encode(x.permute(1, 0, 2, 3)).latent_dist.mode()).sample.permute(0, 2, 3, 1)
@@ -72,10 +76,12 @@ def test_strength_0_is_the_vae_round_trip(models, clip, family):
     from t2v.export import decode_video
 
     model = models[family]
-    result = v2v(model, clip, strength=0.0)
+    # LTX-Video 0.9.1+: decode at timestep 0 without decode noise, as the direct decode below.
+    ltx = {"decode_timestep": 0.0, "decode_noise_scale": 0.0} if family == "ltx" else {}
+    result = v2v(model, clip, strength=0.0, **ltx)
     r = result.request
     expected = round_trip(model, family, fit_frames(decode_video(clip)[0], width=r.width, height=r.height,
-                                                    num_frames=r.num_frames))
+                                                    num_frames=r.num_frames), r.seed)
     assert result.frames.shape == expected.shape == (r.num_frames, r.height, r.width, 3)
     assert np.abs(result.frames.astype(int) - expected.astype(int)).max() <= 2
     assert result.record["video_sha256"] == sha256_file(clip) and result.record["strength"] == 0.0
@@ -148,14 +154,18 @@ def test_bad_input_exits_2_naming_the_field(tiny_model, clip, tmp_path, args, fi
     assert not (tmp_path / "x.mp4").exists()
 
 
-def test_families_that_cannot_encode_refuse_video_and_the_api_refuses_paths(clip):
-    from t2v.families import get_family
+def test_models_that_cannot_encode_refuse_video_and_the_api_refuses_paths(clip, tmp_path):
+    from t2v.families import get_family, make_tiny_model
     from t2v.service.limits import admit
     from t2v.settings import get_settings
 
     request = GenerationRequest(prompt=PROMPT, video=str(clip))
-    with pytest.raises(InvalidRequest, match="animatediff, cogvideox, hunyuan, modelscope, wan") as e:
-        get_family("ltx").check(request, None)
+    with pytest.raises(InvalidRequest, match="animatediff, cogvideox, hunyuan, ltx, modelscope, wan") as e:
+        get_family("sd").check(request, None)  # text-to-image
+    assert e.value.field == "video"
+    ltx_097 = make_tiny_model("ltx-097", tmp_path / "ltx-097", seed=0)  # LTXConditionPipeline
+    with pytest.raises(InvalidRequest, match="0.9.7") as e:
+        get_family("ltx").check(request, ltx_097)
     assert e.value.field == "video"
     with pytest.raises(InvalidRequest) as e:
         admit(request, get_settings())

@@ -27,13 +27,14 @@ from typing import Any
 from t2v.engine.base import EngineRun
 from t2v.engine.offload import resident
 from t2v.engine.schedulers import make_scheduler
-from t2v.errors import ModelUnavailable
+from t2v.engine import v2v
+from t2v.errors import InvalidRequest, ModelUnavailable
 from t2v.families.base import Component, RunContext, Rules, read_index
 from t2v.families.common import (
     Checkpoints, DiffusersLora, LoopState, config, denoise, free_text_encoders, meta_modules, params)
 from t2v.families.ltx_steps import (
-    Grid, classic_latents, classic_step, classic_timesteps, condition_latents, condition_step, condition_timesteps, decode,
-    encode_prompt)
+    Grid, Prepared, classic_latents, classic_step, classic_timesteps, condition_latents, condition_step, condition_timesteps, decode,
+    encode_prompt, stats)
 from t2v.models.spec import ModelSpec
 
 logger = logging.getLogger(__name__)
@@ -82,6 +83,7 @@ class LTXFamily(DiffusersLora):
     modes = ("video", "i2v")
     denoiser = "transformer"
     caches = ("fbc", "taylorseer", "magcache", "pab", "fastercache")  # t2v.engine.stepcache
+    encodes_video = True  # video-to-video, 0.9.0-0.9.5 (LTXPipeline) folders: t2v.engine.v2v, encode_video here
     lora_loader = "LTXVideoLoraLoaderMixin"
     tiny = {"ltx": "t2v.models.tiny.ltx:make_ltx", "ltx-097": "t2v.models.tiny.ltx:make_ltx_097"}
     # Sizes: T5-XXL fp32 (19 GB) + the transformer (bf16) + VAE; VRAM in bf16 at the defaults, no offload.
@@ -115,6 +117,12 @@ class LTXFamily(DiffusersLora):
         tr = config(path, "transformer")
         return Rules(size_multiple=spatial * (tr.get("patch_size") or 1), frame_step=temporal * (tr.get("patch_size_t") or 1),
                      text_tokens=TEXT_TOKENS[_is_condition(path)], modes=self.modes, schedulers=("model",))
+
+    def check(self, request, path: Path | None, *, model: str = "this model") -> None:
+        super().check(request, path, model=model)
+        if getattr(request, "video", None) and path is not None and _is_condition(path):
+            raise InvalidRequest(f"video: {model} runs as LTXConditionPipeline (0.9.7+), which takes no input video "
+                                 "in t2v yet; use an LTX-Video 0.9.0-0.9.5 model", field="video")
 
     def check_index(self, path: Path, index: dict[str, Any]) -> None:
         if index.get("_class_name") == UPSAMPLER:
@@ -154,16 +162,27 @@ class LTXFamily(DiffusersLora):
             vae.disable_tiling()
             vae.use_framewise_decoding = False
         scheduler = make_scheduler(request.scheduler, model.scheduler_config)
-        with resident(vae, device, memory.offload and ctx.image is not None):
-            prep = (condition_latents if condition else classic_latents)(vae, grid, ctx.image, request, generator, device)
+        if ctx.video is None:
+            with resident(vae, device, memory.offload and ctx.image is not None):
+                prep = (condition_latents if condition else classic_latents)(vae, grid, ctx.image, request, generator,
+                                                                              device)
         if condition:
             condition_timesteps(scheduler, request.num_inference_steps, opts["timesteps"], device, ctx.warnings)
         else:
             classic_timesteps(scheduler, request.num_inference_steps, grid, device)
+        skip = 0
+        if ctx.video is not None:  # video-to-video (LTXPipeline folders): the input noised to the strength's step
+            if condition:
+                raise InvalidRequest("video: LTX-Video 0.9.7+ takes no input video in t2v yet", field="video")
+            kept = v2v.strength_timesteps(scheduler, request.num_inference_steps, request.strength)
+            skip = len(scheduler.timesteps) - len(kept)
+            with resident(vae, device, memory.offload):
+                prep = Prepared(v2v.noised(scheduler, grid.pack(encode_video(vae, ctx.video.frames, device)), kept,
+                                           generator))
         state = LoopState(prep.latents)
-        checkpoints = Checkpoints(ctx, model, request, scheduler, generator, ctx.image)
+        checkpoints = Checkpoints(ctx, model, request, scheduler, generator, ctx.image, ctx.video)
         start = checkpoints.resume(state, device)
-        timesteps = scheduler.timesteps
+        timesteps = scheduler.timesteps[skip:]
 
         # 3. Denoise; progress and previews see unpacked latents.
         ctx.on_stage("denoise")
@@ -243,6 +262,16 @@ class LTXFamily(DiffusersLora):
 
 
 # -- folder facts ----------------------------------------------------------------------------------------
+
+def encode_video(vae, frames, device):
+    """(F, H, W, 3) uint8 frames through the VAE encoder (its mode), normalised as decode denormalises:
+    fp32 (1, C, F', h, w)."""
+    import torch
+
+    encoded = vae.encode(v2v.pixels(frames, vae.device, vae.dtype)).latent_dist.mode().to(device, torch.float32)
+    mean, std = stats(vae, encoded)
+    return (encoded - mean) * vae.config.scaling_factor / std
+
 
 def _is_condition(path: Path) -> bool:
     return read_index(path).get("_class_name") == CONDITION
