@@ -100,6 +100,9 @@ def resolve(request: GenerationRequest, settings: Settings) -> GenerationRequest
     if len(resolved.prompt) > settings.max_prompt_chars:
         raise InvalidRequest(f"prompt: longer than {settings.max_prompt_chars} characters", field="prompt")
     post = getattr(resolved, "post", None)
+    if post is not None and request.mode == "image":
+        raise InvalidRequest("post: post-processing is for videos (video and sequence requests); leave it out",
+                             field="post")
     if post is not None and post.active:  # a target fps the clip's fps cannot reach, an output over the limits
         from t2v.post.stage import check_post
 

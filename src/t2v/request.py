@@ -103,7 +103,8 @@ class GenerationRequest(BaseModel):
     @field_validator("strength")
     @classmethod
     def _strength_needs_video(cls, v: float | None, info: ValidationInfo) -> float | None:
-        if v is not None and not info.data.get("video"):
+        if v is not None and info.data.get("mode", "video") == "video" and not info.data.get("video"):
+            # (sequence requests have their own img2img strength)
             raise ValueError("only video-to-video takes a strength: give a video too, or leave strength out")
         return v
 

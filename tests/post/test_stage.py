@@ -130,3 +130,21 @@ def test_api_post_block_and_upscaler_paths(tiny_model, tmp_path):
             assert r.status_code == 422 and r.json()["detail"][0]["loc"][-2:] == field.split("."), (post, r.text)
         r = client.post("/v1/videos", json={**body, "post": {"upscale": 2, "upscaler": str(outside)}})
         assert "T2V_MODEL_ROOTS" in r.text
+
+
+def test_a_sequence_is_post_processed_too_and_an_image_request_refuses_it(tiny_sd_model, tmp_path):
+    from t2v.errors import InvalidRequest
+    from t2v.generation import run_request
+    from t2v.sequence.request import ImageRequest, SequenceRequest
+
+    req = SequenceRequest.create(keyframes=["0: a red circle", "2: a blue square"], method="prompt-interp",
+                                 model=str(tiny_sd_model), width=32, height=32, num_inference_steps=2, seed=0, fps=4,
+                                 post={"interpolate": 2, "upscale": 2})
+    run_request(req, output=tmp_path / "seq.mp4")
+    frames, fps = decode_video(tmp_path / "seq.mp4")
+    assert frames.shape == (5, 64, 64, 3) and fps == pytest.approx(8)
+    assert [s["name"] for s in read_embedded(tmp_path / "seq.mp4")["postprocess"]["steps"]] == ["interpolate", "upscale"]
+    with pytest.raises(InvalidRequest) as e:
+        run_request(ImageRequest.create(prompt="a red circle", model=str(tiny_sd_model), width=32, height=32,
+                                        num_inference_steps=1, post={"upscale": 2}), output=tmp_path / "img.png")
+    assert e.value.field == "post" and not list(tmp_path.glob("img*"))

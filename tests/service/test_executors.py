@@ -88,7 +88,7 @@ def test_a_service_without_workers_queues_for_workers_elsewhere(tmp_path, tiny_m
     settings = make_settings(tmp_path / "home", tiny_model)
     api = build_services(settings, no_workers=True).start()
     try:
-        ready = api.ready(detail=False)
+        ready = api.ready()
         assert (ready["ready"], ready["executor"], ready["workers"]) == (True, "none", 0)
         job, _ = api.submit({"prompt": "a red square", **SMALL, "seed": 1})
         time.sleep(1.0)

@@ -37,3 +37,20 @@ def test_follows_colour_direction_and_shape_prompts_well_above_chance():
     assert s["clips"] == 16 and s["color"] >= 0.6 and s["direction"] >= 0.75 and s["shape"] >= 0.75, s
     squares = [r for r in report["rows"] if r["want"]["shape"] == "square"]
     assert sum(r["shape_ok"] for r in squares) >= 3, squares  # squares stay square (decoder refinement)
+
+
+def test_shapes_read_the_same_after_frame_interpolation():
+    """Quality on real output: the detector reads the same colour, direction and shape from each t2v-shapes clip
+    after --interpolate 2 (flow) as before it, and the clip has the new frame count."""
+    from t2v.post.spec import PostSpec
+    from t2v.post.stage import run_post
+
+    cases = [ev.parse_prompt(p) for p in ("a blue circle moving right", "a yellow triangle moving up",
+                                          "a red triangle moving down", "the red square travels to the left")]
+    palette = ev.palette_for(tuple({c.color for c in cases}))
+    for case in cases:
+        r = generate(GenerationRequest(prompt=case.prompt, model="t2v-shapes", seed=0, formats=()))
+        frames, fps, _ = run_post(r.frames, r.request.fps, PostSpec(interpolate=2))
+        assert frames.shape == (15, 64, 64, 3) and fps == 2 * r.request.fps
+        before, after = ev.detect(r.frames, palette), ev.detect(frames, palette)
+        assert (after.color, after.direction, after.shape) == (before.color, before.direction, before.shape), case

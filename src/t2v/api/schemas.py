@@ -80,6 +80,7 @@ class SequenceCreate(_JobFields):
     rotate: float = Field(0.0, ge=-45, le=45)
     contact_sheet: bool = False
     denoise_grid: list[int] = Field(default_factory=list, max_length=32, description="Steps to show in the denoise grid.")
+    post: PostSpec | None = Field(None, description="Post-processing of the sequence, as for POST /v1/videos.")
 
     def generation_fields(self) -> dict[str, Any]:
         return {**super().generation_fields(), "mode": "sequence"}

@@ -8,6 +8,7 @@ from typing import List, Optional
 import typer
 
 from t2v.cli.common import Interrupt, cli_errors, err, out
+from t2v.cli.post import DEFLICKER, INTERPOLATE, INTERPOLATION, TARGET_FPS, UPSCALE, UPSCALER, post_fields
 
 
 def _common(model, negative_prompt, steps, guidance, seed, width, height, scheduler, device, dtype) -> dict:
@@ -74,14 +75,22 @@ def sequence(
     device: str = typer.Option("auto", "--device", envvar="T2V_DEVICE"),
     dtype: str = typer.Option("auto", "--dtype", envvar="T2V_DTYPE"),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
+    interpolate: Optional[int] = INTERPOLATE,
+    target_fps: Optional[float] = TARGET_FPS,
+    interpolation: str = INTERPOLATION,
+    upscale: Optional[int] = UPSCALE,
+    upscaler: str = UPSCALER,
+    deflicker: bool = DEFLICKER,
 ) -> None:
     """A video from keyframe prompts with a text-to-image model, kept coherent by --method."""
     from t2v.cli.app import _run, _summary
     from t2v.sequence.request import SequenceRequest
 
     with cli_errors():
+        post = post_fields(interpolate=interpolate, target_fps=target_fps, interpolation=interpolation, upscale=upscale,
+                           upscaler=upscaler, deflicker=deflicker)
         fields = dict(keyframes=keyframes, method=method, fps=fps, strength=strength, zoom=zoom, pan_x=pan_x, pan_y=pan_y,
-                      rotate=rotate, contact_sheet=contact_sheet, denoise_grid=denoise_grid or (),
+                      rotate=rotate, contact_sheet=contact_sheet, denoise_grid=denoise_grid or (), post=post,
                       **_common(model, negative_prompt, steps, guidance, seed, width, height, scheduler, device, dtype))
         if formats:
             fields["formats"] = formats

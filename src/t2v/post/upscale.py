@@ -186,7 +186,8 @@ def _import_spandrel():
                 field="upscaler",
             ) from exc
         raise InvalidRequest(
-            f"an upscaler weight file needs the spandrel package ({exc}): {INSTALL_HINT}", field="upscaler"
+            f"an upscaler weight file needs the spandrel package ({exc}): pip install 't2v[upscale-weights]'",
+            field="upscaler"
         ) from exc
     except RuntimeError as exc:  # torchvision wheel whose C++ ops do not match torch
         raise InvalidRequest(

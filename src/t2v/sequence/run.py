@@ -11,7 +11,7 @@ import numpy as np
 
 from t2v.errors import Cancelled
 from t2v.generation import ProgressCallback, check_outputs, export_result
-from t2v.pipeline import Run, start
+from t2v.pipeline import Run, post_process, start
 from t2v.request import GenerationResult
 from t2v.sequence import sd
 from t2v.sequence.request import ImageRequest, SequenceRequest
@@ -83,9 +83,10 @@ def generate_sequence(
             files["denoise_grid"] = {"file": path.name, "rows": rows, "columns": cols, "steps": list(request.denoise_grid)}
         rec["figures"] = files
 
-    result = GenerationResult(request=request, frames=out.frames, record=record)
+    frames, fps = post_process(out.frames, request, record, emit=run.emit, cancel=run.cancel)
+    result = GenerationResult(request=request, frames=frames, record=record)
     try:
-        export_result(result, stem, emit=run.emit, cancel=run.cancel, t_start=run.t_start, extra_files=figures)
+        export_result(result, stem, emit=run.emit, cancel=run.cancel, t_start=run.t_start, extra_files=figures, fps=fps)
     except BaseException:
         for suffix in (".contact.png", ".denoise.png"):
             stem.with_name(stem.name + suffix).unlink(missing_ok=True)

@@ -187,7 +187,6 @@ class JobService(AccessService, AssetService):
             # A process without workers (--no-workers) is ready when it can queue jobs for workers elsewhere.
             "ready": (bool(alive) or self.executor.kind == "none") and bool(self.warm_state.get("done"))
             and not self.stopping.is_set(),
-            "executor": self.executor.kind,
             "workers": len(states),
             "workers_alive": len(alive),
             "busy_workers": len(busy),
@@ -201,8 +200,8 @@ class JobService(AccessService, AssetService):
         if api_key is not None:
             busy = [jid for jid in busy if (job := self.repo.get_job(jid)) is not None and job.api_key_id == api_key.id]
         where = [{**w.where, "job": w.job} for w in alive] if api_key is None else []  # all keys' jobs: admins only
-        return {**state, "warm": dict(self.warm_state), "models_loaded": loader.loaded_models(), "busy": busy,
-                "where": where}
+        return {**state, "executor": self.executor.kind, "warm": dict(self.warm_state),
+                "models_loaded": loader.loaded_models(), "busy": busy, "where": where}
 
     # -- jobs ------------------------------------------------------------------------------------
     def submit(self, fields: dict[str, Any], *, api_key=None, idempotency_key: str | None = None, priority: int = 0,

@@ -71,9 +71,10 @@ def summarize(rows: list[dict]) -> dict:
 
 def evaluate(model: str, cases: list[Case], *, seeds: int = 4, lora: str | None = None, lora_scale: float = 1.0,
              steps: int | None = None, guidance: float | None = None, cache: str | None = None,
-             on_clip: Callable[[int, int], None] | None = None) -> dict:
+             post: dict | None = None, on_clip: Callable[[int, int], None] | None = None) -> dict:
     """Generate ``seeds`` clips per case (seeds 0..N-1) and score them; returns rows + summary. ``cache``: a
-    step cache (``--cache``) to measure what it costs in accuracy."""
+    step cache (``--cache``) to measure what it costs in accuracy; ``post``: post-processing (a request's
+    ``post`` block, e.g. ``{"interpolate": 2}``) scored after it runs."""
     from t2v.engine.options import canonical_cache
     from t2v.generation import generate
     from t2v.request import GenerationRequest
@@ -86,7 +87,7 @@ def evaluate(model: str, cases: list[Case], *, seeds: int = 4, lora: str | None 
     for i, case in enumerate(cases):
         for seed in range(seeds):
             req = GenerationRequest(prompt=case.prompt, model=model, seed=seed, formats=(), lora=lora, lora_scale=lora_scale,
-                                    num_inference_steps=steps, guidance_scale=guidance, cache=cache)
+                                    num_inference_steps=steps, guidance_scale=guidance, cache=cache, post=post)
             result = generate(req)
             d = detect(result.frames, palette)
             ok = {"color_ok": d.color == case.color, "direction_ok": d.direction == case.direction,
@@ -96,7 +97,7 @@ def evaluate(model: str, cases: list[Case], *, seeds: int = 4, lora: str | None 
                          "got": d.to_dict(), **ok, "all_ok": all(ok.values())})
             if on_clip:
                 on_clip(len(rows), total)
-    return {"model": model, "lora": lora, "lora_scale": lora_scale, "cache": cache, "seeds": seeds,
+    return {"model": model, "lora": lora, "lora_scale": lora_scale, "cache": cache, "post": post, "seeds": seeds,
             "summary": summarize(rows), "rows": rows}
 
 
