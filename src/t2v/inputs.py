@@ -80,8 +80,9 @@ def load_image(path: str | Path, *, field: str = "image") -> InputImage:
     return InputImage(image=image, sha256=info.sha256, width=info.width, height=info.height, format=info.format)
 
 
-def _read(path: str | Path, field: str) -> bytes:
-    path = Path(path)
+def stat_file(path: Path, field: str, kind: str):
+    """``path``'s stat, for a regular file; InvalidRequest naming ``field`` when it is missing, unreadable, a
+    folder or not a regular file (``kind``: what to give instead, e.g. "an image file (PNG, JPEG or WebP)")."""
     try:
         st = path.stat()
     except FileNotFoundError:
@@ -89,9 +90,15 @@ def _read(path: str | Path, field: str) -> bytes:
     except OSError as e:
         raise InvalidRequest(f"{field}: cannot read {path}: {e.strerror or e}", field=field) from None
     if path.is_dir():
-        raise InvalidRequest(f"{field}: {path} is a folder; give an image file ({ACCEPTED})", field=field)
+        raise InvalidRequest(f"{field}: {path} is a folder; give {kind}", field=field)
     if not path.is_file():
-        raise InvalidRequest(f"{field}: {path} is not a regular file; give an image file ({ACCEPTED})", field=field)
+        raise InvalidRequest(f"{field}: {path} is not a regular file; give {kind}", field=field)
+    return st
+
+
+def _read(path: str | Path, field: str) -> bytes:
+    path = Path(path)
+    st = stat_file(path, field, f"an image file ({ACCEPTED})")
     _check_bytes(st.st_size, str(path), field)
     try:
         with open(path, "rb") as fh:
@@ -178,14 +185,7 @@ def load_video(path: str | Path, *, width: int, height: int, num_frames: int, fi
     from t2v.export import decode_video, sha256_file
 
     path = Path(path)
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        raise InvalidRequest(f"{field}: {path} does not exist", field=field) from None
-    except OSError as e:
-        raise InvalidRequest(f"{field}: cannot read {path}: {e.strerror or e}", field=field) from None
-    if not path.is_file():
-        raise InvalidRequest(f"{field}: {path} is not a file; give a video file (mp4, webm or gif)", field=field)
+    st = stat_file(path, field, "a video file (mp4, webm or gif)")
     if st.st_size == 0 or st.st_size > MAX_VIDEO_BYTES:
         raise InvalidRequest(f"{field}: {path} is {'empty' if not st.st_size else f'{st.st_size / 2**20:.0f} MiB'}; "
                              f"give a video file of at most {MAX_VIDEO_BYTES // 2**20} MiB", field=field)

@@ -38,7 +38,7 @@ def deflicker(
 
     ``on_frame(done, total)`` is called after each frame."""
     window = check_window(window)
-    arrays = [_check_frame(f, i) for i, f in enumerate(frames)]
+    arrays = [check_frame(f, i) for i, f in enumerate(frames)]
     total = len(arrays)
     if total == 0:
         return []
@@ -116,7 +116,8 @@ def _remap(frame: np.ndarray, mean: np.ndarray, std: np.ndarray, t_mean: np.ndar
     return out
 
 
-def _check_frame(frame: np.ndarray, index: int) -> np.ndarray:
+def check_frame(frame: np.ndarray, index: int) -> np.ndarray:
+    """``frame`` as an HxWx3 uint8 RGB array; InvalidRequest naming ``frames`` otherwise."""
     frame = np.asarray(frame)
     if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
         raise InvalidRequest(

@@ -29,6 +29,7 @@ import numpy as np
 from PIL import Image
 
 from t2v.errors import InvalidRequest
+from t2v.post.deflicker import check_frame
 
 SCALES = (2, 4)
 BUILTIN_UPSCALERS = ("lanczos", "realesrgan", "realesrgan-anime")
@@ -60,7 +61,7 @@ def upscale(
     (field ``upscale``), an unknown upscaler, a missing optional package or an unusable weight file
     (field ``upscaler``)."""
     scale = check_scale(scale)
-    frames = [_check_frame(f, i) for i, f in enumerate(frames)]
+    frames = [check_frame(f, i) for i, f in enumerate(frames)]
     fn = _make_upscaler(upscaler, scale)
     out: list[np.ndarray] = []
     total = len(frames)
@@ -90,15 +91,6 @@ def check_scale(scale: object) -> int:
 def lanczos(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """``frame`` resized to ``size`` = (width, height) with Pillow's Lanczos filter."""
     return np.asarray(Image.fromarray(frame).resize(size, Image.Resampling.LANCZOS))
-
-
-def _check_frame(frame: np.ndarray, index: int) -> np.ndarray:
-    frame = np.asarray(frame)
-    if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
-        raise InvalidRequest(
-            f"frame {index} must be an HxWx3 uint8 RGB array, not {frame.dtype} {frame.shape}", field="frames"
-        )
-    return frame
 
 
 def _make_upscaler(upscaler: str, scale: int) -> Callable[[np.ndarray], np.ndarray]:
