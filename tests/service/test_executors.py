@@ -112,8 +112,13 @@ def test_a_service_without_workers_queues_for_workers_elsewhere(tmp_path, tiny_m
 def test_ray_states_without_answers_are_not_alive(tmp_path, tiny_model):
     """An actor that does not answer (restarting, or waiting for a node) counts as a worker that is not alive."""
     class Silent:
+        killed: list = []
+
         def wait(self, refs, num_returns, timeout):
             return [], refs
+
+        def kill(self, actor, no_restart):
+            self.killed.append((actor, no_restart))
 
     class Actor:
         state = SimpleNamespace(remote=lambda: object())
@@ -121,3 +126,6 @@ def test_ray_states_without_answers_are_not_alive(tmp_path, tiny_model):
     ex = ray_executor(make_settings(tmp_path / "home", tiny_model), Silent())
     ex.actors = [Actor(), Actor()]
     assert [(w.alive, w.job) for w in ex.states()] == [(False, None), (False, None)]
+    first, second = ex.actors
+    ex.drop_waiting(1)  # more actors than the cluster's GPUs: one that is not up goes, for good
+    assert ex.actors == [second] and ex.ray.killed == [(first, True)]

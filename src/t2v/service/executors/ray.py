@@ -270,9 +270,25 @@ class RayExecutor:
                 missing = self.desired() - len(self.actors)
                 if missing > 0:
                     self.add_actors(missing)
+                elif missing < 0:
+                    self.drop_waiting(-missing)
                 self._ask_autoscaler()
             except Exception:
                 logger.warning("following the Ray cluster failed", exc_info=True)
+
+    def drop_waiting(self, n: int) -> None:
+        """Remove up to ``n`` actors that are not up (waiting for a node, or restarting): the cluster shrank, or
+        counted a lost node's GPUs a while after it was gone."""
+        self._states = (0.0, [])
+        states = self.states()
+        waiting = [a for a, st in zip(self.actors, states) if not st.alive][:n]
+        with self._lock:
+            for a in waiting:
+                self.ray.kill(a, no_restart=True)
+                self.actors.remove(a)
+        if waiting:
+            self._states = (0.0, [])
+            logger.info("Ray executor: %d actor(s) after dropping %d waiting", len(self.actors), len(waiting))
 
     def _ask_autoscaler(self) -> None:
         """Ask Ray's autoscaler for one worker slot per running or queued job (up to T2V_RAY_MAX_WORKERS), so a
