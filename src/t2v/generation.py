@@ -80,6 +80,9 @@ def resolve(request: GenerationRequest, settings: Settings) -> GenerationRequest
     resolved = request.with_defaults(defaults, **extra)
     if request.mode != "video" and resolved.image:
         raise InvalidRequest("image: only video requests take an input image (image-to-video)", field="image")
+    if request.mode != "video" and resolved.is_long:
+        raise InvalidRequest("seconds: only video requests make longer videos (seconds, prompt_schedule, extend); a "
+                             "sequence takes keyframes", field="seconds")
     if request.mode != "video":
         for name, off in (("cache", None), ("compile", False), ("weights", "auto"), ("attention", "auto")):
             if getattr(resolved, name) != off:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -25,6 +26,7 @@ MAX_STEPS = 500
 MIN_SIDE, MAX_SIDE = 16, 2048
 MAX_SEED = 2**63 - 1
 DEFAULT_STRENGTH = 0.6  # video-to-video: the request's strength when it gives a video and no strength
+MAX_SECONDS = 600  # longer videos: the most seconds one request makes
 
 # Fields that decide how a run computes, not (beyond rounding) what it makes: recorded beside the request fields.
 ENGINE_FIELDS = ("formats", "crf", "device", "dtype", "memory", "attention", "compile")
@@ -84,6 +86,23 @@ class GenerationRequest(BaseModel):
     compile: bool = Field(False, description="torch.compile the denoiser's repeated blocks (first run of a shape compiles).")
     post: PostSpec | None = Field(None, description=(
         "Post-processing after sampling: deflicker, frame interpolation (interpolate / target_fps), upscaling."))
+    seconds: float | None = Field(None, gt=0.0, le=MAX_SECONDS, description=(
+        "Longer videos: the seconds of video to make, in segments of num_frames, each continuing the one before "
+        "(image-to-video from its last frame where the model has it, else video-to-video of the overlap), the seams "
+        "blended. With `extend`: the seconds added to that clip."))
+    prompt_schedule: tuple[tuple[int, str], ...] | None = Field(None, description=(
+        "Longer videos: prompts by frame, e.g. [\"0: a red ball\", \"48: a blue ball\"]; each segment takes the prompt "
+        "in force at its first new frame (`prompt` until the first entry). Without `seconds`, the video runs one "
+        "segment past the last entry."))
+    extend: str | None = Field(None, description=(
+        "Longer videos: continue this clip (mp4, webm or gif; a file path: library, CLI); the output is the clip, "
+        "fitted to width x height, then `seconds` more."))
+    overlap: int | None = Field(None, ge=1, le=64, description=(
+        "Longer videos: frames each continuation shares with what came before, cross-faded at the seam (default: "
+        "1 after image-to-video from the last frame, else half of num_frames)."))
+    continue_strength: float | None = Field(None, gt=0.0, le=1.0, description=(
+        "Longer videos: how much a video-to-video continuation repaints its guide (the overlap, then the last "
+        "frame held); default 0.7."))
 
     @field_validator("prompt")
     @classmethod
@@ -107,6 +126,30 @@ class GenerationRequest(BaseModel):
             # (sequence requests have their own img2img strength)
             raise ValueError("only video-to-video takes a strength: give a video too, or leave strength out")
         return v
+
+    @field_validator("prompt_schedule", mode="before")
+    @classmethod
+    def _schedule(cls, v: Any) -> tuple[tuple[int, str], ...] | None:
+        from t2v.keyframes import parse_keyframes
+
+        return None if v is None else parse_keyframes(v, first_zero=False, what="entry", limit=MAX_SECONDS * 120)
+
+    @model_validator(mode="after")
+    def _long_fields(self) -> GenerationRequest:
+        if not self.is_long:
+            for name in ("overlap", "continue_strength"):
+                if getattr(self, name) is not None:
+                    raise ValueError(f"{name}: only longer videos take it; give seconds, prompt_schedule or extend too, "
+                                     "or leave it out")
+        elif self.video is not None:
+            raise ValueError("video: a longer video (seconds, prompt_schedule, extend) cannot start from an input "
+                             "video too; leave video out or use extend")
+        return self
+
+    @property
+    def is_long(self) -> bool:
+        """A video made of several segments (``seconds``, ``prompt_schedule`` or ``extend``)."""
+        return self.seconds is not None or self.prompt_schedule is not None or self.extend is not None
 
     @field_validator("width", "height")
     @classmethod
@@ -218,6 +261,9 @@ def invalid_from_validation(e: ValidationError, *, tagged: bool = False) -> Inva
     msg = err.get("msg", "invalid value").removeprefix("Value error, ")
     if err.get("type") == "extra_forbidden":
         msg = "unknown field"
+    named = re.match(r"^([a-z_]+): ", msg)
+    if not loc_parts and named and named.group(1) in GenerationRequest.model_fields:  # a whole-request check naming its field
+        return InvalidRequest(msg, field=named.group(1))
     return InvalidRequest(f"{loc}: {msg}", field=loc)
 
 

@@ -72,8 +72,6 @@ def save(path: Path | CheckpointSpec, *, fingerprint: str, step: int, latents, s
     Only tensors, numbers, strings and lists/tuples/dicts of them go in the file, so it is read back
     with ``torch.load(weights_only=True)`` (no pickled objects are ever executed).
     """
-    import torch
-
     spec = path if isinstance(path, CheckpointSpec) else None
     path = spec.path if spec is not None else path
     state = {
@@ -84,6 +82,17 @@ def save(path: Path | CheckpointSpec, *, fingerprint: str, step: int, latents, s
         "generator": generator.get_state(),
         "extra": {k: _plain(v.detach().cpu() if hasattr(v, "detach") else v) for k, v in (extra or {}).items()},
     }
+    write_state(state, path)
+    logger.debug("checkpoint at step %d -> %s", step, path)
+    if spec is not None and spec.on_save is not None:
+        spec.on_save(path)
+
+
+def write_state(state: dict[str, Any], path: Path) -> None:
+    """``torch.save(state)`` to ``path`` atomically (a temp file beside it, then renamed): a crash mid-write
+    leaves the previous file intact."""
+    import torch
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     try:
@@ -93,9 +102,6 @@ def save(path: Path | CheckpointSpec, *, fingerprint: str, step: int, latents, s
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    logger.debug("checkpoint at step %d -> %s", step, path)
-    if spec is not None and spec.on_save is not None:
-        spec.on_save(path)
 
 
 def load(path: Path, fingerprint: str) -> dict[str, Any] | None:

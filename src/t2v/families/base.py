@@ -140,8 +140,22 @@ class Family:
                                      f"works with the {can} families", field="video")
             if getattr(request, "image", None):
                 raise InvalidRequest("video: give an input video or an input image, not both", field="video")
-        self.rules(path).check(request, model=model)
+        rules = self.rules(path)
+        rules.check(request, model=model)
+        if getattr(request, "is_long", False) and request.mode == "video":
+            self.check_long(request, rules.modes, model=model)
         check(self, request, model=model)
+
+    def check_long(self, request, modes: tuple[str, ...], *, model: str) -> None:
+        """A longer video (:mod:`t2v.extend`): the model must continue a clip; once the request is resolved, its
+        overlap must leave new frames and its segments stay under the limit."""
+        from t2v.extend.plan import check_continues, continuation_kind, plan_segments
+
+        able = sorted(n for n, f in all_families().items() if continuation_kind(f.modes, f.encodes_video))
+        check_continues(modes, self.encodes_video, model=model, family=self.name, able=able)
+        if None not in (request.num_frames, request.fps, request.seed):
+            plan_segments(request, clip_frames=1 if request.extend else 0,
+                          continuation=continuation_kind(modes, self.encodes_video))
 
     def folder_defaults(self, path: Path) -> dict[str, Any]:
         """Request defaults for a folder without ``t2v.json`` (default: the family's own; a family whose

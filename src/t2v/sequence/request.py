@@ -6,57 +6,16 @@ formats, device and dtype are validated exactly as for a video request.
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from t2v.errors import InvalidRequest
+from t2v.post.request import PostRequest
+from t2v.keyframes import parse_keyframes
 from t2v.request import MAX_FRAMES, GenerationRequest, invalid_from_validation
 
 METHODS = ("latent-walk", "prompt-interp", "img2img", "interpolate", "independent")
-_KEYFRAME = re.compile(r"^\s*(\d+)\s*:\s*(.*)$", re.DOTALL)
-
-
-def parse_keyframes(items: list[Any] | tuple[Any, ...]) -> tuple[tuple[int, str], ...]:
-    """``["0: a forest", "48: autumn"]`` (or ``[{"frame": 0, "prompt": ...}]``) -> ((0, "a forest"), (48, "autumn")).
-
-    Errors name the keyframe at fault: bad syntax, an empty prompt, an index that is not after the one
-    before it (out of order or duplicate), or a first keyframe other than 0.
-    """
-    if isinstance(items, str):
-        items = [items]
-    if not items:
-        raise ValueError("give at least one keyframe, like '0: a forest in spring'")
-    out: list[tuple[int, str]] = []
-    for n, item in enumerate(items, 1):
-        if isinstance(item, dict):
-            frame, prompt = item.get("frame"), str(item.get("prompt", ""))
-            if not isinstance(frame, int) or isinstance(frame, bool):
-                raise ValueError(f"keyframe {n}: 'frame' must be an integer")
-        elif isinstance(item, (list, tuple)) and len(item) == 2:
-            frame, prompt = item
-            if not isinstance(frame, int):
-                raise ValueError(f"keyframe {n}: the frame index must be an integer")
-            prompt = str(prompt)
-        else:
-            m = _KEYFRAME.match(str(item))
-            if not m:
-                raise ValueError(f"keyframe {n}: {str(item)[:60]!r} is not 'INDEX: prompt' (e.g. '48: a forest in autumn')")
-            frame, prompt = int(m.group(1)), m.group(2)
-        prompt = prompt.strip()
-        if not prompt:
-            raise ValueError(f"keyframe {n} (frame {frame}): the prompt is empty")
-        if frame < 0 or frame >= MAX_FRAMES:
-            raise ValueError(f"keyframe {n}: frame {frame} is outside 0..{MAX_FRAMES - 1}")
-        if out and frame == out[-1][0]:
-            raise ValueError(f"keyframe {n}: frame {frame} appears twice")
-        if out and frame < out[-1][0]:
-            raise ValueError(f"keyframe {n}: frame {frame} comes after frame {out[-1][0]}; list keyframes in order")
-        out.append((frame, prompt))
-    if out[0][0] != 0:
-        raise ValueError(f"the first keyframe must be frame 0, not {out[0][0]}")
-    return tuple(out)
 
 
 class ImageRequest(GenerationRequest):
@@ -140,16 +99,16 @@ class SequenceRequest(GenerationRequest):
 
 
 # Every request, discriminated by ``mode``: what the service stores, the API takes and the runner dispatches on.
-Request = Annotated[Union[GenerationRequest, SequenceRequest, ImageRequest], Field(discriminator="mode")]
+Request = Annotated[Union[GenerationRequest, SequenceRequest, ImageRequest, PostRequest], Field(discriminator="mode")]
 _REQUEST = TypeAdapter(Request)
-MODES = ("video", "sequence", "image")
+MODES = ("video", "sequence", "image", "post")
 
 
 def request_from_fields(fields: dict[str, Any]) -> GenerationRequest:
     """The request for stored or submitted fields, of the class its ``mode`` names (default ``video``)."""
     mode = fields.get("mode", "video")
     if mode not in MODES:
-        raise InvalidRequest(f"mode: unknown {mode!r}; choose video, sequence or image", field="mode")
+        raise InvalidRequest(f"mode: unknown {mode!r}; choose video, sequence, image or post", field="mode")
     try:
         return _REQUEST.validate_python({**fields, "mode": mode})
     except ValidationError as e:

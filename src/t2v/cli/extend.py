@@ -1,0 +1,33 @@
+"""Options of longer videos (``t2v generate --seconds/--prompt-schedule``, ``t2v extend``), shared by both."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+SECONDS = typer.Option(None, "--seconds", help="A longer video: seconds to make, in segments of --frames, each "
+                       "continuing the last, the seams blended (docs/post.md).")
+PROMPT_SCHEDULE = typer.Option(None, "--prompt-schedule", help="Prompts by frame for a longer video, 'INDEX: prompt' "
+                               "(repeatable: --prompt-schedule '0: a red ball' --prompt-schedule '48: a blue ball').")
+OVERLAP = typer.Option(None, "--overlap", help="Frames each continuation shares with the last, cross-faded (default: "
+                       "1 after image-to-video from the last frame, else half of --frames).")
+CONTINUE_STRENGTH = typer.Option(None, "--continue-strength", help="How much a video-to-video continuation repaints "
+                                 "the held last frames, 0-1 (default 0.7).")
+
+
+def clip_defaults(clip: Path, *, fps: float | None, width: int | None, height: int | None):
+    """(fps, width, height): those given, else the clip's (its size rounded to a multiple of 8). A clip that
+    cannot be read leaves them unset: the run then says what is wrong with it."""
+    if fps is not None and width is not None and height is not None:
+        return fps, width, height
+    try:
+        import av
+
+        with av.open(str(clip)) as f:
+            stream = f.streams.video[0]
+            rate = float(stream.average_rate or stream.guessed_rate or 0) or None
+            w, h = stream.codec_context.width, stream.codec_context.height
+    except Exception:
+        return fps, width, height
+    return (fps or rate, width or max(16, round(w / 8) * 8), height or max(16, round(h / 8) * 8))
