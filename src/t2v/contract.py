@@ -124,9 +124,10 @@ class ModelList(Result):
 
 
 class Asset(Result):
-    """An uploaded image (``POST /v1/assets``)."""
+    """An uploaded image or video (``POST /v1/assets``); ``kind`` says which."""
 
     id: str
+    kind: str | None = None
     sha256: str | None = None
     width: int | None = None
     height: int | None = None

@@ -29,7 +29,8 @@ if TYPE_CHECKING:
     from PIL import Image as PILImage
 
 __all__ = ["IMAGE_TYPES", "MAX_IMAGE_BYTES", "MAX_IMAGE_PIXELS", "MIN_IMAGE_SIDE", "ImageInfo", "InputImage",
-           "check_image", "check_image_bytes", "load_image", "InputVideo", "MAX_VIDEO_BYTES", "fit_frames", "load_video"]
+           "check_image", "check_image_bytes", "load_image", "InputVideo", "MAX_VIDEO_BYTES", "fit_frames", "load_video",
+           "VIDEO_TYPES", "VideoInfo", "check_video_bytes", "video_extension"]
 
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
 MAX_IMAGE_PIXELS = 4096 * 4096
@@ -177,10 +178,11 @@ class InputVideo:
     fps: float
 
 
-def load_video(path: str | Path, *, width: int, height: int, num_frames: int, field: str = "video") -> InputVideo:
+def load_video(path: str | Path, *, width: int, height: int, num_frames: int | None, field: str = "video",
+               max_frames: int | None = None) -> InputVideo:
     """Read, decode and fit a video file: each frame scaled to cover ``width`` x ``height`` and centre-cropped;
-    the first ``num_frames`` frames, the clip looped from its start when it has fewer. InvalidRequest naming
-    ``field`` for a missing, empty, oversized or undecodable file."""
+    the first ``num_frames`` frames, the clip looped from its start when it has fewer (None: all its frames, at
+    most ``max_frames``). InvalidRequest naming ``field`` for a missing, empty, oversized or undecodable file."""
     from t2v.errors import ExportError
     from t2v.export import decode_video, sha256_file
 
@@ -193,6 +195,11 @@ def load_video(path: str | Path, *, width: int, height: int, num_frames: int, fi
         frames, fps = decode_video(path)
     except (ExportError, OSError) as e:
         raise InvalidRequest(f"{field}: {path} is not a readable video ({e})", field=field) from None
+    if num_frames is None:
+        if max_frames is not None and len(frames) > max_frames:
+            raise InvalidRequest(f"{field}: {path} has {len(frames)} frames; give a clip of at most {max_frames} "
+                                 "(trim it first)", field=field)
+        num_frames = len(frames)
     fitted = fit_frames(frames, width=width, height=height, num_frames=num_frames)
     return InputVideo(frames=fitted, sha256=sha256_file(path), source_frames=int(frames.shape[0]), fps=fps)
 
@@ -212,3 +219,90 @@ def fit_frames(frames: np.ndarray, *, width: int, height: int, num_frames: int) 
         left, top = (w - width) // 2, (h - height) // 2
         out[k] = np.asarray(im.crop((left, top, left + width, top + height)))
     return out
+
+
+# -- uploaded videos (video assets: video-to-video's input, POST /v1/post's source) -------------------
+
+#: An uploaded video's container (named by its first bytes) -> its content type; the extension is the key.
+VIDEO_TYPES = {"mp4": "video/mp4", "webm": "video/webm", "gif": "image/gif"}
+VIDEO_ACCEPTED = "mp4, webm or gif"
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a checked video file is: container, size in pixels, frames, fps, bytes, sha256."""
+
+    content_type: str
+    extension: str
+    width: int
+    height: int
+    num_frames: int
+    fps: float
+    size: int
+    sha256: str
+
+
+def video_extension(data: bytes) -> str | None:
+    """The container the file's first bytes name: ``mp4`` (ISO BMFF: mp4, mov), ``webm`` (Matroska) or ``gif``;
+    None for anything else."""
+    if data[4:8] == b"ftyp":
+        return "mp4"
+    if data[:4] == b"\x1a\x45\xdf\xa3":
+        return "webm"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "gif"
+    return None
+
+
+def check_video_bytes(data: bytes, *, name: str = "the uploaded file", field: str = "file", max_frames: int = 512,
+                      max_side: int = 4096) -> VideoInfo:
+    """Check an uploaded video: an mp4, webm or gif container whose first video stream decodes in full, with 2 to
+    ``max_frames`` frames of at most ``max_side`` pixels a side (the header's size is checked before any frame is
+    decoded, and decoding stops past ``max_frames``). InvalidRequest naming ``field`` and the problem otherwise."""
+    import tempfile
+
+    extension = video_extension(data)
+    if not data:
+        raise InvalidRequest(f"{field}: {name} is empty; give a video file ({VIDEO_ACCEPTED})", field=field)
+    if extension is None:
+        raise InvalidRequest(f"{field}: {name} is not a video ({VIDEO_ACCEPTED} expected)", field=field)
+    with tempfile.TemporaryDirectory(prefix="t2v-upload-") as tmp:
+        path = Path(tmp) / f"upload.{extension}"
+        path.write_bytes(data)
+        width, height, frames, fps = _probe_video(path, name, field, max_frames, max_side)
+    if frames < 2:
+        what = "a GIF image with a single frame" if extension == "gif" else "a video with a single frame"
+        raise InvalidRequest(f"{field}: {name} is {what}; give a video ({VIDEO_ACCEPTED}) of at least 2 frames, or "
+                             f"an image as {ACCEPTED}", field=field)
+    return VideoInfo(content_type=VIDEO_TYPES[extension], extension=extension, width=width, height=height,
+                     num_frames=frames, fps=round(fps, 3), size=len(data), sha256=hashlib.sha256(data).hexdigest())
+
+
+def _probe_video(path: Path, name: str, field: str, max_frames: int, max_side: int) -> tuple[int, int, int, float]:
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise InvalidRequest(f"{field}: {name} holds no video stream ({VIDEO_ACCEPTED} expected)", field=field)
+            stream = container.streams.video[0]
+            width, height = stream.codec_context.width, stream.codec_context.height
+            if max(width, height) > max_side:
+                raise InvalidRequest(f"{field}: {name} is {width}x{height} pixels; the largest video accepted is "
+                                     f"{max_side} pixels a side: scale it down", field=field)
+            rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+            frames = 0
+            for _ in container.decode(stream):
+                frames += 1
+                if frames > max_frames:
+                    raise InvalidRequest(f"{field}: {name} has more than {max_frames} frames, the most accepted: "
+                                         "trim it first", field=field)
+    except InvalidRequest:
+        raise
+    except Exception as e:  # av's InvalidDataError and the like: a damaged, truncated or unknown file
+        raise InvalidRequest(f"{field}: {name} is not a readable video: damaged, truncated or of another kind "
+                             f"({VIDEO_ACCEPTED} expected; {type(e).__name__}: {e})", field=field) from None
+    if not frames or min(width, height) < 1:
+        raise InvalidRequest(f"{field}: {name} holds no frames that decode (damaged or truncated?); give a video file "
+                             f"({VIDEO_ACCEPTED})", field=field)
+    return width, height, frames, float(rate) if rate else 0.0

@@ -92,10 +92,10 @@ class Run:
 def start(request, *, settings: Settings | None = None, output: str | Path | None = None,
           on_progress: ProgressCallback | None = None, should_cancel: Callable[[], bool] | None = None,
           check: Callable[[Path, Any], None] | None = None, plan_memory: bool = False,
-          resolve_image: Callable[[str], Path] | None = None) -> Run:
+          resolve_image: Callable[[str], Path] | None = None, resolve_video: Callable[[str], Path] | None = None) -> Run:
     """Resolve, check and load: everything before sampling. ``check(stem, request)`` refuses outputs that
-    could not be written; ``plan_memory`` picks a memory plan (video); ``resolve_image`` maps the request's
-    ``image`` (an asset id on a server) to a file."""
+    could not be written; ``plan_memory`` picks a memory plan (video); ``resolve_image`` and ``resolve_video`` map
+    the request's ``image`` and ``video`` (asset ids on a server) to files."""
     from t2v.families import get_family
     from t2v.models.device import plan_device, set_threads
     from t2v.models.loader import load_model, resolve_source
@@ -116,11 +116,11 @@ def start(request, *, settings: Settings | None = None, output: str | Path | Non
 
         image = load_image(resolve_image(request.image) if resolve_image else request.image)
     video = None
-    if getattr(request, "video", None):  # a file path: servers refuse `video` (t2v.service.limits.admit)
+    if getattr(request, "video", None):  # a file path, or on a server an asset id (t2v.service.limits.admit)
         from t2v.inputs import load_video
 
-        video = load_video(request.video, width=request.width, height=request.height,
-                           num_frames=request.num_frames)
+        clip = resolve_video(request.video) if resolve_video else request.video
+        video = load_video(clip, width=request.width, height=request.height, num_frames=request.num_frames)
     emit("load", message=f"loading {request.model}")
     if settings.threads:  # asked for (T2V_THREADS); else the caller's or torch's default (the physical cores)
         set_threads(settings.threads)
@@ -148,19 +148,28 @@ def start(request, *, settings: Settings | None = None, output: str | Path | Non
 def generate_video(request, *, on_progress: ProgressCallback | None = None, should_cancel: Callable[[], bool] | None = None,
                    output: str | Path | None = None, checkpoint=None, settings: Settings | None = None,
                    on_preview: Callable[[int, np.ndarray], None] | None = None, post: PostProcess | None = None,
-                   resolve_image: Callable[[str], Path] | None = None) -> GenerationResult:
+                   resolve_image: Callable[[str], Path] | None = None,
+                   resolve_video: Callable[[str], Path] | None = None) -> GenerationResult:
     """Video mode (text-to-video, image-to-video with ``request.image``, video-to-video with ``request.video``):
     see :func:`t2v.generation.generate`."""
     from t2v.engine.vae import to_uint8
     from t2v.families import RunContext
 
+    clip: list = []  # the clip a long request extends, read before any weights load
+
     def outputs(stem: Path, req) -> None:
         if req.formats:
             check_outputs(stem, req.formats)
+        if req.is_long:
+            from t2v.extend.run import load_clip
+
+            clip.append(load_clip(req, resolve=resolve_video))
 
     run = start(request, settings=settings, output=output, on_progress=on_progress, should_cancel=should_cancel,
-                check=outputs, plan_memory=True, resolve_image=resolve_image)
+                check=outputs, plan_memory=True, resolve_image=resolve_image, resolve_video=resolve_video)
     request, loaded, family = run.request, run.loaded, run.family
+    if request.is_long:
+        return finish_long(run, clip[0], checkpoint=checkpoint, on_preview=on_preview, post=post)
 
     def on_step(step: int, total: int, latents) -> None:
         run.emit("denoise", step, total)
@@ -173,10 +182,29 @@ def generate_video(request, *, on_progress: ProgressCallback | None = None, shou
     frames = to_uint8(out.frames)
     record = run.record(request, frames, warnings=out.warnings, timings={"load_s": loaded.load_s, **out.timings},
                         resumed_from_step=out.resumed_from_step)
+    return finish(run, frames, record, out.warnings, post=post)
+
+
+def finish_long(run: Run, clip, *, checkpoint=None, on_preview=None, post: PostProcess | None = None) -> GenerationResult:
+    """A long request (:mod:`t2v.extend`): its segments made and joined, then recorded and exported as one video."""
+    from t2v.extend.run import run_long
+
+    out = run_long(run, clip=clip, checkpoint=checkpoint, on_preview=on_preview)
+    record = run.record(run.request, out.frames, warnings=out.warnings,
+                        timings={"load_s": run.loaded.load_s, **out.timings})
+    record["long"] = out.record(run.request, clip)
+    if clip is not None:
+        record["extend_sha256"] = clip.sha256
+    return finish(run, out.frames, record, out.warnings, post=post)
+
+
+def finish(run: Run, frames, record: dict, warnings: list[str], *, post: PostProcess | None = None) -> GenerationResult:
+    """Note the memory plan, post-process, export: the end every video run shares."""
+    request = run.request
     chosen = next(p for p in run.predictions if p.plan == run.memory.name)
     record["memory_plan"] = {"requested": request.memory, "plan": run.memory.name,
                              "predicted_peak_mb": round(chosen.peak_bytes / 2**20, 1)}
-    for w in out.warnings:
+    for w in warnings:
         logger.warning(w)
     if post is not None:
         frames = post(frames, record)
@@ -203,17 +231,26 @@ def post_process(frames, request, record: dict, *, emit=None, cancel=None):
 
 
 def run(request, **kwargs) -> GenerationResult:
-    """Run a video, sequence or image request (for an image request with ``count`` > 1, the last image's
-    result; :func:`t2v.sequence.run.generate_images` returns them all)."""
+    """Run a video, sequence, image or post request (for an image request with ``count`` > 1, the last image's
+    result; :func:`t2v.sequence.run.generate_images` returns them all). ``resolve_job`` (post requests) maps a job
+    id to its video file."""
+    resolve_job = kwargs.pop("resolve_job", None)
+    if request.mode == "post":
+        from t2v.post.job import run_post_request
+
+        return run_post_request(request, output=kwargs.get("output"), on_progress=kwargs.get("on_progress"),
+                                should_cancel=kwargs.get("should_cancel"), settings=kwargs.get("settings"),
+                                resolve_job=resolve_job, resolve_video=kwargs.get("resolve_video"))
     if request.mode == "sequence":
         from t2v.sequence.run import generate_sequence
 
         kwargs.pop("resolve_image", None)
+        kwargs.pop("resolve_video", None)
         return generate_sequence(request, **kwargs)
     if request.mode == "image":
         from t2v.sequence.run import generate_images
 
-        for name in ("checkpoint", "on_preview", "resolve_image"):
+        for name in ("checkpoint", "on_preview", "resolve_image", "resolve_video"):
             kwargs.pop(name, None)
         return generate_images(request, **kwargs)[-1]
     return generate_video(request, **kwargs)

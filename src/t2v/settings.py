@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     webhook_timeout_s: float = Field(10.0, gt=0, description="Timeout of one webhook delivery attempt.")
     max_attempts: int = Field(3, ge=1, description="Tries a job gets when its worker dies or loading fails for reasons "
                               "not its own (import error, out of memory, process killed); then it fails saying so.")
+    retry_pause_s: float = Field(2.0, ge=0, description="How long a worker pauses after a job's failed try before it "
+                                 "claims again: this after the first, doubling each time, at most 60 s (0: no pause).")
+    ui: bool = Field(True, description="Whether `t2v serve` serves the web page at / (0: the REST API only; Gradio "
+                     "is then never imported and the server starts faster).")
     memory_budget_gb: float | None = Field(None, gt=0, description="Memory a job may use (GiB). Requests whose leanest "
                                            "plan is predicted to need more are refused at submit. Default: this "
                                            "machine's free memory, or the GPU's.")

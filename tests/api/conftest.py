@@ -13,9 +13,21 @@ SMALL = {"num_frames": 4, "width": 32, "height": 32, "num_inference_steps": 2}
 
 def make_settings(home, model, **kw) -> Settings:
     base = dict(home=home, default_model=str(model), checkpoint_every=1, heartbeat_s=0.2, stale_after_s=2.0,
-                webhook_backoff_s=0.2, webhook_retries=3)
+                webhook_backoff_s=0.2, webhook_retries=3, retry_pause_s=0.05)
     base.update(kw)
     return Settings(**base)
+
+
+@pytest.fixture(scope="package")
+def real_server(tiny_model, tmp_path_factory):
+    """One real ``t2v serve`` (no keys, the tiny model) shared by the tests in tests/api that need a plain one:
+    each looks only at its own jobs, so one start (~9 s of imports) serves them all."""
+    from tests.api.test_server import Server
+
+    env = {"T2V_MODEL_ROOTS": str(tmp_path_factory.getbasetemp()), "HF_HUB_OFFLINE": "1", "T2V_OFFLINE": "1"}
+    s = Server(tmp_path_factory.mktemp("real-server") / "home", tiny_model, extra_env=env).start()
+    yield s
+    s.stop()
 
 
 @pytest.fixture

@@ -34,15 +34,13 @@ def test_chunked_body_under_the_limit_reaches_the_route(idle_client):
 
 
 @pytest.mark.slow
-def test_chunked_body_over_the_limit_is_413_on_a_real_server(tiny_model, tmp_path):
-    from tests.api.test_server import Server
+def test_chunked_body_over_the_limit_is_413_on_a_real_server(real_server):
+    from tests.api.test_server import all_jobs
 
-    server = Server(tmp_path / "home", tiny_model).start()
-    try:
-        with httpx.Client(timeout=60) as client:
-            r = client.post(f"{server.url}/v1/videos", content=chunks(BIG), headers={"content-type": "application/json"})
-            assert r.status_code == 413 and r.request.headers.get("transfer-encoding") == "chunked"
-            assert client.get(f"{server.url}/healthz").status_code == 200  # the server took no harm
-        assert httpx.get(f"{server.url}/v1/videos", timeout=30).json()["items"] == []
-    finally:
-        server.stop()
+    server = real_server  # (shared: other tests' jobs may be listed; this one must add none)
+    before = [j["id"] for j in all_jobs(server)]
+    with httpx.Client(timeout=60) as client:
+        r = client.post(f"{server.url}/v1/videos", content=chunks(BIG), headers={"content-type": "application/json"})
+        assert r.status_code == 413 and r.request.headers.get("transfer-encoding") == "chunked"
+        assert client.get(f"{server.url}/healthz").status_code == 200  # the server took no harm
+    assert [j["id"] for j in all_jobs(server)] == before  # nothing was queued

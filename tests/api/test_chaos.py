@@ -106,6 +106,23 @@ def test_memory_held_by_other_work_when_an_admitted_job_runs_is_retried_then_fai
     assert "over the memory budget of 1 MiB" in job.error
 
 
+def test_a_worker_pauses_t2v_retry_pause_s_after_a_failed_try(model_copy, tmp_path):
+    """The pause before the retry is the setting (the tests' helpers shorten it to 0.05 s; the default is 2 s)."""
+    home = tmp_path / "home"
+    job_id = JobService(make_settings(home, model_copy)).submit({"prompt": "a red square", **SMALL})[0].id
+    svc = JobService(make_settings(home, model_copy, memory_budget_gb=0.001, max_attempts=2, retry_pause_s=1.5))
+    started = time.monotonic()
+    svc.start()
+    try:
+        while not (job := svc.repo.get_job(job_id)).finished:
+            assert time.monotonic() - started < 60, (job.status, job.error)
+            time.sleep(0.05)
+    finally:
+        svc.stop()
+    assert job.status == "failed" and job.attempts == 2
+    assert time.monotonic() - started >= 1.5  # one pause: after the first try, none after the last
+
+
 def test_the_requests_own_fault_is_not_retried(model_copy, tmp_path):
     settings = make_settings(tmp_path / "home", model_copy)
     svc = JobService(settings)

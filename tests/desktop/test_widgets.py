@@ -185,15 +185,17 @@ def test_post_processing_options_interpolate_the_clip_and_come_back_with_remix(r
     assert tuple(form.post["interpolate"].cget("values")) == F.INTERPOLATE_CHOICES
     assert tuple(form.post["upscale"].cget("values")) == F.UPSCALE_CHOICES
     assert tuple(form.post["upscaler"].cget("values")) == F.UPSCALER_CHOICES
+    assert tuple(form.post["interpolation"].cget("values")) == F.INTERPOLATION_CHOICES
     assert {k: form.values()[k] for k in F.POST_KEYS} == F.POST_DEFAULTS  # all off: no post block
-    fill_small(app, "a heron taking off", seed_mode="random", interpolate="2x")
+    fill_small(app, "a heron taking off", seed_mode="random", interpolate="2x", interpolation="blend")
     form.deflicker_box.invoke()
-    assert F.request_fields(form.values(), None)["post"] == {"deflicker": True, "interpolate": 2}
+    assert F.request_fields(form.values(), None)["post"] == {"deflicker": True, "interpolate": 2, "interpolation": "blend"}
     app.generate_button.invoke()
     pump(root, lambda: app.player.playing, 120, "the interpolated clip", app)
     job = Client(server.url, server.key).get(app.job_id)
     post = job.result.metadata["postprocess"]
     assert job.request["post"]["interpolate"] == 2 and [s["name"] for s in post["steps"]] == ["deflicker", "interpolate"]
+    assert post["steps"][1]["method"] == "blend"
     assert post["num_frames"] == 2 * SMALL["num_frames"] - 1 == len(app.player.photos) == decoded(app.clip).shape[0]
     assert "Post-processing: deflicker · interpolate 2x" in app.summary.cget("text")
     assert f"→ {post['num_frames']} frames 32×32" in app.summary.cget("text")
@@ -202,6 +204,7 @@ def test_post_processing_options_interpolate_the_clip_and_come_back_with_remix(r
     assert F.request_fields(form.values(), None).get("post") is None
     app.remix(job)
     assert (form.vars["interpolate"].get(), form.vars["upscale"].get(), form.deflicker.get()) == ("2x", "Off", True)
+    assert form.vars["interpolation"].get() == "blend"  # the method comes back too (#24)
 
 
 def test_cancel_delete_search_and_keys_through_the_history(root, server, make_app, tmp_path):

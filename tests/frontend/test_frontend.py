@@ -120,6 +120,24 @@ def test_remix_restores_the_post_processing_options():
     assert F.remix_form({**base, "post": {"target_fps": 24}})["interpolate"] == "3x"  # the factor it made
 
 
+def test_remix_keeps_the_interpolation_method():
+    base = {"prompt": "p", "model": "m", "fps": 8, "seed": 3, "formats": ["mp4"]}
+    assert F.default_form("m", {})["interpolation"] == "auto" and "interpolation" in F.FORM_KEYS
+    for method in ("minterpolate", "blend", "flow"):
+        form = F.remix_form({**base, "post": {"interpolate": 2, "target_fps": None, "interpolation": method}})
+        assert (form["interpolate"], form["interpolation"]) == ("2x", method)
+        assert F.request_fields(form, 3)["post"] == {"interpolate": 2, "interpolation": method}  # remade the same way
+    form = F.remix_form({**base, "post": {"target_fps": 24, "interpolation": "blend"}})
+    assert F.request_fields(form, 3)["post"] == {"interpolate": 3, "interpolation": "blend"}
+    auto = F.remix_form({**base, "post": {"interpolate": 2, "interpolation": "auto"}})
+    assert F.request_fields(auto, 3)["post"] == {"interpolate": 2}  # the default: the request as before
+    off = {**F.default_form("m", {}), "prompt": "p", "interpolation": "blend"}
+    assert "post" not in F.request_fields(off, 3)  # a method alone does nothing
+    with pytest.raises(F.FormError, match="Interpolation method: unknown interpolation method 'warp'") as e:
+        F.request_fields({**off, "interpolate": "2x", "interpolation": "warp"}, None)
+    assert e.value.field == "interpolation"
+
+
 def test_remix_fixes_the_resolved_seed_and_knows_its_tab():
     video = {"prompt": "p", "model": "m", "num_frames": 8, "num_inference_steps": 4, "guidance_scale": 5.0, "fps": 8,
              "width": 64, "height": 64, "scheduler": "ddim", "seed": 1234, "formats": ["mp4", "webm", "png"]}

@@ -13,12 +13,18 @@ def test_generate_uses_and_records_the_threads(tmp_path):
     env.pop("T2V_THREADS", None)
     t2v = [sys.executable, "-m", "t2v", "generate", "a red circle moving right", "--model", "t2v-shapes",
            "--steps", "2", "-q"]
-    default = int(subprocess.run([sys.executable, "-c", "import torch; print(torch.get_num_threads())"], env=env,
-                                 check=True, capture_output=True, text=True).stdout)  # torch's own, in a fresh process
-    for extra, expected in (([], default), (["--threads", "1"], 1)):
-        out = tmp_path / f"clip{len(extra)}.mp4"
-        subprocess.run([*t2v, *extra, "-o", str(out)], env=env, check=True, capture_output=True, timeout=300)
-        assert json.loads(out.with_suffix(".json").read_text())["threads"] == expected
-    bad = subprocess.run([*t2v, "--threads", "0", "-o", str(tmp_path / "x.mp4")], env=env, capture_output=True,
-                         text=True, timeout=120)
-    assert bad.returncode == 2 and "--threads" in bad.stderr and not (tmp_path / "x.mp4").exists()
+    # The four processes run side by side (each mostly imports); each records its own thread count.
+    procs = {name: subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for name, cmd in (
+                 ("default", [sys.executable, "-c", "import torch; print(torch.get_num_threads())"]),  # torch's own
+                 ("clip0", [*t2v, "-o", str(tmp_path / "clip0.mp4")]),
+                 ("clip2", [*t2v, "--threads", "1", "-o", str(tmp_path / "clip2.mp4")]),
+                 ("bad", [*t2v, "--threads", "0", "-o", str(tmp_path / "x.mp4")]))}
+    done = {name: (p.communicate(timeout=300), p.returncode) for name, p in procs.items()}
+    for name in ("default", "clip0", "clip2"):
+        assert done[name][1] == 0, done[name]
+    default = int(done["default"][0][0])  # in a fresh process
+    for name, expected in (("clip0", default), ("clip2", 1)):
+        assert json.loads((tmp_path / f"{name}.json").read_text())["threads"] == expected
+    (_, stderr), code = done["bad"]
+    assert code == 2 and "--threads" in stderr and not (tmp_path / "x.mp4").exists()

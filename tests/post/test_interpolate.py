@@ -118,9 +118,9 @@ def test_bad_factor_names_the_field_and_the_nearest_value(factor, nearest):
 
 def test_bad_method_lists_the_valid_ones():
     with pytest.raises(InvalidRequest) as e:
-        interpolate(square_clip(2), 2, method="rife")
+        interpolate(square_clip(2), 2, method="film")
     assert e.value.field == "interpolation"
-    assert "'rife'" in str(e.value) and "flow, minterpolate, blend" in str(e.value)
+    assert "'film'" in str(e.value) and "flow, minterpolate, blend, rife" in str(e.value)
 
 
 def test_factor_for_fps():

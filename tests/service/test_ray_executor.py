@@ -71,7 +71,7 @@ def test_jobs_spread_over_nodes_and_survive_losing_one(tiny_model, tmp_path, ray
         deadline = time.time() + 90  # (the lost node's GPU may count a while: an extra actor waits, then goes)
         while ((ready := httpx.get(f"{srv.url}/readyz").json())["workers"], ready["workers_alive"]) != (3, 3) \
                 and time.time() < deadline:
-            time.sleep(1)
+            time.sleep(0.3)
         assert (ready["workers"], ready["workers_alive"]) == (3, 3), ready
         assert {w["node_id"] for w in ready["where"]} == {n.node_id for n in new} | {meta["ran_on"]["node_id"]}
     finally:
@@ -98,30 +98,34 @@ def start_worker(home, model, env: dict, *args: str) -> subprocess.Popen:
                             stderr=subprocess.STDOUT)
 
 
-def test_40_jobs_from_8_clients_through_2_api_processes_run_exactly_once(tiny_model, tmp_path, ray_cluster,
+def test_24_jobs_from_8_clients_through_2_api_processes_run_exactly_once(tiny_model, tmp_path, ray_cluster,
                                                                         pg_database, s3_endpoint, bucket):
     """Two API processes with --no-workers behind "a load balancer" (clients alternate), one ``t2v worker`` driving
     two Ray actors; one PostgreSQL, one bucket. Then cancel, purge and delete from the other API process."""
     import sqlalchemy as sa
 
     env = cluster_env(s3_endpoint, bucket, pg_database)
-    apis = [Server(tmp_path / f"api-{i}", tiny_model, extra_env=env, args=["--no-workers"]).start() for i in range(2)]
+    apis = [Server(tmp_path / f"api-{i}", tiny_model, extra_env=env, args=["--no-workers"]) for i in range(2)]
     worker = start_worker(tmp_path / "workers", tiny_model, env, "--executor", "ray", "--ray-address",
                           ray_cluster.address, "--workers", "2")
     try:
+        with ThreadPoolExecutor(2) as pool:  # the three processes start side by side (each mostly imports)
+            list(pool.map(lambda api: api.start(), apis))
         ready = httpx.get(f"{apis[0].url}/readyz").json()
         assert (ready["ready"], ready["executor"], ready["workers"]) == (True, "none", 0)
 
+        # 8 clients at once, each alternating between the two processes: every submit races 7 others and the two
+        # actors claim from one queue (3 each keeps both sides of the race, at 24 jobs rather than 40).
         def client(n: int) -> list[str]:
-            return [apis[(n + i) % 2].submit(seed=100 * n + i, **QUICK) for i in range(5)]
+            return [apis[(n + i) % 2].submit(seed=100 * n + i, **QUICK) for i in range(3)]
 
         with ThreadPoolExecutor(8) as pool:
             ids = [i for batch in pool.map(client, range(8)) for i in batch]
-        assert len(set(ids)) == 40
+        assert len(set(ids)) == 24
         jobs = [apis[k % 2].wait(i, timeout=300) for k, i in enumerate(ids)]
         assert worker.poll() is None, (tmp_path / "workers" / "worker.log").read_text()[-3000:]
-        assert [j["status"] for j in jobs] == ["succeeded"] * 40, [j["error"] for j in jobs if j["error"]]
-        assert [j["attempts"] for j in jobs] == [1] * 40, "each job ran exactly once"
+        assert [j["status"] for j in jobs] == ["succeeded"] * 24, [j["error"] for j in jobs if j["error"]]
+        assert [j["attempts"] for j in jobs] == [1] * 24, "each job ran exactly once"
         assert {j["result"]["metadata"]["ran_on"]["node_id"] for j in jobs} == {n.node_id for n in ray_cluster.nodes}
 
         engine = sa.create_engine(pg_database.replace("postgresql://", "postgresql+psycopg://", 1))

@@ -42,7 +42,7 @@ def _needs_browser():
 def server(tiny_model, tmp_path_factory):
     _needs_browser()
     tmp = tmp_path_factory.mktemp("ui-server")
-    s = Server(tmp / "home", tiny_model, extra_env={"GRADIO_TEMP_DIR": str(tmp / "gradio")}).start()
+    s = Server(tmp / "home", tiny_model, extra_env={"GRADIO_TEMP_DIR": str(tmp / "gradio")}, ui=True).start()
     yield s
     s.stop()
 

@@ -114,20 +114,26 @@ def test_generate_with_post_processing_from_the_page_and_remix_restores_it(page)
                                        ("frames", 4), ("steps", 2), ("guidance", values["guidance_scale"]), ("fps", 6),
                                        ("width", 32), ("height", 32), ("scheduler", values["scheduler"]),
                                        ("seed-mode", "random"), ("seed", ""), ("formats", ["mp4"]),
-                                       ("interpolate", "2x"), ("upscale", "Off"), ("upscaler", "lanczos"),
+                                       ("interpolate", "2x"), ("interpolation", "minterpolate"), ("upscale", "Off"), ("upscaler", "lanczos"),
                                        ("deflicker", True), ("key", ""), ("search", ""))}
     dep = next(d for d in events.deps if [events.ids["t2v-generate"], "click"] in d["targets"])
     names = {v: k for k, v in events.ids.items()}
-    assert {"t2v-interpolate", "t2v-upscale", "t2v-upscaler", "t2v-deflicker"} <= {names.get(i) for i in dep["inputs"]}
+    assert {"t2v-interpolate", "t2v-interpolation", "t2v-upscale", "t2v-upscaler", "t2v-deflicker"} <= \
+        {names.get(i) for i in dep["inputs"]}
     shown = events.named("t2v-generate", "click", [by_id.get(names.get(i)) for i in dep["inputs"]])
     job = service.get(shown["t2v-job-id"])
     assert job.status == "succeeded", job.error
     assert job.request["post"]["interpolate"] == 2 and job.request["post"]["deflicker"] is True
     post = job.result["postprocess"]
     assert [s["name"] for s in post["steps"]] == ["deflicker", "interpolate"]
+    assert job.request["post"]["interpolation"] == post["steps"][1]["method"] == "minterpolate"
     assert (post["num_frames"], post["fps"], post["width"]) == (2 * 4 - 1, 12, 32)
     assert "**Post-processing** deflicker · interpolate 2x" in shown["t2v-info"] and "7 frames 32×32 @ 12 fps" in shown["t2v-info"]
 
     remixed = events.named("t2v-remix", "click", [job.id, ""])
     assert (remixed["t2v-interpolate"], remixed["t2v-upscale"], remixed["t2v-upscaler"], remixed["t2v-deflicker"]) == \
         ("2x", "Off", "lanczos", True)
+    assert remixed["t2v-interpolation"] == "minterpolate"  # the method is kept: remade the same way (#24)
+    again = events.named("t2v-generate", "click", [remixed.get(names.get(i), by_id.get(names.get(i)))
+                                                    for i in dep["inputs"]])
+    assert service.get(again["t2v-job-id"]).request["post"]["interpolation"] == "minterpolate"

@@ -22,7 +22,7 @@ def server(tiny_model, tiny_sd_model, tmp_path_factory):
     _needs_browser()
     tmp = tmp_path_factory.mktemp("ui-seq-server")
     s = Server(tmp / "home", tiny_model, extra_env={"GRADIO_TEMP_DIR": str(tmp / "gradio"),
-                                                    "T2V_DEFAULT_IMAGE_MODEL": str(tiny_sd_model)}).start()
+                                                    "T2V_DEFAULT_IMAGE_MODEL": str(tiny_sd_model)}, ui=True).start()
     yield s
     s.stop()
 

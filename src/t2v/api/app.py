@@ -22,7 +22,7 @@ def create_app(settings: Settings | None = None, *, service=None, workers: int =
     With ``start_workers`` the service's workers start with the app and stop with it.
     """
     from t2v.api.deps import BodySizeLimit
-    from t2v.api.routes import assets, records, system, videos
+    from t2v.api.routes import assets, postprocess, records, system, videos
     from t2v.service import build_services
 
     settings = settings or get_settings()
@@ -53,6 +53,7 @@ def create_app(settings: Settings | None = None, *, service=None, workers: int =
     app.include_router(videos.router)
     app.include_router(videos.sequences)
     app.include_router(assets.router)
+    app.include_router(postprocess.router)
     app.include_router(records.router)
     app.include_router(system.router)
 

@@ -45,6 +45,12 @@ class VideoCreate(_JobFields):
         "Image-to-video: the first frame, as the id of an image uploaded with POST /v1/assets (or send the file "
         "itself: multipart/form-data with this body as the `request` field and the file as `image`)."))
 
+    video: str | None = Field(None, max_length=64, description=(
+        "Video-to-video: the input clip, as the id of a video (mp4, webm or gif) uploaded with POST /v1/assets; its "
+        "frames are fitted to width x height and num_frames, encoded, noised to `strength` and denoised."))
+    strength: float | None = Field(None, ge=0, le=1, description=(
+        "Video-to-video: how much to change the input, 0 (the VAE round trip) to 1 (as from noise); default 0.6."))
+
     prompt: str = Field(..., min_length=1)
     num_frames: int | None = Field(None, ge=1)
     motion_adapter: str | None = Field(None, max_length=4096, description=(
@@ -62,6 +68,19 @@ class VideoCreate(_JobFields):
         "Post-processing after sampling, in this order: deflicker, frame interpolation (interpolate: 2-8 frames per "
         "frame, or target_fps), upscaling (upscale: 2 or 4 with upscaler lanczos, realesrgan, realesrgan-anime or a "
         "weight file under the server's model roots). Each step is in the job's record (postprocess)."))
+    seconds: float | None = Field(None, gt=0, le=600, description=(
+        "A longer video: the seconds to make, in segments of num_frames, each continuing the last, the seams "
+        "blended; every segment is checkpointed (a killed job resumes after the last one done). With `extend`: "
+        "the seconds added."))
+    prompt_schedule: list[str] | None = Field(None, max_length=256, description=(
+        "A longer video: prompts by frame, e.g. [\"0: a red ball\", \"48: a blue ball\"]."))
+    extend: str | None = Field(None, max_length=64, description=(
+        "A longer video continuing a clip: the id of a video (mp4, webm or gif) uploaded with POST /v1/assets."))
+    overlap: int | None = Field(None, ge=1, le=64, description=(
+        "A longer video: frames each continuation shares with the last (default 1 after image-to-video, else "
+        "half of num_frames)."))
+    continue_strength: float | None = Field(None, gt=0, le=1, description=(
+        "A longer video: how much a video-to-video continuation repaints (default 0.7)."))
 
 
 class SequenceCreate(_JobFields):
@@ -84,6 +103,26 @@ class SequenceCreate(_JobFields):
 
     def generation_fields(self) -> dict[str, Any]:
         return {**super().generation_fields(), "mode": "sequence"}
+
+
+class PostCreate(BaseModel):
+    """Body of POST /v1/post: post-process a finished job's video or an uploaded video (exactly one of the two)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {
+        "job": "01JD3V6S0A8Q5Y9F2W4K7M1N3P", "post": {"interpolate": 2}, "formats": ["mp4"]}})
+
+    job: str | None = Field(None, max_length=64, description="A succeeded video or sequence job of your key: its video.")
+    asset: str | None = Field(None, max_length=64, description="A video (mp4, webm or gif) uploaded with POST /v1/assets.")
+    post: PostSpec = Field(..., description="The steps, as the `post` block of POST /v1/videos.")
+    formats: list[str] = Field(default_factory=lambda: ["mp4"], description="Any of mp4, webm, gif.")
+    crf: int | None = Field(None, ge=0, le=51)
+    idempotency_key: str | None = Field(None, max_length=200)
+    priority: int = Field(0, ge=-100, le=100)
+    callback_url: str | None = Field(None, pattern=r"^https?://", max_length=2000)
+
+    def generation_fields(self) -> dict[str, Any]:
+        fields = self.model_dump(exclude={"idempotency_key", "priority", "callback_url"}, exclude_none=True)
+        return {**fields, "post": self.post.model_dump(exclude_defaults=True), "mode": "post"}
 
 
 def _iso(dt) -> str | None:

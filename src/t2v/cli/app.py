@@ -14,6 +14,7 @@ from t2v.cli.bench import bench
 from t2v.cli.cache import cache_app
 from t2v.cli.common import Interrupt, cli_errors, err, fail, out, quiet_third_party
 from t2v.cli.post import DEFLICKER, INTERPOLATE, INTERPOLATION, TARGET_FPS, UPSCALE, UPSCALER, post, post_fields
+from t2v.cli.extend import CONTINUE_STRENGTH, OVERLAP, PROMPT_SCHEDULE, SECONDS, clip_defaults
 from t2v.cli.models import models_app
 from t2v.cli.service import history, jobs_app, keys_app, serve
 from t2v.cli.sequence import image, sequence
@@ -92,6 +93,10 @@ def _summary(result) -> None:
         f"seed {rec['seed']} · {rec['num_frames']} frames {rec['width']}x{rec['height']} @ {rec['fps']:g} fps · "
         f"{rec['device']}/{rec['dtype']} · {t.get('total_s', 0):.1f}s total", highlight=False
     )
+    if long := rec.get("long"):
+        kinds = ", ".join(sorted({s["kind"] for s in long["segments"]}))
+        out.print(f"long video: {long['frames']} frames in {len(long['segments'])} segments ({kinds}; overlap "
+                  f"{long['overlap']})", highlight=False)
     if post := rec.get("postprocess"):
         steps = ", ".join(s["name"] for s in post["steps"])
         out.print(f"post ({steps}): {post['num_frames']} frames {post['width']}x{post['height']} @ {post['fps']:g} fps",
@@ -142,6 +147,10 @@ def generate(
     upscale: Optional[int] = UPSCALE,
     upscaler: str = UPSCALER,
     deflicker: bool = DEFLICKER,
+    seconds: Optional[float] = SECONDS,
+    prompt_schedule: Optional[List[str]] = PROMPT_SCHEDULE,
+    overlap: Optional[int] = OVERLAP,
+    continue_strength: Optional[float] = CONTINUE_STRENGTH,
 ) -> None:
     """Generate a video from PROMPT; writes the files and a JSON record beside them."""
     with cli_errors():
@@ -160,7 +169,8 @@ def _request_from_flags(*, prompt, model, negative_prompt, frames, steps, guidan
                         image=None, guidance_2=None, motion_adapter=None, decode_timestep=None, decode_noise_scale=None,
                         threads=None, cache=None, attention="auto", weights="auto", compile_=False, interpolate=None,
                         target_fps=None, interpolation="auto", upscale=None, upscaler="lanczos", deflicker=False,
-                        video=None, strength=None):
+                        video=None, strength=None, seconds=None, prompt_schedule=None, overlap=None,
+                        continue_strength=None, extend=None):
     from t2v.inputs import check_image
     from t2v.request import GenerationRequest
 
@@ -172,6 +182,8 @@ def _request_from_flags(*, prompt, model, negative_prompt, frames, steps, guidan
         height=height, scheduler=scheduler, model=model, crf=crf, device=device, dtype=dtype, memory=memory,
         lora=None if lora is None else str(lora), lora_scale=lora_scale, image=None if image is None else str(image),
         video=None if video is None else str(video), strength=strength,
+        seconds=seconds, prompt_schedule=prompt_schedule or None, overlap=overlap, continue_strength=continue_strength,
+        extend=None if extend is None else str(extend),
         motion_adapter=motion_adapter, decode_timestep=decode_timestep, decode_noise_scale=decode_noise_scale,
         cache=cache, attention=attention, weights=weights, compile=compile_,
         post=post_fields(interpolate=interpolate, target_fps=target_fps, interpolation=interpolation, upscale=upscale,
@@ -182,6 +194,54 @@ def _request_from_flags(*, prompt, model, negative_prompt, frames, steps, guidan
     elif output is not None and output.suffix.lower() in (".mp4", ".webm", ".gif"):
         fields["formats"] = (output.suffix.lower()[1:],)
     return GenerationRequest.create(**fields)
+
+
+@app.command()
+def extend(
+    clip: Path = typer.Argument(..., help="The clip to continue (mp4, webm or gif)."),
+    prompt: str = typer.Argument(..., help="What the continuation should show."),
+    seconds: Optional[float] = typer.Option(None, "--seconds", help="Seconds to add (default: one segment)."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Registry id, hub id (org/name) or local folder.", envvar="T2V_MODEL"),
+    prompt_schedule: Optional[List[str]] = PROMPT_SCHEDULE,
+    overlap: Optional[int] = OVERLAP,
+    continue_strength: Optional[float] = CONTINUE_STRENGTH,
+    frames: Optional[int] = typer.Option(None, "--frames", "-f", help="Frames per segment (model default)."),
+    steps: Optional[int] = typer.Option(None, "--steps", "-s", help="Denoising steps (model default)."),
+    guidance: Optional[float] = typer.Option(None, "--guidance", "-g", help="Classifier-free guidance scale."),
+    fps: Optional[float] = typer.Option(None, "--fps", help="Frames per second (default: the clip's)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the first new segment (the next take seed + 1, ...)."),
+    width: Optional[int] = typer.Option(None, "--width", "-W", help="Width (default: the clip's)."),
+    height: Optional[int] = typer.Option(None, "--height", "-H", help="Height (default: the clip's)."),
+    formats: Optional[List[str]] = typer.Option(None, "--format", help="mp4, webm, gif or png (repeatable)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="File (long.mp4), stem or folder."),
+    crf: Optional[int] = typer.Option(None, "--crf", help="MP4/WebM quality, 0-51, lower is better."),
+    negative_prompt: Optional[str] = typer.Option(None, "--negative-prompt", "-n", help="What to avoid (default: the model's)."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="model (its own), ddim, dpm++, euler or unipc."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps.", envvar="T2V_DEVICE"),
+    dtype: str = typer.Option("auto", "--dtype", help="auto, fp32, fp16 or bf16.", envvar="T2V_DTYPE"),
+    memory: str = typer.Option("auto", "--memory", help="Memory plan: auto, speed, balanced or low.", envvar="T2V_MEMORY"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or summary; errors only."),
+    interpolate: Optional[int] = INTERPOLATE,
+    target_fps: Optional[float] = TARGET_FPS,
+    interpolation: str = INTERPOLATION,
+    upscale: Optional[int] = UPSCALE,
+    upscaler: str = UPSCALER,
+    deflicker: bool = DEFLICKER,
+) -> None:
+    """Continue CLIP with PROMPT for --seconds more: segments of the model's length, each from the end of the
+    last (image-to-video from its last frame, or video-to-video of the overlap), the seams cross-faded. Writes
+    the clip and its continuation as one video with its record."""
+    with cli_errors():
+        fps, width, height = clip_defaults(clip, fps=fps, width=width, height=height)
+        request = _request_from_flags(
+            prompt=prompt, model=model, negative_prompt=negative_prompt, frames=frames, steps=steps, guidance=guidance,
+            fps=fps, seed=seed, width=width, height=height, scheduler=scheduler, formats=formats, output=output, crf=crf,
+            device=device, dtype=dtype, memory=memory, quiet=quiet, interpolate=interpolate, target_fps=target_fps,
+            interpolation=interpolation, upscale=upscale, upscaler=upscaler, deflicker=deflicker, seconds=seconds,
+            prompt_schedule=prompt_schedule, overlap=overlap, continue_strength=continue_strength, extend=clip)
+        result = _run(request, output=output, quiet=quiet)
+        if not quiet:
+            _summary(result)
 
 
 @app.command("plan", help="Predict peak memory and time per step for a request (same flags as generate); loads no weights.")
@@ -226,6 +286,12 @@ def replay(
         old = _load_record(record)
         fields = request_fields(old)
         fields.update({k: v for k, v in (("device", device), ("dtype", dtype), ("model", model)) if v})
+        if old.get("post_history"):  # made by `t2v post`: the original, then every post step again
+            from t2v.cli.post import replay_post_chain
+
+            if not replay_post_chain(old, fields, output=output, quiet=quiet, run=_run) and strict:
+                raise typer.Exit(1)
+            return
         result = _run(request_from_fields({**fields, "mode": old.get("mode", "video")}), output=output, quiet=quiet)
         if not quiet:
             _summary(result)

@@ -37,6 +37,7 @@ class GenerationProgress:
         )
         self.task = None
         self.stage = ""
+        self.tasks: dict[str, object] = {}  # a stage met again (a long video's segments) takes up its row again
 
     def __enter__(self) -> "GenerationProgress":
         self.progress.__enter__()
@@ -54,6 +55,12 @@ class GenerationProgress:
             self.stage = event.stage
             if event.stage == "done":
                 return
-            self.task = self.progress.add_task(_LABELS.get(event.stage, event.stage), total=event.total or None)
+            self.task = self.tasks.get(event.stage)
+            if self.task is None:
+                self.task = self.tasks[event.stage] = self.progress.add_task(_LABELS.get(event.stage, event.stage),
+                                                                             total=event.total or None)
         if event.stage in ("denoise", "post") and event.total:
-            self.progress.update(self.task, completed=event.step, total=event.total)
+            label = _LABELS.get(event.stage, event.stage)
+            if event.stage == "denoise" and event.message.startswith("segment "):
+                label = f"{label} ({event.message})"
+            self.progress.update(self.task, completed=event.step, total=event.total, description=label)

@@ -41,11 +41,13 @@ def serve(
     ray_address: Optional[str] = RAY_ADDRESS,
     no_workers: bool = typer.Option(False, "--no-workers", help="Run no jobs here: only the API, queueing jobs in the "
                                     "database for workers elsewhere (`t2v worker`, or another server's Ray actors)."),
+    ui: Optional[bool] = typer.Option(None, "--ui/--no-ui", help="Serve the web page at / (default, or T2V_UI=0 "
+                                      "to turn it off); --no-ui serves only the REST API and never imports Gradio."),
 ) -> None:
     """Start the REST API (FastAPI under uvicorn) with its job workers, and the web page at /."""
     run_server(host, port, model, workers, ui_required=False, executor=executor, ray_address=ray_address,
-               no_workers=no_workers,
-               banner="t2v serving on http://{host}:{port} (web UI at /, docs at /docs), data in {home}")
+               no_workers=no_workers, ui=ui,
+               banner="t2v serving on http://{host}:{port} ({page}docs at /docs), data in {home}")
 
 
 def service_settings(model: str | None, ray_address: str | None):
@@ -64,15 +66,17 @@ def service_settings(model: str | None, ray_address: str | None):
 
 
 def run_server(host: str, port: int, model: str | None, workers: int | None, *, ui_required: bool, banner: str,
-               executor: str | None = None, ray_address: str | None = None, no_workers: bool = False) -> None:
-    """What `t2v serve` and `t2v ui` share: settings, service, key check, app with the page mounted, uvicorn."""
+               executor: str | None = None, ray_address: str | None = None, no_workers: bool = False,
+               ui: bool | None = None) -> None:
+    """What `t2v serve` and `t2v ui` share: settings, service, key check, app with the page mounted, uvicorn.
+
+    ``ui``: whether to mount the page (None: T2V_UI, on by default); off, Gradio is never imported."""
     import uvicorn
 
     from t2v.api import create_app
     from t2v.errors import InvalidRequest
     from t2v.service import build_services
     from t2v.service.netguard import is_loopback
-    from t2v.ui import mount_ui
 
     with cli_errors():
         settings = service_settings(model, ray_address)
@@ -81,11 +85,16 @@ def run_server(host: str, port: int, model: str | None, workers: int | None, *, 
             raise InvalidRequest(
                 f"refusing to bind {host} without API keys: anyone on the network could run jobs. "
                 "Create one with `t2v keys create --name NAME`, or bind 127.0.0.1", field="host")
-        # The page at /; the API keeps /v1, /docs, /healthz, /metrics.
-        app = mount_ui(create_app(settings, service=service), service, required=ui_required)
+        app = create_app(settings, service=service)
+        with_ui = ui_required or (settings.ui if ui is None else ui)
+        if with_ui:  # the page at /; the API keeps /v1, /docs, /healthz, /metrics
+            from t2v.ui import mount_ui
+
+            app = mount_ui(app, service, required=ui_required)
         if model:
             service.warm(model)  # the model loads once, before the first job asks for it
-        err.print(banner.format(host=host, port=port, home=settings.home), highlight=False)
+        err.print(banner.format(host=host, port=port, home=settings.home, page="web UI at /, " if with_ui else ""),
+                  highlight=False)
         uvicorn.run(app, host=host, port=port, log_level=os.environ.get("T2V_UVICORN_LOG", "warning"))
 
 

@@ -137,6 +137,13 @@ class AsyncClient:
         except APIError:
             return False
 
+    async def post_process(self, post: dict[str, Any], *, job: str | None = None, asset: str | None = None,
+                           idempotency_key: str | None = None, **fields: Any) -> Job:
+        """See :meth:`t2v.client.Client.post_process`."""
+        body = core.post_body(job, asset, post, {**fields, "idempotency_key": idempotency_key})
+        return Job.model_validate(await self.call("POST", "/v1/post", idempotent=idempotency_key is not None,
+                                                  **body))
+
     # -- assets --------------------------------------------------------------------------------
     async def upload(self, image: str | Path | bytes) -> Asset:
         return Asset.model_validate(await self.call("POST", "/v1/assets", idempotent=False,

@@ -80,6 +80,14 @@ def video_body(prompt: str, image: str | Path | bytes | None, fields: dict[str, 
     return {"data": {"request": json.dumps(body)}, "files": {"image": read_image(image)}}
 
 
+def post_body(job: str | None, asset: str | None, post: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
+    """httpx keyword arguments for POST /v1/post: exactly one source (``job`` or ``asset``), the steps, options."""
+    if (job is None) == (asset is None):
+        raise ValueError("give exactly one source: job= (a finished job's id) or asset= (an uploaded video's id)")
+    source = {"job": job} if job is not None else {"asset": asset}
+    return {"json": {**source, "post": dict(post), **{k: v for k, v in fields.items() if v is not None}}}
+
+
 def list_params(status: str | None, limit: int, cursor: str | None, query: str | None) -> dict[str, Any]:
     params: dict[str, Any] = {"limit": limit}
     for name, value in (("status", status), ("cursor", cursor), ("q", query)):

@@ -17,7 +17,7 @@ from t2v.client.models import Asset, Event, Job, JobPage, ModelList, RecordPage
 
 class Client:
     """A t2v server's jobs: ``submit``, ``get``, ``list``/``search``, ``events``, ``wait``, ``download``,
-    ``cancel``, ``delete``, ``models``, and image assets.
+    ``cancel``, ``delete``, ``models``, ``post_process``, and image and video assets.
 
     ``retries``: how often a request is tried again after 429, 503 or a failed connection, waiting
     ``Retry-After`` seconds when the server says (else exponential backoff). Only idempotent requests
@@ -150,9 +150,20 @@ class Client:
         except APIError:
             return False
 
+    def post_process(self, post: dict[str, Any], *, job: str | None = None, asset: str | None = None,
+                     idempotency_key: str | None = None, **fields: Any) -> Job:
+        """Queue a post-processing job (POST /v1/post) of a succeeded ``job``'s video or an uploaded video ``asset``
+        (exactly one): ``post`` holds the steps, as the ``post`` block of a video request (``{"interpolate": 2}``,
+        ``{"upscale": 2}``, ``{"deflicker": True}``); ``fields``: ``formats``, ``crf``, ``priority``, ``callback_url``.
+        Wait for it, download it and read its record like any job. Retried only with an ``idempotency_key``."""
+        body = core.post_body(job, asset, post, {**fields, "idempotency_key": idempotency_key})
+        return Job.model_validate(self.call("POST", "/v1/post", idempotent=idempotency_key is not None, **body))
+
     # -- assets --------------------------------------------------------------------------------
     def upload(self, image: str | Path | bytes) -> Asset:
-        """Upload an image (POST /v1/assets); pass its ``id`` to ``submit(image_id=...)``."""
+        """Upload an image or a video (mp4, webm or gif; POST /v1/assets); pass an image's ``id`` to
+        ``submit(image_id=...)``, a video's to ``submit(video=..., strength=...)`` (video-to-video) or to
+        ``post_process(asset=...)``."""
         return Asset.model_validate(self.call("POST", "/v1/assets", idempotent=False,
                                               files={"file": core.read_image(image)}))
 

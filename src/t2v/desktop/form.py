@@ -83,9 +83,10 @@ class Form(ttk.Frame):
             ttk.Checkbutton(formats, text=f, variable=var).pack(side="left", padx=(0, 6))
         row += 1
         # after sampling, in this order: deflicker, frame interpolation, upscaling (the request's ``post`` block),
-        # laid out like the numbers: Interpolation | Upscale, then Upscaler | Deflicker
-        self.post: dict[str, ttk.Combobox] = {}  # interpolate, upscale (its factor), upscaler
+        # laid out like the numbers: Interpolation | its method, Upscale | Upscaler, then Deflicker
+        self.post: dict[str, ttk.Combobox] = {}  # interpolate, interpolation (the method), upscale, upscaler
         for i, (key, choices, width) in enumerate((("interpolate", F.INTERPOLATE_CHOICES, 8),
+                                                   ("interpolation", F.INTERPOLATION_CHOICES, 12),
                                                    ("upscale", F.UPSCALE_CHOICES, 8),
                                                    ("upscaler", F.UPSCALER_CHOICES, 16))):
             r, c = row + i // 2, (i % 2) * 2
@@ -96,8 +97,8 @@ class Form(ttk.Frame):
             self.post[key].grid(row=r, column=c + 1, sticky="w", pady=2)
         self.deflicker = tk.BooleanVar(value=False)
         self.deflicker_box = ttk.Checkbutton(self, text=F.LABELS["deflicker"], variable=self.deflicker)
-        self.deflicker_box.grid(row=row + 1, column=2, columnspan=2, sticky="w", pady=2, padx=(8, 0))
-        row += 2
+        self.deflicker_box.grid(row=row + 2, column=0, columnspan=2, sticky="w", pady=2)
+        row += 3
         ttk.Label(self, text="First frame").grid(row=row, column=0, sticky="w", pady=2)
         self.vars["image"] = tk.StringVar()
         self.image = ttk.Entry(self, textvariable=self.vars["image"])

@@ -50,14 +50,16 @@ class LongRun:
         return out
 
 
-def load_clip(request):
+def load_clip(request, resolve: Callable[[str], Path] | None = None):
     """The clip a request extends, decoded and fitted to its size (InvalidRequest naming ``extend``); None
-    when it extends none. Call before loading weights."""
+    when it extends none. ``resolve`` maps ``extend`` (an asset id on a server) to a file. Call before loading
+    weights."""
     if not request.extend:
         return None
     from t2v.inputs import load_video
 
-    return load_video(request.extend, width=request.width, height=request.height, num_frames=None, field="extend",
+    path = resolve(request.extend) if resolve is not None else request.extend
+    return load_video(path, width=request.width, height=request.height, num_frames=None, field="extend",
                       max_frames=MAX_CLIP_FRAMES)
 
 

@@ -10,20 +10,22 @@ from typing import Any, Callable
 from pydantic import ValidationError
 
 from t2v.errors import Forbidden, InvalidRequest, JobNotFound, ModelUnavailable, QuotaExceeded, T2VError
-from t2v.post.spec import UPSCALERS, PostSpec
+from t2v.post.spec import INTERPOLATION_METHODS, UPSCALERS, PostSpec
 from t2v.request import FORMATS, invalid_from_validation
 
 #: The form's fields, in the order a page lays them out (GenerationRequest names plus ``seed_mode``; the last
-#: four are the request's ``post`` block, see :data:`POST_KEYS`).
+#: five are the request's ``post`` block, see :data:`POST_KEYS`).
 FORM_KEYS = ("prompt", "negative_prompt", "model", "num_frames", "num_inference_steps", "guidance_scale", "fps",
-             "width", "height", "scheduler", "seed_mode", "seed", "formats", "interpolate", "upscale", "upscaler",
-             "deflicker")
-POST_KEYS = ("interpolate", "upscale", "upscaler", "deflicker")
+             "width", "height", "scheduler", "seed_mode", "seed", "formats", "interpolate", "interpolation", "upscale",
+             "upscaler", "deflicker")
+POST_KEYS = ("interpolate", "interpolation", "upscale", "upscaler", "deflicker")
 OFF = "Off"
 INTERPOLATE_CHOICES = (OFF, "2x", "3x", "4x")  # frames out per frame in (the fps is multiplied too)
+# the method: auto, flow, minterpolate, blend (rife needs a model folder, which the forms do not ask for)
+INTERPOLATION_CHOICES = tuple(m for m in INTERPOLATION_METHODS if m != "rife")
 UPSCALE_CHOICES = (OFF, "2x", "4x")
 UPSCALER_CHOICES = UPSCALERS  # lanczos, realesrgan, realesrgan-anime (a weight file comes back from a remix as is)
-POST_DEFAULTS = {"interpolate": OFF, "upscale": OFF, "upscaler": "lanczos", "deflicker": False}
+POST_DEFAULTS = {"interpolate": OFF, "interpolation": "auto", "upscale": OFF, "upscaler": "lanczos", "deflicker": False}
 SEED_MODES = ("random", "fixed", "reuse last")
 PRESETS = ("Fast preview", "Quality")
 PLAYER_FORMAT = "webm"  # VP9 in WebM: always written, so a browser's <video> can play the result
@@ -35,7 +37,8 @@ LABELS = {
     "scheduler": "Scheduler", "seed": "Seed", "seed_mode": "Seed", "formats": "Output formats", "crf": "Quality (CRF)",
     "api_key": "API key", "device": "Device", "dtype": "Data type", "image": "First frame", "file": "First frame",
     "key": "API key", "interpolate": "Interpolation", "upscale": "Upscale", "upscaler": "Upscaler",
-    "deflicker": "Deflicker", "post": "Post-processing", "target_fps": "Interpolation", "interpolation": "Interpolation",
+    "deflicker": "Deflicker", "post": "Post-processing", "target_fps": "Interpolation",
+    "interpolation": "Interpolation method",
 }
 
 
@@ -198,6 +201,7 @@ def post_form(post: dict[str, Any] | None, fps: float | None = None) -> dict[str
         factor = int(round(ratio)) if abs(ratio - round(ratio)) < 1e-6 else None
     scale = p.get("upscale")
     return {"interpolate": f"{int(factor)}x" if factor and int(factor) > 1 else OFF,
+            "interpolation": str(p.get("interpolation") or POST_DEFAULTS["interpolation"]),
             "upscale": f"{int(scale)}x" if scale else OFF,
             "upscaler": p.get("upscaler") or POST_DEFAULTS["upscaler"], "deflicker": bool(p.get("deflicker"))}
 
@@ -226,6 +230,9 @@ def post_fields(form: dict[str, Any]) -> dict[str, Any] | None:
     interpolate = _factor(form, "interpolate", INTERPOLATE_CHOICES)
     if interpolate:
         post["interpolate"] = interpolate
+        method = str(form.get("interpolation") or "").strip().lower() or POST_DEFAULTS["interpolation"]
+        if method != POST_DEFAULTS["interpolation"]:  # auto is the default: the request stays as before
+            post["interpolation"] = method
     upscale = _factor(form, "upscale", UPSCALE_CHOICES)
     if upscale:
         post["upscale"] = upscale

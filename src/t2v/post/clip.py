@@ -1,6 +1,7 @@
 """Post-processing an existing clip (``t2v post``): decode it, run the stage, write the result with the input's
 record kept and the steps appended (``postprocess``), plus what was done to which file (``post_history``:
-each run's spec and input's sha256, so the chain can be made again)."""
+each run's spec, crf, input's sha256 and the frames' sha256 before and after, so the chain can be made again and
+checked step by step: :mod:`t2v.post.replay`)."""
 
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ def post_file(clip: str | Path, output: str | Path, fields: dict[str, Any] | Non
               on_progress=None, should_cancel: Callable[[], bool] | None = None, max_frames: int | None = None,
               max_side: int | None = None) -> PostResult:
     """Post-process the video file ``clip`` into ``output`` (.mp4, .webm or .gif); all or nothing."""
-    from t2v.export import read_embedded, remove_output, sha256_file, write_outputs, write_sidecar
+    from t2v.export import frames_sha256, read_embedded, remove_output, sha256_file, write_outputs, write_sidecar
     from t2v.generation import check_outputs
     from t2v.pipeline import ProgressEmitter
     from t2v.post.stage import check_post, post_record, run_post
@@ -81,9 +82,10 @@ def post_file(clip: str | Path, output: str | Path, fields: dict[str, Any] | Non
     new, new_fps, steps = run_post(frames, fps, spec, emit=emit, cancel=should_cancel)
     earlier = (record.get("postprocess") or {}).get("steps", [])
     record = {**record, "postprocess": post_record([*earlier, *steps], new, new_fps)}
-    record["post_history"] = [*record.get("post_history", []), {
+    record["post_history"] = [*record.get("post_history", []), {  # frame hashes both sides: a replay checks each step
         "post": spec.model_dump(), "input": clip.name, "input_sha256": sha256_file(clip), "input_fps": fps,
-        "seconds": round(time.perf_counter() - t0, 4)}]
+        "input_frames_sha256": frames_sha256(frames), "frames_sha256": record["postprocess"]["frames_sha256"],
+        "crf": crf, "seconds": round(time.perf_counter() - t0, 4)}]
     emit("export", message=f"encoding {fmt}")
     outputs = write_outputs(new, stem, [fmt], new_fps, metadata=dict(record), crf=crf)
     record["outputs"] = [o.to_dict() for o in outputs]

@@ -14,6 +14,8 @@ Three methods, all pure functions of RGB uint8 frames:
   compensation, bidirectional motion estimation) run through PyAV's filter graph.
 * ``"blend"`` -- a plain cross-fade; it ghosts (two half-bright copies of a moving object) and is kept
   as the baseline for tests and the benchmark.
+* ``"rife"`` -- optional: RIFE with the user's own model folder, through the rife-ncnn-vulkan package
+  (:mod:`t2v.post.rife`; ``pip install 't2v[rife]'``). t2v ships no RIFE weights.
 
 The originals are kept bit-exact at every ``factor``-th position: ``n`` frames give
 ``(n - 1) * factor + 1`` frames. ``benchmarks/bench_interpolate.py`` measures the methods;
@@ -29,7 +31,8 @@ import numpy as np
 
 from t2v.errors import InvalidRequest
 
-METHODS = ("flow", "minterpolate", "blend")
+METHODS = ("flow", "minterpolate", "blend")  # built in
+OPTIONAL_METHODS = ("rife",)  # the user's weights, through an optional package (t2v.post.rife)
 DEFAULT_METHOD = "flow"
 MIN_FACTOR, MAX_FACTOR = 2, 8
 OPENCV_REQUIREMENT = "opencv-python-headless>=4.10,<6"
@@ -61,8 +64,9 @@ def _check_factor(factor: int) -> int:
 
 
 def _check_method(method: str) -> str:
-    if method not in METHODS:
-        raise InvalidRequest(f"interpolation: unknown method {method!r}; valid: {', '.join(METHODS)}",
+    valid = METHODS + OPTIONAL_METHODS
+    if method not in valid:
+        raise InvalidRequest(f"interpolation: unknown method {method!r}; valid: {', '.join(valid)}",
                              field="interpolation")
     return method
 
@@ -122,14 +126,19 @@ def _check_frames(frames: list[np.ndarray]) -> tuple[int, int]:
 
 
 def interpolate(frames: list[np.ndarray], factor: int, *, method: str = DEFAULT_METHOD, fps: float | None = None,
-                on_frame: Callable[[int, int], None] | None = None) -> list[np.ndarray]:
+                on_frame: Callable[[int, int], None] | None = None, model: str | None = None) -> list[np.ndarray]:
     """Insert ``factor - 1`` frames between each pair of ``frames`` (HxWx3 uint8 RGB).
 
     Returns ``(n - 1) * factor + 1`` frames with the originals (copies) at every ``factor``-th position;
     fewer than two frames come back as copies. ``fps`` is the clip's frame rate (only minterpolate's
-    filter graph uses it; default 24). ``on_frame(done, total)`` is called after each output frame."""
+    filter graph uses it; default 24). ``on_frame(done, total)`` is called after each output frame. ``model``:
+    rife's model folder (InvalidRequest when it is missing or incomplete, or the package is not installed)."""
     factor = _check_factor(factor)
     method = _check_method(method)
+    if method == "rife":
+        from t2v.post.rife import check_model
+
+        check_model(model)
     frames = list(frames)
     _check_frames(frames)
     n = len(frames)
@@ -147,6 +156,11 @@ def interpolate(frames: list[np.ndarray], factor: int, *, method: str = DEFAULT_
         done[0] += 1
         if on_frame:
             on_frame(done[0], total)
+
+    if method == "rife":
+        from t2v.post.rife import rife_frames
+
+        return rife_frames(frames, factor, model, emit)
 
     if method == "minterpolate":
         inner = _minterpolate(frames, factor, 24.0 if fps is None else float(fps))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-INTERPOLATION_METHODS = ("auto", "flow", "minterpolate", "blend")
+INTERPOLATION_METHODS = ("auto", "flow", "minterpolate", "blend", "rife")
 UPSCALERS = ("lanczos", "realesrgan", "realesrgan-anime")
 UPSCALE_FACTORS = (2, 4)
 
@@ -21,7 +21,11 @@ class PostSpec(BaseModel):
     target_fps: float | None = Field(None, gt=0, le=240, description=(
         "Frame interpolation to this fps: a whole multiple (2x-8x) of the clip's fps."))
     interpolation: str = Field("auto", description="Interpolation method: auto (the measured best), flow "
-                               "(optical flow), minterpolate (FFmpeg), blend (cross-fade).")
+                               "(optical flow), minterpolate (FFmpeg), blend (cross-fade), rife (your RIFE model "
+                               "folder in interpolation_model; pip install 't2v[rife]').")
+    interpolation_model: str | None = Field(None, max_length=4096, description=(
+        "rife only: the RIFE model folder (rife-ncnn-vulkan's layout: flownet.param and flownet.bin, named after "
+        "its version, e.g. rife-v4.6)."))
     upscale: int | None = Field(None, description="Upscaling factor: 2 or 4.")
     upscaler: str = Field("lanczos", max_length=4096, description=(
         "lanczos, realesrgan, realesrgan-anime (pip install 't2v[upscale]'), or an ESRGAN-family weight file."))
@@ -46,6 +50,10 @@ class PostSpec(BaseModel):
     def _one_rate(self) -> PostSpec:
         if self.interpolate is not None and self.target_fps is not None:
             raise ValueError("give interpolate or target_fps, not both")
+        if self.interpolation == "rife" and not self.interpolation_model:
+            raise ValueError("interpolation rife needs interpolation_model: your RIFE model folder (t2v ships none)")
+        if self.interpolation_model and self.interpolation != "rife":
+            raise ValueError("interpolation_model is for interpolation rife only")
         return self
 
     @property

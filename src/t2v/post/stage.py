@@ -53,9 +53,11 @@ def run_post(frames: np.ndarray, fps: float, spec: PostSpec, *, emit: Emit | Non
 
         method = DEFAULT_METHOD if spec.interpolation == "auto" else spec.interpolation
         t0 = time.perf_counter()
-        clip = interpolate(clip, factor, method=method, fps=fps, on_frame=progress("interpolate"))
+        clip = interpolate(clip, factor, method=method, fps=fps, on_frame=progress("interpolate"),
+                           model=spec.interpolation_model)
         fps = fps * factor
-        note("interpolate", t0, factor=factor, method=method)
+        note("interpolate", t0, factor=factor, method=method,
+             **({"model": spec.interpolation_model} if spec.interpolation_model else {}))
     if spec.upscale:
         from t2v.post.upscale import upscale
 
@@ -96,6 +98,14 @@ def check_post(spec: PostSpec, fps: float, *, num_frames: int, width: int, heigh
         factor = output_factor(spec, fps)
     except InvalidRequest as e:
         raise InvalidRequest(f"post.{e}", field=f"post.{e.field or 'target_fps'}") from None
+    if spec.interpolation == "rife" and factor > 1:
+        from t2v.post.rife import check_model, check_package
+
+        check_model(spec.interpolation_model, field="post.interpolation_model")
+        try:
+            check_package()
+        except InvalidRequest as e:
+            raise InvalidRequest(f"post.{e}", field="post.interpolation") from None
     if spec.upscale and spec.upscaler not in UPSCALERS and not Path(spec.upscaler).expanduser().is_file():
         raise InvalidRequest(f"post.upscaler: {spec.upscaler!r} is neither one of {', '.join(UPSCALERS)} nor a weight "
                              "file", field="post.upscaler")

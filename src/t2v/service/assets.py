@@ -1,7 +1,8 @@
-"""Uploaded assets of :class:`~t2v.service.JobService`: images a key stores for image-to-video.
+"""Uploaded assets of :class:`~t2v.service.JobService`: images a key stores for image-to-video, and videos
+(mp4, webm, gif) for video-to-video (``video``) and post-processing jobs (``POST /v1/post`` with ``asset``).
 
-An asset is a checked image file (:mod:`t2v.inputs`) stored in the service's artifact store
-(:mod:`t2v.store.artifacts`) under the key ``assets/<id>.<ext>`` (with the local store, the default, the file
+An asset is a checked image or video file (:mod:`t2v.inputs`; a video is decoded in full at upload) stored in
+the service's artifact store (:mod:`t2v.store.artifacts`) under the key ``assets/<id>.<ext>`` (with the local store, the default, the file
 ``$T2V_HOME/assets/<id>.<ext>``; with ``T2V_STORAGE_URL`` an object in the bucket, so a worker on another
 machine reads it, through a copy cached under ``$T2V_HOME/cache/artifacts``) plus a row naming its owner
 (``path``: the key). A key reads, uses and deletes only its own assets: another key's asset reads exactly as
@@ -28,6 +29,8 @@ logger = logging.getLogger(__name__)
 ASSET_ID = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
 ASSETS_DIR = "assets"
 MAX_FILENAME = 200
+#: What a file's name may end in to be checked as a video when its first bytes name no container we know.
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".webm", ".mkv", ".gif", ".avi")
 
 
 class AssetNotFound(JobNotFound):
@@ -43,20 +46,35 @@ def is_asset_id(value: str) -> bool:
     return ASSET_ID.fullmatch(value) is not None
 
 
-def clean_filename(name: str | None, extension: str) -> str:
+def clean_filename(name: str | None, extension: str, stem: str = "image") -> str:
     """The uploaded file's name as shown back to its owner: its last path part, printable, at most
-    ``MAX_FILENAME`` characters; ``image.<extension>`` when nothing is left."""
+    ``MAX_FILENAME`` characters; ``<stem>.<extension>`` when nothing is left."""
     name = unicodedata.normalize("NFC", name or "").replace("\\", "/").rsplit("/", 1)[-1]
     name = "".join(ch for ch in name if ch.isprintable() and not unicodedata.category(ch).startswith("C"))
     name = name.strip().lstrip(".")[:MAX_FILENAME].strip()
-    return name or f"image.{extension}"
+    return name or f"{stem}.{extension}"
 
 
 def asset_to_dict(row) -> dict[str, Any]:
     """The public JSON of an asset (its path on the server is not shown)."""
     return {"id": row.id, "sha256": row.sha256, "width": row.width, "height": row.height,
             "content_type": row.content_type, "size": row.size, "filename": row.filename,
-            "created_at": row.created_at.isoformat()}
+            "kind": asset_kind(row), "created_at": row.created_at.isoformat()}
+
+
+def asset_kind(row) -> str:
+    """``video`` (mp4, webm, gif) or ``image``."""
+    from t2v.inputs import VIDEO_TYPES
+
+    return "video" if row.content_type in VIDEO_TYPES.values() else "image"
+
+
+def is_video_upload(data: bytes, filename: str | None) -> bool:
+    """Whether an upload is checked as a video: its first bytes name a video container, or its name ends like
+    one (so a damaged video is refused as a video)."""
+    from t2v.inputs import video_extension
+
+    return video_extension(data) is not None or (filename or "").lower().endswith(VIDEO_SUFFIXES)
 
 
 class AssetService:
@@ -74,20 +92,25 @@ class AssetService:
         of ``api_key``. With ``reuse``, an asset of the same key with the same bytes is returned instead
         of a new copy (the web page sends the same picture with every Generate). A store that cannot take
         the file raises :class:`~t2v.store.artifacts.StorageUnavailable` (the API answers 503)."""
-        from t2v.inputs import check_image_bytes
+        from t2v.inputs import check_image_bytes, check_video_bytes
         from t2v.store.ids import new_id
 
         shown = repr(clean_filename(filename, "png")) if filename else "the upload"
-        info = check_image_bytes(data, name=shown, field=field)
+        stem = "video" if is_video_upload(data, filename) else "image"
+        if stem == "video":
+            info = check_video_bytes(data, name=shown, field=field, max_frames=self.settings.max_frames,
+                                     max_side=self.settings.max_side)
+        else:
+            info = check_image_bytes(data, name=shown, field=field)
         owner = owner_id(api_key)
         if reuse and (same := self.repo.find_asset(owner, info.sha256)) is not None and self._exists(same):
             return asset_to_dict(same)
         asset_id = new_id()
         key = f"{ASSETS_DIR}/{asset_id}.{info.extension}"
-        self._storage("could not store the image", lambda: self.files.store.put_bytes(key, data))
+        self._storage(f"could not store the {stem}", lambda: self.files.store.put_bytes(key, data))
         try:
             row = self.repo.add_asset(asset_id=asset_id, api_key_id=owner, sha256=info.sha256,
-                                      filename=clean_filename(filename, info.extension),
+                                      filename=clean_filename(filename, info.extension, stem),
                                       content_type=info.content_type, size=info.size, width=info.width,
                                       height=info.height, path=key)
         except BaseException:
@@ -129,12 +152,40 @@ class AssetService:
             raise InvalidRequest("image: give an uploaded asset id (POST /v1/assets, or send the file as `image` in "
                                  "a multipart POST /v1/videos); file paths and URLs are not taken", field="image")
         try:
-            found = self._exists(self._row(ref, api_key))
+            row = self._row(ref, api_key)
+            found = self._exists(row)
         except AssetNotFound:
             found = False
         if not found:
             raise InvalidRequest(f"image: no uploaded asset with id {ref} (upload the image with POST /v1/assets)",
                                  field="image")
+        if asset_kind(row) != "image":
+            raise InvalidRequest(f"image: the asset {ref} is a video; give an image asset (PNG, JPEG or WebP) as "
+                                 "`image`, or the video as `video` (video-to-video)", field="image")
+
+    def video_asset(self, ref: str, api_key=None, *, field: str = "asset"):
+        """At submit: the video asset ``ref`` of ``api_key`` (its row). :class:`AssetNotFound` (404) when it is
+        missing or another key's; InvalidRequest naming ``field`` when it is an image or its file is gone."""
+        row = self._row(ref, api_key)
+        if asset_kind(row) != "video":
+            raise InvalidRequest(f"{field}: the asset {ref} is an image ({row.content_type}); upload a video (mp4, "
+                                 "webm or gif) with POST /v1/assets", field=field)
+        if not self._exists(row):
+            raise InvalidRequest(f"{field}: the uploaded video {ref} is no longer stored; upload it again",
+                                 field=field)
+        return row
+
+    def check_video_ref(self, ref: str, api_key=None, field: str = "video") -> None:
+        """At submit: ``ref`` (a video request's ``video``, or the clip it ``extend`` s) must name a video asset of
+        ``api_key``: never a path or a URL (a server reads no file a caller names); 422 naming ``field``."""
+        if not is_asset_id(ref):
+            raise InvalidRequest(f"{field}: give an uploaded video's asset id (POST /v1/assets with an mp4, webm or "
+                                 "gif file); file paths and URLs are not taken", field=field)
+        try:
+            self.video_asset(ref, api_key, field=field)
+        except AssetNotFound:
+            raise InvalidRequest(f"{field}: no uploaded asset with id {ref} (upload the video with POST /v1/assets)",
+                                 field=field) from None
 
     def image_resolver(self, api_key_id: str | None):
         """For the worker: ``request.image`` (an asset id of the job's key) -> its file on this machine. A store
@@ -147,6 +198,19 @@ class AssetService:
                                      field="image") from None
             except StorageUnavailable as e:
                 raise OSError(f"image: could not read the uploaded asset {ref}: {e}") from e
+        return resolve
+
+    def video_resolver(self, api_key_id: str | None, field: str = "video"):
+        """For the worker: a video asset id of the job's key (``video``, or a post job's ``asset``) -> its file on
+        this machine; as :meth:`image_resolver` for failures."""
+        def resolve(ref: str) -> Path:
+            try:
+                return self.asset_path(ref, api_key_id)
+            except AssetNotFound:
+                raise InvalidRequest(f"{field}: the uploaded video {ref} was deleted before the job ran",
+                                     field=field) from None
+            except StorageUnavailable as e:
+                raise OSError(f"{field}: could not read the uploaded video {ref}: {e}") from e
         return resolve
 
     # -- helpers ---------------------------------------------------------------------------------

@@ -18,6 +18,8 @@ COST_FIELDS = "width x height x num_inference_steps"
 
 def admit(request, settings: Settings, api_key=None):
     """``request`` resolved (model, defaults and seed fixed), or InvalidRequest / ModelUnavailable (HTTP 422).
+    A ``video`` must be an asset id (the service checks it is one of the key's videos); a post request is
+    checked against the upscaler allow-list here and against its source by the service.
 
     In order: the allow-lists (before anything looks at the named paths, so no message depends on them),
     the request's own limits (:func:`t2v.generation.resolve`), the model being loadable without a download
@@ -26,9 +28,21 @@ def admit(request, settings: Settings, api_key=None):
     from t2v.generation import check_fits, resolve
     from t2v.models.loader import check_available
 
-    if getattr(request, "video", None) is not None:  # a file path: a server never reads one a caller names
-        raise InvalidRequest("video: video-to-video is not available through the API yet; use `t2v generate --video` "
-                             "or t2v.generate", field="video")
+    from t2v.service.assets import is_asset_id
+
+    if request.mode == "post":  # post-processing of a job's or an asset's clip (checked by the service)
+        if request.post.upscale:
+            check_upscaler_allowed(request.post.upscaler, settings)
+        check_interpolation_model_allowed(request.post.interpolation_model, settings)
+        return request
+    video = getattr(request, "video", None)
+    if video is not None and not is_asset_id(video):  # a file path: a server never reads one a caller names
+        raise InvalidRequest("video: give an uploaded video's asset id (POST /v1/assets with an mp4, webm or gif "
+                             "file); file paths and URLs are not taken", field="video")
+    extend = getattr(request, "extend", None)
+    if extend is not None and not is_asset_id(extend):  # the clip a longer video continues: the same rule
+        raise InvalidRequest("extend: give an uploaded video's asset id (POST /v1/assets with an mp4, webm or gif "
+                             "file); file paths and URLs are not taken", field="extend")
     if request.model is not None:
         check_available(request.model, settings, restricted=True)
     if getattr(request, "motion_adapter", None) is not None:
@@ -41,6 +55,8 @@ def admit(request, settings: Settings, api_key=None):
     post = getattr(request, "post", None)
     if post is not None and post.upscale:
         check_upscaler_allowed(post.upscaler, settings)
+    if post is not None:
+        check_interpolation_model_allowed(post.interpolation_model, settings)
     resolved = resolve(request, settings)
     check_available(resolved.model, settings, motion_adapter=getattr(resolved, "motion_adapter", None))
     check_cost(resolved, settings, api_key)
@@ -83,13 +99,35 @@ def check_upscaler_allowed(upscaler: str, settings: Settings) -> None:
                          "file under its model roots (T2V_MODEL_ROOTS)", field="post.upscaler")
 
 
+def check_interpolation_model_allowed(folder: str | None, settings: Settings) -> None:
+    """No model folder (rife's ``interpolation_model``), or one under ``settings.model_roots`` (symlinks and ``..``
+    resolved): a caller never makes the server read a folder anywhere else."""
+    import os
+    from pathlib import Path
+
+    if not folder:
+        return
+    try:
+        path = Path(os.path.realpath(Path(folder).expanduser()))
+        if path.is_dir() and any(root in path.parents for root in settings.model_root_paths):
+            return
+    except (OSError, ValueError, RuntimeError):
+        pass
+    raise InvalidRequest("post.interpolation_model: not available on this server; give a RIFE model folder under "
+                         "its model roots (T2V_MODEL_ROOTS)", field="post.interpolation_model")
+
+
 def _frames_field(request) -> str:
     return "count" if request.mode == "image" else "num_frames"
 
 
 def request_cost(request) -> int:
-    """frames (images for image mode) x width x height x steps."""
+    """frames (images for image mode) x width x height x steps; a longer video's frames: every segment's."""
     frames = getattr(request, _frames_field(request))
+    if getattr(request, "is_long", False) and request.mode == "video":
+        from t2v.extend.plan import plan_segments
+
+        frames *= len(plan_segments(request, clip_frames=1 if request.extend else 0, continuation="video").segments)
     return frames * request.width * request.height * request.num_inference_steps
 
 
@@ -105,6 +143,12 @@ def check_cost(request, settings: Settings, api_key=None) -> None:
         return
     field, (w, h, steps) = _frames_field(request), (request.width, request.height, request.num_inference_steps)
     most_frames, most_steps = limit // (w * h * steps), limit // (w * h)
+    if getattr(request, "is_long", False) and request.mode == "video":
+        segments = cost // (request.num_frames * w * h * steps)
+        raise InvalidRequest(
+            f"seconds: a longer video of {segments} segments of {request.num_frames} frames at {w}x{h} and {steps} "
+            f"steps costs {cost:,} (frames x {COST_FIELDS}), over {whose} limit of {limit:,}; at most "
+            f"{most_frames} frames in all at this size and steps", field="seconds")
     if most_frames:
         hint = f"at {w}x{h} and {steps} steps at most {field}={most_frames}"
     elif most_steps:

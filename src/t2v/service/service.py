@@ -10,6 +10,7 @@ from typing import Any
 from t2v.errors import InvalidRequest, JobNotFound, QuotaExceeded
 from t2v.service.access import AccessService
 from t2v.service.assets import AssetService
+from t2v.service.postjobs import PostService
 from t2v.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -33,14 +34,15 @@ class Metrics:
             self.jobs_done += 1
             self.generation_seconds_sum += seconds
             steps = int(record.get("num_inference_steps") or 0) - int(record.get("resumed_from_step") or 0)
-            if steps > 0:
+            if steps > 0 and "post_history" not in record:  # a post job's record holds its source's steps
                 self.steps_done += steps
                 self.step_seconds_sum += float(record.get("timings", {}).get("denoise_s", 0.0))
 
 
-class JobService(AccessService, AssetService):
+class JobService(AccessService, AssetService, PostService):
     """Submit/get/list/cancel over the job table; ``start()`` runs worker threads that execute jobs.
-    Uploaded images (assets) are :class:`~t2v.service.assets.AssetService`'s."""
+    Uploaded images and videos (assets) are :class:`~t2v.service.assets.AssetService`'s; post-processing jobs'
+    sources :class:`~t2v.service.postjobs.PostService`'s."""
 
     def __init__(self, settings: Settings | None = None, *, workers: int = 1, database_url: str | None = None,
                  store=None, artifacts=None, executor=None) -> None:
@@ -219,11 +221,17 @@ class JobService(AccessService, AssetService):
         if idempotency_key and (earlier := self.repo.find_idempotent(key_id, idempotency_key)):
             return earlier, False  # a retried request: the same job, even when the key is now at its quota
         check_callback_url(callback_url, self.settings)  # 422 for internal addresses (resolved once, all checked)
-        if request.image is not None:  # image-to-video: an uploaded asset of this key, never a path on the server
+        if getattr(request, "image", None) is not None:  # image-to-video: an uploaded asset of this key, never a path
             self.check_image_ref(request.image, api_key)
+        if getattr(request, "video", None) is not None:  # video-to-video: an uploaded video of this key, likewise
+            self.check_video_ref(request.video, api_key)
+        if getattr(request, "extend", None) is not None:  # a longer video continuing an uploaded video of this key
+            self.check_video_ref(request.extend, api_key, field="extend")
         # Allow-listed model and LoRA, then model, defaults and the seed fixed now (restarts reproduce), then
         # the cost limits (the server's and the key's) and the memory budget: all before any row is written.
         resolved = admit(request, self.settings, api_key)
+        if resolved.mode == "post":  # the key's own finished job or video asset (404 for another key's)
+            resolved = self.check_post_source(resolved, api_key)
         try:  # the quota is counted in the insert's transaction: concurrent submits cannot pass it
             job, created = self.repo.create_job(resolved.model_dump(mode="json"), priority=priority, api_key_id=key_id,
                                                 idempotency_key=idempotency_key, callback_url=callback_url,

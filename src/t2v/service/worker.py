@@ -133,6 +133,11 @@ class Worker(threading.Thread):
                 settings=svc.settings,
                 on_preview=self._preview_writer(job.id, out_dir),
                 resolve_image=svc.image_resolver(job.api_key_id),  # request.image: an asset id of the job's key
+                # request.video (video-to-video) or a post job's asset: a video asset of the job's key; a post
+                # job's job: a succeeded job of the same key
+                resolve_video=svc.video_resolver(job.api_key_id, "asset" if request.mode == "post" else
+                                                 "extend" if getattr(request, "extend", None) else "video"),
+                resolve_job=svc.job_video_resolver(job.api_key_id),
             )
         except Cancelled:
             if svc.stopping.is_set() and not repo.is_cancel_requested(job.id):
@@ -149,8 +154,9 @@ class Worker(threading.Thread):
                 logger.exception("job %s failed", job.id)
             if self._fail(job.id, e) == "queued":
                 # Let passing trouble pass before this worker claims again (memory held by another job, a
-                # file being copied): 2 s after a first failed try, 4 s after a second, ... at most a minute.
-                svc.stopping.wait(min(60.0, 2.0 ** job.attempts))
+                # file being copied): T2V_RETRY_PAUSE_S (2 s) after a first failed try, twice that after a
+                # second, ... at most a minute.
+                svc.stopping.wait(min(60.0, svc.settings.retry_pause_s * 2.0 ** (job.attempts - 1)))
             return
         finally:
             stop_beat.set()

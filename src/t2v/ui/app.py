@@ -117,6 +117,8 @@ def build_ui(service, *, header: str = HEADER):
                                 interpolate = gr.Dropdown(list(F.INTERPOLATE_CHOICES), value=form0["interpolate"],
                                                           label="Interpolation", allow_custom_value=True,
                                                           info="frames per frame (the fps too)", elem_id="t2v-interpolate")
+                                interpolation = gr.Dropdown(list(F.INTERPOLATION_CHOICES), value=form0["interpolation"],
+                                                            label="Interpolation method", elem_id="t2v-interpolation")
                                 upscale = gr.Dropdown(list(F.UPSCALE_CHOICES), value=form0["upscale"], label="Upscale",
                                                       elem_id="t2v-upscale")
                                 upscaler = gr.Dropdown(list(F.UPSCALER_CHOICES), value=form0["upscaler"], label="Upscaler",
@@ -162,7 +164,7 @@ def build_ui(service, *, header: str = HEADER):
         form = {"prompt": prompt, "negative_prompt": negative, "model": model, "num_frames": frames,
                 "num_inference_steps": steps, "guidance_scale": guidance, "fps": fps, "width": width, "height": height,
                 "scheduler": scheduler, "seed_mode": seed_mode, "seed": seed, "formats": formats,
-                "interpolate": interpolate, "upscale": upscale, "upscaler": upscaler, "deflicker": deflicker}
+                "interpolate": interpolate, "interpolation": interpolation, "upscale": upscale, "upscaler": upscaler, "deflicker": deflicker}
         form_inputs = [form[k] for k in H.FORM_KEYS]
         sliders = ["num_frames", "num_inference_steps", "guidance_scale", "fps", "width", "height", "scheduler"]
         result_outputs = [status, progress, preview, video, info, job_id, sheet, grid_image, *downloads.values()]

@@ -106,7 +106,8 @@ def request_fields(service, form: dict[str, Any], *, key_row=None, last_seed: in
     """The GenerationRequest fields for a filled-in form (WebM always added for the player)."""
     def previous() -> int | None:
         jobs = service.list(limit=1, api_key=key_row)
-        return int(jobs[0].request["seed"]) if jobs else None
+        seed = jobs[0].request.get("seed") if jobs else None  # a post-processing job has none
+        return int(seed) if seed is not None else None
 
     seed = F.resolve_seed(form.get("seed_mode"), form.get("seed"), last_seed=last_seed, previous=previous)
     return F.request_fields(form, seed)

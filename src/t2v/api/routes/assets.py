@@ -1,13 +1,15 @@
-"""/v1/assets: upload an image (image-to-video's first frame), read its metadata, delete it.
+"""/v1/assets: upload an image (image-to-video's first frame) or a video (mp4, webm or gif: video-to-video's input,
+``POST /v1/post``'s source), read its metadata, delete it.
 
 An asset belongs to the key that uploaded it: another key's asset answers 404, word for word as a
-missing one. A video request names it by id (``"image": "<id>"``), or sends the file itself in a
-multipart ``POST /v1/videos`` (see :mod:`t2v.api.routes.videos`).
+missing one. A video request names it by id (``"image": "<id>"``, ``"video": "<id>"``), or sends the image
+itself in a multipart ``POST /v1/videos`` (see :mod:`t2v.api.routes.videos`); a post job names a video by id
+(``"asset": "<id>"``).
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, File, Request, Response, UploadFile
+from fastapi import APIRouter, Depends, File, HTTPException, Request, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
@@ -28,10 +30,29 @@ async def read_upload(upload: UploadFile, field: str) -> bytes:
     return data
 
 
-@router.post("", status_code=201, summary="Upload an image: PNG, JPEG or WebP, at most 20 MiB and 4096x4096 pixels")
-async def create_asset(request: Request, file: UploadFile = File(..., description="The image file."),
+async def read_asset_upload(upload: UploadFile, service) -> bytes:
+    """The bytes of an uploaded image or video: an image past the largest accepted is refused (422), a video past
+    the server's upload limit (T2V_MAX_UPLOAD_BYTES) answers 413."""
+    from t2v import inputs
+    from t2v.service.assets import is_video_upload
+
+    video_limit = service.settings.max_upload_bytes
+    data = await upload.read(max(inputs.MAX_IMAGE_BYTES, video_limit) + 1)
+    if is_video_upload(data[:16], upload.filename):
+        if len(data) > video_limit:
+            raise HTTPException(413, f"file: the video is larger than {video_limit / 2**20:g} MiB, the largest upload "
+                                     "this server takes (T2V_MAX_UPLOAD_BYTES)")
+    elif len(data) > inputs.MAX_IMAGE_BYTES:
+        raise InvalidRequest(f"file: the file is larger than {inputs.MAX_IMAGE_BYTES / 2**20:g} MiB, the largest "
+                             "image accepted", field="file")
+    return data
+
+
+@router.post("", status_code=201, summary="Upload an image (PNG, JPEG or WebP, at most 20 MiB and 4096x4096 pixels) "
+             "or a video (mp4, webm or gif, 2 to T2V_MAX_FRAMES frames, at most T2V_MAX_UPLOAD_BYTES)")
+async def create_asset(request: Request, file: UploadFile = File(..., description="The image or video file."),
                        service=Depends(get_service), key=Depends(rate_limited)):
-    data = await read_upload(file, "file")
+    data = await read_asset_upload(file, service)
     asset = await run_in_threadpool(service.add_asset, data, file.filename, key, field="file")
     location = f"{str(request.base_url).rstrip('/')}/v1/assets/{asset['id']}"
     return JSONResponse(asset, status_code=201, headers={"Location": location})

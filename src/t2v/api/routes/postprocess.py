@@ -1,0 +1,31 @@
+"""/v1/post: post-process a clip that already exists (a finished job's video, or an uploaded video asset) as a
+job of its own. The job lives under /v1/videos/{id} like any other: status, events, content, metadata, cancel."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from t2v.api.deps import get_service, rate_limited
+from t2v.api.schemas import PostCreate, job_to_dict
+from t2v.contract import Job
+
+router = APIRouter(prefix="/v1/post", tags=["post"])
+
+
+@router.post("", status_code=202, response_model=Job,
+             summary="Queue a post-processing job (deflicker, interpolate, upscale) of a finished job's video or an "
+                     "uploaded video",
+             responses={200: {"model": Job,
+                              "description": "The job an earlier request with this idempotency_key queued"},
+                        404: {"description": "No such job or asset for this key"}})
+async def create_post(body: PostCreate, request: Request, service=Depends(get_service), key=Depends(rate_limited)):
+    """Exactly one source: ``job`` (a succeeded job of the caller's key; 422 while it has not succeeded) or
+    ``asset`` (a video uploaded with POST /v1/assets). The output keeps the source's record and appends the steps
+    (``postprocess``, ``post_history``), as ``t2v post`` does."""
+    job, created = await run_in_threadpool(
+        service.submit, body.generation_fields(), api_key=key, idempotency_key=body.idempotency_key,
+        priority=body.priority, callback_url=body.callback_url)
+    data = await run_in_threadpool(job_to_dict, service, job, base_url=str(request.base_url).rstrip("/"))
+    return JSONResponse(data, status_code=202 if created else 200, headers={"Location": data["links"]["self"]})
