@@ -236,10 +236,7 @@ class GenerationRequest(BaseModel):
     @classmethod
     def create(cls, **fields: Any) -> GenerationRequest:
         """Build a request, turning pydantic's errors into one ``InvalidRequest`` naming the field."""
-        try:
-            return cls(**fields)
-        except ValidationError as e:
-            raise invalid_from_validation(e) from None
+        return validated(cls, fields)
 
     def with_defaults(self, defaults: dict[str, Any], **extra: Any) -> GenerationRequest:
         """A copy with every ``None`` defaultable field filled from ``defaults`` (plus ``extra`` overrides)."""
@@ -250,6 +247,14 @@ class GenerationRequest(BaseModel):
     def reproducible_fields(self) -> dict[str, Any]:
         """The fields that decide the frames, as recorded in metadata."""
         return self.model_dump(exclude=set(ENGINE_FIELDS))
+
+
+def validated(model: type[BaseModel], fields: dict[str, Any]) -> Any:
+    """``model(**fields)``, pydantic's errors turned into one ``InvalidRequest`` naming the field."""
+    try:
+        return model(**fields)
+    except ValidationError as e:
+        raise invalid_from_validation(e) from None
 
 
 def invalid_from_validation(e: ValidationError, *, tagged: bool = False) -> InvalidRequest:

@@ -212,11 +212,10 @@ main()
 """
 
 
-@pytest.mark.parametrize(("args", "ui_env", "page"), [((), None, True), (("--no-ui",), None, False),
-                                                       ((), "0", False), (("--ui",), "0", True)])
+@pytest.mark.parametrize(("args", "ui_env", "page"), [((), None, True), (("--no-ui",), None, False), ((), "0", False)])
 def test_serve_mounts_the_page_unless_told_not_to_and_then_never_imports_gradio(tiny_model, tmp_path, args, ui_env,
                                                                                   page):
-    """The page at / by default; `--no-ui` or T2V_UI=0 (the flag wins) leave it out and Gradio unimported."""
+    """The page at / by default; `--no-ui` or T2V_UI=0 leave it out and Gradio unimported."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("T2V_") or k == "T2V_CPU_BF16"}
     env.update(T2V_HOME=str(tmp_path / "home"), T2V_DEFAULT_MODEL=str(tiny_model), HF_HUB_OFFLINE="1",
                T2V_OFFLINE="1", **({"T2V_UI": ui_env} if ui_env is not None else {}))

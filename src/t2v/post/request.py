@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from t2v.post.spec import PostSpec
 
@@ -69,12 +69,9 @@ class PostRequest(BaseModel):
     @classmethod
     def create(cls, **fields: Any) -> PostRequest:
         """Build a request, turning pydantic's errors into one ``InvalidRequest`` naming the field."""
-        from t2v.request import invalid_from_validation
+        from t2v.request import validated
 
-        try:
-            return cls(**fields)
-        except ValidationError as e:
-            raise invalid_from_validation(e) from None
+        return validated(cls, fields)
 
     def reproducible_fields(self) -> dict[str, Any]:
         return self.model_dump(exclude={"formats", "crf"})
