@@ -90,7 +90,8 @@ class Form(ttk.Frame):
                                                    ("upscale", F.UPSCALE_CHOICES, 8),
                                                    ("upscaler", F.UPSCALER_CHOICES, 16))):
             r, c = row + i // 2, (i % 2) * 2
-            ttk.Label(self, text=F.LABELS[key]).grid(row=r, column=c, sticky="w", pady=2, padx=(0 if c == 0 else 8, 4))
+            label = "Method" if key == "interpolation" else F.LABELS[key]  # short: the player keeps its width
+            ttk.Label(self, text=label).grid(row=r, column=c, sticky="w", pady=2, padx=(0 if c == 0 else 8, 4))
             self.vars[key] = tk.StringVar(value=F.POST_DEFAULTS[key])
             self.post[key] = ttk.Combobox(self, textvariable=self.vars[key], values=choices, state="readonly",
                                           width=width)
