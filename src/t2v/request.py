@@ -170,16 +170,7 @@ class GenerationRequest(BaseModel):
     @field_validator("formats", mode="before")
     @classmethod
     def _formats(cls, v: Any) -> tuple[str, ...]:
-        if isinstance(v, str):
-            v = [v]
-        out: list[str] = []
-        for f in v:
-            f = str(f).lower().lstrip(".")
-            if f not in FORMATS:
-                raise ValueError(f"unknown format {f!r}; choose from: {', '.join(FORMATS)}")
-            if f not in out:
-                out.append(f)
-        return tuple(out)
+        return parse_formats(v, FORMATS)
 
     @field_validator("device")
     @classmethod
@@ -247,6 +238,21 @@ class GenerationRequest(BaseModel):
     def reproducible_fields(self) -> dict[str, Any]:
         """The fields that decide the frames, as recorded in metadata."""
         return self.model_dump(exclude=set(ENGINE_FIELDS))
+
+
+def parse_formats(v: Any, allowed: tuple[str, ...]) -> tuple[str, ...]:
+    """``"mp4"`` or ``["MP4", ".gif", "mp4"]`` -> ``("mp4", "gif")``: lower case, no dot, no repeats; ValueError
+    naming an unknown one and the choices."""
+    if isinstance(v, str):
+        v = [v]
+    out: list[str] = []
+    for f in v:
+        f = str(f).lower().lstrip(".")
+        if f not in allowed:
+            raise ValueError(f"unknown format {f!r}; choose from: {', '.join(allowed)}")
+        if f not in out:
+            out.append(f)
+    return tuple(out)
 
 
 def validated(model: type[BaseModel], fields: dict[str, Any]) -> Any:

@@ -35,15 +35,9 @@ class PostRequest(BaseModel):
     @field_validator("formats", mode="before")
     @classmethod
     def _formats(cls, v: Any) -> tuple[str, ...]:
-        if isinstance(v, str):
-            v = [v]
-        out: list[str] = []
-        for f in v or ():
-            f = str(f).lower().lstrip(".")
-            if f not in POST_FORMATS:
-                raise ValueError(f"unknown format {f!r}; choose from: {', '.join(POST_FORMATS)}")
-            if f not in out:
-                out.append(f)
+        from t2v.request import parse_formats
+
+        out = parse_formats(v or (), POST_FORMATS)
         if not out:
             raise ValueError(f"give at least one format: {', '.join(POST_FORMATS)}")
         return tuple(out)
