@@ -78,6 +78,45 @@ def test_frames_match_the_stock_pipeline(models, first_frame, kind, i2v, fields)
         assert any("custom timesteps are for 4 steps" in w for w in result.record["warnings"])
 
 
+@pytest.mark.parametrize("strength", [0.5, 1.0])
+def test_video_to_video_on_0_9_7_matches_stock_denoise_strength(models, tmp_path, strength):
+    """LTXConditionPipeline video-to-video: t2v's frames are stock's with the clip's normalised latents as
+    ``latents`` and the strength as ``denoise_strength`` (the noise, the sigma it is mixed at and the steps kept)."""
+    import torch
+    from diffusers import AutoencoderKLLTXVideo, LTXConditionPipeline
+
+    from t2v.export import decode_video, write_video
+    from t2v.inputs import fit_frames
+
+    yy, xx = np.mgrid[0:64, 0:96]
+    clip = np.stack([np.stack([(xx * 3 + i * 12) % 256, (yy * 4) % 256, (xx + yy + i * 5) % 256], -1)
+                     for i in range(9)]).astype(np.uint8)
+    path = tmp_path / "in.mp4"
+    write_video(clip, path, "mp4", 8, crf=4)
+    frames, result = run(models["ltx-097"], video=str(path), strength=strength)
+    r = result.request
+    assert frames.shape == (r.num_frames, r.height, r.width, 3) and result.record["strength"] == strength
+
+    vae = AutoencoderKLLTXVideo.from_pretrained(models["ltx-097"], subfolder="vae")
+    pixels = fit_frames(decode_video(path)[0], width=r.width, height=r.height, num_frames=r.num_frames)
+    x = torch.from_numpy(pixels).float().div(127.5).sub(1).permute(3, 0, 1, 2)[None]
+    with torch.inference_mode():
+        z = vae.encode(x).latent_dist.mode()
+    latents = LTXConditionPipeline._normalize_latents(z, vae.latents_mean, vae.latents_std, vae.config.scaling_factor)
+    defaults = json.loads((models["ltx-097"] / "t2v.json").read_text())["defaults"]
+    pipe = LTXConditionPipeline.from_pretrained(models["ltx-097"])
+    pipe.set_progress_bar_config(disable=True)
+    torch.manual_seed(r.seed)
+    extra = {"timesteps": defaults["timesteps"]} if len(defaults.get("timesteps") or ()) == r.num_inference_steps else {}
+    out = pipe(prompt=r.prompt, negative_prompt=r.negative_prompt, height=r.height, width=r.width,
+               num_frames=r.num_frames, frame_rate=r.fps, num_inference_steps=r.num_inference_steps,
+               guidance_scale=r.guidance_scale, decode_timestep=defaults["decode_timestep"],
+               decode_noise_scale=defaults["decode_noise_scale"], guidance_rescale=defaults.get("guidance_rescale", 0.0),
+               latents=latents, denoise_strength=strength, generator=torch.Generator("cpu").manual_seed(r.seed),
+               output_type="np", **extra)
+    assert np.abs(frames.astype(int) - to_uint8(out.frames[0]).astype(int)).max() <= 2
+
+
 def test_seed_decides_the_decoder_noise_and_the_global_rng_is_left_alone(models):
     import torch
 

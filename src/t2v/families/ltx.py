@@ -5,13 +5,13 @@ t2v's own loop, numbered like the stock pipelines' ``__call__``, so a seed gives
 ``LTXPipeline`` / ``LTXImageToVideoPipeline`` (0.9.0 - 0.9.5) runs as ``LTXPipeline``, and with an image as
 ``LTXImageToVideoPipeline`` (the image's latent frame is never stepped); ``LTXConditionPipeline`` (0.9.7, 0.9.8)
 runs as that pipeline with no condition, or one image at frame 0, strength 1 (its conditioning noise, per-token
-timesteps and the distilled models' custom timesteps included). The loop holds packed latents; previews and
+timesteps and the distilled models' custom timesteps included), and with an input video as that pipeline's
+``latents`` + ``denoise_strength`` (video-to-video: the encoded clip noised to the strength's sigma). The loop holds packed latents; previews and
 decoding unpack them. Decoding adds the VAE's timestep conditioning (``decode_timestep``, ``decode_noise_scale``;
 the noise drawn from the request's generator as stock does). The 0.9.1 decoder also injects noise from torch's
 global RNG, which stock leaves unseeded: t2v seeds it with the request's seed inside ``fork_rng``.
 
-Not run: several or video conditions, other frames or strengths, video-to-video (``denoise_strength``) and the
-latent upscaler (``LTXLatentUpsamplePipeline``): inputs a request does not carry, a second model and pass.
+Not run: several or video conditions, other frames or strengths, and the latent upscaler (``LTXLatentUpsamplePipeline``): inputs a request does not carry, a second model and pass.
 The low memory plan decodes with the VAE's spatial tiling and frame-wise decoding (frames change above 2 latent
 frames or 512 px, as with Wan's tiling).
 """
@@ -28,12 +28,13 @@ from t2v.engine.base import EngineRun
 from t2v.engine.offload import resident
 from t2v.engine.schedulers import make_scheduler
 from t2v.engine import v2v
-from t2v.errors import InvalidRequest, ModelUnavailable
+from t2v.errors import ModelUnavailable
 from t2v.families.base import Component, RunContext, Rules, read_index
 from t2v.families.common import (
     Checkpoints, DiffusersLora, LoopState, config, denoise, free_text_encoders, meta_modules, params)
 from t2v.families.ltx_steps import (
-    Grid, Prepared, classic_latents, classic_step, classic_timesteps, condition_latents, condition_step, condition_timesteps, decode,
+    Grid, Prepared, classic_latents, classic_step, classic_timesteps, condition_latents, condition_step, condition_timesteps,
+    condition_v2v, decode,
     encode_prompt, stats)
 from t2v.models.spec import ModelSpec
 
@@ -57,8 +58,8 @@ _RAIL = "OpenRAIL-M (Lightricks; use restrictions apply)"
 _OPEN_WEIGHTS = "LTXV Open Weights License (Lightricks; use restrictions apply)"
 _NOTICE = "LTXV Open Weights License: read its terms before use; commercial use may need an agreement with Lightricks."
 _FILES = "https://huggingface.co/Lightricks/LTX-Video/blob/main/"
-_UNSUPPORTED = ("t2v runs text-to-video and first-frame image-to-video; multi-condition, video conditions and "
-                "the latent upscaler second pass are not run.")
+_UNSUPPORTED = ("t2v runs text-to-video, first-frame image-to-video and video-to-video; multi-condition, "
+                "video conditions and the latent upscaler second pass are not run.")
 
 
 def _spec(id_: str, description: str, defaults: dict, license_: str, url: str, gb: float, vram: float, notes: str = "",
@@ -83,7 +84,7 @@ class LTXFamily(DiffusersLora):
     modes = ("video", "i2v")
     denoiser = "transformer"
     caches = ("fbc", "taylorseer", "magcache", "pab", "fastercache")  # t2v.engine.stepcache
-    encodes_video = True  # video-to-video, 0.9.0-0.9.5 (LTXPipeline) folders: t2v.engine.v2v, encode_video here
+    encodes_video = True  # video-to-video (t2v.engine.v2v, encode_video here); 0.9.7+ as denoise_strength
     lora_loader = "LTXVideoLoraLoaderMixin"
     tiny = {"ltx": "t2v.models.tiny.ltx:make_ltx", "ltx-097": "t2v.models.tiny.ltx:make_ltx_097"}
     # Sizes: T5-XXL fp32 (19 GB) + the transformer (bf16) + VAE; VRAM in bf16 at the defaults, no offload.
@@ -117,12 +118,6 @@ class LTXFamily(DiffusersLora):
         tr = config(path, "transformer")
         return Rules(size_multiple=spatial * (tr.get("patch_size") or 1), frame_step=temporal * (tr.get("patch_size_t") or 1),
                      text_tokens=TEXT_TOKENS[_is_condition(path)], modes=self.modes, schedulers=("model",))
-
-    def check(self, request, path: Path | None, *, model: str = "this model") -> None:
-        super().check(request, path, model=model)
-        if getattr(request, "video", None) and path is not None and _is_condition(path):
-            raise InvalidRequest(f"video: {model} runs as LTXConditionPipeline (0.9.7+), which takes no input video "
-                                 "in t2v yet; use an LTX-Video 0.9.0-0.9.5 model", field="video")
 
     def check_index(self, path: Path, index: dict[str, Any]) -> None:
         if index.get("_class_name") == UPSAMPLER:
@@ -171,14 +166,15 @@ class LTXFamily(DiffusersLora):
         else:
             classic_timesteps(scheduler, request.num_inference_steps, grid, device)
         skip = 0
-        if ctx.video is not None:  # video-to-video (LTXPipeline folders): the input noised to the strength's step
-            if condition:
-                raise InvalidRequest("video: LTX-Video 0.9.7+ takes no input video in t2v yet", field="video")
+        if ctx.video is not None:  # video-to-video: the input noised to the strength's step
             kept = v2v.strength_timesteps(scheduler, request.num_inference_steps, request.strength)
             skip = len(scheduler.timesteps) - len(kept)
             with resident(vae, device, memory.offload):
-                prep = Prepared(v2v.noised(scheduler, grid.pack(encode_video(vae, ctx.video.frames, device)), kept,
-                                           generator))
+                encoded = encode_video(vae, ctx.video.frames, device)
+            if condition:  # as LTXConditionPipeline(latents=encoded, denoise_strength=strength)
+                prep = condition_v2v(grid, encoded, scheduler, kept, generator, device)
+            else:
+                prep = Prepared(v2v.noised(scheduler, grid.pack(encoded), kept, generator))
         state = LoopState(prep.latents)
         checkpoints = Checkpoints(ctx, model, request, scheduler, generator, ctx.image, ctx.video)
         start = checkpoints.resume(state, device)

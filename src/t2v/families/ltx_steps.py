@@ -121,12 +121,30 @@ def condition_latents(vae, grid: Grid, image, request, generator, device) -> Pre
         frame_mask = torch.zeros((1, grid.frames), device=device, dtype=torch.float32)
         frame_mask[:, :n] = 1.0
         mask = frame_mask.gather(1, grid_ids(grid, device)[:, 0])
+    packed = grid.pack(latents)
+    return Prepared(packed, mask=mask, init=packed.clone() if image is not None else None,
+                    coords=video_coords(grid, device))
+
+
+def condition_v2v(grid: Grid, encoded, scheduler, kept, generator, device) -> Prepared:
+    """LTXConditionPipeline with ``latents`` and ``denoise_strength`` < 1, no condition: the noise drawn first
+    (unpacked, as prepare_latents draws it) and mixed in at the first kept timestep's sigma,
+    ``sigma * noise + (1 - sigma) * latents`` (flow matching's ``scale_noise``); strength 0 keeps the input."""
+    from t2v.engine import v2v
+
+    return Prepared(grid.pack(v2v.noised(scheduler, encoded, kept, generator)), coords=video_coords(grid, device))
+
+
+def video_coords(grid: Grid, device):
+    """LTXConditionPipeline's video coordinates: latent indices scaled to pixels, the causal first frame's
+    offset, frames in seconds."""
+    import torch
+
     ids = grid_ids(grid, device) * torch.tensor([grid.temporal, grid.spatial, grid.spatial], device=device)[None, :, None]
     ids[:, 0] = (ids[:, 0] + 1 - grid.temporal).clamp(min=0)
     coords = ids.float()
     coords[:, 0] = coords[:, 0] * (1.0 / grid.frame_rate)
-    packed = grid.pack(latents)
-    return Prepared(packed, mask=mask, init=packed.clone() if image is not None else None, coords=coords)
+    return coords
 
 
 def grid_ids(grid: Grid, device):
