@@ -80,15 +80,33 @@ def test_a_prompt_schedule_changes_what_the_video_shows_from_its_frame():
     assert colours[:12] == "r" * 12 and colours[16:] == "b" * 8, colours
 
 
-def test_seconds_on_the_tiny_model_replays_to_the_same_frames(tiny_model, tmp_path):
+def test_the_schedule_flag_takes_several_values_as_the_issue_writes_it():
+    from t2v.cli.extend import spread_schedule
+
+    assert spread_schedule(["generate", "p", "--prompt-schedule", "0: a", "48: b", "--seconds", "4", "9: not"]) == [
+        "generate", "p", "--prompt-schedule", "0: a", "--prompt-schedule", "48: b", "--seconds", "4", "9: not"]
+    assert spread_schedule(["generate", "--prompt-schedule=0: a", " 12 : b", "--", "3: c"]) == [
+        "generate", "--prompt-schedule=0: a", "--prompt-schedule", " 12 : b", "--", "3: c"]
+    assert spread_schedule(["extend", "c.mp4", "p", "--prompt-schedule"]) == ["extend", "c.mp4", "p", "--prompt-schedule"]
+
+
+def test_seconds_on_the_tiny_model_replays_to_the_same_frames(tiny_model, tmp_path, monkeypatch):
+    """Through the console entry point, with the schedule written as in the issue (several values after one flag)."""
+    from t2v.cli import main
+
     out = tmp_path / "long.mp4"
-    r = runner.invoke(app, ["generate", "a ball", "--model", str(tiny_model), "--seconds", "2.5", "--frames", "6",
-                            "--fps", "8", "--steps", "3", "--overlap", "2", "--seed", "4", "-o", str(out), "-q"])
-    assert r.exit_code == 0, r.output
+    monkeypatch.setattr("sys.argv", ["t2v", "generate", "a ball", "--model", str(tiny_model), "--seconds", "2.5",
+                                     "--frames", "6", "--fps", "8", "--steps", "3", "--overlap", "2", "--seed", "4",
+                                     "--prompt-schedule", "0: a ball", "10: a cube", "-o", str(out), "-q"])
+    with pytest.raises(SystemExit) as done:
+        main()
+    assert done.value.code == 0
     video, _ = decode_video(out)
     assert len(video) == 20  # 2.5 s at 8 fps: 6 + 4 + 4 + 4 = 18 < 20 -> a fifth segment, trimmed
     record = json.loads(out.with_suffix(".json").read_text())
     assert len(record["long"]["segments"]) == 5 and record["seconds"] == 2.5
+    # segments start at frames 0, 4, 8, 12, 16 (new frames from 0, 6, 10, 14, 18): the cube from frame 10
+    assert [s["prompt"] for s in record["long"]["segments"]] == ["a ball", "a ball", "a cube", "a cube", "a cube"]
     r = runner.invoke(app, ["replay", str(out.with_suffix(".json")), "-o", str(tmp_path / "again.mp4"), "--strict"])
     assert r.exit_code == 0 and "identical frames" in r.output, r.output
 

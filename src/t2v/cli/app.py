@@ -324,7 +324,11 @@ def inspect(
 
 
 def main() -> None:
-    app()
+    import sys
+
+    from t2v.cli.extend import spread_schedule
+
+    app(args=spread_schedule(sys.argv[1:]), prog_name="t2v")
 
 
 __all__ = ["app", "main", "fail"]

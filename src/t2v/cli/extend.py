@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import typer
 
+_ENTRY = re.compile(r"^\s*\d+\s*:")
+
 SECONDS = typer.Option(None, "--seconds", help="A longer video: seconds to make, in segments of --frames, each "
                        "continuing the last, the seams blended (docs/post.md).")
-PROMPT_SCHEDULE = typer.Option(None, "--prompt-schedule", help="Prompts by frame for a longer video, 'INDEX: prompt' "
-                               "(repeatable: --prompt-schedule '0: a red ball' --prompt-schedule '48: a blue ball').")
+PROMPT_SCHEDULE = typer.Option(None, "--prompt-schedule", help="Prompts by frame for a longer video, 'INDEX: prompt': "
+                               "--prompt-schedule '0: a red ball' '48: a blue ball' (or the flag repeated).")
 OVERLAP = typer.Option(None, "--overlap", help="Frames each continuation shares with the last, cross-faded (default: "
                        "1 after image-to-video from the last frame, else half of --frames).")
 CONTINUE_STRENGTH = typer.Option(None, "--continue-strength", help="How much a video-to-video continuation repaints "
@@ -31,3 +34,26 @@ def clip_defaults(clip: Path, *, fps: float | None, width: int | None, height: i
     except Exception:
         return fps, width, height
     return (fps or rate, width or max(16, round(w / 8) * 8), height or max(16, round(h / 8) * 8))
+
+
+def spread_schedule(argv: list[str]) -> list[str]:
+    """``--prompt-schedule '0: a' '48: b'`` as Click reads it, ``--prompt-schedule '0: a' --prompt-schedule '48: b'``:
+    the arguments after the flag's value that look like 'INDEX: prompt' are more of its values (a Click option
+    takes a fixed number of values). Everything else, and everything after ``--``, is left as it is."""
+    out: list[str] = []
+    i, spreading = 0, False
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            return out + argv[i:]
+        if spreading and _ENTRY.match(arg):
+            out += ["--prompt-schedule", arg]
+        elif arg == "--prompt-schedule" and i + 1 < len(argv):
+            out += [arg, argv[i + 1]]
+            i, spreading = i + 2, True
+            continue
+        else:
+            out.append(arg)
+            spreading = arg.startswith("--prompt-schedule=")
+        i += 1
+    return out
