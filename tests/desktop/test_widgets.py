@@ -207,6 +207,40 @@ def test_post_processing_options_interpolate_the_clip_and_come_back_with_remix(r
     assert form.vars["interpolation"].get() == "blend"  # the method comes back too (#24)
 
 
+def test_longer_video_options_make_their_seconds_of_frames_and_come_back_with_remix(root, server, make_app, tmp_path):
+    # as tests/extend's CLI run: 2.5 s at 8 fps of 6-frame segments overlapping by 2 -> 20 frames
+    from t2v import frontend as F
+
+    app = make_app()
+    pump(root, lambda: ready(app), 30, "the models", app)
+    form = app.form
+    assert {k: form.values()[k] for k in F.LONG_KEYS} == dict.fromkeys(F.LONG_KEYS, "")
+    fill_small(app, "a ball", seed_mode="fixed", seed="4", num_frames=6, fps=8, seconds=2.5, overlap=2,
+               prompt_schedule="0: a ball\nten: a cube")
+    assert not set(F.LONG_KEYS) & set(F.request_fields({**form.values(), **F.LONG_DEFAULTS}, None))
+    before = len(Client(server.url, server.key).list(limit=100).items)
+    app.generate()  # a bad schedule line: named at once, nothing sent
+    assert app.error.cget("text").startswith("⚠ Prompt schedule: entry 2: 'ten: a cube' is not 'INDEX: prompt'")
+    assert len(Client(server.url, server.key).list(limit=100).items) == before
+
+    form.fill({"prompt_schedule": "0: a ball\n10: a cube"})
+    fields = F.request_fields(form.values(), None)
+    assert (fields["seconds"], fields["prompt_schedule"], fields["overlap"]) == (2.5, ["0: a ball", "10: a cube"], 2)
+    assert "continue_strength" not in fields  # blank: the server's default
+    app.generate_button.invoke()
+    pump(root, lambda: app.player.playing, 180, "the longer clip", app)
+    job = Client(server.url, server.key).get(app.job_id)
+    assert (job.request["seconds"], job.request["overlap"]) == (2.5, 2)
+    assert len(app.player.photos) == decoded(app.clip).shape[0] == 20
+
+    form.fill(F.LONG_DEFAULTS)
+    assert not set(F.LONG_KEYS) & set(F.request_fields(form.values(), None))
+    app.remix(job)
+    assert (form.vars["seconds"].get(), form.vars["overlap"].get(), form.vars["continue_strength"].get()) == \
+        ("2.5", "2", "")
+    assert form.values()["prompt_schedule"] == "0: a ball\n10: a cube"
+
+
 def test_cancel_delete_search_and_keys_through_the_history(root, server, make_app, tmp_path):
     app = make_app()
     pump(root, lambda: ready(app), 30, "the models", app)

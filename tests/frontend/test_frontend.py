@@ -196,6 +196,9 @@ def test_views_of_each_state():
                                         "15 frames 128×128 @ 16 fps")
     assert parts["Timings"] == "post 0.6 s · total 12 s" and list(parts)[-1] == "Prompt"
     assert "Post-processing" not in dict(F.view_of(done).summary_parts())
+    long = {"frames": 20, "segments": [{"index": i} for i in range(5)]}  # a longer video: the frames made
+    v = F.view_of(job("a", "succeeded", result={"files": [], "metadata": {"seed": 77, "long": long}}))
+    assert dict(v.summary_parts())["Seed"].startswith("77 · 20 frames in 5 segments 64×64 @ 8 fps")
     v = F.view_of(job("a", "running", progress={"stage": "post", "step": 3, "total": 7}))
     assert v.message == "Post-processing: frame 3 of 7…" and F.progress_label(v) == "post-processing 3 / 7"
     v = F.view_of(job("a", "failed", error="out of memory"))
@@ -214,3 +217,37 @@ def test_history_filters_by_status_and_words_newest_first_once_each():
     assert F.caption("failed", {"prompt": "x", "seed": 3}, "boom") == "⚠ failed: boom · x · seed 3"
     assert F.caption("succeeded", {"keyframes": [[0, "spring"], [8, "winter"]], "seed": 3}, None) == \
         "spring | winter · seed 3"
+
+
+def test_longer_video_fields_go_into_the_request_and_come_back_with_remix():
+    form = {**F.default_form("m", {}), "prompt": "p"}
+    assert not set(F.LONG_KEYS) & set(F.request_fields(form, 3))  # blank: one clip
+    assert not set(F.LONG_KEYS) & set(F.request_fields({**form, "seconds": 0}, 3))  # 0 too (a page's number box)
+    long = {**form, "seconds": "2.5", "prompt_schedule": "0: a ball\n\n 10: a cube \n", "overlap": "2",
+            "continue_strength": "0.6"}
+    fields = F.request_fields(long, 3)
+    assert {k: fields[k] for k in F.LONG_KEYS} == {"seconds": 2.5, "prompt_schedule": ["0: a ball", "10: a cube"],
+                                                    "overlap": 2, "continue_strength": 0.6}
+    # a schedule alone is a longer video too (it runs a segment past its last entry)
+    assert F.request_fields({**form, "prompt_schedule": "0: a\n8: b"}, 3)["prompt_schedule"] == ["0: a", "8: b"]
+    for changes, field, text in (
+            ({"seconds": 2, "prompt_schedule": "0: a\nten: b"}, "prompt_schedule",
+             "Prompt schedule: entry 2: 'ten: b' is not 'INDEX: prompt'"),
+            ({"seconds": 2, "prompt_schedule": "0: a\n0: b"}, "prompt_schedule", "Prompt schedule: entry 2: frame 0 appears twice"),
+            ({"seconds": "x"}, "seconds", "Seconds: 'x' is not a number"),
+            ({"seconds": 601}, "seconds", "Seconds: "),
+            ({"overlap": 2}, "overlap", "Overlap: only longer videos take it"),
+            ({"seconds": 2, "overlap": 0}, "overlap", "Overlap: "),
+            ({"seconds": 2, "continue_strength": 1.5}, "continue_strength", "Continue strength: ")):
+        with pytest.raises(F.FormError) as e:
+            F.request_fields({**form, **changes}, 3)
+        assert e.value.field == field and str(e.value).startswith(text), (changes, str(e.value))
+    # a record's schedule (pairs) comes back as the box's lines, and makes the same request again
+    record = {"prompt": "p", "model": "m", "fps": 8, "seed": 3, "formats": ["mp4"], "seconds": 2.5,
+              "prompt_schedule": [[0, "a ball"], [10, "a cube"]], "overlap": 2, "continue_strength": None}
+    again = F.remix_form(record)
+    assert set(again) == set(F.FORM_KEYS) and again["prompt_schedule"] == "0: a ball\n10: a cube"
+    assert {k: F.request_fields(again, 3).get(k) for k in F.LONG_KEYS} == {
+        "seconds": 2.5, "prompt_schedule": ["0: a ball", "10: a cube"], "overlap": 2, "continue_strength": None}
+    assert {k: F.remix_form({**record, "seconds": None, "prompt_schedule": None, "overlap": None})[k]
+            for k in F.LONG_KEYS} == F.LONG_DEFAULTS

@@ -178,6 +178,56 @@ def test_remix_loads_the_parameters_and_remaking_gives_the_same_frames(service):
     assert "seed" not in H.request_fields(service, {**form(service), "seed_mode": "random", "seed": 5})
 
 
+def test_a_longer_video_from_the_form_has_its_seconds_in_frames_and_remix_keeps_its_fields(service):
+    # as tests/extend's CLI run: 2.5 s at 8 fps of 6-frame segments overlapping by 2 -> 20 frames, 5 segments
+    from t2v.export import decode_video
+
+    long = form(service, "a ball", num_frames=6, fps=8, seed_mode="fixed", seed="4", seconds=2.5,
+                prompt_schedule="0: a ball\n\n  10: a cube  \n", overlap="2", continue_strength="")
+    fields = H.request_fields(service, long)
+    assert (fields["seconds"], fields["prompt_schedule"], fields["overlap"]) == (2.5, ["0: a ball", "10: a cube"], 2)
+    assert "continue_strength" not in fields  # blank: the default
+    assert not {"seconds", "prompt_schedule", "overlap"} & set(H.request_fields(service, form(service, seconds=0)))
+
+    job_id, _ = H.submit(service, long)
+    done = wait_view(service, job_id)
+    assert done.status == "succeeded", done.error
+    frames, fps = decode_video(done.video)
+    assert len(frames) == 20 and fps == 8
+    job = service.get(job_id)
+    assert job.request["seconds"] == 2.5 and job.request["overlap"] == 2
+    segments = job.result["long"]["segments"]
+    assert [s["prompt"] for s in segments] == ["a ball", "a ball", "a cube", "a cube", "a cube"]
+
+    remixed = H.remix(service, job_id)
+    assert (remixed["seconds"], remixed["prompt_schedule"], remixed["overlap"]) == (2.5, "0: a ball\n10: a cube", 2)
+    assert remixed["continue_strength"] is None
+    again = H.request_fields(service, remixed)
+    assert {k: again[k] for k in ("seconds", "prompt_schedule", "overlap", "seed")} == \
+        {"seconds": 2.5, "prompt_schedule": ["0: a ball", "10: a cube"], "overlap": 2, "seed": 4}
+
+
+def test_bad_longer_video_values_name_their_field_and_queue_nothing(idle):
+    cases = [
+        (dict(seconds=2, prompt_schedule="0: a ball\nten: a cube"), "prompt_schedule",
+         "Prompt schedule: entry 2: 'ten: a cube' is not 'INDEX: prompt'"),
+        (dict(seconds=2, prompt_schedule="8: a cube\n4: a ball"), "prompt_schedule", "Prompt schedule: entry 2: frame 4"),
+        (dict(seconds="two"), "seconds", "Seconds: 'two' is not a number"),
+        (dict(seconds=-1), "seconds", "Seconds:"),
+        (dict(overlap="2"), "overlap", "Overlap: only longer videos take it"),
+        (dict(seconds=2, overlap="1.5"), "overlap", "Overlap: must be a whole number"),
+        (dict(seconds=2, continue_strength="1.5"), "continue_strength", "Continue strength:"),
+        (dict(seconds=2, num_frames=4, overlap="4"), "overlap", "Overlap: 4 frames leave no new frame"),  # the service's check
+    ]
+    for changes, field, text in cases:
+        with pytest.raises(UIError) as e:
+            H.submit(idle, form(idle, **changes))
+        assert e.value.field == field, changes
+        assert text in str(e.value), (changes, str(e.value))
+        assert "Traceback" not in str(e.value)
+    assert idle.list() == []
+
+
 def test_presets_follow_the_model_and_the_server_limits(idle):
     quality = H.preset(idle, "Quality")  # the tiny model's own defaults: 64x64, 8 frames, 4 steps
     assert (quality["width"], quality["height"], quality["num_frames"], quality["num_inference_steps"]) == (64, 64, 8, 4)
@@ -278,8 +328,10 @@ def test_the_page_mounted_at_root_leaves_the_api_routes_alone(idle):
         ids = {c.get("props", {}).get("elem_id") for c in config["components"]}
         assert {"t2v-prompt", "t2v-generate", "t2v-cancel", "t2v-video", "t2v-history", "t2v-remix"} <= ids
         assert {"t2v-interpolate", "t2v-upscale", "t2v-upscaler", "t2v-deflicker"} <= ids  # in "Post-processing"
+        assert {"t2v-seconds", "t2v-schedule", "t2v-overlap", "t2v-continue-strength"} <= ids  # in "Longer video"
         types = {c.get("props", {}).get("elem_id"): c.get("type") for c in config["components"]}
         assert types["t2v-seed"] == types["t2v-seq-seed"] == "textbox"  # blank is sent as "", not as 0
+        assert types["t2v-overlap"] == types["t2v-continue-strength"] == "textbox"  # blank: the default
         assert not config.get("run_history")  # the browser never stores inputs (an API key among them)
 
 

@@ -137,3 +137,40 @@ def test_generate_with_post_processing_from_the_page_and_remix_restores_it(page)
     again = events.named("t2v-generate", "click", [remixed.get(names.get(i), by_id.get(names.get(i)))
                                                     for i in dep["inputs"]])
     assert service.get(again["t2v-job-id"]).request["post"]["interpolation"] == "minterpolate"
+
+
+def test_a_longer_video_from_the_page_and_remix_makes_it_again(page):
+    # The Longer video accordion as the browser sends it (Seconds a number, the rest text): 2 s at 4 fps of 4-frame
+    # segments overlapping by the default 2 -> 8 frames in 3 segments; Remix puts the fields back, the same clip.
+    from t2v.export import decode_video
+
+    events, service = page
+    values = H.default_form(service)
+    by_id = {"t2v-" + k: v for k, v in (("prompt", "a tiny red square"), ("negative", ""), ("model", values["model"]),
+                                       ("frames", 4), ("steps", 2), ("guidance", values["guidance_scale"]), ("fps", 4),
+                                       ("width", 32), ("height", 32), ("scheduler", values["scheduler"]),
+                                       ("seed-mode", "random"), ("seed", ""), ("formats", ["mp4"]),
+                                       ("interpolate", "Off"), ("interpolation", "auto"), ("upscale", "Off"),
+                                       ("upscaler", "lanczos"), ("deflicker", False), ("seconds", 2),
+                                       ("schedule", "0: a tiny red square\n4: a tiny blue circle"), ("overlap", ""),
+                                       ("continue-strength", "0.6"), ("key", ""), ("search", ""))}
+    dep = next(d for d in events.deps if [events.ids["t2v-generate"], "click"] in d["targets"])
+    names = {v: k for k, v in events.ids.items()}
+    assert {"t2v-seconds", "t2v-schedule", "t2v-overlap", "t2v-continue-strength"} <= {names.get(i) for i in dep["inputs"]}
+    shown = events.named("t2v-generate", "click", [by_id.get(names.get(i)) for i in dep["inputs"]])
+    job = service.get(shown["t2v-job-id"])
+    assert job.status == "succeeded", job.error
+    assert (job.request["seconds"], job.request["continue_strength"], job.request.get("overlap")) == (2, 0.6, None)
+    assert [s["prompt"] for s in job.result["long"]["segments"]] == ["a tiny red square", "a tiny blue circle",
+                                                                   "a tiny blue circle"]
+    frames, _ = decode_video(service.file_path(job, "mp4"))
+    assert len(frames) == 8
+
+    remixed = events.named("t2v-remix", "click", [job.id, ""])
+    assert (remixed["t2v-seconds"], remixed["t2v-schedule"], remixed["t2v-overlap"], remixed["t2v-continue-strength"]) \
+        == (2, "0: a tiny red square\n4: a tiny blue circle", "", "0.6")
+    again = events.named("t2v-generate", "click", [remixed.get(names.get(i), by_id.get(names.get(i)))
+                                                    for i in dep["inputs"]])
+    again = service.get(again["t2v-job-id"])
+    assert again.status == "succeeded", again.error
+    assert again.result["frames_sha256"] == job.result["frames_sha256"]  # the seed was fixed by the remix

@@ -19,7 +19,8 @@ IMAGE_TYPES = (("Images", "*.png *.jpg *.jpeg *.webp *.bmp"), ("All files", "*")
 
 class Form(ttk.Frame):
     """Prompt, negative prompt, model (with its limits), numbers, scheduler, seed mode, formats, post-processing
-    (interpolation, upscaling, deflicker) and image."""
+    (interpolation, upscaling, deflicker), longer video (seconds, overlap, continue strength, prompt schedule)
+    and image."""
 
     def __init__(self, master, *, on_model: Callable[[str], None], on_preset: Callable[[str], None]) -> None:
         super().__init__(master, padding=8)
@@ -100,6 +101,20 @@ class Form(ttk.Frame):
         self.deflicker_box = ttk.Checkbutton(self, text=F.LABELS["deflicker"], variable=self.deflicker)
         self.deflicker_box.grid(row=row + 2, column=0, columnspan=2, sticky="w", pady=2)
         row += 3
+        # longer videos (segments of Frames, each continuing the one before): Seconds | Overlap, Cont. str., then
+        # the prompt schedule, one "FRAME: prompt" a line; blank: one clip, the defaults. Short labels: the player
+        # keeps its width.
+        for i, (key, label) in enumerate((("seconds", "Seconds"), ("overlap", "Overlap"),
+                                          ("continue_strength", "Cont. str."))):
+            r, c = row + i // 2, (i % 2) * 2
+            ttk.Label(self, text=label).grid(row=r, column=c, sticky="w", pady=2, padx=(0 if c == 0 else 8, 4))
+            self.vars[key] = tk.StringVar()
+            ttk.Entry(self, textvariable=self.vars[key], width=8).grid(row=r, column=c + 1, sticky="w", pady=2)
+        row += 2
+        ttk.Label(self, text="Schedule").grid(row=row, column=0, sticky="nw", pady=2)
+        self.schedule = tk.Text(self, height=2, width=30, wrap="none", undo=True)
+        self.schedule.grid(row=row, column=1, columnspan=3, sticky="ew", pady=2)
+        row += 1
         ttk.Label(self, text="First frame").grid(row=row, column=0, sticky="w", pady=2)
         self.vars["image"] = tk.StringVar()
         self.image = ttk.Entry(self, textvariable=self.vars["image"])
@@ -161,6 +176,9 @@ class Form(ttk.Frame):
                 var.set(f in (values["formats"] or ()))
         if "deflicker" in values:
             self.deflicker.set(bool(values["deflicker"]))
+        if "prompt_schedule" in values:
+            self.schedule.delete("1.0", "end")
+            self.schedule.insert("1.0", values["prompt_schedule"] or "")
 
     def values(self) -> dict[str, Any]:
         """The form as :func:`t2v.frontend.request_fields` reads it."""
@@ -168,6 +186,7 @@ class Form(ttk.Frame):
         out["prompt"] = self.prompt.get("1.0", "end").strip()
         out["formats"] = [f for f, var in self.formats.items() if var.get()]
         out["deflicker"] = self.deflicker.get()
+        out["prompt_schedule"] = self.schedule.get("1.0", "end").strip()
         return out
 
     def image_path(self) -> Path | None:

@@ -7,15 +7,16 @@ in-process service or :mod:`t2v.client`).
 """
 
 from t2v.frontend.forms import (DEFAULT_FORMATS, FORM_KEYS, INTERPOLATE_CHOICES, INTERPOLATION_CHOICES, LABELS,
-                                PLAYER_FORMAT, POST_DEFAULTS, POST_KEYS, PRESETS, SEED_MODES, UPSCALE_CHOICES,
-                                UPSCALER_CHOICES, FormError, FormLimits, default_form, is_sequence, number,
-                                post_fields, post_form, preset, readable, remix_form, remix_target, request_fields,
-                                resolve_seed)
+                                LONG_DEFAULTS, LONG_KEYS, PLAYER_FORMAT, POST_DEFAULTS, POST_KEYS, PRESETS, SEED_MODES,
+                                UPSCALE_CHOICES, UPSCALER_CHOICES, FormError, FormLimits, default_form, is_sequence,
+                                long_fields, long_form, number, post_fields, post_form, preset, readable, remix_form,
+                                remix_target, request_fields, resolve_seed, schedule_lines)
 from t2v.frontend.history import caption, filter_jobs, matches
 from t2v.frontend.views import FINISHED, STAGES, JobView, format_seconds, post_summary, progress_label, view_of
 
-__all__ = ["DEFAULT_FORMATS", "FORM_KEYS", "INTERPOLATE_CHOICES", "INTERPOLATION_CHOICES", "LABELS", "PLAYER_FORMAT",
-           "POST_DEFAULTS", "POST_KEYS", "PRESETS", "SEED_MODES", "UPSCALE_CHOICES", "UPSCALER_CHOICES", "FormError",
-           "FormLimits", "default_form", "is_sequence", "number", "post_fields", "post_form", "preset", "readable",
-           "remix_form", "remix_target", "request_fields", "resolve_seed", "caption", "filter_jobs", "matches",
-           "FINISHED", "STAGES", "JobView", "format_seconds", "post_summary", "progress_label", "view_of"]
+__all__ = ["DEFAULT_FORMATS", "FORM_KEYS", "INTERPOLATE_CHOICES", "INTERPOLATION_CHOICES", "LABELS", "LONG_DEFAULTS",
+           "LONG_KEYS", "PLAYER_FORMAT", "POST_DEFAULTS", "POST_KEYS", "PRESETS", "SEED_MODES", "UPSCALE_CHOICES",
+           "UPSCALER_CHOICES", "FormError", "FormLimits", "default_form", "is_sequence", "long_fields", "long_form",
+           "number", "post_fields", "post_form", "preset", "readable", "remix_form", "remix_target", "request_fields",
+           "resolve_seed", "schedule_lines", "caption", "filter_jobs", "matches", "FINISHED", "STAGES", "JobView",
+           "format_seconds", "post_summary", "progress_label", "view_of"]

@@ -11,14 +11,18 @@ from pydantic import ValidationError
 
 from t2v.errors import Forbidden, InvalidRequest, JobNotFound, ModelUnavailable, QuotaExceeded, T2VError
 from t2v.post.spec import INTERPOLATION_METHODS, UPSCALERS, PostSpec
-from t2v.request import FORMATS, invalid_from_validation
+from t2v.request import FORMATS, GenerationRequest, invalid_from_validation
 
-#: The form's fields, in the order a page lays them out (GenerationRequest names plus ``seed_mode``; the last
-#: five are the request's ``post`` block, see :data:`POST_KEYS`).
+#: The form's fields, in the order a page lays them out (GenerationRequest names plus ``seed_mode``; then the
+#: request's ``post`` block, see :data:`POST_KEYS`, and the longer-video fields, see :data:`LONG_KEYS`).
 FORM_KEYS = ("prompt", "negative_prompt", "model", "num_frames", "num_inference_steps", "guidance_scale", "fps",
              "width", "height", "scheduler", "seed_mode", "seed", "formats", "interpolate", "interpolation", "upscale",
-             "upscaler", "deflicker")
+             "upscaler", "deflicker", "seconds", "prompt_schedule", "overlap", "continue_strength")
 POST_KEYS = ("interpolate", "interpolation", "upscale", "upscaler", "deflicker")
+# longer videos, made in segments: seconds (blank or 0: one clip), the schedule's text (one "FRAME: prompt" a
+# line), overlap and continue strength (blank: the model's default)
+LONG_KEYS = ("seconds", "prompt_schedule", "overlap", "continue_strength")
+LONG_DEFAULTS = {"seconds": None, "prompt_schedule": "", "overlap": None, "continue_strength": None}
 OFF = "Off"
 INTERPOLATE_CHOICES = (OFF, "2x", "3x", "4x")  # frames out per frame in (the fps is multiplied too)
 # the method: auto, flow, minterpolate, blend (rife needs a model folder, which the forms do not ask for)
@@ -38,7 +42,8 @@ LABELS = {
     "api_key": "API key", "device": "Device", "dtype": "Data type", "image": "First frame", "file": "First frame",
     "key": "API key", "interpolate": "Interpolation", "upscale": "Upscale", "upscaler": "Upscaler",
     "deflicker": "Deflicker", "post": "Post-processing", "target_fps": "Interpolation",
-    "interpolation": "Interpolation method",
+    "interpolation": "Interpolation method", "seconds": "Seconds", "prompt_schedule": "Prompt schedule",
+    "overlap": "Overlap", "continue_strength": "Continue strength", "extend": "Extend",
 }
 
 
@@ -165,7 +170,7 @@ def preset(name: str, defaults: dict[str, Any], limits: FormLimits = FormLimits(
 def default_form(model: str, defaults: dict[str, Any], limits: FormLimits = FormLimits()) -> dict[str, Any]:
     """The form a fresh page shows: ``model`` at its defaults ("Quality"), a random seed."""
     return {"prompt": "", "negative_prompt": "", "model": model, **preset("Quality", defaults, limits),
-            "seed_mode": "random", "seed": None, "formats": list(DEFAULT_FORMATS), **POST_DEFAULTS}
+            "seed_mode": "random", "seed": None, "formats": list(DEFAULT_FORMATS), **POST_DEFAULTS, **LONG_DEFAULTS}
 
 
 def is_sequence(request: dict[str, Any] | None) -> bool:
@@ -188,7 +193,7 @@ def remix_form(request: dict[str, Any]) -> dict[str, Any]:
             "guidance_scale": r.get("guidance_scale"), "fps": r.get("fps"), "width": r.get("width"),
             "height": r.get("height"), "scheduler": r.get("scheduler"), "seed_mode": "fixed", "seed": r.get("seed"),
             "formats": [f for f in r.get("formats", DEFAULT_FORMATS) if f in FORMATS],
-            **post_form(r.get("post"), r.get("fps"))}
+            **post_form(r.get("post"), r.get("fps")), **long_form(r)}
 
 
 def post_form(post: dict[str, Any] | None, fps: float | None = None) -> dict[str, Any]:
@@ -246,6 +251,38 @@ def post_fields(form: dict[str, Any]) -> dict[str, Any] | None:
     return post
 
 
+def long_form(request: dict[str, Any]) -> dict[str, Any]:
+    """The form's longer-video fields for a request (a record's schedule, ``[[0, "a"], [16, "b"]]``, as lines)."""
+    schedule = request.get("prompt_schedule") or ()
+    lines = [f"{e[0]}: {e[1]}" if isinstance(e, (list, tuple)) and len(e) == 2 else str(e) for e in schedule]
+    return {**LONG_DEFAULTS, **{k: request[k] for k in ("seconds", "overlap", "continue_strength")
+                                if request.get(k) is not None}, "prompt_schedule": "\n".join(lines)}
+
+
+def schedule_lines(value: Any) -> list[str]:
+    """The schedule box's text (one "FRAME: prompt" a line) or a list of such strings, blank lines left out."""
+    if value is None:
+        return []
+    items = value.splitlines() if isinstance(value, str) else [str(v) for v in value]
+    return [line.strip() for line in items if line.strip()]
+
+
+def long_fields(form: dict[str, Any]) -> dict[str, Any]:
+    """The request's longer-video fields for the form ({} when seconds is blank or 0 and there is no schedule).
+    Checked against :class:`t2v.request.GenerationRequest` here, so a bad value (a schedule line that is not
+    "FRAME: prompt", an overlap without a longer video...) is named before anything is sent."""
+    fields = {"seconds": number(form, "seconds", float) or None,
+              "prompt_schedule": schedule_lines(form.get("prompt_schedule")) or None,
+              "overlap": number(form, "overlap"), "continue_strength": number(form, "continue_strength", float)}
+    fields = {k: v for k, v in fields.items() if v is not None}
+    if fields:
+        try:
+            GenerationRequest(prompt="-", **fields)
+        except ValidationError as e:
+            raise readable(invalid_from_validation(e)) from None
+    return fields
+
+
 def resolve_seed(mode: str | None, seed: Any = None, *, last_seed: int | None = None,
                  previous: Callable[[], int | None] = lambda: None, draw: bool = False) -> int | None:
     """The seed a request gets for the form's seed mode.
@@ -290,6 +327,7 @@ def request_fields(form: dict[str, Any], seed: int | None) -> dict[str, Any]:
         "seed": seed,
         "formats": list(dict.fromkeys([*formats, PLAYER_FORMAT])),
         "post": post_fields(form),
+        **long_fields(form),
     }
     if not fields["prompt"].strip():
         raise FormError("Prompt: describe the video you want first", field="prompt")

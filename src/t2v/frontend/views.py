@@ -66,6 +66,7 @@ class JobView:
     timings: dict[str, float] = field(default_factory=dict)
     error: str | None = None
     post: dict[str, Any] | None = None  # the result's ``postprocess`` (steps, and the frames, size and fps made)
+    long: dict[str, Any] | None = None  # a longer video's ``long`` block (its segments and the frames made)
 
     @property
     def finished(self) -> bool:
@@ -107,7 +108,10 @@ class JobView:
             return []
         r = self.request
         method = f"{r['method']} · " if r.get("method") else ""  # image sequences
-        parts = [("Seed", f"{self.seed} · {method}{r.get('num_frames')} frames {r.get('width')}×{r.get('height')} "
+        frames = f"{r.get('num_frames')} frames"
+        if self.long:  # a longer video: the frames made, not one segment's
+            frames = f"{self.long.get('frames')} frames in {len(self.long.get('segments') or ())} segments"
+        parts = [("Seed", f"{self.seed} · {method}{frames} {r.get('width')}×{r.get('height')} "
                           f"@ {r.get('fps') or 0:g} fps · {r.get('num_inference_steps')} steps {r.get('scheduler')} · "
                           f"guidance {r.get('guidance_scale') or 0:g}")]
         if self.post:
@@ -147,4 +151,5 @@ def view_of(job) -> JobView:
         v.timings = {k: float(x) for k, x in (metadata.get("timings") or {}).items() if isinstance(x, (int, float))}
         v.downloads = {f.format: f.url for f in job.result.files if f.url}
         v.post = metadata.get("postprocess") or None
+        v.long = metadata.get("long") or None
     return v

@@ -126,6 +126,21 @@ def build_ui(service, *, header: str = HEADER):
                             deflicker = gr.Checkbox(value=form0["deflicker"], label="Deflicker",
                                                     info="smooth frame-to-frame brightness and colour drift",
                                                     elem_id="t2v-deflicker")
+                        # longer videos, in segments of Frames each continuing the one before (see docs/post.md)
+                        with gr.Accordion("Longer video", open=False, elem_id="t2v-long"):
+                            with gr.Row():
+                                seconds = gr.Number(value=form0["seconds"] or 0, step=0.5, label="Seconds",
+                                                    info="0: one clip of Frames", elem_id="t2v-seconds")
+                                # Textboxes: Gradio's Number sends 0 for an empty box, and blank must mean default
+                                overlap = gr.Textbox(value="", label="Overlap", placeholder="blank: the default",
+                                                     info="frames shared with what came before", elem_id="t2v-overlap")
+                                strength = gr.Textbox(value="", label="Continue strength", placeholder="blank: 0.7",
+                                                      info="0-1: how much a continuation repaints",
+                                                      elem_id="t2v-continue-strength")
+                            schedule = gr.Textbox(value=form0["prompt_schedule"], lines=3, label="Prompt schedule",
+                                                  placeholder="0: a red circle moving right\n16: a blue square moving up",
+                                                  info="one 'FRAME: prompt' a line; the prompt until the first",
+                                                  elem_id="t2v-schedule")
                         with gr.Row():
                             generate_btn = gr.Button("Generate", variant="primary", elem_id="t2v-generate")
                             cancel_btn = gr.Button("Cancel", variant="stop", elem_id="t2v-cancel")
@@ -164,7 +179,8 @@ def build_ui(service, *, header: str = HEADER):
         form = {"prompt": prompt, "negative_prompt": negative, "model": model, "num_frames": frames,
                 "num_inference_steps": steps, "guidance_scale": guidance, "fps": fps, "width": width, "height": height,
                 "scheduler": scheduler, "seed_mode": seed_mode, "seed": seed, "formats": formats,
-                "interpolate": interpolate, "interpolation": interpolation, "upscale": upscale, "upscaler": upscaler, "deflicker": deflicker}
+                "interpolate": interpolate, "interpolation": interpolation, "upscale": upscale, "upscaler": upscaler, "deflicker": deflicker,
+                "seconds": seconds, "prompt_schedule": schedule, "overlap": overlap, "continue_strength": strength}
         form_inputs = [form[k] for k in H.FORM_KEYS]
         sliders = ["num_frames", "num_inference_steps", "guidance_scale", "fps", "width", "height", "scheduler"]
         result_outputs = [status, progress, preview, video, info, job_id, sheet, grid_image, *downloads.values()]
@@ -259,7 +275,9 @@ def build_ui(service, *, header: str = HEADER):
                 return {**{sequence.form[k]: values[k] for k in S.FORM_KEYS}, sequence.status: loaded,
                         status: f"Job {jid} is an image sequence: its parameters are in the Image sequence tab.",
                         tabs: gr.Tabs(selected="sequence")}
+            text = {k: "" if values[k] is None else f"{values[k]:g}" for k in ("overlap", "continue_strength")}
             return {**{form[k]: values[k] for k in H.FORM_KEYS}, seed: str(values["seed"]), status: loaded,
+                    seconds: values["seconds"] or 0, overlap: text["overlap"], strength: text["continue_strength"],
                     image: publish(H.remix_image(service, jid, token)), tabs: gr.Tabs(selected="video")}
 
         def on_delete(jid, token, query):
