@@ -11,6 +11,10 @@ import pytest
 from tests.pgserver import pg_database, pg_server  # noqa: F401  (shared fixtures)
 
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+# pytest-xdist's workers set COLUMNS/LINES to the controller's terminal (80 when it has none), which fixes the
+# width of Rich's consoles at 80 where a plain pytest run gives them the default: the same output either way.
+for _var in ("COLUMNS", "LINES"):
+    os.environ.pop(_var, None)
 # The seed contract (t2v's frames = stock diffusers' in fp32) holds on every CPU only if `--dtype auto` stays
 # fp32: on a CPU with native bf16 it would pick bf16. Tests of that choice pass `cpu_bf16` themselves.
 os.environ["T2V_CPU_BF16"] = "0"
@@ -53,7 +57,24 @@ def t2v_env(tmp_path, tmp_path_factory, monkeypatch) -> Path:
     return home
 
 
+# The slowest test files, slowest first (from a full run's per-file totals). Collected first, they are handed
+# out first by pytest-xdist's --dist loadfile (the README's test command), so the two workers finish close
+# together instead of one running a long file alone at the end. Order within a file is kept.
+SLOW_FILES = (
+    "service/test_ray_executor.py", "api/test_chaos.py", "api/test_server.py", "train/test_lora.py",
+    "train/test_trainer.py", "deploy/test_notebook.py", "cli/test_train_cli.py", "post/test_replay.py",
+    "train/test_shipped_model.py", "api/test_object_storage.py", "extend/test_extend_server.py", "ui/test_handlers.py",
+    "api/test_multiprocess.py", "cli/test_bench.py",
+)
+
+
+def _slow_rank(item) -> int:
+    path = item.path.as_posix()
+    return next((i for i, name in enumerate(SLOW_FILES) if path.endswith("/tests/" + name)), len(SLOW_FILES))
+
+
 def pytest_collection_modifyitems(config, items):
+    items.sort(key=_slow_rank)  # stable: the rest keep their order
     try:
         import torch
 

@@ -61,7 +61,10 @@ def pg_server() -> Iterator[PgServer]:
     prefix: list[str] = []
     if os.geteuid() == 0:
         if subprocess.run(["id", "-u", PG_USER], capture_output=True).returncode != 0:
-            subprocess.run(["useradd", "--system", "-M", "-s", "/usr/sbin/nologin", PG_USER], check=True)
+            made = subprocess.run(["useradd", "--system", "-M", "-s", "/usr/sbin/nologin", PG_USER], capture_output=True)
+            # pytest-xdist: another worker may have created the user at the same moment
+            if made.returncode != 0 and subprocess.run(["id", "-u", PG_USER], capture_output=True).returncode != 0:
+                raise RuntimeError(f"useradd {PG_USER} failed: {made.stderr.decode(errors='replace')}")
         prefix = ["runuser", "-u", PG_USER, "--"]
     # Not under pytest's tmp dir: that one is private to root, and the server user must reach it.
     root = Path(tempfile.mkdtemp(prefix="t2v-pg-"))

@@ -68,7 +68,7 @@ def test_jobs_spread_over_nodes_and_survive_losing_one(tiny_model, tmp_path, ray
         from tests.raycluster import NODE
 
         new = [ray_cluster.cluster.add_node(**NODE) for _ in range(2)]
-        deadline = time.time() + 90  # (the lost node's GPU may count a while: an extra actor waits, then goes)
+        deadline = time.time() + 180  # (the lost node's GPU may count a while: an extra actor waits, then goes)
         while ((ready := httpx.get(f"{srv.url}/readyz").json())["workers"], ready["workers_alive"]) != (3, 3) \
                 and time.time() < deadline:
             time.sleep(0.3)

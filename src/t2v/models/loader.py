@@ -385,8 +385,14 @@ def _load_components(path: Path, plan: DevicePlan, variant: str | None, target: 
     from t2v.families import get_family
     from t2v.models.precision import apply_weights
 
+    import torch
+
     fam = get_family(family)
-    out: dict[str, Any] = apply_weights(fam, dict(fam.load(path, plan, variant, target)), weights, plan.torch_dtype)
+    # Some models' constructors draw from torch's global RNG (LTX's transformer and VAE) before their weights
+    # are read: loading leaves the caller's global RNG as it was.
+    with torch.random.fork_rng(devices=[]):
+        parts = dict(fam.load(path, plan, variant, target))
+    out: dict[str, Any] = apply_weights(fam, parts, weights, plan.torch_dtype)
     try:
         out["scheduler_config"] = json.loads((path / "scheduler" / "scheduler_config.json").read_text())
     except (OSError, ValueError) as e:
