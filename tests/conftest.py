@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,15 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 # width of Rich's consoles at 80 where a plain pytest run gives them the default: the same output either way.
 for _var in ("COLUMNS", "LINES"):
     os.environ.pop(_var, None)
+# Under pytest-xdist, the cores are shared out: each worker, and every process it starts (servers, CLIs), computes
+# with cores/workers threads. Two workers each spinning two OpenMP threads on 2 cores ran the suite's heaviest
+# tests 1.5-3x slower than alone.
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    _threads = str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_var, _threads)
+    if "torch" in sys.modules:  # imported already by a plugin: its pool is sized, so size it again
+        sys.modules["torch"].set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 # The seed contract (t2v's frames = stock diffusers' in fp32) holds on every CPU only if `--dtype auto` stays
 # fp32: on a CPU with native bf16 it would pick bf16. Tests of that choice pass `cpu_bf16` themselves.
 os.environ["T2V_CPU_BF16"] = "0"
