@@ -104,3 +104,19 @@ def test_front_ends_never_reach_the_store():
         found = violations(path.read_text(encoding="utf-8"), _module_of(path), package=path.name == "__init__.py")
         bad += [f"{path.relative_to(ROOT)} {v}" for v in found]
     assert not bad, "front ends must call the service, not its repository or t2v.store:\n" + "\n".join(bad)
+
+
+def private_imports(source: str) -> list[str]:
+    """Each ``from t2v.x import _name`` in ``source`` (a private name taken from another module), as ``line N``;
+    ``import ... as _alias`` is the importer's own private name, not another module's."""
+    return [f"line {node.lineno}: from {node.module} import {a.name}" for node in ast.walk(ast.parse(source))
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "t2v" and not node.level
+            for a in node.names if a.name.startswith("_") and not a.name.startswith("__")]
+
+
+def test_no_private_names_cross_modules():
+    assert private_imports("from t2v.cli.app import _run, print_summary\nfrom t2v.x import y as _y\n") == [
+        "line 1: from t2v.cli.app import _run"]
+    bad = [f"{p.relative_to(ROOT)} {v}" for p in sorted((ROOT / "src" / "t2v").rglob("*.py"))
+           for v in private_imports(p.read_text(encoding="utf-8"))]
+    assert not bad, "make the name public in its module (DESIGN.md: no private names cross modules):\n" + "\n".join(bad)

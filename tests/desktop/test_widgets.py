@@ -281,12 +281,13 @@ def test_without_a_server_the_app_starts_a_private_one_and_stops_it(root, tiny_m
     env.update(T2V_HOME=str(tmp_path / "home"), HF_HUB_OFFLINE="1", T2V_OFFLINE="1",
                T2V_MODEL_ROOTS=str(Path(tiny_model).parent))
     local = LocalServer(str(tiny_model), env=env)
-    assert local.command()[-4:] == ["--port", str(local.port), "--model", str(tiny_model)]
+    assert local.command()[-5:] == ["--port", str(local.port), "--no-ui", "--model", str(tiny_model)]
     app = DesktopApp(root, None, downloads=tmp_path, theme=False, local=local)
     assert "Starting a local t2v server" in app.status.cget("text")
     pump(root, lambda: ready(app), 120, "the private server", app)
     assert app.url == f"http://127.0.0.1:{local.port}" and "(local)" in app.server_label.cget("text")
     assert httpx.get(f"{app.url}/healthz").status_code == 200
+    assert httpx.get(f"{app.url}/").status_code == 404  # no web page in the app's private server
     app.close()
     assert local.proc.poll() is not None
     with pytest.raises(httpx.HTTPError):

@@ -73,7 +73,7 @@ def _licence_notice(model: str | None) -> None:
     err.print(f"[yellow]licence notice ({spec.id}, {spec.license}):[/] {license_notice(spec.id)}", highlight=False)
 
 
-def _run(request, *, output, quiet: bool):
+def run_with_progress(request, *, output, quiet: bool):
     from t2v.cli.progress import GenerationProgress
     from t2v.generation import run_request
 
@@ -82,7 +82,7 @@ def _run(request, *, output, quiet: bool):
         return run_request(request, on_progress=progress, should_cancel=interrupt, output=output)
 
 
-def _summary(result) -> None:
+def print_summary(result) -> None:
     rec = result.record
     for o in result.outputs:
         out.print(f"[green]wrote[/] {o.path}  ({o.bytes:,} bytes)", highlight=False)
@@ -159,9 +159,9 @@ def generate(
             from t2v.models.device import set_threads
 
             set_threads(threads)
-        result = _run(request, output=output, quiet=quiet)
+        result = run_with_progress(request, output=output, quiet=quiet)
         if not quiet:
-            _summary(result)
+            print_summary(result)
 
 
 def _request_from_flags(*, prompt, model, negative_prompt, frames, steps, guidance, fps, seed, width, height,
@@ -239,9 +239,9 @@ def extend(
             device=device, dtype=dtype, memory=memory, quiet=quiet, interpolate=interpolate, target_fps=target_fps,
             interpolation=interpolation, upscale=upscale, upscaler=upscaler, deflicker=deflicker, seconds=seconds,
             prompt_schedule=prompt_schedule, overlap=overlap, continue_strength=continue_strength, extend=clip)
-        result = _run(request, output=output, quiet=quiet)
+        result = run_with_progress(request, output=output, quiet=quiet)
         if not quiet:
-            _summary(result)
+            print_summary(result)
 
 
 @app.command("plan", help="Predict peak memory and time per step for a request (same flags as generate); loads no weights.")
@@ -289,12 +289,12 @@ def replay(
         if old.get("post_history"):  # made by `t2v post`: the original, then every post step again
             from t2v.cli.post import replay_post_chain
 
-            if not replay_post_chain(old, fields, output=output, quiet=quiet, run=_run) and strict:
+            if not replay_post_chain(old, fields, output=output, quiet=quiet, run=run_with_progress) and strict:
                 raise typer.Exit(1)
             return
-        result = _run(request_from_fields({**fields, "mode": old.get("mode", "video")}), output=output, quiet=quiet)
+        result = run_with_progress(request_from_fields({**fields, "mode": old.get("mode", "video")}), output=output, quiet=quiet)
         if not quiet:
-            _summary(result)
+            print_summary(result)
         same = result.record["frames_sha256"] == old.get("frames_sha256")
         if "postprocess" in old:  # and the post-processed frames: every step made again
             same = same and result.record.get("postprocess", {}).get("frames_sha256") == old["postprocess"].get(

@@ -83,7 +83,7 @@ def sequence(
     deflicker: bool = DEFLICKER,
 ) -> None:
     """A video from keyframe prompts with a text-to-image model, kept coherent by --method."""
-    from t2v.cli.app import _run, _summary
+    from t2v.cli.app import print_summary, run_with_progress
     from t2v.sequence.request import SequenceRequest
 
     with cli_errors():
@@ -96,8 +96,8 @@ def sequence(
             fields["formats"] = formats
         elif output is not None and output.suffix.lower() in (".mp4", ".webm", ".gif"):
             fields["formats"] = (output.suffix.lower()[1:],)
-        result = _run(SequenceRequest.create(**fields), output=output, quiet=quiet)
+        result = run_with_progress(SequenceRequest.create(**fields), output=output, quiet=quiet)
         if not quiet:
-            _summary(result)
+            print_summary(result)
             for name, fig in result.record.get("figures", {}).items():
                 err.print(f"[green]wrote[/] {name.replace('_', ' ')}: {fig['file']} ({fig['rows']}x{fig['columns']})", highlight=False)

@@ -24,7 +24,7 @@ def free_port() -> int:
 
 
 class LocalServer:
-    """``python -m t2v serve --host 127.0.0.1 --port P [--model M]`` as a child process."""
+    """``python -m t2v serve --host 127.0.0.1 --port P --no-ui [--model M]`` as a child process."""
 
     def __init__(self, model: str | None = None, *, env: dict[str, str] | None = None) -> None:
         self.model, self.env = model, env
@@ -34,7 +34,8 @@ class LocalServer:
         self.log_path = Path(tempfile.gettempdir()) / f"t2v-desktop-server-{self.port}.log"
 
     def command(self) -> list[str]:
-        cmd = [sys.executable, "-m", "t2v", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
+        # --no-ui: the app talks to the API only, so the server never imports Gradio nor mounts the page
+        cmd = [sys.executable, "-m", "t2v", "serve", "--host", "127.0.0.1", "--port", str(self.port), "--no-ui"]
         return cmd + (["--model", self.model] if self.model else [])
 
     def start(self, timeout: float = 600.0) -> str:
