@@ -208,3 +208,20 @@ def test_dry_runs_are_cached_on_disk_per_architecture_and_shape(tiny_model, tmp_
     fresh()
     assert repr(memory.predict(tiny_model, req, plan="speed", device="cpu", dtype="fp32", measure_speed=False)) == repr(first)
     assert len(measured) == 3
+
+
+def test_planning_from_a_warm_dry_run_cache_builds_no_meta_modules(tiny_model, tmp_path, monkeypatch):
+    """``choose`` (every video run) in a fresh process with the dry run on disk: the reference shape comes from
+    the configs, so no meta UNet/VAE/text encoder is built (seconds for a full-size model)."""
+    from t2v.families import modelscope
+    from t2v.models import dryruns
+
+    monkeypatch.setenv("T2V_HOME", str(tmp_path / "home"))
+    req = _req(tiny_model)
+    _, warm = memory.choose(tiny_model, req, requested="auto", device="cpu", dtype="fp32", budget=2**40)
+    dryruns.forget_memo()
+    memory._reference.cache_clear()
+    monkeypatch.setattr(modelscope, "_META", {})
+    _, again = memory.choose(tiny_model, req, requested="auto", device="cpu", dtype="fp32", budget=2**40)
+    assert modelscope._META == {} and repr(again) == repr(warm)
+    assert modelscope.ModelScopeFamily().reference_shape(tiny_model) == (8, 64)

@@ -191,11 +191,17 @@ class ModelScopeFamily(Family):
                                   chunking, vae_chunk)
 
     def reference_shape(self, path: Path) -> tuple[int, int]:
-        """8 frames (or the folder's frame limit) at the smallest side every down-sampling level can halve."""
+        """8 frames (or the folder's frame limit) at the smallest side every down-sampling level can halve. Read
+        from the configs: with the dry run cached on disk, planning then builds no meta modules (a full-size
+        UNet3D takes seconds to build, even on the meta device)."""
+        from t2v.families.common import config
         from t2v.models.temporal import folder_frame_limit
 
-        unet, vae, _ = meta_modules_cached(self, path)
-        side = max(64, vae_scale(vae.config) * 2 ** (len(unet.config.block_out_channels) - 1))
+        levels = {name: config(path, name).get("block_out_channels") for name in ("unet", "vae")}
+        if not all(levels.values()):  # left to the classes' defaults: as the modules build them
+            unet, vae, _ = meta_modules_cached(self, path)
+            levels = {"unet": unet.config.block_out_channels, "vae": vae.config.block_out_channels}
+        side = max(64, 2 ** (len(levels["vae"]) - 1) * 2 ** (len(levels["unet"]) - 1))
         return min(8, folder_frame_limit(path) or 8), side
 
 
