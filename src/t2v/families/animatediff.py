@@ -37,7 +37,7 @@ from t2v.errors import InvalidRequest, ModelUnavailable
 from t2v.families.base import Component, RunContext, Rules, read_index
 from t2v.families.common import (
     Checkpoints, DiffusersLora, LoopState, config, denoise, free_text_encoders, lora_files, meta_modules)
-from t2v.families.modelscope import CLIP_COMPONENTS, measure_unet_video, vae_scale
+from t2v.families.modelscope import CLIP_COMPONENTS, measure_unet_video, reference_side, vae_scale
 from t2v.models.spec import ModelSpec
 
 BASE_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
@@ -214,9 +214,11 @@ class AnimateDiffFamily(DiffusersLora):
 
     def reference_shape(self, path: Path) -> tuple[int, int]:
         """8 frames at the smallest side every down-sampling level of the UNet can halve."""
-        m = meta_parts(str(path))
-        side = max(64, vae_scale(m["vae"].config) * 2 ** (len(m["unet"].config.block_out_channels) - 1))
-        return min(8, frame_limit(Path(path))), side
+        def built():
+            m = meta_parts(str(path))
+            return m["unet"], m["vae"]
+
+        return min(8, frame_limit(Path(path))), reference_side(Path(path), built)
 
     models = (
         adapter_spec("guoyww/animatediff-motion-adapter-v1-5-3", "AnimateDiff v3 motion adapter for SD 1.5 models.",

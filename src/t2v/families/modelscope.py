@@ -194,15 +194,21 @@ class ModelScopeFamily(Family):
         """8 frames (or the folder's frame limit) at the smallest side every down-sampling level can halve. Read
         from the configs: with the dry run cached on disk, planning then builds no meta modules (a full-size
         UNet3D takes seconds to build, even on the meta device)."""
-        from t2v.families.common import config
         from t2v.models.temporal import folder_frame_limit
 
-        levels = {name: config(path, name).get("block_out_channels") for name in ("unet", "vae")}
-        if not all(levels.values()):  # left to the classes' defaults: as the modules build them
-            unet, vae, _ = meta_modules_cached(self, path)
-            levels = {"unet": unet.config.block_out_channels, "vae": vae.config.block_out_channels}
-        side = max(64, 2 ** (len(levels["vae"]) - 1) * 2 ** (len(levels["unet"]) - 1))
-        return min(8, folder_frame_limit(path) or 8), side
+        return min(8, folder_frame_limit(path) or 8), reference_side(path, lambda: meta_modules_cached(self, path)[:2])
+
+
+def reference_side(path: Path, built) -> int:
+    """The smallest side (at least 64) every down-sampling level of a UNet + per-frame VAE folder can halve,
+    from the unet and vae configs; ``built()`` gives the (unet, vae) modules when a config leaves the levels
+    to the class's defaults."""
+    from t2v.families.common import config
+
+    levels = [config(path, name).get("block_out_channels") for name in ("unet", "vae")]
+    if not all(levels):
+        levels = [m.config.block_out_channels for m in built()]
+    return max(64, 2 ** (len(levels[1]) - 1) * 2 ** (len(levels[0]) - 1))
 
 
 _META: dict[tuple[str, str], Any] = {}
