@@ -43,3 +43,14 @@ def objects(endpoint: str, bucket: str, prefix: str = "") -> list[str]:
     client = boto3.client("s3", endpoint_url=endpoint)
     return sorted(o["Key"] for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
                   for o in page.get("Contents", []))
+
+
+def settled_objects(endpoint: str, bucket: str, expected: list[str], prefix: str = "", timeout: float = 30) -> list[str]:
+    """The bucket's keys once they are ``expected``, or as they are after ``timeout`` seconds: a finished job's
+    checkpoint is deleted just after the job is marked done (by its worker, or by any process's janitor)."""
+    import time
+
+    deadline = time.time() + timeout
+    while (keys := objects(endpoint, bucket, prefix)) != expected and time.time() < deadline:
+        time.sleep(0.3)
+    return keys

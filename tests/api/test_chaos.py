@@ -213,11 +213,14 @@ class Chaos:
         self.restarts[server.port] = threading.Thread(target=run, daemon=True)
         self.restarts[server.port].start()
 
-    def kill_at(self, ids, point) -> str:
+    def kill_at(self, ids, point) -> str | None:
         """Kill (and restart) the server running a job that reached ``point``, one with a try left; returns
-        the job's id. The database is watched directly: an export lasts a fraction of a second."""
+        the job's id. The database is watched directly: an export lasts a fraction of a second, so a job can
+        finish between the read and the kill. Such a kill missed its job (its row says finished once the server
+        is dead): another job is looked for; None if every job finished after a missed kill."""
         min_step = self.rng.randint(2, 5)
         deadline = time.time() + 150
+        missed = False
         while time.time() < deadline:
             jobs = self.repo.list_jobs(limit=50)
             for j in jobs:
@@ -227,8 +230,13 @@ class Chaos:
                     victim = next((s for s in self.servers if s.proc.pid == pid and not self.restarting(s)), None)
                     if victim is not None and victim.proc.poll() is None:
                         self.restart(victim)
-                        return j.id
+                        if not self.repo.get_job(j.id).finished:
+                            return j.id
+                        missed = True
+                        break
             if jobs and all(j.finished for j in jobs if j.id in ids):
+                if missed:
+                    return None
                 break
             time.sleep(0.002)
         raise AssertionError(f"no job was seen at {point} to kill its server")
@@ -295,8 +303,8 @@ def run_chaos(home, model, n_servers, seed, database_url=None, *, kill_while_war
         check_outcome(jobs, ids, home)
     finally:
         chaos.close()
-    assert chaos.kills == (4 if kill_while_warming else 3)
-    for job_id in killed:  # each resumed from a checkpoint that survived the kill (one every 2 steps)
+    assert chaos.kills >= (4 if kill_while_warming else 3)  # more when a kill at export came too late
+    for job_id in filter(None, killed):  # each resumed from a checkpoint that survived the kill (one every 2 steps)
         assert jobs[job_id]["attempts"] >= 2 and jobs[job_id]["result"]["metadata"]["resumed_from_step"] >= 2
     return jobs
 

@@ -16,7 +16,7 @@ import pytest
 
 from tests.api.conftest import SMALL
 from tests.api.test_server import Server, free_port
-from tests.s3server import S3_ENV, bucket, objects, s3_endpoint, s3_env  # noqa: F401  (fixtures)
+from tests.s3server import S3_ENV, bucket, objects, s3_endpoint, s3_env, settled_objects  # noqa: F401  (fixtures)
 from tests.servers import make_keys, serve
 
 pytestmark = pytest.mark.slow
@@ -106,7 +106,7 @@ def test_a_job_killed_on_one_machine_resumes_on_another_from_the_bucket(tiny_mod
         assert job["status"] == "succeeded", job["error"]
         assert job["attempts"] == 2 and job["result"]["metadata"]["resumed_from_step"] >= 4
         assert not (tmp_path / "machine-b" / "checkpoints").exists()  # it came from the bucket, not a local file
-        assert objects(s3_endpoint, bucket, "t2v/checkpoints/") == []  # dropped once the job succeeded
+        assert settled_objects(s3_endpoint, bucket, [], "t2v/checkpoints/") == []  # dropped once the job succeeded
         assert f"t2v/videos/{job_id}/video.mp4" in objects(s3_endpoint, bucket)
     finally:
         second.stop()

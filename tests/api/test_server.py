@@ -9,8 +9,10 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import av
 import httpx
@@ -40,22 +42,33 @@ class Server:
         self.env = {"T2V_RETRY_PAUSE_S": "0.05", "T2V_UI": "0", **os.environ, "T2V_HOME": str(home),
                     "T2V_DEFAULT_MODEL": str(model), "T2V_CHECKPOINT_EVERY": "2", "T2V_HEARTBEAT_S": "0.3",
                     "T2V_STALE_AFTER_S": "2", **({"T2V_UI": "1"} if ui else {}), **(extra_env or {})}
-        self.proc = None
+        self.proc, self.log = None, None
 
     def start(self):
-        self.proc = subprocess.Popen([sys.executable, "-m", "t2v", "serve", "--port", str(self.port), *self.args],
-                                     env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        # The output goes to a file, never an unread pipe: a server that logs more than the pipe holds (64 KiB)
+        # would block in its next log call, whichever thread made it.
+        if self.log is None:  # one file for all of this server's starts, outside its home
+            fd, name = tempfile.mkstemp(prefix=f"t2v-serve-{self.port}-", suffix=".log")
+            os.close(fd)
+            self.log = Path(name)
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen([sys.executable, "-m", "t2v", "serve", "--port", str(self.port), *self.args],
+                                         env=self.env, stdout=out, stderr=subprocess.STDOUT)
         deadline = time.time() + 120
         while time.time() < deadline:
             if self.proc.poll() is not None:
-                raise AssertionError(f"server exited: {self.proc.stdout.read()}")
+                raise AssertionError(f"server exited: {self.output()}")
             try:
                 if httpx.get(f"{self.url}{self.ready_path}", timeout=1).status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass
             time.sleep(0.05)
-        raise AssertionError("server did not become ready")
+        raise AssertionError(f"server did not become ready: {self.output()}")
+
+    def output(self, tail: int = 6000) -> str:
+        """The end of what the server printed (all its starts, in order)."""
+        return self.log.read_text(errors="replace")[-tail:] if self.log else ""
 
     def stop(self, sig=signal.SIGTERM):
         if self.proc and self.proc.poll() is None:
