@@ -4,6 +4,7 @@ and the ``ran_on`` of a job run by local threads."""
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from types import SimpleNamespace
@@ -129,3 +130,34 @@ def test_ray_states_without_answers_are_not_alive(tmp_path, tiny_model):
     first, second = ex.actors
     ex.drop_waiting(1)  # more actors than the cluster's GPUs: one that is not up goes, for good
     assert ex.actors == [second] and ex.ray.killed == [(first, True)]
+
+
+def test_ray_actor_names_are_never_reused_after_one_is_dropped(tmp_path, tiny_model):
+    """Actor 0 lost with its node and dropped, actor 1 kept: the actors added when nodes join must not take the
+    name of one that lives (Ray refuses a taken name, and the executor stayed at one actor: seen on CI)."""
+    made = []
+
+    class Remote:
+        def options(self, name, **_):
+            return SimpleNamespace(remote=lambda *a: made.append(name) or SimpleNamespace(name=name))
+
+    class Ray(FakeRay):
+        killed: list = []
+
+        def remote(self, cls):
+            return Remote()
+
+        def wait(self, refs, num_returns, timeout):
+            return [], refs
+
+        def kill(self, actor, no_restart):
+            self.killed.append(actor.name)
+
+    ex = ray_executor(make_settings(tmp_path / "home", tiny_model), Ray(GPU=2))
+    ex.add_actors(2)
+    ex.actors[1].state = ex.actors[0].state = SimpleNamespace(remote=lambda: object())
+    ex.drop_waiting(1)  # the first is not up: dropped
+    ex.add_actors(2)  # two nodes join
+    pid = os.getpid()
+    assert made == [f"t2v-worker-{pid}-{i}" for i in range(4)] and ex.ray.killed == [f"t2v-worker-{pid}-0"]
+    assert len({a.name for a in ex.actors}) == len(ex.actors) == 3

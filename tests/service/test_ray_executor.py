@@ -23,7 +23,7 @@ QUICK = {"num_frames": 4, "width": 32, "height": 32, "num_inference_steps": 2}
 
 def cluster_env(s3_endpoint, bucket, database_url, **more) -> dict[str, str]:
     return storage_env(s3_endpoint, bucket, T2V_DATABASE_URL=database_url, T2V_CHECKPOINT_EVERY="1",
-                       T2V_STALE_AFTER_S="3", T2V_HEARTBEAT_S="0.5", **more)
+                       T2V_STALE_AFTER_S="3", T2V_HEARTBEAT_S="0.5", T2V_LOG_LEVEL="INFO", **more)
 
 
 def job_objects(s3_endpoint, bucket, job_id) -> list[str]:

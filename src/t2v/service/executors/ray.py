@@ -166,6 +166,7 @@ class RayExecutor:
         self._monitor: threading.Thread | None = None
         self._states: tuple[float, list[WorkerState]] = (0.0, [])
         self._asked = 0  # worker slots last asked of the autoscaler
+        self._named = 0  # actors made so far: names are never reused (a dropped actor's may still be taken)
 
     # -- the cluster ---------------------------------------------------------------------------------------
     def connect(self) -> None:
@@ -199,7 +200,8 @@ class RayExecutor:
         fields = self.settings.model_dump()
         with self._lock:
             for _ in range(n):
-                name = f"t2v-worker-{os.getpid()}-{len(self.actors)}"
+                name = f"t2v-worker-{os.getpid()}-{self._named}"
+                self._named += 1
                 self.actors.append(remote.options(**self.actor_options(name)).remote(
                     fields, self.database_url, self.model, name))
         logger.info("Ray executor: %d actor(s)", len(self.actors))
@@ -265,9 +267,14 @@ class RayExecutor:
 
     # -- following the cluster -------------------------------------------------------------------------------
     def _follow_cluster(self) -> None:
+        seen = None
         while not self._stop.wait(MONITOR_INTERVAL_S):
             try:
-                missing = self.desired() - len(self.actors)
+                want = self.desired()
+                if want != seen:
+                    logger.info("Ray executor: the cluster wants %d actor(s); %d now", want, len(self.actors))
+                    seen = want
+                missing = want - len(self.actors)
                 if missing > 0:
                     self.add_actors(missing)
                 elif missing < 0:
