@@ -9,6 +9,7 @@ random weights). ``--small`` runs the same comparison on a tiny model built by `
 
     .venv/bin/python benchmarks/bench_cpu.py --small                   # tiny model, seconds
     .venv/bin/python benchmarks/bench_cpu.py --runs 2 --low --json out.json   # full size
+    .venv/bin/python benchmarks/bench_cpu.py --runs 2 --auto --json out.json  # + t2v's default plan each round
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ def main() -> None:
     parser.add_argument("--small", action="store_true", help="tiny model (t2v.models.tiny.make_tiny): the same comparison in seconds")
     parser.add_argument("--runs", type=int, help="runs per side, alternating (default 2; --small: 1)")
     parser.add_argument("--bf16", action="store_true", help="also one t2v run with dtype=bf16 (and its frame difference)")
+    parser.add_argument("--auto", action="store_true",
+                        help="each round also a t2v run with t2v's default plan (dtype and memory plan auto, as t2v "
+                             "picks them on this machine: bf16 on a CPU with AVX-512 BF16 or AMX)")
     parser.add_argument("--low", action="store_true", help="also one t2v run with the 'low' memory plan")
     parser.add_argument("--fixed-mmap", action="store_true",
                         help="each round also a t2v run with a fixed 128 KiB mmap threshold (T2V_MMAP_THRESHOLD_KB=128)")
@@ -73,7 +77,7 @@ def main() -> None:
         size = SMALL_SIZE if args.small else FULL_SIZE
         log(f"request: {PROMPT!r}, {size}x{size}, 8 frames, 2 DDIM steps, guidance 9, seed 0, MP4")
         try:
-            result = cpu.compare(model, tmp, runs=runs, size=size, low=args.low, bf16=args.bf16, fixed_mmap=args.fixed_mmap, max_load=args.max_load,
+            result = cpu.compare(model, tmp, runs=runs, size=size, low=args.low, bf16=args.bf16, auto=args.auto, fixed_mmap=args.fixed_mmap, max_load=args.max_load,
                                  max_wait=0 if args.small else args.max_wait, max_others=args.max_others,
                                  retries=args.retries, log=log)
         except cpu.BenchRunFailed as e:

@@ -33,11 +33,11 @@ def generate(request, **kwargs):
 
 def load_pipeline(model: str, *, device: str = "auto", dtype: str = "auto", settings=None):
     """Load (and cache) a model's components for ``device``/``dtype``; later ``generate`` calls reuse them."""
-    from t2v.models.device import plan_device
+    from t2v.models.device import fit_to_model, plan_device
     from t2v.models.loader import load_model, resolve_source
     from t2v.settings import get_settings
 
     settings = settings or get_settings()
     plan = plan_device(device, dtype, cpu_bf16=settings.cpu_bf16)
     source = resolve_source(model, settings, want_fp16=plan.is_accelerator and plan.dtype != "fp32")
-    return load_model(source, plan)
+    return load_model(source, fit_to_model(plan, source.path, asked=dtype, cpu_bf16=settings.cpu_bf16))

@@ -160,7 +160,7 @@ def check_fits(request: GenerationRequest, settings: Settings) -> None:
     Loads no weights and downloads nothing: a model not on disk yet is checked when its job runs.
     """
     from t2v.errors import ModelUnavailable
-    from t2v.models.device import plan_device
+    from t2v.models.device import fit_to_model, plan_device
     from t2v.models.fit import memory_budget
     from t2v.models.loader import resolve_source
     from t2v.models.memory import choose
@@ -172,7 +172,8 @@ def check_fits(request: GenerationRequest, settings: Settings) -> None:
                                 motion_adapter=getattr(request, "motion_adapter", None))
     except ModelUnavailable:
         return
-    plan = plan_device(request.device, request.dtype, cpu_bf16=settings.cpu_bf16)
+    plan = fit_to_model(plan_device(request.device, request.dtype, cpu_bf16=settings.cpu_bf16), source.path,
+                        asked=request.dtype, cpu_bf16=settings.cpu_bf16)
     choose(source.path, request, requested=request.memory, device=plan.device, dtype=plan.dtype,
            budget=memory_budget(plan.device, settings.memory_budget_gb))
 

@@ -97,7 +97,7 @@ def start(request, *, settings: Settings | None = None, output: str | Path | Non
     could not be written; ``plan_memory`` picks a memory plan (video); ``resolve_image`` and ``resolve_video`` map
     the request's ``image`` and ``video`` (asset ids on a server) to files."""
     from t2v.families import get_family
-    from t2v.models.device import plan_device, set_threads
+    from t2v.models.device import fit_to_model, plan_device, set_threads
     from t2v.models.loader import load_model, resolve_source
 
     settings = settings or get_settings()
@@ -127,6 +127,7 @@ def start(request, *, settings: Settings | None = None, output: str | Path | Non
     plan = plan_device(request.device, request.dtype, cpu_bf16=settings.cpu_bf16)
     source = resolve_source(request.model, settings, want_fp16=plan.is_accelerator and plan.dtype != "fp32",
                             motion_adapter=getattr(request, "motion_adapter", None))
+    plan = fit_to_model(plan, source.path, asked=request.dtype, cpu_bf16=settings.cpu_bf16)
     family = get_family(source.family)
     family.check(request, source.path, model=request.model)
     if cancel():

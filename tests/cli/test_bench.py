@@ -52,6 +52,28 @@ def test_bench_compares_both_sides_on_the_tiny_model(tmp_path):
     assert ("identical" if same["identical"] else "max diff") in r.stdout
 
 
+def test_the_default_plan_runs_beside_the_fp32_comparison(tmp_path):
+    from t2v.bench import cpu, report
+
+    model = cpu.make_small_model(tmp_path / "tiny-model")
+    result = cpu.compare(model, tmp_path, runs=1, size=32, auto=True)
+    runs = {r["tag"]: r for r in result["runs"]}
+    assert list(runs) == ["stock-1", "t2v-1", "auto-1"]
+    # The default plan is what t2v picks on this machine: the tests pin T2V_CPU_BF16=0, the auto run does not.
+    assert "T2V_CPU_BF16" not in runs["auto-1"]["dtype_reason"] and runs["auto-1"]["dtype_reason"].startswith("auto: ")
+    assert runs["t2v-1"]["dtype"] == "fp32" and runs["auto-1"]["plan"]["dtype"] == "auto"
+    summary = result["summary"]
+    assert summary["n_auto"] == 1 and summary["auto_dtype"] == runs["auto-1"]["dtype"]
+    assert summary["auto_speedup"] == pytest.approx(summary["stock"]["total"] / summary["auto"]["total"])
+    assert summary["auto_rss_ratio"] == pytest.approx(runs["auto-1"]["rss_peak"] / runs["stock-1"]["rss_peak"])
+    assert runs["auto-1"]["frame_diff_vs_fp32"]["shape"] == [8, 32, 32, 3]
+    text = report.table(summary)
+    assert f"t2v default plan ({summary['auto_dtype']}, " in text
+    rows = [line.strip().strip("|").split("|") for line in text.splitlines()]
+    assert len(rows) == 2 + len(STAGES) + 3 and all(len(cells) == 6 for cells in rows)  # every row has both plans
+    assert any(line.startswith("t2v's default plan") for line in report.verdict(summary))
+
+
 @pytest.mark.parametrize("args, expect", [
     (["--runs", "0"], "--runs must be at least 1"),
     (["--size", "30"], "--size must be a multiple of 8"),

@@ -42,11 +42,58 @@ def test_the_setting_pins_the_choice(monkeypatch):
     assert get_settings().cpu_bf16 is True
 
 
+UNET = "unet/diffusion_pytorch_model.safetensors"
+
+
+def _folder(root, sizes: dict[str, int]):
+    """A model folder whose weight files (paths relative to it) have the given sizes (sparse: no disk used)."""
+    for rel, size in sizes.items():
+        f = root / rel
+        f.parent.mkdir(parents=True, exist_ok=True)
+        with open(f, "wb") as fh:
+            fh.truncate(size)
+    return root
+
+
+def test_denoiser_size_is_read_from_the_folder(tmp_path):
+    from t2v.models.device import denoiser_bytes
+
+    assert denoiser_bytes(tmp_path) is None
+    big = _folder(tmp_path / "a", {UNET: 300 << 20, "unet/diffusion_pytorch_model.fp16.safetensors": 150 << 20,
+                                   "unet/config.json": 1000, "vae/diffusion_pytorch_model.safetensors": 5 << 30})
+    assert denoiser_bytes(big) == 300 << 20  # the plain files, not the fp16 variant beside them; the VAE is no denoiser
+    shards = _folder(tmp_path / "b", {**{f"transformer/diffusion_pytorch_model-0000{i}-of-00002.safetensors": 10 << 20
+                                         for i in (1, 2)}, "transformer_2/diffusion_pytorch_model.safetensors": 1 << 20})
+    assert denoiser_bytes(shards) == 21 << 20
+    assert denoiser_bytes(_folder(tmp_path / "c", {"unet/diffusion_pytorch_model.fp16.safetensors": 7})) == 7
+
+
+def test_auto_keeps_small_denoisers_in_fp32_on_a_bf16_cpu(tmp_path, monkeypatch):
+    from t2v.models.device import CPU_BF16_MIN_DENOISER_BYTES, fit_to_model
+
+    monkeypatch.setattr(device_mod, "cpu_bf16_flags", lambda: ("avx512_bf16",))
+    small = _folder(tmp_path / "small", {UNET: 10 << 20})
+    large = _folder(tmp_path / "large", {UNET: CPU_BF16_MIN_DENOISER_BYTES})
+    auto = plan_device("cpu", "auto")
+    assert auto.dtype == "bf16"
+    plan = fit_to_model(auto, small)
+    assert plan.dtype == "fp32" and "small (10 MB" in plan.reason and plan.device == "cpu"
+    assert fit_to_model(auto, large) is auto
+    # an explicit dtype, or T2V_CPU_BF16=1, is never second-guessed; nor a machine without native bf16
+    assert fit_to_model(plan_device("cpu", "bf16"), small, asked="bf16").dtype == "bf16"
+    assert fit_to_model(plan_device("cpu", "auto", cpu_bf16=True), small, cpu_bf16=True).dtype == "bf16"
+    monkeypatch.setattr(device_mod, "cpu_bf16_flags", lambda: ())
+    assert fit_to_model(plan_device("cpu", "auto"), small).reason.startswith("auto: fp32, the CPU has no native")
+
+
 def test_auto_bf16_run_is_recorded(tiny_model, monkeypatch):
     monkeypatch.setattr(device_mod, "cpu_bf16_flags", lambda: ("amx_bf16",))
     monkeypatch.delenv("T2V_CPU_BF16")
     req = GenerationRequest(prompt="a red circle", model=str(tiny_model), num_frames=2, width=32, height=32,
                             num_inference_steps=2, seed=1, formats=())
+    rec = t2v.generate(req).record  # the tiny model's UNet is far under the bf16 threshold: fp32, and why
+    assert rec["dtype"] == "fp32" and "denoiser is small" in rec["dtype_reason"]
+    monkeypatch.setattr(device_mod, "CPU_BF16_MIN_DENOISER_BYTES", 0)  # as a large model would
     rec = t2v.generate(req).record
     assert rec["dtype"] == "bf16" and "amx_bf16" in rec["dtype_reason"]
     assert rec["attention"] == "auto" and rec["compile"] is False and rec["weights"] == "auto"

@@ -141,7 +141,8 @@ def run_worker(side: str, model: Path, tmp: Path, tag: str, *, size: int | None 
     cmd = [sys.executable, "-m", "t2v.bench.worker", "--side", side, "--spec", str(spec_file), "--out", str(out)]
     busy0, kids0 = _busy_cpu_s(), _children_cpu_s()
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, env={**_worker_env(tmp), **(env or {})}, capture_output=True, text=True)
+    environ = {k: v for k, v in {**_worker_env(tmp), **(env or {})}.items() if v is not None}  # None: unset it
+    proc = subprocess.run(cmd, env=environ, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     # CPU time the rest of the machine used meanwhile (everything busy minus this run): contamination.
     others = max(0.0, (_busy_cpu_s() - busy0) - (_children_cpu_s() - kids0))
@@ -180,8 +181,16 @@ def summarize(results: list[dict]) -> dict:
         m["denoise"] /= steps  # per step
     stock_rss = statistics.median(r["rss_peak"] for r in stock)
     t2v_rss = statistics.median(r["rss_peak"] for r in t2v)
-    return {"stock": s, "t2v": t, "stock_rss": stock_rss, "t2v_rss": t2v_rss, "speedup": s["total"] / t["total"],
-            "rss_ratio": t2v_rss / stock_rss, "n_stock": len(stock), "n_t2v": len(t2v)}
+    out = {"stock": s, "t2v": t, "stock_rss": stock_rss, "t2v_rss": t2v_rss, "speedup": s["total"] / t["total"],
+           "rss_ratio": t2v_rss / stock_rss, "n_stock": len(stock), "n_t2v": len(t2v)}
+    auto = [r for r in results if r["tag"].startswith("auto-")]
+    if auto:  # t2v's default plan, beside the fp32 comparison
+        a = median_times(auto)
+        a["denoise"] /= steps
+        auto_rss = statistics.median(r["rss_peak"] for r in auto)
+        out.update(auto=a, auto_rss=auto_rss, auto_speedup=s["total"] / a["total"], auto_rss_ratio=auto_rss / stock_rss,
+                   auto_dtype=auto[0]["dtype"], auto_plan=auto[0]["plan_used"], n_auto=len(auto))
+    return out
 
 
 def machine() -> str:
@@ -212,7 +221,7 @@ def machine() -> str:
 
 
 def compare(model: Path, tmp: Path, *, runs: int = 1, size: int = SMALL_SIZE, low: bool = False, bf16: bool = False,
-            fixed_mmap: bool = False, max_load: float = 1.0, max_wait: float = 0.0, max_others: float = 0.25, retries: int = 0,
+            auto: bool = False, fixed_mmap: bool = False, max_load: float = 1.0, max_wait: float = 0.0, max_others: float = 0.25, retries: int = 0,
             log: Log = lambda msg: None, spec: dict | None = None) -> dict:
     """Run the comparison on ``model`` (a diffusers folder) with scratch files in ``tmp``.
 
@@ -223,12 +232,17 @@ def compare(model: Path, tmp: Path, *, runs: int = 1, size: int = SMALL_SIZE, lo
     ``check`` is ``pass`` or ``fail`` when t2v ran the stock computation, within 2/255, else ``info`` with
     ``reason``). A run during which other processes used more than ``max_others`` cores on average is redone
     up to ``retries`` times; every run records ``others_cores``. With ``fixed_mmap`` each round adds a t2v run
-    with a fixed 128 KiB mmap threshold (``T2V_MMAP_THRESHOLD_KB=128``), tagged ``mmap128-N``.
+    with a fixed 128 KiB mmap threshold (``T2V_MMAP_THRESHOLD_KB=128``), tagged ``mmap128-N``. With ``auto`` each
+    round adds a t2v run with t2v's default plan (dtype and memory plan ``auto``, as t2v picks them on this
+    machine), tagged ``auto-N``; the summary then has its medians (``auto``), ``auto_speedup`` and
+    ``auto_rss_ratio`` against stock.
     """
     from t2v.bench.spec import TOLERANCE, exact_reason, modelscope_spec
 
     spec = spec or modelscope_spec(str(model), size)
     rounds = [("stock", "stock", {}), ("t2v", "t2v", {})]
+    if auto:  # t2v's default plan: dtype and memory plan as t2v picks them on this machine
+        rounds.append(("t2v", "auto", {"dtype": "auto", "memory": "auto", "env": {"T2V_CPU_BF16": None}}))
     if fixed_mmap:
         rounds.append(("t2v", "mmap128", {"env": {"T2V_MMAP_THRESHOLD_KB": "128"}}))
     plan = [(side, f"{name}-{i + 1}", extra) for i in range(runs) for side, name, extra in rounds]
@@ -262,7 +276,7 @@ def compare(model: Path, tmp: Path, *, runs: int = 1, size: int = SMALL_SIZE, lo
         same["reason"] = reason
     summary["same_frames"] = same
     for r in results:
-        if r["tag"] in ("low-1", "bf16-1") or r["tag"].startswith("mmap128-"):
+        if r["tag"] in ("low-1", "bf16-1") or r["tag"].startswith(("mmap128-", "auto-")):
             r["frame_diff_vs_fp32"] = frame_diff(first_t2v["frames"], r["frames"])
     summary["max_others_cores"] = max(r["others_cores"] for r in results)
     summary["machine"] = machine()

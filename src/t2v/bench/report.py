@@ -31,14 +31,24 @@ def table(summary: dict) -> str:
     """Per stage: medians of each side and t2v / stock (below 1: t2v is faster or smaller)."""
     from t2v.bench.spec import plan_label
 
-    s, t = summary["stock"], summary["t2v"]
+    s, t, a = summary["stock"], summary["t2v"], summary.get("auto")
     plan = plan_label(summary["plan"]) if summary.get("plan") else "fp32"
-    rows = [f"| Stage | stock diffusers (fp32) | t2v ({plan}) | t2v / stock |", "|---|---:|---:|---:|"]
+    head = f"| Stage | stock diffusers (fp32) | t2v ({plan}) | t2v / stock |"
+    rule = "|---|---:|---:|---:|"
+    if a:
+        head += f" t2v default plan ({summary['auto_dtype']}, {summary['auto_plan']}) | default / stock |"
+        rule += "---:|---:|"
+    rows = [head, rule]
+
+    def ratio(x: float, base: float) -> str:
+        return f"{x / base:.2f}" if base > 0.0005 else "nan"
+
     for k in (*STAGES, "total", "process"):
-        ratio = t[k] / s[k] if s[k] > 0.0005 else float("nan")
-        rows.append(f"| {stage_label(k, summary)} | {fmt_s(s[k])} | {fmt_s(t[k])} | {ratio:.2f} |")
-    rows.append(f"| **peak RSS** (ru_maxrss) | {summary['stock_rss'] / MiB:,.0f} MiB | {summary['t2v_rss'] / MiB:,.0f} MiB "
-                f"| {summary['rss_ratio']:.2f} |")
+        row = f"| {stage_label(k, summary)} | {fmt_s(s[k])} | {fmt_s(t[k])} | {ratio(t[k], s[k])} |"
+        rows.append(row + (f" {fmt_s(a[k])} | {ratio(a[k], s[k])} |" if a else ""))
+    row = (f"| **peak RSS** (ru_maxrss) | {summary['stock_rss'] / MiB:,.0f} MiB | {summary['t2v_rss'] / MiB:,.0f} MiB "
+           f"| {summary['rss_ratio']:.2f} |")
+    rows.append(row + (f" {summary['auto_rss'] / MiB:,.0f} MiB | {summary['auto_rss_ratio']:.2f} |" if a else ""))
     return "\n".join(rows)
 
 
@@ -50,8 +60,12 @@ def verdict(summary: dict) -> list[str]:
         same += f"; for information only: {d['reason']}"
     elif d.get("check") == "fail":
         same += f"; FAILED: the same computation must give frames within {d['tolerance']}/255"
-    return [f"t2v is {summary['speedup']:.2f}x stock end to end; peak RSS {summary['rss_ratio']:.0%} of stock",
-            f"frames, stock vs t2v (same seed): {same}"]
+    lines = [f"t2v is {summary['speedup']:.2f}x stock end to end; peak RSS {summary['rss_ratio']:.0%} of stock",
+             f"frames, stock vs t2v (same seed): {same}"]
+    if summary.get("auto"):
+        lines.append(f"t2v's default plan ({summary['auto_dtype']}, memory plan {summary['auto_plan']}) is "
+                     f"{summary['auto_speedup']:.2f}x stock end to end; peak RSS {summary['auto_rss_ratio']:.0%} of stock")
+    return lines
 
 
 def runs_table(results: list[dict]) -> str:
@@ -66,6 +80,8 @@ def runs_table(results: list[dict]) -> str:
         side += ", compiled" if extra.get("compile") else ""
         if r["tag"].startswith("mmap128-"):
             side += ", mmap threshold 128 KiB"
+        if r["tag"].startswith("auto-"):
+            side += " (default plan)"
         stage_rss = " / ".join(f"{sp.get(k, 0) / MiB:,.0f}" for k in ("load", "denoise", "decode"))
         rows.append(f"| {r['tag']} | {side} | {fmt_s(t['total'])} | {fmt_s(t['denoise'] / r['steps'])} | {fmt_s(t['decode'])} "
                     f"| {fmt_s(t['load'])} | {r['rss_peak'] / MiB:,.0f} MiB | {stage_rss} MiB | {r['machine_load']['load1']} "

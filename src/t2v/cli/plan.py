@@ -10,7 +10,7 @@ from t2v.cli.common import out
 def show_plan(request) -> None:
     from t2v.errors import InvalidRequest
     from t2v.generation import resolve
-    from t2v.models.device import plan_device
+    from t2v.models.device import fit_to_model, plan_device
     from t2v.models.fit import memory_budget
     from t2v.models.loader import resolve_source
     from t2v.models.memory import choose, predict
@@ -18,8 +18,9 @@ def show_plan(request) -> None:
 
     settings = get_settings()
     request = resolve(request, settings)
-    dev = plan_device(request.device, request.dtype, cpu_bf16=settings.cpu_bf16)
     source = resolve_source(request.model, settings)
+    dev = fit_to_model(plan_device(request.device, request.dtype, cpu_bf16=settings.cpu_bf16), source.path,
+                       asked=request.dtype, cpu_bf16=settings.cpu_bf16)
     budget = memory_budget(dev.device, settings.memory_budget_gb)
     try:
         chosen, refused = choose(source.path, request, requested=request.memory, device=dev.device, dtype=dev.dtype,

@@ -133,6 +133,45 @@ def plan_device(device: str = "auto", dtype: str = "auto", *, cpu_bf16: bool | N
     return DevicePlan(device=device, dtype=dtype, warnings=tuple(warnings), reason=reason)
 
 
+# On a CPU, bf16 pays off only where arithmetic dominates a step. Measured on an AMD EPYC with AVX-512 BF16:
+# the full-size ModelScope UNet (5.6 GB of fp32 weights) steps 1.77x faster in bf16, t2v-shapes' (10 MB)
+# 1.36x *slower* (its small ops are bound by per-op overhead, and bf16 adds conversions; docs/speed.md).
+CPU_BF16_MIN_DENOISER_BYTES = 256 << 20
+DENOISER_FOLDERS = ("unet", "transformer", "transformer_2")
+
+
+def denoiser_bytes(path) -> int | None:
+    """The size on disk of a model folder's denoiser weights (``unet/``, ``transformer/``, ``transformer_2/``;
+    one weight variant: the plain files where there are any), or None where the folder has none of them."""
+    from pathlib import Path
+
+    total, found = 0, False
+    for name in DENOISER_FOLDERS:
+        folder = Path(path) / name
+        if not folder.is_dir():
+            continue
+        files = [f for f in folder.iterdir() if f.suffix in (".safetensors", ".bin") and f.is_file()]
+        plain = [f for f in files if f.name.count(".") == 1]  # not a variant (name.fp16.safetensors)
+        for f in plain or files:
+            total, found = total + f.stat().st_size, True
+    return total if found else None
+
+
+def fit_to_model(plan: DevicePlan, path, *, asked: str = "auto", cpu_bf16: bool | None = None) -> DevicePlan:
+    """``plan`` for the model at ``path``: where ``auto`` chose bf16 on a CPU because the CPU has native bf16
+    (not because ``T2V_CPU_BF16=1`` asked), a denoiser under :data:`CPU_BF16_MIN_DENOISER_BYTES` computes in
+    fp32 instead, which is faster there."""
+    if asked != "auto" or cpu_bf16 is not None or plan.device != "cpu" or plan.dtype != "bf16":
+        return plan
+    size = denoiser_bytes(path)
+    if size is None or size >= CPU_BF16_MIN_DENOISER_BYTES:
+        return plan
+    reason = (f"auto: fp32, this model's denoiser is small ({size / 2**20:,.0f} MB of weights, under "
+              f"{CPU_BF16_MIN_DENOISER_BYTES >> 20} MB): on the CPU its steps are faster in fp32, though the CPU "
+              f"has native bf16")
+    return DevicePlan(device=plan.device, dtype="fp32", warnings=plan.warnings, reason=reason)
+
+
 def set_threads(threads: int) -> int:
     """Make torch compute with ``threads`` CPU threads (process-wide); returns the number set. Without a call,
     torch's own default stands: the physical cores."""
