@@ -52,6 +52,16 @@ def assert_periodic_checkpoints_resume_bitwise(run, tmp_path, *args, whole=None,
     assert np.array_equal(resumed, whole)
 
 
+def assert_scale_0_is_the_base(off, base, with_lora) -> None:
+    """A LoRA fused at scale 0 leaves every weight bitwise as it was (t2v fuses into a copy), but the copy's
+    tensors are freshly allocated while the base's are memory-mapped from the file: on some CPUs (AVX-512)
+    the BLAS kernels then round a few sums differently. So: at most 1 level off on at most 0.1% of values,
+    where the adapter at scale 1 moves the frames by far more."""
+    off_by = np.abs(off.astype(int) - base.astype(int))
+    assert off_by.max() <= 1 and (off_by > 0).mean() < 1e-3
+    assert np.abs(with_lora.astype(int) - base.astype(int)).max() > 1
+
+
 PROMPT = "a panda surfing a big wave at sunset"
 
 

@@ -16,7 +16,8 @@ from t2v.engine.vae import to_uint8
 from t2v.errors import Cancelled, InvalidRequest
 from t2v.request import GenerationRequest
 from tests.families.checks import (
-    PROMPT, assert_periodic_checkpoints_resume_bitwise, assert_resume_after_cancel_is_bitwise, run, time_on_gpu)
+    PROMPT, assert_periodic_checkpoints_resume_bitwise, assert_resume_after_cancel_is_bitwise, assert_scale_0_is_the_base, run,
+    time_on_gpu)
 
 KINDS = ("wan", "wan22-ti2v", "wan22-a14b", "wan-i2v")
 
@@ -171,7 +172,16 @@ def test_lora_changes_frames_and_scale_0_is_the_base(models, lora):
     with_lora, result = run(models["wan"], lora=str(lora))
     assert not np.array_equal(with_lora, base) and result.record["model_hash"] != run(models["wan"])[1].record["model_hash"]
     assert np.array_equal(run(models["wan"], lora=str(lora / "pytorch_lora_weights.safetensors"))[0], with_lora)
-    assert np.array_equal(run(models["wan"], lora=str(lora), lora_scale=0.0)[0], base)
+    assert_scale_0_is_the_base(run(models["wan"], lora=str(lora), lora_scale=0.0)[0], base, with_lora)
+    from diffusers import WanTransformer3DModel
+
+    from t2v.families import get_family
+
+    plain = WanTransformer3DModel.from_pretrained(models["wan"], subfolder="transformer")
+    fused = get_family("wan").apply_lora({"transformer": plain}, lora, 0.0)["transformer"]
+    weights = {k.replace(".base_layer", ""): v for k, v in fused.state_dict().items() if "lora_" not in k}
+    assert weights.keys() == plain.state_dict().keys()
+    assert all(v.equal(weights[k]) for k, v in plain.state_dict().items())  # scale 0 changes no weight
     for not_lora in (models["wan"] / "vae", models["wan"] / "vae" / "diffusion_pytorch_model.safetensors"):
         with pytest.raises(InvalidRequest) as e:
             run(models["wan"], lora=str(not_lora))
