@@ -58,7 +58,7 @@ def test_the_default_plan_runs_beside_the_fp32_comparison(tmp_path):
     model = cpu.make_small_model(tmp_path / "tiny-model")
     result = cpu.compare(model, tmp_path, runs=1, size=32, auto=True)
     runs = {r["tag"]: r for r in result["runs"]}
-    assert list(runs) == ["stock-1", "t2v-1", "auto-1"]
+    assert list(runs) == ["stock-1", "t2v-1", "auto-1"] and [r["tag"] for r in result["warmup"]] == ["auto-warmup"]
     # The default plan is what t2v picks on this machine: the tests pin T2V_CPU_BF16=0, the auto run does not.
     assert "T2V_CPU_BF16" not in runs["auto-1"]["dtype_reason"] and runs["auto-1"]["dtype_reason"].startswith("auto: ")
     assert runs["t2v-1"]["dtype"] == "fp32" and runs["auto-1"]["plan"]["dtype"] == "auto"

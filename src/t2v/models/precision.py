@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import struct
 from pathlib import Path
@@ -27,9 +28,9 @@ from t2v.errors import InvalidRequest
 
 logger = logging.getLogger(__name__)
 
-_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16", "I64": "int64", "I32": "int32",
-           "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool", "F8_E4M3": "float8_e4m3fn",
-           "F8_E5M2": "float8_e5m2"}
+SAFETENSORS_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16", "I64": "int64",
+                      "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool",
+                      "F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2"}
 _CHUNK_BYTES = 8 << 20  # mapped pages held at a time while converting
 
 
@@ -39,7 +40,10 @@ _CHUNK_BYTES = 8 << 20  # mapped pages held at a time while converting
 def read_header(path: Path) -> tuple[int, dict[str, Any]]:
     """(offset of the data, {name: {"dtype", "shape", "data_offsets"}}) of a safetensors file."""
     with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
+        first = f.read(8)
+        n = struct.unpack("<Q", first)[0] if len(first) == 8 else -1
+        if not 0 < n <= os.fstat(f.fileno()).st_size - 8:
+            raise OSError(f"{path}: not a safetensors file (its header size is {n})")
         header = json.loads(f.read(n))
     header.pop("__metadata__", None)
     return 8 + n, header
@@ -61,7 +65,7 @@ def read_converted(path: Path, dtype_for: Callable[[str, Any], Any], names: set[
         for name, entry in sorted(header.items(), key=lambda kv: kv[1]["data_offsets"][0]):
             if names is not None and name not in names:
                 continue
-            src = getattr(torch, _DTYPES[entry["dtype"]])
+            src = getattr(torch, SAFETENSORS_DTYPES[entry["dtype"]])
             dst = torch.empty(entry["shape"], dtype=dtype_for(name, src))
             begin, end = start + entry["data_offsets"][0], start + entry["data_offsets"][1]
             if end - begin != dst.numel() * src.itemsize or end > len(mm):
@@ -119,9 +123,9 @@ def load_converted(cls, path: Path, subfolder: str, stem: str, dtype, variant: s
         return None
     headers = [read_header(f)[1] for f in files]
     names = {e["dtype"] for h in headers for e in h.values()}
-    if not names <= _DTYPES.keys():
+    if not names <= SAFETENSORS_DTYPES.keys():
         return None  # a dtype this reader does not know: as from_pretrained does it
-    floats = {d for d in (getattr(torch, _DTYPES[n]) for n in names) if d.is_floating_point}
+    floats = {d for d in (getattr(torch, SAFETENSORS_DTYPES[n]) for n in names) if d.is_floating_point}
     if len(floats) != 1 or floats == {dtype}:
         return None  # nothing to convert, or mixed float dtypes: as from_pretrained does it
     (stored_float,) = floats
@@ -136,9 +140,11 @@ def load_converted(cls, path: Path, subfolder: str, stem: str, dtype, variant: s
     def dtype_for(name: str, src):
         return (torch.float32 if keep(name) else dtype) if src.is_floating_point else src
 
+    from t2v.models.converted import converted_tensors  # kept on disk once converted (a cache of its own)
+
     replaced: dict[int, tuple] = {}
     for f in files:
-        _replace(model, read_converted(f, dtype_for), replaced)
+        _replace(model, converted_tensors(f, dtype_for), replaced)
     # What the checkpoint lacks (non-persistent buffers, weights the model made itself) gets the dtype the
     # model has when built with ``dtype`` as the default, as from_pretrained builds it.
     left = {n: t for n, t in [*model.named_parameters(), *model.named_buffers()]
