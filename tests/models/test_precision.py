@@ -53,8 +53,8 @@ def _unet(out, channels, seed=0):
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
 def test_bf16_load_peaks_under_1_3x_the_bf16_weights(tmp_path):
     """An fp32 checkpoint loaded as bf16, measured in a fresh process: the peak RSS of the load stays under
-    1.3x the bf16 weights (from_pretrained alone holds the mapped fp32 file too: about 3x), also when the
-    conversion is then kept on disk; a later load maps what was kept and reads nothing yet."""
+    1.3x the bf16 weights (from_pretrained alone holds the mapped fp32 file too: about 3x). Converting into
+    the on-disk cache holds no copy at all, and a later load maps what was kept and reads nothing yet."""
     params = _unet(tmp_path / "unet", (128, 256, 512, 512))
     assert params > 60e6  # big enough that the weights, not the noise, decide the peak
     _unet(tmp_path / "warmup", (16, 16, 16, 16), seed=1)
@@ -67,9 +67,10 @@ def test_bf16_load_peaks_under_1_3x_the_bf16_weights(tmp_path):
         assert got["weights"] == pytest.approx(params * 2, rel=0.01)
         return got
 
-    for cache in ("0", "1"):  # converting; converting and keeping the result (t2v.models.converted)
-        got = peak(cache)
-        assert 0.9 * got["weights"] < got["peak"] < 1.3 * got["weights"], (cache, got)
+    got = peak("0")  # converting into the model's tensors
+    assert 0.9 * got["weights"] < got["peak"] < 1.3 * got["weights"], got
+    got = peak("1")  # converting into a file kept on disk (t2v.models.converted), then mapping it
+    assert got["peak"] < 0.5 * got["weights"], got  # measured 0.26x: no copy of the weights is held
     assert len(list((tmp_path / "home" / "cache" / "converted").glob("*.safetensors"))) == 1
     got = peak("1")  # mapped from what the last load kept: nothing is read until used
     assert got["peak"] < 0.25 * got["weights"], got  # measured 0.14x: the model's objects, code; no weights

@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from t2v.models.precision import SAFETENSORS_DTYPES, read_converted, read_header
+from t2v.models.precision import SAFETENSORS_DTYPES, read_converted, read_header, stored_chunks
 
 logger = logging.getLogger(__name__)
 
@@ -81,12 +81,11 @@ def converted_tensors(path: Path, dtype_for: Callable[[str, Any], Any]) -> dict[
             return tensors
         logger.warning("%s does not hold what its name says (damaged?); converting again", target)
         _unlink(target)
-    tensors = read_converted(path, dtype_for)
-    if write(target, tensors, size, source=path):
+    if write(target, path, want, size):
         mapped = map_entry(target, want)  # the entry's pages, as every later load will use them
         if mapped is not None:
             return mapped
-    return tensors
+    return read_converted(path, dtype_for)
 
 
 def map_entry(path: Path, want: dict[str, tuple[Any, list[int]]]) -> dict[str, Any] | None:
@@ -130,9 +129,10 @@ def entry_key(path: Path, want: dict[str, tuple[Any, list[int]]]) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:40]
 
 
-def write(target: Path, tensors: dict[str, Any], size: int, *, source: Path) -> bool:
-    """Write ``tensors`` as a safetensors file at ``target`` (temp file + rename), streaming each tensor's
-    bytes (no second copy in memory); False, and only logged, when there is no room or it cannot be written."""
+def write(target: Path, source: Path, want: dict[str, tuple[Any, list[int]]], size: int) -> bool:
+    """Convert ``source``'s tensors to ``want``'s dtypes straight into a safetensors file at ``target`` (temp
+    file + rename), a chunk at a time (:func:`t2v.models.precision.stored_chunks`: neither the stored nor the
+    converted weights add up in memory); False, and only logged, when there is no room or it cannot be written."""
     import torch
 
     tmp = None
@@ -142,14 +142,16 @@ def write(target: Path, tensors: dict[str, Any], size: int, *, source: Path) -> 
             logger.info("not keeping the converted %s: under %d MB free in %s", source.name, 2 * size >> 20,
                         target.parent)
             return False
+        _, stored = read_header(source)
         entries, offset = {}, 0
-        for name, t in tensors.items():
+        for name in sorted(want, key=lambda n: stored[n]["data_offsets"][0]):  # the source's order
             if offset % ALIGN:  # a U8 filler keeps every tensor 64-byte aligned and the file valid safetensors
                 pad = ALIGN - offset % ALIGN
                 entries[f"{PAD}{len(entries)}"] = {"dtype": "U8", "shape": [pad], "data_offsets": [offset, offset + pad]}
                 offset += pad
-            n = t.numel() * t.element_size()
-            entries[name] = {"dtype": _NAMES[str(t.dtype).removeprefix("torch.")], "shape": list(t.shape),
+            dtype, shape = want[name]
+            n = dtype.itemsize * _numel(shape)
+            entries[name] = {"dtype": _NAMES[str(dtype).removeprefix("torch.")], "shape": shape,
                              "data_offsets": [offset, offset + n]}
             offset += n
         head = json.dumps({"__metadata__": {"format": "pt", "t2v_converted_from": str(source)}, **entries},
@@ -158,12 +160,12 @@ def write(target: Path, tensors: dict[str, Any], size: int, *, source: Path) -> 
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
             f.write(len(head).to_bytes(8, "little") + head)
-            for name, e in entries.items():
-                t = tensors.get(name)
-                if t is None:  # a filler
-                    f.write(bytes(e["shape"][0]))
-                elif t.numel():
-                    f.write(memoryview(t.detach().contiguous().reshape(-1).view(torch.uint8).numpy()))
+            for name, _, _, i, chunk in stored_chunks(source, set(want)):
+                begin = 8 + len(head) + entries[name]["data_offsets"][0]
+                if i == 0 and f.tell() < begin:
+                    f.write(bytes(begin - f.tell()))  # the filler before this tensor
+                f.write(memoryview(chunk.to(want[name][0]).view(torch.uint8).numpy()))
+            f.write(bytes(8 + len(head) + offset - f.tell()))  # a filler after the last tensor, if any
         os.replace(tmp, target)
         tmp = None
         logger.info("kept the converted %s in %s", source.name, target)

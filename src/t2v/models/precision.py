@@ -22,7 +22,7 @@ import os
 import re
 import struct
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from t2v.errors import InvalidRequest
 
@@ -49,36 +49,52 @@ def read_header(path: Path) -> tuple[int, dict[str, Any]]:
     return 8 + n, header
 
 
-def read_converted(path: Path, dtype_for: Callable[[str, Any], Any], names: set[str] | None = None) -> dict[str, Any]:
-    """The tensors of a safetensors file (those in ``names``, default all), each in ``dtype_for(name, stored
-    dtype)``. The file is mapped and copied into the new tensors ``_CHUNK_BYTES`` at a time; each chunk's
-    pages are dropped from the process (``MADV_DONTNEED``) once copied, so the stored weights never add up
-    in RSS beside the converted ones."""
+def stored_chunks(path: Path, names: set[str] | None = None) -> Iterator[tuple[str, dict[str, Any], Any, int, Any]]:
+    """Walk a safetensors file's tensors (those in ``names``, default all) in file order, ``_CHUNK_BYTES`` at a
+    time: yields (name, header entry, stored dtype, first element, chunk), the chunk a tensor over the file's
+    private map. Once the consumer is done with it (at the next step), the chunk's pages are dropped from the
+    process (``MADV_DONTNEED``), so the file never adds up in RSS. A tensor with no elements yields nothing."""
     import mmap
 
     import torch
 
     start, header = read_header(path)
     drop = getattr(mmap, "MADV_DONTNEED", None)
-    out: dict[str, Any] = {}
     with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY) as mm:
         for name, entry in sorted(header.items(), key=lambda kv: kv[1]["data_offsets"][0]):
             if names is not None and name not in names:
                 continue
             src = getattr(torch, SAFETENSORS_DTYPES[entry["dtype"]])
-            dst = torch.empty(entry["shape"], dtype=dtype_for(name, src))
+            numel = 1
+            for d in entry["shape"]:
+                numel *= d
             begin, end = start + entry["data_offsets"][0], start + entry["data_offsets"][1]
-            if end - begin != dst.numel() * src.itemsize or end > len(mm):
+            if end - begin != numel * src.itemsize or end > len(mm):
                 raise OSError(f"{path}: {name} does not match its stored size (a damaged safetensors file?)")
-            flat, step = dst.view(-1), _CHUNK_BYTES // src.itemsize
-            for i in range(0, flat.numel(), step):
-                j = min(flat.numel(), i + step)
+            step = _CHUNK_BYTES // src.itemsize
+            for i in range(0, numel, step):
+                j = min(numel, i + step)
                 offset = begin + i * src.itemsize
-                flat[i:j].copy_(torch.frombuffer(mm, dtype=src, count=j - i, offset=offset))
+                yield name, entry, src, i, torch.frombuffer(mm, dtype=src, count=j - i, offset=offset)
                 if drop is not None:
                     page = offset - offset % mmap.PAGESIZE
                     mm.madvise(drop, page, offset + (j - i) * src.itemsize - page)
-            out[name] = dst
+
+
+def read_converted(path: Path, dtype_for: Callable[[str, Any], Any], names: set[str] | None = None) -> dict[str, Any]:
+    """The tensors of a safetensors file (those in ``names``, default all), each in ``dtype_for(name, stored
+    dtype)``, copied from the file's map a chunk at a time (:func:`stored_chunks`), so the stored weights
+    never add up in RSS beside the converted ones."""
+    import torch
+
+    out: dict[str, Any] = {}
+    _, header = read_header(path)
+    for name, entry in header.items():  # every tensor, those with no elements too
+        if names is None or name in names:
+            src = getattr(torch, SAFETENSORS_DTYPES[entry["dtype"]])
+            out[name] = torch.empty(entry["shape"], dtype=dtype_for(name, src))
+    for name, _, _, i, chunk in stored_chunks(path, names):
+        out[name].view(-1)[i:i + chunk.numel()].copy_(chunk)
     return out
 
 
