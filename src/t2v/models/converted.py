@@ -3,8 +3,8 @@
 Loading an fp32 (or fp16) checkpoint as bf16 reads every stored byte and converts it
 (:func:`t2v.models.precision.read_converted`): for the full-size ModelScope model that is 7.3 GB read and
 converted on every load, where an fp32 load only maps the files. The first converting load of a large file
-therefore writes what it produced to a safetensors file of its own, and then every load, that one and
-later ones in any process, maps that file as an fp32 load maps its own: nothing is read until a step uses
+therefore converts it, a chunk at a time, into a safetensors file of its own, and then every load, that one
+and later ones in any process, maps that file as an fp32 load maps its own: nothing is read until a step uses
 it, nothing is converted, and the process holds the bf16 weights once (file pages, dropped again under
 memory pressure). Each tensor starts 64-byte aligned, as fresh tensors do, and every load of the entry,
 the first included, uses the same mapped tensors, so runs give the same frames bit for bit.
