@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import shutil
 import tempfile
@@ -69,7 +70,7 @@ def converted_tensors(path: Path, dtype_for: Callable[[str, Any], Any]) -> dict[
     _, header = read_header(path)
     want = {name: (dtype_for(name, getattr(torch, SAFETENSORS_DTYPES[e["dtype"]])), list(e["shape"]))
             for name, e in header.items()}
-    size = sum(dtype.itemsize * _numel(shape) for dtype, shape in want.values())
+    size = sum(dtype.itemsize * math.prod(shape) for dtype, shape in want.values())
     if folder is None or size < MIN_BYTES:
         return read_converted(path, dtype_for)
     target = folder / f"{entry_key(path, want)}.safetensors"
@@ -81,7 +82,7 @@ def converted_tensors(path: Path, dtype_for: Callable[[str, Any], Any]) -> dict[
             return tensors
         logger.warning("%s does not hold what its name says (damaged?); converting again", target)
         _unlink(target)
-    if write(target, path, want, size):
+    if write(target, path, header, want, size):
         mapped = map_entry(target, want)  # the entry's pages, as every later load will use them
         if mapped is not None:
             return mapped
@@ -105,7 +106,7 @@ def map_entry(path: Path, want: dict[str, tuple[Any, list[int]]]) -> dict[str, A
             e = header[name]
             begin, end = (int(x) for x in e["data_offsets"])
             if (SAFETENSORS_DTYPES.get(e["dtype"]) != str(dtype).removeprefix("torch.") or list(e["shape"]) != shape
-                    or end - begin != dtype.itemsize * _numel(shape)):
+                    or end - begin != dtype.itemsize * math.prod(shape)):
                 return None
         with open(path, "rb") as f:
             mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
@@ -113,7 +114,7 @@ def map_entry(path: Path, want: dict[str, tuple[Any, list[int]]]) -> dict[str, A
         return None
     out = {}
     for name, (dtype, shape) in want.items():
-        n = _numel(shape)
+        n = math.prod(shape)
         offset = start + int(header[name]["data_offsets"][0])
         out[name] = (torch.frombuffer(mm, dtype=dtype, count=n, offset=offset) if n else torch.empty(0, dtype=dtype)
                      ).view(shape)
@@ -129,10 +130,12 @@ def entry_key(path: Path, want: dict[str, tuple[Any, list[int]]]) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:40]
 
 
-def write(target: Path, source: Path, want: dict[str, tuple[Any, list[int]]], size: int) -> bool:
-    """Convert ``source``'s tensors to ``want``'s dtypes straight into a safetensors file at ``target`` (temp
-    file + rename), a chunk at a time (:func:`t2v.models.precision.stored_chunks`: neither the stored nor the
-    converted weights add up in memory); False, and only logged, when there is no room or it cannot be written."""
+def write(target: Path, source: Path, stored: dict[str, Any], want: dict[str, tuple[Any, list[int]]],
+          size: int) -> bool:
+    """Convert ``source``'s tensors (``stored``: its header) to ``want``'s dtypes straight into a safetensors
+    file at ``target`` (temp file + rename), a chunk at a time (:func:`t2v.models.precision.stored_chunks`:
+    neither the stored nor the converted weights add up in memory); False, and only logged, when there is no
+    room or it cannot be written."""
     import torch
 
     tmp = None
@@ -142,7 +145,6 @@ def write(target: Path, source: Path, want: dict[str, tuple[Any, list[int]]], si
             logger.info("not keeping the converted %s: under %d MB free in %s", source.name, 2 * size >> 20,
                         target.parent)
             return False
-        _, stored = read_header(source)
         entries, offset = {}, 0
         for name in sorted(want, key=lambda n: stored[n]["data_offsets"][0]):  # the source's order
             if offset % ALIGN:  # a U8 filler keeps every tensor 64-byte aligned and the file valid safetensors
@@ -150,7 +152,7 @@ def write(target: Path, source: Path, want: dict[str, tuple[Any, list[int]]], si
                 entries[f"{PAD}{len(entries)}"] = {"dtype": "U8", "shape": [pad], "data_offsets": [offset, offset + pad]}
                 offset += pad
             dtype, shape = want[name]
-            n = dtype.itemsize * _numel(shape)
+            n = dtype.itemsize * math.prod(shape)
             entries[name] = {"dtype": _NAMES[str(dtype).removeprefix("torch.")], "shape": shape,
                              "data_offsets": [offset, offset + n]}
             offset += n
@@ -190,13 +192,6 @@ def prune(folder: Path, *, keep: Path | None = None, max_age_s: float = MAX_AGE_
         except OSError:
             pass
     return gone
-
-
-def _numel(shape: list[int]) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n
 
 
 def _touch(path: Path) -> None:

@@ -134,8 +134,8 @@ def plan_device(device: str = "auto", dtype: str = "auto", *, cpu_bf16: bool | N
 
 
 # On a CPU, bf16 pays off only where arithmetic dominates a step. Measured on an AMD EPYC with AVX-512 BF16:
-# the full-size ModelScope UNet (5.6 GB of fp32 weights) steps 1.77x faster in bf16, t2v-shapes' (10 MB)
-# 1.36x *slower* (its small ops are bound by per-op overhead, and bf16 adds conversions; docs/speed.md).
+# the full-size ModelScope UNet (5.6 GB of fp32 weights) steps about 1.8x faster in bf16, t2v-shapes' (10 MB)
+# 1.19x *slower* (its small ops are bound by per-op overhead, and bf16 adds conversions; docs/speed.md).
 CPU_BF16_MIN_DENOISER_BYTES = 256 << 20
 DENOISER_FOLDERS = ("unet", "transformer", "transformer_2")
 

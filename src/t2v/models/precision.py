@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 import struct
@@ -65,9 +66,7 @@ def stored_chunks(path: Path, names: set[str] | None = None) -> Iterator[tuple[s
             if names is not None and name not in names:
                 continue
             src = getattr(torch, SAFETENSORS_DTYPES[entry["dtype"]])
-            numel = 1
-            for d in entry["shape"]:
-                numel *= d
+            numel = math.prod(entry["shape"])
             begin, end = start + entry["data_offsets"][0], start + entry["data_offsets"][1]
             if end - begin != numel * src.itemsize or end > len(mm):
                 raise OSError(f"{path}: {name} does not match its stored size (a damaged safetensors file?)")
