@@ -172,7 +172,10 @@ def generate_video(request, *, on_progress: ProgressCallback | None = None, shou
     if request.is_long:
         return finish_long(run, clip[0], checkpoint=checkpoint, on_preview=on_preview, post=post)
 
+    stepped: list[int] = []
+
     def on_step(step: int, total: int, latents) -> None:
+        stepped.append(step)
         run.emit("denoise", step, total)
         if on_preview is not None:
             on_preview(step, family.preview(loaded, latents))
@@ -180,10 +183,29 @@ def generate_video(request, *, on_progress: ProgressCallback | None = None, shou
     ctx = RunContext(on_stage=lambda stage: run.emit(stage), on_step=on_step, should_cancel=run.cancel, memory=run.memory,
                      checkpoint=checkpoint, image=run.image.image if run.image else None, video=run.video)
     out = family.run(loaded, request, ctx)
+    observe_times(run, out.timings, steps=len(stepped))
     frames = to_uint8(out.frames)
     record = run.record(request, frames, warnings=out.warnings, timings={"load_s": loaded.load_s, **out.timings},
                         resumed_from_step=out.resumed_from_step)
     return finish(run, frames, record, out.warnings, post=post)
+
+
+def observe_times(run: Run, timings: dict[str, float], *, steps: int) -> None:
+    """Keep what this run measured per step and for the decode, for later predictions of its key
+    (:mod:`t2v.models.steptime`; not compiled runs: the first includes the compile)."""
+    from t2v.models import steptime
+    from t2v.models.memory import run_key
+
+    request = run.request
+    if getattr(request, "compile", False) or run.memory is None or "decode_s" not in timings:
+        return
+    chosen = next(p for p in run.predictions if p.plan == run.memory.name)
+    work = steptime.Work(chosen.flops_per_step, chosen.step_ops, chosen.decode_flops, chosen.decode_ops)
+    try:
+        steptime.observe(run_key(run.source.path, request, plan=chosen.plan, device=request.device, dtype=request.dtype),
+                         work, steps=steps, denoise_s=timings.get("denoise_s", 0.0), decode_s=timings["decode_s"])
+    except OSError as e:  # a cache is never needed
+        logger.debug("step times not kept: %s", e)
 
 
 def finish_long(run: Run, clip, *, checkpoint=None, on_preview=None, post: PostProcess | None = None) -> GenerationResult:

@@ -200,16 +200,13 @@ def machine() -> str:
     import torch
     import transformers
 
-    cpu, flags = platform.processor() or "unknown CPU", set()
+    from t2v.models.device import cpu_model
+
+    cpu, flags = cpu_model(), set()
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-            elif line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-            elif not line.strip() and flags:  # the first CPU is enough
-                break
-    except OSError:
+        flags = set(next(line for line in Path("/proc/cpuinfo").read_text().splitlines()
+                         if line.startswith("flags")).split(":", 1)[1].split())
+    except (OSError, StopIteration):
         pass
     isa = ", ".join(name for flag, name in (("avx2", "AVX2"), ("avx512f", "AVX-512"), ("avx512_bf16", "AVX512-BF16"),
                                             ("amx_bf16", "AMX-BF16")) if flag in flags) or "ISA unknown"

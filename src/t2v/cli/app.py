@@ -250,6 +250,10 @@ def plan(**flags) -> None:
     from t2v.cli.plan import show_plan
 
     with cli_errors():
+        if flags.get("threads") is not None:  # the times depend on it, as generate's run does
+            from t2v.models.device import set_threads
+
+            set_threads(flags["threads"])
         show_plan(_request_from_flags(**flags))
 
 

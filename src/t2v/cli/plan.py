@@ -30,19 +30,22 @@ def show_plan(request) -> None:
     what = "peak RSS" if dev.device == "cpu" else "peak VRAM"
     table = Table(title=f"{request.model}: {request.width}x{request.height}, {request.num_frames} frames, "
                         f"{request.num_inference_steps} steps on {dev.device}/{dev.dtype}")
-    for col in ("plan", what, "weights", "denoiser act.", "VAE act.", "s/step", "decode s", "TFLOP/step"):
+    for col in ("plan", what, "weights", "denoiser act.", "VAE act.", "s/step", "decode s", "times", "TFLOP/step"):
         table.add_column(col, justify="right" if col != "plan" else "left", no_wrap=col == "plan")
     for name in ("speed", "balanced", "low"):
         p = predict(source.path, request, plan=name, device=dev.device, dtype=dev.dtype)
         mark = " ←" if chosen and name == chosen.name else ""
         table.add_row(name + mark, _mb(p.peak_bytes), _mb(sum(p.weights_bytes.values())), _mb(max(v for k, v in p.activation_bytes.items() if k not in ("text", "vae"))),
-                      _mb(p.activation_bytes["vae"]), f"{p.est_step_s:.2f}", f"{p.est_decode_s:.2f}",
-                      f"{p.flops_per_step / 1e12:.2f}")
+                      _mb(p.activation_bytes["vae"]), _s(p.est_step_s), _s(p.est_decode_s),
+                      _source(p), f"{p.flops_per_step / 1e12:.2f}")
     out.print(table)
     out.print(f"memory budget: {_mb(budget)} (T2V_MEMORY_BUDGET_GB; default 90% of the free memory)", highlight=False)
     if refused is not None:
         raise refused  # exit 2, as `t2v generate` would
     out.print(f"memory={request.memory} → the {chosen.name} plan", highlight=False)
+    out.print("times: \"estimate\" is FLOPs at this machine's measured matmul speed plus its measured cost per "
+              "operator call (optimistic for large models); \"N runs\" scales it by what the last N runs of this "
+              "model here, with these settings, measured (docs/speed.md)", highlight=False)
     _precision_table(source.path, request, dev, chosen.name)
     for w in dev.warnings:
         out.print(f"warning: {w}", highlight=False)
@@ -60,17 +63,26 @@ def _precision_table(path, request, dev, plan: str) -> None:
     if (dev.dtype, request.weights) not in options:
         options.append((dev.dtype, request.weights))
     table = Table(title=f"precision under the {plan} plan")
-    for col in ("dtype", "weights", "peak", "s/step", "decode s"):
+    for col in ("dtype", "weights", "peak", "s/step", "decode s", "times"):
         table.add_column(col, justify="left" if col in ("dtype", "weights") else "right")
     for dtype, weights in options:
         p = predict(path, request.model_copy(update={"weights": weights}), plan=plan, device=dev.device, dtype=dtype)
         mark = " ←" if (dtype, weights) == (dev.dtype, request.weights) else ""
-        table.add_row(dtype + mark, weights, _mb(p.peak_bytes), f"{p.est_step_s:.2f}", f"{p.est_decode_s:.2f}")
+        table.add_row(dtype + mark, weights, _mb(p.peak_bytes), _s(p.est_step_s), _s(p.est_decode_s), _source(p))
     out.print(table)
     out.print(f"dtype: {dev.reason}", highlight=False)
     extras = [f"cache {request.cache}" if request.cache else "no step cache",
               "compiled" if request.compile else "not compiled", f"attention {request.attention}"]
     out.print("speed options: " + ", ".join(extras) + " (docs/speed.md)", highlight=False)
+
+
+def _source(p) -> str:
+    """Where a prediction's times came from: the estimate, or the runs it was scaled by."""
+    return f"{p.time_runs} run{'s' if p.time_runs > 1 else ''}" if p.time_runs else "estimate"
+
+
+def _s(seconds: float) -> str:
+    return f"{seconds:.3f}" if seconds < 0.1 else f"{seconds:.2f}"
 
 
 def _mb(n: int) -> str:

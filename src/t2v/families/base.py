@@ -251,7 +251,7 @@ class Family:
                 vae_chunk: int) -> dict[str, Any]:
         """A meta-device dry run (see :mod:`t2v.models.memory`): a dict with ``params`` (per component),
         ``acts`` (peak activation bytes: ``text``, the denoiser's name, ``vae``), ``step_flops``,
-        ``decode_flops``, ``latents_bytes``, ``shape`` = (frames, height, width, vae_chunk) and ``roles``
+        ``decode_flops``, ``step_ops`` and ``decode_ops`` (operator calls), ``latents_bytes``, ``shape`` = (frames, height, width, vae_chunk) and ``roles``
         ({"text": [...], "denoise": [...], "vae": [...]} component names)."""
         raise NotImplementedError(f"the {self.name} family has no memory estimate")
 

@@ -272,19 +272,20 @@ class CogVideoXFamily(GroupOffload, DiffusersLora):
         h, w, meta = th // spatial, tw // spatial, dict(device="meta", dtype=torch.float32)
         tokens = rules.text_tokens or TEXT_TOKENS
         ids = torch.zeros(1, tokens, dtype=torch.long, device="meta")
-        text_peak, _ = meta_cost(lambda: m["text_encoder"](input_ids=ids))
+        text_peak = meta_cost(lambda: m["text_encoder"](input_ids=ids)).peak
         x = torch.zeros(batch, f, cfg.in_channels, h, w, **meta)
         embeds, t = torch.zeros(batch, tokens, cfg.text_embed_dim, **meta), torch.zeros(batch, **meta)
         rope = rotary_embeddings(cfg, th, tw, f, spatial, "meta")
         kw = {"ofs": torch.zeros(1, **meta)} if cfg.ofs_embed_dim is not None else {}
-        step_peak, pass_flops = meta_cost(lambda: tr(hidden_states=x, encoder_hidden_states=embeds, timestep=t,
+        step = meta_cost(lambda: tr(hidden_states=x, encoder_hidden_states=embeds, timestep=t,
                                                      image_rotary_emb=rope, return_dict=False, **kw))
         area = height * width / (th * tw)
-        step_peak, pass_flops = int(step_peak * area), int(pass_flops * area)
+        step_peak, pass_flops = int(step.peak * area), int(step.flops * area)
         c = vae.config.latent_channels
         f_out = (frames - 1) // temporal + 1
         z = torch.zeros(1, c, f_out, height // spatial, width // spatial, **meta)
-        vae_peak, decode_flops = meta_cost(lambda: vae.decode(z))
+        decode = meta_cost(lambda: vae.decode(z))
+        vae_peak = decode.peak
         if "i2v" in rules.modes:  # the image through the encoder
             image = torch.zeros(1, 3, 1, height, width, **meta)
             vae_peak = max(vae_peak, meta_cost(lambda: vae.encode(image))[0])
@@ -294,7 +295,9 @@ class CogVideoXFamily(GroupOffload, DiffusersLora):
             "acts": {"text": text_peak, "transformer": step_peak, "vae": vae_peak},
             "roles": {"text": ["text_encoder"], "denoise": ["transformer"], "vae": ["vae"]},
             "step_flops": pass_flops,
-            "decode_flops": decode_flops,
+            "decode_flops": decode.flops,
+            "step_ops": step.ops,
+            "decode_ops": decode.ops,
             "latents_bytes": latent_bytes * (1 + batch * cfg.in_channels // c),  # latents + the model's input
             "shape": (frames, height, width, frames),
             "vae_scales_with": "area",

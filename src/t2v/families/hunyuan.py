@@ -293,23 +293,26 @@ class HunyuanFamily(DiffusersLora):
         mask = torch.ones(1, length, **meta)
         pooled = torch.zeros(1, tr.config.pooled_projection_dim, **meta)
         one = torch.ones(1, **meta)
-        step_peak, pass_flops = meta_cost(lambda: tr(hidden_states=x, timestep=one, encoder_hidden_states=embeds,
+        step = meta_cost(lambda: tr(hidden_states=x, timestep=one, encoder_hidden_states=embeds,
                                                      encoder_attention_mask=mask, pooled_projections=pooled,
                                                      guidance=one if tr.config.guidance_embeds else None,
                                                      return_dict=False))
         z_channels = vae.config.latent_channels
         latent_bytes = z_channels * f * h * w * 4
         z = torch.zeros(1, z_channels, f, h, w, **meta)
-        vae_peak, decode_flops = meta_cost(lambda: vae.decode(z))
+        decode = meta_cost(lambda: vae.decode(z))
+        vae_peak = decode.peak
         if i2v:
             image = torch.zeros(1, 3, 1, height, width, **meta)
             vae_peak = max(vae_peak, meta_cost(lambda: vae.encode(image))[0])
         return {
             "params": params(m),
-            "acts": {"text": text_peak, "transformer": step_peak, "vae": vae_peak},
+            "acts": {"text": text_peak, "transformer": step.peak, "vae": vae_peak},
             "roles": {"text": ["text_encoder", "text_encoder_2"], "denoise": ["transformer"], "vae": ["vae"]},
-            "step_flops": pass_flops * batch,
-            "decode_flops": decode_flops,
+            "step_flops": step.flops * batch,
+            "decode_flops": decode.flops,
+            "step_ops": step.ops * batch,
+            "decode_ops": decode.ops,
             "latents_bytes": latent_bytes + tr.config.in_channels * f * h * w * 4,  # latents + the model's input
             "shape": (frames, height, width, frames),
             "vae_scales_with": "area",

@@ -225,25 +225,28 @@ class LTXFamily(DiffusersLora):
         f, h, w = (frames - 1) // temporal + 1, height // spatial, width // spatial
         tokens, meta = TEXT_TOKENS[_is_condition(path)], dict(device="meta", dtype=torch.float32)
         ids = torch.zeros(1, tokens, dtype=torch.long, device="meta")
-        text_peak, _ = meta_cost(lambda: m["text_encoder"](ids))
+        text_peak = meta_cost(lambda: m["text_encoder"](ids)).peak
         x = torch.zeros(batch, f * h * w, tr.config.in_channels, **meta)
         embeds = torch.zeros(batch, tokens, tr.config.caption_channels, **meta)
-        step_peak, step_flops = meta_cost(lambda: tr(
+        step = meta_cost(lambda: tr(
             hidden_states=x, encoder_hidden_states=embeds, timestep=torch.zeros(batch, **meta),
             encoder_attention_mask=torch.ones(batch, tokens, **meta), num_frames=f, height=h, width=w,
             rope_interpolation_scale=(temporal / 25, spatial, spatial), return_dict=False))
         z = torch.zeros(1, vae.config.latent_channels, f, h, w, **meta)
         temb = torch.zeros(1, **meta) if vae.config.timestep_conditioning else None
-        vae_peak, decode_flops = meta_cost(lambda: vae.decode(z, temb))
+        decode = meta_cost(lambda: vae.decode(z, temb))
+        vae_peak = decode.peak
         image = torch.zeros(1, 3, 1, height, width, **meta)
         vae_peak = max(vae_peak, meta_cost(lambda: vae.encode(image))[0])
         latent_bytes = x[0].numel() * 4
         return {
             "params": params(m),
-            "acts": {"text": text_peak, "transformer": step_peak, "vae": vae_peak},
+            "acts": {"text": text_peak, "transformer": step.peak, "vae": vae_peak},
             "roles": {"text": ["text_encoder"], "denoise": ["transformer"], "vae": ["vae"]},
-            "step_flops": step_flops,
-            "decode_flops": decode_flops,
+            "step_flops": step.flops,
+            "decode_flops": decode.flops,
+            "step_ops": step.ops,
+            "decode_ops": decode.ops,
             "latents_bytes": latent_bytes * (1 + batch),  # the latents + the model's (batched) input
             "shape": (frames, height, width, frames),
             "vae_scales_with": "clip",

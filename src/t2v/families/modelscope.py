@@ -238,23 +238,26 @@ def measure_unet_video(m: dict[str, Any], frames: int, height: int, width: int, 
     scale = vae_scale(vae.config)
     h, w, seq = height // scale, width // scale, text.config.max_position_embeddings
     meta = dict(device="meta", dtype=torch.float32)
-    text_peak, _ = meta_cost(lambda: text(torch.zeros(1 if embeds_per_frame else batch, seq, dtype=torch.long,
-                                                      device="meta")))
+    text_peak = meta_cost(lambda: text(torch.zeros(1 if embeds_per_frame else batch, seq, dtype=torch.long,
+                                                      device="meta"))).peak
     if chunking:
         unet.enable_forward_chunking(chunk_size=1, dim=1)
     else:
         unet.disable_forward_chunking()
     latents = torch.zeros(batch, unet.config.in_channels, frames, h, w, **meta)
     embeds = torch.zeros(batch * frames if embeds_per_frame else batch, seq, unet.config.cross_attention_dim, **meta)
-    unet_peak, step_flops = meta_cost(lambda: unet(latents, torch.tensor(1, device="meta"), encoder_hidden_states=embeds))
+    step = meta_cost(lambda: unet(latents, torch.tensor(1, device="meta"), encoder_hidden_states=embeds))
     z = torch.zeros(vae_chunk, vae.config.latent_channels, h, w, **meta)
-    vae_peak, chunk_flops = meta_cost(lambda: vae.decode(z))
+    chunk = meta_cost(lambda: vae.decode(z))
+    calls = -(-frames // vae_chunk)
     return {
         "params": {n: sum(p.numel() for p in mod.parameters()) for n, mod in m.items()},
-        "acts": {"text": text_peak, "unet": unet_peak, "vae": vae_peak},
+        "acts": {"text": text_peak, "unet": step.peak, "vae": chunk.peak},
         "roles": {"text": ["text_encoder"], "denoise": ["unet"], "vae": ["vae"]},
-        "step_flops": step_flops,
-        "decode_flops": chunk_flops * -(-frames // vae_chunk),
+        "step_flops": step.flops,
+        "decode_flops": chunk.flops * calls,
+        "step_ops": step.ops,
+        "decode_ops": chunk.ops * calls,
         "latents_bytes": batch * unet.config.in_channels * frames * h * w * 4,
         "shape": (frames, height, width, vae_chunk),
     }

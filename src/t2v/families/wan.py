@@ -205,12 +205,12 @@ class WanFamily(GroupOffload, DiffusersLora):
         f, h, w = (frames - 1) // temporal + 1, height // spatial, width // spatial
         tokens, meta = rules.text_tokens or TEXT_TOKENS, dict(device="meta", dtype=torch.float32)
         ids = torch.zeros(1, tokens, dtype=torch.long, device="meta")
-        text_peak, _ = meta_cost(lambda: m["text_encoder"](input_ids=ids))  # a mask would need its values
+        text_peak = meta_cost(lambda: m["text_encoder"](input_ids=ids)).peak  # a mask would need its values
         image_embeds = None
         if m.get("image_encoder") is not None:
             cfg = m["image_encoder"].config
             pixels = torch.zeros(1, cfg.num_channels, cfg.image_size, cfg.image_size, **meta)
-            image_peak, _ = meta_cost(lambda: m["image_encoder"](pixel_values=pixels, output_hidden_states=True))
+            image_peak = meta_cost(lambda: m["image_encoder"](pixel_values=pixels, output_hidden_states=True)).peak
             text_peak = max(text_peak, image_peak)
             if tr.config.image_dim is not None:
                 image_embeds = torch.zeros(1, (cfg.image_size // cfg.patch_size) ** 2 + 1, tr.config.image_dim, **meta)
@@ -221,21 +221,24 @@ class WanFamily(GroupOffload, DiffusersLora):
         else:
             t = torch.zeros(1, **meta)
         embeds = torch.zeros(1, tokens, tr.config.text_dim, **meta)
-        step_peak, pass_flops = meta_cost(lambda: tr(hidden_states=x, timestep=t, encoder_hidden_states=embeds,
+        step = meta_cost(lambda: tr(hidden_states=x, timestep=t, encoder_hidden_states=embeds,
                                                      encoder_hidden_states_image=image_embeds, return_dict=False))
         latent_bytes = vae.config.z_dim * f * h * w * 4
         z = torch.zeros(1, vae.config.z_dim, f, h, w, **meta)
-        vae_peak, decode_flops = meta_cost(lambda: vae.decode(z))
+        decode = meta_cost(lambda: vae.decode(z))
+        vae_peak = decode.peak
         if "i2v" in rules.modes:  # the image (2.1 I2V: followed by black frames) through the encoder
             clip = torch.zeros(1, 3, 1 if read_index(path).get("expand_timesteps") else frames, height, width, **meta)
             vae_peak = max(vae_peak, meta_cost(lambda: vae.encode(clip))[0])
         return {
             "params": params(m),
-            "acts": {"text": text_peak, "transformer": step_peak + (batch - 1) * latent_bytes, "vae": vae_peak},
+            "acts": {"text": text_peak, "transformer": step.peak + (batch - 1) * latent_bytes, "vae": vae_peak},
             "roles": {"text": [n for n in ("text_encoder", "image_encoder") if m.get(n) is not None],
                       "denoise": [n for n in ("transformer", "transformer_2") if m.get(n) is not None], "vae": ["vae"]},
-            "step_flops": pass_flops * batch,
-            "decode_flops": decode_flops,
+            "step_flops": step.flops * batch,
+            "decode_flops": decode.flops,
+            "step_ops": step.ops * batch,
+            "decode_ops": decode.ops,
             "latents_bytes": latent_bytes + tr.config.in_channels * f * h * w * 4,  # latents + the model's input
             "shape": (frames, height, width, frames),
             "vae_scales_with": "area",

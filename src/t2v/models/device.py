@@ -67,20 +67,33 @@ def _mps_ok() -> bool:
 CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo flags of native bf16 matrix arithmetic
 
 
+def _cpuinfo() -> str:
+    """Linux ``/proc/cpuinfo`` ("" where it cannot be read)."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
 def cpu_bf16_flags(cpuinfo: str | None = None) -> tuple[str, ...]:
     """The native-bf16 flags this CPU reports (Linux ``/proc/cpuinfo``; () where it cannot be read)."""
-    if cpuinfo is None:
-        try:
-            with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-                cpuinfo = f.read()
-        except OSError:
-            return ()
     flags: set[str] = set()
-    for line in cpuinfo.splitlines():
+    for line in (_cpuinfo() if cpuinfo is None else cpuinfo).splitlines():
         if line.startswith("flags"):
             flags.update(line.partition(":")[2].split())
             break
     return tuple(f for f in CPU_BF16_FLAGS if f in flags)
+
+
+def cpu_model(cpuinfo: str | None = None) -> str:
+    """The CPU's model name (``/proc/cpuinfo``; else the platform's word for it)."""
+    import platform
+
+    for line in (_cpuinfo() if cpuinfo is None else cpuinfo).splitlines():
+        if line.startswith("model name"):
+            return line.partition(":")[2].strip()
+    return platform.processor() or platform.machine() or "unknown CPU"
 
 
 def plan_device(device: str = "auto", dtype: str = "auto", *, cpu_bf16: bool | None = None) -> DevicePlan:

@@ -20,7 +20,7 @@ from t2v.models.diskcache import cache_path, merge_entries, read_entries
 logger = logging.getLogger(__name__)
 
 CACHE_NAME = "dry-runs.json"
-_VERSION = 1
+_VERSION = 2  # 2: operator counts (step_ops, decode_ops)
 LIMIT = 500  # entries kept (the newest)
 _MEMO: dict[str, dict[str, Any]] = {}
 _LOCK = threading.Lock()

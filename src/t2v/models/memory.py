@@ -26,12 +26,11 @@ import logging
 import os
 import sys
 import threading
-import time
 import weakref
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from t2v.errors import InvalidRequest
 
@@ -82,6 +81,9 @@ class Prediction:
     est_decode_s: float
     fits: bool | None = None
     notes: list[str] = field(default_factory=list)
+    step_ops: int = 0  # operator calls of one step and of the whole decode
+    decode_ops: int = 0
+    time_runs: int = 0  # earlier runs the times were scaled from (0: estimated; t2v.models.steptime)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -98,12 +100,14 @@ class _LiveBytes:
         class Mode(TorchDispatchMode):
             def __torch_dispatch__(self, func, types, args=(), kwargs=None):
                 out = func(*args, **(kwargs or {}))
+                tracker.ops += 1
                 tracker._track(out)
                 return out
 
         self.mode = Mode()
         self.live = 0
         self.peak = 0
+        self.ops = 0  # operator calls
         self._ids: set[int] = set()
 
     def _track(self, out: Any) -> None:
@@ -136,36 +140,23 @@ class _LiveBytes:
         return self.mode.__exit__(*exc)
 
 
-def meta_cost(fn) -> tuple[int, int]:
-    """(peak live bytes, flops) of ``fn()`` on meta tensors."""
+class Cost(NamedTuple):
+    """What :func:`meta_cost` counts of one call: peak live bytes, FLOPs and aten operator calls."""
+
+    peak: int
+    flops: int
+    ops: int
+
+
+def meta_cost(fn) -> Cost:
+    """The :class:`Cost` of ``fn()`` (on meta tensors for the dry run; real ones count the same)."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     counter = FlopCounterMode(display=False)
     with torch.inference_mode(), counter, _LiveBytes() as live:
         fn()
-    return live.peak, counter.get_total_flops()
-
-
-@lru_cache(maxsize=8)
-def _throughput(device: str, dtype: str) -> float:
-    """Measured matmul FLOP/s for this device and dtype (a rough speed of light for the estimate)."""
-    import torch
-
-    tdtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
-    n = 1024 if device == "cpu" else 4096
-    a = torch.randn(n, n, device=device, dtype=tdtype)
-    b = torch.randn(n, n, device=device, dtype=tdtype)
-    reps = 3 if device == "cpu" else 20
-    a @ b
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    for _ in range(reps):
-        a @ b
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    return 2 * n**3 * reps / (time.perf_counter() - t0)
+    return Cost(live.peak, counter.get_total_flops(), live.ops)
 
 
 def _current_rss() -> int:
@@ -247,6 +238,9 @@ def _scaled(ref: dict[str, Any], frames: int, height: int, width: int, chunk: in
     by_area = ref.get("vae_scales_with") == "area"
     vae = height * width / (rh * rw) if by_area else chunk * height * width / (rc * rh * rw)
     decode_flops = (ref["decode_flops"] * unet if by_area else ref["decode_flops"] / -(-rf // rc) * vae * -(-frames // chunk))
+    # Operator calls grow with the decode calls (a causal VAE's with the latent frames), not with their size.
+    calls = frames / rf if by_area else 1 if ref.get("vae_scales_with") == "clip" else -(-frames // chunk) / -(-rf // rc)
+    decode_ops = ref.get("decode_ops", 0) * calls
     acts = ref["acts"]
     return {
         "params": ref["params"],
@@ -254,6 +248,8 @@ def _scaled(ref: dict[str, Any], frames: int, height: int, width: int, chunk: in
         "acts": {k: int(v * (1 if k == "text" else vae if k == "vae" else unet)) for k, v in acts.items()},
         "step_flops": int(ref["step_flops"] * unet),
         "decode_flops": int(decode_flops),
+        "step_ops": ref.get("step_ops", 0),
+        "decode_ops": int(decode_ops),
         "latents_bytes": int(ref["latents_bytes"] * unet),
         "vae_scales_with": ref.get("vae_scales_with"),
         "shape": (frames, height, width, chunk),
@@ -266,7 +262,8 @@ def predict(model_path: str | Path, request, *, plan: str, device: str, dtype: s
     batch = _family(str(model_path)).guidance_passes(request)
     dry = _dry_run(str(model_path), request.num_frames, request.height, request.width, batch, plan, device)
     return _prediction(dry, plan=plan, device=device, dtype=dtype, measure_speed=measure_speed,
-                       weights=getattr(request, "weights", "auto"))
+                       weights=getattr(request, "weights", "auto"),
+                       run_key=run_key(model_path, request, plan=plan, device=device, dtype=dtype) if measure_speed else None)
 
 
 def estimate(model_path: str | Path, request, *, plan: str, device: str, dtype: str, measure_speed: bool = False) -> Prediction:
@@ -274,21 +271,33 @@ def estimate(model_path: str | Path, request, *, plan: str, device: str, dtype: 
     per request. Above the reference shape within 3% of :func:`predict`, slightly over (tests/models)."""
     return estimate_at(str(model_path), request.num_frames, request.height, request.width,
                        batch=_family(str(model_path)).guidance_passes(request), plan=plan, device=device, dtype=dtype,
-                       measure_speed=measure_speed, weights=getattr(request, "weights", "auto"))
+                       measure_speed=measure_speed, weights=getattr(request, "weights", "auto"),
+                       run_key=run_key(model_path, request, plan=plan, device=device, dtype=dtype) if measure_speed else None)
+
+
+def run_key(model_path: str | Path, request, *, plan: str, device: str, dtype: str) -> str:
+    """The :mod:`t2v.models.steptime` key of ``request``'s runs with this plan, device and dtype."""
+    from t2v.models import steptime
+
+    return steptime.key(model_path, device=device, dtype=dtype, weights=getattr(request, "weights", "auto"), plan=plan,
+                        cache=getattr(request, "cache", None), attention=getattr(request, "attention", "auto"))
 
 
 def estimate_at(path: str, frames: int, height: int, width: int, *, batch: int, plan: str, device: str, dtype: str,
-                measure_speed: bool = False, weights: str = "auto") -> Prediction:
+                measure_speed: bool = False, weights: str = "auto", run_key: str | None = None) -> Prediction:
     """:func:`estimate` for a shape (``batch`` 2 with classifier-free guidance)."""
     ref = _reference(path, batch, get_plan(plan).uses_forward_chunking(device))
     dry = _scaled(ref, frames, height, width, _chunk(plan, frames, device))
-    return _prediction(dry, plan=plan, device=device, dtype=dtype, measure_speed=measure_speed, weights=weights)
+    return _prediction(dry, plan=plan, device=device, dtype=dtype, measure_speed=measure_speed, weights=weights,
+                       run_key=run_key)
 
 
 def _prediction(dry: dict[str, Any], *, plan: str, device: str, dtype: str, measure_speed: bool,
-                weights: str = "auto") -> Prediction:
+                weights: str = "auto", run_key: str | None = None) -> Prediction:
     """Peak memory and times of one plan from a dry run's numbers (``weights`` fp8/int8: the denoisers'
-    weights stored in one byte per parameter)."""
+    weights stored in one byte per parameter; times scaled by the earlier runs under ``run_key``)."""
+    from t2v.models import steptime
+
     mp = get_plan(plan)
     elt = 4 if dtype == "fp32" else 2
     frames, height, width, _ = dry["shape"]
@@ -325,11 +334,13 @@ def _prediction(dry: dict[str, Any], *, plan: str, device: str, dtype: str, meas
         else:
             peak = sum(weights.values()) + max(acts["text"], denoise_acts, acts["vae"])
         peak += latents_bytes
-    speed = _throughput(device, dtype) if measure_speed else float("nan")
+    work = steptime.Work.of(dry)
+    times = steptime.predict(work, run_key, device, dtype) if measure_speed else steptime.Times(float("nan"), float("nan"), 0)
     return Prediction(
         plan=plan, device=device, dtype=dtype, weights_bytes=weights, activation_bytes=acts, baseline_bytes=baseline,
         peak_bytes=int(peak), flops_per_step=int(step_flops), decode_flops=int(decode_flops),
-        est_step_s=step_flops / speed, est_decode_s=decode_flops / speed, notes=notes,
+        est_step_s=times.step_s, est_decode_s=times.decode_s, notes=notes, step_ops=work.step_ops,
+        decode_ops=work.decode_ops, time_runs=times.runs,
     )
 
 

@@ -1,0 +1,185 @@
+"""Time per step and per decode: estimated before anything loads, then learned from the runs on this machine.
+
+The estimate starts from the planner's dry run (:mod:`t2v.models.memory`): the FLOPs and operator calls of one
+denoising step and of the whole decode. FLOPs take the time of this machine's measured matmul speed in the
+run's dtype; operator calls take the measured cost of one call in a small block of the layers video models
+are made of (Python, dispatch and thread start-up: what a small model's step is made of). Both are measured once
+per process (about 0.1 s). For a large model the estimate is optimistic: attention and elementwise work
+run below the matmul speed (a full-size ModelScope step on a CPU in bf16 took 1.46x it, in fp32 about 1.05x).
+
+Each finished run records what it measured beside the estimate's inputs in ``$T2V_HOME/cache/step-times.json``,
+under a key of the architecture, this machine (CPU model or GPU name, and threads), the dtype, weights storage,
+memory plan, step cache and attention kernel. A prediction for a key with runs scales the estimate by the median
+ratio measured / estimated of its last :data:`KEPT` runs, so it holds at other shapes too (``t2v plan`` says
+which it used).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import statistics
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from t2v.models.diskcache import cache_path, merge_entries, read_entries
+
+logger = logging.getLogger(__name__)
+
+CACHE_NAME = "step-times.json"
+_VERSION = 1
+LIMIT = 200  # keys kept (the newest)
+KEPT = 5  # runs kept per key
+
+
+@dataclass(frozen=True)
+class Work:
+    """What the dry run counted of one request: one step's and the whole decode's FLOPs and operator calls."""
+
+    step_flops: int
+    step_ops: int
+    decode_flops: int
+    decode_ops: int
+
+    @classmethod
+    def of(cls, numbers: dict[str, Any]) -> Work:
+        """From a dry run's (or a stored run's) numbers; dry runs older than the operator count have none."""
+        return cls(int(numbers["step_flops"]), int(numbers.get("step_ops", 0)), int(numbers["decode_flops"]),
+                   int(numbers.get("decode_ops", 0)))
+
+
+@dataclass(frozen=True)
+class Times:
+    step_s: float
+    decode_s: float
+    runs: int  # earlier runs the times were scaled from (0: estimated only)
+
+
+@lru_cache(maxsize=8)
+def matmul_speed(device: str, dtype: str) -> float:
+    """Measured matmul FLOP/s for this device and dtype (the estimate's speed of light)."""
+    import torch
+
+    a = torch.randn(*(_MATMUL_N[device == "cpu"],) * 2, device=device, dtype=_torch_dtype(dtype))
+    b = torch.randn_like(a)
+    reps = 3 if device == "cpu" else 20
+    seconds = _timed(lambda: a @ b, device, reps)
+    return 2 * a.shape[0] ** 3 / seconds
+
+
+_MATMUL_N = {True: 1024, False: 4096}  # keyed by "on the CPU"
+
+
+@lru_cache(maxsize=8)
+def op_cost(device: str, dtype: str) -> float:
+    """Seconds per operator call of a small block of the layers video models use (normalisation, SiLU, 3x3
+    convolution, attention, linear) at a size where the arithmetic is a small part: the overhead each call
+    adds whatever its size. Its FLOPs, at :func:`matmul_speed`, are taken out."""
+    block = _block(device, dtype)
+    seconds = _timed(block, device, 50)
+    return max((seconds - BLOCK_FLOPS / matmul_speed(device, dtype)) / BLOCK_CALLS, 1e-7)
+
+
+# What the dry run's counter sees of one _block() call (tests/models/test_steptime.py counts them): counting
+# here would cost a second (the first dispatch mode of a process).
+BLOCK_CALLS = 15
+BLOCK_FLOPS = 2 * 8 * 64 * 32 * 32 * 9 + 2 * 512 * 32 * 96 + 2 * 2 * 8 * 2 * 64 * 64 * 16
+
+
+def _block(device: str, dtype: str):
+    import torch
+    import torch.nn.functional as F
+
+    dt = _torch_dtype(dtype)
+    x = torch.randn(8, 32, 8, 8, device=device, dtype=dt)
+    norm, conv = torch.nn.GroupNorm(8, 32).to(device, dt), torch.nn.Conv2d(32, 32, 3, padding=1).to(device, dt)
+    proj = torch.nn.Linear(32, 96).to(device, dt)
+
+    def block():
+        h = x + conv(F.silu(norm(x)))
+        q, k, v = proj(h.flatten(2).transpose(1, 2)).view(8, 64, 3, 2, 16).unbind(2)
+        return h + F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)).sum()
+
+    return block
+
+
+def _timed(fn, device: str, reps: int) -> float:
+    """Seconds per call of ``fn`` after one untimed call."""
+    import torch
+
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    with torch.inference_mode():
+        fn()
+        sync()
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            fn()
+        sync()
+    return (time.perf_counter() - t0) / reps
+
+
+def _torch_dtype(dtype: str):
+    import torch
+
+    return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
+
+
+def estimate(work: Work, device: str, dtype: str) -> tuple[float, float]:
+    """Seconds per step and for the decode: FLOPs at the matmul speed, plus the operator calls' overhead."""
+    speed, per_call = matmul_speed(device, dtype), op_cost(device, dtype)
+    return (work.step_flops / speed + work.step_ops * per_call,
+            work.decode_flops / speed + work.decode_ops * per_call)
+
+
+def machine(device: str) -> str:
+    """This machine as the times depend on it: the CPU model and threads, or the GPU's name."""
+    import torch
+
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(device))
+    if device == "mps":
+        return "mps"
+    from t2v.models.device import cpu_model
+
+    return f"{cpu_model()}, {torch.get_num_threads()} threads"
+
+
+def key(path: str | Path, *, device: str, dtype: str, weights: str, plan: str, cache: str | None, attention: str) -> str:
+    """The runs that predict each other: the same architecture, machine and settings."""
+    from t2v.models.dryruns import architecture_hash
+
+    return json.dumps([architecture_hash(Path(path)), machine(device), dtype, weights, plan, cache, attention])
+
+
+def observe(run_key: str, work: Work, *, steps: int, denoise_s: float, decode_s: float) -> None:
+    """Keep what a finished run measured (``steps`` steps in ``denoise_s``; the decode in ``decode_s``)."""
+    if steps < 1 or denoise_s <= 0 or decode_s <= 0:
+        return
+    file = cache_path(CACHE_NAME)
+    if file is None:
+        return
+    run = {**work.__dict__, "step_s": denoise_s / steps, "decode_s": decode_s, "at": round(time.time())}
+    earlier = read_entries(file, _VERSION, "keys").get(run_key, {}).get("runs", [])
+    runs = [r for r in earlier if isinstance(r, dict)][-(KEPT - 1):] + [run]
+    merge_entries(file, _VERSION, "keys", {run_key: {"runs": runs}}, limit=LIMIT)
+
+
+def predict(work: Work, run_key: str | None, device: str, dtype: str) -> Times:
+    """The step and decode times of ``work``: the estimate, scaled by the earlier runs under ``run_key``."""
+    step_s, decode_s = estimate(work, device, dtype)
+    file = cache_path(CACHE_NAME) if run_key is not None else None
+    runs = read_entries(file, _VERSION, "keys").get(run_key, {}).get("runs", []) if file is not None else []
+    step_ratios, decode_ratios = [], []
+    for run in runs:
+        try:
+            then_step, then_decode = estimate(Work.of(run), device, dtype)
+            step_ratios.append(float(run["step_s"]) / then_step)
+            decode_ratios.append(float(run["decode_s"]) / then_decode)
+        except (KeyError, TypeError, ValueError, ZeroDivisionError):
+            logger.debug("ignoring a damaged step-times entry: %s", run)
+    if not step_ratios:
+        return Times(step_s, decode_s, 0)
+    return Times(step_s * statistics.median(step_ratios), decode_s * statistics.median(decode_ratios), len(step_ratios))
