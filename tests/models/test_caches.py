@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 
 from t2v.cli import app
 from t2v.generation import generate
-from t2v.models import caches, converted
+from t2v.models import caches, converted, dryruns, hashcache, memory
+from t2v.models.loader import clear_cache
 from t2v.models.precision import load_module
 from t2v.request import GenerationRequest
 
@@ -40,6 +41,12 @@ def _request(model, **kw) -> GenerationRequest:
 def filled(tiny_model, t2v_env, monkeypatch):
     """A home after a bf16 run (conversion kept) and an fp32 run, plus a MagCache calibration file."""
     monkeypatch.setattr(converted, "MIN_BYTES", 0)  # keep the tiny model's conversions
+    # What a fresh process starts with: no model, hash or dry run in memory (earlier tests in this worker).
+    clear_cache()
+    hashcache.forget_memo()
+    dryruns.forget_memo()
+    memory._dry_run.cache_clear()
+    memory._reference.cache_clear()
     generate(_request(tiny_model, dtype="bf16"))
     generate(_request(tiny_model, dtype="fp32"))
     calib = t2v_env / "cache" / "magcache" / "abc-2.json"

@@ -239,7 +239,7 @@ def measure_unet_video(m: dict[str, Any], frames: int, height: int, width: int, 
     h, w, seq = height // scale, width // scale, text.config.max_position_embeddings
     meta = dict(device="meta", dtype=torch.float32)
     text_peak = meta_cost(lambda: text(torch.zeros(1 if embeds_per_frame else batch, seq, dtype=torch.long,
-                                                      device="meta"))).peak
+                                                   device="meta"))).peak
     if chunking:
         unet.enable_forward_chunking(chunk_size=1, dim=1)
     else:

@@ -135,16 +135,17 @@ def estimate(work: Work, device: str, dtype: str) -> tuple[float, float]:
 
 
 def machine(device: str) -> str:
-    """This machine as the times depend on it: the CPU model and threads, or the GPU's name."""
+    """This machine as the times depend on it: the CPU model, its native bf16 and threads, or the GPU's name
+    (virtual machines often name only the CPU's make)."""
     import torch
 
     if device.startswith("cuda"):
         return torch.cuda.get_device_name(torch.device(device))
     if device == "mps":
         return "mps"
-    from t2v.models.device import cpu_model
+    from t2v.models.device import cpu_bf16_flags, cpu_model
 
-    return f"{cpu_model()}, {torch.get_num_threads()} threads"
+    return f"{cpu_model()} ({' '.join(cpu_bf16_flags()) or 'no native bf16'}), {torch.get_num_threads()} threads"
 
 
 def key(path: str | Path, *, device: str, dtype: str, weights: str, plan: str, cache: str | None, attention: str) -> str:
