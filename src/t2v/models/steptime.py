@@ -63,14 +63,11 @@ def matmul_speed(device: str, dtype: str) -> float:
     """Measured matmul FLOP/s for this device and dtype (the estimate's speed of light)."""
     import torch
 
-    a = torch.randn(*(_MATMUL_N[device == "cpu"],) * 2, device=device, dtype=_torch_dtype(dtype))
+    n = 1024 if device == "cpu" else 4096
+    a = torch.randn(n, n, device=device, dtype=_torch_dtype(dtype))
     b = torch.randn_like(a)
-    reps = 3 if device == "cpu" else 20
-    seconds = _timed(lambda: a @ b, device, reps)
-    return 2 * a.shape[0] ** 3 / seconds
-
-
-_MATMUL_N = {True: 1024, False: 4096}  # keyed by "on the CPU"
+    seconds = _timed(lambda: a @ b, device, 3 if device == "cpu" else 20)
+    return 2 * n**3 / seconds
 
 
 @lru_cache(maxsize=8)
@@ -110,7 +107,8 @@ def _timed(fn, device: str, reps: int) -> float:
     """Seconds per call of ``fn`` after one untimed call."""
     import torch
 
-    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    sync = (torch.cuda.synchronize if device.startswith("cuda") else torch.mps.synchronize if device == "mps"
+            else (lambda: None))
     with torch.inference_mode():
         fn()
         sync()
