@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from t2v.errors import Cancelled
 from t2v.generation import ProgressCallback, check_outputs, export_result, output_stem, resolve
-from t2v.request import GenerationResult, ProgressEvent
+from t2v.progress import ProgressEmitter
+from t2v.request import GenerationResult
 from t2v.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -27,27 +28,6 @@ logger = logging.getLogger(__name__)
 # post(frames, record) -> frames: a post-processing step between sampling and export (it notes itself in
 # the record).
 PostProcess = Callable[["np.ndarray", dict], "np.ndarray"]
-
-
-class ProgressEmitter:
-    """Turns stage/step reports into :class:`ProgressEvent` s with elapsed time and a denoising ETA."""
-
-    def __init__(self, on_progress: ProgressCallback | None, t_start: float) -> None:
-        self.on_progress, self.t_start = on_progress, t_start
-        self.denoise_start: float | None = None
-
-    def __call__(self, stage: str, step: int = 0, total: int = 0, message: str = "") -> None:
-        if self.on_progress is None:
-            return
-        now = time.perf_counter()
-        eta = None
-        if stage == "denoise":
-            if self.denoise_start is None:
-                self.denoise_start = now
-            if step and total:
-                eta = (now - self.denoise_start) / step * (total - step)
-        self.on_progress(ProgressEvent(stage=stage, step=step, total=total, elapsed_s=now - self.t_start, eta_s=eta,
-                                       message=message))
 
 
 @dataclass
@@ -69,6 +49,19 @@ class Run:
     video: Any = None  # t2v.inputs.InputVideo for video-to-video
     total: int = 0
     done: int = 0
+
+    def chosen(self):
+        """The chosen memory plan's prediction (:class:`t2v.models.memory.Prediction`)."""
+        return next(p for p in self.predictions if p.plan == self.memory.name)
+
+    def timed_work(self):
+        """The chosen plan's work (a :class:`t2v.models.steptime.Work`) and the step-times key of this run."""
+        from t2v.models import steptime
+        from t2v.models.memory import run_key
+
+        chosen, request = self.chosen(), self.request
+        work = steptime.Work(chosen.flops_per_step, chosen.step_ops, chosen.decode_flops, chosen.decode_ops)
+        return work, run_key(self.source.path, request, plan=chosen.plan, device=request.device, dtype=request.dtype)
 
     def step(self) -> None:
         """One model step done (image modes count their own): report denoising progress."""
@@ -143,7 +136,24 @@ def start(request, *, settings: Settings | None = None, output: str | Path | Non
                         weights=getattr(request, "weights", "auto"))
     # Record what actually ran (after fallbacks), not what was asked.
     request = request.model_copy(update={"device": plan.device, "dtype": plan.dtype})
-    return Run(request, stem, source, family, loaded, plan, emit, cancel, t_start, memory, predictions, image, video)
+    run = Run(request, stem, source, family, loaded, plan, emit, cancel, t_start, memory, predictions, image, video)
+    expect_times(run)
+    return run
+
+
+def expect_times(run: Run) -> None:
+    """Give the run's progress the chosen plan's predicted step and decode times (learned from this machine's
+    earlier runs where there are some), for an ETA from the first step on; only when somebody listens."""
+    if not run.emit.wanted or run.memory is None:
+        return
+    from t2v.models import steptime
+
+    try:
+        times = steptime.predict(*run.timed_work(), run.request.device, run.request.dtype)
+    except Exception as e:  # noqa: BLE001  an ETA is never worth failing a run for
+        logger.debug("no predicted times for the ETA: %s", e)
+        return
+    run.emit.expect(times.step_s, times.decode_s, learned=times.runs > 0)
 
 
 def generate_video(request, *, on_progress: ProgressCallback | None = None, should_cancel: Callable[[], bool] | None = None,
@@ -180,7 +190,7 @@ def generate_video(request, *, on_progress: ProgressCallback | None = None, shou
         if on_preview is not None:
             on_preview(step, family.preview(loaded, latents))
 
-    ctx = RunContext(on_stage=lambda stage: run.emit(stage), on_step=on_step, should_cancel=run.cancel, memory=run.memory,
+    ctx = RunContext(on_stage=run.emit, on_step=on_step, should_cancel=run.cancel, memory=run.memory,
                      checkpoint=checkpoint, image=run.image.image if run.image else None, video=run.video)
     out = family.run(loaded, request, ctx)
     observe_times(run, out.timings, steps=len(stepped))
@@ -194,16 +204,12 @@ def observe_times(run: Run, timings: dict[str, float], *, steps: int) -> None:
     """Keep what this run measured per step and for the decode, for later predictions of its key
     (:mod:`t2v.models.steptime`; not compiled runs: the first includes the compile)."""
     from t2v.models import steptime
-    from t2v.models.memory import run_key
 
-    request = run.request
-    if getattr(request, "compile", False) or run.memory is None or "decode_s" not in timings:
+    if getattr(run.request, "compile", False) or run.memory is None or "decode_s" not in timings:
         return
-    chosen = next(p for p in run.predictions if p.plan == run.memory.name)
-    work = steptime.Work(chosen.flops_per_step, chosen.step_ops, chosen.decode_flops, chosen.decode_ops)
     try:
-        steptime.observe(run_key(run.source.path, request, plan=chosen.plan, device=request.device, dtype=request.dtype),
-                         work, steps=steps, denoise_s=timings.get("denoise_s", 0.0), decode_s=timings["decode_s"])
+        work, key = run.timed_work()
+        steptime.observe(key, work, steps=steps, denoise_s=timings.get("denoise_s", 0.0), decode_s=timings["decode_s"])
     except Exception as e:  # noqa: BLE001  a cache is never needed: no failure here may cost the run
         logger.debug("step times not kept: %s", e)
 
@@ -224,7 +230,7 @@ def finish_long(run: Run, clip, *, checkpoint=None, on_preview=None, post: PostP
 def finish(run: Run, frames, record: dict, warnings: list[str], *, post: PostProcess | None = None) -> GenerationResult:
     """Note the memory plan, post-process, export: the end every video run shares."""
     request = run.request
-    chosen = next(p for p in run.predictions if p.plan == run.memory.name)
+    chosen = run.chosen()
     record["memory_plan"] = {"requested": request.memory, "plan": run.memory.name,
                              "predicted_peak_mb": round(chosen.peak_bytes / 2**20, 1)}
     for w in warnings:

@@ -264,3 +264,20 @@ def test_ctrl_c_during_denoising_exits_130_and_leaves_nothing(tiny_model, tmp_pa
     assert proc.returncode == 130, stderr
     assert "interrupted" in stderr and "Traceback" not in stderr
     assert not out.exists() or list(out.iterdir()) == []  # checked writable (not created yet), nothing partial left
+
+
+def test_the_bar_shows_the_runs_time_left_and_counts_it_down():
+    from rich.progress import Progress
+
+    from t2v.cli.progress import TimeLeftColumn, until
+
+    column = TimeLeftColumn()
+    with Progress(disable=True) as progress:
+        running = progress.add_task("Decoding frames", total=None, until=until(65.4))
+        plain = progress.add_task("Denoising", total=4)
+        done = progress.add_task("Denoising", total=4, until=until(30.0))
+        progress.update(done, completed=4)
+        tasks = {t.id: t for t in progress.tasks}
+        assert str(column.render(tasks[running])) in ("0:01:05", "0:01:04")
+        assert str(column.render(tasks[plain])) == "-:--:--"  # no ETA given: Rich's own, which has no samples yet
+        assert str(column.render(tasks[done])) != "0:00:30"  # a finished stage shows no countdown

@@ -259,7 +259,7 @@ def test_compile_falls_back_to_eager_with_a_warning(tiny_wan, monkeypatch):
     req = GenerationRequest.create(compile=True, **fields).with_defaults(family.defaults)
     for expected in ("compile: fell back to eager (Unsupported: test: cannot compile",
                      "compile: running eagerly, compiling failed earlier"):
-        ctx = RunContext(on_stage=lambda s: None, on_step=lambda *a: None, should_cancel=lambda: False,
+        ctx = RunContext(on_stage=lambda *a: None, on_step=lambda *a: None, should_cancel=lambda: False,
                          memory=get_plan("speed"))
         with torch.inference_mode():
             family.sample(accel.apply(family, model, req, ctx), req, ctx)

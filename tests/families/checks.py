@@ -87,7 +87,7 @@ def time_on_gpu(family: str, model, request, memory=None):
     from t2v.models.memory import get_plan
 
     torch.cuda.reset_peak_memory_stats()
-    ctx = RunContext(on_stage=lambda s: None, on_step=lambda i, n, latents: None, should_cancel=lambda: False,
+    ctx = RunContext(on_stage=lambda *a: None, on_step=lambda i, n, latents: None, should_cancel=lambda: False,
                      memory=memory or get_plan("speed"))
     out = get_family(family).run(model, request, ctx)
     assert np.isfinite(out.frames).all()

@@ -174,6 +174,9 @@ def test_views_of_each_state():
     v = F.view_of(job("a", "running", progress={"stage": "denoise", "step": 2, "total": 4, "eta_s": 3.0}))
     assert v.fraction == 0.5 and v.message == "Denoising: step 2 of 4, about 3.0 s left…"
     assert F.progress_label(v) == "step 2 / 4 · ETA 3.0 s"
+    v = F.view_of(job("a", "running", progress={"stage": "decode", "step": 4, "total": 4, "eta_s": 2.0}))
+    assert v.message == "Decoding frames, about 2.0 s left…"
+    assert F.progress_label(v) == "step 4 / 4 · ETA 2.0 s · decoding frames"
     done = job("a", "succeeded", progress={"stage": "done", "step": 4, "total": 4},
                result={"files": [{"format": "mp4", "url": "/v1/videos/a/content?format=mp4"},
                                  {"format": "png", "url": None}],

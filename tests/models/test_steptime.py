@@ -129,3 +129,15 @@ def test_video_to_video_counts_the_steps_it_ran(tiny_model, tmp_path):
     [run] = json.loads(file.read_text())["keys"][key]["runs"]
     assert first.record["timings"]["denoise_s"] > 0
     assert run["step_s"] == pytest.approx(result.record["timings"]["denoise_s"] / 2, abs=1e-4)  # strength 0.5 of 4
+
+
+def test_measuring_leaves_the_random_generators_as_they_were():
+    """The speed is measured inside a run (its ETA): an unseeded draw after it must give what it would have."""
+    steptime.matmul_speed.cache_clear()
+    steptime.op_cost.cache_clear()
+    torch.manual_seed(3)
+    expected = torch.rand(4)
+    torch.manual_seed(3)
+    steptime.matmul_speed("cpu", "fp32")
+    steptime.op_cost("cpu", "fp32")
+    assert torch.equal(torch.rand(4), expected)

@@ -319,6 +319,18 @@ def test_progress_and_heartbeat_only_for_owner(repo):
     assert repo.get_job(job.id).heartbeat_at > old + timedelta(minutes=59)
 
 
+def test_eta_counts_down_from_when_the_worker_wrote_it(repo):
+    job = repo.create_job(req())[0]
+    repo.claim_next("w1")
+    repo.update_progress(job.id, "w1", stage="decode", step=10, total=10, eta_s=12.0)
+    got = repo.get_job(job.id)
+    assert got.eta_now(got.updated_at + timedelta(seconds=4)) == 8.0
+    assert got.eta_now(got.updated_at + timedelta(minutes=1)) == 0.0  # late: never below 0
+    assert got.eta_now(got.updated_at - timedelta(seconds=3)) == 12.0  # a reader's clock behind the worker's
+    repo.finish_job(job.id, "w1", result={"seed": 1}, files=[])
+    assert repo.get_job(job.id).eta_now(got.updated_at + timedelta(minutes=1)) == 0.0  # done: as written
+
+
 def test_finish_exactly_once(repo):
     job = repo.create_job(req())[0]
     repo.claim_next("w1")

@@ -159,7 +159,7 @@ def job_to_dict(service, job, *, base_url: str = "") -> dict[str, Any]:
         "priority": job.priority,
         "queue_position": position if job.status == "queued" else None,
         "progress": {"stage": job.stage, "step": job.step, "total": job.total, "fraction": round(fraction, 4),
-                     "eta_s": job.eta_s},
+                     "eta_s": job.eta_now()},
         "request": job.request,
         "result": {"files": files, "metadata": job.result} if job.status == "succeeded" else None,
         "error": job.error,

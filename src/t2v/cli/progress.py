@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+import time
+from datetime import timedelta
+
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, SpinnerColumn, Task, TextColumn,
+                           TimeElapsedColumn, TimeRemainingColumn)
+from rich.text import Text
 
 from t2v.cli.common import Interrupt, err
 from t2v.request import ProgressEvent
@@ -15,6 +20,26 @@ _LABELS = {
     "post": "Post-processing",
     "export": "Encoding files",
 }
+
+
+class TimeLeftColumn(ProgressColumn):
+    """The run's time left where the task has it (its ``until`` field: the monotonic time the run's ETA ends,
+    denoising and decoding together), else Rich's estimate for the task's own bar."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fallback = TimeRemainingColumn()
+
+    def render(self, task: Task) -> Text:
+        until = task.fields.get("until")
+        if until is None or task.finished:
+            return self.fallback.render(task)
+        return Text(str(timedelta(seconds=round(max(until - time.monotonic(), 0.0)))), style="progress.remaining")
+
+
+def until(eta_s: float | None) -> float | None:
+    """A task's ``until`` field for an ETA of ``eta_s`` seconds from now."""
+    return None if eta_s is None else time.monotonic() + eta_s
 
 
 class GenerationProgress:
@@ -30,7 +55,7 @@ class GenerationProgress:
             MofNCompleteColumn(),
             TimeElapsedColumn(),
             TextColumn("eta"),
-            TimeRemainingColumn(),
+            TimeLeftColumn(),
             console=err,
             transient=False,
             disable=quiet,
@@ -51,7 +76,7 @@ class GenerationProgress:
         if event.stage != self.stage:
             if self.task is not None:
                 t = self.progress.tasks[self.task]
-                self.progress.update(self.task, completed=t.total or 1, total=t.total or 1)
+                self.progress.update(self.task, completed=t.total or 1, total=t.total or 1, until=None)
             self.stage = event.stage
             if event.stage == "done":
                 return
@@ -64,3 +89,5 @@ class GenerationProgress:
             if event.stage == "denoise" and event.message.startswith("segment "):
                 label = f"{label} ({event.message})"
             self.progress.update(self.task, completed=event.step, total=event.total, description=label)
+        if event.stage in ("denoise", "decode"):
+            self.progress.update(self.task, until=until(event.eta_s))

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from t2v.cli.common import err, out
+from t2v.cli.progress import TimeLeftColumn, until
 from t2v.errors import InvalidRequest, T2VError
 
 
@@ -19,7 +20,7 @@ def watch(url: str, job_id: str, key: str | None) -> str:
             # reconnects; and the bar starts from the job's present state.
             job = client.get(job_id)
             with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                          TextColumn("eta"), TimeRemainingColumn(), console=err) as progress:
+                          TextColumn("eta"), TimeLeftColumn(), console=err) as progress:
                 task = progress.add_task(_label(job), total=None)
                 for event in client.events(job_id):
                     if event.job is None:  # an ``error`` event: the job was deleted, or the stream's slot was lost
@@ -28,7 +29,7 @@ def watch(url: str, job_id: str, key: str | None) -> str:
                         continue
                     job = event.job
                     progress.update(task, description=_label(job), completed=job.progress.step,
-                                    total=job.progress.total or None)
+                                    total=job.progress.total or None, until=until(job.progress.eta_s))
     except Unauthorized as e:
         raise InvalidRequest(f"the server refused the key (check --key): {e}", field="key") from None
     except ConnectionFailed as e:

@@ -133,6 +133,7 @@ def run_long(run, *, clip=None, checkpoint=None, on_preview: Callable[[int, Any]
         logger.info("resuming a long video after segment %d of %d", done, len(plan.segments))
     steps = segment_steps(plan, request.num_inference_steps)
     total, offset = sum(steps), sum(steps[:done])
+    run.emit.decodes = len(plan.segments) - done  # one decode per segment (the ETA counts them)
     for seg in plan.segments[done:]:
         if run.cancel():
             raise Cancelled(f"cancelled before segment {seg.index + 1} of {len(plan.segments)}")
@@ -147,7 +148,13 @@ def run_long(run, *, clip=None, checkpoint=None, on_preview: Callable[[int, Any]
             image = Image.fromarray(image)
         elif seg.kind == "image" and run.image is not None:  # the first segment, from the request's image
             image = run.image.image
-        ctx = RunContext(on_stage=lambda stage: run.emit(stage), on_step=on_step, should_cancel=run.cancel,
+        def on_stage(stage: str, step: int = 0, _total: int = 0, seg=seg, base=offset) -> None:
+            if stage == "denoise":  # this segment's steps as the whole run's
+                run.emit(stage, base + step, total, message=f"segment {seg.index + 1}/{len(plan.segments)}")
+            else:
+                run.emit(stage)
+
+        ctx = RunContext(on_stage=on_stage, on_step=on_step, should_cancel=run.cancel,
                          memory=run.memory, image=image,
                          video=None if video is None else InputVideo(frames=video, sha256=_sha(video),
                                                                       source_frames=len(video), fps=request.fps))

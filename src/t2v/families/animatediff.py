@@ -182,7 +182,7 @@ class AnimateDiffFamily(DiffusersLora):
                 noise = uncond + request.guidance_scale * (text - uncond)
             s.latents = scheduler.step(noise, t, s.latents, **step_kwargs, return_dict=False)[0]
 
-        ctx.on_stage("denoise")
+        ctx.on_stage("denoise", start, len(timesteps))
         t1 = time.perf_counter()
         if memory.uses_forward_chunking(device):
             unet.enable_forward_chunking(chunk_size=1, dim=1)

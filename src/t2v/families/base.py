@@ -100,7 +100,7 @@ def nearest_multiple(v: int, m: int) -> int:
 class RunContext:
     """What the runner hands a family's :meth:`Family.run`."""
 
-    on_stage: Callable[[str], None]
+    on_stage: Callable[..., None]  # (stage); for "denoise" also (first step to run, steps in all)
     on_step: Callable[[int, int, Any], None]  # (steps done, total, latents)
     should_cancel: Callable[[], bool]
     memory: MemoryPlan

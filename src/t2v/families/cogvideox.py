@@ -200,7 +200,7 @@ class CogVideoXFamily(GroupOffload, DiffusersLora):
         start = checkpoints.resume(state, device)
 
         # 3. Denoise.
-        ctx.on_stage("denoise")
+        ctx.on_stage("denoise", start, len(timesteps))
         t1 = time.perf_counter()
         dpm = type(scheduler).__name__ == "CogVideoXDPMScheduler"
         step_kwargs = extra_step_kwargs(scheduler, generator)

@@ -220,7 +220,7 @@ class HunyuanFamily(DiffusersLora):
             else:
                 s.latents = scheduler.step(noise, t, s.latents, return_dict=False)[0]
 
-        ctx.on_stage("denoise")
+        ctx.on_stage("denoise", start, len(timesteps))
         t1 = time.perf_counter()
         with resident(tr, device, memory.offload):
             denoise(ctx, len(timesteps), state, step, checkpoints, start=start)

@@ -181,7 +181,7 @@ class LTXFamily(DiffusersLora):
         timesteps = scheduler.timesteps[skip:]
 
         # 3. Denoise; progress and previews see unpacked latents.
-        ctx.on_stage("denoise")
+        ctx.on_stage("denoise", start, len(timesteps))
         t1 = time.perf_counter()
         model_step = (condition_step if condition else classic_step)(
             transformer, scheduler, grid, prep, embeds, mask, request, opts, generator)

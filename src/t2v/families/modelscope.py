@@ -121,7 +121,7 @@ class ModelScopeFamily(Family):
                 extra = {k: v.to(device) if hasattr(v, "to") else v for k, v in state.get("extra", {}).items()}
                 logger.info("resuming from step %d of %d", start, len(timesteps))
 
-        ctx.on_stage("denoise")
+        ctx.on_stage("denoise", start, len(timesteps))
         t1 = time.perf_counter()
         total = len(timesteps)
         with resident(unet, device, memory.offload):

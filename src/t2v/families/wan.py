@@ -148,7 +148,7 @@ class WanFamily(GroupOffload, DiffusersLora):
 
         # 3. Denoise: the high-noise expert while t >= boundary, then the low-noise one, each resident only
         # while it runs under the low memory plan.
-        ctx.on_stage("denoise")
+        ctx.on_stage("denoise", start, len(timesteps))
         t1 = time.perf_counter()
         total = len(timesteps)
         boundary = index.get("boundary_ratio")

@@ -88,10 +88,10 @@ class JobView:
             text = STAGES.get(self.stage or "", "Starting")
             if self.stage == "denoise" and self.total:
                 text += f": step {self.step} of {self.total}"
-                if self.eta_s is not None:
-                    text += f", about {format_seconds(self.eta_s)} left"
             elif self.stage == "post" and self.total:
                 text += f": frame {self.step} of {self.total}"
+            if self.stage in ("denoise", "decode") and self.eta_s is not None:
+                text += f", about {format_seconds(self.eta_s)} left"
             return text + "…"
         if self.status == "succeeded":
             total = self.timings.get("total_s")
@@ -132,7 +132,7 @@ def progress_label(v: JobView) -> str:
     if v.status == "running" and v.stage == "post" and v.total:
         return f"post-processing {v.step} / {v.total}"
     label = f"step {v.step} / {v.total}" if v.total else STAGES.get(v.stage or "", "starting").lower()
-    if v.status == "running" and v.eta_s is not None and v.stage == "denoise":
+    if v.status == "running" and v.eta_s is not None and v.stage in ("denoise", "decode"):
         label += f" · ETA {format_seconds(v.eta_s)}"
     if v.status == "running" and v.stage in ("decode", "export"):
         label += f" · {STAGES[v.stage].lower()}"

@@ -64,8 +64,9 @@ def matmul_speed(device: str, dtype: str) -> float:
     import torch
 
     n = 1024 if device == "cpu" else 4096
-    a = torch.randn(n, n, device=device, dtype=_torch_dtype(dtype))
-    b = torch.randn_like(a)
+    with own_rng(device):
+        a = torch.randn(n, n, device=device, dtype=_torch_dtype(dtype))
+        b = torch.randn_like(a)
     seconds = _timed(lambda: a @ b, device, 3 if device == "cpu" else 20)
     return 2 * n**3 / seconds
 
@@ -75,9 +76,22 @@ def op_cost(device: str, dtype: str) -> float:
     """Seconds per operator call of a small block of the layers video models use (normalisation, SiLU, 3x3
     convolution, attention, linear) at a size where the arithmetic is a small part: the overhead each call
     adds whatever its size. Its FLOPs, at :func:`matmul_speed`, are taken out."""
-    block = _block(device, dtype)
+    with own_rng(device):
+        block = _block(device, dtype)
     seconds = _timed(block, device, 50)
     return max((seconds - BLOCK_FLOPS / matmul_speed(device, dtype)) / BLOCK_CALLS, 1e-7)
+
+
+def own_rng(device: str):
+    """A context in which random numbers leave the process's generators (CPU, and this device's) as they were:
+    measuring here inside a run must not move what a later unseeded draw gives."""
+    import torch
+
+    kind = device.split(":")[0]
+    if kind in ("cuda", "mps"):
+        index = torch.device(device).index
+        return torch.random.fork_rng(devices=[index or 0] if kind == "cuda" else [0], device_type=kind)
+    return torch.random.fork_rng(devices=[])
 
 
 # What the dry run's counter sees of one _block() call (tests/models/test_steptime.py counts them): counting

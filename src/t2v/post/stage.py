@@ -12,7 +12,7 @@ import numpy as np
 from t2v.errors import Cancelled
 from t2v.post.spec import PostSpec
 
-# emit(stage, step, total, message): t2v.pipeline.ProgressEmitter's signature
+# emit(stage, step, total, message): t2v.progress.ProgressEmitter's signature
 Emit = Callable[..., None]
 
 

@@ -236,7 +236,7 @@ class Worker(threading.Thread):
                 return
             last.update(t=now, stage=event.stage)
             repo.update_progress(job_id, self.worker_id, stage=event.stage, step=last["step"], total=last["total"],
-                                 eta_s=event.eta_s if event.stage == "denoise" else None)
+                                 eta_s=event.eta_s)
 
         return on_progress
 

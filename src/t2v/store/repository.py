@@ -68,6 +68,14 @@ class JobRow:
     def finished(self) -> bool:
         return self.status in FINISHED_STATUSES
 
+    def eta_now(self, now: datetime | None = None) -> float | None:
+        """Seconds left as of ``now``: the worker's ETA less the time since it wrote it (running jobs; the
+        workers write progress a few times a second at most, and not during a decode)."""
+        if self.eta_s is None or self.status != "running":
+            return self.eta_s
+        since = ((now or utcnow()) - self.updated_at).total_seconds()
+        return round(max(self.eta_s - max(since, 0.0), 0.0), 1)
+
 
 def _row(row) -> JobRow | None:
     return JobRow(**row._mapping) if row is not None else None

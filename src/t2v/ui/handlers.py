@@ -190,7 +190,7 @@ def view(service, job_id: str | None, token: str | None = None) -> JobView:
     """Where a job stands now: queue position, progress, live preview, and when done its files."""
     job = get_job(service, job_id, token)
     v = JobView(job_id=job.id, status=job.status, request=job.request or {}, stage=job.stage, step=job.step or 0,
-                total=job.total or 0, eta_s=job.eta_s, error=job.error, seed=(job.request or {}).get("seed"))
+                total=job.total or 0, eta_s=job.eta_now(), error=job.error, seed=(job.request or {}).get("seed"))
     if job.status == "queued":
         v.queue_position = service.queue_position(job.id)
     elif job.status == "running":
