@@ -104,11 +104,16 @@ def test_a_run_keeps_its_times_and_plan_scales_by_them(tiny_model):
     # At the run's own shape the prediction is what the run measured.
     assert pred.time_runs == 1 and pred.est_step_s == pytest.approx(run["step_s"], rel=1e-6)
     assert pred.est_decode_s == pytest.approx(run["decode_s"], rel=1e-6)
-    # Another dtype, plan or step cache has its own runs.
+    # Another dtype or step cache has its own runs; another memory plan borrows this plan's until it has some.
     assert memory.predict(tiny_model, request, plan="speed", device="cpu", dtype="bf16").time_runs == 0
-    assert memory.predict(tiny_model, request, plan="low", device="cpu", dtype="fp32").time_runs == 0
     deep = request.model_copy(update={"cache": "deepcache"})
     assert memory.predict(tiny_model, deep, plan="speed", device="cpu", dtype="fp32").time_runs == 0
+    low = memory.predict(tiny_model, request, plan="low", device="cpu", dtype="fp32")
+    assert (low.time_runs, low.time_other_plans) == (1, True)
+    low_estimate = steptime.estimate(steptime.Work(low.flops_per_step, low.step_ops, low.decode_flops, low.decode_ops),
+                                     "cpu", "fp32")[0]
+    speed_estimate = steptime.estimate(steptime.Work.of(run), "cpu", "fp32")[0]
+    assert low.est_step_s == pytest.approx(low_estimate * run["step_s"] / speed_estimate, rel=1e-6)  # speed's ratio
 
     out = CliRunner().invoke(app, ["plan", "a red circle moving right", "--model", str(tiny_model), "--frames", "16",
                                    "--width", "64", "--height", "64", "--memory", "speed", "--dtype", "fp32"],
@@ -117,7 +122,9 @@ def test_a_run_keeps_its_times_and_plan_scales_by_them(tiny_model):
     speed_row = next(line for line in out.output.splitlines() if "speed ←" in line)
     assert "1 run" in speed_row
     balanced_row = next(line for line in out.output.splitlines() if line.lstrip("│ ").startswith("balanced"))
-    assert "estimate" in balanced_row
+    assert "~1 run" in balanced_row
+    bf16_row = next(line for line in out.output.splitlines() if line.lstrip("│ ").startswith("bf16"))
+    assert "estimate" in bf16_row  # another dtype: nothing to borrow
 
 
 def test_video_to_video_counts_the_steps_it_ran(tiny_model, tmp_path):

@@ -45,7 +45,7 @@ def show_plan(request) -> None:
     out.print(f"memory={request.memory} → the {chosen.name} plan", highlight=False)
     out.print("times: \"estimate\" is FLOPs at this machine's measured matmul speed plus its measured cost per "
               "operator call (optimistic for large models); \"N runs\" scales it by what the last N runs of this "
-              "model here, with these settings, measured (docs/speed.md)", highlight=False)
+              "model here, with these settings, measured (\"~N runs\": under another memory plan; docs/speed.md)", highlight=False)
     _precision_table(source.path, request, dev, chosen.name)
     for w in dev.warnings:
         out.print(f"warning: {w}", highlight=False)
@@ -78,7 +78,9 @@ def _precision_table(path, request, dev, plan: str) -> None:
 
 def _source(p) -> str:
     """Where a prediction's times came from: the estimate, or the runs it was scaled by."""
-    return f"{p.time_runs} run{'s' if p.time_runs > 1 else ''}" if p.time_runs else "estimate"
+    if not p.time_runs:
+        return "estimate"
+    return f"{'~' if p.time_other_plans else ''}{p.time_runs} run{'s' if p.time_runs > 1 else ''}"
 
 
 def _s(seconds: float) -> str:

@@ -84,6 +84,7 @@ class Prediction:
     step_ops: int = 0  # operator calls of one step and of the whole decode
     decode_ops: int = 0
     time_runs: int = 0  # earlier runs the times were scaled from (0: estimated; t2v.models.steptime)
+    time_other_plans: bool = False  # ... under other memory plans (this plan has no runs yet)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -340,7 +341,7 @@ def _prediction(dry: dict[str, Any], *, plan: str, device: str, dtype: str, meas
         plan=plan, device=device, dtype=dtype, weights_bytes=weights, activation_bytes=acts, baseline_bytes=baseline,
         peak_bytes=int(peak), flops_per_step=int(step_flops), decode_flops=int(decode_flops),
         est_step_s=times.step_s, est_decode_s=times.decode_s, notes=notes, step_ops=work.step_ops,
-        decode_ops=work.decode_ops, time_runs=times.runs,
+        decode_ops=work.decode_ops, time_runs=times.runs, time_other_plans=times.other_plans,
     )
 
 

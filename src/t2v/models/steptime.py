@@ -11,7 +11,7 @@ Each finished run records what it measured beside the estimate's inputs in ``$T2
 under a key of the architecture, this machine (CPU model or GPU name, and threads), the dtype, weights storage,
 memory plan, step cache and attention kernel. A prediction for a key with runs scales the estimate by the median
 ratio measured / estimated of its last :data:`KEPT` runs, so it holds at other shapes too (``t2v plan`` says
-which it used).
+which it used); a key without runs borrows those of the same settings under the other memory plans.
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ class Times:
     step_s: float
     decode_s: float
     runs: int  # earlier runs the times were scaled from (0: estimated only)
+    other_plans: bool = False  # those runs were under other memory plans (this one has none yet)
 
 
 @lru_cache(maxsize=8)
@@ -167,6 +168,32 @@ def key(path: str | Path, *, device: str, dtype: str, weights: str, plan: str, c
     return json.dumps([architecture_hash(Path(path)), machine(device), dtype, weights, plan, cache, attention])
 
 
+PLAN_FIELD = 4  # the memory plan's place in a key
+
+
+def _runs(entries: dict[str, Any], run_key: str) -> tuple[list, bool]:
+    """The runs under ``run_key``; when it has none, those of the same key under other memory plans (the plans
+    change how memory is held, which the dry run counts, more than how fast the arithmetic runs), and whether
+    they are borrowed."""
+    own = entries.get(run_key, {}).get("runs", [])
+    if own:
+        return own, False
+    try:
+        want = json.loads(run_key)
+    except ValueError:
+        return [], False
+    others: list = []
+    for k, entry in entries.items():
+        try:
+            have = json.loads(k)
+        except ValueError:
+            continue
+        if (isinstance(have, list) and len(have) == len(want)
+                and all(a == b for i, (a, b) in enumerate(zip(have, want)) if i != PLAN_FIELD)):
+            others += entry.get("runs", []) if isinstance(entry, dict) else []
+    return others, bool(others)
+
+
 def observe(run_key: str, work: Work, *, steps: int, denoise_s: float, decode_s: float) -> None:
     """Keep what a finished run measured (``steps`` steps in ``denoise_s``; the decode in ``decode_s``)."""
     if steps < 1 or denoise_s <= 0 or decode_s <= 0:
@@ -184,7 +211,7 @@ def predict(work: Work, run_key: str | None, device: str, dtype: str) -> Times:
     """The step and decode times of ``work``: the estimate, scaled by the earlier runs under ``run_key``."""
     step_s, decode_s = estimate(work, device, dtype)
     file = cache_path(CACHE_NAME) if run_key is not None else None
-    runs = read_entries(file, _VERSION, "keys").get(run_key, {}).get("runs", []) if file is not None else []
+    runs, borrowed = _runs(read_entries(file, _VERSION, "keys"), run_key) if file is not None else ([], False)
     step_ratios, decode_ratios = [], []
     for run in runs:
         try:
@@ -195,4 +222,5 @@ def predict(work: Work, run_key: str | None, device: str, dtype: str) -> Times:
             logger.debug("ignoring a damaged step-times entry: %s", run)
     if not step_ratios:
         return Times(step_s, decode_s, 0)
-    return Times(step_s * statistics.median(step_ratios), decode_s * statistics.median(decode_ratios), len(step_ratios))
+    return Times(step_s * statistics.median(step_ratios), decode_s * statistics.median(decode_ratios), len(step_ratios),
+                 borrowed)
