@@ -154,3 +154,28 @@ def test_with_a_step_cache_the_frame_difference_is_information_not_a_failure(tmp
     assert same["max"] > 0  # the cache did skip a block pass (threshold 0.5 on 2 steps), yet nothing failed
     assert f"max diff {same['max']}," in r.stdout and "for information only: t2v used the step cache" in r.stdout
     assert "warning" not in r.stderr
+
+
+def test_the_gpu_benchmark_runs_its_plumbing_on_the_cpu(tmp_path):
+    """benchmarks/gpu.py is only ever timed on a lent GPU, with little device time: its --dry run (tiny models, CPU,
+    2 steps) keeps it working in between, stock and t2v side by side with the same frames."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu.py"
+    out = tmp_path / "gpu.json"
+    done = subprocess.run([sys.executable, str(script), "--dry", "--models", "wan", "--plans", "same,cache",
+                           "--workdir", str(tmp_path / "models"), "--json", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["dry"] is True and report["peak_flops"] > 0
+    [model] = report["models"]
+    assert model["model"] == "wan" and model["flops_per_step"] > 0 and model["denoise_floor_s"] > 0
+    runs = {r["plan"]: r for r in model["runs"]}
+    assert set(runs) == {"stock", "same", "cache"}
+    assert runs["same"]["max_diff_vs_stock"] == 0  # t2v at the stock settings: the stock frames
+    assert runs["same"]["memory_plan"] == "speed" and runs["cache"]["options"]["cache"].startswith("fbc")
+    assert all(r["run_s"] > 0 and r["speedup_vs_stock"] > 0 for r in runs.values())
+    assert "| wan |" in done.stdout  # the markdown table docs/benchmarks.md takes
