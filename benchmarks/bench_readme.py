@@ -6,9 +6,11 @@ script, ...; medians of the wall time and the ratio script / t2v (above 1: t2v i
 - script: ``DiffusionPipeline.from_pretrained(<t2v-shapes folder>)``, 25 steps, guidance 5, 8 frames 64x64,
   seed 1, ``export_to_video`` (the folder's own scheduler);
 - t2v: ``t2v generate "a red circle moving right" --model t2v-shapes --seed 1 -o clip.mp4`` (its defaults:
-  the same 25 steps, guidance 5, 8 frames 64x64), plus ``--variant "ARGS"`` variants (e.g. a step cache).
+  the same 25 steps, guidance 5, 8 frames 64x64), plus ``--variant "ARGS"`` variants (e.g. a step cache);
+- with ``--server``: also the same command with ``--server URL`` against a ``t2v serve --model t2v-shapes``
+  started before the runs (the model loaded once; its start is reported, not timed).
 
-    .venv/bin/python benchmarks/bench_readme.py [--repeats 5] [--variant "--cache deepcache"]
+    .venv/bin/python benchmarks/bench_readme.py [--repeats 5] [--variant "--cache deepcache"] [--server]
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import argparse
 import os
 import platform
 import shlex
+import socket
 import statistics
 import subprocess
 import sys
@@ -49,6 +52,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--variant", action="append", default=[], help="Extra t2v flags to time as another side.")
+    parser.add_argument("--server", action="store_true", help="Also time t2v generate --server against a warm t2v serve.")
     args = parser.parse_args()
     from t2v.models.registry import lookup
 
@@ -61,12 +65,23 @@ def main() -> None:
                                                "-o", str(out / "t.mp4")]}
         for v in args.variant:
             sides[f"t2v {v}"] = [*sides["t2v"], *shlex.split(v)]
-        for cmd in sides.values():  # warm the page cache, t2v's model-hash and dry-run caches: not timed
-            timed(cmd, env)
-        times: dict[str, list[float]] = {k: [] for k in sides}
-        for _ in range(args.repeats):
-            for name, cmd in sides.items():
-                times[name].append(timed(cmd, env))
+        server = start_server(env) if args.server else None
+        try:
+            if server is not None:
+                url, ready_s = server[1], server[2]
+                print(f"t2v serve --model t2v-shapes ready in {ready_s:.1f} s (not timed below)")
+                sides["t2v --server (warm t2v serve)"] = [T2V, "generate", PROMPT, "--server", url, "--seed", "1", "-q",
+                                                          "-o", str(out / "r.mp4")]
+            for cmd in sides.values():  # warm the page cache, t2v's model-hash and dry-run caches: not timed
+                timed(cmd, env)
+            times: dict[str, list[float]] = {k: [] for k in sides}
+            for _ in range(args.repeats):
+                for name, cmd in sides.items():
+                    times[name].append(timed(cmd, env))
+        finally:
+            if server is not None:
+                server[0].terminate()
+                server[0].wait(timeout=60)
     base = statistics.median(times["diffusers script"])
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, python {sys.version.split()[0]}; "
           f"medians of {args.repeats} fresh processes each")
@@ -74,6 +89,28 @@ def main() -> None:
     for name, ts in times.items():
         med = statistics.median(ts)
         print(f"{name:<34} {med:9.2f} {base / med:13.2f}x   {', '.join(f'{t:.2f}' for t in ts)}")
+
+
+def start_server(env: dict[str, str]) -> tuple[subprocess.Popen, str, float]:
+    """``t2v serve --model t2v-shapes`` on a free port, warm: (process, URL, seconds until /readyz said ready)."""
+    import httpx
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    start = time.perf_counter()
+    proc = subprocess.Popen([T2V, "serve", "--model", "t2v-shapes", "--host", "127.0.0.1", "--port", str(port)],
+                            env={**env, "T2V_UI": "0"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    while time.perf_counter() - start < 300:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=5).json().get("ready"):
+                return proc, url, time.perf_counter() - start
+        except (httpx.HTTPError, ValueError):
+            pass
+        time.sleep(0.2)
+    proc.terminate()
+    raise SystemExit("t2v serve did not become ready in 300 s")
 
 
 if __name__ == "__main__":

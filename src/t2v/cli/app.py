@@ -107,6 +107,7 @@ def print_summary(result) -> None:
 
 @app.command()
 def generate(
+    ctx: typer.Context,
     prompt: str = typer.Argument(..., help="What the video should show."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Registry id, hub id (org/name) or local folder.", envvar="T2V_MODEL"),
     negative_prompt: Optional[str] = typer.Option(None, "--negative-prompt", "-n", help="What to avoid (default: the model's)."),
@@ -151,10 +152,22 @@ def generate(
     prompt_schedule: Optional[List[str]] = PROMPT_SCHEDULE,
     overlap: Optional[int] = OVERLAP,
     continue_strength: Optional[float] = CONTINUE_STRENGTH,
+    server: Optional[str] = typer.Option(None, "--server", help="A running t2v server's URL: it makes the video "
+                                         "(its model already loaded) and the files come here.", envvar="T2V_SERVER"),
+    key: Optional[str] = typer.Option(None, "--key", help="API key for --server.", envvar="T2V_API_KEY"),
 ) -> None:
     """Generate a video from PROMPT; writes the files and a JSON record beside them."""
+    flags = {k: v for k, v in locals().items() if k not in ("ctx", "server", "key")}
     with cli_errors():
-        request = _request_from_flags(**locals())
+        request = _request_from_flags(**flags)
+        if server:
+            from t2v.cli.remote import generate_remote
+
+            # this machine's T2V_DEVICE, T2V_DTYPE, ... settings are not the server's: only flags given are refused
+            local = {name for name in ("device", "dtype", "memory", "threads")
+                     if (source := ctx.get_parameter_source(name)) is not None and source.name == "ENVIRONMENT"}
+            return generate_remote(request, server=server, key=key, output=output, quiet=quiet, threads=threads,
+                                   ignore=local)
         if threads is not None:  # else torch's own default: the physical cores
             from t2v.models.device import set_threads
 

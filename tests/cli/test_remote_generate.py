@@ -1,0 +1,111 @@
+"""``t2v generate --server URL``: the request made by a running ``t2v serve`` (warm model, two workers, keys
+on), its files and record fetched here whole; bad input refused before anything is sent; Ctrl-C cancels the job
+on the server; and the CLI process never imports torch."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import av
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from t2v.cli import app
+from t2v.export import read_embedded
+
+PROMPT = "a red circle moving right"
+
+
+@pytest.fixture(scope="module")
+def server(tiny_model, tmp_path_factory):
+    from tests.servers import make_keys, serve
+
+    home = tmp_path_factory.mktemp("remote-home")
+    [token] = make_keys(home, ("cli", {}))
+    with serve(home, str(tiny_model), model_roots=tmp_path_factory.getbasetemp(), workers=2) as s:  # keys on
+        s.key = token
+        yield s
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """The real command in a fresh process (``-X importtime``: its imports are listed on stderr)."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("T2V_")}
+    environ.update(env or {})
+    return subprocess.run([sys.executable, "-X", "importtime", "-m", "t2v", "generate", PROMPT, *args],
+                          env=environ, capture_output=True, text=True, timeout=300)
+
+
+def frames_of(path) -> list:
+    with av.open(str(path)) as c:
+        return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+
+
+def test_the_server_makes_it_and_the_files_come_here_whole(server, tmp_path):
+    done = cli("--server", server.url, "--key", server.key, "--seed", "7", "--steps", "3", "--format", "webm",
+               "-o", str(tmp_path / "clips" / "c.mp4"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    imports = [line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")]
+    assert imports and "t2v.cli.remote" in imports
+    assert not [m for m in imports if m == "torch" or m.startswith(("torch.", "diffusers"))]  # nothing loads here
+    files = sorted(p.name for p in (tmp_path / "clips").iterdir())
+    assert files == ["c.json", "c.mp4", "c.webm"]  # -o's mp4 and --format webm, as a local run; no .part left
+    record = json.loads((tmp_path / "clips" / "c.json").read_text())
+    assert record["seed"] == 7 and record["num_inference_steps"] == 3
+    assert read_embedded(tmp_path / "clips" / "c.mp4")["frames_sha256"] == record["frames_sha256"]
+    for name in ("c.mp4", "c.webm"):
+        frames = frames_of(tmp_path / "clips" / name)
+        assert len(frames) == record["num_frames"] and frames[0].shape == (record["height"], record["width"], 3)
+    assert "seed 7" in done.stdout and f"on {server.url}" in done.stdout
+
+
+def test_a_refused_key_and_a_server_side_refusal_exit_2_and_write_nothing(server, tmp_path):
+    out = tmp_path / "x.mp4"
+    done = cli("--server", server.url, "-o", str(out))
+    assert done.returncode == 2 and "refused the key" in done.stderr
+    done = cli("--server", server.url, "--key", server.key, "--model", "/nowhere/model", "-o", str(out))
+    assert done.returncode == 2 and "model" in done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_flags_the_server_decides_are_refused_before_anything_is_sent(tmp_path):
+    nowhere = "http://127.0.0.1:9"  # nothing listens: a refusal here proves nothing was sent
+    runner = CliRunner()
+    for flags, word in ((["--dtype", "bf16"], "T2V_DTYPE"), (["--memory", "low"], "T2V_MEMORY"),
+                        (["--compile"], "T2V_COMPILE"), (["--threads", "2"], "T2V_THREADS"),
+                        (["--format", "png"], "nearest valid: --format mp4")):
+        result = runner.invoke(app, ["generate", PROMPT, "--server", nowhere, *flags, "-o", str(tmp_path / "a.mp4")])
+        assert result.exit_code == 2 and word in result.output, (flags, result.output)
+    # This machine's own settings (its environment) are not the server's: not refused, so the server is asked.
+    result = runner.invoke(app, ["generate", PROMPT, "--server", nowhere, "-o", str(tmp_path / "a.mp4")],
+                           env={"T2V_DTYPE": "bf16", "T2V_THREADS": "1"})
+    assert result.exit_code == 1 and "cannot reach the t2v server at http://127.0.0.1:9" in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_ctrl_c_cancels_the_job_on_the_server(server, tmp_path):
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("T2V_")}
+    proc = subprocess.Popen([sys.executable, "-m", "t2v", "generate", PROMPT, "--server", server.url, "--key",
+                             server.key, "--steps", "500", "-o", str(tmp_path / "long.mp4")], env=environ,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    headers = {"Authorization": f"Bearer {server.key}"}
+    deadline = time.monotonic() + 120
+    running = []
+    while not running and time.monotonic() < deadline:
+        jobs = httpx.get(f"{server.url}/v1/videos", headers=headers, params={"status": "running"}).json()["items"]
+        running = [j for j in jobs if j["request"]["num_inference_steps"] == 500 and j["progress"]["step"] >= 1]
+        time.sleep(0.2)
+    assert running, "the job never ran"
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "cancelled on the server" in stderr, stderr[-2000:]
+    job_id = running[0]["id"]
+    while (job := httpx.get(f"{server.url}/v1/videos/{job_id}", headers=headers).json())["status"] == "running":
+        time.sleep(0.2)
+    assert job["status"] == "cancelled" and job["progress"]["step"] < 500
+    assert list(tmp_path.iterdir()) == []
