@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 from pathlib import Path
 from typing import List, Optional
@@ -257,8 +258,17 @@ def extend(
             print_summary(result)
 
 
+def _local_flags(fn):
+    """``fn`` with generate's flags, less those of a run on a server (``--server``, ``--key``)."""
+    signature = inspect.signature(generate)
+    fn = functools.wraps(generate)(fn)
+    fn.__signature__ = signature.replace(parameters=[p for n, p in signature.parameters.items()
+                                                     if n not in ("ctx", "server", "key")])
+    return fn
+
+
 @app.command("plan", help="Predict peak memory and time per step for a request (same flags as generate); loads no weights.")
-@functools.wraps(generate)
+@_local_flags
 def plan(**flags) -> None:
     from t2v.cli.plan import show_plan
 
