@@ -61,7 +61,8 @@ def test_the_server_makes_it_and_the_files_come_here_whole(server, tmp_path):
     for name in ("c.mp4", "c.webm"):
         frames = frames_of(tmp_path / "clips" / name)
         assert len(frames) == record["num_frames"] and frames[0].shape == (record["height"], record["width"], 3)
-    assert "seed 7" in done.stdout and f"on {server.url}" in done.stdout
+    summary = " ".join(done.stdout.split())  # as printed, lines folded at the terminal's width
+    assert f"seed 7 · {record['num_frames']} frames" in summary and f"on {server.url} (job " in summary
 
 
 def test_a_refused_key_and_a_server_side_refusal_exit_2_and_write_nothing(server, tmp_path):

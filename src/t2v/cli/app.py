@@ -13,7 +13,7 @@ import typer
 from t2v import __version__
 from t2v.cli.bench import bench
 from t2v.cli.cache import cache_app
-from t2v.cli.common import Interrupt, cli_errors, err, fail, out, quiet_third_party
+from t2v.cli.common import Interrupt, cli_errors, err, fail, out, print_record, quiet_third_party
 from t2v.cli.post import DEFLICKER, INTERPOLATE, INTERPOLATION, TARGET_FPS, UPSCALE, UPSCALER, post, post_fields
 from t2v.cli.extend import CONTINUE_STRENGTH, OVERLAP, PROMPT_SCHEDULE, SECONDS, clip_defaults
 from t2v.cli.models import models_app
@@ -84,26 +84,11 @@ def run_with_progress(request, *, output, quiet: bool):
 
 
 def print_summary(result) -> None:
-    rec = result.record
     for o in result.outputs:
         out.print(f"[green]wrote[/] {o.path}  ({o.bytes:,} bytes)", highlight=False)
     if result.sidecar:
         out.print(f"[green]wrote[/] {result.sidecar}", highlight=False)
-    t = rec["timings"]
-    out.print(
-        f"seed {rec['seed']} · {rec['num_frames']} frames {rec['width']}x{rec['height']} @ {rec['fps']:g} fps · "
-        f"{rec['device']}/{rec['dtype']} · {t.get('total_s', 0):.1f}s total", highlight=False
-    )
-    if long := rec.get("long"):
-        kinds = ", ".join(sorted({s["kind"] for s in long["segments"]}))
-        out.print(f"long video: {long['frames']} frames in {len(long['segments'])} segments ({kinds}; overlap "
-                  f"{long['overlap']})", highlight=False)
-    if post := rec.get("postprocess"):
-        steps = ", ".join(s["name"] for s in post["steps"])
-        out.print(f"post ({steps}): {post['num_frames']} frames {post['width']}x{post['height']} @ {post['fps']:g} fps",
-                  highlight=False)
-    for w in rec.get("warnings", []):
-        err.print(f"[yellow]warning:[/] {w}", highlight=False)
+    print_record(result.record)
 
 
 @app.command()

@@ -91,3 +91,23 @@ class Interrupt:
 
 def is_tty() -> bool:
     return sys.stderr.isatty()
+
+
+def print_record(rec: dict, *, where: str = "") -> None:
+    """A finished clip's record in a few lines: seed, shape, device and time (``where`` it ran, if not here), a
+    longer video's segments, post-processing, warnings."""
+    t = rec["timings"]
+    out.print(
+        f"seed {rec['seed']} · {rec['num_frames']} frames {rec['width']}x{rec['height']} @ {rec['fps']:g} fps · "
+        f"{rec['device']}/{rec['dtype']}{where} · {t.get('total_s', 0):.1f}s total", highlight=False
+    )
+    if long := rec.get("long"):
+        kinds = ", ".join(sorted({s["kind"] for s in long["segments"]}))
+        out.print(f"long video: {long['frames']} frames in {len(long['segments'])} segments ({kinds}; overlap "
+                  f"{long['overlap']})", highlight=False)
+    if post := rec.get("postprocess"):
+        steps = ", ".join(s["name"] for s in post["steps"])
+        out.print(f"post ({steps}): {post['num_frames']} frames {post['width']}x{post['height']} @ {post['fps']:g} fps",
+                  highlight=False)
+    for w in rec.get("warnings", []):
+        err.print(f"[yellow]warning:[/] {w}", highlight=False)

@@ -13,7 +13,7 @@ import json
 import os
 from pathlib import Path
 
-from t2v.cli.common import err, out
+from t2v.cli.common import out, print_record
 from t2v.errors import Cancelled, InvalidRequest, T2VError
 
 # Flags the server decides for itself (its T2V_* settings), with the values that leave them to it.
@@ -76,12 +76,7 @@ def generate_remote(request, *, server: str, key: str | None, output, quiet: boo
         for path in written:
             out.print(f"[green]wrote[/] {path}  ({path.stat().st_size:,} bytes)", highlight=False)
         out.print(f"[green]wrote[/] {sidecar}", highlight=False)
-        total = (record.get("timings") or {}).get("total_s", 0)
-        out.print(f"seed {record['seed']} · {record['num_frames']} frames {record['width']}x{record['height']} @ "
-                  f"{record['fps']:g} fps · {record['device']}/{record['dtype']} on {server} · job {job.id} · "
-                  f"{total:.1f}s on the server", highlight=False)
-        for w in record.get("warnings", []):
-            err.print(f"[yellow]warning:[/] {w}", highlight=False)
+        print_record(record, where=f" on {server} (job {job.id})")
 
 
 def fetch(client, job_id: str, fmt: str, path: Path) -> Path:
