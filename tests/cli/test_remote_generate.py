@@ -110,3 +110,58 @@ def test_ctrl_c_cancels_the_job_on_the_server(server, tmp_path):
         time.sleep(0.2)
     assert job["status"] == "cancelled" and job["progress"]["step"] < 500
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_server_killed_and_restarted_in_the_middle_still_delivers(tiny_model, tmp_path, tmp_path_factory):
+    """kill -9 of the server while the job runs, the same server started again: the job resumes from its
+    checkpoint there, the CLI's event stream reconnects, and the files and record arrive."""
+    from t2v.desktop.local import free_port
+    from tests.servers import make_keys, stop
+
+    home = tmp_path / "home"
+    [token] = make_keys(home, ("cli", {}))
+    port = free_port()
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("T2V_")}
+    server_env = {**environ, "T2V_HOME": str(home), "T2V_MODEL_ROOTS": str(tmp_path_factory.getbasetemp()),
+                  "HF_HUB_OFFLINE": "1", "T2V_OFFLINE": "1", "T2V_UI": "0", "T2V_CHECKPOINT_EVERY": "2"}
+    url = f"http://127.0.0.1:{port}"
+
+    def start() -> subprocess.Popen:
+        proc = subprocess.Popen([sys.executable, "-m", "t2v", "serve", "--port", str(port), "--model", str(tiny_model)],
+                                env=server_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    return proc
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        stop(proc)
+        raise AssertionError("t2v serve did not start")
+
+    server = start()
+    out = tmp_path / "out"
+    client = subprocess.Popen([sys.executable, "-m", "t2v", "generate", PROMPT, "--server", url, "--key", token,
+                               "--steps", "300", "--seed", "4", "-o", str(out / "r.mp4")], env=environ,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        headers = {"Authorization": f"Bearer {token}"}
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            items = httpx.get(f"{url}/v1/videos", headers=headers).json()["items"]
+            if items and items[0]["status"] == "running" and items[0]["progress"]["step"] >= 6:
+                break
+            time.sleep(0.1)
+        server.kill()  # kill -9, in the middle of the job
+        server.wait()
+        server = start()
+        stdout, stderr = client.communicate(timeout=240)
+    finally:
+        stop(server)
+        if client.poll() is None:
+            client.kill()
+    assert client.returncode == 0, stderr[-3000:]
+    record = json.loads((out / "r.json").read_text())
+    assert record["seed"] == 4 and record["resumed_from_step"] >= 6  # the restarted server went on from there
+    assert len(frames_of(out / "r.mp4")) == record["num_frames"]
+    assert sorted(p.name for p in out.iterdir()) == ["r.json", "r.mp4"]
