@@ -64,6 +64,16 @@ def test_the_server_makes_it_and_the_files_come_here_whole(server, tmp_path):
     summary = " ".join(done.stdout.split())  # as printed, lines folded at the terminal's width
     assert f"seed 7 · {record['num_frames']} frames" in summary and f"on {server.url} (job " in summary
 
+    # t2v extend --server: the clip is uploaded and continued there; the whole video and its record come back
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("T2V_")}
+    done = subprocess.run([sys.executable, "-m", "t2v", "extend", str(tmp_path / "clips" / "c.mp4"), PROMPT, "--server",
+                           server.url, "--key", server.key, "--steps", "2", "-o", str(tmp_path / "ext.mp4")],
+                          env=environ, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    extended = json.loads((tmp_path / "ext.json").read_text())
+    assert extended["extend_sha256"] and extended["long"]["frames"] > record["num_frames"]
+    assert len(frames_of(tmp_path / "ext.mp4")) == extended["long"]["frames"]
+
 
 def test_a_refused_key_and_a_server_side_refusal_exit_2_and_write_nothing(server, tmp_path):
     out = tmp_path / "x.mp4"

@@ -91,6 +91,21 @@ def print_summary(result) -> None:
     print_record(result.record)
 
 
+SERVER = typer.Option(None, "--server", help="A running t2v server's URL: it makes the video (its model already "
+                      "loaded) and the files come here.", envvar="T2V_SERVER")
+KEY = typer.Option(None, "--key", help="API key for --server.", envvar="T2V_API_KEY")
+
+
+def _run_remote(ctx: typer.Context, request, *, server: str, key: str | None, output, quiet: bool,
+                threads: int | None = None) -> None:
+    from t2v.cli.remote import generate_remote
+
+    # this machine's T2V_DEVICE, T2V_DTYPE, ... settings are not the server's: only flags given are refused
+    local = {name for name in ("device", "dtype", "memory", "threads")
+             if (source := ctx.get_parameter_source(name)) is not None and source.name == "ENVIRONMENT"}
+    generate_remote(request, server=server, key=key, output=output, quiet=quiet, threads=threads, ignore=local)
+
+
 @app.command()
 def generate(
     ctx: typer.Context,
@@ -138,22 +153,15 @@ def generate(
     prompt_schedule: Optional[List[str]] = PROMPT_SCHEDULE,
     overlap: Optional[int] = OVERLAP,
     continue_strength: Optional[float] = CONTINUE_STRENGTH,
-    server: Optional[str] = typer.Option(None, "--server", help="A running t2v server's URL: it makes the video "
-                                         "(its model already loaded) and the files come here.", envvar="T2V_SERVER"),
-    key: Optional[str] = typer.Option(None, "--key", help="API key for --server.", envvar="T2V_API_KEY"),
+    server: Optional[str] = SERVER,
+    key: Optional[str] = KEY,
 ) -> None:
     """Generate a video from PROMPT; writes the files and a JSON record beside them."""
     flags = {k: v for k, v in locals().items() if k not in ("ctx", "server", "key")}
     with cli_errors():
         request = _request_from_flags(**flags)
         if server:
-            from t2v.cli.remote import generate_remote
-
-            # this machine's T2V_DEVICE, T2V_DTYPE, ... settings are not the server's: only flags given are refused
-            local = {name for name in ("device", "dtype", "memory", "threads")
-                     if (source := ctx.get_parameter_source(name)) is not None and source.name == "ENVIRONMENT"}
-            return generate_remote(request, server=server, key=key, output=output, quiet=quiet, threads=threads,
-                                   ignore=local)
+            return _run_remote(ctx, request, server=server, key=key, output=output, quiet=quiet, threads=threads)
         if threads is not None:  # else torch's own default: the physical cores
             from t2v.models.device import set_threads
 
@@ -197,6 +205,7 @@ def _request_from_flags(*, prompt, model, negative_prompt, frames, steps, guidan
 
 @app.command()
 def extend(
+    ctx: typer.Context,
     clip: Path = typer.Argument(..., help="The clip to continue (mp4, webm or gif)."),
     prompt: str = typer.Argument(..., help="What the continuation should show."),
     seconds: Optional[float] = typer.Option(None, "--seconds", help="Seconds to add (default: one segment)."),
@@ -226,6 +235,8 @@ def extend(
     upscale: Optional[int] = UPSCALE,
     upscaler: str = UPSCALER,
     deflicker: bool = DEFLICKER,
+    server: Optional[str] = SERVER,
+    key: Optional[str] = KEY,
 ) -> None:
     """Continue CLIP with PROMPT for --seconds more: segments of the model's length, each from the end of the
     last (image-to-video from its last frame, or video-to-video of the overlap), the seams cross-faded. Writes
@@ -238,6 +249,8 @@ def extend(
             device=device, dtype=dtype, memory=memory, quiet=quiet, interpolate=interpolate, target_fps=target_fps,
             interpolation=interpolation, upscale=upscale, upscaler=upscaler, deflicker=deflicker, seconds=seconds,
             prompt_schedule=prompt_schedule, overlap=overlap, continue_strength=continue_strength, extend=clip)
+        if server:  # the clip is uploaded; the server makes the continuation
+            return _run_remote(ctx, request, server=server, key=key, output=output, quiet=quiet)
         result = run_with_progress(request, output=output, quiet=quiet)
         if not quiet:
             print_summary(result)
