@@ -153,7 +153,7 @@ def expect_times(run: Run) -> None:
     except Exception as e:  # noqa: BLE001  an ETA is never worth failing a run for
         logger.debug("no predicted times for the ETA: %s", e)
         return
-    run.emit.expect(times.step_s, times.decode_s, learned=times.runs > 0)
+    run.emit.expect(times.step_s, times.decode_s, learned=times.runs > 0 and not times.other_plans)
 
 
 def generate_video(request, *, on_progress: ProgressCallback | None = None, should_cancel: Callable[[], bool] | None = None,

@@ -99,8 +99,9 @@ class ProgressEmitter:
 
     def eta(self, now: float) -> float | None:
         """Seconds left of denoising and decoding, in the denoise and decode stages (None elsewhere, or when
-        the step count or the step time is not known yet)."""
-        if self._stage not in ("denoise", "decode") or not self._total:
+        the step count or the step time is not known yet; a run with no steps, video-to-video at strength 0,
+        has its decode's)."""
+        if self._stage not in ("denoise", "decode") or (self._stage == "denoise" and not self._total):
             return None
         rate, each = self.rate(), self.decode_each()
         steps_left = max(self._total - self._step, 0)

@@ -246,3 +246,24 @@ def test_warm_loads_the_model_before_the_first_job(client, settings):
     while not client.get("/readyz").json()["warm"]["done"]:
         time.sleep(0.05)
     assert "no/such-model" in client.get("/readyz").json()["warm"]["error"]
+
+
+def test_the_worker_writes_an_eta_from_the_start_of_denoising_and_while_decoding(client, monkeypatch):
+    """What the API's progress.eta_s is made from: the worker writes the run's ETA when denoising starts (the
+    predicted times: nothing measured yet) and when the decode starts (its predicted time)."""
+    repo = client.app.state.service.repo
+    written, update = [], repo.update_progress
+
+    def recording(job_id, worker_id, **progress):
+        written.append(progress)
+        return update(job_id, worker_id, **progress)
+
+    monkeypatch.setattr(repo, "update_progress", recording)
+    job = submit(client, seed=3).json()
+    assert wait_for(client, job["id"])["status"] == "succeeded"
+    first = next(p for p in written if p["stage"] == "denoise")
+    assert first["step"] == 0 and first["total"] == SMALL["num_inference_steps"]
+    assert first["eta_s"] is not None and first["eta_s"] > 0
+    decode = next(p for p in written if p["stage"] == "decode")
+    assert decode["eta_s"] is not None and decode["eta_s"] > 0
+    assert all(p["eta_s"] is None for p in written if p["stage"] in ("load", "encode_prompt", "export"))

@@ -275,9 +275,12 @@ def test_the_bar_shows_the_runs_time_left_and_counts_it_down():
     with Progress(disable=True) as progress:
         running = progress.add_task("Decoding frames", total=None, until=until(65.4))
         plain = progress.add_task("Denoising", total=4)
-        done = progress.add_task("Denoising", total=4, until=until(30.0))
-        progress.update(done, completed=4)
+        decoding = progress.add_task("done", total=4, until=until(30.0))  # all steps done, the decode runs
+        progress.update(decoding, completed=4)
+        ended = progress.add_task("Denoising", total=4, until=until(30.0))
+        progress.update(ended, completed=4, until=None)  # as GenerationProgress leaves a stage that has ended
         tasks = {t.id: t for t in progress.tasks}
         assert str(column.render(tasks[running])) in ("0:01:05", "0:01:04")
         assert str(column.render(tasks[plain])) == "-:--:--"  # no ETA given: Rich's own, which has no samples yet
-        assert str(column.render(tasks[done])) != "0:00:30"  # a finished stage shows no countdown
+        assert str(column.render(tasks[decoding])) in ("0:00:30", "0:00:29")  # a full bar still counts down
+        assert str(column.render(tasks[ended])) == "0:00:00"

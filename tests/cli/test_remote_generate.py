@@ -84,6 +84,26 @@ def test_a_refused_key_and_a_server_side_refusal_exit_2_and_write_nothing(server
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_prompt_schedule_a_video_and_a_local_model_setting_go_as_the_api_takes_them(server, tmp_path):
+    clip = tmp_path / "in.mp4"
+    done = cli("--server", server.url, "--key", server.key, "--steps", "2", "-o", str(clip),
+               "--prompt-schedule", "0: a red circle moving right", "4: a blue square moving up",
+               env={"T2V_MODEL": "/this/machine/only"})  # this machine's setting: the server's own model is used
+    assert done.returncode == 0, done.stderr[-3000:]
+    record = json.loads(clip.with_suffix(".json").read_text())
+    assert [e["prompt"] for e in record["long"]["segments"]] == ["a red circle moving right", "a blue square moving up"]
+    assert record["outputs"][0]["file"] == "in.mp4"  # the record names the files as written here
+    out = tmp_path / "v2v.mp4"
+    done = cli("--server", server.url, "--key", server.key, "--steps", "2", "--video", str(clip), "--strength", "0.5",
+               "-o", str(out))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(out.with_suffix(".json").read_text())["strength"] == 0.5
+    missing = cli("--server", server.url, "--key", server.key, "--video", str(tmp_path / "nope.mp4"),
+                  "-o", str(tmp_path / "x.mp4"))
+    assert missing.returncode == 2 and "video: " in missing.stderr and "does not exist" in missing.stderr
+    assert not (tmp_path / "x.mp4").exists()
+
+
 def test_flags_the_server_decides_are_refused_before_anything_is_sent(tmp_path):
     nowhere = "http://127.0.0.1:9"  # nothing listens: a refusal here proves nothing was sent
     runner = CliRunner()
@@ -162,6 +182,8 @@ def test_a_server_killed_and_restarted_in_the_middle_still_delivers(tiny_model, 
             if items and items[0]["status"] == "running" and items[0]["progress"]["step"] >= 6:
                 break
             time.sleep(0.1)
+        else:
+            raise AssertionError(f"the job never ran to step 6: {items}")
         server.kill()  # kill -9, in the middle of the job
         server.wait()
         server = start()

@@ -96,6 +96,12 @@ def test_a_long_video_counts_every_segment_decode_and_not_the_decode_time_as_ste
     assert events[-1].eta_s == pytest.approx(4 * 1.0 + 6.0)
 
 
+def test_a_run_without_steps_has_its_decodes_eta():
+    emit, events, clock = emitter(step_s=1.0, decode_s=3.0)  # video-to-video at strength 0: straight to decoding
+    at(emit, clock, 0.0, "decode")
+    assert events[-1].eta_s == pytest.approx(3.0)
+
+
 def test_nobody_listening_costs_nothing():
     emit = ProgressEmitter(None, 0.0)
     assert not emit.wanted

@@ -100,8 +100,8 @@ def _run_remote(ctx: typer.Context, request, *, server: str, key: str | None, ou
                 threads: int | None = None) -> None:
     from t2v.cli.remote import generate_remote
 
-    # this machine's T2V_DEVICE, T2V_DTYPE, ... settings are not the server's: only flags given are refused
-    local = {name for name in ("device", "dtype", "memory", "threads")
+    # this machine's T2V_MODEL, T2V_DTYPE, ... settings are not the server's: only flags given count
+    local = {name for name in ("model", "device", "dtype", "memory", "threads")
              if (source := ctx.get_parameter_source(name)) is not None and source.name == "ENVIRONMENT"}
     generate_remote(request, server=server, key=key, output=output, quiet=quiet, threads=threads, ignore=local)
 

@@ -24,7 +24,8 @@ _LABELS = {
 
 class TimeLeftColumn(ProgressColumn):
     """The run's time left where the task has it (its ``until`` field: the monotonic time the run's ETA ends,
-    denoising and decoding together), else Rich's estimate for the task's own bar."""
+    denoising and decoding together; also on a bar already full, as a job's while it decodes), else Rich's
+    estimate for the task's own bar."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -32,7 +33,7 @@ class TimeLeftColumn(ProgressColumn):
 
     def render(self, task: Task) -> Text:
         until = task.fields.get("until")
-        if until is None or task.finished:
+        if until is None:  # (a bar whose stage has ended has none: GenerationProgress clears it)
             return self.fallback.render(task)
         return Text(str(timedelta(seconds=round(max(until - time.monotonic(), 0.0)))), style="progress.remaining")
 

@@ -9,7 +9,6 @@ a second and a half of its own plus the server's work (docs/speed.md). Ctrl-C ca
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -50,28 +49,34 @@ def generate_remote(request, *, server: str, key: str | None, output, quiet: boo
     from t2v.generation import check_outputs, output_stem
 
     refuse_server_side(request, threads=threads, ignore=ignore)
+    for name in ("video", "extend"):  # uploaded from here: a missing file is bad input, before anything is sent
+        if getattr(request, name) and not Path(getattr(request, name)).expanduser().is_file():
+            raise InvalidRequest(f"{name}: {getattr(request, name)} does not exist or is not a file", field=name)
     stem, implied = output_stem(output, request.prompt)
     formats = [*([implied] if implied and implied not in request.formats else []), *request.formats]  # as a local run
     check_outputs(stem, formats)  # before anything is sent
-    fields = request.model_dump(exclude_none=True, exclude=NOT_SENT)
+    fields = body_fields(request, ignore=ignore)
     fields["formats"] = formats
+    job = None
     with connected(server), Client(server, api_key=key) as client:
-        for name in ("video", "extend"):
-            if getattr(request, name):
-                fields[name] = client.upload(getattr(request, name)).id
-        job = client.submit(request.prompt, image=request.image, **fields)
         try:
+            for name in ("video", "extend"):
+                if getattr(request, name):
+                    fields[name] = client.upload(Path(getattr(request, name)).expanduser()).id
+            job = client.submit(request.prompt, image=request.image, **fields)
             job = follow(client, job.id, quiet=quiet)
         except KeyboardInterrupt:
-            client.cancel(job.id)
+            if job is None:
+                raise Cancelled("interrupted before the job was queued on the server") from None
+            try:
+                client.cancel(job.id)
+            except T2VError as e:
+                raise Cancelled(f"interrupted; cancelling job {job.id} on the server failed ({e}): "
+                                f"t2v jobs cancel {job.id} --server {server}") from None
             raise Cancelled(f"job {job.id} cancelled on the server") from None
         if job.status != "succeeded":
             raise T2VError(f"job {job.id} {job.status} on the server" + (f": {job.error}" if job.error else ""))
-        stem.parent.mkdir(parents=True, exist_ok=True)
-        written = [fetch(client, job.id, fmt, stem.with_name(stem.name + EXTENSIONS[fmt])) for fmt in formats]
-        record = client.metadata(job.id)
-        sidecar = stem.with_name(stem.name + ".json")
-        replace_with(sidecar, (json.dumps(record, indent=2) + "\n").encode())
+        written, sidecar, record = fetch_all(client, job.id, stem, formats)
     if not quiet:
         for path in written:
             out.print(f"[green]wrote[/] {path}  ({path.stat().st_size:,} bytes)", highlight=False)
@@ -79,20 +84,41 @@ def generate_remote(request, *, server: str, key: str | None, output, quiet: boo
         print_record(record, where=f" on {server} (job {job.id})")
 
 
-def fetch(client, job_id: str, fmt: str, path: Path) -> Path:
-    """Download the job's ``fmt`` file to ``path``: into a hidden file beside it (checked against the job's
-    sha256), then renamed, so ``path`` is never a partial file."""
-    part = path.with_name(f".{path.name}.part")
-    part.unlink(missing_ok=True)
+def body_fields(request, *, ignore: set[str] = frozenset()) -> dict:
+    """The request as POST /v1/videos takes it (a prompt schedule as "FRAME: prompt" lines); a model named only by
+    this machine's environment (T2V_MODEL) is left to the server's default."""
+    fields = request.model_dump(mode="json", exclude_none=True, exclude=NOT_SENT)
+    if request.prompt_schedule:
+        fields["prompt_schedule"] = [f"{frame}: {prompt}" for frame, prompt in request.prompt_schedule]
+    if "model" in ignore:
+        fields.pop("model", None)
+    return fields
+
+
+def fetch_all(client, job_id: str, stem: Path, formats: list[str]) -> tuple[list[Path], Path, dict]:
+    """The job's files and record at ``stem``, all or nothing: each downloaded into a hidden ``.part`` beside its
+    name (checked against the job's sha256), then all renamed; on any failure (or Ctrl-C) nothing is left."""
+    from t2v.export.metadata import write_sidecar
+
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    record = client.metadata(job_id)
+    paths = [stem.with_name(stem.name + EXTENSIONS[fmt]) for fmt in formats]
+    parts = [p.with_name(f".{p.name}.part") for p in paths]
+    sidecar = stem.with_name(stem.name + ".json")
+    done: list[Path] = []
     try:
-        client.download(job_id, part, format=fmt)
-        os.replace(part, path)
-    finally:
-        part.unlink(missing_ok=True)
-    return path
-
-
-def replace_with(path: Path, data: bytes) -> None:
-    part = path.with_name(f".{path.name}.part")
-    part.write_bytes(data)
-    os.replace(part, path)
+        for fmt, part in zip(formats, parts):
+            part.unlink(missing_ok=True)
+            client.download(job_id, part, format=fmt)
+        for output in record.get("outputs") or []:  # the files as named here, not on the server
+            if output.get("format") in formats:
+                output["file"] = paths[formats.index(output["format"])].name
+        for part, path in zip(parts, paths):
+            os.replace(part, path)
+            done.append(path)
+        write_sidecar(record, sidecar)
+    except BaseException:
+        for path in (*parts, *done):
+            path.unlink(missing_ok=True)
+        raise
+    return paths, sidecar, record

@@ -52,7 +52,8 @@ def follow(client, job_id: str, *, quiet: bool = False):
             job = event.job
             progress.update(task, description=_label(job), completed=job.progress.step,
                             total=job.progress.total or None, until=until(job.progress.eta_s))
-    return job
+    # a stream resumed past the end ends without the final event: the job as it is now
+    return job if job.finished else client.get(job_id)
 
 
 def _label(job) -> str:

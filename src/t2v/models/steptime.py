@@ -25,6 +25,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from t2v.errors import InvalidRequest
 from t2v.models.diskcache import cache_path, merge_entries, read_entries
 
 logger = logging.getLogger(__name__)
@@ -89,9 +90,11 @@ def own_rng(device: str):
     import torch
 
     kind = device.split(":")[0]
-    if kind in ("cuda", "mps"):
+    if kind == "cuda":
         index = torch.device(device).index
-        return torch.random.fork_rng(devices=[index or 0] if kind == "cuda" else [0], device_type=kind)
+        return torch.random.fork_rng(devices=[torch.cuda.current_device() if index is None else index], device_type=kind)
+    if kind == "mps":
+        return torch.random.fork_rng(devices=[0], device_type=kind)
     return torch.random.fork_rng(devices=[])
 
 
@@ -171,10 +174,10 @@ def key(path: str | Path, *, device: str, dtype: str, weights: str, plan: str, c
 PLAN_FIELD = 4  # the memory plan's place in a key
 
 
-def _runs(entries: dict[str, Any], run_key: str) -> tuple[list, bool]:
-    """The runs under ``run_key``; when it has none, those of the same key under other memory plans (the plans
-    change how memory is held, which the dry run counts, more than how fast the arithmetic runs), and whether
-    they are borrowed."""
+def _runs(entries: dict[str, Any], run_key: str, device: str) -> tuple[list, bool]:
+    """The runs under ``run_key``; when it has none, the newest :data:`KEPT` of the same key under other memory
+    plans (the plans change how memory is held, which the dry run counts, more than how fast the arithmetic
+    runs; on an accelerator only between plans that offload alike), and whether they are borrowed."""
     own = entries.get(run_key, {}).get("runs", [])
     if own:
         return own, False
@@ -188,10 +191,23 @@ def _runs(entries: dict[str, Any], run_key: str) -> tuple[list, bool]:
             have = json.loads(k)
         except ValueError:
             continue
-        if (isinstance(have, list) and len(have) == len(want)
-                and all(a == b for i, (a, b) in enumerate(zip(have, want)) if i != PLAN_FIELD)):
-            others += entry.get("runs", []) if isinstance(entry, dict) else []
+        if (isinstance(have, list) and len(have) == len(want) and isinstance(entry, dict)
+                and all(a == b for i, (a, b) in enumerate(zip(have, want)) if i != PLAN_FIELD)
+                and _alike(have[PLAN_FIELD], want[PLAN_FIELD], device)):
+            others += [r for r in entry.get("runs", []) if isinstance(r, dict)]
+    others = sorted(others, key=lambda r: r.get("at", 0) if isinstance(r.get("at", 0), (int, float)) else 0)[-KEPT:]
     return others, bool(others)
+
+
+def _alike(plan: str, other: str, device: str) -> bool:
+    """Whether runs under memory plan ``plan`` can stand for ``other``'s (offloading moves the weights to an
+    accelerator every step; on the CPU it does nothing)."""
+    from t2v.models.memory import get_plan
+
+    try:
+        return device == "cpu" or get_plan(plan).offload == get_plan(other).offload
+    except InvalidRequest:
+        return False
 
 
 def observe(run_key: str, work: Work, *, steps: int, denoise_s: float, decode_s: float) -> None:
@@ -211,7 +227,7 @@ def predict(work: Work, run_key: str | None, device: str, dtype: str) -> Times:
     """The step and decode times of ``work``: the estimate, scaled by the earlier runs under ``run_key``."""
     step_s, decode_s = estimate(work, device, dtype)
     file = cache_path(CACHE_NAME) if run_key is not None else None
-    runs, borrowed = _runs(read_entries(file, _VERSION, "keys"), run_key) if file is not None else ([], False)
+    runs, borrowed = _runs(read_entries(file, _VERSION, "keys"), run_key, device) if file is not None else ([], False)
     step_ratios, decode_ratios = [], []
     for run in runs:
         try:

@@ -69,8 +69,8 @@ class JobRow:
         return self.status in FINISHED_STATUSES
 
     def eta_now(self, now: datetime | None = None) -> float | None:
-        """Seconds left as of ``now``: the worker's ETA less the time since it wrote it (running jobs; the
-        workers write progress a few times a second at most, and not during a decode)."""
+        """Seconds left as of ``now``: the worker's ETA less the time since it wrote it (running jobs; workers
+        write progress a few times a second at most, and once as a decode starts)."""
         if self.eta_s is None or self.status != "running":
             return self.eta_s
         since = ((now or utcnow()) - self.updated_at).total_seconds()
