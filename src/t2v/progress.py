@@ -98,10 +98,13 @@ class ProgressEmitter:
         return self.decode_s * (rate / self.step_s if rate is not None and self.step_s else 1.0)
 
     def eta(self, now: float) -> float | None:
-        """Seconds left of denoising and decoding, in the denoise and decode stages (None elsewhere, or when
+        """Seconds left of denoising and decoding, in the denoise and decode stages and between a long video's
+        segments (None elsewhere, or when
         the step count or the step time is not known yet; a run with no steps, video-to-video at strength 0,
         has its decode's)."""
-        if self._stage not in ("denoise", "decode") or (self._stage == "denoise" and not self._total):
+        if self._stage == "encode_prompt" and self._total:  # a long video's next segment: as between steps
+            pass
+        elif self._stage not in ("denoise", "decode") or (self._stage == "denoise" and not self._total):
             return None
         rate, each = self.rate(), self.decode_each()
         steps_left = max(self._total - self._step, 0)

@@ -91,6 +91,8 @@ def test_a_long_video_counts_every_segment_decode_and_not_the_decode_time_as_ste
     assert events[-1].eta_s == pytest.approx(4 * 1.0 + 2 * 3.0)
     at(emit, clock, 4.0, "decode")
     assert events[-1].eta_s == pytest.approx(3.0 + 4 * 1.0 + 3.0)
+    at(emit, clock, 10.0, "encode_prompt")  # the second segment's prompt: the ETA stays
+    assert events[-1].eta_s == pytest.approx(4 * 1.0 + 6.0)
     at(emit, clock, 10.0, "denoise", 4, 8)  # the first decode took 6 s; the second segment starts
     # still 1 s a step (the decode's 6 s are not step time), and the measured decode replaces the prediction
     assert events[-1].eta_s == pytest.approx(4 * 1.0 + 6.0)
