@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -54,8 +55,10 @@ class Run:
         """The chosen memory plan's prediction (:class:`t2v.models.memory.Prediction`)."""
         return next(p for p in self.predictions if p.plan == self.memory.name)
 
+    @cached_property
     def timed_work(self):
-        """The chosen plan's work (a :class:`t2v.models.steptime.Work`) and the step-times key of this run."""
+        """The chosen plan's work (a :class:`t2v.models.steptime.Work`) and the step-times key of this run (made
+        once: the ETA's prediction and the run's observation share it)."""
         from t2v.models import steptime
         from t2v.models.memory import run_key
 
@@ -149,7 +152,7 @@ def expect_times(run: Run) -> None:
     from t2v.models import steptime
 
     try:
-        times = steptime.predict(*run.timed_work(), run.request.device, run.request.dtype)
+        times = steptime.predict(*run.timed_work, run.request.device, run.request.dtype)
     except Exception as e:  # noqa: BLE001  an ETA is never worth failing a run for
         logger.debug("no predicted times for the ETA: %s", e)
         return
@@ -208,7 +211,7 @@ def observe_times(run: Run, timings: dict[str, float], *, steps: int) -> None:
     if getattr(run.request, "compile", False) or run.memory is None or "decode_s" not in timings:
         return
     try:
-        work, key = run.timed_work()
+        work, key = run.timed_work
         steptime.observe(key, work, steps=steps, denoise_s=timings.get("denoise_s", 0.0), decode_s=timings["decode_s"])
     except Exception as e:  # noqa: BLE001  a cache is never needed: no failure here may cost the run
         logger.debug("step times not kept: %s", e)

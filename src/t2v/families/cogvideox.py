@@ -288,7 +288,7 @@ class CogVideoXFamily(GroupOffload, DiffusersLora):
         vae_peak = decode.peak
         if "i2v" in rules.modes:  # the image through the encoder
             image = torch.zeros(1, 3, 1, height, width, **meta)
-            vae_peak = max(vae_peak, meta_cost(lambda: vae.encode(image))[0])
+            vae_peak = max(vae_peak, meta_cost(lambda: vae.encode(image)).peak)
         latent_bytes = c * f * (height // spatial) * (width // spatial) * 4
         return {
             "params": params(m),

@@ -276,14 +276,14 @@ class HunyuanFamily(DiffusersLora):
             vision_cfg = te.config.vision_config
             image_tokens = (vision_cfg.image_size // vision_cfg.patch_size) ** 2
             pixels = torch.zeros(1, 3, vision_cfg.image_size, vision_cfg.image_size, **meta)
-            text_peak = meta_cost(lambda: te.model.vision_tower(pixels, output_hidden_states=True))[0]
+            text_peak = meta_cost(lambda: te.model.vision_tower(pixels, output_hidden_states=True)).peak
             language = te.model.language_model
         else:
             text_peak, language = 0, te
         ids = torch.zeros(1, TEXT_TOKENS + crop + max(image_tokens - 1, 0), dtype=torch.long, device="meta")
-        text_peak = max(text_peak, meta_cost(lambda: language(input_ids=ids, output_hidden_states=True))[0])
+        text_peak = max(text_peak, meta_cost(lambda: language(input_ids=ids, output_hidden_states=True)).peak)
         clip_ids = torch.zeros(1, CLIP_TOKENS, dtype=torch.long, device="meta")
-        text_peak = max(text_peak, meta_cost(lambda: m["text_encoder_2"](clip_ids))[0])
+        text_peak = max(text_peak, meta_cost(lambda: m["text_encoder_2"](clip_ids)).peak)
         condition = tr.config.image_condition_type
         interleave = {"latent_concat": 2, "token_replace": 4}.get(condition, 1)
         # After the crop: 256 prompt tokens (I2V: 252, the assistant header cut out, + the interleaved image).
@@ -304,7 +304,7 @@ class HunyuanFamily(DiffusersLora):
         vae_peak = decode.peak
         if i2v:
             image = torch.zeros(1, 3, 1, height, width, **meta)
-            vae_peak = max(vae_peak, meta_cost(lambda: vae.encode(image))[0])
+            vae_peak = max(vae_peak, meta_cost(lambda: vae.encode(image)).peak)
         return {
             "params": params(m),
             "acts": {"text": text_peak, "transformer": step.peak, "vae": vae_peak},

@@ -237,7 +237,7 @@ class LTXFamily(DiffusersLora):
         decode = meta_cost(lambda: vae.decode(z, temb))
         vae_peak = decode.peak
         image = torch.zeros(1, 3, 1, height, width, **meta)
-        vae_peak = max(vae_peak, meta_cost(lambda: vae.encode(image))[0])
+        vae_peak = max(vae_peak, meta_cost(lambda: vae.encode(image)).peak)
         latent_bytes = x[0].numel() * 4
         return {
             "params": params(m),

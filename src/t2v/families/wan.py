@@ -229,7 +229,7 @@ class WanFamily(GroupOffload, DiffusersLora):
         vae_peak = decode.peak
         if "i2v" in rules.modes:  # the image (2.1 I2V: followed by black frames) through the encoder
             clip = torch.zeros(1, 3, 1 if read_index(path).get("expand_timesteps") else frames, height, width, **meta)
-            vae_peak = max(vae_peak, meta_cost(lambda: vae.encode(clip))[0])
+            vae_peak = max(vae_peak, meta_cost(lambda: vae.encode(clip)).peak)
         return {
             "params": params(m),
             "acts": {"text": text_peak, "transformer": step.peak + (batch - 1) * latent_bytes, "vae": vae_peak},
