@@ -183,7 +183,7 @@ def run_stock(name: str, folder: Path, req, device: str) -> tuple[dict, object]:
     from t2v.bench.spec import stock_extra
     from t2v.families import family_of_folder
     from t2v.families.base import read_index
-    from t2v.models.loader import model_defaults
+    from t2v.models.source import model_defaults
 
     index, (_, defaults) = read_index(folder), model_defaults(str(folder))
     fields = {k: getattr(req, k) for k in ("fps", "guidance_scale_2", "decode_timestep", "decode_noise_scale",

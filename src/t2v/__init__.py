@@ -34,7 +34,8 @@ def generate(request, **kwargs):
 def load_pipeline(model: str, *, device: str = "auto", dtype: str = "auto", settings=None):
     """Load (and cache) a model's components for ``device``/``dtype``; later ``generate`` calls reuse them."""
     from t2v.models.device import fit_to_model, plan_device
-    from t2v.models.loader import load_model, resolve_source
+    from t2v.models.loader import load_model
+    from t2v.models.source import resolve_source
     from t2v.settings import get_settings
 
     settings = settings or get_settings()

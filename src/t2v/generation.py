@@ -51,7 +51,7 @@ def resolve(request: GenerationRequest, settings: Settings) -> GenerationRequest
     """Fill model, defaults, seed, device and dtype; validate all of it, with the model family's rules where
     the model is known without downloading it. Loads no weights."""
     from t2v.families import get_family
-    from t2v.models.loader import local_folder, model_defaults
+    from t2v.models.source import local_folder, model_defaults
     from t2v.models.registry import lookup
 
     model = request.model or (settings.default_model if request.mode == "video" else settings.default_image_model)
@@ -120,7 +120,7 @@ def motion_defaults(model: str, adapter: str, settings: Settings):
     adapter's registry defaults."""
     from t2v.errors import ModelUnavailable
     from t2v.families import get_family
-    from t2v.models.loader import resolve_source
+    from t2v.models.source import resolve_source
     from t2v.models.registry import lookup
 
     try:
@@ -162,7 +162,7 @@ def check_fits(request: GenerationRequest, settings: Settings) -> None:
     from t2v.errors import ModelUnavailable
     from t2v.models.device import fit_to_model, plan_device
     from t2v.models.fit import memory_budget
-    from t2v.models.loader import resolve_source
+    from t2v.models.source import resolve_source
     from t2v.models.memory import choose
 
     if request.mode != "video":

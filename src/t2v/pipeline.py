@@ -37,7 +37,7 @@ class Run:
 
     request: Any
     stem: Path
-    source: Any  # t2v.models.loader.ModelSource
+    source: Any  # t2v.models.source.ModelSource
     family: Any  # t2v.families.Family
     loaded: Any  # t2v.models.loader.LoadedModel
     plan: Any  # t2v.models.device.DevicePlan
@@ -94,7 +94,8 @@ def start(request, *, settings: Settings | None = None, output: str | Path | Non
     the request's ``image`` and ``video`` (asset ids on a server) to files."""
     from t2v.families import get_family
     from t2v.models.device import fit_to_model, plan_device, set_threads
-    from t2v.models.loader import load_model, resolve_source
+    from t2v.models.loader import load_model
+    from t2v.models.source import resolve_source
 
     settings = settings or get_settings()
     t_start = time.perf_counter()

@@ -308,7 +308,8 @@ def full_size_sd15_animatediff(folder, device: str, dtype: str):
 
     from t2v.families.animatediff import DDIM, motion_unet
     from t2v.models.device import DevicePlan
-    from t2v.models.loader import LoadedModel, ModelSource
+    from t2v.models.loader import LoadedModel
+    from t2v.models.source import ModelSource
     from t2v.models.tiny import make_tokenizer
 
     plan = DevicePlan(device, dtype)

@@ -268,7 +268,8 @@ def full_size_cogvideox5b(folder, device: str, dtype: str):
     from transformers import ByT5Tokenizer, T5Config, T5EncoderModel
 
     from t2v.models.device import DevicePlan
-    from t2v.models.loader import LoadedModel, ModelSource
+    from t2v.models.loader import LoadedModel
+    from t2v.models.source import ModelSource
     from t2v.models.tiny.cogvideox import scheduler as tiny_scheduler
 
     plan = DevicePlan(device, dtype)

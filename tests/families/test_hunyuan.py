@@ -136,7 +136,7 @@ def test_bad_requests_name_the_field_and_nearest_value(models, first_frame, kind
 
 
 def test_modes(models, first_frame, tmp_path):
-    from t2v.models.loader import check_folder
+    from t2v.models.source import check_folder
 
     with pytest.raises(InvalidRequest) as e:
         run(models["hunyuan-i2v"])  # the I2V pipeline needs the first frame
@@ -299,7 +299,7 @@ def test_a_job_through_the_service(models, tmp_path):
 
 
 def test_registry_specs_carry_the_licence_notice():
-    from t2v.models.loader import license_notice
+    from t2v.models.source import license_notice
     from t2v.models.registry import lookup
 
     t2v, i2v = lookup("hunyuanvideo-community/HunyuanVideo"), lookup("hunyuan-i2v")
@@ -323,7 +323,8 @@ def full_size(folder, device: str, dtype: str):
     from transformers import CLIPTextConfig, CLIPTextModel, LlamaConfig, LlamaModel
 
     from t2v.models.device import DevicePlan
-    from t2v.models.loader import LoadedModel, ModelSource
+    from t2v.models.loader import LoadedModel
+    from t2v.models.source import ModelSource
     from t2v.models.tiny import make_tokenizer
     from t2v.models.tiny.hunyuan import make_llama_tokenizer
 

@@ -317,7 +317,8 @@ def full_size_ltx(folder, device: str, dtype: str):
     from transformers import ByT5Tokenizer, T5Config, T5EncoderModel
 
     from t2v.models.device import DevicePlan
-    from t2v.models.loader import LoadedModel, ModelSource
+    from t2v.models.loader import LoadedModel
+    from t2v.models.source import ModelSource
 
     plan = DevicePlan(device, dtype)
     tokenizer = ByT5Tokenizer(model_max_length=128)

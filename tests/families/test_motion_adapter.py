@@ -88,7 +88,7 @@ def test_a_registered_adapter_stands_for_it_on_its_base_model(tmp_path):
     assert resolved.model == spec.base_model and resolved.motion_adapter == spec.id
     assert (resolved.width, resolved.height, resolved.num_frames) == (spec.defaults["width"], spec.defaults["height"],
                                                                        spec.defaults["num_frames"])
-    from t2v.models.loader import resolve_source
+    from t2v.models.source import resolve_source
 
     with pytest.raises(ModelUnavailable) as e:  # nothing downloads offline; the message says what to do
         resolve_source(spec.id, Settings(home=tmp_path, offline=True))

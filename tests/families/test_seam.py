@@ -33,7 +33,7 @@ def test_every_builtin_family_is_found_and_claims_its_pipeline_classes():
 
 
 def test_a_folder_of_an_unknown_pipeline_class_is_refused_by_name(model_copy):
-    from t2v.models.loader import resolve_source
+    from t2v.models.source import resolve_source
     from t2v.settings import get_settings
 
     index = json.loads((model_copy / "model_index.json").read_text())
@@ -149,7 +149,8 @@ def test_group_offloaded_transformers_give_the_same_frames(wan):
 
     from t2v.families.common import GROUP_OFFLOADED, group_offload
     from t2v.generation import generate
-    from t2v.models.loader import clear_cache, load_model, resolve_source
+    from t2v.models.loader import clear_cache, load_model
+    from t2v.models.source import resolve_source
     from t2v.models.device import DevicePlan
     from t2v.settings import get_settings
 

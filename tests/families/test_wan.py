@@ -242,7 +242,8 @@ def full_size_wan13b(folder, device: str, dtype: str):
     from transformers import ByT5Tokenizer, UMT5Config, UMT5EncoderModel
 
     from t2v.models.device import DevicePlan
-    from t2v.models.loader import LoadedModel, ModelSource
+    from t2v.models.loader import LoadedModel
+    from t2v.models.source import ModelSource
 
     plan = DevicePlan(device, dtype)
     tokenizer = ByT5Tokenizer(model_max_length=512)

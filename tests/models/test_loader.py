@@ -6,7 +6,8 @@ import torch
 
 from t2v.errors import ModelUnavailable
 from t2v.models.device import DevicePlan, plan_device
-from t2v.models.loader import clear_cache, load_model, pick_variant, resolve_source
+from t2v.models.loader import clear_cache, load_model, pick_variant
+from t2v.models.source import resolve_source
 from t2v.settings import get_settings
 
 CPU = DevicePlan(device="cpu", dtype="fp32")

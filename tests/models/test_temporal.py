@@ -76,7 +76,8 @@ def test_stock_unet_is_left_alone():
 
 def test_loader_switches_positions_on(model_copy):
     from t2v.models.device import plan_device
-    from t2v.models.loader import load_model, resolve_source
+    from t2v.models.loader import load_model
+    from t2v.models.source import resolve_source
     from t2v.settings import get_settings
 
     cfg_file = model_copy / "unet" / "config.json"

@@ -58,7 +58,7 @@ def check_options(*, runs: int, size: int | None = None, model: Path | None = No
     folder = None
     if model is not None:
         from t2v.errors import ModelUnavailable
-        from t2v.models.loader import check_folder
+        from t2v.models.source import check_folder
 
         path = model.expanduser()
         if not path.is_dir():

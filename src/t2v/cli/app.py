@@ -63,7 +63,7 @@ def _root(
 def _licence_notice(model: str | None) -> None:
     """Print the licence notice of a registered model that is about to download (not yet in the cache)."""
     from t2v.models.allowlist import is_cached
-    from t2v.models.loader import is_offline, license_notice
+    from t2v.models.source import is_offline, license_notice
     from t2v.models.registry import lookup
     from t2v.settings import get_settings
 

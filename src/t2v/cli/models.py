@@ -75,7 +75,7 @@ def list_models(as_json: bool = typer.Option(False, "--json", help="Machine-read
 def show(model: str = typer.Argument(..., help="Registry id, alias or local folder.")) -> None:
     """Everything t2v knows about one model."""
     from t2v.errors import ModelUnavailable
-    from t2v.models.loader import check_folder
+    from t2v.models.source import check_folder
     from t2v.models.registry import folder_info, lookup
 
     with cli_errors():
@@ -100,10 +100,10 @@ def pull(
     fp32: bool = typer.Option(False, "--fp32", help="Fetch the full-precision weights instead of the fp16 variant."),
 ) -> None:
     """Download a model into $T2V_HOME/models (on a machine with internet access)."""
-    from t2v.models.loader import pull as pull_model
+    from t2v.models.source import pull as pull_model
     from t2v.settings import get_settings
 
-    from t2v.models.loader import license_notice
+    from t2v.models.source import license_notice
     from t2v.models.registry import lookup
 
     with cli_errors():

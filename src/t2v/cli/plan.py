@@ -12,7 +12,7 @@ def show_plan(request) -> None:
     from t2v.generation import resolve
     from t2v.models.device import fit_to_model, plan_device
     from t2v.models.fit import memory_budget
-    from t2v.models.loader import resolve_source
+    from t2v.models.source import resolve_source
     from t2v.models.memory import choose, predict
     from t2v.settings import get_settings
 

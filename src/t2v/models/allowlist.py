@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from t2v.errors import ModelUnavailable
-from t2v.models.loader import HUB_ID, as_path, check_folder, check_motion_adapter, is_offline, looks_like_path
+from t2v.models.source import HUB_ID, as_path, check_folder, check_motion_adapter, is_offline, looks_like_path
 from t2v.models.registry import canonical_id, lookup
 from t2v.settings import Settings
 
@@ -47,8 +47,8 @@ def is_cached(model_id: str, revision: str, settings: Settings, check=check_fold
 
 
 def check_allowed(model: str, settings: Settings, check=check_folder) -> None:
-    """The allow-list for untrusted callers (see :func:`t2v.models.loader.check_available`); ``check`` tells a
-    usable folder (a pipeline folder; :func:`t2v.models.loader.check_motion_adapter` for motion adapters)."""
+    """The allow-list for untrusted callers (see :func:`t2v.models.source.check_available`); ``check`` tells a
+    usable folder (a pipeline folder; :func:`t2v.models.source.check_motion_adapter` for motion adapters)."""
     if check is check_folder and model in (settings.default_model, settings.default_image_model):
         return  # the server's own defaults, configured by its admin
     model_id = canonical_id(model)

@@ -1,9 +1,8 @@
-"""Find a model (registry id, hub id or local folder) and load its components for a device plan.
+"""Load a model's components for a device plan, from the local folder :mod:`t2v.models.source` resolved.
 
-Hub ids go through ``huggingface_hub.snapshot_download`` into ``$T2V_HOME/models`` (the cache is
-tried first, without network); folders are used in place. Either way the components are loaded
-from a local folder in the diffusers layout, picking the ``fp16`` weight variant on accelerators
-when the folder has it.
+The components are loaded from a folder in the diffusers layout, picking the ``fp16`` weight variant on
+accelerators when the folder has it; the weights' content hash goes in the record. Loaded models are kept in
+a per-process cache (``T2V_MODEL_CACHE_GB``) so a warm worker reuses them.
 """
 
 from __future__ import annotations
@@ -12,38 +11,21 @@ import hashlib
 import json
 import logging
 import os
-import re
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from t2v.errors import ModelUnavailable
 from t2v.models.device import DevicePlan
 from t2v.models.memory import tune_allocator
-from t2v.models.registry import canonical_id, folder_info, lookup
-from t2v.settings import Settings, get_settings
+from t2v.models.source import WEIGHT_EXTS, ModelSource
+from t2v.settings import get_settings
 
 logger = logging.getLogger(__name__)
 
-_WEIGHT_EXTS = (".safetensors", ".bin")
-HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-
-
-@dataclass(frozen=True)
-class ModelSource:
-    """Where a model's files are: ``id`` as recorded, ``path`` a local folder in the diffusers layout."""
-
-    id: str
-    path: Path
-    kind: str  # "hub" or "folder"
-    revision: str | None = None  # hub commit hash
-    family: str = "unknown"
-    defaults: dict[str, Any] = field(default_factory=dict)
-    motion_adapter: str | None = None  # AnimateDiff: the MotionAdapter's id as recorded (``path`` is the composed folder)
-    license: str | None = None  # as the registry (or the folder's t2v.json) states it
 
 
 @dataclass
@@ -85,255 +67,6 @@ class LoadedModel:
         return get_family(self.source.family)
 
 
-def is_offline(settings: Settings) -> bool:
-    return settings.offline or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
-
-
-def looks_like_path(model: str) -> bool:
-    return model.startswith((".", "/", "~")) or "\\" in model or model.count("/") > 1
-
-
-def as_path(model: str) -> Path:
-    """``model`` as a filesystem path, ``~`` expanded (left as is for an unknown ``~user``)."""
-    try:
-        return Path(model).expanduser()
-    except RuntimeError:  # "Could not determine home directory."
-        return Path(model)
-
-
-def model_defaults(model: str) -> tuple[str, dict[str, Any]]:
-    """Family and defaults of a model without loading or downloading anything."""
-    path = as_path(model)
-    if os.path.isdir(path):  # False, not OSError, for names no file can have (too long, NUL)
-        return folder_info(path)
-    spec = lookup(model)
-    if spec:
-        return spec.family, dict(spec.defaults)
-    return folder_info(Path("/nonexistent"))
-
-
-def local_folder(model: str) -> Path | None:
-    """The folder ``model`` names without downloading: an existing folder or a bundled model (else None)."""
-    path = as_path(model)
-    if os.path.isdir(path):
-        return path
-    spec = lookup(model)
-    if spec and spec.bundled_path is not None and spec.bundled_path.is_dir():
-        return spec.bundled_path
-    return None
-
-
-def check_folder(path: Path) -> dict[str, Any]:
-    """Check that ``path`` is a complete diffusers folder of a family t2v runs; return its model_index.json.
-
-    ModelUnavailable names what is wrong: no or bad model_index.json, a pipeline class no family knows, a
-    missing component, or a component class the family does not load."""
-    from t2v.families import family_of_folder
-    from t2v.families.base import read_index
-
-    index = read_index(path)
-    family_of_folder(path).check_index(path, index)
-    return index
-
-
-def _fix_hint(model: str) -> str:
-    return (
-        f"pass a local model folder with --model PATH, or run `t2v models pull {model}` on a machine with "
-        "internet access and copy $T2V_HOME/models here; unset HF_HUB_OFFLINE/T2V_OFFLINE if this machine is online"
-    )
-
-
-def resolve_source(model: str, settings: Settings, *, revision: str | None = None, want_fp16: bool = False,
-                   motion_adapter: str | None = None) -> ModelSource:
-    """Turn a model name into a local folder, downloading from the hub only when allowed.
-
-    With ``motion_adapter`` (AnimateDiff) ``model`` is the SD 1.5 model it animates: the source is the two
-    composed into one AnimateDiffPipeline folder (:func:`t2v.families.animatediff.compose`)."""
-    if motion_adapter is not None:
-        return _with_motion_adapter(resolve_source(model, settings, revision=revision, want_fp16=want_fp16),
-                                    motion_adapter, settings, want_fp16=want_fp16)
-    spec = lookup(model)
-    if spec is not None and spec.base_model:  # a motion adapter's registry entry: its default base model
-        return resolve_source(spec.base_model, settings, want_fp16=want_fp16, motion_adapter=spec.id)
-    source = _resolve_plain(model, settings, revision=revision, want_fp16=want_fp16)
-    if source.license is None:
-        return replace(source, license=spec.license if spec else folder_license(source.path))
-    return source
-
-
-def folder_license(path: Path) -> str | None:
-    """The ``license`` a folder's ``t2v.json`` states (None if it states none)."""
-    try:
-        value = json.loads((path / "t2v.json").read_text()).get("license")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return value if isinstance(value, str) else None
-
-
-def check_motion_adapter(path: Path) -> Path:
-    """``path`` if it is a MotionAdapter folder (config.json naming the class, weights beside it), else
-    ModelUnavailable naming what is wrong."""
-    try:
-        cls = json.loads((path / "config.json").read_text()).get("_class_name")
-    except (OSError, ValueError, AttributeError):
-        cls = None
-    if cls != "MotionAdapter":
-        raise ModelUnavailable(f"{path} is not a motion adapter: its config.json does not name MotionAdapter "
-                               "(e.g. guoyww/animatediff-motion-adapter-v1-5-3)")
-    if not any(path.glob("diffusion_pytorch_model*")):
-        raise ModelUnavailable(f"{path} is a motion adapter without weights (diffusion_pytorch_model.safetensors)")
-    return path
-
-
-def _with_motion_adapter(base: ModelSource, adapter: str, settings: Settings, *, want_fp16: bool) -> ModelSource:
-    from t2v.families.animatediff import compose
-
-    if base.family != "sd":
-        raise ModelUnavailable(f"--motion-adapter animates Stable Diffusion 1.5 models; {base.id} is a {base.family} model")
-    adapter_path = as_path(adapter)
-    spec = lookup(adapter)
-    if os.path.exists(adapter_path) or looks_like_path(adapter):
-        if not adapter_path.is_dir():
-            raise ModelUnavailable(f"motion adapter folder {adapter} does not exist")
-        adapter_id, folder = str(adapter_path.resolve()), adapter_path.resolve()
-    else:
-        adapter_id = canonical_id(adapter)
-        if not HUB_ID.match(adapter_id):
-            raise ModelUnavailable(f"unknown motion adapter {adapter!r}: not a registered one (see `t2v models list`), "
-                                   "a folder, or a hub id like org/name")
-        folder = _snapshot(adapter_id, spec.revision if spec else "main", settings, want_fp16=want_fp16,
-                           check=check_motion_adapter)
-    check_motion_adapter(folder)
-    composed = compose(base.path, folder, Path(settings.cache_dir) / "animatediff")
-    from t2v.models.registry import folder_info
-
-    family, defaults = folder_info(composed)
-    if spec is not None:
-        defaults = {**defaults, **spec.defaults}
-    licenses = [x for x in (base.license, spec.license if spec else folder_license(folder)) if x]
-    return ModelSource(id=base.id, path=composed, kind=base.kind, revision=base.revision, family=family,
-                       defaults=defaults, motion_adapter=adapter_id, license=" + ".join(dict.fromkeys(licenses)) or None)
-
-
-def _resolve_plain(model: str, settings: Settings, *, revision: str | None, want_fp16: bool) -> ModelSource:
-    path = as_path(model)
-    if os.path.exists(path) or looks_like_path(model):
-        if not os.path.exists(path):
-            raise ModelUnavailable(f"model folder {model} does not exist")
-        if not path.is_dir():
-            raise ModelUnavailable(f"{model} is a file, not a model folder")
-        check_folder(path)
-        family, defaults = folder_info(path)
-        return ModelSource(id=str(path.resolve()), path=path.resolve(), kind="folder", family=family, defaults=defaults)
-
-    model_id = canonical_id(model)
-    spec = lookup(model_id)
-    if spec and spec.bundled_path is not None:
-        if not spec.bundled_path.is_dir():
-            raise ModelUnavailable(f"{model_id} should ship with t2v at {spec.bundled_path}, but that folder is missing; reinstall t2v")
-        check_folder(spec.bundled_path)
-        return ModelSource(id=model_id, path=spec.bundled_path, kind="bundled", family=spec.family, defaults=dict(spec.defaults))
-    if not HUB_ID.match(model_id):
-        raise ModelUnavailable(
-            f"unknown model {model!r}: not a registered model (see `t2v models list`), an existing folder, or a hub id like org/name"
-        )
-    revision = revision or (spec.revision if spec else "main")
-    folder = _snapshot(model_id, revision, settings, want_fp16=want_fp16)
-    check_folder(folder)
-    family, defaults = folder_info(folder)
-    if spec:
-        family, defaults = spec.family, dict(spec.defaults)
-    return ModelSource(id=model_id, path=folder, kind="hub", revision=folder.name, family=family, defaults=defaults)
-
-
-def check_available(model: str, settings: Settings, *, restricted: bool = False, motion_adapter: str | None = None) -> None:
-    """Raise ModelUnavailable now if ``model`` (with ``motion_adapter``) could not be loaded later (a folder, or
-    a hub id when offline).
-
-    ``restricted`` (requests from the API and the web UI): only the server's default models, registered
-    models, models in the cache and folders under ``settings.model_roots`` pass; any other name gets
-    :data:`t2v.models.allowlist.NOT_ALLOWED`, the same text whatever is or is not at that path. A hub model not in the cache passes
-    only with ``settings.allow_downloads`` (and not offline): the server never downloads one otherwise.
-    The same goes for a motion adapter.
-    """
-    if restricted:
-        from t2v.models.allowlist import check_allowed
-
-        check_allowed(model, settings)
-        if motion_adapter is not None:
-            check_allowed(motion_adapter, settings, check=check_motion_adapter)
-    names = [model] + ([motion_adapter] if motion_adapter is not None else [])
-    local = [os.path.exists(as_path(n)) or looks_like_path(n) or not HUB_ID.match(canonical_id(n)) for n in names]
-    if all(local) or is_offline(settings):
-        resolve_source(model, settings, motion_adapter=motion_adapter)
-    elif local[0]:  # a folder with a hub adapter: the folder now, the adapter when its job runs
-        resolve_source(model, settings)
-    elif motion_adapter is not None and local[1]:
-        check_motion_adapter(as_path(motion_adapter))
-
-
-def _snapshot(model_id: str, revision: str, settings: Settings, *, want_fp16: bool, check=None) -> Path:
-    from huggingface_hub import snapshot_download
-
-    cache = str(settings.cache_dir)
-    try:
-        folder = Path(snapshot_download(model_id, revision=revision, cache_dir=cache, local_files_only=True))
-        if check is not None:
-            check(folder)
-        return folder
-    except Exception as e:  # not cached (LocalEntryNotFoundError and friends)
-        if is_offline(settings):
-            raise ModelUnavailable(
-                f"model {model_id} is not in the cache ({cache}) and offline mode is on; {_fix_hint(model_id)}"
-            ) from None
-        logger.debug("cache miss for %s: %s", model_id, e)
-    notice = license_notice(model_id)
-    if notice:
-        logger.warning("%s: %s", model_id, notice)
-    try:
-        return Path(
-            snapshot_download(model_id, revision=revision, cache_dir=cache, allow_patterns=_hub_patterns(model_id, revision, want_fp16))
-        )
-    except Exception as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ModelUnavailable(
-            f"model {model_id} is not cached and could not be downloaded ({first[:200]}); {_fix_hint(model_id)}"
-        ) from None
-
-
-def _hub_patterns(model_id: str, revision: str, want_fp16: bool) -> list[str]:
-    """Only the files t2v loads: configs, tokenizers, and each component's weights once (the fp16 variant
-    when wanted and present, else the full-precision files; safetensors over .bin)."""
-    from huggingface_hub import HfApi
-
-    return weight_patterns(set(HfApi().list_repo_files(model_id, revision=revision)), want_fp16)
-
-
-def license_notice(model: str) -> str:
-    """What users must read before ``model`` downloads (territory or use restrictions), or ""."""
-    spec = lookup(model)
-    return spec.license_notice if spec else ""
-
-
-def weight_patterns(files: set[str], want_fp16: bool) -> list[str]:
-    """:func:`_hub_patterns` for a repo's file list (a pipeline's component folders, or one model's files at the
-    top level, as a motion adapter repo has them)."""
-    patterns = ["model_index.json", "t2v.json", "config.json", "*/*.json", "*/*.txt", "*/*.model", "tokenizer*/*"]
-    pipeline = "model_index.json" in files  # then top-level weights are single-file checkpoints t2v does not load
-    by_component: dict[str, list[str]] = {}
-    for f in files:
-        comp, _, name = f.rpartition("/")
-        if (comp or not pipeline) and "/" not in comp and (name.endswith(_WEIGHT_EXTS) or name.endswith(".index.json")):
-            by_component.setdefault(comp, []).append(f)
-    for comp, weights in sorted(by_component.items()):
-        fp16 = [f for f in weights if ".fp16." in f]
-        full = [f for f in weights if ".fp16." not in f]
-        chosen = fp16 if want_fp16 and fp16 else full or fp16
-        safe = [f for f in chosen if ".safetensors" in f]
-        patterns += safe if safe else chosen
-    return patterns
-
-
 def _module_stems(path: Path) -> dict[str, str]:
     """Component folder -> weight file stem, for the components with weights the folder's family loads."""
     from t2v.families import family_of_folder
@@ -349,7 +82,7 @@ def pick_variant(path: Path, plan: DevicePlan) -> str | None:
     if not (plan.is_accelerator and plan.dtype in ("fp16", "bf16")):
         return None
     for comp, stem in _module_stems(path).items():
-        if not any((path / comp / f"{stem}.fp16{ext}").is_file() for ext in _WEIGHT_EXTS) and not any(
+        if not any((path / comp / f"{stem}.fp16{ext}").is_file() for ext in WEIGHT_EXTS) and not any(
             (path / comp).glob(f"{stem}.fp16*.index.json")
         ):
             return None
@@ -369,7 +102,7 @@ def content_hash(path: Path, variant: str | None, *, cache_file: Path | None = N
         p
         for p in path.rglob("*")
         if p.is_file() and not p.name.startswith(".")
-        and (p.suffix in (".json", ".txt") or (p.suffix in _WEIGHT_EXTS and (".fp16" in p.name) == (variant == "fp16")))
+        and (p.suffix in (".json", ".txt") or (p.suffix in WEIGHT_EXTS and (".fp16" in p.name) == (variant == "fp16")))
     )
     h = hashlib.sha256()
     for p, digest in zip(files, file_digests(files, cache_file)):
@@ -488,18 +221,3 @@ def forget(model: LoadedModel) -> None:
 def clear_cache() -> None:
     with _CACHE_LOCK:
         _CACHE.clear()
-
-
-def pull(model: str, settings: Settings, *, revision: str | None = None, fp16: bool = True) -> Path:
-    """Download a hub model into the t2v cache (for `t2v models pull`)."""
-    model_id = canonical_id(model)
-    bundled = lookup(model_id)
-    if bundled and bundled.bundled_path is not None:
-        return resolve_source(model_id, settings).path  # ships with t2v: nothing to download
-    if not HUB_ID.match(model_id):
-        raise ModelUnavailable(f"{model!r} is not a hub id like org/name")
-    spec = lookup(model_id)
-    online = settings.model_copy(update={"offline": False})
-    if spec is not None and spec.base_model:  # a motion adapter: its base model too
-        pull(spec.base_model, settings, fp16=fp16)
-    return _snapshot(model_id, revision or (spec.revision if spec else "main"), online, want_fp16=fp16)

@@ -29,7 +29,7 @@ def rules_of(family_name: str, path) -> dict[str, Any] | None:
 
 def model_list(settings) -> dict[str, Any]:
     """The body of ``GET /v1/models`` (see :class:`t2v.contract.ModelList`)."""
-    from t2v.models.loader import as_path, local_folder, model_defaults
+    from t2v.models.source import as_path, local_folder, model_defaults
     from t2v.models.registry import REGISTRY, lookup
 
     items = []

@@ -26,7 +26,7 @@ def admit(request, settings: Settings, api_key=None):
     the server may not make, the cost limits, and the memory budget.
     """
     from t2v.generation import check_fits, resolve
-    from t2v.models.loader import check_available
+    from t2v.models.source import check_available
 
     from t2v.service.assets import is_asset_id
 
@@ -47,7 +47,7 @@ def admit(request, settings: Settings, api_key=None):
         check_available(request.model, settings, restricted=True)
     if getattr(request, "motion_adapter", None) is not None:
         from t2v.models.allowlist import check_allowed
-        from t2v.models.loader import check_motion_adapter
+        from t2v.models.source import check_motion_adapter
 
         check_allowed(request.motion_adapter, settings, check=check_motion_adapter)
     if request.lora is not None:

@@ -69,7 +69,7 @@ def train_lora(cfg: LoraTrainConfig, on_event: Callback | None = None) -> Path:
     from diffusers import AutoencoderKL, DDIMScheduler, UNet3DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
 
-    from t2v.models.loader import model_defaults, resolve_source
+    from t2v.models.source import model_defaults, resolve_source
     from t2v.models.lora import adapters_off, add_lora, lora_parameters, save_lora
     from t2v.settings import get_settings
     from t2v.train.data import folder_clips

@@ -57,7 +57,7 @@ def limits(service) -> dict[str, int]:
 def form_limits(service, model: str | None = None) -> F.FormLimits:
     """The server's caps and ``model``'s rules (default: the server's model), for presets and snapping."""
     from t2v.contract import Limits, Model
-    from t2v.models.loader import as_path, local_folder, model_defaults
+    from t2v.models.source import as_path, local_folder, model_defaults
     from t2v.service.catalogue import rules_of
 
     model = model or service.settings.default_model
@@ -80,7 +80,7 @@ def model_choices(service) -> list[str]:
 def preset(service, name: str, model: str | None = None) -> dict[str, Any]:
     """Field values for a preset ("Quality": the model's defaults; "Fast preview": few steps, small size),
     within the server's limits and the model's rules."""
-    from t2v.models.loader import model_defaults
+    from t2v.models.source import model_defaults
 
     model = model or service.settings.default_model
     try:

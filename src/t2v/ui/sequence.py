@@ -41,7 +41,7 @@ _FIELD_PREFIX = re.compile(r"^(\w+):\s*")
 
 def default_form(service) -> dict[str, Any]:
     """A fresh tab: the server's default image model at its own defaults (within the server's limits)."""
-    from t2v.models.loader import model_defaults
+    from t2v.models.source import model_defaults
 
     model = service.settings.default_image_model
     try:
