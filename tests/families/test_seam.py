@@ -10,7 +10,7 @@ import time
 import pytest
 
 from t2v.errors import InvalidRequest, ModelUnavailable
-from t2v.families import base as families
+from t2v.families import base, registry as families
 from t2v.request import GenerationRequest
 
 
@@ -60,7 +60,7 @@ def test_a_folder_without_t2v_json_gets_its_familys_defaults_and_own_scheduler(w
 
 @pytest.mark.parametrize("frames, nearest", [(6, 5), (8, 9), (80, 81), (2, 1)])
 def test_frame_rule_names_the_nearest_valid_count(frames, nearest):
-    rules = families.Rules(size_multiple=16, frame_step=4)
+    rules = base.Rules(size_multiple=16, frame_step=4)
     with pytest.raises(InvalidRequest, match=f"num_frames: {frames} is not 4k\\+1.*nearest valid: {nearest}"):
         rules.check(GenerationRequest(prompt="x", num_frames=frames, width=64, height=32))
     with pytest.raises(InvalidRequest, match="width: 88 is not a multiple of 16.*nearest valid: 96") as e:
