@@ -270,12 +270,43 @@ def check_video_bytes(data: bytes, *, name: str = "the uploaded file", field: st
         path = Path(tmp) / f"upload.{extension}"
         path.write_bytes(data)
         width, height, frames, fps = _probe_video(path, name, field, max_frames, max_side)
+        if extension == "gif":
+            _check_gif_frames(path, data, name, field, max_frames)
     if frames < 2:
         what = "a GIF image with a single frame" if extension == "gif" else "a video with a single frame"
         raise InvalidRequest(f"{field}: {name} is {what}; give a video ({VIDEO_ACCEPTED}) of at least 2 frames, or "
                              f"an image as {ACCEPTED}", field=field)
     return VideoInfo(content_type=VIDEO_TYPES[extension], extension=extension, width=width, height=height,
                      num_frames=frames, fps=round(fps, 3), size=len(data), sha256=hashlib.sha256(data).hexdigest())
+
+
+def _check_gif_frames(path: Path, data: bytes, name: str, field: str, max_frames: int) -> None:
+    """Every frame of a GIF inside its logical screen (the size in its header, which PyAV reports and
+    :func:`_probe_video` checked). Pillow, which decodes GIFs for t2v, grows its canvas to hold a frame that
+    reaches past the screen: a 3 KB file could then decode to frames of 13000x13000 pixels. Each frame's extent
+    is read before it is decoded, so a hostile file is refused without allocating its canvas."""
+    from PIL import Image
+
+    screen = (int.from_bytes(data[6:8], "little"), int.from_bytes(data[8:10], "little"))
+    try:
+        with Image.open(path) as im:
+            index = 0
+            while True:
+                if im.size != screen:
+                    raise InvalidRequest(f"{field}: {name} has a frame ({index + 1}) that reaches outside the GIF's "
+                                         f"{screen[0]}x{screen[1]} screen (to {im.size[0]}x{im.size[1]}): re-save it "
+                                         "with every frame inside the picture", field=field)
+                index += 1
+                if index > max_frames:
+                    return  # _probe_video counted the frames
+                try:
+                    im.seek(index)
+                except EOFError:
+                    return
+    except InvalidRequest:
+        raise
+    except Exception as e:
+        raise InvalidRequest(f"{field}: {name} is not a readable GIF ({type(e).__name__}: {e})", field=field) from None
 
 
 def _probe_video(path: Path, name: str, field: str, max_frames: int, max_side: int) -> tuple[int, int, int, float]:

@@ -18,6 +18,7 @@ from t2v.export import decode_video, write_outputs
 from t2v.inputs import fit_frames
 from t2v.service.keys import create_key
 from tests.api.conftest import make_settings, wait_for
+from tests.fixtures import gif_reaching_out
 
 SMALL = {"num_frames": 4, "width": 32, "height": 32, "num_inference_steps": 2, "fps": 8}
 BLEND2 = {"interpolate": 2, "interpolation": "blend"}
@@ -173,6 +174,8 @@ def test_refused_video_uploads_name_the_problem_and_leave_nothing(tiny_model, tm
             "cut.mp4": (good[: len(good) // 3], "truncated"),
             "still.gif": (gif1.getvalue(), "a single frame"),
             "long.mp4": (clip_bytes(tmp_path, frames=20), "more than 16 frames"),
+            # PyAV sees 16x16 frames; Pillow, which decodes GIFs, would grow its canvas for the 200-pixel-wide one
+            "bomb.gif": (gif_reaching_out(200), "reaches outside the GIF's 16x16 screen"),
         }
         for name, (data, message) in cases.items():
             r = upload(client, data, name)

@@ -108,6 +108,19 @@ def test_gif_roundtrip(tmp_path: Path) -> None:
         assert im.info.get("loop") == 0
 
 
+def test_a_gif_whose_frames_grow_the_canvas_is_refused_before_it_is_decoded(tmp_path: Path) -> None:
+    import resource
+
+    from tests.fixtures import gif_reaching_out
+
+    path = tmp_path / "bomb.gif"
+    path.write_bytes(gif_reaching_out(12000))  # 2 KB; the canvas Pillow would grow for its frames is 12000 pixels wide
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(ExportError, match=r"frame 2 is 12000x16 pixels, the first 16x16"):
+        decode_video(path)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200 * 1024  # KiB: nothing near a canvas per frame
+
+
 def test_png_directory_is_pixel_exact(tmp_path: Path) -> None:
     frames = make_frames(n=5)
     out = write_video(frames, tmp_path / "clip_frames", "png", 8)

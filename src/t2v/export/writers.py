@@ -314,7 +314,11 @@ def _decode_gif(path: Path) -> tuple[np.ndarray, float]:
 
     arrays, durations = [], []
     with Image.open(path) as im:
+        size = im.size
         for frame in ImageSequence.Iterator(im):
+            if frame.size != size:  # Pillow grew its canvas for a frame past the first's extent: refuse, not allocate
+                raise ExportError(f"{path.name}: frame {len(arrays) + 1} is {frame.size[0]}x{frame.size[1]} pixels, "
+                                  f"the first {size[0]}x{size[1]}; every frame of a GIF must have the same size")
             arrays.append(np.asarray(frame.convert("RGB")))
             durations.append(frame.info.get("duration", 0) or 0)
     mean = sum(durations) / len(durations) if durations else 0
