@@ -263,3 +263,21 @@ def test_the_page_takes_only_checked_images_and_generates_from_one(tiny_model, t
                     break
         (job,) = service.list()
         assert service.get_asset(job.request["image"])["sha256"] == hashlib.sha256(data).hexdigest()
+
+        # A file value given as a URL is refused before Gradio fetches it (no key was checked yet at that point).
+        values["t2v-image"] = {"path": "https://example.com/first.png", "url": "https://example.com/first.png",
+                               "orig_name": "first.png", "meta": {"_type": "gradio.FileData"}}
+        join = {**join, "data": [values.get(elem[c]) for c in dep["inputs"]], "session_hash": "u"}
+        assert client.post("/gradio_api/queue/join", json=join).status_code == 200
+        with client.stream("GET", "/gradio_api/queue/data?session_hash=u") as stream:
+            done = next(m for line in stream.iter_lines() if line.startswith("data:")
+                        and (m := json.loads(line[5:])).get("msg") == "process_completed")
+        assert done["success"] is False and "not given as URLs" in json.dumps(done), done
+        assert len(service.list()) == 1
+
+        # Uploads stop, answered 503, once those kept in Gradio's cache fill their space.
+        from t2v.ui import uploads
+
+        monkeypatch.setattr(uploads, "UPLOAD_SPACE_BYTES", len(data) + 1000)
+        r = client.post("/gradio_api/upload", files={"files": ("again.png", png(32, 32, seed=4), "image/png")})
+        assert r.status_code == 503 and "full" in r.text

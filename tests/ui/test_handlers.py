@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import shutil
 import time
 
@@ -283,6 +285,37 @@ def test_api_key_mode_shows_only_that_keys_jobs_and_rejects_bad_keys(idle):
     idle.repo.revoke_key(alice_row.id)
     with pytest.raises(UIError, match="not valid"):
         HI.items(idle, token=alice)
+
+
+def test_the_page_counts_against_the_keys_rate_limit_as_the_api_does(idle):
+    _, carol = create_key(idle.repo, "carol", rate="3/minute")
+    HI.items(idle, token=carol)
+    job_id, _ = H.submit(idle, form(idle), token=carol)
+    for _ in range(5):  # watching a job is not counted (nor is it through the API's event stream)
+        H.view(idle, job_id, carol)
+    H.cancel(idle, job_id, carol)
+    for call in (lambda: H.submit(idle, form(idle, "one more"), token=carol), lambda: HI.items(idle, token=carol),
+                 lambda: H.delete(idle, job_id, carol)):
+        with pytest.raises(UIError, match=r"rate limit \(3/minute\) is used up: try again in \d+ s") as e:
+            call()
+        assert e.value.field == "api_key"
+    assert len(idle.list()) == 1
+
+
+def test_presets_read_no_model_folder_the_server_would_refuse(idle, tmp_path):
+    outside = tmp_path / "outside"  # a model folder outside the server's model roots
+    outside.mkdir()
+    (outside / "model_index.json").write_text(json.dumps({"_class_name": "WanPipeline"}))
+    _, dave = create_key(idle.repo, "dave")
+    with pytest.raises(UIError, match="needs an API key"):
+        H.preset(idle, "Quality", str(outside))
+    answers = set()
+    for model in (str(outside), str(tmp_path / "missing"), "/etc"):
+        with pytest.raises(UIError) as e:
+            H.preset(idle, "Quality", model, dave)
+        answers.add(str(e.value).replace(model, "M"))
+    assert len(answers) == 1, answers  # the same answer whatever is at the path
+    assert H.preset(idle, "Quality", None, dave)["num_frames"] == 8  # the server's own model still reads
 
 
 def test_failed_job_shows_a_readable_error(model_copy, tmp_path):

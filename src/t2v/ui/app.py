@@ -20,7 +20,7 @@ from t2v.ui import sequence as S
 from t2v.ui.files import PrivateCopies, blocked_paths, refuse_uploads, upload_fields
 from t2v.ui.handlers import UIError
 from t2v.ui.sequence_tab import SequenceTab
-from t2v.ui.uploads import guard_uploads
+from t2v.ui.uploads import guard_uploads, refuse_url_files
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -58,7 +58,7 @@ def build_ui(service, *, header: str = HEADER):
     form0 = H.default_form(service)
     lim = H.limits(service)
 
-    with gr.Blocks(title="t2v: text to video", analytics_enabled=False, delete_cache=(3600, 86400)) as demo:
+    with gr.Blocks(title="t2v: text to video", analytics_enabled=False, delete_cache=(1800, 7200)) as demo:
         # Files reach the browser only as fresh copies in Gradio's cache, made for the session that asked
         # with a valid key; Gradio never serves $T2V_HOME itself (see t2v.ui.files and mount_ui).
         publish = PrivateCopies(demo.GRADIO_CACHE)
@@ -231,7 +231,7 @@ def build_ui(service, *, header: str = HEADER):
                 return {key_msg: E.error_md(e), gallery: [], history_ids: []}
 
         def on_preset(name):
-            return E.guarded(status, lambda m: {form[k]: v for k, v in H.preset(service, name, m).items()})
+            return E.guarded(status, lambda m, token: {form[k]: v for k, v in H.preset(service, name, m, token).items()})
 
         watching: dict[str, str] = {}  # browser session -> the job its page is following
 
@@ -298,8 +298,8 @@ def build_ui(service, *, header: str = HEADER):
         key_btn.click(on_key, [key, search], [key_msg, gallery, history_ids], **common)
         key.submit(on_key, [key, search], [key_msg, gallery, history_ids], **common)
         for button, name in ((fast_btn, "Fast preview"), (quality_btn, "Quality")):
-            button.click(on_preset(name), [model], [status, *(form[k] for k in sliders)], **common)
-        model.input(on_preset("Quality"), [model], [status, *(form[k] for k in sliders)], **common)
+            button.click(on_preset(name), [model, key], [status, *(form[k] for k in sliders)], **common)
+        model.input(on_preset("Quality"), [model, key], [status, *(form[k] for k in sliders)], **common)
         generate_btn.click(on_generate, {*form_inputs, image, key, last_seed, search},
                            [*result_outputs, last_seed, seed, gallery, history_ids],
                            concurrency_limit=None, trigger_mode="multiple", show_progress="hidden", **common)
@@ -312,6 +312,7 @@ def build_ui(service, *, header: str = HEADER):
         refresh_btn.click(E.guarded(status, on_search), [search, key], [status, gallery, history_ids], **common)
         sequence.wire(key, history=(search, history_updates, [gallery, history_ids]))
     demo.queue(default_concurrency_limit=8)
+    refuse_url_files(gr, demo)
     return demo
 
 

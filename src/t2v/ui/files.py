@@ -5,8 +5,10 @@ The page gives Gradio no allowed paths and blocks ``$T2V_HOME`` (:func:`blocked_
 video, preview, poster or record can be fetched by its path. Instead every file a handler shows (the
 player's clip, a download, the live preview, a history poster) is copied by :class:`PrivateCopies` into
 Gradio's cache under a fresh random folder name, and only the browser session that asked for it, with
-a valid key, receives that URL: it cannot be derived from the job id. Gradio deletes the copies with
-the rest of its cache (``delete_cache`` of the Blocks, and when the server stops).
+a valid key, receives that URL: it cannot be derived from the job id. A copy is a hard link where the
+cache and ``$T2V_HOME`` share a file system (t2v replaces its files, never writes into them, so the link
+keeps the file as it was), so showing a clip again costs no disk space. Gradio deletes the copies with the
+rest of its cache (``delete_cache`` of the Blocks: files older than two hours; and when the server stops).
 
 :func:`refuse_uploads` turns Gradio's upload routes off when the page has no field that takes a file.
 No Gradio import at module level: the caller passes the objects in.
@@ -14,6 +16,7 @@ No Gradio import at module level: the caller passes the objects in.
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 from collections.abc import Callable
@@ -46,7 +49,12 @@ class PrivateCopies:
         target = folder / source.name
         staging = folder / f".{source.name}.part"
         try:
-            shutil.copyfile(source, staging)
+            try:
+                os.link(source, staging)
+            except FileNotFoundError:
+                raise
+            except OSError:  # another file system (or links not allowed): a copy
+                shutil.copyfile(source, staging)
         except FileNotFoundError:  # the job was deleted or purged between the look-up and now
             folder.rmdir()
             return None

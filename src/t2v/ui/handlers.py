@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import html
 import logging
+import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +32,11 @@ def auth_required(service) -> bool:
     return service.has_keys()
 
 
-def authorize(service, token: str | None):
-    """The caller's key row; None when the server has no keys. Raises UIError for a missing or bad key."""
+def authorize(service, token: str | None, *, counted: bool = False):
+    """The caller's key row; None when the server has no keys. Raises UIError for a missing or bad key.
+
+    ``counted``: the action counts against the key's rate limit, as the same action through the REST API does
+    (submitting, listing, cancelling, deleting; not watching a job or fetching its files)."""
     if not auth_required(service):
         return None
     if not (token or "").strip():
@@ -39,6 +44,9 @@ def authorize(service, token: str | None):
     key = service.authenticate(token)
     if key is None:
         raise UIError("That API key is not valid (or it was revoked).", field="api_key")
+    if counted and (wait := service.take_rate_token(key)) is not None:
+        raise UIError(f"This key's rate limit ({key.rate_limit}) is used up: try again in {math.ceil(wait)} s.",
+                      field="api_key")
     return key
 
 
@@ -77,13 +85,21 @@ def model_choices(service) -> list[str]:
     return list(dict.fromkeys([service.settings.default_model, *REGISTRY]))
 
 
-def preset(service, name: str, model: str | None = None) -> dict[str, Any]:
+def preset(service, name: str, model: str | None = None, token: str | None = None) -> dict[str, Any]:
     """Field values for a preset ("Quality": the model's defaults; "Fast preview": few steps, small size),
-    within the server's limits and the model's rules."""
-    from t2v.models.source import model_defaults
+    within the server's limits and the model's rules. A model other than the server's default is read only
+    for a valid key and only if the server would run it (the allow-list), so the page tells nothing of
+    folders it would refuse."""
+    from t2v.models.allowlist import check_allowed
+    from t2v.models.registry import lookup
+    from t2v.models.source import as_path, looks_like_path, model_defaults
 
     model = model or service.settings.default_model
     try:
+        reads_files = looks_like_path(model) or os.path.isdir(as_path(model)) or lookup(model) is None
+        if model != service.settings.default_model and reads_files:  # registered models' defaults are t2v's own
+            authorize(service, token)
+            check_allowed(model, service.settings)
         _, defaults = model_defaults(model)
     except T2VError as e:
         raise readable(e) from None
@@ -119,7 +135,7 @@ def submit(service, form: dict[str, Any], *, token: str | None = None, last_seed
 
     ``image``: the page's uploaded first frame (a file in Gradio's cache), stored as an asset of the key and
     named by the request, as the REST API does (the same picture again reuses its asset)."""
-    key_row = authorize(service, token)
+    key_row = authorize(service, token, counted=True)
     fields = request_fields(service, form, key_row=key_row, last_seed=last_seed)
     try:
         if image:
@@ -225,14 +241,14 @@ def cancel(service, job_id: str | None, token: str | None = None) -> str:
     job = get_job(service, job_id, token)
     if job.status in FINISHED:
         return f"Nothing to cancel: the job has already {'been cancelled' if job.status == 'cancelled' else job.status}."
-    job = service.cancel(job.id, api_key=authorize(service, token))
+    job = service.cancel(job.id, api_key=authorize(service, token, counted=True))
     return "Cancelled." if job.status == "cancelled" else "Cancelling: the job stops after the current step…"
 
 
 def delete(service, job_id: str | None, token: str | None = None) -> str:
     job = get_job(service, job_id, token)
     try:
-        service.delete(job.id, api_key=authorize(service, token))
+        service.delete(job.id, api_key=authorize(service, token, counted=True))
     except T2VError as e:
         raise readable(e) from None
     return "Deleted the job and its files." if job.status in FINISHED else "The job was still running: cancelled it."

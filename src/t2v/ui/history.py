@@ -33,7 +33,7 @@ caption = F.caption  # the shared front-end logic's history caption
 
 def items(service, query: str | None = None, token: str | None = None, *, limit: int = 48) -> list[HistoryItem]:
     """Finished jobs, newest first, optionally only prompts containing ``query``."""
-    key_row = H.authorize(service, token)
+    key_row = H.authorize(service, token, counted=True)
     query = (query or "").strip() or None
     jobs = [job for status in H.FINISHED for job in service.list(status=status, limit=limit, api_key=key_row, query=query)]
     out = []

@@ -137,7 +137,7 @@ def readable(exc: T2VError) -> UIError:
 
 def submit(service, form: dict[str, Any], *, token: str | None = None) -> tuple[str, int]:
     """Validate and queue a sequence job; returns ``(job_id, seed)``. Bad input raises UIError, queues nothing."""
-    key_row = H.authorize(service, token)
+    key_row = H.authorize(service, token, counted=True)
     fields_ = request_fields(form)
     try:
         job, _ = service.submit(fields_, api_key=key_row)
