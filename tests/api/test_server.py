@@ -238,3 +238,14 @@ def test_serve_mounts_the_page_unless_told_not_to_and_then_never_imports_gradio(
                T2V_OFFLINE="1", **({"T2V_UI": ui_env} if ui_env is not None else {}))
     r = subprocess.run([sys.executable, "-c", UI_PROBE, *args], env=env, capture_output=True, text=True, timeout=120)
     assert f"PROBE {page} {page}" in r.stdout, r.stdout + r.stderr
+
+
+def test_the_keyless_server_refuses_other_host_names_and_cross_site_posts(server):
+    """`t2v serve` on 127.0.0.1 without keys: DNS rebinding (a foreign Host) and a web page's form post (CSRF)."""
+    r = httpx.get(f"{server.url}/v1/videos", headers={"Host": "rebound.attacker.example"})
+    assert r.status_code == 400 and "loopback" in r.text
+    body = {"request": json.dumps({"prompt": "csrf", "num_inference_steps": 1})}
+    r = httpx.post(f"{server.url}/v1/videos", data=body, headers={"Origin": "https://attacker.example"})
+    assert r.status_code == 403 and "cross-site" in r.text
+    assert not [j for j in all_jobs(server) if j["request"]["prompt"] == "csrf"]
+    assert httpx.get(f"{server.url}/healthz", headers={"Host": "localhost"}).status_code == 200

@@ -16,12 +16,16 @@ from t2v.errors import Forbidden, InvalidRequest, JobNotFound, ModelUnavailable,
 from t2v.settings import Settings, get_settings
 
 
-def create_app(settings: Settings | None = None, *, service=None, workers: int = 1, start_workers: bool = True) -> FastAPI:
+def create_app(settings: Settings | None = None, *, service=None, workers: int = 1, start_workers: bool = True,
+               loopback_hosts: bool = False) -> FastAPI:
     """Build the app over ``service`` (a new JobService by default).
 
-    With ``start_workers`` the service's workers start with the app and stop with it.
+    With ``start_workers`` the service's workers start with the app and stop with it. While the server has no
+    API keys, cross-site changes are refused, and with ``loopback_hosts`` (a server bound to a loopback
+    address) so is any ``Host`` but a loopback one (:mod:`t2v.api.origin`).
     """
     from t2v.api.deps import BodySizeLimit
+    from t2v.api.origin import KeylessGuard
     from t2v.api.routes import assets, postprocess, records, system, videos
     from t2v.service import build_services
 
@@ -50,6 +54,7 @@ def create_app(settings: Settings | None = None, *, service=None, workers: int =
     )
     app.state.service = service
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes, upload_limit=settings.max_upload_bytes)
+    app.add_middleware(KeylessGuard, has_keys=service.has_keys, loopback_hosts=loopback_hosts)  # outermost: first
     app.include_router(videos.router)
     app.include_router(videos.sequences)
     app.include_router(assets.router)

@@ -85,7 +85,7 @@ def run_server(host: str, port: int, model: str | None, workers: int | None, *, 
             raise InvalidRequest(
                 f"refusing to bind {host} without API keys: anyone on the network could run jobs. "
                 "Create one with `t2v keys create --name NAME`, or bind 127.0.0.1", field="host")
-        app = create_app(settings, service=service)
+        app = create_app(settings, service=service, loopback_hosts=is_loopback(host))
         with_ui = ui_required or (settings.ui if ui is None else ui)
         if with_ui:  # the page at /; the API keeps /v1, /docs, /healthz, /metrics
             from t2v.ui import mount_ui
