@@ -224,3 +224,25 @@ def test_t2v_serve_with_keys_writes_records_and_serves_them_to_their_key(mongo, 
         mongo.start()
         until(lambda: len(client.records(source="mongodb")) == 3, 90, "the third record after the restart")
     assert mongo.collection().count_documents({}) == 3
+
+
+def test_records_holding_what_mongodb_refuses_are_stored_cleaned_and_do_not_stop_the_others(mongo):
+    """A record can carry what a client wrote (a post job keeps the comment embedded in the uploaded clip): field
+    names with a leading $, a dot or a NUL, or a document over 16 MiB. Each is stored cleaned or cut, in the same
+    batch as the records beside it, instead of failing the batch (which the outbox would retry for ever)."""
+    from datetime import datetime, timezone
+
+    from t2v.store.mongo import MongoRecords
+
+    now = datetime.now(timezone.utc)
+    store = MongoRecords(mongo.url, "t2v", "hostile")
+    docs = [{"$x": 1, "_id": "A", "prompt": "a", "created_at": now, "nested": {"$where": "1", "a.b": 2, "c\x00": 3}},
+            {"_id": "B", "prompt": "b" * 5000, "created_at": now, "seed": 7, "comment": "y" * (17 * 2**20)},
+            {"_id": "C", "prompt": "an ordinary record", "created_at": now, "seed": 3}]
+    assert store.upsert(docs) == 3
+    col = mongo.collection("t2v", "hostile")
+    a, b, c = (col.find_one({"_id": i}) for i in "ABC")
+    assert a["_x"] == 1 and a["nested"] == {"_where": "1", "a_b": 2, "c": 3}
+    assert b["record_truncated"] is True and b["seed"] == 7 and b["prompt"] == "b" * 1000 and "comment" not in b
+    assert c["prompt"] == "an ordinary record" and "record_truncated" not in c
+    store.close()

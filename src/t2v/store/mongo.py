@@ -16,6 +16,9 @@ from t2v.errors import T2VError
 logger = logging.getLogger(__name__)
 
 INDEXES = (("created_at", -1), ("model", 1), ("seed", 1))
+MAX_DOCUMENT_BYTES = 15 * 2**20  # under MongoDB's 16 MiB, with room for the driver's envelope
+KEPT_WHEN_TOO_LARGE = ("_id", "job_id", "api_key_id", "status", "error", "created_at", "finished_at", "locations",
+                       "model", "seed", "t2v_version")
 
 
 class RecordStoreUnavailable(T2VError):
@@ -88,7 +91,7 @@ class MongoRecords:
         if not documents:
             return 0
         self.ensure_indexes()
-        ops = [self.pymongo.ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in documents]
+        ops = [self.pymongo.ReplaceOne({"_id": d["_id"]}, storable(d), upsert=True) for d in documents]
         self._call("write to", self.collection.bulk_write, ops, ordered=False)
         return len(documents)
 
@@ -109,3 +112,43 @@ class MongoRecords:
         cursor = self._call("search", lambda: list(self.collection.find(flt).sort([("created_at", -1), ("_id", -1)])
                                                    .limit(max(1, min(int(limit), 500)))))
         return cursor
+
+
+def storable(document: dict[str, Any]) -> dict[str, Any]:
+    """``document`` as MongoDB takes it, whatever a record holds. A record can carry what a client wrote: a post
+    job keeps the comment embedded in the uploaded clip. Field names MongoDB refuses or misreads (a leading
+    ``$``, a ``.``, a NUL) are renamed (``$x`` -> ``_x``, ``a.b`` -> ``a_b``); a document over
+    :data:`MAX_DOCUMENT_BYTES` keeps only its ids, status, times, file locations, model and seed, a prompt cut
+    to 1,000 characters and ``record_truncated: true``. One such record must not stop every later one."""
+    import bson
+
+    clean = _clean(document)
+    try:
+        size = len(bson.encode(clean))
+    except Exception:  # a value BSON cannot hold (an integer over 64 bits, ...): keep the safe fields
+        size = MAX_DOCUMENT_BYTES + 1
+    if size <= MAX_DOCUMENT_BYTES:
+        return clean
+    kept = {k: clean[k] for k in KEPT_WHEN_TOO_LARGE if k in clean}
+    tail = {"prompt": str(clean.get("prompt", ""))[:1000], "record_truncated": True}
+    try:
+        bson.encode({**kept, **tail})
+    except Exception:  # one of the kept fields is what BSON cannot hold: the ids, status and times only
+        kept = {k: kept[k] for k in KEPT_WHEN_TOO_LARGE[:7] if k in kept}
+    return {**kept, **tail}
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            key = str(key).replace("\x00", "").replace(".", "_")
+            if key.startswith("$"):
+                key = "_" + key[1:]
+            out[key] = _clean(item)
+        return out
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, str):
+        return value.replace("\x00", "") if "\x00" in value else value
+    return value
