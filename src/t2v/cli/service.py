@@ -261,7 +261,8 @@ def keys_list() -> None:
 
 @keys_app.command("revoke")
 def keys_revoke(key_id: str) -> None:
-    """Revoke a key: requests with it get 401 from now on."""
+    """Revoke a key: requests with it get 401 from now on, its open event streams end, and its queued and
+    running jobs are cancelled."""
     from t2v.errors import InvalidRequest
 
     with cli_errors():
@@ -269,4 +270,5 @@ def keys_revoke(key_id: str) -> None:
         if not service.revoke_key(key_id):
             raise InvalidRequest(f"no active key with id {key_id}", field="key_id")
         removed = service.purge_key_assets(key_id)
-        out.print(f"revoked {key_id}; removed {removed} uploaded image(s)", highlight=False)
+        out.print(f"revoked {key_id}; cancelled its unfinished jobs; removed {removed} uploaded image(s)",
+                  highlight=False)

@@ -29,8 +29,18 @@ class AccessService:
         return keys.create_key(self.repo, name, rate=rate, max_queued=max_queued, max_cost=max_cost)
 
     def revoke_key(self, key_id: str) -> bool:
-        """Revoke a key; False when there is no such key or it was revoked already."""
-        return self.repo.revoke_key(key_id)
+        """Revoke a key; False when there is no such key or it was revoked already. The key's queued and running
+        jobs are cancelled (a running one stops at its worker's next check, in whichever process): nobody can
+        see them any more, so they would only spend the server's time and fire their webhooks."""
+        if not self.repo.revoke_key(key_id):
+            return False
+        for status in ("queued", "running"):
+            while jobs := self.repo.list_jobs(status=status, api_key_id=key_id, limit=200):
+                for job in jobs:
+                    self.repo.request_cancel(job.id)
+                if status == "running":  # those stay running until their workers stop them
+                    break
+        return True
 
     def authenticate(self, token: str | None):
         """The active key for a bearer token, or None."""

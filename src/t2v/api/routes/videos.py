@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from starlette.background import BackgroundTask
 from starlette.datastructures import UploadFile
 
-from t2v.api.deps import current_key, get_service, rate_limited
+from t2v.api.deps import bearer_key, current_key, get_service, rate_limited
 from t2v.api.downloads import send
 from t2v.api.routes.assets import read_upload
 from t2v.api.streams import StreamLease
@@ -224,6 +224,7 @@ async def job_events(job_id: str, request: Request, service=Depends(get_service)
         raise HTTPException(429, lease.message, headers={"Retry-After": str(int(lease.RENEW_S))})
     base = _base(request)
     resumed_from = request.headers.get("last-event-id")
+    authorization = request.headers.get("authorization", "")
 
     async def stream():
         last, renewed = resumed_from, time.monotonic()
@@ -241,6 +242,9 @@ async def job_events(job_id: str, request: Request, service=Depends(get_service)
                 if job.status in FINISHED or await request.is_disconnected():
                     return
                 if time.monotonic() - renewed >= lease.RENEW_S:
+                    if key is not None and await run_in_threadpool(bearer_key, service, authorization) is None:
+                        yield _sse("error", {"detail": "the API key was revoked"})  # checked at each renewal
+                        return
                     if not await run_in_threadpool(lease.renew):
                         yield _sse("error", {"detail": lease.message})
                         return
