@@ -9,7 +9,10 @@ import time
 import av
 import pytest
 
-from tests.api.conftest import SMALL, wait_for
+from fastapi.testclient import TestClient
+
+from t2v.api import create_app
+from tests.api.conftest import SMALL, make_settings, wait_for
 
 
 def submit(client, **fields):
@@ -267,3 +270,38 @@ def test_the_worker_writes_an_eta_from_the_start_of_denoising_and_while_decoding
     decode = next(p for p in written if p["stage"] == "decode")
     assert decode["eta_s"] is not None and decode["eta_s"] > 0
     assert all(p["eta_s"] is None for p in written if p["stage"] in ("load", "encode_prompt", "export"))
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("unet_not_json", "unet/config.json is not valid JSON"),
+    ("vae_no_config", "vae has no config.json"),
+    ("unet_wrong_type", "its component configs do not make a modelscope model"),
+])
+def test_a_model_folder_with_a_broken_component_config_is_422_and_exit_2(tiny_model, tmp_path, damage, message):
+    """Broken configs are the folder's problem, said as such: 422 from the API (it was 500), exit 2 from the CLI."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from t2v.cli import app as cli_app
+
+    folder = tmp_path / "models" / "broken"
+    shutil.copytree(tiny_model, folder)
+    if damage == "unet_not_json":
+        (folder / "unet" / "config.json").write_text("{")
+    elif damage == "vae_no_config":
+        (folder / "vae" / "config.json").unlink()
+    else:
+        config = json.loads((folder / "unet" / "config.json").read_text())
+        (folder / "unet" / "config.json").write_text(json.dumps({**config, "block_out_channels": "abc"}))
+    settings = make_settings(tmp_path / "home", tiny_model, model_roots=str(tmp_path / "models"))
+    with TestClient(create_app(settings, start_workers=False)) as client:
+        r = client.post("/v1/videos", json={"prompt": "a cat", "model": str(folder)})
+        # A folder the model check refuses gets the allow-list's one answer (it says nothing about paths); a
+        # config that passes it but does not build a model is named.
+        api_message = message if damage == "unet_wrong_type" else "this model is not available on this server"
+        assert r.status_code == 422 and api_message in r.text, r.text
+        assert client.get("/v1/videos").json()["items"] == []
+    result = CliRunner().invoke(cli_app, ["plan", "a cat", "--model", str(folder)],
+                                env={"T2V_HOME": str(tmp_path / "cli-home")})
+    assert result.exit_code == 2 and message in " ".join(result.output.split()), result.output

@@ -179,6 +179,17 @@ class Family:
             if cls not in c.classes:
                 raise ModelUnavailable(f"{path}: {c.name} is a {cls}, which the {self.name} family does not load; "
                                        f"expected one of: {', '.join(c.classes)}")
+            config = path / c.name / "config.json"
+            if c.module and (path / c.name).is_dir():
+                try:
+                    ok = isinstance(json.loads(config.read_text()), dict)
+                except FileNotFoundError:
+                    raise ModelUnavailable(f"{path}: {c.name} has no config.json (a diffusers component folder holds "
+                                           "its config.json beside its weights)") from None
+                except (OSError, ValueError) as e:
+                    raise ModelUnavailable(f"{config} is not valid JSON: {e}") from None
+                if not ok:
+                    raise ModelUnavailable(f"{config} is not a JSON object")
 
     def load(self, path: Path, plan: DevicePlan, variant: str | None, target: str | None = None) -> dict[str, Any]:
         """Every component of the folder, built with the class model_index.json names (one this family

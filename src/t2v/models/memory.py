@@ -194,7 +194,23 @@ def _measure(path: str, frames: int, height: int, width: int, batch: int, chunki
 
 def _measure_locked(path: str, frames: int, height: int, width: int, batch: int, chunking: bool,
                     vae_chunk: int) -> dict[str, Any]:
-    return _family(path).measure(Path(path), frames, height, width, batch, chunking, vae_chunk)
+    family = _family(path)
+    return _from_configs(path, family, lambda: family.measure(Path(path), frames, height, width, batch, chunking,
+                                                              vae_chunk))
+
+
+def _from_configs(path: str, family, build):
+    """``build()`` (the family's modules made from the folder's configs), with a config that does not build
+    (a wrong type or a missing field) as ModelUnavailable naming the folder, not an internal error."""
+    from t2v.errors import ModelUnavailable, T2VError
+
+    try:
+        return build()
+    except T2VError:
+        raise
+    except Exception as e:
+        raise ModelUnavailable(f"{path}: its component configs do not make a {family.name} model ({type(e).__name__}: "
+                               f"{str(e)[:300]}); check the config.json of each component folder") from None
 
 
 def _family(path: str):
@@ -221,7 +237,8 @@ def _dry_run(path: str, frames: int, height: int, width: int, batch: int, plan: 
 def _reference(path: str, batch: int, chunking: bool) -> dict[str, Any]:
     """:func:`_measure` at the family's small reference shape, one VAE frame per call: what :func:`estimate`
     scales from. Once per model, batch and chunking."""
-    frames, side = _family(path).reference_shape(Path(path))
+    family = _family(path)
+    frames, side = _from_configs(path, family, lambda: family.reference_shape(Path(path)))
     return _measure(path, frames, side, side, batch, chunking, 1)
 
 
