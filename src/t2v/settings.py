@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     allow_downloads: bool = Field(False, description="Let API requests name hub models that are not cached yet (the "
                                   "server downloads them). Otherwise only `t2v models pull` downloads.")
     max_streams_per_key: int = Field(4, ge=1, description="Open /events streams one API key may hold at once (HTTP 429 above).")
+    model_cache_gb: float = Field(0.0, ge=0, le=1e6, allow_inf_nan=False,
+                                  description="GB of model weights a process keeps loaded between jobs; the most "
+                                              "recently used model always stays (0: only that one).")
     threads: int | None = Field(None, ge=1, le=1024, description="CPU threads torch computes with (default: torch's "
                                 "own, the physical cores; extra hyper-threads only contend).")
     storage_url: str | None = Field(None, description="Where job files go: s3://bucket/prefix (pip install 't2v[s3]'; "
@@ -123,7 +126,10 @@ class Settings(BaseSettings):
     @field_validator("home", mode="after")
     @classmethod
     def _expand(cls, v: Path) -> Path:
-        return v.expanduser()
+        v = v.expanduser()
+        if v.exists() and not v.is_dir():
+            raise ValueError(f"{v} is a file, not a folder; name a folder (it is made if missing)")
+        return v
 
     @property
     def model_root_paths(self) -> list[Path]:
@@ -147,5 +153,18 @@ class Settings(BaseSettings):
 
 
 def get_settings(**overrides) -> Settings:
-    """Build settings from the environment, with explicit overrides on top."""
-    return Settings(**overrides)
+    """Build settings from the environment, with explicit overrides on top. A bad value (``T2V_THREADS=0``) is
+    InvalidRequest naming its variable, the problem (with the bound that holds) and the value given."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings(**overrides)
+    except ValidationError as e:
+        from t2v.errors import InvalidRequest
+
+        problems = []
+        for err in e.errors():
+            name = str(err["loc"][0]) if err.get("loc") else "?"
+            variable = name if name in overrides else f"T2V_{name.upper()}"
+            problems.append(f"{variable}: {err['msg'].removeprefix('Value error, ')} (got {err.get('input')!r})")
+        raise InvalidRequest("; ".join(problems), field=str(e.errors()[0]["loc"][0]) if e.errors() else None) from None

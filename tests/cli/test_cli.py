@@ -284,3 +284,34 @@ def test_the_bar_shows_the_runs_time_left_and_counts_it_down():
         assert str(column.render(tasks[plain])) == "-:--:--"  # no ETA given: Rich's own, which has no samples yet
         assert str(column.render(tasks[decoding])) in ("0:00:30", "0:00:29")  # a full bar still counts down
         assert str(column.render(tasks[ended])) == "0:00:00"
+
+
+@pytest.mark.parametrize("variable, value, message", [
+    ("T2V_MAX_FRAMES", "-1", "T2V_MAX_FRAMES: Input should be greater than or equal to 1 (got '-1')"),
+    ("T2V_MODEL_CACHE_GB", "abc", "T2V_MODEL_CACHE_GB: Input should be a valid number"),
+    ("T2V_CPU_BF16", "maybe", "T2V_CPU_BF16: Input should be a valid boolean"),
+    ("T2V_HOME", "FILE", "is a file, not a folder"),
+    ("T2V_DATABASE_URL", "garbage", "T2V_DATABASE_URL: 'garbage' is not a database URL; use sqlite:///"),
+    ("T2V_STORAGE_URL", "ftp://x", "T2V_STORAGE_URL must look like s3://bucket/prefix"),
+])
+def test_a_bad_setting_in_the_environment_exits_2_naming_the_variable(tmp_path, monkeypatch, variable, value, message):
+    monkeypatch.setenv("T2V_HOME", str(tmp_path / "home"))
+    if value == "FILE":
+        (tmp_path / "a-file").write_text("x")
+        value = str(tmp_path / "a-file")
+    monkeypatch.setenv(variable, value)
+    for args in (["jobs", "list"], ["plan", "a cat", "--model", "t2v-shapes"]):
+        if variable in ("T2V_DATABASE_URL", "T2V_STORAGE_URL") and args[0] == "plan":
+            continue  # planning opens neither
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2 and message in " ".join(result.output.split()), (args, result.output)
+        assert "unexpected failure" not in result.output
+
+
+def test_serve_refuses_a_port_out_of_range_and_an_unknown_log_level_before_binding(tmp_path, monkeypatch):
+    monkeypatch.setenv("T2V_HOME", str(tmp_path / "home"))
+    result = runner.invoke(app, ["serve", "--no-ui", "--port", "70000"])
+    assert result.exit_code == 2 and "65535" in result.output
+    monkeypatch.setenv("T2V_UVICORN_LOG", "bogus")
+    result = runner.invoke(app, ["serve", "--no-ui", "--no-workers"])
+    assert result.exit_code == 2 and "T2V_UVICORN_LOG: 'bogus' is not a log level; use one of critical" in result.output

@@ -7,6 +7,7 @@ import os
 import httpx
 import pytest
 
+from t2v.errors import InvalidRequest
 from t2v.store.artifacts import LocalArtifacts, S3Artifacts, StorageUnavailable, check_key, open_artifacts
 
 from tests.s3server import bucket, s3_endpoint, s3_env  # noqa: F401  (fixtures)
@@ -104,5 +105,5 @@ def test_open_artifacts_from_settings(tmp_path, s3_endpoint, s3_env):
         open_artifacts(Settings(home=tmp_path, storage_url="s3://t2v-missing", s3_endpoint_url=s3_endpoint))
     with pytest.raises(StorageUnavailable, match="cannot reach bucket 'b' at http://127.0.0.1:9"):
         open_artifacts(Settings(home=tmp_path, storage_url="s3://b", s3_endpoint_url="http://127.0.0.1:9"))
-    with pytest.raises(StorageUnavailable, match="s3://bucket/prefix"):
+    with pytest.raises(InvalidRequest, match="s3://bucket/prefix"):  # a malformed URL: the user's to fix (exit 2)
         open_artifacts(Settings(home=tmp_path, storage_url="gs://b/p"))

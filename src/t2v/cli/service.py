@@ -28,13 +28,14 @@ EXECUTOR = typer.Option(None, "--executor", help="Where jobs run: threads (in th
                         "Ray cluster; pip install 't2v\\[ray]'). Default: T2V_EXECUTOR, else threads.")
 RAY_ADDRESS = typer.Option(None, "--ray-address", help="The Ray cluster for --executor ray (HOST:6379, ray://HOST:10001, "
                            "auto). Default: T2V_RAY_ADDRESS, else a private local cluster.")
+UVICORN_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 WORKERS = typer.Option(None, "--workers", min=1, max=256, help="Jobs run at once: threads (default 1, one per GPU), "
                        "or Ray actors (default one per GPU in the cluster).")
 
 
 def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind.", envvar="T2V_HOST"),
-    port: int = typer.Option(8000, "--port", help="TCP port.", envvar="T2V_PORT"),
+    port: int = typer.Option(8000, "--port", min=1, max=65535, help="TCP port.", envvar="T2V_PORT"),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Default model for jobs that name none."),
     workers: Optional[int] = WORKERS,
     executor: Optional[str] = EXECUTOR,
@@ -79,6 +80,10 @@ def run_server(host: str, port: int, model: str | None, workers: int | None, *, 
     from t2v.service.netguard import is_loopback
 
     with cli_errors():
+        log_level = os.environ.get("T2V_UVICORN_LOG", "warning").lower()
+        if log_level not in UVICORN_LEVELS:
+            raise InvalidRequest(f"T2V_UVICORN_LOG: {log_level!r} is not a log level; use one of "
+                                 f"{', '.join(UVICORN_LEVELS)} (default warning)", field="T2V_UVICORN_LOG")
         settings = service_settings(model, ray_address)
         service = build_services(settings, workers=workers, executor=executor, no_workers=no_workers)
         if not is_loopback(host) and not service.has_keys():
@@ -95,7 +100,7 @@ def run_server(host: str, port: int, model: str | None, workers: int | None, *, 
             service.warm(model)  # the model loads once, before the first job asks for it
         err.print(banner.format(host=host, port=port, home=settings.home, page="web UI at /, " if with_ui else ""),
                   highlight=False)
-        uvicorn.run(app, host=host, port=port, log_level=os.environ.get("T2V_UVICORN_LOG", "warning"))
+        uvicorn.run(app, host=host, port=port, log_level=log_level)
 
 
 def _job_row(job) -> list[str]:

@@ -9,7 +9,7 @@ import typer
 
 def ui(
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind.", envvar="T2V_UI_HOST"),
-    port: int = typer.Option(7860, "--port", help="TCP port.", envvar="T2V_UI_PORT"),
+    port: int = typer.Option(7860, "--port", min=1, max=65535, help="TCP port.", envvar="T2V_UI_PORT"),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Default model of the form."),
     workers: int = typer.Option(1, "--workers", min=1, max=16, help="Jobs run at once (one per GPU)."),
 ) -> None:

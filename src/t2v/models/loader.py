@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import threading
 import time
 from collections import OrderedDict
@@ -136,7 +135,14 @@ def _load_components(path: Path, plan: DevicePlan, variant: str | None, target: 
 _CACHE: OrderedDict[tuple, LoadedModel] = OrderedDict()
 _CACHE_LOCK = threading.Lock()
 # Loaded models kept between calls: at most this many bytes of weights (the newest one always stays).
-CACHE_BUDGET_BYTES = int(float(os.environ.get("T2V_MODEL_CACHE_GB", "0")) * 2**30)
+CACHE_BUDGET_BYTES: int | None = None  # None: T2V_MODEL_CACHE_GB (Settings.model_cache_gb), read when needed
+
+
+def cache_budget() -> int:
+    """Bytes of weights the process keeps loaded between jobs (beyond the most recently used model)."""
+    if CACHE_BUDGET_BYTES is not None:
+        return CACHE_BUDGET_BYTES
+    return int(get_settings().model_cache_gb * 2**30)
 
 
 def weight_bytes(model: LoadedModel) -> int:
@@ -200,7 +206,8 @@ def _with_lora(base: LoadedModel, lora: str, scale: float, offload: bool) -> Loa
 
 def _evict() -> None:
     """Drop the least recently used models while the cache is over its budget (never the newest)."""
-    while len(_CACHE) > 1 and sum(weight_bytes(m) for m in _CACHE.values()) > CACHE_BUDGET_BYTES:
+    budget = cache_budget()
+    while len(_CACHE) > 1 and sum(weight_bytes(m) for m in _CACHE.values()) > budget:
         _CACHE.popitem(last=False)
 
 

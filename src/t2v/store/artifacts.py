@@ -294,10 +294,12 @@ def _missing(e: Exception) -> bool:
 
 
 def parse_storage_url(url: str) -> tuple[str, str]:
-    """(bucket, prefix) of ``s3://bucket/prefix``; ValueError naming the problem otherwise."""
+    """(bucket, prefix) of ``s3://bucket/prefix``; InvalidRequest naming the problem otherwise."""
+    from t2v.errors import InvalidRequest
+
     parsed = urlparse(url)
     if parsed.scheme != "s3" or not parsed.netloc:
-        raise ValueError(f"T2V_STORAGE_URL must look like s3://bucket/prefix, got {url!r}")
+        raise InvalidRequest(f"T2V_STORAGE_URL must look like s3://bucket/prefix, got {url!r}", field="storage_url")
     return parsed.netloc, parsed.path.strip("/")
 
 
@@ -307,10 +309,7 @@ def open_artifacts(settings, *, check: bool = True) -> ArtifactStore:
     url = getattr(settings, "storage_url", None)
     if not url:
         return LocalArtifacts(settings.home)
-    try:
-        bucket, prefix = parse_storage_url(url)
-    except ValueError as e:
-        raise StorageUnavailable(str(e)) from None
+    bucket, prefix = parse_storage_url(url)  # a malformed URL: InvalidRequest (exit 2), not an outage
     store = S3Artifacts(bucket, prefix, endpoint_url=getattr(settings, "s3_endpoint_url", None))
     if check:
         store.check()

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import StaticPool
 
 __all__ = ["MIGRATIONS_DIR", "default_database_url", "head_revision", "normalize_url", "open_database", "upgrade"]
@@ -33,7 +34,13 @@ def default_database_url(settings: Any) -> str:
 
 def normalize_url(url: str | URL) -> URL:
     """Parse ``url``; ``postgres://`` and ``postgresql://`` use the psycopg (3) driver."""
-    u = make_url(url) if isinstance(url, str) else url
+    try:
+        u = make_url(url) if isinstance(url, str) else url
+    except ArgumentError:
+        from t2v.errors import InvalidRequest
+
+        raise InvalidRequest(f"T2V_DATABASE_URL: {url!r} is not a database URL; use sqlite:////path/t2v.db or "
+                             "postgresql://user:password@host:5432/t2v", field="database_url") from None
     if u.drivername in ("postgres", "postgresql"):
         u = u.set(drivername="postgresql+psycopg")
     return u
