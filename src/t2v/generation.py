@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import secrets
 import time
@@ -23,6 +24,9 @@ logger = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[ProgressEvent], None]
 _EXT_FORMATS = {"." + f: f for f in FORMATS if f != "png"}
+# Video file endings of formats t2v does not write (any other ending is kept as part of the name: run.v2; image
+# endings are image mode's: light.png).
+OTHER_MEDIA = (".avi", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts", ".ogv", ".3gp")
 
 
 def slugify(text: str, max_len: int = 40) -> str:
@@ -44,6 +48,12 @@ def output_stem(output: str | Path | None, prompt: str) -> tuple[Path, str | Non
     if text.endswith(("/", "\\")) or path.is_dir():
         return path / name, None
     fmt = _EXT_FORMATS.get(path.suffix.lower())
+    if fmt is None and path.suffix.lower() in OTHER_MEDIA:
+        from t2v.errors import InvalidRequest
+
+        raise InvalidRequest(f"output: t2v does not write {path.suffix} files; end the name in "
+                             f"{', '.join(_EXT_FORMATS)} (e.g. {path.with_suffix('.mp4').name}), or give a folder",
+                             field="output")
     return (path.with_suffix(""), fmt) if fmt else (path, None)
 
 
@@ -134,11 +144,12 @@ def motion_defaults(model: str, adapter: str, settings: Settings):
     return family.name, {**family.defaults, **(spec.defaults if spec else {})}, None
 
 
-def check_outputs(stem: Path, formats, *, extra: tuple[str, ...] = ()) -> None:
+def check_outputs(stem: Path, formats, *, extra: tuple[str, ...] = (), inputs=()) -> None:
     """Refuse, before any work, outputs that could not be written: the folder (or, when it does not exist yet,
     its nearest existing parent: nothing is created here) must take new files, and no file about to be written
-    (a video, the ``.json`` sidecar, ``stem`` + each of ``extra``) may be an existing folder. Raises
-    OutputNotWritable naming the path."""
+    (a video, the ``.json`` sidecar, ``stem`` + each of ``extra``) may be an existing folder or one of the run's
+    ``inputs`` (the clip it extends, its input video or image: writing over it would lose it, and the record
+    would name a file that no longer exists). Raises OutputNotWritable / InvalidRequest naming the path."""
     from t2v.errors import OutputNotWritable
     from t2v.export import EXTENSIONS, check_writable
 
@@ -146,10 +157,16 @@ def check_outputs(stem: Path, formats, *, extra: tuple[str, ...] = ()) -> None:
     if not existing.is_dir():
         raise OutputNotWritable(f"output: {existing} is a file, not a folder", field="output")
     check_writable(existing)  # a probe file, removed at once
+    taken = {os.path.realpath(Path(p).expanduser()) for p in inputs if p and Path(p).expanduser().is_file()}
     for suffix in [EXTENSIONS[f] for f in formats if f != "png"] + [".json", *extra]:  # png: a folder, replaced
         path = stem.with_name(stem.name + suffix)
         if path.is_dir():
             raise OutputNotWritable(f"output: {path} is an existing folder; choose another output name", field="output")
+        if os.path.realpath(path) in taken:
+            from t2v.errors import InvalidRequest
+
+            raise InvalidRequest(f"output: {path} is an input of this run; choose another output name (e.g. "
+                                 f"{stem.name}-2{suffix})", field="output")
 
 
 def check_fits(request: GenerationRequest, settings: Settings) -> None:

@@ -174,7 +174,7 @@ def generate_video(request, *, on_progress: ProgressCallback | None = None, shou
 
     def outputs(stem: Path, req) -> None:
         if req.formats:
-            check_outputs(stem, req.formats)
+            check_outputs(stem, req.formats, inputs=[getattr(req, n, None) for n in ("extend", "video", "image")])
         if req.is_long:
             from t2v.extend.run import load_clip
 

@@ -315,3 +315,17 @@ def test_serve_refuses_a_port_out_of_range_and_an_unknown_log_level_before_bindi
     monkeypatch.setenv("T2V_UVICORN_LOG", "bogus")
     result = runner.invoke(app, ["serve", "--no-ui", "--no-workers"])
     assert result.exit_code == 2 and "T2V_UVICORN_LOG: 'bogus' is not a log level; use one of critical" in result.output
+
+
+def test_an_output_that_is_an_input_or_a_video_format_t2v_does_not_write_is_refused(tiny_model, tmp_path):
+    clip = tmp_path / "src.mp4"
+    assert run("generate", "a red fox", "--model", tiny_model, "-o", clip, "--quiet").exit_code == 0
+    before = clip.read_bytes()
+    for args in (["extend", clip, "more fox", "--model", tiny_model, "--seconds", "1"],
+                 ["generate", "a blue fox", "--model", tiny_model, "--video", clip]):
+        r = run(*args, "-o", clip, "--quiet")
+        assert r.exit_code == 2 and "is an input of this run; choose another output name (e.g. src-2.mp4)" in r.stderr, r.output
+        assert clip.read_bytes() == before
+    r = run("generate", "a red fox", "--model", tiny_model, "-o", tmp_path / "x.avi", "--quiet")
+    assert r.exit_code == 2 and "t2v does not write .avi files; end the name in .mp4, .webm, .gif (e.g. x.mp4)" in r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "t2v-home") == ["src.json", "src.mp4"]

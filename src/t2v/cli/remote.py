@@ -54,7 +54,7 @@ def generate_remote(request, *, server: str, key: str | None, output, quiet: boo
             raise InvalidRequest(f"{name}: {getattr(request, name)} does not exist or is not a file", field=name)
     stem, implied = output_stem(output, request.prompt)
     formats = [*([implied] if implied and implied not in request.formats else []), *request.formats]  # as a local run
-    check_outputs(stem, formats)  # before anything is sent
+    check_outputs(stem, formats, inputs=(request.video, request.extend, request.image))  # before anything is sent
     fields = body_fields(request, ignore=ignore)
     fields["formats"] = formats
     job = None
