@@ -68,6 +68,14 @@ def request_fields(record: dict[str, Any]) -> dict[str, Any]:
 
     if not isinstance(record, dict) or "prompt" not in record or "seed" not in record:
         raise InvalidRequest("this is not a t2v record: it has no prompt and seed", field="record")
+    if not isinstance(record["seed"], int) or isinstance(record["seed"], bool):
+        raise InvalidRequest(f"record: seed is {record['seed']!r}; a replay needs the whole-number seed the run used",
+                             field="record")
+    for name, kind in (("postprocess", dict), ("post_history", list), ("frames_sha256", str)):
+        if record.get(name) is not None and not isinstance(record[name], kind):
+            raise InvalidRequest(f"record: {name} is a {type(record[name]).__name__}, not a "
+                                 f"{'JSON object' if kind is dict else 'list' if kind is list else 'string'} as t2v "
+                                 "writes it (an edited or damaged record?)", field="record")
     from t2v.sequence.request import ImageRequest, SequenceRequest
 
     cls = {"sequence": SequenceRequest, "image": ImageRequest}.get(record.get("mode"), GenerationRequest)

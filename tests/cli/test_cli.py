@@ -329,3 +329,24 @@ def test_an_output_that_is_an_input_or_a_video_format_t2v_does_not_write_is_refu
     r = run("generate", "a red fox", "--model", tiny_model, "-o", tmp_path / "x.avi", "--quiet")
     assert r.exit_code == 2 and "t2v does not write .avi files; end the name in .mp4, .webm, .gif (e.g. x.mp4)" in r.stderr
     assert sorted(p.name for p in tmp_path.iterdir() if p.name != "t2v-home") == ["src.json", "src.mp4"]
+
+
+def test_replay_and_inspect_refuse_damaged_records_and_foreign_files_with_exit_2(tiny_model, tmp_path):
+    from PIL import Image
+
+    clip = tmp_path / "ok.mp4"
+    assert run("generate", "a red fox", "--model", tiny_model, "-o", clip, "--quiet").exit_code == 0
+    record = json.loads((tmp_path / "ok.json").read_text())
+    for change, message in (({"seed": None}, "seed is None; a replay needs the whole-number seed"),
+                            ({"postprocess": "x"}, "postprocess is a str, not a JSON object")):
+        edited = tmp_path / "edited.json"
+        edited.write_text(json.dumps({**record, **change}))
+        r = run("replay", edited, "-o", tmp_path / "out" / "again.mp4", "--quiet")
+        assert r.exit_code == 2 and message in r.stderr, r.output
+        assert not (tmp_path / "out").exists()  # refused before anything was generated
+    (tmp_path / "junk.mp4").write_bytes(b"not a video at all")
+    Image.new("RGB", (16, 16)).save(tmp_path / "plain.png")
+    for name in ("junk.mp4", "plain.png"):
+        for command in ("inspect", "replay"):
+            r = run(command, tmp_path / name)
+            assert r.exit_code == 2 and "unexpected failure" not in r.output, (command, name, r.output)

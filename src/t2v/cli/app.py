@@ -288,9 +288,19 @@ def _load_record(path: Path) -> dict:
             return json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as e:
             raise InvalidRequest(f"{path} is not a readable JSON record: {e}", field="record") from None
+    return _embedded(path)
+
+
+def _embedded(path: Path) -> dict:
+    """The record embedded in a file t2v wrote; a file that is not one (damaged, another program's) is the
+    user's input to fix: InvalidRequest (exit 2)."""
+    from t2v.errors import ExportError, InvalidRequest
     from t2v.export import read_embedded
 
-    return read_embedded(path)
+    try:
+        return read_embedded(path)
+    except ExportError as e:
+        raise InvalidRequest(str(e), field="file") from None
 
 
 @app.command()
@@ -340,12 +350,11 @@ def inspect(
 ) -> None:
     """Print the record embedded in a file t2v wrote."""
     from t2v.errors import InvalidRequest
-    from t2v.export import read_embedded
 
     with cli_errors():
         if not file.exists():
             raise InvalidRequest(f"{file} does not exist", field="file")
-        out.print_json(json.dumps(read_embedded(file)))
+        out.print_json(json.dumps(_embedded(file)))
 
 
 def main() -> None:
