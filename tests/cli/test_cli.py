@@ -350,3 +350,17 @@ def test_replay_and_inspect_refuse_damaged_records_and_foreign_files_with_exit_2
         for command in ("inspect", "replay"):
             r = run(command, tmp_path / name)
             assert r.exit_code == 2 and "unexpected failure" not in r.output, (command, name, r.output)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["plan", "a cat", "--upscale", "0"], "post.upscale: must be 2 or 4, got 0; nearest valid: 2"),
+    (["plan", "a cat", "--interpolate", "0"], "post.interpolate: Input should be greater than or equal to 2"),
+    (["plan", "a cat", "--target-fps", "0"], "post.target_fps: Input should be greater than 0"),
+    (["generate", "a cat", "--server", "notaurl"], "--server: 'notaurl' is not a server URL; give one like http://"),
+    (["generate", "a cat", "--server", "ftp://host"], "is not a server URL"),
+])
+def test_zero_post_steps_and_malformed_server_urls_exit_2(tiny_model, tmp_path, monkeypatch, args, message):
+    """A 0 used to mean "no step" (silently); a URL without http(s) was reported as an unreachable server (exit 1)."""
+    monkeypatch.setenv("T2V_HOME", str(tmp_path / "home"))
+    r = run(*args, "--model", tiny_model) if args[0] == "plan" else run(*args, "-o", tmp_path / "x.mp4")
+    assert r.exit_code == 2 and message in " ".join(r.stderr.split()), r.output

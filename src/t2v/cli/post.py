@@ -27,8 +27,8 @@ POST_FORMATS = ("mp4", "webm", "gif")
 def post_fields(*, interpolate=None, target_fps=None, interpolation="auto", upscale=None, upscaler="lanczos",
                 deflicker=False, interpolation_model=None) -> dict[str, Any] | None:
     """The request's ``post`` block from the flags (None when no step is asked for)."""
-    if not (interpolate or target_fps or upscale or deflicker):
-        return None
+    if interpolate is None and target_fps is None and upscale is None and not deflicker:
+        return None  # 0 is a value the post block refuses, naming the nearest valid one, not "no step"
     return {"interpolate": interpolate, "target_fps": target_fps, "interpolation": interpolation, "upscale": upscale,
             "upscaler": upscaler, "deflicker": deflicker,
             **({"interpolation_model": str(interpolation_model)} if interpolation_model else {})}

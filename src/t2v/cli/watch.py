@@ -26,8 +26,14 @@ def watch(url: str, job_id: str, key: str | None) -> str:
 @contextmanager
 def connected(url: str) -> Iterator[None]:
     """The client's refusals as the CLI's: a refused key names --key, an unreachable server its URL."""
+    from urllib.parse import urlsplit
+
     from t2v.client.errors import ConnectionFailed, Unauthorized
 
+    parts = urlsplit(url or "")
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise InvalidRequest(f"--server: {url!r} is not a server URL; give one like http://127.0.0.1:8000",
+                             field="server")
     try:
         yield
     except Unauthorized as e:
