@@ -39,7 +39,7 @@ DEFAULTABLE = ("negative_prompt", "width", "height", "num_frames", "fps", "guida
 class GenerationRequest(BaseModel):
     """A validated, frozen description of one generation. ``None`` means "the model's default"."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     mode: Literal["video"] = "video"
     prompt: str

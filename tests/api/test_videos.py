@@ -305,3 +305,9 @@ def test_a_model_folder_with_a_broken_component_config_is_422_and_exit_2(tiny_mo
     result = CliRunner().invoke(cli_app, ["plan", "a cat", "--model", str(folder)],
                                 env={"T2V_HOME": str(tmp_path / "cli-home")})
     assert result.exit_code == 2 and message in " ".join(result.output.split()), result.output
+
+
+def test_nan_or_infinity_in_a_number_field_is_422_finite(idle_client):
+    for body in ('{"prompt": "a cat", "guidance_scale": NaN}', '{"prompt": "a cat", "fps": Infinity}'):
+        r = idle_client.post("/v1/videos", content=body, headers={"content-type": "application/json"})
+        assert r.status_code == 422 and "finite number" in r.text, r.text

@@ -254,3 +254,15 @@ def test_longer_video_fields_go_into_the_request_and_come_back_with_remix():
         "seconds": 2.5, "prompt_schedule": ["0: a ball", "10: a cube"], "overlap": 2, "continue_strength": None}
     assert {k: F.remix_form({**record, "seconds": None, "prompt_schedule": None, "overlap": None})[k]
             for k in F.LONG_KEYS} == F.LONG_DEFAULTS
+
+
+def test_nan_and_infinity_in_number_fields_name_the_field():
+    from t2v.frontend.forms import FormError, number, resolve_seed
+
+    for text in ("nan", "inf", "-inf", "1e400"):
+        with pytest.raises(FormError, match=r"is not a finite number") as e:
+            number({"num_frames": text}, "num_frames")
+        assert e.value.field == "num_frames"
+        with pytest.raises(FormError) as e:
+            resolve_seed("fixed", text)
+        assert e.value.field == "seed"

@@ -13,7 +13,7 @@ from t2v.request import FORMATS
 class _JobFields(BaseModel):
     """What every job body shares: sampling, size, model, outputs, and the queue's own fields."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     negative_prompt: str | None = None
     num_inference_steps: int | None = Field(None, ge=1)
@@ -38,7 +38,7 @@ class _JobFields(BaseModel):
 class VideoCreate(_JobFields):
     """Body of POST /v1/videos: a generation request plus queue options."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, json_schema_extra={"example": {
         "prompt": "a panda surfing on a big ocean wave at sunset", "num_frames": 16, "seed": 42, "formats": ["mp4"]}})
 
     image: str | None = Field(None, max_length=64, description=(
@@ -86,7 +86,7 @@ class VideoCreate(_JobFields):
 class SequenceCreate(_JobFields):
     """Body of POST /v1/sequences: a video from keyframe prompts with a text-to-image model (image mode)."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, json_schema_extra={"example": {
         "keyframes": ["0: a forest in spring", "24: the same forest in autumn"], "method": "latent-walk", "seed": 1,
         "fps": 12}})
 
@@ -108,7 +108,7 @@ class SequenceCreate(_JobFields):
 class PostCreate(BaseModel):
     """Body of POST /v1/post: post-process a finished job's video or an uploaded video (exactly one of the two)."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, json_schema_extra={"example": {
         "job": "01JD3V6S0A8Q5Y9F2W4K7M1N3P", "post": {"interpolate": 2}, "formats": ["mp4"]}})
 
     job: str | None = Field(None, max_length=64, description="A succeeded video or sequence job of your key: its video.")

@@ -3,6 +3,8 @@ remix (a past job back into the form) and the request a filled-in form makes. No
 
 from __future__ import annotations
 
+import math
+
 import random
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -136,6 +138,8 @@ def number(form: dict[str, Any], key: str, kind=int, labels: dict[str, str] = LA
         number_ = float(value)
     except (TypeError, ValueError):
         raise FormError(f"{labels[key]}: {value!r} is not a number", field=key) from None
+    if not math.isfinite(number_):  # nan, inf, 1e400
+        raise FormError(f"{labels[key]}: {value!r} is not a finite number", field=key)
     if kind is int:
         if not number_.is_integer():
             raise FormError(f"{labels[key]}: must be a whole number, got {value}; nearest: {round(number_)}", field=key)

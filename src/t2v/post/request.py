@@ -21,7 +21,7 @@ POST_FORMATS = ("mp4", "webm", "gif")
 class PostRequest(BaseModel):
     """Post-process an existing clip: ``job`` (a succeeded job's video) or ``asset`` (an uploaded video)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     mode: Literal["post"] = "post"
     job: str | None = Field(None, max_length=64, description="A succeeded video or sequence job's id: its video.")

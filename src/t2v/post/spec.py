@@ -13,7 +13,7 @@ UPSCALE_FACTORS = (2, 4)
 class PostSpec(BaseModel):
     """Post-processing of a clip. Every field left at its default does nothing."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     deflicker: bool = Field(False, description="Smooth frame-to-frame brightness and colour drift.")
     interpolate: int | None = Field(None, ge=2, le=8, description=(
