@@ -164,3 +164,14 @@ def test_group_offloaded_transformers_give_the_same_frames(wan):
     offloaded = generate(request).frames
     clear_cache()
     assert np.array_equal(plain, offloaded)
+
+
+def test_a_t2v_json_family_that_contradicts_the_pipeline_class_is_named(tiny_model, tmp_path):
+    folder = tmp_path / "wrong"
+    shutil.copytree(tiny_model, folder)
+    (folder / "t2v.json").write_text(json.dumps({"family": "wan"}))
+    with pytest.raises(ModelUnavailable, match=r"t2v.json says family 'wan', but model_index.json's pipeline "
+                                               r"'TextToVideoSDPipeline' is the modelscope family's"):
+        families.family_of_folder(folder)
+    (folder / "t2v.json").write_text(json.dumps({"family": "modelscope"}))
+    assert families.family_of_folder(folder).name == "modelscope"

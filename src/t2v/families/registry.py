@@ -90,7 +90,13 @@ def family_of_folder(path: Path) -> Family:
         except (OSError, ValueError, AttributeError):
             name = None
         if name in all_families():
-            return all_families()[name]
+            family, cls = all_families()[name], index.get("_class_name", "")
+            if cls in family.pipelines:
+                return family
+            owner = family_for_pipeline(cls)
+            raise ModelUnavailable(f"{path}: t2v.json says family {name!r}, but model_index.json's pipeline {cls!r} "
+                                   + (f"is the {owner.name} family's; fix t2v.json (or remove its \"family\")" if owner
+                                      else f"is not one the {name} family runs ({', '.join(family.pipelines)})"))
     cls = index.get("_class_name", "")
     fam = family_for_pipeline(cls)
     if fam is None:
