@@ -54,7 +54,7 @@ def create_app(settings: Settings | None = None, *, service=None, workers: int =
     )
     app.state.service = service
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes, upload_limit=settings.max_upload_bytes)
-    app.add_middleware(KeylessGuard, has_keys=service.has_keys, loopback_hosts=loopback_hosts)  # outermost: first
+    app.add_middleware(KeylessGuard, has_keys=lambda: service.has_keys(), loopback_hosts=loopback_hosts)  # outermost
     app.include_router(videos.router)
     app.include_router(videos.sequences)
     app.include_router(assets.router)
