@@ -8,7 +8,7 @@ the answers too. :class:`KeylessGuard` closes both while the server has no keys:
 - a request that changes something (POST, PUT, PATCH, DELETE) whose ``Origin`` header names another site than
   the ``Host`` it was sent to is answered 403 (pages served by this server, and clients that send no
   ``Origin`` such as the CLI, curl and httpx, pass);
-- with ``hosts`` (what `t2v serve` passes when it binds a loopback address), a request whose ``Host`` is not a
+- with ``loopback_hosts`` (what `t2v serve` passes when it binds a loopback address), a request whose ``Host`` is not a
   loopback name or address (``localhost``, ``127.0.0.1``, ``[::1]``, any port) is answered 400.
 
 With keys, neither applies: every request must carry a key in its ``Authorization`` header (or the page's key

@@ -32,7 +32,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from t2v.errors import InvalidRequest
+from t2v.errors import InvalidRequest, ModelUnavailable, T2VError
 
 logger = logging.getLogger(__name__)
 
@@ -202,8 +202,6 @@ def _measure_locked(path: str, frames: int, height: int, width: int, batch: int,
 def _from_configs(path: str, family, build):
     """``build()`` (the family's modules made from the folder's configs), with a config that does not build
     (a wrong type or a missing field) as ModelUnavailable naming the folder, not an internal error."""
-    from t2v.errors import ModelUnavailable, T2VError
-
     try:
         return build()
     except T2VError:

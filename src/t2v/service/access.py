@@ -34,12 +34,11 @@ class AccessService:
         see them any more, so they would only spend the server's time and fire their webhooks."""
         if not self.repo.revoke_key(key_id):
             return False
-        for status in ("queued", "running"):
-            while jobs := self.repo.list_jobs(status=status, api_key_id=key_id, limit=200):
-                for job in jobs:
-                    self.repo.request_cancel(job.id)
-                if status == "running":  # those stay running until their workers stop them
-                    break
+        while queued := self.repo.list_jobs(status="queued", api_key_id=key_id, limit=200):  # each one leaves the list
+            for job in queued:
+                self.repo.request_cancel(job.id)
+        for job in self.repo.list_jobs(status="running", api_key_id=key_id, limit=200):  # flagged; they stay running
+            self.repo.request_cancel(job.id)
         return True
 
     def authenticate(self, token: str | None):

@@ -150,5 +150,5 @@ def _clean(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_clean(v) for v in value]
     if isinstance(value, str):
-        return value.replace("\x00", "") if "\x00" in value else value
+        return value.replace("\x00", "")
     return value
