@@ -54,7 +54,7 @@ def main() -> None:
     import torch
 
     from t2v.generation import generate
-    from t2v.request import GenerationRequest
+    from t2v.requests import GenerationRequest
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -45,7 +45,7 @@ def main() -> None:
     from t2v.bench.cpu import machine
     from t2v.engine import accel
     from t2v.generation import generate
-    from t2v.request import GenerationRequest
+    from t2v.requests import GenerationRequest
 
     accel.UNET_REGIONAL = args.unet == "regional"
     fields = dict(prompt="a red circle moving right", model=args.model, seed=0, num_inference_steps=args.steps,

@@ -31,7 +31,7 @@ def red_x(frame):
 def main() -> None:
     from t2v.export.figures import contact_sheet
     from t2v.generation import generate
-    from t2v.request import GenerationRequest
+    from t2v.requests import GenerationRequest
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path, default=None)

@@ -1,7 +1,7 @@
 import pytest
 
 from t2v.errors import InvalidRequest
-from t2v.request import DEFAULT_NEGATIVE_PROMPT, GenerationRequest
+from t2v.requests import DEFAULT_NEGATIVE_PROMPT, GenerationRequest
 
 
 def test_defaults_and_frozen():

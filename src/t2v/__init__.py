@@ -5,7 +5,7 @@
 """
 
 from t2v.errors import Cancelled, ExportError, InvalidRequest, ModelUnavailable, T2VError
-from t2v.request import GenerationRequest, GenerationResult, ProgressEvent
+from t2v.requests import GenerationRequest, GenerationResult, ProgressEvent
 
 __version__ = "0.1.0"
 

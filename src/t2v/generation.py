@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Callable
 
 from t2v.engine.base import CheckpointSpec
 from t2v.errors import Cancelled, InvalidRequest
-from t2v.request import FORMATS, GenerationRequest, GenerationResult, ProgressEvent
+from t2v.requests import FORMATS, GenerationRequest, GenerationResult, ProgressEvent
 from t2v.settings import Settings, get_settings
 
 if TYPE_CHECKING:

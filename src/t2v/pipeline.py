@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from t2v.errors import Cancelled
 from t2v.generation import ProgressCallback, check_outputs, export_result, output_stem, resolve
 from t2v.progress import ProgressEmitter
-from t2v.request import GenerationResult
+from t2v.requests import GenerationResult
 from t2v.settings import Settings, get_settings
 
 if TYPE_CHECKING:

@@ -1,6 +1,6 @@
 """Progress events with the time a run has left.
 
-:class:`ProgressEmitter` turns a run's stage and step reports into :class:`t2v.request.ProgressEvent` s with the
+:class:`ProgressEmitter` turns a run's stage and step reports into :class:`t2v.requests.ProgressEvent` s with the
 elapsed time and an ETA: the denoising steps still to run plus the decodes still to come, while denoising and
 while decoding. Before anything is measured it is the planner's predicted times (:mod:`t2v.models.steptime`:
 learned from this machine's earlier runs of the model, else estimated), so a run shows an ETA from the start of
@@ -16,7 +16,7 @@ import math
 import time
 from typing import Callable
 
-from t2v.request import ProgressEvent
+from t2v.requests import ProgressEvent
 
 # How many measured steps a prediction is worth: one for an estimate, which may be off by 2x on a small model,
 # more once it has been learned from earlier runs (the first measured step also pays for page-ins and warm-up).

@@ -64,7 +64,7 @@ def build_record(request, *, source, loaded, warnings: list[str], timings: dict[
 
 def request_fields(record: dict[str, Any]) -> dict[str, Any]:
     """The GenerationRequest fields stored in a record (for replay)."""
-    from t2v.request import GenerationRequest
+    from t2v.requests import GenerationRequest
 
     if not isinstance(record, dict) or "prompt" not in record or "seed" not in record:
         raise InvalidRequest("this is not a t2v record: it has no prompt and seed", field="record")
@@ -76,7 +76,7 @@ def request_fields(record: dict[str, Any]) -> dict[str, Any]:
             raise InvalidRequest(f"record: {name} is a {type(record[name]).__name__}, not a "
                                  f"{'JSON object' if kind is dict else 'list' if kind is list else 'string'} as t2v "
                                  "writes it (an edited or damaged record?)", field="record")
-    from t2v.sequence.request import ImageRequest, SequenceRequest
+    from t2v.requests import ImageRequest, SequenceRequest
 
     cls = {"sequence": SequenceRequest, "image": ImageRequest}.get(record.get("mode"), GenerationRequest)
     names = set(cls.model_fields)

@@ -116,7 +116,7 @@ class Settings(BaseSettings):
     @field_validator("attention", "weights", mode="after")
     @classmethod
     def _speed_option(cls, v: str, info) -> str:
-        from t2v.engine.options import check_attention, check_weights
+        from t2v.requests import check_attention, check_weights
 
         try:
             return (check_attention if info.field_name == "attention" else check_weights)(v)

@@ -196,7 +196,7 @@ def test_video_to_video_through_the_api_is_the_library_run_of_the_uploaded_file(
     """Strength 0 is the VAE round trip of the input: the job's frames are the library's from the same file, bit for
     bit (the record's frames_sha256), and those are the input through the VAE; the record names the asset."""
     from t2v.generation import generate
-    from t2v.request import GenerationRequest
+    from t2v.requests import GenerationRequest
     from tests.engine.test_v2v import round_trip
 
     data = clip_bytes(tmp_path, frames=6)

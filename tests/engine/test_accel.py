@@ -13,7 +13,7 @@ from t2v.engine import accel
 from t2v.errors import InvalidRequest
 from t2v.families import all_families, get_family
 from t2v.generation import generate
-from t2v.request import GenerationRequest
+from t2v.requests import GenerationRequest
 
 SMALL = dict(prompt="a red circle moving right", seed=5, num_frames=2, width=32, height=32, num_inference_steps=2,
              formats=())

@@ -7,7 +7,7 @@ import pytest
 
 from t2v.generation import generate
 from t2v.progress import ProgressEmitter
-from t2v.request import GenerationRequest
+from t2v.requests import GenerationRequest
 
 
 class Clock:

@@ -11,7 +11,7 @@ from t2v.engine import stepcache
 from t2v.errors import InvalidRequest
 from t2v.generation import generate
 from t2v.record import request_fields
-from t2v.request import GenerationRequest
+from t2v.requests import GenerationRequest
 from tests.families.checks import assert_resume_after_cancel_is_bitwise, run
 
 DIT_CACHES = ("fbc:threshold=0.5", "taylorseer:interval=2,warmup=1", "pab", "fastercache", "magcache")

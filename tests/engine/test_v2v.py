@@ -16,7 +16,7 @@ from t2v.errors import InvalidRequest
 from t2v.export import sha256_file, write_video
 from t2v.generation import generate
 from t2v.inputs import fit_frames
-from t2v.request import GenerationRequest
+from t2v.requests import GenerationRequest
 from tests.families.checks import assert_resume_after_cancel_is_bitwise
 
 PROMPT = "a red ball bouncing on a beach"

@@ -15,7 +15,7 @@ from t2v.engine.base import CheckpointSpec
 from t2v.errors import Cancelled
 from t2v.export import decode_video
 from t2v.generation import generate
-from t2v.request import GenerationRequest
+from t2v.requests import GenerationRequest
 from tests.fixtures import one_thread  # noqa: F401  (autouse: one torch thread per module)
 
 runner = CliRunner()

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from t2v.errors import InvalidRequest
-from t2v.request import GenerationRequest
+from t2v.requests import GenerationRequest
 from t2v.service.limits import admit
 from t2v.settings import Settings
 from tests.api.test_server import Server

@@ -8,7 +8,7 @@ import pytest
 
 from t2v.errors import InvalidRequest
 from t2v.extend.plan import guide, join, plan_segments, prompt_at
-from t2v.request import GenerationRequest
+from t2v.requests import GenerationRequest
 
 
 def req(**fields):

@@ -70,7 +70,7 @@ def run(model, image=None, **fields):
     image-to-video, fields over the test defaults (seed 3, no files); progress, cancel, checkpoint, preview
     and output arguments go to :func:`t2v.generate`."""
     from t2v.generation import generate
-    from t2v.request import GenerationRequest
+    from t2v.requests import GenerationRequest
 
     fields = {"prompt": PROMPT, "seed": 3, "formats": (), **fields}
     kw = {k: fields.pop(k) for k in ("should_cancel", "checkpoint", "on_preview", "on_progress", "output") if k in fields}

@@ -17,7 +17,7 @@ from t2v.engine.base import CheckpointSpec
 from t2v.engine.vae import to_uint8
 from t2v.errors import Cancelled, InvalidRequest, ModelUnavailable
 from t2v.generation import generate
-from t2v.request import GenerationRequest
+from t2v.requests import GenerationRequest
 from tests.families.checks import (
     assert_periodic_checkpoints_resume_bitwise, assert_resume_after_cancel_is_bitwise, assert_scale_0_is_the_base, time_on_gpu)
 

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from t2v.errors import InvalidRequest, ModelUnavailable
-from t2v.request import GenerationRequest
+from t2v.requests import GenerationRequest
 from t2v.settings import Settings
 
 SMALL = ["--frames", "4", "--steps", "2", "--seed", "5"]
@@ -69,7 +69,7 @@ def test_bad_pairs_are_refused_by_name(parts, tmp_path, monkeypatch):
 
 def test_image_mode_refuses_a_motion_adapter(parts, tmp_path):
     from t2v.generation import resolve
-    from t2v.sequence.request import ImageRequest
+    from t2v.requests import ImageRequest
 
     with pytest.raises(InvalidRequest) as e:
         resolve(ImageRequest(prompt="a cat", model=str(parts["sd"]), motion_adapter=str(parts["adapter"])),

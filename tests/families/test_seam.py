@@ -11,7 +11,7 @@ import pytest
 
 from t2v.errors import InvalidRequest, ModelUnavailable
 from t2v.families import base, registry as families
-from t2v.request import GenerationRequest
+from t2v.requests import GenerationRequest
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from t2v.generation import generate
 from t2v.models import caches, converted, dryruns, hashcache, memory
 from t2v.models.loader import clear_cache
 from t2v.models.precision import load_module
-from t2v.request import GenerationRequest
+from t2v.requests import GenerationRequest
 
 runner = CliRunner()
 

@@ -14,13 +14,13 @@ from t2v.cli import app
 from t2v.errors import InvalidRequest
 from t2v.generation import generate
 from t2v.models import memory
-from t2v.request import GenerationRequest
+from t2v.requests import GenerationRequest
 
 MEASURE = r"""
 import json, resource, sys
 from t2v.generation import generate
 from t2v.models.memory import predict
-from t2v.request import GenerationRequest
+from t2v.requests import GenerationRequest
 req = GenerationRequest(prompt="a red circle moving right", model=sys.argv[1], seed=1, num_frames=16, width=128,
                         height=128, num_inference_steps=2, guidance_scale=9.0, formats=(), memory=sys.argv[2])
 pred = predict(sys.argv[1], req, plan=sys.argv[2], device="cpu", dtype="fp32", measure_speed=False)

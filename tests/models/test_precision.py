@@ -17,7 +17,7 @@ from t2v.models import loader
 from t2v.models.loader import clear_cache, load_model
 from t2v.models.source import resolve_source
 from t2v.models.precision import check_weights, load_converted, load_module
-from t2v.request import GenerationRequest
+from t2v.requests import GenerationRequest
 from t2v.settings import get_settings
 
 PEAK_SCRIPT = textwrap.dedent("""

@@ -9,7 +9,7 @@ import t2v
 from t2v.errors import InvalidRequest
 from t2v.models import device as device_mod
 from t2v.models.device import cpu_bf16_flags, plan_device
-from t2v.request import GenerationRequest
+from t2v.requests import GenerationRequest
 from t2v.settings import get_settings
 
 SAPPHIRE = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 amx_tile amx_bf16 amx_int8\n"
@@ -114,7 +114,7 @@ def test_speed_options_are_spelled_and_checked_before_loading(tiny_model, tiny_s
         with pytest.raises(InvalidRequest, match=text) as e:
             GenerationRequest.create(prompt="x", **fields)
         assert e.value.field == next(iter(fields))
-    from t2v.sequence.request import ImageRequest
+    from t2v.requests import ImageRequest
 
     with pytest.raises(InvalidRequest, match="only video requests") as e:
         resolve(ImageRequest.create(prompt="x", model=str(tiny_sd_model), cache="deepcache"), get_settings())

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from t2v.cli import app
 from t2v.generation import generate
 from t2v.models import memory, steptime
-from t2v.request import GenerationRequest
+from t2v.requests import GenerationRequest
 
 
 def _req(model, **kw) -> GenerationRequest:

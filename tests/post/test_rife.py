@@ -8,11 +8,11 @@ import sys
 
 import numpy as np
 import pytest
-from pydantic import ValidationError
+from t2v.errors import InvalidRequest
 
 from t2v.errors import InvalidRequest
 from t2v.post.interpolate import interpolate
-from t2v.post.spec import PostSpec
+from t2v.requests import PostSpec
 from t2v.post.stage import check_post, run_post
 
 # An ncnn graph with rife-ncnn-vulkan's blob names (in0, in1, the timestep in2 -> out0): (in0 + in1) / 2
@@ -41,9 +41,9 @@ def clip(n=4, size=32):
 
 
 def test_rife_needs_a_model_folder_with_both_files(model_dir, tmp_path):
-    with pytest.raises(ValidationError, match="interpolation rife needs interpolation_model"):
+    with pytest.raises(InvalidRequest, match="interpolation rife needs interpolation_model"):
         PostSpec(interpolate=2, interpolation="rife")
-    with pytest.raises(ValidationError, match="interpolation_model is for interpolation rife only"):
+    with pytest.raises(InvalidRequest, match="interpolation_model is for interpolation rife only"):
         PostSpec(interpolate=2, interpolation="flow", interpolation_model=str(model_dir))
     (tmp_path / "half").mkdir()
     (tmp_path / "half" / "flownet.param").write_text(MEAN_PARAM)

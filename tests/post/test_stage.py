@@ -11,7 +11,7 @@ import pytest
 
 from t2v import generate
 from t2v.export import decode_video, read_embedded
-from t2v.request import GenerationRequest
+from t2v.requests import GenerationRequest
 
 SMALL = dict(num_frames=4, width=32, height=32, num_inference_steps=2, fps=8, seed=5)
 
@@ -139,7 +139,7 @@ def test_api_post_block_and_upscaler_paths(tiny_model, tmp_path):
 def test_a_sequence_is_post_processed_too_and_an_image_request_refuses_it(tiny_sd_model, tmp_path):
     from t2v.errors import InvalidRequest
     from t2v.generation import run_request
-    from t2v.sequence.request import ImageRequest, SequenceRequest
+    from t2v.requests import ImageRequest, SequenceRequest
 
     req = SequenceRequest.create(keyframes=["0: a red circle", "2: a blue square"], method="prompt-interp",
                                  model=str(tiny_sd_model), width=32, height=32, num_inference_steps=2, seed=0, fps=4,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from t2v.sequence.request import ImageRequest, SequenceRequest
+from t2v.requests import ImageRequest, SequenceRequest
 from t2v.sequence.run import generate_images, generate_sequence
 
 

@@ -8,7 +8,7 @@ from PIL import Image
 
 from t2v.errors import InvalidRequest
 from t2v.export import decode_video, read_embedded
-from t2v.sequence.request import SequenceRequest, parse_keyframes, request_from_fields
+from t2v.requests import SequenceRequest, parse_keyframes, request_from_fields
 from t2v.sequence.run import generate_images, generate_sequence
 
 KEYS = ["0: a red circle", "3: a blue square", "5: a green car"]
@@ -115,7 +115,7 @@ def test_video_models_are_refused(tiny_model):
 
 
 def test_images_are_pngs_with_records(tiny_sd_model, tmp_path):
-    from t2v.sequence.request import ImageRequest
+    from t2v.requests import ImageRequest
 
     req = ImageRequest.create(prompt="a red circle", count=2, model=str(tiny_sd_model), seed=7, width=32, height=32,
                               num_inference_steps=2)
@@ -135,7 +135,7 @@ def test_outputs_that_cannot_be_written_are_refused_before_loading(tiny_sd_model
     """A sidecar or figure path that is an existing folder stops the run before any weights load, and nothing is written."""
     from t2v.errors import OutputNotWritable
     from t2v.models import loader
-    from t2v.sequence.request import ImageRequest
+    from t2v.requests import ImageRequest
 
     def no_load(*a, **k):
         raise AssertionError("weights loaded before the output paths were checked")

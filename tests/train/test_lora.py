@@ -9,7 +9,7 @@ import pytest
 
 from t2v.errors import InvalidRequest
 from t2v.generation import generate
-from t2v.request import GenerationRequest
+from t2v.requests import GenerationRequest
 from t2v.train import shapes
 from t2v.train.lora import LoraTrainConfig, train_lora
 from tests.families.checks import assert_scale_0_is_the_base

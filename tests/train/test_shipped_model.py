@@ -6,7 +6,7 @@ import pytest
 
 from t2v.generation import generate
 from t2v.models.registry import lookup
-from t2v.request import GenerationRequest
+from t2v.requests import GenerationRequest
 from t2v.train import evaluate as ev
 
 
@@ -42,7 +42,7 @@ def test_follows_colour_direction_and_shape_prompts_well_above_chance():
 def test_shapes_read_the_same_after_frame_interpolation():
     """Quality on real output: the detector reads the same colour, direction and shape from each t2v-shapes clip
     after --interpolate 2 (flow) as before it, and the clip has the new frame count."""
-    from t2v.post.spec import PostSpec
+    from t2v.requests import PostSpec
     from t2v.post.stage import run_post
 
     cases = [ev.parse_prompt(p) for p in ("a blue circle moving right", "a yellow triangle moving up",

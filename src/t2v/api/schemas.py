@@ -6,8 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from t2v.post.spec import PostSpec
-from t2v.request import FORMATS
+from t2v.requests import PostSpec
+from t2v.requests import FORMATS
 
 
 class _JobFields(BaseModel):

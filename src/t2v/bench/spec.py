@@ -46,7 +46,7 @@ def family_choices() -> list[str]:
 def plan_fields(*, dtype: str = "fp32", memory: str = "auto", cache: str | None = None, attention: str = "auto",
                 compile: bool = False) -> dict:
     """The t2v side's plan as request fields (``cache`` None or an off-word: no step cache)."""
-    from t2v.engine.options import canonical_cache
+    from t2v.requests import canonical_cache
 
     try:
         cache = canonical_cache(cache)
@@ -80,7 +80,7 @@ def exact_reason(plan: dict, plans_used: list[str]) -> str | None:
 def _request(kind: str, fields: dict, plan: dict, model: str | None):
     from pydantic import ValidationError
 
-    from t2v.request import GenerationRequest, invalid_from_validation
+    from t2v.requests import GenerationRequest, invalid_from_validation
 
     try:
         return GenerationRequest(prompt=PROMPT, model=model, formats=("mp4",), device="cpu", **fields, **plan)

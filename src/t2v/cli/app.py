@@ -179,7 +179,7 @@ def _request_from_flags(*, prompt, model, negative_prompt, frames, steps, guidan
                         video=None, strength=None, seconds=None, prompt_schedule=None, overlap=None,
                         continue_strength=None, extend=None):
     from t2v.inputs import check_image
-    from t2v.request import GenerationRequest
+    from t2v.requests import GenerationRequest
 
     if image is not None:
         check_image(image)  # a missing, damaged or oversized image exits 2 before any model loads
@@ -315,7 +315,7 @@ def replay(
 ) -> None:
     """Regenerate a video (or image sequence) from its record and say whether the frames are identical."""
     from t2v.record import environment_differences, request_fields
-    from t2v.sequence.request import request_from_fields
+    from t2v.requests import request_from_fields
 
     with cli_errors():
         old = _load_record(record)

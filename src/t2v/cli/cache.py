@@ -90,7 +90,7 @@ def calibrate(
     magnitude ratios); kept under T2V_HOME for this model's weights and step count, where `--cache magcache`
     finds them."""
     from t2v.engine.stepcache import calibrate as run_calibration
-    from t2v.request import GenerationRequest
+    from t2v.requests import GenerationRequest
 
     with cli_errors():
         request = GenerationRequest(prompt=prompt, model=model, seed=seed, num_inference_steps=steps, device=device,

@@ -10,7 +10,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColu
 from rich.text import Text
 
 from t2v.cli.common import Interrupt, err
-from t2v.request import ProgressEvent
+from t2v.requests import ProgressEvent
 
 _LABELS = {
     "load": "Loading model",

@@ -42,7 +42,7 @@ def refuse_server_side(request, *, threads: int | None, ignore: set[str] = froze
 
 def generate_remote(request, *, server: str, key: str | None, output, quiet: bool, threads: int | None = None,
                     ignore: set[str] = frozenset()) -> None:
-    """Run ``request`` (a :class:`t2v.request.GenerationRequest`) on the t2v server at ``server``; write its files
+    """Run ``request`` (a :class:`t2v.requests.GenerationRequest`) on the t2v server at ``server``; write its files
     and ``.json`` record at ``output`` as a local run does."""
     from t2v.cli.watch import connected, follow
     from t2v.client import Client

@@ -37,7 +37,7 @@ def image(
 ) -> None:
     """Text to image: PNG files with the JSON record embedded (tEXt) and beside them."""
     from t2v.cli.progress import GenerationProgress
-    from t2v.sequence.request import ImageRequest
+    from t2v.requests import ImageRequest
     from t2v.sequence.run import generate_images
 
     with cli_errors():
@@ -84,7 +84,7 @@ def sequence(
 ) -> None:
     """A video from keyframe prompts with a text-to-image model, kept coherent by --method."""
     from t2v.cli.app import print_summary, run_with_progress
-    from t2v.sequence.request import SequenceRequest
+    from t2v.requests import SequenceRequest
 
     with cli_errors():
         post = post_fields(interpolate=interpolate, target_fps=target_fps, interpolation=interpolation, upscale=upscale,

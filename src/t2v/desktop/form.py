@@ -9,7 +9,7 @@ from tkinter import filedialog, ttk
 from typing import Any, Callable
 
 from t2v import frontend as F
-from t2v.request import FORMATS, SCHEDULERS
+from t2v.requests import FORMATS, SCHEDULERS
 
 NUMBERS = (("num_frames", "Frames"), ("num_inference_steps", "Steps"), ("guidance_scale", "Guidance"), ("fps", "FPS"),
            ("width", "Width"), ("height", "Height"))

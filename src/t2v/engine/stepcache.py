@@ -1,4 +1,4 @@
-"""Step caches: ``--cache NAME[:KEY=VALUE,...]`` (names and defaults: :data:`t2v.engine.options.CACHES`).
+"""Step caches: ``--cache NAME[:KEY=VALUE,...]`` (names and defaults: :data:`t2v.requests.CACHES`).
 
 A step cache reuses work from earlier denoising steps instead of recomputing it. The request names it, the
 record keeps its canonical spelling (every parameter), so a replay runs the very same cache and gives the
@@ -33,7 +33,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from t2v.engine.options import CacheSpec, cache_spec
+from t2v.requests import CacheSpec, cache_spec
 from t2v.errors import InvalidRequest
 
 logger = logging.getLogger(__name__)

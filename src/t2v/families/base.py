@@ -117,7 +117,7 @@ class Family:
     defaults: ClassVar[dict[str, Any]] = {}  # request defaults for a folder without t2v.json
     modes: ClassVar[tuple[str, ...]] = ("video",)
     denoiser: ClassVar[str] = "unet"  # the component that runs each step (LoRA target, planner's big stage)
-    caches: ClassVar[tuple[str, ...]] = ()  # the step caches (t2v.engine.options.CACHES) this family takes
+    caches: ClassVar[tuple[str, ...]] = ()  # the step caches (t2v.requests.CACHES) this family takes
     encodes_video: ClassVar[bool] = False  # video-to-video (request.video): its VAE encodes the input clip
     # `t2v models make-tiny --family NAME`: NAME -> "module:function(out: Path, seed: int, fp16_variant: bool)"
     tiny: ClassVar[dict[str, str]] = {}

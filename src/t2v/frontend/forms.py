@@ -9,11 +9,10 @@ import random
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from pydantic import ValidationError
 
 from t2v.errors import Forbidden, InvalidRequest, JobNotFound, ModelUnavailable, QuotaExceeded, T2VError
-from t2v.post.spec import INTERPOLATION_METHODS, UPSCALERS, PostSpec
-from t2v.request import FORMATS, GenerationRequest, invalid_from_validation
+from t2v.requests import INTERPOLATION_METHODS, UPSCALERS, PostSpec
+from t2v.requests import FORMATS, GenerationRequest
 
 #: The form's fields, in the order a page lays them out (GenerationRequest names plus ``seed_mode``; then the
 #: request's ``post`` block, see :data:`POST_KEYS`, and the longer-video fields, see :data:`LONG_KEYS`).
@@ -232,7 +231,7 @@ def _factor(form: dict[str, Any], key: str, choices: tuple[str, ...]) -> int | N
 
 def post_fields(form: dict[str, Any]) -> dict[str, Any] | None:
     """The request's ``post`` block for the form's post-processing fields; None when every one is off. Checked
-    against :class:`t2v.post.spec.PostSpec` here, so a bad value is named before anything is sent."""
+    against :class:`t2v.requests.PostSpec` here, so a bad value is named before anything is sent."""
     post: dict[str, Any] = {}
     if form.get("deflicker") in (True, "true", "True", "1", 1):
         post["deflicker"] = True
@@ -250,8 +249,8 @@ def post_fields(form: dict[str, Any]) -> dict[str, Any] | None:
         return None
     try:
         PostSpec(**post)
-    except ValidationError as e:
-        raise readable(invalid_from_validation(e)) from None
+    except InvalidRequest as e:
+        raise readable(e) from None
     return post
 
 
@@ -273,7 +272,7 @@ def schedule_lines(value: Any) -> list[str]:
 
 def long_fields(form: dict[str, Any]) -> dict[str, Any]:
     """The request's longer-video fields for the form ({} when seconds is blank or 0 and there is no schedule).
-    Checked against :class:`t2v.request.GenerationRequest` here, so a bad value (a schedule line that is not
+    Checked against :class:`t2v.requests.GenerationRequest` here, so a bad value (a schedule line that is not
     "FRAME: prompt", an overlap without a longer video...) is named before anything is sent."""
     fields = {"seconds": number(form, "seconds", float) or None,
               "prompt_schedule": schedule_lines(form.get("prompt_schedule")) or None,
@@ -282,8 +281,8 @@ def long_fields(form: dict[str, Any]) -> dict[str, Any]:
     if fields:
         try:
             GenerationRequest(prompt="-", **fields)
-        except ValidationError as e:
-            raise readable(invalid_from_validation(e)) from None
+        except InvalidRequest as e:
+            raise readable(e) from None
     return fields
 
 

@@ -6,11 +6,10 @@ import logging
 from dataclasses import dataclass, field
 
 from t2v.errors import InvalidRequest
+from t2v.requests.options import DEVICES, DTYPES, check_device_name, check_dtype_name  # noqa: F401  (named here too)
 
 logger = logging.getLogger(__name__)
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
-DTYPES = ("auto", "fp32", "fp16", "bf16")
 _TORCH_DTYPE = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 
@@ -30,22 +29,6 @@ class DevicePlan:
     @property
     def is_accelerator(self) -> bool:
         return not self.device.startswith("cpu")
-
-
-def check_device_name(device: str) -> str:
-    """Validate the spelling of a device request (``cuda:N`` allowed) without touching torch."""
-    base, _, index = device.partition(":")
-    if base not in DEVICES or (index and (base != "cuda" or not index.isdigit())):
-        raise InvalidRequest(f"unknown device {device!r}; choose auto, cpu, cuda, cuda:N or mps", field="device")
-    return device
-
-
-def check_dtype_name(dtype: str) -> str:
-    aliases = {"float32": "fp32", "float16": "fp16", "half": "fp16", "bfloat16": "bf16"}
-    dtype = aliases.get(dtype, dtype)
-    if dtype not in DTYPES:
-        raise InvalidRequest(f"unknown dtype {dtype!r}; choose one of: {', '.join(DTYPES)}", field="dtype")
-    return dtype
 
 
 def _cuda_ok(device: str) -> bool:

@@ -33,10 +33,10 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from t2v.errors import InvalidRequest, ModelUnavailable, T2VError
+from t2v.requests.options import PLANS
 
 logger = logging.getLogger(__name__)
 
-PLANS = ("auto", "speed", "balanced", "low")
 
 
 @dataclass(frozen=True)

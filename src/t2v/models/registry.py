@@ -8,7 +8,7 @@ from typing import Any
 
 from t2v.families.wan import WanFamily
 from t2v.models.spec import BUNDLED_DIR, ModelSpec
-from t2v.request import DEFAULT_NEGATIVE_PROMPT
+from t2v.requests import DEFAULT_NEGATIVE_PROMPT
 
 __all__ = ["BUNDLED_DIR", "REGISTRY", "ModelSpec", "canonical_id", "folder_info", "lookup"]
 

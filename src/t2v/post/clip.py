@@ -28,17 +28,13 @@ class PostResult:
 
 
 def post_spec(fields: dict[str, Any] | None):
-    """A :class:`~t2v.post.spec.PostSpec` from request-style fields; InvalidRequest naming ``post.<field>``, or
+    """A :class:`~t2v.requests.PostSpec` from request-style fields; InvalidRequest naming ``post.<field>``, or
     saying there is nothing to do."""
-    from pydantic import ValidationError
-
-    from t2v.post.spec import PostSpec
-    from t2v.request import invalid_from_validation
+    from t2v.requests import PostSpec
 
     try:
         spec = PostSpec.model_validate(fields or {})
-    except ValidationError as e:
-        err = invalid_from_validation(e)
+    except InvalidRequest as err:
         raise InvalidRequest(f"post.{err}", field=f"post.{err.field}") from None
     if not spec.active:
         raise InvalidRequest("post: nothing to do; give interpolate (--interpolate 2), target_fps, upscale "

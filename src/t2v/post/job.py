@@ -1,4 +1,4 @@
-"""The runner's post mode (:class:`~t2v.post.request.PostRequest`): the source clip found by its id, post-processed
+"""The runner's post mode (:class:`~t2v.requests.PostRequest`): the source clip found by its id, post-processed
 exactly as ``t2v post`` does (:func:`t2v.post.clip.post_file`: the source's record kept, the steps appended as
 ``postprocess`` and ``post_history``), then written in each asked format, record embedded, and the sidecar."""
 
@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 from t2v.errors import Cancelled, InvalidRequest
-from t2v.request import GenerationResult
+from t2v.requests import GenerationResult
 
 # ref -> a local file with the clip; InvalidRequest when the id names nothing this run may read.
 Resolve = Callable[[str], Path]

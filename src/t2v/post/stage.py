@@ -10,7 +10,7 @@ from typing import Any, Callable
 import numpy as np
 
 from t2v.errors import Cancelled
-from t2v.post.spec import PostSpec
+from t2v.requests import PostSpec
 
 # emit(stage, step, total, message): t2v.progress.ProgressEmitter's signature
 Emit = Callable[..., None]
@@ -92,7 +92,7 @@ def check_post(spec: PostSpec, fps: float, *, num_frames: int, width: int, heigh
     from pathlib import Path
 
     from t2v.errors import InvalidRequest
-    from t2v.post.spec import UPSCALERS
+    from t2v.requests import UPSCALERS
 
     try:
         factor = output_factor(spec, fps)

@@ -22,7 +22,7 @@ from t2v.sequence import sd
 
 if TYPE_CHECKING:
     from t2v.models.loader import LoadedModel
-    from t2v.sequence.request import SequenceRequest
+    from t2v.requests import SequenceRequest
 
 
 def segment(keyframes: list[int], frame: int) -> tuple[int, int, float]:

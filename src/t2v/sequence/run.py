@@ -12,9 +12,9 @@ import numpy as np
 from t2v.errors import Cancelled
 from t2v.generation import ProgressCallback, check_outputs, export_result
 from t2v.pipeline import Run, post_process, start
-from t2v.request import GenerationResult
+from t2v.requests import GenerationResult
 from t2v.sequence import sd
-from t2v.sequence.request import ImageRequest, SequenceRequest
+from t2v.requests import ImageRequest, SequenceRequest
 from t2v.settings import Settings
 
 logger = logging.getLogger(__name__)

@@ -75,9 +75,9 @@ def evaluate(model: str, cases: list[Case], *, seeds: int = 4, lora: str | None 
     """Generate ``seeds`` clips per case (seeds 0..N-1) and score them; returns rows + summary. ``cache``: a
     step cache (``--cache``) to measure what it costs in accuracy; ``post``: post-processing (a request's
     ``post`` block, e.g. ``{"interpolate": 2}``) scored after it runs."""
-    from t2v.engine.options import canonical_cache
+    from t2v.requests import canonical_cache
     from t2v.generation import generate
-    from t2v.request import GenerationRequest
+    from t2v.requests import GenerationRequest
 
     if seeds < 1:
         raise InvalidRequest("seeds: must be at least 1", field="seeds")

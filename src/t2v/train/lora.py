@@ -155,7 +155,7 @@ def train_lora(cfg: LoraTrainConfig, on_event: Callback | None = None) -> Path:
     save_lora(unet.to("cpu"), lora_config, cfg.out, meta)
     if cfg.preview_prompt:
         from t2v.generation import generate
-        from t2v.request import GenerationRequest
+        from t2v.requests import GenerationRequest
 
         clip = cfg.out / "preview.mp4"
         generate(GenerationRequest(prompt=cfg.preview_prompt, model=cfg.base, seed=0, lora=str(cfg.out)), output=clip)

@@ -231,7 +231,7 @@ def preview(out: Path, step: int, prompt: str) -> Path | None:
     try:
         from t2v.generation import generate
         from t2v.models.loader import clear_cache
-        from t2v.request import GenerationRequest
+        from t2v.requests import GenerationRequest
 
         clear_cache()  # the folder's weights just changed
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,7 @@ import logging
 import os
 
 from t2v import frontend as F
-from t2v.request import FORMATS, SCHEDULERS
+from t2v.requests import FORMATS, SCHEDULERS
 from t2v.ui import events as E
 from t2v.ui import handlers as H
 from t2v.ui import history as HI

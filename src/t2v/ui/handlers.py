@@ -18,7 +18,7 @@ from t2v import frontend as F
 from t2v.errors import T2VError
 from t2v.frontend import (DEFAULT_FORMATS, FINISHED, FORM_KEYS, LABELS, PLAYER_FORMAT, PRESETS, SEED_MODES, STAGES,
                           format_seconds, readable)
-from t2v.request import FORMATS, SCHEDULERS
+from t2v.requests import FORMATS, SCHEDULERS
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """What the web UI's *Image sequence* tab does, as plain functions over a JobService (no Gradio here).
 
 A sequence job is a video made one image per frame from keyframe prompts with a text-to-image model
-(:class:`t2v.sequence.request.SequenceRequest`). It is queued, watched, cancelled and listed like a
+(:class:`t2v.requests.SequenceRequest`). It is queued, watched, cancelled and listed like a
 video job, so this module builds on :mod:`t2v.ui.handlers` (API keys, job views, cancel) and adds what
 differs: the form (keyframe lines, method, img2img camera, figures), progress counted as frames x steps,
 and the contact sheet and denoise grid images of a finished job.
@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator
 from t2v import frontend as F
 from t2v.errors import InvalidRequest, T2VError
 from t2v.frontend import is_sequence
-from t2v.sequence.request import METHODS
+from t2v.requests import METHODS
 from t2v.ui import handlers as H
 from t2v.ui.handlers import UIError
 
@@ -70,7 +70,7 @@ def keyframe_lines(text: str | None) -> list[str]:
 
 def frames_note(text: str | None, fps: Any = None) -> str:
     """A line under the keyframes box: how many frames (and seconds) they make, or what is wrong with them."""
-    from t2v.sequence.request import parse_keyframes
+    from t2v.requests import parse_keyframes
 
     lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
     if not lines:
