@@ -1,0 +1,210 @@
+"""The video request: text-to-video, image-to-video (``image``), video-to-video (``video``) and longer videos
+(``seconds``, ``prompt_schedule``, ``extend``). Every field is declared here once, with its range, default, help
+and CLI spelling (:func:`t2v.requests.base.knob`); the CLI, the REST bodies and the forms derive from it."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import ValidationInfo, field_validator, model_validator
+
+from t2v.requests.base import RequestModel, knob
+from t2v.requests.caches import canonical_cache, check_attention, check_weights
+from t2v.requests.keyframes import parse_keyframes
+from t2v.requests.options import (DEFAULT_STRENGTH, FORMATS, MAX_FRAMES, MAX_SECONDS, MAX_SEED, MAX_SIDE, MAX_STEPS,
+                                  MIN_SIDE, check_device_name, check_dtype_name, check_plan_name, check_scheduler_name,
+                                  parse_formats)
+from t2v.requests.post import PostSpec
+
+# Fields that decide how a run computes, not (beyond rounding) what it makes: recorded beside the request fields.
+ENGINE_FIELDS = ("formats", "crf", "device", "dtype", "memory", "attention", "compile")
+
+# Fields a model's defaults can fill in (None in the request = "use the model's default").
+DEFAULTABLE = ("negative_prompt", "width", "height", "num_frames", "fps", "guidance_scale", "guidance_scale_2",
+               "num_inference_steps", "scheduler", "decode_timestep", "decode_noise_scale")
+
+
+class GenerationRequest(RequestModel):
+    """A validated, frozen description of one video. ``None`` means "the model's default"."""
+
+    mode: Literal["video"] = knob("video", cli="", help="The kind of request: video.")
+    prompt: str = knob(..., cli="", help="What the video should show.")
+    negative_prompt: str | None = knob(None, cli="--negative-prompt -n", help="What to avoid (default: the model's).")
+    num_frames: int | None = knob(None, ge=1, le=MAX_FRAMES, cli="--frames -f", help="Number of frames (model default).")
+    num_inference_steps: int | None = knob(None, ge=1, le=MAX_STEPS, cli="--steps -s",
+                                           help="Denoising steps (model default).")
+    guidance_scale: float | None = knob(None, ge=0.0, le=50.0, cli="--guidance -g",
+                                        help="Classifier-free guidance scale (model default).")
+    guidance_scale_2: float | None = knob(None, ge=0.0, le=50.0, cli="--guidance-2", help=(
+        "Wan 2.2 A14B: guidance of the low-noise expert. HunyuanVideo: the true CFG scale (the stock "
+        "true_cfg_scale; above 1 a second pass with the negative prompt). Other models ignore it."))
+    decode_timestep: float | None = knob(None, ge=0.0, le=1.0, help=(
+        "LTX-Video 0.9.1+: the timestep the VAE decodes at (the model's default); other models ignore it."))
+    decode_noise_scale: float | None = knob(None, ge=0.0, le=1.0, help=(
+        "LTX-Video 0.9.1+: noise mixed into the latents before decoding (the model's default)."))
+    fps: float | None = knob(None, gt=0.0, le=120.0, help="Frames per second of the output (model default).")
+    seed: int | None = knob(None, ge=0, le=MAX_SEED, help="Random seed (random when omitted; always recorded).")
+    width: int | None = knob(None, ge=MIN_SIDE, le=MAX_SIDE, cli="--width -W",
+                             help="Width in pixels, a multiple of 8 (16 for Wan).")
+    height: int | None = knob(None, ge=MIN_SIDE, le=MAX_SIDE, cli="--height -H",
+                              help="Height in pixels, a multiple of 8 (16 for Wan).")
+    scheduler: str | None = knob(None, help="model (its own, the default), ddim, dpm++, euler or unipc.")
+    model: str | None = knob(None, max_length=4096, cli="--model -m", env="T2V_MODEL",
+                             help="Registry id, hub id (org/name) or local folder (under the server's model roots).")
+    formats: tuple[str, ...] = knob(("mp4",), cli="--format", help="mp4, webm, gif or png (repeatable).")
+    crf: int | None = knob(None, ge=0, le=51, help="MP4/WebM quality, 0-51: lower is better, bigger.")
+    device: str = knob("auto", api=False, env="T2V_DEVICE", help="auto, cpu, cuda, cuda:N or mps.")
+    dtype: str = knob("auto", api=False, env="T2V_DTYPE", help="auto, fp32, fp16 or bf16.")
+    memory: str = knob("auto", api=False, env="T2V_MEMORY", help="Memory plan: auto, speed, balanced or low.")
+    motion_adapter: str | None = knob(None, max_length=4096, help=(
+        "AnimateDiff: a MotionAdapter (hub id, registry id or folder) that animates the Stable Diffusion 1.5 model."))
+    lora: str | None = knob(None, max_length=4096, help=(
+        "A LoRA adapter: a t2v train-lora folder (Wan: a diffusers LoRA file); on a server, under its model roots."))
+    lora_scale: float = knob(1.0, ge=-4.0, le=4.0, help="LoRA strength: 0 = off, 1 = as trained.")
+    image: str | None = knob(None, max_length=4096, cli="--image -i", help=(
+        "Image-to-video: the first frame (PNG, JPEG or WebP). A file (library, CLI) or an uploaded asset id (API)."))
+    video: str | None = knob(None, max_length=4096, help=(
+        "Video-to-video (SDEdit): the input clip (mp4, webm or gif), a file (library, CLI) or an uploaded asset id "
+        "(API); its frames are fitted to width x height and num_frames, noised to strength and denoised."))
+    strength: float | None = knob(None, ge=0.0, le=1.0, help=(
+        "Video-to-video: how much to change the input, 0 (the VAE round trip) to 1 (as from pure noise); "
+        f"default {DEFAULT_STRENGTH} with video, refused without it."))
+    cache: str | None = knob(None, max_length=200, help=(
+        "Step cache NAME[:KEY=VALUE,...]: deepcache (UNet3D models), fbc, taylorseer, magcache, pab, fastercache "
+        "(transformer models). Recorded in its canonical form (every parameter)."))
+    attention: str = knob("auto", api=False, help="Attention kernel: auto (PyTorch SDPA), sdpa, flash or sage.")
+    weights: str = knob("auto", api=False, help=(
+        "Denoiser weight storage: auto (the run's dtype), fp8 (float8 storage, bf16 compute) or int8 (torchao)."))
+    compile: bool = knob(False, api=False, help=(
+        "torch.compile the denoiser's repeated blocks (the first run of a shape compiles)."))
+    post: PostSpec | None = knob(None, cli="", help=(
+        "Post-processing after sampling, in this order: deflicker, frame interpolation (interpolate: 2-8 frames per "
+        "frame, or target_fps), upscaling (upscale: 2 or 4). Each step is in the record (postprocess)."))
+    seconds: float | None = knob(None, gt=0.0, le=MAX_SECONDS, help=(
+        "A longer video: the seconds to make, in segments of num_frames, each continuing the last (image-to-video "
+        "from its last frame where the model has it, else video-to-video of the overlap), the seams blended. With "
+        "extend: the seconds added."))
+    prompt_schedule: tuple[tuple[int, str], ...] | None = knob(None, help=(
+        "A longer video: prompts by frame, 'INDEX: prompt' (e.g. '0: a red ball' '48: a blue ball'); each segment "
+        "takes the prompt in force at its first new frame (prompt until the first entry)."))
+    extend: str | None = knob(None, max_length=4096, cli="", help=(
+        "A longer video continuing this clip (mp4, webm or gif; a file, or an uploaded asset id on a server): the "
+        "output is the clip, fitted to width x height, then seconds more."))
+    overlap: int | None = knob(None, ge=1, le=64, help=(
+        "A longer video: frames each continuation shares with what came before, cross-faded (default: 1 after "
+        "image-to-video from the last frame, else half of num_frames)."))
+    continue_strength: float | None = knob(None, gt=0.0, le=1.0, help=(
+        "A longer video: how much a video-to-video continuation repaints its guide (default 0.7)."))
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt(cls, v: str) -> str:
+        v = v.strip()
+        if not v:
+            raise ValueError("prompt must not be empty")
+        return v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_strength(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("video") and data.get("strength") is None:
+            data = {**data, "strength": DEFAULT_STRENGTH}
+        return data
+
+    @field_validator("strength")
+    @classmethod
+    def _strength_needs_video(cls, v: float | None, info: ValidationInfo) -> float | None:
+        if v is not None and info.data.get("mode", "video") == "video" and not info.data.get("video"):
+            # (sequence requests have their own img2img strength)
+            raise ValueError("only video-to-video takes a strength: give a video too, or leave strength out")
+        return v
+
+    @field_validator("prompt_schedule", mode="before")
+    @classmethod
+    def _schedule(cls, v: Any) -> tuple[tuple[int, str], ...] | None:
+        return None if v is None else parse_keyframes(v, first_zero=False, what="entry", limit=MAX_SECONDS * 120)
+
+    @model_validator(mode="after")
+    def _long_fields(self) -> GenerationRequest:
+        if not self.is_long:
+            for name in ("overlap", "continue_strength"):
+                if getattr(self, name) is not None:
+                    raise ValueError(f"{name}: only longer videos take it; give seconds, prompt_schedule or extend too, "
+                                     "or leave it out")
+        elif self.video is not None:
+            raise ValueError("video: a longer video (seconds, prompt_schedule, extend) cannot start from an input "
+                             "video too; leave video out or use extend")
+        return self
+
+    @property
+    def is_long(self) -> bool:
+        """A video made of several segments (``seconds``, ``prompt_schedule`` or ``extend``)."""
+        return self.seconds is not None or self.prompt_schedule is not None or self.extend is not None
+
+    @field_validator("width", "height")
+    @classmethod
+    def _multiple_of_8(cls, v: int | None) -> int | None:
+        if v is not None and v % 8:
+            raise ValueError(f"must be a multiple of 8, got {v}; nearest valid: {max(8, (v + 4) // 8 * 8)}")
+        return v
+
+    @field_validator("scheduler")
+    @classmethod
+    def _scheduler(cls, v: str | None) -> str | None:
+        return check_scheduler_name(v)
+
+    @field_validator("formats", mode="before")
+    @classmethod
+    def _formats(cls, v: Any) -> tuple[str, ...]:
+        return parse_formats(v, FORMATS)
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        return check_device_name(v)
+
+    @field_validator("dtype")
+    @classmethod
+    def _dtype(cls, v: str) -> str:
+        return check_dtype_name(v)
+
+    @field_validator("cache")
+    @classmethod
+    def _cache(cls, v: str | None) -> str | None:
+        return canonical_cache(v)
+
+    @field_validator("attention")
+    @classmethod
+    def _attention(cls, v: str) -> str:
+        return check_attention(v)
+
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, v: str) -> str:
+        return check_weights(v)
+
+    @field_validator("memory")
+    @classmethod
+    def _memory(cls, v: str) -> str:
+        return check_plan_name(v)
+
+    @model_validator(mode="after")
+    def _model_name(self) -> GenerationRequest:
+        if self.model is not None and not self.model.strip():
+            raise ValueError("model must not be empty")
+        if self.motion_adapter is not None and not self.motion_adapter.strip():
+            raise ValueError("motion_adapter must not be empty")
+        return self
+
+    def with_defaults(self, defaults: dict[str, Any], **extra: Any) -> GenerationRequest:
+        """A copy with every ``None`` defaultable field filled from ``defaults`` (plus ``extra`` overrides)."""
+        update = {k: defaults[k] for k in DEFAULTABLE if getattr(self, k) is None and k in defaults}
+        update.update(extra)
+        return self.model_validate({**self.model_dump(), **update})
+
+    def reproducible_fields(self) -> dict[str, Any]:
+        """The fields that decide the frames, as recorded in metadata."""
+        return self.model_dump(exclude=set(ENGINE_FIELDS))
+
+
+VideoRequest = GenerationRequest  # the same class under the name of its mode
