@@ -85,7 +85,7 @@ def check_upscaler_allowed(upscaler: str, settings: Settings) -> None:
     import os
     from pathlib import Path
 
-    from t2v.post.spec import UPSCALERS
+    from t2v.requests import UPSCALERS
 
     if upscaler in UPSCALERS:
         return

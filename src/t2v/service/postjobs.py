@@ -22,9 +22,9 @@ class PostService:
     :class:`~t2v.service.assets.AssetService` methods)."""
 
     def check_post_source(self, request, api_key=None):
-        """At submit: ``request`` (a :class:`~t2v.post.request.PostRequest`) with its source checked, and the
+        """At submit: ``request`` (a :class:`~t2v.requests.PostRequest`) with its source checked, and the
         source's prompt noted (for listing and search). :class:`JobNotFound` (404) for another key's job or asset."""
-        from t2v.post.request import source_shape
+        from t2v.requests import source_shape
         from t2v.post.stage import check_post
 
         kind, ref = request.source

@@ -209,7 +209,7 @@ class JobService(AccessService, AssetService, PostService):
     def submit(self, fields: dict[str, Any], *, api_key=None, idempotency_key: str | None = None, priority: int = 0,
                callback_url: str | None = None):
         """Validate and queue a job. Returns ``(job, created)``; the same idempotency key returns the same job."""
-        from t2v.sequence.request import request_from_fields
+        from t2v.requests import request_from_fields
         from t2v.service.limits import admit
         from t2v.service.netguard import check_callback_url
         from t2v.store.limits import QueueFull

@@ -110,7 +110,7 @@ class Worker(threading.Thread):
         to the job row, then its files and record; a failure is retried or fails the job, saying why."""
         from t2v.export import remove_output
         from t2v.generation import run_request
-        from t2v.sequence.request import request_from_fields
+        from t2v.requests import request_from_fields
 
         svc, repo, store = self.service, self.service.repo, self.service.files
         ckpt_path = store.checkpoint_path(job.id)  # with object storage: the last machine's checkpoint, fetched
