@@ -53,7 +53,7 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from t2v.generation import generate
+    from t2v import generate
     from t2v.requests import GenerationRequest
 
     if args.threads:

@@ -43,8 +43,8 @@ def main() -> None:
     from torch._dynamo.utils import counters
 
     from t2v.bench.cpu import machine
-    from t2v.engine import accel
-    from t2v.generation import generate
+    from t2v.sampling import accel
+    from t2v import generate
     from t2v.requests import GenerationRequest
 
     accel.UNET_REGIONAL = args.unet == "regional"

@@ -1,6 +1,6 @@
 """How close a run's ETA is: the ETA of every denoise and decode event against the time actually left (until the
 export starts), for runs of one request in a row, in one process and one ``T2V_HOME`` (the first run's ETA is
-the estimate; later ones learn from the earlier runs, :mod:`t2v.models.steptime`).
+the estimate; later ones learn from the earlier runs, :mod:`t2v.planner.steptime`).
 
     T2V_HOME=$(mktemp -d) .venv/bin/python benchmarks/bench_eta.py --model /work/fullsize-ms --frames 8 --steps 3 --runs 2
 

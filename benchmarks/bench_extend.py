@@ -30,7 +30,7 @@ def red_x(frame):
 
 def main() -> None:
     from t2v.export.figures import contact_sheet
-    from t2v.generation import generate
+    from t2v import generate
     from t2v.requests import GenerationRequest
 
     ap = argparse.ArgumentParser()

@@ -20,7 +20,7 @@ same shape (2 steps; it also compiles). Reported per run: the call's time (load 
 times, peak GPU memory (``torch.cuda.max_memory_allocated``) and the ratio to the FLOP floor.
 
 FLOP floor: the FLOPs of one denoising step (every guidance pass) counted by ``FlopCounterMode`` on the meta
-device (``t2v.models.memory.predict``, the planner's dry run) x steps, divided by the GPU's peak dense bf16/fp16
+device (``t2v.planner.memory.predict``, the planner's dry run) x steps, divided by the GPU's peak dense bf16/fp16
 FLOP/s (a table of datasheet figures; else a large measured matmul; ``--peak-tflops`` to give it). The ratio
 ``time / floor`` is how far from the speed of light the denoising loop runs (1.0 would be every tensor core busy).
 
@@ -167,7 +167,7 @@ def peak_gib(device: str) -> float | None:
 
 def resolved_request(folder: Path, settings: dict, device: str, **plan):
     from t2v import GenerationRequest
-    from t2v.generation import resolve
+    from t2v.runner.resolve import resolve
     from t2v.settings import get_settings
 
     req = GenerationRequest(prompt=PROMPT, model=str(folder), negative_prompt="", seed=0, formats=(), device=device,
@@ -251,7 +251,7 @@ def one_model(name: str, root: Path, *, dry: bool, plans: list[str], peak_flops:
     import numpy as np
 
     from t2v.families import family_of_folder
-    from t2v.models.memory import predict
+    from t2v.planner.memory import predict
 
     device = "cpu" if dry else "cuda"
     settings = dict((DRY if dry else FULL)[name])

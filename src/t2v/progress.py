@@ -2,7 +2,7 @@
 
 :class:`ProgressEmitter` turns a run's stage and step reports into :class:`t2v.requests.ProgressEvent` s with the
 elapsed time and an ETA: the denoising steps still to run plus the decodes still to come, while denoising and
-while decoding. Before anything is measured it is the planner's predicted times (:mod:`t2v.models.steptime`:
+while decoding. Before anything is measured it is the planner's predicted times (:mod:`t2v.planner.steptime`:
 learned from this machine's earlier runs of the model, else estimated), so a run shows an ETA from the start of
 its first step; each step run moves the step time toward what this run measures, and the decode prediction by
 the same ratio (a machine busier than usual is slower at both). Without a prediction (a run that planned no

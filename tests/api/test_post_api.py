@@ -195,7 +195,7 @@ def test_refused_video_uploads_name_the_problem_and_leave_nothing(tiny_model, tm
 def test_video_to_video_through_the_api_is_the_library_run_of_the_uploaded_file(client, tiny_model, tmp_path):
     """Strength 0 is the VAE round trip of the input: the job's frames are the library's from the same file, bit for
     bit (the record's frames_sha256), and those are the input through the VAE; the record names the asset."""
-    from t2v.generation import generate
+    from t2v import generate
     from t2v.requests import GenerationRequest
     from tests.engine.test_v2v import round_trip
 

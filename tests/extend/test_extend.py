@@ -11,10 +11,10 @@ import pytest
 from typer.testing import CliRunner
 
 from t2v.cli import app
-from t2v.engine.base import CheckpointSpec
+from t2v.sampling.base import CheckpointSpec
 from t2v.errors import Cancelled
 from t2v.export import decode_video
-from t2v.generation import generate
+from t2v import generate
 from t2v.requests import GenerationRequest
 from tests.fixtures import one_thread  # noqa: F401  (autouse: one torch thread per module)
 

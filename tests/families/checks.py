@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from t2v.engine.base import CheckpointSpec
+from t2v.sampling.base import CheckpointSpec
 from t2v.errors import Cancelled
 
 
@@ -69,7 +69,7 @@ def run(model, image=None, **fields):
     """t2v's frames (uint8) and result for ``model`` with its tiny defaults (t2v.json), ``image`` for
     image-to-video, fields over the test defaults (seed 3, no files); progress, cancel, checkpoint, preview
     and output arguments go to :func:`t2v.generate`."""
-    from t2v.generation import generate
+    from t2v import generate
     from t2v.requests import GenerationRequest
 
     fields = {"prompt": PROMPT, "seed": 3, "formats": (), **fields}
@@ -84,7 +84,7 @@ def time_on_gpu(family: str, model, request, memory=None):
     import torch
 
     from t2v.families import RunContext, get_family
-    from t2v.models.memory import get_plan
+    from t2v.planner.memory import get_plan
 
     torch.cuda.reset_peak_memory_stats()
     ctx = RunContext(on_stage=lambda *a: None, on_step=lambda i, n, latents: None, should_cancel=lambda: False,

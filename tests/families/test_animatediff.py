@@ -13,10 +13,10 @@ import threading
 import numpy as np
 import pytest
 
-from t2v.engine.base import CheckpointSpec
-from t2v.engine.vae import to_uint8
+from t2v.sampling.base import CheckpointSpec
+from t2v.sampling.vae import to_uint8
 from t2v.errors import Cancelled, InvalidRequest, ModelUnavailable
-from t2v.generation import generate
+from t2v import generate
 from t2v.requests import GenerationRequest
 from tests.families.checks import (
     assert_periodic_checkpoints_resume_bitwise, assert_resume_after_cancel_is_bitwise, assert_scale_0_is_the_base, time_on_gpu)
@@ -238,8 +238,8 @@ def test_compose_reuses_its_folder_and_refuses_what_it_cannot_animate(models, tm
 
 def test_rules_and_planner_numbers(models):
     from t2v.families import get_family
-    from t2v.generation import resolve
-    from t2v.models.memory import choose, estimate
+    from t2v.runner.resolve import resolve
+    from t2v.planner.memory import choose, estimate
     from t2v.settings import get_settings
 
     fam = get_family("animatediff")

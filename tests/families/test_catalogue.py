@@ -78,7 +78,7 @@ def test_models_list_groups_by_family_and_marks_notices(tmp_path, monkeypatch):
 
 
 def test_records_carry_the_licence(tmp_path):
-    from t2v.generation import generate
+    from t2v import generate
     from t2v.requests import GenerationRequest
 
     result = generate(GenerationRequest(prompt="a red circle", model="t2v-shapes", num_inference_steps=2, seed=1,

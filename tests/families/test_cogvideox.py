@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from t2v.engine.base import CheckpointSpec
-from t2v.engine.vae import to_uint8
+from t2v.sampling.base import CheckpointSpec
+from t2v.sampling.vae import to_uint8
 from t2v.errors import Cancelled, InvalidRequest
 from t2v.requests import GenerationRequest
 from tests.families.checks import (
@@ -183,7 +183,7 @@ def test_lora_changes_frames_and_scale_0_is_the_base(models, lora):
 
 def test_rules_defaults_specs_and_planner_numbers(models):
     from t2v.families import get_family
-    from t2v.models.memory import choose, estimate
+    from t2v.planner.memory import choose, estimate
     from t2v.models.registry import lookup
 
     cog = get_family("cogvideox")

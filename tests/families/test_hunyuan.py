@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from t2v.engine.base import CheckpointSpec
-from t2v.engine.vae import to_uint8
+from t2v.sampling.base import CheckpointSpec
+from t2v.sampling.vae import to_uint8
 from t2v.errors import Cancelled, InvalidRequest, ModelUnavailable
 from t2v.requests import GenerationRequest
 from tests.families.checks import (
@@ -233,7 +233,7 @@ def test_lora_changes_frames_and_scale_0_is_the_base(models, lora):
 
 def test_rules_and_planner_numbers(models):
     from t2v.families import get_family
-    from t2v.models.memory import choose, estimate
+    from t2v.planner.memory import choose, estimate
 
     fam = get_family("hunyuan")
     assert fam.rules(None).size_multiple == 16 and fam.rules(None).frame_step == 4
@@ -370,7 +370,7 @@ def test_gpu_full_size_steps(tmp_path, record_property):
     import dataclasses
 
 
-    from t2v.models.memory import get_plan
+    from t2v.planner.memory import get_plan
 
     model = full_size(tmp_path, "cuda", "bf16")
     request = GenerationRequest(prompt=PROMPT, negative_prompt="", width=1280, height=720, num_frames=129,

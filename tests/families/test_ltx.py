@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from t2v.engine.base import CheckpointSpec
-from t2v.engine.vae import to_uint8
+from t2v.sampling.base import CheckpointSpec
+from t2v.sampling.vae import to_uint8
 from t2v.errors import Cancelled, InvalidRequest, ModelUnavailable
 from t2v.requests import GenerationRequest
 from tests.families.checks import (
@@ -222,7 +222,7 @@ def test_hub_models_carry_their_licence_and_distilled_settings():
 
 def test_planner_numbers(models):
     from t2v.families import get_family
-    from t2v.models.memory import choose, estimate
+    from t2v.planner.memory import choose, estimate
 
     ltx = get_family("ltx")
     for kind, model in models.items():

@@ -68,7 +68,7 @@ def test_bad_pairs_are_refused_by_name(parts, tmp_path, monkeypatch):
 
 
 def test_image_mode_refuses_a_motion_adapter(parts, tmp_path):
-    from t2v.generation import resolve
+    from t2v.runner.resolve import resolve
     from t2v.requests import ImageRequest
 
     with pytest.raises(InvalidRequest) as e:
@@ -78,7 +78,7 @@ def test_image_mode_refuses_a_motion_adapter(parts, tmp_path):
 
 
 def test_a_registered_adapter_stands_for_it_on_its_base_model(tmp_path):
-    from t2v.generation import resolve
+    from t2v.runner.resolve import resolve
     from t2v.models.registry import REGISTRY, lookup
 
     adapters = [s for s in REGISTRY.values() if s.base_model]

@@ -148,7 +148,7 @@ def test_group_offloaded_transformers_give_the_same_frames(wan):
     import torch
 
     from t2v.families.common import GROUP_OFFLOADED, group_offload
-    from t2v.generation import generate
+    from t2v import generate
     from t2v.models.loader import clear_cache, load_model
     from t2v.models.source import resolve_source
     from t2v.models.device import DevicePlan

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from t2v.engine.base import CheckpointSpec
-from t2v.engine.vae import to_uint8
+from t2v.sampling.base import CheckpointSpec
+from t2v.sampling.vae import to_uint8
 from t2v.errors import Cancelled, InvalidRequest
 from t2v.requests import GenerationRequest
 from tests.families.checks import (

@@ -14,7 +14,7 @@ import torch
 from typer.testing import CliRunner
 
 from t2v.cli import app
-from t2v.generation import generate
+from t2v import generate
 from t2v.models import caches, converted, dryruns, hashcache, memory
 from t2v.models.loader import clear_cache
 from t2v.models.precision import load_module

@@ -13,7 +13,7 @@ import torch
 from diffusers import UNet3DConditionModel
 from safetensors.torch import load_file
 
-from t2v.generation import generate
+from t2v import generate
 from t2v.models import converted
 from t2v.models.loader import clear_cache
 from t2v.models.precision import load_module

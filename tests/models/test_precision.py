@@ -179,7 +179,7 @@ def _request(model, **kw):
 def test_fp8_weights_run_end_to_end_without_touching_the_cached_model(tiny_model, monkeypatch):
     """fp8 storage on CPU (compute in the run's dtype): the run works, its record says fp8 and names other
     weights than auto's; it is its own cache entry, and the cached auto model is unchanged afterwards."""
-    from t2v.generation import generate
+    from t2v import generate
 
     monkeypatch.setattr(loader, "CACHE_BUDGET_BYTES", 2**40)  # keep both models cached
     torch.set_num_threads(1)
@@ -210,7 +210,7 @@ def test_fp8_weights_run_end_to_end_without_touching_the_cached_model(tiny_model
 
 def test_checkpoint_fingerprint_differs_for_fp8(tiny_model):
     """A checkpoint of an fp8 run is never resumed by an auto one: both the hash and the request differ."""
-    from t2v.engine.checkpoint import fingerprint
+    from t2v.sampling.checkpoint import fingerprint
 
     plan = loader.DevicePlan(device="cpu", dtype="fp32")
     source = resolve_source(str(tiny_model), get_settings())
@@ -234,7 +234,7 @@ def test_int8_without_torchao_is_refused_naming_the_install(tiny_model):
                        weights="int8")
         assert e.value.field == "weights" and "auto" in str(e.value)
     else:
-        from t2v.generation import generate
+        from t2v import generate
 
         clear_cache()
         try:
@@ -263,7 +263,7 @@ def test_storage_checks_name_the_field_and_auto():
 def test_fp8_storage_on_a_gpu(tiny_model, memory):
     """On CUDA: the UNet is stored in float8 and computes in bf16, with and without model offload; the clip is
     the bf16 clip within fp8 rounding, and the fp8 weights take less GPU memory."""
-    from t2v.generation import generate
+    from t2v import generate
 
     clear_cache()
     try:

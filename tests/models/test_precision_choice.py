@@ -103,7 +103,7 @@ def test_auto_bf16_run_is_recorded(tiny_model, monkeypatch):
 
 
 def test_speed_options_are_spelled_and_checked_before_loading(tiny_model, tiny_sd_model):
-    from t2v.generation import resolve
+    from t2v.runner.resolve import resolve
 
     req = GenerationRequest.create(prompt="x", model=str(tiny_model), cache="DeepCache:interval=2")
     assert req.cache == "deepcache:branch=0,interval=2"
@@ -122,7 +122,7 @@ def test_speed_options_are_spelled_and_checked_before_loading(tiny_model, tiny_s
 
 
 def test_settings_fill_speed_options_a_request_leaves_unset(tiny_model, monkeypatch):
-    from t2v.generation import resolve
+    from t2v.runner.resolve import resolve
 
     monkeypatch.setenv("T2V_ATTENTION", "sdpa")
     req = resolve(GenerationRequest(prompt="x", model=str(tiny_model)), get_settings())

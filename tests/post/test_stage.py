@@ -138,7 +138,7 @@ def test_api_post_block_and_upscaler_paths(tiny_model, tmp_path):
 
 def test_a_sequence_is_post_processed_too_and_an_image_request_refuses_it(tiny_sd_model, tmp_path):
     from t2v.errors import InvalidRequest
-    from t2v.generation import run_request
+    from t2v import generate as run_request
     from t2v.requests import ImageRequest, SequenceRequest
 
     req = SequenceRequest.create(keyframes=["0: a red circle", "2: a blue square"], method="prompt-interp",

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from t2v.errors import InvalidRequest
-from t2v.generation import generate
+from t2v import generate
 from t2v.requests import GenerationRequest
 from t2v.train import shapes
 from t2v.train.lora import LoraTrainConfig, train_lora

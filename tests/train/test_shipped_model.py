@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from t2v.generation import generate
+from t2v import generate
 from t2v.models.registry import lookup
 from t2v.requests import GenerationRequest
 from t2v.train import evaluate as ev

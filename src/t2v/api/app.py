@@ -11,7 +11,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from t2v import __version__
+from t2v.version import __version__
 from t2v.errors import Forbidden, InvalidRequest, JobNotFound, ModelUnavailable, QuotaExceeded
 from t2v.settings import Settings, get_settings
 
@@ -37,7 +37,7 @@ def create_app(settings: Settings | None = None, *, service=None, workers: int =
         if start_workers:
             service.start()  # imports the heavy libraries first, then starts threads
         else:
-            from t2v.generation import import_runtime
+            from t2v.runner.runtime import import_runtime
 
             import_runtime()  # request threads (the submit-time memory check) must not race to import them
         try:

@@ -146,7 +146,7 @@ def build(kind: str, folder: Path, *, size: int | None, frames: int | None, step
     defaults and rules (as ``t2v generate`` would), and the stock call's extra arguments."""
     from t2v.families import family_of_folder
     from t2v.families.base import read_index
-    from t2v.generation import resolve
+    from t2v.runner.resolve import resolve
     from t2v.models.source import model_defaults
     from t2v.settings import get_settings
 

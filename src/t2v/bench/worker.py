@@ -147,8 +147,8 @@ def run_stock(spec: dict, out: Path, workdir: Path) -> dict:
 
 def _prediction(req, record) -> dict:
     """The planner's prediction for the plan t2v used, same request, same process baseline as generate() had."""
-    from t2v.generation import resolve
-    from t2v.models.memory import predict
+    from t2v.runner.resolve import resolve
+    from t2v.planner.memory import predict
     from t2v.settings import get_settings
 
     resolved = resolve(req, get_settings())

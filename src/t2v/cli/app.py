@@ -10,7 +10,7 @@ from typing import List, Optional
 
 import typer
 
-from t2v import __version__
+from t2v.version import __version__
 from t2v.cli.bench import bench
 from t2v.cli.cache import cache_app
 from t2v.cli.common import Interrupt, cli_errors, err, fail, out, print_record, quiet_third_party
@@ -76,11 +76,13 @@ def _licence_notice(model: str | None) -> None:
 
 def run_with_progress(request, *, output, quiet: bool):
     from t2v.cli.progress import GenerationProgress
-    from t2v.generation import run_request
+    from t2v.runner.modes import generate as run_request
+    from t2v.settings import get_settings
 
     _licence_notice(request.model)
     with Interrupt() as interrupt, GenerationProgress(interrupt, quiet=quiet) as progress:
-        return run_request(request, on_progress=progress, should_cancel=interrupt, output=output)
+        return run_request(request, on_progress=progress, should_cancel=interrupt, output=output,
+                           settings=get_settings())
 
 
 def print_summary(result) -> None:

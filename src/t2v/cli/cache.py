@@ -89,13 +89,14 @@ def calibrate(
     """One uncached run measuring how the transformer's output residual shrinks from step to step (MagCache's
     magnitude ratios); kept under T2V_HOME for this model's weights and step count, where `--cache magcache`
     finds them."""
-    from t2v.engine.stepcache import calibrate as run_calibration
+    from t2v import generate
+    from t2v.sampling.stepcache import calibrate as run_calibration
     from t2v.requests import GenerationRequest
 
     with cli_errors():
         request = GenerationRequest(prompt=prompt, model=model, seed=seed, num_inference_steps=steps, device=device,
                                     dtype=dtype, formats=())
-        path, ratios = run_calibration(request)
+        path, ratios = run_calibration(request, generate)
         for name, values in ratios.items():
             out.print(f"{name}: {len(values)} ratios, " + ", ".join(f"{v:.3f}" for v in values[:8])
                       + (" ..." if len(values) > 8 else ""), highlight=False)

@@ -75,7 +75,7 @@ def replay_post_chain(old: dict[str, Any], fields: dict[str, Any], *, output: Op
     import tempfile
 
     from t2v.cli.progress import GenerationProgress
-    from t2v.generation import output_stem
+    from t2v.export.outputs import output_stem
     from t2v.post.replay import history_of, replay_chain, step_format, work_path
     from t2v.record import environment_differences
     from t2v.requests import request_from_fields

@@ -46,7 +46,7 @@ def generate_remote(request, *, server: str, key: str | None, output, quiet: boo
     and ``.json`` record at ``output`` as a local run does."""
     from t2v.cli.watch import connected, follow
     from t2v.client import Client
-    from t2v.generation import check_outputs, output_stem
+    from t2v.export.outputs import check_outputs, output_stem
 
     refuse_server_side(request, threads=threads, ignore=ignore)
     for name in ("video", "extend"):  # uploaded from here: a missing file is bad input, before anything is sent

@@ -38,7 +38,7 @@ def image(
     """Text to image: PNG files with the JSON record embedded (tEXt) and beside them."""
     from t2v.cli.progress import GenerationProgress
     from t2v.requests import ImageRequest
-    from t2v.sequence.run import generate_images
+    from t2v.image.run import generate_images
 
     with cli_errors():
         request = ImageRequest.create(prompt=prompt, count=count, **_common(model, negative_prompt, steps, guidance, seed,

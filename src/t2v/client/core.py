@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from t2v import __version__
+from t2v.version import __version__
 from t2v.client.errors import (APIError, ConnectionFailed, RateLimited, ServerUnavailable, WaitTimeout, error_from)
 from t2v.client.models import Event, Job
 

@@ -1,7 +1,7 @@
 """Longer videos, run: each segment a run of the family's own loop, joined at the seams, with a checkpoint
 after every segment so a long video resumes after a crash from the last segment done.
 
-The checkpoint (the run's :class:`~t2v.engine.base.CheckpointSpec` path: a job's checkpoint on a server) holds
+The checkpoint (the run's :class:`~t2v.sampling.base.CheckpointSpec` path: a job's checkpoint on a server) holds
 the frames joined so far and the number of segments done, with the run's fingerprint (request, weights,
 device, dtype and the extended clip's bytes): it is only resumed by the same run. A service uploads it after
 each save (``on_save``), so another machine picks the job up where the last one left it.
@@ -64,7 +64,7 @@ def load_clip(request, resolve: Callable[[str], Path] | None = None):
 
 
 def fingerprint(loaded, request, clip) -> str:
-    from t2v.engine import checkpoint as ckpt
+    from t2v.sampling import checkpoint as ckpt
 
     fp = ckpt.fingerprint(loaded, request)
     return hashlib.sha256(f"{fp}:{KIND}:{clip.sha256 if clip is not None else ''}".encode()).hexdigest()
@@ -96,7 +96,7 @@ def save(spec, fp: str, frames: np.ndarray, segments: int) -> None:
     """Atomically write the frames so far and the segments done, then ``spec.on_save`` (a service uploads)."""
     import torch
 
-    from t2v.engine.checkpoint import write_state
+    from t2v.sampling.checkpoint import write_state
 
     if spec is None:
         return
@@ -113,11 +113,11 @@ def segment_steps(plan: LongPlan, steps: int) -> list[int]:
 
 
 def run_long(run, *, clip=None, checkpoint=None, on_preview: Callable[[int, Any], None] | None = None) -> LongRun:
-    """Make a long request's frames with ``run`` (a started :class:`t2v.pipeline.Run`): plan the segments,
+    """Make a long request's frames with ``run`` (a started :class:`t2v.runner.core.Run`): plan the segments,
     resume from the checkpoint when it is this run's, run the rest, joining each at its seam."""
     from PIL import Image
 
-    from t2v.engine.vae import to_uint8
+    from t2v.sampling.vae import to_uint8
     from t2v.families import RunContext
     from t2v.inputs import InputVideo
 

@@ -27,12 +27,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from t2v.engine import stepcache, v2v
-from t2v.engine.base import EngineRun
-from t2v.engine.offload import resident
-from t2v.engine.schedulers import make_scheduler
-from t2v.engine.text import encode_prompt
-from t2v.engine.vae import decode_chunk, decode_latents, encode_frames, latent_preview
+from t2v.sampling import stepcache, v2v
+from t2v.sampling.base import EngineRun
+from t2v.sampling.offload import resident
+from t2v.sampling.schedulers import make_scheduler
+from t2v.sampling.text import encode_prompt
+from t2v.sampling.vae import decode_chunk, decode_latents, encode_frames, latent_preview
 from t2v.errors import InvalidRequest, ModelUnavailable
 from t2v.families.base import Component, RunContext, Rules, read_index
 from t2v.families.common import (
@@ -75,8 +75,8 @@ class AnimateDiffFamily(DiffusersLora):
     # pipeline's own loader mixin.
     lora_loader = "StableDiffusionLoraLoaderMixin"
     lora_experts = ("unet",)
-    caches = ("deepcache",)  # t2v.engine.stepcache: UNetMotionModel walks its blocks as UNet3D does
-    encodes_video = True  # video-to-video: the SD VAE, frame by frame (t2v.engine.v2v)
+    caches = ("deepcache",)  # t2v.sampling.stepcache: UNetMotionModel walks its blocks as UNet3D does
+    encodes_video = True  # video-to-video: the SD VAE, frame by frame (t2v.sampling.v2v)
 
     # -- rules -----------------------------------------------------------------------------------------
     def rules(self, path: Path | None) -> Rules:

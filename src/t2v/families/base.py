@@ -25,10 +25,10 @@ from t2v.errors import InvalidRequest, ModelUnavailable, out_of_resources
 if TYPE_CHECKING:
     import numpy as np
 
-    from t2v.engine.base import CheckpointSpec, EngineRun
+    from t2v.sampling.base import CheckpointSpec, EngineRun
     from t2v.models.device import DevicePlan
     from t2v.models.loader import LoadedModel
-    from t2v.models.memory import MemoryPlan
+    from t2v.planner.memory import MemoryPlan
 
 
 MODES = ("video", "i2v", "image")  # text-to-video, image-to-video (video mode with an input image), text-to-image
@@ -128,7 +128,7 @@ class Family:
         return Rules(modes=self.modes)
 
     def check(self, request, path: Path | None, *, model: str = "this model") -> None:
-        from t2v.engine.runtime import check
+        from t2v.sampling.runtime import check
         from t2v.families.registry import all_families
 
         if getattr(request, "video", None):
@@ -237,10 +237,10 @@ class Family:
     # -- running ---------------------------------------------------------------------------------------
     def run(self, model: LoadedModel, request, ctx: RunContext) -> EngineRun:
         """:meth:`sample` without autograd (``torch.inference_mode``), on the model as the request's speed
-        options shape it for this run (:func:`t2v.engine.runtime.prepared`)."""
+        options shape it for this run (:func:`t2v.sampling.runtime.prepared`)."""
         import torch
 
-        from t2v.engine.runtime import prepared
+        from t2v.sampling.runtime import prepared
 
         with torch.inference_mode(), prepared(self, model, request, ctx) as run_model:
             return self.sample(run_model, request, ctx)
@@ -252,14 +252,14 @@ class Family:
 
     def preview(self, model: LoadedModel, latents) -> np.ndarray:
         """A cheap RGB preview (uint8, H x W x 3) of the middle frame of the current latents."""
-        from t2v.engine.vae import latent_preview
+        from t2v.sampling.vae import latent_preview
 
         return latent_preview(latents)
 
     # -- planning --------------------------------------------------------------------------------------
     def measure(self, path: Path, frames: int, height: int, width: int, batch: int, chunking: bool,
                 vae_chunk: int) -> dict[str, Any]:
-        """A meta-device dry run (see :mod:`t2v.models.memory`): a dict with ``params`` (per component),
+        """A meta-device dry run (see :mod:`t2v.planner.memory`): a dict with ``params`` (per component),
         ``acts`` (peak activation bytes: ``text``, the denoiser's name, ``vae``), ``step_flops``,
         ``decode_flops``, ``step_ops`` and ``decode_ops`` (operator calls), ``latents_bytes``, ``shape`` = (frames, height, width, vae_chunk) and ``roles``
         ({"text": [...], "denoise": [...], "vae": [...]} component names)."""

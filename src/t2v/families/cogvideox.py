@@ -22,9 +22,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from t2v.engine import v2v
-from t2v.engine.base import EngineRun
-from t2v.engine.offload import resident
+from t2v.sampling import v2v
+from t2v.sampling.base import EngineRun
+from t2v.sampling.offload import resident
 from t2v.errors import InvalidRequest
 from t2v.families.base import Component, RunContext, Rules, read_index
 from t2v.families.common import (
@@ -71,8 +71,8 @@ class CogVideoXFamily(GroupOffload, DiffusersLora):
     defaults = DEFAULTS_10  # CogVideoX-2B's official settings (each hub model has its own)
     modes = ("video", "i2v")
     denoiser = "transformer"
-    caches = ("fbc", "taylorseer", "magcache", "pab", "fastercache")  # t2v.engine.stepcache
-    encodes_video = True  # video-to-video (text-to-video folders): t2v.engine.v2v, encode_video here
+    caches = ("fbc", "taylorseer", "magcache", "pab", "fastercache")  # t2v.sampling.stepcache
+    encodes_video = True  # video-to-video (text-to-video folders): t2v.sampling.v2v, encode_video here
     fastercache_layout = "BFCHW"  # [uncond, cond] batched, (B, F, C, H, W): FasterCache may skip uncond
     lora_loader = "CogVideoXLoraLoaderMixin"
     tiny = {"cogvideox": "t2v.models.tiny.cogvideox:make_cogvideox",
@@ -258,7 +258,7 @@ class CogVideoXFamily(GroupOffload, DiffusersLora):
         it is measured there and its transformer figures scaled to the size asked."""
         import torch
 
-        from t2v.models.memory import meta_cost
+        from t2v.planner.memory import meta_cost
 
         path = Path(path)
         m = meta_modules(str(path))
@@ -328,7 +328,7 @@ def make_scheduler(name: str, scheduler_config: dict[str, Any]):
     """``model``: the folder's own scheduler; ``ddim`` / ``dpm++``: CogVideoX's DDIM / DPM-Solver++ from its config."""
     import diffusers
 
-    from t2v.engine import schedulers
+    from t2v.sampling import schedulers
 
     if name == "model":
         return schedulers.make_scheduler("model", scheduler_config)

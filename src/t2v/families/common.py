@@ -21,7 +21,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, ClassVar
 
-from t2v.engine import checkpoint as ckpt
+from t2v.sampling import checkpoint as ckpt
 from t2v.errors import Cancelled, InvalidRequest
 from t2v.families.base import Family, RunContext, read_index, resolve_class
 
@@ -61,7 +61,7 @@ def run_fingerprint(model, request, image=None) -> str:
 
 
 def restore_scheduler(scheduler, state: dict[str, Any], device) -> None:
-    """:func:`t2v.engine.checkpoint.restore_scheduler`, keeping the tensors a scheduler holds on the CPU
+    """:func:`t2v.sampling.checkpoint.restore_scheduler`, keeping the tensors a scheduler holds on the CPU
     there (UniPC keeps ``sigmas`` on the CPU): the resumed steps then compute exactly as uninterrupted ones."""
     import torch
 
@@ -77,7 +77,7 @@ class Checkpoints:
     """Resume from and save to ``ctx.checkpoint`` (no-ops without one) for one run of one request."""
 
     def __init__(self, ctx: RunContext, model, request, scheduler, generator, image=None, video=None):
-        from t2v.engine.v2v import fingerprint
+        from t2v.sampling.v2v import fingerprint
 
         self.ctx, self.scheduler, self.generator = ctx, scheduler, generator
         self.spec = ctx.checkpoint

@@ -34,10 +34,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from t2v.engine import v2v
-from t2v.engine.base import EngineRun
-from t2v.engine.offload import resident
-from t2v.engine.schedulers import make_scheduler
+from t2v.sampling import v2v
+from t2v.sampling.base import EngineRun
+from t2v.sampling.offload import resident
+from t2v.sampling.schedulers import make_scheduler
 from t2v.errors import InvalidRequest, ModelUnavailable
 from t2v.families.base import Component, RunContext, Rules, read_index
 from t2v.families.common import (
@@ -83,8 +83,8 @@ class HunyuanFamily(DiffusersLora):
     defaults = dict(_DEFAULTS)  # HunyuanVideo's official 720p settings (the registry has each model's own)
     modes = ("video", "i2v")
     denoiser = "transformer"
-    caches = ("fbc", "taylorseer", "magcache", "pab", "fastercache")  # t2v.engine.stepcache
-    encodes_video = True  # video-to-video (text-to-video folders): t2v.engine.v2v, encode_video here
+    caches = ("fbc", "taylorseer", "magcache", "pab", "fastercache")  # t2v.sampling.stepcache
+    encodes_video = True  # video-to-video (text-to-video folders): t2v.sampling.v2v, encode_video here
     lora_loader = "HunyuanVideoLoraLoaderMixin"  # diffusers, original HunyuanVideo and musubi key layouts
     tiny = {"hunyuan": "t2v.models.tiny.hunyuan:make_hunyuan", "hunyuan-i2v": "t2v.models.tiny.hunyuan:make_hunyuan_i2v",
             "hunyuan-i2v-33ch": "t2v.models.tiny.hunyuan:make_hunyuan_i2v_33ch"}
@@ -261,7 +261,7 @@ class HunyuanFamily(DiffusersLora):
         the square of the area) and 10x a tiled one's (the balanced and low plans tile)."""
         import torch
 
-        from t2v.models.memory import meta_cost
+        from t2v.planner.memory import meta_cost
 
         path = Path(path)
         m = meta_modules(str(path))

@@ -24,10 +24,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from t2v.engine.base import EngineRun
-from t2v.engine.offload import resident
-from t2v.engine.schedulers import make_scheduler
-from t2v.engine import v2v
+from t2v.sampling.base import EngineRun
+from t2v.sampling.offload import resident
+from t2v.sampling.schedulers import make_scheduler
+from t2v.sampling import v2v
 from t2v.errors import ModelUnavailable
 from t2v.families.base import Component, RunContext, Rules, read_index
 from t2v.families.common import (
@@ -83,8 +83,8 @@ class LTXFamily(DiffusersLora):
     defaults = dict(_BASE)  # LTXPipeline's own defaults with LTX's negative prompt
     modes = ("video", "i2v")
     denoiser = "transformer"
-    caches = ("fbc", "taylorseer", "magcache", "pab", "fastercache")  # t2v.engine.stepcache
-    encodes_video = True  # video-to-video (t2v.engine.v2v, encode_video here); 0.9.7+ as denoise_strength
+    caches = ("fbc", "taylorseer", "magcache", "pab", "fastercache")  # t2v.sampling.stepcache
+    encodes_video = True  # video-to-video (t2v.sampling.v2v, encode_video here); 0.9.7+ as denoise_strength
     lora_loader = "LTXVideoLoraLoaderMixin"
     tiny = {"ltx": "t2v.models.tiny.ltx:make_ltx", "ltx-097": "t2v.models.tiny.ltx:make_ltx_097"}
     # Sizes: T5-XXL fp32 (19 GB) + the transformer (bf16) + VAE; VRAM in bf16 at the defaults, no offload.
@@ -204,7 +204,7 @@ class LTXFamily(DiffusersLora):
 
     def preview(self, model, latents):
         """The middle latent frame's first three channels, upscaled by the VAE's spatial factor."""
-        from t2v.engine.vae import latent_preview
+        from t2v.sampling.vae import latent_preview
 
         return latent_preview(latents, scale=model.components["vae"].spatial_compression_ratio)
 
@@ -216,7 +216,7 @@ class LTXFamily(DiffusersLora):
         in one call, whatever ``vae_chunk``: ``vae_scales_with`` "clip"), and the image's encode."""
         import torch
 
-        from t2v.models.memory import meta_cost
+        from t2v.planner.memory import meta_cost
 
         path = Path(path)
         m = meta_modules(str(path))

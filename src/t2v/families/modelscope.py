@@ -14,13 +14,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from t2v.engine import checkpoint as ckpt
-from t2v.engine import stepcache, v2v
-from t2v.engine.base import EngineRun
-from t2v.engine.offload import resident
-from t2v.engine.schedulers import make_scheduler
-from t2v.engine.text import encode_prompt
-from t2v.engine.vae import decode_chunk, decode_latents, encode_frames
+from t2v.sampling import checkpoint as ckpt
+from t2v.sampling import stepcache, v2v
+from t2v.sampling.base import EngineRun
+from t2v.sampling.offload import resident
+from t2v.sampling.schedulers import make_scheduler
+from t2v.sampling.text import encode_prompt
+from t2v.sampling.vae import decode_chunk, decode_latents, encode_frames
 from t2v.errors import Cancelled
 from t2v.families.base import Component, Family, RunContext, Rules
 from t2v.families.common import free_text_encoders
@@ -65,7 +65,7 @@ class ModelScopeFamily(Family):
         return components
 
     def preview(self, model, latents):
-        from t2v.engine.vae import latent_preview
+        from t2v.sampling.vae import latent_preview
 
         return latent_preview(latents, vae_scale(model.components["vae"].config))
 
@@ -232,7 +232,7 @@ def measure_unet_video(m: dict[str, Any], frames: int, height: int, width: int, 
     repeated per frame."""
     import torch
 
-    from t2v.models.memory import meta_cost
+    from t2v.planner.memory import meta_cost
 
     unet, vae, text = m["unet"], m["vae"], m["text_encoder"]
     scale = vae_scale(vae.config)

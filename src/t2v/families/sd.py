@@ -1,5 +1,5 @@
 """Stable Diffusion 1.x / 2.x and SDXL: the text-to-image families of image mode (``t2v image``,
-``t2v sequence``). Their sampling lives in :mod:`t2v.sequence.sd`; the runner dispatches image and sequence
+``t2v sequence``). Their sampling lives in :mod:`t2v.image.sd`; the runner dispatches image and sequence
 requests there."""
 
 from __future__ import annotations

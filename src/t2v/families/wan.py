@@ -15,10 +15,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from t2v.engine import v2v
-from t2v.engine.base import EngineRun
-from t2v.engine.offload import resident
-from t2v.engine.schedulers import make_scheduler
+from t2v.sampling import v2v
+from t2v.sampling.base import EngineRun
+from t2v.sampling.offload import resident
+from t2v.sampling.schedulers import make_scheduler
 from t2v.errors import InvalidRequest
 from t2v.families.base import Component, RunContext, Rules, read_index
 from t2v.families.common import (
@@ -61,8 +61,8 @@ class WanFamily(GroupOffload, DiffusersLora):
                 "num_inference_steps": 50, "scheduler": "model", "negative_prompt": NEGATIVE_PROMPT}
     modes = ("video", "i2v")
     denoiser = "transformer"
-    caches = ("fbc", "taylorseer", "magcache", "pab", "fastercache")  # t2v.engine.stepcache
-    encodes_video = True  # video-to-video (text-to-video folders): t2v.engine.v2v, encode_video here
+    caches = ("fbc", "taylorseer", "magcache", "pab", "fastercache")  # t2v.sampling.stepcache
+    encodes_video = True  # video-to-video (text-to-video folders): t2v.sampling.v2v, encode_video here
     lora_loader = "WanLoraLoaderMixin"  # diffusers, original Wan and musubi key layouts
     lora_experts = ("transformer", "transformer_2")  # A14B: *high_noise* and *low_noise* files
     tiny = {"wan": "t2v.models.tiny.wan:make_wan21", "wan22-ti2v": "t2v.models.tiny.wan:make_wan22_ti2v",
@@ -196,7 +196,7 @@ class WanFamily(GroupOffload, DiffusersLora):
         grows with the frame's area, hardly with the frame count (``vae_scales_with``: "area")."""
         import torch
 
-        from t2v.models.memory import meta_cost
+        from t2v.planner.memory import meta_cost
 
         path = Path(path)
         m = meta_modules(str(path))

@@ -19,7 +19,7 @@ from typing import Any
 
 from t2v.errors import ModelUnavailable
 from t2v.models.device import DevicePlan
-from t2v.models.memory import tune_allocator
+from t2v.planner.memory import tune_allocator
 from t2v.models.source import WEIGHT_EXTS, ModelSource
 from t2v.settings import get_settings
 

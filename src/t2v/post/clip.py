@@ -47,7 +47,7 @@ def post_file(clip: str | Path, output: str | Path, fields: dict[str, Any] | Non
               max_side: int | None = None) -> PostResult:
     """Post-process the video file ``clip`` into ``output`` (.mp4, .webm or .gif); all or nothing."""
     from t2v.export import frames_sha256, read_embedded, remove_output, sha256_file, write_outputs, write_sidecar
-    from t2v.generation import check_outputs
+    from t2v.export.outputs import check_outputs
     from t2v.progress import ProgressEmitter
     from t2v.post.stage import check_post, post_record, run_post
 

@@ -23,7 +23,7 @@ def run_post_request(request, *, output: str | Path | None = None, on_progress=N
     maps ``request.job`` to that job's video file, ``resolve_video`` maps ``request.asset`` to the uploaded file;
     without the one it needs the request is refused (only a service knows ids)."""
     from t2v.export import remove_output, write_outputs, write_sidecar
-    from t2v.generation import check_outputs
+    from t2v.export.outputs import check_outputs
     from t2v.post.clip import post_file
 
     kind, ref = request.source

@@ -2,7 +2,7 @@
 adapters callers may name (allow-lists), the cost limits, and whether the request fits in memory.
 
 The command line (``t2v generate``) trusts its user: any local folder, no cost limit; it refuses requests
-that do not fit in memory itself (:func:`t2v.generation.generate`).
+that do not fit in memory itself (:func:`t2v.runner.modes.generate`).
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ def admit(request, settings: Settings, api_key=None):
     checked against the upscaler allow-list here and against its source by the service.
 
     In order: the allow-lists (before anything looks at the named paths, so no message depends on them),
-    the request's own limits (:func:`t2v.generation.resolve`), the model being loadable without a download
+    the request's own limits (:func:`t2v.runner.resolve.resolve`), the model being loadable without a download
     the server may not make, the cost limits, and the memory budget.
     """
-    from t2v.generation import check_fits, resolve
+    from t2v.runner.resolve import check_fits, resolve
     from t2v.models.source import check_available
 
     from t2v.service.assets import is_asset_id

@@ -112,9 +112,9 @@ class JobService(AccessService, AssetService, PostService):
 
     @staticmethod
     def _import_runtime() -> bool:
-        """Import torch, diffusers and t2v's engine in this thread (see :func:`t2v.generation.import_runtime`).
+        """Import torch, diffusers and t2v's engine in this thread (see :func:`t2v.runner.runtime.import_runtime`).
         On failure the jobs report it (each is retried, then fails saying why); the server stays up."""
-        from t2v.generation import import_runtime
+        from t2v.runner.runtime import import_runtime
 
         try:
             import_runtime()

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from t2v.engine.base import CheckpointSpec
+from t2v.sampling.base import CheckpointSpec
 from t2v.errors import Cancelled, T2VError, out_of_resources
 
 if TYPE_CHECKING:
@@ -109,7 +109,7 @@ class Worker(threading.Thread):
         """Run a job this worker has claimed: generate, with progress, preview, cancel and checkpoints written
         to the job row, then its files and record; a failure is retried or fails the job, saying why."""
         from t2v.export import remove_output
-        from t2v.generation import run_request
+        from t2v.runner.modes import generate as run_request
         from t2v.requests import request_from_fields
 
         svc, repo, store = self.service, self.service.repo, self.service.files

@@ -76,7 +76,7 @@ def evaluate(model: str, cases: list[Case], *, seeds: int = 4, lora: str | None 
     step cache (``--cache``) to measure what it costs in accuracy; ``post``: post-processing (a request's
     ``post`` block, e.g. ``{"interpolate": 2}``) scored after it runs."""
     from t2v.requests import canonical_cache
-    from t2v.generation import generate
+    from t2v import generate
     from t2v.requests import GenerationRequest
 
     if seeds < 1:

@@ -154,7 +154,7 @@ def train_lora(cfg: LoraTrainConfig, on_event: Callback | None = None) -> Path:
     meta["elapsed_s"] = round(time.perf_counter() - t0, 1)
     save_lora(unet.to("cpu"), lora_config, cfg.out, meta)
     if cfg.preview_prompt:
-        from t2v.generation import generate
+        from t2v import generate
         from t2v.requests import GenerationRequest
 
         clip = cfg.out / "preview.mp4"

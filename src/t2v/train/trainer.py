@@ -229,7 +229,7 @@ def preview(out: Path, step: int, prompt: str) -> Path | None:
     """A clip from the exported model (``OUT/previews/step-N.mp4``); failures are logged, not raised."""
     target = out / "previews" / f"step-{step:06d}.mp4"
     try:
-        from t2v.generation import generate
+        from t2v import generate
         from t2v.models.loader import clear_cache
         from t2v.requests import GenerationRequest
 

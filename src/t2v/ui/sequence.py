@@ -153,7 +153,7 @@ def frame_position(request: dict[str, Any], step: int) -> tuple[str, int, int]:
     Frames are denoised one after another: ``steps`` each, except img2img, whose later frames run only
     ``int(steps * strength)``, and interpolate, which runs the keyframes only. Returns (unit, number, count).
     """
-    from t2v.sequence.sd import img2img_steps
+    from t2v.image.sd import img2img_steps
 
     frames, steps = int(request.get("num_frames") or 1), max(1, int(request.get("num_inference_steps") or 1))
     method = request.get("method")

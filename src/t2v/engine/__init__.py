@@ -1,5 +1,0 @@
-"""Building blocks the families' loops share: checkpoints, schedulers, offload, CLIP text, VAE decode."""
-
-from t2v.engine.base import CheckpointSpec, EngineRun, StepCallback
-
-__all__ = ["CheckpointSpec", "EngineRun", "StepCallback"]

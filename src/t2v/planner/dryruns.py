@@ -1,0 +1,83 @@
+"""The planner's dry runs, cached on disk (``$T2V_HOME/cache/dry-runs.json``) per architecture and shape.
+
+A dry run (:mod:`t2v.planner.memory`) runs the model on PyTorch's meta device to count parameters, peak
+activations and FLOPs: a second or more per shape, paid by every fresh process before its first job. What it
+measures depends only on the architecture (every ``config.json`` of the folder and its ``model_index.json``,
+not the weights), the shape, and the code that runs it (t2v, torch and diffusers versions), so those make the
+key, and a later process with the same key reads the numbers instead of measuring again."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+from t2v.models.diskcache import cache_path, merge_entries, read_entries
+
+logger = logging.getLogger(__name__)
+
+CACHE_NAME = "dry-runs.json"
+_VERSION = 2  # 2: operator counts (step_ops, decode_ops)
+LIMIT = 500  # entries kept (the newest)
+_MEMO: dict[str, dict[str, Any]] = {}
+_LOCK = threading.Lock()
+
+
+def architecture_hash(path: Path) -> str:
+    """sha256 over the folder's ``model_index.json`` and its components' ``config.json`` files (and the
+    folder's ``t2v.json``), which fix the architecture the dry run measures."""
+    h = hashlib.sha256()
+    files = [path / "model_index.json", path / "t2v.json", *sorted(path.glob("*/config.json")),
+             *sorted(path.glob("*/scheduler_config.json"))]
+    for f in files:
+        if f.is_file():
+            h.update(f.relative_to(path).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def _code_versions() -> str:
+    import diffusers
+    import torch
+
+    from t2v.version import __version__
+
+    return f"t2v {__version__}, torch {torch.__version__}, diffusers {diffusers.__version__}"
+
+
+def key(path: Path, frames: int, height: int, width: int, batch: int, chunking: bool, vae_chunk: int) -> str:
+    return json.dumps([architecture_hash(path), frames, height, width, batch, chunking, vae_chunk, _code_versions()])
+
+
+def get(cache_key: str) -> dict[str, Any] | None:
+    """The cached dry run (a fresh copy), or None."""
+    with _LOCK:
+        found = _MEMO.get(cache_key)
+    if found is None:
+        file = cache_path(CACHE_NAME)
+        entry = read_entries(file, _VERSION, "runs").get(cache_key) if file is not None else None
+        if entry is None or not isinstance(entry.get("run"), dict):
+            return None
+        found = entry["run"]
+        with _LOCK:
+            _MEMO[cache_key] = found
+    run = json.loads(json.dumps(found))
+    run["shape"] = tuple(run["shape"])
+    return run
+
+
+def put(cache_key: str, run: dict[str, Any]) -> None:
+    stored = json.loads(json.dumps(run))  # tuples become lists; the numbers are plain ints and strings
+    with _LOCK:
+        _MEMO[cache_key] = stored
+    file = cache_path(CACHE_NAME)
+    if file is not None:
+        merge_entries(file, _VERSION, "runs", {cache_key: {"run": stored}}, limit=LIMIT)
+
+
+def forget_memo() -> None:
+    """Drop this process's copies (the file stays): what a fresh process would see."""
+    with _LOCK:
+        _MEMO.clear()

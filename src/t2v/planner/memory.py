@@ -1,0 +1,425 @@
+"""Memory planner: predict a request's peak memory and step time before loading anything, and pick a plan.
+
+The prediction is a dry run on PyTorch's ``meta`` device: the model is built from its config files (no
+weights), and the text encoder, one classifier-free-guidance UNet step and one VAE decode chunk are run
+under a dispatch mode that counts the bytes of live tensors (peak activations) and FLOPs. On the CPU the
+predicted peak RSS is the process's current RSS + resident weights + the largest stage's activations.
+
+Plans, from fastest to leanest:
+
+- ``speed``: everything resident on the device, VAE decodes all frames in one call (on the CPU at most 2 per
+  call, see :data:`t2v.sampling.vae.CPU_MAX_CHUNK`).
+- ``balanced``: VAE decodes 4 frames at a time (default elsewhere: 8), UNet feed-forward chunking.
+- ``low``: on GPU, each component is moved to the device only while it runs (model offload); VAE decodes
+  one frame at a time, feed-forward chunking. On CPU the text encoder is freed after encoding.
+- ``auto``: the fastest plan whose predicted peak fits in the memory budget (``T2V_MEMORY_BUDGET_GB``,
+  default 90% of the free memory). When not even ``low`` fits, the request is refused (:mod:`t2v.planner.fit`).
+
+Plans are chosen with :func:`estimate`: one dry run per model at a small shape, scaled to the request's
+(activations grow with frames x pixels), so a request costs no dry run of its own; :func:`predict` runs one at
+the request's shape (``t2v plan``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import weakref
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from t2v.errors import InvalidRequest, ModelUnavailable, T2VError
+from t2v.requests.options import PLANS
+
+logger = logging.getLogger(__name__)
+
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    name: str
+    vae_chunk: int  # frames per VAE decode call (0: all at once)
+    forward_chunking: bool  # UNet feed-forward chunking (GPU only)
+    offload: bool  # GPU: move each component to the device only while it runs
+    free_text_encoder: bool
+
+    def uses_forward_chunking(self, device: str) -> bool:
+        """On the CPU, chunking the feed-forward token by token halves the speed and, through allocator churn,
+        raises peak RSS rather than lowering it (measured on the tiny and the full-size model): GPU only."""
+        return self.forward_chunking and not device.startswith("cpu")
+
+
+_PLANS = {
+    "speed": MemoryPlan("speed", vae_chunk=0, forward_chunking=False, offload=False, free_text_encoder=False),
+    "balanced": MemoryPlan("balanced", vae_chunk=4, forward_chunking=True, offload=False, free_text_encoder=False),
+    "low": MemoryPlan("low", vae_chunk=1, forward_chunking=True, offload=True, free_text_encoder=True),
+}
+
+
+def get_plan(name: str) -> MemoryPlan:
+    if name not in _PLANS:
+        raise InvalidRequest(f"unknown memory plan {name!r}; choose one of: {', '.join(PLANS)}", field="memory")
+    return _PLANS[name]
+
+
+@dataclass
+class Prediction:
+    plan: str
+    device: str
+    dtype: str
+    weights_bytes: dict[str, int]
+    activation_bytes: dict[str, int]  # peak live bytes per stage: text, unet (one CFG step), vae (one chunk)
+    baseline_bytes: int  # process RSS before loading (CPU) / 0 on GPU
+    peak_bytes: int
+    flops_per_step: int
+    decode_flops: int
+    est_step_s: float
+    est_decode_s: float
+    fits: bool | None = None
+    notes: list[str] = field(default_factory=list)
+    step_ops: int = 0  # operator calls of one step and of the whole decode
+    decode_ops: int = 0
+    time_runs: int = 0  # earlier runs the times were scaled from (0: estimated; t2v.planner.steptime)
+    time_other_plans: bool = False  # ... under other memory plans (this plan has no runs yet)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class _LiveBytes:
+    """Dispatch mode that tracks the peak bytes of tensors alive at once (works on the meta device)."""
+
+    def __init__(self) -> None:
+        from torch.utils._python_dispatch import TorchDispatchMode
+
+        tracker = self
+
+        class Mode(TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                out = func(*args, **(kwargs or {}))
+                tracker.ops += 1
+                tracker._track(out)
+                return out
+
+        self.mode = Mode()
+        self.live = 0
+        self.peak = 0
+        self.ops = 0  # operator calls
+        self._ids: set[int] = set()
+
+    def _track(self, out: Any) -> None:
+        import torch
+
+        if isinstance(out, (list, tuple)):
+            for o in out:
+                self._track(o)
+            return
+        if not isinstance(out, torch.Tensor) or out._is_view():
+            return  # views share their base's memory
+        key = id(out)
+        if key in self._ids:
+            return
+        n = out.numel() * out.element_size()
+        self._ids.add(key)
+        self.live += n
+        self.peak = max(self.peak, self.live)
+        weakref.finalize(out, self._free, key, n)
+
+    def _free(self, key: int, n: int) -> None:
+        self._ids.discard(key)
+        self.live -= n
+
+    def __enter__(self):
+        self.mode.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.mode.__exit__(*exc)
+
+
+class Cost(NamedTuple):
+    """What :func:`meta_cost` counts of one call: peak live bytes, FLOPs and aten operator calls."""
+
+    peak: int
+    flops: int
+    ops: int
+
+
+def meta_cost(fn) -> Cost:
+    """The :class:`Cost` of ``fn()`` (on meta tensors for the dry run; real ones count the same)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with torch.inference_mode(), counter, _LiveBytes() as live:
+        fn()
+    return Cost(live.peak, counter.get_total_flops(), live.ops)
+
+
+def _current_rss() -> int:
+    import psutil
+
+    return psutil.Process(os.getpid()).memory_info().rss
+
+
+_BASELINE: dict[str, int] = {}
+
+
+def _baseline_rss() -> int:
+    """RSS when the planner first ran in this process, before models were loaded by the request being planned."""
+    return _BASELINE.setdefault("rss", _current_rss())
+
+
+_MEASURING = threading.Lock()  # the meta modules are shared, and forward chunking is set on them per run
+
+
+def _measure(path: str, frames: int, height: int, width: int, batch: int, chunking: bool, vae_chunk: int) -> dict[str, Any]:
+    """Parameter counts, peak fp32 activation bytes per stage and FLOPs of one meta-device run, read from the
+    dry-run cache on disk when this architecture was measured at this shape before (see :mod:`t2v.planner.dryruns`)."""
+    from t2v.planner import dryruns
+
+    key = dryruns.key(Path(path), frames, height, width, batch, chunking, vae_chunk)
+    found = dryruns.get(key)
+    if found is not None:
+        return found
+    with _MEASURING:
+        measured = _measure_locked(path, frames, height, width, batch, chunking, vae_chunk)
+    dryruns.put(key, measured)
+    return measured
+
+
+def _measure_locked(path: str, frames: int, height: int, width: int, batch: int, chunking: bool,
+                    vae_chunk: int) -> dict[str, Any]:
+    family = _family(path)
+    return _from_configs(path, family, lambda: family.measure(Path(path), frames, height, width, batch, chunking,
+                                                              vae_chunk))
+
+
+def _from_configs(path: str, family, build):
+    """``build()`` (the family's modules made from the folder's configs), with a config that does not build
+    (a wrong type or a missing field) as ModelUnavailable naming the folder, not an internal error."""
+    try:
+        return build()
+    except T2VError:
+        raise
+    except Exception as e:
+        raise ModelUnavailable(f"{path}: its component configs do not make a {family.name} model ({type(e).__name__}: "
+                               f"{str(e)[:300]}); check the config.json of each component folder") from None
+
+
+def _family(path: str):
+    from t2v.families import family_of_folder
+
+    return family_of_folder(Path(path))
+
+
+def _chunk(plan: str, frames: int, device: str) -> int:
+    """Frames per VAE decode call the engine will use for ``plan`` on ``device``."""
+    from t2v.sampling.vae import decode_chunk
+
+    return min(decode_chunk(get_plan(plan).vae_chunk, frames, device), frames)
+
+
+@lru_cache(maxsize=64)
+def _dry_run(path: str, frames: int, height: int, width: int, batch: int, plan: str, device: str) -> dict[str, Any]:
+    """:func:`_measure` at the request's own shape (cached)."""
+    chunking = get_plan(plan).uses_forward_chunking(device)
+    return _measure(path, frames, height, width, batch, chunking, _chunk(plan, frames, device))
+
+
+@lru_cache(maxsize=32)
+def _reference(path: str, batch: int, chunking: bool) -> dict[str, Any]:
+    """:func:`_measure` at the family's small reference shape, one VAE frame per call: what :func:`estimate`
+    scales from. Once per model, batch and chunking."""
+    family = _family(path)
+    frames, side = _from_configs(path, family, lambda: family.reference_shape(Path(path)))
+    return _measure(path, frames, side, side, batch, chunking, 1)
+
+
+def _scaled(ref: dict[str, Any], frames: int, height: int, width: int, chunk: int) -> dict[str, Any]:
+    """A dry run's numbers at another shape. Every UNet tensor (attention runs as one fused op) grows with
+    frames x height x width, every VAE tensor with frames per decode call x height x width; the text
+    encoder's do not change. FLOPs are scaled the same way (attention's grow faster: a lower bound). A causal
+    video VAE that decodes one latent frame at a time (``vae_scales_with: area``, Wan) peaks with the frame
+    area only, and its decode FLOPs grow with frames x area. One that decodes the whole clip in one call
+    (``vae_scales_with: clip``, LTX-Video) grows with the clip whatever the plan's chunk."""
+    rf, rh, rw, rc = ref["shape"]
+    if ref.get("vae_scales_with") == "clip":
+        chunk = frames
+    unet = frames * height * width / (rf * rh * rw)
+    by_area = ref.get("vae_scales_with") == "area"
+    vae = height * width / (rh * rw) if by_area else chunk * height * width / (rc * rh * rw)
+    decode_flops = (ref["decode_flops"] * unet if by_area else ref["decode_flops"] / -(-rf // rc) * vae * -(-frames // chunk))
+    # Operator calls grow with the decode calls (a causal VAE's with the latent frames), not with their size.
+    calls = frames / rf if by_area else 1 if ref.get("vae_scales_with") == "clip" else -(-frames // chunk) / -(-rf // rc)
+    decode_ops = ref.get("decode_ops", 0) * calls
+    acts = ref["acts"]
+    return {
+        "params": ref["params"],
+        "roles": ref["roles"],
+        "acts": {k: int(v * (1 if k == "text" else vae if k == "vae" else unet)) for k, v in acts.items()},
+        "step_flops": int(ref["step_flops"] * unet),
+        "decode_flops": int(decode_flops),
+        "step_ops": ref.get("step_ops", 0),
+        "decode_ops": int(decode_ops),
+        "latents_bytes": int(ref["latents_bytes"] * unet),
+        "vae_scales_with": ref.get("vae_scales_with"),
+        "shape": (frames, height, width, chunk),
+    }
+
+
+def predict(model_path: str | Path, request, *, plan: str, device: str, dtype: str, measure_speed: bool = True) -> Prediction:
+    """Predict peak memory (RSS on CPU, device memory on GPU) and time per step for one plan (a dry run at
+    the request's shape: about a second, more with forward chunking at large sizes; cached per shape)."""
+    batch = _family(str(model_path)).guidance_passes(request)
+    dry = _dry_run(str(model_path), request.num_frames, request.height, request.width, batch, plan, device)
+    return _prediction(dry, plan=plan, device=device, dtype=dtype, measure_speed=measure_speed,
+                       weights=getattr(request, "weights", "auto"),
+                       run_key=run_key(model_path, request, plan=plan, device=device, dtype=dtype) if measure_speed else None)
+
+
+def estimate(model_path: str | Path, request, *, plan: str, device: str, dtype: str, measure_speed: bool = False) -> Prediction:
+    """:func:`predict`, scaled from one dry run per model at a small shape (see :func:`_scaled`): no dry run
+    per request. Above the reference shape within 3% of :func:`predict`, slightly over (tests/models)."""
+    return estimate_at(str(model_path), request.num_frames, request.height, request.width,
+                       batch=_family(str(model_path)).guidance_passes(request), plan=plan, device=device, dtype=dtype,
+                       measure_speed=measure_speed, weights=getattr(request, "weights", "auto"),
+                       run_key=run_key(model_path, request, plan=plan, device=device, dtype=dtype) if measure_speed else None)
+
+
+def run_key(model_path: str | Path, request, *, plan: str, device: str, dtype: str) -> str:
+    """The :mod:`t2v.planner.steptime` key of ``request``'s runs with this plan, device and dtype."""
+    from t2v.planner import steptime
+
+    return steptime.key(model_path, device=device, dtype=dtype, weights=getattr(request, "weights", "auto"), plan=plan,
+                        cache=getattr(request, "cache", None), attention=getattr(request, "attention", "auto"))
+
+
+def estimate_at(path: str, frames: int, height: int, width: int, *, batch: int, plan: str, device: str, dtype: str,
+                measure_speed: bool = False, weights: str = "auto", run_key: str | None = None) -> Prediction:
+    """:func:`estimate` for a shape (``batch`` 2 with classifier-free guidance)."""
+    ref = _reference(path, batch, get_plan(plan).uses_forward_chunking(device))
+    dry = _scaled(ref, frames, height, width, _chunk(plan, frames, device))
+    return _prediction(dry, plan=plan, device=device, dtype=dtype, measure_speed=measure_speed, weights=weights,
+                       run_key=run_key)
+
+
+def _prediction(dry: dict[str, Any], *, plan: str, device: str, dtype: str, measure_speed: bool,
+                weights: str = "auto", run_key: str | None = None) -> Prediction:
+    """Peak memory and times of one plan from a dry run's numbers (``weights`` fp8/int8: the denoisers'
+    weights stored in one byte per parameter; times scaled by the earlier runs under ``run_key``)."""
+    from t2v.planner import steptime
+
+    mp = get_plan(plan)
+    elt = 4 if dtype == "fp32" else 2
+    frames, height, width, _ = dry["shape"]
+    one_byte = set(dry["roles"]["denoise"]) if weights in ("fp8", "int8") else set()
+    weights = {k: n * (1 if k in one_byte else elt) for k, n in dry["params"].items()}
+    # fp32 math on meta; half precision halves activation bytes.
+    acts = {k: v * elt // 4 for k, v in dry["acts"].items()}
+    step_flops, decode_flops = dry["step_flops"], dry["decode_flops"]
+    latents_bytes = dry["latents_bytes"]
+    frames_bytes = frames * height * width * 3 * 4  # decoded float frames kept for export
+    roles = dry["roles"]
+    role_weights = {role: sum(weights.get(n, 0) for n in names) for role, names in roles.items()}
+    role_weights["denoise_one"] = max((weights.get(n, 0) for n in roles["denoise"]), default=0)
+    denoise_acts = max((v for k, v in acts.items() if k not in ("text", "vae")), default=0)
+
+    notes: list[str] = []
+    if device == "cpu":
+        baseline = _baseline_rss()
+        resident = sum(weights.values())
+        if mp.free_text_encoder:
+            resident_after_text = resident - role_weights["text"]
+            peak = baseline + max(resident + acts["text"], resident_after_text + max(denoise_acts, acts["vae"] + frames_bytes))
+        else:
+            peak = baseline + resident + max(acts["text"], denoise_acts, acts["vae"] + frames_bytes)
+        if not _allocator_returns_freed_blocks():
+            peak += HEAP_SLACK * max(acts.values())
+        if mp.offload:
+            notes.append("offload has no effect on cpu")
+    else:
+        baseline = 0
+        if mp.offload:  # one component on the device at a time (one expert of a two-expert model)
+            peak = max(role_weights["text"] + acts["text"], role_weights["denoise_one"] + denoise_acts,
+                       role_weights["vae"] + acts["vae"])
+        else:
+            peak = sum(weights.values()) + max(acts["text"], denoise_acts, acts["vae"])
+        peak += latents_bytes
+    work = steptime.Work.of(dry)
+    times = steptime.predict(work, run_key, device, dtype) if measure_speed else steptime.Times(float("nan"), float("nan"), 0)
+    return Prediction(
+        plan=plan, device=device, dtype=dtype, weights_bytes=weights, activation_bytes=acts, baseline_bytes=baseline,
+        peak_bytes=int(peak), flops_per_step=int(step_flops), decode_flops=int(decode_flops),
+        est_step_s=times.step_s, est_decode_s=times.decode_s, notes=notes, step_ops=work.step_ops,
+        decode_ops=work.decode_ops, time_runs=times.runs, time_other_plans=times.other_plans,
+    )
+
+
+# With glibc's dynamic mmap threshold, activations freed by one step or stage stay in the heap, and the next
+# one's blocks only partly fit the holes. Measured on CPU (docs/benchmarks.md): the peak RSS exceeds
+# baseline + weights + the largest stage's live tensors by 0.3-1.1x those live tensors on the tiny model and
+# 0.4-0.8x on the full-size one; the planner adds half.
+HEAP_SLACK = 0.5
+
+
+def _allocator_returns_freed_blocks() -> bool:
+    from t2v.settings import get_settings
+
+    return sys.platform.startswith("linux") and get_settings().mmap_threshold_kb > 0
+
+
+@lru_cache(maxsize=None)
+def tune_allocator(threshold_kb: int) -> bool:
+    """Fix glibc malloc's mmap threshold at ``threshold_kb`` (0: leave glibc's default). True when set.
+
+    By default glibc raises the threshold to the size of each large block freed (up to 32 MB), so after the
+    first step most activations come from the heap, and freed heap memory stays in the RSS. A fixed
+    threshold keeps large tensors in their own mappings, returned to the OS when freed: on the full-size
+    model the peak RSS drops by 8% but every large tensor is page-faulted anew, and denoising is 30% slower
+    on CPU, hence opt-in (``T2V_MMAP_THRESHOLD_KB=128``; benchmarks.md).
+    """
+    if threshold_kb <= 0 or not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        return bool(ctypes.CDLL("libc.so.6").mallopt(-3, threshold_kb * 1024))  # -3: M_MMAP_THRESHOLD
+    except (OSError, AttributeError):  # not glibc
+        return False
+
+
+def choose(model_path: str | Path, request, *, requested: str, device: str, dtype: str, budget: int | None = None,
+           measure_speed: bool = False) -> tuple[MemoryPlan, list[Prediction]]:
+    """The plan to use and the predictions considered (:func:`estimate` s: no dry run per request).
+
+    ``auto``: the fastest plan predicted to fit in ``budget`` bytes (default: 90% of the free memory, see
+    :func:`t2v.planner.fit.memory_budget`); a named plan is used as asked. When even the leanest plan
+    (``low``) is predicted not to fit, raises InvalidRequest naming the fields, the prediction, the budget
+    and the largest frame count and size that would fit.
+    """
+    from t2v.planner.fit import memory_budget, refusal
+
+    budget = memory_budget(device) if budget is None else budget
+    predictions: list[Prediction] = []
+
+    def consider(name: str) -> Prediction:
+        p = estimate(model_path, request, plan=name, device=device, dtype=dtype, measure_speed=measure_speed)
+        p.fits = p.peak_bytes <= budget
+        predictions.append(p)
+        return p
+
+    if requested == "auto":
+        chosen = next((p for p in map(consider, ("speed", "balanced", "low")) if p.fits), None)
+    else:
+        chosen = consider(requested)
+        leanest = chosen if requested == "low" or chosen.fits else consider("low")
+        if not leanest.fits:
+            chosen = None
+    if chosen is None:
+        raise refusal(model_path, request, predictions[-1], budget)
+    return get_plan(chosen.plan), predictions

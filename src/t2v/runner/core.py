@@ -1,0 +1,186 @@
+"""What every mode of the runner shares: :func:`start` (resolve the request, check the outputs can be written, find
+and check the model against its family's rules, read the input image or video, choose a memory plan, load) and
+:func:`finish` (note the plan, post-process, export). The modes supply only what differs: video here in
+:mod:`t2v.runner.video`, image and keyframe modes in :mod:`t2v.image.run`, post in :mod:`t2v.post.job`; they are
+registered in :mod:`t2v.runner.modes`."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Callable
+
+from t2v.errors import Cancelled
+from t2v.export import frames_sha256
+from t2v.export.outputs import export_result, output_stem
+from t2v.families import get_family
+from t2v.inputs import load_image, load_video
+from t2v.models.device import fit_to_model, plan_device, set_threads
+from t2v.models.loader import load_model
+from t2v.models.source import resolve_source
+from t2v.planner import steptime
+from t2v.planner.fit import memory_budget
+from t2v.planner.memory import choose, run_key
+from t2v.post.stage import post_record, run_post
+from t2v.progress import ProgressEmitter
+from t2v.record import build_record
+from t2v.requests import GenerationResult, ProgressEvent
+from t2v.runner.resolve import resolve
+from t2v.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[ProgressEvent], None]
+
+
+@dataclass
+class Run:
+    """A started run: the resolved request, where files go, the model and its family, progress and cancel."""
+
+    request: Any
+    stem: Path
+    source: Any  # t2v.models.source.ModelSource
+    family: Any  # t2v.families.Family
+    loaded: Any  # t2v.models.loader.LoadedModel
+    plan: Any  # t2v.models.device.DevicePlan
+    emit: ProgressEmitter
+    cancel: Callable[[], bool]
+    t_start: float
+    memory: Any = None  # t2v.planner.memory.MemoryPlan
+    predictions: list = field(default_factory=list)
+    image: Any = None  # t2v.inputs.InputImage for image-to-video
+    video: Any = None  # t2v.inputs.InputVideo for video-to-video
+    total: int = 0
+    done: int = 0
+
+    def chosen(self):
+        """The chosen memory plan's prediction (:class:`t2v.planner.memory.Prediction`)."""
+        return next(p for p in self.predictions if p.plan == self.memory.name)
+
+    @cached_property
+    def timed_work(self):
+        """The chosen plan's work (a :class:`t2v.planner.steptime.Work`) and the step-times key of this run (made
+        once: the ETA's prediction and the run's observation share it)."""
+        chosen, request = self.chosen(), self.request
+        work = steptime.Work(chosen.flops_per_step, chosen.step_ops, chosen.decode_flops, chosen.decode_ops)
+        return work, run_key(self.source.path, request, plan=chosen.plan, device=request.device, dtype=request.dtype)
+
+    def step(self) -> None:
+        """One model step done (image modes count their own): report denoising progress."""
+        self.done += 1
+        self.emit("denoise", self.done, self.total)
+
+    def record(self, request, frames, *, warnings: list[str], timings: dict, resumed_from_step: int | None = None) -> dict:
+        """The reproducibility record of ``frames`` made for ``request`` by this run."""
+        rec = build_record(request, source=self.source, loaded=self.loaded, warnings=[*self.plan.warnings, *warnings],
+                           timings=timings, frames_sha256=frames_sha256(frames), resumed_from_step=resumed_from_step)
+        if self.image is not None:
+            rec["image_sha256"] = self.image.sha256
+        if self.video is not None:
+            rec["video_sha256"] = self.video.sha256
+        return rec
+
+
+def start(request, *, settings: Settings, output: str | Path | None = None,
+          on_progress: ProgressCallback | None = None, should_cancel: Callable[[], bool] | None = None,
+          check: Callable[[Path, Any], None] | None = None, plan_memory: bool = False,
+          resolve_image: Callable[[str], Path] | None = None, resolve_video: Callable[[str], Path] | None = None) -> Run:
+    """Resolve, check and load: everything before sampling. ``check(stem, request)`` refuses outputs that
+    could not be written; ``plan_memory`` picks a memory plan (video); ``resolve_image`` and ``resolve_video`` map
+    the request's ``image`` and ``video`` (asset ids on a server) to files."""
+    t_start = time.perf_counter()
+    emit = ProgressEmitter(on_progress, t_start)
+    cancel = should_cancel or (lambda: False)
+    stem, implied = output_stem(output, request.prompt)
+    if implied and implied not in request.formats:
+        request = request.model_copy(update={"formats": (implied, *request.formats)})
+    request = resolve(request, settings)
+    if check is not None:
+        check(stem, request)
+    image = None
+    if getattr(request, "image", None):
+        image = load_image(resolve_image(request.image) if resolve_image else request.image)
+    video = None
+    if getattr(request, "video", None):  # a file path, or on a server an asset id (t2v.service.limits.admit)
+        clip = resolve_video(request.video) if resolve_video else request.video
+        video = load_video(clip, width=request.width, height=request.height, num_frames=request.num_frames)
+    emit("load", message=f"loading {request.model}")
+    if settings.threads:  # asked for (T2V_THREADS); else the caller's or torch's default (the physical cores)
+        set_threads(settings.threads)
+    plan = plan_device(request.device, request.dtype, cpu_bf16=settings.cpu_bf16)
+    source = resolve_source(request.model, settings, want_fp16=plan.is_accelerator and plan.dtype != "fp32",
+                            motion_adapter=getattr(request, "motion_adapter", None))
+    plan = fit_to_model(plan, source.path, asked=request.dtype, cpu_bf16=settings.cpu_bf16)
+    family = get_family(source.family)
+    family.check(request, source.path, model=request.model)
+    if cancel():
+        raise Cancelled("cancelled before loading the model")
+    memory, predictions = None, []
+    if plan_memory:
+        memory, predictions = choose(source.path, request, requested=request.memory, device=plan.device, dtype=plan.dtype,
+                                     budget=memory_budget(plan.device, settings.memory_budget_gb))
+    loaded = load_model(source, plan, offload=bool(memory and memory.offload), lora=request.lora, lora_scale=request.lora_scale,
+                        weights=getattr(request, "weights", "auto"))
+    # Record what actually ran (after fallbacks), not what was asked.
+    request = request.model_copy(update={"device": plan.device, "dtype": plan.dtype})
+    run = Run(request, stem, source, family, loaded, plan, emit, cancel, t_start, memory, predictions, image, video)
+    expect_times(run)
+    return run
+
+
+def expect_times(run: Run) -> None:
+    """Give the run's progress the chosen plan's predicted step and decode times (learned from this machine's
+    earlier runs where there are some), for an ETA from the first step on; only when somebody listens."""
+    if not run.emit.wanted or run.memory is None:
+        return
+    try:
+        times = steptime.predict(*run.timed_work, run.request.device, run.request.dtype)
+    except Exception as e:  # noqa: BLE001  an ETA is never worth failing a run for
+        logger.debug("no predicted times for the ETA: %s", e)
+        return
+    run.emit.expect(times.step_s, times.decode_s, learned=times.runs > 0 and not times.other_plans)
+
+
+def observe_times(run: Run, timings: dict[str, float], *, steps: int) -> None:
+    """Keep what this run measured per step and for the decode, for later predictions of its key
+    (:mod:`t2v.planner.steptime`; not compiled runs: the first includes the compile)."""
+    if getattr(run.request, "compile", False) or run.memory is None or "decode_s" not in timings:
+        return
+    try:
+        work, key = run.timed_work
+        steptime.observe(key, work, steps=steps, denoise_s=timings.get("denoise_s", 0.0), decode_s=timings["decode_s"])
+    except Exception as e:  # noqa: BLE001  a cache is never needed: no failure here may cost the run
+        logger.debug("step times not kept: %s", e)
+
+
+def finish(run: Run, frames, record: dict, warnings: list[str]) -> GenerationResult:
+    """Note the memory plan, post-process, export: the end every video run shares."""
+    request = run.request
+    chosen = run.chosen()
+    record["memory_plan"] = {"requested": request.memory, "plan": run.memory.name,
+                             "predicted_peak_mb": round(chosen.peak_bytes / 2**20, 1)}
+    for w in warnings:
+        logger.warning(w)
+    frames, fps = post_process(frames, request, record, emit=run.emit, cancel=run.cancel)
+    result = GenerationResult(request=request, frames=frames, record=record)
+    export_result(result, run.stem, emit=run.emit, cancel=run.cancel, t_start=run.t_start, fps=fps)
+    run.emit("done", message="done")
+    return result
+
+
+def post_process(frames, request, record: dict, *, emit=None, cancel=None):
+    """The request's post-processing (:mod:`t2v.post`), if any: the new frames and fps, noted in ``record``
+    (``postprocess``: each step with its parameters and time; ``timings.post_s``)."""
+    spec = getattr(request, "post", None)
+    if spec is None or not spec.active:
+        return frames, request.fps
+    t0 = time.perf_counter()
+    frames, fps, steps = run_post(frames, request.fps, spec, emit=emit, cancel=cancel)
+    record["postprocess"] = post_record(steps, frames, fps)
+    record["timings"]["post_s"] = round(time.perf_counter() - t0, 4)
+    return frames, fps
+
+

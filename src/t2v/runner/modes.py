@@ -1,0 +1,63 @@
+"""The runner's one entry, :func:`generate`: a request of any mode run by the mode it names.
+
+Each mode is a :class:`Mode` (its run function and the keyword arguments it takes), listed once in :data:`MODES`;
+the runner looks the request's mode up there and never branches on its name. Adding a mode is its own module and
+one entry here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from t2v.errors import InvalidRequest
+from t2v.image.run import generate_images, generate_sequence
+from t2v.post.job import run_post_request
+from t2v.requests import GenerationResult
+from t2v.runner.video import generate_video
+from t2v.settings import Settings
+
+# What every mode takes; a mode adds its own (a checkpoint to resume, previews, input resolvers).
+COMMON = frozenset({"on_progress", "should_cancel", "output", "settings"})
+
+
+@dataclass(frozen=True)
+class Mode:
+    """A kind of request the runner makes: ``run(request, **kwargs)`` with the keyword arguments in ``takes``
+    (others given to :func:`generate` are for other modes and are not passed)."""
+
+    name: str
+    run: Callable[..., GenerationResult]
+    takes: frozenset[str]
+
+
+def _last_image(request, **kwargs) -> GenerationResult:
+    """Image mode through the common entry: every image is written, the last one's result returned
+    (:func:`t2v.image.run.generate_images` returns them all)."""
+    return generate_images(request, **kwargs)[-1]
+
+
+MODES: dict[str, Mode] = {mode.name: mode for mode in (
+    Mode("video", generate_video, COMMON | {"checkpoint", "on_preview", "resolve_image", "resolve_video"}),
+    Mode("sequence", generate_sequence, COMMON | {"checkpoint", "on_preview"}),
+    Mode("image", _last_image, COMMON),
+    Mode("post", run_post_request, COMMON | {"resolve_job", "resolve_video"}),
+)}
+
+
+def generate(request, *, settings: Settings, output: str | Path | None = None, **kwargs: Any) -> GenerationResult:
+    """Run ``request`` (video, sequence, image or post) and write its files (``request.formats``) and JSON record.
+
+    ``on_progress`` receives :class:`~t2v.requests.ProgressEvent` s; ``should_cancel`` is polled between steps
+    and raises :class:`~t2v.errors.Cancelled` when it returns True. ``on_preview(step, image)`` (video, sequence)
+    gets a cheap RGB preview after each step. ``checkpoint`` resumes a killed run. ``resolve_image`` /
+    ``resolve_video`` / ``resolve_job`` map the ids a server's requests carry to files. Files go to ``output``
+    (:func:`t2v.export.outputs.output_stem`); with ``formats=()`` nothing is written and the frames are returned.
+    """
+    mode = MODES.get(getattr(request, "mode", None))
+    if mode is None:
+        raise InvalidRequest(f"mode: unknown {getattr(request, 'mode', None)!r}; choose one of: {', '.join(MODES)}",
+                             field="mode")
+    given = {"settings": settings, "output": output, **kwargs}
+    return mode.run(request, **{k: v for k, v in given.items() if k in mode.takes and v is not None})

@@ -1,0 +1,70 @@
+"""Video mode: text-to-video, image-to-video (``request.image``), video-to-video (``request.video``) and longer
+videos (``seconds``, ``prompt_schedule``, ``extend``: :mod:`t2v.extend`), each with the family's own loop."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+from t2v.export.outputs import check_outputs
+from t2v.extend.run import load_clip, run_long
+from t2v.families import RunContext
+from t2v.requests import GenerationResult
+from t2v.runner.core import ProgressCallback, Run, finish, observe_times, start
+from t2v.sampling.vae import to_uint8
+from t2v.settings import Settings
+
+if TYPE_CHECKING:
+    import numpy as np
+
+
+def generate_video(request, *, on_progress: ProgressCallback | None = None, should_cancel: Callable[[], bool] | None = None,
+                   output: str | Path | None = None, checkpoint=None, settings: Settings,
+                   on_preview: Callable[[int, np.ndarray], None] | None = None,
+                   resolve_image: Callable[[str], Path] | None = None,
+                   resolve_video: Callable[[str], Path] | None = None) -> GenerationResult:
+    """Video mode (text-to-video, image-to-video with ``request.image``, video-to-video with ``request.video``):
+    the options are :func:`t2v.runner.modes.run`'s."""
+    clip: list = []  # the clip a long request extends, read before any weights load
+
+    def outputs(stem: Path, req) -> None:
+        if req.formats:
+            check_outputs(stem, req.formats, inputs=[getattr(req, n, None) for n in ("extend", "video", "image")])
+        if req.is_long:
+            clip.append(load_clip(req, resolve=resolve_video))
+
+    run = start(request, settings=settings, output=output, on_progress=on_progress, should_cancel=should_cancel,
+                check=outputs, plan_memory=True, resolve_image=resolve_image, resolve_video=resolve_video)
+    request, loaded, family = run.request, run.loaded, run.family
+    if request.is_long:
+        return finish_long(run, clip[0], checkpoint=checkpoint, on_preview=on_preview)
+
+    stepped: list[int] = []
+
+    def on_step(step: int, total: int, latents) -> None:
+        stepped.append(step)
+        run.emit("denoise", step, total)
+        if on_preview is not None:
+            on_preview(step, family.preview(loaded, latents))
+
+    ctx = RunContext(on_stage=run.emit, on_step=on_step, should_cancel=run.cancel, memory=run.memory,
+                     checkpoint=checkpoint, image=run.image.image if run.image else None, video=run.video)
+    out = family.run(loaded, request, ctx)
+    observe_times(run, out.timings, steps=len(stepped))
+    frames = to_uint8(out.frames)
+    record = run.record(request, frames, warnings=out.warnings, timings={"load_s": loaded.load_s, **out.timings},
+                        resumed_from_step=out.resumed_from_step)
+    return finish(run, frames, record, out.warnings)
+
+
+def finish_long(run: Run, clip, *, checkpoint=None, on_preview=None) -> GenerationResult:
+    """A long request (:mod:`t2v.extend`): its segments made and joined, then recorded and exported as one video."""
+    out = run_long(run, clip=clip, checkpoint=checkpoint, on_preview=on_preview)
+    record = run.record(run.request, out.frames, warnings=out.warnings,
+                        timings={"load_s": run.loaded.load_s, **out.timings})
+    record["long"] = out.record(run.request, clip)
+    if clip is not None:
+        record["extend_sha256"] = clip.sha256
+    return finish(run, out.frames, record, out.warnings)
+
+

@@ -1,0 +1,227 @@
+"""The memory planner: predictions against measurements, plan choice, and plans not changing the frames."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from t2v.cli import app
+from t2v.errors import InvalidRequest
+from t2v import generate
+from t2v.planner import memory
+from t2v.requests import GenerationRequest
+
+MEASURE = r"""
+import json, resource, sys
+from t2v import generate
+from t2v.planner.memory import predict
+from t2v.requests import GenerationRequest
+req = GenerationRequest(prompt="a red circle moving right", model=sys.argv[1], seed=1, num_frames=16, width=128,
+                        height=128, num_inference_steps=2, guidance_scale=9.0, formats=(), memory=sys.argv[2])
+pred = predict(sys.argv[1], req, plan=sys.argv[2], device="cpu", dtype="fp32", measure_speed=False)
+generate(req)
+# VmHWM is this process's own peak; ru_maxrss would start from the parent's RSS at fork (pytest's, large).
+hwm = [line for line in open("/proc/self/status") if line.startswith("VmHWM:")]
+peak = int(hwm[0].split()[1]) * 1024 if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(json.dumps({"predicted": pred.peak_bytes, "measured": peak}))
+"""
+
+
+_MEASURED: dict[tuple, dict] = {}
+
+
+def _measure(model, plan: str, **env) -> dict:
+    """One fresh process's predicted and measured peak for ``plan`` under ``env``. Each configuration is measured
+    once per session: the threshold comparison reuses the ratio tests' own measurements of the same two setups."""
+    key = (str(model), plan, env.get("T2V_MMAP_THRESHOLD_KB", "0"))  # 0 (the setting's default): glibc's own
+    if key not in _MEASURED:
+        _MEASURED[key] = _run_measure(model, plan, **env)
+    return _MEASURED[key]
+
+
+def _run_measure(model, plan: str, **env) -> dict:
+    import os
+
+    out = subprocess.run([sys.executable, "-c", MEASURE, str(model), plan], capture_output=True, text=True,
+                         timeout=300, check=True, env={**os.environ, **env})
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("threshold_kb", ["0", "128"], ids=["glibc-default", "fixed-mmap"])
+@pytest.mark.parametrize("plan", ["speed", "low"])
+def test_predicted_peak_rss_close_to_measured(tiny_model, plan, threshold_kb):
+    # The issue's target: within 25%. With glibc's dynamic threshold (the default) the measured peak varies
+    # from run to run (628-748 MB against 641 predicted); with a fixed threshold it is 586 MB against 559.
+    numbers = _measure(tiny_model, plan, T2V_MMAP_THRESHOLD_KB=threshold_kb)
+    ratio = numbers["predicted"] / numbers["measured"]
+    assert 0.75 <= ratio <= 1.25, numbers
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc tuning")
+def test_fixed_mmap_threshold_lowers_the_peak_rss(tiny_model):
+    tuned = _measure(tiny_model, "speed", T2V_MMAP_THRESHOLD_KB="128")
+    default = _measure(tiny_model, "speed", T2V_MMAP_THRESHOLD_KB="0")
+    assert tuned["measured"] < default["measured"], (tuned, default)  # measured: 586 vs 628-748 MB
+    assert tuned["predicted"] < default["predicted"]  # the planner knows the heap keeps freed blocks
+
+
+def _req(model, **kw):
+    return GenerationRequest(prompt="a cat", model=str(model), seed=3, num_frames=8, width=64, height=64,
+                             num_inference_steps=2, guidance_scale=9.0, formats=(), **kw)
+
+
+def test_leaner_plans_predict_less_activation_memory(tiny_model):
+    gpu = {n: memory.predict(tiny_model, _req(tiny_model), plan=n, device="cuda", dtype="fp16", measure_speed=False)
+           for n in ("speed", "balanced", "low")}  # a dry run: no GPU needed
+    assert gpu["low"].activation_bytes["vae"] < gpu["balanced"].activation_bytes["vae"] < gpu["speed"].activation_bytes["vae"]
+    assert gpu["low"].peak_bytes < gpu["speed"].peak_bytes
+    p = {n: memory.predict(tiny_model, _req(tiny_model), plan=n, device="cpu", dtype="fp32", measure_speed=False)
+         for n in ("speed", "balanced", "low")}
+    # On the CPU the VAE decodes at most 2 frames per call in every plan (as fast, less memory).
+    assert p["low"].activation_bytes["vae"] < p["balanced"].activation_bytes["vae"] <= p["speed"].activation_bytes["vae"]
+    assert p["balanced"].activation_bytes["unet"] <= p["speed"].activation_bytes["unet"]
+    assert p["speed"].flops_per_step > 0 and p["speed"].decode_flops > 0
+    # Half precision halves weights and activations.
+    half = memory.predict(tiny_model, _req(tiny_model), plan="speed", device="cpu", dtype="bf16", measure_speed=False)
+    assert sum(half.weights_bytes.values()) * 2 == sum(p["speed"].weights_bytes.values())
+
+
+def test_auto_picks_the_fastest_plan_that_fits(tiny_model):
+    chosen, preds = memory.choose(tiny_model, _req(tiny_model), requested="auto", device="cpu", dtype="fp32")
+    assert chosen.name == "speed" and preds[0].fits
+    # GPU numbers (a dry run: no GPU needed) tell the three plans apart: a budget of the low plan's peak.
+    low = memory.estimate(tiny_model, _req(tiny_model), plan="low", device="cuda", dtype="fp16")
+    chosen, preds = memory.choose(tiny_model, _req(tiny_model), requested="auto", device="cuda", dtype="fp16",
+                                  budget=low.peak_bytes)
+    assert chosen.name == "low" and [(p.plan, p.fits) for p in preds] == [("speed", False), ("balanced", False), ("low", True)]
+    # A named plan is used as asked while the leanest one fits.
+    chosen, preds = memory.choose(tiny_model, _req(tiny_model), requested="speed", device="cuda", dtype="fp16",
+                                  budget=low.peak_bytes)
+    assert chosen.name == "speed" and [(p.plan, p.fits) for p in preds] == [("speed", False), ("low", True)]
+
+
+@pytest.mark.parametrize("requested", ["auto", "speed", "low"])
+def test_a_request_no_plan_fits_is_refused(tiny_model, requested):
+    low = memory.estimate(tiny_model, _req(tiny_model), plan="low", device="cuda", dtype="fp16")
+    with pytest.raises(InvalidRequest) as e:
+        memory.choose(tiny_model, _req(tiny_model, memory=requested), requested=requested, device="cuda", dtype="fp16",
+                      budget=low.peak_bytes - 1)
+    assert e.value.field == "num_frames"
+    assert str(e.value).startswith("num_frames, width, height: 8 frames of 64x64 need about ")
+    assert "on cuda even with the leanest memory plan (low), over the memory budget of " in str(e.value)
+    assert "at 64x64 at most 7 frames fit" in str(e.value)
+
+
+def test_refusal_says_when_nothing_fits(tiny_model):
+    with pytest.raises(InvalidRequest, match="this model does not fit at any size on cpu"):
+        memory.choose(tiny_model, _req(tiny_model), requested="auto", device="cpu", dtype="fp32", budget=2**20)
+
+
+@pytest.mark.parametrize("device,plan,shape", [
+    ("cpu", "speed", (24, 128, 128)), ("cpu", "low", (16, 96, 128)), ("cuda", "speed", (24, 128, 128)),
+    ("cuda", "low", (16, 96, 128)),  # forward chunking: its dry run at the request's shape takes seconds
+])
+def test_estimates_scaled_from_one_dry_run_match_the_dry_run(tiny_model, device, plan, shape):
+    frames, height, width = shape
+    req = _req(tiny_model).model_copy(update={"num_frames": frames, "height": height, "width": width})
+    dtype = "fp32" if device == "cpu" else "fp16"
+    est = memory.estimate(tiny_model, req, plan=plan, device=device, dtype=dtype)
+    exact = memory.predict(tiny_model, req, plan=plan, device=device, dtype=dtype, measure_speed=False)
+    # Above the reference shape the estimate errs slightly high (measured: +0.2% to +1.1%).
+    assert exact.peak_bytes <= est.peak_bytes <= 1.03 * exact.peak_bytes
+    for stage, n in exact.activation_bytes.items():
+        assert n <= est.activation_bytes[stage] <= 1.03 * n, stage
+    assert est.weights_bytes == exact.weights_bytes
+
+
+def test_plans_give_the_same_frames(tiny_model):
+    speed = generate(_req(tiny_model, memory="speed"))
+    low = generate(_req(tiny_model, memory="low"))
+    assert speed.record["memory_plan"]["plan"] == "speed" and low.record["memory_plan"]["plan"] == "low"
+    assert np.abs(speed.frames.astype(int) - low.frames.astype(int)).max() <= 1
+    again = generate(_req(tiny_model, memory="speed"))  # the text encoder freed by "low" is loaded again
+    assert np.array_equal(again.frames, speed.frames)
+
+
+def test_plan_command(tiny_model):
+    runner = CliRunner()
+    r = runner.invoke(app, ["plan", "a cat", "--model", str(tiny_model), "--frames", "8"], env={"COLUMNS": "200"})
+    assert r.exit_code == 0, r.output
+    assert "speed" in r.stdout and "balanced" in r.stdout and "low" in r.stdout and "peak RSS" in r.stdout
+    assert "memory budget:" in r.stdout and "→ the speed plan" in r.stdout
+    # precision: the chosen dtype (fp32: the tests pin T2V_CPU_BF16=0) marked, and bf16 predicted beside it
+    assert "precision under the speed plan" in r.stdout and "dtype: auto: fp32 (T2V_CPU_BF16=0)" in r.stdout
+    assert "fp32 ←" in r.stdout and "bf16" in r.stdout and "no step cache, not compiled" in r.stdout
+    fp8 = runner.invoke(app, ["plan", "a cat", "--model", str(tiny_model), "--weights", "fp8", "--dtype", "bf16"],
+                        env={"COLUMNS": "200"})
+    assert fp8.exit_code == 0 and "bf16 ←" in fp8.stdout
+    bad = runner.invoke(app, ["plan", "a cat", "--model", str(tiny_model), "--memory", "tiny"])
+    assert bad.exit_code == 2 and "memory" in bad.stderr
+    # A request no plan fits: the table still shows what each plan needs, then the refusal `generate` gives.
+    huge = runner.invoke(app, ["plan", "a cat", "--model", str(tiny_model), "--frames", "512", "--width", "2048",
+                               "--height", "2048"], env={"COLUMNS": "200"})
+    assert huge.exit_code == 2 and "low" in huge.stdout and "→" not in huge.stdout
+    assert "num_frames, width, height: 512 frames of 2048x2048 need about" in huge.stderr
+
+
+def test_dry_runs_are_cached_on_disk_per_architecture_and_shape(tiny_model, tmp_path, monkeypatch):
+    """A fresh process reads a dry run another made (no meta run); another architecture or shape measures again."""
+    import shutil
+
+    from t2v.planner import dryruns
+
+    monkeypatch.setenv("T2V_HOME", str(tmp_path / "home"))
+    req = _req(tiny_model)
+
+    def fresh() -> None:  # what a new process starts with: nothing in memory
+        dryruns.forget_memo()
+        memory._dry_run.cache_clear()
+        memory._reference.cache_clear()
+
+    fresh()
+    first = memory.predict(tiny_model, req, plan="speed", device="cpu", dtype="fp32", measure_speed=False)
+    assert (tmp_path / "home" / "cache" / dryruns.CACHE_NAME).is_file()
+    measured = []
+    real = memory._measure_locked
+    monkeypatch.setattr(memory, "_measure_locked", lambda *a: measured.append(a) or real(*a))
+    fresh()
+    again = memory.predict(tiny_model, req, plan="speed", device="cpu", dtype="fp32", measure_speed=False)
+    assert measured == [] and repr(again) == repr(first)  # read from disk, the same prediction (nan: no speed)
+
+    other = tmp_path / "other"  # another config.json (the key covers every byte of them): measured again
+    shutil.copytree(tiny_model, other)
+    config = json.loads((other / "unet" / "config.json").read_text())
+    config["_t2v_test"] = 1
+    (other / "unet" / "config.json").write_text(json.dumps(config))
+    assert dryruns.architecture_hash(other) != dryruns.architecture_hash(tiny_model)
+    fresh()
+    memory.predict(other, _req(other), plan="speed", device="cpu", dtype="fp32", measure_speed=False)
+    memory.predict(tiny_model, GenerationRequest(**{**req.model_dump(), "num_frames": 4}), plan="speed",
+                   device="cpu", dtype="fp32", measure_speed=False)
+    assert len(measured) == 2
+    (tmp_path / "home" / "cache" / dryruns.CACHE_NAME).write_text("{not json")  # corrupt: measured again
+    fresh()
+    assert repr(memory.predict(tiny_model, req, plan="speed", device="cpu", dtype="fp32", measure_speed=False)) == repr(first)
+    assert len(measured) == 3
+
+
+def test_planning_from_a_warm_dry_run_cache_builds_no_meta_modules(tiny_model, tmp_path, monkeypatch):
+    """``choose`` (every video run) in a fresh process with the dry run on disk: the reference shape comes from
+    the configs, so no meta UNet/VAE/text encoder is built (seconds for a full-size model)."""
+    from t2v.families import modelscope
+    from t2v.planner import dryruns
+
+    monkeypatch.setenv("T2V_HOME", str(tmp_path / "home"))
+    req = _req(tiny_model)
+    _, warm = memory.choose(tiny_model, req, requested="auto", device="cpu", dtype="fp32", budget=2**40)
+    dryruns.forget_memo()
+    memory._reference.cache_clear()
+    monkeypatch.setattr(modelscope, "_META", {})
+    _, again = memory.choose(tiny_model, req, requested="auto", device="cpu", dtype="fp32", budget=2**40)
+    assert modelscope._META == {} and repr(again) == repr(warm)
+    assert modelscope.ModelScopeFamily().reference_shape(tiny_model) == (8, 64)
