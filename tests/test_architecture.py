@@ -120,3 +120,189 @@ def test_no_private_names_cross_modules():
     bad = [f"{p.relative_to(ROOT)} {v}" for p in sorted((ROOT / "src" / "t2v").rglob("*.py"))
            for v in private_imports(p.read_text(encoding="utf-8"))]
     assert not bad, "make the name public in its module (DESIGN.md: no private names cross modules):\n" + "\n".join(bad)
+
+
+# -- the whole import graph: layers that only point down, and no cycle -------------------------------------------
+
+SRC = ROOT / "src"
+# Lowest first. A module may import its own layer and the layers below it, counting imports inside functions
+# (``if TYPE_CHECKING:`` blocks aside). The longest prefix decides a module's layer.
+LAYERS: list[tuple[str, tuple[str, ...]]] = [
+    ("contract", ("t2v.errors", "t2v.version", "t2v.requests", "t2v.settings")),
+    ("models", ("t2v.models", "t2v.planner", "t2v.sampling", "t2v.export", "t2v.inputs", "t2v.record", "t2v.progress",
+                "t2v.post", "t2v.extend.plan")),
+    ("families", ("t2v.families", "t2v.extend")),
+    ("runner", ("t2v.runner", "t2v.image")),
+    ("service", ("t2v.service", "t2v.store")),
+    ("front ends", ("t2v", "t2v.library", "t2v.api", "t2v.ui", "t2v.cli", "t2v.desktop", "t2v.frontend", "t2v.client",
+                    "t2v.train", "t2v.bench", "t2v.__main__")),
+]
+
+
+def layer_of(module: str) -> int:
+    best, found = -1, None
+    for index, (_, prefixes) in enumerate(LAYERS):
+        for prefix in prefixes:
+            if (module == prefix or module.startswith(prefix + ".")) and len(prefix) > best:
+                best, found = len(prefix), index
+    if found is None:
+        raise AssertionError(f"{module} is in no layer: add it to LAYERS in tests/test_architecture.py")
+    return found
+
+
+def source_modules() -> dict[str, tuple[Path, bool]]:
+    """Every module under src/t2v: dotted name -> (file, is a package)."""
+    out = {}
+    for path in sorted((SRC / "t2v").rglob("*.py")):
+        parts = path.relative_to(SRC).with_suffix("").parts
+        package = parts[-1] == "__init__"
+        out[".".join(parts[:-1] if package else parts)] = (path, package)
+    return out
+
+
+def _type_checking_nodes(tree: ast.AST) -> set[int]:
+    skip: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            skip.update(id(n) for stmt in node.body for n in ast.walk(stmt))
+    return skip
+
+
+def import_edges(modules: dict[str, tuple[Path, bool]]) -> dict[str, dict[str, list[tuple[int, bool]]]]:
+    """module -> {imported t2v module: [(line, inside a function), ...]}, resolving relative imports and
+    ``from package import submodule``."""
+
+    def known(name: str) -> str | None:
+        while name and name not in modules:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    edges: dict[str, dict[str, list[tuple[int, bool]]]] = {}
+    for name, (path, package) in modules.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        skip = _type_checking_nodes(tree)
+        inner = {id(n) for fn in ast.walk(tree) if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef))
+                 for n in ast.walk(fn)}
+        out = edges.setdefault(name, {})
+        for node in ast.walk(tree):
+            if id(node) in skip:
+                continue
+            targets: list[str] = []
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    anchor = (name.split(".") if package else name.split(".")[:-1])
+                    anchor = anchor[: len(anchor) - (node.level - 1)]
+                    base = ".".join(anchor + ([node.module] if node.module else []))
+                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names]
+            for target in targets:
+                if target.split(".")[0] != "t2v":
+                    continue
+                resolved = known(target)
+                if resolved and resolved != name:
+                    out.setdefault(resolved, []).append((node.lineno, id(node) in inner))
+    return edges
+
+
+def cycles(edges: dict[str, dict[str, list]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+    counter = [0]
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on_stack.add(v)
+        for w in edges.get(v, {}):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    import sys
+
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 10000))
+    try:
+        for v in sorted(edges):
+            if v not in index:
+                visit(v)
+    finally:
+        sys.setrecursionlimit(limit)
+    return found
+
+
+def test_the_graph_checker_finds_cycles_and_resolves_imports(tmp_path, monkeypatch):
+    assert cycles({"a": {"b": []}, "b": {"c": []}, "c": {"a": []}, "d": {"a": []}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b": []}, "b": {}}) == []
+    assert layer_of("t2v.requests.video") == 0 and layer_of("t2v.cli.app") == len(LAYERS) - 1
+    assert layer_of("t2v.extend.plan") < layer_of("t2v.extend.run")
+
+
+def test_no_import_cycles():
+    """Counting imports inside functions: a function-level import defers a heavy optional dependency, it never
+    hides a cycle (DESIGN.md)."""
+    found = cycles(import_edges(source_modules()))
+    assert not found, "import cycles:\n" + "\n".join(" <-> ".join(c) for c in found)
+
+
+def test_layers_only_point_down():
+    modules = source_modules()
+    bad = []
+    for name, targets in import_edges(modules).items():
+        for target, where in targets.items():
+            if layer_of(target) > layer_of(name):
+                lines = ", ".join(str(line) for line, _ in where)
+                bad.append(f"{name} ({LAYERS[layer_of(name)][0]}) imports {target} ({LAYERS[layer_of(target)][0]}), "
+                           f"line {lines}")
+    assert not bad, "imports that point up a layer (DESIGN.md):\n" + "\n".join(sorted(bad))
+
+
+def test_models_never_import_families_and_the_service_no_front_end():
+    edges = import_edges(source_modules())
+    bad = [f"{m} -> {t}" for m, targets in edges.items() for t in targets
+           if (m.startswith(("t2v.models", "t2v.planner")) and t.startswith("t2v.families"))
+           or (m.startswith(("t2v.service", "t2v.store")) and layer_of(t) == len(LAYERS) - 1)]
+    assert not bad, "\n".join(sorted(bad))
+
+
+def test_the_contract_depends_only_on_errors_and_pydantic():
+    modules = source_modules()
+    for name, (path, _) in modules.items():
+        if not name.startswith("t2v.requests"):
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        skip = _type_checking_nodes(tree)
+        nodes = [n for n in ast.walk(tree) if id(n) not in skip]
+        roots = {a.name.split(".")[0] for n in nodes if isinstance(n, ast.Import) for a in n.names}
+        roots |= {(n.module or "").split(".")[0] for n in nodes if isinstance(n, ast.ImportFrom) and not n.level}
+        foreign = {r for r in roots if r not in ("t2v", "pydantic", "__future__") and r not in sys_stdlib()}
+        assert not foreign, f"{name} imports {sorted(foreign)}"
+        inside = {t for t in import_edges({name: modules[name], **{k: v for k, v in modules.items()
+                                                                      if k.startswith(("t2v.requests", "t2v.errors"))}})
+                  [name]}
+        assert all(t.startswith(("t2v.requests", "t2v.errors")) for t in inside), (name, inside)
+
+
+def sys_stdlib() -> frozenset[str]:
+    import sys
+
+    return frozenset(sys.stdlib_module_names)

@@ -84,7 +84,7 @@ def time_on_gpu(family: str, model, request, memory=None):
     import torch
 
     from t2v.families import RunContext, get_family
-    from t2v.planner.memory import get_plan
+    from t2v.planner.plans import get_plan
 
     torch.cuda.reset_peak_memory_stats()
     ctx = RunContext(on_stage=lambda *a: None, on_step=lambda i, n, latents: None, should_cancel=lambda: False,

@@ -31,7 +31,7 @@ def models(tmp_path_factory):
     """"saved": a saved AnimateDiffPipeline; "sd" + "adapter": the tiny SD model and a motion adapter alone;
     "composed": compose() of those two."""
     from t2v.families import make_tiny_model
-    from t2v.families.animatediff import compose
+    from t2v.models.compose import compose
 
     root = tmp_path_factory.mktemp("animatediff-models")
     out = {kind: make_tiny_model(name, root / kind, seed=0) for kind, name in
@@ -198,7 +198,7 @@ def test_a_job_through_the_service(models, tmp_path):
 
 def test_compose_reuses_its_folder_and_refuses_what_it_cannot_animate(models, tmp_path):
     from t2v.families import make_tiny_model
-    from t2v.families.animatediff import compose
+    from t2v.models.compose import compose
 
     composed = models["composed"]
     assert compose(models["sd"], models["adapter"], composed.parent) == composed  # reused
@@ -306,7 +306,8 @@ def full_size_sd15_animatediff(folder, device: str, dtype: str):
     from diffusers import AutoencoderKL, DDIMScheduler, MotionAdapter, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from t2v.families.animatediff import DDIM, motion_unet
+    from t2v.families.animatediff import motion_unet
+    from t2v.models.hub.animatediff import DDIM
     from t2v.models.device import DevicePlan
     from t2v.models.loader import LoadedModel
     from t2v.models.source import ModelSource

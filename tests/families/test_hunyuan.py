@@ -370,7 +370,7 @@ def test_gpu_full_size_steps(tmp_path, record_property):
     import dataclasses
 
 
-    from t2v.planner.memory import get_plan
+    from t2v.planner.plans import get_plan
 
     model = full_size(tmp_path, "cuda", "bf16")
     request = GenerationRequest(prompt=PROMPT, negative_prompt="", width=1280, height=720, num_frames=129,

@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 
 from t2v.cli import app
 from t2v import generate
-from t2v.models import caches, converted, dryruns, hashcache, memory
+from t2v.models import caches, converted, hashcache
+from t2v.planner import dryruns, memory
 from t2v.models.loader import clear_cache
 from t2v.models.precision import load_module
 from t2v.requests import GenerationRequest

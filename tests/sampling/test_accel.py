@@ -145,7 +145,7 @@ def test_sdpa_kernel_on_a_dit_matches_auto_and_leaves_the_cached_model_alone(tin
 
 def test_kernel_on_a_unet_view_is_refused(tiny_model):
     import t2v
-    from t2v.sampling.runtime import private_view
+    from t2v.sampling.views import private_view
 
     base = t2v.load_pipeline(str(tiny_model), device="cpu", dtype="fp32")
     with pytest.raises(InvalidRequest, match="no attention that can use the flash kernel"):
@@ -227,8 +227,8 @@ def test_compile_falls_back_to_eager_with_a_warning(tiny_wan, monkeypatch):
 
     import t2v
     from t2v.families import RunContext
-    from t2v.planner.memory import get_plan
-    from t2v.sampling.runtime import private_view
+    from t2v.planner.plans import get_plan
+    from t2v.sampling.views import private_view
 
     def broken(self, *args, **kwargs):
         raise Unsupported("test: cannot compile this block")

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from t2v.errors import ExportError
+from t2v.export.files import atomic_path
 
 logger = logging.getLogger(__name__)
 
@@ -118,8 +119,6 @@ def read_embedded(path: Path) -> dict[str, Any]:
 
 def write_sidecar(record: dict, path: Path) -> Path:
     """Write ``record`` as pretty UTF-8 JSON to ``path`` atomically; return the path."""
-    from t2v.export.writers import atomic_path
-
     path = Path(path)
     text = json.dumps(record, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
     try:

@@ -21,6 +21,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 from t2v.errors import InvalidRequest, ModelUnavailable, out_of_resources
+from t2v.models.catalog import CATALOG, read_index  # noqa: F401  (read_index: named here for the families)
+from t2v.models.spec import FamilyCard, ModelSpec
+from t2v.sampling import runtime
 
 if TYPE_CHECKING:
     import numpy as np
@@ -28,7 +31,7 @@ if TYPE_CHECKING:
     from t2v.sampling.base import CheckpointSpec, EngineRun
     from t2v.models.device import DevicePlan
     from t2v.models.loader import LoadedModel
-    from t2v.planner.memory import MemoryPlan
+    from t2v.planner.plans import MemoryPlan
 
 
 MODES = ("video", "i2v", "image")  # text-to-video, image-to-video (video mode with an input image), text-to-image
@@ -121,6 +124,17 @@ class Family:
     encodes_video: ClassVar[bool] = False  # video-to-video (request.video): its VAE encodes the input clip
     # `t2v models make-tiny --family NAME`: NAME -> "module:function(out: Path, seed: int, fp16_variant: bool)"
     tiny: ClassVar[dict[str, str]] = {}
+    models: ClassVar[tuple[ModelSpec, ...]] = ()  # the hub models the family declares
+    # t2v's own families declare the above (name ... models) once, in their card (t2v.models.hub); a plugin
+    # family may set the attributes itself.
+    card: ClassVar[FamilyCard | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        card = cls.__dict__.get("card")
+        if card is not None:
+            cls.name, cls.description, cls.pipelines = card.name, card.description, card.pipelines
+            cls.defaults, cls.tiny, cls.models = dict(card.defaults), dict(card.tiny), card.models
 
     # -- rules -----------------------------------------------------------------------------------------
     def rules(self, path: Path | None) -> Rules:
@@ -128,12 +142,9 @@ class Family:
         return Rules(modes=self.modes)
 
     def check(self, request, path: Path | None, *, model: str = "this model") -> None:
-        from t2v.sampling.runtime import check
-        from t2v.families.registry import all_families
-
         if getattr(request, "video", None):
             if not self.encodes_video:
-                can = ", ".join(sorted(n for n, f in all_families().items() if f.encodes_video))
+                can = ", ".join(sorted(n for n, f in CATALOG.all_families().items() if f.encodes_video))
                 raise InvalidRequest(f"video: {model} ({self.name}) cannot start from a video yet; video-to-video "
                                      f"works with the {can} families", field="video")
             if getattr(request, "image", None):
@@ -142,15 +153,13 @@ class Family:
         rules.check(request, model=model)
         if getattr(request, "is_long", False) and request.mode == "video":
             self.check_long(request, rules.modes, model=model)
-        check(self, request, model=model)
+        runtime.check(self, request, model=model)
 
     def check_long(self, request, modes: tuple[str, ...], *, model: str) -> None:
         """A longer video (:mod:`t2v.extend`): the model must continue a clip; once the request is resolved, its
         overlap must leave new frames and its segments stay under the limit."""
         from t2v.extend.plan import check_continues, continuation_kind, plan_segments
-        from t2v.families.registry import all_families
-
-        able = sorted(n for n, f in all_families().items() if continuation_kind(f.modes, f.encodes_video))
+        able = sorted(n for n, f in CATALOG.all_families().items() if continuation_kind(f.modes, f.encodes_video))
         check_continues(modes, self.encodes_video, model=model, family=self.name, able=able)
         if None not in (request.num_frames, request.fps, request.seed):
             plan_segments(request, clip_frames=1 if request.extend else 0,
@@ -320,19 +329,6 @@ def byte_level(folder: Path) -> bool:
 def _named(index: dict[str, Any], name: str) -> bool:
     v = index.get(name)
     return isinstance(v, (list, tuple)) and len(v) >= 2 and v[0] is not None and v[1] is not None
-
-
-def read_index(path: Path) -> dict[str, Any]:
-    index_file = path / "model_index.json"
-    if not index_file.is_file():
-        raise ModelUnavailable(f"{path} is not a diffusers model folder: it has no model_index.json")
-    try:
-        index = json.loads(index_file.read_text())
-    except (OSError, ValueError) as e:
-        raise ModelUnavailable(f"{index_file} is not valid JSON: {e}") from None
-    if not isinstance(index, dict):
-        raise ModelUnavailable(f"{index_file} is not a JSON object")
-    return index
 
 
 _LIBRARIES = ("diffusers", "transformers")

@@ -31,36 +31,20 @@ from t2v.families.common import (
     GROUP_OFFLOADED, Checkpoints, DiffusersLora, GroupOffload, LoopState, config, denoise, free_text_encoders,
     meta_modules, params)
 from t2v.models.spec import ModelSpec
+from t2v.models.hub.cogvideox import CARD, DEFAULTS_10, DEFAULTS_15, I2V_PIPELINE, LICENSE_NOTICE  # noqa: F401  (named here too)
 
 logger = logging.getLogger(__name__)
 
 TEXT_TOKENS = 226  # the transformer's max_text_seq_length in every CogVideoX
 SCHEDULERS = ("model", "ddim", "dpm++")  # the folder's own, CogVideoXDDIMScheduler, CogVideoXDPMScheduler (DPM-Solver++ 2M)
 LATENT_FRAMES_PER_DECODE = 2  # AutoencoderKLCogVideoX.num_latent_frames_batch_size: why frame counts are 8k+1
-I2V_PIPELINE = "CogVideoXImageToVideoPipeline"
-
-DEFAULTS_10 = {"width": 720, "height": 480, "num_frames": 49, "fps": 8, "guidance_scale": 6.0,
-               "num_inference_steps": 50, "scheduler": "model", "negative_prompt": ""}
-DEFAULTS_15 = {**DEFAULTS_10, "width": 1360, "height": 768, "num_frames": 81, "fps": 16}
-LICENSE_NOTICE = ("The CogVideoX License: free for academic research; commercial use needs the free basic commercial "
-                  "licence (register at https://open.bigmodel.cn/mla/form), up to 1 million visits a month; no military "
-                  "or illegal use.")
 
 
-def _spec(id_: str, description: str, defaults: dict[str, Any], download_gb: float, vram_gb: float, aliases, *,
-          tasks=("t2v",), notes: str = "") -> ModelSpec:
-    apache = id_.endswith("-2b")
-    return ModelSpec(id=id_, family="cogvideox", description=description, defaults=dict(defaults),
-                     license="Apache-2.0" if apache else "CogVideoX License", download_gb=download_gb, vram_gb=vram_gb,
-                     has_fp16_variant=False, notes=notes, aliases=(f"THUDM/{id_.split('/')[1]}", *aliases), tasks=tasks,
-                     license_url=f"https://huggingface.co/{id_}/blob/main/LICENSE",
-                     license_notice="" if apache else LICENSE_NOTICE)
+
 
 
 class CogVideoXFamily(GroupOffload, DiffusersLora):
-    name = "cogvideox"
-    description = "CogVideoX 2B / 5B / 1.5-5B text-to-video and image-to-video (CogVideoX transformer, T5, 3D VAE)"
-    pipelines = ("CogVideoXPipeline", I2V_PIPELINE)
+    card = CARD
     components = (
         Component("tokenizer", ("T5Tokenizer", "T5TokenizerFast", "AutoTokenizer", "ByT5Tokenizer"), module=False),
         Component("text_encoder", ("T5EncoderModel",), weight_stem="model"),
@@ -68,35 +52,12 @@ class CogVideoXFamily(GroupOffload, DiffusersLora):
         Component("vae", ("AutoencoderKLCogVideoX",)),
         Component("scheduler", ("CogVideoXDDIMScheduler", "CogVideoXDPMScheduler", "DDIMScheduler"), module=False),
     )
-    defaults = DEFAULTS_10  # CogVideoX-2B's official settings (each hub model has its own)
     modes = ("video", "i2v")
     denoiser = "transformer"
     caches = ("fbc", "taylorseer", "magcache", "pab", "fastercache")  # t2v.sampling.stepcache
     encodes_video = True  # video-to-video (text-to-video folders): t2v.sampling.v2v, encode_video here
     fastercache_layout = "BFCHW"  # [uncond, cond] batched, (B, F, C, H, W): FasterCache may skip uncond
     lora_loader = "CogVideoXLoraLoaderMixin"
-    tiny = {"cogvideox": "t2v.models.tiny.cogvideox:make_cogvideox",
-            "cogvideox-i2v": "t2v.models.tiny.cogvideox:make_cogvideox_i2v",
-            "cogvideox15": "t2v.models.tiny.cogvideox:make_cogvideox15",
-            "cogvideox15-i2v": "t2v.models.tiny.cogvideox:make_cogvideox15_i2v"}
-    # The repos moved from THUDM/ to zai-org/ (the old names redirect); no fp16 variant files: the 2B transformer is
-    # stored in fp16, the 5B ones in bf16. download_gb: each repo's files; vram_gb: t2v's planner at the defaults (bf16,
-    # no offload, no VAE tiling: the decode is most of it; --memory low tiles it).
-    models = (
-        _spec("zai-org/CogVideoX-2b", "CogVideoX-2B text-to-video at 720x480, 49 frames (sinusoidal positions).",
-              DEFAULTS_10, 13.8, 28.0, ("cogvideox-2b", "cogvideox"), notes="fp16 is its recommended dtype."),
-        _spec("zai-org/CogVideoX-5b", "CogVideoX-5B text-to-video at 720x480, 49 frames (3D rotary positions).",
-              DEFAULTS_10, 21.5, 36.0, ("cogvideox-5b",), notes="bf16 is its recommended dtype."),
-        _spec("zai-org/CogVideoX-5b-I2V", "CogVideoX-5B image-to-video at 720x480 only (needs --image).",
-              DEFAULTS_10, 21.5, 36.0, ("cogvideox-5b-i2v",), tasks=("i2v",),
-              notes="Learned position embeddings: 720x480 is the only size."),
-        _spec("zai-org/CogVideoX1.5-5B", "CogVideoX 1.5 5B text-to-video at 1360x768, 81 frames, 16 fps.",
-              DEFAULTS_15, 31.1, 66.0, ("cogvideox1.5-5b", "cogvideox1.5"),
-              notes="At most 1360x768 (its rotary table); the model card recommends 81 or 161 frames."),
-        _spec("zai-org/CogVideoX1.5-5B-I2V", "CogVideoX 1.5 5B image-to-video up to 1360x768, 81 frames (needs --image).",
-              DEFAULTS_15, 31.1, 66.0, ("cogvideox1.5-5b-i2v",), tasks=("i2v",),
-              notes="Any size with min side 768 and max side up to 1360 per the card; landscape within 1360x768 here."),
-    )
 
     # -- rules -----------------------------------------------------------------------------------------
     def rules(self, path: Path | None) -> Rules:

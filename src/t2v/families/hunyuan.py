@@ -43,33 +43,22 @@ from t2v.families.base import Component, RunContext, Rules, read_index
 from t2v.families.common import (
     Checkpoints, DiffusersLora, LoopState, config, denoise, free_text_encoders, linear_preview, meta_modules, params)
 from t2v.models.spec import ModelSpec
+from t2v.models.hub.hunyuan import CARD, I2V_PIPELINE, LICENSE, LICENSE_NOTICE  # noqa: F401  (named here too)
 
 logger = logging.getLogger(__name__)
 
 TEXT_TOKENS = 256  # the pipelines' max_sequence_length (prompt tokens after the template)
 CLIP_TOKENS = 77
-I2V_PIPELINE = "HunyuanVideoImageToVideoPipeline"
-LICENSE = "Tencent Hunyuan Community License (not valid in the EU, the UK and South Korea)"
-LICENSE_NOTICE = (
-    "HunyuanVideo is released under the Tencent Hunyuan Community License Agreement. The licence does not apply "
-    "in the European Union, the United Kingdom and South Korea: it grants no rights there, so do not download or "
-    "use this model in those territories. Elsewhere, services with more than 100 million monthly active users "
-    "need a licence from Tencent, and the Acceptable Use Policy applies. Read the full text before downloading.")
 # The HunyuanVideo latent -> RGB map (ComfyUI / the HunyuanVideo community's previewers): rows are latent channels.
 _RGB_FACTORS = ((-0.0395, -0.0331, 0.0445), (0.0696, 0.0795, 0.0518), (0.0135, -0.0945, -0.0282), (0.0108, -0.0250, -0.0765),
                 (-0.0209, 0.0032, 0.0224), (-0.0804, -0.0254, -0.0639), (-0.0991, 0.0271, -0.0669), (-0.0646, -0.0422, -0.0400),
                 (-0.0696, -0.0595, -0.0894), (-0.0799, -0.0208, -0.0375), (0.1166, 0.1627, 0.0962), (0.1165, 0.0432, 0.0407),
                 (-0.2315, -0.1920, -0.1355), (-0.0270, 0.0401, -0.0821), (-0.0616, -0.0997, -0.0727), (0.0249, -0.0469, -0.1703))
 _RGB_BIAS = (0.0259, -0.0192, -0.0761)
-_DEFAULTS = {"width": 1280, "height": 720, "num_frames": 129, "fps": 24, "guidance_scale": 6.0, "guidance_scale_2": 1.0,
-             "num_inference_steps": 50, "scheduler": "model", "negative_prompt": ""}
-_SPEC = dict(family="hunyuan", license=LICENSE, has_fp16_variant=False, revision="main", license_notice=LICENSE_NOTICE)
 
 
 class HunyuanFamily(DiffusersLora):
-    name = "hunyuan"
-    description = "HunyuanVideo text-to-video and image-to-video (13B transformer, Llama/Llava + CLIP text, causal 3D VAE)"
-    pipelines = ("HunyuanVideoPipeline", I2V_PIPELINE)
+    card = CARD
     components = (
         Component("tokenizer", ("LlamaTokenizerFast", "LlamaTokenizer", "PreTrainedTokenizerFast"), module=False),
         Component("text_encoder", ("LlamaModel", "LlavaForConditionalGeneration"), weight_stem="model"),
@@ -80,35 +69,11 @@ class HunyuanFamily(DiffusersLora):
         Component("scheduler", ("FlowMatchEulerDiscreteScheduler",), module=False),
         Component("image_processor", ("CLIPImageProcessor", "CLIPImageProcessorFast"), module=False, required=False),
     )
-    defaults = dict(_DEFAULTS)  # HunyuanVideo's official 720p settings (the registry has each model's own)
     modes = ("video", "i2v")
     denoiser = "transformer"
     caches = ("fbc", "taylorseer", "magcache", "pab", "fastercache")  # t2v.sampling.stepcache
     encodes_video = True  # video-to-video (text-to-video folders): t2v.sampling.v2v, encode_video here
     lora_loader = "HunyuanVideoLoraLoaderMixin"  # diffusers, original HunyuanVideo and musubi key layouts
-    tiny = {"hunyuan": "t2v.models.tiny.hunyuan:make_hunyuan", "hunyuan-i2v": "t2v.models.tiny.hunyuan:make_hunyuan_i2v",
-            "hunyuan-i2v-33ch": "t2v.models.tiny.hunyuan:make_hunyuan_i2v_33ch"}
-    models = (
-        ModelSpec(id="hunyuanvideo-community/HunyuanVideo", description="HunyuanVideo 13B text-to-video at 720p "
-                  "(guidance-distilled; Llava-Llama-3-8B + CLIP-L text encoders, causal 3D VAE), 5 s at 24 fps.",
-                  defaults=dict(_DEFAULTS), download_gb=41.9, vram_gb=60.0, aliases=("hunyuan", "hunyuanvideo"),
-                  license_url="https://huggingface.co/tencent/HunyuanVideo/blob/main/LICENSE",
-                  notes="Officially 720x1280 (60 GB) or 544x960 (45 GB, --width 960 --height 544), 129 frames; "
-                        "--guidance is the embedded guidance (6.0); --guidance-2 above 1 adds true CFG with the "
-                        "negative prompt (twice the steps' cost).", **_SPEC),
-        ModelSpec(id="hunyuanvideo-community/HunyuanVideo-I2V", description="HunyuanVideo-I2V 13B image-to-video at "
-                  "720p (token_replace: the first frame is the image; needs --image).",
-                  defaults=dict(_DEFAULTS), download_gb=42.6, vram_gb=60.0, aliases=("hunyuan-i2v",), tasks=("i2v",),
-                  license_url="https://huggingface.co/tencent/HunyuanVideo-I2V/blob/main/LICENSE",
-                  notes="The fixed March 2025 release (16 channels, guidance embedding 6.0); 544x960 works too. "
-                        "Its text encoder is Llava (the image is also seen as 576 tokens).", **_SPEC),
-        ModelSpec(id="hunyuanvideo-community/HunyuanVideo-I2V-33ch", description="The first HunyuanVideo-I2V release "
-                  "(latent_concat, 33 input channels, no guidance embedding; needs --image).",
-                  defaults={**_DEFAULTS, "guidance_scale": 1.0}, download_gb=42.6, vram_gb=60.0, tasks=("i2v",),
-                  license_url="https://huggingface.co/tencent/HunyuanVideo-I2V/blob/main/LICENSE",
-                  notes="As the stock pipeline, the clip is num_frames - 4 frames long (the first 4 decoded frames "
-                        "are dropped); use --guidance-2 for true CFG.", **_SPEC),
-    )
 
     # -- rules -----------------------------------------------------------------------------------------
     def rules(self, path: Path | None) -> Rules:

@@ -24,10 +24,10 @@ from t2v.sampling.vae import decode_chunk, decode_latents, encode_frames
 from t2v.errors import Cancelled
 from t2v.families.base import Component, Family, RunContext, Rules
 from t2v.families.common import free_text_encoders
+from t2v.models.hub.modelscope import CARD, DEFAULT_NEGATIVE_PROMPT  # noqa: F401  (named here too)
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_NEGATIVE_PROMPT = "blurry, low quality, distorted, artifacts, flicker, jitter"
 SCHEDULER_CLASSES = ("DDIMScheduler", "DPMSolverMultistepScheduler", "EulerDiscreteScheduler", "UniPCMultistepScheduler",
                      "PNDMScheduler", "LMSDiscreteScheduler", "EulerAncestralDiscreteScheduler")
 CLIP_COMPONENTS = (
@@ -43,13 +43,8 @@ def vae_scale(vae_config) -> int:
 
 
 class ModelScopeFamily(Family):
-    name = "modelscope"
-    description = "ModelScope / Zeroscope text-to-video (UNet3D)"
-    pipelines = ("TextToVideoSDPipeline",)
+    card = CARD
     components = (*CLIP_COMPONENTS, Component("unet", ("UNet3DConditionModel",)))
-    defaults = {"width": 256, "height": 256, "num_frames": 16, "fps": 8, "guidance_scale": 9.0,
-                "num_inference_steps": 25, "scheduler": "model", "negative_prompt": DEFAULT_NEGATIVE_PROMPT}
-    tiny = {"modelscope": "t2v.models.tiny:make_tiny_modelscope"}
     caches = ("deepcache",)
     encodes_video = True
 

@@ -24,13 +24,10 @@ from t2v.families.base import Component, RunContext, Rules, read_index
 from t2v.families.common import (
     GROUP_OFFLOADED, Checkpoints, DiffusersLora, GroupOffload, LoopState, config, denoise, free_text_encoders,
     linear_preview, meta_modules, params)
+from t2v.models.hub.wan import CARD, NEGATIVE_PROMPT  # noqa: F401  (named here too)
 
 logger = logging.getLogger(__name__)
 
-# Wan's own negative prompt (Wan2.1 / Wan2.2 repos, wan/configs/shared_config.py: sample_neg_prompt).
-NEGATIVE_PROMPT = ("色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，整体发灰，最差质量，低质量，"
-                   "JPEG压缩残留，丑陋的，残缺的，多余的手指，画得不好的手部，画得不好的脸部，畸形的，毁容的，形态畸形的肢体，"
-                   "手指融合，静止不动的画面，杂乱的背景，三条腿，背景人很多，倒着走")
 TEXT_TOKENS = 512  # the pipelines' max_sequence_length (and what 2.1 I2V's image cross-attention assumes)
 SCHEDULERS = ("model", "unipc", "dpm++")  # the flow-matching ones; a FlowMatchEuler folder takes only "model"
 # ComfyUI's linear Wan 2.1 latent -> RGB map (comfy/latent_formats.py, Wan21): rows are latent channels.
@@ -42,9 +39,7 @@ _RGB_BIAS = (-0.1835, -0.0868, -0.3360)
 
 
 class WanFamily(GroupOffload, DiffusersLora):
-    name = "wan"
-    description = "Wan 2.1 / 2.2 text-to-video and image-to-video (Wan transformer, UMT5, 3D VAE)"
-    pipelines = ("WanPipeline", "WanImageToVideoPipeline")
+    card = CARD
     components = (
         Component("tokenizer", ("T5TokenizerFast", "T5Tokenizer", "AutoTokenizer", "ByT5Tokenizer"), module=False),
         Component("text_encoder", ("UMT5EncoderModel",), weight_stem="model"),
@@ -56,17 +51,12 @@ class WanFamily(GroupOffload, DiffusersLora):
         Component("image_encoder", ("CLIPVisionModel", "CLIPVisionModelWithProjection"), required=False, weight_stem="model"),
         Component("image_processor", ("CLIPImageProcessor",), module=False, required=False),
     )
-    # Wan 2.1 T2V 1.3B's official settings (the registry has each model's own).
-    defaults = {"width": 832, "height": 480, "num_frames": 81, "fps": 16, "guidance_scale": 5.0,
-                "num_inference_steps": 50, "scheduler": "model", "negative_prompt": NEGATIVE_PROMPT}
     modes = ("video", "i2v")
     denoiser = "transformer"
     caches = ("fbc", "taylorseer", "magcache", "pab", "fastercache")  # t2v.sampling.stepcache
     encodes_video = True  # video-to-video (text-to-video folders): t2v.sampling.v2v, encode_video here
     lora_loader = "WanLoraLoaderMixin"  # diffusers, original Wan and musubi key layouts
     lora_experts = ("transformer", "transformer_2")  # A14B: *high_noise* and *low_noise* files
-    tiny = {"wan": "t2v.models.tiny.wan:make_wan21", "wan22-ti2v": "t2v.models.tiny.wan:make_wan22_ti2v",
-            "wan22-a14b": "t2v.models.tiny.wan:make_wan22_a14b", "wan-i2v": "t2v.models.tiny.wan:make_wan_i2v"}
 
     # -- rules -----------------------------------------------------------------------------------------
     def rules(self, path: Path | None) -> Rules:

@@ -11,11 +11,12 @@ import os
 from pathlib import Path
 
 from t2v.errors import ModelUnavailable
-from t2v.models.source import HUB_ID, as_path, check_folder, check_motion_adapter, is_offline, looks_like_path
+from t2v.models.source import (HUB_ID, as_path, check_folder, check_motion_adapter, is_offline, looks_like_path,
+                              resolve_source)
 from t2v.models.registry import canonical_id, lookup
 from t2v.settings import Settings
 
-__all__ = ["NOT_ALLOWED", "allowed_folder", "check_allowed", "is_cached"]
+__all__ = ["NOT_ALLOWED", "allowed_folder", "check_allowed", "check_available", "is_cached"]
 
 # The one answer to an API request naming a model it may not use: the same whatever is (or is not) at that path.
 NOT_ALLOWED = ("this model is not available on this server; name a registered model (GET /v1/models), a model in "
@@ -72,3 +73,27 @@ def check_allowed(model: str, settings: Settings, check=check_folder) -> None:
     elif HUB_ID.match(model_id) and (downloads or is_cached(model_id, "main", settings, check)):
         return
     raise ModelUnavailable(NOT_ALLOWED)
+
+
+def check_available(model: str, settings: Settings, *, restricted: bool = False, motion_adapter: str | None = None) -> None:
+    """Raise ModelUnavailable now if ``model`` (with ``motion_adapter``) could not be loaded later (a folder, or
+    a hub id when offline).
+
+    ``restricted`` (requests from the API and the web UI): only the server's default models, registered
+    models, models in the cache and folders under ``settings.model_roots`` pass; any other name gets
+    :data:`t2v.models.allowlist.NOT_ALLOWED`, the same text whatever is or is not at that path. A hub model not in the cache passes
+    only with ``settings.allow_downloads`` (and not offline): the server never downloads one otherwise.
+    The same goes for a motion adapter.
+    """
+    if restricted:
+        check_allowed(model, settings)
+        if motion_adapter is not None:
+            check_allowed(motion_adapter, settings, check=check_motion_adapter)
+    names = [model] + ([motion_adapter] if motion_adapter is not None else [])
+    local = [os.path.exists(as_path(n)) or looks_like_path(n) or not HUB_ID.match(canonical_id(n)) for n in names]
+    if all(local) or is_offline(settings):
+        resolve_source(model, settings, motion_adapter=motion_adapter)
+    elif local[0]:  # a folder with a hub adapter: the folder now, the adapter when its job runs
+        resolve_source(model, settings)
+    elif motion_adapter is not None and local[1]:
+        check_motion_adapter(as_path(motion_adapter))

@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from t2v.models.precision import SAFETENSORS_DTYPES, read_converted, read_header, stored_chunks
+from t2v.models.tensorfiles import SAFETENSORS_DTYPES, read_converted, read_header, stored_chunks
 
 logger = logging.getLogger(__name__)
 

@@ -21,6 +21,7 @@ from t2v.errors import ModelUnavailable
 from t2v.models.device import DevicePlan
 from t2v.planner.memory import tune_allocator
 from t2v.models.source import WEIGHT_EXTS, ModelSource
+from t2v.models.catalog import CATALOG, read_index
 from t2v.settings import get_settings
 
 logger = logging.getLogger(__name__)
@@ -61,18 +62,13 @@ class LoadedModel:
 
     @property
     def family(self):
-        from t2v.families import get_family
-
-        return get_family(self.source.family)
+        return CATALOG.family(self.source.family)
 
 
 def _module_stems(path: Path) -> dict[str, str]:
     """Component folder -> weight file stem, for the components with weights the folder's family loads."""
-    from t2v.families import family_of_folder
-    from t2v.families.base import read_index
-
     index = read_index(path)
-    return {c.name: c.weight_stem for c in family_of_folder(path).component_specs(index)
+    return {c.name: c.weight_stem for c in CATALOG.family_of_folder(path).component_specs(index)
             if c.module and (path / c.name).is_dir()}
 
 
@@ -114,12 +110,11 @@ def _load_components(path: Path, plan: DevicePlan, variant: str | None, target: 
                      family: str = "modelscope", weights: str = "auto") -> dict[str, Any]:
     """The components by name (the family's generic loader; the denoisers stored as ``weights`` says) and
     ``scheduler_config``."""
-    from t2v.families import get_family
     from t2v.models.precision import apply_weights
 
     import torch
 
-    fam = get_family(family)
+    fam = CATALOG.family(family)
     # Some models' constructors draw from torch's global RNG (LTX's transformer and VAE) before their weights
     # are read: loading leaves the caller's global RNG as it was.
     with torch.random.fork_rng(devices=[]):

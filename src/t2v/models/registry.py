@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from t2v.families.wan import WanFamily
+from t2v.models.catalog import CATALOG
+from t2v.models.hub import CARDS, WAN
 from t2v.models.spec import BUNDLED_DIR, ModelSpec
 from t2v.requests import DEFAULT_NEGATIVE_PROMPT
 
@@ -48,7 +49,7 @@ SHAPES_DEFAULTS: dict[str, Any] = {
 }
 # Wan 2.1 T2V 1.3B's official defaults (480x832, 81 frames at 16 fps, 50 steps, guidance 5.0); the scheduler
 # and negative prompt are the model's own (t2v.families.wan).
-WAN_DEFAULTS: dict[str, Any] = dict(WanFamily.defaults)
+WAN_DEFAULTS: dict[str, Any] = dict(WAN.defaults)
 
 
 
@@ -204,14 +205,7 @@ _BASE = (
 )
 
 
-def _family_models() -> tuple[ModelSpec, ...]:
-    """The hub models each family module declares (``Family.models``)."""
-    from t2v.families import all_families
-
-    return tuple(spec for fam in all_families().values() for spec in getattr(fam, "models", ()))
-
-
-REGISTRY: dict[str, ModelSpec] = {spec.id: spec for spec in (*_BASE, *_family_models())}
+REGISTRY: dict[str, ModelSpec] = {spec.id: spec for spec in (*_BASE, *(spec for card in CARDS for spec in card.models))}
 _ALIASES = {alias: spec.id for spec in REGISTRY.values() for alias in spec.aliases}
 
 
@@ -230,11 +224,9 @@ def folder_info(path: Path) -> tuple[str, dict[str, Any]]:
 
     A folder without model_index.json gives ("unknown", ModelScope's defaults); loading it fails later with
     the reason. A pipeline class no family knows raises ModelUnavailable naming it."""
-    from t2v.families import family_of_folder
-
     if not (path / "model_index.json").is_file():
         return "unknown", dict(MODELSCOPE_DEFAULTS)
-    family = family_of_folder(path)
+    family = CATALOG.family_of_folder(path)
     defaults = family.folder_defaults(path)
     meta_file = path / "t2v.json"
     if meta_file.is_file():

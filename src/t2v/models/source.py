@@ -18,6 +18,8 @@ from typing import Any
 
 from t2v.errors import ModelUnavailable
 from t2v.models.registry import canonical_id, folder_info, lookup
+from t2v.models.catalog import CATALOG, read_index
+from t2v.models.compose import compose
 from t2v.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -84,11 +86,8 @@ def check_folder(path: Path) -> dict[str, Any]:
 
     ModelUnavailable names what is wrong: no or bad model_index.json, a pipeline class no family knows, a
     missing component, or a component class the family does not load."""
-    from t2v.families import family_of_folder
-    from t2v.families.base import read_index
-
     index = read_index(path)
-    family_of_folder(path).check_index(path, index)
+    CATALOG.family_of_folder(path).check_index(path, index)
     return index
 
 
@@ -142,8 +141,6 @@ def check_motion_adapter(path: Path) -> Path:
 
 
 def _with_motion_adapter(base: ModelSource, adapter: str, settings: Settings, *, want_fp16: bool) -> ModelSource:
-    from t2v.families.animatediff import compose
-
     if base.family != "sd":
         raise ModelUnavailable(f"--motion-adapter animates Stable Diffusion 1.5 models; {base.id} is a {base.family} model")
     adapter_path = as_path(adapter)
@@ -200,32 +197,6 @@ def _resolve_plain(model: str, settings: Settings, *, revision: str | None, want
     if spec:
         family, defaults = spec.family, dict(spec.defaults)
     return ModelSource(id=model_id, path=folder, kind="hub", revision=folder.name, family=family, defaults=defaults)
-
-
-def check_available(model: str, settings: Settings, *, restricted: bool = False, motion_adapter: str | None = None) -> None:
-    """Raise ModelUnavailable now if ``model`` (with ``motion_adapter``) could not be loaded later (a folder, or
-    a hub id when offline).
-
-    ``restricted`` (requests from the API and the web UI): only the server's default models, registered
-    models, models in the cache and folders under ``settings.model_roots`` pass; any other name gets
-    :data:`t2v.models.allowlist.NOT_ALLOWED`, the same text whatever is or is not at that path. A hub model not in the cache passes
-    only with ``settings.allow_downloads`` (and not offline): the server never downloads one otherwise.
-    The same goes for a motion adapter.
-    """
-    if restricted:
-        from t2v.models.allowlist import check_allowed
-
-        check_allowed(model, settings)
-        if motion_adapter is not None:
-            check_allowed(motion_adapter, settings, check=check_motion_adapter)
-    names = [model] + ([motion_adapter] if motion_adapter is not None else [])
-    local = [os.path.exists(as_path(n)) or looks_like_path(n) or not HUB_ID.match(canonical_id(n)) for n in names]
-    if all(local) or is_offline(settings):
-        resolve_source(model, settings, motion_adapter=motion_adapter)
-    elif local[0]:  # a folder with a hub adapter: the folder now, the adapter when its job runs
-        resolve_source(model, settings)
-    elif motion_adapter is not None and local[1]:
-        check_motion_adapter(as_path(motion_adapter))
 
 
 def _snapshot(model_id: str, revision: str, settings: Settings, *, want_fp16: bool, check=None) -> Path:

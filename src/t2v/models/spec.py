@@ -58,3 +58,19 @@ class ModelSpec:
             "bundled": self.bundled_path is not None,
             "base_model": self.base_model,
         }
+
+
+@dataclass(frozen=True)
+class FamilyCard:
+    """What t2v knows of a model family without importing its module: its name, the diffusers pipeline classes
+    it runs (how a folder's ``model_index.json`` finds it), its request defaults, its hub models, its tiny
+    builders (``t2v models make-tiny --family``), and ``ref``, where its code is (``module:Class``, imported the
+    first time the family is used). The family class reads its declarations from its card."""
+
+    name: str
+    ref: str
+    description: str
+    pipelines: tuple[str, ...]
+    defaults: dict[str, Any]
+    tiny: dict[str, str] = field(default_factory=dict)
+    models: tuple[ModelSpec, ...] = ()

@@ -9,6 +9,7 @@ found by bisection on the planner's estimates (arithmetic only).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Callable
 
 from t2v.errors import DoesNotFit
 
@@ -61,10 +62,9 @@ def _size(width: int, height: int, long_side: int) -> tuple[int, int]:
     return tuple(max(MIN_SIDE, int(round(side * scale / 8)) * 8) for side in (width, height))  # type: ignore[return-value]
 
 
-def refusal(model_path: str | Path, request, leanest, budget: int) -> DoesNotFit:
-    """The error for ``request`` when ``leanest`` (its prediction with the leanest plan) exceeds ``budget``."""
-    from t2v.planner.memory import estimate_at
-
+def refusal(model_path: str | Path, request, leanest, budget: int, estimate_at: Callable[..., Any]) -> DoesNotFit:
+    """The error for ``request`` when ``leanest`` (its prediction with the leanest plan) exceeds ``budget``;
+    ``estimate_at`` predicts other shapes (:func:`t2v.planner.memory.estimate_at`)."""
     path, frames, width, height = str(model_path), request.num_frames, request.width, request.height
     batch = 2 if request.guidance_scale > 1.0 else 1
 

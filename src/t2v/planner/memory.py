@@ -33,37 +33,13 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from t2v.errors import InvalidRequest, ModelUnavailable, T2VError
+from t2v.planner import fit, steptime
+from t2v.planner.plans import MemoryPlan, get_plan
+from t2v.models.catalog import CATALOG
 from t2v.requests.options import PLANS
 
 logger = logging.getLogger(__name__)
 
-
-
-@dataclass(frozen=True)
-class MemoryPlan:
-    name: str
-    vae_chunk: int  # frames per VAE decode call (0: all at once)
-    forward_chunking: bool  # UNet feed-forward chunking (GPU only)
-    offload: bool  # GPU: move each component to the device only while it runs
-    free_text_encoder: bool
-
-    def uses_forward_chunking(self, device: str) -> bool:
-        """On the CPU, chunking the feed-forward token by token halves the speed and, through allocator churn,
-        raises peak RSS rather than lowering it (measured on the tiny and the full-size model): GPU only."""
-        return self.forward_chunking and not device.startswith("cpu")
-
-
-_PLANS = {
-    "speed": MemoryPlan("speed", vae_chunk=0, forward_chunking=False, offload=False, free_text_encoder=False),
-    "balanced": MemoryPlan("balanced", vae_chunk=4, forward_chunking=True, offload=False, free_text_encoder=False),
-    "low": MemoryPlan("low", vae_chunk=1, forward_chunking=True, offload=True, free_text_encoder=True),
-}
-
-
-def get_plan(name: str) -> MemoryPlan:
-    if name not in _PLANS:
-        raise InvalidRequest(f"unknown memory plan {name!r}; choose one of: {', '.join(PLANS)}", field="memory")
-    return _PLANS[name]
 
 
 @dataclass
@@ -212,9 +188,7 @@ def _from_configs(path: str, family, build):
 
 
 def _family(path: str):
-    from t2v.families import family_of_folder
-
-    return family_of_folder(Path(path))
+    return CATALOG.family_of_folder(Path(path))
 
 
 def _chunk(plan: str, frames: int, device: str) -> int:
@@ -293,8 +267,6 @@ def estimate(model_path: str | Path, request, *, plan: str, device: str, dtype: 
 
 def run_key(model_path: str | Path, request, *, plan: str, device: str, dtype: str) -> str:
     """The :mod:`t2v.planner.steptime` key of ``request``'s runs with this plan, device and dtype."""
-    from t2v.planner import steptime
-
     return steptime.key(model_path, device=device, dtype=dtype, weights=getattr(request, "weights", "auto"), plan=plan,
                         cache=getattr(request, "cache", None), attention=getattr(request, "attention", "auto"))
 
@@ -312,8 +284,6 @@ def _prediction(dry: dict[str, Any], *, plan: str, device: str, dtype: str, meas
                 weights: str = "auto", run_key: str | None = None) -> Prediction:
     """Peak memory and times of one plan from a dry run's numbers (``weights`` fp8/int8: the denoisers'
     weights stored in one byte per parameter; times scaled by the earlier runs under ``run_key``)."""
-    from t2v.planner import steptime
-
     mp = get_plan(plan)
     elt = 4 if dtype == "fp32" else 2
     frames, height, width, _ = dry["shape"]
@@ -402,9 +372,7 @@ def choose(model_path: str | Path, request, *, requested: str, device: str, dtyp
     (``low``) is predicted not to fit, raises InvalidRequest naming the fields, the prediction, the budget
     and the largest frame count and size that would fit.
     """
-    from t2v.planner.fit import memory_budget, refusal
-
-    budget = memory_budget(device) if budget is None else budget
+    budget = fit.memory_budget(device) if budget is None else budget
     predictions: list[Prediction] = []
 
     def consider(name: str) -> Prediction:
@@ -421,5 +389,5 @@ def choose(model_path: str | Path, request, *, requested: str, device: str, dtyp
         if not leanest.fits:
             chosen = None
     if chosen is None:
-        raise refusal(model_path, request, predictions[-1], budget)
+        raise fit.refusal(model_path, request, predictions[-1], budget, estimate_at)
     return get_plan(chosen.plan), predictions

@@ -25,6 +25,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from t2v.planner.plans import get_plan
 from t2v.errors import InvalidRequest
 from t2v.models.diskcache import cache_path, merge_entries, read_entries
 
@@ -202,8 +203,6 @@ def _runs(entries: dict[str, Any], run_key: str, device: str) -> tuple[list, boo
 def _alike(plan: str, other: str, device: str) -> bool:
     """Whether runs under memory plan ``plan`` can stand for ``other``'s (offloading moves the weights to an
     accelerator every step; on the CPU it does nothing)."""
-    from t2v.planner.memory import get_plan
-
     try:
         return device == "cpu" or get_plan(plan).offload == get_plan(other).offload
     except InvalidRequest:

@@ -20,6 +20,10 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from t2v.errors import InvalidRequest
+from typing import Any
+
+from t2v.post.steps import PostStep
+from t2v.requests import PostSpec
 
 OnFrame = Callable[[int, int], None]
 
@@ -124,3 +128,18 @@ def check_frame(frame: np.ndarray, index: int) -> np.ndarray:
             f"frame {index} must be an HxWx3 uint8 RGB array, not {frame.dtype} {frame.shape}", field="frames"
         )
     return frame
+
+
+class DeflickerStep(PostStep):
+    """Smooth frame-to-frame brightness and colour drift (``post.deflicker``)."""
+
+    name = "deflicker"
+
+    def params(self, spec: PostSpec, fps: float) -> dict[str, Any] | None:
+        return {} if spec.deflicker else None
+
+    def apply(self, frames, params, fps, on_frame):
+        return deflicker(frames, on_frame=on_frame), fps
+
+
+DEFLICKER = DeflickerStep()

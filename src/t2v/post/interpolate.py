@@ -30,6 +30,10 @@ from typing import Callable
 import numpy as np
 
 from t2v.errors import InvalidRequest
+from typing import Any
+
+from t2v.post.steps import Clip, PostStep
+from t2v.requests import PostSpec
 
 METHODS = ("flow", "minterpolate", "blend")  # built in
 OPTIONAL_METHODS = ("rife",)  # the user's weights, through an optional package (t2v.post.rife)
@@ -350,3 +354,42 @@ def _minterpolate(frames: list[np.ndarray], factor: int, fps: float,
     if missing:
         raise RuntimeError(f"minterpolate returned no frame for output position(s) {missing[:5]}")
     return [got[p] for p in range(want)]
+
+
+class InterpolateStep(PostStep):
+    """Frame interpolation (``post.interpolate`` frames per frame, or ``post.target_fps``); the fps is multiplied."""
+
+    name = "interpolate"
+
+    def params(self, spec: PostSpec, fps: float) -> dict[str, Any] | None:
+        factor = factor_for_fps(fps, spec.target_fps) if spec.target_fps is not None else spec.interpolate
+        if not factor or factor == 1:
+            return None
+        method = DEFAULT_METHOD if spec.interpolation == "auto" else spec.interpolation
+        return {"factor": factor, "method": method,
+                **({"model": spec.interpolation_model} if spec.interpolation_model else {})}
+
+    def check(self, spec: PostSpec, params: dict[str, Any], clip: Clip) -> None:
+        from t2v.post.rife import check_model, check_package  # the RIFE package is optional
+
+        factor = params["factor"]
+        if spec.interpolation == "rife":
+            check_model(spec.interpolation_model, field="post.interpolation_model")
+            try:
+                check_package()
+            except InvalidRequest as e:
+                raise InvalidRequest(f"post.{e}", field="post.interpolation") from None
+        frames_out = (clip.num_frames - 1) * factor + 1 if clip.num_frames > 1 else clip.num_frames
+        if clip.max_frames is not None and frames_out > clip.max_frames:
+            best = max(1, (clip.max_frames - 1) // max(1, clip.num_frames - 1))
+            raise InvalidRequest(f"post.interpolate: {factor}x makes {frames_out} frames, over the limit of "
+                                 f"{clip.max_frames}; at most {best}x for {clip.num_frames} frames",
+                                 field="post.interpolate")
+
+    def apply(self, frames, params, fps, on_frame):
+        out = interpolate(frames, params["factor"], method=params["method"], fps=fps, on_frame=on_frame,
+                          model=params.get("model"))
+        return out, fps * params["factor"]
+
+
+INTERPOLATE = InterpolateStep()

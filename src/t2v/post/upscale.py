@@ -30,6 +30,10 @@ from PIL import Image
 
 from t2v.errors import InvalidRequest
 from t2v.post.deflicker import check_frame
+from typing import Any
+
+from t2v.post.steps import Clip, PostStep
+from t2v.requests import UPSCALERS, PostSpec
 
 SCALES = (2, 4)
 BUILTIN_UPSCALERS = ("lanczos", "realesrgan", "realesrgan-anime")
@@ -246,3 +250,27 @@ def _tiled(model, x, scale: int, tile: int = TILE, overlap: int = TILE_OVERLAP):
             out[:, :, y0 * scale:y1 * scale, x0 * scale:x1 * scale] = \
                 part[:, :, oy:oy + (y1 - y0) * scale, ox:ox + (x1 - x0) * scale]
     return out
+
+
+class UpscaleStep(PostStep):
+    """Upscaling by ``post.upscale`` (2 or 4) with ``post.upscaler``."""
+
+    name = "upscale"
+
+    def params(self, spec: PostSpec, fps: float) -> dict[str, Any] | None:
+        return {"factor": spec.upscale, "upscaler": spec.upscaler} if spec.upscale else None
+
+    def check(self, spec: PostSpec, params: dict[str, Any], clip: Clip) -> None:
+        if spec.upscaler not in UPSCALERS and not Path(spec.upscaler).expanduser().is_file():
+            raise InvalidRequest(f"post.upscaler: {spec.upscaler!r} is neither one of {', '.join(UPSCALERS)} nor a "
+                                 "weight file", field="post.upscaler")
+        scale = params["factor"]
+        if clip.max_side is not None and max(clip.width, clip.height) * scale > clip.max_side:
+            raise InvalidRequest(f"post.upscale: {scale}x makes {clip.width * scale}x{clip.height * scale}, over the "
+                                 f"limit of {clip.max_side} pixels a side", field="post.upscale")
+
+    def apply(self, frames, params, fps, on_frame):
+        return upscale(frames, params["factor"], upscaler=params["upscaler"], on_frame=on_frame), fps
+
+
+UPSCALE = UpscaleStep()

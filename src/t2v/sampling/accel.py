@@ -4,7 +4,7 @@
 pins SDPA; ``flash`` (the flash-attn package) and ``sage`` (sageattention) are CUDA kernels for fp16/bf16 that
 diffusers' attention dispatcher offers to the transformers whose attention goes through it and passes no mask
 (:data:`KERNELS`). The kernel is set on the processors of a private view of the denoiser
-(:func:`t2v.sampling.runtime.private_view`), never through diffusers' process-wide active backend, so runs in other
+(:func:`t2v.sampling.views.private_view`), never through diffusers' process-wide active backend, so runs in other
 threads keep theirs.
 
 ``--compile``: ``torch.compile`` with inductor. The transformer families compile their repeated blocks
@@ -170,7 +170,7 @@ def apply(family, model, request, ctx=None):
     """The :class:`LoadedModel` this run uses: ``model`` itself when the request asks for nothing, else a copy
     whose denoiser(s) are a private view with the attention kernel, or the shared compiled variant. Warnings
     (a compile that fell back to eager) go to ``ctx.warnings`` when given."""
-    from t2v.sampling.runtime import private_view, with_components
+    from t2v.sampling.views import private_view, with_components
 
     attention = str(getattr(request, "attention", "auto") or "auto")
     compiled = bool(getattr(request, "compile", False))
@@ -291,7 +291,7 @@ def compiled_variant(family, base, attention: str) -> CompiledVariant:
 
 
 def make_variant(family, base, attention: str) -> CompiledVariant:
-    from t2v.sampling.runtime import private_view
+    from t2v.sampling.views import private_view
 
     view = private_view(base)
     set_kernel(view, attention)

@@ -12,7 +12,7 @@ the last skipped up block returns the kept feature. So it fits every diffusers U
 usual down / mid / up walk with skip connections sliced by ``len(up_block.resnets)``: ``UNet3DConditionModel``
 (ModelScope / Zeroscope, t2v-shapes) and ``UNetMotionModel`` (AnimateDiff).
 
-The blocks patched are those of the run's private view (:func:`t2v.sampling.runtime.private_view`), never the
+The blocks patched are those of the run's private view (:func:`t2v.sampling.views.private_view`), never the
 shared cached model. The loop tells the cache which step it is on and hands it its checkpointed ``extra``
 state (:func:`t2v.sampling.stepcache.at_step`): the kept feature lives there, so a run resumed from a
 checkpoint reuses exactly what the uninterrupted run would have, and its frames are the same, bitwise.
@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 from t2v.errors import InvalidRequest
+from t2v.sampling.cachekinds import CacheKind
 
 FEATURE = "deepcache_feature"  # the key of the kept feature in the loop's extra (checkpointed) state
 
@@ -82,3 +83,15 @@ def _patch(block, cache: DeepCache, stand_in, *, keep: bool = False) -> None:
         return out
 
     block.forward = forward
+
+
+class DeepCacheKind(CacheKind):
+    """``--cache deepcache``: the deep U-Net features reused every ``interval`` steps (UNet families)."""
+
+    name = "deepcache"
+
+    def attach(self, view, params: dict[str, Any]) -> DeepCache:
+        return DeepCache(view, **params)
+
+
+DEEPCACHE = DeepCacheKind()

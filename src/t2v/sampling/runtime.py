@@ -12,13 +12,14 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Iterator
 
+from t2v.models.precision import check_weights
+from t2v.sampling import accel, stepcache
+
 
 @contextmanager
 def prepared(family, model, request, ctx) -> Iterator:
     """``model`` for this run of ``request``: attention kernel and compiled blocks (:mod:`t2v.sampling.accel`),
     then the step cache (:mod:`t2v.sampling.stepcache`)."""
-    from t2v.sampling import accel, stepcache
-
     model = accel.apply(family, model, request, ctx)
     with stepcache.applied(family, model, request, ctx) as run_model:
         yield run_model
@@ -27,26 +28,7 @@ def prepared(family, model, request, ctx) -> Iterator:
 def check(family, request, *, model: str = "this model") -> None:
     """Refuse, before loading, speed options this family (or this machine) cannot honour (InvalidRequest
     naming the field and what would work)."""
-    from t2v.sampling import accel, stepcache
-    from t2v.models.precision import check_weights
-
     stepcache.check(family, request, model=model)
     accel.check(family, request, model=model)
     check_weights(getattr(request, "weights", "auto"), accel.target_device(request), getattr(request, "dtype", "auto"),
                   lora=getattr(request, "lora", None))
-
-
-def private_view(module):
-    """A copy of ``module``'s structure (new module objects, with their own hooks, processors and attributes)
-    that shares its parameter and buffer tensors: costs no weight memory, and hooks set on it leave ``module``
-    (and every other run using it) untouched."""
-    import copy
-    import itertools
-
-    memo = {id(t): t for t in itertools.chain(module.parameters(), module.buffers())}
-    return copy.deepcopy(module, memo)
-
-
-def with_components(model, **components):
-    """A copy of the run's :class:`t2v.models.loader.LoadedModel` with some components replaced."""
-    return model.copy(components={**model.components, **components})

@@ -10,7 +10,7 @@ before anything loads.
 * diffusers' hooks (transformer families): ``fbc`` (FirstBlockCache), ``taylorseer``, ``magcache`` (needs
   ``t2v cache calibrate``), ``pab`` (PyramidAttentionBroadcast), ``fastercache``.
 
-Every cache works on the run's private view of the denoiser (:func:`t2v.sampling.runtime.private_view`), never
+Every cache works on the run's private view of the denoiser (:func:`t2v.sampling.views.private_view`), never
 on the loaded model that concurrent runs share. For diffusers' hooks the run's transformer is a dispatcher:
 each guidance branch (told apart by its prompt embeddings, the same tensor at every step) gets its own
 hooked view, called inside ``cache_context`` with the step's timestep. PAB's and FasterCache's states are
@@ -33,17 +33,22 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Callable
 
-from t2v.requests import CacheSpec, cache_spec
 from t2v.errors import InvalidRequest
+from t2v.requests import CacheSpec, cache_spec
+from t2v.sampling.cachekinds import CacheKind
+from t2v.sampling.deepcache import DEEPCACHE
+from t2v.sampling.magcache import magcache_ratios, ratios_file  # noqa: F401  (named here too)
+from t2v.sampling.hookcaches import FASTERCACHE, FBC, MAGCACHE, PAB, TAYLORSEER
+from t2v.sampling.views import private_view, with_components
 
 logger = logging.getLogger(__name__)
 
-HOOKED = ("fbc", "taylorseer", "magcache", "pab", "fastercache")  # diffusers' hooks
+# Every step cache, by its request name: t2v's own and diffusers' hooks. Adding one is its own module and one
+# entry here (its name and parameters are the request's: t2v.requests.CACHES).
+KINDS: dict[str, CacheKind] = {kind.name: kind for kind in (DEEPCACHE, FBC, TAYLORSEER, MAGCACHE, PAB, FASTERCACHE)}
+HOOKED = tuple(name for name, kind in KINDS.items() if kind.hooked)  # diffusers' hooks
 STEP_CACHE = "t2v_step_cache"  # the attribute a run's denoiser view carries its cache under
 TRANSFORMERS = ("transformer", "transformer_2")
-# TaylorSeer predicts the outputs of every block's attention and feed-forward (diffusers' default patterns
-# match attention modules named "attn" only, none of these families' "attn1" / "attn2" / "ffn").
-TAYLORSEER_MODULES = r"(?:transformer_blocks|single_transformer_blocks|blocks)\.\d+\.(?:attn\d?|ff|ffn|ff_context)"
 _calibration: ContextVar[dict | None] = ContextVar("t2v_magcache_calibration", default=None)
 
 
@@ -56,30 +61,25 @@ def check(family, request, *, model: str = "this model") -> None:
         offered = ", ".join(family.caches) or "none"
         raise InvalidRequest(f"cache: {model} ({family.name}) cannot use the {spec.name} step cache; "
                              f"it takes: {offered}", field="cache")
-    if spec.name == "pab" and not any(spec.params[k] for k in ("spatial", "temporal", "cross")):
-        raise InvalidRequest("cache: pab needs at least one of spatial, temporal or cross above 0, e.g. pab:spatial=2",
-                             field="cache")
+    KINDS[spec.name].check(spec)
 
 
 @contextmanager
 def applied(family, model, request, ctx):
     """``model`` with the request's step cache on private views of its denoiser(s)."""
-    from t2v.sampling.runtime import private_view, with_components
-
     spec = cache_spec(getattr(request, "cache", None))
     calibration = _calibration.get()
     if spec is None and calibration is None:
         yield model
         return
-    if spec is not None and spec.name == "deepcache":
-        from t2v.sampling.deepcache import DeepCache
-
+    kind = KINDS[spec.name] if spec is not None else None
+    if kind is not None and not kind.hooked:  # t2v's own: an object on the denoiser's view
         view = private_view(model.components[family.denoiser])
-        setattr(view, STEP_CACHE, DeepCache(view, **spec.params))
+        setattr(view, STEP_CACHE, kind.attach(view, spec.params))
         yield with_components(model, **{family.denoiser: view})
         return
     names = [n for n in dict.fromkeys((*TRANSFORMERS, family.denoiser)) if model.components.get(n) is not None]
-    ratios = magcache_ratios(model, request) if spec is not None and spec.name == "magcache" else {}
+    ratios = kind.ratios(model, request) if kind is not None else {}
     views = {n: Branches(private_view(model.components[n]), spec, family, request, ratios.get(n), calibration)
              for n in names}
     try:
@@ -135,8 +135,6 @@ class Branches:
         pass  # the hooks count steps themselves
 
     def _hooked(self, key):
-        from t2v.sampling.runtime import private_view
-
         own = {a: self.front.__dict__.pop(a) for a in ("forward", STEP_CACHE)}  # not copied into the view
         try:
             view = private_view(self.front)
@@ -153,39 +151,11 @@ class Branches:
         return view
 
     def _config(self, view, batch: int):
-        import diffusers
-
-        clock = lambda: self.timestep  # noqa: E731
         if self.calibrating:
+            import diffusers
+
             return diffusers.MagCacheConfig(calibrate=True, num_inference_steps=10 ** 6)
-        name, p = self.spec.name, self.spec.params
-        if name == "fbc":
-            return diffusers.FirstBlockCacheConfig(threshold=p["threshold"])
-        if name == "taylorseer":
-            return diffusers.TaylorSeerCacheConfig(cache_interval=p["interval"], disable_cache_before_step=p["warmup"],
-                                                   max_order=p["order"], taylor_factors_dtype=view.dtype,
-                                                   cache_identifiers=[TAYLORSEER_MODULES])
-        if name == "magcache":
-            return diffusers.MagCacheConfig(threshold=p["threshold"], max_skip_steps=p["max_skip"],
-                                            retention_ratio=p["retention"], num_inference_steps=len(self.ratios),
-                                            mag_ratios=list(self.ratios))
-        window = (p["start"], p["end"])
-        if name == "pab":
-            skip = {k: p[k] or None for k in ("spatial", "temporal", "cross")}
-            return diffusers.PyramidAttentionBroadcastConfig(
-                spatial_attention_block_skip_range=skip["spatial"], temporal_attention_block_skip_range=skip["temporal"],
-                cross_attention_block_skip_range=skip["cross"], spatial_attention_timestep_skip_range=window,
-                temporal_attention_timestep_skip_range=window, cross_attention_timestep_skip_range=window,
-                current_timestep_callback=clock)
-        # diffusers' FasterCache fails when a branch's first step is inside its window (it would reuse attention
-        # it has not computed yet): the first call reads a timestep outside every window.
-        clock = lambda: float("inf") if self.first else self.timestep  # noqa: E731
-        layout = getattr(self.family, "fastercache_layout", None)
-        batched = layout is not None and batch == 2  # [uncond, cond] in one call: FasterCache may skip uncond
-        return diffusers.FasterCacheConfig(
-            spatial_attention_block_skip_range=p["spatial"] or None, spatial_attention_timestep_skip_range=window,
-            unconditional_batch_skip_range=p["uncond_skip"], attention_weight_callback=lambda _: 0.5,
-            tensor_format=layout or "BCFHW", is_guidance_distilled=not batched, current_timestep_callback=clock)
+        return KINDS[self.spec.name].config(self, view, batch)
 
     def calibrated(self) -> list[float]:
         """MagCache's magnitude ratios measured on the first branch (calibration runs)."""
@@ -203,30 +173,6 @@ class Branches:
 
 
 # -- MagCache calibration --------------------------------------------------------------------------------
-
-
-def ratios_file(content_hash: str, steps: int) -> Path | None:
-    """Where the MagCache ratios of the weights ``content_hash`` at ``steps`` steps are kept."""
-    from t2v.models.diskcache import cache_path
-
-    root = cache_path("magcache")
-    return None if root is None else root / f"{re.sub(r'[^A-Za-z0-9]+', '_', content_hash)}-{int(steps)}.json"
-
-
-def magcache_ratios(model, request) -> dict[str, list[float]]:
-    """The calibrated ratios ({transformer name: ratios}) for this model at the request's step count;
-    InvalidRequest naming the calibration command when there are none."""
-    path = ratios_file(model.content_hash, request.num_inference_steps)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8")) if path is not None else None
-    except (OSError, ValueError):
-        data = None
-    ratios = data.get("ratios") if isinstance(data, dict) else None
-    if not (isinstance(ratios, dict) and ratios and all(isinstance(v, list) and len(v) > 1 for v in ratios.values())):
-        raise InvalidRequest(f"cache: magcache needs this model's magnitude ratios at {request.num_inference_steps} "
-                             f"steps; make them once with `t2v cache calibrate --model {request.model} --steps "
-                             f"{request.num_inference_steps}`", field="cache")
-    return ratios
 
 
 def calibrate(request, generate: Callable[..., Any], **generate_kwargs) -> tuple[Path | None, dict[str, list[float]]]:

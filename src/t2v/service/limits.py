@@ -26,7 +26,7 @@ def admit(request, settings: Settings, api_key=None):
     the server may not make, the cost limits, and the memory budget.
     """
     from t2v.runner.resolve import check_fits, resolve
-    from t2v.models.source import check_available
+    from t2v.models.allowlist import check_available
 
     from t2v.service.assets import is_asset_id
 

@@ -13,6 +13,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from t2v.models.catalog import CATALOG
 
 logger = logging.getLogger(__name__)
 
@@ -156,9 +157,7 @@ def build_models(arch: Arch, tokenizer, *, video_unet: bool = True):
 
 def make_tiny(directory: str | Path, *, family: str = "modelscope", seed: int = 0, fp16_variant: bool = True) -> Path:
     """Build a tiny random-weight model of ``family`` (a `t2v models make-tiny --family` name) at ``directory``."""
-    from t2v.families import make_tiny_model
-
-    return make_tiny_model(family, Path(directory), seed=seed, fp16_variant=fp16_variant)
+    return CATALOG.make_tiny_model(family, Path(directory), seed=seed, fp16_variant=fp16_variant)
 
 
 def _start(out: Path, seed: int):

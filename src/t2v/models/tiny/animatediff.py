@@ -53,7 +53,7 @@ def make_tiny_animatediff(out: Path, *, seed: int = 0, fp16_variant: bool = True
     from diffusers import AnimateDiffPipeline, AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
 
-    from t2v.families.animatediff import animatediff_scheduler
+    from t2v.models.compose import animatediff_scheduler
     from t2v.models.tiny import make_tiny_sd
 
     out = Path(out).expanduser()
