@@ -8,6 +8,7 @@ from importlib import metadata
 from typing import Any
 
 from t2v.errors import InvalidRequest
+from t2v.requests import FLAT_EXTRAS, REQUEST_TYPES, GenerationRequest, SequenceRequest
 
 RECORD_VERSION = 1
 # Fields that must match for a replay to promise identical frames.
@@ -64,8 +65,6 @@ def build_record(request, *, source, loaded, warnings: list[str], timings: dict[
 
 def request_fields(record: dict[str, Any]) -> dict[str, Any]:
     """The GenerationRequest fields stored in a record (for replay)."""
-    from t2v.requests import GenerationRequest
-
     if not isinstance(record, dict) or "prompt" not in record or "seed" not in record:
         raise InvalidRequest("this is not a t2v record: it has no prompt and seed", field="record")
     if not isinstance(record["seed"], int) or isinstance(record["seed"], bool):
@@ -76,10 +75,8 @@ def request_fields(record: dict[str, Any]) -> dict[str, Any]:
             raise InvalidRequest(f"record: {name} is a {type(record[name]).__name__}, not a "
                                  f"{'JSON object' if kind is dict else 'list' if kind is list else 'string'} as t2v "
                                  "writes it (an edited or damaged record?)", field="record")
-    from t2v.requests import ImageRequest, SequenceRequest
-
-    cls = {"sequence": SequenceRequest, "image": ImageRequest}.get(record.get("mode"), GenerationRequest)
-    names = set(cls.model_fields)
+    cls = REQUEST_TYPES.get(record.get("mode"), GenerationRequest)
+    names = set(cls.model_fields) | (set(FLAT_EXTRAS) if "extras" in cls.model_fields else set())
     fields = {k: v for k, v in record.items() if k in names and v is not None}
     if cls is SequenceRequest:
         fields.pop("prompt", None)  # derived from the keyframes

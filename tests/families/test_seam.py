@@ -11,6 +11,7 @@ import pytest
 
 from t2v.errors import InvalidRequest, ModelUnavailable
 from t2v.families import base, registry as families
+from t2v.models import catalog
 from t2v.requests import GenerationRequest
 
 
@@ -84,9 +85,12 @@ def test_a_plugin_family_registers_through_the_entry_point(tmp_path, monkeypatch
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: t2v-demo-plugin\nVersion: 1.0\n")
     (dist / "entry_points.txt").write_text("[t2v.families]\ndemo = t2v_demo_plugin:DemoFamily\n")
     monkeypatch.syspath_prepend(str(pkg))
-    monkeypatch.setattr(families, "_FAMILIES", {})
-    monkeypatch.setattr(families, "_LOADED", [])
+    fresh = catalog.Catalog()  # t2v's cards; the plugins not read yet
+    monkeypatch.setattr(catalog, "CATALOG", fresh)
+    monkeypatch.setattr(families, "CATALOG", fresh)
     try:
+        assert fresh.card("demo") is not None and fresh.plugins_read  # an unknown name reads the plugins
+        assert fresh.card("demo").ref == "t2v_demo_plugin:DemoFamily"
         fams = families.all_families()
         assert fams["demo"].pipelines == ("DemoVideoPipeline",) and "wan" in fams
         assert families.family_for_pipeline("DemoVideoPipeline").name == "demo"

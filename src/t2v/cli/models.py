@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from t2v.cli.common import cli_errors, err, out
+from t2v.models.catalog import CATALOG
 
 models_app = typer.Typer(help="Known models, downloads, and tiny offline test models.", no_args_is_help=True)
 
@@ -90,6 +91,9 @@ def show(model: str = typer.Argument(..., help="Registry id, alias or local fold
                     "fp16_variant": any(path.glob("*/*.fp16.*"))}
         else:
             raise ModelUnavailable(f"unknown model {model!r}: not registered (see `t2v models list`) and not a folder")
+        card = CATALOG.card(info["family"]) if info.get("family") != "unknown" else None
+        if card is not None and card.extras is not None:  # the family's own settings (a request's extras)
+            info["extras"] = {name: f.description for name, f in card.extras.model_fields.items()}
         out.print_json(json.dumps(info))
 
 

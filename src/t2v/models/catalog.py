@@ -54,7 +54,7 @@ def card_of(family: Any) -> FamilyCard:
         return card
     return FamilyCard(name=family.name, ref=f"{cls.__module__}:{cls.__qualname__}", description=family.description,
                       pipelines=tuple(family.pipelines), defaults=dict(family.defaults), tiny=dict(family.tiny),
-                      models=tuple(getattr(family, "models", ())))
+                      models=tuple(getattr(family, "models", ())), extras=getattr(family, "extras", None))
 
 
 class Catalog:

@@ -74,3 +74,5 @@ class FamilyCard:
     defaults: dict[str, Any]
     tiny: dict[str, str] = field(default_factory=dict)
     models: tuple[ModelSpec, ...] = ()
+    # The family's own request settings (``extras``): a t2v.requests.FamilyExtras schema, or None.
+    extras: Any = None

@@ -6,6 +6,7 @@ from t2v.requests.base import (RequestModel, cli_spelling, field_meta, invalid_f
                                validated)
 from t2v.requests.caches import (ATTENTION, CACHES, WEIGHTS, CacheSpec, cache_spec, canonical_cache, check_attention,
                                  check_weights)
+from t2v.requests.extras import FLAT_EXTRAS, FamilyExtras, check_extras, move_flat_extras
 from t2v.requests.image import METHODS, ImageRequest, SequenceRequest
 from t2v.requests.keyframes import parse_keyframes
 from t2v.requests.options import (DEFAULT_NEGATIVE_PROMPT, DEFAULT_STRENGTH, DEVICES, DTYPES, FORMATS, MAX_FRAMES,
@@ -19,12 +20,12 @@ from t2v.requests.video import DEFAULTABLE, ENGINE_FIELDS, GenerationRequest, Vi
 
 __all__ = [
     "ATTENTION", "CACHES", "DEFAULTABLE", "DEFAULT_NEGATIVE_PROMPT", "DEFAULT_STRENGTH", "DEVICES", "DTYPES",
-    "ENGINE_FIELDS", "FORMATS", "INTERPOLATION_METHODS", "MAX_FRAMES", "MAX_SECONDS", "MAX_SEED", "MAX_SIDE",
+    "ENGINE_FIELDS", "FLAT_EXTRAS", "FORMATS", "INTERPOLATION_METHODS", "MAX_FRAMES", "MAX_SECONDS", "MAX_SEED", "MAX_SIDE",
     "MAX_STEPS", "METHODS", "MIN_SIDE", "MODES", "PLANS", "POST_FORMATS", "REQUEST_TYPES", "SCHEDULERS",
-    "UPSCALERS", "UPSCALE_FACTORS", "WEIGHTS", "CacheSpec", "GenerationRequest", "GenerationResult", "ImageRequest",
+    "UPSCALERS", "UPSCALE_FACTORS", "WEIGHTS", "CacheSpec", "FamilyExtras", "GenerationRequest", "GenerationResult", "ImageRequest",
     "PostRequest", "PostSpec", "ProgressEvent", "Request", "RequestModel", "SequenceRequest", "Stage",
-    "VideoRequest", "cache_spec", "canonical_cache", "check_attention", "check_device_name", "check_dtype_name",
+    "VideoRequest", "cache_spec", "canonical_cache", "check_attention", "check_extras", "check_device_name", "check_dtype_name",
     "check_plan_name", "check_weights", "cli_spelling", "field_meta", "invalid_from_validation", "knob",
-    "on_surface", "parse_formats", "parse_keyframes", "post_from_flags", "request_from_fields", "source_shape",
+    "move_flat_extras", "on_surface", "parse_formats", "parse_keyframes", "post_from_flags", "request_from_fields", "source_shape",
     "validated",
 ]

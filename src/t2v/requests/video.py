@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import ValidationInfo, field_validator, model_validator
 
 from t2v.requests.base import RequestModel, knob
+from t2v.requests.extras import check_scalars, move_flat_extras
 from t2v.requests.caches import canonical_cache, check_attention, check_weights
 from t2v.requests.keyframes import parse_keyframes
 from t2v.requests.options import (DEFAULT_STRENGTH, FORMATS, MAX_FRAMES, MAX_SECONDS, MAX_SEED, MAX_SIDE, MAX_STEPS,
@@ -20,8 +21,8 @@ from t2v.requests.post import PostSpec
 ENGINE_FIELDS = ("formats", "crf", "device", "dtype", "memory", "attention", "compile")
 
 # Fields a model's defaults can fill in (None in the request = "use the model's default").
-DEFAULTABLE = ("negative_prompt", "width", "height", "num_frames", "fps", "guidance_scale", "guidance_scale_2",
-               "num_inference_steps", "scheduler", "decode_timestep", "decode_noise_scale")
+DEFAULTABLE = ("negative_prompt", "width", "height", "num_frames", "fps", "guidance_scale", "num_inference_steps",
+               "scheduler")
 
 
 class GenerationRequest(RequestModel):
@@ -35,13 +36,6 @@ class GenerationRequest(RequestModel):
                                            help="Denoising steps (model default).")
     guidance_scale: float | None = knob(None, ge=0.0, le=50.0, cli="--guidance -g",
                                         help="Classifier-free guidance scale (model default).")
-    guidance_scale_2: float | None = knob(None, ge=0.0, le=50.0, cli="--guidance-2", help=(
-        "Wan 2.2 A14B: guidance of the low-noise expert. HunyuanVideo: the true CFG scale (the stock "
-        "true_cfg_scale; above 1 a second pass with the negative prompt). Other models ignore it."))
-    decode_timestep: float | None = knob(None, ge=0.0, le=1.0, help=(
-        "LTX-Video 0.9.1+: the timestep the VAE decodes at (the model's default); other models ignore it."))
-    decode_noise_scale: float | None = knob(None, ge=0.0, le=1.0, help=(
-        "LTX-Video 0.9.1+: noise mixed into the latents before decoding (the model's default)."))
     fps: float | None = knob(None, gt=0.0, le=120.0, help="Frames per second of the output (model default).")
     seed: int | None = knob(None, ge=0, le=MAX_SEED, help="Random seed (random when omitted; always recorded).")
     width: int | None = knob(None, ge=MIN_SIDE, le=MAX_SIDE, cli="--width -W",
@@ -95,6 +89,34 @@ class GenerationRequest(RequestModel):
         "image-to-video from the last frame, else half of num_frames)."))
     continue_strength: float | None = knob(None, gt=0.0, le=1.0, help=(
         "A longer video: how much a video-to-video continuation repaints its guide (default 0.7)."))
+    extras: dict[str, Any] = knob({}, cli="", help=(
+        "The model family's own settings, e.g. {\"decode_timestep\": 0.05} for LTX-Video or {\"use_dynamic_cfg\": "
+        "true} for CogVideoX; each family's are in `t2v models show FAMILY` (the CLI offers them as flags)."))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat_extras(cls, data: Any) -> Any:
+        return move_flat_extras(data)
+
+    @field_validator("extras")
+    @classmethod
+    def _extras(cls, v: dict[str, Any]) -> dict[str, Any]:
+        return check_scalars(v)
+
+    @property
+    def guidance_scale_2(self) -> float | None:
+        """Wan 2.2 A14B's low-noise guidance, HunyuanVideo's true CFG scale (an extra of those families)."""
+        return self.extras.get("guidance_scale_2")
+
+    @property
+    def decode_timestep(self) -> float | None:
+        """LTX-Video 0.9.1+: the timestep the VAE decodes at (an extra of the LTX family)."""
+        return self.extras.get("decode_timestep")
+
+    @property
+    def decode_noise_scale(self) -> float | None:
+        """LTX-Video 0.9.1+: the noise mixed in before decoding (an extra of the LTX family)."""
+        return self.extras.get("decode_noise_scale")
 
     @field_validator("prompt")
     @classmethod

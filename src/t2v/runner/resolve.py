@@ -7,11 +7,12 @@ import secrets
 
 from t2v.errors import InvalidRequest, ModelUnavailable
 from t2v.families import get_family
+from t2v.models.catalog import CATALOG
 from t2v.models.lora import check_lora
 from t2v.models.registry import lookup
 from t2v.models.source import local_folder, model_defaults, resolve_source
 from t2v.post.stage import check_post
-from t2v.requests import GenerationRequest
+from t2v.requests import GenerationRequest, check_extras
 from t2v.settings import Settings
 
 
@@ -33,6 +34,9 @@ def resolve(request: GenerationRequest, settings: Settings) -> GenerationRequest
         folder = local_folder(model)
     seed = request.seed if request.seed is not None else secrets.randbelow(2**32)
     extra = {"model": model, "seed": seed, **({"motion_adapter": adapter} if adapter is not None else {})}
+    card = CATALOG.card(family_name) if family_name != "unknown" else None
+    if card is not None and request.mode == "video":  # the family's own settings, with the model's defaults
+        extra["extras"] = check_extras(card.extras, request.extras, family=card.name, defaults=defaults)
     if request.device == "auto":
         extra["device"] = settings.device
     if request.dtype == "auto":

@@ -3,6 +3,15 @@
 from __future__ import annotations
 
 from t2v.models.spec import FamilyCard, ModelSpec
+from t2v.requests import FamilyExtras, knob
+
+
+class HunyuanExtras(FamilyExtras):
+    """HunyuanVideo's own settings."""
+
+    guidance_scale_2: float | None = knob(None, ge=0.0, le=50.0, cli="--guidance-2", help=(
+        "HunyuanVideo: the true CFG scale (the stock true_cfg_scale; above 1 a second pass with the negative "
+        "prompt, twice the steps' cost)."))
 
 I2V_PIPELINE = "HunyuanVideoImageToVideoPipeline"
 LICENSE = "Tencent Hunyuan Community License (not valid in the EU, the UK and South Korea)"
@@ -24,6 +33,7 @@ CARD = FamilyCard(
     defaults=dict(_DEFAULTS),
     tiny={"hunyuan": "t2v.models.tiny.hunyuan:make_hunyuan", "hunyuan-i2v": "t2v.models.tiny.hunyuan:make_hunyuan_i2v",
             "hunyuan-i2v-33ch": "t2v.models.tiny.hunyuan:make_hunyuan_i2v_33ch"},
+    extras=HunyuanExtras,
     models=(
         ModelSpec(id="hunyuanvideo-community/HunyuanVideo", description="HunyuanVideo 13B text-to-video at 720p "
                   "(guidance-distilled; Llava-Llama-3-8B + CLIP-L text encoders, causal 3D VAE), 5 s at 24 fps.",

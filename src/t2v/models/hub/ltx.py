@@ -3,6 +3,16 @@
 from __future__ import annotations
 
 from t2v.models.spec import FamilyCard, ModelSpec
+from t2v.requests import FamilyExtras, knob
+
+
+class LTXExtras(FamilyExtras):
+    """LTX-Video's own settings."""
+
+    decode_timestep: float | None = knob(None, ge=0.0, le=1.0, help=(
+        "LTX-Video 0.9.1+: the timestep the VAE decodes at (the model's default)."))
+    decode_noise_scale: float | None = knob(None, ge=0.0, le=1.0, help=(
+        "LTX-Video 0.9.1+: noise mixed into the latents before decoding (the model's default)."))
 
 # LTX-Video's recommended negative prompt (model cards and diffusers' LTX examples).
 NEGATIVE_PROMPT = "worst quality, inconsistent motion, blurry, jittery, distorted"
@@ -36,6 +46,7 @@ CARD = FamilyCard(
     pipelines=("LTXPipeline", "LTXImageToVideoPipeline", CONDITION, UPSAMPLER),
     defaults=dict(_BASE),
     tiny={"ltx": "t2v.models.tiny.ltx:make_ltx", "ltx-097": "t2v.models.tiny.ltx:make_ltx_097"},
+    extras=LTXExtras,
     models=(
         _spec("Lightricks/LTX-Video", "LTX-Video 0.9.0 2B: text- and image-to-video, 704x512, 161 frames at 25 fps.",
               _BASE, _RAIL, "https://huggingface.co/Lightricks/LTX-Video", 24.0, 20.0,

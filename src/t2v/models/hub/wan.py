@@ -3,6 +3,15 @@
 from __future__ import annotations
 
 from t2v.models.spec import FamilyCard
+from t2v.requests import FamilyExtras, knob
+
+
+class WanExtras(FamilyExtras):
+    """Wan's own settings."""
+
+    guidance_scale_2: float | None = knob(None, ge=0.0, le=50.0, cli="--guidance-2", help=(
+        "Wan 2.2 A14B: guidance of the low-noise expert (default: the model's, else --guidance)."))
+
 
 # Wan's own negative prompt (Wan2.1 / Wan2.2 repos, wan/configs/shared_config.py: sample_neg_prompt).
 NEGATIVE_PROMPT = ("色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，整体发灰，最差质量，低质量，"
@@ -19,5 +28,6 @@ CARD = FamilyCard(
                 "num_inference_steps": 50, "scheduler": "model", "negative_prompt": NEGATIVE_PROMPT},
     tiny={"wan": "t2v.models.tiny.wan:make_wan21", "wan22-ti2v": "t2v.models.tiny.wan:make_wan22_ti2v",
             "wan22-a14b": "t2v.models.tiny.wan:make_wan22_a14b", "wan-i2v": "t2v.models.tiny.wan:make_wan_i2v"},
+    extras=WanExtras,
     models=(),
 )
