@@ -49,6 +49,7 @@ def stock(model, result, image=None):
     extra = {"image": Image.open(image).convert("RGB")} if image is not None else {}
     out = pipe(prompt=r.prompt, negative_prompt=r.negative_prompt, height=r.height, width=r.width, num_frames=r.num_frames,
                num_inference_steps=r.num_inference_steps, guidance_scale=r.guidance_scale,
+               use_dynamic_cfg=bool(r.extras.get("use_dynamic_cfg")),
                generator=torch.Generator("cpu").manual_seed(r.seed), output_type="np", **extra)
     return to_uint8(out.frames[0])
 
@@ -71,6 +72,16 @@ def test_frames_match_the_stock_pipeline(models, first_frame, kind, scheduler, f
     assert all(p.shape == (r.height, r.width, 3) and p.dtype == np.uint8 for p in previews)
     if image is not None:
         assert result.record["image_sha256"]
+
+
+def test_dynamic_cfg_matches_the_stock_pipeline_and_is_refused_elsewhere(models, tiny_model):
+    ours, result = run(models["cogvideox"], scheduler="dpm++", num_frames=9, extras={"use_dynamic_cfg": True})
+    plain, _ = run(models["cogvideox"], scheduler="dpm++", num_frames=9)
+    assert result.record["extras"] == {"use_dynamic_cfg": True} and not np.array_equal(ours, plain)
+    assert np.abs(ours.astype(int) - stock(models["cogvideox"], result).astype(int)).max() <= 2
+    with pytest.raises(InvalidRequest, match="extras.use_dynamic_cfg: the modelscope family has no such setting") as e:
+        run(tiny_model, extras={"use_dynamic_cfg": True})
+    assert e.value.field == "extras.use_dynamic_cfg"
 
 
 @pytest.mark.parametrize(("kind", "scheduler", "at"), [("cogvideox", "dpm++", 1), ("cogvideox", "dpm++", 3),

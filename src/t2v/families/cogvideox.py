@@ -176,7 +176,7 @@ class CogVideoXFamily(GroupOffload, DiffusersLora):
                        return_dict=False, **kw)[0].float()
             if guided:
                 uncond, cond = noise.chunk(2)
-                noise = uncond + request.guidance_scale * (cond - uncond)
+                noise = uncond + guidance_at(request, t) * (cond - uncond)
             if dpm:  # the previous x0 prediction goes into the next step (and into checkpoints)
                 out, s.extra["old_pred_original_sample"] = scheduler.step(
                     noise, s.extra.get("old_pred_original_sample"), t, timesteps[i - 1] if i > 0 else None, s.latents,
@@ -298,6 +298,16 @@ def make_scheduler(name: str, scheduler_config: dict[str, Any]):
                              field="scheduler")
     cls = diffusers.CogVideoXDDIMScheduler if name == "ddim" else diffusers.CogVideoXDPMScheduler
     return cls.from_config({k: v for k, v in scheduler_config.items() if not k.startswith("_")})
+
+
+def guidance_at(request, t) -> float:
+    """The guidance at timestep ``t``: the request's, or with ``use_dynamic_cfg`` (an extra) the stock pipeline's
+    cosine schedule, computed as it computes it (from the timestep's value)."""
+    scale = request.guidance_scale
+    if not request.extras.get("use_dynamic_cfg"):
+        return scale
+    n = request.num_inference_steps
+    return 1 + scale * ((1 - math.cos(math.pi * ((n - t.item()) / n) ** 5.0)) / 2)
 
 
 def extra_step_kwargs(scheduler, generator) -> dict[str, Any]:

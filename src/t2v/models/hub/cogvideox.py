@@ -5,6 +5,15 @@ from __future__ import annotations
 from typing import Any  # noqa: F401
 
 from t2v.models.spec import FamilyCard, ModelSpec
+from t2v.requests import FamilyExtras, knob
+
+
+class CogVideoXExtras(FamilyExtras):
+    """CogVideoX's own settings."""
+
+    use_dynamic_cfg: bool | None = knob(None, help=(
+        "Dynamic classifier-free guidance: the guidance rises over the steps along a cosine schedule (the stock "
+        "use_dynamic_cfg; the CogVideoX-5B examples turn it on). Default off."))
 
 I2V_PIPELINE = "CogVideoXImageToVideoPipeline"
 DEFAULTS_10 = {"width": 720, "height": 480, "num_frames": 49, "fps": 8, "guidance_scale": 6.0,
@@ -35,6 +44,7 @@ CARD = FamilyCard(
             "cogvideox-i2v": "t2v.models.tiny.cogvideox:make_cogvideox_i2v",
             "cogvideox15": "t2v.models.tiny.cogvideox:make_cogvideox15",
             "cogvideox15-i2v": "t2v.models.tiny.cogvideox:make_cogvideox15_i2v"},
+    extras=CogVideoXExtras,
     models=(
         _spec("zai-org/CogVideoX-2b", "CogVideoX-2B text-to-video at 720x480, 49 frames (sinusoidal positions).",
               DEFAULTS_10, 13.8, 28.0, ("cogvideox-2b", "cogvideox"), notes="fp16 is its recommended dtype."),
