@@ -197,7 +197,7 @@ def test_video_to_video_through_the_api_is_the_library_run_of_the_uploaded_file(
     bit (the record's frames_sha256), and those are the input through the VAE; the record names the asset."""
     from t2v import generate
     from t2v.requests import GenerationRequest
-    from tests.engine.test_v2v import round_trip
+    from tests.sampling.test_v2v import round_trip
 
     data = clip_bytes(tmp_path, frames=6)
     asset = upload(client, data, "in.mp4").json()

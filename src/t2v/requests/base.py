@@ -20,12 +20,15 @@ SURFACES = ("api", "cli")
 
 
 def knob(default: Any = ..., *, help: str, cli: str | tuple[str, ...] | None = None, api: bool = True,
-         env: str | None = None, **constraints: Any) -> Any:
+         env: str | None = None, only: tuple[str, ...] | None = None, **constraints: Any) -> Any:
     """Declare a request field once: its default, ``help`` (the CLI's, the API's and the forms' text), the CLI
     spelling (``"--frames -f"``; default ``--field-name``; ``cli=""`` keeps it off the CLI), whether the REST
     bodies take it (``api=False``: the server's own setting), the environment variable a CLI option falls back
-    to, and pydantic's constraints (``ge``, ``le``, ``max_length`` ...)."""
+    to, the modes whose requests use it (``only``; default every mode that has the field), and pydantic's
+    constraints (``ge``, ``le``, ``max_length`` ...)."""
     meta: dict[str, Any] = {"api": api}
+    if only is not None:
+        meta["only"] = list(only)
     if cli is not None:
         meta["cli"] = cli.split() if isinstance(cli, str) else list(cli)
     if env:
@@ -52,6 +55,13 @@ def on_surface(model: type[BaseModel], name: str, surface: str) -> bool:
     if surface == "cli":
         return bool(cli_spelling(model, name))
     return field_meta(model, name).get("api", True)
+
+
+def applies(model: type[BaseModel], name: str, mode: str) -> bool:
+    """Whether field ``name`` of ``model`` is taken by requests of ``mode`` (the knob's ``only``; default every
+    mode that has the field)."""
+    only = field_meta(model, name).get("only")
+    return only is None or mode in only
 
 
 _FIELD_NAMES: set[str] = set()  # every request field, for naming the field of a whole-request check

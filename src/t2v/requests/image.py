@@ -18,11 +18,15 @@ from t2v.requests.video import GenerationRequest
 METHODS = ("latent-walk", "prompt-interp", "img2img", "interpolate", "independent")
 
 
+IMAGE_MODEL_HELP = "Text-to-image model: registry id, hub id or folder (default: T2V_DEFAULT_IMAGE_MODEL, SD 1.5)."
+
+
 class ImageRequest(GenerationRequest):
     """``t2v image``: ``count`` images with seeds ``seed``, ``seed + 1``, ... (num_frames is unused)."""
 
     mode: Literal["image"] = knob("image", cli="", help="The kind of request: image.")
     count: int = knob(1, ge=1, le=64, cli="--count -n", help="How many images (seeds seed, seed+1, ...).")
+    model: str | None = knob(None, max_length=4096, cli="--model -m", help=IMAGE_MODEL_HELP)
 
 
 class SequenceRequest(GenerationRequest):
@@ -34,6 +38,7 @@ class SequenceRequest(GenerationRequest):
 
     mode: Literal["sequence"] = knob("sequence", cli="", help="The kind of request: sequence.")
     prompt: str = knob("", cli="", api=False, help="Filled from the keyframes (for listing and search).")
+    model: str | None = knob(None, max_length=4096, cli="--model -m", help=IMAGE_MODEL_HELP)
     keyframes: tuple[tuple[int, str], ...] = knob(..., cli="", help=(
         "Keyframes 'INDEX: prompt', index 0 first, e.g. '0: a forest in spring' '48: autumn'."))
     method: str = knob("latent-walk", help="latent-walk, prompt-interp, img2img, interpolate or independent.")

@@ -31,12 +31,12 @@ class GenerationRequest(RequestModel):
     mode: Literal["video"] = knob("video", cli="", help="The kind of request: video.")
     prompt: str = knob(..., cli="", help="What the video should show.")
     negative_prompt: str | None = knob(None, cli="--negative-prompt -n", help="What to avoid (default: the model's).")
-    num_frames: int | None = knob(None, ge=1, le=MAX_FRAMES, cli="--frames -f", help="Number of frames (model default).")
+    num_frames: int | None = knob(None, only=("video",), ge=1, le=MAX_FRAMES, cli="--frames -f", help="Number of frames (model default).")
     num_inference_steps: int | None = knob(None, ge=1, le=MAX_STEPS, cli="--steps -s",
                                            help="Denoising steps (model default).")
     guidance_scale: float | None = knob(None, ge=0.0, le=50.0, cli="--guidance -g",
                                         help="Classifier-free guidance scale (model default).")
-    fps: float | None = knob(None, gt=0.0, le=120.0, help="Frames per second of the output (model default).")
+    fps: float | None = knob(None, only=("video", "sequence"), gt=0.0, le=120.0, help="Frames per second of the output (model default).")
     seed: int | None = knob(None, ge=0, le=MAX_SEED, help="Random seed (random when omitted; always recorded).")
     width: int | None = knob(None, ge=MIN_SIDE, le=MAX_SIDE, cli="--width -W",
                              help="Width in pixels, a multiple of 8 (16 for Wan).")
@@ -45,51 +45,51 @@ class GenerationRequest(RequestModel):
     scheduler: str | None = knob(None, help="model (its own, the default), ddim, dpm++, euler or unipc.")
     model: str | None = knob(None, max_length=4096, cli="--model -m", env="T2V_MODEL",
                              help="Registry id, hub id (org/name) or local folder (under the server's model roots).")
-    formats: tuple[str, ...] = knob(("mp4",), cli="--format", help="mp4, webm, gif or png (repeatable).")
-    crf: int | None = knob(None, ge=0, le=51, help="MP4/WebM quality, 0-51: lower is better, bigger.")
+    formats: tuple[str, ...] = knob(("mp4",), only=("video", "sequence"), cli="--format", help="mp4, webm, gif or png (repeatable).")
+    crf: int | None = knob(None, only=("video", "sequence"), ge=0, le=51, help="MP4/WebM quality, 0-51: lower is better, bigger.")
     device: str = knob("auto", api=False, env="T2V_DEVICE", help="auto, cpu, cuda, cuda:N or mps.")
     dtype: str = knob("auto", api=False, env="T2V_DTYPE", help="auto, fp32, fp16 or bf16.")
-    memory: str = knob("auto", api=False, env="T2V_MEMORY", help="Memory plan: auto, speed, balanced or low.")
-    motion_adapter: str | None = knob(None, max_length=4096, help=(
+    memory: str = knob("auto", only=("video",), api=False, env="T2V_MEMORY", help="Memory plan: auto, speed, balanced or low.")
+    motion_adapter: str | None = knob(None, only=("video",), max_length=4096, help=(
         "AnimateDiff: a MotionAdapter (hub id, registry id or folder) that animates the Stable Diffusion 1.5 model."))
-    lora: str | None = knob(None, max_length=4096, help=(
+    lora: str | None = knob(None, only=("video",), max_length=4096, help=(
         "A LoRA adapter: a t2v train-lora folder (Wan: a diffusers LoRA file); on a server, under its model roots."))
-    lora_scale: float = knob(1.0, ge=-4.0, le=4.0, help="LoRA strength: 0 = off, 1 = as trained.")
-    image: str | None = knob(None, max_length=4096, cli="--image -i", help=(
+    lora_scale: float = knob(1.0, only=("video",), ge=-4.0, le=4.0, help="LoRA strength: 0 = off, 1 = as trained.")
+    image: str | None = knob(None, only=("video",), max_length=4096, cli="--image -i", help=(
         "Image-to-video: the first frame (PNG, JPEG or WebP). A file (library, CLI) or an uploaded asset id (API)."))
-    video: str | None = knob(None, max_length=4096, help=(
+    video: str | None = knob(None, only=("video",), max_length=4096, help=(
         "Video-to-video (SDEdit): the input clip (mp4, webm or gif), a file (library, CLI) or an uploaded asset id "
         "(API); its frames are fitted to width x height and num_frames, noised to strength and denoised."))
-    strength: float | None = knob(None, ge=0.0, le=1.0, help=(
+    strength: float | None = knob(None, only=("video",), ge=0.0, le=1.0, help=(
         "Video-to-video: how much to change the input, 0 (the VAE round trip) to 1 (as from pure noise); "
         f"default {DEFAULT_STRENGTH} with video, refused without it."))
-    cache: str | None = knob(None, max_length=200, help=(
+    cache: str | None = knob(None, only=("video",), max_length=200, help=(
         "Step cache NAME[:KEY=VALUE,...]: deepcache (UNet3D models), fbc, taylorseer, magcache, pab, fastercache "
         "(transformer models). Recorded in its canonical form (every parameter)."))
-    attention: str = knob("auto", api=False, help="Attention kernel: auto (PyTorch SDPA), sdpa, flash or sage.")
-    weights: str = knob("auto", api=False, help=(
+    attention: str = knob("auto", only=("video",), api=False, help="Attention kernel: auto (PyTorch SDPA), sdpa, flash or sage.")
+    weights: str = knob("auto", only=("video",), api=False, help=(
         "Denoiser weight storage: auto (the run's dtype), fp8 (float8 storage, bf16 compute) or int8 (torchao)."))
-    compile: bool = knob(False, api=False, help=(
+    compile: bool = knob(False, only=("video",), api=False, help=(
         "torch.compile the denoiser's repeated blocks (the first run of a shape compiles)."))
-    post: PostSpec | None = knob(None, cli="", help=(
+    post: PostSpec | None = knob(None, only=("video", "sequence"), cli="", help=(
         "Post-processing after sampling, in this order: deflicker, frame interpolation (interpolate: 2-8 frames per "
         "frame, or target_fps), upscaling (upscale: 2 or 4). Each step is in the record (postprocess)."))
-    seconds: float | None = knob(None, gt=0.0, le=MAX_SECONDS, help=(
+    seconds: float | None = knob(None, only=("video",), gt=0.0, le=MAX_SECONDS, help=(
         "A longer video: the seconds to make, in segments of num_frames, each continuing the last (image-to-video "
         "from its last frame where the model has it, else video-to-video of the overlap), the seams blended. With "
         "extend: the seconds added."))
-    prompt_schedule: tuple[tuple[int, str], ...] | None = knob(None, help=(
+    prompt_schedule: tuple[tuple[int, str], ...] | None = knob(None, only=("video",), help=(
         "A longer video: prompts by frame, 'INDEX: prompt' (e.g. '0: a red ball' '48: a blue ball'); each segment "
         "takes the prompt in force at its first new frame (prompt until the first entry)."))
-    extend: str | None = knob(None, max_length=4096, cli="", help=(
+    extend: str | None = knob(None, only=("video",), max_length=4096, cli="", help=(
         "A longer video continuing this clip (mp4, webm or gif; a file, or an uploaded asset id on a server): the "
         "output is the clip, fitted to width x height, then seconds more."))
-    overlap: int | None = knob(None, ge=1, le=64, help=(
+    overlap: int | None = knob(None, only=("video",), ge=1, le=64, help=(
         "A longer video: frames each continuation shares with what came before, cross-faded (default: 1 after "
         "image-to-video from the last frame, else half of num_frames)."))
-    continue_strength: float | None = knob(None, gt=0.0, le=1.0, help=(
+    continue_strength: float | None = knob(None, only=("video",), gt=0.0, le=1.0, help=(
         "A longer video: how much a video-to-video continuation repaints its guide (default 0.7)."))
-    extras: dict[str, Any] = knob({}, cli="", help=(
+    extras: dict[str, Any] = knob({}, only=("video",), cli="", help=(
         "The model family's own settings, e.g. {\"decode_timestep\": 0.05} for LTX-Video or {\"use_dynamic_cfg\": "
         "true} for CogVideoX; each family's are in `t2v models show FAMILY` (the CLI offers them as flags)."))
 

@@ -1,0 +1,45 @@
+"""Print the README's table of `t2v generate`'s options, made from the command itself (so from the request
+contract): python scripts/flag_table.py [--write] (--write replaces the table in README.md)."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import typer
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+START, END = "<!-- flags:generate -->", "<!-- /flags:generate -->"
+
+
+def table() -> str:
+    from t2v.cli.app import app
+
+    command = typer.main.get_command(app).commands["generate"]
+    rows = ["| option | what it sets |", "|---|---|"]
+    for param in command.params:
+        if not param.opts or param.name == "help" or not param.opts[0].startswith("-"):
+            continue
+        names = " ".join(f"`{o}`" for o in param.opts)
+        text = re.sub(r"\s+", " ", (param.help or "").replace("|", "\\|")).strip()
+        env = f" Env: `{param.envvar}`." if param.envvar else ""
+        rows.append(f"| {names} | {text}{env} |")
+    return "\n".join(rows)
+
+
+def block() -> str:
+    return f"{START}\n{table()}\n{END}"
+
+
+def main() -> None:
+    if "--write" in sys.argv[1:]:
+        text = README.read_text(encoding="utf-8")
+        start, end = text.index(START), text.index(END) + len(END)
+        README.write_text(text[:start] + block() + text[end:], encoding="utf-8")
+    else:
+        print(block())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""What the commands that make something share: the request from a command's prompt and derived options, the run
+with progress (or on a server), and the summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from t2v.cli.common import Interrupt, err, out, print_record
+from t2v.requests import GenerationRequest, parse_formats
+
+VIDEO_ENDINGS = (".mp4", ".webm", ".gif")
+
+
+def video_request(prompt: str, fields: dict[str, Any], output: Path | None) -> GenerationRequest:
+    """The video request of a command's PROMPT and options; with no --format, ``-o clip.gif`` writes a GIF. An
+    input image is checked first (a missing, damaged or oversized one exits 2 before any model loads)."""
+    from t2v.inputs import check_image
+
+    fields = dict(fields)
+    if fields.get("image") is not None:
+        check_image(Path(fields["image"]))
+    if "formats" not in fields and output is not None and Path(output).suffix.lower() in VIDEO_ENDINGS:
+        fields["formats"] = parse_formats(Path(output).suffix, ("mp4", "webm", "gif"))
+    return GenerationRequest(prompt=prompt, **fields)
+
+
+def licence_notice(model: str | None) -> None:
+    """Print the licence notice of a registered model that is about to download (not yet in the cache)."""
+    from t2v.models.allowlist import is_cached
+    from t2v.models.source import is_offline, license_notice
+    from t2v.models.registry import lookup
+    from t2v.settings import get_settings
+
+    spec = lookup(model) if model else None
+    settings = get_settings()
+    if spec is None or not spec.license_notice or is_offline(settings) or is_cached(spec.id, spec.revision, settings):
+        return
+    err.print(f"[yellow]licence notice ({spec.id}, {spec.license}):[/] {license_notice(spec.id)}", highlight=False)
+
+
+def run_with_progress(request, *, output, quiet: bool):
+    from t2v.cli.progress import GenerationProgress
+    from t2v.runner.modes import generate as run_request
+    from t2v.settings import get_settings
+
+    licence_notice(request.model)
+    with Interrupt() as interrupt, GenerationProgress(interrupt, quiet=quiet) as progress:
+        return run_request(request, on_progress=progress, should_cancel=interrupt, output=output,
+                           settings=get_settings())
+
+
+def print_summary(result) -> None:
+    for o in result.outputs:
+        out.print(f"[green]wrote[/] {o.path}  ({o.bytes:,} bytes)", highlight=False)
+    if result.sidecar:
+        out.print(f"[green]wrote[/] {result.sidecar}", highlight=False)
+    print_record(result.record)
+
+
+SERVER = typer.Option(None, "--server", help="A running t2v server's URL: it makes the video (its model already "
+                      "loaded) and the files come here.", envvar="T2V_SERVER")
+KEY = typer.Option(None, "--key", help="API key for --server.", envvar="T2V_API_KEY")
+
+
+def run_remote(ctx: typer.Context, request, *, server: str, key: str | None, output, quiet: bool,
+                threads: int | None = None) -> None:
+    from t2v.cli.remote import generate_remote
+
+    # this machine's T2V_MODEL, T2V_DTYPE, ... settings are not the server's: only flags given count
+    local = {name for name in ("model", "device", "dtype", "memory", "threads")
+             if (source := ctx.get_parameter_source(name)) is not None and source.name == "ENVIRONMENT"}
+    generate_remote(request, server=server, key=key, output=output, quiet=quiet, threads=threads, ignore=local)
