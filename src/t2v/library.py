@@ -128,11 +128,6 @@ def generate(request: Any, /, *, model: str | None = None, seed: int | None = No
 
 def load_pipeline(model: str, *, device: str = "auto", dtype: str = "auto", settings: Settings | None = None):
     """Load (and cache) a model's components for ``device``/``dtype``; later ``generate`` calls reuse them."""
-    from t2v.models.device import fit_to_model, plan_device
-    from t2v.models.loader import load_model
-    from t2v.models.source import resolve_source
+    from t2v.runner import runtime  # torch and diffusers: not at `import t2v`
 
-    settings = settings or get_settings()
-    plan = plan_device(device, dtype, cpu_bf16=settings.cpu_bf16)
-    source = resolve_source(model, settings, want_fp16=plan.is_accelerator and plan.dtype != "fp32")
-    return load_model(source, fit_to_model(plan, source.path, asked=dtype, cpu_bf16=settings.cpu_bf16))
+    return runtime.load_pipeline(model, device=device, dtype=dtype, settings=settings or get_settings())

@@ -1,4 +1,5 @@
-"""Request bodies and the JSON shape of a job, shared by the API, webhooks and the CLI."""
+"""The REST request bodies, derived from the request contract (t2v.requests); the JSON of a job is the service's
+(:func:`t2v.service.views.job_to_dict`)."""
 
 from __future__ import annotations
 
@@ -88,52 +89,5 @@ PostCreate = derived_body(
     example={"job": "01JD3V6S0A8Q5Y9F2W4K7M1N3P", "post": {"interpolate": 2}, "formats": ["mp4"]})
 
 
-def _iso(dt) -> str | None:
-    return dt.isoformat() if dt else None
-
-
-FIGURES = ("contact_sheet", "denoise_grid")
-
-
-def _file_url(base_url: str, job_id: str, fmt: str) -> str | None:
-    if fmt in FIGURES:
-        return f"{base_url}/v1/videos/{job_id}/figures/{fmt}"
-    if fmt == "json":
-        return f"{base_url}/v1/videos/{job_id}/metadata"
-    if fmt == "png":
-        return None  # a folder of frames on the server: not served over HTTP
-    return f"{base_url}/v1/videos/{job_id}/content?format={fmt}"
-
-
-def job_to_dict(service, job, *, base_url: str = "") -> dict[str, Any]:
-    """The public JSON of a job."""
-    position = service.queue_position(job.id) if job.status == "queued" else None
-    if job.status == "queued" and position is None:  # claimed meanwhile: show the fresher state
-        job = service.find_job(job.id) or job
-    fraction = job.step / job.total if job.total else (1.0 if job.status == "succeeded" else 0.0)
-    files = [
-        {"format": f["format"], "file": f.get("file"), "bytes": f.get("bytes"), "sha256": f.get("sha256"),
-         "url": _file_url(base_url, job.id, f["format"])}
-        for f in (job.files or [])
-    ]
-    out = {
-        "id": job.id,
-        "status": job.status,
-        "priority": job.priority,
-        "queue_position": position if job.status == "queued" else None,
-        "progress": {"stage": job.stage, "step": job.step, "total": job.total, "fraction": round(fraction, 4),
-                     "eta_s": job.eta_now()},
-        "request": job.request,
-        "result": {"files": files, "metadata": job.result} if job.status == "succeeded" else None,
-        "error": job.error,
-        "attempts": job.attempts,
-        "cancel_requested": job.cancel_requested,
-        "created_at": _iso(job.created_at),
-        "started_at": _iso(job.started_at),
-        "finished_at": _iso(job.finished_at),
-        "webhook": {"status": job.webhook_status, "attempts": job.webhook_attempts, "error": job.webhook_error}
-        if job.callback_url else None,
-        "links": {"self": f"{base_url}/v1/videos/{job.id}", "events": f"{base_url}/v1/videos/{job.id}/events",
-                  "content": f"{base_url}/v1/videos/{job.id}/content", "metadata": f"{base_url}/v1/videos/{job.id}/metadata"},
-    }
-    return out
+# the job's JSON, named here for the routes
+from t2v.service.views import FIGURES, job_to_dict  # noqa: E402,F401

@@ -16,6 +16,7 @@ from typing import Any
 
 from t2v.errors import InvalidRequest, T2VError
 from t2v.store.mongo import MongoRecords, RecordStoreUnavailable
+from t2v.store import FINISHED_STATUSES
 
 logger = logging.getLogger(__name__)
 
@@ -148,13 +149,11 @@ def search_records(service, *, source: str = "sql", query: str | None = None, ap
                    limit: int = 50) -> list[dict[str, Any]]:
     """Records of finished jobs, newest first: from the job table (``sql``) or from MongoDB (``mongodb``).
     Only ``api_key``'s when one is given (the API always gives the caller's on a server with keys). ``query``: words of the prompt (MongoDB: its text search)."""
-    from t2v.service.service import FINISHED
-
     if source not in SOURCES:
         raise InvalidRequest(f"source: {source!r} is not one of {', '.join(SOURCES)}", field="source")
     limit = max(1, min(int(limit), 500))
     if source == "sql":
-        jobs = [j for status in FINISHED for j in service.list(status=status, limit=limit, api_key=api_key,
+        jobs = [j for status in FINISHED_STATUSES for j in service.list(status=status, limit=limit, api_key=api_key,
                                                                query=query)]
         jobs = sorted(jobs, key=lambda j: j.id, reverse=True)[:limit]
         return [record_document(service, j) for j in jobs]

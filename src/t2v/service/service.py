@@ -11,12 +11,14 @@ from t2v.errors import InvalidRequest, JobNotFound, QuotaExceeded
 from t2v.service.access import AccessService
 from t2v.service.assets import AssetService
 from t2v.service.postjobs import PostService
+from t2v.service.records import RecordPublisher
 from t2v.settings import Settings, get_settings
+from t2v.store import FINISHED_STATUSES
 
 logger = logging.getLogger(__name__)
 
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
-FINISHED = ("succeeded", "failed", "cancelled")
+FINISHED = FINISHED_STATUSES
 
 
 @dataclass
@@ -91,7 +93,7 @@ class JobService(AccessService, AssetService, PostService):
         threads importing diffusers at once can fail. A worker that needs the model meanwhile waits for
         this load and reuses it (the loader's cache loads one model once).
         """
-        from t2v import load_pipeline
+        from t2v.runner.runtime import load_pipeline  # torch and diffusers, for a server that warms a model
 
         self.warm_state = {"model": model, "done": False, "error": None}
         if not self._import_runtime():
@@ -134,8 +136,6 @@ class JobService(AccessService, AssetService, PostService):
         self.purge_pending()  # cancelled with --purge while their process was down
         self.webhooks = WebhookSender(self)
         if self.settings.records_url:  # the outbox's publisher: records reach MongoDB in the background
-            from t2v.service.records import RecordPublisher
-
             self.records = RecordPublisher(self).start()
         self.executor.start(self)
         self._janitor = threading.Thread(target=self._janitor_loop, name="t2v-janitor", daemon=True)

@@ -24,6 +24,7 @@ import socket
 import threading
 import time
 from typing import TYPE_CHECKING
+from t2v.service.views import job_to_dict
 
 if TYPE_CHECKING:
     from t2v.service.service import JobService
@@ -93,8 +94,6 @@ class WebhookSender:
             self.deliver_async(job)
 
     def _deliver(self, job) -> None:
-        from t2v.api.schemas import job_to_dict
-
         svc, repo = self.service, self.service.repo
         ended = False
         try:

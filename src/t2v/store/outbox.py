@@ -13,6 +13,7 @@ from sqlalchemy import func, select, update
 
 from .keys import utcnow
 from .tables import FINISHED_STATUSES, Job
+from .rows import job_row
 
 __all__ = ["OutboxRepository"]
 
@@ -25,14 +26,12 @@ class OutboxRepository:
 
     def pending_records(self, limit: int = 50) -> list:
         """Finished jobs whose record is still to send, oldest first."""
-        from .repository import _row
-
         with self._read() as conn:
             rows = conn.execute(
                 select(jobs).where(c.records_sent_at.is_(None), c.status.in_(FINISHED_STATUSES))
                 .order_by(c.finished_at, c.id).limit(limit)
             ).all()
-        return [_row(r) for r in rows]
+        return [job_row(r) for r in rows]
 
     def mark_records_sent(self, job_ids: list[str]) -> int:
         """Mark these jobs' records as sent (only while still finished: a job retried meanwhile stays out)."""
@@ -51,8 +50,6 @@ class OutboxRepository:
 
     def iter_finished(self, batch: int = 200) -> Iterator:
         """Every finished job, oldest first, in batches (for exporting the whole history)."""
-        from .repository import _row
-
         after = ""
         while True:
             with self._read() as conn:
@@ -61,5 +58,5 @@ class OutboxRepository:
             if not rows:
                 return
             for r in rows:
-                yield _row(r)
+                yield job_row(r)
             after = rows[-1].id

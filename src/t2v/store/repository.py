@@ -20,65 +20,13 @@ from .ids import new_id
 from .keys import ApiKeyRow, KeyRepository, utcnow
 from .limits import LimitRepository, QueueFull
 from .outbox import OutboxRepository
+from .rows import JobRow, job_row
 from .tables import FINISHED_STATUSES, JOB_STATUSES, Job
 
 __all__ = ["ApiKeyRow", "JobRow", "QueueFull", "Repository"]
 
 jobs = Job.__table__
 c = jobs.c
-
-
-@dataclass(frozen=True)
-class JobRow:
-    """One row of ``jobs``. Datetimes are timezone-aware UTC."""
-
-    id: str
-    status: str
-    priority: int
-    request: dict[str, Any]
-    #: ``request["prompt"]`` lower-cased, for search; show ``request["prompt"]`` to people.
-    prompt: str | None
-    api_key_id: str | None
-    idempotency_key: str | None
-    callback_url: str | None
-    stage: str | None
-    step: int
-    total: int
-    eta_s: float | None
-    result: dict[str, Any] | None
-    files: list[dict[str, Any]] | None
-    error: str | None
-    attempts: int
-    worker_id: str | None
-    cancel_requested: bool
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-    heartbeat_at: datetime | None
-    updated_at: datetime
-    webhook_status: str | None
-    webhook_attempts: int
-    webhook_error: str | None
-    purge_requested: bool = False
-    webhook_lease_until: datetime | None = None
-    webhook_lease_owner: str | None = None
-    records_sent_at: datetime | None = None
-
-    @property
-    def finished(self) -> bool:
-        return self.status in FINISHED_STATUSES
-
-    def eta_now(self, now: datetime | None = None) -> float | None:
-        """Seconds left as of ``now``: the worker's ETA less the time since it wrote it (running jobs; workers
-        write progress a few times a second at most, and once as a decode starts)."""
-        if self.eta_s is None or self.status != "running":
-            return self.eta_s
-        since = ((now or utcnow()) - self.updated_at).total_seconds()
-        return round(max(self.eta_s - max(since, 0.0), 0.0), 1)
-
-
-def _row(row) -> JobRow | None:
-    return JobRow(**row._mapping) if row is not None else None
 
 
 def _escape_like(text: str) -> str:
@@ -102,11 +50,11 @@ class Repository(AssetRepository, ClaimRepository, LimitRepository, KeyRepositor
     # ---- helpers -------------------------------------------------------------------------
 
     def _get(self, conn: Connection, job_id: str) -> JobRow | None:
-        return _row(conn.execute(select(jobs).where(c.id == job_id)).first())
+        return job_row(conn.execute(select(jobs).where(c.id == job_id)).first())
 
     def _find_idempotent(self, conn: Connection, api_key_id: str | None, key: str) -> JobRow | None:
         owner = c.api_key_id.is_(None) if api_key_id is None else c.api_key_id == api_key_id
-        return _row(conn.execute(select(jobs).where(owner, c.idempotency_key == key)).first())
+        return job_row(conn.execute(select(jobs).where(owner, c.idempotency_key == key)).first())
 
     def _update(self, where, **values: Any) -> bool:
         values.setdefault("updated_at", utcnow())
@@ -200,7 +148,7 @@ class Repository(AssetRepository, ClaimRepository, LimitRepository, KeyRepositor
             where.append(c.prompt.like(f"%{_escape_like(query.lower())}%", escape="\\"))
         stmt = select(jobs).where(*where).order_by(c.id.desc()).limit(max(0, int(limit)))
         with self._read() as conn:
-            return [_row(r) for r in conn.execute(stmt)]
+            return [job_row(r) for r in conn.execute(stmt)]
 
     def count_jobs(self, *, status: str | None = None, api_key_id: str | None = None) -> int:
         stmt = select(func.count()).select_from(jobs).where(*self._filters(status, api_key_id))
@@ -373,4 +321,4 @@ class Repository(AssetRepository, ClaimRepository, LimitRepository, KeyRepositor
         that no process holds a live delivery lease on."""
         stmt = select(jobs).where(*_webhook_due(), _lease_free(utcnow())).order_by(c.id)
         with self._read() as conn:
-            return [_row(r) for r in conn.execute(stmt)]
+            return [job_row(r) for r in conn.execute(stmt)]
