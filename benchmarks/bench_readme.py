@@ -10,7 +10,7 @@ script, ...; medians of the wall time and the ratio script / t2v (above 1: t2v i
 - with ``--server``: also the same command with ``--server URL`` against a ``t2v serve --model t2v-shapes``
   started before the runs (the model loaded once; its start is reported, not timed).
 
-    .venv/bin/python benchmarks/bench_readme.py [--repeats 5] [--variant "--cache deepcache"] [--server]
+    .venv/bin/python benchmarks/bench_readme.py [--repeats 5] [--variant "--cache deepcache"] [--server] [--floor]
 """
 
 from __future__ import annotations
@@ -41,6 +41,9 @@ frames = pipe(sys.argv[2], num_frames=8, height=64, width=64, num_inference_step
 export_to_video(frames, sys.argv[3], fps=8)
 """
 
+FLOOR = ("import torch; from diffusers import UNet3DConditionModel, AutoencoderKL; "
+         "from transformers import CLIPTextModel, CLIPTokenizer")
+
 
 def timed(cmd: list[str], env: dict[str, str]) -> float:
     start = time.perf_counter()
@@ -53,6 +56,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--variant", action="append", default=[], help="Extra t2v flags to time as another side.")
     parser.add_argument("--server", action="store_true", help="Also time t2v generate --server against a warm t2v serve.")
+    parser.add_argument("--floor", action="store_true", help="Also time a process that only imports torch, diffusers' "
+                        "UNet3D and VAE and transformers' CLIP: what any process loading this model through diffusers "
+                        "pays, so script / floor is the most any cold process can reach.")
     args = parser.parse_args()
     from t2v.models.registry import lookup
 
@@ -65,6 +71,8 @@ def main() -> None:
                                                "-o", str(out / "t.mp4")]}
         for v in args.variant:
             sides[f"t2v {v}"] = [*sides["t2v"], *shlex.split(v)]
+        if args.floor:
+            sides["imports only (the floor)"] = [PYTHON, "-c", FLOOR]
         server = start_server(env) if args.server else None
         try:
             if server is not None:

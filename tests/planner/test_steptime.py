@@ -145,6 +145,24 @@ def test_measuring_leaves_the_random_generators_as_they_were():
     torch.manual_seed(3)
     expected = torch.rand(4)
     torch.manual_seed(3)
-    steptime.matmul_speed("cpu", "fp32")
-    steptime.op_cost("cpu", "fp32")
+    steptime.measure_matmul("cpu", "fp32")
+    steptime.measure_op_cost("cpu", "fp32")
     assert torch.equal(torch.rand(4), expected)
+
+
+def test_the_machine_speeds_are_measured_once_per_machine(monkeypatch):
+    steptime.matmul_speed.cache_clear()
+    steptime.op_cost.cache_clear()
+    calls = []
+    monkeypatch.setattr(steptime, "measure_matmul", lambda d, t: calls.append("matmul") or 2e9)
+    monkeypatch.setattr(steptime, "measure_op_cost", lambda d, t: calls.append("op") or 3e-5)
+    assert (steptime.matmul_speed("cpu", "fp32"), steptime.op_cost("cpu", "fp32")) == (2e9, 3e-5)
+    steptime.matmul_speed.cache_clear()  # a new process: read from $T2V_HOME/cache, not measured again
+    steptime.op_cost.cache_clear()
+    assert (steptime.matmul_speed("cpu", "fp32"), steptime.op_cost("cpu", "fp32")) == (2e9, 3e-5)
+    assert calls == ["matmul", "op"]
+    file = steptime.cache_path(steptime.SPEEDS_NAME)
+    [entry] = json.loads(file.read_text())["speeds"].values()
+    assert entry == {"matmul_flops": 2e9, "op_cost_s": 3e-5}
+    steptime.matmul_speed.cache_clear()
+    steptime.op_cost.cache_clear()

@@ -61,9 +61,49 @@ class Times:
     other_plans: bool = False  # those runs were under other memory plans (this one has none yet)
 
 
+SPEEDS_NAME = "machine-speeds.json"  # this machine's measured matmul speed and cost per operator call
+
+
+def machine_key(device: str, dtype: str) -> str:
+    """What the measured speeds depend on: the device (its model), the dtype, torch and its thread count."""
+    import torch
+
+    if device.startswith("cuda"):
+        what = torch.cuda.get_device_name(torch.device(device))
+    else:
+        what = next((line.split(":", 1)[1].strip() for line in _cpuinfo().splitlines()
+                     if line.startswith("model name")), "unknown cpu")
+    return f"{device}|{dtype}|torch {torch.__version__}|{torch.get_num_threads()} threads|{what}"
+
+
+def _cpuinfo() -> str:
+    try:
+        return Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def measured(name: str, device: str, dtype: str, measure) -> float:
+    """``measure()``, kept in ``$T2V_HOME/cache/machine-speeds.json`` for this machine (:func:`machine_key`): a new
+    process reads it instead of measuring again (about 0.3 s on a 2-core CPU, at every cold start)."""
+    file = cache_path(SPEEDS_NAME)
+    key = machine_key(device, dtype)
+    kept = read_entries(file, _VERSION, "speeds").get(key, {}) if file is not None else {}
+    if isinstance(kept.get(name), (int, float)) and kept[name] > 0:
+        return float(kept[name])
+    value = measure()
+    if file is not None:
+        merge_entries(file, _VERSION, "speeds", {key: {**kept, name: value}}, limit=LIMIT)
+    return value
+
+
 @lru_cache(maxsize=8)
 def matmul_speed(device: str, dtype: str) -> float:
-    """Measured matmul FLOP/s for this device and dtype (the estimate's speed of light)."""
+    """Matmul FLOP/s for this device and dtype (the estimate's speed of light), measured once per machine."""
+    return measured("matmul_flops", device, dtype, lambda: measure_matmul(device, dtype))
+
+
+def measure_matmul(device: str, dtype: str) -> float:
     import torch
 
     n = 1024 if device == "cpu" else 4096
@@ -78,7 +118,11 @@ def matmul_speed(device: str, dtype: str) -> float:
 def op_cost(device: str, dtype: str) -> float:
     """Seconds per operator call of a small block of the layers video models use (normalisation, SiLU, 3x3
     convolution, attention, linear) at a size where the arithmetic is a small part: the overhead each call
-    adds whatever its size. Its FLOPs, at :func:`matmul_speed`, are taken out."""
+    adds whatever its size. Its FLOPs, at :func:`matmul_speed`, are taken out. Measured once per machine."""
+    return measured("op_cost_s", device, dtype, lambda: measure_op_cost(device, dtype))
+
+
+def measure_op_cost(device: str, dtype: str) -> float:
     with own_rng(device):
         block = _block(device, dtype)
     seconds = _timed(block, device, 50)
