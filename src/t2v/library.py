@@ -33,8 +33,7 @@ class Video(GenerationResult):
         """Write the clip as the CLI does: ``path`` is a file (``clip.mp4``; its ending picks the format), a stem
         or a folder; ``formats`` adds mp4, webm, gif or png (a folder of frames). The record is embedded in each
         file and written beside them as ``<stem>.json``, all or nothing. Returns the paths written."""
-        from t2v.export import remove_output, write_outputs, write_sidecar
-        from t2v.export.outputs import check_outputs, output_stem
+        from t2v.export.outputs import check_outputs, output_stem, write_with_sidecar  # PyAV: when saving
 
         stem, implied = output_stem(path, self.request.prompt)
         try:
@@ -45,14 +44,7 @@ class Video(GenerationResult):
             chosen = (implied, *chosen)
         check_outputs(stem, chosen)
         record = {**self.record, "formats": list(chosen), "crf": crf if crf is not None else self.record.get("crf")}
-        outputs = write_outputs(self.frames, stem, chosen, self.fps, metadata=dict(record), crf=record["crf"])
-        try:
-            record["outputs"] = [o.to_dict() for o in outputs]
-            sidecar = write_sidecar(record, stem.with_name(stem.name + ".json"))
-        except BaseException:
-            for o in outputs:
-                remove_output(o.path)
-            raise
+        outputs, sidecar = write_with_sidecar(self.frames, stem, chosen, self.fps, record, crf=record["crf"])
         self.record, self.outputs, self.sidecar = record, outputs, sidecar
         return [o.path for o in outputs] + [sidecar]
 

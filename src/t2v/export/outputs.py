@@ -70,6 +70,24 @@ def check_outputs(stem: Path, formats, *, extra: tuple[str, ...] = (), inputs=()
                                  f"{stem.name}-2{suffix})", field="output")
 
 
+def write_with_sidecar(frames, stem: Path, formats, fps: float, record: dict, *, crf: int | None = None,
+                       written: list | None = None) -> tuple[list, Path]:
+    """Write ``frames`` in each of ``formats`` (``record`` embedded), then ``record`` with its outputs as the
+    sidecar ``<stem>.json``; all or nothing: on any failure every file written here (and those in ``written``,
+    made before) is removed. Returns (all the outputs, the sidecar)."""
+    outputs = list(written or [])
+    try:
+        outputs += write_outputs(frames, stem, formats, fps, metadata={k: v for k, v in record.items() if k != "outputs"},
+                                 crf=crf)
+        record["outputs"] = [o.to_dict() for o in outputs]
+        sidecar = write_sidecar(record, stem.with_name(stem.name + ".json"))
+    except BaseException:
+        for o in outputs:
+            remove_output(o.path)
+        raise
+    return outputs, sidecar
+
+
 def export_result(result: GenerationResult, stem: Path, *, emit, cancel: Callable[[], bool], t_start: float,
                   extra_files: Callable[[dict], None] | None = None, fps: float | None = None) -> None:
     """Write ``result``'s formats (record embedded) and then its sidecar; all or nothing.

@@ -23,20 +23,12 @@ from typing import Any, Callable, ClassVar
 
 from t2v.sampling import checkpoint as ckpt
 from t2v.errors import Cancelled, InvalidRequest
+from t2v.models.catalog import config  # noqa: F401  (the families read their configs with it)
 from t2v.families.base import Family, RunContext, read_index, resolve_class
 
 logger = logging.getLogger(__name__)
 
 LORA_FILE = "pytorch_lora_weights.safetensors"  # diffusers' save_lora_weights
-
-
-def config(path: Path, name: str, file: str = "config.json") -> dict[str, Any]:
-    """A component's config (``{}`` when the folder has none)."""
-    f = Path(path) / name / file
-    try:
-        return json.loads(f.read_text()) if f.is_file() else {}
-    except (OSError, ValueError):
-        return {}
 
 
 # -- the loop ------------------------------------------------------------------------------------------

@@ -46,6 +46,15 @@ def read_index(path: Path) -> dict[str, Any]:
     return index
 
 
+def config(path: Path, name: str, file: str = "config.json") -> dict[str, Any]:
+    """A component's config (``{}`` when the folder has none)."""
+    f = Path(path) / name / file
+    try:
+        return json.loads(f.read_text()) if f.is_file() else {}
+    except (OSError, ValueError):
+        return {}
+
+
 def card_of(family: Any) -> FamilyCard:
     """The card of a Family class or instance (a plugin's, read from its attributes)."""
     cls = family if isinstance(family, type) else type(family)

@@ -12,17 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from t2v.errors import ModelUnavailable
-from t2v.models.catalog import read_index
+from t2v.models.catalog import config, read_index
 from t2v.models.hub.animatediff import DDIM, DEFAULTS
-
-
-def config(path: Path, name: str, file: str = "config.json") -> dict[str, Any]:
-    """A component's config (``{}`` when the folder has none)."""
-    f = Path(path) / name / file
-    try:
-        return json.loads(f.read_text()) if f.is_file() else {}
-    except (OSError, ValueError):
-        return {}
 
 
 def unet_class(index: dict[str, Any]) -> str | None:

@@ -10,6 +10,9 @@ from pathlib import Path
 from typing import Callable
 
 from t2v.errors import Cancelled, InvalidRequest
+from t2v.export import remove_output, write_sidecar
+from t2v.export.outputs import check_outputs, write_with_sidecar
+from t2v.post.clip import post_file
 from t2v.requests import GenerationResult
 
 # ref -> a local file with the clip; InvalidRequest when the id names nothing this run may read.
@@ -22,10 +25,6 @@ def run_post_request(request, *, output: str | Path | None = None, on_progress=N
     """Run a post request: files go to ``output`` (a stem; default ``outputs/post-<source id>``). ``resolve_job``
     maps ``request.job`` to that job's video file, ``resolve_video`` maps ``request.asset`` to the uploaded file;
     without the one it needs the request is refused (only a service knows ids)."""
-    from t2v.export import remove_output, write_outputs, write_sidecar
-    from t2v.export.outputs import check_outputs
-    from t2v.post.clip import post_file
-
     kind, ref = request.source
     resolve = resolve_job if kind == "job" else resolve_video
     if resolve is None:
@@ -57,15 +56,8 @@ def run_post_request(request, *, output: str | Path | None = None, on_progress=N
             for o in outputs:
                 remove_output(o.path)
             raise Cancelled("cancelled before export")
-        meta = {k: v for k, v in record.items() if k != "outputs"}
-        try:
-            outputs += write_outputs(result.frames, stem, rest, result.fps, metadata=meta, crf=request.crf)
-            record["outputs"] = [o.to_dict() for o in outputs]
-            sidecar = write_sidecar(record, stem.with_name(stem.name + ".json"))
-        except BaseException:
-            for o in outputs:
-                remove_output(o.path)
-            raise
+        outputs, sidecar = write_with_sidecar(result.frames, stem, rest, result.fps, record, crf=request.crf,
+                                              written=outputs)
     else:
         sidecar = write_sidecar(record, stem.with_name(stem.name + ".json"))
     return GenerationResult(request=request, frames=result.frames, record=record, outputs=outputs, sidecar=sidecar)

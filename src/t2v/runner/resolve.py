@@ -8,9 +8,12 @@ import secrets
 from t2v.errors import InvalidRequest, ModelUnavailable
 from t2v.families import get_family
 from t2v.models.catalog import CATALOG
+from t2v.models.device import fit_to_model, plan_device
 from t2v.models.lora import check_lora
 from t2v.models.registry import lookup
 from t2v.models.source import local_folder, model_defaults, resolve_source
+from t2v.planner.fit import memory_budget
+from t2v.planner.memory import choose
 from t2v.post.stage import check_post
 from t2v.requests import GenerationRequest, check_extras
 from t2v.settings import Settings
@@ -100,12 +103,6 @@ def check_fits(request: GenerationRequest, settings: Settings) -> None:
     Costs arithmetic once the model's reference dry run is cached (see :func:`t2v.planner.memory.estimate`).
     Loads no weights and downloads nothing: a model not on disk yet is checked when its job runs.
     """
-    from t2v.errors import ModelUnavailable
-    from t2v.models.device import fit_to_model, plan_device
-    from t2v.planner.fit import memory_budget
-    from t2v.models.source import resolve_source
-    from t2v.planner.memory import choose
-
     if request.mode != "video":
         return  # image mode has no memory planner yet
     try:
