@@ -50,3 +50,17 @@ def test_with_defaults_only_fills_missing():
 def test_formats_normalised_and_deduplicated():
     r = GenerationRequest.create(prompt="a", formats=["MP4", ".gif", "mp4"])
     assert r.formats == ("mp4", "gif")
+
+
+def test_records_and_bodies_with_the_flat_family_fields_of_before_load_them_as_extras():
+    from t2v.api.schemas import VideoCreate
+    from t2v.record import request_fields
+
+    old = {"prompt": "x", "seed": 1, "mode": "video", "decode_timestep": 0.05, "decode_noise_scale": 0.025,
+           "guidance_scale_2": None}
+    request = GenerationRequest(**request_fields(old))
+    assert request.extras == {"decode_timestep": 0.05, "decode_noise_scale": 0.025}
+    assert request.decode_timestep == 0.05 and request.guidance_scale_2 is None
+    body = VideoCreate.model_validate({"prompt": "x", "guidance_scale_2": 3.0, "extras": {"use_dynamic_cfg": True}})
+    assert body.generation_fields()["extras"] == {"guidance_scale_2": 3.0, "use_dynamic_cfg": True}
+    assert "guidance_scale_2" not in GenerationRequest.model_fields  # a family's setting, not every request's

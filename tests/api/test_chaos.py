@@ -139,9 +139,9 @@ def test_the_requests_own_fault_is_not_retried(model_copy, tmp_path):
 
 
 def test_a_failed_export_keeps_the_checkpoint_and_the_retry_resumes(model_copy, tmp_path, monkeypatch):
-    import t2v.export
+    import t2v.export.outputs
 
-    real, calls = t2v.export.write_outputs, []
+    real, calls = t2v.export.outputs.write_outputs, []
 
     def write_outputs(*args, **kwargs):
         calls.append(1)
@@ -149,7 +149,7 @@ def test_a_failed_export_keeps_the_checkpoint_and_the_retry_resumes(model_copy, 
             raise OSError(28, "No space left on device")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(t2v.export, "write_outputs", write_outputs)
+    monkeypatch.setattr(t2v.export.outputs, "write_outputs", write_outputs)  # the exporter's own name
     settings = make_settings(tmp_path / "home", model_copy, checkpoint_every=2)
     _, [job] = run_jobs(settings, num_inference_steps=6)
     assert job.status == "succeeded" and job.attempts == 2 and len(calls) == 2

@@ -14,7 +14,7 @@ from t2v.requests import (GenerationRequest, ImageRequest, PostRequest, PostSpec
 
 OWN = {  # options that are the command's own, not a request's fields
     "generate": {"ctx", "prompt", "output", "quiet", "threads", "server", "key"},
-    "plan": {"prompt", "threads"},
+    "plan": {"prompt", "output", "quiet", "threads"},
     "image": {"prompt", "output", "quiet"},
     "sequence": {"keyframes", "output", "quiet"},
     "post": {"clip", "output", "quiet"},

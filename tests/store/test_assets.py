@@ -1,4 +1,4 @@
-"""The assets table (migration 0003) and AssetRepository, on SQLite and PostgreSQL."""
+"""The assets table (migration 0003) and the repository's Assets part, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 

@@ -126,6 +126,9 @@ def extend(
 @with_request_options(GenerationRequest, "video", post=True, extras=True)
 def plan(
     prompt: str = typer.Argument(..., help="What the video should show."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Taken as generate takes it (the formats it "
+                                          "implies); nothing is written."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Taken as generate takes it."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, max=1024, help="CPU threads torch uses "
                                           "(default: torch's, the physical cores).", envvar="T2V_THREADS"),
     fields: dict = None,
@@ -139,7 +142,7 @@ def plan(
             from t2v.models.device import set_threads
 
             set_threads(threads)
-        show_plan(video_request(prompt, fields, None))
+        show_plan(video_request(prompt, fields, output))
 
 
 def _load_record(path: Path) -> dict:

@@ -10,7 +10,7 @@ import typer
 
 from t2v.cli.common import Interrupt, cli_errors, out
 from t2v.cli.options import with_request_options
-from t2v.requests import PostRequest
+from t2v.requests import POST_FORMATS, PostRequest
 
 @with_request_options(PostRequest, "post", post=True, only=("crf",))
 def post(

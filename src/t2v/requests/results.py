@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from t2v.export import OutputFile
+    from t2v.requests.video import GenerationRequest
 
 Stage = Literal["load", "encode_prompt", "denoise", "decode", "post", "export", "done"]
 

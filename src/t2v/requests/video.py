@@ -17,6 +17,8 @@ from t2v.requests.options import (DEFAULT_STRENGTH, FORMATS, MAX_FRAMES, MAX_SEC
                                   parse_formats)
 from t2v.requests.post import PostSpec
 
+MAX_TEXT = 20_000  # characters of a prompt (a server's T2V_MAX_PROMPT_CHARS is lower)
+
 # Fields that decide how a run computes, not (beyond rounding) what it makes: recorded beside the request fields.
 ENGINE_FIELDS = ("formats", "crf", "device", "dtype", "memory", "attention", "compile")
 
@@ -29,8 +31,9 @@ class GenerationRequest(RequestModel):
     """A validated, frozen description of one video. ``None`` means "the model's default"."""
 
     mode: Literal["video"] = knob("video", cli="", help="The kind of request: video.")
-    prompt: str = knob(..., cli="", help="What the video should show.")
-    negative_prompt: str | None = knob(None, cli="--negative-prompt -n", help="What to avoid (default: the model's).")
+    prompt: str = knob(..., max_length=MAX_TEXT, cli="", help="What the video should show.")
+    negative_prompt: str | None = knob(None, max_length=MAX_TEXT, cli="--negative-prompt -n",
+                                       help="What to avoid (default: the model's).")
     num_frames: int | None = knob(None, only=("video",), ge=1, le=MAX_FRAMES, cli="--frames -f", help="Number of frames (model default).")
     num_inference_steps: int | None = knob(None, ge=1, le=MAX_STEPS, cli="--steps -s",
                                            help="Denoising steps (model default).")

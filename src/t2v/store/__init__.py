@@ -6,7 +6,7 @@ All SQL lives in :mod:`t2v.store.repository` and the parts it is built from (:mo
 
 from .db import default_database_url, head_revision, normalize_url, open_database, upgrade
 from .ids import id_time, new_id
-from .keys import ApiKeyRow, KeyRepository
+from .keys import ApiKeyRow, Keys
 from .repository import JobRow, Repository
 from .tables import FINISHED_STATUSES, JOB_STATUSES, WEBHOOK_STATUSES
 
@@ -15,7 +15,7 @@ __all__ = [
     "FINISHED_STATUSES",
     "JOB_STATUSES",
     "JobRow",
-    "KeyRepository",
+    "Keys",
     "Repository",
     "WEBHOOK_STATUSES",
     "default_database_url",

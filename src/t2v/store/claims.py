@@ -16,8 +16,10 @@ from sqlalchemy import and_, func, literal, or_, select, update
 
 from .keys import utcnow
 from .tables import Job
+from .db import Database
+from .rows import get_job
 
-__all__ = ["WORKER_STOPPED", "ClaimRepository", "final_failure", "held_by", "retry_note"]
+__all__ = ["WORKER_STOPPED", "Claims", "final_failure", "held_by", "retry_note"]
 
 jobs = Job.__table__
 c = jobs.c
@@ -45,16 +47,19 @@ def held_by(job_id: str, worker_id: str):
 _BACK_IN_QUEUE = dict(status="queued", worker_id=None, heartbeat_at=None, stage=None, step=0, eta_s=None)
 
 
-class ClaimRepository:
-    """Mixin of :class:`t2v.store.Repository`: claim, give back, retry or fail a job."""
+class Claims:
+    """Claiming jobs: claim, give back, retry or fail a job."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     def claim_next(self, worker_id: str):
         """Take the queued job with the highest priority (oldest first among equals), mark it
         running for ``worker_id`` and count the attempt. Never hands one job to two workers."""
         for _ in range(100):
-            with self._write() as conn:
+            with self.db.write() as conn:
                 stmt = select(c.id).where(c.status == "queued").order_by(c.priority.desc(), c.id.asc()).limit(1)
-                if self.dialect == "postgresql":
+                if self.db.dialect == "postgresql":
                     stmt = stmt.with_for_update(skip_locked=True)
                 job_id = conn.execute(stmt).scalar()
                 if job_id is None:
@@ -73,14 +78,14 @@ class ClaimRepository:
                     )
                 )
                 if res.rowcount == 1:
-                    return self._get(conn, job_id)
+                    return get_job(conn, job_id)
         return None  # pragma: no cover - only under pathological contention
 
     def fail_job(self, job_id: str, worker_id: str, error: str) -> bool:
         """running -> failed (the request's own fault: no retry); False when the job is not
         running for this worker."""
         now = utcnow()
-        with self._write() as conn:
+        with self.db.write() as conn:
             res = conn.execute(
                 update(jobs)
                 .where(held_by(job_id, worker_id))
@@ -94,9 +99,9 @@ class ClaimRepository:
         why; a job whose cancel was requested is cancelled. Returns the new status, or None when the
         job is not running for this worker."""
         now = utcnow()
-        with self._write() as conn:
+        with self.db.write() as conn:
             stmt = select(c.attempts, c.cancel_requested).where(held_by(job_id, worker_id))
-            if self.dialect == "postgresql":
+            if self.db.dialect == "postgresql":
                 stmt = stmt.with_for_update()
             row = conn.execute(stmt).first()
             if row is None:
@@ -123,9 +128,9 @@ class ClaimRepository:
         where = and_(c.status == "running", where)
         now = utcnow()
         requeued = []
-        with self._write() as conn:
+        with self.db.write() as conn:
             stmt = select(c.id, c.attempts, c.cancel_requested).where(where).order_by(c.id)
-            if self.dialect == "postgresql":
+            if self.db.dialect == "postgresql":
                 stmt = stmt.with_for_update(skip_locked=True)
             for r in conn.execute(stmt).all():
                 values = self._give_back(r.attempts, r.cancel_requested, reason, max_attempts, now)

@@ -6,12 +6,15 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import StaticPool
 
-__all__ = ["MIGRATIONS_DIR", "default_database_url", "head_revision", "normalize_url", "open_database", "upgrade"]
+__all__ = ["Database", "MIGRATIONS_DIR", "default_database_url", "head_revision", "normalize_url", "open_database", "upgrade"]
 
 logger = logging.getLogger(__name__)
 
@@ -129,3 +132,27 @@ def head_revision() -> str:
     head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
     assert head is not None
     return head
+
+
+class Database:
+    """One shared Engine; every method runs one short transaction of its own."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.dialect = engine.dialect.name
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A write transaction; on SQLite it takes the database write lock at BEGIN
+        (BEGIN IMMEDIATE), so read-then-write sequences cannot interleave across
+        threads or processes."""
+        with self.engine.connect() as conn:
+            if self.dialect == "sqlite":
+                conn.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"})
+            with conn.begin():
+                yield conn

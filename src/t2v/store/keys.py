@@ -10,11 +10,11 @@ from datetime import datetime, timezone
 from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from .db import SQLITE_BEGIN
+from .db import Database
 from .ids import new_id
 from .tables import ApiKey
 
-__all__ = ["ApiKeyRow", "KeyRepository", "utcnow"]
+__all__ = ["ApiKeyRow", "Keys", "utcnow"]
 
 api_keys = ApiKey.__table__
 
@@ -43,31 +43,12 @@ class ApiKeyRow:
         return self.revoked_at is not None
 
 
-class _RepositoryBase:
-    """One shared Engine; every method runs one short transaction of its own."""
+class Keys:
+    """API keys: create, list, look up, revoke."""
 
-    def __init__(self, engine: Engine):
-        self.engine = engine
-        self.dialect = engine.dialect.name
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
-    @contextmanager
-    def _read(self) -> Iterator[Connection]:
-        with self.engine.begin() as conn:
-            yield conn
-
-    @contextmanager
-    def _write(self) -> Iterator[Connection]:
-        """A write transaction; on SQLite it takes the database write lock at BEGIN
-        (BEGIN IMMEDIATE), so read-then-write sequences cannot interleave across
-        threads or processes."""
-        with self.engine.connect() as conn:
-            if self.dialect == "sqlite":
-                conn.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"})
-            with conn.begin():
-                yield conn
-
-
-class KeyRepository(_RepositoryBase):
     def create_key(
         self,
         name: str,
@@ -91,7 +72,7 @@ class KeyRepository(_RepositoryBase):
             revoked_at=None,
         )
         try:
-            with self._write() as conn:
+            with self.db.write() as conn:
                 conn.execute(insert(api_keys).values(**values))
         except IntegrityError as exc:
             raise ValueError("an API key with this hash already exists") from exc
@@ -99,18 +80,18 @@ class KeyRepository(_RepositoryBase):
 
     def list_keys(self) -> list[ApiKeyRow]:
         """All keys, revoked ones included, oldest first."""
-        with self._read() as conn:
+        with self.db.read() as conn:
             rows = conn.execute(select(api_keys).order_by(api_keys.c.id)).all()
         return [ApiKeyRow(**r._mapping) for r in rows]
 
     def get_key(self, key_id: str) -> ApiKeyRow | None:
-        with self._read() as conn:
+        with self.db.read() as conn:
             row = conn.execute(select(api_keys).where(api_keys.c.id == key_id)).first()
         return ApiKeyRow(**row._mapping) if row else None
 
     def get_key_by_hash(self, key_hash: str) -> ApiKeyRow | None:
         """The active (not revoked) key with this sha256, if any."""
-        with self._read() as conn:
+        with self.db.read() as conn:
             row = conn.execute(
                 select(api_keys).where(api_keys.c.key_hash == key_hash, api_keys.c.revoked_at.is_(None))
             ).first()
@@ -118,7 +99,7 @@ class KeyRepository(_RepositoryBase):
 
     def revoke_key(self, key_id: str) -> bool:
         """Revoke a key; False when there is no such key or it was revoked already."""
-        with self._write() as conn:
+        with self.db.write() as conn:
             res = conn.execute(
                 update(api_keys)
                 .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))

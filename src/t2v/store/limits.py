@@ -15,8 +15,9 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 from .ids import new_id
 from .keys import api_keys, utcnow
 from .tables import FINISHED_STATUSES, EventStream, Job, RateBucket
+from .db import Database
 
-__all__ = ["LimitRepository", "QueueFull"]
+__all__ = ["Limits", "QueueFull"]
 
 jobs = Job.__table__
 buckets = RateBucket.__table__
@@ -31,26 +32,29 @@ class QueueFull(Exception):
         self.queued, self.limit = queued, limit
 
 
-class LimitRepository:
-    """Mixin of :class:`t2v.store.Repository`: rate buckets, stream leases, queue quota, purges."""
+class Limits:
+    """Rate buckets, stream leases, the queue quota, purges."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     # ---- helpers -------------------------------------------------------------------------
 
     def _lock_key(self, conn: Connection, api_key_id: str) -> None:
         """Serialise quota checks of one key: on PostgreSQL lock its row until the transaction ends
         (SQLite's write transaction already holds the whole database)."""
-        if self.dialect == "postgresql":
+        if self.db.dialect == "postgresql":
             conn.execute(select(api_keys.c.id).where(api_keys.c.id == api_key_id).with_for_update(key_share=True))
 
     def _insert_ignore(self, table, **values):
         """INSERT that does nothing when the primary key exists already."""
-        if self.dialect == "postgresql":
+        if self.db.dialect == "postgresql":
             from sqlalchemy.dialects.postgresql import insert as dialect_insert
         else:
             from sqlalchemy.dialects.sqlite import insert as dialect_insert
         return dialect_insert(table).values(**values).on_conflict_do_nothing()
 
-    def _check_queue(self, conn: Connection, api_key_id: str, max_queued: int) -> None:
+    def check_queue(self, conn: Connection, api_key_id: str, max_queued: int) -> None:
         """Inside create_job's transaction: raise :class:`QueueFull` when the key is at its quota."""
         self._lock_key(conn, api_key_id)
         queued = conn.execute(
@@ -65,10 +69,10 @@ class LimitRepository:
         """Take one token from the key's bucket (``count`` tokens, refilled at ``count / per_s`` a second).
         Returns None when the request may go ahead, else the seconds until the next token."""
         rate = count / per_s
-        with self._write() as conn:
+        with self.db.write() as conn:
             conn.execute(self._insert_ignore(buckets, api_key_id=api_key_id, tokens=float(count), updated_at=utcnow()))
             stmt = select(buckets.c.tokens, buckets.c.updated_at).where(buckets.c.api_key_id == api_key_id)
-            if self.dialect == "postgresql":
+            if self.db.dialect == "postgresql":
                 stmt = stmt.with_for_update()
             row = conn.execute(stmt).one()
             now = max(utcnow(), row.updated_at)  # read after the lock; never step the bucket's clock back
@@ -85,7 +89,7 @@ class LimitRepository:
         """Lease a slot for an open event stream of this key, valid ``lease_s`` seconds: its id, or
         None when the key already holds ``cap`` unexpired leases. Expired leases are removed."""
         now = utcnow()
-        with self._write() as conn:
+        with self.db.write() as conn:
             self._lock_key(conn, api_key_id)
             mine = streams.c.api_key_id == api_key_id
             conn.execute(delete(streams).where(mine, streams.c.expires_at <= now))
@@ -98,21 +102,21 @@ class LimitRepository:
 
     def renew_stream(self, lease_id: str, lease_s: float) -> bool:
         """Extend a lease to ``lease_s`` seconds from now; False when it expired and was removed."""
-        with self._write() as conn:
+        with self.db.write() as conn:
             res = conn.execute(
                 update(streams).where(streams.c.id == lease_id).values(expires_at=utcnow() + timedelta(seconds=lease_s))
             )
         return res.rowcount > 0
 
     def release_stream(self, lease_id: str) -> bool:
-        with self._write() as conn:
+        with self.db.write() as conn:
             return conn.execute(delete(streams).where(streams.c.id == lease_id)).rowcount > 0
 
     def count_streams(self, api_key_id: str) -> int:
         """Unexpired stream leases of a key."""
         stmt = select(func.count()).select_from(streams).where(streams.c.api_key_id == api_key_id,
                                                                streams.c.expires_at > utcnow())
-        with self._read() as conn:
+        with self.db.read() as conn:
             return int(conn.execute(stmt).scalar_one())
 
     # ---- purge ---------------------------------------------------------------------------
@@ -120,12 +124,12 @@ class LimitRepository:
     def pending_purges(self) -> list[str]:
         """Ids of finished jobs whose files were asked to be purged and are not yet."""
         stmt = select(jobs.c.id).where(jobs.c.purge_requested, jobs.c.status.in_(FINISHED_STATUSES)).order_by(jobs.c.id)
-        with self._read() as conn:
+        with self.db.read() as conn:
             return list(conn.execute(stmt).scalars())
 
     def purge_done(self, job_id: str) -> bool:
         """A finished job's files were removed: forget them and clear ``purge_requested``."""
-        with self._write() as conn:
+        with self.db.write() as conn:
             res = conn.execute(
                 update(jobs)
                 .where(jobs.c.id == job_id, jobs.c.status.in_(FINISHED_STATUSES))

@@ -14,19 +14,23 @@ from sqlalchemy import func, select, update
 from .keys import utcnow
 from .tables import FINISHED_STATUSES, Job
 from .rows import job_row
+from .db import Database
 
-__all__ = ["OutboxRepository"]
+__all__ = ["Outbox"]
 
 jobs = Job.__table__
 c = jobs.c
 
 
-class OutboxRepository:
-    """Mixed into :class:`~t2v.store.repository.Repository` (uses its ``_read``/``_write`` and ``_row``)."""
+class Outbox:
+    """The records still to send to the record store."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     def pending_records(self, limit: int = 50) -> list:
         """Finished jobs whose record is still to send, oldest first."""
-        with self._read() as conn:
+        with self.db.read() as conn:
             rows = conn.execute(
                 select(jobs).where(c.records_sent_at.is_(None), c.status.in_(FINISHED_STATUSES))
                 .order_by(c.finished_at, c.id).limit(limit)
@@ -37,14 +41,14 @@ class OutboxRepository:
         """Mark these jobs' records as sent (only while still finished: a job retried meanwhile stays out)."""
         if not job_ids:
             return 0
-        with self._write() as conn:
+        with self.db.write() as conn:
             return conn.execute(
                 update(jobs).where(c.id.in_(job_ids), c.status.in_(FINISHED_STATUSES))
                 .values(records_sent_at=utcnow())
             ).rowcount
 
     def count_pending_records(self) -> int:
-        with self._read() as conn:
+        with self.db.read() as conn:
             return int(conn.execute(select(func.count()).select_from(jobs).where(
                 c.records_sent_at.is_(None), c.status.in_(FINISHED_STATUSES))).scalar() or 0)
 
@@ -52,7 +56,7 @@ class OutboxRepository:
         """Every finished job, oldest first, in batches (for exporting the whole history)."""
         after = ""
         while True:
-            with self._read() as conn:
+            with self.db.read() as conn:
                 rows = conn.execute(select(jobs).where(c.status.in_(FINISHED_STATUSES), c.id > after)
                                     .order_by(c.id).limit(batch)).all()
             if not rows:

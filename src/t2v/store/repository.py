@@ -14,13 +14,14 @@ from typing import Any
 from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from .assets import AssetRepository
-from .claims import ClaimRepository, held_by
+from .assets import Assets
+from .claims import Claims, held_by
+from .db import Database
 from .ids import new_id
-from .keys import ApiKeyRow, KeyRepository, utcnow
-from .limits import LimitRepository, QueueFull
-from .outbox import OutboxRepository
-from .rows import JobRow, job_row
+from .keys import ApiKeyRow, Keys, utcnow
+from .limits import Limits, QueueFull
+from .outbox import Outbox
+from .rows import JobRow, get_job, job_row
 from .tables import FINISHED_STATUSES, JOB_STATUSES, Job
 
 __all__ = ["ApiKeyRow", "JobRow", "QueueFull", "Repository"]
@@ -44,13 +45,42 @@ def _lease_free(now: datetime):
     return or_(c.webhook_lease_until.is_(None), c.webhook_lease_until < now)
 
 
-class Repository(AssetRepository, ClaimRepository, LimitRepository, KeyRepository, OutboxRepository):
-    """Job and API-key storage over one SQLAlchemy Engine (see :func:`t2v.store.open_database`)."""
+class Part:
+    """A method of one of the repository's parts, offered under the repository's own name."""
+
+    def __init__(self, part: str) -> None:
+        self.part = part
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, repo: Any, owner: type | None = None) -> Any:
+        return self if repo is None else getattr(getattr(repo, self.part), self.name)
+
+
+class Repository:
+    """Job and API-key storage over one SQLAlchemy Engine (see :func:`t2v.store.open_database`), composed of its
+    parts, each over the same :class:`~t2v.store.db.Database`: the jobs here, and ``keys``, ``claims``,
+    ``limits``, ``assets`` and ``outbox``, whose methods it also offers under their own names."""
+
+    def __init__(self, engine) -> None:
+        self.engine = engine
+        self.db = Database(engine)
+        self.dialect = self.db.dialect
+        self.keys, self.claims, self.limits = Keys(self.db), Claims(self.db), Limits(self.db)
+        self.assets, self.outbox = Assets(self.db), Outbox(self.db)
+
+    create_key, list_keys, get_key, get_key_by_hash, revoke_key = (Part("keys") for _ in range(5))
+    claim_next, fail_job, retry_job, requeue_stale, requeue_worker = (Part("claims") for _ in range(5))
+    take_rate_token, acquire_stream, renew_stream, release_stream = (Part("limits") for _ in range(4))
+    count_streams, pending_purges, purge_done = (Part("limits") for _ in range(3))
+    add_asset, get_asset, find_asset, delete_asset, delete_key_assets = (Part("assets") for _ in range(5))
+    pending_records, mark_records_sent, count_pending_records, iter_finished = (Part("outbox") for _ in range(4))
 
     # ---- helpers -------------------------------------------------------------------------
 
     def _get(self, conn: Connection, job_id: str) -> JobRow | None:
-        return job_row(conn.execute(select(jobs).where(c.id == job_id)).first())
+        return get_job(conn, job_id)
 
     def _find_idempotent(self, conn: Connection, api_key_id: str | None, key: str) -> JobRow | None:
         owner = c.api_key_id.is_(None) if api_key_id is None else c.api_key_id == api_key_id
@@ -58,7 +88,7 @@ class Repository(AssetRepository, ClaimRepository, LimitRepository, KeyRepositor
 
     def _update(self, where, **values: Any) -> bool:
         values.setdefault("updated_at", utcnow())
-        with self._write() as conn:
+        with self.db.write() as conn:
             return conn.execute(update(jobs).where(where).values(**values)).rowcount > 0
 
     # ---- submit and read -----------------------------------------------------------------
@@ -92,20 +122,20 @@ class Repository(AssetRepository, ClaimRepository, LimitRepository, KeyRepositor
             updated_at=now,
         )
         try:
-            with self._write() as conn:
+            with self.db.write() as conn:
                 if idempotency_key is not None:
                     existing = self._find_idempotent(conn, api_key_id, idempotency_key)
                     if existing is not None:
                         return existing, False
                 if max_queued is not None and api_key_id is not None:
-                    self._check_queue(conn, api_key_id, max_queued)
+                    self.limits.check_queue(conn, api_key_id, max_queued)
                 conn.execute(insert(jobs).values(**values))
                 return self._get(conn, values["id"]), True
         except IntegrityError:
             # Another transaction inserted the same idempotency key first (PostgreSQL).
             if idempotency_key is None:
                 raise
-            with self._read() as conn:
+            with self.db.read() as conn:
                 existing = self._find_idempotent(conn, api_key_id, idempotency_key)
             if existing is None:
                 raise
@@ -113,11 +143,11 @@ class Repository(AssetRepository, ClaimRepository, LimitRepository, KeyRepositor
 
     def find_idempotent(self, api_key_id: str | None, key: str) -> JobRow | None:
         """The job created earlier with this idempotency key (by this API key, or without one)."""
-        with self._read() as conn:
+        with self.db.read() as conn:
             return self._find_idempotent(conn, api_key_id, key)
 
     def get_job(self, job_id: str) -> JobRow | None:
-        with self._read() as conn:
+        with self.db.read() as conn:
             return self._get(conn, job_id)
 
     def _filters(self, status: str | None, api_key_id: str | None) -> list:
@@ -147,25 +177,25 @@ class Repository(AssetRepository, ClaimRepository, LimitRepository, KeyRepositor
             # depends on the database locale on PostgreSQL.
             where.append(c.prompt.like(f"%{_escape_like(query.lower())}%", escape="\\"))
         stmt = select(jobs).where(*where).order_by(c.id.desc()).limit(max(0, int(limit)))
-        with self._read() as conn:
+        with self.db.read() as conn:
             return [job_row(r) for r in conn.execute(stmt)]
 
     def count_jobs(self, *, status: str | None = None, api_key_id: str | None = None) -> int:
         stmt = select(func.count()).select_from(jobs).where(*self._filters(status, api_key_id))
-        with self._read() as conn:
+        with self.db.read() as conn:
             return int(conn.execute(stmt).scalar_one())
 
     def counts_by_status(self) -> dict[str, int]:
         """Number of jobs per status; every status is present."""
         counts = dict.fromkeys(JOB_STATUSES, 0)
-        with self._read() as conn:
+        with self.db.read() as conn:
             for status, n in conn.execute(select(c.status, func.count()).group_by(c.status)):
                 counts[status] = int(n)
         return counts
 
     def queue_position(self, job_id: str) -> int | None:
         """1-based place among queued jobs in claim order; None unless queued."""
-        with self._read() as conn:
+        with self.db.read() as conn:
             row = conn.execute(select(c.status, c.priority).where(c.id == job_id)).first()
             if row is None or row.status != "queued":
                 return None
@@ -180,7 +210,7 @@ class Repository(AssetRepository, ClaimRepository, LimitRepository, KeyRepositor
         return int(ahead) + 1
 
     def delete_job(self, job_id: str) -> bool:
-        with self._write() as conn:
+        with self.db.write() as conn:
             return conn.execute(delete(jobs).where(c.id == job_id)).rowcount > 0
 
     # ---- workers -------------------------------------------------------------------------
@@ -202,7 +232,7 @@ class Repository(AssetRepository, ClaimRepository, LimitRepository, KeyRepositor
         )
 
     def heartbeat(self, job_id: str, worker_id: str) -> bool:
-        with self._write() as conn:
+        with self.db.write() as conn:
             res = conn.execute(update(jobs).where(held_by(job_id, worker_id)).values(heartbeat_at=utcnow()))
         return res.rowcount > 0
 
@@ -227,7 +257,7 @@ class Repository(AssetRepository, ClaimRepository, LimitRepository, KeyRepositor
         stops it. Finished: unchanged. ``purge`` sets ``purge_requested`` (any status): whichever
         process ends or finds the job removes its files. Returns the row after the change (None: no job)."""
         now = utcnow()
-        with self._write() as conn:
+        with self.db.write() as conn:
             if purge:
                 conn.execute(update(jobs).where(c.id == job_id).values(purge_requested=True, updated_at=now))
             res = conn.execute(
@@ -249,14 +279,14 @@ class Repository(AssetRepository, ClaimRepository, LimitRepository, KeyRepositor
         return self._update(held_by(job_id, worker_id), status="cancelled", finished_at=now, updated_at=now)
 
     def is_cancel_requested(self, job_id: str) -> bool:
-        with self._read() as conn:
+        with self.db.read() as conn:
             return bool(conn.execute(select(c.cancel_requested).where(c.id == job_id)).scalar())
 
     # ---- webhooks ------------------------------------------------------------------------
 
     def set_webhook_status(self, job_id: str, status: str, *, attempts: int, error: str | None = None) -> bool:
         """Record a callback delivery state: pending, delivered or failed."""
-        with self._write() as conn:
+        with self.db.write() as conn:
             res = conn.execute(
                 update(jobs)
                 .where(c.id == job_id)
@@ -270,7 +300,7 @@ class Repository(AssetRepository, ClaimRepository, LimitRepository, KeyRepositor
         """Lease the job's pending delivery to ``owner`` for ``lease_s`` seconds, unless another
         lease is live (or it is delivered or failed). The row after the claim, or None."""
         now = utcnow()
-        with self._write() as conn:
+        with self.db.write() as conn:
             res = conn.execute(
                 update(jobs)
                 .where(c.id == job_id, *_webhook_due(), _lease_free(now))
@@ -283,7 +313,7 @@ class Repository(AssetRepository, ClaimRepository, LimitRepository, KeyRepositor
         """Count one attempt and renew ``owner``'s lease for ``lease_s`` seconds; the attempt
         number, or None when ``owner`` no longer holds the delivery (do not send)."""
         now = utcnow()
-        with self._write() as conn:
+        with self.db.write() as conn:
             res = conn.execute(
                 update(jobs)
                 .where(c.id == job_id, c.webhook_lease_owner == owner, c.webhook_status == "pending")
@@ -302,13 +332,13 @@ class Repository(AssetRepository, ClaimRepository, LimitRepository, KeyRepositor
             values["webhook_lease_until"] = utcnow() + timedelta(seconds=hold_s or 0.0)
         else:
             values.update(webhook_lease_owner=None, webhook_lease_until=None)
-        with self._write() as conn:
+        with self.db.write() as conn:
             res = conn.execute(update(jobs).where(c.id == job_id, c.webhook_lease_owner == owner).values(**values))
         return res.rowcount > 0
 
     def release_webhook(self, job_id: str, owner: str) -> bool:
         """Give up ``owner``'s lease (shutting down): another process may resume the delivery at once."""
-        with self._write() as conn:
+        with self.db.write() as conn:
             res = conn.execute(
                 update(jobs)
                 .where(c.id == job_id, c.webhook_lease_owner == owner)
@@ -320,5 +350,5 @@ class Repository(AssetRepository, ClaimRepository, LimitRepository, KeyRepositor
         """Finished jobs with a callback_url whose callback is not delivered or given up, and
         that no process holds a live delivery lease on."""
         stmt = select(jobs).where(*_webhook_due(), _lease_free(utcnow())).order_by(c.id)
-        with self._read() as conn:
+        with self.db.read() as conn:
             return [job_row(r) for r in conn.execute(stmt)]

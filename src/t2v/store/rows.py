@@ -6,7 +6,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
+
 from .keys import utcnow
+from .tables import FINISHED_STATUSES, Job
+
+jobs = Job.__table__
 
 
 @dataclass(frozen=True)
@@ -60,3 +65,8 @@ class JobRow:
 
 def job_row(row) -> JobRow | None:
     return JobRow(**row._mapping) if row is not None else None
+
+
+def get_job(conn, job_id: str) -> JobRow | None:
+    """The job ``job_id`` read in ``conn``'s transaction."""
+    return job_row(conn.execute(select(jobs).where(jobs.c.id == job_id)).first())
