@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 from t2v.errors import Forbidden, InvalidRequest, JobNotFound, ModelUnavailable, QuotaExceeded, T2VError
 from t2v.requests import INTERPOLATION_METHODS, UPSCALERS, PostSpec
-from t2v.requests import FORMATS, GenerationRequest
+from t2v.requests import FORMATS, MAX_FRAMES, MAX_SIDE, MAX_STEPS, GenerationRequest
 
 #: The form's fields, in the order a page lays them out (GenerationRequest names plus ``seed_mode``; then the
 #: request's ``post`` block, see :data:`POST_KEYS`, and the longer-video fields, see :data:`LONG_KEYS`).
@@ -84,9 +84,9 @@ def readable(exc: T2VError) -> FormError:
 class FormLimits:
     """What the form may ask of one model on one server: the server's caps and the model's rules."""
 
-    max_frames: int = 512
-    max_steps: int = 500
-    max_side: int = 2048
+    max_frames: int = MAX_FRAMES  # the contract's bounds, until the server says its own
+    max_steps: int = MAX_STEPS
+    max_side: int = MAX_SIDE
     size_multiple: int = 8
     frame_step: int = 1
     schedulers: tuple[str, ...] | None = None
