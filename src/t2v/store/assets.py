@@ -11,8 +11,9 @@ from datetime import datetime
 
 from sqlalchemy import delete, insert, select
 
-from .db import Database, utcnow
+from .keys import utcnow
 from .tables import Asset
+from .db import Database
 
 __all__ = ["Assets", "AssetRow"]
 

@@ -14,9 +14,10 @@ from typing import Any
 
 from sqlalchemy import and_, func, literal, or_, select, update
 
-from .db import Database, utcnow
-from .rows import get_job
+from .keys import utcnow
 from .tables import Job
+from .db import Database
+from .rows import get_job
 
 __all__ = ["WORKER_STOPPED", "Claims", "final_failure", "held_by", "retry_note"]
 

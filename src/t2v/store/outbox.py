@@ -11,9 +11,10 @@ from typing import Iterator
 
 from sqlalchemy import func, select, update
 
-from .db import Database, utcnow
-from .rows import job_row
+from .keys import utcnow
 from .tables import FINISHED_STATUSES, Job
+from .rows import job_row
+from .db import Database
 
 __all__ = ["Outbox"]
 
