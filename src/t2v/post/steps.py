@@ -34,7 +34,7 @@ class PostStep:
     name: str = ""
 
     def params(self, spec: PostSpec, fps: float) -> dict[str, Any] | None:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must define this step method")
 
     def check(self, spec: PostSpec, params: dict[str, Any], clip: Clip) -> None:
         """Refuse, before any work, what cannot be done (InvalidRequest naming ``post.<field>``)."""
@@ -42,4 +42,4 @@ class PostStep:
     def apply(self, frames: list[np.ndarray], params: dict[str, Any], fps: float,
               on_frame: OnFrame) -> tuple[list[np.ndarray], float]:
         """The new frames and their fps."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must define this step method")
