@@ -17,11 +17,11 @@ from t2v.desktop.local import free_port
 
 def make_keys(home: Path, *specs: tuple[str, dict]) -> list[str]:
     """Create API keys ``(name, options)`` in ``home``'s database; returns their tokens."""
-    from t2v.service import JobService
+    from t2v.service import build_services
     from t2v.service.keys import create_key
     from t2v.settings import Settings
 
-    service = JobService(Settings(home=home))
+    service = build_services(Settings(home=home))
     tokens = [create_key(service.repo, name, **options)[1] for name, options in specs]
     service.engine.dispose()
     return tokens

@@ -17,7 +17,7 @@ threads owned by the service claim and run jobs. ZeroGPU cannot work like that: 
 decorated with ``@spaces.GPU`` runs, and that function must be called from a Gradio event (ZeroGPU charges the
 visitor's quota from the request, and runs the function in a forked process). So here:
 
-1. the service has **no worker threads** (``workers=0``);
+1. the service has **no worker threads** (``build_services(..., no_workers=True)``);
 2. its ``submit`` (called by the page's Generate handler, through ``t2v.ui.handlers.submit``) queues the job as
    always, then starts a thread that carries the handler's context (``contextvars.copy_context``: Gradio's request)
    and calls :func:`run_next_job`, decorated with ``@spaces.GPU``, once per queued job, one at a time;
@@ -126,14 +126,14 @@ def fetch_model(model: str, settings) -> None:
 
 
 # -- the service: no worker threads; jobs run under @spaces.GPU, started from the Gradio handler ------------------
-from t2v.service import JobService  # noqa: E402  (after `spaces`)
+from t2v.service import JobService, build_services  # noqa: E402  (after `spaces`)
 
 
 class SpaceJobService(JobService):
     """A :class:`JobService` whose jobs run in :func:`run_next_job` (``@spaces.GPU``), started by ``submit``."""
 
-    def __init__(self, settings) -> None:
-        super().__init__(settings, workers=0)
+    def __init__(self, settings, **ports) -> None:
+        super().__init__(settings, **ports)  # built by build_services(..., service_class=SpaceJobService)
         self.gpu_lock = threading.Lock()
 
     def submit(self, fields, **kwargs):
@@ -250,7 +250,8 @@ _space_home()
 MODEL = pick_model()
 settings = space_settings(MODEL)
 fetch_model(MODEL, settings)
-service = SpaceJobService(settings).start()  # janitor: requeues a job left running by a restart; no worker threads
+# The janitor requeues a job left running by a restart; no worker threads.
+service = build_services(settings, no_workers=True, service_class=SpaceJobService).start()
 if os.environ.get("T2V_WARM", "0" if ON_ZEROGPU else "1") == "1":
     # Load the weights now, in this process (not on ZeroGPU: CUDA must not start in its main process).
     service.warm(MODEL)

@@ -190,10 +190,10 @@ def test_openapi_documents_assets_and_the_multipart_body(idle_client):
 
 
 def test_web_page_handlers_store_the_image_once_and_remix_gives_it_back(settings, tiny_i2v, tmp_path):
-    from t2v.service import JobService
+    from t2v.service import build_services
     from t2v.ui import handlers as H
 
-    service = JobService(settings)
+    service = build_services(settings)
     upload_path = tmp_path / "gradio" / "first.png"
     upload_path.parent.mkdir()
     upload_path.write_bytes(png(seed=5))
@@ -227,12 +227,12 @@ def test_the_page_takes_only_checked_images_and_generates_from_one(tiny_model, t
     """Gradio's upload route, guarded: one PNG/JPEG/WebP file or a 4xx; then Generate with it through
     Gradio's queue protocol (as the browser does) queues a job naming an asset with the upload's bytes."""
     pytest.importorskip("gradio")
-    from t2v.service import JobService
+    from t2v.service import build_services
     from t2v.ui import mount_ui
     from tests.api.conftest import make_settings
 
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
-    service = JobService(make_settings(tmp_path / "home", tiny_model))
+    service = build_services(make_settings(tmp_path / "home", tiny_model))
     app = mount_ui(create_app(service.settings, service=service, start_workers=False), service, required=True)
     with TestClient(app) as client:
         for name, data in (("x.txt", b"payload-that-must-not-land"), ("x.png", png()[:300])):

@@ -23,7 +23,7 @@ import pytest
 from diffusers import AutoencoderKL
 
 from t2v.models import loader
-from t2v.service import JobService
+from t2v.service import build_services
 from t2v.store import Repository, open_database
 from tests.api.conftest import SMALL, make_settings
 from tests.api.test_server import Server
@@ -36,7 +36,7 @@ MAX_ATTEMPTS = 3  # the default of T2V_MAX_ATTEMPTS: the chaos servers run with 
 
 def run_jobs(settings, n=1, warm=None, **fields):
     """Queue ``n`` jobs, start a service (warming ``warm`` first, as `t2v serve --model` does), wait for them."""
-    svc = JobService(settings)
+    svc = build_services(settings)
     ids = [svc.submit({"prompt": f"a red square {i}", **SMALL, "seed": i, **fields})[0].id for i in range(n)]
     if warm:
         svc.warm(str(warm))
@@ -91,8 +91,8 @@ def test_memory_held_by_other_work_when_an_admitted_job_runs_is_retried_then_fai
     """Admitted under one budget, run where memory is short now (another job holds it): a passing
     failure, retried after a pause, not a bad request failed at once."""
     home = tmp_path / "home"
-    job_id = JobService(make_settings(home, model_copy)).submit({"prompt": "a red square", **SMALL})[0].id
-    svc = JobService(make_settings(home, model_copy, memory_budget_gb=0.001, max_attempts=2))
+    job_id = build_services(make_settings(home, model_copy)).submit({"prompt": "a red square", **SMALL})[0].id
+    svc = build_services(make_settings(home, model_copy, memory_budget_gb=0.001, max_attempts=2))
     svc.start()
     try:
         deadline = time.time() + 60
@@ -109,8 +109,8 @@ def test_memory_held_by_other_work_when_an_admitted_job_runs_is_retried_then_fai
 def test_a_worker_pauses_t2v_retry_pause_s_after_a_failed_try(model_copy, tmp_path):
     """The pause before the retry is the setting (the tests' helpers shorten it to 0.05 s; the default is 2 s)."""
     home = tmp_path / "home"
-    job_id = JobService(make_settings(home, model_copy)).submit({"prompt": "a red square", **SMALL})[0].id
-    svc = JobService(make_settings(home, model_copy, memory_budget_gb=0.001, max_attempts=2, retry_pause_s=1.5))
+    job_id = build_services(make_settings(home, model_copy)).submit({"prompt": "a red square", **SMALL})[0].id
+    svc = build_services(make_settings(home, model_copy, memory_budget_gb=0.001, max_attempts=2, retry_pause_s=1.5))
     started = time.monotonic()
     svc.start()
     try:
@@ -125,7 +125,7 @@ def test_a_worker_pauses_t2v_retry_pause_s_after_a_failed_try(model_copy, tmp_pa
 
 def test_the_requests_own_fault_is_not_retried(model_copy, tmp_path):
     settings = make_settings(tmp_path / "home", model_copy)
-    svc = JobService(settings)
+    svc = build_services(settings)
     job_id = svc.submit({"prompt": "a red square", **SMALL})[0].id
     shutil.rmtree(model_copy)  # the folder it names went away after submit
     svc.start()

@@ -108,9 +108,9 @@ def test_server_wide_and_per_key_cost_limits(tiny_model, tmp_path):
 
 def test_image_requests_cost_count_x_pixels_x_steps(tiny_sd_model, tiny_model, tmp_path):
     from t2v.errors import InvalidRequest
-    from t2v.service import JobService
+    from t2v.service import build_services
 
-    service = JobService(make_settings(tmp_path / "home", tiny_model, max_cost=3 * 32 * 32 * 2))  # image mode: web UI only
+    service = build_services(make_settings(tmp_path / "home", tiny_model, max_cost=3 * 32 * 32 * 2))  # image mode: web UI only
     fields = {"mode": "image", "prompt": "a cat", "model": str(tiny_sd_model), "width": 32, "height": 32,
               "num_inference_steps": 2}
     assert service.submit({**fields, "count": 3})[1]

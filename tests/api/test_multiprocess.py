@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from t2v.api import create_app
-from t2v.service import JobService
+from t2v.service import build_services
 from t2v.service.keys import create_key
 from tests.api.conftest import SMALL, wait_for
 from tests.api.test_server import Server
@@ -36,7 +36,7 @@ def shared(request, settings):
 @pytest.fixture
 def two_apps(shared):
     """Two idle apps (no workers) over one database: ``(client_a, client_b)``."""
-    a, b = JobService(shared), JobService(shared)
+    a, b = build_services(shared), build_services(shared)
     with TestClient(create_app(shared, service=a, start_workers=False)) as ca, \
             TestClient(create_app(shared, service=b, start_workers=False)) as cb:
         yield ca, cb
@@ -52,7 +52,7 @@ def wait_until(cond, what: str, timeout: float = 120.0):
 
 
 def test_purge_asked_in_one_process_while_another_runs_the_job(shared):
-    runner, other = JobService(shared), JobService(shared)
+    runner, other = build_services(shared), build_services(shared)
     with TestClient(create_app(shared, service=runner)) as ca, \
             TestClient(create_app(shared, service=other, start_workers=False)) as cb:
         job_id = ca.post("/v1/videos", json={"prompt": "purge me", **SMALL, "num_inference_steps": 400}).json()["id"]
@@ -69,7 +69,7 @@ def test_purge_asked_in_one_process_while_another_runs_the_job(shared):
 
 
 def test_purge_of_a_finished_or_queued_job_is_done_at_once_by_any_process(shared):
-    runner, other = JobService(shared), JobService(shared)
+    runner, other = build_services(shared), build_services(shared)
     with TestClient(create_app(shared, service=runner)) as ca:
         job_id = ca.post("/v1/videos", json={"prompt": "done", **SMALL}).json()["id"]
         assert wait_for(ca, job_id)["status"] == "succeeded"
@@ -88,7 +88,7 @@ def test_purge_of_a_job_whose_worker_died_is_done_by_the_next_start(shared):
 
     from t2v.store.tables import Job
 
-    other = JobService(shared)
+    other = build_services(shared)
     job, _ = other.repo.create_job({"prompt": "orphan"})
     other.repo.claim_next("a-process-that-was-killed")
     (shared.videos_dir / job.id).mkdir(parents=True)
@@ -96,7 +96,7 @@ def test_purge_of_a_job_whose_worker_died_is_done_by_the_next_start(shared):
     assert other.cancel(job.id, purge=True).status == "running"  # its worker would purge it; it is gone
     with other.engine.begin() as conn:
         conn.execute(update(Job.__table__).where(Job.__table__.c.id == job.id).values(heartbeat_at=None))
-    starter = JobService(shared, workers=0).start()  # requeues stale jobs, then carries out pending purges
+    starter = build_services(shared, no_workers=True).start()  # requeues stale jobs, then carries out pending purges
     try:
         got = starter.repo.get_job(job.id)
         assert got.status == "cancelled" and not got.purge_requested
@@ -133,7 +133,7 @@ def test_max_queued_under_concurrent_submits_from_two_processes(two_apps):
 
 def test_event_stream_cap_across_two_processes(shared):
     capped = shared.model_copy(update={"max_streams_per_key": 2})
-    a, b = JobService(capped), JobService(capped)
+    a, b = build_services(capped), build_services(capped)
     with TestClient(create_app(capped, service=a, start_workers=False)) as ca, \
             TestClient(create_app(capped, service=b, start_workers=False)) as cb:
         key, token = create_key(a.repo, "streams")

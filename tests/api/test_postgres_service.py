@@ -5,12 +5,12 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from t2v.api import create_app
-from t2v.service import JobService
+from t2v.service import build_services
 from tests.api.conftest import SMALL, wait_for
 
 
 def test_jobs_run_to_completion_on_postgresql(pg_database, settings):
-    service = JobService(settings.model_copy(update={"database_url": pg_database}), workers=2)
+    service = build_services(settings.model_copy(update={"database_url": pg_database}), workers=2)
     assert service.engine.dialect.name == "postgresql"
     with TestClient(create_app(settings, service=service)) as client:
         ids = [client.post("/v1/videos", json={"prompt": f"pg job {i}", **SMALL, "seed": i}).json()["id"]

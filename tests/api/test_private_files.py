@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from t2v.api import create_app
-from t2v.service import JobService
+from t2v.service import build_services
 from t2v.service.keys import create_key
 from tests.api.conftest import SMALL, make_settings, wait_for
 
@@ -40,7 +40,7 @@ def keyed(tiny_model, tiny_sd_model, tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("GRADIO_TEMP_DIR", str(tmp / "gradio"))  # read when the page is built: this app's own cache
         settings = make_settings(tmp / "home", tiny_model, default_image_model=str(tiny_sd_model))
-        service = JobService(settings)
+        service = build_services(settings)
         _, alice = create_key(service.repo, "alice")
         _, bob = create_key(service.repo, "bob")
         app = mount_ui(create_app(settings, service=service), service, required=True)

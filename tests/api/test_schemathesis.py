@@ -31,7 +31,7 @@ from hypothesis import settings as hyp_settings  # noqa: E402
 from schemathesis.checks import not_a_server_error  # noqa: E402
 
 from t2v.api import create_app  # noqa: E402
-from t2v.service import JobService  # noqa: E402
+from t2v.service import build_services  # noqa: E402
 from t2v.settings import Settings  # noqa: E402
 from tests.api.conftest import make_settings  # noqa: E402
 
@@ -62,7 +62,7 @@ def idle_app(request, tiny_model, tmp_path_factory):
         with psycopg.connect(server.admin_dsn(), autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         url = server.url(name)
-    app = create_app(settings, service=JobService(settings, database_url=url), start_workers=False)
+    app = create_app(settings, service=build_services(settings, database_url=url), start_workers=False)
     yield app
     app.state.service.stop()
     if url is not None:

@@ -17,7 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from t2v.api import create_app
-from t2v.service import JobService
+from t2v.service import build_services
 from t2v.service.netguard import UnsafeCallback, is_public_address, resolve_target
 from t2v.service.webhooks import DELIVERY_ERROR, DELIVERY_HEADER, SIGNATURE_HEADER, verify, webhook_secret
 from t2v.store import Repository, open_database
@@ -166,7 +166,7 @@ def test_delivery_rechecks_the_address(tiny_model, tmp_path, receiver):
                                             "callback_url": f"http://127.0.0.1:{receiver.port}/hook"})
         assert r.status_code == 202
         job_id = r.json()["id"]
-        worker = JobService(make_settings(home, tiny_model)).start()
+        worker = build_services(make_settings(home, tiny_model)).start()
         try:
             job = hook_state(worker.repo, job_id)
         finally:
@@ -268,7 +268,7 @@ def test_two_processes_and_a_slow_receiver_get_each_delivery_once(tiny_model, tm
     3 s to answer, three janitor passes (stale_after_s=2: one pass a second)."""
     slow = Receiver(delay_s=3.0)
     settings = make_settings(tmp_path / "home", tiny_model, webhook_allow="127.0.0.1", database_url=database_url)
-    services = [JobService(settings).start(), JobService(settings).start()]
+    services = [build_services(settings).start(), build_services(settings).start()]
     try:
         url = f"http://127.0.0.1:{slow.port}/hook"
         ids = [services[i % 2].submit({"prompt": f"job {i}", **SMALL, "seed": i}, callback_url=url)[0].id

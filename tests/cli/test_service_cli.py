@@ -7,7 +7,7 @@ import json
 from typer.testing import CliRunner
 
 from t2v.cli import app
-from t2v.service import JobService
+from t2v.service import build_services
 from t2v.settings import get_settings
 
 runner = CliRunner()
@@ -22,7 +22,7 @@ def test_keys_create_list_revoke():
     assert created.exit_code == 0, created.output
     token = created.stdout.strip().splitlines()[-1]
     assert token.startswith("t2v_") and len(token) > 30
-    svc = JobService(get_settings())
+    svc = build_services(get_settings())
     (key,) = svc.repo.list_keys()
     assert key.name == "alice" and key.rate_limit == "30/minute" and key.max_queued == 5
     assert key.key_hash != token and token not in json.dumps(key.__dict__, default=str)  # only the hash is stored
@@ -37,7 +37,7 @@ def test_keys_create_list_revoke():
 def test_keys_create_with_a_cost_limit():
     created = run("keys", "create", "--name", "carol", "--max-cost", "26214400")
     assert created.exit_code == 0, created.output
-    (key,) = JobService(get_settings()).repo.list_keys()
+    (key,) = build_services(get_settings()).repo.list_keys()
     assert key.name == "carol" and key.max_cost == 26214400
     listed = run("keys", "list")
     assert listed.exit_code == 0 and "26214400" in listed.stdout
@@ -46,7 +46,7 @@ def test_keys_create_with_a_cost_limit():
 
 
 def test_jobs_list_show_cancel_and_history(tiny_model):
-    svc = JobService(get_settings(default_model=str(tiny_model)))
+    svc = build_services(get_settings(default_model=str(tiny_model)))
     a, _ = svc.submit({"prompt": "a red circle", "num_frames": 2, "width": 16, "height": 16, "num_inference_steps": 1})
     b, _ = svc.submit({"prompt": "a blue square", "num_frames": 2, "width": 16, "height": 16, "num_inference_steps": 1})
     listed = run("jobs", "list", "--json")

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from t2v.api import create_app
 from t2v.cli import app as cli_app
-from t2v.service import JobService
+from t2v.service import build_services
 from t2v.service.keys import create_key
 from t2v.service.records import record_document
 from tests.api.conftest import SMALL, make_settings
@@ -36,7 +36,7 @@ def finished(service, job_id):
 
 def test_each_finished_job_is_stored_once_as_its_sidecar_plus_job_fields(mongo, tiny_model, tmp_path):
     settings = make_settings(tmp_path / "home", tiny_model, records_url=mongo.url, records_interval_s=0.1)
-    service = JobService(settings, workers=1).start()
+    service = build_services(settings, workers=1).start()
     try:
         done, _ = service.submit({"prompt": "a zebra on a skateboard", "seed": 5, "formats": ["mp4"], **SMALL})
         queued, _ = service.submit({"prompt": "never runs", **SMALL, "num_inference_steps": 40})
@@ -68,7 +68,7 @@ def test_each_finished_job_is_stored_once_as_its_sidecar_plus_job_fields(mongo, 
 def test_with_mongodb_down_jobs_succeed_and_records_arrive_once_after_a_restart(mongo, tiny_model, tmp_path):
     mongo.stop()
     settings = make_settings(tmp_path / "home", tiny_model, records_url=mongo.url, records_interval_s=0.1)
-    service = JobService(settings, workers=1).start()
+    service = build_services(settings, workers=1).start()
     try:
         ids = [service.submit({"prompt": f"walrus {i}", **SMALL})[0].id for i in range(2)]
         for job_id in ids:
@@ -84,7 +84,7 @@ def test_with_mongodb_down_jobs_succeed_and_records_arrive_once_after_a_restart(
     from t2v.service.records import RecordPublisher
     from t2v.store.outbox import jobs
 
-    again = JobService(settings, workers=0)
+    again = build_services(settings, no_workers=True)
     with again.engine.begin() as conn:
         conn.execute(jobs.update().values(records_sent_at=None))
 
@@ -131,7 +131,7 @@ def test_search_by_key_from_the_api_and_the_cli(mongo, tiny_model, tmp_path, mon
 
 def test_export_backfills_the_history_once_and_bad_urls_are_one_line(mongo, tiny_model, tmp_path, monkeypatch):
     settings = make_settings(tmp_path / "home", tiny_model)  # no record store while these ran
-    service = JobService(settings, workers=1).start()
+    service = build_services(settings, workers=1).start()
     try:
         ids = [service.submit({"prompt": f"history {i}", **SMALL})[0].id for i in range(3)]
         for job_id in ids:
@@ -146,8 +146,8 @@ def test_export_backfills_the_history_once_and_bad_urls_are_one_line(mongo, tiny
         assert "exported 3 record(s)" in result.output
     col = mongo.collection()
     assert sorted(d["_id"] for d in col.find({})) == sorted(ids)
-    jobs = {j.id: j for j in JobService(settings).repo.iter_finished()}
-    assert col.find_one({"_id": ids[0]})["prompt"] == record_document(JobService(settings), jobs[ids[0]])["prompt"]
+    jobs = {j.id: j for j in build_services(settings).repo.iter_finished()}
+    assert col.find_one({"_id": ids[0]})["prompt"] == record_document(build_services(settings), jobs[ids[0]])["prompt"]
 
     result = runner.invoke(cli_app, ["records", "export", "--to", "mongodb://alice:s3cret@127.0.0.1:1/?serverSelectionTimeoutMS=500"])
     assert result.exit_code == 1

@@ -69,6 +69,38 @@ def test_ray_actors_follow_the_clusters_gpus(tmp_path, tiny_model):
     assert "num_gpus" not in forced.actor_options("w")
 
 
+def test_build_services_is_the_one_composition_root(tmp_path, tiny_model):
+    """JobService takes its ports; build_services opens them, and the service's parts share them."""
+    from t2v.service import JobService
+    from t2v.service.compose import build_services as root
+
+    settings = make_settings(tmp_path / "home", tiny_model)
+    with pytest.raises(TypeError):
+        JobService(settings)  # no store, artifacts or executor of its own
+    svc = build_services(settings, no_workers=True)
+    try:
+        assert svc.access.repo is svc.assets.repo is svc.postjobs.repo is svc.repo
+        assert svc.assets.files is svc.postjobs.files is svc.files and svc.postjobs.assets is svc.assets
+        assert isinstance(svc.executor, NoExecutor)
+        row, _ = svc.create_key("ci")  # a part's method, offered by the service under its own name
+        assert svc.has_keys() and [k.id for k in svc.access.list_keys()] == [row.id]
+    finally:
+        svc.stop(timeout=1)
+
+    class Space(JobService):
+        pass
+
+    sub = build_services(settings, workers=2, service_class=Space, where={"node": "n1"})
+    try:
+        assert type(sub) is Space and sub.executor.n_workers == 2 and sub.executor.where["node"] == "n1"
+    finally:
+        sub.engine.dispose()
+    ex = build_executor(make_settings(tmp_path / "home", tiny_model, executor="ray", ray_address="10.0.0.1:6379"))
+    assert ex.build is root  # each Ray actor builds its own service through the same root
+    with pytest.raises(RayUnavailable, match="build_services"):
+        RayExecutor(settings).start(svc)
+
+
 def test_ray_address_checks(monkeypatch):
     with pytest.raises(RayUnavailable, match="'nowhere' is not HOST:PORT, ray://HOST:PORT or auto"):
         check_reachable("nowhere")

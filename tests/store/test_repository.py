@@ -564,6 +564,14 @@ def test_webhooks(repo):
 # ---- keys ----------------------------------------------------------------------------------
 
 
+def test_the_repository_offers_its_parts_methods(repo):
+    """Repository is composed of parts over one Database; their methods are the parts' own, bound."""
+    assert {repo.keys.db, repo.claims.db, repo.limits.db, repo.assets.db, repo.outbox.db} == {repo.db}
+    assert repo.create_key == repo.keys.create_key and repo.claim_next == repo.claims.claim_next
+    assert repo.pending_records == repo.outbox.pending_records and repo.add_asset == repo.assets.add_asset
+    assert repo.take_rate_token == repo.limits.take_rate_token
+
+
 def test_keys(repo):
     k1 = repo.create_key("ci", "1" * 64, "t2v_1111", rate_limit="30/minute", max_queued=5)
     k2 = repo.create_key("me", "2" * 64, "t2v_2222")

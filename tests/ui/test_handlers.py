@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from t2v.service import JobService
+from t2v.service import build_services
 from t2v.service.keys import create_key
 from t2v.ui import handlers as H
 from t2v.ui import history as HI
@@ -36,7 +36,7 @@ def wait_view(service, job_id, cond=lambda v: v.finished, token=None, timeout=12
 @pytest.fixture
 def idle(tiny_model, tmp_path):
     """A service whose workers have not started: jobs stay queued until ``.start()``."""
-    svc = JobService(make_settings(tmp_path / "home", tiny_model))
+    svc = build_services(make_settings(tmp_path / "home", tiny_model))
     yield svc
     svc.stop()
 
@@ -319,7 +319,7 @@ def test_presets_read_no_model_folder_the_server_would_refuse(idle, tmp_path):
 
 
 def test_failed_job_shows_a_readable_error(model_copy, tmp_path):
-    svc = JobService(make_settings(tmp_path / "home2", model_copy))
+    svc = build_services(make_settings(tmp_path / "home2", model_copy))
     try:
         job_id, _ = H.submit(svc, form(svc))
         shutil.rmtree(model_copy / "unet")  # the model breaks after the job was accepted

@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from t2v.api import create_app
-from t2v.service import JobService
+from t2v.service import build_services
 from t2v.ui import handlers as H
 from t2v.ui import sequence as S
 from tests.api.conftest import make_settings
@@ -45,7 +45,7 @@ def page(tiny_model, tiny_sd_model, tmp_path, monkeypatch):
     from t2v.ui import mount_ui
 
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
-    service = JobService(make_settings(tmp_path / "home", tiny_model, default_image_model=str(tiny_sd_model)))
+    service = build_services(make_settings(tmp_path / "home", tiny_model, default_image_model=str(tiny_sd_model)))
     with TestClient(mount_ui(create_app(service.settings, service=service), service, required=True)) as client:
         yield Events(client, "a-session"), service
 

@@ -18,7 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from t2v.api import create_app
-from t2v.service import JobService
+from t2v.service import build_services
 from t2v.service.keys import create_key
 from t2v.ui import handlers as H
 from tests.api.conftest import make_settings
@@ -77,7 +77,7 @@ def page_app(tiny_model, tmp_path, monkeypatch):
     from t2v.ui import mount_ui
 
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
-    service = JobService(make_settings(tmp_path / "home", tiny_model))
+    service = build_services(make_settings(tmp_path / "home", tiny_model))
     _, alice = create_key(service.repo, "alice")
     _, bob = create_key(service.repo, "bob")
     with TestClient(mount_ui(create_app(service.settings, service=service), service, required=True)) as client:

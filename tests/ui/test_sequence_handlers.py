@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from t2v.export import decode_video
-from t2v.service import JobService
+from t2v.service import build_services
 from t2v.ui import handlers as H
 from t2v.ui import history as HI
 from t2v.ui import sequence as S
@@ -36,7 +36,7 @@ def run_to_end(service, job_id, timeout=180.0):
 @pytest.fixture
 def idle(tiny_sd_model, tmp_path):
     """Workers not started: jobs stay queued. The tiny SD model is both defaults (no video model needed)."""
-    svc = JobService(make_settings(tmp_path / "home", tiny_sd_model, default_image_model=str(tiny_sd_model)))
+    svc = build_services(make_settings(tmp_path / "home", tiny_sd_model, default_image_model=str(tiny_sd_model)))
     yield svc
     svc.stop()
 

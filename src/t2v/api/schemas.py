@@ -87,7 +87,3 @@ PostCreate = derived_body(
     "PostCreate", PostRequest, "post",
     doc="Body of POST /v1/post: post-process a finished job's video or an uploaded video (exactly one of the two).",
     example={"job": "01JD3V6S0A8Q5Y9F2W4K7M1N3P", "post": {"interpolate": 2}, "formats": ["mp4"]})
-
-
-# the job's JSON, named here for the routes
-from t2v.service.views import FIGURES, job_to_dict  # noqa: E402,F401

@@ -19,11 +19,11 @@ def export(
     to: Optional[str] = typer.Option(None, "--to", help="mongodb:// or mongodb+srv:// URL (default: T2V_RECORDS_URL)."),
 ) -> None:
     """Send every finished job's record to MongoDB (backfill). Safe to repeat: each job is stored once."""
-    from t2v.service import JobService
+    from t2v.service import build_services
     from t2v.service.records import export_records
 
     with cli_errors():
-        service = JobService()
+        service = build_services(no_workers=True)
         n = export_records(service, to)
         err.print(f"exported {n} record(s) to {service.settings.records_collection} "
                   f"in {service.settings.records_db}", highlight=False)
@@ -53,10 +53,10 @@ def history_records(source: str, query: str | None, limit: int, as_json: bool, s
         with Client(server, api_key=key) as client:
             records = client.records(query, source=source, limit=limit)
     else:
-        from t2v.service import JobService
+        from t2v.service import build_services
         from t2v.service.records import search_records
 
-        records = search_records(JobService(), source=source, query=query, limit=limit)
+        records = search_records(build_services(no_workers=True), source=source, query=query, limit=limit)
     print_records(records, as_json)
 
 

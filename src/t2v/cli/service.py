@@ -19,9 +19,9 @@ KEY = typer.Option(None, "--key", help="API key for --server.", envvar="T2V_API_
 
 
 def _service():
-    from t2v.service import JobService
+    from t2v.service import build_services
 
-    return JobService()
+    return build_services(no_workers=True)  # reads and admin: jobs run in `t2v serve` / `t2v worker`
 
 
 EXECUTOR = typer.Option(None, "--executor", help="Where jobs run: threads (in this process) or ray (actors across a "
@@ -151,7 +151,7 @@ def jobs_list(
     key: Optional[str] = KEY,
 ) -> None:
     """Jobs, newest first."""
-    from t2v.api.schemas import job_to_dict
+    from t2v.service.views import job_to_dict
 
     with cli_errors():
         if server:
@@ -167,7 +167,7 @@ def jobs_list(
 @jobs_app.command("show")
 def jobs_show(job_id: str, server: Optional[str] = SERVER, key: Optional[str] = KEY) -> None:
     """One job as JSON."""
-    from t2v.api.schemas import job_to_dict
+    from t2v.service.views import job_to_dict
 
     with cli_errors():
         if server:
@@ -219,7 +219,7 @@ def history(
                                          "mongodb (T2V_RECORDS_URL); both include failed and cancelled jobs."),
 ) -> None:
     """Past generations (succeeded jobs), newest first; with --source, the generation records."""
-    from t2v.api.schemas import job_to_dict
+    from t2v.service.views import job_to_dict
 
     with cli_errors():
         if source is not None:

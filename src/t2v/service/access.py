@@ -1,17 +1,23 @@
-"""Mixin of :class:`~t2v.service.JobService`: API keys, rate tokens, event-stream leases, job counts.
+"""A part of :class:`~t2v.service.JobService` (its ``access``): API keys, rate tokens, event-stream leases, job
+counts, and reading a job as a key may see it.
 
-Front ends (API, web UI, CLI, desktop) call these and never the repository (``service.repo``) itself: the
-service is the one door to the store (``tests/test_architecture.py`` checks it).
-Everything here is shared between server processes through the database.
+Front ends (API, web UI, CLI, desktop) call these through the service (which offers them under the same names)
+and never the repository (``service.repo``) itself: the service is the one door to the store
+(``tests/test_architecture.py`` checks it). Everything here is shared between server processes through the database.
 """
 
 from __future__ import annotations
 
+from t2v.errors import JobNotFound
 from t2v.service import keys
+from t2v.service.ports import JobStore
 
 
 class AccessService:
-    """Mixin of JobService: API keys, rate tokens, stream leases, job counts (needs ``self.repo``)."""
+    """API keys, rate tokens, stream leases, job counts and key-checked job reads, over the job store."""
+
+    def __init__(self, repo: JobStore) -> None:
+        self.repo = repo
 
     # -- API keys --------------------------------------------------------------------------------
     def has_keys(self) -> bool:
@@ -69,6 +75,14 @@ class AccessService:
         return self.repo.release_stream(lease_id)
 
     # -- jobs, read as they are now ------------------------------------------------------------------
+    def get(self, job_id: str, *, api_key=None):
+        """The job, when ``api_key`` (a key row; None: no check) may see it; else :class:`JobNotFound`. Another key's
+        job reads exactly as a missing one, so ids cannot be probed."""
+        job = self.repo.get_job(job_id) if "\x00" not in job_id else None  # ids never hold NUL; PostgreSQL rejects it
+        if job is None or (api_key is not None and job.api_key_id != api_key.id):
+            raise JobNotFound(f"no job with id {job_id}")
+        return job
+
     def counts_by_status(self) -> dict[str, int]:
         """Number of jobs per status (every status present), for /metrics."""
         return self.repo.counts_by_status()

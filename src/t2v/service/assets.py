@@ -1,4 +1,4 @@
-"""Uploaded assets of :class:`~t2v.service.JobService`: images a key stores for image-to-video, and videos
+"""Uploaded assets, a part of :class:`~t2v.service.JobService` (its ``assets``): images a key stores for image-to-video, and videos
 (mp4, webm, gif) for video-to-video (``video``) and post-processing jobs (``POST /v1/post`` with ``asset``).
 
 An asset is a checked image or video file (:mod:`t2v.inputs`; a video is decoded in full at upload) stored in
@@ -21,7 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from t2v.errors import InvalidRequest, JobNotFound, T2VError
+from t2v.inputs import VIDEO_TYPES, check_image_bytes, check_video_bytes, video_extension
+from t2v.service.files import JobFiles
+from t2v.service.ports import JobStore
+from t2v.settings import Settings
 from t2v.store.artifacts import StorageUnavailable, check_key  # StorageUnavailable: also for the front ends
+from t2v.store.ids import new_id
 
 logger = logging.getLogger(__name__)
 
@@ -64,22 +69,21 @@ def asset_to_dict(row) -> dict[str, Any]:
 
 def asset_kind(row) -> str:
     """``video`` (mp4, webm, gif) or ``image``."""
-    from t2v.inputs import VIDEO_TYPES
-
     return "video" if row.content_type in VIDEO_TYPES.values() else "image"
 
 
 def is_video_upload(data: bytes, filename: str | None) -> bool:
     """Whether an upload is checked as a video: its first bytes name a video container, or its name ends like
     one (so a damaged video is refused as a video)."""
-    from t2v.inputs import video_extension
-
     return video_extension(data) is not None or (filename or "").lower().endswith(VIDEO_SUFFIXES)
 
 
 class AssetService:
-    """Mixin of :class:`~t2v.service.JobService` (which provides ``settings``, ``repo`` and ``files``, its
-    :class:`~t2v.service.files.JobFiles`)."""
+    """Uploaded images and videos over the job store's asset rows and the service's
+    :class:`~t2v.service.files.JobFiles` (its artifact store)."""
+
+    def __init__(self, settings: Settings, repo: JobStore, files: JobFiles) -> None:
+        self.settings, self.repo, self.files = settings, repo, files
 
     @property
     def assets_dir(self) -> Path:
@@ -92,9 +96,6 @@ class AssetService:
         of ``api_key``. With ``reuse``, an asset of the same key with the same bytes is returned instead
         of a new copy (the web page sends the same picture with every Generate). A store that cannot take
         the file raises :class:`~t2v.store.artifacts.StorageUnavailable` (the API answers 503)."""
-        from t2v.inputs import check_image_bytes, check_video_bytes
-        from t2v.store.ids import new_id
-
         shown = repr(clean_filename(filename, "png")) if filename else "the upload"
         stem = "video" if is_video_upload(data, filename) else "image"
         if stem == "video":

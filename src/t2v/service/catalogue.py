@@ -8,6 +8,9 @@ import os
 from typing import Any
 
 from t2v.errors import T2VError
+from t2v.families import get_family
+from t2v.models.registry import REGISTRY, lookup
+from t2v.models.source import as_path, local_folder, model_defaults
 
 logger = logging.getLogger(__name__)
 
@@ -16,8 +19,6 @@ TASKS = {"video": "t2v", "i2v": "i2v", "image": "image"}
 
 def rules_of(family_name: str, path) -> dict[str, Any] | None:
     """The family's request rules for the folder ``path`` (None: not on disk, the family's generic rules)."""
-    from t2v.families import get_family
-
     try:
         r = get_family(family_name).rules(path)
     except (T2VError, KeyError, OSError, ValueError) as e:
@@ -29,9 +30,6 @@ def rules_of(family_name: str, path) -> dict[str, Any] | None:
 
 def model_list(settings) -> dict[str, Any]:
     """The body of ``GET /v1/models`` (see :class:`t2v.contract.ModelList`)."""
-    from t2v.models.source import as_path, local_folder, model_defaults
-    from t2v.models.registry import REGISTRY, lookup
-
     items = []
     default = settings.default_model
     if lookup(default) is None and os.path.isdir(as_path(default)):  # a folder the server was started with

@@ -1,20 +1,42 @@
-"""The composition root: :func:`build_services` wires a :class:`~t2v.service.JobService` to its ports
-(:mod:`t2v.service.ports`) from the settings. Front ends build their service here."""
+"""The composition root: :func:`build_services` is the one place that opens a service's ports
+(:mod:`t2v.service.ports`: the job store, the artifact store, the executor) from the settings and wires them into a
+:class:`~t2v.service.JobService`. Every front end, worker process and Ray actor builds its service here."""
 
 from __future__ import annotations
 
-from t2v.errors import InvalidRequest
-from t2v.settings import Settings, get_settings
+from typing import Any, Callable
 
-EXECUTORS = ("threads", "ray")
+from t2v.errors import InvalidRequest
+from t2v.service.executors import NoExecutor, ThreadExecutor
+from t2v.service.executors.ray import RayExecutor
+from t2v.service.ports import Executor
+from t2v.service.service import JobService
+from t2v.settings import Settings, get_settings
+from t2v.store import Repository, default_database_url, open_database
+from t2v.store.artifacts import open_artifacts
+
+
+def threads_executor(settings: Settings, *, workers: int | None, database_url: str,
+                     where: dict[str, Any] | None) -> Executor:
+    """Worker threads in this process (1 by default)."""
+    return ThreadExecutor(workers or 1, where=where)
+
+
+def ray_executor(settings: Settings, *, workers: int | None, database_url: str,
+                 where: dict[str, Any] | None) -> Executor:
+    """Ray actors across the cluster (one per GPU slot by default), each building its own service here."""
+    return RayExecutor(settings, workers=workers, database_url=database_url, build=build_services)
+
+
+#: T2V_EXECUTOR (``--executor``) -> the executor it builds.
+EXECUTORS: dict[str, Callable[..., Executor]] = {"threads": threads_executor, "ray": ray_executor}
 
 
 def build_executor(settings: Settings, *, workers: int | None = None, executor: str | None = None,
-                   no_workers: bool = False, database_url: str | None = None):
-    """The executor ``settings.executor`` (or ``executor``) names, with ``workers`` workers (threads: 1 by
-    default; Ray: one per GPU slot by default); none with ``no_workers``."""
-    from t2v.service.executors import NoExecutor, ThreadExecutor
-
+                   no_workers: bool = False, database_url: str | None = None,
+                   where: dict[str, Any] | None = None) -> Executor:
+    """The executor ``settings.executor`` (or ``executor``) names, with ``workers`` workers; none with
+    ``no_workers``. ``where``: what local workers add to their jobs' ``ran_on`` (a Ray actor's node and name)."""
     kind = executor or settings.executor
     if kind not in EXECUTORS:
         raise InvalidRequest(f"executor: must be one of {', '.join(EXECUTORS)}, not {kind!r}", field="executor")
@@ -22,27 +44,23 @@ def build_executor(settings: Settings, *, workers: int | None = None, executor: 
         raise InvalidRequest(f"workers: must be at least 1 (or --no-workers), not {workers}", field="workers")
     if no_workers:
         return NoExecutor()
-    if kind == "ray":
-        from t2v.service.executors.ray import RayExecutor
-
-        return RayExecutor(settings, workers=workers, database_url=database_url)
-    return ThreadExecutor(workers or 1)
+    return EXECUTORS[kind](settings, workers=workers, database_url=database_url or default_database_url(settings),
+                           where=where)
 
 
 def build_services(settings: Settings | None = None, *, workers: int | None = None, executor: str | None = None,
-                   no_workers: bool = False, database_url: str | None = None):
-    """A JobService over the settings' job store (T2V_DATABASE_URL, default SQLite in T2V_HOME), artifact store
-    (T2V_STORAGE_URL, default the folders in T2V_HOME) and executor (T2V_EXECUTOR). Unreachable storage or Ray
-    cluster raises here, before a server binds its port."""
-    from t2v.service.service import JobService
-    from t2v.store import Repository, default_database_url, open_database
-    from t2v.store.artifacts import open_artifacts
-
+                   no_workers: bool = False, database_url: str | None = None, where: dict[str, Any] | None = None,
+                   service_class: type[JobService] = JobService) -> JobService:
+    """A JobService (or ``service_class``, a subclass) over the settings' job store (``database_url``, else
+    T2V_DATABASE_URL, default SQLite in T2V_HOME), artifact store (T2V_STORAGE_URL, default the folders in T2V_HOME)
+    and executor (see :func:`build_executor`). Unreachable storage or Ray cluster raises here, before a server binds
+    its port."""
     settings = settings or get_settings()
     settings.home.mkdir(parents=True, exist_ok=True)
     url = database_url or default_database_url(settings)
-    chosen = build_executor(settings, workers=workers, executor=executor, no_workers=no_workers, database_url=url)
+    chosen = build_executor(settings, workers=workers, executor=executor, no_workers=no_workers, database_url=url,
+                            where=where)
     if hasattr(chosen, "connect"):
         chosen.connect()
-    return JobService(settings, store=Repository(open_database(url)), artifacts=open_artifacts(settings),
-                      executor=chosen)
+    return service_class(settings, store=Repository(open_database(url)), artifacts=open_artifacts(settings),
+                         executor=chosen)

@@ -62,6 +62,10 @@ class JobFiles:
         except (KeyError, TypeError, ValueError):
             return None
 
+    def job_file_key(self, job, fmt: str) -> str | None:
+        """The key of ``job``'s file in ``fmt`` (None when it has none)."""
+        return next((self.file_key(f) for f in job.files or [] if f.get("format") == fmt), None)
+
     # -- a worker's side -----------------------------------------------------------------------------------
     def workdir(self, job_id: str) -> Path:
         """The folder a worker writes ``job_id``'s files into (the store's own folder, or scratch)."""

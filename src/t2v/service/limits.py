@@ -7,7 +7,17 @@ that do not fit in memory itself (:func:`t2v.runner.modes.generate`).
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from t2v.errors import InvalidRequest
+from t2v.extend.plan import plan_segments
+from t2v.models.allowlist import allowed_folder, check_allowed, check_available
+from t2v.models.lora import check_lora
+from t2v.models.source import check_motion_adapter
+from t2v.requests import UPSCALERS
+from t2v.runner.resolve import check_fits, resolve
+from t2v.service.assets import is_asset_id
 from t2v.settings import Settings
 
 # The one answer to a LoRA adapter a caller may not use: the same whatever is (or is not) at that path.
@@ -25,11 +35,6 @@ def admit(request, settings: Settings, api_key=None):
     the request's own limits (:func:`t2v.runner.resolve.resolve`), the model being loadable without a download
     the server may not make, the cost limits, and the memory budget.
     """
-    from t2v.runner.resolve import check_fits, resolve
-    from t2v.models.allowlist import check_available
-
-    from t2v.service.assets import is_asset_id
-
     if request.mode == "post":  # post-processing of a job's or an asset's clip (checked by the service)
         if request.post.upscale:
             check_upscaler_allowed(request.post.upscaler, settings)
@@ -46,9 +51,6 @@ def admit(request, settings: Settings, api_key=None):
     if request.model is not None:
         check_available(request.model, settings, restricted=True)
     if getattr(request, "motion_adapter", None) is not None:
-        from t2v.models.allowlist import check_allowed
-        from t2v.models.source import check_motion_adapter
-
         check_allowed(request.motion_adapter, settings, check=check_motion_adapter)
     if request.lora is not None:
         check_lora_allowed(request.lora, settings)
@@ -67,9 +69,6 @@ def admit(request, settings: Settings, api_key=None):
 def check_lora_allowed(lora: str, settings: Settings) -> None:
     """A LoRA adapter folder under ``settings.model_roots`` (symlinks and ``..`` resolved), else
     :data:`NOT_ALLOWED_LORA`."""
-    from t2v.models.allowlist import allowed_folder
-    from t2v.models.lora import check_lora
-
     folder = allowed_folder(lora, settings, cache=False)
     try:
         if folder is not None and check_lora(folder):
@@ -82,11 +81,6 @@ def check_lora_allowed(lora: str, settings: Settings) -> None:
 def check_upscaler_allowed(upscaler: str, settings: Settings) -> None:
     """A built-in upscaler, or a weight file under ``settings.model_roots`` (symlinks and ``..`` resolved): a caller
     never makes the server read a file anywhere else."""
-    import os
-    from pathlib import Path
-
-    from t2v.requests import UPSCALERS
-
     if upscaler in UPSCALERS:
         return
     try:
@@ -102,9 +96,6 @@ def check_upscaler_allowed(upscaler: str, settings: Settings) -> None:
 def check_interpolation_model_allowed(folder: str | None, settings: Settings) -> None:
     """No model folder (rife's ``interpolation_model``), or one under ``settings.model_roots`` (symlinks and ``..``
     resolved): a caller never makes the server read a folder anywhere else."""
-    import os
-    from pathlib import Path
-
     if not folder:
         return
     try:
@@ -125,8 +116,6 @@ def request_cost(request) -> int:
     """frames (images for image mode) x width x height x steps; a longer video's frames: every segment's."""
     frames = getattr(request, _frames_field(request))
     if getattr(request, "is_long", False) and request.mode == "video":
-        from t2v.extend.plan import plan_segments
-
         frames *= len(plan_segments(request, clip_frames=1 if request.extend else 0, continuation="video").segments)
     return frames * request.width * request.height * request.num_inference_steps
 

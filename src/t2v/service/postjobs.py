@@ -1,6 +1,7 @@
-"""Post-processing jobs of :class:`~t2v.service.JobService` (``POST /v1/post``, ``mode: "post"``): the source, a
-succeeded job's video or an uploaded video asset, must be the submitting key's own; the worker reads it through
-the artifact store (so a worker on another machine, with object storage, reads the same bytes).
+"""Post-processing jobs' sources, a part of :class:`~t2v.service.JobService` (its ``postjobs``; ``POST /v1/post``,
+``mode: "post"``): the source, a succeeded job's video or an uploaded video asset, must be the submitting key's
+own; the worker reads it through the artifact store (so a worker on another machine, with object storage, reads the
+same bytes).
 
 Another key's job or asset reads exactly as a missing one (404). A job that has not succeeded, or has no video,
 is refused (422 naming ``job``). The clip the steps would make is checked against the server's limits
@@ -12,27 +13,35 @@ from __future__ import annotations
 from pathlib import Path
 
 from t2v.errors import InvalidRequest
+from t2v.post.stage import check_post
+from t2v.requests import source_shape
+from t2v.service.access import AccessService
+from t2v.service.assets import AssetService
+from t2v.service.files import JobFiles
+from t2v.service.ports import JobStore
+from t2v.settings import Settings
 
 #: A job's files that can be post-processed, the first one present is read.
 SOURCE_FORMATS = ("mp4", "webm", "gif")
 
 
 class PostService:
-    """Mixin of :class:`~t2v.service.JobService` (which provides ``get``, ``repo``, ``files``, ``settings`` and the
-    :class:`~t2v.service.assets.AssetService` methods)."""
+    """Checks a post job's source at submit (a job read through ``access``, an asset through ``assets``) and finds
+    its video for the worker (in ``files``, the service's artifact store)."""
+
+    def __init__(self, settings: Settings, repo: JobStore, files: JobFiles, access: AccessService,
+                 assets: AssetService) -> None:
+        self.settings, self.repo, self.files, self.access, self.assets = settings, repo, files, access, assets
 
     def check_post_source(self, request, api_key=None):
         """At submit: ``request`` (a :class:`~t2v.requests.PostRequest`) with its source checked, and the
         source's prompt noted (for listing and search). :class:`JobNotFound` (404) for another key's job or asset."""
-        from t2v.requests import source_shape
-        from t2v.post.stage import check_post
-
         kind, ref = request.source
         if kind == "asset":
-            self.video_asset(ref, api_key, field="asset")
+            self.assets.video_asset(ref, api_key, field="asset")
             shape, prompt = {}, None  # its frames and fps are checked when the job runs
         else:
-            job = self.get(ref, api_key=api_key)
+            job = self.access.get(ref, api_key=api_key)
             if job.status != "succeeded":
                 raise InvalidRequest(f"job: job {ref} is {job.status}; post-process it once it has succeeded",
                                      field="job")
@@ -49,7 +58,7 @@ class PostService:
 
     def job_video_key(self, job) -> str | None:
         """The artifact key of the video file a post job reads from ``job`` (mp4, else webm, else gif), or None."""
-        return next((key for fmt in SOURCE_FORMATS if (key := self.file_key(job, fmt))), None)
+        return next((key for fmt in SOURCE_FORMATS if (key := self.files.job_file_key(job, fmt))), None)
 
     def job_video_resolver(self, api_key_id: str | None):
         """For the worker: ``request.job`` (a job of the same key as the post job) -> its video file on this

@@ -1,19 +1,36 @@
-"""JobService: the one place front ends submit, read and cancel jobs; it owns the workers."""
+"""JobService: the one place front ends submit, read and cancel jobs; it owns the workers.
+
+It is composed of parts, each a small class of its own over the ports it is given: ``access`` (API keys, rate
+tokens, stream leases, key-checked reads; :mod:`t2v.service.access`), ``assets`` (uploads;
+:mod:`t2v.service.assets`) and ``postjobs`` (post-processing sources; :mod:`t2v.service.postjobs`), whose methods
+it also offers under their own names. Its ports are built by :func:`t2v.service.compose.build_services`.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from t2v.errors import InvalidRequest, JobNotFound, QuotaExceeded
+from t2v.models import loader
+from t2v.requests import request_from_fields
+from t2v.runner.runtime import import_runtime, load_pipeline
 from t2v.service.access import AccessService
 from t2v.service.assets import AssetService
+from t2v.service.files import JobFiles
+from t2v.service.limits import admit
+from t2v.service.netguard import check_callback_url
+from t2v.service.ports import ArtifactStore, Executor, JobStore
 from t2v.service.postjobs import PostService
 from t2v.service.records import RecordPublisher
-from t2v.settings import Settings, get_settings
+from t2v.service.webhooks import WebhookSender
+from t2v.settings import Settings
 from t2v.store import FINISHED_STATUSES
+from t2v.store.limits import QueueFull
+from t2v.store.parts import Part
 
 logger = logging.getLogger(__name__)
 
@@ -41,31 +58,24 @@ class Metrics:
                 self.step_seconds_sum += float(record.get("timings", {}).get("denoise_s", 0.0))
 
 
-class JobService(AccessService, AssetService, PostService):
-    """Submit/get/list/cancel over the job table; ``start()`` runs worker threads that execute jobs.
-    Uploaded images and videos (assets) are :class:`~t2v.service.assets.AssetService`'s; post-processing jobs'
-    sources :class:`~t2v.service.postjobs.PostService`'s."""
+class JobService:
+    """Submit/get/list/cancel over the job table; ``start()`` starts the executor that runs jobs.
 
-    def __init__(self, settings: Settings | None = None, *, workers: int = 1, database_url: str | None = None,
-                 store=None, artifacts=None, executor=None) -> None:
-        """The ports (:mod:`t2v.service.ports`) default to the local ones: the database at ``database_url``
-        (else the settings'), the settings' artifact store, and ``workers`` threads. Deployments wire them
-        with :func:`t2v.service.compose.build_services`."""
-        from t2v.service.executors import ThreadExecutor
-        from t2v.service.files import JobFiles
-        from t2v.store import Repository, default_database_url, open_database
-        from t2v.store.artifacts import open_artifacts
+    Build one with :func:`t2v.service.compose.build_services` (``build_services(settings)``), which opens its ports
+    (:mod:`t2v.service.ports`): ``store`` (the job store), ``artifacts`` (where job files live) and ``executor``
+    (where jobs run)."""
 
-        self.settings = settings or get_settings()
-        self.settings.home.mkdir(parents=True, exist_ok=True)
-        #: The job files' artifact store (T2V_STORAGE_URL; default the folders under T2V_HOME).
-        self.files = JobFiles(self.settings, artifacts if artifacts is not None else open_artifacts(self.settings))
-        if store is None:
-            store = Repository(open_database(database_url or default_database_url(self.settings)))
+    def __init__(self, settings: Settings, *, store: JobStore, artifacts: ArtifactStore, executor: Executor) -> None:
+        self.settings = settings
         self.repo = store
         self.engine = store.engine
+        #: The job files in the artifact store (T2V_STORAGE_URL; default the folders under T2V_HOME).
+        self.files = JobFiles(settings, artifacts)
         #: Where jobs run (local threads, Ray actors, or none in this process).
-        self.executor = executor if executor is not None else ThreadExecutor(workers)
+        self.executor = executor
+        self.access = AccessService(store)
+        self.assets = AssetService(settings, store, self.files)
+        self.postjobs = PostService(settings, store, self.files, self.access, self.assets)
         self.stopping = threading.Event()
         self.wakeup = threading.Event()
         #: Cancels asked in this process for jobs its own workers run: a fast path only (the job row is the truth).
@@ -74,6 +84,14 @@ class JobService(AccessService, AssetService, PostService):
         self._janitor: threading.Thread | None = None
         self.records = None  # a RecordPublisher while started with T2V_RECORDS_URL
         self.warm_state: dict[str, Any] = {"model": None, "done": True, "error": None}
+
+    # The parts' methods that front ends and workers call on the service itself.
+    get, find_job, counts_by_status, has_keys, list_keys = (Part("access") for _ in range(5))
+    create_key, revoke_key, authenticate, take_rate_token = (Part("access") for _ in range(4))
+    acquire_stream, renew_stream, release_stream = (Part("access") for _ in range(3))
+    assets_dir, add_asset, get_asset, asset_path, delete_asset = (Part("assets") for _ in range(5))
+    purge_key_assets, image_resolver, video_resolver = (Part("assets") for _ in range(3))
+    job_video_resolver = Part("postjobs")
 
     @property
     def workers(self) -> list:
@@ -93,8 +111,6 @@ class JobService(AccessService, AssetService, PostService):
         threads importing diffusers at once can fail. A worker that needs the model meanwhile waits for
         this load and reuses it (the loader's cache loads one model once).
         """
-        from t2v.runner.runtime import load_pipeline  # torch and diffusers, for a server that warms a model
-
         self.warm_state = {"model": model, "done": False, "error": None}
         if not self._import_runtime():
             self.warm_state.update(done=True, error="could not import the libraries that load models (see the log)")
@@ -116,8 +132,6 @@ class JobService(AccessService, AssetService, PostService):
     def _import_runtime() -> bool:
         """Import torch, diffusers and t2v's engine in this thread (see :func:`t2v.runner.runtime.import_runtime`).
         On failure the jobs report it (each is retried, then fails saying why); the server stays up."""
-        from t2v.runner.runtime import import_runtime
-
         try:
             import_runtime()
         except Exception:
@@ -126,8 +140,6 @@ class JobService(AccessService, AssetService, PostService):
         return True
 
     def start(self) -> JobService:
-        from t2v.service.webhooks import WebhookSender
-
         self._import_runtime()  # before any worker thread starts: concurrent first imports of diffusers fail
         requeued = self.repo.requeue_stale(self.settings.stale_after_s, max_attempts=self.settings.max_attempts)
         if requeued:
@@ -180,8 +192,6 @@ class JobService(AccessService, AssetService, PostService):
         With ``detail``: the loaded models, the warm-up state and the running job ids, only those of
         ``api_key`` when one is given (all of them when the server runs without keys).
         """
-        import time
-
         states = self.executor.states()
         alive = [w for w in states if w.alive]
         busy = [w.job for w in alive if w.job]
@@ -197,8 +207,6 @@ class JobService(AccessService, AssetService, PostService):
         }
         if not detail:
             return state
-        from t2v.models import loader
-
         if api_key is not None:
             busy = [jid for jid in busy if (job := self.repo.get_job(jid)) is not None and job.api_key_id == api_key.id]
         where = [{**w.where, "job": w.job} for w in alive] if api_key is None else []  # all keys' jobs: admins only
@@ -209,11 +217,6 @@ class JobService(AccessService, AssetService, PostService):
     def submit(self, fields: dict[str, Any], *, api_key=None, idempotency_key: str | None = None, priority: int = 0,
                callback_url: str | None = None):
         """Validate and queue a job. Returns ``(job, created)``; the same idempotency key returns the same job."""
-        from t2v.requests import request_from_fields
-        from t2v.service.limits import admit
-        from t2v.service.netguard import check_callback_url
-        from t2v.store.limits import QueueFull
-
         for name, value in (*fields.items(), ("idempotency_key", idempotency_key), ("callback_url", callback_url)):
             _check_no_nul(name, value)
         request = request_from_fields(fields)
@@ -222,16 +225,16 @@ class JobService(AccessService, AssetService, PostService):
             return earlier, False  # a retried request: the same job, even when the key is now at its quota
         check_callback_url(callback_url, self.settings)  # 422 for internal addresses (resolved once, all checked)
         if getattr(request, "image", None) is not None:  # image-to-video: an uploaded asset of this key, never a path
-            self.check_image_ref(request.image, api_key)
+            self.assets.check_image_ref(request.image, api_key)
         if getattr(request, "video", None) is not None:  # video-to-video: an uploaded video of this key, likewise
-            self.check_video_ref(request.video, api_key)
+            self.assets.check_video_ref(request.video, api_key)
         if getattr(request, "extend", None) is not None:  # a longer video continuing an uploaded video of this key
-            self.check_video_ref(request.extend, api_key, field="extend")
+            self.assets.check_video_ref(request.extend, api_key, field="extend")
         # Allow-listed model and LoRA, then model, defaults and the seed fixed now (restarts reproduce), then
         # the cost limits (the server's and the key's) and the memory budget: all before any row is written.
         resolved = admit(request, self.settings, api_key)
         if resolved.mode == "post":  # the key's own finished job or video asset (404 for another key's)
-            resolved = self.check_post_source(resolved, api_key)
+            resolved = self.postjobs.check_post_source(resolved, api_key)
         try:  # the quota is counted in the insert's transaction: concurrent submits cannot pass it
             job, created = self.repo.create_job(resolved.model_dump(mode="json"), priority=priority, api_key_id=key_id,
                                                 idempotency_key=idempotency_key, callback_url=callback_url,
@@ -241,13 +244,6 @@ class JobService(AccessService, AssetService, PostService):
         if created:
             self.wakeup.set()
         return job, created
-
-    def get(self, job_id: str, *, api_key=None):
-        job = self.repo.get_job(job_id) if "\x00" not in job_id else None  # ids never hold NUL; PostgreSQL rejects it
-        if job is None or (api_key is not None and job.api_key_id != api_key.id):
-            # Another key's job reads exactly as a missing one, so ids cannot be probed.
-            raise JobNotFound(f"no job with id {job_id}")
-        return job
 
     def list(self, *, status: str | None = None, limit: int = 20, cursor: str | None = None, api_key=None,
              query: str | None = None):
@@ -301,14 +297,10 @@ class JobService(AccessService, AssetService, PostService):
         for job_id in self.repo.pending_purges():
             self.purge_files(job_id)
 
-    def file_key(self, job, fmt: str) -> str | None:
-        """The artifact key of a finished job's file in ``fmt`` (or None)."""
-        return next((self.files.file_key(f) for f in job.files or [] if f.get("format") == fmt), None)
-
     def file_path(self, job, fmt: str):
         """A local path with a finished job's file in ``fmt`` (or None): the stored file, or a cached copy of
         the object (see :mod:`t2v.service.files`)."""
-        key = self.file_key(job, fmt)
+        key = self.files.job_file_key(job, fmt)
         return self.files.local_file(key) if key else None
 
     def image_path(self, job_id: str, name: str):
@@ -318,7 +310,7 @@ class JobService(AccessService, AssetService, PostService):
     def download(self, job, fmt: str | None = None, *, image: str | None = None):
         """How to send a job's file in ``fmt`` (or its ``image``, preview.png / poster.png): a
         :class:`t2v.service.files.Download`, or None when there is none."""
-        key = self.files.video_key(job.id, image) if image else self.file_key(job, fmt or "")
+        key = self.files.video_key(job.id, image) if image else self.files.job_file_key(job, fmt or "")
         return self.files.download(key, presign=self.settings.storage_presign) if key else None
 
     def after_finish(self, job_id: str) -> None:

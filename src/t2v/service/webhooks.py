@@ -24,6 +24,7 @@ import socket
 import threading
 import time
 from typing import TYPE_CHECKING
+from t2v.service.netguard import UnsafeCallback, post_pinned, resolve_target
 from t2v.service.views import job_to_dict
 
 if TYPE_CHECKING:
@@ -112,8 +113,6 @@ class WebhookSender:
     def _attempts(self, job, body: bytes, secret: str) -> bool:
         """Attempt until delivered, failed, the lease is lost or the service stops; True unless
         the lease is still held (stopping)."""
-        from t2v.service.netguard import UnsafeCallback, post_pinned, resolve_target
-
         svc, repo = self.service, self.service.repo
         total = svc.settings.webhook_retries + 1
         attempts = job.webhook_attempts or 0

@@ -1,7 +1,8 @@
 """Storage: the database (SQLite or PostgreSQL), its migrations, and the repository.
 
-All SQL lives in :mod:`t2v.store.repository` and the parts it is built from (:mod:`t2v.store.keys`,
-:mod:`t2v.store.limits`, :mod:`t2v.store.claims`).
+All SQL lives in :mod:`t2v.store.repository` and the parts it is composed of (:mod:`t2v.store.keys`,
+:mod:`t2v.store.claims`, :mod:`t2v.store.limits`, :mod:`t2v.store.assets`, :mod:`t2v.store.outbox`), each a small class
+over one :class:`~t2v.store.db.Database`. The artifact stores (local folder, S3) are :mod:`t2v.store.artifacts`.
 """
 
 from .db import default_database_url, head_revision, normalize_url, open_database, upgrade

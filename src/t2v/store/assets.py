@@ -11,9 +11,8 @@ from datetime import datetime
 
 from sqlalchemy import delete, insert, select
 
-from .keys import utcnow
+from .db import Database, utcnow
 from .tables import Asset
-from .db import Database
 
 __all__ = ["Assets", "AssetRow"]
 

@@ -14,10 +14,9 @@ from typing import Any
 
 from sqlalchemy import and_, func, literal, or_, select, update
 
-from .keys import utcnow
-from .tables import Job
-from .db import Database
+from .db import Database, utcnow
 from .rows import get_job
+from .tables import Job
 
 __all__ = ["WORKER_STOPPED", "Claims", "final_failure", "held_by", "retry_note"]
 

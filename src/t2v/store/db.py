@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
+from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import StaticPool
 
-__all__ = ["Database", "MIGRATIONS_DIR", "default_database_url", "head_revision", "normalize_url", "open_database", "upgrade"]
+from t2v.errors import InvalidRequest
+
+__all__ = ["Database", "MIGRATIONS_DIR", "default_database_url", "head_revision", "normalize_url", "open_database",
+           "upgrade", "utcnow"]
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +31,11 @@ SQLITE_BEGIN = "t2v_sqlite_begin"
 
 # Any constant: serialises concurrent migrations on one PostgreSQL database.
 _PG_MIGRATION_LOCK = 0x7432765F6D6967  # "t2v_mig"
+
+
+def utcnow() -> datetime:
+    """Now, timezone-aware UTC: every time the store writes."""
+    return datetime.now(timezone.utc)
 
 
 def default_database_url(settings: Any) -> str:
@@ -40,8 +51,6 @@ def normalize_url(url: str | URL) -> URL:
     try:
         u = make_url(url) if isinstance(url, str) else url
     except ArgumentError:
-        from t2v.errors import InvalidRequest
-
         raise InvalidRequest(f"T2V_DATABASE_URL: {url!r} is not a database URL; use sqlite:////path/t2v.db or "
                              "postgresql://user:password@host:5432/t2v", field="database_url") from None
     if u.drivername in ("postgres", "postgresql"):
@@ -102,9 +111,7 @@ def open_database(url: str | URL, *, migrate: bool = True, **engine_kw: Any) -> 
     return engine
 
 
-def _alembic_config():
-    from alembic.config import Config
-
+def _alembic_config() -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
     return cfg
@@ -112,8 +119,6 @@ def _alembic_config():
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Run the Alembic migrations up to ``revision`` in one transaction."""
-    from alembic import command
-
     cfg = _alembic_config()
     with engine.connect() as conn:
         conn = conn.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"})
@@ -127,8 +132,6 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 def head_revision() -> str:
     """The newest migration revision shipped with this package."""
-    from alembic.script import ScriptDirectory
-
     head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
     assert head is not None
     return head

@@ -1,26 +1,20 @@
-"""API-key storage, and the helpers every repository class shares (transactions, row types)."""
+"""API-key storage: the keys' rows (only a hash of each key is stored)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from .db import Database
+from .db import Database, utcnow
 from .ids import new_id
 from .tables import ApiKey
 
-__all__ = ["ApiKeyRow", "Keys", "utcnow"]
+__all__ = ["ApiKeyRow", "Keys", "utcnow"]  # utcnow: db's, named here as it always was
 
 api_keys = ApiKey.__table__
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 @dataclass(frozen=True)

@@ -11,14 +11,16 @@ from __future__ import annotations
 from datetime import timedelta
 
 from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from .ids import new_id
-from .keys import api_keys, utcnow
-from .tables import FINISHED_STATUSES, EventStream, Job, RateBucket
-from .db import Database
+from .db import Database, utcnow
+from .tables import FINISHED_STATUSES, ApiKey, EventStream, Job, RateBucket
 
 __all__ = ["Limits", "QueueFull"]
 
+api_keys = ApiKey.__table__
 jobs = Job.__table__
 buckets = RateBucket.__table__
 streams = EventStream.__table__
@@ -48,10 +50,7 @@ class Limits:
 
     def _insert_ignore(self, table, **values):
         """INSERT that does nothing when the primary key exists already."""
-        if self.db.dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as dialect_insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        dialect_insert = postgresql_insert if self.db.dialect == "postgresql" else sqlite_insert
         return dialect_insert(table).values(**values).on_conflict_do_nothing()
 
     def check_queue(self, conn: Connection, api_key_id: str, max_queued: int) -> None:

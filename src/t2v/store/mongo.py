@@ -40,7 +40,7 @@ class MongoRecords:
     that is down or slow costs the caller at most that long."""
 
     def __init__(self, url: str, database: str = "t2v", collection: str = "records", *, timeout_ms: int = 3000):
-        try:
+        try:  # pymongo is optional (t2v[mongodb]): only for a records URL
             import pymongo
         except ImportError:
             raise RecordStoreUnavailable("MongoDB records need pymongo: pip install 't2v[mongodb]'") from None
@@ -120,7 +120,7 @@ def storable(document: dict[str, Any]) -> dict[str, Any]:
     ``$``, a ``.``, a NUL) are renamed (``$x`` -> ``_x``, ``a.b`` -> ``a_b``); a document over
     :data:`MAX_DOCUMENT_BYTES` keeps only its ids, status, times, file locations, model and seed, a prompt cut
     to 1,000 characters and ``record_truncated: true``. One such record must not stop every later one."""
-    import bson
+    import bson  # pymongo's (optional, t2v[mongodb]): only where records are sent
 
     clean = _clean(document)
     try:

@@ -11,10 +11,9 @@ from typing import Iterator
 
 from sqlalchemy import func, select, update
 
-from .keys import utcnow
-from .tables import FINISHED_STATUSES, Job
+from .db import Database, utcnow
 from .rows import job_row
-from .db import Database
+from .tables import FINISHED_STATUSES, Job
 
 __all__ = ["Outbox"]
 

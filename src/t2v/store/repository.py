@@ -1,4 +1,5 @@
-"""All SQL of t2v: jobs (queue, progress, results, webhooks) and, via KeyRepository, API keys.
+"""All SQL of t2v: jobs (queue, progress, results, webhooks) here, and the parts the repository is composed of
+(:class:`Keys`, :class:`Claims`, :class:`Limits`, :class:`Assets`, :class:`Outbox`).
 
 Methods return frozen dataclasses, never ORM objects; each runs one short transaction,
 so one :class:`Repository` (one Engine) can be shared by all threads of a process, and
@@ -7,7 +8,6 @@ several processes can work on the same database (SQLite file or PostgreSQL).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,11 +16,12 @@ from sqlalchemy.exc import IntegrityError
 
 from .assets import Assets
 from .claims import Claims, held_by
-from .db import Database
+from .db import Database, utcnow
 from .ids import new_id
-from .keys import ApiKeyRow, Keys, utcnow
+from .keys import ApiKeyRow, Keys
 from .limits import Limits, QueueFull
 from .outbox import Outbox
+from .parts import Part
 from .rows import JobRow, get_job, job_row
 from .tables import FINISHED_STATUSES, JOB_STATUSES, Job
 
@@ -43,19 +44,6 @@ def _webhook_due() -> tuple:
 def _lease_free(now: datetime):
     """No process holds a live delivery lease."""
     return or_(c.webhook_lease_until.is_(None), c.webhook_lease_until < now)
-
-
-class Part:
-    """A method of one of the repository's parts, offered under the repository's own name."""
-
-    def __init__(self, part: str) -> None:
-        self.part = part
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.name = name
-
-    def __get__(self, repo: Any, owner: type | None = None) -> Any:
-        return self if repo is None else getattr(getattr(repo, self.part), self.name)
 
 
 class Repository:

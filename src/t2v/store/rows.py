@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from .keys import utcnow
+from .db import utcnow
 from .tables import FINISHED_STATUSES, Job
 
 jobs = Job.__table__

@@ -8,8 +8,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from t2v.api.deps import get_service, rate_limited
-from t2v.api.schemas import PostCreate, job_to_dict
+from t2v.api.schemas import PostCreate
 from t2v.contract import Job
+from t2v.service.views import job_to_dict
 
 router = APIRouter(prefix="/v1/post", tags=["post"])
 

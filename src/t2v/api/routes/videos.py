@@ -20,10 +20,11 @@ from t2v.api.deps import bearer_key, current_key, get_service, rate_limited
 from t2v.api.downloads import send
 from t2v.api.routes.assets import read_upload
 from t2v.api.streams import StreamLease
-from t2v.api.schemas import FIGURES, SequenceCreate, VideoCreate, job_to_dict
+from t2v.api.schemas import SequenceCreate, VideoCreate
 from t2v.contract import Job, JobPage
 from t2v.errors import InvalidRequest
 from t2v.service.service import FINISHED
+from t2v.service.views import FIGURES, job_to_dict
 
 router = APIRouter(prefix="/v1/videos", tags=["videos"])
 sequences = APIRouter(prefix="/v1/sequences", tags=["sequences"])

@@ -1,7 +1,8 @@
 """The Ray executor: job workers as Ray actors across a cluster's machines (``pip install 't2v[ray]'``).
 
 Each actor is a headless t2v worker process: it builds its own :class:`~t2v.service.JobService` over the
-same job store and artifact store, with one worker thread, keeps its models warm, and claims jobs exactly
+same job store and artifact store, with one worker thread (through the composition root's ``build_services``, which
+the executor is given), keeps its models warm, and claims jobs exactly
 as local workers do (lease, heartbeat, ``SKIP LOCKED``). Nothing about a job lives in an actor: a killed
 actor (or a lost node) stops heartbeating, any process's janitor puts its job back in the queue, and the
 next worker resumes it from the checkpoint in the artifact store.
@@ -21,12 +22,18 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
+from urllib.parse import urlsplit
 
 from t2v.errors import T2VError
+from t2v.models.device import set_threads
+from t2v.service.netguard import is_loopback
 from t2v.service.ports import WorkerState
+from t2v.settings import Settings
+from t2v.store import default_database_url
 
 if TYPE_CHECKING:
     from t2v.service.service import JobService
@@ -44,7 +51,7 @@ class RayUnavailable(T2VError):
 
 def import_ray():
     os.environ.update(NO_USAGE_STATS)  # before ray is imported: no usage reports from this process
-    try:
+    try:  # ray is optional (t2v[ray]) and slow to import: only for the Ray executor
         import ray
     except ImportError:
         raise RayUnavailable("the Ray executor needs Ray: pip install 't2v[ray]'") from None
@@ -80,11 +87,6 @@ def check_reachable(address: str, node_ip=None, timeout_s: float = 5.0) -> None:
     """Open a TCP connection to ``address``'s GCS or client port first: Ray itself retries an unreachable
     address for minutes. Ray reads a loopback host as this machine's own address (``node_ip()``), so both
     are tried."""
-    import socket
-    from urllib.parse import urlsplit
-
-    from t2v.service.netguard import is_loopback
-
     if address == "auto":
         return
     parts = urlsplit(address if "://" in address else f"ray://{address}")
@@ -108,28 +110,20 @@ def check_reachable(address: str, node_ip=None, timeout_s: float = 5.0) -> None:
 
 class WorkerHost:
     """The body of one Ray actor: a :class:`JobService` with one worker thread (and a janitor) in the actor's
-    process. Built again from its arguments when Ray restarts the actor."""
+    process, made by ``build`` (:func:`t2v.service.compose.build_services`). Built again from its arguments when Ray
+    restarts the actor."""
 
     def __init__(self, settings_fields: dict[str, Any], database_url: str | None, model: str | None,
-                 name: str) -> None:
-        import ray
-
-        from t2v.service.executors.threads import ThreadExecutor
-        from t2v.service.service import JobService
-        from t2v.settings import Settings
-
-        os.environ.update(NO_USAGE_STATS)
+                 name: str, build: Callable[..., JobService]) -> None:
+        ray = import_ray()
         ctx = ray.get_runtime_context()
         self.where = {"executor": "ray", "node_id": ctx.get_node_id(), "node_ip": ray.util.get_node_ip_address(),
                       "actor_id": ctx.get_actor_id(), "actor_name": name,
                       "restarted": bool(ctx.was_current_actor_reconstructed)}
         settings = Settings(**settings_fields)
         if settings.threads:
-            from t2v.models.device import set_threads
-
             set_threads(settings.threads)
-        self.service = JobService(settings, database_url=database_url,
-                                  executor=ThreadExecutor(1, where=self.where))
+        self.service = build(settings, workers=1, executor="threads", database_url=database_url, where=self.where)
         self.service.start()
         if model:
             self.service.warm(model)
@@ -153,8 +147,11 @@ class RayExecutor:
     in_process = False
 
     def __init__(self, settings, *, address: str | None = None, workers: int | None = None,
-                 database_url: str | None = None) -> None:
+                 database_url: str | None = None, build: Callable[..., JobService] | None = None) -> None:
+        """``build``: what each actor builds its service with (:func:`t2v.service.compose.build_services`, which
+        makes this executor)."""
         self.settings = settings
+        self.build = build
         self.address = address if address is not None else settings.ray_address
         self.fixed = workers  # None: one actor per GPU slot, followed as the cluster changes
         self.database_url = database_url
@@ -203,16 +200,17 @@ class RayExecutor:
                 name = f"t2v-worker-{os.getpid()}-{self._named}"
                 self._named += 1
                 self.actors.append(remote.options(**self.actor_options(name)).remote(
-                    fields, self.database_url, self.model, name))
+                    fields, self.database_url, self.model, name, self.build))
         logger.info("Ray executor: %d actor(s)", len(self.actors))
 
     # -- Executor ------------------------------------------------------------------------------------------
     def start(self, service: JobService) -> None:
+        if self.build is None:
+            raise RayUnavailable("the Ray executor needs the composition root's build_services (build=) to start "
+                                 "its actors: make it with t2v.service.build_services")
         self.connect()
         self.service = service
         if self.database_url is None:
-            from t2v.store import default_database_url
-
             self.database_url = default_database_url(self.settings)
         if self.database_url.startswith("sqlite"):
             logger.warning("Ray workers share a SQLite database: this works only while every node sees the same "
@@ -306,7 +304,7 @@ class RayExecutor:
         want = min(self.settings.ray_max_workers, counts.get("queued", 0) + counts.get("running", 0))
         if want == self._asked:
             return
-        from ray.autoscaler.sdk import request_resources
+        from ray.autoscaler.sdk import request_resources  # ray: optional (t2v[ray]), imported by connect() already
 
         unit = ({"GPU": self.settings.ray_gpus_per_worker} if self.uses_gpus()
                 else {"CPU": self.settings.ray_cpus_per_worker})

@@ -7,6 +7,7 @@ import socket
 from typing import TYPE_CHECKING, Any
 
 from t2v.service.ports import WorkerState
+from t2v.service.worker import Worker
 
 if TYPE_CHECKING:
     from t2v.service.service import JobService
@@ -25,8 +26,6 @@ class ThreadExecutor:
         self.workers: list = []
 
     def start(self, service: JobService) -> None:
-        from t2v.service.worker import Worker
-
         self.workers = [Worker(service, i, where=self.where) for i in range(self.n_workers)]
         for w in self.workers:
             w.start()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -96,8 +97,6 @@ class LocalArtifacts:
         self.path(key).unlink(missing_ok=True)
 
     def delete_prefix(self, prefix: str) -> int:
-        import shutil
-
         target = self.path(prefix.rstrip("/"))
         if target.is_dir():
             n = sum(1 for p in target.rglob("*") if p.is_file())

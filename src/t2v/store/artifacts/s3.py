@@ -26,7 +26,7 @@ class S3Artifacts:
         self.bucket, self.prefix = bucket, prefix.strip("/")
         self.endpoint_url = endpoint_url
         if client is None:
-            try:
+            try:  # boto3 is optional (t2v[s3]) and slow to import: only for s3:// storage
                 import boto3
                 from botocore.config import Config
             except ImportError:

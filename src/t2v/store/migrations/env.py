@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from alembic import context
 
+from t2v.store.db import open_database
 from t2v.store.tables import metadata
 
 config = context.config
@@ -42,8 +43,6 @@ def run_migrations_online() -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
-    from t2v.store.db import open_database
-
     engine = open_database(config.get_main_option("sqlalchemy.url"), migrate=False)
     try:
         with engine.connect() as conn:
