@@ -114,17 +114,21 @@ def test_gpu_auto_plan_uses_half_precision_and_fp16_variant(tiny_model):
     assert loaded.variant == "fp16" and loaded.unet.dtype == plan.torch_dtype
 
 
-def test_cache_keeps_models_within_budget(tiny_model, model_copy, monkeypatch):
+def test_cache_keeps_models_within_budget(tiny_model, model_copy):
     from t2v.models import loader
+    from t2v.runtime import Runtime, using
 
-    clear_cache()
-    a = load_model(resolve_source(str(tiny_model), get_settings()), CPU)
-    assert load_model(resolve_source(str(tiny_model), get_settings()), CPU).load_s == 0.0  # reused
-    monkeypatch.setattr(loader, "CACHE_BUDGET_BYTES", 10 * loader.weight_bytes(a))
-    load_model(resolve_source(str(model_copy), get_settings()), CPU)
-    assert len(loader.loaded_models()) == 2  # both fit the budget
-    monkeypatch.setattr(loader, "CACHE_BUDGET_BYTES", 0)
-    load_model(resolve_source(str(tiny_model), get_settings()), CPU)
-    loader._evict()
-    (only,) = loader.loaded_models()
+    with using(Runtime()) as runtime:
+        cache = loader.model_cache(runtime)
+        a = load_model(resolve_source(str(tiny_model), get_settings()), CPU)
+        assert load_model(resolve_source(str(tiny_model), get_settings()), CPU).load_s == 0.0  # reused
+        cache.budget_bytes = 10 * loader.weight_bytes(a)
+        load_model(resolve_source(str(model_copy), get_settings()), CPU)
+        assert len(loader.loaded_models()) == 2 and runtime.sizes()["models"] == 2  # both fit the budget
+        cache.budget_bytes = 0
+        load_model(resolve_source(str(tiny_model), get_settings()), CPU)  # reused: now the newest
+        cache.trim()
+        (only,) = loader.loaded_models()
+    assert loader.loaded_models(runtime) == [only]  # still held by its runtime, which owns it
+    assert str(model_copy) not in [m["model"] for m in loader.loaded_models()]  # the process's never saw it
     assert only["model"] == str(tiny_model) and only["weights_mb"] > 0

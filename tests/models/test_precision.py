@@ -181,7 +181,7 @@ def test_fp8_weights_run_end_to_end_without_touching_the_cached_model(tiny_model
     weights than auto's; it is its own cache entry, and the cached auto model is unchanged afterwards."""
     from t2v import generate
 
-    monkeypatch.setattr(loader, "CACHE_BUDGET_BYTES", 2**40)  # keep both models cached
+    monkeypatch.setattr(loader.model_cache(), "budget_bytes", 2**40)  # keep both models cached
     torch.set_num_threads(1)
     clear_cache()
     try:

@@ -24,6 +24,7 @@ from t2v.sampling.vae import decode_chunk, decode_latents, encode_frames
 from t2v.errors import Cancelled
 from t2v.families.base import Component, Family, RunContext, Rules
 from t2v.families.common import free_text_encoders
+from t2v.runtime import current
 from t2v.models.hub.modelscope import CARD, DEFAULT_NEGATIVE_PROMPT  # noqa: F401  (named here too)
 
 logger = logging.getLogger(__name__)
@@ -206,17 +207,17 @@ def reference_side(path: Path, built) -> int:
     return max(64, 2 ** (len(levels[1]) - 1) * 2 ** (len(levels[0]) - 1))
 
 
-_META: dict[tuple[str, str], Any] = {}
 
 
 def meta_modules_cached(family: ModelScopeFamily, path: Path):
     """:meth:`ModelScopeFamily.meta_modules`, built once per folder (the planner's dry runs share them)."""
     key = (family.name, str(path))
-    if key not in _META:
-        if len(_META) >= 4:
-            _META.pop(next(iter(_META)))
-        _META[key] = family.meta_modules(Path(path))
-    return _META[key]
+    meta = current().cache("meta-modules", lambda runtime: {})
+    if key not in meta:
+        if len(meta) >= 4:
+            meta.pop(next(iter(meta)))
+        meta[key] = family.meta_modules(Path(path))
+    return meta[key]
 
 
 def measure_unet_video(m: dict[str, Any], frames: int, height: int, width: int, batch: int, chunking: bool,

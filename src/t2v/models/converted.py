@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from t2v.models.tensorfiles import SAFETENSORS_DTYPES, read_converted, read_header, stored_chunks
+from t2v.runtime import current
 
 logger = logging.getLogger(__name__)
 
@@ -51,10 +52,8 @@ _NAMES = {v: k for k, v in SAFETENSORS_DTYPES.items()}  # "bfloat16" -> "BF16"
 
 def cache_folder() -> Path | None:
     """``$T2V_HOME/cache/converted``; None when it is turned off or the settings cannot be read."""
-    from t2v.settings import get_settings
-
     try:
-        settings = get_settings()
+        settings = current().settings
     except Exception as e:  # invalid T2V_* values: convert, uncached
         logger.debug("no converted-weights cache: %s", e)
         return None

@@ -12,6 +12,8 @@ import threading
 from pathlib import Path
 from typing import Any, Callable
 
+from t2v.runtime import current
+
 logger = logging.getLogger(__name__)
 
 _LOCK = threading.Lock()
@@ -19,10 +21,8 @@ _LOCK = threading.Lock()
 
 def cache_path(name: str) -> Path | None:
     """``$T2V_HOME/cache/NAME``; None when the settings cannot be read (nothing is persisted)."""
-    from t2v.settings import get_settings
-
     try:
-        return get_settings().home / "cache" / name
+        return current().settings.home / "cache" / name
     except Exception as e:  # invalid T2V_* values: the work is done again, only uncached
         logger.debug("no persistent cache %s: %s", name, e)
         return None

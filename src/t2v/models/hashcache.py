@@ -20,13 +20,17 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from t2v.models.diskcache import cache_path, merge_entries, read_entries
+from t2v.runtime import current
 
 logger = logging.getLogger(__name__)
 
 CACHE_NAME = "content-hashes.json"
 _VERSION = 1
-# This process: (absolute path, size, mtime_ns) -> hex digest.
-_MEMO: dict[tuple[str, int, int], str] = {}
+MEMO = "content-hashes"  # the runtime's cache: (absolute path, size, mtime_ns) -> hex digest
+
+
+def _memo() -> dict[tuple[str, int, int], str]:
+    return current().cache(MEMO, lambda runtime: {})
 
 
 def default_cache_file() -> Path | None:
@@ -40,11 +44,12 @@ def file_digests(files: Iterable[Path], cache_file: Path | None = None) -> list[
         cache_file = default_cache_file()
     on_disk: dict[str, dict[str, Any]] | None = None
     new: dict[str, dict[str, Any]] = {}
+    memo = _memo()
     digests = []
     for p in files:
         st = p.stat()  # follows symlinks, as resolve() does: hub snapshots link to their blobs
         key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
-        digest = _MEMO.get(key)
+        digest = memo.get(key)
         if digest is None and cache_file is not None:
             if on_disk is None:
                 on_disk = read_cache(cache_file)
@@ -54,7 +59,7 @@ def file_digests(files: Iterable[Path], cache_file: Path | None = None) -> list[
         if digest is None:
             digest = _file_sha256(p)
             new[key[0]] = {"size": key[1], "mtime_ns": key[2], "sha256": digest}
-        _MEMO[key] = digest
+        memo[key] = digest
         digests.append(digest)
     if new and cache_file is not None:
         _write_cache(cache_file, new)
@@ -63,7 +68,7 @@ def file_digests(files: Iterable[Path], cache_file: Path | None = None) -> list[
 
 def forget_memo() -> None:
     """Drop this process's digests (the on-disk cache stays): what a fresh process would see."""
-    _MEMO.clear()
+    current().clear(MEMO)
 
 
 def _is_digest(value: Any) -> bool:

@@ -2,7 +2,7 @@
 
 The components are loaded from a folder in the diffusers layout, picking the ``fp16`` weight variant on
 accelerators when the folder has it; the weights' content hash goes in the record. Loaded models are kept in
-a per-process cache (``T2V_MODEL_CACHE_GB``) so a warm worker reuses them.
+the runtime's model cache (:class:`ModelCache`, ``T2V_MODEL_CACHE_GB``) so a warm worker reuses them.
 """
 
 from __future__ import annotations
@@ -19,10 +19,11 @@ from typing import Any
 
 from t2v.errors import ModelUnavailable
 from t2v.models.device import DevicePlan
+from t2v.models.precision import apply_weights, check_weights
 from t2v.planner.memory import tune_allocator
 from t2v.models.source import WEIGHT_EXTS, ModelSource
 from t2v.models.catalog import CATALOG, read_index
-from t2v.settings import get_settings
+from t2v.runtime import Runtime, current
 
 logger = logging.getLogger(__name__)
 
@@ -110,8 +111,6 @@ def _load_components(path: Path, plan: DevicePlan, variant: str | None, target: 
                      family: str = "modelscope", weights: str = "auto") -> dict[str, Any]:
     """The components by name (the family's generic loader; the denoisers stored as ``weights`` says) and
     ``scheduler_config``."""
-    from t2v.models.precision import apply_weights
-
     import torch
 
     fam = CATALOG.family(family)
@@ -127,17 +126,67 @@ def _load_components(path: Path, plan: DevicePlan, variant: str | None, target: 
     return out
 
 
-_CACHE: OrderedDict[tuple, LoadedModel] = OrderedDict()
-_CACHE_LOCK = threading.Lock()
-# Loaded models kept between calls: at most this many bytes of weights (the newest one always stays).
-CACHE_BUDGET_BYTES: int | None = None  # None: T2V_MODEL_CACHE_GB (Settings.model_cache_gb), read when needed
+class ModelCache:
+    """Loaded models kept between runs by a :class:`~t2v.runtime.Runtime`: at most ``budget_bytes`` of weights
+    (the newest one always stays); ``budget_bytes`` None reads ``T2V_MODEL_CACHE_GB`` from the runtime's
+    settings when it is needed."""
+
+    def __init__(self, runtime: Runtime | None = None, budget_bytes: int | None = None):
+        self.runtime = runtime
+        self.budget_bytes = budget_bytes
+        self.entries: OrderedDict[tuple, LoadedModel] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def budget(self) -> int:
+        """Bytes of weights kept loaded between jobs (beyond the most recently used model)."""
+        if self.budget_bytes is not None:
+            return self.budget_bytes
+        return int((self.runtime or current()).settings.model_cache_gb * 2**30)
+
+    def get(self, key: tuple) -> LoadedModel | None:
+        with self.lock:
+            found = self.entries.get(key)
+            if found is not None:
+                self.entries.move_to_end(key)
+            return found
+
+    def put(self, key: tuple, model: LoadedModel) -> None:
+        """Keep ``model``, then drop the least recently used ones while over the budget (never the newest)."""
+        with self.lock:
+            self.entries[key] = model
+        self.trim()
+
+    def trim(self) -> None:
+        """Drop the least recently used models while over the budget (never the newest)."""
+        budget = self.budget()
+        with self.lock:
+            while len(self.entries) > 1 and sum(weight_bytes(m) for m in self.entries.values()) > budget:
+                self.entries.popitem(last=False)
+
+    def loaded(self) -> list[dict[str, Any]]:
+        """What is in memory now (for /readyz)."""
+        with self.lock:
+            return [{"model": k[0], "device": k[1], "dtype": k[2], "weights_mb": round(weight_bytes(m) / 2**20, 1)}
+                    for k, m in self.entries.items()]
+
+    def forget(self, model: LoadedModel) -> None:
+        """Drop ``model`` (its memory is freed once the caller lets go of it too)."""
+        with self.lock:
+            for key in [k for k, m in self.entries.items()
+                        if m.content_hash == model.content_hash and m.source.path == model.source.path]:
+                del self.entries[key]
+
+    def clear(self) -> None:
+        with self.lock:
+            self.entries.clear()
+
+    def __len__(self) -> int:
+        return len(self.entries)
 
 
-def cache_budget() -> int:
-    """Bytes of weights the process keeps loaded between jobs (beyond the most recently used model)."""
-    if CACHE_BUDGET_BYTES is not None:
-        return CACHE_BUDGET_BYTES
-    return int(get_settings().model_cache_gb * 2**30)
+def model_cache(runtime: Runtime | None = None) -> ModelCache:
+    """The loaded-model cache of ``runtime`` (the process's by default)."""
+    return (runtime or current()).cache("models", ModelCache)
 
 
 def weight_bytes(model: LoadedModel) -> int:
@@ -145,9 +194,12 @@ def weight_bytes(model: LoadedModel) -> int:
                for p in m.parameters())
 
 
+_LOAD_LOCK = threading.Lock()  # one load at a time: two threads asking for the same model load it once
+
+
 def load_model(source: ModelSource, plan: DevicePlan, *, offload: bool = False, lora: str | None = None,
-               lora_scale: float = 1.0, weights: str = "auto") -> LoadedModel:
-    """Load (or reuse) the model's components for ``plan.device`` in ``plan.dtype``.
+               lora_scale: float = 1.0, weights: str = "auto", runtime: Runtime | None = None) -> LoadedModel:
+    """Load (or reuse, from ``runtime``'s model cache) the model's components for ``plan.device`` in ``plan.dtype``.
 
     With ``offload`` (an accelerator and the ``low`` memory plan) the weights stay in CPU memory and the
     engine moves each component to the device only while it runs. With ``lora`` (an adapter folder) the
@@ -155,71 +207,56 @@ def load_model(source: ModelSource, plan: DevicePlan, *, offload: bool = False, 
     ``weights`` other than ``auto`` (:mod:`t2v.models.precision`: ``fp8``, ``int8``) is a model of its own,
     loaded afresh and cached beside the ``auto`` one, which it never changes; its ``content_hash`` says so.
     """
-    from t2v.models.precision import check_weights
-
     check_weights(weights, plan.device, plan.dtype, lora=lora)
+    runtime = runtime or current()
+    cache = model_cache(runtime)
     variant = pick_variant(source.path, plan)
     offload = offload and plan.is_accelerator
     if lora:
-        return _with_lora(load_model(source, plan, offload=offload), lora, lora_scale, offload)
+        base = load_model(source, plan, offload=offload, runtime=runtime)
+        return _with_lora(cache, base, lora, lora_scale, offload)
     key = (str(source.path), plan.device, plan.dtype, variant, offload, weights)
-    with _CACHE_LOCK:
-        if key in _CACHE:
-            _CACHE.move_to_end(key)
-            return _CACHE[key].copy(source=source, plan=plan, load_s=0.0)
+    with _LOAD_LOCK:
+        found = cache.get(key)
+        if found is not None:
+            return found.copy(source=source, plan=plan, load_s=0.0)
         t0 = time.perf_counter()
-        tune_allocator(get_settings().mmap_threshold_kb)  # before this process's first large tensors (once)
+        tune_allocator(runtime.settings.mmap_threshold_kb)  # before this process's first large tensors (once)
         parts = _load_components(source.path, plan, variant, "cpu" if offload else None, family=source.family,
                                  weights=weights)
         digest = content_hash(source.path, variant) + ("" if weights == "auto" else f"+weights:{weights}")
         scheduler_config = parts.pop("scheduler_config")
         loaded = LoadedModel(source=source, plan=plan, variant=variant, components=parts, scheduler_config=scheduler_config,
                              content_hash=digest, load_s=time.perf_counter() - t0)
-        _CACHE[key] = loaded
-        _evict()
+        cache.put(key, loaded)
         return loaded
 
 
-def _with_lora(base: LoadedModel, lora: str, scale: float, offload: bool) -> LoadedModel:
+def _with_lora(cache: ModelCache, base: LoadedModel, lora: str, scale: float, offload: bool) -> LoadedModel:
     family = base.family
     adapter = family.check_lora(lora)
     digest = family.lora_hash(adapter)
     key = (str(base.source.path), base.plan.device, base.plan.dtype, base.variant, offload, str(adapter), digest, float(scale))
-    with _CACHE_LOCK:
-        if key in _CACHE:
-            _CACHE.move_to_end(key)
-            return _CACHE[key].copy(source=base.source, plan=base.plan, load_s=0.0)
+    found = cache.get(key)
+    if found is not None:
+        return found.copy(source=base.source, plan=base.plan, load_s=0.0)
     t0 = time.perf_counter()
     components = family.apply_lora(base.components, adapter, scale)
     loaded = base.copy(components=components, content_hash=f"{base.content_hash}+lora:{digest}",
                        load_s=base.load_s + time.perf_counter() - t0)
-    with _CACHE_LOCK:
-        _CACHE[key] = loaded
-        _evict()
+    cache.put(key, loaded)
     return loaded
 
 
-def _evict() -> None:
-    """Drop the least recently used models while the cache is over its budget (never the newest)."""
-    budget = cache_budget()
-    while len(_CACHE) > 1 and sum(weight_bytes(m) for m in _CACHE.values()) > budget:
-        _CACHE.popitem(last=False)
+def loaded_models(runtime: Runtime | None = None) -> list[dict[str, Any]]:
+    """What is in the model cache of ``runtime`` (the process's by default) now."""
+    return model_cache(runtime).loaded()
 
 
-def loaded_models() -> list[dict[str, Any]]:
-    """What is in memory now (for /readyz)."""
-    with _CACHE_LOCK:
-        return [{"model": k[0], "device": k[1], "dtype": k[2], "weights_mb": round(weight_bytes(m) / 2**20, 1)}
-                for k, m in _CACHE.items()]
+def forget(model: LoadedModel, runtime: Runtime | None = None) -> None:
+    """Drop ``model`` from the model cache (its memory is freed once the caller lets go of it too)."""
+    model_cache(runtime).forget(model)
 
 
-def forget(model: LoadedModel) -> None:
-    """Drop ``model`` from the cache (its memory is freed once the caller lets go of it too)."""
-    with _CACHE_LOCK:
-        for key in [k for k, m in _CACHE.items() if m.content_hash == model.content_hash and m.source.path == model.source.path]:
-            del _CACHE[key]
-
-
-def clear_cache() -> None:
-    with _CACHE_LOCK:
-        _CACHE.clear()
+def clear_cache(runtime: Runtime | None = None) -> None:
+    model_cache(runtime).clear()

@@ -16,14 +16,21 @@ from pathlib import Path
 from typing import Any
 
 from t2v.models.diskcache import cache_path, merge_entries, read_entries
+from t2v.runtime import current
 
 logger = logging.getLogger(__name__)
 
 CACHE_NAME = "dry-runs.json"
 _VERSION = 2  # 2: operator counts (step_ops, decode_ops)
 LIMIT = 500  # entries kept (the newest)
-_MEMO: dict[str, dict[str, Any]] = {}
 _LOCK = threading.Lock()
+
+
+MEMO = "dry-runs"  # the runtime's cache of the runs read or made by this process
+
+
+def _memo() -> dict[str, dict[str, Any]]:
+    return current().cache(MEMO, lambda runtime: {})
 
 
 def architecture_hash(path: Path) -> str:
@@ -54,7 +61,7 @@ def key(path: Path, frames: int, height: int, width: int, batch: int, chunking: 
 def get(cache_key: str) -> dict[str, Any] | None:
     """The cached dry run (a fresh copy), or None."""
     with _LOCK:
-        found = _MEMO.get(cache_key)
+        found = _memo().get(cache_key)
     if found is None:
         file = cache_path(CACHE_NAME)
         entry = read_entries(file, _VERSION, "runs").get(cache_key) if file is not None else None
@@ -62,7 +69,7 @@ def get(cache_key: str) -> dict[str, Any] | None:
             return None
         found = entry["run"]
         with _LOCK:
-            _MEMO[cache_key] = found
+            _memo()[cache_key] = found
     run = json.loads(json.dumps(found))
     run["shape"] = tuple(run["shape"])
     return run
@@ -71,7 +78,7 @@ def get(cache_key: str) -> dict[str, Any] | None:
 def put(cache_key: str, run: dict[str, Any]) -> None:
     stored = json.loads(json.dumps(run))  # tuples become lists; the numbers are plain ints and strings
     with _LOCK:
-        _MEMO[cache_key] = stored
+        _memo()[cache_key] = stored
     file = cache_path(CACHE_NAME)
     if file is not None:
         merge_entries(file, _VERSION, "runs", {cache_key: {"run": stored}}, limit=LIMIT)
@@ -79,5 +86,4 @@ def put(cache_key: str, run: dict[str, Any]) -> None:
 
 def forget_memo() -> None:
     """Drop this process's copies (the file stays): what a fresh process would see."""
-    with _LOCK:
-        _MEMO.clear()
+    current().clear(MEMO)

@@ -37,6 +37,7 @@ from t2v.planner import fit, steptime
 from t2v.planner.plans import MemoryPlan, get_plan
 from t2v.models.catalog import CATALOG
 from t2v.requests.options import PLANS
+from t2v.runtime import current
 
 logger = logging.getLogger(__name__)
 
@@ -142,12 +143,10 @@ def _current_rss() -> int:
     return psutil.Process(os.getpid()).memory_info().rss
 
 
-_BASELINE: dict[str, int] = {}
-
-
 def _baseline_rss() -> int:
-    """RSS when the planner first ran in this process, before models were loaded by the request being planned."""
-    return _BASELINE.setdefault("rss", _current_rss())
+    """RSS when the planner first ran under this runtime (the process's: once per process), before models were
+    loaded by the request being planned."""
+    return current().cache("baseline-rss", lambda runtime: {}).setdefault("rss", _current_rss())
 
 
 _MEASURING = threading.Lock()  # the meta modules are shared, and forward chunking is set on them per run
@@ -338,9 +337,7 @@ HEAP_SLACK = 0.5
 
 
 def _allocator_returns_freed_blocks() -> bool:
-    from t2v.settings import get_settings
-
-    return sys.platform.startswith("linux") and get_settings().mmap_threshold_kb > 0
+    return sys.platform.startswith("linux") and current().settings.mmap_threshold_kb > 0
 
 
 @lru_cache(maxsize=None)

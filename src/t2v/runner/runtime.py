@@ -8,14 +8,15 @@ from t2v.families import all_families
 from t2v.models.device import fit_to_model, plan_device
 from t2v.models.loader import load_model
 from t2v.models.source import resolve_source
+from t2v.runtime import Runtime
 from t2v.settings import Settings
 
-def load_pipeline(model: str, *, device: str, dtype: str, settings: Settings):
+def load_pipeline(model: str, *, device: str, dtype: str, settings: Settings, runtime: Runtime | None = None):
     """Load (and keep in the process's model cache) ``model``'s components for ``device``/``dtype``: what a later
     run of the same model and precision reuses."""
     plan = plan_device(device, dtype, cpu_bf16=settings.cpu_bf16)
     source = resolve_source(model, settings, want_fp16=plan.is_accelerator and plan.dtype != "fp32")
-    return load_model(source, fit_to_model(plan, source.path, asked=dtype, cpu_bf16=settings.cpu_bf16))
+    return load_model(source, fit_to_model(plan, source.path, asked=dtype, cpu_bf16=settings.cpu_bf16), runtime=runtime)
 
 
 _RUNTIME_MODULES = ("t2v.runner.modes", "t2v.sampling.vae", "t2v.sampling.schedulers", "t2v.sampling.checkpoint",

@@ -31,6 +31,7 @@ import threading
 import weakref
 
 from t2v.errors import InvalidRequest
+from t2v.runtime import current
 
 logger = logging.getLogger(__name__)
 
@@ -276,14 +277,20 @@ def compile_error(error: BaseException) -> bool:
                                                                                           "torch._dynamo"))
 
 
-_variants: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # base module -> {attention: CompiledVariant}
+KERNELS = "compiled-kernels"  # the runtime's cache: base module -> {attention: CompiledVariant} (weakly keyed)
+
+
+def _variants() -> weakref.WeakKeyDictionary:
+    return current().cache(KERNELS, lambda runtime: weakref.WeakKeyDictionary())
+
+
 _lock = threading.Lock()
 
 
 def compiled_variant(family, base, attention: str) -> CompiledVariant:
     """The compiled variant of ``base`` for ``attention``, made once (under a lock) and reused."""
     with _lock:
-        per_kernel = _variants.setdefault(base, {})
+        per_kernel = _variants().setdefault(base, {})
         variant = per_kernel.get(attention)
         if variant is None:
             variant = per_kernel[attention] = make_variant(family, base, attention)
@@ -326,10 +333,10 @@ def block_names(family, module) -> set[str]:
 def reset() -> None:
     """Forget every compiled variant (they also go with their base modules); dynamo's code caches stay."""
     with _lock:
-        _variants.clear()
+        _variants().clear()
 
 
 def compiled_count() -> int:
     """How many compiled variants are alive (for tests and diagnostics)."""
     with _lock:
-        return sum(len(v) for v in _variants.values())
+        return sum(len(v) for v in _variants().values())

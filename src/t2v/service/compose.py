@@ -11,6 +11,7 @@ from t2v.service.executors import NoExecutor, ThreadExecutor
 from t2v.service.executors.ray import RayExecutor
 from t2v.service.ports import Executor
 from t2v.service.service import JobService
+from t2v.runtime import Runtime, install
 from t2v.settings import Settings, get_settings
 from t2v.store import Repository, default_database_url, open_database
 from t2v.store.artifacts import open_artifacts
@@ -54,7 +55,8 @@ def build_services(settings: Settings | None = None, *, workers: int | None = No
     """A JobService (or ``service_class``, a subclass) over the settings' job store (``database_url``, else
     T2V_DATABASE_URL, default SQLite in T2V_HOME), artifact store (T2V_STORAGE_URL, default the folders in T2V_HOME)
     and executor (see :func:`build_executor`). Unreachable storage or Ray cluster raises here, before a server binds
-    its port."""
+    its port. The process's :class:`~t2v.runtime.Runtime` (its loaded models and other caches) is made here too,
+    from the same settings, and installed for the jobs this process runs."""
     settings = settings or get_settings()
     settings.home.mkdir(parents=True, exist_ok=True)
     url = database_url or default_database_url(settings)
@@ -62,5 +64,8 @@ def build_services(settings: Settings | None = None, *, workers: int | None = No
                             where=where)
     if hasattr(chosen, "connect"):
         chosen.connect()
-    return service_class(settings, store=Repository(open_database(url)), artifacts=open_artifacts(settings),
-                         executor=chosen)
+    runtime = Runtime(settings)
+    service = service_class(settings, store=Repository(open_database(url)), artifacts=open_artifacts(settings),
+                            executor=chosen, runtime=runtime)
+    install(runtime)
+    return service

@@ -27,6 +27,7 @@ from t2v.service.ports import ArtifactStore, Executor, JobStore
 from t2v.service.postjobs import PostService
 from t2v.service.records import RecordPublisher
 from t2v.service.webhooks import WebhookSender
+from t2v.runtime import Runtime
 from t2v.settings import Settings
 from t2v.store import FINISHED_STATUSES
 from t2v.store.limits import QueueFull
@@ -65,8 +66,11 @@ class JobService:
     (:mod:`t2v.service.ports`): ``store`` (the job store), ``artifacts`` (where job files live) and ``executor``
     (where jobs run)."""
 
-    def __init__(self, settings: Settings, *, store: JobStore, artifacts: ArtifactStore, executor: Executor) -> None:
+    def __init__(self, settings: Settings, *, store: JobStore, artifacts: ArtifactStore, executor: Executor,
+                 runtime: Runtime | None = None) -> None:
         self.settings = settings
+        #: What this process's jobs load and cache (models, dry runs, ...): built with the service's settings.
+        self.runtime = runtime if runtime is not None else Runtime(settings)
         self.repo = store
         self.engine = store.engine
         #: The job files in the artifact store (T2V_STORAGE_URL; default the folders under T2V_HOME).
@@ -118,7 +122,8 @@ class JobService:
 
         def run() -> None:
             try:
-                loaded = load_pipeline(model, device=self.settings.device, dtype=self.settings.dtype, settings=self.settings)
+                loaded = load_pipeline(model, device=self.settings.device, dtype=self.settings.dtype, settings=self.settings,
+                                       runtime=self.runtime)
                 self.warm_state["load_s"] = round(loaded.load_s, 3)
             except Exception as e:  # jobs will report it with a clear message; the server stays up
                 self.warm_state["error"] = str(e)
@@ -211,7 +216,7 @@ class JobService:
             busy = [jid for jid in busy if (job := self.repo.get_job(jid)) is not None and job.api_key_id == api_key.id]
         where = [{**w.where, "job": w.job} for w in alive] if api_key is None else []  # all keys' jobs: admins only
         return {**state, "executor": self.executor.kind, "warm": dict(self.warm_state),
-                "models_loaded": loader.loaded_models(), "busy": busy, "where": where}
+                "models_loaded": loader.loaded_models(self.runtime), "busy": busy, "where": where}
 
     # -- jobs ------------------------------------------------------------------------------------
     def submit(self, fields: dict[str, Any], *, api_key=None, idempotency_key: str | None = None, priority: int = 0,
