@@ -6,9 +6,12 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
+from t2v.models.loader import ModelCache
+from t2v.runtime import Runtime, using
 from tests.pgserver import pg_database, pg_server  # noqa: F401  (shared fixtures)
 
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
@@ -54,8 +57,14 @@ def model_copy(tiny_model, tmp_path) -> Path:
     return dst
 
 
+#: Loaded models stay warm from test to test (keyed by folder, device and dtype), as in a long-lived worker.
+SHARED_MODELS = ModelCache()
+
+
 @pytest.fixture(autouse=True)
-def t2v_env(tmp_path, tmp_path_factory, monkeypatch) -> Path:
+def t2v_env(tmp_path, tmp_path_factory, monkeypatch) -> Iterator[Path]:
+    """Each test runs as a fresh process would: its own T2V_HOME and a fresh runtime (no dry runs, digests or
+    settings cached by another test; a service a test builds installs its own and is undone afterwards)."""
     home = tmp_path / "t2v-home"
     monkeypatch.setenv("T2V_HOME", str(home))
     # API clients may name model folders only under T2V_MODEL_ROOTS: the test session's own folders.
@@ -64,7 +73,10 @@ def t2v_env(tmp_path, tmp_path_factory, monkeypatch) -> Path:
     monkeypatch.setenv("T2V_OFFLINE", "1")
     for var in ("T2V_DEVICE", "T2V_DTYPE", "T2V_MODEL", "T2V_DEFAULT_MODEL"):
         monkeypatch.delenv(var, raising=False)
-    return home
+    runtime = Runtime()
+    runtime.cache("models", lambda runtime: SHARED_MODELS)
+    with using(runtime):
+        yield home
 
 
 # The slowest test files, slowest first (from a full run's per-file totals). Collected first, they are handed

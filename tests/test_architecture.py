@@ -306,3 +306,100 @@ def sys_stdlib() -> frozenset[str]:
     import sys
 
     return frozenset(sys.stdlib_module_names)
+
+
+# -- function-level imports: only to defer a heavy library, each saying which ----------------------------------
+
+#: Libraries whose import costs a front end or a light command noticeable time (or that are optional extras),
+#: and what importing each one imports with it (measured: ``import X`` then ``sys.modules``).
+HEAVY = frozenset({"torch", "diffusers", "transformers", "accelerate", "peft", "av", "PIL", "numpy", "cv2", "gradio",
+                   "fastapi", "starlette", "uvicorn", "sqlalchemy", "alembic", "boto3", "botocore", "ray", "pymongo",
+                   "bson", "httpx", "safetensors", "huggingface_hub", "matplotlib", "pandas", "scipy", "imageio",
+                   "tkinter"})
+IMPLIED = {"torch": {"numpy"}, "diffusers": {"PIL", "huggingface_hub", "numpy", "safetensors", "torch"},
+           "transformers": {"PIL", "huggingface_hub", "numpy"},
+           "gradio": {"PIL", "fastapi", "httpx", "huggingface_hub", "numpy", "pandas", "starlette"},
+           "fastapi": {"starlette"}, "alembic": {"sqlalchemy"}, "cv2": {"numpy"}, "imageio": {"numpy"}}
+
+
+def top_level_imports(modules: dict[str, tuple[Path, bool]]) -> dict[str, tuple[set[str], set[str]]]:
+    """module -> (t2v modules, heavy libraries) it imports outside functions (its packages' ``__init__`` too)."""
+    edges = import_edges(modules)
+    out: dict[str, tuple[set[str], set[str]]] = {}
+    for name, (path, _) in modules.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        skip = _type_checking_nodes(tree)
+        inner = {id(n) for fn in ast.walk(tree) if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef))
+                 for n in ast.walk(fn)}
+        roots: set[str] = set()
+        for node in ast.walk(tree):
+            if id(node) in skip or id(node) in inner:
+                continue
+            if isinstance(node, ast.Import):
+                roots |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                roots.add(node.module.split(".")[0])
+        heavy = roots & HEAVY
+        for root in roots & set(IMPLIED):
+            heavy |= IMPLIED[root]
+        t2v = {t for t, where in edges.get(name, {}).items() if any(not inside for _, inside in where)}
+        parts = name.split(".")
+        t2v |= {".".join(parts[:i]) for i in range(1, len(parts)) if ".".join(parts[:i]) in modules}
+        out[name] = (t2v, heavy)
+    return out
+
+
+def heavy_closure(name: str, top: dict[str, tuple[set[str], set[str]]]) -> set[str]:
+    """The heavy libraries importing ``name`` imports, through its top-level imports."""
+    seen, heavy, stack = set(), set(), [name]
+    while stack:
+        module = stack.pop()
+        if module in seen:
+            continue
+        seen.add(module)
+        t2v, libs = top.get(module, (set(), set()))
+        heavy |= libs
+        stack.extend(t2v)
+    return heavy
+
+
+def deferred_imports() -> list[tuple[str, int, list[str], str]]:
+    """Each import of a t2v module inside a function: (module, line, targets, the line's text)."""
+    modules = source_modules()
+    found = []
+    for name, targets in import_edges(modules).items():
+        lines = modules[name][0].read_text(encoding="utf-8").splitlines()
+        by_line: dict[int, list[str]] = {}
+        for target, where in targets.items():
+            for line, inside in where:
+                if inside:
+                    by_line.setdefault(line, []).append(target)
+        found += [(name, line, sorted(ts), lines[line - 1]) for line, ts in sorted(by_line.items())]
+    return found
+
+
+def test_function_level_imports_only_defer_a_heavy_library_and_say_which():
+    """A t2v import inside a function must defer a heavy library its module does not already import, and say
+    which one in a ``# deferred: ...`` comment on its line or the line above; any other belongs at the top."""
+    modules = source_modules()
+    top = top_level_imports(modules)
+    bad = []
+    for name, line, targets, text in deferred_imports():
+        mine = heavy_closure(name, top)
+        gained = set().union(*(heavy_closure(t, top) for t in targets)) - mine
+        above = modules[name][0].read_text(encoding="utf-8").splitlines()[line - 2] if line > 1 else ""
+        said = "# deferred:" in text or above.strip().startswith("# deferred:")
+        if not gained:
+            bad.append(f"{name}:{line} defers nothing heavy ({', '.join(targets)}): import it at the top")
+        elif not said:
+            bad.append(f"{name}:{line} defers {', '.join(sorted(gained))} without a '# deferred: ...' reason")
+    assert not bad, "\n".join(bad)
+
+
+def test_the_deferred_import_checker_tells_them_apart():
+    modules = source_modules()
+    top = top_level_imports(modules)
+    assert "torch" not in heavy_closure("t2v.requests.video", top)  # the contract is light
+    assert {"fastapi"} <= heavy_closure("t2v.api.app", top) | heavy_closure("t2v.api.routes.videos", top)
+    found = deferred_imports()
+    assert found and all(line > 0 for _, line, _, _ in found)

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from t2v.errors import InvalidRequest
+from t2v.errors import ExportError
+from t2v.export import decode_video, sha256_file
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
@@ -183,9 +185,6 @@ def load_video(path: str | Path, *, width: int, height: int, num_frames: int | N
     """Read, decode and fit a video file: each frame scaled to cover ``width`` x ``height`` and centre-cropped;
     the first ``num_frames`` frames, the clip looped from its start when it has fewer (None: all its frames, at
     most ``max_frames``). InvalidRequest naming ``field`` for a missing, empty, oversized or undecodable file."""
-    from t2v.errors import ExportError
-    from t2v.export import decode_video, sha256_file
-
     path = Path(path)
     st = stat_file(path, field, "a video file (mp4, webm or gif)")
     if st.st_size == 0 or st.st_size > MAX_VIDEO_BYTES:

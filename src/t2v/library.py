@@ -11,6 +11,7 @@ from typing import Any, Callable
 from t2v.errors import InvalidRequest
 from t2v.requests import FORMATS, GenerationResult, ProgressEvent, parse_formats, request_from_fields
 from t2v.settings import Settings, get_settings
+from t2v.runner import runtime
 
 # generate()'s own arguments (how to run), beside the request's fields (what to make)
 RUN_ARGUMENTS = ("output", "on_progress", "should_cancel", "checkpoint", "on_preview", "resolve_image",
@@ -33,7 +34,8 @@ class Video(GenerationResult):
         """Write the clip as the CLI does: ``path`` is a file (``clip.mp4``; its ending picks the format), a stem
         or a folder; ``formats`` adds mp4, webm, gif or png (a folder of frames). The record is embedded in each
         file and written beside them as ``<stem>.json``, all or nothing. Returns the paths written."""
-        from t2v.export.outputs import check_outputs, output_stem, write_with_sidecar  # PyAV: when saving
+        # deferred: imports numpy, and PyAV when saving
+        from t2v.export.outputs import check_outputs, output_stem, write_with_sidecar
 
         stem, implied = output_stem(path, self.request.prompt)
         try:
@@ -87,7 +89,8 @@ def generate(request: Any, /, *, model: str | None = None, seed: int | None = No
     The runner's own arguments (``output``, ``on_progress``, ``should_cancel``, ``checkpoint``, ``on_preview``,
     ``resolve_image`` / ``resolve_video`` / ``resolve_job``) pass through.
     """
-    from t2v.runner.modes import generate as run  # the runner imports torch and diffusers: not at `import t2v`
+    # deferred: imports PIL, numpy; the runner imports torch and diffusers: not at `import t2v`
+    from t2v.runner.modes import generate as run
 
     run_args = {k: fields.pop(k) for k in RUN_ARGUMENTS if k in fields}
     if isinstance(request, str):
@@ -120,6 +123,4 @@ def generate(request: Any, /, *, model: str | None = None, seed: int | None = No
 
 def load_pipeline(model: str, *, device: str = "auto", dtype: str = "auto", settings: Settings | None = None):
     """Load (and cache) a model's components for ``device``/``dtype``; later ``generate`` calls reuse them."""
-    from t2v.runner import runtime  # torch and diffusers: not at `import t2v`
-
     return runtime.load_pipeline(model, device=device, dtype=dtype, settings=settings or get_settings())

@@ -13,7 +13,9 @@ which is what the command line and one-off library calls want.
 
 from __future__ import annotations
 
+import functools
 import threading
+from collections import OrderedDict
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, TypeVar
 
@@ -55,6 +57,52 @@ class Runtime:
         """Entries per cache (for diagnostics and tests)."""
         with self._lock:
             return {name: len(found) for name, found in self._caches.items() if hasattr(found, "__len__")}
+
+
+class Memo:
+    """A bounded memo (least recently used out first), safe across threads: what :func:`memoized` keeps."""
+
+    def __init__(self, maxsize: int):
+        self.maxsize = maxsize
+        self.entries: OrderedDict[Any, Any] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def clear(self) -> None:
+        with self.lock:
+            self.entries.clear()
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+
+_MISSING = object()
+
+
+def memoized(name: str, maxsize: int = 32) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    """Like :func:`functools.lru_cache` (positional, hashable arguments), but the results live in the current
+    runtime's cache ``name``: a fresh runtime computes them again. ``f.cache_clear()`` empties the current
+    runtime's."""
+
+    def wrap(fn: Callable[..., T]) -> Callable[..., T]:
+        @functools.wraps(fn)
+        def inner(*args: Any) -> T:
+            memo = current().cache(name, lambda runtime: Memo(maxsize))
+            with memo.lock:
+                found = memo.entries.get(args, _MISSING)
+                if found is not _MISSING:
+                    memo.entries.move_to_end(args)
+                    return found
+            value = fn(*args)
+            with memo.lock:
+                memo.entries[args] = value
+                while len(memo.entries) > memo.maxsize:
+                    memo.entries.popitem(last=False)
+            return value
+
+        inner.cache_clear = lambda: current().clear(name)  # type: ignore[attr-defined]
+        return inner
+
+    return wrap
 
 
 _current = Runtime()

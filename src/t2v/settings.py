@@ -12,6 +12,8 @@ from typing import Literal
 from platformdirs import user_data_dir
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from t2v.requests import check_attention, check_weights
+from t2v.errors import InvalidRequest
 
 
 def _default_home() -> Path:
@@ -116,8 +118,6 @@ class Settings(BaseSettings):
     @field_validator("attention", "weights", mode="after")
     @classmethod
     def _speed_option(cls, v: str, info) -> str:
-        from t2v.requests import check_attention, check_weights
-
         try:
             return (check_attention if info.field_name == "attention" else check_weights)(v)
         except ValueError as e:
@@ -160,8 +160,6 @@ def get_settings(**overrides) -> Settings:
     try:
         return Settings(**overrides)
     except ValidationError as e:
-        from t2v.errors import InvalidRequest
-
         problems = []
         for err in e.errors():
             name = str(err["loc"][0]) if err.get("loc") else "?"

@@ -145,11 +145,12 @@ def test_outputs_that_cannot_be_written_are_refused_before_loading(tiny_sd_model
     from t2v.errors import OutputNotWritable
     from t2v.models import loader
     from t2v.requests import ImageRequest
+    from t2v.runner import core
 
     def no_load(*a, **k):
         raise AssertionError("weights loaded before the output paths were checked")
 
-    monkeypatch.setattr("t2v.image.run.load_model", no_load, raising=False)
+    monkeypatch.setattr(core, "load_model", no_load)  # where the runner loads (image modes run through it)
     monkeypatch.setattr(loader, "load_model", no_load)
     if kind == "sequence":
         (tmp_path / "clip.contact.png").mkdir()

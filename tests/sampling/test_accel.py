@@ -109,7 +109,9 @@ def test_compile_with_a_step_cache_refused(monkeypatch, family, cache):
 def test_generate_refuses_before_loading(tiny_model, monkeypatch):
     monkeypatch.setattr(accel, "cpp_compiler", lambda: None)
     loads = []
-    monkeypatch.setattr("t2v.models.loader.load_model", lambda *a, **k: loads.append(a))
+    from t2v.runner import core  # the runner's own name for the loader (patched there, and undone after)
+
+    monkeypatch.setattr(core, "load_model", lambda *a, **k: loads.append(a))
     with pytest.raises(InvalidRequest, match="C\\+\\+ compiler") as info:
         generate(GenerationRequest.create(model=str(tiny_model), compile=True, device="cpu", **SMALL))
     assert info.value.field == "compile" and not loads

@@ -14,6 +14,8 @@ from fastapi.responses import JSONResponse
 from t2v.version import __version__
 from t2v.errors import Forbidden, InvalidRequest, JobNotFound, ModelUnavailable, QuotaExceeded
 from t2v.settings import Settings, get_settings
+from t2v.api.deps import BodySizeLimit
+from t2v.runner.runtime import import_runtime
 
 
 def create_app(settings: Settings | None = None, *, service=None, workers: int = 1, start_workers: bool = True,
@@ -24,10 +26,9 @@ def create_app(settings: Settings | None = None, *, service=None, workers: int =
     API keys, cross-site changes are refused, and with ``loopback_hosts`` (a server bound to a loopback
     address) so is any ``Host`` but a loopback one (:mod:`t2v.api.origin`).
     """
-    from t2v.api.deps import BodySizeLimit
-    from t2v.api.origin import KeylessGuard
-    from t2v.api.routes import assets, postprocess, records, system, videos
-    from t2v.service import build_services
+    from t2v.api.origin import KeylessGuard  # deferred: imports alembic, httpx, PIL
+    from t2v.api.routes import assets, postprocess, records, system, videos  # deferred: imports alembic, httpx, PIL
+    from t2v.service import build_services  # deferred: imports alembic, httpx, PIL
 
     settings = settings or get_settings()
     service = service or build_services(settings, workers=workers)
@@ -37,8 +38,6 @@ def create_app(settings: Settings | None = None, *, service=None, workers: int =
         if start_workers:
             service.start()  # imports the heavy libraries first, then starts threads
         else:
-            from t2v.runner.runtime import import_runtime
-
             import_runtime()  # request threads (the submit-time memory check) must not race to import them
         try:
             yield
@@ -73,7 +72,7 @@ def create_app(settings: Settings | None = None, *, service=None, workers: int =
         # NaN/Infinity or a lone surrogate (\ud800), which would otherwise fail to render (HTTP 500).
         return JSONResponse({"detail": _json_safe(jsonable_encoder(exc.errors()))}, status_code=422)
 
-    from t2v.service.records import RecordStoreUnavailable
+    from t2v.service.records import RecordStoreUnavailable  # deferred: imports alembic, httpx, PIL
 
     @app.exception_handler(InvalidRequest)
     async def _invalid(request: Request, exc: InvalidRequest):
@@ -87,7 +86,8 @@ def create_app(settings: Settings | None = None, *, service=None, workers: int =
     async def _records_down(request: Request, exc: RecordStoreUnavailable):
         return _error(503, str(exc), headers={"Retry-After": "5"})
 
-    from t2v.service.assets import StorageUnavailable  # (t2v.store.artifacts's; front ends import no t2v.store)
+    # deferred: imports alembic, httpx, PIL (t2v.store.artifacts's error; front ends import no t2v.store)
+    from t2v.service.assets import StorageUnavailable
 
     @app.exception_handler(StorageUnavailable)
     async def _storage_down(request: Request, exc: StorageUnavailable):  # e.g. the bucket, on an image upload

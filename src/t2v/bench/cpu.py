@@ -22,6 +22,14 @@ from typing import Callable
 
 from t2v.bench import FULL_SIZE, SMALL_SIZE
 from t2v.errors import InvalidRequest, T2VError
+from t2v.models.tiny import make_tiny
+import t2v
+from t2v.bench.spec import TOLERANCE, exact_reason, modelscope_spec, write
+from t2v.models.device import cpu_model
+from t2v.bench import spec as bench_spec
+from t2v.families import make_tiny_model
+from t2v.errors import ModelUnavailable
+from t2v.models.source import check_folder
 
 Log = Callable[[str], None]
 
@@ -57,17 +65,12 @@ def check_options(*, runs: int, size: int | None = None, model: Path | None = No
         raise InvalidRequest(f"--json: folder {json_path.expanduser().parent} does not exist", field="json")
     folder = None
     if model is not None:
-        from t2v.errors import ModelUnavailable
-        from t2v.models.source import check_folder
-
         path = model.expanduser()
         if not path.is_dir():
             raise ModelUnavailable(f"--model: {model} is not a folder" if path.exists() else f"--model: {model} does not exist")
         check_folder(path.resolve())
         folder = path.resolve()
     if family is not None or plan is not None or frames is not None or steps is not None:
-        from t2v.bench import spec as bench_spec
-
         bench_spec.check(family=family, folder=folder, size=size, frames=frames, steps=steps,
                          plan=plan or bench_spec.plan_fields())
     return folder
@@ -75,8 +78,6 @@ def check_options(*, runs: int, size: int | None = None, model: Path | None = No
 
 def make_small_model(folder: Path) -> Path:
     """The tiny random-weight model (t2v.models.tiny.make_tiny) as a plain diffusers folder."""
-    from t2v.models.tiny import make_tiny
-
     model = make_tiny(folder, fp16_variant=False)
     (model / "t2v.json").unlink(missing_ok=True)  # like a plain diffusers folder: t2v falls back to ModelScope's defaults
     return model
@@ -121,8 +122,6 @@ def _children_cpu_s() -> float:
 
 def _worker_env(tmp: Path) -> dict:
     """Offline, a private T2V_HOME, and this t2v importable even when it is a source checkout not installed."""
-    import t2v
-
     src = str(Path(t2v.__file__).resolve().parent.parent)
     path = os.pathsep.join([src, *filter(None, [os.environ.get("PYTHONPATH")])])
     return {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "T2V_HOME": str(tmp / "home"), "PYTHONPATH": path}
@@ -132,8 +131,6 @@ def run_worker(side: str, model: Path, tmp: Path, tag: str, *, size: int | None 
                memory: str | None = None, env: dict | None = None, spec: dict | None = None) -> dict:
     """One fresh ``python -m t2v.bench.worker`` run of ``side`` for ``spec`` (default: the ModelScope comparison
     at ``size``); ``dtype`` and ``memory`` override the spec's t2v plan."""
-    from t2v.bench.spec import modelscope_spec, write
-
     spec = dict(spec or modelscope_spec(str(model), size or FULL_SIZE))
     spec["plan"] = {**spec["plan"], **({"dtype": dtype} if dtype else {}), **({"memory": memory} if memory else {})}
     out = tmp / f"{tag}.json"
@@ -200,8 +197,6 @@ def machine() -> str:
     import torch
     import transformers
 
-    from t2v.models.device import cpu_model
-
     cpu, flags = cpu_model(), set()
     try:
         flags = set(next(line for line in Path("/proc/cpuinfo").read_text().splitlines()
@@ -235,8 +230,6 @@ def compare(model: Path, tmp: Path, *, runs: int = 1, size: int = SMALL_SIZE, lo
     ``auto_rss_ratio`` against stock. An untimed ``auto-warmup`` run goes first (``warmup``): the timed runs
     find t2v's on-disk caches in their shared T2V_HOME as a user's second run does.
     """
-    from t2v.bench.spec import TOLERANCE, exact_reason, modelscope_spec
-
     spec = spec or modelscope_spec(str(model), size)
     rounds = [("stock", "stock", {}), ("t2v", "t2v", {})]
     if auto:  # t2v's default plan: dtype and memory plan as t2v picks them on this machine
@@ -305,9 +298,6 @@ def run_small(*, runs: int = 1, model: Path | None = None, size: int | None = No
     families take their size and frame count from the folder's defaults (the tiny models': small and valid).
     """
     import tempfile
-
-    from t2v.bench import spec as bench_spec
-    from t2v.families import make_tiny_model
 
     plan = plan or bench_spec.plan_fields()
     folder = check_options(runs=runs, size=size, model=model, max_wait=max_wait, retries=retries, frames=frames,

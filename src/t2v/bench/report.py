@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from t2v.bench import NUM_FRAMES, STAGES
+from t2v.bench.spec import plan_label
 
 MiB = 2**20
 STAGE_LABELS = {
@@ -29,8 +30,6 @@ def stage_label(key: str, summary: dict) -> str:
 
 def table(summary: dict) -> str:
     """Per stage: medians of each side and t2v / stock (below 1: t2v is faster or smaller)."""
-    from t2v.bench.spec import plan_label
-
     s, t, a = summary["stock"], summary["t2v"], summary.get("auto")
     plan = plan_label(summary["plan"]) if summary.get("plan") else "fp32"
     head = f"| Stage | stock diffusers (fp32) | t2v ({plan}) | t2v / stock |"

@@ -23,6 +23,13 @@ from typing import Any
 
 from t2v.bench import PROMPT, SEED, STEPS, request_fields
 from t2v.errors import InvalidRequest
+from t2v.families import family_of_folder, tiny_builders
+from t2v.requests import canonical_cache
+from t2v.requests import GenerationRequest, invalid_from_validation
+from t2v.families import family_of_folder
+from t2v.families.base import read_index
+from t2v.models.source import model_defaults
+from t2v.settings import get_settings
 
 DEFAULT_FAMILY = "modelscope"
 # The request fields both sides share (t2v's names; the stock call spells them the same).
@@ -37,8 +44,6 @@ TOLERANCE = 2
 def family_choices() -> list[str]:
     """The ``t2v models make-tiny --family`` kinds that make a text-to-video folder (not image models, adapters
     or image-to-video-only folders): what ``t2v bench --family`` builds."""
-    from t2v.families import tiny_builders
-
     return sorted(k for k, (fam, _) in tiny_builders().items()
                   if "video" in fam.modes and not k.endswith(("-i2v", "-i2v-33ch", "-adapter")))
 
@@ -46,8 +51,6 @@ def family_choices() -> list[str]:
 def plan_fields(*, dtype: str = "fp32", memory: str = "auto", cache: str | None = None, attention: str = "auto",
                 compile: bool = False) -> dict:
     """The t2v side's plan as request fields (``cache`` None or an off-word: no step cache)."""
-    from t2v.requests import canonical_cache
-
     try:
         cache = canonical_cache(cache)
     except InvalidRequest as e:
@@ -79,8 +82,6 @@ def exact_reason(plan: dict, plans_used: list[str]) -> str | None:
 
 def _request(kind: str, fields: dict, plan: dict, model: str | None):
     from pydantic import ValidationError
-
-    from t2v.requests import GenerationRequest, invalid_from_validation
 
     try:
         return GenerationRequest(prompt=PROMPT, model=model, formats=("mp4",), device="cpu", **fields, **plan)
@@ -119,8 +120,6 @@ def check(*, family: str | None, folder: Path | None, size: int | None, frames: 
           plan: dict) -> str:
     """The family kind to bench (InvalidRequest for a bad one, a folder of another family, or a request or
     plan the family refuses), before anything is built or run. ``folder``: a checked model folder or None."""
-    from t2v.families import family_of_folder, tiny_builders
-
     if folder is not None:
         fam = family_of_folder(folder)
         if family is not None and tiny_builders().get(family, (None,))[0] is not fam and family != fam.name:
@@ -144,11 +143,7 @@ def check(*, family: str | None, folder: Path | None, size: int | None, frames: 
 def build(kind: str, folder: Path, *, size: int | None, frames: int | None, steps: int | None, plan: dict) -> dict:
     """The spec for ``folder`` (a built or given model folder): the request resolved against the folder's own
     defaults and rules (as ``t2v generate`` would), and the stock call's extra arguments."""
-    from t2v.families import family_of_folder
-    from t2v.families.base import read_index
-    from t2v.runner.resolve import resolve
-    from t2v.models.source import model_defaults
-    from t2v.settings import get_settings
+    from t2v.runner.resolve import resolve  # deferred: imports PIL, numpy
 
     fam = family_of_folder(folder)
     req = resolve(_request(kind, base_fields(fam.name, size=size, frames=frames, steps=steps), plan, str(folder)),

@@ -24,6 +24,10 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from t2v.planner.memory import predict
+from t2v.settings import get_settings
+from t2v import GenerationRequest, generate
+from t2v.bench.spec import modelscope_spec
 
 TEXT_ENCODERS = ("text_encoder", "text_encoder_2")
 DENOISERS = ("unet", "transformer", "transformer_2")
@@ -147,9 +151,7 @@ def run_stock(spec: dict, out: Path, workdir: Path) -> dict:
 
 def _prediction(req, record) -> dict:
     """The planner's prediction for the plan t2v used, same request, same process baseline as generate() had."""
-    from t2v.runner.resolve import resolve
-    from t2v.planner.memory import predict
-    from t2v.settings import get_settings
+    from t2v.runner.resolve import resolve  # deferred: imports PIL, numpy
 
     resolved = resolve(req, get_settings())
     plan_used = record["memory_plan"]["plan"]
@@ -165,8 +167,6 @@ def run_t2v(spec: dict, out: Path, workdir: Path) -> dict:
     import torch
     from diffusers import DiffusionPipeline  # noqa: F401
     from diffusers.utils import export_to_video  # noqa: F401
-
-    from t2v import GenerationRequest, generate
 
     baseline = maxrss_bytes()
     events: list[tuple[str, float]] = []
@@ -221,8 +221,6 @@ def run(side: str, model: str | None, out: Path, *, size: int | None = None, dty
         spec: dict | None = None) -> dict:
     """One run of ``side`` for ``spec`` (default: the ModelScope comparison on ``model`` at ``size`` pixels, with
     ``dtype`` and ``memory`` on the t2v side); writes its result to ``out`` (JSON) and returns it."""
-    from t2v.bench.spec import modelscope_spec
-
     if spec is None:
         spec = modelscope_spec(str(model), int(size or 256), dtype=dtype, memory=memory)
     workdir = Path(tempfile.mkdtemp(prefix=f"bench-{side}-", dir=out.parent))

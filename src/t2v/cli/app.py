@@ -26,6 +26,12 @@ from t2v.cli.desktop import desktop
 from t2v.cli.records import records_app
 from t2v.cli.ui import ui
 from t2v.cli.worker import worker
+from t2v.cli.plan import show_plan
+from t2v.errors import ExportError, InvalidRequest
+from t2v.record import environment_differences, request_fields
+from t2v.requests import request_from_fields
+from t2v.models.device import set_threads
+from t2v.cli.post import replay_post_chain
 
 app = typer.Typer(
     name="t2v",
@@ -82,8 +88,6 @@ def generate(
         if server:
             return run_remote(ctx, request, server=server, key=key, output=output, quiet=quiet, threads=threads)
         if threads is not None:  # else torch's own default: the physical cores
-            from t2v.models.device import set_threads
-
             set_threads(threads)
         result = run_with_progress(request, output=output, quiet=quiet)
         if not quiet:
@@ -135,19 +139,13 @@ def plan(
 ) -> None:
     """Predict peak memory and time per step for a request (the same request options as generate); loads no
     weights."""
-    from t2v.cli.plan import show_plan
-
     with cli_errors():
         if threads is not None:  # the times depend on it, as generate's run does
-            from t2v.models.device import set_threads
-
             set_threads(threads)
         show_plan(video_request(prompt, fields, output))
 
 
 def _load_record(path: Path) -> dict:
-    from t2v.errors import InvalidRequest
-
     if not path.exists():
         raise InvalidRequest(f"{path} does not exist", field="record")
     if path.suffix.lower() == ".json":
@@ -161,8 +159,7 @@ def _load_record(path: Path) -> dict:
 def _embedded(path: Path) -> dict:
     """The record embedded in a file t2v wrote; a file that is not one (damaged, another program's) is the
     user's input to fix: InvalidRequest (exit 2)."""
-    from t2v.errors import ExportError, InvalidRequest
-    from t2v.export import read_embedded
+    from t2v.export import read_embedded  # deferred: imports numpy
 
     try:
         return read_embedded(path)
@@ -181,16 +178,11 @@ def replay(
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Regenerate a video (or image sequence) from its record and say whether the frames are identical."""
-    from t2v.record import environment_differences, request_fields
-    from t2v.requests import request_from_fields
-
     with cli_errors():
         old = _load_record(record)
         fields = request_fields(old)
         fields.update({k: v for k, v in (("device", device), ("dtype", dtype), ("model", model)) if v})
         if old.get("post_history"):  # made by `t2v post`: the original, then every post step again
-            from t2v.cli.post import replay_post_chain
-
             if not replay_post_chain(old, fields, output=output, quiet=quiet, run=run_with_progress) and strict:
                 raise typer.Exit(1)
             return
@@ -216,8 +208,6 @@ def inspect(
     file: Path = typer.Argument(..., help="An MP4, WebM, GIF, PNG (or frames folder) written by t2v."),
 ) -> None:
     """Print the record embedded in a file t2v wrote."""
-    from t2v.errors import InvalidRequest
-
     with cli_errors():
         if not file.exists():
             raise InvalidRequest(f"{file} does not exist", field="file")

@@ -11,6 +11,8 @@ from typing import Optional
 import typer
 
 from t2v.cli.common import cli_errors, err, out
+from t2v.bench import cpu, report
+from t2v.bench.spec import plan_fields
 
 
 def bench(
@@ -47,9 +49,6 @@ def bench(
     It never fails because of a timing. It exits 1 when t2v ran the stock computation
     (no step cache, fp32, the speed plan) and its frames are more than 2/255 from stock's.
     """
-    from t2v.bench import cpu, report
-    from t2v.bench.spec import plan_fields
-
     with cli_errors():
         plan = plan_fields(dtype=t2v_dtype, memory=t2v_memory, cache=t2v_cache, attention=t2v_attention, compile=t2v_compile)
         cpu.check_options(runs=runs, size=size, model=model, max_wait=max_wait, retries=retries, json_path=json_path,

@@ -8,6 +8,11 @@ from typing import List, Optional
 import typer
 
 from t2v.cli.common import cli_errors, out
+from t2v.models import caches
+from t2v.settings import get_settings
+from t2v import generate
+from t2v.sampling.stepcache import calibrate as run_calibration
+from t2v.requests import GenerationRequest
 
 cache_app = typer.Typer(help="On-disk caches: `t2v cache list`, `t2v cache clear [NAME...]`; and MagCache's "
                              "calibration, `t2v cache calibrate --model M --steps N` (for --cache magcache).",
@@ -18,9 +23,6 @@ cache_app = typer.Typer(help="On-disk caches: `t2v cache list`, `t2v cache clear
 def list_caches() -> None:
     """Each cache under T2V_HOME/cache: what it holds, its files, size and when it was last used."""
     from rich.table import Table
-
-    from t2v.models import caches
-    from t2v.settings import get_settings
 
     with cli_errors():
         home = get_settings().home
@@ -46,9 +48,6 @@ def clear_caches(
 ) -> None:
     """Delete cached files: they are made again when needed (converted weights on the next load, hashes read
     again, dry runs and step times measured again). Safe beside running processes."""
-    from t2v.models import caches
-    from t2v.settings import get_settings
-
     with cli_errors():
         picked = caches.pick(names)
         home = get_settings().home
@@ -89,10 +88,6 @@ def calibrate(
     """One uncached run measuring how the transformer's output residual shrinks from step to step (MagCache's
     magnitude ratios); kept under T2V_HOME for this model's weights and step count, where `--cache magcache`
     finds them."""
-    from t2v import generate
-    from t2v.sampling.stepcache import calibrate as run_calibration
-    from t2v.requests import GenerationRequest
-
     with cli_errors():
         request = GenerationRequest(prompt=prompt, model=model, seed=seed, num_inference_steps=steps, device=device,
                                     dtype=dtype, formats=())

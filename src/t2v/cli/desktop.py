@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from t2v.cli.common import cli_errors
+from t2v.errors import InvalidRequest
 
 
 def desktop(
@@ -20,8 +21,6 @@ def desktop(
                                              "(default ~/Videos/t2v, or $T2V_DESKTOP_DIR)."),
 ) -> None:
     """Open the desktop app (Tk): generate, watch, play, and browse the history."""
-    from t2v.errors import InvalidRequest
-
     with cli_errors():
         if server is not None and not server.startswith(("http://", "https://")):
             raise InvalidRequest(f"--server: {server!r} is not an http(s) URL; e.g. http://127.0.0.1:8000",
@@ -36,7 +35,7 @@ def desktop(
         except ImportError:
             raise InvalidRequest("this Python has no Tk (tkinter): install python3-tk, or use `t2v ui` "
                                  "(the web page)", field="desktop") from None
-        from t2v.desktop.app import run
+        from t2v.desktop.app import run  # deferred: imports tkinter
 
         try:
             run(server.rstrip("/") if server else None, key, model=model, downloads=downloads)

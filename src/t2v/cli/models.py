@@ -11,15 +11,22 @@ from rich.table import Table
 
 from t2v.cli.common import cli_errors, err, out
 from t2v.models.catalog import CATALOG
+from t2v.models.registry import folder_info, lookup
+from t2v.settings import get_settings
+from t2v.families import all_families
+from t2v.models.registry import REGISTRY
+from t2v.errors import ModelUnavailable
+from t2v.models.source import check_folder
+from t2v.models.source import pull as pull_model
+from t2v.models.source import license_notice
+from t2v.errors import InvalidRequest
+from t2v.models.tiny import make_tiny as build
 
 models_app = typer.Typer(help="Known models, downloads, and tiny offline test models.", no_args_is_help=True)
 
 
 def _cached(model_id: str) -> bool:
     from huggingface_hub import snapshot_download
-
-    from t2v.models.registry import lookup
-    from t2v.settings import get_settings
 
     spec = lookup(model_id)
     if spec is not None and spec.bundled_path is not None:
@@ -36,16 +43,11 @@ def _cached(model_id: str) -> bool:
 def list_models(as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
                 family: Optional[str] = typer.Option(None, "--family", help="Only this family's models.")) -> None:
     """The registered models by family: task, defaults, download size, memory needs, licence, and whether cached."""
-    from t2v.families import all_families
-    from t2v.models.registry import REGISTRY
-
     with cli_errors():
         families = all_families()
         specs = sorted(REGISTRY.values(), key=lambda s: (list(families).index(s.family) if s.family in families else 99, s.id))
         if family is not None:
             if family not in families:
-                from t2v.errors import InvalidRequest
-
                 raise InvalidRequest(f"unknown family {family!r}; choose one of: {', '.join(families)}", field="family")
             specs = [s for s in specs if s.family == family]
         rows = [{**spec.to_dict(), "cached": _cached(spec.id)} for spec in specs]
@@ -75,10 +77,6 @@ def list_models(as_json: bool = typer.Option(False, "--json", help="Machine-read
 @models_app.command("show")
 def show(model: str = typer.Argument(..., help="Registry id, alias or local folder.")) -> None:
     """Everything t2v knows about one model."""
-    from t2v.errors import ModelUnavailable
-    from t2v.models.source import check_folder
-    from t2v.models.registry import folder_info, lookup
-
     with cli_errors():
         spec = lookup(model)
         if spec:
@@ -104,12 +102,6 @@ def pull(
     fp32: bool = typer.Option(False, "--fp32", help="Fetch the full-precision weights instead of the fp16 variant."),
 ) -> None:
     """Download a model into $T2V_HOME/models (on a machine with internet access)."""
-    from t2v.models.source import pull as pull_model
-    from t2v.settings import get_settings
-
-    from t2v.models.source import license_notice
-    from t2v.models.registry import lookup
-
     with cli_errors():
         spec = lookup(model)
         if spec is not None:
@@ -129,9 +121,6 @@ def make_tiny(
     fp16_variant: bool = typer.Option(True, "--fp16-variant/--no-fp16-variant", help="Also write *.fp16.safetensors files."),
 ) -> None:
     """Build a tiny random-weight model in the exact diffusers layout, fully offline."""
-    from t2v.errors import InvalidRequest
-    from t2v.models.tiny import make_tiny as build
-
     with cli_errors():
         if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
             raise InvalidRequest(f"{directory} exists and is not an empty folder", field="directory")

@@ -5,16 +5,16 @@ from __future__ import annotations
 from rich.table import Table
 
 from t2v.cli.common import out
+from t2v.errors import InvalidRequest
+from t2v.models.device import fit_to_model, plan_device
+from t2v.planner.fit import memory_budget
+from t2v.models.source import resolve_source
+from t2v.planner.memory import choose, predict
+from t2v.settings import get_settings
 
 
 def show_plan(request) -> None:
-    from t2v.errors import InvalidRequest
-    from t2v.runner.resolve import resolve
-    from t2v.models.device import fit_to_model, plan_device
-    from t2v.planner.fit import memory_budget
-    from t2v.models.source import resolve_source
-    from t2v.planner.memory import choose, predict
-    from t2v.settings import get_settings
+    from t2v.runner.resolve import resolve  # deferred: imports PIL, numpy
 
     settings = get_settings()
     request = resolve(request, settings)
@@ -54,8 +54,6 @@ def show_plan(request) -> None:
 def _precision_table(path, request, dev, plan: str) -> None:
     """The chosen precision (and why) beside the alternatives this device has, each predicted under ``plan``:
     time per step from this machine's measured matmul speed in that dtype, peak memory from the dry run."""
-    from t2v.planner.memory import predict
-
     dtypes = ("fp32", "bf16") if dev.device == "cpu" else ("fp16", "fp32") if dev.device == "mps" else ("bf16", "fp16", "fp32")
     options = [(d, "auto") for d in dtypes]
     if dev.is_accelerator:

@@ -11,6 +11,9 @@ import typer
 from t2v.cli.common import Interrupt, cli_errors, out
 from t2v.cli.options import with_request_options
 from t2v.requests import POST_FORMATS, PostRequest
+from t2v.cli.progress import GenerationProgress
+from t2v.record import environment_differences
+from t2v.requests import request_from_fields
 
 @with_request_options(PostRequest, "post", post=True, only=("crf",))
 def post(
@@ -21,8 +24,7 @@ def post(
 ) -> None:
     """Post-process an existing clip: deflicker, interpolate, upscale. A t2v clip keeps its record, with the steps
     appended (in the file and in OUT.json)."""
-    from t2v.cli.progress import GenerationProgress
-    from t2v.post.clip import post_file
+    from t2v.post.clip import post_file  # deferred: imports numpy
 
     with cli_errors():
         with Interrupt() as interrupt, GenerationProgress(interrupt, quiet=quiet) as progress:
@@ -44,11 +46,8 @@ def replay_post_chain(old: dict[str, Any], fields: dict[str, Any], *, output: Op
     the frame hashes compared after each; the last step's file goes to ``output``. True when nothing differs."""
     import tempfile
 
-    from t2v.cli.progress import GenerationProgress
-    from t2v.export.outputs import output_stem
-    from t2v.post.replay import history_of, replay_chain, step_format, work_path
-    from t2v.record import environment_differences
-    from t2v.requests import request_from_fields
+    from t2v.export.outputs import output_stem  # deferred: imports numpy
+    from t2v.post.replay import history_of, replay_chain, step_format, work_path  # deferred: imports numpy
 
     history = history_of(old)
     first = step_format(history, 0)

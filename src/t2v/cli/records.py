@@ -19,8 +19,8 @@ def export(
     to: Optional[str] = typer.Option(None, "--to", help="mongodb:// or mongodb+srv:// URL (default: T2V_RECORDS_URL)."),
 ) -> None:
     """Send every finished job's record to MongoDB (backfill). Safe to repeat: each job is stored once."""
-    from t2v.service import build_services
-    from t2v.service.records import export_records
+    from t2v.service import build_services  # deferred: imports alembic, httpx, PIL
+    from t2v.service.records import export_records  # deferred: imports alembic, httpx, PIL
 
     with cli_errors():
         service = build_services(no_workers=True)
@@ -48,13 +48,13 @@ def history_records(source: str, query: str | None, limit: int, as_json: bool, s
                     key: str | None) -> None:
     """``t2v history --source ...``: records from the local service, or from a server's /v1/records."""
     if server:
-        from t2v.client import Client
+        from t2v.client import Client  # deferred: imports httpx
 
         with Client(server, api_key=key) as client:
             records = client.records(query, source=source, limit=limit)
     else:
-        from t2v.service import build_services
-        from t2v.service.records import search_records
+        from t2v.service import build_services  # deferred: imports alembic, httpx, PIL
+        from t2v.service.records import search_records  # deferred: imports alembic, httpx, PIL
 
         records = search_records(build_services(no_workers=True), source=source, query=query, limit=limit)
     print_records(records, as_json)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from t2v.cli.common import out, print_record
 from t2v.errors import Cancelled, InvalidRequest, T2VError
+from t2v.cli.watch import connected, follow
 
 # Flags the server decides for itself (its T2V_* settings), with the values that leave them to it.
 SERVER_SIDE = {"device": ("auto", "T2V_DEVICE"), "dtype": ("auto", "T2V_DTYPE"), "memory": ("auto", "T2V_MEMORY"),
@@ -44,9 +45,8 @@ def generate_remote(request, *, server: str, key: str | None, output, quiet: boo
                     ignore: set[str] = frozenset()) -> None:
     """Run ``request`` (a :class:`t2v.requests.GenerationRequest`) on the t2v server at ``server``; write its files
     and ``.json`` record at ``output`` as a local run does."""
-    from t2v.cli.watch import connected, follow
-    from t2v.client import Client
-    from t2v.export.outputs import check_outputs, output_stem
+    from t2v.client import Client  # deferred: imports httpx
+    from t2v.export.outputs import check_outputs, output_stem  # deferred: imports numpy
 
     refuse_server_side(request, threads=threads, ignore=ignore)
     for name in ("video", "extend"):  # uploaded from here: a missing file is bad input, before anything is sent
@@ -98,7 +98,7 @@ def body_fields(request, *, ignore: set[str] = frozenset()) -> dict:
 def fetch_all(client, job_id: str, stem: Path, formats: list[str]) -> tuple[list[Path], Path, dict]:
     """The job's files and record at ``stem``, all or nothing: each downloaded into a hidden ``.part`` beside its
     name (checked against the job's sha256), then all renamed; on any failure (or Ctrl-C) nothing is left."""
-    from t2v.export.metadata import write_sidecar
+    from t2v.export.metadata import write_sidecar  # deferred: imports numpy
 
     stem.parent.mkdir(parents=True, exist_ok=True)
     record = client.metadata(job_id)

@@ -10,6 +10,12 @@ import typer
 
 from t2v.cli.common import Interrupt, err, out, print_record
 from t2v.requests import GenerationRequest, parse_formats
+from t2v.models.allowlist import is_cached
+from t2v.models.source import is_offline, license_notice
+from t2v.models.registry import lookup
+from t2v.settings import get_settings
+from t2v.cli.progress import GenerationProgress
+from t2v.cli.remote import generate_remote
 
 VIDEO_ENDINGS = (".mp4", ".webm", ".gif")
 
@@ -17,7 +23,7 @@ VIDEO_ENDINGS = (".mp4", ".webm", ".gif")
 def video_request(prompt: str, fields: dict[str, Any], output: Path | None) -> GenerationRequest:
     """The video request of a command's PROMPT and options; with no --format, ``-o clip.gif`` writes a GIF. An
     input image is checked first (a missing, damaged or oversized one exits 2 before any model loads)."""
-    from t2v.inputs import check_image
+    from t2v.inputs import check_image  # deferred: imports numpy
 
     fields = dict(fields)
     if fields.get("image") is not None:
@@ -29,11 +35,6 @@ def video_request(prompt: str, fields: dict[str, Any], output: Path | None) -> G
 
 def licence_notice(model: str | None) -> None:
     """Print the licence notice of a registered model that is about to download (not yet in the cache)."""
-    from t2v.models.allowlist import is_cached
-    from t2v.models.source import is_offline, license_notice
-    from t2v.models.registry import lookup
-    from t2v.settings import get_settings
-
     spec = lookup(model) if model else None
     settings = get_settings()
     if spec is None or not spec.license_notice or is_offline(settings) or is_cached(spec.id, spec.revision, settings):
@@ -42,9 +43,7 @@ def licence_notice(model: str | None) -> None:
 
 
 def run_with_progress(request, *, output, quiet: bool):
-    from t2v.cli.progress import GenerationProgress
-    from t2v.runner.modes import generate as run_request
-    from t2v.settings import get_settings
+    from t2v.runner.modes import generate as run_request  # deferred: imports PIL, numpy
 
     licence_notice(request.model)
     with Interrupt() as interrupt, GenerationProgress(interrupt, quiet=quiet) as progress:
@@ -67,8 +66,6 @@ KEY = typer.Option(None, "--key", help="API key for --server.", envvar="T2V_API_
 
 def run_remote(ctx: typer.Context, request, *, server: str, key: str | None, output, quiet: bool,
                 threads: int | None = None) -> None:
-    from t2v.cli.remote import generate_remote
-
     # this machine's T2V_MODEL, T2V_DTYPE, ... settings are not the server's: only flags given count
     local = {name for name in ("model", "device", "dtype", "memory", "threads")
              if (source := ctx.get_parameter_source(name)) is not None and source.name == "ENVIRONMENT"}

@@ -11,6 +11,8 @@ from t2v.cli.common import Interrupt, cli_errors, err, out
 from t2v.cli.options import with_request_options
 from t2v.cli.run import VIDEO_ENDINGS, print_summary, run_with_progress
 from t2v.requests import ImageRequest, SequenceRequest
+from t2v.cli.progress import GenerationProgress
+from t2v.settings import get_settings
 
 
 @with_request_options(ImageRequest, "image")
@@ -21,9 +23,7 @@ def image(
     fields: dict = None,
 ) -> None:
     """Text to image: PNG files with the JSON record embedded (tEXt) and beside them."""
-    from t2v.cli.progress import GenerationProgress
-    from t2v.image.run import generate_images
-    from t2v.settings import get_settings
+    from t2v.image.run import generate_images  # deferred: imports PIL, numpy
 
     with cli_errors():
         request = ImageRequest(prompt=prompt, **fields)

@@ -10,6 +10,12 @@ import typer
 from rich.table import Table
 
 from t2v.cli.common import cli_errors, err, out
+from t2v.settings import get_settings
+from t2v.errors import InvalidRequest
+from t2v.cli.watch import watch
+from t2v.models.device import set_threads
+from t2v.ui import mount_ui
+from t2v.cli.records import history_records
 
 jobs_app = typer.Typer(help="Jobs in the service's database: list, show, cancel, watch.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys for `t2v serve`: create, list, revoke.", no_args_is_help=True)
@@ -19,7 +25,7 @@ KEY = typer.Option(None, "--key", help="API key for --server.", envvar="T2V_API_
 
 
 def _service():
-    from t2v.service import build_services
+    from t2v.service import build_services  # deferred: imports alembic, httpx, PIL
 
     return build_services(no_workers=True)  # reads and admin: jobs run in `t2v serve` / `t2v worker`
 
@@ -53,15 +59,11 @@ def serve(
 
 def service_settings(model: str | None, ray_address: str | None):
     """The settings of a server or worker process, with ``--model`` and ``--ray-address`` applied."""
-    from t2v.settings import get_settings
-
     overrides = {"default_model": model} if model else {}
     if ray_address:
         overrides["ray_address"] = ray_address
     settings = get_settings(**overrides)
     if settings.threads:  # T2V_THREADS, for every worker; else torch's default (the physical cores)
-        from t2v.models.device import set_threads
-
         set_threads(settings.threads)
     return settings
 
@@ -74,10 +76,9 @@ def run_server(host: str, port: int, model: str | None, workers: int | None, *, 
     ``ui``: whether to mount the page (None: T2V_UI, on by default); off, Gradio is never imported."""
     import uvicorn
 
-    from t2v.api import create_app
-    from t2v.errors import InvalidRequest
-    from t2v.service import build_services
-    from t2v.service.netguard import is_loopback
+    from t2v.api import create_app  # deferred: imports fastapi
+    from t2v.service import build_services  # deferred: imports alembic, httpx, PIL
+    from t2v.service.netguard import is_loopback  # deferred: imports alembic, httpx, PIL
 
     with cli_errors():
         log_level = os.environ.get("T2V_UVICORN_LOG", "warning").lower()
@@ -93,8 +94,6 @@ def run_server(host: str, port: int, model: str | None, workers: int | None, *, 
         app = create_app(settings, service=service, loopback_hosts=is_loopback(host))
         with_ui = ui_required or (settings.ui if ui is None else ui)
         if with_ui:  # the page at /; the API keeps /v1, /docs, /healthz, /metrics
-            from t2v.ui import mount_ui
-
             app = mount_ui(app, service, required=ui_required)
         if model:
             service.warm(model)  # the model loads once, before the first job asks for it
@@ -132,7 +131,7 @@ def _print_jobs(jobs, title: str) -> None:
 
 
 def _remote_jobs(server: str, key: Optional[str], title: str, as_json: bool, **list_kwargs) -> None:
-    from t2v.client import Client
+    from t2v.client import Client  # deferred: imports httpx
 
     with Client(server, key) as client:
         jobs = client.list(**list_kwargs).items
@@ -151,7 +150,7 @@ def jobs_list(
     key: Optional[str] = KEY,
 ) -> None:
     """Jobs, newest first."""
-    from t2v.service.views import job_to_dict
+    from t2v.service.views import job_to_dict  # deferred: imports alembic, httpx, PIL
 
     with cli_errors():
         if server:
@@ -167,11 +166,11 @@ def jobs_list(
 @jobs_app.command("show")
 def jobs_show(job_id: str, server: Optional[str] = SERVER, key: Optional[str] = KEY) -> None:
     """One job as JSON."""
-    from t2v.service.views import job_to_dict
+    from t2v.service.views import job_to_dict  # deferred: imports alembic, httpx, PIL
 
     with cli_errors():
         if server:
-            from t2v.client import Client
+            from t2v.client import Client  # deferred: imports httpx
 
             with Client(server, key) as client:
                 return out.print_json(client.get(job_id).model_dump_json())
@@ -185,7 +184,7 @@ def jobs_cancel(job_id: str, purge: bool = typer.Option(False, "--purge", help="
     """Cancel a queued or running job (a running one stops between denoising steps)."""
     with cli_errors():
         if server:
-            from t2v.client import Client
+            from t2v.client import Client  # deferred: imports httpx
 
             with Client(server, key) as client:
                 job = client.cancel(job_id, purge=purge)
@@ -202,8 +201,6 @@ def jobs_watch(
     key: Optional[str] = typer.Option(None, "--key", help="API key.", envvar="T2V_API_KEY"),
 ) -> None:
     """Follow a job's progress from the server's event stream until it ends."""
-    from t2v.cli.watch import watch
-
     with cli_errors():
         final = watch(url, job_id, key)
         raise typer.Exit(0 if final == "succeeded" else 1)
@@ -219,12 +216,10 @@ def history(
                                          "mongodb (T2V_RECORDS_URL); both include failed and cancelled jobs."),
 ) -> None:
     """Past generations (succeeded jobs), newest first; with --source, the generation records."""
-    from t2v.service.views import job_to_dict
+    from t2v.service.views import job_to_dict  # deferred: imports alembic, httpx, PIL
 
     with cli_errors():
         if source is not None:
-            from t2v.cli.records import history_records
-
             return history_records(source, query, limit, as_json, server, key)
         if server:
             return _remote_jobs(server, key, "history", as_json, status="succeeded", limit=limit, query=query)
@@ -268,8 +263,6 @@ def keys_list() -> None:
 def keys_revoke(key_id: str) -> None:
     """Revoke a key: requests with it get 401 from now on, its open event streams end, and its queued and
     running jobs are cancelled."""
-    from t2v.errors import InvalidRequest
-
     with cli_errors():
         service = _service()
         if not service.revoke_key(key_id):

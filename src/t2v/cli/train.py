@@ -12,6 +12,7 @@ from rich.table import Table
 from t2v.cli.common import cli_errors, err, out
 from t2v.cli.options import option
 from t2v.requests import PostSpec, post_from_flags
+from t2v.errors import InvalidRequest
 
 eval_app = typer.Typer(help="Measure a model: `t2v eval shapes --model t2v-shapes`.", no_args_is_help=True)
 data_app = typer.Typer(help="Write training data sets: `t2v data shapes DIR`.", no_args_is_help=True)
@@ -87,7 +88,7 @@ def train(
                                           help="Where 'noisiest' starts, as a fraction of the schedule."),
 ) -> None:
     """Train a text-to-video model from scratch (autoencoder, then UNet3D + text encoder, with EMA)."""
-    from t2v.train.trainer import TrainConfig, train as run
+    from t2v.train.trainer import TrainConfig, train as run  # deferred: imports numpy
 
     with cli_errors():
         cfg = TrainConfig(data=data, out=out_dir, preset=preset, steps=steps, batch=batch, lr=lr, vae_steps=vae_steps,
@@ -121,7 +122,7 @@ def train_lora(
     device: str = typer.Option("auto", "--device"),
 ) -> None:
     """Teach a model something new with a LoRA adapter on its UNet attention layers."""
-    from t2v.train.lora import LoraTrainConfig, train_lora as run
+    from t2v.train.lora import LoraTrainConfig, train_lora as run  # deferred: imports numpy
 
     with cli_errors():
         cfg = LoraTrainConfig(base=base, data=str(data), out=out_dir, rank=rank, steps=steps, batch=batch, lr=lr,
@@ -155,9 +156,8 @@ def eval_shapes(
 ) -> None:
     """Generate clips for shapes prompts and score colour, motion direction and shape with a detector (after
     post-processing, with --interpolate / --upscale / --deflicker)."""
-    from t2v.errors import InvalidRequest
-    from t2v.train import evaluate as ev
-    from t2v.train import shapes
+    from t2v.train import evaluate as ev  # deferred: imports numpy
+    from t2v.train import shapes  # deferred: imports numpy
 
     with cli_errors():
         if split not in ("all", "heldout", "train"):
@@ -199,8 +199,7 @@ def data_shapes(
     balanced: bool = typer.Option(False, "--balanced", help="Every combination (so every colour) equally often, in turn."),
 ) -> None:
     """Write a shapes data set in the folder format `t2v train --data DIR` and `train-lora` read."""
-    from t2v.errors import InvalidRequest
-    from t2v.train import shapes
+    from t2v.train import shapes  # deferred: imports numpy
 
     with cli_errors():
         picked = tuple(c.strip() for c in colors.split(",")) if colors else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Optional
 
 import typer
+from t2v.cli.service import run_server
 
 
 def ui(
@@ -14,7 +15,5 @@ def ui(
     workers: int = typer.Option(1, "--workers", min=1, max=16, help="Jobs run at once (one per GPU)."),
 ) -> None:
     """Start the web UI (Gradio) with its job workers; the REST API is served beside it under /v1."""
-    from t2v.cli.service import run_server
-
     run_server(host, port, model, workers, ui_required=True,
                banner="t2v UI on http://{host}:{port}/ (REST API under /v1), data in {home}")

@@ -14,7 +14,7 @@ from t2v.errors import InvalidRequest, T2VError
 
 def watch(url: str, job_id: str, key: str | None) -> str:
     """Draw the job's progress until it ends; print ``"{job_id}: {status}"`` and return the final status."""
-    from t2v.client import Client
+    from t2v.client import Client  # deferred: imports httpx
 
     with connected(url):
         with Client(url, api_key=key) as client:
@@ -28,7 +28,7 @@ def connected(url: str) -> Iterator[None]:
     """The client's refusals as the CLI's: a refused key names --key, an unreachable server its URL."""
     from urllib.parse import urlsplit
 
-    from t2v.client.errors import ConnectionFailed, Unauthorized
+    from t2v.client.errors import ConnectionFailed, Unauthorized  # deferred: imports httpx
 
     parts = urlsplit(url or "")
     if parts.scheme not in ("http", "https") or not parts.netloc:

@@ -21,7 +21,7 @@ def worker(
     ray_address: Optional[str] = RAY_ADDRESS,
 ) -> None:
     """Run queued jobs until stopped (Ctrl-C or SIGTERM: a running job saves its checkpoint and is queued again)."""
-    from t2v.service import build_services
+    from t2v.service import build_services  # deferred: imports alembic, httpx, PIL
 
     with cli_errors():
         settings = service_settings(model, ray_address)

@@ -22,6 +22,7 @@ from t2v.desktop.history import History
 from t2v.desktop.player import Player
 from t2v.desktop.tasks import fetch_clip, fetch_image, list_jobs, open_path, submit_job
 from t2v.errors import T2VError
+from t2v.desktop.local import LocalServer
 
 logger = logging.getLogger(__name__)
 
@@ -159,7 +160,7 @@ class DesktopApp:
     # -- connection, models, presets ---------------------------------------------------------------------
     def connect(self, key: str | None) -> None:
         """(Re)connect with ``key``: load the models and the history."""
-        from t2v.client import Client
+        from t2v.client import Client  # deferred: imports httpx
 
         if self.url is None:
             self.show_error("The local server has not started yet.")
@@ -390,8 +391,6 @@ def run(url: str | None = None, key: str | None = None, *, model: str | None = N
         downloads: Path | None = None) -> None:
     """Open the window. Without ``url`` a private ``t2v serve`` is started on a free loopback port first
     (and stopped when the window closes)."""
-    from t2v.desktop.local import LocalServer
-
     local = LocalServer(model) if url is None else None
     try:
         root = tk.Tk(className="t2v")

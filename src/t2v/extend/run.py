@@ -19,6 +19,12 @@ import numpy as np
 
 from t2v.errors import Cancelled
 from t2v.extend.plan import MAX_CLIP_FRAMES, LongPlan, Segment, continuation_kind, guide, join, plan_segments
+from t2v.inputs import load_video
+from t2v.sampling import checkpoint as ckpt
+from t2v.sampling.checkpoint import write_state
+from t2v.sampling.vae import to_uint8
+from t2v.families import RunContext
+from t2v.inputs import InputVideo
 
 logger = logging.getLogger(__name__)
 
@@ -56,16 +62,12 @@ def load_clip(request, resolve: Callable[[str], Path] | None = None):
     weights."""
     if not request.extend:
         return None
-    from t2v.inputs import load_video
-
     path = resolve(request.extend) if resolve is not None else request.extend
     return load_video(path, width=request.width, height=request.height, num_frames=None, field="extend",
                       max_frames=MAX_CLIP_FRAMES)
 
 
 def fingerprint(loaded, request, clip) -> str:
-    from t2v.sampling import checkpoint as ckpt
-
     fp = ckpt.fingerprint(loaded, request)
     return hashlib.sha256(f"{fp}:{KIND}:{clip.sha256 if clip is not None else ''}".encode()).hexdigest()
 
@@ -96,8 +98,6 @@ def save(spec, fp: str, frames: np.ndarray, segments: int) -> None:
     """Atomically write the frames so far and the segments done, then ``spec.on_save`` (a service uploads)."""
     import torch
 
-    from t2v.sampling.checkpoint import write_state
-
     if spec is None:
         return
     write_state({"kind": KIND, "fingerprint": fp, "segments": int(segments),
@@ -116,10 +116,6 @@ def run_long(run, *, clip=None, checkpoint=None, on_preview: Callable[[int, Any]
     """Make a long request's frames with ``run`` (a started :class:`t2v.runner.core.Run`): plan the segments,
     resume from the checkpoint when it is this run's, run the rest, joining each at its seam."""
     from PIL import Image
-
-    from t2v.sampling.vae import to_uint8
-    from t2v.families import RunContext
-    from t2v.inputs import InputVideo
 
     request, loaded, family = run.request, run.loaded, run.family
     kind = continuation_kind(family.rules(Path(run.source.path)).modes, family.encodes_video)

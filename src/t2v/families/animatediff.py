@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import inspect
 import time
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from t2v.sampling.text import encode_prompt
 from t2v.sampling.vae import decode_chunk, decode_latents, encode_frames, latent_preview
 from t2v.errors import InvalidRequest, ModelUnavailable
 from t2v.families.base import Component, RunContext, Rules, read_index
+from t2v.runtime import memoized
 from t2v.families.common import (
     Checkpoints, DiffusersLora, LoopState, config, denoise, free_text_encoders, lora_files, meta_modules)
 from t2v.families.modelscope import CLIP_COMPONENTS, measure_unet_video, reference_side, vae_scale
@@ -222,7 +222,7 @@ def motion_unet(unet, adapter, *, weights: bool = True):
     return model.eval().requires_grad_(False)
 
 
-@lru_cache(maxsize=4)
+@memoized("animatediff-meta-parts", 4)
 def meta_parts(path: str) -> dict[str, Any]:
     """The folder's text encoder, VAE and motion UNet on the meta device (for the planner)."""
     m = dict(meta_modules(path, ("text_encoder", "vae", "unet", "motion_adapter")))

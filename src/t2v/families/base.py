@@ -24,6 +24,11 @@ from t2v.errors import InvalidRequest, ModelUnavailable, out_of_resources
 from t2v.models.catalog import CATALOG, read_index  # noqa: F401  (read_index: named here for the families)
 from t2v.models.spec import FamilyCard, ModelSpec
 from t2v.sampling import runtime
+from t2v.models.precision import load_module
+from t2v.sampling.runtime import prepared
+from t2v.models.lora import check_lora
+from t2v.models.lora import adapter_hash
+from t2v.models.lora import apply_lora, decoder_adapter
 
 if TYPE_CHECKING:
     import numpy as np
@@ -158,7 +163,7 @@ class Family:
     def check_long(self, request, modes: tuple[str, ...], *, model: str) -> None:
         """A longer video (:mod:`t2v.extend`): the model must continue a clip; once the request is resolved, its
         overlap must leave new frames and its segments stay under the limit."""
-        from t2v.extend.plan import check_continues, continuation_kind, plan_segments
+        from t2v.extend.plan import check_continues, continuation_kind, plan_segments  # deferred: imports numpy
         able = sorted(n for n, f in CATALOG.all_families().items() if continuation_kind(f.modes, f.encodes_video))
         check_continues(modes, self.encodes_video, model=model, family=self.name, able=able)
         if None not in (request.num_frames, request.fps, request.seed):
@@ -235,8 +240,6 @@ class Family:
 
                 return PreTrainedTokenizerFast.from_pretrained(path, subfolder=component.name)
             return cls.from_pretrained(path, subfolder=component.name)
-        from t2v.models.precision import load_module  # from_pretrained, without two copies when converting
-
         return load_module(cls, path, component.name, component.weight_stem, plan.torch_dtype, variant)
 
     def prepare(self, components: dict[str, Any]) -> dict[str, Any]:
@@ -249,8 +252,6 @@ class Family:
         options shape it for this run (:func:`t2v.sampling.runtime.prepared`)."""
         import torch
 
-        from t2v.sampling.runtime import prepared
-
         with torch.inference_mode(), prepared(self, model, request, ctx) as run_model:
             return self.sample(run_model, request, ctx)
 
@@ -261,7 +262,7 @@ class Family:
 
     def preview(self, model: LoadedModel, latents) -> np.ndarray:
         """A cheap RGB preview (uint8, H x W x 3) of the middle frame of the current latents."""
-        from t2v.sampling.vae import latent_preview
+        from t2v.sampling.vae import latent_preview  # deferred: imports numpy
 
         return latent_preview(latents)
 
@@ -289,21 +290,15 @@ class Family:
     # -- LoRA ------------------------------------------------------------------------------------------
     def check_lora(self, path: str | Path) -> Path:
         """The adapter at ``path`` (t2v's PEFT adapter folder, see :mod:`t2v.models.lora`) or InvalidRequest."""
-        from t2v.models.lora import check_lora
-
         return check_lora(path)
 
     def lora_hash(self, adapter: Path) -> str:
-        from t2v.models.lora import adapter_hash
-
         return adapter_hash(adapter)
 
     def apply_lora(self, components: dict[str, Any], adapter: Path, scale: float) -> dict[str, Any]:
         """Components with the adapter applied: copies of the ones it changes (the denoiser, and the VAE when
         the adapter has a decoder part), the others shared with the cached base model."""
         import copy
-
-        from t2v.models.lora import apply_lora, decoder_adapter
 
         out = dict(components)
         out[self.denoiser] = copy.deepcopy(components[self.denoiser])

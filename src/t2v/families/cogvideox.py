@@ -32,6 +32,8 @@ from t2v.families.common import (
     meta_modules, params)
 from t2v.models.spec import ModelSpec
 from t2v.models.hub.cogvideox import CARD, DEFAULTS_10, DEFAULTS_15, I2V_PIPELINE, LICENSE_NOTICE  # noqa: F401  (named here too)
+from t2v.sampling import schedulers
+from t2v.planner.memory import meta_cost
 
 logger = logging.getLogger(__name__)
 
@@ -219,8 +221,6 @@ class CogVideoXFamily(GroupOffload, DiffusersLora):
         it is measured there and its transformer figures scaled to the size asked."""
         import torch
 
-        from t2v.planner.memory import meta_cost
-
         path = Path(path)
         m = meta_modules(str(path))
         tr, vae, rules = m["transformer"], m["vae"], self.rules(path)
@@ -288,8 +288,6 @@ class CogVideoXFamily(GroupOffload, DiffusersLora):
 def make_scheduler(name: str, scheduler_config: dict[str, Any]):
     """``model``: the folder's own scheduler; ``ddim`` / ``dpm++``: CogVideoX's DDIM / DPM-Solver++ from its config."""
     import diffusers
-
-    from t2v.sampling import schedulers
 
     if name == "model":
         return schedulers.make_scheduler("model", scheduler_config)

@@ -17,7 +17,6 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, ClassVar
 
@@ -25,6 +24,9 @@ from t2v.sampling import checkpoint as ckpt
 from t2v.errors import Cancelled, InvalidRequest
 from t2v.models.catalog import config  # noqa: F401  (the families read their configs with it)
 from t2v.families.base import Family, RunContext, read_index, resolve_class
+from t2v.sampling.v2v import fingerprint
+from t2v.models.loader import forget
+from t2v.runtime import memoized
 
 logger = logging.getLogger(__name__)
 
@@ -69,8 +71,6 @@ class Checkpoints:
     """Resume from and save to ``ctx.checkpoint`` (no-ops without one) for one run of one request."""
 
     def __init__(self, ctx: RunContext, model, request, scheduler, generator, image=None, video=None):
-        from t2v.sampling.v2v import fingerprint
-
         self.ctx, self.scheduler, self.generator = ctx, scheduler, generator
         self.spec = ctx.checkpoint
         self.fingerprint = fingerprint(run_fingerprint(model, request, image), video) if self.spec else ""
@@ -171,8 +171,6 @@ def free_text_encoders(model, memory, names: tuple[str, ...] = ("text_encoder",)
     """Under a plan that frees the text encoders once the prompt is encoded: drop them from this run's
     components and the model from the cache (the next run loads it again; this one needs the memory now)."""
     if memory.free_text_encoder:
-        from t2v.models.loader import forget
-
         forget(model)
         for name in names:
             model.components[name] = None
@@ -181,7 +179,7 @@ def free_text_encoders(model, memory, names: tuple[str, ...] = ("text_encoder",)
 # -- the planner's modules -------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=8)
+@memoized("meta-modules-by-folder", 8)
 def meta_modules(path: str, names: tuple[str, ...] | None = None) -> dict[str, Any]:
     """The folder's modules built from their configs on the meta device (no weights), by component name:
     ``names``, or every diffusers / transformers entry of model_index.json that has a config.json."""

@@ -44,6 +44,7 @@ from t2v.families.common import (
     Checkpoints, DiffusersLora, LoopState, config, denoise, free_text_encoders, linear_preview, meta_modules, params)
 from t2v.models.spec import ModelSpec
 from t2v.models.hub.hunyuan import CARD, I2V_PIPELINE, LICENSE, LICENSE_NOTICE  # noqa: F401  (named here too)
+from t2v.planner.memory import meta_cost
 
 logger = logging.getLogger(__name__)
 
@@ -225,8 +226,6 @@ class HunyuanFamily(DiffusersLora):
         Scaled to 720p that is about 2/3 of an untiled decode's peak (its mid-block attention mask grows with
         the square of the area) and 10x a tiled one's (the balanced and low plans tile)."""
         import torch
-
-        from t2v.planner.memory import meta_cost
 
         path = Path(path)
         m = meta_modules(str(path))

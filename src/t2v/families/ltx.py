@@ -38,6 +38,7 @@ from t2v.families.ltx_steps import (
     encode_prompt, stats)
 from t2v.models.spec import ModelSpec
 from t2v.models.hub.ltx import CARD, CONDITION, DISTILLED_TIMESTEPS, NEGATIVE_PROMPT, UPSAMPLER  # noqa: F401  (named here too)
+from t2v.planner.memory import meta_cost
 
 logger = logging.getLogger(__name__)
 
@@ -159,7 +160,7 @@ class LTXFamily(DiffusersLora):
 
     def preview(self, model, latents):
         """The middle latent frame's first three channels, upscaled by the VAE's spatial factor."""
-        from t2v.sampling.vae import latent_preview
+        from t2v.sampling.vae import latent_preview  # deferred: imports numpy
 
         return latent_preview(latents, scale=model.components["vae"].spatial_compression_ratio)
 
@@ -170,8 +171,6 @@ class LTXFamily(DiffusersLora):
         one batch, as stock runs them), one decode of the whole clip (the LTX VAE decodes every latent frame
         in one call, whatever ``vae_chunk``: ``vae_scales_with`` "clip"), and the image's encode."""
         import torch
-
-        from t2v.planner.memory import meta_cost
 
         path = Path(path)
         m = meta_modules(str(path))

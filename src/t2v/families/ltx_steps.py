@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from typing import Any
+from t2v.sampling import v2v
 
 # -- steps of the run ------------------------------------------------------------------------------------
 
@@ -130,8 +131,6 @@ def condition_v2v(grid: Grid, encoded, scheduler, kept, generator, device) -> Pr
     """LTXConditionPipeline with ``latents`` and ``denoise_strength`` < 1, no condition: the noise drawn first
     (unpacked, as prepare_latents draws it) and mixed in at the first kept timestep's sigma,
     ``sigma * noise + (1 - sigma) * latents`` (flow matching's ``scale_noise``); strength 0 keeps the input."""
-    from t2v.sampling import v2v
-
     return Prepared(grid.pack(v2v.noised(scheduler, encoded, kept, generator)), coords=video_coords(grid, device))
 
 

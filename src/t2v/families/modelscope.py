@@ -26,6 +26,11 @@ from t2v.families.base import Component, Family, RunContext, Rules
 from t2v.families.common import free_text_encoders
 from t2v.runtime import current
 from t2v.models.hub.modelscope import CARD, DEFAULT_NEGATIVE_PROMPT  # noqa: F401  (named here too)
+from t2v.families.common import config
+from t2v.planner.memory import meta_cost
+from t2v.models.temporal import folder_frame_limit
+from t2v.models.temporal import apply_temporal_positions
+from t2v.sampling.vae import latent_preview
 
 logger = logging.getLogger(__name__)
 
@@ -50,19 +55,13 @@ class ModelScopeFamily(Family):
     encodes_video = True
 
     def rules(self, path: Path | None) -> Rules:
-        from t2v.models.temporal import folder_frame_limit
-
         return Rules(size_multiple=8, max_frames=folder_frame_limit(path) if path else None, modes=self.modes)
 
     def prepare(self, components: dict[str, Any]) -> dict[str, Any]:
-        from t2v.models.temporal import apply_temporal_positions
-
         components["unet"] = apply_temporal_positions(components["unet"])
         return components
 
     def preview(self, model, latents):
-        from t2v.sampling.vae import latent_preview
-
         return latent_preview(latents, vae_scale(model.components["vae"].config))
 
     # -- the run ---------------------------------------------------------------------------------------
@@ -172,8 +171,6 @@ class ModelScopeFamily(Family):
         from diffusers import AutoencoderKL, UNet3DConditionModel
         from transformers import CLIPTextConfig, CLIPTextModel
 
-        from t2v.models.temporal import apply_temporal_positions
-
         with torch.device("meta"):
             unet = apply_temporal_positions(UNet3DConditionModel.from_config(json.loads((path / "unet" / "config.json").read_text())))
             vae = AutoencoderKL.from_config(json.loads((path / "vae" / "config.json").read_text()))
@@ -190,8 +187,6 @@ class ModelScopeFamily(Family):
         """8 frames (or the folder's frame limit) at the smallest side every down-sampling level can halve. Read
         from the configs: with the dry run cached on disk, planning then builds no meta modules (a full-size
         UNet3D takes seconds to build, even on the meta device)."""
-        from t2v.models.temporal import folder_frame_limit
-
         return min(8, folder_frame_limit(path) or 8), reference_side(path, lambda: meta_modules_cached(self, path)[:2])
 
 
@@ -199,8 +194,6 @@ def reference_side(path: Path, built) -> int:
     """The smallest side (at least 64) every down-sampling level of a UNet + per-frame VAE folder can halve,
     from the unet and vae configs; ``built()`` gives the (unet, vae) modules when a config leaves the levels
     to the class's defaults."""
-    from t2v.families.common import config
-
     levels = [config(path, name).get("block_out_channels") for name in ("unet", "vae")]
     if not all(levels):
         levels = [m.config.block_out_channels for m in built()]
@@ -227,8 +220,6 @@ def measure_unet_video(m: dict[str, Any], frames: int, height: int, width: int, 
     ``embeds_per_frame`` (AnimateDiff's motion UNet folds frames into the batch) the prompt embeddings are
     repeated per frame."""
     import torch
-
-    from t2v.planner.memory import meta_cost
 
     unet, vae, text = m["unet"], m["vae"], m["text_encoder"]
     scale = vae_scale(vae.config)

@@ -25,6 +25,7 @@ from t2v.families.common import (
     GROUP_OFFLOADED, Checkpoints, DiffusersLora, GroupOffload, LoopState, config, denoise, free_text_encoders,
     linear_preview, meta_modules, params)
 from t2v.models.hub.wan import CARD, NEGATIVE_PROMPT  # noqa: F401  (named here too)
+from t2v.planner.memory import meta_cost
 
 logger = logging.getLogger(__name__)
 
@@ -185,8 +186,6 @@ class WanFamily(GroupOffload, DiffusersLora):
         every latent frame in one call, whatever ``vae_chunk``, one latent frame at a time, so its peak
         grows with the frame's area, hardly with the frame count (``vae_scales_with``: "area")."""
         import torch
-
-        from t2v.planner.memory import meta_cost
 
         path = Path(path)
         m = meta_modules(str(path))

@@ -15,6 +15,7 @@ import numpy as np
 from t2v.sampling.schedulers import make_scheduler
 from t2v.sampling.text import encode_prompt
 from t2v.errors import Cancelled
+from t2v.sampling.vae import decode_latents, decode_chunk, to_uint8
 
 if TYPE_CHECKING:
     import torch
@@ -155,8 +156,6 @@ def denoise(model: LoadedModel, cond, uncond, noise, *, steps: int, guidance: fl
 
 def decode(model: LoadedModel, latents) -> np.ndarray:
     """(N, C, h, w) latents -> (N, H, W, 3) uint8."""
-    from t2v.sampling.vae import decode_latents, decode_chunk, to_uint8
-
     video = latents.permute(1, 0, 2, 3).unsqueeze(0)  # (1, C, N, h, w): the video decoder's layout
     chunk = decode_chunk(0, latents.shape[0], model.plan.device)
     return to_uint8(decode_latents(model.vae, video, chunk=chunk))

@@ -38,6 +38,7 @@ from typing import Any, Callable
 
 from t2v.models.tensorfiles import SAFETENSORS_DTYPES, read_converted, read_header, stored_chunks
 from t2v.runtime import current
+from t2v.models.hashcache import file_digests
 
 logger = logging.getLogger(__name__)
 
@@ -122,8 +123,6 @@ def map_entry(path: Path, want: dict[str, tuple[Any, list[int]]]) -> dict[str, A
 
 def entry_key(path: Path, want: dict[str, tuple[Any, list[int]]]) -> str:
     """The cache entry's name: the source file's content digest and the dtype of every tensor."""
-    from t2v.models.hashcache import file_digests
-
     spec = {"version": VERSION, "source": file_digests([path])[0],
             "tensors": {name: str(dtype).removeprefix("torch.") for name, (dtype, _) in sorted(want.items())}}
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:40]

@@ -24,6 +24,7 @@ from t2v.planner.memory import tune_allocator
 from t2v.models.source import WEIGHT_EXTS, ModelSource
 from t2v.models.catalog import CATALOG, read_index
 from t2v.runtime import Runtime, current
+from t2v.models.hashcache import file_digests
 
 logger = logging.getLogger(__name__)
 
@@ -92,8 +93,6 @@ def content_hash(path: Path, variant: str | None, *, cache_file: Path | None = N
     (``cache_file``, default ``$T2V_HOME/cache/content-hashes.json``; see :mod:`t2v.models.hashcache`),
     so a new process does not read gigabytes of weights again just to name them.
     """
-    from t2v.models.hashcache import file_digests
-
     files = sorted(
         p
         for p in path.rglob("*")

@@ -158,8 +158,6 @@ def _with_motion_adapter(base: ModelSource, adapter: str, settings: Settings, *,
                            check=check_motion_adapter)
     check_motion_adapter(folder)
     composed = compose(base.path, folder, Path(settings.cache_dir) / "animatediff")
-    from t2v.models.registry import folder_info
-
     family, defaults = folder_info(composed)
     if spec is not None:
         defaults = {**defaults, **spec.defaults}

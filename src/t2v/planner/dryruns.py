@@ -17,6 +17,7 @@ from typing import Any
 
 from t2v.models.diskcache import cache_path, merge_entries, read_entries
 from t2v.runtime import current
+from t2v.version import __version__
 
 logger = logging.getLogger(__name__)
 
@@ -48,8 +49,6 @@ def architecture_hash(path: Path) -> str:
 def _code_versions() -> str:
     import diffusers
     import torch
-
-    from t2v.version import __version__
 
     return f"t2v {__version__}, torch {torch.__version__}, diffusers {diffusers.__version__}"
 

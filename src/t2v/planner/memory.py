@@ -37,7 +37,8 @@ from t2v.planner import fit, steptime
 from t2v.planner.plans import MemoryPlan, get_plan
 from t2v.models.catalog import CATALOG
 from t2v.requests.options import PLANS
-from t2v.runtime import current
+from t2v.runtime import current, memoized
+from t2v.planner import dryruns
 
 logger = logging.getLogger(__name__)
 
@@ -155,8 +156,6 @@ _MEASURING = threading.Lock()  # the meta modules are shared, and forward chunki
 def _measure(path: str, frames: int, height: int, width: int, batch: int, chunking: bool, vae_chunk: int) -> dict[str, Any]:
     """Parameter counts, peak fp32 activation bytes per stage and FLOPs of one meta-device run, read from the
     dry-run cache on disk when this architecture was measured at this shape before (see :mod:`t2v.planner.dryruns`)."""
-    from t2v.planner import dryruns
-
     key = dryruns.key(Path(path), frames, height, width, batch, chunking, vae_chunk)
     found = dryruns.get(key)
     if found is not None:
@@ -192,19 +191,19 @@ def _family(path: str):
 
 def _chunk(plan: str, frames: int, device: str) -> int:
     """Frames per VAE decode call the engine will use for ``plan`` on ``device``."""
-    from t2v.sampling.vae import decode_chunk
+    from t2v.sampling.vae import decode_chunk  # deferred: imports numpy
 
     return min(decode_chunk(get_plan(plan).vae_chunk, frames, device), frames)
 
 
-@lru_cache(maxsize=64)
+@memoized("dry-runs-at-shape", 64)
 def _dry_run(path: str, frames: int, height: int, width: int, batch: int, plan: str, device: str) -> dict[str, Any]:
     """:func:`_measure` at the request's own shape (cached)."""
     chunking = get_plan(plan).uses_forward_chunking(device)
     return _measure(path, frames, height, width, batch, chunking, _chunk(plan, frames, device))
 
 
-@lru_cache(maxsize=32)
+@memoized("reference-dry-runs", 32)
 def _reference(path: str, batch: int, chunking: bool) -> dict[str, Any]:
     """:func:`_measure` at the family's small reference shape, one VAE frame per call: what :func:`estimate`
     scales from. Once per model, batch and chunking."""

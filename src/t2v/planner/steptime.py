@@ -21,13 +21,15 @@ import logging
 import statistics
 import time
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from t2v.planner.plans import get_plan
 from t2v.errors import InvalidRequest
 from t2v.models.diskcache import cache_path, merge_entries, read_entries
+from t2v.models.device import cpu_bf16_flags, cpu_model
+from t2v.planner.dryruns import architecture_hash
+from t2v.runtime import memoized
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +99,7 @@ def measured(name: str, device: str, dtype: str, measure) -> float:
     return value
 
 
-@lru_cache(maxsize=8)
+@memoized("matmul-speeds", 8)
 def matmul_speed(device: str, dtype: str) -> float:
     """Matmul FLOP/s for this device and dtype (the estimate's speed of light), measured once per machine."""
     return measured("matmul_flops", device, dtype, lambda: measure_matmul(device, dtype))
@@ -114,7 +116,7 @@ def measure_matmul(device: str, dtype: str) -> float:
     return 2 * n**3 / seconds
 
 
-@lru_cache(maxsize=8)
+@memoized("op-costs", 8)
 def op_cost(device: str, dtype: str) -> float:
     """Seconds per operator call of a small block of the layers video models use (normalisation, SiLU, 3x3
     convolution, attention, linear) at a size where the arithmetic is a small part: the overhead each call
@@ -204,15 +206,11 @@ def machine(device: str) -> str:
         return torch.cuda.get_device_name(torch.device(device))
     if device == "mps":
         return "mps"
-    from t2v.models.device import cpu_bf16_flags, cpu_model
-
     return f"{cpu_model()} ({' '.join(cpu_bf16_flags()) or 'no native bf16'}), {torch.get_num_threads()} threads"
 
 
 def key(path: str | Path, *, device: str, dtype: str, weights: str, plan: str, cache: str | None, attention: str) -> str:
     """The runs that predict each other: the same architecture, machine and settings."""
-    from t2v.planner.dryruns import architecture_hash
-
     return json.dumps([architecture_hash(Path(path)), machine(device), dtype, weights, plan, cache, attention])
 
 

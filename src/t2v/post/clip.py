@@ -13,6 +13,11 @@ from typing import Any, Callable
 import numpy as np
 
 from t2v.errors import ExportError, InvalidRequest
+from t2v.requests import PostSpec
+from t2v.export import frames_sha256, read_embedded, remove_output, sha256_file, write_outputs, write_sidecar
+from t2v.export.outputs import check_outputs
+from t2v.progress import ProgressEmitter
+from t2v.export import decode_video
 
 POST_FORMATS = {".mp4": "mp4", ".webm": "webm", ".gif": "gif"}
 DEFAULT_FPS = 8.0  # a clip whose container names no rate
@@ -30,8 +35,6 @@ class PostResult:
 def post_spec(fields: dict[str, Any] | None):
     """A :class:`~t2v.requests.PostSpec` from request-style fields; InvalidRequest naming ``post.<field>``, or
     saying there is nothing to do."""
-    from t2v.requests import PostSpec
-
     try:
         spec = PostSpec.model_validate(fields or {})
     except InvalidRequest as err:
@@ -46,10 +49,7 @@ def post_file(clip: str | Path, output: str | Path, fields: dict[str, Any] | Non
               on_progress=None, should_cancel: Callable[[], bool] | None = None, max_frames: int | None = None,
               max_side: int | None = None) -> PostResult:
     """Post-process the video file ``clip`` into ``output`` (.mp4, .webm or .gif); all or nothing."""
-    from t2v.export import frames_sha256, read_embedded, remove_output, sha256_file, write_outputs, write_sidecar
-    from t2v.export.outputs import check_outputs
-    from t2v.progress import ProgressEmitter
-    from t2v.post.stage import check_post, post_record, run_post
+    from t2v.post.stage import check_post, post_record, run_post  # deferred: imports PIL
 
     spec = post_spec(fields)
     clip, output = Path(clip).expanduser(), Path(output).expanduser()
@@ -97,7 +97,5 @@ def post_file(clip: str | Path, output: str | Path, fields: dict[str, Any] | Non
 
 def decode_clip(path: Path) -> tuple[np.ndarray, float]:
     """The clip's frames ((F, H, W, 3) uint8) and fps (its record's, else the container's, else 8)."""
-    from t2v.export import decode_video
-
     frames, fps = decode_video(path)
     return frames, round(fps, 3) if fps and fps > 0 else DEFAULT_FPS

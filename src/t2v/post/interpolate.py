@@ -34,6 +34,8 @@ from typing import Any
 
 from t2v.post.steps import Clip, PostStep
 from t2v.requests import PostSpec
+from t2v.post.rife import check_model, check_package
+from t2v.post.rife import rife_frames
 
 METHODS = ("flow", "minterpolate", "blend")  # built in
 OPTIONAL_METHODS = ("rife",)  # the user's weights, through an optional package (t2v.post.rife)
@@ -140,8 +142,6 @@ def interpolate(frames: list[np.ndarray], factor: int, *, method: str = DEFAULT_
     factor = _check_factor(factor)
     method = _check_method(method)
     if method == "rife":
-        from t2v.post.rife import check_model
-
         check_model(model)
     frames = list(frames)
     _check_frames(frames)
@@ -162,8 +162,6 @@ def interpolate(frames: list[np.ndarray], factor: int, *, method: str = DEFAULT_
             on_frame(done[0], total)
 
     if method == "rife":
-        from t2v.post.rife import rife_frames
-
         return rife_frames(frames, factor, model, emit)
 
     if method == "minterpolate":
@@ -370,8 +368,6 @@ class InterpolateStep(PostStep):
                 **({"model": spec.interpolation_model} if spec.interpolation_model else {})}
 
     def check(self, spec: PostSpec, params: dict[str, Any], clip: Clip) -> None:
-        from t2v.post.rife import check_model, check_package  # the RIFE package is optional
-
         factor = params["factor"]
         if spec.interpolation == "rife":
             check_model(spec.interpolation_model, field="post.interpolation_model")

@@ -32,6 +32,7 @@ import weakref
 
 from t2v.errors import InvalidRequest
 from t2v.runtime import current
+from t2v.sampling.views import private_view, with_components
 
 logger = logging.getLogger(__name__)
 
@@ -171,8 +172,6 @@ def apply(family, model, request, ctx=None):
     """The :class:`LoadedModel` this run uses: ``model`` itself when the request asks for nothing, else a copy
     whose denoiser(s) are a private view with the attention kernel, or the shared compiled variant. Warnings
     (a compile that fell back to eager) go to ``ctx.warnings`` when given."""
-    from t2v.sampling.views import private_view, with_components
-
     attention = str(getattr(request, "attention", "auto") or "auto")
     compiled = bool(getattr(request, "compile", False))
     if attention == "auto" and not compiled:
@@ -277,11 +276,11 @@ def compile_error(error: BaseException) -> bool:
                                                                                           "torch._dynamo"))
 
 
-KERNELS = "compiled-kernels"  # the runtime's cache: base module -> {attention: CompiledVariant} (weakly keyed)
+VARIANTS = "compiled-kernels"  # the runtime's cache: base module -> {attention: CompiledVariant} (weakly keyed)
 
 
 def _variants() -> weakref.WeakKeyDictionary:
-    return current().cache(KERNELS, lambda runtime: weakref.WeakKeyDictionary())
+    return current().cache(VARIANTS, lambda runtime: weakref.WeakKeyDictionary())
 
 
 _lock = threading.Lock()
@@ -298,8 +297,6 @@ def compiled_variant(family, base, attention: str) -> CompiledVariant:
 
 
 def make_variant(family, base, attention: str) -> CompiledVariant:
-    from t2v.sampling.views import private_view
-
     view = private_view(base)
     set_kernel(view, attention)
     names = block_names(family, view)

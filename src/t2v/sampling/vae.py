@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from t2v.sampling.v2v import pixels
 
 DEFAULT_CHUNK = 8
 # Most frames per VAE decode call on the CPU, whatever the memory plan asks. Batching frames buys no speed
@@ -37,8 +38,6 @@ def encode_frames(vae, frames: np.ndarray, *, chunk: int = DEFAULT_CHUNK):
     through a per-frame VAE (the latent distribution's mode, so the same frames always give the same
     latents), times the VAE's scaling factor."""
     import torch
-
-    from t2v.sampling.v2v import pixels
 
     x = pixels(frames, vae.device, vae.dtype)[0].permute(1, 0, 2, 3)  # (F, 3, H, W)
     out = []

@@ -18,6 +18,10 @@ from typing import TYPE_CHECKING, Callable
 
 from t2v.sampling.base import CheckpointSpec
 from t2v.errors import Cancelled, T2VError, out_of_resources
+from t2v.export import atomic_path
+from t2v.export import remove_output
+from t2v.runner.modes import generate as run_request
+from t2v.requests import request_from_fields
 
 if TYPE_CHECKING:
     from t2v.service.service import JobService
@@ -33,8 +37,6 @@ PREVIEW, POSTER = "preview.png", "poster.png"
 def _save_png(image, path: Path) -> None:
     """Write a small PNG atomically (readers may poll it while it is rewritten)."""
     from PIL import Image
-
-    from t2v.export import atomic_path
 
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -108,10 +110,6 @@ class Worker(threading.Thread):
     def run_job(self, job) -> None:
         """Run a job this worker has claimed: generate, with progress, preview, cancel and checkpoints written
         to the job row, then its files and record; a failure is retried or fails the job, saying why."""
-        from t2v.export import remove_output
-        from t2v.runner.modes import generate as run_request
-        from t2v.requests import request_from_fields
-
         svc, repo, store = self.service, self.service.repo, self.service.files
         ckpt_path = store.checkpoint_path(job.id)  # with object storage: the last machine's checkpoint, fetched
         out_dir = store.workdir(job.id)

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from t2v.errors import InvalidRequest
+from t2v.train import shapes
+from t2v.export.writers import decode_video
 
 
 @dataclass
@@ -33,8 +35,6 @@ class ClipSet:
 def shapes_clips(count: int, *, size: int, frames: int, seed: int = 0, colors: tuple[str, ...] | None = None,
                  split: str = "train") -> ClipSet:
     """``count`` shapes clips from ``split``; each keeps every caption paraphrase of its label."""
-    from t2v.train import shapes
-
     config = shapes.WorldConfig(size=size, frames=frames)
     pixels = np.empty((count, frames, size, size, 3), dtype=np.uint8)
     captions = []
@@ -58,8 +58,6 @@ def _fit(frames: np.ndarray, size: int, count: int) -> np.ndarray:
 
 def folder_clips(directory: str | Path, *, size: int, frames: int) -> ClipSet:
     """Read a user's folder (see the module docs). Errors name the file and line at fault."""
-    from t2v.export.writers import decode_video
-
     root = Path(directory).expanduser()
     index = root / "captions.jsonl"
     if not index.is_file():

@@ -11,6 +11,9 @@ from typing import Callable
 from t2v.errors import InvalidRequest
 from t2v.train import shapes
 from t2v.train.detect import detect, palette_for
+from t2v.requests import canonical_cache
+from t2v import generate
+from t2v.requests import GenerationRequest
 
 _DIR_WORDS = {"left": "left", "leftwards": "left", "right": "right", "rightwards": "right", "up": "up",
               "upwards": "up", "down": "down", "downwards": "down"}
@@ -75,10 +78,6 @@ def evaluate(model: str, cases: list[Case], *, seeds: int = 4, lora: str | None 
     """Generate ``seeds`` clips per case (seeds 0..N-1) and score them; returns rows + summary. ``cache``: a
     step cache (``--cache``) to measure what it costs in accuracy; ``post``: post-processing (a request's
     ``post`` block, e.g. ``{"interpolate": 2}``) scored after it runs."""
-    from t2v.requests import canonical_cache
-    from t2v import generate
-    from t2v.requests import GenerationRequest
-
     if seeds < 1:
         raise InvalidRequest("seeds: must be at least 1", field="seeds")
     cache = canonical_cache(cache)  # a bad spelling fails here, before any clip

@@ -18,6 +18,14 @@ import numpy as np
 from t2v.errors import InvalidRequest
 from t2v.models.temporal import apply_temporal_positions
 from t2v.train.common import Callback, TrainEvent, diffusion_loss, encode_latents, lr_at, pick_device, tokenize
+from t2v.models.source import model_defaults, resolve_source
+from t2v.models.lora import adapters_off, add_lora, lora_parameters, save_lora
+from t2v.settings import get_settings
+from t2v.train.data import folder_clips
+from t2v.models.lora import DECODER, DECODER_TARGETS
+from t2v.train.refine import refine_model
+from t2v import generate
+from t2v.requests import GenerationRequest
 
 
 @dataclass
@@ -68,11 +76,6 @@ def train_lora(cfg: LoraTrainConfig, on_event: Callback | None = None) -> Path:
     import torch
     from diffusers import AutoencoderKL, DDIMScheduler, UNet3DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
-
-    from t2v.models.source import model_defaults, resolve_source
-    from t2v.models.lora import adapters_off, add_lora, lora_parameters, save_lora
-    from t2v.settings import get_settings
-    from t2v.train.data import folder_clips
 
     emit = on_event or (lambda e: None)
     source = resolve_source(cfg.base, get_settings())
@@ -139,9 +142,6 @@ def train_lora(cfg: LoraTrainConfig, on_event: Callback | None = None) -> Path:
             "reg_data": str(Path(cfg.reg_data).expanduser().resolve()) if cfg.reg_data else None, "reg_clips": n_reg,
             "reg_target": cfg.reg_target if n_reg else None, "reg_weight": cfg.reg_weight if n_reg else None, "device": device, "seed": cfg.seed}
     if cfg.refine_steps:  # the clips (new and regularisation alike) as the adapted UNet draws them -> a decoder LoRA
-        from t2v.models.lora import DECODER, DECODER_TARGETS
-        from t2v.train.refine import refine_model
-
         decoder_config = add_lora(vae, cfg.rank, targets=DECODER_TARGETS)
         # Half the decoder's frames from the new clips, half from the regularisation ones (as in the UNet stage),
         # however many of each there are: a large regularisation set must not crowd out the new colour.
@@ -154,9 +154,6 @@ def train_lora(cfg: LoraTrainConfig, on_event: Callback | None = None) -> Path:
     meta["elapsed_s"] = round(time.perf_counter() - t0, 1)
     save_lora(unet.to("cpu"), lora_config, cfg.out, meta)
     if cfg.preview_prompt:
-        from t2v import generate
-        from t2v.requests import GenerationRequest
-
         clip = cfg.out / "preview.mp4"
         generate(GenerationRequest(prompt=cfg.preview_prompt, model=cfg.base, seed=0, lora=str(cfg.out)), output=clip)
         emit(TrainEvent("preview", cfg.steps, cfg.steps, message=str(clip)))

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+from t2v.export.writers import write_video
 
 # Saturated, clearly distinct hues (RGB 0-255). "purple" is not in the base world: it is the
 # colour the LoRA demo teaches (``t2v train-lora``).
@@ -208,8 +209,6 @@ def iterate(seed: int, count: int, *, split: str = "train", colors: tuple[str, .
 def write_dir(directory: str | Path, count: int, *, seed: int = 0, split: str = "train",
               colors: tuple[str, ...] | None = None, config: WorldConfig = WorldConfig(), balanced: bool = False) -> Path:
     """Write ``count`` clips as MP4 files + ``captions.jsonl`` (the format ``t2v train --data DIR`` reads)."""
-    from t2v.export.writers import write_video
-
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     lines = []

@@ -25,6 +25,16 @@ from t2v.errors import InvalidRequest
 from t2v.models.tiny import Arch
 from t2v.train.common import (Callback, TrainEvent, diffusion_loss, encode_latents, lr_at, pick_device, reconstruction_loss,
                               to_tensor, tokenize)
+from t2v.models.tiny import save_pipeline
+from t2v.models.registry import SHAPES_DEFAULTS
+from t2v.models.temporal import add_temporal_positions
+from t2v.models.tiny import build_models, make_tokenizer
+from t2v.train.data import load_clips
+from t2v.train.shapes import WorldConfig, variety_frames
+from t2v import generate
+from t2v.models.loader import clear_cache
+from t2v.requests import GenerationRequest
+from t2v.train.refine import refine_model
 
 logger = logging.getLogger(__name__)
 
@@ -120,8 +130,6 @@ def vae_frames(clips, cfg: TrainConfig) -> list[np.ndarray]:
     world also random-colour shapes, so colours outside the five base ones survive encoding."""
     pools = [clips.pixels.reshape(-1, *clips.pixels.shape[2:])]
     if cfg.data == "shapes":
-        from t2v.train.shapes import WorldConfig, variety_frames
-
         count = min(VARIETY_CLIPS, cfg.clips or PRESETS[cfg.preset]["clips"])
         pools.append(variety_frames(cfg.seed, count, WorldConfig(size=PRESETS[cfg.preset]["size"])))
     return pools
@@ -209,10 +217,6 @@ def _save_checkpoint(out: Path, step: int, unet, text_encoder, opt, ema: EMA, cf
 
 def export_model(out: Path, unet, vae, text_encoder, scheduler, ema: EMA | None, cfg: TrainConfig, info: dict) -> None:
     """Write the (EMA) weights as a model folder t2v and diffusers load."""
-    from t2v.models.tiny import save_pipeline
-
-    from t2v.models.registry import SHAPES_DEFAULTS
-
     preset = PRESETS[cfg.preset]
     defaults = {**SHAPES_DEFAULTS, "width": preset["size"], "height": preset["size"], "num_frames": preset["frames"]}
     if ema is not None:
@@ -229,10 +233,6 @@ def preview(out: Path, step: int, prompt: str) -> Path | None:
     """A clip from the exported model (``OUT/previews/step-N.mp4``); failures are logged, not raised."""
     target = out / "previews" / f"step-{step:06d}.mp4"
     try:
-        from t2v import generate
-        from t2v.models.loader import clear_cache
-        from t2v.requests import GenerationRequest
-
         clear_cache()  # the folder's weights just changed
         target.parent.mkdir(parents=True, exist_ok=True)
         generate(GenerationRequest(prompt=prompt, model=str(out), seed=0), output=target)
@@ -241,8 +241,6 @@ def preview(out: Path, step: int, prompt: str) -> Path | None:
         logger.warning("preview at step %d failed: %s", step, e)
         return None
     finally:
-        from t2v.models.loader import clear_cache
-
         clear_cache()
 
 
@@ -250,10 +248,6 @@ def train(cfg: TrainConfig, on_event: Callback | None = None) -> Path:
     """Run (or resume) training; returns ``cfg.out``, a loadable model folder."""
     import torch
     from diffusers import AutoencoderKL
-
-    from t2v.models.temporal import add_temporal_positions
-    from t2v.models.tiny import build_models, make_tokenizer
-    from t2v.train.data import load_clips
 
     emit = on_event or (lambda e: None)
     preset = PRESETS[cfg.preset]
@@ -374,9 +368,6 @@ def train(cfg: TrainConfig, on_event: Callback | None = None) -> Path:
                 clip = preview(out, done, cfg.preview_prompt)
                 emit(TrainEvent("preview", done, cfg.steps, message=str(clip) if clip else "preview failed"))
         if refine:
-            from t2v.models.registry import SHAPES_DEFAULTS
-            from t2v.train.refine import refine_model
-
             ema.swap()  # refine against the weights that ship
             try:
                 refine_model(unet, vae, text_encoder, tokenizer, scheduler, latents[:kept], refine_pixels, refine_captions,

@@ -10,25 +10,25 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 
 def build_ui(service, **kwargs):
-    from t2v.ui.app import build_ui as build
+    from t2v.ui.app import build_ui as build  # deferred: imports starlette
 
     return build(service, **kwargs)
 
 
 def mount_ui(app, service, path: str = "/", *, required: bool = False):
-    from t2v.ui.app import mount_ui as mount
+    from t2v.ui.app import mount_ui as mount  # deferred: imports starlette
 
     return mount(app, service, path, required=required)
 
 
 def page_options(service, blocks) -> dict:
-    from t2v.ui.app import page_options as options
+    from t2v.ui.app import page_options as options  # deferred: imports starlette
 
     return options(service, blocks)
 
 
 def protect_uploads(app, blocks) -> None:
-    from t2v.ui.app import protect_uploads as protect
+    from t2v.ui.app import protect_uploads as protect  # deferred: imports starlette
 
     protect(app, blocks)
 

@@ -21,6 +21,7 @@ from t2v.ui.files import PrivateCopies, blocked_paths, refuse_uploads, upload_fi
 from t2v.ui.handlers import UIError
 from t2v.ui.sequence_tab import SequenceTab
 from t2v.ui.uploads import guard_uploads, refuse_url_files
+from t2v.errors import T2VError
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -40,8 +41,6 @@ def _import_gradio():
     try:
         import gradio as gr
     except ImportError:  # optional dependency
-        from t2v.errors import T2VError
-
         raise T2VError("the web UI needs Gradio: pip install 'gradio>=6'") from None
     return gr
 
@@ -349,7 +348,7 @@ def page_options(service, blocks) -> dict:
     blocked: /gradio_api/file= serves only Gradio's cache, where the page puts per-session copies
     (t2v.ui.files.PrivateCopies) for callers with a valid key. Uploads (the first frame) land in Gradio's cache
     under a folder named by a keyed hash, at most one image's size each."""
-    from t2v.inputs import MAX_IMAGE_BYTES
+    from t2v.inputs import MAX_IMAGE_BYTES  # deferred: imports numpy
 
     return dict(blocked_paths=blocked_paths(service.settings.home, blocks.GRADIO_CACHE),
                 footer_links=["gradio", "settings"], run_history=False, ssr_mode=False, mcp_server=False,

@@ -21,6 +21,7 @@ import secrets
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from t2v.errors import T2VError
 
 #: Gradio's routes that store files a browser sends (under the mounted page's path).
 UPLOAD_ROUTES = ("/gradio_api/upload", "/gradio_api/process_recording")
@@ -80,8 +81,6 @@ def blocked_paths(home: str | Path, cache_dir: str | Path) -> list[str]:
 
     Gradio's cache (``GRADIO_TEMP_DIR``) must lie outside ``home``: the page's copies are served from it.
     """
-    from t2v.errors import T2VError
-
     home, cache = Path(home), Path(cache_dir).resolve()
     real = home.resolve()
     if real == cache or real in cache.parents:

@@ -19,6 +19,11 @@ from t2v.errors import T2VError
 from t2v.frontend import (DEFAULT_FORMATS, FINISHED, FORM_KEYS, LABELS, PLAYER_FORMAT, PRESETS, SEED_MODES, STAGES,
                           format_seconds, readable)
 from t2v.requests import FORMATS, SCHEDULERS
+from t2v.contract import Limits, Model
+from t2v.models.source import as_path, local_folder, looks_like_path, model_defaults
+from t2v.models.registry import REGISTRY
+from t2v.models.allowlist import check_allowed
+from t2v.models.registry import lookup
 
 logger = logging.getLogger(__name__)
 
@@ -64,9 +69,7 @@ def limits(service) -> dict[str, int]:
 
 def form_limits(service, model: str | None = None) -> F.FormLimits:
     """The server's caps and ``model``'s rules (default: the server's model), for presets and snapping."""
-    from t2v.contract import Limits, Model
-    from t2v.models.source import as_path, local_folder, model_defaults
-    from t2v.service.catalogue import rules_of
+    from t2v.service.catalogue import rules_of  # deferred: imports alembic, httpx, PIL
 
     model = model or service.settings.default_model
     s = service.settings
@@ -80,8 +83,6 @@ def form_limits(service, model: str | None = None) -> F.FormLimits:
 
 
 def model_choices(service) -> list[str]:
-    from t2v.models.registry import REGISTRY
-
     return list(dict.fromkeys([service.settings.default_model, *REGISTRY]))
 
 
@@ -90,10 +91,6 @@ def preset(service, name: str, model: str | None = None, token: str | None = Non
     within the server's limits and the model's rules. A model other than the server's default is read only
     for a valid key and only if the server would run it (the allow-list), so the page tells nothing of
     folders it would refuse."""
-    from t2v.models.allowlist import check_allowed
-    from t2v.models.registry import lookup
-    from t2v.models.source import as_path, looks_like_path, model_defaults
-
     model = model or service.settings.default_model
     try:
         reads_files = looks_like_path(model) or os.path.isdir(as_path(model)) or lookup(model) is None
@@ -148,7 +145,7 @@ def submit(service, form: dict[str, Any], *, token: str | None = None, last_seed
 
 def image_asset(service, path: Path, key_row) -> str:
     """The asset id of an uploaded image file, stored for ``key_row`` (an existing asset with the same bytes is reused)."""
-    from t2v.inputs import MAX_IMAGE_BYTES
+    from t2v.inputs import MAX_IMAGE_BYTES  # deferred: imports numpy
 
     try:
         with open(path, "rb") as fh:

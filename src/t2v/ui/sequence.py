@@ -21,6 +21,9 @@ from t2v.frontend import is_sequence
 from t2v.requests import METHODS
 from t2v.ui import handlers as H
 from t2v.ui.handlers import UIError
+from t2v.models.source import model_defaults
+from t2v.requests import parse_keyframes
+from t2v.ui.events import poll as watch
 
 #: The tab's fields, in the order the page lays them out (SequenceRequest names plus ``grid_steps``).
 FORM_KEYS = ("keyframes", "method", "model", "negative_prompt", "seed", "num_inference_steps", "guidance_scale",
@@ -41,8 +44,6 @@ _FIELD_PREFIX = re.compile(r"^(\w+):\s*")
 
 def default_form(service) -> dict[str, Any]:
     """A fresh tab: the server's default image model at its own defaults (within the server's limits)."""
-    from t2v.models.source import model_defaults
-
     model = service.settings.default_image_model
     try:
         _, d = model_defaults(model)
@@ -70,8 +71,6 @@ def keyframe_lines(text: str | None) -> list[str]:
 
 def frames_note(text: str | None, fps: Any = None) -> str:
     """A line under the keyframes box: how many frames (and seconds) they make, or what is wrong with them."""
-    from t2v.requests import parse_keyframes
-
     lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
     if not lines:
         return ""
@@ -153,7 +152,7 @@ def frame_position(request: dict[str, Any], step: int) -> tuple[str, int, int]:
     Frames are denoised one after another: ``steps`` each, except img2img, whose later frames run only
     ``int(steps * strength)``, and interpolate, which runs the keyframes only. Returns (unit, number, count).
     """
-    from t2v.image.sd import img2img_steps
+    from t2v.image.sd import img2img_steps  # deferred: imports numpy
 
     frames, steps = int(request.get("num_frames") or 1), max(1, int(request.get("num_inference_steps") or 1))
     method = request.get("method")
@@ -248,8 +247,6 @@ def progress_html(v: SequenceView) -> str:
 def poll(service, job_id: str, token: str | None = None, *, interval: float = 0.3,
          keep_going: Callable[[], bool] = lambda: True) -> Iterator[SequenceView]:
     """:func:`t2v.ui.events.poll` with this tab's views (frames x steps, figures at the end)."""
-    from t2v.ui.events import poll as watch
-
     return watch(service, job_id, token, interval=interval, keep_going=keep_going, view=view)
 
 

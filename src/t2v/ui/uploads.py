@@ -27,6 +27,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Match, Mount, Route
 
 from t2v.ui.files import PREFIX, UPLOAD_ROUTES
+from t2v.errors import InvalidRequest
 
 CHECKED = "t2v.upload_checked"
 FORM_OVERHEAD = 64 * 1024
@@ -63,8 +64,8 @@ class ImageUploadCheck:
         self.turns: asyncio.Semaphore | None = None  # made on the serving loop, at the first upload
 
     async def __call__(self, scope, receive, send) -> None:
-        from t2v import inputs
-        from t2v.api.deps import TOO_LARGE, read_body, replaying
+        from t2v import inputs  # deferred: imports numpy
+        from t2v.api.deps import TOO_LARGE, read_body, replaying  # deferred: imports fastapi
 
         limit = inputs.MAX_IMAGE_BYTES + FORM_OVERHEAD
         body = await read_body(receive, limit)
@@ -88,8 +89,7 @@ class ImageUploadCheck:
         from starlette.concurrency import run_in_threadpool
         from starlette.datastructures import UploadFile
 
-        from t2v.errors import InvalidRequest
-        from t2v.inputs import check_image_bytes
+        from t2v.inputs import check_image_bytes  # deferred: imports numpy
 
         async def once():
             return {"type": "http.request", "body": body, "more_body": False}

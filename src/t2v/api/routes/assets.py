@@ -21,7 +21,7 @@ router = APIRouter(prefix="/v1/assets", tags=["assets"])
 
 async def read_upload(upload: UploadFile, field: str) -> bytes:
     """The bytes of an uploaded file, refused (422 naming ``field``) past the largest image accepted."""
-    from t2v import inputs
+    from t2v import inputs  # deferred: imports numpy
 
     data = await upload.read(inputs.MAX_IMAGE_BYTES + 1)
     if len(data) > inputs.MAX_IMAGE_BYTES:
@@ -33,8 +33,8 @@ async def read_upload(upload: UploadFile, field: str) -> bytes:
 async def read_asset_upload(upload: UploadFile, service) -> bytes:
     """The bytes of an uploaded image or video: an image past the largest accepted is refused (422), a video past
     the server's upload limit (T2V_MAX_UPLOAD_BYTES) answers 413."""
-    from t2v import inputs
-    from t2v.service.assets import is_video_upload
+    from t2v import inputs  # deferred: imports numpy
+    from t2v.service.assets import is_video_upload  # deferred: imports alembic, httpx, PIL
 
     video_limit = service.settings.max_upload_bytes
     data = await upload.read(max(inputs.MAX_IMAGE_BYTES, video_limit) + 1)

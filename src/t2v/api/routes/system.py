@@ -9,14 +9,13 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from t2v.api.deps import auth_enabled, bearer_key, get_service, rate_limited
 from t2v.contract import ModelList
 from t2v.service.service import STATUSES
+from t2v.service.catalogue import model_list
 
 router = APIRouter()
 
 
 @router.get("/v1/models", tags=["models"], summary="Registered models and the server's default", response_model=ModelList)
 async def list_models(service=Depends(get_service), key=Depends(rate_limited)):
-    from t2v.service.catalogue import model_list
-
     return await run_in_threadpool(model_list, service.settings)
 
 

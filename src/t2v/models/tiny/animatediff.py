@@ -15,6 +15,8 @@ import copy
 import json
 import logging
 from pathlib import Path
+from t2v.models.compose import animatediff_scheduler
+from t2v.models.tiny import make_tiny_sd
 
 logger = logging.getLogger(__name__)
 
@@ -52,9 +54,6 @@ def make_tiny_animatediff(out: Path, *, seed: int = 0, fp16_variant: bool = True
     import torch
     from diffusers import AnimateDiffPipeline, AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
-
-    from t2v.models.compose import animatediff_scheduler
-    from t2v.models.tiny import make_tiny_sd
 
     out = Path(out).expanduser()
     make_tiny_sd(out, seed=seed, fp16_variant=False)  # overwritten below by the pipeline's own save

@@ -19,6 +19,7 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from t2v.models.tiny import make_tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -178,8 +179,6 @@ def build(out: Path, kind: Kind, *, seed: int = 0, fp16_variant: bool = True) ->
     import diffusers
     import torch
     from diffusers import FlowMatchEulerDiscreteScheduler
-
-    from t2v.models.tiny import make_tokenizer
 
     out = out.expanduser()
     out.mkdir(parents=True, exist_ok=True)
