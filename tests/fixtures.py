@@ -42,3 +42,16 @@ def gif_reaching_out(side: int, frames: int = 4) -> bytes:
             + b"".join(frame(1, 1, i % 2) for i in range(frames - 3)))
     return (b"GIF89a" + struct.pack("<HH", 16, 16) + b"\x80\x00\x00" + b"\x00\x00\x00\xff\xff\xff"
             + b"\x21\xff\x0bNETSCAPE2.0\x03\x01\x00\x00\x00" + body + b"\x3b")
+
+
+def count_real_calls(monkeypatch, owner, name: str, calls: list) -> None:
+    """Patch ``owner.name`` (a method) to append 1 to ``calls`` on each call with real tensors, then run it. Calls
+    on the meta device (the memory planner's dry runs, which a fresh runtime makes again) are not counted."""
+    original = getattr(owner, name)
+
+    def counting(self, *args, **kwargs):
+        if not (args and getattr(args[0], "is_meta", False)):
+            calls.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(owner, name, counting)

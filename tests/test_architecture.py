@@ -389,6 +389,8 @@ def test_function_level_imports_only_defer_a_heavy_library_and_say_which():
         gained = set().union(*(heavy_closure(t, top) for t in targets)) - mine
         above = modules[name][0].read_text(encoding="utf-8").splitlines()[line - 2] if line > 1 else ""
         said = "# deferred:" in text or above.strip().startswith("# deferred:")
+        if not gained and name in ("t2v", "t2v.library") and all(layer_of(t) in (2, 3) for t in targets):
+            gained = {"the runner or families"}  # `import t2v` imports neither (tests/test_library.py)
         if not gained:
             bad.append(f"{name}:{line} defers nothing heavy ({', '.join(targets)}): import it at the top")
         elif not said:

@@ -11,7 +11,6 @@ from typing import Any, Callable
 from t2v.errors import InvalidRequest
 from t2v.requests import FORMATS, GenerationResult, ProgressEvent, parse_formats, request_from_fields
 from t2v.settings import Settings, get_settings
-from t2v.runner import runtime
 
 # generate()'s own arguments (how to run), beside the request's fields (what to make)
 RUN_ARGUMENTS = ("output", "on_progress", "should_cancel", "checkpoint", "on_preview", "resolve_image",
@@ -123,4 +122,6 @@ def generate(request: Any, /, *, model: str | None = None, seed: int | None = No
 
 def load_pipeline(model: str, *, device: str = "auto", dtype: str = "auto", settings: Settings | None = None):
     """Load (and cache) a model's components for ``device``/``dtype``; later ``generate`` calls reuse them."""
+    from t2v.runner import runtime  # deferred: the runner and families load on first use, not at `import t2v`
+
     return runtime.load_pipeline(model, device=device, dtype=dtype, settings=settings or get_settings())

@@ -20,6 +20,7 @@ from t2v import generate
 from t2v.requests import GenerationRequest
 from tests.families.checks import (
     assert_periodic_checkpoints_resume_bitwise, assert_resume_after_cancel_is_bitwise, assert_scale_0_is_the_base, time_on_gpu)
+from tests.fixtures import count_real_calls
 
 PROMPT = "a panda surfing a big wave at sunset"
 # diffusers' AnimateDiff examples: DDIMScheduler.from_pretrained(sd_model, subfolder="scheduler", **DOCS_DDIM)
@@ -131,8 +132,7 @@ def test_cancel_never_decodes_and_leaves_nothing(models, tmp_path, monkeypatch):
     from diffusers import AutoencoderKL
 
     decodes = []
-    original = AutoencoderKL.decode
-    monkeypatch.setattr(AutoencoderKL, "decode", lambda self, *a, **k: decodes.append(1) or original(self, *a, **k))
+    count_real_calls(monkeypatch, AutoencoderKL, "decode", decodes)
     out, spec, steps = tmp_path / "out", CheckpointSpec(tmp_path / "ckpts" / "job.pt"), []
     for stop_after in (1, 4):  # between steps, and after the last step (before decoding)
         steps.clear()

@@ -19,6 +19,7 @@ from t2v.requests import GenerationRequest
 from tests.families.checks import (
     PROMPT, assert_periodic_checkpoints_resume_bitwise, assert_resume_after_cancel_is_bitwise, assert_scale_0_is_the_base,
     cancel_after, denoise_steps, run, time_on_gpu)
+from tests.fixtures import count_real_calls
 
 KINDS = ("cogvideox", "cogvideox-i2v", "cogvideox15", "cogvideox15-i2v")
 
@@ -116,8 +117,7 @@ def test_cancel_never_decodes_and_leaves_nothing(models, tmp_path, monkeypatch):
     from diffusers import AutoencoderKLCogVideoX
 
     decodes = []
-    original = AutoencoderKLCogVideoX.decode
-    monkeypatch.setattr(AutoencoderKLCogVideoX, "decode", lambda self, *a, **k: decodes.append(1) or original(self, *a, **k))
+    count_real_calls(monkeypatch, AutoencoderKLCogVideoX, "decode", decodes)
     out, done = tmp_path / "out", []
     for stop_after in (1, 4):  # between steps, and after the last step (before decoding)
         done.clear()

@@ -19,6 +19,7 @@ from t2v.errors import Cancelled, InvalidRequest, ModelUnavailable
 from t2v.requests import GenerationRequest
 from tests.families.checks import (
     PROMPT, assert_periodic_checkpoints_resume_bitwise, assert_resume_after_cancel_is_bitwise, run, time_on_gpu)
+from tests.fixtures import count_real_calls
 
 KINDS = ("hunyuan", "hunyuan-i2v", "hunyuan-i2v-33ch")
 I2V = ("hunyuan-i2v", "hunyuan-i2v-33ch")
@@ -101,8 +102,7 @@ def test_cancel_never_decodes_and_leaves_nothing(models, first_frame, tmp_path, 
     from diffusers import AutoencoderKLHunyuanVideo
 
     decodes = []
-    original = AutoencoderKLHunyuanVideo.decode
-    monkeypatch.setattr(AutoencoderKLHunyuanVideo, "decode", lambda self, *a, **k: decodes.append(1) or original(self, *a, **k))
+    count_real_calls(monkeypatch, AutoencoderKLHunyuanVideo, "decode", decodes)
     out = tmp_path / "out"
     steps = []
     for stop_after in (1, 4):  # between steps, and after the last step (before decoding)

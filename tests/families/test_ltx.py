@@ -19,6 +19,7 @@ from t2v.requests import GenerationRequest
 from tests.families.checks import (
     PROMPT, assert_periodic_checkpoints_resume_bitwise, assert_resume_after_cancel_is_bitwise, assert_scale_0_is_the_base, run,
     time_on_gpu)
+from tests.fixtures import count_real_calls
 
 KINDS = ("ltx", "ltx-097")
 
@@ -153,8 +154,7 @@ def test_cancel_never_decodes_and_leaves_nothing(models, tmp_path, monkeypatch):
     from diffusers import AutoencoderKLLTXVideo
 
     decodes = []
-    original = AutoencoderKLLTXVideo.decode
-    monkeypatch.setattr(AutoencoderKLLTXVideo, "decode", lambda self, *a, **k: decodes.append(1) or original(self, *a, **k))
+    count_real_calls(monkeypatch, AutoencoderKLLTXVideo, "decode", decodes)
     out = tmp_path / "out"
     steps = []
     for stop_after in (1, 4):  # between steps, and after the last step (before decoding)

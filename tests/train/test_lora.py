@@ -217,16 +217,16 @@ def test_with_regularisation_only_its_clips_teach_the_unconditional_prediction(t
 def test_decoder_adapter_draws_new_and_regularisation_clips_half_and_half(tiny_model, tmp_path, monkeypatch):
     """However many regularisation clips there are, they must not crowd the new ones out of the decoder adapter
     (600 of them against 64 purple ones took purple from 98% to 44%)."""
-    import t2v.train.refine as refine_mod
+    import t2v.train.lora as lora_mod
 
     seen = {}
-    real = refine_mod.refine_model
+    real = lora_mod.refine_model
 
     def spy(*args, **kw):
         seen["weights"] = np.asarray(kw["clip_weights"])
         return real(*args, **kw)
 
-    monkeypatch.setattr(refine_mod, "refine_model", spy)
+    monkeypatch.setattr(lora_mod, "refine_model", spy)  # the name train_lora calls
     data = shapes.write_dir(tmp_path / "data", 2, seed=0, colors=("purple",))
     reg = shapes.write_dir(tmp_path / "reg", 6, seed=1)
     train_lora(LoraTrainConfig(base=str(tiny_model), data=str(data), out=tmp_path / "a", rank=2, steps=1, batch=2,
