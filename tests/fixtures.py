@@ -16,32 +16,47 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+def gif_frame(width: int, height: int, colour: int) -> bytes:
+    """One GIF image block (a graphic control extension, then the image) of one colour, at the screen's corner."""
+    import struct
+
+    codes, packed, bits, out = [], bytearray(), 0, 0  # LZW with a clear code before every 2 pixels: no table
+    for i in range(0, width * height, 2):
+        codes += [4] + [colour] * min(2, width * height - i)
+    for code in codes + [5]:
+        out |= code << bits
+        bits += 3
+        while bits >= 8:
+            packed.append(out & 0xFF)
+            out, bits = out >> 8, bits - 8
+    if bits:
+        packed.append(out & 0xFF)
+    data = b"\x02" + b"".join(bytes([len(packed[i:i + 255])]) + packed[i:i + 255] for i in range(0, len(packed), 255))
+    return (b"\x21\xf9\x04\x00\x0a\x00\x00\x00" + b"\x2c" + struct.pack("<HHHH", 0, 0, width, height) + b"\x00"
+            + data + b"\x00")
+
+
+def gif_file(width: int, height: int, body: bytes) -> bytes:
+    """A looping GIF of a ``width`` x ``height`` screen (black and white) holding ``body``'s image blocks."""
+    import struct
+
+    return (b"GIF89a" + struct.pack("<HH", width, height) + b"\x80\x00\x00" + b"\x00\x00\x00\xff\xff\xff"
+            + b"\x21\xff\x0bNETSCAPE2.0\x03\x01\x00\x00\x00" + body + b"\x3b")
+
+
 def gif_reaching_out(side: int, frames: int = 4) -> bytes:
     """A GIF whose header says 16x16 while its second frame is ``side`` pixels wide and its third ``side`` high:
     PyAV sees 16x16 frames, Pillow grows its canvas to ``side`` x ``side`` to hold them (a decompression bomb
     when ``side`` is large)."""
-    import struct
+    body = (gif_frame(16, 16, 1) + gif_frame(side, 1, 1) + gif_frame(1, side, 1)
+            + b"".join(gif_frame(1, 1, i % 2) for i in range(frames - 3)))
+    return gif_file(16, 16, body)
 
-    def frame(width: int, height: int, colour: int) -> bytes:
-        codes, packed, bits, out = [], bytearray(), 0, 0  # LZW with a clear code before every 2 pixels: no table
-        for i in range(0, width * height, 2):
-            codes += [4] + [colour] * min(2, width * height - i)
-        for code in codes + [5]:
-            out |= code << bits
-            bits += 3
-            while bits >= 8:
-                packed.append(out & 0xFF)
-                out, bits = out >> 8, bits - 8
-        if bits:
-            packed.append(out & 0xFF)
-        data = b"\x02" + b"".join(bytes([len(packed[i:i + 255])]) + packed[i:i + 255] for i in range(0, len(packed), 255))
-        return (b"\x21\xf9\x04\x00\x0a\x00\x00\x00" + b"\x2c" + struct.pack("<HHHH", 0, 0, width, height) + b"\x00"
-                + data + b"\x00")
 
-    body = (frame(16, 16, 1) + frame(side, 1, 1) + frame(1, side, 1)
-            + b"".join(frame(1, 1, i % 2) for i in range(frames - 3)))
-    return (b"GIF89a" + struct.pack("<HH", 16, 16) + b"\x80\x00\x00" + b"\x00\x00\x00\xff\xff\xff"
-            + b"\x21\xff\x0bNETSCAPE2.0\x03\x01\x00\x00\x00" + body + b"\x3b")
+def gif_big_screen(side: int, frames: int) -> bytes:
+    """A few hundred bytes that decode to ``frames`` full frames of ``side`` x ``side`` pixels: a large screen
+    and one-pixel images (each frame is the whole screen once decoded)."""
+    return gif_file(side, side, b"".join(gif_frame(1, 1, i % 2) for i in range(frames)))
 
 
 def count_real_calls(monkeypatch, owner, name: str, calls: list) -> None:

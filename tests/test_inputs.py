@@ -134,3 +134,51 @@ def test_cli_image_is_checked_before_any_model_loads(tmp_path, command):
         assert message in result.output and "image:" in result.output
         assert len([line for line in result.output.splitlines() if line.strip()]) == 1  # one line
     assert not list(tmp_path.glob("out*"))
+
+
+# -- videos: only the frames a job uses are decoded, into one array -----------------------------------------------
+
+
+def _peak_bytes(fn) -> tuple[object, int]:
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        out = fn()
+        return out, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("kind", ["gif", "mp4"])
+def test_video_to_video_decodes_only_the_frames_it_asks_for(tmp_path, kind):
+    """A clip of 48 frames of 512x512: a video-to-video job of 8 frames decodes 8 (the peak is under 12 frames'
+    worth), not all 48 (decoding the whole clip needs 48 frames' worth, and did in a list stacked into a copy)."""
+    from t2v.export import decode_video
+    from t2v.export.writers import write_video
+    from tests.fixtures import gif_big_screen
+
+    side, count, frame = 512, 48, 512 * 512 * 3
+    path = tmp_path / f"clip.{kind}"
+    if kind == "gif":
+        path.write_bytes(gif_big_screen(side, count))
+    else:
+        rng = np.random.default_rng(0)
+        write_video(rng.integers(0, 255, (count, side, side, 3), dtype=np.uint8), path, "mp4", 8)
+    video, peak = _peak_bytes(lambda: inputs.load_video(path, width=64, height=64, num_frames=8))
+    assert video.frames.shape == (8, 64, 64, 3) and video.source_frames == 8
+    assert peak < 12 * frame, f"peak {peak / frame:.1f} frames' worth"
+    (frames, _), whole = _peak_bytes(lambda: decode_video(path))
+    assert frames.shape == (count, side, side, 3) and whole >= count * frame  # the file really holds them all
+    assert whole < (count + 4) * frame, f"whole clip peak {whole / frame:.1f} frames' worth: held twice?"
+
+
+def test_a_video_that_does_not_decode_is_named_without_its_folder(tmp_path):
+    """On a server the clip is a file in the server's data folder: the message the caller sees names the file."""
+    path = tmp_path / "assets" / "01ABC.mp4"
+    path.parent.mkdir()
+    path.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 64)
+    with pytest.raises(InvalidRequest) as e:
+        inputs.load_video(path, width=32, height=32, num_frames=4)
+    assert e.value.field == "video" and "01ABC.mp4 is not a readable video" in str(e.value)
+    assert str(tmp_path) not in str(e.value)

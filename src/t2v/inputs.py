@@ -23,8 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from t2v.errors import InvalidRequest
-from t2v.errors import ExportError
+from t2v.errors import ExportError, InvalidRequest
 from t2v.export import decode_video, sha256_file
 
 if TYPE_CHECKING:
@@ -184,19 +183,23 @@ def load_video(path: str | Path, *, width: int, height: int, num_frames: int | N
                max_frames: int | None = None) -> InputVideo:
     """Read, decode and fit a video file: each frame scaled to cover ``width`` x ``height`` and centre-cropped;
     the first ``num_frames`` frames, the clip looped from its start when it has fewer (None: all its frames, at
-    most ``max_frames``). InvalidRequest naming ``field`` for a missing, empty, oversized or undecodable file."""
+    most ``max_frames``). Frames past those are never decoded. ``source_frames`` counts the frames decoded.
+    InvalidRequest naming ``field`` for a missing, empty, oversized or undecodable file; the messages name the file
+    only, never its folder (on a server, the caller's asset is a file in the server's data folder)."""
     path = Path(path)
     st = stat_file(path, field, "a video file (mp4, webm or gif)")
     if st.st_size == 0 or st.st_size > MAX_VIDEO_BYTES:
-        raise InvalidRequest(f"{field}: {path} is {'empty' if not st.st_size else f'{st.st_size / 2**20:.0f} MiB'}; "
+        raise InvalidRequest(f"{field}: {path.name} is {'empty' if not st.st_size else f'{st.st_size / 2**20:.0f} MiB'}; "
                              f"give a video file of at most {MAX_VIDEO_BYTES // 2**20} MiB", field=field)
+    # Only the frames the request uses are decoded (one more than ``max_frames`` to tell a clip that is too long)
+    limit = num_frames if num_frames is not None else (max_frames + 1 if max_frames is not None else None)
     try:
-        frames, fps = decode_video(path)
+        frames, fps = decode_video(path, max_frames=limit)
     except (ExportError, OSError) as e:
-        raise InvalidRequest(f"{field}: {path} is not a readable video ({e})", field=field) from None
+        raise InvalidRequest(f"{field}: {path.name} is not a readable video ({e})", field=field) from None
     if num_frames is None:
         if max_frames is not None and len(frames) > max_frames:
-            raise InvalidRequest(f"{field}: {path} has {len(frames)} frames; give a clip of at most {max_frames} "
+            raise InvalidRequest(f"{field}: {path.name} has {len(frames)} frames; give a clip of at most {max_frames} "
                                  "(trim it first)", field=field)
         num_frames = len(frames)
     fitted = fit_frames(frames, width=width, height=height, num_frames=num_frames)
@@ -336,3 +339,36 @@ def _probe_video(path: Path, name: str, field: str, max_frames: int, max_side: i
         raise InvalidRequest(f"{field}: {name} holds no frames that decode (damaged or truncated?); give a video file "
                              f"({VIDEO_ACCEPTED})", field=field)
     return width, height, frames, float(rate) if rate else 0.0
+
+
+# -- what decoding a clip will hold, known before it is decoded ---------------------------------------------------
+
+
+def probe_video(path: str | Path, *, field: str = "video") -> tuple[int, int, int, float]:
+    """(frames, width, height, fps) of a video file from its container alone (the header's size, its packets
+    counted), without decoding a frame: what decoding it whole would hold is frames x width x height x 3
+    bytes. InvalidRequest naming ``field`` for a file that is not a readable video."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            width, height = stream.codec_context.width, stream.codec_context.height
+            rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+            frames = stream.frames or sum(1 for packet in container.demux(stream) if packet.size)
+    except Exception as e:  # av's errors, IndexError (no video stream)
+        raise InvalidRequest(f"{field}: the clip is not a readable video ({type(e).__name__}: {e})",
+                             field=field) from None
+    return int(frames), int(width), int(height), float(rate) if rate else 0.0
+
+
+def check_decode_fits(field: str, frames: int, width: int, height: int, budget: int, *, what: str = "decoding") -> None:
+    """Refuse (InvalidRequest naming ``field``) holding ``frames`` RGB frames of ``width`` x ``height`` when they
+    take more than ``budget`` bytes, saying how many frames of that size would fit."""
+    need = frames * width * height * 3
+    if need <= budget:
+        return
+    fit = budget // max(1, width * height * 3)
+    raise InvalidRequest(f"{field}: {what} {frames} frames of {width}x{height} holds {need / 2**30:.1f} GiB, over "
+                         f"this server's memory budget of {budget / 2**30:.1f} GiB (T2V_MEMORY_BUDGET_GB); at most "
+                         f"{fit} frames at that size, or a smaller clip", field=field)

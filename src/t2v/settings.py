@@ -6,6 +6,7 @@ where the values are needed, so tests can point ``T2V_HOME`` anywhere.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -19,6 +20,31 @@ from t2v.errors import InvalidRequest
 def _default_home() -> Path:
     return Path(user_data_dir("t2v", appauthor=False))
 
+
+
+_HOST_LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
+
+
+def allow_entry_problem(item: str) -> str | None:
+    """What is wrong with one entry of ``T2V_WEBHOOK_ALLOW`` (None: a host name, an IP address or a CIDR network).
+    An entry that looks like an address or a network but is not one (``10.0.0.300``, ``10.1.0.0/33``,
+    ``127.0.0.1:8080``) is a typo, not a host name to match."""
+    import ipaddress
+
+    bare = item.strip("[]")
+    if not bare:
+        return None
+    try:
+        ipaddress.ip_network(bare, strict=False)
+        return None
+    except ValueError:
+        pass
+    if "/" in bare or ":" in bare or re.fullmatch(r"[0-9.]+", bare):
+        return f"{item!r} is not a valid IP address or CIDR network (and not a host name)"
+    labels = bare.lower().rstrip(".").split(".")
+    if len(bare) > 253 or not all(_HOST_LABEL.match(label) for label in labels):
+        return f"{item!r} is not a host name (letters, digits and hyphens, dot-separated)"
+    return None
 
 class Settings(BaseSettings):
     """Process-wide configuration. Every field can be set as ``T2V_<NAME>``."""
@@ -62,6 +88,10 @@ class Settings(BaseSettings):
     webhook_allow: str = Field("", description="Comma-separated hosts, IPs or CIDR networks webhooks may reach although they "
                                "are loopback/private/link-local (e.g. 127.0.0.1 for a local receiver). Empty: public addresses only.")
     webhook_timeout_s: float = Field(10.0, gt=0, description="Timeout of one webhook delivery attempt.")
+    webhook_workers: int = Field(8, ge=1, le=256, description="Webhook deliveries one server process sends at once "
+                                 "(the others wait in the database, due, for a free sender).")
+    webhook_per_key: int = Field(2, ge=1, le=256, description="Webhook deliveries of one API key a process sends at "
+                                 "once: a key whose receiver hangs holds at most this many senders.")
     max_attempts: int = Field(3, ge=1, description="Tries a job gets when its worker dies or loading fails for reasons "
                               "not its own (import error, out of memory, process killed); then it fails saying so.")
     retry_pause_s: float = Field(2.0, ge=0, description="How long a worker pauses after a job's failed try before it "
@@ -122,6 +152,16 @@ class Settings(BaseSettings):
             return (check_attention if info.field_name == "attention" else check_weights)(v)
         except ValueError as e:
             raise ValueError(f"T2V_{info.field_name.upper()}: {e}") from None
+
+    @field_validator("webhook_allow", mode="after")
+    @classmethod
+    def _webhook_allow(cls, v: str) -> str:
+        for item in (v or "").split(","):
+            problem = allow_entry_problem(item.strip())
+            if problem:
+                raise ValueError(f"{problem}; list host names, IP addresses or CIDR networks "
+                                 "separated by commas, e.g. 127.0.0.1,hooks.internal,10.1.0.0/16")
+        return v
 
     @field_validator("home", mode="after")
     @classmethod

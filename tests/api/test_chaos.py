@@ -87,6 +87,24 @@ def test_the_attempt_limit_is_a_setting(model_copy, tmp_path, monkeypatch):
     assert job.error.startswith("failed after 1 attempt: could not load vae from ") and "Input/output error" in job.error
 
 
+def test_a_damaged_weight_file_fails_at_once_while_an_io_error_is_retried(model_copy, tmp_path):
+    """Every try reads the same damaged bytes: not retried. The OS failing to read them is (see above)."""
+    settings = make_settings(tmp_path / "home", model_copy)
+    svc = build_services(settings)
+    job_id = svc.submit({"prompt": "a red square", **SMALL})[0].id
+    (model_copy / "vae" / "diffusion_pytorch_model.safetensors").write_bytes(b"this is not safetensors")
+    svc.start()
+    try:
+        deadline = time.time() + 120
+        while not (job := svc.repo.get_job(job_id)).finished:
+            assert time.time() < deadline
+            time.sleep(0.05)
+    finally:
+        svc.stop()
+    assert job.status == "failed" and job.attempts == 1, (job.attempts, job.error)
+    assert job.error.startswith("could not load vae from ")
+
+
 def test_memory_held_by_other_work_when_an_admitted_job_runs_is_retried_then_fails_saying_why(model_copy, tmp_path):
     """Admitted under one budget, run where memory is short now (another job holds it): a passing
     failure, retried after a pause, not a bad request failed at once."""

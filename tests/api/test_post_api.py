@@ -215,3 +215,18 @@ def test_video_to_video_through_the_api_is_the_library_run_of_the_uploaded_file(
     expected = round_trip(str(tiny_model), "modelscope", fit_frames(decode_video(path)[0], width=32, height=32,
                                                                     num_frames=4), 2)
     assert np.abs(local.frames.astype(int) - expected.astype(int)).max() <= 2
+
+
+def test_post_jobs_count_against_the_cost_limit_of_the_key(settings, tmp_path):
+    """A key refused a 25-step video by its cost limit is refused heavy post-processing too: each step costs the
+    frames x width x height it makes (8x interpolation of 5 frames of 32x32: 33 x 32 x 32 = 33,792)."""
+    app = create_app(settings, start_workers=False)
+    _, low = create_key(app.state.service.repo, "low", max_cost=20_000)
+    with TestClient(app) as client:
+        video = upload(client, clip_bytes(tmp_path), "clip.mp4", low).json()
+        r = client.post("/v1/post", json={"asset": video["id"], "post": {"interpolate": 8, "interpolation": "blend"}},
+                        headers=bearer(low))
+        assert r.status_code == 422 and loc(r)[-1] == "post", r.text
+        assert "cost 33,792" in r.text and "this API key's limit of 20,000" in r.text
+        r = client.post("/v1/post", json={"asset": video["id"], "post": BLEND2}, headers=bearer(low))
+        assert r.status_code == 202, r.text  # 2x: 9 x 32 x 32 = 9,216, within it

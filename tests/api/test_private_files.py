@@ -127,10 +127,13 @@ def test_public_endpoints_show_no_job_ids_prompts_or_paths_while_a_job_runs(keye
         public = client.get("/readyz").json()
         assert public["ready"] is True and public["workers_alive"] == 1 and public["busy_workers"] == 1
         assert set(public) == {"ready", "workers", "workers_alive", "busy_workers", "warm", "checked_at"}
-        # With a key: the models and that key's running jobs (bob has none).
+        # With a key: that key's running jobs and their models as the key named them (bob has none).
         mine = client.get("/readyz", headers=bearer(alice)).json()
-        assert mine["busy"] == [job_id] and mine["models_loaded"] and mine["busy_workers"] == 1
-        assert client.get("/readyz", headers=bearer(bob)).json()["busy"] == []
+        assert mine["busy"] == [job_id] and mine["busy_workers"] == 1
+        named = client.get(f"/v1/videos/{job_id}", headers=bearer(alice)).json()["request"]["model"]
+        assert mine["models_loaded"] == [{"model": named}]
+        bobs = client.get("/readyz", headers=bearer(bob)).json()
+        assert bobs["busy"] == [] and bobs["models_loaded"] == []  # not alice's model, nor the server's folders
         # The page and Gradio's own public routes: no job id, prompt or T2V_HOME either.
         for route in ("/", "/config", "/gradio_api/info", "/gradio_api/queue/status", "/openapi.json"):
             text = client.get(route).text

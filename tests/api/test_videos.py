@@ -96,6 +96,22 @@ def test_list_newest_first_with_cursor_and_filters(idle_client):
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "status"]
 
 
+@pytest.mark.parametrize("cursor", ["garbage", "0" * 25, "Z" * 26, "01ARZ3NDEKTSV4RRFFQ69G5FA!"])
+def test_a_cursor_the_server_never_gave_is_422_not_an_empty_page(idle_client, cursor):
+    submit(idle_client)
+    r = idle_client.get("/v1/videos", params={"cursor": cursor})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "cursor"], r.text
+    assert "next_cursor of the previous page" in r.text
+
+
+def test_records_take_the_documented_limits(idle_client):
+    for limit, status in ((1, 200), (300, 200), (500, 200), (501, 422), (0, 422)):
+        r = idle_client.get("/v1/records", params={"limit": limit})
+        assert r.status_code == status, (limit, r.text)
+        if status == 422:
+            assert r.json()["detail"][0]["loc"] == ["query", "limit"]
+
+
 def test_idempotency_key_returns_the_same_job(idle_client):
     a = submit(idle_client, idempotency_key="abc")
     b = submit(idle_client, idempotency_key="abc", seed=99)

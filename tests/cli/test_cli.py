@@ -223,6 +223,9 @@ def test_models_commands(tiny_model, tmp_path):
     assert run("models", "show", "nope").exit_code == 2
     assert run("models", "make-tiny", tiny_model).exit_code == 2  # not an empty folder
     assert run("models", "make-tiny", tmp_path / "t", "--family", "nope").exit_code == 2  # no such family
+    assert not (tmp_path / "t").exists()  # nothing half-made is left
+    unwritable = run("models", "make-tiny", "/proc/t2v-tiny")  # a folder that cannot be made: exit 2, saying so
+    assert unwritable.exit_code == 2 and "cannot create /proc/t2v-tiny" in unwritable.output
     for cmd in (["--help"], ["generate", "--help"], ["replay", "--help"], ["inspect", "--help"], ["models", "--help"],
                 ["models", "make-tiny", "--help"], ["models", "pull", "--help"]):
         assert run(*cmd).exit_code == 0, cmd
@@ -293,6 +296,9 @@ def test_the_bar_shows_the_runs_time_left_and_counts_it_down():
     ("T2V_HOME", "FILE", "is a file, not a folder"),
     ("T2V_DATABASE_URL", "garbage", "T2V_DATABASE_URL: 'garbage' is not a database URL; use sqlite:///"),
     ("T2V_STORAGE_URL", "ftp://x", "T2V_STORAGE_URL must look like s3://bucket/prefix"),
+    ("T2V_WEBHOOK_ALLOW", "127.0.0.1,10.1.0.0/33", "T2V_WEBHOOK_ALLOW: '10.1.0.0/33' is not a valid IP address or CIDR"),
+    ("T2V_WEBHOOK_ALLOW", "127.0.0.1:8080", "T2V_WEBHOOK_ALLOW: '127.0.0.1:8080' is not a valid IP address"),
+    ("T2V_WEBHOOK_ALLOW", "hooks internal", "T2V_WEBHOOK_ALLOW: 'hooks internal' is not a host name"),
 ])
 def test_a_bad_setting_in_the_environment_exits_2_naming_the_variable(tmp_path, monkeypatch, variable, value, message):
     monkeypatch.setenv("T2V_HOME", str(tmp_path / "home"))

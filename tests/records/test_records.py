@@ -111,6 +111,11 @@ def test_search_by_key_from_the_api_and_the_cli(mongo, tiny_model, tmp_path, mon
         assert r.status_code == 200 and [d["job_id"] for d in r.json()["items"]] == [zebra]
         r = client.get("/v1/records", params={"source": "mongodb"}, headers=a)
         assert [d["job_id"] for d in r.json()["items"]] == [other, zebra]  # newest first, only alice's
+        for source in ("mongodb", "sql"):  # where the files are, by API route: no path on the server
+            docs = client.get("/v1/records", params={"source": source}, headers=a).json()["items"]
+            locations = [loc for d in docs for loc in d["locations"]]
+            assert locations and all("path" not in loc and loc["format"] for loc in locations), locations
+            assert str(settings.home) not in json.dumps(docs)
         assert [d["job_id"] for d in client.get("/v1/records", params={"source": "sql", "q": "zebra"},
                                                 headers=a).json()["items"]] == [zebra]
         assert [d["job_id"] for d in client.get("/v1/records", params={"source": "mongodb", "q": "zebra"},

@@ -3,11 +3,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar, Optional, Union, get_args, get_origin
 
 import copy
 from types import UnionType
-from typing import ClassVar, Optional, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, create_model, model_validator
 from pydantic.fields import FieldInfo

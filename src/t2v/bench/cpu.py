@@ -20,15 +20,13 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from t2v.bench import FULL_SIZE, SMALL_SIZE
-from t2v.errors import InvalidRequest, T2VError
+from t2v.bench import FULL_SIZE, SMALL_SIZE, spec as bench_spec
+from t2v.errors import InvalidRequest, ModelUnavailable, T2VError
 from t2v.models.tiny import make_tiny
 import t2v
 from t2v.bench.spec import TOLERANCE, exact_reason, modelscope_spec, write
 from t2v.models.device import cpu_model
-from t2v.bench import spec as bench_spec
 from t2v.families import make_tiny_model
-from t2v.errors import ModelUnavailable
 from t2v.models.source import check_folder
 
 Log = Callable[[str], None]

@@ -24,9 +24,7 @@ from typing import Any
 from t2v.bench import PROMPT, SEED, STEPS, request_fields
 from t2v.errors import InvalidRequest
 from t2v.families import family_of_folder, tiny_builders
-from t2v.requests import canonical_cache
-from t2v.requests import GenerationRequest, invalid_from_validation
-from t2v.families import family_of_folder
+from t2v.requests import GenerationRequest, canonical_cache, invalid_from_validation
 from t2v.families.base import read_index
 from t2v.models.source import model_defaults
 from t2v.settings import get_settings

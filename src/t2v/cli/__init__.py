@@ -1,5 +1,5 @@
 """The ``t2v`` command line (Typer + Rich). Thin: parse, call the library, translate errors."""
 
-from t2v.cli.app import app, main
+from t2v.cli.app import app, entry, main
 
-__all__ = ["app", "main"]
+__all__ = ["app", "entry", "main"]

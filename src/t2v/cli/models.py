@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Optional
 
@@ -11,15 +12,11 @@ from rich.table import Table
 
 from t2v.cli.common import cli_errors, err, out
 from t2v.models.catalog import CATALOG
-from t2v.models.registry import folder_info, lookup
+from t2v.models.registry import REGISTRY, folder_info, lookup
 from t2v.settings import get_settings
 from t2v.families import all_families
-from t2v.models.registry import REGISTRY
-from t2v.errors import ModelUnavailable
-from t2v.models.source import check_folder
-from t2v.models.source import pull as pull_model
-from t2v.models.source import license_notice
-from t2v.errors import InvalidRequest
+from t2v.errors import InvalidRequest, ModelUnavailable
+from t2v.models.source import check_folder, license_notice, pull as pull_model
 from t2v.models.tiny import make_tiny as build
 
 models_app = typer.Typer(help="Known models, downloads, and tiny offline test models.", no_args_is_help=True)
@@ -124,5 +121,16 @@ def make_tiny(
     with cli_errors():
         if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
             raise InvalidRequest(f"{directory} exists and is not an empty folder", field="directory")
-        path = build(directory, family=family, seed=seed, fp16_variant=fp16_variant)
+        made = not directory.exists()
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise InvalidRequest(f"directory: cannot create {directory} ({e.strerror or e}); name a folder you can "
+                                 "write, e.g. ./tiny-model", field="directory") from None
+        try:
+            path = build(directory, family=family, seed=seed, fp16_variant=fp16_variant)
+        except BaseException:
+            if made:  # nothing half-built is left behind
+                shutil.rmtree(directory, ignore_errors=True)
+            raise
         out.print(f"[green]built[/] tiny {family} model at {path}", highlight=False)

@@ -10,10 +10,9 @@ import typer
 
 from t2v.cli.common import Interrupt, cli_errors, out
 from t2v.cli.options import with_request_options
-from t2v.requests import POST_FORMATS, PostRequest
+from t2v.requests import POST_FORMATS, PostRequest, request_from_fields
 from t2v.cli.progress import GenerationProgress
 from t2v.record import environment_differences
-from t2v.requests import request_from_fields
 
 @with_request_options(PostRequest, "post", post=True, only=("crf",))
 def post(

@@ -251,22 +251,57 @@ def write_outputs(
     return written
 
 
-def decode_video(path: Path) -> tuple[np.ndarray, float]:
-    """Decode an mp4/webm/gif into ((F, H, W, 3) uint8 RGB, fps)."""
+def decode_video(path: Path, max_frames: int | None = None) -> tuple[np.ndarray, float]:
+    """Decode an mp4/webm/gif into ((F, H, W, 3) uint8 RGB, fps): its first ``max_frames`` frames (None: all).
+
+    Decoding is streamed into one array: each frame is converted and copied into its place as it is decoded,
+    so the clip is held once (no list of frames stacked into a second copy), and nothing past ``max_frames``
+    is decoded at all."""
     path = Path(path)
     if not path.is_file():
         raise ExportError(f"cannot decode {path}: no such file")
     try:
         if path.suffix.lower() == ".gif":
-            return _decode_gif(path)
-        return _decode_av(path)
+            return _decode_gif(path, max_frames)
+        return _decode_av(path, max_frames)
     except ExportError:
         raise
-    except Exception as e:
-        raise ExportError(f"decoding {path.name} failed: {e}") from e
+    except Exception as e:  # PyAV's messages quote the whole path: name the file only
+        raise ExportError(f"decoding {path.name} failed: {str(e).replace(str(path), path.name)}") from e
 
 
-def _decode_av(path: Path) -> tuple[np.ndarray, float]:
+class FrameBuffer:
+    """Frames appended one at a time into one uint8 array that grows by doubling up to ``limit`` frames (or
+    is sized once when the count is known): the decoded clip is never held twice."""
+
+    def __init__(self, limit: int | None, expected: int | None = None):
+        self.limit, self.expected, self.data, self.count = limit, expected, None, 0
+
+    def full(self) -> bool:
+        return self.limit is not None and self.count >= self.limit
+
+    def add(self, frame: np.ndarray) -> None:
+        if self.data is None:
+            n = self.expected or 8
+            self.data = np.empty((min(n, self.limit) if self.limit else n, *frame.shape), dtype=np.uint8)
+        elif frame.shape != self.data.shape[1:]:
+            raise ExportError(f"frame {self.count + 1} is {frame.shape[1]}x{frame.shape[0]} pixels, the first "
+                              f"{self.data.shape[2]}x{self.data.shape[1]}; every frame must have the same size")
+        if self.count == len(self.data):
+            grown = len(self.data) * 2 if self.limit is None else min(len(self.data) * 2, self.limit)
+            bigger = np.empty((grown, *self.data.shape[1:]), dtype=np.uint8)
+            bigger[: self.count] = self.data
+            self.data = bigger
+        self.data[self.count] = frame
+        self.count += 1
+
+    def frames(self, name: str) -> np.ndarray:
+        if not self.count:
+            raise ExportError(f"{name} holds no video frames")
+        return self.data[: self.count]
+
+
+def _decode_av(path: Path, max_frames: int | None = None) -> tuple[np.ndarray, float]:
     import av
     from av.video.reformatter import VideoReformatter
 
@@ -274,23 +309,28 @@ def _decode_av(path: Path) -> tuple[np.ndarray, float]:
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-        arrays = [reformatter.reformat(f, format="rgb24").to_ndarray() for f in container.decode(stream)]
-    if not arrays:
-        raise ExportError(f"{path.name} holds no video frames")
-    return np.stack(arrays), float(rate) if rate else 0.0
+        buffer = FrameBuffer(max_frames, stream.frames or None)
+        for frame in container.decode(stream):
+            buffer.add(reformatter.reformat(frame, format="rgb24").to_ndarray())
+            if buffer.full():
+                break
+    return buffer.frames(path.name), float(rate) if rate else 0.0
 
 
-def _decode_gif(path: Path) -> tuple[np.ndarray, float]:
+def _decode_gif(path: Path, max_frames: int | None = None) -> tuple[np.ndarray, float]:
     from PIL import Image, ImageSequence
 
-    arrays, durations = [], []
+    durations = []
     with Image.open(path) as im:
         size = im.size
+        buffer = FrameBuffer(max_frames, getattr(im, "n_frames", None))
         for frame in ImageSequence.Iterator(im):
             if frame.size != size:  # Pillow grew its canvas for a frame past the first's extent: refuse, not allocate
-                raise ExportError(f"{path.name}: frame {len(arrays) + 1} is {frame.size[0]}x{frame.size[1]} pixels, "
+                raise ExportError(f"{path.name}: frame {buffer.count + 1} is {frame.size[0]}x{frame.size[1]} pixels, "
                                   f"the first {size[0]}x{size[1]}; every frame of a GIF must have the same size")
-            arrays.append(np.asarray(frame.convert("RGB")))
+            buffer.add(np.asarray(frame.convert("RGB")))
             durations.append(frame.info.get("duration", 0) or 0)
+            if buffer.full():
+                break
     mean = sum(durations) / len(durations) if durations else 0
-    return np.stack(arrays), (1000.0 / mean if mean > 0 else 0.0)
+    return buffer.frames(path.name), (1000.0 / mean if mean > 0 else 0.0)

@@ -18,13 +18,12 @@ from typing import Any, Callable
 import numpy as np
 
 from t2v.errors import Cancelled
-from t2v.extend.plan import MAX_CLIP_FRAMES, LongPlan, Segment, continuation_kind, guide, join, plan_segments
-from t2v.inputs import load_video
+from t2v.extend.plan import LongPlan, MAX_CLIP_FRAMES, Segment, continuation_kind, guide, join, plan_segments
+from t2v.inputs import InputVideo, load_video
 from t2v.sampling import checkpoint as ckpt
 from t2v.sampling.checkpoint import write_state
 from t2v.sampling.vae import to_uint8
 from t2v.families import RunContext
-from t2v.inputs import InputVideo
 
 logger = logging.getLogger(__name__)
 

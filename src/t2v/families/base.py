@@ -18,7 +18,7 @@ import importlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, TYPE_CHECKING
 
 from t2v.errors import InvalidRequest, ModelUnavailable, out_of_resources
 from t2v.models.catalog import CATALOG, read_index  # noqa: F401  (read_index: named here for the families)
@@ -26,9 +26,7 @@ from t2v.models.spec import FamilyCard, ModelSpec
 from t2v.sampling import runtime
 from t2v.models.precision import load_module
 from t2v.sampling.runtime import prepared
-from t2v.models.lora import check_lora
-from t2v.models.lora import adapter_hash
-from t2v.models.lora import apply_lora, decoder_adapter
+from t2v.models.lora import adapter_hash, apply_lora, check_lora, decoder_adapter
 
 if TYPE_CHECKING:
     import numpy as np

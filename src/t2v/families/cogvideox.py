@@ -22,17 +22,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from t2v.sampling import v2v
+from t2v.sampling import schedulers, v2v
 from t2v.sampling.base import EngineRun
 from t2v.sampling.offload import resident
 from t2v.errors import InvalidRequest
-from t2v.families.base import Component, RunContext, Rules, read_index
+from t2v.families.base import Component, Rules, RunContext, read_index
 from t2v.families.common import (
     GROUP_OFFLOADED, Checkpoints, DiffusersLora, GroupOffload, LoopState, config, denoise, free_text_encoders,
     meta_modules, params)
 from t2v.models.spec import ModelSpec
 from t2v.models.hub.cogvideox import CARD, DEFAULTS_10, DEFAULTS_15, I2V_PIPELINE, LICENSE_NOTICE  # noqa: F401  (named here too)
-from t2v.sampling import schedulers
 from t2v.planner.memory import meta_cost
 
 logger = logging.getLogger(__name__)

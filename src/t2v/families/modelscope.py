@@ -14,23 +14,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from t2v.sampling import checkpoint as ckpt
-from t2v.sampling import stepcache, v2v
+from t2v.sampling import checkpoint as ckpt, stepcache, v2v
 from t2v.sampling.base import EngineRun
 from t2v.sampling.offload import resident
 from t2v.sampling.schedulers import make_scheduler
 from t2v.sampling.text import encode_prompt
-from t2v.sampling.vae import decode_chunk, decode_latents, encode_frames
+from t2v.sampling.vae import decode_chunk, decode_latents, encode_frames, latent_preview
 from t2v.errors import Cancelled
-from t2v.families.base import Component, Family, RunContext, Rules
-from t2v.families.common import free_text_encoders
+from t2v.families.base import Component, Family, Rules, RunContext
+from t2v.families.common import config, free_text_encoders
 from t2v.runtime import current
 from t2v.models.hub.modelscope import CARD, DEFAULT_NEGATIVE_PROMPT  # noqa: F401  (named here too)
-from t2v.families.common import config
 from t2v.planner.memory import meta_cost
-from t2v.models.temporal import folder_frame_limit
-from t2v.models.temporal import apply_temporal_positions
-from t2v.sampling.vae import latent_preview
+from t2v.models.temporal import apply_temporal_positions, folder_frame_limit
 
 logger = logging.getLogger(__name__)
 

@@ -33,12 +33,11 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from t2v.errors import InvalidRequest, ModelUnavailable, T2VError
-from t2v.planner import fit, steptime
+from t2v.planner import dryruns, fit, steptime
 from t2v.planner.plans import MemoryPlan, get_plan
 from t2v.models.catalog import CATALOG
 from t2v.requests.options import PLANS
 from t2v.runtime import current, memoized
-from t2v.planner import dryruns
 
 logger = logging.getLogger(__name__)
 

@@ -14,10 +14,18 @@ import numpy as np
 
 from t2v.errors import ExportError, InvalidRequest
 from t2v.requests import PostSpec
-from t2v.export import frames_sha256, read_embedded, remove_output, sha256_file, write_outputs, write_sidecar
+from t2v.export import (
+    decode_video,
+    frames_sha256,
+    read_embedded,
+    remove_output,
+    sha256_file,
+    write_outputs,
+    write_sidecar,
+)
 from t2v.export.outputs import check_outputs
 from t2v.progress import ProgressEmitter
-from t2v.export import decode_video
+from t2v.inputs import VIDEO_ACCEPTED, video_extension
 
 POST_FORMATS = {".mp4": "mp4", ".webm": "webm", ".gif": "gif"}
 DEFAULT_FPS = 8.0  # a clip whose container names no rate
@@ -59,6 +67,9 @@ def post_file(clip: str | Path, output: str | Path, fields: dict[str, Any] | Non
                              f"{output.with_suffix('.mp4').name})", field="output")
     if not clip.is_file():
         raise InvalidRequest(f"clip: {clip} does not exist or is not a file", field="clip")
+    with open(clip, "rb") as f:  # the same kinds POST /v1/assets takes as a video, named by the first bytes
+        if video_extension(f.read(16)) is None:
+            raise InvalidRequest(f"clip: {clip.name} is not a video ({VIDEO_ACCEPTED} expected)", field="clip")
     if output.exists() and output.resolve() == clip.resolve():
         raise InvalidRequest(f"output: {output} is the input; choose another name", field="output")
     stem = output.with_suffix("")
@@ -67,6 +78,9 @@ def post_file(clip: str | Path, output: str | Path, fields: dict[str, Any] | Non
         frames, fps = decode_clip(clip)
     except ExportError as e:
         raise InvalidRequest(f"clip: {e}", field="clip") from None
+    if len(frames) < 2:  # as the API: one frame is an image, not a clip to post-process
+        raise InvalidRequest(f"clip: {clip.name} has a single frame; give a video ({VIDEO_ACCEPTED}) of at least 2 "
+                             "frames", field="clip")
     check_post(spec, fps, num_frames=len(frames), width=frames.shape[2], height=frames.shape[1], max_frames=max_frames,
                max_side=max_side)
     try:

@@ -24,18 +24,17 @@ docs/post.md has the figures and why :data:`DEFAULT_METHOD` is what it is.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from fractions import Fraction
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
 from t2v.errors import InvalidRequest
-from typing import Any
 
 from t2v.post.steps import Clip, PostStep
 from t2v.requests import PostSpec
-from t2v.post.rife import check_model, check_package
-from t2v.post.rife import rife_frames
+from t2v.post.rife import check_model, check_package, rife_frames
 
 METHODS = ("flow", "minterpolate", "blend")  # built in
 OPTIONAL_METHODS = ("rife",)  # the user's weights, through an optional package (t2v.post.rife)
@@ -381,6 +380,11 @@ class InterpolateStep(PostStep):
             raise InvalidRequest(f"post.interpolate: {factor}x makes {frames_out} frames, over the limit of "
                                  f"{clip.max_frames}; at most {best}x for {clip.num_frames} frames",
                                  field="post.interpolate")
+
+    def output(self, params, clip):
+        factor = params["factor"]
+        frames = (clip.num_frames - 1) * factor + 1 if clip.num_frames > 1 else clip.num_frames
+        return replace(clip, num_frames=frames, fps=clip.fps * factor)
 
     def apply(self, frames, params, fps, on_frame):
         out = interpolate(frames, params["factor"], method=params["method"], fps=fps, on_frame=on_frame,

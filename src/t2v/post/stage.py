@@ -67,10 +67,35 @@ def post_record(steps: list[dict[str, Any]], frames: np.ndarray, fps: float) -> 
 
 
 def check_post(spec: PostSpec, fps: float, *, num_frames: int, width: int, height: int, max_frames: int | None = None,
-               max_side: int | None = None) -> None:
+               max_side: int | None = None, max_bytes: int | None = None) -> None:
     """Everything about ``spec`` that can be checked before any work (InvalidRequest naming ``post.<field>``): the
-    target fps, each step's own checks (the upscaler's name or file, RIFE's model), and the clip it would make
-    against the limits."""
+    target fps, each step's own checks (the upscaler's name or file, RIFE's model), the clip it would make
+    against the limits, and (``max_bytes``) the frames held at once against a memory budget."""
     clip = Clip(fps=fps, num_frames=num_frames, width=width, height=height, max_frames=max_frames, max_side=max_side)
+    peak = 0
     for step, params in planned(spec, fps):
         step.check(spec, params, clip)
+        after = step.output(params, clip)
+        peak = max(peak, clip_bytes(clip) + clip_bytes(after))  # a step holds its input and its output
+        clip = after
+    peak = max(peak, 2 * clip_bytes(clip))  # the result, then its stacked copy
+    if max_bytes is not None and peak > max_bytes:
+        most = max(0, int(num_frames * max_bytes / peak))
+        raise InvalidRequest(f"post: these steps on {num_frames} frames of {width}x{height} hold up to "
+                             f"{peak / 2**30:.1f} GiB of frames at once, over this server's memory budget of "
+                             f"{max_bytes / 2**30:.1f} GiB (T2V_MEMORY_BUDGET_GB); at most {most} frames of that size, "
+                             "or fewer steps", field="post")
+
+
+def post_cost(spec: PostSpec, fps: float, *, num_frames: int, width: int, height: int) -> int:
+    """The frames x width x height each step makes, summed: the work ``spec`` does on such a clip."""
+    clip, cost = Clip(fps=fps, num_frames=num_frames, width=width, height=height), 0
+    for step, params in planned(spec, fps):
+        clip = step.output(params, clip)
+        cost += clip.num_frames * clip.width * clip.height
+    return cost
+
+
+def clip_bytes(clip: Clip) -> int:
+    """The bytes of ``clip``'s frames (uint8 RGB)."""
+    return clip.num_frames * clip.width * clip.height * 3

@@ -39,6 +39,10 @@ class PostStep:
     def check(self, spec: PostSpec, params: dict[str, Any], clip: Clip) -> None:
         """Refuse, before any work, what cannot be done (InvalidRequest naming ``post.<field>``)."""
 
+    def output(self, params: dict[str, Any], clip: Clip) -> Clip:
+        """The clip this step makes of ``clip`` (its frames and size; the same by default)."""
+        return clip
+
     def apply(self, frames: list[np.ndarray], params: dict[str, Any], fps: float,
               on_frame: OnFrame) -> tuple[list[np.ndarray], float]:
         """The new frames and their fps."""

@@ -21,6 +21,7 @@ install hint ``pip install 't2v[upscale]'``.
 
 from __future__ import annotations
 
+from dataclasses import replace
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -259,6 +260,9 @@ class UpscaleStep(PostStep):
 
     def params(self, spec: PostSpec, fps: float) -> dict[str, Any] | None:
         return {"factor": spec.upscale, "upscaler": spec.upscaler} if spec.upscale else None
+
+    def output(self, params: dict[str, Any], clip: Clip) -> Clip:
+        return replace(clip, width=clip.width * params["factor"], height=clip.height * params["factor"])
 
     def check(self, spec: PostSpec, params: dict[str, Any], clip: Clip) -> None:
         if spec.upscaler not in UPSCALERS and not Path(spec.upscaler).expanduser().is_file():

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from t2v.errors import InvalidRequest, JobNotFound, T2VError
-from t2v.inputs import VIDEO_TYPES, check_image_bytes, check_video_bytes, video_extension
+from t2v.inputs import VIDEO_TYPES, check_decode_fits, check_image_bytes, check_video_bytes, probe_video, video_extension
+from t2v.planner.fit import memory_budget
 from t2v.service.files import JobFiles
 from t2v.service.ports import JobStore
 from t2v.settings import Settings
@@ -175,6 +176,22 @@ class AssetService:
             raise InvalidRequest(f"{field}: the uploaded video {ref} is no longer stored; upload it again",
                                  field=field)
         return row
+
+    def video_shape(self, ref: str, api_key=None, *, field: str = "asset") -> tuple[int, int, int, float]:
+        """(frames, width, height, fps) of the video asset ``ref``, read from its container without decoding
+        a frame (:func:`t2v.inputs.probe_video`)."""
+        return probe_video(self.asset_path(ref, api_key), field=field)
+
+    def decode_budget(self) -> int:
+        """Bytes of decoded frames a job may hold: the memory budget jobs run under (T2V_MEMORY_BUDGET_GB, else
+        90% of the free memory)."""
+        return memory_budget("cpu", self.settings.memory_budget_gb)
+
+    def check_decode(self, ref: str, api_key=None, *, field: str = "video", frames: int | None = None) -> None:
+        """At submit: refuse (422 naming ``field``) a job whose decoding of the video asset ``ref`` (its first
+        ``frames`` frames, else all of them) would not fit in :meth:`decode_budget`; nothing is decoded here."""
+        count, width, height, _ = self.video_shape(ref, api_key, field=field)
+        check_decode_fits(field, min(count, frames) if frames else count, width, height, self.decode_budget())
 
     def check_video_ref(self, ref: str, api_key=None, field: str = "video") -> None:
         """At submit: ``ref`` (a video request's ``video``, or the clip it ``extend`` s) must name a video asset of

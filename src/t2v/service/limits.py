@@ -15,6 +15,7 @@ from t2v.extend.plan import plan_segments
 from t2v.models.allowlist import allowed_folder, check_allowed, check_available
 from t2v.models.lora import check_lora
 from t2v.models.source import check_motion_adapter
+from t2v.post.stage import post_cost
 from t2v.requests import UPSCALERS
 from t2v.runner.resolve import check_fits, resolve
 from t2v.service.assets import is_asset_id
@@ -120,13 +121,34 @@ def request_cost(request) -> int:
     return frames * request.width * request.height * request.num_inference_steps
 
 
-def check_cost(request, settings: Settings, api_key=None) -> None:
-    """Refuse a resolved request over the server's ``max_cost`` or the key's (the lower one applies)."""
+def cost_limit(settings: Settings, api_key=None) -> tuple[int, str] | None:
+    """The cost limit that applies, the server's ``max_cost`` or the key's (the lower one), and whose it is."""
     limits = [(limit, whose) for limit, whose in ((settings.max_cost, "this server's"),
                                                   (getattr(api_key, "max_cost", None), "this API key's")) if limit]
-    if not limits:
+    return min(limits, key=lambda pair: pair[0]) if limits else None
+
+
+def check_post_cost(spec, fps: float, *, num_frames: int, width: int, height: int, settings: Settings,
+                    api_key=None) -> None:
+    """Refuse post-processing over the cost limit: each step costs the frames x width x height it makes (one
+    pass over its output, as one denoising step costs one pass over the clip)."""
+    found = cost_limit(settings, api_key)
+    if found is None:
         return
-    limit, whose = min(limits, key=lambda pair: pair[0])
+    limit, whose = found
+    cost = post_cost(spec, fps, num_frames=num_frames, width=width, height=height)
+    if cost > limit:
+        raise InvalidRequest(f"post: these steps on {num_frames} frames of {width}x{height} cost {cost:,} (each step's "
+                             f"frames x width x height), over {whose} limit of {limit:,}; fewer steps, smaller "
+                             "factors or a shorter clip", field="post")
+
+
+def check_cost(request, settings: Settings, api_key=None) -> None:
+    """Refuse a resolved request over the server's ``max_cost`` or the key's (the lower one applies)."""
+    found = cost_limit(settings, api_key)
+    if found is None:
+        return
+    limit, whose = found
     cost = request_cost(request)
     if cost <= limit:
         return

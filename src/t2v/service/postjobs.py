@@ -5,7 +5,8 @@ same bytes).
 
 Another key's job or asset reads exactly as a missing one (404). A job that has not succeeded, or has no video,
 is refused (422 naming ``job``). The clip the steps would make is checked against the server's limits
-(``T2V_MAX_FRAMES``, ``T2V_MAX_SIDE``) at submit when the source's record says its size, else when the job runs.
+(``T2V_MAX_FRAMES``, ``T2V_MAX_SIDE``), the memory budget (the frames held at once) and the cost limits at submit:
+an asset's size read from its container, a job's from its record (else they are checked when the job runs).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from t2v.requests import source_shape
 from t2v.service.access import AccessService
 from t2v.service.assets import AssetService
 from t2v.service.files import JobFiles
+from t2v.service.limits import check_post_cost
 from t2v.service.ports import JobStore
 from t2v.settings import Settings
 
@@ -39,7 +41,8 @@ class PostService:
         kind, ref = request.source
         if kind == "asset":
             self.assets.video_asset(ref, api_key, field="asset")
-            shape, prompt = {}, None  # its frames and fps are checked when the job runs
+            frames, width, height, fps = self.assets.video_shape(ref, api_key, field="asset")  # nothing decoded
+            shape, prompt = {"num_frames": frames, "width": width, "height": height, "fps": fps or 8.0}, None
         else:
             job = self.access.get(ref, api_key=api_key)
             if job.status != "succeeded":
@@ -50,10 +53,12 @@ class PostService:
                 raise InvalidRequest(f"job: job {ref} has no video file to post-process ({', '.join(SOURCE_FORMATS)}; "
                                      f"it has: {have})", field="job")
             shape, prompt = source_shape(job.result or {}), (job.request or {}).get("prompt")
-        limits = {"max_frames": self.settings.max_frames, "max_side": self.settings.max_side}
+        limits = {"max_frames": self.settings.max_frames, "max_side": self.settings.max_side,
+                  "max_bytes": self.assets.decode_budget()}
         if {"num_frames", "fps", "width", "height"} <= shape.keys():
-            check_post(request.post, float(shape["fps"]), num_frames=int(shape["num_frames"]),
-                       width=int(shape["width"]), height=int(shape["height"]), **limits)
+            size = {"num_frames": int(shape["num_frames"]), "width": int(shape["width"]), "height": int(shape["height"])}
+            check_post(request.post, float(shape["fps"]), **size, **limits)
+            check_post_cost(request.post, float(shape["fps"]), **size, settings=self.settings, api_key=api_key)
         return request.model_copy(update={"prompt": prompt}) if isinstance(prompt, str) else request
 
     def job_video_key(self, job) -> str | None:

@@ -145,6 +145,12 @@ def export_records(service, url: str | None = None) -> int:
         store.close()
 
 
+def public_record(doc: dict[str, Any]) -> dict[str, Any]:
+    """``doc`` as a client sees it: its files' locations by API route only, no path on the server."""
+    return {**doc, "locations": [{k: v for k, v in loc.items() if k != "path"}
+                                 for loc in doc.get("locations") or [] if isinstance(loc, dict)]}
+
+
 def search_records(service, *, source: str = "sql", query: str | None = None, api_key=None,
                    limit: int = 50) -> list[dict[str, Any]]:
     """Records of finished jobs, newest first: from the job table (``sql``) or from MongoDB (``mongodb``).

@@ -30,6 +30,7 @@ from t2v.service.webhooks import WebhookSender
 from t2v.runtime import Runtime
 from t2v.settings import Settings
 from t2v.store import FINISHED_STATUSES
+from t2v.store.ids import is_id
 from t2v.store.limits import QueueFull
 from t2v.store.parts import Part
 
@@ -58,6 +59,9 @@ class Metrics:
                 self.steps_done += steps
                 self.step_seconds_sum += float(record.get("timings", {}).get("denoise_s", 0.0))
 
+
+#: The most jobs one page of a listing holds (GET /v1/videos takes up to 200, GET /v1/records up to 500).
+MAX_PAGE = 500
 
 class JobService:
     """Submit/get/list/cancel over the job table; ``start()`` starts the executor that runs jobs.
@@ -175,6 +179,8 @@ class JobService:
         self.executor.stop(timeout)
         if self._janitor:
             self._janitor.join(timeout)
+        if getattr(self, "webhooks", None) is not None:
+            self.webhooks.close()
         if self.records is not None:
             self.records.stop()
         self.engine.dispose()
@@ -212,11 +218,14 @@ class JobService:
         }
         if not detail:
             return state
-        if api_key is not None:
-            busy = [jid for jid in busy if (job := self.repo.get_job(jid)) is not None and job.api_key_id == api_key.id]
+        loaded = loader.loaded_models(self.runtime)
+        if api_key is not None:  # a key sees its own running jobs, and their models as it named them: no folders
+            mine = [job for jid in busy if (job := self.repo.get_job(jid)) is not None and job.api_key_id == api_key.id]
+            busy = [job.id for job in mine]
+            loaded = [{"model": name} for name in sorted({str((job.request or {}).get("model")) for job in mine})]
         where = [{**w.where, "job": w.job} for w in alive] if api_key is None else []  # all keys' jobs: admins only
         return {**state, "executor": self.executor.kind, "warm": dict(self.warm_state),
-                "models_loaded": loader.loaded_models(self.runtime), "busy": busy, "where": where}
+                "models_loaded": loaded, "busy": busy, "where": where}
 
     # -- jobs ------------------------------------------------------------------------------------
     def submit(self, fields: dict[str, Any], *, api_key=None, idempotency_key: str | None = None, priority: int = 0,
@@ -240,6 +249,11 @@ class JobService:
         resolved = admit(request, self.settings, api_key)
         if resolved.mode == "post":  # the key's own finished job or video asset (404 for another key's)
             resolved = self.postjobs.check_post_source(resolved, api_key)
+        # The clips a job decodes, measured from their containers: what decoding them holds must fit the budget
+        if getattr(resolved, "video", None) is not None:  # video-to-video decodes only the frames it makes
+            self.assets.check_decode(resolved.video, api_key, field="video", frames=resolved.num_frames)
+        if getattr(resolved, "extend", None) is not None:
+            self.assets.check_decode(resolved.extend, api_key, field="extend")
         try:  # the quota is counted in the insert's transaction: concurrent submits cannot pass it
             job, created = self.repo.create_job(resolved.model_dump(mode="json"), priority=priority, api_key_id=key_id,
                                                 idempotency_key=idempotency_key, callback_url=callback_url,
@@ -254,9 +268,11 @@ class JobService:
              query: str | None = None):
         if status is not None and status not in STATUSES:
             raise InvalidRequest(f"status: must be one of {', '.join(STATUSES)}", field="status")
-        if not 1 <= limit <= 200:
-            raise InvalidRequest("limit: must be between 1 and 200", field="limit")
-        _check_no_nul("cursor", cursor)
+        if not 1 <= limit <= MAX_PAGE:
+            raise InvalidRequest(f"limit: must be between 1 and {MAX_PAGE}", field="limit")
+        if cursor is not None and not is_id(cursor):  # ids only: anything else matched no job and read as the end
+            raise InvalidRequest("cursor: not a cursor this server gave; pass the next_cursor of the previous page, "
+                                 "or leave it out for the first page", field="cursor")
         if query and "\x00" in query:  # no stored prompt holds NUL (submit refuses it)
             return []
         return self.repo.list_jobs(status=status, api_key_id=api_key.id if api_key else None, limit=limit,

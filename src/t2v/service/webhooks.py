@@ -1,8 +1,11 @@
 """Webhooks: POST the final job JSON to ``callback_url``, signed with HMAC-SHA256, retried with backoff.
 
 Header ``X-T2V-Signature: t=<unix time>,v1=<hex hmac of "<t>.<body>">``; ``X-T2V-Delivery: <job id>``
-is the same on every attempt of a delivery, so receivers can drop repeats. Deliveries run on their
-own threads and never block the queue; every attempt's outcome is kept on the job row.
+is the same on every attempt of a delivery, so receivers can drop repeats. Deliveries never block the
+queue: a bounded pool of senders (``T2V_WEBHOOK_WORKERS`` per process, at most ``T2V_WEBHOOK_PER_KEY``
+of them for one key) sends them, and a delivery with no free sender stays due in the database for the
+next pass; a receiver that hangs costs one sender, not a thread per job. Every attempt's outcome is
+kept on the job row.
 
 Many server processes may share one database: a delivery is claimed in the database with a lease
 (:meth:`Repository.claim_webhook`) that outlasts one attempt (``webhook_timeout_s``, a hard overall
@@ -23,6 +26,8 @@ import secrets
 import socket
 import threading
 import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 from t2v.service.netguard import UnsafeCallback, post_pinned, resolve_target
 from t2v.service.views import job_to_dict
@@ -78,15 +83,51 @@ class WebhookSender:
         self.timeout_s = service.settings.webhook_timeout_s
         self.lease_s = self.timeout_s + LEASE_MARGIN_S
         self.owner = f"{socket.gethostname()[:32]}:{os.getpid()}:{secrets.token_hex(6)}"[:64]
+        self.workers, self.per_key = service.settings.webhook_workers, service.settings.webhook_per_key
+        self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix="t2v-webhook")
+        self.lock = threading.Lock()
+        self.busy: Counter[str] = Counter()  # deliveries in this process, by key ("" without keys)
 
     def deliver_async(self, job) -> bool:
-        """Claim the job's delivery and send it on a thread; False when it is not due or another
-        sender (thread or process) holds it."""
-        claimed = self.service.repo.claim_webhook(job.id, self.owner, self.lease_s)
-        if claimed is None:
-            return False
-        threading.Thread(target=self._deliver, args=(claimed,), name=f"t2v-webhook-{job.id}", daemon=True).start()
-        return True
+        """Claim the job's delivery and hand it to a free sender; False when it is not due, another sender
+        (thread or process) holds it, or every sender (or the key's share of them) is busy: it stays due in
+        the database, and the janitor's next pass tries again."""
+        key = job.api_key_id or ""
+        with self.lock:
+            if sum(self.busy.values()) >= self.workers or self.busy[key] >= self.per_key:
+                return False
+            self.busy[key] += 1
+        try:
+            claimed = self.service.repo.claim_webhook(job.id, self.owner, self.lease_s)
+            if claimed is not None:
+                self.pool.submit(self._deliver_then_free, claimed, key)
+                return True
+        except BaseException:
+            self._free(key)
+            raise
+        self._free(key)
+        return False
+
+    def in_flight(self) -> int:
+        """Deliveries this process is sending now."""
+        with self.lock:
+            return sum(self.busy.values())
+
+    def close(self) -> None:
+        """Stop taking deliveries; those running end at their next attempt (the service is stopping)."""
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    def _free(self, key: str) -> None:
+        with self.lock:
+            self.busy[key] -= 1
+            if self.busy[key] <= 0:
+                del self.busy[key]
+
+    def _deliver_then_free(self, job, key: str) -> None:
+        try:
+            self._deliver(job)
+        finally:
+            self._free(key)
 
     def retry_pending(self) -> None:
         for job in self.service.repo.pending_webhooks():

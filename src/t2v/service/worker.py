@@ -14,12 +14,11 @@ import socket
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Callable, TYPE_CHECKING
 
 from t2v.sampling.base import CheckpointSpec
 from t2v.errors import Cancelled, T2VError, out_of_resources
-from t2v.export import atomic_path
-from t2v.export import remove_output
+from t2v.export import atomic_path, remove_output
 from t2v.runner.modes import generate as run_request
 from t2v.requests import request_from_fields
 
@@ -49,10 +48,29 @@ def _save_png(image, path: Path) -> None:
 def is_transient(exc: BaseException) -> bool:
     """A failure that is not the request's fault, so another try may succeed: the machine's
     (:func:`t2v.errors.out_of_resources`: imports, memory, memory held by other jobs now) or an OSError
-    (reading weights, writing files), also as the explicit cause of a t2v error (``could not load unet ...``)."""
+    (reading weights, writing files), also as the explicit cause of a t2v error (``could not load unet ...``).
+    A weight file whose content is damaged (:func:`damaged_content`) is not: every try would read the same bytes."""
+    if damaged_content(exc):
+        return False
     for e in (exc, exc.__cause__):
         if out_of_resources(e) or isinstance(e, OSError):
             return True
+    return False
+
+
+#: Errors a reader raises for bytes that are not what they should be (a truncated or overwritten weight file, a
+#: config that is not JSON), as opposed to the OS failing to read them.
+DAMAGED = ("SafetensorError", "HeaderTooLarge", "UnpicklingError", "JSONDecodeError", "BadZipFile")
+
+
+def damaged_content(exc: BaseException) -> bool:
+    """Whether ``exc`` was caused (anywhere in its chain) by damaged file content rather than by the OS."""
+    seen, e = set(), exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if type(e).__name__ in DAMAGED:
+            return True
+        e = e.__cause__ or e.__context__
     return False
 
 

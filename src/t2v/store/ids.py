@@ -14,7 +14,7 @@ import threading
 import time
 from datetime import datetime, timezone
 
-__all__ = ["new_id", "id_time"]
+__all__ = ["new_id", "id_time", "is_id"]
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _DECODE = {c: i for i, c in enumerate(_ALPHABET)}
@@ -54,6 +54,12 @@ def new_id() -> str:
             raise OverflowError("timestamp does not fit in 48 bits")
         _last_ms, _last_rand = ms, rand
         return _encode((ms << _RAND_BITS) | rand)
+
+
+def is_id(value: object) -> bool:
+    """Whether ``value`` has the shape of an id from :func:`new_id` (26 characters of the alphabet, in range)."""
+    return (isinstance(value, str) and len(value) == 26 and all(ch in _DECODE for ch in value)
+            and value[0] in "01234567")
 
 
 def id_time(value: str) -> datetime:

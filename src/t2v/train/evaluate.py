@@ -11,9 +11,8 @@ from typing import Callable
 from t2v.errors import InvalidRequest
 from t2v.train import shapes
 from t2v.train.detect import detect, palette_for
-from t2v.requests import canonical_cache
+from t2v.requests import GenerationRequest, canonical_cache
 from t2v import generate
-from t2v.requests import GenerationRequest
 
 _DIR_WORDS = {"left": "left", "leftwards": "left", "right": "right", "rightwards": "right", "up": "up",
               "upwards": "up", "down": "down", "downwards": "down"}

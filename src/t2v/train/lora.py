@@ -19,10 +19,9 @@ from t2v.errors import InvalidRequest
 from t2v.models.temporal import apply_temporal_positions
 from t2v.train.common import Callback, TrainEvent, diffusion_loss, encode_latents, lr_at, pick_device, tokenize
 from t2v.models.source import model_defaults, resolve_source
-from t2v.models.lora import adapters_off, add_lora, lora_parameters, save_lora
+from t2v.models.lora import DECODER, DECODER_TARGETS, adapters_off, add_lora, lora_parameters, save_lora
 from t2v.settings import get_settings
 from t2v.train.data import folder_clips
-from t2v.models.lora import DECODER, DECODER_TARGETS
 from t2v.train.refine import refine_model
 from t2v import generate
 from t2v.requests import GenerationRequest

@@ -22,13 +22,11 @@ from pathlib import Path
 import numpy as np
 
 from t2v.errors import InvalidRequest
-from t2v.models.tiny import Arch
+from t2v.models.tiny import Arch, build_models, make_tokenizer, save_pipeline
 from t2v.train.common import (Callback, TrainEvent, diffusion_loss, encode_latents, lr_at, pick_device, reconstruction_loss,
                               to_tensor, tokenize)
-from t2v.models.tiny import save_pipeline
 from t2v.models.registry import SHAPES_DEFAULTS
 from t2v.models.temporal import add_temporal_positions
-from t2v.models.tiny import build_models, make_tokenizer
 from t2v.train.data import load_clips
 from t2v.train.shapes import WorldConfig, variety_frames
 from t2v import generate

@@ -13,10 +13,7 @@ import os
 
 from t2v import frontend as F
 from t2v.requests import FORMATS, SCHEDULERS
-from t2v.ui import events as E
-from t2v.ui import handlers as H
-from t2v.ui import history as HI
-from t2v.ui import sequence as S
+from t2v.ui import events as E, handlers as H, history as HI, sequence as S
 from t2v.ui.files import PrivateCopies, blocked_paths, refuse_uploads, upload_fields
 from t2v.ui.handlers import UIError
 from t2v.ui.sequence_tab import SequenceTab

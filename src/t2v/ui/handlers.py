@@ -21,9 +21,8 @@ from t2v.frontend import (DEFAULT_FORMATS, FINISHED, FORM_KEYS, LABELS, PLAYER_F
 from t2v.requests import FORMATS, SCHEDULERS
 from t2v.contract import Limits, Model
 from t2v.models.source import as_path, local_folder, looks_like_path, model_defaults
-from t2v.models.registry import REGISTRY
+from t2v.models.registry import REGISTRY, lookup
 from t2v.models.allowlist import check_allowed
-from t2v.models.registry import lookup
 
 logger = logging.getLogger(__name__)
 

@@ -18,11 +18,10 @@ from typing import Any, Callable, Iterator
 from t2v import frontend as F
 from t2v.errors import InvalidRequest, T2VError
 from t2v.frontend import is_sequence
-from t2v.requests import METHODS
+from t2v.requests import METHODS, parse_keyframes
 from t2v.ui import handlers as H
 from t2v.ui.handlers import UIError
 from t2v.models.source import model_defaults
-from t2v.requests import parse_keyframes
 from t2v.ui.events import poll as watch
 
 #: The tab's fields, in the order the page lays them out (SequenceRequest names plus ``grid_steps``).

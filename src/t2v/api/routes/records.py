@@ -19,7 +19,8 @@ async def list_records(source: Literal["sql", "mongodb"] = "sql",
                        limit: int = Query(50, ge=1, le=500), service=Depends(get_service), key=Depends(rate_limited)):
     """``source=sql``: from the job table; ``source=mongodb``: from the record store (``T2V_RECORDS_URL``), whose
     copy may lag by a few seconds, and whose ``q`` is MongoDB's text search. 503 when MongoDB cannot be reached."""
-    from t2v.service.records import search_records  # deferred: imports alembic, httpx, PIL
+    from t2v.service.records import public_record, search_records  # deferred: imports alembic, httpx, PIL
 
     items = await run_in_threadpool(search_records, service, source=source, query=q, api_key=key, limit=limit)
+    items = [public_record(doc) for doc in items]  # no server path in an answer
     return {"source": source, "items": items}

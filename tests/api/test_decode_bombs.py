@@ -1,0 +1,65 @@
+"""Inputs are measured before they are decoded: a few KB of GIF that decodes to hundreds of MiB is refused at
+submit when what a job would hold does not fit the memory budget (a post job decodes the whole clip; video-to-video
+only the frames it makes), and nothing is queued."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from t2v.api import create_app
+from t2v.errors import InvalidRequest
+from t2v.inputs import probe_video
+from tests.api.conftest import make_settings
+from tests.fixtures import gif_big_screen
+
+SIDE, FRAMES = 1024, 256  # 768 MiB decoded, from about 6 KB
+FRAME_BYTES = SIDE * SIDE * 3
+
+
+def upload(client, data: bytes, name: str):
+    return client.post("/v1/assets", files={"file": (name, data, "application/octet-stream")})
+
+
+@pytest.fixture
+def bomb_app(tiny_model, tmp_path):
+    settings = make_settings(tmp_path / "home", tiny_model, memory_budget_gb=0.25)
+    app = create_app(settings, start_workers=False)
+    with TestClient(app) as client:
+        r = upload(client, gif_big_screen(SIDE, FRAMES), "bomb.gif")
+        assert r.status_code == 201, r.text
+        yield client, app.state.service, r.json()
+
+
+def test_the_probe_measures_a_clip_without_decoding_it(tmp_path):
+    path = tmp_path / "bomb.gif"
+    path.write_bytes(gif_big_screen(SIDE, FRAMES))
+    frames, width, height, _ = probe_video(path)
+    assert (frames, width, height) == (FRAMES, SIDE, SIDE) and path.stat().st_size < 10_000
+
+
+def test_a_post_job_whose_frames_do_not_fit_is_refused_at_submit(bomb_app):
+    client, service, asset = bomb_app
+    assert (asset["kind"], asset["width"], asset["height"]) == ("video", SIDE, SIDE)
+    r = client.post("/v1/post", json={"asset": asset["id"], "post": {"deflicker": True}})
+    assert r.status_code == 422, r.text
+    detail = r.json()["detail"][0]
+    assert detail["loc"][-1] == "post" and "memory budget of 0.2 GiB" in detail["msg"], detail
+    assert "at most" in detail["msg"] and f"{FRAMES} frames of {SIDE}x{SIDE}" in detail["msg"]
+    assert client.get("/v1/videos").json()["items"] == []  # nothing queued
+
+
+def test_video_to_video_counts_only_the_frames_it_makes(bomb_app, monkeypatch):
+    """8 frames of the 256 are decoded for an 8-frame job: a budget of exactly 8 frames admits it, one byte less
+    refuses it naming the field and the frames that would fit."""
+    client, service, asset = bomb_app
+    monkeypatch.setattr(service.settings, "memory_budget_gb", None)  # the model's own plan fits as usual
+    fields = {"prompt": "a square", "video": asset["id"], "num_frames": 8, "width": 32, "height": 32,
+              "num_inference_steps": 2}
+    monkeypatch.setattr(service.assets, "decode_budget", lambda: 8 * FRAME_BYTES - 1)
+    with pytest.raises(InvalidRequest) as e:
+        service.submit(fields)
+    assert e.value.field == "video" and "8 frames of 1024x1024" in str(e.value) and "at most 7 frames" in str(e.value)
+    monkeypatch.setattr(service.assets, "decode_budget", lambda: 8 * FRAME_BYTES)
+    job, created = service.submit(fields)
+    assert created and job.status == "queued"
