@@ -84,7 +84,11 @@ class Settings(BaseSettings):
     stale_after_s: float = Field(10.0, gt=0, description="A running job not heard from for this long is requeued.")
     webhook_retries: int = Field(5, ge=0, description="Webhook retries after the first attempt.")
     webhook_backoff_s: float = Field(1.0, gt=0, description="First retry delay; doubles each time.")
-    webhook_secret: str | None = Field(None, description="HMAC-SHA256 key for webhook signatures (default: generated and kept in $T2V_HOME).")
+    webhook_secret: str | None = Field(None, description="The server's webhook signing secret, for jobs made without a key "
+                                       "and the legacy header (default: generated and kept in $T2V_HOME); each API key "
+                                       "signs with its own.")
+    webhook_legacy_signature: bool = Field(False, description="Also send the old X-T2V-Signature and X-T2V-Delivery "
+                                           "headers (server secret) beside the Standard Webhooks ones, for one release.")
     webhook_allow: str = Field("", description="Comma-separated hosts, IPs or CIDR networks webhooks may reach although they "
                                "are loopback/private/link-local (e.g. 127.0.0.1 for a local receiver). Empty: public addresses only.")
     webhook_timeout_s: float = Field(10.0, gt=0, description="Timeout of one webhook delivery attempt.")

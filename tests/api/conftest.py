@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import ssl
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from fastapi.testclient import TestClient
@@ -56,3 +59,34 @@ def wait_for(client, job_id, statuses=("succeeded", "failed", "cancelled"), time
             return job
         time.sleep(0.1)
     raise AssertionError(f"job {job_id} still {job['status']} after {timeout}s")
+
+
+class Receiver:
+    """A threaded HTTP(S) server on 127.0.0.1 that records every request it gets."""
+
+    def __init__(self, status: int = 200, delay_s: float = 0.0, tls: ssl.SSLContext | None = None) -> None:
+        self.calls: list[dict] = []
+        self.server_names: list[str | None] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                body = self.rfile.read(int(self.headers["content-length"]))
+                receiver.calls.append({"body": body, "headers": dict(self.headers), "path": self.path})
+                time.sleep(delay_s)
+                self.send_response(status)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if tls is not None:
+            tls.sni_callback = lambda sock, name, ctx: self.server_names.append(name)
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+        self.port = self.server.server_port
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

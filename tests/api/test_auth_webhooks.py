@@ -12,7 +12,9 @@ from fastapi.testclient import TestClient
 
 from t2v.api import create_app
 from t2v.service.keys import create_key
-from t2v.service.webhooks import DELIVERY_ERROR, DELIVERY_HEADER, SIGNATURE_HEADER, verify, webhook_secret
+from standardwebhooks import Webhook, WebhookVerificationError
+
+from t2v.service.webhooks import DELIVERY_ERROR, ID_HEADER, signer, webhook_secret
 from tests.api.conftest import SMALL, wait_for
 
 
@@ -120,7 +122,7 @@ class Receiver(BaseHTTPRequestHandler):
 
     def do_POST(self):  # noqa: N802
         body = self.rfile.read(int(self.headers["content-length"]))
-        Receiver.calls.append((body, self.headers.get(SIGNATURE_HEADER), self.headers.get(DELIVERY_HEADER)))
+        Receiver.calls.append((body, dict(self.headers), self.headers.get(ID_HEADER)))
         code = 500 if len(Receiver.calls) <= Receiver.fail_first else 200
         self.send_response(code)
         self.end_headers()
@@ -149,10 +151,12 @@ def test_webhook_signed_and_retried(client, settings):
         state = webhook_state(client, job["id"], "delivered")
         assert state["status"] == "delivered" and state["attempts"] == 2
         assert len(Receiver.calls) == 2
-        body, signature, delivery = Receiver.calls[-1]
-        assert delivery == Receiver.calls[0][2] == job["id"]  # one delivery id across its retries
-        assert verify(webhook_secret(settings), body, signature)
-        assert not verify("wrong-secret", body, signature)
+        body, headers, delivery = Receiver.calls[-1]
+        assert delivery == Receiver.calls[0][2] == job["id"]  # one webhook-id across its retries
+        assert signer(webhook_secret(settings)).verify(body, headers)["id"] == job["id"]  # keyless: the server's secret
+        with pytest.raises(WebhookVerificationError):
+            Webhook(b"wrong-secret").verify(body, headers)
+        assert "X-T2V-Signature" not in headers  # the legacy header only with T2V_WEBHOOK_LEGACY_SIGNATURE
         payload = json.loads(body)
         assert payload["id"] == job["id"] and payload["status"] == "succeeded"
     finally:

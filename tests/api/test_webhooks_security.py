@@ -9,9 +9,7 @@ from __future__ import annotations
 import json
 import ssl
 import subprocess
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from fastapi.testclient import TestClient
@@ -19,40 +17,9 @@ from fastapi.testclient import TestClient
 from t2v.api import create_app
 from t2v.service import build_services
 from t2v.service.netguard import UnsafeCallback, is_public_address, resolve_target
-from t2v.service.webhooks import DELIVERY_ERROR, DELIVERY_HEADER, SIGNATURE_HEADER, verify, webhook_secret
+from t2v.service.webhooks import DELIVERY_ERROR, ID_HEADER, signer, webhook_secret
 from t2v.store import Repository, open_database
-from tests.api.conftest import SMALL, make_settings, wait_for
-
-
-class Receiver:
-    """A threaded HTTP(S) server on 127.0.0.1 that records every request it gets."""
-
-    def __init__(self, status: int = 200, delay_s: float = 0.0, tls: ssl.SSLContext | None = None) -> None:
-        self.calls: list[dict] = []
-        self.server_names: list[str | None] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
-                body = self.rfile.read(int(self.headers["content-length"]))
-                receiver.calls.append({"body": body, "headers": dict(self.headers), "path": self.path})
-                time.sleep(delay_s)
-                self.send_response(status)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        if tls is not None:
-            tls.sni_callback = lambda sock, name, ctx: self.server_names.append(name)
-            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
-        self.port = self.server.server_port
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+from tests.api.conftest import SMALL, Receiver, make_settings, wait_for
 
 
 @pytest.fixture
@@ -151,10 +118,10 @@ def test_allow_list_lets_odd_spellings_of_loopback_through(tiny_model, tmp_path,
             assert (job.webhook_status, job.webhook_attempts, job.webhook_error) == ("delivered", 1, None)
     assert len(receiver.calls) == len(jobs)
     for call in receiver.calls:
-        job_id = call["headers"][DELIVERY_HEADER]
+        job_id = call["headers"][ID_HEADER]
         assert call["headers"]["Host"] == jobs[job_id]  # connected to the checked address, Host kept
         assert call["path"] == "/hook" and json.loads(call["body"])["id"] == job_id
-        assert verify(webhook_secret(settings), call["body"], call["headers"][SIGNATURE_HEADER])
+        assert signer(webhook_secret(settings)).verify(call["body"], dict(call["headers"]))
 
 
 def test_delivery_rechecks_the_address(tiny_model, tmp_path, receiver):
@@ -190,7 +157,7 @@ def test_stored_error_never_echoes_the_receiver(tiny_model, tmp_path):
         receiver.close()
     assert (state.webhook_status, state.webhook_attempts) == ("failed", 2) and len(receiver.calls) == 2
     assert shown["error"] == DELIVERY_ERROR and "404" not in shown["error"]
-    assert {c["headers"][DELIVERY_HEADER] for c in receiver.calls} == {job["id"]}
+    assert {c["headers"][ID_HEADER] for c in receiver.calls} == {job["id"]}
 
 
 # ---- TLS: the pinned connection still verifies the URL's host name ----------------------------------
@@ -282,5 +249,5 @@ def test_two_processes_and_a_slow_receiver_get_each_delivery_once(tiny_model, tm
     for row in rows:
         assert row.status == "succeeded"
         assert (row.webhook_status, row.webhook_attempts, row.webhook_error) == ("delivered", 1, None)
-    delivered = sorted(c["headers"][DELIVERY_HEADER] for c in slow.calls)
+    delivered = sorted(c["headers"][ID_HEADER] for c in slow.calls)
     assert delivered == sorted(ids)  # each job exactly once, each request with its delivery id

@@ -34,6 +34,29 @@ def test_keys_create_list_revoke():
     assert run("keys", "create", "--name", "bob", "--rate", "lots").exit_code == 2
 
 
+def test_keys_create_shows_the_webhook_secret_once_and_rotate_replaces_it():
+    created = run("keys", "create", "--name", "erin", "--json")
+    assert created.exit_code == 0, created.output
+    shown = json.loads(created.stdout)
+    assert shown["key"].startswith("t2v_") and shown["webhook_secret"].startswith("whsec_")
+    svc = build_services(get_settings())
+    assert svc.repo.get_key(shown["id"]).webhook_secret == shown["webhook_secret"]
+    listed = run("keys", "list")
+    assert shown["webhook_secret"] not in listed.output and shown["webhook_secret"][6:] not in listed.output
+    rotated = run("keys", "rotate-webhook-secret", shown["id"], "--overlap", "2h")
+    assert rotated.exit_code == 0, rotated.output
+    new = rotated.stdout.strip()
+    row = svc.repo.get_key(shown["id"])
+    assert new.startswith("whsec_") and row.webhook_secret == new and row.webhook_secret_previous == shown["webhook_secret"]
+    assert 7100 < (row.webhook_previous_until - row.created_at).total_seconds() < 7300
+    for bad, says in ((("NOPE",), "no active key"), ((shown["id"], "--overlap", "soon"), "not a duration"),
+                      ((shown["id"], "--overlap", "31d"), "0 to 30 days")):
+        out = run("keys", "rotate-webhook-secret", *bad)
+        assert out.exit_code == 2 and says in out.stderr, out.output
+    plain = run("keys", "create", "--name", "frank")  # without --json: stdout is the key alone, as scripts read it
+    assert plain.stdout.strip().startswith("t2v_") and "whsec_" in plain.stderr and "whsec_" not in plain.stdout
+
+
 def test_keys_create_with_a_cost_limit():
     created = run("keys", "create", "--name", "carol", "--max-cost", "26214400")
     assert created.exit_code == 0, created.output

@@ -18,7 +18,8 @@ from t2v.ui import mount_ui
 from t2v.cli.records import history_records
 
 jobs_app = typer.Typer(help="Jobs in the service's database: list, show, cancel, watch.", no_args_is_help=True)
-keys_app = typer.Typer(help="API keys for `t2v serve`: create, list, revoke.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys for `t2v serve`: create, list, rotate the webhook secret, revoke.",
+                       no_args_is_help=True)
 SERVER = typer.Option(None, "--server", help="A t2v server's URL: ask it (t2v.client) instead of the local database.",
                       envvar="T2V_SERVER")
 KEY = typer.Option(None, "--key", help="API key for --server.", envvar="T2V_API_KEY")
@@ -238,12 +239,41 @@ def keys_create(
     max_queued: Optional[int] = typer.Option(None, "--max-queued", help="Most jobs this key may have queued."),
     max_cost: Optional[int] = typer.Option(None, "--max-cost", help="Largest frames x width x height x steps per "
                                            "request (e.g. 16x256x256x25 = 26214400); T2V_MAX_COST applies when lower."),
+    as_json: bool = typer.Option(False, "--json", help="Print {id, key, webhook_secret} as JSON on stdout."),
 ) -> None:
-    """Create a key. It is shown once; only its hash is stored."""
+    """Create a key and its webhook signing secret. Both are shown once: only the key's hash is stored, and the
+    secret is not shown again (rotate it to get a new one). stdout is the key alone (or JSON with --json)."""
     with cli_errors():
         row, plaintext = _service().create_key(name, rate=rate, max_queued=max_queued, max_cost=max_cost)
-        err.print(f"created key {row.id} ({row.name}); store it now, it is not shown again:", highlight=False)
+        if as_json:
+            out.print_json(json.dumps({"id": row.id, "key": plaintext, "webhook_secret": row.webhook_secret}))
+            return
+        err.print(f"created key {row.id} ({row.name}); its webhook signing secret (verify webhook-signature with it; "
+                  f"not shown again): {row.webhook_secret}", highlight=False, soft_wrap=True)
+        err.print("the key; store it now, it is not shown again:", highlight=False)
         out.print(plaintext, highlight=False)
+
+
+@keys_app.command("rotate-webhook-secret")
+def keys_rotate_webhook_secret(
+    key_id: str,
+    overlap: str = typer.Option("24h", "--overlap", help="How long the old secret keeps signing beside the new one: "
+                                "seconds, or a number with s, m, h or d (0 to 30d)."),
+) -> None:
+    """Give a key a new webhook signing secret, printed once on stdout. For the overlap, each webhook carries two
+    signatures (old and new secret) so a receiver can switch to the new secret without missing one."""
+    with cli_errors():
+        out.print(_service().rotate_webhook_secret(key_id, parse_span(overlap)), highlight=False)
+
+
+def parse_span(text: str) -> float:
+    """``"90"`` -> 90.0, ``"30m"`` -> 1800.0, ``"24h"``, ``"2d"``; InvalidRequest otherwise."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    t = text.strip().lower()
+    try:
+        return float(t[:-1]) * units[t[-1]] if t and t[-1] in units else float(t)
+    except ValueError:
+        raise InvalidRequest(f"--overlap {text!r} is not a duration; e.g. 24h, 30m, 3600 or 0", field="overlap") from None
 
 
 @keys_app.command("list")

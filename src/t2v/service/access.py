@@ -34,6 +34,10 @@ class AccessService:
         (see :func:`t2v.service.keys.create_key` for the options)."""
         return keys.create_key(self.repo, name, rate=rate, max_queued=max_queued, max_cost=max_cost)
 
+    def rotate_webhook_secret(self, key_id: str, overlap_s: float = 86400.0) -> str:
+        """A new webhook secret for the key (returned once); the old one signs beside it for ``overlap_s``."""
+        return keys.rotate_webhook_secret(self.repo, key_id, overlap_s)
+
     def revoke_key(self, key_id: str) -> bool:
         """Revoke a key; False when there is no such key or it was revoked already. The key's queued and running
         jobs are cancelled (a running one stops at its worker's next check, in whichever process): nobody can

@@ -1,12 +1,16 @@
-"""API keys: random tokens shown once, stored as sha256 hashes, with optional rate and queue limits."""
+"""API keys: random tokens shown once, stored as sha256 hashes, with optional rate and queue limits, and
+each with its own webhook signing secret (Standard Webhooks ``whsec_``), shown once and rotatable."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 import secrets
+from datetime import timedelta
 
 from t2v.errors import InvalidRequest
+from t2v.store.db import utcnow
 
 PREFIX = "t2v_"
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(second|minute|hour|day)\s*$")
@@ -25,8 +29,14 @@ def parse_rate(rate: str) -> tuple[int, float]:
     return int(m.group(1)), float(_UNITS[m.group(2)])
 
 
+def new_webhook_secret() -> str:
+    """A Standard Webhooks secret: ``whsec_`` and 32 random bytes in base64."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
 def create_key(repo, name: str, *, rate: str | None = None, max_queued: int | None = None, max_cost: int | None = None):
-    """Create a key; returns ``(row, plaintext)``. The plaintext is not stored anywhere.
+    """Create a key; returns ``(row, plaintext)``. The plaintext is not stored anywhere; the key's webhook
+    signing secret is ``row.webhook_secret`` (show it once, like the key).
 
     ``max_cost``: the largest frames x width x height x steps one request with this key may ask for (the
     server's ``T2V_MAX_COST`` still applies when lower).
@@ -42,8 +52,19 @@ def create_key(repo, name: str, *, rate: str | None = None, max_queued: int | No
         raise InvalidRequest("max-cost must be at least 1 (frames x width x height x steps)", field="max_cost")
     plaintext = PREFIX + secrets.token_urlsafe(32)
     row = repo.create_key(name, hash_key(plaintext), plaintext[: len(PREFIX) + 6], rate_limit=rate, max_queued=max_queued,
-                          max_cost=max_cost)
+                          max_cost=max_cost, webhook_secret=new_webhook_secret())
     return row, plaintext
+
+
+def rotate_webhook_secret(repo, key_id: str, overlap_s: float) -> str:
+    """Give the key a new webhook secret and return it; the old one keeps signing beside it (both signatures in
+    ``webhook-signature``) for ``overlap_s`` seconds, so receivers can switch without dropping a delivery."""
+    if not 0 <= overlap_s <= 30 * 86400:
+        raise InvalidRequest(f"overlap {overlap_s:g} s is out of range: 0 to 30 days (e.g. 24h)", field="overlap")
+    secret = new_webhook_secret()
+    if not repo.rotate_webhook_secret(key_id, secret, utcnow() + timedelta(seconds=overlap_s)):
+        raise InvalidRequest(f"no active key with id {key_id}", field="key_id")
+    return secret
 
 
 def authenticate(repo, token: str | None):

@@ -95,7 +95,8 @@ class JobService:
 
     # The parts' methods that front ends and workers call on the service itself.
     get, find_job, counts_by_status, has_keys, list_keys = (Part("access") for _ in range(5))
-    create_key, revoke_key, authenticate, take_rate_token = (Part("access") for _ in range(4))
+    create_key, rotate_webhook_secret, revoke_key, authenticate, take_rate_token = (
+        Part("access") for _ in range(5))
     acquire_stream, renew_stream, release_stream = (Part("access") for _ in range(3))
     assets_dir, add_asset, get_asset, asset_path, delete_asset = (Part("assets") for _ in range(5))
     purge_key_assets, image_resolver, video_resolver = (Part("assets") for _ in range(3))

@@ -1,7 +1,13 @@
-"""Webhooks: POST the final job JSON to ``callback_url``, signed with HMAC-SHA256, retried with backoff.
+"""Webhooks: POST the final job JSON to ``callback_url``, signed in the Standard Webhooks format, retried with backoff.
 
-Header ``X-T2V-Signature: t=<unix time>,v1=<hex hmac of "<t>.<body>">``; ``X-T2V-Delivery: <job id>``
-is the same on every attempt of a delivery, so receivers can drop repeats. Deliveries never block the
+Headers ``webhook-id`` (the job's id, the same on every attempt, so receivers drop repeats),
+``webhook-timestamp`` (unix seconds) and ``webhook-signature`` (``v1,<base64 HMAC-SHA256 of
+"<id>.<timestamp>.<body>">``, signed by the ``standardwebhooks`` library) with the secret of the job's API key:
+each key has its own, so a receiver that checks it accepts only its own key's jobs; while a rotation overlaps,
+the old and the new secret both sign (two space-separated signatures). A job made without a key (a keyless
+server) is signed with the server's secret. With ``T2V_WEBHOOK_LEGACY_SIGNATURE`` the old
+``X-T2V-Signature: t=<unix time>,v1=<hex hmac of "<t>.<body>">`` with the server's secret and
+``X-T2V-Delivery: <job id>`` are sent too. Deliveries never block the
 queue: a bounded pool of senders (``T2V_WEBHOOK_WORKERS`` per process, at most ``T2V_WEBHOOK_PER_KEY``
 of them for one key) sends them, and a delivery with no free sender stays due in the database for the
 next pass; a receiver that hangs costs one sender, not a thread per job. Every attempt's outcome is
@@ -28,7 +34,12 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING
+
+from standardwebhooks import Webhook
+
+from t2v.service.keys import new_webhook_secret
 from t2v.service.netguard import UnsafeCallback, post_pinned, resolve_target
 from t2v.service.views import job_to_dict
 
@@ -37,6 +48,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+ID_HEADER, TIMESTAMP_HEADER, STANDARD_SIGNATURE_HEADER = "webhook-id", "webhook-timestamp", "webhook-signature"
+#: The old headers, sent beside the standard ones only with ``T2V_WEBHOOK_LEGACY_SIGNATURE``.
 SIGNATURE_HEADER = "X-T2V-Signature"
 DELIVERY_HEADER = "X-T2V-Delivery"
 #: The only error text a job's webhook shows: what failed stays in the server's log.
@@ -46,15 +59,30 @@ LEASE_MARGIN_S = 15.0
 
 
 def webhook_secret(settings) -> str:
-    """The configured secret, or one generated once and kept in $T2V_HOME/webhook-secret."""
+    """The server's secret (for jobs made without a key, and the legacy header): ``T2V_WEBHOOK_SECRET``, or one
+    generated once (``whsec_...``) and kept in $T2V_HOME/webhook-secret."""
     if settings.webhook_secret:
         return settings.webhook_secret
     path = settings.home / "webhook-secret"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_hex(32))
-        path.chmod(0o600)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(new_webhook_secret())
     return path.read_text().strip()
+
+
+def signer(secret: str) -> Webhook:
+    """The Standard Webhooks signer of a secret: a ``whsec_`` secret is its base64 bytes, any other string (an
+    older server secret, a ``T2V_WEBHOOK_SECRET`` of one's own) its UTF-8 bytes."""
+    return Webhook(secret if secret.startswith("whsec_") else secret.encode())
+
+
+def standard_headers(msg_id: str, body: bytes, secrets_: list[str], timestamp: int) -> dict[str, str]:
+    """``webhook-id``, ``webhook-timestamp`` and ``webhook-signature`` (one signature per secret)."""
+    when = datetime.fromtimestamp(timestamp, tz=timezone.utc)
+    signatures = " ".join(signer(s).sign(msg_id, when, body.decode()) for s in secrets_)
+    return {ID_HEADER: msg_id, TIMESTAMP_HEADER: str(timestamp), STANDARD_SIGNATURE_HEADER: signatures}
 
 
 def sign(secret: str, body: bytes, timestamp: int) -> str:
@@ -63,7 +91,7 @@ def sign(secret: str, body: bytes, timestamp: int) -> str:
 
 
 def verify(secret: str, body: bytes, header: str, *, tolerance_s: float = 300) -> bool:
-    """Check a signature header as a receiver would."""
+    """Check a legacy ``X-T2V-Signature`` header as a receiver would."""
     try:
         parts = dict(p.split("=", 1) for p in header.split(","))
         ts = int(parts["t"])
@@ -140,8 +168,7 @@ class WebhookSender:
         ended = False
         try:
             body = json.dumps(job_to_dict(svc, job), sort_keys=True).encode()
-            secret = webhook_secret(svc.settings)
-            ended = self._attempts(job, body, secret)
+            ended = self._attempts(job, body)
         except Exception:
             logger.exception("webhook for job %s failed", job.id)
         finally:
@@ -151,7 +178,21 @@ class WebhookSender:
                 except Exception:
                     logger.exception("could not release the webhook lease of job %s", job.id)
 
-    def _attempts(self, job, body: bytes, secret: str) -> bool:
+    def signing_secrets(self, job) -> list[str]:
+        """The secrets that sign this job's webhook now: its key's (both while a rotation overlaps), else the
+        server's (a keyless job, or a key made before keys had their own secret)."""
+        key = self.service.repo.get_key(job.api_key_id) if job.api_key_id else None
+        return (key.signing_secrets(datetime.now(timezone.utc)) if key else []) or [webhook_secret(self.service.settings)]
+
+    def headers(self, job, body: bytes) -> dict[str, str]:
+        now = int(time.time())
+        headers = {"Content-Type": "application/json", "User-Agent": "t2v-webhook/1",
+                   **standard_headers(job.id, body, self.signing_secrets(job), now)}
+        if self.service.settings.webhook_legacy_signature:
+            headers |= {DELIVERY_HEADER: job.id, SIGNATURE_HEADER: sign(webhook_secret(self.service.settings), body, now)}
+        return headers
+
+    def _attempts(self, job, body: bytes) -> bool:
         """Attempt until delivered, failed, the lease is lost or the service stops; True unless
         the lease is still held (stopping)."""
         svc, repo = self.service, self.service.repo
@@ -171,10 +212,8 @@ class WebhookSender:
                 logger.info("webhook for job %s: lease lost to another process", job.id)
                 return True
             attempts = number
-            headers = {"Content-Type": "application/json", "User-Agent": "t2v-webhook/1", DELIVERY_HEADER: job.id,
-                       SIGNATURE_HEADER: sign(secret, body, int(time.time()))}
             try:
-                status = post_pinned(target, body, headers, timeout_s=self.timeout_s)
+                status = post_pinned(target, body, self.headers(job, body), timeout_s=self.timeout_s)
                 outcome = f"HTTP {status}"
             except Exception as e:  # httpcore errors, OSError, ssl errors: all the same to the job
                 status, outcome = None, f"{type(e).__name__}: {e}"

@@ -58,7 +58,8 @@ class Repository:
         self.keys, self.claims, self.limits = Keys(self.db), Claims(self.db), Limits(self.db)
         self.assets, self.outbox = Assets(self.db), Outbox(self.db)
 
-    create_key, list_keys, get_key, get_key_by_hash, revoke_key = (Part("keys") for _ in range(5))
+    create_key, list_keys, get_key, get_key_by_hash, revoke_key, rotate_webhook_secret = (
+        Part("keys") for _ in range(6))
     claim_next, fail_job, retry_job, requeue_stale, requeue_worker = (Part("claims") for _ in range(5))
     take_rate_token, acquire_stream, renew_stream, release_stream = (Part("limits") for _ in range(4))
     count_streams, pending_purges, purge_done = (Part("limits") for _ in range(3))

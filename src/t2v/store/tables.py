@@ -112,6 +112,12 @@ class ApiKey(Base):
     max_cost: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: The key's webhook signing secret (Standard Webhooks ``whsec_...``); None for keys made before there were
+    #: per-key secrets (their webhooks are signed with the server's secret until the key's secret is rotated).
+    webhook_secret: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    #: The secret before the last rotation, still signing beside the new one until ``webhook_previous_until``.
+    webhook_secret_previous: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    webhook_previous_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class Job(Base):
