@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from platformdirs import user_data_dir
 from pydantic import Field, field_validator
@@ -96,6 +97,14 @@ class Settings(BaseSettings):
                                  "(the others wait in the database, due, for a free sender).")
     webhook_per_key: int = Field(2, ge=1, le=256, description="Webhook deliveries of one API key a process sends at "
                                  "once: a key whose receiver hangs holds at most this many senders.")
+    public_url: str | None = Field(None, description="The server's address as clients reach it (e.g. "
+                                   "https://t2v.example.com): the links and Location headers it writes use it instead "
+                                   "of the request's Host, and a request for another Host is answered 400.")
+    trusted_hosts: str = Field("", description="Comma-separated Host names the server answers besides T2V_PUBLIC_URL's "
+                               "(e.g. t2v.internal,*.example.com); when this or T2V_PUBLIC_URL is set, other Hosts get 400 "
+                               "(localhost and 127.0.0.1 always pass).")
+    cors_origins: str = Field("", description="Comma-separated origins (https://app.example.com) whose pages may call the API "
+                              "from a browser; empty (the default): no CORS headers, every cross-origin preflight refused.")
     max_attempts: int = Field(3, ge=1, description="Tries a job gets when its worker dies or loading fails for reasons "
                               "not its own (import error, out of memory, process killed); then it fails saying so.")
     retry_pause_s: float = Field(2.0, ge=0, description="How long a worker pauses after a job's failed try before it "
@@ -166,6 +175,49 @@ class Settings(BaseSettings):
                 raise ValueError(f"{problem}; list host names, IP addresses or CIDR networks "
                                  "separated by commas, e.g. 127.0.0.1,hooks.internal,10.1.0.0/16")
         return v
+
+    @field_validator("public_url", mode="after")
+    @classmethod
+    def _public_url(cls, v: str | None) -> str | None:
+        if not v or not v.strip():
+            return None
+        parts = urlsplit(v.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+            raise ValueError(f"{v!r} is not a server address; give scheme and host, and a path prefix if any, "
+                             "e.g. https://t2v.example.com")
+        return v.strip().rstrip("/")
+
+    @field_validator("cors_origins", mode="after")
+    @classmethod
+    def _cors_origins(cls, v: str) -> str:
+        for item in filter(None, (o.strip() for o in v.split(","))):
+            parts = urlsplit(item)
+            if item != "*" and (parts.scheme not in ("http", "https") or not parts.hostname
+                                or parts.path or parts.query or parts.fragment):
+                raise ValueError(f"{item!r} is not an origin; an origin is scheme and host (and port), with no path, "
+                                 "e.g. https://app.example.com")
+        return v
+
+    @field_validator("trusted_hosts", mode="after")
+    @classmethod
+    def _trusted_hosts(cls, v: str) -> str:
+        for item in filter(None, (h.strip() for h in v.split(","))):
+            if not re.fullmatch(r"(\*\.)?[A-Za-z0-9.-]+", item):
+                raise ValueError(f"{item!r} is not a host name; list names without scheme or port, e.g. "
+                                 "t2v.internal,*.example.com")
+        return v
+
+    @property
+    def allowed_hosts(self) -> list[str] | None:
+        """The Host names this server answers (None: any): T2V_PUBLIC_URL's, T2V_TRUSTED_HOSTS and loopback."""
+        hosts = [h.strip() for h in self.trusted_hosts.split(",") if h.strip()]
+        if self.public_url:
+            hosts.append(urlsplit(self.public_url).hostname)
+        return [*hosts, "localhost", "127.0.0.1"] if hosts else None
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]
 
     @field_validator("home", mode="after")
     @classmethod

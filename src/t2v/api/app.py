@@ -10,6 +10,8 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from t2v.version import __version__
 from t2v.errors import Forbidden, InvalidRequest, JobNotFound, ModelUnavailable, QuotaExceeded
@@ -53,7 +55,15 @@ def create_app(settings: Settings | None = None, *, service=None, workers: int =
     )
     app.state.service = service
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes, upload_limit=settings.max_upload_bytes)
-    app.add_middleware(KeylessGuard, has_keys=lambda: service.has_keys(), loopback_hosts=loopback_hosts)  # outermost
+    # CORS is always configured here, so the web page's own (Gradio's, which would allow localhost origins with
+    # credentials, and any origin on a public Host) stays out: only T2V_CORS_ORIGINS get CORS headers.
+    app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origin_list, allow_credentials=False,
+                       allow_methods=["GET", "HEAD", "POST", "DELETE", "OPTIONS"],
+                       allow_headers=["Authorization", "Content-Type", "Range", "Last-Event-ID"],
+                       expose_headers=["Location", "Content-Range", "Content-Disposition", "Retry-After"])
+    app.add_middleware(KeylessGuard, has_keys=lambda: service.has_keys(), loopback_hosts=loopback_hosts)
+    if settings.allowed_hosts:  # T2V_PUBLIC_URL / T2V_TRUSTED_HOSTS: any other Host is answered 400 (outermost)
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts, www_redirect=False)
     app.include_router(videos.router)
     app.include_router(videos.sequences)
     app.include_router(assets.router)

@@ -11,6 +11,13 @@ def get_service(request: Request):
     return request.app.state.service
 
 
+def base_url(request: Request) -> str:
+    """Where links the server writes point: ``T2V_PUBLIC_URL`` when set, else the address the request was sent
+    to (its ``Host``; with T2V_PUBLIC_URL or T2V_TRUSTED_HOSTS set, only a Host they allow gets this far)."""
+    public = request.app.state.service.settings.public_url
+    return public or str(request.base_url).rstrip("/")
+
+
 def auth_enabled(service) -> bool:
     return service.has_keys()
 

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, File, HTTPException, Request, Response, 
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from t2v.api.deps import get_service, rate_limited
+from t2v.api.deps import base_url, get_service, rate_limited
 from t2v.errors import InvalidRequest
 
 router = APIRouter(prefix="/v1/assets", tags=["assets"])
@@ -54,7 +54,7 @@ async def create_asset(request: Request, file: UploadFile = File(..., descriptio
                        service=Depends(get_service), key=Depends(rate_limited)):
     data = await read_asset_upload(file, service)
     asset = await run_in_threadpool(service.add_asset, data, file.filename, key, field="file")
-    location = f"{str(request.base_url).rstrip('/')}/v1/assets/{asset['id']}"
+    location = f"{base_url(request)}/v1/assets/{asset['id']}"
     return JSONResponse(asset, status_code=201, headers={"Location": location})
 
 

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from t2v.api.deps import get_service, rate_limited
+from t2v.api.deps import base_url, get_service, rate_limited
 from t2v.api.schemas import PostCreate
 from t2v.contract import Job
 from t2v.service.views import job_to_dict
@@ -28,5 +28,5 @@ async def create_post(body: PostCreate, request: Request, service=Depends(get_se
     job, created = await run_in_threadpool(
         service.submit, body.generation_fields(), api_key=key, idempotency_key=body.idempotency_key,
         priority=body.priority, callback_url=body.callback_url)
-    data = await run_in_threadpool(job_to_dict, service, job, base_url=str(request.base_url).rstrip("/"))
+    data = await run_in_threadpool(job_to_dict, service, job, base_url=base_url(request))
     return JSONResponse(data, status_code=202 if created else 200, headers={"Location": data["links"]["self"]})

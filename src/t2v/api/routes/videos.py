@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from starlette.background import BackgroundTask
 from starlette.datastructures import UploadFile
 
-from t2v.api.deps import bearer_key, current_key, get_service, rate_limited
+from t2v.api.deps import base_url, bearer_key, current_key, get_service, rate_limited
 from t2v.api.downloads import send
 from t2v.api.routes.assets import read_upload
 from t2v.api.streams import StreamLease
@@ -31,10 +31,6 @@ sequences = APIRouter(prefix="/v1/sequences", tags=["sequences"])
 
 MEDIA_TYPES = {"mp4": "video/mp4", "webm": "video/webm", "gif": "image/gif"}
 EVENT_POLL_S = 0.25
-
-
-def _base(request: Request) -> str:
-    return str(request.base_url).rstrip("/")
 
 
 MULTIPART = "multipart/form-data"
@@ -125,7 +121,7 @@ async def _submit(body, request: Request, service, key):
         service.submit, body.generation_fields(), api_key=key, idempotency_key=body.idempotency_key,
         priority=body.priority, callback_url=body.callback_url,
     )
-    data = await run_in_threadpool(job_to_dict, service, job, base_url=_base(request))
+    data = await run_in_threadpool(job_to_dict, service, job, base_url=base_url(request))
     return JSONResponse(data, status_code=202 if created else 200, headers={"Location": data["links"]["self"]})
 
 
@@ -143,14 +139,14 @@ async def list_videos(
         jobs = await run_in_threadpool(service.list, status=status, limit=limit, cursor=cursor, api_key=key, query=q)
     except InvalidRequest as e:  # these are query parameters, not body fields
         return JSONResponse({"detail": [{"loc": ["query", e.field], "msg": str(e), "type": "value_error"}]}, status_code=422)
-    items = [job_to_dict(service, j, base_url=_base(request)) for j in jobs]
+    items = [job_to_dict(service, j, base_url=base_url(request)) for j in jobs]
     return {"items": items, "next_cursor": jobs[-1].id if len(jobs) == limit else None}
 
 
 @router.get("/{job_id}", summary="A job: status, progress, request, result, error", response_model=Job)
 async def get_video(job_id: str, request: Request, service=Depends(get_service), key=Depends(rate_limited)):
     job = await run_in_threadpool(service.get, job_id, api_key=key)
-    return job_to_dict(service, job, base_url=_base(request))
+    return job_to_dict(service, job, base_url=base_url(request))
 
 
 @router.get("/{job_id}/content", summary="The video file (supports HTTP Range; with T2V_STORAGE_PRESIGN=1 a "
@@ -223,7 +219,7 @@ async def job_events(job_id: str, request: Request, service=Depends(get_service)
     lease = StreamLease(service, key, service.settings.max_streams_per_key)
     if not await run_in_threadpool(lease.acquire):
         raise HTTPException(429, lease.message, headers={"Retry-After": str(int(lease.RENEW_S))})
-    base = _base(request)
+    base = base_url(request)
     resumed_from = request.headers.get("last-event-id")
     authorization = request.headers.get("authorization", "")
 
@@ -282,4 +278,4 @@ async def cancel_video(job_id: str, request: Request, purge: bool = False, remov
     job = await run_in_threadpool(service.cancel, job_id, purge=purge or remove, api_key=key)
     if remove and job.status in FINISHED:
         await run_in_threadpool(service.delete, job_id, api_key=key)
-    return job_to_dict(service, job, base_url=_base(request))
+    return job_to_dict(service, job, base_url=base_url(request))
