@@ -11,6 +11,7 @@ import pytest
 
 from fastapi.testclient import TestClient
 
+from t2v.service.publicnames import public_model
 from t2v.api import create_app
 from tests.api.conftest import SMALL, make_settings, wait_for
 
@@ -260,7 +261,8 @@ def test_warm_loads_the_model_before_the_first_job(client, settings):
     while not (state := client.get("/readyz").json())["warm"]["done"] and time.time() < deadline:
         time.sleep(0.05)
     assert state["ready"] and state["warm"]["error"] is None
-    assert str(settings.default_model) in {m["model"] for m in state["models_loaded"]}
+    assert public_model(settings, settings.default_model) in {m["model"] for m in state["models_loaded"]}
+    assert str(settings.default_model) not in json.dumps(state)  # the folder by its name, not its path
     service.warm("no/such-model")
     while not client.get("/readyz").json()["warm"]["done"]:
         time.sleep(0.05)

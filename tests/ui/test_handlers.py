@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from t2v.service.publicnames import public_model
 from t2v.service import build_services
 from t2v.service.keys import create_key
 from t2v.ui import handlers as H
@@ -166,7 +167,8 @@ def test_remix_loads_the_parameters_and_remaking_gives_the_same_frames(service):
     r = service.get(job_id).request
     for k in ("prompt", "negative_prompt", "model", "num_frames", "num_inference_steps", "guidance_scale", "fps",
               "width", "height", "scheduler"):
-        assert remixed[k] == r[k], k
+        assert remixed[k] == (public_model(service.settings, r[k]) if k == "model" else r[k]), k
+    assert "/" not in remixed["model"]  # the server's folder by its name, never its path
     assert remixed["guidance_scale"] == 7.5 and remixed["scheduler"] == "euler" and remixed["fps"] == 12
 
     again_id, again_seed = H.submit(service, remixed)
@@ -348,7 +350,7 @@ def test_the_page_mounted_at_root_leaves_the_api_routes_alone(idle):
 
     app = mount_ui(create_app(idle.settings, service=idle, start_workers=False), idle)
     with TestClient(app) as client:
-        assert client.get("/v1/models").json()["default"] == idle.settings.default_model
+        assert client.get("/v1/models").json()["default"] == public_model(idle.settings, idle.settings.default_model)
         assert client.get("/healthz").json() == {"status": "ok"}
         assert client.get("/readyz").status_code == 503  # no workers in this app: the API's answer, not the page
         assert "/v1/videos" in client.get("/openapi.json").json()["paths"]

@@ -11,6 +11,7 @@ from t2v.errors import T2VError
 from t2v.families import get_family
 from t2v.models.registry import REGISTRY, lookup
 from t2v.models.source import as_path, local_folder, model_defaults
+from t2v.service.publicnames import public_model
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +37,8 @@ def model_list(settings) -> dict[str, Any]:
         try:
             family, defaults = model_defaults(default)
             rules = rules_of(family, as_path(default))
-            items.append({"id": default, "family": family, "description": "This server's model (a local folder)",
+            items.append({"id": public_model(settings, default), "family": family,
+                          "description": "This server's model (a local folder)",
                           "defaults": defaults, "rules": rules,
                           "tasks": [TASKS[m] for m in (rules or {}).get("modes", ["video"])]})
         except T2VError as e:
@@ -45,6 +47,7 @@ def model_list(settings) -> dict[str, Any]:
         item = spec.to_dict()
         item["rules"] = rules_of(spec.family, local_folder(spec.id))
         items.append(item)
+    default = public_model(settings, default)  # a folder's public name: no server path in the answer
     items.sort(key=lambda m: m["id"] != default and default not in m.get("aliases", []))  # the default first
     return {"default": default, "items": items,
             "limits": {"max_frames": settings.max_frames, "max_steps": settings.max_steps, "max_side": settings.max_side}}

@@ -17,6 +17,7 @@ from typing import Any
 from t2v.errors import InvalidRequest, T2VError
 from t2v.store.mongo import MongoRecords, RecordStoreUnavailable
 from t2v.store import FINISHED_STATUSES
+from t2v.service.publicnames import hide_server_paths
 
 logger = logging.getLogger(__name__)
 
@@ -145,8 +146,10 @@ def export_records(service, url: str | None = None) -> int:
         store.close()
 
 
-def public_record(doc: dict[str, Any]) -> dict[str, Any]:
-    """``doc`` as a client sees it: its files' locations by API route only, no path on the server."""
+def public_record(doc: dict[str, Any], settings=None) -> dict[str, Any]:
+    """``doc`` as a client sees it: its files' locations by API route only, and (given the server's ``settings``)
+    its own model folders by their public names: no path on the server."""
+    doc = hide_server_paths(settings, doc) if settings is not None else doc
     return {**doc, "locations": [{k: v for k, v in loc.items() if k != "path"}
                                  for loc in doc.get("locations") or [] if isinstance(loc, dict)]}
 

@@ -27,6 +27,7 @@ from t2v.service.ports import ArtifactStore, Executor, JobStore
 from t2v.service.postjobs import PostService
 from t2v.service.records import RecordPublisher
 from t2v.service.webhooks import WebhookSender
+from t2v.service.publicnames import accept_public_model, hide_server_paths, public_model
 from t2v.runtime import Runtime
 from t2v.settings import Settings
 from t2v.store import FINISHED_STATUSES
@@ -223,10 +224,11 @@ class JobService:
         if api_key is not None:  # a key sees its own running jobs, and their models as it named them: no folders
             mine = [job for jid in busy if (job := self.repo.get_job(jid)) is not None and job.api_key_id == api_key.id]
             busy = [job.id for job in mine]
-            loaded = [{"model": name} for name in sorted({str((job.request or {}).get("model")) for job in mine})]
+            loaded = [{"model": name} for name in sorted({str(public_model(self.settings, (job.request or {}).get("model")))
+                                                          for job in mine})]
         where = [{**w.where, "job": w.job} for w in alive] if api_key is None else []  # all keys' jobs: admins only
-        return {**state, "executor": self.executor.kind, "warm": dict(self.warm_state),
-                "models_loaded": loaded, "busy": busy, "where": where}
+        return hide_server_paths(self.settings, {**state, "executor": self.executor.kind, "warm": dict(self.warm_state),
+                                                 "models_loaded": loaded, "busy": busy, "where": where})
 
     # -- jobs ------------------------------------------------------------------------------------
     def submit(self, fields: dict[str, Any], *, api_key=None, idempotency_key: str | None = None, priority: int = 0,
@@ -234,6 +236,8 @@ class JobService:
         """Validate and queue a job. Returns ``(job, created)``; the same idempotency key returns the same job."""
         for name, value in (*fields.items(), ("idempotency_key", idempotency_key), ("callback_url", callback_url)):
             _check_no_nul(name, value)
+        if "model" in fields:  # the public name of the server's own folder runs that folder
+            fields = {**fields, "model": accept_public_model(self.settings, fields["model"])}
         request = request_from_fields(fields)
         key_id = api_key.id if api_key else None
         if idempotency_key and (earlier := self.repo.find_idempotent(key_id, idempotency_key)):

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from t2v.service.publicnames import hide_server_paths
+
 
 def iso(dt) -> str | None:
     return dt.isoformat() if dt else None
@@ -41,8 +43,9 @@ def job_to_dict(service, job, *, base_url: str = "") -> dict[str, Any]:
         "queue_position": position if job.status == "queued" else None,
         "progress": {"stage": job.stage, "step": job.step, "total": job.total, "fraction": round(fraction, 4),
                      "eta_s": job.eta_now()},
-        "request": job.request,
-        "result": {"files": files, "metadata": job.result} if job.status == "succeeded" else None,
+        "request": hide_server_paths(service.settings, job.request),
+        "result": {"files": files, "metadata": hide_server_paths(service.settings, job.result)}
+        if job.status == "succeeded" else None,
         "error": job.error,
         "attempts": job.attempts,
         "cancel_requested": job.cancel_requested,

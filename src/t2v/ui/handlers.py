@@ -23,6 +23,7 @@ from t2v.contract import Limits, Model
 from t2v.models.source import as_path, local_folder, looks_like_path, model_defaults
 from t2v.models.registry import REGISTRY, lookup
 from t2v.models.allowlist import check_allowed
+from t2v.service.publicnames import accept_public_model, hide_server_paths, public_model
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ def form_limits(service, model: str | None = None) -> F.FormLimits:
     """The server's caps and ``model``'s rules (default: the server's model), for presets and snapping."""
     from t2v.service.catalogue import rules_of  # deferred: imports alembic, httpx, PIL
 
-    model = model or service.settings.default_model
+    model = accept_public_model(service.settings, model) or service.settings.default_model
     s = service.settings
     server = Limits(max_frames=s.max_frames, max_steps=s.max_steps, max_side=s.max_side)
     try:
@@ -82,7 +83,8 @@ def form_limits(service, model: str | None = None) -> F.FormLimits:
 
 
 def model_choices(service) -> list[str]:
-    return list(dict.fromkeys([service.settings.default_model, *REGISTRY]))
+    """The page's model menu: the server's model first, a folder by its public name (no server path)."""
+    return list(dict.fromkeys([public_model(service.settings, service.settings.default_model), *REGISTRY]))
 
 
 def preset(service, name: str, model: str | None = None, token: str | None = None) -> dict[str, Any]:
@@ -90,7 +92,7 @@ def preset(service, name: str, model: str | None = None, token: str | None = Non
     within the server's limits and the model's rules. A model other than the server's default is read only
     for a valid key and only if the server would run it (the allow-list), so the page tells nothing of
     folders it would refuse."""
-    model = model or service.settings.default_model
+    model = accept_public_model(service.settings, model) or service.settings.default_model
     try:
         reads_files = looks_like_path(model) or os.path.isdir(as_path(model)) or lookup(model) is None
         if model != service.settings.default_model and reads_files:  # registered models' defaults are t2v's own
@@ -105,12 +107,13 @@ def preset(service, name: str, model: str | None = None, token: str | None = Non
 def default_form(service) -> dict[str, Any]:
     """The form a fresh page shows: the default model at its defaults ("Quality"), a random seed."""
     model = service.settings.default_model
-    return {**F.default_form(model, {}, form_limits(service, model)), **preset(service, "Quality")}
+    return {**F.default_form(public_model(service.settings, model), {}, form_limits(service, model)),
+            **preset(service, "Quality")}
 
 
 def remix(service, job_id: str, token: str | None = None) -> dict[str, Any]:
     """The form filled with a past job's parameters (its resolved seed fixed, so the clip can be made again)."""
-    return F.remix_form(get_job(service, job_id, token).request or {})
+    return F.remix_form(hide_server_paths(service.settings, get_job(service, job_id, token).request or {}))
 
 
 # -- submit ------------------------------------------------------------------------------------------

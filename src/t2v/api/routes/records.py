@@ -22,5 +22,5 @@ async def list_records(source: Literal["sql", "mongodb"] = "sql",
     from t2v.service.records import public_record, search_records  # deferred: imports alembic, httpx, PIL
 
     items = await run_in_threadpool(search_records, service, source=source, query=q, api_key=key, limit=limit)
-    items = [public_record(doc) for doc in items]  # no server path in an answer
+    items = [public_record(doc, service.settings) for doc in items]  # no server path in an answer
     return {"source": source, "items": items}

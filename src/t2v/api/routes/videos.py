@@ -24,6 +24,7 @@ from t2v.api.schemas import SequenceCreate, VideoCreate
 from t2v.contract import Job, JobPage
 from t2v.errors import InvalidRequest
 from t2v.service.service import FINISHED
+from t2v.service.publicnames import hide_server_paths
 from t2v.service.views import FIGURES, job_to_dict
 
 router = APIRouter(prefix="/v1/videos", tags=["videos"])
@@ -207,7 +208,7 @@ async def get_metadata(job_id: str, service=Depends(get_service), key=Depends(cu
     job = await run_in_threadpool(service.get, job_id, api_key=key)
     if job.result is None:
         raise HTTPException(409, f"job {job_id} is {job.status}; its record exists once it has succeeded")
-    return job.result
+    return hide_server_paths(service.settings, job.result)
 
 
 @router.get("/{job_id}/events", summary="Server-Sent Events: progress, then the final state")
