@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 
 
@@ -57,6 +59,35 @@ def gif_big_screen(side: int, frames: int) -> bytes:
     """A few hundred bytes that decode to ``frames`` full frames of ``side`` x ``side`` pixels: a large screen
     and one-pixel images (each frame is the whole screen once decoded)."""
     return gif_file(side, side, b"".join(gif_frame(1, 1, i % 2) for i in range(frames)))
+
+
+def apng_big_screen(side: int, frames: int) -> bytes:
+    """An animated PNG of ``frames`` frames of ``side`` x ``side`` pixels, all black: compressed to a few KB."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    black = [Image.new("RGB", (side, side)) for _ in range(2)]
+    black[0].save(buf, format="PNG", save_all=True, append_images=[black[1]] * (frames - 1), duration=40)
+    return buf.getvalue()
+
+
+def mp4_big(side: int, frames: int) -> bytes:
+    """An H.264 MP4 of ``frames`` black frames of ``side`` x ``side`` pixels: a few KB that decode to
+    ``frames * side * side * 3`` bytes."""
+    import av
+    import numpy as np
+
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=8)
+        stream.width = stream.height = side
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"preset": "ultrafast"}
+        frame = av.VideoFrame.from_ndarray(np.zeros((side, side, 3), np.uint8), format="rgb24")
+        for _ in range(frames):
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    return buf.getvalue()
 
 
 def count_real_calls(monkeypatch, owner, name: str, calls: list) -> None:

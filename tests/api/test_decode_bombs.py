@@ -11,7 +11,7 @@ from t2v.api import create_app
 from t2v.errors import InvalidRequest
 from t2v.inputs import probe_video
 from tests.api.conftest import make_settings
-from tests.fixtures import gif_big_screen
+from tests.fixtures import apng_big_screen, gif_big_screen, mp4_big
 
 SIDE, FRAMES = 1024, 256  # 768 MiB decoded, from about 6 KB
 FRAME_BYTES = SIDE * SIDE * 3
@@ -63,3 +63,39 @@ def test_video_to_video_counts_only_the_frames_it_makes(bomb_app, monkeypatch):
     monkeypatch.setattr(service.assets, "decode_budget", lambda: 8 * FRAME_BYTES)
     job, created = service.submit(fields)
     assert created and job.status == "queued"
+
+
+@pytest.mark.parametrize("make, name", [(gif_big_screen, "bomb.gif"), (mp4_big, "bomb.mp4")])
+def test_a_gif_and_an_mp4_of_the_bombs_shape_are_both_refused_at_submit(tiny_model, tmp_path, make, name):
+    """The same shape (256 frames of 1024x1024, 768 MiB decoded) from a few KB, as GIF and as H.264: measured
+    from its headers, refused for a post job and for video-to-video asking for all its frames, nothing queued."""
+    data = make(SIDE, FRAMES)
+    assert len(data) < 20_000
+    settings = make_settings(tmp_path / "home", tiny_model, memory_budget_gb=0.25)
+    with TestClient(create_app(settings, start_workers=False)) as client:
+        r = upload(client, data, name)
+        assert r.status_code == 201, r.text
+        asset = r.json()
+        assert (asset["kind"], asset["width"], asset["height"]) == ("video", SIDE, SIDE)
+        post = client.post("/v1/post", json={"asset": asset["id"], "post": {"deflicker": True}})
+        assert post.status_code == 422 and "memory budget" in post.json()["detail"][0]["msg"], post.text
+        v2v = client.post("/v1/videos", json={"prompt": "a square", "video": asset["id"], "num_frames": FRAMES,
+                                              "width": SIDE, "height": SIDE, "num_inference_steps": 2})
+        assert v2v.status_code == 422, v2v.text
+        assert client.get("/v1/videos").json()["items"] == []
+
+
+def test_an_animated_png_is_an_image_of_its_first_frame_never_a_video(tiny_model, tmp_path):
+    """An APNG of the same shape is taken as an image (its first frame, 3 MiB decoded) and cannot be named
+    as a clip to decode: no route decodes its 256 frames."""
+    settings = make_settings(tmp_path / "home", tiny_model, memory_budget_gb=0.25)
+    with TestClient(create_app(settings, start_workers=False)) as client:
+        r = upload(client, apng_big_screen(SIDE, FRAMES), "bomb.png")
+        assert r.status_code == 201, r.text
+        asset = r.json()
+        assert asset["kind"] == "image" and (asset["width"], asset["height"]) == (SIDE, SIDE)
+        bad = client.post("/v1/videos", json={"prompt": "x", "video": asset["id"], "num_frames": 8})
+        assert bad.status_code == 422 and bad.json()["detail"][0]["loc"][-1] == "video", bad.text
+        bad = client.post("/v1/post", json={"asset": asset["id"], "post": {"deflicker": True}})
+        assert bad.status_code == 422, bad.text
+        assert client.get("/v1/videos").json()["items"] == []
