@@ -18,13 +18,13 @@ def run(*args):
 
 
 def test_keys_create_list_revoke():
-    created = run("keys", "create", "--name", "alice", "--rate", "30/minute", "--max-queued", "5")
+    created = run("keys", "create", "--name", "alice", "--rate", "30/minute", "--max-queued", "5", "--max-running", "2")
     assert created.exit_code == 0, created.output
     token = created.stdout.strip().splitlines()[-1]
     assert token.startswith("t2v_") and len(token) > 30
     svc = build_services(get_settings())
     (key,) = svc.repo.list_keys()
-    assert key.name == "alice" and key.rate_limit == "30/minute" and key.max_queued == 5
+    assert key.name == "alice" and key.rate_limit == "30/minute" and key.max_queued == 5 and key.max_running == 2
     assert key.key_hash != token and token not in json.dumps(key.__dict__, default=str)  # only the hash is stored
     listed = run("keys", "list")
     assert listed.exit_code == 0 and "alice" in listed.stdout and token not in listed.stdout
@@ -32,6 +32,8 @@ def test_keys_create_list_revoke():
     assert svc.repo.get_key_by_hash(key.key_hash) is None
     assert run("keys", "revoke", "NOPE").exit_code == 2
     assert run("keys", "create", "--name", "bob", "--rate", "lots").exit_code == 2
+    zero = run("keys", "create", "--name", "bob", "--max-running", "0")
+    assert zero.exit_code == 2 and "max-running must be at least 1" in zero.stderr
 
 
 def test_keys_create_shows_the_webhook_secret_once_and_rotate_replaces_it():

@@ -251,6 +251,42 @@ def test_claim_order_priority_then_age(repo):
     assert_utc(job.heartbeat_at)
 
 
+def test_a_keys_running_cap_holds_its_jobs_back_and_lets_others_pass(repo):
+    capped = repo.create_key("capped", "h1", "t2v_a", max_running=1)
+    free = repo.create_key("free", "h2", "t2v_b")
+    a1 = repo.create_job(req("a1"), priority=9, api_key_id=capped.id)[0]
+    a2 = repo.create_job(req("a2"), priority=9, api_key_id=capped.id)[0]
+    b1 = repo.create_job(req("b1"), priority=0, api_key_id=free.id)[0]
+    n1 = repo.create_job(req("n1"), priority=0)[0]
+    assert repo.claim_next("w1").id == a1.id
+    # a2 has the higher priority but its key is at its cap: the others' jobs run meanwhile
+    assert [repo.claim_next("w2").id, repo.claim_next("w3").id] == [b1.id, n1.id]
+    assert repo.claim_next("w4") is None and repo.get_job(a2.id).status == "queued"
+    assert repo.fail_job(a1.id, "w1", "boom")  # the key's running job ends: its next one may run
+    assert repo.claim_next("w4").id == a2.id
+
+
+def test_running_caps_hold_under_concurrent_claims(repo):
+    capped = repo.create_key("capped", "h1", "t2v_a", max_running=2)
+    for i in range(12):
+        repo.create_job(req(f"c{i}"), api_key_id=capped.id)
+    barrier = threading.Barrier(6)
+    claimed = []
+
+    def worker(n):
+        barrier.wait()
+        job = repo.claim_next(f"w{n}")
+        if job is not None:
+            claimed.append(job.id)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(claimed) == 2 and len(repo.list_jobs(status="running", api_key_id=capped.id, limit=50)) == 2
+
+
 def test_concurrent_claims_from_threads(repo):
     ids = {repo.create_job(req(f"j{i}"), priority=i % 3)[0].id for i in range(50)}
     barrier = threading.Barrier(8)

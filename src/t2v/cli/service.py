@@ -239,12 +239,15 @@ def keys_create(
     max_queued: Optional[int] = typer.Option(None, "--max-queued", help="Most jobs this key may have queued."),
     max_cost: Optional[int] = typer.Option(None, "--max-cost", help="Largest frames x width x height x steps per "
                                            "request (e.g. 16x256x256x25 = 26214400); T2V_MAX_COST applies when lower."),
+    max_running: Optional[int] = typer.Option(None, "--max-running", help="Most jobs of this key running at once, "
+                                              "across every worker and server process (the rest wait queued)."),
     as_json: bool = typer.Option(False, "--json", help="Print {id, key, webhook_secret} as JSON on stdout."),
 ) -> None:
     """Create a key and its webhook signing secret. Both are shown once: only the key's hash is stored, and the
     secret is not shown again (rotate it to get a new one). stdout is the key alone (or JSON with --json)."""
     with cli_errors():
-        row, plaintext = _service().create_key(name, rate=rate, max_queued=max_queued, max_cost=max_cost)
+        row, plaintext = _service().create_key(name, rate=rate, max_queued=max_queued, max_cost=max_cost,
+                                               max_running=max_running)
         if as_json:
             out.print_json(json.dumps({"id": row.id, "key": plaintext, "webhook_secret": row.webhook_secret}))
             return
@@ -281,11 +284,14 @@ def keys_list() -> None:
     """Keys with their limits (never the secret)."""
     with cli_errors():
         table = Table(title="API keys")
-        for col in ("id", "name", "prefix", "rate", "max queued", "max cost", "created", "revoked"):
-            table.add_column(col)
+        table.add_column("id", no_wrap=True)  # what `keys revoke` takes: never cut
+        for col in ("name", "limits", "created", "revoked"):
+            table.add_column(col, overflow="fold")
         for k in _service().list_keys():
-            table.add_row(k.id, k.name, k.prefix + "…", k.rate_limit or "-", str(k.max_queued or "-"), str(k.max_cost or "-"),
-                          k.created_at.strftime("%Y-%m-%d"), k.revoked_at.strftime("%Y-%m-%d") if k.revoked_at else "")
+            limits = [f"{label} {value}" for label, value in (("rate", k.rate_limit), ("queued", k.max_queued),
+                      ("running", k.max_running), ("cost", k.max_cost)) if value]
+            table.add_row(k.id, f"{k.name} ({k.prefix}…)", ", ".join(limits) or "-", k.created_at.strftime("%Y-%m-%d"),
+                          k.revoked_at.strftime("%Y-%m-%d") if k.revoked_at else "")
         out.print(table)
 
 

@@ -29,10 +29,11 @@ class AccessService:
         return self.repo.list_keys()
 
     def create_key(self, name: str, *, rate: str | None = None, max_queued: int | None = None,
-                   max_cost: int | None = None):
+                   max_cost: int | None = None, max_running: int | None = None):
         """Create a key; returns ``(row, plaintext)``. The plaintext is shown once and stored nowhere
         (see :func:`t2v.service.keys.create_key` for the options)."""
-        return keys.create_key(self.repo, name, rate=rate, max_queued=max_queued, max_cost=max_cost)
+        return keys.create_key(self.repo, name, rate=rate, max_queued=max_queued, max_cost=max_cost,
+                               max_running=max_running)
 
     def rotate_webhook_secret(self, key_id: str, overlap_s: float = 86400.0) -> str:
         """A new webhook secret for the key (returned once); the old one signs beside it for ``overlap_s``."""

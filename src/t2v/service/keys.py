@@ -34,7 +34,8 @@ def new_webhook_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
-def create_key(repo, name: str, *, rate: str | None = None, max_queued: int | None = None, max_cost: int | None = None):
+def create_key(repo, name: str, *, rate: str | None = None, max_queued: int | None = None, max_cost: int | None = None,
+               max_running: int | None = None):
     """Create a key; returns ``(row, plaintext)``. The plaintext is not stored anywhere; the key's webhook
     signing secret is ``row.webhook_secret`` (show it once, like the key).
 
@@ -48,11 +49,13 @@ def create_key(repo, name: str, *, rate: str | None = None, max_queued: int | No
         parse_rate(rate)
     if max_queued is not None and max_queued < 1:
         raise InvalidRequest("max-queued must be at least 1", field="max_queued")
+    if max_running is not None and max_running < 1:
+        raise InvalidRequest("max-running must be at least 1 (jobs of this key running at once)", field="max_running")
     if max_cost is not None and max_cost < 1:
         raise InvalidRequest("max-cost must be at least 1 (frames x width x height x steps)", field="max_cost")
     plaintext = PREFIX + secrets.token_urlsafe(32)
     row = repo.create_key(name, hash_key(plaintext), plaintext[: len(PREFIX) + 6], rate_limit=rate, max_queued=max_queued,
-                          max_cost=max_cost, webhook_secret=new_webhook_secret())
+                          max_cost=max_cost, webhook_secret=new_webhook_secret(), max_running=max_running)
     return row, plaintext
 
 

@@ -16,12 +16,13 @@ from sqlalchemy import and_, func, literal, or_, select, update
 
 from .db import Database, utcnow
 from .rows import get_job
-from .tables import Job
+from .tables import ApiKey, Job
 
 __all__ = ["WORKER_STOPPED", "Claims", "final_failure", "held_by", "retry_note"]
 
 jobs = Job.__table__
 c = jobs.c
+keys = ApiKey.__table__
 
 #: Why a job held by a process that stopped answering goes back to the queue.
 WORKER_STOPPED = "the worker process stopped during the job (killed or crashed)"
@@ -53,16 +54,26 @@ class Claims:
         self.db = db
 
     def claim_next(self, worker_id: str):
-        """Take the queued job with the highest priority (oldest first among equals), mark it
-        running for ``worker_id`` and count the attempt. Never hands one job to two workers."""
+        """Take the queued job with the highest priority (oldest first among equals) whose key is under its
+        running cap (``api_keys.max_running``), mark it running for ``worker_id`` and count the attempt.
+        Never hands one job to two workers, nor a key more running jobs than its cap, across processes."""
+        r = jobs.alias("r")
+        running = select(func.count()).select_from(r).where(r.c.api_key_id == c.api_key_id,
+                                                            r.c.status == "running").scalar_subquery()
+        capped = select(keys.c.max_running).where(keys.c.id == c.api_key_id).scalar_subquery()
+        under_cap = or_(c.api_key_id.is_(None), capped.is_(None), running < capped)
         for _ in range(100):
             with self.db.write() as conn:
-                stmt = select(c.id).where(c.status == "queued").order_by(c.priority.desc(), c.id.asc()).limit(1)
+                stmt = (select(c.id, c.api_key_id).where(c.status == "queued", under_cap)
+                        .order_by(c.priority.desc(), c.id.asc()).limit(1))
                 if self.db.dialect == "postgresql":
-                    stmt = stmt.with_for_update(skip_locked=True)
-                job_id = conn.execute(stmt).scalar()
-                if job_id is None:
+                    stmt = stmt.with_for_update(skip_locked=True, of=jobs)
+                row = conn.execute(stmt).first()
+                if row is None:
                     return None
+                job_id = row.id
+                if row.api_key_id is not None and not self._key_has_room(conn, row.api_key_id):
+                    continue  # another process took the key's last slot meanwhile
                 now = utcnow()
                 res = conn.execute(
                     update(jobs)
@@ -79,6 +90,19 @@ class Claims:
                 if res.rowcount == 1:
                     return get_job(conn, job_id)
         return None  # pragma: no cover - only under pathological contention
+
+    def _key_has_room(self, conn, key_id: str) -> bool:
+        """Whether the key may have one more running job, with its row locked (PostgreSQL) so two processes
+        cannot both take its last slot (SQLite's write transaction is exclusive already)."""
+        stmt = select(keys.c.max_running).where(keys.c.id == key_id)
+        if self.db.dialect == "postgresql":
+            stmt = stmt.with_for_update()
+        cap = conn.execute(stmt).scalar()
+        if cap is None:
+            return True
+        busy = conn.execute(select(func.count()).select_from(jobs).where(
+            c.api_key_id == key_id, c.status == "running")).scalar()
+        return busy < cap
 
     def fail_job(self, job_id: str, worker_id: str, error: str) -> bool:
         """running -> failed (the request's own fault: no retry); False when the job is not

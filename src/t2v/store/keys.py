@@ -31,6 +31,8 @@ class ApiKeyRow:
     revoked_at: datetime | None
     #: Largest frames x width x height x steps per request (None: only the server-wide limit applies).
     max_cost: int | None = None
+    #: Most jobs of this key running at once (None: no cap).
+    max_running: int | None = None
     #: The webhook signing secret (``whsec_...``): None for a key made before keys had their own.
     webhook_secret: str | None = None
     #: The secret before the last rotation, which still signs beside the new one until ``webhook_previous_until``.
@@ -69,6 +71,7 @@ class Keys:
         max_queued: int | None = None,
         max_cost: int | None = None,
         webhook_secret: str | None = None,
+        max_running: int | None = None,
     ) -> ApiKeyRow:
         """Store a new key; ``ValueError`` when a key with the same hash exists."""
         values = dict(
@@ -82,6 +85,7 @@ class Keys:
             created_at=utcnow(),
             revoked_at=None,
             webhook_secret=webhook_secret,
+            max_running=max_running,
         )
         try:
             with self.db.write() as conn:
