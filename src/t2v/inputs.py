@@ -76,6 +76,16 @@ def check_image_bytes(data: bytes, *, name: str = "the uploaded file", field: st
     return _decode(data, name, field)[0]
 
 
+def clean_image_bytes(data: bytes, *, name: str = "the uploaded file", field: str = "image") -> bytes:
+    """The image re-encoded as a PNG of its pixels only (RGB, EXIF orientation applied): whatever else the file
+    carried (metadata, private chunks, trailing bytes, further frames) is gone. Checked as
+    :func:`check_image_bytes` checks it first."""
+    rgb = _decode(data, name, field)[1]
+    out = io.BytesIO()
+    rgb.save(out, format="PNG")
+    return out.getvalue()
+
+
 def load_image(path: str | Path, *, field: str = "image") -> InputImage:
     """Read, check and decode an image file: the RGB image, the sha256 of the bytes that were decoded."""
     info, image = _decode(_read(path, field), str(path), field)

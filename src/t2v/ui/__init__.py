@@ -27,10 +27,10 @@ def page_options(service, blocks) -> dict:
     return options(service, blocks)
 
 
-def protect_uploads(app, blocks) -> None:
+def protect_uploads(app, blocks, service=None) -> None:
     from t2v.ui.app import protect_uploads as protect  # deferred: imports starlette
 
-    protect(app, blocks)
+    protect(app, blocks, service)
 
 
 __all__ = ["build_ui", "mount_ui", "page_options", "protect_uploads"]

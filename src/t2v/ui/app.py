@@ -17,7 +17,7 @@ from t2v.ui import events as E, handlers as H, history as HI, sequence as S
 from t2v.ui.files import PrivateCopies, blocked_paths, refuse_uploads, upload_fields
 from t2v.ui.handlers import UIError
 from t2v.ui.sequence_tab import SequenceTab
-from t2v.ui.uploads import guard_uploads, refuse_url_files
+from t2v.ui.uploads import KEY_COOKIE, guard_uploads, refuse_url_files
 from t2v.errors import T2VError
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -291,8 +291,9 @@ def build_ui(service, *, header: str = HEADER):
 
         common = dict(api_visibility="private")
         demo.load(on_load, [key], [key_row, key_msg, gallery, history_ids], **common)
-        key_btn.click(on_key, [key, search], [key_msg, gallery, history_ids], **common)
-        key.submit(on_key, [key, search], [key_msg, gallery, history_ids], **common)
+        # The key also goes in a same-site cookie: the browser's uploads (the first frame) carry no other header.
+        key_btn.click(on_key, [key, search], [key_msg, gallery, history_ids], js=KEY_COOKIE_JS, **common)
+        key.submit(on_key, [key, search], [key_msg, gallery, history_ids], js=KEY_COOKIE_JS, **common)
         for button, name in ((fast_btn, "Fast preview"), (quality_btn, "Quality")):
             button.click(on_preset(name), [model, key], [status, *(form[k] for k in sliders)], **common)
         model.input(on_preset("Quality"), [model, key], [status, *(form[k] for k in sliders)], **common)
@@ -322,6 +323,14 @@ def _stamp(path):
         return None
 
 
+KEY_COOKIE_JS = f"""(key, query) => {{
+    const secure = location.protocol === "https:" ? "; Secure" : "";
+    document.cookie = "{KEY_COOKIE}=" + encodeURIComponent(key || "") + "; path=/; SameSite=Strict" + secure +
+                      (key ? "" : "; Max-Age=0");
+    return [key, query];
+}}"""
+
+
 def mount_ui(app, service, path: str = "/", *, required: bool = False):
     """Mount the page on ``app`` at ``path`` (after the API's routes, so /v1, /docs, /healthz... keep working).
 
@@ -336,7 +345,7 @@ def mount_ui(app, service, path: str = "/", *, required: bool = False):
         return app
     blocks = build_ui(service)
     app = gr.mount_gradio_app(app, blocks, path=path, **page_options(service, blocks))
-    protect_uploads(app, blocks)
+    protect_uploads(app, blocks, service)
     return app
 
 
@@ -352,11 +361,11 @@ def page_options(service, blocks) -> dict:
                 show_error=False, css=CSS, max_file_size=MAX_IMAGE_BYTES)
 
 
-def protect_uploads(app, blocks) -> None:
+def protect_uploads(app, blocks, service=None) -> None:
     """Gradio's upload routes on ``app`` (the ASGI app the page is mounted on): only checked images (the first
     frame), or nothing when the page takes no files."""
     gr = _import_gradio()
     if upload_fields(gr, blocks):
-        guard_uploads(app, blocks)
+        guard_uploads(app, blocks, service)
     else:
         refuse_uploads(app, blocks)

@@ -152,6 +152,7 @@ def image_asset(service, path: Path, key_row) -> str:
     try:
         with open(path, "rb") as fh:
             data = fh.read(MAX_IMAGE_BYTES + 1)  # add_asset refuses more, naming the limit
+        os.utime(path)  # used now: kept its full time again before the page's upload sweep removes it
     except OSError:
         raise UIError("First frame: the uploaded file is gone; upload the image again", field="image") from None
     return service.add_asset(data, path.name, key_row, reuse=True, field="image")["id"]
