@@ -14,7 +14,7 @@ from t2v.api import create_app
 from t2v.cli import app as cli_app
 from t2v.service import build_services
 from t2v.service.keys import create_key
-from t2v.service.records import record_document
+from t2v.service.records import open_store, record_document
 from tests.api.conftest import SMALL, make_settings
 
 FINISHED = ("succeeded", "failed", "cancelled")
@@ -61,6 +61,28 @@ def test_each_finished_job_is_stored_once_as_its_sidecar_plus_job_fields(mongo, 
         assert {"t2v_created_at", "t2v_model", "t2v_seed"} <= {n.replace("idx_records_", "t2v_") for n in names}
         assert [d["_id"] for d in col.find({"$text": {"$search": "zebra"}})] == [done.id]
         assert col.count_documents({}) == 2
+    finally:
+        service.stop()
+
+
+def test_a_job_deleted_while_its_record_is_being_sent_leaves_no_record(mongo, tiny_model, tmp_path, monkeypatch):
+    settings = make_settings(tmp_path / "home", tiny_model, records_url=mongo.url, records_interval_s=3600)
+    service = build_services(settings, workers=1).start()
+    try:
+        job, _ = service.submit({"prompt": "a record in flight", **SMALL})
+        finished(service, job.id)
+        publisher = service.records
+        real_upsert = type(publisher.store or open_store(settings)).upsert
+
+        def upsert_then_deleted(store, documents):  # another process deletes the job as the batch is written
+            done = real_upsert(store, documents)
+            build_services(settings).delete(job.id)
+            return done
+
+        monkeypatch.setattr(type(publisher.store or open_store(settings)), "upsert", upsert_then_deleted)
+        assert publisher.publish_once() == 1
+        assert service.repo.get_job(job.id) is None
+        assert mongo.collection().find_one({"_id": job.id}) is None  # no orphan record
     finally:
         service.stop()
 

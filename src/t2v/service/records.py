@@ -107,6 +107,11 @@ class RecordPublisher:
             self.store = open_store(self.service.settings)
         self.store.upsert([record_document(self.service, job) for job in pending])
         repo.mark_records_sent([job.id for job in pending])
+        # A job deleted while its record was on its way (by this process or another) left nothing to forget it
+        # by: its row is gone, so its record goes too.
+        for job in pending:
+            if repo.get_job(job.id) is None:
+                self.store.delete(job.id)
         if self.failing is not None:
             logger.info("MongoDB answers again: the waiting records were sent")
             self.failing = None

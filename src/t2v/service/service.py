@@ -310,7 +310,7 @@ class JobService:
             return
         self.files.remove(job_id)
         self.repo.delete_job(job_id)
-        if self.records is not None and job.records_sent_at is not None:
+        if self.records is not None:  # sent already, or on its way (the publisher checks again after sending)
             self.records.forget(job_id)
 
     def purge_files(self, job_id: str) -> None:
