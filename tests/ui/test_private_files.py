@@ -129,6 +129,30 @@ def test_the_owning_session_gets_playable_private_copies_and_others_get_nothing(
         assert urls(shown) == [] and job_id not in json.dumps(shown)
 
 
+def test_a_deleted_jobs_copies_go_within_the_sweep_whichever_route_deleted_it(page_app, monkeypatch):
+    from t2v.ui import files
+
+    monkeypatch.setattr(files, "ORPHAN_SWEEP_S", 0.2)
+    client, service, alice, _, cache = page_app
+    job_id, _ = H.submit(service, {**H.default_form(service), "prompt": "a tiny blue square", **SMALL}, token=alice)
+    deadline = time.time() + 120
+    while service.get(job_id).status not in H.FINISHED:
+        assert time.time() < deadline
+        time.sleep(0.05)
+    mine = Page(client, "alice-session")
+    mine.call("t2v-key-button", "click", [alice, ""])
+    shown = mine.call("t2v-history", "select", [None, alice], {"index": 0, "value": None, "selected": True})
+    copies = urls(shown)
+    assert copies and all(client.get(u).status_code == 200 for u in copies)
+    r = client.delete(f"/v1/videos/{job_id}?remove=true", headers={"Authorization": f"Bearer {alice}"})  # the API
+    assert r.status_code in (200, 204), r.text
+    deadline = time.time() + 10
+    while any(client.get(u).status_code == 200 for u in copies):
+        assert time.time() < deadline, [u for u in copies if client.get(u).status_code == 200]
+        time.sleep(0.1)
+    assert not [p for p in cache.glob("t2v-*/video.*")]
+
+
 def test_gradio_is_told_to_block_t2v_home_and_its_cache_must_lie_outside(tmp_path):
     from t2v.errors import T2VError
     from t2v.ui.files import blocked_paths

@@ -278,6 +278,7 @@ def build_ui(service, *, header: str = HEADER):
 
         def on_delete(jid, token, query):
             message = H.delete(service, jid, token)
+            publish.sweep()  # this page's copies of the job's files go now (other processes' within 30 s)
             return {**clear_result(message), **history_updates(query, token)}
 
         def on_select(ids, token, evt: gr.SelectData):

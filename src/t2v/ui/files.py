@@ -7,8 +7,10 @@ player's clip, a download, the live preview, a history poster) is copied by :cla
 Gradio's cache under a fresh random folder name, and only the browser session that asked for it, with
 a valid key, receives that URL: it cannot be derived from the job id. A copy is a hard link where the
 cache and ``$T2V_HOME`` share a file system (t2v replaces its files, never writes into them, so the link
-keeps the file as it was), so showing a clip again costs no disk space. Gradio deletes the copies with the
-rest of its cache (``delete_cache`` of the Blocks: files older than two hours; and when the server stops).
+keeps the file as it was), so showing a clip again costs no disk space. A copy whose job's file is gone (the
+job was deleted or purged, through any route or process) is removed within :data:`ORPHAN_SWEEP_S`; Gradio
+deletes the others with the rest of its cache (``delete_cache`` of the Blocks: files older than two hours; and
+when the server stops).
 
 :func:`refuse_uploads` turns Gradio's upload routes off when the page has no field that takes a file.
 No Gradio import at module level: the caller passes the objects in.
@@ -19,6 +21,8 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from t2v.errors import T2VError
@@ -29,6 +33,7 @@ UPLOAD_ROUTES = ("/gradio_api/upload", "/gradio_api/process_recording")
 UPLOAD_COMPONENTS = ("File", "UploadButton", "Image", "Video", "Audio", "Gallery", "Model3D", "MultimodalTextbox",
                      "ImageEditor", "ImageSlider", "Sketchpad", "Paint")
 PREFIX = "t2v-"
+ORPHAN_SWEEP_S = 30.0  # how often copies of files that are gone are looked for and removed
 
 
 class PrivateCopies:
@@ -40,6 +45,26 @@ class PrivateCopies:
 
     def __init__(self, cache_dir: str | Path) -> None:
         self.cache_dir = Path(cache_dir)
+        self.lock = threading.Lock()
+        self.made: dict[Path, Path] = {}  # copy folder -> the file it copies
+        self.sweeper: threading.Thread | None = None
+
+    def sweep(self) -> int:
+        """Remove the copies whose original is gone (its job deleted or purged); returns how many."""
+        with self.lock:
+            for folder in [f for f in self.made if not f.exists()]:  # removed with Gradio's cache: forget them
+                del self.made[folder]
+            gone = [folder for folder, source in self.made.items() if not source.exists()]
+        for folder in gone:
+            shutil.rmtree(folder, ignore_errors=True)
+            with self.lock:
+                self.made.pop(folder, None)
+        return len(gone)
+
+    def sweep_forever(self) -> None:
+        while True:
+            time.sleep(ORPHAN_SWEEP_S)
+            self.sweep()
 
     def __call__(self, path: str | Path | None) -> str | None:
         if path is None:
@@ -60,6 +85,13 @@ class PrivateCopies:
             folder.rmdir()
             return None
         staging.replace(target)  # Gradio may serve the file as soon as it sees the name: never half-written
+        with self.lock:
+            self.made[folder] = source
+            start = self.sweeper is None
+            if start:
+                self.sweeper = threading.Thread(target=self.sweep_forever, name="t2v-copies-sweeper", daemon=True)
+        if start:
+            self.sweeper.start()
         return str(target)
 
     def batch(self) -> Callable[[str | Path | None], str | None]:
