@@ -97,6 +97,9 @@ class Settings(BaseSettings):
                                  "(the others wait in the database, due, for a free sender).")
     webhook_per_key: int = Field(2, ge=1, le=256, description="Webhook deliveries of one API key a process sends at "
                                  "once: a key whose receiver hangs holds at most this many senders.")
+    record_paths: bool = Field(True, description="Records and progress name a local model folder by its path (0: the "
+                               "server's own model folders by their folder name; t2v serve and workers run with 0, so no "
+                               "server path reaches a client, in an answer or inside a served file).")
     public_url: str | None = Field(None, description="The server's address as clients reach it (e.g. "
                                    "https://t2v.example.com): the links and Location headers it writes use it instead "
                                    "of the request's Host, and a request for another Host is answered 400.")

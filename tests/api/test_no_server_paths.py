@@ -47,3 +47,12 @@ def test_the_model_folder_is_named_not_located_on_every_route(tiny_model, tmp_pa
             assert r.status_code in (200, 503) and clean(r.text), (path, r.text[:500])
         models = client.get("/v1/models", headers=auth).json()
         assert models["default"] == name and models["items"][0]["id"] == name
+        made = [f["format"] for f in client.get(f"/v1/videos/{job['id']}", headers=auth).json()["result"]["files"]
+                if f["format"] in ("mp4", "webm", "gif")]
+        assert "mp4" in made
+        for fmt in made:  # the record inside each served file names the folder, not its path
+            served = client.get(f"/v1/videos/{job['id']}/content?format={fmt}", headers=auth)
+            assert served.status_code == 200 and clean(served.content.decode("latin-1")), fmt
+            assert f'"model": "{name}"'.encode() in served.content or f'"model":"{name}"'.encode() in served.content
+        events = client.get(f"/v1/videos/{job['id']}/events", headers=auth)
+        assert clean(events.text)

@@ -11,7 +11,7 @@ import pytest
 
 from fastapi.testclient import TestClient
 
-from t2v.service.publicnames import public_model
+from t2v.models.publicnames import public_model
 from t2v.api import create_app
 from tests.api.conftest import SMALL, make_settings, wait_for
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from t2v.service.publicnames import public_model
+from t2v.models.publicnames import public_model
 from t2v.service import build_services
 from t2v.service.keys import create_key
 from t2v.ui import handlers as H

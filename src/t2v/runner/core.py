@@ -29,6 +29,7 @@ from t2v.progress import ProgressEmitter
 from t2v.record import build_record
 from t2v.requests import GenerationResult, ProgressEvent
 from t2v.runner.resolve import resolve
+from t2v.models.publicnames import public_model
 from t2v.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ class Run:
     video: Any = None  # t2v.inputs.InputVideo for video-to-video
     total: int = 0
     done: int = 0
+    model_name: str | None = None  # how the record names the model (None: its source's id)
 
     def chosen(self):
         """The chosen memory plan's prediction (:class:`t2v.planner.memory.Prediction`)."""
@@ -77,6 +79,8 @@ class Run:
         """The reproducibility record of ``frames`` made for ``request`` by this run."""
         rec = build_record(request, source=self.source, loaded=self.loaded, warnings=[*self.plan.warnings, *warnings],
                            timings=timings, frames_sha256=frames_sha256(frames), resumed_from_step=resumed_from_step)
+        if self.model_name is not None:  # a server's own folder, by its name (T2V_RECORD_PATHS=0)
+            rec["model"] = self.model_name
         if self.image is not None:
             rec["image_sha256"] = self.image.sha256
         if self.video is not None:
@@ -107,7 +111,8 @@ def start(request, *, settings: Settings, output: str | Path | None = None,
     if getattr(request, "video", None):  # a file path, or on a server an asset id (t2v.service.limits.admit)
         clip = resolve_video(request.video) if resolve_video else request.video
         video = load_video(clip, width=request.width, height=request.height, num_frames=request.num_frames)
-    emit("load", message=f"loading {request.model}")
+    named = (lambda m: m) if settings.record_paths else (lambda m: public_model(settings, m))
+    emit("load", message=f"loading {named(request.model)}")
     if settings.threads:  # asked for (T2V_THREADS); else the caller's or torch's default (the physical cores)
         set_threads(settings.threads)
     plan = plan_device(request.device, request.dtype, cpu_bf16=settings.cpu_bf16)
@@ -126,7 +131,8 @@ def start(request, *, settings: Settings, output: str | Path | None = None,
                         weights=getattr(request, "weights", "auto"))
     # Record what actually ran (after fallbacks), not what was asked.
     request = request.model_copy(update={"device": plan.device, "dtype": plan.dtype})
-    run = Run(request, stem, source, family, loaded, plan, emit, cancel, t_start, memory, predictions, image, video)
+    run = Run(request, stem, source, family, loaded, plan, emit, cancel, t_start, memory, predictions, image, video,
+              model_name=None if settings.record_paths else named(source.id))
     expect_times(run)
     return run
 

@@ -11,7 +11,7 @@ from t2v.errors import T2VError
 from t2v.families import get_family
 from t2v.models.registry import REGISTRY, lookup
 from t2v.models.source import as_path, local_folder, model_defaults
-from t2v.service.publicnames import public_model
+from t2v.models.publicnames import public_model
 
 logger = logging.getLogger(__name__)
 

@@ -58,6 +58,7 @@ def build_services(settings: Settings | None = None, *, workers: int | None = No
     its port. The process's :class:`~t2v.runtime.Runtime` (its loaded models and other caches) is made here too,
     from the same settings, and installed for the jobs this process runs."""
     settings = settings or get_settings()
+    settings.record_paths = False  # a service's records name its own model folders, never their paths
     settings.home.mkdir(parents=True, exist_ok=True)
     url = database_url or default_database_url(settings)
     chosen = build_executor(settings, workers=workers, executor=executor, no_workers=no_workers, database_url=url,

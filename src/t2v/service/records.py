@@ -17,7 +17,7 @@ from typing import Any
 from t2v.errors import InvalidRequest, T2VError
 from t2v.store.mongo import MongoRecords, RecordStoreUnavailable
 from t2v.store import FINISHED_STATUSES
-from t2v.service.publicnames import hide_server_paths
+from t2v.models.publicnames import hide_server_paths
 
 logger = logging.getLogger(__name__)
 

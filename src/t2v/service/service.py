@@ -27,7 +27,7 @@ from t2v.service.ports import ArtifactStore, Executor, JobStore
 from t2v.service.postjobs import PostService
 from t2v.service.records import RecordPublisher
 from t2v.service.webhooks import WebhookSender
-from t2v.service.publicnames import accept_public_model, hide_server_paths, public_model
+from t2v.models.publicnames import accept_public_model, hide_server_paths, public_model
 from t2v.runtime import Runtime
 from t2v.settings import Settings
 from t2v.store import FINISHED_STATUSES

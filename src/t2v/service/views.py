@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from t2v.service.publicnames import hide_server_paths
+from t2v.models.publicnames import hide_server_paths
 
 
 def iso(dt) -> str | None:

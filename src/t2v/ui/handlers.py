@@ -23,7 +23,7 @@ from t2v.contract import Limits, Model
 from t2v.models.source import as_path, local_folder, looks_like_path, model_defaults
 from t2v.models.registry import REGISTRY, lookup
 from t2v.models.allowlist import check_allowed
-from t2v.service.publicnames import accept_public_model, hide_server_paths, public_model
+from t2v.models.publicnames import accept_public_model, hide_server_paths, public_model
 
 logger = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from t2v.api.schemas import SequenceCreate, VideoCreate
 from t2v.contract import Job, JobPage
 from t2v.errors import InvalidRequest
 from t2v.service.service import FINISHED
-from t2v.service.publicnames import hide_server_paths
+from t2v.models.publicnames import hide_server_paths
 from t2v.service.views import FIGURES, job_to_dict
 
 router = APIRouter(prefix="/v1/videos", tags=["videos"])
