@@ -99,3 +99,21 @@ def test_an_animated_png_is_an_image_of_its_first_frame_never_a_video(tiny_model
         bad = client.post("/v1/post", json={"asset": asset["id"], "post": {"deflicker": True}})
         assert bad.status_code == 422, bad.text
         assert client.get("/v1/videos").json()["items"] == []
+
+
+def test_the_reported_gif_is_refused_for_post_and_admitted_for_8_frames_of_video_to_video(tiny_model, tmp_path):
+    """The report's file: a 2048x2048 screen and 512 one-pixel frames, about 12 KB, 6 GiB decoded. Under a 2 GiB
+    budget a post job (the whole clip) is refused at submit; video-to-video asking for 8 frames (96 MiB) is queued
+    and decodes only those (tests/test_inputs.py checks load_video stops there)."""
+    data = gif_big_screen(2048, 512)
+    assert len(data) < 16_000
+    settings = make_settings(tmp_path / "home", tiny_model, memory_budget_gb=2)
+    with TestClient(create_app(settings, start_workers=False)) as client:
+        asset = upload(client, data, "report.gif").json()
+        assert (asset["kind"], asset["width"], asset["height"]) == ("video", 2048, 2048)
+        post = client.post("/v1/post", json={"asset": asset["id"], "post": {"deflicker": True}})
+        assert post.status_code == 422 and "512 frames of 2048x2048" in post.text, post.text
+        v2v = client.post("/v1/videos", json={"prompt": "a square", "video": asset["id"], "num_frames": 8,
+                                              "width": 32, "height": 32, "num_inference_steps": 2})
+        assert v2v.status_code == 202, v2v.text
+        assert [j["status"] for j in client.get("/v1/videos").json()["items"]] == ["queued"]
