@@ -84,15 +84,21 @@ def page_app(tiny_model, tmp_path, monkeypatch):
         yield client, service, alice, bob, tmp_path / "gradio"
 
 
-def test_the_owning_session_gets_playable_private_copies_and_others_get_nothing(page_app):
-    import av
-
-    client, service, alice, bob, cache = page_app
-    job_id, _ = H.submit(service, {**H.default_form(service), "prompt": "a tiny red square", **SMALL}, token=alice)
+def made_on_the_page(service, token: str, prompt: str) -> str:
+    """A job submitted through the page's handler with ``token``, once it has finished: its id."""
+    job_id, _ = H.submit(service, {**H.default_form(service), "prompt": prompt, **SMALL}, token=token)
     deadline = time.time() + 120
     while service.get(job_id).status not in H.FINISHED:
         assert time.time() < deadline
         time.sleep(0.05)
+    return job_id
+
+
+def test_the_owning_session_gets_playable_private_copies_and_others_get_nothing(page_app):
+    import av
+
+    client, service, alice, bob, cache = page_app
+    job_id = made_on_the_page(service, alice, "a tiny red square")
     job = service.get(job_id)
     assert job.status == "succeeded", job.error
     originals = {fmt: service.file_path(job, fmt) for fmt in ("webm", "mp4", "gif", "json")}
@@ -134,11 +140,7 @@ def test_a_deleted_jobs_copies_go_within_the_sweep_whichever_route_deleted_it(pa
 
     monkeypatch.setattr(files, "ORPHAN_SWEEP_S", 0.2)
     client, service, alice, _, cache = page_app
-    job_id, _ = H.submit(service, {**H.default_form(service), "prompt": "a tiny blue square", **SMALL}, token=alice)
-    deadline = time.time() + 120
-    while service.get(job_id).status not in H.FINISHED:
-        assert time.time() < deadline
-        time.sleep(0.05)
+    job_id = made_on_the_page(service, alice, "a tiny blue square")
     mine = Page(client, "alice-session")
     mine.call("t2v-key-button", "click", [alice, ""])
     shown = mine.call("t2v-history", "select", [None, alice], {"index": 0, "value": None, "selected": True})
