@@ -134,9 +134,10 @@ def client(cluster: Cluster, number: int, n_jobs: int, figures: Figures, results
     for i in range(n_jobs):
         key = f"soak-{number}-{i}-{uuid.uuid4().hex[:8]}"
         body = {"prompt": f"soak {number} {i}", "seed": number * 100 + i, "idempotency_key": key, **SOAK_JOB}
-        job_id = None
-        for attempt in range(400):
+        job_id, attempt, deadline = None, 0, time.monotonic() + 300  # a restart on a loaded machine takes a while
+        while time.monotonic() < deadline:
             url = cluster.urls(number + attempt)[0]
+            attempt += 1
             try:
                 r = httpx.post(f"{url}/v1/videos", json=body, timeout=10)
                 if r.status_code in (200, 202):

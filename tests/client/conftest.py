@@ -18,4 +18,4 @@ def server(tiny_model, tmp_path_factory):
     home = tmp_path_factory.mktemp("client-home")
     key, slow_key = make_keys(home, ("main", {}), ("slow", {"rate": "1/hour"}))
     with serve(home, str(tiny_model), model_roots=tmp_path_factory.getbasetemp()) as s:
-        yield SimpleNamespace(url=s.url, key=key, slow_key=slow_key, model=str(tiny_model), home=home)
+        yield SimpleNamespace(url=s.url, key=key, slow_key=slow_key, model=str(tiny_model), name=tiny_model.name, home=home)

@@ -60,7 +60,7 @@ def test_list_paging_and_search(client, done_job):
 
 def test_models(client, server):
     models = client.models()
-    assert models.default == server.model
+    assert models.default == server.name  # the folder's public name, never its path
     assert models.items and all(m.id for m in models.items)
 
 
@@ -293,7 +293,7 @@ def test_async_client(server, done_job, tmp_path):
             assert [j.id async for j in c.search("async panda")] == [job.id]
             path = await c.download(job.id, tmp_path / "a.mp4")
             assert hashlib.sha256(path.read_bytes()).hexdigest() == final.file("mp4").sha256
-            assert (await c.models()).default == server.model
+            assert (await c.models()).default == server.name
             with pytest.raises(NotFound):
                 await c.get("missing")
             assert (await c.cancel(job.id)).status == "succeeded"  # finished: unchanged

@@ -58,7 +58,7 @@ def server(tiny_model, tmp_path_factory):
     home = tmp_path_factory.mktemp("desktop-home")
     key, other = make_keys(home, ("main", {}), ("other", {}))
     with serve(home, str(tiny_model), model_roots=tmp_path_factory.getbasetemp()) as s:
-        yield SimpleNamespace(url=s.url, key=key, other=other, model=str(tiny_model), home=home)
+        yield SimpleNamespace(url=s.url, key=key, other=other, model=str(tiny_model), name=tiny_model.name, home=home)
 
 
 @pytest.fixture

@@ -64,7 +64,7 @@ def test_type_a_prompt_click_generate_and_watch_the_clip_play(display, server, t
                             stderr=subprocess.STDOUT, text=True)
     try:
         state = wait_for(report, lambda s: s.get("ready"), proc, 60, "the models")
-        assert state["model"] == server.model and state["error"] == ""
+        assert state["model"] == server.name  # the folder's public name and state["error"] == ""
         boxes = state["boxes"]
         xdotool("mousemove", *centre(boxes["prompt"]), "click", "1")
         xdotool("type", "--delay", "20", "a zebra on a skateboard")

@@ -111,9 +111,9 @@ def test_models_come_with_their_limits_and_presets_stay_within_them(root, server
     app = make_app()
     pump(root, lambda: ready(app), 30, "the models", app)
     models = list(app.form.models)
-    assert models[0] == server.model  # the server's own model first, then the catalogue
+    assert models[0] == server.name  # the server's own model (by its public name) first, then the catalogue
     assert "Lightricks/LTX-Video" in models and "zai-org/CogVideoX-2b" in models
-    assert app.form.vars["model"].get() == server.model
+    assert app.form.vars["model"].get() == server.name
     assert app.form.vars["num_frames"].get() == "8" and app.form.vars["width"].get() == "64"  # its defaults
     assert str(app.form.image.cget("state")) == "disabled"  # the tiny ModelScope model has no image-to-video
     app.form.model.set("Lightricks/LTX-Video")

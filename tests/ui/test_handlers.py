@@ -398,7 +398,7 @@ def test_t2v_ui_serves_the_page_and_the_api(tiny_model, tmp_path):
         page = httpx.get(f"http://127.0.0.1:{port}/", timeout=30)
         assert page.status_code == 200 and "gradio" in page.text.lower()
         models = httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=30).json()
-        assert models["default"] == str(tiny_model)
+        assert models["default"] == tiny_model.name  # the folder's public name
     finally:
         proc.terminate()
         output = proc.communicate(timeout=60)[0]
