@@ -5,6 +5,7 @@ before the key is entered the upload route refuses it."""
 from __future__ import annotations
 
 import io
+from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
@@ -36,7 +37,8 @@ def test_the_key_box_lets_the_first_frame_upload_and_only_its_key_reads_it(tiny_
             page = browser.new_page(viewport={"width": 1360, "height": 1000})
             expect.set_options(timeout=60_000)
             uploaded = []
-            page.on("response", lambda r: uploaded.append(r) if "/gradio_api/upload" in r.url else None)
+            # the upload itself (its progress stream, /gradio_api/upload_progress, is another route)
+            page.on("response", lambda r: uploaded.append(r) if urlsplit(r.url).path == "/gradio_api/upload" else None)
             page.goto(server.url + "/")
             page.locator("#t2v-key input").fill(key)
             page.locator("#t2v-key-button").click()
