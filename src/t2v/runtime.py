@@ -14,6 +14,7 @@ which is what the command line and one-off library calls want.
 from __future__ import annotations
 
 import functools
+import os
 import threading
 from collections import OrderedDict
 from contextlib import contextmanager
@@ -22,6 +23,7 @@ from typing import Any, Callable, Iterator, TypeVar
 from t2v.settings import Settings, get_settings
 
 T = TypeVar("T")
+_SETTINGS_ENV = ("HOME", "XDG_DATA_HOME")  # besides T2V_*: where the default home lies
 
 
 class Runtime:
@@ -30,13 +32,24 @@ class Runtime:
 
     def __init__(self, settings: Settings | None = None):
         self._settings = settings
+        self._from_env: tuple[tuple, Settings] | None = None
         self._caches: dict[str, Any] = {}
         self._lock = threading.RLock()
 
     @property
     def settings(self) -> Settings:
-        """The settings this runtime was built with, else the environment's as they are now."""
-        return self._settings if self._settings is not None else get_settings()
+        """The settings this runtime was built with, else the environment's as they are now (built again only
+        when a variable they read has changed since the last call)."""
+        if self._settings is not None:
+            return self._settings
+        snapshot = tuple(sorted((k, v) for k, v in os.environ.items()
+                                if k.upper().startswith("T2V_") or k in _SETTINGS_ENV))
+        last = self._from_env
+        if last is not None and last[0] == snapshot:
+            return last[1]
+        built = get_settings()
+        self._from_env = (snapshot, built)
+        return built
 
     def cache(self, name: str, factory: Callable[["Runtime"], T]) -> T:
         """The cache called ``name``, made by ``factory(self)`` the first time it is asked for."""

@@ -66,6 +66,8 @@ class Settings(BaseSettings):
     weights: str = Field("auto", description="Denoiser weight storage of requests that leave it at auto: fp8 or int8.")
     converted_cache: bool = Field(True, description="Keep weights converted to another dtype (fp32 files loaded as bf16) "
                                   "under HOME/cache/converted, so later loads read them as they are (0: convert every time).")
+    prompt_cache_mb: int = Field(256, ge=0, description="Prompt embeddings kept under HOME/cache/prompts, by model and "
+                                 "prompt: a run whose prompt was encoded before loads no text encoder (0: off).")
     offline: bool = Field(False, description="Never contact the hub (HF_HUB_OFFLINE=1 also turns this on).")
     mmap_threshold_kb: int = Field(0, ge=0, description="Fixed glibc malloc mmap threshold, e.g. 128: freed activations leave the RSS "
                                    "(8% lower peak, 30% slower denoising at full size; 0: glibc's dynamic default).")

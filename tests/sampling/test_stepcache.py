@@ -35,6 +35,7 @@ def linear_calls(monkeypatch):
     fewer."""
     import torch.nn as nn
 
+    monkeypatch.setenv("T2V_PROMPT_CACHE_MB", "0")  # every run encodes its prompt: the counts compare the steps
     calls = [0]
     original = nn.Linear.forward
 

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from t2v.sampling import stepcache, v2v
+from t2v.sampling import promptcache, stepcache, v2v
 from t2v.sampling.base import EngineRun
 from t2v.sampling.offload import resident
 from t2v.sampling.schedulers import make_scheduler
@@ -118,10 +118,13 @@ class AnimateDiffFamily(DiffusersLora):
         t0 = time.perf_counter()
         ctx.on_stage("encode_prompt")
         cfg = request.guidance_scale > 1.0
-        with resident(c["text_encoder"], device, memory.offload):
-            embeds = encode_prompt(model, request.prompt, ctx.warnings)
-            if cfg:
-                embeds = torch.cat([encode_prompt(model, request.negative_prompt or "", []), embeds])
+        def texts():
+            with resident(c["text_encoder"], device, memory.offload):
+                out = encode_prompt(model, request.prompt, ctx.warnings)
+                return torch.cat([encode_prompt(model, request.negative_prompt or "", []), out]) if cfg else out
+
+        embeds = promptcache.encoded(model, ctx.warnings, texts, prompt=request.prompt,
+                                     negative=(request.negative_prompt or "") if cfg else None)
         embeds = embeds.repeat_interleave(request.num_frames, dim=0)
         free_text_encoders(model, memory)
         timings["encode_prompt_s"] = time.perf_counter() - t0

@@ -14,6 +14,7 @@ Third-party families register through the ``t2v.families`` entry point group: th
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 from dataclasses import dataclass, field
@@ -23,7 +24,8 @@ from typing import Any, Callable, ClassVar, TYPE_CHECKING
 from t2v.errors import InvalidRequest, ModelUnavailable, out_of_resources
 from t2v.models.catalog import CATALOG, read_index  # noqa: F401  (read_index: named here for the families)
 from t2v.models.spec import FamilyCard, ModelSpec
-from t2v.sampling import runtime
+from t2v.models.deferred import Deferred
+from t2v.sampling import promptcache, runtime
 from t2v.models.precision import load_module
 from t2v.sampling.runtime import prepared
 from t2v.models.lora import adapter_hash, apply_lora, check_lora, decoder_adapter
@@ -55,6 +57,7 @@ class Component:
     module: bool = True
     required: bool = True
     weight_stem: str = "diffusion_pytorch_model"  # "model" for transformers modules
+    prompt: bool = False  # only encodes prompts: loaded on first use (a prompt-cache hit never loads it)
 
 
 @dataclass(frozen=True)
@@ -209,24 +212,33 @@ class Family:
         index = read_index(path)
         self.check_index(path, index)
         out: dict[str, Any] = {}
+        lazy = promptcache.enabled()
         for c in self.component_specs(index):
             if not _named(index, c.name):
                 out[c.name] = None
-                continue
-            library, cls_name = index[c.name][:2]
-            try:
-                obj = self.load_component(path, c, resolve_class(library, cls_name), plan, variant)
-            except Exception as e:
-                if out_of_resources(e):  # missing libraries and memory: the same folder may load on the next try
-                    raise  # as is: the service retries the job (t2v.service.worker)
-                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                # An OSError (a read error, a file being copied) is kept as the cause: the service retries those too.
-                raise ModelUnavailable(f"could not load {c.name} from {path / c.name}: {first[:300]}") from (
-                    e if isinstance(e, OSError) else None)
-            if c.module:
-                obj = obj.to(target or plan.device).eval().requires_grad_(False)
-            out[c.name] = obj
+            elif c.prompt and lazy:  # loaded when a prompt is encoded, never on a prompt-cache hit
+                out[c.name] = Deferred(c.name, functools.partial(self.load_one, path, index, c, plan, variant, target))
+            else:
+                out[c.name] = self.load_one(path, index, c, plan, variant, target)
         return self.prepare(out)
+
+    def load_one(self, path: Path, index: dict[str, Any], c: Component, plan: DevicePlan, variant: str | None,
+                 target: str | None = None):
+        """One component of :meth:`load`: ModelUnavailable naming it when it does not load (memory and missing
+        libraries raised as they are: the same folder may load on the next try)."""
+        library, cls_name = index[c.name][:2]
+        try:
+            obj = self.load_component(path, c, resolve_class(library, cls_name), plan, variant)
+        except Exception as e:
+            if out_of_resources(e):  # missing libraries and memory: the same folder may load on the next try
+                raise  # as is: the service retries the job (t2v.service.worker)
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            # An OSError (a read error, a file being copied) is kept as the cause: the service retries those too.
+            raise ModelUnavailable(f"could not load {c.name} from {path / c.name}: {first[:300]}") from (
+                e if isinstance(e, OSError) else None)
+        if c.module:
+            obj = obj.to(target or plan.device).eval().requires_grad_(False)
+        return obj
 
     def load_component(self, path: Path, component: Component, cls, plan: DevicePlan, variant: str | None):
         """Load one component (override for special cases). A byte-level BPE Llama tokenizer (Llama 3's, as

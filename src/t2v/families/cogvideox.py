@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from t2v.sampling import schedulers, v2v
+from t2v.sampling import promptcache, schedulers, v2v
 from t2v.sampling.base import EngineRun
 from t2v.sampling.offload import resident
 from t2v.errors import InvalidRequest
@@ -47,8 +47,8 @@ LATENT_FRAMES_PER_DECODE = 2  # AutoencoderKLCogVideoX.num_latent_frames_batch_s
 class CogVideoXFamily(GroupOffload, DiffusersLora):
     card = CARD
     components = (
-        Component("tokenizer", ("T5Tokenizer", "T5TokenizerFast", "AutoTokenizer", "ByT5Tokenizer"), module=False),
-        Component("text_encoder", ("T5EncoderModel",), weight_stem="model"),
+        Component("tokenizer", ("T5Tokenizer", "T5TokenizerFast", "AutoTokenizer", "ByT5Tokenizer"), module=False, prompt=True),
+        Component("text_encoder", ("T5EncoderModel",), weight_stem="model", prompt=True),
         Component("transformer", ("CogVideoXTransformer3DModel",)),
         Component("vae", ("AutoencoderKLCogVideoX",)),
         Component("scheduler", ("CogVideoXDDIMScheduler", "CogVideoXDPMScheduler", "DDIMScheduler"), module=False),
@@ -118,10 +118,13 @@ class CogVideoXFamily(GroupOffload, DiffusersLora):
         ctx.on_stage("encode_prompt")
         guided = request.guidance_scale > 1.0
         tokens = rules.text_tokens or TEXT_TOKENS
-        with resident(c["text_encoder"], device, memory.offload):
-            embeds = encode_prompt(model, request.prompt, tokens, ctx.warnings)
-            if guided:
-                embeds = torch.cat([encode_prompt(model, request.negative_prompt or "", tokens, []), embeds])
+        def texts():
+            with resident(c["text_encoder"], device, memory.offload):
+                out = encode_prompt(model, request.prompt, tokens, ctx.warnings)
+                return torch.cat([encode_prompt(model, request.negative_prompt or "", tokens, []), out]) if guided else out
+
+        embeds = promptcache.encoded(model, ctx.warnings, texts, prompt=request.prompt, tokens=tokens,
+                                     negative=(request.negative_prompt or "") if guided else None)
         embeds = embeds.to(dtype)
         free_text_encoders(model, memory)
         timings["encode_prompt_s"] = time.perf_counter() - t0

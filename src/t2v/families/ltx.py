@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from t2v.sampling import promptcache
 from t2v.sampling.base import EngineRun
 from t2v.sampling.offload import resident
 from t2v.sampling.schedulers import make_scheduler
@@ -53,8 +54,8 @@ OPTIONS = {"decode_timestep": 0.0, "decode_noise_scale": None, "timesteps": None
 class LTXFamily(DiffusersLora):
     card = CARD
     components = (
-        Component("tokenizer", ("T5TokenizerFast", "T5Tokenizer", "AutoTokenizer", "ByT5Tokenizer"), module=False),
-        Component("text_encoder", ("T5EncoderModel",), weight_stem="model"),
+        Component("tokenizer", ("T5TokenizerFast", "T5Tokenizer", "AutoTokenizer", "ByT5Tokenizer"), module=False, prompt=True),
+        Component("text_encoder", ("T5EncoderModel",), weight_stem="model", prompt=True),
         Component("transformer", ("LTXVideoTransformer3DModel",)),
         Component("vae", ("AutoencoderKLLTXVideo",)),
         Component("scheduler", ("FlowMatchEulerDiscreteScheduler",), module=False),
@@ -96,11 +97,16 @@ class LTXFamily(DiffusersLora):
         t0 = time.perf_counter()
         ctx.on_stage("encode_prompt")
         cfg, tokens = request.guidance_scale > 1.0, TEXT_TOKENS[condition]
-        with resident(c["text_encoder"], device, memory.offload):
-            embeds, mask = encode_prompt(model, request.prompt, tokens, ctx.warnings, condition)
-            if cfg:
-                negative, negative_mask = encode_prompt(model, request.negative_prompt or "", tokens, [], condition)
-                embeds, mask = torch.cat([negative, embeds]), torch.cat([negative_mask, mask])
+        def texts():
+            with resident(c["text_encoder"], device, memory.offload):
+                out, out_mask = encode_prompt(model, request.prompt, tokens, ctx.warnings, condition)
+                if cfg:
+                    negative, negative_mask = encode_prompt(model, request.negative_prompt or "", tokens, [], condition)
+                    out, out_mask = torch.cat([negative, out]), torch.cat([negative_mask, out_mask])
+                return out, out_mask
+
+        embeds, mask = promptcache.encoded(model, ctx.warnings, texts, prompt=request.prompt, tokens=tokens,
+                                           condition=condition, negative=(request.negative_prompt or "") if cfg else None)
         free_text_encoders(model, memory)
         timings["encode_prompt_s"] = time.perf_counter() - t0
 

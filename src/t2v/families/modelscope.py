@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from t2v.sampling import checkpoint as ckpt, stepcache, v2v
+from t2v.sampling import checkpoint as ckpt, promptcache, stepcache, v2v
 from t2v.sampling.base import EngineRun
 from t2v.sampling.offload import resident
 from t2v.sampling.schedulers import make_scheduler
@@ -33,8 +33,8 @@ logger = logging.getLogger(__name__)
 SCHEDULER_CLASSES = ("DDIMScheduler", "DPMSolverMultistepScheduler", "EulerDiscreteScheduler", "UniPCMultistepScheduler",
                      "PNDMScheduler", "LMSDiscreteScheduler", "EulerAncestralDiscreteScheduler")
 CLIP_COMPONENTS = (
-    Component("tokenizer", ("CLIPTokenizer", "CLIPTokenizerFast"), module=False),
-    Component("text_encoder", ("CLIPTextModel",), weight_stem="model"),
+    Component("tokenizer", ("CLIPTokenizer", "CLIPTokenizerFast"), module=False, prompt=True),
+    Component("text_encoder", ("CLIPTextModel",), weight_stem="model", prompt=True),
     Component("vae", ("AutoencoderKL",)),
     Component("scheduler", SCHEDULER_CLASSES, module=False),
 )
@@ -70,10 +70,13 @@ class ModelScopeFamily(Family):
         t0 = time.perf_counter()
         ctx.on_stage("encode_prompt")
         cfg = request.guidance_scale > 1.0
-        with resident(c["text_encoder"], device, memory.offload):
-            embeds = encode_prompt(model, request.prompt, ctx.warnings)
-            if cfg:
-                embeds = torch.cat([encode_prompt(model, request.negative_prompt, []), embeds])
+        def texts():
+            with resident(c["text_encoder"], device, memory.offload):
+                out = encode_prompt(model, request.prompt, ctx.warnings)
+                return torch.cat([encode_prompt(model, request.negative_prompt, []), out]) if cfg else out
+
+        embeds = promptcache.encoded(model, ctx.warnings, texts, prompt=request.prompt,
+                                     negative=request.negative_prompt if cfg else None)
         free_text_encoders(model, memory)
         timings["encode_prompt_s"] = time.perf_counter() - t0
         unet = c["unet"]

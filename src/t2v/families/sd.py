@@ -24,5 +24,5 @@ class StableDiffusionFamily(Family):
 class StableDiffusionXLFamily(StableDiffusionFamily):
     card = SDXL_CARD
     components = (*StableDiffusionFamily.components,
-                  Component("tokenizer_2", ("CLIPTokenizer", "CLIPTokenizerFast"), module=False),
-                  Component("text_encoder_2", ("CLIPTextModelWithProjection",), weight_stem="model"))
+                  Component("tokenizer_2", ("CLIPTokenizer", "CLIPTokenizerFast"), module=False, prompt=True),
+                  Component("text_encoder_2", ("CLIPTextModelWithProjection",), weight_stem="model", prompt=True))

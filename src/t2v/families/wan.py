@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from t2v.sampling import v2v
+from t2v.sampling import promptcache, v2v
 from t2v.sampling.base import EngineRun
 from t2v.sampling.offload import resident
 from t2v.sampling.schedulers import make_scheduler
@@ -42,8 +42,8 @@ _RGB_BIAS = (-0.1835, -0.0868, -0.3360)
 class WanFamily(GroupOffload, DiffusersLora):
     card = CARD
     components = (
-        Component("tokenizer", ("T5TokenizerFast", "T5Tokenizer", "AutoTokenizer", "ByT5Tokenizer"), module=False),
-        Component("text_encoder", ("UMT5EncoderModel",), weight_stem="model"),
+        Component("tokenizer", ("T5TokenizerFast", "T5Tokenizer", "AutoTokenizer", "ByT5Tokenizer"), module=False, prompt=True),
+        Component("text_encoder", ("UMT5EncoderModel",), weight_stem="model", prompt=True),
         Component("transformer", ("WanTransformer3DModel",)),
         Component("transformer_2", ("WanTransformer3DModel",), required=False),
         Component("vae", ("AutoencoderKLWan",)),
@@ -98,9 +98,14 @@ class WanFamily(GroupOffload, DiffusersLora):
         t0 = time.perf_counter()
         ctx.on_stage("encode_prompt")
         cfg = request.guidance_scale > 1.0
-        with resident(c["text_encoder"], device, memory.offload):
-            embeds = encode_prompt(model, request.prompt, tokens, ctx.warnings).to(dtype)
-            negative = encode_prompt(model, request.negative_prompt or "", tokens, []).to(dtype) if cfg else None
+        def texts():
+            with resident(c["text_encoder"], device, memory.offload):
+                out = encode_prompt(model, request.prompt, tokens, ctx.warnings).to(dtype)
+                return (out, encode_prompt(model, request.negative_prompt or "", tokens, []).to(dtype)) if cfg else out
+
+        found = promptcache.encoded(model, ctx.warnings, texts, prompt=request.prompt, tokens=tokens, dtype=str(dtype),
+                                    negative=(request.negative_prompt or "") if cfg else None)
+        embeds, negative = found if cfg else (found, None)
         free_text_encoders(model, memory)
         image_embeds = None
         if i2v and first.config.image_dim is not None:

@@ -35,6 +35,8 @@ CACHES = (
     Cache("hashes", "content-hashes.json", "SHA-256 of model files, for the records' model_hash"),
     Cache("dry-runs", "dry-runs.json", "the memory planner's dry runs per architecture and shape"),
     Cache("step-times", "step-times.json", "step and decode times measured by earlier runs (t2v plan)"),
+    Cache("prompts", "prompts", "prompt embeddings by model and prompt, so a repeated prompt loads no text encoder "
+          "(T2V_PROMPT_CACHE_MB)"),
     Cache("artifacts", "artifacts", "a server's local copies of files in its object store"),
     Cache("magcache", "magcache", "MagCache calibrations (t2v cache calibrate); cleared only when named",
           by_default=False),

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from t2v.errors import ModelUnavailable
+from t2v.models.deferred import Components
 from t2v.models.device import DevicePlan
 from t2v.models.precision import apply_weights, check_weights
 from t2v.planner.memory import tune_allocator
@@ -42,6 +43,11 @@ class LoadedModel:
     scheduler_config: dict[str, Any]
     content_hash: str
     load_s: float
+    adapters: str = ""  # the LoRA applied and its scale ("" for the base model): the prompt cache keys on it
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.components, Components):
+            self.components = Components(self.components)
 
     def __getattr__(self, name: str) -> Any:
         components = self.__dict__.get("components") or {}
@@ -58,8 +64,8 @@ class LoadedModel:
         import copy
 
         fields = {**self.__dict__, **changes}
-        fields["components"] = {k: copy.deepcopy(v) if hasattr(v, "backend_tokenizer") else v
-                                for k, v in fields["components"].items()}
+        fields["components"] = Components({k: copy.deepcopy(v) if hasattr(v, "backend_tokenizer") else v
+                                           for k, v in dict.items(fields["components"])})
         return LoadedModel(**fields)
 
     @property
@@ -189,7 +195,7 @@ def model_cache(runtime: Runtime | None = None) -> ModelCache:
 
 
 def weight_bytes(model: LoadedModel) -> int:
-    return sum(p.numel() * p.element_size() for m in model.components.values() if hasattr(m, "parameters")
+    return sum(p.numel() * p.element_size() for m in model.components.modules() if hasattr(m, "parameters")
                for p in m.parameters())
 
 
@@ -242,7 +248,7 @@ def _with_lora(cache: ModelCache, base: LoadedModel, lora: str, scale: float, of
     t0 = time.perf_counter()
     components = family.apply_lora(base.components, adapter, scale)
     loaded = base.copy(components=components, content_hash=f"{base.content_hash}+lora:{digest}",
-                       load_s=base.load_s + time.perf_counter() - t0)
+                       load_s=base.load_s + time.perf_counter() - t0, adapters=f"{digest}@{float(scale)!r}")
     cache.put(key, loaded)
     return loaded
 

@@ -16,7 +16,9 @@ def load_pipeline(model: str, *, device: str, dtype: str, settings: Settings, ru
     run of the same model and precision reuses."""
     plan = plan_device(device, dtype, cpu_bf16=settings.cpu_bf16)
     source = resolve_source(model, settings, want_fp16=plan.is_accelerator and plan.dtype != "fp32")
-    return load_model(source, fit_to_model(plan, source.path, asked=dtype, cpu_bf16=settings.cpu_bf16), runtime=runtime)
+    loaded = load_model(source, fit_to_model(plan, source.path, asked=dtype, cpu_bf16=settings.cpu_bf16), runtime=runtime)
+    loaded.components.load_all()  # warm: the text encoders too, for the first prompt not in the prompt cache
+    return loaded
 
 
 _RUNTIME_MODULES = ("t2v.runner.modes", "t2v.sampling.vae", "t2v.sampling.schedulers", "t2v.sampling.checkpoint",

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Callable, TYPE_CHECKING
 
+from t2v.sampling import promptcache
 from t2v.sampling.base import CheckpointSpec
 from t2v.errors import Cancelled, T2VError, out_of_resources
 from t2v.export import atomic_path, remove_output
@@ -139,22 +140,23 @@ class Worker(threading.Thread):
         t0 = time.perf_counter()
         try:
             request = request_from_fields(job.request)
-            result = run_request(
-                request,
-                on_progress=self._progress_writer(job.id),
-                should_cancel=self._cancel_checker(job.id),
-                output=out_dir / "video",
-                checkpoint=CheckpointSpec(path=ckpt_path, every=svc.settings.checkpoint_every,
-                                          on_save=store.checkpoint_saved(job.id)),
-                settings=svc.settings,
-                on_preview=self._preview_writer(job.id, out_dir),
-                resolve_image=svc.image_resolver(job.api_key_id),  # request.image: an asset id of the job's key
-                # request.video (video-to-video) or a post job's asset: a video asset of the job's key; a post
-                # job's job: a succeeded job of the same key
-                resolve_video=svc.video_resolver(job.api_key_id, "asset" if request.mode == "post" else
-                                                 "extend" if getattr(request, "extend", None) else "video"),
-                resolve_job=svc.job_video_resolver(job.api_key_id),
-            )
+            with promptcache.scope(job.api_key_id):  # one key's prompt embeddings serve only that key's jobs
+                result = run_request(
+                    request,
+                    on_progress=self._progress_writer(job.id),
+                    should_cancel=self._cancel_checker(job.id),
+                    output=out_dir / "video",
+                    checkpoint=CheckpointSpec(path=ckpt_path, every=svc.settings.checkpoint_every,
+                                              on_save=store.checkpoint_saved(job.id)),
+                    settings=svc.settings,
+                    on_preview=self._preview_writer(job.id, out_dir),
+                    resolve_image=svc.image_resolver(job.api_key_id),  # request.image: an asset id of the job's key
+                    # request.video (video-to-video) or a post job's asset: a video asset of the job's key; a post
+                    # job's job: a succeeded job of the same key
+                    resolve_video=svc.video_resolver(job.api_key_id, "asset" if request.mode == "post" else
+                                                     "extend" if getattr(request, "extend", None) else "video"),
+                    resolve_job=svc.job_video_resolver(job.api_key_id),
+                )
         except Cancelled:
             if svc.stopping.is_set() and not repo.is_cancel_requested(job.id):
                 repo.requeue_worker(self.worker_id)  # shutting down: resume from the checkpoint next start
