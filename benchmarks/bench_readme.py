@@ -6,11 +6,13 @@ script, ...; medians of the wall time and the ratio script / t2v (above 1: t2v i
 - script: ``DiffusionPipeline.from_pretrained(<t2v-shapes folder>)``, 25 steps, guidance 5, 8 frames 64x64,
   seed 1, ``export_to_video`` (the folder's own scheduler);
 - t2v: ``t2v generate "a red circle moving right" --model t2v-shapes --seed 1 -o clip.mp4`` (its defaults:
-  the same 25 steps, guidance 5, 8 frames 64x64), plus ``--variant "ARGS"`` variants (e.g. a step cache);
+  the same 25 steps, guidance 5, 8 frames 64x64), plus ``--variant "ARGS"`` variants (e.g. a step cache, or
+  ``T2V_PROMPT_CACHE_MB=0``: leading ``NAME=VALUE`` words set environment variables of that side);
 - with ``--server``: also the same command with ``--server URL`` against a ``t2v serve --model t2v-shapes``
   started before the runs (the model loaded once; its start is reported, not timed).
 
     .venv/bin/python benchmarks/bench_readme.py [--repeats 5] [--variant "--cache deepcache"] [--server] [--floor]
+    .venv/bin/python benchmarks/bench_readme.py --repeats 5 --floor --variant T2V_PROMPT_CACHE_MB=0
 """
 
 from __future__ import annotations
@@ -46,8 +48,13 @@ FLOOR = ("import torch; from diffusers import UNet3DConditionModel, AutoencoderK
 
 
 def timed(cmd: list[str], env: dict[str, str]) -> float:
+    """Seconds ``cmd`` takes; leading ``NAME=VALUE`` words of it are set in its environment."""
+    extra = {}
+    while cmd and "=" in cmd[0] and not cmd[0].startswith(("-", "/")):
+        name, _, value = cmd[0].partition("=")
+        extra[name], cmd = value, cmd[1:]
     start = time.perf_counter()
-    subprocess.run(cmd, env=env, check=True, capture_output=True)
+    subprocess.run(cmd, env={**env, **extra}, check=True, capture_output=True)
     return time.perf_counter() - start
 
 
@@ -70,7 +77,10 @@ def main() -> None:
                                        "t2v": [T2V, "generate", PROMPT, "--model", "t2v-shapes", "--seed", "1", "-q",
                                                "-o", str(out / "t.mp4")]}
         for v in args.variant:
-            sides[f"t2v {v}"] = [*sides["t2v"], *shlex.split(v)]
+            words = shlex.split(v)
+            env_words = [w for w in words if "=" in w and not w.startswith("-")]
+            flags = [w for w in words if w not in env_words]
+            sides[f"t2v {v}"] = [*env_words, *sides["t2v"], *flags]
         if args.floor:
             sides["imports only (the floor)"] = [PYTHON, "-c", FLOOR]
         server = start_server(env) if args.server else None

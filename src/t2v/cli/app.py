@@ -25,6 +25,7 @@ from t2v.cli.run import KEY, SERVER, print_summary, run_remote, run_with_progres
 from t2v.cli.models import models_app
 from t2v.cli.service import history, jobs_app, keys_app, serve
 from t2v.cli.sequence import image, sequence
+from t2v.cli.startup import one_shot
 from t2v.cli.train import data_app, eval_app, train, train_lora
 from t2v.cli.desktop import desktop
 from t2v.cli.records import records_app
@@ -224,6 +225,7 @@ def main() -> None:
 def entry() -> None:
     """The ``t2v`` program (and ``python -m t2v``): :func:`main`, then the process ends without tearing the
     interpreter down (:func:`quick_exit`)."""
+    one_shot()  # a run's loading goes without the garbage collector's passes (t2v.cli.startup)
     try:
         main()
     except SystemExit as e:

@@ -10,6 +10,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColu
 from rich.text import Text
 
 from t2v.cli.common import Interrupt, err
+from t2v.cli.startup import LoadingPause
 from t2v.requests import ProgressEvent
 
 _LABELS = {
@@ -64,15 +65,20 @@ class GenerationProgress:
         self.task = None
         self.stage = ""
         self.tasks: dict[str, object] = {}  # a stage met again (a long video's segments) takes up its row again
+        self.pause = LoadingPause()  # the t2v program's collector waits while the run loads (t2v.cli.startup)
 
     def __enter__(self) -> "GenerationProgress":
         self.progress.__enter__()
+        self.pause.start()
         return self
 
     def __exit__(self, *exc) -> None:
+        self.pause.end()
         self.progress.__exit__(*exc)
 
     def __call__(self, event: ProgressEvent) -> None:
+        if event.stage != "load":
+            self.pause.end()
         self.interrupt.cancellable = event.stage in ("denoise", "post")
         if event.stage != self.stage:
             if self.task is not None:
