@@ -1,34 +1,31 @@
-"""``AsyncClient``: the t2v REST API over httpx (asyncio). The same methods as :class:`t2v.client.Client`."""
+"""``AsyncClient``: the t2v REST API over httpx (asyncio). The same methods as :class:`t2v_client.Client`."""
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
+from httpx_sse import EventSource
 
-from t2v.client import core
-from t2v.client.errors import (APIError, ConnectionFailed, RateLimited, ServerUnavailable, WaitTimeout)
-from t2v.client.models import Asset, Event, Job, JobPage, ModelList, RecordPage
+from t2v_client import core
+from t2v_client.errors import APIError, ConnectionFailed, RateLimited, ServerUnavailable, WaitTimeout
+from t2v_client.models import Asset, Event, Job, JobPage, ModelList, RecordPage
 
 
-class AsyncClient:
-    """See :class:`t2v.client.Client`; every method is a coroutine (``events``/``iter_jobs``/``search``:
+class AsyncClient(core.Base):
+    """See :class:`t2v_client.Client`; every method is a coroutine (``events``/``iter_jobs``/``search``:
     async iterators)."""
 
     def __init__(self, base_url: str = "http://127.0.0.1:8000", api_key: str | None = None, *,
                  timeout: float = core.DEFAULT_TIMEOUT, retries: int = core.DEFAULT_RETRIES, backoff: float = 0.5,
                  **httpx_kwargs: Any) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.policy = core.RetryPolicy(retries, backoff)
-        self.timeout = timeout
+        super().__init__(base_url, api_key, timeout=timeout, retries=retries, backoff=backoff)
         self.sleep = asyncio.sleep  # replaceable (tests record the waits)
-        self.http = httpx.AsyncClient(base_url=self.base_url, headers=core.headers_for(api_key), timeout=timeout,
-                                      **httpx_kwargs)
+        self.http = httpx.AsyncClient(**self.http_options(httpx_kwargs))
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -47,14 +44,14 @@ class AsyncClient:
             try:
                 response = await self.http.send(self.http.build_request(method, path, **kwargs), stream=stream)
             except httpx.TransportError as e:
-                error: APIError = ConnectionFailed(f"{method} {self.base_url}{path}: {e}")
+                error: APIError = self.unreachable(method, path, e)
             else:
                 if response.status_code < 400 or response.status_code in allow:
                     return response
                 await response.aread()
                 await response.aclose()
                 try:
-                    core.check(response)
+                    self.check(response)
                 except APIError as e:
                     error = e
             wait = self.policy.delay(attempt, error) if idempotent else None
@@ -79,8 +76,6 @@ class AsyncClient:
     # -- jobs ----------------------------------------------------------------------------------
     async def submit(self, prompt: str, *, image: str | Path | bytes | None = None,
                      idempotency_key: str | None = None, **fields: Any) -> Job:
-        if "image_id" in fields:
-            fields["image"] = fields.pop("image_id")
         body = core.video_body(prompt, image, {**fields, "idempotency_key": idempotency_key})
         return Job.model_validate(await self.call("POST", "/v1/videos", idempotent=idempotency_key is not None,
                                                   **body))
@@ -119,7 +114,7 @@ class AsyncClient:
 
     async def records(self, query: str | None = None, *, source: str = "sql", limit: int = 50) -> list[dict[str, Any]]:
         """Records of finished jobs, newest first (``source``: "sql" or "mongodb"; ``query``: prompt words)."""
-        params = {"source": source, "limit": limit, **({"q": query} if query else {})}
+        params = core.records_params(query, source, limit)
         return RecordPage.model_validate(await self.call("GET", "/v1/records", params=params)).items
 
     async def image(self, job_id: str, name: str = "preview") -> bytes | None:
@@ -139,7 +134,7 @@ class AsyncClient:
 
     async def post_process(self, post: dict[str, Any], *, job: str | None = None, asset: str | None = None,
                            idempotency_key: str | None = None, **fields: Any) -> Job:
-        """See :meth:`t2v.client.Client.post_process`."""
+        """See :meth:`t2v_client.Client.post_process`."""
         body = core.post_body(job, asset, post, {**fields, "idempotency_key": idempotency_key})
         return Job.model_validate(await self.call("POST", "/v1/post", idempotent=idempotency_key is not None,
                                                   **body))
@@ -158,52 +153,35 @@ class AsyncClient:
     # -- streams -------------------------------------------------------------------------------
     async def events(self, job_id: str, *, last_event_id: str | None = None, reconnect: int = 5,
                      timeout: float | None = None) -> AsyncIterator[Event]:
-        last, failures = last_event_id, 0
-        path = f"/v1/videos/{job_id}/events"
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline, state = self.deadline(job_id, timeout), self.resume(job_id, last_event_id, reconnect)
         while True:
-            headers = {"Accept": "text/event-stream", **({"Last-Event-ID": last} if last else {})}
-            left = core.time_left(deadline, job_id, timeout)
-            # With a deadline: no read waits past it (a long silence is cut into pieces, see the except
-            # below), and no retries inside ``send`` that know nothing of it.
-            read = None if left is None else min(left, core.SILENCE_S)
+            limits = deadline.stream_timeout(self.timeout)
             try:
-                async with self.stream("GET", path, idempotent=deadline is None, headers=headers,
-                                       timeout=httpx.Timeout(core.shorter(self.timeout, left), read=read)) as response:
-                    parser = core.SSEParser()
-                    async for line in response.aiter_lines():
-                        core.time_left(deadline, job_id, timeout)  # keep-alive comments do not extend it
-                        event = parser.feed(line)
-                        if event is None:
-                            continue
-                        if event.id == last:  # delivered before the connection dropped
-                            if event.final:
-                                return
-                            continue
-                        last, failures = event.id, 0
-                        yield event
-                        if event.final:
+                async with self.stream("GET", f"/v1/videos/{job_id}/events", idempotent=deadline.at is None,
+                                       headers=state.headers(), timeout=limits) as response:
+                    async for sse in EventSource(core.watched(response, deadline)).aiter_sse():
+                        event, over = state.sort(sse)
+                        if event is not None:
+                            yield event
+                        if over:
                             return
-                if last is not None and (await self.get(job_id)).finished:
+                if state.last is not None and (await self.get(job_id)).finished:
                     return  # ended cleanly after the final state, delivered before (resumed past the end)
+                error: Exception = EOFError("it ended before the final event")
             except (httpx.TransportError, ConnectionFailed) as e:
-                core.time_left(deadline, job_id, timeout)  # past the deadline: WaitTimeout
-                if deadline is not None and isinstance(e, httpx.ReadTimeout):
+                deadline.left()  # past the deadline: WaitTimeout
+                if deadline.at is not None and isinstance(e, httpx.ReadTimeout):
                     continue  # silent for a while (a queued job): reopen, resuming after the last event
-                core.log.info("event stream of %s broke: %s", job_id, e)
-            failures += 1
-            if failures > reconnect:
-                raise ConnectionFailed(f"the event stream of job {job_id} ended {failures} times without a final event")
-            pause = min(5.0, self.policy.backoff * 2 ** (failures - 1))
-            await self.sleep(core.shorter(pause, core.time_left(deadline, job_id, timeout)))
+                error = e
+            await self.sleep(deadline.cut(state.broke(error)))
 
     async def wait(self, job_id: str, *, timeout: float | None = None, poll_interval: float = 1.0) -> Job:
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = self.deadline(job_id, timeout)
         try:
             async for event in self.events(job_id, timeout=timeout):
                 if event.final and event.job is not None:
                     return event.job
-                if event.final or (deadline is not None and time.monotonic() > deadline):
+                if event.final or deadline.passed():
                     break
         except (ConnectionFailed, RateLimited, ServerUnavailable) as e:
             core.log.info("events of %s unavailable (%s): polling", job_id, e)
@@ -213,10 +191,9 @@ class AsyncClient:
             job = await self.get(job_id)
             if job.finished:
                 return job
-            if deadline is not None and time.monotonic() > deadline:
-                raise WaitTimeout(f"job {job_id} is still {job.status} after {timeout}s")
-            await self.sleep(poll_interval if deadline is None else
-                             max(0.0, min(poll_interval, deadline - time.monotonic())))
+            if deadline.passed():
+                raise self.errors.WaitTimeout(f"job {job_id} is still {job.status} after {timeout}s")
+            await self.sleep(deadline.poll_pause(poll_interval))
 
     async def download(self, job_id: str, path: str | Path, *, format: str = "mp4") -> Path:
         path = Path(path)
@@ -226,14 +203,14 @@ class AsyncClient:
             try:
                 async with self.stream("GET", f"/v1/videos/{job_id}/content", idempotent=True, allow=(416,),
                                        params={"format": format}, headers=headers) as response:
-                    if response.status_code != 416:
+                    if response.status_code != 416:  # 416: nothing left to fetch
                         with path.open("ab" if response.status_code == 206 else "wb") as f:
                             async for chunk in response.aiter_bytes():
                                 f.write(chunk)
                 break
             except httpx.TransportError as e:
                 if attempt == self.policy.retries:
-                    raise ConnectionFailed(f"downloading {job_id}: {e}") from None
+                    raise self.unreachable("GET", f"/v1/videos/{job_id}/content", e) from None
                 core.log.info("download of %s broke at %d bytes: %s; resuming", job_id, have, e)
-        core.verify(path, expected)
+        self.verify(path, expected)
         return path

@@ -9,13 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from httpx_sse import EventSource
 
-from t2v.client import core
-from t2v.client.errors import (APIError, ConnectionFailed, RateLimited, ServerUnavailable, WaitTimeout)
-from t2v.client.models import Asset, Event, Job, JobPage, ModelList, RecordPage
+from t2v_client import core
+from t2v_client.errors import APIError, ConnectionFailed, RateLimited, ServerUnavailable, WaitTimeout
+from t2v_client.models import Asset, Event, Job, JobPage, ModelList, RecordPage
 
 
-class Client:
+class Client(core.Base):
     """A t2v server's jobs: ``submit``, ``get``, ``list``/``search``, ``events``, ``wait``, ``download``,
     ``cancel``, ``delete``, ``models``, ``post_process``, and image and video assets.
 
@@ -28,12 +29,9 @@ class Client:
     def __init__(self, base_url: str = "http://127.0.0.1:8000", api_key: str | None = None, *,
                  timeout: float = core.DEFAULT_TIMEOUT, retries: int = core.DEFAULT_RETRIES, backoff: float = 0.5,
                  **httpx_kwargs: Any) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.policy = core.RetryPolicy(retries, backoff)
-        self.timeout = timeout
+        super().__init__(base_url, api_key, timeout=timeout, retries=retries, backoff=backoff)
         self.sleep = time.sleep  # replaceable (tests record the waits)
-        self.http = httpx.Client(base_url=self.base_url, headers=core.headers_for(api_key), timeout=timeout,
-                                 **httpx_kwargs)
+        self.http = httpx.Client(**self.http_options(httpx_kwargs))
 
     def __enter__(self) -> Client:
         return self
@@ -54,14 +52,14 @@ class Client:
             try:
                 response = self.http.send(self.http.build_request(method, path, **kwargs), stream=stream)
             except httpx.TransportError as e:
-                error: APIError = ConnectionFailed(f"{method} {self.base_url}{path}: {e}")
+                error: APIError = self.unreachable(method, path, e)
             else:
                 if response.status_code < 400 or response.status_code in allow:
                     return response
                 response.read()
                 response.close()
                 try:
-                    core.check(response)
+                    self.check(response)
                 except APIError as e:
                     error = e
             wait = self.policy.delay(attempt, error) if idempotent else None
@@ -91,8 +89,6 @@ class Client:
         ``image=`` an uploaded asset's id goes in ``fields`` as ``image_id``). ``image`` is a file (path or
         bytes) sent with the request as multipart. Retried only with an ``idempotency_key``, which makes
         a repeat return the same job."""
-        if "image_id" in fields:
-            fields["image"] = fields.pop("image_id")
         body = core.video_body(prompt, image, {**fields, "idempotency_key": idempotency_key})
         return Job.model_validate(self.call("POST", "/v1/videos", idempotent=idempotency_key is not None, **body))
 
@@ -132,7 +128,7 @@ class Client:
 
     def records(self, query: str | None = None, *, source: str = "sql", limit: int = 50) -> list[dict[str, Any]]:
         """Records of finished jobs, newest first (``source``: "sql" or "mongodb"; ``query``: prompt words)."""
-        params = {"source": source, "limit": limit, **({"q": query} if query else {})}
+        params = core.records_params(query, source, limit)
         return RecordPage.model_validate(self.call("GET", "/v1/records", params=params)).items
 
     def image(self, job_id: str, name: str = "preview") -> bytes | None:
@@ -183,54 +179,37 @@ class Client:
         sends nothing or only keep-alive comments (at most a few seconds late: a stream silent for
         ``min(timeout, 5)`` seconds is reopened, resuming after its last event); the stream request is
         then not retried by the client's policy (an error answer is raised at once)."""
-        last, failures = last_event_id, 0
-        path = f"/v1/videos/{job_id}/events"
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline, state = self.deadline(job_id, timeout), self.resume(job_id, last_event_id, reconnect)
         while True:
-            headers = {"Accept": "text/event-stream", **({"Last-Event-ID": last} if last else {})}
-            left = core.time_left(deadline, job_id, timeout)
-            # With a deadline: no read waits past it (a long silence is cut into pieces, see the except
-            # below), and no retries inside ``send`` that know nothing of it.
-            read = None if left is None else min(left, core.SILENCE_S)
+            limits = deadline.stream_timeout(self.timeout)
             try:
-                with self.stream("GET", path, idempotent=deadline is None, headers=headers,
-                                 timeout=httpx.Timeout(core.shorter(self.timeout, left), read=read)) as response:
-                    parser = core.SSEParser()
-                    for line in response.iter_lines():
-                        core.time_left(deadline, job_id, timeout)  # keep-alive comments do not extend it
-                        event = parser.feed(line)
-                        if event is None:
-                            continue
-                        if event.id == last:  # delivered before the connection dropped
-                            if event.final:
-                                return
-                            continue
-                        last, failures = event.id, 0
-                        yield event
-                        if event.final:
+                with self.stream("GET", f"/v1/videos/{job_id}/events", idempotent=deadline.at is None,
+                                 headers=state.headers(), timeout=limits) as response:
+                    for sse in EventSource(core.watched(response, deadline)).iter_sse():
+                        event, over = state.sort(sse)
+                        if event is not None:
+                            yield event
+                        if over:
                             return
-                if last is not None and (self.get(job_id)).finished:
+                if state.last is not None and self.get(job_id).finished:
                     return  # ended cleanly after the final state, delivered before (resumed past the end)
+                error: Exception = EOFError("it ended before the final event")
             except (httpx.TransportError, ConnectionFailed) as e:
-                core.time_left(deadline, job_id, timeout)  # past the deadline: WaitTimeout
-                if deadline is not None and isinstance(e, httpx.ReadTimeout):
+                deadline.left()  # past the deadline: WaitTimeout
+                if deadline.at is not None and isinstance(e, httpx.ReadTimeout):
                     continue  # silent for a while (a queued job): reopen, resuming after the last event
-                core.log.info("event stream of %s broke: %s", job_id, e)
-            failures += 1
-            if failures > reconnect:
-                raise ConnectionFailed(f"the event stream of job {job_id} ended {failures} times without a final event")
-            pause = min(5.0, self.policy.backoff * 2 ** (failures - 1))
-            self.sleep(core.shorter(pause, core.time_left(deadline, job_id, timeout)))
+                error = e
+            self.sleep(deadline.cut(state.broke(error)))
 
     def wait(self, job_id: str, *, timeout: float | None = None, poll_interval: float = 1.0) -> Job:
         """Block until the job has finished and return it: by its event stream, else by polling ``get``.
         Raises :class:`WaitTimeout` after ``timeout`` seconds."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = self.deadline(job_id, timeout)
         try:
             for event in self.events(job_id, timeout=timeout):
                 if event.final and event.job is not None:
                     return event.job
-                if event.final or (deadline is not None and time.monotonic() > deadline):
+                if event.final or deadline.passed():
                     break
         except (ConnectionFailed, RateLimited, ServerUnavailable) as e:
             core.log.info("events of %s unavailable (%s): polling", job_id, e)
@@ -240,10 +219,9 @@ class Client:
             job = self.get(job_id)
             if job.finished:
                 return job
-            if deadline is not None and time.monotonic() > deadline:
-                raise WaitTimeout(f"job {job_id} is still {job.status} after {timeout}s")
-            self.sleep(poll_interval if deadline is None else
-                       max(0.0, min(poll_interval, deadline - time.monotonic())))
+            if deadline.passed():
+                raise self.errors.WaitTimeout(f"job {job_id} is still {job.status} after {timeout}s")
+            self.sleep(deadline.poll_pause(poll_interval))
 
     def download(self, job_id: str, path: str | Path, *, format: str = "mp4") -> Path:
         """Save a succeeded job's file to ``path``. A partial file there is continued (HTTP Range), also
@@ -254,7 +232,7 @@ class Client:
             have, headers = core.range_headers(path)
             try:
                 with self.stream("GET", f"/v1/videos/{job_id}/content", idempotent=True, allow=(416,),
-                               params={"format": format}, headers=headers) as response:
+                                 params={"format": format}, headers=headers) as response:
                     if response.status_code != 416:  # 416: nothing left to fetch
                         with path.open("ab" if response.status_code == 206 else "wb") as f:
                             for chunk in response.iter_bytes():
@@ -262,7 +240,7 @@ class Client:
                 break
             except httpx.TransportError as e:
                 if attempt == self.policy.retries:
-                    raise ConnectionFailed(f"downloading {job_id}: {e}") from None
+                    raise self.unreachable("GET", f"/v1/videos/{job_id}/content", e) from None
                 core.log.info("download of %s broke at %d bytes: %s; resuming", job_id, have, e)
-        core.verify(path, expected)
+        self.verify(path, expected)
         return path
