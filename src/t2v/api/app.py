@@ -11,7 +11,6 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.middleware.cors import CORSMiddleware
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from t2v.version import __version__
 from t2v.errors import Forbidden, InvalidRequest, JobNotFound, ModelUnavailable, QuotaExceeded
@@ -28,7 +27,7 @@ def create_app(settings: Settings | None = None, *, service=None, workers: int =
     API keys, cross-site changes are refused, and with ``loopback_hosts`` (a server bound to a loopback
     address) so is any ``Host`` but a loopback one (:mod:`t2v.api.origin`).
     """
-    from t2v.api.origin import KeylessGuard  # deferred: imports alembic, httpx, PIL
+    from t2v.api.origin import KeylessGuard, TrustedHosts  # deferred: imports alembic, httpx, PIL
     from t2v.api.routes import assets, postprocess, records, system, videos  # deferred: imports alembic, httpx, PIL
     from t2v.service import build_services  # deferred: imports alembic, httpx, PIL
 
@@ -63,7 +62,7 @@ def create_app(settings: Settings | None = None, *, service=None, workers: int =
                        expose_headers=["Location", "Content-Range", "Content-Disposition", "Retry-After"])
     app.add_middleware(KeylessGuard, has_keys=lambda: service.has_keys(), loopback_hosts=loopback_hosts)
     if settings.allowed_hosts:  # T2V_PUBLIC_URL / T2V_TRUSTED_HOSTS: any other Host is answered 400 (outermost)
-        app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts, www_redirect=False)
+        app.add_middleware(TrustedHosts, allowed_hosts=settings.allowed_hosts)
     app.include_router(videos.router)
     app.include_router(videos.sequences)
     app.include_router(assets.router)

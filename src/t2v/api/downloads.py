@@ -13,25 +13,36 @@ _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 def send(download, *, media_type: str, filename: str | None = None, headers: dict[str, str] | None = None,
          range_header: str | None = None) -> Response:
-    """The response for a :class:`t2v.service.files.Download`."""
+    """The response for a :class:`t2v.service.files.Download`: the same answers to a ``Range`` for a local file
+    and an object (200, 206 for one range, 416 past the end; several ranges or a malformed one get the whole file)."""
     headers = dict(headers or {})
-    if download.path is not None:
-        return FileResponse(download.path, media_type=media_type, filename=filename, headers=headers)
     if download.url is not None:
         return RedirectResponse(download.url, status_code=307, headers={"Cache-Control": "no-store"})
-    if filename:
-        headers["Content-Disposition"] = f"attachment; filename*=utf-8''{quote(filename)}"
-    headers["Accept-Ranges"] = "bytes"
     size = download.size
     span = byte_range(range_header, size)
     if span == "unsatisfiable":
         return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
+    if download.path is not None:  # FileResponse sends the one range itself
+        cls = FileResponse if span is not None else WholeFile
+        return cls(download.path, media_type=media_type, filename=filename, headers=headers)
+    if filename:
+        headers["Content-Disposition"] = f"attachment; filename*=utf-8''{quote(filename)}"
+    headers["Accept-Ranges"] = "bytes"
     if span is None:
         headers["Content-Length"] = str(size)
         return StreamingResponse(download.iter_range(0, None), media_type=media_type, headers=headers)
     start, end = span
     headers.update({"Content-Range": f"bytes {start}-{end}/{size}", "Content-Length": str(end - start + 1)})
     return StreamingResponse(download.iter_range(start, end), status_code=206, media_type=media_type, headers=headers)
+
+
+class WholeFile(FileResponse):
+    """A FileResponse that sends the whole file whatever the request's ``Range`` (Starlette's would answer a
+    malformed one 400 in plain text, and several with multipart/byteranges)."""
+
+    async def __call__(self, scope, receive, send) -> None:
+        headers = [(k, v) for k, v in scope.get("headers") or [] if k.lower() != b"range"]
+        await super().__call__({**scope, "headers": headers}, receive, send)
 
 
 def byte_range(header: str | None, size: int):

@@ -15,6 +15,9 @@ With keys, neither applies: every request must carry a key in its ``Authorizatio
 box), which a cross-site page can neither send without a CORS preflight (refused: t2v sends no CORS headers)
 nor know. The server's key state is read from the database, as the key checks do, and only for a request the
 guard would refuse.
+
+:class:`TrustedHosts` answers 400 to a ``Host`` other than those T2V_PUBLIC_URL and T2V_TRUSTED_HOSTS name (and
+loopback), keys or not, as Starlette's ``TrustedHostMiddleware`` does, but with the API's JSON error body.
 """
 
 from __future__ import annotations
@@ -61,3 +64,25 @@ class KeylessGuard:
         if scope["type"] == "websocket":
             return await send({"type": "websocket.close", "code": 1008})
         await JSONResponse({"detail": problem[1]}, status_code=problem[0])(scope, receive, send)
+
+
+class TrustedHosts:
+    """ASGI middleware: a request whose ``Host`` is none of ``allowed_hosts`` is answered 400 (a websocket is
+    closed). A pattern ``*.example.com`` matches the subdomains of example.com; ``*`` matches any host."""
+
+    def __init__(self, app, allowed_hosts: list[str]) -> None:
+        self.app, self.allowed = app, [h.lower() for h in allowed_hosts]
+
+    def allows(self, host: str) -> bool:
+        return any(p == "*" or host == p or (p.startswith("*.") and host.endswith(p[1:])) for p in self.allowed)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        host = next((v.decode("latin-1") for k, v in scope.get("headers") or [] if k.lower() == b"host"), "")
+        if host and self.allows(host_name(host).lower()):
+            return await self.app(scope, receive, send)
+        if scope["type"] == "websocket":
+            return await send({"type": "websocket.close", "code": 1008})
+        detail = f"Host {host!r} is not one this server answers (T2V_PUBLIC_URL, T2V_TRUSTED_HOSTS)"
+        await JSONResponse({"detail": detail}, status_code=400)(scope, receive, send)

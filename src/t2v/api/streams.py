@@ -3,6 +3,12 @@
 
 from __future__ import annotations
 
+import anyio
+from fastapi import Depends, HTTPException
+from fastapi.concurrency import run_in_threadpool
+
+from t2v.api.deps import current_key, get_service
+
 
 class StreamLease:
     """The slot an open ``/events`` stream holds among its key's ``cap`` (none without API keys).
@@ -42,3 +48,18 @@ class StreamLease:
         if self.id is not None:
             lease_id, self.id = self.id, None
             self.service.release_stream(lease_id)
+
+
+async def open_stream(job_id: str, service=Depends(get_service), key=Depends(current_key)):
+    """A FastAPI dependency of ``GET /v1/videos/{job_id}/events``: before the stream starts, 404 unless the job is
+    the caller's and 429 when the key has no free slot; then the stream's :class:`StreamLease`, released once the
+    stream has ended (also when the client went away)."""
+    await run_in_threadpool(service.get, job_id, api_key=key)
+    lease = StreamLease(service, key, service.settings.max_streams_per_key)
+    if not await run_in_threadpool(lease.acquire):
+        raise HTTPException(429, lease.message, headers={"Retry-After": str(int(lease.RENEW_S))})
+    try:
+        yield lease
+    finally:  # shielded: a cancelled request still frees its slot
+        with anyio.CancelScope(shield=True):
+            await run_in_threadpool(lease.release)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from t2v.errors import InvalidRequest, JobNotFound, QuotaExceeded
@@ -22,6 +21,7 @@ from t2v.service.access import AccessService
 from t2v.service.assets import AssetService
 from t2v.service.files import JobFiles
 from t2v.service.limits import admit
+from t2v.service.metrics import Metrics
 from t2v.service.netguard import check_callback_url
 from t2v.service.ports import ArtifactStore, Executor, JobStore
 from t2v.service.postjobs import PostService
@@ -39,26 +39,6 @@ logger = logging.getLogger(__name__)
 
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 FINISHED = FINISHED_STATUSES
-
-
-@dataclass
-class Metrics:
-    """Counters for /metrics that live in the process (job counts come from the database)."""
-
-    jobs_done: int = 0
-    generation_seconds_sum: float = 0.0
-    steps_done: int = 0
-    step_seconds_sum: float = 0.0
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def observe_job(self, seconds: float, record: dict[str, Any]) -> None:
-        with self.lock:
-            self.jobs_done += 1
-            self.generation_seconds_sum += seconds
-            steps = int(record.get("num_inference_steps") or 0) - int(record.get("resumed_from_step") or 0)
-            if steps > 0 and "post_history" not in record:  # a post job's record holds its source's steps
-                self.steps_done += steps
-                self.step_seconds_sum += float(record.get("timings", {}).get("denoise_s", 0.0))
 
 
 #: The most jobs one page of a listing holds (GET /v1/videos takes up to 200, GET /v1/records up to 500).
@@ -89,7 +69,8 @@ class JobService:
         self.wakeup = threading.Event()
         #: Cancels asked in this process for jobs its own workers run: a fast path only (the job row is the truth).
         self.cancel_requested: set[str] = set()
-        self.metrics = Metrics()
+        #: Job counts (from the database) and this process's job timings, for /metrics.
+        self.metrics = Metrics(lambda: self.counts_by_status(), STATUSES)
         self._janitor: threading.Thread | None = None
         self.records = None  # a RecordPublisher while started with T2V_RECORDS_URL
         self.warm_state: dict[str, Any] = {"model": None, "done": True, "error": None}

@@ -14,6 +14,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from t2v.api.deps import base_url, get_service, rate_limited
+from t2v.api.responses import CHANGING, KEYED, LOCATION, errors
+from t2v.contract import Asset
 from t2v.errors import InvalidRequest
 
 router = APIRouter(prefix="/v1/assets", tags=["assets"])
@@ -49,7 +51,9 @@ async def read_asset_upload(upload: UploadFile, service) -> bytes:
 
 
 @router.post("", status_code=201, summary="Upload an image (PNG, JPEG or WebP, at most 20 MiB and 4096x4096 pixels) "
-             "or a video (mp4, webm or gif, 2 to T2V_MAX_FRAMES frames, at most T2V_MAX_UPLOAD_BYTES)")
+             "or a video (mp4, webm or gif, 2 to T2V_MAX_FRAMES frames, at most T2V_MAX_UPLOAD_BYTES)",
+             response_model=Asset, responses={201: {"description": "The asset, stored", "headers": LOCATION},
+                                              **errors(*CHANGING, 429, 503)})
 async def create_asset(request: Request, file: UploadFile = File(..., description="The image or video file."),
                        service=Depends(get_service), key=Depends(rate_limited)):
     data = await read_asset_upload(file, service)
@@ -58,12 +62,14 @@ async def create_asset(request: Request, file: UploadFile = File(..., descriptio
     return JSONResponse(asset, status_code=201, headers={"Location": location})
 
 
-@router.get("/{asset_id}", summary="An asset's metadata: sha256, size, type, pixels")
+@router.get("/{asset_id}", summary="An asset's metadata: sha256, size, type, pixels", response_model=Asset,
+            responses=errors(*KEYED, 404, 429))
 async def get_asset(asset_id: str, service=Depends(get_service), key=Depends(rate_limited)):
     return await run_in_threadpool(service.get_asset, asset_id, key)
 
 
-@router.delete("/{asset_id}", status_code=204, summary="Delete an asset (jobs that used it keep their records)")
+@router.delete("/{asset_id}", status_code=204, summary="Delete an asset (jobs that used it keep their records)",
+               response_class=Response, responses={204: {"description": "Deleted"}, **errors(*KEYED, 403, 404, 429)})
 async def delete_asset(asset_id: str, service=Depends(get_service), key=Depends(rate_limited)):
     await run_in_threadpool(service.delete_asset, asset_id, key)
     return Response(status_code=204)

@@ -8,6 +8,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from t2v.api.deps import base_url, get_service, rate_limited
+from t2v.api.responses import CHANGING, QUEUED, errors
 from t2v.api.schemas import PostCreate
 from t2v.contract import Job
 from t2v.service.views import job_to_dict
@@ -18,9 +19,7 @@ router = APIRouter(prefix="/v1/post", tags=["post"])
 @router.post("", status_code=202, response_model=Job,
              summary="Queue a post-processing job (deflicker, interpolate, upscale) of a finished job's video or an "
                      "uploaded video",
-             responses={200: {"model": Job,
-                              "description": "The job an earlier request with this idempotency_key queued"},
-                        404: {"description": "No such job or asset for this key"}})
+             responses={**QUEUED, **errors(*CHANGING, 404, 429, 503)})
 async def create_post(body: PostCreate, request: Request, service=Depends(get_service), key=Depends(rate_limited)):
     """Exactly one source: ``job`` (a succeeded job of the caller's key; 422 while it has not succeeded) or
     ``asset`` (a video uploaded with POST /v1/assets). The output keeps the source's record and appends the steps

@@ -8,12 +8,14 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.concurrency import run_in_threadpool
 
 from t2v.api.deps import get_service, rate_limited
+from t2v.api.responses import KEYED, errors
 from t2v.contract import RecordPage
 
 router = APIRouter(prefix="/v1/records", tags=["records"])
 
 
-@router.get("", summary="Records of finished jobs (the caller's), newest first", response_model=RecordPage)
+@router.get("", summary="Records of finished jobs (the caller's), newest first", response_model=RecordPage,
+            responses=errors(*KEYED, 429, 503))
 async def list_records(source: Literal["sql", "mongodb"] = "sql",
                        q: str | None = Query(None, max_length=500, description="Words of the prompt"),
                        limit: int = Query(50, ge=1, le=500), service=Depends(get_service), key=Depends(rate_limited)):

@@ -5,21 +5,23 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import AsyncIterator
 from typing import Literal
 
-import anyio
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response
+from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import ValidationError
-from starlette.background import BackgroundTask
 from starlette.datastructures import UploadFile
 
 from t2v.api.deps import base_url, bearer_key, current_key, get_service, rate_limited
 from t2v.api.downloads import send
+from t2v.api.responses import (CHANGING, EVENT_STREAM_DOC, KEYED, QUEUED, ErrorBody, RunRecord, errors,
+                               file_responses)
 from t2v.api.routes.assets import read_upload
-from t2v.api.streams import StreamLease
+from t2v.api.streams import StreamLease, open_stream
 from t2v.api.schemas import SequenceCreate, VideoCreate
 from t2v.contract import Job, JobPage
 from t2v.errors import InvalidRequest
@@ -45,9 +47,11 @@ VIDEO_BODY_DOC = {"requestBody": {"required": True, "content": {
 }}}
 
 
+RANGE_DOC = "One byte range, `bytes=START-END`, `bytes=START-` or `bytes=-LAST_N` (206 Partial Content)"
+
+
 @router.post("", status_code=202, summary="Queue a generation job (JSON; or multipart/form-data with an image)",
-             openapi_extra=VIDEO_BODY_DOC, response_model=Job,
-             responses={200: {"model": Job, "description": "The job an earlier request with this idempotency_key queued"}})
+             openapi_extra=VIDEO_BODY_DOC, response_model=Job, responses={**QUEUED, **errors(*CHANGING, 415, 429, 503)})
 async def create_video(request: Request, service=Depends(get_service), key=Depends(rate_limited)):
     """The body is JSON (``VideoCreate``), or multipart/form-data with that JSON as the ``request`` field and the
     first frame as the ``image`` file: the file is stored as an asset of the caller's key (as POST /v1/assets
@@ -111,7 +115,8 @@ def parse_video_body(raw: bytes | str, loc: tuple) -> VideoCreate:
             from None
 
 
-@sequences.post("", status_code=202, summary="Queue an image-sequence job (keyframe prompts, text-to-image model)")
+@sequences.post("", status_code=202, summary="Queue an image-sequence job (keyframe prompts, text-to-image model)",
+                response_model=Job, responses={**QUEUED, **errors(*CHANGING, 429)})
 async def create_sequence(body: SequenceCreate, request: Request, service=Depends(get_service), key=Depends(rate_limited)):
     """The job lives under /v1/videos/{id} like any other: same status, events, content and metadata."""
     return await _submit(body, request, service, key)
@@ -126,7 +131,7 @@ async def _submit(body, request: Request, service, key):
     return JSONResponse(data, status_code=202 if created else 200, headers={"Location": data["links"]["self"]})
 
 
-@router.get("", summary="List jobs, newest first", response_model=JobPage)
+@router.get("", summary="List jobs, newest first", response_model=JobPage, responses=errors(*KEYED, 429))
 async def list_videos(
     request: Request,
     status: str | None = Query(None, description="queued, running, succeeded, failed or cancelled"),
@@ -144,22 +149,25 @@ async def list_videos(
     return {"items": items, "next_cursor": jobs[-1].id if len(jobs) == limit else None}
 
 
-@router.get("/{job_id}", summary="A job: status, progress, request, result, error", response_model=Job)
+@router.get("/{job_id}", summary="A job: status, progress, request, result, error", response_model=Job,
+            responses=errors(*KEYED, 404, 429))
 async def get_video(job_id: str, request: Request, service=Depends(get_service), key=Depends(rate_limited)):
     job = await run_in_threadpool(service.get, job_id, api_key=key)
     return job_to_dict(service, job, base_url=base_url(request))
 
 
 @router.get("/{job_id}/content", summary="The video file (supports HTTP Range; with T2V_STORAGE_PRESIGN=1 a "
-                                          "307 redirect to a presigned object-storage URL)")
-async def get_content(job_id: str, request: Request, format: Literal["mp4", "webm", "gif"] = "mp4",
+                                          "307 redirect to a presigned object-storage URL)", response_class=Response,
+            responses={**file_responses(*MEDIA_TYPES.values(), what="The video file (`format`: mp4 is video/mp4, "
+                                        "webm video/webm, gif image/gif)", redirect=True), **errors(*KEYED, 404, 409)})
+async def get_content(job_id: str, format: Literal["mp4", "webm", "gif"] = "mp4",
+                      range_header: str | None = Header(None, alias="Range", description=RANGE_DOC),
                       service=Depends(get_service), key=Depends(current_key)):
     job, found = await _finished_file(service, job_id, key, format, "content exists")
     if found is None:
         raise HTTPException(404, f"job {job_id} has no {format} file (formats: "
                                  f"{', '.join(f['format'] for f in job.files or []) or 'none, purged'})")
-    return send(found, media_type=MEDIA_TYPES[format], filename=found.key.rsplit("/", 1)[-1],
-                range_header=request.headers.get("range"))
+    return send(found, media_type=MEDIA_TYPES[format], filename=found.key.rsplit("/", 1)[-1], range_header=range_header)
 
 
 async def _finished_file(service, job_id: str, key, fmt: str, what: str):
@@ -170,40 +178,48 @@ async def _finished_file(service, job_id: str, key, fmt: str, what: str):
     return job, await run_in_threadpool(service.download, job, fmt)
 
 
-@router.get("/{job_id}/figures/{name}", summary="A sequence job's contact sheet or denoise grid (PNG)")
-async def get_figure(job_id: str, request: Request, name: Literal["contact_sheet", "denoise_grid"],
+@router.get("/{job_id}/figures/{name}", summary="A sequence job's contact sheet or denoise grid (PNG)",
+            response_class=Response, responses={**file_responses("image/png", what="The figure", redirect=True),
+                                                **errors(*KEYED, 404, 409)})
+async def get_figure(job_id: str, name: Literal["contact_sheet", "denoise_grid"],
+                     range_header: str | None = Header(None, alias="Range", description=RANGE_DOC),
                      service=Depends(get_service), key=Depends(current_key)):
     job, found = await _finished_file(service, job_id, key, name, "figures exist")
     if found is None:
         have = [f["format"] for f in job.files or [] if f["format"] in FIGURES]
         raise HTTPException(404, f"job {job_id} has no {name} (figures: {', '.join(have) or 'none; ask for them in the request'})")
-    return send(found, media_type="image/png", filename=found.key.rsplit("/", 1)[-1],
-                range_header=request.headers.get("range"))
+    return send(found, media_type="image/png", filename=found.key.rsplit("/", 1)[-1], range_header=range_header)
+
+
+IMAGE_RESPONSES = {**file_responses("image/png", what="The PNG image", redirect=True), **errors(*KEYED, 404)}
 
 
 @router.get("/{job_id}/preview", summary="The live preview of a running job (PNG; the latest step's latents)",
-            response_class=FileResponse, responses={200: {"content": {"image/png": {}}}})
-async def get_preview(job_id: str, request: Request, service=Depends(get_service), key=Depends(current_key)):
+            response_class=Response, responses=IMAGE_RESPONSES)
+async def get_preview(job_id: str, range_header: str | None = Header(None, alias="Range", description=RANGE_DOC),
+                      service=Depends(get_service), key=Depends(current_key)):
     """Changes every step: never cached. 404 until the first step has written one (and after a purge)."""
-    return await _image(service, job_id, key, "preview.png", "no-store", request)
+    return await _image(service, job_id, key, "preview.png", "no-store", range_header)
 
 
-@router.get("/{job_id}/poster", summary="The finished clip's middle frame (PNG)", response_class=FileResponse,
-            responses={200: {"content": {"image/png": {}}}})
-async def get_poster(job_id: str, request: Request, service=Depends(get_service), key=Depends(current_key)):
+@router.get("/{job_id}/poster", summary="The finished clip's middle frame (PNG)", response_class=Response,
+            responses=IMAGE_RESPONSES)
+async def get_poster(job_id: str, range_header: str | None = Header(None, alias="Range", description=RANGE_DOC),
+                     service=Depends(get_service), key=Depends(current_key)):
     """Written once the clip is: cacheable by the key's owner (private; revalidated by ETag)."""
-    return await _image(service, job_id, key, "poster.png", "private, max-age=3600", request)
+    return await _image(service, job_id, key, "poster.png", "private, max-age=3600", range_header)
 
 
-async def _image(service, job_id: str, key, name: str, cache: str, request: Request):
+async def _image(service, job_id: str, key, name: str, cache: str, range_header: str | None):
     job = await run_in_threadpool(service.get, job_id, api_key=key)  # 404 for another key's job
     found = await run_in_threadpool(service.download, job, image=name)
     if found is None:
         raise HTTPException(404, f"job {job_id} has no {name.removesuffix('.png')} (status: {job.status})")
-    return send(found, media_type="image/png", headers={"Cache-Control": cache}, range_header=request.headers.get("range"))
+    return send(found, media_type="image/png", headers={"Cache-Control": cache}, range_header=range_header)
 
 
-@router.get("/{job_id}/metadata", summary="The job's reproducibility record")
+@router.get("/{job_id}/metadata", summary="The job's reproducibility record", response_model=RunRecord,
+            response_model_exclude_unset=True, responses=errors(*KEYED, 404, 409))
 async def get_metadata(job_id: str, service=Depends(get_service), key=Depends(current_key)):
     job = await run_in_threadpool(service.get, job_id, api_key=key)
     if job.result is None:
@@ -211,50 +227,41 @@ async def get_metadata(job_id: str, service=Depends(get_service), key=Depends(cu
     return hide_server_paths(service.settings, job.result)
 
 
-@router.get("/{job_id}/events", summary="Server-Sent Events: progress, then the final state")
-async def job_events(job_id: str, request: Request, service=Depends(get_service), key=Depends(current_key)):
+@router.get("/{job_id}/events", summary="Server-Sent Events: progress, then the final state",
+            response_class=EventSourceResponse,
+            responses={200: EVENT_STREAM_DOC, **errors(*KEYED, 404, 429, json_route=False)})
+async def job_events(job_id: str, request: Request, service=Depends(get_service), key=Depends(current_key),
+                     last_event_id: str | None = Header(None, alias="Last-Event-ID",
+                                                        description="The last event's id: resume after it"),
+                     lease: StreamLease = Depends(open_stream)) -> AsyncIterator[Job | ErrorBody]:
     """Each event has an ``id`` naming the state it reports; reconnecting with ``Last-Event-ID`` resumes after
     it (nothing is sent again until the state changes). With API keys on, one key may hold
-    ``T2V_MAX_STREAMS_PER_KEY`` open streams across all server processes; one more answers 429."""
-    await run_in_threadpool(service.get, job_id, api_key=key)  # 404 before the stream starts
-    lease = StreamLease(service, key, service.settings.max_streams_per_key)
-    if not await run_in_threadpool(lease.acquire):
-        raise HTTPException(429, lease.message, headers={"Retry-After": str(int(lease.RENEW_S))})
-    base = base_url(request)
-    resumed_from = request.headers.get("last-event-id")
-    authorization = request.headers.get("authorization", "")
-
-    async def stream():
-        last, renewed = resumed_from, time.monotonic()
-        try:
-            while True:
-                job = await run_in_threadpool(service.find_job, job_id)
-                if job is None:
-                    yield _sse("error", {"detail": "job deleted"})
-                    return
-                data = await run_in_threadpool(job_to_dict, service, job, base_url=base)
-                event_id = _event_id(data)
-                if event_id != last:
-                    last = event_id
-                    yield _sse("progress" if job.status not in FINISHED else job.status, data, event_id)
-                if job.status in FINISHED or await request.is_disconnected():
-                    return
-                if time.monotonic() - renewed >= lease.RENEW_S:
-                    if key is not None and await run_in_threadpool(bearer_key, service, authorization) is None:
-                        yield _sse("error", {"detail": "the API key was revoked"})  # checked at each renewal
-                        return
-                    if not await run_in_threadpool(lease.renew):
-                        yield _sse("error", {"detail": lease.message})
-                        return
-                    renewed = time.monotonic()
-                await asyncio.sleep(EVENT_POLL_S)
-        finally:  # also when the client goes away (the task is cancelled): shielded, so the slot is freed
-            with anyio.CancelScope(shield=True):
-                await run_in_threadpool(lease.release)
-
-    # The background release covers a stream that never started; releasing twice is harmless.
-    return StreamingResponse(stream(), media_type="text/event-stream", background=BackgroundTask(lease.release),
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    ``T2V_MAX_STREAMS_PER_KEY`` open streams across all server processes; one more answers 429 (before the
+    stream starts, as a missing job's 404 does)."""
+    base, authorization = base_url(request), request.headers.get("authorization", "")
+    last, renewed = last_event_id, time.monotonic()
+    while True:
+        job = await run_in_threadpool(service.find_job, job_id)
+        if job is None:
+            yield ServerSentEvent(event="error", data={"detail": "job deleted"})
+            return
+        data = await run_in_threadpool(job_to_dict, service, job, base_url=base)
+        event_id = _event_id(data)
+        if event_id != last:
+            last = event_id
+            yield ServerSentEvent(event="progress" if job.status not in FINISHED else job.status, data=data,
+                                  id=event_id)
+        if job.status in FINISHED or await request.is_disconnected():
+            return
+        if time.monotonic() - renewed >= lease.RENEW_S:
+            if key is not None and await run_in_threadpool(bearer_key, service, authorization) is None:
+                yield ServerSentEvent(event="error", data={"detail": "the API key was revoked"})  # checked at renewals
+                return
+            if not await run_in_threadpool(lease.renew):
+                yield ServerSentEvent(event="error", data={"detail": lease.message})
+                return
+            renewed = time.monotonic()
+        await asyncio.sleep(EVENT_POLL_S)
 
 
 def _event_id(data: dict) -> str:
@@ -264,13 +271,9 @@ def _event_id(data: dict) -> str:
     return f"{data['status']}.{p['stage'] or '-'}.{p['step']}.{data['queue_position'] if data['queue_position'] is not None else '-'}"
 
 
-def _sse(event: str, data: dict, event_id: str | None = None) -> str:
-    ident = f"id: {event_id}\n" if event_id else ""
-    return f"event: {event}\n{ident}data: {json.dumps(data)}\n\n"
-
-
 @router.delete("/{job_id}", summary="Cancel a queued or running job (?purge=true also removes its files; "
-                "?remove=true also removes a finished job from the history)", response_model=Job)
+                "?remove=true also removes a finished job from the history)", response_model=Job,
+                responses=errors(*KEYED, 403, 404, 429))
 async def cancel_video(job_id: str, request: Request, purge: bool = False, remove: bool = False,
                        service=Depends(get_service), key=Depends(rate_limited)):
     """Without ``remove`` the job stays listed (cancelled, or as it finished). With ``remove`` a finished
