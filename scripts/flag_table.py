@@ -1,5 +1,5 @@
-"""Print the README's table of `t2v generate`'s options, made from the command itself (so from the request
-contract): python scripts/flag_table.py [--write] (--write replaces the table in README.md)."""
+"""Print the table of `t2v generate`'s options in docs/usage.md, made from the command itself (so from the request
+contract): python scripts/flag_table.py [--write] (--write replaces the table in docs/usage.md)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+PAGE = Path(__file__).resolve().parent.parent / "docs" / "usage.md"
 START, END = "<!-- flags:generate -->", "<!-- /flags:generate -->"
 
 
@@ -34,9 +34,9 @@ def block() -> str:
 
 def main() -> None:
     if "--write" in sys.argv[1:]:
-        text = README.read_text(encoding="utf-8")
+        text = PAGE.read_text(encoding="utf-8")
         start, end = text.index(START), text.index(END) + len(END)
-        README.write_text(text[:start] + block() + text[end:], encoding="utf-8")
+        PAGE.write_text(text[:start] + block() + text[end:], encoding="utf-8")
     else:
         print(block())
 

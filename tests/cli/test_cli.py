@@ -219,7 +219,7 @@ def test_models_commands(tiny_model, tmp_path):
     assert ids["cerspense/zeroscope_v2_576w"]["defaults"]["num_frames"] == 24
     shown = run("models", "show", "modelscope")
     assert shown.exit_code == 0 and "CC-BY-NC-ND" in shown.stdout
-    assert json.loads(run("models", "show", tiny_model).stdout)["family"] == "modelscope"
+    assert json.loads(run("models", "show", tiny_model, "--json").stdout)["family"] == "modelscope"
     assert run("models", "show", "nope").exit_code == 2
     assert run("models", "make-tiny", tiny_model).exit_code == 2  # not an empty folder
     assert run("models", "make-tiny", tmp_path / "t", "--family", "nope").exit_code == 2  # no such family

@@ -13,11 +13,11 @@ from t2v.requests import (GenerationRequest, ImageRequest, PostRequest, PostSpec
                           cli_spelling)
 
 OWN = {  # options that are the command's own, not a request's fields
-    "generate": {"ctx", "prompt", "output", "quiet", "threads", "server", "key"},
+    "generate": {"ctx", "prompt", "output", "quiet", "threads", "server", "key", "as_json"},
     "plan": {"prompt", "output", "quiet", "threads"},
-    "image": {"prompt", "output", "quiet"},
-    "sequence": {"keyframes", "output", "quiet"},
-    "post": {"clip", "output", "quiet"},
+    "image": {"prompt", "output", "quiet", "as_json"},
+    "sequence": {"keyframes", "output", "quiet", "as_json"},
+    "post": {"clip", "output", "quiet", "as_json"},
 }
 CASES = [("generate", GenerationRequest, "video", True, True), ("plan", GenerationRequest, "video", True, True),
          ("image", ImageRequest, "image", False, False), ("sequence", SequenceRequest, "sequence", True, False)]
@@ -63,7 +63,7 @@ def test_options_use_the_contract_spelling_help_and_environment():
     assert image["model"].envvar is None  # T2V_MODEL names a video model; image mode has its own default
 
 
-def test_the_readme_table_of_generate_options_is_the_command_s():
+def test_the_docs_table_of_generate_options_is_the_command_s():
     import importlib.util
     from pathlib import Path
 
@@ -71,5 +71,5 @@ def test_the_readme_table_of_generate_options_is_the_command_s():
     spec = importlib.util.spec_from_file_location("flag_table", script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    assert module.block() in module.README.read_text(encoding="utf-8"), \
-        "README's option table is stale: python scripts/flag_table.py --write"
+    assert module.block() in module.PAGE.read_text(encoding="utf-8"), \
+        "docs/usage.md's option table is stale: python scripts/flag_table.py --write"

@@ -41,6 +41,16 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
                           env=environ, capture_output=True, text=True, timeout=300)
 
 
+def test_json_prints_the_fetched_record_alone_on_stdout(server, tmp_path):
+    done = cli("--server", server.url, "--key", server.key, "--seed", "8", "--steps", "2", "-o", str(tmp_path / "j.mp4"),
+               "--json")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert len(done.stdout.splitlines()) == 1  # the record, one line; the summary is not printed
+    record = json.loads(done.stdout)
+    assert record == json.loads((tmp_path / "j.json").read_text()) and record["seed"] == 8
+    assert record["frames_sha256"] == read_embedded(tmp_path / "j.mp4")["frames_sha256"]
+
+
 def frames_of(path) -> list:
     with av.open(str(path)) as c:
         return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]

@@ -72,7 +72,7 @@ def test_models_list_groups_by_family_and_marks_notices(tmp_path, monkeypatch):
     assert "Lightricks" not in r.output
     r = CliRunner().invoke(app, ["models", "list", "--family", "nope"])
     assert r.exit_code == 2 and "hunyuan" in r.stderr
-    r = CliRunner().invoke(app, ["models", "show", "hunyuan"])
+    r = CliRunner().invoke(app, ["models", "show", "hunyuan", "--json"])
     shown = json.loads(r.output)
     assert "South Korea" in shown["license_notice"] and shown["tasks"] == ["t2v"]
 

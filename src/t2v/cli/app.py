@@ -1,27 +1,29 @@
-"""``t2v`` commands: generate, replay, inspect, and the ``models`` group."""
+"""``t2v`` commands: generate, replay, inspect, and the ``models`` group; the order ``t2v --help`` lists them in."""
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
 import os
 import sys
 import threading
+from inspect import cleandoc
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 import typer
+from rich.markup import escape
+from typer.core import TyperGroup
 
 from t2v.version import __version__
 from t2v.cli.bench import bench
 from t2v.cli.cache import cache_app
-from t2v.cli.common import Interrupt, cli_errors, err, fail, out, print_record, quiet_third_party
+from t2v.cli.common import JSON_OUTPUT, cli_errors, fail, out, quiet_third_party, stdout_kept_for_json
 from t2v.cli.post import post, replay_post_chain
 from t2v.cli.extend import clip_defaults, spread_schedule
 from t2v.cli.options import with_request_options
 from t2v.requests import GenerationRequest, request_from_fields
-from t2v.cli.run import KEY, SERVER, print_summary, run_remote, run_with_progress, video_request
+from t2v.cli.run import KEY, SERVER, print_summary, report, run_remote, run_with_progress, video_request
 from t2v.cli.models import models_app
 from t2v.cli.service import history, jobs_app, keys_app, serve
 from t2v.cli.sequence import image, sequence
@@ -33,12 +35,35 @@ from t2v.cli.ui import ui
 from t2v.cli.worker import worker
 from t2v.cli.plan import show_plan
 from t2v.errors import ExportError, InvalidRequest
+from t2v.extras import missing_extra
 from t2v.record import environment_differences, request_fields
 from t2v.models.device import set_threads
 
+# The top-level commands as `t2v --help` lists them: in the order a newcomer meets them, under headings.
+PANELS: dict[str, tuple[str, ...]] = {
+    "Make": ("generate", "image", "sequence", "post", "extend"),
+    "Models, plans and records": ("models", "plan", "replay", "inspect", "history"),
+    "Serve": ("serve", "ui", "desktop", "worker", "jobs", "keys"),
+    "Train and measure": ("train", "train-lora", "data", "eval", "bench"),
+    "Maintenance": ("records", "cache"),
+}
+COMMAND_ORDER = tuple(name for names in PANELS.values() for name in names)
+
+
+class NewcomerOrder(TyperGroup):
+    """Lists the commands in :data:`COMMAND_ORDER` (one not there after those, as registered)."""
+
+    def list_commands(self, ctx) -> list[str]:
+        rank = {name: i for i, name in enumerate(COMMAND_ORDER)}
+        return sorted(super().list_commands(ctx), key=lambda name: rank.get(name, len(rank)))
+
+
 app = typer.Typer(
     name="t2v",
+    cls=NewcomerOrder,
     help="Text to video with diffusion models: generate, replay and inspect reproducible clips.",
+    epilog="A first video, offline in seconds: t2v generate \"a red circle moving right\" --model t2v-shapes -o "
+           "circle.mp4. The models: t2v models list. Any command's options: t2v COMMAND --help.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -83,18 +108,20 @@ def generate(
                                           "(default: torch's, the physical cores).", envvar="T2V_THREADS"),
     server: Optional[str] = SERVER,
     key: Optional[str] = KEY,
+    as_json: bool = JSON_OUTPUT,
     fields: dict = None,
 ) -> None:
     """Generate a video from PROMPT; writes the files and a JSON record beside them."""
     with cli_errors():
         request = video_request(prompt, fields, output)
         if server:
-            return run_remote(ctx, request, server=server, key=key, output=output, quiet=quiet, threads=threads)
+            return run_remote(ctx, request, server=server, key=key, output=output, quiet=quiet, threads=threads,
+                              as_json=as_json)
         if threads is not None:  # else torch's own default: the physical cores
             set_threads(threads)
-        result = run_with_progress(request, output=output, quiet=quiet)
-        if not quiet:
-            print_summary(result)
+        with stdout_kept_for_json(as_json):
+            result = run_with_progress(request, output=output, quiet=quiet)
+        report(result, quiet=quiet, as_json=as_json)
 
 
 EXTEND_FIELDS = ("model", "negative_prompt", "num_frames", "num_inference_steps", "guidance_scale", "fps", "seed",
@@ -112,21 +139,24 @@ def extend(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or summary; errors only."),
     server: Optional[str] = SERVER,
     key: Optional[str] = KEY,
+    as_json: bool = JSON_OUTPUT,
     fields: dict = None,
 ) -> None:
-    """Continue CLIP with PROMPT for --seconds more: segments of the model's length, each from the end of the
-    last (image-to-video from its last frame, or video-to-video of the overlap), the seams cross-faded. Writes
-    the clip and its continuation as one video with its record. Size and fps default to the clip's."""
+    """Continue CLIP with PROMPT for --seconds more; writes the clip and its continuation as one video.
+
+    The continuation is made in segments of the model's length, each from the end of the last (image-to-video
+    from its last frame, or video-to-video of the overlap), the seams cross-faded. Size and fps default to the
+    clip's."""
     with cli_errors():
         fps, width, height = clip_defaults(clip, fps=fields.get("fps"), width=fields.get("width"),
                                            height=fields.get("height"))
         given = {k: v for k, v in (("fps", fps), ("width", width), ("height", height)) if v is not None}
         request = video_request(prompt, {**fields, **given, "extend": str(clip)}, output)
         if server:  # the clip is uploaded; the server makes the continuation
-            return run_remote(ctx, request, server=server, key=key, output=output, quiet=quiet)
-        result = run_with_progress(request, output=output, quiet=quiet)
-        if not quiet:
-            print_summary(result)
+            return run_remote(ctx, request, server=server, key=key, output=output, quiet=quiet, as_json=as_json)
+        with stdout_kept_for_json(as_json):
+            result = run_with_progress(request, output=output, quiet=quiet)
+        report(result, quiet=quiet, as_json=as_json)
 
 
 @app.command("plan")
@@ -178,7 +208,7 @@ def replay(
     dtype: Optional[str] = typer.Option(None, "--dtype", help="Override the recorded dtype."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Override the recorded model (e.g. a local copy)."),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 when the frames differ from the record."),
-    quiet: bool = typer.Option(False, "--quiet", "-q"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or summary; the verdict only."),
 ) -> None:
     """Regenerate a video (or image sequence) from its record and say whether the frames are identical."""
     with cli_errors():
@@ -218,8 +248,16 @@ def inspect(
 
 
 def main() -> None:
-    """Run the ``t2v`` command line on ``sys.argv`` (ends with SystemExit, as a Click program does)."""
-    app(args=spread_schedule(sys.argv[1:]), prog_name="t2v")
+    """Run the ``t2v`` command line on ``sys.argv`` (ends with SystemExit, as a Click program does). A command
+    whose extra is not installed exits 2 with the ``pip install`` to run."""
+    try:
+        app(args=spread_schedule(sys.argv[1:]), prog_name="t2v")
+    except Exception as e:
+        hint = missing_extra(e)
+        if hint is None or os.environ.get("T2V_DEBUG"):
+            raise
+        fail(hint, 2)
+        raise SystemExit(2) from None
 
 
 def entry() -> None:
@@ -260,3 +298,29 @@ app.command("sequence")(sequence)
 app.command("train")(train)
 app.command("train-lora")(train_lora)
 app.command("bench")(bench)
+
+
+def help_text(doc: str | None) -> str | None:
+    """A docstring as help text: each paragraph's lines joined (Rich's help keeps a docstring's line breaks, so a
+    wrapped sentence would break mid-line), and ``[...]`` kept as text, not read as Rich markup."""
+    if not doc:
+        return doc
+    return "\n\n".join(escape(" ".join(line.strip() for line in paragraph.splitlines()))
+                        for paragraph in cleandoc(doc).split("\n\n"))
+
+
+def arrange(typer_app: typer.Typer) -> None:
+    """Put every top-level command under its heading of :data:`PANELS`, and give every command (the groups'
+    too) its docstring as :func:`help_text`. Run once, after the last command is registered."""
+    panel_of = {name: panel for panel, names in PANELS.items() for name in names}
+    for info in typer_app.registered_commands:
+        name = info.name or info.callback.__name__.replace("_", "-")
+        info.rich_help_panel = info.rich_help_panel or panel_of.get(name)
+        info.help = info.help or help_text(info.callback.__doc__)
+    for group in typer_app.registered_groups:
+        group.rich_help_panel = group.rich_help_panel or panel_of.get(group.name)
+        for info in group.typer_instance.registered_commands:
+            info.help = info.help or help_text(info.callback.__doc__)
+
+
+arrange(app)  # last: after every registration above

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
 import sys
 import threading
-from contextlib import contextmanager
-from typing import Iterator
+from contextlib import contextmanager, redirect_stdout
+from typing import Any, Iterator
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
+from t2v.extras import missing_extra
 from t2v.errors import Cancelled, T2VError
 
 out = Console()
@@ -37,8 +40,30 @@ def quiet_third_party() -> None:
 
 
 def fail(message: str, code: int) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
+
+
+JSON_OUTPUT = typer.Option(False, "--json", help="Print the run's JSON record on stdout, one line (t2v image: one line "
+                           "per image), e.g. for `| jq`; progress and messages go to stderr.")
+
+
+@contextmanager
+def stdout_kept_for_json(as_json: bool) -> Iterator[None]:
+    """With ``--json``, stdout is the JSON alone: while the command runs, whatever else would go there (a
+    library's print, the summary) goes to stderr."""
+    if not as_json:
+        yield
+        return
+    with redirect_stdout(sys.stderr):
+        yield
+
+
+def print_json_lines(records: list[dict[str, Any]]) -> None:
+    """Each record as one line of JSON on stdout (JSON Lines: ``jq`` and ``json.loads`` per line read it)."""
+    for record in records:
+        sys.stdout.write(json.dumps(record, default=str) + "\n")  # ASCII: any terminal encoding takes it
+    sys.stdout.flush()
 
 
 @contextmanager
@@ -47,7 +72,7 @@ def cli_errors() -> Iterator[None]:
     try:
         yield
     except Cancelled as e:
-        err.print(f"[yellow]interrupted:[/] {e}", highlight=False)
+        err.print(f"[yellow]interrupted:[/] {escape(str(e))}", highlight=False)
         raise typer.Exit(130) from None
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/]")
@@ -59,6 +84,9 @@ def cli_errors() -> Iterator[None]:
     except Exception as e:
         if os.environ.get("T2V_DEBUG"):
             raise
+        hint = missing_extra(e)
+        if hint:
+            raise fail(hint, 2) from None
         raise fail(f"unexpected failure: {type(e).__name__}: {e} (set T2V_DEBUG=1 for a traceback)", 1) from None
 
 
@@ -110,4 +138,4 @@ def print_record(rec: dict, *, where: str = "") -> None:
         out.print(f"post ({steps}): {post['num_frames']} frames {post['width']}x{post['height']} @ {post['fps']:g} fps",
                   highlight=False)
     for w in rec.get("warnings", []):
-        err.print(f"[yellow]warning:[/] {w}", highlight=False)
+        err.print(f"[yellow]warning:[/] {escape(str(w))}", highlight=False)

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.table import Table
 
 from t2v.cli.common import cli_errors, err, out
+from t2v.cli.model_views import print_model, print_model_list
 from t2v.models.catalog import CATALOG
 from t2v.models.registry import REGISTRY, folder_info, lookup
 from t2v.settings import get_settings
-from t2v.families import all_families
+from t2v.families import all_families, get_family
+from t2v.requests import cli_spelling
 from t2v.errors import InvalidRequest, ModelUnavailable
 from t2v.models.source import check_folder, license_notice, pull as pull_model
 from t2v.models.tiny import make_tiny as build
@@ -22,24 +24,37 @@ from t2v.models.tiny import make_tiny as build
 models_app = typer.Typer(help="Known models, downloads, and tiny offline test models.", no_args_is_help=True)
 
 
-def _cached(model_id: str) -> bool:
+def cached_folder(model_id: str) -> Path | None:
+    """The model's complete folder on this machine without downloading (bundled, or in the t2v cache), or None."""
     from huggingface_hub import snapshot_download
 
     spec = lookup(model_id)
     if spec is not None and spec.bundled_path is not None:
-        return spec.bundled_path.is_dir()  # ships with t2v
-
+        return spec.bundled_path if spec.bundled_path.is_dir() else None  # ships with t2v
     try:
-        snapshot_download(model_id, cache_dir=str(get_settings().cache_dir), local_files_only=True)
-        return True
-    except Exception:
-        return False
+        return Path(snapshot_download(model_id, revision=spec.revision if spec else None,
+                                      cache_dir=str(get_settings().cache_dir), local_files_only=True))
+    except Exception:  # not cached (LocalEntryNotFoundError and friends)
+        return None
+
+
+def default_models() -> dict[str, str]:
+    """The models a command naming none uses: ``video`` (t2v generate: T2V_MODEL, else T2V_DEFAULT_MODEL),
+    ``image`` (t2v image and sequence: T2V_DEFAULT_IMAGE_MODEL), as registry ids where registered."""
+    settings = get_settings()
+    video = os.environ.get("T2V_MODEL") or settings.default_model
+    named = {"video": video, "image": settings.default_image_model}
+    out = {task: (spec.id if (spec := lookup(model)) else model) for task, model in named.items()}
+    out["video_setting"] = "T2V_MODEL" if os.environ.get("T2V_MODEL") else "T2V_DEFAULT_MODEL"
+    return out
 
 
 @models_app.command("list")
-def list_models(as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+def list_models(as_json: bool = typer.Option(False, "--json", help="The raw list as JSON (each model's registry "
+                                             "record, with cached and default)."),
                 family: Optional[str] = typer.Option(None, "--family", help="Only this family's models.")) -> None:
-    """The registered models by family: task, defaults, download size, memory needs, licence, and whether cached."""
+    """The registered models by family: what each makes, its defaults, GPU memory, download, licence, and
+    whether it is cached; the default models marked *."""
     with cli_errors():
         families = all_families()
         specs = sorted(REGISTRY.values(), key=lambda s: (list(families).index(s.family) if s.family in families else 99, s.id))
@@ -47,39 +62,29 @@ def list_models(as_json: bool = typer.Option(False, "--json", help="Machine-read
             if family not in families:
                 raise InvalidRequest(f"unknown family {family!r}; choose one of: {', '.join(families)}", field="family")
             specs = [s for s in specs if s.family == family]
-        rows = [{**spec.to_dict(), "cached": _cached(spec.id)} for spec in specs]
+        defaults = default_models()
+        mine = (defaults["video"], defaults["image"])
+        rows = [{**spec.to_dict(), "cached": cached_folder(spec.id) is not None, "default": spec.id in mine}
+                for spec in specs]
         if as_json:
             out.print_json(json.dumps(rows))
             return
-        for name in dict.fromkeys(r["family"] for r in rows):
-            fam = families.get(name)
-            table = Table(title=f"{name}: {fam.description}" if fam else name, title_justify="left")
-            for col in ("id", "task", "defaults", "download", "VRAM", "license", "cached"):
-                table.add_column(col)
-            for r in (r for r in rows if r["family"] == name):
-                d = r["defaults"]
-                shown = f"{d['width']}x{d['height']} {d['num_frames']}f {d['fps']:g}fps {d['num_inference_steps']}st"
-                table.add_row(r["id"] + (f" ({', '.join(r['aliases'])})" if r["aliases"] else ""),
-                              " ".join(r["tasks"]), shown,
-                              "bundled" if r["bundled"] else f"{r['download_gb']} GB", f"~{r['vram_gb']} GB",
-                              r["license"] + (" (!)" if r["license_notice"] else ""), "yes" if r["cached"] else "no")
-            out.print(table)
-        out.print("task: t2v text-to-video, i2v image-to-video (--image), image text-to-image; "
-                  "defaults: size, frames, fps, steps (st)", highlight=False)
-        if any(r["license_notice"] for r in rows):
-            out.print("(!) read the licence notice before downloading: t2v models show ID", highlight=False)
-        out.print("Any local folder in the diffusers layout works too: --model PATH", highlight=False)
+        print_model_list(out, rows, families, defaults)
 
 
 @models_app.command("show")
-def show(model: str = typer.Argument(..., help="Registry id, alias or local folder.")) -> None:
-    """Everything t2v knows about one model."""
+def show(model: str = typer.Argument(..., help="Registry id, alias or local folder."),
+         as_json: bool = typer.Option(False, "--json", help="The raw record as JSON.")) -> None:
+    """Everything t2v knows about one model: what it makes, its defaults and limits, GPU memory, where it comes
+    from (hub id, revision, variant), its licence, what it supports and its family's own options."""
     with cli_errors():
         spec = lookup(model)
+        folder = None
         if spec:
-            info = {**spec.to_dict(), "cached": _cached(spec.id)}
+            folder = cached_folder(spec.id)
+            info = {**spec.to_dict(), "cached": folder is not None}
         elif Path(model).expanduser().is_dir():
-            path = Path(model).expanduser().resolve()
+            folder = path = Path(model).expanduser().resolve()
             index = check_folder(path)
             family, defaults = folder_info(path)
             info = {"id": str(path), "family": family, "defaults": defaults, "pipeline": index.get("_class_name"),
@@ -89,7 +94,16 @@ def show(model: str = typer.Argument(..., help="Registry id, alias or local fold
         card = CATALOG.card(info["family"]) if info.get("family") != "unknown" else None
         if card is not None and card.extras is not None:  # the family's own settings (a request's extras)
             info["extras"] = {name: f.description for name, f in card.extras.model_fields.items()}
-        out.print_json(json.dumps(info))
+        if as_json:
+            out.print_json(json.dumps(info))
+            return
+        fam = get_family(info["family"]) if card is not None else None
+        settings = get_settings()
+        flags = {" ".join(cli_spelling(card.extras, name)): text for name, text in info.get("extras", {}).items()}
+        print_model(out, info, family=fam, rules=fam.rules(folder) if fam else None, flags=flags,
+                    on_disk=folder is not None, limits={"max_side": settings.max_side,
+                                                        "max_frames": settings.max_frames,
+                                                        "max_steps": settings.max_steps})
 
 
 @models_app.command("pull")

@@ -12,6 +12,7 @@ from typing import Any, Callable, List, Optional, Union, get_args, get_origin
 
 import typer
 from pydantic import BaseModel
+from rich.markup import escape
 
 from t2v.models.hub import CARDS
 from t2v.requests import PostSpec, applies, cli_spelling, field_meta, post_from_flags
@@ -45,10 +46,12 @@ def cli_type(annotation: Any) -> tuple[Any, bool]:
 
 
 def _help(text: str, default: Any) -> str:
-    if default in (None, False, (), {}) or "default" in text.lower():
-        return text
-    shown = default if not isinstance(default, tuple) else ", ".join(map(str, default))
-    return f"{text} (default: {shown})"
+    """The option's help: the field's, with its default; ``[...]`` (``pip install 't2v[rife]'``) escaped, so Rich's
+    help shows it as text instead of reading it as markup."""
+    if default not in (None, False, (), {}) and "default" not in text.lower():
+        shown = default if not isinstance(default, tuple) else ", ".join(map(str, default))
+        text = f"{text} (default: {shown})"
+    return escape(text)
 
 
 def _option(name: str, annotation: Any, flag: bool, names: list[str], help_text: str, env: str | None,

@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
+from rich.markup import escape
 
-from t2v.cli.common import Interrupt, cli_errors, out
+from t2v.cli.common import JSON_OUTPUT, Interrupt, cli_errors, out, print_json_lines, stdout_kept_for_json
 from t2v.cli.options import with_request_options
 from t2v.requests import POST_FORMATS, PostRequest, request_from_fields
 from t2v.cli.progress import GenerationProgress
@@ -19,21 +20,26 @@ def post(
     clip: Path = typer.Argument(..., help="An MP4, WebM or GIF (t2v's, with its record, or any other)."),
     output: Path = typer.Option(..., "--output", "-o", help="Where to write: OUT.mp4, OUT.webm or OUT.gif."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or summary; errors only."),
+    as_json: bool = JSON_OUTPUT,
     fields: dict = None,
 ) -> None:
-    """Post-process an existing clip: deflicker, interpolate, upscale. A t2v clip keeps its record, with the steps
-    appended (in the file and in OUT.json)."""
+    """Post-process an existing clip: deflicker, interpolate, upscale.
+
+    A t2v clip keeps its record, with the steps appended (in the file and in OUT.json)."""
     from t2v.post.clip import post_file  # deferred: imports numpy
 
     with cli_errors():
-        with Interrupt() as interrupt, GenerationProgress(interrupt, quiet=quiet) as progress:
+        with stdout_kept_for_json(as_json), Interrupt() as interrupt, \
+                GenerationProgress(interrupt, quiet=quiet) as progress:
             result = post_file(clip, output, fields.get("post"), crf=fields.get("crf"), on_progress=progress,
                                should_cancel=interrupt)
-        if not quiet:
+        if as_json:
+            print_json_lines([result.record])
+        elif not quiet:
             p = result.record["postprocess"]
             for o in result.outputs:
-                out.print(f"[green]wrote[/] {o.path}  ({o.bytes:,} bytes)", highlight=False)
-            out.print(f"[green]wrote[/] {result.sidecar}", highlight=False)
+                out.print(f"[green]wrote[/] {escape(str(o.path))}  ({o.bytes:,} bytes)", highlight=False)
+            out.print(f"[green]wrote[/] {escape(str(result.sidecar))}", highlight=False)
             steps = ", ".join(s["name"] for s in p["steps"])
             out.print(f"{steps} · {p['num_frames']} frames {p['width']}x{p['height']} @ {p['fps']:g} fps", highlight=False)
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from rich.markup import escape
+
 from t2v.cli.common import out, print_record
 from t2v.errors import Cancelled, InvalidRequest, T2VError
 from t2v.cli.watch import connected, follow
@@ -42,9 +44,10 @@ def refuse_server_side(request, *, threads: int | None, ignore: set[str] = froze
 
 
 def generate_remote(request, *, server: str, key: str | None, output, quiet: bool, threads: int | None = None,
-                    ignore: set[str] = frozenset()) -> None:
+                    ignore: set[str] = frozenset(), summary: bool | None = None) -> dict:
     """Run ``request`` (a :class:`t2v.requests.GenerationRequest`) on the t2v server at ``server``; write its files
-    and ``.json`` record at ``output`` as a local run does."""
+    and ``.json`` record at ``output`` as a local run does, and return the record. The progress is drawn unless
+    ``quiet``; the summary printed when ``summary`` (default: unless ``quiet``)."""
     from t2v.client import Client  # deferred: imports httpx
     from t2v.export.outputs import check_outputs, output_stem  # deferred: imports numpy
 
@@ -77,11 +80,12 @@ def generate_remote(request, *, server: str, key: str | None, output, quiet: boo
         if job.status != "succeeded":
             raise T2VError(f"job {job.id} {job.status} on the server" + (f": {job.error}" if job.error else ""))
         written, sidecar, record = fetch_all(client, job.id, stem, formats)
-    if not quiet:
+    if not quiet if summary is None else summary:
         for path in written:
-            out.print(f"[green]wrote[/] {path}  ({path.stat().st_size:,} bytes)", highlight=False)
-        out.print(f"[green]wrote[/] {sidecar}", highlight=False)
-        print_record(record, where=f" on {server} (job {job.id})")
+            out.print(f"[green]wrote[/] {escape(str(path))}  ({path.stat().st_size:,} bytes)", highlight=False)
+        out.print(f"[green]wrote[/] {escape(str(sidecar))}", highlight=False)
+        print_record(record, where=escape(f" on {server} (job {job.id})"))
+    return record
 
 
 def body_fields(request, *, ignore: set[str] = frozenset()) -> dict:

@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 
-from t2v.cli.common import Interrupt, err, out, print_record
+from t2v.cli.common import Interrupt, err, out, print_json_lines, print_record, stdout_kept_for_json
 from t2v.requests import GenerationRequest, parse_formats
 from t2v.models.allowlist import is_cached
 from t2v.models.source import is_offline, license_notice
@@ -53,10 +54,19 @@ def run_with_progress(request, *, output, quiet: bool):
 
 def print_summary(result) -> None:
     for o in result.outputs:
-        out.print(f"[green]wrote[/] {o.path}  ({o.bytes:,} bytes)", highlight=False)
+        out.print(f"[green]wrote[/] {escape(str(o.path))}  ({o.bytes:,} bytes)", highlight=False)
     if result.sidecar:
-        out.print(f"[green]wrote[/] {result.sidecar}", highlight=False)
+        out.print(f"[green]wrote[/] {escape(str(result.sidecar))}", highlight=False)
     print_record(result.record)
+
+
+def report(result, *, quiet: bool, as_json: bool) -> None:
+    """What a finished run prints on stdout: its record as one line of JSON (``--json``), else the summary
+    (nothing with ``--quiet``)."""
+    if as_json:
+        print_json_lines([result.record])
+    elif not quiet:
+        print_summary(result)
 
 
 SERVER = typer.Option(None, "--server", help="A running t2v server's URL: it makes the video (its model already "
@@ -65,8 +75,14 @@ KEY = typer.Option(None, "--key", help="API key for --server.", envvar="T2V_API_
 
 
 def run_remote(ctx: typer.Context, request, *, server: str, key: str | None, output, quiet: bool,
-                threads: int | None = None) -> None:
+               threads: int | None = None, as_json: bool = False) -> None:
+    """``request`` made by the server at ``server``, its files fetched to ``output``; the summary, or the record
+    as JSON (``as_json``), printed as a local run's."""
     # this machine's T2V_MODEL, T2V_DTYPE, ... settings are not the server's: only flags given count
     local = {name for name in ("model", "device", "dtype", "memory", "threads")
              if (source := ctx.get_parameter_source(name)) is not None and source.name == "ENVIRONMENT"}
-    generate_remote(request, server=server, key=key, output=output, quiet=quiet, threads=threads, ignore=local)
+    with stdout_kept_for_json(as_json):
+        record = generate_remote(request, server=server, key=key, output=output, quiet=quiet, threads=threads,
+                                 ignore=local, summary=not (quiet or as_json))
+    if as_json:
+        print_json_lines([record])

@@ -6,10 +6,11 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+from rich.markup import escape
 
-from t2v.cli.common import Interrupt, cli_errors, err, out
+from t2v.cli.common import JSON_OUTPUT, Interrupt, cli_errors, err, out, print_json_lines, stdout_kept_for_json
 from t2v.cli.options import with_request_options
-from t2v.cli.run import VIDEO_ENDINGS, print_summary, run_with_progress
+from t2v.cli.run import VIDEO_ENDINGS, report, run_with_progress
 from t2v.requests import ImageRequest, SequenceRequest
 from t2v.cli.progress import GenerationProgress
 from t2v.settings import get_settings
@@ -20,6 +21,7 @@ def image(
     prompt: str = typer.Argument(..., help="What the image should show."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="File (image.png; -NN added when -n > 1), stem or folder."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or summary; errors only."),
+    as_json: bool = JSON_OUTPUT,
     fields: dict = None,
 ) -> None:
     """Text to image: PNG files with the JSON record embedded (tEXt) and beside them."""
@@ -27,12 +29,15 @@ def image(
 
     with cli_errors():
         request = ImageRequest(prompt=prompt, **fields)
-        with Interrupt() as interrupt, GenerationProgress(interrupt, quiet=quiet) as progress:
+        with stdout_kept_for_json(as_json), Interrupt() as interrupt, \
+                GenerationProgress(interrupt, quiet=quiet) as progress:
             results = generate_images(request, on_progress=progress, should_cancel=interrupt, output=output,
                                       settings=get_settings())
-        if not quiet:
+        if as_json:
+            print_json_lines([r.record for r in results])
+        elif not quiet:
             for r in results:
-                out.print(f"[green]wrote[/] {r.outputs[0].path}  (seed {r.seed})", highlight=False)
+                out.print(f"[green]wrote[/] {escape(str(r.outputs[0].path))}  (seed {r.seed})", highlight=False)
 
 
 @with_request_options(SequenceRequest, "sequence", post=True)
@@ -40,6 +45,7 @@ def sequence(
     keyframes: List[str] = typer.Argument(..., help="Keyframes 'INDEX: prompt', e.g. '0: a forest in spring' '48: autumn'."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="File (forest.mp4), stem or folder."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or summary; errors only."),
+    as_json: bool = JSON_OUTPUT,
     fields: dict = None,
 ) -> None:
     """A video from keyframe prompts with a text-to-image model, kept coherent by --method."""
@@ -47,8 +53,10 @@ def sequence(
         fields = dict(fields)
         if "formats" not in fields and output is not None and output.suffix.lower() in VIDEO_ENDINGS:
             fields["formats"] = (output.suffix.lower()[1:],)
-        result = run_with_progress(SequenceRequest(keyframes=keyframes, **fields), output=output, quiet=quiet)
+        with stdout_kept_for_json(as_json):
+            result = run_with_progress(SequenceRequest(keyframes=keyframes, **fields), output=output, quiet=quiet)
+        report(result, quiet=quiet, as_json=as_json)
         if not quiet:
-            print_summary(result)
             for name, fig in result.record.get("figures", {}).items():
-                err.print(f"[green]wrote[/] {name.replace('_', ' ')}: {fig['file']} ({fig['rows']}x{fig['columns']})", highlight=False)
+                err.print(f"[green]wrote[/] {name.replace('_', ' ')}: {escape(str(fig['file']))} "
+                          f"({fig['rows']}x{fig['columns']})", highlight=False)
