@@ -33,6 +33,26 @@ if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
 os.environ["T2V_CPU_BF16"] = "0"
 
 
+# Under CI=true a test that skips for want of a server, a browser, a tool or an extra fails instead, naming what
+# is missing: .ci/run and the dev extra install all of them, so a skip there is a broken install, not a proof.
+# These skips stay skips: they depend on the machine, not on the install.
+MACHINE_SKIPS = ("needs a CUDA device", "machine has CUDA", "root can write anywhere", "the package is installed here",
+                 "glibc malloc tuning", "reads /proc/self/status",
+                 "spandrel")  # needs torchvision, which has no CPU build for torch 2.13.0 (docs/benchmarks.md)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if os.environ.get("CI") != "true" or not report.skipped or hasattr(report, "wasxfail"):
+        return
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    if not any(allowed in reason for allowed in MACHINE_SKIPS):
+        report.outcome = "failed"
+        report.longrepr = f"CI=true and this test would skip: {reason}"
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     """A tiny random-weight ModelScope-layout model with fp16 variant files (read-only by convention)."""

@@ -319,7 +319,8 @@ HEAVY = frozenset({"torch", "diffusers", "transformers", "accelerate", "peft", "
 IMPLIED = {"torch": {"numpy"}, "diffusers": {"PIL", "huggingface_hub", "numpy", "safetensors", "torch"},
            "transformers": {"PIL", "huggingface_hub", "numpy"},
            "gradio": {"PIL", "fastapi", "httpx", "huggingface_hub", "numpy", "pandas", "starlette"},
-           "fastapi": {"starlette"}, "alembic": {"sqlalchemy"}, "cv2": {"numpy"}, "imageio": {"numpy"}}
+           "fastapi": {"starlette"}, "alembic": {"sqlalchemy"}, "cv2": {"numpy"}, "imageio": {"numpy"},
+           "t2v_client": {"httpx"}}  # the t2v-client distribution (clients/python), under t2v.client and t2v.contract
 
 
 def top_level_imports(modules: dict[str, tuple[Path, bool]]) -> dict[str, tuple[set[str], set[str]]]:

@@ -1,0 +1,41 @@
+"""Under CI=true a test that would skip for want of a server, a browser, a tool or an extra fails, naming it;
+elsewhere it skips. Skips that depend on the machine (no CUDA device, running as root) stay skips."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CASES = '''
+import pytest
+
+def test_needs_postgres():
+    pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found in PATH or /usr/lib/postgresql/*/bin")
+
+@pytest.mark.gpu
+def test_needs_a_gpu():
+    pass
+
+def test_needs_a_cuda_free_machine():
+    pytest.skip("machine has CUDA")
+'''
+
+
+@pytest.mark.parametrize("ci", ["true", ""])
+def test_a_missing_server_fails_under_ci_and_skips_elsewhere(tmp_path, ci):
+    (tmp_path / "test_cases.py").write_text(CASES)
+    env = {**os.environ, "CI": ci, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "tests.conftest", "-p", "no:cacheprovider",
+                           "-o", "addopts=", "--rootdir", str(tmp_path), str(tmp_path / "test_cases.py")],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    tail = done.stdout.strip().splitlines()[-1]
+    if ci:
+        assert done.returncode == 1 and "1 failed" in tail and "2 skipped" in tail, done.stdout[-2000:]
+        assert "CI=true and this test would skip" in done.stdout and "PostgreSQL server binaries" in done.stdout
+    else:
+        assert done.returncode == 0 and "3 skipped" in tail, done.stdout[-2000:]
