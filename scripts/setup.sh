@@ -8,6 +8,9 @@ PY="${PYTHON:-python3}"
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q "torch==${T2V_TORCH_VERSION:-2.13.0}"
 .venv/bin/python -m pip install -q -e ".[dev]"
+# torchao for the --weights int8 test, in a folder of its own that only that test puts on the path: inside the venv
+# diffusers would import it (0.3 s) on every model load of every run.
+[ -d .venv/torchao-site/torchao ] || .venv/bin/python -m pip install -q --no-deps --target .venv/torchao-site "torchao>=0.10"
 if [ ! -f tiny-model/model_index.json ]; then
   rm -rf tiny-model
   .venv/bin/t2v models make-tiny tiny-model

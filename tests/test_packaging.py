@@ -4,6 +4,7 @@ t2v's core dependencies (no extra), where a command whose extra is missing exits
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import subprocess
@@ -13,7 +14,6 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
-from packaging.markers import Marker
 from packaging.requirements import Requirement
 
 from t2v.export import decode_video
@@ -27,42 +27,27 @@ NOT_IN_CORE = {"fastapi", "uvicorn", "starlette", "gradio", "sqlalchemy", "alemb
 pytestmark = pytest.mark.slow
 
 
-def norm(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
+def load_sizes():
+    """benchmarks/install_sizes.py, which resolves an install from the installed packages' metadata."""
+    spec = importlib.util.spec_from_file_location("install_sizes", ROOT / "benchmarks" / "install_sizes.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def closure(requirements: list[str], extras: tuple[str, ...] = ()) -> set[str]:
-    """The installed distributions ``requirements`` resolve to (markers evaluated here, extras followed only
-    where a requirement names them)."""
-    seen: set[str] = set()
-    todo = [(Requirement(r), extras) for r in requirements]
-    while todo:
-        req, with_extras = todo.pop()
-        env = {"extra": ""}
-        if req.marker and not any(req.marker.evaluate({**env, "extra": e}) for e in ("", *with_extras)):
-            continue
-        name = norm(req.name)
-        if name in seen:
-            continue
-        seen.add(name)
-        try:
-            dist = metadata.distribution(req.name)
-        except metadata.PackageNotFoundError:
-            continue
-        todo += [(Requirement(r), tuple(req.extras)) for r in dist.requires or []]
-    return seen
+sizes = load_sizes()
+norm, closure = sizes.norm, sizes.closure
 
 
 def core_requirements() -> list[str]:
-    return [r for r in metadata.requires("t2v") or [] if not Requirement(r).marker
-            or "extra" not in str(Requirement(r).marker)]
+    return sizes.requirements_of(None)
 
 
 def test_the_core_install_brings_no_server_ui_database_cluster_or_opencv():
     core = closure(core_requirements())
     assert {"torch", "diffusers", "transformers", "av", "typer", "httpx", "httpx-sse"} <= core
     assert not core & NOT_IN_CORE, sorted(core & NOT_IN_CORE)
-    serve = closure([r for r in metadata.requires("t2v") if 'extra == "serve"' in r], ("serve",))
+    serve = sizes.resolved("serve")
     assert {"fastapi", "uvicorn", "sqlalchemy", "alembic"} <= serve and "gradio" not in serve
 
 

@@ -4,7 +4,9 @@ In process: a try that fails for a reason that is not the request's (an import e
 error) is retried, resuming from its checkpoint, for at most ``max_attempts`` tries; the warm-up and
 the first job share one load. Then chaos on real ``t2v serve --model`` processes: a batch submitted
 while the model warms, ``kill -9`` while warming, mid-denoise and mid-export, a restart each time, on
-one or two processes over SQLite and PostgreSQL; every job succeeds exactly once with one video.
+one or two processes over SQLite and PostgreSQL; every job succeeds exactly once with one video, a kill lands
+in each phase (the restarted server is killed before it answers; a job's server is stopped mid-denoise and
+mid-export and killed only while that job is unfinished), and each job a kill hit resumes from its checkpoint.
 """
 
 from __future__ import annotations
@@ -205,6 +207,7 @@ class Chaos:
         self.repo = Repository(open_database(database_url or f"sqlite:///{home / 't2v.db'}"))
         self.restarts: dict[int, threading.Thread] = {}
         self.kills = 0
+        self.warm_kills = 0  # kills that landed before the restarted server answered (importing, warming)
 
     def restarting(self, server) -> bool:
         return server.port in self.restarts and self.restarts[server.port].is_alive()
@@ -222,7 +225,7 @@ class Chaos:
                 try:
                     server.start()
                 except AssertionError:  # "server exited": killed before it answered
-                    pass
+                    self.warm_kills += 1
                 timer.join()
                 server.stop(signal.SIGKILL)
                 self.kills += 1
@@ -234,11 +237,11 @@ class Chaos:
     def kill_at(self, ids, point) -> str | None:
         """Kill (and restart) the server running a job that reached ``point``, one with a try left; returns
         the job's id. The database is watched directly: an export lasts a fraction of a second, so a job can
-        finish between the read and the kill. Such a kill missed its job (its row says finished once the server
-        is dead): another job is looked for; None if every job finished after a missed kill."""
+        finish between the read and the kill: the server is therefore stopped (SIGSTOP) first, and killed only
+        if the job is still unfinished then, so the kill lands in that phase; else it goes on and another job is
+        looked for."""
         min_step = self.rng.randint(2, 5)
         deadline = time.time() + 150
-        missed = False
         while time.time() < deadline:
             jobs = self.repo.list_jobs(limit=50)
             for j in jobs:
@@ -247,17 +250,16 @@ class Chaos:
                     pid = int(j.worker_id.split(":")[-3])  # worker ids are host:pid:index:nonce
                     victim = next((s for s in self.servers if s.proc.pid == pid and not self.restarting(s)), None)
                     if victim is not None and victim.proc.poll() is None:
-                        self.restart(victim)
-                        if not self.repo.get_job(j.id).finished:
-                            return j.id
-                        missed = True
-                        break
+                        victim.proc.send_signal(signal.SIGSTOP)
+                        if self.repo.get_job(j.id).finished:  # it finished before the stop: not this one
+                            victim.proc.send_signal(signal.SIGCONT)
+                            continue
+                        self.restart(victim)  # SIGKILL (a stopped process dies too), then start it again
+                        return j.id
             if jobs and all(j.finished for j in jobs if j.id in ids):
-                if missed:
-                    return None
                 break
             time.sleep(0.002)
-        raise AssertionError(f"no job was seen at {point} to kill its server")
+        raise AssertionError(f"no kill landed while a job was at {point}")
 
     def jobs(self) -> dict[str, dict]:
         for s in self.servers:
@@ -314,15 +316,16 @@ def run_chaos(home, model, n_servers, seed, database_url=None, *, kill_while_war
             ids = list(pool.map(lambda i: chaos.servers[i % n_servers].submit(prompt=f"chaos {i}", seed=i, **JOB),
                                 range(N_JOBS)))
         time.sleep(chaos.rng.uniform(0, 0.3))
-        kill_after = chaos.rng.uniform(1, 8) if kill_while_warming else None
+        kill_after = chaos.rng.uniform(0.5, 3) if kill_while_warming else None  # before it can answer
         chaos.restart(chaos.rng.choice(chaos.servers), kill_after=kill_after)
         killed = [chaos.kill_at(ids, "denoise"), chaos.kill_at(ids, "export")]
         jobs = chaos.settle(ids)
         check_outcome(jobs, ids, home)
     finally:
         chaos.close()
-    assert chaos.kills >= (4 if kill_while_warming else 3)  # more when a kill at export came too late
-    for job_id in filter(None, killed):  # each resumed from a checkpoint that survived the kill (one every 2 steps)
+    assert chaos.kills >= (4 if kill_while_warming else 3)
+    assert chaos.warm_kills == (1 if kill_while_warming else 0)  # the kill while warming came before it answered
+    for job_id in killed:  # a kill landed in each phase; each job it hit resumed from a checkpoint that survived
         assert jobs[job_id]["attempts"] >= 2 and jobs[job_id]["result"]["metadata"]["resumed_from_step"] >= 2
     return jobs
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -245,6 +247,38 @@ def test_int8_without_torchao_is_refused_naming_the_install(tiny_model):
             assert any("Int8" in type(p).__name__ for p in stored.unet.parameters())
         finally:
             clear_cache()
+
+
+TORCHAO_SITE = Path(__file__).resolve().parents[2] / ".venv" / "torchao-site"  # scripts/setup.sh puts it there
+
+
+def test_int8_runs_with_torchao(tiny_model, tmp_path):
+    """`--weights int8` for real: torchao (beside the venv, see scripts/setup.sh) quantizes the denoiser, the
+    record says so, and the frames stay close to fp32's."""
+    if not (TORCHAO_SITE / "torchao").is_dir():
+        pytest.skip(f"torchao is not installed at {TORCHAO_SITE} (scripts/setup.sh installs it there)")
+    code = f"""
+import json, sys
+import numpy as np
+import t2v
+from t2v.models.loader import model_cache
+from t2v.runtime import current
+plain = t2v.generate("a red square", model={str(tiny_model)!r}, seed=1, num_frames=4, num_inference_steps=2,
+                     progress=False)
+int8 = t2v.generate("a red square", model={str(tiny_model)!r}, seed=1, num_frames=4, num_inference_steps=2,
+                    weights="int8", progress=False)
+types = sorted({{type(p).__name__ for m in model_cache(current()).entries.values() if m.content_hash.endswith("int8")
+                for p in m.unet.parameters()}})
+diff = int(np.abs(plain.frames.astype(int) - int8.frames.astype(int)).max())
+print(json.dumps({{"weights": int8.record["weights"], "hash": int8.record["model_hash"], "types": types, "diff": diff}}))
+"""
+    env = {**os.environ, "PYTHONPATH": str(TORCHAO_SITE), "T2V_HOME": str(tmp_path / "home")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["weights"] == "int8" and out["hash"].endswith("+weights:int8")
+    assert any("Int8" in t for t in out["types"]), out["types"]
+    assert 0 < out["diff"] <= 64, out  # quantized: not the fp32 frames, but the same picture
 
 
 def test_storage_checks_name_the_field_and_auto():
