@@ -39,11 +39,14 @@ def test_quick_exit_ends_the_process_only_when_nothing_else_runs(monkeypatch):
     monkeypatch.setattr(cli_app.os, "_exit", lambda code: ended.append(code))
     monkeypatch.setattr(cli_app.sys, "gettrace", lambda: None)
     monkeypatch.delitem(sys.modules, "coverage", raising=False)
+    # The threads this test controls only: an earlier test in the same worker process may leave one of its own.
+    monkeypatch.setattr(threading, "enumerate", lambda: [threading.main_thread()])
     cli_app.quick_exit(2)
     assert ended == [2]
     release = threading.Event()
     worker = threading.Thread(target=release.wait)  # a non-daemon thread: a server's, say
     worker.start()
+    monkeypatch.setattr(threading, "enumerate", lambda: [threading.main_thread(), worker])
     try:
         with pytest.raises(SystemExit) as e:
             cli_app.quick_exit(3)
@@ -51,6 +54,7 @@ def test_quick_exit_ends_the_process_only_when_nothing_else_runs(monkeypatch):
     finally:
         release.set()
         worker.join()
+    monkeypatch.setattr(threading, "enumerate", lambda: [threading.main_thread()])
     cli_app.quick_exit(None)
     cli_app.quick_exit("error text")
     assert ended == [2, 0, 1]
