@@ -12,7 +12,7 @@ import enum
 import typing
 from pathlib import Path
 
-from mdtext import cell, first_sentence, paragraphs  # scripts/docs/mdtext.py (MkDocs puts a hook's folder on sys.path)
+from mdtext import add_page, cell, first_sentence, paragraphs  # scripts/docs/mdtext.py (MkDocs puts a hook's folder on sys.path)
 
 PAGE = "reference/cli.md"
 NAMES = {str: "text", int: "integer", float: "number", bool: "flag", Path: "path"}
@@ -143,10 +143,7 @@ def markdown(root=None) -> str:
 
 
 def on_files(files, config, **kwargs):
-    from mkdocs.structure.files import File
-
-    files.append(File.generated(config, PAGE, content=markdown()))
-    return files
+    return add_page(files, config, PAGE, markdown())
 
 
 if __name__ == "__main__":

@@ -47,3 +47,11 @@ def first_sentence(text: str) -> str:
     """The first sentence of ``text``, on one line, for a summary list."""
     one = re.sub(r"\s+", " ", inspect.cleandoc(text or "")).strip()
     return cell(re.split(r"(?<=[a-z0-9)])\.\s", one, maxsplit=1)[0].rstrip("."))
+
+
+def add_page(files, config, path: str, content: str):
+    """A docs hook's ``on_files``: the generated page ``path`` added to the site's files."""
+    from mkdocs.structure.files import File
+
+    files.append(File.generated(config, path, content=content))
+    return files

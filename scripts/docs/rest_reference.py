@@ -14,7 +14,7 @@ import re
 import tempfile
 from pathlib import Path
 
-from mdtext import cell, first_sentence, paragraphs  # scripts/docs/mdtext.py (MkDocs puts a hook's folder on sys.path)
+from mdtext import add_page, cell, first_sentence, paragraphs  # scripts/docs/mdtext.py (MkDocs puts a hook's folder on sys.path)
 
 PAGE = "reference/rest.md"
 METHODS = ("get", "post", "put", "patch", "delete", "head", "options")
@@ -218,10 +218,7 @@ def markdown(spec: dict | None = None) -> str:
 
 
 def on_files(files, config, **kwargs):
-    from mkdocs.structure.files import File
-
-    files.append(File.generated(config, PAGE, content=markdown()))
-    return files
+    return add_page(files, config, PAGE, markdown())
 
 
 if __name__ == "__main__":
