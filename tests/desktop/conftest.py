@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
+import select
 import shutil
 import subprocess
 import time
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -14,40 +14,44 @@ import pytest
 SMALL = {"num_frames": 4, "width": 32, "height": 32, "num_inference_steps": 2}
 
 
-def free_display() -> int:
-    for n in range(91, 200):
-        if not Path(f"/tmp/.X{n}-lock").exists() and not Path(f"/tmp/.X11-unix/X{n}").exists():
-            return n
-    raise RuntimeError("no free X display number in :91..:199")
-
-
 @pytest.fixture(scope="session")
 def display():
-    """An Xvfb display (1280x960, 24-bit) for the session; DISPLAY points at it."""
+    """An Xvfb display (1280x960, 24-bit) for the session; DISPLAY points at it. Xvfb picks a free display number
+    itself and writes it to a pipe (``-displayfd``): two test processes starting one at the same moment never
+    share a display."""
     if shutil.which("Xvfb") is None:
         if os.environ.get("CI"):
             pytest.fail("Xvfb is missing: .ci/run installs it (apt-get install xvfb)")
         pytest.skip("Xvfb is not installed (apt-get install xvfb xdotool)")
-    n = free_display()
-    proc = subprocess.Popen(["Xvfb", f":{n}", "-screen", "0", "1280x960x24", "-nolisten", "tcp"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 20
-    while not Path(f"/tmp/.X11-unix/X{n}").exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError(f"Xvfb :{n} did not start")
-        time.sleep(0.05)
-    old = os.environ.get("DISPLAY")
-    os.environ["DISPLAY"] = f":{n}"
+    read, write = os.pipe()
+    proc = subprocess.Popen(["Xvfb", "-displayfd", str(write), "-screen", "0", "1280x960x24", "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, pass_fds=(write,))
+    os.close(write)
     try:
-        yield f":{n}"
+        with os.fdopen(read) as pipe:
+            ready, _, _ = select.select([pipe], [], [], 30)
+            number = pipe.readline().strip() if ready else ""
+    except BaseException:
+        proc.kill()
+        raise
+    if not number.isdigit():
+        proc.kill()
+        raise RuntimeError(f"Xvfb did not start (exit code {proc.poll()})")
+    old = os.environ.get("DISPLAY")
+    os.environ["DISPLAY"] = f":{number}"
+    try:
+        yield f":{number}"
     finally:
         if old is None:
             os.environ.pop("DISPLAY", None)
         else:
             os.environ["DISPLAY"] = old
         proc.terminate()
-        proc.wait(10)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +65,12 @@ def server(tiny_model, tmp_path_factory):
         yield SimpleNamespace(url=s.url, key=key, other=other, model=str(tiny_model), name=tiny_model.name, home=home)
 
 
+# Every Tk interpreter a test made, kept until the process exits: Tcl aborts the process if an interpreter is
+# deleted from another thread than its own, which would happen were the last reference to it (a widget a
+# callback kept, a cycle) dropped in a server's or a worker's thread after the test.
+INTERPRETERS: list = []
+
+
 @pytest.fixture
 def root(display):
     """A Tk root for one test. The cyclic garbage collector is paused meanwhile and run here at the end, on
@@ -72,6 +82,7 @@ def root(display):
     gc.collect()
     gc.disable()
     root = tk.Tk(className="t2v-test")
+    INTERPRETERS.append(root.tk)
     try:
         yield root
     finally:
