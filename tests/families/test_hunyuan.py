@@ -299,7 +299,7 @@ def test_a_job_through_the_service(models, tmp_path):
 
 
 def test_registry_specs_carry_the_licence_notice():
-    from t2v.models.source import license_notice
+    from t2v.models.download import license_notice
     from t2v.models.registry import lookup
 
     t2v, i2v = lookup("hunyuanvideo-community/HunyuanVideo"), lookup("hunyuan-i2v")

@@ -18,7 +18,8 @@ from t2v.settings import get_settings
 from t2v.families import all_families, get_family
 from t2v.requests import cli_spelling
 from t2v.errors import InvalidRequest, ModelUnavailable
-from t2v.models.source import check_folder, license_notice, pull as pull_model
+from t2v.models.download import cached_snapshot, license_notice
+from t2v.models.source import HUB_ID, check_folder, pull as pull_model
 from t2v.models.tiny import make_tiny as build
 
 models_app = typer.Typer(help="Known models, downloads, and tiny offline test models.", no_args_is_help=True)
@@ -26,16 +27,10 @@ models_app = typer.Typer(help="Known models, downloads, and tiny offline test mo
 
 def cached_folder(model_id: str) -> Path | None:
     """The model's complete folder on this machine without downloading (bundled, or in the t2v cache), or None."""
-    from huggingface_hub import snapshot_download
-
     spec = lookup(model_id)
     if spec is not None and spec.bundled_path is not None:
         return spec.bundled_path if spec.bundled_path.is_dir() else None  # ships with t2v
-    try:
-        return Path(snapshot_download(model_id, revision=spec.revision if spec else None,
-                                      cache_dir=str(get_settings().cache_dir), local_files_only=True))
-    except Exception:  # not cached (LocalEntryNotFoundError and friends)
-        return None
+    return cached_snapshot(model_id, spec.revision if spec else None, get_settings().cache_dir)
 
 
 def default_models() -> dict[str, str]:
@@ -72,6 +67,14 @@ def list_models(as_json: bool = typer.Option(False, "--json", help="The raw list
         print_model_list(out, rows, families, defaults)
 
 
+def folder_record(path: Path, model_id: str) -> dict:
+    """What ``models show`` tells of a model folder (a local one, or a hub snapshot)."""
+    index = check_folder(path)
+    family, defaults = folder_info(path)
+    return {"id": model_id, "family": family, "defaults": defaults, "pipeline": index.get("_class_name"),
+            "fp16_variant": any(path.glob("*/*.fp16.*"))}
+
+
 @models_app.command("show")
 def show(model: str = typer.Argument(..., help="Registry id, alias or local folder."),
          as_json: bool = typer.Option(False, "--json", help="The raw record as JSON.")) -> None:
@@ -84,13 +87,17 @@ def show(model: str = typer.Argument(..., help="Registry id, alias or local fold
             folder = cached_folder(spec.id)
             info = {**spec.to_dict(), "cached": folder is not None}
         elif Path(model).expanduser().is_dir():
-            folder = path = Path(model).expanduser().resolve()
-            index = check_folder(path)
-            family, defaults = folder_info(path)
-            info = {"id": str(path), "family": family, "defaults": defaults, "pipeline": index.get("_class_name"),
-                    "fp16_variant": any(path.glob("*/*.fp16.*"))}
+            folder = Path(model).expanduser().resolve()
+            info = folder_record(folder, str(folder))
+        elif HUB_ID.match(model):  # pulled by its hub id
+            folder = cached_folder(model)
+            if folder is None:
+                raise ModelUnavailable(f"{model} is not registered and not (completely) in the cache: `t2v models "
+                                       f"pull {model}` fetches it")
+            info = {**folder_record(folder, model), "cached": True}
         else:
-            raise ModelUnavailable(f"unknown model {model!r}: not registered (see `t2v models list`) and not a folder")
+            raise ModelUnavailable(f"unknown model {model!r}: not registered (see `t2v models list`), not a folder "
+                                   "and not a hub id like org/name")
         card = CATALOG.card(info["family"]) if info.get("family") != "unknown" else None
         if card is not None and card.extras is not None:  # the family's own settings (a request's extras)
             info["extras"] = {name: f.description for name, f in card.extras.model_fields.items()}
@@ -121,7 +128,7 @@ def pull(
         if notice:
             err.print(f"[yellow]licence notice:[/] {notice}", highlight=False)
         path = pull_model(model, get_settings(), revision=revision, fp16=not fp32)
-        out.print(f"[green]cached[/] {model} at {path}", highlight=False)
+        out.print(f"[green]cached[/] {model} at {path}", highlight=False, soft_wrap=True)
 
 
 @models_app.command("make-tiny")
@@ -147,4 +154,4 @@ def make_tiny(
             if made:  # nothing half-built is left behind
                 shutil.rmtree(directory, ignore_errors=True)
             raise
-        out.print(f"[green]built[/] tiny {family} model at {path}", highlight=False)
+        out.print(f"[green]built[/] tiny {family} model at {path}", highlight=False, soft_wrap=True)

@@ -12,7 +12,7 @@ from rich.markup import escape
 from t2v.cli.common import Interrupt, err, out, print_json_lines, print_record, stdout_kept_for_json
 from t2v.requests import GenerationRequest, parse_formats
 from t2v.models.allowlist import is_cached
-from t2v.models.source import is_offline, license_notice
+from t2v.models.download import is_offline, license_notice
 from t2v.models.registry import lookup
 from t2v.settings import get_settings
 from t2v.cli.progress import GenerationProgress

@@ -11,8 +11,8 @@ import os
 from pathlib import Path
 
 from t2v.errors import ModelUnavailable
-from t2v.models.source import (HUB_ID, as_path, check_folder, check_motion_adapter, is_offline, looks_like_path,
-                              resolve_source)
+from t2v.models.download import cached_snapshot, is_offline
+from t2v.models.source import HUB_ID, as_path, check_folder, check_motion_adapter, looks_like_path, resolve_source
 from t2v.models.registry import canonical_id, lookup
 from t2v.settings import Settings
 
@@ -37,12 +37,12 @@ def allowed_folder(name: str, settings: Settings, *, cache: bool = True) -> Path
 
 def is_cached(model_id: str, revision: str, settings: Settings, check=check_folder) -> bool:
     """Whether the hub model is complete in the t2v cache (no network); ``check`` tells a complete folder."""
-    from huggingface_hub import snapshot_download
-
+    folder = cached_snapshot(model_id, revision, settings.cache_dir)  # an interrupted download is not cached
+    if folder is None:
+        return False
     try:
-        folder = snapshot_download(model_id, revision=revision, cache_dir=str(settings.cache_dir), local_files_only=True)
-        check(Path(folder))
-    except Exception:  # not cached (LocalEntryNotFoundError and friends), or incomplete
+        check(folder)
+    except ModelUnavailable:  # not a model t2v runs
         return False
     return True
 

@@ -22,7 +22,8 @@ from t2v.models.deferred import Components
 from t2v.models.device import DevicePlan
 from t2v.models.precision import apply_weights, check_weights
 from t2v.planner.memory import tune_allocator
-from t2v.models.source import WEIGHT_EXTS, ModelSource
+from t2v.models.download import WEIGHT_EXTS
+from t2v.models.source import ModelSource
 from t2v.models.catalog import CATALOG, read_index
 from t2v.runtime import Runtime, current
 from t2v.models.hashcache import file_digests
@@ -81,15 +82,23 @@ def _module_stems(path: Path) -> dict[str, str]:
 
 
 def pick_variant(path: Path, plan: DevicePlan) -> str | None:
-    """``fp16`` when running half precision on an accelerator and every weight component has such files."""
-    if not (plan.is_accelerator and plan.dtype in ("fp16", "bf16")):
-        return None
-    for comp, stem in _module_stems(path).items():
-        if not any((path / comp / f"{stem}.fp16{ext}").is_file() for ext in WEIGHT_EXTS) and not any(
-            (path / comp).glob(f"{stem}.fp16*.index.json")
-        ):
-            return None
-    return "fp16"
+    """``fp16`` when running half precision on an accelerator and every weight component has such files, or
+    when only those are here (what a default ``t2v models pull`` fetches: loaded, then cast to the plan's
+    dtype); else None (the full-precision files)."""
+    stems = _module_stems(path)
+    fp16 = all(has_weights(path / comp, stem, fp16=True) for comp, stem in stems.items())
+    if plan.is_accelerator and plan.dtype in ("fp16", "bf16") and fp16:
+        return "fp16"
+    full = all(has_weights(path / comp, stem, fp16=False) for comp, stem in stems.items())
+    return "fp16" if fp16 and not full else None
+
+
+def has_weights(folder: Path, stem: str, *, fp16: bool) -> bool:
+    """Whether ``folder`` has ``stem``'s weights (one file or a sharded index), the fp16 variant's or the others."""
+    tag = ".fp16" if fp16 else ""
+    if any((folder / f"{stem}{tag}{ext}").is_file() for ext in WEIGHT_EXTS):
+        return True
+    return any((".fp16" in p.name) == fp16 for p in folder.glob(f"{stem}*.index.json"))
 
 
 def content_hash(path: Path, variant: str | None, *, cache_file: Path | None = None) -> str:

@@ -20,11 +20,11 @@ from t2v.errors import ModelUnavailable
 from t2v.models.registry import canonical_id, folder_info, lookup
 from t2v.models.catalog import CATALOG, read_index
 from t2v.models.compose import compose
+from t2v.models.download import snapshot
 from t2v.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-WEIGHT_EXTS = (".safetensors", ".bin")
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
@@ -41,10 +41,6 @@ class ModelSource:
     motion_adapter: str | None = None  # AnimateDiff: the MotionAdapter's id as recorded (``path`` is the composed folder)
     license: str | None = None  # as the registry (or the folder's t2v.json) states it
 
-
-
-def is_offline(settings: Settings) -> bool:
-    return settings.offline or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
 
 
 def looks_like_path(model: str) -> bool:
@@ -89,13 +85,6 @@ def check_folder(path: Path) -> dict[str, Any]:
     index = read_index(path)
     CATALOG.family_of_folder(path).check_index(path, index)
     return index
-
-
-def _fix_hint(model: str) -> str:
-    return (
-        f"pass a local model folder with --model PATH, or run `t2v models pull {model}` on a machine with "
-        "internet access and copy $T2V_HOME/models here; unset HF_HUB_OFFLINE/T2V_OFFLINE if this machine is online"
-    )
 
 
 def resolve_source(model: str, settings: Settings, *, revision: str | None = None, want_fp16: bool = False,
@@ -154,8 +143,8 @@ def _with_motion_adapter(base: ModelSource, adapter: str, settings: Settings, *,
         if not HUB_ID.match(adapter_id):
             raise ModelUnavailable(f"unknown motion adapter {adapter!r}: not a registered one (see `t2v models list`), "
                                    "a folder, or a hub id like org/name")
-        folder = _snapshot(adapter_id, spec.revision if spec else "main", settings, want_fp16=want_fp16,
-                           check=check_motion_adapter)
+        folder = snapshot(adapter_id, spec.revision if spec else "main", settings, want_fp16=want_fp16,
+                          check=check_motion_adapter)
     check_motion_adapter(folder)
     composed = compose(base.path, folder, Path(settings.cache_dir) / "animatediff")
     family, defaults = folder_info(composed)
@@ -189,74 +178,12 @@ def _resolve_plain(model: str, settings: Settings, *, revision: str | None, want
             f"unknown model {model!r}: not a registered model (see `t2v models list`), an existing folder, or a hub id like org/name"
         )
     revision = revision or (spec.revision if spec else "main")
-    folder = _snapshot(model_id, revision, settings, want_fp16=want_fp16)
+    folder = snapshot(model_id, revision, settings, want_fp16=want_fp16)
     check_folder(folder)
     family, defaults = folder_info(folder)
     if spec:
         family, defaults = spec.family, dict(spec.defaults)
     return ModelSource(id=model_id, path=folder, kind="hub", revision=folder.name, family=family, defaults=defaults)
-
-
-def _snapshot(model_id: str, revision: str, settings: Settings, *, want_fp16: bool, check=None) -> Path:
-    from huggingface_hub import snapshot_download
-
-    cache = str(settings.cache_dir)
-    try:
-        folder = Path(snapshot_download(model_id, revision=revision, cache_dir=cache, local_files_only=True))
-        if check is not None:
-            check(folder)
-        return folder
-    except Exception as e:  # not cached (LocalEntryNotFoundError and friends)
-        if is_offline(settings):
-            raise ModelUnavailable(
-                f"model {model_id} is not in the cache ({cache}) and offline mode is on; {_fix_hint(model_id)}"
-            ) from None
-        logger.debug("cache miss for %s: %s", model_id, e)
-    notice = license_notice(model_id)
-    if notice:
-        logger.warning("%s: %s", model_id, notice)
-    try:
-        return Path(
-            snapshot_download(model_id, revision=revision, cache_dir=cache, allow_patterns=_hub_patterns(model_id, revision, want_fp16))
-        )
-    except Exception as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ModelUnavailable(
-            f"model {model_id} is not cached and could not be downloaded ({first[:200]}); {_fix_hint(model_id)}"
-        ) from None
-
-
-def _hub_patterns(model_id: str, revision: str, want_fp16: bool) -> list[str]:
-    """Only the files t2v loads: configs, tokenizers, and each component's weights once (the fp16 variant
-    when wanted and present, else the full-precision files; safetensors over .bin)."""
-    from huggingface_hub import HfApi
-
-    return weight_patterns(set(HfApi().list_repo_files(model_id, revision=revision)), want_fp16)
-
-
-def license_notice(model: str) -> str:
-    """What users must read before ``model`` downloads (territory or use restrictions), or ""."""
-    spec = lookup(model)
-    return spec.license_notice if spec else ""
-
-
-def weight_patterns(files: set[str], want_fp16: bool) -> list[str]:
-    """:func:`_hub_patterns` for a repo's file list (a pipeline's component folders, or one model's files at the
-    top level, as a motion adapter repo has them)."""
-    patterns = ["model_index.json", "t2v.json", "config.json", "*/*.json", "*/*.txt", "*/*.model", "tokenizer*/*"]
-    pipeline = "model_index.json" in files  # then top-level weights are single-file checkpoints t2v does not load
-    by_component: dict[str, list[str]] = {}
-    for f in files:
-        comp, _, name = f.rpartition("/")
-        if (comp or not pipeline) and "/" not in comp and (name.endswith(WEIGHT_EXTS) or name.endswith(".index.json")):
-            by_component.setdefault(comp, []).append(f)
-    for comp, weights in sorted(by_component.items()):
-        fp16 = [f for f in weights if ".fp16." in f]
-        full = [f for f in weights if ".fp16." not in f]
-        chosen = fp16 if want_fp16 and fp16 else full or fp16
-        safe = [f for f in chosen if ".safetensors" in f]
-        patterns += safe if safe else chosen
-    return patterns
 
 
 def pull(model: str, settings: Settings, *, revision: str | None = None, fp16: bool = True) -> Path:
@@ -271,4 +198,5 @@ def pull(model: str, settings: Settings, *, revision: str | None = None, fp16: b
     online = settings.model_copy(update={"offline": False})
     if spec is not None and spec.base_model:  # a motion adapter: its base model too
         pull(spec.base_model, settings, fp16=fp16)
-    return _snapshot(model_id, revision or (spec.revision if spec else "main"), online, want_fp16=fp16)
+    return snapshot(model_id, revision or (spec.revision if spec else "main"), online, want_fp16=fp16,
+                    check=check_motion_adapter if spec is not None and spec.base_model else None, refresh=True)
