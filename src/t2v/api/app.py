@@ -69,6 +69,9 @@ def create_app(settings: Settings | None = None, *, service=None, workers: int =
     app.include_router(postprocess.router)
     app.include_router(records.router)
     app.include_router(system.router)
+    from t2v.api.openai import create_openai_app  # deferred: imports alembic, httpx, PIL
+
+    app.mount("/openai/v1", create_openai_app(service))
 
     def _error(status: int, message: str, field: str | None = None, headers=None):
         # "post.upscaler" -> ["body", "post", "upscaler"], as FastAPI locates a nested field

@@ -89,7 +89,7 @@ class BodySizeLimit:
     over the limit is answered 413 as soon as it passes it.
     """
 
-    UPLOAD_PATHS = ("/v1/assets", "/v1/videos")
+    UPLOAD_PATHS = ("/v1/assets", "/v1/videos", "/openai/v1/videos", "/openai/v1/videos/extensions")
 
     def __init__(self, app, limit: int, *, upload_limit: int | None = None) -> None:
         self.app, self.limit, self.upload_limit = app, limit, upload_limit or limit

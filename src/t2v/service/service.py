@@ -213,8 +213,9 @@ class JobService:
 
     # -- jobs ------------------------------------------------------------------------------------
     def submit(self, fields: dict[str, Any], *, api_key=None, idempotency_key: str | None = None, priority: int = 0,
-               callback_url: str | None = None):
-        """Validate and queue a job. Returns ``(job, created)``; the same idempotency key returns the same job."""
+               callback_url: str | None = None, remixed_from: str | None = None):
+        """Validate and queue a job. Returns ``(job, created)``; the same idempotency key returns the same job.
+        ``remixed_from``: the job this one remixes (recorded for the OpenAI-style API)."""
         for name, value in (*fields.items(), ("idempotency_key", idempotency_key), ("callback_url", callback_url)):
             _check_no_nul(name, value)
         if "model" in fields:  # the public name of the server's own folder runs that folder
@@ -243,7 +244,8 @@ class JobService:
         try:  # the quota is counted in the insert's transaction: concurrent submits cannot pass it
             job, created = self.repo.create_job(resolved.model_dump(mode="json"), priority=priority, api_key_id=key_id,
                                                 idempotency_key=idempotency_key, callback_url=callback_url,
-                                                max_queued=api_key.max_queued if api_key else None)
+                                                max_queued=api_key.max_queued if api_key else None,
+                                                remixed_from=remixed_from)
         except QueueFull as e:
             raise QuotaExceeded(str(e), retry_after=5) from None
         if created:
@@ -251,7 +253,7 @@ class JobService:
         return job, created
 
     def list(self, *, status: str | None = None, limit: int = 20, cursor: str | None = None, api_key=None,
-             query: str | None = None):
+             query: str | None = None, order: str = "desc"):
         if status is not None and status not in STATUSES:
             raise InvalidRequest(f"status: must be one of {', '.join(STATUSES)}", field="status")
         if not 1 <= limit <= MAX_PAGE:
@@ -261,8 +263,10 @@ class JobService:
                                  "or leave it out for the first page", field="cursor")
         if query and "\x00" in query:  # no stored prompt holds NUL (submit refuses it)
             return []
+        if order not in ("asc", "desc"):
+            raise InvalidRequest("order: asc or desc", field="order")
         return self.repo.list_jobs(status=status, api_key_id=api_key.id if api_key else None, limit=limit,
-                                   cursor=cursor, query=query)
+                                   cursor=cursor, query=query, order=order)
 
     def queue_position(self, job_id: str) -> int | None:
         return self.repo.queue_position(job_id)
@@ -319,6 +323,11 @@ class JobService:
         :class:`t2v.service.files.Download`, or None when there is none."""
         key = self.files.video_key(job.id, image) if image else self.files.job_file_key(job, fmt or "")
         return self.files.download(key, presign=self.settings.storage_presign) if key else None
+
+    def local_video(self, job):
+        """A local path to ``job``'s mp4 (the stored file, or a cached copy of the object), or None."""
+        key = self.files.job_file_key(job, "mp4")
+        return self.files.local_file(key) if key else None
 
     def after_finish(self, job_id: str) -> None:
         """A worker ended ``job_id`` (succeeded, failed or cancelled): a purge asked meanwhile, by any

@@ -91,6 +91,7 @@ class Repository:
         idempotency_key: str | None = None,
         callback_url: str | None = None,
         max_queued: int | None = None,
+        remixed_from: str | None = None,
     ) -> tuple[JobRow, bool]:
         """Queue a job. With ``idempotency_key``, an existing job with the same
         (api_key_id, idempotency_key) is returned instead: ``(job, created)``. With ``max_queued``
@@ -109,6 +110,7 @@ class Repository:
             callback_url=callback_url,
             created_at=now,
             updated_at=now,
+            remixed_from=remixed_from,
         )
         try:
             with self.db.write() as conn:
@@ -155,17 +157,18 @@ class Repository:
         limit: int = 20,
         cursor: str | None = None,
         query: str | None = None,
+        order: str = "desc",
     ) -> list[JobRow]:
-        """Newest first. ``cursor``: the last id of the previous page. ``query``: a
-        case-insensitive substring of the prompt."""
+        """Newest first (``order="asc"``: oldest first). ``cursor``: the last id of the previous page.
+        ``query``: a case-insensitive substring of the prompt."""
         where = self._filters(status, api_key_id)
         if cursor:
-            where.append(c.id < cursor)
+            where.append(c.id > cursor if order == "asc" else c.id < cursor)
         if query:
             # Folded in Python on both sides: SQL lower() is ASCII-only on SQLite and
             # depends on the database locale on PostgreSQL.
             where.append(c.prompt.like(f"%{_escape_like(query.lower())}%", escape="\\"))
-        stmt = select(jobs).where(*where).order_by(c.id.desc()).limit(max(0, int(limit)))
+        stmt = select(jobs).where(*where).order_by(c.id.asc() if order == "asc" else c.id.desc()).limit(max(0, int(limit)))
         with self.db.read() as conn:
             return [job_row(r) for r in conn.execute(stmt)]
 

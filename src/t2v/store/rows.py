@@ -49,6 +49,7 @@ class JobRow:
     webhook_lease_until: datetime | None = None
     webhook_lease_owner: str | None = None
     records_sent_at: datetime | None = None
+    remixed_from: str | None = None
 
     @property
     def finished(self) -> bool:

@@ -166,6 +166,8 @@ class Job(Base):
     #: The record outbox: a finished job whose record has not reached the record store (MongoDB) yet has
     #: NULL here. Ending a job is what enqueues its record (same row, same transaction).
     records_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: The job this one remixes (the same request with a new prompt; the OpenAI-style API's remix).
+    remixed_from: Mapped[str | None] = mapped_column(String(26), nullable=True)
 
     __table_args__ = (
         UniqueConstraint("api_key_id", "idempotency_key"),
