@@ -27,6 +27,7 @@ from t2v.api.routes.assets import read_asset_upload, read_upload
 from t2v.api.schemas import VideoCreate
 from t2v.errors import Forbidden, InvalidRequest, JobNotFound, ModelUnavailable, QuotaExceeded
 from t2v.models.publicnames import public_model
+from t2v.service.assets import StorageUnavailable
 from t2v.service.videoapi import param_of, parse_seconds, remix_fields, request_fields, spritesheet, video_object
 
 router = APIRouter(prefix="/videos", tags=["videos (OpenAI-style)"])
@@ -283,8 +284,6 @@ def create_openai_app(service) -> FastAPI:
     @app.exception_handler(QuotaExceeded)
     async def _quota(request: Request, exc: QuotaExceeded):
         return error(429, str(exc), headers={"Retry-After": str(int(exc.retry_after or 1))})
-
-    from t2v.service.assets import StorageUnavailable  # deferred: imports alembic, httpx, PIL
 
     @app.exception_handler(StorageUnavailable)
     async def _storage_down(request: Request, exc: StorageUnavailable):

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import math
 import re
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from t2v.errors import InvalidRequest
+from t2v.export.figures import contact_sheet
 from t2v.families.base import nearest_multiple
 from t2v.models.publicnames import accept_public_model, hide_server_paths, public_model
 from t2v.models.source import local_folder, model_defaults
@@ -129,13 +132,8 @@ def video_object(service, job) -> dict[str, Any]:
 
 def spritesheet(path, *, columns: int | None = None) -> bytes:
     """A PNG contact sheet of the video file at ``path`` (every frame, row by row)."""
-    import tempfile
-    from pathlib import Path
-
     import av
     import numpy as np
-
-    from t2v.export.figures import contact_sheet
 
     with av.open(str(path)) as container:
         frames = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
