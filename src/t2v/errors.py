@@ -65,6 +65,12 @@ class Forbidden(T2VError):
     exit_code = 2
 
 
+class Conflict(T2VError):
+    """The job is not in a state the change applies to (pausing a finished job, changing a running one)."""
+
+    exit_code = 2
+
+
 class QuotaExceeded(T2VError):
     """Too many queued jobs for this key, or too many requests."""
 

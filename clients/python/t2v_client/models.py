@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 __all__ = ["FINISHED", "Asset", "Event", "Job", "JobFile", "JobPage", "JobResult", "Limits", "Model", "ModelList",
            "ModelRules", "Progress", "RecordPage", "Result", "Status", "Webhook"]
 
-Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+Status = Literal["queued", "paused", "running", "succeeded", "failed", "cancelled"]
 FINISHED = ("succeeded", "failed", "cancelled")
 
 
@@ -61,6 +61,7 @@ class Job(Result):
     error: str | None = None
     attempts: int = 0
     cancel_requested: bool = False
+    pause_requested: bool = False
     created_at: str | None = None
     started_at: str | None = None
     finished_at: str | None = None

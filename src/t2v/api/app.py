@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from starlette.middleware.cors import CORSMiddleware
 
 from t2v.version import __version__
-from t2v.errors import Forbidden, InvalidRequest, JobNotFound, ModelUnavailable, QuotaExceeded
+from t2v.errors import Conflict, Forbidden, InvalidRequest, JobNotFound, ModelUnavailable, QuotaExceeded
 from t2v.settings import Settings, get_settings
 from t2v.api.deps import BodySizeLimit
 from t2v.runner.runtime import import_runtime
@@ -57,7 +57,7 @@ def create_app(settings: Settings | None = None, *, service=None, workers: int =
     # CORS is always configured here, so the web page's own (Gradio's, which would allow localhost origins with
     # credentials, and any origin on a public Host) stays out: only T2V_CORS_ORIGINS get CORS headers.
     app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origin_list, allow_credentials=False,
-                       allow_methods=["GET", "HEAD", "POST", "DELETE", "OPTIONS"],
+                       allow_methods=["GET", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS"],
                        allow_headers=["Authorization", "Content-Type", "Range", "Last-Event-ID"],
                        expose_headers=["Location", "Content-Range", "Content-Disposition", "Retry-After"])
     app.add_middleware(KeylessGuard, has_keys=lambda: service.has_keys(), loopback_hosts=loopback_hosts)
@@ -108,6 +108,10 @@ def create_app(settings: Settings | None = None, *, service=None, workers: int =
     @app.exception_handler(JobNotFound)
     async def _not_found(request: Request, exc: JobNotFound):
         return _error(404, str(exc))
+
+    @app.exception_handler(Conflict)
+    async def _conflict(request: Request, exc: Conflict):
+        return _error(409, str(exc))
 
     @app.exception_handler(Forbidden)
     async def _forbidden(request: Request, exc: Forbidden):

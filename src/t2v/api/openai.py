@@ -25,7 +25,7 @@ from t2v.api.deps import current_key, get_service, rate_limited
 from t2v.api.downloads import send
 from t2v.api.routes.assets import read_asset_upload, read_upload
 from t2v.api.schemas import VideoCreate
-from t2v.errors import Forbidden, InvalidRequest, JobNotFound, ModelUnavailable, QuotaExceeded
+from t2v.errors import Conflict, Forbidden, InvalidRequest, JobNotFound, ModelUnavailable, QuotaExceeded
 from t2v.models.publicnames import public_model
 from t2v.service.assets import StorageUnavailable
 from t2v.service.videoapi import param_of, parse_seconds, remix_fields, request_fields, spritesheet, video_object
@@ -276,6 +276,10 @@ def create_openai_app(service) -> FastAPI:
     @app.exception_handler(JobNotFound)
     async def _not_found(request: Request, exc: JobNotFound):
         return error(404, str(exc).replace("no job with id", "no video with id"), code="video_not_found")
+
+    @app.exception_handler(Conflict)
+    async def _conflict(request: Request, exc: Conflict):
+        return error(409, str(exc))
 
     @app.exception_handler(Forbidden)
     async def _forbidden(request: Request, exc: Forbidden):

@@ -25,6 +25,7 @@ from t2v.service.metrics import Metrics
 from t2v.service.netguard import check_callback_url
 from t2v.service.ports import ArtifactStore, Executor, JobStore
 from t2v.service.postjobs import PostService
+from t2v.service.steering import SteeringService
 from t2v.service.records import RecordPublisher
 from t2v.service.webhooks import WebhookSender
 from t2v.models.publicnames import accept_public_model, hide_server_paths, public_model
@@ -67,6 +68,7 @@ class JobService:
         self.postjobs = PostService(settings, store, self.files, self.access, self.assets)
         self.stopping = threading.Event()
         self.wakeup = threading.Event()
+        self.steering = SteeringService(settings, store, self.access, self.wakeup)
         #: Cancels asked in this process for jobs its own workers run: a fast path only (the job row is the truth).
         self.cancel_requested: set[str] = set()
         #: Job counts (from the database) and this process's job timings, for /metrics.
@@ -83,6 +85,7 @@ class JobService:
     assets_dir, add_asset, get_asset, asset_path, delete_asset = (Part("assets") for _ in range(5))
     purge_key_assets, image_resolver, video_resolver = (Part("assets") for _ in range(3))
     job_video_resolver = Part("postjobs")
+    change, pause, resume = (Part("steering") for _ in range(3))
 
     @property
     def workers(self) -> list:

@@ -22,7 +22,7 @@ from t2v.models.source import local_folder, model_defaults
 from t2v.service.catalogue import rules_of
 
 #: t2v's job states as the Videos API names them (a cancelled job reads as failed, its error saying so).
-STATUS = {"queued": "queued", "running": "in_progress", "succeeded": "completed", "failed": "failed",
+STATUS = {"queued": "queued", "paused": "queued", "running": "in_progress", "succeeded": "completed", "failed": "failed",
           "cancelled": "failed"}
 #: t2v request fields as the Videos API names them, for error messages' ``param``.
 PARAMS = {"width": "size", "height": "size", "num_frames": "seconds", "image": "input_reference"}

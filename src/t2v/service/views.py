@@ -28,7 +28,7 @@ def file_url(base_url: str, job_id: str, fmt: str) -> str | None:
 def job_to_dict(service, job, *, base_url: str = "") -> dict[str, Any]:
     """The public JSON of a job."""
     position = service.queue_position(job.id) if job.status == "queued" else None
-    if job.status == "queued" and position is None:  # claimed meanwhile: show the fresher state
+    if job.status == "queued" and position is None and not job.paused:  # claimed meanwhile: the fresher state
         job = service.find_job(job.id) or job
     fraction = job.step / job.total if job.total else (1.0 if job.status == "succeeded" else 0.0)
     files = [
@@ -38,7 +38,7 @@ def job_to_dict(service, job, *, base_url: str = "") -> dict[str, Any]:
     ]
     out = {
         "id": job.id,
-        "status": job.status,
+        "status": "paused" if job.paused and job.status == "queued" else job.status,
         "priority": job.priority,
         "queue_position": position if job.status == "queued" else None,
         "progress": {"stage": job.stage, "step": job.step, "total": job.total, "fraction": round(fraction, 4),
@@ -49,6 +49,7 @@ def job_to_dict(service, job, *, base_url: str = "") -> dict[str, Any]:
         "error": job.error,
         "attempts": job.attempts,
         "cancel_requested": job.cancel_requested,
+        "pause_requested": job.paused and job.status == "running",
         "created_at": iso(job.created_at),
         "started_at": iso(job.started_at),
         "finished_at": iso(job.finished_at),

@@ -158,9 +158,12 @@ class Worker(threading.Thread):
                     resolve_job=svc.job_video_resolver(job.api_key_id),
                 )
         except Cancelled:
-            if svc.stopping.is_set() and not repo.is_cancel_requested(job.id):
-                repo.requeue_worker(self.worker_id)  # shutting down: resume from the checkpoint next start
-                logger.info("job %s handed back to the queue at shutdown", job.id)
+            if not repo.is_cancel_requested(job.id) and (svc.stopping.is_set() or repo.is_pause_requested(job.id)):
+                # shutting down, or paused: back in the queue (paused ones stay there until resumed), resumed
+                # from its last checkpoint
+                repo.requeue_worker(self.worker_id)
+                logger.info("job %s handed back to the queue (%s)", job.id,
+                            "shutdown" if svc.stopping.is_set() else "paused")
                 return
             repo.mark_cancelled(job.id, self.worker_id)
             store.drop_checkpoint(job.id)
@@ -267,7 +270,7 @@ class Worker(threading.Thread):
                 return True
             now = time.monotonic()
             if now - last["t"] >= CANCEL_POLL_S:  # another process (t2v jobs cancel) may have asked
-                last.update(t=now, value=svc.repo.is_cancel_requested(job_id))
+                last.update(t=now, value=svc.repo.stop_asked(job_id))  # a cancel, or a pause
             return last["value"]
 
         return should_cancel

@@ -54,7 +54,7 @@ class Claims:
         self.db = db
 
     def claim_next(self, worker_id: str):
-        """Take the queued job with the highest priority (oldest first among equals) whose key is under its
+        """Take the queued job (not paused) with the highest priority (oldest first among equals) whose key is under its
         running cap (``api_keys.max_running``), mark it running for ``worker_id`` and count the attempt.
         Never hands one job to two workers, nor a key more running jobs than its cap, across processes."""
         r = jobs.alias("r")
@@ -64,7 +64,7 @@ class Claims:
         under_cap = or_(c.api_key_id.is_(None), capped.is_(None), running < capped)
         for _ in range(100):
             with self.db.write() as conn:
-                stmt = (select(c.id, c.api_key_id).where(c.status == "queued", under_cap)
+                stmt = (select(c.id, c.api_key_id).where(c.status == "queued", c.paused.is_(False), under_cap)
                         .order_by(c.priority.desc(), c.id.asc()).limit(1))
                 if self.db.dialect == "postgresql":
                     stmt = stmt.with_for_update(skip_locked=True, of=jobs)

@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from .assets import Assets
 from .claims import Claims, held_by
+from .controls import Controls
 from .db import Database, utcnow
 from .ids import new_id
 from .keys import ApiKeyRow, Keys
@@ -56,7 +57,7 @@ class Repository:
         self.db = Database(engine)
         self.dialect = self.db.dialect
         self.keys, self.claims, self.limits = Keys(self.db), Claims(self.db), Limits(self.db)
-        self.assets, self.outbox = Assets(self.db), Outbox(self.db)
+        self.assets, self.outbox, self.controls = Assets(self.db), Outbox(self.db), Controls(self.db)
 
     create_key, list_keys, get_key, get_key_by_hash, revoke_key, rotate_webhook_secret = (
         Part("keys") for _ in range(6))
@@ -65,6 +66,7 @@ class Repository:
     count_streams, pending_purges, purge_done = (Part("limits") for _ in range(3))
     add_asset, get_asset, find_asset, delete_asset, delete_key_assets = (Part("assets") for _ in range(5))
     pending_records, mark_records_sent, count_pending_records, iter_finished = (Part("outbox") for _ in range(4))
+    change_queued, pause, resume, is_pause_requested, stop_asked = (Part("controls") for _ in range(5))
 
     # ---- helpers -------------------------------------------------------------------------
 
@@ -186,16 +188,18 @@ class Repository:
         return counts
 
     def queue_position(self, job_id: str) -> int | None:
-        """1-based place among queued jobs in claim order; None unless queued."""
+        """1-based place among queued jobs in claim order (paused ones are not in line); None unless queued and
+        not paused."""
         with self.db.read() as conn:
-            row = conn.execute(select(c.status, c.priority).where(c.id == job_id)).first()
-            if row is None or row.status != "queued":
+            row = conn.execute(select(c.status, c.priority, c.paused).where(c.id == job_id)).first()
+            if row is None or row.status != "queued" or row.paused:
                 return None
             ahead = conn.execute(
                 select(func.count())
                 .select_from(jobs)
                 .where(
                     c.status == "queued",
+                    c.paused.is_(False),
                     or_(c.priority > row.priority, and_(c.priority == row.priority, c.id < job_id)),
                 )
             ).scalar_one()

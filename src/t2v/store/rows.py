@@ -50,6 +50,7 @@ class JobRow:
     webhook_lease_owner: str | None = None
     records_sent_at: datetime | None = None
     remixed_from: str | None = None
+    paused: bool = False
 
     @property
     def finished(self) -> bool:

@@ -168,6 +168,8 @@ class Job(Base):
     records_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     #: The job this one remixes (the same request with a new prompt; the OpenAI-style API's remix).
     remixed_from: Mapped[str | None] = mapped_column(String(26), nullable=True)
+    #: Paused: a queued job is skipped by workers until resumed; a running one is handed back at its next step.
+    paused: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, server_default=text("false"))
 
     __table_args__ = (
         UniqueConstraint("api_key_id", "idempotency_key"),

@@ -271,6 +271,43 @@ def _event_id(data: dict) -> str:
     return f"{data['status']}.{p['stage'] or '-'}.{p['step']}.{data['queue_position'] if data['queue_position'] is not None else '-'}"
 
 
+CHANGEABLE = tuple(f for f in VideoCreate.model_fields if f not in ("idempotency_key", "callback_url"))
+
+
+@router.patch("/{job_id}", summary="Change a queued job: its priority, and any request field (checked as at submit)",
+              response_model=Job, responses=errors(*CHANGING, 409, 429))
+async def change_video(job_id: str, request: Request, service=Depends(get_service), key=Depends(rate_limited)):
+    """The body holds what changes: ``priority`` (-100 to 100; higher starts first, equal ones keep their order)
+    and request fields. A request change needs the job queued (409 otherwise); a priority change too."""
+    try:
+        body = json.loads(await request.body() or b"{}")
+    except (ValueError, RecursionError):
+        raise InvalidRequest("body: not valid JSON", field="body") from None
+    if not isinstance(body, dict) or not body:
+        raise InvalidRequest("body: send a JSON object of what changes, e.g. {\"priority\": 10}", field="body")
+    for name in body:
+        if name not in CHANGEABLE:
+            raise InvalidRequest(f"{name}: not a field a queued job can change (see POST /v1/videos)", field=name)
+    priority = body.pop("priority", None)
+    job = await run_in_threadpool(service.change, job_id, body, priority=priority, api_key=key)
+    return job_to_dict(service, job, base_url=base_url(request))
+
+
+@router.post("/{job_id}/pause", summary="Pause a queued job (skipped until resumed) or a running one (it stops at "
+             "its next step, keeps its checkpoint and frees its worker)", response_model=Job,
+             responses=errors(*KEYED, 404, 409, 429))
+async def pause_video(job_id: str, request: Request, service=Depends(get_service), key=Depends(rate_limited)):
+    job = await run_in_threadpool(service.pause, job_id, api_key=key)
+    return job_to_dict(service, job, base_url=base_url(request))
+
+
+@router.post("/{job_id}/resume", summary="Resume a paused job: back in the queue, from its checkpoint",
+             response_model=Job, responses=errors(*KEYED, 404, 409, 429))
+async def resume_video(job_id: str, request: Request, service=Depends(get_service), key=Depends(rate_limited)):
+    job = await run_in_threadpool(service.resume, job_id, api_key=key)
+    return job_to_dict(service, job, base_url=base_url(request))
+
+
 @router.delete("/{job_id}", summary="Cancel a queued or running job (?purge=true also removes its files; "
                 "?remove=true also removes a finished job from the history)", response_model=Job,
                 responses=errors(*KEYED, 403, 404, 429))

@@ -1,4 +1,5 @@
-"""The video a job remixes (``jobs.remixed_from``): the OpenAI-style Videos API's ``remixed_from_video_id``.
+"""The video a job remixes (``jobs.remixed_from``: the OpenAI-style Videos API's ``remixed_from_video_id``), and
+paused jobs (``jobs.paused``: workers skip them until they are resumed).
 
 Revision ID: 0006
 Revises: 0005
@@ -21,8 +22,10 @@ depends_on: Union[str, Sequence[str], None] = None
 def upgrade() -> None:
     with op.batch_alter_table("jobs") as batch:
         batch.add_column(sa.Column("remixed_from", sa.String(26), nullable=True))
+        batch.add_column(sa.Column("paused", sa.Boolean(), server_default=sa.text("false"), nullable=False))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("jobs") as batch:
+        batch.drop_column("paused")
         batch.drop_column("remixed_from")

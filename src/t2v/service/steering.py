@@ -1,0 +1,61 @@
+"""Steering the queue from any process: change a queued job (priority, request fields checked as at submit),
+pause and resume a queued or running job. The job row is the truth (:mod:`t2v.store.controls`); a running job's
+worker, wherever it runs, sees a pause at its next step and hands the job back to the queue, checkpoint kept."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from t2v.errors import Conflict, InvalidRequest
+from t2v.requests import request_from_fields
+from t2v.service.access import AccessService
+from t2v.service.limits import admit
+from t2v.models.publicnames import accept_public_model
+from t2v.store.controls import NotChangeable
+
+PRIORITY_RANGE = (-100, 100)
+
+
+class SteeringService:
+    def __init__(self, settings, store, access: AccessService, wakeup) -> None:
+        self.settings, self.repo, self.access, self.wakeup = settings, store, access, wakeup
+
+    def change(self, job_id: str, fields: dict[str, Any], *, priority: int | None = None, api_key=None):
+        """A queued job with ``fields`` changed in its request (checked as at submit) and/or a new ``priority``."""
+        job = self.access.get(job_id, api_key=api_key)
+        if priority is not None:
+            lo, hi = PRIORITY_RANGE
+            if not isinstance(priority, int) or isinstance(priority, bool) or not lo <= priority <= hi:
+                raise InvalidRequest(f"priority: {priority!r} is not a whole number from {lo} to {hi}; nearest "
+                                     f"valid: {min(hi, max(lo, int(priority))) if isinstance(priority, (int, float)) else 0}",
+                                     field="priority")
+        request = None
+        if fields:
+            if job.status != "queued":
+                raise Conflict(f"job {job_id} is {job.status}; only a queued job's request can be changed")
+            if "model" in fields:
+                fields = {**fields, "model": accept_public_model(self.settings, fields["model"])}
+            merged = {**{k: v for k, v in job.request.items() if v is not None}, **fields}
+            request = admit(request_from_fields(merged), self.settings, api_key).model_dump(mode="json")
+        try:
+            changed = self.repo.change_queued(job_id, priority=priority, request=request)
+        except NotChangeable as e:
+            raise Conflict(str(e)) from None
+        self.wakeup.set()
+        return changed
+
+    def pause(self, job_id: str, *, api_key=None):
+        self.access.get(job_id, api_key=api_key)
+        try:
+            return self.repo.pause(job_id)
+        except NotChangeable as e:
+            raise Conflict(str(e)) from None
+
+    def resume(self, job_id: str, *, api_key=None):
+        self.access.get(job_id, api_key=api_key)
+        try:
+            job = self.repo.resume(job_id)
+        except NotChangeable as e:
+            raise Conflict(str(e)) from None
+        self.wakeup.set()
+        return job

@@ -1,0 +1,119 @@
+"""Steering the queue of a real ``t2v serve`` (tiny model, one worker, API keys on): pause a running job and
+resume it to the same frames as an unpaused run, pause a queued one (kept across a restart), change a queued
+job's priority and request, and the refusals."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from tests.servers import make_keys, serve
+
+LONG = {"num_frames": 4, "width": 48, "height": 48, "num_inference_steps": 60}
+QUICK = {"num_frames": 4, "width": 32, "height": 32, "num_inference_steps": 2}
+
+
+class Api:
+    def __init__(self, url: str, key: str) -> None:
+        self.url, self.headers = url, {"Authorization": f"Bearer {key}"}
+
+    def call(self, method: str, path: str, **kw) -> httpx.Response:
+        return httpx.request(method, f"{self.url}/v1/videos{path}", headers=self.headers, timeout=30, **kw)
+
+    def submit(self, **fields) -> str:
+        r = self.call("POST", "", json={"prompt": "a red ball moving right", **fields})
+        assert r.status_code == 202, r.text
+        return r.json()["id"]
+
+    def get(self, job_id: str) -> dict:
+        return self.call("GET", f"/{job_id}").json()
+
+    def wait(self, job_id: str, until, timeout: float = 120) -> dict:
+        deadline = time.monotonic() + timeout
+        while not until(job := self.get(job_id)):
+            assert time.monotonic() < deadline, job
+            time.sleep(0.1)
+        return job
+
+
+def done(job: dict) -> bool:
+    return job["status"] in ("succeeded", "failed", "cancelled")
+
+
+@pytest.fixture
+def home(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    return home
+
+
+def test_a_paused_running_job_frees_its_worker_and_resumes_to_the_same_frames(home, tiny_model, tmp_path_factory):
+    key, other = make_keys(home, ("main", {}), ("other", {}))
+    with serve(home, str(tiny_model), model_roots=tmp_path_factory.getbasetemp()) as s:
+        api = Api(s.url, key)
+        plain = api.wait(api.submit(seed=5, **LONG), done)
+        assert plain["status"] == "succeeded"
+
+        job_id = api.submit(seed=5, **LONG)
+        api.wait(job_id, lambda j: j["status"] == "running" and j["progress"]["step"] >= 5)
+        assert Api(s.url, other).call("POST", f"/{job_id}/pause").status_code == 404, "another key's job"
+        r = api.call("POST", f"/{job_id}/pause")
+        assert r.status_code == 200, r.text
+        paused = api.wait(job_id, lambda j: j["status"] == "paused")
+        stopped_at = paused["progress"]
+        assert paused["queue_position"] is None and paused["attempts"] == 0, "handed back, the try not counted"
+
+        quick = api.submit(seed=1, **QUICK)  # the worker is free: the next job runs while the paused one waits
+        assert api.wait(quick, done)["status"] == "succeeded"
+        assert api.get(job_id)["status"] == "paused"
+
+        assert api.call("POST", f"/{job_id}/resume").status_code == 200
+        resumed = api.wait(job_id, done)
+        assert resumed["status"] == "succeeded", resumed["error"]
+        meta = resumed["result"]["metadata"]
+        assert meta["resumed_from_step"] >= 5, (meta.get("resumed_from_step"), stopped_at)
+        assert meta["frames_sha256"] == plain["result"]["metadata"]["frames_sha256"], "the unpaused run's frames"
+
+        assert api.call("POST", f"/{job_id}/pause").status_code == 409, "a finished job"
+        assert "only a paused job" in api.call("POST", f"/{job_id}/resume").json()["detail"]
+
+
+def test_a_paused_queued_job_waits_across_a_restart_and_queued_jobs_can_be_changed(home, tiny_model,
+                                                                                  tmp_path_factory):
+    (key,) = make_keys(home, ("main", {}))
+    roots = tmp_path_factory.getbasetemp()
+    with serve(home, str(tiny_model), model_roots=roots) as s:
+        api = Api(s.url, key)
+        busy = api.submit(seed=2, **LONG)
+        api.wait(busy, lambda j: j["status"] == "running")
+        first, second, held = (api.submit(seed=n, **QUICK) for n in (10, 11, 12))
+        assert api.call("POST", f"/{held}/pause").json()["status"] == "paused"
+
+        # priority: the later job goes first
+        r = api.call("PATCH", f"/{second}", json={"priority": 10})
+        assert r.status_code == 200 and r.json()["priority"] == 10 and r.json()["queue_position"] == 1
+        # a request field, checked as at submit; the answer shows the new request
+        r = api.call("PATCH", f"/{first}", json={"prompt": "a green square", "num_inference_steps": 3})
+        assert r.status_code == 200, r.text
+        assert (r.json()["request"]["prompt"], r.json()["request"]["num_inference_steps"]) == ("a green square", 3)
+        bad = api.call("PATCH", f"/{first}", json={"width": 33})
+        assert bad.status_code == 422 and "nearest valid: 32" in bad.text
+        assert api.call("PATCH", f"/{first}", json={"priority": 1000}).status_code == 422
+        assert api.call("PATCH", f"/{first}", json={"bogus": 1}).status_code == 422
+        assert api.call("PATCH", f"/{busy}", json={"prompt": "x"}).status_code == 409, "running"
+
+        jobs = {j: api.wait(j, done) for j in (busy, first, second)}
+        assert all(j["status"] == "succeeded" for j in jobs.values())
+        assert jobs[second]["started_at"] < jobs[first]["started_at"], "priority 10 started first"
+        assert jobs[first]["result"]["metadata"]["prompt"] == "a green square"
+        time.sleep(1.5)
+        assert api.get(held)["status"] == "paused", "an idle worker leaves a paused job alone"
+
+    with serve(home, str(tiny_model), model_roots=roots) as s:  # a restart
+        api = Api(s.url, key)
+        time.sleep(1.5)
+        assert api.get(held)["status"] == "paused"
+        api.call("POST", f"/{held}/resume")
+        assert api.wait(held, done)["status"] == "succeeded"
