@@ -112,6 +112,9 @@ class Settings(BaseSettings):
                               "from a browser; empty (the default): no CORS headers, every cross-origin preflight refused.")
     max_attempts: int = Field(3, ge=1, description="Tries a job gets when its worker dies or loading fails for reasons "
                               "not its own (import error, out of memory, process killed); then it fails saying so.")
+    fair_window_s: float = Field(600.0, ge=0, description="Fair queue: among jobs of equal priority, workers take the "
+                                 "next one from the API key whose jobs had the least worker time in this many "
+                                 "seconds, so one key's long queue does not starve another's (0: oldest first).")
     retry_pause_s: float = Field(2.0, ge=0, description="How long a worker pauses after a job's failed try before it "
                                  "claims again: this after the first, doubling each time, at most 60 s (0: no pause).")
     ui: bool = Field(True, description="Whether `t2v serve` serves the web page at / (0: the REST API only; Gradio "

@@ -4,6 +4,9 @@ job's priority and request, and the refusals."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 
 import httpx
@@ -94,10 +97,12 @@ def test_a_paused_queued_job_waits_across_a_restart_and_queued_jobs_can_be_chang
         # priority: the later job goes first
         r = api.call("PATCH", f"/{second}", json={"priority": 10})
         assert r.status_code == 200 and r.json()["priority"] == 10 and r.json()["queue_position"] == 1
-        # a request field, checked as at submit; the answer shows the new request
-        r = api.call("PATCH", f"/{first}", json={"prompt": "a green square", "num_inference_steps": 3})
-        assert r.status_code == 200, r.text
-        assert (r.json()["request"]["prompt"], r.json()["request"]["num_inference_steps"]) == ("a green square", 3)
+        # a request field, checked as at submit (here through the Python client); the answer shows the new request
+        from t2v.client import Client
+
+        with Client(s.url, key) as client:
+            changed = client.change_job(first, prompt="a green square", num_inference_steps=3)
+        assert (changed.request["prompt"], changed.request["num_inference_steps"]) == ("a green square", 3)
         bad = api.call("PATCH", f"/{first}", json={"width": 33})
         assert bad.status_code == 422 and "nearest valid: 32" in bad.text
         assert api.call("PATCH", f"/{first}", json={"priority": 1000}).status_code == 422
@@ -115,5 +120,38 @@ def test_a_paused_queued_job_waits_across_a_restart_and_queued_jobs_can_be_chang
         api = Api(s.url, key)
         time.sleep(1.5)
         assert api.get(held)["status"] == "paused"
-        api.call("POST", f"/{held}/resume")
+        r = cli("jobs", "resume", held, "--server", s.url, "--key", key)
+        assert r.returncode == 0 and f"{held}: queued" in r.stdout, r.stderr
         assert api.wait(held, done)["status"] == "succeeded"
+        r = cli("jobs", "pause", held, "--server", s.url, "--key", key)
+        assert r.returncode == 2 and "only a queued or running job can be paused" in " ".join(r.stderr.split())
+
+
+def cli(*args: str, home=None) -> subprocess.CompletedProcess:
+    env = {**os.environ, **({"T2V_HOME": str(home)} if home else {})}
+    return subprocess.run([sys.executable, "-m", "t2v", *args], capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_the_cli_steers_the_queue_on_this_machines_database(home, tiny_model):
+    from t2v.service import build_services
+    from t2v.settings import Settings
+
+    svc = build_services(Settings(home=home, default_model=str(tiny_model)), no_workers=True)
+    a, b = (svc.submit({"prompt": p, **QUICK})[0].id for p in ("a red ball", "a blue ball"))
+    svc.engine.dispose()
+    r = cli("jobs", "change", b, "--priority", "7", "--set", "num_inference_steps=3", "--set", "prompt=a green ball",
+            home=home)
+    assert r.returncode == 0 and f"{b}: queued, priority 7" in r.stdout, r.stderr
+    r = cli("jobs", "pause", a, home=home)
+    assert r.returncode == 0 and f"{a}: paused" in r.stdout, r.stderr
+    svc = build_services(Settings(home=home, default_model=str(tiny_model)), no_workers=True)
+    changed, paused = svc.get(b), svc.get(a)
+    assert (changed.priority, changed.request["num_inference_steps"], changed.request["prompt"]) == (7, 3, "a green ball")
+    assert paused.paused and svc.queue_position(b) == 1 and svc.queue_position(a) is None
+    svc.engine.dispose()
+    r = cli("jobs", "change", b, "--set", "width=33", home=home)
+    assert r.returncode == 2 and "nearest valid: 32" in r.stderr
+    r = cli("jobs", "change", b, "--set", "oops", home=home)
+    assert r.returncode == 2 and "is not FIELD=VALUE" in r.stderr
+    r = cli("jobs", "resume", b, home=home)
+    assert r.returncode == 2 and "only a paused job can be resumed" in " ".join(r.stderr.split())

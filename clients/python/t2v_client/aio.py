@@ -105,6 +105,17 @@ class AsyncClient(core.Base):
         return Job.model_validate(await self.call("DELETE", f"/v1/videos/{job_id}",
                                                   params={"purge": str(purge).lower()}))
 
+    async def change_job(self, job_id: str, *, priority: int | None = None, **fields: Any) -> Job:
+        """Change a queued job: its ``priority`` and/or request ``fields``."""
+        body = {**fields, **({"priority": priority} if priority is not None else {})}
+        return Job.model_validate(await self.call("PATCH", f"/v1/videos/{job_id}", json=body))
+
+    async def pause_job(self, job_id: str) -> Job:
+        return Job.model_validate(await self.call("POST", f"/v1/videos/{job_id}/pause"))
+
+    async def resume_job(self, job_id: str) -> Job:
+        return Job.model_validate(await self.call("POST", f"/v1/videos/{job_id}/resume"))
+
     async def delete(self, job_id: str) -> Job:
         """Remove a finished job, its files and its record; cancel and purge one that has not finished."""
         return Job.model_validate(await self.call("DELETE", f"/v1/videos/{job_id}", params={"remove": "true"}))

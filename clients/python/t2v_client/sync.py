@@ -117,6 +117,20 @@ class Client(core.Base):
         """Cancel a queued or running job (a finished one is returned as it is); ``purge`` removes its files."""
         return Job.model_validate(self.call("DELETE", f"/v1/videos/{job_id}", params={"purge": str(purge).lower()}))
 
+    def change_job(self, job_id: str, *, priority: int | None = None, **fields: Any) -> Job:
+        """Change a queued job: its ``priority`` and/or request ``fields`` (checked as at submit; 409 once it has
+        left the queue)."""
+        body = {**fields, **({"priority": priority} if priority is not None else {})}
+        return Job.model_validate(self.call("PATCH", f"/v1/videos/{job_id}", json=body))
+
+    def pause_job(self, job_id: str) -> Job:
+        """Pause a queued job (skipped until resumed) or a running one (it stops at its next step, checkpoint kept)."""
+        return Job.model_validate(self.call("POST", f"/v1/videos/{job_id}/pause"))
+
+    def resume_job(self, job_id: str) -> Job:
+        """Resume a paused job (from its checkpoint)."""
+        return Job.model_validate(self.call("POST", f"/v1/videos/{job_id}/resume"))
+
     def delete(self, job_id: str) -> Job:
         """Remove a finished job, its files and its record (afterwards it is not found); a job that has not
         finished is cancelled and its files purged (``DELETE ...?remove=true``). Returns its last state."""

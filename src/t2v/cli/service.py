@@ -195,6 +195,69 @@ def jobs_cancel(job_id: str, purge: bool = typer.Option(False, "--purge", help="
         out.print(f"{job.id}: {state}", highlight=False)
 
 
+@jobs_app.command("pause")
+def jobs_pause(job_id: str, server: Optional[str] = SERVER, key: Optional[str] = KEY) -> None:
+    """Pause a queued job (skipped until resumed) or a running one (it stops at its next step, keeps its
+    checkpoint and frees its worker)."""
+    _steer("pause", job_id, server, key)
+
+
+@jobs_app.command("resume")
+def jobs_resume(job_id: str, server: Optional[str] = SERVER, key: Optional[str] = KEY) -> None:
+    """Resume a paused job: back in the queue, from its checkpoint."""
+    _steer("resume", job_id, server, key)
+
+
+@jobs_app.command("change")
+def jobs_change(job_id: str,
+                priority: Optional[int] = typer.Option(None, "--priority", help="-100 to 100; higher starts first."),
+                sets: list[str] = typer.Option([], "--set", help="FIELD=VALUE of the request, checked as at submit "
+                                               "(VALUE as JSON where it parses, e.g. --set num_inference_steps=30)."),
+                server: Optional[str] = SERVER, key: Optional[str] = KEY) -> None:
+    """Change a queued job: its priority and any request field."""
+    with cli_errors():
+        fields = dict(parse_set(item) for item in sets)
+        if priority is None and not fields:
+            raise InvalidRequest("give --priority N and/or --set FIELD=VALUE", field="set")
+        _steer("change", job_id, server, key, priority=priority, **fields)
+
+
+def parse_set(item: str) -> tuple[str, object]:
+    """``FIELD=VALUE`` as (field, the value read as JSON, else the text)."""
+    name, eq, text = item.partition("=")
+    if not eq or not name.strip():
+        raise InvalidRequest(f"--set: {item!r} is not FIELD=VALUE (e.g. --set prompt=\"a red fox\")", field="set")
+    try:
+        return name.strip(), json.loads(text)
+    except ValueError:
+        return name.strip(), text
+
+
+def _steer(action: str, job_id: str, server: Optional[str], key: Optional[str], **kw) -> None:
+    """pause / resume / change over a server's API, or on this machine's database."""
+    with cli_errors():
+        if server:
+            from t2v.client import Client  # deferred: imports httpx
+
+            with Client(server, key) as client:
+                job = getattr(client, f"{action}_job")(job_id, **kw)
+                status, priority = job.status, job.priority
+        else:
+            svc = _service()
+            if action == "change":
+                priority = kw.pop("priority")
+                row = svc.change(job_id, kw, priority=priority)
+            else:
+                row = getattr(svc, action)(job_id)
+            from t2v.service.views import job_to_dict  # deferred: imports alembic, httpx, PIL
+
+            shown = job_to_dict(svc, row)
+            status, priority = shown["status"], shown["priority"]
+        if action == "pause" and status == "running":
+            status = "pause requested (it stops at its next step)"
+        out.print(f"{job_id}: {status}, priority {priority}", highlight=False)
+
+
 @jobs_app.command("watch")
 def jobs_watch(
     job_id: str,

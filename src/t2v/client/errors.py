@@ -33,7 +33,7 @@ class NotFound(client.NotFound, APIError, errors.JobNotFound):
     """404: no such job, asset or file (another key's job reads as missing)."""
 
 
-class Conflict(client.Conflict, APIError):
+class Conflict(client.Conflict, APIError, errors.Conflict):
     """409: not possible in the job's present state (e.g. its content before it has succeeded)."""
 
 

@@ -97,7 +97,7 @@ class Worker(threading.Thread):
                 svc.stopping.wait(0.2)
                 continue
             try:
-                job = svc.repo.claim_next(self.worker_id)
+                job = svc.repo.claim_next(self.worker_id, fair_window_s=svc.settings.fair_window_s)
             except Exception:  # database hiccup: wait and retry, never die
                 logger.exception("claiming a job failed")
                 job = None
@@ -116,7 +116,7 @@ class Worker(threading.Thread):
 
         For a worker that is not started as a thread: a Hugging Face Space runs each job inside its
         ``@spaces.GPU`` function this way (deploy/spaces/app.py)."""
-        job = self.service.repo.claim_next(self.worker_id)
+        job = self.service.repo.claim_next(self.worker_id, fair_window_s=self.service.settings.fair_window_s)
         if job is None:
             return None
         self.current = job.id

@@ -10,6 +10,7 @@ IMMEDIATE; PostgreSQL: the rows are locked), so processes sharing the database a
 from __future__ import annotations
 
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import and_, func, literal, or_, select, update
@@ -53,22 +54,27 @@ class Claims:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def claim_next(self, worker_id: str):
-        """Take the queued job (not paused) with the highest priority (oldest first among equals) whose key is under its
-        running cap (``api_keys.max_running``), mark it running for ``worker_id`` and count the attempt.
-        Never hands one job to two workers, nor a key more running jobs than its cap, across processes."""
+    def claim_next(self, worker_id: str, *, fair_window_s: float = 0.0):
+        """Take the next queued job (not paused) whose key is under its running cap (``api_keys.max_running``),
+        mark it running for ``worker_id`` and count the attempt: the highest priority first; among equals,
+        with ``fair_window_s`` > 0 the oldest job of the key whose jobs had the least worker time in the last
+        ``fair_window_s`` seconds (so one key's long queue does not starve another's single job), else the
+        oldest. Never hands one job to two workers, nor a key more running jobs than its cap, across processes."""
         r = jobs.alias("r")
         running = select(func.count()).select_from(r).where(r.c.api_key_id == c.api_key_id,
                                                             r.c.status == "running").scalar_subquery()
         capped = select(keys.c.max_running).where(keys.c.id == c.api_key_id).scalar_subquery()
         under_cap = or_(c.api_key_id.is_(None), capped.is_(None), running < capped)
+        waiting = and_(c.status == "queued", c.paused.is_(False), under_cap)
         for _ in range(100):
             with self.db.write() as conn:
-                stmt = (select(c.id, c.api_key_id).where(c.status == "queued", c.paused.is_(False), under_cap)
-                        .order_by(c.priority.desc(), c.id.asc()).limit(1))
-                if self.db.dialect == "postgresql":
-                    stmt = stmt.with_for_update(skip_locked=True, of=jobs)
-                row = conn.execute(stmt).first()
+                if fair_window_s > 0:
+                    row = self._fairest(conn, waiting, fair_window_s)
+                else:
+                    stmt = select(c.id, c.api_key_id).where(waiting).order_by(c.priority.desc(), c.id.asc()).limit(1)
+                    if self.db.dialect == "postgresql":
+                        stmt = stmt.with_for_update(skip_locked=True, of=jobs)
+                    row = conn.execute(stmt).first()
                 if row is None:
                     return None
                 job_id = row.id
@@ -77,7 +83,7 @@ class Claims:
                 now = utcnow()
                 res = conn.execute(
                     update(jobs)
-                    .where(c.id == job_id, c.status == "queued")
+                    .where(c.id == job_id, c.status == "queued", c.paused.is_(False))
                     .values(
                         status="running",
                         worker_id=worker_id,
@@ -90,6 +96,30 @@ class Claims:
                 if res.rowcount == 1:
                     return get_job(conn, job_id)
         return None  # pragma: no cover - only under pathological contention
+
+    def _fairest(self, conn, waiting, window_s: float):
+        """(id, api_key_id) of the oldest waiting job, at the top priority, of the key with the least worker
+        time since ``window_s`` seconds ago (running jobs count up to now); None when nothing waits."""
+        top = conn.execute(select(func.max(c.priority)).where(waiting)).scalar()
+        if top is None:
+            return None
+        firsts = {k: first for k, first in conn.execute(
+            select(c.api_key_id, func.min(c.id)).where(waiting, c.priority == top).group_by(c.api_key_id))}
+        if len(firsts) == 1:
+            [(key_id, job_id)] = firsts.items()
+            return SimpleNamespace(id=job_id, api_key_id=key_id)
+        now = utcnow()
+        since = now - timedelta(seconds=window_s)
+        named = [k for k in firsts if k is not None]
+        owner = or_(c.api_key_id.in_(named), c.api_key_id.is_(None)) if None in firsts else c.api_key_id.in_(named)
+        used = dict.fromkeys(firsts, 0.0)
+        for key_id, started, finished in conn.execute(
+                select(c.api_key_id, c.started_at, c.finished_at).where(
+                    owner, c.started_at.is_not(None), or_(c.finished_at.is_(None), c.finished_at >= since),
+                    c.status.in_(("running", "succeeded", "failed", "cancelled")))):
+            used[key_id] += max(0.0, ((finished or now) - max(started, since)).total_seconds())
+        key_id = min(firsts, key=lambda k: (used[k], firsts[k]))
+        return SimpleNamespace(id=firsts[key_id], api_key_id=key_id)
 
     def _key_has_room(self, conn, key_id: str) -> bool:
         """Whether the key may have one more running job, with its row locked (PostgreSQL) so two processes

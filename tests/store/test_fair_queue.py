@@ -1,0 +1,84 @@
+"""The fair queue and paused jobs in claim order, on SQLite and PostgreSQL: among equal priorities the next
+job comes from the key whose jobs had the least worker time recently; priority still comes first; a paused job
+is never claimed; fair_window_s=0 is plain oldest-first."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import update
+
+from t2v.store.db import utcnow
+from t2v.store.tables import Job
+
+WINDOW = 600.0
+
+
+def req(prompt: str) -> dict:
+    return {"prompt": prompt, "num_frames": 4}
+
+
+def ran_for(repo, job_id: str, seconds: float) -> None:
+    """The job ran ``seconds`` and finished just now."""
+    now = utcnow()
+    with repo.db.write() as conn:
+        conn.execute(update(Job.__table__).where(Job.__table__.c.id == job_id).values(
+            status="succeeded", started_at=now - timedelta(seconds=seconds), finished_at=now))
+
+
+def test_a_single_job_of_a_quiet_key_goes_before_a_busy_keys_long_queue(repo):
+    a = repo.create_key("a", "h1", "t2v_a")
+    b = repo.create_key("b", "h2", "t2v_b")
+    a_jobs = [repo.create_job(req(f"a{i}"), api_key_id=a.id)[0].id for i in range(20)]
+    first = repo.claim_next("w", fair_window_s=WINDOW)
+    assert first.id == a_jobs[0], "nobody has used the worker yet: the oldest"
+    b_job = repo.create_job(req("b"), api_key_id=b.id)[0].id
+    ran_for(repo, first.id, 30)
+    assert repo.claim_next("w", fair_window_s=WINDOW).id == b_job, "b has used no worker time, a 30 s"
+    ran_for(repo, b_job, 5)
+    assert repo.claim_next("w", fair_window_s=WINDOW).id == a_jobs[1]
+
+
+def test_oldest_first_without_a_window_and_priority_before_fairness(repo):
+    a = repo.create_key("a", "h1", "t2v_a")
+    b = repo.create_key("b", "h2", "t2v_b")
+    a1, a2 = (repo.create_job(req(n), api_key_id=a.id)[0].id for n in ("a1", "a2"))
+    ran_for(repo, repo.claim_next("w").id, 30)
+    b1 = repo.create_job(req("b1"), api_key_id=b.id)[0].id
+    urgent = repo.create_job(req("urgent"), api_key_id=a.id, priority=5)[0].id
+    assert repo.claim_next("w", fair_window_s=WINDOW).id == urgent, "a higher priority first, whoever's"
+    assert repo.claim_next("w").id == a2, "fair_window_s=0: the oldest"
+    assert repo.claim_next("w").id == b1
+    assert a1
+
+
+def test_running_jobs_count_up_to_now_and_old_work_is_forgotten(repo):
+    a = repo.create_key("a", "h1", "t2v_a")
+    b = repo.create_key("b", "h2", "t2v_b")
+    now = utcnow()
+    a_old = repo.create_job(req("a-old"), api_key_id=a.id)[0].id
+    with repo.db.write() as conn:  # a's hour-long job ended 20 minutes ago: outside the window
+        conn.execute(update(Job.__table__).where(Job.__table__.c.id == a_old).values(
+            status="succeeded", started_at=now - timedelta(hours=1, minutes=20), finished_at=now - timedelta(minutes=20)))
+    b_running = repo.create_job(req("b-running"), api_key_id=b.id)[0].id
+    assert repo.claim_next("w1", fair_window_s=WINDOW).id == b_running
+    with repo.db.write() as conn:  # b's job has been running for a minute
+        conn.execute(update(Job.__table__).where(Job.__table__.c.id == b_running).values(
+            started_at=now - timedelta(minutes=1)))
+    b_next = repo.create_job(req("b-next"), api_key_id=b.id)[0].id
+    a_next = repo.create_job(req("a-next"), api_key_id=a.id)[0].id
+    assert repo.claim_next("w2", fair_window_s=WINDOW).id == a_next, "b's running minute counts; a's old hour not"
+    assert repo.claim_next("w3", fair_window_s=WINDOW).id == b_next
+
+
+def test_a_paused_job_is_never_claimed_until_resumed(repo):
+    held = repo.create_job(req("held"))[0].id
+    later = repo.create_job(req("later"))[0].id
+    assert repo.pause(held).paused is True
+    assert repo.queue_position(held) is None and repo.queue_position(later) == 1
+    for window in (0.0, WINDOW):
+        job = repo.claim_next(f"w{window}", fair_window_s=window)
+        assert job is None or job.id == later
+    assert repo.get_job(held).status == "queued"
+    repo.resume(held)
+    assert repo.claim_next("w", fair_window_s=WINDOW).id == held
