@@ -116,6 +116,17 @@ class AsyncClient(core.Base):
     async def resume_job(self, job_id: str) -> Job:
         return Job.model_validate(await self.call("POST", f"/v1/videos/{job_id}/resume"))
 
+    async def submit_batch(self, requests: list[dict[str, Any]], *, priority: int = 0,
+                           idempotency_key: str | None = None, partial: bool = False) -> dict[str, Any]:
+        body = {"requests": requests, "priority": priority, "partial": partial, "idempotency_key": idempotency_key}
+        return await self.call("POST", "/v1/batches", json=body, idempotent=idempotency_key is not None)
+
+    async def batch(self, batch_id: str) -> dict[str, Any]:
+        return await self.call("GET", f"/v1/batches/{batch_id}")
+
+    async def control_batch(self, batch_id: str, action: str) -> dict[str, Any]:
+        return await self.call("POST", f"/v1/batches/{batch_id}/{action}")
+
     async def delete(self, job_id: str) -> Job:
         """Remove a finished job, its files and its record; cancel and purge one that has not finished."""
         return Job.model_validate(await self.call("DELETE", f"/v1/videos/{job_id}", params={"remove": "true"}))

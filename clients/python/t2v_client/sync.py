@@ -131,6 +131,22 @@ class Client(core.Base):
         """Resume a paused job (from its checkpoint)."""
         return Job.model_validate(self.call("POST", f"/v1/videos/{job_id}/resume"))
 
+    def submit_batch(self, requests: list[dict[str, Any]], *, priority: int = 0, idempotency_key: str | None = None,
+                     partial: bool = False) -> dict[str, Any]:
+        """Queue many jobs under one batch id (each request as :meth:`submit` takes its fields): all or none,
+        or with ``partial`` the valid ones (``invalid`` lists the others). Retried only with an
+        ``idempotency_key``, which makes a repeat return the same batch."""
+        body = {"requests": requests, "priority": priority, "partial": partial, "idempotency_key": idempotency_key}
+        return self.call("POST", "/v1/batches", json=body, idempotent=idempotency_key is not None)
+
+    def batch(self, batch_id: str) -> dict[str, Any]:
+        """A batch: its job ids and their counts by state."""
+        return self.call("GET", f"/v1/batches/{batch_id}")
+
+    def control_batch(self, batch_id: str, action: str) -> dict[str, Any]:
+        """``cancel``, ``pause`` or ``resume`` every job of the batch that can be."""
+        return self.call("POST", f"/v1/batches/{batch_id}/{action}")
+
     def delete(self, job_id: str) -> Job:
         """Remove a finished job, its files and its record (afterwards it is not found); a job that has not
         finished is cancelled and its files purged (``DELETE ...?remove=true``). Returns its last state."""

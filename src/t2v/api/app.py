@@ -28,7 +28,7 @@ def create_app(settings: Settings | None = None, *, service=None, workers: int =
     address) so is any ``Host`` but a loopback one (:mod:`t2v.api.origin`).
     """
     from t2v.api.origin import KeylessGuard, TrustedHosts  # deferred: imports alembic, httpx, PIL
-    from t2v.api.routes import assets, postprocess, records, system, videos  # deferred: imports alembic, httpx, PIL
+    from t2v.api.routes import assets, batches, postprocess, records, system, videos  # deferred: imports alembic, httpx, PIL
     from t2v.service import build_services  # deferred: imports alembic, httpx, PIL
 
     settings = settings or get_settings()
@@ -66,6 +66,7 @@ def create_app(settings: Settings | None = None, *, service=None, workers: int =
     app.include_router(videos.router)
     app.include_router(videos.sequences)
     app.include_router(assets.router)
+    app.include_router(batches.router)
     app.include_router(postprocess.router)
     app.include_router(records.router)
     app.include_router(system.router)
@@ -85,9 +86,14 @@ def create_app(settings: Settings | None = None, *, service=None, workers: int =
         return JSONResponse({"detail": _json_safe(jsonable_encoder(exc.errors()))}, status_code=422)
 
     from t2v.service.records import RecordStoreUnavailable  # deferred: imports alembic, httpx, PIL
+    from t2v.service.batches import BatchInvalid  # deferred: imports alembic, httpx, PIL
 
     @app.exception_handler(InvalidRequest)
     async def _invalid(request: Request, exc: InvalidRequest):
+        if isinstance(exc, BatchInvalid):  # each invalid line, located as FastAPI locates a field
+            return JSONResponse({"detail": [{"loc": ["body", "requests", p["line"] - 1, *str(p["field"]).split(".")],
+                                             "msg": p["message"], "type": "value_error", "line": p["line"]}
+                                            for p in exc.problems]}, status_code=422)
         return _error(422, str(exc), exc.field)
 
     @app.exception_handler(ModelUnavailable)

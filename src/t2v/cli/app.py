@@ -17,6 +17,7 @@ from typer.core import TyperGroup
 
 from t2v.version import __version__
 from t2v.cli.bench import bench
+from t2v.cli.batch import batch, batches_app
 from t2v.cli.cache import cache_app
 from t2v.cli.common import JSON_OUTPUT, cli_errors, fail, out, quiet_third_party, stdout_kept_for_json
 from t2v.cli.post import post, replay_post_chain
@@ -43,7 +44,7 @@ from t2v.models.device import set_threads
 PANELS: dict[str, tuple[str, ...]] = {
     "Make": ("generate", "image", "sequence", "post", "extend"),
     "Models, plans and records": ("models", "plan", "replay", "inspect", "history"),
-    "Serve": ("serve", "ui", "desktop", "worker", "jobs", "keys"),
+    "Serve": ("serve", "ui", "desktop", "worker", "jobs", "batch", "batches", "keys"),
     "Train and measure": ("train", "train-lora", "data", "eval", "bench"),
     "Maintenance": ("records", "cache"),
 }
@@ -71,11 +72,13 @@ app = typer.Typer(
 app.add_typer(models_app, name="models")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(keys_app, name="keys")
+app.add_typer(batches_app, name="batches")
 app.add_typer(records_app, name="records")
 app.add_typer(eval_app, name="eval")
 app.add_typer(data_app, name="data")
 app.add_typer(cache_app, name="cache")
 app.command("serve")(serve)
+app.command("batch")(batch)
 app.command("worker")(worker)
 app.command("post")(post)
 app.command("history")(history)

@@ -17,7 +17,7 @@ from t2v.models.device import set_threads
 from t2v.ui import mount_ui
 from t2v.cli.records import history_records
 
-jobs_app = typer.Typer(help="Jobs in the service's database: list, show, cancel, watch.", no_args_is_help=True)
+jobs_app = typer.Typer(help="Jobs in the service's database: list, show, cancel, pause, resume, change, watch.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys for `t2v serve`: create, list, rotate the webhook secret, revoke.",
                        no_args_is_help=True)
 SERVER = typer.Option(None, "--server", help="A t2v server's URL: ask it (t2v.client) instead of the local database.",
@@ -25,10 +25,12 @@ SERVER = typer.Option(None, "--server", help="A t2v server's URL: ask it (t2v.cl
 KEY = typer.Option(None, "--key", help="API key for --server.", envvar="T2V_API_KEY")
 
 
-def _service():
+def local_service():
+    """The service over this machine's database, without workers (reads and admin: jobs run in `t2v serve` /
+    `t2v worker`)."""
     from t2v.service import build_services  # deferred: imports alembic, httpx, PIL
 
-    return build_services(no_workers=True)  # reads and admin: jobs run in `t2v serve` / `t2v worker`
+    return build_services(no_workers=True)
 
 
 EXECUTOR = typer.Option(None, "--executor", help="Where jobs run: threads (in this process) or ray (actors across a "
@@ -156,7 +158,7 @@ def jobs_list(
     with cli_errors():
         if server:
             return _remote_jobs(server, key, "jobs", as_json, status=status, limit=limit)
-        svc = _service()
+        svc = local_service()
         jobs = svc.list(status=status, limit=limit)
         if as_json:
             out.print_json(json.dumps([job_to_dict(svc, j) for j in jobs]))
@@ -175,7 +177,7 @@ def jobs_show(job_id: str, server: Optional[str] = SERVER, key: Optional[str] = 
 
             with Client(server, key) as client:
                 return out.print_json(client.get(job_id).model_dump_json())
-        svc = _service()
+        svc = local_service()
         out.print_json(json.dumps(job_to_dict(svc, svc.get(job_id))))
 
 
@@ -190,7 +192,7 @@ def jobs_cancel(job_id: str, purge: bool = typer.Option(False, "--purge", help="
             with Client(server, key) as client:
                 job = client.cancel(job_id, purge=purge)
         else:
-            job = _service().cancel(job_id, purge=purge)
+            job = local_service().cancel(job_id, purge=purge)
         state = "cancellation requested" if job.status == "running" else job.status
         out.print(f"{job.id}: {state}", highlight=False)
 
@@ -243,7 +245,7 @@ def _steer(action: str, job_id: str, server: Optional[str], key: Optional[str], 
                 job = getattr(client, f"{action}_job")(job_id, **kw)
                 status, priority = job.status, job.priority
         else:
-            svc = _service()
+            svc = local_service()
             if action == "change":
                 priority = kw.pop("priority")
                 row = svc.change(job_id, kw, priority=priority)
@@ -287,7 +289,7 @@ def history(
             return history_records(source, query, limit, as_json, server, key)
         if server:
             return _remote_jobs(server, key, "history", as_json, status="succeeded", limit=limit, query=query)
-        svc = _service()
+        svc = local_service()
         jobs = svc.list(status="succeeded", limit=limit, query=query)
         if as_json:
             out.print_json(json.dumps([job_to_dict(svc, j) for j in jobs]))
@@ -309,7 +311,7 @@ def keys_create(
     """Create a key and its webhook signing secret. Both are shown once: only the key's hash is stored, and the
     secret is not shown again (rotate it to get a new one). stdout is the key alone (or JSON with --json)."""
     with cli_errors():
-        row, plaintext = _service().create_key(name, rate=rate, max_queued=max_queued, max_cost=max_cost,
+        row, plaintext = local_service().create_key(name, rate=rate, max_queued=max_queued, max_cost=max_cost,
                                                max_running=max_running)
         if as_json:
             out.print_json(json.dumps({"id": row.id, "key": plaintext, "webhook_secret": row.webhook_secret}))
@@ -329,7 +331,7 @@ def keys_rotate_webhook_secret(
     """Give a key a new webhook signing secret, printed once on stdout. For the overlap, each webhook carries two
     signatures (old and new secret) so a receiver can switch to the new secret without missing one."""
     with cli_errors():
-        out.print(_service().rotate_webhook_secret(key_id, parse_span(overlap)), highlight=False)
+        out.print(local_service().rotate_webhook_secret(key_id, parse_span(overlap)), highlight=False)
 
 
 def parse_span(text: str) -> float:
@@ -350,7 +352,7 @@ def keys_list() -> None:
         table.add_column("id", no_wrap=True)  # what `keys revoke` takes: never cut
         for col in ("name", "limits", "created", "revoked"):
             table.add_column(col, overflow="fold")
-        for k in _service().list_keys():
+        for k in local_service().list_keys():
             limits = [f"{label} {value}" for label, value in (("rate", k.rate_limit), ("queued", k.max_queued),
                       ("running", k.max_running), ("cost", k.max_cost)) if value]
             table.add_row(k.id, f"{k.name} ({k.prefix}…)", ", ".join(limits) or "-", k.created_at.strftime("%Y-%m-%d"),
@@ -363,7 +365,7 @@ def keys_revoke(key_id: str) -> None:
     """Revoke a key: requests with it get 401 from now on, its open event streams end, and its queued and
     running jobs are cancelled."""
     with cli_errors():
-        service = _service()
+        service = local_service()
         if not service.revoke_key(key_id):
             raise InvalidRequest(f"no active key with id {key_id}", field="key_id")
         removed = service.purge_key_assets(key_id)

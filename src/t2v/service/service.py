@@ -24,6 +24,7 @@ from t2v.service.limits import admit
 from t2v.service.metrics import Metrics
 from t2v.service.netguard import check_callback_url
 from t2v.service.ports import ArtifactStore, Executor, JobStore
+from t2v.service.batches import BatchService
 from t2v.service.postjobs import PostService
 from t2v.service.steering import SteeringService
 from t2v.service.records import RecordPublisher
@@ -69,6 +70,7 @@ class JobService:
         self.stopping = threading.Event()
         self.wakeup = threading.Event()
         self.steering = SteeringService(settings, store, self.access, self.wakeup)
+        self.batches = BatchService(store, self.prepare, self.cancel, self.wakeup)
         #: Cancels asked in this process for jobs its own workers run: a fast path only (the job row is the truth).
         self.cancel_requested: set[str] = set()
         #: Job counts (from the database) and this process's job timings, for /metrics.
@@ -86,6 +88,7 @@ class JobService:
     purge_key_assets, image_resolver, video_resolver = (Part("assets") for _ in range(3))
     job_video_resolver = Part("postjobs")
     change, pause, resume = (Part("steering") for _ in range(3))
+    submit_batch, check_batch, get_batch, control_batch = (Part("batches") for _ in range(4))
 
     @property
     def workers(self) -> list:
@@ -219,33 +222,14 @@ class JobService:
                callback_url: str | None = None, remixed_from: str | None = None):
         """Validate and queue a job. Returns ``(job, created)``; the same idempotency key returns the same job.
         ``remixed_from``: the job this one remixes (recorded for the OpenAI-style API)."""
-        for name, value in (*fields.items(), ("idempotency_key", idempotency_key), ("callback_url", callback_url)):
-            _check_no_nul(name, value)
-        if "model" in fields:  # the public name of the server's own folder runs that folder
-            fields = {**fields, "model": accept_public_model(self.settings, fields["model"])}
-        request = request_from_fields(fields)
+        _check_no_nul("idempotency_key", idempotency_key)
         key_id = api_key.id if api_key else None
         if idempotency_key and (earlier := self.repo.find_idempotent(key_id, idempotency_key)):
+            self.parsed(fields)  # a malformed request is still refused
             return earlier, False  # a retried request: the same job, even when the key is now at its quota
-        check_callback_url(callback_url, self.settings)  # 422 for internal addresses (resolved once, all checked)
-        if getattr(request, "image", None) is not None:  # image-to-video: an uploaded asset of this key, never a path
-            self.assets.check_image_ref(request.image, api_key)
-        if getattr(request, "video", None) is not None:  # video-to-video: an uploaded video of this key, likewise
-            self.assets.check_video_ref(request.video, api_key)
-        if getattr(request, "extend", None) is not None:  # a longer video continuing an uploaded video of this key
-            self.assets.check_video_ref(request.extend, api_key, field="extend")
-        # Allow-listed model and LoRA, then model, defaults and the seed fixed now (restarts reproduce), then
-        # the cost limits (the server's and the key's) and the memory budget: all before any row is written.
-        resolved = admit(request, self.settings, api_key)
-        if resolved.mode == "post":  # the key's own finished job or video asset (404 for another key's)
-            resolved = self.postjobs.check_post_source(resolved, api_key)
-        # The clips a job decodes, measured from their containers: what decoding them holds must fit the budget
-        if getattr(resolved, "video", None) is not None:  # video-to-video decodes only the frames it makes
-            self.assets.check_decode(resolved.video, api_key, field="video", frames=resolved.num_frames)
-        if getattr(resolved, "extend", None) is not None:
-            self.assets.check_decode(resolved.extend, api_key, field="extend")
+        resolved = self.prepare(fields, api_key=api_key, callback_url=callback_url)
         try:  # the quota is counted in the insert's transaction: concurrent submits cannot pass it
-            job, created = self.repo.create_job(resolved.model_dump(mode="json"), priority=priority, api_key_id=key_id,
+            job, created = self.repo.create_job(resolved, priority=priority, api_key_id=key_id,
                                                 idempotency_key=idempotency_key, callback_url=callback_url,
                                                 max_queued=api_key.max_queued if api_key else None,
                                                 remixed_from=remixed_from)
@@ -254,6 +238,39 @@ class JobService:
         if created:
             self.wakeup.set()
         return job, created
+
+    def parsed(self, fields: dict[str, Any]):
+        """The request ``fields`` make (InvalidRequest naming a bad field), the server's public model name read
+        as its folder."""
+        for name, value in fields.items():
+            _check_no_nul(name, value)
+        if "model" in fields:  # the public name of the server's own folder runs that folder
+            fields = {**fields, "model": accept_public_model(self.settings, fields["model"])}
+        return request_from_fields(fields)
+
+    def prepare(self, fields: dict[str, Any], *, api_key=None, callback_url: str | None = None) -> dict[str, Any]:
+        """Check a request as a submit does, all before any row is written; the resolved request (model,
+        defaults and seed fixed) as the job row keeps it."""
+        _check_no_nul("callback_url", callback_url)
+        request = self.parsed(fields)
+        check_callback_url(callback_url, self.settings)  # 422 for internal addresses (resolved once, all checked)
+        if getattr(request, "image", None) is not None:  # image-to-video: an uploaded asset of this key, never a path
+            self.assets.check_image_ref(request.image, api_key)
+        if getattr(request, "video", None) is not None:  # video-to-video: an uploaded video of this key, likewise
+            self.assets.check_video_ref(request.video, api_key)
+        if getattr(request, "extend", None) is not None:  # a longer video continuing an uploaded video of this key
+            self.assets.check_video_ref(request.extend, api_key, field="extend")
+        # Allow-listed model and LoRA, then model, defaults and the seed fixed now (restarts reproduce), then
+        # the cost limits (the server's and the key's) and the memory budget.
+        resolved = admit(request, self.settings, api_key)
+        if resolved.mode == "post":  # the key's own finished job or video asset (404 for another key's)
+            resolved = self.postjobs.check_post_source(resolved, api_key)
+        # The clips a job decodes, measured from their containers: what decoding them holds must fit the budget
+        if getattr(resolved, "video", None) is not None:  # video-to-video decodes only the frames it makes
+            self.assets.check_decode(resolved.video, api_key, field="video", frames=resolved.num_frames)
+        if getattr(resolved, "extend", None) is not None:
+            self.assets.check_decode(resolved.extend, api_key, field="extend")
+        return resolved.model_dump(mode="json")
 
     def list(self, *, status: str | None = None, limit: int = 20, cursor: str | None = None, api_key=None,
              query: str | None = None, order: str = "desc"):

@@ -29,8 +29,9 @@ streams = EventStream.__table__
 class QueueFull(Exception):
     """An API key already has ``limit`` queued jobs (raised by ``create_job(max_queued=...)``)."""
 
-    def __init__(self, queued: int, limit: int) -> None:
-        super().__init__(f"this key already has {queued} queued jobs (limit {limit})")
+    def __init__(self, queued: int, limit: int, adding: int = 1) -> None:
+        super().__init__(f"this key already has {queued} queued jobs (limit {limit})" if adding == 1 else
+                         f"this key has {queued} queued jobs: {adding} more would pass its limit of {limit}")
         self.queued, self.limit = queued, limit
 
 
@@ -53,14 +54,15 @@ class Limits:
         dialect_insert = postgresql_insert if self.db.dialect == "postgresql" else sqlite_insert
         return dialect_insert(table).values(**values).on_conflict_do_nothing()
 
-    def check_queue(self, conn: Connection, api_key_id: str, max_queued: int) -> None:
-        """Inside create_job's transaction: raise :class:`QueueFull` when the key is at its quota."""
+    def check_queue(self, conn: Connection, api_key_id: str, max_queued: int, adding: int = 1) -> None:
+        """Inside create_job's transaction: raise :class:`QueueFull` when ``adding`` more jobs would pass the key's
+        quota."""
         self._lock_key(conn, api_key_id)
         queued = conn.execute(
             select(func.count()).select_from(jobs).where(jobs.c.api_key_id == api_key_id, jobs.c.status == "queued")
         ).scalar_one()
-        if queued >= max_queued:
-            raise QueueFull(int(queued), max_queued)
+        if queued + adding > max_queued:
+            raise QueueFull(int(queued), max_queued, adding)
 
     # ---- rate limits ---------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from sqlalchemy import Connection, and_, delete, func, insert, or_, select, upda
 from sqlalchemy.exc import IntegrityError
 
 from .assets import Assets
+from .batches import Batches
 from .claims import Claims, held_by
 from .controls import Controls
 from .db import Database, utcnow
@@ -58,6 +59,7 @@ class Repository:
         self.dialect = self.db.dialect
         self.keys, self.claims, self.limits = Keys(self.db), Claims(self.db), Limits(self.db)
         self.assets, self.outbox, self.controls = Assets(self.db), Outbox(self.db), Controls(self.db)
+        self.batches = Batches(self.db, self.limits)
 
     create_key, list_keys, get_key, get_key_by_hash, revoke_key, rotate_webhook_secret = (
         Part("keys") for _ in range(6))
@@ -67,6 +69,7 @@ class Repository:
     add_asset, get_asset, find_asset, delete_asset, delete_key_assets = (Part("assets") for _ in range(5))
     pending_records, mark_records_sent, count_pending_records, iter_finished = (Part("outbox") for _ in range(4))
     change_queued, pause, resume, is_pause_requested, stop_asked = (Part("controls") for _ in range(5))
+    create_batch, get_batch = (Part("batches") for _ in range(2))
 
     # ---- helpers -------------------------------------------------------------------------
 

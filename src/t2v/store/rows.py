@@ -51,6 +51,7 @@ class JobRow:
     records_sent_at: datetime | None = None
     remixed_from: str | None = None
     paused: bool = False
+    batch_id: str | None = None
 
     @property
     def finished(self) -> bool:

@@ -38,6 +38,7 @@ __all__ = [
     "RateBucket",
     "JOB_STATUSES",
     "FINISHED_STATUSES",
+    "Batch",
     "Job",
     "JsonType",
     "UTCDateTime",
@@ -168,6 +169,8 @@ class Job(Base):
     records_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     #: The job this one remixes (the same request with a new prompt; the OpenAI-style API's remix).
     remixed_from: Mapped[str | None] = mapped_column(String(26), nullable=True)
+    #: The batch the job was queued in (``POST /v1/batches``), if any.
+    batch_id: Mapped[str | None] = mapped_column(String(26), nullable=True, index=True)
     #: Paused: a queued job is skipped by workers until resumed; a running one is handed back at its next step.
     paused: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, server_default=text("false"))
 
@@ -210,6 +213,21 @@ class EventStream(Base):
         String(26), ForeignKey("api_keys.id", ondelete="CASCADE"), nullable=False, index=True
     )
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class Batch(Base):
+    """Jobs queued together (``POST /v1/batches``, ``t2v batch``): their rows name it in ``jobs.batch_id``."""
+
+    __tablename__ = "batches"
+
+    id: Mapped[str] = mapped_column(String(26), primary_key=True)
+    api_key_id: Mapped[str | None] = mapped_column(
+        String(26), ForeignKey("api_keys.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+    __table_args__ = (UniqueConstraint("api_key_id", "idempotency_key"),)
 
 
 class Asset(Base):
