@@ -115,7 +115,8 @@ def space_settings(model: str):
 def fetch_model(model: str, settings) -> None:
     """Download ``model`` into t2v's cache at start-up (visitors may not make the Space download: only cached
     models run). Bundled models, local folders and offline Spaces download nothing."""
-    from t2v.models.source import is_offline, looks_like_path, pull
+    from t2v.models.download import is_offline
+    from t2v.models.source import looks_like_path, pull
 
     if is_offline(settings) or looks_like_path(model) or model == CPU_MODEL:
         return

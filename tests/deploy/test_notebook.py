@@ -104,7 +104,7 @@ def test_notebook_runs_offline_on_t2v_shapes(offline_env):
         for o in cell.outputs:
             parts.append(o.get("text", ""))
             parts.extend(str(v) for v in o.get("data", {}).values())
-        return "".join(parts)
+        return "\n".join(parts)  # a stream may end mid-line (a progress bar's \r): the next starts on its own
 
     pick = next(c for c in nb.cells if "MODEL = " in c.source)
     assert "model: t2v-shapes" in output_text(pick)
