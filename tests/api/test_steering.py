@@ -155,3 +155,43 @@ def test_the_cli_steers_the_queue_on_this_machines_database(home, tiny_model):
     assert r.returncode == 2 and "is not FIELD=VALUE" in r.stderr
     r = cli("jobs", "resume", b, home=home)
     assert r.returncode == 2 and "only a paused job can be resumed" in " ".join(r.stderr.split())
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_env(request) -> dict[str, str]:
+    """SQLite: the database file in the shared home; PostgreSQL: a fresh database."""
+    return {} if request.param == "sqlite" else {"T2V_DATABASE_URL": request.getfixturevalue("pg_database")}
+
+
+def test_two_servers_on_one_database_pause_resume_and_reorder_each_others_jobs(tmp_path, tiny_model, database_env):
+    """Two ``t2v serve`` processes, one worker each, over one home (its videos and checkpoints) and one database:
+    a job running in one is paused from the other, and resumed there; a priority set in one decides what the
+    other's worker takes."""
+    from tests.api.test_server import Server
+
+    servers = [Server(tmp_path / "home", tiny_model, extra_env=database_env, args=["--workers", "1"]) for _ in "ab"]
+    try:
+        for s in servers:
+            s.start()
+        a, b = (Api(s.url, "") for s in servers)
+        for api in (a, b):
+            api.headers = {}
+        long_id = a.submit(seed=4, **LONG)
+        running = b.wait(long_id, lambda j: j["status"] == "running" and j["progress"]["step"] >= 4)
+        assert b.call("POST", f"/{long_id}/pause").status_code == 200
+        paused = a.wait(long_id, lambda j: j["status"] == "paused")
+        assert paused["attempts"] == 0, running
+        assert a.call("POST", f"/{long_id}/resume").status_code == 200
+        resumed = b.wait(long_id, lambda j: j["status"] == "succeeded")
+        assert resumed["result"]["metadata"]["resumed_from_step"] >= 4
+
+        busy = [a.submit(seed=20 + n, **LONG) for n in range(2)]  # both workers busy
+        for job_id in busy:
+            a.wait(job_id, lambda j: j["status"] == "running")
+        low, high = a.submit(seed=30, **QUICK), a.submit(seed=31, **QUICK)
+        assert b.call("PATCH", f"/{high}", json={"priority": 50}).json()["queue_position"] == 1
+        finished = {j: b.wait(j, done) for j in (low, high)}
+        assert finished[high]["started_at"] < finished[low]["started_at"]
+    finally:
+        for s in servers:
+            s.stop()
