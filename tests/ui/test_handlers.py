@@ -125,6 +125,29 @@ def test_live_progress_preview_and_cancel(service):
     assert H.cancel(service, job_id) == "Nothing to cancel: the job has already been cancelled."
 
 
+def test_pause_and_resume_a_running_job_from_the_page(service):
+    job_id, _ = H.submit(service, form(service, num_inference_steps=200))
+    wait_view(service, job_id, lambda v: v.finished or (v.stage == "denoise" and v.step >= 2))
+    assert H.pause(service, job_id).startswith("Pausing")
+    v = wait_view(service, job_id, lambda v: v.status == "paused")
+    assert v.message.startswith("Paused") and H.progress_html(v) == ""
+    assert H.resume(service, job_id).startswith("Resumed")
+    v = wait_view(service, job_id)
+    assert v.status == "succeeded" and v.step == 200
+    with pytest.raises(UIError, match="only a queued or running job"):
+        H.pause(service, job_id)
+
+
+def test_pause_and_resume_a_queued_job(idle):
+    job_id, _ = H.submit(idle, form(idle))
+    assert H.pause(idle, job_id) == "Paused: the job waits until you press Resume."
+    assert H.view(idle, job_id).status == "paused"
+    assert H.resume(idle, job_id).startswith("Resumed")
+    assert H.view(idle, job_id).status == "queued"
+    with pytest.raises(UIError, match="only a paused job can be resumed"):
+        H.resume(idle, job_id)
+
+
 def test_cancel_a_queued_job_at_once(idle):
     job_id, _ = H.submit(idle, form(idle))
     assert H.cancel(idle, job_id) == "Cancelled."

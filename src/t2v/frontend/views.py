@@ -99,6 +99,9 @@ class JobView:
             return f"Done{took}. Seed {self.seed}."
         if self.status == "cancelled":
             return "Cancelled."
+        if self.status == "paused":
+            at = f" at step {self.step} of {self.total}" if self.total and self.step else ""
+            return f"Paused{at}: it waits until resumed."
         return f"Job failed: {self.error or 'unknown error'}"
 
     def summary_parts(self) -> list[tuple[str, str]]:

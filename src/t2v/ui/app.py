@@ -139,6 +139,8 @@ def build_ui(service, *, header: str = HEADER):
                                                   elem_id="t2v-schedule")
                         with gr.Row():
                             generate_btn = gr.Button("Generate", variant="primary", elem_id="t2v-generate")
+                            pause_btn = gr.Button("Pause", elem_id="t2v-pause")
+                            resume_btn = gr.Button("Resume", elem_id="t2v-resume")
                             cancel_btn = gr.Button("Cancel", variant="stop", elem_id="t2v-cancel")
 
                     with gr.Column(scale=6):
@@ -264,6 +266,12 @@ def build_ui(service, *, header: str = HEADER):
         def on_cancel(jid, token):
             return {status: H.cancel(service, jid, token)}
 
+        def on_pause(jid, token):
+            return {status: H.pause(service, jid, token)}
+
+        def on_resume(jid, token):
+            return {status: H.resume(service, jid, token)}
+
         def on_remix(jid, token):
             tab, values = S.remix_any(service, jid, token)
             loaded = f"Loaded the parameters of job {jid} into the form: change what you like and press Generate."
@@ -302,6 +310,8 @@ def build_ui(service, *, header: str = HEADER):
                            [*result_outputs, last_seed, seed, gallery, history_ids],
                            concurrency_limit=None, trigger_mode="multiple", show_progress="hidden", **common)
         cancel_btn.click(E.guarded(status, on_cancel), [job_id, key], [status], **common)
+        pause_btn.click(E.guarded(status, on_pause), [job_id, key], [status], **common)
+        resume_btn.click(E.guarded(status, on_resume), [job_id, key], [status], **common)
         remix_btn.click(E.guarded(status, on_remix), [job_id, key],
                         [status, image, *form_inputs, *sequence.form.values(), sequence.status, tabs], **common)
         delete_btn.click(E.guarded(status, on_delete), [job_id, key, search], [*result_outputs, gallery, history_ids], **common)

@@ -205,9 +205,10 @@ def get_job(service, job_id: str | None, token: str | None = None):
 def view(service, job_id: str | None, token: str | None = None) -> JobView:
     """Where a job stands now: queue position, progress, live preview, and when done its files."""
     job = get_job(service, job_id, token)
-    v = JobView(job_id=job.id, status=job.status, request=job.request or {}, stage=job.stage, step=job.step or 0,
+    status = "paused" if job.paused and job.status == "queued" else job.status
+    v = JobView(job_id=job.id, status=status, request=job.request or {}, stage=job.stage, step=job.step or 0,
                 total=job.total or 0, eta_s=job.eta_now(), error=job.error, seed=(job.request or {}).get("seed"))
-    if job.status == "queued":
+    if status == "queued":
         v.queue_position = service.queue_position(job.id)
     elif job.status == "running":
         v.preview = service.image_path(job.id, "preview.png")
@@ -245,6 +246,28 @@ def cancel(service, job_id: str | None, token: str | None = None) -> str:
     return "Cancelled." if job.status == "cancelled" else "Cancelling: the job stops after the current step…"
 
 
+def pause(service, job_id: str | None, token: str | None = None) -> str:
+    """Pause the job: a queued one waits until resumed; a running one stops after its current step, keeping its
+    checkpoint, and frees its worker."""
+    job = get_job(service, job_id, token)
+    try:
+        job = service.pause(job.id, api_key=authorize(service, token, counted=True))
+    except T2VError as e:
+        raise readable(e) from None
+    if job.status == "running":
+        return "Pausing: the job stops after the current step and waits, its progress kept, until you resume it…"
+    return "Paused: the job waits until you press Resume."
+
+
+def resume(service, job_id: str | None, token: str | None = None) -> str:
+    job = get_job(service, job_id, token)
+    try:
+        service.resume(job.id, api_key=authorize(service, token, counted=True))
+    except T2VError as e:
+        raise readable(e) from None
+    return "Resumed: the job is back in the queue and goes on from where it stopped."
+
+
 def delete(service, job_id: str | None, token: str | None = None) -> str:
     job = get_job(service, job_id, token)
     try:
@@ -257,4 +280,4 @@ def delete(service, job_id: str | None, token: str | None = None) -> str:
 __all__ = ["DEFAULT_FORMATS", "LABELS", "STAGES", "FORM_KEYS", "SEED_MODES", "PRESETS", "SCHEDULERS", "FORMATS", "DOWNLOAD_FORMATS", "UIError", "JobView",
            "auth_required", "authorize", "check_key", "limits", "model_choices", "preset",
            "default_form", "remix", "remix_image", "image_asset", "request_fields", "submit", "view", "progress_html",
-           "cancel", "delete", "readable", "format_seconds", "get_job"]
+           "cancel", "pause", "resume", "delete", "readable", "format_seconds", "get_job"]
