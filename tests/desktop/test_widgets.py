@@ -241,6 +241,24 @@ def test_longer_video_options_make_their_seconds_of_frames_and_come_back_with_re
     assert form.values()["prompt_schedule"] == "0: a ball\n10: a cube"
 
 
+def test_pause_then_resume_a_running_job(root, server, make_app):
+    app = make_app()
+    pump(root, lambda: ready(app), 30, "the models", app)
+    fill_small(app, "a patient heron", num_inference_steps=60)
+    app.generate_button.invoke()
+    pump(root, lambda: app.view is not None and app.view.status == "running" and app.view.step >= 2, 60, "a step", app)
+    assert app.pause_button.cget("text") == "Pause"
+    app.pause_button.invoke()
+    pump(root, lambda: app.view.status == "paused", 60, "the pause", app)
+    assert app.pause_button.cget("text") == "Resume" and app.status.cget("text").startswith("Paused")
+    stopped = app.view.step
+    app.pause_button.invoke()
+    pump(root, lambda: app.view.status == "succeeded", 90, "the resumed job", app)
+    record = httpx.get(f"{server.url}/v1/videos/{app.job_id}/metadata",
+                       headers={"Authorization": f"Bearer {server.key}"}).json()
+    assert record["resumed_from_step"] >= min(stopped, 2) and str(app.pause_button.cget("state")) == "disabled"
+
+
 def test_cancel_delete_search_and_keys_through_the_history(root, server, make_app, tmp_path):
     app = make_app()
     pump(root, lambda: ready(app), 30, "the models", app)

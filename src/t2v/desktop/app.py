@@ -104,6 +104,8 @@ class DesktopApp:
         buttons.pack(fill="x")
         self.generate_button = ttk.Button(buttons, text="Generate", command=self.generate, style="Accent.TButton")
         self.generate_button.pack(side="left")
+        self.pause_button = ttk.Button(buttons, text="Pause", command=self.pause_or_resume, state="disabled")
+        self.pause_button.pack(side="left", padx=(6, 0))
         self.cancel_button = ttk.Button(buttons, text="Cancel", command=self.cancel, state="disabled")
         self.cancel_button.pack(side="left", padx=6)
         self.status = ttk.Label(out, text="Connecting…", wraplength=460)
@@ -219,6 +221,7 @@ class DesktopApp:
         self.job_id, self.preview_step, self.clip = job.id, -1, None
         self.last_seed = job.request.get("seed")
         self.cancel_button.configure(state="normal")
+        self.pause_button.configure(state="normal", text="Pause")
         self.player.stop()  # the last clip stays as a still until the first preview replaces it
         for b in self.file_buttons:
             b.configure(state="disabled")
@@ -251,6 +254,8 @@ class DesktopApp:
 
     def show_view(self, v: F.JobView) -> None:
         self.view = v
+        if not v.finished:
+            self.pause_button.configure(text="Resume" if v.status == "paused" else "Pause")
         self.status.configure(text=v.message)
         self.progress.configure(value=round(v.fraction * 1000))
         self.progress_text.configure(text=F.progress_label(v) if not v.finished or v.status == "succeeded" else "")
@@ -260,6 +265,7 @@ class DesktopApp:
     def finished(self, job) -> None:
         self.generate_button.configure(state="normal")
         self.cancel_button.configure(state="disabled")
+        self.pause_button.configure(state="disabled", text="Pause")
         if job.status == "succeeded":
             self.bridge.run(fetch_clip, self.client, self.downloads, job, done=self.on_clip, failed=self.show_error)
         elif job.status == "failed":
@@ -282,6 +288,15 @@ class DesktopApp:
         self.cancel_button.configure(state="disabled")
         self.status.configure(text="Cancelling: the job stops after the current step…")
         self.bridge.run(self.client.cancel, self.job_id, failed=self.show_error)
+
+    def pause_or_resume(self) -> None:
+        """Pause the job (a running one stops after its step, its progress kept), or resume a paused one."""
+        if not self.job_id:
+            return
+        resume = self.view is not None and self.view.status == "paused"
+        self.status.configure(text="Resuming…" if resume else "Pausing: the job stops after the current step…")
+        action = self.client.resume_job if resume else self.client.pause_job
+        self.bridge.run(action, self.job_id, done=lambda job: self.show_view(F.view_of(job)), failed=self.show_error)
 
     # -- files -------------------------------------------------------------------------------------------
     def current_clip(self) -> Path:
