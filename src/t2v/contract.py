@@ -5,8 +5,8 @@ server answers with. Unknown fields are kept, so an older client reads a newer s
 
 from __future__ import annotations
 
-from t2v_client.models import (FINISHED, Asset, Job, JobFile, JobPage, JobResult, Limits, Model, ModelList, ModelRules,
+from t2v_client.models import (FINISHED, Asset, Batch, BatchLine, Job, JobFile, JobPage, JobResult, Limits, Model, ModelList, ModelRules,
                                Progress, RecordPage, Result, Status, Webhook)
 
-__all__ = ["FINISHED", "Asset", "Job", "JobFile", "JobPage", "JobResult", "Limits", "Model", "ModelList", "ModelRules",
+__all__ = ["FINISHED", "Asset", "Batch", "BatchLine", "Job", "JobFile", "JobPage", "JobResult", "Limits", "Model", "ModelList", "ModelRules",
            "Progress", "RecordPage", "Result", "Status", "Webhook"]

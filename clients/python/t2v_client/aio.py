@@ -13,7 +13,7 @@ from httpx_sse import EventSource
 
 from t2v_client import core
 from t2v_client.errors import APIError, ConnectionFailed, RateLimited, ServerUnavailable, WaitTimeout
-from t2v_client.models import Asset, Event, Job, JobPage, ModelList, RecordPage
+from t2v_client.models import Asset, Batch, Event, Job, JobPage, ModelList, RecordPage
 
 
 class AsyncClient(core.Base):
@@ -117,15 +117,16 @@ class AsyncClient(core.Base):
         return Job.model_validate(await self.call("POST", f"/v1/videos/{job_id}/resume"))
 
     async def submit_batch(self, requests: list[dict[str, Any]], *, priority: int = 0,
-                           idempotency_key: str | None = None, partial: bool = False) -> dict[str, Any]:
+                           idempotency_key: str | None = None, partial: bool = False) -> Batch:
         body = {"requests": requests, "priority": priority, "partial": partial, "idempotency_key": idempotency_key}
-        return await self.call("POST", "/v1/batches", json=body, idempotent=idempotency_key is not None)
+        return Batch.model_validate(await self.call("POST", "/v1/batches", json=body,
+                                                    idempotent=idempotency_key is not None))
 
-    async def batch(self, batch_id: str) -> dict[str, Any]:
-        return await self.call("GET", f"/v1/batches/{batch_id}")
+    async def batch(self, batch_id: str) -> Batch:
+        return Batch.model_validate(await self.call("GET", f"/v1/batches/{batch_id}"))
 
-    async def control_batch(self, batch_id: str, action: str) -> dict[str, Any]:
-        return await self.call("POST", f"/v1/batches/{batch_id}/{action}")
+    async def control_batch(self, batch_id: str, action: str) -> Batch:
+        return Batch.model_validate(await self.call("POST", f"/v1/batches/{batch_id}/{action}"))
 
     async def delete(self, job_id: str) -> Job:
         """Remove a finished job, its files and its record; cancel and purge one that has not finished."""

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["FINISHED", "Asset", "Event", "Job", "JobFile", "JobPage", "JobResult", "Limits", "Model", "ModelList",
+__all__ = ["FINISHED", "Asset", "Batch", "BatchLine", "Event", "Job", "JobFile", "JobPage", "JobResult", "Limits", "Model", "ModelList",
            "ModelRules", "Progress", "RecordPage", "Result", "Status", "Webhook"]
 
 Status = Literal["queued", "paused", "running", "succeeded", "failed", "cancelled"]
@@ -82,6 +82,29 @@ class JobPage(Result):
 
     items: list[Job] = Field(default_factory=list)
     next_cursor: str | None = None
+
+
+class BatchLine(Result):
+    """A line of a batch that was not queued: its number (from 1), the field and why."""
+
+    line: int
+    field: str | None = None
+    message: str = ""
+
+
+class Batch(Result):
+    """``POST /v1/batches``, ``GET /v1/batches/{id}`` and its cancel, pause and resume."""
+
+    id: str
+    object: Literal["batch"] = "batch"
+    created_at: str | None = None
+    total: int = 0
+    counts: dict[str, int] = Field(default_factory=dict, description="Jobs by state: queued, paused, running, "
+                                   "succeeded, failed, cancelled")
+    job_ids: list[str] = Field(default_factory=list)
+    invalid: list[BatchLine] = Field(default_factory=list, description="Lines left out (partial=true)")
+    changed: int | None = Field(None, description="Jobs a cancel, pause or resume applied to")
+    links: dict[str, Any] = Field(default_factory=dict)
 
 
 class ModelRules(Result):

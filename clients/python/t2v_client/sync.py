@@ -13,7 +13,7 @@ from httpx_sse import EventSource
 
 from t2v_client import core
 from t2v_client.errors import APIError, ConnectionFailed, RateLimited, ServerUnavailable, WaitTimeout
-from t2v_client.models import Asset, Event, Job, JobPage, ModelList, RecordPage
+from t2v_client.models import Asset, Batch, Event, Job, JobPage, ModelList, RecordPage
 
 
 class Client(core.Base):
@@ -132,20 +132,20 @@ class Client(core.Base):
         return Job.model_validate(self.call("POST", f"/v1/videos/{job_id}/resume"))
 
     def submit_batch(self, requests: list[dict[str, Any]], *, priority: int = 0, idempotency_key: str | None = None,
-                     partial: bool = False) -> dict[str, Any]:
+                     partial: bool = False) -> Batch:
         """Queue many jobs under one batch id (each request as :meth:`submit` takes its fields): all or none,
         or with ``partial`` the valid ones (``invalid`` lists the others). Retried only with an
         ``idempotency_key``, which makes a repeat return the same batch."""
         body = {"requests": requests, "priority": priority, "partial": partial, "idempotency_key": idempotency_key}
-        return self.call("POST", "/v1/batches", json=body, idempotent=idempotency_key is not None)
+        return Batch.model_validate(self.call("POST", "/v1/batches", json=body, idempotent=idempotency_key is not None))
 
-    def batch(self, batch_id: str) -> dict[str, Any]:
+    def batch(self, batch_id: str) -> Batch:
         """A batch: its job ids and their counts by state."""
-        return self.call("GET", f"/v1/batches/{batch_id}")
+        return Batch.model_validate(self.call("GET", f"/v1/batches/{batch_id}"))
 
-    def control_batch(self, batch_id: str, action: str) -> dict[str, Any]:
+    def control_batch(self, batch_id: str, action: str) -> Batch:
         """``cancel``, ``pause`` or ``resume`` every job of the batch that can be."""
-        return self.call("POST", f"/v1/batches/{batch_id}/{action}")
+        return Batch.model_validate(self.call("POST", f"/v1/batches/{batch_id}/{action}"))
 
     def delete(self, job_id: str) -> Job:
         """Remove a finished job, its files and its record (afterwards it is not found); a job that has not

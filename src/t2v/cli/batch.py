@@ -58,8 +58,8 @@ def batch(file: Path = typer.Argument(..., help="JSON Lines: one request a line,
 
             with Client(server, key) as client:
                 data = client.submit_batch(items, priority=priority, idempotency_key=idempotency_key,
-                                           partial=partial)
-            invalid = data.get("invalid", [])
+                                           partial=partial).model_dump()
+            invalid = data.pop("invalid", [])
         else:  # each line checked as a submit checks it
             result = local_service().submit_batch(items, priority=priority, idempotency_key=idempotency_key,
                                                   partial=partial)
@@ -76,7 +76,7 @@ def _control(batch_id: str, action: str | None, server: Optional[str], key: Opti
             from t2v.client import Client  # deferred: imports httpx
 
             with Client(server, key) as client:
-                data = client.control_batch(batch_id, action) if action else client.batch(batch_id)
+                data = (client.control_batch(batch_id, action) if action else client.batch(batch_id)).model_dump()
         else:
             svc = local_service()
             data = svc.control_batch(batch_id, action) if action else svc.get_batch(batch_id)

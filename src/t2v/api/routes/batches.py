@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from t2v.api.deps import base_url, get_service, rate_limited
 from t2v.api.responses import CHANGING, KEYED, errors
 from t2v.api.schemas import VideoCreate
+from t2v.contract import Batch
 from t2v.errors import InvalidRequest
 from t2v.requests import JobOptions
 from t2v.service.batches import BatchInvalid
@@ -28,8 +29,9 @@ BATCH_DOC = {"requestBody": {"required": True, "content": {
         "idempotency_key": {"type": "string", "maxLength": 200},
         "partial": {"type": "boolean", "default": False, "description": "Queue the valid lines and list the "
                     "others, instead of queueing nothing when any is invalid."}}}},
-    "application/jsonl": {"schema": {"type": "string", "description": "One request a line; priority, "
-                                     "idempotency_key and partial as query parameters."}},
+    "application/x-ndjson": {"schema": {"type": "string", "description": "JSON Lines (also as application/jsonl): "
+                                        "one request a line; priority, idempotency_key and partial as query "
+                                        "parameters."}},
 }}}
 
 
@@ -57,7 +59,9 @@ def line_fields(item: Any, line: int) -> dict[str, Any]:
 
 
 @router.post("", status_code=202, summary="Queue a batch of jobs (JSON or JSON Lines); all or none unless partial",
-             openapi_extra=BATCH_DOC, responses=errors(*CHANGING, 409, 429))
+             openapi_extra=BATCH_DOC, response_model=Batch,
+             responses={200: {"model": Batch, "description": "The batch an idempotency key already made"},
+                        **errors(*CHANGING, 409, 429)})
 async def create_batch(request: Request, partial: bool = False, priority: int = 0,
                        idempotency_key: str | None = None, service=Depends(get_service), key=Depends(rate_limited)):
     media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
@@ -106,13 +110,14 @@ async def create_batch(request: Request, partial: bool = False, priority: int = 
                         headers={"Location": data["links"]["self"]})
 
 
-@router.get("/{batch_id}", summary="A batch: its jobs and their counts by state", responses=errors(*KEYED, 404, 429))
+@router.get("/{batch_id}", summary="A batch: its jobs and their counts by state", response_model=Batch,
+            responses=errors(*KEYED, 404, 429))
 async def get_batch(batch_id: str, request: Request, service=Depends(get_service), key=Depends(rate_limited)):
     return view(await run_in_threadpool(service.get_batch, batch_id, api_key=key), base_url(request))
 
 
 @router.post("/{batch_id}/{action}", summary="Cancel, pause or resume every job of the batch that can be",
-             responses=errors(*KEYED, 404, 429))
+             response_model=Batch, responses=errors(*KEYED, 404, 429))
 async def control_batch(batch_id: str, action: Literal["cancel", "pause", "resume"], request: Request,
                         service=Depends(get_service), key=Depends(rate_limited)):
     batch = await run_in_threadpool(service.control_batch, batch_id, action, api_key=key)
