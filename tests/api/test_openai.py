@@ -112,6 +112,7 @@ def test_extend_continues_an_uploaded_clip_and_a_video_by_id(server):
     assert longer.status == "completed", longer.error
     frames = frames_of(client.videos.download_content(longer.id).read())
     assert frames.shape[1:] == (32, 32, 3) and len(frames) > 4, "the clip, then about a second more"
+    assert longer.seconds == f"{len(frames) / 8:g}", "the whole stitched length"
     assert np.abs(frames[0].astype(int) - frames_of(clip)[0].astype(int)).mean() < 8, "it starts with the clip"
 
     by_id = t2v_api(server, "POST", "/openai/v1/videos/extensions",

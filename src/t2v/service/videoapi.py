@@ -110,7 +110,10 @@ def video_object(service, job) -> dict[str, Any]:
     request = hide_server_paths(service.settings, job.request)
     record = job.result or {}
     fps = record.get("fps") or request.get("fps") or 8
-    frames = record.get("num_frames") or request.get("num_frames") or 0
+    # a longer video (seconds, extend): its whole length once made, the seconds asked for until then
+    frames = (record.get("long") or {}).get("frames") or record.get("num_frames") or request.get("num_frames") or 0
+    if not record and request.get("seconds"):
+        frames = round(float(request["seconds"]) * fps)
     width, height = record.get("width") or request.get("width"), record.get("height") or request.get("height")
     if job.status == "succeeded":
         progress = 100
