@@ -82,3 +82,23 @@ def test_a_paused_job_is_never_claimed_until_resumed(repo):
     assert repo.get_job(held).status == "queued"
     repo.resume(held)
     assert repo.claim_next("w", fair_window_s=WINDOW).id == held
+
+
+def test_a_batch_is_one_transaction_idempotent_within_the_queue_limit(repo):
+    import pytest
+
+    from t2v.store.limits import QueueFull
+
+    key = repo.create_key("k", "h9", "t2v_k", max_queued=4)
+    batch_id, created = repo.create_batch([req("a"), req("b"), req("c")], priority=3, api_key_id=key.id,
+                                          idempotency_key="nightly")
+    assert created and repo.create_batch([req("x")], api_key_id=key.id, idempotency_key="nightly") == (batch_id, False)
+    batch = repo.get_batch(batch_id)
+    assert batch["total"] == 3 and batch["counts"]["queued"] == 3 and batch["api_key_id"] == key.id
+    assert {repo.get_job(j).priority for j in batch["job_ids"]} == {3}
+    with pytest.raises(QueueFull, match="2 more would pass its limit of 4"):
+        repo.create_batch([req("d"), req("e")], api_key_id=key.id)
+    assert repo.get_batch(batch_id)["total"] == 3 and len(repo.list_jobs(limit=50)) == 3, "nothing of it queued"
+    repo.pause(batch["job_ids"][0])
+    counts = repo.get_batch(batch_id)["counts"]
+    assert (counts["queued"], counts["paused"]) == (2, 1)

@@ -146,6 +146,12 @@ def test_pause_and_resume_a_queued_job(idle):
     assert H.view(idle, job_id).status == "queued"
     with pytest.raises(UIError, match="only a paused job can be resumed"):
         H.resume(idle, job_id)
+    later, _ = H.submit(idle, form(idle, "a blue heron"))
+    assert H.set_priority(idle, later, 10) == "Priority 10: position 1 in the queue."
+    with pytest.raises(UIError, match="priority: 500 is not a whole number from -100 to 100"):
+        H.set_priority(idle, later, 500)
+    with pytest.raises(UIError, match="Priority: give a whole number"):
+        H.set_priority(idle, later, "soon")
 
 
 def test_cancel_a_queued_job_at_once(idle):

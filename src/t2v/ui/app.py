@@ -141,6 +141,11 @@ def build_ui(service, *, header: str = HEADER):
                             generate_btn = gr.Button("Generate", variant="primary", elem_id="t2v-generate")
                             pause_btn = gr.Button("Pause", elem_id="t2v-pause")
                             resume_btn = gr.Button("Resume", elem_id="t2v-resume")
+                        with gr.Row():
+                            priority = gr.Number(value=0, precision=0, minimum=-100, maximum=100, label="Priority",
+                                                 info="-100 to 100: a higher one starts first", scale=3,
+                                                 elem_id="t2v-priority")
+                            priority_btn = gr.Button("Set priority", scale=1, elem_id="t2v-set-priority")
                             cancel_btn = gr.Button("Cancel", variant="stop", elem_id="t2v-cancel")
 
                     with gr.Column(scale=6):
@@ -272,6 +277,9 @@ def build_ui(service, *, header: str = HEADER):
         def on_resume(jid, token):
             return {status: H.resume(service, jid, token)}
 
+        def on_priority(jid, value, token):
+            return {status: H.set_priority(service, jid, value, token)}
+
         def on_remix(jid, token):
             tab, values = S.remix_any(service, jid, token)
             loaded = f"Loaded the parameters of job {jid} into the form: change what you like and press Generate."
@@ -312,6 +320,7 @@ def build_ui(service, *, header: str = HEADER):
         cancel_btn.click(E.guarded(status, on_cancel), [job_id, key], [status], **common)
         pause_btn.click(E.guarded(status, on_pause), [job_id, key], [status], **common)
         resume_btn.click(E.guarded(status, on_resume), [job_id, key], [status], **common)
+        priority_btn.click(E.guarded(status, on_priority), [job_id, priority, key], [status], **common)
         remix_btn.click(E.guarded(status, on_remix), [job_id, key],
                         [status, image, *form_inputs, *sequence.form.values(), sequence.status, tabs], **common)
         delete_btn.click(E.guarded(status, on_delete), [job_id, key, search], [*result_outputs, gallery, history_ids], **common)

@@ -268,6 +268,21 @@ def resume(service, job_id: str | None, token: str | None = None) -> str:
     return "Resumed: the job is back in the queue and goes on from where it stopped."
 
 
+def set_priority(service, job_id: str | None, value, token: str | None = None) -> str:
+    """A queued job's new priority (-100 to 100; a higher one starts first)."""
+    job = get_job(service, job_id, token)
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise UIError("Priority: give a whole number from -100 to 100, e.g. 10") from None
+    try:
+        job = service.change(job.id, {}, priority=number, api_key=authorize(service, token, counted=True))
+    except T2VError as e:
+        raise readable(e) from None
+    where = service.queue_position(job.id)
+    return f"Priority {job.priority}" + (f": position {where} in the queue." if where else ".")
+
+
 def delete(service, job_id: str | None, token: str | None = None) -> str:
     job = get_job(service, job_id, token)
     try:
@@ -280,4 +295,4 @@ def delete(service, job_id: str | None, token: str | None = None) -> str:
 __all__ = ["DEFAULT_FORMATS", "LABELS", "STAGES", "FORM_KEYS", "SEED_MODES", "PRESETS", "SCHEDULERS", "FORMATS", "DOWNLOAD_FORMATS", "UIError", "JobView",
            "auth_required", "authorize", "check_key", "limits", "model_choices", "preset",
            "default_form", "remix", "remix_image", "image_asset", "request_fields", "submit", "view", "progress_html",
-           "cancel", "pause", "resume", "delete", "readable", "format_seconds", "get_job"]
+           "cancel", "pause", "resume", "set_priority", "delete", "readable", "format_seconds", "get_job"]
