@@ -97,7 +97,7 @@ def test_a_batch_is_one_transaction_idempotent_within_the_queue_limit(repo):
     assert batch["total"] == 3 and batch["counts"]["queued"] == 3 and batch["api_key_id"] == key.id
     assert {repo.get_job(j).priority for j in batch["job_ids"]} == {3}
     with pytest.raises(QueueFull, match="2 more would pass its limit of 4"):
-        repo.create_batch([req("d"), req("e")], api_key_id=key.id)
+        repo.create_batch([req("d"), req("e")], api_key_id=key.id, max_queued=key.max_queued)
     assert repo.get_batch(batch_id)["total"] == 3 and len(repo.list_jobs(limit=50)) == 3, "nothing of it queued"
     repo.pause(batch["job_ids"][0])
     counts = repo.get_batch(batch_id)["counts"]
