@@ -259,6 +259,28 @@ def test_pause_then_resume_a_running_job(root, server, make_app):
     assert record["resumed_from_step"] >= min(stopped, 2) and str(app.pause_button.cget("state")) == "disabled"
 
 
+def test_a_queued_jobs_priority_moves_it_up(root, server, make_app):
+    headers = {"Authorization": f"Bearer {server.other}"}  # another user keeps the worker busy and the queue full
+    body = {"prompt": "someone else's long job", "num_frames": 4, "width": 48, "height": 48, "num_inference_steps": 60}
+    theirs = [httpx.post(f"{server.url}/v1/videos", json=body, headers=headers).json()["id"] for _ in range(3)]
+    app = make_app()
+    pump(root, lambda: ready(app), 30, "the models", app)
+    fill_small(app, "an impatient owl")
+    app.generate_button.invoke()
+    pump(root, lambda: app.view is not None and app.view.status == "queued" and app.view.queue_position, 60,
+         "the queued job", app)
+    before = app.view.queue_position
+    app.priority.set(50)
+    app.priority_button.invoke()
+    pump(root, lambda: app.view.queue_position == 1, 30, "the job at the head of the queue", app)
+    assert before > 1
+    app.priority.set(500)
+    app.priority_button.invoke()
+    pump(root, lambda: "priority" in app.error.cget("text"), 30, "the refusal", app)
+    for job_id in theirs:
+        httpx.delete(f"{server.url}/v1/videos/{job_id}", headers=headers)
+
+
 def test_cancel_delete_search_and_keys_through_the_history(root, server, make_app, tmp_path):
     app = make_app()
     pump(root, lambda: ready(app), 30, "the models", app)

@@ -108,6 +108,10 @@ class DesktopApp:
         self.pause_button.pack(side="left", padx=(6, 0))
         self.cancel_button = ttk.Button(buttons, text="Cancel", command=self.cancel, state="disabled")
         self.cancel_button.pack(side="left", padx=6)
+        self.priority = tk.IntVar(value=0)
+        ttk.Spinbox(buttons, from_=-100, to=100, width=5, textvariable=self.priority).pack(side="left", padx=(12, 0))
+        self.priority_button = ttk.Button(buttons, text="Set priority", command=self.set_priority, state="disabled")
+        self.priority_button.pack(side="left", padx=6)
         self.status = ttk.Label(out, text="Connecting…", wraplength=460)
         self.status.pack(fill="x", pady=(8, 2))
         self.progress = ttk.Progressbar(out, maximum=1000, mode="determinate")
@@ -222,6 +226,7 @@ class DesktopApp:
         self.last_seed = job.request.get("seed")
         self.cancel_button.configure(state="normal")
         self.pause_button.configure(state="normal", text="Pause")
+        self.priority_button.configure(state="normal")
         self.player.stop()  # the last clip stays as a still until the first preview replaces it
         for b in self.file_buttons:
             b.configure(state="disabled")
@@ -266,6 +271,7 @@ class DesktopApp:
         self.generate_button.configure(state="normal")
         self.cancel_button.configure(state="disabled")
         self.pause_button.configure(state="disabled", text="Pause")
+        self.priority_button.configure(state="disabled")
         if job.status == "succeeded":
             self.bridge.run(fetch_clip, self.client, self.downloads, job, done=self.on_clip, failed=self.show_error)
         elif job.status == "failed":
@@ -297,6 +303,18 @@ class DesktopApp:
         self.status.configure(text="Resuming…" if resume else "Pausing: the job stops after the current step…")
         action = self.client.resume_job if resume else self.client.pause_job
         self.bridge.run(action, self.job_id, done=lambda job: self.show_view(F.view_of(job)), failed=self.show_error)
+
+    def set_priority(self) -> None:
+        """The queued job's priority (-100 to 100; a higher one starts first)."""
+        if not self.job_id:
+            return
+        try:
+            value = int(self.priority.get())
+        except (tk.TclError, ValueError):
+            self.show_error("Priority: give a whole number from -100 to 100")
+            return
+        self.bridge.run(functools.partial(self.client.change_job, self.job_id, priority=value),
+                        done=lambda job: self.show_view(F.view_of(job)), failed=self.show_error)
 
     # -- files -------------------------------------------------------------------------------------------
     def current_clip(self) -> Path:
