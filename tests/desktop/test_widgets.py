@@ -274,6 +274,10 @@ def test_a_queued_jobs_priority_moves_it_up(root, server, make_app):
     app.priority_button.invoke()
     pump(root, lambda: app.view.queue_position == 1, 30, "the job at the head of the queue", app)
     assert before > 1
+    fill_small(app, "a patient owl", num_inference_steps=3)
+    app.update_button.invoke()
+    pump(root, lambda: app.view.request.get("prompt") == "a patient owl", 30, "the updated request", app)
+    assert app.view.request["num_inference_steps"] == 3 and app.status.cget("text").startswith("Updated")
     app.priority.set(500)
     app.priority_button.invoke()
     pump(root, lambda: "priority" in app.error.cget("text"), 30, "the refusal", app)

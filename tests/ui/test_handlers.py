@@ -152,6 +152,11 @@ def test_pause_and_resume_a_queued_job(idle):
         H.set_priority(idle, later, 500)
     with pytest.raises(UIError, match="Priority: give a whole number"):
         H.set_priority(idle, later, "soon")
+    assert H.update_queued(idle, later, form(idle, "a green heron", num_inference_steps=3)).startswith("Updated")
+    changed = idle.get(later)
+    assert (changed.request["prompt"], changed.request["num_inference_steps"]) == ("a green heron", 3)
+    with pytest.raises(UIError, match="Width: must be a multiple of 8, got 33; nearest valid: 32"):
+        H.update_queued(idle, later, form(idle, "a heron", width=33))
 
 
 def test_cancel_a_queued_job_at_once(idle):

@@ -20,7 +20,7 @@ from t2v.desktop.bridge import Bridge
 from t2v.desktop.form import Form
 from t2v.desktop.history import History
 from t2v.desktop.player import Player
-from t2v.desktop.tasks import fetch_clip, fetch_image, list_jobs, open_path, submit_job
+from t2v.desktop.tasks import fetch_clip, fetch_image, list_jobs, open_path, submit_job, update_job
 from t2v.errors import T2VError
 from t2v.desktop.local import LocalServer
 
@@ -112,6 +112,8 @@ class DesktopApp:
         ttk.Spinbox(buttons, from_=-100, to=100, width=5, textvariable=self.priority).pack(side="left", padx=(12, 0))
         self.priority_button = ttk.Button(buttons, text="Set priority", command=self.set_priority, state="disabled")
         self.priority_button.pack(side="left", padx=6)
+        self.update_button = ttk.Button(buttons, text="Update", command=self.update_queued, state="disabled")
+        self.update_button.pack(side="left")
         self.status = ttk.Label(out, text="Connecting…", wraplength=460)
         self.status.pack(fill="x", pady=(8, 2))
         self.progress = ttk.Progressbar(out, maximum=1000, mode="determinate")
@@ -227,6 +229,7 @@ class DesktopApp:
         self.cancel_button.configure(state="normal")
         self.pause_button.configure(state="normal", text="Pause")
         self.priority_button.configure(state="normal")
+        self.update_button.configure(state="normal")
         self.player.stop()  # the last clip stays as a still until the first preview replaces it
         for b in self.file_buttons:
             b.configure(state="disabled")
@@ -272,6 +275,7 @@ class DesktopApp:
         self.cancel_button.configure(state="disabled")
         self.pause_button.configure(state="disabled", text="Pause")
         self.priority_button.configure(state="disabled")
+        self.update_button.configure(state="disabled")
         if job.status == "succeeded":
             self.bridge.run(fetch_clip, self.client, self.downloads, job, done=self.on_clip, failed=self.show_error)
         elif job.status == "failed":
@@ -315,6 +319,21 @@ class DesktopApp:
             return
         self.bridge.run(functools.partial(self.client.change_job, self.job_id, priority=value),
                         done=lambda job: self.show_view(F.view_of(job)), failed=self.show_error)
+
+    def update_queued(self) -> None:
+        """Give the job, while it waits in the queue, the form as it is now (checked as at submit)."""
+        if not self.job_id:
+            return
+        try:
+            form = self.form.values()
+            F.request_fields(form, None)
+        except F.FormError as e:
+            self.show_error(e)
+            return
+        self.bridge.run(update_job, self.client, self.job_id, form,
+                        done=lambda job: (self.show_view(F.view_of(job)),
+                                          self.status.configure(text="Updated: the queued job runs with this form.")),
+                        failed=self.show_error)
 
     # -- files -------------------------------------------------------------------------------------------
     def current_clip(self) -> Path:

@@ -40,6 +40,12 @@ def submit_job(client, form: dict[str, Any], image: Path | None, last_seed: int 
     return client.submit(fields.pop("prompt"), image=image, **fields)
 
 
+def update_job(client, job_id: str, form: dict[str, Any]):
+    """Give a queued job the form's values (its seed kept unless the form fixes one)."""
+    fields = F.request_fields(form, F.resolve_seed("fixed", form["seed"]) if form.get("seed_mode") == "fixed" else None)
+    return client.change_job(job_id, **{k: v for k, v in fields.items() if v is not None})
+
+
 def fetch_image(client, job_id: str, name: str):
     """(job id, the job's preview or poster fitted to the view) or (job id, None) while it has none."""
     from PIL import Image

@@ -146,6 +146,7 @@ def build_ui(service, *, header: str = HEADER):
                                                  info="-100 to 100: a higher one starts first", scale=3,
                                                  elem_id="t2v-priority")
                             priority_btn = gr.Button("Set priority", scale=1, elem_id="t2v-set-priority")
+                            update_btn = gr.Button("Update queued job", scale=1, elem_id="t2v-update-queued")
                             cancel_btn = gr.Button("Cancel", variant="stop", elem_id="t2v-cancel")
 
                     with gr.Column(scale=6):
@@ -280,6 +281,10 @@ def build_ui(service, *, header: str = HEADER):
         def on_priority(jid, value, token):
             return {status: H.set_priority(service, jid, value, token)}
 
+        def on_update(data: dict):
+            return {status: H.update_queued(service, data[job_id], {k: data[form[k]] for k in H.FORM_KEYS},
+                                            token=data[key], last_seed=data[last_seed])}
+
         def on_remix(jid, token):
             tab, values = S.remix_any(service, jid, token)
             loaded = f"Loaded the parameters of job {jid} into the form: change what you like and press Generate."
@@ -321,6 +326,7 @@ def build_ui(service, *, header: str = HEADER):
         pause_btn.click(E.guarded(status, on_pause), [job_id, key], [status], **common)
         resume_btn.click(E.guarded(status, on_resume), [job_id, key], [status], **common)
         priority_btn.click(E.guarded(status, on_priority), [job_id, priority, key], [status], **common)
+        update_btn.click(E.guarded(status, on_update), {*form_inputs, job_id, key, last_seed}, [status], **common)
         remix_btn.click(E.guarded(status, on_remix), [job_id, key],
                         [status, image, *form_inputs, *sequence.form.values(), sequence.status, tabs], **common)
         delete_btn.click(E.guarded(status, on_delete), [job_id, key, search], [*result_outputs, gallery, history_ids], **common)

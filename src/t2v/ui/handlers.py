@@ -268,6 +268,19 @@ def resume(service, job_id: str | None, token: str | None = None) -> str:
     return "Resumed: the job is back in the queue and goes on from where it stopped."
 
 
+def update_queued(service, job_id: str | None, form: dict[str, Any], *, token: str | None = None,
+                  last_seed: int | None = None) -> str:
+    """Give the shown job, while it is still queued, the form's values (checked as at submit)."""
+    job = get_job(service, job_id, token)
+    key_row = authorize(service, token, counted=True)
+    fields = request_fields(service, form, key_row=key_row, last_seed=last_seed)
+    try:
+        service.change(job.id, fields, api_key=key_row)
+    except T2VError as e:
+        raise readable(e) from None
+    return "Updated the queued job: it will run with the form as it is now."
+
+
 def set_priority(service, job_id: str | None, value, token: str | None = None) -> str:
     """A queued job's new priority (-100 to 100; a higher one starts first)."""
     job = get_job(service, job_id, token)
@@ -295,4 +308,4 @@ def delete(service, job_id: str | None, token: str | None = None) -> str:
 __all__ = ["DEFAULT_FORMATS", "LABELS", "STAGES", "FORM_KEYS", "SEED_MODES", "PRESETS", "SCHEDULERS", "FORMATS", "DOWNLOAD_FORMATS", "UIError", "JobView",
            "auth_required", "authorize", "check_key", "limits", "model_choices", "preset",
            "default_form", "remix", "remix_image", "image_asset", "request_fields", "submit", "view", "progress_html",
-           "cancel", "pause", "resume", "set_priority", "delete", "readable", "format_seconds", "get_job"]
+           "cancel", "pause", "resume", "set_priority", "update_queued", "delete", "readable", "format_seconds", "get_job"]
