@@ -24,9 +24,9 @@ SMALL = {"num_inference_steps": 2}
 @pytest.fixture(scope="module")
 def server(tiny_model, tmp_path_factory):
     home = tmp_path_factory.mktemp("openai-home")
-    key, other = make_keys(home, ("main", {}), ("other", {}))
+    key, other, small = make_keys(home, ("main", {}), ("other", {}), ("small", {"max_queued": 1}))
     with serve(home, str(tiny_model), model_roots=tmp_path_factory.getbasetemp(), workers=2) as s:
-        yield SimpleNamespace(url=s.url, key=key, other=other)
+        yield SimpleNamespace(url=s.url, key=key, other=other, small=small)
 
 
 def sdk(server, key=None):
@@ -176,3 +176,17 @@ def test_errors_have_openais_shape_and_status(server):
     with pytest.raises(openai.NotFoundError):
         client.videos.retrieve(slow.id)
     assert t2v_api(server, "GET", f"/v1/videos/{slow.id}").status_code == 404, "gone from t2v's API too"
+
+    limited = sdk(server, server.small)  # a key that may have one queued video
+    body = {"prompt": "x", "seconds": "0.5", "size": "32x32", "extra_body": {"num_inference_steps": 60}}
+    made, refused = [], None
+    for _ in range(4):  # the server's two workers may take two; then one may wait; the next is refused
+        try:
+            made.append(limited.videos.create(**body).id)
+        except openai.RateLimitError as e:
+            refused = e
+            break
+    assert refused is not None and len(made) >= 1, made
+    assert refused.body["code"] == "rate_limit_exceeded" and "limit 1" in str(refused)
+    for vid in made:
+        limited.videos.delete(vid)
