@@ -20,7 +20,8 @@ from t2v.desktop.bridge import Bridge
 from t2v.desktop.form import Form
 from t2v.desktop.history import History
 from t2v.desktop.player import Player
-from t2v.desktop.tasks import fetch_clip, fetch_image, list_jobs, open_path, submit_job, update_job
+from t2v.desktop.queue import QueueControls
+from t2v.desktop.tasks import fetch_clip, fetch_image, list_jobs, open_path, submit_job
 from t2v.errors import T2VError
 from t2v.desktop.local import LocalServer
 
@@ -104,16 +105,13 @@ class DesktopApp:
         buttons.pack(fill="x")
         self.generate_button = ttk.Button(buttons, text="Generate", command=self.generate, style="Accent.TButton")
         self.generate_button.pack(side="left")
-        self.pause_button = ttk.Button(buttons, text="Pause", command=self.pause_or_resume, state="disabled")
-        self.pause_button.pack(side="left", padx=(6, 0))
+        self.queue = QueueControls(buttons, self)  # Pause/Resume; Set priority and Update while queued
+        self.pause_button = self.queue.pause_button
         self.cancel_button = ttk.Button(buttons, text="Cancel", command=self.cancel, state="disabled")
         self.cancel_button.pack(side="left", padx=6)
-        self.priority = tk.IntVar(value=0)
-        ttk.Spinbox(buttons, from_=-100, to=100, width=5, textvariable=self.priority).pack(side="left", padx=(12, 0))
-        self.priority_button = ttk.Button(buttons, text="Set priority", command=self.set_priority, state="disabled")
-        self.priority_button.pack(side="left", padx=6)
-        self.update_button = ttk.Button(buttons, text="Update", command=self.update_queued, state="disabled")
-        self.update_button.pack(side="left")
+        self.queue.pack_rest(buttons)
+        self.priority, self.priority_button, self.update_button = (self.queue.priority, self.queue.priority_button,
+                                                                   self.queue.update_button)
         self.status = ttk.Label(out, text="Connecting…", wraplength=460)
         self.status.pack(fill="x", pady=(8, 2))
         self.progress = ttk.Progressbar(out, maximum=1000, mode="determinate")
@@ -227,9 +225,7 @@ class DesktopApp:
         self.job_id, self.preview_step, self.clip = job.id, -1, None
         self.last_seed = job.request.get("seed")
         self.cancel_button.configure(state="normal")
-        self.pause_button.configure(state="normal", text="Pause")
-        self.priority_button.configure(state="normal")
-        self.update_button.configure(state="normal")
+        self.queue.enable(True)
         self.player.stop()  # the last clip stays as a still until the first preview replaces it
         for b in self.file_buttons:
             b.configure(state="disabled")
@@ -263,7 +259,7 @@ class DesktopApp:
     def show_view(self, v: F.JobView) -> None:
         self.view = v
         if not v.finished:
-            self.pause_button.configure(text="Resume" if v.status == "paused" else "Pause")
+            self.queue.show(v)
         self.status.configure(text=v.message)
         self.progress.configure(value=round(v.fraction * 1000))
         self.progress_text.configure(text=F.progress_label(v) if not v.finished or v.status == "succeeded" else "")
@@ -273,9 +269,7 @@ class DesktopApp:
     def finished(self, job) -> None:
         self.generate_button.configure(state="normal")
         self.cancel_button.configure(state="disabled")
-        self.pause_button.configure(state="disabled", text="Pause")
-        self.priority_button.configure(state="disabled")
-        self.update_button.configure(state="disabled")
+        self.queue.enable(False)
         if job.status == "succeeded":
             self.bridge.run(fetch_clip, self.client, self.downloads, job, done=self.on_clip, failed=self.show_error)
         elif job.status == "failed":
@@ -298,42 +292,6 @@ class DesktopApp:
         self.cancel_button.configure(state="disabled")
         self.status.configure(text="Cancelling: the job stops after the current step…")
         self.bridge.run(self.client.cancel, self.job_id, failed=self.show_error)
-
-    def pause_or_resume(self) -> None:
-        """Pause the job (a running one stops after its step, its progress kept), or resume a paused one."""
-        if not self.job_id:
-            return
-        resume = self.view is not None and self.view.status == "paused"
-        self.status.configure(text="Resuming…" if resume else "Pausing: the job stops after the current step…")
-        action = self.client.resume_job if resume else self.client.pause_job
-        self.bridge.run(action, self.job_id, done=lambda job: self.show_view(F.view_of(job)), failed=self.show_error)
-
-    def set_priority(self) -> None:
-        """The queued job's priority (-100 to 100; a higher one starts first)."""
-        if not self.job_id:
-            return
-        try:
-            value = int(self.priority.get())
-        except (tk.TclError, ValueError):
-            self.show_error("Priority: give a whole number from -100 to 100")
-            return
-        self.bridge.run(functools.partial(self.client.change_job, self.job_id, priority=value),
-                        done=lambda job: self.show_view(F.view_of(job)), failed=self.show_error)
-
-    def update_queued(self) -> None:
-        """Give the job, while it waits in the queue, the form as it is now (checked as at submit)."""
-        if not self.job_id:
-            return
-        try:
-            form = self.form.values()
-            F.request_fields(form, None)
-        except F.FormError as e:
-            self.show_error(e)
-            return
-        self.bridge.run(update_job, self.client, self.job_id, form,
-                        done=lambda job: (self.show_view(F.view_of(job)),
-                                          self.status.configure(text="Updated: the queued job runs with this form.")),
-                        failed=self.show_error)
 
     # -- files -------------------------------------------------------------------------------------------
     def current_clip(self) -> Path:
