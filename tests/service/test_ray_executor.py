@@ -149,13 +149,13 @@ def test_24_jobs_from_8_clients_through_2_api_processes_run_exactly_once(tiny_mo
 
         # Pause from the other process while an actor runs it: the actor hands it back (checkpoint in the bucket),
         # it waits paused; resumed, an actor finishes it from that checkpoint.
-        held = apis[0].submit(seed=8, num_inference_steps=60, num_frames=4, width=48, height=48)
+        held = apis[0].submit(seed=8, num_inference_steps=30, num_frames=4, width=32, height=32)
         apis[1].wait(held, ("running",), cond=lambda j: j["progress"]["step"] >= 2)
         assert httpx.post(f"{apis[1].url}/v1/videos/{held}/pause").status_code == 200
         paused = apis[0].wait(held, ("paused",), timeout=60)
         assert paused["attempts"] == 0 and f"t2v/checkpoints/{held}.ckpt" in objects(s3_endpoint, bucket)
         assert httpx.post(f"{apis[0].url}/v1/videos/{held}/resume").status_code == 200
-        resumed = apis[1].wait(held, timeout=120)
+        resumed = apis[1].wait(held, timeout=300)  # a loaded machine runs the actors slowly
         assert resumed["status"] == "succeeded" and resumed["result"]["metadata"]["resumed_from_step"] >= 2
 
         # Cancel with purge from the other process while an actor runs it: the job ends cancelled, its objects go.
