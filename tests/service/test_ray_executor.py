@@ -149,7 +149,7 @@ def test_24_jobs_from_8_clients_through_2_api_processes_run_exactly_once(tiny_mo
 
         # Pause from the other process while an actor runs it: the actor hands it back (checkpoint in the bucket),
         # it waits paused; resumed, an actor finishes it from that checkpoint.
-        held = apis[0].submit(seed=8, num_inference_steps=30, num_frames=4, width=32, height=32)
+        held = apis[0].submit(seed=8, num_inference_steps=60, num_frames=4, width=48, height=48)
         apis[1].wait(held, ("running",), cond=lambda j: j["progress"]["step"] >= 2)
         assert httpx.post(f"{apis[1].url}/v1/videos/{held}/pause").status_code == 200
         paused = apis[0].wait(held, ("paused",), timeout=60)
