@@ -2,7 +2,7 @@
 export starts), for runs of one request in a row, in one process and one ``T2V_HOME`` (the first run's ETA is
 the estimate; later ones learn from the earlier runs, :mod:`t2v.planner.steptime`).
 
-    T2V_HOME=$(mktemp -d) .venv/bin/python benchmarks/bench_eta.py --model /work/fullsize-ms --frames 8 --steps 3 --runs 2
+    T2V_HOME=$(mktemp -d) .venv/bin/python benchmarks/bench_eta.py --model fullsize-ms --frames 8 --steps 3 --runs 2
 
 (``benchmarks/fullsize.py`` builds the full-size ModelScope folder; t2v-shapes works too.)
 """

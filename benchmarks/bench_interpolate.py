@@ -45,7 +45,7 @@ import t2v.post.interpolate as interp  # noqa: E402
 SECTION = "## Frame interpolation"
 DOCS = ROOT / "docs" / "post.md"
 SHEET = ROOT / "docs" / "post" / "interpolate.png"
-HEADER = "# Post-processing\n\nSteps run on a finished clip's frames (issue #24). Each section states how it was measured.\n"
+HEADER = "# Post-processing\n\nSteps run on a finished clip's frames. Each section states how it was measured.\n"
 H, W, N = 160, 256, 5
 SPEED_H, SPEED_W, SPEED_N = 320, 512, 9
 

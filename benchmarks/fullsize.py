@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-DEFAULT_DIR = Path("/work/fullsize-ms")
+DEFAULT_DIR = Path("fullsize-ms")  # under the folder it runs in; nothing is committed
 MARKER = ".t2v-fullsize-complete"  # written last: a folder without it is half-built and gets rebuilt
 logger = logging.getLogger("fullsize")
 

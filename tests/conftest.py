@@ -53,6 +53,19 @@ def pytest_runtest_makereport(item, call):
         report.longrepr = f"CI=true and this test would skip: {reason}"
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    """The same for a whole file that skips as it is collected (a module-level ``pytest.importorskip``)."""
+    outcome = yield
+    report = outcome.get_result()
+    if os.environ.get("CI") != "true" or not report.skipped:
+        return
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    if not any(allowed in reason for allowed in MACHINE_SKIPS):
+        report.outcome = "failed"
+        report.longrepr = f"CI=true and every test of {collector.nodeid} would skip: {reason}"
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     """A tiny random-weight ModelScope-layout model with fp16 variant files (read-only by convention)."""

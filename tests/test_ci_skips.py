@@ -39,3 +39,30 @@ def test_a_missing_server_fails_under_ci_and_skips_elsewhere(tmp_path, ci):
         assert "CI=true and this test would skip" in done.stdout and "PostgreSQL server binaries" in done.stdout
     else:
         assert done.returncode == 0 and "3 skipped" in tail, done.stdout[-2000:]
+
+
+MODULE_SKIP = '''
+import pytest
+
+pytest.importorskip("t2v_no_such_extra", reason="the no-such extra is not installed")
+
+
+def test_never_collected():
+    pass
+'''
+
+
+@pytest.mark.parametrize("ci", ["true", ""])
+def test_a_file_that_skips_as_it_is_collected_fails_under_ci(tmp_path, ci):
+    """A module-level importorskip skips the whole file before any test runs: under CI=true that fails too."""
+    (tmp_path / "test_module_skip.py").write_text(MODULE_SKIP)
+    env = {**os.environ, "CI": ci, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "tests.conftest", "-p", "no:cacheprovider",
+                           "-o", "addopts=", "--rootdir", str(tmp_path), str(tmp_path / "test_module_skip.py")],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    if ci:
+        assert done.returncode != 0, done.stdout[-2000:]
+        assert "CI=true and every test of test_module_skip.py would skip" in done.stdout, done.stdout[-2000:]
+        assert "the no-such extra is not installed" in done.stdout
+    else:
+        assert done.returncode == 5 and "1 skipped" in done.stdout.strip().splitlines()[-1], done.stdout[-2000:]  # no test ran

@@ -66,9 +66,14 @@ class Forbidden(T2VError):
 
 
 class Conflict(T2VError):
-    """The job is not in a state the change applies to (pausing a finished job, changing a running one)."""
+    """The job is not in a state the change applies to (pausing a finished job, changing a running one);
+    ``field`` names what the change was to (``status`` for a pause or resume, else the request field)."""
 
     exit_code = 2
+
+    def __init__(self, message: str, *, field: str | None = None):
+        super().__init__(message)
+        self.field = field
 
 
 class QuotaExceeded(T2VError):

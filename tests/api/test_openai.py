@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import time
 from types import SimpleNamespace
 
 import httpx
@@ -190,3 +191,20 @@ def test_errors_have_openais_shape_and_status(server):
     assert refused.body["code"] == "rate_limit_exceeded" and "limit 1" in str(refused)
     for vid in made:
         limited.videos.delete(vid)
+
+
+def test_a_paused_video_reads_as_queued_and_a_cancelled_one_as_failed_with_its_reason(server):
+    client = sdk(server)
+    slow = client.videos.create(prompt="a slow one", seconds="0.5", size="32x32", extra_body={"num_inference_steps": 80})
+    r = t2v_api(server, "POST", f"/v1/videos/{slow.id}/pause")
+    assert r.status_code == 200, r.text
+    deadline = time.monotonic() + 60  # a running job stops at its next step
+    while t2v_api(server, "GET", f"/v1/videos/{slow.id}").json()["status"] != "paused":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert client.videos.retrieve(slow.id).status == "queued", "paused: waiting to go on"
+    assert t2v_api(server, "DELETE", f"/v1/videos/{slow.id}").status_code == 200  # t2v's cancel
+    gone = client.videos.retrieve(slow.id)
+    assert gone.status == "failed" and gone.error.code == "cancelled" and gone.error.message, gone
+    assert gone.completed_at is None or gone.completed_at >= gone.created_at
+    client.videos.delete(slow.id)

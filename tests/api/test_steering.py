@@ -79,8 +79,9 @@ def test_a_paused_running_job_frees_its_worker_and_resumes_to_the_same_frames(ho
         assert meta["resumed_from_step"] >= 5, (meta.get("resumed_from_step"), stopped_at)
         assert meta["frames_sha256"] == plain["result"]["metadata"]["frames_sha256"], "the unpaused run's frames"
 
-        assert api.call("POST", f"/{job_id}/pause").status_code == 409, "a finished job"
-        assert "only a paused job" in api.call("POST", f"/{job_id}/resume").json()["detail"]
+        refused = api.call("POST", f"/{job_id}/pause")
+        assert refused.status_code == 409 and refused.json()["detail"][0]["loc"] == ["body", "status"], "finished"
+        assert "only a paused job" in api.call("POST", f"/{job_id}/resume").json()["detail"][0]["msg"]
 
 
 def test_a_paused_queued_job_waits_across_a_restart_and_queued_jobs_can_be_changed(home, tiny_model,
@@ -107,7 +108,8 @@ def test_a_paused_queued_job_waits_across_a_restart_and_queued_jobs_can_be_chang
         assert bad.status_code == 422 and "nearest valid: 32" in bad.text
         assert api.call("PATCH", f"/{first}", json={"priority": 1000}).status_code == 422
         assert api.call("PATCH", f"/{first}", json={"bogus": 1}).status_code == 422
-        assert api.call("PATCH", f"/{busy}", json={"prompt": "x"}).status_code == 409, "running"
+        running = api.call("PATCH", f"/{busy}", json={"prompt": "x"})
+        assert running.status_code == 409 and running.json()["detail"][0]["loc"] == ["body", "prompt"], running.text
 
         jobs = {j: api.wait(j, done) for j in (busy, first, second)}
         assert all(j["status"] == "succeeded" for j in jobs.values())

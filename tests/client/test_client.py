@@ -191,6 +191,41 @@ def test_cancel_delete_and_conflict(client, tmp_path):
         client.download(ahead.id, tmp_path / "gone.mp4")
 
 
+def test_steer_a_queued_job_and_a_batch_from_the_client(client):
+    """pause_job / resume_job / change_job and submit_batch / batch / control_batch against the server."""
+    ahead = client.submit("keeps the worker busy", **{**SMALL, "num_inference_steps": 150})
+    held = client.submit("held back", **SMALL)  # queued behind it (one worker)
+    assert client.pause_job(held.id).status == "paused"
+    assert client.change_job(held.id, priority=5).priority == 5, "a paused queued job can still be changed"
+    batch = client.submit_batch([{"prompt": "one", **SMALL}, {"prompt": "two", **SMALL}], idempotency_key="b-1")
+    assert (batch.total, len(batch.job_ids)) == (2, 2)
+    assert client.submit_batch([{"prompt": "one", **SMALL}, {"prompt": "two", **SMALL}],
+                               idempotency_key="b-1").id == batch.id, "the same key: the same batch"
+    paused = client.control_batch(batch.id, "pause")
+    assert paused.changed == 2 and paused.counts.get("paused") == 2, paused
+    with pytest.raises(InvalidRequest) as bad:
+        client.submit_batch([{"prompt": "ok", **SMALL}, {"prompt": "bad", **{**SMALL, "width": 33}}])
+    assert bad.value.status == 422 and "nearest valid: 32" in str(bad.value)
+    partial = client.submit_batch([{"prompt": "ok", **SMALL}, {"prompt": "bad", **{**SMALL, "width": 33}}],
+                                  partial=True)
+    assert partial.total == 1 and [(i.line, i.field) for i in partial.invalid] == [(2, "width")]
+    client.control_batch(partial.id, "cancel")
+
+    assert client.wait(ahead.id, timeout=180).status == "succeeded"
+    with pytest.raises(Conflict) as e:
+        client.change_job(ahead.id, prompt="too late")
+    assert e.value.status == 409 and e.value.field == "prompt"
+    with pytest.raises(Conflict) as e:
+        client.pause_job(ahead.id)
+    assert e.value.field == "status" and "only a queued or running job can be paused" in str(e.value)
+    assert client.get(held.id).status == "paused" and client.batch(batch.id).counts.get("paused") == 2
+    assert client.resume_job(held.id).status == "queued"
+    assert client.control_batch(batch.id, "resume").changed == 2
+    assert client.wait(held.id, timeout=120).status == "succeeded"
+    assert all(client.wait(j, timeout=120).status == "succeeded" for j in batch.job_ids)
+    assert {k: n for k, n in client.batch(batch.id).counts.items() if n} == {"succeeded": 2}
+
+
 def test_image_upload_multipart_and_asset(client, tiny_i2v, tiny_model):
     data = png(40, 24)
     asset = client.upload(data)

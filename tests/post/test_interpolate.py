@@ -148,6 +148,6 @@ def test_flow_without_opencv_says_how_to_install_it(monkeypatch):
     with pytest.raises(InvalidRequest) as e:
         interpolate(square_clip(2), 2, method="flow")
     assert e.value.field == "interpolation"
-    assert "pip install 'opencv-python-headless" in str(e.value) and "minterpolate" in str(e.value)
+    assert "pip install 't2v[post]'" in str(e.value) and "minterpolate" in str(e.value)
     # the other methods do not need it
     assert len(interpolate(square_clip(2), 2, method="minterpolate")) == 3

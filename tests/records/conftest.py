@@ -24,6 +24,8 @@ class MongoServer:
 
     def start(self) -> MongoServer:
         exe = shutil.which("nx-27017") or str(Path(sys.executable).with_name("nx-27017"))
+        if not Path(exe).is_file():  # one line naming it (a failure under CI=true, see tests/conftest.py)
+            pytest.skip("the MongoDB wire-protocol server nx-27017 (the dev extra) is not installed")
         self.log = (self.folder / "nx.log").open("ab")
         self.proc = subprocess.Popen([exe, "--db", str(self.folder / "mongo.db"), "--host", "127.0.0.1",
                                       "-p", str(self.port)], stdout=self.log, stderr=subprocess.STDOUT)

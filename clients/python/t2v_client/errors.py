@@ -44,7 +44,12 @@ class NotFound(APIError):
 
 
 class Conflict(APIError):
-    """409: not possible in the job's present state (e.g. its content before it has succeeded)."""
+    """409: not possible in the job's present state (e.g. its content before it has succeeded); ``field`` names
+    what the change was to when the server did (``status`` for a pause or resume, else the request field)."""
+
+    def __init__(self, message: str, *, status: int | None = 409, detail: Any = None, field: str | None = None) -> None:
+        APIError.__init__(self, message, status=status, detail=detail)
+        self.field = field
 
 
 class RateLimited(APIError):
@@ -97,7 +102,7 @@ class Errors:
         if status == 404:
             return cls.NotFound(text, status=status, detail=detail)
         if status == 409:
-            return cls.Conflict(text, status=status, detail=detail)
+            return cls.Conflict(text, status=status, detail=detail, field=field)
         if status == 429:
             return cls.RateLimited(text, status=status, detail=detail, retry_after=retry_after(headers))
         if status >= 500:

@@ -117,7 +117,7 @@ def create_app(settings: Settings | None = None, *, service=None, workers: int =
 
     @app.exception_handler(Conflict)
     async def _conflict(request: Request, exc: Conflict):
-        return _error(409, str(exc))
+        return _error(409, str(exc), exc.field)
 
     @app.exception_handler(Forbidden)
     async def _forbidden(request: Request, exc: Forbidden):

@@ -279,7 +279,7 @@ def create_openai_app(service) -> FastAPI:
 
     @app.exception_handler(Conflict)
     async def _conflict(request: Request, exc: Conflict):
-        return error(409, str(exc))
+        return error(409, str(exc), exc.field)
 
     @app.exception_handler(Forbidden)
     async def _forbidden(request: Request, exc: Forbidden):

@@ -1,4 +1,4 @@
-"""Temporal deflicker of decoded frames (issue #24).
+"""Temporal deflicker of decoded frames.
 
 Diffusion video models often let a clip's brightness or colour balance jump from frame to frame.
 ``deflicker(frames, window=5)`` measures each frame's per-channel mean and standard deviation, smooths each

@@ -31,6 +31,7 @@ from typing import Any, Callable
 import numpy as np
 
 from t2v.errors import InvalidRequest
+from t2v.extras import install_hint
 
 from t2v.post.steps import Clip, PostStep
 from t2v.requests import PostSpec
@@ -40,7 +41,6 @@ METHODS = ("flow", "minterpolate", "blend")  # built in
 OPTIONAL_METHODS = ("rife",)  # the user's weights, through an optional package (t2v.post.rife)
 DEFAULT_METHOD = "flow"
 MIN_FACTOR, MAX_FACTOR = 2, 8
-OPENCV_REQUIREMENT = "opencv-python-headless>=4.10,<6"
 # minterpolate: motion-compensated interpolation, overlapped block motion compensation, bidirectional
 # motion estimation, variable-size block motion compensation. mb_size=8 (FFmpeg's default is 16) was
 # measured better on small moving objects at about the same speed (docs/post.md).
@@ -112,7 +112,7 @@ def _cv2():
     try:
         import cv2
     except ImportError:
-        raise InvalidRequest(f"interpolation: 'flow' needs OpenCV (pip install '{OPENCV_REQUIREMENT}'); "
+        raise InvalidRequest(f"interpolation: 'flow' needs OpenCV, which the post extra installs ({install_hint('post')}); "
                              "nearest valid: minterpolate", field="interpolation") from None
     return cv2
 

@@ -1,4 +1,4 @@
-"""Spatial upscaling of decoded frames (issue #24).
+"""Spatial upscaling of decoded frames.
 
 ``upscale(frames, scale, upscaler=...)`` takes a list of HxWx3 uint8 RGB arrays and returns them ``scale``
 times larger (``scale`` is 2 or 4). Upscalers:

@@ -32,7 +32,8 @@ class SteeringService:
         request = None
         if fields:
             if job.status != "queued":
-                raise Conflict(f"job {job_id} is {job.status}; only a queued job's request can be changed")
+                raise Conflict(f"job {job_id} is {job.status}; only a queued job's request can be changed",
+                               field=sorted(fields)[0])
             if "model" in fields:
                 fields = {**fields, "model": accept_public_model(self.settings, fields["model"])}
             merged = {**{k: v for k, v in job.request.items() if v is not None}, **fields}
@@ -40,7 +41,7 @@ class SteeringService:
         try:
             changed = self.repo.change_queued(job_id, priority=priority, request=request)
         except NotChangeable as e:
-            raise Conflict(str(e)) from None
+            raise Conflict(str(e), field="priority" if priority is not None else sorted(fields)[0]) from None
         self.wakeup.set()
         return changed
 
@@ -49,13 +50,13 @@ class SteeringService:
         try:
             return self.repo.pause(job_id)
         except NotChangeable as e:
-            raise Conflict(str(e)) from None
+            raise Conflict(str(e), field="status") from None
 
     def resume(self, job_id: str, *, api_key=None):
         self.access.get(job_id, api_key=api_key)
         try:
             job = self.repo.resume(job_id)
         except NotChangeable as e:
-            raise Conflict(str(e)) from None
+            raise Conflict(str(e), field="status") from None
         self.wakeup.set()
         return job
