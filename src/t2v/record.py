@@ -58,6 +58,10 @@ def build_record(request, *, source, loaded, warnings: list[str], timings: dict[
         "frames_sha256": frames_sha256,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+    if getattr(request, "loras", ()):  # each adapter as it ran: its file's content hash, strengths and experts
+        rec["adapters"] = [{"path": spec.path, "hash": digest, "scale": spec.scale, "scale_low": spec.scale_low,
+                            "experts": spec.experts}
+                           for spec, digest in zip(request.loras, getattr(loaded, "adapter_hashes", ()) or ())]
     if resumed_from_step is not None:
         rec["resumed_from_step"] = resumed_from_step
     return rec
@@ -77,6 +81,7 @@ def request_fields(record: dict[str, Any]) -> dict[str, Any]:
                                  "writes it (an edited or damaged record?)", field="record")
     cls = REQUEST_TYPES.get(record.get("mode"), GenerationRequest)
     names = set(cls.model_fields) | (set(FLAT_EXTRAS) if "extras" in cls.model_fields else set())
+    names |= {"lora"} if "loras" in cls.model_fields else set()  # a record of before: one adapter
     fields = {k: v for k, v in record.items() if k in names and v is not None}
     if cls is SequenceRequest:
         fields.pop("prompt", None)  # derived from the keyframes
@@ -94,4 +99,7 @@ def environment_differences(old: dict[str, Any], new: dict[str, Any]) -> list[st
             diffs += [f"{k}: {a.get(k)} -> {b.get(k)}" for k in sorted(set(a) | set(b)) if k != "t2v" and a.get(k) != b.get(k)]
         elif a != b:
             diffs.append(f"{key}: {a} -> {b}")
+    for i, (a, b) in enumerate(zip(old.get("adapters") or [], new.get("adapters") or [])):
+        if isinstance(a, dict) and isinstance(b, dict) and a.get("hash") != b.get("hash"):
+            diffs.append(f"LoRA {i} ({b.get('path')}): hash {a.get('hash')} -> {b.get('hash')}, the file changed")
     return diffs

@@ -199,9 +199,14 @@ def test_lora_outside_the_roots_gets_one_uniform_answer(idle_client, tmp_path, o
         assert r.status_code == 422, (lora, r.text)
         bodies.append(r.json())
     assert all(body == bodies[0] for body in bodies), bodies
-    assert bodies[0]["detail"][0]["loc"] == ["body", "lora"]
+    assert bodies[0]["detail"][0]["loc"] == ["body", "loras", "0", "path"]
     inside = _adapter(tmp_path / "adapter")
     assert idle_client.post("/v1/videos", json={"prompt": "a cat", **SMALL, "lora": str(inside)}).status_code == 202
+    assert jobs(idle_client) == 1
+    # the stacked form: the second adapter, outside the roots, gets the same answer naming its place in the list
+    r = idle_client.post("/v1/videos", json={"prompt": "a cat", **SMALL,
+                                             "loras": [{"path": str(inside), "scale": 0.5}, {"id": str(adapter_outside)}]})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "loras", "1", "path"], r.text
     assert jobs(idle_client) == 1
 
 

@@ -296,7 +296,7 @@ def test_loras_match_the_stock_pipeline_and_scale_0_is_the_base(models, loras):
     for not_lora in (models["saved"] / "vae", models["saved"] / "vae" / "diffusion_pytorch_model.safetensors"):
         with pytest.raises(InvalidRequest) as e:
             run(models["saved"], lora=str(not_lora))
-        assert e.value.field == "lora"
+        assert e.value.field == "loras.0.path"
 
 
 def full_size_sd15_animatediff(folder, device: str, dtype: str):

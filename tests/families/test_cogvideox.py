@@ -189,7 +189,7 @@ def test_lora_changes_frames_and_scale_0_is_the_base(models, lora):
     assert_scale_0_is_the_base(run(model, lora=str(lora), lora_scale=0.0)[0], base, with_lora)
     with pytest.raises(InvalidRequest) as e:
         run(model, lora=str(model / "vae"))
-    assert e.value.field == "lora"
+    assert e.value.field == "loras.0.path"
 
 
 def test_rules_defaults_specs_and_planner_numbers(models):

@@ -228,7 +228,7 @@ def test_lora_changes_frames_and_scale_0_is_the_base(models, lora):
     assert np.abs(run(models["hunyuan"], lora=str(lora), lora_scale=0.0)[0].astype(int) - base).max() <= 2
     with pytest.raises(InvalidRequest) as e:
         run(models["hunyuan"], lora=str(models["hunyuan"] / "vae"))
-    assert e.value.field == "lora"
+    assert e.value.field == "loras.0.path"
 
 
 def test_rules_and_planner_numbers(models):

@@ -265,7 +265,7 @@ def test_lora_changes_frames_and_scale_0_is_the_base(models, lora):
     assert_scale_0_is_the_base(run(models["ltx"], lora=str(lora), lora_scale=0.0)[0], base, with_lora)
     with pytest.raises(InvalidRequest) as e:
         run(models["ltx"], lora=str(models["ltx"] / "vae"))
-    assert e.value.field == "lora"
+    assert e.value.field == "loras.0.path"
 
 
 def test_bad_sizes_exit_2_on_the_cli_and_are_422_on_the_api(models, tmp_path):

@@ -185,7 +185,7 @@ def test_lora_changes_frames_and_scale_0_is_the_base(models, lora):
     for not_lora in (models["wan"] / "vae", models["wan"] / "vae" / "diffusion_pytorch_model.safetensors"):
         with pytest.raises(InvalidRequest) as e:
             run(models["wan"], lora=str(not_lora))
-        assert e.value.field == "lora"
+        assert e.value.field == "loras.0.path"
 
 
 def test_a14b_lora_per_expert(models, lora, tmp_path):

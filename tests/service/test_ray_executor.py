@@ -157,6 +157,9 @@ def test_24_jobs_from_8_clients_through_2_api_processes_run_exactly_once(tiny_mo
         assert httpx.post(f"{apis[0].url}/v1/videos/{held}/resume").status_code == 200
         resumed = apis[1].wait(held, timeout=300)  # a loaded machine runs the actors slowly
         assert resumed["status"] == "succeeded" and resumed["result"]["metadata"]["resumed_from_step"] >= 2
+        twin = apis[1].wait(apis[1].submit(seed=8, num_inference_steps=60, num_frames=4, width=48, height=48),
+                            timeout=300)  # the same request, never paused
+        assert twin["result"]["metadata"]["frames_sha256"] == resumed["result"]["metadata"]["frames_sha256"]
 
         # Cancel with purge from the other process while an actor runs it: the job ends cancelled, its objects go.
         long_id = apis[0].submit(seed=7, num_inference_steps=200, num_frames=4, width=48, height=48)

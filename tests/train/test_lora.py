@@ -47,7 +47,8 @@ def test_adapter_changes_the_output_and_is_recorded(adapter, tiny_model):
     assert tuned.frames.shape == base.frames.shape
     assert np.abs(tuned.frames.astype(int) - base.frames.astype(int)).max() > 0
     assert_scale_0_is_the_base(off.frames, base.frames, tuned.frames)
-    assert tuned.record["lora"] == str(out.resolve()) and tuned.record["lora_scale"] == 1.0
+    assert list(tuned.record["loras"]) == [{"path": str(out.resolve()), "scale": 1.0, "scale_low": None, "experts": "both"}]
+    assert [a["hash"] for a in tuned.record["adapters"]] == [tuned.record["model_hash"].split("+lora:")[1]]
     assert "+lora:" in tuned.record["model_hash"]
     again = _frames(tiny_model)  # the cached base UNet was not modified
     assert np.array_equal(again.frames, base.frames)
@@ -114,9 +115,9 @@ def test_conv_adapter_covers_resnet_convolutions_and_loads(tiny_model, tmp_path)
 
 
 def test_bad_adapter_paths_are_named(tmp_path, tiny_model):
-    with pytest.raises(InvalidRequest, match="lora: .* is not a folder") as e:
+    with pytest.raises(InvalidRequest, match="loras.0.path: .* is not a folder") as e:
         _frames(tiny_model, lora=str(tmp_path / "nope"))
-    assert e.value.field == "lora"
+    assert e.value.field == "loras.0.path"
     with pytest.raises(InvalidRequest, match="no adapter_config.json"):
         _frames(tiny_model, lora=str(tmp_path))
 

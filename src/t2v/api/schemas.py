@@ -11,7 +11,7 @@ from types import UnionType
 from pydantic import BaseModel, ConfigDict, create_model, model_validator
 from pydantic.fields import FieldInfo
 
-from t2v.requests import (GenerationRequest, JobOptions, PostRequest, SequenceRequest, applies, move_flat_extras,
+from t2v.requests import (GenerationRequest, JobOptions, PostRequest, SequenceRequest, applies, move_flat_extras, move_single_lora,
                           on_surface)
 
 
@@ -65,7 +65,7 @@ class FlatExtrasBody(JobBody):
     @model_validator(mode="before")
     @classmethod
     def _flat_extras(cls, data: Any) -> Any:
-        return move_flat_extras(data)
+        return move_single_lora(move_flat_extras(data))
 
 
 VideoCreate = derived_body(

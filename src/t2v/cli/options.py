@@ -41,7 +41,8 @@ def cli_type(annotation: Any) -> tuple[Any, bool]:
         return Optional[kind], False
     if get_origin(kind) is tuple:
         inner = get_args(kind)[0]
-        return (Optional[List[str]], False) if inner in (str,) or get_origin(inner) is tuple else (Optional[str], False)
+        repeatable = inner in (str,) or get_origin(inner) is tuple or (isinstance(inner, type) and issubclass(inner, BaseModel))
+        return (Optional[List[str]], False) if repeatable else (Optional[str], False)  # a model: parsed from text
     return None, False
 
 

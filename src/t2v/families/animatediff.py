@@ -77,33 +77,43 @@ class AnimateDiffFamily(DiffusersLora):
             components["unet"] = motion_unet(components["unet"], adapter)
         return components
 
-    def apply_lora(self, components: dict[str, Any], adapter: Path, scale: float) -> dict[str, Any]:
-        """What ``AnimateDiffPipeline.load_lora_weights`` + ``fuse_lora`` do: the file's UNet part (SD layers or
-        motion modules) and text encoder part, fused into copies; the cached base model is untouched."""
+    def apply_loras(self, components: dict[str, Any], loras) -> dict[str, Any]:
+        """What ``AnimateDiffPipeline.load_lora_weights`` (one adapter name each), ``set_adapters(names, weights)``
+        and ``fuse_lora`` do: each file's UNet part (SD layers or motion modules) and text encoder part, fused
+        into copies; the cached base model is untouched."""
         import copy
 
         import diffusers.loaders
-        from diffusers.loaders.lora_base import fuse_text_encoder_lora
+        from diffusers.loaders.lora_base import fuse_text_encoder_lora, set_adapters_for_text_encoder
 
         loader = getattr(diffusers.loaders, self.lora_loader)
-        (file,) = lora_files(adapter, self.lora_experts).values()
-        out = dict(components)
-        try:
-            state, alphas = loader.lora_state_dict(str(file))
-            parts = [name for name in ("unet", "text_encoder") if any(k.startswith(f"{name}.") for k in state)]
-            if not parts or not all("lora" in k for k in state):
-                raise ValueError("its tensors are not LoRA weights for a UNet or a CLIP text encoder")
-            for name in parts:
-                out[name] = copy.deepcopy(components[name])
-            if "unet" in parts:
-                loader.load_lora_into_unet(state, alphas, out["unet"], adapter_name="t2v")
-                out["unet"].fuse_lora(lora_scale=scale, adapter_names=["t2v"])
-            if "text_encoder" in parts:
-                loader.load_lora_into_text_encoder(state, alphas, out["text_encoder"], prefix="text_encoder",
-                                                   adapter_name="t2v")
-                fuse_text_encoder_lora(out["text_encoder"], lora_scale=scale, adapter_names=["t2v"])
-        except (ValueError, KeyError, RuntimeError, OSError) as e:
-            raise InvalidRequest(f"lora: {file.name} does not fit this model: {str(e)[:200]}", field="lora") from None
+        out, names = dict(components), {"unet": [], "text_encoder": []}
+        for i, spec in enumerate(loras):
+            (file,) = lora_files(Path(spec.path), self.lora_experts).values()
+            try:
+                state, alphas = loader.lora_state_dict(str(file))
+                parts = [name for name in ("unet", "text_encoder") if any(k.startswith(f"{name}.") for k in state)]
+                if not parts or not all("lora" in k for k in state):
+                    raise ValueError("its tensors are not LoRA weights for a UNet or a CLIP text encoder")
+                for name in parts:
+                    if not names[name]:  # the first adapter for it: a copy (a text encoder not loaded yet loads)
+                        out[name] = copy.deepcopy(components[name])
+                    names[name].append((f"t2v_{i}", spec.scale))
+                if "unet" in parts:
+                    loader.load_lora_into_unet(state, alphas, out["unet"], adapter_name=f"t2v_{i}")
+                if "text_encoder" in parts:
+                    loader.load_lora_into_text_encoder(state, alphas, out["text_encoder"], prefix="text_encoder",
+                                                       adapter_name=f"t2v_{i}")
+            except (ValueError, KeyError, RuntimeError, OSError) as e:
+                raise InvalidRequest(f"loras.{i}.path: {file.name} does not fit this model: {str(e)[:200]}",
+                                     field=f"loras.{i}.path") from None
+        if names["unet"]:
+            out["unet"].set_adapters([n for n, _ in names["unet"]], weights=[w for _, w in names["unet"]])
+            out["unet"].fuse_lora(lora_scale=1.0, adapter_names=[n for n, _ in names["unet"]])
+        if names["text_encoder"]:
+            set_adapters_for_text_encoder([n for n, _ in names["text_encoder"]], out["text_encoder"],
+                                          [w for _, w in names["text_encoder"]])
+            fuse_text_encoder_lora(out["text_encoder"], lora_scale=1.0, adapter_names=[n for n, _ in names["text_encoder"]])
         return out
 
     # -- running ---------------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from t2v.sampling import promptcache, runtime
 from t2v.models.precision import load_module
 from t2v.sampling.runtime import prepared
 from t2v.models.lora import adapter_hash, apply_lora, check_lora, decoder_adapter
+from t2v.requests import LoraSpec
 
 if TYPE_CHECKING:
     import numpy as np
@@ -298,6 +299,8 @@ class Family:
         return 1
 
     # -- LoRA ------------------------------------------------------------------------------------------
+    lora_experts: ClassVar[tuple[str, ...]] = ()  # the components a LoRA reaches (default: the denoiser)
+
     def check_lora(self, path: str | Path) -> Path:
         """The adapter at ``path`` (t2v's PEFT adapter folder, see :mod:`t2v.models.lora`) or InvalidRequest."""
         return check_lora(path)
@@ -305,18 +308,55 @@ class Family:
     def lora_hash(self, adapter: Path) -> str:
         return adapter_hash(adapter)
 
+    def experts(self, folder: Path | None) -> tuple[str, ...] | None:
+        """The denoising experts of the model in ``folder`` a LoRA can reach (None: not known before download)."""
+        names = self.lora_experts or (self.denoiser,)
+        if folder is None:
+            return None if len(names) > 1 else names
+        return tuple(n for n in names if (Path(folder) / n).is_dir()) or names[:1]
+
+    def check_loras(self, loras: tuple[LoraSpec, ...], default_scale: float, folder: Path | None) -> tuple[LoraSpec, ...]:
+        """Each adapter found (InvalidRequest naming ``loras.N.path``), its strengths filled in, and its experts
+        checked against the model's: ``experts`` and ``scale_low`` are for models with two experts."""
+        experts, out = self.experts(folder), []
+        for i, spec in enumerate(loras):
+            try:
+                path = self.check_lora(spec.path)
+            except InvalidRequest as e:
+                raise InvalidRequest(f"loras.{i}.path: {str(e).removeprefix('lora: ')}", field=f"loras.{i}.path") from None
+            high, low = spec.scales(default_scale)
+            if experts is not None and len(experts) < 2:
+                for name, off in (("experts", spec.experts == "both"), ("scale_low", spec.scale_low is None)):
+                    if not off:
+                        raise InvalidRequest(f"loras.{i}.{name}: this model has one denoiser; only a two-expert model "
+                                             "(Wan 2.2 A14B) takes experts and scale_low; leave it out",
+                                             field=f"loras.{i}.{name}")
+                low = None
+            out.append(spec.model_copy(update={"path": str(path), "scale": high, "scale_low": low}))
+        return tuple(out)
+
     def apply_lora(self, components: dict[str, Any], adapter: Path, scale: float) -> dict[str, Any]:
-        """Components with the adapter applied: copies of the ones it changes (the denoiser, and the VAE when
-        the adapter has a decoder part), the others shared with the cached base model."""
+        """One adapter at ``scale`` on every expert (:meth:`apply_loras` of one entry)."""
+        return self.apply_loras(components, (LoraSpec(path=str(adapter), scale=scale),))
+
+    def apply_loras(self, components: dict[str, Any], loras: tuple[LoraSpec, ...]) -> dict[str, Any]:
+        """Components with the adapters merged, in order, at their strengths: copies of the ones they change
+        (the denoiser, and the VAE for an adapter with a decoder part), the others shared with the cached base
+        model. Merging one after the other adds each one's scaled update, as diffusers' set_adapters + fuse do."""
         import copy
 
-        out = dict(components)
-        out[self.denoiser] = copy.deepcopy(components[self.denoiser])
-        apply_lora(out[self.denoiser], adapter, scale)
-        decoder = decoder_adapter(adapter)
-        if decoder:
-            out["vae"] = copy.deepcopy(components["vae"])
-            apply_lora(out["vae"], decoder, scale)
+        out, copied = dict(components), set()
+        for i, spec in enumerate(loras):
+            adapter = Path(spec.path)
+            for part, target in ((adapter, self.denoiser), (decoder_adapter(adapter), "vae")):
+                if part is None:
+                    continue
+                if target not in copied:
+                    out[target], _ = copy.deepcopy(components[target]), copied.add(target)
+                try:
+                    apply_lora(out[target], part, spec.scale)
+                except InvalidRequest as e:
+                    raise InvalidRequest(f"loras.{i}.path: {str(e).removeprefix('lora: ')}", field=f"loras.{i}.path") from None
         return out
 
 

@@ -220,11 +220,34 @@ def lora_files(adapter: Path, experts: tuple[str, ...] = ("transformer",)) -> di
         return {experts[0]: adapter / LORA_FILE}
     files = sorted(adapter.glob("*.safetensors"))
     if len(experts) > 1:
-        found = {name: next((f for f in files if key in f.name), None)
-                 for name, key in zip(experts, ("high_noise", "low_noise"))}
-        if any(found.values()):
-            return {k: v for k, v in found.items() if v is not None}
+        found = split_files(files, experts)
+        if found:
+            return found
     return {experts[0]: files[0]} if len(files) == 1 else {}
+
+
+def split_files(files: list[Path], experts: tuple[str, ...]) -> dict[str, Path]:
+    """A two-expert LoRA folder's files by expert (``*high_noise*``, ``*low_noise*``); {} for any other."""
+    found = {name: next((f for f in files if key in f.name), None) for name, key in zip(experts, ("high_noise", "low_noise"))}
+    return {k: v for k, v in found.items() if v is not None}
+
+
+def expert_targets(spec, experts: tuple[str, ...], present: tuple[str, ...]) -> dict[str, tuple[Path, float]]:
+    """{component: (file, strength)} of one adapter: a two-expert folder's files each to its expert; a single
+    file to the experts ``spec.experts`` names (both: each expert the model has), the first (high-noise) at
+    ``spec.scale``, the second (low-noise) at ``spec.scale_low``; ``experts`` = high or low keeps one of them."""
+    adapter = Path(spec.path)
+    files = lora_files(adapter, experts)
+    split = adapter.is_dir() and len(experts) > 1 and bool(split_files(sorted(adapter.glob("*.safetensors")), experts))
+    (file,) = files.values() if not split else (None,)
+    chosen = {"both": experts, "high": experts[:1], "low": experts[1:2]}[spec.experts]
+    strengths = dict(zip(experts, (spec.scale, spec.scale if spec.scale_low is None else spec.scale_low)))
+    out = {}
+    for name in chosen:
+        target = files.get(name) if split else file
+        if target is not None and name in present:
+            out[name] = (target, strengths[name])
+    return out
 
 
 class DiffusersLora(Family):
@@ -252,25 +275,43 @@ class DiffusersLora(Family):
             h.update(name.encode() + file.read_bytes())
         return h.hexdigest()[:16]
 
-    def apply_lora(self, components: dict[str, Any], adapter: Path, scale: float) -> dict[str, Any]:
+    def lora_state(self, file: Path, model) -> dict[str, Any]:
+        """The file's LoRA tensors in diffusers' layout for ``model`` (the loader mixin converts other layouts)."""
         import diffusers.loaders
 
         mixin = getattr(diffusers.loaders, self.lora_loader)
+        state = mixin.lora_state_dict(str(file))
+        if isinstance(state, tuple):  # some loaders return (state, alphas)
+            state = state[0]
+        if not state or not all("lora" in k for k in state):
+            raise ValueError("its tensors are not LoRA weights")
+        expand = getattr(mixin, "_maybe_expand_t2v_lora_for_i2v", None)  # a T2V LoRA on Wan I2V, as the pipeline does
+        return expand(transformer=model, state_dict=state) if expand is not None else state
+
+    def apply_loras(self, components: dict[str, Any], loras) -> dict[str, Any]:
+        """Each adapter loaded under its own name into a copy of each expert it reaches, weighted with
+        ``set_adapters`` and fused, as the stock pipeline's ``load_lora_weights`` (``load_into_transformer_2``
+        for the second expert), ``set_adapters(names, weights)`` and ``fuse_lora`` do."""
+        present = tuple(n for n in self.lora_experts if components.get(n) is not None)
+        by_expert: dict[str, list[tuple[str, Path, float, int]]] = {}
+        for i, spec in enumerate(loras):
+            targets = expert_targets(spec, self.lora_experts, present)
+            if not targets:
+                raise InvalidRequest(f"loras.{i}.experts: {Path(spec.path).name} reaches no expert this model has "
+                                     f"({', '.join(present)})", field=f"loras.{i}.experts")
+            for name, (file, strength) in targets.items():
+                by_expert.setdefault(name, []).append((f"t2v_{i}", file, strength, i))
         out = dict(components)
-        for name, file in lora_files(adapter, self.lora_experts).items():
-            if components.get(name) is None:
-                raise InvalidRequest(f"lora: {file.name} is for {name}, which this model does not have", field="lora")
-            try:
-                state = mixin.lora_state_dict(str(file))
-                if isinstance(state, tuple):  # some loaders return (state, alphas)
-                    state = state[0]
-                if not state or not all("lora" in k for k in state):
-                    raise ValueError("its tensors are not LoRA weights")
-                model = copy.deepcopy(components[name])
-                model.load_lora_adapter(state, prefix="transformer", adapter_name="t2v")
-            except (ValueError, KeyError, RuntimeError, OSError) as e:
-                raise InvalidRequest(f"lora: {file.name} does not fit this model's {name}: {str(e)[:200]}",
-                                     field="lora") from None
-            model.fuse_lora(lora_scale=scale, adapter_names=["t2v"])
+        for name, items in by_expert.items():
+            model = copy.deepcopy(components[name])
+            for adapter_name, file, _, i in items:
+                try:
+                    model.load_lora_adapter(self.lora_state(file, model), prefix="transformer", adapter_name=adapter_name)
+                except (ValueError, KeyError, RuntimeError, OSError) as e:
+                    raise InvalidRequest(f"loras.{i}.path: {file.name} does not fit this model's {name}: "
+                                         f"{str(e)[:200]}", field=f"loras.{i}.path") from None
+            names = [n for n, *_ in items]
+            model.set_adapters(names, weights=[w for _, _, w, _ in items])
+            model.fuse_lora(lora_scale=1.0, adapter_names=names)
             out[name] = model
         return out

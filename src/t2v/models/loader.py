@@ -44,7 +44,8 @@ class LoadedModel:
     scheduler_config: dict[str, Any]
     content_hash: str
     load_s: float
-    adapters: str = ""  # the LoRA applied and its scale ("" for the base model): the prompt cache keys on it
+    adapters: str = ""  # the LoRAs applied and their strengths ("" for the base model): the prompt cache keys on it
+    adapter_hashes: tuple[str, ...] = ()  # each LoRA's content hash, in order (the record lists them)
 
     def __post_init__(self) -> None:
         if not isinstance(self.components, Components):
@@ -211,24 +212,25 @@ def weight_bytes(model: LoadedModel) -> int:
 _LOAD_LOCK = threading.Lock()  # one load at a time: two threads asking for the same model load it once
 
 
-def load_model(source: ModelSource, plan: DevicePlan, *, offload: bool = False, lora: str | None = None,
-               lora_scale: float = 1.0, weights: str = "auto", runtime: Runtime | None = None) -> LoadedModel:
+def load_model(source: ModelSource, plan: DevicePlan, *, offload: bool = False, loras: tuple = (),
+               weights: str = "auto", runtime: Runtime | None = None) -> LoadedModel:
     """Load (or reuse, from ``runtime``'s model cache) the model's components for ``plan.device`` in ``plan.dtype``.
 
     With ``offload`` (an accelerator and the ``low`` memory plan) the weights stay in CPU memory and the
-    engine moves each component to the device only while it runs. With ``lora`` (an adapter folder) the
-    UNet is a copy of the base one with the adapter applied at ``lora_scale``; the base stays cached as is.
+    engine moves each component to the device only while it runs. With ``loras`` (checked
+    :class:`~t2v.requests.LoraSpec` entries, their paths resolved and strengths filled) the components they
+    change are copies of the base ones with the adapters merged; the base stays cached as is.
     ``weights`` other than ``auto`` (:mod:`t2v.models.precision`: ``fp8``, ``int8``) is a model of its own,
     loaded afresh and cached beside the ``auto`` one, which it never changes; its ``content_hash`` says so.
     """
-    check_weights(weights, plan.device, plan.dtype, lora=lora)
+    check_weights(weights, plan.device, plan.dtype, lora=bool(loras))
     runtime = runtime or current()
     cache = model_cache(runtime)
     variant = pick_variant(source.path, plan)
     offload = offload and plan.is_accelerator
-    if lora:
+    if loras:
         base = load_model(source, plan, offload=offload, runtime=runtime)
-        return _with_lora(cache, base, lora, lora_scale, offload)
+        return _with_loras(cache, base, tuple(loras), offload)
     key = (str(source.path), plan.device, plan.dtype, variant, offload, weights)
     with _LOAD_LOCK:
         found = cache.get(key)
@@ -246,18 +248,25 @@ def load_model(source: ModelSource, plan: DevicePlan, *, offload: bool = False, 
         return loaded
 
 
-def _with_lora(cache: ModelCache, base: LoadedModel, lora: str, scale: float, offload: bool) -> LoadedModel:
+def adapter_digests(family, loras: tuple) -> list[str]:
+    """Each adapter's content hash (16 hex digits), in order."""
+    return [family.lora_hash(Path(spec.path)) for spec in loras]
+
+
+def _with_loras(cache: ModelCache, base: LoadedModel, loras: tuple, offload: bool) -> LoadedModel:
     family = base.family
-    adapter = family.check_lora(lora)
-    digest = family.lora_hash(adapter)
-    key = (str(base.source.path), base.plan.device, base.plan.dtype, base.variant, offload, str(adapter), digest, float(scale))
+    digests = adapter_digests(family, loras)
+    stack = "+".join(f"{d}@{spec.scale!r}" + ("" if spec.scale_low is None else f"/{spec.scale_low!r}")
+                     + ("" if spec.experts == "both" else f"@{spec.experts}") for d, spec in zip(digests, loras))
+    key = (str(base.source.path), base.plan.device, base.plan.dtype, base.variant, offload, stack)
     found = cache.get(key)
     if found is not None:
         return found.copy(source=base.source, plan=base.plan, load_s=0.0)
     t0 = time.perf_counter()
-    components = family.apply_lora(base.components, adapter, scale)
-    loaded = base.copy(components=components, content_hash=f"{base.content_hash}+lora:{digest}",
-                       load_s=base.load_s + time.perf_counter() - t0, adapters=f"{digest}@{float(scale)!r}")
+    components = family.apply_loras(base.components, loras)
+    # the hash names the adapters' files (their strengths are in the request), as it did for one adapter
+    loaded = base.copy(components=components, content_hash=f"{base.content_hash}+lora:{'+'.join(digests)}",
+                       load_s=base.load_s + time.perf_counter() - t0, adapters=stack, adapter_hashes=tuple(digests))
     cache.put(key, loaded)
     return loaded
 

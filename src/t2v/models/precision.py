@@ -161,7 +161,7 @@ def fp32_rule(model, dtype) -> Callable[[str], bool]:
 # -- storage variants --------------------------------------------------------------------------------------
 
 
-def check_weights(weights: str, device: str, dtype: str, *, lora: str | None = None) -> None:
+def check_weights(weights: str, device: str, dtype: str, *, lora: bool = False) -> None:
     """Refuse, before loading, a ``weights`` storage this device, dtype or install cannot run (InvalidRequest
     naming the field ``weights`` and the nearest valid value, ``auto``)."""
     if weights == "auto":

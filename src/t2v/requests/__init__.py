@@ -9,6 +9,7 @@ from t2v.requests.caches import (ATTENTION, CACHES, WEIGHTS, CacheSpec, cache_sp
 from t2v.requests.extras import FLAT_EXTRAS, FamilyExtras, check_extras, move_flat_extras
 from t2v.requests.image import METHODS, ImageRequest, SequenceRequest
 from t2v.requests.keyframes import parse_keyframes
+from t2v.requests.loras import EXPERTS, MAX_LORAS, LoraSpec, move_single_lora, parse_lora
 from t2v.requests.options import (DEFAULT_NEGATIVE_PROMPT, DEFAULT_STRENGTH, DEVICES, DTYPES, FORMATS, MAX_FRAMES,
                                   MAX_SECONDS, MAX_SEED, MAX_SIDE, MAX_STEPS, MIN_SIDE, PLANS, POST_FORMATS, SCHEDULERS,
                                   check_device_name, check_dtype_name, check_plan_name, parse_formats)
@@ -20,7 +21,7 @@ from t2v.requests.union import MODES, REQUEST_TYPES, Request, request_from_field
 from t2v.requests.video import DEFAULTABLE, ENGINE_FIELDS, GenerationRequest, VideoRequest
 
 __all__ = [
-    "ATTENTION", "CACHES", "DEFAULTABLE", "DEFAULT_NEGATIVE_PROMPT", "DEFAULT_STRENGTH", "DEVICES", "DTYPES",
+    "ATTENTION", "CACHES", "EXPERTS", "MAX_LORAS", "LoraSpec", "move_single_lora", "parse_lora", "DEFAULTABLE", "DEFAULT_NEGATIVE_PROMPT", "DEFAULT_STRENGTH", "DEVICES", "DTYPES",
     "ENGINE_FIELDS", "FLAT_EXTRAS", "FORMATS", "INTERPOLATION_METHODS", "MAX_FRAMES", "MAX_SECONDS", "MAX_SEED", "MAX_SIDE",
     "MAX_STEPS", "METHODS", "MIN_SIDE", "MODES", "PLANS", "POST_FORMATS", "REQUEST_TYPES", "SCHEDULERS",
     "UPSCALERS", "UPSCALE_FACTORS", "WEIGHTS", "CacheSpec", "FamilyExtras", "GenerationRequest", "GenerationResult", "ImageRequest", "JobOptions",

@@ -12,6 +12,7 @@ from t2v.requests.base import RequestModel, knob
 from t2v.requests.extras import check_scalars, move_flat_extras
 from t2v.requests.caches import canonical_cache, check_attention, check_weights
 from t2v.requests.keyframes import parse_keyframes
+from t2v.requests.loras import LoraSpec, check_loras, move_single_lora
 from t2v.requests.options import (DEFAULT_STRENGTH, FORMATS, MAX_FRAMES, MAX_SECONDS, MAX_SEED, MAX_SIDE, MAX_STEPS,
                                   MIN_SIDE, check_device_name, check_dtype_name, check_plan_name, check_scheduler_name,
                                   parse_formats)
@@ -55,9 +56,12 @@ class GenerationRequest(RequestModel):
     memory: str = knob("auto", only=("video",), api=False, env="T2V_MEMORY", help="Memory plan: auto, speed, balanced or low.")
     motion_adapter: str | None = knob(None, only=("video",), max_length=4096, help=(
         "AnimateDiff: a MotionAdapter (hub id, registry id or folder) that animates the Stable Diffusion 1.5 model."))
-    lora: str | None = knob(None, only=("video",), max_length=4096, help=(
-        "A LoRA adapter: a t2v train-lora folder (Wan: a diffusers LoRA file); on a server, under its model roots."))
-    lora_scale: float = knob(1.0, only=("video",), ge=-4.0, le=4.0, help="LoRA strength: 0 = off, 1 = as trained.")
+    loras: tuple[LoraSpec, ...] = knob((), only=("video",), cli="--lora", help=(
+        "LoRA adapters, stacked: PATH[:SCALE[/SCALE_LOW]][@high|@low|@both] (repeatable): a .safetensors file or "
+        "folder in any format diffusers reads for the family, or a t2v train-lora folder; on a server, under its "
+        "model roots. SCALE_LOW and @experts: two-expert models (Wan 2.2 A14B)."))
+    lora_scale: float = knob(1.0, only=("video",), ge=-4.0, le=4.0, allow_inf_nan=False,
+                             help="Strength of each LoRA that names none: 0 = off, 1 = as trained.")
     image: str | None = knob(None, only=("video",), max_length=4096, cli="--image -i", help=(
         "Image-to-video: the first frame (PNG, JPEG or WebP). A file (library, CLI) or an uploaded asset id (API)."))
     video: str | None = knob(None, only=("video",), max_length=4096, help=(
@@ -99,7 +103,17 @@ class GenerationRequest(RequestModel):
     @model_validator(mode="before")
     @classmethod
     def _flat_extras(cls, data: Any) -> Any:
-        return move_flat_extras(data)
+        return move_single_lora(move_flat_extras(data))
+
+    @field_validator("loras")
+    @classmethod
+    def _loras(cls, v: tuple[LoraSpec, ...]) -> tuple[LoraSpec, ...]:
+        return check_loras(v)
+
+    @property
+    def lora(self) -> str | None:
+        """The one adapter of a single-LoRA request (the first, if several)."""
+        return self.loras[0].path if self.loras else None
 
     @field_validator("extras")
     @classmethod

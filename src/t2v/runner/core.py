@@ -127,7 +127,7 @@ def start(request, *, settings: Settings, output: str | Path | None = None,
     if plan_memory:
         memory, predictions = choose(source.path, request, requested=request.memory, device=plan.device, dtype=plan.dtype,
                                      budget=memory_budget(plan.device, settings.memory_budget_gb))
-    loaded = load_model(source, plan, offload=bool(memory and memory.offload), lora=request.lora, lora_scale=request.lora_scale,
+    loaded = load_model(source, plan, offload=bool(memory and memory.offload), loras=getattr(request, "loras", ()),
                         weights=getattr(request, "weights", "auto"))
     # Record what actually ran (after fallbacks), not what was asked.
     request = request.model_copy(update={"device": plan.device, "dtype": plan.dtype})

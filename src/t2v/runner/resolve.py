@@ -9,7 +9,6 @@ from t2v.errors import InvalidRequest, ModelUnavailable
 from t2v.families import get_family
 from t2v.models.catalog import CATALOG
 from t2v.models.device import fit_to_model, plan_device
-from t2v.models.lora import check_lora
 from t2v.models.registry import lookup
 from t2v.models.source import local_folder, model_defaults, resolve_source
 from t2v.planner.fit import memory_budget
@@ -66,9 +65,11 @@ def resolve(request: GenerationRequest, settings: Settings) -> GenerationRequest
     family = get_family(family_name) if family_name != "unknown" else None
     if family is not None:
         family.check(resolved, folder, model=model)
-    if resolved.lora:
-        adapter = family.check_lora(resolved.lora) if family is not None else check_lora(resolved.lora)
-        resolved = resolved.model_copy(update={"lora": str(adapter)})
+    if getattr(resolved, "loras", ()):
+        if family is None:
+            raise InvalidRequest(f"loras: {model} is not a model t2v knows the family of, so no LoRA can be applied "
+                                 "to it", field="loras")
+        resolved = resolved.model_copy(update={"loras": family.check_loras(resolved.loras, resolved.lora_scale, folder)})
     if len(resolved.prompt) > settings.max_prompt_chars:
         raise InvalidRequest(f"prompt: longer than {settings.max_prompt_chars} characters", field="prompt")
     post = getattr(resolved, "post", None)

@@ -31,4 +31,4 @@ def check(family, request, *, model: str = "this model") -> None:
     stepcache.check(family, request, model=model)
     accel.check(family, request, model=model)
     check_weights(getattr(request, "weights", "auto"), accel.target_device(request), getattr(request, "dtype", "auto"),
-                  lora=getattr(request, "lora", None))
+                  lora=bool(getattr(request, "loras", ())))

@@ -22,7 +22,7 @@ from t2v.service.assets import is_asset_id
 from t2v.settings import Settings
 
 # The one answer to a LoRA adapter a caller may not use: the same whatever is (or is not) at that path.
-NOT_ALLOWED_LORA = ("lora: not available on this server; name a LoRA adapter folder under its model roots "
+NOT_ALLOWED_LORA = ("lora: not available on this server; name a LoRA adapter file or folder under its model roots "
                     "(T2V_MODEL_ROOTS)")
 COST_FIELDS = "width x height x num_inference_steps"
 
@@ -53,8 +53,8 @@ def admit(request, settings: Settings, api_key=None):
         check_available(request.model, settings, restricted=True)
     if getattr(request, "motion_adapter", None) is not None:
         check_allowed(request.motion_adapter, settings, check=check_motion_adapter)
-    if request.lora is not None:
-        check_lora_allowed(request.lora, settings)
+    for i, spec in enumerate(getattr(request, "loras", ())):
+        check_lora_allowed(spec.path, settings, field=f"loras.{i}.path")
     post = getattr(request, "post", None)
     if post is not None and post.upscale:
         check_upscaler_allowed(post.upscaler, settings)
@@ -67,16 +67,26 @@ def admit(request, settings: Settings, api_key=None):
     return resolved
 
 
-def check_lora_allowed(lora: str, settings: Settings) -> None:
-    """A LoRA adapter folder under ``settings.model_roots`` (symlinks and ``..`` resolved), else
-    :data:`NOT_ALLOWED_LORA`."""
+def check_lora_allowed(lora: str, settings: Settings, *, field: str = "loras") -> None:
+    """A LoRA adapter (a folder, or a .safetensors file) under ``settings.model_roots`` (symlinks and ``..``
+    resolved), else :data:`NOT_ALLOWED_LORA`, the same answer whatever is or is not at that path."""
     folder = allowed_folder(lora, settings, cache=False)
     try:
-        if folder is not None and check_lora(folder):
+        if folder is not None and (check_lora_folder(folder) or any(folder.glob("*.safetensors"))):
             return
-    except InvalidRequest:
+        real = Path(os.path.realpath(lora))
+        if real.suffix == ".safetensors" and real.is_file() and allowed_folder(str(real.parent), settings, cache=False):
+            return
+    except (InvalidRequest, OSError, ValueError):
         pass
-    raise InvalidRequest(NOT_ALLOWED_LORA, field="lora")
+    raise InvalidRequest(NOT_ALLOWED_LORA.replace("lora:", f"{field}:", 1), field=field)
+
+
+def check_lora_folder(folder: Path) -> bool:
+    try:
+        return bool(check_lora(folder))
+    except InvalidRequest:
+        return False
 
 
 def check_upscaler_allowed(upscaler: str, settings: Settings) -> None:
