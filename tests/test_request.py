@@ -64,3 +64,35 @@ def test_records_and_bodies_with_the_flat_family_fields_of_before_load_them_as_e
     body = VideoCreate.model_validate({"prompt": "x", "guidance_scale_2": 3.0, "extras": {"use_dynamic_cfg": True}})
     assert body.generation_fields()["extras"] == {"guidance_scale_2": 3.0, "use_dynamic_cfg": True}
     assert "guidance_scale_2" not in GenerationRequest.model_fields  # a family's setting, not every request's
+
+
+def test_loras_from_text_objects_and_the_one_lora_fields_of_before():
+    from typer.testing import CliRunner
+
+    from t2v.api.schemas import VideoCreate
+    from t2v.cli import app
+    from t2v.record import request_fields
+    from t2v.requests import LoraSpec
+
+    r = GenerationRequest(prompt="x", loras=["fast.safetensors:1", "style:0.8/0.4@both", "C:/loras/x", {"id": "y"}])
+    assert [(s.path, s.scale, s.scale_low, s.experts) for s in r.loras] == [
+        ("fast.safetensors", 1.0, None, "both"), ("style", 0.8, 0.4, "both"), ("C:/loras/x", None, None, "both"),
+        ("y", None, None, "both")]
+    assert LoraSpec(path="s", scale=0.5, scale_low=0.25, experts="low").text() == "s:0.5/0.25@low"
+    old = {"prompt": "x", "seed": 1, "mode": "video", "lora": "/adapters/purple", "lora_scale": 0.5}
+    assert GenerationRequest(**request_fields(old)).loras == (LoraSpec(path="/adapters/purple"),)
+    assert GenerationRequest(**request_fields(old)).lora_scale == 0.5
+    body = VideoCreate.model_validate({"prompt": "x", "lora": "/a"}).generation_fields()
+    assert list(body["loras"]) == [{"path": "/a", "experts": "both"}]
+    schema = VideoCreate.model_json_schema()
+    assert "loras" in schema["properties"] and "lora" not in schema["properties"]
+    for bad, field in (({"loras": ["a", "a"]}, "loras"), ({"loras": [{"path": "a", "scale": 9}]}, "loras.0.scale"),
+                       ({"loras": [{"path": "a", "experts": "middle"}]}, "loras.0.experts"),
+                       ({"loras": [{"path": "a", "bogus": 1}]}, "loras.0.bogus"),
+                       ({"loras": ["a"], "lora": "b"}, "loras")):
+        with pytest.raises(InvalidRequest) as e:
+            GenerationRequest(prompt="x", **bad)
+        assert e.value.field == field, (bad, e.value.field, str(e.value))
+    # the CLI: --lora is repeatable; a bad strength exits 2 naming the field, before anything loads
+    done = CliRunner().invoke(app, ["plan", "x", "--model", "t2v-shapes", "--lora", "a:9", "--lora", "b"])
+    assert done.exit_code == 2 and "loras.0.scale" in done.stderr, done.output

@@ -94,3 +94,39 @@ def time_on_gpu(family: str, model, request, memory=None):
     steps = request.num_inference_steps
     return out, {**{k: round(v, 2) for k, v in out.timings.items()}, "step_s": round(out.timings["denoise_s"] / steps, 2),
                  "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 1), "gpu": torch.cuda.get_device_name()}
+
+
+def random_lora(transformer_cls, model, out, *, seed: int, pipeline_cls, subfolder: str = "transformer",
+                targets=("to_q", "to_k", "to_v", "to_out.0"), rank: int = 4):
+    """A random rank-``rank`` LoRA on the tiny model's denoiser attention, saved in diffusers' format by the
+    family's stock pipeline class (``pytorch_lora_weights.safetensors`` in ``out``)."""
+    import torch
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    denoiser = transformer_cls.from_pretrained(model, subfolder=subfolder)
+    torch.manual_seed(seed)
+    denoiser.add_adapter(LoraConfig(r=rank, lora_alpha=rank, target_modules=list(targets), init_lora_weights=False))
+    out.mkdir(parents=True, exist_ok=True)
+    pipeline_cls.save_lora_weights(out, transformer_lora_layers=get_peft_model_state_dict(denoiser))
+    return out / "pytorch_lora_weights.safetensors"
+
+
+def stack_on_stock(pipe, loras, *, experts=("transformer",)) -> None:
+    """What the stock pipeline does for stacked adapters: ``loras`` = [(file, {expert: weight})], each file
+    loaded under its own name into each expert it names (``load_into_transformer_2`` for the second), then
+    ``set_adapters(names, weights)`` in each transformer."""
+    per_expert: dict[str, list] = {}
+    for i, (file, weights) in enumerate(loras):
+        for expert, weight in weights.items():
+            extra = {"load_into_transformer_2": True} if expert == "transformer_2" else {}
+            pipe.load_lora_weights(str(file), adapter_name=f"a{i}", **extra)
+            per_expert.setdefault(expert, []).append((f"a{i}", weight))
+    for expert, items in per_expert.items():
+        getattr(pipe, expert).set_adapters([n for n, _ in items], weights=[w for _, w in items])
+
+
+def assert_close_to_stock(ours, theirs, *, levels: int = 2) -> None:
+    """The seed contract with adapters: within ``levels``/255 (fused against unfused adapters round apart)."""
+    assert ours.shape == theirs.shape
+    assert np.abs(ours.astype(int) - theirs.astype(int)).max() <= levels

@@ -299,6 +299,20 @@ def test_loras_match_the_stock_pipeline_and_scale_0_is_the_base(models, loras):
         assert e.value.field == "loras.0.path"
 
 
+def test_two_stacked_loras_match_the_stock_pipeline_with_set_adapters(models, loras):
+    """An SD LoRA (UNet and text encoder) at 0.7 and a motion LoRA at 1.2, as the pipeline's set_adapters has them."""
+    sd, motion = loras["sd"], loras["motion"] / "pytorch_lora_weights.safetensors"
+    ours, result = run(models["saved"], loras=[f"{sd}:0.7", f"{motion}:1.2"])
+    pipe = stock_pipeline(models, "saved", "model")
+    pipe.load_lora_weights(str(sd), adapter_name="sd")
+    pipe.load_lora_weights(str(motion), adapter_name="motion")
+    pipe.set_adapters(["sd", "motion"], adapter_weights=[0.7, 1.2])
+    assert np.abs(ours.astype(int) - stock(pipe, result.request).astype(int)).max() <= 2
+    alone = run(models["saved"], loras=[f"{sd}:0.7"])[0]
+    assert np.abs(ours.astype(int) - alone.astype(int)).max() > 2, "the motion LoRA counts too"
+    assert [a["scale"] for a in result.record["adapters"]] == [0.7, 1.2]
+
+
 def full_size_sd15_animatediff(folder, device: str, dtype: str):
     """SD 1.5's UNet and VAE with AnimateDiff v3's motion modules at full size with random weights, and a
     one-layer CLIP text encoder of the real width: the denoising and decoding cost of the real model."""

@@ -17,6 +17,7 @@ from t2v.sampling.vae import to_uint8
 from t2v.errors import Cancelled, InvalidRequest
 from t2v.requests import GenerationRequest
 from tests.families.checks import (
+    assert_close_to_stock, random_lora, stack_on_stock,
     PROMPT, assert_periodic_checkpoints_resume_bitwise, assert_resume_after_cancel_is_bitwise, assert_scale_0_is_the_base,
     cancel_after, denoise_steps, run, time_on_gpu)
 from tests.fixtures import count_real_calls
@@ -36,7 +37,7 @@ def image_for(kind, first_frame):
     return first_frame if kind.endswith("i2v") else None
 
 
-def stock(model, result, image=None):
+def stock(model, result, image=None, prepare=None):
     """The stock diffusers pipeline's frames (uint8) for the request ``result`` ran."""
     import torch
     from diffusers import CogVideoXDDIMScheduler, CogVideoXDPMScheduler, CogVideoXImageToVideoPipeline, CogVideoXPipeline
@@ -47,6 +48,8 @@ def stock(model, result, image=None):
         cls = CogVideoXDPMScheduler if r.scheduler == "dpm++" else CogVideoXDDIMScheduler
         pipe.scheduler = cls.from_config(pipe.scheduler.config)
     pipe.set_progress_bar_config(disable=True)
+    if prepare is not None:  # e.g. stacked adapters
+        prepare(pipe)
     extra = {"image": Image.open(image).convert("RGB")} if image is not None else {}
     out = pipe(prompt=r.prompt, negative_prompt=r.negative_prompt, height=r.height, width=r.width, num_frames=r.num_frames,
                num_inference_steps=r.num_inference_steps, guidance_scale=r.guidance_scale,
@@ -319,3 +322,17 @@ def test_gpu_full_size_5b_steps(tmp_path, record_property):
     assert out.frames.shape == (49, 480, 720, 3)
     record_property("cogvideox5b", figures)
     print("cogvideox 5B 720x480x49 bf16:", figures)
+
+
+def test_two_stacked_loras_match_the_stock_pipeline_with_set_adapters(models, lora, tmp_path):
+    from diffusers import CogVideoXPipeline, CogVideoXTransformer3DModel
+
+    model, first = models["cogvideox15"], lora / "pytorch_lora_weights.safetensors"
+    second = random_lora(CogVideoXTransformer3DModel, model, tmp_path / "second", seed=1, pipeline_cls=CogVideoXPipeline,
+                         targets=("to_q", "to_v"))
+    ours, result = run(model, loras=[f"{first}:0.9", f"{second}:0.5"])
+    theirs = stock(model, result, prepare=lambda pipe: stack_on_stock(
+        pipe, [(first, {"transformer": 0.9}), (second, {"transformer": 0.5})]))
+    assert_close_to_stock(ours, theirs)
+    assert np.abs(ours.astype(int) - run(model, loras=[f"{first}:0.9"])[0].astype(int)).max() > 2, "both count"
+    assert [a["scale"] for a in result.record["adapters"]] == [0.9, 0.5]

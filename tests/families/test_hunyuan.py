@@ -18,6 +18,7 @@ from t2v.sampling.vae import to_uint8
 from t2v.errors import Cancelled, InvalidRequest, ModelUnavailable
 from t2v.requests import GenerationRequest
 from tests.families.checks import (
+    assert_close_to_stock, random_lora, stack_on_stock,
     PROMPT, assert_periodic_checkpoints_resume_bitwise, assert_resume_after_cancel_is_bitwise, run, time_on_gpu)
 from tests.fixtures import count_real_calls
 
@@ -33,7 +34,7 @@ def models(tmp_path_factory):
     return {kind: make_tiny_model(kind, root / kind, seed=0) for kind in KINDS}
 
 
-def stock(model, result, image=None):
+def stock(model, result, image=None, prepare=None):
     """The stock diffusers pipeline's frames (uint8) for the request ``result`` ran (``guidance_scale_2`` is
     the stock ``true_cfg_scale``; VAE tiling on when t2v's plan tiles: all but speed)."""
     import torch
@@ -43,6 +44,8 @@ def stock(model, result, image=None):
     extra = {"image": Image.open(image).convert("RGB")} if image is not None else {}
     pipe = (HunyuanVideoImageToVideoPipeline if image is not None else HunyuanVideoPipeline).from_pretrained(model)
     pipe.set_progress_bar_config(disable=True)
+    if prepare is not None:  # e.g. stacked adapters
+        prepare(pipe)
     if result.record["memory_plan"]["plan"] != "speed":
         pipe.vae.enable_tiling()
     out = pipe(prompt=r.prompt, negative_prompt=r.negative_prompt, height=r.height, width=r.width, num_frames=r.num_frames,
@@ -380,3 +383,17 @@ def test_gpu_full_size_steps(tmp_path, record_property):
     assert out.frames.shape == (129, 720, 1280, 3)
     record_property("hunyuan", figures)
     print("hunyuan 720x1280x129 bf16:", figures)
+
+
+def test_two_stacked_loras_match_the_stock_pipeline_with_set_adapters(models, lora, tmp_path):
+    from diffusers import HunyuanVideoPipeline, HunyuanVideoTransformer3DModel
+
+    model, first = models["hunyuan"], lora / "pytorch_lora_weights.safetensors"
+    second = random_lora(HunyuanVideoTransformer3DModel, model, tmp_path / "second", seed=1, pipeline_cls=HunyuanVideoPipeline,
+                         targets=("to_q", "to_v"))
+    ours, result = run(model, loras=[f"{first}:0.9", f"{second}:0.5"])
+    theirs = stock(model, result, prepare=lambda pipe: stack_on_stock(
+        pipe, [(first, {"transformer": 0.9}), (second, {"transformer": 0.5})]))
+    assert_close_to_stock(ours, theirs)
+    assert np.abs(ours.astype(int) - run(model, loras=[f"{first}:0.9"])[0].astype(int)).max() > 2, "both count"
+    assert [a["scale"] for a in result.record["adapters"]] == [0.9, 0.5]

@@ -17,6 +17,7 @@ from t2v.sampling.vae import to_uint8
 from t2v.errors import Cancelled, InvalidRequest, ModelUnavailable
 from t2v.requests import GenerationRequest
 from tests.families.checks import (
+    assert_close_to_stock, random_lora, stack_on_stock,
     PROMPT, assert_periodic_checkpoints_resume_bitwise, assert_resume_after_cancel_is_bitwise, assert_scale_0_is_the_base, run,
     time_on_gpu)
 from tests.fixtures import count_real_calls
@@ -32,7 +33,7 @@ def models(tmp_path_factory):
     return {kind: make_tiny_model(kind, root / kind, seed=0) for kind in KINDS}
 
 
-def stock(model, result, image=None):
+def stock(model, result, image=None, prepare=None):
     """The stock pipeline's frames (uint8) for the request ``result`` ran, with the folder's extra defaults
     (decode timestep and noise, custom timesteps) and torch's global RNG seeded as t2v seeds it for decoding."""
     import torch
@@ -50,6 +51,8 @@ def stock(model, result, image=None):
         cls = LTXImageToVideoPipeline if image is not None else LTXPipeline
     pipe = cls.from_pretrained(model)
     pipe.set_progress_bar_config(disable=True)
+    if prepare is not None:  # e.g. stacked adapters
+        prepare(pipe)
     torch.manual_seed(r.seed)  # the 0.9.1 decoder injects noise from the global RNG
     out = pipe(prompt=r.prompt, negative_prompt=r.negative_prompt, height=r.height, width=r.width, num_frames=r.num_frames,
                frame_rate=r.fps, num_inference_steps=r.num_inference_steps, guidance_scale=r.guidance_scale,
@@ -359,3 +362,17 @@ def test_gpu_full_size_2b_steps(tmp_path, record_property):
     assert out.frames.shape == (161, 512, 704, 3)
     record_property("ltx2b", figures)
     print("ltx 2B 512x704x161 bf16:", figures)
+
+
+def test_two_stacked_loras_match_the_stock_pipeline_with_set_adapters(models, lora, tmp_path):
+    from diffusers import LTXPipeline, LTXVideoTransformer3DModel
+
+    model, first = models["ltx"], lora / "pytorch_lora_weights.safetensors"
+    second = random_lora(LTXVideoTransformer3DModel, model, tmp_path / "second", seed=1, pipeline_cls=LTXPipeline,
+                         targets=("to_q", "to_v"))
+    ours, result = run(model, loras=[f"{first}:0.9", f"{second}:0.5"])
+    theirs = stock(model, result, prepare=lambda pipe: stack_on_stock(
+        pipe, [(first, {"transformer": 0.9}), (second, {"transformer": 0.5})]))
+    assert_close_to_stock(ours, theirs)
+    assert np.abs(ours.astype(int) - run(model, loras=[f"{first}:0.9"])[0].astype(int)).max() > 2, "both count"
+    assert [a["scale"] for a in result.record["adapters"]] == [0.9, 0.5]

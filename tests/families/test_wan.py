@@ -16,7 +16,7 @@ from t2v.sampling.vae import to_uint8
 from t2v.errors import Cancelled, InvalidRequest
 from t2v.requests import GenerationRequest
 from tests.families.checks import (
-    PROMPT, assert_periodic_checkpoints_resume_bitwise, assert_resume_after_cancel_is_bitwise, assert_scale_0_is_the_base, run,
+    PROMPT, assert_close_to_stock, random_lora, stack_on_stock, assert_periodic_checkpoints_resume_bitwise, assert_resume_after_cancel_is_bitwise, assert_scale_0_is_the_base, run,
     time_on_gpu)
 from tests.fixtures import count_real_calls
 
@@ -31,8 +31,8 @@ def models(tmp_path_factory):
     return {kind: make_tiny_model(kind, root / kind, seed=0) for kind in KINDS}
 
 
-def stock(model, result, image=None, monkeypatch=None):
-    """The stock diffusers pipeline's frames (uint8) for the request ``result`` ran."""
+def stock(model, result, image=None, monkeypatch=None, prepare=None):
+    """The stock diffusers pipeline's frames (uint8) for the request ``result`` ran (``prepare(pipe)`` first)."""
     import torch
     from diffusers import WanImageToVideoPipeline, WanPipeline
 
@@ -48,6 +48,8 @@ def stock(model, result, image=None, monkeypatch=None):
         extra["guidance_scale_2"] = r.guidance_scale_2
     pipe = (WanImageToVideoPipeline if image is not None else WanPipeline).from_pretrained(model)
     pipe.set_progress_bar_config(disable=True)
+    if prepare is not None:
+        prepare(pipe)
     out = pipe(prompt=r.prompt, negative_prompt=r.negative_prompt, height=r.height, width=r.width, num_frames=r.num_frames,
                num_inference_steps=r.num_inference_steps, guidance_scale=r.guidance_scale, max_sequence_length=512,
                generator=torch.Generator("cpu").manual_seed(r.seed), output_type="np", **extra)
@@ -198,6 +200,61 @@ def test_a14b_lora_per_expert(models, lora, tmp_path):
             shutil.copy(lora / "pytorch_lora_weights.safetensors", folder / f"{name}.safetensors")
         outputs.append(run(models["wan22-a14b"], lora=str(folder))[0])
     assert len({a.tobytes() for a in outputs}) == 4  # each expert's adapter changes the frames
+
+
+@pytest.fixture(scope="module")
+def second_lora(models, tmp_path_factory):
+    """Another random LoRA (other seed, on the feed-forward layers too), as a single file."""
+    from diffusers import WanPipeline, WanTransformer3DModel
+
+    out = tmp_path_factory.mktemp("wan-lora-2")
+    file = random_lora(WanTransformer3DModel, models["wan"], out, seed=1, pipeline_cls=WanPipeline,
+                       targets=("to_q", "to_v", "ffn.net.0.proj", "ffn.net.2"))
+    return file.rename(out / "style.safetensors")
+
+
+def test_two_stacked_loras_match_the_stock_pipeline_with_set_adapters(models, lora, second_lora):
+    first = lora / "pytorch_lora_weights.safetensors"
+    ours, result = run(models["wan"], loras=[f"{first}:1.0", f"{second_lora}:0.6"])
+    theirs = stock(models["wan"], result, prepare=lambda pipe: stack_on_stock(
+        pipe, [(first, {"transformer": 1.0}), (second_lora, {"transformer": 0.6})]))
+    assert_close_to_stock(ours, theirs)
+    alone = run(models["wan"], loras=[f"{first}:1.0"])[0]
+    assert np.abs(ours.astype(int) - alone.astype(int)).max() > 2, "the second adapter changes the frames"
+    adapters = result.record["adapters"]
+    assert [(a["scale"], a["experts"]) for a in adapters] == [(1.0, "both"), (0.6, "both")]
+    assert len({a["hash"] for a in adapters}) == 2 and all(len(a["hash"]) == 16 for a in adapters)
+    # the same stack in the other order is the same sum of updates; the one-LoRA flags still work
+    assert_close_to_stock(run(models["wan"], loras=[f"{second_lora}:0.6", f"{first}:1.0"])[0], ours, levels=1)
+    assert np.array_equal(run(models["wan"], lora=str(first), lora_scale=1.0)[0], alone)
+
+
+def test_a14b_stacked_loras_with_a_strength_per_expert_match_stock(models, lora, second_lora):
+    first = lora / "pytorch_lora_weights.safetensors"
+    ours, result = run(models["wan22-a14b"], loras=[{"path": str(first), "scale": 1.0, "scale_low": 0.3},
+                                                     f"{second_lora}:0.8@low"])
+    theirs = stock(models["wan22-a14b"], result, prepare=lambda pipe: stack_on_stock(
+        pipe, [(first, {"transformer": 1.0, "transformer_2": 0.3}), (second_lora, {"transformer_2": 0.8})]))
+    assert_close_to_stock(ours, theirs)
+    assert [(a["scale"], a["scale_low"], a["experts"]) for a in result.record["adapters"]] == [
+        (1.0, 0.3, "both"), (0.8, 0.8, "low")]
+    high_only = run(models["wan22-a14b"], loras=[f"{first}:1.0@high"])[0]
+    theirs = stock(models["wan22-a14b"], result, prepare=lambda pipe: stack_on_stock(pipe, [(first, {"transformer": 1.0})]))
+    assert_close_to_stock(high_only, theirs)
+
+
+def test_bad_stacks_are_refused_before_loading_naming_the_field(models, lora, second_lora):
+    first = lora / "pytorch_lora_weights.safetensors"
+    cases = [([str(first), str(first)], "loras", "give each adapter once"),
+             ([f"{first}:0.5@high"], "loras.0.experts", "one denoiser"),
+             ([f"{first}:0.5/0.2"], "loras.0.scale_low", "one denoiser"),
+             ([str(first), str(models["wan"] / "vae")], "loras.1.path", "is not a wan LoRA"),
+             ([{"path": str(first), "scale": float("nan")}], "loras.0.scale", "finite"),
+             ([{"path": str(first), "scale": 5}], "loras.0.scale", "less than or equal to 4")]
+    for loras, field, words in cases:
+        with pytest.raises(InvalidRequest) as e:
+            run(models["wan"], loras=loras)
+        assert e.value.field == field and words in str(e.value), (loras, str(e.value))
 
 
 def test_rules_and_planner_numbers(models):

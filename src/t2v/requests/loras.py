@@ -89,7 +89,7 @@ def move_single_lora(data: Any) -> Any:
     single = data.pop("lora")
     if single is not None:
         if data.get("loras"):
-            raise ValueError("lora: give the adapters in loras, or one in lora, not both")
+            raise ValueError("loras: give the adapters in loras, or one in lora, not both")
         data["loras"] = [single]
     return data
 
