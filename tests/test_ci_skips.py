@@ -26,13 +26,18 @@ def test_needs_a_cuda_free_machine():
 '''
 
 
+def pytest_in(tmp_path, name: str, text: str, ci: str) -> subprocess.CompletedProcess:
+    """pytest (with this suite's conftest) over one file of ``text`` in ``tmp_path``, with ``CI`` set to ``ci``."""
+    (tmp_path / name).write_text(text)
+    env = {**os.environ, "CI": ci, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "tests.conftest", "-p", "no:cacheprovider",
+                           "-o", "addopts=", "--rootdir", str(tmp_path), str(tmp_path / name)],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+
+
 @pytest.mark.parametrize("ci", ["true", ""])
 def test_a_missing_server_fails_under_ci_and_skips_elsewhere(tmp_path, ci):
-    (tmp_path / "test_cases.py").write_text(CASES)
-    env = {**os.environ, "CI": ci, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "tests.conftest", "-p", "no:cacheprovider",
-                           "-o", "addopts=", "--rootdir", str(tmp_path), str(tmp_path / "test_cases.py")],
-                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    done = pytest_in(tmp_path, "test_cases.py", CASES, ci)
     tail = done.stdout.strip().splitlines()[-1]
     if ci:
         assert done.returncode == 1 and "1 failed" in tail and "2 skipped" in tail, done.stdout[-2000:]
@@ -55,11 +60,7 @@ def test_never_collected():
 @pytest.mark.parametrize("ci", ["true", ""])
 def test_a_file_that_skips_as_it_is_collected_fails_under_ci(tmp_path, ci):
     """A module-level importorskip skips the whole file before any test runs: under CI=true that fails too."""
-    (tmp_path / "test_module_skip.py").write_text(MODULE_SKIP)
-    env = {**os.environ, "CI": ci, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "tests.conftest", "-p", "no:cacheprovider",
-                           "-o", "addopts=", "--rootdir", str(tmp_path), str(tmp_path / "test_module_skip.py")],
-                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    done = pytest_in(tmp_path, "test_module_skip.py", MODULE_SKIP, ci)
     if ci:
         assert done.returncode != 0, done.stdout[-2000:]
         assert "CI=true and every test of test_module_skip.py would skip" in done.stdout, done.stdout[-2000:]

@@ -78,7 +78,6 @@ def test_loras_from_text_objects_and_the_one_lora_fields_of_before():
     assert [(s.path, s.scale, s.scale_low, s.experts) for s in r.loras] == [
         ("fast.safetensors", 1.0, None, "both"), ("style", 0.8, 0.4, "both"), ("C:/loras/x", None, None, "both"),
         ("y", None, None, "both")]
-    assert LoraSpec(path="s", scale=0.5, scale_low=0.25, experts="low").text() == "s:0.5/0.25@low"
     old = {"prompt": "x", "seed": 1, "mode": "video", "lora": "/adapters/purple", "lora_scale": 0.5}
     assert GenerationRequest(**request_fields(old)).loras == (LoraSpec(path="/adapters/purple"),)
     assert GenerationRequest(**request_fields(old)).lora_scale == 0.5

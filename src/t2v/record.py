@@ -61,7 +61,7 @@ def build_record(request, *, source, loaded, warnings: list[str], timings: dict[
     if getattr(request, "loras", ()):  # each adapter as it ran: its file's content hash, strengths and experts
         rec["adapters"] = [{"path": spec.path, "hash": digest, "scale": spec.scale, "scale_low": spec.scale_low,
                             "experts": spec.experts}
-                           for spec, digest in zip(request.loras, getattr(loaded, "adapter_hashes", ()) or ())]
+                           for spec, digest in zip(request.loras, loaded.adapter_hashes)]
     if resumed_from_step is not None:
         rec["resumed_from_step"] = resumed_from_step
     return rec

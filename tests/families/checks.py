@@ -130,3 +130,14 @@ def assert_close_to_stock(ours, theirs, *, levels: int = 2) -> None:
     """The seed contract with adapters: within ``levels``/255 (fused against unfused adapters round apart)."""
     assert ours.shape == theirs.shape
     assert np.abs(ours.astype(int) - theirs.astype(int)).max() <= levels
+
+
+def assert_two_stacked_loras_match_stock(run, stock, model, first, second) -> None:
+    """``first`` at 0.9 and ``second`` at 0.5 on a one-transformer model: the stock pipeline's frames with the same
+    adapters and ``set_adapters`` (``stock(model, result, prepare=...)``), each adapter counting, both recorded."""
+    ours, result = run(model, loras=[f"{first}:0.9", f"{second}:0.5"])
+    theirs = stock(model, result, prepare=lambda pipe: stack_on_stock(
+        pipe, [(first, {"transformer": 0.9}), (second, {"transformer": 0.5})]))
+    assert_close_to_stock(ours, theirs)
+    assert np.abs(ours.astype(int) - run(model, loras=[f"{first}:0.9"])[0].astype(int)).max() > 2, "both count"
+    assert [a["scale"] for a in result.record["adapters"]] == [0.9, 0.5]

@@ -17,7 +17,7 @@ from t2v.sampling.vae import to_uint8
 from t2v.errors import Cancelled, InvalidRequest, ModelUnavailable
 from t2v.requests import GenerationRequest
 from tests.families.checks import (
-    assert_close_to_stock, random_lora, stack_on_stock,
+    assert_two_stacked_loras_match_stock, random_lora,
     PROMPT, assert_periodic_checkpoints_resume_bitwise, assert_resume_after_cancel_is_bitwise, assert_scale_0_is_the_base, run,
     time_on_gpu)
 from tests.fixtures import count_real_calls
@@ -370,9 +370,4 @@ def test_two_stacked_loras_match_the_stock_pipeline_with_set_adapters(models, lo
     model, first = models["ltx"], lora / "pytorch_lora_weights.safetensors"
     second = random_lora(LTXVideoTransformer3DModel, model, tmp_path / "second", seed=1, pipeline_cls=LTXPipeline,
                          targets=("to_q", "to_v"))
-    ours, result = run(model, loras=[f"{first}:0.9", f"{second}:0.5"])
-    theirs = stock(model, result, prepare=lambda pipe: stack_on_stock(
-        pipe, [(first, {"transformer": 0.9}), (second, {"transformer": 0.5})]))
-    assert_close_to_stock(ours, theirs)
-    assert np.abs(ours.astype(int) - run(model, loras=[f"{first}:0.9"])[0].astype(int)).max() > 2, "both count"
-    assert [a["scale"] for a in result.record["adapters"]] == [0.9, 0.5]
+    assert_two_stacked_loras_match_stock(run, stock, model, first, second)

@@ -351,8 +351,9 @@ class Family:
             for part, target in ((adapter, self.denoiser), (decoder_adapter(adapter), "vae")):
                 if part is None:
                     continue
-                if target not in copied:
-                    out[target], _ = copy.deepcopy(components[target]), copied.add(target)
+                if target not in copied:  # one copy, however many adapters change it
+                    out[target] = copy.deepcopy(components[target])
+                    copied.add(target)
                 try:
                     apply_lora(out[target], part, spec.scale)
                 except InvalidRequest as e:

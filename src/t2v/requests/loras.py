@@ -52,13 +52,6 @@ class LoraSpec(BaseModel):
         high = default if self.scale is None else self.scale
         return high, high if self.scale_low is None else self.scale_low
 
-    def text(self) -> str:
-        """The CLI spelling of this entry."""
-        out = self.path
-        if self.scale is not None:
-            out += f":{self.scale:g}" + ("" if self.scale_low is None else f"/{self.scale_low:g}")
-        return out + ("" if self.experts == "both" else f"@{self.experts}")
-
 
 def parse_lora(text: str) -> dict[str, Any]:
     """``"style.safetensors:0.8/0.4@both"`` -> ``{"path": ..., "scale": 0.8, "scale_low": 0.4, "experts": "both"}``.

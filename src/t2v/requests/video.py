@@ -110,11 +110,6 @@ class GenerationRequest(RequestModel):
     def _loras(cls, v: tuple[LoraSpec, ...]) -> tuple[LoraSpec, ...]:
         return check_loras(v)
 
-    @property
-    def lora(self) -> str | None:
-        """The one adapter of a single-LoRA request (the first, if several)."""
-        return self.loras[0].path if self.loras else None
-
     @field_validator("extras")
     @classmethod
     def _extras(cls, v: dict[str, Any]) -> dict[str, Any]:

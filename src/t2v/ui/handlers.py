@@ -249,22 +249,23 @@ def cancel(service, job_id: str | None, token: str | None = None) -> str:
 def pause(service, job_id: str | None, token: str | None = None) -> str:
     """Pause the job: a queued one waits until resumed; a running one stops after its current step, keeping its
     checkpoint, and frees its worker."""
-    job = get_job(service, job_id, token)
-    try:
-        job = service.pause(job.id, api_key=authorize(service, token, counted=True))
-    except T2VError as e:
-        raise readable(e) from None
+    job = on_job(service, get_job(service, job_id, token), token, service.pause)
     if job.status == "running":
         return "Pausing: the job stops after the current step and waits, its progress kept, until you resume it…"
     return "Paused: the job waits until you press Resume."
 
 
-def resume(service, job_id: str | None, token: str | None = None) -> str:
-    job = get_job(service, job_id, token)
+def on_job(service, job, token: str | None, action, *args, **kw):
+    """``action(job.id, *args, api_key=..., **kw)`` for the page's key (a counted request) on a job it may see
+    (:func:`get_job`), its refusal as a UIError."""
     try:
-        service.resume(job.id, api_key=authorize(service, token, counted=True))
+        return action(job.id, *args, api_key=authorize(service, token, counted=True), **kw)
     except T2VError as e:
         raise readable(e) from None
+
+
+def resume(service, job_id: str | None, token: str | None = None) -> str:
+    on_job(service, get_job(service, job_id, token), token, service.resume)
     return "Resumed: the job is back in the queue and goes on from where it stopped."
 
 
@@ -288,20 +289,14 @@ def set_priority(service, job_id: str | None, value, token: str | None = None) -
         number = int(value)
     except (TypeError, ValueError):
         raise UIError("Priority: give a whole number from -100 to 100, e.g. 10") from None
-    try:
-        job = service.change(job.id, {}, priority=number, api_key=authorize(service, token, counted=True))
-    except T2VError as e:
-        raise readable(e) from None
+    job = on_job(service, job, token, service.change, {}, priority=number)
     where = service.queue_position(job.id)
     return f"Priority {job.priority}" + (f": position {where} in the queue." if where else ".")
 
 
 def delete(service, job_id: str | None, token: str | None = None) -> str:
     job = get_job(service, job_id, token)
-    try:
-        service.delete(job.id, api_key=authorize(service, token, counted=True))
-    except T2VError as e:
-        raise readable(e) from None
+    on_job(service, job, token, service.delete)
     return "Deleted the job and its files." if job.status in FINISHED else "The job was still running: cancelled it."
 
 
