@@ -16,6 +16,7 @@ import copy
 import hashlib
 import json
 import logging
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar
@@ -306,7 +307,10 @@ class DiffusersLora(Family):
             model = copy.deepcopy(components[name])
             for adapter_name, file, _, i in items:
                 try:
-                    model.load_lora_adapter(self.lora_state(file, model), prefix="transformer", adapter_name=adapter_name)
+                    with warnings.catch_warnings():  # a second adapter is what t2v asks for, not a mistake
+                        warnings.filterwarnings("ignore", message="Already found a `peft_config` attribute")
+                        model.load_lora_adapter(self.lora_state(file, model), prefix="transformer",
+                                                adapter_name=adapter_name)
                 except (ValueError, KeyError, RuntimeError, OSError) as e:
                     raise InvalidRequest(f"loras.{i}.path: {file.name} does not fit this model's {name}: "
                                          f"{str(e)[:200]}", field=f"loras.{i}.path") from None
