@@ -353,7 +353,10 @@ def test_a_job_that_kills_its_server_every_time_fails_after_max_attempts(tiny_mo
     try:
         job_id = s.submit(**JOB)
         for attempt in (1, 2):
-            job = s.wait(job_id, ("running",), cond=lambda j: j["progress"]["stage"] == "denoise")
+            # Right after a restart the row still shows the killed attempt as running until the new
+            # server takes the job back, so wait for this attempt's own denoise.
+            job = s.wait(job_id, ("running",),
+                         cond=lambda j, n=attempt: j["progress"]["stage"] == "denoise" and j["attempts"] == n)
             assert job["attempts"] == attempt
             s.stop(signal.SIGKILL)
             s.start()
