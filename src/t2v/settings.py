@@ -132,6 +132,10 @@ class Settings(BaseSettings):
     model_cache_gb: float = Field(0.0, ge=0, le=1e6, allow_inf_nan=False,
                                   description="GB of model weights a process keeps loaded between jobs; the most "
                                               "recently used model always stays (0: only that one).")
+    lora_idle_s: float = Field(600.0, ge=0, le=1e7, allow_inf_nan=False,
+                               description="Seconds a LoRA adapter no job has used stays loaded beside its base model "
+                                           "(adapters switch between jobs without reloading the model); then the "
+                                           "next job that switches adapters drops it.")
     threads: int | None = Field(None, ge=1, le=1024, description="CPU threads torch computes with (default: torch's "
                                 "own, the physical cores; extra hyper-threads only contend).")
     storage_url: str | None = Field(None, description="Where job files go: s3://bucket/prefix (pip install 't2v[s3]'; "

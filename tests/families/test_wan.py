@@ -178,12 +178,16 @@ def test_lora_changes_frames_and_scale_0_is_the_base(models, lora):
     from diffusers import WanTransformer3DModel
 
     from t2v.families import get_family
+    from t2v.models.adapters import AdapterHost, AdapterPart
 
     plain = WanTransformer3DModel.from_pretrained(models["wan"], subfolder="transformer")
-    fused = get_family("wan").apply_lora({"transformer": plain}, lora, 0.0)["transformer"]
-    weights = {k.replace(".base_layer", ""): v for k, v in fused.state_dict().items() if "lora_" not in k}
-    assert weights.keys() == plain.state_dict().keys()
-    assert all(v.equal(weights[k]) for k, v in plain.state_dict().items())  # scale 0 changes no weight
+    before = {k: v.clone() for k, v in plain.state_dict().items()}
+    part = AdapterPart("transformer", lora / "pytorch_lora_weights.safetensors", 0.7, 0)
+    host = AdapterHost()
+    with host.use({"transformer": plain}, (part,), get_family("wan").load_adapter):
+        weights = {k.replace(".base_layer", ""): v for k, v in plain.state_dict().items() if "lora_" not in k}
+        assert weights.keys() == before.keys() and host.names() == [part.name]
+    assert all(v.equal(weights[k]) for k, v in before.items())  # loaded beside the weights, never fused into them
     for not_lora in (models["wan"] / "vae", models["wan"] / "vae" / "diffusion_pytorch_model.safetensors"):
         with pytest.raises(InvalidRequest) as e:
             run(models["wan"], lora=str(not_lora))

@@ -155,9 +155,9 @@ def test_refine_steps_add_a_decoder_adapter_that_loads_with_the_unet_one(tiny_mo
         LoraTrainConfig(base="x", data=str(data), out=tmp_path / "o", refine_steps=-1)
 
 
-def test_loaded_adapter_is_merged_and_matches_the_unmerged_layers(tiny_model, tmp_path):
-    """apply_lora folds the adapter into the weights (plain layers, base speed) with the same output as PEFT's
-    unmerged LoRA layers at the same scale."""
+def test_a_loaded_adapter_switches_on_and_off_and_leaves_plain_layers_once_removed(tiny_model, tmp_path):
+    """load_adapter + activate at 0.7 computes what PEFT's own LoRA layers do at that scale; inactive, the
+    wrapped UNet is the base exactly; removed, its layers are plain again."""
     import copy
 
     import peft
@@ -166,26 +166,38 @@ def test_loaded_adapter_is_merged_and_matches_the_unmerged_layers(tiny_model, tm
     from peft.tuners.lora import LoraLayer
     from safetensors.torch import load_file
 
-    from t2v.models.lora import ADAPTER, apply_lora
+    from t2v.models.adapters import AdapterHost, activate
+    from t2v.models.lora import ADAPTER, load_adapter
 
     data = shapes.write_dir(tmp_path / "data", 2, seed=0, colors=("purple",))
     out = train_lora(LoraTrainConfig(base=str(tiny_model), data=str(data), out=tmp_path / "adapter", rank=2, steps=3,
                                      batch=2, lr=5e-2, conv=True))
     base = UNet3DConditionModel.from_pretrained(tiny_model, subfolder="unet").eval()
-    merged, unmerged = copy.deepcopy(base), copy.deepcopy(base)
-    apply_lora(merged, out, 0.7)
-    assert not any(isinstance(m, LoraLayer) for m in merged.modules())
-    peft.inject_adapter_in_model(peft.LoraConfig.from_pretrained(str(out)), unmerged, adapter_name=ADAPTER)
-    peft.set_peft_model_state_dict(unmerged, load_file(out / "adapter_model.safetensors"), adapter_name=ADAPTER)
-    for m in unmerged.modules():
+    switched, reference = copy.deepcopy(base), copy.deepcopy(base)
+    load_adapter(switched, out, "t2v_x")
+    peft.inject_adapter_in_model(peft.LoraConfig.from_pretrained(str(out)), reference, adapter_name=ADAPTER)
+    peft.set_peft_model_state_dict(reference, load_file(out / "adapter_model.safetensors"), adapter_name=ADAPTER)
+    for m in reference.modules():
         if isinstance(m, LoraLayer):
             m.set_scale(ADAPTER, 0.7)
     g = torch.Generator().manual_seed(0)
     sample = torch.randn(1, base.config.in_channels, 4, 8, 8, generator=g)
     text = torch.randn(1, 77, base.config.cross_attention_dim, generator=g)
-    with torch.no_grad():
-        a, b, c = (m(sample, 500, encoder_hidden_states=text).sample for m in (merged, unmerged, base))
-    assert torch.allclose(a, b, atol=1e-4) and (a - c).abs().max() > 1e-3
+
+    def out_of(m):
+        with torch.no_grad():
+            return m(sample, 500, encoder_hidden_states=text).sample
+
+    plain = out_of(base)
+    activate(switched, {"t2v_x": 0.7})
+    on = out_of(switched)
+    assert torch.equal(on, out_of(reference)) and (on - plain).abs().max() > 1e-3
+    assert not any(p.requires_grad for p in switched.parameters())  # switched on for inference only
+    activate(switched, {})
+    assert torch.equal(out_of(switched), plain)
+    AdapterHost().remove(switched, "t2v_x")
+    assert not any(isinstance(m, LoraLayer) for m in switched.modules()) and not hasattr(switched, "peft_config")
+    assert switched.state_dict().keys() == base.state_dict().keys() and torch.equal(out_of(switched), plain)
 
 
 def test_with_regularisation_only_its_clips_teach_the_unconditional_prediction(tiny_model, tmp_path, monkeypatch):

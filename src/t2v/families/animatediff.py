@@ -29,6 +29,7 @@ from t2v.sampling.text import encode_prompt
 from t2v.sampling.vae import decode_chunk, decode_latents, encode_frames, latent_preview
 from t2v.errors import InvalidRequest, ModelUnavailable
 from t2v.families.base import Component, RunContext, Rules, read_index
+from t2v.models.adapters import AdapterPart
 from t2v.runtime import memoized
 from t2v.families.common import (
     Checkpoints, DiffusersLora, LoopState, config, denoise, free_text_encoders, lora_files, meta_modules)
@@ -77,44 +78,36 @@ class AnimateDiffFamily(DiffusersLora):
             components["unet"] = motion_unet(components["unet"], adapter)
         return components
 
-    def apply_loras(self, components: dict[str, Any], loras) -> dict[str, Any]:
-        """What ``AnimateDiffPipeline.load_lora_weights`` (one adapter name each), ``set_adapters(names, weights)``
-        and ``fuse_lora`` do: each file's UNet part (SD layers or motion modules) and text encoder part, fused
-        into copies; the cached base model is untouched."""
-        import copy
+    def adapter_parts(self, present: tuple[str, ...], spec, index: int) -> list[AdapterPart]:
+        """What ``AnimateDiffPipeline.load_lora_weights`` loads from the file: its UNet part (SD layers or
+        motion modules) and its CLIP text encoder part, each at the adapter's strength."""
+        (file,) = lora_files(Path(spec.path), self.lora_experts).values()
+        try:
+            state = self.lora_state_dict(file)[0]
+        except (ValueError, KeyError, RuntimeError, OSError) as e:
+            raise InvalidRequest(f"loras.{index}.path: {file.name} is not a LoRA t2v can read: {str(e)[:200]}",
+                                 field=f"loras.{index}.path") from None
+        parts = [name for name in ("unet", "text_encoder") if any(k.startswith(f"{name}.") for k in state)]
+        if not parts or not all("lora" in k for k in state):
+            raise InvalidRequest(f"loras.{index}.path: {file.name} does not fit this model: its tensors are not LoRA "
+                                 "weights for a UNet or a CLIP text encoder", field=f"loras.{index}.path")
+        return [AdapterPart(name, file, spec.scale, index) for name in parts if name in present]
 
+    def lora_state_dict(self, file: Path):
         import diffusers.loaders
-        from diffusers.loaders.lora_base import fuse_text_encoder_lora, set_adapters_for_text_encoder
+
+        return getattr(diffusers.loaders, self.lora_loader).lora_state_dict(str(file))
+
+    def load_adapter(self, module, part: AdapterPart, name: str) -> None:
+        """``load_lora_into_unet`` / ``load_lora_into_text_encoder`` of the file under ``name``, unfused."""
+        import diffusers.loaders
 
         loader = getattr(diffusers.loaders, self.lora_loader)
-        out, names = dict(components), {"unet": [], "text_encoder": []}
-        for i, spec in enumerate(loras):
-            (file,) = lora_files(Path(spec.path), self.lora_experts).values()
-            try:
-                state, alphas = loader.lora_state_dict(str(file))
-                parts = [name for name in ("unet", "text_encoder") if any(k.startswith(f"{name}.") for k in state)]
-                if not parts or not all("lora" in k for k in state):
-                    raise ValueError("its tensors are not LoRA weights for a UNet or a CLIP text encoder")
-                for name in parts:
-                    if not names[name]:  # the first adapter for it: a copy (a text encoder not loaded yet loads)
-                        out[name] = copy.deepcopy(components[name])
-                    names[name].append((f"t2v_{i}", spec.scale))
-                if "unet" in parts:
-                    loader.load_lora_into_unet(state, alphas, out["unet"], adapter_name=f"t2v_{i}")
-                if "text_encoder" in parts:
-                    loader.load_lora_into_text_encoder(state, alphas, out["text_encoder"], prefix="text_encoder",
-                                                       adapter_name=f"t2v_{i}")
-            except (ValueError, KeyError, RuntimeError, OSError) as e:
-                raise InvalidRequest(f"loras.{i}.path: {file.name} does not fit this model: {str(e)[:200]}",
-                                     field=f"loras.{i}.path") from None
-        if names["unet"]:
-            out["unet"].set_adapters([n for n, _ in names["unet"]], weights=[w for _, w in names["unet"]])
-            out["unet"].fuse_lora(lora_scale=1.0, adapter_names=[n for n, _ in names["unet"]])
-        if names["text_encoder"]:
-            set_adapters_for_text_encoder([n for n, _ in names["text_encoder"]], out["text_encoder"],
-                                          [w for _, w in names["text_encoder"]])
-            fuse_text_encoder_lora(out["text_encoder"], lora_scale=1.0, adapter_names=[n for n, _ in names["text_encoder"]])
-        return out
+        state, alphas = self.lora_state_dict(part.file)
+        if part.component == "unet":
+            loader.load_lora_into_unet(state, alphas, module, adapter_name=name)
+        else:
+            loader.load_lora_into_text_encoder(state, alphas, module, prefix="text_encoder", adapter_name=name)
 
     # -- running ---------------------------------------------------------------------------------------
     def sample(self, model, request, ctx: RunContext) -> EngineRun:

@@ -28,7 +28,8 @@ from t2v.models.deferred import Deferred
 from t2v.sampling import promptcache, runtime
 from t2v.models.precision import load_module
 from t2v.sampling.runtime import prepared
-from t2v.models.lora import adapter_hash, apply_lora, check_lora, decoder_adapter
+from t2v.models.adapters import AdapterPart
+from t2v.models.lora import adapter_hash, check_lora, decoder_adapter, load_adapter
 from t2v.requests import LoraSpec
 
 if TYPE_CHECKING:
@@ -259,11 +260,12 @@ class Family:
 
     # -- running ---------------------------------------------------------------------------------------
     def run(self, model: LoadedModel, request, ctx: RunContext) -> EngineRun:
-        """:meth:`sample` without autograd (``torch.inference_mode``), on the model as the request's speed
-        options shape it for this run (:func:`t2v.sampling.runtime.prepared`)."""
+        """:meth:`sample` without autograd (``torch.inference_mode``), with the run's LoRA adapters switched on
+        (:meth:`~t2v.models.loader.LoadedModel.using`), on the model as the request's speed options shape it for
+        this run (:func:`t2v.sampling.runtime.prepared`)."""
         import torch
 
-        with torch.inference_mode(), prepared(self, model, request, ctx) as run_model:
+        with model.using(), torch.inference_mode(), prepared(self, model, request, ctx) as run_model:
             return self.sample(run_model, request, ctx)
 
     def sample(self, model: LoadedModel, request, ctx: RunContext) -> EngineRun:
@@ -335,30 +337,18 @@ class Family:
             out.append(spec.model_copy(update={"path": str(path), "scale": high, "scale_low": low}))
         return tuple(out)
 
-    def apply_lora(self, components: dict[str, Any], adapter: Path, scale: float) -> dict[str, Any]:
-        """One adapter at ``scale`` on every expert (:meth:`apply_loras` of one entry)."""
-        return self.apply_loras(components, (LoraSpec(path=str(adapter), scale=scale),))
+    def adapter_parts(self, present: tuple[str, ...], spec: LoraSpec, index: int) -> list[AdapterPart]:
+        """What adapter ``spec`` (entry ``index`` of the request's ``loras``) puts on which of the ``present``
+        components: for t2v's own adapter folders the denoiser, and the VAE for one with a decoder part."""
+        adapter = Path(spec.path)
+        return [AdapterPart(target, part, spec.scale, index)
+                for part, target in ((adapter, self.denoiser), (decoder_adapter(adapter), "vae"))
+                if part is not None and target in present]
 
-    def apply_loras(self, components: dict[str, Any], loras: tuple[LoraSpec, ...]) -> dict[str, Any]:
-        """Components with the adapters merged, in order, at their strengths: copies of the ones they change
-        (the denoiser, and the VAE for an adapter with a decoder part), the others shared with the cached base
-        model. Merging one after the other adds each one's scaled update, as diffusers' set_adapters + fuse do."""
-        import copy
-
-        out, copied = dict(components), set()
-        for i, spec in enumerate(loras):
-            adapter = Path(spec.path)
-            for part, target in ((adapter, self.denoiser), (decoder_adapter(adapter), "vae")):
-                if part is None:
-                    continue
-                if target not in copied:  # one copy, however many adapters change it
-                    out[target] = copy.deepcopy(components[target])
-                    copied.add(target)
-                try:
-                    apply_lora(out[target], part, spec.scale)
-                except InvalidRequest as e:
-                    raise InvalidRequest(f"loras.{i}.path: {str(e).removeprefix('lora: ')}", field=f"loras.{i}.path") from None
-        return out
+    def load_adapter(self, module, part: AdapterPart, name: str) -> None:
+        """Load ``part``'s adapter into ``module`` under ``name``, unfused (:class:`t2v.models.adapters.AdapterHost`
+        switches it on and off)."""
+        load_adapter(module, part.file, name)
 
 
 def byte_level(folder: Path) -> bool:

@@ -12,7 +12,6 @@ reports progress, cancels between steps without decoding and saves checkpoints t
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import logging
@@ -26,6 +25,7 @@ from t2v.errors import Cancelled, InvalidRequest
 from t2v.models.catalog import config  # noqa: F401  (the families read their configs with it)
 from t2v.families.base import Family, RunContext, read_index, resolve_class
 from t2v.sampling.v2v import fingerprint
+from t2v.models.adapters import AdapterPart
 from t2v.models.loader import forget
 from t2v.runtime import memoized
 
@@ -254,7 +254,7 @@ def expert_targets(spec, experts: tuple[str, ...], present: tuple[str, ...]) -> 
 class DiffusersLora(Family):
     """LoRA files in diffusers' format for a transformer family, read by the pipeline's own loader mixin
     (``lora_loader``, e.g. ``"WanLoraLoaderMixin"``: it converts the original and trainer key layouts) and
-    fused into a copy of the denoiser; the cached base model is untouched."""
+    loaded unfused beside the denoiser's weights, switched on for the runs that ask for them."""
 
     lora_loader: ClassVar[str] = ""
     lora_experts: ClassVar[tuple[str, ...]] = ("transformer",)
@@ -289,33 +289,19 @@ class DiffusersLora(Family):
         expand = getattr(mixin, "_maybe_expand_t2v_lora_for_i2v", None)  # a T2V LoRA on Wan I2V, as the pipeline does
         return expand(transformer=model, state_dict=state) if expand is not None else state
 
-    def apply_loras(self, components: dict[str, Any], loras) -> dict[str, Any]:
-        """Each adapter loaded under its own name into a copy of each expert it reaches, weighted with
-        ``set_adapters`` and fused, as the stock pipeline's ``load_lora_weights`` (``load_into_transformer_2``
-        for the second expert), ``set_adapters(names, weights)`` and ``fuse_lora`` do."""
-        present = tuple(n for n in self.lora_experts if components.get(n) is not None)
-        by_expert: dict[str, list[tuple[str, Path, float, int]]] = {}
-        for i, spec in enumerate(loras):
-            targets = expert_targets(spec, self.lora_experts, present)
-            if not targets:
-                raise InvalidRequest(f"loras.{i}.experts: {Path(spec.path).name} reaches no expert this model has "
-                                     f"({', '.join(present)})", field=f"loras.{i}.experts")
-            for name, (file, strength) in targets.items():
-                by_expert.setdefault(name, []).append((f"t2v_{i}", file, strength, i))
-        out = dict(components)
-        for name, items in by_expert.items():
-            model = copy.deepcopy(components[name])
-            for adapter_name, file, _, i in items:
-                try:
-                    with warnings.catch_warnings():  # a second adapter is what t2v asks for, not a mistake
-                        warnings.filterwarnings("ignore", message="Already found a `peft_config` attribute")
-                        model.load_lora_adapter(self.lora_state(file, model), prefix="transformer",
-                                                adapter_name=adapter_name)
-                except (ValueError, KeyError, RuntimeError, OSError) as e:
-                    raise InvalidRequest(f"loras.{i}.path: {file.name} does not fit this model's {name}: "
-                                         f"{str(e)[:200]}", field=f"loras.{i}.path") from None
-            names = [n for n, *_ in items]
-            model.set_adapters(names, weights=[w for _, _, w, _ in items])
-            model.fuse_lora(lora_scale=1.0, adapter_names=names)
-            out[name] = model
-        return out
+    def adapter_parts(self, present: tuple[str, ...], spec, index: int) -> list[AdapterPart]:
+        """Each expert the adapter reaches (a two-expert folder's files each to its own; a single file to the
+        experts ``spec.experts`` names), at its strength for that expert."""
+        targets = expert_targets(spec, self.lora_experts, tuple(n for n in self.lora_experts if n in present))
+        if not targets:
+            raise InvalidRequest(f"loras.{index}.experts: {Path(spec.path).name} reaches no expert this model has "
+                                 f"({', '.join(n for n in self.lora_experts if n in present)})",
+                                 field=f"loras.{index}.experts")
+        return [AdapterPart(name, file, strength, index) for name, (file, strength) in targets.items()]
+
+    def load_adapter(self, module, part: AdapterPart, name: str) -> None:
+        """The stock pipeline's ``load_lora_weights`` for one expert (``load_into_transformer_2`` for the second):
+        the file read by the family's loader mixin, loaded under ``name``, unfused."""
+        with warnings.catch_warnings():  # a second adapter is what t2v asks for, not a mistake
+            warnings.filterwarnings("ignore", message="Already found a `peft_config` attribute")
+            module.load_lora_adapter(self.lora_state(part.file, module), prefix="transformer", adapter_name=name)

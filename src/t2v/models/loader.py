@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from t2v.errors import ModelUnavailable
+from t2v.models.adapters import AdapterHost, AdapterPart
 from t2v.models.deferred import Components
 from t2v.models.device import DevicePlan
 from t2v.models.precision import apply_weights, check_weights
@@ -46,10 +47,14 @@ class LoadedModel:
     load_s: float
     adapters: str = ""  # the LoRAs applied and their strengths ("" for the base model): the prompt cache keys on it
     adapter_hashes: tuple[str, ...] = ()  # each LoRA's content hash, in order (the record lists them)
+    adapter_parts: tuple[AdapterPart, ...] = ()  # what each LoRA puts on which component, at which strength
+    host: AdapterHost | None = None  # the adapters loaded into the base model's modules (shared by its copies)
+    base_hash: str = ""  # the base model's content hash (the cache's key; content_hash adds the adapters)
 
     def __post_init__(self) -> None:
         if not isinstance(self.components, Components):
             self.components = Components(self.components)
+        self.base_hash = self.base_hash or self.content_hash
 
     def __getattr__(self, name: str) -> Any:
         components = self.__dict__.get("components") or {}
@@ -73,6 +78,15 @@ class LoadedModel:
     @property
     def family(self):
         return CATALOG.family(self.source.family)
+
+    def using(self):
+        """A context in which the model's modules run with this model's adapters (and no others) active:
+        :meth:`AdapterHost.use`; the base model's runs see none."""
+        from contextlib import nullcontext
+
+        if self.host is None:
+            return nullcontext()
+        return self.host.use(self.components, self.adapter_parts, self.family.load_adapter)
 
 
 def _module_stems(path: Path) -> dict[str, str]:
@@ -188,7 +202,7 @@ class ModelCache:
         """Drop ``model`` (its memory is freed once the caller lets go of it too)."""
         with self.lock:
             for key in [k for k, m in self.entries.items()
-                        if m.content_hash == model.content_hash and m.source.path == model.source.path]:
+                        if m.base_hash == model.base_hash and m.source.path == model.source.path]:
                 del self.entries[key]
 
     def clear(self) -> None:
@@ -218,8 +232,8 @@ def load_model(source: ModelSource, plan: DevicePlan, *, offload: bool = False, 
 
     With ``offload`` (an accelerator and the ``low`` memory plan) the weights stay in CPU memory and the
     engine moves each component to the device only while it runs. With ``loras`` (checked
-    :class:`~t2v.requests.LoraSpec` entries, their paths resolved and strengths filled) the components they
-    change are copies of the base ones with the adapters merged; the base stays cached as is.
+    :class:`~t2v.requests.LoraSpec` entries, their paths resolved and strengths filled) the model is the cached
+    base with those adapters to switch on while it runs (:meth:`LoadedModel.using`): nothing is copied or fused.
     ``weights`` other than ``auto`` (:mod:`t2v.models.precision`: ``fp8``, ``int8``) is a model of its own,
     loaded afresh and cached beside the ``auto`` one, which it never changes; its ``content_hash`` says so.
     """
@@ -229,8 +243,7 @@ def load_model(source: ModelSource, plan: DevicePlan, *, offload: bool = False, 
     variant = pick_variant(source.path, plan)
     offload = offload and plan.is_accelerator
     if loras:
-        base = load_model(source, plan, offload=offload, runtime=runtime)
-        return _with_loras(cache, base, tuple(loras), offload)
+        return with_loras(load_model(source, plan, offload=offload, runtime=runtime), tuple(loras))
     key = (str(source.path), plan.device, plan.dtype, variant, offload, weights)
     with _LOAD_LOCK:
         found = cache.get(key)
@@ -243,7 +256,8 @@ def load_model(source: ModelSource, plan: DevicePlan, *, offload: bool = False, 
         digest = content_hash(source.path, variant) + ("" if weights == "auto" else f"+weights:{weights}")
         scheduler_config = parts.pop("scheduler_config")
         loaded = LoadedModel(source=source, plan=plan, variant=variant, components=parts, scheduler_config=scheduler_config,
-                             content_hash=digest, load_s=time.perf_counter() - t0)
+                             content_hash=digest, load_s=time.perf_counter() - t0,
+                             host=AdapterHost(runtime.settings.lora_idle_s))
         cache.put(key, loaded)
         return loaded
 
@@ -253,22 +267,18 @@ def adapter_digests(family, loras: tuple) -> list[str]:
     return [family.lora_hash(Path(spec.path)) for spec in loras]
 
 
-def _with_loras(cache: ModelCache, base: LoadedModel, loras: tuple, offload: bool) -> LoadedModel:
+def with_loras(base: LoadedModel, loras: tuple) -> LoadedModel:
+    """``base`` with ``loras`` to switch on while it runs: what each one puts on which component (the family's
+    :meth:`~t2v.families.base.Family.adapter_parts`), its content hash and the stack's name."""
     family = base.family
     digests = adapter_digests(family, loras)
     stack = "+".join(f"{d}@{spec.scale!r}" + ("" if spec.scale_low is None else f"/{spec.scale_low!r}")
                      + ("" if spec.experts == "both" else f"@{spec.experts}") for d, spec in zip(digests, loras))
-    key = (str(base.source.path), base.plan.device, base.plan.dtype, base.variant, offload, stack)
-    found = cache.get(key)
-    if found is not None:
-        return found.copy(source=base.source, plan=base.plan, load_s=0.0)
-    t0 = time.perf_counter()
-    components = family.apply_loras(base.components, loras)
+    present = tuple(n for n in dict.keys(base.components) if dict.get(base.components, n) is not None)
+    parts = tuple(part for i, spec in enumerate(loras) for part in family.adapter_parts(present, spec, i))
     # the hash names the adapters' files (their strengths are in the request), as it did for one adapter
-    loaded = base.copy(components=components, content_hash=f"{base.content_hash}+lora:{'+'.join(digests)}",
-                       load_s=base.load_s + time.perf_counter() - t0, adapters=stack, adapter_hashes=tuple(digests))
-    cache.put(key, loaded)
-    return loaded
+    return base.copy(content_hash=f"{base.base_hash}+lora:{'+'.join(digests)}", adapters=stack,
+                     adapter_hashes=tuple(digests), adapter_parts=parts)
 
 
 def loaded_models(runtime: Runtime | None = None) -> list[dict[str, Any]]:

@@ -2,10 +2,10 @@
 
 An adapter folder holds ``adapter_config.json`` (a ``peft.LoraConfig``), ``adapter_model.safetensors``
 (the LoRA A/B matrices) and ``t2v_lora.json`` (base model, rank, data, steps). ``t2v train-lora``
-writes one; ``t2v generate --lora DIR --lora-scale S`` merges it into a copy of the base UNet.
+writes one; ``t2v generate --lora DIR:S`` loads it, unfused, beside the base UNet (:mod:`t2v.models.adapters`).
 
 Optionally the folder has a ``decoder/`` subfolder, itself a PEFT adapter folder, for the autoencoder's
-decoder (``t2v train-lora --refine-steps``): it is applied to a copy of the base VAE the same way.
+decoder (``t2v train-lora --refine-steps``): it is loaded beside the base VAE the same way.
 """
 
 from __future__ import annotations
@@ -114,26 +114,17 @@ def save_lora(unet, config, out: Path, meta: dict[str, Any]) -> Path:
     return out
 
 
-def apply_lora(unet, folder: Path, scale: float = 1.0) -> None:
-    """Merge the adapter in ``folder`` into ``unet`` (in place; or a VAE, from a ``decoder/`` folder) at
-    ``scale`` times its trained strength."""
+def load_adapter(module, folder: Path, name: str) -> None:
+    """Load the adapter in ``folder`` into ``module`` (a UNet; a VAE, from a ``decoder/`` folder) under ``name``,
+    unfused: :class:`t2v.models.adapters.AdapterHost` sets its strength and switches it on and off."""
     peft = _peft()
-    from peft.tuners.lora import LoraLayer
     from safetensors.torch import load_file
 
     config = peft.LoraConfig.from_pretrained(str(folder))
     state = load_file(folder / WEIGHTS)
-    peft.inject_adapter_in_model(config, unet, adapter_name=ADAPTER)
-    result = peft.set_peft_model_state_dict(unet, state, adapter_name=ADAPTER)
+    peft.inject_adapter_in_model(config, module, adapter_name=name)
+    result = peft.set_peft_model_state_dict(module, state, adapter_name=name)
     missing = [k for k in getattr(result, "unexpected_keys", []) if "lora_" in k]
     if missing:
-        raise InvalidRequest(f"lora: {folder} does not fit this model ({len(missing)} tensors have no layer)", field="lora")
-    # Fold the scaled A/B product into each wrapped layer's weights and put the plain layer back: the model
-    # then runs exactly as fast as the base (unmerged PEFT layers cost about 2x on a CPU for LoCon).
-    wrapped = [(name, module) for name, module in unet.named_modules() if isinstance(module, LoraLayer)]
-    for name, module in wrapped:
-        module.set_scale(ADAPTER, scale)
-        module.merge(adapter_names=[ADAPTER])
-        parent, _, child = name.rpartition(".")
-        setattr(unet.get_submodule(parent) if parent else unet, child, module.get_base_layer())
-    unet.requires_grad_(False)
+        raise ValueError(f"{len(missing)} of its tensors have no layer here")
+    module.requires_grad_(False)

@@ -14,12 +14,17 @@ from typing import Iterator
 
 from t2v.models.precision import check_weights
 from t2v.sampling import accel, stepcache
+from t2v.sampling.views import private_view, with_components
 
 
 @contextmanager
 def prepared(family, model, request, ctx) -> Iterator:
-    """``model`` for this run of ``request``: attention kernel and compiled blocks (:mod:`t2v.sampling.accel`),
-    then the step cache (:mod:`t2v.sampling.stepcache`)."""
+    """``model`` for this run of ``request``: its own view of the autoencoder (some keep per-call state on their
+    modules: Wan's and CogVideoX's causal feature caches, which two runs decoding at once would mix), attention
+    kernel and compiled blocks (:mod:`t2v.sampling.accel`), then the step cache (:mod:`t2v.sampling.stepcache`)."""
+    vae = model.components.get("vae")
+    if vae is not None and hasattr(vae, "parameters"):
+        model = with_components(model, vae=private_view(vae))
     model = accel.apply(family, model, request, ctx)
     with stepcache.applied(family, model, request, ctx) as run_model:
         yield run_model
