@@ -1,4 +1,4 @@
-"""``t2v models``: list, show, pull, make-tiny."""
+"""``t2v models``: list, show, presets, pull, make-tiny."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from t2v.families import all_families, get_family
 from t2v.requests import cli_spelling
 from t2v.errors import InvalidRequest, ModelUnavailable
 from t2v.models.download import cached_snapshot, license_notice
+from t2v.models.presets import PRESETS
 from t2v.models.source import HUB_ID, check_folder, pull as pull_model
 from t2v.models.tiny import make_tiny as build
 
@@ -65,6 +66,23 @@ def list_models(as_json: bool = typer.Option(False, "--json", help="The raw list
             out.print_json(json.dumps(rows))
             return
         print_model_list(out, rows, families, defaults)
+
+
+@models_app.command("presets")
+def presets(as_json: bool = typer.Option(False, "--json", help="The presets as JSON.")) -> None:
+    """Few-step presets (--preset NAME): the steps, guidance and shift each distilled LoRA or model was made
+    for, the family it is for, where it is published and its licence."""
+    rows = [p.describe() for p in PRESETS.values()]
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    from rich.table import Table
+
+    table = Table("preset", "family", "steps", "guidance", "shift", "licence", "what", box=None)
+    for r in rows:
+        table.add_row(r["name"], r["family"], str(r["steps"]), str(r["guidance_scale"]),
+                      "" if r["flow_shift"] is None else str(r["flow_shift"]), r["licence"], r["title"])
+    out.print(table)
 
 
 def folder_record(path: Path, model_id: str) -> dict:

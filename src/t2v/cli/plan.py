@@ -32,8 +32,9 @@ def show_plan(request) -> None:
                         f"{request.num_inference_steps} steps on {dev.device}/{dev.dtype}")
     for col in ("plan", what, "weights", "denoiser act.", "VAE act.", "s/step", "decode s", "times", "TFLOP/step"):
         table.add_column(col, justify="right" if col != "plan" else "left", no_wrap=col == "plan")
+    predicted = {}
     for name in ("speed", "balanced", "low"):
-        p = predict(source.path, request, plan=name, device=dev.device, dtype=dev.dtype)
+        p = predicted[name] = predict(source.path, request, plan=name, device=dev.device, dtype=dev.dtype)
         mark = " ←" if chosen and name == chosen.name else ""
         table.add_row(name + mark, _mb(p.peak_bytes), _mb(sum(p.weights_bytes.values())), _mb(max(v for k, v in p.activation_bytes.items() if k not in ("text", "vae"))),
                       _mb(p.activation_bytes["vae"]), _s(p.est_step_s), _s(p.est_decode_s),
@@ -43,6 +44,11 @@ def show_plan(request) -> None:
     if refused is not None:
         raise refused  # exit 2, as `t2v generate` would
     out.print(f"memory={request.memory} → the {chosen.name} plan", highlight=False)
+    p = predicted[chosen.name]
+    preset = f" (preset {request.preset})" if getattr(request, "preset", None) else ""
+    out.print(f"predicted run: {request.num_inference_steps} steps{preset} x {_s(p.est_step_s)} s + decode "
+              f"{_s(p.est_decode_s)} s = {_s(request.num_inference_steps * p.est_step_s + p.est_decode_s)} s",
+              highlight=False)
     out.print("times: \"estimate\" is FLOPs at this machine's measured matmul speed plus its measured cost per "
               "operator call (optimistic for large models); \"N runs\" scales it by what the last N runs of this "
               "model here, with these settings, measured (\"~N runs\": under another memory plan; docs/speed.md)", highlight=False)

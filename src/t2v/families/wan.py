@@ -114,7 +114,9 @@ class WanFamily(GroupOffload, DiffusersLora):
         timings["encode_prompt_s"] = time.perf_counter() - t0
 
         # 2. Timesteps and initial noise: fp32 from a CPU generator, as the stock pipeline draws it.
-        scheduler = make_scheduler(request.scheduler, model.scheduler_config)
+        shift = request.extras.get("flow_shift")  # the flow schedule's shift, where the request sets its own
+        config = model.scheduler_config if shift is None else {**model.scheduler_config, "flow_shift": shift}
+        scheduler = make_scheduler(request.scheduler, config)
         scheduler.set_timesteps(request.num_inference_steps, device=device)
         timesteps = scheduler.timesteps
         frames_latent = (request.num_frames - 1) // temporal + 1

@@ -62,6 +62,10 @@ class GenerationRequest(RequestModel):
         "model roots. SCALE_LOW and @experts: two-expert models (Wan 2.2 A14B)."))
     lora_scale: float = knob(1.0, only=("video",), ge=-4.0, le=4.0, allow_inf_nan=False,
                              help="Strength of each LoRA that names none: 0 = off, 1 = as trained.")
+    preset: str | None = knob(None, only=("video",), max_length=64, pattern=r"^[a-z0-9][a-z0-9.-]*$", help=(
+        "Few-step preset: the steps, guidance and shift a distilled LoRA or model was made for (lightx2v, "
+        "wan22-lightning, causvid, fastwan; see t2v models presets). Applied by itself for a LoRA or model the "
+        "registry knows; none turns that off."))
     image: str | None = knob(None, only=("video",), max_length=4096, cli="--image -i", help=(
         "Image-to-video: the first frame (PNG, JPEG or WebP). A file (library, CLI) or an uploaded asset id (API)."))
     video: str | None = knob(None, only=("video",), max_length=4096, help=(

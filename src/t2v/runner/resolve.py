@@ -9,6 +9,7 @@ from t2v.errors import InvalidRequest, ModelUnavailable
 from t2v.families import get_family
 from t2v.models.catalog import CATALOG
 from t2v.models.device import fit_to_model, plan_device
+from t2v.models.presets import NONE, apply_preset
 from t2v.models.registry import lookup
 from t2v.models.source import local_folder, model_defaults, resolve_source
 from t2v.planner.fit import memory_budget
@@ -34,6 +35,16 @@ def resolve(request: GenerationRequest, settings: Settings) -> GenerationRequest
     else:
         family_name, defaults = model_defaults(model)
         folder = local_folder(model)
+    family = get_family(family_name) if family_name != "unknown" else None
+    if getattr(request, "loras", ()):
+        if family is None:
+            raise InvalidRequest(f"loras: {model} is not a model t2v knows the family of, so no LoRA can be applied "
+                                 "to it", field="loras")
+        request = request.model_copy(update={"loras": family.check_loras(request.loras, request.lora_scale, folder)})
+    if request.mode == "video" and family is not None:  # a few-step distill's settings, before the model's defaults
+        request = apply_preset(request, family_name, model)
+    elif getattr(request, "preset", None) not in (None, NONE):
+        raise InvalidRequest(f"preset: {model} is not a model t2v knows the family of; leave preset out", field="preset")
     seed = request.seed if request.seed is not None else secrets.randbelow(2**32)
     extra = {"model": model, "seed": seed, **({"motion_adapter": adapter} if adapter is not None else {})}
     card = CATALOG.card(family_name) if family_name != "unknown" else None
@@ -62,14 +73,8 @@ def resolve(request: GenerationRequest, settings: Settings) -> GenerationRequest
     for field, limit in limits:
         if getattr(resolved, field) > limit:
             raise InvalidRequest(f"{field}: {getattr(resolved, field)} is over this server's limit of {limit}", field=field)
-    family = get_family(family_name) if family_name != "unknown" else None
     if family is not None:
         family.check(resolved, folder, model=model)
-    if getattr(resolved, "loras", ()):
-        if family is None:
-            raise InvalidRequest(f"loras: {model} is not a model t2v knows the family of, so no LoRA can be applied "
-                                 "to it", field="loras")
-        resolved = resolved.model_copy(update={"loras": family.check_loras(resolved.loras, resolved.lora_scale, folder)})
     if len(resolved.prompt) > settings.max_prompt_chars:
         raise InvalidRequest(f"prompt: longer than {settings.max_prompt_chars} characters", field="prompt")
     post = getattr(resolved, "post", None)

@@ -11,6 +11,9 @@ class WanExtras(FamilyExtras):
 
     guidance_scale_2: float | None = knob(None, ge=0.0, le=50.0, cli="--guidance-2", help=(
         "Wan 2.2 A14B: guidance of the low-noise expert (default: the model's, else --guidance)."))
+    flow_shift: float | None = knob(None, gt=0.0, le=100.0, cli="--flow-shift", help=(
+        "Shift of the flow-matching noise schedule (default: the model's scheduler config, 3.0 or 5.0; few-step "
+        "distills want their own, e.g. 5.0)."))
 
 
 # Wan's own negative prompt (Wan2.1 / Wan2.2 repos, wan/configs/shared_config.py: sample_neg_prompt).
