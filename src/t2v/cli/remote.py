@@ -22,7 +22,7 @@ from t2v.cli.watch import connected, follow
 SERVER_SIDE = {"device": ("auto", "T2V_DEVICE"), "dtype": ("auto", "T2V_DTYPE"), "memory": ("auto", "T2V_MEMORY"),
                "attention": ("auto", "T2V_ATTENTION"), "weights": ("auto", "T2V_WEIGHTS"),
                "compile": (False, "T2V_COMPILE")}
-LOCAL_FILES = ("image", "video", "extend")  # uploaded; the job gets their asset ids
+LOCAL_FILES = ("image", "last_image", "video", "extend")  # uploaded; the job gets their asset ids
 NOT_SENT = {"mode", "prompt", *SERVER_SIDE, *LOCAL_FILES}
 EXTENSIONS = {"mp4": ".mp4", "webm": ".webm", "gif": ".gif"}
 

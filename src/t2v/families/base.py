@@ -114,6 +114,7 @@ class RunContext:
     memory: MemoryPlan
     checkpoint: CheckpointSpec | None = None
     image: Any = None  # a PIL RGB image for image-to-video
+    last_image: Any = None  # a PIL RGB image for the last frame (first-last-frame)
     video: Any = None  # t2v.inputs.InputVideo for video-to-video (frames fitted to the request), with its sha256
     warnings: list[str] = field(default_factory=list)
 
@@ -157,6 +158,13 @@ class Family:
                                      f"works with the {can} families", field="video")
             if getattr(request, "image", None):
                 raise InvalidRequest("video: give an input video or an input image, not both", field="video")
+        if getattr(request, "last_image", None):
+            if not getattr(request, "image", None):
+                raise InvalidRequest("last_image: give the first frame as image too (first-last-frame)",
+                                     field="last_image")
+            if not self.takes_last_image(path):
+                raise InvalidRequest(f"last_image: {model} ({self.name}) cannot end on a given frame; the Wan 2.1 "
+                                     "FLF2V and Wan 2.2 A14B image-to-video models can", field="last_image")
         rules = self.rules(path)
         rules.check(request, model=model)
         if getattr(request, "is_long", False) and request.mode == "video":
@@ -257,6 +265,10 @@ class Family:
     def prepare(self, components: dict[str, Any]) -> dict[str, Any]:
         """A hook after loading (e.g. patching modules); returns the components."""
         return components
+
+    def takes_last_image(self, path: Path | None) -> bool:
+        """Whether the model in ``path`` makes first-last-frame videos (``last_image``); none does by default."""
+        return False
 
     # -- running ---------------------------------------------------------------------------------------
     def run(self, model: LoadedModel, request, ctx: RunContext) -> EngineRun:

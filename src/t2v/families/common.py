@@ -46,13 +46,14 @@ class LoopState:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def run_fingerprint(model, request, image=None) -> str:
-    """The checkpoint fingerprint of the request, with the input image's pixels when there is one."""
+def run_fingerprint(model, request, image=None, last_image=None) -> str:
+    """The checkpoint fingerprint of the request, with the input images' pixels when there are some."""
     fp = ckpt.fingerprint(model, request)
-    if image is None:
-        return fp
-    pixels = hashlib.sha256(f"{image.mode}{image.size}".encode() + image.tobytes()).hexdigest()
-    return hashlib.sha256(f"{fp}:{pixels}".encode()).hexdigest()
+    for img in (image, last_image):
+        if img is not None:
+            pixels = hashlib.sha256(f"{img.mode}{img.size}".encode() + img.tobytes()).hexdigest()
+            fp = hashlib.sha256(f"{fp}:{pixels}".encode()).hexdigest()
+    return fp
 
 
 def restore_scheduler(scheduler, state: dict[str, Any], device) -> None:
@@ -74,7 +75,7 @@ class Checkpoints:
     def __init__(self, ctx: RunContext, model, request, scheduler, generator, image=None, video=None):
         self.ctx, self.scheduler, self.generator = ctx, scheduler, generator
         self.spec = ctx.checkpoint
-        self.fingerprint = fingerprint(run_fingerprint(model, request, image), video) if self.spec else ""
+        self.fingerprint = fingerprint(run_fingerprint(model, request, image, ctx.last_image), video) if self.spec else ""
         self.resumed: int | None = None  # the step resumed from (for the record)
 
     def resume(self, state: LoopState, device) -> int:

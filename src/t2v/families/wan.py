@@ -75,6 +75,23 @@ class WanFamily(GroupOffload, DiffusersLora):
                      text_tokens=_text_tokens(path, tr), modes=modes,
                      schedulers=SCHEDULERS if flow.get("use_flow_sigmas") else ("model",))
 
+    def check(self, request, path: Path | None, *, model: str = "this model") -> None:
+        super().check(request, path, model=model)
+        if path is not None and getattr(request, "image", None) and not getattr(request, "last_image", None):
+            tr = _transformer_config(path)
+            if tr.get("image_dim") is not None and tr.get("pos_embed_seq_len") is not None:
+                raise InvalidRequest(f"last_image: {model} (Wan 2.1 FLF2V) makes a video between two frames: give "
+                                     "the last frame as last_image too", field="last_image")
+
+    def takes_last_image(self, path: Path | None) -> bool:
+        """WanImageToVideoPipeline's ``last_image``: an image-to-video model without TI2V's expanded timesteps
+        whose image cross-attention, if it has one, takes two images (FLF2V's ``pos_embed_seq_len``)."""
+        if path is None:
+            return True  # known once downloaded; the run checks again
+        tr = _transformer_config(path)
+        return ("i2v" in self.rules(path).modes and not read_index(path).get("expand_timesteps")
+                and (tr.get("image_dim") is None or tr.get("pos_embed_seq_len") is not None))
+
     # -- running ---------------------------------------------------------------------------------------
     def sample(self, model, request, ctx: RunContext) -> EngineRun:
         import torch
@@ -110,7 +127,8 @@ class WanFamily(GroupOffload, DiffusersLora):
         image_embeds = None
         if i2v and first.config.image_dim is not None:
             with resident(c["image_encoder"], device, memory.offload):
-                image_embeds = encode_image(model, ctx.image).to(dtype)
+                shown = ctx.image if ctx.last_image is None else [ctx.image, ctx.last_image]
+                image_embeds = encode_image(model, shown).to(dtype)
         timings["encode_prompt_s"] = time.perf_counter() - t0
 
         # 2. Timesteps and initial noise: fp32 from a CPU generator, as the stock pipeline draws it.
@@ -136,7 +154,7 @@ class WanFamily(GroupOffload, DiffusersLora):
         cond = Conditioning(mask=torch.ones(latents.shape, dtype=torch.float32, device=device) if expand else None)
         if i2v:
             with resident(vae, device, memory.offload):
-                cond = image_condition(vae, ctx.image, request, latents, expand)
+                cond = image_condition(vae, ctx.image, request, latents, expand, last=ctx.last_image)
         elif ctx.video is None:  # (video-to-video set its own begin index)
             scheduler.set_begin_index(0)  # WanPipeline does; WanImageToVideoPipeline does not
 
@@ -209,7 +227,8 @@ class WanFamily(GroupOffload, DiffusersLora):
             image_peak = meta_cost(lambda: m["image_encoder"](pixel_values=pixels, output_hidden_states=True)).peak
             text_peak = max(text_peak, image_peak)
             if tr.config.image_dim is not None:
-                image_embeds = torch.zeros(1, (cfg.image_size // cfg.patch_size) ** 2 + 1, tr.config.image_dim, **meta)
+                images = 2 if tr.config.pos_embed_seq_len is not None else 1  # FLF2V: the first and the last frame
+                image_embeds = torch.zeros(images, (cfg.image_size // cfg.patch_size) ** 2 + 1, tr.config.image_dim, **meta)
         p = tr.config.patch_size
         x = torch.zeros(1, tr.config.in_channels, f, h, w, **meta)
         if read_index(path).get("expand_timesteps"):
@@ -305,18 +324,26 @@ def encode_video(vae, frames):
     return (encoded - mean) * inv_std
 
 
-def image_condition(vae, image, request, latents, expand: bool) -> Conditioning:
+def image_condition(vae, image, request, latents, expand: bool, last=None) -> Conditioning:
     """WanImageToVideoPipeline.prepare_latents: the image (first frame; for Wan 2.1 I2V followed by black
-    frames) through the VAE encoder, normalised, with the first-frame mask."""
+    frames, and ``last`` as the last frame when given) through the VAE encoder, normalised, with the mask of
+    the given frames."""
     import torch
     from diffusers.video_processor import VideoProcessor
 
     spatial, temporal = vae.config.scale_factor_spatial, vae.config.scale_factor_temporal
     n, (_, _, f, h, w) = request.num_frames, latents.shape
-    pixels = VideoProcessor(vae_scale_factor=spatial).preprocess(image, height=request.height, width=request.width)
-    pixels = pixels.to(latents.device, dtype=torch.float32).unsqueeze(2)
+    processor = VideoProcessor(vae_scale_factor=spatial)
+
+    def pixels_of(img):
+        return processor.preprocess(img, height=request.height, width=request.width).to(
+            latents.device, dtype=torch.float32).unsqueeze(2)
+
+    pixels = pixels_of(image)
     if not expand:
-        pixels = torch.cat([pixels, pixels.new_zeros(1, pixels.shape[1], n - 1, request.height, request.width)], dim=2)
+        gap = n - 1 if last is None else n - 2
+        pixels = torch.cat([pixels, pixels.new_zeros(1, pixels.shape[1], gap, request.height, request.width),
+                            *([] if last is None else [pixels_of(last)])], dim=2)
     encoded = vae.encode(pixels.to(vae.device, vae.dtype)).latent_dist.mode()
     mean, inv_std = latent_stats(vae, latents)
     encoded = (encoded.to(latents.device, latents.dtype) - mean) * inv_std
@@ -326,6 +353,8 @@ def image_condition(vae, image, request, latents, expand: bool) -> Conditioning:
         return Conditioning(latents=encoded, first_frame=first)
     mask = torch.ones(1, 1, n, h, w)
     mask[:, :, 1:] = 0
+    if last is not None:
+        mask[:, :, -1] = 1
     mask = torch.cat([torch.repeat_interleave(mask[:, :, 0:1], dim=2, repeats=temporal), mask[:, :, 1:]], dim=2)
     mask = mask.view(1, -1, temporal, h, w).transpose(1, 2).to(encoded.device)
     return Conditioning(latents=encoded, concat=torch.cat([mask, encoded], dim=1))

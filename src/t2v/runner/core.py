@@ -57,6 +57,7 @@ class Run:
     total: int = 0
     done: int = 0
     model_name: str | None = None  # how the record names the model (None: its source's id)
+    last_image: Any = None  # t2v.inputs.InputImage for the last frame (first-last-frame)
 
     def chosen(self):
         """The chosen memory plan's prediction (:class:`t2v.planner.memory.Prediction`)."""
@@ -83,6 +84,8 @@ class Run:
             rec["model"] = self.model_name
         if self.image is not None:
             rec["image_sha256"] = self.image.sha256
+        if self.last_image is not None:
+            rec["last_image_sha256"] = self.last_image.sha256
         if self.video is not None:
             rec["video_sha256"] = self.video.sha256
         return rec
@@ -104,9 +107,12 @@ def start(request, *, settings: Settings, output: str | Path | None = None,
     request = resolve(request, settings)
     if check is not None:
         check(stem, request)
-    image = None
+    image = last_image = None
     if getattr(request, "image", None):
         image = load_image(resolve_image(request.image) if resolve_image else request.image)
+    if getattr(request, "last_image", None):
+        last_image = load_image(resolve_image(request.last_image) if resolve_image else request.last_image,
+                                field="last_image")
     video = None
     if getattr(request, "video", None):  # a file path, or on a server an asset id (t2v.service.limits.admit)
         clip = resolve_video(request.video) if resolve_video else request.video
@@ -132,7 +138,7 @@ def start(request, *, settings: Settings, output: str | Path | None = None,
     # Record what actually ran (after fallbacks), not what was asked.
     request = request.model_copy(update={"device": plan.device, "dtype": plan.dtype})
     run = Run(request, stem, source, family, loaded, plan, emit, cancel, t_start, memory, predictions, image, video,
-              model_name=None if settings.record_paths else named(source.id))
+              model_name=None if settings.record_paths else named(source.id), last_image=last_image)
     expect_times(run)
     return run
 

@@ -29,7 +29,7 @@ def generate_video(request, *, on_progress: ProgressCallback | None = None, shou
 
     def outputs(stem: Path, req) -> None:
         if req.formats:
-            check_outputs(stem, req.formats, inputs=[getattr(req, n, None) for n in ("extend", "video", "image")])
+            check_outputs(stem, req.formats, inputs=[getattr(req, n, None) for n in ("extend", "video", "image", "last_image")])
         if req.is_long:
             clip.append(load_clip(req, resolve=resolve_video))
 
@@ -48,7 +48,8 @@ def generate_video(request, *, on_progress: ProgressCallback | None = None, shou
             on_preview(step, family.preview(loaded, latents))
 
     ctx = RunContext(on_stage=run.emit, on_step=on_step, should_cancel=run.cancel, memory=run.memory,
-                     checkpoint=checkpoint, image=run.image.image if run.image else None, video=run.video)
+                     checkpoint=checkpoint, image=run.image.image if run.image else None, video=run.video,
+                     last_image=run.last_image.image if run.last_image else None)
     out = family.run(loaded, request, ctx)
     observe_times(run, out.timings, steps=len(stepped))
     frames = to_uint8(out.frames)

@@ -147,23 +147,23 @@ class AssetService:
             self._unlink(row)
         return len(rows)
 
-    def check_image_ref(self, ref: str, api_key=None) -> None:
-        """At submit: ``ref`` (a request's ``image``) must name an asset of ``api_key``; 422 naming ``image``.
-        (Its file must be in the store; it is not fetched here.)"""
+    def check_image_ref(self, ref: str, api_key=None, field: str = "image") -> None:
+        """At submit: ``ref`` (a request's ``image`` or ``last_image``) must name an image asset of ``api_key``;
+        422 naming ``field``. (Its file must be in the store; it is not fetched here.)"""
         if not is_asset_id(ref):
-            raise InvalidRequest("image: give an uploaded asset id (POST /v1/assets, or send the file as `image` in "
-                                 "a multipart POST /v1/videos); file paths and URLs are not taken", field="image")
+            raise InvalidRequest(f"{field}: give an uploaded asset id (POST /v1/assets, or send the file as `image` in "
+                                 "a multipart POST /v1/videos); file paths and URLs are not taken", field=field)
         try:
             row = self._row(ref, api_key)
             found = self._exists(row)
         except AssetNotFound:
             found = False
         if not found:
-            raise InvalidRequest(f"image: no uploaded asset with id {ref} (upload the image with POST /v1/assets)",
-                                 field="image")
+            raise InvalidRequest(f"{field}: no uploaded asset with id {ref} (upload the image with POST /v1/assets)",
+                                 field=field)
         if asset_kind(row) != "image":
-            raise InvalidRequest(f"image: the asset {ref} is a video; give an image asset (PNG, JPEG or WebP) as "
-                                 "`image`, or the video as `video` (video-to-video)", field="image")
+            raise InvalidRequest(f"{field}: the asset {ref} is a video; give an image asset (PNG, JPEG or WebP) as "
+                                 f"`{field}`, or the video as `video` (video-to-video)", field=field)
 
     def video_asset(self, ref: str, api_key=None, *, field: str = "asset"):
         """At submit: the video asset ``ref`` of ``api_key`` (its row). :class:`AssetNotFound` (404) when it is

@@ -256,6 +256,8 @@ class JobService:
         check_callback_url(callback_url, self.settings)  # 422 for internal addresses (resolved once, all checked)
         if getattr(request, "image", None) is not None:  # image-to-video: an uploaded asset of this key, never a path
             self.assets.check_image_ref(request.image, api_key)
+        if getattr(request, "last_image", None) is not None:  # first-last-frame: likewise
+            self.assets.check_image_ref(request.last_image, api_key, field="last_image")
         if getattr(request, "video", None) is not None:  # video-to-video: an uploaded video of this key, likewise
             self.assets.check_video_ref(request.video, api_key)
         if getattr(request, "extend", None) is not None:  # a longer video continuing an uploaded video of this key

@@ -30,7 +30,8 @@ CARD = FamilyCard(
     defaults={"width": 832, "height": 480, "num_frames": 81, "fps": 16, "guidance_scale": 5.0,
                 "num_inference_steps": 50, "scheduler": "model", "negative_prompt": NEGATIVE_PROMPT},
     tiny={"wan": "t2v.models.tiny.wan:make_wan21", "wan22-ti2v": "t2v.models.tiny.wan:make_wan22_ti2v",
-            "wan22-a14b": "t2v.models.tiny.wan:make_wan22_a14b", "wan-i2v": "t2v.models.tiny.wan:make_wan_i2v"},
+            "wan22-a14b": "t2v.models.tiny.wan:make_wan22_a14b", "wan-i2v": "t2v.models.tiny.wan:make_wan_i2v",
+            "wan-flf2v": "t2v.models.tiny.wan:make_wan_flf2v"},
     extras=WanExtras,
     models=(),
 )

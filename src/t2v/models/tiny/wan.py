@@ -1,11 +1,11 @@
 """Tiny random-weight Wan models in the exact ``Wan-AI/*-Diffusers`` folder layout, built offline.
 
-``t2v models make-tiny --family wan|wan22-ti2v|wan22-a14b|wan-i2v DIR``. Each folder has what the hub repo
+``t2v models make-tiny --family wan|wan22-ti2v|wan22-a14b|wan-i2v|wan-flf2v DIR``. Each folder has what the hub repo
 has: ``model_index.json`` (with ``boundary_ratio`` / ``expand_timesteps`` where the Wan 2.2 repos have them),
 ``transformer/`` (and ``transformer_2/`` for A14B), ``vae/`` (``AutoencoderKLWan``; the Wan 2.2 layout with
 48 latent channels and a 16x spatial scale for TI2V-5B), ``text_encoder/`` (a small ``UMT5EncoderModel``),
 ``tokenizer/`` (``ByT5Tokenizer``: bytes, so no vocabulary file to download), ``scheduler/`` (UniPC with
-Wan's flow-matching config), plus ``image_encoder/`` and ``image_processor/`` (CLIP) for ``wan-i2v``.
+Wan's flow-matching config), plus ``image_encoder/`` and ``image_processor/`` (CLIP) for ``wan-i2v`` and ``wan-flf2v``.
 Sizes follow diffusers' own Wan pipeline tests; every folder is a few hundred KB and builds in a second.
 """
 
@@ -34,6 +34,7 @@ class Kind:
     wan22_vae: bool = False  # TI2V-5B's VAE: 48 channels, patchified, 16x spatial
     two_experts: bool = False
     image_encoder: bool = False  # 2.1 I2V's CLIP image encoder
+    flf2v: bool = False  # 2.1 FLF2V: position embeddings over the first and the last frame's image tokens
     flow_shift: float = 3.0
     index_extra: tuple[tuple[str, object], ...] = ()  # model_index.json config keys (Wan 2.2 repos)
     width: int = 64  # t2v.json defaults
@@ -45,6 +46,8 @@ WAN22_TI2V = Kind(in_channels=48, z_dim=48, wan22_vae=True, flow_shift=5.0,
                   index_extra=(("boundary_ratio", None), ("expand_timesteps", True)))
 WAN22_A14B = Kind(two_experts=True, index_extra=(("boundary_ratio", 0.875), ("expand_timesteps", False)))
 WAN_I2V = Kind(pipeline="WanImageToVideoPipeline", in_channels=16 + 4 + 16, image_encoder=True)
+WAN_FLF2V = Kind(pipeline="WanImageToVideoPipeline", in_channels=16 + 4 + 16, image_encoder=True, flf2v=True)
+IMAGE_TOKENS = (32 // 8) ** 2 + 1  # the tiny CLIP's patches and its class token
 
 
 def make_wan21(out: Path, *, seed: int = 0, fp16_variant: bool = True) -> Path:
@@ -68,10 +71,18 @@ def make_wan_i2v(out: Path, *, seed: int = 0, fp16_variant: bool = True) -> Path
     return build(Path(out), WAN_I2V, seed=seed, fp16_variant=fp16_variant)
 
 
+def make_wan_flf2v(out: Path, *, seed: int = 0, fp16_variant: bool = True) -> Path:
+    """Wan 2.1 FLF2V (first-last-frame, 720P layout): ``WanImageToVideoPipeline`` whose transformer embeds the
+    two images' CLIP tokens with positions (``pos_embed_seq_len``)."""
+    return build(Path(out), WAN_FLF2V, seed=seed, fp16_variant=fp16_variant)
+
+
 def transformer(kind: Kind):
     from diffusers import WanTransformer3DModel
 
     image = dict(image_dim=CLIP_DIM, added_kv_proj_dim=HEADS * HEAD_DIM) if kind.image_encoder else {}
+    if kind.flf2v:
+        image["pos_embed_seq_len"] = 2 * IMAGE_TOKENS
     return WanTransformer3DModel(
         patch_size=(1, 2, 2), num_attention_heads=HEADS, attention_head_dim=HEAD_DIM, in_channels=kind.in_channels,
         out_channels=kind.z_dim, text_dim=TEXT_DIM, freq_dim=256, ffn_dim=32, num_layers=2, cross_attn_norm=True,
