@@ -104,7 +104,7 @@ def file_metadata(file: Path) -> dict[str, Any] | None:
         with safe_open(str(file), "pt") as f:
             raw = (f.metadata() or {}).get("t2v_sampling")
         data = json.loads(raw) if raw else None
-    except (OSError, ValueError, RuntimeError):
+    except Exception:  # noqa: BLE001  an unreadable header (safetensors' own error type) has no settings to give
         return None
     return data if isinstance(data, dict) else None
 
