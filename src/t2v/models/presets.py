@@ -175,21 +175,14 @@ def apply_preset(request, family: str, model: str | None):
             return request
         source = "the model" if index is None else f"loras.{index}"
     check_experts(preset, getattr(request, "loras", ()))
-    update: dict[str, Any] = {}
-    for name, value in preset.settings().items():
-        given = getattr(request, name)
-        if given is None:
-            update[name] = value
-        elif given != value:
-            raise InvalidRequest(f"{name}: {preset.title} ({source}) runs with {name} {value}, not {given}: leave "
-                                 f"it out, or set preset to none to keep yours", field=name)
+    fields = {name: getattr(request, name) for name in preset.settings()}
     extras = dict(request.extras)
-    for name, value in preset.extras().items():
-        given = extras.get(name)
-        if given is None:
-            extras[name] = value
-        elif given != value:
-            raise InvalidRequest(f"{name}: {preset.title} ({source}) runs with {name} {value}, not {given}: leave "
-                                 f"it out, or set preset to none to keep yours", field=name)
-    return request.model_copy(update={**update, "extras": extras, "preset": preset.name if asked or
-                                      preset.name in PRESETS else asked})
+    for have, wanted in ((fields, preset.settings()), (extras, preset.extras())):
+        for name, value in wanted.items():
+            if have.get(name) is None:
+                have[name] = value
+            elif have[name] != value:
+                raise InvalidRequest(f"{name}: {preset.title} ({source}) runs with {name} {value}, not {have[name]}: "
+                                     "leave it out, or set preset to none to keep yours", field=name)
+    named = preset.name if preset.name in PRESETS else None  # a file's metadata is no registry preset
+    return request.model_copy(update={**fields, "extras": extras, "preset": named})
