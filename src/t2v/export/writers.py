@@ -68,9 +68,9 @@ def check_writable(directory: Path) -> None:
     if not directory.is_dir():
         raise OutputNotWritable(f"output path {directory} is not a directory", field="output")
     try:
-        fd, probe = tempfile.mkstemp(prefix=".t2v-probe-", dir=directory)
-        os.close(fd)
-        os.unlink(probe)
+        # An unnamed file where the OS has them (O_TMPFILE): a process killed here leaves nothing behind.
+        with tempfile.TemporaryFile(prefix=".t2v-probe-", dir=directory):
+            pass
     except OSError as e:
         reason = e.strerror or str(e)
         raise OutputNotWritable(f"output directory {directory} is not writable: {reason}", field="output") from e
