@@ -11,7 +11,6 @@ import json
 import logging
 import math
 import numbers
-import os
 import secrets
 import shutil
 import tempfile
