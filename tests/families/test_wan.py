@@ -261,6 +261,29 @@ def test_bad_stacks_are_refused_before_loading_naming_the_field(models, lora, se
         assert e.value.field == field and words in str(e.value), (loras, str(e.value))
 
 
+def test_a_lora_of_another_shape_or_family_is_refused_before_any_weights_load(models, lora, tmp_path):
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from t2v.models.loader import model_cache
+    from t2v.runner.resolve import resolve
+    from t2v.settings import Settings
+
+    state = load_file(lora / "pytorch_lora_weights.safetensors")
+    key = next(k for k in state if k.endswith("attn1.to_q.lora_A.weight"))
+    wider = {**state, key: torch.zeros(state[key].shape[0], state[key].shape[1] + 8)}  # a bigger model's layer
+    foreign = {k.replace("transformer.blocks.", "transformer.transformer_blocks."): v for k, v in state.items()}
+    save_file(wider, tmp_path / "wider.safetensors")
+    save_file(foreign, tmp_path / "foreign.safetensors")
+    model_cache().clear()
+    for name, words in (("wider", "takes 24 features"), ("foreign", "another family")):
+        with pytest.raises(InvalidRequest) as e:
+            resolve(GenerationRequest(prompt="a fox", model=str(models["wan"]), formats=(),
+                                      loras=[str(lora), str(tmp_path / f"{name}.safetensors")]), Settings())
+        assert e.value.field == "loras.1.path" and words in str(e.value), str(e.value)
+    assert len(model_cache()) == 0, "refused from the file and the configs alone"
+
+
 def test_rules_and_planner_numbers(models):
     from t2v.families import get_family
 

@@ -52,6 +52,7 @@ class AnimateDiffFamily(DiffusersLora):
     # pipeline's own loader mixin.
     lora_loader = "StableDiffusionLoraLoaderMixin"
     lora_experts = ("unet",)
+    checks_lora_shapes = False  # UNet and text-encoder parts, checked as they load (adapter_parts reads the file)
     caches = ("deepcache",)  # t2v.sampling.stepcache: UNetMotionModel walks its blocks as UNet3D does
     encodes_video = True  # video-to-video: the SD VAE, frame by frame (t2v.sampling.v2v)
 

@@ -259,6 +259,7 @@ class DiffusersLora(Family):
 
     lora_loader: ClassVar[str] = ""
     lora_experts: ClassVar[tuple[str, ...]] = ("transformer",)
+    checks_lora_shapes: ClassVar[bool] = True  # the file's "transformer." layers against the expert's, before loading
 
     def check_lora(self, path) -> Path:
         shown = str(path) if len(str(path)) <= 120 else str(path)[:117] + "..."
@@ -290,6 +291,23 @@ class DiffusersLora(Family):
         expand = getattr(mixin, "_maybe_expand_t2v_lora_for_i2v", None)  # a T2V LoRA on Wan I2V, as the pipeline does
         return expand(transformer=model, state_dict=state) if expand is not None else state
 
+    def check_loras(self, loras, default_scale: float, folder: Path | None):
+        """:meth:`Family.check_loras`, then (with the model's folder here) each adapter file against the shapes of
+        the expert it reaches, built on the meta device: a LoRA of another family or size is refused naming
+        ``loras.N.path`` before any weights load."""
+        checked = super().check_loras(loras, default_scale, folder)
+        if folder is None or not self.checks_lora_shapes:
+            return checked
+        present = self.experts(folder) or self.lora_experts[:1]
+        for i, spec in enumerate(checked):
+            for expert, (file, _) in expert_targets(spec, self.lora_experts, present).items():
+                st = file.stat()
+                problem = lora_misfit(self, str(file), st.st_size, st.st_mtime_ns, str(folder), expert)
+                if problem:
+                    raise InvalidRequest(f"loras.{i}.path: {file.name} does not fit this model's {expert}: {problem}",
+                                         field=f"loras.{i}.path")
+        return checked
+
     def adapter_parts(self, present: tuple[str, ...], spec, index: int) -> list[AdapterPart]:
         """Each expert the adapter reaches (a two-expert folder's files each to its own; a single file to the
         experts ``spec.experts`` names), at its strength for that expert."""
@@ -306,3 +324,31 @@ class DiffusersLora(Family):
         with warnings.catch_warnings():  # a second adapter is what t2v asks for, not a mistake
             warnings.filterwarnings("ignore", message="Already found a `peft_config` attribute")
             module.load_lora_adapter(self.lora_state(part.file, module), prefix="transformer", adapter_name=name)
+
+
+@memoized("lora-misfits", 64)
+def lora_misfit(family: DiffusersLora, file: str, size: int, mtime_ns: int, folder: str, expert: str) -> str:
+    """Why the LoRA ``file`` does not fit ``expert`` of the model in ``folder`` ("" when it does): its layers,
+    read by the family's loader mixin, against the expert's built on the meta device (no weights). Keyed on the
+    file's size and time, so a job asking again reads nothing."""
+    model = meta_modules(folder, (expert,))[expert]
+    try:
+        state = family.lora_state(Path(file), model)
+    except (ValueError, KeyError, RuntimeError, OSError) as e:
+        return str(e)[:200] or type(e).__name__
+    layers = dict(model.named_modules())
+    matched = 0
+    for key, tensor in state.items():
+        name = key.removeprefix("transformer.")
+        kind = "lora_A" if ".lora_A." in name else "lora_B" if ".lora_B." in name else None
+        if kind is None or not name.endswith(".weight"):
+            continue
+        layer = layers.get(name.split(f".{kind}.")[0])
+        if layer is None or not hasattr(layer, "in_features"):
+            continue
+        matched += 1
+        want = layer.in_features if kind == "lora_A" else layer.out_features
+        have = tensor.shape[1] if kind == "lora_A" else tensor.shape[0]
+        if tensor.ndim != 2 or have != want:
+            return f"{key} has shape {tuple(tensor.shape)}, but the layer takes {want} features"
+    return "" if matched else "none of its layers is a layer of this model (a LoRA of another family?)"
