@@ -78,3 +78,21 @@ def test_an_adapter_no_job_used_for_lora_idle_s_is_dropped(wan):
     transformer = entry.components["transformer"]
     assert not any(isinstance(m, BaseTunerLayer) for m in transformer.modules()) and not hasattr(transformer, "peft_config")
     assert np.array_equal(run(model, loras=[str(a)])[0], first), "loaded again, the same frames"
+
+
+def test_the_planner_counts_the_adapters_beside_the_denoiser(wan):
+    from safetensors.torch import load_file
+
+    from t2v.planner.memory import estimate, predict
+    from t2v.requests import GenerationRequest
+    from t2v.runner.resolve import resolve
+    from t2v.settings import Settings
+
+    model, (a, b, _) = wan
+    base, stacked = (resolve(GenerationRequest(prompt="a fox", model=str(model), formats=(), seed=1, loras=loras),
+                             Settings()) for loras in ([], [str(a), str(b)]))
+    numel = sum(t.numel() for f in (a, b) for t in load_file(f).values())
+    for how in (predict, estimate):
+        plain, with_loras = (how(model, r, plan="speed", device="cpu", dtype="fp32") for r in (base, stacked))
+        assert with_loras.weights_bytes["transformer"] - plain.weights_bytes["transformer"] == numel * 4
+        assert with_loras.peak_bytes - plain.peak_bytes == numel * 4

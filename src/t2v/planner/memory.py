@@ -23,6 +23,7 @@ the request's shape (``t2v plan``).
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 import threading
@@ -249,7 +250,7 @@ def predict(model_path: str | Path, request, *, plan: str, device: str, dtype: s
     batch = _family(str(model_path)).guidance_passes(request)
     dry = _dry_run(str(model_path), request.num_frames, request.height, request.width, batch, plan, device)
     return _prediction(dry, plan=plan, device=device, dtype=dtype, measure_speed=measure_speed,
-                       weights=getattr(request, "weights", "auto"),
+                       weights=getattr(request, "weights", "auto"), lora_params=adapter_params(request),
                        run_key=run_key(model_path, request, plan=plan, device=device, dtype=dtype) if measure_speed else None)
 
 
@@ -259,6 +260,7 @@ def estimate(model_path: str | Path, request, *, plan: str, device: str, dtype: 
     return estimate_at(str(model_path), request.num_frames, request.height, request.width,
                        batch=_family(str(model_path)).guidance_passes(request), plan=plan, device=device, dtype=dtype,
                        measure_speed=measure_speed, weights=getattr(request, "weights", "auto"),
+                       lora_params=adapter_params(request),
                        run_key=run_key(model_path, request, plan=plan, device=device, dtype=dtype) if measure_speed else None)
 
 
@@ -269,23 +271,45 @@ def run_key(model_path: str | Path, request, *, plan: str, device: str, dtype: s
 
 
 def estimate_at(path: str, frames: int, height: int, width: int, *, batch: int, plan: str, device: str, dtype: str,
-                measure_speed: bool = False, weights: str = "auto", run_key: str | None = None) -> Prediction:
+                measure_speed: bool = False, weights: str = "auto", run_key: str | None = None,
+                lora_params: int = 0) -> Prediction:
     """:func:`estimate` for a shape (``batch`` 2 with classifier-free guidance)."""
     ref = _reference(path, batch, get_plan(plan).uses_forward_chunking(device))
     dry = _scaled(ref, frames, height, width, _chunk(plan, frames, device))
     return _prediction(dry, plan=plan, device=device, dtype=dtype, measure_speed=measure_speed, weights=weights,
-                       run_key=run_key)
+                       run_key=run_key, lora_params=lora_params)
+
+
+def adapter_params(request) -> int:
+    """Parameters of the request's LoRA adapters (from their safetensors headers: nothing is loaded); they sit
+    beside the denoiser's weights while the run uses them."""
+    from safetensors import safe_open
+
+    total = 0
+    for spec in getattr(request, "loras", ()):
+        path = Path(spec.path)
+        for file in ([path] if path.is_file() else sorted(path.rglob("*.safetensors"))):
+            try:
+                with safe_open(str(file), "pt") as f:
+                    total += sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())
+            except Exception:  # noqa: BLE001  unreadable here: the run refuses it with a message of its own
+                continue
+    return total
 
 
 def _prediction(dry: dict[str, Any], *, plan: str, device: str, dtype: str, measure_speed: bool,
-                weights: str = "auto", run_key: str | None = None) -> Prediction:
+                weights: str = "auto", run_key: str | None = None, lora_params: int = 0) -> Prediction:
     """Peak memory and times of one plan from a dry run's numbers (``weights`` fp8/int8: the denoisers'
-    weights stored in one byte per parameter; times scaled by the earlier runs under ``run_key``)."""
+    weights stored in one byte per parameter; ``lora_params`` of adapters counted with the first denoiser;
+    times scaled by the earlier runs under ``run_key``)."""
     mp = get_plan(plan)
     elt = 4 if dtype == "fp32" else 2
     frames, height, width, _ = dry["shape"]
     one_byte = set(dry["roles"]["denoise"]) if weights in ("fp8", "int8") else set()
     weights = {k: n * (1 if k in one_byte else elt) for k, n in dry["params"].items()}
+    if lora_params and dry["roles"]["denoise"]:
+        first = dry["roles"]["denoise"][0]
+        weights[first] = weights.get(first, 0) + lora_params * elt
     # fp32 math on meta; half precision halves activation bytes.
     acts = {k: v * elt // 4 for k, v in dry["acts"].items()}
     step_flops, decode_flops = dry["step_flops"], dry["decode_flops"]
