@@ -386,3 +386,26 @@ def test_open_file_and_folder_use_the_desktops_opener(root, server, make_app, tm
     monkeypatch.setattr(tasks.shutil, "which", lambda name: None)
     app.open_file()
     assert f"({opener} is missing); the file is {app.clip}" in app.error.cget("text")
+
+
+def test_loras_and_the_few_step_preset_in_the_form_and_a_bad_line_named_before_sending(root, server, make_app):
+    from t2v import frontend as F
+
+    app = make_app()
+    pump(root, lambda: ready(app), 30, "the models", app)
+    form = app.form
+    assert (form.values()["loras"], form.values()["preset"]) == ("", "auto")
+    assert not {"loras", "preset"} & set(F.request_fields({**form.values(), "prompt": "x"}, None))
+    fill_small(app, "a heron", loras="/models/style.safetensors:0.8\n/models/fast:1/0.5@high", preset="lightx2v")
+    fields = F.request_fields(form.values(), None)
+    assert fields["loras"] == ["/models/style.safetensors:0.8", "/models/fast:1/0.5@high"]
+    assert fields["preset"] == "lightx2v"
+    request = {"loras": [{"path": "/models/style.safetensors", "scale": 0.8, "scale_low": None, "experts": "both"}],
+               "preset": "none"}
+    form.fill(F.adapter_form(request))  # what a remix puts back
+    assert (form.values()["loras"], form.values()["preset"]) == ("/models/style.safetensors:0.8", "none")
+    before = len(Client(server.url, server.key).list(limit=100).items)
+    form.fill({"loras": "/models/a.safetensors:5"})
+    app.generate()  # a strength out of range: named at once, nothing sent
+    assert app.error.cget("text").startswith("⚠ LoRAs:"), app.error.cget("text")
+    assert len(Client(server.url, server.key).list(limit=100).items) == before

@@ -438,3 +438,25 @@ def test_t2v_ui_serves_the_page_and_the_api(tiny_model, tmp_path):
         output = proc.communicate(timeout=60)[0]
     assert proc.returncode in (0, -15) and "Traceback" not in output, output  # uvicorn re-raises SIGTERM
     assert f"t2v UI on http://127.0.0.1:{port}/" in output
+
+
+def test_loras_and_the_few_step_preset_go_from_the_form_into_the_job_and_back(service, tiny_model, tmp_path):
+    from diffusers import UNet3DConditionModel
+
+    from t2v.models.lora import add_lora, save_lora
+
+    unet = UNet3DConditionModel.from_pretrained(tiny_model, subfolder="unet")
+    adapter = save_lora(unet, add_lora(unet, rank=2), tmp_path / "loras" / "style", {"base": "tiny"}).resolve()
+    service.settings.model_roots = str(tmp_path / "loras")
+    job_id, _ = H.submit(service, form(service, loras=f"\n{adapter}:0.7\n", preset="none"))
+    assert wait_view(service, job_id).status == "succeeded"
+    r = service.get(job_id).request
+    assert [(e["path"], e["scale"]) for e in r["loras"]] == [(str(adapter), 0.7)] and r["preset"] == "none"
+    remixed = H.remix(service, job_id)
+    assert (remixed["loras"], remixed["preset"]) == (f"{adapter}:0.7", "none")
+    for lines, words in (("/etc/passwd", "LoRAs:"), (f"{adapter}\n{adapter}", "LoRAs: entry 1")):
+        with pytest.raises(UIError) as e:
+            H.submit(service, form(service, loras=lines))
+        assert str(e.value).startswith(words) and e.value.field == "loras", str(e.value)
+    with pytest.raises(UIError, match="Few-step preset: unknown 'turbo'"):
+        H.submit(service, form(service, preset="turbo"))

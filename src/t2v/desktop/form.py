@@ -19,8 +19,8 @@ IMAGE_TYPES = (("Images", "*.png *.jpg *.jpeg *.webp *.bmp"), ("All files", "*")
 
 class Form(ttk.Frame):
     """Prompt, negative prompt, model (with its limits), numbers, scheduler, seed mode, formats, post-processing
-    (interpolation, upscaling, deflicker), longer video (seconds, overlap, continue strength, prompt schedule)
-    and image."""
+    (interpolation, upscaling, deflicker), longer video (seconds, overlap, continue strength, prompt schedule),
+    LoRAs and the few-step preset, and image."""
 
     def __init__(self, master, *, on_model: Callable[[str], None], on_preset: Callable[[str], None]) -> None:
         super().__init__(master, padding=8)
@@ -115,6 +115,17 @@ class Form(ttk.Frame):
         self.schedule = tk.Text(self, height=2, width=30, wrap="none", undo=True)
         self.schedule.grid(row=row, column=1, columnspan=3, sticky="ew", pady=2)
         row += 1
+        # stacked LoRA adapters, one "PATH[:SCALE[/SCALE_LOW]][@high|@low]" a line (as --lora), and the few-step
+        # preset a distill needs (auto: what a known one implies)
+        ttk.Label(self, text=F.LABELS["loras"]).grid(row=row, column=0, sticky="nw", pady=2)
+        self.loras = tk.Text(self, height=2, width=30, wrap="none", undo=True)
+        self.loras.grid(row=row, column=1, columnspan=3, sticky="ew", pady=2)
+        row += 1
+        ttk.Label(self, text="Few-step").grid(row=row, column=0, sticky="w", pady=2)
+        self.vars["preset"] = tk.StringVar(value=F.ADAPTER_DEFAULTS["preset"])
+        ttk.Combobox(self, textvariable=self.vars["preset"], values=F.FEW_STEP_CHOICES, state="readonly",
+                     width=16).grid(row=row, column=1, sticky="w", pady=2)
+        row += 1
         ttk.Label(self, text="First frame").grid(row=row, column=0, sticky="w", pady=2)
         self.vars["image"] = tk.StringVar()
         self.image = ttk.Entry(self, textvariable=self.vars["image"])
@@ -176,9 +187,10 @@ class Form(ttk.Frame):
                 var.set(f in (values["formats"] or ()))
         if "deflicker" in values:
             self.deflicker.set(bool(values["deflicker"]))
-        if "prompt_schedule" in values:
-            self.schedule.delete("1.0", "end")
-            self.schedule.insert("1.0", values["prompt_schedule"] or "")
+        for key, box in (("prompt_schedule", self.schedule), ("loras", self.loras)):
+            if key in values:
+                box.delete("1.0", "end")
+                box.insert("1.0", values[key] or "")
 
     def values(self) -> dict[str, Any]:
         """The form as :func:`t2v.frontend.request_fields` reads it."""
@@ -187,6 +199,7 @@ class Form(ttk.Frame):
         out["formats"] = [f for f, var in self.formats.items() if var.get()]
         out["deflicker"] = self.deflicker.get()
         out["prompt_schedule"] = self.schedule.get("1.0", "end").strip()
+        out["loras"] = self.loras.get("1.0", "end").strip()
         return out
 
     def image_path(self) -> Path | None:

@@ -13,17 +13,22 @@ from typing import Any, Callable
 from t2v.errors import Forbidden, InvalidRequest, JobNotFound, ModelUnavailable, QuotaExceeded, T2VError
 from t2v.requests import INTERPOLATION_METHODS, UPSCALERS, PostSpec
 from t2v.requests import FORMATS, MAX_FRAMES, MAX_SIDE, MAX_STEPS, GenerationRequest
+from t2v.models.presets import PRESETS as FEW_STEP_PRESETS
 
 #: The form's fields, in the order a page lays them out (GenerationRequest names plus ``seed_mode``; then the
 #: request's ``post`` block, see :data:`POST_KEYS`, and the longer-video fields, see :data:`LONG_KEYS`).
 FORM_KEYS = ("prompt", "negative_prompt", "model", "num_frames", "num_inference_steps", "guidance_scale", "fps",
              "width", "height", "scheduler", "seed_mode", "seed", "formats", "interpolate", "interpolation", "upscale",
-             "upscaler", "deflicker", "seconds", "prompt_schedule", "overlap", "continue_strength")
+             "upscaler", "deflicker", "seconds", "prompt_schedule", "overlap", "continue_strength", "loras", "preset")
 POST_KEYS = ("interpolate", "interpolation", "upscale", "upscaler", "deflicker")
 # longer videos, made in segments: seconds (blank or 0: one clip), the schedule's text (one "FRAME: prompt" a
 # line), overlap and continue strength (blank: the model's default)
 LONG_KEYS = ("seconds", "prompt_schedule", "overlap", "continue_strength")
 LONG_DEFAULTS = {"seconds": None, "prompt_schedule": "", "overlap": None, "continue_strength": None}
+# LoRA adapters (one "PATH[:SCALE[/SCALE_LOW]][@high|@low]" a line, as --lora takes them) and the few-step
+# preset (auto: what a known distill implies; none: the form's own steps and guidance)
+ADAPTER_DEFAULTS = {"loras": "", "preset": "auto"}
+FEW_STEP_CHOICES = ("auto", *FEW_STEP_PRESETS, "none")
 OFF = "Off"
 INTERPOLATE_CHOICES = (OFF, "2x", "3x", "4x")  # frames out per frame in (the fps is multiplied too)
 # the method: auto, flow, minterpolate, blend (rife needs a model folder, which the forms do not ask for)
@@ -44,7 +49,8 @@ LABELS = {
     "key": "API key", "interpolate": "Interpolation", "upscale": "Upscale", "upscaler": "Upscaler",
     "deflicker": "Deflicker", "post": "Post-processing", "target_fps": "Interpolation",
     "interpolation": "Interpolation method", "seconds": "Seconds", "prompt_schedule": "Prompt schedule",
-    "overlap": "Overlap", "continue_strength": "Continue strength", "extend": "Extend",
+    "overlap": "Overlap", "continue_strength": "Continue strength", "extend": "Extend", "loras": "LoRAs",
+    "preset": "Few-step preset", "last_image": "Last frame",
 }
 
 
@@ -173,7 +179,8 @@ def preset(name: str, defaults: dict[str, Any], limits: FormLimits = FormLimits(
 def default_form(model: str, defaults: dict[str, Any], limits: FormLimits = FormLimits()) -> dict[str, Any]:
     """The form a fresh page shows: ``model`` at its defaults ("Quality"), a random seed."""
     return {"prompt": "", "negative_prompt": "", "model": model, **preset("Quality", defaults, limits),
-            "seed_mode": "random", "seed": None, "formats": list(DEFAULT_FORMATS), **POST_DEFAULTS, **LONG_DEFAULTS}
+            "seed_mode": "random", "seed": None, "formats": list(DEFAULT_FORMATS), **POST_DEFAULTS, **LONG_DEFAULTS,
+            **ADAPTER_DEFAULTS}
 
 
 def is_sequence(request: dict[str, Any] | None) -> bool:
@@ -196,7 +203,38 @@ def remix_form(request: dict[str, Any]) -> dict[str, Any]:
             "guidance_scale": r.get("guidance_scale"), "fps": r.get("fps"), "width": r.get("width"),
             "height": r.get("height"), "scheduler": r.get("scheduler"), "seed_mode": "fixed", "seed": r.get("seed"),
             "formats": [f for f in r.get("formats", DEFAULT_FORMATS) if f in FORMATS],
-            **post_form(r.get("post"), r.get("fps")), **long_form(r)}
+            **post_form(r.get("post"), r.get("fps")), **long_form(r), **adapter_form(r)}
+
+
+def adapter_form(request: dict[str, Any]) -> dict[str, Any]:
+    """The form's LoRA lines and few-step preset for a request (each adapter as --lora spells it)."""
+    lines = []
+    for entry in request.get("loras") or ():
+        line = f"{entry['path']}:{entry['scale']:g}" if entry.get("scale") is not None else str(entry["path"])
+        if entry.get("scale_low") is not None:
+            line += f"/{entry['scale_low']:g}"
+        if entry.get("experts", "both") != "both":
+            line += f"@{entry['experts']}"
+        lines.append(line)
+    return {"loras": "\n".join(lines), "preset": request.get("preset") or ADAPTER_DEFAULTS["preset"]}
+
+
+def adapter_fields(form: dict[str, Any]) -> dict[str, Any]:
+    """The request's ``loras`` and ``preset`` for the form ({} when there are none and the preset is auto),
+    checked against :class:`t2v.requests.GenerationRequest` here, so a bad line is named before anything is sent."""
+    fields: dict[str, Any] = {}
+    lines = schedule_lines(form.get("loras"))
+    if lines:
+        fields["loras"] = lines
+    preset = str(form.get("preset") or "").strip()
+    if preset and preset != ADAPTER_DEFAULTS["preset"]:
+        fields["preset"] = preset
+    if fields:
+        try:
+            GenerationRequest(prompt="-", **fields)
+        except InvalidRequest as e:
+            raise readable(e) from None
+    return fields
 
 
 def post_form(post: dict[str, Any] | None, fps: float | None = None) -> dict[str, Any]:
@@ -331,6 +369,7 @@ def request_fields(form: dict[str, Any], seed: int | None) -> dict[str, Any]:
         "formats": list(dict.fromkeys([*formats, PLAYER_FORMAT])),
         "post": post_fields(form),
         **long_fields(form),
+        **adapter_fields(form),
     }
     if not fields["prompt"].strip():
         raise FormError("Prompt: describe the video you want first", field="prompt")

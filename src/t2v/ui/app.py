@@ -137,6 +137,13 @@ def build_ui(service, *, header: str = HEADER):
                                                   placeholder="0: a red circle moving right\n16: a blue square moving up",
                                                   info="one 'FRAME: prompt' a line; the prompt until the first",
                                                   elem_id="t2v-schedule")
+                        # stacked LoRA adapters (files under the server's model roots) and a distill's settings
+                        with gr.Accordion("LoRAs", open=False, elem_id="t2v-adapters"):
+                            loras = gr.Textbox(value=form0["loras"], lines=2, label="LoRAs", elem_id="t2v-loras",
+                                               placeholder="/models/loras/style.safetensors:0.8",
+                                               info="one PATH[:SCALE[/SCALE_LOW]][@high|@low] a line, as --lora")
+                            few_step = gr.Dropdown(list(F.FEW_STEP_CHOICES), value=form0["preset"], elem_id="t2v-preset",
+                                                   label="Few-step preset", info="auto: what a known distill LoRA needs")
                         with gr.Row():
                             generate_btn = gr.Button("Generate", variant="primary", elem_id="t2v-generate")
                             pause_btn = gr.Button("Pause", elem_id="t2v-pause")
@@ -184,7 +191,8 @@ def build_ui(service, *, header: str = HEADER):
                 "num_inference_steps": steps, "guidance_scale": guidance, "fps": fps, "width": width, "height": height,
                 "scheduler": scheduler, "seed_mode": seed_mode, "seed": seed, "formats": formats,
                 "interpolate": interpolate, "interpolation": interpolation, "upscale": upscale, "upscaler": upscaler, "deflicker": deflicker,
-                "seconds": seconds, "prompt_schedule": schedule, "overlap": overlap, "continue_strength": strength}
+                "seconds": seconds, "prompt_schedule": schedule, "overlap": overlap, "continue_strength": strength,
+                "loras": loras, "preset": few_step}
         form_inputs = [form[k] for k in H.FORM_KEYS]
         sliders = ["num_frames", "num_inference_steps", "guidance_scale", "fps", "width", "height", "scheduler"]
         result_outputs = [status, progress, preview, video, info, job_id, sheet, grid_image, *downloads.values()]
