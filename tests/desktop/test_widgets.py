@@ -409,3 +409,21 @@ def test_loras_and_the_few_step_preset_in_the_form_and_a_bad_line_named_before_s
     app.generate()  # a strength out of range: named at once, nothing sent
     assert app.error.cget("text").startswith("⚠ LoRAs:"), app.error.cget("text")
     assert len(Client(server.url, server.key).list(limit=100).items) == before
+
+
+def test_a_last_frame_is_uploaded_as_an_asset_and_checked_by_the_server(server, tmp_path):
+    from PIL import Image
+
+    from t2v import frontend as F
+    from t2v.desktop.tasks import submit_job
+    from t2v.errors import InvalidRequest
+
+    png = tmp_path / "last.png"
+    Image.new("RGB", (32, 32), (200, 40, 40)).save(png)
+    client = Client(server.url, server.key)
+    before = len(client.list(limit=100).items)
+    form = {**F.default_form("", {}), "prompt": "a heron", **SMALL}
+    with pytest.raises(InvalidRequest) as e:  # this model makes no first-last-frame video: the server says so
+        submit_job(client, form, png, None, last_image=png)
+    assert "last_image" in str(e.value), str(e.value)
+    assert len(client.list(limit=100).items) == before

@@ -460,3 +460,35 @@ def test_loras_and_the_few_step_preset_go_from_the_form_into_the_job_and_back(se
         assert str(e.value).startswith(words) and e.value.field == "loras", str(e.value)
     with pytest.raises(UIError, match="Few-step preset: unknown 'turbo'"):
         H.submit(service, form(service, preset="turbo"))
+
+
+def test_a_first_and_last_frame_from_the_page_make_a_first_last_frame_job_and_come_back_with_remix(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from t2v.families import make_tiny_model
+
+    model = make_tiny_model("wan-flf2v", tmp_path / "flf", seed=0)
+    svc = build_services(make_settings(tmp_path / "home", model)).start()
+    try:
+        frames = []
+        for i, name in enumerate(("first", "last")):
+            path = tmp_path / f"{name}.png"
+            Image.fromarray(np.full((32, 64, 3), 60 + 120 * i, np.uint8)).save(path)
+            frames.append(path)
+        fields = {**H.default_form(svc), "prompt": "a flower opens", "num_frames": 5, "width": 64, "height": 32,
+                  "num_inference_steps": 2}
+        with pytest.raises(UIError) as e:  # an FLF2V model needs both: named before anything is queued
+            H.submit(svc, fields, image=frames[0])
+        assert str(e.value).startswith("Last frame:") and e.value.field == "last_image"
+        assert svc.list(limit=5) == []
+        job_id, _ = H.submit(svc, fields, image=frames[0], last_image=frames[1])
+        assert wait_view(svc, job_id).status == "succeeded", svc.get(job_id).error
+        r = svc.get(job_id)
+        assert r.request["last_image"] != r.request["image"]
+        record = r.result  # the job's record
+        assert record["last_image_sha256"] and record["image_sha256"]
+        back = H.remix_image(svc, job_id, None, "last_image")
+        assert back is not None and back.read_bytes() == frames[1].read_bytes()
+    finally:
+        svc.stop()

@@ -15,12 +15,13 @@ NUMBERS = (("num_frames", "Frames"), ("num_inference_steps", "Steps"), ("guidanc
            ("width", "Width"), ("height", "Height"))
 FORMAT_CHOICES = tuple(f for f in ("mp4", "webm", "gif", "png") if f in FORMATS)
 IMAGE_TYPES = (("Images", "*.png *.jpg *.jpeg *.webp *.bmp"), ("All files", "*"))
+IMAGE_KEYS = ("image", "last_image")  # the first and the last frame, each with its Browse… button
 
 
 class Form(ttk.Frame):
     """Prompt, negative prompt, model (with its limits), numbers, scheduler, seed mode, formats, post-processing
     (interpolation, upscaling, deflicker), longer video (seconds, overlap, continue strength, prompt schedule),
-    LoRAs and the few-step preset, and image."""
+    LoRAs and the few-step preset, and the first and last frames."""
 
     def __init__(self, master, *, on_model: Callable[[str], None], on_preset: Callable[[str], None]) -> None:
         super().__init__(master, padding=8)
@@ -126,12 +127,18 @@ class Form(ttk.Frame):
         ttk.Combobox(self, textvariable=self.vars["preset"], values=F.FEW_STEP_CHOICES, state="readonly",
                      width=16).grid(row=row, column=1, sticky="w", pady=2)
         row += 1
-        ttk.Label(self, text="First frame").grid(row=row, column=0, sticky="w", pady=2)
-        self.vars["image"] = tk.StringVar()
-        self.image = ttk.Entry(self, textvariable=self.vars["image"])
-        self.image.grid(row=row, column=1, columnspan=2, sticky="ew", pady=2)
-        self.browse = ttk.Button(self, text="Browse…", command=self.pick_image)
-        self.browse.grid(row=row, column=3, sticky="w", padx=(4, 0))
+        # image-to-video: the first frame; first-last-frame: the last one too (the models that take one)
+        self.pickers: dict[str, tuple[ttk.Entry, ttk.Button]] = {}
+        for key in IMAGE_KEYS:
+            ttk.Label(self, text=F.LABELS[key]).grid(row=row, column=0, sticky="w", pady=2)
+            self.vars[key] = tk.StringVar()
+            entry = ttk.Entry(self, textvariable=self.vars[key])
+            entry.grid(row=row, column=1, columnspan=2, sticky="ew", pady=2)
+            browse = ttk.Button(self, text="Browse…", command=lambda k=key: self.pick_image(k))
+            browse.grid(row=row, column=3, sticky="w", padx=(4, 0))
+            self.pickers[key] = (entry, browse)
+            row += 1
+        self.image, self.browse = self.pickers["image"]
 
     def entry(self, row: int, key: str, label: str) -> ttk.Entry:
         ttk.Label(self, text=label).grid(row=row, column=0, sticky="w", pady=2)
@@ -163,10 +170,11 @@ class Form(ttk.Frame):
         schedulers = lim.schedulers or SCHEDULERS
         self.scheduler.configure(values=schedulers)
         state = "normal" if lim.image else "disabled"
-        self.image.configure(state=state)
-        self.browse.configure(state=state)
-        if not lim.image:
-            self.vars["image"].set("")
+        for key, widgets in self.pickers.items():
+            for widget in widgets:
+                widget.configure(state=state)
+            if not lim.image:
+                self.vars[key].set("")
         return lim
 
     def defaults_of(self, model_id: str) -> dict[str, Any]:
@@ -194,7 +202,7 @@ class Form(ttk.Frame):
 
     def values(self) -> dict[str, Any]:
         """The form as :func:`t2v.frontend.request_fields` reads it."""
-        out: dict[str, Any] = {key: var.get() for key, var in self.vars.items() if key != "image"}
+        out: dict[str, Any] = {key: var.get() for key, var in self.vars.items() if key not in IMAGE_KEYS}
         out["prompt"] = self.prompt.get("1.0", "end").strip()
         out["formats"] = [f for f, var in self.formats.items() if var.get()]
         out["deflicker"] = self.deflicker.get()
@@ -202,17 +210,17 @@ class Form(ttk.Frame):
         out["loras"] = self.loras.get("1.0", "end").strip()
         return out
 
-    def image_path(self) -> Path | None:
-        """The first frame chosen for image-to-video (None: none); FormError when it is not a readable file."""
-        text = self.vars["image"].get().strip()
+    def image_path(self, key: str = "image") -> Path | None:
+        """The first (``key`` "image") or last frame chosen (None: none); FormError when it is not a readable file."""
+        text = self.vars[key].get().strip()
         if not text or not self.limits.image:
             return None
         path = Path(text).expanduser()
         if not path.is_file():
-            raise F.FormError(f"First frame: {text} is not a file; choose an image with Browse…", field="image")
+            raise F.FormError(f"{F.LABELS[key]}: {text} is not a file; choose an image with Browse…", field=key)
         return path
 
-    def pick_image(self) -> None:
-        name = filedialog.askopenfilename(parent=self, title="First frame", filetypes=IMAGE_TYPES)
+    def pick_image(self, key: str = "image") -> None:
+        name = filedialog.askopenfilename(parent=self, title=F.LABELS[key], filetypes=IMAGE_TYPES)
         if name:
-            self.vars["image"].set(name)
+            self.vars[key].set(name)

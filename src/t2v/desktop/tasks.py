@@ -29,14 +29,17 @@ def open_path(path: Path) -> None:
     subprocess.Popen([opener, str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def submit_job(client, form: dict[str, Any], image: Path | None, last_seed: int | None):
-    """Resolve the seed (the history's newest for "reuse last"), then queue the job."""
+def submit_job(client, form: dict[str, Any], image: Path | None, last_seed: int | None, last_image: Path | None = None):
+    """Resolve the seed (the history's newest for "reuse last"), then queue the job (a last frame uploaded as an
+    asset of the key first, as the first frame is with the request)."""
     def previous() -> int | None:
         items = client.list(limit=1).items
         return items[0].request.get("seed") if items else None
 
     seed = F.resolve_seed(form.get("seed_mode"), form.get("seed"), last_seed=last_seed, previous=previous)
     fields = F.request_fields(form, seed)
+    if last_image is not None:
+        fields["last_image"] = client.upload(last_image).id
     return client.submit(fields.pop("prompt"), image=image, **fields)
 
 

@@ -12,6 +12,7 @@ import logging
 import os
 
 from t2v import frontend as F
+from t2v.ui.inputs import adapter_inputs, frame_inputs
 from t2v.requests import FORMATS, SCHEDULERS
 from t2v.ui import events as E, handlers as H, history as HI, sequence as S
 from t2v.ui.files import PrivateCopies, blocked_paths, refuse_uploads, upload_fields
@@ -74,9 +75,7 @@ def build_ui(service, *, header: str = HEADER):
                         negative = gr.Textbox(label="Negative prompt", value=form0["negative_prompt"], lines=2,
                                               placeholder="blank: the model's default",
                                               elem_id="t2v-negative")
-                        # Image-to-video: kept as an asset of the key on Generate (models that take one: Wan I2V, TI2V).
-                        image = gr.Image(label="First frame (optional: image-to-video)", type="filepath", image_mode=None,
-                                         sources=["upload", "clipboard"], height=200, elem_id="t2v-image")
+                        image, last_image = frame_inputs(gr)
                         with gr.Row(elem_id="t2v-presets"):
                             gr.Markdown("Presets:", elem_classes=["t2v-presets-label"])
                             fast_btn = gr.Button("Fast preview", size="sm", elem_id="t2v-preset-fast")
@@ -137,13 +136,7 @@ def build_ui(service, *, header: str = HEADER):
                                                   placeholder="0: a red circle moving right\n16: a blue square moving up",
                                                   info="one 'FRAME: prompt' a line; the prompt until the first",
                                                   elem_id="t2v-schedule")
-                        # stacked LoRA adapters (files under the server's model roots) and a distill's settings
-                        with gr.Accordion("LoRAs", open=False, elem_id="t2v-adapters"):
-                            loras = gr.Textbox(value=form0["loras"], lines=2, label="LoRAs", elem_id="t2v-loras",
-                                               placeholder="/models/loras/style.safetensors:0.8",
-                                               info="one PATH[:SCALE[/SCALE_LOW]][@high|@low] a line, as --lora")
-                            few_step = gr.Dropdown(list(F.FEW_STEP_CHOICES), value=form0["preset"], elem_id="t2v-preset",
-                                                   label="Few-step preset", info="auto: what a known distill LoRA needs")
+                        loras, few_step = adapter_inputs(gr, form0)
                         with gr.Row():
                             generate_btn = gr.Button("Generate", variant="primary", elem_id="t2v-generate")
                             pause_btn = gr.Button("Pause", elem_id="t2v-pause")
@@ -252,7 +245,7 @@ def build_ui(service, *, header: str = HEADER):
             session = getattr(request, "session_hash", None) or ""
             try:
                 jid, used_seed = H.submit(service, {k: data[form[k]] for k in H.FORM_KEYS}, token=token,
-                                          last_seed=data[last_seed], image=data[image])
+                                          last_seed=data[last_seed], image=data[image], last_image=data[last_image])
             except Exception as e:
                 yield {status: E.error_md(e)}
                 return
@@ -303,7 +296,8 @@ def build_ui(service, *, header: str = HEADER):
             text = {k: "" if values[k] is None else f"{values[k]:g}" for k in ("overlap", "continue_strength")}
             return {**{form[k]: values[k] for k in H.FORM_KEYS}, seed: str(values["seed"]), status: loaded,
                     seconds: values["seconds"] or 0, overlap: text["overlap"], strength: text["continue_strength"],
-                    image: publish(H.remix_image(service, jid, token)), tabs: gr.Tabs(selected="video")}
+                    image: publish(H.remix_image(service, jid, token)),
+                    last_image: publish(H.remix_image(service, jid, token, "last_image")), tabs: gr.Tabs(selected="video")}
 
         def on_delete(jid, token, query):
             message = H.delete(service, jid, token)
@@ -327,7 +321,7 @@ def build_ui(service, *, header: str = HEADER):
         for button, name in ((fast_btn, "Fast preview"), (quality_btn, "Quality")):
             button.click(on_preset(name), [model, key], [status, *(form[k] for k in sliders)], **common)
         model.input(on_preset("Quality"), [model, key], [status, *(form[k] for k in sliders)], **common)
-        generate_btn.click(on_generate, {*form_inputs, image, key, last_seed, search},
+        generate_btn.click(on_generate, {*form_inputs, image, last_image, key, last_seed, search},
                            [*result_outputs, last_seed, seed, gallery, history_ids],
                            concurrency_limit=None, trigger_mode="multiple", show_progress="hidden", **common)
         cancel_btn.click(E.guarded(status, on_cancel), [job_id, key], [status], **common)
@@ -336,7 +330,8 @@ def build_ui(service, *, header: str = HEADER):
         priority_btn.click(E.guarded(status, on_priority), [job_id, priority, key], [status], **common)
         update_btn.click(E.guarded(status, on_update), {*form_inputs, job_id, key, last_seed}, [status], **common)
         remix_btn.click(E.guarded(status, on_remix), [job_id, key],
-                        [status, image, *form_inputs, *sequence.form.values(), sequence.status, tabs], **common)
+                        [status, image, last_image, *form_inputs, *sequence.form.values(), sequence.status, tabs],
+                        **common)
         delete_btn.click(E.guarded(status, on_delete), [job_id, key, search], [*result_outputs, gallery, history_ids], **common)
         gallery.select(E.guarded(status, on_select), [history_ids, key], [*result_outputs, tabs], **common)
         search.submit(E.guarded(status, on_search), [search, key], [status, gallery, history_ids], **common)

@@ -129,24 +129,27 @@ def request_fields(service, form: dict[str, Any], *, key_row=None, last_seed: in
 
 
 def submit(service, form: dict[str, Any], *, token: str | None = None, last_seed: int | None = None,
-           image: str | Path | None = None) -> tuple[str, int]:
+           image: str | Path | None = None, last_image: str | Path | None = None) -> tuple[str, int]:
     """Queue a job for the form; returns ``(job_id, seed)`` (the seed is fixed at submit time).
 
-    ``image``: the page's uploaded first frame (a file in Gradio's cache), stored as an asset of the key and
-    named by the request, as the REST API does (the same picture again reuses its asset)."""
+    ``image`` and ``last_image``: the page's uploaded first and last frames (files in Gradio's cache), each
+    stored as an asset of the key and named by the request, as the REST API does (the same picture again reuses
+    its asset)."""
     key_row = authorize(service, token, counted=True)
     fields = request_fields(service, form, key_row=key_row, last_seed=last_seed)
     try:
-        if image:
-            fields["image"] = image_asset(service, Path(image), key_row)
+        for field, path in (("image", image), ("last_image", last_image)):
+            if path:
+                fields[field] = image_asset(service, Path(path), key_row, field=field)
         job, _ = service.submit(fields, api_key=key_row)
     except T2VError as e:
         raise readable(e) from None
     return job.id, int(job.request["seed"])
 
 
-def image_asset(service, path: Path, key_row) -> str:
-    """The asset id of an uploaded image file, stored for ``key_row`` (an existing asset with the same bytes is reused)."""
+def image_asset(service, path: Path, key_row, field: str = "image") -> str:
+    """The asset id of an uploaded image file (the form's ``field``), stored for ``key_row`` (an existing asset
+    with the same bytes is reused)."""
     from t2v.inputs import MAX_IMAGE_BYTES  # deferred: imports numpy
 
     try:
@@ -154,13 +157,14 @@ def image_asset(service, path: Path, key_row) -> str:
             data = fh.read(MAX_IMAGE_BYTES + 1)  # add_asset refuses more, naming the limit
         os.utime(path)  # used now: kept its full time again before the page's upload sweep removes it
     except OSError:
-        raise UIError("First frame: the uploaded file is gone; upload the image again", field="image") from None
-    return service.add_asset(data, path.name, key_row, reuse=True, field="image")["id"]
+        raise UIError(f"{LABELS[field]}: the uploaded file is gone; upload the image again", field=field) from None
+    return service.add_asset(data, path.name, key_row, reuse=True, field=field)["id"]
 
 
-def remix_image(service, job_id: str | None, token: str | None = None) -> Path | None:
-    """The first frame a past job was given (its asset's file), or None: none given, or the asset was deleted."""
-    ref = (get_job(service, job_id, token).request or {}).get("image")
+def remix_image(service, job_id: str | None, token: str | None = None, field: str = "image") -> Path | None:
+    """The first (or with ``field`` "last_image", last) frame a past job was given (its asset's file), or None:
+    none given, or the asset was deleted."""
+    ref = (get_job(service, job_id, token).request or {}).get(field)
     if not ref:
         return None
     try:
