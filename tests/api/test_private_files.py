@@ -161,9 +161,10 @@ def test_uploads_are_refused(keyed):
             assert 400 <= r.status_code < 500, (route, r.status_code)
     after = set(Path(get_upload_folder()).rglob("*"))
     assert not [p for p in after - before if p.is_file() and b"payload-that-must-not-land" in p.read_bytes()]
-    # The page's one upload field is the first frame (image-to-video); its uploads are guarded (t2v.ui.uploads).
+    # The page's upload fields are the first and last frames (image-to-video, first-last-frame); their uploads
+    # are guarded (t2v.ui.uploads).
     page = next(r.app.blocks for r in client.app.router.routes if hasattr(getattr(r, "app", None), "blocks"))
-    assert upload_fields(gr, page) == ["Image t2v-image"]
+    assert upload_fields(gr, page) == ["Image t2v-image", "Image t2v-last-image"]
     with gr.Blocks() as other:
         gr.File(label="attachment")
     assert upload_fields(gr, other) == ["File attachment"]
