@@ -129,7 +129,7 @@ SRC = ROOT / "src"
 # (``if TYPE_CHECKING:`` blocks aside). The longest prefix decides a module's layer.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("contract", ("t2v.errors", "t2v.version", "t2v.requests", "t2v.settings", "t2v.runtime", "t2v.extras")),
-    ("models", ("t2v.models", "t2v.planner", "t2v.sampling", "t2v.export", "t2v.inputs", "t2v.record", "t2v.progress",
+    ("models", ("t2v.models", "t2v.planner", "t2v.sampling", "t2v.export", "t2v.inputs", "t2v.control", "t2v.record", "t2v.progress",
                 "t2v.post", "t2v.extend.plan")),
     ("families", ("t2v.families", "t2v.extend")),
     ("runner", ("t2v.runner", "t2v.image")),

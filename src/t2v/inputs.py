@@ -190,10 +190,11 @@ class InputVideo:
 
 
 def load_video(path: str | Path, *, width: int, height: int, num_frames: int | None, field: str = "video",
-               max_frames: int | None = None) -> InputVideo:
+               max_frames: int | None = None, fit: bool = True) -> InputVideo:
     """Read, decode and fit a video file: each frame scaled to cover ``width`` x ``height`` and centre-cropped;
     the first ``num_frames`` frames, the clip looped from its start when it has fewer (None: all its frames, at
     most ``max_frames``). Frames past those are never decoded. ``source_frames`` counts the frames decoded.
+    ``fit=False``: a clip of another size or frame count is refused instead (InvalidRequest naming both).
     InvalidRequest naming ``field`` for a missing, empty, oversized or undecodable file; the messages name the file
     only, never its folder (on a server, the caller's asset is a file in the server's data folder)."""
     path = Path(path)
@@ -203,6 +204,8 @@ def load_video(path: str | Path, *, width: int, height: int, num_frames: int | N
                              f"give a video file of at most {MAX_VIDEO_BYTES // 2**20} MiB", field=field)
     # Only the frames the request uses are decoded (one more than ``max_frames`` to tell a clip that is too long)
     limit = num_frames if num_frames is not None else (max_frames + 1 if max_frames is not None else None)
+    if not fit and limit is not None:
+        limit += 1  # one more, to tell a longer clip
     try:
         frames, fps = decode_video(path, max_frames=limit)
     except (ExportError, OSError) as e:
@@ -212,8 +215,21 @@ def load_video(path: str | Path, *, width: int, height: int, num_frames: int | N
             raise InvalidRequest(f"{field}: {path.name} has {len(frames)} frames; give a clip of at most {max_frames} "
                                  "(trim it first)", field=field)
         num_frames = len(frames)
+    if not fit:
+        check_clip_shape(frames, path.name, field, width=width, height=height, num_frames=num_frames)
     fitted = fit_frames(frames, width=width, height=height, num_frames=num_frames)
     return InputVideo(frames=fitted, sha256=sha256_file(path), source_frames=int(frames.shape[0]), fps=fps)
+
+
+def check_clip_shape(frames: np.ndarray, name: str, field: str, *, width: int, height: int, num_frames: int) -> None:
+    """InvalidRequest naming ``field`` unless ``frames`` (decoded up to one past ``num_frames``) are ``num_frames``
+    frames of ``width`` x ``height``."""
+    n, h, w = frames.shape[:3]
+    if (w, h) != (width, height) or n != num_frames:
+        count = f"more than {num_frames}" if n > num_frames else str(n)
+        raise InvalidRequest(f"{field}: {name} is {w}x{h}, {count} frames; this run makes {width}x{height}, "
+                             f"{num_frames} frames: give a clip of that size and length, or fit to scale and cut it",
+                             field=field)
 
 
 def fit_frames(frames: np.ndarray, *, width: int, height: int, num_frames: int) -> np.ndarray:

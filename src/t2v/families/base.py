@@ -116,6 +116,7 @@ class RunContext:
     image: Any = None  # a PIL RGB image for image-to-video
     last_image: Any = None  # a PIL RGB image for the last frame (first-last-frame)
     video: Any = None  # t2v.inputs.InputVideo for video-to-video (frames fitted to the request), with its sha256
+    control: Any = None  # t2v.control.ControlInputs for VACE control (video, mask, reference images)
     warnings: list[str] = field(default_factory=list)
 
 
@@ -165,6 +166,10 @@ class Family:
             if not self.takes_last_image(path):
                 raise InvalidRequest(f"last_image: {model} ({self.name}) cannot end on a given frame; the Wan 2.1 "
                                      "FLF2V and Wan 2.2 A14B image-to-video models can", field="last_image")
+        given = [n for n in ("control_video", "reference_images") if getattr(request, n, None)]
+        if given and not self.takes_control(path):
+            raise InvalidRequest(f"{given[0]}: {model} ({self.name}) takes no control inputs; the Wan VACE models do "
+                                 "(Wan-AI/Wan2.1-VACE-1.3B-diffusers, Wan-AI/Wan2.1-VACE-14B-diffusers)", field=given[0])
         rules = self.rules(path)
         rules.check(request, model=model)
         if getattr(request, "is_long", False) and request.mode == "video":
@@ -265,6 +270,11 @@ class Family:
     def prepare(self, components: dict[str, Any]) -> dict[str, Any]:
         """A hook after loading (e.g. patching modules); returns the components."""
         return components
+
+    def takes_control(self, path: Path | None) -> bool:
+        """Whether the model in ``path`` takes control inputs (``control_video``, ``mask_video``,
+        ``reference_images``: VACE); none does by default."""
+        return False
 
     def takes_last_image(self, path: Path | None) -> bool:
         """Whether the model in ``path`` makes first-last-frame videos (``last_image``); none does by default."""

@@ -75,7 +75,8 @@ class Checkpoints:
     def __init__(self, ctx: RunContext, model, request, scheduler, generator, image=None, video=None):
         self.ctx, self.scheduler, self.generator = ctx, scheduler, generator
         self.spec = ctx.checkpoint
-        self.fingerprint = fingerprint(run_fingerprint(model, request, image, ctx.last_image), video) if self.spec else ""
+        fp = fingerprint(run_fingerprint(model, request, image, ctx.last_image), video) if self.spec else ""
+        self.fingerprint = ctx.control.fingerprint(fp) if self.spec and ctx.control is not None else fp
         self.resumed: int | None = None  # the step resumed from (for the record)
 
     def resume(self, state: LoopState, device) -> int:

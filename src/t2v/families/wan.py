@@ -21,6 +21,7 @@ from t2v.sampling.offload import resident
 from t2v.sampling.schedulers import make_scheduler
 from t2v.errors import InvalidRequest
 from t2v.families.base import Component, RunContext, Rules, read_index
+from t2v.families import wan_vace
 from t2v.families.common import (
     GROUP_OFFLOADED, Checkpoints, DiffusersLora, GroupOffload, LoopState, config, denoise, free_text_encoders,
     linear_preview, meta_modules, params)
@@ -44,8 +45,8 @@ class WanFamily(GroupOffload, DiffusersLora):
     components = (
         Component("tokenizer", ("T5TokenizerFast", "T5Tokenizer", "AutoTokenizer", "ByT5Tokenizer"), module=False, prompt=True),
         Component("text_encoder", ("UMT5EncoderModel",), weight_stem="model", prompt=True),
-        Component("transformer", ("WanTransformer3DModel",)),
-        Component("transformer_2", ("WanTransformer3DModel",), required=False),
+        Component("transformer", ("WanTransformer3DModel", wan_vace.VACE_CLASS)),
+        Component("transformer_2", ("WanTransformer3DModel", wan_vace.VACE_CLASS), required=False),
         Component("vae", ("AutoencoderKLWan",)),
         Component("scheduler", ("UniPCMultistepScheduler", "FlowMatchEulerDiscreteScheduler",
                                 "DPMSolverMultistepScheduler"), module=False),
@@ -67,8 +68,8 @@ class WanFamily(GroupOffload, DiffusersLora):
         step = vae.get("scale_factor_temporal") or 4
         if index.get("_class_name") == "WanImageToVideoPipeline":
             modes: tuple[str, ...] = ("i2v",)  # the stock pipeline needs an image
-        else:
-            modes = ("video", "i2v") if index.get("expand_timesteps") else ("video",)
+        else:  # (a VACE model's first frame is a reference image or the control video's)
+            modes = ("video", "i2v") if index.get("expand_timesteps") and not wan_vace.is_vace(path) else ("video",)
         flow = config(path, "scheduler", "scheduler_config.json")
         return Rules(size_multiple=(vae.get("scale_factor_spatial") or 8) * max(tr.get("patch_size", (1, 2, 2))[1:]),
                      frame_step=step, max_frames=(tr.get("rope_max_seq_len", 1024) - 1) * step + 1,
@@ -77,11 +78,16 @@ class WanFamily(GroupOffload, DiffusersLora):
 
     def check(self, request, path: Path | None, *, model: str = "this model") -> None:
         super().check(request, path, model=model)
+        if getattr(request, "video", None) and wan_vace.is_vace(path):
+            raise InvalidRequest(f"video: {model} (Wan VACE) takes its input clip as control_video", field="video")
         if path is not None and getattr(request, "image", None) and not getattr(request, "last_image", None):
             tr = _transformer_config(path)
             if tr.get("image_dim") is not None and tr.get("pos_embed_seq_len") is not None:
                 raise InvalidRequest(f"last_image: {model} (Wan 2.1 FLF2V) makes a video between two frames: give "
                                      "the last frame as last_image too", field="last_image")
+
+    def takes_control(self, path: Path | None) -> bool:
+        return path is None or wan_vace.is_vace(path)  # (a hub model is known once downloaded; the run checks)
 
     def takes_last_image(self, path: Path | None) -> bool:
         """WanImageToVideoPipeline's ``last_image``: an image-to-video model without TI2V's expanded timesteps
@@ -137,7 +143,9 @@ class WanFamily(GroupOffload, DiffusersLora):
         scheduler = make_scheduler(request.scheduler, config)
         scheduler.set_timesteps(request.num_inference_steps, device=device)
         timesteps = scheduler.timesteps
-        frames_latent = (request.num_frames - 1) // temporal + 1
+        vace = hasattr(first.config, "vace_layers")
+        refs = wan_vace.references_of(ctx.control) if vace else 0
+        frames_latent = (request.num_frames - 1) // temporal + 1 + refs  # VACE: a latent frame per reference
         h, w = request.height // spatial, request.width // spatial
         channels = vae.config.z_dim if i2v else first.config.in_channels
         generator = torch.Generator("cpu").manual_seed(request.seed)
@@ -155,6 +163,9 @@ class WanFamily(GroupOffload, DiffusersLora):
         if i2v:
             with resident(vae, device, memory.offload):
                 cond = image_condition(vae, ctx.image, request, latents, expand, last=ctx.last_image)
+        elif vace:  # the control stream (WanVACEPipeline sets no begin index)
+            with resident(vae, device, memory.offload):
+                cond.control, cond.control_scale = wan_vace.condition(vae, first, ctx.control, request, device)
         elif ctx.video is None:  # (video-to-video set its own begin index)
             scheduler.set_begin_index(0)  # WanPipeline does; WanImageToVideoPipeline does not
 
@@ -190,6 +201,7 @@ class WanFamily(GroupOffload, DiffusersLora):
         t2 = time.perf_counter()
         if cond.first_frame is not None:
             latents = (1 - cond.first_frame) * cond.latents + cond.first_frame * latents
+        latents = latents[:, :, refs:]  # (VACE: the references' frames are not decoded)
         with resident(vae, device, memory.offload):
             latents = latents.to(vae.device, vae.dtype)
             mean, inv_std = latent_stats(vae, latents)
@@ -236,13 +248,14 @@ class WanFamily(GroupOffload, DiffusersLora):
         else:
             t = torch.zeros(1, **meta)
         embeds = torch.zeros(1, tokens, tr.config.text_dim, **meta)
+        control = wan_vace.meta_stream(tr, f, h, w) if hasattr(tr.config, "vace_layers") else {}
         step = meta_cost(lambda: tr(hidden_states=x, timestep=t, encoder_hidden_states=embeds,
-                                                     encoder_hidden_states_image=image_embeds, return_dict=False))
+                                    encoder_hidden_states_image=image_embeds, return_dict=False, **control))
         latent_bytes = vae.config.z_dim * f * h * w * 4
         z = torch.zeros(1, vae.config.z_dim, f, h, w, **meta)
         decode = meta_cost(lambda: vae.decode(z))
         vae_peak = decode.peak
-        if "i2v" in rules.modes:  # the image (2.1 I2V: followed by black frames) through the encoder
+        if "i2v" in rules.modes or control:  # the image (2.1 I2V: then black frames), VACE's clip, through the encoder
             clip = torch.zeros(1, 3, 1 if read_index(path).get("expand_timesteps") else frames, height, width, **meta)
             vae_peak = max(vae_peak, meta_cost(lambda: vae.encode(clip)).peak)
         return {
@@ -278,6 +291,7 @@ class Conditioning:
     def __init__(self, latents=None, concat=None, first_frame=None, mask=None):
         self.latents, self.concat, self.first_frame = latents, concat, first_frame
         self.mask = first_frame if first_frame is not None else mask
+        self.control = self.control_scale = None  # VACE: the control stream and its per-layer scale
 
 
 def encode_prompt(model, prompt: str, tokens: int, warnings: list[str]):
@@ -377,6 +391,8 @@ def predict(expert, latents, t, cond: Conditioning, embeds, negative, image_embe
     else:
         timestep = t.expand(latents.shape[0])
     kw = dict(hidden_states=x, timestep=timestep, encoder_hidden_states_image=image_embeds, return_dict=False)
+    if cond.control is not None:
+        kw.update(control_hidden_states=cond.control, control_hidden_states_scale=cond.control_scale)
     noise = expert(encoder_hidden_states=embeds, **kw)[0]
     if negative is None:
         return noise

@@ -11,6 +11,7 @@ from pydantic import ValidationInfo, field_validator, model_validator
 from t2v.requests.base import RequestModel, knob
 from t2v.requests.extras import check_scalars, move_flat_extras
 from t2v.requests.caches import canonical_cache, check_attention, check_weights
+from t2v.requests.control import MAX_REFERENCES, check_control, check_references
 from t2v.requests.keyframes import parse_keyframes
 from t2v.requests.loras import LoraSpec, check_loras, move_single_lora
 from t2v.requests.options import (DEFAULT_STRENGTH, FORMATS, MAX_FRAMES, MAX_SECONDS, MAX_SEED, MAX_SIDE, MAX_STEPS,
@@ -74,6 +75,20 @@ class GenerationRequest(RequestModel):
     video: str | None = knob(None, only=("video",), max_length=4096, help=(
         "Video-to-video (SDEdit): the input clip (mp4, webm or gif), a file (library, CLI) or an uploaded asset id "
         "(API); its frames are fitted to width x height and num_frames, noised to strength and denoised."))
+    control_video: str | None = knob(None, only=("video",), max_length=4096, help=(
+        "VACE control (Wan VACE models): a clip that guides the video, e.g. a pose, depth or edge video (mp4, webm or "
+        "gif; a file, or an uploaded asset id on a server); the output's size and frame count, unless fit."))
+    mask_video: str | None = knob(None, only=("video",), max_length=4096, help=(
+        "VACE inpainting / outpainting: a black-and-white clip the size and length of control_video, white where "
+        "to make new content, black where to keep the control video's pixels."))
+    reference_images: tuple[str, ...] = knob((), only=("video",), cli="--reference-image", help=(
+        f"VACE: an image of a subject, object or background to put in the video (repeatable, at most "
+        f"{MAX_REFERENCES}; PNG, JPEG or WebP: a file, or an uploaded asset id on a server)."))
+    control_scale: float = knob(1.0, only=("video",), ge=0.0, le=4.0, allow_inf_nan=False, help=(
+        "VACE: the strength of the control inputs, 0 (none) to 4; 1 as trained."))
+    fit: bool = knob(False, only=("video",), help=(
+        "Fit control_video and mask_video to the output: each frame scaled to cover and centre-cropped, the clip "
+        "cut or looped to num_frames (without it a clip of another size or length is refused)."))
     strength: float | None = knob(None, only=("video",), ge=0.0, le=1.0, help=(
         "Video-to-video: how much to change the input, 0 (the VAE round trip) to 1 (as from pure noise); "
         f"default {DEFAULT_STRENGTH} with video, refused without it."))
@@ -116,6 +131,16 @@ class GenerationRequest(RequestModel):
     @classmethod
     def _loras(cls, v: tuple[LoraSpec, ...]) -> tuple[LoraSpec, ...]:
         return check_loras(v)
+
+    @field_validator("reference_images", mode="before")
+    @classmethod
+    def _references(cls, v: Any) -> tuple[str, ...]:
+        return check_references(v)
+
+    @model_validator(mode="after")
+    def _control(self) -> GenerationRequest:
+        check_control(self)
+        return self
 
     @field_validator("extras")
     @classmethod

@@ -17,6 +17,7 @@ from t2v.errors import Cancelled
 from t2v.export import frames_sha256
 from t2v.export.outputs import export_result, output_stem
 from t2v.families import get_family
+from t2v.control import load_control
 from t2v.inputs import load_image, load_video
 from t2v.models.device import fit_to_model, plan_device, set_threads
 from t2v.models.loader import load_model
@@ -58,6 +59,7 @@ class Run:
     done: int = 0
     model_name: str | None = None  # how the record names the model (None: its source's id)
     last_image: Any = None  # t2v.inputs.InputImage for the last frame (first-last-frame)
+    control: Any = None  # t2v.control.ControlInputs (VACE)
 
     def chosen(self):
         """The chosen memory plan's prediction (:class:`t2v.planner.memory.Prediction`)."""
@@ -88,6 +90,8 @@ class Run:
             rec["last_image_sha256"] = self.last_image.sha256
         if self.video is not None:
             rec["video_sha256"] = self.video.sha256
+        if self.control is not None:
+            rec.update(self.control.hashes)
         return rec
 
 
@@ -117,6 +121,7 @@ def start(request, *, settings: Settings, output: str | Path | None = None,
     if getattr(request, "video", None):  # a file path, or on a server an asset id (t2v.service.limits.admit)
         clip = resolve_video(request.video) if resolve_video else request.video
         video = load_video(clip, width=request.width, height=request.height, num_frames=request.num_frames)
+    control = load_control(request, resolve_image=resolve_image, resolve_video=resolve_video)
     named = (lambda m: m) if settings.record_paths else (lambda m: public_model(settings, m))
     emit("load", message=f"loading {named(request.model)}")
     if settings.threads:  # asked for (T2V_THREADS); else the caller's or torch's default (the physical cores)
@@ -138,7 +143,7 @@ def start(request, *, settings: Settings, output: str | Path | None = None,
     # Record what actually ran (after fallbacks), not what was asked.
     request = request.model_copy(update={"device": plan.device, "dtype": plan.dtype})
     run = Run(request, stem, source, family, loaded, plan, emit, cancel, t_start, memory, predictions, image, video,
-              model_name=None if settings.record_paths else named(source.id), last_image=last_image)
+              model_name=None if settings.record_paths else named(source.id), last_image=last_image, control=control)
     expect_times(run)
     return run
 

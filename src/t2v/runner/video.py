@@ -18,6 +18,12 @@ if TYPE_CHECKING:
     import numpy as np
 
 
+def input_files(request) -> list:
+    """The files a video request reads (none may be overwritten by its outputs)."""
+    names = [getattr(request, n, None) for n in ("extend", "video", "image", "last_image", "control_video", "mask_video")]
+    return [*names, *getattr(request, "reference_images", ())]
+
+
 def generate_video(request, *, on_progress: ProgressCallback | None = None, should_cancel: Callable[[], bool] | None = None,
                    output: str | Path | None = None, checkpoint=None, settings: Settings,
                    on_preview: Callable[[int, np.ndarray], None] | None = None,
@@ -29,7 +35,7 @@ def generate_video(request, *, on_progress: ProgressCallback | None = None, shou
 
     def outputs(stem: Path, req) -> None:
         if req.formats:
-            check_outputs(stem, req.formats, inputs=[getattr(req, n, None) for n in ("extend", "video", "image", "last_image")])
+            check_outputs(stem, req.formats, inputs=input_files(req))
         if req.is_long:
             clip.append(load_clip(req, resolve=resolve_video))
 
@@ -49,7 +55,7 @@ def generate_video(request, *, on_progress: ProgressCallback | None = None, shou
 
     ctx = RunContext(on_stage=run.emit, on_step=on_step, should_cancel=run.cancel, memory=run.memory,
                      checkpoint=checkpoint, image=run.image.image if run.image else None, video=run.video,
-                     last_image=run.last_image.image if run.last_image else None)
+                     last_image=run.last_image.image if run.last_image else None, control=run.control)
     out = family.run(loaded, request, ctx)
     observe_times(run, out.timings, steps=len(stepped))
     frames = to_uint8(out.frames)

@@ -1,6 +1,6 @@
 """Tiny random-weight Wan models in the exact ``Wan-AI/*-Diffusers`` folder layout, built offline.
 
-``t2v models make-tiny --family wan|wan22-ti2v|wan22-a14b|wan-i2v|wan-flf2v DIR``. Each folder has what the hub repo
+``t2v models make-tiny --family wan|wan22-ti2v|wan22-a14b|wan-i2v|wan-flf2v|wan-vace DIR``. Each folder has what the hub repo
 has: ``model_index.json`` (with ``boundary_ratio`` / ``expand_timesteps`` where the Wan 2.2 repos have them),
 ``transformer/`` (and ``transformer_2/`` for A14B), ``vae/`` (``AutoencoderKLWan``; the Wan 2.2 layout with
 48 latent channels and a 16x spatial scale for TI2V-5B), ``text_encoder/`` (a small ``UMT5EncoderModel``),
@@ -35,6 +35,7 @@ class Kind:
     two_experts: bool = False
     image_encoder: bool = False  # 2.1 I2V's CLIP image encoder
     flf2v: bool = False  # 2.1 FLF2V: position embeddings over the first and the last frame's image tokens
+    vace: bool = False  # 2.1 VACE: WanVACETransformer3DModel, control blocks at vace_layers
     flow_shift: float = 3.0
     index_extra: tuple[tuple[str, object], ...] = ()  # model_index.json config keys (Wan 2.2 repos)
     width: int = 64  # t2v.json defaults
@@ -47,6 +48,7 @@ WAN22_TI2V = Kind(in_channels=48, z_dim=48, wan22_vae=True, flow_shift=5.0,
 WAN22_A14B = Kind(two_experts=True, index_extra=(("boundary_ratio", 0.875), ("expand_timesteps", False)))
 WAN_I2V = Kind(pipeline="WanImageToVideoPipeline", in_channels=16 + 4 + 16, image_encoder=True)
 WAN_FLF2V = Kind(pipeline="WanImageToVideoPipeline", in_channels=16 + 4 + 16, image_encoder=True, flf2v=True)
+WAN_VACE = Kind(pipeline="WanVACEPipeline", vace=True)
 IMAGE_TOKENS = (32 // 8) ** 2 + 1  # the tiny CLIP's patches and its class token
 
 
@@ -77,13 +79,22 @@ def make_wan_flf2v(out: Path, *, seed: int = 0, fp16_variant: bool = True) -> Pa
     return build(Path(out), WAN_FLF2V, seed=seed, fp16_variant=fp16_variant)
 
 
+def make_wan_vace(out: Path, *, seed: int = 0, fp16_variant: bool = True) -> Path:
+    """Wan 2.1 VACE (1.3B / 14B layout): ``WanVACEPipeline`` whose transformer adds a control stream (control
+    video, mask, reference images) in its ``vace_layers``."""
+    return build(Path(out), WAN_VACE, seed=seed, fp16_variant=fp16_variant)
+
+
 def transformer(kind: Kind):
-    from diffusers import WanTransformer3DModel
+    from diffusers import WanTransformer3DModel, WanVACETransformer3DModel
 
     image = dict(image_dim=CLIP_DIM, added_kv_proj_dim=HEADS * HEAD_DIM) if kind.image_encoder else {}
     if kind.flf2v:
         image["pos_embed_seq_len"] = 2 * IMAGE_TOKENS
-    return WanTransformer3DModel(
+    cls = WanTransformer3DModel
+    if kind.vace:  # the real models' 96 control channels (2 x 16 latent + 64 mask), a control block per layer here
+        cls, image = WanVACETransformer3DModel, dict(vace_layers=[0, 1], vace_in_channels=96)
+    return cls(
         patch_size=(1, 2, 2), num_attention_heads=HEADS, attention_head_dim=HEAD_DIM, in_channels=kind.in_channels,
         out_channels=kind.z_dim, text_dim=TEXT_DIM, freq_dim=256, ffn_dim=32, num_layers=2, cross_attn_norm=True,
         qk_norm="rms_norm_across_heads", rope_max_seq_len=32, **image)
@@ -153,7 +164,7 @@ def build(out: Path, kind: Kind, *, seed: int = 0, fp16_variant: bool = True) ->
     if kind.image_encoder:
         index.update(image_encoder=["transformers", "CLIPVisionModel"], image_processor=["transformers", "CLIPImageProcessor"])
     index.update(scheduler=["diffusers", "UniPCMultistepScheduler"], text_encoder=["transformers", "UMT5EncoderModel"],
-                 tokenizer=["transformers", "ByT5Tokenizer"], transformer=["diffusers", "WanTransformer3DModel"])
+                 tokenizer=["transformers", "ByT5Tokenizer"], transformer=["diffusers", type(modules["transformer"]).__name__])
     if kind.index_extra:  # the Wan 2.2 repos name transformer_2 (null in TI2V-5B)
         index["transformer_2"] = ["diffusers", "WanTransformer3DModel"] if kind.two_experts else [None, None]
     index["vae"] = ["diffusers", "AutoencoderKLWan"]
