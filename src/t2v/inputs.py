@@ -216,17 +216,19 @@ def load_video(path: str | Path, *, width: int, height: int, num_frames: int | N
                                  "(trim it first)", field=field)
         num_frames = len(frames)
     if not fit:
-        check_clip_shape(frames, path.name, field, width=width, height=height, num_frames=num_frames)
+        check_clip_shape(frames.shape[:3], path.name, field, width=width, height=height, num_frames=num_frames)
     fitted = fit_frames(frames, width=width, height=height, num_frames=num_frames)
     return InputVideo(frames=fitted, sha256=sha256_file(path), source_frames=int(frames.shape[0]), fps=fps)
 
 
-def check_clip_shape(frames: np.ndarray, name: str, field: str, *, width: int, height: int, num_frames: int) -> None:
-    """InvalidRequest naming ``field`` unless ``frames`` (decoded up to one past ``num_frames``) are ``num_frames``
-    frames of ``width`` x ``height``."""
-    n, h, w = frames.shape[:3]
+def check_clip_shape(shape: tuple[int, int, int], name: str, field: str, *, width: int, height: int, num_frames: int,
+                     counted: bool = False) -> None:
+    """InvalidRequest naming ``field`` unless the clip ``name`` of ``shape`` (frames, height, width) is
+    ``num_frames`` frames of ``width`` x ``height``. Its frames were decoded up to one past ``num_frames``
+    (``counted``: all of them were counted)."""
+    n, h, w = shape
     if (w, h) != (width, height) or n != num_frames:
-        count = f"more than {num_frames}" if n > num_frames else str(n)
+        count = f"more than {num_frames}" if n > num_frames and not counted else str(n)
         raise InvalidRequest(f"{field}: {name} is {w}x{h}, {count} frames; this run makes {width}x{height}, "
                              f"{num_frames} frames: give a clip of that size and length, or fit to scale and cut it",
                              field=field)

@@ -207,3 +207,49 @@ def test_a_server_killed_and_restarted_in_the_middle_still_delivers(tiny_model, 
     assert record["seed"] == 4 and record["resumed_from_step"] >= 6  # the restarted server went on from there
     assert len(frames_of(out / "r.mp4")) == record["num_frames"]
     assert sorted(p.name for p in out.iterdir()) == ["r.json", "r.mp4"]
+
+
+@pytest.fixture(scope="module")
+def input_files(tmp_path_factory):
+    """A tiny VACE and a tiny first-last-frame model (under the server's model roots), a control clip, a mask,
+    a reference image and two frames."""
+    import numpy as np
+    from PIL import Image
+
+    from t2v.export.writers import write_video
+    from t2v.models.tiny import make_tiny
+
+    root = tmp_path_factory.mktemp("remote-inputs")
+    yy, xx = np.mgrid[0:32, 0:64]
+    clip = np.stack([np.stack([(xx * 3 + i * 9) % 256, yy * 7 % 256, (xx + i) % 256], -1) for i in range(9)])
+    write_video(clip.astype(np.uint8), root / "control.mp4", "mp4", 8, crf=4)
+    mask = np.zeros((9, 32, 64, 3), np.uint8)
+    for i in range(9):
+        mask[i, 4:28, 4 * i:4 * i + 24] = 255
+    write_video(mask, root / "mask.gif", "gif", 8)
+    rng = np.random.default_rng(1)
+    for name, shape in (("ref.png", (40, 24, 3)), ("first.png", (32, 64, 3)), ("last.png", (32, 64, 3))):
+        Image.fromarray(rng.integers(0, 255, shape, dtype=np.uint8)).save(root / name)
+    return {"root": root, "vace": make_tiny(root / "vace", family="wan-vace", seed=0),
+            "flf2v": make_tiny(root / "flf2v", family="wan-flf2v", seed=0)}
+
+
+@pytest.mark.parametrize("model, flags", [
+    ("vace", ("--control-video", "control.mp4", "--mask-video", "mask.gif", "--reference-image", "ref.png",
+              "--control-scale", "0.7")),
+    ("flf2v", ("--image", "first.png", "--last-image", "last.png")),
+])
+def test_every_input_file_is_uploaded_and_the_frames_equal_a_local_run(server, input_files, tmp_path, model, flags):
+    root = input_files["root"]
+    args = ["--model", str(input_files[model]), "--seed", "5", "--steps", "2",
+            *[str(root / f) if f.endswith((".mp4", ".gif", ".png")) else f for f in flags]]
+    remote = cli("--server", server.url, "--key", server.key, *args, "-o", str(tmp_path / "remote.mp4"), "--json")
+    assert remote.returncode == 0, remote.stderr[-3000:]
+    local = cli(*args, "-o", str(tmp_path / "local.mp4"), "--json")
+    assert local.returncode == 0, local.stderr[-3000:]
+    theirs, ours = json.loads(remote.stdout), json.loads(local.stdout)
+    assert theirs["frames_sha256"] == ours["frames_sha256"]
+    for name in ("control_video_sha256", "mask_video_sha256", "reference_images_sha256", "image_sha256",
+                 "last_image_sha256"):
+        assert theirs.get(name) == ours.get(name)
+    assert theirs.get("last_image_sha256" if model == "flf2v" else "control_video_sha256")

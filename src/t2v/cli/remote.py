@@ -22,7 +22,8 @@ from t2v.cli.watch import connected, follow
 SERVER_SIDE = {"device": ("auto", "T2V_DEVICE"), "dtype": ("auto", "T2V_DTYPE"), "memory": ("auto", "T2V_MEMORY"),
                "attention": ("auto", "T2V_ATTENTION"), "weights": ("auto", "T2V_WEIGHTS"),
                "compile": (False, "T2V_COMPILE")}
-LOCAL_FILES = ("image", "last_image", "video", "extend")  # uploaded; the job gets their asset ids
+# Files a request names that are uploaded from here; the job gets their asset ids (image: sent with the request)
+LOCAL_FILES = ("image", "last_image", "video", "extend", "control_video", "mask_video", "reference_images")
 NOT_SENT = {"mode", "prompt", *SERVER_SIDE, *LOCAL_FILES}
 EXTENSIONS = {"mp4": ".mp4", "webm": ".webm", "gif": ".gif"}
 
@@ -52,20 +53,23 @@ def generate_remote(request, *, server: str, key: str | None, output, quiet: boo
     from t2v.export.outputs import check_outputs, output_stem  # deferred: imports numpy
 
     refuse_server_side(request, threads=threads, ignore=ignore)
-    for name in ("video", "extend"):  # uploaded from here: a missing file is bad input, before anything is sent
-        if getattr(request, name) and not Path(getattr(request, name)).expanduser().is_file():
-            raise InvalidRequest(f"{name}: {getattr(request, name)} does not exist or is not a file", field=name)
+    files = local_files(request)
+    for name, path in files:  # uploaded from here: a missing file is bad input, before anything is sent
+        if name != "image" and not Path(path).expanduser().is_file():
+            raise InvalidRequest(f"{name}: {path} does not exist or is not a file", field=name)
     stem, implied = output_stem(output, request.prompt)
     formats = [*([implied] if implied and implied not in request.formats else []), *request.formats]  # as a local run
-    check_outputs(stem, formats, inputs=(request.video, request.extend, request.image))  # before anything is sent
+    check_outputs(stem, formats, inputs=[path for _, path in files])  # before anything is sent
     fields = body_fields(request, ignore=ignore)
     fields["formats"] = formats
     job = None
     with connected(server), Client(server, api_key=key) as client:
         try:
-            for name in ("video", "extend"):
-                if getattr(request, name):
-                    fields[name] = client.upload(Path(getattr(request, name)).expanduser()).id
+            for name, path in files:
+                if name == "reference_images":
+                    fields.setdefault(name, []).append(client.upload(Path(path).expanduser()).id)
+                elif name != "image":
+                    fields[name] = client.upload(Path(path).expanduser()).id
             job = client.submit(request.prompt, image=request.image, **fields)
             job = follow(client, job.id, quiet=quiet)
         except KeyboardInterrupt:
@@ -86,6 +90,15 @@ def generate_remote(request, *, server: str, key: str | None, output, quiet: boo
         out.print(f"[green]wrote[/] {escape(str(sidecar))}", highlight=False)
         print_record(record, where=escape(f" on {server} (job {job.id})"))
     return record
+
+
+def local_files(request) -> list[tuple[str, str]]:
+    """(field, file) for each file of ``request`` that is uploaded (reference images: one pair each)."""
+    out = []
+    for name in LOCAL_FILES:
+        value = getattr(request, name, None)
+        out.extend((name, v) for v in (value if isinstance(value, tuple) else (value,)) if v)
+    return out
 
 
 def body_fields(request, *, ignore: set[str] = frozenset()) -> dict:

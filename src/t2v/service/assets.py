@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from t2v.errors import InvalidRequest, JobNotFound, T2VError
-from t2v.inputs import VIDEO_TYPES, check_decode_fits, check_image_bytes, check_video_bytes, probe_video, video_extension
+from t2v.inputs import (VIDEO_TYPES, check_clip_shape, check_decode_fits, check_image_bytes, check_video_bytes, probe_video,
+                        video_extension)
 from t2v.planner.fit import memory_budget
 from t2v.service.files import JobFiles
 from t2v.service.ports import JobStore
@@ -192,6 +193,13 @@ class AssetService:
         ``frames`` frames, else all of them) would not fit in :meth:`decode_budget`; nothing is decoded here."""
         count, width, height, _ = self.video_shape(ref, api_key, field=field)
         check_decode_fits(field, min(count, frames) if frames else count, width, height, self.decode_budget())
+
+    def check_clip_fits(self, ref: str, api_key=None, *, field: str, width: int, height: int, frames: int) -> None:
+        """At submit: refuse (422 naming ``field``) a clip that is not ``frames`` frames of ``width`` x ``height``
+        (a control input without fit), read from its container."""
+        count, w, h, _ = self.video_shape(ref, api_key, field=field)
+        check_clip_shape((count, h, w), self._row(ref, api_key).filename or ref, field, width=width, height=height,
+                         num_frames=frames, counted=True)
 
     def check_video_ref(self, ref: str, api_key=None, field: str = "video") -> None:
         """At submit: ``ref`` (a video request's ``video``, or the clip it ``extend`` s) must name a video asset of

@@ -262,6 +262,11 @@ class JobService:
             self.assets.check_video_ref(request.video, api_key)
         if getattr(request, "extend", None) is not None:  # a longer video continuing an uploaded video of this key
             self.assets.check_video_ref(request.extend, api_key, field="extend")
+        for name in ("control_video", "mask_video"):  # VACE's clips: uploaded videos of this key, likewise
+            if getattr(request, name, None) is not None:
+                self.assets.check_video_ref(getattr(request, name), api_key, field=name)
+        for ref in getattr(request, "reference_images", ()):  # and its reference images: images of this key
+            self.assets.check_image_ref(ref, api_key, field="reference_images")
         # Allow-listed model and LoRA, then model, defaults and the seed fixed now (restarts reproduce), then
         # the cost limits (the server's and the key's) and the memory budget.
         resolved = admit(request, self.settings, api_key)
@@ -272,6 +277,13 @@ class JobService:
             self.assets.check_decode(resolved.video, api_key, field="video", frames=resolved.num_frames)
         if getattr(resolved, "extend", None) is not None:
             self.assets.check_decode(resolved.extend, api_key, field="extend")
+        for name in ("control_video", "mask_video"):  # (fit or not, the first num_frames frames)
+            if getattr(resolved, name, None) is not None:
+                ref = getattr(resolved, name)
+                self.assets.check_decode(ref, api_key, field=name, frames=resolved.num_frames)
+                if not resolved.fit:  # the output's size and length, else refused before it is queued
+                    self.assets.check_clip_fits(ref, api_key, field=name, width=resolved.width,
+                                                height=resolved.height, frames=resolved.num_frames)
         return resolved.model_dump(mode="json")
 
     def list(self, *, status: str | None = None, limit: int = 20, cursor: str | None = None, api_key=None,

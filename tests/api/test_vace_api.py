@@ -1,0 +1,105 @@
+"""VACE control over the API: the control video, the mask and the reference images are uploaded assets of the
+caller's key (never paths); the job's frames equal a local run on the same files; another key's assets, a path
+and a clip of another size are refused at submit naming the field, and nothing is queued."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from t2v.api import create_app
+from t2v.export.writers import write_video
+from t2v.service.keys import create_key
+from tests.api.conftest import make_settings, wait_for
+from tests.api.test_assets import bearer, loc_field, png, upload
+
+SHAPE = {"num_frames": 5, "width": 32, "height": 32, "num_inference_steps": 2, "seed": 4}
+
+
+@pytest.fixture(scope="module")
+def tiny_vace(tmp_path_factory):
+    from t2v.models.tiny import make_tiny
+
+    return make_tiny(tmp_path_factory.mktemp("models") / "tiny-wan-vace", family="wan-vace", seed=0)
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    root = tmp_path_factory.mktemp("vace-clips")
+    yy, xx = np.mgrid[0:32, 0:32]
+    frames = np.stack([np.stack([(xx * 7 + i * 20) % 256, (yy * 5) % 256, (xx + yy + i) % 256], -1)
+                       for i in range(5)]).astype(np.uint8)
+    write_video(frames, root / "control.mp4", "mp4", 8, crf=4)
+    mask = np.zeros((5, 32, 32, 3), np.uint8)
+    for i in range(5):
+        mask[i, 8:24, 4 * i:4 * i + 16] = 255
+    write_video(mask, root / "mask.gif", "gif", 8)
+    write_video(np.repeat(frames, 2, axis=1)[:, :, :32], root / "tall.mp4", "mp4", 8, crf=4)  # 32x64
+    (root / "ref.png").write_bytes(png(24, 40, seed=2))
+    return root
+
+
+@pytest.fixture
+def keyed(tiny_vace, tmp_path):
+    app = create_app(make_settings(tmp_path / "home", tiny_vace))
+    service = app.state.service
+    _, alice = create_key(service.repo, "alice")
+    _, bob = create_key(service.repo, "bob")
+    with TestClient(app) as client:
+        yield client, service, alice, bob
+
+
+def send(client, path, token):
+    kind = "image/png" if path.suffix == ".png" else ("image/gif" if path.suffix == ".gif" else "video/mp4")
+    r = upload(client, path.read_bytes(), path.name, token=token, content_type=kind)
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
+def test_a_vace_job_runs_on_the_keys_assets_as_a_local_run_does(keyed, clips, tiny_vace):
+    from t2v import generate
+    from t2v.requests import GenerationRequest
+
+    client, service, alice, bob = keyed
+    ids = {n: send(client, clips / n, alice) for n in ("control.mp4", "mask.gif", "ref.png")}
+    body = {"prompt": "a dancer", "model": str(tiny_vace), "control_video": ids["control.mp4"],
+            "mask_video": ids["mask.gif"], "reference_images": [ids["ref.png"]], "control_scale": 0.8, **SHAPE}
+    r = client.post("/v1/videos", json=body, headers=bearer(alice))
+    assert r.status_code == 202, r.text
+    done = wait_for(client, r.json()["id"], headers=bearer(alice))
+    assert done["status"] == "succeeded", done["error"]
+    meta = client.get(f"/v1/videos/{done['id']}/metadata", headers=bearer(alice)).json()
+    sha = lambda name: hashlib.sha256((clips / name).read_bytes()).hexdigest()  # noqa: E731
+    assert meta["control_video_sha256"] == sha("control.mp4") and meta["mask_video_sha256"] == sha("mask.gif")
+    assert meta["reference_images_sha256"] == [sha("ref.png")]
+    local = generate(GenerationRequest(prompt="a dancer", model=str(tiny_vace), control_video=str(clips / "control.mp4"),
+                                       mask_video=str(clips / "mask.gif"), reference_images=[str(clips / "ref.png")],
+                                       control_scale=0.8, formats=(), **SHAPE))
+    assert meta["frames_sha256"] == local.record["frames_sha256"]
+    # bob cannot name alice's assets: each is refused as a missing one, and nothing is queued
+    for field, value in (("control_video", ids["control.mp4"]), ("mask_video", ids["mask.gif"]),
+                         ("reference_images", [ids["ref.png"]])):
+        fields = {**body, "control_video": send(client, clips / "control.mp4", bob), "mask_video": None,
+                  "reference_images": [], field: value}
+        r = client.post("/v1/videos", json=fields, headers=bearer(bob))
+        assert r.status_code == 422 and loc_field(r) == field and "no uploaded asset" in r.text, r.text
+    assert client.get("/v1/videos", headers=bearer(bob)).json()["items"] == []
+
+
+def test_paths_and_clips_of_another_size_are_refused_at_submit(keyed, clips, tiny_vace):
+    client, service, alice, _ = keyed
+    base = {"prompt": "a dancer", "model": str(tiny_vace), **SHAPE}
+    for field, value in (("control_video", str(clips / "control.mp4")), ("reference_images", [str(clips / "ref.png")]),
+                         ("control_video", "/etc/passwd")):
+        r = client.post("/v1/videos", json={**base, field: value}, headers=bearer(alice))
+        assert r.status_code == 422 and loc_field(r) == field, r.text
+    tall = send(client, clips / "tall.mp4", alice)
+    r = client.post("/v1/videos", json={**base, "control_video": tall}, headers=bearer(alice))
+    assert r.status_code == 422 and loc_field(r) == "control_video" and "32x64" in r.text and "fit" in r.text, r.text
+    r = client.post("/v1/videos", json={**base, "control_video": tall, "fit": True}, headers=bearer(alice))
+    assert r.status_code == 202, r.text
+    done = wait_for(client, r.json()["id"], headers=bearer(alice))
+    assert done["status"] == "succeeded", done["error"]
