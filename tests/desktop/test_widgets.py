@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from pathlib import Path
 
@@ -427,3 +428,39 @@ def test_a_last_frame_is_uploaded_as_an_asset_and_checked_by_the_server(server, 
         submit_job(client, form, png, None, last_image=png)
     assert "last_image" in str(e.value), str(e.value)
     assert len(client.list(limit=100).items) == before
+
+
+def test_vace_clips_and_references_from_the_form_are_uploaded_and_make_the_job(root, server, make_app, tmp_path,
+                                                                               tmp_path_factory):
+    from PIL import Image
+
+    from t2v.export.writers import write_video
+    from t2v.models.tiny import make_tiny
+
+    vace = make_tiny(tmp_path_factory.mktemp("desktop-vace") / "vace", family="wan-vace", seed=0)
+    yy, xx = np.mgrid[0:32, 0:32]
+    clip = np.stack([np.stack([(xx * 7 + i * 20) % 256, yy * 5 % 256, (xx + i) % 256], -1) for i in range(5)])
+    write_video(clip.astype(np.uint8), tmp_path / "pose.mp4", "mp4", 8, crf=4)
+    refs = [tmp_path / "a.png", tmp_path / "b.png"]
+    for i, ref in enumerate(refs):
+        Image.new("RGB", (24, 40), (40 + 150 * i, 90, 200)).save(ref)
+    app = make_app()
+    pump(root, lambda: ready(app), 30, "the models", app)
+    client = Client(server.url, server.key)
+    before = len(client.list(limit=100).items)
+    fill_small(app, "a dancer", num_frames=5, control_scale=0.5, fit=True)
+    app.form.vars["model"].set(str(vace))
+    app.form.vars["control_video"].set(str(tmp_path / "missing.mp4"))
+    app.generate()  # a file that is not there: named at once, nothing sent
+    assert app.error.cget("text").startswith("⚠ Control video: ") and "is not a file" in app.error.cget("text")
+    app.form.vars["control_video"].set(str(tmp_path / "pose.mp4"))
+    app.form.references.insert("1.0", "\n".join(map(str, refs)))
+    assert app.form.values()["fit"] is True and app.form.values()["control_scale"] == "0.5"
+    app.generate_button.invoke()
+    pump(root, lambda: app.player.playing or app.error.cget("text"), 180, "the VACE clip", app)
+    assert not app.error.cget("text"), app.error.cget("text")
+    job = client.get(app.job_id)
+    assert (job.request["control_scale"], job.request["fit"]) == (0.5, True)
+    assert [client.get_asset(a).sha256 for a in job.request["reference_images"]] == [
+        hashlib.sha256(p.read_bytes()).hexdigest() for p in refs]
+    assert len(client.list(limit=100).items) == before + 1

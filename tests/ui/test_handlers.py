@@ -492,3 +492,42 @@ def test_a_first_and_last_frame_from_the_page_make_a_first_last_frame_job_and_co
         assert back is not None and back.read_bytes() == frames[1].read_bytes()
     finally:
         svc.stop()
+
+
+def test_control_clips_and_references_from_the_page_make_a_vace_job_and_come_back_with_remix(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from t2v.export.writers import write_video
+    from t2v.families import make_tiny_model
+
+    model = make_tiny_model("wan-vace", tmp_path / "vace", seed=0)
+    svc = build_services(make_settings(tmp_path / "home", model)).start()
+    try:
+        yy, xx = np.mgrid[0:32, 0:64]
+        clip = np.stack([np.stack([(xx * 3 + i * 9) % 256, yy * 7 % 256, (xx + i) % 256], -1) for i in range(5)])
+        write_video(clip.astype(np.uint8), tmp_path / "pose.mp4", "mp4", 8, crf=4)
+        write_video(np.zeros((5, 48, 48, 3), np.uint8) + 128, tmp_path / "square.mp4", "mp4", 8, crf=4)
+        refs = []
+        for i in range(2):
+            refs.append(tmp_path / f"ref{i}.png")
+            Image.fromarray(np.full((40, 24, 3), 50 + 100 * i, np.uint8)).save(refs[-1])
+        fields = {**H.default_form(svc), "prompt": "a dancer", "num_frames": 5, "width": 64, "height": 32,
+                  "num_inference_steps": 2, "control_scale": 0.6}
+        with pytest.raises(UIError) as e:  # 48x48: named before anything is queued, fit offered
+            H.submit(svc, fields, files={"control_video": tmp_path / "square.mp4"})
+        assert str(e.value).startswith("Control video:") and "fit" in str(e.value) and svc.list(limit=5) == []
+        with pytest.raises(UIError) as e:  # a picture where a clip goes
+            H.submit(svc, fields, files={"control_video": refs[0]})
+        assert e.value.field == "control_video" and svc.list(limit=5) == []
+        job_id, _ = H.submit(svc, fields, files={"control_video": tmp_path / "pose.mp4", "mask_video": None,
+                                                 "reference_images": [refs[0], None, refs[1], None]})
+        assert wait_view(svc, job_id).status == "succeeded", svc.get(job_id).error
+        r = svc.get(job_id)
+        assert len(r.request["reference_images"]) == 2 and r.request["control_scale"] == 0.6
+        assert r.result["control_video_sha256"] and len(r.result["reference_images_sha256"]) == 2
+        assert H.remix_image(svc, job_id, None, "control_video").read_bytes() == (tmp_path / "pose.mp4").read_bytes()
+        assert [p.read_bytes() for p in H.remix_references(svc, job_id)] == [p.read_bytes() for p in refs]
+        assert H.remix(svc, job_id)["control_scale"] == 0.6
+    finally:
+        svc.stop()

@@ -133,3 +133,22 @@ def test_without_keys_each_client_has_a_cap_and_nothing_unchecked_lands(tiny_mod
         assert third.status_code == 429 and "kept already" in third.text
         kept = stored(tmp_path / "gradio")
         assert len(kept) == 2 and all(os.path.getsize(p) < 10_000 for p in kept)
+
+
+def test_a_control_clip_lands_as_sent_only_when_it_decodes_and_only_its_key_reads_it(page, tmp_path):
+    from t2v.export.writers import write_video
+
+    client, alice, bob, cache = page
+    frames = np.random.default_rng(3).integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
+    write_video(frames, tmp_path / "pose.mp4", "mp4", 8, crf=4)
+    data = (tmp_path / "pose.mp4").read_bytes()
+    assert send(client, data, name="pose.mp4").status_code == 401  # no key: nothing lands
+    r = send(client, data, alice, name="pose.mp4")
+    assert r.status_code == 200, r.text
+    (path,) = r.json()
+    assert Path(path).read_bytes() == data and path.endswith(".mp4")  # as sent: the pixels a control run reads
+    assert read(client, path, bob).status_code == 404 and read(client, path, alice).content == data
+    for bad in (data[:8] + SECRET, data[:200]):  # an mp4 header before random bytes; a cut-off clip
+        r = send(client, bad, alice, name="pose.mp4")
+        assert r.status_code == 415, r.text
+    assert [p.read_bytes() for p in stored(cache)] == [data]

@@ -205,6 +205,7 @@ class DesktopApp:
         self.clear_error()
         try:
             form, image, last = self.form.values(), self.form.image_path(), self.form.image_path("last_image")
+            files = self.form.control_files()
             if form["seed_mode"] == "fixed":
                 F.resolve_seed("fixed", form["seed"])  # a bad seed is refused before anything is sent
             F.request_fields(form, None)
@@ -213,7 +214,7 @@ class DesktopApp:
             return
         self.generate_button.configure(state="disabled")
         self.status.configure(text="Sending…")
-        self.bridge.run(submit_job, self.client, form, image, self.last_seed, last, done=self.on_submitted,
+        self.bridge.run(submit_job, self.client, form, image, self.last_seed, last, files, done=self.on_submitted,
                         failed=self.on_refused)
 
     def on_refused(self, e: BaseException) -> None:

@@ -16,12 +16,15 @@ NUMBERS = (("num_frames", "Frames"), ("num_inference_steps", "Steps"), ("guidanc
 FORMAT_CHOICES = tuple(f for f in ("mp4", "webm", "gif", "png") if f in FORMATS)
 IMAGE_TYPES = (("Images", "*.png *.jpg *.jpeg *.webp *.bmp"), ("All files", "*"))
 IMAGE_KEYS = ("image", "last_image")  # the first and the last frame, each with its Browse… button
+CLIP_TYPES = (("Video clips", "*.mp4 *.webm *.gif"), ("All files", "*"))
+CLIP_KEYS = ("control_video", "mask_video")  # VACE's clips, each with its Browse… button
 
 
 class Form(ttk.Frame):
     """Prompt, negative prompt, model (with its limits), numbers, scheduler, seed mode, formats, post-processing
     (interpolation, upscaling, deflicker), longer video (seconds, overlap, continue strength, prompt schedule),
-    LoRAs and the few-step preset, and the first and last frames."""
+    LoRAs and the few-step preset, the first and last frames, and VACE control (control and mask clips, reference
+    images one a line, the control strength, fit)."""
 
     def __init__(self, master, *, on_model: Callable[[str], None], on_preset: Callable[[str], None]) -> None:
         super().__init__(master, padding=8)
@@ -139,6 +142,24 @@ class Form(ttk.Frame):
             self.pickers[key] = (entry, browse)
             row += 1
         self.image, self.browse = self.pickers["image"]
+        # VACE control (the Wan VACE models): the clips, the reference images one a line, strength and fit
+        for key in CLIP_KEYS:
+            ttk.Label(self, text=F.LABELS[key]).grid(row=row, column=0, sticky="w", pady=2)
+            self.vars[key] = tk.StringVar()
+            ttk.Entry(self, textvariable=self.vars[key]).grid(row=row, column=1, columnspan=2, sticky="ew", pady=2)
+            ttk.Button(self, text="Browse…", command=lambda k=key: self.pick_file(k, CLIP_TYPES)).grid(
+                row=row, column=3, sticky="w", padx=(4, 0))
+            row += 1
+        ttk.Label(self, text="References").grid(row=row, column=0, sticky="nw", pady=2)
+        self.references = tk.Text(self, height=2, width=30, wrap="none", undo=True)
+        self.references.grid(row=row, column=1, columnspan=2, sticky="ew", pady=2)
+        ttk.Button(self, text="Add…", command=self.add_references).grid(row=row, column=3, sticky="nw", padx=(4, 0))
+        row += 1
+        ttk.Label(self, text="Control str.").grid(row=row, column=0, sticky="w", pady=2)
+        self.vars["control_scale"] = tk.StringVar(value=f"{F.CONTROL_DEFAULTS['control_scale']:g}")
+        ttk.Entry(self, textvariable=self.vars["control_scale"], width=8).grid(row=row, column=1, sticky="w", pady=2)
+        self.fit = tk.BooleanVar(value=False)
+        ttk.Checkbutton(self, text=F.LABELS["fit"], variable=self.fit).grid(row=row, column=2, columnspan=2, sticky="w")
 
     def entry(self, row: int, key: str, label: str) -> ttk.Entry:
         ttk.Label(self, text=label).grid(row=row, column=0, sticky="w", pady=2)
@@ -195,6 +216,8 @@ class Form(ttk.Frame):
                 var.set(f in (values["formats"] or ()))
         if "deflicker" in values:
             self.deflicker.set(bool(values["deflicker"]))
+        if "fit" in values:
+            self.fit.set(bool(values["fit"]))
         for key, box in (("prompt_schedule", self.schedule), ("loras", self.loras)):
             if key in values:
                 box.delete("1.0", "end")
@@ -202,12 +225,28 @@ class Form(ttk.Frame):
 
     def values(self) -> dict[str, Any]:
         """The form as :func:`t2v.frontend.request_fields` reads it."""
-        out: dict[str, Any] = {key: var.get() for key, var in self.vars.items() if key not in IMAGE_KEYS}
+        out: dict[str, Any] = {key: var.get() for key, var in self.vars.items() if key not in (*IMAGE_KEYS, *CLIP_KEYS)}
         out["prompt"] = self.prompt.get("1.0", "end").strip()
         out["formats"] = [f for f, var in self.formats.items() if var.get()]
         out["deflicker"] = self.deflicker.get()
         out["prompt_schedule"] = self.schedule.get("1.0", "end").strip()
         out["loras"] = self.loras.get("1.0", "end").strip()
+        out["fit"] = self.fit.get()
+        return out
+
+    def control_files(self) -> dict[str, Any]:
+        """The VACE files chosen, by request field (a path, or for ``reference_images`` a list of them); FormError
+        naming the field when one is not a readable file."""
+        def checked(key: str, text: str) -> Path:
+            path = Path(text).expanduser()
+            if not path.is_file():
+                raise F.FormError(f"{F.LABELS[key]}: {text} is not a file; choose one with Browse…", field=key)
+            return path
+
+        out: dict[str, Any] = {k: checked(k, self.vars[k].get().strip()) for k in CLIP_KEYS if self.vars[k].get().strip()}
+        refs = [checked("reference_images", line) for line in F.schedule_lines(self.references.get("1.0", "end"))]
+        if refs:
+            out["reference_images"] = refs
         return out
 
     def image_path(self, key: str = "image") -> Path | None:
@@ -221,6 +260,13 @@ class Form(ttk.Frame):
         return path
 
     def pick_image(self, key: str = "image") -> None:
-        name = filedialog.askopenfilename(parent=self, title=F.LABELS[key], filetypes=IMAGE_TYPES)
+        self.pick_file(key, IMAGE_TYPES)
+
+    def pick_file(self, key: str, types) -> None:
+        name = filedialog.askopenfilename(parent=self, title=F.LABELS[key], filetypes=types)
         if name:
             self.vars[key].set(name)
+
+    def add_references(self) -> None:
+        for name in filedialog.askopenfilenames(parent=self, title=F.LABELS["reference_images"], filetypes=IMAGE_TYPES):
+            self.references.insert("end", ("" if not self.references.get("1.0", "end").strip() else "\n") + name)

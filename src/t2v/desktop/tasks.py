@@ -29,9 +29,11 @@ def open_path(path: Path) -> None:
     subprocess.Popen([opener, str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def submit_job(client, form: dict[str, Any], image: Path | None, last_seed: int | None, last_image: Path | None = None):
-    """Resolve the seed (the history's newest for "reuse last"), then queue the job (a last frame uploaded as an
-    asset of the key first, as the first frame is with the request)."""
+def submit_job(client, form: dict[str, Any], image: Path | None, last_seed: int | None, last_image: Path | None = None,
+               files: dict[str, Any] | None = None):
+    """Resolve the seed (the history's newest for "reuse last"), then queue the job (a last frame and the VACE
+    ``files`` (by request field; reference images a list) uploaded as assets of the key first, as the first
+    frame is with the request)."""
     def previous() -> int | None:
         items = client.list(limit=1).items
         return items[0].request.get("seed") if items else None
@@ -40,6 +42,8 @@ def submit_job(client, form: dict[str, Any], image: Path | None, last_seed: int 
     fields = F.request_fields(form, seed)
     if last_image is not None:
         fields["last_image"] = client.upload(last_image).id
+    for field, value in (files or {}).items():
+        fields[field] = [client.upload(p).id for p in value] if isinstance(value, list) else client.upload(value).id
     return client.submit(fields.pop("prompt"), image=image, **fields)
 
 

@@ -19,7 +19,8 @@ from t2v.models.presets import PRESETS as FEW_STEP_PRESETS
 #: request's ``post`` block, see :data:`POST_KEYS`, and the longer-video fields, see :data:`LONG_KEYS`).
 FORM_KEYS = ("prompt", "negative_prompt", "model", "num_frames", "num_inference_steps", "guidance_scale", "fps",
              "width", "height", "scheduler", "seed_mode", "seed", "formats", "interpolate", "interpolation", "upscale",
-             "upscaler", "deflicker", "seconds", "prompt_schedule", "overlap", "continue_strength", "loras", "preset")
+             "upscaler", "deflicker", "seconds", "prompt_schedule", "overlap", "continue_strength", "loras", "preset",
+             "control_scale", "fit")
 POST_KEYS = ("interpolate", "interpolation", "upscale", "upscaler", "deflicker")
 # longer videos, made in segments: seconds (blank or 0: one clip), the schedule's text (one "FRAME: prompt" a
 # line), overlap and continue strength (blank: the model's default)
@@ -28,6 +29,10 @@ LONG_DEFAULTS = {"seconds": None, "prompt_schedule": "", "overlap": None, "conti
 # LoRA adapters (one "PATH[:SCALE[/SCALE_LOW]][@high|@low]" a line, as --lora takes them) and the few-step
 # preset (auto: what a known distill implies; none: the form's own steps and guidance)
 ADAPTER_DEFAULTS = {"loras": "", "preset": "auto"}
+CONTROL_DEFAULTS = {"control_scale": 1.0, "fit": False}  # VACE's strength, and fitting its clips to the output
+#: The files a video form sends beside its fields (each kept as an asset of the key; reference images: a list).
+FILE_KEYS = ("image", "last_image", "control_video", "mask_video", "reference_images")
+VIDEO_FILE_KEYS = ("control_video", "mask_video")
 FEW_STEP_CHOICES = ("auto", *FEW_STEP_PRESETS, "none")
 OFF = "Off"
 INTERPOLATE_CHOICES = (OFF, "2x", "3x", "4x")  # frames out per frame in (the fps is multiplied too)
@@ -50,7 +55,9 @@ LABELS = {
     "deflicker": "Deflicker", "post": "Post-processing", "target_fps": "Interpolation",
     "interpolation": "Interpolation method", "seconds": "Seconds", "prompt_schedule": "Prompt schedule",
     "overlap": "Overlap", "continue_strength": "Continue strength", "extend": "Extend", "loras": "LoRAs",
-    "preset": "Few-step preset", "last_image": "Last frame",
+    "preset": "Few-step preset", "last_image": "Last frame", "control_video": "Control video",
+    "mask_video": "Mask video", "reference_images": "Reference images", "control_scale": "Control strength",
+    "fit": "Fit control clips",
 }
 
 
@@ -180,7 +187,7 @@ def default_form(model: str, defaults: dict[str, Any], limits: FormLimits = Form
     """The form a fresh page shows: ``model`` at its defaults ("Quality"), a random seed."""
     return {"prompt": "", "negative_prompt": "", "model": model, **preset("Quality", defaults, limits),
             "seed_mode": "random", "seed": None, "formats": list(DEFAULT_FORMATS), **POST_DEFAULTS, **LONG_DEFAULTS,
-            **ADAPTER_DEFAULTS}
+            **ADAPTER_DEFAULTS, **CONTROL_DEFAULTS}
 
 
 def is_sequence(request: dict[str, Any] | None) -> bool:
@@ -203,7 +210,8 @@ def remix_form(request: dict[str, Any]) -> dict[str, Any]:
             "guidance_scale": r.get("guidance_scale"), "fps": r.get("fps"), "width": r.get("width"),
             "height": r.get("height"), "scheduler": r.get("scheduler"), "seed_mode": "fixed", "seed": r.get("seed"),
             "formats": [f for f in r.get("formats", DEFAULT_FORMATS) if f in FORMATS],
-            **post_form(r.get("post"), r.get("fps")), **long_form(r), **adapter_form(r)}
+            **post_form(r.get("post"), r.get("fps")), **long_form(r), **adapter_form(r),
+            "control_scale": r.get("control_scale", CONTROL_DEFAULTS["control_scale"]), "fit": bool(r.get("fit"))}
 
 
 def adapter_form(request: dict[str, Any]) -> dict[str, Any]:
@@ -234,6 +242,18 @@ def adapter_fields(form: dict[str, Any]) -> dict[str, Any]:
             GenerationRequest(prompt="-", **fields)
         except InvalidRequest as e:
             raise readable(e) from None
+    return fields
+
+
+def control_fields(form: dict[str, Any]) -> dict[str, Any]:
+    """The request's ``control_scale`` and ``fit`` for the form, when they differ from the defaults (they count
+    only with a control video or reference images, which go beside the form as files)."""
+    fields: dict[str, Any] = {}
+    scale = number(form, "control_scale", float)
+    if scale is not None and scale != CONTROL_DEFAULTS["control_scale"]:
+        fields["control_scale"] = scale
+    if form.get("fit"):
+        fields["fit"] = True
     return fields
 
 
@@ -370,6 +390,7 @@ def request_fields(form: dict[str, Any], seed: int | None) -> dict[str, Any]:
         "post": post_fields(form),
         **long_fields(form),
         **adapter_fields(form),
+        **control_fields(form),
     }
     if not fields["prompt"].strip():
         raise FormError("Prompt: describe the video you want first", field="prompt")

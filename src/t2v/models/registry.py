@@ -187,7 +187,7 @@ _BASE = (
             vram_gb=10.0,
             has_fp16_variant=False,
             notes="Sizes approximate: the 1.3B text-to-video model's plus the control blocks.",
-            aliases=("wan2.1-vace-1.3b", "vace"),
+            aliases=("wan2.1-vace-1.3b",),
         ),
         ModelSpec(
             id="Wan-AI/Wan2.1-VACE-14B-diffusers",

@@ -12,7 +12,7 @@ import logging
 import os
 
 from t2v import frontend as F
-from t2v.ui.inputs import adapter_inputs, frame_inputs
+from t2v.ui.inputs import adapter_inputs, control_inputs, frame_inputs
 from t2v.requests import FORMATS, SCHEDULERS
 from t2v.ui import events as E, handlers as H, history as HI, sequence as S
 from t2v.ui.files import PrivateCopies, blocked_paths, refuse_uploads, upload_fields
@@ -137,6 +137,7 @@ def build_ui(service, *, header: str = HEADER):
                                                   info="one 'FRAME: prompt' a line; the prompt until the first",
                                                   elem_id="t2v-schedule")
                         loras, few_step = adapter_inputs(gr, form0)
+                        control = control_inputs(gr, form0)
                         with gr.Row():
                             generate_btn = gr.Button("Generate", variant="primary", elem_id="t2v-generate")
                             pause_btn = gr.Button("Pause", elem_id="t2v-pause")
@@ -185,7 +186,8 @@ def build_ui(service, *, header: str = HEADER):
                 "scheduler": scheduler, "seed_mode": seed_mode, "seed": seed, "formats": formats,
                 "interpolate": interpolate, "interpolation": interpolation, "upscale": upscale, "upscaler": upscaler, "deflicker": deflicker,
                 "seconds": seconds, "prompt_schedule": schedule, "overlap": overlap, "continue_strength": strength,
-                "loras": loras, "preset": few_step}
+                "loras": loras, "preset": few_step, "control_scale": control["control_scale"], "fit": control["fit"]}
+        clips, refs = [control["control_video"], control["mask_video"]], control["references"]
         form_inputs = [form[k] for k in H.FORM_KEYS]
         sliders = ["num_frames", "num_inference_steps", "guidance_scale", "fps", "width", "height", "scheduler"]
         result_outputs = [status, progress, preview, video, info, job_id, sheet, grid_image, *downloads.values()]
@@ -245,7 +247,9 @@ def build_ui(service, *, header: str = HEADER):
             session = getattr(request, "session_hash", None) or ""
             try:
                 jid, used_seed = H.submit(service, {k: data[form[k]] for k in H.FORM_KEYS}, token=token,
-                                          last_seed=data[last_seed], image=data[image], last_image=data[last_image])
+                                          last_seed=data[last_seed], image=data[image], last_image=data[last_image],
+                                          files={**{k: data[c] for k, c in zip(F.VIDEO_FILE_KEYS, clips)},
+                                                 "reference_images": [data[r] for r in refs]})
             except Exception as e:
                 yield {status: E.error_md(e)}
                 return
@@ -297,7 +301,9 @@ def build_ui(service, *, header: str = HEADER):
             return {**{form[k]: values[k] for k in H.FORM_KEYS}, seed: str(values["seed"]), status: loaded,
                     seconds: values["seconds"] or 0, overlap: text["overlap"], strength: text["continue_strength"],
                     image: publish(H.remix_image(service, jid, token)),
-                    last_image: publish(H.remix_image(service, jid, token, "last_image")), tabs: gr.Tabs(selected="video")}
+                    last_image: publish(H.remix_image(service, jid, token, "last_image")), tabs: gr.Tabs(selected="video"),
+                    **{c: publish(H.remix_image(service, jid, token, k)) for k, c in zip(F.VIDEO_FILE_KEYS, clips)},
+                    **dict(zip(refs, [*map(publish, H.remix_references(service, jid, token)), *[None] * len(refs)]))}
 
         def on_delete(jid, token, query):
             message = H.delete(service, jid, token)
@@ -321,7 +327,7 @@ def build_ui(service, *, header: str = HEADER):
         for button, name in ((fast_btn, "Fast preview"), (quality_btn, "Quality")):
             button.click(on_preset(name), [model, key], [status, *(form[k] for k in sliders)], **common)
         model.input(on_preset("Quality"), [model, key], [status, *(form[k] for k in sliders)], **common)
-        generate_btn.click(on_generate, {*form_inputs, image, last_image, key, last_seed, search},
+        generate_btn.click(on_generate, {*form_inputs, image, last_image, *clips, *refs, key, last_seed, search},
                            [*result_outputs, last_seed, seed, gallery, history_ids],
                            concurrency_limit=None, trigger_mode="multiple", show_progress="hidden", **common)
         cancel_btn.click(E.guarded(status, on_cancel), [job_id, key], [status], **common)
@@ -330,7 +336,8 @@ def build_ui(service, *, header: str = HEADER):
         priority_btn.click(E.guarded(status, on_priority), [job_id, priority, key], [status], **common)
         update_btn.click(E.guarded(status, on_update), {*form_inputs, job_id, key, last_seed}, [status], **common)
         remix_btn.click(E.guarded(status, on_remix), [job_id, key],
-                        [status, image, last_image, *form_inputs, *sequence.form.values(), sequence.status, tabs],
+                        [status, image, last_image, *clips, *refs, *form_inputs, *sequence.form.values(), sequence.status,
+                         tabs],
                         **common)
         delete_btn.click(E.guarded(status, on_delete), [job_id, key, search], [*result_outputs, gallery, history_ids], **common)
         gallery.select(E.guarded(status, on_select), [history_ids, key], [*result_outputs, tabs], **common)

@@ -129,18 +129,23 @@ def request_fields(service, form: dict[str, Any], *, key_row=None, last_seed: in
 
 
 def submit(service, form: dict[str, Any], *, token: str | None = None, last_seed: int | None = None,
-           image: str | Path | None = None, last_image: str | Path | None = None) -> tuple[str, int]:
+           image: str | Path | None = None, last_image: str | Path | None = None,
+           files: dict[str, Any] | None = None) -> tuple[str, int]:
     """Queue a job for the form; returns ``(job_id, seed)`` (the seed is fixed at submit time).
 
-    ``image`` and ``last_image``: the page's uploaded first and last frames (files in Gradio's cache), each
-    stored as an asset of the key and named by the request, as the REST API does (the same picture again reuses
-    its asset)."""
+    ``image`` and ``last_image``: the page's uploaded first and last frames; ``files``: the other uploads by
+    request field (``control_video``, ``mask_video``; ``reference_images``, a list). Each is a file in Gradio's
+    cache, stored as an asset of the key and named by the request, as the REST API does (the same file again
+    reuses its asset)."""
     key_row = authorize(service, token, counted=True)
     fields = request_fields(service, form, key_row=key_row, last_seed=last_seed)
     try:
-        for field, path in (("image", image), ("last_image", last_image)):
-            if path:
-                fields[field] = image_asset(service, Path(path), key_row, field=field)
+        for field, value in {"image": image, "last_image": last_image, **(files or {})}.items():
+            if field == "reference_images":
+                if refs := [str(p) for p in value or () if p]:
+                    fields[field] = [image_asset(service, Path(p), key_row, field=field) for p in refs]
+            elif value:
+                fields[field] = image_asset(service, Path(value), key_row, field=field)
         job, _ = service.submit(fields, api_key=key_row)
     except T2VError as e:
         raise readable(e) from None
@@ -148,25 +153,34 @@ def submit(service, form: dict[str, Any], *, token: str | None = None, last_seed
 
 
 def image_asset(service, path: Path, key_row, field: str = "image") -> str:
-    """The asset id of an uploaded image file (the form's ``field``), stored for ``key_row`` (an existing asset
-    with the same bytes is reused)."""
-    from t2v.inputs import MAX_IMAGE_BYTES  # deferred: imports numpy
+    """The asset id of an uploaded image or video file (the form's ``field``), stored for ``key_row`` (an
+    existing asset with the same bytes is reused)."""
+    from t2v.inputs import MAX_IMAGE_BYTES, MAX_VIDEO_BYTES  # deferred: imports numpy
 
+    limit = MAX_VIDEO_BYTES if field in F.VIDEO_FILE_KEYS else MAX_IMAGE_BYTES
     try:
         with open(path, "rb") as fh:
-            data = fh.read(MAX_IMAGE_BYTES + 1)  # add_asset refuses more, naming the limit
+            data = fh.read(limit + 1)  # add_asset refuses more, naming the limit
         os.utime(path)  # used now: kept its full time again before the page's upload sweep removes it
     except OSError:
-        raise UIError(f"{LABELS[field]}: the uploaded file is gone; upload the image again", field=field) from None
+        raise UIError(f"{LABELS[field]}: the uploaded file is gone; upload it again", field=field) from None
     return service.add_asset(data, path.name, key_row, reuse=True, field=field)["id"]
 
 
 def remix_image(service, job_id: str | None, token: str | None = None, field: str = "image") -> Path | None:
-    """The first (or with ``field`` "last_image", last) frame a past job was given (its asset's file), or None:
-    none given, or the asset was deleted."""
+    """The file a past job was given as ``field`` (``image``, ``last_image``, ``control_video``, ``mask_video``:
+    its asset's file), or None: none given, or the asset was deleted."""
     ref = (get_job(service, job_id, token).request or {}).get(field)
-    if not ref:
-        return None
+    return asset_file(service, ref, token) if ref else None
+
+
+def remix_references(service, job_id: str | None, token: str | None = None) -> list[Path]:
+    """The reference images a past job was given (those whose assets still exist)."""
+    refs = (get_job(service, job_id, token).request or {}).get("reference_images") or ()
+    return [p for p in (asset_file(service, ref, token) for ref in refs) if p is not None]
+
+
+def asset_file(service, ref: str, token: str | None) -> Path | None:
     try:
         return service.asset_path(ref, authorize(service, token))
     except T2VError:

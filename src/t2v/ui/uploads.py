@@ -1,18 +1,22 @@
-"""Gradio's upload routes on a page with an image field: only checked, re-encoded images, from callers the
-server knows, kept for minutes.
+"""Gradio's upload routes on a page with image and video fields: only checked images (re-encoded) and checked
+clips, from callers the server knows, kept for minutes.
 
-The page's one upload field is the first frame (image-to-video). Gradio stores whatever its upload routes are
-sent, so :func:`guard_uploads` puts a check in front of them:
+The page's upload fields are the first and last frames, the VACE reference images (images) and the control and
+mask videos (clips). Gradio stores whatever its upload routes are sent, so :func:`guard_uploads` puts a check in
+front of them:
 
 - **Who.** On a server with API keys an upload needs a key: the page's key box sets a same-site cookie
   (:data:`KEY_COOKIE`) that the browser sends with its uploads (an ``Authorization: Bearer`` header works too);
   no valid key, 401. The upload takes one of the key's rate tokens (429 past its rate). On a server without
   keys the caller is its client address.
-- **How much.** A body of at most one image's size plus form overhead, one file, a PNG, JPEG or WebP image that
-  passes :func:`t2v.inputs.check_image_bytes`; at most :data:`UPLOADS_PER_CALLER` uploads of one key or client
+- **How much.** A body of at most :data:`MAX_CLIP_BYTES` plus form overhead, one file: a PNG, JPEG or WebP
+  image that passes :func:`t2v.inputs.check_image_bytes`, or an mp4, webm or gif clip of at most
+  :data:`MAX_CLIP_BYTES` that passes :func:`t2v.inputs.check_video_bytes` (every frame decoded, at most
+  :data:`MAX_CLIP_FRAMES`); at most :data:`UPLOADS_PER_CALLER` uploads of one key or client
   kept at once (429 past it), and :data:`UPLOAD_SPACE_BYTES` in all (503 past it).
-- **What lands.** The image re-encoded as a PNG of its pixels (:func:`t2v.inputs.clean_image_bytes`): metadata,
-  private chunks and trailing bytes never reach the disk, so the route cannot host arbitrary bytes.
+- **What lands.** An image re-encoded as a PNG of its pixels (:func:`t2v.inputs.clean_image_bytes`): metadata,
+  private chunks and trailing bytes never reach the disk. A clip lands as sent (re-encoding would change a
+  control clip's pixels and blur a mask's edges); it is read back only by the key that sent it (below).
 - **For how long.** Uploads are removed :data:`UPLOAD_TTL_S` after they were made or last used by a job (the
   job's copy is its asset, kept with the job); a sweep runs at every upload and every :data:`SWEEP_EVERY_S`.
 - **Who reads it back.** ``/gradio_api/file=`` serves an upload only to the key that made it (404 otherwise) on
@@ -48,6 +52,8 @@ CHECKED = "t2v.upload_checked"
 FORM_OVERHEAD = 64 * 1024
 CHECKS_AT_ONCE = 2  # image checks running in threads at once (the rest wait their turn)
 UPLOAD_SPACE_BYTES = 1024 * 2**20  # uploads kept in Gradio's cache (the page's own copies not counted)
+MAX_CLIP_BYTES = 64 * 2**20  # a control or mask clip sent to the page (the API's assets take larger ones)
+MAX_CLIP_FRAMES = 512
 UPLOADS_PER_CALLER = 8  # uploads of one key (or one client address, without keys) kept at once
 UPLOAD_TTL_S = 600.0  # an upload is removed this long after it was made or last used by a job
 SWEEP_EVERY_S = 30.0
@@ -186,13 +192,14 @@ class ImageUploadCheck:
         if key is not None and (wait := await run_in_threadpool(self.service.take_rate_token, key)) is not None:
             return await _refuse(scope, send, 429, f"rate limit of this key reached; try again in {wait:.0f} s",
                                  {"Retry-After": str(max(1, int(wait + 0.999)))})
-        limit = inputs.MAX_IMAGE_BYTES + FORM_OVERHEAD
+        limit = max(inputs.MAX_IMAGE_BYTES, MAX_CLIP_BYTES) + FORM_OVERHEAD
         body = await read_body(receive, limit)
         if body is None:
             return  # the client went away
         if body is TOO_LARGE:
             return await _refuse(scope, send, 413, f"uploads are one image of at most "
-                                                   f"{inputs.MAX_IMAGE_BYTES / 2**20:g} MiB")
+                                                   f"{inputs.MAX_IMAGE_BYTES / 2**20:g} MiB or one clip of at most "
+                                                   f"{MAX_CLIP_BYTES / 2**20:g} MiB")
         await run_in_threadpool(self.ledger.sweep)
         if self.ledger.count(owner) >= UPLOADS_PER_CALLER:
             return await _refuse(scope, send, 429, f"{UPLOADS_PER_CALLER} of your uploads are kept already; each is "
@@ -205,10 +212,10 @@ class ImageUploadCheck:
             checked = await self.clean(scope, body)
         if isinstance(checked[0], int):  # (status, message)
             return await _refuse(scope, send, *checked)
-        field, name, png = checked
+        field, name, kind, png = checked
         boundary = secrets.token_hex(16)
         clean = (f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{name}"\r\n'
-                 f"Content-Type: image/png\r\n\r\n").encode() + png + f"\r\n--{boundary}--\r\n".encode()
+                 f"Content-Type: {kind}\r\n\r\n").encode() + png + f"\r\n--{boundary}--\r\n".encode()
         headers = [(k, v) for k, v in scope.get("headers") or [] if k.lower() not in (b"content-type", b"content-length")]
         headers += [(b"content-type", f"multipart/form-data; boundary={boundary}".encode()),
                     (b"content-length", str(len(clean)).encode())]
@@ -238,13 +245,13 @@ class ImageUploadCheck:
         return wrapped
 
     @staticmethod
-    async def clean(scope, body: bytes) -> tuple[str, str, bytes] | tuple[int, str]:
-        """(form field, file name, the image re-encoded as PNG) when the body is a form holding exactly one
-        acceptable image; else (status, message)."""
+    async def clean(scope, body: bytes) -> tuple[str, str, str, bytes] | tuple[int, str]:
+        """(form field, file name, content type, the image re-encoded as PNG or the clip as sent) when the body
+        is a form holding exactly one acceptable image or clip; else (status, message)."""
         from starlette.concurrency import run_in_threadpool
         from starlette.datastructures import UploadFile
 
-        from t2v.inputs import clean_image_bytes  # deferred: imports numpy
+        from t2v.inputs import VIDEO_TYPES, check_video_bytes, clean_image_bytes, video_extension  # deferred: numpy
 
         async def once():
             return {"type": "http.request", "body": body, "more_body": False}
@@ -258,15 +265,24 @@ class ImageUploadCheck:
             if len(files) != 1:
                 return 400, "uploads are one image file sent as multipart/form-data"
             field, upload = files[0]
+            data = await upload.read()
+            clip = video_extension(data)
+            if clip is not None and len(data) > MAX_CLIP_BYTES:
+                return 413, f"uploaded clips are at most {MAX_CLIP_BYTES / 2**20:g} MiB"
             try:
-                png = await run_in_threadpool(clean_image_bytes, await upload.read(), name="the uploaded file",
-                                              field="image")
+                if clip is not None:
+                    await run_in_threadpool(check_video_bytes, data, name="the uploaded file", field="video",
+                                            max_frames=MAX_CLIP_FRAMES)
+                else:
+                    data = await run_in_threadpool(clean_image_bytes, data, name="the uploaded file", field="image")
             except InvalidRequest as e:
-                return 415, str(e).removeprefix("image: ")
+                return 415, str(e).removeprefix("image: ").removeprefix("video: ")
         finally:
             await form.close()
         stem = "".join(ch for ch in Path(upload.filename or "image").stem if ch.isalnum() or ch in "-_")[:60]
-        return field, f"{stem or 'image'}.png", png
+        if clip is not None:
+            return field, f"{stem or 'clip'}.{clip}", VIDEO_TYPES[clip], data
+        return field, f"{stem or 'image'}.png", "image/png", data
 
 
 class UploadReadCheck:
