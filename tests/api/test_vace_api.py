@@ -1,4 +1,4 @@
-"""VACE control over the API: the control video, the mask and the reference images are uploaded assets of the
+"""Asset fields over the API. VACE control: the control video, the mask and the reference images are uploaded assets of the
 caller's key (never paths); the job's frames equal a local run on the same files; another key's assets, a path
 and a clip of another size are refused at submit naming the field, and nothing is queued."""
 
@@ -103,3 +103,23 @@ def test_paths_and_clips_of_another_size_are_refused_at_submit(keyed, clips, tin
     assert r.status_code == 202, r.text
     done = wait_for(client, r.json()["id"], headers=bearer(alice))
     assert done["status"] == "succeeded", done["error"]
+
+
+def test_first_last_frame_takes_image_id_and_last_image_id(keyed, tmp_path_factory):
+    from t2v.models.tiny import make_tiny
+
+    client, service, alice, bob = keyed
+    flf = make_tiny(tmp_path_factory.mktemp("models") / "tiny-wan-flf2v", family="wan-flf2v", seed=0)
+    first, last = (upload(client, png(64, 32, seed=s), token=alice).json()["id"] for s in (5, 6))
+    body = {"prompt": "a flower opens", "model": str(flf), "num_frames": 5, "width": 64, "height": 32,
+            "num_inference_steps": 2}
+    r = client.post("/v1/videos", json={**body, "image_id": first, "last_image_id": last}, headers=bearer(alice))
+    assert r.status_code == 202, r.text
+    assert (r.json()["request"]["image"], r.json()["request"]["last_image"]) == (first, last)
+    done = wait_for(client, r.json()["id"], headers=bearer(alice))
+    assert done["status"] == "succeeded", done["error"]
+    r = client.post("/v1/videos", json={**body, "image_id": first, "image": last, "last_image_id": last},
+                    headers=bearer(alice))
+    assert r.status_code == 422 and "not both" in r.text, r.text
+    r = client.post("/v1/videos", json={**body, "image_id": first, "last_image_id": last}, headers=bearer(bob))
+    assert r.status_code == 422 and "no uploaded asset" in r.text  # another key's frames

@@ -118,8 +118,9 @@ def read_image(image: str | Path | bytes) -> tuple[str, bytes, str]:
 
 def video_body(prompt: str, image: str | Path | bytes | None, fields: dict[str, Any]) -> dict[str, Any]:
     """httpx keyword arguments for POST /v1/videos: JSON, or multipart with the image file (re-sendable bytes)."""
-    if "image_id" in fields:
-        fields = {**{k: v for k, v in fields.items() if k != "image_id"}, "image": fields["image_id"]}
+    for alias, name in (("image_id", "image"), ("last_image_id", "last_image")):  # the ids of uploaded assets
+        if alias in fields:
+            fields = {**{k: v for k, v in fields.items() if k != alias}, name: fields[alias]}
     body = {"prompt": prompt, **{k: v for k, v in fields.items() if v is not None}}
     if image is None:
         return {"json": body}

@@ -11,8 +11,8 @@ from types import UnionType
 from pydantic import BaseModel, ConfigDict, create_model, model_validator
 from pydantic.fields import FieldInfo
 
-from t2v.requests import (GenerationRequest, JobOptions, PostRequest, SequenceRequest, applies, move_flat_extras, move_single_lora,
-                          on_surface)
+from t2v.requests import (GenerationRequest, JobOptions, PostRequest, SequenceRequest, applies, move_asset_ids,
+                          move_flat_extras, move_single_lora, on_surface)
 
 
 def body_type(annotation: Any) -> Any:
@@ -65,13 +65,14 @@ class FlatExtrasBody(JobBody):
     @model_validator(mode="before")
     @classmethod
     def _flat_extras(cls, data: Any) -> Any:
-        return move_single_lora(move_flat_extras(data))
+        return move_single_lora(move_flat_extras(move_asset_ids(data)))
 
 
 VideoCreate = derived_body(
     "VideoCreate", GenerationRequest, "video", flat_extras=True,
     doc="Body of POST /v1/videos: a video request (its fields as GenerationRequest declares them) plus queue options. "
-        "image, video and extend name assets uploaded with POST /v1/assets.",
+        "image, last_image, video, extend, control_video, mask_video and reference_images name assets uploaded with "
+        "POST /v1/assets (image_id and last_image_id are taken as other names of image and last_image).",
     example={"prompt": "a panda surfing on a big ocean wave at sunset", "num_frames": 16, "seed": 42, "formats": ["mp4"]})
 
 

@@ -6,7 +6,7 @@ from t2v.requests.base import (RequestModel, applies, cli_spelling, field_meta, 
                                validated)
 from t2v.requests.caches import (ATTENTION, CACHES, WEIGHTS, CacheSpec, cache_spec, canonical_cache, check_attention,
                                  check_weights)
-from t2v.requests.extras import FLAT_EXTRAS, FamilyExtras, check_extras, move_flat_extras
+from t2v.requests.extras import FLAT_EXTRAS, FamilyExtras, check_extras, move_asset_ids, move_flat_extras
 from t2v.requests.image import METHODS, ImageRequest, SequenceRequest
 from t2v.requests.keyframes import parse_keyframes
 from t2v.requests.loras import EXPERTS, MAX_LORAS, LoraSpec, move_single_lora, parse_lora
@@ -28,6 +28,6 @@ __all__ = [
     "PostRequest", "PostSpec", "ProgressEvent", "Request", "RequestModel", "SequenceRequest", "Stage",
     "VideoRequest", "applies", "cache_spec", "canonical_cache", "check_attention", "check_extras", "check_device_name", "check_dtype_name",
     "check_plan_name", "check_weights", "cli_spelling", "field_meta", "invalid_from_validation", "knob",
-    "move_flat_extras", "on_surface", "parse_formats", "parse_keyframes", "post_from_flags", "request_from_fields", "source_shape",
+    "move_asset_ids", "move_flat_extras", "on_surface", "parse_formats", "parse_keyframes", "post_from_flags", "request_from_fields", "source_shape",
     "validated",
 ]

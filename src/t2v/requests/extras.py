@@ -16,6 +16,8 @@ from typing import Any
 from t2v.errors import InvalidRequest
 from t2v.requests.base import RequestModel
 
+# Another name an API body may give an uploaded asset's field ("image_id": the asset id for image).
+ASSET_ID_NAMES = {"image_id": "image", "last_image_id": "last_image"}
 # Family settings that older records and bodies carry as top-level request fields.
 FLAT_EXTRAS = ("guidance_scale_2", "decode_timestep", "decode_noise_scale")
 Scalar = bool | int | float | str | None
@@ -24,6 +26,19 @@ Scalar = bool | int | float | str | None
 class FamilyExtras(RequestModel):
     """Base of a family's extras schema: each field declared with :func:`~t2v.requests.base.knob` (type,
     range, default None = the model's default, help). The CLI offers each as ``--name`` on ``t2v generate``."""
+
+
+def move_asset_ids(data: Any) -> Any:
+    """``{"image_id": ID}`` -> ``{"image": ID}`` (and ``last_image_id``); both names at once is refused."""
+    if not isinstance(data, dict) or not any(k in data for k in ASSET_ID_NAMES):
+        return data
+    data = dict(data)
+    for alias, name in ASSET_ID_NAMES.items():
+        if alias in data:
+            if data.get(name) is not None:
+                raise ValueError(f"{name}: give the asset id as {name} or as {alias}, not both")
+            data[name] = data.pop(alias)
+    return data
 
 
 def move_flat_extras(data: Any) -> Any:

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import ValidationInfo, field_validator, model_validator
 
 from t2v.requests.base import RequestModel, knob
-from t2v.requests.extras import check_scalars, move_flat_extras
+from t2v.requests.extras import check_scalars, move_asset_ids, move_flat_extras
 from t2v.requests.caches import canonical_cache, check_attention, check_weights
 from t2v.requests.control import MAX_REFERENCES, check_control, check_references
 from t2v.requests.keyframes import parse_keyframes
@@ -125,7 +125,7 @@ class GenerationRequest(RequestModel):
     @model_validator(mode="before")
     @classmethod
     def _flat_extras(cls, data: Any) -> Any:
-        return move_single_lora(move_flat_extras(data))
+        return move_single_lora(move_flat_extras(move_asset_ids(data)))
 
     @field_validator("loras")
     @classmethod
