@@ -246,3 +246,37 @@ def test_decoder_adapter_draws_new_and_regularisation_clips_half_and_half(tiny_m
                                reg_data=str(reg), refine_steps=1))
     w = seen["weights"]
     assert w.shape == (8,) and np.isclose(w[:2].sum(), w[2:].sum()) and np.allclose(w[2:], w[2])
+
+
+def test_two_stacked_adapters_match_the_stock_pipeline_with_set_adapters(adapter, tiny_model, tmp_path):
+    """ModelScope: two t2v adapters at 0.7 and 0.4 give the frames of the stock TextToVideoSDPipeline whose UNet has
+    both loaded by PEFT and weighted by diffusers' own set_adapters (``set_weights_and_activate_adapters``): the
+    stock pipeline's ``load_lora_weights`` cannot load into a UNet3D (it has no ``load_lora_adapter``)."""
+    import diffusers
+    import torch
+    from diffusers.utils.peft_utils import set_weights_and_activate_adapters
+
+    from t2v.models.lora import load_adapter
+
+    first, _ = adapter
+    data = shapes.write_dir(tmp_path / "data", 2, seed=1, colors=("yellow",))
+    second = train_lora(LoraTrainConfig(base=str(tiny_model), data=str(data), out=tmp_path / "second", rank=2,
+                                        steps=2, batch=2, lr=1e-2), lambda e: None)
+    fields = dict(num_frames=6, width=48, height=40, num_inference_steps=3, scheduler="ddim")
+    ours = _frames(tiny_model, loras=[f"{first}:0.7", f"{second}:0.4"], **fields)
+    one = _frames(tiny_model, loras=[f"{first}:0.7"], **fields)
+    assert np.abs(ours.frames.astype(int) - one.frames.astype(int)).max() > 2, "the second adapter counts"
+    pipe = diffusers.TextToVideoSDPipeline.from_pretrained(tiny_model, dtype=torch.float32)
+    pipe.set_progress_bar_config(disable=True)
+    pipe.scheduler = diffusers.DDIMScheduler.from_config(pipe.scheduler.config)
+    for name, folder in (("first", first), ("second", second)):
+        load_adapter(pipe.unet, folder, name)
+    set_weights_and_activate_adapters(pipe.unet, ["first", "second"], [0.7, 0.4])
+    r = ours.request
+    theirs = pipe(r.prompt, negative_prompt=r.negative_prompt, num_frames=6, width=48, height=40,
+                  num_inference_steps=3, guidance_scale=r.guidance_scale,
+                  generator=torch.Generator("cpu").manual_seed(r.seed), output_type="np").frames[0]
+    off_by = np.abs(ours.frames.astype(int) - np.round(theirs * 255).astype(int)).max()
+    print(f"stacked adapters against stock: max {off_by}/255")
+    assert off_by <= 2
+    assert [a["scale"] for a in ours.record["adapters"]] == [0.7, 0.4]
