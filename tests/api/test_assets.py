@@ -250,7 +250,7 @@ def test_the_page_takes_only_checked_images_and_generates_from_one(tiny_model, t
         dep = next(d for d in config["dependencies"] if [button, "click"] in d["targets"])
         values = {"t2v-prompt": "a cat", "t2v-model": str(tiny_i2v), "t2v-frames": 5, "t2v-steps": 2, "t2v-fps": 8,
                   "t2v-guidance": 5, "t2v-width": 32, "t2v-height": 32, "t2v-seed-mode": "random",
-                  "t2v-formats": ["mp4"], "t2v-key": "", "t2v-search": "",
+                  "t2v-formats": ["mp4"], "t2v-key": "", "t2v-search": "", "t2v-control-scale": 1.0, "t2v-fit": False,
                   "t2v-image": {"path": r.json()[0], "orig_name": "first.png", "meta": {"_type": "gradio.FileData"}}}
         join = {"data": [values.get(elem[c]) for c in dep["inputs"]], "fn_index": dep["id"], "trigger_id": button,
                 "session_hash": "s"}

@@ -115,7 +115,7 @@ def test_generate_with_post_processing_from_the_page_and_remix_restores_it(page)
                                        ("width", 32), ("height", 32), ("scheduler", values["scheduler"]),
                                        ("seed-mode", "random"), ("seed", ""), ("formats", ["mp4"]),
                                        ("interpolate", "2x"), ("interpolation", "minterpolate"), ("upscale", "Off"), ("upscaler", "lanczos"),
-                                       ("deflicker", True), ("key", ""), ("search", ""))}
+                                       ("deflicker", True), ("key", ""), ("search", ""), ("control-scale", 1.0), ("fit", False))}
     dep = next(d for d in events.deps if [events.ids["t2v-generate"], "click"] in d["targets"])
     names = {v: k for k, v in events.ids.items()}
     assert {"t2v-interpolate", "t2v-interpolation", "t2v-upscale", "t2v-upscaler", "t2v-deflicker"} <= \
@@ -153,7 +153,8 @@ def test_a_longer_video_from_the_page_and_remix_makes_it_again(page):
                                        ("interpolate", "Off"), ("interpolation", "auto"), ("upscale", "Off"),
                                        ("upscaler", "lanczos"), ("deflicker", False), ("seconds", 2),
                                        ("schedule", "0: a tiny red square\n4: a tiny blue circle"), ("overlap", ""),
-                                       ("continue-strength", "0.6"), ("key", ""), ("search", ""))}
+                                       ("continue-strength", "0.6"), ("key", ""), ("search", ""), ("control-scale", 1.0),
+                                       ("fit", False))}
     dep = next(d for d in events.deps if [events.ids["t2v-generate"], "click"] in d["targets"])
     names = {v: k for k, v in events.ids.items()}
     assert {"t2v-seconds", "t2v-schedule", "t2v-overlap", "t2v-continue-strength"} <= {names.get(i) for i in dep["inputs"]}

@@ -147,7 +147,8 @@ class AnimateDiffFamily(DiffusersLora):
                 init = encode_frames(vae, ctx.video.frames, chunk=chunk)
             state = LoopState(v2v.noised(scheduler, init.to(device, embeds.dtype), timesteps, generator))
         else:
-            latents = torch.randn(shape, generator=generator, dtype=torch.float32).to(device, embeds.dtype)
+            # in the run's dtype on the CPU generator, as the stock pipeline's randn_tensor draws it
+            latents = torch.randn(shape, generator=generator, dtype=embeds.dtype).to(device)
             state = LoopState(latents * scheduler.init_noise_sigma)
         accepts = inspect.signature(scheduler.step).parameters
         step_kwargs = {k: v for k, v in (("eta", 0.0), ("generator", generator)) if k in accepts}

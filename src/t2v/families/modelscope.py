@@ -99,7 +99,9 @@ class ModelScopeFamily(Family):
                                      chunk=decode_chunk(memory.vae_chunk, request.num_frames, device))
             latents = v2v.noised(scheduler, init.to(device, embeds.dtype), timesteps, generator)
         else:
-            latents = torch.randn(shape, generator=generator, dtype=torch.float32).to(device, embeds.dtype)
+            # drawn in the run's dtype on the CPU generator, as the stock pipeline's randn_tensor draws it (an fp16
+            # draw is not the fp32 one cast on every torch build)
+            latents = torch.randn(shape, generator=generator, dtype=embeds.dtype).to(device)
             latents = latents * scheduler.init_noise_sigma
         step_kwargs = {"generator": generator} if "generator" in inspect.signature(scheduler.step).parameters else {}
 

@@ -18,7 +18,7 @@ from t2v.ui import events as E, handlers as H, history as HI, sequence as S
 from t2v.ui.files import PrivateCopies, blocked_paths, refuse_uploads, upload_fields
 from t2v.ui.handlers import UIError
 from t2v.ui.sequence_tab import SequenceTab
-from t2v.ui.uploads import KEY_COOKIE, guard_uploads, refuse_url_files
+from t2v.ui.uploads import KEY_COOKIE, MAX_CLIP_BYTES, guard_uploads, refuse_url_files
 from t2v.errors import T2VError
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -389,12 +389,12 @@ def page_options(service, blocks) -> dict:
     """How the page is served (``gr.mount_gradio_app`` or ``Blocks.launch``). No allowed_paths, and $T2V_HOME
     blocked: /gradio_api/file= serves only Gradio's cache, where the page puts per-session copies
     (t2v.ui.files.PrivateCopies) for callers with a valid key. Uploads (the first frame) land in Gradio's cache
-    under a folder named by a keyed hash, at most one image's size each."""
+    under a folder named by a keyed hash, at most one image or one control clip each."""
     from t2v.inputs import MAX_IMAGE_BYTES  # deferred: imports numpy
 
     return dict(blocked_paths=blocked_paths(service.settings.home, blocks.GRADIO_CACHE),
                 footer_links=["gradio", "settings"], run_history=False, ssr_mode=False, mcp_server=False,
-                show_error=False, css=CSS, max_file_size=MAX_IMAGE_BYTES)
+                show_error=False, css=CSS, max_file_size=max(MAX_IMAGE_BYTES, MAX_CLIP_BYTES))
 
 
 def protect_uploads(app, blocks, service=None) -> None:
