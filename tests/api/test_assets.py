@@ -247,7 +247,8 @@ def test_the_page_takes_only_checked_images_and_generates_from_one(tiny_model, t
         config = client.get("/config").json()
         elem = {c["id"]: c.get("props", {}).get("elem_id") for c in config["components"]}
         button = next(cid for cid, e in elem.items() if e == "t2v-generate")
-        dep = next(d for d in config["dependencies"] if [button, "click"] in d["targets"])
+        click = next(d for d in config["dependencies"] if [button, "click"] in d["targets"])  # Generate goes off,
+        dep = next(d for d in config["dependencies"] if d.get("trigger_after") == click["id"])  # then submits
         values = {"t2v-prompt": "a cat", "t2v-model": str(tiny_i2v), "t2v-frames": 5, "t2v-steps": 2, "t2v-fps": 8,
                   "t2v-guidance": 5, "t2v-width": 32, "t2v-height": 32, "t2v-seed-mode": "random",
                   "t2v-formats": ["mp4"], "t2v-key": "", "t2v-search": "", "t2v-control-scale": 1.0, "t2v-fit": False,

@@ -98,9 +98,10 @@ def test_generate_play_download_history_remix_and_delete(page, server):
 
     prompt = "a red ball bouncing on green grass"
     page.locator("#t2v-prompt textarea").fill(prompt)
-    page.locator("#t2v-preset-fast").click()  # tiny model: 8 frames, 2 steps, 32x32
+    expect(page.locator("#t2v-image")).to_be_hidden()  # a text-only model: no first-frame box
+    page.locator("#t2v-preset-fast").click()  # tiny model: 8 frames, 2 steps, at its own 64x64
     expect(number(page, "t2v-steps")).to_have_value("2")
-    expect(number(page, "t2v-width")).to_have_value("32")
+    expect(number(page, "t2v-width")).to_have_value("64")
     page.locator("#t2v-generate").click()
 
     expect(page.locator("#t2v-status")).to_contain_text("Done", timeout=90_000)
@@ -116,7 +117,7 @@ def test_generate_play_download_history_remix_and_delete(page, server):
                            " return v && v.readyState >= 1 && isFinite(v.duration) && v.duration > 0; }")
     src, duration, width = page.evaluate(f"() => {{ const v = document.querySelector('{VIDEO}');"
                                          " return [v.currentSrc, v.duration, v.videoWidth]; }")
-    assert src.endswith(".webm") and width == 32 and abs(duration - 1.0) < 0.2
+    assert src.endswith(".webm") and width == 64 and abs(duration - 1.0) < 0.2
     # The player's URL is a private copy in Gradio's cache: it names neither the job nor T2V_HOME.
     assert job_id not in src and str(server.home) not in src and re.search(r"/t2v-[0-9a-f]{32}/video\.webm$", src), src
     page.evaluate(f"() => {{ const v = document.querySelector('{VIDEO}'); v.muted = true; return v.play(); }}")
@@ -132,7 +133,8 @@ def test_generate_play_download_history_remix_and_delete(page, server):
     assert record["seed"] == seed and record["prompt"] == prompt and record["num_frames"] == 8
     with page.expect_download() as download:
         page.locator("#t2v-download-mp4").click()
-    assert download.value.suggested_filename.endswith(".mp4") and Path(download.value.path()).stat().st_size > 0
+    assert download.value.suggested_filename == f"a-red-ball-bouncing-on-green-grass-seed{seed}.mp4"
+    assert Path(download.value.path()).stat().st_size > 0
 
     # History shows the job; change the form, pick the job, Remix: the form has its parameters again.
     thumbs = page.locator("#t2v-history img")
@@ -145,8 +147,8 @@ def test_generate_play_download_history_remix_and_delete(page, server):
     page.locator("#t2v-remix").click()
     expect(page.locator("#t2v-prompt textarea")).to_have_value(prompt)
     expect(number(page, "t2v-steps")).to_have_value("2")
-    expect(number(page, "t2v-width")).to_have_value("32")
-    expect(number(page, "t2v-height")).to_have_value("32")
+    expect(number(page, "t2v-width")).to_have_value("64")
+    expect(number(page, "t2v-height")).to_have_value("64")
     expect(number(page, "t2v-frames")).to_have_value("8")
     expect(page.locator("#t2v-seed input, #t2v-seed textarea").first).to_have_value(str(seed))  # a text box
     expect(page.locator("#t2v-seed-mode input[value='fixed']")).to_be_checked()
@@ -156,6 +158,12 @@ def test_generate_play_download_history_remix_and_delete(page, server):
         SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOT), full_page=True)
 
+    asked = []
+    page.once("dialog", lambda d: (asked.append(d.message), d.dismiss()))
+    page.locator("#t2v-delete").click()  # declined: nothing goes
+    expect(page.locator("#t2v-status")).to_contain_text("Nothing deleted.")
+    assert asked == [f"Delete job {job_id} and its files?"] and server.job(job_id)["status"] == "succeeded"
+    page.once("dialog", lambda d: d.accept())
     page.locator("#t2v-delete").click()  # the job shown: row and files go, the history empties
     expect(page.locator("#t2v-status")).to_contain_text("Deleted the job and its files.")
     expect(thumbs).to_have_count(0)
@@ -195,6 +203,7 @@ def test_live_progress_cancel_and_readable_errors(page, server):
     page.locator("#t2v-history img").first.click()
     expect(page.locator("#t2v-job-id textarea, #t2v-job-id input").first).to_have_value(job_id)
     expect(status).to_have_text("Cancelled.")
+    page.once("dialog", lambda d: d.accept())
     page.locator("#t2v-delete").click()
     expect(status).to_contain_text("Deleted the job and its files.")
     assert httpx.get(f"{server.url}/v1/videos/{job_id}", timeout=30).status_code == 404
@@ -205,3 +214,36 @@ def test_live_progress_cancel_and_readable_errors(page, server):
     page.locator("#t2v-generate").click()
     expect(status.locator(".t2v-error")).to_contain_text("Model unavailable: this model is not available on this server")
     assert "Traceback" not in page.content()
+
+
+@pytest.mark.parametrize("viewport", [(1366, 900), (1920, 1080)])
+def test_generate_the_progress_and_the_player_are_in_the_first_screenful(browser, server, viewport):
+    w, h = viewport
+    context = browser.new_context(viewport={"width": w, "height": h})
+    try:
+        pg = context.new_page()
+        pg.goto(server.url + "/")
+        pg.locator("#t2v-generate").wait_for()
+        for elem in ("#t2v-prompt", "#t2v-model", "#t2v-generate", "#t2v-status", "#t2v-progress", "#t2v-video"):
+            box = pg.locator(elem).bounding_box()
+            assert box is not None and box["y"] >= 0 and box["y"] + min(box["height"], 40) <= h, (elem, box, viewport)
+        assert pg.evaluate("() => window.scrollY") == 0
+    finally:
+        context.close()
+
+
+def test_a_value_out_of_range_is_refused_by_name_and_never_changed(page, server):
+    from playwright.sync_api import expect
+
+    before = len(httpx.get(f"{server.url}/v1/videos", timeout=30).json()["items"])
+    page.locator("#t2v-prompt textarea").fill("a red circle moving right")
+    set_number(page, "t2v-frames", 600)
+    page.locator("#t2v-prompt textarea").click()  # the box loses focus: the value stays as typed
+    expect(number(page, "t2v-frames")).to_have_value("600")
+    page.locator("#t2v-generate").click()
+    error = page.locator("#t2v-status .t2v-error")
+    expect(error).to_contain_text("Frames:")
+    expect(error).to_contain_text("512")
+    expect(number(page, "t2v-frames")).to_have_value("600")
+    expect(page.locator("#t2v-generate")).to_be_enabled()  # ready for the corrected value
+    assert len(httpx.get(f"{server.url}/v1/videos", timeout=30).json()["items"]) == before

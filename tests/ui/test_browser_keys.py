@@ -45,6 +45,10 @@ def test_the_key_box_lets_the_first_frame_upload_and_only_its_key_reads_it(tiny_
             expect(page.locator("#t2v-key-status")).to_contain_text("alice")
             cookie = next(c for c in page.context.cookies() if c["name"] == "t2v_key")
             assert cookie["sameSite"] == "Strict" and cookie["value"] == key
+            expect(page.locator("#t2v-image")).to_be_hidden()  # the tiny model takes no first frame
+            model = page.locator("#t2v-model input")
+            model.fill("Lightricks/LTX-Video")  # a model that does: its first-frame box appears
+            model.press("Enter")
             page.locator("#t2v-image input[type=file]").set_input_files(str(picture))
             expect(page.locator("#t2v-image img")).to_be_visible()
             assert uploaded and uploaded[-1].status == 200, [r.status for r in uploaded]

@@ -26,8 +26,7 @@ PICK = {"index": 0, "value": None, "selected": True}
 class Events(Page):
     def named(self, elem_id: str, trigger: str, data: list, event_data=None) -> dict:
         """The event's outputs by elem_id (components without one are left out)."""
-        target = self.ids[elem_id]
-        dep = next(d for d in self.deps if [target, trigger] in d["targets"])
+        dep = self.dep(elem_id, trigger)
         names = {v: k for k, v in self.ids.items()}
         return {names.get(c): out for c, out in zip(dep["outputs"], self.call(elem_id, trigger, data, event_data))}
 
@@ -116,7 +115,7 @@ def test_generate_with_post_processing_from_the_page_and_remix_restores_it(page)
                                        ("seed-mode", "random"), ("seed", ""), ("formats", ["mp4"]),
                                        ("interpolate", "2x"), ("interpolation", "minterpolate"), ("upscale", "Off"), ("upscaler", "lanczos"),
                                        ("deflicker", True), ("key", ""), ("search", ""), ("control-scale", 1.0), ("fit", False))}
-    dep = next(d for d in events.deps if [events.ids["t2v-generate"], "click"] in d["targets"])
+    dep = events.dep("t2v-generate", "click")
     names = {v: k for k, v in events.ids.items()}
     assert {"t2v-interpolate", "t2v-interpolation", "t2v-upscale", "t2v-upscaler", "t2v-deflicker"} <= \
         {names.get(i) for i in dep["inputs"]}
@@ -155,7 +154,7 @@ def test_a_longer_video_from_the_page_and_remix_makes_it_again(page):
                                        ("schedule", "0: a tiny red square\n4: a tiny blue circle"), ("overlap", ""),
                                        ("continue-strength", "0.6"), ("key", ""), ("search", ""), ("control-scale", 1.0),
                                        ("fit", False))}
-    dep = next(d for d in events.deps if [events.ids["t2v-generate"], "click"] in d["targets"])
+    dep = events.dep("t2v-generate", "click")
     names = {v: k for k, v in events.ids.items()}
     assert {"t2v-seconds", "t2v-schedule", "t2v-overlap", "t2v-continue-strength"} <= {names.get(i) for i in dep["inputs"]}
     shown = events.named("t2v-generate", "click", [by_id.get(names.get(i)) for i in dep["inputs"]])

@@ -37,9 +37,16 @@ class Page:
         self.ids = {c["props"]["elem_id"]: c["id"] for c in config["components"] if c.get("props", {}).get("elem_id")}
         self.deps = config["dependencies"]
 
+    def dep(self, elem_id: str, trigger: str) -> dict:
+        """The dependency that does the work of ``trigger`` on ``elem_id``: the one it starts, or, where that
+        only sets the page up (Generate switches itself off first, with no inputs), the one run after it."""
+        first = next(d for d in self.deps if [self.ids[elem_id], trigger] in d["targets"])
+        after = [d for d in self.deps if d.get("trigger_after") == first["id"]]
+        return after[0] if not first["inputs"] and after else first
+
     def call(self, elem_id: str, trigger: str, data: list, event_data=None) -> list:
         target = self.ids[elem_id]
-        fn = next(d["id"] for d in self.deps if [target, trigger] in d["targets"])
+        fn = self.dep(elem_id, trigger)["id"]
         r = self.client.post("/gradio_api/queue/join", json={
             "data": data, "fn_index": fn, "trigger_id": target, "session_hash": self.session, "event_data": event_data})
         assert r.status_code == 200, r.text

@@ -116,6 +116,8 @@ class ModelRules(Result):
     max_frames: int | None = None
     schedulers: list[str] | None = None
     modes: list[str] = Field(default_factory=lambda: ["video"])
+    inputs: list[str] = Field(default_factory=list, description=(
+        "The request's input fields the model takes: image, last_image, control_video, mask_video, reference_images"))
 
 
 class Model(Result):

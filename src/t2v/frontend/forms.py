@@ -104,6 +104,7 @@ class FormLimits:
     frame_step: int = 1
     schedulers: tuple[str, ...] | None = None
     image: bool = False  # the model takes a first frame (image-to-video)
+    inputs: tuple[str, ...] = ()  # the request's input fields it takes (image, last_image, control_video ...)
 
     @classmethod
     def of(cls, model=None, server=None) -> FormLimits:
@@ -122,6 +123,7 @@ class FormLimits:
             out["schedulers"] = tuple(rules.schedulers) if rules.schedulers else None
         tasks = list(getattr(model, "tasks", None) or [])
         out["image"] = "i2v" in tasks or "i2v" in (getattr(rules, "modes", None) or [])
+        out["inputs"] = tuple(getattr(rules, "inputs", None) or (("image",) if out["image"] else ()))
         return cls(**out)
 
     def side(self, value: int) -> int:
@@ -174,12 +176,10 @@ def preset(name: str, defaults: dict[str, Any], limits: FormLimits = FormLimits(
         "height": limits.side(d.get("height", 256)),
         "scheduler": d.get("scheduler"),
     }
-    if name == "Fast preview":
+    if name == "Fast preview":  # fewer steps and frames, never below the size the model was made for
         steps = out["num_inference_steps"]
         out["num_inference_steps"] = min(steps, max(2, min(8, steps // 2)))
         out["num_frames"] = min(out["num_frames"], limits.frames(8))
-        for side in ("width", "height"):
-            out[side] = min(out[side], limits.side(max(32, out[side] // 2)))
     return out
 
 

@@ -174,7 +174,7 @@ _BASE = (
             has_fp16_variant=False,
             notes="Sizes approximate (the I2V 720P model's, with the second image's position embeddings).",
             aliases=("wan2.1-flf2v",),
-            tasks=("i2v",),
+            tasks=("i2v", "flf"),
         ),
         ModelSpec(
             id="Wan-AI/Wan2.1-VACE-1.3B-diffusers",
@@ -188,6 +188,7 @@ _BASE = (
             has_fp16_variant=False,
             notes="Sizes approximate: the 1.3B text-to-video model's plus the control blocks.",
             aliases=("wan2.1-vace-1.3b",),
+            tasks=("t2v", "control"),
         ),
         ModelSpec(
             id="Wan-AI/Wan2.1-VACE-14B-diffusers",
@@ -200,6 +201,7 @@ _BASE = (
             has_fp16_variant=False,
             notes="Sizes approximate: the 14B text-to-video model's plus the control blocks.",
             aliases=("wan2.1-vace-14b",),
+            tasks=("t2v", "control"),
         ),
         ModelSpec(
             id="Wan-AI/Wan2.2-TI2V-5B-Diffusers",
@@ -237,6 +239,7 @@ _BASE = (
             vram_gb=0.1,
             has_fp16_variant=False,
             notes="Ships with t2v; trained on 2 CPU cores by `t2v train --data shapes`.",
+            prompt_example="a red circle moving right",
             aliases=("shapes",),
             bundled="t2v-shapes",
         ),

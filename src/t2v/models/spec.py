@@ -11,7 +11,12 @@ from pathlib import Path
 from typing import Any
 
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "assets"
-TASKS = ("t2v", "i2v", "image")  # text-to-video, image-to-video, text-to-image
+# text-to-video, image-to-video, first-last-frame (a last frame too), control (VACE: clips and reference images),
+# text-to-image
+TASKS = ("t2v", "i2v", "flf", "control", "image")
+# The request's input fields each task brings (what a form shows for a model)
+TASK_INPUTS = {"i2v": ("image",), "flf": ("image", "last_image"),
+               "control": ("control_video", "mask_video", "reference_images")}
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,8 @@ class ModelSpec:
     license_notice: str = ""
     # A motion adapter (AnimateDiff): the SD 1.5 model it animates when no --model is given with it.
     base_model: str | None = None
+    # A prompt this model makes well (the forms' placeholder); blank: a generic one.
+    prompt_example: str = ""
 
     @property
     def bundled_path(self) -> Path | None:

@@ -10,6 +10,7 @@ from typing import Any
 from t2v.errors import T2VError
 from t2v.families import get_family
 from t2v.models.registry import REGISTRY, lookup
+from t2v.models.spec import TASK_INPUTS
 from t2v.models.source import as_path, local_folder, model_defaults
 from t2v.models.publicnames import public_model
 
@@ -18,15 +19,23 @@ logger = logging.getLogger(__name__)
 TASKS = {"video": "t2v", "i2v": "i2v", "image": "image"}
 
 
-def rules_of(family_name: str, path) -> dict[str, Any] | None:
-    """The family's request rules for the folder ``path`` (None: not on disk, the family's generic rules)."""
+def rules_of(family_name: str, path, tasks=()) -> dict[str, Any] | None:
+    """The family's request rules for the folder ``path`` (None: not on disk, the family's generic rules, with the
+    input fields of the registry's ``tasks``)."""
     try:
-        r = get_family(family_name).rules(path)
+        family = get_family(family_name)
+        r = family.rules(path)
+        if path is not None:
+            inputs = [*(("image",) if "i2v" in r.modes else ()),
+                      *(("last_image",) if family.takes_last_image(path) else ()),
+                      *(TASK_INPUTS["control"] if family.takes_control(path) else ())]
+        else:
+            inputs = list(dict.fromkeys(f for t in tasks for f in TASK_INPUTS.get(t, ())))
     except (T2VError, KeyError, OSError, ValueError) as e:
         logger.debug("no rules for %s (%s): %s", family_name, path, e)
         return None
     return {"size_multiple": r.size_multiple, "frame_step": r.frame_step, "max_frames": r.max_frames,
-            "schedulers": list(r.schedulers) if r.schedulers else None, "modes": list(r.modes)}
+            "schedulers": list(r.schedulers) if r.schedulers else None, "modes": list(r.modes), "inputs": inputs}
 
 
 def model_list(settings) -> dict[str, Any]:
@@ -45,7 +54,7 @@ def model_list(settings) -> dict[str, Any]:
             logger.warning("the default model %s cannot be described: %s", default, e)
     for spec in REGISTRY.values():
         item = spec.to_dict()
-        item["rules"] = rules_of(spec.family, local_folder(spec.id))
+        item["rules"] = rules_of(spec.family, local_folder(spec.id), spec.tasks)
         items.append(item)
     default = public_model(settings, default)  # a folder's public name: no server path in the answer
     items.sort(key=lambda m: m["id"] != default and default not in m.get("aliases", []))  # the default first

@@ -12,7 +12,7 @@ import logging
 import os
 
 from t2v import frontend as F
-from t2v.ui.inputs import adapter_inputs, control_inputs, frame_inputs
+from t2v.ui.inputs import adapter_inputs, control_inputs, frame_inputs, run_inputs
 from t2v.requests import FORMATS, SCHEDULERS
 from t2v.ui import events as E, handlers as H, history as HI, sequence as S
 from t2v.ui.files import PrivateCopies, blocked_paths, refuse_uploads, upload_fields
@@ -32,6 +32,7 @@ CSS = """
 .t2v-error { color: #b91c1c; font-weight: 600; }
 #t2v-preview img { width: 100%; height: 100%; object-fit: contain; image-rendering: pixelated; }
 """
+HISTORY_LABEL = "Past generations, newest first (click one to show it)"
 DOWNLOAD_LABELS = {"mp4": "Download MP4", "webm": "Download WebM", "gif": "Download GIF", "json": "Download record (JSON)"}
 
 
@@ -70,42 +71,23 @@ def build_ui(service, *, header: str = HEADER):
             with gr.Tab("Video", id="video", elem_id="t2v-tab-video"):
                 with gr.Row(equal_height=False):
                     with gr.Column(scale=5):
-                        prompt = gr.Textbox(label="Prompt", lines=3, placeholder="a panda surfing on a big ocean wave at sunset",
-                                            elem_id="t2v-prompt")
-                        negative = gr.Textbox(label="Negative prompt", value=form0["negative_prompt"], lines=2,
-                                              placeholder="blank: the model's default",
-                                              elem_id="t2v-negative")
-                        image, last_image = frame_inputs(gr)
-                        with gr.Row(elem_id="t2v-presets"):
-                            gr.Markdown("Presets:", elem_classes=["t2v-presets-label"])
-                            fast_btn = gr.Button("Fast preview", size="sm", elem_id="t2v-preset-fast")
-                            quality_btn = gr.Button("Quality", size="sm", elem_id="t2v-preset-quality")
-                        model = gr.Dropdown(H.model_choices(service), value=form0["model"], label="Model", allow_custom_value=True,
-                                            elem_id="t2v-model")
-                        with gr.Row():
-                            frames = gr.Slider(1, lim["num_frames"], value=form0["num_frames"], step=1, label="Frames",
-                                               info=f"server limit {lim['num_frames']}", elem_id="t2v-frames")
-                            steps = gr.Slider(1, lim["num_inference_steps"], value=form0["num_inference_steps"], step=1,
-                                              label="Steps", info=f"server limit {lim['num_inference_steps']}", elem_id="t2v-steps")
-                        with gr.Row():
-                            guidance = gr.Slider(0, 50, value=form0["guidance_scale"], step=0.5, label="Guidance",
-                                                 elem_id="t2v-guidance")
-                            fps = gr.Slider(1, 120, value=form0["fps"], step=1, label="FPS", elem_id="t2v-fps")
-                        with gr.Row():
-                            width = gr.Slider(16, lim["width"], value=form0["width"], step=8, label="Width",
-                                              info=f"multiple of 8, server limit {lim['width']}", elem_id="t2v-width")
-                            height = gr.Slider(16, lim["height"], value=form0["height"], step=8, label="Height",
-                                               info=f"multiple of 8, server limit {lim['height']}", elem_id="t2v-height")
-                        with gr.Row():
-                            scheduler = gr.Dropdown(list(SCHEDULERS), value=form0["scheduler"], label="Scheduler",
-                                                    elem_id="t2v-scheduler")
-                            formats = gr.CheckboxGroup(list(FORMATS), value=form0["formats"], label="Output formats",
-                                                       info="WebM is always made too, for the player", elem_id="t2v-formats")
-                        with gr.Row():
-                            seed_mode = gr.Radio(list(H.SEED_MODES), value="random", label="Seed", elem_id="t2v-seed-mode")
-                            # a Textbox: Gradio's Number sends 0 for an empty box, and blank must mean random
-                            seed = gr.Textbox(value="", label="Seed value", placeholder="fixed: this number; blank: random",
-                                              elem_id="t2v-seed")
+                        # what a run needs first, with Generate, in the first screenful; the rest folded below
+                        top = run_inputs(gr, service, form0, lim)
+                        prompt, model, generate_btn, cancel_btn, pause_btn, resume_btn, fast_btn, quality_btn = (
+                            top[k] for k in ("prompt", "model", "generate", "cancel", "pause", "resume", "fast", "quality"))
+                        frames, steps, guidance, width, height, fps, seed_mode, seed = (
+                            top[k] for k in ("num_frames", "num_inference_steps", "guidance_scale", "width", "height",
+                                             "fps", "seed_mode", "seed"))
+                        inputs0 = H.model_inputs(service)
+                        image, last_image = frame_inputs(gr, inputs0)
+                        with gr.Accordion("More settings", open=False, elem_id="t2v-more"):
+                            negative = gr.Textbox(label="Negative prompt", value=form0["negative_prompt"], lines=2,
+                                                  placeholder="blank: the model's default", elem_id="t2v-negative")
+                            with gr.Row():
+                                scheduler = gr.Dropdown(list(SCHEDULERS), value=form0["scheduler"], label="Scheduler",
+                                                        elem_id="t2v-scheduler")
+                                formats = gr.CheckboxGroup(list(FORMATS), value=form0["formats"], label="Output formats",
+                                                           info="WebM is always made too, for the player", elem_id="t2v-formats")
                         # after sampling, in this order: deflicker, frame interpolation, upscaling (the request's `post`)
                         with gr.Accordion("Post-processing", open=False, elem_id="t2v-post"):
                             with gr.Row():
@@ -137,25 +119,20 @@ def build_ui(service, *, header: str = HEADER):
                                                   info="one 'FRAME: prompt' a line; the prompt until the first",
                                                   elem_id="t2v-schedule")
                         loras, few_step = adapter_inputs(gr, form0)
-                        control = control_inputs(gr, form0)
-                        with gr.Row():
-                            generate_btn = gr.Button("Generate", variant="primary", elem_id="t2v-generate")
-                            pause_btn = gr.Button("Pause", elem_id="t2v-pause")
-                            resume_btn = gr.Button("Resume", elem_id="t2v-resume")
+                        control = control_inputs(gr, form0, inputs0)
                         with gr.Row():
                             priority = gr.Number(value=0, precision=0, minimum=-100, maximum=100, label="Priority",
                                                  info="-100 to 100: a higher one starts first", scale=3,
                                                  elem_id="t2v-priority")
                             priority_btn = gr.Button("Set priority", scale=1, elem_id="t2v-set-priority")
                             update_btn = gr.Button("Update queued job", scale=1, elem_id="t2v-update-queued")
-                            cancel_btn = gr.Button("Cancel", variant="stop", elem_id="t2v-cancel")
 
                     with gr.Column(scale=6):
                         status = gr.Markdown("Type a prompt and press **Generate**.", elem_id="t2v-status")
                         progress = gr.HTML("", elem_id="t2v-progress")
                         preview = gr.Image(label="Preview while denoising", type="filepath", interactive=False, visible=False,
-                                           height=256, elem_id="t2v-preview")
-                        video = gr.Video(label="Result", interactive=False, loop=True, autoplay=False, height=360, elem_id="t2v-video")
+                                           height=200, elem_id="t2v-preview")
+                        video = gr.Video(label="Result", interactive=False, loop=True, autoplay=True, height=320, elem_id="t2v-video")
                         info = gr.Markdown(elem_id="t2v-info")
                         with gr.Row():
                             downloads = {fmt: gr.DownloadButton(DOWNLOAD_LABELS[fmt], visible=False, size="sm",
@@ -176,7 +153,7 @@ def build_ui(service, *, header: str = HEADER):
         with gr.Row():
             search = gr.Textbox(label="Search prompts", placeholder="panda", scale=4, elem_id="t2v-search")
             refresh_btn = gr.Button("Refresh", scale=1, elem_id="t2v-refresh")
-        gallery = gr.Gallery(label="Past generations, newest first (click one to show it)", columns=8, height=260,
+        gallery = gr.Gallery(label=HISTORY_LABEL, columns=8, height=260,
                              object_fit="contain", fit_columns=False, allow_preview=False, interactive=False, elem_id="t2v-history")
         history_ids = gr.State([])
         last_seed = gr.State(None)
@@ -201,8 +178,9 @@ def build_ui(service, *, header: str = HEADER):
             for figure, name in ((sheet, "contact_sheet"), (grid_image, "denoise_grid")):  # sequence jobs only
                 path = copy(getattr(v, name, None))
                 out[figure] = gr.update(value=path, visible=path is not None)
-            for fmt, button in downloads.items():
-                path = copy(v.downloads.get(fmt))
+            for fmt, button in downloads.items():  # named after the prompt and the seed
+                source = v.downloads.get(fmt)
+                path = copy(source, H.download_name(v, source)) if source is not None else None
                 out[button] = gr.update(value=path, visible=path is not None)
             return out
 
@@ -216,7 +194,9 @@ def build_ui(service, *, header: str = HEADER):
             items = HI.items(service, query, token)  # failed and cancelled jobs too, so they can be deleted
             shown = [(image, i) for i in items
                      if (image := publish(i.image or HI.placeholder(i.status, placeholders))) is not None]
-            return {gallery: [(image, i.caption) for image, i in shown], history_ids: [i.job_id for _, i in shown]}
+            label = (f"No job matches “{query.strip()}”" if (query or "").strip() and not shown else HISTORY_LABEL)
+            return {gallery: gr.update(value=[(image, i.caption) for image, i in shown], label=label),
+                    history_ids: [i.job_id for _, i in shown]}
 
         # -- events ---------------------------------------------------------------------------------
         def on_load(token):
@@ -245,17 +225,19 @@ def build_ui(service, *, header: str = HEADER):
         def on_generate(data: dict, request: gr.Request):
             token, query = data[key], data[search]
             session = getattr(request, "session_hash", None) or ""
+            ready = gr.update(interactive=True)  # (Generate is off from the click until the job is queued)
             try:
                 jid, used_seed = H.submit(service, {k: data[form[k]] for k in H.FORM_KEYS}, token=token,
                                           last_seed=data[last_seed], image=data[image], last_image=data[last_image],
                                           files={**{k: data[c] for k, c in zip(F.VIDEO_FILE_KEYS, clips)},
                                                  "reference_images": [data[r] for r in refs]})
             except Exception as e:
-                yield {status: E.error_md(e)}
+                yield {**clear_result(E.error_md(e)), generate_btn: ready}  # the last clip goes: it is not this one
                 return
             watching[session] = jid  # an older Generate still polling in this page stops
-            yield {**clear_result("Queued."), job_id: jid, last_seed: used_seed, seed: str(used_seed),
-                   preview: gr.update(value=None, visible=True)}
+            shown_seed = "" if data[seed_mode] == "random" else str(used_seed)  # random stays random
+            yield {**clear_result("Queued."), job_id: jid, last_seed: used_seed, seed: shown_seed,
+                   preview: gr.update(value=None, visible=True), generate_btn: ready}
             shown = None
             try:
                 for v in E.poll(service, jid, token, interval=POLL_S, keep_going=lambda: watching.get(session) == jid):
@@ -305,7 +287,15 @@ def build_ui(service, *, header: str = HEADER):
                     **{c: publish(H.remix_image(service, jid, token, k)) for k, c in zip(F.VIDEO_FILE_KEYS, clips)},
                     **dict(zip(refs, [*map(publish, H.remix_references(service, jid, token)), *[None] * len(refs)]))}
 
+        def on_model(m, token):  # the inputs this model takes are shown (a hidden one is emptied), its example
+            takes = H.model_inputs(service, m, token)
+            shown = {c: gr.update(visible=f in takes, **({} if f in takes else {"value": None}))
+                     for c, f in ((image, "image"), (last_image, "last_image"), (control["box"], "control_video"))}
+            return {**shown, prompt: gr.update(placeholder=H.prompt_example(service, m))}
+
         def on_delete(jid, token, query):
+            if not jid:  # the confirmation was declined (or nothing is shown)
+                return {status: "Nothing deleted."}
             message = H.delete(service, jid, token)
             publish.sweep()  # this page's copies of the job's files go now (other processes' within 30 s)
             return {**clear_result(message), **history_updates(query, token)}
@@ -327,8 +317,11 @@ def build_ui(service, *, header: str = HEADER):
         for button, name in ((fast_btn, "Fast preview"), (quality_btn, "Quality")):
             button.click(on_preset(name), [model, key], [status, *(form[k] for k in sliders)], **common)
         model.input(on_preset("Quality"), [model, key], [status, *(form[k] for k in sliders)], **common)
-        generate_btn.click(on_generate, {*form_inputs, image, last_image, *clips, *refs, key, last_seed, search},
-                           [*result_outputs, last_seed, seed, gallery, history_ids],
+        model.input(E.guarded(status, on_model), [model, key], [status, image, last_image, control["box"], prompt],
+                    **common)
+        generate_btn.click(lambda: gr.update(interactive=False), None, [generate_btn], queue=False, **common).then(
+                           on_generate, {*form_inputs, image, last_image, *clips, *refs, key, last_seed, search},
+                           [*result_outputs, last_seed, seed, gallery, history_ids, generate_btn],
                            concurrency_limit=None, trigger_mode="multiple", show_progress="hidden", **common)
         cancel_btn.click(E.guarded(status, on_cancel), [job_id, key], [status], **common)
         pause_btn.click(E.guarded(status, on_pause), [job_id, key], [status], **common)
@@ -339,7 +332,8 @@ def build_ui(service, *, header: str = HEADER):
                         [status, image, last_image, *clips, *refs, *form_inputs, *sequence.form.values(), sequence.status,
                          tabs],
                         **common)
-        delete_btn.click(E.guarded(status, on_delete), [job_id, key, search], [*result_outputs, gallery, history_ids], **common)
+        delete_btn.click(E.guarded(status, on_delete), [job_id, key, search], [*result_outputs, gallery, history_ids],
+                         js=CONFIRM_DELETE_JS, **common)
         gallery.select(E.guarded(status, on_select), [history_ids, key], [*result_outputs, tabs], **common)
         search.submit(E.guarded(status, on_search), [search, key], [status, gallery, history_ids], **common)
         refresh_btn.click(E.guarded(status, on_search), [search, key], [status, gallery, history_ids], **common)
@@ -358,6 +352,9 @@ def _stamp(path):
     except OSError:  # replaced between the check and now
         return None
 
+
+# Delete asks first; declined, the handler gets no job id and deletes nothing.
+CONFIRM_DELETE_JS = """(jid, key, query) => [jid && confirm("Delete job " + jid + " and its files?") ? jid : "", key, query]"""
 
 KEY_COOKIE_JS = f"""(key, query) => {{
     const secure = location.protocol === "https:" ? "; Secure" : "";

@@ -66,14 +66,15 @@ class PrivateCopies:
             time.sleep(ORPHAN_SWEEP_S)
             self.sweep()
 
-    def __call__(self, path: str | Path | None) -> str | None:
+    def __call__(self, path: str | Path | None, name: str | None = None) -> str | None:
+        """The copy of ``path`` (named ``name``: a download's file name; default the file's own)."""
         if path is None:
             return None
         source = Path(path)
         folder = self.cache_dir / f"{PREFIX}{secrets.token_hex(16)}"
         folder.mkdir(parents=True, exist_ok=False)
-        target = folder / source.name
-        staging = folder / f".{source.name}.part"
+        target = folder / (name or source.name)
+        staging = folder / f".{target.name}.part"
         try:
             try:
                 os.link(source, staging)
@@ -97,12 +98,12 @@ class PrivateCopies:
     def batch(self) -> Callable[[str | Path | None], str | None]:
         """A ``copies`` that makes one copy per file however often it is asked (one page update: the
         player's WebM and the WebM download share theirs)."""
-        made: dict[str | None, str | None] = {}
+        made: dict[tuple[str | None, str | None], str | None] = {}
 
-        def copy(path: str | Path | None) -> str | None:
-            key = None if path is None else str(path)
+        def copy(path: str | Path | None, name: str | None = None) -> str | None:
+            key = (None if path is None else str(path), name)
             if key not in made:
-                made[key] = self(path)
+                made[key] = self(path, name)
             return made[key]
 
         return copy

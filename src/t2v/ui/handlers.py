@@ -79,7 +79,27 @@ def form_limits(service, model: str | None = None) -> F.FormLimits:
     except T2VError:
         return F.FormLimits.of(None, server)
     folder = local_folder(model) or (as_path(model) if as_path(model).is_dir() else None)
-    return F.FormLimits.of(Model(id=model, rules=rules_of(family, folder)), server)
+    spec = lookup(model)
+    return F.FormLimits.of(Model(id=model, rules=rules_of(family, folder, spec.tasks if spec else ())), server)
+
+
+PROMPT_EXAMPLE = "a panda surfing on a big ocean wave at sunset"
+
+
+def prompt_example(service, model: str | None = None) -> str:
+    """The prompt box's placeholder for ``model`` (default: the server's): its registry example, else a generic one."""
+    spec = lookup(accept_public_model(service.settings, model) or service.settings.default_model)
+    return (spec.prompt_example if spec is not None else "") or PROMPT_EXAMPLE
+
+
+def download_name(view, path: str | Path) -> str:
+    """A download's file name: the job's prompt and seed (``a-red-circle-moving-right-seed3.mp4``)."""
+    from t2v.export.outputs import slugify  # deferred: imports numpy
+
+    request = getattr(view, "request", None) or {}
+    seed = request.get("seed")
+    stem = slugify(request.get("prompt") or "") or "t2v"
+    return f"{stem}{f'-seed{seed}' if seed is not None else ''}{Path(path).suffix}"
 
 
 def model_choices(service) -> list[str]:
@@ -88,10 +108,22 @@ def model_choices(service) -> list[str]:
 
 
 def preset(service, name: str, model: str | None = None, token: str | None = None) -> dict[str, Any]:
-    """Field values for a preset ("Quality": the model's defaults; "Fast preview": few steps, small size),
-    within the server's limits and the model's rules. A model other than the server's default is read only
-    for a valid key and only if the server would run it (the allow-list), so the page tells nothing of
-    folders it would refuse."""
+    """Field values for a preset ("Quality": the model's defaults; "Fast preview": fewer steps and frames at the
+    model's own size), within the server's limits and the model's rules. A model other than the server's
+    default is read only for a valid key and only if the server would run it (the allow-list), so the page
+    tells nothing of folders it would refuse."""
+    model, defaults = checked_model(service, model, token)
+    return F.preset(name, defaults, form_limits(service, model))
+
+
+def model_inputs(service, model: str | None = None, token: str | None = None) -> tuple[str, ...]:
+    """The input fields ``model`` takes (image, last_image, control_video ...), read on the terms of :func:`preset`."""
+    model, _ = checked_model(service, model, token)
+    return form_limits(service, model).inputs
+
+
+def checked_model(service, model: str | None, token: str | None) -> tuple[str, dict[str, Any]]:
+    """(the model as the server names it, its defaults); a folder only for a valid key, if allow-listed."""
     model = accept_public_model(service.settings, model) or service.settings.default_model
     try:
         reads_files = looks_like_path(model) or os.path.isdir(as_path(model)) or lookup(model) is None
@@ -101,7 +133,7 @@ def preset(service, name: str, model: str | None = None, token: str | None = Non
         _, defaults = model_defaults(model)
     except T2VError as e:
         raise readable(e) from None
-    return F.preset(name, defaults, form_limits(service, model))
+    return model, defaults
 
 
 def default_form(service) -> dict[str, Any]:

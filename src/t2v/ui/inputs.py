@@ -1,21 +1,23 @@
-"""The video form's input blocks beyond the numbers: the first and last frames, and the LoRA adapters with the
-few-step preset (Gradio components, built inside the caller's layout)."""
+"""The video form's input blocks: the first screenful (prompt, model, Generate, numbers, seed), the first and
+last frames, the LoRA adapters with the few-step preset, and VACE control (Gradio components, built inside the
+caller's layout)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from t2v import frontend as F
+from t2v.ui import handlers as H
 
 
-def frame_inputs(gr) -> tuple[Any, Any]:
+def frame_inputs(gr, inputs: tuple[str, ...]) -> tuple[Any, Any]:
     """The first frame (image-to-video) and the last frame (first-last-frame), side by side: uploaded files that
-    Generate keeps as assets of the key."""
+    Generate keeps as assets of the key; each shown only when the model (its ``inputs``) takes it."""
     with gr.Row():
-        return tuple(gr.Image(label=label, type="filepath", image_mode=None, height=200,
+        return tuple(gr.Image(label=label, type="filepath", image_mode=None, height=200, visible=field in inputs,
                               sources=["upload", "clipboard"], elem_id=elem)
-                     for label, elem in (("First frame (optional: image-to-video)", "t2v-image"),
-                                         ("Last frame (optional: first-last-frame)", "t2v-last-image")))
+                     for label, elem, field in (("First frame (image-to-video)", "t2v-image", "image"),
+                                                ("Last frame (first-last-frame)", "t2v-last-image", "last_image")))
 
 
 def adapter_inputs(gr, form0: dict[str, Any]) -> tuple[Any, Any]:
@@ -30,12 +32,13 @@ def adapter_inputs(gr, form0: dict[str, Any]) -> tuple[Any, Any]:
     return loras, few_step
 
 
-def control_inputs(gr, form0: dict[str, Any]) -> dict[str, Any]:
+def control_inputs(gr, form0: dict[str, Any], inputs: tuple[str, ...]) -> dict[str, Any]:
     """VACE control (Wan VACE models), in an accordion closed by default: the control video and its mask
     (uploaded clips: mp4, webm or gif), up to four reference images, the control strength, and whether to fit
     the clips to the output. By field name: the files (kept as assets of the key at Generate) and the two form
-    fields."""
-    with gr.Accordion("Control (VACE)", open=False, elem_id="t2v-control"):
+    fields, and the accordion (shown only when the model, its ``inputs``, takes control clips)."""
+    with gr.Accordion("Control (VACE)", open=False, visible="control_video" in inputs,
+                      elem_id="t2v-control") as box:
         with gr.Row():
             control_video, mask_video = (
                 gr.File(label=label, file_types=[".mp4", ".webm", ".gif"], type="filepath", height=120, elem_id=elem)
@@ -51,4 +54,46 @@ def control_inputs(gr, form0: dict[str, Any]) -> dict[str, Any]:
                               info="scale, crop, cut or loop instead of refusing another size or length",
                               elem_id="t2v-fit")
     return {"control_video": control_video, "mask_video": mask_video, "references": refs, "control_scale": scale,
-            "fit": fit}
+            "fit": fit, "box": box}
+
+
+def run_inputs(gr, service, form0: dict[str, Any], lim: dict[str, int]) -> dict[str, Any]:
+    """The first screenful of the video form: prompt (the model's example as placeholder), model, Generate with
+    Cancel, Pause and Resume, the presets, the main numbers and the seed; by name (request fields for the
+    numbers and seed; "generate", "cancel", "pause", "resume", "fast", "quality" for the buttons)."""
+    # what a run needs first, with Generate, in the first screenful; the rest folded below
+    prompt = gr.Textbox(label="Prompt", lines=3, placeholder=H.prompt_example(service),
+                        elem_id="t2v-prompt")
+    model = gr.Dropdown(H.model_choices(service), value=form0["model"], label="Model", allow_custom_value=True,
+                        elem_id="t2v-model")
+    with gr.Row(elem_id="t2v-run-row"):
+        generate_btn = gr.Button("Generate", variant="primary", scale=2, min_width=90, elem_id="t2v-generate")
+        cancel_btn, pause_btn, resume_btn = (
+            gr.Button(label, variant=kind, scale=1, min_width=70, elem_id=f"t2v-{label.lower()}")
+            for label, kind in (("Cancel", "stop"), ("Pause", "secondary"), ("Resume", "secondary")))
+    with gr.Row(elem_id="t2v-presets"):
+        gr.Markdown("Presets:", elem_classes=["t2v-presets-label"])
+        fast_btn = gr.Button("Fast preview", size="sm", elem_id="t2v-preset-fast")
+        quality_btn = gr.Button("Quality", size="sm", elem_id="t2v-preset-quality")
+    # numbers as typed: a value out of range is refused by name at Generate, never changed
+    with gr.Row():
+        frames = gr.Number(value=form0["num_frames"], precision=0, label="Frames",
+                           info=f"server limit {lim['num_frames']}", elem_id="t2v-frames")
+        steps = gr.Number(value=form0["num_inference_steps"], precision=0, label="Steps",
+                          info=f"server limit {lim['num_inference_steps']}", elem_id="t2v-steps")
+        guidance = gr.Number(value=form0["guidance_scale"], label="Guidance", elem_id="t2v-guidance")
+    with gr.Row():
+        width = gr.Number(value=form0["width"], precision=0, label="Width",
+                          info=f"server limit {lim['width']}", elem_id="t2v-width")
+        height = gr.Number(value=form0["height"], precision=0, label="Height",
+                           info=f"server limit {lim['height']}", elem_id="t2v-height")
+        fps = gr.Number(value=form0["fps"], label="FPS", elem_id="t2v-fps")
+    with gr.Row():
+        seed_mode = gr.Radio(list(H.SEED_MODES), value="random", label="Seed", elem_id="t2v-seed-mode")
+        # a Textbox: Gradio's Number sends 0 for an empty box, and blank must mean random
+        seed = gr.Textbox(value="", label="Seed value", placeholder="fixed: this number; blank: random",
+                          elem_id="t2v-seed")
+    return {"prompt": prompt, "model": model, "generate": generate_btn, "cancel": cancel_btn, "pause": pause_btn,
+            "resume": resume_btn, "fast": fast_btn, "quality": quality_btn, "num_frames": frames,
+            "num_inference_steps": steps, "guidance_scale": guidance, "width": width, "height": height, "fps": fps,
+            "seed_mode": seed_mode, "seed": seed}
