@@ -563,3 +563,25 @@ def test_the_inputs_a_model_takes_follow_the_model(idle, tmp_path):
     assert H.model_inputs(idle, "Lightricks/LTX-Video") == ("image",)
     vace = make_tiny_model("wan-vace", tmp_path / "vace", seed=0)  # a folder: read from it (under the roots)
     assert H.model_inputs(idle, str(vace)) == ("control_video", "mask_video", "reference_images")
+
+
+def test_the_model_menu_says_what_each_model_makes_and_whether_it_is_here(tmp_path):
+    from t2v.settings import Settings
+
+    svc = build_services(Settings(home=tmp_path / "home"))  # nobody chose a model; ModelScope is not downloaded
+    assert svc.settings.default_model == "t2v-shapes"  # so the pages open on the shipped one, which runs
+    choices = dict((value, label) for label, value in H.model_choices(svc))
+    assert list(choices)[0] == "t2v-shapes" and choices["t2v-shapes"].endswith("ready")
+    wan = choices["Wan-AI/Wan2.1-T2V-1.3B-Diffusers"]
+    assert "· video ·" in wan and "not downloaded, 28.9 GB" in wan and "8.2 GB VRAM" in wan and "Apache-2.0" in wan
+    assert "· image-to-video ·" in choices["Wan-AI/Wan2.1-I2V-14B-480P-Diffusers"]
+    assert "· image ·" in choices["stable-diffusion-v1-5/stable-diffusion-v1-5"]
+    groups = [label.split(" · ")[1] for label, _ in H.model_choices(svc)[1:]]
+    assert groups == sorted(groups, key=["video", "image-to-video", "image"].index)  # grouped by what they make
+    assert H.model_note(svc, "t2v-shapes") == ""
+    assert H.model_note(svc, "wan") == ("Wan-AI/Wan2.1-T2V-1.3B-Diffusers is not downloaded on this server (28.9 GB): "
+                                        "its admin can fetch it with `t2v models pull Wan-AI/Wan2.1-T2V-1.3B-Diffusers`.")
+    svc.settings.allow_downloads = True
+    assert "the first Generate downloads it (28.9 GB)" in H.model_note(svc, "wan")
+    chosen = build_services(Settings(home=tmp_path / "home2", default_model="damo-vilab/text-to-video-ms-1.7b"))
+    assert chosen.settings.default_model == "damo-vilab/text-to-video-ms-1.7b"  # a chosen model is kept

@@ -85,7 +85,7 @@ def test_failed_and_cancelled_jobs_are_listed_with_their_status_and_can_be_delet
     assert wait(service, job_id).status == "cancelled"
 
     history = events.named("t2v-refresh", "click", ["", ""])
-    (item,) = history["t2v-history"]
+    (item,) = history["t2v-history"]["value"]  # (an update: the gallery's items and its label)
     assert item["caption"].startswith("cancelled · a slow red fox") and len(urls(item)) == 1  # a picture to click
     shown = events.named("t2v-history", "select", [None, ""], PICK)
     assert shown["t2v-job-id"] == job_id and shown["t2v-status"] == "Cancelled."

@@ -117,16 +117,18 @@ def test_the_owning_session_gets_playable_private_copies_and_others_get_nothing(
     shown = mine.call("t2v-history", "select", [None, alice], {"index": 0, "value": None, "selected": True})
     assert shown[0].startswith("Done") and job_id in shown
     player, *download_urls = urls(shown)
-    got = {Path(u).name: u for u in download_urls}
-    assert set(got) == {"video.mp4", "video.webm", "video.gif", "video.json"} and player.endswith("/video.webm")
+    got = {Path(u).suffix[1:]: u for u in download_urls}  # each named after the prompt and the seed
+    stem = f"a-tiny-red-square-seed{job.request['seed']}"
+    assert {Path(u).name for u in download_urls} == {f"{stem}.{fmt}" for fmt in ("mp4", "webm", "gif", "json")}
+    assert player.endswith("/video.webm")
 
     home = str(service.settings.home)
     for url, original in [(player, originals["webm"]), (urls(gallery)[0], originals["poster"]),
-                          *((got[f"video.{fmt}"], originals[fmt]) for fmt in ("mp4", "webm", "gif", "json"))]:
+                          *((got[fmt], originals[fmt]) for fmt in ("mp4", "webm", "gif", "json"))]:
         # Not guessable: no job id, no T2V_HOME, a fresh 128-bit folder in Gradio's cache.
         path = url.split("/gradio_api/file=", 1)[1]
         assert job_id not in url and home not in url
-        assert re.fullmatch(re.escape(str(cache)) + r"/t2v-[0-9a-f]{32}/[\w.]+", path), url
+        assert re.fullmatch(re.escape(str(cache)) + r"/t2v-[0-9a-f]{32}/[\w.-]+", path), url
         r = client.get(url)  # what the browser fetches: the same bytes as the job's file
         assert r.status_code == 200 and r.content == original.read_bytes(), url
     with av.open(io.BytesIO(client.get(player).content)) as clip:  # and it plays: every frame decodes

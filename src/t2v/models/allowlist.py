@@ -47,6 +47,16 @@ def is_cached(model_id: str, revision: str, settings: Settings, check=check_fold
     return True
 
 
+def is_present(model: str, settings: Settings) -> bool:
+    """Whether ``model`` runs here without a download: a folder, a bundled model, or a complete cached hub model."""
+    if os.path.isdir(as_path(model)):
+        return True
+    spec = lookup(canonical_id(model))
+    if spec is not None and spec.bundled_path is not None:
+        return spec.bundled_path.is_dir()
+    return is_cached(canonical_id(model), spec.revision if spec else "main", settings)
+
+
 def check_allowed(model: str, settings: Settings, check=check_folder) -> None:
     """The allow-list for untrusted callers (see :func:`t2v.models.source.check_available`); ``check`` tells a
     usable folder (a pipeline folder; :func:`t2v.models.source.check_motion_adapter` for motion adapters)."""

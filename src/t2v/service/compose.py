@@ -4,9 +4,11 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Callable
 
 from t2v.errors import InvalidRequest
+from t2v.models.allowlist import is_present
 from t2v.service.executors import NoExecutor, ThreadExecutor
 from t2v.service.executors.ray import RayExecutor
 from t2v.service.ports import Executor
@@ -15,6 +17,9 @@ from t2v.runtime import Runtime, install
 from t2v.settings import Settings, get_settings
 from t2v.store import Repository, default_database_url, open_database
 from t2v.store.artifacts import open_artifacts
+
+logger = logging.getLogger(__name__)
+PRESENT_DEFAULT = "t2v-shapes"  # shipped in the package: the default when nobody chose one and the registry's is absent
 
 
 def threads_executor(settings: Settings, *, workers: int | None, database_url: str,
@@ -59,6 +64,10 @@ def build_services(settings: Settings | None = None, *, workers: int | None = No
     from the same settings, and installed for the jobs this process runs."""
     settings = settings or get_settings()
     settings.record_paths = False  # a service's records name its own model folders, never their paths
+    if "default_model" not in settings.model_fields_set and not is_present(settings.default_model, settings):
+        # nobody chose a model and the registry's default is not here: the pages open on one that runs
+        logger.info("%s is not downloaded here: the default model is %s", settings.default_model, PRESENT_DEFAULT)
+        settings.default_model = PRESENT_DEFAULT
     settings.home.mkdir(parents=True, exist_ok=True)
     url = database_url or default_database_url(settings)
     chosen = build_executor(settings, workers=workers, executor=executor, no_workers=no_workers, database_url=url,

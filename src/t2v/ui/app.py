@@ -291,7 +291,8 @@ def build_ui(service, *, header: str = HEADER):
             takes = H.model_inputs(service, m, token)
             shown = {c: gr.update(visible=f in takes, **({} if f in takes else {"value": None}))
                      for c, f in ((image, "image"), (last_image, "last_image"), (control["box"], "control_video"))}
-            return {**shown, prompt: gr.update(placeholder=H.prompt_example(service, m))}
+            note = H.model_note(service, m)  # a model not here: what Generate would do, in one sentence
+            return {**shown, prompt: gr.update(placeholder=H.prompt_example(service, m)), **({status: note} if note else {})}
 
         def on_delete(jid, token, query):
             if not jid:  # the confirmation was declined (or nothing is shown)

@@ -22,7 +22,7 @@ from t2v.requests import FORMATS, SCHEDULERS
 from t2v.contract import Limits, Model
 from t2v.models.source import as_path, local_folder, looks_like_path, model_defaults
 from t2v.models.registry import REGISTRY, lookup
-from t2v.models.allowlist import check_allowed
+from t2v.models.allowlist import check_allowed, is_present
 from t2v.models.publicnames import accept_public_model, hide_server_paths, public_model
 
 logger = logging.getLogger(__name__)
@@ -102,9 +102,40 @@ def download_name(view, path: str | Path) -> str:
     return f"{stem}{f'-seed{seed}' if seed is not None else ''}{Path(path).suffix}"
 
 
-def model_choices(service) -> list[str]:
-    """The page's model menu: the server's model first, a folder by its public name (no server path)."""
-    return list(dict.fromkeys([public_model(service.settings, service.settings.default_model), *REGISTRY]))
+TASK_GROUPS = (("t2v", "video"), ("i2v", "image-to-video"), ("image", "image"))
+
+
+def model_choices(service) -> list[tuple[str, str]]:
+    """The page's model menu as (label, value): the server's model first (a folder by its public name, no server
+    path), then the registry grouped by what each makes (video, image-to-video only, images), the ones that run
+    here first in each group; each label says whether it is here, its download size, GPU memory and licence."""
+    settings = service.settings
+    own = public_model(settings, settings.default_model)
+    out = [(f"{own} · this server's model · ready", own)]
+    ranked = sorted((spec for spec in REGISTRY.values() if spec.id != own and own not in spec.aliases),
+                    key=lambda s: (next(i for i, (t, _) in enumerate(TASK_GROUPS) if t in s.tasks or t == "image"),
+                                   not is_present(s.id, settings)))
+    for spec in ranked:
+        group = next(label for task, label in TASK_GROUPS if task in spec.tasks or task == "image")
+        here = ("ready" if is_present(spec.id, settings) else
+                f"downloads at first use, {spec.download_gb:g} GB" if settings.allow_downloads else
+                f"not downloaded, {spec.download_gb:g} GB")
+        out.append((f"{spec.id} · {group} · {here} · ~{spec.vram_gb:g} GB VRAM · {spec.license.split(' (')[0]}",
+                    spec.id))
+    return out
+
+
+def model_note(service, model: str | None) -> str:
+    """One sentence on a model that is not here (what happens at Generate), or "" when it runs here."""
+    settings = service.settings
+    model = accept_public_model(settings, model) or settings.default_model
+    spec = lookup(model)
+    if spec is None or is_present(spec.id, settings):
+        return ""
+    if settings.allow_downloads:
+        return f"{spec.id} is not on this server yet: the first Generate downloads it ({spec.download_gb:g} GB)."
+    return (f"{spec.id} is not downloaded on this server ({spec.download_gb:g} GB): its admin can fetch it with "
+            f"`t2v models pull {spec.id}`.")
 
 
 def preset(service, name: str, model: str | None = None, token: str | None = None) -> dict[str, Any]:
