@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 import threading
 from pathlib import Path
+from tkinter import ttk
 
 import httpx
 import numpy as np
 import pytest
 
+from t2v import frontend as F
 from t2v.client import Client
 from tests.api.test_assets import tiny_i2v as tiny_i2v  # a fixture
 from tests.desktop.conftest import SMALL, pump
@@ -464,3 +466,42 @@ def test_vace_clips_and_references_from_the_form_are_uploaded_and_make_the_job(r
     assert [client.get_asset(a).sha256 for a in job.request["reference_images"]] == [
         hashlib.sha256(p.read_bytes()).hexdigest() for p in refs]
     assert len(client.list(limit=100).items) == before + 1
+
+
+def test_the_window_lays_out_at_900x650_and_the_clip_is_named_after_its_prompt(root, server, make_app):
+    """At the smallest size the form scrolls in its column, lines wrap at the column's width (a long error is
+    whole), the history scrolls, the progress bar is thick; a clip's file is named after its prompt; deleting
+    names the prompt; a cancelled job leaves no preview behind."""
+    app = make_app()
+    root.geometry("900x650")
+    pump(root, lambda: ready(app), 30, "the models", app)
+    root.update()
+    column = app.screen.master
+    assert int(app.status.cget("wraplength")) == column.winfo_width() - 16
+    app.show_error(F.FormError("Model unavailable: " + "a very long explanation of what went wrong " * 6))
+    root.update()
+    assert app.error.winfo_height() >= 2 * app.status.winfo_reqheight()  # wrapped onto lines, not cut off
+    assert int(app.error.cget("wraplength")) <= root.winfo_width()
+    canvas = app.form.master.master  # the form's scrolling column
+    top, bottom = canvas.yview()
+    assert bottom < 1.0  # taller than the window: it scrolls rather than being cut off
+    assert app.history.table.cget("yscrollcommand")  # the history's scroll bar is wired
+    assert int(ttk.Style(root).lookup(str(app.progress.cget("style")), "thickness") or 0) >= 10
+
+    fill_small(app, "a red ball at 900 by 650", seed_mode="fixed", seed="11")
+    app.generate_button.invoke()
+    pump(root, lambda: app.player.playing, 120, "the clip", app)
+    assert app.clip.name.startswith("a-red-ball-at-900-by-650-seed11-") and app.clip.suffix == ".mp4"
+    asked = []
+    app.confirm = lambda title, text: asked.append(text) or False
+    app.delete(Client(server.url, server.key).get(app.job_id))
+    assert asked and "“a red ball at 900 by 650”" in asked[0]
+
+    fill_small(app, "a slow one", num_inference_steps=300)
+    app.generate_button.invoke()
+    pump(root, lambda: app.view is not None and app.view.step >= 2 and app.view.status == "running", 120,
+         "the job to run", app)
+    app.cancel()
+    pump(root, lambda: app.view is not None and app.view.status == "cancelled", 60, "the cancel", app)
+    pump(root, lambda: not app.player.photos, 10, "the preview cleared", app)
+    assert not app.player.playing and not str(app.screen.cget("image"))

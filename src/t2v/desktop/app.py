@@ -8,7 +8,6 @@ import functools
 import json
 import logging
 import os
-import shutil
 import threading
 import tkinter as tk
 from pathlib import Path
@@ -19,9 +18,10 @@ from t2v import frontend as F
 from t2v.desktop.bridge import Bridge
 from t2v.desktop.form import Form
 from t2v.desktop.history import History
+from t2v.desktop.layout import Scrolled, progress_style, wrap_to_width
 from t2v.desktop.player import Player
 from t2v.desktop.queue import QueueControls
-from t2v.desktop.tasks import fetch_clip, fetch_image, list_jobs, open_path, submit_job
+from t2v.desktop.tasks import fetch_clip, fetch_image, list_jobs, open_path, save_copy, submit_job
 from t2v.errors import T2VError
 from t2v.desktop.local import LocalServer
 
@@ -63,7 +63,7 @@ class DesktopApp:
         self.history_jobs: list = []
         self.confirm = lambda title, text: messagebox.askyesno(title, text, parent=root)
         root.title(TITLE)
-        root.minsize(900, 600)
+        root.minsize(900, 650)  # and any size above: the form scrolls, text wraps to its column
         root.geometry("1040x780")
         root.report_callback_exception = lambda _t, e, _tb: self.show_error(e)
         if theme:
@@ -97,8 +97,10 @@ class DesktopApp:
         self.tabs.pack(fill="both", expand=True, padx=8, pady=8)
         page = ttk.Frame(self.tabs)
         self.tabs.add(page, text="Generate")
-        self.form = Form(page, on_model=self.choose_model, on_preset=self.apply_preset)
-        self.form.pack(side="left", fill="y")
+        scroller = Scrolled(page)  # the form scrolls in its column at any window height
+        scroller.pack(side="left", fill="y")
+        self.form = Form(scroller.inner, on_model=self.choose_model, on_preset=self.apply_preset)
+        self.form.pack(fill="both", expand=True)
         out = ttk.Frame(page, padding=8)
         out.pack(side="left", fill="both", expand=True)
         buttons = ttk.Frame(out)
@@ -114,7 +116,7 @@ class DesktopApp:
                                                                    self.queue.update_button)
         self.status = ttk.Label(out, text="Connecting…", wraplength=460)
         self.status.pack(fill="x", pady=(8, 2))
-        self.progress = ttk.Progressbar(out, maximum=1000, mode="determinate")
+        self.progress = ttk.Progressbar(out, maximum=1000, mode="determinate", style=progress_style(root))
         self.progress.pack(fill="x")
         self.progress_text = ttk.Label(out, text="")
         self.progress_text.pack(fill="x")
@@ -134,6 +136,8 @@ class DesktopApp:
         self.tabs.add(self.history, text="History")
         self.error = ttk.Label(root, text="", foreground="#b91c1c", padding=(8, 0, 8, 8), wraplength=880)
         self.error.pack(fill="x")
+        wrap_to_width(out, self.status, self.summary)  # lines wrap at the column's width, whatever the window's
+        wrap_to_width(root, self.error)
         self.root.bind("<Control-Return>", lambda _e: self.generate())
         self.root.protocol("WM_DELETE_WINDOW", self.close)
         self.form.prompt.focus_set()
@@ -275,6 +279,8 @@ class DesktopApp:
             self.bridge.run(fetch_clip, self.client, self.downloads, job, done=self.on_clip, failed=self.show_error)
         elif job.status == "failed":
             self.show_error(f"Job failed: {job.error or 'unknown error'}")
+        if job.status != "succeeded":
+            self.player.clear()  # the last preview's noise is not a result
         self.refresh_history()
 
     def on_clip(self, result) -> None:
@@ -310,16 +316,11 @@ class DesktopApp:
         """Copy the clip to ``target`` (asked for when None); returns where it went."""
         try:
             clip = self.current_clip()
-            name = target or filedialog.asksaveasfilename(parent=self.root, initialfile=clip.name,
-                                                          defaultextension=clip.suffix)
+            name = target or filedialog.asksaveasfilename(parent=self.root, initialdir=str(clip.parent),
+                                                          initialfile=clip.name, defaultextension=clip.suffix)
             if not name:
                 return None
-            target = Path(name)
-            if target.suffix.lower() != clip.suffix.lower():
-                raise F.FormError(f"Save as: {target.name} must end in {clip.suffix} (the clip is {clip.suffix[1:]})")
-            tmp = target.with_name(target.name + ".part")
-            shutil.copyfile(clip, tmp)
-            tmp.replace(target)  # whole or absent
+            target = save_copy(clip, Path(name))
         except (F.FormError, OSError) as e:
             self.show_error(e if isinstance(e, F.FormError) else F.FormError(f"Save as: {e}"))
             return None
@@ -371,7 +372,8 @@ class DesktopApp:
         self.report()
 
     def delete(self, job) -> None:
-        if not self.confirm("Delete", f"Delete job {job.id} and its files on the server?"):
+        prompt = (job.request or {}).get("prompt") or job.id
+        if not self.confirm("Delete", f"Delete “{prompt}” ({job.id}) and its files on the server?"):
             return
         self.bridge.run(self.client.delete, job.id, done=lambda _j: self.refresh_history(), failed=self.show_error)
 

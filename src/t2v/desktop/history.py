@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 from t2v import frontend as F
 
-COLUMNS = (("status", "Status", 90), ("prompt", "Prompt", 340), ("seed", "Seed", 100), ("created", "Created", 150))
+COLUMNS = (("status", "Status", 90), ("prompt", "Prompt", 320), ("seed", "Seed", 100), ("created", "Created", 170))
 LIMIT = 200
 
 
@@ -32,8 +32,13 @@ class History(ttk.Frame):
                                   height=14)
         for name, title, width in COLUMNS:
             self.table.heading(name, text=title)
-            self.table.column(name, width=width, stretch=name == "prompt")
-        self.table.pack(fill="both", expand=True, pady=6)
+            self.table.column(name, width=width, minwidth=width if name != "prompt" else 120, stretch=name == "prompt")
+        rows = ttk.Frame(self)  # the table and its scroll bar: every job reachable, whatever the window's height
+        rows.pack(fill="both", expand=True, pady=6)
+        bar = ttk.Scrollbar(rows, orient="vertical", command=self.table.yview)
+        self.table.configure(yscrollcommand=bar.set)
+        self.table.pack(in_=rows, side="left", fill="both", expand=True)
+        bar.pack(side="right", fill="y")
         self.table.bind("<Double-1>", lambda _e: self.act(on_show))
         actions = ttk.Frame(self)
         actions.pack(fill="x")

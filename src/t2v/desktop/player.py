@@ -62,6 +62,12 @@ class Player:
         self.photos = [ImageTk.PhotoImage(image)]
         self.label.configure(image=self.photos[0])
 
+    def clear(self) -> None:
+        """Nothing shown (after a cancel: the noise of the last preview is not a result)."""
+        self.stop()
+        self.photos = []
+        self.label.configure(image="")
+
     def start(self, frames, fps: float) -> None:
         from PIL import ImageTk
 

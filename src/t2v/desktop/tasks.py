@@ -67,10 +67,31 @@ def fetch_clip(client, downloads: Path, job):
     if fmt is None:
         raise F.FormError("The job made no video file to play (ask for mp4, webm or gif)")
     downloads.mkdir(parents=True, exist_ok=True)
-    path = downloads / f"{job.id}.{fmt}"  # already here: a Range request finds nothing left, then a sha256 check
+    path = downloads / clip_name(job, fmt)  # already here: a Range request finds nothing left, then a sha256 check
     client.download(job.id, path, format=fmt)
     frames, fps = decode(path, max_side=VIEW_SIDE)
     return job.id, path, frames, fps
+
+
+def save_copy(clip: Path, target: Path) -> Path:
+    """Copy ``clip`` to ``target`` (whole or absent); FormError when ``target`` has another extension."""
+    if target.suffix.lower() != clip.suffix.lower():
+        raise F.FormError(f"Save as: {target.name} must end in {clip.suffix} (the clip is {clip.suffix[1:]})")
+    tmp = target.with_name(target.name + ".part")
+    shutil.copyfile(clip, tmp)
+    tmp.replace(target)
+    return target
+
+
+def clip_name(job, fmt: str) -> str:
+    """A downloaded clip's file name: its prompt, seed and the end of its job id
+    (``a-red-circle-moving-right-seed3-6hzkqg.mp4``: readable, and one job's clip never takes another's name)."""
+    from t2v.export.outputs import slugify  # deferred: imports numpy
+
+    request = job.request or {}
+    seed = request.get("seed")
+    stem = slugify(request.get("prompt") or "") or "t2v"
+    return f"{stem}{f'-seed{seed}' if seed is not None else ''}-{job.id[-6:].lower()}.{fmt}"
 
 
 def list_jobs(client, query: str | None) -> list:

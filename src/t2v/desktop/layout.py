@@ -1,0 +1,58 @@
+"""Layout helpers of the desktop window: a column that scrolls, labels that wrap to their column's width, and a
+progress bar thick enough to see."""
+
+from __future__ import annotations
+
+import tkinter as tk
+from tkinter import ttk
+
+PROGRESS_STYLE = "t2v.Horizontal.TProgressbar"
+
+
+class Scrolled(ttk.Frame):
+    """A vertically scrolling column: put widgets in ``inner``; the column is as wide as they are and scrolls
+    (scroll bar, mouse wheel) when the window is shorter than they are tall."""
+
+    def __init__(self, master) -> None:
+        super().__init__(master)
+        self.canvas = tk.Canvas(self, highlightthickness=0, borderwidth=0)
+        bar = ttk.Scrollbar(self, orient="vertical", command=self.canvas.yview)
+        self.canvas.configure(yscrollcommand=bar.set)
+        bar.pack(side="right", fill="y")
+        self.canvas.pack(side="left", fill="both", expand=True)
+        self.inner = ttk.Frame(self.canvas)
+        self.canvas.create_window((0, 0), window=self.inner, anchor="nw")
+        self.inner.bind("<Configure>", self.fit)
+        for sequence in ("<MouseWheel>", "<Button-4>", "<Button-5>"):
+            self.inner.bind_all(sequence, self.wheel, add="+")
+
+    def fit(self, _event=None) -> None:
+        self.canvas.configure(scrollregion=self.canvas.bbox("all"), width=self.inner.winfo_reqwidth())
+
+    def wheel(self, event) -> None:
+        widget = event.widget
+        while widget is not None and widget is not self.inner:  # only over this column
+            widget = getattr(widget, "master", None)
+        if widget is None:
+            return
+        step = -1 if getattr(event, "num", 0) == 4 or getattr(event, "delta", 0) > 0 else 1
+        self.canvas.yview_scroll(step, "units")
+
+
+def wrap_to_width(container, *labels, margin: int = 16) -> None:
+    """Keep each of ``labels`` wrapping at ``container``'s width (less ``margin``) as the window is resized."""
+    def wrap(event) -> None:
+        if event.widget is not container:  # (a toplevel's binding sees its children's events too)
+            return
+        width = max(200, event.width - margin)
+        for label in labels:
+            if int(label.cget("wraplength") or 0) != width:
+                label.configure(wraplength=width)
+
+    container.bind("<Configure>", wrap, add="+")
+
+
+def progress_style(root) -> str:
+    """The progress bar's style: 14 px thick (the theme's default is a hairline)."""
+    ttk.Style(root).configure(PROGRESS_STYLE, thickness=14)
+    return PROGRESS_STYLE
