@@ -28,7 +28,10 @@ from tests.api.test_server import Server
 
 #: A job small enough that 50 of them run in about a minute on two cores, with steps to be killed in.
 SOAK_JOB = {"num_frames": 4, "width": 32, "height": 32, "num_inference_steps": 6, "formats": ["mp4"]}
-SOAK_ENV = {"T2V_CHECKPOINT_EVERY": "2", "T2V_HEARTBEAT_S": "0.3", "T2V_STALE_AFTER_S": "3", "OMP_NUM_THREADS": "1"}
+# T2V_MAX_ATTEMPTS above the kills: a job the random killer happens to hit three times would otherwise fail by
+# design (tests/api/test_chaos.py checks that limit); here every job must come through every kill.
+SOAK_ENV = {"T2V_CHECKPOINT_EVERY": "2", "T2V_HEARTBEAT_S": "0.3", "T2V_STALE_AFTER_S": "3", "OMP_NUM_THREADS": "1",
+            "T2V_MAX_ATTEMPTS": "10"}
 
 
 @dataclass
@@ -44,6 +47,7 @@ class Figures:
     lost: int = 0  # submits acknowledged that no server lists
     leftovers: list[str] = field(default_factory=list)  # checkpoints, torn writes, files of unknown jobs
     bad_files: list[str] = field(default_factory=list)  # a succeeded job whose video does not decode as asked
+    failures: list[str] = field(default_factory=list)  # each job that did not succeed: status, attempts, error
     submit_to_start_s: list[float] = field(default_factory=list)
     status_s: list[float] = field(default_factory=list)  # each status request's latency (answered ones)
     wall_s: float = 0.0
@@ -59,7 +63,7 @@ class Figures:
         return {"jobs": self.jobs, "clients": self.clients, "servers": self.servers, "kills": self.kills,
                 "succeeded": self.succeeded, "attempts": self.attempts_total, "max_attempts": self.attempts_max,
                 "duplicates": self.duplicates, "lost": self.lost, "leftovers": len(self.leftovers),
-                "bad_files": len(self.bad_files),
+                "bad_files": len(self.bad_files), "failures": self.failures,
                 "submit_to_start_median_s": round(statistics.median(self.submit_to_start_s), 2),
                 "submit_to_start_p99_s": round(self.p(self.submit_to_start_s, 0.99), 2),
                 "status_median_ms": round(1000 * statistics.median(self.status_s), 1),
@@ -199,6 +203,8 @@ def run_soak(home: Path, model, *, n_servers: int, n_jobs: int = 50, n_clients: 
             figures.attempts_total += job["attempts"]
             figures.attempts_max = max(figures.attempts_max, job["attempts"])
             if job["status"] != "succeeded":
+                figures.failures.append(f"{job['id']}: {job['status']} after {job['attempts']} attempts: "
+                                        f"{job.get('error')}")
                 continue
             figures.succeeded += 1
             row = next(r for r in rows if r.id == job["id"])

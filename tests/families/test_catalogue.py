@@ -46,8 +46,10 @@ def test_registry_entries_fit_their_families():
     for spec in REGISTRY.values():
         fam = families[spec.family]
         assert spec.license and set(spec.tasks) <= set(TASKS), spec.id
-        modes = {"t2v": "video", "i2v": "i2v", "image": "image"}
+        modes = {"t2v": "video", "i2v": "i2v", "image": "image", "flf": "i2v", "control": "video"}
         assert {modes[t] for t in spec.tasks} <= set(fam.modes), f"{spec.id}: {spec.tasks} vs {fam.modes}"
+        assert ("flf" not in spec.tasks or fam.takes_last_image(None)) and (
+            "control" not in spec.tasks or fam.takes_control(None)), spec.id  # the family has the input
         assert {"width", "height", "num_frames", "fps", "num_inference_steps"} <= set(spec.defaults), spec.id
     hunyuan = [s for s in REGISTRY.values() if s.family == "hunyuan"]
     assert all("European Union" in s.license_notice and "South Korea" in s.license_notice for s in hunyuan)
