@@ -203,13 +203,13 @@ def test_web_page_handlers_store_the_image_once_and_remix_gives_it_back(settings
     second, _ = H.submit(service, form, image=upload_path)
     ref = service.get(first).request["image"]
     assert service.get(second).request["image"] == ref  # the same picture: the same asset
-    assert H.remix_image(service, first).read_bytes() == upload_path.read_bytes()
-    assert H.remix_image(service, H.submit(service, {**form, "model": None, "num_frames": 4})[0]) is None
+    assert H.remix_file(service, first).read_bytes() == upload_path.read_bytes()
+    assert H.remix_file(service, H.submit(service, {**form, "model": None, "num_frames": 4})[0]) is None
     (tmp_path / "gradio" / "bad.png").write_bytes(b"nope")
     with pytest.raises(H.UIError, match="First frame: .*is not an image"):
         H.submit(service, form, image=tmp_path / "gradio" / "bad.png")
     service.delete_asset(ref)
-    assert H.remix_image(service, first) is None
+    assert H.remix_file(service, first) is None
 
 
 def test_image_to_video_job_runs_and_its_record_keeps_the_image_sha256(client, tiny_i2v):

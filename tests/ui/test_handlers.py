@@ -488,7 +488,7 @@ def test_a_first_and_last_frame_from_the_page_make_a_first_last_frame_job_and_co
         assert r.request["last_image"] != r.request["image"]
         record = r.result  # the job's record
         assert record["last_image_sha256"] and record["image_sha256"]
-        back = H.remix_image(svc, job_id, None, "last_image")
+        back = H.remix_file(svc, job_id, None, "last_image")
         assert back is not None and back.read_bytes() == frames[1].read_bytes()
     finally:
         svc.stop()
@@ -526,7 +526,7 @@ def test_control_clips_and_references_from_the_page_make_a_vace_job_and_come_bac
         r = svc.get(job_id)
         assert len(r.request["reference_images"]) == 2 and r.request["control_scale"] == 0.6
         assert r.result["control_video_sha256"] and len(r.result["reference_images_sha256"]) == 2
-        assert H.remix_image(svc, job_id, None, "control_video").read_bytes() == (tmp_path / "pose.mp4").read_bytes()
+        assert H.remix_file(svc, job_id, None, "control_video").read_bytes() == (tmp_path / "pose.mp4").read_bytes()
         assert [p.read_bytes() for p in H.remix_references(svc, job_id)] == [p.read_bytes() for p in refs]
         assert H.remix(svc, job_id)["control_scale"] == 0.6
     finally:

@@ -16,14 +16,15 @@ from rich.markup import escape
 
 from t2v.cli.common import out, print_record
 from t2v.errors import Cancelled, InvalidRequest, T2VError
+from t2v.requests import FILE_FIELDS
 from t2v.cli.watch import connected, follow
 
 # Flags the server decides for itself (its T2V_* settings), with the values that leave them to it.
 SERVER_SIDE = {"device": ("auto", "T2V_DEVICE"), "dtype": ("auto", "T2V_DTYPE"), "memory": ("auto", "T2V_MEMORY"),
                "attention": ("auto", "T2V_ATTENTION"), "weights": ("auto", "T2V_WEIGHTS"),
                "compile": (False, "T2V_COMPILE")}
-# Files a request names that are uploaded from here; the job gets their asset ids (image: sent with the request)
-LOCAL_FILES = ("image", "last_image", "video", "extend", "control_video", "mask_video", "reference_images")
+# Files a request names are uploaded from here; the job gets their asset ids (image: sent with the request)
+LOCAL_FILES = FILE_FIELDS
 NOT_SENT = {"mode", "prompt", *SERVER_SIDE, *LOCAL_FILES}
 EXTENSIONS = {"mp4": ".mp4", "webm": ".webm", "gif": ".gif"}
 

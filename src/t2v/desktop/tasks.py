@@ -67,7 +67,7 @@ def fetch_clip(client, downloads: Path, job):
     if fmt is None:
         raise F.FormError("The job made no video file to play (ask for mp4, webm or gif)")
     downloads.mkdir(parents=True, exist_ok=True)
-    path = downloads / clip_name(job, fmt)  # already here: a Range request finds nothing left, then a sha256 check
+    path = downloads / F.clip_filename(job.request, f".{fmt}", tag=job.id[-6:].lower())  # already here: a Range request finds nothing left, then a sha256 check
     client.download(job.id, path, format=fmt)
     frames, fps = decode(path, max_side=VIEW_SIDE)
     return job.id, path, frames, fps
@@ -81,17 +81,6 @@ def save_copy(clip: Path, target: Path) -> Path:
     shutil.copyfile(clip, tmp)
     tmp.replace(target)
     return target
-
-
-def clip_name(job, fmt: str) -> str:
-    """A downloaded clip's file name: its prompt, seed and the end of its job id
-    (``a-red-circle-moving-right-seed3-6hzkqg.mp4``: readable, and one job's clip never takes another's name)."""
-    from t2v.export.outputs import slugify  # deferred: imports numpy
-
-    request = job.request or {}
-    seed = request.get("seed")
-    stem = slugify(request.get("prompt") or "") or "t2v"
-    return f"{stem}{f'-seed{seed}' if seed is not None else ''}-{job.id[-6:].lower()}.{fmt}"
 
 
 def list_jobs(client, query: str | None) -> list:

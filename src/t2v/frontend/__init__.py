@@ -6,18 +6,18 @@ Gradio, Tk, web or database imports, so each front end feeds it from wherever it
 in-process service or :mod:`t2v.client`).
 """
 
-from t2v.frontend.forms import (ADAPTER_DEFAULTS, CONTROL_DEFAULTS, FILE_KEYS, VIDEO_FILE_KEYS, DEFAULT_FORMATS, FEW_STEP_CHOICES, FORM_KEYS, INTERPOLATE_CHOICES, INTERPOLATION_CHOICES, LABELS,
+from t2v.frontend.forms import (ADAPTER_DEFAULTS, CONTROL_DEFAULTS, VIDEO_FILE_KEYS, DEFAULT_FORMATS, FEW_STEP_CHOICES, FORM_KEYS, INTERPOLATE_CHOICES, INTERPOLATION_CHOICES, LABELS,
                                 LONG_DEFAULTS, LONG_KEYS, PLAYER_FORMAT, POST_DEFAULTS, POST_KEYS, PRESETS, SEED_MODES,
                                 UPSCALE_CHOICES, UPSCALER_CHOICES, FormError, FormLimits, default_form, is_sequence,
                                 long_fields, long_form, number, post_fields, post_form, preset, readable, remix_form,
                                 remix_target, request_fields, resolve_seed, schedule_lines, adapter_fields,
                                 adapter_form, control_fields)
 from t2v.frontend.history import caption, filter_jobs, matches
-from t2v.frontend.views import FINISHED, STAGES, JobView, format_seconds, post_summary, progress_label, view_of
+from t2v.frontend.views import FINISHED, STAGES, JobView, clip_filename, format_seconds, post_summary, progress_label, view_of
 
-__all__ = ["ADAPTER_DEFAULTS", "CONTROL_DEFAULTS", "FILE_KEYS", "VIDEO_FILE_KEYS", "control_fields", "FEW_STEP_CHOICES", "adapter_fields", "adapter_form", "DEFAULT_FORMATS", "FORM_KEYS", "INTERPOLATE_CHOICES", "INTERPOLATION_CHOICES", "LABELS", "LONG_DEFAULTS",
+__all__ = ["ADAPTER_DEFAULTS", "CONTROL_DEFAULTS", "VIDEO_FILE_KEYS", "control_fields", "FEW_STEP_CHOICES", "adapter_fields", "adapter_form", "DEFAULT_FORMATS", "FORM_KEYS", "INTERPOLATE_CHOICES", "INTERPOLATION_CHOICES", "LABELS", "LONG_DEFAULTS",
            "LONG_KEYS", "PLAYER_FORMAT", "POST_DEFAULTS", "POST_KEYS", "PRESETS", "SEED_MODES", "UPSCALE_CHOICES",
            "UPSCALER_CHOICES", "FormError", "FormLimits", "default_form", "is_sequence", "long_fields", "long_form",
            "number", "post_fields", "post_form", "preset", "readable", "remix_form", "remix_target", "request_fields",
            "resolve_seed", "schedule_lines", "caption", "filter_jobs", "matches", "FINISHED", "STAGES", "JobView",
-           "format_seconds", "post_summary", "progress_label", "view_of"]
+           "clip_filename", "format_seconds", "post_summary", "progress_label", "view_of"]

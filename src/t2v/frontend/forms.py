@@ -30,8 +30,7 @@ LONG_DEFAULTS = {"seconds": None, "prompt_schedule": "", "overlap": None, "conti
 # preset (auto: what a known distill implies; none: the form's own steps and guidance)
 ADAPTER_DEFAULTS = {"loras": "", "preset": "auto"}
 CONTROL_DEFAULTS = {"control_scale": 1.0, "fit": False}  # VACE's strength, and fitting its clips to the output
-#: The files a video form sends beside its fields (each kept as an asset of the key; reference images: a list).
-FILE_KEYS = ("image", "last_image", "control_video", "mask_video", "reference_images")
+#: The clips a video form sends beside its fields (each kept as an asset of the key).
 VIDEO_FILE_KEYS = ("control_video", "mask_video")
 FEW_STEP_CHOICES = ("auto", *FEW_STEP_PRESETS, "none")
 OFF = "Off"
@@ -237,6 +236,12 @@ def adapter_fields(form: dict[str, Any]) -> dict[str, Any]:
     preset = str(form.get("preset") or "").strip()
     if preset and preset != ADAPTER_DEFAULTS["preset"]:
         fields["preset"] = preset
+    return checked(fields)
+
+
+def checked(fields: dict[str, Any]) -> dict[str, Any]:
+    """``fields`` (a part of the form) if a request could have them; else FormError naming the field, before
+    anything is sent."""
     if fields:
         try:
             GenerationRequest(prompt="-", **fields)
@@ -335,13 +340,7 @@ def long_fields(form: dict[str, Any]) -> dict[str, Any]:
     fields = {"seconds": number(form, "seconds", float) or None,
               "prompt_schedule": schedule_lines(form.get("prompt_schedule")) or None,
               "overlap": number(form, "overlap"), "continue_strength": number(form, "continue_strength", float)}
-    fields = {k: v for k, v in fields.items() if v is not None}
-    if fields:
-        try:
-            GenerationRequest(prompt="-", **fields)
-        except InvalidRequest as e:
-            raise readable(e) from None
-    return fields
+    return checked({k: v for k, v in fields.items() if v is not None})
 
 
 def resolve_seed(mode: str | None, seed: Any = None, *, last_seed: int | None = None,

@@ -156,3 +156,14 @@ def view_of(job) -> JobView:
         v.post = metadata.get("postprocess") or None
         v.long = metadata.get("long") or None
     return v
+
+
+def clip_filename(request: dict[str, Any] | None, suffix: str, tag: str = "") -> str:
+    """A downloaded file's name: the job's prompt and seed (``a-red-circle-moving-right-seed3.mp4``), then
+    ``tag`` where two jobs must never share a name."""
+    from t2v.export.outputs import slugify  # deferred: imports numpy
+
+    request = request or {}
+    seed = request.get("seed")
+    parts = [slugify(request.get("prompt") or ""), *([f"seed{seed}"] if seed is not None else []), *([tag] if tag else [])]
+    return "-".join(parts) + suffix

@@ -24,6 +24,9 @@ MAX_TEXT = 20_000  # characters of a prompt (a server's T2V_MAX_PROMPT_CHARS is 
 # Fields that decide how a run computes, not (beyond rounding) what it makes: recorded beside the request fields.
 ENGINE_FIELDS = ("formats", "crf", "device", "dtype", "memory", "attention", "compile")
 
+# Fields that name input files (reference_images: several), read by the run, uploaded by a remote client.
+FILE_FIELDS = ("image", "last_image", "video", "extend", "control_video", "mask_video", "reference_images")
+
 # Fields a model's defaults can fill in (None in the request = "use the model's default").
 DEFAULTABLE = ("negative_prompt", "width", "height", "num_frames", "fps", "guidance_scale", "num_inference_steps",
                "scheduler")

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Callable
 from t2v.export.outputs import check_outputs
 from t2v.extend.run import load_clip, run_long
 from t2v.families import RunContext
-from t2v.requests import GenerationResult
+from t2v.requests import FILE_FIELDS, GenerationResult
 from t2v.runner.core import ProgressCallback, Run, finish, observe_times, start
 from t2v.sampling.vae import to_uint8
 from t2v.settings import Settings
@@ -20,8 +20,8 @@ if TYPE_CHECKING:
 
 def input_files(request) -> list:
     """The files a video request reads (none may be overwritten by its outputs)."""
-    names = [getattr(request, n, None) for n in ("extend", "video", "image", "last_image", "control_video", "mask_video")]
-    return [*names, *getattr(request, "reference_images", ())]
+    values = [getattr(request, n, None) for n in FILE_FIELDS]
+    return [v for value in values for v in (value if isinstance(value, tuple) else (value,))]
 
 
 def generate_video(request, *, on_progress: ProgressCallback | None = None, should_cancel: Callable[[], bool] | None = None,

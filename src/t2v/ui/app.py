@@ -10,6 +10,7 @@ download buttons, seed and timings, and a refreshed history.
 
 import logging
 import os
+from pathlib import Path
 
 from t2v import frontend as F
 from t2v.ui.inputs import adapter_inputs, control_inputs, frame_inputs, run_inputs
@@ -180,7 +181,7 @@ def build_ui(service, *, header: str = HEADER):
                 out[figure] = gr.update(value=path, visible=path is not None)
             for fmt, button in downloads.items():  # named after the prompt and the seed
                 source = v.downloads.get(fmt)
-                path = copy(source, H.download_name(v, source)) if source is not None else None
+                path = copy(source, F.clip_filename(v.request, Path(source).suffix)) if source is not None else None
                 out[button] = gr.update(value=path, visible=path is not None)
             return out
 
@@ -282,9 +283,9 @@ def build_ui(service, *, header: str = HEADER):
             text = {k: "" if values[k] is None else f"{values[k]:g}" for k in ("overlap", "continue_strength")}
             return {**{form[k]: values[k] for k in H.FORM_KEYS}, seed: str(values["seed"]), status: loaded,
                     seconds: values["seconds"] or 0, overlap: text["overlap"], strength: text["continue_strength"],
-                    image: publish(H.remix_image(service, jid, token)),
-                    last_image: publish(H.remix_image(service, jid, token, "last_image")), tabs: gr.Tabs(selected="video"),
-                    **{c: publish(H.remix_image(service, jid, token, k)) for k, c in zip(F.VIDEO_FILE_KEYS, clips)},
+                    image: publish(H.remix_file(service, jid, token)),
+                    last_image: publish(H.remix_file(service, jid, token, "last_image")), tabs: gr.Tabs(selected="video"),
+                    **{c: publish(H.remix_file(service, jid, token, k)) for k, c in zip(F.VIDEO_FILE_KEYS, clips)},
                     **dict(zip(refs, [*map(publish, H.remix_references(service, jid, token)), *[None] * len(refs)]))}
 
         def on_model(m, token):  # the inputs this model takes are shown (a hidden one is emptied), its example

@@ -92,17 +92,7 @@ def prompt_example(service, model: str | None = None) -> str:
     return (spec.prompt_example if spec is not None else "") or PROMPT_EXAMPLE
 
 
-def download_name(view, path: str | Path) -> str:
-    """A download's file name: the job's prompt and seed (``a-red-circle-moving-right-seed3.mp4``)."""
-    from t2v.export.outputs import slugify  # deferred: imports numpy
-
-    request = getattr(view, "request", None) or {}
-    seed = request.get("seed")
-    stem = slugify(request.get("prompt") or "") or "t2v"
-    return f"{stem}{f'-seed{seed}' if seed is not None else ''}{Path(path).suffix}"
-
-
-TASK_GROUPS = (("t2v", "video"), ("i2v", "image-to-video"), ("image", "image"))
+TASK_GROUPS = (("t2v", "video"), ("i2v", "image-to-video"), ("image", "image"))  # the first a model's tasks name
 
 
 def model_choices(service) -> list[tuple[str, str]]:
@@ -111,18 +101,17 @@ def model_choices(service) -> list[tuple[str, str]]:
     here first in each group; each label says whether it is here, its download size, GPU memory and licence."""
     settings = service.settings
     own = public_model(settings, settings.default_model)
-    out = [(f"{own} · this server's model · ready", own)]
-    ranked = sorted((spec for spec in REGISTRY.values() if spec.id != own and own not in spec.aliases),
-                    key=lambda s: (next(i for i, (t, _) in enumerate(TASK_GROUPS) if t in s.tasks or t == "image"),
-                                   not is_present(s.id, settings)))
-    for spec in ranked:
-        group = next(label for task, label in TASK_GROUPS if task in spec.tasks or task == "image")
-        here = ("ready" if is_present(spec.id, settings) else
-                f"downloads at first use, {spec.download_gb:g} GB" if settings.allow_downloads else
-                f"not downloaded, {spec.download_gb:g} GB")
-        out.append((f"{spec.id} · {group} · {here} · ~{spec.vram_gb:g} GB VRAM · {spec.license.split(' (')[0]}",
-                    spec.id))
-    return out
+    rows = []
+    for spec in REGISTRY.values():
+        if spec.id == own or own in spec.aliases:
+            continue
+        group = next((i for i, (task, _) in enumerate(TASK_GROUPS) if task in spec.tasks), len(TASK_GROUPS) - 1)
+        here = is_present(spec.id, settings)  # (once a model: a cached one's folder is read)
+        state = ("ready" if here else f"downloads at first use, {spec.download_gb:g} GB" if settings.allow_downloads
+                 else f"not downloaded, {spec.download_gb:g} GB")
+        label = f"{spec.id} · {TASK_GROUPS[group][1]} · {state} · ~{spec.vram_gb:g} GB VRAM · {spec.license.split(' (')[0]}"
+        rows.append(((group, not here), (label, spec.id)))
+    return [(f"{own} · this server's model · ready", own), *(choice for _, choice in sorted(rows, key=lambda r: r[0]))]
 
 
 def model_note(service, model: str | None) -> str:
@@ -206,16 +195,16 @@ def submit(service, form: dict[str, Any], *, token: str | None = None, last_seed
         for field, value in {"image": image, "last_image": last_image, **(files or {})}.items():
             if field == "reference_images":
                 if refs := [str(p) for p in value or () if p]:
-                    fields[field] = [image_asset(service, Path(p), key_row, field=field) for p in refs]
+                    fields[field] = [file_asset(service, Path(p), key_row, field=field) for p in refs]
             elif value:
-                fields[field] = image_asset(service, Path(value), key_row, field=field)
+                fields[field] = file_asset(service, Path(value), key_row, field=field)
         job, _ = service.submit(fields, api_key=key_row)
     except T2VError as e:
         raise readable(e) from None
     return job.id, int(job.request["seed"])
 
 
-def image_asset(service, path: Path, key_row, field: str = "image") -> str:
+def file_asset(service, path: Path, key_row, field: str = "image") -> str:
     """The asset id of an uploaded image or video file (the form's ``field``), stored for ``key_row`` (an
     existing asset with the same bytes is reused)."""
     from t2v.inputs import MAX_IMAGE_BYTES, MAX_VIDEO_BYTES  # deferred: imports numpy
@@ -230,7 +219,7 @@ def image_asset(service, path: Path, key_row, field: str = "image") -> str:
     return service.add_asset(data, path.name, key_row, reuse=True, field=field)["id"]
 
 
-def remix_image(service, job_id: str | None, token: str | None = None, field: str = "image") -> Path | None:
+def remix_file(service, job_id: str | None, token: str | None = None, field: str = "image") -> Path | None:
     """The file a past job was given as ``field`` (``image``, ``last_image``, ``control_video``, ``mask_video``:
     its asset's file), or None: none given, or the asset was deleted."""
     ref = (get_job(service, job_id, token).request or {}).get(field)
@@ -383,5 +372,5 @@ def delete(service, job_id: str | None, token: str | None = None) -> str:
 
 __all__ = ["DEFAULT_FORMATS", "LABELS", "STAGES", "FORM_KEYS", "SEED_MODES", "PRESETS", "SCHEDULERS", "FORMATS", "DOWNLOAD_FORMATS", "UIError", "JobView",
            "auth_required", "authorize", "check_key", "limits", "model_choices", "preset",
-           "default_form", "remix", "remix_image", "image_asset", "request_fields", "submit", "view", "progress_html",
+           "default_form", "remix", "remix_file", "file_asset", "request_fields", "submit", "view", "progress_html",
            "cancel", "pause", "resume", "set_priority", "update_queued", "delete", "readable", "format_seconds", "get_job"]
