@@ -154,3 +154,16 @@ def test_the_planner_counts_the_control_stream(models):
     vace = family.measure(models["wan-vace"], F, H, W, 1, False, 1)
     plain = family.measure(models["wan"], F, H, W, 1, False, 1)
     assert vace["step_flops"] > plain["step_flops"] and vace["acts"]["vae"] >= plain["acts"]["vae"]
+
+
+def test_a_run_of_334_steps_or_more_completes_where_stock_fails(models):
+    """From 334 steps the flow schedule's first two timesteps are equal (999, 999): a scheduler that finds its first
+    step by timestep (the stock VACE and image-to-video pipelines) starts one step late and fails on the last one
+    (UniPC's ``this_order > 0``). t2v starts at step 0 as WanPipeline does."""
+    from diffusers import UniPCMultistepScheduler
+
+    s = UniPCMultistepScheduler.from_pretrained(models["wan-vace"], subfolder="scheduler")
+    s.set_timesteps(334)
+    assert s.timesteps[0] == s.timesteps[1]
+    frames, result = run(models["wan-vace"], num_inference_steps=334, guidance_scale=1.0)
+    assert frames.shape == (F, H, W, 3) and result.request.num_inference_steps == 334

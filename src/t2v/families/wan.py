@@ -163,11 +163,15 @@ class WanFamily(GroupOffload, DiffusersLora):
         if i2v:
             with resident(vae, device, memory.offload):
                 cond = image_condition(vae, ctx.image, request, latents, expand, last=ctx.last_image)
-        elif vace:  # the control stream (WanVACEPipeline sets no begin index)
+        elif vace:  # the control stream
             with resident(vae, device, memory.offload):
                 cond.control, cond.control_scale = wan_vace.condition(vae, first, ctx.control, request, device)
-        elif ctx.video is None:  # (video-to-video set its own begin index)
-            scheduler.set_begin_index(0)  # WanPipeline does; WanImageToVideoPipeline does not
+        if ctx.video is None:  # (video-to-video set its own begin index)
+            # As WanPipeline does. The image-to-video and VACE pipelines leave it to the scheduler, which finds the
+            # first step by its timestep: from 334 steps on the first two are equal (999, 999), so it starts one
+            # step late and fails on the last one. Where the first is unique (the stock pipelines' working range)
+            # both start at 0: the same frames.
+            scheduler.set_begin_index(0)
 
         state = LoopState(latents)
         checkpoints = Checkpoints(ctx, model, request, scheduler, generator, ctx.image, ctx.video)
