@@ -557,10 +557,11 @@ def test_a_fast_preview_of_t2v_shapes_still_shows_the_shape(tmp_path):
 def test_the_inputs_a_model_takes_follow_the_model(idle, tmp_path):
     from t2v.families import make_tiny_model
 
-    assert H.model_inputs(idle) == ()  # the tiny ModelScope model: text only
-    assert H.model_inputs(idle, "Wan-AI/Wan2.1-FLF2V-14B-720P-diffusers") == ("image", "last_image")
+    assert H.model_inputs(idle) == ("video", "extend")  # the tiny ModelScope model: text, or a clip to start from
+    assert H.model_inputs(idle, "Wan-AI/Wan2.1-FLF2V-14B-720P-diffusers") == ("image", "last_image", "video", "extend")
     assert H.model_inputs(idle, "wan2.1-vace-1.3b") == ("control_video", "mask_video", "reference_images")
-    assert H.model_inputs(idle, "Lightricks/LTX-Video") == ("image",)
+    assert H.model_inputs(idle, "Lightricks/LTX-Video") == ("image", "video", "extend")
+    assert H.model_inputs(idle, "stable-diffusion-v1-5/stable-diffusion-v1-5") == ()  # images: no clip
     vace = make_tiny_model("wan-vace", tmp_path / "vace", seed=0)  # a folder: read from it (under the roots)
     assert H.model_inputs(idle, str(vace)) == ("control_video", "mask_video", "reference_images")
 

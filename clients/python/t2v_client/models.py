@@ -117,7 +117,8 @@ class ModelRules(Result):
     schedulers: list[str] | None = None
     modes: list[str] = Field(default_factory=lambda: ["video"])
     inputs: list[str] = Field(default_factory=list, description=(
-        "The request's input fields the model takes: image, last_image, control_video, mask_video, reference_images"))
+        "The request's input fields the model takes: image, last_image, video, extend, control_video, mask_video, "
+        "reference_images"))
 
 
 class Model(Result):
@@ -133,6 +134,7 @@ class Model(Result):
     vram_gb: float | None = None
     aliases: list[str] = Field(default_factory=list)
     bundled: bool = False
+    present: bool | None = Field(None, description="Whether it runs on this server without a download")
     base_model: str | None = None
     rules: ModelRules | None = Field(None, description="What the model accepts (sizes, frame counts, modes)")
 
@@ -152,6 +154,7 @@ class ModelList(Result):
     default: str | None = None
     items: list[Model] = Field(default_factory=list)
     limits: Limits = Field(default_factory=Limits)
+    downloads: bool = Field(False, description="Whether this server downloads a model that is not here at first use")
 
 
 class Asset(Result):

@@ -56,7 +56,7 @@ LABELS = {
     "overlap": "Overlap", "continue_strength": "Continue strength", "extend": "Extend", "loras": "LoRAs",
     "preset": "Few-step preset", "last_image": "Last frame", "control_video": "Control video",
     "mask_video": "Mask video", "reference_images": "Reference images", "control_scale": "Control strength",
-    "fit": "Fit control clips",
+    "fit": "Fit control clips", "video": "Your video", "strength": "Strength",
 }
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from t2v.errors import T2VError
 from t2v.families import get_family
 from t2v.models.registry import REGISTRY, lookup
+from t2v.models.allowlist import is_present
 from t2v.models.spec import TASK_INPUTS
 from t2v.models.source import as_path, local_folder, model_defaults
 from t2v.models.publicnames import public_model
@@ -31,6 +32,9 @@ def rules_of(family_name: str, path, tasks=()) -> dict[str, Any] | None:
                       *(TASK_INPUTS["control"] if family.takes_control(path) else ())]
         else:
             inputs = list(dict.fromkeys(f for t in tasks for f in TASK_INPUTS.get(t, ())))
+        if "video" in r.modes and "control_video" not in inputs:  # a clip to start from (VACE takes its own)
+            inputs += [*(("video",) if family.encodes_video else ()),
+                       *(("extend",) if family.encodes_video or "i2v" in r.modes else ())]
     except (T2VError, KeyError, OSError, ValueError) as e:
         logger.debug("no rules for %s (%s): %s", family_name, path, e)
         return None
@@ -46,7 +50,7 @@ def model_list(settings) -> dict[str, Any]:
         try:
             family, defaults = model_defaults(default)
             rules = rules_of(family, as_path(default))
-            items.append({"id": public_model(settings, default), "family": family,
+            items.append({"id": public_model(settings, default), "family": family, "present": True,
                           "description": "This server's model (a local folder)",
                           "defaults": defaults, "rules": rules,
                           "tasks": [TASKS[m] for m in (rules or {}).get("modes", ["video"])]})
@@ -55,8 +59,9 @@ def model_list(settings) -> dict[str, Any]:
     for spec in REGISTRY.values():
         item = spec.to_dict()
         item["rules"] = rules_of(spec.family, local_folder(spec.id), spec.tasks)
+        item["present"] = is_present(spec.id, settings)
         items.append(item)
     default = public_model(settings, default)  # a folder's public name: no server path in the answer
     items.sort(key=lambda m: m["id"] != default and default not in m.get("aliases", []))  # the default first
-    return {"default": default, "items": items,
+    return {"default": default, "items": items, "downloads": bool(settings.allow_downloads),
             "limits": {"max_frames": settings.max_frames, "max_steps": settings.max_steps, "max_side": settings.max_side}}

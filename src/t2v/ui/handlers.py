@@ -19,7 +19,7 @@ from t2v.errors import T2VError
 from t2v.frontend import (DEFAULT_FORMATS, FINISHED, FORM_KEYS, LABELS, PLAYER_FORMAT, PRESETS, SEED_MODES, STAGES,
                           format_seconds, readable)
 from t2v.requests import FORMATS, SCHEDULERS
-from t2v.contract import Limits, Model
+from t2v.contract import Limits, Model, ModelList
 from t2v.models.source import as_path, local_folder, looks_like_path, model_defaults
 from t2v.models.registry import REGISTRY, lookup
 from t2v.models.allowlist import check_allowed, is_present
@@ -92,39 +92,28 @@ def prompt_example(service, model: str | None = None) -> str:
     return (spec.prompt_example if spec is not None else "") or PROMPT_EXAMPLE
 
 
-TASK_GROUPS = (("t2v", "video"), ("i2v", "image-to-video"), ("image", "image"))  # the first a model's tasks name
+def catalogue(service):
+    """The models this server can run, as ``GET /v1/models`` answers (a :class:`t2v.contract.ModelList`)."""
+    from t2v.service.catalogue import model_list  # deferred: imports alembic, httpx, PIL
+
+    return ModelList.model_validate(model_list(service.settings))
 
 
 def model_choices(service) -> list[tuple[str, str]]:
-    """The page's model menu as (label, value): the server's model first (a folder by its public name, no server
-    path), then the registry grouped by what each makes (video, image-to-video only, images), the ones that run
-    here first in each group; each label says whether it is here, its download size, GPU memory and licence."""
-    settings = service.settings
-    own = public_model(settings, settings.default_model)
-    rows = []
-    for spec in REGISTRY.values():
-        if spec.id == own or own in spec.aliases:
-            continue
-        group = next((i for i, (task, _) in enumerate(TASK_GROUPS) if task in spec.tasks), len(TASK_GROUPS) - 1)
-        here = is_present(spec.id, settings)  # (once a model: a cached one's folder is read)
-        state = ("ready" if here else f"downloads at first use, {spec.download_gb:g} GB" if settings.allow_downloads
-                 else f"not downloaded, {spec.download_gb:g} GB")
-        label = f"{spec.id} · {TASK_GROUPS[group][1]} · {state} · ~{spec.vram_gb:g} GB VRAM · {spec.license.split(' (')[0]}"
-        rows.append(((group, not here), (label, spec.id)))
-    return [(f"{own} · this server's model · ready", own), *(choice for _, choice in sorted(rows, key=lambda r: r[0]))]
+    """The page's model menu as (label, value), as the desktop app shows it (:func:`t2v.frontend.model_menu`):
+    the server's model first (a folder by its public name, no server path), then the registry grouped by what
+    each makes, each label saying whether it is here, its download size, GPU memory and licence."""
+    return F.model_menu(catalogue(service))
 
 
 def model_note(service, model: str | None) -> str:
     """One sentence on a model that is not here (what happens at Generate), or "" when it runs here."""
     settings = service.settings
-    model = accept_public_model(settings, model) or settings.default_model
-    spec = lookup(model)
-    if spec is None or is_present(spec.id, settings):
+    spec = lookup(accept_public_model(settings, model) or settings.default_model)
+    if spec is None:
         return ""
-    if settings.allow_downloads:
-        return f"{spec.id} is not on this server yet: the first Generate downloads it ({spec.download_gb:g} GB)."
-    return (f"{spec.id} is not downloaded on this server ({spec.download_gb:g} GB): its admin can fetch it with "
-            f"`t2v models pull {spec.id}`.")
+    entry = Model.model_validate({**spec.to_dict(), "present": is_present(spec.id, settings)})
+    return F.model_note(entry, settings.allow_downloads)
 
 
 def preset(service, name: str, model: str | None = None, token: str | None = None) -> dict[str, Any]:
