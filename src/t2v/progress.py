@@ -40,8 +40,9 @@ class ProgressEmitter:
         self._stage: str | None = None
         self._t = t_start  # when the last event came
         self._step = self._total = 0
-        self._stepped = 0  # steps this run has timed, and the seconds they took
+        self._stepped = 0  # steps this run has timed after the first stretch, and the seconds they took
         self._stepping_s = 0.0
+        self._warm: tuple[int, float] | None = None  # the first stretch of steps timed (warm-up in it)
         self._decodes_started = 0
         self._decoded, self._decoding_s = 0, 0.0  # decodes finished and their seconds
         self._decode_t = 0.0
@@ -72,8 +73,11 @@ class ProgressEmitter:
             self._decoding_s += now - self._decode_t
         if stage == "denoise":
             if self._stage == "denoise" and step > self._step:  # steps run since the last event
-                self._stepped += step - self._step
-                self._stepping_s += now - self._t
+                if self._warm is None:  # the first stretch pays for warm-up: kept apart (see rate)
+                    self._warm = (step - self._step, now - self._t)
+                else:
+                    self._stepped += step - self._step
+                    self._stepping_s += now - self._t
             self._step = step
             if total:
                 self._total = total
@@ -83,10 +87,15 @@ class ProgressEmitter:
         self._stage, self._t = stage, now
 
     def rate(self) -> float | None:
-        """Seconds per step: the prediction, moved toward this run's measured steps."""
+        """Seconds per step: the prediction, moved toward this run's measured steps. The first stretch timed
+        (which also pays for page-ins, allocator and kernel warm-up) counts only while nothing else is known, so
+        the ETA does not jump up at the first step and fall back over the next few."""
+        stepped, seconds = self._stepped, self._stepping_s
+        if not stepped and self.step_s is None and self._warm is not None:
+            stepped, seconds = self._warm
         if self.step_s is not None:
-            return (self.step_s * self.weight + self._stepping_s) / (self.weight + self._stepped)
-        return self._stepping_s / self._stepped if self._stepped else None
+            return (self.step_s * self.weight + seconds) / (self.weight + stepped)
+        return seconds / stepped if stepped else None
 
     def decode_each(self) -> float | None:
         """Seconds per decode: this run's own when it has decoded, else the prediction scaled as the steps were."""

@@ -31,6 +31,14 @@ class Events(Page):
         return {names.get(c): out for c, out in zip(dep["outputs"], self.call(elem_id, trigger, data, event_data))}
 
 
+def value_of(output, default=None):
+    """What a component holds after an event's output: an update's value (the browser keeps the old one when
+    the update has none), else the output itself."""
+    if isinstance(output, dict) and output.get("__type__") == "update":
+        return output.get("value", default)
+    return default if output is None else output
+
+
 def wait(service, job_id, timeout=120.0):
     deadline = time.time() + timeout
     while service.get(job_id).status not in H.FINISHED:
@@ -133,7 +141,7 @@ def test_generate_with_post_processing_from_the_page_and_remix_restores_it(page)
     assert (remixed["t2v-interpolate"], remixed["t2v-upscale"], remixed["t2v-upscaler"], remixed["t2v-deflicker"]) == \
         ("2x", "Off", "lanczos", True)
     assert remixed["t2v-interpolation"] == "minterpolate"  # the method is kept: remade the same way (#24)
-    again = events.named("t2v-generate", "click", [remixed.get(names.get(i), by_id.get(names.get(i)))
+    again = events.named("t2v-generate", "click", [value_of(remixed.get(names.get(i)), by_id.get(names.get(i)))
                                                     for i in dep["inputs"]])
     assert service.get(again["t2v-job-id"]).request["post"]["interpolation"] == "minterpolate"
 
@@ -169,7 +177,7 @@ def test_a_longer_video_from_the_page_and_remix_makes_it_again(page):
     remixed = events.named("t2v-remix", "click", [job.id, ""])
     assert (remixed["t2v-seconds"], remixed["t2v-schedule"], remixed["t2v-overlap"], remixed["t2v-continue-strength"]) \
         == (2, "0: a tiny red square\n4: a tiny blue circle", "", "0.6")
-    again = events.named("t2v-generate", "click", [remixed.get(names.get(i), by_id.get(names.get(i)))
+    again = events.named("t2v-generate", "click", [value_of(remixed.get(names.get(i)), by_id.get(names.get(i)))
                                                     for i in dep["inputs"]])
     again = service.get(again["t2v-job-id"])
     assert again.status == "succeeded", again.error

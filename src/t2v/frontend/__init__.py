@@ -15,8 +15,8 @@ from t2v.frontend.forms import (ADAPTER_DEFAULTS, CONTROL_DEFAULTS, VIDEO_FILE_K
 from t2v.frontend.catalog import TASK_GROUPS, model_label, model_menu, model_note
 from t2v.frontend.compare import differences, differences_text
 from t2v.frontend.history import caption, filter_jobs, matches
-from t2v.frontend.sources import CLIP_HINTS, CLIP_LABELS, CLIP_USES, clip_of, clip_uses, with_clip
-from t2v.frontend.views import FINISHED, STAGES, JobView, clip_filename, format_seconds, post_summary, progress_label, view_of
+from t2v.frontend.sources import CLIP_HINTS, CLIP_LABELS, CLIP_USES, EXTEND, POST_ONLY, V2V, clip_of, clip_uses, with_clip
+from t2v.frontend.views import FINISHED, STAGES, JobView, SteadyEta, clip_filename, format_seconds, post_summary, progress_label, view_of
 
 __all__ = ["ADAPTER_DEFAULTS", "CONTROL_DEFAULTS", "VIDEO_FILE_KEYS", "control_fields", "FEW_STEP_CHOICES", "adapter_fields", "adapter_form", "DEFAULT_FORMATS", "FORM_KEYS", "INTERPOLATE_CHOICES", "INTERPOLATION_CHOICES", "LABELS", "LONG_DEFAULTS",
            "LONG_KEYS", "PLAYER_FORMAT", "POST_DEFAULTS", "POST_KEYS", "PRESETS", "SEED_MODES", "UPSCALE_CHOICES",
@@ -24,5 +24,5 @@ __all__ = ["ADAPTER_DEFAULTS", "CONTROL_DEFAULTS", "VIDEO_FILE_KEYS", "control_f
            "number", "post_fields", "post_form", "preset", "readable", "remix_form", "remix_target", "request_fields",
            "resolve_seed", "schedule_lines", "caption", "filter_jobs", "matches", "FINISHED", "STAGES", "JobView",
            "clip_filename", "format_seconds", "post_summary", "progress_label", "view_of", "TASK_GROUPS", "model_label",
-           "model_menu", "model_note", "differences", "differences_text", "CLIP_HINTS", "CLIP_LABELS", "CLIP_USES",
-           "clip_of", "clip_uses", "with_clip"]
+           "model_menu", "model_note", "differences", "differences_text", "CLIP_HINTS", "CLIP_LABELS", "CLIP_USES", "EXTEND", "POST_ONLY", "V2V",
+           "clip_of", "clip_uses", "with_clip", "SteadyEta"]

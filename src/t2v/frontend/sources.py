@@ -10,19 +10,19 @@ from typing import Any
 from t2v.frontend.forms import FormError, checked, number
 from t2v.requests import DEFAULT_STRENGTH, POST_FORMATS
 
-V2V, EXTEND, POST = "video-to-video", "extend", "post-process only"
+V2V, EXTEND, POST_ONLY = "video-to-video", "extend", "post-process only"
 #: What the form can do with an uploaded clip, and the request field each (post: a job of its own).
-CLIP_USES = (V2V, EXTEND, POST)
+CLIP_USES = (V2V, EXTEND, POST_ONLY)
 USE_FIELDS = {V2V: "video", EXTEND: "extend"}
 CLIP_LABELS = {"source_clip": "Your video", "clip_use": "Use it for", "strength": "Strength"}
 CLIP_HINTS = {V2V: f"repaint it to the prompt, as much as Strength says (blank: {DEFAULT_STRENGTH})",
               EXTEND: "continue it by Seconds (Longer video) in the prompt's direction",
-              POST: "only the Post-processing steps, on the clip as it is"}
+              POST_ONLY: "only the Post-processing steps, on the clip as it is"}
 
 
 def clip_uses(inputs: tuple[str, ...] | list[str]) -> tuple[str, ...]:
     """The uses a model offers for an uploaded clip, by its ``inputs`` (post-processing needs no model)."""
-    return (*(u for u in (V2V, EXTEND) if USE_FIELDS[u] in inputs), POST)
+    return (*(u for u in (V2V, EXTEND) if USE_FIELDS[u] in inputs), POST_ONLY)
 
 
 def with_clip(fields: dict[str, Any], use: str | None, clip: str, strength: Any = None,
@@ -34,7 +34,7 @@ def with_clip(fields: dict[str, Any], use: str | None, clip: str, strength: Any 
     if use not in CLIP_USES:
         raise FormError(f"{CLIP_LABELS['clip_use']}: {use!r} is not a use; choose one of {', '.join(CLIP_USES)}",
                         field="clip_use")
-    if use == POST:
+    if use == POST_ONLY:
         if not fields.get("post"):
             raise FormError("Post-processing: choose deflicker, interpolation or upscaling to post-process your "
                             "video", field="post")

@@ -5,8 +5,9 @@ Text is plain; a front end that renders markdown escapes it itself (see :meth:`J
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 FINISHED = ("succeeded", "failed", "cancelled")
 STAGES = {"load": "Loading the model", "encode_prompt": "Encoding the prompt", "denoise": "Denoising",
@@ -96,7 +97,7 @@ class JobView:
         if self.status == "succeeded":
             total = self.timings.get("total_s")
             took = f" in {format_seconds(total)}" if total is not None else ""
-            return f"Done{took}. Seed {self.seed}."
+            return f"Done{took}. Seed {self.seed}." if self.seed is not None else f"Done{took}."
         if self.status == "cancelled":
             return "Cancelled."
         if self.status == "paused":
@@ -110,6 +111,9 @@ class JobView:
         if self.status != "succeeded":
             return []
         r = self.request
+        if r.get("mode") == "post":  # a clip post-processed as it was: its steps, no seed or sampling
+            return [("Post-processing", post_summary(self.post) if self.post else "none"), *self.timing_parts(),
+                    ("Prompt", str(r.get("prompt") or "(an uploaded video)"))]
         method = f"{r['method']} · " if r.get("method") else ""  # image sequences
         frames = f"{r.get('num_frames')} frames"
         if self.long:  # a longer video: the frames made, not one segment's
@@ -119,11 +123,36 @@ class JobView:
                           f"guidance {r.get('guidance_scale') or 0:g}")]
         if self.post:
             parts.append(("Post-processing", post_summary(self.post)))
-        times = [f"{name} {format_seconds(self.timings[k])}" for k, name in TIMINGS if self.timings.get(k) is not None]
-        if times:
-            parts.append(("Timings", " · ".join(times)))
+        parts += self.timing_parts()
         parts.append(("Prompt", str(r.get("prompt", ""))))
         return parts
+
+    def timing_parts(self) -> list[tuple[str, str]]:
+        times = [f"{name} {format_seconds(self.timings[k])}" for k, name in TIMINGS if self.timings.get(k) is not None]
+        return [("Timings", " · ".join(times))] if times else []
+
+
+class SteadyEta:
+    """The ETA a person watches: between updates it counts down, and a new estimate a little above that count
+    (within a quarter and 2 s: the noise of a slow step or a late write) does not send it back up; a bigger
+    rise, or any fall, is shown as it is. One per job watched."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.shown: float | None = None
+        self.at = 0.0
+
+    def __call__(self, eta: float | None) -> float | None:
+        now = self.clock()
+        if eta is None:
+            self.shown = None
+            return None
+        if self.shown is not None:
+            counted = max(self.shown - (now - self.at), 0.0)
+            if counted < eta <= counted * 1.25 + 2.0:
+                eta = counted
+        self.shown, self.at = eta, now
+        return eta
 
 
 def progress_label(v: JobView) -> str:

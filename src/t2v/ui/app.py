@@ -13,31 +13,28 @@ import os
 from pathlib import Path
 
 from t2v import frontend as F
-from t2v.ui.inputs import adapter_inputs, control_inputs, frame_inputs, run_inputs
+from t2v.errors import T2VError
 from t2v.requests import FORMATS, SCHEDULERS
 from t2v.ui import events as E, handlers as H, history as HI, sequence as S
-from t2v.ui.files import PrivateCopies, blocked_paths, refuse_uploads, upload_fields
+from t2v.ui.compare_tab import CompareTab
+from t2v.ui.files import PrivateCopies
 from t2v.ui.handlers import UIError
+from t2v.ui.inputs import adapter_inputs, clip_inputs, control_inputs, frame_inputs, run_inputs
+from t2v.ui.queue_panel import QueuePanel
+from t2v.ui.scripts import CONFIRM_DELETE_JS, KEY_COOKIE_JS
 from t2v.ui.sequence_tab import SequenceTab
-from t2v.ui.uploads import KEY_COOKIE, MAX_CLIP_BYTES, guard_uploads, refuse_url_files
-from t2v.errors import T2VError
+from t2v.ui.uploads import refuse_url_files
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 logger = logging.getLogger(__name__)
 
 POLL_S = 0.3
-CSS = """
-.t2v-progress { display: flex; align-items: center; gap: 0.75em; }
-.t2v-progress progress { flex: 1; height: 1.1em; }
-.t2v-error { color: #b91c1c; font-weight: 600; }
-#t2v-preview img { width: 100%; height: 100%; object-fit: contain; image-rendering: pixelated; }
-"""
 HISTORY_LABEL = "Past generations, newest first (click one to show it)"
 DOWNLOAD_LABELS = {"mp4": "Download MP4", "webm": "Download WebM", "gif": "Download GIF", "json": "Download record (JSON)"}
 
 
-def _import_gradio():
+def import_gradio():
     try:
         import gradio as gr
     except ImportError:  # optional dependency
@@ -52,7 +49,7 @@ HEADER = ("# t2v · text to video\nDescribe a clip, press **Generate**, watch it
 def build_ui(service, *, header: str = HEADER):
     """The Blocks app over ``service`` (its workers are started and stopped by whoever owns the service).
     ``header``: the markdown at the top (the default names the REST API beside the page)."""
-    gr = _import_gradio()
+    gr = import_gradio()
 
     form0 = H.default_form(service)
     lim = H.limits(service)
@@ -81,6 +78,7 @@ def build_ui(service, *, header: str = HEADER):
                                              "fps", "seed_mode", "seed"))
                         inputs0 = H.model_inputs(service)
                         image, last_image = frame_inputs(gr, inputs0)
+                        source = clip_inputs(gr, inputs0)
                         with gr.Accordion("More settings", open=False, elem_id="t2v-more"):
                             negative = gr.Textbox(label="Negative prompt", value=form0["negative_prompt"], lines=2,
                                                   placeholder="blank: the model's default", elem_id="t2v-negative")
@@ -147,8 +145,11 @@ def build_ui(service, *, header: str = HEADER):
                             job_id = gr.Textbox(label="Job shown", interactive=False, scale=3, elem_id="t2v-job-id")
                             remix_btn = gr.Button("Remix", scale=1, elem_id="t2v-remix")
                             delete_btn = gr.Button("Delete", variant="stop", scale=1, elem_id="t2v-delete")
+                        queue = QueuePanel(gr)
             with gr.Tab("Image sequence", id="sequence", elem_id="t2v-tab-sequence"):
                 sequence = SequenceTab(gr, service, publish=publish)
+            with gr.Tab("Compare", id="compare", elem_id="t2v-tab-compare") as compare_tab:
+                comparing = CompareTab(gr, publish)
 
         gr.Markdown("## History")
         with gr.Row():
@@ -166,6 +167,7 @@ def build_ui(service, *, header: str = HEADER):
                 "seconds": seconds, "prompt_schedule": schedule, "overlap": overlap, "continue_strength": strength,
                 "loras": loras, "preset": few_step, "control_scale": control["control_scale"], "fit": control["fit"]}
         clips, refs = [control["control_video"], control["mask_video"]], control["references"]
+        source_inputs = [source["clip"], source["use"], source["strength"]]
         form_inputs = [form[k] for k in H.FORM_KEYS]
         sliders = ["num_frames", "num_inference_steps", "guidance_scale", "fps", "width", "height", "scheduler"]
         result_outputs = [status, progress, preview, video, info, job_id, sheet, grid_image, *downloads.values()]
@@ -231,21 +233,25 @@ def build_ui(service, *, header: str = HEADER):
                 jid, used_seed = H.submit(service, {k: data[form[k]] for k in H.FORM_KEYS}, token=token,
                                           last_seed=data[last_seed], image=data[image], last_image=data[last_image],
                                           files={**{k: data[c] for k, c in zip(F.VIDEO_FILE_KEYS, clips)},
-                                                 "reference_images": [data[r] for r in refs]})
+                                                 "reference_images": [data[r] for r in refs]},
+                                          clip=data[source["clip"]], clip_use=data[source["use"]],
+                                          strength=data[source["strength"]])
             except Exception as e:
                 yield {**clear_result(E.error_md(e)), generate_btn: ready}  # the last clip goes: it is not this one
                 return
             watching[session] = jid  # an older Generate still polling in this page stops
-            shown_seed = "" if data[seed_mode] == "random" else str(used_seed)  # random stays random
-            yield {**clear_result("Queued."), job_id: jid, last_seed: used_seed, seed: shown_seed,
+            shown_seed = ("" if data[seed_mode] == "random" else  # random stays random
+                          data[seed] if used_seed is None else str(used_seed))  # (a post job draws none)
+            yield {**clear_result("Queued."), job_id: jid, last_seed: data[last_seed] if used_seed is None else used_seed,
+                   seed: shown_seed,
                    preview: gr.update(value=None, visible=True), generate_btn: ready}
-            shown = None
+            shown, eta = None, H.SteadyEta()
             try:
                 for v in E.poll(service, jid, token, interval=POLL_S, keep_going=lambda: watching.get(session) == jid):
                     if v.finished:
                         yield {**show_job(v), **history_updates(query, token)}
                         return
-                    update = {status: v.message, progress: H.progress_html(v)}
+                    update = {status: v.message, progress: H.progress_html(v, smooth=eta)}
                     stamp = _stamp(v.preview)
                     if stamp is not None and stamp != shown:
                         shown = stamp
@@ -283,17 +289,31 @@ def build_ui(service, *, header: str = HEADER):
             text = {k: "" if values[k] is None else f"{values[k]:g}" for k in ("overlap", "continue_strength")}
             return {**{form[k]: values[k] for k in H.FORM_KEYS}, seed: str(values["seed"]), status: loaded,
                     seconds: values["seconds"] or 0, overlap: text["overlap"], strength: text["continue_strength"],
-                    image: publish(H.remix_file(service, jid, token)),
+                    image: publish(H.remix_file(service, jid, token)), **remix_clip(jid, token),
                     last_image: publish(H.remix_file(service, jid, token, "last_image")), tabs: gr.Tabs(selected="video"),
                     **{c: publish(H.remix_file(service, jid, token, k)) for k, c in zip(F.VIDEO_FILE_KEYS, clips)},
                     **dict(zip(refs, [*map(publish, H.remix_references(service, jid, token)), *[None] * len(refs)]))}
+
+        def remix_clip(jid, token) -> dict:  # the clip a job was made from, and what for (else the box empties)
+            request = H.get_job(service, jid, token).request or {}
+            field, use = F.clip_of(request)
+            try:  # the uses of the job's model (the menu's own change does not fire for a remix)
+                uses = F.clip_uses(H.model_inputs(service, request.get("model"), token))
+            except UIError:  # a model this server no longer runs: Generate will say so
+                uses = F.CLIP_USES
+            use = use if use in uses else uses[0]
+            return {source["clip"]: publish(H.remix_file(service, jid, token, field)) if field else None,
+                    source["use"]: gr.update(choices=list(uses), value=use, info=F.CLIP_HINTS[use]),
+                    source["strength"]: "" if request.get("strength") is None else f"{request['strength']:g}"}
 
         def on_model(m, token):  # the inputs this model takes are shown (a hidden one is emptied), its example
             takes = H.model_inputs(service, m, token)
             shown = {c: gr.update(visible=f in takes, **({} if f in takes else {"value": None}))
                      for c, f in ((image, "image"), (last_image, "last_image"), (control["box"], "control_video"))}
+            uses = F.clip_uses(takes)  # what an uploaded clip can be used for with this model
             note = H.model_note(service, m)  # a model not here: what Generate would do, in one sentence
-            return {**shown, prompt: gr.update(placeholder=H.prompt_example(service, m)), **({status: note} if note else {})}
+            return {**shown, prompt: gr.update(placeholder=H.prompt_example(service, m)), **({status: note} if note else {}),
+                    source["use"]: gr.update(choices=list(uses), value=uses[0], info=F.CLIP_HINTS[uses[0]])}
 
         def on_delete(jid, token, query):
             if not jid:  # the confirmation was declined (or nothing is shown)
@@ -319,10 +339,13 @@ def build_ui(service, *, header: str = HEADER):
         for button, name in ((fast_btn, "Fast preview"), (quality_btn, "Quality")):
             button.click(on_preset(name), [model, key], [status, *(form[k] for k in sliders)], **common)
         model.input(on_preset("Quality"), [model, key], [status, *(form[k] for k in sliders)], **common)
-        model.input(E.guarded(status, on_model), [model, key], [status, image, last_image, control["box"], prompt],
-                    **common)
+        model.input(E.guarded(status, on_model), [model, key],
+                    [status, image, last_image, control["box"], prompt, source["use"]], **common)
+        source["use"].input(lambda use: gr.update(info=F.CLIP_HINTS.get(use, "")), [source["use"]], [source["use"]],
+                            **common)
         generate_btn.click(lambda: gr.update(interactive=False), None, [generate_btn], queue=False, **common).then(
-                           on_generate, {*form_inputs, image, last_image, *clips, *refs, key, last_seed, search},
+                           on_generate, {*form_inputs, image, last_image, *clips, *refs, *source_inputs, key, last_seed,
+                                         search},
                            [*result_outputs, last_seed, seed, gallery, history_ids, generate_btn],
                            concurrency_limit=None, trigger_mode="multiple", show_progress="hidden", **common)
         cancel_btn.click(E.guarded(status, on_cancel), [job_id, key], [status], **common)
@@ -331,8 +354,8 @@ def build_ui(service, *, header: str = HEADER):
         priority_btn.click(E.guarded(status, on_priority), [job_id, priority, key], [status], **common)
         update_btn.click(E.guarded(status, on_update), {*form_inputs, job_id, key, last_seed}, [status], **common)
         remix_btn.click(E.guarded(status, on_remix), [job_id, key],
-                        [status, image, last_image, *clips, *refs, *form_inputs, *sequence.form.values(), sequence.status,
-                         tabs],
+                        [status, image, last_image, *clips, *refs, *source_inputs, *form_inputs, *sequence.form.values(),
+                         sequence.status, tabs],
                         **common)
         delete_btn.click(E.guarded(status, on_delete), [job_id, key, search], [*result_outputs, gallery, history_ids],
                          js=CONFIRM_DELETE_JS, **common)
@@ -340,6 +363,10 @@ def build_ui(service, *, header: str = HEADER):
         search.submit(E.guarded(status, on_search), [search, key], [status, gallery, history_ids], **common)
         refresh_btn.click(E.guarded(status, on_search), [search, key], [status, gallery, history_ids], **common)
         sequence.wire(key, history=(search, history_updates, [gallery, history_ids]))
+        queue.wire(service, key, show=lambda jid, token: {**show_job(H.view(service, jid, token)),
+                                                          tabs: gr.Tabs(selected="video")},
+                   status=status, outputs=[*result_outputs, tabs])
+        comparing.wire(service, key, compare_tab, job_id)
     demo.queue(default_concurrency_limit=8)
     refuse_url_files(gr, demo)
     return demo
@@ -355,52 +382,4 @@ def _stamp(path):
         return None
 
 
-# Delete asks first; declined, the handler gets no job id and deletes nothing.
-CONFIRM_DELETE_JS = """(jid, key, query) => [jid && confirm("Delete job " + jid + " and its files?") ? jid : "", key, query]"""
 
-KEY_COOKIE_JS = f"""(key, query) => {{
-    const secure = location.protocol === "https:" ? "; Secure" : "";
-    document.cookie = "{KEY_COOKIE}=" + encodeURIComponent(key || "") + "; path=/; SameSite=Strict" + secure +
-                      (key ? "" : "; Max-Age=0");
-    return [key, query];
-}}"""
-
-
-def mount_ui(app, service, path: str = "/", *, required: bool = False):
-    """Mount the page on ``app`` at ``path`` (after the API's routes, so /v1, /docs, /healthz... keep working).
-
-    Without Gradio installed the app is returned unchanged (with a warning), unless ``required``.
-    """
-    try:
-        gr = _import_gradio()
-    except Exception:
-        if required:
-            raise
-        logger.warning("Gradio is not installed: serving the REST API without the web UI")
-        return app
-    blocks = build_ui(service)
-    app = gr.mount_gradio_app(app, blocks, path=path, **page_options(service, blocks))
-    protect_uploads(app, blocks, service)
-    return app
-
-
-def page_options(service, blocks) -> dict:
-    """How the page is served (``gr.mount_gradio_app`` or ``Blocks.launch``). No allowed_paths, and $T2V_HOME
-    blocked: /gradio_api/file= serves only Gradio's cache, where the page puts per-session copies
-    (t2v.ui.files.PrivateCopies) for callers with a valid key. Uploads (the first frame) land in Gradio's cache
-    under a folder named by a keyed hash, at most one image or one control clip each."""
-    from t2v.inputs import MAX_IMAGE_BYTES  # deferred: imports numpy
-
-    return dict(blocked_paths=blocked_paths(service.settings.home, blocks.GRADIO_CACHE),
-                footer_links=["gradio", "settings"], run_history=False, ssr_mode=False, mcp_server=False,
-                show_error=False, css=CSS, max_file_size=max(MAX_IMAGE_BYTES, MAX_CLIP_BYTES))
-
-
-def protect_uploads(app, blocks, service=None) -> None:
-    """Gradio's upload routes on ``app`` (the ASGI app the page is mounted on): only checked images (the first
-    frame), or nothing when the page takes no files."""
-    gr = _import_gradio()
-    if upload_fields(gr, blocks):
-        guard_uploads(app, blocks, service)
-    else:
-        refuse_uploads(app, blocks)

@@ -7,6 +7,7 @@ it is checked on every call, exactly as the REST API checks its bearer token.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import logging
 import math
@@ -28,6 +29,7 @@ from t2v.models.publicnames import accept_public_model, hide_server_paths, publi
 logger = logging.getLogger(__name__)
 
 DOWNLOAD_FORMATS = ("mp4", "webm", "gif", "json")
+CLIP_FIELDS = (*F.VIDEO_FILE_KEYS, "video", "extend")  # the form's uploads that are clips, not images
 UIError = F.FormError  # the page's one error type (the shared front-end logic's)
 
 
@@ -171,13 +173,16 @@ def request_fields(service, form: dict[str, Any], *, key_row=None, last_seed: in
 
 def submit(service, form: dict[str, Any], *, token: str | None = None, last_seed: int | None = None,
            image: str | Path | None = None, last_image: str | Path | None = None,
-           files: dict[str, Any] | None = None) -> tuple[str, int]:
-    """Queue a job for the form; returns ``(job_id, seed)`` (the seed is fixed at submit time).
+           files: dict[str, Any] | None = None, clip: str | Path | None = None, clip_use: str | None = None,
+           strength: Any = None) -> tuple[str, int | None]:
+    """Queue a job for the form; returns ``(job_id, seed)`` (the seed is fixed at submit time; None for a
+    post-processing job, which draws none).
 
     ``image`` and ``last_image``: the page's uploaded first and last frames; ``files``: the other uploads by
-    request field (``control_video``, ``mask_video``; ``reference_images``, a list). Each is a file in Gradio's
-    cache, stored as an asset of the key and named by the request, as the REST API does (the same file again
-    reuses its asset)."""
+    request field (``control_video``, ``mask_video``; ``reference_images``, a list); ``clip``: the user's own
+    video, used as ``clip_use`` says (:func:`t2v.frontend.with_clip`; ``strength`` for video-to-video). Each is a
+    file in Gradio's cache, stored as an asset of the key and named by the request, as the REST API does (the
+    same file again reuses its asset)."""
     key_row = authorize(service, token, counted=True)
     fields = request_fields(service, form, key_row=key_row, last_seed=last_seed)
     try:
@@ -187,10 +192,15 @@ def submit(service, form: dict[str, Any], *, token: str | None = None, last_seed
                     fields[field] = [file_asset(service, Path(p), key_row, field=field) for p in refs]
             elif value:
                 fields[field] = file_asset(service, Path(value), key_row, field=field)
+        if clip:
+            inputs = None if clip_use == F.POST_ONLY else model_inputs(service, fields.get("model"), token)
+            fields = F.with_clip(fields, clip_use, file_asset(service, Path(clip), key_row, field="video"),
+                                 strength, inputs)
         job, _ = service.submit(fields, api_key=key_row)
     except T2VError as e:
         raise readable(e) from None
-    return job.id, int(job.request["seed"])
+    seed = job.request.get("seed")
+    return job.id, None if seed is None else int(seed)
 
 
 def file_asset(service, path: Path, key_row, field: str = "image") -> str:
@@ -198,7 +208,7 @@ def file_asset(service, path: Path, key_row, field: str = "image") -> str:
     existing asset with the same bytes is reused)."""
     from t2v.inputs import MAX_IMAGE_BYTES, MAX_VIDEO_BYTES  # deferred: imports numpy
 
-    limit = MAX_VIDEO_BYTES if field in F.VIDEO_FILE_KEYS else MAX_IMAGE_BYTES
+    limit = MAX_VIDEO_BYTES if field in CLIP_FIELDS else MAX_IMAGE_BYTES
     try:
         with open(path, "rb") as fh:
             data = fh.read(limit + 1)  # add_asset refuses more, naming the limit
@@ -247,7 +257,7 @@ class JobView(F.JobView):
 
     def _subject(self) -> str:
         """The summary's last line: what the clip was asked to show."""
-        return f"**Prompt** {html.escape(self.request.get('prompt', ''))}"
+        return f"**Prompt** {html.escape(str(self.request.get('prompt') or ''))}"
 
 
 def get_job(service, job_id: str | None, token: str | None = None):
@@ -285,8 +295,14 @@ def view(service, job_id: str | None, token: str | None = None) -> JobView:
     return v
 
 
-def progress_html(v: JobView) -> str:
-    """A native <progress> bar with step/total and ETA (empty when there is nothing to show)."""
+SteadyEta = F.SteadyEta
+
+
+def progress_html(v: JobView, smooth: F.SteadyEta | None = None) -> str:
+    """A native <progress> bar with step/total and ETA (empty when there is nothing to show); ``smooth`` steadies
+    the ETA of the job being watched."""
+    if smooth is not None and v.status == "running":
+        v = dataclasses.replace(v, eta_s=smooth(v.eta_s))
     if v.status == "queued":
         return f'<div class="t2v-progress"><progress max="1"></progress> <span>{F.progress_label(v)}</span></div>'
     if v.status not in ("running", "succeeded"):

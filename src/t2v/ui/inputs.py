@@ -97,3 +97,23 @@ def run_inputs(gr, service, form0: dict[str, Any], lim: dict[str, int]) -> dict[
             "resume": resume_btn, "fast": fast_btn, "quality": quality_btn, "num_frames": frames,
             "num_inference_steps": steps, "guidance_scale": guidance, "width": width, "height": height, "fps": fps,
             "seed_mode": seed_mode, "seed": seed}
+
+
+def clip_inputs(gr, inputs: tuple[str, ...]) -> dict[str, Any]:
+    """A clip of the user's own (mp4, webm or gif, kept as an asset of the key at Generate) and what Generate does
+    with it: video-to-video (repainted to Strength), extend (Seconds more, from Longer video) or post-processing
+    only (the Post-processing steps); the uses offered follow the model's ``inputs``. In an accordion closed by
+    default; by name: "clip", "use", "strength", "box"."""
+    uses = F.clip_uses(inputs)
+    with gr.Accordion("Your video (video-to-video, extend, post-process)", open=False,
+                      elem_id="t2v-source") as box:
+        with gr.Row():
+            clip = gr.File(label=F.CLIP_LABELS["source_clip"], file_types=[".mp4", ".webm", ".gif"], type="filepath",
+                           height=120, scale=3, elem_id="t2v-source-video")
+            with gr.Column(scale=2):
+                use = gr.Radio(list(uses), value=uses[0], label=F.CLIP_LABELS["clip_use"],
+                               info=F.CLIP_HINTS[uses[0]], elem_id="t2v-source-use")
+                # a Textbox: blank must mean the default strength
+                strength = gr.Textbox(value="", label=F.CLIP_LABELS["strength"], placeholder="blank: the default",
+                                      info="0-1: how much video-to-video repaints", elem_id="t2v-strength")
+    return {"clip": clip, "use": use, "strength": strength, "box": box}
