@@ -7,8 +7,10 @@ import select
 import shutil
 import subprocess
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 SMALL = {"num_frames": 4, "width": 32, "height": 32, "num_inference_steps": 2}
@@ -105,3 +107,37 @@ def pump(root, until, timeout: float = 60.0, what: str = "the window", app=None)
             raise AssertionError(f"timed out waiting for {what}{shown}")
         root.update()
         time.sleep(0.01)
+
+
+@pytest.fixture
+def make_app(root, server, tmp_path):
+    """``make_app(key="main")``: the window over ``server`` (closed after the test)."""
+    from t2v.desktop.app import DesktopApp
+
+    apps = []
+
+    def make(key="main"):
+        token = {"main": server.key, "other": server.other, None: None}[key]
+        app = DesktopApp(root, server.url, token, downloads=tmp_path / "clips", theme=False)
+        app.confirm = lambda *_: True
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        app.close()
+
+
+def ready(app):
+    return bool(app.form.models) and "Ready" in app.status.cget("text")
+
+
+def fill_small(app, prompt: str, **extra) -> None:
+    app.form.fill({"prompt": prompt, **SMALL, **extra})
+
+
+def decoded(path: Path) -> np.ndarray:
+    import av
+
+    with av.open(str(path)) as c:
+        return np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])

@@ -65,6 +65,7 @@ def test_type_a_prompt_click_generate_and_watch_the_clip_play(display, server, t
     try:
         state = wait_for(report, lambda s: s.get("ready"), proc, 60, "the models")
         assert state["model"] == server.name  # the folder's public name and state["error"] == ""
+        assert state["model_shown"] == f"{server.name} · this server's model · ready" and state["model_note"] == ""
         boxes = state["boxes"]
         xdotool("mousemove", *centre(boxes["prompt"]), "click", "1")
         xdotool("type", "--delay", "20", "a zebra on a skateboard")

@@ -14,41 +14,7 @@ import pytest
 from t2v import frontend as F
 from t2v.client import Client
 from tests.api.test_assets import tiny_i2v as tiny_i2v  # a fixture
-from tests.desktop.conftest import SMALL, pump
-
-
-@pytest.fixture
-def make_app(root, server, tmp_path):
-    """``make_app(key="main")``: the window over ``server`` (closed after the test)."""
-    from t2v.desktop.app import DesktopApp
-
-    apps = []
-
-    def make(key="main"):
-        token = {"main": server.key, "other": server.other, None: None}[key]
-        app = DesktopApp(root, server.url, token, downloads=tmp_path / "clips", theme=False)
-        app.confirm = lambda *_: True
-        apps.append(app)
-        return app
-
-    yield make
-    for app in apps:
-        app.close()
-
-
-def ready(app):
-    return bool(app.form.models) and "Ready" in app.status.cget("text")
-
-
-def fill_small(app, prompt: str, **extra) -> None:
-    app.form.fill({"prompt": prompt, **SMALL, **extra})
-
-
-def decoded(path: Path) -> np.ndarray:
-    import av
-
-    with av.open(str(path)) as c:
-        return np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
+from tests.desktop.conftest import SMALL, decoded, fill_small, pump, ready
 
 
 def test_the_bridge_runs_work_off_the_tk_thread_and_hands_results_back_on_it(root):
@@ -451,7 +417,7 @@ def test_vace_clips_and_references_from_the_form_are_uploaded_and_make_the_job(r
     client = Client(server.url, server.key)
     before = len(client.list(limit=100).items)
     fill_small(app, "a dancer", num_frames=5, control_scale=0.5, fit=True)
-    app.form.vars["model"].set(str(vace))
+    app.form.apply_model(str(vace))  # a folder the menu does not list: its file boxes open, the server checks them
     app.form.vars["control_video"].set(str(tmp_path / "missing.mp4"))
     app.generate()  # a file that is not there: named at once, nothing sent
     assert app.error.cget("text").startswith("⚠ Control video: ") and "is not a file" in app.error.cget("text")

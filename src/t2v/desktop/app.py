@@ -1,47 +1,36 @@
 """The desktop app's window: the form, Generate and Cancel, progress with the live preview, the finished clip
-looping in the window, its files, and the History tab. Every server call goes through :mod:`t2v.client` in a
-worker thread (:class:`~t2v.desktop.bridge.Bridge`); the window only changes on the Tk thread."""
+looping in the window, its files, the History tab and the Compare window of two past jobs. Every server call goes
+through :mod:`t2v.client` in a worker thread (:class:`~t2v.desktop.bridge.Bridge`); the window only changes on
+the Tk thread."""
 
 from __future__ import annotations
 
 import functools
 import json
-import logging
 import os
 import threading
 import tkinter as tk
 from pathlib import Path
-from tkinter import filedialog, messagebox, ttk
+from tkinter import messagebox, ttk
 from typing import Any
 
 from t2v import frontend as F
 from t2v.desktop.bridge import Bridge
+from t2v.desktop.compare import CompareWindow
+from t2v.desktop.files import FileActions
 from t2v.desktop.form import Form
 from t2v.desktop.history import History
-from t2v.desktop.layout import Scrolled, progress_style, wrap_to_width
+from t2v.desktop.layout import Scrolled, progress_style, use_theme, wrap_to_width
+from t2v.desktop.local import LocalServer
 from t2v.desktop.player import Player
 from t2v.desktop.queue import QueueControls
-from t2v.desktop.tasks import fetch_clip, fetch_image, list_jobs, open_path, save_copy, submit_job
-from t2v.errors import T2VError
-from t2v.desktop.local import LocalServer
-
-logger = logging.getLogger(__name__)
+from t2v.desktop.tasks import POST_ONLY, clip_request, fetch_clip, fetch_image, list_jobs, message_of, submit_job
 
 TITLE = "t2v: text to video"
 
 
 def default_downloads() -> Path:
     return Path(os.environ.get("T2V_DESKTOP_DIR") or Path.home() / "Videos" / "t2v")
-
-
-def message_of(e: BaseException) -> str:
-    """One sentence for the window (never a traceback): the user's to fix, or a logged bug in one line."""
-    if isinstance(e, F.FormError):
-        return str(e)
-    if isinstance(e, T2VError):
-        return str(F.readable(e))
-    logger.error("desktop app error", exc_info=e)
-    return f"Something went wrong ({type(e).__name__}: {e})."
 
 
 class DesktopApp:
@@ -61,6 +50,9 @@ class DesktopApp:
         self.ready = False  # the models have loaded
         self.watching = threading.Event()  # set: stop following the current job's events
         self.history_jobs: list = []
+        self.uploads: dict[str, Path] = {}  # asset id -> the file of the user's own clip this window uploaded
+        self.sent_clip = None  # the user's clip of the job being sent
+        self.comparing: CompareWindow | None = None
         self.confirm = lambda title, text: messagebox.askyesno(title, text, parent=root)
         root.title(TITLE)
         root.minsize(900, 650)  # and any size above: the form scrolls, text wraps to its column
@@ -127,12 +119,10 @@ class DesktopApp:
         self.summary.pack(fill="x")
         files = ttk.Frame(out)
         files.pack(fill="x", pady=4)
-        self.file_buttons = [ttk.Button(files, text=t, command=c, state="disabled") for t, c in
-                             (("Open file", self.open_file), ("Open folder", self.open_folder), ("Save as…", self.save_as))]
-        for b in self.file_buttons:
-            b.pack(side="left", padx=(0, 6))
+        self.files = FileActions(files, self)  # Open file, Open folder, Save as…
+        self.open_file, self.open_folder, self.save_as = self.files.open_file, self.files.open_folder, self.files.save_as
         self.history = History(self.tabs, on_search=self.search, on_show=self.show_job, on_remix=self.remix,
-                               on_delete=self.delete, on_error=self.show_error)
+                               on_delete=self.delete, on_compare=self.compare, on_error=self.show_error)
         self.tabs.add(self.history, text="History")
         self.error = ttk.Label(root, text="", foreground="#b91c1c", padding=(8, 0, 8, 8), wraplength=880)
         self.error.pack(fill="x")
@@ -159,6 +149,9 @@ class DesktopApp:
         self.root.update_idletasks()
         state = {"ready": self.ready, "job": self.job_id, "status": self.status.cget("text"), "error": self.error.cget("text"),
                  "models": list(self.form.models), "model": self.form.vars["model"].get(),
+                 "model_labels": list(self.form.model.cget("values")), "model_shown": self.form.model.get(),
+                 "model_note": self.form.picker.note.cget("text"),
+                 "compare": self.comparing.state() if self.comparing is not None and not self.comparing.closed else None,
                  "frames_shown": self.player.shown, "playing": self.player.playing,
                  "clip": str(self.clip) if self.clip else None, "history": [j.id for j in self.history_jobs],
                  "boxes": {"window": box(self.root), "prompt": box(self.form.prompt), "generate": box(self.generate_button),
@@ -186,7 +179,9 @@ class DesktopApp:
     def on_models(self, models) -> None:
         self.form.set_models(models)
         chosen = self.form.vars["model"].get()
-        model = chosen if chosen in self.form.models else (models.default or next(iter(self.form.models), ""))
+        default = self.form.picker.find(models.default)  # the server's own model (by id or alias)
+        model = chosen if chosen in self.form.models else (default.id if default is not None else
+                                                            next(iter(self.form.models), models.default or ""))
         self.choose_model(model)
         self.status.configure(text="Ready: describe a clip and press Generate.")
         self.refresh_history()
@@ -209,17 +204,21 @@ class DesktopApp:
         self.clear_error()
         try:
             form, image, last = self.form.values(), self.form.image_path(), self.form.image_path("last_image")
-            files = self.form.control_files()
-            if form["seed_mode"] == "fixed":
-                F.resolve_seed("fixed", form["seed"])  # a bad seed is refused before anything is sent
-            F.request_fields(form, None)
+            files, clip = self.form.control_files(), self.form.clip.chosen()
+            if clip is None or clip.use != POST_ONLY:
+                if form["seed_mode"] == "fixed":
+                    F.resolve_seed("fixed", form["seed"])  # a bad seed is refused before anything is sent
+                F.request_fields(form, None)
+            if clip is not None:  # a use the model cannot take, a bad strength: named before the upload
+                clip_request(form, None, clip, "-", self.form.inputs)
         except F.FormError as e:
             self.show_error(e)
             return
         self.generate_button.configure(state="disabled")
-        self.status.configure(text="Sending…")
-        self.bridge.run(submit_job, self.client, form, image, self.last_seed, last, files, done=self.on_submitted,
-                        failed=self.on_refused)
+        self.status.configure(text="Uploading your video…" if clip is not None else "Sending…")
+        self.sent_clip = clip
+        self.bridge.run(submit_job, self.client, form, image, self.last_seed, last, files, clip, self.form.inputs,
+                        done=self.on_submitted, failed=self.on_refused)
 
     def on_refused(self, e: BaseException) -> None:
         self.generate_button.configure(state="normal")
@@ -228,12 +227,16 @@ class DesktopApp:
 
     def on_submitted(self, job) -> None:
         self.job_id, self.preview_step, self.clip = job.id, -1, None
-        self.last_seed = job.request.get("seed")
+        request = job.request or {}
+        if self.sent_clip is not None:  # so a remix of the job finds the file again
+            asset = request.get("asset") or request.get(F.clip_of(request)[0] or "")
+            if asset:
+                self.uploads[asset] = self.sent_clip.path
+        self.last_seed = request.get("seed", self.last_seed)
         self.cancel_button.configure(state="normal")
         self.queue.enable(True)
         self.player.stop()  # the last clip stays as a still until the first preview replaces it
-        for b in self.file_buttons:
-            b.configure(state="disabled")
+        self.files.enable(False)
         self.show_view(F.view_of(job))
         self.watching.set()  # the previous job's stream stops
         self.watching = self.bridge.stream(functools.partial(self.client.events, job.id), item=self.on_event,
@@ -289,8 +292,7 @@ class DesktopApp:
             return
         self.clip = path
         self.player.start(frames, fps)
-        for b in self.file_buttons:
-            b.configure(state="normal")
+        self.files.enable(True)
         self.report(frame_size=list(frames[0].size), frame_count=len(frames))
 
     def cancel(self) -> None:
@@ -299,39 +301,6 @@ class DesktopApp:
         self.cancel_button.configure(state="disabled")
         self.status.configure(text="Cancelling: the job stops after the current step…")
         self.bridge.run(self.client.cancel, self.job_id, failed=self.show_error)
-
-    # -- files -------------------------------------------------------------------------------------------
-    def current_clip(self) -> Path:
-        if self.clip is None or not self.clip.is_file():
-            raise F.FormError("No clip yet: generate one or show one from the history")
-        return self.clip
-
-    def open_file(self) -> None:
-        self.guard(lambda: open_path(self.current_clip()))
-
-    def open_folder(self) -> None:
-        self.guard(lambda: open_path(self.current_clip().parent))
-
-    def save_as(self, target: str | Path | None = None) -> Path | None:
-        """Copy the clip to ``target`` (asked for when None); returns where it went."""
-        try:
-            clip = self.current_clip()
-            name = target or filedialog.asksaveasfilename(parent=self.root, initialdir=str(clip.parent),
-                                                          initialfile=clip.name, defaultextension=clip.suffix)
-            if not name:
-                return None
-            target = save_copy(clip, Path(name))
-        except (F.FormError, OSError) as e:
-            self.show_error(e if isinstance(e, F.FormError) else F.FormError(f"Save as: {e}"))
-            return None
-        self.status.configure(text=f"Saved {target}")
-        return target
-
-    def guard(self, fn) -> None:
-        try:
-            fn()
-        except Exception as e:
-            self.show_error(e)
 
     # -- history -----------------------------------------------------------------------------------------
     def refresh_history(self) -> None:
@@ -358,18 +327,35 @@ class DesktopApp:
                 self.show_error(f"Job failed: {job.error}")
 
     def remix(self, job) -> None:
+        request = job.request or {}
         try:
-            values = F.remix_form(job.request or {})
+            if request.get("mode") == "post":  # a post job of a clip: its steps and formats, the rest as it is
+                values = {**F.post_form(request.get("post")), "formats": request.get("formats") or ()}
+            else:
+                values = F.remix_form(request)
         except F.FormError as e:
             self.show_error(e)
             return
-        model = values.get("model")
-        if model in self.form.models:
-            self.form.apply_model(model)
+        model = self.form.picker.find(values.get("model"))
+        if model is not None or values.get("model"):
+            self.form.apply_model(model.id if model is not None else values["model"])
         self.form.fill(values)
+        use = self.form.clip.restore(request, self.uploads)
         self.tabs.select(0)
-        self.status.configure(text=f"Remixing {job.id}: the seed is fixed, so Generate makes the same clip again.")
+        text = f"Remixing {job.id}: the seed is fixed, so Generate makes the same clip again."
+        if use == POST_ONLY:
+            text = f"Remixing {job.id}: its post-processing steps are back; Generate runs them on your video again."
+        if use is not None and not self.form.clip.path.get():
+            text = (f"Remixing {job.id} ({use}): choose your video again with Browse… (the server keeps the clip, "
+                    "but the app cannot fetch it back).")
+        self.status.configure(text=text)
         self.report()
+
+    def compare(self, a, b) -> None:
+        """Open the Compare window for two past jobs (one at a time: a new pair replaces the last)."""
+        if self.comparing is not None:
+            self.comparing.close()
+        self.comparing = CompareWindow(self, a, b)
 
     def delete(self, job) -> None:
         prompt = (job.request or {}).get("prompt") or job.id
@@ -382,22 +368,14 @@ class DesktopApp:
         self.job_id = None
         self.watching.set()  # the event stream stops at its next event
         self.player.stop()
+        if self.comparing is not None:
+            self.comparing.close()
         self.bridge.close()
         if self.client is not None:
             self.client.close()
         if self.local is not None:
             self.local.stop()
         self.root.destroy()
-
-
-def use_theme(root: tk.Tk) -> None:
-    """Sun Valley (sv-ttk, the ``desktop`` extra) when installed, else ttk's "clam"."""
-    try:
-        import sv_ttk
-
-        sv_ttk.set_theme("light", root)
-    except Exception:  # not installed, or an old Tk: the stock theme works
-        ttk.Style(root).theme_use("clam")
 
 
 def run(url: str | None = None, key: str | None = None, *, model: str | None = None,

@@ -1,5 +1,6 @@
 """The desktop app's generation form: ttk widgets bound to the fields of :mod:`t2v.frontend.forms`, with each
-model's limits applied to the spin boxes and the image box enabled only for image-to-video models."""
+model's limits applied to the spin boxes, and each file box (first and last frame, control clips, references)
+enabled only for the models that take it (their ``rules.inputs``)."""
 
 from __future__ import annotations
 
@@ -9,27 +10,29 @@ from tkinter import filedialog, ttk
 from typing import Any, Callable
 
 from t2v import frontend as F
-from t2v.requests import FORMATS, SCHEDULERS
+from t2v.desktop.clip import CLIP_TYPES, ClipInput
+from t2v.desktop.picker import ModelPicker
+from t2v.requests import FILE_FIELDS, FORMATS, SCHEDULERS
 
 NUMBERS = (("num_frames", "Frames"), ("num_inference_steps", "Steps"), ("guidance_scale", "Guidance"), ("fps", "FPS"),
            ("width", "Width"), ("height", "Height"))
 FORMAT_CHOICES = tuple(f for f in ("mp4", "webm", "gif", "png") if f in FORMATS)
 IMAGE_TYPES = (("Images", "*.png *.jpg *.jpeg *.webp *.bmp"), ("All files", "*"))
 IMAGE_KEYS = ("image", "last_image")  # the first and the last frame, each with its Browse… button
-CLIP_TYPES = (("Video clips", "*.mp4 *.webm *.gif"), ("All files", "*"))
 CLIP_KEYS = ("control_video", "mask_video")  # VACE's clips, each with its Browse… button
 
 
 class Form(ttk.Frame):
     """Prompt, negative prompt, model (with its limits), numbers, scheduler, seed mode, formats, post-processing
     (interpolation, upscaling, deflicker), longer video (seconds, overlap, continue strength, prompt schedule),
-    LoRAs and the few-step preset, the first and last frames, and VACE control (control and mask clips, reference
-    images one a line, the control strength, fit)."""
+    LoRAs and the few-step preset, the first and last frames, the user's own video and its use, and VACE control
+    (control and mask clips, reference images one a line, the control strength, fit)."""
 
     def __init__(self, master, *, on_model: Callable[[str], None], on_preset: Callable[[str], None]) -> None:
         super().__init__(master, padding=8)
-        self.models: dict[str, Any] = {}  # id -> t2v.contract.Model
+        self.models: dict[str, Any] = {}  # id -> t2v.contract.Model, in the menu's order
         self.limits = F.FormLimits()
+        self.inputs: tuple[str, ...] = ()  # the file fields the chosen model takes (all: a model not listed)
         self.columnconfigure(1, weight=1)
         row = 0
         ttk.Label(self, text="Prompt").grid(row=row, column=0, sticky="nw", pady=2)
@@ -40,11 +43,9 @@ class Form(ttk.Frame):
         self.negative = self.entry(row, "negative_prompt", "Negative prompt")
         row += 1
         ttk.Label(self, text="Model").grid(row=row, column=0, sticky="w", pady=2)
-        self.vars["model"] = tk.StringVar()
-        self.model = ttk.Combobox(self, textvariable=self.vars["model"], state="readonly", width=40)
-        self.model.grid(row=row, column=1, columnspan=3, sticky="ew", pady=2)
-        self.model.bind("<<ComboboxSelected>>", lambda _e: on_model(self.vars["model"].get()))
-        row += 1
+        self.picker = ModelPicker(self, row, on_model)  # labels shown, the id in vars["model"]; a note under it
+        self.vars["model"], self.model = self.picker.var, self.picker.box
+        row += 2
         self.limits_note = ttk.Label(self, text="", foreground="#6b7280", wraplength=380)
         self.limits_note.grid(row=row, column=1, columnspan=3, sticky="w")
         row += 1
@@ -142,18 +143,25 @@ class Form(ttk.Frame):
             self.pickers[key] = (entry, browse)
             row += 1
         self.image, self.browse = self.pickers["image"]
+        # the user's own clip: video-to-video, extend or post-processing only
+        self.clip = ClipInput(self, row)
+        row += ClipInput.ROWS
         # VACE control (the Wan VACE models): the clips, the reference images one a line, strength and fit
         for key in CLIP_KEYS:
             ttk.Label(self, text=F.LABELS[key]).grid(row=row, column=0, sticky="w", pady=2)
             self.vars[key] = tk.StringVar()
-            ttk.Entry(self, textvariable=self.vars[key]).grid(row=row, column=1, columnspan=2, sticky="ew", pady=2)
-            ttk.Button(self, text="Browse…", command=lambda k=key: self.pick_file(k, CLIP_TYPES)).grid(
-                row=row, column=3, sticky="w", padx=(4, 0))
+            entry = ttk.Entry(self, textvariable=self.vars[key])
+            entry.grid(row=row, column=1, columnspan=2, sticky="ew", pady=2)
+            browse = ttk.Button(self, text="Browse…", command=lambda k=key: self.pick_file(k, CLIP_TYPES))
+            browse.grid(row=row, column=3, sticky="w", padx=(4, 0))
+            self.pickers[key] = (entry, browse)
             row += 1
         ttk.Label(self, text="References").grid(row=row, column=0, sticky="nw", pady=2)
         self.references = tk.Text(self, height=2, width=30, wrap="none", undo=True)
         self.references.grid(row=row, column=1, columnspan=2, sticky="ew", pady=2)
-        ttk.Button(self, text="Add…", command=self.add_references).grid(row=row, column=3, sticky="nw", padx=(4, 0))
+        add = ttk.Button(self, text="Add…", command=self.add_references)
+        add.grid(row=row, column=3, sticky="nw", padx=(4, 0))
+        self.pickers["reference_images"] = (self.references, add)
         row += 1
         ttk.Label(self, text="Control str.").grid(row=row, column=0, sticky="w", pady=2)
         self.vars["control_scale"] = tk.StringVar(value=f"{F.CONTROL_DEFAULTS['control_scale']:g}")
@@ -170,15 +178,16 @@ class Form(ttk.Frame):
 
     # -- models and limits -------------------------------------------------------------------------
     def set_models(self, model_list) -> None:
-        self.models = {m.id: m for m in model_list.items}
+        self.models = self.picker.load(model_list)
         self.server_limits = model_list.limits
-        self.model.configure(values=list(self.models))
 
     def apply_model(self, model_id: str) -> F.FormLimits:
-        """Select ``model_id``: its limits go to the spin boxes and the note; the image box follows its tasks."""
+        """Select ``model_id``: its limits go to the spin boxes and the note (with a sentence on a model that is not
+        on the server); the file boxes and the clip's uses follow its inputs."""
         model = self.models.get(model_id)
-        self.vars["model"].set(model_id)
+        self.picker.select(model_id)
         self.limits = lim = F.FormLimits.of(model, getattr(self, "server_limits", None))
+        self.inputs = lim.inputs if model is not None else FILE_FIELDS  # not listed: the server decides
         caps = {"num_frames": (1, lim.max_frames, lim.frame_step), "num_inference_steps": (1, lim.max_steps, 1),
                 "width": (lim.size_multiple, lim.max_side, lim.size_multiple),
                 "height": (lim.size_multiple, lim.max_side, lim.size_multiple)}
@@ -190,13 +199,21 @@ class Form(ttk.Frame):
         self.limits_note.configure(text=note)
         schedulers = lim.schedulers or SCHEDULERS
         self.scheduler.configure(values=schedulers)
-        state = "normal" if lim.image else "disabled"
         for key, widgets in self.pickers.items():
+            takes = key in self.inputs
+            if not takes:
+                self.clear_file(key)
             for widget in widgets:
-                widget.configure(state=state)
-            if not lim.image:
-                self.vars[key].set("")
+                widget.configure(state="normal" if takes else "disabled")
+        self.clip.set_inputs(self.inputs)
         return lim
+
+    def clear_file(self, key: str) -> None:
+        if key == "reference_images":
+            self.references.configure(state="normal")
+            self.references.delete("1.0", "end")
+        else:
+            self.vars[key].set("")
 
     def defaults_of(self, model_id: str) -> dict[str, Any]:
         model = self.models.get(model_id)
@@ -252,7 +269,7 @@ class Form(ttk.Frame):
     def image_path(self, key: str = "image") -> Path | None:
         """The first (``key`` "image") or last frame chosen (None: none); FormError when it is not a readable file."""
         text = self.vars[key].get().strip()
-        if not text or not self.limits.image:
+        if not text or key not in self.inputs:
             return None
         path = Path(text).expanduser()
         if not path.is_file():

@@ -1,4 +1,5 @@
-"""The desktop app's History tab: finished jobs of the key, searchable, with Show, Remix and Delete."""
+"""The desktop app's History tab: finished jobs of the key, searchable, with Show, Remix and Delete, and Compare
+for two of them (Ctrl-click selects the second)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,12 @@ LIMIT = 200
 
 
 class History(ttk.Frame):
-    """A search box, a table of jobs and the actions on the selected one (the app supplies the actions)."""
+    """A search box, a table of jobs and the actions on the selected one, or on the two selected (the app supplies
+    the actions)."""
 
     def __init__(self, master, *, on_search: Callable[[str], None], on_show: Callable[[Any], None],
                  on_remix: Callable[[Any], None], on_delete: Callable[[Any], None],
-                 on_error: Callable[[Exception], None]) -> None:
+                 on_compare: Callable[[Any, Any], None], on_error: Callable[[Exception], None]) -> None:
         super().__init__(master, padding=8)
         self.on_error = on_error
         self.jobs: dict[str, Any] = {}
@@ -28,7 +30,7 @@ class History(ttk.Frame):
         self.search.pack(side="left", fill="x", expand=True)
         self.search.bind("<Return>", lambda _e: on_search(self.query.get()))
         ttk.Button(bar, text="Search", command=lambda: on_search(self.query.get())).pack(side="left", padx=4)
-        self.table = ttk.Treeview(self, columns=[c for c, *_ in COLUMNS], show="headings", selectmode="browse",
+        self.table = ttk.Treeview(self, columns=[c for c, *_ in COLUMNS], show="headings", selectmode="extended",
                                   height=14)
         for name, title, width in COLUMNS:
             self.table.heading(name, text=title)
@@ -44,6 +46,8 @@ class History(ttk.Frame):
         actions.pack(fill="x")
         for text, action in (("Show", on_show), ("Remix", on_remix), ("Delete", on_delete)):
             ttk.Button(actions, text=text, command=lambda a=action: self.act(a)).pack(side="left", padx=(0, 6))
+        self.compare_button = ttk.Button(actions, text="Compare", command=lambda: self.act_on_pair(on_compare))
+        self.compare_button.pack(side="left", padx=(0, 6))
         self.note = ttk.Label(actions, text="")
         self.note.pack(side="left", padx=8)
 
@@ -61,11 +65,32 @@ class History(ttk.Frame):
         return shown
 
     def selected(self):
-        """The selected job (FormError when none is)."""
+        """The selected job (of several, the one clicked last; FormError when none is)."""
         chosen = self.table.selection()
         if not chosen:
             raise F.FormError("History: select a job first")
-        return self.jobs[chosen[0]]
+        focus = self.table.focus()
+        return self.jobs[focus if focus in chosen else chosen[0]]
+
+    def pair(self) -> tuple[Any, Any]:
+        """The two selected jobs, in the table's order (newest first); FormError unless two finished clips are."""
+        chosen = self.table.selection()
+        if len(chosen) != 2:
+            raise F.FormError(f"Compare: select two jobs (Ctrl-click the second); {len(chosen)} selected")
+        jobs = tuple(self.jobs[i] for i in sorted(chosen, key=self.table.index))
+        for job in jobs:
+            if job.status != "succeeded":
+                prompt = (job.request or {}).get("prompt") or job.id
+                raise F.FormError(f"Compare: “{prompt}” made no clip ({job.status}); choose two that succeeded")
+        return jobs
+
+    def act_on_pair(self, action: Callable[[Any, Any], None]) -> None:
+        try:
+            a, b = self.pair()
+        except F.FormError as e:
+            self.on_error(e)
+            return
+        action(a, b)
 
     def act(self, action: Callable[[Any], None]) -> None:
         try:

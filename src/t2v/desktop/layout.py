@@ -1,5 +1,5 @@
-"""Layout helpers of the desktop window: a column that scrolls, labels that wrap to their column's width, and a
-progress bar thick enough to see."""
+"""Layout helpers of the desktop window: its theme, a column that scrolls, labels that wrap to their column's width,
+and a progress bar thick enough to see."""
 
 from __future__ import annotations
 
@@ -7,6 +7,16 @@ import tkinter as tk
 from tkinter import ttk
 
 PROGRESS_STYLE = "t2v.Horizontal.TProgressbar"
+
+
+def use_theme(root: tk.Misc) -> None:
+    """Sun Valley (sv-ttk, the ``desktop`` extra) when installed, else ttk's "clam"."""
+    try:
+        import sv_ttk
+
+        sv_ttk.set_theme("light", root)
+    except Exception:  # not installed, or an old Tk: the stock theme works
+        ttk.Style(root).theme_use("clam")
 
 
 class Scrolled(ttk.Frame):

@@ -40,12 +40,15 @@ def fit(image, max_side: int):
 
 
 class Player:
-    """Shows frames in a ttk.Label, looping at the clip's fps until :meth:`stop` (Tk thread only)."""
+    """Shows frames in a ttk.Label, looping at the clip's fps until :meth:`stop` (Tk thread only); or, after
+    :meth:`load`, the frame an outside timer asks for with :meth:`show` (two players kept in step by one timer)."""
 
     def __init__(self, label) -> None:
         self.label = label
         self.photos: list = []
-        self.index = 0
+        self.index = 0  # the next frame the player's own timer shows
+        self.current = -1  # the frame on screen (-1: none of the clip's)
+        self.fps = 8.0
         self.delay_ms = 125
         self.after_id = None
         self.shown = 0  # frames shown since the last start (tests read it)
@@ -65,23 +68,33 @@ class Player:
     def clear(self) -> None:
         """Nothing shown (after a cancel: the noise of the last preview is not a result)."""
         self.stop()
-        self.photos = []
+        self.photos, self.current = [], -1
         self.label.configure(image="")
 
-    def start(self, frames, fps: float) -> None:
+    def load(self, frames, fps: float) -> None:
+        """Hold the clip's frames without playing them (:meth:`show` puts one on screen)."""
         from PIL import ImageTk
 
         self.stop()
         self.photos = [ImageTk.PhotoImage(f) for f in frames]
-        self.index, self.shown = 0, 0
+        self.index, self.shown, self.current = 0, 0, -1
+        self.fps = float(fps)
         self.delay_ms = max(15, round(1000 / max(fps, 1)))
+
+    def start(self, frames, fps: float) -> None:
+        self.load(frames, fps)
         self.tick()
+
+    def show(self, index: int) -> None:
+        """Put frame ``index`` of the loaded clip on screen."""
+        self.label.configure(image=self.photos[index])
+        self.current = index
+        self.shown += 1
 
     def tick(self) -> None:
         if not self.photos:
             return
-        self.label.configure(image=self.photos[self.index])
-        self.shown += 1
+        self.show(self.index)
         self.index = (self.index + 1) % len(self.photos)
         self.after_id = self.label.after(self.delay_ms, self.tick)
 

@@ -4,18 +4,45 @@ data only, never a widget (see :mod:`t2v.desktop.bridge`)."""
 from __future__ import annotations
 
 import io
+import logging
 import os
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from t2v import frontend as F
 from t2v.desktop.player import decode, fit
+from t2v.errors import InvalidRequest, T2VError
+
+logger = logging.getLogger(__name__)
 
 VIEW_SIDE = 360  # the player's longer side in pixels
 CLIP_FORMATS = ("mp4", "webm", "gif")  # which file of a finished job is fetched and played, in this order
+POST_ONLY = F.clip_uses(())[-1]  # the use of the user's clip that needs no model: post-processing it only
+CLIP_LABEL = F.CLIP_LABELS["source_clip"]
+
+
+@dataclass(frozen=True)
+class Clip:
+    """The user's own video in the form: its file, what to do with it (one of :data:`t2v.frontend.CLIP_USES`) and
+    video-to-video's strength as typed (None: the default)."""
+
+    path: Path
+    use: str
+    strength: str | None = None
+
+
+def message_of(e: BaseException) -> str:
+    """One sentence for the window (never a traceback): the user's to fix, or a logged bug in one line."""
+    if isinstance(e, F.FormError):
+        return str(e)
+    if isinstance(e, T2VError):
+        return str(F.readable(e))
+    logger.error("desktop app error", exc_info=e)
+    return f"Something went wrong ({type(e).__name__}: {e})."
 
 
 def open_path(path: Path) -> None:
@@ -30,21 +57,53 @@ def open_path(path: Path) -> None:
 
 
 def submit_job(client, form: dict[str, Any], image: Path | None, last_seed: int | None, last_image: Path | None = None,
-               files: dict[str, Any] | None = None):
+               files: dict[str, Any] | None = None, clip: Clip | None = None, inputs: tuple[str, ...] | None = None):
     """Resolve the seed (the history's newest for "reuse last"), then queue the job (a last frame and the VACE
     ``files`` (by request field; reference images a list) uploaded as assets of the key first, as the first
-    frame is with the request)."""
+    frame is with the request). With the user's ``clip``, it is uploaded first and used as it says
+    (:func:`clip_request`; ``inputs``: the model's input fields): a post-processing job of the clip alone is
+    queued with ``POST /v1/post``."""
     def previous() -> int | None:
         items = client.list(limit=1).items
         return items[0].request.get("seed") if items else None
 
-    seed = F.resolve_seed(form.get("seed_mode"), form.get("seed"), last_seed=last_seed, previous=previous)
-    fields = F.request_fields(form, seed)
+    post_only = clip is not None and clip.use == POST_ONLY
+    seed = None if post_only else F.resolve_seed(form.get("seed_mode"), form.get("seed"), last_seed=last_seed,
+                                                 previous=previous)
+    if clip is None:
+        fields = F.request_fields(form, seed)
+    else:
+        clip_request(form, seed, clip, "-", inputs)  # a use the model cannot take is refused before the upload
+        fields = clip_request(form, seed, clip, upload_clip(client, clip.path), inputs)
+    if fields.get("mode") == "post":
+        return client.post_process(fields["post"], asset=fields["asset"], formats=fields["formats"],
+                                   crf=fields.get("crf"))
     if last_image is not None:
         fields["last_image"] = client.upload(last_image).id
     for field, value in (files or {}).items():
         fields[field] = [client.upload(p).id for p in value] if isinstance(value, list) else client.upload(value).id
     return client.submit(fields.pop("prompt"), image=image, **fields)
+
+
+def clip_request(form: dict[str, Any], seed: int | None, clip: Clip, asset: str,
+                 inputs: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """The request for the form with the uploaded clip ``asset`` (:func:`t2v.frontend.with_clip`): the video
+    request with ``video`` (and ``strength``) or ``extend``, or for post-processing only the post job of the clip
+    (which needs no prompt: nothing is generated). FormError naming the field when the form cannot make it."""
+    if clip.use == POST_ONLY:
+        fields = {"post": F.post_fields(form), "formats": list(form.get("formats") or ())}
+    else:
+        fields = F.request_fields(form, seed)
+    return F.with_clip(fields, clip.use, asset, clip.strength, inputs)
+
+
+def upload_clip(client, path: Path) -> str:
+    """The asset id of the user's clip, uploaded; a file the server refuses is named as the form's field."""
+    try:
+        return client.upload(path).id
+    except InvalidRequest as e:
+        reason = str(F.readable(e)).split(": ", 1)[-1]
+        raise F.FormError(f"{CLIP_LABEL}: {path.name}: {reason}", field="source_clip") from None
 
 
 def update_job(client, job_id: str, form: dict[str, Any]):
@@ -61,15 +120,16 @@ def fetch_image(client, job_id: str, name: str):
     return job_id, (fit(Image.open(io.BytesIO(data)).convert("RGB"), VIEW_SIDE) if data else None)
 
 
-def fetch_clip(client, downloads: Path, job):
-    """Download the clip into ``downloads`` (a file already there is only checked) and decode its frames."""
+def fetch_clip(client, downloads: Path, job, side: int = VIEW_SIDE):
+    """Download the clip into ``downloads`` (a file already there is only checked) and decode its frames (the
+    longer side ``side`` pixels)."""
     fmt = next((f for f in CLIP_FORMATS if job.file(f) is not None), None)
     if fmt is None:
         raise F.FormError("The job made no video file to play (ask for mp4, webm or gif)")
     downloads.mkdir(parents=True, exist_ok=True)
     path = downloads / F.clip_filename(job.request, f".{fmt}", tag=job.id[-6:].lower())  # already here: a Range request finds nothing left, then a sha256 check
     client.download(job.id, path, format=fmt)
-    frames, fps = decode(path, max_side=VIEW_SIDE)
+    frames, fps = decode(path, max_side=side)
     return job.id, path, frames, fps
 
 
