@@ -127,13 +127,16 @@ def test_the_queue_lists_the_keys_waiting_jobs_in_order_and_a_row_opens_its_job(
         events = Events(client, "s")
         config = client.get("/config").json()
         timers = [c["id"] for c in config["components"] if c.get("type") == "timer"]
-        assert any([t, "tick"] in d["targets"] for d in config["dependencies"] for t in timers)  # it refreshes
-        row = rows[1]
-        shown = events.named("t2v-queue-table", "select", [alice],
+        (tick, timer), = [(d, t) for d in config["dependencies"] for t in timers if [t, "tick"] in d["targets"]]
+        note, table, _ = events.call_fn(tick["id"], timer, [alice])  # the page refreshes its table on the timer
+        assert note.startswith("3 of your jobs") and [r[4] for r in table["value"]["data"]] == ["high", "low", "held"]
+        assert table["value"]["data"][0][5] == "…" + high[-8:].lower()  # the id's tail (the full ids kept apart)
+        row, ids = rows[1], None  # (a State: the session's own, set by the tick)
+        shown = events.named("t2v-queue-table", "select", [ids, alice],
                              {"index": [1, 4], "value": row[4], "row_value": row, "col_value": None, "selected": True})
         assert shown["t2v-job-id"] == low and "position" in shown["t2v-status"]
         assert shown["t2v-tabs"].get("selected") == "video"  # where Cancel, Pause, Resume act on it
-        assert events.named("t2v-queue-table", "select", [bob], {"index": [1, 4], "value": row[4], "row_value": row})[
+        assert events.named("t2v-queue-table", "select", [ids, bob], {"index": [1, 4], "value": row[4], "row_value": row})[
             "t2v-status"].count("does not exist")  # another key's job: not shown
 
 

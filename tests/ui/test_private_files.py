@@ -45,8 +45,10 @@ class Page:
         return after[0] if not first["inputs"] and after else first
 
     def call(self, elem_id: str, trigger: str, data: list, event_data=None) -> list:
-        target = self.ids[elem_id]
-        fn = self.dep(elem_id, trigger)["id"]
+        return self.call_fn(self.dep(elem_id, trigger)["id"], self.ids[elem_id], data, event_data)
+
+    def call_fn(self, fn: int, target: int, data: list, event_data=None) -> list:
+        """Run the dependency ``fn`` as ``target`` (a component id) triggers it; its outputs."""
         r = self.client.post("/gradio_api/queue/join", json={
             "data": data, "fn_index": fn, "trigger_id": target, "session_hash": self.session, "event_data": event_data})
         assert r.status_code == 200, r.text

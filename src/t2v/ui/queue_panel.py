@@ -21,7 +21,7 @@ def queue_rows(service, token: str | None) -> list[list]:
             v = H.view(service, job.id, token)
             place = v.queue_position if v.status == "queued" else None
             rows.append([place or "", v.status, job.priority, F.progress_label(v) if v.status == "running" else "",
-                         (job.request or {}).get("prompt") or "", job.id])
+                         (job.request or {}).get("prompt") or "", job.id])  # (the table shows the id's tail)
     order = {"running": 0, "queued": 1, "paused": 2}
     rows.sort(key=lambda r: (order.get(r[1], 3), r[0] if r[0] != "" else 0))
     return rows[:LIMIT]
@@ -35,28 +35,30 @@ class QueuePanel:
         with gr.Accordion("Your queue", open=True, elem_id="t2v-queue"):
             self.note = gr.Markdown(EMPTY, elem_id="t2v-queue-note")
             self.table = gr.Dataframe(headers=HEADERS, value=[], interactive=False, wrap=True, max_height=240,
-                                      column_widths=["7%", "12%", "10%", "21%", "38%", "12%"], elem_id="t2v-queue-table")
+                                      column_widths=["6%", "11%", "9%", "22%", "40%", "12%"], elem_id="t2v-queue-table")
+        self.ids = gr.State([])  # the full job id of each row shown
         self.timer = gr.Timer(REFRESH_S)
 
     def updates(self, service, token) -> dict:
         try:
             rows = queue_rows(service, token)
         except Exception as e:  # no key yet, a revoked one: said once, in the note
-            return {self.note: E.error_md(e), self.table: self.gr.update(value=[])}
+            return {self.note: E.error_md(e), self.table: self.gr.update(value=[]), self.ids: []}
         note = EMPTY if not rows else f"{len(rows)} of your jobs waiting or running: pick one to show and steer it."
-        return {self.note: note, self.table: self.gr.update(value=rows)}
+        shown = [[*r[:-1], "…" + r[-1][-8:].lower()] for r in rows]
+        return {self.note: note, self.table: self.gr.update(value=shown), self.ids: [r[-1] for r in rows]}
 
     def wire(self, service, key, *, show, status, outputs) -> None:
         """Refresh on the timer; a row picked shows its job through ``show(job_id, token)``, which returns updates
         of ``outputs`` (the result panel; errors go to ``status``)."""
         gr = self.gr  # (annotations evaluated as the function is made: Gradio passes the row by this one)
         common = dict(api_visibility="private", show_progress="hidden")
-        self.timer.tick(lambda token: self.updates(service, token), [key], [self.note, self.table], **common)
+        self.timer.tick(lambda token: self.updates(service, token), [key], [self.note, self.table, self.ids], **common)
 
-        def on_pick(token, evt: gr.SelectData):
-            row = evt.row_value or []
-            if not row:
+        def on_pick(ids, token, evt: gr.SelectData):
+            index = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+            if index is None or not 0 <= index < len(ids):
                 raise H.UIError("That queue row is gone: it refreshes every few seconds.")
-            return show(row[-1], token)
+            return show(ids[index], token)
 
-        self.table.select(E.guarded(status, on_pick), [key], outputs, **common)
+        self.table.select(E.guarded(status, on_pick), [self.ids, key], outputs, **common)
