@@ -1,5 +1,5 @@
 """Serving the page: mounted on the REST API's app (``t2v serve``) or alone (``t2v ui``), with its file routes
-closed to everything but this session's copies and its upload routes guarded."""
+closed to everything but each browser session's own copies and its upload routes guarded."""
 
 import logging
 
