@@ -34,7 +34,7 @@ class QueuePanel:
         self.gr = gr
         with gr.Accordion("Your queue", open=True, elem_id="t2v-queue"):
             self.note = gr.Markdown(EMPTY, elem_id="t2v-queue-note")
-            self.table = gr.Dataframe(headers=HEADERS, value=[], interactive=False, wrap=True, max_height=240,
+            self.table = gr.Dataframe(headers=HEADERS, value=[], interactive=False, wrap=True, max_height=240, visible=False,
                                       column_widths=["6%", "11%", "9%", "22%", "40%", "12%"], elem_id="t2v-queue-table")
         self.ids = gr.State([])  # the full job id of each row shown
         self.timer = gr.Timer(REFRESH_S)
@@ -43,10 +43,11 @@ class QueuePanel:
         try:
             rows = queue_rows(service, token)
         except Exception as e:  # no key yet, a revoked one: said once, in the note
-            return {self.note: E.error_md(e), self.table: self.gr.update(value=[]), self.ids: []}
+            return {self.note: E.error_md(e), self.table: self.gr.update(value=[], visible=False), self.ids: []}
         note = EMPTY if not rows else f"{len(rows)} of your jobs waiting or running: pick one to show and steer it."
         shown = [[*r[:-1], "…" + r[-1][-8:].lower()] for r in rows]
-        return {self.note: note, self.table: self.gr.update(value=shown), self.ids: [r[-1] for r in rows]}
+        return {self.note: note, self.table: self.gr.update(value=shown, visible=bool(rows)),  # (no empty grid)
+                self.ids: [r[-1] for r in rows]}
 
     def wire(self, service, key, *, show, status, outputs) -> None:
         """Refresh on the timer; a row picked shows its job through ``show(job_id, token)``, which returns updates
