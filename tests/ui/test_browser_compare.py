@@ -71,8 +71,8 @@ def test_the_queue_shows_the_waiting_jobs_and_a_row_opens_one_to_cancel(browser,
         idle.stop()
 
 
-def test_the_result_player_shows_its_controls_without_a_hover(page, server):  # noqa: F811
-    done = server.submit(prompt="a red circle moving right", seed=3)
+def test_the_result_player_shows_its_controls_without_a_hover_and_captions_are_whole(page, server):  # noqa: F811
+    done = server.submit(prompt="a red circle moving right across a long green field at noon", seed=3)
     server.wait(done)
     page.locator("#t2v-refresh").click()
     page.locator("#t2v-history img").first.click()
@@ -81,3 +81,7 @@ def test_the_result_player_shows_its_controls_without_a_hover(page, server):  # 
     opacity = page.evaluate("() => { const c = document.querySelector('#t2v-video .controls');"
                             " return c ? getComputedStyle(c).opacity : null; }")
     assert opacity == "1", opacity
+    captions = page.evaluate("() => [...document.querySelectorAll('#t2v-history .caption-label')]"
+                             ".map(e => [e.innerText, e.scrollWidth - e.clientWidth])")
+    long = [c for c in captions if "long green field" in c[0]]
+    assert long and all(cut <= 1 for _, cut in long), captions  # the whole caption shows, not "a red circle m…"

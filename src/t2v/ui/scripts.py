@@ -9,6 +9,9 @@ CSS = """
 #t2v-preview img { width: 100%; height: 100%; object-fit: contain; image-rendering: pixelated; }
 /* the result players' controls stay in view (Gradio shows them only on hover) */
 #t2v-video .controls, #t2v-compare-a .controls, #t2v-compare-b .controls { opacity: 1 !important; visibility: visible !important; }
+/* history captions whole, wrapped over the tile's lower part, not cut with an ellipsis */
+#t2v-history .caption-label { white-space: normal !important; overflow: visible !important; text-overflow: clip !important;
+  max-width: calc(100% - 8px) !important; line-height: 1.2; opacity: 0.85 !important; }
 """
 
 # Delete asks first; declined, the handler gets no job id and deletes nothing.
