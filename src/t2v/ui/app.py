@@ -115,7 +115,7 @@ def build_ui(service, *, header: str = HEADER):
                                                       elem_id="t2v-continue-strength")
                             schedule = gr.Textbox(value=form0["prompt_schedule"], lines=3, label="Prompt schedule",
                                                   placeholder="0: a red circle moving right\n16: a blue square moving up",
-                                                  info="one 'FRAME: prompt' a line; the prompt until the first",
+                                                  info="one 'FRAME: prompt' a line; before the first line's frame, the Prompt above is used",
                                                   elem_id="t2v-schedule")
                         loras, few_step = adapter_inputs(gr, form0)
                         control = control_inputs(gr, form0, inputs0)

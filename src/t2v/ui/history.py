@@ -1,8 +1,8 @@
 """The page's *History*: every finished job (succeeded, failed or cancelled) of the caller's key, newest first.
 
 Plain functions over a JobService (no Gradio here). A succeeded job shows its poster (the clip's middle
-frame); a failed or cancelled one its last live preview if the worker wrote one, else a placeholder that
-names its status, so it can be picked, read (its error) and deleted like any other.
+frame); a failed or cancelled one a tile that names its status (its last live preview would be noise), so it
+can be picked, read (its error) and deleted like any other.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ PLACEHOLDER_COLOURS = {"failed": (185, 28, 28), "cancelled": (107, 114, 128)}
 @dataclass
 class HistoryItem:
     job_id: str
-    image: Path | None  # None: a failed or cancelled job with no picture (show :func:`placeholder`)
+    image: Path | None  # None: a failed or cancelled job (show :func:`placeholder`)
     caption: str
     status: str = "succeeded"
     error: str | None = None
@@ -42,8 +42,8 @@ def items(service, query: str | None = None, token: str | None = None, *, limit:
             image = service.image_path(job.id, "poster.png") or service.file_path(job, H.PLAYER_FORMAT)
             if image is None:  # files purged by hand: nothing to show
                 continue
-        else:
-            image = service.image_path(job.id, "preview.png")
+        else:  # a tile naming the status, never the half-denoised noise of its last preview
+            image = None
         out.append(HistoryItem(job.id, image, caption(job.status, job.request or {}, job.error), job.status, job.error))
     return out
 
