@@ -92,7 +92,7 @@ def test_type_a_prompt_click_generate_and_watch_the_clip_play(display, server, t
             shown.append(int(np.argmin(diffs)))
             time.sleep(0.25)
         assert len(set(shown)) > 1, f"the clip does not move: frames {shown}"
-        if os.environ.get("T2V_SCREENSHOT"):  # docs/screenshots/desktop.png is made this way
+        if os.environ.get("T2V_SCREENSHOT"):  # a picture of the window, to look at
             x, y, w, h = state["boxes"]["window"]
             ImageGrab.grab(bbox=(x, y, x + w, y + h), xdisplay=display).save(os.environ["T2V_SCREENSHOT"])
     finally:

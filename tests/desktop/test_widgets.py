@@ -65,6 +65,37 @@ def test_the_player_loops_the_frames_pyav_decodes(root, tmp_path):
         decode(tmp_path / "missing.mp4")
 
 
+def test_the_player_shrinks_a_clip_to_a_smaller_box_and_grows_it_back(root):
+    """A player given less room than the clip needs shows the whole picture smaller, never a cut-off part of it;
+    with room again the picture is back at its own size."""
+    from PIL import Image
+
+    from t2v.desktop.player import Player
+
+    box = ttk.Frame(root, width=200, height=150)
+    box.pack_propagate(False)  # the frame keeps its size: the label gets what the frame has, not what it asks
+    box.pack()
+    label = ttk.Label(box, anchor="center")
+    label.pack(fill="both", expand=True)
+    player = Player(label)
+    frames = [Image.new("RGB", (320, 240), colour) for colour in ("red", "blue")]
+    root.update()
+    def within(w: int, h: int) -> bool:  # the label's border takes a pixel or two
+        size = player.picture_size()
+        return size is not None and w - 6 <= size[0] <= w and h - 6 <= size[1] <= h
+
+    player.start(frames, 8)
+    pump(root, lambda: within(200, 150), 5, "the picture at the box's size")
+    root.update()
+    assert within(200, 150) and player.playing
+    assert len({(p.width(), p.height()) for p in player.photos}) == 1
+    box.configure(width=400, height=300)
+    pump(root, lambda: player.picture_size() == [320, 240], 5, "the picture back at its own size")
+    player.show_still(Image.new("RGB", (600, 600), "green"))  # a preview larger than the room: fitted too
+    assert within(300, 300)
+    player.stop()
+
+
 def test_without_a_key_the_window_says_so_instead_of_a_traceback(root, server, make_app, tmp_path, capsys):
     app = make_app(key=None)
     pump(root, lambda: app.error.cget("text"), 30, "the key error", app)
@@ -452,12 +483,20 @@ def test_the_window_lays_out_at_900x650_and_the_clip_is_named_after_its_prompt(r
     top, bottom = canvas.yview()
     assert bottom < 1.0  # taller than the window: it scrolls rather than being cut off
     assert app.history.table.cget("yscrollcommand")  # the history's scroll bar is wired
+    app.tabs.select(app.history)  # the table is on top, where a click on its rows lands
+    root.update()
+    table = app.history.table
+    assert root.winfo_containing(table.winfo_rootx() + 20, table.winfo_rooty() + 40) is table
+    app.tabs.select(0)
     assert int(ttk.Style(root).lookup(str(app.progress.cget("style")), "thickness") or 0) >= 10
 
     fill_small(app, "a red ball at 900 by 650", seed_mode="fixed", seed="11")
     app.generate_button.invoke()
     pump(root, lambda: app.player.playing, 120, "the clip", app)
     assert app.clip.name.startswith("a-red-ball-at-900-by-650-seed11-") and app.clip.suffix == ".mp4"
+    root.update()
+    w, h = app.player.picture_size()  # the clip whole in the player, however narrow its column
+    assert w <= app.screen.winfo_width() and h <= app.screen.winfo_height()
     asked = []
     app.confirm = lambda title, text: asked.append(text) or False
     app.delete(Client(server.url, server.key).get(app.job_id))

@@ -20,7 +20,7 @@ from t2v.desktop.compare import CompareWindow
 from t2v.desktop.files import FileActions
 from t2v.desktop.form import Form
 from t2v.desktop.history import History
-from t2v.desktop.layout import Scrolled, progress_style, use_theme, wrap_to_width
+from t2v.desktop.layout import Scrolled, progress_style, screen_box, tab_boxes, use_theme, wrap_to_width
 from t2v.desktop.local import LocalServer
 from t2v.desktop.player import Player
 from t2v.desktop.queue import QueueControls
@@ -62,6 +62,10 @@ class DesktopApp:
             use_theme(root)
         self.bridge = Bridge(root)
         self.build()
+        self.report_due = None
+        if self.report_path:  # a resize and a change of tab are reported too
+            root.bind("<Configure>", lambda e: e.widget is root and self.report_soon(), add="+")
+            self.tabs.bind("<<NotebookTabChanged>>", lambda _e: self.report_soon(), add="+")
         if local is None:
             self.connect(key)
         else:  # a private server: the window shows while it starts (the model warms up first)
@@ -144,21 +148,43 @@ class DesktopApp:
         """With ``T2V_DESKTOP_REPORT=FILE``, what the window shows, as JSON (for automation and tests)."""
         if not self.report_path:
             return
-        def box(w) -> list[int]:
-            return [w.winfo_rootx(), w.winfo_rooty(), w.winfo_width(), w.winfo_height()]
+        box = screen_box
         self.root.update_idletasks()
+        table = self.history.table
+        rows = {}
+        if table.winfo_ismapped():  # the History tab is shown: each visible row's box
+            for job_id in table.get_children():
+                row = table.bbox(job_id)
+                if row:
+                    rows[job_id] = [table.winfo_rootx() + row[0], table.winfo_rooty() + row[1], row[2], row[3]]
         state = {"ready": self.ready, "job": self.job_id, "status": self.status.cget("text"), "error": self.error.cget("text"),
                  "models": list(self.form.models), "model": self.form.vars["model"].get(),
                  "model_labels": list(self.form.model.cget("values")), "model_shown": self.form.model.get(),
                  "model_note": self.form.picker.note.cget("text"),
                  "compare": self.comparing.state() if self.comparing is not None and not self.comparing.closed else None,
                  "frames_shown": self.player.shown, "playing": self.player.playing,
+                 "picture": self.player.picture_size(),  # the player's picture: its box holds it whole
                  "clip": str(self.clip) if self.clip else None, "history": [j.id for j in self.history_jobs],
                  "boxes": {"window": box(self.root), "prompt": box(self.form.prompt), "generate": box(self.generate_button),
-                           "screen": box(self.screen)}, **extra}
+                           "screen": box(self.screen), "status": box(self.status), "progress": box(self.progress),
+                           "error": box(self.error), "seed_mode": box(self.form.seed_mode),
+                           "seed": box(self.form.seed), "frames": box(self.form.spins["num_frames"]),
+                           "compare_button": box(self.history.compare_button), "tabs": tab_boxes(self.tabs),
+                           "history_rows": rows},
+                 # the error line's height as laid out and as its wrapped text needs: less is a cut-off line
+                 "error_height": [self.error.winfo_height(), self.error.winfo_reqheight()], **extra}
         tmp = Path(self.report_path + ".tmp")
         tmp.write_text(json.dumps(state))
         tmp.replace(self.report_path)
+
+    def report_soon(self) -> None:
+        """One report once the window has settled (a resize sends many events)."""
+        def due() -> None:
+            self.report_due = None
+            self.report()
+
+        if self.report_due is None:
+            self.report_due = self.root.after(150, due)
 
     # -- connection, models, presets ---------------------------------------------------------------------
     def connect(self, key: str | None) -> None:

@@ -13,7 +13,7 @@ import tkinter as tk
 from tkinter import ttk
 
 from t2v import frontend as F
-from t2v.desktop.layout import wrap_to_width
+from t2v.desktop.layout import screen_box, wrap_to_width
 from t2v.desktop.player import Player
 from t2v.desktop.tasks import fetch_clip, message_of
 
@@ -42,7 +42,7 @@ class CompareWindow:
             screen.grid(row=1, column=column, sticky="nsew", padx=4, pady=6)
             self.screens.append(screen)
             self.players.append(Player(screen))
-        body.rowconfigure(1, weight=1, minsize=SIDE)
+        body.rowconfigure(1, weight=1, minsize=SIDE + 12)  # the clip and its label's padding (pady 6)
         self.status = ttk.Label(body, text="Fetching the two clips…")
         self.status.grid(row=2, column=0, columnspan=2, sticky="ew", padx=4)
         rows = F.differences((a.request or {}), (b.request or {}))
@@ -109,7 +109,9 @@ class CompareWindow:
         """What the window shows (for the app's report)."""
         return {"frames": [p.current for p in self.players], "shown": [p.shown for p in self.players],
                 "ticks": self.ticks, "playing": self.playing, "differences": self.differences,
-                "status": self.status.cget("text")}
+                "status": self.status.cget("text"),
+                "pictures": [p.picture_size() for p in self.players],
+                "boxes": {"window": screen_box(self.top), "screens": [screen_box(s) for s in self.screens]}}
 
     def close(self) -> None:
         self.closed = True

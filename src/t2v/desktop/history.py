@@ -30,16 +30,18 @@ class History(ttk.Frame):
         self.search.pack(side="left", fill="x", expand=True)
         self.search.bind("<Return>", lambda _e: on_search(self.query.get()))
         ttk.Button(bar, text="Search", command=lambda: on_search(self.query.get())).pack(side="left", padx=4)
-        self.table = ttk.Treeview(self, columns=[c for c, *_ in COLUMNS], show="headings", selectmode="extended",
+        # the table and its scroll bar in a frame of their own: every job reachable, whatever the window's height
+        # (the table is the frame's child, not packed into it from outside: a sibling made later would cover it)
+        rows = ttk.Frame(self)
+        rows.pack(fill="both", expand=True, pady=6)
+        self.table = ttk.Treeview(rows, columns=[c for c, *_ in COLUMNS], show="headings", selectmode="extended",
                                   height=14)
         for name, title, width in COLUMNS:
             self.table.heading(name, text=title)
             self.table.column(name, width=width, minwidth=width if name != "prompt" else 120, stretch=name == "prompt")
-        rows = ttk.Frame(self)  # the table and its scroll bar: every job reachable, whatever the window's height
-        rows.pack(fill="both", expand=True, pady=6)
         bar = ttk.Scrollbar(rows, orient="vertical", command=self.table.yview)
         self.table.configure(yscrollcommand=bar.set)
-        self.table.pack(in_=rows, side="left", fill="both", expand=True)
+        self.table.pack(side="left", fill="both", expand=True)
         bar.pack(side="right", fill="y")
         self.table.bind("<Double-1>", lambda _e: self.act(on_show))
         actions = ttk.Frame(self)

@@ -66,3 +66,29 @@ def progress_style(root) -> str:
     """The progress bar's style: 14 px thick (the theme's default is a hairline)."""
     ttk.Style(root).configure(PROGRESS_STYLE, thickness=14)
     return PROGRESS_STYLE
+
+
+def screen_box(widget) -> list[int]:
+    """``widget``'s box on the screen: x, y, width, height (the window's report)."""
+    return [widget.winfo_rootx(), widget.winfo_rooty(), widget.winfo_width(), widget.winfo_height()]
+
+
+def tab_boxes(notebook) -> dict[str, list[int]]:
+    """Each tab's box on the screen, by its text, found by asking the notebook which tab each point of its tab
+    row is over (Tk has no command that answers a tab's box directly)."""
+    pages = notebook.tabs()
+    if not pages or not notebook.winfo_ismapped():
+        return {}
+    page = notebook.nametowidget(notebook.select() or pages[0])
+    height = max(1, page.winfo_y())  # the tab row ends where the pages begin
+    spans: dict[int, list[int]] = {}
+    for x in range(0, notebook.winfo_width(), 2):
+        try:
+            index = notebook.index(f"@{x},{height // 2}")
+        except (tk.TclError, ValueError):  # not over a tab
+            continue
+        if isinstance(index, int) and 0 <= index < len(pages):
+            span = spans.setdefault(index, [x, x])
+            span[1] = x
+    x0, y0 = notebook.winfo_rootx(), notebook.winfo_rooty()
+    return {notebook.tab(i, "text"): [x0 + a, y0, b - a + 2, height] for i, (a, b) in sorted(spans.items())}

@@ -39,13 +39,30 @@ def fit(image, max_side: int):
     return image.resize(size, Image.NEAREST if scale > 1 else Image.LANCZOS)
 
 
+def shrink(image, room: tuple[int, int]):
+    """``image`` scaled down to fit ``room`` (width, height), as it is when it fits already."""
+    from PIL import Image
+
+    w, h = image.size
+    scale = min(room[0] / w, room[1] / h)
+    if scale >= 1:
+        return image
+    return image.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.LANCZOS)
+
+
 class Player:
     """Shows frames in a ttk.Label, looping at the clip's fps until :meth:`stop` (Tk thread only); or, after
-    :meth:`load`, the frame an outside timer asks for with :meth:`show` (two players kept in step by one timer)."""
+    :meth:`load`, the frame an outside timer asks for with :meth:`show` (two players kept in step by one timer).
+    The pictures shrink to the label's box when the window leaves it less room than they need, so a clip is never
+    cut off (and grow back to their own size with the window)."""
 
     def __init__(self, label) -> None:
         self.label = label
+        self.frames: list = []  # the pictures (PIL) behind ``photos``, at their own size
         self.photos: list = []
+        self.fitted = None  # the room (width, height) the photos were made for
+        self.fit_due = None
+        label.bind("<Configure>", self.refit_soon, add="+")
         self.index = 0  # the next frame the player's own timer shows
         self.current = -1  # the frame on screen (-1: none of the clip's)
         self.fps = 8.0
@@ -59,27 +76,73 @@ class Player:
 
     def show_still(self, image) -> None:
         """One picture (a live preview or a poster), stopping any clip."""
-        from PIL import ImageTk
-
         self.stop()
-        self.photos = [ImageTk.PhotoImage(image)]
+        self.frames, self.current = [image], -1
+        self.photos = self.pictures()
         self.label.configure(image=self.photos[0])
 
     def clear(self) -> None:
         """Nothing shown (after a cancel: the noise of the last preview is not a result)."""
         self.stop()
-        self.photos, self.current = [], -1
+        self.frames, self.photos, self.current = [], [], -1
         self.label.configure(image="")
 
     def load(self, frames, fps: float) -> None:
         """Hold the clip's frames without playing them (:meth:`show` puts one on screen)."""
-        from PIL import ImageTk
-
         self.stop()
-        self.photos = [ImageTk.PhotoImage(f) for f in frames]
+        self.frames = list(frames)
+        self.photos = self.pictures()
         self.index, self.shown, self.current = 0, 0, -1
         self.fps = float(fps)
         self.delay_ms = max(15, round(1000 / max(fps, 1)))
+
+    def room(self) -> tuple[int, int] | None:
+        """The room for a picture in the label as laid out: its box less what it needs around its picture (its
+        requested size less the picture's); None before it is laid out. A label given what it asks for has room
+        for the picture it shows, no more, so a window that takes its size from its widgets never shrinks."""
+        label = self.label
+        if not label.winfo_ismapped():
+            return None
+        w, h = label.winfo_width(), label.winfo_height()
+        shown = self.picture_size()
+        if shown:  # (an empty label's requested size is a line of text's: no measure of its margin)
+            w -= label.winfo_reqwidth() - shown[0]
+            h -= label.winfo_reqheight() - shown[1]
+        return (w, h) if w > 16 and h > 16 else None
+
+    def picture_size(self) -> list[int] | None:
+        """The size of the picture on screen (None: none)."""
+        name = self.label.cget("image")
+        name = str(name[0] if isinstance(name, (tuple, list)) and name else name or "")
+        if not name:
+            return None
+        return [int(self.label.tk.call("image", "width", name)), int(self.label.tk.call("image", "height", name))]
+
+    def pictures(self) -> list:
+        """``frames`` as PhotoImages, shrunk to the label's room when they need more."""
+        from PIL import ImageTk
+
+        self.fitted = room = self.room()
+        return [ImageTk.PhotoImage(shrink(f, room) if room else f) for f in self.frames]
+
+    def refit_soon(self, _event=None) -> None:
+        if self.fit_due is None:
+            self.fit_due = self.label.after(60, self.refit)
+
+    def refit(self) -> None:
+        """Make the photos again when the label's room changed the size they should have."""
+        self.fit_due = None
+        room = self.room()
+        if not self.frames or room is None or room == self.fitted:
+            return
+        w, h = self.frames[0].size
+        old = self.fitted or (w, h)
+        if min(1, old[0] / w, old[1] / h) == min(1, room[0] / w, room[1] / h):  # the same scale: nothing to do
+            self.fitted = room
+            return
+        self.photos = self.pictures()
+        index = self.current if 0 <= self.current < len(self.photos) else 0
+        self.label.configure(image=self.photos[index])
 
     def start(self, frames, fps: float) -> None:
         self.load(frames, fps)
