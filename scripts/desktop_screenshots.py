@@ -23,15 +23,15 @@ import json
 import os
 import select
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
+
+from shotkit import Failed, free_port, http_json, make_clip, wait_until_up
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = "t2v-shapes"
@@ -39,50 +39,6 @@ HISTORY_PROMPT, HISTORY_SEED = "a red circle moving right", 6
 PROMPT, SEED = "a blue square moving down", 3
 TITLE = "t2v: text to video"
 SIZE, SMALL = (1040, 780), (900, 650)
-
-
-class Failed(Exception):
-    """A check failed or the app did not get where it should."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def http_json(url: str, body: dict | None = None) -> dict:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as answer:
-        return json.loads(answer.read())
-
-
-def wait_until_up(url: str, proc: subprocess.Popen, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise Failed(f"t2v serve exited with status {proc.returncode} before it answered")
-        try:
-            with urllib.request.urlopen(url, timeout=5) as answer:
-                if answer.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise Failed(f"t2v serve did not answer {url} within {timeout:.0f} s")
-
-
-def make_clip(base: str, prompt: str, seed: int) -> dict:
-    """Queue a clip through the REST API and wait for it; the finished job."""
-    job = http_json(f"{base}/v1/videos", {"prompt": prompt, "seed": seed, "formats": ["mp4"]})
-    for _ in range(600):
-        job = http_json(f"{base}/v1/videos/{job['id']}")
-        if job["status"] in ("succeeded", "failed", "cancelled"):
-            break
-        time.sleep(0.5)
-    if job["status"] != "succeeded":
-        raise Failed(f"the history clip did not succeed: {job.get('status')} {job.get('error')}")
-    return job
 
 
 def start_xvfb() -> tuple[subprocess.Popen, str]:
@@ -288,8 +244,9 @@ def shots(win: Window, base: str, out: Path, history_job: str) -> None:
     boxes = state["boxes"]
     if state["error"]:
         raise Failed(f"the window shows an error: {state['error']!r}")
-    for name in ("generate", "progress", "screen"):
+    for name in ("generate", "progress", "screen", *(k for k in boxes if k.startswith("button:"))):
         check_inside({"screen": "the player"}.get(name, name), boxes[name], boxes["window"])
+    check("the progress bar's thickness in px", boxes["progress"][3], 12)
     rgb = win.grab(check_whole("the player", state["picture"], boxes["screen"]))
     check("blue pixels in the player", blue(rgb), 300)
     win.save(boxes["window"], out / "desktop-small.png")

@@ -22,15 +22,13 @@ since Playwright's own browser download is not used. Takes about two minutes on 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
+
+from shotkit import free_port, make_clip, wait_until_up
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
@@ -41,46 +39,6 @@ HISTORY_PROMPT = "a blue square moving up"
 PROMPT = "a red circle moving right"
 SEED = 6  # t2v-shapes draws this clip's circle reddest among seeds 1-20 (its red leans orange)
 VIDEO = "#t2v-video video"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def http_json(url: str, body: dict | None = None) -> dict:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as answer:
-        return json.loads(answer.read())
-
-
-def wait_until_up(url: str, proc: subprocess.Popen, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            sys.exit(f"t2v ui exited with status {proc.returncode} before it answered")
-        try:
-            with urllib.request.urlopen(url, timeout=5) as answer:
-                if answer.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    sys.exit(f"t2v ui did not answer {url} within {timeout:.0f} s")
-
-
-def make_clip(base: str, prompt: str, seed: int) -> dict:
-    """Queue a clip through the REST API and wait for it; the finished job."""
-    job = http_json(f"{base}/v1/videos", {"prompt": prompt, "seed": seed, "formats": ["mp4", "webm"]})
-    for _ in range(600):
-        job = http_json(f"{base}/v1/videos/{job['id']}")
-        if job["status"] in ("succeeded", "failed", "cancelled"):
-            break
-        time.sleep(0.5)
-    if job["status"] != "succeeded":
-        sys.exit(f"the history clip did not succeed: {job.get('status')} {job.get('error')}")
-    return job
 
 
 def in_view(page, selector: str, viewport: tuple[int, int]) -> dict:
@@ -220,7 +178,7 @@ def main() -> None:
             proc = subprocess.Popen([sys.executable, "-m", "t2v", "ui", "--port", str(port), "--model", MODEL],
                                     env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp)
             try:
-                wait_until_up(base + "/", proc)
+                wait_until_up(base + "/", proc, name="t2v ui")
                 job = make_clip(base, HISTORY_PROMPT, seed=5)
                 print(f"history clip: {job['id']} ({HISTORY_PROMPT!r})")
                 screenshot(base, args.out)

@@ -489,6 +489,13 @@ def test_the_window_lays_out_at_900x650_and_the_clip_is_named_after_its_prompt(r
     assert root.winfo_containing(table.winfo_rootx() + 20, table.winfo_rooty() + 40) is table
     app.tabs.select(0)
     assert int(ttk.Style(root).lookup(str(app.progress.cget("style")), "thickness") or 0) >= 10
+    root.update()
+    assert app.progress.winfo_height() >= 12  # drawn that thick, not the theme's hairline
+    right = root.winfo_rootx() + root.winfo_width()
+    bottom = root.winfo_rooty() + root.winfo_height()
+    for widget in app.steering:  # Generate ... Save as: on more lines in the narrow column, none off the window
+        assert widget.winfo_ismapped() and widget.winfo_rootx() + widget.winfo_width() <= right, widget
+        assert widget.winfo_rooty() + widget.winfo_height() <= bottom, widget
 
     fill_small(app, "a red ball at 900 by 650", seed_mode="fixed", seed="11")
     app.generate_button.invoke()

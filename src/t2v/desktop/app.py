@@ -20,7 +20,7 @@ from t2v.desktop.compare import CompareWindow
 from t2v.desktop.files import FileActions
 from t2v.desktop.form import Form
 from t2v.desktop.history import History
-from t2v.desktop.layout import Scrolled, progress_style, screen_box, tab_boxes, use_theme, wrap_to_width
+from t2v.desktop.layout import Scrolled, flow, progress_style, screen_box, tab_boxes, use_theme, wrap_to_width
 from t2v.desktop.local import LocalServer
 from t2v.desktop.player import Player
 from t2v.desktop.queue import QueueControls
@@ -102,12 +102,11 @@ class DesktopApp:
         buttons = ttk.Frame(out)
         buttons.pack(fill="x")
         self.generate_button = ttk.Button(buttons, text="Generate", command=self.generate, style="Accent.TButton")
-        self.generate_button.pack(side="left")
         self.queue = QueueControls(buttons, self)  # Pause/Resume; Set priority and Update while queued
         self.pause_button = self.queue.pause_button
         self.cancel_button = ttk.Button(buttons, text="Cancel", command=self.cancel, state="disabled")
-        self.cancel_button.pack(side="left", padx=6)
-        self.queue.pack_rest(buttons)
+        self.steering = [self.generate_button, self.pause_button, self.cancel_button, *self.queue.make_rest(buttons)]
+        flow(buttons, list(self.steering))
         self.priority, self.priority_button, self.update_button = (self.queue.priority, self.queue.priority_button,
                                                                    self.queue.update_button)
         self.status = ttk.Label(out, text="Connecting…", wraplength=460)
@@ -116,14 +115,15 @@ class DesktopApp:
         self.progress.pack(fill="x")
         self.progress_text = ttk.Label(out, text="")
         self.progress_text.pack(fill="x")
+        files = ttk.Frame(out)  # (packed before the player, so a short window shrinks the player, not these)
+        files.pack(side="bottom", fill="x", pady=4)
+        self.summary = ttk.Label(out, text="", wraplength=460, justify="left")
+        self.summary.pack(side="bottom", fill="x")
         self.screen = ttk.Label(out, anchor="center")
         self.screen.pack(fill="both", expand=True, pady=6)
         self.player = Player(self.screen)
-        self.summary = ttk.Label(out, text="", wraplength=460, justify="left")
-        self.summary.pack(fill="x")
-        files = ttk.Frame(out)
-        files.pack(fill="x", pady=4)
         self.files = FileActions(files, self)  # Open file, Open folder, Save as…
+        self.steering += [b for b in self.files.buttons]  # (every button of the column, for the report)
         self.open_file, self.open_folder, self.save_as = self.files.open_file, self.files.open_folder, self.files.save_as
         self.history = History(self.tabs, on_search=self.search, on_show=self.show_job, on_remix=self.remix,
                                on_delete=self.delete, on_compare=self.compare, on_error=self.show_error)
@@ -170,7 +170,8 @@ class DesktopApp:
                            "error": box(self.error), "seed_mode": box(self.form.seed_mode),
                            "seed": box(self.form.seed), "frames": box(self.form.spins["num_frames"]),
                            "compare_button": box(self.history.compare_button), "tabs": tab_boxes(self.tabs),
-                           "history_rows": rows},
+                           "history_rows": rows, **{f"button:{b.cget('text') if isinstance(b, (ttk.Button, ttk.Label)) else 'priority'}": box(b)
+                                                     for b in self.steering}},
                  # the error line's height as laid out and as its wrapped text needs: less is a cut-off line
                  "error_height": [self.error.winfo_height(), self.error.winfo_reqheight()], **extra}
         tmp = Path(self.report_path + ".tmp")

@@ -7,6 +7,7 @@ from pathlib import Path
 from tkinter import filedialog, ttk
 
 from t2v import frontend as F
+from t2v.desktop.layout import flow
 from t2v.desktop.tasks import open_path, save_copy
 
 
@@ -18,8 +19,7 @@ class FileActions:
         self.app = app
         self.buttons = [ttk.Button(parent, text=t, command=c, state="disabled") for t, c in
                         (("Open file", self.open_file), ("Open folder", self.open_folder), ("Save as…", self.save_as))]
-        for b in self.buttons:
-            b.pack(side="left", padx=(0, 6))
+        flow(parent, self.buttons)  # on two lines in a narrow column
 
     def enable(self, on: bool) -> None:
         for b in self.buttons:

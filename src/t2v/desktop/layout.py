@@ -1,5 +1,5 @@
 """Layout helpers of the desktop window: its theme, a column that scrolls, labels that wrap to their column's width,
-and a progress bar thick enough to see."""
+rows of buttons that wrap too, and a progress bar thick enough to see."""
 
 from __future__ import annotations
 
@@ -63,9 +63,55 @@ def wrap_to_width(container, *labels, margin: int = 16) -> None:
 
 
 def progress_style(root) -> str:
-    """The progress bar's style: 14 px thick (the theme's default is a hairline)."""
-    ttk.Style(root).configure(PROGRESS_STYLE, thickness=14)
+    """The progress bar's style: 14 px thick, blue on grey. Its trough and bar are ttk's plain elements, which
+    honour ``thickness`` (Sun Valley draws its own as a fixed hairline image)."""
+    style = ttk.Style(root)
+    if "t2v.pbar" not in style.element_names():
+        style.element_create("t2v.trough", "from", "default")
+        style.element_create("t2v.pbar", "from", "default")
+    style.layout(PROGRESS_STYLE, [("t2v.trough", {"sticky": "nswe",
+                                                  "children": [("t2v.pbar", {"side": "left", "sticky": "ns"})]})])
+    style.configure(PROGRESS_STYLE, thickness=14, background="#2563eb", troughcolor="#e5e7eb", borderwidth=0)
     return PROGRESS_STYLE
+
+
+def flow(frame, widgets, gap: int = 6) -> None:
+    """Lay ``widgets`` (children of ``frame``) out left to right, starting a new line wherever the next would pass
+    ``frame``'s width, again each time that width changes: a row of buttons that never runs off the window."""
+    lines: list = []
+    state = {"layout": None}
+
+    def place(_event=None) -> None:
+        width = frame.winfo_width()
+        if width <= 1:
+            width = frame.winfo_reqwidth()
+        rows, x = [[]], 0
+        for w in widgets:
+            need = w.winfo_reqwidth() + gap
+            if rows[-1] and x + need > width:
+                rows.append([])
+                x = 0
+            rows[-1].append(w)
+            x += need
+        layout = [len(r) for r in rows]
+        if layout == state["layout"]:
+            return
+        state["layout"] = layout
+        while len(lines) < len(rows):
+            lines.append(ttk.Frame(frame))
+        for w in widgets:
+            w.pack_forget()
+        for i, line in enumerate(lines):
+            if i < len(rows):
+                line.pack(fill="x", anchor="w")
+                for w in rows[i]:
+                    w.pack(in_=line, side="left", padx=(0, gap), pady=1)
+                    w.lift(line)  # (drawn above the line frame made after it)
+            else:
+                line.pack_forget()
+
+    frame.bind("<Configure>", lambda e: place() if e.widget is frame else None, add="+")
+    place()
 
 
 def screen_box(widget) -> list[int]:

@@ -17,16 +17,15 @@ class QueueControls:
     def __init__(self, parent, app) -> None:
         self.app = app
         self.pause_button = ttk.Button(parent, text="Pause", command=self.pause_or_resume, state="disabled")
-        self.pause_button.pack(side="left", padx=(6, 0))
         self.priority = tk.IntVar(value=0)
 
-    def pack_rest(self, parent) -> None:
-        """The priority box and the Set priority and Update buttons (after Cancel)."""
-        ttk.Spinbox(parent, from_=-100, to=100, width=5, textvariable=self.priority).pack(side="left", padx=(12, 0))
+    def make_rest(self, parent) -> list:
+        """The priority box and the Set priority and Update buttons (after Cancel), for the caller to lay out."""
+        label = ttk.Label(parent, text="Priority")
+        box = ttk.Spinbox(parent, from_=-100, to=100, width=5, textvariable=self.priority)
         self.priority_button = ttk.Button(parent, text="Set priority", command=self.set_priority, state="disabled")
-        self.priority_button.pack(side="left", padx=6)
         self.update_button = ttk.Button(parent, text="Update", command=self.update_queued, state="disabled")
-        self.update_button.pack(side="left")
+        return [label, box, self.priority_button, self.update_button]
 
     def enable(self, on: bool) -> None:
         state = "normal" if on else "disabled"
