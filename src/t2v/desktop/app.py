@@ -6,7 +6,6 @@ the Tk thread."""
 from __future__ import annotations
 
 import functools
-import json
 import os
 import threading
 import tkinter as tk
@@ -20,7 +19,8 @@ from t2v.desktop.compare import CompareWindow
 from t2v.desktop.files import FileActions
 from t2v.desktop.form import Form
 from t2v.desktop.history import History
-from t2v.desktop.layout import Scrolled, flow, progress_style, screen_box, tab_boxes, use_theme, wrap_to_width
+from t2v.desktop.layout import Scrolled, flow, progress_style, use_theme, wrap_to_width
+from t2v.desktop.report import write_report
 from t2v.desktop.local import LocalServer
 from t2v.desktop.player import Player
 from t2v.desktop.queue import QueueControls
@@ -146,37 +146,8 @@ class DesktopApp:
 
     def report(self, **extra: Any) -> None:
         """With ``T2V_DESKTOP_REPORT=FILE``, what the window shows, as JSON (for automation and tests)."""
-        if not self.report_path:
-            return
-        box = screen_box
-        self.root.update_idletasks()
-        table = self.history.table
-        rows = {}
-        if table.winfo_ismapped():  # the History tab is shown: each visible row's box
-            for job_id in table.get_children():
-                row = table.bbox(job_id)
-                if row:
-                    rows[job_id] = [table.winfo_rootx() + row[0], table.winfo_rooty() + row[1], row[2], row[3]]
-        state = {"ready": self.ready, "job": self.job_id, "status": self.status.cget("text"), "error": self.error.cget("text"),
-                 "models": list(self.form.models), "model": self.form.vars["model"].get(),
-                 "model_labels": list(self.form.model.cget("values")), "model_shown": self.form.model.get(),
-                 "model_note": self.form.picker.note.cget("text"),
-                 "compare": self.comparing.state() if self.comparing is not None and not self.comparing.closed else None,
-                 "frames_shown": self.player.shown, "playing": self.player.playing,
-                 "picture": self.player.picture_size(),  # the player's picture: its box holds it whole
-                 "clip": str(self.clip) if self.clip else None, "history": [j.id for j in self.history_jobs],
-                 "boxes": {"window": box(self.root), "prompt": box(self.form.prompt), "generate": box(self.generate_button),
-                           "screen": box(self.screen), "status": box(self.status), "progress": box(self.progress),
-                           "error": box(self.error), "seed_mode": box(self.form.seed_mode),
-                           "seed": box(self.form.seed), "frames": box(self.form.spins["num_frames"]),
-                           "compare_button": box(self.history.compare_button), "tabs": tab_boxes(self.tabs),
-                           "history_rows": rows, **{f"button:{b.cget('text') if isinstance(b, (ttk.Button, ttk.Label)) else 'priority'}": box(b)
-                                                     for b in self.steering}},
-                 # the error line's height as laid out and as its wrapped text needs: less is a cut-off line
-                 "error_height": [self.error.winfo_height(), self.error.winfo_reqheight()], **extra}
-        tmp = Path(self.report_path + ".tmp")
-        tmp.write_text(json.dumps(state))
-        tmp.replace(self.report_path)
+        if self.report_path:
+            write_report(self, self.report_path, **extra)
 
     def report_soon(self) -> None:
         """One report once the window has settled (a resize sends many events)."""
