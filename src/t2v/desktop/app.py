@@ -5,6 +5,7 @@ the Tk thread."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import threading
@@ -43,6 +44,7 @@ class DesktopApp:
         self.report_path = os.environ.get("T2V_DESKTOP_REPORT")
         self.client = None
         self.job_id: str | None = None
+        self.eta = F.SteadyEta()  # the shown job's ETA, steadied
         self.view: F.JobView | None = None
         self.last_seed: int | None = None
         self.clip: Path | None = None
@@ -224,7 +226,7 @@ class DesktopApp:
         self.show_error(e)
 
     def on_submitted(self, job) -> None:
-        self.job_id, self.preview_step, self.clip = job.id, -1, None
+        self.job_id, self.preview_step, self.clip, self.eta = job.id, -1, None, F.SteadyEta()
         request = job.request or {}
         if self.sent_clip is not None:  # so a remix of the job finds the file again
             asset = request.get("asset") or request.get(F.clip_of(request)[0] or "")
@@ -263,6 +265,8 @@ class DesktopApp:
             self.player.show_still(image)
 
     def show_view(self, v: F.JobView) -> None:
+        if v.status == "running":  # the ETA steadied as the web page's is (one per job: reset on submit)
+            v = dataclasses.replace(v, eta_s=self.eta(v.eta_s))
         self.view = v
         if not v.finished:
             self.queue.show(v)
