@@ -7,6 +7,7 @@ has: ``model_index.json`` (with ``boundary_ratio`` / ``expand_timesteps`` where 
 ``tokenizer/`` (``ByT5Tokenizer``: bytes, so no vocabulary file to download), ``scheduler/`` (UniPC with
 Wan's flow-matching config), plus ``image_encoder/`` and ``image_processor/`` (CLIP) for ``wan-i2v`` and ``wan-flf2v``.
 Sizes follow diffusers' own Wan pipeline tests; every folder is a few hundred KB and builds in a second.
+SkyReels-V2's folders are built here too, with its pipeline and transformer classes (:mod:`t2v.models.tiny.skyreels`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+
+from t2v.models.tiny import make_tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +40,9 @@ class Kind:
     flf2v: bool = False  # 2.1 FLF2V: position embeddings over the first and the last frame's image tokens
     vace: bool = False  # 2.1 VACE: WanVACETransformer3DModel, control blocks at vace_layers
     flow_shift: float = 3.0
+    family: str = "wan"  # t2v.json's family
+    transformer_class: str = "WanTransformer3DModel"  # SkyReels-V2's transformer has the same layout and arguments
+    clip_processor: bool = False  # image_processor is a CLIPProcessor (a CLIP tokenizer beside the image processor)
     index_extra: tuple[tuple[str, object], ...] = ()  # model_index.json config keys (Wan 2.2 repos)
     width: int = 64  # t2v.json defaults
     height: int = 32
@@ -86,12 +92,13 @@ def make_wan_vace(out: Path, *, seed: int = 0, fp16_variant: bool = True) -> Pat
 
 
 def transformer(kind: Kind):
-    from diffusers import WanTransformer3DModel, WanVACETransformer3DModel
+    import diffusers
+    from diffusers import WanVACETransformer3DModel
 
     image = dict(image_dim=CLIP_DIM, added_kv_proj_dim=HEADS * HEAD_DIM) if kind.image_encoder else {}
     if kind.flf2v:
         image["pos_embed_seq_len"] = 2 * IMAGE_TOKENS
-    cls = WanTransformer3DModel
+    cls = getattr(diffusers, kind.transformer_class)
     if kind.vace:  # the real models' 96 control channels (2 x 16 latent + 64 mask), a control block per layer here
         cls, image = WanVACETransformer3DModel, dict(vace_layers=[0, 1], vace_in_channels=96)
     return cls(
@@ -150,6 +157,10 @@ def build(out: Path, kind: Kind, *, seed: int = 0, fp16_variant: bool = True) ->
     modules.update(vae=vae(kind), text_encoder=text_encoder(tokenizer))
     if kind.image_encoder:
         modules["image_encoder"], processor = image_encoder()
+        if kind.clip_processor:
+            from transformers import CLIPProcessor
+
+            processor = CLIPProcessor(image_processor=processor, tokenizer=make_tokenizer(out / "image_processor"))
         processor.save_pretrained(out / "image_processor")
     for name, module in modules.items():
         if fp16_variant:  # first, so the fp32 save below leaves config.json saying float32
@@ -162,7 +173,8 @@ def build(out: Path, kind: Kind, *, seed: int = 0, fp16_variant: bool = True) ->
     index: dict[str, object] = {"_class_name": kind.pipeline, "_diffusers_version": diffusers.__version__,
                                 **dict(kind.index_extra)}
     if kind.image_encoder:
-        index.update(image_encoder=["transformers", "CLIPVisionModel"], image_processor=["transformers", "CLIPImageProcessor"])
+        index.update(image_encoder=["transformers", "CLIPVisionModel"],
+                     image_processor=["transformers", "CLIPProcessor" if kind.clip_processor else "CLIPImageProcessor"])
     index.update(scheduler=["diffusers", "UniPCMultistepScheduler"], text_encoder=["transformers", "UMT5EncoderModel"],
                  tokenizer=["transformers", "ByT5Tokenizer"], transformer=["diffusers", type(modules["transformer"]).__name__])
     if kind.index_extra:  # the Wan 2.2 repos name transformer_2 (null in TI2V-5B)
@@ -174,6 +186,6 @@ def build(out: Path, kind: Kind, *, seed: int = 0, fp16_variant: bool = True) ->
                 "num_inference_steps": 4, "scheduler": "model", "negative_prompt": ""}
     if kind.two_experts:
         defaults["guidance_scale_2"] = 4.0
-    (out / "t2v.json").write_text(json.dumps({"family": "wan", "defaults": defaults}, indent=2) + "\n")
+    (out / "t2v.json").write_text(json.dumps({"family": kind.family, "defaults": defaults}, indent=2) + "\n")
     logger.info("built tiny %s model at %s", kind.pipeline, out)
     return out

@@ -1,0 +1,64 @@
+"""The card of SkyReels-V2: what t2v knows of the family without importing its code (:mod:`t2v.families.skyreels`).
+
+The text-to-video and image-to-video models diffusers runs without diffusion forcing (``SkyReelsV2Pipeline``,
+``SkyReelsV2ImageToVideoPipeline``; the diffusers docs list them). Defaults are the model cards' and the diffusers
+docs' (544x960 or 720x1280, 97 or 121 frames at 24 fps; flow shift 8.0 and guidance 6.0 for text-to-video, 5.0
+and 5.0 for image-to-video); the negative prompt is Wan's, as the SkyReels-V2 repository's scripts use it.
+Licence: the model cards say ``license: other``, ``license_name: skywork-license`` (the Skywork Community License,
+in each repo's LICENSE file); read it before use.
+"""
+
+from __future__ import annotations
+
+from t2v.models.hub.wan import NEGATIVE_PROMPT
+from t2v.models.spec import FamilyCard, ModelSpec
+from t2v.requests import FamilyExtras, knob
+
+
+class SkyReelsV2Extras(FamilyExtras):
+    """SkyReels-V2's own settings."""
+
+    flow_shift: float | None = knob(None, gt=0.0, le=100.0, cli="--flow-shift", help=(
+        "SkyReels-V2: shift of the flow-matching noise schedule (default: the registry's 8.0 for text-to-video, "
+        "5.0 for image-to-video, else the folder's scheduler config)."))
+
+
+T2V_PIPELINE, I2V_PIPELINE = "SkyReelsV2Pipeline", "SkyReelsV2ImageToVideoPipeline"
+LICENSE = "Skywork Community License (skywork-license)"
+_DEFAULTS = {"width": 960, "height": 544, "num_frames": 97, "fps": 24, "guidance_scale": 6.0,
+             "num_inference_steps": 50, "scheduler": "model", "negative_prompt": NEGATIVE_PROMPT}
+_T2V = {**_DEFAULTS, "flow_shift": 8.0}
+_I2V = {**_DEFAULTS, "guidance_scale": 5.0, "flow_shift": 5.0}
+_720P = {"width": 1280, "height": 720, "num_frames": 121}
+_SIZES = "Sizes approximate (the Wan 2.1 repos of the same size, fp32 files; GPU memory in bf16 without offload)."
+
+
+def _spec(name: str, description: str, defaults: dict, download_gb: float, vram_gb: float, **kw) -> ModelSpec:
+    repo = f"Skywork/SkyReels-V2-{name}-Diffusers"
+    return ModelSpec(id=repo, family="skyreels-v2", description=description, defaults=defaults, license=LICENSE,
+                     license_url=f"https://huggingface.co/{repo}/blob/main/LICENSE", download_gb=download_gb,
+                     vram_gb=vram_gb, has_fp16_variant=False, notes=_SIZES, **kw)
+
+
+CARD = FamilyCard(
+    name="skyreels-v2",
+    ref="t2v.families.skyreels:SkyReelsV2Family",
+    description="SkyReels-V2 text-to-video and image-to-video (Wan 2.1 architecture: UMT5, DiT, Wan 3D VAE)",
+    pipelines=(T2V_PIPELINE, I2V_PIPELINE),
+    defaults=dict(_DEFAULTS),
+    tiny={"skyreels-v2": "t2v.models.tiny.skyreels:make_skyreels_v2",
+          "skyreels-v2-i2v": "t2v.models.tiny.skyreels:make_skyreels_v2_i2v"},
+    extras=SkyReelsV2Extras,
+    models=(
+        _spec("T2V-14B-540P", "SkyReels-V2 text-to-video 14B at 540p (960x544, 97 frames at 24 fps).", dict(_T2V),
+              80.0, 40.0, aliases=("skyreels-v2", "skyreels-v2-t2v-540p")),
+        _spec("T2V-14B-720P", "SkyReels-V2 text-to-video 14B at 720p (1280x720, 121 frames at 24 fps).",
+              {**_T2V, **_720P}, 80.0, 48.0, aliases=("skyreels-v2-t2v-720p",)),
+        _spec("I2V-1.3B-540P", "SkyReels-V2 image-to-video 1.3B at 540p (CLIP image encoder; needs --image).",
+              dict(_I2V), 31.0, 14.0, aliases=("skyreels-v2-i2v-1.3b",), tasks=("i2v",)),
+        _spec("I2V-14B-540P", "SkyReels-V2 image-to-video 14B at 540p (needs --image).", dict(_I2V), 82.0, 42.0,
+              aliases=("skyreels-v2-i2v-540p",), tasks=("i2v",)),
+        _spec("I2V-14B-720P", "SkyReels-V2 image-to-video 14B at 720p (needs --image).", {**_I2V, **_720P}, 82.0, 50.0,
+              aliases=("skyreels-v2-i2v-720p",), tasks=("i2v",)),
+    ),
+)
