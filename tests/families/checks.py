@@ -141,3 +141,18 @@ def assert_two_stacked_loras_match_stock(run, stock, model, first, second) -> No
     assert_close_to_stock(ours, theirs)
     assert np.abs(ours.astype(int) - run(model, loras=[f"{first}:0.9"])[0].astype(int)).max() > 2, "both count"
     assert [a["scale"] for a in result.record["adapters"]] == [0.9, 0.5]
+
+
+def run_stock(pipe, r, prepare=None, extra=None):
+    """A Wan-shaped (Wan, SkyReels-V2) stock pipeline's frames for request ``r`` (its seed on a CPU generator), as uint8."""
+    import torch
+
+    from t2v.sampling.vae import to_uint8
+
+    pipe.set_progress_bar_config(disable=True)
+    if prepare is not None:
+        prepare(pipe)
+    out = pipe(prompt=r.prompt, negative_prompt=r.negative_prompt, height=r.height, width=r.width, num_frames=r.num_frames,
+               num_inference_steps=r.num_inference_steps, guidance_scale=r.guidance_scale, max_sequence_length=512,
+               generator=torch.Generator("cpu").manual_seed(r.seed), output_type="np", **(extra or {}))
+    return to_uint8(out.frames[0])

@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 
 from t2v.cli import app
 from t2v.errors import InvalidRequest
-from t2v.sampling.vae import to_uint8
 from tests.families.checks import (
     assert_close_to_stock, assert_periodic_checkpoints_resume_bitwise, assert_resume_after_cancel_is_bitwise, random_lora, run,
+    run_stock,
     stack_on_stock)
 
 KINDS = ("skyreels-v2", "skyreels-v2-i2v")
@@ -43,13 +43,7 @@ def stock(model, result, image, monkeypatch, flow_shift=None, prepare=None):
     pipe = (SkyReelsV2ImageToVideoPipeline if image is not None else SkyReelsV2Pipeline).from_pretrained(model)
     if flow_shift is not None:
         pipe.scheduler = UniPCMultistepScheduler.from_config(pipe.scheduler.config, flow_shift=flow_shift)
-    pipe.set_progress_bar_config(disable=True)
-    if prepare is not None:
-        prepare(pipe)
-    out = pipe(prompt=r.prompt, negative_prompt=r.negative_prompt, height=r.height, width=r.width, num_frames=r.num_frames,
-               num_inference_steps=r.num_inference_steps, guidance_scale=r.guidance_scale, max_sequence_length=512,
-               generator=torch.Generator("cpu").manual_seed(r.seed), output_type="np", **extra)
-    return to_uint8(out.frames[0])
+    return run_stock(pipe, r, prepare, extra)
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -12,11 +12,10 @@ import pytest
 from PIL import Image
 
 from t2v.sampling.base import CheckpointSpec
-from t2v.sampling.vae import to_uint8
 from t2v.errors import Cancelled, InvalidRequest
 from t2v.requests import GenerationRequest
 from tests.families.checks import (
-    PROMPT, assert_close_to_stock, random_lora, stack_on_stock, assert_periodic_checkpoints_resume_bitwise, assert_resume_after_cancel_is_bitwise, assert_scale_0_is_the_base, run,
+    PROMPT, assert_close_to_stock, random_lora, run_stock, stack_on_stock, assert_periodic_checkpoints_resume_bitwise, assert_resume_after_cancel_is_bitwise, assert_scale_0_is_the_base, run,
     time_on_gpu)
 from tests.fixtures import count_real_calls
 
@@ -47,13 +46,8 @@ def stock(model, result, image=None, monkeypatch=None, prepare=None):
     if json.loads((model / "model_index.json").read_text()).get("boundary_ratio") is not None:
         extra["guidance_scale_2"] = r.guidance_scale_2
     pipe = (WanImageToVideoPipeline if image is not None else WanPipeline).from_pretrained(model)
-    pipe.set_progress_bar_config(disable=True)
-    if prepare is not None:
-        prepare(pipe)
-    out = pipe(prompt=r.prompt, negative_prompt=r.negative_prompt, height=r.height, width=r.width, num_frames=r.num_frames,
-               num_inference_steps=r.num_inference_steps, guidance_scale=r.guidance_scale, max_sequence_length=512,
-               generator=torch.Generator("cpu").manual_seed(r.seed), output_type="np", **extra)
-    return to_uint8(out.frames[0])
+    return run_stock(pipe, r, prepare, extra)
+
 
 
 CASES = [("wan", False), ("wan22-ti2v", False), ("wan22-a14b", False), ("wan-i2v", True), ("wan22-ti2v", True)]
