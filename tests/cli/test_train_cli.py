@@ -60,6 +60,26 @@ def test_eval_prompts_file_must_name_colour_shape_direction(tmp_path):
     assert r.exit_code == 2 and "does not name a colour" in r.output
 
 
+def test_eval_shapes_reports_per_frame_rates_for_the_seeds_asked(tmp_path):
+    f = tmp_path / "p.txt"
+    f.write_text("a red circle moving right\n")
+    report = tmp_path / "r.json"
+    r = run("eval", "shapes", "--prompts", f, "--seeds", "2", "--first-seed", "5", "--json", report)
+    assert r.exit_code == 0, r.output
+    assert "color / shape every frame: each frame reads the prompt's" in " ".join(r.output.split())
+    data = json.loads(report.read_text())
+    assert [row["seed"] for row in data["rows"]] == [5, 6] and data["first_seed"] == 5
+    for row in data["rows"]:  # every frame read, and the clip's rates follow from those readings
+        got = row["got"]
+        assert len(got["frame_colors"]) == len(got["frame_shapes"]) == len(got["track"]) == len(got["brightness"]) == 8
+        assert row["color_stable"] == all(c == "red" for c in got["frame_colors"])
+        assert row["shape_stable"] == all(s == "circle" for s in got["frame_shapes"])
+    rates = data["summary"]["overall"]
+    assert rates["color_stable"] == sum(row["color_stable"] for row in data["rows"]) / 2
+    bad = run("eval", "shapes", "--prompts", f, "--seeds", "1", "--first-seed", "-1")
+    assert bad.exit_code == 2 and "first_seed: must be 0 or more; nearest valid: 0" in bad.output
+
+
 def test_sequence_and_image_commands(tiny_sd_model, tmp_path):
     r = run("sequence", "0: a red circle", "3: a blue square", "--model", tiny_sd_model, "--width", "32", "--height", "32",
             "--steps", "2", "--seed", "5", "--method", "interpolate", "--fps", "4", "-o", tmp_path / "s.mp4",

@@ -10,8 +10,8 @@ import pytest
 from t2v.errors import InvalidRequest
 from t2v.train import shapes
 from t2v.train.data import folder_clips, shapes_clips
-from t2v.train.detect import detect
-from t2v.train.evaluate import default_cases, parse_prompt, summarize
+from t2v.train.detect import FLICKER_NOISE, detect, frame_scores
+from t2v.train.evaluate import default_cases, parse_prompt, score, summarize
 
 
 def test_same_seed_same_clips_and_different_seed_differs():
@@ -135,3 +135,68 @@ def test_balanced_sets_cycle_through_every_combination_and_default_sets_do_not_c
     plain = [s.label for s in shapes.iterate(12, 6, split="train")]
     rng = [np.random.default_rng([12, i]) for i in range(6)]
     assert [(lab.color, lab.shape, lab.direction) for lab in plain] == [pool[int(r.integers(len(pool)))] for r in rng]
+
+
+def test_every_rendered_clip_passes_the_per_frame_scores():
+    """The per-frame thresholds are the detector's noise: every rendered clip, all colours, passes all four."""
+    for s in shapes.iterate(7, 300, split="all", colors=tuple(shapes.ALL_COLORS)):
+        d = detect(s.frames, shapes.ALL_COLORS)
+        f = frame_scores(d, *s.label.combo)
+        assert len(d.frame_colors) == len(d.track) == len(d.brightness) == s.frames.shape[0]
+        assert (f["color_stable"], f["shape_stable"], f["track_ok"], f["flicker_ok"]) == (True,) * 4, (s.label, f)
+        assert f["flicker"] <= FLICKER_NOISE
+
+
+def _clip(color="red", shape="circle", direction="right", **kw):
+    lab = shapes.Label(color, shape, direction, x0=kw.get("x0", 16.0), y0=32.0, radius=9.0, travel=28.0)
+    return lab, shapes.render(lab)
+
+
+def test_per_frame_scores_catch_a_colour_flip_a_shape_flip_a_jump_a_reversal_and_flicker():
+    lab, clip = _clip()
+    ok = frame_scores(detect(clip), "red", "circle", "right")
+    assert ok["color_stable"] and ok["shape_stable"] and ok["track_ok"] and ok["flicker_ok"]
+
+    flipped = clip.copy()
+    flipped[3] = shapes.render(lab, rgb=shapes.COLORS["yellow"])[3]  # one frame drawn yellow: the clip still reads red
+    d = detect(flipped)
+    f = frame_scores(d, "red", "circle", "right")
+    assert d.color == "red" and d.frame_colors[3] == "yellow" and not f["color_stable"] and not f["flicker_ok"]
+    assert f["track_ok"] and f["shape_stable"]
+
+    squared = clip.copy()
+    squared[5] = _clip(shape="square")[1][5]
+    f = frame_scores(detect(squared), "red", "circle", "right")
+    assert not f["shape_stable"] and f["color_stable"]
+
+    jumped = clip.copy()
+    jumped[4] = _clip(x0=30.0)[1][4]  # 14 px further along than it should be: still moving right, but a jump
+    f = frame_scores(detect(jumped), "red", "circle", "right")
+    assert not f["track_ok"] and f["color_stable"]
+
+    reversed_step = clip[[0, 1, 2, 4, 3, 5, 6, 7]]  # one step backwards
+    assert not frame_scores(detect(reversed_step), "red", "circle", "right")["track_ok"]
+    assert not frame_scores(detect(clip), "red", "circle", "left")["track_ok"]
+
+    dimmed = clip.copy()
+    dimmed[2] = (10 + (dimmed[2].astype(float) - 10) * 0.75).astype(np.uint8)  # a frame 25% darker, same hue
+    f = frame_scores(detect(dimmed), "red", "circle", "right")
+    assert f["color_stable"] and not f["flicker_ok"] and f["flicker"] > FLICKER_NOISE
+
+    empty = clip.copy()
+    empty[6] = shapes.BACKGROUND  # the object vanishes for a frame
+    f = frame_scores(detect(empty), "red", "circle", "right")
+    assert not (f["color_stable"] or f["shape_stable"] or f["track_ok"] or f["flicker_ok"])
+
+
+def test_eval_rows_and_summary_carry_the_per_frame_rates():
+    case = parse_prompt("a red circle moving right")
+    lab, clip = _clip()
+    flipped = clip.copy()
+    flipped[3] = shapes.render(lab, rgb=shapes.COLORS["yellow"])[3]
+    rows = [score(clip, case, shapes.COLORS), score(flipped, case, shapes.COLORS)]
+    assert rows[0]["color_ok"] and rows[1]["color_ok"] and rows[0]["color_stable"] and not rows[1]["color_stable"]
+    assert rows[1]["got"]["frame_colors"][3] == "yellow" and len(rows[1]["got"]["track"]) == 8
+    s = summarize(rows)["overall"]
+    assert s["color"] == 1.0 and s["color_stable"] == 0.5 and s["track_ok"] == 1.0 and s["flicker_ok"] == 0.5
+    assert s["flicker_median"] > FLICKER_NOISE  # the flipped clip's jump in luma is the larger of the two

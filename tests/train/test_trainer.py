@@ -117,6 +117,9 @@ def test_bad_config_is_refused(tmp_path):
         TrainConfig(data="shapes", out=tmp_path / "o", high_noise_share=1.5)
     with pytest.raises(InvalidRequest, match="high_noise_from"):
         TrainConfig(data="shapes", out=tmp_path / "o", high_noise_from=1.0)
+    for bad in (-0.1, 1.0):
+        with pytest.raises(InvalidRequest, match="vae_jitter: .*nearest valid: 0.15"):
+            TrainConfig(data="shapes", out=tmp_path / "o", vae_jitter=bad)
 
 
 def test_high_noise_share_moves_that_share_of_timesteps_to_the_noisy_end():
@@ -212,3 +215,36 @@ def test_frozen_text_encoder_keeps_its_weights_while_the_unet_trains(tmp_path):
     assert all(torch.equal(te1[k], te2[k]) for k in te1)
     assert not all(torch.equal(unet1[k], unet2[k]) for k in unet1)
     assert json.loads((out / "t2v.json").read_text())["training"]["train_text_encoder"] is False
+
+
+def test_amplitude_jitter_scales_each_frame_about_the_background_latent():
+    import torch
+
+    from t2v.train.common import jitter_amplitude
+
+    background = torch.tensor([0.5, -1.0, 2.0, 0.0]).view(1, 4, 1, 1)
+    d = torch.randn(16, 4, 8, 8)
+    z = background + d
+    assert torch.equal(jitter_amplitude(z, background, 0.0, torch.Generator().manual_seed(0)), z)
+    out = jitter_amplitude(z, background, 0.2, torch.Generator().manual_seed(0))
+    scale = ((out - background) / d).flatten(1)  # one factor per frame, the same for every element of it
+    assert torch.allclose(scale, scale[:, :1].expand_as(scale), atol=1e-4)
+    assert float(scale.min()) >= 0.8 - 1e-5 and float(scale.max()) <= 1.2 + 1e-5 and float(scale.std()) > 0.02
+
+
+def test_vae_jitter_trains_another_autoencoder_and_is_recorded(tmp_path):
+    import torch
+    from diffusers import AutoencoderKL
+
+    from t2v.train.common import background_latent
+
+    plain, jittered = tmp_path / "plain", tmp_path / "jittered"
+    _run(plain, steps=2, checkpoint_every=2, preview_every=2)
+    _, events = _run(jittered, steps=2, checkpoint_every=2, preview_every=2, vae_jitter=0.15)
+    a = AutoencoderKL.from_pretrained(plain / "vae")
+    b = AutoencoderKL.from_pretrained(jittered / "vae")
+    assert [e.step for e in events if e.phase == "vae"][-1] == 20
+    assert not all(torch.equal(a.state_dict()[k], b.state_dict()[k]) for k in a.state_dict())
+    bg = background_latent(b, "cpu")
+    assert bg.shape == (1, 4, 1, 1) and torch.isfinite(bg).all()
+    assert json.loads((jittered / "t2v.json").read_text())["training"]["vae_jitter"] == 0.15

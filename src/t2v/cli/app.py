@@ -25,6 +25,7 @@ from t2v.cli.extend import clip_defaults, spread_schedule
 from t2v.cli.options import with_request_options
 from t2v.requests import GenerationRequest, request_from_fields
 from t2v.cli.run import KEY, SERVER, print_summary, report, run_remote, run_with_progress, video_request
+from t2v.models.versions import version_for_record
 from t2v.cli.models import models_app
 from t2v.cli.service import history, jobs_app, keys_app, serve
 from t2v.cli.sequence import image, sequence
@@ -218,6 +219,12 @@ def replay(
         old = _load_record(record)
         fields = request_fields(old)
         fields.update({k: v for k, v in (("device", device), ("dtype", dtype), ("model", model)) if v})
+        if not model:
+            kept = version_for_record(old)
+            if kept:  # made by weights the shipped model has since replaced: those, kept under their own id
+                fields["model"] = kept
+                if not quiet:
+                    out.print(f"made with {escape(kept)} (its model_hash): replaying with it", highlight=False)
         if old.get("post_history"):  # made by `t2v post`: the original, then every post step again
             if not replay_post_chain(old, fields, output=output, quiet=quiet, run=run_with_progress) and strict:
                 raise typer.Exit(1)

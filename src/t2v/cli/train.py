@@ -68,6 +68,8 @@ def train(
     lr: float = typer.Option(5e-4, "--lr", help="Peak learning rate (warm-up, then cosine decay)."),
     vae_steps: int = typer.Option(800, "--vae-steps", help="Autoencoder steps (phase 1)."),
     decoder_steps: int = typer.Option(0, "--decoder-steps", help="Then decoder-only steps on the frozen encoder (also on --resume)."),
+    vae_jitter: float = typer.Option(0.0, "--vae-jitter",
+                                     help="Scale each frame's latent by 1 +- J about the background's while the autoencoder learns (0 = off)."),
     refine_steps: int = typer.Option(0, "--refine-steps",
                                      help="After the UNet: decoder steps on the UNet's own re-renderings of training clips (also on --resume)."),
     refine_clips: int = typer.Option(1024, "--refine-clips", help="Training clips the UNet re-renders for --refine-steps."),
@@ -92,7 +94,7 @@ def train(
 
     with cli_errors():
         cfg = TrainConfig(data=data, out=out_dir, preset=preset, steps=steps, batch=batch, lr=lr, vae_steps=vae_steps,
-                          decoder_steps=decoder_steps, refine_steps=refine_steps, refine_clips=refine_clips, clips=clips, checkpoint_every=checkpoint_every, preview_every=preview_every, seed=seed,
+                          vae_jitter=vae_jitter, decoder_steps=decoder_steps, refine_steps=refine_steps, refine_clips=refine_clips, clips=clips, checkpoint_every=checkpoint_every, preview_every=preview_every, seed=seed,
                           resume=resume, device=device, prediction=prediction,
                           temporal_positions=temporal_positions, train_text_encoder=train_text_encoder,
                           high_noise_share=high_noise_share, high_noise_from=high_noise_from)
@@ -142,7 +144,8 @@ def _pct(v) -> str:
 def eval_shapes(
     model: str = typer.Option("t2v-shapes", "--model", "-m", help="Model to evaluate."),
     prompts: Optional[Path] = typer.Option(None, "--prompts", help="One prompt per line (default: every combination)."),
-    seeds: int = typer.Option(4, "--seeds", help="Seeds per prompt (0..N-1)."),
+    seeds: int = typer.Option(4, "--seeds", help="Seeds per prompt (K..K+N-1, K from --first-seed)."),
+    first_seed: int = typer.Option(0, "--first-seed", help="The first seed (fresh seeds for a final measurement)."),
     split: str = typer.Option("all", "--split", help="Default prompts from: all, heldout or train combinations."),
     colors: Optional[str] = typer.Option(None, "--colors", help="Comma-separated colours for the default prompts (e.g. purple)."),
     lora: Optional[Path] = typer.Option(None, "--lora", help="LoRA adapter folder."),
@@ -170,7 +173,7 @@ def eval_shapes(
         progress = Progress(TextColumn("[bold]Evaluating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err)
         with progress:
             task = progress.add_task("eval", total=len(cases) * seeds)
-            report = ev.evaluate(model, cases, seeds=seeds, lora=None if lora is None else str(lora), lora_scale=lora_scale,
+            report = ev.evaluate(model, cases, seeds=seeds, first_seed=first_seed, lora=None if lora is None else str(lora), lora_scale=lora_scale,
                                  steps=steps, cache=cache, on_clip=lambda i, n: progress.update(task, completed=i),
                                  post=post_from_flags(interpolate=interpolate, upscale=upscale, deflicker=deflicker))
         ev.write_report(report, json_out)
@@ -180,12 +183,21 @@ def eval_shapes(
                       + (f", post {report['post']}" if report.get("post") else ""))
         for col in ("set", "clips", "color", "direction", "shape", "all three"):
             table.add_column(col, justify="right" if col != "set" else "left")
+        frames = Table(title="per frame")
+        for col in ("set", "clips", "color every frame", "shape every frame", "track", "no flicker", "flicker (median)"):
+            frames.add_column(col, justify="right" if col != "set" else "left")
         rows = [("overall", s["overall"]), ("held-out", s["heldout"]), ("trained", s["trained"])]
         rows += [(f"  {c}", b) for c, b in s["by_color"].items()]
         for name, b in rows:
             if b["clips"]:
-                table.add_row(name, str(b["clips"]), _pct(b["color"]), _pct(b["direction"]), _pct(b["shape"]), _pct(b["all"]))
+                table.add_row(name, str(b["clips"]), *(_pct(b[k]) for k in ("color", "direction", "shape", "all")))
+                frames.add_row(name, str(b["clips"]), *(_pct(b[k]) for k in (*ev.FRAME_KEYS, "flicker_median")))
         out.print(table)
+        out.print(frames)
+        out.print(f"color / shape every frame: each frame reads the prompt's. track: the object is in every frame and each "
+                  f"step goes the prompt's way, with no jump. no flicker: the object's brightness (luma) changes between "
+                  f"frames by at most {100 * ev.FLICKER_NOISE:g}% of its mean, the detector's noise on rendered clips.",
+                  highlight=False)
         out.print(f"[green]wrote[/] {json_out}", highlight=False)
 
 

@@ -10,6 +10,8 @@ from typing import Callable
 
 import numpy as np
 
+from t2v.train.shapes import BACKGROUND
+
 
 @dataclass
 class TrainEvent:
@@ -114,3 +116,23 @@ def diffusion_loss(unet, cond, latents, scheduler, snr_gamma: float = 5.0, high_
         target = scheduler.get_velocity(latents, noise, t) if v_pred else noise
     per = ((pred.float() - target.float()) ** 2).mean(dim=(1, 2, 3, 4))
     return (per * weight).mean()
+
+
+def background_latent(vae, device: str):
+    """The encoder's latent (unscaled, 1, C, 1, 1: its mean over an empty shapes-world frame) of the background."""
+    import torch
+
+    size = 8 * 2 ** (len(vae.config.block_out_channels) - 1)
+    frame = (torch.tensor(BACKGROUND, dtype=torch.float32) / 127.5 - 1).view(1, 3, 1, 1).expand(1, 3, size, size)
+    with torch.no_grad():
+        return vae.encode(frame.to(device)).latent_dist.mean.mean(dim=(2, 3), keepdim=True)
+
+
+def jitter_amplitude(z, background, jitter: float, gen):
+    """Scale each frame's difference from the background latent by a factor drawn from [1 - jitter, 1 + jitter]."""
+    import torch
+
+    if jitter <= 0:
+        return z
+    s = 1 + jitter * (2 * torch.rand((z.shape[0], 1, 1, 1), generator=gen) - 1)
+    return background + s.to(z.device) * (z - background)

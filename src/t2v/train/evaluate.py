@@ -10,7 +10,7 @@ from typing import Callable
 
 from t2v.errors import InvalidRequest
 from t2v.train import shapes
-from t2v.train.detect import detect, palette_for
+from t2v.train.detect import FLICKER_NOISE, detect, frame_scores, palette_for
 from t2v.requests import GenerationRequest, canonical_cache
 from t2v import generate
 
@@ -57,45 +57,59 @@ def read_cases(path: str | Path) -> list[Case]:
     return cases
 
 
+FRAME_KEYS = ("color_stable", "shape_stable", "track_ok", "flicker_ok")  # per-frame rates (detect.frame_scores)
+
+
 def _rate(rows: list[dict], key: str) -> float | None:
-    return round(sum(r[key] for r in rows) / len(rows), 4) if rows else None
+    return round(sum(bool(r.get(key)) for r in rows) / len(rows), 4) if rows else None
+
+
+def score(frames, case: Case, palette: dict) -> dict:
+    """One clip's row: what was asked, what the detector read (clip and per frame), and what was right."""
+    d = detect(frames, palette)
+    ok = {"color_ok": d.color == case.color, "direction_ok": d.direction == case.direction, "shape_ok": d.shape == case.shape}
+    return {"prompt": case.prompt, "heldout": case.heldout,
+            "want": {"color": case.color, "shape": case.shape, "direction": case.direction},
+            "got": d.to_dict(), **ok, "all_ok": all(ok.values()),
+            **frame_scores(d, case.color, case.shape, case.direction)}
 
 
 def summarize(rows: list[dict]) -> dict:
     def block(sel: list[dict]) -> dict:
+        flicker = sorted(r["flicker"] for r in sel if r.get("flicker") is not None)
         return {"clips": len(sel), "color": _rate(sel, "color_ok"), "direction": _rate(sel, "direction_ok"),
-                "shape": _rate(sel, "shape_ok"), "all": _rate(sel, "all_ok")}
+                "shape": _rate(sel, "shape_ok"), "all": _rate(sel, "all_ok"),
+                **{k: _rate(sel, k) for k in FRAME_KEYS},
+                "flicker_median": flicker[len(flicker) // 2] if flicker else None}
 
     by_color = {c: block([r for r in rows if r["want"]["color"] == c]) for c in sorted({r["want"]["color"] for r in rows})}
     return {"overall": block(rows), "heldout": block([r for r in rows if r["heldout"]]),
             "trained": block([r for r in rows if not r["heldout"]]), "by_color": by_color}
 
 
-def evaluate(model: str, cases: list[Case], *, seeds: int = 4, lora: str | None = None, lora_scale: float = 1.0,
+def evaluate(model: str, cases: list[Case], *, seeds: int = 4, first_seed: int = 0, lora: str | None = None, lora_scale: float = 1.0,
              steps: int | None = None, guidance: float | None = None, cache: str | None = None,
              post: dict | None = None, on_clip: Callable[[int, int], None] | None = None) -> dict:
-    """Generate ``seeds`` clips per case (seeds 0..N-1) and score them; returns rows + summary. ``cache``: a
+    """Generate ``seeds`` clips per case (seeds first_seed..first_seed+N-1) and score them; returns rows + summary. ``cache``: a
     step cache (``--cache``) to measure what it costs in accuracy; ``post``: post-processing (a request's
     ``post`` block, e.g. ``{"interpolate": 2}``) scored after it runs."""
     if seeds < 1:
         raise InvalidRequest("seeds: must be at least 1", field="seeds")
+    if first_seed < 0:
+        raise InvalidRequest("first_seed: must be 0 or more; nearest valid: 0", field="first_seed")
     cache = canonical_cache(cache)  # a bad spelling fails here, before any clip
     palette = palette_for(tuple({c.color for c in cases}))
     rows, total = [], len(cases) * seeds
     for i, case in enumerate(cases):
-        for seed in range(seeds):
+        for seed in range(first_seed, first_seed + seeds):
             req = GenerationRequest(prompt=case.prompt, model=model, seed=seed, formats=(), lora=lora, lora_scale=lora_scale,
                                     num_inference_steps=steps, guidance_scale=guidance, cache=cache, post=post)
             result = generate(req)
-            d = detect(result.frames, palette)
-            ok = {"color_ok": d.color == case.color, "direction_ok": d.direction == case.direction,
-                  "shape_ok": d.shape == case.shape}
-            rows.append({"prompt": case.prompt, "seed": seed, "heldout": case.heldout,
-                         "want": {"color": case.color, "shape": case.shape, "direction": case.direction},
-                         "got": d.to_dict(), **ok, "all_ok": all(ok.values())})
+            rows.append({**score(result.frames, case, palette), "seed": seed})
             if on_clip:
                 on_clip(len(rows), total)
     return {"model": model, "lora": lora, "lora_scale": lora_scale, "cache": cache, "post": post, "seeds": seeds,
+            "first_seed": first_seed,
             "summary": summarize(rows), "rows": rows}
 
 

@@ -18,7 +18,8 @@ import time
 
 import numpy as np
 
-from t2v.train.common import Callback, TrainEvent, lr_at, reconstruction_loss, to_tensor, tokenize
+from t2v.train.common import (Callback, TrainEvent, background_latent, jitter_amplitude, lr_at, reconstruction_loss,
+                              to_tensor, tokenize)
 
 REFINE_FROM, REFINE_TO = 0.25, 0.7  # SDEdit start, as a share of the training timesteps
 REFINE_LR = 3e-4
@@ -68,12 +69,16 @@ def frame_probabilities(clip_weights, frames: int) -> np.ndarray | None:
 
 
 def refine_decoder(vae, own, exact, pixels: np.ndarray, *, steps: int, batch: int, device: str, seed: int,
-                   emit: Callback, params: list | None = None, clip_weights=None) -> float:
+                   emit: Callback, params: list | None = None, clip_weights=None, jitter: float = 0.0) -> float:
     """Train ``vae``'s decoder (or just ``params``, e.g. a LoRA on it) to map the UNet's latents ``own`` and the
     exact ``exact`` (both scaled, N, C, F, h, w) to the clips' ``pixels`` (N, F, H, W, 3). Returns the last loss.
 
     ``clip_weights`` (N, optional): how often each clip's frames are drawn, relative to the others (e.g. half
-    the draws from a few new clips, half from many regularisation clips); uniform without it."""
+    the draws from a few new clips, half from many regularisation clips); uniform without it.
+
+    ``jitter`` (0: off): each latent's difference from the background's is scaled by a factor from
+    [1 - jitter, 1 + jitter] while the target stays the clip's frame, so the decoder reads colour from the
+    latent's direction rather than its length (:func:`t2v.train.common.jitter_amplitude`)."""
     import torch
 
     def per_frame(z):
@@ -88,11 +93,13 @@ def refine_decoder(vae, own, exact, pixels: np.ndarray, *, steps: int, batch: in
     gen = np.random.default_rng(seed + 3)
     n_exact = max(1, round(batch * EXACT_SHARE))
     vae.to(device).train()
+    background = background_latent(vae, device) if jitter > 0 else None
+    tgen = torch.Generator().manual_seed(seed + 5)
     t0, loss = time.perf_counter(), torch.zeros(())
     for step in range(steps):
         # p=None draws exactly what gen.integers did before clip weights existed: same frames, same models
         i_own, i_exact = gen.choice(len(own), batch - n_exact, p=prob), gen.choice(len(exact), n_exact, p=prob)
-        z = torch.cat([own[i_own], exact[i_exact]]).to(device)
+        z = jitter_amplitude(torch.cat([own[i_own], exact[i_exact]]).to(device), background, jitter, tgen)
         y = torch.cat([target[i_own], target[i_exact]]).to(device)
         recon = vae.decode(z).sample
         loss = reconstruction_loss(recon, y)
@@ -110,7 +117,7 @@ def refine_decoder(vae, own, exact, pixels: np.ndarray, *, steps: int, batch: in
 
 def refine_model(unet, vae, text_encoder, tokenizer, scheduler, latents, pixels: np.ndarray, captions: list[list[str]], *,
                  steps: int, batch: int, guidance: float, sample_steps: int, device: str, seed: int, emit: Callback,
-                 params: list | None = None, clip_weights=None) -> float:
+                 params: list | None = None, clip_weights=None, jitter: float = 0.0) -> float:
     """Re-render the clips with the trained UNet (sampled as t2v generates them: ``sample_steps`` DDIM steps at
     ``guidance``), then refine ``vae``'s decoder (or ``params``) on them for ``steps`` steps, drawing clips by
     ``clip_weights`` (see :func:`refine_decoder`). Returns the last loss."""
@@ -120,4 +127,4 @@ def refine_model(unet, vae, text_encoder, tokenizer, scheduler, latents, pixels:
     own = own_latents(unet, text_encoder, tokenizer, scheduler, latents, captions, guidance=guidance, steps=sample_steps,
                       device=device, seed=seed, emit=emit)
     return refine_decoder(vae, own, latents, pixels, steps=steps, batch=batch, device=device, seed=seed, emit=emit,
-                          params=params, clip_weights=clip_weights)
+                          params=params, clip_weights=clip_weights, jitter=jitter)

@@ -23,8 +23,8 @@ import numpy as np
 
 from t2v.errors import InvalidRequest
 from t2v.models.tiny import Arch, build_models, make_tokenizer, save_pipeline
-from t2v.train.common import (Callback, TrainEvent, diffusion_loss, encode_latents, lr_at, pick_device, reconstruction_loss,
-                              to_tensor, tokenize)
+from t2v.train.common import (Callback, TrainEvent, background_latent, diffusion_loss, encode_latents, jitter_amplitude, lr_at,
+                              pick_device, reconstruction_loss, to_tensor, tokenize)
 from t2v.models.registry import SHAPES_DEFAULTS
 from t2v.models.temporal import add_temporal_positions
 from t2v.train.data import load_clips
@@ -63,6 +63,9 @@ class TrainConfig:
     vae_steps: int = 800
     vae_batch: int = 16
     vae_lr: float = 1e-3
+    # Each frame's latent is scaled by a factor from [1 - J, 1 + J] about the background's before decoding, in
+    # the autoencoder and decoder phases (0: off; see model-card.md, "Where the flicker came from").
+    vae_jitter: float = 0.0
     decoder_steps: int = 0  # then the decoder alone (encoder frozen, so the latents stay valid), also on --resume
     # After the UNet: decoder steps on the UNet's own re-renderings of training clips (t2v.train.refine).
     refine_steps: int = 0
@@ -106,6 +109,8 @@ class TrainConfig:
         for name in ("vae_steps", "decoder_steps", "refine_steps"):
             if getattr(self, name) < 0:
                 raise InvalidRequest(f"{name}: must be 0 or more", field=name)
+        if not 0.0 <= self.vae_jitter < 1.0:
+            raise InvalidRequest("vae_jitter: must be at least 0 and below 1; nearest valid: 0.15", field="vae_jitter")
         if not 0.0 <= self.high_noise_share <= 1.0:
             raise InvalidRequest("high_noise_share: must be between 0 and 1", field="high_noise_share")
         if not 0.0 <= self.high_noise_from < 1.0:
@@ -146,13 +151,19 @@ def train_vae(vae, pools: list[np.ndarray], cfg: TrainConfig, device: str, emit:
     gen = np.random.default_rng(cfg.seed + (2 if decoder_only else 1))
     vae.train().to(device)
     phase = "decoder" if decoder_only else "vae"
+    tgen = torch.Generator().manual_seed(cfg.seed + 7)
     for step in range(steps):
         share = [cfg.vae_batch // len(pools) + (i < cfg.vae_batch % len(pools)) for i in range(len(pools))]
         picked = np.concatenate([p[gen.integers(0, len(p), k)] for p, k in zip(pools, share)])
         batch = to_tensor(picked).to(device)
         with torch.set_grad_enabled(not decoder_only):
             post = vae.encode(batch).latent_dist
-        recon = vae.decode(post.mean if decoder_only else post.sample()).sample
+        z = post.mean if decoder_only else post.sample()
+        if cfg.vae_jitter > 0:  # colour must survive a frame's latent coming out a little too strong or weak
+            with torch.no_grad():
+                background = background_latent(vae, device)
+            z = jitter_amplitude(z, background, cfg.vae_jitter, tgen)
+        recon = vae.decode(z).sample
         rec = reconstruction_loss(recon, batch)
         loss = rec if decoder_only else rec + 1e-6 * post.kl().mean()
         for g in opt.param_groups:
@@ -286,7 +297,7 @@ def train(cfg: TrainConfig, on_event: Callback | None = None) -> Path:
         latents = encode_latents(vae, clips, device, emit)
         vae.register_to_config(scaling_factor=float(1.0 / latents.std()))
         vae.to("cpu").save_pretrained(out / "vae", safe_serialization=True)
-        state.update(vae_done=True, vae_steps=cfg.vae_steps)
+        state.update(vae_done=True, vae_steps=cfg.vae_steps, vae_jitter=cfg.vae_jitter)
         state_file.write_text(json.dumps(state))
     if cfg.decoder_steps and state.get("decoder_steps", 0) < cfg.decoder_steps:
         train_vae(vae, pools, cfg, device, emit, decoder_only=True)
@@ -360,6 +371,7 @@ def train(cfg: TrainConfig, on_event: Callback | None = None) -> Path:
                         "prediction": cfg.prediction, "temporal_positions": cfg.temporal_positions,
                         "train_text_encoder": cfg.train_text_encoder,
                         "high_noise_share": cfg.high_noise_share, "high_noise_from": cfg.high_noise_from,
+                        "vae_jitter": state.get("vae_jitter", 0.0),
                         "clips": n, "device": device, "seed": cfg.seed, "elapsed_s": round(time.perf_counter() - t_start, 1)}
                 export_model(out, unet.to("cpu"), vae.to("cpu"), text_encoder.to("cpu"), scheduler, ema, cfg, info)
                 unet.to(device), vae.to(device), text_encoder.to(device)
@@ -370,7 +382,8 @@ def train(cfg: TrainConfig, on_event: Callback | None = None) -> Path:
             try:
                 refine_model(unet, vae, text_encoder, tokenizer, scheduler, latents[:kept], refine_pixels, refine_captions,
                              steps=cfg.refine_steps, batch=cfg.vae_batch, guidance=SHAPES_DEFAULTS["guidance_scale"],
-                             sample_steps=SHAPES_DEFAULTS["num_inference_steps"], device=device, seed=cfg.seed, emit=emit)
+                             sample_steps=SHAPES_DEFAULTS["num_inference_steps"], device=device, seed=cfg.seed, emit=emit,
+                             jitter=cfg.vae_jitter)
             finally:
                 ema.swap()
             vae.to("cpu").save_pretrained(out / "vae", safe_serialization=True)
