@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from t2v.models.temporal import CONFIG_KEY, add_temporal_positions, apply_temporal_positions, folder_frame_limit
+from t2v.models.temporal import CONFIG_KEY, add_temporal_positions, apply_temporal_config, folder_frame_limit
 
 
 def _unet():
@@ -64,13 +64,13 @@ def test_saved_model_keeps_stock_weights_and_reloads_with_positions(tmp_path):
 
     stock = UNet3DConditionModel.from_pretrained(tmp_path / "unet").eval()  # stock diffusers: loads, no embeddings
     assert all(b.pos_embed is None for b in _temporal_blocks(stock))
-    reloaded = apply_temporal_positions(stock)
+    reloaded = apply_temporal_config(stock)
     assert all(b.pos_embed is not None for b in _temporal_blocks(reloaded))
     torch.testing.assert_close(_run(reloaded), expected)
 
 
 def test_stock_unet_is_left_alone():
-    unet = apply_temporal_positions(_unet())
+    unet = apply_temporal_config(_unet())
     assert all(b.pos_embed is None for b in _temporal_blocks(unet))
 
 
@@ -101,3 +101,82 @@ def test_more_frames_than_the_embeddings_cover_is_refused(model_copy, tmp_path):
     assert err.value.field == "num_frames" and not list(tmp_path.glob("o*"))
     r = generate(GenerationRequest(prompt="x", model=str(model_copy), num_frames=4, seed=0, formats=()))
     assert r.frames.shape[0] == 4
+
+
+def _temporal_module(frames=4, batch=2, size=3):
+    from diffusers.models.transformers.transformer_temporal import TransformerTemporalModel
+
+    torch.manual_seed(0)
+    m = TransformerTemporalModel(4, 2, in_channels=8, num_layers=1, norm_num_groups=4).eval()
+    with torch.no_grad():
+        m.proj_out.weight.normal_(0, 0.3)
+    x = torch.randn(batch * frames, 8, size, size, generator=torch.Generator().manual_seed(2))
+    return m, x
+
+
+def _out(m, x, frames=4):
+    with torch.no_grad():
+        return m(x, num_frames=frames).sample
+
+
+def test_clip_attention_carries_another_position_of_another_frame_and_keeps_clips_apart():
+    from diffusers.models.attention_processor import Attention
+
+    from t2v.models.temporal import ClipAttention, add_clip_attention
+
+    torch.manual_seed(0)
+    attn = Attention(8, heads=2, dim_head=4).eval()
+    tokens = torch.randn(2 * 9, 4, 8)  # (clips x 3x3 positions, frames, channels), as a temporal block sees them
+    poked = tokens.clone()
+    poked[5, 1] += 3.0  # clip 0, position 5, frame 1
+    with torch.no_grad():
+        a, b = attn(tokens), attn(poked)  # stock: a position attends over its own frames only
+        assert torch.allclose(a[0], b[0]) and not torch.allclose(a[5], b[5])
+        clip = ClipAttention()
+        clip.batch = 2
+        attn.set_processor(clip)
+        a, b = attn(tokens), attn(poked)
+    assert not torch.allclose(a[0, 3], b[0, 3], atol=1e-4)  # position 0, frame 3 now sees position 5, frame 1
+    torch.testing.assert_close(a[9:], b[9:])  # clip 1 is not reached by clip 0's tokens
+
+    m, x = _temporal_module()
+
+    class Holder(torch.nn.Module):  # add_clip_attention walks a module tree and records a config key
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+            self.config = {}
+
+        def register_to_config(self, **kw):
+            self.config.update(kw)
+
+    holder = Holder(m)
+    assert add_clip_attention(holder) == 1 and add_clip_attention(holder) == 0  # idempotent
+    assert holder.config == {"_t2v_clip_attention": True}
+    both = _out(m, x)
+    # One clip alone gives what it gave inside the batch: the hook tells the processor the batch size.
+    torch.testing.assert_close(_out(m, x[4:]), both[4:], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(_out(m, x[:4]), both[:4], atol=1e-5, rtol=1e-5)
+
+
+def test_clip_attention_survives_save_and_load_with_stock_weight_files(tmp_path):
+    from diffusers import UNet3DConditionModel
+
+    from t2v.models.temporal import CLIP_ATTENTION_KEY, add_clip_attention, clip_attention
+
+    unet = _unet()
+    with torch.no_grad():
+        for m in unet.modules():
+            if type(m).__name__ == "TransformerTemporalModel":
+                m.proj_out.weight.normal_(0, 0.2)
+    keys = set(unet.state_dict())
+    plain = _run(unet)
+    add_clip_attention(unet)
+    assert set(unet.state_dict()) == keys and clip_attention(unet)
+    expected = _run(unet)
+    assert not torch.allclose(plain, expected, atol=1e-5)
+    unet.save_pretrained(tmp_path / "unet")
+    assert json.loads((tmp_path / "unet" / "config.json").read_text())[CLIP_ATTENTION_KEY] is True
+    stock = UNet3DConditionModel.from_pretrained(tmp_path / "unet").eval()
+    torch.testing.assert_close(_run(stock), plain)  # stock diffusers loads it, with per-position attention
+    torch.testing.assert_close(_run(apply_temporal_config(stock)), expected)

@@ -25,9 +25,9 @@ def _components(folder):
     from diffusers import AutoencoderKL, DDIMScheduler, UNet3DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
 
-    from t2v.models.temporal import apply_temporal_positions
+    from t2v.models.temporal import apply_temporal_config
 
-    return (apply_temporal_positions(UNet3DConditionModel.from_pretrained(folder, subfolder="unet")).eval(),
+    return (apply_temporal_config(UNet3DConditionModel.from_pretrained(folder, subfolder="unet")).eval(),
             AutoencoderKL.from_pretrained(folder, subfolder="vae").eval(),
             CLIPTextModel.from_pretrained(folder, subfolder="text_encoder").eval(),
             CLIPTokenizer.from_pretrained(folder, subfolder="tokenizer"),

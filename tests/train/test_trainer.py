@@ -248,3 +248,36 @@ def test_vae_jitter_trains_another_autoencoder_and_is_recorded(tmp_path):
     bg = background_latent(b, "cpu")
     assert bg.shape == (1, 4, 1, 1) and torch.isfinite(bg).all()
     assert json.loads((jittered / "t2v.json").read_text())["training"]["vae_jitter"] == 0.15
+
+
+def test_init_starts_from_a_trained_model_with_clip_attention(trained, tmp_path):
+    import torch
+    from diffusers import AutoencoderKL, UNet3DConditionModel
+
+    from t2v import GenerationRequest, generate
+    from t2v.models.temporal import CLIP_ATTENTION_KEY
+
+    base, _, _ = trained
+    out = tmp_path / "ft"
+    losses, events = _run(out, steps=6, checkpoint_every=3, preview_every=6, init=str(base), clip_attention=True)
+    assert not any(e.phase == "vae" for e in events)  # the base's autoencoder is kept, not retrained
+    a, b = AutoencoderKL.from_pretrained(base / "vae").state_dict(), AutoencoderKL.from_pretrained(out / "vae").state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert json.loads((out / "unet" / "config.json").read_text())[CLIP_ATTENTION_KEY] is True
+    info = json.loads((out / "t2v.json").read_text())["training"]
+    assert info["clip_attention"] is True and info["init"]["steps"] == 60 and info["steps"] == 6
+    # The run started from the base's UNet: its first losses are the trained model's, far below a new model's.
+    fresh, _ = _run(tmp_path / "fresh", steps=1, checkpoint_every=1, preview_every=1)
+    assert losses[1] < fresh[1]
+    r = generate(GenerationRequest(prompt="a red circle moving right", model=str(out), seed=1, formats=()))
+    assert r.frames.shape == (4, 32, 32, 3)
+    assert UNet3DConditionModel.load_config(out / "unet")[CLIP_ATTENTION_KEY] is True
+    with pytest.raises(InvalidRequest, match="clip-wide attention; it cannot be removed"):
+        _run(out, steps=8, resume=True, init=str(base))
+
+
+def test_init_from_a_folder_that_is_not_a_trained_model_is_refused(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InvalidRequest, match=r"init: .* is not a model folder t2v train wrote \(missing unet") as e:
+        TrainConfig(data="shapes", out=tmp_path / "o", init=str(tmp_path / "empty"))
+    assert e.value.field == "init"

@@ -82,6 +82,9 @@ def train(
                                    help="v_prediction (zero-terminal-SNR schedule) or epsilon (the ModelScope/SD one)."),
     temporal_positions: bool = typer.Option(True, "--temporal-positions/--no-temporal-positions",
                                             help="Frame-position embeddings in the temporal attention (a resume can add them)."),
+    clip_attention: bool = typer.Option(False, "--clip-attention/--no-clip-attention",
+                                        help="Temporal self-attention across the whole clip, not one position's frames (a resume can add it)."),
+    init: Optional[Path] = typer.Option(None, "--init", help="Start from a model folder t2v train made (its weights and autoencoder)."),
     train_text_encoder: bool = typer.Option(True, "--train-text-encoder/--freeze-text-encoder",
                                             help="Train the text encoder with the UNet, or keep its initial weights."),
     high_noise_share: float = typer.Option(0.0, "--high-noise-share",
@@ -97,6 +100,7 @@ def train(
                           vae_jitter=vae_jitter, decoder_steps=decoder_steps, refine_steps=refine_steps, refine_clips=refine_clips, clips=clips, checkpoint_every=checkpoint_every, preview_every=preview_every, seed=seed,
                           resume=resume, device=device, prediction=prediction,
                           temporal_positions=temporal_positions, train_text_encoder=train_text_encoder,
+                          clip_attention=clip_attention, init=str(init) if init else None,
                           high_noise_share=high_noise_share, high_noise_from=high_noise_from)
         with TrainProgress() as bar:
             folder = run(cfg, bar)

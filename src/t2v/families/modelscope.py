@@ -26,7 +26,7 @@ from t2v.families.common import config, free_text_encoders
 from t2v.runtime import current
 from t2v.models.hub.modelscope import CARD, DEFAULT_NEGATIVE_PROMPT  # noqa: F401  (named here too)
 from t2v.planner.memory import meta_cost
-from t2v.models.temporal import apply_temporal_positions, folder_frame_limit
+from t2v.models.temporal import apply_temporal_config, folder_frame_limit
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class ModelScopeFamily(Family):
         return Rules(size_multiple=8, max_frames=folder_frame_limit(path) if path else None, modes=self.modes)
 
     def prepare(self, components: dict[str, Any]) -> dict[str, Any]:
-        components["unet"] = apply_temporal_positions(components["unet"])
+        components["unet"] = apply_temporal_config(components["unet"])
         return components
 
     def preview(self, model, latents):
@@ -173,7 +173,7 @@ class ModelScopeFamily(Family):
         from transformers import CLIPTextConfig, CLIPTextModel
 
         with torch.device("meta"):
-            unet = apply_temporal_positions(UNet3DConditionModel.from_config(json.loads((path / "unet" / "config.json").read_text())))
+            unet = apply_temporal_config(UNet3DConditionModel.from_config(json.loads((path / "unet" / "config.json").read_text())))
             vae = AutoencoderKL.from_config(json.loads((path / "vae" / "config.json").read_text()))
             text = CLIPTextModel(CLIPTextConfig.from_pretrained(path / "text_encoder"))
         return unet.eval(), vae.eval(), text.eval()

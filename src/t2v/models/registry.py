@@ -52,6 +52,12 @@ SHAPES_DEFAULTS: dict[str, Any] = {
 WAN_DEFAULTS: dict[str, Any] = dict(WAN.defaults)
 
 
+def _shapes(model_id: str, description: str, notes: str, bundled: str, aliases: tuple[str, ...] = ()) -> ModelSpec:
+    """A version of the model t2v trains itself and ships in the package (``assets/<bundled>``)."""
+    return ModelSpec(id=model_id, family="modelscope", description=description, defaults=SHAPES_DEFAULTS,
+                     license="Apache-2.0", download_gb=0.0, vram_gb=0.1, has_fp16_variant=False, notes=notes,
+                     prompt_example="a red circle moving right", aliases=aliases, bundled=bundled)
+
 
 _BASE = (
         ModelSpec(
@@ -229,20 +235,11 @@ _BASE = (
             notes="With --memory low only the expert the current step needs is on the GPU.",
             aliases=("wan2.2-a14b",),
         ),
-        ModelSpec(
-            id="t2v-shapes",
-            family="modelscope",
-            description="t2v's own 64x64, 8-frame model of coloured shapes moving on black (docs/model-card.md).",
-            defaults=SHAPES_DEFAULTS,
-            license="Apache-2.0",
-            download_gb=0.0,
-            vram_gb=0.1,
-            has_fp16_variant=False,
-            notes="Ships with t2v; trained on 2 CPU cores by `t2v train --data shapes`.",
-            prompt_example="a red circle moving right",
-            aliases=("shapes",),
-            bundled="t2v-shapes",
-        ),
+        _shapes("t2v-shapes", "t2v's own 64x64, 8-frame model of coloured shapes moving on black (docs/model-card.md).",
+                "Ships with t2v; trained on 2 CPU cores by `t2v train --data shapes`.", "t2v-shapes", aliases=("shapes",)),
+        _shapes("t2v-shapes@v4", "The previous t2v-shapes (v4), kept so that records made with it replay identically.",
+                "Its frames may change colour (docs/model-card.md); t2v replay picks it for records that name its hash.",
+                "t2v-shapes-v4"),
 )
 
 

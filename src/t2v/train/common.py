@@ -1,6 +1,6 @@
 """Training building blocks shared by ``t2v train``, ``t2v train-lora`` and the decoder refinement: progress
 events, device choice, the learning-rate schedule, the reconstruction loss, clip encoding and tokenization, and
-the diffusion loss."""
+the diffusion loss, and the EMA of the weights."""
 
 from __future__ import annotations
 
@@ -136,3 +136,30 @@ def jitter_amplitude(z, background, jitter: float, gen):
         return z
     s = 1 + jitter * (2 * torch.rand((z.shape[0], 1, 1, 1), generator=gen) - 1)
     return background + s.to(z.device) * (z - background)
+
+
+class EMA:
+    """Exponential moving average of a set of modules' parameters (kept in fp32)."""
+
+    def __init__(self, modules, decay: float):
+        self.decay = decay
+        self.params = [p for m in modules for p in m.parameters()]
+        self.shadow = [p.detach().clone().float() for p in self.params]
+
+    def update(self, step: int) -> None:
+        import torch
+
+        d = min(self.decay, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for s, p in zip(self.shadow, self.params):
+                s.lerp_(p.detach().float(), 1 - d)
+
+    def swap(self) -> None:
+        """Exchange live and EMA weights (call twice to undo)."""
+        import torch
+
+        with torch.no_grad():
+            for s, p in zip(self.shadow, self.params):
+                tmp = p.detach().clone()
+                p.copy_(s)
+                s.copy_(tmp)

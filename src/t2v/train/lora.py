@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from t2v.errors import InvalidRequest
-from t2v.models.temporal import apply_temporal_positions
+from t2v.models.temporal import apply_temporal_config
 from t2v.train.common import Callback, TrainEvent, diffusion_loss, encode_latents, lr_at, pick_device, tokenize
 from t2v.models.source import model_defaults, resolve_source
 from t2v.models.lora import DECODER, DECODER_TARGETS, adapters_off, add_lora, lora_parameters, save_lora
@@ -87,7 +87,7 @@ def train_lora(cfg: LoraTrainConfig, on_event: Callback | None = None) -> Path:
     tokenizer = CLIPTokenizer.from_pretrained(path, subfolder="tokenizer")
     text_encoder = CLIPTextModel.from_pretrained(path, subfolder="text_encoder").to(device).eval().requires_grad_(False)
     vae = AutoencoderKL.from_pretrained(path, subfolder="vae").to(device).eval().requires_grad_(False)
-    unet = apply_temporal_positions(UNet3DConditionModel.from_pretrained(path, subfolder="unet")).to(device)
+    unet = apply_temporal_config(UNet3DConditionModel.from_pretrained(path, subfolder="unet")).to(device)
     scheduler = DDIMScheduler.from_pretrained(path, subfolder="scheduler")
     scheduler.alphas_cumprod = scheduler.alphas_cumprod.to(device)
 

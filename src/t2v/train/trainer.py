@@ -23,16 +23,17 @@ import numpy as np
 
 from t2v.errors import InvalidRequest
 from t2v.models.tiny import Arch, build_models, make_tokenizer, save_pipeline
-from t2v.train.common import (Callback, TrainEvent, background_latent, diffusion_loss, encode_latents, jitter_amplitude, lr_at,
+from t2v.train.common import (EMA, Callback, TrainEvent, background_latent, diffusion_loss, encode_latents, jitter_amplitude, lr_at,
                               pick_device, reconstruction_loss, to_tensor, tokenize)
 from t2v.models.registry import SHAPES_DEFAULTS
-from t2v.models.temporal import add_temporal_positions
+from t2v.models.temporal import add_clip_attention, add_temporal_positions
 from t2v.train.data import load_clips
 from t2v.train.shapes import WorldConfig, variety_frames
 from t2v import generate
 from t2v.models.loader import clear_cache
 from t2v.requests import GenerationRequest
 from t2v.train.refine import refine_model
+from t2v.train.start import init_training, load_weights, start_state
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +88,10 @@ class TrainConfig:
     # them, frame order reaches the model only through the temporal convolutions' zero padding, and the
     # shapes model ignored the direction words entirely. A resume can switch them on, not off.
     temporal_positions: bool = True
+    # Clip-wide temporal self-attention (t2v.models.temporal.add_clip_attention): a moving object's frames can
+    # share its colour. A resume or an --init run can switch it on, not off.
+    clip_attention: bool = False
+    init: str | None = None  # a model folder t2v train made: start from its weights and autoencoder (t2v.train.start)
     # False keeps the text encoder at its initial weights (random for a new model): a trained one learns to
     # drop words the UNet cannot use yet, and the shapes model's encoder had collapsed the direction words
     # onto one another within 1,000 steps.
@@ -115,6 +120,8 @@ class TrainConfig:
             raise InvalidRequest("high_noise_share: must be between 0 and 1", field="high_noise_share")
         if not 0.0 <= self.high_noise_from < 1.0:
             raise InvalidRequest("high_noise_from: must be at least 0 and below 1", field="high_noise_from")
+        if self.init:
+            init_training(self.init)
         if self.data != "shapes" and not Path(self.data).expanduser().is_dir():
             raise InvalidRequest(f"data: {self.data!r} is neither 'shapes' nor a folder", field="data")
 
@@ -174,33 +181,6 @@ def train_vae(vae, pools: list[np.ndarray], cfg: TrainConfig, device: str, emit:
         opt.step()
         emit(TrainEvent(phase, step + 1, steps, rec.item(), opt.param_groups[0]["lr"]))
     vae.eval()
-
-
-class EMA:
-    """Exponential moving average of a set of modules' parameters (kept in fp32)."""
-
-    def __init__(self, modules, decay: float):
-        self.decay = decay
-        self.params = [p for m in modules for p in m.parameters()]
-        self.shadow = [p.detach().clone().float() for p in self.params]
-
-    def update(self, step: int) -> None:
-        import torch
-
-        d = min(self.decay, (1 + step) / (10 + step))
-        with torch.no_grad():
-            for s, p in zip(self.shadow, self.params):
-                s.lerp_(p.detach().float(), 1 - d)
-
-    def swap(self) -> None:
-        """Exchange live and EMA weights (call twice to undo)."""
-        import torch
-
-        with torch.no_grad():
-            for s, p in zip(self.shadow, self.params):
-                tmp = p.detach().clone()
-                p.copy_(s)
-                s.copy_(tmp)
 
 
 def _checkpoints(out: Path) -> list[Path]:
@@ -287,6 +267,14 @@ def train(cfg: TrainConfig, on_event: Callback | None = None) -> Path:
     if cfg.temporal_positions:
         add_temporal_positions(unet)
     state["temporal_positions"] = cfg.temporal_positions
+    if state.get("clip_attention") and not cfg.clip_attention:
+        raise InvalidRequest(f"clip_attention: {out} was trained with clip-wide attention; it cannot be removed", field="clip_attention")
+    if cfg.clip_attention:
+        add_clip_attention(unet)
+    state["clip_attention"] = cfg.clip_attention
+    if cfg.init and not state.get("init"):
+        state.update(start_state(cfg.init, out, cfg.prediction, cfg.preset))
+        state_file.write_text(json.dumps(state))
     latents = None
     pools = vae_frames(clips, cfg) if not state.get("vae_done") or state.get("decoder_steps", 0) < cfg.decoder_steps else None
     if state.get("vae_done"):
@@ -320,6 +308,8 @@ def train(cfg: TrainConfig, on_event: Callback | None = None) -> Path:
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=1e-2)
     ema = EMA([unet, text_encoder] if cfg.train_text_encoder else [unet], cfg.ema_decay)  # unet first: a resume may differ
     start = 0
+    if state.get("init") and not _checkpoints(out):
+        load_weights(state["init"], unet, text_encoder)
     if cfg.resume and _checkpoints(out):
         ck = torch.load(_checkpoints(out)[-1], map_location=device, weights_only=False)
         unet.load_state_dict(ck["unet"])
@@ -369,6 +359,7 @@ def train(cfg: TrainConfig, on_event: Callback | None = None) -> Path:
                 info = {"data": cfg.data, "preset": cfg.preset, "steps": done, "batch": cfg.batch, "vae_steps": state.get("vae_steps"),
                         "decoder_steps": state.get("decoder_steps", 0), "refine_steps": state.get("refine_steps", 0),
                         "prediction": cfg.prediction, "temporal_positions": cfg.temporal_positions,
+                        "clip_attention": cfg.clip_attention, "init": state.get("init_training"),
                         "train_text_encoder": cfg.train_text_encoder,
                         "high_noise_share": cfg.high_noise_share, "high_noise_from": cfg.high_noise_from,
                         "vae_jitter": state.get("vae_jitter", 0.0),
