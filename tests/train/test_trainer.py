@@ -274,6 +274,8 @@ def test_init_starts_from_a_trained_model_with_clip_attention(trained, tmp_path)
     assert UNet3DConditionModel.load_config(out / "unet")[CLIP_ATTENTION_KEY] is True
     with pytest.raises(InvalidRequest, match="clip-wide attention; it cannot be removed"):
         _run(out, steps=8, resume=True, init=str(base))
+    with pytest.raises(InvalidRequest, match="clip_attention: .* was trained with it; pass --clip-attention"):
+        _run(tmp_path / "again", steps=2, init=str(out))  # starting from it needs it too
 
 
 def test_init_from_a_folder_that_is_not_a_trained_model_is_refused(tmp_path):

@@ -18,6 +18,7 @@ under a second private config key.
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 CONFIG_KEY = "_t2v_temporal_positions"
@@ -62,10 +63,19 @@ class ClipAttention:
 
     The block sees ``(batch x height x width, frames, channels)``; the forward pre-hook that
     :func:`add_clip_attention` puts on the temporal transformer tells the processor the batch size, so the
-    tokens can be regrouped as ``(batch, height x width x frames, channels)``."""
+    tokens can be regrouped as ``(batch, height x width x frames, channels)``. The size is kept per thread, so
+    one loaded model may run in several threads at once."""
 
     def __init__(self) -> None:
-        self.batch = 1
+        self.local = threading.local()
+
+    @property
+    def batch(self) -> int:
+        return getattr(self.local, "batch", 1)
+
+    @batch.setter
+    def batch(self, value: int) -> None:
+        self.local.batch = value
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, **kwargs):
         import torch.nn.functional as F

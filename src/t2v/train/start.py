@@ -28,14 +28,20 @@ def init_training(folder: str | Path) -> dict:
     return info
 
 
-def start_state(folder: str | Path, out: Path, prediction: str, preset: str) -> dict:
+def start_state(folder: str | Path, out: Path, prediction: str, preset: str, *, temporal_positions: bool,
+                clip_attention: bool) -> dict:
     """Copy the model's autoencoder into ``out`` and return the train-state entries that skip the autoencoder
-    phases. The prediction type and preset must be the model's."""
+    phases. The prediction type and preset must be the model's, and what its UNet was built with (frame
+    positions, clip-wide attention) cannot be left out: its weights only work with them."""
     path = Path(folder).expanduser()
     info = init_training(path)
     for key, want in (("prediction", prediction), ("preset", preset)):
         if info.get(key, want) != want:
             raise InvalidRequest(f"{key}: {path} was trained with {info[key]!r}; pass --{key} {info[key]}", field=key)
+    for key, on in (("temporal_positions", temporal_positions), ("clip_attention", clip_attention)):
+        if info.get(key) and not on:
+            flag = key.replace("_", "-")
+            raise InvalidRequest(f"{key}: {path} was trained with it; pass --{flag}", field=key)
     if (out / "vae").exists():
         shutil.rmtree(out / "vae")
     shutil.copytree(path / "vae", out / "vae")

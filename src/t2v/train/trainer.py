@@ -273,7 +273,8 @@ def train(cfg: TrainConfig, on_event: Callback | None = None) -> Path:
         add_clip_attention(unet)
     state["clip_attention"] = cfg.clip_attention
     if cfg.init and not state.get("init"):
-        state.update(start_state(cfg.init, out, cfg.prediction, cfg.preset))
+        state.update(start_state(cfg.init, out, cfg.prediction, cfg.preset, temporal_positions=cfg.temporal_positions,
+                                 clip_attention=cfg.clip_attention))
         state_file.write_text(json.dumps(state))
     latents = None
     pools = vae_frames(clips, cfg) if not state.get("vae_done") or state.get("decoder_steps", 0) < cfg.decoder_steps else None
