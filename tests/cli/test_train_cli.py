@@ -35,6 +35,7 @@ def test_data_shapes_writes_a_folder(tmp_path):
     (["train", "--data", "shapes", "--out", "X", "--steps", "0"], "steps: must be at least 1"),
     (["train", "--data", "shapes", "--out", "X", "--high-noise-share", "1.5"], "high_noise_share: must be between 0 and 1"),
     (["train", "--data", "shapes", "--out", "X", "--high-noise-from", "1"], "high_noise_from: must be at least 0 and below 1"),
+    (["train", "--data", "shapes", "--out", "X", "--modifiers", "1.5"], "modifiers: must be between 0 and 1; nearest valid: 1"),
     (["train-lora", "--base", "t2v-shapes", "--data", "/nonexistent", "--out", "X"], "is not a folder"),
     (["train-lora", "--base", "t2v-shapes", "--data", ".", "--out", "X", "--rank", "0"], "rank"),
     (["eval", "shapes", "--split", "some"], "split: choose all, heldout or train"),
@@ -78,6 +79,22 @@ def test_eval_shapes_reports_per_frame_rates_for_the_seeds_asked(tmp_path):
     assert rates["color_stable"] == sum(row["color_stable"] for row in data["rows"]) / 2
     bad = run("eval", "shapes", "--prompts", f, "--seeds", "1", "--first-seed", "-1")
     assert bad.exit_code == 2 and "first_seed: must be 0 or more; nearest valid: 0" in bad.output
+
+
+def test_eval_shapes_scores_size_and_speed_words_at_the_frames_asked(tmp_path):
+    f = tmp_path / "p.txt"
+    f.write_text("a small red circle moving right slowly\na blue square moving up\n")
+    report = tmp_path / "r.json"
+    r = run("eval", "shapes", "--prompts", f, "--seeds", "1", "--frames", "12", "--json", report)
+    assert r.exit_code == 0, r.output
+    assert "all asked" in r.output and "speed" in r.output
+    data = json.loads(report.read_text())
+    asked, plain = data["rows"]
+    assert data["frames"] == 12 and len(asked["got"]["frame_colors"]) == len(plain["got"]["frame_colors"]) == 12
+    assert asked["size_ok"] == (asked["got"]["size"] == "small") and asked["speed_ok"] == (asked["got"]["speed"] == "slowly")
+    assert "size_ok" not in plain and data["summary"]["overall"]["size"] == float(asked["size_ok"])
+    bad = run("eval", "shapes", "--prompts", f, "--frames", "0")
+    assert bad.exit_code == 2 and "num_frames" in bad.output
 
 
 def test_sequence_and_image_commands(tiny_sd_model, tmp_path):

@@ -200,3 +200,71 @@ def test_eval_rows_and_summary_carry_the_per_frame_rates():
     s = summarize(rows)["overall"]
     assert s["color"] == 1.0 and s["color_stable"] == 0.5 and s["track_ok"] == 1.0 and s["flicker_ok"] == 0.5
     assert s["flicker_median"] > FLICKER_NOISE  # the flipped clip's jump in luma is the larger of the two
+
+
+def test_a_world_without_modifiers_draws_the_clips_it_always_did():
+    # sha256 of clips 0-39 of seed 11 (frames + captions) as the world drew them before size and speed words
+    import hashlib
+
+    digest = hashlib.sha256()
+    for s in shapes.iterate(11, 40, split="all"):
+        digest.update(s.frames.tobytes()), digest.update(s.caption.encode())
+    assert digest.hexdigest() == "41e200894955b6513255a864bfeb3aa9218c8e6f6b56d45440340cb7a79b1ba8"
+
+
+def test_size_and_speed_words_pick_their_ranges_and_the_detector_reads_them():
+    cfg = shapes.WorldConfig(modifiers=1.0)
+    samples = list(shapes.iterate(5, 420, split="all", config=cfg))
+    pairs = {(s.label.size_word, s.label.speed_word) for s in samples}
+    assert pairs == set(shapes.MODIFIER_PAIRS)  # every pair, and never a big object moving quickly
+    hits = {"size": 0, "speed": 0, "direction": 0, "shape": 0}
+    for s in samples:
+        lab, side = s.label, cfg.size
+        if lab.size_word:
+            lo, hi = shapes.SIZE_RADIUS[lab.size_word]
+            assert lo * side <= lab.radius <= hi * side
+        if lab.speed_word:
+            lo, hi = shapes.SPEED_TRAVEL[lab.speed_word]
+            assert lo * side <= lab.travel <= hi * side
+        mask = np.abs(s.frames.astype(int) - np.array(shapes.BACKGROUND)).sum(-1) > 30
+        assert not mask[:, 0].any() and not mask[:, -1].any() and not mask[:, :, 0].any() and not mask[:, :, -1].any()
+        case = parse_prompt(s.caption)
+        assert (case.size, case.speed) == (lab.size_word, lab.speed_word)
+        d = detect(s.frames)
+        hits["size"] += d.size == (lab.size_word or "normal")
+        hits["speed"] += d.speed == (lab.speed_word or "normal")
+        hits["direction"] += d.direction == lab.direction
+        hits["shape"] += d.shape == lab.shape
+    assert hits["size"] == hits["speed"] == hits["direction"] == len(samples)
+    assert hits["shape"] >= 0.99 * len(samples)  # an 8-pixel circle can read as a square
+
+
+def test_unmodified_clips_read_normal_size_and_speed():
+    for s in shapes.iterate(2, 200, split="all"):
+        d = detect(s.frames)
+        assert (d.size, d.speed) == ("normal", "normal"), s.label
+
+
+def test_modifier_prompts_are_scored_only_on_what_they_ask():
+    cases = default_cases(split="all", modifiers=True)
+    assert len(cases) == len(shapes.combos(split="all"))
+    assert {(c.size, c.speed) for c in cases} == set(shapes.MODIFIER_PAIRS)
+    case = parse_prompt("a big red circle moving right slowly")
+    assert (case.size, case.speed) == ("big", "slowly")
+    label = shapes.Label("red", "circle", "right", 20.0, 32.0, 0.21 * 64, 0.15 * 64, "big", "slowly")
+    row = score(shapes.render(label), case, shapes.COLORS)
+    assert row["size_ok"] and row["speed_ok"] and row["all_ok"]
+    plain = score(shapes.render(label), parse_prompt("a red circle moving right"), shapes.COLORS)
+    assert "size_ok" not in plain and "speed_ok" not in plain and plain["all_ok"]
+    wrong = score(shapes.render(label), parse_prompt("a small red circle moving right quickly"), shapes.COLORS)
+    assert not wrong["size_ok"] and not wrong["speed_ok"] and not wrong["all_ok"]
+    summary = summarize([row, plain, wrong])["overall"]
+    assert summary["size"] == summary["speed"] == 0.5 and summary["clips"] == 3
+    assert summarize([plain])["overall"]["size"] is None
+
+
+def test_shapes_clips_with_modifiers_caption_every_paraphrase_with_the_words():
+    clips = shapes_clips(40, size=64, frames=8, seed=3, modifiers=1.0)
+    for caps in clips.captions:
+        cases = {(parse_prompt(c).size, parse_prompt(c).speed) for c in caps}
+        assert len(cases) == 1 and cases.pop() != (None, None)

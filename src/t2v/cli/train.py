@@ -74,6 +74,8 @@ def train(
                                      help="After the UNet: decoder steps on the UNet's own re-renderings of training clips (also on --resume)."),
     refine_clips: int = typer.Option(1024, "--refine-clips", help="Training clips the UNet re-renders for --refine-steps."),
     clips: Optional[int] = typer.Option(None, "--clips", help="Shapes clips to generate (preset default)."),
+    modifiers: float = typer.Option(0.0, "--modifiers",
+                                    help="Share of shapes clips that also ask for a size and/or a speed (small, big, slowly, quickly)."),
     checkpoint_every: int = typer.Option(250, "--checkpoint-every", help="Steps between checkpoints."),
     preview_every: int = typer.Option(500, "--preview-every", help="Steps between preview videos (OUT/previews)."),
     seed: int = typer.Option(0, "--seed"),
@@ -97,7 +99,7 @@ def train(
 
     with cli_errors():
         cfg = TrainConfig(data=data, out=out_dir, preset=preset, steps=steps, batch=batch, lr=lr, vae_steps=vae_steps,
-                          vae_jitter=vae_jitter, decoder_steps=decoder_steps, refine_steps=refine_steps, refine_clips=refine_clips, clips=clips, checkpoint_every=checkpoint_every, preview_every=preview_every, seed=seed,
+                          vae_jitter=vae_jitter, decoder_steps=decoder_steps, refine_steps=refine_steps, refine_clips=refine_clips, clips=clips, modifiers=modifiers, checkpoint_every=checkpoint_every, preview_every=preview_every, seed=seed,
                           resume=resume, device=device, prediction=prediction,
                           temporal_positions=temporal_positions, train_text_encoder=train_text_encoder,
                           clip_attention=clip_attention, init=str(init) if init else None,
@@ -152,6 +154,8 @@ def eval_shapes(
     first_seed: int = typer.Option(0, "--first-seed", help="The first seed (fresh seeds for a final measurement)."),
     split: str = typer.Option("all", "--split", help="Default prompts from: all, heldout or train combinations."),
     colors: Optional[str] = typer.Option(None, "--colors", help="Comma-separated colours for the default prompts (e.g. purple)."),
+    modifiers: bool = typer.Option(False, "--modifiers", help="Default prompts also ask for a size and/or a speed, in turn."),
+    frames: Optional[int] = typer.Option(None, "--frames", help="Frames per clip (the model's default)."),
     lora: Optional[Path] = typer.Option(None, "--lora", help="LoRA adapter folder."),
     lora_scale: float = typer.Option(1.0, "--lora-scale"),
     steps: Optional[int] = typer.Option(None, "--steps", help="Denoising steps (model default)."),
@@ -173,19 +177,20 @@ def eval_shapes(
         bad = [c for c in picked or () if c not in shapes.ALL_COLORS]
         if bad:
             raise InvalidRequest(f"colors: unknown {', '.join(bad)}; known: {', '.join(shapes.ALL_COLORS)}", field="colors")
-        cases = ev.read_cases(prompts) if prompts else ev.default_cases(picked, split)
+        cases = ev.read_cases(prompts) if prompts else ev.default_cases(picked, split, modifiers)
         progress = Progress(TextColumn("[bold]Evaluating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err)
         with progress:
             task = progress.add_task("eval", total=len(cases) * seeds)
             report = ev.evaluate(model, cases, seeds=seeds, first_seed=first_seed, lora=None if lora is None else str(lora), lora_scale=lora_scale,
-                                 steps=steps, cache=cache, on_clip=lambda i, n: progress.update(task, completed=i),
+                                 steps=steps, cache=cache, frames=frames, on_clip=lambda i, n: progress.update(task, completed=i),
                                  post=post_from_flags(interpolate=interpolate, upscale=upscale, deflicker=deflicker))
         ev.write_report(report, json_out)
         s = report["summary"]
         table = Table(title=f"t2v eval shapes: {model}" + (f" + {lora}" if lora else "")
                       + (f", cache {report['cache']}" if report.get("cache") else "")
                       + (f", post {report['post']}" if report.get("post") else ""))
-        for col in ("set", "clips", "color", "direction", "shape", "all three"):
+        extra = [k for k in ("size", "speed") if s["overall"][k] is not None]  # asked by some prompts
+        for col in ("set", "clips", "color", "direction", "shape", *extra, "all asked" if extra else "all three"):
             table.add_column(col, justify="right" if col != "set" else "left")
         frames = Table(title="per frame")
         for col in ("set", "clips", "color every frame", "shape every frame", "track", "no flicker", "flicker (median)"):
@@ -194,7 +199,7 @@ def eval_shapes(
         rows += [(f"  {c}", b) for c, b in s["by_color"].items()]
         for name, b in rows:
             if b["clips"]:
-                table.add_row(name, str(b["clips"]), *(_pct(b[k]) for k in ("color", "direction", "shape", "all")))
+                table.add_row(name, str(b["clips"]), *(_pct(b[k]) for k in ("color", "direction", "shape", *extra, "all")))
                 frames.add_row(name, str(b["clips"]), *(_pct(b[k]) for k in (*ev.FRAME_KEYS, "flicker_median")))
         out.print(table)
         out.print(frames)

@@ -33,14 +33,16 @@ class ClipSet:
 
 
 def shapes_clips(count: int, *, size: int, frames: int, seed: int = 0, colors: tuple[str, ...] | None = None,
-                 split: str = "train") -> ClipSet:
-    """``count`` shapes clips from ``split``; each keeps every caption paraphrase of its label."""
-    config = shapes.WorldConfig(size=size, frames=frames)
+                 split: str = "train", modifiers: float = 0.0) -> ClipSet:
+    """``count`` shapes clips from ``split`` (a share ``modifiers`` also asking for a size and/or a speed); each
+    keeps every caption paraphrase of its label."""
+    config = shapes.WorldConfig(size=size, frames=frames, modifiers=modifiers)
     pixels = np.empty((count, frames, size, size, 3), dtype=np.uint8)
     captions = []
     for i, s in enumerate(shapes.iterate(seed, count, split=split, colors=colors, config=config)):
         pixels[i] = s.frames
-        captions.append([shapes.caption(*s.label.combo, variant=v) for v in range(len(shapes.TEMPLATES))])
+        words = {"size": s.label.size_word, "speed": s.label.speed_word}
+        captions.append([shapes.caption(*s.label.combo, variant=v, **words) for v in range(len(shapes.TEMPLATES))])
     return ClipSet(pixels, captions, config.fps)
 
 
@@ -90,8 +92,8 @@ def folder_clips(directory: str | Path, *, size: int, frames: int) -> ClipSet:
     return ClipSet(np.stack(pixels), captions, int(round(float(np.median(fps)))))
 
 
-def load_clips(data: str, *, size: int, frames: int, count: int, seed: int = 0) -> ClipSet:
-    """``data`` is "shapes" (``count`` generated clips) or a folder."""
+def load_clips(data: str, *, size: int, frames: int, count: int, seed: int = 0, modifiers: float = 0.0) -> ClipSet:
+    """``data`` is "shapes" (``count`` generated clips, a share ``modifiers`` with size / speed words) or a folder."""
     if data == "shapes":
-        return shapes_clips(count, size=size, frames=frames, seed=seed)
+        return shapes_clips(count, size=size, frames=frames, seed=seed, modifiers=modifiers)
     return folder_clips(data, size=size, frames=frames)

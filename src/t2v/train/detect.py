@@ -10,13 +10,19 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from t2v.train.shapes import ALL_COLORS, BACKGROUND, COLORS
+from t2v.train.shapes import ALL_COLORS, BACKGROUND, COLORS, SIZE_RADIUS, SPEED_TRAVEL
 
 # Fill ratio (mask area / bounding-box area): square ~1.0, circle ~pi/4, triangle ~0.5.
 _FILL_SQUARE = 0.89
 _FILL_TRIANGLE = 0.64
 MIN_TRAVEL_PX = 0.06  # of the frame side: less than this is "no motion"
 _LUMA = np.array([0.299, 0.587, 0.114])  # Rec. 601 luma weights
+# Size and speed (t2v.train.shapes.SIZE_RADIUS / SPEED_TRAVEL): the object's equivalent radius (from its mask
+# area and shape) and the distance it covers, as fractions of the side; the cuts lie half way between the words'
+# ranges and the unmodified ones (radius 0.11-0.17, travel 0.35-0.50), which read as "normal".
+_AREA_PER_R2 = {"circle": np.pi, "square": (2 * 0.88) ** 2, "triangle": 3 * np.sqrt(3) / 4 * 1.25 ** 2}
+SIZE_CUTS = ((SIZE_RADIUS["small"][1] + 0.11) / 2, (0.17 + SIZE_RADIUS["big"][0]) / 2)
+SPEED_CUTS = ((SPEED_TRAVEL["slowly"][1] + 0.35) / 2, (0.50 + SPEED_TRAVEL["quickly"][0]) / 2)
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,9 @@ class Detection:
     frame_shapes: tuple[str | None, ...] = ()
     track: tuple[tuple[float, float] | None, ...] = ()  # mask centroid (x, y), pixels
     brightness: tuple[float | None, ...] = ()  # the object's mean luma (0-255)
+    radius: float = 0.0  # equivalent radius (median over frames), fraction of the side
+    size: str | None = None  # "small", "normal" or "big" (SIZE_CUTS)
+    speed: str | None = None  # "slowly", "normal" or "quickly" (SPEED_CUTS), from the distance covered
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -70,11 +79,19 @@ def classify_shape(fill: float) -> str:
     return "circle"
 
 
+def classify_size(radius: float) -> str:
+    return "small" if radius < SIZE_CUTS[0] else "big" if radius > SIZE_CUTS[1] else "normal"
+
+
+def classify_speed(travel: float) -> str:
+    return "slowly" if travel < SPEED_CUTS[0] else "quickly" if travel > SPEED_CUTS[1] else "normal"
+
+
 def detect(frames: np.ndarray, palette: dict[str, tuple[int, int, int]] | None = None) -> Detection:
     """Detect the object in a (F, H, W, 3) uint8 clip. Fields are None where nothing was found."""
     palette = palette or COLORS
     side = frames.shape[2]
-    centroids, fills, colors = [], [], []
+    centroids, fills, colors, areas = [], [], [], []
     per_color, per_shape, per_track, per_luma = [], [], [], []
     for frame in frames:
         mask = object_mask(frame)
@@ -85,6 +102,7 @@ def detect(frames: np.ndarray, palette: dict[str, tuple[int, int, int]] | None =
         centroids.append((xs.mean(), ys.mean()))
         box = (xs.max() - xs.min() + 1) * (ys.max() - ys.min() + 1)
         fills.append(mask.sum() / box)
+        areas.append(float(mask.sum()))
         rgb = frame[mask].astype(np.float64).mean(axis=0)
         colors.append(rgb)
         per_color.append(classify_color(rgb, palette))
@@ -110,8 +128,12 @@ def detect(frames: np.ndarray, palette: dict[str, tuple[int, int, int]] | None =
         direction = "right" if dx > 0 else "left"
     else:
         direction = "down" if dy > 0 else "up"
-    return Detection(classify_color(mean_rgb, palette), classify_shape(fill), direction,
-                     tuple(float(c) for c in mean_rgb), fill, dx, dy, len(centroids), **frame_fields)
+    shape = classify_shape(fill)
+    radius = float(np.sqrt(np.median(areas) / _AREA_PER_R2[shape])) / side
+    speed = classify_speed(max(abs(dx), abs(dy)) / side)
+    return Detection(classify_color(mean_rgb, palette), shape, direction,
+                     tuple(float(c) for c in mean_rgb), fill, dx, dy, len(centroids), **frame_fields,
+                     radius=round(radius, 4), size=classify_size(radius), speed=speed)
 
 
 def palette_for(colors: list[str] | tuple[str, ...]) -> dict[str, tuple[int, int, int]]:

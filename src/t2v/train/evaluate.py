@@ -24,6 +24,8 @@ class Case:
     color: str
     shape: str
     direction: str
+    size: str | None = None  # "small" / "big" when the prompt asks for one
+    speed: str | None = None  # "slowly" / "quickly"
 
     @property
     def heldout(self) -> bool:
@@ -31,18 +33,25 @@ class Case:
 
 
 def parse_prompt(prompt: str) -> Case:
-    """The colour, shape and direction a shapes prompt asks for (InvalidRequest when one is missing)."""
+    """The colour, shape and direction a shapes prompt asks for (InvalidRequest when one is missing), and the
+    size and speed words if it has them."""
     words = re.findall(r"[a-z]+", prompt.lower())
     color = next((w for w in words if w in shapes.ALL_COLORS), None)
     shape = next((w for w in words if w in shapes.SHAPES), None)
     direction = next((_DIR_WORDS[w] for w in words if w in _DIR_WORDS), None)
     if not (color and shape and direction):
         raise InvalidRequest(f"prompts: {prompt!r} does not name a colour, a shape and a direction", field="prompts")
-    return Case(prompt, color, shape, direction)
+    size = next((w for w in words if w in shapes.SIZES), None)
+    speed = next((w for w in words if w in shapes.SPEEDS), None)
+    return Case(prompt, color, shape, direction, size, speed)
 
 
-def default_cases(colors: tuple[str, ...] | None = None, split: str = "all") -> list[Case]:
-    return [Case(shapes.caption(*c), *c) for c in shapes.combos(colors, split)]
+def default_cases(colors: tuple[str, ...] | None = None, split: str = "all", modifiers: bool = False) -> list[Case]:
+    """One prompt per combination of ``split``; with ``modifiers``, each also asks for a size and/or a speed, the
+    pairs of shapes.MODIFIER_PAIRS in turn."""
+    pairs = shapes.MODIFIER_PAIRS if modifiers else ((None, None),)
+    return [Case(shapes.caption(*c, size=z, speed=v), *c, z, v)
+            for i, c in enumerate(shapes.combos(colors, split)) for z, v in [pairs[i % len(pairs)]]]
 
 
 def read_cases(path: str | Path) -> list[Case]:
@@ -64,13 +73,20 @@ def _rate(rows: list[dict], key: str) -> float | None:
     return round(sum(bool(r.get(key)) for r in rows) / len(rows), 4) if rows else None
 
 
+def _asked_rate(rows: list[dict], key: str) -> float | None:
+    """The rate over the rows whose prompt asked for it (size, speed); None when none did."""
+    return _rate([r for r in rows if key in r], key)
+
+
 def score(frames, case: Case, palette: dict) -> dict:
     """One clip's row: what was asked, what the detector read (clip and per frame), and what was right."""
     d = detect(frames, palette)
     ok = {"color_ok": d.color == case.color, "direction_ok": d.direction == case.direction, "shape_ok": d.shape == case.shape}
+    asked = {f"{k}_ok": getattr(d, k) == getattr(case, k) for k in ("size", "speed") if getattr(case, k)}
     return {"prompt": case.prompt, "heldout": case.heldout,
-            "want": {"color": case.color, "shape": case.shape, "direction": case.direction},
-            "got": d.to_dict(), **ok, "all_ok": all(ok.values()),
+            "want": {"color": case.color, "shape": case.shape, "direction": case.direction, "size": case.size,
+                     "speed": case.speed},
+            "got": d.to_dict(), **ok, **asked, "all_ok": all(ok.values()) and all(asked.values()),
             **frame_scores(d, case.color, case.shape, case.direction)}
 
 
@@ -78,7 +94,8 @@ def summarize(rows: list[dict]) -> dict:
     def block(sel: list[dict]) -> dict:
         flicker = sorted(r["flicker"] for r in sel if r.get("flicker") is not None)
         return {"clips": len(sel), "color": _rate(sel, "color_ok"), "direction": _rate(sel, "direction_ok"),
-                "shape": _rate(sel, "shape_ok"), "all": _rate(sel, "all_ok"),
+                "shape": _rate(sel, "shape_ok"), "size": _asked_rate(sel, "size_ok"),
+                "speed": _asked_rate(sel, "speed_ok"), "all": _rate(sel, "all_ok"),
                 **{k: _rate(sel, k) for k in FRAME_KEYS},
                 "flicker_median": flicker[len(flicker) // 2] if flicker else None}
 
@@ -88,9 +105,10 @@ def summarize(rows: list[dict]) -> dict:
 
 
 def evaluate(model: str, cases: list[Case], *, seeds: int = 4, first_seed: int = 0, lora: str | None = None, lora_scale: float = 1.0,
-             steps: int | None = None, guidance: float | None = None, cache: str | None = None,
+             steps: int | None = None, guidance: float | None = None, cache: str | None = None, frames: int | None = None,
              post: dict | None = None, on_clip: Callable[[int, int], None] | None = None) -> dict:
-    """Generate ``seeds`` clips per case (seeds first_seed..first_seed+N-1) and score them; returns rows + summary. ``cache``: a
+    """Generate ``seeds`` clips per case (seeds first_seed..first_seed+N-1; ``frames`` frames, the model's default
+    without it) and score them; returns rows + summary. ``cache``: a
     step cache (``--cache``) to measure what it costs in accuracy; ``post``: post-processing (a request's
     ``post`` block, e.g. ``{"interpolate": 2}``) scored after it runs."""
     if seeds < 1:
@@ -103,12 +121,13 @@ def evaluate(model: str, cases: list[Case], *, seeds: int = 4, first_seed: int =
     for i, case in enumerate(cases):
         for seed in range(first_seed, first_seed + seeds):
             req = GenerationRequest(prompt=case.prompt, model=model, seed=seed, formats=(), lora=lora, lora_scale=lora_scale,
-                                    num_inference_steps=steps, guidance_scale=guidance, cache=cache, post=post)
+                                    num_inference_steps=steps, guidance_scale=guidance, cache=cache, post=post,
+                                    num_frames=frames)
             result = generate(req)
             rows.append({**score(result.frames, case, palette), "seed": seed})
             if on_clip:
                 on_clip(len(rows), total)
-    return {"model": model, "lora": lora, "lora_scale": lora_scale, "cache": cache, "post": post, "seeds": seeds,
+    return {"model": model, "lora": lora, "lora_scale": lora_scale, "cache": cache, "post": post, "seeds": seeds, "frames": frames,
             "first_seed": first_seed,
             "summary": summarize(rows), "rows": rows}
 

@@ -46,14 +46,25 @@ _DIR_WORDS = {  # direction -> phrasings used by the caption templates
     "up": ("up", "upwards", "upwards"),
     "down": ("down", "downwards", "downwards"),
 }
-TEMPLATES = (
-    "a {color} {shape} moving {d0}",
-    "{color} {shape} going {d1}",
-    "a {shape}, {color}, moves {d2}",
-    "the {color} {shape} travels {d1}",
-    "a {color} {shape} sliding {d0}",
-    "{color} {shape} moving {d2}",
+TEMPLATES = (  # {size} is "" or "small " / "big "; {speed} is "" or " slowly" / " quickly"
+    "a {size}{color} {shape} moving {d0}{speed}",
+    "{size}{color} {shape} going {d1}{speed}",
+    "a {size}{shape}, {color}, moves {d2}{speed}",
+    "the {size}{color} {shape} travels {d1}{speed}",
+    "a {size}{color} {shape} sliding {d0}{speed}",
+    "{size}{color} {shape} moving {d2}{speed}",
 )
+
+# The richer world: a clip may also ask for a size and/or a speed. A word picks its range (size: the object's
+# half-extent, speed: the distance covered over the clip, both as fractions of the frame side); no word keeps
+# WorldConfig's ranges, so a clip without one is drawn exactly as before the words existed. A big object has no
+# room in the frame to go quickly, so that pair is not in the world (MODIFIER_PAIRS).
+SIZE_RADIUS: dict[str, tuple[float, float]] = {"small": (0.065, 0.085), "big": (0.20, 0.23)}
+SPEED_TRAVEL: dict[str, tuple[float, float]] = {"slowly": (0.12, 0.20), "quickly": (0.56, 0.62)}
+SIZES, SPEEDS = tuple(SIZE_RADIUS), tuple(SPEED_TRAVEL)
+MODIFIER_PAIRS: tuple[tuple[str | None, str | None], ...] = tuple(
+    (z, v) for z in (None, *SIZES) for v in (None, *SPEEDS) if (z or v) and (z, v) != ("big", "quickly"))
+_EXTENT = {"circle": 1.0, "square": 0.88, "triangle": 1.25}  # largest half-extent from the centre, in radii
 
 
 @dataclass(frozen=True)
@@ -63,6 +74,7 @@ class WorldConfig:
     size: int = 64
     frames: int = 8
     fps: int = 8
+    modifiers: float = 0.0  # share of clips that also ask for a size and/or a speed (MODIFIER_PAIRS)
     min_radius: float = 0.11  # object half-extent as a fraction of the frame side
     max_radius: float = 0.17
     min_travel: float = 0.35  # distance covered over the clip, fraction of the side (>= 1/4)
@@ -79,6 +91,8 @@ class Label:
     y0: float
     radius: float
     travel: float
+    size_word: str | None = None  # "small" / "big" when the caption asks for a size
+    speed_word: str | None = None  # "slowly" / "quickly" when it asks for a speed
 
     @property
     def combo(self) -> tuple[str, str, str]:
@@ -88,10 +102,12 @@ class Label:
         return asdict(self)
 
 
-def caption(color: str, shape: str, direction: str, variant: int = 0) -> str:
-    """One of the caption paraphrases (``variant`` picks the template)."""
+def caption(color: str, shape: str, direction: str, variant: int = 0, size: str | None = None,
+            speed: str | None = None) -> str:
+    """One of the caption paraphrases (``variant`` picks the template), with the size and speed words if given."""
     words = _DIR_WORDS[direction]
-    return TEMPLATES[variant % len(TEMPLATES)].format(color=color, shape=shape, d0=words[0], d1=words[1], d2=words[2])
+    return TEMPLATES[variant % len(TEMPLATES)].format(color=color, shape=shape, d0=words[0], d1=words[1], d2=words[2],
+                                                      size=f"{size} " if size else "", speed=f" {speed}" if speed else "")
 
 
 def combos(colors: tuple[str, ...] | None = None, split: str = "all") -> list[tuple[str, str, str]]:
@@ -139,20 +155,41 @@ def render(label: Label, config: WorldConfig = WorldConfig(), rgb: tuple[int, in
     return out
 
 
-def sample_label(rng: np.random.Generator, combo: tuple[str, str, str], config: WorldConfig = WorldConfig()) -> Label:
-    """A random placement of ``combo`` whose whole path stays inside the frame."""
+def _modified_geometry(rng: np.random.Generator, shape: str, size: str | None, speed: str | None,
+                       config: WorldConfig) -> tuple[float, float, float]:
+    """Radius, travel and margin (pixels) for a clip that asks for a size and/or speed: the radius is capped so
+    the slowest travel of the range fits, then the travel is capped by the room the radius leaves."""
+    n, k = config.size, _EXTENT[shape]
+    r_lo, r_hi = SIZE_RADIUS[size] if size else (config.min_radius, config.max_radius)
+    t_lo, t_hi = SPEED_TRAVEL[speed] if speed else (config.min_travel, config.max_travel)
+    r_hi = min(r_hi, (1 - t_lo - 2.5 / n) / (2 * k))
+    if r_hi < r_lo:
+        raise ValueError(f"a {size} object has no room to move {speed} in a {n}-pixel frame")
+    radius = rng.uniform(r_lo, r_hi) * n
+    margin = radius * k + 1
+    travel = rng.uniform(t_lo, min(t_hi, (n - 2 * margin - 0.5) / n)) * n
+    return radius, travel, margin
+
+
+def sample_label(rng: np.random.Generator, combo: tuple[str, str, str], config: WorldConfig = WorldConfig(),
+                 size: str | None = None, speed: str | None = None) -> Label:
+    """A random placement of ``combo`` (with the ``size`` / ``speed`` words' ranges) whose whole path stays inside
+    the frame."""
     color, shape, direction = combo
     n = config.size
-    radius = rng.uniform(config.min_radius, config.max_radius) * n
-    travel = rng.uniform(config.min_travel, config.max_travel) * n
-    margin = radius * 1.3 + 1
+    if size or speed:
+        radius, travel, margin = _modified_geometry(rng, shape, size, speed, config)
+    else:
+        radius = rng.uniform(config.min_radius, config.max_radius) * n
+        travel = rng.uniform(config.min_travel, config.max_travel) * n
+        margin = radius * 1.3 + 1
     along_lo, along_hi = margin, n - margin - travel  # start coordinate along the motion axis
     along = rng.uniform(along_lo, along_hi)
     if direction in ("left", "up"):
         along = n - along  # start on the far side and move back
     across = rng.uniform(margin, n - margin)
     x0, y0 = (along, across) if direction in ("left", "right") else (across, along)
-    return Label(color, shape, direction, float(x0), float(y0), float(radius), float(travel))
+    return Label(color, shape, direction, float(x0), float(y0), float(radius), float(travel), size, speed)
 
 
 @dataclass(frozen=True)
@@ -165,12 +202,18 @@ class Sample:
 def sample(seed: int, index: int, pool: list[tuple[str, str, str]], config: WorldConfig = WorldConfig(),
            balanced: bool = False) -> Sample:
     """Clip ``index`` of the data set with ``seed`` drawn from the combinations in ``pool`` (at random, or with
-    ``balanced`` in turn, so every combination and colour comes equally often)."""
+    ``balanced`` in turn, so every combination and colour comes equally often); a share ``config.modifiers`` of
+    clips also asks for a size and/or a speed."""
     rng = np.random.default_rng([seed, index])
     pick = int(rng.integers(len(pool)))
     combo = pool[index % len(pool)] if balanced else pool[pick]
-    label = sample_label(rng, combo, config)
-    text = caption(*combo, variant=int(rng.integers(len(TEMPLATES))))
+    size = speed = None
+    if config.modifiers > 0:  # its own stream: a world without modifiers draws exactly the clips it always did
+        extra = np.random.default_rng([seed, index, 2])
+        if extra.random() < config.modifiers:
+            size, speed = MODIFIER_PAIRS[int(extra.integers(len(MODIFIER_PAIRS)))]
+    label = sample_label(rng, combo, config, size, speed)
+    text = caption(*combo, variant=int(rng.integers(len(TEMPLATES))), size=size, speed=speed)
     return Sample(render(label, config), text, label)
 
 

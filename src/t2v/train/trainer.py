@@ -76,6 +76,7 @@ class TrainConfig:
     checkpoint_every: int = 250
     preview_every: int = 500
     clips: int | None = None  # shapes clips to generate (preset default)
+    modifiers: float = 0.0  # share of shapes clips that also ask for a size and/or a speed ("a small ... quickly")
     seed: int = 0
     resume: bool = False
     device: str = "auto"
@@ -116,6 +117,9 @@ class TrainConfig:
                 raise InvalidRequest(f"{name}: must be 0 or more", field=name)
         if not 0.0 <= self.vae_jitter < 1.0:
             raise InvalidRequest("vae_jitter: must be at least 0 and below 1; nearest valid: 0.15", field="vae_jitter")
+        if not 0.0 <= self.modifiers <= 1.0:
+            raise InvalidRequest(f"modifiers: must be between 0 and 1; nearest valid: {min(max(self.modifiers, 0.0), 1.0):g}",
+                                 field="modifiers")
         if not 0.0 <= self.high_noise_share <= 1.0:
             raise InvalidRequest("high_noise_share: must be between 0 and 1", field="high_noise_share")
         if not 0.0 <= self.high_noise_from < 1.0:
@@ -255,7 +259,8 @@ def train(cfg: TrainConfig, on_event: Callback | None = None) -> Path:
     unet, vae, text_encoder, scheduler = build_models(arch, tokenizer)
     scheduler = configure_scheduler(scheduler, cfg.prediction)
     emit(TrainEvent("data", 0, 1, message=f"loading {cfg.data}"))
-    clips = load_clips(cfg.data, size=preset["size"], frames=preset["frames"], count=cfg.clips or preset["clips"], seed=cfg.seed)
+    clips = load_clips(cfg.data, size=preset["size"], frames=preset["frames"], count=cfg.clips or preset["clips"], seed=cfg.seed,
+                       modifiers=cfg.modifiers)
     emit(TrainEvent("data", 1, 1, message=f"{len(clips)} clips"))
     t_start = time.perf_counter() - float(state.get("elapsed_s", 0.0))
 
@@ -364,7 +369,7 @@ def train(cfg: TrainConfig, on_event: Callback | None = None) -> Path:
                         "train_text_encoder": cfg.train_text_encoder,
                         "high_noise_share": cfg.high_noise_share, "high_noise_from": cfg.high_noise_from,
                         "vae_jitter": state.get("vae_jitter", 0.0),
-                        "clips": n, "device": device, "seed": cfg.seed, "elapsed_s": round(time.perf_counter() - t_start, 1)}
+                        "clips": n, "modifiers": cfg.modifiers, "device": device, "seed": cfg.seed, "elapsed_s": round(time.perf_counter() - t_start, 1)}
                 export_model(out, unet.to("cpu"), vae.to("cpu"), text_encoder.to("cpu"), scheduler, ema, cfg, info)
                 unet.to(device), vae.to(device), text_encoder.to(device)
                 clip = preview(out, done, cfg.preview_prompt)
