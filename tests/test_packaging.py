@@ -77,7 +77,7 @@ def test_the_wheel_and_sdist_pass_twine_check_and_carry_the_model_and_the_client
     for needed in ("t2v/assets/t2v-shapes/model_index.json", "t2v/assets/t2v-shapes/unet/config.json",
                    "t2v_client/__init__.py", "t2v/store/migrations/env.py"):
         assert needed in names, needed
-    for folder in ("t2v-shapes", "t2v-shapes-v4"):  # the shipped model and the version kept for old records
+    for folder in ("t2v-shapes", "t2v-shapes-v5", "t2v-shapes-v4"):  # the shipped model and the versions kept for old records
         assert any(n.startswith(f"t2v/assets/{folder}/unet/diffusion_pytorch_model") for n in names), folder
         assert f"t2v/assets/{folder}/vae/config.json" in names, folder
 

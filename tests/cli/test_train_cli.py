@@ -36,6 +36,7 @@ def test_data_shapes_writes_a_folder(tmp_path):
     (["train", "--data", "shapes", "--out", "X", "--high-noise-share", "1.5"], "high_noise_share: must be between 0 and 1"),
     (["train", "--data", "shapes", "--out", "X", "--high-noise-from", "1"], "high_noise_from: must be at least 0 and below 1"),
     (["train", "--data", "shapes", "--out", "X", "--modifiers", "1.5"], "modifiers: must be between 0 and 1; nearest valid: 1"),
+    (["train", "--data", "shapes", "--out", "X", "--frames", "8,x"], "frames: '8,x' is not a comma-separated list"),
     (["train-lora", "--base", "t2v-shapes", "--data", "/nonexistent", "--out", "X"], "is not a folder"),
     (["train-lora", "--base", "t2v-shapes", "--data", ".", "--out", "X", "--rank", "0"], "rank"),
     (["eval", "shapes", "--split", "some"], "split: choose all, heldout or train"),

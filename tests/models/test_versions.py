@@ -82,25 +82,28 @@ def test_records_without_a_kept_version_are_left_alone(line):
     assert version_for_record({"model": "someone/else", "model_hash": "0" * 64}) is None
 
 
-def test_the_shipped_model_is_first_of_its_line_and_v4_is_kept():
-    assert [s.id for s in versions_of("shapes")] == ["t2v-shapes", "t2v-shapes@v4"]
+def test_the_shipped_model_is_first_of_its_line_and_v5_and_v4_are_kept():
+    assert [s.id for s in versions_of("shapes")] == ["t2v-shapes", "t2v-shapes@v5", "t2v-shapes@v4"]
     assert all(s.bundled_path.is_dir() for s in versions_of("t2v-shapes"))
     listed = CliRunner().invoke(app, ["models", "list"])
-    assert listed.exit_code == 0 and "t2v-shapes@v4" in listed.output and "aliases: shapes" in listed.output
+    assert listed.exit_code == 0 and "aliases: shapes" in listed.output
+    assert "t2v-shapes@v5" in listed.output and "t2v-shapes@v4" in listed.output
 
 
-def test_a_record_made_with_v4_replays_with_v4_identically(tmp_path):
-    """A record from before v5 names "t2v-shapes" and v4's hash: replay finds v4 and draws the same frames."""
+@pytest.mark.parametrize("kept", ["t2v-shapes@v4", "t2v-shapes@v5"])
+def test_a_record_made_with_a_kept_version_replays_with_it_identically(kept, tmp_path):
+    """A record from when v4 (or v5) shipped names "t2v-shapes" and that version's hash: replay finds it and
+    draws the same frames."""
     cli = CliRunner()
-    made = cli.invoke(app, ["generate", "a red circle moving right", "--model", "t2v-shapes@v4", "--seed", "3",
+    made = cli.invoke(app, ["generate", "a red circle moving right", "--model", kept, "--seed", "3",
                             "-o", str(tmp_path / "a.mp4")])
     assert made.exit_code == 0, made.output
     record = json.loads((tmp_path / "a.json").read_text())
-    record["model"] = "t2v-shapes"  # what v4 wrote when it was the shipped model
+    record["model"] = "t2v-shapes"  # what it wrote when it was the shipped model
     (tmp_path / "a.json").write_text(json.dumps(record))
-    assert version_for_record(record) == "t2v-shapes@v4"
+    assert version_for_record(record) == kept
     again = cli.invoke(app, ["replay", str(tmp_path / "a.json"), "-o", str(tmp_path / "b.mp4"), "--strict"])
-    assert again.exit_code == 0 and "made with t2v-shapes@v4" in again.output and "identical frames" in again.output
+    assert again.exit_code == 0 and f"made with {kept}" in again.output and "identical frames" in again.output
     now = cli.invoke(app, ["generate", "a red circle moving right", "--model", "t2v-shapes", "--seed", "3",
                            "-o", str(tmp_path / "c.mp4")])
-    assert json.loads((tmp_path / "c.json").read_text())["model_hash"] != record["model_hash"]  # v5 is another model
+    assert json.loads((tmp_path / "c.json").read_text())["model_hash"] != record["model_hash"]  # today's is another model

@@ -283,3 +283,31 @@ def test_init_from_a_folder_that_is_not_a_trained_model_is_refused(tmp_path):
     with pytest.raises(InvalidRequest, match=r"init: .* is not a model folder t2v train wrote \(missing unet") as e:
         TrainConfig(data="shapes", out=tmp_path / "o", init=str(tmp_path / "empty"))
     assert e.value.field == "init"
+
+
+def test_several_clip_lengths_train_together_and_the_first_is_the_default(trained, tmp_path):
+    from t2v import GenerationRequest, generate
+    from t2v.train.data import load_clip_sets, load_clips
+
+    base, _, _ = trained
+    out = tmp_path / "long"
+    frames_seen = []
+    _, events = _run(out, steps=6, checkpoint_every=3, preview_every=6, init=str(base), clips=12, frames=(4, 6),
+                     modifiers=0.5)
+    assert any("6 clips of 4 frames + 6 clips of 6 frames" in (e.message or "") for e in events if e.phase == "data")
+    info = json.loads((out / "t2v.json").read_text())
+    assert info["training"]["frames"] == [4, 6] and info["training"]["modifiers"] == 0.5
+    assert info["defaults"]["num_frames"] == 4
+    for n in (None, 6):
+        r = generate(GenerationRequest(prompt="a small red circle moving right quickly", model=str(out), seed=1,
+                                       formats=(), num_frames=n))
+        frames_seen.append(r.frames.shape[0])
+    assert frames_seen == [4, 6]
+    # one length is exactly the single-length data set; a second one draws other clips
+    one, = load_clip_sets("shapes", size=32, frames=(4,), count=5, seed=2)
+    assert np.array_equal(one.pixels, load_clips("shapes", size=32, frames=4, count=5, seed=2).pixels)
+    a, b = load_clip_sets("shapes", size=32, frames=(4, 6), count=5, seed=2)
+    assert (len(a), len(b)) == (3, 2) and b.pixels.shape[1] == 6
+    for bad in ((1,), (8, 8), (80,)):
+        with pytest.raises(InvalidRequest, match="frames: .* must be distinct lengths from 2 to 64"):
+            TrainConfig(data="shapes", out=tmp_path / "o", frames=bad)

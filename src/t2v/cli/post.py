@@ -19,20 +19,24 @@ from t2v.record import environment_differences
 def post(
     clip: Path = typer.Argument(..., help="An MP4, WebM or GIF (t2v's, with its record, or any other)."),
     output: Path = typer.Option(..., "--output", "-o", help="Where to write: OUT.mp4, OUT.webm or OUT.gif."),
+    audio: Optional[Path] = typer.Option(None, "--audio",
+                                         help="Sound for the clip (WAV, MP3, AAC, Opus, FLAC or a video's track), trimmed or padded to its length."),
+    keep_audio: bool = typer.Option(True, "--keep-audio/--no-audio", help="Keep the clip's own sound, or drop it."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or summary; errors only."),
     as_json: bool = JSON_OUTPUT,
     fields: dict = None,
 ) -> None:
-    """Post-process an existing clip: deflicker, interpolate, upscale.
+    """Post-process an existing clip: deflicker, interpolate, upscale; set or drop its sound.
 
-    A t2v clip keeps its record, with the steps appended (in the file and in OUT.json)."""
+    A t2v clip keeps its record, with the steps appended (in the file and in OUT.json). Its sound is kept in
+    step with the frames (trimmed or padded to the new length)."""
     from t2v.post.clip import post_file  # deferred: imports numpy
 
     with cli_errors():
         with stdout_kept_for_json(as_json), Interrupt() as interrupt, \
                 GenerationProgress(interrupt, quiet=quiet) as progress:
             result = post_file(clip, output, fields.get("post"), crf=fields.get("crf"), on_progress=progress,
-                               should_cancel=interrupt)
+                               should_cancel=interrupt, audio=audio, keep_audio=keep_audio)
         if as_json:
             print_json_lines([result.record])
         elif not quiet:
@@ -40,8 +44,12 @@ def post(
             for o in result.outputs:
                 out.print(f"[green]wrote[/] {escape(str(o.path))}  ({o.bytes:,} bytes)", highlight=False)
             out.print(f"[green]wrote[/] {escape(str(result.sidecar))}", highlight=False)
-            steps = ", ".join(s["name"] for s in p["steps"])
-            out.print(f"{steps} · {p['num_frames']} frames {p['width']}x{p['height']} @ {p['fps']:g} fps", highlight=False)
+            steps = ", ".join(s["name"] for s in p["steps"]) or "no frame steps"
+            sound = result.record.get("audio")
+            heard = (f" · sound {sound['channels']} ch {sound['sample_rate']} Hz {sound['length_s']:.2f} s" if sound
+                     else " · no sound")
+            out.print(f"{steps} · {p['num_frames']} frames {p['width']}x{p['height']} @ {p['fps']:g} fps{heard}",
+                      highlight=False)
 
 
 def replay_post_chain(old: dict[str, Any], fields: dict[str, Any], *, output: Optional[Path], quiet: bool,

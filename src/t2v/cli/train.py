@@ -76,6 +76,8 @@ def train(
     clips: Optional[int] = typer.Option(None, "--clips", help="Shapes clips to generate (preset default)."),
     modifiers: float = typer.Option(0.0, "--modifiers",
                                     help="Share of shapes clips that also ask for a size and/or a speed (small, big, slowly, quickly)."),
+    frames: Optional[str] = typer.Option(None, "--frames",
+                                         help="Clip lengths to train on, e.g. 8,16 (each step draws one; the first is the default)."),
     checkpoint_every: int = typer.Option(250, "--checkpoint-every", help="Steps between checkpoints."),
     preview_every: int = typer.Option(500, "--preview-every", help="Steps between preview videos (OUT/previews)."),
     seed: int = typer.Option(0, "--seed"),
@@ -98,7 +100,11 @@ def train(
     from t2v.train.trainer import TrainConfig, train as run  # deferred: imports numpy
 
     with cli_errors():
-        cfg = TrainConfig(data=data, out=out_dir, preset=preset, steps=steps, batch=batch, lr=lr, vae_steps=vae_steps,
+        lengths = [f.strip() for f in (frames or "").split(",") if f.strip()]
+        if not all(f.isdigit() for f in lengths):
+            raise InvalidRequest(f"frames: {frames!r} is not a comma-separated list of whole numbers; for example 8,16",
+                                 field="frames")
+        cfg = TrainConfig(data=data, frames=tuple(int(f) for f in lengths), out=out_dir, preset=preset, steps=steps, batch=batch, lr=lr, vae_steps=vae_steps,
                           vae_jitter=vae_jitter, decoder_steps=decoder_steps, refine_steps=refine_steps, refine_clips=refine_clips, clips=clips, modifiers=modifiers, checkpoint_every=checkpoint_every, preview_every=preview_every, seed=seed,
                           resume=resume, device=device, prediction=prediction,
                           temporal_positions=temporal_positions, train_text_encoder=train_text_encoder,

@@ -1,4 +1,5 @@
-"""Video/image writers: MP4 (H.264), WebM (VP9), GIF and PNG frame directories.
+"""Video/image writers: MP4 (H.264, AAC sound), WebM (VP9, Opus sound), GIF and PNG frame directories (sound in
+a WAV file beside them: ``t2v.export.audio``).
 
 Every writer is atomic: output is produced under a hidden ``.part`` name in the
 destination directory and renamed into place only when complete, so a failure
@@ -24,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from t2v.errors import ExportError, OutputNotWritable
+from t2v.export.audio import Audio, add_stream, mux_audio, write_wav
 from t2v.export.files import atomic_path, remove_output
 from t2v.export.metadata import PNG_KEY, sha256_file, sha256_files
 
@@ -108,7 +110,8 @@ def _mux_frame(container: Any, stream: Any, array: np.ndarray, index: int) -> No
     container.mux(stream.encode(frame))
 
 
-def _encode_av(frames: np.ndarray, tmp: Path, fmt: str, fps: float, comment: str | None, crf: int | None) -> None:
+def _encode_av(frames: np.ndarray, tmp: Path, fmt: str, fps: float, comment: str | None, crf: int | None,
+               audio: Audio | None = None) -> None:
     import av
 
     rate = Fraction(fps).limit_denominator(1001)
@@ -129,9 +132,12 @@ def _encode_av(frames: np.ndarray, tmp: Path, fmt: str, fps: float, comment: str
         stream.height = int(frames.shape[1])
         stream.pix_fmt = "yuv420p"
         stream.codec_context.time_base = Fraction(rate.denominator, rate.numerator)
+        sound = None if audio is None else add_stream(container, fmt, audio)
         for i in range(frames.shape[0]):
             _mux_frame(container, stream, frames[i], i)
         container.mux(stream.encode(None))
+        if sound is not None:
+            mux_audio(container, sound, audio)
     except BaseException:
         try:
             container.close()
@@ -194,15 +200,17 @@ def write_video(
     *,
     metadata: dict | None = None,
     crf: int | None = None,
+    audio: Audio | None = None,
 ) -> OutputFile:
-    """Write ``frames`` (uint8, (F, H, W, 3) RGB) to ``path`` as ``fmt``, atomically."""
+    """Write ``frames`` (uint8, (F, H, W, 3) RGB) to ``path`` as ``fmt``, atomically; ``audio`` becomes the file's
+    sound track in MP4 and WebM (GIF and PNG have none: :func:`write_outputs` writes it beside them)."""
     path = Path(path)
     _validate(frames, fmt, fps, crf)
     comment = None if metadata is None else json.dumps(metadata, ensure_ascii=True, sort_keys=True)
     try:
         with atomic_path(path, is_dir=(fmt == "png")) as tmp:
             if fmt in ("mp4", "webm"):
-                _encode_av(frames, tmp, fmt, float(fps), comment, None if crf is None else int(crf))
+                _encode_av(frames, tmp, fmt, float(fps), comment, None if crf is None else int(crf), audio)
             elif fmt == "gif":
                 _encode_gif(frames, tmp, float(fps), comment)
             else:
@@ -227,8 +235,10 @@ def write_outputs(
     metadata: dict | None = None,
     crf: int | None = None,
     on_file: Callable[[OutputFile], None] | None = None,
+    audio: Audio | None = None,
 ) -> list[OutputFile]:
-    """Write one output per format to ``stem`` + extension; all or nothing."""
+    """Write one output per format to ``stem`` + extension; all or nothing. With ``audio``, MP4 and WebM carry it
+    and, when GIF or PNG is among the formats, ``stem.wav`` holds it beside them (format "wav")."""
     stem = Path(stem)
     unique = list(dict.fromkeys(formats))
     for fmt in unique:
@@ -239,10 +249,15 @@ def write_outputs(
     try:
         for fmt in unique:
             target = stem.with_name(stem.name + EXTENSIONS[fmt])
-            out = write_video(frames, target, fmt, fps, metadata=metadata, crf=crf)
+            out = write_video(frames, target, fmt, fps, metadata=metadata, crf=crf, audio=audio)
             written.append(out)
             if on_file is not None:
                 on_file(out)
+        if audio is not None and {"gif", "png"} & set(unique):
+            wav = write_wav(audio, stem.with_name(stem.name + ".wav"))
+            written.append(OutputFile("wav", wav, wav.stat().st_size, sha256_file(wav)))
+            if on_file is not None:
+                on_file(written[-1])
     except BaseException:
         for out in written:
             remove_output(out.path)

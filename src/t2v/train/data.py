@@ -97,3 +97,13 @@ def load_clips(data: str, *, size: int, frames: int, count: int, seed: int = 0, 
     if data == "shapes":
         return shapes_clips(count, size=size, frames=frames, seed=seed, modifiers=modifiers)
     return folder_clips(data, size=size, frames=frames)
+
+
+def load_clip_sets(data: str, *, size: int, frames: tuple[int, ...], count: int, seed: int = 0,
+                   modifiers: float = 0.0) -> list[ClipSet]:
+    """One ClipSet per clip length in ``frames``. Shapes data splits ``count`` among the lengths (the first gets
+    any remainder; length k draws with seed + k, so a single length gives exactly :func:`load_clips`'s clips);
+    a folder gives every clip at every length."""
+    share = [count // len(frames) + (k < count % len(frames)) for k in range(len(frames))]
+    return [load_clips(data, size=size, frames=f, count=n, seed=seed + k, modifiers=modifiers)
+            for k, (f, n) in enumerate(zip(frames, share))]

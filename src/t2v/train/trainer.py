@@ -23,11 +23,11 @@ import numpy as np
 
 from t2v.errors import InvalidRequest
 from t2v.models.tiny import Arch, build_models, make_tokenizer, save_pipeline
-from t2v.train.common import (EMA, Callback, TrainEvent, background_latent, diffusion_loss, encode_latents, jitter_amplitude, lr_at,
-                              pick_device, reconstruction_loss, to_tensor, tokenize)
+from t2v.train.autoencoder import train_vae
+from t2v.train.common import EMA, Callback, TrainEvent, diffusion_loss, encode_latents, lr_at, pick_device, tokenize
 from t2v.models.registry import SHAPES_DEFAULTS
 from t2v.models.temporal import add_clip_attention, add_temporal_positions
-from t2v.train.data import load_clips
+from t2v.train.data import load_clip_sets
 from t2v.train.shapes import WorldConfig, variety_frames
 from t2v import generate
 from t2v.models.loader import clear_cache
@@ -77,6 +77,7 @@ class TrainConfig:
     preview_every: int = 500
     clips: int | None = None  # shapes clips to generate (preset default)
     modifiers: float = 0.0  # share of shapes clips that also ask for a size and/or a speed ("a small ... quickly")
+    frames: tuple[int, ...] = ()  # clip lengths to train on (preset's when empty); each step draws one; the first is the default
     seed: int = 0
     resume: bool = False
     device: str = "auto"
@@ -117,6 +118,10 @@ class TrainConfig:
                 raise InvalidRequest(f"{name}: must be 0 or more", field=name)
         if not 0.0 <= self.vae_jitter < 1.0:
             raise InvalidRequest("vae_jitter: must be at least 0 and below 1; nearest valid: 0.15", field="vae_jitter")
+        self.frames = tuple(int(f) for f in self.frames)
+        if any(f < 2 or f > 64 for f in self.frames) or len(set(self.frames)) != len(self.frames):
+            raise InvalidRequest(f"frames: {','.join(map(str, self.frames))} must be distinct lengths from 2 to 64; "
+                                 f"for example 8,16", field="frames")
         if not 0.0 <= self.modifiers <= 1.0:
             raise InvalidRequest(f"modifiers: must be between 0 and 1; nearest valid: {min(max(self.modifiers, 0.0), 1.0):g}",
                                  field="modifiers")
@@ -149,44 +154,6 @@ def vae_frames(clips, cfg: TrainConfig) -> list[np.ndarray]:
     return pools
 
 
-def train_vae(vae, pools: list[np.ndarray], cfg: TrainConfig, device: str, emit: Callback, *,
-              decoder_only: bool = False) -> None:
-    """Phase 1: the whole autoencoder, or with ``decoder_only`` the decoder on the frozen encoder's latents
-    (sharper colours without changing the latent space a trained UNet depends on)."""
-    import torch
-
-    steps = cfg.decoder_steps if decoder_only else cfg.vae_steps
-    modules = [vae.decoder, vae.post_quant_conv] if decoder_only else [vae]
-    params = [p for m in modules for p in m.parameters()]
-    opt = torch.optim.AdamW(params, lr=cfg.vae_lr, weight_decay=0.0)
-    gen = np.random.default_rng(cfg.seed + (2 if decoder_only else 1))
-    vae.train().to(device)
-    phase = "decoder" if decoder_only else "vae"
-    tgen = torch.Generator().manual_seed(cfg.seed + 7)
-    for step in range(steps):
-        share = [cfg.vae_batch // len(pools) + (i < cfg.vae_batch % len(pools)) for i in range(len(pools))]
-        picked = np.concatenate([p[gen.integers(0, len(p), k)] for p, k in zip(pools, share)])
-        batch = to_tensor(picked).to(device)
-        with torch.set_grad_enabled(not decoder_only):
-            post = vae.encode(batch).latent_dist
-        z = post.mean if decoder_only else post.sample()
-        if cfg.vae_jitter > 0:  # colour must survive a frame's latent coming out a little too strong or weak
-            with torch.no_grad():
-                background = background_latent(vae, device)
-            z = jitter_amplitude(z, background, cfg.vae_jitter, tgen)
-        recon = vae.decode(z).sample
-        rec = reconstruction_loss(recon, batch)
-        loss = rec if decoder_only else rec + 1e-6 * post.kl().mean()
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, steps, cfg.vae_lr, min(50, steps))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        emit(TrainEvent(phase, step + 1, steps, rec.item(), opt.param_groups[0]["lr"]))
-    vae.eval()
-
-
 def _checkpoints(out: Path) -> list[Path]:
     return sorted((out / "checkpoints").glob("step-*.pt"), key=lambda p: int(p.stem.split("-")[1]))
 
@@ -211,7 +178,8 @@ def _save_checkpoint(out: Path, step: int, unet, text_encoder, opt, ema: EMA, cf
 def export_model(out: Path, unet, vae, text_encoder, scheduler, ema: EMA | None, cfg: TrainConfig, info: dict) -> None:
     """Write the (EMA) weights as a model folder t2v and diffusers load."""
     preset = PRESETS[cfg.preset]
-    defaults = {**SHAPES_DEFAULTS, "width": preset["size"], "height": preset["size"], "num_frames": preset["frames"]}
+    defaults = {**SHAPES_DEFAULTS, "width": preset["size"], "height": preset["size"],
+                "num_frames": (cfg.frames or (preset["frames"],))[0]}
     if ema is not None:
         ema.swap()
     try:
@@ -259,9 +227,9 @@ def train(cfg: TrainConfig, on_event: Callback | None = None) -> Path:
     unet, vae, text_encoder, scheduler = build_models(arch, tokenizer)
     scheduler = configure_scheduler(scheduler, cfg.prediction)
     emit(TrainEvent("data", 0, 1, message=f"loading {cfg.data}"))
-    clips = load_clips(cfg.data, size=preset["size"], frames=preset["frames"], count=cfg.clips or preset["clips"], seed=cfg.seed,
-                       modifiers=cfg.modifiers)
-    emit(TrainEvent("data", 1, 1, message=f"{len(clips)} clips"))
+    clips, *longer = load_clip_sets(cfg.data, size=preset["size"], frames=cfg.frames or (preset["frames"],),
+                                    count=cfg.clips or preset["clips"], seed=cfg.seed, modifiers=cfg.modifiers)
+    emit(TrainEvent("data", 1, 1, message=" + ".join(f"{len(c)} clips of {c.pixels.shape[1]} frames" for c in (clips, *longer))))
     t_start = time.perf_counter() - float(state.get("elapsed_s", 0.0))
 
     if state.setdefault("prediction", cfg.prediction) != cfg.prediction:
@@ -303,6 +271,10 @@ def train(cfg: TrainConfig, on_event: Callback | None = None) -> Path:
     if latents is None:
         latents = encode_latents(vae, clips, device, emit)
     latents = latents * vae.config.scaling_factor
+    # (latents, captions) per clip length; each step draws one length, then a batch of its clips
+    sets = [(latents, clips.captions)] + [(encode_latents(vae, c, device, emit) * vae.config.scaling_factor, c.captions)
+                                          for c in longer]
+    del longer
     refine = cfg.refine_steps > state.get("refine_steps", 0)
     kept = min(cfg.refine_clips, len(clips)) if refine else 0
     refine_pixels, refine_captions = clips.pixels[:kept].copy(), list(clips.captions[:kept])
@@ -331,11 +303,12 @@ def train(cfg: TrainConfig, on_event: Callback | None = None) -> Path:
     scheduler.alphas_cumprod = scheduler.alphas_cumprod.to(device)
     id_cache: dict[str, "torch.Tensor"] = {}
     log = (out / "train_log.jsonl").open("a", encoding="utf-8")
-    n = latents.shape[0]
+    n = sum(z.shape[0] for z, _ in sets)
     try:
         for step in range(start, cfg.steps):
-            idx = np.random.randint(0, n, cfg.batch)
-            texts = ["" if random.random() < cfg.uncond_prob else random.choice(clips.captions[i]) for i in idx]
+            z_set, captions = sets[random.randrange(len(sets))] if len(sets) > 1 else sets[0]
+            idx = np.random.randint(0, z_set.shape[0], cfg.batch)
+            texts = ["" if random.random() < cfg.uncond_prob else random.choice(captions[i]) for i in idx]
             for t in set(texts) - id_cache.keys():
                 id_cache[t] = tokenize(tokenizer, [t])[0]
             ids = torch.stack([id_cache[t] for t in texts]).to(device)
@@ -343,7 +316,7 @@ def train(cfg: TrainConfig, on_event: Callback | None = None) -> Path:
             for g in opt.param_groups:
                 g["lr"] = lr
             with torch.autocast(device.split(":")[0], dtype=amp, enabled=amp is not None):
-                loss = diffusion_loss(unet, text_encoder(ids)[0], latents[idx].to(device), scheduler,
+                loss = diffusion_loss(unet, text_encoder(ids)[0], z_set[idx].to(device), scheduler,
                                       high_share=cfg.high_noise_share, high_from=cfg.high_noise_from)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -369,7 +342,8 @@ def train(cfg: TrainConfig, on_event: Callback | None = None) -> Path:
                         "train_text_encoder": cfg.train_text_encoder,
                         "high_noise_share": cfg.high_noise_share, "high_noise_from": cfg.high_noise_from,
                         "vae_jitter": state.get("vae_jitter", 0.0),
-                        "clips": n, "modifiers": cfg.modifiers, "device": device, "seed": cfg.seed, "elapsed_s": round(time.perf_counter() - t_start, 1)}
+                        "clips": n, "modifiers": cfg.modifiers,
+                        "frames": list(cfg.frames or (preset["frames"],)), "device": device, "seed": cfg.seed, "elapsed_s": round(time.perf_counter() - t_start, 1)}
                 export_model(out, unet.to("cpu"), vae.to("cpu"), text_encoder.to("cpu"), scheduler, ema, cfg, info)
                 unet.to(device), vae.to(device), text_encoder.to(device)
                 clip = preview(out, done, cfg.preview_prompt)
