@@ -119,3 +119,54 @@ def test_post_sets_keeps_in_step_and_drops_a_clips_sound(tmp_path):
     r = run("post", tmp_path / "g.mp4", "-o", tmp_path / "bad.mp4", "--audio", tmp_path / "g.mp4")
     assert r.exit_code == 2 and "g.mp4 has no audio track" in r.output
     assert not (tmp_path / "bad.mp4").exists() and not (tmp_path / "bad.json").exists()
+
+
+@pytest.fixture
+def singing(monkeypatch):
+    """t2v-shapes made to return sound with its frames, as a model with an audio decoder (LTX-2) does: a stereo
+    tone a little longer than the clip, drawn from the seed."""
+    from t2v.families.modelscope import ModelScopeFamily
+
+    original = ModelScopeFamily.sample
+
+    def sample(self, model, request, ctx):
+        out = original(self, model, request, ctx)
+        t = np.arange(int(1.25 * 16_000)) / 16_000
+        f = 200.0 + 10 * request.seed
+        out.audio = (np.stack([0.3 * np.sin(2 * np.pi * f * t), 0.3 * np.sin(4 * np.pi * f * t)]), 16_000)
+        return out
+
+    monkeypatch.setattr(ModelScopeFamily, "sample", sample)
+
+
+def test_a_models_sound_is_recorded_written_fitted_and_replayed(singing, tmp_path):
+    r = run("generate", "a red circle moving right", "--model", "t2v-shapes", "--seed", "2", "--format", "mp4",
+            "--format", "gif", "--interpolate", "2", "-o", tmp_path / "c.mp4", "-q")
+    assert r.exit_code == 0, r.output
+    rec = json.loads((tmp_path / "c.json").read_text())
+    # 8 frames at 8 fps interpolated to 15 at 16: the 1.25-s sound is trimmed to the clip's 0.9375 s
+    assert rec["audio"] == {**rec["audio"], "sample_rate": 16_000, "channels": 2, "length_s": 0.9375,
+                            "source": "generated"}
+    assert [o["format"] for o in rec["outputs"]] == ["mp4", "gif", "wav"]
+    wav = read_audio(tmp_path / "c.wav")
+    assert wav.samples.shape == (2, 15_000) and round(peak_hz(wav.samples[0], 16_000)) == 220
+    assert read_audio(tmp_path / "c.mp4").channels == 2
+    again = run("replay", tmp_path / "c.json", "-o", tmp_path / "again.mp4", "--strict")
+    assert again.exit_code == 0 and "identical frames and sound" in again.output
+    # --no-audio: the same frames, no sound anywhere, and the request says so
+    r = run("generate", "a red circle moving right", "--model", "t2v-shapes", "--seed", "2", "--format", "gif",
+            "--no-audio", "-o", tmp_path / "q.gif", "-q")
+    assert r.exit_code == 0, r.output
+    quiet = json.loads((tmp_path / "q.json").read_text())
+    assert "audio" not in quiet and quiet["no_audio"] is True and not (tmp_path / "q.wav").exists()
+    assert quiet["frames_sha256"] == rec["frames_sha256"]
+
+
+def test_a_replay_whose_sound_differs_says_so(singing, tmp_path):
+    r = run("generate", "a red circle moving right", "--model", "t2v-shapes", "--seed", "1", "-o", tmp_path / "c.mp4", "-q")
+    assert r.exit_code == 0, r.output
+    rec = json.loads((tmp_path / "c.json").read_text())
+    rec["audio"]["sha256"] = "0" * 64
+    (tmp_path / "c.json").write_text(json.dumps(rec))
+    again = run("replay", tmp_path / "c.json", "-o", tmp_path / "again.mp4", "--strict")
+    assert again.exit_code == 1 and "sound differs (the frames are identical)" in again.output

@@ -211,7 +211,7 @@ def replay(
     device: Optional[str] = typer.Option(None, "--device", help="Override the recorded device."),
     dtype: Optional[str] = typer.Option(None, "--dtype", help="Override the recorded dtype."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Override the recorded model (e.g. a local copy)."),
-    strict: bool = typer.Option(False, "--strict", help="Exit 1 when the frames differ from the record."),
+    strict: bool = typer.Option(False, "--strict", help="Exit 1 when the frames (or the sound) differ from the record."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or summary; the verdict only."),
 ) -> None:
     """Regenerate a video (or image sequence) from its record and say whether the frames are identical."""
@@ -237,11 +237,16 @@ def replay(
             same = same and result.record.get("postprocess", {}).get("frames_sha256") == old["postprocess"].get(
                 "frames_sha256")
         diffs = environment_differences(old, result.record)
-        if same:
-            out.print(f"[bold green]identical frames[/] to the record (sha256 {old['frames_sha256'][:16]}…)", highlight=False)
+        heard = (old.get("audio") or {}).get("sha256")  # the sound the model made, where it made one
+        same_sound = not heard or (result.record.get("audio") or {}).get("sha256") == heard
+        if same and same_sound:
+            sound = " and sound" if heard else ""
+            out.print(f"[bold green]identical frames{sound}[/] to the record (sha256 {old['frames_sha256'][:16]}…)",
+                      highlight=False)
         else:
             why = "; ".join(diffs) if diffs else "same device, dtype, model and versions"
-            out.print(f"[bold yellow]frames differ[/] from the record ({why})", highlight=False)
+            what = "frames differ" if not same else "sound differs (the frames are identical)"
+            out.print(f"[bold yellow]{what}[/] from the record ({why})", highlight=False)
             if strict:
                 raise typer.Exit(1)
 

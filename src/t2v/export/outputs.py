@@ -105,7 +105,7 @@ def export_result(result: GenerationResult, stem: Path, *, emit, cancel: Callabl
     emit("export", message="encoding " + ", ".join(request.formats))
     t_enc = time.perf_counter()
     result.outputs = write_outputs(result.frames, stem, request.formats, fps or request.fps, metadata=dict(record),
-                                   crf=request.crf)
+                                   crf=request.crf, audio=result.audio)
     record["timings"]["encode_s"] = round(time.perf_counter() - t_enc, 4)
     record["outputs"] = [o.to_dict() for o in result.outputs]
     try:

@@ -41,6 +41,7 @@ class GenerationResult:
     record: dict[str, Any]
     outputs: list[OutputFile] = field(default_factory=list)
     sidecar: Path | None = None
+    audio: Any = None  # t2v.export.audio.Audio: the clip's sound (models that make it), fitted to the frames
 
     @property
     def seed(self) -> int:

@@ -89,6 +89,8 @@ class GenerationRequest(RequestModel):
         f"{MAX_REFERENCES}; PNG, JPEG or WebP: a file, or an uploaded asset id on a server)."))
     control_scale: float = knob(1.0, only=("video",), ge=0.0, le=4.0, allow_inf_nan=False, help=(
         "VACE: the strength of the control inputs, 0 (none) to 4; 1 as trained."))
+    no_audio: bool = knob(False, only=("video",), cli="--no-audio", help=(
+        "Write no sound, even from a model that makes it (LTX-2)."))
     fit: bool = knob(False, only=("video",), help=(
         "Fit control_video and mask_video to the output: each frame scaled to cover and centre-cropped, the clip "
         "cut or looped to num_frames (without it a clip of another size or length is refused)."))

@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from t2v.errors import Cancelled
 from t2v.export import frames_sha256
+from t2v.export.audio import fit, make_audio
 from t2v.export.outputs import export_result, output_stem
 from t2v.families import get_family
 from t2v.control import load_control
@@ -173,16 +174,21 @@ def observe_times(run: Run, timings: dict[str, float], *, steps: int) -> None:
         logger.debug("step times not kept: %s", e)
 
 
-def finish(run: Run, frames, record: dict, warnings: list[str]) -> GenerationResult:
-    """Note the memory plan, post-process, export: the end every video run shares."""
+def finish(run: Run, frames, record: dict, warnings: list[str], audio: tuple | None = None) -> GenerationResult:
+    """Note the memory plan, post-process, export: the end every video run shares. ``audio`` (samples, rate): the
+    sound the model made, kept unless the request says ``no_audio``, fitted to the final frames' length."""
     request = run.request
     chosen = run.chosen()
     record["memory_plan"] = {"requested": request.memory, "plan": run.memory.name,
                              "predicted_peak_mb": round(chosen.peak_bytes / 2**20, 1)}
     for w in warnings:
         logger.warning(w)
+    sound = None if audio is None or getattr(request, "no_audio", False) else make_audio(*audio, name="audio")
     frames, fps = post_process(frames, request, record, emit=run.emit, cancel=run.cancel)
-    result = GenerationResult(request=request, frames=frames, record=record)
+    if sound is not None:
+        sound = fit(sound, len(frames) / fps)
+        record["audio"] = {**sound.to_record(), "source": "generated"}
+    result = GenerationResult(request=request, frames=frames, record=record, audio=sound)
     export_result(result, run.stem, emit=run.emit, cancel=run.cancel, t_start=run.t_start, fps=fps)
     run.emit("done", message="done")
     return result

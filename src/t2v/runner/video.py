@@ -61,7 +61,7 @@ def generate_video(request, *, on_progress: ProgressCallback | None = None, shou
     frames = to_uint8(out.frames)
     record = run.record(request, frames, warnings=out.warnings, timings={"load_s": loaded.load_s, **out.timings},
                         resumed_from_step=out.resumed_from_step)
-    return finish(run, frames, record, out.warnings)
+    return finish(run, frames, record, out.warnings, audio=out.audio)
 
 
 def finish_long(run: Run, clip, *, checkpoint=None, on_preview=None) -> GenerationResult:

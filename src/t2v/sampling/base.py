@@ -34,3 +34,4 @@ class EngineRun:
     warnings: list[str]
     timings: dict[str, float]
     resumed_from_step: int | None = None
+    audio: tuple | None = None  # (samples (channels, n) in [-1, 1], sample rate) from a model that makes sound
