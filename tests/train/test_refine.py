@@ -78,7 +78,8 @@ def test_resume_with_refine_steps_refines_only_the_decoder_once(base, tmp_path):
     assert all(torch.equal(unet0[k], unet1[k]) for k in unet0)
     assert all(torch.equal(vae0[k], vae1[k]) for k in vae0 if k.startswith(("encoder.", "quant_conv.")))
     assert not all(torch.equal(vae0[k], vae1[k]) for k in vae0 if k.startswith("decoder."))
-    assert json.loads((copy / "t2v.json").read_text())["training"]["refine_steps"] == 3
+    info = json.loads((copy / "t2v.json").read_text())["training"]
+    assert info["refine_steps"] == 3 and info["refine_clips"] == 8  # the recipe is in the record
     events.clear()
     train(TrainConfig(**cfg), events.append)  # already refined that far: nothing to do
     assert not any(e.phase.startswith("refine") for e in events)

@@ -235,12 +235,11 @@ _BASE = (
             notes="With --memory low only the expert the current step needs is on the GPU.",
             aliases=("wan2.2-a14b",),
         ),
-        _shapes("t2v-shapes", "t2v's own 64x64 model of coloured shapes moving on black, 8 or 16 frames, with size and "
-                "speed words (docs/model-card.md).",
+        _shapes("t2v-shapes", "t2v's own 64x64, 8-frame model of coloured shapes moving on black (docs/model-card.md).",
                 "Ships with t2v; trained on 2 CPU cores by `t2v train --data shapes`.", "t2v-shapes", aliases=("shapes",)),
         _shapes("t2v-shapes@v5", "The previous t2v-shapes (v5), kept so that records made with it replay identically.",
-                "Its held-out triangles can come out round (docs/model-card.md); t2v replay picks it for records that "
-                "name its hash.", "t2v-shapes-v5"),
+                "Its blue triangles moving right can come out round (docs/model-card.md); t2v replay picks it for "
+                "records that name its hash.", "t2v-shapes-v5"),
         _shapes("t2v-shapes@v4", "The previous t2v-shapes (v4), kept so that records made with it replay identically.",
                 "Its frames may change colour (docs/model-card.md); t2v replay picks it for records that name its hash.",
                 "t2v-shapes-v4"),

@@ -337,7 +337,7 @@ def train(cfg: TrainConfig, on_event: Callback | None = None) -> Path:
             if done % cfg.preview_every == 0 or last:
                 info = {"data": cfg.data, "preset": cfg.preset, "steps": done, "batch": cfg.batch, "vae_steps": state.get("vae_steps"),
                         "decoder_steps": state.get("decoder_steps", 0), "refine_steps": state.get("refine_steps", 0),
-                        "prediction": cfg.prediction, "temporal_positions": cfg.temporal_positions,
+                        "refine_clips": state.get("refine_clips"), "prediction": cfg.prediction, "temporal_positions": cfg.temporal_positions,
                         "clip_attention": cfg.clip_attention, "init": state.get("init_training"),
                         "train_text_encoder": cfg.train_text_encoder,
                         "high_noise_share": cfg.high_noise_share, "high_noise_from": cfg.high_noise_from,
@@ -358,12 +358,13 @@ def train(cfg: TrainConfig, on_event: Callback | None = None) -> Path:
             finally:
                 ema.swap()
             vae.to("cpu").save_pretrained(out / "vae", safe_serialization=True)
-            state.update(refine_steps=cfg.refine_steps)
+            state.update(refine_steps=cfg.refine_steps, refine_clips=kept)
             state_file.write_text(json.dumps(state))
         if start >= cfg.steps or refine:  # the UNet loop exported before these (or nothing was left for it)
             export_model(out, unet.to("cpu"), vae.to("cpu"), text_encoder.to("cpu"), scheduler, ema, cfg,
                          {**json.loads((out / "t2v.json").read_text()).get("training", {}),
-                          "decoder_steps": state.get("decoder_steps", 0), "refine_steps": state.get("refine_steps", 0)})
+                          "decoder_steps": state.get("decoder_steps", 0), "refine_steps": state.get("refine_steps", 0),
+                          "refine_clips": state.get("refine_clips")})
     finally:
         log.close()
     emit(TrainEvent("done", cfg.steps, cfg.steps, message=str(out)))
