@@ -78,7 +78,7 @@ def test_top_level_help_lists_commands_in_the_order_a_newcomer_uses_them():
 def test_command_help_is_whole_sentences_and_keeps_brackets():
     r = run("--help", env={"COLUMNS": "200"})
     post = next(line for line in r.stdout.splitlines() if re.match(r"^│ post\s", line))
-    assert "Post-process an existing clip: deflicker, interpolate, upscale." in post
+    assert "Post-process an existing clip: deflicker, interpolate, upscale; set or drop its sound." in post
     r = run("generate", "--help", env={"COLUMNS": "400"})
     assert "pip install 't2v[rife]'" in r.stdout and "pip install 't2v[upscale]'" in r.stdout
 
@@ -105,7 +105,8 @@ def test_generate_offers_every_interpolation_option_of_post():
     interpolation = {o for o in post if re.search(r"interp|fps|deflicker|upscal", o)}
     assert {"--interpolate", "--target-fps", "--interpolation", "--interpolation-model"} <= interpolation
     assert interpolation <= generate, sorted(interpolation - generate)
-    assert post - {"--output", "--quiet", "--help"} <= generate, sorted(post - generate)
+    # --audio FILE names a local sound file: the post command's own, not a request field a server would read
+    assert post - {"--output", "--quiet", "--help", "--audio"} <= generate, sorted(post - generate)
 
 
 # -- t2v models list -----------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ OWN = {  # options that are the command's own, not a request's fields
     "plan": {"prompt", "output", "quiet", "threads"},
     "image": {"prompt", "output", "quiet", "as_json"},
     "sequence": {"keyframes", "output", "quiet", "as_json"},
-    "post": {"clip", "output", "quiet", "as_json"},
+    "post": {"clip", "output", "quiet", "as_json", "audio", "no_audio"},  # a sound file: a local path, never a request field
 }
 CASES = [("generate", GenerationRequest, "video", True, True), ("plan", GenerationRequest, "video", True, True),
          ("image", ImageRequest, "image", False, False), ("sequence", SequenceRequest, "sequence", True, False)]

@@ -21,7 +21,7 @@ def post(
     output: Path = typer.Option(..., "--output", "-o", help="Where to write: OUT.mp4, OUT.webm or OUT.gif."),
     audio: Optional[Path] = typer.Option(None, "--audio",
                                          help="Sound for the clip (WAV, MP3, AAC, Opus, FLAC or a video's track), trimmed or padded to its length."),
-    keep_audio: bool = typer.Option(True, "--keep-audio/--no-audio", help="Keep the clip's own sound, or drop it."),
+    no_audio: bool = typer.Option(False, "--no-audio", help="Drop the clip's sound (it is kept by default)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or summary; errors only."),
     as_json: bool = JSON_OUTPUT,
     fields: dict = None,
@@ -36,7 +36,7 @@ def post(
         with stdout_kept_for_json(as_json), Interrupt() as interrupt, \
                 GenerationProgress(interrupt, quiet=quiet) as progress:
             result = post_file(clip, output, fields.get("post"), crf=fields.get("crf"), on_progress=progress,
-                               should_cancel=interrupt, audio=audio, keep_audio=keep_audio)
+                               should_cancel=interrupt, audio=audio, keep_audio=not no_audio)
         if as_json:
             print_json_lines([result.record])
         elif not quiet:
