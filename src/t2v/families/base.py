@@ -390,11 +390,17 @@ def _named(index: dict[str, Any], name: str) -> bool:
 
 
 _LIBRARIES = ("diffusers", "transformers")
+# Pipeline packages of diffusers whose own modules a model_index.json names by the package (LTX-2's connectors
+# and vocoder: ["ltx2", "LTX2TextConnectors"]).
+PIPELINE_PACKAGES = ("ltx2",)
 
 
 def resolve_class(library: str, name: str):
-    """The class ``name`` from ``library`` (diffusers or transformers only: nothing else is imported)."""
-    if library not in _LIBRARIES:
+    """The class ``name`` from ``library`` (diffusers, transformers or one of diffusers' :data:`PIPELINE_PACKAGES`:
+    nothing else is imported)."""
+    if library in PIPELINE_PACKAGES:
+        library = f"diffusers.pipelines.{library}"
+    elif library not in _LIBRARIES:
         raise ModelUnavailable(f"model_index.json names library {library!r}; t2v loads only {' and '.join(_LIBRARIES)}")
     try:
         return getattr(importlib.import_module(library), name)

@@ -1,0 +1,206 @@
+"""LTX-2 (``LTX2Pipeline``): a clip and its sound from one prompt. Gemma 3 encodes the prompt (every layer's hidden
+states), the text connectors turn that into the video and the audio stream's prompt, one transformer denoises
+both streams together (each attends to the other), the LTX-2 video VAE decodes the frames and the audio VAE
+plus the vocoder decode the sound.
+
+t2v's own loop, step for step ``LTX2Pipeline.__call__``, so a seed gives the stock pipeline's frames and sound:
+the video noise and then the audio noise from the request's generator, the linear sigmas shifted by the video's
+token count (two schedulers, one per stream), and each step's guidance in the x0 form: classifier-free guidance
+(the sound with its own scale, ``audio_guidance_scale``), spatio-temporal guidance (a pass with the self-attention
+of ``stg_blocks`` perturbed) and modality-isolation guidance (a pass without the streams' cross-attention), then
+the guidance rescale. The sound goes to :class:`~t2v.sampling.base.EngineRun` ``audio``, and from there into the
+files and the record. Checkpoints hold both streams' latents, so a resumed run gives the same frames and sound.
+
+Not run: image-to-video and conditions (``LTX2ImageToVideoPipeline``, ``LTX2ConditionPipeline``), the latent
+upscaler's second stage, prompt enhancement, the duration head of later checkpoints (a request always names its
+frame count) and Gemma 4 text encoders.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any
+
+from t2v.families.base import Component, RunContext, Rules
+from t2v.families.common import Checkpoints, DiffusersLora, LoopState, config, denoise, free_text_encoders, meta_modules, params
+from t2v.families.ltx_steps import Grid
+from t2v.families.ltx2_steps import (
+    OPTIONS, AudioGrid, Guidance, Text, connect, decode_audio, decode_video, gemma_embeds, noise, step_fn, timesteps)
+from t2v.models.hub.ltx2 import CARD
+from t2v.planner.memory import meta_cost
+from t2v.sampling import promptcache
+from t2v.sampling.base import EngineRun
+from t2v.sampling.offload import resident
+from t2v.sampling.schedulers import make_scheduler
+
+
+class LTX2Family(DiffusersLora):
+    card = CARD
+    components = (
+        Component("tokenizer", ("GemmaTokenizer", "GemmaTokenizerFast"), module=False, prompt=True),
+        Component("text_encoder", ("Gemma3ForConditionalGeneration",), weight_stem="model", prompt=True),
+        Component("connectors", ("LTX2TextConnectors",), prompt=True),
+        Component("transformer", ("LTX2VideoTransformer3DModel",)),
+        Component("vae", ("AutoencoderKLLTX2Video",)),
+        Component("audio_vae", ("AutoencoderKLLTX2Audio",)),
+        Component("vocoder", ("LTX2Vocoder",)),
+        Component("scheduler", ("FlowMatchEulerDiscreteScheduler",), module=False),
+    )
+    modes = ("video",)
+    denoiser = "transformer"
+    lora_loader = "LTX2LoraLoaderMixin"
+
+    # -- rules -----------------------------------------------------------------------------------------
+    def rules(self, path: Path | None) -> Rules:
+        tokens = OPTIONS["text_tokens"]
+        if path is None:
+            return Rules(size_multiple=32, frame_step=8, text_tokens=tokens, modes=self.modes, schedulers=("model",))
+        vae = config(path, "vae")
+        spatial = int(vae.get("spatial_compression_ratio") or 32)
+        temporal = int(vae.get("temporal_compression_ratio") or 8)
+        tr = config(path, "transformer")
+        return Rules(size_multiple=spatial * (tr.get("patch_size") or 1), frame_step=temporal * (tr.get("patch_size_t") or 1),
+                     text_tokens=tokens, modes=self.modes, schedulers=("model",))
+
+    def guidance_passes(self, request) -> int:
+        return Guidance.of(request.guidance_scale, {**OPTIONS, **_request_options(request)}).passes()
+
+    # -- running ---------------------------------------------------------------------------------------
+    def sample(self, model, request, ctx: RunContext) -> EngineRun:
+        import torch
+
+        c, memory, device = model.components, ctx.memory, model.plan.device
+        opts = options(model, request)
+        transformer, vae, audio_vae = c["transformer"], c["vae"], c["audio_vae"]
+        grid = Grid.of(request, vae, transformer)
+        audio = AudioGrid.of(request.num_frames, request.fps, audio_vae)
+        guidance = Guidance.of(request.guidance_scale, opts)
+        timings: dict[str, float] = {}
+
+        # 1. The prompt (and the negative prompt, with classifier-free guidance) through Gemma, then the connectors.
+        t0 = time.perf_counter()
+        ctx.on_stage("encode_prompt")
+        tokens = int(opts["text_tokens"])
+
+        def texts():
+            with resident(c["text_encoder"], device, memory.offload):
+                embeds, mask = gemma_embeds(model, request.prompt, tokens, ctx.warnings)
+                if guidance.uses_cfg:
+                    negative, negative_mask = gemma_embeds(model, request.negative_prompt or "", tokens, [])
+                    embeds, mask = torch.cat([negative, embeds]), torch.cat([negative_mask, mask])
+            side = getattr(c["tokenizer"], "padding_side", "left")
+            with resident(c["connectors"], device, memory.offload):
+                text = connect(c["connectors"], embeds, mask, side)
+            return text.video, text.audio, text.mask
+
+        video_text, audio_text, text_mask = promptcache.encoded(
+            model, ctx.warnings, texts, prompt=request.prompt, tokens=tokens,
+            negative=(request.negative_prompt or "") if guidance.uses_cfg else None)
+        text = Text(video_text, audio_text, text_mask)
+        free_text_encoders(model, memory, ("text_encoder", "connectors"))
+        timings["encode_prompt_s"] = time.perf_counter() - t0
+
+        # 2. Noise (video, then audio) and the shifted sigmas of both schedulers.
+        generator = torch.Generator("cpu").manual_seed(request.seed)
+        latents, sound = noise(grid, audio, transformer.config.in_channels, generator, device)
+        scheduler = make_scheduler(request.scheduler, model.scheduler_config)
+        timesteps(scheduler, request.num_inference_steps, latents.shape[1], opts["sigmas"], device)
+        state = LoopState(latents, {"audio": sound})
+        checkpoints = Checkpoints(ctx, model, request, scheduler, generator)
+        start = checkpoints.resume(state, device)
+        audio_scheduler = copy.deepcopy(scheduler)  # as stock: the same schedule, stepped beside the video's
+
+        # 3. Denoise both streams; progress and previews see the unpacked video latents.
+        ctx.on_stage("denoise", start, len(scheduler.timesteps))
+        t1 = time.perf_counter()
+        model_step = step_fn(transformer, (scheduler, audio_scheduler), grid, audio, text, guidance, opts,
+                             float(request.fps), device)
+
+        def step(i: int, s: LoopState) -> None:
+            s.latents, s.extra["audio"] = model_step(i, scheduler.timesteps[i], s.latents, s.extra["audio"])
+
+        loop_ctx = dataclasses.replace(ctx, on_step=lambda i, n, x: ctx.on_step(i, n, grid.unpack(x)))
+        with resident(transformer, device, memory.offload):
+            denoise(loop_ctx, len(scheduler.timesteps), state, step, checkpoints, start=start)
+        timings["denoise_s"] = time.perf_counter() - t1
+
+        # 4. Decode the frames, then the sound.
+        ctx.on_stage("decode")
+        t2 = time.perf_counter()
+        with resident(vae, device, memory.offload):
+            frames = decode_video(vae, grid.unpack(state.latents), text.video.dtype, opts, generator, device)
+        with resident(audio_vae, device, memory.offload), resident(c["vocoder"], device, memory.offload):
+            samples = decode_audio(audio_vae, c["vocoder"], state.extra["audio"], audio)
+        timings["decode_s"] = time.perf_counter() - t2
+        return EngineRun(frames=frames, warnings=ctx.warnings, timings=timings, resumed_from_step=checkpoints.resumed,
+                         audio=samples)
+
+    def preview(self, model, latents):
+        from t2v.sampling.vae import latent_preview  # deferred: imports numpy
+
+        return latent_preview(latents, scale=model.components["vae"].spatial_compression_ratio)
+
+    # -- the planner's dry run ------------------------------------------------------------------------
+    def measure(self, path: Path, frames: int, height: int, width: int, batch: int, chunking: bool,
+                vae_chunk: int) -> dict[str, Any]:
+        """One Gemma encoding with the connectors, one transformer pass over both streams' tokens (the guidance
+        batch), one decode of the whole clip and of its sound."""
+        import torch
+
+        path = Path(path)
+        m = meta_modules(str(path))
+        tr, vae, audio_vae = m["transformer"], m["vae"], m["audio_vae"]
+        spatial, temporal = vae.spatial_compression_ratio, vae.temporal_compression_ratio
+        f, h, w = (frames - 1) // temporal + 1, height // spatial, width // spatial
+        audio = AudioGrid.of(frames, 24.0, audio_vae)
+        meta = dict(device="meta", dtype=torch.float32)
+        tokens = OPTIONS["text_tokens"]
+        ids = torch.zeros(1, tokens, dtype=torch.long, device="meta")
+        text_peak = meta_cost(lambda: m["text_encoder"](input_ids=ids, output_hidden_states=True)).peak
+        x = torch.zeros(batch, f * h * w, tr.config.in_channels, **meta)
+        a = torch.zeros(batch, audio.frames, tr.config.audio_in_channels, **meta)
+        embeds = torch.zeros(batch, tokens, tr.config.caption_channels, **meta)
+        audio_embeds = torch.zeros(batch, tokens, tr.config.caption_channels, **meta)
+        step = meta_cost(lambda: tr(
+            hidden_states=x, audio_hidden_states=a, encoder_hidden_states=embeds, audio_encoder_hidden_states=audio_embeds,
+            timestep=torch.zeros(batch, **meta), num_frames=f, height=h, width=w, audio_num_frames=audio.frames,
+            return_dict=False))
+        z = torch.zeros(1, vae.config.latent_channels, f, h, w, **meta)
+        decode = meta_cost(lambda: vae.decode(z))
+        mel = torch.zeros(1, audio.channels, audio.frames, audio.mel_bins, **meta)
+        audio_peak = meta_cost(lambda: m["vocoder"](audio_vae.decode(mel).sample)).peak
+        return {
+            "params": params(m),
+            "acts": {"text": text_peak, "transformer": step.peak, "vae": max(decode.peak, audio_peak)},
+            "roles": {"text": ["text_encoder", "connectors"], "denoise": ["transformer"],
+                      "vae": ["vae", "audio_vae", "vocoder"]},
+            "step_flops": step.flops,
+            "decode_flops": decode.flops,
+            "step_ops": step.ops,
+            "decode_ops": decode.ops,
+            "latents_bytes": (x[0].numel() + a[0].numel()) * 4 * (1 + batch),
+            "shape": (frames, height, width, frames),
+            "vae_scales_with": "clip",
+        }
+
+    def reference_shape(self, path: Path) -> tuple[int, int]:
+        """17 frames (3 latent frames) at 64 px (2 latent rows)."""
+        return 2 * self.frames_per_latent(path) + 1, 2 * self.rules(Path(path)).size_multiple
+
+    def frames_per_latent(self, path: Path) -> int:
+        return int(config(Path(path), "vae").get("temporal_compression_ratio") or 8)
+
+
+def _request_options(request) -> dict[str, Any]:
+    extras = getattr(request, "extras", None) or {}
+    return {k: v for k, v in extras.items() if k in OPTIONS and v is not None}
+
+
+def options(model, request) -> dict[str, Any]:
+    """The stock call's extra arguments: the request's (when it carries them), else the model's defaults, else
+    LTX2Pipeline's."""
+    defaults = getattr(model.source, "defaults", None) or {}
+    return {**OPTIONS, **{k: v for k, v in defaults.items() if k in OPTIONS}, **_request_options(request)}

@@ -1,0 +1,247 @@
+"""The steps of an LTX-2 run (:mod:`t2v.families.ltx2`), each as ``LTX2Pipeline.__call__`` does it: the Gemma prompt
+encoding (every layer's hidden states, stacked), the connectors, the video and audio noise, the shifted sigmas,
+one guided step of both streams (classifier-free, spatio-temporal and modality-isolation guidance in the x0
+form, with the guidance rescale), and the decode of the frames (video VAE) and the sound (audio VAE, then the
+vocoder)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from t2v.families.ltx_steps import Grid
+
+TEXT_TOKENS = 1024  # LTX2Pipeline's max_sequence_length
+# What a model's defaults (ModelSpec / t2v.json) may set beyond the request fields, with LTX2Pipeline's defaults.
+OPTIONS = {"audio_guidance_scale": 7.0, "stg_scale": 1.0, "audio_stg_scale": 1.0, "stg_blocks": [28],
+           "modality_scale": 3.0, "audio_modality_scale": 3.0, "guidance_rescale": 0.7, "audio_guidance_rescale": 0.7,
+           "decode_timestep": 0.0, "decode_noise_scale": None, "sigmas": None, "motion_speed": 1.0,
+           "use_cross_timestep": True, "text_tokens": TEXT_TOKENS}
+
+
+@dataclasses.dataclass(frozen=True)
+class AudioGrid:
+    """The audio latents of a clip: latent frames, channels, latent mel bins, and the audio VAE's rates."""
+
+    frames: int
+    channels: int
+    mel_bins: int  # latent mel bins
+    mel_bins_full: int
+
+    @classmethod
+    def of(cls, num_frames: int, fps: float, audio_vae) -> AudioGrid:
+        cfg = audio_vae.config
+        per_second = cfg.sample_rate / cfg.mel_hop_length / float(audio_vae.temporal_compression_ratio)
+        return cls(round(num_frames / fps * per_second), cfg.latent_channels,
+                   cfg.mel_bins // audio_vae.mel_compression_ratio, cfg.mel_bins)
+
+    @staticmethod
+    def pack(x):
+        """(B, C, L, M) -> (B, L, C * M), as LTX2Pipeline._pack_audio_latents."""
+        return x.transpose(1, 2).flatten(2, 3)
+
+    def unpack(self, x):
+        return x.unflatten(2, (-1, self.mel_bins)).transpose(1, 2)
+
+
+@dataclasses.dataclass
+class Text:
+    """The connectors' video and audio prompt embeddings and mask, (negative, positive) rows with guidance."""
+
+    video: Any
+    audio: Any
+    mask: Any
+
+    def positive(self) -> Text:
+        return Text(self.video.chunk(2)[1], self.audio.chunk(2)[1], self.mask.chunk(2)[1])
+
+
+def gemma_embeds(model, prompt: str, tokens: int, warnings: list[str]):
+    """LTX2Pipeline._get_gemma_prompt_embeds: left-padded ids through Gemma, every layer's hidden states stacked
+    and flattened to (1, tokens, hidden * layers), and the attention mask."""
+    import torch
+
+    tok, encoder = model.components["tokenizer"], model.components["text_encoder"]
+    tok.padding_side = "left"
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    prompt = prompt.strip()
+    inputs = tok([prompt], padding="max_length", max_length=tokens, truncation=True, add_special_tokens=True,
+                 return_tensors="pt")
+    full = tok([prompt], add_special_tokens=True).input_ids[0]
+    if len(full) > tokens:
+        warnings.append(f"prompt truncated to {tokens} tokens; dropped: {tok.decode(full[tokens:])!r}")
+    out = encoder(input_ids=inputs.input_ids.to(encoder.device), attention_mask=inputs.attention_mask.to(encoder.device),
+                  output_hidden_states=True)
+    embeds = torch.stack(out.hidden_states, dim=-1).flatten(2, 3).to(encoder.dtype)
+    device = model.plan.device
+    return embeds.to(device), inputs.attention_mask.to(device)
+
+
+def connect(connectors, embeds, mask, padding_side: str) -> Text:
+    """The text connectors on the (negative, positive) batch: the video and audio streams' prompt embeddings."""
+    video, audio, connector_mask = connectors(embeds.to(connectors.dtype), mask.to(connectors.device),
+                                              padding_side=padding_side)
+    return Text(video, audio, connector_mask)
+
+
+def noise(grid: Grid, audio: AudioGrid, channels: int, generator, device):
+    """The packed video noise, then the packed audio noise, fp32, from the generator in that order."""
+    import torch
+    from diffusers.utils.torch_utils import randn_tensor
+
+    dev = torch.device(device)
+    video = randn_tensor((1, channels, grid.frames, grid.height, grid.width), generator=generator, device=dev,
+                         dtype=torch.float32)
+    sound = randn_tensor((1, audio.channels, audio.frames, audio.mel_bins), generator=generator, device=dev,
+                         dtype=torch.float32)
+    return grid.pack(video), audio.pack(sound)
+
+
+def timesteps(scheduler, steps: int, tokens: int, sigmas, device) -> None:
+    """Linear sigmas (or the model's custom ones), shifted by the video token count as LTX2Pipeline shifts them."""
+    import numpy as np
+    from diffusers.pipelines.ltx2.pipeline_ltx2 import calculate_shift
+
+    cfg = scheduler.config
+    mu = calculate_shift(tokens, cfg.get("base_image_seq_len", 1024), cfg.get("max_image_seq_len", 4096),
+                         cfg.get("base_shift", 0.95), cfg.get("max_shift", 2.05))
+    scheduler.set_timesteps(sigmas=np.linspace(1.0, 1 / steps, steps) if sigmas is None else sigmas, device=device, mu=mu)
+    scheduler.set_begin_index(0)
+
+
+@dataclasses.dataclass
+class Guidance:
+    """The guidance of both streams: scales for classifier-free (cfg), spatio-temporal (stg, at ``blocks``) and
+    modality-isolation guidance, and the rescale; each term is on when its pipeline property is."""
+
+    cfg: tuple[float, float]
+    stg: tuple[float, float]
+    modality: tuple[float, float]
+    rescale: tuple[float, float]
+    blocks: list[int] | None
+
+    @classmethod
+    def of(cls, guidance_scale: float, opts: dict[str, Any]) -> Guidance:
+        # LTX2Pipeline: an audio value of None (or 0) falls back to the video one.
+        audio = lambda key, video: opts[key] or video  # noqa: E731
+        return cls((guidance_scale, audio("audio_guidance_scale", guidance_scale)),
+                   (opts["stg_scale"], audio("audio_stg_scale", opts["stg_scale"])),
+                   (opts["modality_scale"], audio("audio_modality_scale", opts["modality_scale"])),
+                   (opts["guidance_rescale"], audio("audio_guidance_rescale", opts["guidance_rescale"])),
+                   opts["stg_blocks"])
+
+    @property
+    def uses_cfg(self) -> bool:
+        return max(self.cfg) > 1.0
+
+    @property
+    def uses_stg(self) -> bool:
+        return max(self.stg) > 0.0
+
+    @property
+    def uses_modality(self) -> bool:
+        return max(self.modality) > 1.0
+
+    def passes(self) -> int:
+        return (2 if self.uses_cfg else 1) + self.uses_stg + self.uses_modality
+
+
+def step_fn(transformer, schedulers, grid: Grid, audio: AudioGrid, text: Text, guidance: Guidance, opts, fps: float,
+            device):
+    """One LTX2Pipeline step of both streams: (i, t, video latents, audio latents) -> the stepped pair."""
+    import torch
+    from diffusers.pipelines.ltx2.pipeline_ltx2 import rescale_noise_cfg
+    from diffusers.pipelines.ltx2.utils import conditioning_frame_rate
+
+    video_scheduler, audio_scheduler = schedulers
+    rate = conditioning_frame_rate(fps, opts["motion_speed"])
+    rows = 2 if guidance.uses_cfg else 1
+    video_coords = transformer.rope.prepare_video_coords(1, grid.frames, grid.height, grid.width, device, fps=rate)
+    audio_coords = transformer.audio_rope.prepare_audio_coords(1, audio.frames, device)
+    single = text.positive() if guidance.uses_cfg else text
+    dtype = text.video.dtype
+
+    def forward(latents, sound, t, txt, coords, batch, **extra):
+        timestep = t.expand(batch)
+        video, audio_ = transformer(
+            hidden_states=latents.to(dtype), audio_hidden_states=sound.to(dtype), encoder_hidden_states=txt.video,
+            audio_encoder_hidden_states=txt.audio, timestep=timestep, sigma=timestep, encoder_attention_mask=txt.mask,
+            audio_encoder_attention_mask=txt.mask, num_frames=grid.frames, height=grid.height, width=grid.width,
+            fps=rate, audio_num_frames=audio.frames, video_coords=coords[0], audio_coords=coords[1],
+            perturbation_mask=None, use_cross_timestep=opts["use_cross_timestep"], return_dict=False, **extra)
+        return video.float(), audio_.float()
+
+    def x0(sample, velocity, i, scheduler):
+        return sample - velocity * scheduler.sigmas[i]
+
+    def step(i: int, t, latents, sound):
+        both = tuple(c.repeat((rows,) + (1,) * (c.ndim - 1)) for c in (video_coords, audio_coords))
+        v, a = forward(torch.cat([latents] * rows), torch.cat([sound] * rows), t, text, both, rows,
+                       isolate_modalities=False, spatio_temporal_guidance_blocks=None)
+        deltas_v, deltas_a = [], []
+        if guidance.uses_cfg:
+            (v_u, v), (a_u, a) = v.chunk(2), a.chunk(2)
+            v, v_u = x0(latents, v, i, video_scheduler), x0(latents, v_u, i, video_scheduler)
+            a, a_u = x0(sound, a, i, audio_scheduler), x0(sound, a_u, i, audio_scheduler)
+            deltas_v.append((guidance.cfg[0] - 1) * (v - v_u))
+            deltas_a.append((guidance.cfg[1] - 1) * (a - a_u))
+        else:
+            v, a = x0(latents, v, i, video_scheduler), x0(sound, a, i, audio_scheduler)
+        for on, scales, extra in ((guidance.uses_stg, guidance.stg, dict(
+                isolate_modalities=False, spatio_temporal_guidance_blocks=guidance.blocks)),
+                (guidance.uses_modality, guidance.modality, dict(isolate_modalities=True,
+                                                                 spatio_temporal_guidance_blocks=None))):
+            if not on:
+                continue
+            pv, pa = forward(latents, sound, t, single, (video_coords, audio_coords), 1, **extra)
+            pv, pa = x0(latents, pv, i, video_scheduler), x0(sound, pa, i, audio_scheduler)
+            stg = extra["spatio_temporal_guidance_blocks"] is not None
+            deltas_v.append((scales[0] if stg else scales[0] - 1) * (v - pv))
+            deltas_a.append((scales[1] if stg else scales[1] - 1) * (a - pa))
+        guided_v, guided_a = v, a
+        for dv, da in zip(deltas_v, deltas_a):  # added one by one, in the stock order (cfg, stg, modality)
+            guided_v, guided_a = guided_v + dv, guided_a + da
+        if guidance.rescale[0] > 0:
+            guided_v = rescale_noise_cfg(guided_v, v, guidance_rescale=guidance.rescale[0])
+        if guidance.rescale[1] > 0:
+            guided_a = rescale_noise_cfg(guided_a, a, guidance_rescale=guidance.rescale[1])
+        v = (latents - guided_v) / video_scheduler.sigmas[i]
+        a = (sound - guided_a) / audio_scheduler.sigmas[i]
+        return (video_scheduler.step(v, t, latents, return_dict=False)[0],
+                audio_scheduler.step(a, t, sound, return_dict=False)[0])
+
+    return step
+
+
+def decode_video(vae, latents, dtype, opts, generator, device):
+    """LTX2Pipeline's decode: cast to the prompt embeddings' dtype, mix in the decode noise at the decode timestep
+    (timestep-conditioned VAEs, noise from the generator), denormalise, decode; (F, H, W, 3) floats in [0, 1]."""
+    import torch
+    from diffusers.utils.torch_utils import randn_tensor
+    from diffusers.video_processor import VideoProcessor
+
+    latents = latents.to(dtype)
+    timestep = None
+    if vae.config.timestep_conditioning:
+        noise = randn_tensor(latents.shape, generator=generator, device=torch.device(device), dtype=latents.dtype)
+        scale = opts["decode_noise_scale"] if opts["decode_noise_scale"] is not None else opts["decode_timestep"]
+        timestep = torch.tensor([opts["decode_timestep"]], device=device, dtype=latents.dtype)
+        scale = torch.tensor([scale], device=device, dtype=latents.dtype)[:, None, None, None, None]
+        latents = (1 - scale) * latents + scale * noise
+    mean = vae.latents_mean.view(1, -1, 1, 1, 1).to(latents.device, latents.dtype)
+    std = vae.latents_std.view(1, -1, 1, 1, 1).to(latents.device, latents.dtype)
+    latents = latents * std / vae.config.scaling_factor + mean
+    video = vae.decode(latents.to(vae.device, vae.dtype), timestep, return_dict=False)[0]
+    return VideoProcessor(vae_scale_factor=vae.spatial_compression_ratio).postprocess_video(video, output_type="np")[0]
+
+
+def decode_audio(audio_vae, vocoder, sound, audio: AudioGrid):
+    """Denormalise the packed audio latents, unpack, decode to a mel spectrogram and vocode: ((channels, n) float32
+    samples, the vocoder's sample rate)."""
+    mean = audio_vae.latents_mean.to(sound.device, sound.dtype)
+    std = audio_vae.latents_std.to(sound.device, sound.dtype)
+    latents = audio.unpack(sound * std + mean).to(audio_vae.device, audio_vae.dtype)
+    mel = audio_vae.decode(latents, return_dict=False)[0]
+    samples = vocoder(mel.to(vocoder.device, vocoder.dtype))
+    return samples[0].float().cpu().numpy(), int(vocoder.config.output_sampling_rate)

@@ -1,0 +1,196 @@
+"""LTX-2 on a tiny random-weight model in the hub layout: the stock ``LTX2Pipeline``'s frames and sound for the same
+seed (with and without each guidance term), the sound in the written files and the record, bitwise resume of
+both streams, the request rules and the folder checks."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from t2v.errors import InvalidRequest, ModelUnavailable
+from t2v.sampling.vae import to_uint8
+from tests.families.checks import assert_two_stacked_loras_match_stock, cancel_after, random_lora, run
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    from t2v.families import make_tiny_model
+
+    return make_tiny_model("ltx2", tmp_path_factory.mktemp("ltx2") / "ltx2", seed=0)
+
+
+def stock(model, result, prepare=None, **call):
+    """The stock pipeline's frames (uint8) and sound for the request ``result`` ran, with the folder's STG block."""
+    import torch
+    from diffusers import LTX2Pipeline
+
+    r = result.request
+    defaults = json.loads((model / "t2v.json").read_text())["defaults"]
+    pipe = LTX2Pipeline.from_pretrained(model)
+    pipe.set_progress_bar_config(disable=True)
+    if prepare is not None:  # e.g. stacked adapters
+        prepare(pipe)
+    out = pipe(prompt=r.prompt, negative_prompt=r.negative_prompt, height=r.height, width=r.width, num_frames=r.num_frames,
+               frame_rate=r.fps, num_inference_steps=r.num_inference_steps, guidance_scale=r.guidance_scale,
+               spatio_temporal_guidance_blocks=defaults["stg_blocks"], generator=torch.Generator("cpu").manual_seed(r.seed),
+               output_type="np", **call)
+    return to_uint8(out.frames[0]), out.audio[0].float().numpy()
+
+
+CASES = {
+    "defaults": ({}, {}),  # classifier-free, spatio-temporal and modality guidance, rescale, audio guidance 7
+    "no-guidance": ({"guidance_scale": 1.0, "extras": {"audio_guidance_scale": 1.0}},
+                    {"audio_guidance_scale": 1.0, "stg_scale": 0.0, "modality_scale": 1.0}),
+    "audio-scale": ({"extras": {"audio_guidance_scale": 2.5}, "num_inference_steps": 3}, {"audio_guidance_scale": 2.5}),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_frames_and_sound_match_the_stock_pipeline(model, case):
+    fields, call = CASES[case]
+    if case == "no-guidance":  # the folder's defaults without the stg and modality terms, as the call above
+        json_defaults = json.loads((model / "t2v.json").read_text())
+        json_defaults["defaults"].update(stg_scale=0.0, modality_scale=1.0)
+        nog = model.parent / "ltx2-no-guidance"
+        if not nog.exists():
+            import shutil
+
+            shutil.copytree(model, nog)
+            (nog / "t2v.json").write_text(json.dumps(json_defaults))
+        target = nog
+    else:
+        target = model
+    frames, result = run(target, **fields)
+    r = result.request
+    assert frames.shape == (r.num_frames, r.height, r.width, 3) and frames.dtype == np.uint8
+    assert frames.std() > 1
+    ref_frames, ref_sound = stock(target, result, **call)
+    assert np.abs(frames.astype(int) - ref_frames.astype(int)).max() <= 1
+    samples, rate = result.audio.samples, result.audio.sample_rate
+    assert rate == 24000 and samples.shape[0] == 2
+    n = min(samples.shape[1], ref_sound.shape[1])
+    assert n > 0.8 * ref_sound.shape[1]
+    np.testing.assert_allclose(samples[:, :n], np.clip(ref_sound[:, :n], -1, 1), atol=1e-5)
+    assert np.abs(samples).max() > 0  # not silence
+
+
+def test_the_cli_writes_the_sound_records_it_and_replays_it(model, tmp_path):
+    """As a user runs it: ``t2v generate --model DIR --format mp4 --format gif``, then ``t2v replay --strict``."""
+    import av
+    from typer.testing import CliRunner
+
+    from t2v.cli import app
+    from t2v.export.audio import read_audio
+
+    def cli(*args):
+        return CliRunner().invoke(app, [str(a) for a in args])
+
+    r = cli("generate", "a drum and a bell", "--model", model, "--seed", "5", "--format", "mp4", "--format", "gif",
+            "-o", tmp_path / "c.mp4", "-q")
+    assert r.exit_code == 0, r.output
+    rec = json.loads((tmp_path / "c.json").read_text())
+    assert rec["audio"]["sample_rate"] == 24000 and rec["audio"]["channels"] == 2
+    assert rec["audio"]["source"] == "generated"
+    assert rec["audio"]["length_s"] == pytest.approx(rec["num_frames"] / rec["fps"], abs=1e-3)
+    assert [o["format"] for o in rec["outputs"]] == ["mp4", "gif", "wav"]
+    with av.open(str(tmp_path / "c.mp4")) as c:
+        assert c.streams.audio[0].codec_context.name == "aac" and c.streams.audio[0].channels == 2
+        assert sum(1 for _ in c.decode(video=0)) == rec["num_frames"]
+    wav = read_audio(tmp_path / "c.wav")
+    assert wav.sample_rate == 24000 and wav.samples.shape == (2, round(rec["num_frames"] / rec["fps"] * 24000))
+    again = cli("replay", tmp_path / "c.json", "-o", tmp_path / "again.mp4", "--strict")
+    assert again.exit_code == 0 and "identical frames and sound" in again.output
+    quiet = cli("generate", "a drum and a bell", "--model", model, "--seed", "5", "--format", "mp4", "--no-audio",
+                "-o", tmp_path / "q.mp4", "-q")
+    assert quiet.exit_code == 0, quiet.output
+    assert "audio" not in json.loads((tmp_path / "q.json").read_text())
+    with av.open(str(tmp_path / "q.mp4")) as c:
+        assert len(c.streams.audio) == 0
+
+
+def test_resume_after_cancel_is_bitwise_for_frames_and_sound(model, tmp_path):
+    frames, base = run(model)
+    spec = cancel_after(run, tmp_path / "ckpt.pt", 2, model)
+    resumed_frames, resumed = run(model, checkpoint=spec)
+    assert resumed.record["resumed_from_step"] == 2
+    assert np.array_equal(resumed_frames, frames)
+    assert np.array_equal(resumed.audio.samples, base.audio.samples)
+
+
+def test_seed_changes_frames_and_sound(model):
+    a = run(model)[1]
+    b = run(model, seed=4)[1]
+    assert not np.array_equal(a.frames, b.frames) and not np.array_equal(a.audio.samples, b.audio.samples)
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"width": 80}, "width: 80 is not a multiple of 32"),
+    ({"num_frames": 12}, "num_frames: 12 is not 8k+1, which this model needs; nearest valid: 9"),
+    ({"image": "first.png"}, "cannot make image-to-video"),
+])
+def test_requests_it_cannot_run_are_refused_naming_the_field(model, tmp_path, fields, message):
+    from PIL import Image
+
+    if "image" in fields:
+        Image.new("RGB", (64, 64)).save(tmp_path / "first.png")
+        fields = {"image": str(tmp_path / "first.png")}
+    with pytest.raises(InvalidRequest, match=re.escape(message)):
+        run(model, **fields)
+
+
+def test_a_folder_naming_a_foreign_class_is_refused(model, tmp_path):
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(model, bad)
+    index = json.loads((bad / "model_index.json").read_text())
+    index["vocoder"] = ["os", "system"]
+    (bad / "model_index.json").write_text(json.dumps(index))
+    with pytest.raises((ModelUnavailable, InvalidRequest), match="vocoder|os"):
+        run(bad)
+
+
+def test_the_planner_measures_both_streams(model):
+    from t2v.families import get_family
+
+    m = get_family("ltx2").measure(model, 9, 64, 64, 2, False, 9)
+    assert {"transformer", "audio_vae", "vocoder", "connectors"} <= set(m["params"])
+    assert m["step_flops"] > 0 and m["acts"]["transformer"] > 0
+    assert get_family("ltx2").guidance_passes(type("R", (), {"guidance_scale": 3.0, "extras": {}})()) == 4
+
+
+def test_two_stacked_loras_match_the_stock_pipeline_with_set_adapters(model, tmp_path):
+    from diffusers import LTX2Pipeline, LTX2VideoTransformer3DModel
+
+    first, second = (random_lora(LTX2VideoTransformer3DModel, model, tmp_path / name, seed=seed, pipeline_cls=LTX2Pipeline)
+                     for name, seed in (("first", 0), ("second", 1)))
+    assert_two_stacked_loras_match_stock(run, lambda *a, **k: stock(*a, **k)[0], model, first, second)
+
+
+def test_a_job_through_the_service_returns_a_file_with_its_sound(model, tmp_path):
+    """As `t2v serve --model ./ltx2` runs it: the job's record carries the sound, and the mp4 the content route
+    returns has the AAC stream beside the requested frames."""
+    import av
+    from fastapi.testclient import TestClient
+
+    from t2v.api import create_app
+    from tests.api.conftest import make_settings, wait_for
+
+    with TestClient(create_app(make_settings(tmp_path / "home", model))) as client:
+        r = client.post("/v1/videos", json={"prompt": "a drum and a bell", "num_frames": 9, "width": 64, "height": 64,
+                                            "num_inference_steps": 2, "seed": 7})
+        assert r.status_code == 202, r.text
+        job = wait_for(client, r.json()["id"])
+        assert job["status"] == "succeeded", job
+        record = client.get(f"/v1/videos/{job['id']}/metadata").json()
+        assert record["family"] == "ltx2" and record["audio"]["sample_rate"] == 24000
+        path = tmp_path / "out.mp4"
+        path.write_bytes(client.get(f"/v1/videos/{job['id']}/content").content)
+        with av.open(str(path)) as f:
+            assert f.streams.audio[0].codec_context.name == "aac"
+            assert sum(1 for _ in f.decode(video=0)) == 9
+        bad = client.post("/v1/videos", json={"prompt": "x", "num_frames": 12, "width": 64, "height": 64})
+        assert bad.status_code == 422 and "nearest valid: 9" in bad.text
