@@ -6,6 +6,7 @@ imports a family's module the first time it runs). One module per family, beside
 from t2v.models.hub.animatediff import CARD as ANIMATEDIFF
 from t2v.models.hub.cogvideox import CARD as COGVIDEOX
 from t2v.models.hub.hunyuan import CARD as HUNYUAN
+from t2v.models.hub.hunyuan15 import CARD as HUNYUAN15
 from t2v.models.hub.ltx import CARD as LTX
 from t2v.models.hub.ltx2 import CARD as LTX2
 from t2v.models.hub.modelscope import CARD as MODELSCOPE
@@ -14,4 +15,4 @@ from t2v.models.hub.skyreels import CARD as SKYREELS_V2
 from t2v.models.hub.wan import CARD as WAN
 from t2v.models.spec import FamilyCard
 
-CARDS: tuple[FamilyCard, ...] = (MODELSCOPE, WAN, SKYREELS_V2, LTX, LTX2, COGVIDEOX, HUNYUAN, ANIMATEDIFF, SD, SDXL)
+CARDS: tuple[FamilyCard, ...] = (MODELSCOPE, WAN, SKYREELS_V2, LTX, LTX2, COGVIDEOX, HUNYUAN, HUNYUAN15, ANIMATEDIFF, SD, SDXL)

@@ -1,0 +1,223 @@
+"""HunyuanVideo 1.5 (``HunyuanVideo15Pipeline``): Qwen2.5-VL encodes the prompt in a chat template (the hidden
+states two layers from the end, the system prompt's tokens cropped), a ByT5 glyph encoder encodes the text in
+quotes (so ``a sign saying "open"`` spells it), the 8.3B transformer denoises the latents beside an image
+condition's latents and mask (zeros for text-to-video), and a 16x / 4x VAE decodes.
+
+t2v's own loop, numbered like the stock ``__call__``, so a seed gives its frames: the prompts as stock encodes
+them, the noise in the transformer's dtype from a CPU generator, the sigmas ``linspace(1, 0, steps + 1)[:-1]``,
+and classifier-free guidance through the folder's own ``guider`` (``ClassifierFreeGuidance``, its rescale and
+step range included) with the request's ``guidance_scale`` as its scale: separate conditional and
+unconditional passes, as the guider runs them. Per-step progress and previews, cancel between steps without
+decoding, and checkpoints that resume to the same frames.
+
+LoRA: diffusers has no LoRA loader for this pipeline, so hub LoRAs are not read.
+
+Not run: image-to-video (``HunyuanVideo15ImageToVideoPipeline``: a SigLIP image encoder) and the
+super-resolution stage.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from t2v.families.base import Component, Family, RunContext, Rules
+from t2v.families.common import Checkpoints, LoopState, config, denoise, free_text_encoders, meta_modules, params
+from t2v.models.hub.hunyuan15 import CARD
+from t2v.planner.memory import meta_cost
+from t2v.sampling import promptcache
+from t2v.sampling.base import EngineRun
+from t2v.sampling.offload import resident
+from t2v.sampling.schedulers import make_scheduler
+
+TEXT_TOKENS, GLYPH_TOKENS, CROP = 1000, 256, 108  # the pipeline's tokenizer lengths and template crop
+SEMANTIC_TOKENS = 729  # the image-embedding tokens text-to-video passes as zeros
+
+
+class HunyuanVideo15Family(Family):
+    card = CARD
+    components = (
+        Component("tokenizer", ("Qwen2Tokenizer", "Qwen2TokenizerFast"), module=False, prompt=True),
+        Component("text_encoder", ("Qwen2_5_VLTextModel",), weight_stem="model", prompt=True),
+        Component("tokenizer_2", ("ByT5Tokenizer",), module=False, prompt=True),
+        Component("text_encoder_2", ("T5EncoderModel",), weight_stem="model", prompt=True),
+        Component("transformer", ("HunyuanVideo15Transformer3DModel",)),
+        Component("vae", ("AutoencoderKLHunyuanVideo15",)),
+        Component("scheduler", ("FlowMatchEulerDiscreteScheduler",), module=False),
+        Component("guider", ("ClassifierFreeGuidance",), module=False),
+    )
+    modes = ("video",)
+    denoiser = "transformer"  # no diffusers LoRA format: diffusers has no LoRA loader for this pipeline
+
+    def rules(self, path: Path | None) -> Rules:
+        if path is None:
+            return Rules(size_multiple=16, frame_step=4, text_tokens=TEXT_TOKENS, modes=self.modes, schedulers=("model",))
+        vae, tr = config(path, "vae"), config(path, "transformer")
+        return Rules(size_multiple=int(vae.get("spatial_compression_ratio") or 16) * (tr.get("patch_size") or 1),
+                     frame_step=int(vae.get("temporal_compression_ratio") or 4) * (tr.get("patch_size_t") or 1),
+                     text_tokens=TEXT_TOKENS, modes=self.modes, schedulers=("model",))
+
+    def sample(self, model, request, ctx: RunContext) -> EngineRun:
+        import numpy as np
+        import torch
+        from diffusers.pipelines.hunyuan_video1_5.image_processor import HunyuanVideo15ImageProcessor
+        from diffusers.utils.torch_utils import randn_tensor
+
+        c, memory, device = model.components, ctx.memory, model.plan.device
+        transformer, vae = c["transformer"], c["vae"]
+        guider = c["guider"].new(guidance_scale=request.guidance_scale)
+        dtype = transformer.dtype
+        timings: dict[str, float] = {}
+
+        # 3. Encode the prompt (and the negative prompt when the guider runs an unconditional pass).
+        t0 = time.perf_counter()
+        ctx.on_stage("encode_prompt")
+        cfg = guider.num_conditions > 1  # guidance on (a scale of 1, or a disabled guider: one pass)
+
+        def texts():
+            with resident(c["text_encoder"], device, memory.offload), resident(c["text_encoder_2"], device, memory.offload):
+                out = encode(model, request.prompt, dtype, device, ctx.warnings)
+                if cfg:
+                    out = out + encode(model, request.negative_prompt or "", dtype, device, [])
+                return out
+
+        embeds = promptcache.encoded(model, ctx.warnings, texts, prompt=request.prompt, tokens=TEXT_TOKENS,
+                                     negative=(request.negative_prompt or "") if cfg else None)
+        free_text_encoders(model, memory, ("text_encoder", "text_encoder_2"))
+        timings["encode_prompt_s"] = time.perf_counter() - t0
+
+        # 4. Timesteps, 5. the noise in the transformer's dtype and the empty image condition.
+        scheduler = make_scheduler(request.scheduler, model.scheduler_config)
+        steps = request.num_inference_steps
+        scheduler.set_timesteps(sigmas=np.linspace(1.0, 0.0, steps + 1)[:-1], device=device)
+        generator = torch.Generator("cpu").manual_seed(request.seed)
+        s, t = vae.spatial_compression_ratio, vae.temporal_compression_ratio
+        shape = (1, vae.config.latent_channels, (request.num_frames - 1) // t + 1, request.height // s, request.width // s)
+        state = LoopState(randn_tensor(shape, generator=generator, device=torch.device(device), dtype=dtype))
+        condition = torch.zeros((1, shape[1] + 1, *shape[2:]), dtype=dtype, device=device)
+        image_embeds = torch.zeros(1, SEMANTIC_TOKENS, transformer.config.image_embed_dim, dtype=dtype, device=device)
+        checkpoints = Checkpoints(ctx, model, request, scheduler, generator)
+        start = checkpoints.resume(state, device)
+        names = ("encoder_hidden_states", "encoder_attention_mask", "encoder_hidden_states_2", "encoder_attention_mask_2")
+        inputs = {n: (embeds[i], embeds[i + 4] if cfg else None) for i, n in enumerate(names)}
+
+        # 7. Denoise: one pass per guider condition, combined by the guider.
+        ctx.on_stage("denoise", start, steps)
+        t1 = time.perf_counter()
+
+        def step(i: int, st: LoopState) -> None:
+            ts = scheduler.timesteps[i]
+            x = torch.cat([st.latents, condition], dim=1)
+            guider.set_state(step=i, num_inference_steps=steps, timestep=ts)
+            batches = guider.prepare_inputs(inputs)
+            for batch in batches:
+                guider.prepare_models(transformer)
+                kwargs = {n: getattr(batch, n) for n in names}
+                batch.noise_pred = transformer(hidden_states=x, image_embeds=image_embeds, timestep=ts.expand(1).to(x.dtype),
+                                               return_dict=False, **kwargs)[0]
+                guider.cleanup_models(transformer)
+            st.latents = scheduler.step(guider(batches)[0], ts, st.latents, return_dict=False)[0]
+
+        with resident(transformer, device, memory.offload):
+            denoise(ctx, steps, state, step, checkpoints, start=start)
+        timings["denoise_s"] = time.perf_counter() - t1
+
+        # 8. Decode.
+        ctx.on_stage("decode")
+        t2 = time.perf_counter()
+        if memory.name == "low":
+            vae.enable_tiling()
+        else:
+            vae.disable_tiling()
+        with resident(vae, device, memory.offload):
+            video = vae.decode(state.latents.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
+        frames = HunyuanVideo15ImageProcessor(vae_scale_factor=s).postprocess_video(video, output_type="np")[0]
+        timings["decode_s"] = time.perf_counter() - t2
+        return EngineRun(frames=frames, warnings=ctx.warnings, timings=timings, resumed_from_step=checkpoints.resumed)
+
+    def preview(self, model, latents):
+        from t2v.sampling.vae import latent_preview  # deferred: imports numpy
+
+        return latent_preview(latents, scale=model.components["vae"].spatial_compression_ratio)
+
+    def measure(self, path: Path, frames: int, height: int, width: int, batch: int, chunking: bool,
+                vae_chunk: int) -> dict[str, Any]:
+        """One Qwen encoding, one transformer pass (the guider runs the conditions one by one: batch 1), one decode."""
+        import torch
+
+        m = meta_modules(str(path))
+        tr, vae = m["transformer"], m["vae"]
+        s, t = vae.spatial_compression_ratio, vae.temporal_compression_ratio
+        f, h, w = (frames - 1) // t + 1, height // s, width // s
+        meta = dict(device="meta", dtype=torch.float32)
+        ids = torch.zeros(1, TEXT_TOKENS + CROP, dtype=torch.long, device="meta")
+        text_peak = meta_cost(lambda: m["text_encoder"](input_ids=ids, output_hidden_states=True)).peak
+        x = torch.zeros(1, tr.config.in_channels, f, h, w, **meta)
+        step = meta_cost(lambda: text_to_video(lambda: tr(
+            hidden_states=x, timestep=torch.zeros(1, **meta),
+            encoder_hidden_states=torch.zeros(1, TEXT_TOKENS, tr.config.text_embed_dim, **meta),
+            encoder_attention_mask=torch.ones(1, TEXT_TOKENS, **meta),
+            encoder_hidden_states_2=torch.zeros(1, GLYPH_TOKENS, tr.config.text_embed_2_dim, **meta),
+            encoder_attention_mask_2=torch.ones(1, GLYPH_TOKENS, **meta),
+            image_embeds=torch.zeros(1, SEMANTIC_TOKENS, tr.config.image_embed_dim, **meta), return_dict=False)))
+        z = torch.zeros(1, vae.config.latent_channels, f, h, w, **meta)
+        decode = meta_cost(lambda: vae.decode(z))
+        return {
+            "params": params(m),
+            "acts": {"text": text_peak, "transformer": step.peak, "vae": decode.peak},
+            "roles": {"text": ["text_encoder", "text_encoder_2"], "denoise": ["transformer"], "vae": ["vae"]},
+            "step_flops": step.flops * batch, "decode_flops": decode.flops,
+            "step_ops": step.ops * batch, "decode_ops": decode.ops,
+            "latents_bytes": z.numel() * 4 * 2,
+            "shape": (frames, height, width, frames),
+            "vae_scales_with": "clip",
+        }
+
+    def reference_shape(self, path: Path) -> tuple[int, int]:
+        return 2 * self.frames_per_latent(path) + 1, 2 * self.rules(Path(path)).size_multiple
+
+    def frames_per_latent(self, path: Path) -> int:
+        return int(config(Path(path), "vae").get("temporal_compression_ratio") or 4)
+
+
+def encode(model, prompt: str, dtype, device, warnings: list[str]) -> tuple:
+    """HunyuanVideo15Pipeline.encode_prompt for one prompt: (Qwen embeddings, mask, glyph embeddings, mask) in
+    ``dtype``, with a warning when the prompt is cut to the encoder's tokens."""
+    from diffusers.pipelines.hunyuan_video1_5.pipeline_hunyuan_video1_5 import HunyuanVideo15Pipeline as Stock
+
+    c = model.components
+    embeds, mask = Stock._get_mllm_prompt_embeds(c["text_encoder"], c["tokenizer"], [prompt], device, TEXT_TOKENS,
+                                                 crop_start=CROP)
+    glyph, glyph_mask = Stock._get_byt5_prompt_embeds(c["tokenizer_2"], c["text_encoder_2"], [prompt], device, GLYPH_TOKENS)
+    if len(c["tokenizer"](prompt).input_ids) > TEXT_TOKENS:
+        warnings.append(f"prompt truncated to {TEXT_TOKENS} tokens")
+    return tuple(x.to(dtype=dtype, device=device) for x in (embeds, mask, glyph, glyph_mask))
+
+
+class _MetaAll:
+    """``torch`` for the transformer's module during a meta-device dry run: ``torch.all`` of a meta tensor (the
+    transformer asks whether the image embeddings are all zero) answers True, the text-to-video case t2v runs;
+    everything else is torch's."""
+
+    def __init__(self, torch):
+        self._torch = torch
+
+    def __getattr__(self, name):
+        return getattr(self._torch, name)
+
+    def all(self, x, *args, **kwargs):
+        return True if x.device.type == "meta" else self._torch.all(x, *args, **kwargs)
+
+
+def text_to_video(call):
+    """``call()`` with the transformer module's ``torch.all`` answering meta tensors (see :class:`_MetaAll`) and
+    ``nonzero`` of a meta attention mask taken as all ones (every text token present: the costliest case)."""
+    from unittest import mock
+
+    import torch
+    import torch.fx.experimental._config as fx_config
+    from diffusers.models.transformers import transformer_hunyuan_video15 as module
+
+    with mock.patch.object(module, "torch", _MetaAll(torch)), fx_config.patch(meta_nonzero_assume_all_nonzero=True):
+        return call()

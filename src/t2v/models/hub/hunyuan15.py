@@ -1,0 +1,43 @@
+"""The card of HunyuanVideo 1.5: what t2v knows of the family without importing its code
+(:mod:`t2v.families.hunyuan15`).
+
+The diffusers-format repos of ``hunyuanvideo-community`` (the layout diffusers' docs use). Defaults are the
+pipeline's: 121 frames, 50 steps, the 16:9 size of the model's target size (848x480 for 480p, 1280x720 for 720p),
+guidance 6 (the repos' ``guider`` config), 24 fps. Licence: the Tencent Hunyuan Community License, which
+grants nothing in the European Union, the United Kingdom and South Korea (as HunyuanVideo's).
+"""
+
+from __future__ import annotations
+
+from t2v.models.hub.hunyuan import LICENSE, LICENSE_NOTICE
+from t2v.models.spec import FamilyCard, ModelSpec
+
+PIPELINE = "HunyuanVideo15Pipeline"
+_480P = {"width": 848, "height": 480, "num_frames": 121, "fps": 24, "guidance_scale": 6.0, "num_inference_steps": 50,
+         "scheduler": "model", "negative_prompt": ""}
+_720P = {**_480P, "width": 1280, "height": 720}
+_NOTES = ("Sizes approximate (8.3B transformer and Qwen2.5-VL-7B in bf16; GPU memory without offload). t2v runs "
+          "text-to-video; the image-to-video repos and the super-resolution stage are not run.")
+
+
+def _spec(name: str, description: str, defaults: dict, vram_gb: float, aliases: tuple[str, ...]) -> ModelSpec:
+    repo = f"hunyuanvideo-community/HunyuanVideo-1.5-{name}"
+    return ModelSpec(id=repo, family="hunyuan15", description=description, defaults=defaults, license=LICENSE,
+                     license_url=f"https://huggingface.co/{repo}", download_gb=33.0, vram_gb=vram_gb,
+                     has_fp16_variant=False, notes=_NOTES, aliases=aliases, license_notice=LICENSE_NOTICE)
+
+
+CARD = FamilyCard(
+    name="hunyuan15",
+    ref="t2v.families.hunyuan15:HunyuanVideo15Family",
+    description="HunyuanVideo 1.5 text-to-video (Qwen2.5-VL + ByT5 glyph encoder, 8.3B transformer, 16x VAE)",
+    pipelines=(PIPELINE,),
+    defaults=dict(_480P),
+    tiny={"hunyuan15": "t2v.models.tiny.hunyuan15:make_hunyuan15"},
+    models=(
+        _spec("480p_t2v", "HunyuanVideo 1.5 text-to-video at 480p (848x480, 121 frames at 24 fps).", dict(_480P), 30.0,
+              ("hunyuan15", "hunyuan-1.5")),
+        _spec("720p_t2v", "HunyuanVideo 1.5 text-to-video at 720p (1280x720, 121 frames at 24 fps).", dict(_720P), 45.0,
+              ("hunyuan15-720p",)),
+    ),
+)

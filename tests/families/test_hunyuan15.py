@@ -1,0 +1,94 @@
+"""HunyuanVideo 1.5 on a tiny random-weight model in the hub layout: the stock ``HunyuanVideo15Pipeline``'s frames for
+the same seed (with and without guidance, with quoted text for the glyph encoder), bitwise resume, the request
+rules and a job through the service."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from t2v.errors import InvalidRequest
+from t2v.sampling.vae import to_uint8
+from tests.families.checks import cancel_after, run
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    from t2v.families import make_tiny_model
+
+    return make_tiny_model("hunyuan15", tmp_path_factory.mktemp("hunyuan15") / "hunyuan15", seed=0)
+
+
+def stock(model, result):
+    """The stock pipeline's frames (uint8) for the request ``result`` ran; its guider at the request's scale."""
+    import torch
+    from diffusers import HunyuanVideo15Pipeline
+
+    r = result.request
+    pipe = HunyuanVideo15Pipeline.from_pretrained(model)
+    pipe.set_progress_bar_config(disable=True)
+    pipe.guider = pipe.guider.new(guidance_scale=r.guidance_scale)
+    out = pipe(prompt=r.prompt, negative_prompt=r.negative_prompt, height=r.height, width=r.width, num_frames=r.num_frames,
+               num_inference_steps=r.num_inference_steps, generator=torch.Generator("cpu").manual_seed(r.seed),
+               output_type="np")
+    return to_uint8(out.frames[0])
+
+
+@pytest.mark.parametrize("fields", [{}, {"guidance_scale": 1.0}, {"prompt": 'a shop sign that says "OPEN" at night'},
+                                    {"negative_prompt": "blurry", "num_inference_steps": 3}],
+                         ids=["guidance-6", "no-guidance", "glyph-text", "negative"])
+def test_frames_match_the_stock_pipeline(model, fields):
+    previews = []
+    frames, result = run(model, on_preview=lambda step, img: previews.append(img), **fields)
+    r = result.request
+    assert frames.shape == (r.num_frames, r.height, r.width, 3) and frames.dtype == np.uint8
+    assert frames.std() > 1
+    assert np.abs(frames.astype(int) - stock(model, result).astype(int)).max() <= 1
+    assert len(previews) == r.num_inference_steps
+
+
+def test_guidance_and_the_quoted_text_change_the_frames(model):
+    base = run(model)[0]
+    assert not np.array_equal(run(model, guidance_scale=1.0)[0], base)
+    assert not np.array_equal(run(model, prompt='a panda surfing a big wave at sunset, "SURF"')[0], base)
+
+
+def test_resume_after_cancel_is_bitwise(model, tmp_path):
+    frames = run(model)[0]
+    spec = cancel_after(run, tmp_path / "ckpt.pt", 2, model)
+    resumed, result = run(model, checkpoint=spec)
+    assert result.record["resumed_from_step"] == 2 and np.array_equal(resumed, frames)
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"width": 72}, "width: 72 is not a multiple of 16, which this model needs; nearest valid: 64"),
+    ({"num_frames": 10}, "num_frames: 10 is not 4k+1, which this model needs; nearest valid: 9"),
+])
+def test_requests_it_cannot_run_are_refused_naming_the_field(model, fields, message):
+    with pytest.raises(InvalidRequest, match=re.escape(message)):
+        run(model, **fields)
+
+
+def test_a_job_through_the_service(model, tmp_path):
+    """As `t2v serve --model ./hunyuan15` runs it: the record names the family and the file has the frames."""
+    import av
+    from fastapi.testclient import TestClient
+
+    from t2v.api import create_app
+    from tests.api.conftest import make_settings, wait_for
+
+    with TestClient(create_app(make_settings(tmp_path / "home", model))) as client:
+        r = client.post("/v1/videos", json={"prompt": "a red fox", "num_frames": 5, "width": 32, "height": 32,
+                                            "num_inference_steps": 2, "seed": 7})
+        assert r.status_code == 202, r.text
+        job = wait_for(client, r.json()["id"])
+        assert job["status"] == "succeeded", job
+        assert client.get(f"/v1/videos/{job['id']}/metadata").json()["family"] == "hunyuan15"
+        path = tmp_path / "out.mp4"
+        path.write_bytes(client.get(f"/v1/videos/{job['id']}/content").content)
+        with av.open(str(path)) as f:
+            assert sum(1 for _ in f.decode(video=0)) == 5
+        bad = client.post("/v1/videos", json={"prompt": "x", "num_frames": 6, "width": 32, "height": 32})
+        assert bad.status_code == 422 and "nearest valid: 5" in bad.text
