@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from t2v.cli import app
 
-KINDS = ("ltx", "ltx2", "cogvideox", "cogvideox15", "hunyuan", "animatediff")
+KINDS = ("ltx", "ltx2", "cogvideox", "cogvideox15", "hunyuan", "hunyuan15", "animatediff")
 
 
 def frame_count(path) -> int:
@@ -41,7 +41,7 @@ def test_registry_entries_fit_their_families():
     from t2v.models.spec import TASKS
 
     families = all_families()
-    for name in ("wan", "ltx", "ltx2", "cogvideox", "hunyuan", "animatediff"):
+    for name in ("wan", "ltx", "ltx2", "cogvideox", "hunyuan", "hunyuan15", "animatediff"):
         assert any(s.family == name for s in REGISTRY.values()), f"no hub models for {name}"
     for spec in REGISTRY.values():
         fam = families[spec.family]
@@ -51,7 +51,7 @@ def test_registry_entries_fit_their_families():
         assert ("flf" not in spec.tasks or fam.takes_last_image(None)) and (
             "control" not in spec.tasks or fam.takes_control(None)), spec.id  # the family has the input
         assert {"width", "height", "num_frames", "fps", "num_inference_steps"} <= set(spec.defaults), spec.id
-    hunyuan = [s for s in REGISTRY.values() if s.family == "hunyuan"]
+    hunyuan = [s for s in REGISTRY.values() if s.family in ("hunyuan", "hunyuan15")]
     assert all("European Union" in s.license_notice and "South Korea" in s.license_notice for s in hunyuan)
     ltx = {s.id: s.license for s in REGISTRY.values() if s.family == "ltx"}
     assert "OpenRAIL" in ltx["Lightricks/LTX-Video-0.9.5"] and "Open Weights" in ltx["Lightricks/LTX-Video-0.9.7-dev"]
