@@ -9,8 +9,11 @@ the Wan transformer's arguments. So this family is the Wan family (:mod:`t2v.fam
 and transformer classes and its own declarations: the same loop, so a seed gives the stock pipeline's frames, with
 per-step progress and previews, cancel between steps without decoding, and checkpoints that resume bitwise.
 
-Not here yet: the diffusion-forcing pipelines (``SkyReelsV2DiffusionForcing*``: long videos made block by block
-with per-frame timesteps), video-to-video, and diffusers' step-cache hooks (they do not know the SkyReels
+The diffusion-forcing models (``SkyReelsV2DiffusionForcingPipeline``: long videos made window by window, each
+latent frame on its own timestep) are :class:`SkyReelsV2DFFamily`, whose loop is :mod:`t2v.families.skyreels_df`.
+
+Not here yet: diffusion forcing from an image or a video (``SkyReelsV2DiffusionForcingImageToVideoPipeline``,
+``...VideoToVideoPipeline``), video-to-video, and diffusers' step-cache hooks (they do not know the SkyReels
 transformer's block class).
 """
 
@@ -19,9 +22,11 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from t2v.families.base import Rules, read_index
+from t2v.families.base import RunContext, Rules, read_index
+from t2v.sampling.base import EngineRun
 from t2v.families.wan import WanFamily
-from t2v.models.hub.skyreels import CARD, I2V_PIPELINE
+from t2v.families import skyreels_df
+from t2v.models.hub.skyreels import CARD, DF_CARD, I2V_PIPELINE
 
 TRANSFORMER = "SkyReelsV2Transformer3DModel"
 # The component classes that differ from Wan's: the transformer, and the hub repos' CLIPProcessor.
@@ -46,3 +51,25 @@ class SkyReelsV2Family(WanFamily):
 
     def takes_control(self, path: Path | None) -> bool:
         return False
+
+
+class SkyReelsV2DFFamily(SkyReelsV2Family):
+    """Diffusion forcing: text-to-video, any 4k+1 length (windows of ``base_num_frames`` beyond it)."""
+
+    card = DF_CARD
+    modes = ("video",)
+
+    def rules(self, path: Path | None) -> Rules:
+        return replace(super().rules(path), modes=self.modes)
+
+    def sample(self, model, request, ctx: RunContext) -> EngineRun:
+        return skyreels_df.sample(model, request, ctx)
+
+    def guidance_passes(self, request) -> int:
+        return 2 if request.guidance_scale > 1.0 else 1
+
+    def meta_timestep(self, path: Path, frames: int, tokens_per_frame: int, meta):
+        """A timestep per latent frame and the fps input, as diffusion forcing calls the transformer."""
+        import torch
+
+        return torch.zeros(1, frames, **meta), {"enable_diffusion_forcing": True, "fps": [1]}

@@ -247,14 +247,11 @@ class WanFamily(GroupOffload, DiffusersLora):
                 image_embeds = torch.zeros(images, (cfg.image_size // cfg.patch_size) ** 2 + 1, tr.config.image_dim, **meta)
         p = tr.config.patch_size
         x = torch.zeros(1, tr.config.in_channels, f, h, w, **meta)
-        if read_index(path).get("expand_timesteps"):
-            t = torch.zeros(1, f * (h // p[1]) * (w // p[2]), **meta)  # a timestep per token
-        else:
-            t = torch.zeros(1, **meta)
+        t, step_args = self.meta_timestep(path, f, (h // p[1]) * (w // p[2]), meta)
         embeds = torch.zeros(1, tokens, tr.config.text_dim, **meta)
         control = wan_vace.meta_stream(tr, f, h, w) if hasattr(tr.config, "vace_layers") else {}
         step = meta_cost(lambda: tr(hidden_states=x, timestep=t, encoder_hidden_states=embeds,
-                                    encoder_hidden_states_image=image_embeds, return_dict=False, **control))
+                                    encoder_hidden_states_image=image_embeds, return_dict=False, **control, **step_args))
         latent_bytes = vae.config.z_dim * f * h * w * 4
         z = torch.zeros(1, vae.config.z_dim, f, h, w, **meta)
         decode = meta_cost(lambda: vae.decode(z))
@@ -275,6 +272,14 @@ class WanFamily(GroupOffload, DiffusersLora):
             "shape": (frames, height, width, frames),
             "vae_scales_with": "area",
         }
+
+    def meta_timestep(self, path: Path, frames: int, tokens_per_frame: int, meta: dict[str, Any]):
+        """The dry run's timestep (one, or one per token for Wan 2.2 TI2V) and any more transformer arguments."""
+        import torch
+
+        if read_index(path).get("expand_timesteps"):
+            return torch.zeros(1, frames * tokens_per_frame, **meta), {}
+        return torch.zeros(1, **meta), {}
 
     def reference_shape(self, path: Path) -> tuple[int, int]:
         """9 frames (3 latent frames) at the smallest side of 64 or more the model accepts."""

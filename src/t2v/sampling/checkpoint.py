@@ -50,6 +50,8 @@ def _plain(v: Any) -> Any:
         return {_NUMPY: torch.from_numpy(np.ascontiguousarray(v))}
     if isinstance(v, (list, tuple)):
         return type(v)(_plain(x) for x in v)
+    if isinstance(v, dict):  # e.g. the state of each of several schedulers
+        return {k: _plain(x) for k, x in v.items()}
     return v
 
 
@@ -58,6 +60,8 @@ def _unplain(v: Any) -> Any:
         return v[_NUMPY].numpy()
     if isinstance(v, (list, tuple)):
         return type(v)(_unplain(x) for x in v)
+    if isinstance(v, dict):
+        return {k: _unplain(x) for k, x in v.items()}
     return v
 
 

@@ -11,8 +11,8 @@ from t2v.models.hub.ltx import CARD as LTX
 from t2v.models.hub.ltx2 import CARD as LTX2
 from t2v.models.hub.modelscope import CARD as MODELSCOPE
 from t2v.models.hub.sd import SD_CARD as SD, SDXL_CARD as SDXL
-from t2v.models.hub.skyreels import CARD as SKYREELS_V2
+from t2v.models.hub.skyreels import CARD as SKYREELS_V2, DF_CARD as SKYREELS_V2_DF
 from t2v.models.hub.wan import CARD as WAN
 from t2v.models.spec import FamilyCard
 
-CARDS: tuple[FamilyCard, ...] = (MODELSCOPE, WAN, SKYREELS_V2, LTX, LTX2, COGVIDEOX, HUNYUAN, HUNYUAN15, ANIMATEDIFF, SD, SDXL)
+CARDS: tuple[FamilyCard, ...] = (MODELSCOPE, WAN, SKYREELS_V2, SKYREELS_V2_DF, LTX, LTX2, COGVIDEOX, HUNYUAN, HUNYUAN15, ANIMATEDIFF, SD, SDXL)

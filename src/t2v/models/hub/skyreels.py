@@ -10,6 +10,8 @@ in each repo's LICENSE file); read it before use.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from t2v.models.hub.wan import NEGATIVE_PROMPT
 from t2v.models.spec import FamilyCard, ModelSpec
 from t2v.requests import FamilyExtras, knob
@@ -60,5 +62,53 @@ CARD = FamilyCard(
               aliases=("skyreels-v2-i2v-540p",), tasks=("i2v",)),
         _spec("I2V-14B-720P", "SkyReels-V2 image-to-video 14B at 720p (needs --image).", {**_I2V, **_720P}, 82.0, 50.0,
               aliases=("skyreels-v2-i2v-720p",), tasks=("i2v",)),
+    ),
+)
+
+
+DF_PIPELINE = "SkyReelsV2DiffusionForcingPipeline"
+
+
+class SkyReelsV2DFExtras(SkyReelsV2Extras):
+    """SkyReels-V2 diffusion forcing's own settings (the stock call's arguments)."""
+
+    ar_step: int | None = knob(None, ge=0, le=100, cli="--ar-step", help=(
+        "SkyReels-V2 DF: steps each causal block lags the one before (0: every frame on the same step; the "
+        "model's default, 5)."))
+    causal_block_size: int | None = knob(None, ge=1, le=64, cli="--causal-block-size", help=(
+        "SkyReels-V2 DF: latent frames denoised together as one causal block (the model's default, 5)."))
+    base_num_frames: int | None = knob(None, ge=1, le=1001, cli="--base-num-frames", help=(
+        "SkyReels-V2 DF: frames per window; a longer clip is made window by window (the model's default, 97)."))
+    overlap_history: int | None = knob(None, ge=1, le=1001, cli="--overlap-history", help=(
+        "SkyReels-V2 DF: frames each window takes over from the one before (17 or 37 recommended; the model's "
+        "default, 17)."))
+    addnoise_condition: float | None = knob(None, ge=0.0, le=1000.0, cli="--addnoise-condition", help=(
+        "SkyReels-V2 DF: noise added to the frames taken over, for smoother joins (20 recommended)."))
+
+
+_DF = {**_T2V, "num_inference_steps": 30, "ar_step": 5, "causal_block_size": 5, "base_num_frames": 97,
+       "overlap_history": 17, "addnoise_condition": 20.0}
+_DF_720P = {**_DF, **_720P, "base_num_frames": 121}
+
+
+def _df_spec(name: str, description: str, defaults: dict, download_gb: float, vram_gb: float, **kw) -> ModelSpec:
+    return replace(_spec(name, description, defaults, download_gb, vram_gb, **kw), family="skyreels-v2-df")
+
+
+DF_CARD = FamilyCard(
+    name="skyreels-v2-df",
+    ref="t2v.families.skyreels:SkyReelsV2DFFamily",
+    description="SkyReels-V2 diffusion forcing: long text-to-video made window by window, each frame on its own step",
+    pipelines=(DF_PIPELINE,),
+    defaults=dict(_DF),
+    tiny={"skyreels-v2-df": "t2v.models.tiny.skyreels:make_skyreels_v2_df"},
+    extras=SkyReelsV2DFExtras,
+    models=(
+        _df_spec("DF-1.3B-540P", "SkyReels-V2 diffusion forcing 1.3B at 540p: long videos, 97-frame windows.", dict(_DF),
+                 31.0, 14.0, aliases=("skyreels-v2-df", "skyreels-v2-df-1.3b")),
+        _df_spec("DF-14B-540P", "SkyReels-V2 diffusion forcing 14B at 540p: long videos, 97-frame windows.", dict(_DF),
+                 80.0, 40.0, aliases=("skyreels-v2-df-14b",)),
+        _df_spec("DF-14B-720P", "SkyReels-V2 diffusion forcing 14B at 720p: long videos, 121-frame windows.",
+                 dict(_DF_720P), 80.0, 48.0, aliases=("skyreels-v2-df-720p",)),
     ),
 )

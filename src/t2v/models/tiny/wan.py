@@ -46,6 +46,8 @@ class Kind:
     index_extra: tuple[tuple[str, object], ...] = ()  # model_index.json config keys (Wan 2.2 repos)
     width: int = 64  # t2v.json defaults
     height: int = 32
+    transformer_extra: tuple[tuple[str, object], ...] = ()  # more transformer config (SkyReels-V2 DF's fps embedding)
+    defaults_extra: tuple[tuple[str, object], ...] = ()  # more t2v.json defaults
 
 
 WAN21 = Kind()
@@ -104,7 +106,7 @@ def transformer(kind: Kind):
     return cls(
         patch_size=(1, 2, 2), num_attention_heads=HEADS, attention_head_dim=HEAD_DIM, in_channels=kind.in_channels,
         out_channels=kind.z_dim, text_dim=TEXT_DIM, freq_dim=256, ffn_dim=32, num_layers=2, cross_attn_norm=True,
-        qk_norm="rms_norm_across_heads", rope_max_seq_len=32, **image)
+        qk_norm="rms_norm_across_heads", rope_max_seq_len=32, **image, **dict(kind.transformer_extra))
 
 
 def vae(kind: Kind):
@@ -186,6 +188,7 @@ def build(out: Path, kind: Kind, *, seed: int = 0, fp16_variant: bool = True) ->
                 "num_inference_steps": 4, "scheduler": "model", "negative_prompt": ""}
     if kind.two_experts:
         defaults["guidance_scale_2"] = 4.0
+    defaults.update(dict(kind.defaults_extra))
     (out / "t2v.json").write_text(json.dumps({"family": kind.family, "defaults": defaults}, indent=2) + "\n")
     logger.info("built tiny %s model at %s", kind.pipeline, out)
     return out

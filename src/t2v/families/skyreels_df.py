@@ -1,0 +1,208 @@
+"""SkyReels-V2 diffusion forcing (``SkyReelsV2DiffusionForcingPipeline``): long videos made block by block, each latent
+frame on its own timestep.
+
+t2v's loop, as the stock ``__call__`` runs it, so a seed gives its frames: Wan's prompt encoding, the UniPC
+schedule, then per window of at most ``base_num_frames`` (one window for a short clip; several, overlapping by
+``overlap_history`` frames, for a long one) the noise from the request's generator, the previous window's last
+latent frames as the prefix, one scheduler per latent frame, and the diffusion-forcing timestep matrix
+(``ar_step`` > 0: asynchronous, each causal block of ``causal_block_size`` frames ``ar_step`` steps behind the
+one before; 0: every frame on the same step). A prefix is re-noised by ``addnoise_condition`` from torch's
+global generator, which the stock pipeline leaves unseeded: t2v seeds it from the request's seed, so frames
+repeat (stock matches after ``torch.manual_seed(seed)``). Every row of every window's matrix is one step of
+t2v's progress; a checkpoint holds the window's latents, the finished latents, every frame's scheduler and the
+global generator, so a resumed run gives the same frames.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any
+
+from t2v.errors import InvalidRequest
+from t2v.families.base import RunContext
+from t2v.families.common import Checkpoints, LoopState, config, denoise, free_text_encoders
+from t2v.families.wan import encode_prompt, latent_stats
+from t2v.sampling import promptcache
+from t2v.sampling.base import EngineRun
+from t2v.sampling.checkpoint import restore_scheduler, scheduler_state
+from t2v.sampling.offload import resident
+from t2v.sampling.schedulers import make_scheduler
+
+TEXT_TOKENS = 512
+# The stock call's diffusion-forcing arguments and their defaults (the request's extras, then the model's defaults).
+OPTIONS = {"ar_step": 0, "causal_block_size": None, "base_num_frames": 97, "overlap_history": None,
+           "addnoise_condition": 0.0}
+
+
+@dataclasses.dataclass(frozen=True)
+class Window:
+    """One pass of the long-video loop: its latent frames, the prefix frames taken from the previous window,
+    and its timestep matrix, update mask and valid intervals."""
+
+    frames: int
+    prefix: int
+    matrix: Any
+    update: Any
+    intervals: list
+
+
+def options(model, request) -> dict[str, Any]:
+    defaults = getattr(model.source, "defaults", None) or {}
+    extras = getattr(request, "extras", None) or {}
+    out = dict(OPTIONS)
+    out.update({k: v for k, v in defaults.items() if k in OPTIONS})
+    out.update({k: v for k, v in extras.items() if k in OPTIONS and v is not None})
+    return out
+
+
+def plan(num_frames: int, temporal: int, timesteps, opts: dict[str, Any], block: int) -> tuple[list[Window], int]:
+    """The windows of a request and the overlap in latent frames (0 for a short clip), as the stock pipeline
+    computes them; a schedule it would refuse is an InvalidRequest naming the field."""
+    from diffusers import SkyReelsV2DiffusionForcingPipeline as Stock
+
+    latent = (num_frames - 1) // temporal + 1
+    base_frames, overlap_history = opts["base_num_frames"], opts["overlap_history"]
+    long = overlap_history is not None and base_frames is not None and num_frames > base_frames
+    if base_frames is not None and num_frames > base_frames and overlap_history is None:
+        raise InvalidRequest(f"overlap_history: {num_frames} frames is more than base_num_frames ({base_frames}), so "
+                             "windows must overlap; set overlap_history (17 or 37 recommended)", field="overlap_history")
+    windows: list[Window] = []
+    if long:
+        overlap = (overlap_history - 1) // temporal + 1
+        base = (base_frames - 1) // temporal + 1
+        if overlap >= base:
+            raise InvalidRequest(f"overlap_history: {overlap_history} frames leaves no new frames in a window of "
+                                 f"base_num_frames ({base_frames}); nearest valid: {(base - 2) * temporal + 1}",
+                                 field="overlap_history")
+        count = 1 + (latent - base - 1) // (base - overlap) + 1
+        sizes = [base] + [min(latent - (k * (base - overlap) + overlap) + overlap, base) for k in range(1, count)]
+        prefixes = [0] + [overlap - overlap % block] * (count - 1)
+    else:
+        overlap, sizes, prefixes = 0, [latent], [0]
+    for size, prefix in zip(sizes, prefixes):
+        try:
+            matrix, _, update, intervals = Stock.generate_timestep_matrix(
+                None, size, timesteps, size if long else latent, opts["ar_step"], prefix, block)
+        except ValueError as e:  # "`ar_step` should be at least N in your setting"
+            raise InvalidRequest(f"ar_step: {opts['ar_step']} is too small for this clip: {e}", field="ar_step") from None
+        windows.append(Window(size, prefix, matrix, update, intervals))
+    return windows, overlap
+
+
+def sample(model, request, ctx: RunContext) -> EngineRun:
+    import torch
+    from diffusers.utils.torch_utils import randn_tensor
+    from diffusers.video_processor import VideoProcessor
+
+    c, memory, device = model.components, ctx.memory, model.plan.device
+    transformer, vae = c["transformer"], c["vae"]
+    dtype, opts = transformer.dtype, options(model, request)
+    spatial, temporal = vae.config.scale_factor_spatial, vae.config.scale_factor_temporal
+    timings: dict[str, float] = {}
+
+    # 1. The prompt (and the negative prompt), as Wan encodes them.
+    t0 = time.perf_counter()
+    ctx.on_stage("encode_prompt")
+    cfg = request.guidance_scale > 1.0
+
+    def texts():
+        with resident(c["text_encoder"], device, memory.offload):
+            out = encode_prompt(model, request.prompt, TEXT_TOKENS, ctx.warnings).to(dtype)
+            return (out, encode_prompt(model, request.negative_prompt or "", TEXT_TOKENS, []).to(dtype)) if cfg else out
+
+    found = promptcache.encoded(model, ctx.warnings, texts, prompt=request.prompt, tokens=TEXT_TOKENS, dtype=str(dtype),
+                                negative=(request.negative_prompt or "") if cfg else None)
+    embeds, negative = found if cfg else (found, None)
+    free_text_encoders(model, memory)
+    timings["encode_prompt_s"] = time.perf_counter() - t0
+
+    # 2. The schedule, the causal blocks and the windows.
+    shift = request.extras.get("flow_shift")
+    scheduler = make_scheduler(request.scheduler, model.scheduler_config if shift is None else
+                               {**model.scheduler_config, "flow_shift": shift})
+    scheduler.set_timesteps(request.num_inference_steps, device=device)
+    timesteps = scheduler.timesteps
+    block = opts["causal_block_size"] or config(Path(model.source.path), "transformer").get("num_frame_per_block") or 1
+    transformer.register_to_config(num_frame_per_block=block)  # as the stock call's _set_ar_attention, every run
+    windows, overlap = plan(request.num_frames, temporal, timesteps, opts, block)
+    rows = [(k, i) for k, w in enumerate(windows) for i in range(len(w.matrix))]
+    fps = [0 if int(request.fps) == 16 else 1]
+    shape = (1, transformer.config.in_channels, 0, request.height // spatial, request.width // spatial)
+    generator = torch.Generator("cpu").manual_seed(request.seed)
+    state = LoopState(torch.zeros(shape, device=device), {"done": torch.zeros(shape, device=device), "schedulers": []})
+    checkpoints = Checkpoints(ctx, model, request, scheduler, generator)
+    start = checkpoints.resume(state, device)
+    frame_schedulers = []
+    for saved in state.extra["schedulers"]:
+        s = copy.deepcopy(scheduler)
+        restore_scheduler(s, saved, device)
+        frame_schedulers.append(s)
+    cuda = torch.device(device).type == "cuda"
+
+    # 3. Denoise window by window, one timestep-matrix row per step.
+    ctx.on_stage("denoise", start, len(rows))
+    t1 = time.perf_counter()
+
+    def step(n: int, s: LoopState) -> None:
+        k, i = rows[n]
+        w = windows[k]
+        if i == 0:  # a new window: its noise, the previous window's frames as prefix, a scheduler per frame
+            latents = randn_tensor((1, shape[1], w.frames, *shape[3:]), generator=generator, device=torch.device(device),
+                                   dtype=torch.float32)
+            if w.prefix:
+                latents[:, :, :w.prefix] = s.extra["done"][:, :, -overlap:][:, :, :w.prefix].to(dtype)
+            s.latents = latents
+            frame_schedulers[:] = [copy.deepcopy(scheduler) for _ in range(w.frames)]
+            for fs in frame_schedulers:
+                fs.set_timesteps(request.num_inference_steps, device=device)
+        t, (lo, hi) = w.matrix[i], w.intervals[i]
+        x = s.latents[:, :, lo:hi].to(dtype).clone()
+        timestep = t.expand(1, -1)[:, lo:hi].clone()
+        if opts["addnoise_condition"] > 0 and lo < w.prefix:
+            factor = 0.001 * opts["addnoise_condition"]
+            x[:, :, lo:w.prefix] = x[:, :, lo:w.prefix] * (1.0 - factor) + torch.randn_like(x[:, :, lo:w.prefix]) * factor
+            timestep[:, lo:w.prefix] = opts["addnoise_condition"]
+        kw = dict(hidden_states=x, timestep=timestep, enable_diffusion_forcing=True, fps=fps, return_dict=False)
+        noise = transformer(encoder_hidden_states=embeds, **kw)[0]
+        if cfg:
+            uncond = transformer(encoder_hidden_states=negative, **kw)[0]
+            noise = uncond + request.guidance_scale * (noise - uncond)
+        for idx in range(lo, hi):
+            if w.update[i][idx].item():
+                s.latents[:, :, idx] = frame_schedulers[idx].step(noise[:, :, idx - lo], t[idx], s.latents[:, :, idx],
+                                                                  return_dict=False)[0]
+        if i == len(w.matrix) - 1:  # the window is done: keep its new frames
+            done = s.extra["done"]
+            s.extra["done"] = s.latents if done.shape[2] == 0 else torch.cat([done, s.latents[:, :, overlap:]], dim=2)
+        s.extra["schedulers"] = [scheduler_state(fs) for fs in frame_schedulers]
+        s.extra["rng"] = torch.cuda.get_rng_state(torch.device(device)) if cuda else torch.get_rng_state()
+
+    devices = [torch.device(device).index or 0] if cuda else []
+    with torch.random.fork_rng(devices=devices), resident(transformer, device, memory.offload):
+        seed_global_rng(request.seed, state.extra.get("rng"), cuda, device)
+        denoise(ctx, len(rows), state, step, checkpoints, start=start)
+    timings["denoise_s"] = time.perf_counter() - t1
+
+    # 4. Decode every finished latent frame with the VAE's statistics.
+    ctx.on_stage("decode")
+    t2 = time.perf_counter()
+    with resident(vae, device, memory.offload):
+        latents = state.extra["done"].to(vae.device, vae.dtype)
+        mean, inv_std = latent_stats(vae, latents)
+        video = vae.decode(latents / inv_std + mean, return_dict=False)[0]
+    frames = VideoProcessor(vae_scale_factor=spatial).postprocess_video(video, output_type="np")[0]
+    timings["decode_s"] = time.perf_counter() - t2
+    return EngineRun(frames=frames, warnings=ctx.warnings, timings=timings, resumed_from_step=checkpoints.resumed)
+
+
+def seed_global_rng(seed: int, saved, cuda: bool, device) -> None:
+    """Torch's global generator for the prefix re-noising: seeded from the request, or as a checkpoint left it."""
+    import torch
+
+    if saved is not None:
+        (torch.cuda.set_rng_state(saved, torch.device(device)) if cuda else torch.set_rng_state(saved))
+    else:
+        torch.manual_seed(seed)

@@ -1,0 +1,107 @@
+"""SkyReels-V2 diffusion forcing on a tiny random-weight model in the hub layout: the stock
+``SkyReelsV2DiffusionForcingPipeline``'s frames for the same seed (a short clip, synchronous and asynchronous, and a
+long clip made of overlapping windows with the prefix re-noised), bitwise resume inside and between windows,
+and the settings it refuses."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from t2v.errors import InvalidRequest
+from t2v.sampling.vae import to_uint8
+from tests.families.checks import cancel_after, run
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    from t2v.families import make_tiny_model
+
+    return make_tiny_model("skyreels-v2-df", tmp_path_factory.mktemp("skyreels-df") / "df", seed=0)
+
+
+def stock(model, result):
+    """The stock pipeline's frames for the request ``result`` ran, with its diffusion-forcing settings (the
+    request's, else the folder's t2v.json) and torch's global generator seeded as t2v seeds it."""
+    import types
+
+    import torch
+    from diffusers import SkyReelsV2DiffusionForcingPipeline
+    from diffusers.pipelines.skyreels_v2 import pipeline_skyreels_v2_diffusion_forcing as module
+
+    if not hasattr(module, "ftfy"):  # the stock pipeline calls ftfy unguarded; t2v (Wan's cleaning) skips it when absent
+        module.ftfy = types.SimpleNamespace(fix_text=lambda text: text)
+    r = result.request
+    opts = {**json.loads((model / "t2v.json").read_text())["defaults"], **{k: v for k, v in r.extras.items() if v is not None}}
+    pipe = SkyReelsV2DiffusionForcingPipeline.from_pretrained(model)
+    pipe.set_progress_bar_config(disable=True)
+    torch.manual_seed(r.seed)
+    out = pipe(prompt=r.prompt, negative_prompt=r.negative_prompt, height=r.height, width=r.width, num_frames=r.num_frames,
+               num_inference_steps=r.num_inference_steps, guidance_scale=r.guidance_scale, fps=int(r.fps),
+               generator=torch.Generator("cpu").manual_seed(r.seed), output_type="np",
+               **{k: opts[k] for k in ("ar_step", "causal_block_size", "base_num_frames", "overlap_history",
+                                       "addnoise_condition")})
+    return to_uint8(out.frames[0])
+
+
+CASES = {
+    "short-async": {},
+    "short-sync": {"extras": {"ar_step": 0}},
+    "long-windows": {"num_frames": 17},  # 5 latent frames in 3-frame windows overlapping by 2: three windows
+    "long-blocks": {"num_frames": 21, "extras": {"causal_block_size": 2, "ar_step": 2, "base_num_frames": 13}},
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_frames_match_the_stock_pipeline(model, case):
+    frames, result = run(model, **CASES[case])
+    r = result.request
+    assert frames.shape == (r.num_frames, r.height, r.width, 3) and frames.std() > 1
+    assert np.abs(frames.astype(int) - stock(model, result).astype(int)).max() <= 1
+
+
+def test_the_prefix_noise_repeats_and_leaves_the_global_generator_alone(model):
+    import torch
+
+    state = torch.get_rng_state()
+    a = run(model, num_frames=17)[0]
+    assert torch.equal(torch.get_rng_state(), state)
+    torch.manual_seed(99)
+    assert np.array_equal(run(model, num_frames=17)[0], a)
+    assert not np.array_equal(run(model, num_frames=17, extras={"addnoise_condition": 0.0})[0], a)
+
+
+@pytest.mark.parametrize("at", [3, 6, 8])  # windows of 6, 4 and 4 rows: inside the first, at the second's start, inside it
+def test_resume_after_cancel_is_bitwise(model, tmp_path, at):
+    frames = run(model, num_frames=17)[0]
+    spec = cancel_after(run, tmp_path / "ckpt.pt", at, model, num_frames=17)
+    resumed, result = run(model, num_frames=17, checkpoint=spec)
+    assert result.record["resumed_from_step"] == at and np.array_equal(resumed, frames)
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"num_frames": 17, "extras": {"overlap_history": 9}}, "overlap_history: 9 frames leaves no new frames"),
+    ({"num_frames": 10}, "num_frames: 10 is not 4k+1, which this model needs; nearest valid: 9"),
+])
+def test_settings_it_cannot_run_are_refused_naming_the_field(model, fields, message):
+    with pytest.raises(InvalidRequest, match=re.escape(message)):
+        run(model, **fields)
+
+
+def test_the_cli_takes_the_long_video_flags(model, tmp_path):
+    import av
+    from typer.testing import CliRunner
+
+    from t2v.cli import app
+
+    out = tmp_path / "long.mp4"
+    r = CliRunner().invoke(app, ["generate", "a red fox running", "--model", str(model), "--frames", "17",
+                                 "--overlap-history", "5", "--ar-step", "1", "--addnoise-condition", "20", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert record["family"] == "skyreels-v2-df" and record["extras"]["overlap_history"] == 5
+    with av.open(str(out)) as c:
+        assert sum(1 for _ in c.decode(video=0)) == 17
