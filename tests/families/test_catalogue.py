@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from t2v.cli import app
 
-KINDS = ("ltx", "ltx2", "cogvideox", "cogvideox15", "hunyuan", "hunyuan15", "animatediff")
+KINDS = ("ltx", "ltx2", "cogvideox", "cogvideox15", "hunyuan", "hunyuan15", "skyreels-v2-df", "animatediff")
 
 
 def frame_count(path) -> int:
