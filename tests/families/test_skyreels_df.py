@@ -105,3 +105,26 @@ def test_the_cli_takes_the_long_video_flags(model, tmp_path):
     assert record["family"] == "skyreels-v2-df" and record["extras"]["overlap_history"] == 5
     with av.open(str(out)) as c:
         assert sum(1 for _ in c.decode(video=0)) == 17
+
+
+def test_seconds_runs_natively_in_one_run_and_replays(model, tmp_path):
+    """``--seconds`` on a diffusion-forcing model: one run (no segments), the frames rounded up to 4k+1, recorded
+    as made by diffusion forcing, and the record replays to the same frames."""
+    from typer.testing import CliRunner
+
+    from t2v.cli import app
+
+    out = tmp_path / "long.mp4"
+    r = CliRunner().invoke(app, ["generate", "a red fox running", "--model", str(model), "--seconds", "1.2", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "by diffusion forcing" in r.output
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert record["num_frames"] == 21 and record["long"] == {"method": "diffusion forcing", "seconds": 1.2, "frames": 21}
+    import av
+
+    with av.open(str(out)) as c:
+        assert sum(1 for _ in c.decode(video=0)) == 21
+    again = CliRunner().invoke(app, ["replay", str(out.with_suffix(".json")), "-o", str(tmp_path / "again.mp4"), "--strict"])
+    assert again.exit_code == 0 and "identical" in again.output, again.output
+    bad = CliRunner().invoke(app, ["generate", "x", "--model", str(model), "--seconds", "2", "--overlap", "2"])
+    assert bad.exit_code == 2 and "overlap" in bad.output and "diffusion forcing" in bad.output

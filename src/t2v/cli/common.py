@@ -129,7 +129,9 @@ def print_record(rec: dict, *, where: str = "") -> None:
         f"seed {rec['seed']} · {rec['num_frames']} frames {rec['width']}x{rec['height']} @ {rec['fps']:g} fps · "
         f"{rec['device']}/{rec['dtype']}{where} · {t.get('total_s', 0):.1f}s total", highlight=False
     )
-    if long := rec.get("long"):
+    if (long := rec.get("long")) and long.get("method"):  # made in one run by the model
+        out.print(f"long video: {long['frames']} frames ({long['seconds']:g} s) by {long['method']}", highlight=False)
+    elif long:
         kinds = ", ".join(sorted({s["kind"] for s in long["segments"]}))
         out.print(f"long video: {long['frames']} frames in {len(long['segments'])} segments ({kinds}; overlap "
                   f"{long['overlap']})", highlight=False)

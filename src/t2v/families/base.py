@@ -186,6 +186,11 @@ class Family:
             plan_segments(request, clip_frames=1 if request.extend else 0,
                           continuation=continuation_kind(modes, self.encodes_video))
 
+    def native_long(self, request) -> Any:
+        """A longer video (``seconds``) this family makes in one run of its own (diffusion forcing): the request
+        for that run; None (the default) makes it in segments (:mod:`t2v.extend`)."""
+        return None
+
     def folder_defaults(self, path: Path) -> dict[str, Any]:
         """Request defaults for a folder without ``t2v.json`` (default: the family's own; a family whose
         configs say more, e.g. CogVideoX's sample size, overrides this)."""

@@ -19,9 +19,11 @@ transformer's block class).
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from pathlib import Path
 
+from t2v.errors import InvalidRequest
 from t2v.families.base import RunContext, Rules, read_index
 from t2v.sampling.base import EngineRun
 from t2v.families.wan import WanFamily
@@ -67,6 +69,18 @@ class SkyReelsV2DFFamily(SkyReelsV2Family):
 
     def guidance_passes(self, request) -> int:
         return 2 if request.guidance_scale > 1.0 else 1
+
+    def check_long(self, request, modes: tuple[str, ...], *, model: str) -> None:
+        """``seconds`` is made natively (one run, window by window); segments' own settings do not apply."""
+        for name in ("prompt_schedule", "extend", "overlap", "continue_strength"):
+            if getattr(request, name, None) is not None:
+                raise InvalidRequest(f"{name}: {model} makes long videos by diffusion forcing, in one run from one "
+                                     "prompt; give seconds alone (the windows overlap by --overlap-history)", field=name)
+
+    def native_long(self, request):
+        """``seconds`` at the request's fps, rounded up to 4k+1 frames, as one diffusion-forcing run."""
+        frames = 4 * math.ceil(request.seconds * request.fps / 4) + 1
+        return request.model_copy(update={"seconds": None, "num_frames": frames})
 
     def meta_timestep(self, path: Path, frames: int, tokens_per_frame: int, meta):
         """A timestep per latent frame and the fps input, as diffusion forcing calls the transformer."""

@@ -116,7 +116,9 @@ class JobView:
                     ("Prompt", str(r.get("prompt") or "(an uploaded video)"))]
         method = f"{r['method']} · " if r.get("method") else ""  # image sequences
         frames = f"{r.get('num_frames')} frames"
-        if self.long:  # a longer video: the frames made, not one segment's
+        if self.long and self.long.get("method"):  # made in one run by the model (diffusion forcing)
+            frames = f"{self.long.get('frames')} frames by {self.long['method']}"
+        elif self.long:  # a longer video: the frames made, not one segment's
             frames = f"{self.long.get('frames')} frames in {len(self.long.get('segments') or ())} segments"
         parts = [("Seed", f"{self.seed} · {method}{frames} {r.get('width')}×{r.get('height')} "
                           f"@ {r.get('fps') or 0:g} fps · {r.get('num_inference_steps')} steps {r.get('scheduler')} · "

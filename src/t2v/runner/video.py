@@ -42,8 +42,12 @@ def generate_video(request, *, on_progress: ProgressCallback | None = None, shou
     run = start(request, settings=settings, output=output, on_progress=on_progress, should_cancel=should_cancel,
                 check=outputs, plan_memory=True, resolve_image=resolve_image, resolve_video=resolve_video)
     request, loaded, family = run.request, run.loaded, run.family
-    if request.is_long:
+    native = family.native_long(request) if request.is_long else None
+    if request.is_long and native is None:
         return finish_long(run, clip[0], checkpoint=checkpoint, on_preview=on_preview)
+    if native is not None:  # made in one run by the model itself (diffusion forcing)
+        long = {"method": "diffusion forcing", "seconds": request.seconds, "frames": native.num_frames}
+        request = native
 
     stepped: list[int] = []
 
@@ -61,6 +65,8 @@ def generate_video(request, *, on_progress: ProgressCallback | None = None, shou
     frames = to_uint8(out.frames)
     record = run.record(request, frames, warnings=out.warnings, timings={"load_s": loaded.load_s, **out.timings},
                         resumed_from_step=out.resumed_from_step)
+    if native is not None:
+        record["long"] = long
     return finish(run, frames, record, out.warnings, audio=out.audio)
 
 
