@@ -79,6 +79,17 @@ def test_fit_trims_or_pads_with_silence():
     assert long.samples.shape == (2, RATE * 3 // 2) and not long.samples[:, RATE:].any()
 
 
+def test_a_sound_file_over_the_limit_is_refused_before_it_is_decoded(tmp_path, monkeypatch):
+    import t2v.export.audio as audio
+
+    path = write_wav(tones(2.0), tmp_path / "long.wav")
+    monkeypatch.setattr(audio, "MAX_AUDIO_S", 1)
+    with pytest.raises(InvalidRequest, match=r"long.wav is 2 s long, over the 1-s limit; trim it to at most 1 s"):
+        read_audio(path)
+    monkeypatch.setattr(audio, "MAX_AUDIO_S", 3)
+    assert read_audio(path).length_s == pytest.approx(2.0)
+
+
 def test_read_audio_refuses_what_is_not_sound(tmp_path):
     junk = tmp_path / "x.wav"
     junk.write_bytes(b"not audio at all" * 10)
@@ -137,6 +148,13 @@ def singing(monkeypatch):
         return out
 
     monkeypatch.setattr(ModelScopeFamily, "sample", sample)
+    monkeypatch.setattr(ModelScopeFamily, "makes_sound", True)
+
+
+def test_no_audio_on_a_silent_model_is_refused_naming_the_field(tmp_path):
+    r = run("generate", "a red circle moving right", "--model", "t2v-shapes", "--no-audio", "-o", tmp_path / "c.mp4")
+    assert r.exit_code == 2 and "no_audio" in r.output and "makes silent clips" in r.output
+    assert not list(tmp_path.iterdir())
 
 
 def test_a_models_sound_is_recorded_written_fitted_and_replayed(singing, tmp_path):

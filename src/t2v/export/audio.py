@@ -22,6 +22,7 @@ from t2v.export.files import atomic_path
 
 MIN_RATE, MAX_RATE = 8_000, 192_000
 MAX_CHANNELS = 2
+MAX_AUDIO_S = 3600  # a sound file read for a clip: at most an hour (clips are at most 600 s; the rest is trimmed)
 # Each container's codec and the rate it is encoded at (Opus runs at 48 kHz only; PyAV resamples to it).
 CODECS = {"mp4": ("aac", None), "webm": ("libopus", 48_000)}
 AAC_BITRATE = 192_000
@@ -141,6 +142,11 @@ def read_audio(path: Path, *, name: str = "audio") -> Audio | None:
                 return None
             stream = container.streams.audio[0]
             chunks, rate = [], stream.codec_context.sample_rate or stream.rate
+            length = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else (
+                (container.duration or 0) / 1e6)
+            if length > MAX_AUDIO_S:
+                raise InvalidRequest(f"{name}: {path.name} is {length:.0f} s long, over the {MAX_AUDIO_S}-s limit; trim "
+                                     f"it to at most {MAX_AUDIO_S} s (the clip keeps only its own length)", field=name)
             for frame in container.decode(stream):
                 arr = frame.to_ndarray()
                 if not frame.format.is_planar:  # interleaved (1, n * channels)

@@ -132,6 +132,7 @@ class Family:
     denoiser: ClassVar[str] = "unet"  # the component that runs each step (LoRA target, planner's big stage)
     caches: ClassVar[tuple[str, ...]] = ()  # the step caches (t2v.requests.CACHES) this family takes
     encodes_video: ClassVar[bool] = False  # video-to-video (request.video): its VAE encodes the input clip
+    makes_sound: ClassVar[bool] = False  # its runs return the clip's sound (EngineRun.audio): LTX-2
     # `t2v models make-tiny --family NAME`: NAME -> "module:function(out: Path, seed: int, fp16_variant: bool)"
     tiny: ClassVar[dict[str, str]] = {}
     models: ClassVar[tuple[ModelSpec, ...]] = ()  # the hub models the family declares
@@ -170,6 +171,9 @@ class Family:
         if given and not self.takes_control(path):
             raise InvalidRequest(f"{given[0]}: {model} ({self.name}) takes no control inputs; the Wan VACE models do "
                                  "(Wan-AI/Wan2.1-VACE-1.3B-diffusers, Wan-AI/Wan2.1-VACE-14B-diffusers)", field=given[0])
+        if getattr(request, "no_audio", False) and not self.makes_sound:
+            raise InvalidRequest(f"no_audio: {model} ({self.name}) makes silent clips, so there is no sound to drop; "
+                                 "leave --no-audio out (LTX-2 models make sound)", field="no_audio")
         rules = self.rules(path)
         rules.check(request, model=model)
         if getattr(request, "is_long", False) and request.mode == "video":

@@ -52,6 +52,7 @@ class LTX2Family(DiffusersLora):
     modes = ("video",)
     denoiser = "transformer"
     lora_loader = "LTX2LoraLoaderMixin"
+    makes_sound = True
 
     # -- rules -----------------------------------------------------------------------------------------
     def rules(self, path: Path | None) -> Rules:
