@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import numpy as np
 import pytest
@@ -130,6 +131,7 @@ def test_seed_changes_frames_and_sound(model):
     ({"width": 80}, "width: 80 is not a multiple of 32"),
     ({"num_frames": 12}, "num_frames: 12 is not 8k+1, which this model needs; nearest valid: 9"),
     ({"image": "first.png"}, "cannot make image-to-video"),
+    ({"extras": {"ar_step": 3}}, "extras.ar_step: the ltx2 family has no such setting"),
 ])
 def test_requests_it_cannot_run_are_refused_naming_the_field(model, tmp_path, fields, message):
     from PIL import Image
@@ -177,6 +179,7 @@ def test_a_job_through_the_service_returns_a_file_with_its_sound(model, tmp_path
     from fastapi.testclient import TestClient
 
     from t2v.api import create_app
+    from t2v.ui import handlers as H
     from tests.api.conftest import make_settings, wait_for
 
     with TestClient(create_app(make_settings(tmp_path / "home", model))) as client:
@@ -194,3 +197,9 @@ def test_a_job_through_the_service_returns_a_file_with_its_sound(model, tmp_path
             assert sum(1 for _ in f.decode(video=0)) == 9
         bad = client.post("/v1/videos", json={"prompt": "x", "num_frames": 12, "width": 64, "height": 64})
         assert bad.status_code == 422 and "nearest valid: 9" in bad.text
+        view = H.view(client.app.state.service, job["id"], None)  # what the web UI and the desktop show
+        deadline = time.time() + 30
+        while not view.finished and time.time() < deadline:
+            view = H.view(client.app.state.service, job["id"], None)
+        sound = dict(view.summary_parts())["Sound"]
+        assert sound.startswith("24 kHz stereo · 0.38 s")

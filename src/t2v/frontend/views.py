@@ -68,6 +68,7 @@ class JobView:
     error: str | None = None
     post: dict[str, Any] | None = None  # the result's ``postprocess`` (steps, and the frames, size and fps made)
     long: dict[str, Any] | None = None  # a longer video's ``long`` block (its segments and the frames made)
+    audio: dict[str, Any] | None = None  # the clip's sound: the record's ``audio`` (rate, channels, length)
 
     @property
     def finished(self) -> bool:
@@ -125,6 +126,11 @@ class JobView:
                           f"guidance {r.get('guidance_scale') or 0:g}")]
         if self.post:
             parts.append(("Post-processing", post_summary(self.post)))
+        if self.audio:
+            a = self.audio
+            channels = {1: "mono", 2: "stereo"}.get(a.get("channels"), f"{a.get('channels')} channels")
+            parts.append(("Sound", f"{(a.get('sample_rate') or 0) / 1000:g} kHz {channels} · {a.get('length_s', 0):.2f} s "
+                                   f"({a.get('source', 'generated')}; in the MP4 and WebM, beside a GIF as WAV)"))
         parts += self.timing_parts()
         parts.append(("Prompt", str(r.get("prompt", ""))))
         return parts
@@ -186,6 +192,7 @@ def view_of(job) -> JobView:
         v.downloads = {f.format: f.url for f in job.result.files if f.url}
         v.post = metadata.get("postprocess") or None
         v.long = metadata.get("long") or None
+        v.audio = metadata.get("audio") or None
     return v
 
 

@@ -286,6 +286,8 @@ def view(service, job_id: str | None, token: str | None = None) -> JobView:
         v.seed = result.get("seed", v.seed)
         v.timings = {k: float(x) for k, x in (result.get("timings") or {}).items() if isinstance(x, (int, float))}
         v.post = result.get("postprocess") or None
+        v.long = result.get("long") or None
+        v.audio = result.get("audio") or None
         v.poster = service.image_path(job.id, "poster.png")
         for fmt in DOWNLOAD_FORMATS:
             path = service.file_path(job, fmt)
