@@ -102,6 +102,8 @@ def test_the_cli_writes_the_sound_records_it_and_replays_it(model, tmp_path):
         assert sum(1 for _ in c.decode(video=0)) == rec["num_frames"]
     wav = read_audio(tmp_path / "c.wav")
     assert wav.sample_rate == 24000 and wav.samples.shape == (2, round(rec["num_frames"] / rec["fps"] * 24000))
+    shown = cli("inspect", tmp_path / "c.mp4")
+    assert shown.exit_code == 0 and json.loads(shown.output)["audio"] == rec["audio"]
     again = cli("replay", tmp_path / "c.json", "-o", tmp_path / "again.mp4", "--strict")
     assert again.exit_code == 0 and "identical frames and sound" in again.output
     quiet = cli("generate", "a drum and a bell", "--model", model, "--seed", "5", "--format", "mp4", "--no-audio",
