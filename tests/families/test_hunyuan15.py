@@ -11,7 +11,7 @@ import pytest
 
 from t2v.errors import InvalidRequest
 from t2v.sampling.vae import to_uint8
-from tests.families.checks import cancel_after, run
+from tests.families.checks import assert_periodic_checkpoints_resume_bitwise, cancel_after, run
 
 
 @pytest.fixture(scope="module")
@@ -92,3 +92,15 @@ def test_a_job_through_the_service(model, tmp_path):
             assert sum(1 for _ in f.decode(video=0)) == 5
         bad = client.post("/v1/videos", json={"prompt": "x", "num_frames": 6, "width": 32, "height": 32})
         assert bad.status_code == 422 and "nearest valid: 5" in bad.text
+
+
+def test_periodic_checkpoints_resume_bitwise(model, tmp_path):
+    assert_periodic_checkpoints_resume_bitwise(run, tmp_path, model, crash_at=2)
+
+
+def test_the_planner_estimates_the_default_size(model):
+    from t2v.families import get_family
+
+    m = get_family("hunyuan15").measure(model, 9, 48, 64, 1, False, 9)
+    assert {"transformer", "text_encoder", "text_encoder_2", "vae"} <= set(m["params"])
+    assert m["step_flops"] > 0 and m["acts"]["transformer"] > 0 and m["acts"]["text"] > 0

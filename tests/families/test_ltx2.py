@@ -13,7 +13,8 @@ import pytest
 
 from t2v.errors import InvalidRequest, ModelUnavailable
 from t2v.sampling.vae import to_uint8
-from tests.families.checks import assert_two_stacked_loras_match_stock, cancel_after, random_lora, run
+from tests.families.checks import (
+    assert_periodic_checkpoints_resume_bitwise, assert_two_stacked_loras_match_stock, cancel_after, random_lora, run)
 
 
 @pytest.fixture(scope="module")
@@ -205,3 +206,12 @@ def test_a_job_through_the_service_returns_a_file_with_its_sound(model, tmp_path
             view = H.view(client.app.state.service, job["id"], None)
         sound = dict(view.summary_parts())["Sound"]
         assert sound.startswith("24 kHz stereo · 0.38 s")
+
+
+def test_previews_each_step_and_periodic_checkpoints_resume_bitwise(model, tmp_path):
+    previews = []
+    frames, result = run(model, on_preview=lambda step, img: previews.append(img))
+    r = result.request
+    assert len(previews) == r.num_inference_steps
+    assert all(p.shape == (r.height, r.width, 3) and p.dtype == np.uint8 for p in previews)
+    assert_periodic_checkpoints_resume_bitwise(run, tmp_path, model, whole=frames, crash_at=3)

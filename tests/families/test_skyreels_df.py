@@ -13,7 +13,7 @@ import pytest
 
 from t2v.errors import InvalidRequest
 from t2v.sampling.vae import to_uint8
-from tests.families.checks import cancel_after, run
+from tests.families.checks import assert_periodic_checkpoints_resume_bitwise, cancel_after, run
 
 
 @pytest.fixture(scope="module")
@@ -128,3 +128,10 @@ def test_seconds_runs_natively_in_one_run_and_replays(model, tmp_path):
     assert again.exit_code == 0 and "identical" in again.output, again.output
     bad = CliRunner().invoke(app, ["generate", "x", "--model", str(model), "--seconds", "2", "--overlap", "2"])
     assert bad.exit_code == 2 and "overlap" in bad.output and "diffusion forcing" in bad.output
+
+
+def test_previews_and_periodic_checkpoints_across_windows(model, tmp_path):
+    previews = []
+    frames, _ = run(model, num_frames=17, on_preview=lambda step, img: previews.append(img))
+    assert len(previews) == 14  # windows of 6, 4 and 4 timestep-matrix rows
+    assert_periodic_checkpoints_resume_bitwise(run, tmp_path, model, whole=frames, crash_at=7, num_frames=17)
