@@ -24,14 +24,18 @@ def model(tmp_path_factory):
     return make_tiny_model("ltx2", tmp_path_factory.mktemp("ltx2") / "ltx2", seed=0)
 
 
-def stock(model, result, prepare=None, **call):
-    """The stock pipeline's frames (uint8) and sound for the request ``result`` ran, with the folder's STG block."""
+def stock(model, result, prepare=None, image=None, **call):
+    """The stock pipeline's frames (uint8) and sound for the request ``result`` ran, with the folder's STG block;
+    with ``image``, LTX2ImageToVideoPipeline on the same folder."""
     import torch
-    from diffusers import LTX2Pipeline
+    from diffusers import LTX2ImageToVideoPipeline, LTX2Pipeline
+    from PIL import Image
 
     r = result.request
     defaults = json.loads((model / "t2v.json").read_text())["defaults"]
-    pipe = LTX2Pipeline.from_pretrained(model)
+    pipe = (LTX2Pipeline if image is None else LTX2ImageToVideoPipeline).from_pretrained(model)
+    if image is not None:
+        call["image"] = Image.open(image).convert("RGB")
     pipe.set_progress_bar_config(disable=True)
     if prepare is not None:  # e.g. stacked adapters
         prepare(pipe)
@@ -133,15 +137,9 @@ def test_seed_changes_frames_and_sound(model):
 @pytest.mark.parametrize(("fields", "message"), [
     ({"width": 80}, "width: 80 is not a multiple of 32"),
     ({"num_frames": 12}, "num_frames: 12 is not 8k+1, which this model needs; nearest valid: 9"),
-    ({"image": "first.png"}, "cannot make image-to-video"),
     ({"extras": {"ar_step": 3}}, "extras.ar_step: the ltx2 family has no such setting"),
 ])
 def test_requests_it_cannot_run_are_refused_naming_the_field(model, tmp_path, fields, message):
-    from PIL import Image
-
-    if "image" in fields:
-        Image.new("RGB", (64, 64)).save(tmp_path / "first.png")
-        fields = {"image": str(tmp_path / "first.png")}
     with pytest.raises(InvalidRequest, match=re.escape(message)):
         run(model, **fields)
 
@@ -215,3 +213,21 @@ def test_previews_each_step_and_periodic_checkpoints_resume_bitwise(model, tmp_p
     assert len(previews) == r.num_inference_steps
     assert all(p.shape == (r.height, r.width, 3) and p.dtype == np.uint8 for p in previews)
     assert_periodic_checkpoints_resume_bitwise(run, tmp_path, model, whole=frames, crash_at=3)
+
+
+@pytest.mark.parametrize("fields", [{}, {"guidance_scale": 1.0, "num_inference_steps": 3}], ids=["guided", "unguided"])
+def test_image_to_video_matches_the_stock_pipeline(model, tmp_path, fields):
+    """``--image`` on the same folder: LTX2ImageToVideoPipeline's frames and sound (the image re-compressed at
+    CRF 33, its latent frame never stepped)."""
+    from PIL import Image
+
+    yy, xx = np.mgrid[0:64, 0:64]
+    first = tmp_path / "first.png"
+    Image.fromarray(np.stack([xx * 4, yy * 4, (xx + yy) * 2], -1).astype(np.uint8)).save(first)
+    frames, result = run(model, image=str(first), **fields)
+    assert result.record["image_sha256"] and frames.shape == (9, 64, 64, 3)
+    ref_frames, ref_sound = stock(model, result, image=first)
+    assert np.abs(frames.astype(int) - ref_frames.astype(int)).max() <= 1
+    n = min(result.audio.samples.shape[1], ref_sound.shape[1])
+    np.testing.assert_allclose(result.audio.samples[:, :n], np.clip(ref_sound[:, :n], -1, 1), atol=1e-5)
+    assert not np.array_equal(frames, run(model, **fields)[0])  # the image counts

@@ -11,7 +11,11 @@ of ``stg_blocks`` perturbed) and modality-isolation guidance (a pass without the
 the guidance rescale. The sound goes to :class:`~t2v.sampling.base.EngineRun` ``audio``, and from there into the
 files and the record. Checkpoints hold both streams' latents, so a resumed run gives the same frames and sound.
 
-Not run: image-to-video and conditions (``LTX2ImageToVideoPipeline``, ``LTX2ConditionPipeline``), the latent
+With an image (``--image``) the same folder runs as ``LTX2ImageToVideoPipeline``: the image, re-compressed as one
+H.264 frame at the model's CRF (33 for Gemma 3 models) as it was trained, becomes the first latent frame, whose
+tokens get timestep 0 and are never stepped.
+
+Not run: conditions at other frames (``LTX2ConditionPipeline``), the latent
 upscaler's second stage, prompt enhancement, the duration head of later checkpoints (a request always names its
 frame count) and Gemma 4 text encoders.
 """
@@ -22,13 +26,15 @@ import copy
 import dataclasses
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from t2v.families.base import Component, RunContext, Rules
 from t2v.families.common import Checkpoints, DiffusersLora, LoopState, config, denoise, free_text_encoders, meta_modules, params
 from t2v.families.ltx_steps import Grid
 from t2v.families.ltx2_steps import (
-    OPTIONS, AudioGrid, Guidance, Text, connect, decode_audio, decode_video, gemma_embeds, noise, step_fn, timesteps)
+    OPTIONS, AudioGrid, Guidance, Text, connect, decode_audio, decode_video, gemma_embeds, image_latents, noise, step_fn,
+    timesteps)
 from t2v.models.hub.ltx2 import CARD
 from t2v.planner.memory import meta_cost
 from t2v.sampling import promptcache
@@ -49,7 +55,7 @@ class LTX2Family(DiffusersLora):
         Component("vocoder", ("LTX2Vocoder",)),
         Component("scheduler", ("FlowMatchEulerDiscreteScheduler",), module=False),
     )
-    modes = ("video",)
+    modes = ("video", "i2v")
     denoiser = "transformer"
     lora_loader = "LTX2LoraLoaderMixin"
     makes_sound = True
@@ -104,9 +110,15 @@ class LTX2Family(DiffusersLora):
         free_text_encoders(model, memory, ("text_encoder", "connectors"))
         timings["encode_prompt_s"] = time.perf_counter() - t0
 
-        # 2. Noise (video, then audio) and the shifted sigmas of both schedulers.
+        # 2. The image's first frame (image-to-video), noise (video, then audio), the shifted sigmas of both schedulers.
         generator = torch.Generator("cpu").manual_seed(request.seed)
+        mask = None
+        if ctx.image is not None:
+            with resident(vae, device, memory.offload):
+                init, mask = image_latents(vae, ctx.image, grid, image_crf(model, opts), text.video.dtype, device)
         latents, sound = noise(grid, audio, transformer.config.in_channels, generator, device)
+        if mask is not None:
+            latents = init * mask.unsqueeze(-1) + latents * (1 - mask.unsqueeze(-1))
         scheduler = make_scheduler(request.scheduler, model.scheduler_config)
         timesteps(scheduler, request.num_inference_steps, latents.shape[1], opts["sigmas"], device)
         state = LoopState(latents, {"audio": sound})
@@ -118,7 +130,7 @@ class LTX2Family(DiffusersLora):
         ctx.on_stage("denoise", start, len(scheduler.timesteps))
         t1 = time.perf_counter()
         model_step = step_fn(transformer, (scheduler, audio_scheduler), grid, audio, text, guidance, opts,
-                             float(request.fps), device)
+                             float(request.fps), device, mask)
 
         def step(i: int, s: LoopState) -> None:
             s.latents, s.extra["audio"] = model_step(i, scheduler.timesteps[i], s.latents, s.extra["audio"])
@@ -193,6 +205,17 @@ class LTX2Family(DiffusersLora):
 
     def frames_per_latent(self, path: Path) -> int:
         return int(config(Path(path), "vae").get("temporal_compression_ratio") or 8)
+
+
+def image_crf(model, opts: dict[str, Any]) -> int:
+    """The H.264 CRF the conditioning image is re-compressed at: the model's default, else the one for its text
+    encoder's generation (LTX2ImageToVideoPipeline's rule: 33 with Gemma 3), read from the folder's config."""
+    from diffusers.pipelines.ltx2.utils import resolve_default_image_crf
+
+    if opts.get("image_crf") is not None:
+        return int(opts["image_crf"])
+    model_type = config(Path(model.source.path), "text_encoder").get("model_type")
+    return resolve_default_image_crf(SimpleNamespace(config=SimpleNamespace(model_type=model_type)))
 
 
 def _request_options(request) -> dict[str, Any]:

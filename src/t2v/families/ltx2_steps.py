@@ -16,7 +16,7 @@ TEXT_TOKENS = 1024  # LTX2Pipeline's max_sequence_length
 OPTIONS = {"audio_guidance_scale": 7.0, "stg_scale": 1.0, "audio_stg_scale": 1.0, "stg_blocks": [28],
            "modality_scale": 3.0, "audio_modality_scale": 3.0, "guidance_rescale": 0.7, "audio_guidance_rescale": 0.7,
            "decode_timestep": 0.0, "decode_noise_scale": None, "sigmas": None, "motion_speed": 1.0,
-           "use_cross_timestep": True, "text_tokens": TEXT_TOKENS}
+           "use_cross_timestep": True, "text_tokens": TEXT_TOKENS, "image_crf": None}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,6 +98,29 @@ def noise(grid: Grid, audio: AudioGrid, channels: int, generator, device):
     return grid.pack(video), audio.pack(sound)
 
 
+def image_latents(vae, image, grid: Grid, crf: int, dtype, device):
+    """LTX2ImageToVideoPipeline's first frame: the image re-compressed as one H.264 frame at ``crf`` (as the model
+    was trained; 0 skips it), resized, through the VAE (its mode), normalised, on every latent frame; and the
+    conditioning mask (1 on the first latent frame). Both packed: (1, tokens, C), (1, tokens)."""
+    import numpy as np
+    import torch
+    from diffusers.pipelines.ltx2.utils import apply_image_conditioning_crf
+    from diffusers.video_processor import VideoProcessor
+    from PIL import Image
+
+    if crf:
+        image = Image.fromarray(apply_image_conditioning_crf(np.array(image.convert("RGB")), crf))
+    pixels = VideoProcessor(vae_scale_factor=grid.spatial).preprocess(image, height=grid.height * grid.spatial,
+                                                                     width=grid.width * grid.spatial)
+    encoded = vae.encode(pixels.to(device=device, dtype=dtype).unsqueeze(2)).latent_dist.mode().to(torch.float32)
+    mean = vae.latents_mean.view(1, -1, 1, 1, 1).to(encoded.device, encoded.dtype)
+    std = vae.latents_std.view(1, -1, 1, 1, 1).to(encoded.device, encoded.dtype)
+    init = ((encoded - mean) / std).repeat(1, 1, grid.frames, 1, 1)
+    mask = torch.zeros((1, 1, grid.frames, grid.height, grid.width), device=device, dtype=torch.float32)
+    mask[:, :, 0] = 1.0
+    return grid.pack(init), grid.pack(mask).squeeze(-1)
+
+
 def timesteps(scheduler, steps: int, tokens: int, sigmas, device) -> None:
     """Linear sigmas (or the model's custom ones), shifted by the video token count as LTX2Pipeline shifts them."""
     import numpy as np
@@ -148,8 +171,10 @@ class Guidance:
 
 
 def step_fn(transformer, schedulers, grid: Grid, audio: AudioGrid, text: Text, guidance: Guidance, opts, fps: float,
-            device):
-    """One LTX2Pipeline step of both streams: (i, t, video latents, audio latents) -> the stepped pair."""
+            device, mask=None):
+    """One LTX2Pipeline step of both streams: (i, t, video latents, audio latents) -> the stepped pair. With an
+    image's conditioning ``mask`` (LTX2ImageToVideoPipeline), the video tokens of the first frame get timestep 0
+    and that frame is never stepped."""
     import torch
     from diffusers.pipelines.ltx2.pipeline_ltx2 import rescale_noise_cfg
     from diffusers.pipelines.ltx2.utils import conditioning_frame_rate
@@ -164,9 +189,14 @@ def step_fn(transformer, schedulers, grid: Grid, audio: AudioGrid, text: Text, g
 
     def forward(latents, sound, t, txt, coords, batch, **extra):
         timestep = t.expand(batch)
+        if mask is not None:  # per-token video timesteps; the sound keeps the step's
+            extra["audio_timestep"] = timestep
+            video_timestep = timestep.unsqueeze(-1) * (1 - torch.cat([mask] * batch))
+        else:
+            video_timestep = timestep
         video, audio_ = transformer(
             hidden_states=latents.to(dtype), audio_hidden_states=sound.to(dtype), encoder_hidden_states=txt.video,
-            audio_encoder_hidden_states=txt.audio, timestep=timestep, sigma=timestep, encoder_attention_mask=txt.mask,
+            audio_encoder_hidden_states=txt.audio, timestep=video_timestep, sigma=timestep, encoder_attention_mask=txt.mask,
             audio_encoder_attention_mask=txt.mask, num_frames=grid.frames, height=grid.height, width=grid.width,
             fps=rate, audio_num_frames=audio.frames, video_coords=coords[0], audio_coords=coords[1],
             perturbation_mask=None, use_cross_timestep=opts["use_cross_timestep"], return_dict=False, **extra)
@@ -208,8 +238,13 @@ def step_fn(transformer, schedulers, grid: Grid, audio: AudioGrid, text: Text, g
             guided_a = rescale_noise_cfg(guided_a, a, guidance_rescale=guidance.rescale[1])
         v = (latents - guided_v) / video_scheduler.sigmas[i]
         a = (sound - guided_a) / audio_scheduler.sigmas[i]
-        return (video_scheduler.step(v, t, latents, return_dict=False)[0],
-                audio_scheduler.step(a, t, sound, return_dict=False)[0])
+        if mask is None:
+            stepped = video_scheduler.step(v, t, latents, return_dict=False)[0]
+        else:  # the image's frame is kept
+            v, x = grid.unpack(v), grid.unpack(latents)
+            stepped = grid.pack(torch.cat([x[:, :, :1], video_scheduler.step(v[:, :, 1:], t, x[:, :, 1:],
+                                                                             return_dict=False)[0]], dim=2))
+        return stepped, audio_scheduler.step(a, t, sound, return_dict=False)[0]
 
     return step
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from t2v.models.spec import FamilyCard, ModelSpec
 from t2v.requests import FamilyExtras, knob
 
-PIPELINE = "LTX2Pipeline"
+PIPELINE, I2V_PIPELINE = "LTX2Pipeline", "LTX2ImageToVideoPipeline"
 # diffusers' LTX-2 docs' negative prompt.
 NEGATIVE_PROMPT = ("shaky, glitchy, low quality, worst quality, deformed, distorted, disfigured, motion smear, motion "
                    "artifacts, fused fingers, bad anatomy, weird hand, ugly, transition, static.")
@@ -35,13 +35,13 @@ _DISTILLED = {**_BASE, "num_inference_steps": 8, "guidance_scale": 1.0, "audio_g
 LICENSE = "LTX-2 Community License (Lightricks; use restrictions apply)"
 _NOTICE = "LTX-2 Community License: read its terms before use; commercial use above a revenue threshold needs a licence."
 _SIZES = ("Sizes approximate: the 19B transformer and Gemma 3 12B in bf16; GPU memory without offload. t2v runs one "
-          "stage (no latent upscaler pass) and text-to-video only.")
+          "stage (no latent upscaler pass); text- and image-to-video on the same folder.")
 
 CARD = FamilyCard(
     name="ltx2",
     ref="t2v.families.ltx2:LTX2Family",
     description="LTX-2 text-to-video with sound (Gemma 3, audio-video transformer, LTX-2 video VAE, audio VAE, vocoder)",
-    pipelines=(PIPELINE,),
+    pipelines=(PIPELINE, I2V_PIPELINE),
     defaults=dict(_BASE),
     tiny={"ltx2": "t2v.models.tiny.ltx2:make_ltx2"},
     extras=LTX2Extras,
@@ -49,11 +49,12 @@ CARD = FamilyCard(
         ModelSpec(id="Lightricks/LTX-2", family="ltx2", defaults=dict(_BASE), license=LICENSE,
                   description="LTX-2 19B dev: video with synchronized sound, 768x512, 121 frames at 24 fps.",
                   license_url="https://huggingface.co/Lightricks/LTX-2", download_gb=70.0, vram_gb=48.0,
-                  has_fp16_variant=False, notes=_SIZES, aliases=("ltx2", "ltx-2"), license_notice=_NOTICE),
+                  has_fp16_variant=False, notes=_SIZES, aliases=("ltx2", "ltx-2"), license_notice=_NOTICE,
+                  tasks=("t2v", "i2v")),
         ModelSpec(id="rootonchair/LTX-2-19b-distilled", family="ltx2", defaults=dict(_DISTILLED), license=LICENSE,
                   description="LTX-2 19B distilled (the diffusers docs' conversion): 8 steps, no guidance.",
                   license_url="https://huggingface.co/Lightricks/LTX-2", download_gb=70.0, vram_gb=48.0,
                   has_fp16_variant=False, notes=_SIZES, aliases=("ltx2-distilled", "ltx-2-distilled"),
-                  license_notice=_NOTICE),
+                  license_notice=_NOTICE, tasks=("t2v", "i2v")),
     ),
 )
