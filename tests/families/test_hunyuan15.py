@@ -104,3 +104,39 @@ def test_the_planner_estimates_the_default_size(model):
     m = get_family("hunyuan15").measure(model, 9, 48, 64, 1, False, 9)
     assert {"transformer", "text_encoder", "text_encoder_2", "vae"} <= set(m["params"])
     assert m["step_flops"] > 0 and m["acts"]["transformer"] > 0 and m["acts"]["text"] > 0
+
+
+@pytest.fixture(scope="module")
+def i2v_model(tmp_path_factory):
+    from t2v.families import make_tiny_model
+
+    return make_tiny_model("hunyuan15-i2v", tmp_path_factory.mktemp("hunyuan15-i2v") / "i2v", seed=0)
+
+
+@pytest.mark.parametrize("guidance", [6.0, 1.0])
+def test_image_to_video_matches_the_stock_pipeline(i2v_model, tmp_path, guidance):
+    """An image-to-video folder: the stock pipeline's frames, at the size it picks from the image."""
+    import torch
+    from diffusers import HunyuanVideo15ImageToVideoPipeline
+    from PIL import Image
+
+    yy, xx = np.mgrid[0:60, 0:80]
+    path = tmp_path / "first.png"
+    Image.fromarray(np.stack([xx * 3, yy * 4, (xx + yy) * 2], -1).astype(np.uint8)).save(path)
+    pipe = HunyuanVideo15ImageToVideoPipeline.from_pretrained(i2v_model)
+    pipe.set_progress_bar_config(disable=True)
+    pipe.guider = pipe.guider.new(guidance_scale=guidance)
+    height, width = pipe.video_processor.calculate_default_height_width(height=60, width=80,
+                                                                       target_size=pipe.target_size)
+    frames, result = run(i2v_model, image=str(path), width=width, height=height, guidance_scale=guidance)
+    r = result.request
+    out = pipe(image=Image.open(path).convert("RGB"), prompt=r.prompt, negative_prompt=r.negative_prompt,
+               num_frames=r.num_frames, num_inference_steps=r.num_inference_steps,
+               generator=torch.Generator("cpu").manual_seed(r.seed), output_type="np")
+    assert frames.shape == (r.num_frames, height, width, 3) and result.record["image_sha256"]
+    assert np.abs(frames.astype(int) - to_uint8(out.frames[0]).astype(int)).max() <= 1
+
+
+def test_an_image_to_video_folder_needs_an_image(i2v_model):
+    with pytest.raises(InvalidRequest, match="cannot make text-to-video; it supports: i2v"):
+        run(i2v_model)

@@ -12,8 +12,12 @@ decoding, and checkpoints that resume to the same frames.
 
 LoRA: diffusers has no LoRA loader for this pipeline, so hub LoRAs are not read.
 
-Not run: image-to-video (``HunyuanVideo15ImageToVideoPipeline``: a SigLIP image encoder) and the
-super-resolution stage.
+Image-to-video (``HunyuanVideo15ImageToVideoPipeline`` folders, with a SigLIP image encoder): the image, cropped
+to the request's size, gives the image tokens (its SigLIP hidden states) and the first latent frame of the
+condition beside its mask, as the stock pipeline does. The stock pipeline picks the size from the image and the
+model's target size; t2v takes the request's (the same frames where they agree).
+
+Not run: the super-resolution stage.
 """
 
 from __future__ import annotations
@@ -22,9 +26,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from t2v.families.base import Component, Family, RunContext, Rules
+from t2v.families.base import Component, Family, RunContext, Rules, read_index
 from t2v.families.common import Checkpoints, LoopState, config, denoise, free_text_encoders, meta_modules, params
-from t2v.models.hub.hunyuan15 import CARD
+from t2v.models.hub.hunyuan15 import CARD, I2V_PIPELINE
 from t2v.planner.memory import meta_cost
 from t2v.sampling import promptcache
 from t2v.sampling.base import EngineRun
@@ -46,17 +50,21 @@ class HunyuanVideo15Family(Family):
         Component("vae", ("AutoencoderKLHunyuanVideo15",)),
         Component("scheduler", ("FlowMatchEulerDiscreteScheduler",), module=False),
         Component("guider", ("ClassifierFreeGuidance",), module=False),
+        Component("image_encoder", ("SiglipVisionModel",), weight_stem="model", required=False),
+        Component("feature_extractor", ("SiglipImageProcessor", "SiglipImageProcessorFast"), module=False,
+                  required=False),
     )
-    modes = ("video",)
+    modes = ("video", "i2v")
     denoiser = "transformer"  # no diffusers LoRA format: diffusers has no LoRA loader for this pipeline
 
     def rules(self, path: Path | None) -> Rules:
         if path is None:
             return Rules(size_multiple=16, frame_step=4, text_tokens=TEXT_TOKENS, modes=self.modes, schedulers=("model",))
         vae, tr = config(path, "vae"), config(path, "transformer")
+        modes = ("i2v",) if read_index(path).get("_class_name") == I2V_PIPELINE else ("video",)
         return Rules(size_multiple=int(vae.get("spatial_compression_ratio") or 16) * (tr.get("patch_size") or 1),
                      frame_step=int(vae.get("temporal_compression_ratio") or 4) * (tr.get("patch_size_t") or 1),
-                     text_tokens=TEXT_TOKENS, modes=self.modes, schedulers=("model",))
+                     text_tokens=TEXT_TOKENS, modes=modes, schedulers=("model",))
 
     def sample(self, model, request, ctx: RunContext) -> EngineRun:
         import numpy as np
@@ -95,8 +103,12 @@ class HunyuanVideo15Family(Family):
         s, t = vae.spatial_compression_ratio, vae.temporal_compression_ratio
         shape = (1, vae.config.latent_channels, (request.num_frames - 1) // t + 1, request.height // s, request.width // s)
         state = LoopState(randn_tensor(shape, generator=generator, device=torch.device(device), dtype=dtype))
-        condition = torch.zeros((1, shape[1] + 1, *shape[2:]), dtype=dtype, device=device)
-        image_embeds = torch.zeros(1, SEMANTIC_TOKENS, transformer.config.image_embed_dim, dtype=dtype, device=device)
+        if ctx.image is None:  # text-to-video: an empty image condition
+            condition = torch.zeros((1, shape[1] + 1, *shape[2:]), dtype=dtype, device=device)
+            image_embeds = torch.zeros(1, SEMANTIC_TOKENS, transformer.config.image_embed_dim, dtype=dtype, device=device)
+        else:
+            with resident(c["image_encoder"], device, memory.offload), resident(vae, device, memory.offload):
+                condition, image_embeds = image_condition(model, ctx.image, request, shape, dtype, device)
         checkpoints = Checkpoints(ctx, model, request, scheduler, generator)
         start = checkpoints.resume(state, device)
         names = ("encoder_hidden_states", "encoder_attention_mask", "encoder_hidden_states_2", "encoder_attention_mask_2")
@@ -179,6 +191,28 @@ class HunyuanVideo15Family(Family):
 
     def frames_per_latent(self, path: Path) -> int:
         return int(config(Path(path), "vae").get("temporal_compression_ratio") or 4)
+
+
+def image_condition(model, image, request, shape, dtype, device):
+    """HunyuanVideo15ImageToVideoPipeline's image inputs: the image cropped to the request's size, its SigLIP
+    hidden states for the image tokens, and its latents on the first latent frame (zeros after) with the mask
+    (1 on that frame) concatenated: ((1, C + 1, F, h, w), (1, tokens, dim)) in ``dtype``."""
+    import torch
+    from diffusers.pipelines.hunyuan_video1_5.image_processor import HunyuanVideo15ImageProcessor
+    from diffusers.pipelines.hunyuan_video1_5.pipeline_hunyuan_video1_5_image2video import (
+        HunyuanVideo15ImageToVideoPipeline as Stock)
+
+    c, vae = model.components, model.components["vae"]
+    processor = HunyuanVideo15ImageProcessor(vae_scale_factor=vae.spatial_compression_ratio, do_resize=False,
+                                             do_convert_rgb=True)
+    image = processor.resize(image, height=request.height, width=request.width, resize_mode="crop")
+    embeds = Stock._get_image_embeds(c["image_encoder"], c["feature_extractor"], image, device).to(device, dtype)
+    latents = Stock._get_image_latents(vae, processor, image, request.height, request.width, device)
+    condition = latents.repeat(1, 1, shape[2], 1, 1)
+    condition[:, :, 1:] = 0
+    mask = torch.zeros((1, 1, *shape[2:]), dtype=dtype, device=device)
+    mask[:, :, 0] = 1.0
+    return torch.cat([condition.to(device=device, dtype=dtype), mask], dim=1), embeds
 
 
 def encode(model, prompt: str, dtype, device, warnings: list[str]) -> tuple:

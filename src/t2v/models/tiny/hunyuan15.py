@@ -30,6 +30,12 @@ def make_hunyuan15(out: Path, *, seed: int = 0, fp16_variant: bool = True) -> Pa
     return build(Path(out), seed=seed, fp16_variant=fp16_variant)
 
 
+def make_hunyuan15_i2v(out: Path, *, seed: int = 0, fp16_variant: bool = True) -> Path:
+    """HunyuanVideo 1.5 image-to-video (``HunyuanVideo-1.5-480p_i2v`` layout): a SigLIP ``image_encoder`` and its
+    ``feature_extractor`` beside the text-to-video components."""
+    return build(Path(out), seed=seed, fp16_variant=fp16_variant, i2v=True)
+
+
 def tokenizer():
     """Qwen2's tokenizer class, byte level with no merges (one token per byte), ChatML special tokens and
     the chat template."""
@@ -44,20 +50,23 @@ def tokenizer():
     return tok
 
 
-def modules(tok, glyph_vocab: int) -> dict:
+def modules(tok, glyph_vocab: int, i2v: bool = False) -> dict:
     from diffusers import AutoencoderKLHunyuanVideo15, HunyuanVideo15Transformer3DModel
-    from transformers import Qwen2_5_VLTextConfig, Qwen2_5_VLTextModel, T5Config, T5EncoderModel
+    from transformers import Qwen2_5_VLTextConfig, Qwen2_5_VLTextModel, SiglipVisionConfig, SiglipVisionModel, T5Config
+    from transformers import T5EncoderModel
 
-    return {
+    image = {"image_encoder": SiglipVisionModel(SiglipVisionConfig(
+        hidden_size=IMAGE_DIM, intermediate_size=16, num_hidden_layers=1, num_attention_heads=2, image_size=28,
+        patch_size=14))} if i2v else {}
+    return {**image,
         "transformer": HunyuanVideo15Transformer3DModel(
             in_channels=2 * LATENT + 1, out_channels=LATENT, num_attention_heads=2, attention_head_dim=8, num_layers=1,
             num_refiner_layers=1, mlp_ratio=2.0, patch_size=1, patch_size_t=1, text_embed_dim=TEXT_DIM,
             text_embed_2_dim=GLYPH_DIM, image_embed_dim=IMAGE_DIM, rope_axes_dim=(2, 2, 4), target_size=64,
-            task_type="t2v"),
+            task_type="i2v" if i2v else "t2v"),
         "vae": AutoencoderKLHunyuanVideo15(
-            in_channels=3, out_channels=3, latent_channels=LATENT, block_out_channels=(8, 8, 8, 8), layers_per_block=1,
-            spatial_compression_ratio=16, temporal_compression_ratio=4, downsample_match_channel=False,
-            upsample_match_channel=False),
+            in_channels=3, out_channels=3, latent_channels=LATENT, block_out_channels=(8, 16, 16, 16, 16),
+            layers_per_block=1, spatial_compression_ratio=16, temporal_compression_ratio=4),
         "text_encoder": Qwen2_5_VLTextModel(Qwen2_5_VLTextConfig(
             hidden_size=TEXT_DIM, intermediate_size=16, num_hidden_layers=3, num_attention_heads=2, num_key_value_heads=2,
             rope_scaling={"mrope_section": [1, 1, 2], "rope_type": "default", "type": "default"},
@@ -75,8 +84,8 @@ INDEX = {"guider": ["diffusers", "ClassifierFreeGuidance"], "scheduler": ["diffu
          "transformer": ["diffusers", "HunyuanVideo15Transformer3DModel"], "vae": ["diffusers", "AutoencoderKLHunyuanVideo15"]}
 
 
-def build(out: Path, *, seed: int = 0, fp16_variant: bool = True) -> Path:
-    """Write the tiny model at ``out`` and return the folder."""
+def build(out: Path, *, seed: int = 0, fp16_variant: bool = True, i2v: bool = False) -> Path:
+    """Write the tiny model (``i2v``: the image-to-video layout) at ``out`` and return the folder."""
     import diffusers
     import torch
     from diffusers import FlowMatchEulerDiscreteScheduler
@@ -89,13 +98,20 @@ def build(out: Path, *, seed: int = 0, fp16_variant: bool = True) -> Path:
     tok, glyph_tok = tokenizer(), ByT5Tokenizer()
     tok.save_pretrained(out / "tokenizer")
     glyph_tok.save_pretrained(out / "tokenizer_2")
-    for name, module in modules(tok, len(glyph_tok)).items():
+    for name, module in modules(tok, len(glyph_tok), i2v).items():
         if fp16_variant:  # first, so the fp32 save below leaves config.json saying float32
             copy.deepcopy(module).to(torch.float16).save_pretrained(out / name, safe_serialization=True, variant="fp16")
         module.save_pretrained(out / name, safe_serialization=True)
     FlowMatchEulerDiscreteScheduler(shift=5.0).save_pretrained(out / "scheduler")
     ClassifierFreeGuidance(guidance_scale=6.0).save_pretrained(out / "guider")
-    index = {"_class_name": "HunyuanVideo15Pipeline", "_diffusers_version": diffusers.__version__, **INDEX}
+    index = {"_class_name": "HunyuanVideo15ImageToVideoPipeline" if i2v else "HunyuanVideo15Pipeline",
+             "_diffusers_version": diffusers.__version__, **INDEX}
+    if i2v:
+        from transformers import SiglipImageProcessor
+
+        SiglipImageProcessor(size={"height": 28, "width": 28}).save_pretrained(out / "feature_extractor")
+        index.update(image_encoder=["transformers", "SiglipVisionModel"],
+                     feature_extractor=["transformers", "SiglipImageProcessor"])
     (out / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")
     defaults = {"width": 64, "height": 48, "num_frames": 9, "fps": 24, "guidance_scale": 6.0, "num_inference_steps": 4,
                 "scheduler": "model", "negative_prompt": ""}
