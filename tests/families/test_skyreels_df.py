@@ -23,25 +23,31 @@ def model(tmp_path_factory):
     return make_tiny_model("skyreels-v2-df", tmp_path_factory.mktemp("skyreels-df") / "df", seed=0)
 
 
-def stock(model, result):
+def stock(model, result, image=None):
     """The stock pipeline's frames for the request ``result`` ran, with its diffusion-forcing settings (the
-    request's, else the folder's t2v.json) and torch's global generator seeded as t2v seeds it."""
+    request's, else the folder's t2v.json) and torch's global generator seeded as t2v seeds it; with ``image``,
+    the image-to-video pipeline on the same folder."""
     import types
 
     import torch
-    from diffusers import SkyReelsV2DiffusionForcingPipeline
+    from diffusers import SkyReelsV2DiffusionForcingImageToVideoPipeline, SkyReelsV2DiffusionForcingPipeline
     from diffusers.pipelines.skyreels_v2 import pipeline_skyreels_v2_diffusion_forcing as module
+    from diffusers.pipelines.skyreels_v2 import pipeline_skyreels_v2_diffusion_forcing_i2v as i2v_module
+    from PIL import Image
 
-    if not hasattr(module, "ftfy"):  # the stock pipeline calls ftfy unguarded; t2v (Wan's cleaning) skips it when absent
-        module.ftfy = types.SimpleNamespace(fix_text=lambda text: text)
+    for m in (module, i2v_module):  # the stock pipelines call ftfy unguarded; t2v (Wan's cleaning) skips it when absent
+        if not hasattr(m, "ftfy"):
+            m.ftfy = types.SimpleNamespace(fix_text=lambda text: text)
     r = result.request
     opts = {**json.loads((model / "t2v.json").read_text())["defaults"], **{k: v for k, v in r.extras.items() if v is not None}}
-    pipe = SkyReelsV2DiffusionForcingPipeline.from_pretrained(model)
+    extra = {} if image is None else {"image": Image.open(image).convert("RGB")}
+    cls = SkyReelsV2DiffusionForcingPipeline if image is None else SkyReelsV2DiffusionForcingImageToVideoPipeline
+    pipe = cls.from_pretrained(model)
     pipe.set_progress_bar_config(disable=True)
     torch.manual_seed(r.seed)
     out = pipe(prompt=r.prompt, negative_prompt=r.negative_prompt, height=r.height, width=r.width, num_frames=r.num_frames,
                num_inference_steps=r.num_inference_steps, guidance_scale=r.guidance_scale, fps=int(r.fps),
-               generator=torch.Generator("cpu").manual_seed(r.seed), output_type="np",
+               generator=torch.Generator("cpu").manual_seed(r.seed), output_type="np", **extra,
                **{k: opts[k] for k in ("ar_step", "causal_block_size", "base_num_frames", "overlap_history",
                                        "addnoise_condition")})
     return to_uint8(out.frames[0])
@@ -135,3 +141,18 @@ def test_previews_and_periodic_checkpoints_across_windows(model, tmp_path):
     frames, _ = run(model, num_frames=17, on_preview=lambda step, img: previews.append(img))
     assert len(previews) == 14  # windows of 6, 4 and 4 timestep-matrix rows
     assert_periodic_checkpoints_resume_bitwise(run, tmp_path, model, whole=frames, crash_at=7, num_frames=17)
+
+
+@pytest.mark.parametrize("frames", [9, 17], ids=["short", "long"])
+def test_image_to_video_matches_the_stock_pipeline(model, tmp_path, frames):
+    """``--image`` on the same folder: the image's latent frame starts the first window, as
+    SkyReelsV2DiffusionForcingImageToVideoPipeline does."""
+    from PIL import Image
+
+    yy, xx = np.mgrid[0:32, 0:64]
+    first = tmp_path / "first.png"
+    Image.fromarray(np.stack([xx * 4, yy * 8, (xx + yy) * 2], -1).astype(np.uint8)).save(first)
+    ours, result = run(model, image=str(first), num_frames=frames)
+    assert ours.shape[0] == frames and result.record["image_sha256"]
+    assert np.abs(ours.astype(int) - stock(model, result, image=first).astype(int)).max() <= 1
+    assert not np.array_equal(ours, run(model, num_frames=frames)[0])

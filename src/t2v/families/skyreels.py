@@ -56,10 +56,10 @@ class SkyReelsV2Family(WanFamily):
 
 
 class SkyReelsV2DFFamily(SkyReelsV2Family):
-    """Diffusion forcing: text-to-video, any 4k+1 length (windows of ``base_num_frames`` beyond it)."""
+    """Diffusion forcing: text- and image-to-video, any 4k+1 length (windows of ``base_num_frames`` beyond it)."""
 
     card = DF_CARD
-    modes = ("video",)
+    modes = ("video", "i2v")
 
     def rules(self, path: Path | None) -> Rules:
         return replace(super().rules(path), modes=self.modes)

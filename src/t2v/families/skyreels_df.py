@@ -11,6 +11,9 @@ global generator, which the stock pipeline leaves unseeded: t2v seeds it from th
 repeat (stock matches after ``torch.manual_seed(seed)``). Every row of every window's matrix is one step of
 t2v's progress; a checkpoint holds the window's latents, the finished latents, every frame's scheduler and the
 global generator, so a resumed run gives the same frames.
+
+With an image (``SkyReelsV2DiffusionForcingImageToVideoPipeline`` on the same folder) the image's latent frame
+starts the first window as its prefix; ending on a given last frame is not run.
 """
 
 from __future__ import annotations
@@ -58,9 +61,11 @@ def options(model, request) -> dict[str, Any]:
     return out
 
 
-def plan(num_frames: int, temporal: int, timesteps, opts: dict[str, Any], block: int) -> tuple[list[Window], int]:
+def plan(num_frames: int, temporal: int, timesteps, opts: dict[str, Any], block: int,
+         image_frames: int = 0) -> tuple[list[Window], int]:
     """The windows of a request and the overlap in latent frames (0 for a short clip), as the stock pipeline
-    computes them; a schedule it would refuse is an InvalidRequest naming the field."""
+    computes them (``image_frames``: the image's latent frames that start the first window, as the
+    image-to-video pipeline sets them); a schedule it would refuse is an InvalidRequest naming the field."""
     from diffusers import SkyReelsV2DiffusionForcingPipeline as Stock
 
     latent = (num_frames - 1) // temporal + 1
@@ -79,13 +84,15 @@ def plan(num_frames: int, temporal: int, timesteps, opts: dict[str, Any], block:
                                  field="overlap_history")
         count = 1 + (latent - base - 1) // (base - overlap) + 1
         sizes = [base] + [min(latent - (k * (base - overlap) + overlap) + overlap, base) for k in range(1, count)]
-        prefixes = [0] + [overlap - overlap % block] * (count - 1)
+        prefixes = [image_frames] + [overlap - overlap % block] * (count - 1)
     else:
-        overlap, sizes, prefixes = 0, [latent], [0]
+        base, overlap, sizes, prefixes = latent, 0, [latent], [image_frames]
     for size, prefix in zip(sizes, prefixes):
+        # the base the stock pipelines pass: text-to-video the window's own size, image-to-video the base's
+        window_base = (base if image_frames else size) if long else latent
         try:
             matrix, _, update, intervals = Stock.generate_timestep_matrix(
-                None, size, timesteps, size if long else latent, opts["ar_step"], prefix, block)
+                None, size, timesteps, window_base, opts["ar_step"], prefix, block)
         except ValueError as e:  # "`ar_step` should be at least N in your setting"
             raise InvalidRequest(f"ar_step: {opts['ar_step']} is too small for this clip: {e}", field="ar_step") from None
         windows.append(Window(size, prefix, matrix, update, intervals))
@@ -127,7 +134,11 @@ def sample(model, request, ctx: RunContext) -> EngineRun:
     timesteps = scheduler.timesteps
     block = opts["causal_block_size"] or config(Path(model.source.path), "transformer").get("num_frame_per_block") or 1
     transformer.register_to_config(num_frame_per_block=block)  # as the stock call's _set_ar_attention, every run
-    windows, overlap = plan(request.num_frames, temporal, timesteps, opts, block)
+    image = None
+    if ctx.image is not None:  # image-to-video: the image's latent frame starts the first window
+        with resident(vae, device, memory.offload):
+            image = image_latents(vae, ctx.image, request, spatial, device)
+    windows, overlap = plan(request.num_frames, temporal, timesteps, opts, block, 0 if image is None else image.shape[2])
     rows = [(k, i) for k, w in enumerate(windows) for i in range(len(w.matrix))]
     fps = [0 if int(request.fps) == 16 else 1]
     shape = (1, transformer.config.in_channels, 0, request.height // spatial, request.width // spatial)
@@ -152,7 +163,9 @@ def sample(model, request, ctx: RunContext) -> EngineRun:
         if i == 0:  # a new window: its noise, the previous window's frames as prefix, a scheduler per frame
             latents = randn_tensor((1, shape[1], w.frames, *shape[3:]), generator=generator, device=torch.device(device),
                                    dtype=torch.float32)
-            if w.prefix:
+            if k == 0 and image is not None:
+                latents[:, :, :w.prefix] = image.to(dtype)
+            elif w.prefix:
                 latents[:, :, :w.prefix] = s.extra["done"][:, :, -overlap:][:, :, :w.prefix].to(dtype)
             s.latents = latents
             frame_schedulers[:] = [copy.deepcopy(scheduler) for _ in range(w.frames)]
@@ -196,6 +209,19 @@ def sample(model, request, ctx: RunContext) -> EngineRun:
     frames = VideoProcessor(vae_scale_factor=spatial).postprocess_video(video, output_type="np")[0]
     timings["decode_s"] = time.perf_counter() - t2
     return EngineRun(frames=frames, warnings=ctx.warnings, timings=timings, resumed_from_step=checkpoints.resumed)
+
+
+def image_latents(vae, image, request, spatial: int, device):
+    """SkyReelsV2DiffusionForcingImageToVideoPipeline's condition: the image resized to the request, through the
+    VAE (its mode), normalised with the VAE's statistics: (1, z_dim, 1, h, w) fp32."""
+    import torch
+    from diffusers.video_processor import VideoProcessor
+
+    pixels = VideoProcessor(vae_scale_factor=spatial).preprocess(image, height=request.height, width=request.width)
+    pixels = pixels.to(device, dtype=torch.float32).unsqueeze(2).to(dtype=vae.dtype)
+    encoded = vae.encode(pixels).latent_dist.mode().to(torch.float32)
+    mean, inv_std = latent_stats(vae, encoded)
+    return (encoded - mean) * inv_std
 
 
 def seed_global_rng(seed: int, saved, cuda: bool, device) -> None:

@@ -66,7 +66,7 @@ CARD = FamilyCard(
 )
 
 
-DF_PIPELINE = "SkyReelsV2DiffusionForcingPipeline"
+DF_PIPELINE, DF_I2V_PIPELINE = "SkyReelsV2DiffusionForcingPipeline", "SkyReelsV2DiffusionForcingImageToVideoPipeline"
 
 
 class SkyReelsV2DFExtras(SkyReelsV2Extras):
@@ -92,14 +92,15 @@ _DF_720P = {**_DF, **_720P, "base_num_frames": 121}
 
 
 def _df_spec(name: str, description: str, defaults: dict, download_gb: float, vram_gb: float, **kw) -> ModelSpec:
-    return replace(_spec(name, description, defaults, download_gb, vram_gb, **kw), family="skyreels-v2-df")
+    return replace(_spec(name, description, defaults, download_gb, vram_gb, **kw), family="skyreels-v2-df",
+                   tasks=("t2v", "i2v"))
 
 
 DF_CARD = FamilyCard(
     name="skyreels-v2-df",
     ref="t2v.families.skyreels:SkyReelsV2DFFamily",
     description="SkyReels-V2 diffusion forcing: long text-to-video made window by window, each frame on its own step",
-    pipelines=(DF_PIPELINE,),
+    pipelines=(DF_PIPELINE, DF_I2V_PIPELINE),
     defaults=dict(_DF),
     tiny={"skyreels-v2-df": "t2v.models.tiny.skyreels:make_skyreels_v2_df"},
     extras=SkyReelsV2DFExtras,
