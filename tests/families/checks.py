@@ -156,3 +156,32 @@ def run_stock(pipe, r, prepare=None, extra=None):
                num_inference_steps=r.num_inference_steps, guidance_scale=r.guidance_scale, max_sequence_length=512,
                generator=torch.Generator("cpu").manual_seed(r.seed), output_type="np", **(extra or {}))
     return to_uint8(out.frames[0])
+
+
+def full_size_model(folder, device: str, dtype: str, *, family: str, pipeline: str, modules: dict, others: dict,
+                    scheduler, defaults: dict | None = None):
+    """A full-size random-weight model for a GPU timing test: ``modules`` ({name: (library, module)}, built on the
+    device by the caller) with their configs written under ``folder``, ``others`` ({name: (library, object)}:
+    tokenizers, processors, guiders) kept as they are, the ``scheduler``, and ``model_index.json``; returned as a
+    :class:`~t2v.models.loader.LoadedModel` in ``dtype``."""
+    import json as json_
+
+    from t2v.models.device import DevicePlan
+    from t2v.models.loader import LoadedModel
+    from t2v.models.source import ModelSource
+
+    plan = DevicePlan(device, dtype)
+    index = {"_class_name": pipeline, "scheduler": ["diffusers", type(scheduler).__name__]}
+    components = {"scheduler": scheduler}
+    for name, (library, module) in modules.items():
+        (module.config.save_pretrained if library == "transformers" else module.save_config)(folder / name)
+        components[name] = module.to(plan.torch_dtype).eval().requires_grad_(False)
+        index[name] = [library, type(module).__name__]
+    for name, (library, obj) in others.items():
+        components[name] = obj
+        index[name] = [library, type(obj).__name__]
+    scheduler.save_config(folder / "scheduler")
+    (folder / "model_index.json").write_text(json_.dumps(index))
+    source = ModelSource(id=f"{family}-random", path=folder, kind="folder", family=family, defaults=defaults or {})
+    return LoadedModel(source=source, plan=plan, variant=None, components=components,
+                       scheduler_config=dict(scheduler.config), content_hash="random", load_s=0.0)

@@ -140,3 +140,50 @@ def test_image_to_video_matches_the_stock_pipeline(i2v_model, tmp_path, guidance
 def test_an_image_to_video_folder_needs_an_image(i2v_model):
     with pytest.raises(InvalidRequest, match="cannot make text-to-video; it supports: i2v"):
         run(i2v_model)
+
+
+def full_size(folder, device: str, dtype: str):
+    """HunyuanVideo 1.5's 8.3B transformer and its VAE at full size with random weights, with one-layer Qwen2.5-VL
+    and ByT5 encoders of the real widths: the denoising and decoding cost of the real model, built in seconds."""
+    import torch
+    from diffusers import AutoencoderKLHunyuanVideo15, FlowMatchEulerDiscreteScheduler, HunyuanVideo15Transformer3DModel
+    from diffusers.guiders import ClassifierFreeGuidance
+    from transformers import ByT5Tokenizer, Qwen2_5_VLTextConfig, Qwen2_5_VLTextModel, T5Config, T5EncoderModel
+
+    from t2v.models.tiny import hunyuan15 as tiny
+    from tests.families.checks import full_size_model
+
+    tokenizer, glyph = tiny.tokenizer(), ByT5Tokenizer()
+    with torch.device(device):
+        torch.manual_seed(0)
+        modules = {
+            "transformer": ("diffusers", HunyuanVideo15Transformer3DModel(task_type="t2v")),
+            "vae": ("diffusers", AutoencoderKLHunyuanVideo15()),
+            "text_encoder": ("transformers", Qwen2_5_VLTextModel(Qwen2_5_VLTextConfig(
+                vocab_size=len(tokenizer), hidden_size=3584, intermediate_size=18944, num_hidden_layers=3,
+                num_attention_heads=28, num_key_value_heads=4, rope_theta=1000000.0,
+                rope_scaling={"mrope_section": [16, 24, 24], "rope_type": "default", "type": "default"}))),
+            "text_encoder_2": ("transformers", T5EncoderModel(T5Config(
+                vocab_size=len(glyph), d_model=1472, d_kv=64, d_ff=3584, num_layers=1, num_heads=6,
+                feed_forward_proj="gated-gelu"))),
+        }
+    others = {"tokenizer": ("transformers", tokenizer), "tokenizer_2": ("transformers", glyph),
+              "guider": ("diffusers", ClassifierFreeGuidance(guidance_scale=6.0))}
+    return full_size_model(folder, device, dtype, family="hunyuan15", pipeline="HunyuanVideo15Pipeline",
+                           modules=modules, others=others, scheduler=FlowMatchEulerDiscreteScheduler(shift=5.0))
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+def test_gpu_full_size_steps(tmp_path, record_property):
+    """Full-size HunyuanVideo 1.5 (random bf16 weights) at 848x480, 121 frames: three guided steps and the decode."""
+    from t2v.requests import GenerationRequest
+    from tests.families.checks import time_on_gpu
+
+    model = full_size(tmp_path, "cuda", "bf16")
+    request = GenerationRequest(prompt="a red fox in snow", negative_prompt="", width=848, height=480, num_frames=121,
+                                num_inference_steps=3, guidance_scale=6.0, seed=0, scheduler="model", fps=24)
+    out, figures = time_on_gpu("hunyuan15", model, request)
+    assert out.frames.shape == (121, 480, 848, 3)
+    record_property("hunyuan15", figures)
+    print("hunyuan 1.5 480x848x121 bf16:", figures)

@@ -231,3 +231,54 @@ def test_image_to_video_matches_the_stock_pipeline(model, tmp_path, fields):
     n = min(result.audio.samples.shape[1], ref_sound.shape[1])
     np.testing.assert_allclose(result.audio.samples[:, :n], np.clip(ref_sound[:, :n], -1, 1), atol=1e-5)
     assert not np.array_equal(frames, run(model, **fields)[0])  # the image counts
+
+
+def full_size(folder, device: str, dtype: str):
+    """LTX-2 19B's transformer, video VAE, audio VAE, vocoder and connectors at full size with random weights, with
+    a one-layer Gemma 3 of the real width: the denoising and decoding cost of the real model, built in seconds."""
+    import torch
+    from diffusers import (AutoencoderKLLTX2Audio, AutoencoderKLLTX2Video, FlowMatchEulerDiscreteScheduler,
+                           LTX2VideoTransformer3DModel)
+    from diffusers.pipelines.ltx2 import LTX2TextConnectors
+    from diffusers.pipelines.ltx2.vocoder import LTX2Vocoder
+    from transformers import Gemma3Config, Gemma3ForConditionalGeneration
+
+    from t2v.models.tiny import ltx2 as tiny
+    from tests.families.checks import full_size_model
+
+    tokenizer = tiny.tokenizer()
+    with torch.device(device):
+        torch.manual_seed(0)
+        modules = {
+            "transformer": ("diffusers", LTX2VideoTransformer3DModel()),  # 48 layers, 32 heads x 128, audio 32 x 64
+            "vae": ("diffusers", AutoencoderKLLTX2Video(spatial_compression_ratio=32, temporal_compression_ratio=8)),
+            "audio_vae": ("diffusers", AutoencoderKLLTX2Audio()),
+            "vocoder": ("ltx2", LTX2Vocoder()),
+            "connectors": ("ltx2", LTX2TextConnectors(text_proj_in_factor=2)),  # the one-layer Gemma's 2 states
+            "text_encoder": ("transformers", Gemma3ForConditionalGeneration(Gemma3Config(
+                text_config=dict(vocab_size=len(tokenizer), hidden_size=3840, intermediate_size=15360,
+                                 num_hidden_layers=1, num_attention_heads=16, num_key_value_heads=8, head_dim=256),
+                vision_config=dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                   image_size=28, patch_size=14), mm_tokens_per_image=4))),
+        }
+    scheduler = tiny.scheduler()
+    return full_size_model(folder, device, dtype, family="ltx2", pipeline="LTX2Pipeline", modules=modules,
+                           others={"tokenizer": ("transformers", tokenizer)}, scheduler=scheduler,
+                           defaults={"stg_blocks": [29]})
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+def test_gpu_full_size_steps(tmp_path, record_property):
+    """Full-size LTX-2 (random bf16 weights) at 768x512, 121 frames with its sound: three steps (four passes each:
+    guidance, STG, modality) and the decode of frames and sound."""
+    from t2v.requests import GenerationRequest
+    from tests.families.checks import time_on_gpu
+
+    model = full_size(tmp_path, "cuda", "bf16")
+    request = GenerationRequest(prompt="a drum and a bell", negative_prompt="", width=768, height=512, num_frames=121,
+                                num_inference_steps=3, guidance_scale=4.0, seed=0, scheduler="model", fps=24)
+    out, figures = time_on_gpu("ltx2", model, request)
+    assert out.frames.shape == (121, 512, 768, 3) and out.audio[1] == 24000
+    record_property("ltx2", figures)
+    print("ltx2 19B 512x768x121 bf16:", figures)

@@ -156,3 +156,49 @@ def test_image_to_video_matches_the_stock_pipeline(model, tmp_path, frames):
     assert ours.shape[0] == frames and result.record["image_sha256"]
     assert np.abs(ours.astype(int) - stock(model, result, image=first).astype(int)).max() <= 1
     assert not np.array_equal(ours, run(model, num_frames=frames)[0])
+
+
+def full_size(folder, device: str, dtype: str):
+    """SkyReels-V2 DF 1.3B's transformer (Wan 2.1 1.3B's layout with the fps embedding) and the Wan VAE at full size
+    with random weights, with a one-layer UMT5 of the real width, built in seconds."""
+    import torch
+    from diffusers import AutoencoderKLWan, SkyReelsV2Transformer3DModel, UniPCMultistepScheduler
+    from transformers import ByT5Tokenizer, UMT5Config, UMT5EncoderModel
+
+    from tests.families.checks import full_size_model
+
+    tokenizer = ByT5Tokenizer(model_max_length=512)
+    with torch.device(device):
+        torch.manual_seed(0)
+        modules = {
+            "transformer": ("diffusers", SkyReelsV2Transformer3DModel(
+                num_attention_heads=12, attention_head_dim=128, in_channels=16, out_channels=16, text_dim=4096,
+                ffn_dim=8960, num_layers=30, cross_attn_norm=True, qk_norm="rms_norm_across_heads", eps=1e-6,
+                inject_sample_info=True)),
+            "vae": ("diffusers", AutoencoderKLWan()),
+            "text_encoder": ("transformers", UMT5EncoderModel(UMT5Config(
+                vocab_size=len(tokenizer), d_model=4096, d_kv=64, d_ff=10240, num_heads=64, num_layers=1,
+                feed_forward_proj="gated-gelu"))),
+        }
+    scheduler = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=8.0)
+    return full_size_model(folder, device, dtype, family="skyreels-v2-df", pipeline="SkyReelsV2DiffusionForcingPipeline",
+                           modules=modules, others={"tokenizer": ("transformers", tokenizer)}, scheduler=scheduler,
+                           defaults={"ar_step": 5, "causal_block_size": 5, "base_num_frames": 97, "overlap_history": 17,
+                                     "addnoise_condition": 20.0})
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+def test_gpu_full_size_long_video(tmp_path, record_property):
+    """Full-size SkyReels-V2 DF 1.3B (random bf16 weights) at 544x960: 137 frames in two 97-frame windows, three
+    steps each, asynchronous in blocks of 5."""
+    from t2v.requests import GenerationRequest
+    from tests.families.checks import time_on_gpu
+
+    model = full_size(tmp_path, "cuda", "bf16")
+    request = GenerationRequest(prompt="a red fox in snow", negative_prompt="", width=960, height=544, num_frames=137,
+                                num_inference_steps=3, guidance_scale=6.0, seed=0, scheduler="model", fps=24)
+    out, figures = time_on_gpu("skyreels-v2-df", model, request)
+    assert out.frames.shape == (137, 544, 960, 3)
+    record_property("skyreels_v2_df", figures)
+    print("skyreels-v2 DF 1.3B 544x960x137 bf16:", figures)
