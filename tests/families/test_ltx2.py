@@ -282,3 +282,12 @@ def test_gpu_full_size_steps(tmp_path, record_property):
     assert out.frames.shape == (121, 512, 768, 3) and out.audio[1] == 24000
     record_property("ltx2", figures)
     print("ltx2 19B 512x768x121 bf16:", figures)
+
+
+def test_low_memory_plan(model):
+    base = run(model)[1]
+    low = run(model, memory="low")[1]  # 2 latent frames at 64 px: nothing tiled, the same frames and sound
+    assert np.array_equal(low.frames, base.frames) and np.array_equal(low.audio.samples, base.audio.samples)
+    assert low.record["memory_plan"]["plan"] == "low"
+    frames, result = run(model, memory="low", num_frames=17)  # 3 latent frames: decoded frame-wise
+    assert frames.shape == (17, 64, 64, 3) and result.audio.length_s == pytest.approx(17 / 24, abs=1e-3)

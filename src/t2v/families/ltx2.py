@@ -140,9 +140,15 @@ class LTX2Family(DiffusersLora):
             denoise(loop_ctx, len(scheduler.timesteps), state, step, checkpoints, start=start)
         timings["denoise_s"] = time.perf_counter() - t1
 
-        # 4. Decode the frames, then the sound.
+        # 4. Decode the frames (tiled and frame-wise under the low memory plan, as LTX-Video), then the sound.
         ctx.on_stage("decode")
         t2 = time.perf_counter()
+        if memory.name == "low":
+            vae.enable_tiling()
+            vae.use_framewise_decoding = True
+        else:
+            vae.disable_tiling()
+            vae.use_framewise_decoding = False
         with resident(vae, device, memory.offload):
             frames = decode_video(vae, grid.unpack(state.latents), text.video.dtype, opts, generator, device)
         with resident(audio_vae, device, memory.offload), resident(c["vocoder"], device, memory.offload):
