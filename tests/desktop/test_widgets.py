@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from types import SimpleNamespace
 from pathlib import Path
 from tkinter import ttk
 
@@ -517,3 +518,42 @@ def test_the_window_lays_out_at_900x650_and_the_clip_is_named_after_its_prompt(r
     pump(root, lambda: app.view is not None and app.view.status == "cancelled", 60, "the cancel", app)
     pump(root, lambda: not app.player.photos, 10, "the preview cleared", app)
     assert not app.player.playing and not str(app.screen.cget("image"))
+
+
+def test_play_sound_plays_the_clips_own_sound_with_the_frames_from_the_start(root, server, make_app, tmp_path, monkeypatch):
+    """A clip with sound: Play sound extracts it to a WAV and hands that to the system's player, and the frames
+    start again from the first; a silent clip leaves the button off; no player names the way out."""
+    import numpy as np
+
+    from t2v.desktop import tasks
+    from t2v.export.audio import make_audio, read_audio
+    from t2v.export.writers import write_video
+
+    app = make_app()
+    t = np.arange(12_000) / 24_000
+    sound = make_audio(np.stack([0.3 * np.sin(2 * np.pi * 440 * t)] * 2), 24_000)
+    frames = np.zeros((12, 32, 32, 3), dtype=np.uint8)
+    clip = tmp_path / "with-sound.mp4"
+    write_video(frames, clip, "mp4", 24, audio=sound)
+    write_video(frames, tmp_path / "silent.mp4", "mp4", 24)
+    assert tasks.has_sound(clip) and not tasks.has_sound(tmp_path / "silent.mp4")
+    played = []
+    monkeypatch.setattr(tasks.shutil, "which", lambda name: f"/usr/bin/{name}" if name == "aplay" else None)
+    monkeypatch.setattr(tasks.subprocess, "Popen", lambda cmd, **kw: played.append(cmd) or SimpleNamespace(poll=lambda: 0))
+    monkeypatch.setattr(tasks.sys, "platform", "linux")
+    from PIL import Image
+
+    app.on_clip((app.job_id, clip, [Image.new("RGB", (32, 32))] * 12, 24.0))
+    assert str(app.files.sound_button.cget("state")) == "normal"
+    app.player.show(7)
+    app.files.play_sound()
+    assert played and played[0][:2] == ["aplay", "-q"] and app.player.current == 0
+    wav = read_audio(played[0][-1])
+    assert wav.sample_rate == 24_000 and wav.channels == 2 and abs(wav.length_s - 0.5) < 0.03  # AAC pads its last frame
+    spectrum = np.abs(np.fft.rfft(wav.samples[0, :12_000]))
+    assert round(np.argmax(spectrum) * 24_000 / 12_000) == 440  # the clip's own tone
+    monkeypatch.setattr(tasks.shutil, "which", lambda name: None)
+    app.files.play_sound()
+    assert "No program plays sound here (paplay, pw-play, aplay, ffplay); Open file plays" in app.error.cget("text")
+    app.on_clip((app.job_id, tmp_path / "silent.mp4", [Image.new("RGB", (32, 32))] * 12, 24.0))
+    assert str(app.files.sound_button.cget("state")) == "disabled"

@@ -25,7 +25,8 @@ from t2v.desktop.report import write_report
 from t2v.desktop.local import LocalServer
 from t2v.desktop.player import Player
 from t2v.desktop.queue import QueueControls
-from t2v.desktop.tasks import POST_ONLY, clip_request, fetch_clip, fetch_image, list_jobs, message_of, submit_job
+from t2v.desktop.tasks import (
+    POST_ONLY, clip_request, fetch_clip, fetch_image, has_sound, list_jobs, message_of, submit_job)
 
 TITLE = "t2v: text to video"
 
@@ -294,7 +295,7 @@ class DesktopApp:
             return
         self.clip = path
         self.player.start(frames, fps)
-        self.files.enable(True)
+        self.files.enable(True, sound=has_sound(path))
         self.report(frame_size=list(frames[0].size), frame_count=len(frames))
 
     def cancel(self) -> None:

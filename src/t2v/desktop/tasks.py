@@ -56,6 +56,43 @@ def open_path(path: Path) -> None:
     subprocess.Popen([opener, str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+SOUND_PLAYERS = (("paplay",), ("pw-play",), ("aplay", "-q"), ("ffplay", "-nodisp", "-autoexit", "-loglevel", "quiet"))
+
+
+def has_sound(clip: Path) -> bool:
+    """Whether ``clip`` has an audio track (its header read; a file that does not open has none)."""
+    import av  # deferred: PyAV is the desktop's only reader of sound
+
+    try:
+        with av.open(str(clip)) as container:
+            return bool(container.streams.audio)
+    except (OSError, av.error.FFmpegError):
+        return False
+
+
+def play_sound(clip: Path, scratch: Path):
+    """Play ``clip``'s sound (extracted to ``scratch``/sound.wav) with the system's player: ``winsound`` on Windows,
+    ``afplay`` on macOS, else the first of paplay, pw-play, aplay, ffplay. Returns the player's process (None on
+    Windows, which plays it asynchronously itself); a FormError when the clip has no sound or nothing plays it."""
+    from t2v.export.audio import read_audio, write_wav  # deferred: imports PyAV
+
+    audio = read_audio(clip, name="clip")
+    if audio is None:
+        raise F.FormError("This clip has no sound")
+    wav = write_wav(audio, Path(scratch) / "sound.wav")
+    if sys.platform.startswith("win"):
+        import winsound
+
+        winsound.PlaySound(str(wav), winsound.SND_FILENAME | winsound.SND_ASYNC)
+        return None
+    players = (("afplay",),) if sys.platform == "darwin" else SOUND_PLAYERS
+    for cmd in players:
+        if shutil.which(cmd[0]):
+            return subprocess.Popen([*cmd, str(wav)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    names = ", ".join(c[0] for c in players)
+    raise F.FormError(f"No program plays sound here ({names}); Open file plays the clip with its sound")
+
+
 def submit_job(client, form: dict[str, Any], image: Path | None, last_seed: int | None, last_image: Path | None = None,
                files: dict[str, Any] | None = None, clip: Clip | None = None, inputs: tuple[str, ...] | None = None):
     """Resolve the seed (the history's newest for "reuse last"), then queue the job (a last frame and the VACE
