@@ -35,7 +35,7 @@ from t2v.families.common import (
     Checkpoints, DiffusersLora, LoopState, config, denoise, free_text_encoders, meta_modules, params)
 from t2v.families.ltx_steps import (
     Grid, Prepared, classic_latents, classic_step, classic_timesteps, condition_latents, condition_step, condition_timesteps,
-    condition_v2v, decode,
+    condition_v2v, decode, decode_plan,
     encode_prompt, stats)
 from t2v.models.spec import ModelSpec
 from t2v.models.hub.ltx import CARD, CONDITION, DISTILLED_TIMESTEPS, NEGATIVE_PROMPT, UPSAMPLER  # noqa: F401  (named here too)
@@ -112,12 +112,7 @@ class LTXFamily(DiffusersLora):
 
         # 2. Noise (fp32 from a CPU generator), the image's latents, timesteps: each pipeline's own order.
         generator = torch.Generator("cpu").manual_seed(request.seed)
-        if memory.name == "low":
-            vae.enable_tiling()
-            vae.use_framewise_decoding = True
-        else:
-            vae.disable_tiling()
-            vae.use_framewise_decoding = False
+        decode_plan(vae, memory)  # tiled and frame-wise under the low plan
         scheduler = make_scheduler(request.scheduler, model.scheduler_config)
         if ctx.video is None:
             with resident(vae, device, memory.offload and ctx.image is not None):

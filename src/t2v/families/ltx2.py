@@ -31,7 +31,7 @@ from typing import Any
 
 from t2v.families.base import Component, RunContext, Rules
 from t2v.families.common import Checkpoints, DiffusersLora, LoopState, config, denoise, free_text_encoders, meta_modules, params
-from t2v.families.ltx_steps import Grid
+from t2v.families.ltx_steps import Grid, decode_plan
 from t2v.families.ltx2_steps import (
     OPTIONS, AudioGrid, Guidance, Text, connect, decode_audio, decode_video, gemma_embeds, image_latents, noise, step_fn,
     timesteps)
@@ -143,12 +143,7 @@ class LTX2Family(DiffusersLora):
         # 4. Decode the frames (tiled and frame-wise under the low memory plan, as LTX-Video), then the sound.
         ctx.on_stage("decode")
         t2 = time.perf_counter()
-        if memory.name == "low":
-            vae.enable_tiling()
-            vae.use_framewise_decoding = True
-        else:
-            vae.disable_tiling()
-            vae.use_framewise_decoding = False
+        decode_plan(vae, memory)  # tiled and frame-wise under the low plan
         with resident(vae, device, memory.offload):
             frames = decode_video(vae, grid.unpack(state.latents), text.video.dtype, opts, generator, device)
         with resident(audio_vae, device, memory.offload), resident(c["vocoder"], device, memory.offload):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from t2v.families.ltx_steps import Grid
+from t2v.families.ltx_steps import Grid, decode_noise, normalize, stats
 
 TEXT_TOKENS = 1024  # LTX2Pipeline's max_sequence_length
 # What a model's defaults (ModelSpec / t2v.json) may set beyond the request fields, with LTX2Pipeline's defaults.
@@ -113,9 +113,7 @@ def image_latents(vae, image, grid: Grid, crf: int, dtype, device):
     pixels = VideoProcessor(vae_scale_factor=grid.spatial).preprocess(image, height=grid.height * grid.spatial,
                                                                      width=grid.width * grid.spatial)
     encoded = vae.encode(pixels.to(device=device, dtype=dtype).unsqueeze(2)).latent_dist.mode().to(torch.float32)
-    mean = vae.latents_mean.view(1, -1, 1, 1, 1).to(encoded.device, encoded.dtype)
-    std = vae.latents_std.view(1, -1, 1, 1, 1).to(encoded.device, encoded.dtype)
-    init = ((encoded - mean) / std).repeat(1, 1, grid.frames, 1, 1)
+    init = normalize(vae, encoded).repeat(1, 1, grid.frames, 1, 1)
     mask = torch.zeros((1, 1, grid.frames, grid.height, grid.width), device=device, dtype=torch.float32)
     mask[:, :, 0] = 1.0
     return grid.pack(init), grid.pack(mask).squeeze(-1)
@@ -252,20 +250,10 @@ def step_fn(transformer, schedulers, grid: Grid, audio: AudioGrid, text: Text, g
 def decode_video(vae, latents, dtype, opts, generator, device):
     """LTX2Pipeline's decode: cast to the prompt embeddings' dtype, mix in the decode noise at the decode timestep
     (timestep-conditioned VAEs, noise from the generator), denormalise, decode; (F, H, W, 3) floats in [0, 1]."""
-    import torch
-    from diffusers.utils.torch_utils import randn_tensor
     from diffusers.video_processor import VideoProcessor
 
-    latents = latents.to(dtype)
-    timestep = None
-    if vae.config.timestep_conditioning:
-        noise = randn_tensor(latents.shape, generator=generator, device=torch.device(device), dtype=latents.dtype)
-        scale = opts["decode_noise_scale"] if opts["decode_noise_scale"] is not None else opts["decode_timestep"]
-        timestep = torch.tensor([opts["decode_timestep"]], device=device, dtype=latents.dtype)
-        scale = torch.tensor([scale], device=device, dtype=latents.dtype)[:, None, None, None, None]
-        latents = (1 - scale) * latents + scale * noise
-    mean = vae.latents_mean.view(1, -1, 1, 1, 1).to(latents.device, latents.dtype)
-    std = vae.latents_std.view(1, -1, 1, 1, 1).to(latents.device, latents.dtype)
+    latents, timestep = decode_noise(vae, latents.to(dtype), opts, generator, device)
+    mean, std = stats(vae, latents)
     latents = latents * std / vae.config.scaling_factor + mean
     video = vae.decode(latents.to(vae.device, vae.dtype), timestep, return_dict=False)[0]
     return VideoProcessor(vae_scale_factor=vae.spatial_compression_ratio).postprocess_video(video, output_type="np")[0]

@@ -247,23 +247,38 @@ def condition_step(transformer, scheduler, grid: Grid, prep: Prepared, embeds, m
     return step
 
 
+def decode_plan(vae, memory) -> None:
+    """The VAE's tiled, frame-wise decoding under the low memory plan; whole clips otherwise."""
+    low = memory.name == "low"
+    (vae.enable_tiling if low else vae.disable_tiling)()
+    vae.use_framewise_decoding = low
+
+
+def decode_noise(vae, latents, opts, generator, device):
+    """A timestep-conditioned VAE's decode inputs, as the LTX pipelines make them: the latents mixed with noise from
+    the generator at ``decode_noise_scale`` (default the decode timestep), and that timestep; else as they are, None."""
+    import torch
+    from diffusers.utils.torch_utils import randn_tensor
+
+    if not vae.config.timestep_conditioning:
+        return latents, None
+    noise = randn_tensor(latents.shape, generator=generator, device=torch.device(device), dtype=latents.dtype)
+    scale = opts["decode_noise_scale"] if opts["decode_noise_scale"] is not None else opts["decode_timestep"]
+    timestep = torch.tensor([opts["decode_timestep"]], device=device, dtype=latents.dtype)
+    scale = torch.tensor([scale], device=device, dtype=latents.dtype)[:, None, None, None, None]
+    return (1 - scale) * latents + scale * noise, timestep
+
+
 def decode(vae, latents, dtype, opts, generator, seed: int, device):
     """Denormalise, cast to the text embeddings' ``dtype`` as stock does, mix in the decode noise at the decode
     timestep (timestep-conditioned VAEs), decode with torch's global RNG seeded by ``seed`` (the 0.9.1 decoder's
     noise injection) and restored afterwards."""
     import torch
-    from diffusers.utils.torch_utils import randn_tensor
     from diffusers.video_processor import VideoProcessor
 
     mean, std = stats(vae, latents)
-    latents = (latents * std / vae.config.scaling_factor + mean).to(dtype)
-    timestep = None
-    if vae.config.timestep_conditioning:
-        noise = randn_tensor(latents.shape, generator=generator, device=torch.device(device), dtype=latents.dtype)
-        scale = opts["decode_noise_scale"] if opts["decode_noise_scale"] is not None else opts["decode_timestep"]
-        timestep = torch.tensor([opts["decode_timestep"]], device=device, dtype=latents.dtype)
-        scale = torch.tensor([scale], device=device, dtype=latents.dtype)[:, None, None, None, None]
-        latents = (1 - scale) * latents + scale * noise
+    latents, timestep = decode_noise(vae, (latents * std / vae.config.scaling_factor + mean).to(dtype), opts, generator,
+                                     device)
     cuda = torch.device(device).type == "cuda"
     index = torch.device(device).index if cuda else None
     with torch.random.fork_rng(devices=[torch.cuda.current_device() if index is None else index] if cuda else []):

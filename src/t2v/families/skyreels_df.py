@@ -26,9 +26,8 @@ from typing import Any
 
 from t2v.errors import InvalidRequest
 from t2v.families.base import RunContext
-from t2v.families.common import Checkpoints, LoopState, config, denoise, free_text_encoders
-from t2v.families.wan import encode_prompt, latent_stats
-from t2v.sampling import promptcache
+from t2v.families.common import Checkpoints, LoopState, config, denoise
+from t2v.families.wan import encode_prompts, latent_stats
 from t2v.sampling.base import EngineRun
 from t2v.sampling.checkpoint import restore_scheduler, scheduler_state
 from t2v.sampling.offload import resident
@@ -114,16 +113,7 @@ def sample(model, request, ctx: RunContext) -> EngineRun:
     t0 = time.perf_counter()
     ctx.on_stage("encode_prompt")
     cfg = request.guidance_scale > 1.0
-
-    def texts():
-        with resident(c["text_encoder"], device, memory.offload):
-            out = encode_prompt(model, request.prompt, TEXT_TOKENS, ctx.warnings).to(dtype)
-            return (out, encode_prompt(model, request.negative_prompt or "", TEXT_TOKENS, []).to(dtype)) if cfg else out
-
-    found = promptcache.encoded(model, ctx.warnings, texts, prompt=request.prompt, tokens=TEXT_TOKENS, dtype=str(dtype),
-                                negative=(request.negative_prompt or "") if cfg else None)
-    embeds, negative = found if cfg else (found, None)
-    free_text_encoders(model, memory)
+    embeds, negative = encode_prompts(model, request, ctx, TEXT_TOKENS, dtype)
     timings["encode_prompt_s"] = time.perf_counter() - t0
 
     # 2. The schedule, the causal blocks and the windows.

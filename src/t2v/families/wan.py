@@ -120,16 +120,7 @@ class WanFamily(GroupOffload, DiffusersLora):
         # 1. Encode the prompt (and the image, for Wan 2.1 I2V's image cross-attention).
         t0 = time.perf_counter()
         ctx.on_stage("encode_prompt")
-        cfg = request.guidance_scale > 1.0
-        def texts():
-            with resident(c["text_encoder"], device, memory.offload):
-                out = encode_prompt(model, request.prompt, tokens, ctx.warnings).to(dtype)
-                return (out, encode_prompt(model, request.negative_prompt or "", tokens, []).to(dtype)) if cfg else out
-
-        found = promptcache.encoded(model, ctx.warnings, texts, prompt=request.prompt, tokens=tokens, dtype=str(dtype),
-                                    negative=(request.negative_prompt or "") if cfg else None)
-        embeds, negative = found if cfg else (found, None)
-        free_text_encoders(model, memory)
+        embeds, negative = encode_prompts(model, request, ctx, tokens, dtype)
         image_embeds = None
         if i2v and first.config.image_dim is not None:
             with resident(c["image_encoder"], device, memory.offload):
@@ -320,6 +311,23 @@ def encode_prompt(model, prompt: str, tokens: int, warnings: list[str]):
     emb = encoder(inputs.input_ids.to(dev), inputs.attention_mask.to(dev)).last_hidden_state
     emb = emb.to(dtype=encoder.dtype, device=model.plan.device)[0, :n]
     return torch.cat([emb, emb.new_zeros(tokens - n, emb.size(1))])[None]
+
+
+def encode_prompts(model, request, ctx: RunContext, tokens: int, dtype):
+    """The prompt's embeddings and, with classifier-free guidance, the negative prompt's (else None), in ``dtype``,
+    through the prompt cache; the text encoder is freed afterwards as the memory plan says."""
+    cfg = request.guidance_scale > 1.0
+    c, memory = model.components, ctx.memory
+
+    def texts():
+        with resident(c["text_encoder"], model.plan.device, memory.offload):
+            out = encode_prompt(model, request.prompt, tokens, ctx.warnings).to(dtype)
+            return (out, encode_prompt(model, request.negative_prompt or "", tokens, []).to(dtype)) if cfg else out
+
+    found = promptcache.encoded(model, ctx.warnings, texts, prompt=request.prompt, tokens=tokens, dtype=str(dtype),
+                                negative=(request.negative_prompt or "") if cfg else None)
+    free_text_encoders(model, memory)
+    return found if cfg else (found, None)
 
 
 def encode_image(model, image):
