@@ -52,6 +52,21 @@ def assert_periodic_checkpoints_resume_bitwise(run, tmp_path, *args, whole=None,
     assert np.array_equal(resumed, whole)
 
 
+def assert_checkpoint_is_the_images(run, tmp_path, model, at: int = 1, **fields) -> None:
+    """A checkpoint left by image-to-video from one image is not resumed by the same request from another
+    image under the same path (the image's pixels are in its fingerprint), and is by the same image."""
+    from PIL import Image
+
+    path = tmp_path / "in.png"
+    size = (fields.get("width") or 64, fields.get("height") or 64)
+    Image.new("RGB", size, (200, 40, 40)).save(path)
+    spec = cancel_after(run, tmp_path / "image.pt", at, model, image=str(path), **fields)
+    Image.new("RGB", size, (40, 40, 200)).save(path)
+    assert run(model, image=str(path), checkpoint=spec, **fields)[1].record.get("resumed_from_step") is None
+    spec = cancel_after(run, tmp_path / "image.pt", at, model, image=str(path), **fields)
+    assert run(model, image=str(path), checkpoint=spec, **fields)[1].record["resumed_from_step"] == at
+
+
 def assert_scale_0_is_the_base(off, base, with_lora) -> None:
     """A LoRA fused at scale 0 leaves every weight bitwise as it was (t2v fuses into a copy), but the copy's
     tensors are freshly allocated while the base's are memory-mapped from the file: on some CPUs (AVX-512)

@@ -11,7 +11,7 @@ import pytest
 
 from t2v.errors import InvalidRequest
 from t2v.sampling.vae import to_uint8
-from tests.families.checks import assert_periodic_checkpoints_resume_bitwise, cancel_after, run
+from tests.families.checks import assert_checkpoint_is_the_images, assert_periodic_checkpoints_resume_bitwise, cancel_after, run
 
 
 @pytest.fixture(scope="module")
@@ -187,3 +187,7 @@ def test_gpu_full_size_steps(tmp_path, record_property):
     assert out.frames.shape == (121, 480, 848, 3)
     record_property("hunyuan15", figures)
     print("hunyuan 1.5 480x848x121 bf16:", figures)
+
+
+def test_a_checkpoint_resumes_only_from_its_own_image(i2v_model, tmp_path):
+    assert_checkpoint_is_the_images(run, tmp_path, i2v_model, at=2, width=64, height=48)

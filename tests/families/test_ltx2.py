@@ -14,7 +14,8 @@ import pytest
 from t2v.errors import InvalidRequest, ModelUnavailable
 from t2v.sampling.vae import to_uint8
 from tests.families.checks import (
-    assert_periodic_checkpoints_resume_bitwise, assert_two_stacked_loras_match_stock, cancel_after, random_lora, run)
+    assert_checkpoint_is_the_images, assert_periodic_checkpoints_resume_bitwise, assert_two_stacked_loras_match_stock,
+    cancel_after, random_lora, run)
 
 
 @pytest.fixture(scope="module")
@@ -291,3 +292,7 @@ def test_low_memory_plan(model):
     assert low.record["memory_plan"]["plan"] == "low"
     frames, result = run(model, memory="low", num_frames=17)  # 3 latent frames: decoded frame-wise
     assert frames.shape == (17, 64, 64, 3) and result.audio.length_s == pytest.approx(17 / 24, abs=1e-3)
+
+
+def test_a_checkpoint_resumes_only_from_its_own_image(model, tmp_path):
+    assert_checkpoint_is_the_images(run, tmp_path, model, at=2)

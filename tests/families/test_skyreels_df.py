@@ -13,7 +13,7 @@ import pytest
 
 from t2v.errors import InvalidRequest
 from t2v.sampling.vae import to_uint8
-from tests.families.checks import assert_periodic_checkpoints_resume_bitwise, cancel_after, run
+from tests.families.checks import assert_checkpoint_is_the_images, assert_periodic_checkpoints_resume_bitwise, cancel_after, run
 
 
 @pytest.fixture(scope="module")
@@ -23,31 +23,39 @@ def model(tmp_path_factory):
     return make_tiny_model("skyreels-v2-df", tmp_path_factory.mktemp("skyreels-df") / "df", seed=0)
 
 
-def stock(model, result, image=None):
+def stock(model, result, image=None, last_image=None, video=None):
     """The stock pipeline's frames for the request ``result`` ran, with its diffusion-forcing settings (the
-    request's, else the folder's t2v.json) and torch's global generator seeded as t2v seeds it; with ``image``,
-    the image-to-video pipeline on the same folder."""
+    request's, else the folder's t2v.json) and torch's global generator seeded as t2v seeds it; with ``image``
+    (and ``last_image``), the image-to-video pipeline on the same folder; with ``video`` (uint8 frames), the
+    video-to-video pipeline continuing them."""
     import types
 
     import torch
-    from diffusers import SkyReelsV2DiffusionForcingImageToVideoPipeline, SkyReelsV2DiffusionForcingPipeline
+    from diffusers import (SkyReelsV2DiffusionForcingImageToVideoPipeline, SkyReelsV2DiffusionForcingPipeline,
+                           SkyReelsV2DiffusionForcingVideoToVideoPipeline)
     from diffusers.pipelines.skyreels_v2 import pipeline_skyreels_v2_diffusion_forcing as module
     from diffusers.pipelines.skyreels_v2 import pipeline_skyreels_v2_diffusion_forcing_i2v as i2v_module
+    from diffusers.pipelines.skyreels_v2 import pipeline_skyreels_v2_diffusion_forcing_v2v as v2v_module
     from PIL import Image
 
-    for m in (module, i2v_module):  # the stock pipelines call ftfy unguarded; t2v (Wan's cleaning) skips it when absent
+    for m in (module, i2v_module, v2v_module):  # the stock pipelines call ftfy unguarded; t2v (Wan's cleaning) skips it
         if not hasattr(m, "ftfy"):
             m.ftfy = types.SimpleNamespace(fix_text=lambda text: text)
-    r = result.request
-    opts = {**json.loads((model / "t2v.json").read_text())["defaults"], **{k: v for k, v in r.extras.items() if v is not None}}
-    extra = {} if image is None else {"image": Image.open(image).convert("RGB")}
-    cls = SkyReelsV2DiffusionForcingPipeline if image is None else SkyReelsV2DiffusionForcingImageToVideoPipeline
+    r = result.record
+    opts = {**json.loads((model / "t2v.json").read_text())["defaults"], **{k: v for k, v in r["extras"].items() if v is not None}}
+    extra, cls = {}, SkyReelsV2DiffusionForcingPipeline
+    if image is not None:
+        extra, cls = {"image": Image.open(image).convert("RGB")}, SkyReelsV2DiffusionForcingImageToVideoPipeline
+        if last_image is not None:
+            extra["last_image"] = Image.open(last_image).convert("RGB")
+    if video is not None:
+        extra, cls = {"video": [Image.fromarray(f) for f in video]}, SkyReelsV2DiffusionForcingVideoToVideoPipeline
     pipe = cls.from_pretrained(model)
     pipe.set_progress_bar_config(disable=True)
-    torch.manual_seed(r.seed)
-    out = pipe(prompt=r.prompt, negative_prompt=r.negative_prompt, height=r.height, width=r.width, num_frames=r.num_frames,
-               num_inference_steps=r.num_inference_steps, guidance_scale=r.guidance_scale, fps=int(r.fps),
-               generator=torch.Generator("cpu").manual_seed(r.seed), output_type="np", **extra,
+    torch.manual_seed(r["seed"])
+    out = pipe(prompt=r["prompt"], negative_prompt=r["negative_prompt"], height=r["height"], width=r["width"],
+               num_frames=r["num_frames"], num_inference_steps=r["num_inference_steps"], guidance_scale=r["guidance_scale"],
+               fps=int(r["fps"]), generator=torch.Generator("cpu").manual_seed(r["seed"]), output_type="np", **extra,
                **{k: opts[k] for k in ("ar_step", "causal_block_size", "base_num_frames", "overlap_history",
                                        "addnoise_condition")})
     return to_uint8(out.frames[0])
@@ -202,3 +210,114 @@ def test_gpu_full_size_long_video(tmp_path, record_property):
     assert out.frames.shape == (137, 544, 960, 3)
     record_property("skyreels_v2_df", figures)
     print("skyreels-v2 DF 1.3B 544x960x137 bf16:", figures)
+
+
+@pytest.fixture(scope="module")
+def clip(model, tmp_path_factory):
+    """A 9-frame clip of the tiny model's (mp4), and its frames as t2v decodes and fits them."""
+    from t2v.inputs import load_video
+
+    path = tmp_path_factory.mktemp("clip") / "clip.mp4"
+    run(model, prompt="a red fox running", num_frames=9, output=str(path), formats=("mp4",))
+    return path, load_video(path, width=64, height=32, num_frames=None).frames
+
+
+EXTEND = {
+    "one-window": {"seconds": 0.5, "extras": {"base_num_frames": 17}},  # 2 latent frames of clip, 2 new
+    "windows": {"seconds": 0.75},  # 2 + 3 latent frames in 3-frame windows: three windows
+    "blocks": {"num_frames": 21, "extras": {"causal_block_size": 2, "ar_step": 2, "base_num_frames": 13,
+                                            "overlap_history": 5}},
+}
+
+
+@pytest.mark.parametrize("case", list(EXTEND))
+def test_extend_matches_the_stock_video_to_video_pipeline(model, clip, case):
+    """Extending a clip: the clip, then the new frames, which are stock's past its re-decoded overlap
+    (SkyReelsV2DiffusionForcingVideoToVideoPipeline returns the clip and every decoded latent frame)."""
+    path, frames = clip
+    ours, result = run(model, prompt="the fox turns around", extend=str(path), fps=16, **EXTEND[case])
+    record = result.record
+    overlap = record["extras"]["overlap_history"]
+    redone = ((overlap - 1) // 4) * 4 + 1
+    made = stock(model, result, video=frames)
+    assert made.shape[0] == len(frames) + record["num_frames"]
+    assert np.array_equal(ours[:len(frames)], frames)
+    new = ours[len(frames):]
+    assert len(new) == record["num_frames"] - redone == record["long"]["new_frames"] and new.std() > 1
+    assert np.abs(new.astype(int) - made[len(frames) + redone:].astype(int)).max() <= 1
+    assert record["long"]["clip"]["frames"] == 9 and record["extend_sha256"] == record["long"]["clip"]["sha256"]
+
+
+def test_extend_resumes_bitwise_and_its_checkpoint_is_the_clips_alone(model, clip, tmp_path):
+    path, _ = clip
+    fields = {"prompt": "the fox turns around", "extend": str(path), "fps": 16, "seconds": 0.75}
+    whole = run(model, **fields)[0]
+    spec = cancel_after(run, tmp_path / "ckpt.pt", 5, model, **fields)
+    other = tmp_path / "other.mp4"
+    run(model, prompt="a blue bird", num_frames=9, output=str(other), formats=("mp4",))
+    result = run(model, **{**fields, "extend": str(other)}, checkpoint=spec)[1]  # another clip: not resumed
+    assert result.record.get("resumed_from_step") is None
+    resumed, result = run(model, **fields, checkpoint=spec)
+    assert result.record["resumed_from_step"] == 5 and np.array_equal(resumed, whole)
+
+
+def test_t2v_extend_on_the_cli_writes_the_clip_and_its_continuation_and_replays(model, clip, tmp_path):
+    import av
+    from typer.testing import CliRunner
+
+    from t2v.cli import app
+
+    path, frames = clip
+    out = tmp_path / "more.mp4"
+    r = CliRunner().invoke(app, ["extend", str(path), "the fox turns around", "--model", str(model), "--seconds", "0.5",
+                                 "--overlap-history", "5", "--addnoise-condition", "10", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert record["long"]["method"] == "diffusion forcing" and record["long"]["new_frames"] == 8
+    assert record["extras"]["addnoise_condition"] == 10
+    with av.open(str(out)) as c:
+        assert sum(1 for _ in c.decode(video=0)) == 17
+    again = CliRunner().invoke(app, ["replay", str(out.with_suffix(".json")), "-o", str(tmp_path / "again.mp4"), "--strict"])
+    assert again.exit_code == 0 and "identical" in again.output, again.output
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"extras": {"overlap_history": 13}}, "extend: the clip has 9 frames, fewer than overlap_history (13) that start "
+                                          "the continuation; nearest valid: overlap_history 9"),
+    ({"num_frames": 5}, "num_frames: 5 frames, counting the clip's last overlap_history (5), leave no new frame; "
+                        "nearest valid: 9"),
+    ({"seconds": 1, "extras": {"causal_block_size": 2, "ar_step": 2, "overlap_history": 9}},
+     "overlap_history: 9 frames are 3 latent frames, not whole causal blocks of 2; nearest valid: 5"),
+    ({"seconds": 1, "prompt_schedule": ((0, "a"), (8, "b"))}, "prompt_schedule: "),
+    ({"seconds": 1, "image": "first.png"}, "image: "),
+])
+def test_extend_settings_it_cannot_run_are_refused_naming_the_field(model, clip, tmp_path, fields, message):
+    from PIL import Image
+
+    Image.new("RGB", (64, 32), (200, 30, 30)).save(tmp_path / "first.png")
+    if "image" in fields:
+        fields = {**fields, "image": str(tmp_path / "first.png")}
+    with pytest.raises(InvalidRequest, match=re.escape(message)) as e:
+        run(model, extend=str(clip[0]), fps=16, output=str(tmp_path / "x.mp4"), formats=("mp4",), **fields)
+    assert e.value.field == message.split(":")[0] and not list(tmp_path.glob("x.*"))
+
+
+def test_first_last_frame_matches_the_stock_pipeline(model, tmp_path):
+    """``--image`` and ``--last-image``: the last image's latent frame is held at the end of the window, as
+    SkyReelsV2DiffusionForcingImageToVideoPipeline runs it with ``last_image``."""
+    from PIL import Image
+
+    yy, xx = np.mgrid[0:32, 0:64]
+    first, last = tmp_path / "first.png", tmp_path / "last.png"
+    Image.fromarray(np.stack([xx * 4, yy * 8, (xx + yy) * 2], -1).astype(np.uint8)).save(first)
+    Image.fromarray(np.stack([255 - xx * 4, (xx + yy) * 2, yy * 8], -1).astype(np.uint8)).save(last)
+    ours, result = run(model, image=str(first), last_image=str(last), num_frames=9)
+    assert ours.shape[0] == 9 and result.record["last_image_sha256"]
+    assert np.abs(ours.astype(int) - stock(model, result, image=first, last_image=last).astype(int)).max() <= 1
+    assert not np.array_equal(ours, run(model, image=str(first), num_frames=9)[0])
+    with pytest.raises(InvalidRequest, match=re.escape("last_image: ") + ".*one window.*nearest valid: num_frames 9"):
+        run(model, image=str(first), last_image=str(last), num_frames=17)
+
+
+def test_a_checkpoint_resumes_only_from_its_own_image(model, tmp_path):
+    assert_checkpoint_is_the_images(run, tmp_path, model, at=2, width=64, height=32)

@@ -134,7 +134,7 @@ EXTEND_FIELDS = ("model", "negative_prompt", "num_frames", "num_inference_steps"
 
 
 @app.command()
-@with_request_options(GenerationRequest, "video", post=True, only=EXTEND_FIELDS)
+@with_request_options(GenerationRequest, "video", post=True, extras=True, only=EXTEND_FIELDS)
 def extend(
     ctx: typer.Context,
     clip: Path = typer.Argument(..., help="The clip to continue (mp4, webm or gif)."),
@@ -149,8 +149,9 @@ def extend(
     """Continue CLIP with PROMPT for --seconds more; writes the clip and its continuation as one video.
 
     The continuation is made in segments of the model's length, each from the end of the last (image-to-video
-    from its last frame, or video-to-video of the overlap), the seams cross-faded. Size and fps default to the
-    clip's."""
+    from its last frame, or video-to-video of the overlap), the seams cross-faded; a diffusion-forcing model
+    (SkyReels-V2 DF) continues the clip's last --overlap-history frames in one run instead. Size and fps default
+    to the clip's."""
     with cli_errors():
         fps, width, height = clip_defaults(clip, fps=fields.get("fps"), width=fields.get("width"),
                                            height=fields.get("height"))

@@ -130,7 +130,11 @@ def print_record(rec: dict, *, where: str = "") -> None:
         f"{rec['device']}/{rec['dtype']}{where} · {t.get('total_s', 0):.1f}s total", highlight=False
     )
     if (long := rec.get("long")) and long.get("method"):  # made in one run by the model
-        out.print(f"long video: {long['frames']} frames ({long['seconds']:g} s) by {long['method']}", highlight=False)
+        parts = [f"{long['seconds']:g} s"] if long.get("seconds") is not None else []
+        if clip := long.get("clip"):
+            parts.append(f"the clip's {clip['frames']} and {long['new_frames']} new")
+        said = f" ({'; '.join(parts)})" if parts else ""
+        out.print(f"long video: {long['frames']} frames{said} by {long['method']}", highlight=False)
     elif long:
         kinds = ", ".join(sorted({s["kind"] for s in long["segments"]}))
         out.print(f"long video: {long['frames']} frames in {len(long['segments'])} segments ({kinds}; overlap "

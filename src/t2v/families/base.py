@@ -166,7 +166,7 @@ class Family:
                                      field="last_image")
             if not self.takes_last_image(path):
                 raise InvalidRequest(f"last_image: {model} ({self.name}) cannot end on a given frame; the Wan 2.1 "
-                                     "FLF2V and Wan 2.2 A14B image-to-video models can", field="last_image")
+                                     "FLF2V, Wan 2.2 A14B image-to-video and SkyReels-V2 DF models can", field="last_image")
         given = [n for n in ("control_video", "reference_images") if getattr(request, n, None)]
         if given and not self.takes_control(path):
             raise InvalidRequest(f"{given[0]}: {model} ({self.name}) takes no control inputs; the Wan VACE models do "
@@ -190,9 +190,10 @@ class Family:
             plan_segments(request, clip_frames=1 if request.extend else 0,
                           continuation=continuation_kind(modes, self.encodes_video))
 
-    def native_long(self, request) -> Any:
-        """A longer video (``seconds``) this family makes in one run of its own (diffusion forcing): the request
-        for that run; None (the default) makes it in segments (:mod:`t2v.extend`)."""
+    def native_long(self, model: LoadedModel, request, clip=None) -> Any:
+        """A longer video (``seconds``, or ``extend`` with ``clip`` the clip decoded) this family makes in one run
+        of its own (diffusion forcing): the request for that run; None (the default) makes it in segments
+        (:mod:`t2v.extend`)."""
         return None
 
     def folder_defaults(self, path: Path) -> dict[str, Any]:

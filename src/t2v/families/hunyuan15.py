@@ -109,7 +109,7 @@ class HunyuanVideo15Family(Family):
         else:
             with resident(c["image_encoder"], device, memory.offload), resident(vae, device, memory.offload):
                 condition, image_embeds = image_condition(model, ctx.image, request, shape, dtype, device)
-        checkpoints = Checkpoints(ctx, model, request, scheduler, generator)
+        checkpoints = Checkpoints(ctx, model, request, scheduler, generator, ctx.image, ctx.video)
         start = checkpoints.resume(state, device)
         names = ("encoder_hidden_states", "encoder_attention_mask", "encoder_hidden_states_2", "encoder_attention_mask_2")
         inputs = {n: (embeds[i], embeds[i + 4] if cfg else None) for i, n in enumerate(names)}

@@ -122,7 +122,7 @@ class LTX2Family(DiffusersLora):
         scheduler = make_scheduler(request.scheduler, model.scheduler_config)
         timesteps(scheduler, request.num_inference_steps, latents.shape[1], opts["sigmas"], device)
         state = LoopState(latents, {"audio": sound})
-        checkpoints = Checkpoints(ctx, model, request, scheduler, generator)
+        checkpoints = Checkpoints(ctx, model, request, scheduler, generator, ctx.image, ctx.video)
         start = checkpoints.resume(state, device)
         audio_scheduler = copy.deepcopy(scheduler)  # as stock: the same schedule, stepped beside the video's
 

@@ -12,9 +12,8 @@ per-step progress and previews, cancel between steps without decoding, and check
 The diffusion-forcing models (``SkyReelsV2DiffusionForcingPipeline``: long videos made window by window, each
 latent frame on its own timestep) are :class:`SkyReelsV2DFFamily`, whose loop is :mod:`t2v.families.skyreels_df`.
 
-Not here yet: diffusion forcing from an image or a video (``SkyReelsV2DiffusionForcingImageToVideoPipeline``,
-``...VideoToVideoPipeline``), video-to-video, and diffusers' step-cache hooks (they do not know the SkyReels
-transformer's block class).
+Not here yet: video-to-video (SDEdit) on the SkyReels models, and diffusers' step-cache hooks (they do not know the
+SkyReels transformer's block class).
 """
 
 from __future__ import annotations
@@ -70,17 +69,42 @@ class SkyReelsV2DFFamily(SkyReelsV2Family):
     def guidance_passes(self, request) -> int:
         return 2 if request.guidance_scale > 1.0 else 1
 
+    def takes_last_image(self, path: Path | None) -> bool:
+        """Diffusion forcing from an image ends on a last image too (one window)."""
+        return True
+
+    def check(self, request, path: Path | None, *, model: str = "this model") -> None:
+        super().check(request, path, model=model)
+        if getattr(request, "last_image", None) and request.mode == "video":
+            extras = {k: v for k, v in (getattr(request, "extras", None) or {}).items() if v is not None}
+            base = {**skyreels_df.OPTIONS, **extras}["base_num_frames"]
+            if request.seconds is not None or (base and request.num_frames and request.num_frames > base):
+                raise InvalidRequest(f"last_image: {model} holds a last frame in one window of base_num_frames "
+                                     f"({base}) only; nearest valid: num_frames {base}, without seconds",
+                                     field="last_image")
+
     def check_long(self, request, modes: tuple[str, ...], *, model: str) -> None:
-        """``seconds`` is made natively (one run, window by window); segments' own settings do not apply."""
-        for name in ("prompt_schedule", "extend", "overlap", "continue_strength"):
+        """``seconds`` and ``extend`` are made natively (one run, window by window); segments' own settings do
+        not apply."""
+        for name in ("prompt_schedule", "overlap", "continue_strength"):
             if getattr(request, name, None) is not None:
                 raise InvalidRequest(f"{name}: {model} makes long videos by diffusion forcing, in one run from one "
                                      "prompt; give seconds alone (the windows overlap by --overlap-history)", field=name)
+        if request.extend and getattr(request, "image", None):
+            raise InvalidRequest(f"image: {model} continues the clip given as extend from its last frames; leave image "
+                                 "out", field="image")
 
-    def native_long(self, request):
-        """``seconds`` at the request's fps, rounded up to 4k+1 frames, as one diffusion-forcing run."""
-        frames = 4 * math.ceil(request.seconds * request.fps / 4) + 1
-        return request.model_copy(update={"seconds": None, "num_frames": frames})
+    def native_long(self, model, request, clip=None):
+        """``seconds`` at the request's fps, rounded up to 4k+1 frames, as one diffusion-forcing run; with a clip
+        (``extend``), the run that continues it from its last ``overlap_history`` frames, which num_frames counts
+        (:func:`t2v.families.skyreels_df.extension`)."""
+        temporal = model.components["vae"].config.scale_factor_temporal
+        if clip is None:
+            frames = temporal * math.ceil(request.seconds * request.fps / temporal) + 1
+            return request.model_copy(update={"seconds": None, "num_frames": frames})
+        overlap, frames = skyreels_df.extension(model, request, len(clip.frames), temporal)
+        return request.model_copy(update={"seconds": None, "num_frames": frames,
+                                          "extras": {**request.extras, "overlap_history": overlap}})
 
     def meta_timestep(self, path: Path, frames: int, tokens_per_frame: int, meta):
         """A timestep per latent frame and the fps input, as diffusion forcing calls the transformer."""

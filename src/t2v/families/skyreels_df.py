@@ -13,16 +13,25 @@ t2v's progress; a checkpoint holds the window's latents, the finished latents, e
 global generator, so a resumed run gives the same frames.
 
 With an image (``SkyReelsV2DiffusionForcingImageToVideoPipeline`` on the same folder) the image's latent frame
-starts the first window as its prefix; ending on a given last frame is not run.
+starts the first window as its prefix; with a last image too, that image's latent frame is appended to the (one)
+window, held at timestep 0, and dropped before decoding, as the stock pipeline runs first-last-frame.
+
+Extending a clip (``SkyReelsV2DiffusionForcingVideoToVideoPipeline`` on the same folder, ``t2v extend``): the
+clip's last ``overlap_history`` frames, through the VAE, are the first window's prefix, and windows follow as for a
+long video. Stock returns the clip and then every decoded latent frame, the re-decoded overlap included; t2v
+returns the clip and then only the new frames (the decode is the same, so they are stock's frames).
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import time
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from t2v.errors import InvalidRequest
 from t2v.families.base import RunContext
@@ -37,6 +46,7 @@ TEXT_TOKENS = 512
 # The stock call's diffusion-forcing arguments and their defaults (the request's extras, then the model's defaults).
 OPTIONS = {"ar_step": 0, "causal_block_size": None, "base_num_frames": 97, "overlap_history": None,
            "addnoise_condition": 0.0}
+DEFAULT_OVERLAP = 17  # frames of a clip that start its continuation when neither request nor model says
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,11 +70,13 @@ def options(model, request) -> dict[str, Any]:
     return out
 
 
-def plan(num_frames: int, temporal: int, timesteps, opts: dict[str, Any], block: int,
-         image_frames: int = 0) -> tuple[list[Window], int]:
-    """The windows of a request and the overlap in latent frames (0 for a short clip), as the stock pipeline
-    computes them (``image_frames``: the image's latent frames that start the first window, as the
-    image-to-video pipeline sets them); a schedule it would refuse is an InvalidRequest naming the field."""
+def plan(num_frames: int, temporal: int, timesteps, opts: dict[str, Any], block: int, prefix: int = 0, *,
+         image: bool = False, end: int = 0) -> tuple[list[Window], int]:
+    """The windows of a request and the overlap in latent frames (0 for a short clip), as the stock pipelines
+    compute them. ``prefix``: the given latent frames that start the first window (an image's, as the
+    image-to-video pipeline sets them with ``image``; a clip's, as the video-to-video pipeline does); ``end``: a
+    last image's latent frames, appended to the one window and held at timestep 0. A schedule stock would refuse
+    is an InvalidRequest naming the field."""
     from diffusers import SkyReelsV2DiffusionForcingPipeline as Stock
 
     latent = (num_frames - 1) // temporal + 1
@@ -83,19 +95,55 @@ def plan(num_frames: int, temporal: int, timesteps, opts: dict[str, Any], block:
                                  field="overlap_history")
         count = 1 + (latent - base - 1) // (base - overlap) + 1
         sizes = [base] + [min(latent - (k * (base - overlap) + overlap) + overlap, base) for k in range(1, count)]
-        prefixes = [image_frames] + [overlap - overlap % block] * (count - 1)
+        prefixes = [prefix] + [overlap - overlap % block] * (count - 1)
     else:
-        base, overlap, sizes, prefixes = latent, 0, [latent], [image_frames]
-    for size, prefix in zip(sizes, prefixes):
-        # the base the stock pipelines pass: text-to-video the window's own size, image-to-video the base's
-        window_base = (base if image_frames else size) if long else latent
+        base, overlap, sizes, prefixes = latent, 0, [latent], [prefix]
+    if end and len(sizes) > 1:
+        raise InvalidRequest(f"last_image: {num_frames} frames take {len(sizes)} windows of base_num_frames "
+                             f"({base_frames}), and a last frame is held in one window only; nearest valid: num_frames "
+                             f"{base_frames}", field="last_image")
+    for size, given in zip(sizes, prefixes):
+        # the base the stock pipelines pass: text- and video-to-video the window's own size, image-to-video the base's
+        window_base = (base if image else size) if long else latent
         try:
             matrix, _, update, intervals = Stock.generate_timestep_matrix(
-                None, size, timesteps, window_base, opts["ar_step"], prefix, block)
+                None, size + end, timesteps, window_base + end, opts["ar_step"], given, block)
         except ValueError as e:  # "`ar_step` should be at least N in your setting"
             raise InvalidRequest(f"ar_step: {opts['ar_step']} is too small for this clip: {e}", field="ar_step") from None
-        windows.append(Window(size, prefix, matrix, update, intervals))
+        if end:  # the last image's frames stay as given
+            matrix[:, -end:], update[:, -end:] = 0, False
+        windows.append(Window(size + end, given, matrix, update, intervals))
     return windows, overlap
+
+
+def block_size(model, opts: dict[str, Any]) -> int:
+    """Latent frames per causal block: the request's, else the transformer config's ``num_frame_per_block``."""
+    return opts["causal_block_size"] or config(Path(model.source.path), "transformer").get("num_frame_per_block") or 1
+
+
+def extension(model, request, clip_frames: int, temporal: int) -> tuple[int, int]:
+    """(overlap_history, num_frames) of extending a clip of ``clip_frames`` frames: the clip's last
+    ``overlap_history`` frames (the request's or the model's; else 17, stock's recommendation) start the first
+    window, and num_frames counts them too (``seconds``: enough latent frames after them for that many seconds;
+    else the request's num_frames). InvalidRequest naming the field for a clip or settings that leave no new frame."""
+    opts = options(model, request)
+    overlap = opts["overlap_history"] or DEFAULT_OVERLAP
+    block, latent = block_size(model, opts), (overlap - 1) // temporal + 1
+    if latent % block:
+        near = max(block, latent // block * block)
+        raise InvalidRequest(f"overlap_history: {overlap} frames are {latent} latent frames, not whole causal blocks of "
+                             f"{block}; nearest valid: {(near - 1) * temporal + 1}", field="overlap_history")
+    if clip_frames < overlap:
+        fits = ((clip_frames - 1) // temporal + 1) // block * block
+        near = f"overlap_history {(fits - 1) * temporal + 1}" if fits >= 1 else "a clip of at least that many frames"
+        raise InvalidRequest(f"extend: the clip has {clip_frames} frames, fewer than overlap_history ({overlap}) "
+                             f"that start the continuation; nearest valid: {near}", field="extend")
+    if request.seconds is not None:
+        return overlap, (latent + math.ceil(request.seconds * request.fps / temporal) - 1) * temporal + 1
+    if request.num_frames <= overlap:
+        raise InvalidRequest(f"num_frames: {request.num_frames} frames, counting the clip's last overlap_history "
+                             f"({overlap}), leave no new frame; nearest valid: {overlap + temporal}", field="num_frames")
+    return overlap, request.num_frames
 
 
 def sample(model, request, ctx: RunContext) -> EngineRun:
@@ -122,19 +170,22 @@ def sample(model, request, ctx: RunContext) -> EngineRun:
                                {**model.scheduler_config, "flow_shift": shift})
     scheduler.set_timesteps(request.num_inference_steps, device=device)
     timesteps = scheduler.timesteps
-    block = opts["causal_block_size"] or config(Path(model.source.path), "transformer").get("num_frame_per_block") or 1
+    block = block_size(model, opts)
     transformer.register_to_config(num_frame_per_block=block)  # as the stock call's _set_ar_attention, every run
-    image = None
-    if ctx.image is not None:  # image-to-video: the image's latent frame starts the first window
-        with resident(vae, device, memory.offload):
-            image = image_latents(vae, ctx.image, request, spatial, device)
-    windows, overlap = plan(request.num_frames, temporal, timesteps, opts, block, 0 if image is None else image.shape[2])
+    given = end = None  # the first window's given latent frames (image or clip), a last image's
+    with resident(vae, device, memory.offload):
+        if ctx.video is not None:  # extending a clip: its last overlap_history frames start the first window
+            given = clip_latents(vae, ctx.video.frames[-opts["overlap_history"]:], device)
+        elif ctx.image is not None:  # image-to-video: the image's latent frame (and a last image's) as stock sets them
+            given, end = image_latents(vae, [ctx.image, ctx.last_image], request, spatial, device)
+    windows, overlap = plan(request.num_frames, temporal, timesteps, opts, block, 0 if given is None else given.shape[2],
+                            image=ctx.video is None, end=0 if end is None else end.shape[2])
     rows = [(k, i) for k, w in enumerate(windows) for i in range(len(w.matrix))]
     fps = [0 if int(request.fps) == 16 else 1]
     shape = (1, transformer.config.in_channels, 0, request.height // spatial, request.width // spatial)
     generator = torch.Generator("cpu").manual_seed(request.seed)
     state = LoopState(torch.zeros(shape, device=device), {"done": torch.zeros(shape, device=device), "schedulers": []})
-    checkpoints = Checkpoints(ctx, model, request, scheduler, generator)
+    checkpoints = Checkpoints(ctx, model, request, scheduler, generator, ctx.image, ctx.video)
     start = checkpoints.resume(state, device)
     frame_schedulers = []
     for saved in state.extra["schedulers"]:
@@ -151,13 +202,14 @@ def sample(model, request, ctx: RunContext) -> EngineRun:
         k, i = rows[n]
         w = windows[k]
         if i == 0:  # a new window: its noise, the previous window's frames as prefix, a scheduler per frame
-            latents = randn_tensor((1, shape[1], w.frames, *shape[3:]), generator=generator, device=torch.device(device),
-                                   dtype=torch.float32)
-            if k == 0 and image is not None:
-                latents[:, :, :w.prefix] = image.to(dtype)
+            held = 0 if end is None else end.shape[2]
+            latents = randn_tensor((1, shape[1], w.frames - held, *shape[3:]), generator=generator,
+                                   device=torch.device(device), dtype=torch.float32)
+            if k == 0 and given is not None:
+                latents[:, :, :w.prefix] = given[:, :, :w.prefix].to(dtype)
             elif w.prefix:
                 latents[:, :, :w.prefix] = s.extra["done"][:, :, -overlap:][:, :, :w.prefix].to(dtype)
-            s.latents = latents
+            s.latents = latents if end is None else torch.cat([latents, end.to(dtype)], dim=2)
             frame_schedulers[:] = [copy.deepcopy(scheduler) for _ in range(w.frames)]
             for fs in frame_schedulers:
                 fs.set_timesteps(request.num_inference_steps, device=device)
@@ -177,9 +229,9 @@ def sample(model, request, ctx: RunContext) -> EngineRun:
             if w.update[i][idx].item():
                 s.latents[:, :, idx] = frame_schedulers[idx].step(noise[:, :, idx - lo], t[idx], s.latents[:, :, idx],
                                                                   return_dict=False)[0]
-        if i == len(w.matrix) - 1:  # the window is done: keep its new frames
-            done = s.extra["done"]
-            s.extra["done"] = s.latents if done.shape[2] == 0 else torch.cat([done, s.latents[:, :, overlap:]], dim=2)
+        if i == len(w.matrix) - 1:  # the window is done: keep its new frames (not a last image's, held as given)
+            done, made = s.extra["done"], s.latents[:, :, :s.latents.shape[2] - (0 if end is None else end.shape[2])]
+            s.extra["done"] = made if done.shape[2] == 0 else torch.cat([done, made[:, :, overlap:]], dim=2)
         s.extra["schedulers"] = [scheduler_state(fs) for fs in frame_schedulers]
         s.extra["rng"] = torch.cuda.get_rng_state(torch.device(device)) if cuda else torch.get_rng_state()
 
@@ -197,21 +249,43 @@ def sample(model, request, ctx: RunContext) -> EngineRun:
         mean, inv_std = latent_stats(vae, latents)
         video = vae.decode(latents / inv_std + mean, return_dict=False)[0]
     frames = VideoProcessor(vae_scale_factor=spatial).postprocess_video(video, output_type="np")[0]
+    if ctx.video is not None:  # the clip, then the new frames (past the re-decoded overlap)
+        redone = (given.shape[2] - 1) * temporal + 1
+        frames = np.concatenate([ctx.video.frames.astype(np.float32) / 255.0, frames[redone:]])
     timings["decode_s"] = time.perf_counter() - t2
     return EngineRun(frames=frames, warnings=ctx.warnings, timings=timings, resumed_from_step=checkpoints.resumed)
 
 
-def image_latents(vae, image, request, spatial: int, device):
-    """SkyReelsV2DiffusionForcingImageToVideoPipeline's condition: the image resized to the request, through the
-    VAE (its mode), normalised with the VAE's statistics: (1, z_dim, 1, h, w) fp32."""
+def normalized(vae, pixels):
+    """Pixels (1 or 2, 3, F, H, W) in [-1, 1] through the VAE encoder (its mode), normalised with the VAE's
+    statistics, fp32."""
+    import torch
+
+    encoded = vae.encode(pixels.to(dtype=vae.dtype)).latent_dist.mode().to(torch.float32)
+    mean, inv_std = latent_stats(vae, encoded)
+    return (encoded - mean) * inv_std
+
+
+def image_latents(vae, images, request, spatial: int, device):
+    """SkyReelsV2DiffusionForcingImageToVideoPipeline's condition: the first image (and the last, when given,
+    encoded with it as a batch of two) resized to the request: ((1, z_dim, 1, h, w), the last's or None) fp32."""
     import torch
     from diffusers.video_processor import VideoProcessor
 
-    pixels = VideoProcessor(vae_scale_factor=spatial).preprocess(image, height=request.height, width=request.width)
-    pixels = pixels.to(device, dtype=torch.float32).unsqueeze(2).to(dtype=vae.dtype)
-    encoded = vae.encode(pixels).latent_dist.mode().to(torch.float32)
-    mean, inv_std = latent_stats(vae, encoded)
-    return (encoded - mean) * inv_std
+    processor = VideoProcessor(vae_scale_factor=spatial)
+    pixels = torch.cat([processor.preprocess(im, height=request.height, width=request.width) for im in images
+                        if im is not None]).to(device, dtype=torch.float32).unsqueeze(2)
+    latents = normalized(vae, pixels)
+    return latents[:1], (latents[1:] if len(latents) > 1 else None)
+
+
+def clip_latents(vae, frames, device):
+    """SkyReelsV2DiffusionForcingVideoToVideoPipeline's prefix: the clip's last frames (uint8, already at the
+    request's size) as [-1, 1] pixels through the VAE: (1, z_dim, f, h, w) fp32."""
+    import torch
+
+    pixels = torch.from_numpy(np.ascontiguousarray(frames).astype(np.float32) / 255.0).permute(3, 0, 1, 2)[None]
+    return normalized(vae, 2.0 * pixels.to(device) - 1.0)  # as diffusers' VideoProcessor normalises
 
 
 def seed_global_rng(seed: int, saved, cuda: bool, device) -> None:

@@ -42,9 +42,10 @@ def generate_video(request, *, on_progress: ProgressCallback | None = None, shou
     run = start(request, settings=settings, output=output, on_progress=on_progress, should_cancel=should_cancel,
                 check=outputs, plan_memory=True, resolve_image=resolve_image, resolve_video=resolve_video)
     request, loaded, family = run.request, run.loaded, run.family
-    native = family.native_long(request) if request.is_long else None
+    extended = clip[0] if request.is_long else None
+    native = family.native_long(loaded, request, extended) if request.is_long else None
     if request.is_long and native is None:
-        return finish_long(run, clip[0], checkpoint=checkpoint, on_preview=on_preview)
+        return finish_long(run, extended, checkpoint=checkpoint, on_preview=on_preview)
     if native is not None:  # made in one run by the model itself (diffusion forcing)
         long = {"method": "diffusion forcing", "seconds": request.seconds, "frames": native.num_frames}
         request = native
@@ -58,7 +59,8 @@ def generate_video(request, *, on_progress: ProgressCallback | None = None, shou
             on_preview(step, family.preview(loaded, latents))
 
     ctx = RunContext(on_stage=run.emit, on_step=on_step, should_cancel=run.cancel, memory=run.memory,
-                     checkpoint=checkpoint, image=run.image.image if run.image else None, video=run.video,
+                     checkpoint=checkpoint, image=run.image.image if run.image else None,
+                     video=run.video if extended is None else extended,
                      last_image=run.last_image.image if run.last_image else None, control=run.control)
     out = family.run(loaded, request, ctx)
     observe_times(run, out.timings, steps=len(stepped))
@@ -67,6 +69,11 @@ def generate_video(request, *, on_progress: ProgressCallback | None = None, shou
                         resumed_from_step=out.resumed_from_step)
     if native is not None:
         record["long"] = long
+    if extended is not None:  # the clip, then the frames made after it
+        long.update(frames=len(frames), new_frames=len(frames) - len(extended.frames),
+                    overlap_history=request.extras.get("overlap_history"),
+                    clip={"sha256": extended.sha256, "frames": len(extended.frames), "fps": extended.fps})
+        record["extend_sha256"] = extended.sha256
     return finish(run, frames, record, out.warnings, audio=out.audio)
 
 

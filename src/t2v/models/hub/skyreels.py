@@ -67,6 +67,7 @@ CARD = FamilyCard(
 
 
 DF_PIPELINE, DF_I2V_PIPELINE = "SkyReelsV2DiffusionForcingPipeline", "SkyReelsV2DiffusionForcingImageToVideoPipeline"
+DF_V2V_PIPELINE = "SkyReelsV2DiffusionForcingVideoToVideoPipeline"  # continues a clip (t2v extend)
 
 
 class SkyReelsV2DFExtras(SkyReelsV2Extras):
@@ -99,8 +100,9 @@ def _df_spec(name: str, description: str, defaults: dict, download_gb: float, vr
 DF_CARD = FamilyCard(
     name="skyreels-v2-df",
     ref="t2v.families.skyreels:SkyReelsV2DFFamily",
-    description="SkyReels-V2 diffusion forcing: long text-to-video made window by window, each frame on its own step",
-    pipelines=(DF_PIPELINE, DF_I2V_PIPELINE),
+    description="SkyReels-V2 diffusion forcing: long videos made window by window, each frame on its own step; "
+                "continues clips",
+    pipelines=(DF_PIPELINE, DF_I2V_PIPELINE, DF_V2V_PIPELINE),
     defaults=dict(_DF),
     tiny={"skyreels-v2-df": "t2v.models.tiny.skyreels:make_skyreels_v2_df"},
     extras=SkyReelsV2DFExtras,
