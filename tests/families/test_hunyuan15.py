@@ -21,7 +21,7 @@ def model(tmp_path_factory):
     return make_tiny_model("hunyuan15", tmp_path_factory.mktemp("hunyuan15") / "hunyuan15", seed=0)
 
 
-def stock(model, result):
+def stock(model, result, prepare=None):
     """The stock pipeline's frames (uint8) for the request ``result`` ran; its guider at the request's scale."""
     import torch
     from diffusers import HunyuanVideo15Pipeline
@@ -29,6 +29,8 @@ def stock(model, result):
     r = result.request
     pipe = HunyuanVideo15Pipeline.from_pretrained(model)
     pipe.set_progress_bar_config(disable=True)
+    if prepare is not None:
+        prepare(pipe)
     pipe.guider = pipe.guider.new(guidance_scale=r.guidance_scale)
     out = pipe(prompt=r.prompt, negative_prompt=r.negative_prompt, height=r.height, width=r.width, num_frames=r.num_frames,
                num_inference_steps=r.num_inference_steps, generator=torch.Generator("cpu").manual_seed(r.seed),
@@ -191,3 +193,30 @@ def test_gpu_full_size_steps(tmp_path, record_property):
 
 def test_a_checkpoint_resumes_only_from_its_own_image(i2v_model, tmp_path):
     assert_checkpoint_is_the_images(run, tmp_path, i2v_model, at=2, width=64, height=48)
+
+
+def test_two_stacked_loras_match_the_stock_transformer_with_set_adapters(model, tmp_path):
+    """Two diffusers-layout LoRA files at 0.9 and 0.5: stock's transformer with ``load_lora_adapter`` and
+    ``set_adapters`` (the pipeline has no loader mixin) gives the same frames; a file of another model is refused."""
+    import torch
+    from diffusers import HunyuanVideo15Transformer3DModel, HunyuanVideoPipeline
+    from safetensors.torch import load_file, save_file
+
+    from tests.families.checks import assert_close_to_stock, random_lora
+
+    first, second = (random_lora(HunyuanVideo15Transformer3DModel, model, tmp_path / name, seed=seed,
+                                 pipeline_cls=HunyuanVideoPipeline) for name, seed in (("first", 0), ("second", 1)))
+    ours, result = run(model, loras=[f"{first}:0.9", f"{second}:0.5"])
+
+    def stack(pipe):
+        for name, file in (("a0", first), ("a1", second)):
+            pipe.transformer.load_lora_adapter(load_file(str(file)), prefix="transformer", adapter_name=name)
+        pipe.transformer.set_adapters(["a0", "a1"], weights=[0.9, 0.5])
+
+    assert_close_to_stock(ours, stock(model, result, prepare=stack))
+    assert np.abs(ours.astype(int) - run(model, loras=[f"{first}:0.9"])[0].astype(int)).max() > 2, "both count"
+    assert np.abs(ours.astype(int) - run(model)[0].astype(int)).max() > 2
+    assert [a["scale"] for a in result.record["adapters"]] == [0.9, 0.5]
+    save_file({"transformer.blocks.0.attn.nope.lora_A.weight": torch.zeros(4, 8)}, tmp_path / "other.safetensors")
+    with pytest.raises(InvalidRequest, match="loras.0.path: other.safetensors does not fit"):
+        run(model, loras=[str(tmp_path / "other.safetensors")])

@@ -97,7 +97,6 @@ def test_periodic_checkpoints_resume_bitwise(models, tmp_path):
     ("skyreels-v2", {"num_frames": 8}, "num_frames", "nearest valid: 9"),
     ("skyreels-v2-i2v", {"num_frames": 12}, "num_frames", "nearest valid: 13"),
     ("skyreels-v2", {"width": 40}, "width", "nearest valid: 32"),
-    ("skyreels-v2", {"cache": "fbc"}, "cache", "fbc"),
     ("skyreels-v2", {"extras": {"guidance_scale_2": 2.0}}, "extras.guidance_scale_2", "flow_shift"),
 ])
 def test_a_bad_request_is_refused_naming_the_field(models, first_frame, kind, fields, field, words):

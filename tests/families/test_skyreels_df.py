@@ -99,6 +99,7 @@ def test_resume_after_cancel_is_bitwise(model, tmp_path, at):
 @pytest.mark.parametrize(("fields", "message"), [
     ({"num_frames": 17, "extras": {"overlap_history": 9}}, "overlap_history: 9 frames leaves no new frames"),
     ({"num_frames": 10}, "num_frames: 10 is not 4k+1, which this model needs; nearest valid: 9"),
+    ({"cache": "fbc"}, "cache: "),  # a step's active frames move along the window: no step cache applies
 ])
 def test_settings_it_cannot_run_are_refused_naming_the_field(model, fields, message):
     with pytest.raises(InvalidRequest, match=re.escape(message)):
@@ -321,3 +322,32 @@ def test_first_last_frame_matches_the_stock_pipeline(model, tmp_path):
 
 def test_a_checkpoint_resumes_only_from_its_own_image(model, tmp_path):
     assert_checkpoint_is_the_images(run, tmp_path, model, at=2, width=64, height=32)
+
+
+def test_extend_through_the_service_with_an_uploaded_clip(model, clip, tmp_path):
+    """As `t2v serve --model ./df` runs it: the clip is uploaded as an asset, the job extends it by diffusion
+    forcing, and the content route returns the clip and the new frames; a path instead of an asset id is 422."""
+    import av
+    from fastapi.testclient import TestClient
+
+    from t2v.api import create_app
+    from tests.api.conftest import make_settings, wait_for
+
+    path, frames = clip
+    with TestClient(create_app(make_settings(tmp_path / "home", model))) as client:
+        asset = client.post("/v1/assets", files={"file": ("clip.mp4", path.read_bytes(), "video/mp4")})
+        assert asset.status_code in (200, 201), asset.text
+        r = client.post("/v1/videos", json={"prompt": "the fox turns around", "extend": asset.json()["id"],
+                                            "seconds": 0.5, "fps": 16, "width": 64, "height": 32, "seed": 4})
+        assert r.status_code == 202, r.text
+        job = wait_for(client, r.json()["id"])
+        assert job["status"] == "succeeded", job
+        record = client.get(f"/v1/videos/{job['id']}/metadata").json()
+        assert record["long"]["method"] == "diffusion forcing" and record["long"]["new_frames"] == 8
+        out = tmp_path / "out.mp4"
+        out.write_bytes(client.get(f"/v1/videos/{job['id']}/content").content)
+        with av.open(str(out)) as f:
+            assert sum(1 for _ in f.decode(video=0)) == len(frames) + 8
+        bad = client.post("/v1/videos", json={"prompt": "x", "extend": str(path), "seconds": 0.5, "fps": 16,
+                                              "width": 64, "height": 32})
+        assert bad.status_code == 422 and "extend" in bad.text

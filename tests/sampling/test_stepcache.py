@@ -25,7 +25,7 @@ def models(tmp_path_factory):
     from t2v.families import make_tiny_model
 
     root = tmp_path_factory.mktemp("stepcache-models")
-    kinds = ("wan", "cogvideox", "animatediff", "ltx", "hunyuan", "wan22-a14b")
+    kinds = ("wan", "cogvideox", "animatediff", "ltx", "hunyuan", "wan22-a14b", "hunyuan15", "skyreels-v2")
     return {kind: make_tiny_model(kind, root / kind, seed=0) for kind in kinds}
 
 
@@ -131,10 +131,12 @@ def test_diffusers_hooks_on_wan(models, cache, linear_calls, loaded):
 
 
 @pytest.mark.parametrize(("kind", "family"), [("cogvideox", "cogvideox"), ("ltx", "ltx"), ("hunyuan", "hunyuan"),
-                                             ("wan22-a14b", "wan")])
+                                             ("wan22-a14b", "wan"), ("hunyuan15", "hunyuan15"),
+                                             ("skyreels-v2", "skyreels-v2")])
 def test_every_transformer_family_takes_every_hook(models, kind, family, linear_calls, loaded):
     """Each family that declares diffusers' hooks runs each of them, skipping work, replayably (Wan 2.2 A14B:
-    both experts hooked, MagCache calibrated per expert)."""
+    both experts hooked, MagCache calibrated per expert; HunyuanVideo 1.5 and SkyReels-V2 through the block
+    layouts t2v registers)."""
     from t2v.families import get_family
 
     assert set(get_family(family).caches) == {c.split(":")[0] for c in DIT_CACHES}

@@ -280,9 +280,20 @@ class DiffusersLora(Family):
         return h.hexdigest()[:16]
 
     def lora_state(self, file: Path, model) -> dict[str, Any]:
-        """The file's LoRA tensors in diffusers' layout for ``model`` (the loader mixin converts other layouts)."""
+        """The file's LoRA tensors in diffusers' layout for ``model`` (the loader mixin converts other layouts;
+        a family without one, ``lora_loader = ""``, reads diffusers' PEFT layout as it is, ``transformer.``
+        prefixed or not)."""
         import diffusers.loaders
 
+        if not self.lora_loader:
+            from safetensors.torch import load_file
+
+            state = load_file(str(file))
+            if state and not any(k.startswith("transformer.") for k in state):
+                state = {f"transformer.{k}": v for k, v in state.items()}
+            if not state or not all("lora" in k for k in state):
+                raise ValueError("its tensors are not LoRA weights")
+            return state
         mixin = getattr(diffusers.loaders, self.lora_loader)
         state = mixin.lora_state_dict(str(file))
         if isinstance(state, tuple):  # some loaders return (state, alphas)

@@ -10,7 +10,10 @@ step range included) with the request's ``guidance_scale`` as its scale: separat
 unconditional passes, as the guider runs them. Per-step progress and previews, cancel between steps without
 decoding, and checkpoints that resume to the same frames.
 
-LoRA: diffusers has no LoRA loader for this pipeline, so hub LoRAs are not read.
+LoRA: diffusers has no LoRA loader mixin for this pipeline, so t2v loads diffusers-layout (PEFT) LoRA files into
+the transformer with its own ``load_lora_adapter``, as many as asked, each under its own name and strength (stock
+``pipe.transformer.load_lora_adapter`` and ``set_adapters``); a file in another layout (the original repository's
+key names) is refused naming the layers that do not fit.
 
 Image-to-video (``HunyuanVideo15ImageToVideoPipeline`` folders, with a SigLIP image encoder): the image, cropped
 to the request's size, gives the image tokens (its SigLIP hidden states) and the first latent frame of the
@@ -26,8 +29,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from t2v.families.base import Component, Family, RunContext, Rules, read_index
-from t2v.families.common import Checkpoints, LoopState, config, denoise, free_text_encoders, meta_modules, params
+from t2v.families.base import Component, RunContext, Rules, read_index
+from t2v.families.common import (Checkpoints, DiffusersLora, LoopState, config, denoise, free_text_encoders,
+                                 meta_modules, params)
 from t2v.models.hub.hunyuan15 import CARD, I2V_PIPELINE
 from t2v.planner.memory import meta_cost
 from t2v.sampling import promptcache
@@ -39,7 +43,7 @@ TEXT_TOKENS, GLYPH_TOKENS, CROP = 1000, 256, 108  # the pipeline's tokenizer len
 SEMANTIC_TOKENS = 729  # the image-embedding tokens text-to-video passes as zeros
 
 
-class HunyuanVideo15Family(Family):
+class HunyuanVideo15Family(DiffusersLora):
     card = CARD
     components = (
         Component("tokenizer", ("Qwen2Tokenizer", "Qwen2TokenizerFast"), module=False, prompt=True),
@@ -55,7 +59,9 @@ class HunyuanVideo15Family(Family):
                   required=False),
     )
     modes = ("video", "i2v")
-    denoiser = "transformer"  # no diffusers LoRA format: diffusers has no LoRA loader for this pipeline
+    denoiser = "transformer"
+    caches = ("fbc", "taylorseer", "magcache", "pab", "fastercache")  # t2v.sampling.stepcache (block registered)
+    lora_loader = ""  # no loader mixin in diffusers: the PEFT layout, read as it is
 
     def rules(self, path: Path | None) -> Rules:
         if path is None:

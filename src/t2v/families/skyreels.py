@@ -12,8 +12,8 @@ per-step progress and previews, cancel between steps without decoding, and check
 The diffusion-forcing models (``SkyReelsV2DiffusionForcingPipeline``: long videos made window by window, each
 latent frame on its own timestep) are :class:`SkyReelsV2DFFamily`, whose loop is :mod:`t2v.families.skyreels_df`.
 
-Not here yet: video-to-video (SDEdit) on the SkyReels models, and diffusers' step-cache hooks (they do not know the
-SkyReels transformer's block class).
+Step caches: diffusers' hooks, with the SkyReels block's output layout registered
+(:func:`t2v.sampling.hookcaches.register_blocks`). Not here yet: video-to-video (SDEdit) on the SkyReels models.
 """
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ class SkyReelsV2Family(WanFamily):
     card = CARD
     components = tuple(replace(c, classes=_CLASSES.get(c.name, c.classes))
                        for c in WanFamily.components if c.name != "transformer_2")
-    caches = ()
     encodes_video = False
     lora_loader = "SkyReelsV2LoraLoaderMixin"
     lora_experts = ("transformer",)
@@ -59,6 +58,9 @@ class SkyReelsV2DFFamily(SkyReelsV2Family):
 
     card = DF_CARD
     modes = ("video", "i2v")
+    # diffusers' step hooks compare a step with the last; here a step's active frames and their timesteps move
+    # along the window (the transformer sees a different slice each row), so no step cache applies
+    caches = ()
 
     def rules(self, path: Path | None) -> Rules:
         return replace(super().rules(path), modes=self.modes)

@@ -17,6 +17,27 @@ from t2v.sampling.magcache import magcache_ratios
 TAYLORSEER_MODULES = r"(?:transformer_blocks|single_transformer_blocks|blocks)\.\d+\.(?:attn\d?|ff|ffn|ff_context)"
 
 
+# Transformer blocks diffusers' block-level hooks (FirstBlockCache, MagCache) do not know yet, with where their
+# outputs are: (the block class's module, its name, the hidden states' index, the second stream's index or None).
+BLOCKS = (("diffusers.models.transformers.transformer_skyreels_v2", "SkyReelsV2TransformerBlock", 0, None),
+          ("diffusers.models.transformers.transformer_hunyuan_video15", "HunyuanVideo15TransformerBlock", 0, 1))
+
+
+def register_blocks() -> None:
+    """Tell diffusers' block registry the output layout of the :data:`BLOCKS` it lacks (once; a block it has
+    learned since is left as diffusers registers it)."""
+    import importlib
+
+    from diffusers.hooks._helpers import TransformerBlockMetadata, TransformerBlockRegistry
+
+    known = TransformerBlockRegistry._registry
+    for module, name, hidden, second in BLOCKS:
+        cls = getattr(importlib.import_module(module), name, None)
+        if cls is not None and cls not in known:
+            TransformerBlockRegistry.register(cls, TransformerBlockMetadata(return_hidden_states_index=hidden,
+                                                                            return_encoder_hidden_states_index=second))
+
+
 class Hooked(CacheKind):
     hooked = True
 

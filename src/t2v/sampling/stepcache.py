@@ -38,7 +38,7 @@ from t2v.requests import CacheSpec, cache_spec
 from t2v.sampling.cachekinds import CacheKind
 from t2v.sampling.deepcache import DEEPCACHE
 from t2v.sampling.magcache import magcache_ratios, ratios_file  # noqa: F401  (named here too)
-from t2v.sampling.hookcaches import FASTERCACHE, FBC, MAGCACHE, PAB, TAYLORSEER
+from t2v.sampling.hookcaches import FASTERCACHE, FBC, MAGCACHE, PAB, TAYLORSEER, register_blocks
 from t2v.sampling.views import private_view, with_components
 
 logger = logging.getLogger(__name__)
@@ -144,6 +144,7 @@ class Branches:
         quiet = logging.getLogger("diffusers.hooks.faster_cache")  # "purely experimental" on every enable
         level = quiet.level
         quiet.setLevel(logging.ERROR)
+        register_blocks()
         try:
             view.enable_cache(self._config(view, batch))
         finally:

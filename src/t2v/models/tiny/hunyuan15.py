@@ -60,7 +60,7 @@ def modules(tok, glyph_vocab: int, i2v: bool = False) -> dict:
         patch_size=14))} if i2v else {}
     return {**image,
         "transformer": HunyuanVideo15Transformer3DModel(
-            in_channels=2 * LATENT + 1, out_channels=LATENT, num_attention_heads=2, attention_head_dim=8, num_layers=1,
+            in_channels=2 * LATENT + 1, out_channels=LATENT, num_attention_heads=2, attention_head_dim=8, num_layers=2,
             num_refiner_layers=1, mlp_ratio=2.0, patch_size=1, patch_size_t=1, text_embed_dim=TEXT_DIM,
             text_embed_2_dim=GLYPH_DIM, image_embed_dim=IMAGE_DIM, rope_axes_dim=(2, 2, 4), target_size=64,
             task_type="i2v" if i2v else "t2v"),
