@@ -332,6 +332,11 @@ class Family:
         """Video frames per latent frame (temporal compression; 1 for per-frame VAEs)."""
         return 1
 
+    def tiled_plans(self) -> tuple[str, ...]:
+        """The memory plans under which the VAE decodes in fixed spatial tiles, every frame of a tile at once,
+        when :meth:`measure` gives that tile's peak (``vae_tile``): the planner then scales it with the frames."""
+        return ()
+
     # -- LoRA ------------------------------------------------------------------------------------------
     lora_experts: ClassVar[tuple[str, ...]] = ()  # the components a LoRA reaches (default: the denoiser)
 

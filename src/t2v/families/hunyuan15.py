@@ -180,7 +180,14 @@ class HunyuanVideo15Family(DiffusersLora):
             encoder_attention_mask_2=torch.ones(1, GLYPH_TOKENS, **meta),
             image_embeds=torch.zeros(1, SEMANTIC_TOKENS, tr.config.image_embed_dim, **meta), return_dict=False)))
         z = torch.zeros(1, vae.config.latent_channels, f, h, w, **meta)
-        decode = meta_cost(lambda: vae.decode(z))
+        if vae_chunk == 1:  # the low plan's tiled decode (the reference shape is one tile: untiled either way)
+            vae.enable_tiling()
+        try:
+            decode = meta_cost(lambda: vae.decode(z))
+        finally:
+            vae.disable_tiling()
+        side = vae.tile_latent_min_height
+        tile = meta_cost(lambda: vae.decode(torch.zeros(1, vae.config.latent_channels, f, side, side, **meta))).peak
         return {
             "params": params(m),
             "acts": {"text": text_peak, "transformer": step.peak, "vae": decode.peak},
@@ -190,6 +197,7 @@ class HunyuanVideo15Family(DiffusersLora):
             "latents_bytes": z.numel() * 4 * 2,
             "shape": (frames, height, width, frames),
             "vae_scales_with": "clip",
+            "vae_tile": {"acts": tile, "side": side * s},  # one tile of the clip's frames, decoded alone
         }
 
     def reference_shape(self, path: Path) -> tuple[int, int]:
@@ -197,6 +205,9 @@ class HunyuanVideo15Family(DiffusersLora):
 
     def frames_per_latent(self, path: Path) -> int:
         return int(config(Path(path), "vae").get("temporal_compression_ratio") or 4)
+
+    def tiled_plans(self) -> tuple[str, ...]:
+        return ("low",)  # the VAE decodes in 256 px tiles, every frame of a tile at once
 
 
 def image_condition(model, image, request, shape, dtype, device):

@@ -15,9 +15,10 @@ Plans, from fastest to leanest:
 - ``auto``: the fastest plan whose predicted peak fits in the memory budget (``T2V_MEMORY_BUDGET_GB``,
   default 90% of the free memory). When not even ``low`` fits, the request is refused (:mod:`t2v.planner.fit`).
 
-Plans are chosen with :func:`estimate`: one dry run per model at a small shape, scaled to the request's
-(activations grow with frames x pixels), so a request costs no dry run of its own; :func:`predict` runs one at
-the request's shape (``t2v plan``).
+Plans are chosen with :func:`estimate`: dry runs per model at a small shape (and at twice and four times its
+frames), scaled to the request's (activations grow with frames x pixels; where the reference's denoiser numbers
+are mostly a fixed part, the text tokens, as fixed + per token + per token pair), so a request costs no dry run of
+its own; :func:`predict` runs one at the request's shape (``t2v plan``).
 """
 
 from __future__ import annotations
@@ -205,20 +206,50 @@ def _dry_run(path: str, frames: int, height: int, width: int, batch: int, plan: 
 
 @memoized("reference-dry-runs", 32)
 def _reference(path: str, batch: int, chunking: bool) -> dict[str, Any]:
-    """:func:`_measure` at the family's small reference shape, one VAE frame per call: what :func:`estimate`
-    scales from. Once per model, batch and chunking."""
+    """:func:`_measure` at the family's small reference shape, one VAE frame per call, and the denoiser's numbers
+    at twice and four times its latent frames (``more``): what :func:`estimate` scales from. Once per model,
+    batch and chunking."""
     family = _family(path)
     frames, side = _from_configs(path, family, lambda: family.reference_shape(Path(path)))
-    return _measure(path, frames, side, side, batch, chunking, 1)
+    ref = _measure(path, frames, side, side, batch, chunking, 1)
+    per = _from_configs(path, family, lambda: family.frames_per_latent(Path(path)))
+    latent = (frames - 1) // per + 1
+    try:
+        more = [_measure(path, frames + k * latent * per, side, side, batch, chunking, 1) for k in (1, 3)]
+    except T2VError as e:  # a model that cannot take those lengths: scaled in proportion
+        logger.debug("no further reference dry runs for %s: %s", path, e)
+        return ref
+    return {**ref, "more": [{k: m[k] for k in ("acts", "step_flops")} for m in more]}
 
 
-def _scaled(ref: dict[str, Any], frames: int, height: int, width: int, chunk: int) -> dict[str, Any]:
+# The share of a reference's denoiser numbers that does not grow with the video's tokens (the text tokens its
+# attention carries at every size) above which they are scaled as a polynomial in the tokens, not in proportion.
+FIXED_SHARE = 0.5
+
+
+def _grown(one: float, two: float, four: float, factor: float) -> float:
+    """A denoiser number of the reference (``one``; ``two`` and ``four`` at twice and four times its latent
+    frames, so its video tokens) at ``factor`` times its video tokens. In proportion (slightly high: what most
+    models' numbers do) unless a fixed part (the text tokens of a transformer whose reference has few video
+    tokens) is most of it; then fixed + per token + per token pair (a dense attention mask over all tokens),
+    fitted through the three dry runs."""
+    square = max(four - 3 * two + 2 * one, 0) / 6
+    slope = max(two - one - 3 * square, 0)
+    fixed = one - slope - square
+    if one <= 0 or fixed <= FIXED_SHARE * one:
+        return one * factor
+    return fixed + slope * factor + square * factor ** 2
+
+
+def _scaled(ref: dict[str, Any], frames: int, height: int, width: int, chunk: int, tiled: bool = False) -> dict[str, Any]:
     """A dry run's numbers at another shape. Every UNet tensor (attention runs as one fused op) grows with
     frames x height x width, every VAE tensor with frames per decode call x height x width; the text
     encoder's do not change. FLOPs are scaled the same way (attention's grow faster: a lower bound). A causal
     video VAE that decodes one latent frame at a time (``vae_scales_with: area``, Wan) peaks with the frame
     area only, and its decode FLOPs grow with frames x area. One that decodes the whole clip in one call
-    (``vae_scales_with: clip``, LTX-Video) grows with the clip whatever the plan's chunk."""
+    (``vae_scales_with: clip``, LTX-Video) grows with the clip whatever the plan's chunk; decoded in spatial
+    tiles (``tiled``, a plan the family tiles under, with ``vae_tile`` measured), with the frames only, plus
+    the decoded clip the tiles are blended into."""
     rf, rh, rw, rc = ref["shape"]
     if ref.get("vae_scales_with") == "clip":
         chunk = frames
@@ -229,12 +260,21 @@ def _scaled(ref: dict[str, Any], frames: int, height: int, width: int, chunk: in
     # Operator calls grow with the decode calls (a causal VAE's with the latent frames), not with their size.
     calls = frames / rf if by_area else 1 if ref.get("vae_scales_with") == "clip" else -(-frames // chunk) / -(-rf // rc)
     decode_ops = ref.get("decode_ops", 0) * calls
-    acts = ref["acts"]
+    acts, more = ref["acts"], ref.get("more")
+    tile = ref.get("vae_tile") if tiled else None
+    if tile is not None and max(height, width) > tile["side"]:
+        acts = {**acts, "vae": tile["acts"] * frames / rf + 3 * frames * height * width * 4}
+        vae = 1.0
+
+    def denoiser(value: float, two: float | None, four: float | None) -> int:
+        return int(value * unet if two is None or four is None else _grown(value, two, four, unet))
+
     return {
         "params": ref["params"],
         "roles": ref["roles"],
-        "acts": {k: int(v * (1 if k == "text" else vae if k == "vae" else unet)) for k, v in acts.items()},
-        "step_flops": int(ref["step_flops"] * unet),
+        "acts": {k: int(v * (1 if k == "text" else vae)) if k in ("text", "vae") else
+                 denoiser(v, *(m["acts"].get(k) for m in more) if more else (None, None)) for k, v in acts.items()},
+        "step_flops": denoiser(ref["step_flops"], *(m["step_flops"] for m in more) if more else (None, None)),
         "decode_flops": int(decode_flops),
         "step_ops": ref.get("step_ops", 0),
         "decode_ops": int(decode_ops),
@@ -275,7 +315,7 @@ def estimate_at(path: str, frames: int, height: int, width: int, *, batch: int, 
                 lora_params: int = 0) -> Prediction:
     """:func:`estimate` for a shape (``batch`` 2 with classifier-free guidance)."""
     ref = _reference(path, batch, get_plan(plan).uses_forward_chunking(device))
-    dry = _scaled(ref, frames, height, width, _chunk(plan, frames, device))
+    dry = _scaled(ref, frames, height, width, _chunk(plan, frames, device), tiled=plan in _family(path).tiled_plans())
     return _prediction(dry, plan=plan, device=device, dtype=dtype, measure_speed=measure_speed, weights=weights,
                        run_key=run_key, lora_params=lora_params)
 
