@@ -96,3 +96,24 @@ def test_the_planner_counts_the_adapters_beside_the_denoiser(wan):
         plain, with_loras = (how(model, r, plan="speed", device="cpu", dtype="fp32") for r in (base, stacked))
         assert with_loras.weights_bytes["transformer"] - plain.weights_bytes["transformer"] == numel * 4
         assert with_loras.peak_bytes - plain.peak_bytes == numel * 4
+
+
+def test_an_adapters_hash_is_read_once_while_its_file_is_unchanged(tmp_path, monkeypatch):
+    """A server's jobs that use the same LoRA do not read its bytes again; a changed file is read again."""
+    import os
+
+    from t2v.families import get_family
+    from t2v.models import loader
+    from t2v.requests import LoraSpec
+
+    family, file = get_family("wan"), tmp_path / "style.safetensors"
+    file.write_bytes(b"one" * 1000)
+    reads = []
+    original = type(family).lora_hash
+    monkeypatch.setattr(type(family), "lora_hash", lambda self, adapter: reads.append(adapter) or original(self, adapter))
+    spec = LoraSpec(path=str(file))
+    first = loader.adapter_digests(family, (spec,))
+    assert loader.adapter_digests(family, (spec,)) == first and len(reads) == 1
+    file.write_bytes(b"two" * 1000)
+    os.utime(file, ns=(1, 10**18))
+    assert loader.adapter_digests(family, (spec,)) != first and len(reads) == 2

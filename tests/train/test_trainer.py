@@ -102,6 +102,8 @@ def test_resume_with_decoder_steps_tunes_only_the_decoder(trained, tmp_path):
     assert all(torch.equal(before[k], after[k]) for k in before if k.startswith(("encoder.", "quant_conv.")))
     assert not all(torch.equal(before[k], after[k]) for k in before if k.startswith("decoder."))
     assert json.loads((copy / "t2v.json").read_text())["training"]["decoder_steps"] == 5
+    for part in ("vae", "unet", "text_encoder"):  # the VAE was loaded from this machine's path: not kept
+        assert "_name_or_path" not in json.loads((copy / part / "config.json").read_text()), part
 
 
 def test_bad_config_is_refused(tmp_path):

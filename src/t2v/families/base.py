@@ -131,6 +131,8 @@ class Family:
     modes: ClassVar[tuple[str, ...]] = ("video",)
     denoiser: ClassVar[str] = "unet"  # the component that runs each step (LoRA target, planner's big stage)
     caches: ClassVar[tuple[str, ...]] = ()  # the step caches (t2v.requests.CACHES) this family takes
+    # a transformer carrying the prompt's tokens at every size: the planner fits its numbers over three dry runs
+    fits_reference: ClassVar[bool] = False
     encodes_video: ClassVar[bool] = False  # video-to-video (request.video): its VAE encodes the input clip
     makes_sound: ClassVar[bool] = False  # its runs return the clip's sound (EngineRun.audio): LTX-2
     # `t2v models make-tiny --family NAME`: NAME -> "module:function(out: Path, seed: int, fp16_variant: bool)"

@@ -45,6 +45,7 @@ LATENT_FRAMES_PER_DECODE = 2  # AutoencoderKLCogVideoX.num_latent_frames_batch_s
 
 
 class CogVideoXFamily(GroupOffload, DiffusersLora):
+    fits_reference = True  # t2v.planner.memory: text tokens in every denoiser call
     card = CARD
     components = (
         Component("tokenizer", ("T5Tokenizer", "T5TokenizerFast", "AutoTokenizer", "ByT5Tokenizer"), module=False, prompt=True),

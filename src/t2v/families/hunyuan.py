@@ -59,6 +59,7 @@ _RGB_BIAS = (0.0259, -0.0192, -0.0761)
 
 
 class HunyuanFamily(DiffusersLora):
+    fits_reference = True  # t2v.planner.memory: text tokens in every denoiser call
     card = CARD
     components = (
         Component("tokenizer", ("LlamaTokenizerFast", "LlamaTokenizer", "PreTrainedTokenizerFast"), module=False),

@@ -44,6 +44,7 @@ SEMANTIC_TOKENS = 729  # the image-embedding tokens text-to-video passes as zero
 
 
 class HunyuanVideo15Family(DiffusersLora):
+    fits_reference = True  # t2v.planner.memory: text tokens in every denoiser call
     card = CARD
     components = (
         Component("tokenizer", ("Qwen2Tokenizer", "Qwen2TokenizerFast"), module=False, prompt=True),

@@ -52,6 +52,7 @@ OPTIONS = {"decode_timestep": 0.0, "decode_noise_scale": None, "timesteps": None
 
 
 class LTXFamily(DiffusersLora):
+    fits_reference = True  # t2v.planner.memory: text tokens in every denoiser call
     card = CARD
     components = (
         Component("tokenizer", ("T5TokenizerFast", "T5Tokenizer", "AutoTokenizer", "ByT5Tokenizer"), module=False, prompt=True),

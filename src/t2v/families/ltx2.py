@@ -44,6 +44,7 @@ from t2v.sampling.schedulers import make_scheduler
 
 
 class LTX2Family(DiffusersLora):
+    fits_reference = True  # t2v.planner.memory: text tokens in every denoiser call
     card = CARD
     components = (
         Component("tokenizer", ("GemmaTokenizer", "GemmaTokenizerFast"), module=False, prompt=True),

@@ -41,6 +41,7 @@ _RGB_BIAS = (-0.1835, -0.0868, -0.3360)
 
 
 class WanFamily(GroupOffload, DiffusersLora):
+    fits_reference = True  # t2v.planner.memory: text tokens in every denoiser call
     card = CARD
     components = (
         Component("tokenizer", ("T5TokenizerFast", "T5Tokenizer", "AutoTokenizer", "ByT5Tokenizer"), module=False, prompt=True),

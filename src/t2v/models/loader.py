@@ -26,7 +26,7 @@ from t2v.planner.memory import tune_allocator
 from t2v.models.download import WEIGHT_EXTS
 from t2v.models.source import ModelSource
 from t2v.models.catalog import CATALOG, read_index
-from t2v.runtime import Runtime, current
+from t2v.runtime import Runtime, current, memoized
 from t2v.models.hashcache import file_digests
 
 logger = logging.getLogger(__name__)
@@ -263,8 +263,20 @@ def load_model(source: ModelSource, plan: DevicePlan, *, offload: bool = False, 
 
 
 def adapter_digests(family, loras: tuple) -> list[str]:
-    """Each adapter's content hash (16 hex digits), in order."""
-    return [family.lora_hash(Path(spec.path)) for spec in loras]
+    """Each adapter's content hash (16 hex digits), in order; read once per process while its files keep their
+    size and time (a server's jobs that use the same adapter read none of its bytes again)."""
+    return [_adapter_digest(family, str(spec.path), _stamp(Path(spec.path))) for spec in loras]
+
+
+def _stamp(path: Path) -> tuple:
+    """(relative name, size, mtime_ns) of each file of an adapter (a file, or a folder's files)."""
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    return tuple((str(f.relative_to(path)) if f != path else "", f.stat().st_size, f.stat().st_mtime_ns) for f in files)
+
+
+@memoized("adapter-digests", 64)
+def _adapter_digest(family, path: str, stamp: tuple) -> str:
+    return family.lora_hash(Path(path))
 
 
 def with_loras(base: LoadedModel, loras: tuple) -> LoadedModel:

@@ -206,12 +206,14 @@ def _dry_run(path: str, frames: int, height: int, width: int, batch: int, plan: 
 
 @memoized("reference-dry-runs", 32)
 def _reference(path: str, batch: int, chunking: bool) -> dict[str, Any]:
-    """:func:`_measure` at the family's small reference shape, one VAE frame per call, and the denoiser's numbers
-    at twice and four times its latent frames (``more``): what :func:`estimate` scales from. Once per model,
-    batch and chunking."""
+    """:func:`_measure` at the family's small reference shape, one VAE frame per call, and for a family that
+    ``fits_reference`` the denoiser's numbers at twice and four times its latent frames (``more``): what
+    :func:`estimate` scales from. Once per model, batch and chunking."""
     family = _family(path)
     frames, side = _from_configs(path, family, lambda: family.reference_shape(Path(path)))
     ref = _measure(path, frames, side, side, batch, chunking, 1)
+    if not family.fits_reference:  # a UNet's numbers grow in proportion: one dry run is enough
+        return ref
     per = _from_configs(path, family, lambda: family.frames_per_latent(Path(path)))
     latent = (frames - 1) // per + 1
     try:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from t2v.errors import InvalidRequest
-from t2v.models.tiny import Arch, build_models, make_tokenizer, save_pipeline
+from t2v.models.tiny import Arch, build_models, make_tokenizer, save_component, save_pipeline
 from t2v.train.autoencoder import train_vae
 from t2v.train.common import EMA, Callback, TrainEvent, diffusion_loss, encode_latents, lr_at, pick_device, tokenize
 from t2v.models.registry import SHAPES_DEFAULTS
@@ -258,12 +258,12 @@ def train(cfg: TrainConfig, on_event: Callback | None = None) -> Path:
         vae.to(device)
         latents = encode_latents(vae, clips, device, emit)
         vae.register_to_config(scaling_factor=float(1.0 / latents.std()))
-        vae.to("cpu").save_pretrained(out / "vae", safe_serialization=True)
+        save_component(vae.to("cpu"), out / "vae")
         state.update(vae_done=True, vae_steps=cfg.vae_steps, vae_jitter=cfg.vae_jitter)
         state_file.write_text(json.dumps(state))
     if cfg.decoder_steps and state.get("decoder_steps", 0) < cfg.decoder_steps:
         train_vae(vae, pools, cfg, device, emit, decoder_only=True)
-        vae.to("cpu").save_pretrained(out / "vae", safe_serialization=True)
+        save_component(vae.to("cpu"), out / "vae")
         state.update(decoder_steps=cfg.decoder_steps)
         state_file.write_text(json.dumps(state))
     del pools
@@ -357,7 +357,7 @@ def train(cfg: TrainConfig, on_event: Callback | None = None) -> Path:
                              jitter=cfg.vae_jitter)
             finally:
                 ema.swap()
-            vae.to("cpu").save_pretrained(out / "vae", safe_serialization=True)
+            save_component(vae.to("cpu"), out / "vae")
             state.update(refine_steps=cfg.refine_steps, refine_clips=kept)
             state_file.write_text(json.dumps(state))
         if start >= cfg.steps or refine:  # the UNet loop exported before these (or nothing was left for it)

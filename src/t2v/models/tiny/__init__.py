@@ -231,6 +231,16 @@ def _make_tiny_sd(out: Path, tokenizer, fp16_variant: bool, xl: bool = False) ->
                   pipeline="StableDiffusionXLPipeline" if xl else "StableDiffusionPipeline")
 
 
+def save_component(model, folder: Path, **kwargs) -> None:
+    """``model.save_pretrained(folder, safe_serialization=True)``, without the ``_name_or_path`` its config keeps
+    of where it was loaded from (a path of the machine that made it)."""
+    model.save_pretrained(folder, safe_serialization=True, **kwargs)
+    config = folder / "config.json"
+    data = json.loads(config.read_text())
+    if data.pop("_name_or_path", None) is not None:
+        config.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
 def save_pipeline(out: Path, *, unet, vae, text_encoder, scheduler, family: str, defaults: dict,
                   fp16_variant: bool = False, extra: dict | None = None, pipeline: str = "TextToVideoSDPipeline") -> None:
     """Save components + model_index.json + t2v.json in the diffusers TextToVideoSDPipeline layout.
@@ -242,8 +252,8 @@ def save_pipeline(out: Path, *, unet, vae, text_encoder, scheduler, family: str,
 
     for name, model in (("unet", unet), ("vae", vae), ("text_encoder", text_encoder)):
         if fp16_variant:  # first, so the fp32 save below leaves config.json saying float32
-            copy.deepcopy(model).to(torch.float16).save_pretrained(out / name, safe_serialization=True, variant="fp16")
-        model.save_pretrained(out / name, safe_serialization=True)
+            save_component(copy.deepcopy(model).to(torch.float16), out / name, variant="fp16")
+        save_component(model, out / name)
     scheduler.save_pretrained(out / "scheduler")
     index = {
         "_class_name": pipeline,
