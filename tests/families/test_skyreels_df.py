@@ -66,6 +66,8 @@ CASES = {
     "short-sync": {"extras": {"ar_step": 0}},
     "long-windows": {"num_frames": 17},  # 5 latent frames in 3-frame windows overlapping by 2: three windows
     "long-blocks": {"num_frames": 21, "extras": {"causal_block_size": 2, "ar_step": 2, "base_num_frames": 13}},
+    # 7 latent frames in windows of 4 overlapping by 2: the last window is shorter than the base (3 frames)
+    "long-short-last": {"num_frames": 25, "extras": {"base_num_frames": 13}},
 }
 
 

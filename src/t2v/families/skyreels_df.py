@@ -173,13 +173,14 @@ def sample(model, request, ctx: RunContext) -> EngineRun:
     block = block_size(model, opts)
     transformer.register_to_config(num_frame_per_block=block)  # as the stock call's _set_ar_attention, every run
     given = end = None  # the first window's given latent frames (image or clip), a last image's
-    with resident(vae, device, memory.offload):
-        if ctx.video is not None:  # extending a clip: its last overlap_history frames start the first window
+    if ctx.video is not None:  # extending a clip: its last overlap_history frames start the first window
+        with resident(vae, device, memory.offload):
             given = clip_latents(vae, ctx.video.frames[-opts["overlap_history"]:], device)
-        elif ctx.image is not None:  # image-to-video: the image's latent frame (and a last image's) as stock sets them
+    elif ctx.image is not None:  # image-to-video: the image's latent frame (and a last image's) as stock sets them
+        with resident(vae, device, memory.offload):
             given, end = image_latents(vae, [ctx.image, ctx.last_image], request, spatial, device)
     windows, overlap = plan(request.num_frames, temporal, timesteps, opts, block, 0 if given is None else given.shape[2],
-                            image=ctx.video is None, end=0 if end is None else end.shape[2])
+                            image=ctx.image is not None, end=0 if end is None else end.shape[2])
     rows = [(k, i) for k, w in enumerate(windows) for i in range(len(w.matrix))]
     fps = [0 if int(request.fps) == 16 else 1]
     shape = (1, transformer.config.in_channels, 0, request.height // spatial, request.width // spatial)
