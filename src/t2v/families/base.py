@@ -133,6 +133,9 @@ class Family:
     caches: ClassVar[tuple[str, ...]] = ()  # the step caches (t2v.requests.CACHES) this family takes
     # a transformer carrying the prompt's tokens at every size: the planner fits its numbers over three dry runs
     fits_reference: ClassVar[bool] = False
+    # the memory plans under which the VAE decodes in fixed spatial tiles, every frame of a tile at once, when
+    # measure() gives that tile's peak (vae_tile): the planner then scales it with the frames
+    tiled_plans: ClassVar[tuple[str, ...]] = ()
     encodes_video: ClassVar[bool] = False  # video-to-video (request.video): its VAE encodes the input clip
     makes_sound: ClassVar[bool] = False  # its runs return the clip's sound (EngineRun.audio): LTX-2
     # `t2v models make-tiny --family NAME`: NAME -> "module:function(out: Path, seed: int, fp16_variant: bool)"
@@ -333,11 +336,6 @@ class Family:
     def frames_per_latent(self, path: Path) -> int:
         """Video frames per latent frame (temporal compression; 1 for per-frame VAEs)."""
         return 1
-
-    def tiled_plans(self) -> tuple[str, ...]:
-        """The memory plans under which the VAE decodes in fixed spatial tiles, every frame of a tile at once,
-        when :meth:`measure` gives that tile's peak (``vae_tile``): the planner then scales it with the frames."""
-        return ()
 
     # -- LoRA ------------------------------------------------------------------------------------------
     lora_experts: ClassVar[tuple[str, ...]] = ()  # the components a LoRA reaches (default: the denoiser)

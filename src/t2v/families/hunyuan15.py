@@ -45,6 +45,7 @@ SEMANTIC_TOKENS = 729  # the image-embedding tokens text-to-video passes as zero
 
 class HunyuanVideo15Family(DiffusersLora):
     fits_reference = True  # t2v.planner.memory: text tokens in every denoiser call
+    tiled_plans = ("low",)  # the VAE decodes in 256 px tiles, every frame of a tile at once
     card = CARD
     components = (
         Component("tokenizer", ("Qwen2Tokenizer", "Qwen2TokenizerFast"), module=False, prompt=True),
@@ -206,9 +207,6 @@ class HunyuanVideo15Family(DiffusersLora):
 
     def frames_per_latent(self, path: Path) -> int:
         return int(config(Path(path), "vae").get("temporal_compression_ratio") or 4)
-
-    def tiled_plans(self) -> tuple[str, ...]:
-        return ("low",)  # the VAE decodes in 256 px tiles, every frame of a tile at once
 
 
 def image_condition(model, image, request, shape, dtype, device):

@@ -271,7 +271,8 @@ def adapter_digests(family, loras: tuple) -> list[str]:
 def _stamp(path: Path) -> tuple:
     """(relative name, size, mtime_ns) of each file of an adapter (a file, or a folder's files)."""
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    return tuple((str(f.relative_to(path)) if f != path else "", f.stat().st_size, f.stat().st_mtime_ns) for f in files)
+    stats = [(f, f.stat()) for f in files]
+    return tuple((str(f.relative_to(path)) if f != path else "", st.st_size, st.st_mtime_ns) for f, st in stats)
 
 
 @memoized("adapter-digests", 64)

@@ -317,7 +317,7 @@ def estimate_at(path: str, frames: int, height: int, width: int, *, batch: int, 
                 lora_params: int = 0) -> Prediction:
     """:func:`estimate` for a shape (``batch`` 2 with classifier-free guidance)."""
     ref = _reference(path, batch, get_plan(plan).uses_forward_chunking(device))
-    dry = _scaled(ref, frames, height, width, _chunk(plan, frames, device), tiled=plan in _family(path).tiled_plans())
+    dry = _scaled(ref, frames, height, width, _chunk(plan, frames, device), tiled=plan in _family(path).tiled_plans)
     return _prediction(dry, plan=plan, device=device, dtype=dtype, measure_speed=measure_speed, weights=weights,
                        run_key=run_key, lora_params=lora_params)
 
