@@ -47,7 +47,8 @@ def test_jobs_with_different_adapters_through_a_killed_and_restarted_server_matc
             [{"path": str(a), "scale": 0.5}, {"path": str(b), "scale": 0.5}]]
 
     def submit(loras):
-        r = httpx.post(f"{server.url}/v1/videos", headers=auth, timeout=30,
+        # a submit while the server warms its model waits for the planner's first dry runs (three for a transformer)
+        r = httpx.post(f"{server.url}/v1/videos", headers=auth, timeout=120,
                        json={"prompt": "a fox", "seed": 3, "num_inference_steps": STEPS, "loras": loras})
         assert r.status_code == 202, r.text
         return r.json()["id"]
