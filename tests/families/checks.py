@@ -99,16 +99,24 @@ def time_on_gpu(family: str, model, request, memory=None):
     import torch
 
     from t2v.families import RunContext, get_family
+    from t2v.planner.memory import estimate
     from t2v.planner.plans import get_plan
 
+    plan = memory or get_plan("speed")
+    try:  # the planner's figure for this run (configs on the meta device), beside the measured peak
+        est = estimate(model.source.path, request, plan=plan.name, device="cuda", dtype=model.plan.dtype)
+        est_gib = round(est.peak_bytes / 2**30, 1)
+    except Exception as e:  # recorded, not fatal: the timing is this test's subject
+        est_gib = f"{type(e).__name__}: {e}"[:200]
     torch.cuda.reset_peak_memory_stats()
     ctx = RunContext(on_stage=lambda *a: None, on_step=lambda i, n, latents: None, should_cancel=lambda: False,
-                     memory=memory or get_plan("speed"))
+                     memory=plan)
     out = get_family(family).run(model, request, ctx)
     assert np.isfinite(out.frames).all()
     steps = request.num_inference_steps
     return out, {**{k: round(v, 2) for k, v in out.timings.items()}, "step_s": round(out.timings["denoise_s"] / steps, 2),
-                 "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 1), "gpu": torch.cuda.get_device_name()}
+                 "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 1), "planner_estimate_gib": est_gib,
+                 "gpu": torch.cuda.get_device_name()}
 
 
 def random_lora(transformer_cls, model, out, *, seed: int, pipeline_cls, subfolder: str = "transformer",

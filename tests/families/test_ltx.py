@@ -180,6 +180,7 @@ def test_cancel_never_decodes_and_leaves_nothing(models, tmp_path, monkeypatch):
 @pytest.mark.parametrize(("field", "value", "nearest"), [
     ("width", 104, "nearest valid: 96"), ("height", 72, "nearest valid: 64"), ("num_frames", 10, "nearest valid: 9"),
     ("num_frames", 14, "nearest valid: 17"), ("scheduler", "unipc", "choose one of: model"),
+    ("num_inference_steps", 1, "needs at least 2 steps"),  # one sigma stretched to shift_terminal: 0/0 in stock too
 ])
 def test_bad_requests_name_the_field_and_nearest_value(models, field, value, nearest):
     with pytest.raises(InvalidRequest) as e:

@@ -139,6 +139,8 @@ def test_seed_changes_frames_and_sound(model):
     ({"width": 80}, "width: 80 is not a multiple of 32"),
     ({"num_frames": 12}, "num_frames: 12 is not 8k+1, which this model needs; nearest valid: 9"),
     ({"extras": {"ar_step": 3}}, "extras.ar_step: the ltx2 family has no such setting"),
+    ({"num_inference_steps": 1}, "scheduler needs at least 2 steps (it stretches its schedule to a terminal sigma); "
+                                 "nearest valid: 2"),
 ])
 def test_requests_it_cannot_run_are_refused_naming_the_field(model, tmp_path, fields, message):
     with pytest.raises(InvalidRequest, match=re.escape(message)):

@@ -244,6 +244,51 @@ def test_estimates_of_transformers_whose_reference_is_mostly_text_follow_the_dry
         for plan in ("speed", "low"):
             est = memory.estimate(model, req, plan=plan, device="cuda", dtype="bf16")
             exact = memory.predict(model, req, plan=plan, device="cuda", dtype="bf16", measure_speed=False)
-            assert exact.peak_bytes <= est.peak_bytes <= 1.2 * exact.peak_bytes, (frames, plan)
+            # measured in bf16, the tiny HunyuanVideo 1.5's denoiser (its dense mask does not halve) sets the low
+            # plan's peak; its fit, extrapolated far past the reference's tokens, lands up to 1.45x high
+            assert exact.peak_bytes <= est.peak_bytes <= 1.5 * exact.peak_bytes, (frames, plan)
             act = exact.activation_bytes["transformer"]
             assert act <= est.activation_bytes["transformer"] <= 1.5 * act, (frames, plan)
+
+
+def test_half_precision_dry_runs_count_what_the_model_computes_in_fp32():
+    """A bf16 run's norms and modulation upcast with ``.float()`` hold fp32 tensors. The dry run of a half-precision
+    run measures in bf16, so they count at their size; an fp32 dry run halved missed them (on an H200, the
+    full-size HunyuanVideo 1.5 denoiser peaked 11.1 GiB above its weights; halved fp32 said 6.1, bf16 says 10.1)."""
+    import torch
+
+    from t2v.planner.precision import cast, meta_kwargs, measuring
+
+    class Upcasts(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.proj = torch.nn.Linear(256, 256)
+
+        def forward(self, x):
+            return (torch.nn.functional.normalize(self.proj(x).float(), dim=-1) * 2).to(x.dtype)
+
+    def peak(half: bool) -> int:
+        with measuring(half):
+            with torch.device("meta"):
+                m = cast({"m": Upcasts()})["m"]
+            x = torch.zeros(1024, 256, **meta_kwargs())
+            assert x.dtype == (torch.bfloat16 if half else torch.float32) and m.proj.weight.dtype == x.dtype
+            return memory.meta_cost(lambda: m(x)).peak
+
+    fp32, bf16 = peak(False), peak(True)
+    assert bf16 > fp32 // 2 + 1024 * 256 * 2  # at least one fp32 copy more than half of the fp32 run
+    assert meta_kwargs()["dtype"] == torch.float32  # outside measuring(): fp32 again
+
+
+def test_a_half_precision_plan_is_measured_in_bf16_and_cached_apart(tiny_model, tmp_path, monkeypatch):
+    from t2v.planner import dryruns
+
+    monkeypatch.setenv("T2V_HOME", str(tmp_path))
+    dryruns.forget_memo()
+    memory._dry_run.cache_clear()
+    req = _req(tiny_model)
+    half = memory.predict(tiny_model, req, plan="speed", device="cuda", dtype="fp16", measure_speed=False)
+    full = memory.predict(tiny_model, req, plan="speed", device="cuda", dtype="fp32", measure_speed=False)
+    assert half.activation_bytes != full.activation_bytes
+    runs = json.loads((tmp_path / "cache" / dryruns.CACHE_NAME).read_text())["runs"]
+    assert sorted(json.loads(k)[7] for k in runs) == [False, True]  # one per precision

@@ -24,7 +24,7 @@ def show_plan(request) -> None:
     budget = memory_budget(dev.device, settings.memory_budget_gb)
     try:
         chosen, refused = choose(source.path, request, requested=request.memory, device=dev.device, dtype=dev.dtype,
-                                 budget=budget)[0], None
+                                 budget=budget, defaults=source.defaults)[0], None
     except InvalidRequest as e:  # shown after the table: what each plan would need
         chosen, refused = None, e
     what = "peak RSS" if dev.device == "cpu" else "peak VRAM"
@@ -34,7 +34,8 @@ def show_plan(request) -> None:
         table.add_column(col, justify="right" if col != "plan" else "left", no_wrap=col == "plan")
     predicted = {}
     for name in ("speed", "balanced", "low"):
-        p = predicted[name] = predict(source.path, request, plan=name, device=dev.device, dtype=dev.dtype)
+        p = predicted[name] = predict(source.path, request, plan=name, device=dev.device, dtype=dev.dtype,
+                                      defaults=source.defaults)
         mark = " ←" if chosen and name == chosen.name else ""
         table.add_row(name + mark, _mb(p.peak_bytes), _mb(sum(p.weights_bytes.values())), _mb(max(v for k, v in p.activation_bytes.items() if k not in ("text", "vae"))),
                       _mb(p.activation_bytes["vae"]), _s(p.est_step_s), _s(p.est_decode_s),
@@ -52,12 +53,12 @@ def show_plan(request) -> None:
     out.print("times: \"estimate\" is FLOPs at this machine's measured matmul speed plus its measured cost per "
               "operator call (optimistic for large models); \"N runs\" scales it by what the last N runs of this "
               "model here, with these settings, measured (\"~N runs\": under another memory plan; docs/speed.md)", highlight=False)
-    _precision_table(source.path, request, dev, chosen.name)
+    _precision_table(source, request, dev, chosen.name)
     for w in dev.warnings:
         out.print(f"warning: {w}", highlight=False)
 
 
-def _precision_table(path, request, dev, plan: str) -> None:
+def _precision_table(source, request, dev, plan: str) -> None:
     """The chosen precision (and why) beside the alternatives this device has, each predicted under ``plan``:
     time per step from this machine's measured matmul speed in that dtype, peak memory from the dry run."""
     dtypes = ("fp32", "bf16") if dev.device == "cpu" else ("fp16", "fp32") if dev.device == "mps" else ("bf16", "fp16", "fp32")
@@ -70,7 +71,8 @@ def _precision_table(path, request, dev, plan: str) -> None:
     for col in ("dtype", "weights", "peak", "s/step", "decode s", "times"):
         table.add_column(col, justify="left" if col in ("dtype", "weights") else "right")
     for dtype, weights in options:
-        p = predict(path, request.model_copy(update={"weights": weights}), plan=plan, device=dev.device, dtype=dtype)
+        p = predict(source.path, request.model_copy(update={"weights": weights}), plan=plan, device=dev.device,
+                    dtype=dtype, defaults=source.defaults)
         mark = " ←" if (dtype, weights) == (dev.dtype, request.weights) else ""
         table.add_row(dtype + mark, weights, _mb(p.peak_bytes), _s(p.est_step_s), _s(p.est_decode_s), _source(p))
     out.print(table)

@@ -72,6 +72,7 @@ class Rules:
     text_tokens: int | None = None  # prompt tokens the text encoder takes (longer prompts are truncated)
     modes: tuple[str, ...] = ("video",)
     schedulers: tuple[str, ...] | None = None  # the --scheduler names that work with this model (None: all)
+    min_steps: int = 1  # 2 where the scheduler stretches its sigmas to a terminal value (one step divides by 0)
 
     def check(self, request, *, model: str = "this model") -> None:
         """Raise InvalidRequest naming the field and the nearest valid value."""
@@ -88,6 +89,11 @@ class Rules:
         if self.schedulers and request.scheduler and request.scheduler not in self.schedulers:
             raise InvalidRequest(f"scheduler: {request.scheduler} does not work with {model}; choose one of: "
                                  f"{', '.join(self.schedulers)}", field="scheduler")
+        steps = getattr(request, "num_inference_steps", None)
+        if steps is not None and steps < self.min_steps:
+            raise InvalidRequest(f"num_inference_steps: {model}'s scheduler needs at least {self.min_steps} steps (it "
+                                 f"stretches its schedule to a terminal sigma); nearest valid: {self.min_steps}",
+                                 field="num_inference_steps")
         n = request.num_frames
         if mode != "image" and n is not None:
             if self.frame_step > 1 and (n - 1) % self.frame_step:
@@ -328,6 +334,11 @@ class Family:
     def guidance_passes(self, request) -> int:
         """Model passes per step: 2 with classifier-free guidance, 1 without (or with embedded guidance)."""
         return 2 if request.guidance_scale > 1.0 else 1
+
+    def denoised_frames(self, request, defaults: dict[str, Any]) -> int | None:
+        """Frames the denoiser sees at once when it sees fewer than the request's (a window of a long video, by
+        the request's settings, then the model's ``defaults``): what the planner measures it at. None: all."""
+        return None
 
     def reference_shape(self, path: Path) -> tuple[int, int]:
         """(frames, side) of the small dry run the planner scales from."""

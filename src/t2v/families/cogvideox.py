@@ -33,6 +33,7 @@ from t2v.families.common import (
 from t2v.models.spec import ModelSpec
 from t2v.models.hub.cogvideox import CARD, DEFAULTS_10, DEFAULTS_15, I2V_PIPELINE, LICENSE_NOTICE  # noqa: F401  (named here too)
 from t2v.planner.memory import meta_cost
+from t2v.planner.precision import cast, meta_kwargs
 
 logger = logging.getLogger(__name__)
 
@@ -225,7 +226,7 @@ class CogVideoXFamily(GroupOffload, DiffusersLora):
         import torch
 
         path = Path(path)
-        m = meta_modules(str(path))
+        m = cast(meta_modules(str(path)))
         tr, vae, rules = m["transformer"], m["vae"], self.rules(path)
         cfg, (spatial, temporal) = tr.config, _scales(path)
         f = (frames - 1) // temporal + 1
@@ -233,7 +234,7 @@ class CogVideoXFamily(GroupOffload, DiffusersLora):
         th, tw = height, width
         if cfg.use_learned_positional_embeddings:
             th, tw = cfg.sample_height * spatial, cfg.sample_width * spatial
-        h, w, meta = th // spatial, tw // spatial, dict(device="meta", dtype=torch.float32)
+        h, w, meta = th // spatial, tw // spatial, meta_kwargs()
         tokens = rules.text_tokens or TEXT_TOKENS
         ids = torch.zeros(1, tokens, dtype=torch.long, device="meta")
         text_peak = meta_cost(lambda: m["text_encoder"](input_ids=ids)).peak

@@ -45,6 +45,7 @@ from t2v.families.common import (
 from t2v.models.spec import ModelSpec
 from t2v.models.hub.hunyuan import CARD, I2V_PIPELINE, LICENSE, LICENSE_NOTICE  # noqa: F401  (named here too)
 from t2v.planner.memory import meta_cost
+from t2v.planner.precision import cast, meta_kwargs
 
 logger = logging.getLogger(__name__)
 
@@ -229,9 +230,9 @@ class HunyuanFamily(DiffusersLora):
         import torch
 
         path = Path(path)
-        m = meta_modules(str(path))
+        m = cast(meta_modules(str(path)))
         tr, vae, te = m["transformer"], m["vae"], m["text_encoder"]
-        meta = dict(device="meta", dtype=torch.float32)
+        meta = meta_kwargs()
         spatial, temporal = vae.config.spatial_compression_ratio, vae.config.temporal_compression_ratio
         f, h, w = (frames - 1) // temporal + 1, height // spatial, width // spatial
         i2v = read_index(path).get("_class_name") == I2V_PIPELINE

@@ -34,6 +34,7 @@ from t2v.families.common import (Checkpoints, DiffusersLora, LoopState, config, 
                                  meta_modules, params)
 from t2v.models.hub.hunyuan15 import CARD, I2V_PIPELINE
 from t2v.planner.memory import meta_cost
+from t2v.planner.precision import cast, meta_kwargs
 from t2v.sampling import promptcache
 from t2v.sampling.base import EngineRun
 from t2v.sampling.offload import resident
@@ -166,11 +167,11 @@ class HunyuanVideo15Family(DiffusersLora):
         """One Qwen encoding, one transformer pass (the guider runs the conditions one by one: batch 1), one decode."""
         import torch
 
-        m = meta_modules(str(path))
+        m = cast(meta_modules(str(path)))
         tr, vae = m["transformer"], m["vae"]
         s, t = vae.spatial_compression_ratio, vae.temporal_compression_ratio
         f, h, w = (frames - 1) // t + 1, height // s, width // s
-        meta = dict(device="meta", dtype=torch.float32)
+        meta = meta_kwargs()
         ids = torch.zeros(1, TEXT_TOKENS + CROP, dtype=torch.long, device="meta")
         text_peak = meta_cost(lambda: m["text_encoder"](input_ids=ids, output_hidden_states=True)).peak
         x = torch.zeros(1, tr.config.in_channels, f, h, w, **meta)

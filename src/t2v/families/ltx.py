@@ -32,7 +32,7 @@ from t2v.sampling import v2v
 from t2v.errors import ModelUnavailable
 from t2v.families.base import Component, RunContext, Rules, read_index
 from t2v.families.common import (
-    Checkpoints, DiffusersLora, LoopState, config, denoise, free_text_encoders, meta_modules, params)
+    Checkpoints, DiffusersLora, LoopState, config, denoise, free_text_encoders, meta_modules, params, scheduler_min_steps)
 from t2v.families.ltx_steps import (
     Grid, Prepared, classic_latents, classic_step, classic_timesteps, condition_latents, condition_step, condition_timesteps,
     condition_v2v, decode, decode_plan,
@@ -40,6 +40,7 @@ from t2v.families.ltx_steps import (
 from t2v.models.spec import ModelSpec
 from t2v.models.hub.ltx import CARD, CONDITION, DISTILLED_TIMESTEPS, NEGATIVE_PROMPT, UPSAMPLER  # noqa: F401  (named here too)
 from t2v.planner.memory import meta_cost
+from t2v.planner.precision import cast, meta_kwargs
 
 logger = logging.getLogger(__name__)
 
@@ -71,11 +72,12 @@ class LTXFamily(DiffusersLora):
     def rules(self, path: Path | None) -> Rules:
         if path is None:
             return Rules(size_multiple=32, frame_step=8, text_tokens=TEXT_TOKENS[False], modes=self.modes,
-                         schedulers=("model",))
+                         schedulers=("model",), min_steps=scheduler_min_steps(None))
         spatial, temporal = _ratios(config(path, "vae"))
         tr = config(path, "transformer")
         return Rules(size_multiple=spatial * (tr.get("patch_size") or 1), frame_step=temporal * (tr.get("patch_size_t") or 1),
-                     text_tokens=TEXT_TOKENS[_is_condition(path)], modes=self.modes, schedulers=("model",))
+                     text_tokens=TEXT_TOKENS[_is_condition(path)], modes=self.modes, schedulers=("model",),
+                     min_steps=scheduler_min_steps(path))
 
     def check_index(self, path: Path, index: dict[str, Any]) -> None:
         if index.get("_class_name") == UPSAMPLER:
@@ -175,11 +177,11 @@ class LTXFamily(DiffusersLora):
         import torch
 
         path = Path(path)
-        m = meta_modules(str(path))
+        m = cast(meta_modules(str(path)))
         tr, vae = m["transformer"], m["vae"]
         spatial, temporal = vae.spatial_compression_ratio, vae.temporal_compression_ratio
         f, h, w = (frames - 1) // temporal + 1, height // spatial, width // spatial
-        tokens, meta = TEXT_TOKENS[_is_condition(path)], dict(device="meta", dtype=torch.float32)
+        tokens, meta = TEXT_TOKENS[_is_condition(path)], meta_kwargs()
         ids = torch.zeros(1, tokens, dtype=torch.long, device="meta")
         text_peak = meta_cost(lambda: m["text_encoder"](ids)).peak
         x = torch.zeros(batch, f * h * w, tr.config.in_channels, **meta)

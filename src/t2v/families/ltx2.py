@@ -30,13 +30,15 @@ from types import SimpleNamespace
 from typing import Any
 
 from t2v.families.base import Component, RunContext, Rules
-from t2v.families.common import Checkpoints, DiffusersLora, LoopState, config, denoise, free_text_encoders, meta_modules, params
+from t2v.families.common import (Checkpoints, DiffusersLora, LoopState, config, denoise, free_text_encoders, meta_modules,
+                                 params, scheduler_min_steps)
 from t2v.families.ltx_steps import Grid, decode_plan
 from t2v.families.ltx2_steps import (
     OPTIONS, AudioGrid, Guidance, Text, connect, decode_audio, decode_video, gemma_embeds, image_latents, noise, step_fn,
     timesteps)
 from t2v.models.hub.ltx2 import CARD
 from t2v.planner.memory import meta_cost
+from t2v.planner.precision import cast, meta_kwargs
 from t2v.sampling import promptcache
 from t2v.sampling.base import EngineRun
 from t2v.sampling.offload import resident
@@ -65,13 +67,15 @@ class LTX2Family(DiffusersLora):
     def rules(self, path: Path | None) -> Rules:
         tokens = OPTIONS["text_tokens"]
         if path is None:
-            return Rules(size_multiple=32, frame_step=8, text_tokens=tokens, modes=self.modes, schedulers=("model",))
+            return Rules(size_multiple=32, frame_step=8, text_tokens=tokens, modes=self.modes, schedulers=("model",),
+                         min_steps=scheduler_min_steps(None))
         vae = config(path, "vae")
         spatial = int(vae.get("spatial_compression_ratio") or 32)
         temporal = int(vae.get("temporal_compression_ratio") or 8)
         tr = config(path, "transformer")
         return Rules(size_multiple=spatial * (tr.get("patch_size") or 1), frame_step=temporal * (tr.get("patch_size_t") or 1),
-                     text_tokens=tokens, modes=self.modes, schedulers=("model",))
+                     text_tokens=tokens, modes=self.modes, schedulers=("model",),
+                     min_steps=scheduler_min_steps(path))
 
     def guidance_passes(self, request) -> int:
         return Guidance.of(request.guidance_scale, {**OPTIONS, **_request_options(request)}).passes()
@@ -166,12 +170,12 @@ class LTX2Family(DiffusersLora):
         import torch
 
         path = Path(path)
-        m = meta_modules(str(path))
+        m = cast(meta_modules(str(path)))
         tr, vae, audio_vae = m["transformer"], m["vae"], m["audio_vae"]
         spatial, temporal = vae.spatial_compression_ratio, vae.temporal_compression_ratio
         f, h, w = (frames - 1) // temporal + 1, height // spatial, width // spatial
         audio = AudioGrid.of(frames, 24.0, audio_vae)
-        meta = dict(device="meta", dtype=torch.float32)
+        meta = meta_kwargs()
         tokens = OPTIONS["text_tokens"]
         ids = torch.zeros(1, tokens, dtype=torch.long, device="meta")
         text_peak = meta_cost(lambda: m["text_encoder"](input_ids=ids, output_hidden_states=True)).peak

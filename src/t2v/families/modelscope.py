@@ -26,6 +26,7 @@ from t2v.families.common import config, free_text_encoders
 from t2v.runtime import current
 from t2v.models.hub.modelscope import CARD, DEFAULT_NEGATIVE_PROMPT  # noqa: F401  (named here too)
 from t2v.planner.memory import meta_cost
+from t2v.planner.precision import cast, meta_kwargs
 from t2v.models.temporal import apply_temporal_config, folder_frame_limit
 
 logger = logging.getLogger(__name__)
@@ -222,10 +223,10 @@ def measure_unet_video(m: dict[str, Any], frames: int, height: int, width: int, 
     repeated per frame."""
     import torch
 
-    unet, vae, text = m["unet"], m["vae"], m["text_encoder"]
+    unet, vae, text = (cast(m)[k] for k in ("unet", "vae", "text_encoder"))
     scale = vae_scale(vae.config)
     h, w, seq = height // scale, width // scale, text.config.max_position_embeddings
-    meta = dict(device="meta", dtype=torch.float32)
+    meta = meta_kwargs()
     text_peak = meta_cost(lambda: text(torch.zeros(1 if embeds_per_frame else batch, seq, dtype=torch.long,
                                                    device="meta"))).peak
     if chunking:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from t2v.errors import InvalidRequest
 from t2v.families.base import RunContext, Rules, read_index
@@ -71,6 +72,11 @@ class SkyReelsV2DFFamily(SkyReelsV2Family):
     def guidance_passes(self, request) -> int:
         return 2 if request.guidance_scale > 1.0 else 1
 
+    def denoised_frames(self, request, defaults: dict[str, Any]) -> int | None:
+        """A clip longer than ``base_num_frames`` is denoised one window of that many frames at a time."""
+        base = skyreels_df.merged(defaults, request)["base_num_frames"]
+        return base if base and request.num_frames and request.num_frames > base else None
+
     def takes_last_image(self, path: Path | None) -> bool:
         """Diffusion forcing from an image ends on a last image too (one window)."""
         return True
@@ -108,8 +114,11 @@ class SkyReelsV2DFFamily(SkyReelsV2Family):
         return request.model_copy(update={"seconds": None, "num_frames": frames,
                                           "extras": {**request.extras, "overlap_history": overlap}})
 
-    def meta_timestep(self, path: Path, frames: int, tokens_per_frame: int, meta):
-        """A timestep per latent frame and the fps input, as diffusion forcing calls the transformer."""
+    def meta_timestep(self, path: Path, frames: int, tokens_per_frame: int, meta, transformer):
+        """A timestep per latent frame and the fps input, as diffusion forcing calls the transformer; with the
+        causal blocks the published models run in (``causal_block_size`` 5), so the block mask over all the
+        window's tokens (one byte per token pair) is counted: with the window as one block, the same size."""
         import torch
 
+        transformer.register_to_config(num_frame_per_block=frames if frames > 1 else 1)
         return torch.zeros(1, frames, **meta), {"enable_diffusion_forcing": True, "fps": [1]}

@@ -62,7 +62,11 @@ class Window:
 
 
 def options(model, request) -> dict[str, Any]:
-    defaults = getattr(model.source, "defaults", None) or {}
+    return merged(getattr(model.source, "defaults", None) or {}, request)
+
+
+def merged(defaults: dict[str, Any], request) -> dict[str, Any]:
+    """:data:`OPTIONS`, then the model's ``defaults``, then the request's extras."""
     extras = getattr(request, "extras", None) or {}
     out = dict(OPTIONS)
     out.update({k: v for k, v in defaults.items() if k in OPTIONS})

@@ -27,6 +27,7 @@ from t2v.families.common import (
     linear_preview, meta_modules, params)
 from t2v.models.hub.wan import CARD, NEGATIVE_PROMPT  # noqa: F401  (named here too)
 from t2v.planner.memory import meta_cost
+from t2v.planner.precision import cast, meta_kwargs
 
 logger = logging.getLogger(__name__)
 
@@ -221,11 +222,11 @@ class WanFamily(GroupOffload, DiffusersLora):
         import torch
 
         path = Path(path)
-        m = meta_modules(str(path))
+        m = cast(meta_modules(str(path)))
         tr, vae, rules = m.get("transformer") or m["transformer_2"], m["vae"], self.rules(path)
         spatial, temporal = vae.config.scale_factor_spatial, vae.config.scale_factor_temporal
         f, h, w = (frames - 1) // temporal + 1, height // spatial, width // spatial
-        tokens, meta = rules.text_tokens or TEXT_TOKENS, dict(device="meta", dtype=torch.float32)
+        tokens, meta = rules.text_tokens or TEXT_TOKENS, meta_kwargs()
         ids = torch.zeros(1, tokens, dtype=torch.long, device="meta")
         text_peak = meta_cost(lambda: m["text_encoder"](input_ids=ids)).peak  # a mask would need its values
         image_embeds = None
@@ -239,7 +240,7 @@ class WanFamily(GroupOffload, DiffusersLora):
                 image_embeds = torch.zeros(images, (cfg.image_size // cfg.patch_size) ** 2 + 1, tr.config.image_dim, **meta)
         p = tr.config.patch_size
         x = torch.zeros(1, tr.config.in_channels, f, h, w, **meta)
-        t, step_args = self.meta_timestep(path, f, (h // p[1]) * (w // p[2]), meta)
+        t, step_args = self.meta_timestep(path, f, (h // p[1]) * (w // p[2]), meta, tr)
         embeds = torch.zeros(1, tokens, tr.config.text_dim, **meta)
         control = wan_vace.meta_stream(tr, f, h, w) if hasattr(tr.config, "vace_layers") else {}
         step = meta_cost(lambda: tr(hidden_states=x, timestep=t, encoder_hidden_states=embeds,
@@ -265,8 +266,9 @@ class WanFamily(GroupOffload, DiffusersLora):
             "vae_scales_with": "area",
         }
 
-    def meta_timestep(self, path: Path, frames: int, tokens_per_frame: int, meta: dict[str, Any]):
-        """The dry run's timestep (one, or one per token for Wan 2.2 TI2V) and any more transformer arguments."""
+    def meta_timestep(self, path: Path, frames: int, tokens_per_frame: int, meta: dict[str, Any], transformer):
+        """The dry run's timestep (one, or one per token for Wan 2.2 TI2V) and any more transformer arguments
+        (``transformer``: the meta module the dry run calls)."""
         import torch
 
         if read_index(path).get("expand_timesteps"):

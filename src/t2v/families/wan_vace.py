@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from t2v.families.common import config
+from t2v.planner.precision import meta_kwargs
 
 VACE_CLASS = "WanVACETransformer3DModel"
 
@@ -125,6 +126,6 @@ def meta_stream(transformer, frames: int, h: int, w: int) -> dict[str, Any]:
     """The planner's dry run: the control stream's keyword arguments on the meta device."""
     import torch
 
-    meta = dict(device="meta", dtype=torch.float32)
+    meta = meta_kwargs()
     return {"control_hidden_states": torch.zeros(1, transformer.config.vace_in_channels, frames, h, w, **meta),
             "control_hidden_states_scale": torch.ones(len(transformer.config.vace_layers), **meta)}

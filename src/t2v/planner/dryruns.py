@@ -53,8 +53,8 @@ def _code_versions() -> str:
     return f"t2v {__version__}, torch {torch.__version__}, diffusers {diffusers.__version__}"
 
 
-def key(path: Path, frames: int, height: int, width: int, batch: int, chunking: bool, vae_chunk: int) -> str:
-    return json.dumps([architecture_hash(path), frames, height, width, batch, chunking, vae_chunk, _code_versions()])
+def key(path: Path, frames: int, height: int, width: int, batch: int, chunking: bool, vae_chunk: int, half: bool) -> str:
+    return json.dumps([architecture_hash(path), frames, height, width, batch, chunking, vae_chunk, half, _code_versions()])
 
 
 def get(cache_key: str) -> dict[str, Any] | None:

@@ -23,6 +23,7 @@ its own; :func:`predict` runs one at the request's shape (``t2v plan``).
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -36,6 +37,8 @@ from typing import Any, NamedTuple
 
 from t2v.errors import InvalidRequest, ModelUnavailable, T2VError
 from t2v.planner import dryruns, fit, steptime
+from t2v.planner.precision import is_half, measuring
+from t2v.planner.scaling import scaled, with_denoiser
 from t2v.planner.plans import MemoryPlan, get_plan
 from t2v.models.catalog import CATALOG
 from t2v.requests.options import PLANS
@@ -154,15 +157,17 @@ def _baseline_rss() -> int:
 _MEASURING = threading.Lock()  # the meta modules are shared, and forward chunking is set on them per run
 
 
-def _measure(path: str, frames: int, height: int, width: int, batch: int, chunking: bool, vae_chunk: int) -> dict[str, Any]:
-    """Parameter counts, peak fp32 activation bytes per stage and FLOPs of one meta-device run, read from the
-    dry-run cache on disk when this architecture was measured at this shape before (see :mod:`t2v.planner.dryruns`)."""
-    key = dryruns.key(Path(path), frames, height, width, batch, chunking, vae_chunk)
+def _measure(path: str, frames: int, height: int, width: int, batch: int, chunking: bool, vae_chunk: int,
+             half: bool) -> dict[str, Any]:
+    """Parameter counts, peak activation bytes per stage (measured in bf16 for a ``half`` precision run, else fp32:
+    :mod:`t2v.planner.precision`) and FLOPs of one meta-device run, read from the dry-run cache on disk when this
+    architecture was measured at this shape before (see :mod:`t2v.planner.dryruns`)."""
+    key = dryruns.key(Path(path), frames, height, width, batch, chunking, vae_chunk, half)
     found = dryruns.get(key)
     if found is not None:
         return found
-    with _MEASURING:
-        measured = _measure_locked(path, frames, height, width, batch, chunking, vae_chunk)
+    with _MEASURING, measuring(half):
+        measured = {**_measure_locked(path, frames, height, width, batch, chunking, vae_chunk), "half": half}
     dryruns.put(key, measured)
     return measured
 
@@ -198,111 +203,60 @@ def _chunk(plan: str, frames: int, device: str) -> int:
 
 
 @memoized("dry-runs-at-shape", 64)
-def _dry_run(path: str, frames: int, height: int, width: int, batch: int, plan: str, device: str) -> dict[str, Any]:
+def _dry_run(path: str, frames: int, height: int, width: int, batch: int, plan: str, device: str,
+             half: bool) -> dict[str, Any]:
     """:func:`_measure` at the request's own shape (cached)."""
     chunking = get_plan(plan).uses_forward_chunking(device)
-    return _measure(path, frames, height, width, batch, chunking, _chunk(plan, frames, device))
+    return _measure(path, frames, height, width, batch, chunking, _chunk(plan, frames, device), half)
 
 
 @memoized("reference-dry-runs", 32)
-def _reference(path: str, batch: int, chunking: bool) -> dict[str, Any]:
+def _reference(path: str, batch: int, chunking: bool, half: bool) -> dict[str, Any]:
     """:func:`_measure` at the family's small reference shape, one VAE frame per call, and for a family that
     ``fits_reference`` the denoiser's numbers at twice and four times its latent frames (``more``): what
     :func:`estimate` scales from. Once per model, batch and chunking."""
     family = _family(path)
     frames, side = _from_configs(path, family, lambda: family.reference_shape(Path(path)))
-    ref = _measure(path, frames, side, side, batch, chunking, 1)
+    ref = _measure(path, frames, side, side, batch, chunking, 1, half)
     if not family.fits_reference:  # a UNet's numbers grow in proportion: one dry run is enough
         return ref
     per = _from_configs(path, family, lambda: family.frames_per_latent(Path(path)))
     latent = (frames - 1) // per + 1
     try:
-        more = [_measure(path, frames + k * latent * per, side, side, batch, chunking, 1) for k in (1, 3)]
+        more = [_measure(path, frames + k * latent * per, side, side, batch, chunking, 1, half) for k in (1, 3)]
     except T2VError as e:  # a model that cannot take those lengths: scaled in proportion
         logger.debug("no further reference dry runs for %s: %s", path, e)
         return ref
     return {**ref, "more": [{k: m[k] for k in ("acts", "step_flops")} for m in more]}
 
 
-# The share of a reference's denoiser numbers that does not grow with the video's tokens (the text tokens its
-# attention carries at every size) above which they are scaled as a polynomial in the tokens, not in proportion.
-FIXED_SHARE = 0.5
-
-
-def _grown(one: float, two: float, four: float, factor: float) -> float:
-    """A denoiser number of the reference (``one``; ``two`` and ``four`` at twice and four times its latent
-    frames, so its video tokens) at ``factor`` times its video tokens. In proportion (slightly high: what most
-    models' numbers do) unless a fixed part (the text tokens of a transformer whose reference has few video
-    tokens) is most of it; then fixed + per token + per token pair (a dense attention mask over all tokens),
-    fitted through the three dry runs."""
-    square = max(four - 3 * two + 2 * one, 0) / 6
-    slope = max(two - one - 3 * square, 0)
-    fixed = one - slope - square
-    if one <= 0 or fixed <= FIXED_SHARE * one:
-        return one * factor
-    return fixed + slope * factor + square * factor ** 2
-
-
-def _scaled(ref: dict[str, Any], frames: int, height: int, width: int, chunk: int, tiled: bool = False) -> dict[str, Any]:
-    """A dry run's numbers at another shape. Every UNet tensor (attention runs as one fused op) grows with
-    frames x height x width, every VAE tensor with frames per decode call x height x width; the text
-    encoder's do not change. FLOPs are scaled the same way (attention's grow faster: a lower bound). A causal
-    video VAE that decodes one latent frame at a time (``vae_scales_with: area``, Wan) peaks with the frame
-    area only, and its decode FLOPs grow with frames x area. One that decodes the whole clip in one call
-    (``vae_scales_with: clip``, LTX-Video) grows with the clip whatever the plan's chunk; decoded in spatial
-    tiles (``tiled``, a plan the family tiles under, with ``vae_tile`` measured), with the frames only, plus
-    the decoded clip the tiles are blended into."""
-    rf, rh, rw, rc = ref["shape"]
-    if ref.get("vae_scales_with") == "clip":
-        chunk = frames
-    unet = frames * height * width / (rf * rh * rw)
-    by_area = ref.get("vae_scales_with") == "area"
-    vae = height * width / (rh * rw) if by_area else chunk * height * width / (rc * rh * rw)
-    decode_flops = (ref["decode_flops"] * unet if by_area else ref["decode_flops"] / -(-rf // rc) * vae * -(-frames // chunk))
-    # Operator calls grow with the decode calls (a causal VAE's with the latent frames), not with their size.
-    calls = frames / rf if by_area else 1 if ref.get("vae_scales_with") == "clip" else -(-frames // chunk) / -(-rf // rc)
-    decode_ops = ref.get("decode_ops", 0) * calls
-    acts, more = ref["acts"], ref.get("more")
-    tile = ref.get("vae_tile") if tiled else None
-    if tile is not None and max(height, width) > tile["side"]:
-        acts = {**acts, "vae": tile["acts"] * frames / rf + 3 * frames * height * width * 4}
-        vae = 1.0
-
-    def denoiser(value: float, two: float | None, four: float | None) -> int:
-        return int(value * unet if two is None or four is None else _grown(value, two, four, unet))
-
-    return {
-        "params": ref["params"],
-        "roles": ref["roles"],
-        "acts": {k: int(v * (1 if k == "text" else vae)) if k in ("text", "vae") else
-                 denoiser(v, *(m["acts"].get(k) for m in more) if more else (None, None)) for k, v in acts.items()},
-        "step_flops": denoiser(ref["step_flops"], *(m["step_flops"] for m in more) if more else (None, None)),
-        "decode_flops": int(decode_flops),
-        "step_ops": ref.get("step_ops", 0),
-        "decode_ops": int(decode_ops),
-        "latents_bytes": int(ref["latents_bytes"] * unet),
-        "vae_scales_with": ref.get("vae_scales_with"),
-        "shape": (frames, height, width, chunk),
-    }
-
-
-def predict(model_path: str | Path, request, *, plan: str, device: str, dtype: str, measure_speed: bool = True) -> Prediction:
+def predict(model_path: str | Path, request, *, plan: str, device: str, dtype: str, measure_speed: bool = True,
+            defaults: dict[str, Any] | None = None) -> Prediction:
     """Predict peak memory (RSS on CPU, device memory on GPU) and time per step for one plan (a dry run at
-    the request's shape: about a second, more with forward chunking at large sizes; cached per shape)."""
-    batch = _family(str(model_path)).guidance_passes(request)
-    dry = _dry_run(str(model_path), request.num_frames, request.height, request.width, batch, plan, device)
+    the request's shape: about a second, more with forward chunking at large sizes; cached per shape). A model
+    that denoises a long video window by window (``defaults``: the model's own settings) has its denoiser
+    measured at one window."""
+    path, half = str(model_path), is_half(dtype)
+    family = _family(path)
+    batch = family.guidance_passes(request)
+    dry = _dry_run(path, request.num_frames, request.height, request.width, batch, plan, device, half)
+    window = family.denoised_frames(request, defaults or {})
+    if window is not None and window < request.num_frames:
+        dry = with_denoiser(dry, _dry_run(path, window, request.height, request.width, batch, plan, device, half))
     return _prediction(dry, plan=plan, device=device, dtype=dtype, measure_speed=measure_speed,
                        weights=getattr(request, "weights", "auto"), lora_params=adapter_params(request),
                        run_key=run_key(model_path, request, plan=plan, device=device, dtype=dtype) if measure_speed else None)
 
 
-def estimate(model_path: str | Path, request, *, plan: str, device: str, dtype: str, measure_speed: bool = False) -> Prediction:
-    """:func:`predict`, scaled from one dry run per model at a small shape (see :func:`_scaled`): no dry run
+def estimate(model_path: str | Path, request, *, plan: str, device: str, dtype: str, measure_speed: bool = False,
+             defaults: dict[str, Any] | None = None) -> Prediction:
+    """:func:`predict`, scaled from one dry run per model at a small shape (see :func:`t2v.planner.scaling.scaled`): no dry run
     per request. Above the reference shape within 3% of :func:`predict`, slightly over (tests/models)."""
+    family = _family(str(model_path))
     return estimate_at(str(model_path), request.num_frames, request.height, request.width,
-                       batch=_family(str(model_path)).guidance_passes(request), plan=plan, device=device, dtype=dtype,
+                       batch=family.guidance_passes(request), plan=plan, device=device, dtype=dtype,
                        measure_speed=measure_speed, weights=getattr(request, "weights", "auto"),
-                       lora_params=adapter_params(request),
+                       lora_params=adapter_params(request), window=family.denoised_frames(request, defaults or {}),
                        run_key=run_key(model_path, request, plan=plan, device=device, dtype=dtype) if measure_speed else None)
 
 
@@ -314,10 +268,12 @@ def run_key(model_path: str | Path, request, *, plan: str, device: str, dtype: s
 
 def estimate_at(path: str, frames: int, height: int, width: int, *, batch: int, plan: str, device: str, dtype: str,
                 measure_speed: bool = False, weights: str = "auto", run_key: str | None = None,
-                lora_params: int = 0) -> Prediction:
-    """:func:`estimate` for a shape (``batch`` 2 with classifier-free guidance)."""
-    ref = _reference(path, batch, get_plan(plan).uses_forward_chunking(device))
-    dry = _scaled(ref, frames, height, width, _chunk(plan, frames, device), tiled=plan in _family(path).tiled_plans)
+                lora_params: int = 0, window: int | None = None) -> Prediction:
+    """:func:`estimate` for a shape (``batch`` 2 with classifier-free guidance; the denoiser at ``window``
+    frames when it sees fewer than the clip's at once)."""
+    ref = _reference(path, batch, get_plan(plan).uses_forward_chunking(device), is_half(dtype))
+    dry = scaled(ref, frames, height, width, _chunk(plan, frames, device), tiled=plan in _family(path).tiled_plans,
+                  window=window)
     return _prediction(dry, plan=plan, device=device, dtype=dtype, measure_speed=measure_speed, weights=weights,
                        run_key=run_key, lora_params=lora_params)
 
@@ -352,8 +308,7 @@ def _prediction(dry: dict[str, Any], *, plan: str, device: str, dtype: str, meas
     if lora_params and dry["roles"]["denoise"]:
         first = dry["roles"]["denoise"][0]
         weights[first] = weights.get(first, 0) + lora_params * elt
-    # fp32 math on meta; half precision halves activation bytes.
-    acts = {k: v * elt // 4 for k, v in dry["acts"].items()}
+    acts = dict(dry["acts"])  # measured in the run's precision (t2v.planner.precision)
     step_flops, decode_flops = dry["step_flops"], dry["decode_flops"]
     latents_bytes = dry["latents_bytes"]
     frames_bytes = frames * height * width * 3 * 4  # decoded float frames kept for export
@@ -425,7 +380,7 @@ def tune_allocator(threshold_kb: int) -> bool:
 
 
 def choose(model_path: str | Path, request, *, requested: str, device: str, dtype: str, budget: int | None = None,
-           measure_speed: bool = False) -> tuple[MemoryPlan, list[Prediction]]:
+           measure_speed: bool = False, defaults: dict[str, Any] | None = None) -> tuple[MemoryPlan, list[Prediction]]:
     """The plan to use and the predictions considered (:func:`estimate` s: no dry run per request).
 
     ``auto``: the fastest plan predicted to fit in ``budget`` bytes (default: 90% of the free memory, see
@@ -437,7 +392,8 @@ def choose(model_path: str | Path, request, *, requested: str, device: str, dtyp
     predictions: list[Prediction] = []
 
     def consider(name: str) -> Prediction:
-        p = estimate(model_path, request, plan=name, device=device, dtype=dtype, measure_speed=measure_speed)
+        p = estimate(model_path, request, plan=name, device=device, dtype=dtype, measure_speed=measure_speed,
+                     defaults=defaults)
         p.fits = p.peak_bytes <= budget
         predictions.append(p)
         return p
@@ -450,5 +406,6 @@ def choose(model_path: str | Path, request, *, requested: str, device: str, dtyp
         if not leanest.fits:
             chosen = None
     if chosen is None:
-        raise fit.refusal(model_path, request, predictions[-1], budget, estimate_at)
+        window = _family(str(model_path)).denoised_frames(request, defaults or {})
+        raise fit.refusal(model_path, request, predictions[-1], budget, functools.partial(estimate_at, window=window))
     return get_plan(chosen.plan), predictions

@@ -138,7 +138,7 @@ def start(request, *, settings: Settings, output: str | Path | None = None,
     memory, predictions = None, []
     if plan_memory:
         memory, predictions = choose(source.path, request, requested=request.memory, device=plan.device, dtype=plan.dtype,
-                                     budget=memory_budget(plan.device, settings.memory_budget_gb))
+                                     budget=memory_budget(plan.device, settings.memory_budget_gb), defaults=source.defaults)
     loaded = load_model(source, plan, offload=bool(memory and memory.offload), loras=getattr(request, "loras", ()),
                         weights=getattr(request, "weights", "auto"))
     # Record what actually ran (after fallbacks), not what was asked.

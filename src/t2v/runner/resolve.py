@@ -119,6 +119,6 @@ def check_fits(request: GenerationRequest, settings: Settings) -> None:
     plan = fit_to_model(plan_device(request.device, request.dtype, cpu_bf16=settings.cpu_bf16), source.path,
                         asked=request.dtype, cpu_bf16=settings.cpu_bf16)
     choose(source.path, request, requested=request.memory, device=plan.device, dtype=plan.dtype,
-           budget=memory_budget(plan.device, settings.memory_budget_gb))
+           budget=memory_budget(plan.device, settings.memory_budget_gb), defaults=source.defaults)
 
 
