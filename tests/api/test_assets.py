@@ -116,7 +116,7 @@ def test_a_path_or_unknown_id_in_image_is_422(idle_client):
     for image in ("/etc/passwd", "first.png", "https://example.com/a.png", "../assets/x.png"):
         r = idle_client.post("/v1/videos", json={"prompt": "a cat", "image": image})
         assert r.status_code == 422 and loc_field(r) == "image", r.text
-        assert "give an uploaded asset id (POST /v1/assets" in r.text
+        assert "give an uploaded image's asset id (POST /v1/assets" in r.text and "as `image` in a multipart" in r.text
     r = idle_client.post("/v1/videos", json={"prompt": "a cat", "image": "01ARZ3NDEKTSV4RRFFQ69G5FAV"})
     assert r.status_code == 422 and loc_field(r) == "image" and "no uploaded asset with id" in r.text
 

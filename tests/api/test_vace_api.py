@@ -96,6 +96,7 @@ def test_paths_and_clips_of_another_size_are_refused_at_submit(keyed, clips, tin
                          ("control_video", "/etc/passwd")):
         r = client.post("/v1/videos", json={**base, field: value}, headers=bearer(alice))
         assert r.status_code == 422 and loc_field(r) == field, r.text
+        assert "`image`" not in r.text  # the multipart upload and video-to-video hints are the first frame's only
     tall = send(client, clips / "tall.mp4", alice)
     r = client.post("/v1/videos", json={**base, "control_video": tall}, headers=bearer(alice))
     assert r.status_code == 422 and loc_field(r) == "control_video" and "32x64" in r.text and "fit" in r.text, r.text

@@ -22,7 +22,7 @@ from t2v.version import __version__
 logger = logging.getLogger(__name__)
 
 CACHE_NAME = "dry-runs.json"
-_VERSION = 2  # 2: operator counts (step_ops, decode_ops)
+_VERSION = 3  # 2: operator counts (step_ops, decode_ops); 3: bf16 dry runs for half precision, DF block masks
 LIMIT = 500  # entries kept (the newest)
 _LOCK = threading.Lock()
 

@@ -152,8 +152,9 @@ class AssetService:
         """At submit: ``ref`` (a request's ``image`` or ``last_image``) must name an image asset of ``api_key``;
         422 naming ``field``. (Its file must be in the store; it is not fetched here.)"""
         if not is_asset_id(ref):
-            raise InvalidRequest(f"{field}: give an uploaded asset id (POST /v1/assets, or send the file as `image` in "
-                                 "a multipart POST /v1/videos); file paths and URLs are not taken", field=field)
+            also = ", or send the file as `image` in a multipart POST /v1/videos" if field == "image" else ""
+            raise InvalidRequest(f"{field}: give an uploaded image's asset id (POST /v1/assets with a PNG, JPEG or "
+                                 f"WebP file{also}); file paths and URLs are not taken", field=field)
         try:
             row = self._row(ref, api_key)
             found = self._exists(row)
@@ -163,8 +164,9 @@ class AssetService:
             raise InvalidRequest(f"{field}: no uploaded asset with id {ref} (upload the image with POST /v1/assets)",
                                  field=field)
         if asset_kind(row) != "image":
+            instead = ", or the video as `video` (video-to-video)" if field == "image" else ""
             raise InvalidRequest(f"{field}: the asset {ref} is a video; give an image asset (PNG, JPEG or WebP) as "
-                                 f"`{field}`, or the video as `video` (video-to-video)", field=field)
+                                 f"`{field}`{instead}", field=field)
 
     def video_asset(self, ref: str, api_key=None, *, field: str = "asset"):
         """At submit: the video asset ``ref`` of ``api_key`` (its row). :class:`AssetNotFound` (404) when it is
