@@ -174,6 +174,8 @@ def test_live_progress_cancel_and_readable_errors(page, server):
     from playwright.sync_api import expect
 
     status = page.locator("#t2v-status")
+    for name in ("cancel", "pause", "resume"):  # no job shown: nothing for them to act on
+        expect(page.locator(f"#t2v-{name}")).to_be_disabled()
     page.locator("#t2v-generate").click()  # no prompt yet
     expect(status.locator(".t2v-error")).to_contain_text("Prompt: describe the video")
 
@@ -195,8 +197,12 @@ def test_live_progress_cancel_and_readable_errors(page, server):
     job_id = page.locator("#t2v-job-id textarea, #t2v-job-id input").first.input_value()
     assert server.job(job_id)["status"] == "running" and int(bar.get_attribute("max")) == 300
 
+    expect(page.locator("#t2v-pause")).to_be_enabled()
+    expect(page.locator("#t2v-resume")).to_be_disabled()
     page.locator("#t2v-cancel").click()
     expect(status).to_contain_text("Cancelled.")
+    for name in ("cancel", "pause", "resume"):  # a finished job: off
+        expect(page.locator(f"#t2v-{name}")).to_be_disabled()
     job = server.job(job_id)
     assert job["status"] == "cancelled" and job["progress"]["step"] < 300
     # The cancelled job is in the history (newest first), so it can be picked and deleted (#20).

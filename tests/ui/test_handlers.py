@@ -140,8 +140,10 @@ def test_pause_and_resume_a_running_job_from_the_page(service):
 
 def test_pause_and_resume_a_queued_job(idle):
     job_id, _ = H.submit(idle, form(idle))
+    assert H.controls(H.job_status(idle, job_id)) == (True, True, False)  # Cancel, Pause on; Resume off
     assert H.pause(idle, job_id) == "Paused: the job waits until you press Resume."
     assert H.view(idle, job_id).status == "paused"
+    assert H.controls(H.job_status(idle, job_id)) == (True, False, True)
     assert H.resume(idle, job_id).startswith("Resumed")
     assert H.view(idle, job_id).status == "queued"
     with pytest.raises(UIError, match="only a paused job can be resumed"):
@@ -163,6 +165,8 @@ def test_cancel_a_queued_job_at_once(idle):
     job_id, _ = H.submit(idle, form(idle))
     assert H.cancel(idle, job_id) == "Cancelled."
     assert H.view(idle, job_id).status == "cancelled"
+    assert H.controls(H.job_status(idle, job_id)) == H.controls(None) == (False, False, False)
+    assert H.job_status(idle, "") is None
     with pytest.raises(UIError, match="No job is selected"):
         H.cancel(idle, "")
     kept, _ = H.submit(idle, form(idle, "a blue heron"))  # still queued: not history yet

@@ -170,14 +170,19 @@ def build_ui(service, *, header: str = HEADER):
         source_inputs = [source["clip"], source["use"], source["strength"]]
         form_inputs = [form[k] for k in H.FORM_KEYS]
         sliders = ["num_frames", "num_inference_steps", "guidance_scale", "fps", "width", "height", "scheduler"]
-        result_outputs = [status, progress, preview, video, info, job_id, sheet, grid_image, *downloads.values()]
+        job_buttons = (cancel_btn, pause_btn, resume_btn)
+        result_outputs = [status, progress, preview, video, info, job_id, sheet, grid_image, *downloads.values(),
+                          *job_buttons]
+
+        def controls(job_status: str | None) -> dict:  # Cancel, Pause, Resume: on only where they act
+            return {b: gr.update(interactive=on) for b, on in zip(job_buttons, H.controls(job_status))}
 
         # -- helpers turning handler results into updates ----------------------------------------
         def show_job(v: H.JobView) -> dict:
             copy = publish.batch()
             out = {status: v.message, progress: H.progress_html(v), job_id: v.job_id, info: v.summary,
                    preview: gr.update(value=None, visible=False),
-                   video: copy(v.video)}
+                   video: copy(v.video), **controls(v.status)}
             for figure, name in ((sheet, "contact_sheet"), (grid_image, "denoise_grid")):  # sequence jobs only
                 path = copy(getattr(v, name, None))
                 out[figure] = gr.update(value=path, visible=path is not None)
@@ -189,7 +194,7 @@ def build_ui(service, *, header: str = HEADER):
 
         def clear_result(message: str) -> dict:
             out = {status: message, progress: "", info: "", job_id: "", video: None,
-                   preview: gr.update(value=None, visible=False)}
+                   preview: gr.update(value=None, visible=False), **controls(None)}
             out.update({b: gr.update(value=None, visible=False) for b in [sheet, grid_image, *downloads.values()]})
             return out
 
@@ -244,14 +249,14 @@ def build_ui(service, *, header: str = HEADER):
                           data[seed] if used_seed is None else str(used_seed))  # (a post job draws none)
             yield {**clear_result("Queued."), job_id: jid, last_seed: data[last_seed] if used_seed is None else used_seed,
                    seed: shown_seed,
-                   preview: gr.update(value=None, visible=True), generate_btn: ready}
+                   preview: gr.update(value=None, visible=True), generate_btn: ready, **controls("queued")}
             shown, eta = None, H.SteadyEta()
             try:
                 for v in E.poll(service, jid, token, interval=POLL_S, keep_going=lambda: watching.get(session) == jid):
                     if v.finished:
                         yield {**show_job(v), **history_updates(query, token)}
                         return
-                    update = {status: v.message, progress: H.progress_html(v, smooth=eta)}
+                    update = {status: v.message, progress: H.progress_html(v, smooth=eta), **controls(v.status)}
                     stamp = _stamp(v.preview)
                     if stamp is not None and stamp != shown:
                         shown = stamp
@@ -263,14 +268,11 @@ def build_ui(service, *, header: str = HEADER):
                 if watching.get(session) == jid:
                     watching.pop(session, None)
 
-        def on_cancel(jid, token):
-            return {status: H.cancel(service, jid, token)}
+        def acting(action):  # Cancel, Pause or Resume: its message, and the buttons for the job's new state
+            return lambda jid, token: {status: action(service, jid, token),
+                                       **controls(H.job_status(service, jid, token))}
 
-        def on_pause(jid, token):
-            return {status: H.pause(service, jid, token)}
-
-        def on_resume(jid, token):
-            return {status: H.resume(service, jid, token)}
+        on_cancel, on_pause, on_resume = acting(H.cancel), acting(H.pause), acting(H.resume)
 
         def on_priority(jid, value, token):
             return {status: H.set_priority(service, jid, value, token)}
@@ -348,9 +350,8 @@ def build_ui(service, *, header: str = HEADER):
                                          search},
                            [*result_outputs, last_seed, seed, gallery, history_ids, generate_btn],
                            concurrency_limit=None, trigger_mode="multiple", show_progress="hidden", **common)
-        cancel_btn.click(E.guarded(status, on_cancel), [job_id, key], [status], **common)
-        pause_btn.click(E.guarded(status, on_pause), [job_id, key], [status], **common)
-        resume_btn.click(E.guarded(status, on_resume), [job_id, key], [status], **common)
+        for button, action in zip(job_buttons, (on_cancel, on_pause, on_resume)):
+            button.click(E.guarded(status, action), [job_id, key], [status, *job_buttons], **common)
         priority_btn.click(E.guarded(status, on_priority), [job_id, priority, key], [status], **common)
         update_btn.click(E.guarded(status, on_update), {*form_inputs, job_id, key, last_seed}, [status], **common)
         remix_btn.click(E.guarded(status, on_remix), [job_id, key],

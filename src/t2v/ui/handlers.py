@@ -274,7 +274,7 @@ def get_job(service, job_id: str | None, token: str | None = None):
 def view(service, job_id: str | None, token: str | None = None) -> JobView:
     """Where a job stands now: queue position, progress, live preview, and when done its files."""
     job = get_job(service, job_id, token)
-    status = "paused" if job.paused and job.status == "queued" else job.status
+    status = shown_status(job)
     v = JobView(job_id=job.id, status=status, request=job.request or {}, stage=job.stage, step=job.step or 0,
                 total=job.total or 0, eta_s=job.eta_now(), error=job.error, seed=(job.request or {}).get("seed"))
     if status == "queued":
@@ -313,6 +313,27 @@ def progress_html(v: JobView, smooth: F.SteadyEta | None = None) -> str:
     step = total if v.status == "succeeded" else min(v.step, total)
     return (f'<div class="t2v-progress"><progress value="{step}" max="{total}"></progress> '
             f'<span>{html.escape(F.progress_label(v))}</span></div>')
+
+
+def controls(status: str | None) -> tuple[bool, bool, bool]:
+    """Whether Cancel, Pause and Resume act on a job in ``status`` (None: no job shown): none on a finished
+    job, Pause on a queued or running one, Resume on a paused one."""
+    if status is None or status in FINISHED:
+        return False, False, False
+    return True, status != "paused", status == "paused"
+
+
+def shown_status(job) -> str:
+    """A job's status as the page shows it: a queued job held by Pause is "paused"."""
+    return "paused" if job.paused and job.status == "queued" else job.status
+
+
+def job_status(service, job_id: str | None, token: str | None = None) -> str | None:
+    """The shown job's status after an action on it (None when it cannot be read)."""
+    try:
+        return shown_status(get_job(service, job_id, token))
+    except UIError:
+        return None
 
 
 def cancel(service, job_id: str | None, token: str | None = None) -> str:

@@ -69,7 +69,7 @@ def run_inputs(gr, service, form0: dict[str, Any], lim: dict[str, int]) -> dict[
     with gr.Row(elem_id="t2v-run-row"):
         generate_btn = gr.Button("Generate", variant="primary", scale=2, min_width=90, elem_id="t2v-generate")
         cancel_btn, pause_btn, resume_btn = (
-            gr.Button(label, variant=kind, scale=1, min_width=70, elem_id=f"t2v-{label.lower()}")
+            gr.Button(label, variant=kind, scale=1, min_width=70, elem_id=f"t2v-{label.lower()}", interactive=False)
             for label, kind in (("Cancel", "stop"), ("Pause", "secondary"), ("Resume", "secondary")))
     with gr.Row(elem_id="t2v-presets"):
         gr.Markdown("Presets:", elem_classes=["t2v-presets-label"])
