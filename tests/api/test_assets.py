@@ -126,8 +126,10 @@ def test_keys_see_and_use_only_their_own_assets(keyed, tiny_i2v):
     assert upload(client, png()).status_code == 401
     asset = upload(client, png(), token=alice).json()
     for r in (client.get(f"/v1/assets/{asset['id']}", headers=bearer(bob)),
+              client.get(f"/v1/assets/{asset['id']}/content", headers=bearer(bob)),
               client.delete(f"/v1/assets/{asset['id']}", headers=bearer(bob))):
         assert r.status_code == 404 and r.json()["detail"] == f"no asset with id {asset['id']}"  # as a missing one
+    assert client.get(f"/v1/assets/{asset['id']}/content").status_code == 401
     body = {"prompt": "a cat", "model": str(tiny_i2v), "image": asset["id"], **I2V}
     r = client.post("/v1/videos", json=body, headers=bearer(bob))
     assert r.status_code == 422 and loc_field(r) == "image" and "no uploaded asset" in r.text
@@ -282,3 +284,32 @@ def test_the_page_takes_only_checked_images_and_generates_from_one(tiny_model, t
         monkeypatch.setattr(uploads, "UPLOAD_SPACE_BYTES", len(data) + 1000)
         r = client.post("/gradio_api/upload", files={"files": ("again.png", png(32, 32, seed=4), "image/png")})
         assert r.status_code == 503 and "full" in r.text
+
+
+def test_an_assets_bytes_come_back_as_uploaded_with_ranges(idle_client):
+    """``GET /v1/assets/{id}/content``: the file as uploaded, its type and name, one byte range (206), 416 past the
+    end; a video too; a deleted or unknown id 404."""
+    data = png(40, 24, seed=5)
+    asset = upload(idle_client, data, "my first frame.png").json()
+    r = idle_client.get(f"/v1/assets/{asset['id']}/content")
+    assert r.status_code == 200 and r.content == data and r.headers["content-type"] == "image/png"
+    assert hashlib.sha256(r.content).hexdigest() == asset["sha256"] and "filename*=utf-8''my%20first%20frame.png" in r.headers["content-disposition"]
+    part = idle_client.get(f"/v1/assets/{asset['id']}/content", headers={"Range": "bytes=8-23"})
+    assert part.status_code == 206 and part.content == data[8:24]
+    assert idle_client.get(f"/v1/assets/{asset['id']}/content", headers={"Range": f"bytes={len(data)}-"}).status_code == 416
+    import av  # a short mp4, uploaded as a video asset
+
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=8, options={"crf": "30"})
+        stream.width = stream.height = 32
+        for i in range(3):
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(np.full((32, 32, 3), 40 * i, np.uint8), format="rgb24")))
+        out.mux(stream.encode())
+    clip = upload(idle_client, buf.getvalue(), "clip.mp4", content_type="video/mp4").json()
+    r = idle_client.get(f"/v1/assets/{clip['id']}/content")
+    assert r.status_code == 200 and r.content == buf.getvalue() and r.headers["content-type"] == "video/mp4"
+    assert idle_client.delete(f"/v1/assets/{asset['id']}").status_code == 204
+    for ref in (asset["id"], "01ARZ3NDEKTSV4RRFFQ69G5FAV", "..%2F..%2Fetc%2Fpasswd"):
+        assert idle_client.get(f"/v1/assets/{ref}/content").status_code == 404
+

@@ -230,6 +230,7 @@ def test_image_upload_multipart_and_asset(client, tiny_i2v, tiny_model):
     data = png(40, 24)
     asset = client.upload(data)
     assert client.get_asset(asset.id).sha256 == hashlib.sha256(data).hexdigest()
+    assert client.asset_bytes(asset.id) == data
     by_file = client.submit("a cat turns", image=data, model=str(tiny_i2v), **I2V)  # multipart
     stored = client.get_asset(by_file.request["image"])
     assert stored.sha256 == asset.sha256 and stored.id != asset.id
@@ -243,6 +244,8 @@ def test_image_upload_multipart_and_asset(client, tiny_i2v, tiny_model):
     client.delete_asset(asset.id)
     with pytest.raises(NotFound):
         client.get_asset(asset.id)
+    with pytest.raises(NotFound):
+        client.asset_bytes(asset.id)
 
 
 def test_error_mapping(server, client):
@@ -335,6 +338,9 @@ def test_async_client(server, done_job, tmp_path):
             assert (await c.delete(job.id)).status == "succeeded"  # its last state
             with pytest.raises(NotFound):  # removed: files and record
                 await c.get(job.id)
+            data = png(24, 16)
+            asset = await c.upload(data)
+            assert await c.asset_bytes(asset.id) == data
 
     asyncio.run(main())
 

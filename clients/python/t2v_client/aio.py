@@ -170,6 +170,10 @@ class AsyncClient(core.Base):
     async def get_asset(self, asset_id: str) -> Asset:
         return Asset.model_validate(await self.call("GET", f"/v1/assets/{asset_id}"))
 
+    async def asset_bytes(self, asset_id: str) -> bytes:
+        """See :meth:`t2v_client.Client.asset_bytes`."""
+        return (await self.send("GET", f"/v1/assets/{asset_id}/content", idempotent=True)).content
+
     async def delete_asset(self, asset_id: str) -> None:
         await self.call("DELETE", f"/v1/assets/{asset_id}")
 

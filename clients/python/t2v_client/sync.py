@@ -196,6 +196,10 @@ class Client(core.Base):
     def get_asset(self, asset_id: str) -> Asset:
         return Asset.model_validate(self.call("GET", f"/v1/assets/{asset_id}"))
 
+    def asset_bytes(self, asset_id: str) -> bytes:
+        """An uploaded asset's bytes, as uploaded (GET /v1/assets/{id}/content)."""
+        return self.send("GET", f"/v1/assets/{asset_id}/content", idempotent=True).content
+
     def delete_asset(self, asset_id: str) -> None:
         self.call("DELETE", f"/v1/assets/{asset_id}")
 

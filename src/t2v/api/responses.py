@@ -94,6 +94,9 @@ _CONTENT_RANGE = {"Content-Range": {"description": "`bytes START-END/SIZE` (206)
                                     "schema": {"type": "string"}}}
 
 
+RANGE_DOC = "One byte range, `bytes=START-END`, `bytes=START-` or `bytes=-LAST_N` (206 Partial Content)"
+
+
 def file_responses(*media_types: str, what: str, redirect: bool = False) -> dict[int | str, dict[str, Any]]:
     """``responses=`` for a route that sends a stored file: 200 with the whole file, 206 with the byte range a
     ``Range: bytes=START-END`` header asks for (one range; several, or a malformed one, get the whole file),

@@ -24,7 +24,7 @@ from t2v.errors import InvalidRequest, JobNotFound, T2VError
 from t2v.inputs import (VIDEO_TYPES, check_clip_shape, check_decode_fits, check_image_bytes, check_video_bytes, probe_video,
                         video_extension)
 from t2v.planner.fit import memory_budget
-from t2v.service.files import JobFiles
+from t2v.service.files import Download, JobFiles
 from t2v.service.ports import JobStore
 from t2v.settings import Settings
 from t2v.store.artifacts import StorageUnavailable, check_key  # StorageUnavailable: also for the front ends
@@ -132,6 +132,12 @@ class AssetService:
         if path is None:
             raise AssetNotFound(f"no asset with id {asset_id}")
         return path
+
+    def asset_download(self, asset_id: str, api_key=None) -> tuple[Download, dict[str, Any]]:
+        """How to send the asset's bytes as uploaded, and its metadata; :class:`AssetNotFound` when it is missing
+        or another key's."""
+        path = self.asset_path(asset_id, api_key)
+        return Download(key=path.name, size=path.stat().st_size, path=path), self.get_asset(asset_id, api_key)
 
     def delete_asset(self, asset_id: str, api_key=None) -> None:
         """Remove an asset and its file (jobs that used it keep their records)."""

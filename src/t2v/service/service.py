@@ -85,7 +85,7 @@ class JobService:
         Part("access") for _ in range(5))
     acquire_stream, renew_stream, release_stream = (Part("access") for _ in range(3))
     assets_dir, add_asset, get_asset, asset_path, delete_asset = (Part("assets") for _ in range(5))
-    purge_key_assets, image_resolver, video_resolver = (Part("assets") for _ in range(3))
+    purge_key_assets, image_resolver, video_resolver, asset_download = (Part("assets") for _ in range(4))
     job_video_resolver = Part("postjobs")
     change, pause, resume = (Part("steering") for _ in range(3))
     submit_batch, check_batch, get_batch, control_batch = (Part("batches") for _ in range(4))

@@ -1,5 +1,5 @@
 """/v1/assets: upload an image (image-to-video's first frame) or a video (mp4, webm or gif: video-to-video's input,
-``POST /v1/post``'s source), read its metadata, delete it.
+``POST /v1/post``'s source), read its metadata or its bytes, delete it.
 
 An asset belongs to the key that uploaded it: another key's asset answers 404, word for word as a
 missing one. A video request names it by id (``"image": "<id>"``, ``"video": "<id>"``), or sends the image
@@ -9,12 +9,13 @@ itself in a multipart ``POST /v1/videos`` (see :mod:`t2v.api.routes.videos`); a 
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, File, HTTPException, Request, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Header, HTTPException, Request, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from t2v.api.deps import base_url, get_service, rate_limited
-from t2v.api.responses import CHANGING, KEYED, LOCATION, errors
+from t2v.api.downloads import send
+from t2v.api.responses import CHANGING, KEYED, LOCATION, RANGE_DOC, errors, file_responses
 from t2v.contract import Asset
 from t2v.errors import InvalidRequest
 
@@ -66,6 +67,15 @@ async def create_asset(request: Request, file: UploadFile = File(..., descriptio
             responses=errors(*KEYED, 404, 429))
 async def get_asset(asset_id: str, service=Depends(get_service), key=Depends(rate_limited)):
     return await run_in_threadpool(service.get_asset, asset_id, key)
+
+
+@router.get("/{asset_id}/content", summary="An asset's bytes as uploaded (supports HTTP Range)", response_class=Response,
+            responses={**file_responses("image/png", "image/jpeg", "image/webp", "video/mp4", "video/webm", "image/gif",
+                                        what="The file as uploaded, as its content_type"), **errors(*KEYED, 404, 429)})
+async def get_asset_content(asset_id: str, range_header: str | None = Header(None, alias="Range", description=RANGE_DOC),
+                            service=Depends(get_service), key=Depends(rate_limited)):
+    download, asset = await run_in_threadpool(service.asset_download, asset_id, key)
+    return send(download, media_type=asset["content_type"], filename=asset["filename"], range_header=range_header)
 
 
 @router.delete("/{asset_id}", status_code=204, summary="Delete an asset (jobs that used it keep their records)",

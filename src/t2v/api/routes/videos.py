@@ -18,7 +18,7 @@ from starlette.datastructures import UploadFile
 
 from t2v.api.deps import base_url, bearer_key, current_key, get_service, rate_limited
 from t2v.api.downloads import send
-from t2v.api.responses import (CHANGING, EVENT_STREAM_DOC, KEYED, QUEUED, ErrorBody, RunRecord, errors,
+from t2v.api.responses import (CHANGING, EVENT_STREAM_DOC, KEYED, QUEUED, RANGE_DOC, ErrorBody, RunRecord, errors,
                                file_responses)
 from t2v.api.routes.assets import read_upload
 from t2v.api.streams import StreamLease, open_stream
@@ -47,7 +47,6 @@ VIDEO_BODY_DOC = {"requestBody": {"required": True, "content": {
 }}}
 
 
-RANGE_DOC = "One byte range, `bytes=START-END`, `bytes=START-` or `bytes=-LAST_N` (206 Partial Content)"
 
 
 @router.post("", status_code=202, summary="Queue a generation job (JSON; or multipart/form-data with an image)",
