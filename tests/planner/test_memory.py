@@ -292,3 +292,28 @@ def test_a_half_precision_plan_is_measured_in_bf16_and_cached_apart(tiny_model, 
     assert half.activation_bytes != full.activation_bytes
     runs = json.loads((tmp_path / "cache" / dryruns.CACHE_NAME).read_text())["runs"]
     assert sorted(json.loads(k)[7] for k in runs) == [False, True]  # one per precision
+
+
+def test_a_dry_run_cached_by_other_planner_or_family_code_is_measured_again(tiny_model, tmp_path, monkeypatch):
+    """The cache key holds a hash of the planner's and the families' source: a cached run made by other code
+    (a changed ``measure``) is not reused, though t2v's version is the same."""
+    from t2v.planner import dryruns
+
+    monkeypatch.setenv("T2V_HOME", str(tmp_path))
+    req = _req(tiny_model)
+    measured = []
+    real = memory._measure_locked
+    monkeypatch.setattr(memory, "_measure_locked", lambda *a: measured.append(a) or real(*a))
+
+    def plan() -> None:
+        dryruns.forget_memo()
+        memory._dry_run.cache_clear()
+        memory.predict(tiny_model, req, plan="speed", device="cpu", dtype="fp32", measure_speed=False)
+
+    plan()
+    plan()
+    assert len(measured) == 1  # the second read the first from disk
+    assert len(dryruns.source_hash()) == 16
+    monkeypatch.setattr(dryruns, "source_hash", lambda: "0" * 16)
+    plan()
+    assert len(measured) == 2

@@ -3,8 +3,9 @@
 A dry run (:mod:`t2v.planner.memory`) runs the model on PyTorch's meta device to count parameters, peak
 activations and FLOPs: a second or more per shape, paid by every fresh process before its first job. What it
 measures depends only on the architecture (every ``config.json`` of the folder and its ``model_index.json``,
-not the weights), the shape, and the code that runs it (t2v, torch and diffusers versions), so those make the
-key, and a later process with the same key reads the numbers instead of measuring again."""
+not the weights), the shape, and the code that runs it (torch and diffusers versions, and t2v's own: its version
+and a hash of the planner's and the families' source, so a changed ``measure`` is measured again), so those make
+the key, and a later process with the same key reads the numbers instead of measuring again."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import hashlib
 import json
 import logging
 import threading
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -46,11 +48,22 @@ def architecture_hash(path: Path) -> str:
     return h.hexdigest()
 
 
+@lru_cache(maxsize=1)
+def source_hash() -> str:
+    """sha256 (16 hex digits) over the source of the code a dry run runs: the planner's and the families'."""
+    root = Path(__file__).resolve().parent.parent  # the t2v package
+    h = hashlib.sha256()
+    for folder in ("planner", "families"):
+        for f in sorted((root / folder).glob("*.py")):
+            h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
 def _code_versions() -> str:
     import diffusers
     import torch
 
-    return f"t2v {__version__}, torch {torch.__version__}, diffusers {diffusers.__version__}"
+    return f"t2v {__version__} ({source_hash()}), torch {torch.__version__}, diffusers {diffusers.__version__}"
 
 
 def key(path: Path, frames: int, height: int, width: int, batch: int, chunking: bool, vae_chunk: int, half: bool) -> str:
