@@ -23,15 +23,6 @@ from typing import Any, Callable, ClassVar
 from t2v.sampling import checkpoint as ckpt
 from t2v.errors import Cancelled, InvalidRequest
 from t2v.models.catalog import config  # noqa: F401  (the families read their configs with it)
-
-
-def scheduler_min_steps(path: Path | None) -> int:
-    """Fewest steps the folder's scheduler can run: 2 when it stretches its sigmas to ``shift_terminal`` (LTX's
-    FlowMatchEuler: with one sigma the stretch divides by zero, in stock diffusers too), else 1. Without a
-    folder, 2: the published LTX configs set it."""
-    if path is None:
-        return 2
-    return 2 if config(path, "scheduler", "scheduler_config.json").get("shift_terminal") else 1
 from t2v.families.base import Family, RunContext, read_index, resolve_class
 from t2v.sampling.v2v import fingerprint
 from t2v.models.adapters import AdapterPart
@@ -186,6 +177,15 @@ def free_text_encoders(model, memory, names: tuple[str, ...] = ("text_encoder",)
         forget(model)
         for name in names:
             model.components[name] = None
+
+
+def scheduler_min_steps(path: Path | None) -> int:
+    """Fewest steps the folder's scheduler can run: 2 when it stretches its sigmas to ``shift_terminal`` (LTX's
+    FlowMatchEuler: with one sigma the stretch divides by zero, in stock diffusers too), else 1. Without a
+    folder, 2: the published LTX configs set it."""
+    if path is None:
+        return 2
+    return 2 if config(path, "scheduler", "scheduler_config.json").get("shift_terminal") else 1
 
 
 # -- the planner's modules -------------------------------------------------------------------------------

@@ -223,7 +223,8 @@ def measure_unet_video(m: dict[str, Any], frames: int, height: int, width: int, 
     repeated per frame."""
     import torch
 
-    unet, vae, text = (cast(m)[k] for k in ("unet", "vae", "text_encoder"))
+    cast(m)
+    unet, vae, text = m["unet"], m["vae"], m["text_encoder"]
     scale = vae_scale(vae.config)
     h, w, seq = height // scale, width // scale, text.config.max_position_embeddings
     meta = meta_kwargs()

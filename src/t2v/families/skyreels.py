@@ -120,5 +120,5 @@ class SkyReelsV2DFFamily(SkyReelsV2Family):
         window's tokens (one byte per token pair) is counted: with the window as one block, the same size."""
         import torch
 
-        transformer.register_to_config(num_frame_per_block=frames if frames > 1 else 1)
+        transformer.register_to_config(num_frame_per_block=frames)
         return torch.zeros(1, frames, **meta), {"enable_diffusion_forcing": True, "fps": [1]}

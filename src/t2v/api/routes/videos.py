@@ -47,8 +47,6 @@ VIDEO_BODY_DOC = {"requestBody": {"required": True, "content": {
 }}}
 
 
-
-
 @router.post("", status_code=202, summary="Queue a generation job (JSON; or multipart/form-data with an image)",
              openapi_extra=VIDEO_BODY_DOC, response_model=Job, responses={**QUEUED, **errors(*CHANGING, 415, 429, 503)})
 async def create_video(request: Request, service=Depends(get_service), key=Depends(rate_limited)):
