@@ -41,11 +41,12 @@ def main() -> None:
     args = ap.parse_args()
 
     import t2v
+    from t2v.families import get_family
     from t2v.models.loader import model_cache
     from t2v.models.source import resolve_source
     from t2v.settings import get_settings
 
-    folder = resolve_source("t2v-shapes", get_settings()).path
+    folder = resolve_source("t2v-shapes", get_settings(), families=get_family).path
     tmp = Path(tempfile.mkdtemp())
     a, b = make_adapter(folder, tmp / "a", 1), make_adapter(folder, tmp / "b", 2)
 

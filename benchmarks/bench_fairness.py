@@ -28,9 +28,9 @@ def run(model: Path, home: Path, window: float, queued: int) -> tuple[float, flo
                         offline=True, poll_s=0.05)
     service = build_services(settings, workers=1)
     try:
-        _, a = create_key(service.repo, "a")
-        _, b = create_key(service.repo, "b")
-        key_a, key_b = service.authenticate(a), service.authenticate(b)
+        _, a = create_key(service.repo.keys, "a")
+        _, b = create_key(service.repo.keys, "b")
+        key_a, key_b = service.access.authenticate(a), service.access.authenticate(b)
         service.start()
         for i in range(queued):
             service.submit({"prompt": f"a red ball {i}", "seed": i, **QUICK}, api_key=key_a)

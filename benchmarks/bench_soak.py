@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "soak.jsonl"
-        subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/api/test_soak.py"],
+        subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/api/test_soak.py",
+                        "tests/api/test_soak_two_servers.py"],
                        cwd=ROOT, env={**os.environ, "T2V_SOAK_REPORT": str(report)}, check=True)
         runs = [json.loads(line) for line in report.read_text().splitlines()]
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores")

@@ -181,11 +181,11 @@ def run_stock(name: str, folder: Path, req, device: str) -> tuple[dict, object]:
     from diffusers import DiffusionPipeline
 
     from t2v.bench.spec import stock_extra
-    from t2v.families import family_of_folder
+    from t2v.families import family_of_folder, get_family
     from t2v.families.base import read_index
     from t2v.models.source import model_defaults
 
-    index, (_, defaults) = read_index(folder), model_defaults(str(folder))
+    index, (_, defaults) = read_index(folder), model_defaults(str(folder), get_family)
     fields = {k: getattr(req, k) for k in ("fps", "guidance_scale_2", "decode_timestep", "decode_noise_scale",
                                            "num_inference_steps")}
     extra = stock_extra(family_of_folder(folder).name, index, fields, defaults)
@@ -257,8 +257,9 @@ def one_model(name: str, root: Path, *, dry: bool, plans: list[str], peak_flops:
     settings = dict((DRY if dry else FULL)[name])
     folder = build_model(name, root, dry=dry, device=device)
     req = resolved_request(folder, settings, device, memory="speed")
-    pred = predict(folder, req, plan="speed", device=device, dtype=req.dtype, measure_speed=False)
-    passes = family_of_folder(folder).guidance_passes(req)
+    family = family_of_folder(folder)
+    pred = predict(folder, req, family=family, plan="speed", device=device, dtype=req.dtype, measure_speed=False)
+    passes = family.guidance_passes(req)
     floor_s = pred.flops_per_step * req.num_inference_steps / peak_flops
     out = {"model": name, "folder": str(folder), "request": {k: getattr(req, k) for k in (
         "width", "height", "num_frames", "num_inference_steps", "guidance_scale", "scheduler", "dtype")},

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Set up t2v in ./.venv: torch 2.13.0 first (a CPU build of exactly that version installs offline here;
-# other versions pull GBs of CUDA packages), then t2v with its dev extras, then a tiny offline model.
+# Set up t2v in ./.venv: torch 2.13.0 first (on Linux, pick the CPU build with PIP_INDEX_URL or the CUDA one you
+# need; a plain install of another version may pull GBs of CUDA packages), then t2v with its dev extras, then a tiny offline model.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"

@@ -12,6 +12,7 @@ import pytest
 
 from t2v.models.loader import ModelCache
 from t2v.runtime import Runtime, using
+from tests import tinymodels
 from tests.pgserver import pg_database, pg_server  # noqa: F401  (shared fixtures)
 
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
@@ -66,20 +67,26 @@ def pytest_make_collect_report(collector):
         report.longrepr = f"CI=true and every test of {collector.nodeid} would skip: {reason}"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def tiny_model_builds(tmp_path_factory) -> Path:
+    """Where the run keeps its one build of each tiny model (tests/tinymodels.py): the run's temporary folder,
+    which both pytest-xdist workers' folders sit in."""
+    base = tmp_path_factory.getbasetemp()
+    root = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "tiny-builds"
+    tinymodels.use_root(root)
+    return root
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     """A tiny random-weight ModelScope-layout model with fp16 variant files (read-only by convention)."""
-    from t2v.models.tiny import make_tiny
-
-    return make_tiny(tmp_path_factory.mktemp("models") / "tiny", seed=0)
+    return tinymodels.make_tiny(tmp_path_factory.mktemp("models") / "tiny", seed=0)
 
 
 @pytest.fixture(scope="session")
 def tiny_sd_model(tmp_path_factory) -> Path:
     """A tiny random-weight Stable Diffusion (text-to-image) model for image mode."""
-    from t2v.models.tiny import make_tiny
-
-    return make_tiny(tmp_path_factory.mktemp("models") / "tiny-sd", family="sd", seed=0, fp16_variant=False)
+    return tinymodels.make_tiny(tmp_path_factory.mktemp("models") / "tiny-sd", family="sd", seed=0, fp16_variant=False)
 
 
 @pytest.fixture
@@ -116,7 +123,8 @@ def t2v_env(tmp_path, tmp_path_factory, monkeypatch) -> Iterator[Path]:
 # out first by pytest-xdist's --dist loadfile (the README's test command), so the two workers finish close
 # together instead of one running a long file alone at the end. Order within a file is kept.
 SLOW_FILES = (
-    "service/test_ray_executor.py", "api/test_chaos.py", "api/test_server.py", "train/test_lora.py",
+    "service/test_ray_executor.py", "api/test_chaos.py", "api/test_soak.py", "api/test_soak_two_servers.py",
+    "api/test_server.py", "train/test_lora.py",
     "train/test_trainer.py", "deploy/test_notebook.py", "cli/test_train_cli.py", "post/test_replay.py",
     "train/test_shipped_model.py", "api/test_object_storage.py", "extend/test_extend_server.py", "ui/test_handlers.py",
     "api/test_multiprocess.py", "cli/test_bench.py",

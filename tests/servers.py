@@ -22,7 +22,7 @@ def make_keys(home: Path, *specs: tuple[str, dict]) -> list[str]:
     from t2v.settings import Settings
 
     service = build_services(Settings(home=home))
-    tokens = [create_key(service.repo, name, **options)[1] for name, options in specs]
+    tokens = [create_key(service.repo.keys, name, **options)[1] for name, options in specs]
     service.engine.dispose()
     return tokens
 

@@ -406,3 +406,74 @@ def test_the_deferred_import_checker_tells_them_apart():
     assert {"fastapi"} <= heavy_closure("t2v.api.app", top) | heavy_closure("t2v.api.routes.videos", top)
     found = deferred_imports()
     assert found and all(line > 0 for _, line, _, _ in found)
+
+
+# -- calls go the way imports do: nothing below the families obtains a family to call -----------------------------
+
+#: The calls that obtain a Family object (from the families' registry, or the catalogue asked for one to call).
+FAMILY_LOOKUPS = frozenset({"family", "family_of_folder", "all_families", "get_family", "family_for_pipeline"})
+FAMILIES_LAYER = next(i for i, (name, _) in enumerate(LAYERS) if name == "families")
+
+
+def family_reach(source: str) -> list[str]:
+    """Each place in ``source`` that obtains a family itself instead of being handed one, as ``line N: what``: a
+    call of one of :data:`FAMILY_LOOKUPS` (a function or a method) and an import of ``t2v.families`` (inside a
+    function too, or by name through importlib)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        where = f"line {getattr(node, 'lineno', '?')}"
+        if isinstance(node, ast.Call):
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
+            if name in FAMILY_LOOKUPS:
+                found.append(f"{where}: {ast.unparse(func)}()")
+            elif (name in ("import_module", "__import__") and node.args and isinstance(node.args[0], ast.Constant)
+                  and str(node.args[0].value).startswith("t2v.families")):
+                found.append(f"{where}: {name}({node.args[0].value!r})")
+        elif isinstance(node, ast.Import):
+            found += [f"{where}: import {a.name}" for a in node.names if a.name.startswith("t2v.families")]
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            if any(n == "t2v.families" or n.startswith("t2v.families.") for n in names):
+                found.append(f"{where}: from {node.module} import {', '.join(a.name for a in node.names)}")
+    return found
+
+
+@pytest.mark.parametrize("source", [
+    "CATALOG.family(source.family).load(path)",
+    "x = CATALOG.family_of_folder(path)",
+    "family_of_folder(path).check_index(path, index)",
+    "for f in all_families().values(): pass",
+    "get_family('animatediff')",
+    "registry.family_for_pipeline(cls)",
+    "def f():\n    from t2v.families import get_family",
+    "def f():\n    import t2v.families.wan",
+    "from t2v import families",
+    "importlib.import_module('t2v.families.wan')",
+])
+def test_the_family_reach_checker_catches(source):
+    assert family_reach(source), source
+
+
+@pytest.mark.parametrize("source", [
+    "family.check_index(path, index)",  # a family handed down, called
+    "CATALOG.card(name).defaults",  # the catalogue's data
+    "CATALOG.card_of_folder(path).name",
+    "source.family",  # a family's name
+    "load_model(source, plan, family=family)",
+    "from t2v.models.catalog import CATALOG",
+    "'get_family(x) in a string'",
+])
+def test_the_family_reach_checker_passes(source):
+    assert not family_reach(source), source
+
+
+def test_below_the_families_nothing_looks_a_family_up():
+    """The runner plans a run once (:func:`t2v.runner.plan.plan_run`) and hands the family down to loading, the
+    planner and the loop; a module below the families that fetched one itself would climb back up at run time
+    though its imports point down (DESIGN.md: calls go the way imports do)."""
+    below = {name: path for name, (path, _) in source_modules().items() if layer_of(name) < FAMILIES_LAYER}
+    assert "t2v.models.loader" in below and "t2v.planner.memory" in below and "t2v.requests" in below
+    bad = [f"{path.relative_to(ROOT)} {v}" for name, path in sorted(below.items())
+           for v in family_reach(path.read_text(encoding="utf-8"))]
+    assert not bad, "take the family as an argument instead:\n" + "\n".join(bad)

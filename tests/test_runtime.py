@@ -8,19 +8,20 @@ from t2v.models.device import DevicePlan
 from t2v.models.source import resolve_source
 from t2v.runtime import Runtime, current, install, using
 from t2v.settings import get_settings
+from t2v.families import family_of_folder, get_family
 
 
 def test_a_runtime_owns_its_loaded_models_and_digests(tiny_model, tmp_path, monkeypatch):
     monkeypatch.setenv("T2V_HOME", str(tmp_path / "home"))
-    source = resolve_source(str(tiny_model), get_settings())
+    source = resolve_source(str(tiny_model), get_settings(), families=get_family)
     plan = DevicePlan(device="cpu", dtype="fp32")
     with using(Runtime()) as first:
-        model = loader.load_model(source, plan)
-        assert loader.load_model(source, plan).load_s == 0.0  # reused from this runtime's cache
+        model = loader.load_model(source, plan, family=family_of_folder(source.path))
+        assert loader.load_model(source, plan, family=family_of_folder(source.path)).load_s == 0.0  # reused from this runtime's cache
         assert first.sizes()["models"] == 1 and first.sizes()["content-hashes"] > 0
     with using(Runtime()) as second:
         assert loader.loaded_models() == [] and second.sizes() == {"models": 0}
-        again = loader.load_model(source, plan)
+        again = loader.load_model(source, plan, family=family_of_folder(source.path))
         assert again.load_s > 0 and again.content_hash == model.content_hash  # loaded afresh, the same weights
     first.clear()
     assert first.sizes()["models"] == 0 and second.sizes()["models"] == 1

@@ -24,6 +24,11 @@ class InvalidRequest(T2VError, ValueError):
         self.field = field
 
 
+class UnknownModel(InvalidRequest):
+    """A model name that is no registered id or alias, no existing folder and no hub id: a bad value of the
+    request's ``model`` (the message names the nearest registered ids)."""
+
+
 class DoesNotFit(InvalidRequest):
     """No memory plan is predicted to fit the request in the memory budget. At submit this refuses the
     request; for a job admitted earlier it means other work holds the memory now (a service retries it)."""

@@ -1,8 +1,11 @@
 """The optional parts of t2v and the packages they bring (pyproject.toml's extras): which ``pip install`` a
-missing import asks for. ``pip install t2v`` is the library and the CLI; a server, the web UI, the desktop
-app, OpenCV post-processing, training figures, databases, object storage and Ray are extras."""
+missing import asks for. t2v installs from a clone or a built wheel (it is not on PyPI); the core is the library
+and the CLI; a server, the web UI, the desktop app, OpenCV post-processing, training figures, databases, object
+storage and Ray are extras."""
 
 from __future__ import annotations
+
+from t2v.version import __version__
 
 #: top-level import name -> the extra that installs it
 EXTRAS = {
@@ -15,7 +18,8 @@ EXTRAS = {
 
 
 def install_hint(extra: str) -> str:
-    return f"pip install 't2v[{extra}]'"
+    """How to add ``extra``: in a clone of t2v's repository, or to the wheel ``python -m build`` makes there."""
+    return f"pip install '.[{extra}]' in a t2v clone, or 'dist/t2v-{__version__}-py3-none-any.whl[{extra}]'"
 
 
 def missing_extra(exc: BaseException) -> str | None:

@@ -4,6 +4,7 @@ object), and :class:`Video`, what it returns: the frames, the record, and :meth:
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass, fields as dataclass_fields
 from pathlib import Path
 from typing import Any, Callable
@@ -75,6 +76,28 @@ def _interactive() -> bool:
     return sys.stderr.isatty() or "ipykernel" in sys.modules
 
 
+@contextmanager
+def _third_party_bars_off():
+    """transformers', diffusers' and the hub's own progress bars (``Loading weights``, downloads) off while the
+    block runs, then as they were."""
+    import diffusers.utils.logging as diffusers_logging
+    import huggingface_hub.utils as hub
+    import transformers.utils.logging as transformers_logging
+
+    restore = [module.enable_progress_bar for module in (transformers_logging, diffusers_logging)
+               if module.is_progress_bar_enabled()]
+    if not hub.are_progress_bars_disabled():
+        restore.append(hub.enable_progress_bars)
+    transformers_logging.disable_progress_bar()
+    diffusers_logging.disable_progress_bar()
+    hub.disable_progress_bars()
+    try:
+        yield
+    finally:
+        for enable in restore:
+            enable()
+
+
 def generate(request: Any, /, *, model: str | None = None, seed: int | None = None, progress: bool | None = None,
              settings: Settings | None = None, **fields: Any) -> Video:
     """Make a video (or a sequence, an image, a post-processing run) and return it as a :class:`Video`.
@@ -113,7 +136,11 @@ def generate(request: Any, /, *, model: str | None = None, seed: int | None = No
 
         run_args["on_progress"] = both
     try:
-        result = run(request, settings=settings or get_settings(), **run_args)
+        if bar is None:  # no bar of t2v's: none of the libraries' either
+            with _third_party_bars_off():
+                result = run(request, settings=settings or get_settings(), **run_args)
+        else:
+            result = run(request, settings=settings or get_settings(), **run_args)
     finally:
         if bar is not None:
             bar.close()

@@ -8,15 +8,57 @@ its first step; each step run moves the step time toward what this run measures,
 the same ratio (a machine busier than usual is slower at both). Without a prediction (a run that planned no
 memory, a library call without a progress callback) the ETA is the steps left at this run's measured rate, as
 before.
+
+The emitter is also the run's one stopwatch: each stage starts when it is announced (a progress event, or a
+:meth:`ProgressEmitter.mark` for the stages progress does not show: ``imports``, ``plan``, ``dry_run``) and lasts
+until the next one starts, so the stages of :meth:`ProgressEmitter.timings` add up to the run's ``total_s``. Work
+that runs beside a stage (in a thread) is noted with :meth:`ProgressEmitter.beside`, on a key of its own that the
+sum leaves out. :func:`stage` marks a stage of the run in progress from code that is handed no emitter (the
+planner's dry run).
 """
 
 from __future__ import annotations
 
+import contextvars
 import math
 import time
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 from t2v.requests import ProgressEvent
+
+BESIDE = "_beside_s"  # the ending of a timing key of work that ran beside the stages (not part of their sum)
+KEYS = {"export": "encode_s"}  # record keys that are not the stage's name + "_s"
+ALWAYS = ("load_s",)  # in every record, 0.0 when the model came from the cache
+_ACTIVE: contextvars.ContextVar["ProgressEmitter | None"] = contextvars.ContextVar("t2v_run_emitter", default=None)
+
+
+def timing_key(stage: str) -> str:
+    """The record's ``timings`` key of ``stage`` (``export`` is ``encode_s``, every other stage its name + ``_s``)."""
+    return KEYS.get(stage, f"{stage}_s")
+
+
+def critical_path(timings: dict[str, float]) -> float:
+    """The seconds of a record's stages on the critical path: every key but ``total_s`` and work beside them
+    (they add up to ``total_s``)."""
+    return sum(v for k, v in timings.items() if k != "total_s" and not k.endswith(BESIDE)
+               and isinstance(v, (int, float)))
+
+
+@contextmanager
+def stage(name: str) -> Iterator[None]:
+    """Inside the block, the run in progress in this thread (if any) is in stage ``name``; after it, back in the
+    stage it was in. Code that is handed no emitter marks its stages this way (the planner's dry run)."""
+    emit = _ACTIVE.get()
+    if emit is None:
+        yield
+        return
+    outer = emit.current
+    emit.mark(name)
+    try:
+        yield
+    finally:
+        emit.mark(outer or name)
 
 # How many measured steps a prediction is worth: one for an estimate, which may be off by 2x on a small model,
 # more once it has been learned from earlier runs (the first measured step also pays for page-ins and warm-up).
@@ -46,6 +88,51 @@ class ProgressEmitter:
         self._decodes_started = 0
         self._decoded, self._decoding_s = 0, 0.0  # decodes finished and their seconds
         self._decode_t = 0.0
+        self.spent: dict[str, float] = {}  # seconds per stage, in the order they first ran
+        self.beside_s: dict[str, float] = {}  # seconds of work beside the stages, by key
+        self.current: str | None = "plan"  # the stage the clock is in (a run starts by planning)
+        self._mark_t = t_start
+        self._lap: dict[str, float] = {}  # the timings at the last lap
+
+    def activate(self) -> None:
+        """Make this the run in progress in this thread, for :func:`stage`."""
+        _ACTIVE.set(self)
+
+    def mark(self, stage: str, now: float | None = None) -> None:
+        """``stage`` starts now: the time since the last stage started is that stage's."""
+        now = self.clock() if now is None else now
+        if self.current is not None:
+            self.spent[self.current] = self.spent.get(self.current, 0.0) + now - self._mark_t
+        self.current, self._mark_t = stage, now
+
+    def relabel(self, stage: str) -> None:
+        """The stage running now is ``stage`` after all (a load that found the model cached is planning)."""
+        self.current = stage
+
+    def beside(self, name: str, seconds: float) -> None:
+        """``seconds`` of work ``name`` that ran beside the stages (a thread): its own key, not in their sum."""
+        key = f"{name}{BESIDE}"
+        self.beside_s[key] = self.beside_s.get(key, 0.0) + seconds
+
+    def lap(self) -> dict[str, float]:
+        """:meth:`timings` since the last lap (the first: since the run started): one of several outputs' share
+        (image mode's images), whose stages add up to its own ``total_s``."""
+        now = self.timings()
+        last, self._lap = self._lap, now
+        return {k: v - last.get(k, 0.0) for k, v in now.items()}
+
+    def timings(self) -> dict[str, float]:
+        """Seconds per stage until now (by record key, :func:`timing_key`), ``total_s`` (since the run started: the
+        stages add up to it) and the work beside the stages."""
+        now = self.clock()
+        spent = dict(self.spent)
+        if self.current is not None and self.current != "done":
+            spent[self.current] = spent.get(self.current, 0.0) + now - self._mark_t
+        out = dict.fromkeys(ALWAYS, 0.0)
+        for name, seconds in spent.items():
+            if name != "done":
+                out[timing_key(name)] = out.get(timing_key(name), 0.0) + seconds
+        return {**out, "total_s": now - self.t_start, **self.beside_s}
 
     @property
     def wanted(self) -> bool:
@@ -59,10 +146,14 @@ class ProgressEmitter:
         self.weight = LEARNED_WEIGHT if learned else ESTIMATE_WEIGHT
         self.decodes = max(1, decodes)
 
-    def __call__(self, stage: str, step: int = 0, total: int = 0, message: str = "") -> None:
+    def __call__(self, stage: str, step: int = 0, total: int = 0, message: str = "", *, timed: bool = True) -> None:
+        """Report ``stage`` (and start it on the stopwatch; ``timed=False``: report it only, the runner marks when
+        it starts)."""
+        now = self.clock()
+        if timed and stage != self.current:
+            self.mark(stage, now)
         if self.on_progress is None:
             return
-        now = self.clock()
         self._observe(stage, step, total, now)
         self.on_progress(ProgressEvent(stage=stage, step=step, total=total, elapsed_s=now - self.t_start,
                                        eta_s=self.eta(now), message=message))

@@ -138,14 +138,14 @@ class Settings(BaseSettings):
                                            "next job that switches adapters drops it.")
     threads: int | None = Field(None, ge=1, le=1024, description="CPU threads torch computes with (default: torch's "
                                 "own, the physical cores; extra hyper-threads only contend).")
-    storage_url: str | None = Field(None, description="Where job files go: s3://bucket/prefix (pip install 't2v[s3]'; "
+    storage_url: str | None = Field(None, description="Where job files go: s3://bucket/prefix (the s3 extra; "
                                     "credentials from the standard AWS variables). Default: the folders under T2V_HOME.")
     s3_endpoint_url: str | None = Field(None, description="S3-compatible endpoint for T2V_STORAGE_URL (MinIO, Ceph, R2, "
                                         "moto...), addressed path-style. Default: AWS.")
     storage_presign: bool = Field(False, description="Serve files from object storage by redirecting to a presigned "
                                   "URL instead of streaming them through the API.")
     executor: Literal["threads", "ray"] = Field("threads", description="Where a server's jobs run: worker threads in "
-                                                "its process, or Ray actors across a cluster (pip install 't2v[ray]').")
+                                                "its process, or Ray actors across a cluster (the ray extra).")
     ray_address: str | None = Field(None, description="The Ray cluster of --executor ray (HOST:6379, ray://HOST:10001 "
                                     "or auto). Default: a private local cluster.")
     ray_namespace: str = Field("t2v", min_length=1, description="Ray namespace of the worker actors.")
@@ -156,7 +156,7 @@ class Settings(BaseSettings):
     ray_max_workers: int | None = Field(None, ge=1, description="Most Ray worker actors; with it set, queued jobs "
                                         "ask Ray's autoscaler for nodes up to this many workers.")
     records_url: str | None = Field(None, description="mongodb:// or mongodb+srv:// (Atlas) URL: every finished job's record "
-                                    "is also written there, through an outbox in the job database (pip install 't2v[mongodb]').")
+                                    "is also written there, through an outbox in the job database (the mongodb extra).")
     records_db: str = Field("t2v", min_length=1, description="MongoDB database of the records.")
     records_collection: str = Field("records", min_length=1, description="MongoDB collection of the records.")
     records_interval_s: float = Field(2.0, gt=0, description="How often pending records are sent to MongoDB (seconds; "

@@ -10,6 +10,8 @@ and ``benchmarks/bench_soak.py`` prints them for docs/benchmarks.md.
 from __future__ import annotations
 
 import io
+import json
+import os
 import random
 import signal
 import statistics
@@ -32,6 +34,23 @@ SOAK_JOB = {"num_frames": 4, "width": 32, "height": 32, "num_inference_steps": 6
 # design (tests/api/test_chaos.py checks that limit); here every job must come through every kill.
 SOAK_ENV = {"T2V_CHECKPOINT_EVERY": "2", "T2V_HEARTBEAT_S": "0.3", "T2V_STALE_AFTER_S": "3", "OMP_NUM_THREADS": "1",
             "T2V_MAX_ATTEMPTS": "10"}
+
+
+#: How long a client polls its jobs before it reports the unfinished ones (a soak job waits for the restarts).
+POLL_LIMIT_S = 300.0
+
+
+def check(figures: Figures, name: str) -> None:
+    """What every soak must show: each job made once and whole through the kills, nothing lost or left over."""
+    summary = figures.summary()
+    if os.environ.get("T2V_SOAK_REPORT"):  # benchmarks/bench_soak.py collects the figures
+        with open(os.environ["T2V_SOAK_REPORT"], "a") as out:
+            out.write(json.dumps({"name": name, "figures": summary}) + "\n")
+    assert figures.kills >= 3, summary
+    assert figures.succeeded == figures.jobs, summary  # every job made, none failed for the kills
+    assert figures.lost == 0 and figures.duplicates == 0, summary
+    assert figures.bad_files == [] and figures.leftovers == [], (figures.bad_files, figures.leftovers)
+    assert figures.attempts_max <= figures.kills + 1 and figures.attempts_total >= figures.jobs, summary
 
 
 @dataclass
@@ -153,7 +172,12 @@ def client(cluster: Cluster, number: int, n_jobs: int, figures: Figures, results
         assert job_id is not None, f"client {number} could not submit job {i}"
         mine.append((key, job_id))
     pending = dict(mine)
+    deadline = time.monotonic() + POLL_LIMIT_S
     while pending:
+        if time.monotonic() > deadline:  # a job no server ever finishes (a lost claim): the figures say which
+            with lock:
+                figures.failures += [f"{job_id}: not finished after {POLL_LIMIT_S:.0f} s" for job_id in pending.values()]
+            return
         for key, job_id in list(pending.items()):
             for url in cluster.urls(number):
                 start = time.perf_counter()

@@ -40,7 +40,7 @@ def loc_field(r) -> str:
 @pytest.fixture(scope="session")
 def tiny_i2v(tmp_path_factory):
     """A tiny Wan 2.1 image-to-video model (under the session's model roots)."""
-    from t2v.models.tiny import make_tiny
+    from tests.tinymodels import make_tiny
 
     return make_tiny(tmp_path_factory.mktemp("models") / "tiny-wan-i2v", family="wan-i2v", seed=0)
 
@@ -49,8 +49,8 @@ def tiny_i2v(tmp_path_factory):
 def keyed(settings):
     app = create_app(settings, start_workers=False)
     service = app.state.service
-    _, alice = create_key(service.repo, "alice")
-    bob_row, bob = create_key(service.repo, "bob")
+    _, alice = create_key(service.repo.keys, "alice")
+    bob_row, bob = create_key(service.repo.keys, "bob")
     with TestClient(app) as client:
         yield client, service, alice, bob, bob_row
 
@@ -140,9 +140,9 @@ def test_keys_see_and_use_only_their_own_assets(keyed, tiny_i2v):
     service.delete(r.json()["id"])
     assert client.get(f"/v1/assets/{asset['id']}", headers=bearer(alice)).status_code == 200
     upload(client, png(seed=1), token=bob)
-    assert service.purge_key_assets(bob_row) == 1
+    assert service.assets.purge_key_assets(bob_row) == 1
     assert client.get(f"/v1/assets/{asset['id']}", headers=bearer(alice)).status_code == 200
-    assert [p.name for p in service.assets_dir.iterdir()] == [f"{asset['id']}.png"]
+    assert [p.name for p in service.assets.assets_dir.iterdir()] == [f"{asset['id']}.png"]
 
 
 def test_multipart_video_stores_the_image_as_an_asset_of_the_key(keyed, tiny_i2v, tiny_model):
@@ -159,7 +159,7 @@ def test_multipart_video_stores_the_image_as_an_asset_of_the_key(keyed, tiny_i2v
     assert asset["sha256"] == hashlib.sha256(data).hexdigest() and asset["filename"] == "cat.png"
     assert client.get(f"/v1/assets/{asset_id}", headers=bearer(bob)).status_code == 404
     # Refused: a model without image-to-video, both a file and an id, a path, a bad file. No asset is left behind.
-    before = sorted(service.assets_dir.iterdir())
+    before = sorted(service.assets.assets_dir.iterdir())
     for request, status, field in (({**body, "model": str(tiny_model)}, 422, "image"),
                                    ({**body, "image": asset_id}, 422, "image"),
                                    ({**body, "width": 33}, 422, "width")):
@@ -173,14 +173,14 @@ def test_multipart_video_stores_the_image_as_an_asset_of_the_key(keyed, tiny_i2v
     assert r.status_code == 422 and r.json()["detail"][0]["loc"][:2] == ["body", "request"]
     r = client.post("/v1/videos", data={"request": json.dumps(body), "extra": "1"}, headers=bearer(alice))
     assert r.status_code == 422 and loc_field(r) == "extra"
-    assert sorted(service.assets_dir.iterdir()) == before
+    assert sorted(service.assets.assets_dir.iterdir()) == before
     # An idempotent retry returns the first job, which keeps its image; the retry's copy goes.
     first = client.post("/v1/videos", data={"request": json.dumps({**body, "idempotency_key": "k1"})},
                         files={"image": ("cat.png", data, "image/png")}, headers=bearer(alice))
     again = client.post("/v1/videos", data={"request": json.dumps({**body, "idempotency_key": "k1"})},
                         files={"image": ("cat.png", data, "image/png")}, headers=bearer(alice))
     assert (first.status_code, again.status_code) == (202, 200) and again.json()["id"] == first.json()["id"]
-    assert len(list(service.assets_dir.iterdir())) == len(before) + 1
+    assert len(list(service.assets.assets_dir.iterdir())) == len(before) + 1
 
 
 def test_openapi_documents_assets_and_the_multipart_body(idle_client):
@@ -210,7 +210,7 @@ def test_web_page_handlers_store_the_image_once_and_remix_gives_it_back(settings
     (tmp_path / "gradio" / "bad.png").write_bytes(b"nope")
     with pytest.raises(H.UIError, match="First frame: .*is not an image"):
         H.submit(service, form, image=tmp_path / "gradio" / "bad.png")
-    service.delete_asset(ref)
+    service.assets.delete_asset(ref)
     assert H.remix_file(service, first) is None
 
 
@@ -265,7 +265,7 @@ def test_the_page_takes_only_checked_images_and_generates_from_one(tiny_model, t
                                                                                     "process_completed"):
                     break
         (job,) = service.list()
-        assert service.get_asset(job.request["image"])["sha256"] == hashlib.sha256(data).hexdigest()
+        assert service.assets.get_asset(job.request["image"])["sha256"] == hashlib.sha256(data).hexdigest()
 
         # A file value given as a URL is refused before Gradio fetches it (no key was checked yet at that point).
         values["t2v-image"] = {"path": "https://example.com/first.png", "url": "https://example.com/first.png",

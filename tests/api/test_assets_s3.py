@@ -31,8 +31,8 @@ def s3_settings(tiny_model, tmp_path, s3_endpoint, bucket):
 def keyed_s3(s3_settings):
     app = create_app(s3_settings, start_workers=False)
     service = app.state.service
-    _, alice = create_key(service.repo, "alice")
-    bob_row, bob = create_key(service.repo, "bob")
+    _, alice = create_key(service.repo.keys, "alice")
+    bob_row, bob = create_key(service.repo.keys, "bob")
     with TestClient(app) as client:
         yield client, service, alice, bob, bob_row
 
@@ -52,7 +52,7 @@ def test_an_upload_is_an_object_in_the_bucket_read_by_its_key_only_and_removed(k
     key = f"{PREFIX}/assets/{asset['id']}.png"
     assert objects(s3_endpoint, bucket) == [key] and stored(s3_endpoint, bucket, key) == data
     assert not (home / "assets").exists()
-    assert service.repo.get_asset(asset["id"]).path == f"assets/{asset['id']}.png"  # the key, as with the local store
+    assert service.repo.assets.get_asset(asset["id"]).path == f"assets/{asset['id']}.png"  # the key, as with the local store
     assert client.get(f"/v1/assets/{asset['id']}", headers=bearer(alice)).json() == asset
 
     # Another key: a missing asset, word for word; it cannot name it in a job nor get its file.
@@ -63,7 +63,7 @@ def test_an_upload_is_an_object_in_the_bucket_read_by_its_key_only_and_removed(k
     r = client.post("/v1/videos", json=body, headers=bearer(bob))
     assert r.status_code == 422 and loc_field(r) == "image" and "no uploaded asset" in r.text
     with pytest.raises(AssetNotFound):
-        service.asset_path(asset["id"], bob_row)
+        service.assets.asset_path(asset["id"], bob_row)
     assert objects(s3_endpoint, bucket) == [key]
 
     # Its key submits with it (checked in the bucket, nothing downloaded) and reads it back as a cached file.
@@ -71,10 +71,10 @@ def test_an_upload_is_an_object_in_the_bucket_read_by_its_key_only_and_removed(k
     assert r.status_code == 202 and r.json()["request"]["image"] == asset["id"], r.text
     cached = home / "cache" / "artifacts" / "assets" / f"{asset['id']}.png"
     assert not cached.exists()
-    assert service.asset_path(asset["id"]) == cached and cached.read_bytes() == data
+    assert service.assets.asset_path(asset["id"]) == cached and cached.read_bytes() == data
     # The same bytes again with reuse (the web page): the same asset, no second object.
-    alice_id = service.repo.get_asset(asset["id"]).api_key_id
-    assert service.add_asset(data, "again.png", alice_id, reuse=True)["id"] == asset["id"]
+    alice_id = service.repo.assets.get_asset(asset["id"]).api_key_id
+    assert service.assets.add_asset(data, "again.png", alice_id, reuse=True)["id"] == asset["id"]
     assert objects(s3_endpoint, bucket) == [key]
 
     assert client.delete(f"/v1/assets/{asset['id']}", headers=bearer(alice)).status_code == 204
@@ -87,7 +87,7 @@ def test_an_upload_is_an_object_in_the_bucket_read_by_its_key_only_and_removed(k
     mine = upload(client, png(seed=2), token=alice).json()
     upload(client, png(seed=3), token=bob)
     assert len(objects(s3_endpoint, bucket)) == 2
-    assert service.purge_key_assets(bob_row) == 1
+    assert service.assets.purge_key_assets(bob_row) == 1
     assert objects(s3_endpoint, bucket) == [f"{PREFIX}/assets/{mine['id']}.png"]
 
 
@@ -98,9 +98,9 @@ def test_an_object_gone_from_the_bucket_is_a_missing_asset(keyed_s3, s3_endpoint
     r = client.post("/v1/videos", json={"prompt": "a cat", "image": asset["id"]}, headers=bearer(alice))
     assert r.status_code == 422 and loc_field(r) == "image" and "no uploaded asset with id" in r.text
     with pytest.raises(AssetNotFound):
-        service.asset_path(asset["id"])
+        service.assets.asset_path(asset["id"])
     # reuse does not hand back an asset whose object is gone: a new one is stored
-    again = service.add_asset(png(seed=4), None, service.repo.get_asset(asset["id"]).api_key_id, reuse=True)
+    again = service.assets.add_asset(png(seed=4), None, service.repo.assets.get_asset(asset["id"]).api_key_id, reuse=True)
     assert again["id"] != asset["id"] and objects(s3_endpoint, bucket) == [f"{PREFIX}/assets/{again['id']}.png"]
 
 
@@ -147,5 +147,5 @@ def test_a_bucket_that_cannot_take_the_image_is_a_503_naming_it(keyed_s3, s3_end
     r = client.post("/v1/videos", json={"prompt": "a cat", "image": kept["id"]}, headers=bearer(alice))
     assert r.status_code == 503 and "could not read the image" in r.text, r.text
     with pytest.raises(OSError, match=f"image: could not read the uploaded asset {kept['id']}"):
-        service.image_resolver(None)(kept["id"])
+        service.assets.image_resolver(None)(kept["id"])
     assert [a["id"] for a in [client.get(f"/v1/assets/{kept['id']}", headers=bearer(alice)).json()]] == [kept["id"]]

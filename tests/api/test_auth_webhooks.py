@@ -32,8 +32,8 @@ def settings(settings):
 def keyed(settings):
     app = create_app(settings, start_workers=False)
     repo = app.state.service.repo
-    a, key_a = create_key(repo, "alice", rate="3/minute")
-    _, key_b = create_key(repo, "bob", max_queued=1)
+    a, key_a = create_key(repo.keys, "alice", rate="3/minute")
+    _, key_b = create_key(repo.keys, "bob", max_queued=1)
     with TestClient(app) as client:
         yield client, key_a, key_b, repo, a
 
@@ -81,7 +81,7 @@ def test_rate_limit_429_with_retry_after(keyed):
 
 def test_revoked_key_is_refused(keyed):
     client, key_a, _, repo, a = keyed
-    assert repo.revoke_key(a.id)
+    assert repo.keys.revoke_key(a.id)
     assert client.get("/v1/videos", headers=bearer(key_a)).status_code == 401
 
 
@@ -90,26 +90,26 @@ def test_revoking_a_key_ends_its_open_event_streams_and_cancels_its_unfinished_j
 
     client, _, _, repo, _ = keyed
     service = client.app.state.service
-    erin, erin_token = create_key(repo, "erin")
-    carol, carol_token = create_key(repo, "carol")
-    _, dave_token = create_key(repo, "dave")
+    erin, erin_token = create_key(repo.keys, "erin")
+    carol, carol_token = create_key(repo.keys, "carol")
+    _, dave_token = create_key(repo.keys, "dave")
 
     def submit(token, prompt):
         return client.post("/v1/videos", json={"prompt": prompt, **SMALL}, headers=bearer(token)).json()["id"]
 
     erin_running = submit(erin_token, "erin, running")
-    assert repo.claim_next("a-worker").id == erin_running  # as a worker would take it
+    assert repo.claims.claim_next("a-worker").id == erin_running  # as a worker would take it
     erin_queued, carol_job, dave_job = submit(erin_token, "erin"), submit(carol_token, "carol"), submit(dave_token, "dave")
 
     monkeypatch.setattr(StreamLease, "RENEW_S", 0.2)  # the key is checked again at each renewal
     with client.stream("GET", f"/v1/videos/{carol_job}/events", headers=bearer(carol_token)) as stream:
         lines = stream.iter_lines()
         assert next(lines).startswith("event: progress")
-        repo.revoke_key(carol.id)  # revoked by another process (the CLI): this server's open stream ends
+        repo.keys.revoke_key(carol.id)  # revoked by another process (the CLI): this server's open stream ends
         data = [line for line in lines if line.startswith("data:")]
         assert json.loads(data[-1][5:]) == {"detail": "the API key was revoked"}
 
-    assert service.revoke_key(erin.id) is True and service.revoke_key(erin.id) is False
+    assert service.access.revoke_key(erin.id) is True and service.access.revoke_key(erin.id) is False
     assert repo.get_job(erin_queued).status == "cancelled"
     running = repo.get_job(erin_running)
     assert running.status == "running" and running.cancel_requested  # its worker stops it at its next check

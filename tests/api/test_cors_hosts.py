@@ -23,7 +23,7 @@ def page(tiny_model, tmp_path, monkeypatch, **settings):
 
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
     service = build_services(make_settings(tmp_path / "home", tiny_model, **settings))
-    _, key = create_key(service.repo, "alice")
+    _, key = create_key(service.repo.keys, "alice")
     return TestClient(mount_ui(create_app(service.settings, service=service, start_workers=False), service,
                                required=True)), key
 

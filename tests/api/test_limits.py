@@ -86,8 +86,8 @@ def test_server_wide_and_per_key_cost_limits(tiny_model, tmp_path):
     settings = make_settings(tmp_path / "home", tiny_model, max_cost=SMALL_COST)
     app = create_app(settings, start_workers=False)
     repo = app.state.service.repo
-    _, low = create_key(repo, "low", max_cost=SMALL_COST // 2)
-    _, plain = create_key(repo, "plain")
+    _, low = create_key(repo.keys, "low", max_cost=SMALL_COST // 2)
+    _, plain = create_key(repo.keys, "plain")
     with TestClient(app) as client:
         ok = {"prompt": "a cat", **SMALL}
         # A key without a limit of its own: the server's applies.

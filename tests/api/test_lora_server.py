@@ -25,7 +25,7 @@ STEPS = 40
 def setup(tmp_path):
     from diffusers import WanPipeline, WanTransformer3DModel
 
-    from t2v.families import make_tiny_model
+    from tests.tinymodels import make_tiny_model
 
     roots = tmp_path / "models"
     wan = make_tiny_model("wan", roots / "wan", seed=0)

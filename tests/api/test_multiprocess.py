@@ -90,7 +90,7 @@ def test_purge_of_a_job_whose_worker_died_is_done_by_the_next_start(shared):
 
     other = build_services(shared)
     job, _ = other.repo.create_job({"prompt": "orphan"})
-    other.repo.claim_next("a-process-that-was-killed")
+    other.repo.claims.claim_next("a-process-that-was-killed")
     (shared.videos_dir / job.id).mkdir(parents=True)
     (shared.videos_dir / job.id / "preview.png").write_bytes(b"x")
     assert other.cancel(job.id, purge=True).status == "running"  # its worker would purge it; it is gone
@@ -107,7 +107,7 @@ def test_purge_of_a_job_whose_worker_died_is_done_by_the_next_start(shared):
 
 def test_rate_limit_is_shared_by_two_processes(two_apps):
     ca, cb = two_apps
-    _, token = create_key(ca.app.state.service.repo, "limited", rate="3/hour")
+    _, token = create_key(ca.app.state.service.repo.keys, "limited", rate="3/hour")
     responses = [(ca if i % 2 else cb).get("/v1/videos", headers=bearer(token)) for i in range(6)]
     assert [r.status_code for r in responses] == [200, 200, 200, 429, 429, 429]
     assert all(int(r.headers["retry-after"]) >= 1 and "3/hour" in r.json()["detail"] for r in responses[3:])
@@ -116,7 +116,7 @@ def test_rate_limit_is_shared_by_two_processes(two_apps):
 def test_max_queued_under_concurrent_submits_from_two_processes(two_apps):
     ca, cb = two_apps
     repo = ca.app.state.service.repo
-    key, token = create_key(repo, "quota", max_queued=2)
+    key, token = create_key(repo.keys, "quota", max_queued=2)
     barrier = threading.Barrier(8)
 
     def submit(i):
@@ -136,15 +136,15 @@ def test_event_stream_cap_across_two_processes(shared):
     a, b = build_services(capped), build_services(capped)
     with TestClient(create_app(capped, service=a, start_workers=False)) as ca, \
             TestClient(create_app(capped, service=b, start_workers=False)) as cb:
-        key, token = create_key(a.repo, "streams")
-        _, other_token = create_key(a.repo, "another")
+        key, token = create_key(a.repo.keys, "streams")
+        _, other_token = create_key(a.repo.keys, "another")
         job_id = ca.post("/v1/videos", json={"prompt": "stays queued", **SMALL}, headers=bearer(token)).json()["id"]
         url, h = f"/v1/videos/{job_id}/events", bearer(token)
         with ca.stream("GET", url, headers=h) as first, cb.stream("GET", url, headers=h) as second:
             lines = [first.iter_lines(), second.iter_lines()]  # kept: a dropped iterator closes its stream
             for r, it in zip((first, second), lines):
                 assert r.status_code == 200 and next(it).startswith("event: progress")
-            assert a.repo.count_streams(key.id) == 2
+            assert a.repo.limits.count_streams(key.id) == 2
             for client in (ca, cb):
                 over = client.get(url, headers=h)
                 assert over.status_code == 429 and "limit 2" in over.json()["detail"]
@@ -152,11 +152,11 @@ def test_event_stream_cap_across_two_processes(shared):
             # Another key has its own streams (and cannot see this job: 404 before any stream is counted).
             assert cb.get(url, headers=bearer(other_token)).status_code == 404
             first.close()  # the client goes away: its lease is released
-            assert a.repo.count_streams(key.id) == 1
+            assert a.repo.limits.count_streams(key.id) == 1
             with cb.stream("GET", url, headers=h) as third:
                 assert third.status_code == 200
         # The server frees a slot when it sees the client gone, in the stream's own task: soon, not at once.
-        wait_until(lambda: a.repo.count_streams(key.id) == 0, "every lease released")
+        wait_until(lambda: a.repo.limits.count_streams(key.id) == 0, "every lease released")
 
 
 @pytest.mark.slow
@@ -167,8 +167,8 @@ def test_two_real_servers_and_the_cli_share_one_database(tiny_model, tmp_path):
     home = tmp_path / "home"
     engine = open_database(f"sqlite:///{home / 't2v.db'}")
     repo = Repository(engine)
-    key, token = create_key(repo, "streams")
-    _, limited = create_key(repo, "limited", rate="3/hour")
+    key, token = create_key(repo.keys, "streams")
+    _, limited = create_key(repo.keys, "limited", rate="3/hour")
     env = {"T2V_MAX_STREAMS_PER_KEY": "2"}
     s1, s2 = Server(home, tiny_model, extra_env=env), Server(home, tiny_model, extra_env=env)
     with ThreadPoolExecutor(2) as pool:  # started side by side: each start is mostly one core importing
@@ -189,7 +189,7 @@ def test_two_real_servers_and_the_cli_share_one_database(tiny_model, tmp_path):
             for server in (s1, s2):
                 over = httpx.get(server.url + url, headers=h, timeout=30)
                 assert over.status_code == 429 and "limit 2" in over.json()["detail"]
-        wait_until(lambda: repo.count_streams(key.id) == 0, "released when the clients went away")
+        wait_until(lambda: repo.limits.count_streams(key.id) == 0, "released when the clients went away")
 
         # The rate limit counts both servers' requests.
         codes = [httpx.get(f"{s.url}/v1/videos", headers=bearer(limited), timeout=30).status_code

@@ -21,7 +21,7 @@ def test_the_model_folder_is_named_not_located_on_every_route(tiny_model, tmp_pa
 
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
     service = build_services(make_settings(tmp_path / "home", tiny_model))
-    _, key = create_key(service.repo, "alice")
+    _, key = create_key(service.repo.keys, "alice")
     auth = {"Authorization": f"Bearer {key}"}
     secrets = {str(tiny_model), os.path.realpath(tiny_model), str(tmp_path)}
     name = os.path.basename(os.path.realpath(tiny_model))

@@ -27,7 +27,7 @@ def test_cross_site_changes_are_refused_without_keys_and_pass_with_them(settings
         assert client.post("/v1/videos", data=FORM).status_code == 202  # the CLI, curl: no Origin
         assert len(service.list()) == 2
 
-        _, key = create_key(service.repo, "alice")  # with keys a request needs one, which a web page cannot send
+        _, key = create_key(service.repo.keys, "alice")  # with keys a request needs one, which a web page cannot send
         r = client.post("/v1/videos", data=FORM, headers={"Origin": "https://evil.example"})
         assert r.status_code == 401
         r = client.post("/v1/videos", data=FORM, headers={"Origin": "https://app.example", "Authorization": f"Bearer {key}"})
@@ -42,6 +42,6 @@ def test_a_loopback_server_without_keys_answers_only_loopback_host_names(setting
         for host in ("attacker.example", "attacker.example:8000", "localhost.attacker.example", "10.0.0.1:8000", ""):
             r = client.get("/v1/videos", headers={"Host": host})
             assert r.status_code == 400 and "loopback" in r.json()["detail"], (host, r.text)
-        _, key = create_key(app.state.service.repo, "alice")  # keys on: a proxy may pass its public name
+        _, key = create_key(app.state.service.repo.keys, "alice")  # keys on: a proxy may pass its public name
         r = client.get("/v1/videos", headers={"Host": "t2v.example.org", "Authorization": f"Bearer {key}"})
         assert r.status_code == 200

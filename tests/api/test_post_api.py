@@ -59,8 +59,8 @@ def keyed(settings):
     """An app whose workers never start (jobs stay queued), with two keys."""
     app = create_app(settings, start_workers=False)
     service = app.state.service
-    _, alice = create_key(service.repo, "alice")
-    _, bob = create_key(service.repo, "bob")
+    _, alice = create_key(service.repo.keys, "alice")
+    _, bob = create_key(service.repo.keys, "bob")
     with TestClient(app) as client:
         yield client, service, alice, bob
 
@@ -221,7 +221,7 @@ def test_post_jobs_count_against_the_cost_limit_of_the_key(settings, tmp_path):
     """A key refused a 25-step video by its cost limit is refused heavy post-processing too: each step costs the
     frames x width x height it makes (8x interpolation of 5 frames of 32x32: 33 x 32 x 32 = 33,792)."""
     app = create_app(settings, start_workers=False)
-    _, low = create_key(app.state.service.repo, "low", max_cost=20_000)
+    _, low = create_key(app.state.service.repo.keys, "low", max_cost=20_000)
     with TestClient(app) as client:
         video = upload(client, clip_bytes(tmp_path), "clip.mp4", low).json()
         r = client.post("/v1/post", json={"asset": video["id"], "post": {"interpolate": 8, "interpolation": "blend"}},

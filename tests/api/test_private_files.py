@@ -41,8 +41,8 @@ def keyed(tiny_model, tiny_sd_model, tmp_path_factory):
         mp.setenv("GRADIO_TEMP_DIR", str(tmp / "gradio"))  # read when the page is built: this app's own cache
         settings = make_settings(tmp / "home", tiny_model, default_image_model=str(tiny_sd_model))
         service = build_services(settings)
-        _, alice = create_key(service.repo, "alice")
-        _, bob = create_key(service.repo, "bob")
+        _, alice = create_key(service.repo.keys, "alice")
+        _, bob = create_key(service.repo.keys, "bob")
         app = mount_ui(create_app(settings, service=service), service, required=True)
         with TestClient(app) as client:
             video = client.post("/v1/videos", json={"prompt": PROMPT, **SMALL, "formats": ["mp4", "webm", "gif"]},

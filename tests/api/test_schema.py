@@ -163,7 +163,7 @@ def test_errors_the_fuzzer_cannot_make_are_declared_error_bodies(spec, settings)
 
 def test_a_missing_key_and_a_stream_over_its_cap_are_declared_error_bodies(spec, settings, monkeypatch):
     app = create_app(settings.model_copy(update={"max_streams_per_key": 1}), start_workers=False)
-    _, token = create_key(app.state.service.repo, "alice")
+    _, token = create_key(app.state.service.repo.keys, "alice")
     auth = {"Authorization": f"Bearer {token}"}
     monkeypatch.setattr(StreamLease, "RENEW_S", 0.2)
     events = "/v1/videos/{job_id}/events"

@@ -21,7 +21,7 @@ SHAPE = {"num_frames": 5, "width": 32, "height": 32, "num_inference_steps": 2, "
 
 @pytest.fixture(scope="module")
 def tiny_vace(tmp_path_factory):
-    from t2v.models.tiny import make_tiny
+    from tests.tinymodels import make_tiny
 
     return make_tiny(tmp_path_factory.mktemp("models") / "tiny-wan-vace", family="wan-vace", seed=0)
 
@@ -46,8 +46,8 @@ def clips(tmp_path_factory):
 def keyed(tiny_vace, tmp_path):
     app = create_app(make_settings(tmp_path / "home", tiny_vace))
     service = app.state.service
-    _, alice = create_key(service.repo, "alice")
-    _, bob = create_key(service.repo, "bob")
+    _, alice = create_key(service.repo.keys, "alice")
+    _, bob = create_key(service.repo.keys, "bob")
     with TestClient(app) as client:
         yield client, service, alice, bob
 
@@ -107,7 +107,7 @@ def test_paths_and_clips_of_another_size_are_refused_at_submit(keyed, clips, tin
 
 
 def test_first_last_frame_takes_image_id_and_last_image_id(keyed, tmp_path_factory):
-    from t2v.models.tiny import make_tiny
+    from tests.tinymodels import make_tiny
 
     client, service, alice, bob = keyed
     flf = make_tiny(tmp_path_factory.mktemp("models") / "tiny-wan-flf2v", family="wan-flf2v", seed=0)

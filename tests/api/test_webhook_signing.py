@@ -48,8 +48,8 @@ def test_each_key_signs_with_its_own_secret_and_a_receiver_refuses_other_keys_jo
     settings = make_settings(tmp_path / "home", tiny_model, webhook_allow="127.0.0.1")
     app = create_app(settings)
     service = app.state.service
-    alice, key_a = service.create_key("alice")
-    bob, key_b = service.create_key("bob")
+    alice, key_a = service.access.create_key("alice")
+    bob, key_b = service.access.create_key("bob")
     assert alice.webhook_secret.startswith("whsec_") and alice.webhook_secret != bob.webhook_secret
     assert alice.webhook_secret not in repr(alice)  # a printed row shows no secret
     url = f"http://127.0.0.1:{receiver.port}/hook"
@@ -78,11 +78,11 @@ def test_a_rotated_secret_overlaps_then_only_the_new_one_signs(tiny_model, tmp_p
     settings = make_settings(tmp_path / "home", tiny_model, webhook_allow="127.0.0.1")
     app = create_app(settings)
     service = app.state.service
-    row, key = service.create_key("alice")
+    row, key = service.access.create_key("alice")
     old = row.webhook_secret
-    new = service.rotate_webhook_secret(row.id, overlap_s=3600)
+    new = service.access.rotate_webhook_secret(row.id, overlap_s=3600)
     assert new.startswith("whsec_") and new != old
-    stored = service.repo.get_key(row.id)
+    stored = service.repo.keys.get_key(row.id)
     assert stored.webhook_secret == new and stored.webhook_secret_previous == old
     url = f"http://127.0.0.1:{receiver.port}/hook"
     auth = {"Authorization": f"Bearer {key}"}
@@ -121,7 +121,7 @@ def test_keys_made_before_per_key_secrets_sign_with_the_servers_until_rotated(ti
     settings = make_settings(tmp_path / "home", tiny_model, webhook_allow="127.0.0.1")
     app = create_app(settings)
     service = app.state.service
-    row, key = service.create_key("old")
+    row, key = service.access.create_key("old")
     with service.repo.db.write() as conn:  # as a key made by an earlier version has it (migration 0005)
         conn.execute(api_keys.update().where(api_keys.c.id == row.id).values(webhook_secret=None))
     url = f"http://127.0.0.1:{receiver.port}/hook"
@@ -130,5 +130,5 @@ def test_keys_made_before_per_key_secrets_sign_with_the_servers_until_rotated(ti
         wait_for(client, job, headers={"Authorization": f"Bearer {key}"})
         (call,) = delivered(receiver, job)
     assert Webhook(webhook_secret(settings)).verify(call["body"], call["headers"])["id"] == job
-    new = service.rotate_webhook_secret(row.id, overlap_s=3600)
-    assert service.repo.get_key(row.id).signing_secrets(datetime.now(timezone.utc)) == [new]  # nothing to overlap
+    new = service.access.rotate_webhook_secret(row.id, overlap_s=3600)
+    assert service.repo.keys.get_key(row.id).signing_secrets(datetime.now(timezone.utc)) == [new]  # nothing to overlap

@@ -210,7 +210,7 @@ def database_url(request, tmp_path):
 def test_leases_are_exclusive_and_expire(database_url):
     repo = Repository(open_database(database_url))
     job, _ = repo.create_job({"prompt": "x"}, callback_url="https://example.com/h")
-    repo.finish_job(repo.claim_next("w").id, "w", result={}, files=[])
+    repo.finish_job(repo.claims.claim_next("w").id, "w", result={}, files=[])
     assert repo.claim_webhook(job.id, "a", 60) is not None
     assert repo.claim_webhook(job.id, "b", 60) is None and repo.claim_webhook(job.id, "a", 60) is None
     assert repo.pending_webhooks() == []  # leased: janitors skip it

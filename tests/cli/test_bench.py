@@ -96,7 +96,7 @@ def test_bad_input_exits_2_with_one_line(tmp_path, args, expect):
     (not_model / "readme.txt").write_text("not a model")
     wan = tmp_path / "wan"
     if "{wan}" in args:
-        from t2v.families import make_tiny_model
+        from tests.tinymodels import make_tiny_model
 
         make_tiny_model("wan", wan, fp16_variant=False)
     args = [a.format(not_model=not_model, missing=tmp_path / "missing", wan=wan) for a in args]

@@ -80,7 +80,7 @@ def test_command_help_is_whole_sentences_and_keeps_brackets():
     post = next(line for line in r.stdout.splitlines() if re.match(r"^│ post\s", line))
     assert "Post-process an existing clip: deflicker, interpolate, upscale; set or drop its sound." in post
     r = run("generate", "--help", env={"COLUMNS": "400"})
-    assert "pip install 't2v[rife]'" in r.stdout and "pip install 't2v[upscale]'" in r.stdout
+    assert "needs the [rife] extra" in r.stdout and "need the [upscale] extra" in r.stdout
 
 
 def test_every_option_of_the_make_commands_has_help():

@@ -217,7 +217,7 @@ def input_files(tmp_path_factory):
     from PIL import Image
 
     from t2v.export.writers import write_video
-    from t2v.models.tiny import make_tiny
+    from tests.tinymodels import make_tiny
 
     root = tmp_path_factory.mktemp("remote-inputs")
     yy, xx = np.mgrid[0:32, 0:64]

@@ -23,13 +23,13 @@ def test_keys_create_list_revoke():
     token = created.stdout.strip().splitlines()[-1]
     assert token.startswith("t2v_") and len(token) > 30
     svc = build_services(get_settings())
-    (key,) = svc.repo.list_keys()
+    (key,) = svc.repo.keys.list_keys()
     assert key.name == "alice" and key.rate_limit == "30/minute" and key.max_queued == 5 and key.max_running == 2
     assert key.key_hash != token and token not in json.dumps(key.__dict__, default=str)  # only the hash is stored
     listed = run("keys", "list")
     assert listed.exit_code == 0 and "alice" in listed.stdout and token not in listed.stdout
     assert run("keys", "revoke", key.id).exit_code == 0
-    assert svc.repo.get_key_by_hash(key.key_hash) is None
+    assert svc.repo.keys.get_key_by_hash(key.key_hash) is None
     assert run("keys", "revoke", "NOPE").exit_code == 2
     assert run("keys", "create", "--name", "bob", "--rate", "lots").exit_code == 2
     zero = run("keys", "create", "--name", "bob", "--max-running", "0")
@@ -42,13 +42,13 @@ def test_keys_create_shows_the_webhook_secret_once_and_rotate_replaces_it():
     shown = json.loads(created.stdout)
     assert shown["key"].startswith("t2v_") and shown["webhook_secret"].startswith("whsec_")
     svc = build_services(get_settings())
-    assert svc.repo.get_key(shown["id"]).webhook_secret == shown["webhook_secret"]
+    assert svc.repo.keys.get_key(shown["id"]).webhook_secret == shown["webhook_secret"]
     listed = run("keys", "list")
     assert shown["webhook_secret"] not in listed.output and shown["webhook_secret"][6:] not in listed.output
     rotated = run("keys", "rotate-webhook-secret", shown["id"], "--overlap", "2h")
     assert rotated.exit_code == 0, rotated.output
     new = rotated.stdout.strip()
-    row = svc.repo.get_key(shown["id"])
+    row = svc.repo.keys.get_key(shown["id"])
     assert new.startswith("whsec_") and row.webhook_secret == new and row.webhook_secret_previous == shown["webhook_secret"]
     assert 7100 < (row.webhook_previous_until - row.created_at).total_seconds() < 7300
     for bad, says in ((("NOPE",), "no active key"), ((shown["id"], "--overlap", "soon"), "not a duration"),
@@ -62,7 +62,7 @@ def test_keys_create_shows_the_webhook_secret_once_and_rotate_replaces_it():
 def test_keys_create_with_a_cost_limit():
     created = run("keys", "create", "--name", "carol", "--max-cost", "26214400")
     assert created.exit_code == 0, created.output
-    (key,) = build_services(get_settings()).repo.list_keys()
+    (key,) = build_services(get_settings()).repo.keys.list_keys()
     assert key.name == "carol" and key.max_cost == 26214400
     listed = run("keys", "list")
     assert listed.exit_code == 0 and "26214400" in listed.stdout

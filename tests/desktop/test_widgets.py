@@ -435,7 +435,7 @@ def test_vace_clips_and_references_from_the_form_are_uploaded_and_make_the_job(r
     from PIL import Image
 
     from t2v.export.writers import write_video
-    from t2v.models.tiny import make_tiny
+    from tests.tinymodels import make_tiny
 
     vace = make_tiny(tmp_path_factory.mktemp("desktop-vace") / "vace", family="wan-vace", seed=0)
     yy, xx = np.mgrid[0:32, 0:32]

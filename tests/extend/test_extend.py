@@ -134,7 +134,7 @@ def test_a_long_run_cancelled_mid_way_resumes_after_its_last_segment_bitwise(tin
 
 
 def test_image_to_video_models_continue_from_the_last_frame(tmp_path_factory):
-    from t2v.families import make_tiny_model
+    from tests.tinymodels import make_tiny_model
 
     model = make_tiny_model("ltx", tmp_path_factory.mktemp("ltx") / "ltx", seed=0)
     r = generate(GenerationRequest(model=str(model), prompt="a ball", seconds=2, num_frames=9, fps=8, seed=3,

@@ -104,7 +104,7 @@ def time_on_gpu(family: str, model, request, memory=None):
 
     plan = memory or get_plan("speed")
     try:  # the planner's figure for this run (configs on the meta device), beside the measured peak
-        est = estimate(model.source.path, request, plan=plan.name, device="cuda", dtype=model.plan.dtype)
+        est = estimate(model.source.path, request, family=model.family, plan=plan.name, device="cuda", dtype=model.plan.dtype)
         est_gib = round(est.peak_bytes / 2**30, 1)
     except Exception as e:  # recorded, not fatal: the timing is this test's subject
         est_gib = f"{type(e).__name__}: {e}"[:200]

@@ -18,6 +18,7 @@ from t2v.sampling.vae import to_uint8
 from t2v.errors import Cancelled, InvalidRequest, ModelUnavailable
 from t2v import generate
 from t2v.requests import GenerationRequest
+from t2v.families import family_of_folder
 from tests.families.checks import (
     assert_periodic_checkpoints_resume_bitwise, assert_resume_after_cancel_is_bitwise, assert_scale_0_is_the_base, time_on_gpu)
 from tests.fixtures import count_real_calls
@@ -31,7 +32,7 @@ DOCS_DDIM = dict(clip_sample=False, timestep_spacing="linspace", beta_schedule="
 def models(tmp_path_factory):
     """"saved": a saved AnimateDiffPipeline; "sd" + "adapter": the tiny SD model and a motion adapter alone;
     "composed": compose() of those two."""
-    from t2v.families import make_tiny_model
+    from tests.tinymodels import make_tiny_model
     from t2v.models.compose import compose
 
     root = tmp_path_factory.mktemp("animatediff-models")
@@ -197,7 +198,7 @@ def test_a_job_through_the_service(models, tmp_path):
 
 
 def test_compose_reuses_its_folder_and_refuses_what_it_cannot_animate(models, tmp_path):
-    from t2v.families import make_tiny_model
+    from tests.tinymodels import make_tiny_model
     from t2v.models.compose import compose
 
     composed = models["composed"]
@@ -252,8 +253,8 @@ def test_rules_and_planner_numbers(models):
         assert set(dry["params"]) == {"text_encoder", "unet", "vae"} and dry["step_flops"] > 0
         assert dry["params"]["unet"] > 1_000_000  # the SD UNet's and the motion modules' parameters
         request = resolve(GenerationRequest(prompt=PROMPT, model=str(models[kind])), get_settings())
-        assert estimate(models[kind], request, plan="speed", device="cpu", dtype="fp32").peak_bytes > 0
-        plan, predictions = choose(models[kind], request, requested="auto", device="cpu", dtype="fp32")
+        assert estimate(models[kind], request, family=family_of_folder(models[kind]), plan="speed", device="cpu", dtype="fp32").peak_bytes > 0
+        plan, predictions = choose(models[kind], request, family=family_of_folder(models[kind]), requested="auto", device="cpu", dtype="fp32")
         assert plan.name in ("speed", "balanced", "low") and predictions
 
 

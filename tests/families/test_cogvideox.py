@@ -16,6 +16,7 @@ from t2v.sampling.base import CheckpointSpec
 from t2v.sampling.vae import to_uint8
 from t2v.errors import Cancelled, InvalidRequest
 from t2v.requests import GenerationRequest
+from t2v.families import family_of_folder
 from tests.families.checks import (
     assert_two_stacked_loras_match_stock, random_lora,
     PROMPT, assert_periodic_checkpoints_resume_bitwise, assert_resume_after_cancel_is_bitwise, assert_scale_0_is_the_base,
@@ -27,7 +28,7 @@ KINDS = ("cogvideox", "cogvideox-i2v", "cogvideox15", "cogvideox15-i2v")
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    from t2v.families import make_tiny_model
+    from tests.tinymodels import make_tiny_model
 
     root = tmp_path_factory.mktemp("cogvideox-models")
     return {kind: make_tiny_model(kind, root / kind, seed=0) for kind in KINDS}
@@ -213,11 +214,11 @@ def test_rules_defaults_specs_and_planner_numbers(models):
         assert dry["decode_flops"] > 0 and cog.frames_per_latent(models[kind]) == 4
     request = GenerationRequest(prompt=PROMPT, model=str(models["cogvideox15"]), num_frames=17, width=64, height=32,
                                 guidance_scale=6.0)
-    small = estimate(models["cogvideox15"], request, plan="speed", device="cpu", dtype="fp32")
-    longer = estimate(models["cogvideox15"], request.model_copy(update={"num_frames": 33}), plan="speed", device="cpu",
+    small = estimate(models["cogvideox15"], request, family=family_of_folder(models["cogvideox15"]), plan="speed", device="cpu", dtype="fp32")
+    longer = estimate(models["cogvideox15"], request.model_copy(update={"num_frames": 33}), family=family_of_folder(models["cogvideox15"]), plan="speed", device="cpu",
                       dtype="fp32")
     assert 0 < small.activation_bytes["transformer"] < longer.activation_bytes["transformer"]
-    plan, predictions = choose(models["cogvideox15"], request, requested="auto", device="cpu", dtype="fp32")
+    plan, predictions = choose(models["cogvideox15"], request, family=family_of_folder(models["cogvideox15"]), requested="auto", device="cpu", dtype="fp32")
     assert plan.name == "speed" and predictions[0].fits
     spec = lookup("THUDM/CogVideoX1.5-5B")
     assert spec.id == "zai-org/CogVideoX1.5-5B" and spec.family == "cogvideox" and spec.license == "CogVideoX License"

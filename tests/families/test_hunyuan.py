@@ -17,6 +17,7 @@ from t2v.sampling.base import CheckpointSpec
 from t2v.sampling.vae import to_uint8
 from t2v.errors import Cancelled, InvalidRequest, ModelUnavailable
 from t2v.requests import GenerationRequest
+from t2v.families import family_of_folder, get_family
 from tests.families.checks import (
     assert_two_stacked_loras_match_stock, random_lora,
     PROMPT, assert_periodic_checkpoints_resume_bitwise, assert_resume_after_cancel_is_bitwise, run, time_on_gpu)
@@ -28,7 +29,7 @@ I2V = ("hunyuan-i2v", "hunyuan-i2v-33ch")
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    from t2v.families import make_tiny_model
+    from tests.tinymodels import make_tiny_model
 
     root = tmp_path_factory.mktemp("hunyuan-models")
     return {kind: make_tiny_model(kind, root / kind, seed=0) for kind in KINDS}
@@ -151,7 +152,7 @@ def test_modes(models, first_frame, tmp_path):
     shutil.copytree(models["hunyuan-i2v"], broken)
     shutil.rmtree(broken / "image_processor")
     with pytest.raises(ModelUnavailable, match="missing image_processor"):
-        check_folder(broken)
+        check_folder(broken, get_family)
 
 
 def test_low_memory_plan_and_long_prompts(models):
@@ -254,10 +255,10 @@ def test_rules_and_planner_numbers(models):
     assert i2v["acts"]["text"] > t2v["acts"]["text"]  # + 575 image tokens and the vision tower
     request = GenerationRequest(model=str(models["hunyuan"]), prompt=PROMPT, num_frames=33, width=128, height=64,
                                 guidance_scale=6.0, num_inference_steps=4, seed=0)
-    small, big = (estimate(models["hunyuan"], r, plan="speed", device="cpu", dtype="fp32") for r in
+    small, big = (estimate(models["hunyuan"], r, family=family_of_folder(models["hunyuan"]), plan="speed", device="cpu", dtype="fp32") for r in
                   (request, request.model_copy(update={"num_frames": 65, "width": 256})))
     assert 0 < small.peak_bytes < big.peak_bytes and small.flops_per_step < big.flops_per_step
-    plan, predictions = choose(models["hunyuan"], request, requested="auto", device="cpu", dtype="fp32")
+    plan, predictions = choose(models["hunyuan"], request, family=family_of_folder(models["hunyuan"]), requested="auto", device="cpu", dtype="fp32")
     assert plan.name == "speed" and predictions[0].fits
 
 

@@ -16,7 +16,7 @@ from tests.families.checks import assert_checkpoint_is_the_images, assert_period
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    from t2v.families import make_tiny_model
+    from tests.tinymodels import make_tiny_model
 
     return make_tiny_model("hunyuan15", tmp_path_factory.mktemp("hunyuan15") / "hunyuan15", seed=0)
 
@@ -110,7 +110,7 @@ def test_the_planner_estimates_the_default_size(model):
 
 @pytest.fixture(scope="module")
 def i2v_model(tmp_path_factory):
-    from t2v.families import make_tiny_model
+    from tests.tinymodels import make_tiny_model
 
     return make_tiny_model("hunyuan15-i2v", tmp_path_factory.mktemp("hunyuan15-i2v") / "i2v", seed=0)
 

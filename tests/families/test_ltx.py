@@ -16,6 +16,7 @@ from t2v.sampling.base import CheckpointSpec
 from t2v.sampling.vae import to_uint8
 from t2v.errors import Cancelled, InvalidRequest, ModelUnavailable
 from t2v.requests import GenerationRequest
+from t2v.families import family_of_folder
 from tests.families.checks import (
     assert_two_stacked_loras_match_stock, random_lora,
     PROMPT, assert_periodic_checkpoints_resume_bitwise, assert_resume_after_cancel_is_bitwise, assert_scale_0_is_the_base, run,
@@ -27,7 +28,7 @@ KINDS = ("ltx", "ltx-097")
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    from t2v.families import make_tiny_model
+    from tests.tinymodels import make_tiny_model
 
     root = tmp_path_factory.mktemp("ltx-models")
     return {kind: make_tiny_model(kind, root / kind, seed=0) for kind in KINDS}
@@ -238,9 +239,9 @@ def test_planner_numbers(models):
         assert dry["step_flops"] > 0 and dry["decode_flops"] > 0 and dry["roles"]["denoise"] == ["transformer"]
     request = GenerationRequest(prompt=PROMPT, model=str(models["ltx"]), width=96, height=64, num_frames=9,
                                 num_inference_steps=4, guidance_scale=3.0, seed=0)
-    prediction = estimate(models["ltx"], request, plan="speed", device="cpu", dtype="fp32")
+    prediction = estimate(models["ltx"], request, family=family_of_folder(models["ltx"]), plan="speed", device="cpu", dtype="fp32")
     assert prediction.peak_bytes > 0 and prediction.flops_per_step > 0
-    plan, predictions = choose(models["ltx"], request, requested="auto", device="cpu", dtype="fp32", budget=None)
+    plan, predictions = choose(models["ltx"], request, family=family_of_folder(models["ltx"]), requested="auto", device="cpu", dtype="fp32", budget=None)
     assert plan.name in {p.plan for p in predictions}
 
 

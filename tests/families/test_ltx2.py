@@ -20,7 +20,7 @@ from tests.families.checks import (
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    from t2v.families import make_tiny_model
+    from tests.tinymodels import make_tiny_model
 
     return make_tiny_model("ltx2", tmp_path_factory.mktemp("ltx2") / "ltx2", seed=0)
 

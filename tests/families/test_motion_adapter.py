@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from t2v.errors import InvalidRequest, ModelUnavailable
+from t2v.families import get_family
 from t2v.requests import GenerationRequest
 from t2v.settings import Settings
 
@@ -18,7 +19,7 @@ SMALL = ["--frames", "4", "--steps", "2", "--seed", "5"]
 
 @pytest.fixture(scope="module")
 def parts(tmp_path_factory):
-    from t2v.families import make_tiny_model
+    from tests.tinymodels import make_tiny_model
 
     root = tmp_path_factory.mktemp("motion")
     return {"sd": make_tiny_model("sd", root / "models" / "sd", seed=0),
@@ -91,7 +92,7 @@ def test_a_registered_adapter_stands_for_it_on_its_base_model(tmp_path):
     from t2v.models.source import resolve_source
 
     with pytest.raises(ModelUnavailable) as e:  # nothing downloads offline; the message says what to do
-        resolve_source(spec.id, Settings(home=tmp_path, offline=True))
+        resolve_source(spec.id, Settings(home=tmp_path, offline=True), families=get_family)
     assert "offline" in str(e.value)
 
 

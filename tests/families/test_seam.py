@@ -17,7 +17,7 @@ from t2v.requests import GenerationRequest
 
 @pytest.fixture(scope="module")
 def wan(tmp_path_factory):
-    from t2v.models.tiny import make_tiny
+    from tests.tinymodels import make_tiny
 
     return make_tiny(tmp_path_factory.mktemp("models") / "wan", family="wan", fp16_variant=False)
 
@@ -41,11 +41,11 @@ def test_a_folder_of_an_unknown_pipeline_class_is_refused_by_name(model_copy):
     (model_copy / "model_index.json").write_text(json.dumps({**index, "_class_name": "MysteryVideoPipeline"}))
     (model_copy / "t2v.json").unlink()
     with pytest.raises(ModelUnavailable, match="MysteryVideoPipeline.*t2v runs: .*TextToVideoSDPipeline"):
-        resolve_source(str(model_copy), get_settings())
+        resolve_source(str(model_copy), get_settings(), families=families.get_family)
     # and a component class the family does not load is named too
     (model_copy / "model_index.json").write_text(json.dumps({**index, "unet": ["diffusers", "UNet2DConditionModel"]}))
     with pytest.raises(ModelUnavailable, match="unet is a UNet2DConditionModel.*UNet3DConditionModel"):
-        resolve_source(str(model_copy), get_settings())
+        resolve_source(str(model_copy), get_settings(), families=families.get_family)
 
 
 def test_a_folder_without_t2v_json_gets_its_familys_defaults_and_own_scheduler(wan, tmp_path):
@@ -54,7 +54,7 @@ def test_a_folder_without_t2v_json_gets_its_familys_defaults_and_own_scheduler(w
     bare = tmp_path / "bare"
     shutil.copytree(wan, bare)
     (bare / "t2v.json").unlink()
-    family, defaults = folder_info(bare)
+    family, defaults = folder_info(bare, families.get_family)
     assert family == "wan" and defaults["num_frames"] == 81 and defaults["scheduler"] == "model"
     assert defaults["width"] % 16 == 0 and defaults["height"] % 16 == 0
 
@@ -151,7 +151,7 @@ def test_group_offloaded_transformers_give_the_same_frames(wan):
     import numpy as np
     import torch
 
-    from t2v.families.common import GROUP_OFFLOADED, group_offload
+    from t2v.sampling.offload import GROUP_OFFLOADED, group_offload
     from t2v import generate
     from t2v.models.loader import clear_cache, load_model
     from t2v.models.source import resolve_source
@@ -162,7 +162,7 @@ def test_group_offloaded_transformers_give_the_same_frames(wan):
     clear_cache()
     request = GenerationRequest(prompt="a red fox", model=str(wan), seed=3, formats=(), num_inference_steps=2)
     plain = generate(request).frames
-    loaded = load_model(resolve_source(str(wan), get_settings()), DevicePlan(device="cpu", dtype="fp32"))
+    loaded = load_model(resolve_source(str(wan), get_settings(), families=families.get_family), DevicePlan(device="cpu", dtype="fp32"), family=families.family_of_folder(wan))
     group_offload(loaded.components, "cpu")  # the cached model: the next run uses the hooked transformer
     assert getattr(loaded.components["transformer"], GROUP_OFFLOADED)
     offloaded = generate(request).frames

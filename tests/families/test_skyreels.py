@@ -23,7 +23,7 @@ KINDS = ("skyreels-v2", "skyreels-v2-i2v")
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    from t2v.families import make_tiny_model
+    from tests.tinymodels import make_tiny_model
 
     root = tmp_path_factory.mktemp("skyreels-models")
     return {kind: make_tiny_model(kind, root / kind, seed=0) for kind in KINDS}

@@ -13,12 +13,13 @@ import pytest
 
 from t2v.errors import InvalidRequest
 from t2v.sampling.vae import to_uint8
+from t2v.families import family_of_folder
 from tests.families.checks import assert_checkpoint_is_the_images, assert_periodic_checkpoints_resume_bitwise, cancel_after, run
 
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    from t2v.families import make_tiny_model
+    from tests.tinymodels import make_tiny_model
 
     return make_tiny_model("skyreels-v2-df", tmp_path_factory.mktemp("skyreels-df") / "df", seed=0)
 
@@ -391,7 +392,7 @@ def test_the_planner_counts_the_block_mask_of_the_window(model, tmp_path, monkey
         dryruns.forget_memo()
         memory._dry_run.cache_clear()
         (tmp_path / "cache" / dryruns.CACHE_NAME).unlink(missing_ok=True)
-        return memory.predict(model, req, plan="speed", device="cuda", dtype="bf16",
+        return memory.predict(model, req, family=family_of_folder(model), plan="speed", device="cuda", dtype="bf16",
                               measure_speed=False).activation_bytes["transformer"]
 
     masked = transformer_acts()

@@ -24,7 +24,7 @@ KINDS = ("wan", "wan22-ti2v", "wan22-a14b", "wan-i2v")
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    from t2v.families import make_tiny_model
+    from tests.tinymodels import make_tiny_model
 
     root = tmp_path_factory.mktemp("wan-models")
     return {kind: make_tiny_model(kind, root / kind, seed=0) for kind in KINDS}

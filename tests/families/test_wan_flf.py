@@ -17,7 +17,7 @@ from tests.families.checks import assert_close_to_stock, run
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    from t2v.families import make_tiny_model
+    from tests.tinymodels import make_tiny_model
 
     root = tmp_path_factory.mktemp("wan-flf")
     return {kind: make_tiny_model(kind, root / kind, seed=0) for kind in ("wan-flf2v", "wan-i2v", "wan")}

@@ -21,7 +21,7 @@ W, H, F = 64, 32, 9  # the tiny model's defaults
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    from t2v.families import make_tiny_model
+    from tests.tinymodels import make_tiny_model
 
     root = tmp_path_factory.mktemp("wan-vace")
     return {kind: make_tiny_model(kind, root / kind, seed=0) for kind in ("wan-vace", "wan")}

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from t2v.requests import ImageRequest, SequenceRequest
-from t2v.image import run as image_run
+from t2v.runner import image as image_run
 from t2v.settings import get_settings
 
 
@@ -20,7 +20,7 @@ def generate_images(request, **kwargs):
 
 @pytest.fixture(scope="module")
 def tiny_sdxl_model(tmp_path_factory):
-    from t2v.models.tiny import make_tiny
+    from tests.tinymodels import make_tiny
 
     return make_tiny(tmp_path_factory.mktemp("models") / "tiny-sdxl", family="sdxl", fp16_variant=False)
 

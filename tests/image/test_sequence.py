@@ -8,8 +8,10 @@ from PIL import Image
 
 from t2v.errors import InvalidRequest
 from t2v.export import decode_video, read_embedded
+from t2v.image.modes import METHODS, total_steps
+from t2v.requests import METHODS as REQUEST_METHODS
 from t2v.requests import SequenceRequest, parse_keyframes, request_from_fields
-from t2v.image import run as image_run
+from t2v.runner import image as image_run
 from t2v.settings import get_settings
 
 
@@ -53,6 +55,10 @@ def test_bad_keyframes_give_clear_errors(items, message):
     assert e.value.field == "keyframes"
 
 
+def test_every_method_a_request_names_is_registered():
+    assert set(METHODS) == set(REQUEST_METHODS) and all(m.name == name for name, m in METHODS.items())
+
+
 def test_keyframe_forms_and_derived_fields():
     assert parse_keyframes(["0: spring", {"frame": 48, "prompt": "autumn"}, (96, "winter")]) == (
         (0, "spring"), (48, "autumn"), (96, "winter"))
@@ -85,6 +91,7 @@ def test_file_has_last_index_plus_one_frames_at_size_and_fps(tiny_sd_model, tmp_
 def test_every_method_is_more_coherent_than_independent_seeds(tiny_sd_model, independent, method):
     r = _seq(tiny_sd_model, method, formats=())
     assert r.frames.shape == independent.frames.shape == (6, 32, 32, 3)
+    assert r.record["model_steps"] == total_steps(r.request)  # the progress total is the steps the method made
     assert neighbour_mad(r.frames) < 0.6 * neighbour_mad(independent.frames), (method, neighbour_mad(r.frames))
 
 

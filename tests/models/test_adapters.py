@@ -11,6 +11,7 @@ import pytest
 
 from t2v.models.adapters import AdapterPart
 from t2v.models.loader import model_cache
+from t2v.families import family_of_folder
 from tests.families.checks import random_lora, run
 
 
@@ -18,7 +19,7 @@ from tests.families.checks import random_lora, run
 def wan(tmp_path_factory):
     from diffusers import WanPipeline, WanTransformer3DModel
 
-    from t2v.families import make_tiny_model
+    from tests.tinymodels import make_tiny_model
 
     root = tmp_path_factory.mktemp("adapters")
     model = make_tiny_model("wan", root / "wan", seed=0)
@@ -93,7 +94,8 @@ def test_the_planner_counts_the_adapters_beside_the_denoiser(wan):
                              Settings()) for loras in ([], [str(a), str(b)]))
     numel = sum(t.numel() for f in (a, b) for t in load_file(f).values())
     for how in (predict, estimate):
-        plain, with_loras = (how(model, r, plan="speed", device="cpu", dtype="fp32") for r in (base, stacked))
+        plain, with_loras = (how(model, r, family=family_of_folder(model), plan="speed", device="cpu", dtype="fp32")
+                             for r in (base, stacked))
         assert with_loras.weights_bytes["transformer"] - plain.weights_bytes["transformer"] == numel * 4
         assert with_loras.peak_bytes - plain.peak_bytes == numel * 4
 

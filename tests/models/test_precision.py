@@ -21,6 +21,7 @@ from t2v.models.source import resolve_source
 from t2v.models.precision import check_weights, load_converted, load_module
 from t2v.requests import GenerationRequest
 from t2v.settings import get_settings
+from t2v.families import family_of_folder, get_family
 
 PEAK_SCRIPT = textwrap.dedent("""
     import json, sys, torch
@@ -107,7 +108,7 @@ def test_converted_load_is_the_model_from_pretrained_gives(family, tmp_path):
     """Every module of every family's tiny model, as bf16 and fp16: the same keys, dtypes (float32 where
     ``_keep_in_fp32_modules`` says), values bit for bit and buffers as ``from_pretrained(dtype=...)``,
     and tied weights stay one tensor."""
-    from t2v.models.tiny import make_tiny
+    from tests.tinymodels import make_tiny
 
     folder = make_tiny(tmp_path / family, family=family, seed=0, fp16_variant=False)
     streamed = 0
@@ -133,7 +134,7 @@ def test_converted_load_is_the_model_from_pretrained_gives(family, tmp_path):
 
 def test_keep_in_fp32_modules_stay_float32(tmp_path):
     """Wan's transformer keeps its norms, time embedder and modulation table in float32 under bf16."""
-    from t2v.models.tiny import make_tiny
+    from tests.tinymodels import make_tiny
 
     folder = make_tiny(tmp_path / "wan", family="wan", seed=0, fp16_variant=False)
     cls = resolve_class(*read_index(folder)["transformer"][:2])
@@ -188,21 +189,21 @@ def test_fp8_weights_run_end_to_end_without_touching_the_cached_model(tiny_model
     clear_cache()
     try:
         before = generate(_request(tiny_model))
-        auto = load_model(resolve_source(str(tiny_model), get_settings()), loader.DevicePlan(device="cpu", dtype="fp32"))
+        auto = load_model(resolve_source(str(tiny_model), get_settings(), families=get_family), loader.DevicePlan(device="cpu", dtype="fp32"), family=family_of_folder(tiny_model))
         auto_unet = auto.unet
         auto_weights = {n: p.clone() for n, p in auto_unet.named_parameters()}
         fp8 = generate(_request(tiny_model, weights="fp8"))
         assert fp8.record["weights"] == "fp8" and before.record["weights"] == "auto"
         assert fp8.record["model_hash"] != before.record["model_hash"]
         assert fp8.record["model_hash"].startswith(before.record["model_hash"])
-        stored = load_model(resolve_source(str(tiny_model), get_settings()), loader.DevicePlan(device="cpu", dtype="fp32"),
+        stored = load_model(resolve_source(str(tiny_model), get_settings(), families=get_family), loader.DevicePlan(device="cpu", dtype="fp32"), family=family_of_folder(tiny_model),
                             weights="fp8")
         assert stored.unet is not auto_unet
         assert torch.float8_e4m3fn in {p.dtype for p in stored.unet.parameters()}
         assert fp8.frames.shape == before.frames.shape and not np.array_equal(fp8.frames, before.frames)
         assert np.abs(fp8.frames.astype(int) - before.frames.astype(int)).mean() < 8  # fp8-rounded, same video
         # The auto model: the same cached object, its weights and dtype as before, and the same frames.
-        again = load_model(resolve_source(str(tiny_model), get_settings()), loader.DevicePlan(device="cpu", dtype="fp32"))
+        again = load_model(resolve_source(str(tiny_model), get_settings(), families=get_family), loader.DevicePlan(device="cpu", dtype="fp32"), family=family_of_folder(tiny_model))
         assert again.unet is auto_unet
         assert all(torch.equal(p, auto_weights[n]) and p.dtype == torch.float32 for n, p in auto_unet.named_parameters())
         assert np.array_equal(generate(_request(tiny_model)).frames, before.frames)
@@ -215,10 +216,10 @@ def test_checkpoint_fingerprint_differs_for_fp8(tiny_model):
     from t2v.sampling.checkpoint import fingerprint
 
     plan = loader.DevicePlan(device="cpu", dtype="fp32")
-    source = resolve_source(str(tiny_model), get_settings())
+    source = resolve_source(str(tiny_model), get_settings(), families=get_family)
     clear_cache()
     try:
-        auto, fp8 = load_model(source, plan), load_model(source, plan, weights="fp8")
+        auto, fp8 = load_model(source, plan, family=family_of_folder(source.path)), load_model(source, plan, family=family_of_folder(source.path), weights="fp8")
         assert auto.content_hash != fp8.content_hash
         request = _request(tiny_model)
         assert fingerprint(auto, request) != fingerprint(fp8, request)
@@ -232,7 +233,7 @@ def test_int8_without_torchao_is_refused_naming_the_install(tiny_model):
         import torchao.quantization  # noqa: F401
     except Exception:
         with pytest.raises(InvalidRequest, match="pip install torchao") as e:
-            load_model(resolve_source(str(tiny_model), get_settings()), loader.DevicePlan(device="cpu", dtype="fp32"),
+            load_model(resolve_source(str(tiny_model), get_settings(), families=get_family), loader.DevicePlan(device="cpu", dtype="fp32"), family=family_of_folder(tiny_model),
                        weights="int8")
         assert e.value.field == "weights" and "auto" in str(e.value)
     else:
@@ -242,8 +243,8 @@ def test_int8_without_torchao_is_refused_naming_the_install(tiny_model):
         try:
             result = generate(_request(tiny_model, weights="int8"))
             assert result.record["weights"] == "int8" and result.record["model_hash"].endswith("+weights:int8")
-            stored = load_model(resolve_source(str(tiny_model), get_settings()),
-                                loader.DevicePlan(device="cpu", dtype="fp32"), weights="int8")
+            stored = load_model(resolve_source(str(tiny_model), get_settings(), families=get_family),
+                                loader.DevicePlan(device="cpu", dtype="fp32"), family=family_of_folder(tiny_model), weights="int8")
             assert any("Int8" in type(p).__name__ for p in stored.unet.parameters())
         finally:
             clear_cache()
@@ -305,8 +306,8 @@ def test_fp8_storage_on_a_gpu(tiny_model, memory):
         torch.cuda.reset_peak_memory_stats()
         fp8 = generate(_request(tiny_model, device="cuda", dtype="bf16", memory=memory, weights="fp8"))
         assert fp8.record["weights"] == "fp8" and fp8.record["device"].startswith("cuda")
-        stored = load_model(resolve_source(str(tiny_model), get_settings(), want_fp16=True),
-                            loader.DevicePlan(device="cuda", dtype="bf16"), weights="fp8", offload=memory == "low")
+        stored = load_model(resolve_source(str(tiny_model), get_settings(), families=get_family, want_fp16=True),
+                            loader.DevicePlan(device="cuda", dtype="bf16"), family=family_of_folder(tiny_model), weights="fp8", offload=memory == "low")
         dtypes = {p.dtype for p in stored.unet.parameters()}
         assert torch.float8_e4m3fn in dtypes
         fp8_bytes = sum(p.numel() * p.element_size() for p in stored.unet.parameters())

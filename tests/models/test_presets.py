@@ -23,7 +23,7 @@ LIGHTX2V = "lightx2v_T2V_14B_cfg_step_distill_v2_lora_rank64_bf16.safetensors"
 def wan(tmp_path_factory):
     from diffusers import WanPipeline, WanTransformer3DModel
 
-    from t2v.families import make_tiny_model
+    from tests.tinymodels import make_tiny_model
 
     root = tmp_path_factory.mktemp("presets")
     models = {kind: make_tiny_model(kind, root / kind, seed=0) for kind in ("wan", "wan22-a14b")}

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from t2v.models.download import RECORDS
-from t2v.models.tiny import make_tiny
+from tests.tinymodels import make_tiny
 from tests.hubserver import HubServer, start
 
 REPO = "t2v-test/tiny-ms"

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from t2v.models.temporal import CONFIG_KEY, add_temporal_positions, apply_temporal_config, folder_frame_limit
+from t2v.families import family_of_folder, get_family
 
 
 def _unet():
@@ -85,7 +86,7 @@ def test_loader_switches_positions_on(model_copy):
     cfg[CONFIG_KEY] = 32
     cfg_file.write_text(json.dumps(cfg))
     assert folder_frame_limit(model_copy) == 32
-    loaded = load_model(resolve_source(str(model_copy), get_settings()), plan_device("cpu", "fp32"))
+    loaded = load_model(resolve_source(str(model_copy), get_settings(), families=get_family), plan_device("cpu", "fp32"), family=family_of_folder(model_copy))
     blocks = _temporal_blocks(loaded.unet)
     assert blocks and all(b.pos_embed is not None and b.pos_embed.pe.shape[1] == 32 for b in blocks)
 

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from t2v.cli import app
 from t2v.models import registry, spec
+from t2v.models.hub.modelscope import SHAPES_DEFAULTS
 from t2v.models.registry import ModelSpec
 from t2v.models.versions import version_for_record, versions_of
 
@@ -17,7 +18,7 @@ SHIPPED = spec.BUNDLED_DIR / "t2v-shapes"
 
 
 def _entry(model_id: str, folder: str) -> ModelSpec:
-    return ModelSpec(id=model_id, family="modelscope", description="test line", defaults=dict(registry.SHAPES_DEFAULTS),
+    return ModelSpec(id=model_id, family="modelscope", description="test line", defaults=dict(SHAPES_DEFAULTS),
                      license="Apache-2.0", download_gb=0.0, vram_gb=0.1, has_fp16_variant=False, bundled=folder)
 
 

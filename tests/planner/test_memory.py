@@ -13,17 +13,19 @@ from typer.testing import CliRunner
 from t2v.cli import app
 from t2v.errors import InvalidRequest
 from t2v import generate
+from t2v.families import family_of_folder
 from t2v.planner import memory
 from t2v.requests import GenerationRequest
 
 MEASURE = r"""
 import json, resource, sys
 from t2v import generate
+from t2v.families import family_of_folder
 from t2v.planner.memory import predict
 from t2v.requests import GenerationRequest
 req = GenerationRequest(prompt="a red circle moving right", model=sys.argv[1], seed=1, num_frames=16, width=128,
                         height=128, num_inference_steps=2, guidance_scale=9.0, formats=(), memory=sys.argv[2])
-pred = predict(sys.argv[1], req, plan=sys.argv[2], device="cpu", dtype="fp32", measure_speed=False)
+pred = predict(sys.argv[1], req, family=family_of_folder(sys.argv[1]), plan=sys.argv[2], device="cpu", dtype="fp32", measure_speed=False)
 generate(req)
 # VmHWM is this process's own peak; ru_maxrss would start from the parent's RSS at fork (pytest's, large).
 hwm = [line for line in open("/proc/self/status") if line.startswith("VmHWM:")]
@@ -76,40 +78,40 @@ def _req(model, **kw):
 
 
 def test_leaner_plans_predict_less_activation_memory(tiny_model):
-    gpu = {n: memory.predict(tiny_model, _req(tiny_model), plan=n, device="cuda", dtype="fp16", measure_speed=False)
+    gpu = {n: memory.predict(tiny_model, _req(tiny_model), family=family_of_folder(tiny_model), plan=n, device="cuda", dtype="fp16", measure_speed=False)
            for n in ("speed", "balanced", "low")}  # a dry run: no GPU needed
     assert gpu["low"].activation_bytes["vae"] < gpu["balanced"].activation_bytes["vae"] < gpu["speed"].activation_bytes["vae"]
     assert gpu["low"].peak_bytes < gpu["speed"].peak_bytes
-    p = {n: memory.predict(tiny_model, _req(tiny_model), plan=n, device="cpu", dtype="fp32", measure_speed=False)
+    p = {n: memory.predict(tiny_model, _req(tiny_model), family=family_of_folder(tiny_model), plan=n, device="cpu", dtype="fp32", measure_speed=False)
          for n in ("speed", "balanced", "low")}
     # On the CPU the VAE decodes at most 2 frames per call in every plan (as fast, less memory).
     assert p["low"].activation_bytes["vae"] < p["balanced"].activation_bytes["vae"] <= p["speed"].activation_bytes["vae"]
     assert p["balanced"].activation_bytes["unet"] <= p["speed"].activation_bytes["unet"]
     assert p["speed"].flops_per_step > 0 and p["speed"].decode_flops > 0
     # Half precision halves weights and activations.
-    half = memory.predict(tiny_model, _req(tiny_model), plan="speed", device="cpu", dtype="bf16", measure_speed=False)
+    half = memory.predict(tiny_model, _req(tiny_model), family=family_of_folder(tiny_model), plan="speed", device="cpu", dtype="bf16", measure_speed=False)
     assert sum(half.weights_bytes.values()) * 2 == sum(p["speed"].weights_bytes.values())
 
 
 def test_auto_picks_the_fastest_plan_that_fits(tiny_model):
-    chosen, preds = memory.choose(tiny_model, _req(tiny_model), requested="auto", device="cpu", dtype="fp32")
+    chosen, preds = memory.choose(tiny_model, _req(tiny_model), family=family_of_folder(tiny_model), requested="auto", device="cpu", dtype="fp32")
     assert chosen.name == "speed" and preds[0].fits
     # GPU numbers (a dry run: no GPU needed) tell the three plans apart: a budget of the low plan's peak.
-    low = memory.estimate(tiny_model, _req(tiny_model), plan="low", device="cuda", dtype="fp16")
-    chosen, preds = memory.choose(tiny_model, _req(tiny_model), requested="auto", device="cuda", dtype="fp16",
+    low = memory.estimate(tiny_model, _req(tiny_model), family=family_of_folder(tiny_model), plan="low", device="cuda", dtype="fp16")
+    chosen, preds = memory.choose(tiny_model, _req(tiny_model), family=family_of_folder(tiny_model), requested="auto", device="cuda", dtype="fp16",
                                   budget=low.peak_bytes)
     assert chosen.name == "low" and [(p.plan, p.fits) for p in preds] == [("speed", False), ("balanced", False), ("low", True)]
     # A named plan is used as asked while the leanest one fits.
-    chosen, preds = memory.choose(tiny_model, _req(tiny_model), requested="speed", device="cuda", dtype="fp16",
+    chosen, preds = memory.choose(tiny_model, _req(tiny_model), family=family_of_folder(tiny_model), requested="speed", device="cuda", dtype="fp16",
                                   budget=low.peak_bytes)
     assert chosen.name == "speed" and [(p.plan, p.fits) for p in preds] == [("speed", False), ("low", True)]
 
 
 @pytest.mark.parametrize("requested", ["auto", "speed", "low"])
 def test_a_request_no_plan_fits_is_refused(tiny_model, requested):
-    low = memory.estimate(tiny_model, _req(tiny_model), plan="low", device="cuda", dtype="fp16")
+    low = memory.estimate(tiny_model, _req(tiny_model), family=family_of_folder(tiny_model), plan="low", device="cuda", dtype="fp16")
     with pytest.raises(InvalidRequest) as e:
-        memory.choose(tiny_model, _req(tiny_model, memory=requested), requested=requested, device="cuda", dtype="fp16",
+        memory.choose(tiny_model, _req(tiny_model, memory=requested), family=family_of_folder(tiny_model), requested=requested, device="cuda", dtype="fp16",
                       budget=low.peak_bytes - 1)
     assert e.value.field == "num_frames"
     assert str(e.value).startswith("num_frames, width, height: 8 frames of 64x64 need about ")
@@ -119,7 +121,7 @@ def test_a_request_no_plan_fits_is_refused(tiny_model, requested):
 
 def test_refusal_says_when_nothing_fits(tiny_model):
     with pytest.raises(InvalidRequest, match="this model does not fit at any size on cpu"):
-        memory.choose(tiny_model, _req(tiny_model), requested="auto", device="cpu", dtype="fp32", budget=2**20)
+        memory.choose(tiny_model, _req(tiny_model), family=family_of_folder(tiny_model), requested="auto", device="cpu", dtype="fp32", budget=2**20)
 
 
 @pytest.mark.parametrize("device,plan,shape", [
@@ -130,8 +132,8 @@ def test_estimates_scaled_from_one_dry_run_match_the_dry_run(tiny_model, device,
     frames, height, width = shape
     req = _req(tiny_model).model_copy(update={"num_frames": frames, "height": height, "width": width})
     dtype = "fp32" if device == "cpu" else "fp16"
-    est = memory.estimate(tiny_model, req, plan=plan, device=device, dtype=dtype)
-    exact = memory.predict(tiny_model, req, plan=plan, device=device, dtype=dtype, measure_speed=False)
+    est = memory.estimate(tiny_model, req, family=family_of_folder(tiny_model), plan=plan, device=device, dtype=dtype)
+    exact = memory.predict(tiny_model, req, family=family_of_folder(tiny_model), plan=plan, device=device, dtype=dtype, measure_speed=False)
     # Above the reference shape the estimate errs slightly high (measured: +0.2% to +1.1%).
     assert exact.peak_bytes <= est.peak_bytes <= 1.03 * exact.peak_bytes
     for stage, n in exact.activation_bytes.items():
@@ -184,13 +186,13 @@ def test_dry_runs_are_cached_on_disk_per_architecture_and_shape(tiny_model, tmp_
         memory._reference.cache_clear()
 
     fresh()
-    first = memory.predict(tiny_model, req, plan="speed", device="cpu", dtype="fp32", measure_speed=False)
+    first = memory.predict(tiny_model, req, family=family_of_folder(tiny_model), plan="speed", device="cpu", dtype="fp32", measure_speed=False)
     assert (tmp_path / "home" / "cache" / dryruns.CACHE_NAME).is_file()
     measured = []
     real = memory._measure_locked
     monkeypatch.setattr(memory, "_measure_locked", lambda *a: measured.append(a) or real(*a))
     fresh()
-    again = memory.predict(tiny_model, req, plan="speed", device="cpu", dtype="fp32", measure_speed=False)
+    again = memory.predict(tiny_model, req, family=family_of_folder(tiny_model), plan="speed", device="cpu", dtype="fp32", measure_speed=False)
     assert measured == [] and repr(again) == repr(first)  # read from disk, the same prediction (nan: no speed)
 
     other = tmp_path / "other"  # another config.json (the key covers every byte of them): measured again
@@ -200,13 +202,13 @@ def test_dry_runs_are_cached_on_disk_per_architecture_and_shape(tiny_model, tmp_
     (other / "unet" / "config.json").write_text(json.dumps(config))
     assert dryruns.architecture_hash(other) != dryruns.architecture_hash(tiny_model)
     fresh()
-    memory.predict(other, _req(other), plan="speed", device="cpu", dtype="fp32", measure_speed=False)
-    memory.predict(tiny_model, GenerationRequest(**{**req.model_dump(), "num_frames": 4}), plan="speed",
+    memory.predict(other, _req(other), family=family_of_folder(other), plan="speed", device="cpu", dtype="fp32", measure_speed=False)
+    memory.predict(tiny_model, GenerationRequest(**{**req.model_dump(), "num_frames": 4}), family=family_of_folder(tiny_model), plan="speed",
                    device="cpu", dtype="fp32", measure_speed=False)
     assert len(measured) == 2
     (tmp_path / "home" / "cache" / dryruns.CACHE_NAME).write_text("{not json")  # corrupt: measured again
     fresh()
-    assert repr(memory.predict(tiny_model, req, plan="speed", device="cpu", dtype="fp32", measure_speed=False)) == repr(first)
+    assert repr(memory.predict(tiny_model, req, family=family_of_folder(tiny_model), plan="speed", device="cpu", dtype="fp32", measure_speed=False)) == repr(first)
     assert len(measured) == 3
 
 
@@ -218,12 +220,13 @@ def test_planning_from_a_warm_dry_run_cache_builds_no_meta_modules(tiny_model, t
 
     monkeypatch.setenv("T2V_HOME", str(tmp_path / "home"))
     req = _req(tiny_model)
-    _, warm = memory.choose(tiny_model, req, requested="auto", device="cpu", dtype="fp32", budget=2**40)
+    memory.estimate(tiny_model, req, family=family_of_folder(tiny_model), plan="speed", device="cpu", dtype="fp32")  # on disk
+    _, warm = memory.choose(tiny_model, req, family=family_of_folder(tiny_model), requested="auto", device="cpu", dtype="fp32", budget=2**40)
     memory._reference.cache_clear()
     process = current()
     with using(Runtime()) as fresh:  # what a fresh process has: no dry runs in memory, no meta modules
         fresh.cache("baseline-rss", lambda runtime: dict(process.cache("baseline-rss", dict)))  # the same baseline
-        _, again = memory.choose(tiny_model, req, requested="auto", device="cpu", dtype="fp32", budget=2**40)
+        _, again = memory.choose(tiny_model, req, family=family_of_folder(tiny_model), requested="auto", device="cpu", dtype="fp32", budget=2**40)
         assert "meta-modules" not in fresh.sizes() and fresh.sizes()["dry-runs"] == 1 and repr(again) == repr(warm)
         modelscope.meta_modules_cached(modelscope.ModelScopeFamily(), tiny_model)
         assert fresh.sizes()["meta-modules"] == 1  # the check above can fail: building them is counted
@@ -236,14 +239,14 @@ def test_estimates_of_transformers_whose_reference_is_mostly_text_follow_the_dry
     do not grow in proportion with the video: the planner fits them through three reference dry runs (fixed,
     per token, per token pair). Scaled to a larger clip they stay at or a little above a dry run at that shape,
     under every plan (HunyuanVideo 1.5's low plan decodes in tiles, from a measured tile)."""
-    from t2v.families import make_tiny_model
+    from tests.tinymodels import make_tiny_model
 
     model = make_tiny_model(kind, tmp_path / kind, seed=0)
     for frames, width, height in ((33, 256, 256), (65, 512, 320)):
         req = GenerationRequest(prompt="x", width=width, height=height, num_frames=frames, guidance_scale=5.0)
         for plan in ("speed", "low"):
-            est = memory.estimate(model, req, plan=plan, device="cuda", dtype="bf16")
-            exact = memory.predict(model, req, plan=plan, device="cuda", dtype="bf16", measure_speed=False)
+            est = memory.estimate(model, req, family=family_of_folder(model), plan=plan, device="cuda", dtype="bf16")
+            exact = memory.predict(model, req, family=family_of_folder(model), plan=plan, device="cuda", dtype="bf16", measure_speed=False)
             # measured in bf16, the tiny HunyuanVideo 1.5's denoiser (its dense mask does not halve) sets the low
             # plan's peak; its fit, extrapolated far past the reference's tokens, lands up to 1.45x high
             assert exact.peak_bytes <= est.peak_bytes <= 1.5 * exact.peak_bytes, (frames, plan)
@@ -287,8 +290,8 @@ def test_a_half_precision_plan_is_measured_in_bf16_and_cached_apart(tiny_model, 
     dryruns.forget_memo()
     memory._dry_run.cache_clear()
     req = _req(tiny_model)
-    half = memory.predict(tiny_model, req, plan="speed", device="cuda", dtype="fp16", measure_speed=False)
-    full = memory.predict(tiny_model, req, plan="speed", device="cuda", dtype="fp32", measure_speed=False)
+    half = memory.predict(tiny_model, req, family=family_of_folder(tiny_model), plan="speed", device="cuda", dtype="fp16", measure_speed=False)
+    full = memory.predict(tiny_model, req, family=family_of_folder(tiny_model), plan="speed", device="cuda", dtype="fp32", measure_speed=False)
     assert half.activation_bytes != full.activation_bytes
     runs = json.loads((tmp_path / "cache" / dryruns.CACHE_NAME).read_text())["runs"]
     assert sorted(json.loads(k)[7] for k in runs) == [False, True]  # one per precision
@@ -308,7 +311,7 @@ def test_a_dry_run_cached_by_other_planner_or_family_code_is_measured_again(tiny
     def plan() -> None:
         dryruns.forget_memo()
         memory._dry_run.cache_clear()
-        memory.predict(tiny_model, req, plan="speed", device="cpu", dtype="fp32", measure_speed=False)
+        memory.predict(tiny_model, req, family=family_of_folder(tiny_model), plan="speed", device="cpu", dtype="fp32", measure_speed=False)
 
     plan()
     plan()

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from t2v.cli import app
 from t2v import generate
+from t2v.families import family_of_folder
 from t2v.planner import memory, steptime
 from t2v.requests import GenerationRequest
 
@@ -38,13 +39,13 @@ def test_the_block_timed_for_the_cost_per_call_makes_the_calls_it_divides_by():
 
 
 def test_dry_run_counts_operator_calls_per_step_and_per_decode_call(tiny_model):
-    short = memory.predict(tiny_model, _req(tiny_model), plan="speed", device="cpu", dtype="fp32", measure_speed=False)
-    long = memory.predict(tiny_model, _req(tiny_model, num_frames=16), plan="speed", device="cpu", dtype="fp32",
+    short = memory.predict(tiny_model, _req(tiny_model), family=family_of_folder(tiny_model), plan="speed", device="cpu", dtype="fp32", measure_speed=False)
+    long = memory.predict(tiny_model, _req(tiny_model, num_frames=16), family=family_of_folder(tiny_model), plan="speed", device="cpu", dtype="fp32",
                           measure_speed=False)
     assert short.step_ops > 100 and long.step_ops == short.step_ops  # the same layers, on more frames
     # The CPU decodes 2 frames a call: 4 calls for 8 frames, 8 for 16.
     assert long.decode_ops == 2 * short.decode_ops > 0
-    scaled = memory.estimate(tiny_model, _req(tiny_model, num_frames=16), plan="speed", device="cpu", dtype="fp32")
+    scaled = memory.estimate(tiny_model, _req(tiny_model, num_frames=16), family=family_of_folder(tiny_model), plan="speed", device="cpu", dtype="fp32")
     assert (scaled.step_ops, scaled.decode_ops) == (long.step_ops, long.decode_ops)
 
 
@@ -92,6 +93,8 @@ def test_damaged_step_times_are_ignored(fixed_machine):
 
 def test_a_run_keeps_its_times_and_plan_scales_by_them(tiny_model):
     request = _req(tiny_model)
+    # Measured first: a run planned from its dry run counts its work (one far under the budget from a bound does not).
+    memory.estimate(tiny_model, request, family=family_of_folder(tiny_model), plan="speed", device="cpu", dtype="fp32")
     result = generate(request)
     data = json.loads(steptime.cache_path(steptime.CACHE_NAME).read_text())
     key = memory.run_key(tiny_model, result.request, plan="speed", device="cpu", dtype="fp32")
@@ -99,16 +102,16 @@ def test_a_run_keeps_its_times_and_plan_scales_by_them(tiny_model):
     timings = result.record["timings"]
     assert run["step_s"] == pytest.approx(timings["denoise_s"] / 3, abs=1e-4)  # the record rounds to 0.1 ms
     assert run["decode_s"] == pytest.approx(timings["decode_s"], abs=1e-4)
-    pred = memory.predict(tiny_model, request, plan="speed", device="cpu", dtype="fp32")
+    pred = memory.predict(tiny_model, request, family=family_of_folder(tiny_model), plan="speed", device="cpu", dtype="fp32")
     assert (pred.step_ops, pred.decode_ops) == (run["step_ops"], run["decode_ops"])
     # At the run's own shape the prediction is what the run measured.
     assert pred.time_runs == 1 and pred.est_step_s == pytest.approx(run["step_s"], rel=1e-6)
     assert pred.est_decode_s == pytest.approx(run["decode_s"], rel=1e-6)
     # Another dtype or step cache has its own runs; another memory plan borrows this plan's until it has some.
-    assert memory.predict(tiny_model, request, plan="speed", device="cpu", dtype="bf16").time_runs == 0
+    assert memory.predict(tiny_model, request, family=family_of_folder(tiny_model), plan="speed", device="cpu", dtype="bf16").time_runs == 0
     deep = request.model_copy(update={"cache": "deepcache"})
-    assert memory.predict(tiny_model, deep, plan="speed", device="cpu", dtype="fp32").time_runs == 0
-    low = memory.predict(tiny_model, request, plan="low", device="cpu", dtype="fp32")
+    assert memory.predict(tiny_model, deep, family=family_of_folder(tiny_model), plan="speed", device="cpu", dtype="fp32").time_runs == 0
+    low = memory.predict(tiny_model, request, family=family_of_folder(tiny_model), plan="low", device="cpu", dtype="fp32")
     assert (low.time_runs, low.time_other_plans) == (1, True)
     low_estimate = steptime.estimate(steptime.Work(low.flops_per_step, low.step_ops, low.decode_flops, low.decode_ops),
                                      "cpu", "fp32")[0]

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from t2v.errors import InvalidRequest
+from t2v.extras import install_hint
 from t2v.post.interpolate import DEFAULT_METHOD, METHODS, factor_for_fps, interpolate
 
 cv2 = pytest.importorskip("cv2")
@@ -148,6 +149,6 @@ def test_flow_without_opencv_says_how_to_install_it(monkeypatch):
     with pytest.raises(InvalidRequest) as e:
         interpolate(square_clip(2), 2, method="flow")
     assert e.value.field == "interpolation"
-    assert "pip install 't2v[post]'" in str(e.value) and "minterpolate" in str(e.value)
+    assert install_hint("post") in str(e.value) and "minterpolate" in str(e.value)
     # the other methods do not need it
     assert len(interpolate(square_clip(2), 2, method="minterpolate")) == 3

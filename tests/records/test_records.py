@@ -55,7 +55,7 @@ def test_each_finished_job_is_stored_once_as_its_sidecar_plus_job_fields(mongo, 
         assert mp4["url"] == f"/v1/videos/{done.id}/content?format=mp4" and mp4["path"].endswith("video.mp4")
         cancelled = until(lambda: col.find_one({"_id": queued.id}), 30, "the cancelled job's record")
         assert cancelled["status"] == "cancelled" and cancelled["prompt"] == "never runs"
-        assert until(lambda: service.repo.count_pending_records() == 0, 30, "an empty outbox")
+        assert until(lambda: service.repo.outbox.count_pending_records() == 0, 30, "an empty outbox")
         # The indexes: created_at, model, seed, and the prompt's text index (used by search)
         names = set(col.index_information())
         assert {"t2v_created_at", "t2v_model", "t2v_seed"} <= {n.replace("idx_records_", "t2v_") for n in names}
@@ -95,9 +95,9 @@ def test_with_mongodb_down_jobs_succeed_and_records_arrive_once_after_a_restart(
         ids = [service.submit({"prompt": f"walrus {i}", **SMALL})[0].id for i in range(2)]
         for job_id in ids:
             assert finished(service, job_id).status == "succeeded"  # MongoDB down: not the job's business
-        assert service.repo.count_pending_records() == 2
+        assert service.repo.outbox.count_pending_records() == 2
         mongo.start()  # same port, same database file
-        assert until(lambda: service.repo.count_pending_records() == 0, 90, "the outbox to drain")
+        assert until(lambda: service.repo.outbox.count_pending_records() == 0, 90, "the outbox to drain")
         col = mongo.collection()
         assert sorted(d["_id"] for d in col.find({})) == sorted(ids)
     finally:
@@ -111,7 +111,7 @@ def test_with_mongodb_down_jobs_succeed_and_records_arrive_once_after_a_restart(
         conn.execute(jobs.update().values(records_sent_at=None))
 
     assert RecordPublisher(again).publish_once() == 2
-    assert mongo.collection().count_documents({}) == 2 and again.repo.count_pending_records() == 0
+    assert mongo.collection().count_documents({}) == 2 and again.repo.outbox.count_pending_records() == 0
     again.engine.dispose()
 
 
@@ -119,8 +119,8 @@ def test_search_by_key_from_the_api_and_the_cli(mongo, tiny_model, tmp_path, mon
     settings = make_settings(tmp_path / "home", tiny_model, records_url=mongo.url, records_interval_s=0.1)
     with TestClient(create_app(settings)) as client:
         service = client.app.state.service
-        _, alice = create_key(service.repo, "alice")
-        _, bob = create_key(service.repo, "bob")
+        _, alice = create_key(service.repo.keys, "alice")
+        _, bob = create_key(service.repo.keys, "bob")
         a = {"Authorization": f"Bearer {alice}"}
         b = {"Authorization": f"Bearer {bob}"}
         zebra = client.post("/v1/videos", json={"prompt": "a zebra crossing", **SMALL}, headers=a).json()["id"]
@@ -128,7 +128,7 @@ def test_search_by_key_from_the_api_and_the_cli(mongo, tiny_model, tmp_path, mon
         theirs = client.post("/v1/videos", json={"prompt": "a zebra too", **SMALL}, headers=b).json()["id"]
         for job_id in (zebra, other, theirs):
             finished(service, job_id)
-        until(lambda: service.repo.count_pending_records() == 0, 30, "the records in MongoDB")
+        until(lambda: service.repo.outbox.count_pending_records() == 0, 30, "the records in MongoDB")
         r = client.get("/v1/records", params={"source": "mongodb", "q": "zebra"}, headers=a)
         assert r.status_code == 200 and [d["job_id"] for d in r.json()["items"]] == [zebra]
         r = client.get("/v1/records", params={"source": "mongodb"}, headers=a)
@@ -173,7 +173,7 @@ def test_export_backfills_the_history_once_and_bad_urls_are_one_line(mongo, tiny
         assert "exported 3 record(s)" in result.output
     col = mongo.collection()
     assert sorted(d["_id"] for d in col.find({})) == sorted(ids)
-    jobs = {j.id: j for j in build_services(settings).repo.iter_finished()}
+    jobs = {j.id: j for j in build_services(settings).repo.outbox.iter_finished()}
     assert col.find_one({"_id": ids[0]})["prompt"] == record_document(build_services(settings), jobs[ids[0]])["prompt"]
 
     result = runner.invoke(cli_app, ["records", "export", "--to", "mongodb://alice:s3cret@127.0.0.1:1/?serverSelectionTimeoutMS=500"])
@@ -216,12 +216,12 @@ def test_the_migration_counts_earlier_history_as_sent_and_new_endings_as_pending
                           "fin": now.replace(tzinfo=None) if status == "succeeded" else None})
     upgrade(engine)
     repo = Repository(engine)
-    assert repo.count_pending_records() == 0  # the old history: `t2v records export` sends it
+    assert repo.outbox.count_pending_records() == 0  # the old history: `t2v records export` sends it
     with engine.begin() as conn:
         conn.execute(jobs.update().where(jobs.c.id == "01OLDQUEUED").values(status="cancelled", finished_at=now))
-    assert [j.id for j in repo.pending_records()] == ["01OLDQUEUED"]
-    repo.mark_records_sent(["01OLDQUEUED"])
-    assert repo.count_pending_records() == 0
+    assert [j.id for j in repo.outbox.pending_records()] == ["01OLDQUEUED"]
+    repo.outbox.mark_records_sent(["01OLDQUEUED"])
+    assert repo.outbox.count_pending_records() == 0
     engine.dispose()
 
 

@@ -120,7 +120,7 @@ def test_generate_refuses_before_loading(tiny_model, monkeypatch):
 # -- attention: applied on a private view -----------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def tiny_wan(tmp_path_factory):
-    from t2v.families import make_tiny_model
+    from tests.tinymodels import make_tiny_model
 
     return make_tiny_model("wan", tmp_path_factory.mktemp("accel") / "wan", seed=0)
 

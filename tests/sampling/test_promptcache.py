@@ -119,7 +119,7 @@ def test_a_server_job_reads_only_its_keys_entries(tiny_model, tmp_path):
     settings = make_settings(tmp_path / "home", tiny_model)
     app = create_app(settings)
     repo = app.state.service.repo
-    keys = [{"Authorization": f"Bearer {create_key(repo, name)[1]}"} for name in ("alice", "bob")]
+    keys = [{"Authorization": f"Bearer {create_key(repo.keys, name)[1]}"} for name in ("alice", "bob")]
     with TestClient(app) as client:
         for headers in (keys[0], keys[1], keys[0]):
             r = client.post("/v1/videos", json={"prompt": "a cat", "seed": 1, **SMALL}, headers=headers)

@@ -22,7 +22,7 @@ EAGER = ("fbc:threshold=1.0", "taylorseer:interval=2,warmup=1", "pab", "fasterca
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    from t2v.families import make_tiny_model
+    from tests.tinymodels import make_tiny_model
 
     root = tmp_path_factory.mktemp("stepcache-models")
     kinds = ("wan", "cogvideox", "animatediff", "ltx", "hunyuan", "wan22-a14b", "hunyuan15", "skyreels-v2")

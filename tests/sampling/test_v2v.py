@@ -40,7 +40,7 @@ def clip(tmp_path_factory):
 @pytest.fixture(scope="module")
 def models(tiny_model, tmp_path_factory):
     """A tiny model of each family that takes a video, by family name."""
-    from t2v.families import make_tiny_model
+    from tests.tinymodels import make_tiny_model
 
     root = tmp_path_factory.mktemp("v2v-models")
     return {"modelscope": tiny_model, **{kind: make_tiny_model(kind, root / kind, seed=0) for kind in FAMILIES[1:]}}

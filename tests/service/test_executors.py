@@ -79,11 +79,15 @@ def test_build_services_is_the_one_composition_root(tmp_path, tiny_model):
         JobService(settings)  # no store, artifacts or executor of its own
     svc = build_services(settings, no_workers=True)
     try:
-        assert svc.access.repo is svc.assets.repo is svc.postjobs.repo is svc.repo
+        # Each part holds only the store parts it uses, all of the service's one store.
+        assert svc.access.jobs is svc.postjobs.jobs is svc.steering.jobs is svc.batches.jobs is svc.repo
+        assert svc.access.keys is svc.repo.keys and svc.access.limits is svc.repo.limits
+        assert svc.assets.rows is svc.repo.assets and svc.steering.controls is svc.batches.controls is svc.repo.controls
         assert svc.assets.files is svc.postjobs.files is svc.files and svc.postjobs.assets is svc.assets
         assert isinstance(svc.executor, NoExecutor)
-        row, _ = svc.create_key("ci")  # a part's method, offered by the service under its own name
-        assert svc.has_keys() and [k.id for k in svc.access.list_keys()] == [row.id]
+        row, _ = svc.access.create_key("ci")  # reached through the part that owns it
+        assert not hasattr(svc, "create_key") and not hasattr(svc.repo, "create_key")  # no façade forwards it
+        assert svc.access.has_keys() and [k.id for k in svc.access.list_keys()] == [row.id]
     finally:
         svc.stop(timeout=1)
 

@@ -35,7 +35,7 @@ def ago(seconds: float) -> datetime:
 
 @pytest.fixture
 def key(repo):
-    return repo.create_key("k", "a" * 64, "t2v_aaaa")
+    return repo.keys.create_key("k", "a" * 64, "t2v_aaaa")
 
 
 @pytest.fixture
@@ -72,29 +72,29 @@ def run_processes(code: str, args: list[str], tmp_path, n: int = 4) -> list:
 
 
 def test_rate_bucket_shared_by_two_repositories(repo, other_repo, key, engine):
-    got = [(repo if i % 2 else other_repo).take_rate_token(key.id, 3, 3600.0) for i in range(6)]
+    got = [(repo if i % 2 else other_repo).limits.take_rate_token(key.id, 3, 3600.0) for i in range(6)]
     assert got[:3] == [None, None, None]
     assert all(wait is not None and 1000 < wait <= 1200 for wait in got[3:])  # one token per 20 minutes
     # 20 minutes later one token is back, and only one.
     set_row(engine, RateBucket, RateBucket.__table__.c.api_key_id == key.id, updated_at=ago(1200))
-    assert repo.take_rate_token(key.id, 3, 3600.0) is None
-    assert other_repo.take_rate_token(key.id, 3, 3600.0) is not None
+    assert repo.limits.take_rate_token(key.id, 3, 3600.0) is None
+    assert other_repo.limits.take_rate_token(key.id, 3, 3600.0) is not None
     # A bucket never holds more than its size, however long it sat idle.
     set_row(engine, RateBucket, RateBucket.__table__.c.api_key_id == key.id, updated_at=ago(10 * 86400))
-    assert [repo.take_rate_token(key.id, 3, 3600.0) is None for _ in range(4)] == [True, True, True, False]
+    assert [repo.limits.take_rate_token(key.id, 3, 3600.0) is None for _ in range(4)] == [True, True, True, False]
 
 
 def test_rate_buckets_are_per_key(repo, key):
-    other = repo.create_key("other", "b" * 64, "t2v_bbbb")
-    assert repo.take_rate_token(key.id, 1, 60.0) is None
-    assert repo.take_rate_token(key.id, 1, 60.0) is not None
-    assert repo.take_rate_token(other.id, 1, 60.0) is None
+    other = repo.keys.create_key("other", "b" * 64, "t2v_bbbb")
+    assert repo.limits.take_rate_token(key.id, 1, 60.0) is None
+    assert repo.limits.take_rate_token(key.id, 1, 60.0) is not None
+    assert repo.limits.take_rate_token(other.id, 1, 60.0) is None
 
 
 def test_rate_limit_holds_across_processes(repo, key, engine_url, tmp_path):
     """Four processes ask for 5 tokens each at once from a 7/hour bucket: exactly 7 are granted."""
     code = """
-        print(json.dumps(sum(repo.take_rate_token(sys.argv[3], 7, 3600.0) is None for _ in range(5))))
+        print(json.dumps(sum(repo.limits.take_rate_token(sys.argv[3], 7, 3600.0) is None for _ in range(5))))
     """
     granted = run_processes(code, [engine_url, str(tmp_path / "go"), key.id], tmp_path)
     assert sum(granted) == 7
@@ -119,7 +119,7 @@ def test_max_queued_counted_with_the_insert(repo, other_repo, key):
     assert sum(i is not None for i in ids) == 2
     assert repo.count_jobs(status="queued", api_key_id=key.id) == 2
     # Only queued jobs count: one claimed frees a place; other keys and keyless jobs are not limited.
-    repo.claim_next("w")
+    repo.claims.claim_next("w")
     repo.create_job(req(), api_key_id=key.id, max_queued=2)
     with pytest.raises(QueueFull):
         repo.create_job(req(), api_key_id=key.id, max_queued=2)
@@ -152,30 +152,30 @@ def test_max_queued_holds_across_processes(repo, key, engine_url, tmp_path):
 
 
 def test_stream_leases_capped_per_key(repo, other_repo, key, engine):
-    a = repo.acquire_stream(key.id, 2, 30)
-    b = other_repo.acquire_stream(key.id, 2, 30)
+    a = repo.limits.acquire_stream(key.id, 2, 30)
+    b = other_repo.limits.acquire_stream(key.id, 2, 30)
     assert a and b and a != b
-    assert repo.acquire_stream(key.id, 2, 30) is None and other_repo.acquire_stream(key.id, 2, 30) is None
-    assert repo.count_streams(key.id) == 2
-    other = repo.create_key("other", "b" * 64, "t2v_bbbb")
-    assert repo.acquire_stream(other.id, 2, 30)  # per key
-    assert other_repo.release_stream(a) and not repo.release_stream(a)
-    c = repo.acquire_stream(key.id, 2, 30)
-    assert c and repo.acquire_stream(key.id, 2, 30) is None
+    assert repo.limits.acquire_stream(key.id, 2, 30) is None and other_repo.limits.acquire_stream(key.id, 2, 30) is None
+    assert repo.limits.count_streams(key.id) == 2
+    other = repo.keys.create_key("other", "b" * 64, "t2v_bbbb")
+    assert repo.limits.acquire_stream(other.id, 2, 30)  # per key
+    assert other_repo.limits.release_stream(a) and not repo.limits.release_stream(a)
+    c = repo.limits.acquire_stream(key.id, 2, 30)
+    assert c and repo.limits.acquire_stream(key.id, 2, 30) is None
     # A lease its process stopped renewing (it crashed) no longer counts, and cannot be renewed.
     set_row(engine, EventStream, EventStream.__table__.c.id == b, expires_at=ago(1))
-    assert repo.count_streams(key.id) == 1
-    assert repo.acquire_stream(key.id, 2, 30)
-    assert not repo.renew_stream(b, 30)
-    assert repo.renew_stream(c, 30)
+    assert repo.limits.count_streams(key.id) == 1
+    assert repo.limits.acquire_stream(key.id, 2, 30)
+    assert not repo.limits.renew_stream(b, 30)
+    assert repo.limits.renew_stream(c, 30)
 
 
 def test_stream_cap_holds_across_processes(repo, key, engine_url, tmp_path):
     code = """
-        print(json.dumps(sum(repo.acquire_stream(sys.argv[3], 5, 60) is not None for _ in range(3))))
+        print(json.dumps(sum(repo.limits.acquire_stream(sys.argv[3], 5, 60) is not None for _ in range(3))))
     """
     got = run_processes(code, [engine_url, str(tmp_path / "go"), key.id], tmp_path)
-    assert sum(got) == 5 and repo.count_streams(key.id) == 5
+    assert sum(got) == 5 and repo.limits.count_streams(key.id) == 5
 
 
 # ---- purge requests --------------------------------------------------------------------------------
@@ -183,33 +183,33 @@ def test_stream_cap_holds_across_processes(repo, key, engine_url, tmp_path):
 
 def test_purge_request_lives_on_the_job_row(repo, other_repo):
     running = repo.create_job(req())[0]
-    repo.claim_next("w")
+    repo.claims.claim_next("w")
     queued = repo.create_job(req())[0]
     got = other_repo.request_cancel(running.id, purge=True)
     assert got.status == "running" and got.cancel_requested and got.purge_requested
     assert other_repo.request_cancel(queued.id, purge=True).status == "cancelled"
-    assert repo.pending_purges() == [queued.id]  # running: its worker purges once it has stopped it
+    assert repo.limits.pending_purges() == [queued.id]  # running: its worker purges once it has stopped it
     assert repo.mark_cancelled(running.id, "w")
-    assert sorted(repo.pending_purges()) == sorted([running.id, queued.id])
-    assert repo.purge_done(running.id) and repo.purge_done(queued.id)
-    assert repo.pending_purges() == []
+    assert sorted(repo.limits.pending_purges()) == sorted([running.id, queued.id])
+    assert repo.limits.purge_done(running.id) and repo.limits.purge_done(queued.id)
+    assert repo.limits.pending_purges() == []
     done = repo.get_job(running.id)
     assert not done.purge_requested and done.files == [] and done.status == "cancelled"
     # Without purge nothing is asked; a running job's purge_done is refused (its files are in use).
     plain = repo.create_job(req())[0]
     assert not repo.request_cancel(plain.id).purge_requested
     busy = repo.create_job(req())[0]
-    repo.claim_next("w2")
+    repo.claims.claim_next("w2")
     repo.request_cancel(busy.id, purge=True)
-    assert not repo.purge_done(busy.id) and repo.get_job(busy.id).purge_requested
+    assert not repo.limits.purge_done(busy.id) and repo.get_job(busy.id).purge_requested
 
 
 def test_purge_of_a_job_whose_worker_died_is_found(repo, engine):
     job = repo.create_job(req())[0]
-    repo.claim_next("dead")
+    repo.claims.claim_next("dead")
     repo.request_cancel(job.id, purge=True)
-    assert repo.pending_purges() == []
+    assert repo.limits.pending_purges() == []
     set_row(engine, Job, Job.__table__.c.id == job.id, heartbeat_at=ago(60))
-    assert repo.requeue_stale(10) == []  # cancel was asked: cancelled, not requeued
+    assert repo.claims.requeue_stale(10) == []  # cancel was asked: cancelled, not requeued
     assert repo.get_job(job.id).status == "cancelled"
-    assert repo.pending_purges() == [job.id]
+    assert repo.limits.pending_purges() == [job.id]

@@ -166,8 +166,8 @@ def test_create_and_get(repo):
 
 
 def test_idempotency(repo):
-    k1 = repo.create_key("one", "a" * 64, "t2v_aaaa")
-    k2 = repo.create_key("two", "b" * 64, "t2v_bbbb")
+    k1 = repo.keys.create_key("one", "a" * 64, "t2v_aaaa")
+    k2 = repo.keys.create_key("two", "b" * 64, "t2v_bbbb")
     j1, c1 = repo.create_job(req("first"), api_key_id=k1.id, idempotency_key="abc")
     j1b, c1b = repo.create_job(req("different body"), api_key_id=k1.id, idempotency_key="abc")
     assert c1 and not c1b and j1b.id == j1.id and j1b.request["prompt"] == "first"
@@ -185,7 +185,7 @@ def test_idempotency(repo):
 
 @pytest.mark.parametrize("with_key", [False, True])
 def test_idempotency_under_concurrency(repo, with_key):
-    key_id = repo.create_key("k", "c" * 64, "t2v_cccc").id if with_key else None
+    key_id = repo.keys.create_key("k", "c" * 64, "t2v_cccc").id if with_key else None
     barrier = threading.Barrier(8)
 
     def submit(_):
@@ -215,11 +215,11 @@ def test_list_newest_first_with_cursor_pagination(repo):
 
 
 def test_list_filters(repo):
-    key = repo.create_key("k", "d" * 64, "t2v_dddd")
+    key = repo.keys.create_key("k", "d" * 64, "t2v_dddd")
     cat = repo.create_job(req("A Cat on a SKATEBOARD"))[0]
     dog = repo.create_job(req("a dog running"), api_key_id=key.id)[0]
     pct = repo.create_job(req("100% Über cool_thing"))[0]
-    repo.claim_next("w")  # cat -> running
+    repo.claims.claim_next("w")  # cat -> running
     assert [j.id for j in repo.list_jobs(status="running")] == [cat.id]
     assert [j.id for j in repo.list_jobs(status="queued")] == [pct.id, dog.id]
     assert [j.id for j in repo.list_jobs(api_key_id=key.id)] == [dog.id]
@@ -242,9 +242,9 @@ def test_claim_order_priority_then_age(repo):
     high1 = repo.create_job(req("high1"), priority=5)[0]
     mid = repo.create_job(req("mid"), priority=1)[0]
     high2 = repo.create_job(req("high2"), priority=5)[0]
-    order = [repo.claim_next("w1").id for _ in range(4)]
+    order = [repo.claims.claim_next("w1").id for _ in range(4)]
     assert order == [high1.id, high2.id, mid.id, low.id]
-    assert repo.claim_next("w1") is None
+    assert repo.claims.claim_next("w1") is None
     job = repo.get_job(high1.id)
     assert job.status == "running" and job.worker_id == "w1" and job.attempts == 1
     assert_utc(job.started_at)
@@ -252,22 +252,22 @@ def test_claim_order_priority_then_age(repo):
 
 
 def test_a_keys_running_cap_holds_its_jobs_back_and_lets_others_pass(repo):
-    capped = repo.create_key("capped", "h1", "t2v_a", max_running=1)
-    free = repo.create_key("free", "h2", "t2v_b")
+    capped = repo.keys.create_key("capped", "h1", "t2v_a", max_running=1)
+    free = repo.keys.create_key("free", "h2", "t2v_b")
     a1 = repo.create_job(req("a1"), priority=9, api_key_id=capped.id)[0]
     a2 = repo.create_job(req("a2"), priority=9, api_key_id=capped.id)[0]
     b1 = repo.create_job(req("b1"), priority=0, api_key_id=free.id)[0]
     n1 = repo.create_job(req("n1"), priority=0)[0]
-    assert repo.claim_next("w1").id == a1.id
+    assert repo.claims.claim_next("w1").id == a1.id
     # a2 has the higher priority but its key is at its cap: the others' jobs run meanwhile
-    assert [repo.claim_next("w2").id, repo.claim_next("w3").id] == [b1.id, n1.id]
-    assert repo.claim_next("w4") is None and repo.get_job(a2.id).status == "queued"
-    assert repo.fail_job(a1.id, "w1", "boom")  # the key's running job ends: its next one may run
-    assert repo.claim_next("w4").id == a2.id
+    assert [repo.claims.claim_next("w2").id, repo.claims.claim_next("w3").id] == [b1.id, n1.id]
+    assert repo.claims.claim_next("w4") is None and repo.get_job(a2.id).status == "queued"
+    assert repo.claims.fail_job(a1.id, "w1", "boom")  # the key's running job ends: its next one may run
+    assert repo.claims.claim_next("w4").id == a2.id
 
 
 def test_running_caps_hold_under_concurrent_claims(repo):
-    capped = repo.create_key("capped", "h1", "t2v_a", max_running=2)
+    capped = repo.keys.create_key("capped", "h1", "t2v_a", max_running=2)
     for i in range(12):
         repo.create_job(req(f"c{i}"), api_key_id=capped.id)
     barrier = threading.Barrier(6)
@@ -275,7 +275,7 @@ def test_running_caps_hold_under_concurrent_claims(repo):
 
     def worker(n):
         barrier.wait()
-        job = repo.claim_next(f"w{n}")
+        job = repo.claims.claim_next(f"w{n}")
         if job is not None:
             claimed.append(job.id)
 
@@ -294,7 +294,7 @@ def test_concurrent_claims_from_threads(repo):
     def worker(n):
         barrier.wait()
         got = []
-        while (job := repo.claim_next(f"w{n}")) is not None:
+        while (job := repo.claims.claim_next(f"w{n}")) is not None:
             assert job.worker_id == f"w{n}"
             got.append(job.id)
         return got
@@ -318,7 +318,7 @@ def test_concurrent_claims_from_processes(repo, engine_url, tmp_path):
         while not os.path.exists(go):
             time.sleep(0.01)
         got = []
-        while (job := repo.claim_next(name)) is not None:
+        while (job := repo.claims.claim_next(name)) is not None:
             got.append(job.id)
         print(json.dumps(got))
         """
@@ -344,7 +344,7 @@ def test_concurrent_claims_from_processes(repo, engine_url, tmp_path):
 def test_progress_and_heartbeat_only_for_owner(repo):
     job = repo.create_job(req())[0]
     assert not repo.update_progress(job.id, "w1", stage="denoise", step=1, total=10, eta_s=5.0)  # still queued
-    repo.claim_next("w1")
+    repo.claims.claim_next("w1")
     assert not repo.update_progress(job.id, "w2", stage="denoise", step=1, total=10, eta_s=5.0)
     assert not repo.heartbeat(job.id, "w2")
     assert repo.update_progress(job.id, "w1", stage="denoise", step=3, total=10, eta_s=2.5)
@@ -358,7 +358,7 @@ def test_progress_and_heartbeat_only_for_owner(repo):
 
 def test_eta_counts_down_from_when_the_worker_wrote_it(repo):
     job = repo.create_job(req())[0]
-    repo.claim_next("w1")
+    repo.claims.claim_next("w1")
     repo.update_progress(job.id, "w1", stage="decode", step=10, total=10, eta_s=12.0)
     got = repo.get_job(job.id)
     assert got.eta_now(got.updated_at + timedelta(seconds=4)) == 8.0
@@ -370,14 +370,14 @@ def test_eta_counts_down_from_when_the_worker_wrote_it(repo):
 
 def test_finish_exactly_once(repo):
     job = repo.create_job(req())[0]
-    repo.claim_next("w1")
+    repo.claims.claim_next("w1")
     repo.update_progress(job.id, "w1", stage="decode", step=7, total=10, eta_s=1.0)
     files = [{"format": "mp4", "path": "/out/a.mp4", "bytes": 1234, "sha256": "f" * 64}]
     result = {"seed": 1, "frames": 8, "nested": {"ok": True}}
     assert not repo.finish_job(job.id, "w2", result=result, files=files)  # not the owner
     assert repo.finish_job(job.id, "w1", result=result, files=files)
     assert not repo.finish_job(job.id, "w1", result={"other": 1}, files=[])
-    assert not repo.fail_job(job.id, "w1", "late failure")
+    assert not repo.claims.fail_job(job.id, "w1", "late failure")
     got = repo.get_job(job.id)
     assert got.status == "succeeded" and got.result == result and got.files == files
     assert got.step == got.total == 10 and got.error is None
@@ -387,9 +387,9 @@ def test_finish_exactly_once(repo):
 
 def test_fail_job(repo):
     job = repo.create_job(req())[0]
-    assert not repo.fail_job(job.id, "w1", "boom")  # queued: nothing to fail
-    repo.claim_next("w1")
-    assert repo.fail_job(job.id, "w1", "CUDA out of memory")
+    assert not repo.claims.fail_job(job.id, "w1", "boom")  # queued: nothing to fail
+    repo.claims.claim_next("w1")
+    assert repo.claims.fail_job(job.id, "w1", "CUDA out of memory")
     got = repo.get_job(job.id)
     assert got.status == "failed" and got.error == "CUDA out of memory" and got.finished_at is not None
     assert not repo.finish_job(job.id, "w1", result={}, files=[])
@@ -399,13 +399,13 @@ def test_cancel_semantics(repo):
     queued = repo.create_job(req("q"), priority=-1)[0]
     running = repo.create_job(req("r"), priority=1)[0]
     done = repo.create_job(req("d"), priority=2)[0]
-    assert repo.claim_next("w").id == done.id
+    assert repo.claims.claim_next("w").id == done.id
     repo.finish_job(done.id, "w", result={}, files=[])
-    assert repo.claim_next("w").id == running.id
+    assert repo.claims.claim_next("w").id == running.id
 
     c = repo.request_cancel(queued.id)
     assert c.status == "cancelled" and c.finished_at is not None
-    assert repo.claim_next("w2") is None  # a cancelled job is never claimed
+    assert repo.claims.claim_next("w2") is None  # a cancelled job is never claimed
 
     c = repo.request_cancel(running.id)
     assert c.status == "running" and c.cancel_requested
@@ -431,14 +431,14 @@ def test_requeue_stale(repo):
     fresh = repo.create_job(req("fresh"))[0]
     doomed = repo.create_job(req("doomed"))[0]
     for _ in range(3):
-        repo.claim_next("w1")
+        repo.claims.claim_next("w1")
     old = datetime.now(timezone.utc) - timedelta(minutes=10)
     set_column(repo.engine, stale.id, heartbeat_at=old)
     set_column(repo.engine, doomed.id, heartbeat_at=old)
     repo.request_cancel(doomed.id)
     first_start = repo.get_job(stale.id).started_at
 
-    assert repo.requeue_stale(60) == [stale.id]
+    assert repo.claims.requeue_stale(60) == [stale.id]
     got = repo.get_job(stale.id)
     assert got.status == "queued" and got.worker_id is None and got.attempts == 1
     assert got.started_at == first_start
@@ -447,59 +447,59 @@ def test_requeue_stale(repo):
     assert not repo.heartbeat(stale.id, "w1")  # the old worker lost it
     assert not repo.finish_job(stale.id, "w1", result={}, files=[])
 
-    again = repo.claim_next("w2")
+    again = repo.claims.claim_next("w2")
     assert again.id == stale.id and again.attempts == 2 and again.started_at == first_start
-    assert repo.requeue_stale(60) == []
+    assert repo.claims.requeue_stale(60) == []
 
 
 def test_requeue_worker(repo):
     a = repo.create_job(req("a"))[0]
     b = repo.create_job(req("b"))[0]
-    repo.claim_next("w1")
-    repo.claim_next("w2")
-    assert repo.requeue_worker("w1") == [a.id]
+    repo.claims.claim_next("w1")
+    repo.claims.claim_next("w2")
+    assert repo.claims.requeue_worker("w1") == [a.id]
     assert repo.get_job(a.id).status == "queued" and repo.get_job(b.id).worker_id == "w2"
-    assert repo.requeue_worker("nobody") == []
+    assert repo.claims.requeue_worker("nobody") == []
 
 
 def test_clean_hand_back_costs_no_attempt(repo):
     job = repo.create_job(req())[0]
-    assert repo.claim_next("w1").attempts == 1
-    assert repo.requeue_worker("w1") == [job.id]
+    assert repo.claims.claim_next("w1").attempts == 1
+    assert repo.claims.requeue_worker("w1") == [job.id]
     assert repo.get_job(job.id).attempts == 0 and repo.get_job(job.id).error is None
-    assert repo.claim_next("w2").attempts == 1
+    assert repo.claims.claim_next("w2").attempts == 1
 
 
 def test_stale_jobs_get_at_most_max_attempts(repo):
     job = repo.create_job(req())[0]
     old = datetime.now(timezone.utc) - timedelta(minutes=10)
     for attempt in (1, 2):
-        assert repo.claim_next(f"w{attempt}").attempts == attempt
+        assert repo.claims.claim_next(f"w{attempt}").attempts == attempt
         set_column(repo.engine, job.id, heartbeat_at=old)  # its process died
-        assert repo.requeue_stale(60, max_attempts=3) == [job.id]
+        assert repo.claims.requeue_stale(60, max_attempts=3) == [job.id]
         got = repo.get_job(job.id)
         assert got.status == "queued" and got.worker_id is None
         assert got.error == f"attempt {attempt} of 3 failed: the worker process stopped during the job (killed or crashed); retrying"
-    repo.claim_next("w3")
+    repo.claims.claim_next("w3")
     set_column(repo.engine, job.id, heartbeat_at=old)
-    assert repo.requeue_stale(60, max_attempts=3) == []
+    assert repo.claims.requeue_stale(60, max_attempts=3) == []
     got = repo.get_job(job.id)
     assert got.status == "failed" and got.attempts == 3 and got.finished_at is not None
     assert got.error == "failed after 3 attempts: the worker process stopped during the job (killed or crashed)"
-    assert repo.claim_next("w4") is None
+    assert repo.claims.claim_next("w4") is None
 
 
 def test_retry_job_requeues_until_the_limit_then_fails(repo):
     job = repo.create_job(req())[0]
-    assert repo.retry_job(job.id, "w1", "ImportError: x", max_attempts=2) is None  # queued: not held by w1
-    repo.claim_next("w1")
-    assert repo.retry_job(job.id, "other", "ImportError: x", max_attempts=2) is None  # not this worker's
-    assert repo.retry_job(job.id, "w1", "ImportError: cannot import name 'AutoencoderKL'", max_attempts=2) == "queued"
+    assert repo.claims.retry_job(job.id, "w1", "ImportError: x", max_attempts=2) is None  # queued: not held by w1
+    repo.claims.claim_next("w1")
+    assert repo.claims.retry_job(job.id, "other", "ImportError: x", max_attempts=2) is None  # not this worker's
+    assert repo.claims.retry_job(job.id, "w1", "ImportError: cannot import name 'AutoencoderKL'", max_attempts=2) == "queued"
     got = repo.get_job(job.id)
     assert got.status == "queued" and got.worker_id is None and got.step == 0 and got.finished_at is None
     assert got.error == "attempt 1 of 2 failed: ImportError: cannot import name 'AutoencoderKL'; retrying"
-    assert repo.claim_next("w2").attempts == 2
-    assert repo.retry_job(job.id, "w2", "MemoryError: ", max_attempts=2) == "failed"
+    assert repo.claims.claim_next("w2").attempts == 2
+    assert repo.claims.retry_job(job.id, "w2", "MemoryError: ", max_attempts=2) == "failed"
     got = repo.get_job(job.id)
     assert got.status == "failed" and got.error == "failed after 2 attempts: MemoryError: "
     assert not repo.finish_job(job.id, "w2", result={}, files=[])
@@ -507,17 +507,17 @@ def test_retry_job_requeues_until_the_limit_then_fails(repo):
 
 def test_retry_job_of_a_cancelled_job_cancels_it(repo):
     job = repo.create_job(req())[0]
-    repo.claim_next("w1")
+    repo.claims.claim_next("w1")
     repo.request_cancel(job.id)
-    assert repo.retry_job(job.id, "w1", "OSError: disk", max_attempts=3) == "cancelled"
+    assert repo.claims.retry_job(job.id, "w1", "OSError: disk", max_attempts=3) == "cancelled"
     assert repo.get_job(job.id).status == "cancelled"
 
 
 def test_success_after_a_failed_try_clears_the_note(repo):
     job = repo.create_job(req())[0]
-    repo.claim_next("w1")
-    repo.retry_job(job.id, "w1", "OSError: read error", max_attempts=3)
-    repo.claim_next("w1")
+    repo.claims.claim_next("w1")
+    repo.claims.retry_job(job.id, "w1", "OSError: read error", max_attempts=3)
+    repo.claims.claim_next("w1")
     assert repo.get_job(job.id).error.startswith("attempt 1 of 3 failed")
     assert repo.finish_job(job.id, "w1", result={"ok": 1}, files=[])
     got = repo.get_job(job.id)
@@ -527,14 +527,14 @@ def test_success_after_a_failed_try_clears_the_note(repo):
 def test_two_processes_agree_on_the_attempt_limit(engine_url, repo):
     """Janitors of several processes hand back the same stale jobs at once: each is requeued, or failed, once."""
     again, spent = repo.create_job(req("again"))[0], repo.create_job(req("spent"))[0]
-    repo.claim_next("w1"), repo.claim_next("w1")
+    repo.claims.claim_next("w1"), repo.claims.claim_next("w1")
     old = datetime.now(timezone.utc) - timedelta(minutes=10)
     set_column(repo.engine, again.id, attempts=2, heartbeat_at=old)
     set_column(repo.engine, spent.id, attempts=3, heartbeat_at=old)
     others = [Repository(open_database(engine_url)) for _ in range(4)]
     try:
         with ThreadPoolExecutor(4) as pool:
-            results = list(pool.map(lambda r: r.requeue_stale(60, max_attempts=3), others))
+            results = list(pool.map(lambda r: r.claims.requeue_stale(60, max_attempts=3), others))
     finally:
         for r in others:
             r.engine.dispose()
@@ -551,7 +551,7 @@ def test_queue_position(repo):
     urgent = repo.create_job(req("urgent"), priority=10)[0]
     c = repo.create_job(req("c"))[0]
     assert [repo.queue_position(j.id) for j in (urgent, a, b, c)] == [1, 2, 3, 4]
-    repo.claim_next("w")  # takes urgent
+    repo.claims.claim_next("w")  # takes urgent
     assert repo.queue_position(urgent.id) is None
     assert [repo.queue_position(j.id) for j in (a, b, c)] == [1, 2, 3]
     repo.request_cancel(a.id)
@@ -561,11 +561,11 @@ def test_queue_position(repo):
 
 def test_counts_and_delete(repo):
     assert repo.counts_by_status() == dict.fromkeys(JOB_STATUSES, 0)
-    key = repo.create_key("k", "e" * 64, "t2v_eeee")
+    key = repo.keys.create_key("k", "e" * 64, "t2v_eeee")
     jobs = [repo.create_job(req(), api_key_id=key.id if i % 2 else None)[0] for i in range(6)]
-    repo.claim_next("w")
-    repo.claim_next("w")
-    repo.fail_job(jobs[1].id, "w", "x")
+    repo.claims.claim_next("w")
+    repo.claims.claim_next("w")
+    repo.claims.fail_job(jobs[1].id, "w", "x")
     counts = repo.counts_by_status()
     assert counts == {"queued": 4, "running": 1, "succeeded": 0, "failed": 1, "cancelled": 0}
     assert repo.count_jobs() == 6 and repo.count_jobs(status="queued") == 4
@@ -582,7 +582,7 @@ def test_webhooks(repo):
     hook2 = repo.create_job(req(), callback_url="http://h/2")[0]
     assert repo.pending_webhooks() == []  # not finished yet
     for _ in range(3):
-        job = repo.claim_next("w")
+        job = repo.claims.claim_next("w")
         repo.finish_job(job.id, "w", result={}, files=[])
     assert [j.id for j in repo.pending_webhooks()] == [hook.id, hook2.id]
     assert repo.set_webhook_status(hook.id, "pending", attempts=1, error="503")
@@ -603,27 +603,27 @@ def test_webhooks(repo):
 def test_the_repository_offers_its_parts_methods(repo):
     """Repository is composed of parts over one Database; their methods are the parts' own, bound."""
     assert {repo.keys.db, repo.claims.db, repo.limits.db, repo.assets.db, repo.outbox.db} == {repo.db}
-    assert repo.create_key == repo.keys.create_key and repo.claim_next == repo.claims.claim_next
-    assert repo.pending_records == repo.outbox.pending_records and repo.add_asset == repo.assets.add_asset
-    assert repo.take_rate_token == repo.limits.take_rate_token
+    assert repo.keys.create_key == repo.keys.create_key and repo.claims.claim_next == repo.claims.claim_next
+    assert repo.outbox.pending_records == repo.outbox.pending_records and repo.assets.add_asset == repo.assets.add_asset
+    assert repo.limits.take_rate_token == repo.limits.take_rate_token
 
 
 def test_keys(repo):
-    k1 = repo.create_key("ci", "1" * 64, "t2v_1111", rate_limit="30/minute", max_queued=5)
-    k2 = repo.create_key("me", "2" * 64, "t2v_2222")
+    k1 = repo.keys.create_key("ci", "1" * 64, "t2v_1111", rate_limit="30/minute", max_queued=5)
+    k2 = repo.keys.create_key("me", "2" * 64, "t2v_2222")
     assert (k1.name, k1.prefix, k1.rate_limit, k1.max_queued, k1.revoked_at) == ("ci", "t2v_1111", "30/minute", 5, None)
     assert_utc(k1.created_at)
-    assert repo.get_key(k1.id) == k1
-    assert repo.get_key_by_hash("1" * 64) == k1
-    assert repo.get_key_by_hash("3" * 64) is None
-    assert [k.id for k in repo.list_keys()] == [k1.id, k2.id]
+    assert repo.keys.get_key(k1.id) == k1
+    assert repo.keys.get_key_by_hash("1" * 64) == k1
+    assert repo.keys.get_key_by_hash("3" * 64) is None
+    assert [k.id for k in repo.keys.list_keys()] == [k1.id, k2.id]
     with pytest.raises(ValueError):
-        repo.create_key("dup", "1" * 64, "t2v_1111")
-    assert repo.revoke_key(k1.id)
-    assert not repo.revoke_key(k1.id)
-    assert not repo.revoke_key(new_id())
-    assert repo.get_key_by_hash("1" * 64) is None
-    revoked = repo.get_key(k1.id)
+        repo.keys.create_key("dup", "1" * 64, "t2v_1111")
+    assert repo.keys.revoke_key(k1.id)
+    assert not repo.keys.revoke_key(k1.id)
+    assert not repo.keys.revoke_key(new_id())
+    assert repo.keys.get_key_by_hash("1" * 64) is None
+    revoked = repo.keys.get_key(k1.id)
     assert revoked.revoked and revoked.revoked_at >= revoked.created_at
-    assert repo.get_key_by_hash("2" * 64) == k2
-    assert len(repo.list_keys()) == 2
+    assert repo.keys.get_key_by_hash("2" * 64) == k2
+    assert len(repo.keys.list_keys()) == 2

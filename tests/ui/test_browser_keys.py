@@ -26,8 +26,8 @@ def test_the_key_box_lets_the_first_frame_upload_and_only_its_key_reads_it(tiny_
 
     home = tmp_path / "home"
     service = build_services(Settings(home=home, default_model=str(tiny_model)))
-    _, key = service.create_key("alice")
-    _, other = service.create_key("bob")
+    _, key = service.access.create_key("alice")
+    _, other = service.access.create_key("bob")
     picture = tmp_path / "first.png"
     Image.fromarray(np.random.default_rng(3).integers(0, 256, (48, 48, 3), dtype=np.uint8)).save(picture)
     server = Server(home, tiny_model, extra_env={"GRADIO_TEMP_DIR": str(tmp_path / "gradio")}, ui=True).start()

@@ -293,8 +293,8 @@ def test_presets_follow_the_model_and_the_server_limits(idle):
 
 def test_api_key_mode_shows_only_that_keys_jobs_and_rejects_bad_keys(idle):
     assert H.auth_required(idle) is False and H.authorize(idle, "anything") is None
-    alice_row, alice = create_key(idle.repo, "alice", max_queued=2)
-    _, bob = create_key(idle.repo, "bob")
+    alice_row, alice = create_key(idle.repo.keys, "alice", max_queued=2)
+    _, bob = create_key(idle.repo.keys, "bob")
     assert H.auth_required(idle) is True
     for token, text in ((None, "needs an API key"), ("", "needs an API key"), ("t2v_wrong", "not valid")):
         with pytest.raises(UIError, match=text) as e:
@@ -322,13 +322,13 @@ def test_api_key_mode_shows_only_that_keys_jobs_and_rejects_bad_keys(idle):
         assert str(e.value) == str(missing.value) and "does not exist" in str(e.value)
     assert H.view(idle, b1, bob).status == "succeeded"
 
-    idle.repo.revoke_key(alice_row.id)
+    idle.repo.keys.revoke_key(alice_row.id)
     with pytest.raises(UIError, match="not valid"):
         HI.items(idle, token=alice)
 
 
 def test_the_page_counts_against_the_keys_rate_limit_as_the_api_does(idle):
-    _, carol = create_key(idle.repo, "carol", rate="3/minute")
+    _, carol = create_key(idle.repo.keys, "carol", rate="3/minute")
     HI.items(idle, token=carol)
     job_id, _ = H.submit(idle, form(idle), token=carol)
     for _ in range(5):  # watching a job is not counted (nor is it through the API's event stream)
@@ -346,7 +346,7 @@ def test_presets_read_no_model_folder_the_server_would_refuse(idle, tmp_path):
     outside = tmp_path / "outside"  # a model folder outside the server's model roots
     outside.mkdir()
     (outside / "model_index.json").write_text(json.dumps({"_class_name": "WanPipeline"}))
-    _, dave = create_key(idle.repo, "dave")
+    _, dave = create_key(idle.repo.keys, "dave")
     with pytest.raises(UIError, match="needs an API key"):
         H.preset(idle, "Quality", str(outside))
     answers = set()
@@ -470,7 +470,7 @@ def test_a_first_and_last_frame_from_the_page_make_a_first_last_frame_job_and_co
     import numpy as np
     from PIL import Image
 
-    from t2v.families import make_tiny_model
+    from tests.tinymodels import make_tiny_model
 
     model = make_tiny_model("wan-flf2v", tmp_path / "flf", seed=0)
     svc = build_services(make_settings(tmp_path / "home", model)).start()
@@ -503,7 +503,7 @@ def test_control_clips_and_references_from_the_page_make_a_vace_job_and_come_bac
     from PIL import Image
 
     from t2v.export.writers import write_video
-    from t2v.families import make_tiny_model
+    from tests.tinymodels import make_tiny_model
 
     model = make_tiny_model("wan-vace", tmp_path / "vace", seed=0)
     svc = build_services(make_settings(tmp_path / "home", model)).start()
@@ -559,7 +559,7 @@ def test_a_fast_preview_of_t2v_shapes_still_shows_the_shape(tmp_path):
 
 
 def test_the_inputs_a_model_takes_follow_the_model(idle, tmp_path):
-    from t2v.families import make_tiny_model
+    from tests.tinymodels import make_tiny_model
 
     assert H.model_inputs(idle) == ("video", "extend")  # the tiny ModelScope model: text, or a clip to start from
     assert H.model_inputs(idle, "Wan-AI/Wan2.1-FLF2V-14B-720P-diffusers") == ("image", "last_image", "video", "extend")

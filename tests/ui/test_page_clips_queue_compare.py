@@ -76,7 +76,7 @@ def test_an_uploaded_clip_makes_video_to_video_and_post_only_jobs_and_bad_uses_a
                                                       "strength": "0.5"}))
     job = wait(service, shown["t2v-job-id"])
     assert job.status == "succeeded", job.error
-    assert job.request["strength"] == 0.5 and service.get_asset(job.request["video"])["sha256"] == sha
+    assert job.request["strength"] == 0.5 and service.assets.get_asset(job.request["video"])["sha256"] == sha
     frames, _ = decode_video(service.file_path(job, "mp4"))
     assert frames.shape == (5, 32, 32, 3)
 
@@ -86,7 +86,7 @@ def test_an_uploaded_clip_makes_video_to_video_and_post_only_jobs_and_bad_uses_a
                                                       "formats": ["mp4", "webm"]}))
     job = wait(service, shown["t2v-job-id"])
     assert job.status == "succeeded", job.error
-    assert job.request["mode"] == "post" and service.get_asset(job.request["asset"])["sha256"] == sha
+    assert job.request["mode"] == "post" and service.assets.get_asset(job.request["asset"])["sha256"] == sha
     frames, fps = decode_video(service.file_path(job, "mp4"))
     assert frames.shape == (9, 32, 32, 3) and fps == pytest.approx(16)
     assert shown["t2v-status"].startswith("Done") and "Seed" not in shown["t2v-status"]  # a post job draws none
@@ -106,7 +106,7 @@ def test_the_queue_lists_the_keys_waiting_jobs_in_order_and_a_row_opens_its_job(
 
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
     service = build_services(make_settings(tmp_path / "home", tiny_model))
-    alice, bob = service.create_key("alice")[1], service.create_key("bob")[1]
+    alice, bob = service.access.create_key("alice")[1], service.access.create_key("bob")[1]
     form = {**H.default_form(service), "num_frames": 4, "width": 32, "height": 32, "num_inference_steps": 2}
     low, _ = H.submit(service, {**form, "prompt": "low"}, token=alice)
     high, _ = H.submit(service, {**form, "prompt": "high"}, token=alice)

@@ -58,8 +58,8 @@ def page(tiny_model, tmp_path, monkeypatch):
 
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
     service = build_services(make_settings(tmp_path / "home", tiny_model))
-    _, alice = create_key(service.repo, "alice")
-    _, bob = create_key(service.repo, "bob", rate="3/minute")
+    _, alice = create_key(service.repo.keys, "alice")
+    _, bob = create_key(service.repo.keys, "bob", rate="3/minute")
     app = mount_ui(create_app(service.settings, service=service, start_workers=False), service, required=True)
     with TestClient(app) as client:
         yield client, alice, bob, tmp_path / "gradio"

@@ -87,8 +87,8 @@ def page_app(tiny_model, tmp_path, monkeypatch):
 
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
     service = build_services(make_settings(tmp_path / "home", tiny_model))
-    _, alice = create_key(service.repo, "alice")
-    _, bob = create_key(service.repo, "bob")
+    _, alice = create_key(service.repo.keys, "alice")
+    _, bob = create_key(service.repo.keys, "bob")
     with TestClient(mount_ui(create_app(service.settings, service=service), service, required=True)) as client:
         yield client, service, alice, bob, tmp_path / "gradio"
 

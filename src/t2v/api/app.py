@@ -60,7 +60,7 @@ def create_app(settings: Settings | None = None, *, service=None, workers: int =
                        allow_methods=["GET", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS"],
                        allow_headers=["Authorization", "Content-Type", "Range", "Last-Event-ID"],
                        expose_headers=["Location", "Content-Range", "Content-Disposition", "Retry-After"])
-    app.add_middleware(KeylessGuard, has_keys=lambda: service.has_keys(), loopback_hosts=loopback_hosts)
+    app.add_middleware(KeylessGuard, has_keys=lambda: service.access.has_keys(), loopback_hosts=loopback_hosts)
     if settings.allowed_hosts:  # T2V_PUBLIC_URL / T2V_TRUSTED_HOSTS: any other Host is answered 400 (outermost)
         app.add_middleware(TrustedHosts, allowed_hosts=settings.allowed_hosts)
     app.include_router(videos.router)

@@ -19,13 +19,13 @@ def base_url(request: Request) -> str:
 
 
 def auth_enabled(service) -> bool:
-    return service.has_keys()
+    return service.access.has_keys()
 
 
 def bearer_key(service, authorization: str):
     """The active key named by an ``Authorization: Bearer <key>`` header value, or None."""
     scheme, _, token = authorization.partition(" ")
-    return service.authenticate(token) if scheme.lower() == "bearer" else None
+    return service.access.authenticate(token) if scheme.lower() == "bearer" else None
 
 
 def current_key(request: Request, service=Depends(get_service)):
@@ -42,7 +42,7 @@ def current_key(request: Request, service=Depends(get_service)):
 def rate_limited(request: Request, key=Depends(current_key)):
     """Apply the key's rate limit (429 + Retry-After), counted in the database across all server processes."""
     if key is not None and key.rate_limit:
-        wait = request.app.state.service.take_rate_token(key)
+        wait = request.app.state.service.access.take_rate_token(key)
         if wait is not None:
             raise HTTPException(429, f"rate limit {key.rate_limit} exceeded", headers={"Retry-After": str(math.ceil(wait))})
     return key

@@ -121,11 +121,11 @@ async def with_image(service, key, fields: dict[str, Any], upload: UploadFile | 
     if upload is None:
         return await submit_fn(fields)
     data = await read_upload(upload, "input_reference")
-    asset = await run_in_threadpool(service.add_asset, data, upload.filename, key, field="input_reference")
+    asset = await run_in_threadpool(service.assets.add_asset, data, upload.filename, key, field="input_reference")
     try:
         return await submit_fn({**fields, "image": asset["id"]})
     except Exception:
-        await run_in_threadpool(service.delete_asset, asset["id"], key)
+        await run_in_threadpool(service.assets.delete_asset, asset["id"], key)
         raise
 
 
@@ -232,11 +232,11 @@ async def extend_video(request: Request, service=Depends(get_service), key=Depen
     else:
         raise InvalidRequest("video: send the clip to continue as a file, or a video's id as video[id]",
                              field="video")
-    asset = await run_in_threadpool(service.add_asset, data, name, key, field="video")
+    asset = await run_in_threadpool(service.assets.add_asset, data, name, key, field="video")
     try:
         return await submit(service, key, validated(public_fields(service, {**fields, "extend": asset["id"]})))
     except Exception:
-        await run_in_threadpool(service.delete_asset, asset["id"], key)
+        await run_in_threadpool(service.assets.delete_asset, asset["id"], key)
         raise
 
 

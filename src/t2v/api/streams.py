@@ -1,5 +1,5 @@
 """The cap on open ``/events`` streams per API key, shared by every server process through the database.
-(The request rate is shared the same way: :meth:`t2v.service.JobService.take_rate_token`.)"""
+(The request rate is shared the same way: :meth:`t2v.service.access.AccessService.take_rate_token`.)"""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ class StreamLease:
     The slot is a row in ``event_streams`` leased for ``LEASE_S`` seconds and renewed every ``RENEW_S``
     while the stream stays open, so the cap holds across server processes and a crashed process's
     streams stop counting once their lease runs out. ``service`` holds the leases
-    (:meth:`~t2v.service.JobService.acquire_stream`, ``renew_stream``, ``release_stream``).
+    (:meth:`~t2v.service.access.AccessService.acquire_stream`, ``renew_stream``, ``release_stream``).
     """
 
     LEASE_S = 30.0
@@ -35,19 +35,19 @@ class StreamLease:
         """Take a slot; False when the key has ``cap`` open streams."""
         if self.key is None:
             return True
-        self.id = self.service.acquire_stream(self.key.id, self.cap, self.LEASE_S)
+        self.id = self.service.access.acquire_stream(self.key.id, self.cap, self.LEASE_S)
         return self.id is not None
 
     def renew(self) -> bool:
         """Extend the lease; a lease that ran out (a stalled process) is taken again if a slot is free."""
-        if self.id is None or self.service.renew_stream(self.id, self.LEASE_S):
+        if self.id is None or self.service.access.renew_stream(self.id, self.LEASE_S):
             return True
         return self.acquire()
 
     def release(self) -> None:
         if self.id is not None:
             lease_id, self.id = self.id, None
-            self.service.release_stream(lease_id)
+            self.service.access.release_stream(lease_id)
 
 
 async def open_stream(job_id: str, service=Depends(get_service), key=Depends(current_key)):

@@ -28,6 +28,7 @@ from t2v.bench.spec import TOLERANCE, exact_reason, modelscope_spec, write
 from t2v.models.device import cpu_model
 from t2v.families import make_tiny_model
 from t2v.models.source import check_folder
+from t2v.families import get_family
 
 Log = Callable[[str], None]
 
@@ -66,7 +67,7 @@ def check_options(*, runs: int, size: int | None = None, model: Path | None = No
         path = model.expanduser()
         if not path.is_dir():
             raise ModelUnavailable(f"--model: {model} is not a folder" if path.exists() else f"--model: {model} does not exist")
-        check_folder(path.resolve())
+        check_folder(path.resolve(), get_family)
         folder = path.resolve()
     if family is not None or plan is not None or frames is not None or steps is not None:
         bench_spec.check(family=family, folder=folder, size=size, frames=frames, steps=steps,

@@ -9,10 +9,10 @@ A spec is a plain JSON-able dict, written beside the runs and read by :mod:`t2v.
      "plan": {"dtype": "fp32", "memory": "auto", "cache": None, "attention": "auto", "compile": False},
      "stock": {...}}   # the family's extra keyword arguments of the stock pipeline call
 
-The extra stock arguments mirror the per-family seed-contract tests (tests/families): Wan's
-``max_sequence_length=512`` (and ``guidance_scale_2`` for the two-expert A14B), LTX-Video's ``frame_rate``,
-decode timestep/noise, guidance rescale and custom timesteps, HunyuanVideo's ``true_cfg_scale`` (t2v's
-``guidance_scale_2``).
+The extra stock arguments and the bench's request for a family's tiny model are the family's card's
+(``FamilyCard.stock``, ``FamilyCard.bench``): e.g. Wan's ``max_sequence_length=512`` (and ``guidance_scale_2`` for
+the two-expert A14B), LTX-Video's ``frame_rate``, decode timestep/noise, guidance rescale and custom timesteps,
+HunyuanVideo's ``true_cfg_scale`` (t2v's ``guidance_scale_2``), as the per-family seed-contract tests call them.
 """
 
 from __future__ import annotations
@@ -21,13 +21,15 @@ import json
 from pathlib import Path
 from typing import Any
 
-from t2v.bench import PROMPT, SEED, STEPS, request_fields
+from t2v.bench import PROMPT, SEED, STEPS
 from t2v.errors import InvalidRequest
 from t2v.families import family_of_folder, tiny_builders
 from t2v.requests import GenerationRequest, canonical_cache, invalid_from_validation
 from t2v.families.base import read_index
+from t2v.models.catalog import CATALOG
 from t2v.models.source import model_defaults
 from t2v.settings import get_settings
+from t2v.families import get_family
 
 DEFAULT_FAMILY = "modelscope"
 # The request fields both sides share (t2v's names; the stock call spells them the same).
@@ -88,14 +90,13 @@ def _request(kind: str, fields: dict, plan: dict, model: str | None):
 
 
 def base_fields(family: str, *, size: int | None, frames: int | None, steps: int | None) -> dict:
-    """The fields the bench sets: ModelScope's request as before (8 frames, 2 DDIM steps, guidance 9, square);
-    for the other families 2 steps of the model's own scheduler, the rest from the folder's defaults."""
-    if family == "modelscope":
-        fields = {**request_fields(size or 64), "scheduler": "ddim"}
-    else:
-        fields = {"num_inference_steps": STEPS, "seed": SEED, "scheduler": "model"}
-        if size is not None:
-            fields.update(width=size, height=size)
+    """The fields the bench sets: 2 steps of the model's own scheduler, over which the family's card sets its own
+    (``FamilyCard.bench``: ModelScope's 8 frames, 2 DDIM steps, guidance 9 at 64x64); the rest from the folder's
+    defaults."""
+    card = CATALOG.card(family)
+    fields = {"num_inference_steps": STEPS, "seed": SEED, "scheduler": "model", **(card.bench if card else {})}
+    if size is not None:
+        fields.update(width=size, height=size)
     fields["negative_prompt"] = ""
     if frames is not None:
         fields["num_frames"] = frames
@@ -148,37 +149,25 @@ def build(kind: str, folder: Path, *, size: int | None, frames: int | None, step
                   get_settings())
     request = {k: getattr(req, k) for k in T2V_FIELDS}
     index = read_index(folder)
-    _, defaults = model_defaults(str(folder))
+    _, defaults = model_defaults(str(folder), get_family)
     return {"family": fam.name, "kind": kind, "model": str(folder), "pipeline": index.get("_class_name"),
             "request": request, "plan": {k: getattr(req, k) for k in PLAN_DEFAULTS},
             "stock": stock_extra(fam.name, index, request, defaults)}
 
 
 def stock_extra(family: str, index: dict, request: dict, defaults: dict) -> dict[str, Any]:
-    """The stock call's family-specific keyword arguments, equivalent to t2v's request."""
-    if family == "wan":
-        extra: dict[str, Any] = {"max_sequence_length": 512}
-        if index.get("boundary_ratio") is not None and request.get("guidance_scale_2") is not None:
-            extra["guidance_scale_2"] = request["guidance_scale_2"]
-        return extra
-    if family == "ltx":
-        extra = {"frame_rate": request["fps"], "decode_timestep": request["decode_timestep"],
-                 "decode_noise_scale": request["decode_noise_scale"],
-                 "guidance_rescale": defaults.get("guidance_rescale", 0.0)}
-        timesteps = defaults.get("timesteps") or ()
-        if index.get("_class_name") == "LTXConditionPipeline" and len(timesteps) == request["num_inference_steps"]:
-            extra["timesteps"] = list(timesteps)
-        return {k: v for k, v in extra.items() if v is not None}
-    if family == "hunyuan":
-        return {"true_cfg_scale": request["guidance_scale_2"] if request.get("guidance_scale_2") is not None else 1.0}
-    return {}
+    """The stock call's family-specific keyword arguments, equivalent to t2v's request (the family's card's)."""
+    card = CATALOG.card(family)
+    return dict(card.stock(index, request, defaults)) if card else {}
 
 
 def modelscope_spec(model: str, size: int, *, dtype: str = "fp32", memory: str = "auto") -> dict:
-    """The original ModelScope comparison's spec, without resolving (for ``worker.run(..., size=...)``)."""
-    request = {"prompt": PROMPT, "negative_prompt": "", "scheduler": "ddim", "fps": 8.0, "guidance_scale_2": None,
-               "decode_timestep": None, "decode_noise_scale": None, **request_fields(size)}
-    return {"family": "modelscope", "kind": "modelscope", "model": model, "pipeline": None, "request": request,
+    """The original comparison's spec (the default family's, ModelScope's, at ``size``), without resolving (for
+    ``worker.run(..., size=...)``)."""
+    fps = float(CATALOG.card(DEFAULT_FAMILY).defaults["fps"])
+    request = {"prompt": PROMPT, "fps": fps, "guidance_scale_2": None, "decode_timestep": None,
+               "decode_noise_scale": None, **base_fields(DEFAULT_FAMILY, size=size, frames=None, steps=None)}
+    return {"family": DEFAULT_FAMILY, "kind": DEFAULT_FAMILY, "model": model, "pipeline": None, "request": request,
             "plan": {**PLAN_DEFAULTS, "dtype": dtype, "memory": memory}, "stock": {}}
 
 

@@ -151,11 +151,12 @@ def run_stock(spec: dict, out: Path, workdir: Path) -> dict:
 
 def _prediction(req, record) -> dict:
     """The planner's prediction for the plan t2v used, same request, same process baseline as generate() had."""
-    from t2v.runner.resolve import resolve  # deferred: imports PIL, numpy
+    from t2v.runner.plan import plan_run  # deferred: imports PIL, numpy
 
-    resolved = resolve(req, get_settings())
+    planned = plan_run(req, get_settings())
     plan_used = record["memory_plan"]["plan"]
-    p = predict(resolved.model, resolved, plan=plan_used, device="cpu", dtype=record["dtype"], measure_speed=False)
+    p = predict(planned.source.path, planned.request, family=planned.family, plan=plan_used, device="cpu",
+                dtype=record["dtype"], measure_speed=False)
     return {plan_used: {"peak_bytes": p.peak_bytes, "weights_bytes": p.weights_bytes,
                         "activation_bytes": p.activation_bytes, "baseline_bytes": p.baseline_bytes}}
 

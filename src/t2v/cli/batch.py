@@ -61,7 +61,7 @@ def batch(file: Path = typer.Argument(..., help="JSON Lines: one request a line,
                                            partial=partial).model_dump()
             invalid = data.pop("invalid", [])
         else:  # each line checked as a submit checks it
-            result = local_service().submit_batch(items, priority=priority, idempotency_key=idempotency_key,
+            result = local_service().batches.submit_batch(items, priority=priority, idempotency_key=idempotency_key,
                                                   partial=partial)
             data, invalid = result["batch"], result["invalid"]
             data = {**data, "created_at": data["created_at"].isoformat()}
@@ -79,7 +79,7 @@ def _control(batch_id: str, action: str | None, server: Optional[str], key: Opti
                 data = (client.control_batch(batch_id, action) if action else client.batch(batch_id)).model_dump()
         else:
             svc = local_service()
-            data = svc.control_batch(batch_id, action) if action else svc.get_batch(batch_id)
+            data = svc.batches.control_batch(batch_id, action) if action else svc.batches.get_batch(batch_id)
         show(data)
 
 

@@ -13,7 +13,7 @@ import typer
 from t2v.cli.common import cli_errors, err, out
 from t2v.cli.model_views import print_model, print_model_list
 from t2v.models.catalog import CATALOG
-from t2v.models.registry import REGISTRY, folder_info, lookup
+from t2v.models.registry import REGISTRY, folder_info, lookup, unknown_model
 from t2v.settings import get_settings
 from t2v.families import all_families, get_family
 from t2v.requests import cli_spelling
@@ -87,8 +87,8 @@ def presets(as_json: bool = typer.Option(False, "--json", help="The presets as J
 
 def folder_record(path: Path, model_id: str) -> dict:
     """What ``models show`` tells of a model folder (a local one, or a hub snapshot)."""
-    index = check_folder(path)
-    family, defaults = folder_info(path)
+    index = check_folder(path, get_family)
+    family, defaults = folder_info(path, get_family)
     return {"id": model_id, "family": family, "defaults": defaults, "pipeline": index.get("_class_name"),
             "fp16_variant": any(path.glob("*/*.fp16.*"))}
 
@@ -114,8 +114,7 @@ def show(model: str = typer.Argument(..., help="Registry id, alias or local fold
                                        f"pull {model}` fetches it")
             info = {**folder_record(folder, model), "cached": True}
         else:
-            raise ModelUnavailable(f"unknown model {model!r}: not registered (see `t2v models list`), not a folder "
-                                   "and not a hub id like org/name")
+            raise unknown_model(model)
         card = CATALOG.card(info["family"]) if info.get("family") != "unknown" else None
         if card is not None and card.extras is not None:  # the family's own settings (a request's extras)
             info["extras"] = {name: f.description for name, f in card.extras.model_fields.items()}
@@ -145,7 +144,7 @@ def pull(
         notice = license_notice(model)
         if notice:
             err.print(f"[yellow]licence notice:[/] {notice}", highlight=False)
-        path = pull_model(model, get_settings(), revision=revision, fp16=not fp32)
+        path = pull_model(model, get_settings(), families=get_family, revision=revision, fp16=not fp32)
         out.print(f"[green]cached[/] {model} at {path}", highlight=False, soft_wrap=True)
 
 

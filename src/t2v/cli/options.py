@@ -47,7 +47,7 @@ def cli_type(annotation: Any) -> tuple[Any, bool]:
 
 
 def _help(text: str, default: Any) -> str:
-    """The option's help: the field's, with its default; ``[...]`` (``pip install 't2v[rife]'``) escaped, so Rich's
+    """The option's help: the field's, with its default; ``[...]`` (``[default: ...]``, ``[rife]``) escaped, so Rich's
     help shows it as text instead of reading it as markup."""
     if default not in (None, False, (), {}) and "default" not in text.lower():
         shown = default if not isinstance(default, tuple) else ", ".join(map(str, default))

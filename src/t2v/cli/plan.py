@@ -5,28 +5,17 @@ from __future__ import annotations
 from rich.table import Table
 
 from t2v.cli.common import out
-from t2v.errors import InvalidRequest
-from t2v.models.device import fit_to_model, plan_device
-from t2v.planner.fit import memory_budget
-from t2v.models.source import resolve_source
-from t2v.planner.memory import choose, predict
+from t2v.planner.memory import predict
 from t2v.settings import get_settings
 
 
 def show_plan(request) -> None:
-    from t2v.runner.resolve import resolve  # deferred: imports PIL, numpy
+    from t2v.runner.plan import plan_run  # deferred: imports PIL, numpy
 
     settings = get_settings()
-    request = resolve(request, settings)
-    source = resolve_source(request.model, settings)
-    dev = fit_to_model(plan_device(request.device, request.dtype, cpu_bf16=settings.cpu_bf16), source.path,
-                       asked=request.dtype, cpu_bf16=settings.cpu_bf16)
-    budget = memory_budget(dev.device, settings.memory_budget_gb)
-    try:
-        chosen, refused = choose(source.path, request, requested=request.memory, device=dev.device, dtype=dev.dtype,
-                                 budget=budget, defaults=source.defaults)[0], None
-    except InvalidRequest as e:  # shown after the table: what each plan would need
-        chosen, refused = None, e
+    planned = plan_run(request, settings, memory=True, refuse=False)  # a refusal is shown after the table
+    request, source, family, dev = planned.request, planned.source, planned.family, planned.device
+    chosen, refused, budget = planned.memory, planned.refused, planned.budget
     what = "peak RSS" if dev.device == "cpu" else "peak VRAM"
     table = Table(title=f"{request.model}: {request.width}x{request.height}, {request.num_frames} frames, "
                         f"{request.num_inference_steps} steps on {dev.device}/{dev.dtype}")
@@ -34,8 +23,8 @@ def show_plan(request) -> None:
         table.add_column(col, justify="right" if col != "plan" else "left", no_wrap=col == "plan")
     predicted = {}
     for name in ("speed", "balanced", "low"):
-        p = predicted[name] = predict(source.path, request, plan=name, device=dev.device, dtype=dev.dtype,
-                                      defaults=source.defaults)
+        p = predicted[name] = predict(source.path, request, family=family, plan=name, device=dev.device,
+                                      dtype=dev.dtype, defaults=source.defaults)
         mark = " ←" if chosen and name == chosen.name else ""
         table.add_row(name + mark, _mb(p.peak_bytes), _mb(sum(p.weights_bytes.values())), _mb(max(v for k, v in p.activation_bytes.items() if k not in ("text", "vae"))),
                       _mb(p.activation_bytes["vae"]), _s(p.est_step_s), _s(p.est_decode_s),
@@ -53,12 +42,12 @@ def show_plan(request) -> None:
     out.print("times: \"estimate\" is FLOPs at this machine's measured matmul speed plus its measured cost per "
               "operator call (optimistic for large models); \"N runs\" scales it by what the last N runs of this "
               "model here, with these settings, measured (\"~N runs\": under another memory plan; docs/speed.md)", highlight=False)
-    _precision_table(source, request, dev, chosen.name)
+    _precision_table(source, family, request, dev, chosen.name)
     for w in dev.warnings:
         out.print(f"warning: {w}", highlight=False)
 
 
-def _precision_table(source, request, dev, plan: str) -> None:
+def _precision_table(source, family, request, dev, plan: str) -> None:
     """The chosen precision (and why) beside the alternatives this device has, each predicted under ``plan``:
     time per step from this machine's measured matmul speed in that dtype, peak memory from the dry run."""
     dtypes = ("fp32", "bf16") if dev.device == "cpu" else ("fp16", "fp32") if dev.device == "mps" else ("bf16", "fp16", "fp32")
@@ -71,8 +60,8 @@ def _precision_table(source, request, dev, plan: str) -> None:
     for col in ("dtype", "weights", "peak", "s/step", "decode s", "times"):
         table.add_column(col, justify="left" if col in ("dtype", "weights") else "right")
     for dtype, weights in options:
-        p = predict(source.path, request.model_copy(update={"weights": weights}), plan=plan, device=dev.device,
-                    dtype=dtype, defaults=source.defaults)
+        p = predict(source.path, request.model_copy(update={"weights": weights}), family=family, plan=plan,
+                    device=dev.device, dtype=dtype, defaults=source.defaults)
         mark = " ←" if (dtype, weights) == (dev.dtype, request.weights) else ""
         table.add_row(dtype + mark, weights, _mb(p.peak_bytes), _s(p.est_step_s), _s(p.est_decode_s), _source(p))
     out.print(table)

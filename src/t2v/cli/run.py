@@ -3,6 +3,7 @@ with progress (or on a server), and the summary."""
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +12,11 @@ from rich.markup import escape
 
 from t2v.cli.common import Interrupt, err, out, print_json_lines, print_record, stdout_kept_for_json
 from t2v.requests import GenerationRequest, parse_formats
+from t2v.families import get_family
 from t2v.models.allowlist import is_cached
 from t2v.models.download import is_offline, license_notice
 from t2v.models.registry import lookup
+from t2v.models.source import check_folder
 from t2v.settings import get_settings
 from t2v.cli.progress import GenerationProgress
 from t2v.cli.remote import generate_remote
@@ -38,7 +41,9 @@ def licence_notice(model: str | None) -> None:
     """Print the licence notice of a registered model that is about to download (not yet in the cache)."""
     spec = lookup(model) if model else None
     settings = get_settings()
-    if spec is None or not spec.license_notice or is_offline(settings) or is_cached(spec.id, spec.revision, settings):
+    if spec is None or not spec.license_notice or is_offline(settings):
+        return
+    if is_cached(spec.id, spec.revision, settings, partial(check_folder, families=get_family)):
         return
     err.print(f"[yellow]licence notice ({spec.id}, {spec.license}):[/] {license_notice(spec.id)}", highlight=False)
 

@@ -25,7 +25,7 @@ def image(
     fields: dict = None,
 ) -> None:
     """Text to image: PNG files with the JSON record embedded (tEXt) and beside them."""
-    from t2v.image.run import generate_images  # deferred: imports PIL, numpy
+    from t2v.runner.image import generate_images  # deferred: imports PIL, numpy
 
     with cli_errors():
         request = ImageRequest(prompt=prompt, **fields)

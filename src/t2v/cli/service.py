@@ -13,7 +13,7 @@ from t2v.cli.common import cli_errors, err, out
 from t2v.settings import get_settings
 from t2v.errors import InvalidRequest
 from t2v.cli.watch import watch
-from t2v.models.device import set_threads
+from t2v.models.device import check_device_name, check_device_present, set_threads
 from t2v.ui import mount_ui
 from t2v.cli.records import history_records
 
@@ -34,10 +34,12 @@ def local_service():
 
 
 EXECUTOR = typer.Option(None, "--executor", help="Where jobs run: threads (in this process) or ray (actors across a "
-                        "Ray cluster; pip install 't2v\\[ray]'). Default: T2V_EXECUTOR, else threads.")
+                        "Ray cluster; the ray extra). Default: T2V_EXECUTOR, else threads.")
 RAY_ADDRESS = typer.Option(None, "--ray-address", help="The Ray cluster for --executor ray (HOST:6379, ray://HOST:10001, "
                            "auto). Default: T2V_RAY_ADDRESS, else a private local cluster.")
 UVICORN_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+DEVICE = typer.Option(None, "--device", help="Where this process's jobs run: auto, cpu, cuda, cuda:N or mps. "
+                      "A device this machine lacks refuses to start. Default: T2V_DEVICE, else auto.")
 WORKERS = typer.Option(None, "--workers", min=1, max=256, help="Jobs run at once: threads (default 1, one per GPU), "
                        "or Ray actors (default one per GPU in the cluster).")
 
@@ -53,27 +55,42 @@ def serve(
                                     "database for workers elsewhere (`t2v worker`, or another server's Ray actors)."),
     ui: Optional[bool] = typer.Option(None, "--ui/--no-ui", help="Serve the web page at / (default, or T2V_UI=0 "
                                       "to turn it off); --no-ui serves only the REST API and never imports Gradio."),
+    device: Optional[str] = DEVICE,
 ) -> None:
     """Start the REST API (FastAPI under uvicorn) with its job workers, and the web page at /."""
     run_server(host, port, model, workers, ui_required=False, executor=executor, ray_address=ray_address,
-               no_workers=no_workers, ui=ui,
+               no_workers=no_workers, ui=ui, device=device,
                banner="t2v serving on http://{host}:{port} ({page}docs at /docs), data in {home}")
 
 
-def service_settings(model: str | None, ray_address: str | None):
-    """The settings of a server or worker process, with ``--model`` and ``--ray-address`` applied."""
+def service_settings(model: str | None, ray_address: str | None, device: str | None = None):
+    """The settings of a server or worker process, with ``--model``, ``--ray-address`` and ``--device`` applied."""
     overrides = {"default_model": model} if model else {}
     if ray_address:
         overrides["ray_address"] = ray_address
+    if device:
+        overrides["device"] = device
     settings = get_settings(**overrides)
     if settings.threads:  # T2V_THREADS, for every worker; else torch's default (the physical cores)
         set_threads(settings.threads)
     return settings
 
 
+def check_jobs_device(settings, executor: str | None, no_workers: bool = False) -> None:
+    """Refuse to start job workers in this process on a device (``--device`` / T2V_DEVICE) this machine lacks:
+    every job would fail, or run somewhere it was not asked to. Jobs on Ray actors are placed by Ray."""
+    if no_workers or (executor or settings.executor) != "threads" or settings.device == "auto":
+        return
+    try:
+        check_device_present(check_device_name(settings.device))
+    except InvalidRequest as e:
+        raise InvalidRequest(f"refusing to start with --device / T2V_DEVICE {settings.device}: "
+                             f"{str(e).removeprefix('device: ')}", field="device") from None
+
+
 def run_server(host: str, port: int, model: str | None, workers: int | None, *, ui_required: bool, banner: str,
                executor: str | None = None, ray_address: str | None = None, no_workers: bool = False,
-               ui: bool | None = None) -> None:
+               ui: bool | None = None, device: str | None = None) -> None:
     """What `t2v serve` and `t2v ui` share: settings, service, key check, app with the page mounted, uvicorn.
 
     ``ui``: whether to mount the page (None: T2V_UI, on by default); off, Gradio is never imported."""
@@ -88,9 +105,10 @@ def run_server(host: str, port: int, model: str | None, workers: int | None, *, 
         if log_level not in UVICORN_LEVELS:
             raise InvalidRequest(f"T2V_UVICORN_LOG: {log_level!r} is not a log level; use one of "
                                  f"{', '.join(UVICORN_LEVELS)} (default warning)", field="T2V_UVICORN_LOG")
-        settings = service_settings(model, ray_address)
+        settings = service_settings(model, ray_address, device)
+        check_jobs_device(settings, executor, no_workers)
         service = build_services(settings, workers=workers, executor=executor, no_workers=no_workers)
-        if not is_loopback(host) and not service.has_keys():
+        if not is_loopback(host) and not service.access.has_keys():
             raise InvalidRequest(
                 f"refusing to bind {host} without API keys: anyone on the network could run jobs. "
                 "Create one with `t2v keys create --name NAME`, or bind 127.0.0.1", field="host")
@@ -248,9 +266,9 @@ def _steer(action: str, job_id: str, server: Optional[str], key: Optional[str], 
             svc = local_service()
             if action == "change":
                 priority = kw.pop("priority")
-                row = svc.change(job_id, kw, priority=priority)
+                row = svc.steering.change(job_id, kw, priority=priority)
             else:
-                row = getattr(svc, action)(job_id)
+                row = getattr(svc.steering, action)(job_id)
             from t2v.service.views import job_to_dict  # deferred: imports alembic, httpx, PIL
 
             shown = job_to_dict(svc, row)
@@ -311,7 +329,7 @@ def keys_create(
     """Create a key and its webhook signing secret. Both are shown once: only the key's hash is stored, and the
     secret is not shown again (rotate it to get a new one). stdout is the key alone (or JSON with --json)."""
     with cli_errors():
-        row, plaintext = local_service().create_key(name, rate=rate, max_queued=max_queued, max_cost=max_cost,
+        row, plaintext = local_service().access.create_key(name, rate=rate, max_queued=max_queued, max_cost=max_cost,
                                                max_running=max_running)
         if as_json:
             out.print_json(json.dumps({"id": row.id, "key": plaintext, "webhook_secret": row.webhook_secret}))
@@ -331,7 +349,7 @@ def keys_rotate_webhook_secret(
     """Give a key a new webhook signing secret, printed once on stdout. For the overlap, each webhook carries two
     signatures (old and new secret) so a receiver can switch to the new secret without missing one."""
     with cli_errors():
-        out.print(local_service().rotate_webhook_secret(key_id, parse_span(overlap)), highlight=False)
+        out.print(local_service().access.rotate_webhook_secret(key_id, parse_span(overlap)), highlight=False)
 
 
 def parse_span(text: str) -> float:
@@ -352,7 +370,7 @@ def keys_list() -> None:
         table.add_column("id", no_wrap=True)  # what `keys revoke` takes: never cut
         for col in ("name", "limits", "created", "revoked"):
             table.add_column(col, overflow="fold")
-        for k in local_service().list_keys():
+        for k in local_service().access.list_keys():
             limits = [f"{label} {value}" for label, value in (("rate", k.rate_limit), ("queued", k.max_queued),
                       ("running", k.max_running), ("cost", k.max_cost)) if value]
             table.add_row(k.id, f"{k.name} ({k.prefix}…)", ", ".join(limits) or "-", k.created_at.strftime("%Y-%m-%d"),
@@ -366,8 +384,8 @@ def keys_revoke(key_id: str) -> None:
     running jobs are cancelled."""
     with cli_errors():
         service = local_service()
-        if not service.revoke_key(key_id):
+        if not service.access.revoke_key(key_id):
             raise InvalidRequest(f"no active key with id {key_id}", field="key_id")
-        removed = service.purge_key_assets(key_id)
+        removed = service.assets.purge_key_assets(key_id)
         out.print(f"revoked {key_id}; cancelled its unfinished jobs; removed {removed} uploaded image(s)",
                   highlight=False)

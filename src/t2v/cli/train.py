@@ -163,7 +163,7 @@ def eval_shapes(
     modifiers: bool = typer.Option(False, "--modifiers", help="Default prompts also ask for a size and/or a speed, in turn."),
     frames: Optional[int] = typer.Option(None, "--frames", help="Frames per clip (the model's default)."),
     lora: Optional[Path] = typer.Option(None, "--lora", help="LoRA adapter folder."),
-    lora_scale: float = typer.Option(1.0, "--lora-scale"),
+    lora_scale: float = typer.Option(1.0, "--lora-scale", help="How strongly --lora applies (1.0: as trained)."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Denoising steps (model default)."),
     cache: Optional[str] = typer.Option(None, "--cache", help="Step cache NAME[:KEY=VALUE,...] (e.g. deepcache:interval=3)."),
     json_out: Path = typer.Option(Path("eval-shapes.json"), "--json", help="Where to write the full report."),

@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 
 from t2v.cli.common import cli_errors, err
-from t2v.cli.service import EXECUTOR, RAY_ADDRESS, WORKERS, service_settings
+from t2v.cli.service import DEVICE, EXECUTOR, RAY_ADDRESS, WORKERS, check_jobs_device, service_settings
 
 
 def worker(
@@ -19,12 +19,14 @@ def worker(
     workers: Optional[int] = WORKERS,
     executor: Optional[str] = EXECUTOR,
     ray_address: Optional[str] = RAY_ADDRESS,
+    device: Optional[str] = DEVICE,
 ) -> None:
     """Run queued jobs until stopped (Ctrl-C or SIGTERM: a running job saves its checkpoint and is queued again)."""
     from t2v.service import build_services  # deferred: imports alembic, httpx, PIL
 
     with cli_errors():
-        settings = service_settings(model, ray_address)
+        settings = service_settings(model, ray_address, device)
+        check_jobs_device(settings, executor)
         service = build_services(settings, workers=workers, executor=executor)
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):

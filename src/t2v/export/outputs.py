@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -16,6 +15,7 @@ from t2v.export.writers import EXTENSIONS, check_writable, remove_output, write_
 from t2v.requests import FORMATS
 
 if TYPE_CHECKING:
+    from t2v.progress import ProgressEmitter
     from t2v.requests import GenerationResult
 
 _EXT_FORMATS = {"." + f: f for f in FORMATS if f != "png"}
@@ -88,32 +88,38 @@ def write_with_sidecar(frames, stem: Path, formats, fps: float, record: dict, *,
     return outputs, sidecar
 
 
-def export_result(result: GenerationResult, stem: Path, *, emit, cancel: Callable[[], bool], t_start: float,
+def export_result(result: GenerationResult, stem: Path, *, emit: ProgressEmitter, cancel: Callable[[], bool],
                   extra_files: Callable[[dict], None] | None = None, fps: float | None = None) -> None:
     """Write ``result``'s formats (record embedded) and then its sidecar; all or nothing.
 
     ``extra_files(record)`` may write more files (figures) and note them in the record before the sidecar.
-    ``fps``: the frames' rate when post-processing changed it (else the request's).
+    ``fps``: the frames' rate when post-processing changed it (else the request's). The sidecar's ``timings`` are
+    the run's stages as ``emit`` timed them (``export``, the files written, is ``encode_s``), up to the sidecar; the
+    files embed them as they stood when the files were begun.
     """
     record, request = result.record, result.request
     if not request.formats and extra_files is None:
         record["outputs"] = []
-        record["timings"]["total_s"] = round(time.perf_counter() - t_start, 4)
+        stamp(record, emit)
         return
     if cancel():
         raise Cancelled("cancelled before export")
     emit("export", message="encoding " + ", ".join(request.formats))
-    t_enc = time.perf_counter()
+    stamp(record, emit)  # the files embed the record as it stands when they are written
     result.outputs = write_outputs(result.frames, stem, request.formats, fps or request.fps, metadata=dict(record),
                                    crf=request.crf, audio=result.audio)
-    record["timings"]["encode_s"] = round(time.perf_counter() - t_enc, 4)
     record["outputs"] = [o.to_dict() for o in result.outputs]
     try:
         if extra_files is not None:
             extra_files(record)
-        record["timings"]["total_s"] = round(time.perf_counter() - t_start, 4)
+        stamp(record, emit)
         result.sidecar = write_sidecar(record, stem.with_name(stem.name + ".json"))
     except BaseException:
         for o in result.outputs:
             remove_output(o.path)
         raise
+
+
+def stamp(record: dict, emit: ProgressEmitter) -> None:
+    """The record's ``timings``: each stage's seconds so far and ``total_s``, which they add up to."""
+    record["timings"] = {**record.get("timings", {}), **{k: round(v, 4) for k, v in emit.timings().items()}}

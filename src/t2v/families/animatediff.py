@@ -17,11 +17,10 @@ previews, cancel between steps without decoding, and checkpoints that resume bit
 from __future__ import annotations
 
 import inspect
-import time
 from pathlib import Path
 from typing import Any
 
-from t2v.sampling import promptcache, stepcache, v2v
+from t2v.sampling import stepcache, v2v
 from t2v.sampling.base import EngineRun
 from t2v.sampling.offload import resident
 from t2v.sampling.schedulers import make_scheduler
@@ -31,8 +30,11 @@ from t2v.errors import InvalidRequest, ModelUnavailable
 from t2v.families.base import Component, RunContext, Rules, read_index
 from t2v.models.adapters import AdapterPart
 from t2v.runtime import memoized
-from t2v.families.common import (
-    Checkpoints, DiffusersLora, LoopState, config, denoise, free_text_encoders, lora_files, meta_modules)
+from t2v.families.prompts import guided_embeddings
+from t2v.families.lora import DiffusersLora, lora_files
+from t2v.families.meta import meta_modules
+from t2v.models.catalog import config
+from t2v.sampling.loop import Checkpoints, LoopState, denoise
 from t2v.families.modelscope import CLIP_COMPONENTS, measure_unet_video, reference_side, vae_scale
 from t2v.models.compose import animatediff_scheduler, compose, unet_class  # noqa: F401  (named here too)
 from t2v.models.hub.animatediff import CARD, DDIM, BASE_MODEL, DEFAULTS, LICENSE_URL, NEGATIVE_PROMPT, adapter_spec  # noqa: F401  (named here too)
@@ -54,7 +56,6 @@ class AnimateDiffFamily(DiffusersLora):
     lora_experts = ("unet",)
     checks_lora_shapes = False  # UNet and text-encoder parts, checked as they load (adapter_parts reads the file)
     caches = ("deepcache",)  # t2v.sampling.stepcache: UNetMotionModel walks its blocks as UNet3D does
-    encodes_video = True  # video-to-video: the SD VAE, frame by frame (t2v.sampling.v2v)
 
     # -- rules -----------------------------------------------------------------------------------------
     def rules(self, path: Path | None) -> Rules:
@@ -115,23 +116,14 @@ class AnimateDiffFamily(DiffusersLora):
         import torch
 
         c, memory, device = model.components, ctx.memory, model.plan.device
-        unet, vae, timings = c["unet"], c["vae"], {}
+        unet, vae = c["unet"], c["vae"]
 
         # 1. Encode the prompt (negative first for guidance), one copy per frame: the motion UNet folds frames into
         # the batch.
-        t0 = time.perf_counter()
         ctx.on_stage("encode_prompt")
         cfg = request.guidance_scale > 1.0
-        def texts():
-            with resident(c["text_encoder"], device, memory.offload):
-                out = encode_prompt(model, request.prompt, ctx.warnings)
-                return torch.cat([encode_prompt(model, request.negative_prompt or "", []), out]) if cfg else out
-
-        embeds = promptcache.encoded(model, ctx.warnings, texts, prompt=request.prompt,
-                                     negative=(request.negative_prompt or "") if cfg else None)
+        embeds = guided_embeddings(model, request, ctx, lambda text, said: encode_prompt(model, text, said), guided=cfg)
         embeds = embeds.repeat_interleave(request.num_frames, dim=0)
-        free_text_encoders(model, memory)
-        timings["encode_prompt_s"] = time.perf_counter() - t0
 
         # 2. Timesteps and the initial noise: fp32 from a CPU generator, as the stock pipeline draws it on the CPU.
         scheduler = make_scheduler(request.scheduler, model.scheduler_config)
@@ -167,23 +159,19 @@ class AnimateDiffFamily(DiffusersLora):
             s.latents = scheduler.step(noise, t, s.latents, **step_kwargs, return_dict=False)[0]
 
         ctx.on_stage("denoise", start, len(timesteps))
-        t1 = time.perf_counter()
         if memory.uses_forward_chunking(device):
             unet.enable_forward_chunking(chunk_size=1, dim=1)
         else:
             unet.disable_forward_chunking()
         with resident(unet, device, memory.offload):
             denoise(ctx, len(timesteps), state, step, checkpoints, start=start)
-        timings["denoise_s"] = time.perf_counter() - t1
 
         # 4. Decode frame by frame with the SD VAE.
         ctx.on_stage("decode")
-        t2 = time.perf_counter()
         chunk = decode_chunk(memory.vae_chunk, request.num_frames, str(device))
         with resident(vae, device, memory.offload):
             frames = decode_latents(vae, state.latents, chunk=chunk)
-        timings["decode_s"] = time.perf_counter() - t2
-        return EngineRun(frames=frames, warnings=ctx.warnings, timings=timings, resumed_from_step=checkpoints.resumed)
+        return EngineRun(frames=frames, warnings=ctx.warnings, resumed_from_step=checkpoints.resumed)
 
     def preview(self, model, latents):
         return latent_preview(latents, vae_scale(model.components["vae"].config))

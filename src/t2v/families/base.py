@@ -147,8 +147,8 @@ class Family:
     # `t2v models make-tiny --family NAME`: NAME -> "module:function(out: Path, seed: int, fp16_variant: bool)"
     tiny: ClassVar[dict[str, str]] = {}
     models: ClassVar[tuple[ModelSpec, ...]] = ()  # the hub models the family declares
-    # t2v's own families declare the above (name ... models) once, in their card (t2v.models.hub); a plugin
-    # family may set the attributes itself.
+    # t2v's own families declare name, description, pipelines, defaults, modes, encodes_video, tiny and models
+    # once, in their card (t2v.models.hub); a plugin family may set the attributes itself.
     card: ClassVar[FamilyCard | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -157,6 +157,7 @@ class Family:
         if card is not None:
             cls.name, cls.description, cls.pipelines = card.name, card.description, card.pipelines
             cls.defaults, cls.tiny, cls.models = dict(card.defaults), dict(card.tiny), card.models
+            cls.modes, cls.encodes_video = card.modes, card.encodes_video
 
     # -- rules -----------------------------------------------------------------------------------------
     def rules(self, path: Path | None) -> Rules:
@@ -166,7 +167,7 @@ class Family:
     def check(self, request, path: Path | None, *, model: str = "this model") -> None:
         if getattr(request, "video", None):
             if not self.encodes_video:
-                can = ", ".join(sorted(n for n, f in CATALOG.all_families().items() if f.encodes_video))
+                can = ", ".join(sorted(n for n, c in CATALOG.all_cards().items() if c.encodes_video))
                 raise InvalidRequest(f"video: {model} ({self.name}) cannot start from a video yet; video-to-video "
                                      f"works with the {can} families", field="video")
             if getattr(request, "image", None):
@@ -195,7 +196,7 @@ class Family:
         """A longer video (:mod:`t2v.extend`): the model must continue a clip; once the request is resolved, its
         overlap must leave new frames and its segments stay under the limit."""
         from t2v.extend.plan import check_continues, continuation_kind, plan_segments  # deferred: imports numpy
-        able = sorted(n for n, f in CATALOG.all_families().items() if continuation_kind(f.modes, f.encodes_video))
+        able = sorted(n for n, c in CATALOG.all_cards().items() if continuation_kind(c.modes, c.encodes_video))
         check_continues(modes, self.encodes_video, model=model, family=self.name, able=able)
         if None not in (request.num_frames, request.fps, request.seed):
             plan_segments(request, clip_frames=1 if request.extend else 0,

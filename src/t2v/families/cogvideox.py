@@ -6,7 +6,7 @@ the same prompt encoding (no attention mask), noise in the model's dtype from a 
 latent sample for image-to-video), one batch of unconditional + conditional, the model's own rotary embeddings
 (1.0's crop-region grid, 1.5's sliced table), 1.5's latent frames padded to a multiple of ``patch_size_t`` and
 its ``ofs`` embedding, so a seed gives the stock pipeline's frames. CogVideoXDPMScheduler's step returns the
-previous x0 prediction that the next step needs: it lives in :class:`~t2v.families.common.LoopState` ``extra``, so
+previous x0 prediction that the next step needs: it lives in :class:`~t2v.sampling.loop.LoopState` ``extra``, so
 checkpoints resume bitwise.
 
 Frame counts are 8k+1 (with 4x temporal compression): the VAE decodes latent frames in pairs, and an even
@@ -18,18 +18,19 @@ from __future__ import annotations
 import inspect
 import logging
 import math
-import time
 from pathlib import Path
 from typing import Any
 
 from t2v.sampling import promptcache, schedulers, v2v
 from t2v.sampling.base import EngineRun
-from t2v.sampling.offload import resident
+from t2v.sampling.offload import GROUP_OFFLOADED, resident
 from t2v.errors import InvalidRequest
 from t2v.families.base import Component, Rules, RunContext, read_index
-from t2v.families.common import (
-    GROUP_OFFLOADED, Checkpoints, DiffusersLora, GroupOffload, LoopState, config, denoise, free_text_encoders,
-    meta_modules, params)
+from t2v.families.common import GroupOffload, free_text_encoders
+from t2v.families.lora import DiffusersLora
+from t2v.families.meta import meta_modules, params
+from t2v.models.catalog import config
+from t2v.sampling.loop import Checkpoints, LoopState, denoise
 from t2v.models.spec import ModelSpec
 from t2v.models.hub.cogvideox import CARD, DEFAULTS_10, DEFAULTS_15, I2V_PIPELINE, LICENSE_NOTICE  # noqa: F401  (named here too)
 from t2v.planner.memory import meta_cost
@@ -55,10 +56,8 @@ class CogVideoXFamily(GroupOffload, DiffusersLora):
         Component("vae", ("AutoencoderKLCogVideoX",)),
         Component("scheduler", ("CogVideoXDDIMScheduler", "CogVideoXDPMScheduler", "DDIMScheduler"), module=False),
     )
-    modes = ("video", "i2v")
     denoiser = "transformer"
     caches = ("fbc", "taylorseer", "magcache", "pab", "fastercache")  # t2v.sampling.stepcache
-    encodes_video = True  # video-to-video (text-to-video folders): t2v.sampling.v2v, encode_video here
     fastercache_layout = "BFCHW"  # [uncond, cond] batched, (B, F, C, H, W): FasterCache may skip uncond
     lora_loader = "CogVideoXLoraLoaderMixin"
 
@@ -113,10 +112,8 @@ class CogVideoXFamily(GroupOffload, DiffusersLora):
         tr, vae = c["transformer"], c["vae"]
         cfg, dtype = tr.config, tr.dtype
         spatial, temporal = 2 ** (len(vae.config.block_out_channels) - 1), vae.config.temporal_compression_ratio
-        timings: dict[str, float] = {}
 
         # 1. Encode the prompt: one batch, unconditional first.
-        t0 = time.perf_counter()
         ctx.on_stage("encode_prompt")
         guided = request.guidance_scale > 1.0
         tokens = rules.text_tokens or TEXT_TOKENS
@@ -129,7 +126,6 @@ class CogVideoXFamily(GroupOffload, DiffusersLora):
                                      negative=(request.negative_prompt or "") if guided else None)
         embeds = embeds.to(dtype)
         free_text_encoders(model, memory)
-        timings["encode_prompt_s"] = time.perf_counter() - t0
 
         # 2. Timesteps, the image's latents (they draw from the generator first), the noise.
         scheduler = make_scheduler(request.scheduler, model.scheduler_config)
@@ -168,7 +164,6 @@ class CogVideoXFamily(GroupOffload, DiffusersLora):
 
         # 3. Denoise.
         ctx.on_stage("denoise", start, len(timesteps))
-        t1 = time.perf_counter()
         dpm = type(scheduler).__name__ == "CogVideoXDPMScheduler"
         step_kwargs = extra_step_kwargs(scheduler, generator)
 
@@ -193,17 +188,14 @@ class CogVideoXFamily(GroupOffload, DiffusersLora):
 
         with resident(tr, device, memory.offload and not getattr(tr, GROUP_OFFLOADED, False)):
             denoise(ctx, len(timesteps), state, step, checkpoints, start=start)
-        timings["denoise_s"] = time.perf_counter() - t1
 
         # 4. Decode, without 1.5's padding frames.
         ctx.on_stage("decode")
-        t2 = time.perf_counter()
         with resident(vae, device, memory.offload):
             z = state.latents[:, pad:].permute(0, 2, 1, 3, 4)
             video = vae.decode((1 / vae.config.scaling_factor * z).to(vae.device, vae.dtype)).sample
         frames = VideoProcessor(vae_scale_factor=spatial).postprocess_video(video, output_type="np")[0]
-        timings["decode_s"] = time.perf_counter() - t2
-        return EngineRun(frames=frames, warnings=ctx.warnings, timings=timings, resumed_from_step=checkpoints.resumed)
+        return EngineRun(frames=frames, warnings=ctx.warnings, resumed_from_step=checkpoints.resumed)
 
     def preview(self, model, latents):
         """The middle latent frame's first three channels, scaled to [-1, 1], upscaled by the VAE's factor

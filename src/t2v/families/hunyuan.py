@@ -30,7 +30,6 @@ the United Kingdom and South Korea; see :data:`LICENSE_NOTICE`.
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +39,12 @@ from t2v.sampling.offload import resident
 from t2v.sampling.schedulers import make_scheduler
 from t2v.errors import InvalidRequest, ModelUnavailable
 from t2v.families.base import Component, RunContext, Rules, read_index
-from t2v.families.common import (
-    Checkpoints, DiffusersLora, LoopState, config, denoise, free_text_encoders, linear_preview, meta_modules, params)
+from t2v.families.common import free_text_encoders
+from t2v.families.lora import DiffusersLora
+from t2v.families.dryrun import measured
+from t2v.families.meta import meta_modules
+from t2v.models.catalog import config
+from t2v.sampling.loop import Checkpoints, LoopState, denoise, linear_preview
 from t2v.models.spec import ModelSpec
 from t2v.models.hub.hunyuan import CARD, I2V_PIPELINE, LICENSE, LICENSE_NOTICE  # noqa: F401  (named here too)
 from t2v.planner.memory import meta_cost
@@ -72,10 +75,8 @@ class HunyuanFamily(DiffusersLora):
         Component("scheduler", ("FlowMatchEulerDiscreteScheduler",), module=False),
         Component("image_processor", ("CLIPImageProcessor", "CLIPImageProcessorFast"), module=False, required=False),
     )
-    modes = ("video", "i2v")
     denoiser = "transformer"
     caches = ("fbc", "taylorseer", "magcache", "pab", "fastercache")  # t2v.sampling.stepcache
-    encodes_video = True  # video-to-video (text-to-video folders): t2v.sampling.v2v, encode_video here
     lora_loader = "HunyuanVideoLoraLoaderMixin"  # diffusers, original HunyuanVideo and musubi key layouts
 
     # -- rules -----------------------------------------------------------------------------------------
@@ -106,10 +107,8 @@ class HunyuanFamily(DiffusersLora):
         tr, vae = c["transformer"], c["vae"]
         dtype, condition = tr.dtype, tr.config.image_condition_type if i2v else None
         true_cfg = (request.guidance_scale_2 or 1.0) > 1.0
-        timings: dict[str, float] = {}
 
         # 1. Encode the prompt (and the negative one for true CFG) with the stock encode_prompt.
-        t0 = time.perf_counter()
         ctx.on_stage("encode_prompt")
         pipe = stock_pipeline(c, i2v)
         with resident(c["text_encoder"], device, memory.offload), resident(c["text_encoder_2"], device, memory.offload):
@@ -127,7 +126,6 @@ class HunyuanFamily(DiffusersLora):
         embeds = [t.to(dtype) for t in embeds]  # (prompt embeds, pooled, attention mask), as stock
         negative = [t.to(dtype) for t in negative] if negative is not None else None
         free_text_encoders(model, memory, ("text_encoder", "text_encoder_2"))
-        timings["encode_prompt_s"] = time.perf_counter() - t0
 
         # 2. Timesteps (the stock custom sigmas) and fp32 noise from a CPU generator; for I2V the image latents.
         scheduler = make_scheduler(request.scheduler, model.scheduler_config)
@@ -189,15 +187,12 @@ class HunyuanFamily(DiffusersLora):
                 s.latents = scheduler.step(noise, t, s.latents, return_dict=False)[0]
 
         ctx.on_stage("denoise", start, len(timesteps))
-        t1 = time.perf_counter()
         with resident(tr, device, memory.offload):
             denoise(ctx, len(timesteps), state, step, checkpoints, start=start)
-        timings["denoise_s"] = time.perf_counter() - t1
 
         # 4. Decode: whole frames under the speed plan, as stock; in 256 px tiles under the others (the VAE's
         # mid-block attention grows with the square of the frame area). latent_concat drops 4 frames, as stock.
         ctx.on_stage("decode")
-        t2 = time.perf_counter()
         if memory.name != "speed":
             vae.enable_tiling()
         else:
@@ -209,8 +204,7 @@ class HunyuanFamily(DiffusersLora):
         from diffusers.video_processor import VideoProcessor
 
         frames = VideoProcessor(vae_scale_factor=spatial).postprocess_video(video, output_type="np")[0]
-        timings["decode_s"] = time.perf_counter() - t2
-        return EngineRun(frames=frames, warnings=ctx.warnings, timings=timings, resumed_from_step=checkpoints.resumed)
+        return EngineRun(frames=frames, warnings=ctx.warnings, resumed_from_step=checkpoints.resumed)
 
     def preview(self, model, latents):
         """HunyuanVideo's linear latent -> RGB map (ComfyUI's) for 16-channel latents (the first three channels,
@@ -271,18 +265,11 @@ class HunyuanFamily(DiffusersLora):
         if i2v:
             image = torch.zeros(1, 3, 1, height, width, **meta)
             vae_peak = max(vae_peak, meta_cost(lambda: vae.encode(image)).peak)
-        return {
-            "params": params(m),
-            "acts": {"text": text_peak, "transformer": step.peak, "vae": vae_peak},
-            "roles": {"text": ["text_encoder", "text_encoder_2"], "denoise": ["transformer"], "vae": ["vae"]},
-            "step_flops": step.flops * batch,
-            "decode_flops": decode.flops,
-            "step_ops": step.ops * batch,
-            "decode_ops": decode.ops,
-            "latents_bytes": latent_bytes + tr.config.in_channels * f * h * w * 4,  # latents + the model's input
-            "shape": (frames, height, width, frames),
-            "vae_scales_with": "area",
-        }
+        return measured(m, acts={"text": text_peak, "transformer": step.peak, "vae": vae_peak},
+                        roles={"text": ["text_encoder", "text_encoder_2"], "denoise": ["transformer"], "vae": ["vae"]},
+                        step=step, decode=decode, passes=batch,
+                        latents_bytes=latent_bytes + tr.config.in_channels * f * h * w * 4,  # latents + the model's input
+                        frames=frames, height=height, width=width, vae_scales_with="area")
 
     def guidance_passes(self, request) -> int:
         """Embedded guidance costs no pass; true CFG (``guidance_scale_2`` > 1) a second one."""

@@ -25,16 +25,18 @@ Not run: the super-resolution stage.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 from t2v.families.base import Component, RunContext, Rules, read_index
-from t2v.families.common import (Checkpoints, DiffusersLora, LoopState, config, denoise, free_text_encoders,
-                                 meta_modules, params)
+from t2v.families.common import free_text_encoders
+from t2v.families.lora import DiffusersLora
+from t2v.families.dryrun import measured, meta_video, spatial_preview
+from t2v.models.catalog import config
+from t2v.sampling.loop import Checkpoints, LoopState, denoise
 from t2v.models.hub.hunyuan15 import CARD, I2V_PIPELINE
 from t2v.planner.memory import meta_cost
-from t2v.planner.precision import cast, meta_kwargs
+from t2v.planner.precision import meta_kwargs
 from t2v.sampling import promptcache
 from t2v.sampling.base import EngineRun
 from t2v.sampling.offload import resident
@@ -61,7 +63,6 @@ class HunyuanVideo15Family(DiffusersLora):
         Component("feature_extractor", ("SiglipImageProcessor", "SiglipImageProcessorFast"), module=False,
                   required=False),
     )
-    modes = ("video", "i2v")
     denoiser = "transformer"
     caches = ("fbc", "taylorseer", "magcache", "pab", "fastercache")  # t2v.sampling.stepcache (block registered)
     lora_loader = ""  # no loader mixin in diffusers: the PEFT layout, read as it is
@@ -85,10 +86,8 @@ class HunyuanVideo15Family(DiffusersLora):
         transformer, vae = c["transformer"], c["vae"]
         guider = c["guider"].new(guidance_scale=request.guidance_scale)
         dtype = transformer.dtype
-        timings: dict[str, float] = {}
 
         # 3. Encode the prompt (and the negative prompt when the guider runs an unconditional pass).
-        t0 = time.perf_counter()
         ctx.on_stage("encode_prompt")
         cfg = guider.num_conditions > 1  # guidance on (a scale of 1, or a disabled guider: one pass)
 
@@ -102,7 +101,6 @@ class HunyuanVideo15Family(DiffusersLora):
         embeds = promptcache.encoded(model, ctx.warnings, texts, prompt=request.prompt, tokens=TEXT_TOKENS,
                                      negative=(request.negative_prompt or "") if cfg else None)
         free_text_encoders(model, memory, ("text_encoder", "text_encoder_2"))
-        timings["encode_prompt_s"] = time.perf_counter() - t0
 
         # 4. Timesteps, 5. the noise in the transformer's dtype and the empty image condition.
         scheduler = make_scheduler(request.scheduler, model.scheduler_config)
@@ -125,7 +123,6 @@ class HunyuanVideo15Family(DiffusersLora):
 
         # 7. Denoise: one pass per guider condition, combined by the guider.
         ctx.on_stage("denoise", start, steps)
-        t1 = time.perf_counter()
 
         def step(i: int, st: LoopState) -> None:
             ts = scheduler.timesteps[i]
@@ -142,11 +139,9 @@ class HunyuanVideo15Family(DiffusersLora):
 
         with resident(transformer, device, memory.offload):
             denoise(ctx, steps, state, step, checkpoints, start=start)
-        timings["denoise_s"] = time.perf_counter() - t1
 
         # 8. Decode.
         ctx.on_stage("decode")
-        t2 = time.perf_counter()
         if memory.name == "low":
             vae.enable_tiling()
         else:
@@ -154,23 +149,18 @@ class HunyuanVideo15Family(DiffusersLora):
         with resident(vae, device, memory.offload):
             video = vae.decode(state.latents.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
         frames = HunyuanVideo15ImageProcessor(vae_scale_factor=s).postprocess_video(video, output_type="np")[0]
-        timings["decode_s"] = time.perf_counter() - t2
-        return EngineRun(frames=frames, warnings=ctx.warnings, timings=timings, resumed_from_step=checkpoints.resumed)
+        return EngineRun(frames=frames, warnings=ctx.warnings, resumed_from_step=checkpoints.resumed)
 
     def preview(self, model, latents):
-        from t2v.sampling.vae import latent_preview  # deferred: imports numpy
-
-        return latent_preview(latents, scale=model.components["vae"].spatial_compression_ratio)
+        return spatial_preview(model, latents)
 
     def measure(self, path: Path, frames: int, height: int, width: int, batch: int, chunking: bool,
                 vae_chunk: int) -> dict[str, Any]:
         """One Qwen encoding, one transformer pass (the guider runs the conditions one by one: batch 1), one decode."""
         import torch
 
-        m = cast(meta_modules(str(path)))
+        m, (f, h, w) = meta_video(path, frames, height, width)
         tr, vae = m["transformer"], m["vae"]
-        s, t = vae.spatial_compression_ratio, vae.temporal_compression_ratio
-        f, h, w = (frames - 1) // t + 1, height // s, width // s
         meta = meta_kwargs()
         ids = torch.zeros(1, TEXT_TOKENS + CROP, dtype=torch.long, device="meta")
         text_peak = meta_cost(lambda: m["text_encoder"](input_ids=ids, output_hidden_states=True)).peak
@@ -191,17 +181,11 @@ class HunyuanVideo15Family(DiffusersLora):
             vae.disable_tiling()
         side = vae.tile_latent_min_height
         tile = meta_cost(lambda: vae.decode(torch.zeros(1, vae.config.latent_channels, f, side, side, **meta))).peak
-        return {
-            "params": params(m),
-            "acts": {"text": text_peak, "transformer": step.peak, "vae": decode.peak},
-            "roles": {"text": ["text_encoder", "text_encoder_2"], "denoise": ["transformer"], "vae": ["vae"]},
-            "step_flops": step.flops * batch, "decode_flops": decode.flops,
-            "step_ops": step.ops * batch, "decode_ops": decode.ops,
-            "latents_bytes": z.numel() * 4 * 2,
-            "shape": (frames, height, width, frames),
-            "vae_scales_with": "clip",
-            "vae_tile": {"acts": tile, "side": side * s},  # one tile of the clip's frames, decoded alone
-        }
+        return measured(m, acts={"text": text_peak, "transformer": step.peak, "vae": decode.peak},
+                        roles={"text": ["text_encoder", "text_encoder_2"], "denoise": ["transformer"], "vae": ["vae"]},
+                        step=step, decode=decode, passes=batch, latents_bytes=z.numel() * 4 * 2, frames=frames,
+                        height=height, width=width, vae_scales_with="clip",
+                        vae_tile={"acts": tile, "side": side * vae.spatial_compression_ratio})  # one tile, alone
 
     def reference_shape(self, path: Path) -> tuple[int, int]:
         return 2 * self.frames_per_latent(path) + 1, 2 * self.rules(Path(path)).size_multiple

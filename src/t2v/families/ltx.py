@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +30,11 @@ from t2v.sampling.schedulers import make_scheduler
 from t2v.sampling import v2v
 from t2v.errors import ModelUnavailable
 from t2v.families.base import Component, RunContext, Rules, read_index
-from t2v.families.common import (
-    Checkpoints, DiffusersLora, LoopState, config, denoise, free_text_encoders, meta_modules, params, scheduler_min_steps)
+from t2v.families.common import free_text_encoders, scheduler_min_steps
+from t2v.families.lora import DiffusersLora
+from t2v.families.dryrun import measured, meta_video, spatial_preview
+from t2v.models.catalog import config
+from t2v.sampling.loop import Checkpoints, LoopState, denoise
 from t2v.families.ltx_steps import (
     Grid, Prepared, classic_latents, classic_step, classic_timesteps, condition_latents, condition_step, condition_timesteps,
     condition_v2v, decode, decode_plan,
@@ -40,7 +42,7 @@ from t2v.families.ltx_steps import (
 from t2v.models.spec import ModelSpec
 from t2v.models.hub.ltx import CARD, CONDITION, DISTILLED_TIMESTEPS, NEGATIVE_PROMPT, UPSAMPLER  # noqa: F401  (named here too)
 from t2v.planner.memory import meta_cost
-from t2v.planner.precision import cast, meta_kwargs
+from t2v.planner.precision import meta_kwargs
 
 logger = logging.getLogger(__name__)
 
@@ -62,10 +64,8 @@ class LTXFamily(DiffusersLora):
         Component("vae", ("AutoencoderKLLTXVideo",)),
         Component("scheduler", ("FlowMatchEulerDiscreteScheduler",), module=False),
     )
-    modes = ("video", "i2v")
     denoiser = "transformer"
     caches = ("fbc", "taylorseer", "magcache", "pab", "fastercache")  # t2v.sampling.stepcache
-    encodes_video = True  # video-to-video (t2v.sampling.v2v, encode_video here); 0.9.7+ as denoise_strength
     lora_loader = "LTXVideoLoraLoaderMixin"
 
     # -- rules -----------------------------------------------------------------------------------------
@@ -94,10 +94,8 @@ class LTXFamily(DiffusersLora):
         condition, opts = _is_condition(path), options(model, request)
         transformer, vae = c["transformer"], c["vae"]
         grid = Grid.of(request, vae, transformer)
-        timings: dict[str, float] = {}
 
         # 1. Encode the prompt (and the negative prompt, for classifier-free guidance), as two calls like stock.
-        t0 = time.perf_counter()
         ctx.on_stage("encode_prompt")
         cfg, tokens = request.guidance_scale > 1.0, TEXT_TOKENS[condition]
         def texts():
@@ -111,7 +109,6 @@ class LTXFamily(DiffusersLora):
         embeds, mask = promptcache.encoded(model, ctx.warnings, texts, prompt=request.prompt, tokens=tokens,
                                            condition=condition, negative=(request.negative_prompt or "") if cfg else None)
         free_text_encoders(model, memory)
-        timings["encode_prompt_s"] = time.perf_counter() - t0
 
         # 2. Noise (fp32 from a CPU generator), the image's latents, timesteps: each pipeline's own order.
         generator = torch.Generator("cpu").manual_seed(request.seed)
@@ -142,7 +139,6 @@ class LTXFamily(DiffusersLora):
 
         # 3. Denoise; progress and previews see unpacked latents.
         ctx.on_stage("denoise", start, len(timesteps))
-        t1 = time.perf_counter()
         model_step = (condition_step if condition else classic_step)(
             transformer, scheduler, grid, prep, embeds, mask, request, opts, generator)
 
@@ -152,21 +148,15 @@ class LTXFamily(DiffusersLora):
         loop_ctx = dataclasses.replace(ctx, on_step=lambda i, n, latents: ctx.on_step(i, n, grid.unpack(latents)))
         with resident(transformer, device, memory.offload):
             denoise(loop_ctx, len(timesteps), state, step, checkpoints, start=start)
-        timings["denoise_s"] = time.perf_counter() - t1
 
         # 4. Decode at the VAE's decode timestep, with the decode noise drawn from the generator.
         ctx.on_stage("decode")
-        t2 = time.perf_counter()
         with resident(vae, device, memory.offload):
             frames = decode(vae, grid.unpack(state.latents), embeds.dtype, opts, generator, request.seed, device)
-        timings["decode_s"] = time.perf_counter() - t2
-        return EngineRun(frames=frames, warnings=ctx.warnings, timings=timings, resumed_from_step=checkpoints.resumed)
+        return EngineRun(frames=frames, warnings=ctx.warnings, resumed_from_step=checkpoints.resumed)
 
     def preview(self, model, latents):
-        """The middle latent frame's first three channels, upscaled by the VAE's spatial factor."""
-        from t2v.sampling.vae import latent_preview  # deferred: imports numpy
-
-        return latent_preview(latents, scale=model.components["vae"].spatial_compression_ratio)
+        return spatial_preview(model, latents)
 
     # -- the planner's dry run ------------------------------------------------------------------------
     def measure(self, path: Path, frames: int, height: int, width: int, batch: int, chunking: bool,
@@ -177,10 +167,9 @@ class LTXFamily(DiffusersLora):
         import torch
 
         path = Path(path)
-        m = cast(meta_modules(str(path)))
+        m, (f, h, w) = meta_video(path, frames, height, width)
         tr, vae = m["transformer"], m["vae"]
         spatial, temporal = vae.spatial_compression_ratio, vae.temporal_compression_ratio
-        f, h, w = (frames - 1) // temporal + 1, height // spatial, width // spatial
         tokens, meta = TEXT_TOKENS[_is_condition(path)], meta_kwargs()
         ids = torch.zeros(1, tokens, dtype=torch.long, device="meta")
         text_peak = meta_cost(lambda: m["text_encoder"](ids)).peak
@@ -197,18 +186,11 @@ class LTXFamily(DiffusersLora):
         image = torch.zeros(1, 3, 1, height, width, **meta)
         vae_peak = max(vae_peak, meta_cost(lambda: vae.encode(image)).peak)
         latent_bytes = x[0].numel() * 4
-        return {
-            "params": params(m),
-            "acts": {"text": text_peak, "transformer": step.peak, "vae": vae_peak},
-            "roles": {"text": ["text_encoder"], "denoise": ["transformer"], "vae": ["vae"]},
-            "step_flops": step.flops,
-            "decode_flops": decode.flops,
-            "step_ops": step.ops,
-            "decode_ops": decode.ops,
-            "latents_bytes": latent_bytes * (1 + batch),  # the latents + the model's (batched) input
-            "shape": (frames, height, width, frames),
-            "vae_scales_with": "clip",
-        }
+        return measured(m, acts={"text": text_peak, "transformer": step.peak, "vae": vae_peak},
+                        roles={"text": ["text_encoder"], "denoise": ["transformer"], "vae": ["vae"]},
+                        step=step, decode=decode, passes=1,  # one pass of the whole guidance batch
+                        latents_bytes=latent_bytes * (1 + batch),  # the latents + the model's (batched) input
+                        frames=frames, height=height, width=width, vae_scales_with="clip")
 
     def reference_shape(self, path: Path) -> tuple[int, int]:
         """17 frames (3 latent frames) at 64 px (2 latent rows)."""

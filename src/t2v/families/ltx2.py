@@ -24,21 +24,23 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 from t2v.families.base import Component, RunContext, Rules
-from t2v.families.common import (Checkpoints, DiffusersLora, LoopState, config, denoise, free_text_encoders, meta_modules,
-                                 params, scheduler_min_steps)
+from t2v.families.common import free_text_encoders, scheduler_min_steps
+from t2v.families.lora import DiffusersLora
+from t2v.families.dryrun import measured, meta_video, spatial_preview
+from t2v.models.catalog import config
+from t2v.sampling.loop import Checkpoints, LoopState, denoise
 from t2v.families.ltx_steps import Grid, decode_plan
 from t2v.families.ltx2_steps import (
     OPTIONS, AudioGrid, Guidance, Text, connect, decode_audio, decode_video, gemma_embeds, image_latents, noise, step_fn,
     timesteps)
 from t2v.models.hub.ltx2 import CARD
 from t2v.planner.memory import meta_cost
-from t2v.planner.precision import cast, meta_kwargs
+from t2v.planner.precision import meta_kwargs
 from t2v.sampling import promptcache
 from t2v.sampling.base import EngineRun
 from t2v.sampling.offload import resident
@@ -58,7 +60,6 @@ class LTX2Family(DiffusersLora):
         Component("vocoder", ("LTX2Vocoder",)),
         Component("scheduler", ("FlowMatchEulerDiscreteScheduler",), module=False),
     )
-    modes = ("video", "i2v")
     denoiser = "transformer"
     lora_loader = "LTX2LoraLoaderMixin"
     makes_sound = True
@@ -90,10 +91,8 @@ class LTX2Family(DiffusersLora):
         grid = Grid.of(request, vae, transformer)
         audio = AudioGrid.of(request.num_frames, request.fps, audio_vae)
         guidance = Guidance.of(request.guidance_scale, opts)
-        timings: dict[str, float] = {}
 
         # 1. The prompt (and the negative prompt, with classifier-free guidance) through Gemma, then the connectors.
-        t0 = time.perf_counter()
         ctx.on_stage("encode_prompt")
         tokens = int(opts["text_tokens"])
 
@@ -113,7 +112,6 @@ class LTX2Family(DiffusersLora):
             negative=(request.negative_prompt or "") if guidance.uses_cfg else None)
         text = Text(video_text, audio_text, text_mask)
         free_text_encoders(model, memory, ("text_encoder", "connectors"))
-        timings["encode_prompt_s"] = time.perf_counter() - t0
 
         # 2. The image's first frame (image-to-video), noise (video, then audio), the shifted sigmas of both schedulers.
         generator = torch.Generator("cpu").manual_seed(request.seed)
@@ -133,7 +131,6 @@ class LTX2Family(DiffusersLora):
 
         # 3. Denoise both streams; progress and previews see the unpacked video latents.
         ctx.on_stage("denoise", start, len(scheduler.timesteps))
-        t1 = time.perf_counter()
         model_step = step_fn(transformer, (scheduler, audio_scheduler), grid, audio, text, guidance, opts,
                              float(request.fps), device, mask)
 
@@ -143,24 +140,19 @@ class LTX2Family(DiffusersLora):
         loop_ctx = dataclasses.replace(ctx, on_step=lambda i, n, x: ctx.on_step(i, n, grid.unpack(x)))
         with resident(transformer, device, memory.offload):
             denoise(loop_ctx, len(scheduler.timesteps), state, step, checkpoints, start=start)
-        timings["denoise_s"] = time.perf_counter() - t1
 
         # 4. Decode the frames (tiled and frame-wise under the low memory plan, as LTX-Video), then the sound.
         ctx.on_stage("decode")
-        t2 = time.perf_counter()
         decode_plan(vae, memory)  # tiled and frame-wise under the low plan
         with resident(vae, device, memory.offload):
             frames = decode_video(vae, grid.unpack(state.latents), text.video.dtype, opts, generator, device)
         with resident(audio_vae, device, memory.offload), resident(c["vocoder"], device, memory.offload):
             samples = decode_audio(audio_vae, c["vocoder"], state.extra["audio"], audio)
-        timings["decode_s"] = time.perf_counter() - t2
-        return EngineRun(frames=frames, warnings=ctx.warnings, timings=timings, resumed_from_step=checkpoints.resumed,
+        return EngineRun(frames=frames, warnings=ctx.warnings, resumed_from_step=checkpoints.resumed,
                          audio=samples)
 
     def preview(self, model, latents):
-        from t2v.sampling.vae import latent_preview  # deferred: imports numpy
-
-        return latent_preview(latents, scale=model.components["vae"].spatial_compression_ratio)
+        return spatial_preview(model, latents)
 
     # -- the planner's dry run ------------------------------------------------------------------------
     def measure(self, path: Path, frames: int, height: int, width: int, batch: int, chunking: bool,
@@ -170,10 +162,8 @@ class LTX2Family(DiffusersLora):
         import torch
 
         path = Path(path)
-        m = cast(meta_modules(str(path)))
+        m, (f, h, w) = meta_video(path, frames, height, width)
         tr, vae, audio_vae = m["transformer"], m["vae"], m["audio_vae"]
-        spatial, temporal = vae.spatial_compression_ratio, vae.temporal_compression_ratio
-        f, h, w = (frames - 1) // temporal + 1, height // spatial, width // spatial
         audio = AudioGrid.of(frames, 24.0, audio_vae)
         meta = meta_kwargs()
         tokens = OPTIONS["text_tokens"]
@@ -191,19 +181,11 @@ class LTX2Family(DiffusersLora):
         decode = meta_cost(lambda: vae.decode(z))
         mel = torch.zeros(1, audio.channels, audio.frames, audio.mel_bins, **meta)
         audio_peak = meta_cost(lambda: m["vocoder"](audio_vae.decode(mel).sample)).peak
-        return {
-            "params": params(m),
-            "acts": {"text": text_peak, "transformer": step.peak, "vae": max(decode.peak, audio_peak)},
-            "roles": {"text": ["text_encoder", "connectors"], "denoise": ["transformer"],
-                      "vae": ["vae", "audio_vae", "vocoder"]},
-            "step_flops": step.flops,
-            "decode_flops": decode.flops,
-            "step_ops": step.ops,
-            "decode_ops": decode.ops,
-            "latents_bytes": (x[0].numel() + a[0].numel()) * 4 * (1 + batch),
-            "shape": (frames, height, width, frames),
-            "vae_scales_with": "clip",
-        }
+        return measured(m, acts={"text": text_peak, "transformer": step.peak, "vae": max(decode.peak, audio_peak)},
+                        roles={"text": ["text_encoder", "connectors"], "denoise": ["transformer"],
+                               "vae": ["vae", "audio_vae", "vocoder"]},
+                        step=step, decode=decode, passes=1, latents_bytes=(x[0].numel() + a[0].numel()) * 4 * (1 + batch),
+                        frames=frames, height=height, width=width, vae_scales_with="clip")
 
     def reference_shape(self, path: Path) -> tuple[int, int]:
         """17 frames (3 latent frames) at 64 px (2 latent rows)."""

@@ -10,19 +10,19 @@ from __future__ import annotations
 import inspect
 import json
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
-from t2v.sampling import checkpoint as ckpt, promptcache, stepcache, v2v
+from t2v.sampling import stepcache, v2v
 from t2v.sampling.base import EngineRun
+from t2v.sampling.loop import Checkpoints, LoopState, denoise
 from t2v.sampling.offload import resident
 from t2v.sampling.schedulers import make_scheduler
 from t2v.sampling.text import encode_prompt
 from t2v.sampling.vae import decode_chunk, decode_latents, encode_frames, latent_preview
-from t2v.errors import Cancelled
 from t2v.families.base import Component, Family, Rules, RunContext
-from t2v.families.common import config, free_text_encoders
+from t2v.families.prompts import guided_embeddings
+from t2v.models.catalog import config
 from t2v.runtime import current
 from t2v.models.hub.modelscope import CARD, DEFAULT_NEGATIVE_PROMPT  # noqa: F401  (named here too)
 from t2v.planner.memory import meta_cost
@@ -49,7 +49,6 @@ class ModelScopeFamily(Family):
     card = CARD
     components = (*CLIP_COMPONENTS, Component("unet", ("UNet3DConditionModel",)))
     caches = ("deepcache",)
-    encodes_video = True
 
     def rules(self, path: Path | None) -> Rules:
         return Rules(size_multiple=8, max_frames=folder_frame_limit(path) if path else None, modes=self.modes)
@@ -66,20 +65,10 @@ class ModelScopeFamily(Family):
         import torch
 
         memory, c = ctx.memory, model.components
-        timings: dict[str, float] = {}
         device = model.plan.device
-        t0 = time.perf_counter()
         ctx.on_stage("encode_prompt")
         cfg = request.guidance_scale > 1.0
-        def texts():
-            with resident(c["text_encoder"], device, memory.offload):
-                out = encode_prompt(model, request.prompt, ctx.warnings)
-                return torch.cat([encode_prompt(model, request.negative_prompt, []), out]) if cfg else out
-
-        embeds = promptcache.encoded(model, ctx.warnings, texts, prompt=request.prompt,
-                                     negative=request.negative_prompt if cfg else None)
-        free_text_encoders(model, memory)
-        timings["encode_prompt_s"] = time.perf_counter() - t0
+        embeds = guided_embeddings(model, request, ctx, lambda text, said: encode_prompt(model, text, said), guided=cfg)
         unet = c["unet"]
         if memory.uses_forward_chunking(device):
             unet.enable_forward_chunking(chunk_size=1, dim=1)
@@ -106,47 +95,25 @@ class ModelScopeFamily(Family):
             latents = latents * scheduler.init_noise_sigma
         step_kwargs = {"generator": generator} if "generator" in inspect.signature(scheduler.step).parameters else {}
 
-        start, resumed, extra = 0, None, {}  # extra: a step cache's kept features (checkpointed)
-        fp = v2v.fingerprint(ckpt.fingerprint(model, request), ctx.video)
-        if ctx.checkpoint and ctx.checkpoint.resume:
-            state = ckpt.load(ctx.checkpoint.path, fp)
-            if state is not None:
-                start = resumed = int(state["step"])
-                latents = state["latents"].to(device, embeds.dtype)
-                ckpt.restore_scheduler(scheduler, state["scheduler"], device)
-                generator.set_state(state["generator"])
-                extra = {k: v.to(device) if hasattr(v, "to") else v for k, v in state.get("extra", {}).items()}
-                logger.info("resuming from step %d of %d", start, len(timesteps))
-
-        ctx.on_stage("denoise", start, len(timesteps))
-        t1 = time.perf_counter()
+        state = LoopState(latents)  # extra: a step cache's kept features (checkpointed)
+        checkpoints = Checkpoints(ctx, model, request, scheduler, generator, video=ctx.video)
+        start = checkpoints.resume(state, device, embeds.dtype)
         total = len(timesteps)
-        with resident(unet, device, memory.offload):
-            for i in range(start, total):
-                if ctx.should_cancel():
-                    if ctx.checkpoint:
-                        ckpt.save(ctx.checkpoint, fingerprint=fp, step=i, latents=latents, scheduler=scheduler,
-                                  generator=generator, extra=extra)
-                    raise Cancelled(f"cancelled at step {i} of {total}")
-                stepcache.at_step(unet, i, extra)
-                latents = self._step(unet, scheduler, latents, timesteps[i], embeds, request.guidance_scale, cfg, step_kwargs)
-                every = ctx.checkpoint.every if ctx.checkpoint else 0
-                if every and (i + 1) % every == 0 and i + 1 < total:
-                    ckpt.save(ctx.checkpoint, fingerprint=fp, step=i + 1, latents=latents, scheduler=scheduler,
-                              generator=generator, extra=extra)
-                logger.debug("step %d/%d", i + 1, total)
-                ctx.on_step(i + 1, total, latents)
-        timings["denoise_s"] = time.perf_counter() - t1
 
-        if ctx.should_cancel():
-            raise Cancelled("cancelled before decoding")
+        def step(i: int, s: LoopState) -> None:
+            stepcache.at_step(unet, i, s.extra)
+            s.latents = self._step(unet, scheduler, s.latents, timesteps[i], embeds, request.guidance_scale, cfg,
+                                   step_kwargs)
+
+        ctx.on_stage("denoise", start, total)
+        with resident(unet, device, memory.offload):
+            denoise(ctx, total, state, step, checkpoints, start=start)
+        latents = state.latents
         ctx.on_stage("decode")
-        t2 = time.perf_counter()
         with resident(c["vae"], device, memory.offload):
             chunk = decode_chunk(memory.vae_chunk, request.num_frames, str(latents.device))
             frames = decode_latents(c["vae"], latents, chunk=chunk)
-        timings["decode_s"] = time.perf_counter() - t2
-        return EngineRun(frames=frames, warnings=ctx.warnings, timings=timings, resumed_from_step=resumed)
+        return EngineRun(frames=frames, warnings=ctx.warnings, resumed_from_step=checkpoints.resumed)
 
     @staticmethod
     def _step(unet, scheduler, latents, t, embeds, guidance: float, cfg: bool, step_kwargs):

@@ -15,7 +15,6 @@ from t2v.models.hub.sd import SD_CARD, SDXL_CARD, SD_DEFAULTS  # noqa: F401  (na
 class StableDiffusionFamily(Family):
     card = SD_CARD
     components = (*CLIP_COMPONENTS, Component("unet", ("UNet2DConditionModel",)))
-    modes = ("image",)
 
     def rules(self, path: Path | None) -> Rules:
         return Rules(size_multiple=8, modes=self.modes)

@@ -39,7 +39,6 @@ class SkyReelsV2Family(WanFamily):
     card = CARD
     components = tuple(replace(c, classes=_CLASSES.get(c.name, c.classes))
                        for c in WanFamily.components if c.name != "transformer_2")
-    encodes_video = False
     lora_loader = "SkyReelsV2LoraLoaderMixin"
     lora_experts = ("transformer",)
 
@@ -58,7 +57,6 @@ class SkyReelsV2DFFamily(SkyReelsV2Family):
     """Diffusion forcing: text- and image-to-video, any 4k+1 length (windows of ``base_num_frames`` beyond it)."""
 
     card = DF_CARD
-    modes = ("video", "i2v")
     # diffusers' step hooks compare a step with the last; here a step's active frames and their timesteps move
     # along the window (the transformer sees a different slice each row), so no step cache applies
     caches = ()

@@ -27,7 +27,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-import time
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +34,8 @@ import numpy as np
 
 from t2v.errors import InvalidRequest
 from t2v.families.base import RunContext
-from t2v.families.common import Checkpoints, LoopState, config, denoise
+from t2v.models.catalog import config
+from t2v.sampling.loop import Checkpoints, LoopState, denoise
 from t2v.families.wan import encode_prompts, latent_stats
 from t2v.sampling.base import EngineRun
 from t2v.sampling.checkpoint import restore_scheduler, scheduler_state
@@ -159,14 +159,11 @@ def sample(model, request, ctx: RunContext) -> EngineRun:
     transformer, vae = c["transformer"], c["vae"]
     dtype, opts = transformer.dtype, options(model, request)
     spatial, temporal = vae.config.scale_factor_spatial, vae.config.scale_factor_temporal
-    timings: dict[str, float] = {}
 
     # 1. The prompt (and the negative prompt), as Wan encodes them.
-    t0 = time.perf_counter()
     ctx.on_stage("encode_prompt")
     cfg = request.guidance_scale > 1.0
     embeds, negative = encode_prompts(model, request, ctx, TEXT_TOKENS, dtype)
-    timings["encode_prompt_s"] = time.perf_counter() - t0
 
     # 2. The schedule, the causal blocks and the windows.
     shift = request.extras.get("flow_shift")
@@ -201,7 +198,6 @@ def sample(model, request, ctx: RunContext) -> EngineRun:
 
     # 3. Denoise window by window, one timestep-matrix row per step.
     ctx.on_stage("denoise", start, len(rows))
-    t1 = time.perf_counter()
 
     def step(n: int, s: LoopState) -> None:
         k, i = rows[n]
@@ -244,11 +240,9 @@ def sample(model, request, ctx: RunContext) -> EngineRun:
     with torch.random.fork_rng(devices=devices), resident(transformer, device, memory.offload):
         seed_global_rng(request.seed, state.extra.get("rng"), cuda, device)
         denoise(ctx, len(rows), state, step, checkpoints, start=start)
-    timings["denoise_s"] = time.perf_counter() - t1
 
     # 4. Decode every finished latent frame with the VAE's statistics.
     ctx.on_stage("decode")
-    t2 = time.perf_counter()
     with resident(vae, device, memory.offload):
         latents = state.extra["done"].to(vae.device, vae.dtype)
         mean, inv_std = latent_stats(vae, latents)
@@ -257,8 +251,7 @@ def sample(model, request, ctx: RunContext) -> EngineRun:
     if ctx.video is not None:  # the clip, then the new frames (past the re-decoded overlap)
         redone = (given.shape[2] - 1) * temporal + 1
         frames = np.concatenate([ctx.video.frames.astype(np.float32) / 255.0, frames[redone:]])
-    timings["decode_s"] = time.perf_counter() - t2
-    return EngineRun(frames=frames, warnings=ctx.warnings, timings=timings, resumed_from_step=checkpoints.resumed)
+    return EngineRun(frames=frames, warnings=ctx.warnings, resumed_from_step=checkpoints.resumed)
 
 
 def normalized(vae, pixels):

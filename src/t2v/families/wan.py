@@ -11,20 +11,22 @@ checkpoints that resume to the same frames (UniPC's multistep history is part of
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
 from t2v.sampling import promptcache, v2v
 from t2v.sampling.base import EngineRun
-from t2v.sampling.offload import resident
+from t2v.sampling.offload import GROUP_OFFLOADED, resident
 from t2v.sampling.schedulers import make_scheduler
 from t2v.errors import InvalidRequest
 from t2v.families.base import Component, RunContext, Rules, read_index
 from t2v.families import wan_vace
-from t2v.families.common import (
-    GROUP_OFFLOADED, Checkpoints, DiffusersLora, GroupOffload, LoopState, config, denoise, free_text_encoders,
-    linear_preview, meta_modules, params)
+from t2v.families.common import GroupOffload, free_text_encoders
+from t2v.families.lora import DiffusersLora
+from t2v.families.dryrun import measured
+from t2v.families.meta import meta_modules
+from t2v.models.catalog import config
+from t2v.sampling.loop import Checkpoints, LoopState, denoise, linear_preview
 from t2v.models.hub.wan import CARD, NEGATIVE_PROMPT  # noqa: F401  (named here too)
 from t2v.planner.memory import meta_cost
 from t2v.planner.precision import cast, meta_kwargs
@@ -55,10 +57,8 @@ class WanFamily(GroupOffload, DiffusersLora):
         Component("image_encoder", ("CLIPVisionModel", "CLIPVisionModelWithProjection"), required=False, weight_stem="model"),
         Component("image_processor", ("CLIPImageProcessor",), module=False, required=False),
     )
-    modes = ("video", "i2v")
     denoiser = "transformer"
     caches = ("fbc", "taylorseer", "magcache", "pab", "fastercache")  # t2v.sampling.stepcache
-    encodes_video = True  # video-to-video (text-to-video folders): t2v.sampling.v2v, encode_video here
     lora_loader = "WanLoraLoaderMixin"  # diffusers, original Wan and musubi key layouts
     lora_experts = ("transformer", "transformer_2")  # A14B: *high_noise* and *low_noise* files
 
@@ -117,10 +117,8 @@ class WanFamily(GroupOffload, DiffusersLora):
         dtype = first.dtype
         spatial, temporal = vae.config.scale_factor_spatial, vae.config.scale_factor_temporal
         expand = bool(index.get("expand_timesteps"))
-        timings: dict[str, float] = {}
 
         # 1. Encode the prompt (and the image, for Wan 2.1 I2V's image cross-attention).
-        t0 = time.perf_counter()
         ctx.on_stage("encode_prompt")
         embeds, negative = encode_prompts(model, request, ctx, tokens, dtype)
         image_embeds = None
@@ -128,7 +126,6 @@ class WanFamily(GroupOffload, DiffusersLora):
             with resident(c["image_encoder"], device, memory.offload):
                 shown = ctx.image if ctx.last_image is None else [ctx.image, ctx.last_image]
                 image_embeds = encode_image(model, shown).to(dtype)
-        timings["encode_prompt_s"] = time.perf_counter() - t0
 
         # 2. Timesteps and initial noise: fp32 from a CPU generator, as the stock pipeline draws it.
         shift = request.extras.get("flow_shift")  # the flow schedule's shift, where the request sets its own
@@ -173,7 +170,6 @@ class WanFamily(GroupOffload, DiffusersLora):
         # 3. Denoise: the high-noise expert while t >= boundary, then the low-noise one, each resident only
         # while it runs under the low memory plan.
         ctx.on_stage("denoise", start, len(timesteps))
-        t1 = time.perf_counter()
         total = len(timesteps)
         boundary = index.get("boundary_ratio")
         boundary_t = boundary * scheduler.config.num_train_timesteps if boundary is not None else None
@@ -191,11 +187,9 @@ class WanFamily(GroupOffload, DiffusersLora):
             with resident(expert, device, memory.offload and bool(steps) and not getattr(expert, GROUP_OFFLOADED, False)):
                 denoise(ctx, total, state, step, checkpoints, start=first_step, stop=steps[-1] + 1 if steps else total)
         latents = state.latents
-        timings["denoise_s"] = time.perf_counter() - t1
 
         # 4. Decode with the VAE's latent statistics.
         ctx.on_stage("decode")
-        t2 = time.perf_counter()
         if cond.first_frame is not None:
             latents = (1 - cond.first_frame) * cond.latents + cond.first_frame * latents
         latents = latents[:, :, refs:]  # (VACE: the references' frames are not decoded)
@@ -204,8 +198,7 @@ class WanFamily(GroupOffload, DiffusersLora):
             mean, inv_std = latent_stats(vae, latents)
             video = vae.decode(latents / inv_std + mean, return_dict=False)[0]
         frames = VideoProcessor(vae_scale_factor=spatial).postprocess_video(video, output_type="np")[0]
-        timings["decode_s"] = time.perf_counter() - t2
-        return EngineRun(frames=frames, warnings=ctx.warnings, timings=timings, resumed_from_step=checkpoints.resumed)
+        return EngineRun(frames=frames, warnings=ctx.warnings, resumed_from_step=checkpoints.resumed)
 
     def preview(self, model, latents):
         """ComfyUI's linear latent -> RGB map for 16-channel latents (the first three channels, scaled, for
@@ -252,19 +245,12 @@ class WanFamily(GroupOffload, DiffusersLora):
         if "i2v" in rules.modes or control:  # the image (2.1 I2V: then black frames), VACE's clip, through the encoder
             clip = torch.zeros(1, 3, 1 if read_index(path).get("expand_timesteps") else frames, height, width, **meta)
             vae_peak = max(vae_peak, meta_cost(lambda: vae.encode(clip)).peak)
-        return {
-            "params": params(m),
-            "acts": {"text": text_peak, "transformer": step.peak + (batch - 1) * latent_bytes, "vae": vae_peak},
-            "roles": {"text": [n for n in ("text_encoder", "image_encoder") if m.get(n) is not None],
-                      "denoise": [n for n in ("transformer", "transformer_2") if m.get(n) is not None], "vae": ["vae"]},
-            "step_flops": step.flops * batch,
-            "decode_flops": decode.flops,
-            "step_ops": step.ops * batch,
-            "decode_ops": decode.ops,
-            "latents_bytes": latent_bytes + tr.config.in_channels * f * h * w * 4,  # latents + the model's input
-            "shape": (frames, height, width, frames),
-            "vae_scales_with": "area",
-        }
+        acts = {"text": text_peak, "transformer": step.peak + (batch - 1) * latent_bytes, "vae": vae_peak}
+        roles = {"text": [n for n in ("text_encoder", "image_encoder") if m.get(n) is not None],
+                 "denoise": [n for n in ("transformer", "transformer_2") if m.get(n) is not None], "vae": ["vae"]}
+        return measured(m, acts=acts, roles=roles, step=step, decode=decode, passes=batch,
+                        latents_bytes=latent_bytes + tr.config.in_channels * f * h * w * 4,  # latents + the model's input
+                        frames=frames, height=height, width=width, vae_scales_with="area")
 
     def meta_timestep(self, path: Path, frames: int, tokens_per_frame: int, meta: dict[str, Any], transformer):
         """The dry run's timestep (one, or one per token for Wan 2.2 TI2V) and any more transformer arguments

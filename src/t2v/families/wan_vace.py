@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from t2v.families.common import config
+from t2v.models.catalog import config
 from t2v.planner.precision import meta_kwargs
 
 VACE_CLASS = "WanVACETransformer3DModel"

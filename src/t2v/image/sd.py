@@ -1,8 +1,8 @@
 """Stable Diffusion building blocks for image mode: encode text, denoise (txt2img or img2img), decode.
 
-t2v runs its own loop (as for video) so every mode gets per-step progress, cancellation between steps,
-seeded CPU noise (same image on every device), and the predicted clean image at any step (the
-denoise grid).
+t2v steps through its one loop (:mod:`t2v.sampling.loop`, as video does) so every mode gets per-step progress,
+cancellation between steps, seeded CPU noise (same image on every device), and the predicted clean image at any
+step (the denoise grid).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 
 from t2v.sampling.schedulers import make_scheduler
 from t2v.sampling.text import encode_prompt
-from t2v.errors import Cancelled
+from t2v.sampling.loop import Hooks, LoopState, denoise as denoise_loop
 from t2v.sampling.vae import decode_latents, decode_chunk, to_uint8
 
 if TYPE_CHECKING:
@@ -126,31 +126,34 @@ def denoise(model: LoadedModel, cond, uncond, noise, *, steps: int, guidance: fl
     dtype = model.unet.dtype
     out = Denoised(latents)
     alphas = sched.alphas_cumprod.to(device) if hasattr(sched, "alphas_cumprod") else None
+
+    def step(i: int, state: LoopState) -> None:
+        t, latents = timesteps[i], state.latents
+        inp = torch.cat([latents] * 2) if do_cfg else latents
+        inp = sched.scale_model_input(inp, t)
+        pred = model.unet(inp.to(dtype), t, encoder_hidden_states=embeds.to(dtype), added_cond_kwargs=added).sample.float()
+        if do_cfg:
+            p_uncond, p_cond = pred.chunk(2)
+            pred = p_uncond + guidance * (p_cond - p_uncond)
+        result = sched.step(pred, t, latents)
+        if (i + 1) in capture:
+            x0 = getattr(result, "pred_original_sample", None)
+            if x0 is None and alphas is not None:
+                a = alphas[int(t)]
+                if sched.config.get("prediction_type", "epsilon") == "v_prediction":
+                    x0 = a.sqrt() * latents - (1 - a).sqrt() * pred
+                else:
+                    x0 = (latents - (1 - a).sqrt() * pred) / a.sqrt()
+            if x0 is not None:
+                out.x0[i + 1] = x0.detach().clone()
+        state.latents = result.prev_sample
+        out.steps_run += 1
+
+    state = LoopState(latents)
+    hooks = Hooks(on_step=lambda done, total, latents: on_step(), should_cancel=should_cancel)
     with torch.inference_mode():
-        for i, t in enumerate(timesteps):
-            if should_cancel():
-                raise Cancelled(f"cancelled at step {i} of {len(timesteps)}")
-            inp = torch.cat([latents] * 2) if do_cfg else latents
-            inp = sched.scale_model_input(inp, t)
-            pred = model.unet(inp.to(dtype), t, encoder_hidden_states=embeds.to(dtype), added_cond_kwargs=added).sample.float()
-            if do_cfg:
-                p_uncond, p_cond = pred.chunk(2)
-                pred = p_uncond + guidance * (p_cond - p_uncond)
-            step = sched.step(pred, t, latents)
-            if (i + 1) in capture:
-                x0 = getattr(step, "pred_original_sample", None)
-                if x0 is None and alphas is not None:
-                    a = alphas[int(t)]
-                    if sched.config.get("prediction_type", "epsilon") == "v_prediction":
-                        x0 = a.sqrt() * latents - (1 - a).sqrt() * pred
-                    else:
-                        x0 = (latents - (1 - a).sqrt() * pred) / a.sqrt()
-                if x0 is not None:
-                    out.x0[i + 1] = x0.detach().clone()
-            latents = step.prev_sample
-            out.steps_run += 1
-            on_step()
-    out.latents = latents
+        denoise_loop(hooks, len(timesteps), state, step, before_decode=False)
+    out.latents = state.latents
     return out
 
 

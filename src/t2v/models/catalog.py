@@ -1,8 +1,9 @@
 """The model families t2v knows, read from their cards without importing any family's code.
 
 A card (:class:`~t2v.models.spec.FamilyCard`) says a family's name, the pipeline classes it runs, its defaults,
-hub models and tiny builders, and where its code is (``module:Class``). The family itself is imported the first
-time it is used (:meth:`Catalog.family`), so running one model imports one family module. t2v's own cards are
+hub models and tiny builders, and where its code is (``module:Class``). The family itself is made the first time
+the runner asks for it (:func:`t2v.families.get_family`, which keeps it in :attr:`Catalog.families`), so running
+one model imports one family module; nothing here makes or calls a family. t2v's own cards are
 :data:`t2v.models.hub.CARDS`; a third-party family is a plugin, an entry point in the ``t2v.families`` group
 naming its Family class (read when a name or pipeline class is not among the cards, or when every family is
 listed).
@@ -63,11 +64,14 @@ def card_of(family: Any) -> FamilyCard:
         return card
     return FamilyCard(name=family.name, ref=f"{cls.__module__}:{cls.__qualname__}", description=family.description,
                       pipelines=tuple(family.pipelines), defaults=dict(family.defaults), tiny=dict(family.tiny),
-                      models=tuple(getattr(family, "models", ())), extras=getattr(family, "extras", None))
+                      models=tuple(getattr(family, "models", ())), extras=getattr(family, "extras", None),
+                      modes=tuple(getattr(family, "modes", ("video",))),
+                      encodes_video=bool(getattr(family, "encodes_video", False)))
 
 
 class Catalog:
-    """The families by name: their cards at once, their code on first use."""
+    """The families by name: their cards at once; ``families`` holds those made so far (by
+    :mod:`t2v.families.registry`, or registered)."""
 
     def __init__(self, cards: tuple[FamilyCard, ...] = CARDS) -> None:
         self.cards: dict[str, FamilyCard] = {card.name: card for card in cards}
@@ -75,13 +79,15 @@ class Catalog:
         self.plugins_read = False
 
     def register(self, family: Any) -> Any:
-        """Add a family (a class or an instance); a later one with the same name replaces the earlier."""
-        inst = family() if isinstance(family, type) else family
-        if not inst.name:
-            raise ValueError(f"{type(inst).__name__} has no name")
-        self.cards[inst.name] = card_of(inst)
-        self.families[inst.name] = inst
-        return inst
+        """Add a family's card (from a class or an instance; an instance, made by the caller, is also kept as the
+        family of that name); a later one with the same name replaces the earlier."""
+        if not family.name:
+            raise ValueError(f"{getattr(family, '__name__', type(family).__name__)} has no name")
+        self.cards[family.name] = card_of(family)
+        self.families.pop(family.name, None)
+        if not isinstance(family, type):
+            self.families[family.name] = family
+        return family
 
     def read_plugins(self) -> None:
         """Register the ``t2v.families`` entry points once (a broken plugin is logged and skipped)."""
@@ -99,24 +105,9 @@ class Catalog:
             self.read_plugins()
         return self.cards.get(name)
 
-    def family(self, name: str) -> Any:
-        """The family ``name`` (its module imported now if it was not); ModelUnavailable for an unknown one."""
-        if name not in self.families:
-            card = self.card(name)
-            if card is None:
-                raise ModelUnavailable(f"model family {name!r} is not supported; supported: "
-                                       f"{', '.join(sorted(self.all_cards()))}")
-            self.families[name] = load_ref(card.ref)()
-        return self.families[name]
-
     def all_cards(self) -> dict[str, FamilyCard]:
         self.read_plugins()
         return dict(self.cards)
-
-    def all_families(self) -> dict[str, Any]:
-        """Every family, imported (for listings, error messages naming the families that can do something,
-        and a server importing everything before its threads start)."""
-        return {name: self.family(name) for name in self.all_cards()}
 
     def card_for_pipeline(self, class_name: str) -> FamilyCard | None:
         found = next((c for c in self.cards.values() if class_name in c.pipelines), None)
@@ -152,9 +143,6 @@ class Catalog:
             raise ModelUnavailable(f"{path}: no model family knows the pipeline class {cls or '(none)'!r} in its "
                                    f"model_index.json; t2v runs: {', '.join(known)}")
         return found
-
-    def family_of_folder(self, path: Path) -> Any:
-        return self.family(self.card_of_folder(path).name)
 
     def tiny_builders(self) -> dict[str, tuple[FamilyCard, str]]:
         """``t2v models make-tiny --family`` names -> (card, builder reference)."""

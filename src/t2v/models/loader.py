@@ -20,12 +20,11 @@ from typing import Any
 from t2v.errors import ModelUnavailable
 from t2v.models.adapters import AdapterHost, AdapterPart
 from t2v.models.deferred import Components
-from t2v.models.device import DevicePlan
+from t2v.models.device import DevicePlan, tune_allocator
 from t2v.models.precision import apply_weights, check_weights
-from t2v.planner.memory import tune_allocator
 from t2v.models.download import WEIGHT_EXTS
 from t2v.models.source import ModelSource
-from t2v.models.catalog import CATALOG, read_index
+from t2v.models.catalog import read_index
 from t2v.runtime import Runtime, current, memoized
 from t2v.models.hashcache import file_digests
 
@@ -36,7 +35,7 @@ logger = logging.getLogger(__name__)
 @dataclass
 class LoadedModel:
     """A model's loaded components by name (``components["unet"]``, ``["transformer"]``, ...; also readable as
-    attributes, ``model.vae``), with where they came from and how they were loaded."""
+    attributes, ``model.vae``), with where they came from, how they were loaded and the family that loaded them."""
 
     source: ModelSource
     plan: DevicePlan
@@ -50,6 +49,7 @@ class LoadedModel:
     adapter_parts: tuple[AdapterPart, ...] = ()  # what each LoRA puts on which component, at which strength
     host: AdapterHost | None = None  # the adapters loaded into the base model's modules (shared by its copies)
     base_hash: str = ""  # the base model's content hash (the cache's key; content_hash adds the adapters)
+    family: Any = None  # the t2v.families.Family that loaded it (given by the caller, never looked up here)
 
     def __post_init__(self) -> None:
         if not isinstance(self.components, Components):
@@ -75,10 +75,6 @@ class LoadedModel:
                                            for k, v in dict.items(fields["components"])})
         return LoadedModel(**fields)
 
-    @property
-    def family(self):
-        return CATALOG.family(self.source.family)
-
     def using(self):
         """A context in which the model's modules run with this model's adapters (and no others) active:
         :meth:`AdapterHost.use`; the base model's runs see none."""
@@ -89,18 +85,18 @@ class LoadedModel:
         return self.host.use(self.components, self.adapter_parts, self.family.load_adapter)
 
 
-def _module_stems(path: Path) -> dict[str, str]:
-    """Component folder -> weight file stem, for the components with weights the folder's family loads."""
+def _module_stems(path: Path, family) -> dict[str, str]:
+    """Component folder -> weight file stem, for the components with weights ``family`` loads from the folder."""
     index = read_index(path)
-    return {c.name: c.weight_stem for c in CATALOG.family_of_folder(path).component_specs(index)
+    return {c.name: c.weight_stem for c in family.component_specs(index)
             if c.module and (path / c.name).is_dir()}
 
 
-def pick_variant(path: Path, plan: DevicePlan) -> str | None:
+def pick_variant(path: Path, plan: DevicePlan, family) -> str | None:
     """``fp16`` when running half precision on an accelerator and every weight component has such files, or
     when only those are here (what a default ``t2v models pull`` fetches: loaded, then cast to the plan's
     dtype); else None (the full-precision files)."""
-    stems = _module_stems(path)
+    stems = _module_stems(path, family)
     fp16 = all(has_weights(path / comp, stem, fp16=True) for comp, stem in stems.items())
     if plan.is_accelerator and plan.dtype in ("fp16", "bf16") and fp16:
         return "fp16"
@@ -136,18 +132,17 @@ def content_hash(path: Path, variant: str | None, *, cache_file: Path | None = N
     return h.hexdigest()
 
 
-def _load_components(path: Path, plan: DevicePlan, variant: str | None, target: str | None = None,
-                     family: str = "modelscope", weights: str = "auto") -> dict[str, Any]:
-    """The components by name (the family's generic loader; the denoisers stored as ``weights`` says) and
+def _load_components(path: Path, plan: DevicePlan, variant: str | None, family, target: str | None = None,
+                     weights: str = "auto") -> dict[str, Any]:
+    """The components by name (``family``'s generic loader; the denoisers stored as ``weights`` says) and
     ``scheduler_config``."""
     import torch
 
-    fam = CATALOG.family(family)
     # Some models' constructors draw from torch's global RNG (LTX's transformer and VAE) before their weights
     # are read: loading leaves the caller's global RNG as it was.
     with torch.random.fork_rng(devices=[]):
-        parts = dict(fam.load(path, plan, variant, target))
-    out: dict[str, Any] = apply_weights(fam, parts, weights, plan.torch_dtype)
+        parts = dict(family.load(path, plan, variant, target))
+    out: dict[str, Any] = apply_weights(family, parts, weights, plan.torch_dtype)
     try:
         out["scheduler_config"] = json.loads((path / "scheduler" / "scheduler_config.json").read_text())
     except (OSError, ValueError) as e:
@@ -226,9 +221,10 @@ def weight_bytes(model: LoadedModel) -> int:
 _LOAD_LOCK = threading.Lock()  # one load at a time: two threads asking for the same model load it once
 
 
-def load_model(source: ModelSource, plan: DevicePlan, *, offload: bool = False, loras: tuple = (),
+def load_model(source: ModelSource, plan: DevicePlan, *, family, offload: bool = False, loras: tuple = (),
                weights: str = "auto", runtime: Runtime | None = None) -> LoadedModel:
-    """Load (or reuse, from ``runtime``'s model cache) the model's components for ``plan.device`` in ``plan.dtype``.
+    """Load (or reuse, from ``runtime``'s model cache) the model's components for ``plan.device`` in ``plan.dtype``
+    with ``family`` (the :class:`~t2v.families.Family` of ``source``, which the caller found).
 
     With ``offload`` (an accelerator and the ``low`` memory plan) the weights stay in CPU memory and the
     engine moves each component to the device only while it runs. With ``loras`` (checked
@@ -240,10 +236,10 @@ def load_model(source: ModelSource, plan: DevicePlan, *, offload: bool = False, 
     check_weights(weights, plan.device, plan.dtype, lora=bool(loras))
     runtime = runtime or current()
     cache = model_cache(runtime)
-    variant = pick_variant(source.path, plan)
+    variant = pick_variant(source.path, plan, family)
     offload = offload and plan.is_accelerator
     if loras:
-        return with_loras(load_model(source, plan, offload=offload, runtime=runtime), tuple(loras))
+        return with_loras(load_model(source, plan, family=family, offload=offload, runtime=runtime), tuple(loras))
     key = (str(source.path), plan.device, plan.dtype, variant, offload, weights)
     with _LOAD_LOCK:
         found = cache.get(key)
@@ -251,13 +247,12 @@ def load_model(source: ModelSource, plan: DevicePlan, *, offload: bool = False, 
             return found.copy(source=source, plan=plan, load_s=0.0)
         t0 = time.perf_counter()
         tune_allocator(runtime.settings.mmap_threshold_kb)  # before this process's first large tensors (once)
-        parts = _load_components(source.path, plan, variant, "cpu" if offload else None, family=source.family,
-                                 weights=weights)
+        parts = _load_components(source.path, plan, variant, family, "cpu" if offload else None, weights=weights)
         digest = content_hash(source.path, variant) + ("" if weights == "auto" else f"+weights:{weights}")
         scheduler_config = parts.pop("scheduler_config")
         loaded = LoadedModel(source=source, plan=plan, variant=variant, components=parts, scheduler_config=scheduler_config,
                              content_hash=digest, load_s=time.perf_counter() - t0,
-                             host=AdapterHost(runtime.settings.lora_idle_s))
+                             host=AdapterHost(runtime.settings.lora_idle_s), family=family)
         cache.put(key, loaded)
         return loaded
 

@@ -4,6 +4,11 @@ diffusers layout (:class:`ModelSource`), without loading anything.
 Hub ids go through ``huggingface_hub.snapshot_download`` into ``$T2V_HOME/models`` (the cache is tried first,
 without network), fetching only the files t2v loads; folders are used in place and checked first. Loading the
 components from the folder is :mod:`t2v.models.loader`'s part.
+
+Which family a folder is, is the catalogue's data (its card); checking the folder against that family's components
+and reading its defaults is the family's own code, so the caller hands the families down (``families``: a family's
+name -> the :class:`~t2v.families.Family`, :func:`t2v.families.get_family` above this layer): nothing here looks a
+family up.
 """
 
 from __future__ import annotations
@@ -14,10 +19,10 @@ import os
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from t2v.errors import ModelUnavailable
-from t2v.models.registry import canonical_id, folder_info, lookup
+from t2v.models.registry import canonical_id, folder_info, lookup, unknown_model
 from t2v.models.catalog import CATALOG, read_index
 from t2v.models.compose import compose
 from t2v.models.download import snapshot
@@ -26,6 +31,9 @@ from t2v.settings import Settings
 logger = logging.getLogger(__name__)
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+#: The families a caller hands down: a family's name -> its Family (:func:`t2v.families.get_family`).
+Families = Callable[[str], Any]
 
 
 @dataclass(frozen=True)
@@ -55,15 +63,15 @@ def as_path(model: str) -> Path:
         return Path(model)
 
 
-def model_defaults(model: str) -> tuple[str, dict[str, Any]]:
+def model_defaults(model: str, families: Families) -> tuple[str, dict[str, Any]]:
     """Family and defaults of a model without loading or downloading anything."""
     path = as_path(model)
     if os.path.isdir(path):  # False, not OSError, for names no file can have (too long, NUL)
-        return folder_info(path)
+        return folder_info(path, families)
     spec = lookup(model)
     if spec:
         return spec.family, dict(spec.defaults)
-    return folder_info(Path("/nonexistent"))
+    return folder_info(Path("/nonexistent"), families)
 
 
 def local_folder(model: str) -> Path | None:
@@ -77,29 +85,32 @@ def local_folder(model: str) -> Path | None:
     return None
 
 
-def check_folder(path: Path) -> dict[str, Any]:
-    """Check that ``path`` is a complete diffusers folder of a family t2v runs; return its model_index.json.
+def check_folder(path: Path, families: Families) -> dict[str, Any]:
+    """Check that ``path`` is a complete diffusers folder of a family t2v runs (its card found in the catalogue,
+    its components checked by that family of ``families``); return its model_index.json.
 
     ModelUnavailable names what is wrong: no or bad model_index.json, a pipeline class no family knows, a
     missing component, or a component class the family does not load."""
     index = read_index(path)
-    CATALOG.family_of_folder(path).check_index(path, index)
+    families(CATALOG.card_of_folder(path).name).check_index(path, index)
     return index
 
 
-def resolve_source(model: str, settings: Settings, *, revision: str | None = None, want_fp16: bool = False,
-                   motion_adapter: str | None = None) -> ModelSource:
-    """Turn a model name into a local folder, downloading from the hub only when allowed.
+def resolve_source(model: str, settings: Settings, *, families: Families, revision: str | None = None,
+                   want_fp16: bool = False, motion_adapter: str | None = None) -> ModelSource:
+    """Turn a model name into a local folder, downloading from the hub only when allowed; the folder is checked
+    by its family of ``families``.
 
     With ``motion_adapter`` (AnimateDiff) ``model`` is the SD 1.5 model it animates: the source is the two
     composed into one AnimateDiffPipeline folder (:func:`t2v.families.animatediff.compose`)."""
     if motion_adapter is not None:
-        return _with_motion_adapter(resolve_source(model, settings, revision=revision, want_fp16=want_fp16),
-                                    motion_adapter, settings, want_fp16=want_fp16)
+        base = resolve_source(model, settings, families=families, revision=revision, want_fp16=want_fp16)
+        return _with_motion_adapter(base, motion_adapter, settings, families, want_fp16=want_fp16)
     spec = lookup(model)
     if spec is not None and spec.base_model:  # a motion adapter's registry entry: its default base model
-        return resolve_source(spec.base_model, settings, want_fp16=want_fp16, motion_adapter=spec.id)
-    source = _resolve_plain(model, settings, revision=revision, want_fp16=want_fp16)
+        return resolve_source(spec.base_model, settings, families=families, want_fp16=want_fp16,
+                              motion_adapter=spec.id)
+    source = _resolve_plain(model, settings, families, revision=revision, want_fp16=want_fp16)
     if source.license is None:
         return replace(source, license=spec.license if spec else folder_license(source.path))
     return source
@@ -129,7 +140,8 @@ def check_motion_adapter(path: Path) -> Path:
     return path
 
 
-def _with_motion_adapter(base: ModelSource, adapter: str, settings: Settings, *, want_fp16: bool) -> ModelSource:
+def _with_motion_adapter(base: ModelSource, adapter: str, settings: Settings, families: Families, *,
+                         want_fp16: bool) -> ModelSource:
     if base.family != "sd":
         raise ModelUnavailable(f"--motion-adapter animates Stable Diffusion 1.5 models; {base.id} is a {base.family} model")
     adapter_path = as_path(adapter)
@@ -147,7 +159,7 @@ def _with_motion_adapter(base: ModelSource, adapter: str, settings: Settings, *,
                           check=check_motion_adapter)
     check_motion_adapter(folder)
     composed = compose(base.path, folder, Path(settings.cache_dir) / "animatediff")
-    family, defaults = folder_info(composed)
+    family, defaults = folder_info(composed, families)
     if spec is not None:
         defaults = {**defaults, **spec.defaults}
     licenses = [x for x in (base.license, spec.license if spec else folder_license(folder)) if x]
@@ -155,15 +167,16 @@ def _with_motion_adapter(base: ModelSource, adapter: str, settings: Settings, *,
                        defaults=defaults, motion_adapter=adapter_id, license=" + ".join(dict.fromkeys(licenses)) or None)
 
 
-def _resolve_plain(model: str, settings: Settings, *, revision: str | None, want_fp16: bool) -> ModelSource:
+def _resolve_plain(model: str, settings: Settings, families: Families, *, revision: str | None,
+                   want_fp16: bool) -> ModelSource:
     path = as_path(model)
     if os.path.exists(path) or looks_like_path(model):
         if not os.path.exists(path):
             raise ModelUnavailable(f"model folder {model} does not exist")
         if not path.is_dir():
             raise ModelUnavailable(f"{model} is a file, not a model folder")
-        check_folder(path)
-        family, defaults = folder_info(path)
+        check_folder(path, families)
+        family, defaults = folder_info(path, families)
         return ModelSource(id=str(path.resolve()), path=path.resolve(), kind="folder", family=family, defaults=defaults)
 
     model_id = canonical_id(model)
@@ -171,32 +184,30 @@ def _resolve_plain(model: str, settings: Settings, *, revision: str | None, want
     if spec and spec.bundled_path is not None:
         if not spec.bundled_path.is_dir():
             raise ModelUnavailable(f"{model_id} should ship with t2v at {spec.bundled_path}, but that folder is missing; reinstall t2v")
-        check_folder(spec.bundled_path)
+        check_folder(spec.bundled_path, families)
         return ModelSource(id=model_id, path=spec.bundled_path, kind="bundled", family=spec.family, defaults=dict(spec.defaults))
     if not HUB_ID.match(model_id):
-        raise ModelUnavailable(
-            f"unknown model {model!r}: not a registered model (see `t2v models list`), an existing folder, or a hub id like org/name"
-        )
+        raise unknown_model(model)
     revision = revision or (spec.revision if spec else "main")
     folder = snapshot(model_id, revision, settings, want_fp16=want_fp16)
-    check_folder(folder)
-    family, defaults = folder_info(folder)
+    check_folder(folder, families)
+    family, defaults = folder_info(folder, families)
     if spec:
         family, defaults = spec.family, dict(spec.defaults)
     return ModelSource(id=model_id, path=folder, kind="hub", revision=folder.name, family=family, defaults=defaults)
 
 
-def pull(model: str, settings: Settings, *, revision: str | None = None, fp16: bool = True) -> Path:
+def pull(model: str, settings: Settings, *, families: Families, revision: str | None = None, fp16: bool = True) -> Path:
     """Download a hub model into the t2v cache (for `t2v models pull`)."""
     model_id = canonical_id(model)
     bundled = lookup(model_id)
     if bundled and bundled.bundled_path is not None:
-        return resolve_source(model_id, settings).path  # ships with t2v: nothing to download
+        return resolve_source(model_id, settings, families=families).path  # ships with t2v: nothing to download
     if not HUB_ID.match(model_id):
         raise ModelUnavailable(f"{model!r} is not a hub id like org/name")
     spec = lookup(model_id)
     online = settings.model_copy(update={"offline": False})
     if spec is not None and spec.base_model:  # a motion adapter: its base model too
-        pull(spec.base_model, settings, fp16=fp16)
+        pull(spec.base_model, settings, families=families, fp16=fp16)
     return snapshot(model_id, revision or (spec.revision if spec else "main"), online, want_fp16=fp16,
                     check=check_motion_adapter if spec is not None and spec.base_model else None, refresh=True)

@@ -1,14 +1,15 @@
 """What t2v knows about a hub model before downloading it: family, task, defaults, size, memory, licence.
 
-Family modules declare their hub models as ``models = (ModelSpec(...), ...)``; :mod:`t2v.models.registry`
-collects them. This module imports nothing of t2v's, so any family module can use it.
+Each family's card (:class:`FamilyCard`, in :mod:`t2v.models.hub`) declares its hub models as
+``models = (ModelSpec(...), ...)``; :mod:`t2v.models.registry` collects them. This module imports nothing of
+t2v's, so any card or family module can use it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "assets"
 # text-to-video, image-to-video, first-last-frame (a last frame too), control (VACE: clips and reference images),
@@ -67,12 +68,18 @@ class ModelSpec:
         }
 
 
+def no_stock_arguments(index: dict[str, Any], request: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """A family whose stock pipeline call needs nothing beyond the shared request fields."""
+    return {}
+
+
 @dataclass(frozen=True)
 class FamilyCard:
     """What t2v knows of a model family without importing its module: its name, the diffusers pipeline classes
     it runs (how a folder's ``model_index.json`` finds it), its request defaults, its hub models, its tiny
-    builders (``t2v models make-tiny --family``), and ``ref``, where its code is (``module:Class``, imported the
-    first time the family is used). The family class reads its declarations from its card."""
+    builders (``t2v models make-tiny --family``), the attention kernels its denoiser takes, the stock pipeline
+    call's own arguments, and ``ref``, where its code is (``module:Class``, imported the first time the family is
+    used). The family class reads its declarations from its card; :mod:`t2v.models.hub` finds the cards."""
 
     name: str
     ref: str
@@ -83,3 +90,19 @@ class FamilyCard:
     models: tuple[ModelSpec, ...] = ()
     # The family's own request settings (``extras``): a t2v.requests.FamilyExtras schema, or None.
     extras: Any = None
+    # The request modes it makes ("video", "i2v": video from an input image, "image": text-to-image), and whether
+    # its VAE encodes an input clip (video-to-video): what lets the checks name the families that can do something.
+    modes: tuple[str, ...] = ("video",)
+    encodes_video: bool = False
+    # The ``--attention`` values its denoiser can use (t2v.sampling.accel). flash and sage need diffusers'
+    # attention dispatcher and attention without a mask; the others stay on PyTorch's SDPA.
+    kernels: tuple[str, ...] = ("auto", "sdpa")
+    # The stock pipeline call's own keyword arguments equivalent to a t2v request (the seed contract, t2v bench):
+    # ``stock(index, request, defaults)`` with the folder's model_index.json, the resolved request's fields and
+    # the folder's defaults.
+    stock: Callable[[dict[str, Any], dict[str, Any], dict[str, Any]], dict[str, Any]] = no_stock_arguments
+    # ``t2v bench``'s request fields for this family's tiny model, over its default (2 steps of the model's own
+    # scheduler, the rest from the folder's defaults).
+    bench: dict[str, Any] = field(default_factory=dict)
+    # Where the family stands in listings (``t2v models list``, the options' help), lowest first.
+    order: int = 100

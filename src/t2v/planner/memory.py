@@ -19,6 +19,9 @@ Plans are chosen with :func:`estimate`: dry runs per model at a small shape (and
 frames), scaled to the request's (activations grow with frames x pixels; where the reference's denoiser numbers
 are mostly a fixed part, the text tokens, as fixed + per token + per token pair), so a request costs no dry run of
 its own; :func:`predict` runs one at the request's shape (``t2v plan``).
+The reference dry runs of the shipped model ship with t2v (:mod:`t2v.planner.shipped`), others are cached on disk
+(:mod:`t2v.planner.dryruns`); a model with neither whose upper bound (:mod:`t2v.planner.bound`) is far under the
+budget runs ``speed`` without a dry run.
 """
 
 from __future__ import annotations
@@ -29,18 +32,17 @@ import math
 import os
 import sys
 import threading
-import weakref
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from t2v.errors import InvalidRequest, ModelUnavailable, T2VError
-from t2v.planner import dryruns, fit, steptime
+from t2v.planner import bound, dryruns, fit, shipped, steptime
+from t2v.planner.counting import Cost, meta_cost  # noqa: F401  (the families' dry runs count with these)
 from t2v.planner.precision import is_half, measuring
 from t2v.planner.scaling import scaled, with_denoiser
+from t2v.progress import stage
 from t2v.planner.plans import MemoryPlan, get_plan
-from t2v.models.catalog import CATALOG
 from t2v.requests.options import PLANS
 from t2v.runtime import current, memoized
 
@@ -67,79 +69,12 @@ class Prediction:
     decode_ops: int = 0
     time_runs: int = 0  # earlier runs the times were scaled from (0: estimated; t2v.planner.steptime)
     time_other_plans: bool = False  # ... under other memory plans (this plan has no runs yet)
+    # How the peak was found: "estimate" (scaled from a dry run shipped with t2v or cached by an earlier run),
+    # "dry_run" (scaled from one this call made) or "bound" (t2v.planner.bound: no measurement, far under the budget)
+    method: str = "estimate"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-class _LiveBytes:
-    """Dispatch mode that tracks the peak bytes of tensors alive at once (works on the meta device)."""
-
-    def __init__(self) -> None:
-        from torch.utils._python_dispatch import TorchDispatchMode
-
-        tracker = self
-
-        class Mode(TorchDispatchMode):
-            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-                out = func(*args, **(kwargs or {}))
-                tracker.ops += 1
-                tracker._track(out)
-                return out
-
-        self.mode = Mode()
-        self.live = 0
-        self.peak = 0
-        self.ops = 0  # operator calls
-        self._ids: set[int] = set()
-
-    def _track(self, out: Any) -> None:
-        import torch
-
-        if isinstance(out, (list, tuple)):
-            for o in out:
-                self._track(o)
-            return
-        if not isinstance(out, torch.Tensor) or out._is_view():
-            return  # views share their base's memory
-        key = id(out)
-        if key in self._ids:
-            return
-        n = out.numel() * out.element_size()
-        self._ids.add(key)
-        self.live += n
-        self.peak = max(self.peak, self.live)
-        weakref.finalize(out, self._free, key, n)
-
-    def _free(self, key: int, n: int) -> None:
-        self._ids.discard(key)
-        self.live -= n
-
-    def __enter__(self):
-        self.mode.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        return self.mode.__exit__(*exc)
-
-
-class Cost(NamedTuple):
-    """What :func:`meta_cost` counts of one call: peak live bytes, FLOPs and aten operator calls."""
-
-    peak: int
-    flops: int
-    ops: int
-
-
-def meta_cost(fn) -> Cost:
-    """The :class:`Cost` of ``fn()`` (on meta tensors for the dry run; real ones count the same)."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
-    counter = FlopCounterMode(display=False)
-    with torch.inference_mode(), counter, _LiveBytes() as live:
-        fn()
-    return Cost(live.peak, counter.get_total_flops(), live.ops)
 
 
 def _current_rss() -> int:
@@ -157,24 +92,37 @@ def _baseline_rss() -> int:
 _MEASURING = threading.Lock()  # the meta modules are shared, and forward chunking is set on them per run
 
 
-def _measure(path: str, frames: int, height: int, width: int, batch: int, chunking: bool, vae_chunk: int,
+def _measure(family, path: str, frames: int, height: int, width: int, batch: int, chunking: bool, vae_chunk: int,
              half: bool) -> dict[str, Any]:
     """Parameter counts, peak activation bytes per stage (measured in bf16 for a ``half`` precision run, else fp32:
-    :mod:`t2v.planner.precision`) and FLOPs of one meta-device run, read from the dry-run cache on disk when this
-    architecture was measured at this shape before (see :mod:`t2v.planner.dryruns`)."""
-    key = dryruns.key(Path(path), frames, height, width, batch, chunking, vae_chunk, half)
-    found = dryruns.get(key)
+    :mod:`t2v.planner.precision`) and FLOPs of one meta-device run, read from the ones shipped with t2v
+    (:mod:`t2v.planner.shipped`) or the dry-run cache on disk when this architecture was measured at this shape
+    before (see :mod:`t2v.planner.dryruns`)."""
+    found = _known(path, frames, height, width, batch, chunking, vae_chunk, half)
     if found is not None:
         return found
-    with _MEASURING, measuring(half):
-        measured = {**_measure_locked(path, frames, height, width, batch, chunking, vae_chunk), "half": half}
-    dryruns.put(key, measured)
+    measured = measure_now(family, path, frames, height, width, batch, chunking, vae_chunk, half)
+    dryruns.put(dryruns.key(Path(path), frames, height, width, batch, chunking, vae_chunk, half), measured)
     return measured
 
 
-def _measure_locked(path: str, frames: int, height: int, width: int, batch: int, chunking: bool,
+def _known(path: str, frames: int, height: int, width: int, batch: int, chunking: bool, vae_chunk: int,
+           half: bool) -> dict[str, Any] | None:
+    """The dry run at this shape shipped with t2v or cached, or None (one would have to be made)."""
+    found = shipped.get(shipped.key(Path(path), frames, height, width, batch, chunking, vae_chunk, half))
+    return found if found is not None else dryruns.get(dryruns.key(Path(path), frames, height, width, batch, chunking,
+                                                                   vae_chunk, half))
+
+
+def measure_now(family, path: str, frames: int, height: int, width: int, batch: int, chunking: bool, vae_chunk: int,
+                half: bool) -> dict[str, Any]:
+    """:func:`_measure`'s dry run, made now (the run's ``dry_run`` stage when a run makes one)."""
+    with stage("dry_run"), _MEASURING, measuring(half):
+        return {**_measure_locked(family, path, frames, height, width, batch, chunking, vae_chunk), "half": half}
+
+
+def _measure_locked(family, path: str, frames: int, height: int, width: int, batch: int, chunking: bool,
                     vae_chunk: int) -> dict[str, Any]:
-    family = _family(path)
     return _from_configs(path, family, lambda: family.measure(Path(path), frames, height, width, batch, chunking,
                                                               vae_chunk))
 
@@ -191,10 +139,6 @@ def _from_configs(path: str, family, build):
                                f"{str(e)[:300]}); check the config.json of each component folder") from None
 
 
-def _family(path: str):
-    return CATALOG.family_of_folder(Path(path))
-
-
 def _chunk(plan: str, frames: int, device: str) -> int:
     """Frames per VAE decode call the engine will use for ``plan`` on ``device``."""
     from t2v.sampling.vae import decode_chunk  # deferred: imports numpy
@@ -203,57 +147,70 @@ def _chunk(plan: str, frames: int, device: str) -> int:
 
 
 @memoized("dry-runs-at-shape", 64)
-def _dry_run(path: str, frames: int, height: int, width: int, batch: int, plan: str, device: str,
+def _dry_run(family, path: str, frames: int, height: int, width: int, batch: int, plan: str, device: str,
              half: bool) -> dict[str, Any]:
     """:func:`_measure` at the request's own shape (cached)."""
     chunking = get_plan(plan).uses_forward_chunking(device)
-    return _measure(path, frames, height, width, batch, chunking, _chunk(plan, frames, device), half)
+    return _measure(family, path, frames, height, width, batch, chunking, _chunk(plan, frames, device), half)
 
 
 @memoized("reference-dry-runs", 32)
-def _reference(path: str, batch: int, chunking: bool, half: bool) -> dict[str, Any]:
+def _reference(family, path: str, batch: int, chunking: bool, half: bool) -> dict[str, Any]:
     """:func:`_measure` at the family's small reference shape, one VAE frame per call, and for a family that
     ``fits_reference`` the denoiser's numbers at twice and four times its latent frames (``more``): what
     :func:`estimate` scales from. Once per model, batch and chunking."""
-    family = _family(path)
-    frames, side = _from_configs(path, family, lambda: family.reference_shape(Path(path)))
-    ref = _measure(path, frames, side, side, batch, chunking, 1, half)
-    if not family.fits_reference:  # a UNet's numbers grow in proportion: one dry run is enough
+    (frames, *longer), side = _reference_shapes(family, path)
+    ref = _measure(family, path, frames, side, side, batch, chunking, 1, half)
+    if not longer:  # a UNet's numbers grow in proportion: one dry run is enough
         return ref
-    per = _from_configs(path, family, lambda: family.frames_per_latent(Path(path)))
-    latent = (frames - 1) // per + 1
     try:
-        more = [_measure(path, frames + k * latent * per, side, side, batch, chunking, 1, half) for k in (1, 3)]
+        more = [_measure(family, path, f, side, side, batch, chunking, 1, half) for f in longer]
     except T2VError as e:  # a model that cannot take those lengths: scaled in proportion
         logger.debug("no further reference dry runs for %s: %s", path, e)
         return ref
     return {**ref, "more": [{k: m[k] for k in ("acts", "step_flops")} for m in more]}
 
 
-def predict(model_path: str | Path, request, *, plan: str, device: str, dtype: str, measure_speed: bool = True,
+def _reference_shapes(family, path: str) -> tuple[list[int], int]:
+    """The frame counts :func:`_reference` measures (the reference's, then for a family that ``fits_reference``
+    twice and four times its latent frames) and the side."""
+    frames, side = _from_configs(path, family, lambda: family.reference_shape(Path(path)))
+    if not family.fits_reference:
+        return [frames], side
+    per = _from_configs(path, family, lambda: family.frames_per_latent(Path(path)))
+    latent = (frames - 1) // per + 1
+    return [frames + k * latent * per for k in (0, 1, 3)], side
+
+
+def _reference_known(family, path: str, batch: int, chunking: bool, half: bool) -> bool:
+    """Whether :func:`_reference` needs no dry run (its measurements are shipped or cached)."""
+    frames, side = _reference_shapes(family, path)
+    return all(_known(path, f, side, side, batch, chunking, 1, half) is not None for f in frames)
+
+
+def predict(model_path: str | Path, request, *, family, plan: str, device: str, dtype: str, measure_speed: bool = True,
             defaults: dict[str, Any] | None = None) -> Prediction:
     """Predict peak memory (RSS on CPU, device memory on GPU) and time per step for one plan (a dry run at
     the request's shape: about a second, more with forward chunking at large sizes; cached per shape). A model
     that denoises a long video window by window (``defaults``: the model's own settings) has its denoiser
-    measured at one window."""
+    measured at one window. ``family``: the model's :class:`~t2v.families.Family`, which builds its modules for
+    the dry run."""
     path, half = str(model_path), is_half(dtype)
-    family = _family(path)
     batch = family.guidance_passes(request)
-    dry = _dry_run(path, request.num_frames, request.height, request.width, batch, plan, device, half)
+    dry = _dry_run(family, path, request.num_frames, request.height, request.width, batch, plan, device, half)
     window = family.denoised_frames(request, defaults or {})
     if window is not None and window < request.num_frames:
-        dry = with_denoiser(dry, _dry_run(path, window, request.height, request.width, batch, plan, device, half))
+        dry = with_denoiser(dry, _dry_run(family, path, window, request.height, request.width, batch, plan, device, half))
     return _prediction(dry, plan=plan, device=device, dtype=dtype, measure_speed=measure_speed,
                        weights=getattr(request, "weights", "auto"), lora_params=adapter_params(request),
                        run_key=run_key(model_path, request, plan=plan, device=device, dtype=dtype) if measure_speed else None)
 
 
-def estimate(model_path: str | Path, request, *, plan: str, device: str, dtype: str, measure_speed: bool = False,
+def estimate(model_path: str | Path, request, *, family, plan: str, device: str, dtype: str, measure_speed: bool = False,
              defaults: dict[str, Any] | None = None) -> Prediction:
     """:func:`predict`, scaled from one dry run per model at a small shape (see :func:`t2v.planner.scaling.scaled`): no dry run
     per request. Above the reference shape within 3% of :func:`predict`, slightly over (tests/models)."""
-    family = _family(str(model_path))
-    return estimate_at(str(model_path), request.num_frames, request.height, request.width,
+    return estimate_at(str(model_path), request.num_frames, request.height, request.width, family=family,
                        batch=family.guidance_passes(request), plan=plan, device=device, dtype=dtype,
                        measure_speed=measure_speed, weights=getattr(request, "weights", "auto"),
                        lora_params=adapter_params(request), window=family.denoised_frames(request, defaults or {}),
@@ -266,13 +223,13 @@ def run_key(model_path: str | Path, request, *, plan: str, device: str, dtype: s
                         cache=getattr(request, "cache", None), attention=getattr(request, "attention", "auto"))
 
 
-def estimate_at(path: str, frames: int, height: int, width: int, *, batch: int, plan: str, device: str, dtype: str,
+def estimate_at(path: str, frames: int, height: int, width: int, *, family, batch: int, plan: str, device: str, dtype: str,
                 measure_speed: bool = False, weights: str = "auto", run_key: str | None = None,
                 lora_params: int = 0, window: int | None = None) -> Prediction:
     """:func:`estimate` for a shape (``batch`` 2 with classifier-free guidance; the denoiser at ``window``
     frames when it sees fewer than the clip's at once)."""
-    ref = _reference(path, batch, get_plan(plan).uses_forward_chunking(device), is_half(dtype))
-    dry = scaled(ref, frames, height, width, _chunk(plan, frames, device), tiled=plan in _family(path).tiled_plans,
+    ref = _reference(family, path, batch, get_plan(plan).uses_forward_chunking(device), is_half(dtype))
+    dry = scaled(ref, frames, height, width, _chunk(plan, frames, device), tiled=plan in family.tiled_plans,
                   window=window)
     return _prediction(dry, plan=plan, device=device, dtype=dtype, measure_speed=measure_speed, weights=weights,
                        run_key=run_key, lora_params=lora_params)
@@ -348,6 +305,20 @@ def _prediction(dry: dict[str, Any], *, plan: str, device: str, dtype: str, meas
     )
 
 
+def _bounded(model_path: str | Path, request, *, family, device: str, dtype: str) -> Prediction:
+    """The ``speed`` plan's upper bound (:mod:`t2v.planner.bound`) as a prediction: nothing measured, no times."""
+    path, batch = Path(model_path), family.guidance_passes(request)
+    shape = (request.num_frames, request.height, request.width, batch)
+    weights = 4 * (bound.parameters(path) + adapter_params(request))
+    acts = bound.activations(path, *shape)
+    baseline = _baseline_rss() if device == "cpu" else 0
+    peak = baseline + weights + acts * (1 + HEAP_SLACK) + bound.extras(*shape)
+    return Prediction(plan="speed", device=device, dtype=dtype, weights_bytes={"all": weights},
+                      activation_bytes={"text": acts, family.denoiser: acts, "vae": acts}, baseline_bytes=baseline,
+                      peak_bytes=int(peak), flops_per_step=0, decode_flops=0, est_step_s=float("nan"),
+                      est_decode_s=float("nan"), method="bound")
+
+
 # With glibc's dynamic mmap threshold, activations freed by one step or stage stay in the heap, and the next
 # one's blocks only partly fit the holes. Measured on CPU (docs/benchmarks.md): the peak RSS exceeds
 # baseline + weights + the largest stage's live tensors by 0.3-1.1x those live tensors on the tiny model and
@@ -359,27 +330,7 @@ def _allocator_returns_freed_blocks() -> bool:
     return sys.platform.startswith("linux") and current().settings.mmap_threshold_kb > 0
 
 
-@lru_cache(maxsize=None)
-def tune_allocator(threshold_kb: int) -> bool:
-    """Fix glibc malloc's mmap threshold at ``threshold_kb`` (0: leave glibc's default). True when set.
-
-    By default glibc raises the threshold to the size of each large block freed (up to 32 MB), so after the
-    first step most activations come from the heap, and freed heap memory stays in the RSS. A fixed
-    threshold keeps large tensors in their own mappings, returned to the OS when freed: on the full-size
-    model the peak RSS drops by 8% but every large tensor is page-faulted anew, and denoising is 30% slower
-    on CPU, hence opt-in (``T2V_MMAP_THRESHOLD_KB=128``; benchmarks.md).
-    """
-    if threshold_kb <= 0 or not sys.platform.startswith("linux"):
-        return False
-    import ctypes
-
-    try:
-        return bool(ctypes.CDLL("libc.so.6").mallopt(-3, threshold_kb * 1024))  # -3: M_MMAP_THRESHOLD
-    except (OSError, AttributeError):  # not glibc
-        return False
-
-
-def choose(model_path: str | Path, request, *, requested: str, device: str, dtype: str, budget: int | None = None,
+def choose(model_path: str | Path, request, *, family, requested: str, device: str, dtype: str, budget: int | None = None,
            measure_speed: bool = False, defaults: dict[str, Any] | None = None) -> tuple[MemoryPlan, list[Prediction]]:
     """The plan to use and the predictions considered (:func:`estimate` s: no dry run per request).
 
@@ -387,14 +338,25 @@ def choose(model_path: str | Path, request, *, requested: str, device: str, dtyp
     :func:`t2v.planner.fit.memory_budget`); a named plan is used as asked. When even the leanest plan
     (``low``) is predicted not to fit, raises InvalidRequest naming the fields, the prediction, the budget
     and the largest frame count and size that would fit.
+
+    A model with no dry run shipped or cached whose :mod:`t2v.planner.bound` is at most a quarter of the budget
+    gets ``speed`` (``auto`` or ``speed`` asked, no step times wanted) without one: its one prediction is that
+    bound (``method`` "bound"). A dry run made here is the run's ``dry_run`` stage (:func:`t2v.progress.stage`).
     """
     budget = fit.memory_budget(device) if budget is None else budget
     predictions: list[Prediction] = []
+    path, batch, half = str(model_path), family.guidance_passes(request), is_half(dtype)
+    if requested in ("auto", "speed") and not measure_speed and not _reference_known(family, path, batch, False, half):
+        quick = _bounded(model_path, request, family=family, device=device, dtype=dtype)
+        if quick.peak_bytes <= bound.FAR * budget:
+            quick.fits = True
+            return get_plan("speed"), [quick]
 
     def consider(name: str) -> Prediction:
-        p = estimate(model_path, request, plan=name, device=device, dtype=dtype, measure_speed=measure_speed,
+        known = _reference_known(family, path, batch, get_plan(name).uses_forward_chunking(device), half)
+        p = estimate(model_path, request, family=family, plan=name, device=device, dtype=dtype, measure_speed=measure_speed,
                      defaults=defaults)
-        p.fits = p.peak_bytes <= budget
+        p.fits, p.method = p.peak_bytes <= budget, "estimate" if known else "dry_run"
         predictions.append(p)
         return p
 
@@ -406,6 +368,7 @@ def choose(model_path: str | Path, request, *, requested: str, device: str, dtyp
         if not leanest.fits:
             chosen = None
     if chosen is None:
-        window = _family(str(model_path)).denoised_frames(request, defaults or {})
-        raise fit.refusal(model_path, request, predictions[-1], budget, functools.partial(estimate_at, window=window))
+        window = family.denoised_frames(request, defaults or {})
+        raise fit.refusal(model_path, request, predictions[-1], budget,
+                          functools.partial(estimate_at, family=family, window=window))
     return get_plan(chosen.plan), predictions

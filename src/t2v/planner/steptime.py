@@ -253,8 +253,8 @@ def _alike(plan: str, other: str, device: str) -> bool:
 
 def observe(run_key: str, work: Work, *, steps: int, denoise_s: float, decode_s: float) -> None:
     """Keep what a finished run measured (``steps`` steps in ``denoise_s``; the decode in ``decode_s``)."""
-    if steps < 1 or denoise_s <= 0 or decode_s <= 0:
-        return
+    if steps < 1 or denoise_s <= 0 or decode_s <= 0 or not (work.step_flops or work.step_ops):
+        return  # nothing to scale from: a run planned from a bound (t2v.planner.bound) counted no work
     file = cache_path(CACHE_NAME)
     if file is None:
         return

@@ -15,7 +15,7 @@ Three methods, all pure functions of RGB uint8 frames:
 * ``"blend"`` -- a plain cross-fade; it ghosts (two half-bright copies of a moving object) and is kept
   as the baseline for tests and the benchmark.
 * ``"rife"`` -- optional: RIFE with the user's own model folder, through the rife-ncnn-vulkan package
-  (:mod:`t2v.post.rife`; ``pip install 't2v[rife]'``). t2v ships no RIFE weights.
+  (:mod:`t2v.post.rife`; the ``rife`` extra). t2v ships no RIFE weights.
 
 The originals are kept bit-exact at every ``factor``-th position: ``n`` frames give
 ``(n - 1) * factor + 1`` frames. ``benchmarks/bench_interpolate.py`` measures the methods;

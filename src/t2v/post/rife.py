@@ -1,7 +1,7 @@
 """RIFE frame interpolation with the user's own model (the ``"rife"`` method of :mod:`t2v.post.interpolate`).
 
 t2v ships no RIFE weights. The maintained package that loads them offline, on the CPU or a Vulkan GPU and
-without PyTorch, is ``rife-ncnn-vulkan-python-tntwise`` (``pip install 't2v[rife]'``); it reads a model folder
+without PyTorch, is ``rife-ncnn-vulkan-python-tntwise`` (the ``rife`` extra); it reads a model folder
 in rife-ncnn-vulkan's layout (``flownet.param`` and ``flownet.bin``), and the folder's name tells it the RIFE
 version, as in that project's releases: ``rife-v4.6``, ``rife-v4.26``, ``rife-v2.3``... The package's own CPU
 path is used (``gpuid=-1``) unless a GPU is asked for.

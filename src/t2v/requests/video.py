@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationInfo, field_validator, model_validator
 
-from t2v.requests.base import RequestModel, knob
+from t2v.requests.base import RequestModel, file_fields, knob
 from t2v.requests.extras import check_scalars, move_asset_ids, move_flat_extras
 from t2v.requests.caches import canonical_cache, check_attention, check_weights
 from t2v.requests.control import MAX_REFERENCES, check_control, check_references
@@ -23,9 +23,6 @@ MAX_TEXT = 20_000  # characters of a prompt (a server's T2V_MAX_PROMPT_CHARS is 
 
 # Fields that decide how a run computes, not (beyond rounding) what it makes: recorded beside the request fields.
 ENGINE_FIELDS = ("formats", "crf", "device", "dtype", "memory", "attention", "compile")
-
-# Fields that name input files (reference_images: several), read by the run, uploaded by a remote client.
-FILE_FIELDS = ("image", "last_image", "video", "extend", "control_video", "mask_video", "reference_images")
 
 # Fields a model's defaults can fill in (None in the request = "use the model's default").
 DEFAULTABLE = ("negative_prompt", "width", "height", "num_frames", "fps", "guidance_scale", "num_inference_steps",
@@ -47,9 +44,13 @@ class GenerationRequest(RequestModel):
     fps: float | None = knob(None, only=("video", "sequence"), gt=0.0, le=120.0, help="Frames per second of the output (model default).")
     seed: int | None = knob(None, ge=0, le=MAX_SEED, help="Random seed (random when omitted; always recorded).")
     width: int | None = knob(None, ge=MIN_SIDE, le=MAX_SIDE, cli="--width -W",
-                             help="Width in pixels, a multiple of 8 (16 for Wan).")
+                             help=(
+                                 "Width in pixels, a multiple of 8 (16 for some video models; a refusal names "
+                                 "the nearest)."))
     height: int | None = knob(None, ge=MIN_SIDE, le=MAX_SIDE, cli="--height -H",
-                              help="Height in pixels, a multiple of 8 (16 for Wan).")
+                              help=(
+                                 "Height in pixels, a multiple of 8 (16 for some video models; a refusal names "
+                                 "the nearest)."))
     scheduler: str | None = knob(None, help="model (its own, the default), ddim, dpm++, euler or unipc.")
     model: str | None = knob(None, max_length=4096, cli="--model -m", env="T2V_MODEL",
                              help="Registry id, hub id (org/name) or local folder (under the server's model roots).")
@@ -70,21 +71,21 @@ class GenerationRequest(RequestModel):
         "Few-step preset: the steps, guidance and shift a distilled LoRA or model was made for (lightx2v, "
         "wan22-lightning, causvid, fastwan; see t2v models presets). Applied by itself for a LoRA or model the "
         "registry knows; none turns that off."))
-    image: str | None = knob(None, only=("video",), max_length=4096, cli="--image -i", help=(
+    image: str | None = knob(None, only=("video",), file="image", max_length=4096, cli="--image -i", help=(
         "Image-to-video: the first frame (PNG, JPEG or WebP). A file (library, CLI) or an uploaded asset id (API)."))
-    last_image: str | None = knob(None, only=("video",), max_length=4096, cli="--last-image", help=(
+    last_image: str | None = knob(None, only=("video",), file="image", max_length=4096, cli="--last-image", help=(
         "First-last-frame: the last frame (with image as the first), for the models that take one (Wan 2.1 "
         "FLF2V, Wan 2.2 A14B image-to-video). A file (library, CLI) or an uploaded asset id (API)."))
-    video: str | None = knob(None, only=("video",), max_length=4096, help=(
+    video: str | None = knob(None, only=("video",), file="video", max_length=4096, help=(
         "Video-to-video (SDEdit): the input clip (mp4, webm or gif), a file (library, CLI) or an uploaded asset id "
         "(API); its frames are fitted to width x height and num_frames, noised to strength and denoised."))
-    control_video: str | None = knob(None, only=("video",), max_length=4096, help=(
+    control_video: str | None = knob(None, only=("video",), file="video", max_length=4096, help=(
         "VACE control (Wan VACE models): a clip that guides the video, e.g. a pose, depth or edge video (mp4, webm or "
         "gif; a file, or an uploaded asset id on a server); the output's size and frame count, unless fit."))
-    mask_video: str | None = knob(None, only=("video",), max_length=4096, help=(
+    mask_video: str | None = knob(None, only=("video",), file="video", max_length=4096, help=(
         "VACE inpainting / outpainting: a black-and-white clip the size and length of control_video, white where "
         "to make new content, black where to keep the control video's pixels."))
-    reference_images: tuple[str, ...] = knob((), only=("video",), cli="--reference-image", help=(
+    reference_images: tuple[str, ...] = knob((), only=("video",), file="image", cli="--reference-image", help=(
         f"VACE: an image of a subject, object or background to put in the video (repeatable, at most "
         f"{MAX_REFERENCES}; PNG, JPEG or WebP: a file, or an uploaded asset id on a server)."))
     control_scale: float = knob(1.0, only=("video",), ge=0.0, le=4.0, allow_inf_nan=False, help=(
@@ -115,7 +116,7 @@ class GenerationRequest(RequestModel):
     prompt_schedule: tuple[tuple[int, str], ...] | None = knob(None, only=("video",), help=(
         "A longer video: prompts by frame, 'INDEX: prompt' (e.g. '0: a red ball' '48: a blue ball'); each segment "
         "takes the prompt in force at its first new frame (prompt until the first entry)."))
-    extend: str | None = knob(None, only=("video",), max_length=4096, cli="", help=(
+    extend: str | None = knob(None, only=("video",), file="video", max_length=4096, cli="", help=(
         "A longer video continuing this clip (mp4, webm or gif; a file, or an uploaded asset id on a server): the "
         "output is the clip, fitted to width x height, then seconds more."))
     overlap: int | None = knob(None, only=("video",), ge=1, le=64, help=(
@@ -279,3 +280,6 @@ class GenerationRequest(RequestModel):
 
 
 VideoRequest = GenerationRequest  # the same class under the name of its mode
+
+#: Fields that name input files, read by the run, uploaded by a remote client: those declared with ``knob(file=...)``.
+FILE_FIELDS = tuple(file_fields(GenerationRequest))

@@ -1,7 +1,7 @@
 """What every mode of the runner shares: :func:`start` (resolve the request, check the outputs can be written, find
 and check the model against its family's rules, read the input image or video, choose a memory plan, load) and
 :func:`finish` (note the plan, post-process, export). The modes supply only what differs: video here in
-:mod:`t2v.runner.video`, image and keyframe modes in :mod:`t2v.image.run`, post in :mod:`t2v.post.job`; they are
+:mod:`t2v.runner.video`, image and keyframe modes in :mod:`t2v.runner.image`, post in :mod:`t2v.runner.post`; they are
 registered in :mod:`t2v.runner.modes`."""
 
 from __future__ import annotations
@@ -13,24 +13,20 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable
 
-from t2v.errors import Cancelled
 from t2v.export import frames_sha256
 from t2v.export.audio import fit, make_audio
 from t2v.export.outputs import export_result, output_stem
-from t2v.families import get_family
 from t2v.control import load_control
 from t2v.inputs import load_image, load_video
-from t2v.models.device import fit_to_model, plan_device, set_threads
+from t2v.models.device import set_threads, tune_allocator
 from t2v.models.loader import load_model
-from t2v.models.source import resolve_source
 from t2v.planner import steptime
-from t2v.planner.fit import memory_budget
-from t2v.planner.memory import choose, run_key
+from t2v.planner.memory import run_key
 from t2v.post.stage import post_record, run_post
 from t2v.progress import ProgressEmitter
 from t2v.record import build_record
 from t2v.requests import GenerationResult, ProgressEvent
-from t2v.runner.resolve import resolve
+from t2v.runner.plan import RunPlan, plan_run
 from t2v.models.publicnames import public_model
 from t2v.settings import Settings
 
@@ -41,7 +37,8 @@ ProgressCallback = Callable[[ProgressEvent], None]
 
 @dataclass
 class Run:
-    """A started run: the resolved request, where files go, the model and its family, progress and cancel."""
+    """A started run: the resolved request, where files go, the model and its family, progress and cancel, and
+    the :class:`~t2v.runner.plan.RunPlan` it was started with (``planned``)."""
 
     request: Any
     stem: Path
@@ -61,6 +58,7 @@ class Run:
     model_name: str | None = None  # how the record names the model (None: its source's id)
     last_image: Any = None  # t2v.inputs.InputImage for the last frame (first-last-frame)
     control: Any = None  # t2v.control.ControlInputs (VACE)
+    planned: RunPlan | None = None
 
     def chosen(self):
         """The chosen memory plan's prediction (:class:`t2v.planner.memory.Prediction`)."""
@@ -93,58 +91,66 @@ class Run:
             rec["video_sha256"] = self.video.sha256
         if self.control is not None:
             rec.update(self.control.hashes)
+        if self.planned is not None:  # what was chosen, the model named as the record names it
+            rec["plan"] = {**self.planned.to_dict(), "source": rec["model"]}
         return rec
 
 
 def start(request, *, settings: Settings, output: str | Path | None = None,
           on_progress: ProgressCallback | None = None, should_cancel: Callable[[], bool] | None = None,
           check: Callable[[Path, Any], None] | None = None, plan_memory: bool = False,
-          resolve_image: Callable[[str], Path] | None = None, resolve_video: Callable[[str], Path] | None = None) -> Run:
-    """Resolve, check and load: everything before sampling. ``check(stem, request)`` refuses outputs that
-    could not be written; ``plan_memory`` picks a memory plan (video); ``resolve_image`` and ``resolve_video`` map
-    the request's ``image`` and ``video`` (asset ids on a server) to files."""
+          resolve_image: Callable[[str], Path] | None = None, resolve_video: Callable[[str], Path] | None = None,
+          admitted: dict | None = None) -> Run:
+    """Plan (:func:`t2v.runner.plan.plan_run`), check and load: everything before sampling. ``check(stem, request)``
+    refuses outputs that could not be written; ``plan_memory`` picks a memory plan (video); ``resolve_image`` and
+    ``resolve_video`` map the request's ``image`` and ``video`` (asset ids on a server) to files; ``admitted`` is
+    the plan a job was admitted with (kept on the same machine)."""
     t_start = time.perf_counter()
-    emit = ProgressEmitter(on_progress, t_start)
+    emit = ProgressEmitter(on_progress, t_start)  # the run's stopwatch: its stages add up to total_s
+    emit.activate()
     cancel = should_cancel or (lambda: False)
     stem, implied = output_stem(output, request.prompt)
     if implied and implied not in request.formats:
         request = request.model_copy(update={"formats": (implied, *request.formats)})
-    request = resolve(request, settings)
-    if check is not None:
-        check(stem, request)
-    image = last_image = None
-    if getattr(request, "image", None):
-        image = load_image(resolve_image(request.image) if resolve_image else request.image)
-    if getattr(request, "last_image", None):
-        last_image = load_image(resolve_image(request.last_image) if resolve_image else request.last_image,
-                                field="last_image")
-    video = None
-    if getattr(request, "video", None):  # a file path, or on a server an asset id (t2v.service.limits.admit)
-        clip = resolve_video(request.video) if resolve_video else request.video
-        video = load_video(clip, width=request.width, height=request.height, num_frames=request.num_frames)
-    control = load_control(request, resolve_image=resolve_image, resolve_video=resolve_video)
+    inputs: dict[str, Any] = {}
+
+    def before_source(request) -> None:  # refusals and input files read before the model is looked for
+        if check is not None:
+            check(stem, request)
+        if getattr(request, "image", None):
+            inputs["image"] = load_image(resolve_image(request.image) if resolve_image else request.image)
+        if getattr(request, "last_image", None):
+            inputs["last_image"] = load_image(resolve_image(request.last_image) if resolve_image
+                                              else request.last_image, field="last_image")
+        if getattr(request, "video", None):  # a file path, or on a server an asset id (t2v.service.limits.admit)
+            clip = resolve_video(request.video) if resolve_video else request.video
+            inputs["video"] = load_video(clip, width=request.width, height=request.height,
+                                         num_frames=request.num_frames)
+        inputs["control"] = load_control(request, resolve_image=resolve_image, resolve_video=resolve_video)
+        emit("load", message=f"loading {named(request.model)}", timed=False)  # (the stopwatch: planning until it loads)
+        emit.mark("imports")  # torch and diffusers: the first run of a process imports them, later ones find them
+        import diffusers  # noqa: F401
+        import torch  # noqa: F401
+        emit.mark("plan")
+        if settings.threads:  # asked for (T2V_THREADS); else the caller's or torch's default (the physical cores)
+            set_threads(settings.threads)
+
     named = (lambda m: m) if settings.record_paths else (lambda m: public_model(settings, m))
-    emit("load", message=f"loading {named(request.model)}")
-    if settings.threads:  # asked for (T2V_THREADS); else the caller's or torch's default (the physical cores)
-        set_threads(settings.threads)
-    plan = plan_device(request.device, request.dtype, cpu_bf16=settings.cpu_bf16)
-    source = resolve_source(request.model, settings, want_fp16=plan.is_accelerator and plan.dtype != "fp32",
-                            motion_adapter=getattr(request, "motion_adapter", None))
-    plan = fit_to_model(plan, source.path, asked=request.dtype, cpu_bf16=settings.cpu_bf16)
-    family = get_family(source.family)
-    family.check(request, source.path, model=request.model)
-    if cancel():
-        raise Cancelled("cancelled before loading the model")
-    memory, predictions = None, []
-    if plan_memory:
-        memory, predictions = choose(source.path, request, requested=request.memory, device=plan.device, dtype=plan.dtype,
-                                     budget=memory_budget(plan.device, settings.memory_budget_gb), defaults=source.defaults)
-    loaded = load_model(source, plan, offload=bool(memory and memory.offload), loras=getattr(request, "loras", ()),
-                        weights=getattr(request, "weights", "auto"))
+    planned = plan_run(request, settings, memory=plan_memory, check=before_source, should_cancel=cancel,
+                       admitted=admitted)
+    request, source, family, plan, memory = (planned.request, planned.source, planned.family, planned.device,
+                                             planned.memory)
+    emit.mark("load")
+    tune_allocator(settings.mmap_threshold_kb)  # before this process's first large tensors (once)
+    loaded = load_model(source, plan, family=family, offload=bool(memory and memory.offload),
+                        loras=getattr(request, "loras", ()), weights=getattr(request, "weights", "auto"))
+    if not loaded.load_s:  # found in the model cache: nothing was loaded, the lookup was planning
+        emit.relabel("plan")
     # Record what actually ran (after fallbacks), not what was asked.
     request = request.model_copy(update={"device": plan.device, "dtype": plan.dtype})
-    run = Run(request, stem, source, family, loaded, plan, emit, cancel, t_start, memory, predictions, image, video,
-              model_name=None if settings.record_paths else named(source.id), last_image=last_image, control=control)
+    run = Run(request, stem, source, family, loaded, plan, emit, cancel, t_start, memory, list(planned.predictions),
+              inputs.get("image"), inputs.get("video"), model_name=None if settings.record_paths else named(source.id),
+              last_image=inputs.get("last_image"), control=inputs.get("control"), planned=planned)
     expect_times(run)
     return run
 
@@ -180,7 +186,7 @@ def finish(run: Run, frames, record: dict, warnings: list[str], audio: tuple | N
     request = run.request
     chosen = run.chosen()
     record["memory_plan"] = {"requested": request.memory, "plan": run.memory.name,
-                             "predicted_peak_mb": round(chosen.peak_bytes / 2**20, 1)}
+                             "predicted_peak_mb": round(chosen.peak_bytes / 2**20, 1), "method": chosen.method}
     for w in warnings:
         logger.warning(w)
     sound = None if audio is None or getattr(request, "no_audio", False) else make_audio(*audio, name="audio")
@@ -189,21 +195,21 @@ def finish(run: Run, frames, record: dict, warnings: list[str], audio: tuple | N
         sound = fit(sound, len(frames) / fps)
         record["audio"] = {**sound.to_record(), "source": "generated"}
     result = GenerationResult(request=request, frames=frames, record=record, audio=sound)
-    export_result(result, run.stem, emit=run.emit, cancel=run.cancel, t_start=run.t_start, fps=fps)
+    export_result(result, run.stem, emit=run.emit, cancel=run.cancel, fps=fps)
     run.emit("done", message="done")
     return result
 
 
 def post_process(frames, request, record: dict, *, emit=None, cancel=None):
     """The request's post-processing (:mod:`t2v.post`), if any: the new frames and fps, noted in ``record``
-    (``postprocess``: each step with its parameters and time; ``timings.post_s``)."""
+    (``postprocess``: each step with its parameters and time; the stage's time is ``timings.post_s``)."""
     spec = getattr(request, "post", None)
     if spec is None or not spec.active:
         return frames, request.fps
-    t0 = time.perf_counter()
+    if emit is not None:
+        emit("post")
     frames, fps, steps = run_post(frames, request.fps, spec, emit=emit, cancel=cancel)
     record["postprocess"] = post_record(steps, frames, fps)
-    record["timings"]["post_s"] = round(time.perf_counter() - t0, 4)
     return frames, fps
 
 

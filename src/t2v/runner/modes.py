@@ -1,8 +1,10 @@
 """The runner's one entry, :func:`generate`: a request of any mode run by the mode it names.
 
-Each mode is a :class:`Mode` (its run function and the keyword arguments it takes), listed once in :data:`MODES`;
-the runner looks the request's mode up there and never branches on its name. Adding a mode is its own module and
-one entry here.
+Each mode (:class:`t2v.runner.mode.Mode`: what it takes and how it is checked) is run by a :class:`ModeRun` (its
+run function and the keyword arguments that takes), listed once in :data:`RUNS`; the runner looks the request's
+mode up there and never branches on its name. The runs sit beside this module: video in :mod:`t2v.runner.video`,
+image and keyframe sequences in :mod:`t2v.runner.image`, post in :mod:`t2v.runner.post`. Adding a mode is its own
+module, its :class:`~t2v.runner.mode.Mode` and one entry here.
 """
 
 from __future__ import annotations
@@ -11,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from t2v.errors import InvalidRequest
-from t2v.image.run import generate_images, generate_sequence
-from t2v.post.job import run_post_request
 from t2v.requests import GenerationResult
+from t2v.runner.image import generate_images, generate_sequence
+from t2v.runner.mode import IMAGE, POST, SEQUENCE, VIDEO, Mode, mode_of
+from t2v.runner.post import run_post_request
 from t2v.runner.video import generate_video
 from t2v.settings import Settings
 
@@ -23,26 +25,26 @@ COMMON = frozenset({"on_progress", "should_cancel", "output", "settings"})
 
 
 @dataclass(frozen=True)
-class Mode:
-    """A kind of request the runner makes: ``run(request, **kwargs)`` with the keyword arguments in ``takes``
-    (others given to :func:`generate` are for other modes and are not passed)."""
+class ModeRun:
+    """How the runner makes a request of ``mode``: ``run(request, **kwargs)`` with the keyword arguments in
+    ``takes`` (others given to :func:`generate` are for other modes and are not passed)."""
 
-    name: str
+    mode: Mode
     run: Callable[..., GenerationResult]
     takes: frozenset[str]
 
 
-def _last_image(request, **kwargs) -> GenerationResult:
+def last_image(request, **kwargs) -> GenerationResult:
     """Image mode through the common entry: every image is written, the last one's result returned
-    (:func:`t2v.image.run.generate_images` returns them all)."""
+    (:func:`t2v.runner.image.generate_images` returns them all)."""
     return generate_images(request, **kwargs)[-1]
 
 
-MODES: dict[str, Mode] = {mode.name: mode for mode in (
-    Mode("video", generate_video, COMMON | {"checkpoint", "on_preview", "resolve_image", "resolve_video"}),
-    Mode("sequence", generate_sequence, COMMON | {"checkpoint", "on_preview"}),
-    Mode("image", _last_image, COMMON),
-    Mode("post", run_post_request, COMMON | {"resolve_job", "resolve_video"}),
+RUNS: dict[str, ModeRun] = {run.mode.name: run for run in (
+    ModeRun(VIDEO, generate_video, COMMON | {"checkpoint", "on_preview", "resolve_image", "resolve_video"}),
+    ModeRun(SEQUENCE, generate_sequence, COMMON | {"checkpoint", "on_preview"}),
+    ModeRun(IMAGE, last_image, COMMON),
+    ModeRun(POST, run_post_request, COMMON | {"resolve_job", "resolve_video"}),
 )}
 
 
@@ -55,9 +57,6 @@ def generate(request, *, settings: Settings, output: str | Path | None = None, *
     ``resolve_video`` / ``resolve_job`` map the ids a server's requests carry to files. Files go to ``output``
     (:func:`t2v.export.outputs.output_stem`); with ``formats=()`` nothing is written and the frames are returned.
     """
-    mode = MODES.get(getattr(request, "mode", None))
-    if mode is None:
-        raise InvalidRequest(f"mode: unknown {getattr(request, 'mode', None)!r}; choose one of: {', '.join(MODES)}",
-                             field="mode")
+    mode = RUNS[mode_of(request).name]
     given = {"settings": settings, "output": output, **kwargs}
     return mode.run(request, **{k: v for k, v in given.items() if k in mode.takes and v is not None})

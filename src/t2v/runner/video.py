@@ -62,10 +62,11 @@ def generate_video(request, *, on_progress: ProgressCallback | None = None, shou
                      checkpoint=checkpoint, image=run.image.image if run.image else None,
                      video=run.video if extended is None else extended,
                      last_image=run.last_image.image if run.last_image else None, control=run.control)
+    run.emit.mark("prepare")  # the run's adapters and speed options set on the model, until the family's first stage
     out = family.run(loaded, request, ctx)
-    observe_times(run, out.timings, steps=len(stepped))
+    observe_times(run, run.emit.timings(), steps=len(stepped))
     frames = to_uint8(out.frames)
-    record = run.record(request, frames, warnings=out.warnings, timings={"load_s": loaded.load_s, **out.timings},
+    record = run.record(request, frames, warnings=out.warnings, timings=timings(run, out),
                         resumed_from_step=out.resumed_from_step)
     if native is not None:
         record["long"] = long
@@ -80,11 +81,14 @@ def generate_video(request, *, on_progress: ProgressCallback | None = None, shou
 def finish_long(run: Run, clip, *, checkpoint=None, on_preview=None) -> GenerationResult:
     """A long request (:mod:`t2v.extend`): its segments made and joined, then recorded and exported as one video."""
     out = run_long(run, clip=clip, checkpoint=checkpoint, on_preview=on_preview)
-    record = run.record(run.request, out.frames, warnings=out.warnings,
-                        timings={"load_s": run.loaded.load_s, **out.timings})
+    record = run.record(run.request, out.frames, warnings=out.warnings, timings=timings(run, out))
     record["long"] = out.record(run.request, clip)
     if clip is not None:
         record["extend_sha256"] = clip.sha256
     return finish(run, out.frames, record, out.warnings)
 
 
+def timings(run: Run, out) -> dict[str, float]:
+    """The run's stages so far, as its emitter timed them, and what the family did beside them (the sidecar's
+    are stamped again once the files are written)."""
+    return {**run.emit.timings(), **out.timings}

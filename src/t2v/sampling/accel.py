@@ -3,7 +3,7 @@
 ``--attention``: ``auto`` leaves the model as loaded (PyTorch's scaled-dot-product attention, SDPA); ``sdpa``
 pins SDPA; ``flash`` (the flash-attn package) and ``sage`` (sageattention) are CUDA kernels for fp16/bf16 that
 diffusers' attention dispatcher offers to the transformers whose attention goes through it and passes no mask
-(:data:`KERNELS`). The kernel is set on the processors of a private view of the denoiser
+(each family's card says which: ``FamilyCard.kernels``). The kernel is set on the processors of a private view of the denoiser
 (:func:`t2v.sampling.views.private_view`), never through diffusers' process-wide active backend, so runs in other
 threads keep theirs.
 
@@ -36,12 +36,11 @@ from t2v.sampling.views import private_view, with_components
 
 logger = logging.getLogger(__name__)
 
-# The kernels each family's denoiser can use (a family may also set ``attention_kernels`` itself). flash and sage
-# need the diffusers dispatcher and attention without a mask: Wan's transformer passes none; LTX-Video's and
-# HunyuanVideo's pass a text mask, CogVideoX's processors call SDPA directly, and the UNets' processors
-# (AttnProcessor2_0) are SDPA.
+# The kernels a family's denoiser can use are its card's (FamilyCard.kernels; a plugin family without a card may
+# set ``attention_kernels``). flash and sage need the diffusers dispatcher and attention without a mask: Wan's
+# transformer passes none; LTX-Video's and HunyuanVideo's pass a text mask, CogVideoX's processors call SDPA
+# directly, and the UNets' processors (AttnProcessor2_0) are SDPA.
 SDPA_ONLY = ("auto", "sdpa")
-KERNELS: dict[str, tuple[str, ...]] = {"wan": ("auto", "sdpa", "flash", "sage")}
 PACKAGES = {"flash": ("flash_attn", "flash-attn"), "sage": ("sageattention", "sageattention")}
 BACKENDS = {"sdpa": "native", "flash": "flash", "sage": "sage"}  # diffusers AttentionBackendName values
 COMPILE_BACKEND = "inductor"  # torch.compile's backend (tests use "aot_eager": the same graphs, no C++ build)
@@ -54,9 +53,12 @@ UNET_REGIONAL = False
 
 # -- checks, before loading ---------------------------------------------------------------------------------
 def kernels(family) -> tuple[str, ...]:
-    """The ``--attention`` values ``family``'s denoiser can use."""
+    """The ``--attention`` values ``family``'s denoiser can use: its card's (SDPA only for a family without one)."""
     own = getattr(family, "attention_kernels", None)
-    return tuple(own) if own else KERNELS.get(family.name, SDPA_ONLY)
+    if own:
+        return tuple(own)
+    card = getattr(family, "card", None)
+    return tuple(card.kernels) if card is not None and card.name == family.name else SDPA_ONLY
 
 
 def target_device(request) -> str:

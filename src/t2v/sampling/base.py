@@ -32,6 +32,6 @@ class EngineRun:
 
     frames: np.ndarray
     warnings: list[str]
-    timings: dict[str, float]
+    timings: dict[str, float] = field(default_factory=dict)  # seconds of work beside the stages (the runner times those)
     resumed_from_step: int | None = None
     audio: tuple | None = None  # (samples (channels, n) in [-1, 1], sample rate) from a model that makes sound

@@ -25,7 +25,7 @@ from t2v.inputs import (VIDEO_TYPES, check_clip_shape, check_decode_fits, check_
                         video_extension)
 from t2v.planner.fit import memory_budget
 from t2v.service.files import Download, JobFiles
-from t2v.service.ports import JobStore
+from t2v.service.ports import AssetTable
 from t2v.settings import Settings
 from t2v.store.artifacts import StorageUnavailable, check_key  # StorageUnavailable: also for the front ends
 from t2v.store.ids import new_id
@@ -84,8 +84,8 @@ class AssetService:
     """Uploaded images and videos over the job store's asset rows and the service's
     :class:`~t2v.service.files.JobFiles` (its artifact store)."""
 
-    def __init__(self, settings: Settings, repo: JobStore, files: JobFiles) -> None:
-        self.settings, self.repo, self.files = settings, repo, files
+    def __init__(self, settings: Settings, rows: AssetTable, files: JobFiles) -> None:
+        self.settings, self.rows, self.files = settings, rows, files
 
     @property
     def assets_dir(self) -> Path:
@@ -106,13 +106,13 @@ class AssetService:
         else:
             info = check_image_bytes(data, name=shown, field=field)
         owner = owner_id(api_key)
-        if reuse and (same := self.repo.find_asset(owner, info.sha256)) is not None and self._exists(same):
+        if reuse and (same := self.rows.find_asset(owner, info.sha256)) is not None and self._exists(same):
             return asset_to_dict(same)
         asset_id = new_id()
         key = f"{ASSETS_DIR}/{asset_id}.{info.extension}"
         self._storage(f"could not store the {stem}", lambda: self.files.store.put_bytes(key, data))
         try:
-            row = self.repo.add_asset(asset_id=asset_id, api_key_id=owner, sha256=info.sha256,
+            row = self.rows.add_asset(asset_id=asset_id, api_key_id=owner, sha256=info.sha256,
                                       filename=clean_filename(filename, info.extension, stem),
                                       content_type=info.content_type, size=info.size, width=info.width,
                                       height=info.height, path=key)
@@ -142,17 +142,23 @@ class AssetService:
     def delete_asset(self, asset_id: str, api_key=None) -> None:
         """Remove an asset and its file (jobs that used it keep their records)."""
         self._row(asset_id, api_key)  # 404 wording for a malformed id too
-        row = self.repo.delete_asset(asset_id, owner_id(api_key))
+        row = self.rows.delete_asset(asset_id, owner_id(api_key))
         if row is None:  # removed meanwhile
             raise AssetNotFound(f"no asset with id {asset_id}")
         self._unlink(row)
 
     def purge_key_assets(self, api_key) -> int:
         """Remove every asset of a key (rows and files), e.g. when the key is revoked; returns how many."""
-        rows = self.repo.delete_key_assets(owner_id(api_key))
+        rows = self.rows.delete_key_assets(owner_id(api_key))
         for row in rows:
             self._unlink(row)
         return len(rows)
+
+    def check_ref(self, ref: str, api_key=None, *, kind: str, field: str) -> None:
+        """At submit: ``ref`` must name an uploaded asset of ``api_key`` of the ``kind`` of file its request field
+        declares (``knob(file=...)``: ``"image"`` or ``"video"``); 422 naming ``field``."""
+        checks = {"image": self.check_image_ref, "video": self.check_video_ref}
+        checks[kind](ref, api_key, field=field)
 
     def check_image_ref(self, ref: str, api_key=None, field: str = "image") -> None:
         """At submit: ``ref`` (a request's ``image`` or ``last_image``) must name an image asset of ``api_key``;
@@ -249,7 +255,7 @@ class AssetService:
 
     # -- helpers ---------------------------------------------------------------------------------
     def _row(self, asset_id: str, api_key):
-        row = self.repo.get_asset(asset_id, owner_id(api_key)) if is_asset_id(asset_id) else None
+        row = self.rows.get_asset(asset_id, owner_id(api_key)) if is_asset_id(asset_id) else None
         if row is None:
             raise AssetNotFound(f"no asset with id {asset_id}")
         return row

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from t2v.errors import InvalidRequest, JobNotFound, ModelUnavailable, QuotaExceeded
+from t2v.service.ports import BatchTable, ControlTable, JobTable
 from t2v.store.controls import NotChangeable
 from t2v.store.limits import QueueFull
 
@@ -25,8 +26,13 @@ class BatchInvalid(InvalidRequest):
 
 
 class BatchService:
-    def __init__(self, store, prepare: Callable[..., dict], cancel: Callable[..., Any], wakeup) -> None:
-        self.repo, self.prepare, self.cancel, self.wakeup = store, prepare, cancel, wakeup
+    """Batches over the store's ``batches`` (queued in one transaction) and ``controls`` (pause, resume), each
+    request checked by ``prepare`` and each job cancelled by ``cancel`` as the service does it for one job."""
+
+    def __init__(self, jobs: JobTable, batches: BatchTable, controls: ControlTable, prepare: Callable[..., dict],
+                 cancel: Callable[..., Any], wakeup) -> None:
+        self.jobs, self.batches, self.controls = jobs, batches, controls
+        self.prepare, self.cancel, self.wakeup = prepare, cancel, wakeup
 
     def submit_batch(self, items: list[dict[str, Any]], *, api_key=None, priority: int = 0,
                      idempotency_key: str | None = None, partial: bool = False) -> dict[str, Any]:
@@ -42,9 +48,9 @@ class BatchService:
             raise BatchInvalid(problems)
         key_id = api_key.id if api_key else None
         try:
-            batch_id, created = self.repo.create_batch(resolved, priority=priority, api_key_id=key_id,
-                                                       idempotency_key=idempotency_key,
-                                                       max_queued=api_key.max_queued if api_key else None)
+            batch_id, created = self.batches.create_batch(resolved, priority=priority, api_key_id=key_id,
+                                                          idempotency_key=idempotency_key,
+                                                          max_queued=api_key.max_queued if api_key else None)
         except QueueFull as e:
             raise QuotaExceeded(str(e), retry_after=5) from None
         if created:
@@ -65,7 +71,7 @@ class BatchService:
 
     def get_batch(self, batch_id: str, *, api_key=None) -> dict[str, Any]:
         """The batch and its counts; JobNotFound for another key's (they read alike)."""
-        batch = self.repo.get_batch(batch_id) if "\x00" not in batch_id else None
+        batch = self.batches.get_batch(batch_id) if "\x00" not in batch_id else None
         if batch is None or (api_key is not None and batch["api_key_id"] != api_key.id):
             raise JobNotFound(f"no batch with id {batch_id}")
         return batch
@@ -79,12 +85,12 @@ class BatchService:
         changed = 0
         for job_id in batch["job_ids"]:
             if action == "cancel":
-                before = self.repo.get_job(job_id)
+                before = self.jobs.get_job(job_id)
                 after = self.cancel(job_id, api_key=api_key)
                 changed += after.status != before.status or after.cancel_requested != before.cancel_requested
                 continue
             try:
-                (self.repo.pause if action == "pause" else self.repo.resume)(job_id)
+                (self.controls.pause if action == "pause" else self.controls.resume)(job_id)
                 changed += 1
             except NotChangeable:  # a finished job, or one that is not paused
                 pass

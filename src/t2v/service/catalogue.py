@@ -48,7 +48,7 @@ def model_list(settings) -> dict[str, Any]:
     default = settings.default_model
     if lookup(default) is None and os.path.isdir(as_path(default)):  # a folder the server was started with
         try:
-            family, defaults = model_defaults(default)
+            family, defaults = model_defaults(default, get_family)
             rules = rules_of(family, as_path(default))
             items.append({"id": public_model(settings, default), "family": family, "present": True,
                           "description": "This server's model (a local folder)",
@@ -59,7 +59,7 @@ def model_list(settings) -> dict[str, Any]:
     for spec in REGISTRY.values():
         item = spec.to_dict()
         item["rules"] = rules_of(spec.family, local_folder(spec.id), spec.tasks)
-        item["present"] = is_present(spec.id, settings)
+        item["present"] = is_present(spec.id, settings, get_family)
         items.append(item)
     default = public_model(settings, default)  # a folder's public name: no server path in the answer
     items.sort(key=lambda m: m["id"] != default and default not in m.get("aliases", []))  # the default first

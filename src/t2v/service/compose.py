@@ -8,6 +8,7 @@ import logging
 from typing import Any, Callable
 
 from t2v.errors import InvalidRequest
+from t2v.families import get_family
 from t2v.models.allowlist import is_present
 from t2v.service.executors import NoExecutor, ThreadExecutor
 from t2v.service.executors.ray import RayExecutor
@@ -64,7 +65,7 @@ def build_services(settings: Settings | None = None, *, workers: int | None = No
     from the same settings, and installed for the jobs this process runs."""
     settings = settings or get_settings()
     settings.record_paths = False  # a service's records name its own model folders, never their paths
-    if "default_model" not in settings.model_fields_set and not is_present(settings.default_model, settings):
+    if "default_model" not in settings.model_fields_set and not is_present(settings.default_model, settings, get_family):
         # nobody chose a model and the registry's default is not here: the pages open on one that runs
         logger.info("%s is not downloaded here: the default model is %s", settings.default_model, PRESENT_DEFAULT)
         settings.default_model = PRESENT_DEFAULT

@@ -10,6 +10,7 @@ import secrets
 from datetime import timedelta
 
 from t2v.errors import InvalidRequest
+from t2v.service.ports import KeyTable
 from t2v.store.db import utcnow
 
 PREFIX = "t2v_"
@@ -34,7 +35,7 @@ def new_webhook_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
-def create_key(repo, name: str, *, rate: str | None = None, max_queued: int | None = None, max_cost: int | None = None,
+def create_key(table: KeyTable, name: str, *, rate: str | None = None, max_queued: int | None = None, max_cost: int | None = None,
                max_running: int | None = None):
     """Create a key; returns ``(row, plaintext)``. The plaintext is not stored anywhere; the key's webhook
     signing secret is ``row.webhook_secret`` (show it once, like the key).
@@ -54,24 +55,24 @@ def create_key(repo, name: str, *, rate: str | None = None, max_queued: int | No
     if max_cost is not None and max_cost < 1:
         raise InvalidRequest("max-cost must be at least 1 (frames x width x height x steps)", field="max_cost")
     plaintext = PREFIX + secrets.token_urlsafe(32)
-    row = repo.create_key(name, hash_key(plaintext), plaintext[: len(PREFIX) + 6], rate_limit=rate, max_queued=max_queued,
+    row = table.create_key(name, hash_key(plaintext), plaintext[: len(PREFIX) + 6], rate_limit=rate, max_queued=max_queued,
                           max_cost=max_cost, webhook_secret=new_webhook_secret(), max_running=max_running)
     return row, plaintext
 
 
-def rotate_webhook_secret(repo, key_id: str, overlap_s: float) -> str:
+def rotate_webhook_secret(table: KeyTable, key_id: str, overlap_s: float) -> str:
     """Give the key a new webhook secret and return it; the old one keeps signing beside it (both signatures in
     ``webhook-signature``) for ``overlap_s`` seconds, so receivers can switch without dropping a delivery."""
     if not 0 <= overlap_s <= 30 * 86400:
         raise InvalidRequest(f"overlap {overlap_s:g} s is out of range: 0 to 30 days (e.g. 24h)", field="overlap")
     secret = new_webhook_secret()
-    if not repo.rotate_webhook_secret(key_id, secret, utcnow() + timedelta(seconds=overlap_s)):
+    if not table.rotate_webhook_secret(key_id, secret, utcnow() + timedelta(seconds=overlap_s)):
         raise InvalidRequest(f"no active key with id {key_id}", field="key_id")
     return secret
 
 
-def authenticate(repo, token: str | None):
+def authenticate(table: KeyTable, token: str | None):
     """The active key for a bearer token, or None."""
     if not token:
         return None
-    return repo.get_key_by_hash(hash_key(token.strip()))
+    return table.get_key_by_hash(hash_key(token.strip()))

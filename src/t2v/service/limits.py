@@ -12,12 +12,14 @@ from pathlib import Path
 
 from t2v.errors import InvalidRequest
 from t2v.extend.plan import plan_segments
+from t2v.families import get_family
 from t2v.models.allowlist import allowed_folder, check_allowed, check_available
 from t2v.models.lora import check_lora
 from t2v.models.source import check_motion_adapter
 from t2v.post.stage import post_cost
 from t2v.requests import UPSCALERS
-from t2v.runner.resolve import check_fits, resolve
+from t2v.runner.mode import mode_of
+from t2v.runner.plan import RunPlan, plan_run
 from t2v.service.assets import is_asset_id
 from t2v.settings import Settings
 
@@ -28,13 +30,23 @@ COST_FIELDS = "width x height x num_inference_steps"
 
 
 def admit(request, settings: Settings, api_key=None):
-    """``request`` resolved (model, defaults and seed fixed), or InvalidRequest / ModelUnavailable (HTTP 422).
+    """``request`` resolved (model, defaults and seed fixed), or InvalidRequest / ModelUnavailable (HTTP 422):
+    :func:`admit_plan`'s request."""
+    admitted = admit_plan(request, settings, api_key)
+    return admitted.request if isinstance(admitted, RunPlan) else admitted
+
+
+def admit_plan(request, settings: Settings, api_key=None):
+    """The :class:`~t2v.runner.plan.RunPlan` a request is admitted with (a post request: the request itself), or
+    InvalidRequest / ModelUnavailable (HTTP 422).
+
     A ``video`` must be an asset id (the service checks it is one of the key's videos); a post request is
     checked against the upscaler allow-list here and against its source by the service.
 
     In order: the allow-lists (before anything looks at the named paths, so no message depends on them),
     the request's own limits (:func:`t2v.runner.resolve.resolve`), the model being loadable without a download
-    the server may not make, the cost limits, and the memory budget.
+    the server may not make, the cost limits, and the memory budget (:func:`t2v.runner.plan.plan_run`, which
+    downloads nothing: a model not on disk yet is planned when its job runs).
     """
     if request.mode == "post":  # post-processing of a job's or an asset's clip (checked by the service)
         if request.post.upscale:
@@ -50,9 +62,9 @@ def admit(request, settings: Settings, api_key=None):
         raise InvalidRequest("extend: give an uploaded video's asset id (POST /v1/assets with an mp4, webm or gif "
                              "file); file paths and URLs are not taken", field="extend")
     if request.model is not None:
-        check_available(request.model, settings, restricted=True)
+        check_available(request.model, settings, families=get_family, restricted=True)
     if getattr(request, "motion_adapter", None) is not None:
-        check_allowed(request.motion_adapter, settings, check=check_motion_adapter)
+        check_allowed(request.motion_adapter, settings, get_family, check=check_motion_adapter)
     for i, spec in enumerate(getattr(request, "loras", ())):
         check_lora_allowed(spec.path, settings, field=f"loras.{i}.path")
     post = getattr(request, "post", None)
@@ -60,11 +72,13 @@ def admit(request, settings: Settings, api_key=None):
         check_upscaler_allowed(post.upscaler, settings)
     if post is not None:
         check_interpolation_model_allowed(post.interpolation_model, settings)
-    resolved = resolve(request, settings)
-    check_available(resolved.model, settings, motion_adapter=getattr(resolved, "motion_adapter", None))
-    check_cost(resolved, settings, api_key)
-    check_fits(resolved, settings)
-    return resolved
+
+    def check(resolved) -> None:
+        check_available(resolved.model, settings, families=get_family,
+                        motion_adapter=getattr(resolved, "motion_adapter", None))
+        check_cost(resolved, settings, api_key)
+
+    return plan_run(request, settings, memory=mode_of(request).plans_memory, offline=True, check=check)
 
 
 def check_lora_allowed(lora: str, settings: Settings, *, field: str = "loras") -> None:

@@ -18,6 +18,8 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from t2v.extras import install_hint
+
 #: The environment variable of prometheus-client's multiprocess mode (and its older lower-case spelling).
 MULTIPROC_ENV = ("PROMETHEUS_MULTIPROC_DIR", "prometheus_multiproc_dir")
 
@@ -79,7 +81,7 @@ class Metrics:
         """``(body, content type)`` of a scrape, in the format ``accept`` asks for (Prometheus text by default,
         OpenMetrics on request). Reads the database."""
         if self.registry is None:
-            raise RuntimeError("/metrics needs prometheus-client: pip install 't2v[serve]'")
+            raise RuntimeError(f"/metrics needs prometheus-client: {install_hint('serve')}")
         from prometheus_client import CollectorRegistry
         from prometheus_client.exposition import choose_encoder
         from prometheus_client.multiprocess import MultiProcessCollector

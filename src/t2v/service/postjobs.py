@@ -16,11 +16,11 @@ from pathlib import Path
 from t2v.errors import InvalidRequest
 from t2v.post.stage import check_post
 from t2v.requests import source_shape
-from t2v.service.access import AccessService
+from t2v.service.access import visible_job
 from t2v.service.assets import AssetService
 from t2v.service.files import JobFiles
 from t2v.service.limits import check_post_cost
-from t2v.service.ports import JobStore
+from t2v.service.ports import JobTable
 from t2v.settings import Settings
 
 #: A job's files that can be post-processed, the first one present is read.
@@ -28,12 +28,11 @@ SOURCE_FORMATS = ("mp4", "webm", "gif")
 
 
 class PostService:
-    """Checks a post job's source at submit (a job read through ``access``, an asset through ``assets``) and finds
-    its video for the worker (in ``files``, the service's artifact store)."""
+    """Checks a post job's source at submit (a job of the store's ``jobs`` as the key may see it, an asset through
+    ``assets``) and finds its video for the worker (in ``files``, the service's artifact store)."""
 
-    def __init__(self, settings: Settings, repo: JobStore, files: JobFiles, access: AccessService,
-                 assets: AssetService) -> None:
-        self.settings, self.repo, self.files, self.access, self.assets = settings, repo, files, access, assets
+    def __init__(self, settings: Settings, jobs: JobTable, files: JobFiles, assets: AssetService) -> None:
+        self.settings, self.jobs, self.files, self.assets = settings, jobs, files, assets
 
     def check_post_source(self, request, api_key=None):
         """At submit: ``request`` (a :class:`~t2v.requests.PostRequest`) with its source checked, and the
@@ -44,7 +43,7 @@ class PostService:
             frames, width, height, fps = self.assets.video_shape(ref, api_key, field="asset")  # nothing decoded
             shape, prompt = {"num_frames": frames, "width": width, "height": height, "fps": fps or 8.0}, None
         else:
-            job = self.access.get(ref, api_key=api_key)
+            job = visible_job(self.jobs, ref, api_key)
             if job.status != "succeeded":
                 raise InvalidRequest(f"job: job {ref} is {job.status}; post-process it once it has succeeded",
                                      field="job")
@@ -71,7 +70,7 @@ class PostService:
         is the request's problem (InvalidRequest naming ``job``); a store that fails raises OSError, so the job is
         tried again later."""
         def resolve(ref: str) -> Path:
-            job = self.repo.get_job(ref) if "\x00" not in ref else None
+            job = self.jobs.get_job(ref) if "\x00" not in ref else None
             if job is None or job.api_key_id != api_key_id:
                 raise InvalidRequest(f"job: the job {ref} was deleted before this job ran", field="job")
             key = self.job_video_key(job)

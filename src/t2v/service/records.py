@@ -100,13 +100,13 @@ class RecordPublisher:
     def publish_once(self) -> int:
         """Send one batch of pending records; returns how many (RecordStoreUnavailable: none were marked)."""
         repo = self.service.repo
-        pending = repo.pending_records(BATCH)
+        pending = repo.outbox.pending_records(BATCH)
         if not pending:
             return 0
         if self.store is None:
             self.store = open_store(self.service.settings)
         self.store.upsert([record_document(self.service, job) for job in pending])
-        repo.mark_records_sent([job.id for job in pending])
+        repo.outbox.mark_records_sent([job.id for job in pending])
         # A job deleted while its record was on its way (by this process or another) left nothing to forget it
         # by: its row is gone, so its record goes too.
         for job in pending:
@@ -140,7 +140,7 @@ def export_records(service, url: str | None = None) -> int:
     try:
         store.ping()
         batch, total = [], 0
-        for job in service.repo.iter_finished():
+        for job in service.repo.outbox.iter_finished():
             batch.append(record_document(service, job))
             if len(batch) == BATCH:
                 total += store.upsert(batch)

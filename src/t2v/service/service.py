@@ -1,9 +1,12 @@
 """JobService: the one place front ends submit, read and cancel jobs; it owns the workers.
 
-It is composed of parts, each a small class of its own over the ports it is given: ``access`` (API keys, rate
-tokens, stream leases, key-checked reads; :mod:`t2v.service.access`), ``assets`` (uploads;
-:mod:`t2v.service.assets`) and ``postjobs`` (post-processing sources; :mod:`t2v.service.postjobs`), whose methods
-it also offers under their own names. Its ports are built by :func:`t2v.service.compose.build_services`.
+It owns the jobs (submit, get, list, cancel, delete, their files) and is composed of parts, each a small class of
+its own over only the store protocols it uses (:mod:`t2v.service.ports`), reached through its attribute:
+``access`` (API keys, rate tokens, stream leases; :mod:`t2v.service.access`), ``assets`` (uploads;
+:mod:`t2v.service.assets`), ``postjobs`` (post-processing sources; :mod:`t2v.service.postjobs`), ``steering``
+(change, pause, resume; :mod:`t2v.service.steering`) and ``batches`` (:mod:`t2v.service.batches`):
+``service.access.create_key(...)``, ``service.steering.pause(...)``. Its ports are built by
+:func:`t2v.service.compose.build_services`.
 """
 
 from __future__ import annotations
@@ -15,9 +18,9 @@ from typing import Any
 
 from t2v.errors import InvalidRequest, JobNotFound, QuotaExceeded
 from t2v.models import loader
-from t2v.requests import request_from_fields
+from t2v.requests import file_fields, request_from_fields
 from t2v.runner.runtime import import_runtime, load_pipeline
-from t2v.service.access import AccessService
+from t2v.service.access import AccessService, visible_job
 from t2v.service.assets import AssetService
 from t2v.service.files import JobFiles
 from t2v.service.limits import admit
@@ -35,7 +38,6 @@ from t2v.settings import Settings
 from t2v.store import FINISHED_STATUSES
 from t2v.store.ids import is_id
 from t2v.store.limits import QueueFull
-from t2v.store.parts import Part
 
 logger = logging.getLogger(__name__)
 
@@ -58,19 +60,19 @@ class JobService:
         self.settings = settings
         #: What this process's jobs load and cache (models, dry runs, ...): built with the service's settings.
         self.runtime = runtime if runtime is not None else Runtime(settings)
-        self.repo = store
+        self.repo: JobStore = store
         self.engine = store.engine
         #: The job files in the artifact store (T2V_STORAGE_URL; default the folders under T2V_HOME).
         self.files = JobFiles(settings, artifacts)
         #: Where jobs run (local threads, Ray actors, or none in this process).
         self.executor = executor
-        self.access = AccessService(store)
-        self.assets = AssetService(settings, store, self.files)
-        self.postjobs = PostService(settings, store, self.files, self.access, self.assets)
+        self.access = AccessService(store, store.keys, store.limits)
+        self.assets = AssetService(settings, store.assets, self.files)
+        self.postjobs = PostService(settings, store, self.files, self.assets)
         self.stopping = threading.Event()
         self.wakeup = threading.Event()
-        self.steering = SteeringService(settings, store, self.access, self.wakeup)
-        self.batches = BatchService(store, self.prepare, self.cancel, self.wakeup)
+        self.steering = SteeringService(settings, store, store.controls, self.wakeup)
+        self.batches = BatchService(store, store.batches, store.controls, self.prepare, self.cancel, self.wakeup)
         #: Cancels asked in this process for jobs its own workers run: a fast path only (the job row is the truth).
         self.cancel_requested: set[str] = set()
         #: Job counts (from the database) and this process's job timings, for /metrics.
@@ -78,17 +80,6 @@ class JobService:
         self._janitor: threading.Thread | None = None
         self.records = None  # a RecordPublisher while started with T2V_RECORDS_URL
         self.warm_state: dict[str, Any] = {"model": None, "done": True, "error": None}
-
-    # The parts' methods that front ends and workers call on the service itself.
-    get, find_job, counts_by_status, has_keys, list_keys = (Part("access") for _ in range(5))
-    create_key, rotate_webhook_secret, revoke_key, authenticate, take_rate_token = (
-        Part("access") for _ in range(5))
-    acquire_stream, renew_stream, release_stream = (Part("access") for _ in range(3))
-    assets_dir, add_asset, get_asset, asset_path, delete_asset = (Part("assets") for _ in range(5))
-    purge_key_assets, image_resolver, video_resolver, asset_download = (Part("assets") for _ in range(4))
-    job_video_resolver = Part("postjobs")
-    change, pause, resume = (Part("steering") for _ in range(3))
-    submit_batch, check_batch, get_batch, control_batch = (Part("batches") for _ in range(4))
 
     @property
     def workers(self) -> list:
@@ -139,7 +130,7 @@ class JobService:
 
     def start(self) -> JobService:
         self._import_runtime()  # before any worker thread starts: concurrent first imports of diffusers fail
-        requeued = self.repo.requeue_stale(self.settings.stale_after_s, max_attempts=self.settings.max_attempts)
+        requeued = self.repo.claims.requeue_stale(self.settings.stale_after_s, max_attempts=self.settings.max_attempts)
         if requeued:
             logger.info("requeued %d job(s) left running by a stopped process", len(requeued))
         self.drop_finished_checkpoints()
@@ -178,7 +169,7 @@ class JobService:
         interval = max(0.5, self.settings.stale_after_s / 2)
         while not self.stopping.wait(interval):
             try:
-                if self.repo.requeue_stale(self.settings.stale_after_s, max_attempts=self.settings.max_attempts):
+                if self.repo.claims.requeue_stale(self.settings.stale_after_s, max_attempts=self.settings.max_attempts):
                     self.wakeup.set()
                 self.drop_finished_checkpoints()
                 self.purge_pending()
@@ -254,19 +245,10 @@ class JobService:
         _check_no_nul("callback_url", callback_url)
         request = self.parsed(fields)
         check_callback_url(callback_url, self.settings)  # 422 for internal addresses (resolved once, all checked)
-        if getattr(request, "image", None) is not None:  # image-to-video: an uploaded asset of this key, never a path
-            self.assets.check_image_ref(request.image, api_key)
-        if getattr(request, "last_image", None) is not None:  # first-last-frame: likewise
-            self.assets.check_image_ref(request.last_image, api_key, field="last_image")
-        if getattr(request, "video", None) is not None:  # video-to-video: an uploaded video of this key, likewise
-            self.assets.check_video_ref(request.video, api_key)
-        if getattr(request, "extend", None) is not None:  # a longer video continuing an uploaded video of this key
-            self.assets.check_video_ref(request.extend, api_key, field="extend")
-        for name in ("control_video", "mask_video"):  # VACE's clips: uploaded videos of this key, likewise
-            if getattr(request, name, None) is not None:
-                self.assets.check_video_ref(getattr(request, name), api_key, field=name)
-        for ref in getattr(request, "reference_images", ()):  # and its reference images: images of this key
-            self.assets.check_image_ref(ref, api_key, field="reference_images")
+        for name, kind in file_fields(type(request)).items():  # uploaded assets of this key, never paths
+            value = getattr(request, name)
+            for ref in value if isinstance(value, tuple) else () if value is None else (value,):
+                self.assets.check_ref(ref, api_key, kind=kind, field=name)
         # Allow-listed model and LoRA, then model, defaults and the seed fixed now (restarts reproduce), then
         # the cost limits (the server's and the key's) and the memory budget.
         resolved = admit(request, self.settings, api_key)
@@ -302,6 +284,20 @@ class JobService:
         return self.repo.list_jobs(status=status, api_key_id=api_key.id if api_key else None, limit=limit,
                                    cursor=cursor, query=query, order=order)
 
+    def get(self, job_id: str, *, api_key=None):
+        """The job, when ``api_key`` (a key row; None: no check) may see it; else :class:`JobNotFound` (another
+        key's job reads exactly as a missing one)."""
+        return visible_job(self.repo, job_id, api_key)
+
+    def find_job(self, job_id: str):
+        """The job's current row, or None once deleted. No key check and no error: for re-reading a job the
+        caller was already given through :meth:`get` (a progress stream, a fresher queue state)."""
+        return self.repo.get_job(job_id)
+
+    def counts_by_status(self) -> dict[str, int]:
+        """Number of jobs per status (every status present), for /metrics."""
+        return self.repo.counts_by_status()
+
     def queue_position(self, job_id: str) -> int | None:
         return self.repo.queue_position(job_id)
 
@@ -335,11 +331,11 @@ class JobService:
     def purge_files(self, job_id: str) -> None:
         """Remove a finished job's files and mark its purge done (safe to repeat, from any process)."""
         self.files.remove(job_id)
-        self.repo.purge_done(job_id)
+        self.repo.limits.purge_done(job_id)
 
     def purge_pending(self) -> None:
         """Carry out purges asked for jobs that ended elsewhere: a cancelled job whose worker died."""
-        for job_id in self.repo.pending_purges():
+        for job_id in self.repo.limits.pending_purges():
             self.purge_files(job_id)
 
     def file_path(self, job, fmt: str):

@@ -8,8 +8,9 @@ from typing import Any
 
 from t2v.errors import Conflict, InvalidRequest
 from t2v.requests import request_from_fields
-from t2v.service.access import AccessService
+from t2v.service.access import visible_job
 from t2v.service.limits import admit
+from t2v.service.ports import ControlTable, JobTable
 from t2v.models.publicnames import accept_public_model
 from t2v.store.controls import NotChangeable
 
@@ -17,12 +18,14 @@ PRIORITY_RANGE = (-100, 100)
 
 
 class SteeringService:
-    def __init__(self, settings, store, access: AccessService, wakeup) -> None:
-        self.settings, self.repo, self.access, self.wakeup = settings, store, access, wakeup
+    """Change, pause and resume a job the key may see (read from ``jobs``, changed through ``controls``)."""
+
+    def __init__(self, settings, jobs: JobTable, controls: ControlTable, wakeup) -> None:
+        self.settings, self.jobs, self.controls, self.wakeup = settings, jobs, controls, wakeup
 
     def change(self, job_id: str, fields: dict[str, Any], *, priority: int | None = None, api_key=None):
         """A queued job with ``fields`` changed in its request (checked as at submit) and/or a new ``priority``."""
-        job = self.access.get(job_id, api_key=api_key)
+        job = visible_job(self.jobs, job_id, api_key)
         if priority is not None:
             lo, hi = PRIORITY_RANGE
             if not isinstance(priority, int) or isinstance(priority, bool) or not lo <= priority <= hi:
@@ -39,23 +42,23 @@ class SteeringService:
             merged = {**{k: v for k, v in job.request.items() if v is not None}, **fields}
             request = admit(request_from_fields(merged), self.settings, api_key).model_dump(mode="json")
         try:
-            changed = self.repo.change_queued(job_id, priority=priority, request=request)
+            changed = self.controls.change_queued(job_id, priority=priority, request=request)
         except NotChangeable as e:
             raise Conflict(str(e), field="priority" if priority is not None else sorted(fields)[0]) from None
         self.wakeup.set()
         return changed
 
     def pause(self, job_id: str, *, api_key=None):
-        self.access.get(job_id, api_key=api_key)
+        visible_job(self.jobs, job_id, api_key)
         try:
-            return self.repo.pause(job_id)
+            return self.controls.pause(job_id)
         except NotChangeable as e:
             raise Conflict(str(e), field="status") from None
 
     def resume(self, job_id: str, *, api_key=None):
-        self.access.get(job_id, api_key=api_key)
+        visible_job(self.jobs, job_id, api_key)
         try:
-            job = self.repo.resume(job_id)
+            job = self.controls.resume(job_id)
         except NotChangeable as e:
             raise Conflict(str(e), field="status") from None
         self.wakeup.set()

@@ -20,6 +20,7 @@ from t2v.families.base import nearest_multiple
 from t2v.models.publicnames import accept_public_model, hide_server_paths, public_model
 from t2v.models.source import local_folder, model_defaults
 from t2v.service.catalogue import rules_of
+from t2v.families import get_family
 
 #: t2v's job states as the Videos API names them (a cancelled job reads as failed, its error saying so).
 STATUS = {"queued": "queued", "paused": "queued", "running": "in_progress", "succeeded": "completed", "failed": "failed",
@@ -78,7 +79,7 @@ def request_fields(settings, body: dict[str, Any]) -> dict[str, Any]:
     model = fields.get("model") or settings.default_model
     if not isinstance(model, str):
         return fields  # the request's own check names it
-    family, defaults = model_defaults(accept_public_model(settings, model))
+    family, defaults = model_defaults(accept_public_model(settings, model), get_family)
     rules = rules_of(family, local_folder(accept_public_model(settings, model))) or {}
     shown = public_model(settings, model)
     if size is not None:

@@ -181,7 +181,7 @@ class WebhookSender:
     def signing_secrets(self, job) -> list[str]:
         """The secrets that sign this job's webhook now: its key's (both while a rotation overlaps), else the
         server's (a keyless job, or a key made before keys had their own secret)."""
-        key = self.service.repo.get_key(job.api_key_id) if job.api_key_id else None
+        key = self.service.repo.keys.get_key(job.api_key_id) if job.api_key_id else None
         return (key.signing_secrets(datetime.now(timezone.utc)) if key else []) or [webhook_secret(self.service.settings)]
 
     def headers(self, job, body: bytes) -> dict[str, str]:

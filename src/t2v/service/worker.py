@@ -97,7 +97,7 @@ class Worker(threading.Thread):
                 svc.stopping.wait(0.2)
                 continue
             try:
-                job = svc.repo.claim_next(self.worker_id, fair_window_s=svc.settings.fair_window_s)
+                job = svc.repo.claims.claim_next(self.worker_id, fair_window_s=svc.settings.fair_window_s)
             except Exception:  # database hiccup: wait and retry, never die
                 logger.exception("claiming a job failed")
                 job = None
@@ -116,7 +116,7 @@ class Worker(threading.Thread):
 
         For a worker that is not started as a thread: a Hugging Face Space runs each job inside its
         ``@spaces.GPU`` function this way (deploy/spaces/app.py)."""
-        job = self.service.repo.claim_next(self.worker_id, fair_window_s=self.service.settings.fair_window_s)
+        job = self.service.repo.claims.claim_next(self.worker_id, fair_window_s=self.service.settings.fair_window_s)
         if job is None:
             return None
         self.current = job.id
@@ -150,18 +150,18 @@ class Worker(threading.Thread):
                                               on_save=store.checkpoint_saved(job.id)),
                     settings=svc.settings,
                     on_preview=self._preview_writer(job.id, out_dir),
-                    resolve_image=svc.image_resolver(job.api_key_id),  # request.image: an asset id of the job's key
+                    resolve_image=svc.assets.image_resolver(job.api_key_id),  # request.image: an asset of the job's key
                     # request.video (video-to-video) or a post job's asset: a video asset of the job's key; a post
                     # job's job: a succeeded job of the same key
-                    resolve_video=svc.video_resolver(job.api_key_id, "asset" if request.mode == "post" else
+                    resolve_video=svc.assets.video_resolver(job.api_key_id, "asset" if request.mode == "post" else
                                                      "extend" if getattr(request, "extend", None) else "video"),
-                    resolve_job=svc.job_video_resolver(job.api_key_id),
+                    resolve_job=svc.postjobs.job_video_resolver(job.api_key_id),
                 )
         except Cancelled:
-            if not repo.is_cancel_requested(job.id) and (svc.stopping.is_set() or repo.is_pause_requested(job.id)):
+            if not repo.is_cancel_requested(job.id) and (svc.stopping.is_set() or repo.controls.is_pause_requested(job.id)):
                 # shutting down, or paused: back in the queue (paused ones stay there until resumed), resumed
                 # from its last checkpoint
-                repo.requeue_worker(self.worker_id)
+                repo.claims.requeue_worker(self.worker_id)
                 logger.info("job %s handed back to the queue (%s)", job.id,
                             "shutdown" if svc.stopping.is_set() else "paused")
                 return
@@ -213,9 +213,9 @@ class Worker(threading.Thread):
         svc = self.service
         error = str(exc) if isinstance(exc, T2VError) else f"{type(exc).__name__}: {exc}"
         if is_transient(exc):
-            status = svc.repo.retry_job(job_id, self.worker_id, error, max_attempts=svc.settings.max_attempts)
+            status = svc.repo.claims.retry_job(job_id, self.worker_id, error, max_attempts=svc.settings.max_attempts)
         else:
-            status = "failed" if svc.repo.fail_job(job_id, self.worker_id, error) else None
+            status = "failed" if svc.repo.claims.fail_job(job_id, self.worker_id, error) else None
         if status == "queued":
             logger.warning("job %s: %s; queued again", job_id, error)
             svc.wakeup.set()
@@ -270,7 +270,7 @@ class Worker(threading.Thread):
                 return True
             now = time.monotonic()
             if now - last["t"] >= CANCEL_POLL_S:  # another process (t2v jobs cancel) may have asked
-                last.update(t=now, value=svc.repo.stop_asked(job_id))  # a cancel, or a pause
+                last.update(t=now, value=svc.repo.controls.stop_asked(job_id))  # a cancel, or a pause
             return last["value"]
 
         return should_cancel

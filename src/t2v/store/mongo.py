@@ -1,7 +1,7 @@
 """The MongoDB record store: each finished job's record (its JSON sidecar, plus the job id, the API key id and
 where its files are), one document per job keyed by the job id, searchable by prompt, model and seed.
 
-pymongo is optional (``pip install 't2v[mongodb]'``). Every failure becomes :class:`RecordStoreUnavailable`,
+pymongo is optional (the ``mongodb`` extra). Every failure becomes :class:`RecordStoreUnavailable`,
 one line naming the URL without its password."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from t2v.errors import T2VError
+from t2v.extras import install_hint
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ class MongoRecords:
         try:  # pymongo is optional (t2v[mongodb]): only for a records URL
             import pymongo
         except ImportError:
-            raise RecordStoreUnavailable("MongoDB records need pymongo: pip install 't2v[mongodb]'") from None
+            raise RecordStoreUnavailable(f"MongoDB records need pymongo: {install_hint('mongodb')}") from None
         self.url, self.safe_url = url, redact(url)
         self.pymongo = pymongo
         try:

@@ -1,5 +1,6 @@
 """All SQL of t2v: jobs (queue, progress, results, webhooks) here, and the parts the repository is composed of
-(:class:`Keys`, :class:`Claims`, :class:`Limits`, :class:`Assets`, :class:`Outbox`).
+(:class:`Keys`, :class:`Claims`, :class:`Limits`, :class:`Assets`, :class:`Outbox`, :class:`Controls`,
+:class:`Batches`), each reached through its attribute (``repo.keys.create_key(...)``).
 
 Methods return frozen dataclasses, never ORM objects; each runs one short transaction,
 so one :class:`Repository` (one Engine) can be shared by all threads of a process, and
@@ -23,7 +24,6 @@ from .ids import new_id
 from .keys import ApiKeyRow, Keys
 from .limits import Limits, QueueFull
 from .outbox import Outbox
-from .parts import Part
 from .rows import JobRow, get_job, job_row
 from .tables import FINISHED_STATUSES, JOB_STATUSES, Job
 
@@ -50,8 +50,9 @@ def _lease_free(now: datetime):
 
 class Repository:
     """Job and API-key storage over one SQLAlchemy Engine (see :func:`t2v.store.open_database`), composed of its
-    parts, each over the same :class:`~t2v.store.db.Database`: the jobs here, and ``keys``, ``claims``,
-    ``limits``, ``assets`` and ``outbox``, whose methods it also offers under their own names."""
+    parts, each over the same :class:`~t2v.store.db.Database`: the job rows and their webhook deliveries here, and
+    ``keys``, ``claims``, ``limits``, ``assets``, ``outbox``, ``controls`` and ``batches``, each a small class of its
+    own called through its attribute."""
 
     def __init__(self, engine) -> None:
         self.engine = engine
@@ -60,16 +61,6 @@ class Repository:
         self.keys, self.claims, self.limits = Keys(self.db), Claims(self.db), Limits(self.db)
         self.assets, self.outbox, self.controls = Assets(self.db), Outbox(self.db), Controls(self.db)
         self.batches = Batches(self.db, self.limits)
-
-    create_key, list_keys, get_key, get_key_by_hash, revoke_key, rotate_webhook_secret = (
-        Part("keys") for _ in range(6))
-    claim_next, fail_job, retry_job, requeue_stale, requeue_worker = (Part("claims") for _ in range(5))
-    take_rate_token, acquire_stream, renew_stream, release_stream = (Part("limits") for _ in range(4))
-    count_streams, pending_purges, purge_done = (Part("limits") for _ in range(3))
-    add_asset, get_asset, find_asset, delete_asset, delete_key_assets = (Part("assets") for _ in range(5))
-    pending_records, mark_records_sent, count_pending_records, iter_finished = (Part("outbox") for _ in range(4))
-    change_queued, pause, resume, is_pause_requested, stop_asked = (Part("controls") for _ in range(5))
-    create_batch, get_batch = (Part("batches") for _ in range(2))
 
     # ---- helpers -------------------------------------------------------------------------
 

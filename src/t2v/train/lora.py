@@ -25,6 +25,7 @@ from t2v.train.data import folder_clips
 from t2v.train.refine import refine_model
 from t2v import generate
 from t2v.requests import GenerationRequest
+from t2v.families import get_family
 
 
 @dataclass
@@ -77,8 +78,8 @@ def train_lora(cfg: LoraTrainConfig, on_event: Callback | None = None) -> Path:
     from transformers import CLIPTextModel, CLIPTokenizer
 
     emit = on_event or (lambda e: None)
-    source = resolve_source(cfg.base, get_settings())
-    _, defaults = model_defaults(str(source.path))
+    source = resolve_source(cfg.base, get_settings(), families=get_family)
+    _, defaults = model_defaults(str(source.path), get_family)
     device, amp = pick_device(cfg.device)
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)

@@ -25,7 +25,7 @@ from t2v.errors import InvalidRequest
 from t2v.models.tiny import Arch, build_models, make_tokenizer, save_component, save_pipeline
 from t2v.train.autoencoder import train_vae
 from t2v.train.common import EMA, Callback, TrainEvent, diffusion_loss, encode_latents, lr_at, pick_device, tokenize
-from t2v.models.registry import SHAPES_DEFAULTS
+from t2v.models.hub.modelscope import SHAPES_DEFAULTS
 from t2v.models.temporal import add_clip_attention, add_temporal_positions
 from t2v.train.data import load_clip_sets
 from t2v.train.shapes import WorldConfig, variety_frames

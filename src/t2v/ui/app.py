@@ -15,7 +15,10 @@ from pathlib import Path
 from t2v import frontend as F
 from t2v.errors import T2VError
 from t2v.requests import FORMATS, SCHEDULERS
-from t2v.ui import events as E, handlers as H, history as HI, sequence as S
+import t2v.ui.events as E
+import t2v.ui.handlers as H
+import t2v.ui.history as HI
+import t2v.ui.sequence as S
 from t2v.ui.compare_tab import CompareTab
 from t2v.ui.files import PrivateCopies
 from t2v.ui.handlers import UIError

@@ -5,7 +5,9 @@ parameters that differ between them listed (:func:`t2v.frontend.differences`). T
 from __future__ import annotations
 
 from t2v import frontend as F
-from t2v.ui import events as E, handlers as H, history as HI
+import t2v.ui.events as E
+import t2v.ui.handlers as H
+import t2v.ui.history as HI
 
 HEADERS = ["Parameter", "A", "B"]
 

@@ -9,7 +9,7 @@ import logging
 import time
 from typing import Any, Callable, Iterator
 
-from t2v.ui import handlers as H
+import t2v.ui.handlers as H
 from t2v.ui.handlers import UIError
 
 logger = logging.getLogger(__name__)

@@ -25,6 +25,7 @@ from t2v.models.source import as_path, local_folder, looks_like_path, model_defa
 from t2v.models.registry import REGISTRY, lookup
 from t2v.models.allowlist import check_allowed, is_present
 from t2v.models.publicnames import accept_public_model, hide_server_paths, public_model
+from t2v.families import get_family
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ UIError = F.FormError  # the page's one error type (the shared front-end logic's
 # -- API keys ----------------------------------------------------------------------------------------
 def auth_required(service) -> bool:
     """True when the server runs with API keys (then every call needs a valid one)."""
-    return service.has_keys()
+    return service.access.has_keys()
 
 
 def authorize(service, token: str | None, *, counted: bool = False):
@@ -48,10 +49,10 @@ def authorize(service, token: str | None, *, counted: bool = False):
         return None
     if not (token or "").strip():
         raise UIError("This server needs an API key: enter yours in the API key box at the top.", field="api_key")
-    key = service.authenticate(token)
+    key = service.access.authenticate(token)
     if key is None:
         raise UIError("That API key is not valid (or it was revoked).", field="api_key")
-    if counted and (wait := service.take_rate_token(key)) is not None:
+    if counted and (wait := service.access.take_rate_token(key)) is not None:
         raise UIError(f"This key's rate limit ({key.rate_limit}) is used up: try again in {math.ceil(wait)} s.",
                       field="api_key")
     return key
@@ -77,7 +78,7 @@ def form_limits(service, model: str | None = None) -> F.FormLimits:
     s = service.settings
     server = Limits(max_frames=s.max_frames, max_steps=s.max_steps, max_side=s.max_side)
     try:
-        family, _ = model_defaults(model)
+        family, _ = model_defaults(model, get_family)
     except T2VError:
         return F.FormLimits.of(None, server)
     folder = local_folder(model) or (as_path(model) if as_path(model).is_dir() else None)
@@ -114,7 +115,7 @@ def model_note(service, model: str | None) -> str:
     spec = lookup(accept_public_model(settings, model) or settings.default_model)
     if spec is None:
         return ""
-    entry = Model.model_validate({**spec.to_dict(), "present": is_present(spec.id, settings)})
+    entry = Model.model_validate({**spec.to_dict(), "present": is_present(spec.id, settings, get_family)})
     return F.model_note(entry, settings.allow_downloads)
 
 
@@ -140,8 +141,8 @@ def checked_model(service, model: str | None, token: str | None) -> tuple[str, d
         reads_files = looks_like_path(model) or os.path.isdir(as_path(model)) or lookup(model) is None
         if model != service.settings.default_model and reads_files:  # registered models' defaults are t2v's own
             authorize(service, token)
-            check_allowed(model, service.settings)
-        _, defaults = model_defaults(model)
+            check_allowed(model, service.settings, get_family)
+        _, defaults = model_defaults(model, get_family)
     except T2VError as e:
         raise readable(e) from None
     return model, defaults
@@ -215,7 +216,7 @@ def file_asset(service, path: Path, key_row, field: str = "image") -> str:
         os.utime(path)  # used now: kept its full time again before the page's upload sweep removes it
     except OSError:
         raise UIError(f"{LABELS[field]}: the uploaded file is gone; upload it again", field=field) from None
-    return service.add_asset(data, path.name, key_row, reuse=True, field=field)["id"]
+    return service.assets.add_asset(data, path.name, key_row, reuse=True, field=field)["id"]
 
 
 def remix_file(service, job_id: str | None, token: str | None = None, field: str = "image") -> Path | None:
@@ -233,7 +234,7 @@ def remix_references(service, job_id: str | None, token: str | None = None) -> l
 
 def asset_file(service, ref: str, token: str | None) -> Path | None:
     try:
-        return service.asset_path(ref, authorize(service, token))
+        return service.assets.asset_path(ref, authorize(service, token))
     except T2VError:
         return None
 
@@ -347,7 +348,7 @@ def cancel(service, job_id: str | None, token: str | None = None) -> str:
 def pause(service, job_id: str | None, token: str | None = None) -> str:
     """Pause the job: a queued one waits until resumed; a running one stops after its current step, keeping its
     checkpoint, and frees its worker."""
-    job = on_job(service, get_job(service, job_id, token), token, service.pause)
+    job = on_job(service, get_job(service, job_id, token), token, service.steering.pause)
     if job.status == "running":
         return "Pausing: the job stops after the current step and waits, its progress kept, until you resume it…"
     return "Paused: the job waits until you press Resume."
@@ -363,7 +364,7 @@ def on_job(service, job, token: str | None, action, *args, **kw):
 
 
 def resume(service, job_id: str | None, token: str | None = None) -> str:
-    on_job(service, get_job(service, job_id, token), token, service.resume)
+    on_job(service, get_job(service, job_id, token), token, service.steering.resume)
     return "Resumed: the job is back in the queue and goes on from where it stopped."
 
 
@@ -374,7 +375,7 @@ def update_queued(service, job_id: str | None, form: dict[str, Any], *, token: s
     key_row = authorize(service, token, counted=True)
     fields = request_fields(service, form, key_row=key_row, last_seed=last_seed)
     try:
-        service.change(job.id, fields, api_key=key_row)
+        service.steering.change(job.id, fields, api_key=key_row)
     except T2VError as e:
         raise readable(e) from None
     return "Updated the queued job: it will run with the form as it is now."
@@ -387,7 +388,7 @@ def set_priority(service, job_id: str | None, value, token: str | None = None) -
         number = int(value)
     except (TypeError, ValueError):
         raise UIError("Priority: give a whole number from -100 to 100, e.g. 10") from None
-    job = on_job(service, job, token, service.change, {}, priority=number)
+    job = on_job(service, job, token, service.steering.change, {}, priority=number)
     where = service.queue_position(job.id)
     return f"Priority {job.priority}" + (f": position {where} in the queue." if where else ".")
 

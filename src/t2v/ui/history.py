@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from t2v import frontend as F
-from t2v.ui import handlers as H
+import t2v.ui.handlers as H
 
 logger = logging.getLogger(__name__)
 

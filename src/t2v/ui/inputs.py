@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from t2v import frontend as F
-from t2v.ui import handlers as H
+import t2v.ui.handlers as H
 
 
 def frame_inputs(gr, inputs: tuple[str, ...]) -> tuple[Any, Any]:

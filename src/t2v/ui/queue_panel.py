@@ -3,7 +3,8 @@ queue, priority, progress and prompt, refreshed every few seconds. A row opens i
 where Cancel, Pause, Resume and Set priority act on it (so several jobs stay in view, not only the last)."""
 
 from t2v import frontend as F
-from t2v.ui import events as E, handlers as H
+import t2v.ui.events as E
+import t2v.ui.handlers as H
 
 HEADERS = ["#", "Status", "Priority", "Progress", "Prompt", "Job"]
 REFRESH_S = 2.0

@@ -19,10 +19,11 @@ from t2v import frontend as F
 from t2v.errors import InvalidRequest, T2VError
 from t2v.frontend import is_sequence
 from t2v.requests import METHODS, parse_keyframes
-from t2v.ui import handlers as H
+import t2v.ui.handlers as H
 from t2v.ui.handlers import UIError
 from t2v.models.source import model_defaults
 from t2v.ui.events import poll as watch
+from t2v.families import get_family
 
 #: The tab's fields, in the order the page lays them out (SequenceRequest names plus ``grid_steps``).
 FORM_KEYS = ("keyframes", "method", "model", "negative_prompt", "seed", "num_inference_steps", "guidance_scale",
@@ -45,7 +46,7 @@ def default_form(service) -> dict[str, Any]:
     """A fresh tab: the server's default image model at its own defaults (within the server's limits)."""
     model = service.settings.default_image_model
     try:
-        _, d = model_defaults(model)
+        _, d = model_defaults(model, get_family)
     except T2VError:
         d = {}
     lim = H.form_limits(service, model)

@@ -7,9 +7,9 @@ Laid out by ``SequenceTab(gr, service, publish=...)`` inside a ``gr.Tab`` of :fu
 
 from typing import Any, Callable
 
-from t2v.ui import events as E
-from t2v.ui import handlers as H
-from t2v.ui import sequence as S
+import t2v.ui.events as E
+import t2v.ui.handlers as H
+import t2v.ui.sequence as S
 from t2v.ui.files import PrivateCopies
 
 DOWNLOAD_LABELS = {"mp4": "Download MP4", "webm": "Download WebM", "json": "Download record (JSON)"}

@@ -157,13 +157,13 @@ def guard_uploads(app, blocks, service=None) -> None:
 def caller(scope, service) -> tuple[str | None, object | None, tuple[int, str] | None]:
     """(owner, key row, problem) of a request to the page's routes: the key from the page's cookie or a bearer
     header on a server with keys (problem 401 without a valid one), else the client's address."""
-    if service is None or not service.has_keys():
+    if service is None or not service.access.has_keys():
         client = scope.get("client") or ("local", 0)
         return f"client:{client[0]}", None, None
     request = Request(scope)
     scheme, _, bearer = request.headers.get("authorization", "").partition(" ")
     token = bearer if scheme.lower() == "bearer" and bearer else unquote(request.cookies.get(KEY_COOKIE, ""))
-    key = service.authenticate(token) if token else None
+    key = service.access.authenticate(token) if token else None
     if key is None:
         return None, None, (401, "uploads on this page need its API key: enter your key in the key box above")
     return f"key:{key.id}", key, None
@@ -189,7 +189,7 @@ class ImageUploadCheck:
         owner, key, problem = await run_in_threadpool(caller, scope, self.service)
         if problem:
             return await _refuse(scope, send, *problem)
-        if key is not None and (wait := await run_in_threadpool(self.service.take_rate_token, key)) is not None:
+        if key is not None and (wait := await run_in_threadpool(self.service.access.take_rate_token, key)) is not None:
             return await _refuse(scope, send, 429, f"rate limit of this key reached; try again in {wait:.0f} s",
                                  {"Retry-After": str(max(1, int(wait + 0.999)))})
         limit = max(inputs.MAX_IMAGE_BYTES, MAX_CLIP_BYTES) + FORM_OVERHEAD

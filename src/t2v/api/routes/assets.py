@@ -58,7 +58,7 @@ async def read_asset_upload(upload: UploadFile, service) -> bytes:
 async def create_asset(request: Request, file: UploadFile = File(..., description="The image or video file."),
                        service=Depends(get_service), key=Depends(rate_limited)):
     data = await read_asset_upload(file, service)
-    asset = await run_in_threadpool(service.add_asset, data, file.filename, key, field="file")
+    asset = await run_in_threadpool(service.assets.add_asset, data, file.filename, key, field="file")
     location = f"{base_url(request)}/v1/assets/{asset['id']}"
     return JSONResponse(asset, status_code=201, headers={"Location": location})
 
@@ -66,7 +66,7 @@ async def create_asset(request: Request, file: UploadFile = File(..., descriptio
 @router.get("/{asset_id}", summary="An asset's metadata: sha256, size, type, pixels", response_model=Asset,
             responses=errors(*KEYED, 404, 429))
 async def get_asset(asset_id: str, service=Depends(get_service), key=Depends(rate_limited)):
-    return await run_in_threadpool(service.get_asset, asset_id, key)
+    return await run_in_threadpool(service.assets.get_asset, asset_id, key)
 
 
 @router.get("/{asset_id}/content", summary="An asset's bytes as uploaded (supports HTTP Range)", response_class=Response,
@@ -74,12 +74,12 @@ async def get_asset(asset_id: str, service=Depends(get_service), key=Depends(rat
                                         what="The file as uploaded, as its content_type"), **errors(*KEYED, 404, 429)})
 async def get_asset_content(asset_id: str, range_header: str | None = Header(None, alias="Range", description=RANGE_DOC),
                             service=Depends(get_service), key=Depends(rate_limited)):
-    download, asset = await run_in_threadpool(service.asset_download, asset_id, key)
+    download, asset = await run_in_threadpool(service.assets.asset_download, asset_id, key)
     return send(download, media_type=asset["content_type"], filename=asset["filename"], range_header=range_header)
 
 
 @router.delete("/{asset_id}", status_code=204, summary="Delete an asset (jobs that used it keep their records)",
                response_class=Response, responses={204: {"description": "Deleted"}, **errors(*KEYED, 403, 404, 429)})
 async def delete_asset(asset_id: str, service=Depends(get_service), key=Depends(rate_limited)):
-    await run_in_threadpool(service.delete_asset, asset_id, key)
+    await run_in_threadpool(service.assets.delete_asset, asset_id, key)
     return Response(status_code=204)

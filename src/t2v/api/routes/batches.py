@@ -96,11 +96,11 @@ async def create_batch(request: Request, partial: bool = False, priority: int = 
     kept = [f for f in fields if f is not None]
     lines = [i for i, f in enumerate(fields, 1) if f is not None]  # the submitted line of each kept request
     if problems and not options["partial"]:  # every invalid line named, those the service refuses too
-        _, more = await run_in_threadpool(service.check_batch, kept, api_key=key)
+        _, more = await run_in_threadpool(service.batches.check_batch, kept, api_key=key)
         raise BatchInvalid(sorted(problems + [{**p, "line": lines[p["line"] - 1]} for p in more],
                                   key=lambda p: p["line"]))
     try:
-        out = await run_in_threadpool(service.submit_batch, kept, api_key=key, priority=options["priority"],
+        out = await run_in_threadpool(service.batches.submit_batch, kept, api_key=key, priority=options["priority"],
                                       idempotency_key=options["idempotency_key"], partial=options["partial"])
     except BatchInvalid as e:  # the service's own checks (model, limits): lines as the client numbered them
         raise BatchInvalid(problems + [{**p, "line": lines[p["line"] - 1]} for p in e.problems]) from None
@@ -113,12 +113,12 @@ async def create_batch(request: Request, partial: bool = False, priority: int = 
 @router.get("/{batch_id}", summary="A batch: its jobs and their counts by state", response_model=Batch,
             responses=errors(*KEYED, 404, 429))
 async def get_batch(batch_id: str, request: Request, service=Depends(get_service), key=Depends(rate_limited)):
-    return view(await run_in_threadpool(service.get_batch, batch_id, api_key=key), base_url(request))
+    return view(await run_in_threadpool(service.batches.get_batch, batch_id, api_key=key), base_url(request))
 
 
 @router.post("/{batch_id}/{action}", summary="Cancel, pause or resume every job of the batch that can be",
              response_model=Batch, responses=errors(*KEYED, 404, 429))
 async def control_batch(batch_id: str, action: Literal["cancel", "pause", "resume"], request: Request,
                         service=Depends(get_service), key=Depends(rate_limited)):
-    batch = await run_in_threadpool(service.control_batch, batch_id, action, api_key=key)
+    batch = await run_in_threadpool(service.batches.control_batch, batch_id, action, api_key=key)
     return {**view(batch, base_url(request)), "changed": batch["changed"]}

@@ -56,14 +56,14 @@ async def create_video(request: Request, service=Depends(get_service), key=Depen
     body, image = await read_video_body(request)
     if image is None:
         return await _submit(body, request, service, key)
-    asset = await run_in_threadpool(service.add_asset, *image, key, field="image")
+    asset = await run_in_threadpool(service.assets.add_asset, *image, key, field="image")
     try:
         response = await _submit(body.model_copy(update={"image": asset["id"]}), request, service, key)
     except Exception:
-        await run_in_threadpool(service.delete_asset, asset["id"], key)
+        await run_in_threadpool(service.assets.delete_asset, asset["id"], key)
         raise
     if response.status_code != 202:  # an idempotent retry: the earlier job keeps the image it was given
-        await run_in_threadpool(service.delete_asset, asset["id"], key)
+        await run_in_threadpool(service.assets.delete_asset, asset["id"], key)
     return response
 
 
@@ -286,7 +286,7 @@ async def change_video(job_id: str, request: Request, service=Depends(get_servic
         if name not in CHANGEABLE:
             raise InvalidRequest(f"{name}: not a field a queued job can change (see POST /v1/videos)", field=name)
     priority = body.pop("priority", None)
-    job = await run_in_threadpool(service.change, job_id, body, priority=priority, api_key=key)
+    job = await run_in_threadpool(service.steering.change, job_id, body, priority=priority, api_key=key)
     return job_to_dict(service, job, base_url=base_url(request))
 
 
@@ -294,14 +294,14 @@ async def change_video(job_id: str, request: Request, service=Depends(get_servic
              "its next step, keeps its checkpoint and frees its worker)", response_model=Job,
              responses=errors(*KEYED, 404, 409, 429))
 async def pause_video(job_id: str, request: Request, service=Depends(get_service), key=Depends(rate_limited)):
-    job = await run_in_threadpool(service.pause, job_id, api_key=key)
+    job = await run_in_threadpool(service.steering.pause, job_id, api_key=key)
     return job_to_dict(service, job, base_url=base_url(request))
 
 
 @router.post("/{job_id}/resume", summary="Resume a paused job: back in the queue, from its checkpoint",
              response_model=Job, responses=errors(*KEYED, 404, 409, 429))
 async def resume_video(job_id: str, request: Request, service=Depends(get_service), key=Depends(rate_limited)):
-    job = await run_in_threadpool(service.resume, job_id, api_key=key)
+    job = await run_in_threadpool(service.steering.resume, job_id, api_key=key)
     return job_to_dict(service, job, base_url=base_url(request))
 
 

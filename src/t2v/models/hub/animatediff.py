@@ -29,9 +29,11 @@ CARD = FamilyCard(
     ref="t2v.families.animatediff:AnimateDiffFamily",
     description="AnimateDiff: an SD 1.x model animated by a motion adapter (UNetMotionModel)",
     pipelines=("AnimateDiffPipeline",),
+    encodes_video=True,  # video-to-video: the SD VAE, frame by frame (t2v.sampling.v2v)
     defaults=DEFAULTS,
     tiny={"animatediff": "t2v.models.tiny.animatediff:make_tiny_animatediff",
             "animatediff-adapter": "t2v.models.tiny.animatediff:make_tiny_motion_adapter"},
+    order=60,
     models=(
         adapter_spec("guoyww/animatediff-motion-adapter-v1-5-3", "AnimateDiff v3 motion adapter for SD 1.5 models.",
                      1.7, aliases=("animatediff", "animatediff-v3")),

@@ -39,12 +39,15 @@ CARD = FamilyCard(
     ref="t2v.families.cogvideox:CogVideoXFamily",
     description="CogVideoX 2B / 5B / 1.5-5B text-to-video and image-to-video (CogVideoX transformer, T5, 3D VAE)",
     pipelines=("CogVideoXPipeline", I2V_PIPELINE),
+    modes=("video", "i2v"),
+    encodes_video=True,  # video-to-video (text-to-video folders): t2v.sampling.v2v and the family's encode_video
     defaults=DEFAULTS_10,
     tiny={"cogvideox": "t2v.models.tiny.cogvideox:make_cogvideox",
             "cogvideox-i2v": "t2v.models.tiny.cogvideox:make_cogvideox_i2v",
             "cogvideox15": "t2v.models.tiny.cogvideox:make_cogvideox15",
             "cogvideox15-i2v": "t2v.models.tiny.cogvideox:make_cogvideox15_i2v"},
     extras=CogVideoXExtras,
+    order=40,
     models=(
         _spec("zai-org/CogVideoX-2b", "CogVideoX-2B text-to-video at 720x480, 49 frames (sinusoidal positions).",
               DEFAULTS_10, 13.8, 28.0, ("cogvideox-2b", "cogvideox"), notes="fp16 is its recommended dtype."),

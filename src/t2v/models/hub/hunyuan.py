@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from t2v.models.spec import FamilyCard, ModelSpec
 from t2v.requests import FamilyExtras, knob
 
@@ -25,15 +27,25 @@ _DEFAULTS = {"width": 1280, "height": 720, "num_frames": 129, "fps": 24, "guidan
 _SPEC = dict(family="hunyuan", license=LICENSE, has_fp16_variant=False, revision="main", license_notice=LICENSE_NOTICE)
 
 
+def stock_arguments(index: dict[str, Any], request: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """The stock HunyuanVideo call's true CFG scale: t2v's ``guidance_scale_2`` (1, off, when unset)."""
+    scale = request.get("guidance_scale_2")
+    return {"true_cfg_scale": scale if scale is not None else 1.0}
+
+
 CARD = FamilyCard(
     name="hunyuan",
     ref="t2v.families.hunyuan:HunyuanFamily",
     description="HunyuanVideo text-to-video and image-to-video (13B transformer, Llama/Llava + CLIP text, causal 3D VAE)",
     pipelines=("HunyuanVideoPipeline", I2V_PIPELINE),
+    modes=("video", "i2v"),
+    encodes_video=True,  # video-to-video (text-to-video folders): t2v.sampling.v2v and the family's encode_video
     defaults=dict(_DEFAULTS),
     tiny={"hunyuan": "t2v.models.tiny.hunyuan:make_hunyuan", "hunyuan-i2v": "t2v.models.tiny.hunyuan:make_hunyuan_i2v",
             "hunyuan-i2v-33ch": "t2v.models.tiny.hunyuan:make_hunyuan_i2v_33ch"},
     extras=HunyuanExtras,
+    stock=stock_arguments,
+    order=50,
     models=(
         ModelSpec(id="hunyuanvideo-community/HunyuanVideo", description="HunyuanVideo 13B text-to-video at 720p "
                   "(guidance-distilled; Llava-Llama-3-8B + CLIP-L text encoders, causal 3D VAE), 5 s at 24 fps.",

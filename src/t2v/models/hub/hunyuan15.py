@@ -34,9 +34,11 @@ CARD = FamilyCard(
     ref="t2v.families.hunyuan15:HunyuanVideo15Family",
     description="HunyuanVideo 1.5 text-to-video (Qwen2.5-VL + ByT5 glyph encoder, 8.3B transformer, 16x VAE)",
     pipelines=(PIPELINE, I2V_PIPELINE),
+    modes=("video", "i2v"),
     defaults=dict(_480P),
     tiny={"hunyuan15": "t2v.models.tiny.hunyuan15:make_hunyuan15",
           "hunyuan15-i2v": "t2v.models.tiny.hunyuan15:make_hunyuan15_i2v"},
+    order=51,
     models=(
         _spec("480p_t2v", "HunyuanVideo 1.5 text-to-video at 480p (848x480, 121 frames at 24 fps).", dict(_480P), 30.0,
               ("hunyuan15", "hunyuan-1.5")),

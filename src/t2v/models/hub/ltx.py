@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from t2v.models.spec import FamilyCard, ModelSpec
 from t2v.requests import FamilyExtras, knob
 
@@ -39,14 +41,30 @@ def _spec(id_: str, description: str, defaults: dict, license_: str, url: str, g
                      tasks=("t2v", "i2v"), license_notice=_NOTICE if license_ == _OPEN_WEIGHTS else "")
 
 
+def stock_arguments(index: dict[str, Any], request: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """The stock LTX-Video call's own arguments: the frame rate, the VAE's decode timestep and noise, the model's
+    guidance rescale, and the distilled models' custom timesteps (``LTXConditionPipeline`` at their step count)."""
+    extra = {"frame_rate": request["fps"], "decode_timestep": request["decode_timestep"],
+             "decode_noise_scale": request["decode_noise_scale"],
+             "guidance_rescale": defaults.get("guidance_rescale", 0.0)}
+    timesteps = defaults.get("timesteps") or ()
+    if index.get("_class_name") == CONDITION and len(timesteps) == request["num_inference_steps"]:
+        extra["timesteps"] = list(timesteps)
+    return {k: v for k, v in extra.items() if v is not None}
+
+
 CARD = FamilyCard(
     name="ltx",
     ref="t2v.families.ltx:LTXFamily",
     description="LTX-Video 0.9.x text-to-video and image-to-video (LTX transformer, T5-XXL, LTX video VAE)",
     pipelines=("LTXPipeline", "LTXImageToVideoPipeline", CONDITION, UPSAMPLER),
+    modes=("video", "i2v"),
+    encodes_video=True,  # video-to-video (t2v.sampling.v2v and the family's encode_video); 0.9.7+ as denoise_strength
     defaults=dict(_BASE),
     tiny={"ltx": "t2v.models.tiny.ltx:make_ltx", "ltx-097": "t2v.models.tiny.ltx:make_ltx_097"},
     extras=LTXExtras,
+    stock=stock_arguments,
+    order=30,
     models=(
         _spec("Lightricks/LTX-Video", "LTX-Video 0.9.0 2B: text- and image-to-video, 704x512, 161 frames at 25 fps.",
               _BASE, _RAIL, "https://huggingface.co/Lightricks/LTX-Video", 24.0, 20.0,

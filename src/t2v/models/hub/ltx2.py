@@ -42,9 +42,11 @@ CARD = FamilyCard(
     ref="t2v.families.ltx2:LTX2Family",
     description="LTX-2 text-to-video with sound (Gemma 3, audio-video transformer, LTX-2 video VAE, audio VAE, vocoder)",
     pipelines=(PIPELINE, I2V_PIPELINE),
+    modes=("video", "i2v"),
     defaults=dict(_BASE),
     tiny={"ltx2": "t2v.models.tiny.ltx2:make_ltx2"},
     extras=LTX2Extras,
+    order=31,
     models=(
         ModelSpec(id="Lightricks/LTX-2", family="ltx2", defaults=dict(_BASE), license=LICENSE,
                   description="LTX-2 19B dev: video with synchronized sound, 768x512, 121 frames at 24 fps.",

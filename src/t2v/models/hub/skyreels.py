@@ -47,10 +47,12 @@ CARD = FamilyCard(
     ref="t2v.families.skyreels:SkyReelsV2Family",
     description="SkyReels-V2 text-to-video and image-to-video (Wan 2.1 architecture: UMT5, DiT, Wan 3D VAE)",
     pipelines=(T2V_PIPELINE, I2V_PIPELINE),
+    modes=("video", "i2v"),
     defaults=dict(_DEFAULTS),
     tiny={"skyreels-v2": "t2v.models.tiny.skyreels:make_skyreels_v2",
           "skyreels-v2-i2v": "t2v.models.tiny.skyreels:make_skyreels_v2_i2v"},
     extras=SkyReelsV2Extras,
+    order=20,
     models=(
         _spec("T2V-14B-540P", "SkyReels-V2 text-to-video 14B at 540p (960x544, 97 frames at 24 fps).", dict(_T2V),
               80.0, 40.0, aliases=("skyreels-v2", "skyreels-v2-t2v-540p")),
@@ -103,9 +105,11 @@ DF_CARD = FamilyCard(
     description="SkyReels-V2 diffusion forcing: long videos made window by window, each frame on its own step; "
                 "continues clips",
     pipelines=(DF_PIPELINE, DF_I2V_PIPELINE, DF_V2V_PIPELINE),
+    modes=("video", "i2v"),
     defaults=dict(_DF),
     tiny={"skyreels-v2-df": "t2v.models.tiny.skyreels:make_skyreels_v2_df"},
     extras=SkyReelsV2DFExtras,
+    order=21,
     models=(
         _df_spec("DF-1.3B-540P", "SkyReels-V2 diffusion forcing 1.3B at 540p: long videos, 97-frame windows.", dict(_DF),
                  31.0, 14.0, aliases=("skyreels-v2-df", "skyreels-v2-df-1.3b")),

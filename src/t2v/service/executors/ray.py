@@ -1,4 +1,4 @@
-"""The Ray executor: job workers as Ray actors across a cluster's machines (``pip install 't2v[ray]'``).
+"""The Ray executor: job workers as Ray actors across a cluster's machines (the ``ray`` extra).
 
 Each actor is a headless t2v worker process: it builds its own :class:`~t2v.service.JobService` over the
 same job store and artifact store, with one worker thread (through the composition root's ``build_services``, which
@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import urlsplit
 
 from t2v.errors import T2VError
+from t2v.extras import install_hint
 from t2v.models.device import set_threads
 from t2v.service.netguard import is_loopback
 from t2v.service.ports import WorkerState
@@ -54,7 +55,7 @@ def import_ray():
     try:  # ray is optional (t2v[ray]) and slow to import: only for the Ray executor
         import ray
     except ImportError:
-        raise RayUnavailable("the Ray executor needs Ray: pip install 't2v[ray]'") from None
+        raise RayUnavailable(f"the Ray executor needs Ray: {install_hint('ray')}") from None
     return ray
 
 

@@ -13,6 +13,7 @@ from typing import Iterator
 from urllib.parse import urlparse
 
 from t2v.errors import InvalidRequest
+from t2v.extras import install_hint
 from t2v.store.artifacts.base import CHUNK, StorageUnavailable, check_key
 
 logger = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ class S3Artifacts:
                 import boto3
                 from botocore.config import Config
             except ImportError:
-                raise StorageUnavailable("T2V_STORAGE_URL: s3:// storage needs boto3: pip install 't2v[s3]'") from None
+                raise StorageUnavailable(f"T2V_STORAGE_URL: s3:// storage needs boto3: {install_hint('s3')}") from None
             client = boto3.client("s3", endpoint_url=endpoint_url, region_name=region or os.environ.get("AWS_REGION")
                                   or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
                                   config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3, "mode": "standard"},

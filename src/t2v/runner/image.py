@@ -1,9 +1,10 @@
-"""``generate_sequence()`` and ``generate_images()``: image mode on the same resolve / record / export path as video."""
+"""The runner's image and keyframe-sequence modes, :func:`generate_images` and :func:`generate_sequence`: a
+text-to-image model on the same resolve / record / export path as video (the coherence methods of a sequence are
+:mod:`t2v.image.modes`)."""
 
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 from typing import Callable
 
@@ -54,21 +55,16 @@ def generate_sequence(
     request, stem = run.request, run.stem
     if run.cancel():
         raise Cancelled("cancelled before the first step")
-    timings = {"load_s": run.loaded.load_s}
     run.emit("encode_prompt")
-    t0 = time.perf_counter()
     warnings: list[str] = []
     embeds = [sd.text_embeddings(run.loaded, p, warnings) for _, p in request.keyframes]
     uncond = sd.text_embeddings(run.loaded, request.negative_prompt or "", [], negative=True)
-    timings["encode_prompt_s"] = time.perf_counter() - t0
     run.total = total_steps(request)
-    t0 = time.perf_counter()
-    run.emit("denoise", 0, run.total)
+    run.emit("denoise", 0, run.total)  # (the frames' decodes are among the steps)
     out = SequenceRunner(run.loaded, request, embeds, uncond, on_step=run.step, should_cancel=run.cancel).run()
-    timings["denoise_s"] = time.perf_counter() - t0
     if on_preview is not None:
         on_preview(run.total, out.frames[len(out.frames) // 2])
-    record = run.record(request, out.frames, warnings=warnings, timings=timings)
+    record = run.record(request, out.frames, warnings=warnings, timings=run.emit.timings())
     record.update(seeds=out.seeds, model_steps=out.model_calls, keyframes=[{"frame": f, "prompt": p} for f, p in request.keyframes])
 
     def figures(rec: dict) -> None:
@@ -86,7 +82,7 @@ def generate_sequence(
     frames, fps = post_process(out.frames, request, record, emit=run.emit, cancel=run.cancel)
     result = GenerationResult(request=request, frames=frames, record=record)
     try:
-        export_result(result, stem, emit=run.emit, cancel=run.cancel, t_start=run.t_start, extra_files=figures, fps=fps)
+        export_result(result, stem, emit=run.emit, cancel=run.cancel, extra_files=figures, fps=fps)
     except BaseException:
         for suffix in (".contact.png", ".denoise.png"):
             stem.with_name(stem.name + suffix).unlink(missing_ok=True)
@@ -111,6 +107,7 @@ def generate_images(
                      check=_check_image_outputs)
     request, stem, loaded, cancel, emit = run.request, run.stem, run.loaded, run.cancel, run.emit
     warnings: list[str] = []
+    emit("encode_prompt")
     cond = sd.text_embeddings(loaded, request.prompt, warnings)
     uncond = sd.text_embeddings(loaded, request.negative_prompt or "", [], negative=True)
     run.total = request.count * request.num_inference_steps
@@ -118,15 +115,15 @@ def generate_images(
     results: list[GenerationResult] = []
     try:
         for i in range(request.count):
-            t0 = time.perf_counter()
+            emit("denoise", run.done, run.total)
             seed = request.seed + i
             noise = sd.seeded_noise(loaded, seed, request.height, request.width)
             out = sd.denoise(loaded, cond, uncond, noise, steps=request.num_inference_steps, guidance=request.guidance_scale,
                              scheduler=request.scheduler, on_step=run.step, should_cancel=cancel)
+            emit("decode")
             image = sd.decode(loaded, out.latents)
             one = request.model_copy(update={"seed": seed, "count": 1})
-            record = run.record(one, image, warnings=warnings, timings={"load_s": loaded.load_s if i == 0 else 0.0,
-                                                                        "denoise_s": time.perf_counter() - t0})
+            record = run.record(one, image, warnings=warnings, timings=emit.timings())
             record["index"] = i
             name = image_names(stem, request.count)[i]
             result = GenerationResult(request=one, frames=image, record=record)
@@ -136,7 +133,7 @@ def generate_images(
             result.outputs = [write_image(image[0], name.with_name(name.name + ".png"), metadata=dict(record))]
             results.append(result)
             record["outputs"] = [o.to_dict() for o in result.outputs]
-            record["timings"]["total_s"] = round(time.perf_counter() - t0, 4)
+            record["timings"] = {k: round(v, 4) for k, v in emit.lap().items()}  # this image's share of the run
             result.sidecar = write_sidecar(record, name.with_name(name.name + ".json"))
     except BaseException:
         for r in results:  # all or nothing

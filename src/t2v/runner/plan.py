@@ -1,0 +1,129 @@
+"""The one place a run is planned: :func:`plan_run` resolves the request, finds the model and its family, fits the
+device and precision to both, and picks the memory plan; the speed options (attention kernel, weights format,
+compile) are the ones the request resolved to. The result, a :class:`RunPlan`, is what loading, the planner and
+the loop are handed (the family among it: nothing below the families looks one up), what ``t2v plan`` shows,
+what a server admits a job with, and the record's ``plan`` block."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any, Callable
+
+from t2v.errors import Cancelled, DoesNotFit, ModelUnavailable
+from t2v.families import get_family
+from t2v.models.device import DevicePlan, fit_to_model, plan_device
+from t2v.models.source import resolve_source
+from t2v.planner.fit import memory_budget
+from t2v.planner.memory import choose
+from t2v.planner.plans import get_plan
+from t2v.runner.resolve import resolve
+from t2v.settings import Settings
+
+GiB = 2**30
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What a run will use: the resolved ``request``, the model's ``source`` and ``family``, the ``device`` plan
+    (device, dtype and why), the memory ``budget`` in bytes, the chosen ``memory`` plan with the ``predictions``
+    considered, and (``replanned``) why it was planned again on the machine that runs it. ``source`` is None
+    when the model is not on this machine yet (admission without downloading: planned again when it runs);
+    ``refused`` is why no memory plan fits, for a caller that shows the plan anyway (``t2v plan``)."""
+
+    request: Any
+    device: DevicePlan
+    source: Any = None  # t2v.models.source.ModelSource
+    family: Any = None  # t2v.families.Family
+    budget: int | None = None
+    memory: Any = None  # t2v.planner.plans.MemoryPlan
+    predictions: tuple = ()
+    replanned: str | None = None
+    refused: DoesNotFit | None = None
+
+    @property
+    def machine(self) -> dict[str, Any]:
+        """What the plan depends on in the machine: device, dtype and memory budget (whole GiB)."""
+        return {"device": self.device.device, "dtype": self.device.dtype,
+                "budget_gb": None if self.budget is None else round(self.budget / GiB)}
+
+    def chosen(self):
+        """The chosen memory plan's prediction (None without a memory plan)."""
+        return next((p for p in self.predictions if self.memory is not None and p.plan == self.memory.name), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plan as the record and a job row keep it (JSON)."""
+        request = self.request
+        out: dict[str, Any] = {
+            "source": None if self.source is None else self.source.id,
+            "family": None if self.family is None else self.family.name,
+            "device": self.device.device, "dtype": self.device.dtype,
+            "memory": None if self.memory is None else self.memory.name,
+            "attention": getattr(request, "attention", "auto"), "weights": getattr(request, "weights", "auto"),
+            "compile": getattr(request, "compile", False), "machine": self.machine,
+        }
+        chosen = self.chosen()
+        if chosen is not None:
+            out["predicted_peak_mb"] = round(chosen.peak_bytes / 2**20, 1)
+        if self.replanned is not None:
+            out["replanned"] = self.replanned
+        return out
+
+
+def plan_run(request, settings: Settings, *, memory: bool = False, offline: bool = False,
+             check: Callable[[Any], None] | None = None, should_cancel: Callable[[], bool] | None = None,
+             admitted: dict[str, Any] | None = None, refuse: bool = True) -> RunPlan:
+    """Plan a run of ``request``: resolve it (:func:`t2v.runner.resolve.resolve`), then ``check(resolved)`` (the
+    caller's refusals before the model is looked for: outputs, input files, cost limits), then the device plan,
+    the model's source (downloaded unless ``offline``), the precision fitted to the model, its family and the
+    family's rules, and with ``memory`` the memory plan (:class:`~t2v.errors.DoesNotFit` when none fits the
+    budget; without ``refuse``, a plan with no memory plan and the refusal in ``refused``).
+
+    ``offline``: a model not on this machine yet gives a plan without source (nothing is downloaded).
+    ``admitted``: the plan a job was admitted with (:meth:`RunPlan.to_dict`); on the same machine its memory
+    plan is kept, on another the run is planned again and ``replanned`` says so.
+    """
+    request = resolve(request, settings)
+    if check is not None:
+        check(request)
+    device = plan_device(request.device, request.dtype, cpu_bf16=settings.cpu_bf16)
+    try:
+        source = resolve_source(request.model, settings.model_copy(update={"offline": True}) if offline else settings,
+                                families=get_family, want_fp16=device.is_accelerator and device.dtype != "fp32",
+                                motion_adapter=getattr(request, "motion_adapter", None))
+    except ModelUnavailable:
+        if not offline:
+            raise
+        return RunPlan(request, device)  # checked when its job runs, once the model is here
+    device = fit_to_model(device, source.path, asked=request.dtype, cpu_bf16=settings.cpu_bf16)
+    family = get_family(source.family)
+    family.check(request, source.path, model=request.model)
+    if should_cancel is not None and should_cancel():
+        raise Cancelled("cancelled before loading the model")
+    plan = RunPlan(request, device, source, family)
+    if not memory:
+        return plan
+    budget = memory_budget(device.device, settings.memory_budget_gb)
+    plan = replace(plan, budget=budget)
+    requested = request.memory
+    replanned = None
+    if admitted is not None and admitted.get("memory"):
+        if admitted.get("machine") == plan.machine:
+            requested = admitted["memory"]  # the plan it was admitted with
+        else:
+            replanned = f"admitted on {_machine(admitted.get('machine'))}, run on {_machine(plan.machine)}"
+    try:
+        chosen, predictions = choose(source.path, request, family=family, requested=requested, device=device.device,
+                                     dtype=device.dtype, budget=budget, defaults=source.defaults)
+    except DoesNotFit as e:
+        if refuse:
+            raise
+        return replace(plan, refused=e)
+    return replace(plan, memory=get_plan(chosen.name), predictions=tuple(predictions), replanned=replanned)
+
+
+def _machine(machine: dict[str, Any] | None) -> str:
+    """A machine fingerprint as a phrase (``cuda/bf16, 70 GiB``)."""
+    if not machine:
+        return "an unknown machine"
+    budget = "" if machine.get("budget_gb") is None else f", {machine['budget_gb']} GiB"
+    return f"{machine.get('device')}/{machine.get('dtype')}{budget}"
