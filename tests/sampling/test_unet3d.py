@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from t2v.sampling.base import CheckpointSpec
-from t2v.errors import Cancelled
+from t2v.errors import Cancelled, InvalidRequest
 from t2v import generate
 from t2v.requests import GenerationRequest
 
@@ -112,12 +112,15 @@ def test_long_prompt_truncated_with_warning_in_record(tiny_model):
     assert any("truncated to 77 tokens" in w for w in r.record["warnings"])
 
 
-def test_requested_device_fallback_is_recorded(tiny_model):
+def test_an_absent_device_is_refused_and_a_dtype_fallback_is_recorded(tiny_model):
     if torch.cuda.is_available():
         pytest.skip("machine has CUDA")
-    r = generate(_request(tiny_model, device="cuda", dtype="fp16"))
+    with pytest.raises(InvalidRequest) as e:  # an explicit device that is not here: refused before loading
+        generate(_request(tiny_model, device="cuda", dtype="fp16"))
+    assert e.value.field == "device" and "cpu" in str(e.value)
+    r = generate(_request(tiny_model, device="cpu", dtype="fp16"))  # a dtype the device cannot use falls back
     assert r.record["device"] == "cpu" and r.record["dtype"] == "fp32"
-    assert any("not available" in w for w in r.record["warnings"])
+    assert any("fp16" in w for w in r.record["warnings"])
 
 
 def test_guidance_at_most_one_skips_the_unconditional_pass(tiny_model):

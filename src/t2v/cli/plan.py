@@ -13,7 +13,8 @@ def show_plan(request) -> None:
     from t2v.runner.plan import plan_run  # deferred: imports PIL, numpy
 
     settings = get_settings()
-    planned = plan_run(request, settings, memory=True, refuse=False)  # a refusal is shown after the table
+    # Every plan, from counted work (never the upper bound alone); a refusal is shown after the table.
+    planned = plan_run(request, settings, memory=True, refuse=False, times=True)
     request, source, family, dev = planned.request, planned.source, planned.family, planned.device
     chosen, refused, budget = planned.memory, planned.refused, planned.budget
     what = "peak RSS" if dev.device == "cpu" else "peak VRAM"

@@ -331,7 +331,8 @@ def _allocator_returns_freed_blocks() -> bool:
 
 
 def choose(model_path: str | Path, request, *, family, requested: str, device: str, dtype: str, budget: int | None = None,
-           measure_speed: bool = False, defaults: dict[str, Any] | None = None) -> tuple[MemoryPlan, list[Prediction]]:
+           measure_speed: bool = False, defaults: dict[str, Any] | None = None,
+           bound_ok: bool = True) -> tuple[MemoryPlan, list[Prediction]]:
     """The plan to use and the predictions considered (:func:`estimate` s: no dry run per request).
 
     ``auto``: the fastest plan predicted to fit in ``budget`` bytes (default: 90% of the free memory, see
@@ -340,13 +341,14 @@ def choose(model_path: str | Path, request, *, family, requested: str, device: s
     and the largest frame count and size that would fit.
 
     A model with no dry run shipped or cached whose :mod:`t2v.planner.bound` is at most a quarter of the budget
-    gets ``speed`` (``auto`` or ``speed`` asked, no step times wanted) without one: its one prediction is that
+    gets ``speed`` (``auto`` or ``speed`` asked, no step times wanted, ``bound_ok``: the run needs no counted work
+    for an ETA) without one: its one prediction is that
     bound (``method`` "bound"). A dry run made here is the run's ``dry_run`` stage (:func:`t2v.progress.stage`).
     """
     budget = fit.memory_budget(device) if budget is None else budget
     predictions: list[Prediction] = []
     path, batch, half = str(model_path), family.guidance_passes(request), is_half(dtype)
-    if requested in ("auto", "speed") and not measure_speed and not _reference_known(family, path, batch, False, half):
+    if bound_ok and requested in ("auto", "speed") and not measure_speed and not _reference_known(family, path, batch, False, half):
         quick = _bounded(model_path, request, family=family, device=device, dtype=dtype)
         if quick.peak_bytes <= bound.FAR * budget:
             quick.fits = True

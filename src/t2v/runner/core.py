@@ -137,7 +137,7 @@ def start(request, *, settings: Settings, output: str | Path | None = None,
 
     named = (lambda m: m) if settings.record_paths else (lambda m: public_model(settings, m))
     planned = plan_run(request, settings, memory=plan_memory, check=before_source, should_cancel=cancel,
-                       admitted=admitted)
+                       admitted=admitted, times=emit.wanted)
     request, source, family, plan, memory = (planned.request, planned.source, planned.family, planned.device,
                                              planned.memory)
     emit.mark("load")

@@ -71,7 +71,7 @@ class RunPlan:
 
 def plan_run(request, settings: Settings, *, memory: bool = False, offline: bool = False,
              check: Callable[[Any], None] | None = None, should_cancel: Callable[[], bool] | None = None,
-             admitted: dict[str, Any] | None = None, refuse: bool = True) -> RunPlan:
+             admitted: dict[str, Any] | None = None, refuse: bool = True, times: bool = False) -> RunPlan:
     """Plan a run of ``request``: resolve it (:func:`t2v.runner.resolve.resolve`), then ``check(resolved)`` (the
     caller's refusals before the model is looked for: outputs, input files, cost limits), then the device plan,
     the model's source (downloaded unless ``offline``), the precision fitted to the model, its family and the
@@ -80,7 +80,9 @@ def plan_run(request, settings: Settings, *, memory: bool = False, offline: bool
 
     ``offline``: a model not on this machine yet gives a plan without source (nothing is downloaded).
     ``admitted``: the plan a job was admitted with (:meth:`RunPlan.to_dict`); on the same machine its memory
-    plan is kept, on another the run is planned again and ``replanned`` says so.
+    plan is kept, on another the run is planned again and ``replanned`` says so. ``times``: somebody watches the
+    run's progress, so its memory plan counts the work per step (for an ETA from the first step and the step times
+    kept for later runs) rather than taking an upper bound.
     """
     request = resolve(request, settings)
     if check is not None:
@@ -113,7 +115,7 @@ def plan_run(request, settings: Settings, *, memory: bool = False, offline: bool
             replanned = f"admitted on {_machine(admitted.get('machine'))}, run on {_machine(plan.machine)}"
     try:
         chosen, predictions = choose(source.path, request, family=family, requested=requested, device=device.device,
-                                     dtype=device.dtype, budget=budget, defaults=source.defaults)
+                                     dtype=device.dtype, budget=budget, defaults=source.defaults, bound_ok=not times)
     except DoesNotFit as e:
         if refuse:
             raise

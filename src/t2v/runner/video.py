@@ -64,8 +64,9 @@ def generate_video(request, *, on_progress: ProgressCallback | None = None, shou
                      last_image=run.last_image.image if run.last_image else None, control=run.control)
     run.emit.mark("prepare")  # the run's adapters and speed options set on the model, until the family's first stage
     out = family.run(loaded, request, ctx)
-    observe_times(run, run.emit.timings(), steps=len(stepped))
     frames = to_uint8(out.frames)
+    run.emit.mark("record")  # hashing the frames and building the record: a stage of its own, after the decode
+    observe_times(run, run.emit.timings(), steps=len(stepped))
     record = run.record(request, frames, warnings=out.warnings, timings=timings(run, out),
                         resumed_from_step=out.resumed_from_step)
     if native is not None:
@@ -81,6 +82,7 @@ def generate_video(request, *, on_progress: ProgressCallback | None = None, shou
 def finish_long(run: Run, clip, *, checkpoint=None, on_preview=None) -> GenerationResult:
     """A long request (:mod:`t2v.extend`): its segments made and joined, then recorded and exported as one video."""
     out = run_long(run, clip=clip, checkpoint=checkpoint, on_preview=on_preview)
+    run.emit.mark("record")
     record = run.record(run.request, out.frames, warnings=out.warnings, timings=timings(run, out))
     record["long"] = out.record(run.request, clip)
     if clip is not None:

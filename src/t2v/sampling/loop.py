@@ -118,6 +118,7 @@ def denoise(ctx, total: int, state: LoopState, step: Callable[[int, LoopState], 
         step(i, state)
         if every and (i + 1) % every == 0 and i + 1 < total:
             save(i + 1, state)
+        logger.debug("step %d/%d", i + 1, total)
         ctx.on_step(i + 1, total, state.latents)
     if before_decode and stop == total and ctx.should_cancel():
         save(total, state)

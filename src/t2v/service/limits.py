@@ -78,7 +78,8 @@ def admit_plan(request, settings: Settings, api_key=None):
                         motion_adapter=getattr(resolved, "motion_adapter", None))
         check_cost(resolved, settings, api_key)
 
-    return plan_run(request, settings, memory=mode_of(request).plans_memory, offline=True, check=check)
+    # A job's progress is always watched (its ETA): planned from counted work, as its worker will plan it.
+    return plan_run(request, settings, memory=mode_of(request).plans_memory, offline=True, check=check, times=True)
 
 
 def check_lora_allowed(lora: str, settings: Settings, *, field: str = "loras") -> None:
