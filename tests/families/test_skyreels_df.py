@@ -366,8 +366,8 @@ def test_the_planner_measures_the_denoiser_at_one_window(model):
     def planned(frames: int, base: int, fn=memory.predict):
         req = GenerationRequest(prompt="x", width=64, height=32, num_frames=frames, guidance_scale=5.0,
                                 extras={"base_num_frames": base})
-        return fn(model, req, plan="speed", device="cuda", dtype="bf16", measure_speed=False,
-                  defaults={"causal_block_size": 5})
+        return fn(model, req, family=family_of_folder(model), plan="speed", device="cuda", dtype="bf16",
+                  measure_speed=False, defaults={"causal_block_size": 5})
 
     window, long = planned(17, 17), planned(65, 17)
     assert long.activation_bytes["transformer"] == window.activation_bytes["transformer"]

@@ -50,6 +50,8 @@ def _components(path: Path) -> list[Path]:
 def _safetensors_params(file: Path) -> int:
     with file.open("rb") as f:
         (size,) = struct.unpack("<Q", f.read(8))
+        if size > file.stat().st_size:  # not a safetensors file (damaged): its size is counted instead
+            raise ValueError(f"{file}: header size {size} is past the end of the file")
         header = json.loads(f.read(size))
     total = 0
     for name, info in header.items():
