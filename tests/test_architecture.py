@@ -160,7 +160,7 @@ def source_modules() -> dict[str, tuple[Path, bool]]:
     return out
 
 
-def _type_checking_nodes(tree: ast.AST) -> set[int]:
+def type_checking_nodes(tree: ast.AST) -> set[int]:
     skip: set[int] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
@@ -180,7 +180,7 @@ def import_edges(modules: dict[str, tuple[Path, bool]]) -> dict[str, dict[str, l
     edges: dict[str, dict[str, list[tuple[int, bool]]]] = {}
     for name, (path, package) in modules.items():
         tree = ast.parse(path.read_text(encoding="utf-8"))
-        skip = _type_checking_nodes(tree)
+        skip = type_checking_nodes(tree)
         inner = {id(n) for fn in ast.walk(tree) if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef))
                  for n in ast.walk(fn)}
         out = edges.setdefault(name, {})
@@ -290,7 +290,7 @@ def test_the_contract_depends_only_on_errors_and_pydantic():
         if not name.startswith("t2v.requests"):
             continue
         tree = ast.parse(path.read_text(encoding="utf-8"))
-        skip = _type_checking_nodes(tree)
+        skip = type_checking_nodes(tree)
         nodes = [n for n in ast.walk(tree) if id(n) not in skip]
         roots = {a.name.split(".")[0] for n in nodes if isinstance(n, ast.Import) for a in n.names}
         roots |= {(n.module or "").split(".")[0] for n in nodes if isinstance(n, ast.ImportFrom) and not n.level}
@@ -329,7 +329,7 @@ def top_level_imports(modules: dict[str, tuple[Path, bool]]) -> dict[str, tuple[
     out: dict[str, tuple[set[str], set[str]]] = {}
     for name, (path, _) in modules.items():
         tree = ast.parse(path.read_text(encoding="utf-8"))
-        skip = _type_checking_nodes(tree)
+        skip = type_checking_nodes(tree)
         inner = {id(n) for fn in ast.walk(tree) if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef))
                  for n in ast.walk(fn)}
         roots: set[str] = set()

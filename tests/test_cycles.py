@@ -14,6 +14,7 @@ import ast
 import functools
 from pathlib import Path
 
+from tests.test_architecture import type_checking_nodes
 from tests.test_architecture import cycles as architecture_cycles
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -29,14 +30,6 @@ def modules_under(root: Path) -> dict[str, tuple[str, bool]]:
     return out
 
 
-def _type_checking_nodes(tree: ast.AST) -> set[int]:
-    skip: set[int] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            skip.update(id(n) for stmt in node.body for n in ast.walk(stmt))
-    return skip
-
-
 def import_graph(modules: dict[str, tuple[str, bool]]) -> dict[str, dict[str, int]]:
     """module -> {module it imports: the first line importing it}, for imports between ``modules``."""
 
@@ -48,7 +41,7 @@ def import_graph(modules: dict[str, tuple[str, bool]]) -> dict[str, dict[str, in
     graph: dict[str, dict[str, int]] = {}
     for name, (source, package) in modules.items():
         tree = ast.parse(source)
-        skip = _type_checking_nodes(tree)
+        skip = type_checking_nodes(tree)
         out = graph.setdefault(name, {})
         for node in ast.walk(tree):
             if id(node) in skip:
