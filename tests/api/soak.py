@@ -104,6 +104,7 @@ class Cluster:
         self.lock = threading.Lock()
         self.down: set[int] = set()
         self.kills = 0
+        self.done_at_kill = 0  # progress() at the last kill: each kill, the first too, lands once some job has moved
         self.stop_killing = threading.Event()
 
     def urls(self, prefer: int) -> list[str]:
@@ -112,11 +113,11 @@ class Cluster:
         return [self.servers[(prefer + i) % n].url for i in range(n)]
 
     def killer(self, kills: int, every_s: tuple[float, float]) -> None:
-        """SIGKILL a random running server ``kills`` times, each after a random pause, and start it again in the
-        background (with two servers the other keeps serving meanwhile; with one, clients wait for it)."""
+        """SIGKILL a random running server ``kills`` times, each once some job has moved on since the last kill
+        and then after a random pause, and start it again in the background (with two servers the other keeps serving meanwhile; with one, clients wait for it)."""
         restarts = []
         for _ in range(kills):
-            if self.stop_killing.wait(self.rng.uniform(*every_s)):
+            if not self.wait_for_progress() or self.stop_killing.wait(self.rng.uniform(*every_s)):
                 break
             while True:  # a server that is up (with one server: back from the last kill)
                 with self.lock:
@@ -132,6 +133,23 @@ class Cluster:
             restarts.append(threading.Thread(target=self.bring_back, args=(victim,), daemon=True))
             restarts[-1].start()
         self.join(restarts)
+
+    def progress(self) -> int:
+        """The work done so far: denoising steps checkpointed or finished by all jobs (a finished job counts
+        its whole run)."""
+        return sum(job.total or 0 if job.status == "succeeded" else job.step or 0
+                   for job in self.repo.list_jobs(limit=500))
+
+    def wait_for_progress(self) -> bool:
+        """Wait until some job has moved on since the last kill (False: the soak is over). Without it a killer
+        faster than a restart plus a first step could keep every server down and no job would ever run."""
+        while not self.stop_killing.is_set():
+            done = self.progress()
+            if done > self.done_at_kill:
+                self.done_at_kill = done
+                return True
+            self.stop_killing.wait(0.2)
+        return False
 
     @staticmethod
     def join(threads) -> None:

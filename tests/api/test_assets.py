@@ -187,8 +187,12 @@ def test_openapi_documents_assets_and_the_multipart_body(idle_client):
     spec = idle_client.get("/openapi.json").json()
     assert {"/v1/assets", "/v1/assets/{asset_id}"} <= set(spec["paths"])
     content = spec["paths"]["/v1/videos"]["post"]["requestBody"]["content"]
-    assert "image" in content["application/json"]["schema"]["properties"]
-    assert set(content["multipart/form-data"]["schema"]["properties"]) == {"request", "image"}
+
+    def properties(entry):
+        return spec["components"]["schemas"][entry["schema"]["$ref"].rsplit("/", 1)[1]]["properties"]
+
+    assert "image" in properties(content["application/json"])
+    assert set(properties(content["multipart/form-data"])) == {"request", "image"}
 
 
 def test_web_page_handlers_store_the_image_once_and_remix_gives_it_back(settings, tiny_i2v, tmp_path):

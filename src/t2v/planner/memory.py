@@ -89,7 +89,7 @@ def _baseline_rss() -> int:
     return current().cache("baseline-rss", lambda runtime: {}).setdefault("rss", _current_rss())
 
 
-_MEASURING = threading.Lock()  # the meta modules are shared, and forward chunking is set on them per run
+_MEASURING = threading.RLock()  # the meta modules are shared, and forward chunking is set on them per run
 
 
 def _measure(family, path: str, frames: int, height: int, width: int, batch: int, chunking: bool, vae_chunk: int,
@@ -101,9 +101,13 @@ def _measure(family, path: str, frames: int, height: int, width: int, batch: int
     found = _known(path, frames, height, width, batch, chunking, vae_chunk, half)
     if found is not None:
         return found
-    measured = measure_now(family, path, frames, height, width, batch, chunking, vae_chunk, half)
-    dryruns.put(dryruns.key(Path(path), frames, height, width, batch, chunking, vae_chunk, half), measured)
-    return measured
+    with _MEASURING:  # a thread that waited for another's dry run of this shape reads it, not measures it again
+        found = _known(path, frames, height, width, batch, chunking, vae_chunk, half)
+        if found is not None:
+            return found
+        measured = measure_now(family, path, frames, height, width, batch, chunking, vae_chunk, half)
+        dryruns.put(dryruns.key(Path(path), frames, height, width, batch, chunking, vae_chunk, half), measured)
+        return measured
 
 
 def _known(path: str, frames: int, height: int, width: int, batch: int, chunking: bool, vae_chunk: int,

@@ -27,7 +27,9 @@ class Mode:
     family's own ``extras``. ``takes_speed_options``: step caches, compile, weights and attention kernels (and
     the server's defaults for them). ``takes_inputs``: an input image and a motion adapter. ``takes_long``:
     ``seconds``, ``prompt_schedule`` and ``extend``. ``takes_post``: a ``post`` block. ``plans_memory``: the
-    planner chooses a memory plan before loading.
+    planner chooses a memory plan before loading. ``takes_source``: the request works on a clip made before (a
+    job's video or an uploaded one: ``job`` or ``asset``) and runs no model. ``count_field``: the field that says
+    how many frames (or images) the request makes, what its cost is counted in.
     """
 
     name: str
@@ -38,6 +40,8 @@ class Mode:
     takes_long: bool = False
     takes_post: bool = False
     plans_memory: bool = False
+    takes_source: bool = False
+    count_field: str = "num_frames"
 
     def default_model_of(self, settings: Any) -> str | None:
         """The model a request of this mode gets from ``settings`` when it names none."""
@@ -69,8 +73,8 @@ class Mode:
 VIDEO = Mode("video", default_model="default_model", takes_family_settings=True, takes_speed_options=True,
              takes_inputs=True, takes_long=True, takes_post=True, plans_memory=True)
 SEQUENCE = Mode("sequence", default_model="default_image_model", takes_post=True)
-IMAGE = Mode("image", default_model="default_image_model")
-POST = Mode("post", takes_post=True)
+IMAGE = Mode("image", default_model="default_image_model", count_field="count")
+POST = Mode("post", takes_post=True, takes_source=True)
 
 MODES: dict[str, Mode] = {mode.name: mode for mode in (VIDEO, SEQUENCE, IMAGE, POST)}
 

@@ -6,7 +6,8 @@ what a server admits a job with, and the record's ``plan`` block."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import math
+from dataclasses import dataclass, fields, replace
 from typing import Any, Callable
 
 from t2v.errors import Cancelled, DoesNotFit, ModelUnavailable
@@ -14,7 +15,7 @@ from t2v.families import get_family
 from t2v.models.device import DevicePlan, fit_to_model, plan_device
 from t2v.models.source import resolve_source
 from t2v.planner.fit import memory_budget
-from t2v.planner.memory import choose
+from t2v.planner.memory import Prediction, choose
 from t2v.planner.plans import get_plan
 from t2v.runner.resolve import resolve
 from t2v.settings import Settings
@@ -68,6 +69,16 @@ class RunPlan:
             out["replanned"] = self.replanned
         return out
 
+    def admitted(self) -> dict[str, Any]:
+        """The plan as a job row keeps it: :meth:`to_dict` and the chosen memory plan's whole prediction, so a run
+        on the same machine (:func:`plan_run` with ``admitted``) takes it as it is, without planning again."""
+        chosen = self.chosen()
+        if chosen is None:
+            return self.to_dict()
+        # JSON has no NaN (PostgreSQL refuses it): a time not predicted is kept as null
+        kept = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in chosen.to_dict().items()}
+        return {**self.to_dict(), "prediction": kept}
+
 
 def plan_run(request, settings: Settings, *, memory: bool = False, offline: bool = False,
              check: Callable[[Any], None] | None = None, should_cancel: Callable[[], bool] | None = None,
@@ -79,10 +90,11 @@ def plan_run(request, settings: Settings, *, memory: bool = False, offline: bool
     budget; without ``refuse``, a plan with no memory plan and the refusal in ``refused``).
 
     ``offline``: a model not on this machine yet gives a plan without source (nothing is downloaded).
-    ``admitted``: the plan a job was admitted with (:meth:`RunPlan.to_dict`); on the same machine its memory
-    plan is kept, on another the run is planned again and ``replanned`` says so. ``times``: somebody watches the
-    run's progress, so its memory plan counts the work per step (for an ETA from the first step and the step times
-    kept for later runs) rather than taking an upper bound.
+    ``admitted``: the plan a job was admitted with (:meth:`RunPlan.admitted`); on the same machine its memory
+    plan and prediction are taken as they are (nothing is estimated again), on another the run is planned again
+    and ``replanned`` says so. ``times``: somebody watches the run's progress, so its memory plan counts the work
+    per step (for an ETA from the first step and the step times kept for later runs) rather than taking an upper
+    bound.
     """
     request = resolve(request, settings)
     if check is not None:
@@ -109,10 +121,12 @@ def plan_run(request, settings: Settings, *, memory: bool = False, offline: bool
     requested = request.memory
     replanned = None
     if admitted is not None and admitted.get("memory"):
-        if admitted.get("machine") == plan.machine:
-            requested = admitted["memory"]  # the plan it was admitted with
-        else:
+        if admitted.get("machine") != plan.machine:
             replanned = f"admitted on {_machine(admitted.get('machine'))}, run on {_machine(plan.machine)}"
+        elif (kept := _kept_prediction(admitted)) is not None:  # the plan it was admitted with, as it is
+            return replace(plan, memory=get_plan(kept.plan), predictions=(kept,))
+        else:
+            requested = admitted["memory"]
     try:
         chosen, predictions = choose(source.path, request, family=family, requested=requested, device=device.device,
                                      dtype=device.dtype, budget=budget, defaults=source.defaults, bound_ok=not times)
@@ -121,6 +135,18 @@ def plan_run(request, settings: Settings, *, memory: bool = False, offline: bool
             raise
         return replace(plan, refused=e)
     return replace(plan, memory=get_plan(chosen.name), predictions=tuple(predictions), replanned=replanned)
+
+
+def _kept_prediction(admitted: dict[str, Any]) -> Prediction | None:
+    """The admitted plan's prediction of its memory plan (None: a plan kept without one)."""
+    found = admitted.get("prediction")
+    if not isinstance(found, dict) or found.get("plan") != admitted["memory"]:
+        return None
+    floats = {f.name for f in fields(Prediction) if f.type in ("float", float)}
+    try:
+        return Prediction(**{k: math.nan if v is None and k in floats else v for k, v in found.items()})
+    except TypeError:  # kept by another version of t2v: the plan is estimated again
+        return None
 
 
 def _machine(machine: dict[str, Any] | None) -> str:

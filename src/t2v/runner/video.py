@@ -28,9 +28,10 @@ def generate_video(request, *, on_progress: ProgressCallback | None = None, shou
                    output: str | Path | None = None, checkpoint=None, settings: Settings,
                    on_preview: Callable[[int, np.ndarray], None] | None = None,
                    resolve_image: Callable[[str], Path] | None = None,
-                   resolve_video: Callable[[str], Path] | None = None) -> GenerationResult:
+                   resolve_video: Callable[[str], Path] | None = None,
+                   admitted: dict | None = None) -> GenerationResult:
     """Video mode (text-to-video, image-to-video with ``request.image``, video-to-video with ``request.video``):
-    the options are :func:`t2v.runner.modes.run`'s."""
+    the options are :func:`t2v.runner.modes.generate`'s."""
     clip: list = []  # the clip a long request extends, read before any weights load
 
     def outputs(stem: Path, req) -> None:
@@ -40,7 +41,8 @@ def generate_video(request, *, on_progress: ProgressCallback | None = None, shou
             clip.append(load_clip(req, resolve=resolve_video))
 
     run = start(request, settings=settings, output=output, on_progress=on_progress, should_cancel=should_cancel,
-                check=outputs, plan_memory=True, resolve_image=resolve_image, resolve_video=resolve_video)
+                check=outputs, plan_memory=True, resolve_image=resolve_image, resolve_video=resolve_video,
+                admitted=admitted)
     request, loaded, family = run.request, run.loaded, run.family
     extended = clip[0] if request.is_long else None
     native = family.native_long(loaded, request, extended) if request.is_long else None

@@ -53,6 +53,14 @@ def is_asset_id(value: str) -> bool:
     return ASSET_ID.fullmatch(value) is not None
 
 
+def field_holding(request, ref: str) -> str | None:
+    """The name of the field of ``request`` (a request model, or None) that names ``ref``, for messages."""
+    for name, value in request if request is not None else ():
+        if value == ref or (isinstance(value, tuple) and ref in value):
+            return name
+    return None
+
+
 def clean_filename(name: str | None, extension: str, stem: str = "image") -> str:
     """The uploaded file's name as shown back to its owner: its last path part, printable, at most
     ``MAX_FILENAME`` characters; ``<stem>.<extension>`` when nothing is left."""
@@ -227,30 +235,27 @@ class AssetService:
             raise InvalidRequest(f"{field}: no uploaded asset with id {ref} (upload the video with POST /v1/assets)",
                                  field=field) from None
 
-    def image_resolver(self, api_key_id: str | None):
-        """For the worker: ``request.image`` (an asset id of the job's key) -> its file on this machine. A store
-        that fails raises OSError, so the job is tried again later (it is not the request's fault)."""
-        def resolve(ref: str) -> Path:
-            try:
-                return self.asset_path(ref, api_key_id)
-            except AssetNotFound:
-                raise InvalidRequest(f"image: the uploaded asset {ref} was deleted before the job ran",
-                                     field="image") from None
-            except StorageUnavailable as e:
-                raise OSError(f"image: could not read the uploaded asset {ref}: {e}") from e
-        return resolve
+    def image_resolver(self, api_key_id: str | None, request=None):
+        """For the worker: an image asset id of the job's key (``request.image``, ``last_image``, ...) -> its file
+        on this machine. A store that fails raises OSError, so the job is tried again later (it is not the
+        request's fault); a deleted asset is the request's, named by the field of ``request`` that holds it."""
+        return self._resolver(api_key_id, request, "image", "asset")
 
-    def video_resolver(self, api_key_id: str | None, field: str = "video"):
-        """For the worker: a video asset id of the job's key (``video``, or a post job's ``asset``) -> its file on
-        this machine; as :meth:`image_resolver` for failures."""
+    def video_resolver(self, api_key_id: str | None, request=None):
+        """For the worker: a video asset id of the job's key (``request.video``, the clip it ``extend`` s, a post
+        job's ``asset``, ...) -> its file on this machine; as :meth:`image_resolver` for failures."""
+        return self._resolver(api_key_id, request, "video", "video")
+
+    def _resolver(self, api_key_id: str | None, request, default: str, what: str):
         def resolve(ref: str) -> Path:
+            field = field_holding(request, ref) or default
             try:
                 return self.asset_path(ref, api_key_id)
             except AssetNotFound:
-                raise InvalidRequest(f"{field}: the uploaded video {ref} was deleted before the job ran",
+                raise InvalidRequest(f"{field}: the uploaded {what} {ref} was deleted before the job ran",
                                      field=field) from None
             except StorageUnavailable as e:
-                raise OSError(f"{field}: could not read the uploaded video {ref}: {e}") from e
+                raise OSError(f"{field}: could not read the uploaded {what} {ref}: {e}") from e
         return resolve
 
     # -- helpers ---------------------------------------------------------------------------------

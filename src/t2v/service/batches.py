@@ -29,7 +29,7 @@ class BatchService:
     """Batches over the store's ``batches`` (queued in one transaction) and ``controls`` (pause, resume), each
     request checked by ``prepare`` and each job cancelled by ``cancel`` as the service does it for one job."""
 
-    def __init__(self, jobs: JobTable, batches: BatchTable, controls: ControlTable, prepare: Callable[..., dict],
+    def __init__(self, jobs: JobTable, batches: BatchTable, controls: ControlTable, prepare: Callable[..., Any],
                  cancel: Callable[..., Any], wakeup) -> None:
         self.jobs, self.batches, self.controls = jobs, batches, controls
         self.prepare, self.cancel, self.wakeup = prepare, cancel, wakeup
@@ -43,12 +43,14 @@ class BatchService:
         if len(items) > MAX_BATCH:
             raise InvalidRequest(f"requests: {len(items)} requests; a batch holds at most {MAX_BATCH}",
                                  field="requests")
-        resolved, problems = self.check_batch(items, api_key=api_key)
-        if problems and (not partial or not resolved):
+        admitted, problems = self.check_batch(items, api_key=api_key)
+        if problems and (not partial or not admitted):
             raise BatchInvalid(problems)
         key_id = api_key.id if api_key else None
+        rows = [a.row() for a in admitted]
         try:
-            batch_id, created = self.batches.create_batch(resolved, priority=priority, api_key_id=key_id,
+            batch_id, created = self.batches.create_batch([r["request"] for r in rows], plans=[r["plan"] for r in rows],
+                                                          priority=priority, api_key_id=key_id,
                                                           idempotency_key=idempotency_key,
                                                           max_queued=api_key.max_queued if api_key else None)
         except QueueFull as e:
@@ -57,17 +59,18 @@ class BatchService:
             self.wakeup.set()
         return {"batch": self.get_batch(batch_id, api_key=api_key), "created": created, "invalid": problems}
 
-    def check_batch(self, items: list[Any], *, api_key=None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """Each item checked as a submit checks it: (the valid ones resolved, the problems: line, field, message)."""
-        resolved, problems = [], []
+    def check_batch(self, items: list[Any], *, api_key=None) -> tuple[list[Any], list[dict[str, Any]]]:
+        """Each item checked as a submit checks it: (the valid ones admitted, as ``prepare`` gives them; the
+        problems: line, field, message)."""
+        admitted, problems = [], []
         for line, fields in enumerate(items, 1):
             try:
                 if not isinstance(fields, dict):
                     raise InvalidRequest("not a JSON object of request fields", field="request")
-                resolved.append(self.prepare(fields, api_key=api_key))
+                admitted.append(self.prepare(fields, api_key=api_key))
             except (InvalidRequest, ModelUnavailable) as e:
                 problems.append({"line": line, "field": getattr(e, "field", None) or "model", "message": str(e)})
-        return resolved, problems
+        return admitted, problems
 
     def get_batch(self, batch_id: str, *, api_key=None) -> dict[str, Any]:
         """The batch and its counts; JobNotFound for another key's (they read alike)."""

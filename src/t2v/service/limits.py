@@ -8,7 +8,9 @@ that do not fit in memory itself (:func:`t2v.runner.modes.generate`).
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Iterator
 
 from t2v.errors import InvalidRequest
 from t2v.extend.plan import plan_segments
@@ -17,7 +19,7 @@ from t2v.models.allowlist import allowed_folder, check_allowed, check_available
 from t2v.models.lora import check_lora
 from t2v.models.source import check_motion_adapter
 from t2v.post.stage import post_cost
-from t2v.requests import UPSCALERS
+from t2v.requests import UPSCALERS, file_fields
 from t2v.runner.mode import mode_of
 from t2v.runner.plan import RunPlan, plan_run
 from t2v.service.assets import is_asset_id
@@ -27,51 +29,70 @@ from t2v.settings import Settings
 NOT_ALLOWED_LORA = ("lora: not available on this server; name a LoRA adapter file or folder under its model roots "
                     "(T2V_MODEL_ROOTS)")
 COST_FIELDS = "width x height x num_inference_steps"
+#: What a caller uploads for an input file of each kind (``knob(file=...)``).
+UPLOADS = {"image": "a PNG, JPEG or WebP", "video": "an mp4, webm or gif"}
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """A request as the service queues it: ``request`` resolved (model, defaults and seed fixed) and the
+    :class:`~t2v.runner.plan.RunPlan` it was admitted with (``plan``; None for a request that runs no model)."""
+
+    request: Any
+    plan: RunPlan | None = None
+
+    def row(self) -> dict[str, Any]:
+        """What the job row keeps (JSON): its ``request`` and ``plan`` (:meth:`RunPlan.admitted`)."""
+        return {"request": self.request.model_dump(mode="json"),
+                "plan": None if self.plan is None else self.plan.admitted()}
 
 
 def admit(request, settings: Settings, api_key=None):
     """``request`` resolved (model, defaults and seed fixed), or InvalidRequest / ModelUnavailable (HTTP 422):
     :func:`admit_plan`'s request."""
-    admitted = admit_plan(request, settings, api_key)
-    return admitted.request if isinstance(admitted, RunPlan) else admitted
+    return admit_plan(request, settings, api_key).request
 
 
-def admit_plan(request, settings: Settings, api_key=None):
-    """The :class:`~t2v.runner.plan.RunPlan` a request is admitted with (a post request: the request itself), or
-    InvalidRequest / ModelUnavailable (HTTP 422).
+def file_refs(request, kind: str | None = None) -> Iterator[tuple[str, str, str]]:
+    """The input files ``request`` names (only those of ``kind``, ``"image"`` or ``"video"``, when given), from
+    the fields its type declares as files (:func:`t2v.requests.file_fields`): ``(field, kind, ref)``, a
+    tuple-valued field once per file."""
+    for name, declared in file_fields(type(request)).items():
+        if kind is not None and declared != kind:
+            continue
+        value = getattr(request, name, None)
+        for ref in value if isinstance(value, tuple) else () if value is None else (value,):
+            yield name, declared, ref
 
-    A ``video`` must be an asset id (the service checks it is one of the key's videos); a post request is
-    checked against the upscaler allow-list here and against its source by the service.
+
+def admit_plan(request, settings: Settings, api_key=None) -> Admitted:
+    """The request resolved and the :class:`~t2v.runner.plan.RunPlan` it is admitted with (:class:`Admitted`),
+    or InvalidRequest / ModelUnavailable (HTTP 422).
+
+    Every input file must be an asset id (the service checks it is one of the key's); a request that works on a
+    clip made before (:attr:`~t2v.runner.mode.Mode.takes_source`: post) is checked against the upscaler
+    allow-list here and against its source by the service.
 
     In order: the allow-lists (before anything looks at the named paths, so no message depends on them),
     the request's own limits (:func:`t2v.runner.resolve.resolve`), the model being loadable without a download
     the server may not make, the cost limits, and the memory budget (:func:`t2v.runner.plan.plan_run`, which
     downloads nothing: a model not on disk yet is planned when its job runs).
     """
-    if request.mode == "post":  # post-processing of a job's or an asset's clip (checked by the service)
-        if request.post.upscale:
-            check_upscaler_allowed(request.post.upscaler, settings)
-        check_interpolation_model_allowed(request.post.interpolation_model, settings)
-        return request
-    video = getattr(request, "video", None)
-    if video is not None and not is_asset_id(video):  # a file path: a server never reads one a caller names
-        raise InvalidRequest("video: give an uploaded video's asset id (POST /v1/assets with an mp4, webm or gif "
-                             "file); file paths and URLs are not taken", field="video")
-    extend = getattr(request, "extend", None)
-    if extend is not None and not is_asset_id(extend):  # the clip a longer video continues: the same rule
-        raise InvalidRequest("extend: give an uploaded video's asset id (POST /v1/assets with an mp4, webm or gif "
-                             "file); file paths and URLs are not taken", field="extend")
+    mode = mode_of(request)
+    if mode.takes_source:  # post-processing of a job's or an asset's clip (checked by the service)
+        check_post_allowed(request.post, settings)
+        return Admitted(request)
+    for name, kind, ref in file_refs(request):  # a file path: a server never reads one a caller names
+        if not is_asset_id(ref):
+            raise InvalidRequest(f"{name}: give an uploaded {kind}'s asset id (POST /v1/assets with {UPLOADS[kind]} "
+                                 "file); file paths and URLs are not taken", field=name)
     if request.model is not None:
         check_available(request.model, settings, families=get_family, restricted=True)
     if getattr(request, "motion_adapter", None) is not None:
         check_allowed(request.motion_adapter, settings, get_family, check=check_motion_adapter)
     for i, spec in enumerate(getattr(request, "loras", ())):
         check_lora_allowed(spec.path, settings, field=f"loras.{i}.path")
-    post = getattr(request, "post", None)
-    if post is not None and post.upscale:
-        check_upscaler_allowed(post.upscaler, settings)
-    if post is not None:
-        check_interpolation_model_allowed(post.interpolation_model, settings)
+    check_post_allowed(getattr(request, "post", None), settings)
 
     def check(resolved) -> None:
         check_available(resolved.model, settings, families=get_family,
@@ -79,7 +100,17 @@ def admit_plan(request, settings: Settings, api_key=None):
         check_cost(resolved, settings, api_key)
 
     # A job's progress is always watched (its ETA): planned from counted work, as its worker will plan it.
-    return plan_run(request, settings, memory=mode_of(request).plans_memory, offline=True, check=check, times=True)
+    plan = plan_run(request, settings, memory=mode.plans_memory, offline=True, check=check, times=True)
+    return Admitted(plan.request, plan)
+
+
+def check_post_allowed(post, settings: Settings) -> None:
+    """A ``post`` block's upscaler and interpolation model allowed on this server (none: nothing to check)."""
+    if post is None:
+        return
+    if post.upscale:
+        check_upscaler_allowed(post.upscaler, settings)
+    check_interpolation_model_allowed(post.interpolation_model, settings)
 
 
 def check_lora_allowed(lora: str, settings: Settings, *, field: str = "loras") -> None:
@@ -134,14 +165,11 @@ def check_interpolation_model_allowed(folder: str | None, settings: Settings) ->
                          "its model roots (T2V_MODEL_ROOTS)", field="post.interpolation_model")
 
 
-def _frames_field(request) -> str:
-    return "count" if request.mode == "image" else "num_frames"
-
-
 def request_cost(request) -> int:
     """frames (images for image mode) x width x height x steps; a longer video's frames: every segment's."""
-    frames = getattr(request, _frames_field(request))
-    if getattr(request, "is_long", False) and request.mode == "video":
+    mode = mode_of(request)
+    frames = getattr(request, mode.count_field)
+    if mode.takes_long and getattr(request, "is_long", False):
         frames *= len(plan_segments(request, clip_frames=1 if request.extend else 0, continuation="video").segments)
     return frames * request.width * request.height * request.num_inference_steps
 
@@ -177,9 +205,10 @@ def check_cost(request, settings: Settings, api_key=None) -> None:
     cost = request_cost(request)
     if cost <= limit:
         return
-    field, (w, h, steps) = _frames_field(request), (request.width, request.height, request.num_inference_steps)
+    mode = mode_of(request)
+    field, (w, h, steps) = mode.count_field, (request.width, request.height, request.num_inference_steps)
     most_frames, most_steps = limit // (w * h * steps), limit // (w * h)
-    if getattr(request, "is_long", False) and request.mode == "video":
+    if mode.takes_long and getattr(request, "is_long", False):
         segments = cost // (request.num_frames * w * h * steps)
         raise InvalidRequest(
             f"seconds: a longer video of {segments} segments of {request.num_frames} frames at {w}x{h} and {steps} "

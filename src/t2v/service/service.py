@@ -14,16 +14,18 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import replace
 from typing import Any
 
 from t2v.errors import InvalidRequest, JobNotFound, QuotaExceeded
 from t2v.models import loader
-from t2v.requests import file_fields, request_from_fields
+from t2v.requests import request_from_fields
+from t2v.runner.mode import mode_of
 from t2v.runner.runtime import import_runtime, load_pipeline
 from t2v.service.access import AccessService, visible_job
 from t2v.service.assets import AssetService
 from t2v.service.files import JobFiles
-from t2v.service.limits import admit
+from t2v.service.limits import Admitted, admit, admit_plan, file_refs
 from t2v.service.metrics import Metrics
 from t2v.service.netguard import check_callback_url
 from t2v.service.ports import ArtifactStore, Executor, JobStore
@@ -44,6 +46,11 @@ logger = logging.getLogger(__name__)
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 FINISHED = FINISHED_STATUSES
 
+
+#: Video fields whose clip is decoded whole (a longer video continues it); any other is cut to ``num_frames``.
+WHOLE_CLIPS = frozenset({"extend"})
+#: Video fields whose clip must have the output's size and length unless the request says ``fit``.
+SIZED_CLIPS = frozenset({"control_video", "mask_video"})
 
 #: The most jobs one page of a listing holds (GET /v1/videos takes up to 200, GET /v1/records up to 500).
 MAX_PAGE = 500
@@ -89,8 +96,20 @@ class JobService:
     # -- lifecycle -------------------------------------------------------------------------------
     def warm(self, model: str) -> None:
         """Load ``model`` where the workers run (this process, or each Ray actor) so the first job does not
-        wait for it."""
+        wait for it, and admit its default request once here so the first submit does not wait for the
+        planner's dry run either (:meth:`plan_default`)."""
         self.executor.warm(self, model)
+        self.plan_default(model)
+
+    def plan_default(self, model: str) -> None:
+        """Plan ``model``'s default request as admission does, now: a model the planner has not measured
+        gets its dry run here, before the server answers (about 3 s for the tiny test model on two cores, paid
+        once per model and home: the result is kept in ``$T2V_HOME/cache``), not in the first submit, which
+        a client may time out on. A model that cannot be planned is reported by its jobs, not here."""
+        try:
+            admit(request_from_fields({"prompt": "warm-up", "model": model}), self.settings)
+        except Exception as e:  # noqa: BLE001 - the jobs refuse it with their own clear message
+            logger.info("could not plan %s ahead of its first job: %s", model, e)
 
     def warm_here(self, model: str) -> None:
         """Load ``model`` in this process, in the background, so the first job does not wait for it.
@@ -218,9 +237,9 @@ class JobService:
         if idempotency_key and (earlier := self.repo.find_idempotent(key_id, idempotency_key)):
             self.parsed(fields)  # a malformed request is still refused
             return earlier, False  # a retried request: the same job, even when the key is now at its quota
-        resolved = self.prepare(fields, api_key=api_key, callback_url=callback_url)
+        admitted = self.prepare(fields, api_key=api_key, callback_url=callback_url)
         try:  # the quota is counted in the insert's transaction: concurrent submits cannot pass it
-            job, created = self.repo.create_job(resolved, priority=priority, api_key_id=key_id,
+            job, created = self.repo.create_job(**admitted.row(), priority=priority, api_key_id=key_id,
                                                 idempotency_key=idempotency_key, callback_url=callback_url,
                                                 max_queued=api_key.max_queued if api_key else None,
                                                 remixed_from=remixed_from)
@@ -239,34 +258,36 @@ class JobService:
             fields = {**fields, "model": accept_public_model(self.settings, fields["model"])}
         return request_from_fields(fields)
 
-    def prepare(self, fields: dict[str, Any], *, api_key=None, callback_url: str | None = None) -> dict[str, Any]:
-        """Check a request as a submit does, all before any row is written; the resolved request (model,
-        defaults and seed fixed) as the job row keeps it."""
+    def prepare(self, fields: dict[str, Any], *, api_key=None, callback_url: str | None = None) -> Admitted:
+        """Check a request as a submit does, all before any row is written: the request resolved (model,
+        defaults and seed fixed) and the plan it is admitted with, as the job row keeps them
+        (:meth:`~t2v.service.limits.Admitted.row`)."""
         _check_no_nul("callback_url", callback_url)
         request = self.parsed(fields)
         check_callback_url(callback_url, self.settings)  # 422 for internal addresses (resolved once, all checked)
-        for name, kind in file_fields(type(request)).items():  # uploaded assets of this key, never paths
-            value = getattr(request, name)
-            for ref in value if isinstance(value, tuple) else () if value is None else (value,):
-                self.assets.check_ref(ref, api_key, kind=kind, field=name)
+        for name, kind, ref in file_refs(request):  # uploaded assets of this key, never paths
+            self.assets.check_ref(ref, api_key, kind=kind, field=name)
         # Allow-listed model and LoRA, then model, defaults and the seed fixed now (restarts reproduce), then
         # the cost limits (the server's and the key's) and the memory budget.
-        resolved = admit(request, self.settings, api_key)
-        if resolved.mode == "post":  # the key's own finished job or video asset (404 for another key's)
-            resolved = self.postjobs.check_post_source(resolved, api_key)
-        # The clips a job decodes, measured from their containers: what decoding them holds must fit the budget
-        if getattr(resolved, "video", None) is not None:  # video-to-video decodes only the frames it makes
-            self.assets.check_decode(resolved.video, api_key, field="video", frames=resolved.num_frames)
-        if getattr(resolved, "extend", None) is not None:
-            self.assets.check_decode(resolved.extend, api_key, field="extend")
-        for name in ("control_video", "mask_video"):  # (fit or not, the first num_frames frames)
-            if getattr(resolved, name, None) is not None:
-                ref = getattr(resolved, name)
-                self.assets.check_decode(ref, api_key, field=name, frames=resolved.num_frames)
-                if not resolved.fit:  # the output's size and length, else refused before it is queued
-                    self.assets.check_clip_fits(ref, api_key, field=name, width=resolved.width,
-                                                height=resolved.height, frames=resolved.num_frames)
-        return resolved.model_dump(mode="json")
+        admitted = admit_plan(request, self.settings, api_key)
+        resolved = admitted.request
+        if mode_of(resolved).takes_source:  # the key's own finished job or video asset (404 for another key's)
+            return replace(admitted, request=self.postjobs.check_post_source(resolved, api_key))
+        self.check_clips(resolved, api_key)
+        return admitted
+
+    def check_clips(self, resolved, api_key=None) -> None:
+        """The clips a job decodes (its request's video files), measured from their containers: what decoding
+        each holds must fit the budget (only the first ``num_frames`` frames of a clip the output is made from
+        or fitted to; the whole of a clip a longer video continues), and a clip used as it is (a control input
+        without ``fit``) must have the output's size and length; else refused (422 naming the field) before it
+        is queued."""
+        for name, _, ref in file_refs(resolved, "video"):
+            frames = None if name in WHOLE_CLIPS else resolved.num_frames
+            self.assets.check_decode(ref, api_key, field=name, frames=frames)
+            if name in SIZED_CLIPS and not resolved.fit:
+                self.assets.check_clip_fits(ref, api_key, field=name, width=resolved.width, height=resolved.height,
+                                            frames=resolved.num_frames)
 
     def list(self, *, status: str | None = None, limit: int = 20, cursor: str | None = None, api_key=None,
              query: str | None = None, order: str = "desc"):

@@ -9,7 +9,7 @@ from typing import Any
 from t2v.errors import Conflict, InvalidRequest
 from t2v.requests import request_from_fields
 from t2v.service.access import visible_job
-from t2v.service.limits import admit
+from t2v.service.limits import admit_plan
 from t2v.service.ports import ControlTable, JobTable
 from t2v.models.publicnames import accept_public_model
 from t2v.store.controls import NotChangeable
@@ -24,7 +24,8 @@ class SteeringService:
         self.settings, self.jobs, self.controls, self.wakeup = settings, jobs, controls, wakeup
 
     def change(self, job_id: str, fields: dict[str, Any], *, priority: int | None = None, api_key=None):
-        """A queued job with ``fields`` changed in its request (checked as at submit) and/or a new ``priority``."""
+        """A queued job with ``fields`` changed in its request (checked and planned as at submit: the job keeps
+        the new plan) and/or a new ``priority``."""
         job = visible_job(self.jobs, job_id, api_key)
         if priority is not None:
             lo, hi = PRIORITY_RANGE
@@ -32,7 +33,7 @@ class SteeringService:
                 raise InvalidRequest(f"priority: {priority!r} is not a whole number from {lo} to {hi}; nearest "
                                      f"valid: {min(hi, max(lo, int(priority))) if isinstance(priority, (int, float)) else 0}",
                                      field="priority")
-        request = None
+        row: dict[str, Any] = {}
         if fields:
             if job.status != "queued":
                 raise Conflict(f"job {job_id} is {job.status}; only a queued job's request can be changed",
@@ -40,9 +41,9 @@ class SteeringService:
             if "model" in fields:
                 fields = {**fields, "model": accept_public_model(self.settings, fields["model"])}
             merged = {**{k: v for k, v in job.request.items() if v is not None}, **fields}
-            request = admit(request_from_fields(merged), self.settings, api_key).model_dump(mode="json")
+            row = admit_plan(request_from_fields(merged), self.settings, api_key).row()  # and planned again
         try:
-            changed = self.controls.change_queued(job_id, priority=priority, request=request)
+            changed = self.controls.change_queued(job_id, priority=priority, **row)
         except NotChangeable as e:
             raise Conflict(str(e), field="priority" if priority is not None else sorted(fields)[0]) from None
         self.wakeup.set()

@@ -1,4 +1,5 @@
-"""A worker: claims queued jobs from the database and runs them through ``generate()``.
+"""A worker: claims queued jobs from the database and runs them through ``generate()`` with the plan each was
+admitted with (on another machine the run is planned again, and its record says so).
 
 Progress goes to the job row at most a few times per second; a heartbeat thread keeps the row
 alive while the model loads; latent checkpoints let a job killed mid-run resume on the next start.
@@ -150,12 +151,12 @@ class Worker(threading.Thread):
                                               on_save=store.checkpoint_saved(job.id)),
                     settings=svc.settings,
                     on_preview=self._preview_writer(job.id, out_dir),
-                    resolve_image=svc.assets.image_resolver(job.api_key_id),  # request.image: an asset of the job's key
-                    # request.video (video-to-video) or a post job's asset: a video asset of the job's key; a post
-                    # job's job: a succeeded job of the same key
-                    resolve_video=svc.assets.video_resolver(job.api_key_id, "asset" if request.mode == "post" else
-                                                     "extend" if getattr(request, "extend", None) else "video"),
+                    # The request's input files and a post job's asset: assets of the job's key; a post job's job: a
+                    # succeeded job of the same key
+                    resolve_image=svc.assets.image_resolver(job.api_key_id, request),
+                    resolve_video=svc.assets.video_resolver(job.api_key_id, request),
                     resolve_job=svc.postjobs.job_video_resolver(job.api_key_id),
+                    admitted=job.plan,  # kept on the machine that admitted it, planned again (and said so) elsewhere
                 )
         except Cancelled:
             if not repo.is_cancel_requested(job.id) and (svc.stopping.is_set() or repo.controls.is_pause_requested(job.id)):

@@ -24,10 +24,14 @@ class Batches:
         self.db, self.limits = db, limits
 
     def create_batch(self, requests: list[dict[str, Any]], *, priority: int = 0, api_key_id: str | None = None,
-                     idempotency_key: str | None = None, max_queued: int | None = None) -> tuple[str, bool]:
-        """Queue ``requests`` (resolved) as one batch, all or none. ``(batch id, created)``: an idempotency key
-        already used by this key returns its batch. With ``max_queued``, QueueFull when the key's queue would
-        pass it."""
+                     idempotency_key: str | None = None, max_queued: int | None = None,
+                     plans: list[dict[str, Any] | None] | None = None) -> tuple[str, bool]:
+        """Queue ``requests`` (resolved; ``plans``: the plan each was admitted with) as one batch, all or none.
+        ``(batch id, created)``: an idempotency key already used by this key returns its batch. With
+        ``max_queued``, QueueFull when the key's queue would pass it."""
+        plans = list(plans) if plans is not None else [None] * len(requests)
+        if len(plans) != len(requests):
+            raise ValueError(f"{len(plans)} plans for {len(requests)} requests")
         now = utcnow()
         batch_id = new_id()
         try:
@@ -39,9 +43,9 @@ class Batches:
                 conn.execute(insert(batches).values(id=batch_id, api_key_id=api_key_id,
                                                     idempotency_key=idempotency_key, created_at=now))
                 rows = []
-                for request in requests:
+                for request, plan in zip(requests, plans):
                     prompt = request.get("prompt")
-                    rows.append(dict(id=new_id(), status="queued", priority=int(priority), request=request,
+                    rows.append(dict(id=new_id(), status="queued", priority=int(priority), request=request, plan=plan,
                                      prompt=prompt.lower() if isinstance(prompt, str) else None,
                                      api_key_id=api_key_id, batch_id=batch_id, created_at=now, updated_at=now))
                 conn.execute(insert(jobs), rows)

@@ -29,14 +29,16 @@ class Controls:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def change_queued(self, job_id: str, *, priority: int | None = None, request: dict[str, Any] | None = None):
-        """Set a queued job's priority and/or request (already checked). NotChangeable unless it is queued."""
+    def change_queued(self, job_id: str, *, priority: int | None = None, request: dict[str, Any] | None = None,
+                      plan: dict[str, Any] | None = None):
+        """Set a queued job's priority and/or request (already checked) with the plan it was admitted with (a
+        new request replaces the old plan, with ``plan`` or none). NotChangeable unless it is queued."""
         values: dict[str, Any] = {"updated_at": utcnow()}
         if priority is not None:
             values["priority"] = int(priority)
         if request is not None:
             prompt = request.get("prompt")
-            values.update(request=request, prompt=prompt.lower() if isinstance(prompt, str) else None)
+            values.update(request=request, prompt=prompt.lower() if isinstance(prompt, str) else None, plan=plan)
         with self.db.write() as conn:
             if conn.execute(update(jobs).where(c.id == job_id, c.status == "queued").values(**values)).rowcount:
                 return get_job(conn, job_id)

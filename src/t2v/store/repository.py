@@ -88,10 +88,11 @@ class Repository:
         callback_url: str | None = None,
         max_queued: int | None = None,
         remixed_from: str | None = None,
+        plan: dict[str, Any] | None = None,
     ) -> tuple[JobRow, bool]:
-        """Queue a job. With ``idempotency_key``, an existing job with the same
-        (api_key_id, idempotency_key) is returned instead: ``(job, created)``. With ``max_queued``
-        (and a key), :class:`QueueFull` when the key has that many queued jobs, counted in the
+        """Queue a job (``request`` resolved, ``plan`` the plan it was admitted with). With ``idempotency_key``, an
+        existing job with the same (api_key_id, idempotency_key) is returned instead: ``(job, created)``. With
+        ``max_queued`` (and a key), :class:`QueueFull` when the key has that many queued jobs, counted in the
         same transaction as the insert."""
         prompt = request.get("prompt")
         now = utcnow()
@@ -107,6 +108,7 @@ class Repository:
             created_at=now,
             updated_at=now,
             remixed_from=remixed_from,
+            plan=plan,
         )
         try:
             with self.db.write() as conn:

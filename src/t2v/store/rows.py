@@ -52,6 +52,8 @@ class JobRow:
     remixed_from: str | None = None
     paused: bool = False
     batch_id: str | None = None
+    #: The plan the job was admitted with (:meth:`t2v.runner.plan.RunPlan.to_dict`; None: nothing to plan).
+    plan: dict[str, Any] | None = None
 
     @property
     def finished(self) -> bool:

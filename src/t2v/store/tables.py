@@ -173,6 +173,9 @@ class Job(Base):
     batch_id: Mapped[str | None] = mapped_column(String(26), nullable=True, index=True)
     #: Paused: a queued job is skipped by workers until resumed; a running one is handed back at its next step.
     paused: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, server_default=text("false"))
+    #: The plan the job was admitted with (:meth:`t2v.runner.plan.RunPlan.to_dict`): its worker keeps it on the
+    #: same machine and plans again, saying so in the record, on another. None: admitted with nothing to plan.
+    plan: Mapped[dict[str, Any] | None] = mapped_column(JsonType, nullable=True)
 
     __table_args__ = (
         UniqueConstraint("api_key_id", "idempotency_key"),
