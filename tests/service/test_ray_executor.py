@@ -107,7 +107,7 @@ def start_worker(home, model, env: dict, *args: str) -> subprocess.Popen:
                             stderr=subprocess.STDOUT)
 
 
-def test_24_jobs_from_8_clients_through_2_api_processes_run_exactly_once(tiny_model, tmp_path, ray_cluster,
+def test_16_jobs_from_8_clients_through_2_api_processes_run_exactly_once(tiny_model, tmp_path, ray_cluster,
                                                                         pg_database, s3_endpoint, bucket):
     """Two API processes with --no-workers behind "a load balancer" (clients alternate), one ``t2v worker`` driving
     two Ray actors; one PostgreSQL, one bucket. Then cancel, purge and delete from the other API process."""
@@ -125,17 +125,17 @@ def test_24_jobs_from_8_clients_through_2_api_processes_run_exactly_once(tiny_mo
         assert (ready["ready"], ready["executor"], ready["workers"]) == (True, "none", 0)
 
         # 8 clients at once, each alternating between the two processes: every submit races 7 others and the two
-        # actors claim from one queue (3 each keeps both sides of the race, at 24 jobs rather than 40).
+        # actors claim from one queue (2 each keeps both sides of the race: every client submits to both).
         def client(n: int) -> list[str]:
-            return [apis[(n + i) % 2].submit(seed=100 * n + i, **QUICK) for i in range(3)]
+            return [apis[(n + i) % 2].submit(seed=100 * n + i, **QUICK) for i in range(2)]
 
         with ThreadPoolExecutor(8) as pool:
             ids = [i for batch in pool.map(client, range(8)) for i in batch]
-        assert len(set(ids)) == 24
+        assert len(set(ids)) == 16
         jobs = [apis[k % 2].wait(i, timeout=300) for k, i in enumerate(ids)]
         assert worker.poll() is None, (tmp_path / "workers" / "worker.log").read_text()[-3000:]
-        assert [j["status"] for j in jobs] == ["succeeded"] * 24, [j["error"] for j in jobs if j["error"]]
-        assert [j["attempts"] for j in jobs] == [1] * 24, "each job ran exactly once"
+        assert [j["status"] for j in jobs] == ["succeeded"] * 16, [j["error"] for j in jobs if j["error"]]
+        assert [j["attempts"] for j in jobs] == [1] * 16, "each job ran exactly once"
         assert {j["result"]["metadata"]["ran_on"]["node_id"] for j in jobs} == {n.node_id for n in ray_cluster.nodes}
 
         engine = sa.create_engine(pg_database.replace("postgresql://", "postgresql+psycopg://", 1))
