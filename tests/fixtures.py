@@ -101,3 +101,41 @@ def count_real_calls(monkeypatch, owner, name: str, calls: list) -> None:
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(owner, name, counting)
+
+
+def webm_lying(says: int, real: int, frames: int = 6, first_true: int = 0) -> bytes:
+    """A VP8 WebM whose header says ``says`` x ``says`` while its frames are coded at ``real`` x ``real``; with
+    ``first_true`` its first frames are honest (coded at the header's size) and a later keyframe changes the size."""
+    import fractions
+
+    import av
+    import numpy as np
+
+    buf = io.BytesIO()
+    out = av.open(buf, "w", format="webm")
+    stream = out.add_stream("libvpx", rate=8)
+    stream.width, stream.height, stream.pix_fmt = says, says, "yuv420p"
+
+    def encoder(side: int):
+        enc = av.CodecContext.create("libvpx", "w")
+        enc.width, enc.height, enc.pix_fmt, enc.time_base = side, side, "yuv420p", fractions.Fraction(1, 8)
+        return enc
+
+    pts = 0
+    for side, count in ((says, first_true), (real, frames - first_true)):
+        if not count:
+            continue
+        enc = encoder(side)
+        for _ in range(count):
+            frame = av.VideoFrame.from_ndarray(np.full((side, side, 3), 40 + pts * 20, np.uint8), format="rgb24")
+            frame = frame.reformat(format="yuv420p")
+            frame.pts, frame.time_base = pts, enc.time_base
+            pts += 1
+            for packet in enc.encode(frame):
+                packet.stream = stream
+                out.mux(packet)
+        for packet in enc.encode(None):
+            packet.stream = stream
+            out.mux(packet)
+    out.close()
+    return buf.getvalue()

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from t2v.errors import ExportError, InvalidRequest
-from t2v.export import decode_video, sha256_file
+from t2v.export import check_frame_size, decode_video, sha256_file
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
@@ -353,13 +353,16 @@ def _probe_video(path: Path, name: str, field: str, max_frames: int, max_side: i
                                      f"{max_side} pixels a side: scale it down", field=field)
             rate = stream.average_rate or stream.guessed_rate or stream.base_rate
             frames = 0
-            for _ in container.decode(stream):
+            for frame in container.decode(stream):  # every frame the size the header says (the budget counts it)
+                check_frame_size(frame, (width, height), frames + 1, name)
                 frames += 1
                 if frames > max_frames:
                     raise InvalidRequest(f"{field}: {name} has more than {max_frames} frames, the most accepted: "
                                          "trim it first", field=field)
     except InvalidRequest:
         raise
+    except ExportError as e:
+        raise InvalidRequest(f"{field}: {e}", field=field) from None
     except Exception as e:  # av's InvalidDataError and the like: a damaged, truncated or unknown file
         raise InvalidRequest(f"{field}: {name} is not a readable video: damaged, truncated or of another kind "
                              f"({VIDEO_ACCEPTED} expected; {type(e).__name__}: {e})", field=field) from None
@@ -374,8 +377,9 @@ def _probe_video(path: Path, name: str, field: str, max_frames: int, max_side: i
 
 def probe_video(path: str | Path, *, field: str = "video") -> tuple[int, int, int, float]:
     """(frames, width, height, fps) of a video file from its container alone (the header's size, its packets
-    counted), without decoding a frame: what decoding it whole would hold is frames x width x height x 3
-    bytes. InvalidRequest naming ``field`` for a file that is not a readable video."""
+    counted), decoding only its first frame to check that it has the header's size: what decoding it whole would
+    hold is frames x width x height x 3 bytes (the decoder stops at any later frame of another size).
+    InvalidRequest naming ``field`` for a file that is not a readable video or whose frames lie about their size."""
     import av
 
     try:
@@ -384,6 +388,13 @@ def probe_video(path: str | Path, *, field: str = "video") -> tuple[int, int, in
             width, height = stream.codec_context.width, stream.codec_context.height
             rate = stream.average_rate or stream.guessed_rate or stream.base_rate
             frames = stream.frames or sum(1 for packet in container.demux(stream) if packet.size)
+        with av.open(str(path)) as container:  # the header's size is what the budget counts: the frames must agree
+            stream = container.streams.video[0]
+            for frame in container.decode(stream):
+                check_frame_size(frame, (width, height), 1, Path(path).name)
+                break
+    except ExportError as e:
+        raise InvalidRequest(f"{field}: {str(e).split(': ', 1)[1]}", field=field) from None
     except Exception as e:  # av's errors, IndexError (no video stream)
         raise InvalidRequest(f"{field}: the clip is not a readable video ({type(e).__name__}: {e})",
                              field=field) from None

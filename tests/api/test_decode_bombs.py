@@ -12,7 +12,9 @@ from t2v.api import create_app
 from t2v.errors import InvalidRequest
 from t2v.inputs import probe_video
 from tests.api.conftest import make_settings
-from tests.fixtures import apng_big_screen, gif_big_screen, mp4_big
+from t2v.errors import ExportError
+from t2v.export import decode_video
+from tests.fixtures import apng_big_screen, gif_big_screen, mp4_big, webm_lying
 
 SIDE, FRAMES = 1024, 256  # 768 MiB decoded, from about 6 KB
 FRAME_BYTES = SIDE * SIDE * 3
@@ -32,7 +34,7 @@ def bomb_app(tiny_model, tmp_path):
         yield client, app.state.service, r.json()
 
 
-def test_the_probe_measures_a_clip_without_decoding_it(tmp_path):
+def test_the_probe_measures_a_clip_from_its_header_and_first_frame(tmp_path):
     path = tmp_path / "bomb.gif"
     path.write_bytes(gif_big_screen(SIDE, FRAMES))
     frames, width, height, _ = probe_video(path)
@@ -121,3 +123,29 @@ def test_the_reported_gif_is_refused_for_post_and_admitted_for_8_frames_of_video
                                               "width": 32, "height": 32, "num_inference_steps": 2})
         assert v2v.status_code == 202, v2v.text
         assert [j["status"] for j in client.get("/v1/videos").json()["items"]] == ["queued"]
+
+
+def test_a_webm_whose_header_understates_its_frames_is_refused_at_upload_and_never_decoded_whole(tiny_model, tmp_path):
+    """A WebM whose header says 64x64 while its VP8 frames are 512x512 (and one honest at first, then a keyframe
+    at 512x512): the budget counts the header's size, so such a file is refused at upload naming the frame and
+    both sizes; one already stored is refused by the submit's probe, and the decoder stops at the first frame
+    that differs, before converting or keeping it."""
+    lying, late = webm_lying(64, 512), webm_lying(64, 512, first_true=2)
+    settings = make_settings(tmp_path / "home", tiny_model, memory_budget_gb=0.25)
+    with TestClient(create_app(settings, start_workers=False)) as client:
+        for data, number in ((lying, 1), (late, 3)):
+            r = upload(client, data, "liar.webm")
+            assert r.status_code == 422, r.text
+            msg = r.json()["detail"][0]["msg"]
+            assert f"frame {number} is 512x512 pixels while its container says 64x64" in msg, msg
+        home = tmp_path / "home"
+        assert [p for p in home.rglob("*") if p.is_file() and "liar" in p.name or p.suffix == ".webm"] == []
+    for data, number in ((lying, 1), (late, 3)):
+        path = tmp_path / f"stored-{number}.webm"
+        path.write_bytes(data)
+        with pytest.raises(ExportError, match=f"frame {number} is 512x512 pixels while its container says 64x64"):
+            decode_video(path)
+    path = tmp_path / "stored-1.webm"
+    with pytest.raises(InvalidRequest, match="frame 1 is 512x512 pixels while its container says 64x64") as e:
+        probe_video(path, field="video")
+    assert e.value.field == "video"

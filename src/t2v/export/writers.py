@@ -324,11 +324,23 @@ def _decode_av(path: Path, max_frames: int | None = None) -> tuple[np.ndarray, f
         stream = container.streams.video[0]
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         buffer = FrameBuffer(max_frames, stream.frames or None)
+        declared = (stream.codec_context.width, stream.codec_context.height)
         for frame in container.decode(stream):
+            check_frame_size(frame, declared, buffer.count + 1, path.name)
             buffer.add(reformatter.reformat(frame, format="rgb24").to_ndarray())
             if buffer.full():
                 break
     return buffer.frames(path.name), float(rate) if rate else 0.0
+
+
+def check_frame_size(frame, declared: tuple[int, int], number: int, name: str) -> None:
+    """ExportError unless decoded ``frame`` (number ``number``) has the size its container ``declared`` (width,
+    height; (0, 0): the container says none). What a clip will hold is checked from its header before it is
+    decoded, so a header that understates its frames (64x64 said, 4096x4096 coded) must stop the decode at
+    the first frame that differs, before any is converted or kept."""
+    if declared[0] and (frame.width, frame.height) != declared:
+        raise ExportError(f"{name}: frame {number} is {frame.width}x{frame.height} pixels while its container says "
+                          f"{declared[0]}x{declared[1]}; give a clip whose frames have the size its header states")
 
 
 def _decode_gif(path: Path, max_frames: int | None = None) -> tuple[np.ndarray, float]:
