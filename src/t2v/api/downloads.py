@@ -22,9 +22,8 @@ def send(download, *, media_type: str, filename: str | None = None, headers: dic
     span = byte_range(range_header, size)
     if span == "unsatisfiable":
         return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
-    if download.path is not None:  # FileResponse sends the one range itself
-        cls = FileResponse if span is not None else WholeFile
-        return cls(download.path, media_type=media_type, filename=filename, headers=headers)
+    if download.path is not None:  # FileResponse sends the one range itself, as read here
+        return LocalFile(download.path, span, media_type=media_type, filename=filename, headers=headers)
     if filename:
         headers["Content-Disposition"] = f"attachment; filename*=utf-8''{quote(filename)}"
     headers["Accept-Ranges"] = "bytes"
@@ -36,12 +35,19 @@ def send(download, *, media_type: str, filename: str | None = None, headers: dic
     return StreamingResponse(download.iter_range(start, end), status_code=206, media_type=media_type, headers=headers)
 
 
-class WholeFile(FileResponse):
-    """A FileResponse that sends the whole file whatever the request's ``Range`` (Starlette's would answer a
-    malformed one 400 in plain text, and several with multipart/byteranges)."""
+class LocalFile(FileResponse):
+    """A FileResponse that sends ``span`` (start, end), the range :func:`byte_range` read from the request, or
+    the whole file (None): Starlette never parses the client's own header (it would answer a malformed one 400
+    in plain text, and several ranges with multipart/byteranges)."""
+
+    def __init__(self, path, span: tuple[int, int] | None, **kw) -> None:
+        super().__init__(path, **kw)
+        self.span = span
 
     async def __call__(self, scope, receive, send) -> None:
         headers = [(k, v) for k, v in scope.get("headers") or [] if k.lower() != b"range"]
+        if self.span is not None:
+            headers.append((b"range", f"bytes={self.span[0]}-{self.span[1]}".encode()))
         await super().__call__({**scope, "headers": headers}, receive, send)
 
 
@@ -53,12 +59,21 @@ def byte_range(header: str | None, size: int):
     m = _RANGE.match(header.strip().replace(" ", ""))
     if not m or not (m.group(1) or m.group(2)):
         return None
-    first, last = m.group(1), m.group(2)
-    if not first:  # the last N bytes
-        n = int(last)
-        return "unsatisfiable" if n == 0 or size == 0 else (max(0, size - n), size - 1)
-    start = int(first)
-    end = min(int(last), size - 1) if last else size - 1
-    if start >= size or (last and int(last) < start):
+    first, last = _position(m.group(1)), _position(m.group(2))
+    if first is None:  # the last N bytes
+        return "unsatisfiable" if last == 0 or size == 0 else (max(0, size - last), size - 1)
+    end = min(last, size - 1) if last is not None else size - 1
+    if first >= size or (last is not None and last < first):
         return "unsatisfiable"
-    return start, end
+    return first, end
+
+
+#: Digits read of a Range position: more than any file's size (a longer number is read as this bound, never
+#: parsed whole: Python refuses to turn more than 4,300 digits into an int).
+POSITION_DIGITS = 18
+
+
+def _position(digits: str | None) -> int | None:
+    if not digits:
+        return None
+    return int(digits) if len(digits) <= POSITION_DIGITS else 10**POSITION_DIGITS

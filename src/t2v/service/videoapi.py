@@ -52,7 +52,14 @@ def parse_seconds(seconds: Any) -> float:
         value = math.nan
     if not math.isfinite(value) or value <= 0:
         raise InvalidRequest(f"seconds: {seconds!r} is not a positive number of seconds (e.g. \"4\")", field="seconds")
+    if value > MAX_SECONDS:  # before any arithmetic: 1e308 s times the frame rate is no frame count
+        raise InvalidRequest(f"seconds: {seconds!r} is more than any clip here; at most {MAX_SECONDS} (the model's "
+                             "frame limit is checked next)", field="seconds")
     return value
+
+
+#: The longest ``seconds`` read as a number (an hour); the model's own frame limit is far below it.
+MAX_SECONDS = 3600
 
 
 def frames_for(seconds: float, fps: int, *, frame_step: int, max_frames: int, model: str) -> int:
