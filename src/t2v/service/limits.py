@@ -18,7 +18,7 @@ from t2v.families import get_family
 from t2v.models.allowlist import allowed_folder, check_allowed, check_available
 from t2v.models.lora import check_lora
 from t2v.models.source import check_motion_adapter
-from t2v.post.stage import post_cost
+from t2v.post.stage import check_post, post_cost
 from t2v.requests import UPSCALERS, file_fields
 from t2v.runner.mode import mode_of
 from t2v.runner.plan import RunPlan, plan_run
@@ -174,6 +174,24 @@ def request_cost(request) -> int:
     return frames * request.width * request.height * request.num_inference_steps
 
 
+def inline_post_cost(request) -> int:
+    """What a request's own ``post`` block costs on the clip it makes (:func:`t2v.post.stage.post_cost`); 0 for
+    none, and for a post job, whose steps are counted against its source (:func:`check_post_cost`)."""
+    post = getattr(request, "post", None)
+    if post is None or not post.active or mode_of(request).takes_source:
+        return 0
+    return post_cost(post, request.fps, num_frames=request.num_frames, width=request.width, height=request.height)
+
+
+def check_inline_post(request, settings: Settings, budget: int | None) -> None:
+    """A request's own ``post`` block on the clip it makes, checked as a post job's is: the limits and the frames
+    held at once against the memory ``budget`` (InvalidRequest naming ``post``)."""
+    post = getattr(request, "post", None)
+    if post is not None and post.active and not mode_of(request).takes_source:
+        check_post(post, request.fps, num_frames=request.num_frames, width=request.width, height=request.height,
+                   max_frames=settings.max_frames, max_side=settings.max_side, max_bytes=budget)
+
+
 def cost_limit(settings: Settings, api_key=None) -> tuple[int, str] | None:
     """The cost limit that applies, the server's ``max_cost`` or the key's (the lower one), and whose it is."""
     limits = [(limit, whose) for limit, whose in ((settings.max_cost, "this server's"),
@@ -203,6 +221,11 @@ def check_cost(request, settings: Settings, api_key=None) -> None:
         return
     limit, whose = found
     cost = request_cost(request)
+    post = inline_post_cost(request)
+    if cost <= limit < cost + post:
+        raise InvalidRequest(f"post: the video costs {cost:,} ({COST_FIELDS}) and its post steps {post:,} (each step's "
+                             f"frames x width x height), {cost + post:,} in all, over {whose} limit of {limit:,}; fewer "
+                             "post steps, smaller factors or a shorter clip", field="post")
     if cost <= limit:
         return
     mode = mode_of(request)

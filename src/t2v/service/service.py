@@ -25,7 +25,7 @@ from t2v.runner.runtime import import_runtime, load_pipeline
 from t2v.service.access import AccessService, visible_job
 from t2v.service.assets import AssetService
 from t2v.service.files import JobFiles
-from t2v.service.limits import Admitted, admit, admit_plan, file_refs
+from t2v.service.limits import Admitted, admit, admit_plan, check_inline_post, file_refs
 from t2v.service.metrics import Metrics
 from t2v.service.netguard import check_callback_url
 from t2v.service.ports import ArtifactStore, Executor, JobStore
@@ -78,7 +78,7 @@ class JobService:
         self.postjobs = PostService(settings, store, self.files, self.assets)
         self.stopping = threading.Event()
         self.wakeup = threading.Event()
-        self.steering = SteeringService(settings, store, store.controls, self.wakeup)
+        self.steering = SteeringService(settings, store, store.controls, self.wakeup, self.prepare)
         self.batches = BatchService(store, store.batches, store.controls, self.prepare, self.cancel, self.wakeup)
         #: Cancels asked in this process for jobs its own workers run: a fast path only (the job row is the truth).
         self.cancel_requested: set[str] = set()
@@ -274,6 +274,7 @@ class JobService:
         if mode_of(resolved).takes_source:  # the key's own finished job or video asset (404 for another key's)
             return replace(admitted, request=self.postjobs.check_post_source(resolved, api_key))
         self.check_clips(resolved, api_key)
+        check_inline_post(resolved, self.settings, self.assets.decode_budget())
         return admitted
 
     def check_clips(self, resolved, api_key=None) -> None:

@@ -7,9 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from t2v.errors import Conflict, InvalidRequest
-from t2v.requests import request_from_fields
 from t2v.service.access import visible_job
-from t2v.service.limits import admit_plan
 from t2v.service.ports import ControlTable, JobTable
 from t2v.models.publicnames import accept_public_model
 from t2v.store.controls import NotChangeable
@@ -20,8 +18,11 @@ PRIORITY_RANGE = (-100, 100)
 class SteeringService:
     """Change, pause and resume a job the key may see (read from ``jobs``, changed through ``controls``)."""
 
-    def __init__(self, settings, jobs: JobTable, controls: ControlTable, wakeup) -> None:
+    def __init__(self, settings, jobs: JobTable, controls: ControlTable, wakeup, prepare) -> None:
+        """``prepare(fields, api_key=...)``: the submit's own checks and plan (:meth:`JobService.prepare`), which a
+        changed request goes through whole: asset ownership, clip and decode checks, post source, cost, memory."""
         self.settings, self.jobs, self.controls, self.wakeup = settings, jobs, controls, wakeup
+        self.prepare = prepare
 
     def change(self, job_id: str, fields: dict[str, Any], *, priority: int | None = None, api_key=None):
         """A queued job with ``fields`` changed in its request (checked and planned as at submit: the job keeps
@@ -41,7 +42,7 @@ class SteeringService:
             if "model" in fields:
                 fields = {**fields, "model": accept_public_model(self.settings, fields["model"])}
             merged = {**{k: v for k, v in job.request.items() if v is not None}, **fields}
-            row = admit_plan(request_from_fields(merged), self.settings, api_key).row()  # and planned again
+            row = self.prepare(merged, api_key=api_key).row()  # checked as at submit, and planned again
         try:
             changed = self.controls.change_queued(job_id, priority=priority, **row)
         except NotChangeable as e:
