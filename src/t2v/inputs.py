@@ -285,10 +285,12 @@ def video_extension(data: bytes) -> str | None:
 
 
 def check_video_bytes(data: bytes, *, name: str = "the uploaded file", field: str = "file", max_frames: int = 512,
-                      max_side: int = 4096) -> VideoInfo:
+                      max_side: int = 4096, max_cpu_s: float | None = None) -> VideoInfo:
     """Check an uploaded video: an mp4, webm or gif container whose first video stream decodes in full, with 2 to
-    ``max_frames`` frames of at most ``max_side`` pixels a side (the header's size is checked before any frame is
-    decoded, and decoding stops past ``max_frames``). InvalidRequest naming ``field`` and the problem otherwise."""
+    ``max_frames`` frames of at most ``max_side`` pixels a side, each of the size its header says (the header's
+    size is checked before any frame is decoded, and decoding stops past ``max_frames``, at the first frame of
+    another size, or once it has taken ``max_cpu_s`` seconds of this thread's CPU). InvalidRequest naming
+    ``field`` and the problem otherwise."""
     import tempfile
 
     extension = video_extension(data)
@@ -299,7 +301,7 @@ def check_video_bytes(data: bytes, *, name: str = "the uploaded file", field: st
     with tempfile.TemporaryDirectory(prefix="t2v-upload-") as tmp:
         path = Path(tmp) / f"upload.{extension}"
         path.write_bytes(data)
-        width, height, frames, fps = _probe_video(path, name, field, max_frames, max_side)
+        width, height, frames, fps = _probe_video(path, name, field, max_frames, max_side, max_cpu_s)
         if extension == "gif":
             _check_gif_frames(path, data, name, field, max_frames)
     if frames < 2:
@@ -339,8 +341,13 @@ def _check_gif_frames(path: Path, data: bytes, name: str, field: str, max_frames
         raise InvalidRequest(f"{field}: {name} is not a readable GIF ({type(e).__name__}: {e})", field=field) from None
 
 
-def _probe_video(path: Path, name: str, field: str, max_frames: int, max_side: int) -> tuple[int, int, int, float]:
+def _probe_video(path: Path, name: str, field: str, max_frames: int, max_side: int,
+                 max_cpu_s: float | None = None) -> tuple[int, int, int, float]:
+    import time
+
     import av
+
+    started = time.thread_time()
 
     try:
         with av.open(str(path)) as container:
@@ -352,10 +359,15 @@ def _probe_video(path: Path, name: str, field: str, max_frames: int, max_side: i
                 raise InvalidRequest(f"{field}: {name} is {width}x{height} pixels; the largest video accepted is "
                                      f"{max_side} pixels a side: scale it down", field=field)
             rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+            stream.codec_context.thread_count = 1  # decoded in this thread: one core at most, and its CPU time counted
             frames = 0
             for frame in container.decode(stream):  # every frame the size the header says (the budget counts it)
                 check_frame_size(frame, (width, height), frames + 1, name)
                 frames += 1
+                if max_cpu_s is not None and time.thread_time() - started > max_cpu_s:
+                    raise InvalidRequest(f"{field}: {name} took more than {max_cpu_s:g} s of CPU to decode its first "
+                                         f"{frames} frames, the most an upload may take here (T2V_UPLOAD_DECODE_S): "
+                                         "give a shorter or smaller clip", field=field)
                 if frames > max_frames:
                     raise InvalidRequest(f"{field}: {name} has more than {max_frames} frames, the most accepted: "
                                          "trim it first", field=field)

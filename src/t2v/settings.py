@@ -75,6 +75,8 @@ class Settings(BaseSettings):
     max_steps: int = Field(500, ge=1)
     max_side: int = Field(2048, ge=8, description="Largest width or height in pixels.")
     max_prompt_chars: int = Field(2000, ge=1)
+    upload_decode_s: float = Field(2.0, gt=0, description="CPU seconds an uploaded video's check may spend decoding it "
+                                   "(every frame is decoded to count and measure it); a clip that takes longer is refused.")
     checkpoint_every: int = Field(5, ge=0, description="Service jobs save a resumable latent checkpoint every N steps (0: never).")
     database_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite at $T2V_HOME/t2v.db. postgresql://... for PostgreSQL.")
     max_body_bytes: int = Field(64 * 1024, ge=1024, description="Largest accepted request body (HTTP 413 above).")

@@ -149,3 +149,17 @@ def test_a_webm_whose_header_understates_its_frames_is_refused_at_upload_and_nev
     with pytest.raises(InvalidRequest, match="frame 1 is 512x512 pixels while its container says 64x64") as e:
         probe_video(path, field="video")
     assert e.value.field == "video"
+
+
+def test_an_uploads_decoding_time_is_bounded_by_a_setting(tiny_model, tmp_path):
+    """Every frame of an upload is decoded to check it, on one core, for at most T2V_UPLOAD_DECODE_S seconds of
+    CPU: past that the upload is refused naming the setting, and nothing is stored."""
+    data = mp4_big(SIDE, FRAMES)
+    settings = make_settings(tmp_path / "home", tiny_model, upload_decode_s=0.01)
+    with TestClient(create_app(settings, start_workers=False)) as client:
+        r = upload(client, data, "slow.mp4")
+        assert r.status_code == 422, r.text
+        assert "of CPU to decode" in r.text and "T2V_UPLOAD_DECODE_S" in r.text, r.text
+    settings = make_settings(tmp_path / "home2", tiny_model)  # the default, 2 s: this clip decodes well within it
+    with TestClient(create_app(settings, start_workers=False)) as client:
+        assert upload(client, data, "slow.mp4").status_code == 201

@@ -110,7 +110,7 @@ class AssetService:
         stem = "video" if is_video_upload(data, filename) else "image"
         if stem == "video":
             info = check_video_bytes(data, name=shown, field=field, max_frames=self.settings.max_frames,
-                                     max_side=self.settings.max_side)
+                                     max_side=self.settings.max_side, max_cpu_s=self.settings.upload_decode_s)
         else:
             info = check_image_bytes(data, name=shown, field=field)
         owner = owner_id(api_key)
