@@ -18,7 +18,7 @@ runner = CliRunner()
 def test_bench_compares_both_sides_on_the_tiny_model(tmp_path):
     report = tmp_path / "bench.json"
     # 32x32 (8x8 latents) keeps the four fresh processes' work small; the time is mostly imports.
-    r = runner.invoke(app, ["bench", "--runs", "1", "--size", "32", "--json", str(report)])
+    r = runner.invoke(app, ["bench", "--runs", "1", "--size", "32", "--json-out", str(report)])
     assert r.exit_code == 0, r.output
 
     # The per-stage table: every stage, both medians and a numeric t2v / stock ratio on each row.
@@ -79,7 +79,7 @@ def test_the_default_plan_runs_beside_the_fp32_comparison(tmp_path):
     (["--size", "30"], "--size must be a multiple of 8"),
     (["--model", "{not_model}"], "no model_index.json"),
     (["--model", "{missing}"], "does not exist"),
-    (["--json", "{missing}/out.json"], "does not exist"),
+    (["--json-out", "{missing}/out.json"], "does not exist"),
     (["--family", "nope"], "--family: unknown or not a text-to-video family 'nope'; choose one of: animatediff,"),
     (["--family", "sd"], "not a text-to-video family"),
     # Wan takes the DiT caches, not the UNet's DeepCache: refused by the family before anything is built.
@@ -120,7 +120,7 @@ def table_rows(stdout: str) -> dict[str, list[str]]:
 def test_bench_another_family_against_its_own_stock_pipeline(tmp_path):
     """``--family wan``: the tiny Wan 2.1 model through stock ``WanPipeline`` and through t2v, same frames."""
     report = tmp_path / "bench.json"
-    r = runner.invoke(app, ["bench", "--family", "wan", "--runs", "1", "--json", str(report)])
+    r = runner.invoke(app, ["bench", "--family", "wan", "--runs", "1", "--json-out", str(report)])
     assert r.exit_code == 0, r.output
     rows = table_rows(r.stdout)
     assert rows["header"][1:3] == ["stock diffusers (fp32)", "t2v (fp32)"]
@@ -146,7 +146,7 @@ def test_bench_another_family_against_its_own_stock_pipeline(tmp_path):
 def test_with_a_step_cache_the_frame_difference_is_information_not_a_failure(tmp_path):
     """``--t2v-cache``: t2v skips work stock does, so different frames are reported (with the reason), exit 0."""
     report = tmp_path / "bench.json"
-    r = runner.invoke(app, ["bench", "--family", "wan", "--t2v-cache", "fbc:threshold=0.5", "-q", "--json", str(report)])
+    r = runner.invoke(app, ["bench", "--family", "wan", "--t2v-cache", "fbc:threshold=0.5", "-q", "--json-out", str(report)])
     assert r.exit_code == 0, r.output
     assert table_rows(r.stdout)["header"][2] == "t2v (fp32, cache fbc:threshold=0.5)"
     same = json.loads(report.read_text())["summary"]["same_frames"]

@@ -61,7 +61,7 @@ def check_options(*, runs: int, size: int | None = None, model: Path | None = No
     if retries < 0:
         raise InvalidRequest(f"--retries must not be negative, got {retries}", field="retries")
     if json_path is not None and not json_path.expanduser().resolve().parent.is_dir():
-        raise InvalidRequest(f"--json: folder {json_path.expanduser().parent} does not exist", field="json")
+        raise InvalidRequest(f"--json-out: folder {json_path.expanduser().parent} does not exist", field="json_out")
     folder = None
     if model is not None:
         path = model.expanduser()

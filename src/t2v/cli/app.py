@@ -19,12 +19,14 @@ from t2v.version import __version__
 from t2v.cli.bench import bench
 from t2v.cli.batch import batch, batches_app
 from t2v.cli.cache import cache_app
+from t2v.cli.help_format import plain_help
 from t2v.cli.common import JSON_OUTPUT, cli_errors, fail, out, quiet_third_party, stdout_kept_for_json
 from t2v.cli.post import post, replay_post_chain
 from t2v.cli.extend import clip_defaults, spread_schedule
 from t2v.cli.options import with_request_options
 from t2v.requests import GenerationRequest, request_from_fields
-from t2v.cli.run import KEY, SERVER, print_summary, report, run_remote, run_with_progress, video_request
+from t2v.cli.run import (KEY, OVERWRITE, SERVER, print_summary, refuse_existing, report, run_remote, run_with_progress,
+                         video_request)
 from t2v.models.versions import version_for_record
 from t2v.cli.models import models_app
 from t2v.cli.service import history, jobs_app, keys_app, serve
@@ -53,7 +55,11 @@ COMMAND_ORDER = tuple(name for names in PANELS.values() for name in names)
 
 
 class NewcomerOrder(TyperGroup):
-    """Lists the commands in :data:`COMMAND_ORDER` (one not there after those, as registered)."""
+    """Lists the commands in :data:`COMMAND_ORDER` (one not there after those, as registered); plain help display."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        plain_help(self)
 
     def list_commands(self, ctx) -> list[str]:
         rank = {name: i for i, name in enumerate(COMMAND_ORDER)}
@@ -113,11 +119,13 @@ def generate(
     server: Optional[str] = SERVER,
     key: Optional[str] = KEY,
     as_json: bool = JSON_OUTPUT,
+    overwrite: bool = OVERWRITE,
     fields: dict = None,
 ) -> None:
     """Generate a video from PROMPT; writes the files and a JSON record beside them."""
     with cli_errors():
         request = video_request(prompt, fields, output)
+        refuse_existing(request, output, overwrite=overwrite)
         if server:
             return run_remote(ctx, request, server=server, key=key, output=output, quiet=quiet, threads=threads,
                               as_json=as_json)
@@ -144,6 +152,7 @@ def extend(
     server: Optional[str] = SERVER,
     key: Optional[str] = KEY,
     as_json: bool = JSON_OUTPUT,
+    overwrite: bool = OVERWRITE,
     fields: dict = None,
 ) -> None:
     """Continue CLIP with PROMPT for --seconds more; writes the clip and its continuation as one video.
@@ -157,6 +166,7 @@ def extend(
                                            height=fields.get("height"))
         given = {k: v for k, v in (("fps", fps), ("width", width), ("height", height)) if v is not None}
         request = video_request(prompt, {**fields, **given, "extend": str(clip)}, output)
+        refuse_existing(request, output, overwrite=overwrite)
         if server:  # the clip is uploaded; the server makes the continuation
             return run_remote(ctx, request, server=server, key=key, output=output, quiet=quiet, as_json=as_json)
         with stdout_kept_for_json(as_json):

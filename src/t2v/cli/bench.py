@@ -34,7 +34,7 @@ def bench(
                                             "(frames then differ from stock by design: reported, not checked)."),
     t2v_attention: str = typer.Option("auto", "--t2v-attention", help="t2v side: attention kernel (auto, sdpa, flash, sage)."),
     t2v_compile: bool = typer.Option(False, "--t2v-compile", help="t2v side: torch.compile the denoiser's repeated blocks."),
-    json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the summary and every run to this JSON file."),
+    json_path: Optional[Path] = typer.Option(None, "--json-out", help="Also write the summary and every run to this JSON file."),
     max_wait: float = typer.Option(0.0, "--max-wait", help="Seconds to wait before each run for a quiet machine (1-min load <= --max-load)."),
     max_load: float = typer.Option(1.0, "--max-load", help="Load average that counts as quiet (with --max-wait)."),
     retries: int = typer.Option(0, "--retries", help="Redo a run up to this many times when other processes used > 0.25 cores during it."),

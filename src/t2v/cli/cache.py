@@ -81,9 +81,9 @@ def calibrate(
     steps: Optional[int] = typer.Option(None, "--steps", help="Denoising steps the ratios are for (model default)."),
     prompt: str = typer.Option("a cat walking through a sunny garden, cinematic", "--prompt",
                                help="Prompt of the calibration run."),
-    seed: int = typer.Option(0, "--seed"),
-    device: str = typer.Option("auto", "--device"),
-    dtype: str = typer.Option("auto", "--dtype"),
+    seed: int = typer.Option(0, "--seed", help="Seed of the calibration run."),
+    device: str = typer.Option("auto", "--device", help="Device to run on: auto, cpu, cuda or mps."),
+    dtype: str = typer.Option("auto", "--dtype", help="Weights' dtype: auto, fp32, fp16 or bf16."),
 ) -> None:
     """One uncached run measuring how the transformer's output residual shrinks from step to step (MagCache's
     magnitude ratios); kept under T2V_HOME for this model's weights and step count, where `--cache magcache`

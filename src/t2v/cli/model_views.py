@@ -104,6 +104,10 @@ def print_model_list(console: Console, rows: list[dict[str, Any]], families: dic
     notes = ["makes: t2v text-to-video, i2v image-to-video (--image), image text-to-image (t2v image, t2v sequence)"]
     notes.append(f"* the default: {defaults['video']} for t2v generate ({defaults['video_setting']}); "
                  f"{defaults['image']} for t2v image and t2v sequence (T2V_DEFAULT_IMAGE_MODEL)")
+    left_out = [] if columns is None else [h for h in ("license", "aliases") if h not in {c.header for c in columns}]
+    if left_out:
+        notes.append(f"{' and '.join(left_out)} left out to fit {console.width} columns: a wider terminal shows "
+                     "them, as do t2v models show ID and t2v models list --json")
     if columns is None or any(c.header == "license" for c in columns):
         if any(r["license_notice"] for r in rows):
             notes.append("(!) read the licence notice before downloading: t2v models show ID")

@@ -3,6 +3,7 @@ with progress (or on a server), and the summary."""
 
 from __future__ import annotations
 
+import os
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import typer
 from rich.markup import escape
 
 from t2v.cli.common import Interrupt, err, out, print_json_lines, print_record, stdout_kept_for_json
+from t2v.errors import InvalidRequest
 from t2v.requests import GenerationRequest, parse_formats
 from t2v.families import get_family
 from t2v.models.allowlist import is_cached
@@ -35,6 +37,32 @@ def video_request(prompt: str, fields: dict[str, Any], output: Path | None) -> G
     if "formats" not in fields and output is not None and Path(output).suffix.lower() in VIDEO_ENDINGS:
         fields["formats"] = parse_formats(Path(output).suffix, ("mp4", "webm", "gif"))
     return GenerationRequest(prompt=prompt, **fields)
+
+
+OVERWRITE = typer.Option(False, "--overwrite", help="Replace the files an earlier run wrote under the same -o name "
+                         "(without it, such a name is refused, exit 2).")
+
+
+def refuse_existing(request, output: Path | None, *, overwrite: bool) -> None:
+    """An explicit ``-o`` whose files (a video, the ``.json`` record) already exist is refused (exit 2) unless
+    ``overwrite``, before anything loads: a second run does not silently replace the first one's clip. A folder or
+    no ``-o`` gets a fresh time-stamped name, so it never collides."""
+    if output is None or overwrite:
+        return
+    from t2v.export.outputs import output_stem  # deferred: imports numpy
+    from t2v.export.writers import EXTENSIONS
+
+    stem, implied = output_stem(output, getattr(request, "prompt", "video"))
+    formats = dict.fromkeys((*([implied] if implied else []), *request.formats))
+    names = [stem.name + EXTENSIONS[f] for f in formats if f != "png"] + [stem.name + ".json"]
+    taken = [stem.with_name(name) for name in names if stem.with_name(name).is_file()]
+    inputs = {os.path.realpath(Path(v).expanduser()) for v in request.model_dump().values()
+              if isinstance(v, str) and v and Path(v).expanduser().is_file()}
+    if any(os.path.realpath(p) in inputs for p in taken):
+        return  # an input of the run: refused as one, with or without --overwrite, when the outputs are checked
+    if taken:
+        raise InvalidRequest(f"output: {taken[0]} exists (from an earlier run); choose another -o name, or add "
+                             f"--overwrite to replace it", field="output")
 
 
 def licence_notice(model: str | None) -> None:

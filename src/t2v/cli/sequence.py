@@ -10,7 +10,7 @@ from rich.markup import escape
 
 from t2v.cli.common import JSON_OUTPUT, Interrupt, cli_errors, err, out, print_json_lines, stdout_kept_for_json
 from t2v.cli.options import with_request_options
-from t2v.cli.run import VIDEO_ENDINGS, report, run_with_progress
+from t2v.cli.run import OVERWRITE, VIDEO_ENDINGS, refuse_existing, report, run_with_progress
 from t2v.requests import ImageRequest, SequenceRequest
 from t2v.cli.progress import GenerationProgress
 from t2v.settings import get_settings
@@ -46,6 +46,7 @@ def sequence(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="File (forest.mp4), stem or folder."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or summary; errors only."),
     as_json: bool = JSON_OUTPUT,
+    overwrite: bool = OVERWRITE,
     fields: dict = None,
 ) -> None:
     """A video from keyframe prompts with a text-to-image model, kept coherent by --method."""
@@ -53,8 +54,10 @@ def sequence(
         fields = dict(fields)
         if "formats" not in fields and output is not None and output.suffix.lower() in VIDEO_ENDINGS:
             fields["formats"] = (output.suffix.lower()[1:],)
+        request = SequenceRequest(keyframes=keyframes, **fields)
+        refuse_existing(request, output, overwrite=overwrite)
         with stdout_kept_for_json(as_json):
-            result = run_with_progress(SequenceRequest(keyframes=keyframes, **fields), output=output, quiet=quiet)
+            result = run_with_progress(request, output=output, quiet=quiet)
         report(result, quiet=quiet, as_json=as_json)
         if not quiet:
             for name, fig in result.record.get("figures", {}).items():

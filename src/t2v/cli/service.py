@@ -165,8 +165,8 @@ def _remote_jobs(server: str, key: Optional[str], title: str, as_json: bool, **l
 @jobs_app.command("list")
 def jobs_list(
     status: Optional[str] = typer.Option(None, "--status", help="queued, running, succeeded, failed, cancelled"),
-    limit: int = typer.Option(20, "--limit"),
-    as_json: bool = typer.Option(False, "--json"),
+    limit: int = typer.Option(20, "--limit", help="At most this many, newest first."),
+    as_json: bool = typer.Option(False, "--json", help="Print them as JSON on stdout."),
     server: Optional[str] = SERVER,
     key: Optional[str] = KEY,
 ) -> None:
@@ -292,8 +292,8 @@ def jobs_watch(
 
 def history(
     query: Optional[str] = typer.Argument(None, help="Only prompts containing this text."),
-    limit: int = typer.Option(20, "--limit"),
-    as_json: bool = typer.Option(False, "--json"),
+    limit: int = typer.Option(20, "--limit", help="At most this many, newest first."),
+    as_json: bool = typer.Option(False, "--json", help="Print them as JSON on stdout."),
     server: Optional[str] = SERVER,
     key: Optional[str] = KEY,
     source: Optional[str] = typer.Option(None, "--source", help="Records instead of jobs: sql (the job table) or "

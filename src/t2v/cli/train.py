@@ -80,7 +80,7 @@ def train(
                                          help="Clip lengths to train on, e.g. 8,16 (each step draws one; the first is the default)."),
     checkpoint_every: int = typer.Option(250, "--checkpoint-every", help="Steps between checkpoints."),
     preview_every: int = typer.Option(500, "--preview-every", help="Steps between preview videos (OUT/previews)."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", help="Random seed (the same seed, the same result)."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA with bf16 autocast when present), cpu or cuda."),
     prediction: str = typer.Option("v_prediction", "--prediction",
                                    help="v_prediction (zero-terminal-SNR schedule) or epsilon (the ModelScope/SD one)."),
@@ -120,9 +120,9 @@ def train_lora(
     data: Path = typer.Option(..., "--data", help="Folder of clips with captions.jsonl."),
     out_dir: Path = typer.Option(..., "--out", help="Folder for the adapter."),
     rank: int = typer.Option(4, "--rank", help="LoRA rank."),
-    steps: int = typer.Option(300, "--steps"),
-    batch: int = typer.Option(8, "--batch"),
-    lr: float = typer.Option(1e-3, "--lr"),
+    steps: int = typer.Option(300, "--steps", help="Optimiser steps."),
+    batch: int = typer.Option(8, "--batch", help="Clips per step."),
+    lr: float = typer.Option(1e-3, "--lr", help="Learning rate."),
     preview: Optional[str] = typer.Option(None, "--preview", help="Prompt for OUT/preview.mp4 made with the adapter."),
     reg_data: Optional[Path] = typer.Option(None, "--reg-data",
                                             help="Regularisation clips (captions.jsonl folder): half of each batch, to keep what the base model knows."),
@@ -132,8 +132,8 @@ def train_lora(
     conv: bool = typer.Option(False, "--conv", help="LoCon: also adapt the UNet's ResNet convolutions and conv_in/conv_out."),
     refine_steps: int = typer.Option(0, "--refine-steps",
                                      help="Then a LoRA on the VAE decoder, trained on the adapted UNet's re-renderings of the clips."),
-    seed: int = typer.Option(0, "--seed"),
-    device: str = typer.Option("auto", "--device"),
+    seed: int = typer.Option(0, "--seed", help="Random seed (the same seed, the same result)."),
+    device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu or cuda."),
 ) -> None:
     """Teach a model something new with a LoRA adapter on its UNet attention layers."""
     from t2v.train.lora import LoraTrainConfig, train_lora as run  # deferred: imports numpy
@@ -166,7 +166,7 @@ def eval_shapes(
     lora_scale: float = typer.Option(1.0, "--lora-scale", help="How strongly --lora applies (1.0: as trained)."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Denoising steps (model default)."),
     cache: Optional[str] = typer.Option(None, "--cache", help="Step cache NAME[:KEY=VALUE,...] (e.g. deepcache:interval=3)."),
-    json_out: Path = typer.Option(Path("eval-shapes.json"), "--json", help="Where to write the full report."),
+    json_out: Path = typer.Option(Path("eval-shapes.json"), "--json-out", help="File to write the full report to, every clip's detection included."),
     interpolate: Optional[int] = option(PostSpec, "interpolate"),
     upscale: Optional[int] = option(PostSpec, "upscale"),
     deflicker: bool = option(PostSpec, "deflicker"),
@@ -184,6 +184,7 @@ def eval_shapes(
         if bad:
             raise InvalidRequest(f"colors: unknown {', '.join(bad)}; known: {', '.join(shapes.ALL_COLORS)}", field="colors")
         cases = ev.read_cases(prompts) if prompts else ev.default_cases(picked, split, modifiers)
+        ev.check_options(seeds=seeds, first_seed=first_seed, cache=cache)  # before the progress bar is drawn
         progress = Progress(TextColumn("[bold]Evaluating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err)
         with progress:
             task = progress.add_task("eval", total=len(cases) * seeds)
@@ -220,7 +221,7 @@ def eval_shapes(
 def data_shapes(
     directory: Path = typer.Argument(..., help="Folder to write clip_NNNNN.mp4 + captions.jsonl into."),
     clips: int = typer.Option(64, "--clips", help="Number of clips."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", help="Random seed (the same seed, the same result)."),
     colors: Optional[str] = typer.Option(None, "--colors", help="Comma-separated colours (default: the base five)."),
     split: str = typer.Option("all", "--split", help="all, train or heldout combinations."),
     balanced: bool = typer.Option(False, "--balanced", help="Every combination (so every colour) equally often, in turn."),

@@ -59,7 +59,13 @@ def check_outputs(stem: Path, formats, *, extra: tuple[str, ...] = (), inputs=()
     existing = next(p for p in (stem.parent, *stem.parent.parents) if p.exists() or p == Path(p.anchor))
     if not existing.is_dir():
         raise OutputNotWritable(f"output: {existing} is a file, not a folder", field="output")
-    check_writable(existing)  # a probe file, removed at once
+    try:
+        check_writable(existing)  # a probe file, removed at once
+    except OutputNotWritable as e:
+        if existing == stem.parent:
+            raise
+        raise OutputNotWritable(f"output: folder {stem.parent} does not exist and cannot be made: {existing} does "
+                                f"not take new folders", field="output") from e
     taken = {os.path.realpath(Path(p).expanduser()) for p in inputs if p and Path(p).expanduser().is_file()}
     for suffix in [EXTENSIONS[f] for f in formats if f != "png"] + [".json", *extra]:  # png: a folder, replaced
         path = stem.with_name(stem.name + suffix)

@@ -78,7 +78,7 @@ class Rules:
         """Raise InvalidRequest naming the field and the nearest valid value."""
         mode = "image" if request.mode in ("image", "sequence") else ("i2v" if getattr(request, "image", None) else "video")
         if mode not in self.modes:
-            what = {"video": "text-to-video", "i2v": "image-to-video (--image)", "image": "images"}[mode]
+            what = {"video": "text-to-video", "i2v": "image-to-video (from an input image)", "image": "images"}[mode]
             field_ = "image" if mode == "i2v" else "model"
             raise InvalidRequest(f"{field_}: {model} cannot make {what}; it supports: {', '.join(self.modes)}", field=field_)
         for name in ("width", "height"):

@@ -25,7 +25,7 @@ class PostSpec(RequestModel):
 
     deflicker: bool = knob(False, help="Smooth frame-to-frame brightness and colour drift.")
     interpolate: int | None = knob(None, ge=2, le=8, help=(
-        "Frame interpolation: this many output frames per input frame (2-8); the fps is multiplied too."))
+        "Frame interpolation: N-1 new frames between each pair (2-8), (F-1)*N+1 frames from F; the fps times N."))
     target_fps: float | None = knob(None, gt=0, le=240, help=(
         "Frame interpolation to this fps: a whole multiple (2x-8x) of the clip's fps."))
     interpolation: str = knob("auto", help=(

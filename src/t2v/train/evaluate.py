@@ -104,6 +104,15 @@ def summarize(rows: list[dict]) -> dict:
             "trained": block([r for r in rows if not r["heldout"]]), "by_color": by_color}
 
 
+def check_options(*, seeds: int, first_seed: int, cache: str | None) -> str | None:
+    """Refuse bad evaluation options before any clip (or progress bar); returns the cache spec, canonical."""
+    if seeds < 1:
+        raise InvalidRequest("seeds: must be at least 1; nearest valid: 1", field="seeds")
+    if first_seed < 0:
+        raise InvalidRequest("first_seed: must be 0 or more; nearest valid: 0", field="first_seed")
+    return canonical_cache(cache)  # a bad spelling fails here, before any clip
+
+
 def evaluate(model: str, cases: list[Case], *, seeds: int = 4, first_seed: int = 0, lora: str | None = None, lora_scale: float = 1.0,
              steps: int | None = None, guidance: float | None = None, cache: str | None = None, frames: int | None = None,
              post: dict | None = None, on_clip: Callable[[int, int], None] | None = None) -> dict:
@@ -111,11 +120,7 @@ def evaluate(model: str, cases: list[Case], *, seeds: int = 4, first_seed: int =
     without it) and score them; returns rows + summary. ``cache``: a
     step cache (``--cache``) to measure what it costs in accuracy; ``post``: post-processing (a request's
     ``post`` block, e.g. ``{"interpolate": 2}``) scored after it runs."""
-    if seeds < 1:
-        raise InvalidRequest("seeds: must be at least 1", field="seeds")
-    if first_seed < 0:
-        raise InvalidRequest("first_seed: must be 0 or more; nearest valid: 0", field="first_seed")
-    cache = canonical_cache(cache)  # a bad spelling fails here, before any clip
+    cache = check_options(seeds=seeds, first_seed=first_seed, cache=cache)
     palette = palette_for(tuple({c.color for c in cases}))
     rows, total = [], len(cases) * seeds
     for i, case in enumerate(cases):
