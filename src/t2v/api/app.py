@@ -16,6 +16,8 @@ from t2v.version import __version__
 from t2v.errors import Conflict, Forbidden, InvalidRequest, JobNotFound, ModelUnavailable, QuotaExceeded
 from t2v.settings import Settings, get_settings
 from t2v.api.deps import BodySizeLimit
+from t2v.api.responses import with_components
+from t2v.api.schemas import BatchCreate, VideoChange, VideoCreate, VideoCreateForm
 from t2v.runner.runtime import import_runtime
 
 
@@ -73,6 +75,8 @@ def create_app(settings: Settings | None = None, *, service=None, workers: int =
     from t2v.api.openai import create_openai_app  # deferred: imports alembic, httpx, PIL
 
     app.mount("/openai/v1", create_openai_app(service))
+    with_components(app, (VideoCreate, VideoCreateForm, VideoChange, BatchCreate),
+                    names={"Body_create_asset_v1_assets_post": "AssetUpload"})
 
     def _error(status: int, message: str, field: str | None = None, headers=None):
         # "post.upscaler" -> ["body", "post", "upscaler"], as FastAPI locates a nested field

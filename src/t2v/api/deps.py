@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 from fastapi import Depends, HTTPException, Request
+
+from t2v.api.responses import edge_error
 
 
 def get_service(request: Request):
@@ -108,18 +111,18 @@ class BodySizeLimit:
         limit = self.limit_for(scope, headers)
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            return await self.reject(send)
+            return await self.reject(scope, send)
         if declared is None and b"transfer-encoding" not in headers:  # no body to read
             return await self.app(scope, receive, send)
         body = await read_body(receive, limit)
         if body is None:  # the client went away before the body ended
             return
         if body is TOO_LARGE:
-            return await self.reject(send)
+            return await self.reject(scope, send)
         await self.app(scope, replaying(body, receive), send)
 
-    async def reject(self, send):
-        body = b'{"detail":"request body too large"}'
+    async def reject(self, scope, send):
+        body = json.dumps(edge_error(scope.get("path", ""), 413, "request body too large")).encode()
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                                 (b"connection", b"close")]})

@@ -23,6 +23,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from t2v.api.deps import current_key, get_service, rate_limited
 from t2v.api.downloads import send
+from t2v.api.openai_models import (BODIES, MEANINGS, CreateVideoBody, CreateVideoForm, ErrorResponse,
+                                   ExtendVideoBody, ExtendVideoForm, RemixVideoBody, Video, VideoDeleted, VideoList,
+                                   error_body)
+from t2v.api.responses import RETRY_AFTER, body_doc, file_responses, with_components
 from t2v.api.routes.assets import read_asset_upload, read_upload
 from t2v.api.schemas import VideoCreate
 from t2v.errors import Conflict, Forbidden, InvalidRequest, JobNotFound, ModelUnavailable, QuotaExceeded
@@ -33,17 +37,26 @@ from t2v.service.videoapi import param_of, parse_seconds, remix_fields, request_
 router = APIRouter(prefix="/videos", tags=["videos (OpenAI-style)"])
 POLL_AFTER_MS = "1000"  # the SDK's poll helper waits this long between reads (openai-poll-after-ms)
 BRACKETS = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])*)$")
-TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error", 404: "not_found_error",
-         409: "conflict_error", 413: "invalid_request_error", 415: "invalid_request_error", 429: "rate_limit_error",
-         503: "server_error"}
-CODES = {401: "invalid_api_key", 403: "permission_denied", 404: "not_found", 409: "conflict", 413: "too_large",
-         415: "unsupported_media_type", 429: "rate_limit_exceeded", 503: "service_unavailable"}
+POLL_HEADER = {"openai-poll-after-ms": {"description": "Milliseconds to wait before reading the video again",
+                                        "schema": {"type": "string"}}}
 
 
 def error(status: int, message: str, param: str | None = None, code: str | None = None, headers=None) -> JSONResponse:
-    body = {"error": {"message": message, "type": TYPES.get(status, "api_error"), "param": param,
-                      "code": code or CODES.get(status, "invalid_request")}}
-    return JSONResponse(body, status_code=status, headers=headers)
+    """The Videos API's error answer (:class:`~t2v.api.openai_models.ErrorResponse`)."""
+    return JSONResponse(error_body(status, message, param, code), status_code=status, headers=headers)
+
+
+def errors(*codes: int) -> dict[int, dict[str, Any]]:
+    """``responses=`` entries declaring ``codes`` as :class:`~t2v.api.openai_models.ErrorResponse` answers."""
+    return {code: {"model": ErrorResponse, "description": MEANINGS[code],
+                   **({"headers": RETRY_AFTER} if code in (429, 503) else {})} for code in codes}
+
+
+#: Any route: a refused parameter or Host, a missing key, the rate limit.
+READING = (400, 401, 429)
+#: ... and a route that changes something: another site's page, a body too large, the artifact store.
+WRITING = (*READING, 403, 413, 503)
+VIDEO = {200: {"model": Video, "description": "The video", "headers": POLL_HEADER}}
 
 
 def unflatten(items: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -129,7 +142,9 @@ async def with_image(service, key, fields: dict[str, Any], upload: UploadFile | 
         raise
 
 
-@router.post("", summary="Create a video (JSON, or multipart with `input_reference` as the first frame)")
+@router.post("", summary="Create a video (JSON, or multipart with `input_reference` as the first frame)",
+             response_model=Video, responses={**VIDEO, **errors(*WRITING)},
+             openapi_extra=body_doc(CreateVideoBody, CreateVideoForm))
 async def create_video(request: Request, service=Depends(get_service), key=Depends(rate_limited)):
     body, uploads = await read_body(request, ("input_reference",))
     if "image" in body:
@@ -139,7 +154,7 @@ async def create_video(request: Request, service=Depends(get_service), key=Depen
                             lambda f: submit(service, key, validated(f)))
 
 
-@router.get("", summary="List videos")
+@router.get("", summary="List videos", response_model=VideoList, responses=errors(*READING))
 async def list_videos(after: str | None = Query(None), limit: int = Query(20, ge=1, le=100),
                       order: Literal["asc", "desc"] = Query("desc"), service=Depends(get_service),
                       key=Depends(rate_limited)):
@@ -150,14 +165,15 @@ async def list_videos(after: str | None = Query(None), limit: int = Query(20, ge
             "last_id": data[-1]["id"] if data else None, "has_more": len(jobs) > limit}
 
 
-@router.get("/{video_id}", summary="A video")
+@router.get("/{video_id}", summary="A video", response_model=Video, responses={**VIDEO, **errors(*READING, 404)})
 async def get_video(video_id: str, service=Depends(get_service), key=Depends(rate_limited)):
     job = await run_in_threadpool(service.get, video_id, api_key=key)
     return JSONResponse(await run_in_threadpool(video_object, service, job),
                         headers={"openai-poll-after-ms": POLL_AFTER_MS})
 
 
-@router.delete("/{video_id}", summary="Delete a video and its files (a queued or running one is cancelled first)")
+@router.delete("/{video_id}", summary="Delete a video and its files (a queued or running one is cancelled first)",
+               response_model=VideoDeleted, responses=errors(*READING, 403, 404, 409))
 async def delete_video(video_id: str, service=Depends(get_service), key=Depends(rate_limited)):
     job = await run_in_threadpool(service.cancel, video_id, purge=True, api_key=key)
     for _ in range(100):  # a running job stops at its next step
@@ -171,7 +187,10 @@ async def delete_video(video_id: str, service=Depends(get_service), key=Depends(
     return {"id": video_id, "object": "video.deleted", "deleted": True}
 
 
-@router.get("/{video_id}/content", summary="The MP4 (Range), a thumbnail (PNG) or a spritesheet of frames (PNG)")
+@router.get("/{video_id}/content", summary="The MP4 (Range), a thumbnail (PNG) or a spritesheet of frames (PNG)",
+            response_class=Response, responses={**file_responses("video/mp4", "image/png", redirect=True, what=(
+                "The file (`variant`: video is video/mp4, thumbnail and spritesheet image/png)")),
+                **errors(400, 401, 404)})
 async def get_content(video_id: str, variant: Literal["video", "thumbnail", "spritesheet"] = "video",
                       range_header: str | None = Header(None, alias="Range"), service=Depends(get_service),
                       key=Depends(current_key)):
@@ -196,7 +215,9 @@ async def get_content(video_id: str, variant: Literal["video", "thumbnail", "spr
     return send(found, media_type="video/mp4", filename=f"{video_id}.mp4", range_header=range_header)
 
 
-@router.post("/{video_id}/remix", summary="The same request (seed included) with a new prompt")
+@router.post("/{video_id}/remix", summary="The same request (seed included) with a new prompt",
+             response_model=Video, responses={**VIDEO, **errors(*WRITING, 404)},
+             openapi_extra=body_doc(RemixVideoBody, RemixVideoBody))
 async def remix_video(video_id: str, request: Request, service=Depends(get_service), key=Depends(rate_limited)):
     body, _ = await read_body(request, ())
     prompt = body.pop("prompt", None)
@@ -209,7 +230,9 @@ async def remix_video(video_id: str, request: Request, service=Depends(get_servi
     return await submit(service, key, validated(public_fields(service, {**kept, **overrides})), remixed_from=source.id)
 
 
-@router.post("/extensions", summary="Continue a video (a t2v video id as video[id], or an uploaded clip) by seconds")
+@router.post("/extensions", summary="Continue a video (a t2v video id as video[id], or an uploaded clip) by seconds",
+             response_model=Video, responses={**VIDEO, **errors(*WRITING, 404)},
+             openapi_extra=body_doc(ExtendVideoBody, ExtendVideoForm))
 async def extend_video(request: Request, service=Depends(get_service), key=Depends(rate_limited)):
     body, uploads = await read_body(request, ("video",))
     video, seconds = body.pop("video", None), body.pop("seconds", None)
@@ -250,6 +273,7 @@ def create_openai_app(service) -> FastAPI:
     app = FastAPI(title="t2v (OpenAI-style Videos API)", description=__doc__)
     app.state.service = service
     app.include_router(router)
+    with_components(app, BODIES, drop=("HTTPValidationError", "ValidationError"))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: HTTPException):

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 
 from starlette.responses import JSONResponse
 
+from t2v.api.responses import edge_error
 from t2v.service.netguard import is_loopback
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -63,7 +64,7 @@ class KeylessGuard:
             return await self.app(scope, receive, send)
         if scope["type"] == "websocket":
             return await send({"type": "websocket.close", "code": 1008})
-        await JSONResponse({"detail": problem[1]}, status_code=problem[0])(scope, receive, send)
+        await JSONResponse(edge_error(scope.get("path", ""), *problem), status_code=problem[0])(scope, receive, send)
 
 
 class TrustedHosts:
@@ -85,4 +86,4 @@ class TrustedHosts:
         if scope["type"] == "websocket":
             return await send({"type": "websocket.close", "code": 1008})
         detail = f"Host {host!r} is not one this server answers (T2V_PUBLIC_URL, T2V_TRUSTED_HOSTS)"
-        await JSONResponse({"detail": detail}, status_code=400)(scope, receive, send)
+        await JSONResponse(edge_error(scope.get("path", ""), 400, detail), status_code=400)(scope, receive, send)

@@ -10,10 +10,12 @@ or a list of ``{loc, msg, type}`` whose ``loc`` ends with the field's name).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from t2v.api.openai_models import PREFIX, error_body
 from t2v.contract import Job, Result
 
 ERROR_SCHEMA_REF = "#/components/schemas/ErrorBody"
@@ -60,11 +62,11 @@ ERRORS: dict[int, str] = {
          "Retry-After seconds",
 }
 
-_RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before trying again", "schema": {"type": "integer"}}}
+RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before trying again", "schema": {"type": "integer"}}}
 _HEADERS: dict[int, dict[str, Any]] = {
     401: {"WWW-Authenticate": {"description": "`Bearer`", "schema": {"type": "string"}}},
-    429: _RETRY_AFTER,
-    503: _RETRY_AFTER,
+    429: RETRY_AFTER,
+    503: RETRY_AFTER,
 }
 
 
@@ -115,6 +117,16 @@ def file_responses(*media_types: str, what: str, redirect: bool = False) -> dict
                                    "(which takes `Range` too)",
                     "headers": {"Location": {"description": "The presigned URL", "schema": {"type": "string"}}}}
     return out
+
+
+def body_doc(json_body: type[BaseModel], form: type[BaseModel] | None = None,
+             **more: dict[str, Any]) -> dict[str, Any]:
+    """``openapi_extra`` naming the body a route reads itself (JSON, and multipart/form-data as ``form``; ``more``
+    adds other media types by name) as components that :func:`with_components` declares."""
+    content: dict[str, Any] = {"application/json": {"schema": {"$ref": f"#/components/schemas/{json_body.__name__}"}}}
+    if form is not None:
+        content["multipart/form-data"] = {"schema": {"$ref": f"#/components/schemas/{form.__name__}"}}
+    return {"requestBody": {"required": True, "content": {**content, **more}}}
 
 
 LOCATION = {"Location": {"description": "The job's (or asset's) URL", "schema": {"type": "string"}}}
@@ -189,3 +201,51 @@ METRICS_DOC: dict[str, Any] = {
     "content": {"text/plain": {"schema": {"type": "string"}},
                 "application/openmetrics-text": {"schema": {"type": "string"}}},
 }
+
+
+def edge_error(path: str, status: int, message: str) -> dict[str, Any]:
+    """The error body a middleware answers for ``path``: the Videos API's error object under its mount
+    (:mod:`t2v.api.openai_models`), :class:`ErrorBody` elsewhere."""
+    if path == PREFIX or path.startswith(PREFIX + "/"):
+        return error_body(status, message)
+    return {"detail": message}
+
+
+def with_components(app, models: tuple[type[BaseModel], ...], *, drop: tuple[str, ...] = (),
+                    names: dict[str, str] | None = None) -> None:
+    """Make ``app.openapi()`` declare ``models`` as named components (the bodies routes read themselves and name by
+    ``$ref`` in ``openapi_extra``), leave out the schemas named in ``drop`` with the responses that use them
+    (FastAPI's 422 ``HTTPValidationError`` on an app whose validation errors are another status), and rename the
+    components FastAPI named after a route (``names``: ``{"Body_create_asset_v1_assets_post": "AssetUpload"}``)."""
+    from pydantic.json_schema import models_json_schema
+
+    plain = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        spec = plain()
+        schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+        _, defs = models_json_schema([(m, "validation") for m in models], ref_template="#/components/schemas/{model}")
+        for name, schema in defs.get("$defs", {}).items():  # a model FastAPI declared too keeps FastAPI's schema
+            if set(schemas.setdefault(name, schema).get("properties", {})) != set(schema.get("properties", {})):
+                raise ValueError(f"two schemas named {name} in the OpenAPI document")
+        refs = {f"#/components/schemas/{name}" for name in drop}
+        for ops in spec["paths"].values():
+            for op in ops.values():
+                for code, response in list(op.get("responses", {}).items()):
+                    if {c.get("schema", {}).get("$ref") for c in response.get("content", {}).values()} & refs:
+                        del op["responses"][code]
+        for name in drop:
+            schemas.pop(name, None)
+        for old, new in (names or {}).items():
+            schemas[new] = {**schemas.pop(old), "title": new}
+        if names:
+            text = json.dumps(spec)
+            for old, new in names.items():
+                text = text.replace(f'"#/components/schemas/{old}"', f'"#/components/schemas/{new}"')
+            spec = json.loads(text)
+        app.openapi_schema = spec
+        return spec
+
+    app.openapi = openapi

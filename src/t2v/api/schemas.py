@@ -8,7 +8,7 @@ from typing import Any, ClassVar, Optional, Union, get_args, get_origin
 import copy
 from types import UnionType
 
-from pydantic import BaseModel, ConfigDict, create_model, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 from pydantic.fields import FieldInfo
 
 from t2v.requests import (GenerationRequest, JobOptions, PostRequest, SequenceRequest, applies, move_asset_ids,
@@ -87,3 +87,38 @@ PostCreate = derived_body(
     "PostCreate", PostRequest, "post",
     doc="Body of POST /v1/post: post-process a finished job's video or an uploaded video (exactly one of the two).",
     example={"job": "01JD3V6S0A8Q5Y9F2W4K7M1N3P", "post": {"interpolate": 2}, "formats": ["mp4"]})
+
+
+def optional(info: FieldInfo) -> tuple[Any, FieldInfo]:
+    """A field as a change names it: its own declaration, not required and without a default."""
+    changed = copy.copy(info)
+    changed.default, changed.default_factory = None, None
+    return Optional[info.annotation], changed
+
+
+VideoChange = create_model(
+    "VideoChange", __config__=ConfigDict(extra="forbid"),
+    __doc__="Body of PATCH /v1/videos/{id}: what changes in a queued job, its priority and any field of VideoCreate "
+            "(each checked as at submit), e.g. {\"priority\": 10}.",
+    **{field: optional(info) for field, info in VideoCreate.model_fields.items()
+       if field not in ("idempotency_key", "callback_url")})
+
+
+class VideoCreateForm(BaseModel):
+    """Body of POST /v1/videos as multipart/form-data: the JSON body as the ``request`` field, the first frame as
+    the ``image`` file (stored as an asset of the caller's key, which the job names)."""
+
+    request: str = Field(..., description="The JSON body (VideoCreate) as text, without `image`")
+    image: Optional[bytes] = Field(None, description="The first frame: PNG, JPEG or WebP")
+
+
+class BatchCreate(BaseModel):
+    """Body of POST /v1/batches (JSON): the jobs' bodies, as POST /v1/videos takes them, and the batch's queue
+    options (the same as a job's)."""
+
+    requests: list[VideoCreate] = Field(..., description="The jobs' bodies, as POST /v1/videos takes them (without "
+                                                         "priority, idempotency_key or callback_url)")
+    priority: int = JobOptions.model_fields["priority"]
+    idempotency_key: Optional[str] = JobOptions.model_fields["idempotency_key"]
+    partial: bool = Field(False, description="Queue the valid lines and list the others, instead of queueing "
+                                             "nothing when any is invalid")

@@ -50,7 +50,7 @@ def refuse_existing(request, output: Path | None, *, overwrite: bool) -> None:
     if output is None or overwrite:
         return
     from t2v.export.outputs import output_stem  # deferred: imports numpy
-    from t2v.export.writers import EXTENSIONS
+    from t2v.export.writers import EXTENSIONS  # deferred: imports numpy
 
     stem, implied = output_stem(output, getattr(request, "prompt", "video"))
     formats = dict.fromkeys((*([implied] if implied else []), *request.formats))

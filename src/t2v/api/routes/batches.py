@@ -12,8 +12,8 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from t2v.api.deps import base_url, get_service, rate_limited
-from t2v.api.responses import CHANGING, KEYED, errors
-from t2v.api.schemas import VideoCreate
+from t2v.api.responses import CHANGING, KEYED, body_doc, errors
+from t2v.api.schemas import BatchCreate, VideoCreate
 from t2v.contract import Batch
 from t2v.errors import InvalidRequest
 from t2v.requests import JobOptions
@@ -21,18 +21,9 @@ from t2v.service.batches import BatchInvalid
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"])
 JSONL = ("application/jsonl", "application/x-ndjson", "application/x-jsonlines", "text/plain")
-BATCH_DOC = {"requestBody": {"required": True, "content": {
-    "application/json": {"schema": {"type": "object", "required": ["requests"], "properties": {
-        "requests": {"type": "array", "items": VideoCreate.model_json_schema(), "description": "The jobs' bodies, "
-                     "as POST /v1/videos takes them (without priority, idempotency_key or callback_url)."},
-        "priority": {"type": "integer", "minimum": -100, "maximum": 100, "default": 0},
-        "idempotency_key": {"type": "string", "maxLength": 200},
-        "partial": {"type": "boolean", "default": False, "description": "Queue the valid lines and list the "
-                    "others, instead of queueing nothing when any is invalid."}}}},
-    "application/x-ndjson": {"schema": {"type": "string", "description": "JSON Lines (also as application/jsonl): "
-                                        "one request a line; priority, idempotency_key and partial as query "
-                                        "parameters."}},
-}}}
+BATCH_DOC = body_doc(BatchCreate, **{"application/x-ndjson": {"schema": {
+    "type": "string", "description": "JSON Lines (also as application/jsonl): one request a line; priority, "
+                                     "idempotency_key and partial as query parameters."}}})
 
 
 def view(batch: dict[str, Any], base: str) -> dict[str, Any]:

@@ -18,11 +18,11 @@ from starlette.datastructures import UploadFile
 
 from t2v.api.deps import base_url, bearer_key, current_key, get_service, rate_limited
 from t2v.api.downloads import send
-from t2v.api.responses import (CHANGING, EVENT_STREAM_DOC, KEYED, QUEUED, RANGE_DOC, ErrorBody, RunRecord, errors,
-                               file_responses)
+from t2v.api.responses import (CHANGING, EVENT_STREAM_DOC, KEYED, QUEUED, RANGE_DOC, ErrorBody, RunRecord, body_doc,
+                               errors, file_responses)
 from t2v.api.routes.assets import read_upload
 from t2v.api.streams import StreamLease, open_stream
-from t2v.api.schemas import SequenceCreate, VideoCreate
+from t2v.api.schemas import SequenceCreate, VideoChange, VideoCreate, VideoCreateForm
 from t2v.contract import Job, JobPage
 from t2v.errors import InvalidRequest
 from t2v.service.service import FINISHED
@@ -38,13 +38,7 @@ EVENT_POLL_S = 0.25
 
 MULTIPART = "multipart/form-data"
 FORM_FIELDS = ("request", "image")
-VIDEO_BODY_DOC = {"requestBody": {"required": True, "content": {
-    "application/json": {"schema": VideoCreate.model_json_schema()},
-    MULTIPART: {"schema": {"type": "object", "required": ["request"], "properties": {
-        "request": {"type": "string", "description": "The JSON body as text (without `image`)."},
-        "image": {"type": "string", "format": "binary", "description": "The first frame: PNG, JPEG or WebP."},
-    }}},
-}}}
+VIDEO_BODY_DOC = body_doc(VideoCreate, VideoCreateForm)
 
 
 @router.post("", status_code=202, summary="Queue a generation job (JSON; or multipart/form-data with an image)",
@@ -268,11 +262,11 @@ def _event_id(data: dict) -> str:
     return f"{data['status']}.{p['stage'] or '-'}.{p['step']}.{data['queue_position'] if data['queue_position'] is not None else '-'}"
 
 
-CHANGEABLE = tuple(f for f in VideoCreate.model_fields if f not in ("idempotency_key", "callback_url"))
+CHANGEABLE = tuple(VideoChange.model_fields)
 
 
 @router.patch("/{job_id}", summary="Change a queued job: its priority, and any request field (checked as at submit)",
-              response_model=Job, responses=errors(*CHANGING, 409, 429))
+              response_model=Job, responses=errors(*CHANGING, 404, 409, 429), openapi_extra=body_doc(VideoChange))
 async def change_video(job_id: str, request: Request, service=Depends(get_service), key=Depends(rate_limited)):
     """The body holds what changes: ``priority`` (-100 to 100; higher starts first, equal ones keep their order)
     and request fields. A request change needs the job queued (409 otherwise); a priority change too."""
