@@ -33,6 +33,21 @@ ALWAYS = ("load_s",)  # in every record, 0.0 when the model came from the cache
 _ACTIVE: contextvars.ContextVar["ProgressEmitter | None"] = contextvars.ContextVar("t2v_run_emitter", default=None)
 
 
+def stage_times(timings: dict) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
+    """A record's ``timings`` read back: the stages on the run's path as (name, seconds) in the record's order
+    (they add up to ``total_s``), and the work that ran beside them (an overlapped hash or encode), each as
+    (name, seconds). ``encode_s`` reads as ``encode``; ``total_s`` is in neither list."""
+    stages, beside = [], []
+    for key, value in timings.items():
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or key == "total_s" or not key.endswith("_s"):
+            continue
+        if key.endswith(BESIDE):
+            beside.append((key[: -len(BESIDE)], float(value)))
+        else:
+            stages.append((key[:-2], float(value)))
+    return stages, beside
+
+
 def timing_key(stage: str) -> str:
     """The record's ``timings`` key of ``stage`` (``export`` is ``encode_s``, every other stage its name + ``_s``)."""
     return KEYS.get(stage, f"{stage}_s")

@@ -264,3 +264,24 @@ def test_nan_and_infinity_in_number_fields_name_the_field():
         with pytest.raises(FormError) as e:
             resolve_seed("fixed", text)
         assert e.value.field == "seed"
+
+
+def test_the_summary_shows_every_stage_of_the_record_in_order_and_the_work_beside():
+    """Whatever stages a run's record has (plan, dry run, load, ... encode), the page shows each, in the run's
+    order, then the total they add up to, then what ran beside them (not part of the sum)."""
+    timings = {"plan_s": 0.25, "dry_run_s": 2.0, "load_s": 1.5, "encode_prompt_s": 0.5, "denoise_s": 10.0,
+               "decode_s": 1.0, "record_s": 0.25, "encode_s": 0.5, "total_s": 16.0, "hash_beside_s": 0.75}
+    v = F.view_of(job("a", "succeeded", result={"files": [], "metadata": {"seed": 1, "timings": timings}}))
+    assert dict(v.summary_parts())["Timings"] == (
+        "plan 0.2 s · dry run 2.0 s · load 1.5 s · encode prompt 0.5 s · denoise 10 s · decode 1.0 s · "
+        "record 0.2 s · encode 0.5 s · total 16 s · (hash 0.8 s beside)")
+
+
+def test_the_cli_summary_says_where_the_time_went(capsys):
+    from t2v.cli.common import print_record
+
+    print_record({"seed": 1, "num_frames": 8, "width": 64, "height": 64, "fps": 8, "device": "cpu", "dtype": "fp32",
+                  "timings": {"plan_s": 0.2, "load_s": 1.0, "denoise_s": 3.0, "encode_s": 0.01, "total_s": 4.21,
+                              "hash_beside_s": 0.4}})
+    said = capsys.readouterr().out
+    assert "4.2s total" in said and "time: plan 0.2s + load 1.0s + denoise 3.0s (hash 0.4s beside)" in said, said

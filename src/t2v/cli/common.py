@@ -17,6 +17,7 @@ from rich.markup import escape
 
 from t2v.extras import missing_extra
 from t2v.errors import Cancelled, T2VError
+from t2v.progress import stage_times
 
 out = Console()
 err = Console(stderr=True)
@@ -129,6 +130,11 @@ def print_record(rec: dict, *, where: str = "") -> None:
         f"seed {rec['seed']} · {rec['num_frames']} frames {rec['width']}x{rec['height']} @ {rec['fps']:g} fps · "
         f"{rec['device']}/{rec['dtype']}{where} · {t.get('total_s', 0):.1f}s total", highlight=False
     )
+    stages, beside = stage_times(t)
+    if stages:  # where the time went: the stages add up to the total
+        spent = " + ".join(f"{name} {s:.1f}s" for name, s in stages if s >= 0.05) or "under 0.1s each"
+        more = "".join(f" ({name} {s:.1f}s beside)" for name, s in beside if s >= 0.05)
+        out.print(f"time: {spent}{more}", highlight=False)
     if (long := rec.get("long")) and long.get("method"):  # made in one run by the model
         parts = [f"{long['seconds']:g} s"] if long.get("seconds") is not None else []
         if clip := long.get("clip"):

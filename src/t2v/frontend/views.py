@@ -9,12 +9,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from t2v.progress import stage_times
+
 FINISHED = ("succeeded", "failed", "cancelled")
 STAGES = {"load": "Loading the model", "encode_prompt": "Encoding the prompt", "denoise": "Denoising",
           "decode": "Decoding frames", "post": "Post-processing", "export": "Writing the video files",
           "done": "Finishing"}
-TIMINGS = (("load_s", "load"), ("encode_prompt_s", "prompt"), ("denoise_s", "denoise"), ("decode_s", "decode"),
-           ("post_s", "post"), ("encode_s", "encode"), ("total_s", "total"))
 
 
 def format_seconds(s: float | None) -> str:
@@ -136,7 +136,13 @@ class JobView:
         return parts
 
     def timing_parts(self) -> list[tuple[str, str]]:
-        times = [f"{name} {format_seconds(self.timings[k])}" for k, name in TIMINGS if self.timings.get(k) is not None]
+        """Every stage of the record's timings, in the run's order, then the total they add up to and the work
+        that ran beside them (:func:`t2v.progress.stage_times`)."""
+        stages, beside = stage_times(self.timings)
+        times = [f"{name.replace('_', ' ')} {format_seconds(s)}" for name, s in stages]
+        if self.timings.get("total_s") is not None:
+            times.append(f"total {format_seconds(self.timings['total_s'])}")
+        times += [f"({name.replace('_', ' ')} {format_seconds(s)} beside)" for name, s in beside]
         return [("Timings", " · ".join(times))] if times else []
 
 
