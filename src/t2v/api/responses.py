@@ -14,6 +14,7 @@ import json
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import models_json_schema
 
 from t2v.api.openai_models import PREFIX, error_body
 from t2v.contract import Job, Result
@@ -217,8 +218,6 @@ def with_components(app, models: tuple[type[BaseModel], ...], *, drop: tuple[str
     ``$ref`` in ``openapi_extra``), leave out the schemas named in ``drop`` with the responses that use them
     (FastAPI's 422 ``HTTPValidationError`` on an app whose validation errors are another status), and rename the
     components FastAPI named after a route (``names``: ``{"Body_create_asset_v1_assets_post": "AssetUpload"}``)."""
-    from pydantic.json_schema import models_json_schema
-
     plain = app.openapi
 
     def openapi() -> dict[str, Any]:
