@@ -15,7 +15,8 @@ Each model runs in a fresh process (``--only NAME``): the stock pipeline (``from
 torch_dtype=...)``, ``.to("cuda")``, the family's call with ``generator=torch.Generator("cpu").manual_seed(0)``),
 then t2v at the same settings (``memory="speed"``, same dtype), then t2v's other plans: ``best`` (the best
 attention kernel installed, ``compile=True``) and ``cache`` (a step cache: ``deepcache`` for the UNet,
-``fbc`` for the DiTs; frames then differ by design). Every timed run follows an untimed 1-step warm-up at the
+``fbc`` for the DiTs; frames then differ by design), and ``turbo`` (the ``best`` options at 4 steps without
+guidance, what a few-step distill runs: the time a distilled model would take, not its frames). Every timed run follows an untimed 1-step warm-up at the
 same shape (2 steps; it also compiles). Reported per run: the call's time (load excluded), t2v's denoise and decode
 times, peak GPU memory (``torch.cuda.max_memory_allocated``) and the ratio to the FLOP floor.
 
@@ -66,6 +67,7 @@ DRY = {  # --dry: the tiny models' own small shapes, 2 steps, fp32 on the CPU
 CACHE_PLAN = {"modelscope": "deepcache", "wan": "fbc", "ltx": "fbc"}
 # Peak dense (no sparsity) bf16/fp16 tensor-core TFLOP/s from the datasheets, matched in order on the name.
 PEAK_TFLOPS = (("H200", 989.0), ("H100 PCIe", 756.0), ("H100", 989.0), ("A100", 312.0), ("L40S", 362.0), ("L4", 121.0))
+TURBO_STEPS = 4  # the turbo plan: steps of a few-step distill (lightx2v / CausVid / FastWan LoRAs run 3-4), no CFG
 WARMUP_STEPS = 2  # untimed, at the same shape (LTX's flow-match scheduler cannot step a 1-step schedule)
 TORCH_DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
@@ -240,11 +242,11 @@ def run_t2v(req, device: str, tag: str) -> tuple[dict, object]:
     sync(device)
     wall = time.perf_counter() - t0
     t = result.record["timings"]
-    return {"side": "t2v", "plan": tag, "options": {k: getattr(req, k) for k in ("dtype", "memory", "cache", "attention",
-                                                                                    "compile")},
+    return {"side": "t2v", "plan": tag, "options": {k: getattr(req, k) for k in (
+                "dtype", "memory", "cache", "attention", "compile", "num_inference_steps", "guidance_scale")},
             "memory_plan": result.record["memory_plan"]["plan"], "load_s": round(t["load_s"], 2),
             "run_s": round(wall - t["load_s"], 3), "denoise_s": round(t["denoise_s"], 3), "decode_s": round(t["decode_s"], 3),
-            "peak_gib": peak_gib(device)}, result.frames
+            "peak_gib": peak_gib(device), "timings": {k: round(v, 3) for k, v in t.items() if isinstance(v, float)}}, result.frames
 
 
 def one_model(name: str, root: Path, *, dry: bool, plans: list[str], peak_flops: float) -> dict:
@@ -272,17 +274,21 @@ def one_model(name: str, root: Path, *, dry: bool, plans: list[str], peak_flops:
             plan_req = req
         elif tag == "best":
             plan_req = resolved_request(folder, settings, device, **best_plan(name, folder, settings, device))
+        elif tag == "turbo":  # a few-step run without guidance (what a distilled LoRA runs), best kernel, compiled
+            fast = {**settings, "num_inference_steps": TURBO_STEPS, "guidance_scale": 1.0}
+            plan_req = resolved_request(folder, fast, device, **best_plan(name, folder, fast, device))
         elif tag == "cache":
             plan_req = resolved_request(folder, settings, device, memory="speed", cache=CACHE_PLAN[name])
         else:
-            raise SystemExit(f"unknown plan {tag!r}; choose from same, best, cache")
+            raise SystemExit(f"unknown plan {tag!r}; choose from same, best, turbo, cache")
         try:
             run, frames = run_t2v(plan_req, device, tag)
         except Exception as e:  # one plan failing (a kernel, the compiler) must not lose the model's other figures
             out.setdefault("failed", []).append({"plan": tag, "error": f"{type(e).__name__}: {e}"[:500]})
             print(f"{name}: t2v plan {tag} failed: {type(e).__name__}: {e}", flush=True)
             continue
-        run["max_diff_vs_stock"] = int(np.abs(frames.astype(int) - stock_frames.astype(int)).max())
+        if tag != "turbo":  # other settings: other frames by design
+            run["max_diff_vs_stock"] = int(np.abs(frames.astype(int) - stock_frames.astype(int)).max())
         out["runs"].append(run)
     for run in out["runs"]:
         run["speedup_vs_stock"] = round(stock["run_s"] / run["run_s"], 3)
@@ -332,7 +338,7 @@ def table(results: list[dict]) -> str:
         floor = f"{floor_s:.2f} s" if floor_s >= 0.1 else f"{floor_s * 1000:.2f} ms"
         shape = f"{r['width']}x{r['height']}x{r['num_frames']}, {r['num_inference_steps']} steps, {r['dtype']}; floor {floor}"
         for run in m["runs"]:
-            what = "stock diffusers" if run["side"] == "stock" else f"t2v {run['plan']} ({plan_words(run['options'])})"
+            what = "stock diffusers" if run["side"] == "stock" else f"t2v {run['plan']} ({plan_words(run['options'], run['plan'])})"
             mem = f"{run['peak_gib']:.1f} GiB" if run["peak_gib"] is not None else "n/a"
             vs_floor = f"{run['denoise_vs_floor']:.2f}x" if "denoise_vs_floor" in run else "—"
             rows.append(f"| {m['model']} | {shape} | {what} | {run['run_s']:.2f} s | {run['speedup_vs_stock']:.2f}x "
@@ -340,11 +346,12 @@ def table(results: list[dict]) -> str:
     return "\n".join(rows)
 
 
-def plan_words(options: dict) -> str:
+def plan_words(options: dict, plan: str = "") -> str:
     words = [options["dtype"], f"memory {options['memory']}"]
     words += [f"cache {options['cache']}"] if options.get("cache") else []
     words += [f"attention {options['attention']}"] if options.get("attention") not in (None, "auto") else []
     words += ["compiled"] if options.get("compile") else []
+    words += [f"{options['num_inference_steps']} steps, guidance {options['guidance_scale']:g}"] if "turbo" in plan else []
     return ", ".join(words)
 
 
@@ -352,7 +359,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated: " + ", ".join(MODELS))
     parser.add_argument("--only", help=argparse.SUPPRESS)  # internal: one model in this process
-    parser.add_argument("--plans", default="same,best,cache", help="t2v plans to run: same, best, cache")
+    parser.add_argument("--plans", default="same,best,cache", help="t2v plans to run: same, best, turbo, cache")
     parser.add_argument("--dry", action="store_true", help="tiny models on the CPU, 2 steps (checks the plumbing)")
     parser.add_argument("--workdir", default=None, help="where the model folders go (default: a temporary folder)")
     parser.add_argument("--peak-tflops", type=float, help="the GPU's peak dense bf16 TFLOP/s (default: table or measured)")

@@ -23,6 +23,7 @@ from typing import Any
 
 from t2v.sampling import promptcache, schedulers, v2v
 from t2v.sampling.base import EngineRun
+from t2v.sampling.vae import video_uint8
 from t2v.sampling.offload import GROUP_OFFLOADED, resident
 from t2v.errors import InvalidRequest
 from t2v.families.base import Component, Rules, RunContext, read_index
@@ -194,7 +195,7 @@ class CogVideoXFamily(GroupOffload, DiffusersLora):
         with resident(vae, device, memory.offload):
             z = state.latents[:, pad:].permute(0, 2, 1, 3, 4)
             video = vae.decode((1 / vae.config.scaling_factor * z).to(vae.device, vae.dtype)).sample
-        frames = VideoProcessor(vae_scale_factor=spatial).postprocess_video(video, output_type="np")[0]
+        frames = video_uint8(VideoProcessor(vae_scale_factor=spatial), video)
         return EngineRun(frames=frames, warnings=ctx.warnings, resumed_from_step=checkpoints.resumed)
 
     def preview(self, model, latents):

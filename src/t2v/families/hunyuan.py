@@ -35,6 +35,7 @@ from typing import Any
 
 from t2v.sampling import v2v
 from t2v.sampling.base import EngineRun
+from t2v.sampling.vae import video_uint8
 from t2v.sampling.offload import resident
 from t2v.sampling.schedulers import make_scheduler
 from t2v.errors import InvalidRequest, ModelUnavailable
@@ -203,7 +204,7 @@ class HunyuanFamily(DiffusersLora):
             video = video[:, :, 4:]
         from diffusers.video_processor import VideoProcessor
 
-        frames = VideoProcessor(vae_scale_factor=spatial).postprocess_video(video, output_type="np")[0]
+        frames = video_uint8(VideoProcessor(vae_scale_factor=spatial), video)
         return EngineRun(frames=frames, warnings=ctx.warnings, resumed_from_step=checkpoints.resumed)
 
     def preview(self, model, latents):

@@ -39,6 +39,7 @@ from t2v.planner.memory import meta_cost
 from t2v.planner.precision import meta_kwargs
 from t2v.sampling import promptcache
 from t2v.sampling.base import EngineRun
+from t2v.sampling.vae import video_uint8
 from t2v.sampling.offload import resident
 from t2v.sampling.schedulers import make_scheduler
 
@@ -148,7 +149,7 @@ class HunyuanVideo15Family(DiffusersLora):
             vae.disable_tiling()
         with resident(vae, device, memory.offload):
             video = vae.decode(state.latents.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
-        frames = HunyuanVideo15ImageProcessor(vae_scale_factor=s).postprocess_video(video, output_type="np")[0]
+        frames = video_uint8(HunyuanVideo15ImageProcessor(vae_scale_factor=s), video)
         return EngineRun(frames=frames, warnings=ctx.warnings, resumed_from_step=checkpoints.resumed)
 
     def preview(self, model, latents):

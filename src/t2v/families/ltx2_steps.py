@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from t2v.sampling.vae import video_uint8
 from t2v.families.ltx_steps import Grid, decode_noise, normalize, stats
 
 TEXT_TOKENS = 1024  # LTX2Pipeline's max_sequence_length
@@ -256,7 +257,7 @@ def decode_video(vae, latents, dtype, opts, generator, device):
     mean, std = stats(vae, latents)
     latents = latents * std / vae.config.scaling_factor + mean
     video = vae.decode(latents.to(vae.device, vae.dtype), timestep, return_dict=False)[0]
-    return VideoProcessor(vae_scale_factor=vae.spatial_compression_ratio).postprocess_video(video, output_type="np")[0]
+    return video_uint8(VideoProcessor(vae_scale_factor=vae.spatial_compression_ratio), video)
 
 
 def decode_audio(audio_vae, vocoder, sound, audio: AudioGrid):

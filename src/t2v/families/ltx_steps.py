@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 from t2v.sampling import v2v
+from t2v.sampling.vae import video_uint8
 
 # -- steps of the run ------------------------------------------------------------------------------------
 
@@ -287,4 +288,4 @@ def decode(vae, latents, dtype, opts, generator, seed: int, device):
             torch.cuda.manual_seed(seed)
         video = vae.decode(latents.to(vae.device, vae.dtype), timestep, return_dict=False)[0]
     processor = VideoProcessor(vae_scale_factor=vae.spatial_compression_ratio)
-    return processor.postprocess_video(video, output_type="np")[0]
+    return video_uint8(processor, video)

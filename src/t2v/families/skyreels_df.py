@@ -38,6 +38,7 @@ from t2v.models.catalog import config
 from t2v.sampling.loop import Checkpoints, LoopState, denoise
 from t2v.families.wan import encode_prompts, latent_stats
 from t2v.sampling.base import EngineRun
+from t2v.sampling.vae import video_uint8
 from t2v.sampling.checkpoint import restore_scheduler, scheduler_state
 from t2v.sampling.offload import resident
 from t2v.sampling.schedulers import make_scheduler
@@ -247,10 +248,10 @@ def sample(model, request, ctx: RunContext) -> EngineRun:
         latents = state.extra["done"].to(vae.device, vae.dtype)
         mean, inv_std = latent_stats(vae, latents)
         video = vae.decode(latents / inv_std + mean, return_dict=False)[0]
-    frames = VideoProcessor(vae_scale_factor=spatial).postprocess_video(video, output_type="np")[0]
+    frames = video_uint8(VideoProcessor(vae_scale_factor=spatial), video)
     if ctx.video is not None:  # the clip, then the new frames (past the re-decoded overlap)
         redone = (given.shape[2] - 1) * temporal + 1
-        frames = np.concatenate([ctx.video.frames.astype(np.float32) / 255.0, frames[redone:]])
+        frames = np.concatenate([ctx.video.frames, frames[redone:]])
     return EngineRun(frames=frames, warnings=ctx.warnings, resumed_from_step=checkpoints.resumed)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from t2v.sampling import promptcache, v2v
 from t2v.sampling.base import EngineRun
+from t2v.sampling.vae import video_uint8
 from t2v.sampling.offload import GROUP_OFFLOADED, resident
 from t2v.sampling.schedulers import make_scheduler
 from t2v.errors import InvalidRequest
@@ -197,7 +198,7 @@ class WanFamily(GroupOffload, DiffusersLora):
             latents = latents.to(vae.device, vae.dtype)
             mean, inv_std = latent_stats(vae, latents)
             video = vae.decode(latents / inv_std + mean, return_dict=False)[0]
-        frames = VideoProcessor(vae_scale_factor=spatial).postprocess_video(video, output_type="np")[0]
+        frames = video_uint8(VideoProcessor(vae_scale_factor=spatial), video)
         return EngineRun(frames=frames, warnings=ctx.warnings, resumed_from_step=checkpoints.resumed)
 
     def preview(self, model, latents):

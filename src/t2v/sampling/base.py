@@ -28,7 +28,8 @@ class CheckpointSpec:
 
 @dataclass
 class EngineRun:
-    """What an engine hands back: frames in [0, 1], (F, H, W, 3) float32, plus what it noticed."""
+    """What an engine hands back: (F, H, W, 3) frames, uint8 (converted on the device: :func:`t2v.sampling.vae.video_uint8`)
+    or float32 in [0, 1], plus what it noticed."""
 
     frames: np.ndarray
     warnings: list[str]

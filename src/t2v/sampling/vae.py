@@ -49,8 +49,23 @@ def encode_frames(vae, frames: np.ndarray, *, chunk: int = DEFAULT_CHUNK):
 
 
 def to_uint8(frames: np.ndarray) -> np.ndarray:
-    """[0, 1] float frames -> uint8, rounded."""
+    """[0, 1] float frames -> uint8, rounded (uint8 frames, as :func:`video_uint8` makes them, pass as they are)."""
+    if frames.dtype == np.uint8:
+        return frames
     return np.clip(np.round(frames * 255.0), 0, 255).astype(np.uint8)
+
+
+def video_uint8(processor, video) -> np.ndarray:
+    """The first video of a decoded (B, C, F, H, W) batch in [-1, 1] -> (F, H, W, 3) uint8 frames, converted where
+    the video is (on a GPU, not on the CPU): ``processor.postprocess_video``'s own arithmetic, in the video's dtype,
+    then ``* 255``, rounded half to even and clamped in float32 as :func:`to_uint8` does. The frames are bitwise
+    those of ``to_uint8(processor.postprocess_video(video, output_type="np")[0])``, and only a quarter of the
+    bytes cross to the host."""
+    import torch
+
+    frames = processor.postprocess_video(video[:1], output_type="pt")[0]  # (F, C, H, W) in [0, 1]
+    frames = (frames.float() * 255.0).round_().clamp_(0, 255).to(torch.uint8)
+    return frames.permute(0, 2, 3, 1).contiguous().cpu().numpy()
 
 
 # Linear map from SD 1.x VAE latents to RGB (the "latent2rgb" preview trick): no VAE call needed.
