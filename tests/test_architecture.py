@@ -477,3 +477,18 @@ def test_below_the_families_nothing_looks_a_family_up():
     bad = [f"{path.relative_to(ROOT)} {v}" for name, path in sorted(below.items())
            for v in family_reach(path.read_text(encoding="utf-8"))]
     assert not bad, "take the family as an argument instead:\n" + "\n".join(bad)
+
+
+def test_a_run_is_planned_in_one_place():
+    """The device plan and the precision fitted to the model are made by :mod:`t2v.runner.plan` alone (its
+    ``plan_model`` and ``plan_run``): the CLI's ``plan``, the runner, admission and warming a model all call it."""
+    calls = {}
+    for name, (path, _) in source_modules().items():
+        if name.startswith("t2v.models."):
+            continue  # where the device plan is defined
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) in (
+                    "plan_device", "fit_to_model"):
+                calls.setdefault(name, []).append(node.lineno)
+    assert set(calls) == {"t2v.runner.plan"}, f"plan through t2v.runner.plan.plan_model / plan_run: {calls}"

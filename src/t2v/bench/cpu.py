@@ -25,6 +25,7 @@ from t2v.errors import InvalidRequest, ModelUnavailable, T2VError
 from t2v.models.tiny import make_tiny
 import t2v
 from t2v.bench.spec import TOLERANCE, exact_reason, modelscope_spec, write
+from t2v.models.catalog import CATALOG
 from t2v.models.device import cpu_model
 from t2v.families import make_tiny_model
 from t2v.models.source import check_folder
@@ -279,6 +280,7 @@ def compare(model: Path, tmp: Path, *, runs: int = 1, size: int = SMALL_SIZE, lo
     req = spec["request"]
     summary["request"] = {"size": size if req["width"] == req["height"] == size else req["width"], "runs_per_side": runs,
                           "family": spec["family"], "kind": spec.get("kind"),
+                          "square": bool(CATALOG.card(spec["family"]).bench_square) and req["width"] == req["height"],
                           **{k: req[k] for k in ("width", "height", "num_frames", "num_inference_steps", "guidance_scale",
                                                  "scheduler", "fps")},
                           "stock_extra": spec["stock"]}
@@ -304,12 +306,14 @@ def run_small(*, runs: int = 1, model: Path | None = None, size: int | None = No
     kind = bench_spec.check(family=family, folder=folder, size=size, frames=frames, steps=steps, plan=plan)
     with tempfile.TemporaryDirectory(prefix="t2v-bench-", dir=workdir) as tmpdir:
         tmp = Path(tmpdir)
+        card = CATALOG.card(kind)
         if folder is None:
             log(f"building a tiny random-weight {kind} model")
-            folder = make_small_model(tmp / "tiny-model") if kind == "modelscope" else make_tiny_model(
-                kind, tmp / "tiny-model", fp16_variant=False)
-        if kind == "modelscope":
-            size = size or (SMALL_SIZE if model is None else FULL_SIZE)
+            folder = make_tiny_model(kind, tmp / "tiny-model", fp16_variant=False)
+            if card.bench_plain:
+                (folder / "t2v.json").unlink(missing_ok=True)
+        if card.bench_square:
+            size = size or card.bench_square[model is not None]
         spec = bench_spec.build(kind, folder, size=size, frames=frames, steps=steps, plan=plan)
         req = spec["request"]
         size = size or req["width"]

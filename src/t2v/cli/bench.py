@@ -58,7 +58,7 @@ def bench(
                                retries=retries, log=log, family=family, frames=frames, steps=steps, plan=plan)
         summary = result["summary"]
         n, req = summary["n_stock"], summary["request"]
-        shape = (f"{req['size']}px" if req["family"] == "modelscope" and req["width"] == req["height"] else
+        shape = (f"{req['size']}px" if req.get("square") else
                  f"{req['family']}, {req['width']}x{req['height']}, {req['num_frames']} frames, {req['num_inference_steps']} steps")
         out.print(f"\nMedians of {n} run{'s' if n > 1 else ''} per side ({shape}, "
                   f"t2v / stock below 1 means t2v is faster or smaller):\n", highlight=False, markup=False)

@@ -104,5 +104,11 @@ class FamilyCard:
     # ``t2v bench``'s request fields for this family's tiny model, over its default (2 steps of the model's own
     # scheduler, the rest from the folder's defaults).
     bench: dict[str, Any] = field(default_factory=dict)
+    # ``t2v bench`` on a square frame of (pixels for its tiny model, pixels for a given folder), where the
+    # family's comparison has a size of its own (``--size``); None: the folder's defaults give the size.
+    bench_square: tuple[int, int] | None = None
+    # ``t2v bench`` builds the tiny model as a plain diffusers folder (no ``t2v.json``), so that t2v reads the
+    # family's own defaults as it would for a folder made by diffusers.
+    bench_plain: bool = False
     # Where the family stands in listings (``t2v models list``, the options' help), lowest first.
     order: int = 100

@@ -80,6 +80,19 @@ class RunPlan:
         return {**self.to_dict(), "prediction": kept}
 
 
+def plan_model(model: str, settings: Settings, *, device: str = "auto", dtype: str = "auto", offline: bool = False,
+               motion_adapter: str | None = None) -> tuple[DevicePlan, Any, Any]:
+    """The part of a run's plan that needs no request: the device plan for ``device``/``dtype``, ``model``'s
+    source (downloaded unless ``offline``; :class:`~t2v.errors.ModelUnavailable` when it cannot be had), the
+    precision fitted to the model, and its family. :func:`plan_run` starts with it; warming a model
+    (:func:`t2v.runner.runtime.load_pipeline`) uses it alone."""
+    plan = plan_device(device, dtype, cpu_bf16=settings.cpu_bf16)
+    source = resolve_source(model, settings.model_copy(update={"offline": True}) if offline else settings,
+                            families=get_family, want_fp16=plan.is_accelerator and plan.dtype != "fp32",
+                            motion_adapter=motion_adapter)
+    return fit_to_model(plan, source.path, asked=dtype, cpu_bf16=settings.cpu_bf16), source, get_family(source.family)
+
+
 def plan_run(request, settings: Settings, *, memory: bool = False, offline: bool = False,
              check: Callable[[Any], None] | None = None, should_cancel: Callable[[], bool] | None = None,
              admitted: dict[str, Any] | None = None, refuse: bool = True, times: bool = False) -> RunPlan:
@@ -99,17 +112,14 @@ def plan_run(request, settings: Settings, *, memory: bool = False, offline: bool
     request = resolve(request, settings)
     if check is not None:
         check(request)
-    device = plan_device(request.device, request.dtype, cpu_bf16=settings.cpu_bf16)
     try:
-        source = resolve_source(request.model, settings.model_copy(update={"offline": True}) if offline else settings,
-                                families=get_family, want_fp16=device.is_accelerator and device.dtype != "fp32",
-                                motion_adapter=getattr(request, "motion_adapter", None))
+        device, source, family = plan_model(request.model, settings, device=request.device, dtype=request.dtype,
+                                            offline=offline, motion_adapter=getattr(request, "motion_adapter", None))
     except ModelUnavailable:
         if not offline:
             raise
-        return RunPlan(request, device)  # checked when its job runs, once the model is here
-    device = fit_to_model(device, source.path, asked=request.dtype, cpu_bf16=settings.cpu_bf16)
-    family = get_family(source.family)
+        # checked when its job runs, once the model is here
+        return RunPlan(request, plan_device(request.device, request.dtype, cpu_bf16=settings.cpu_bf16))
     family.check(request, source.path, model=request.model)
     if should_cancel is not None and should_cancel():
         raise Cancelled("cancelled before loading the model")

@@ -4,21 +4,17 @@ from __future__ import annotations
 
 import importlib
 
-from t2v.families import all_families, get_family
-from t2v.models.device import fit_to_model, plan_device
+from t2v.families import all_families
 from t2v.models.loader import load_model
-from t2v.models.source import resolve_source
+from t2v.runner.plan import plan_model
 from t2v.runtime import Runtime
 from t2v.settings import Settings
 
 def load_pipeline(model: str, *, device: str, dtype: str, settings: Settings, runtime: Runtime | None = None):
     """Load (and keep in the process's model cache) ``model``'s components for ``device``/``dtype``: what a later
     run of the same model and precision reuses."""
-    plan = plan_device(device, dtype, cpu_bf16=settings.cpu_bf16)
-    source = resolve_source(model, settings, families=get_family,
-                            want_fp16=plan.is_accelerator and plan.dtype != "fp32")
-    loaded = load_model(source, fit_to_model(plan, source.path, asked=dtype, cpu_bf16=settings.cpu_bf16),
-                        family=get_family(source.family), runtime=runtime)
+    plan, source, family = plan_model(model, settings, device=device, dtype=dtype)
+    loaded = load_model(source, plan, family=family, runtime=runtime)
     loaded.components.load_all()  # warm: the text encoders too, for the first prompt not in the prompt cache
     return loaded
 

@@ -32,6 +32,9 @@ CARD = FamilyCard(
     tiny={"modelscope": "t2v.models.tiny:make_tiny_modelscope"},
     # t2v bench's first comparison: 8 frames at 64x64, 2 DDIM steps, guidance 9.
     bench={"num_frames": 8, "width": 64, "height": 64, "guidance_scale": 9.0, "scheduler": "ddim"},
+    # 64x64 for the tiny model (its VAE scales by 4: 16x16 latents), 256x256 for a real ModelScope folder.
+    bench_square=(64, 256),
+    bench_plain=True,
     order=0,
     models=(
         ModelSpec(id="damo-vilab/text-to-video-ms-1.7b", family="modelscope", defaults=DEFAULTS,
