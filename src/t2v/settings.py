@@ -117,6 +117,11 @@ class Settings(BaseSettings):
     fair_window_s: float = Field(600.0, ge=0, description="Fair queue: among jobs of equal priority, workers take the "
                                  "next one from the API key whose jobs had the least worker time in this many "
                                  "seconds, so one key's long queue does not starve another's (0: oldest first).")
+    max_priority: int = Field(10, ge=-100, le=100, description="Highest priority an API key's jobs may have when "
+                              "the key sets none of its own (t2v keys create --max-priority); a higher one is refused.")
+    priority_across_keys: bool = Field(False, description="Let priority order jobs across API keys too: a key's "
+                                       "high-priority jobs then go ahead of every other key's. Off (the default): "
+                                       "priority orders a key's own jobs and the fair share decides between keys.")
     retry_pause_s: float = Field(2.0, ge=0, description="How long a worker pauses after a job's failed try before it "
                                  "claims again: this after the first, doubling each time, at most 60 s (0: no pause).")
     ui: bool = Field(True, description="Whether `t2v serve` serves the web page at / (0: the REST API only; Gradio "

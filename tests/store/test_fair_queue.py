@@ -1,6 +1,6 @@
-"""The fair queue and paused jobs in claim order, on SQLite and PostgreSQL: among equal priorities the next
-job comes from the key whose jobs had the least worker time recently; priority still comes first; a paused job
-is never claimed; fair_window_s=0 is plain oldest-first."""
+"""The fair queue and paused jobs in claim order, on SQLite and PostgreSQL: the next job comes from the key whose
+jobs had the least worker time recently, and a key's priorities order its own jobs only (unless the operator puts
+priority first across keys); a paused job is never claimed; fair_window_s=0 is priority, then oldest first."""
 
 from __future__ import annotations
 
@@ -39,14 +39,31 @@ def test_a_single_job_of_a_quiet_key_goes_before_a_busy_keys_long_queue(repo):
     assert repo.claims.claim_next("w", fair_window_s=WINDOW).id == a_jobs[1]
 
 
-def test_oldest_first_without_a_window_and_priority_before_fairness(repo):
+def test_priority_orders_a_keys_own_jobs_and_the_fair_share_decides_between_keys(repo):
+    """One key giving a job the highest priority does not jump another key's job: across keys the fair share
+    decides; the priority puts that job first among its own key's."""
+    a = repo.keys.create_key("a", "h1", "t2v_a")
+    b = repo.keys.create_key("b", "h2", "t2v_b")
+    a1, a2 = (repo.create_job(req(n), api_key_id=a.id)[0].id for n in ("a1", "a2"))
+    ran_for(repo, repo.claims.claim_next("w", fair_window_s=WINDOW).id, 30)
+    b1 = repo.create_job(req("b1"), api_key_id=b.id)[0].id
+    urgent = repo.create_job(req("urgent"), api_key_id=a.id, priority=100)[0].id
+    assert repo.claims.claim_next("w", fair_window_s=WINDOW).id == b1, "a has used 30 s, b nothing: b's turn"
+    ran_for(repo, b1, 40)
+    assert repo.claims.claim_next("w", fair_window_s=WINDOW).id == urgent, "a's turn: its own highest priority first"
+    assert repo.claims.claim_next("w", fair_window_s=WINDOW).id == a2
+    assert a1
+
+
+def test_the_operator_can_put_priority_before_the_fair_share_and_no_window_is_priority_then_oldest(repo):
     a = repo.keys.create_key("a", "h1", "t2v_a")
     b = repo.keys.create_key("b", "h2", "t2v_b")
     a1, a2 = (repo.create_job(req(n), api_key_id=a.id)[0].id for n in ("a1", "a2"))
     ran_for(repo, repo.claims.claim_next("w").id, 30)
     b1 = repo.create_job(req("b1"), api_key_id=b.id)[0].id
     urgent = repo.create_job(req("urgent"), api_key_id=a.id, priority=5)[0].id
-    assert repo.claims.claim_next("w", fair_window_s=WINDOW).id == urgent, "a higher priority first, whoever's"
+    assert repo.claims.claim_next("w", fair_window_s=WINDOW, priority_across_keys=True).id == urgent, (
+        "priority across keys: the higher priority first, whoever's")
     assert repo.claims.claim_next("w").id == a2, "fair_window_s=0: the oldest"
     assert repo.claims.claim_next("w").id == b1
     assert a1

@@ -324,13 +324,15 @@ def keys_create(
                                            "request (e.g. 16x256x256x25 = 26214400); T2V_MAX_COST applies when lower."),
     max_running: Optional[int] = typer.Option(None, "--max-running", help="Most jobs of this key running at once, "
                                               "across every worker and server process (the rest wait queued)."),
+    max_priority: Optional[int] = typer.Option(None, "--max-priority", help="Highest priority this key's jobs may "
+                                               "have, -100 to 100 (default: T2V_MAX_PRIORITY, 10)."),
     as_json: bool = typer.Option(False, "--json", help="Print {id, key, webhook_secret} as JSON on stdout."),
 ) -> None:
     """Create a key and its webhook signing secret. Both are shown once: only the key's hash is stored, and the
     secret is not shown again (rotate it to get a new one). stdout is the key alone (or JSON with --json)."""
     with cli_errors():
         row, plaintext = local_service().access.create_key(name, rate=rate, max_queued=max_queued, max_cost=max_cost,
-                                               max_running=max_running)
+                                                           max_running=max_running, max_priority=max_priority)
         if as_json:
             out.print_json(json.dumps({"id": row.id, "key": plaintext, "webhook_secret": row.webhook_secret}))
             return
@@ -373,6 +375,7 @@ def keys_list() -> None:
         for k in local_service().access.list_keys():
             limits = [f"{label} {value}" for label, value in (("rate", k.rate_limit), ("queued", k.max_queued),
                       ("running", k.max_running), ("cost", k.max_cost)) if value]
+            limits += [f"priority up to {k.max_priority}"] if k.max_priority is not None else []
             table.add_row(k.id, f"{k.name} ({k.prefix}…)", ", ".join(limits) or "-", k.created_at.strftime("%Y-%m-%d"),
                           k.revoked_at.strftime("%Y-%m-%d") if k.revoked_at else "")
         out.print(table)

@@ -39,11 +39,11 @@ class AccessService:
         return self.keys.list_keys()
 
     def create_key(self, name: str, *, rate: str | None = None, max_queued: int | None = None,
-                   max_cost: int | None = None, max_running: int | None = None):
+                   max_cost: int | None = None, max_running: int | None = None, max_priority: int | None = None):
         """Create a key; returns ``(row, plaintext)``. The plaintext is shown once and stored nowhere
         (see :func:`t2v.service.keys.create_key` for the options)."""
         return apikeys.create_key(self.keys, name, rate=rate, max_queued=max_queued, max_cost=max_cost,
-                               max_running=max_running)
+                                  max_running=max_running, max_priority=max_priority)
 
     def rotate_webhook_secret(self, key_id: str, overlap_s: float = 86400.0) -> str:
         """A new webhook secret for the key (returned once); the old one signs beside it for ``overlap_s``."""

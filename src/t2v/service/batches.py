@@ -7,7 +7,9 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from t2v.errors import InvalidRequest, JobNotFound, ModelUnavailable, QuotaExceeded
+from t2v.service.limits import check_priority
 from t2v.service.ports import BatchTable, ControlTable, JobTable
+from t2v.settings import Settings
 from t2v.store.controls import NotChangeable
 from t2v.store.limits import QueueFull
 
@@ -29,9 +31,9 @@ class BatchService:
     """Batches over the store's ``batches`` (queued in one transaction) and ``controls`` (pause, resume), each
     request checked by ``prepare`` and each job cancelled by ``cancel`` as the service does it for one job."""
 
-    def __init__(self, jobs: JobTable, batches: BatchTable, controls: ControlTable, prepare: Callable[..., Any],
-                 cancel: Callable[..., Any], wakeup) -> None:
-        self.jobs, self.batches, self.controls = jobs, batches, controls
+    def __init__(self, settings: Settings, jobs: JobTable, batches: BatchTable, controls: ControlTable,
+                 prepare: Callable[..., Any], cancel: Callable[..., Any], wakeup) -> None:
+        self.settings, self.jobs, self.batches, self.controls = settings, jobs, batches, controls
         self.prepare, self.cancel, self.wakeup = prepare, cancel, wakeup
 
     def submit_batch(self, items: list[dict[str, Any]], *, api_key=None, priority: int = 0,
@@ -43,6 +45,7 @@ class BatchService:
         if len(items) > MAX_BATCH:
             raise InvalidRequest(f"requests: {len(items)} requests; a batch holds at most {MAX_BATCH}",
                                  field="requests")
+        check_priority(priority, self.settings, api_key)
         admitted, problems = self.check_batch(items, api_key=api_key)
         if problems and (not partial or not admitted):
             raise BatchInvalid(problems)

@@ -10,6 +10,7 @@ import secrets
 from datetime import timedelta
 
 from t2v.errors import InvalidRequest
+from t2v.requests.queue import PRIORITY_RANGE
 from t2v.service.ports import KeyTable
 from t2v.store.db import utcnow
 
@@ -36,12 +37,13 @@ def new_webhook_secret() -> str:
 
 
 def create_key(table: KeyTable, name: str, *, rate: str | None = None, max_queued: int | None = None, max_cost: int | None = None,
-               max_running: int | None = None):
+               max_running: int | None = None, max_priority: int | None = None):
     """Create a key; returns ``(row, plaintext)``. The plaintext is not stored anywhere; the key's webhook
     signing secret is ``row.webhook_secret`` (show it once, like the key).
 
     ``max_cost``: the largest frames x width x height x steps one request with this key may ask for (the
-    server's ``T2V_MAX_COST`` still applies when lower).
+    server's ``T2V_MAX_COST`` still applies when lower). ``max_priority``: the highest priority its jobs may have
+    (None: the server's ``T2V_MAX_PRIORITY``).
     """
     name = (name or "").strip()
     if not name:
@@ -54,9 +56,14 @@ def create_key(table: KeyTable, name: str, *, rate: str | None = None, max_queue
         raise InvalidRequest("max-running must be at least 1 (jobs of this key running at once)", field="max_running")
     if max_cost is not None and max_cost < 1:
         raise InvalidRequest("max-cost must be at least 1 (frames x width x height x steps)", field="max_cost")
+    lo, hi = PRIORITY_RANGE
+    if max_priority is not None and not lo <= max_priority <= hi:
+        raise InvalidRequest(f"max-priority must be from {lo} to {hi}; nearest valid: {min(hi, max(lo, max_priority))}",
+                             field="max_priority")
     plaintext = PREFIX + secrets.token_urlsafe(32)
     row = table.create_key(name, hash_key(plaintext), plaintext[: len(PREFIX) + 6], rate_limit=rate, max_queued=max_queued,
-                          max_cost=max_cost, webhook_secret=new_webhook_secret(), max_running=max_running)
+                          max_cost=max_cost, webhook_secret=new_webhook_secret(), max_running=max_running,
+                          max_priority=max_priority)
     return row, plaintext
 
 

@@ -192,6 +192,23 @@ def check_inline_post(request, settings: Settings, budget: int | None) -> None:
                    max_frames=settings.max_frames, max_side=settings.max_side, max_bytes=budget)
 
 
+def priority_limit(settings: Settings, api_key=None) -> int | None:
+    """The highest priority a job of ``api_key`` may have: the key's own (``t2v keys create --max-priority``), else
+    the server's ``T2V_MAX_PRIORITY``; None without a key (a server without keys serves one user)."""
+    if api_key is None:
+        return None
+    own = getattr(api_key, "max_priority", None)
+    return settings.max_priority if own is None else own
+
+
+def check_priority(priority: int | None, settings: Settings, api_key=None) -> None:
+    """Refuse a priority over the key's highest (InvalidRequest naming ``priority`` and the nearest valid value)."""
+    limit = priority_limit(settings, api_key)
+    if limit is not None and priority is not None and priority > limit:
+        raise InvalidRequest(f"priority: {priority} is over this API key's highest priority, {limit}; nearest valid: "
+                             f"{limit}", field="priority")
+
+
 def cost_limit(settings: Settings, api_key=None) -> tuple[int, str] | None:
     """The cost limit that applies, the server's ``max_cost`` or the key's (the lower one), and whose it is."""
     limits = [(limit, whose) for limit, whose in ((settings.max_cost, "this server's"),

@@ -25,7 +25,7 @@ from t2v.runner.runtime import import_runtime, load_pipeline
 from t2v.service.access import AccessService, visible_job
 from t2v.service.assets import AssetService
 from t2v.service.files import JobFiles
-from t2v.service.limits import Admitted, admit, admit_plan, check_inline_post, file_refs
+from t2v.service.limits import Admitted, admit, admit_plan, check_inline_post, check_priority, file_refs
 from t2v.service.metrics import Metrics
 from t2v.service.netguard import check_callback_url
 from t2v.service.ports import ArtifactStore, Executor, JobStore
@@ -79,7 +79,8 @@ class JobService:
         self.stopping = threading.Event()
         self.wakeup = threading.Event()
         self.steering = SteeringService(settings, store, store.controls, self.wakeup, self.prepare)
-        self.batches = BatchService(store, store.batches, store.controls, self.prepare, self.cancel, self.wakeup)
+        self.batches = BatchService(settings, store, store.batches, store.controls, self.prepare, self.cancel,
+                                    self.wakeup)
         #: Cancels asked in this process for jobs its own workers run: a fast path only (the job row is the truth).
         self.cancel_requested: set[str] = set()
         #: Job counts (from the database) and this process's job timings, for /metrics.
@@ -237,6 +238,7 @@ class JobService:
         if idempotency_key and (earlier := self.repo.find_idempotent(key_id, idempotency_key)):
             self.parsed(fields)  # a malformed request is still refused
             return earlier, False  # a retried request: the same job, even when the key is now at its quota
+        check_priority(priority, self.settings, api_key)
         admitted = self.prepare(fields, api_key=api_key, callback_url=callback_url)
         try:  # the quota is counted in the insert's transaction: concurrent submits cannot pass it
             job, created = self.repo.create_job(**admitted.row(), priority=priority, api_key_id=key_id,

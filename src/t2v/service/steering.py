@@ -10,9 +10,9 @@ from t2v.errors import Conflict, InvalidRequest
 from t2v.service.access import visible_job
 from t2v.service.ports import ControlTable, JobTable
 from t2v.models.publicnames import accept_public_model
+from t2v.requests.queue import PRIORITY_RANGE
+from t2v.service.limits import check_priority
 from t2v.store.controls import NotChangeable
-
-PRIORITY_RANGE = (-100, 100)
 
 
 class SteeringService:
@@ -34,6 +34,7 @@ class SteeringService:
                 raise InvalidRequest(f"priority: {priority!r} is not a whole number from {lo} to {hi}; nearest "
                                      f"valid: {min(hi, max(lo, int(priority))) if isinstance(priority, (int, float)) else 0}",
                                      field="priority")
+            check_priority(priority, self.settings, api_key)
         row: dict[str, Any] = {}
         if fields:
             if job.status != "queued":

@@ -98,7 +98,8 @@ class Worker(threading.Thread):
                 svc.stopping.wait(0.2)
                 continue
             try:
-                job = svc.repo.claims.claim_next(self.worker_id, fair_window_s=svc.settings.fair_window_s)
+                job = svc.repo.claims.claim_next(self.worker_id, fair_window_s=svc.settings.fair_window_s,
+                                                     priority_across_keys=svc.settings.priority_across_keys)
             except Exception:  # database hiccup: wait and retry, never die
                 logger.exception("claiming a job failed")
                 job = None
@@ -117,7 +118,9 @@ class Worker(threading.Thread):
 
         For a worker that is not started as a thread: a Hugging Face Space runs each job inside its
         ``@spaces.GPU`` function this way (deploy/spaces/app.py)."""
-        job = self.service.repo.claims.claim_next(self.worker_id, fair_window_s=self.service.settings.fair_window_s)
+        job = self.service.repo.claims.claim_next(
+            self.worker_id, fair_window_s=self.service.settings.fair_window_s,
+            priority_across_keys=self.service.settings.priority_across_keys)
         if job is None:
             return None
         self.current = job.id

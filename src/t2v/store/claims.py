@@ -54,12 +54,17 @@ class Claims:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def claim_next(self, worker_id: str, *, fair_window_s: float = 0.0):
+    def claim_next(self, worker_id: str, *, fair_window_s: float = 0.0, priority_across_keys: bool = False):
         """Take the next queued job (not paused) whose key is under its running cap (``api_keys.max_running``),
-        mark it running for ``worker_id`` and count the attempt: the highest priority first; among equals,
-        with ``fair_window_s`` > 0 the oldest job of the key whose jobs had the least worker time in the last
-        ``fair_window_s`` seconds (so one key's long queue does not starve another's single job), else the
-        oldest. Never hands one job to two workers, nor a key more running jobs than its cap, across processes."""
+        mark it running for ``worker_id`` and count the attempt.
+
+        With ``fair_window_s`` > 0 (the fair share): the key whose jobs had the least worker time in the last
+        ``fair_window_s`` seconds goes next (so one key's long queue does not starve another's single job), and
+        its own highest-priority job, oldest first, is the one taken; priority orders a key's own jobs, never
+        one key's before another's. With ``priority_across_keys``, priority comes first across keys and the fair
+        share decides among the keys' jobs of the top priority. Without a fair share: the highest priority,
+        then the oldest. Never hands one job to two workers, nor a key more running jobs than its cap, across
+        processes."""
         r = jobs.alias("r")
         running = select(func.count()).select_from(r).where(r.c.api_key_id == c.api_key_id,
                                                             r.c.status == "running").scalar_subquery()
@@ -69,7 +74,7 @@ class Claims:
         for _ in range(100):
             with self.db.write() as conn:
                 if fair_window_s > 0:
-                    row = self._fairest(conn, waiting, fair_window_s)
+                    row = self._fairest(conn, waiting, fair_window_s, priority_across_keys)
                 else:
                     stmt = select(c.id, c.api_key_id).where(waiting).order_by(c.priority.desc(), c.id.asc()).limit(1)
                     if self.db.dialect == "postgresql":
@@ -97,14 +102,24 @@ class Claims:
                     return get_job(conn, job_id)
         return None  # pragma: no cover - only under pathological contention
 
-    def _fairest(self, conn, waiting, window_s: float):
-        """(id, api_key_id) of the oldest waiting job, at the top priority, of the key with the least worker
-        time since ``window_s`` seconds ago (running jobs count up to now); None when nothing waits."""
-        top = conn.execute(select(func.max(c.priority)).where(waiting)).scalar()
-        if top is None:
+    def _fairest(self, conn, waiting, window_s: float, priority_across_keys: bool = False):
+        """(id, api_key_id) of the next job of the key with the least worker time since ``window_s`` seconds ago
+        (running jobs count up to now): that key's highest-priority waiting job, oldest first. With
+        ``priority_across_keys`` only the keys with jobs at the top priority compete. None when nothing waits."""
+        if priority_across_keys:
+            top = conn.execute(select(func.max(c.priority)).where(waiting)).scalar()
+            if top is None:
+                return None
+            waiting = and_(waiting, c.priority == top)
+        best: dict = {}  # key -> (its highest priority, the oldest job at it)
+        for key_id, priority, first in conn.execute(
+                select(c.api_key_id, c.priority, func.min(c.id)).where(waiting).group_by(c.api_key_id, c.priority)):
+            held = best.get(key_id)
+            if held is None or priority > held[0] or (priority == held[0] and first < held[1]):
+                best[key_id] = (priority, first)
+        if not best:
             return None
-        firsts = {k: first for k, first in conn.execute(
-            select(c.api_key_id, func.min(c.id)).where(waiting, c.priority == top).group_by(c.api_key_id))}
+        firsts = {k: first for k, (_, first) in best.items()}
         if len(firsts) == 1:
             [(key_id, job_id)] = firsts.items()
             return SimpleNamespace(id=job_id, api_key_id=key_id)

@@ -33,6 +33,8 @@ class ApiKeyRow:
     max_cost: int | None = None
     #: Most jobs of this key running at once (None: no cap).
     max_running: int | None = None
+    #: Highest priority of this key's jobs (None: the server's ``T2V_MAX_PRIORITY``).
+    max_priority: int | None = None
     #: The webhook signing secret (``whsec_...``): None for a key made before keys had their own.
     webhook_secret: str | None = None
     #: The secret before the last rotation, which still signs beside the new one until ``webhook_previous_until``.
@@ -72,6 +74,7 @@ class Keys:
         max_cost: int | None = None,
         webhook_secret: str | None = None,
         max_running: int | None = None,
+        max_priority: int | None = None,
     ) -> ApiKeyRow:
         """Store a new key; ``ValueError`` when a key with the same hash exists."""
         values = dict(
@@ -86,6 +89,7 @@ class Keys:
             revoked_at=None,
             webhook_secret=webhook_secret,
             max_running=max_running,
+            max_priority=max_priority,
         )
         try:
             with self.db.write() as conn:

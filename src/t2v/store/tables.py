@@ -113,6 +113,8 @@ class ApiKey(Base):
     max_cost: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     #: Most jobs of this key running at once, across every worker and process (None: no cap).
     max_running: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    #: Highest priority this key may give its jobs (None: the server's ``T2V_MAX_PRIORITY``).
+    max_priority: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     #: The key's webhook signing secret (Standard Webhooks ``whsec_...``); None for keys made before there were

@@ -17,6 +17,7 @@ from t2v.api.deps import base_url, get_service, rate_limited
 from t2v.api.downloads import send
 from t2v.api.responses import CHANGING, KEYED, LOCATION, RANGE_DOC, errors, file_responses
 from t2v.contract import Asset
+from t2v import inputs
 from t2v.errors import InvalidRequest
 
 router = APIRouter(prefix="/v1/assets", tags=["assets"])
@@ -24,8 +25,6 @@ router = APIRouter(prefix="/v1/assets", tags=["assets"])
 
 async def read_upload(upload: UploadFile, field: str) -> bytes:
     """The bytes of an uploaded file, refused (422 naming ``field``) past the largest image accepted."""
-    from t2v import inputs  # deferred: imports numpy
-
     data = await upload.read(inputs.MAX_IMAGE_BYTES + 1)
     if len(data) > inputs.MAX_IMAGE_BYTES:
         raise InvalidRequest(f"{field}: the file is larger than {inputs.MAX_IMAGE_BYTES / 2**20:g} MiB, the largest "
@@ -36,7 +35,6 @@ async def read_upload(upload: UploadFile, field: str) -> bytes:
 async def read_asset_upload(upload: UploadFile, service) -> bytes:
     """The bytes of an uploaded image or video: an image past the largest accepted is refused (422), a video past
     the server's upload limit (T2V_MAX_UPLOAD_BYTES) answers 413."""
-    from t2v import inputs  # deferred: imports numpy
     from t2v.service.assets import is_video_upload  # deferred: imports alembic, httpx, PIL
 
     video_limit = service.settings.max_upload_bytes
