@@ -1,5 +1,6 @@
 """What ``pip install t2v`` and each extra bring: the distributions they resolve to in this environment and their
-size on disk, from the installed packages' metadata (no download). Run in the venv scripts/setup.sh builds (it
+size on disk, from the installed packages' metadata (no download; the files each package records, so without the
+bytecode Python compiles on first import). Run in the venv scripts/setup.sh builds (it
 has every extra installed), e.g.::
 
     .venv/bin/python benchmarks/install_sizes.py            # a table for docs/install.md
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import re
 from importlib import metadata
+from pathlib import Path
 
 from packaging.requirements import Requirement
 
@@ -95,8 +97,17 @@ def main() -> None:
         top = ", ".join(sorted(added, key=lambda n: -size({n}))[:5])
         print(f"| `t2v[{extra}]` | {len(names)} | {size(names) / 2**20:,.0f} MB | +{len(added)} "
               f"({size(added) / 2**20:,.0f} MB): {top}{', ...' if len(added) > 5 else ''} |")
-    client = closure(["httpx", "httpx-sse", "pydantic"])
-    print(f"| `pip install ./clients/python` (t2v-client) | {len(client)} | {size(client) / 2**20:,.0f} MB | |")
+    client = closure(client_requirements())
+    print(f"| `pip install ./clients/python` (t2v-client and {len(client)} dependencies) | {len(client) + 1} | "
+          f"{size(client) / 2**20:,.0f} MB | |")
+
+
+def client_requirements() -> list[str]:
+    """The dependencies ``clients/python/pyproject.toml`` declares (the client's own files are a few KB)."""
+    import tomllib
+
+    with open(Path(__file__).resolve().parent.parent / "clients" / "python" / "pyproject.toml", "rb") as f:
+        return list(tomllib.load(f)["project"]["dependencies"])
 
 
 if __name__ == "__main__":

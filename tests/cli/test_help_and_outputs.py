@@ -102,6 +102,26 @@ def test_an_existing_record_alone_is_refused_too_and_overwrite_allows_both(tmp_p
     refuse_existing(request, tmp_path / "other.mp4", overwrite=False)
 
 
+def test_image_and_post_refuse_an_earlier_runs_files_unless_overwrite(tmp_path):
+    """``t2v image -n 2 -o pic.png`` writes pic-00/pic-01 (.png and .json) and ``t2v post -o out.mp4`` writes
+    out.mp4 and out.json: any of them already there is refused before anything loads, and kept."""
+    (tmp_path / "pic-01.json").write_text("{}")
+    r = runner.invoke(app, ["image", "a red circle", "-n", "2", "-o", str(tmp_path / "pic.png")])
+    assert r.exit_code == 2 and f"output: {tmp_path / 'pic-01.json'} exists" in r.output and "--overwrite" in r.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pic-01.json"]
+    clip, made = tmp_path / "in.mp4", tmp_path / "out.mp4"
+    clip.write_bytes(b"not a video")
+    made.write_bytes(b"an earlier post run")
+    r = runner.invoke(app, ["post", str(clip), "--interpolate", "2", "-o", str(made)])
+    assert r.exit_code == 2 and f"output: {made} exists" in r.output, r.output
+    assert made.read_bytes() == b"an earlier post run"
+    made.unlink()
+    (tmp_path / "out.json").write_text("{}")
+    assert "out.json exists" in runner.invoke(app, ["post", str(clip), "--interpolate", "2", "-o", str(made)]).output
+    r = runner.invoke(app, ["post", str(clip), "--interpolate", "2", "-o", str(made), "--overwrite"])
+    assert r.exit_code == 2 and "exists" not in r.output and "in.mp4" in r.output, r.output  # on to the input's check
+
+
 def test_overwrite_replaces_an_earlier_clip(tmp_path):
     clip = tmp_path / "same.mp4"
     clip.write_bytes(b"old")

@@ -11,6 +11,7 @@ from rich.markup import escape
 
 from t2v.cli.common import JSON_OUTPUT, Interrupt, cli_errors, out, print_json_lines, stdout_kept_for_json
 from t2v.cli.options import with_request_options
+from t2v.cli.run import OVERWRITE, refuse_taken
 from t2v.requests import POST_FORMATS, PostRequest, request_from_fields
 from t2v.cli.progress import GenerationProgress
 from t2v.record import environment_differences
@@ -24,6 +25,7 @@ def post(
     no_audio: bool = typer.Option(False, "--no-audio", help="Drop the clip's sound (it is kept by default)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or summary; errors only."),
     as_json: bool = JSON_OUTPUT,
+    overwrite: bool = OVERWRITE,
     fields: dict = None,
 ) -> None:
     """Post-process an existing clip: deflicker, interpolate, upscale; set or drop its sound.
@@ -33,6 +35,8 @@ def post(
     from t2v.post.clip import post_file  # deferred: imports numpy
 
     with cli_errors():
+        if not overwrite:  # the clip and its record (OUT.json) of an earlier run are not replaced silently
+            refuse_taken([output, output.with_suffix(".json")], inputs=[str(clip)])
         with stdout_kept_for_json(as_json), Interrupt() as interrupt, \
                 GenerationProgress(interrupt, quiet=quiet) as progress:
             result = post_file(clip, output, fields.get("post"), crf=fields.get("crf"), on_progress=progress,

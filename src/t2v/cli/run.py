@@ -55,11 +55,18 @@ def refuse_existing(request, output: Path | None, *, overwrite: bool) -> None:
     stem, implied = output_stem(output, getattr(request, "prompt", "video"))
     formats = dict.fromkeys((*([implied] if implied else []), *request.formats))
     names = [stem.name + EXTENSIONS[f] for f in formats if f != "png"] + [stem.name + ".json"]
-    taken = [stem.with_name(name) for name in names if stem.with_name(name).is_file()]
-    inputs = {os.path.realpath(Path(v).expanduser()) for v in request.model_dump().values()
-              if isinstance(v, str) and v and Path(v).expanduser().is_file()}
-    if any(os.path.realpath(p) in inputs for p in taken):
-        return  # an input of the run: refused as one, with or without --overwrite, when the outputs are checked
+    inputs = [v for v in request.model_dump().values() if isinstance(v, str) and v]
+    refuse_taken([stem.with_name(name) for name in names], inputs=inputs)
+
+
+def refuse_taken(paths, *, inputs=()) -> None:
+    """The first of ``paths`` that is a file already, refused (InvalidRequest naming ``output``, exit 2): the
+    check behind ``--overwrite``. A path that is one of the run's ``inputs`` passes here: the run refuses it
+    as an input, with or without ``--overwrite``."""
+    taken = [Path(p) for p in paths if Path(p).is_file()]
+    given = {os.path.realpath(Path(v).expanduser()) for v in inputs if Path(v).expanduser().is_file()}
+    if any(os.path.realpath(p) in given for p in taken):
+        return
     if taken:
         raise InvalidRequest(f"output: {taken[0]} exists (from an earlier run); choose another -o name, or add "
                              f"--overwrite to replace it", field="output")

@@ -10,7 +10,7 @@ from rich.markup import escape
 
 from t2v.cli.common import JSON_OUTPUT, Interrupt, cli_errors, err, out, print_json_lines, stdout_kept_for_json
 from t2v.cli.options import with_request_options
-from t2v.cli.run import OVERWRITE, VIDEO_ENDINGS, refuse_existing, report, run_with_progress
+from t2v.cli.run import OVERWRITE, VIDEO_ENDINGS, refuse_existing, refuse_taken, report, run_with_progress
 from t2v.requests import ImageRequest, SequenceRequest
 from t2v.cli.progress import GenerationProgress
 from t2v.settings import get_settings
@@ -22,13 +22,19 @@ def image(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="File (image.png; -NN added when -n > 1), stem or folder."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or summary; errors only."),
     as_json: bool = JSON_OUTPUT,
+    overwrite: bool = OVERWRITE,
     fields: dict = None,
 ) -> None:
     """Text to image: PNG files with the JSON record embedded (tEXt) and beside them."""
-    from t2v.runner.image import generate_images  # deferred: imports PIL, numpy
+    from t2v.export.outputs import output_stem  # deferred: imports numpy
+    from t2v.runner.image import generate_images, image_names  # deferred: imports PIL, numpy
 
     with cli_errors():
         request = ImageRequest(prompt=prompt, **fields)
+        if output is not None and not overwrite:
+            base = Path(str(output)[:-4]) if str(output).lower().endswith(".png") else output
+            stem, _ = output_stem(base, prompt)
+            refuse_taken([n.with_name(n.name + end) for n in image_names(stem, request.count) for end in (".png", ".json")])
         with stdout_kept_for_json(as_json), Interrupt() as interrupt, \
                 GenerationProgress(interrupt, quiet=quiet) as progress:
             results = generate_images(request, on_progress=progress, should_cancel=interrupt, output=output,
