@@ -158,6 +158,9 @@ def test_the_errors_sent_have_the_declared_shapes(tiny_model, tmp_path, document
         big = client.post("/openai/v1/videos", content=b'{"prompt": "' + b"x" * 5000 + b'"}',
                           headers={"content-type": "application/json"})
         assert big.status_code == 413 and ErrorResponse.model_validate(big.json()).error.code == "too_large"
+        newline = client.post("/openai/v1/videos/a%0Ab/remix", json={"prompt": "x"})  # past the mount's pattern
+        assert newline.status_code == 404 and ErrorResponse.model_validate(newline.json()).error.message, newline.text
+        assert client.get("/v1/nothing-here").json() == {"detail": "Not Found"}  # t2v's own shape elsewhere
         host = client.get("/openai/v1/videos", headers={"Host": "evil.example"})
         assert host.status_code == 400 and ErrorResponse.model_validate(host.json()).error.message
         for answer, path in ((bad, "/videos"), (missing, "/videos/{video_id}"), (big, "/videos")):

@@ -1,4 +1,4 @@
-"""Property-based fuzzing of every operation in /openapi.json: no input may produce a 5xx, and every answer is
+"""Property-based fuzzing of every operation in /openapi.json and /openai/v1/openapi.json: no input may produce a 5xx, and every answer is
 one the document declares (its status, its media type, a body of its schema: an error is the shared ErrorBody).
 
 Schemathesis reads the OpenAPI document from the ASGI app (no server, no network) and generates
@@ -48,9 +48,11 @@ class _NoService:
 # JSON Lines (POST /v1/batches takes them as application/x-ndjson): sent as the text they are
 schemathesis.serializer.alias("application/x-ndjson", "text/plain")
 
-schema = schemathesis.openapi.from_asgi(
-    "/openapi.json", create_app(Settings(home="/nonexistent/t2v-schema-only"), service=_NoService(), start_workers=False)
-).exclude(path=EVENTS_PATH)
+_DOCUMENTS = create_app(Settings(home="/nonexistent/t2v-schema-only"), service=_NoService(), start_workers=False)
+schema = schemathesis.openapi.from_asgi("/openapi.json", _DOCUMENTS).exclude(path=EVENTS_PATH)
+# The OpenAI-style API's own document: its operations are served under /openai/v1 (the document's server).
+openai_schema = schemathesis.openapi.from_asgi("/openai/v1/openapi.json", _DOCUMENTS)
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -80,12 +82,27 @@ def idle_app(request, tiny_model, tmp_path_factory):
               suppress_health_check=list(HealthCheck))
 def test_no_server_errors(case, idle_app):
     response = case.call(app=idle_app)
-    checks = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+    checks = list(CHECKS)
     if case.operation.path == "/readyz" and response.status_code == 503:
         # No worker runs here, so "not ready" is the right answer: 503 with the state, by design (and declared).
         assert case.method.upper() == "GET" and response.json()["ready"] is False, response.text
         checks.remove(not_a_server_error)
     case.validate_response(response, checks=checks)
+
+
+@openai_schema.parametrize()
+@hyp_settings(max_examples=MAX_EXAMPLES, derandomize=True, deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))
+def test_no_server_errors_on_the_openai_style_routes(case, idle_app):
+    """The same on /openai/v1: no 5xx, and every answer (errors are OpenAI's 400 error object) as declared."""
+    case.validate_response(case.call(app=idle_app), checks=CHECKS)
+
+
+def test_every_openai_style_operation_is_fuzzed(idle_app):
+    mounted = next(r for r in idle_app.routes if getattr(r, "path", None) == "/openai/v1")
+    served = {(m.upper(), p) for p, ops in mounted.app.openapi()["paths"].items() for m in ops}
+    fuzzed = {(op.method.upper(), op.path) for op in (r.ok() for r in openai_schema.get_all_operations())}
+    assert served == fuzzed and ("POST", "/videos") in fuzzed and ("POST", "/videos/{video_id}/remix") in fuzzed
 
 
 def test_every_operation_but_the_event_stream_is_fuzzed(idle_app):

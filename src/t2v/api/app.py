@@ -7,9 +7,11 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 
 from t2v.version import __version__
@@ -72,7 +74,7 @@ def create_app(settings: Settings | None = None, *, service=None, workers: int =
     app.include_router(postprocess.router)
     app.include_router(records.router)
     app.include_router(system.router)
-    from t2v.api.openai import create_openai_app  # deferred: imports alembic, httpx, PIL
+    from t2v.api.openai import create_openai_app, error as openai_error  # deferred: imports alembic, httpx, PIL
 
     app.mount("/openai/v1", create_openai_app(service))
     with_components(app, (VideoCreate, VideoCreateForm, VideoChange, BatchCreate),
@@ -82,6 +84,14 @@ def create_app(settings: Settings | None = None, *, service=None, workers: int =
         # "post.upscaler" -> ["body", "post", "upscaler"], as FastAPI locates a nested field
         detail = [{"loc": ["body", *field.split(".")], "msg": message, "type": "value_error"}] if field else message
         return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException):
+        # A path under /openai/v1 the mount does not take (its pattern stops at a newline, %0A in an id) is still
+        # answered in that API's error shape, as its document declares.
+        if request.scope.get("path", "").startswith("/openai/v1/"):
+            return openai_error(exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
+        return await http_exception_handler(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError):
