@@ -106,6 +106,18 @@ def count_real_calls(monkeypatch, owner, name: str, calls: list) -> None:
 def webm_lying(says: int, real: int, frames: int = 6, first_true: int = 0) -> bytes:
     """A VP8 WebM whose header says ``says`` x ``says`` while its frames are coded at ``real`` x ``real``; with
     ``first_true`` its first frames are honest (coded at the header's size) and a later keyframe changes the size."""
+    return lying_clip(says, real, frames, first_true, container="webm", codec="libvpx")
+
+
+def mp4_lying(says: int, real: int, frames: int = 6, first_true: int = 0) -> bytes:
+    """The same lie as :func:`webm_lying` in an H.264 MP4: the track header says ``says`` x ``says``, the coded
+    frames (their in-band sequence parameters) ``real`` x ``real``."""
+    return lying_clip(says, real, frames, first_true, container="mp4", codec="libx264")
+
+
+def webm_lying_keyframes(says: int, real: int, frames: int) -> bytes:
+    """A WebM whose header says ``says`` x ``says`` while each of its ``frames`` frames is the same VP8 keyframe
+    of ``real`` x ``real`` (one encode, its packet muxed ``frames`` times: fast to build at any size)."""
     import fractions
 
     import av
@@ -115,10 +127,39 @@ def webm_lying(says: int, real: int, frames: int = 6, first_true: int = 0) -> by
     out = av.open(buf, "w", format="webm")
     stream = out.add_stream("libvpx", rate=8)
     stream.width, stream.height, stream.pix_fmt = says, says, "yuv420p"
+    enc = av.CodecContext.create("libvpx", "w")
+    enc.width, enc.height, enc.pix_fmt, enc.time_base = real, real, "yuv420p", fractions.Fraction(1, 8)
+    enc.options = {"deadline": "realtime", "cpu-used": "16"}
+    frame = av.VideoFrame.from_ndarray(np.full((real, real, 3), 90, np.uint8), format="rgb24").reformat(format="yuv420p")
+    frame.pts, frame.time_base = 0, enc.time_base
+    [key] = [bytes(p) for p in (*enc.encode(frame), *enc.encode(None))]
+    for i in range(frames):
+        packet = av.Packet(key)
+        packet.pts = packet.dts = i
+        packet.time_base, packet.stream, packet.is_keyframe = enc.time_base, stream, True
+        out.mux(packet)
+    out.close()
+    return buf.getvalue()
+
+
+def lying_clip(says: int, real: int, frames: int, first_true: int, *, container: str, codec: str) -> bytes:
+    import fractions
+
+    import av
+    import numpy as np
+
+    buf = io.BytesIO()
+    out = av.open(buf, "w", format=container)
+    stream = out.add_stream(codec, rate=8)
+    stream.width, stream.height, stream.pix_fmt = says, says, "yuv420p"
 
     def encoder(side: int):
-        enc = av.CodecContext.create("libvpx", "w")
+        enc = av.CodecContext.create(codec, "w")
         enc.width, enc.height, enc.pix_fmt, enc.time_base = side, side, "yuv420p", fractions.Fraction(1, 8)
+        if codec == "libx264":  # no frame reordering: each encoder's packets follow the last one's
+            enc.options = {"preset": "ultrafast", "tune": "zerolatency"}
+        else:  # the fastest VP8 settings: large lying frames in a second or two
+            enc.options = {"deadline": "realtime", "cpu-used": "16"}
         return enc
 
     pts = 0
@@ -127,7 +168,7 @@ def webm_lying(says: int, real: int, frames: int = 6, first_true: int = 0) -> by
             continue
         enc = encoder(side)
         for _ in range(count):
-            frame = av.VideoFrame.from_ndarray(np.full((side, side, 3), 40 + pts * 20, np.uint8), format="rgb24")
+            frame = av.VideoFrame.from_ndarray(np.full((side, side, 3), (40 + pts * 20) % 256, np.uint8), format="rgb24")
             frame = frame.reformat(format="yuv420p")
             frame.pts, frame.time_base = pts, enc.time_base
             pts += 1

@@ -4,6 +4,10 @@ only the frames it makes), and nothing is queued."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import psutil
 import pytest
 from fastapi.testclient import TestClient
@@ -14,7 +18,7 @@ from t2v.inputs import probe_video
 from tests.api.conftest import make_settings
 from t2v.errors import ExportError
 from t2v.export import decode_video
-from tests.fixtures import apng_big_screen, gif_big_screen, mp4_big, webm_lying
+from tests.fixtures import apng_big_screen, gif_big_screen, mp4_big, mp4_lying, webm_lying, webm_lying_keyframes
 
 SIDE, FRAMES = 1024, 256  # 768 MiB decoded, from about 6 KB
 FRAME_BYTES = SIDE * SIDE * 3
@@ -163,3 +167,61 @@ def test_an_uploads_decoding_time_is_bounded_by_a_setting(tiny_model, tmp_path):
     settings = make_settings(tmp_path / "home2", tiny_model)  # the default, 2 s: this clip decodes well within it
     with TestClient(create_app(settings, start_workers=False)) as client:
         assert upload(client, data, "slow.mp4").status_code == 201
+
+
+def test_an_mp4_is_measured_from_its_coded_frames_and_one_that_changes_size_is_refused(tiny_model, tmp_path):
+    """The same lie in an H.264 MP4: the track header says 64x64, the frames' sequence parameters 512x512. The
+    probe reads the coded size, so the asset is stored (and budgeted) at 512x512; a clip whose later keyframe
+    changes the size is refused at upload naming the frame, and nothing is stored."""
+    settings = make_settings(tmp_path / "home", tiny_model)
+    app = create_app(settings, start_workers=False)
+    with TestClient(app) as client:
+        r = upload(client, mp4_lying(64, 512), "liar.mp4")
+        assert r.status_code == 201 and (r.json()["width"], r.json()["height"]) == (512, 512), r.text
+        late = upload(client, mp4_lying(64, 512, first_true=2), "late.mp4")
+        assert late.status_code == 422, late.text
+        assert "frame 3 is 512x512 pixels while its container says 64x64" in late.json()["detail"][0]["msg"]
+        from sqlalchemy import func, select
+
+        from t2v.store.tables import Asset
+        with app.state.service.repo.db.read() as conn:
+            assert conn.execute(select(func.count()).select_from(Asset)).scalar() == 1, "the refused one not stored"
+
+
+# Peak RSS from the process's own memory map (VmHWM): ru_maxrss would carry the forking test worker's peak
+# across exec.
+DECODE_IN_A_FRESH_PROCESS = """
+import json, re, sys
+from t2v.inputs import probe_video
+from t2v.export import decode_video
+said = []
+for step in (lambda: probe_video(sys.argv[1], field="video"), lambda: decode_video(sys.argv[1])):
+    try:
+        step()
+        said.append("decoded")
+    except Exception as e:
+        said.append(f"{type(e).__name__}: {e}")
+peak_kb = int(re.search(r"VmHWM:\\s+(\\d+) kB", open("/proc/self/status").read()).group(1))
+print(json.dumps({"said": said, "peak_mb": peak_kb / 1024}))
+"""
+
+
+def test_the_reported_webm_is_refused_at_upload_and_a_worker_decoding_it_stays_small(tiny_model, tmp_path):
+    """The report's file: the header says 64x64 and its 200 frames are 4096x4096 (9.4 GiB decoded). Refused at
+    upload at its first frame; stored anyway (an older server's asset, a file in the bucket), the submit's probe
+    and the worker's decode both stop at that frame: a fresh process doing both peaks under 400 MB."""
+    data = webm_lying_keyframes(64, 4096, 200)
+    settings = make_settings(tmp_path / "home", tiny_model)
+    with TestClient(create_app(settings, start_workers=False)) as client:
+        r = upload(client, data, "report.webm")
+        assert r.status_code == 422, r.text
+        assert "frame 1 is 4096x4096 pixels while its container says 64x64" in r.json()["detail"][0]["msg"]
+    path = tmp_path / "stored.webm"
+    path.write_bytes(data)
+    child = subprocess.run([sys.executable, "-c", DECODE_IN_A_FRESH_PROCESS, str(path)], capture_output=True,
+                           text=True, timeout=300)
+    assert child.returncode == 0, child.stderr[-2000:]
+    out = json.loads(child.stdout.strip().splitlines()[-1])
+    assert [s.split(":")[0] for s in out["said"]] == ["InvalidRequest", "ExportError"], out
+    assert all("frame 1 is 4096x4096 pixels while its container says 64x64" in s for s in out["said"]), out
+    assert out["peak_mb"] < 400, out
