@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -85,3 +87,29 @@ def test_frames_converted_on_the_gpu_are_bitwise_the_numpy_path(dtype):
     video = decoded("cuda", dtype)
     want = to_uint8(processor.postprocess_video(video, output_type="np")[0])
     np.testing.assert_array_equal(video_uint8(processor, video), want)
+
+
+@pytest.mark.parametrize("kind", ["wan", "ltx"])
+def test_the_frames_handed_back_and_the_hash_recorded_are_the_decodes(kind, tmp_path, monkeypatch):
+    """Whatever converts the decoded video where: the run's frames are the VAE's output through the numpy
+    path, and the record's hash is theirs, as is the written file's record."""
+    import t2v.families.ltx_steps as ltx_steps
+    import t2v.families.wan as wan
+    from t2v import generate
+    from t2v.export import frames_sha256
+    from tests.tinymodels import make_tiny_model
+
+    decoded = []
+    module = wan if kind == "wan" else ltx_steps
+
+    def watched(processor, video):
+        decoded.append(to_uint8(processor.postprocess_video(video, output_type="np")[0]))
+        return video_uint8(processor, video)
+
+    monkeypatch.setattr(module, "video_uint8", watched)
+    folder = make_tiny_model(kind, tmp_path / kind, fp16_variant=False)
+    result = generate("a red circle", model=str(folder), seed=1, num_inference_steps=2, output=tmp_path / "clip.mp4")
+    assert len(decoded) == 1
+    np.testing.assert_array_equal(result.frames, decoded[0])
+    assert result.record["frames_sha256"] == frames_sha256(decoded[0])
+    assert json.loads((tmp_path / "clip.json").read_text())["frames_sha256"] == frames_sha256(decoded[0])
