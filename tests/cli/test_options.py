@@ -15,9 +15,9 @@ from t2v.requests import (GenerationRequest, ImageRequest, PostRequest, PostSpec
 OWN = {  # options that are the command's own, not a request's fields
     "generate": {"ctx", "prompt", "output", "quiet", "threads", "server", "key", "as_json", "overwrite"},
     "plan": {"prompt", "output", "quiet", "threads"},
-    "image": {"prompt", "output", "quiet", "as_json"},
+    "image": {"prompt", "output", "quiet", "as_json", "overwrite"},
     "sequence": {"keyframes", "output", "quiet", "as_json", "overwrite"},
-    "post": {"clip", "output", "quiet", "as_json", "audio", "no_audio"},  # a sound file: a local path, never a request field
+    "post": {"clip", "output", "quiet", "as_json", "audio", "no_audio", "overwrite"},  # a sound file: a local path, never a request field
 }
 CASES = [("generate", GenerationRequest, "video", True, True), ("plan", GenerationRequest, "video", True, True),
          ("image", ImageRequest, "image", False, False), ("sequence", SequenceRequest, "sequence", True, False)]

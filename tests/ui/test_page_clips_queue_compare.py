@@ -111,13 +111,13 @@ def test_the_queue_lists_the_keys_waiting_jobs_in_order_and_a_row_opens_its_job(
     low, _ = H.submit(service, {**form, "prompt": "low"}, token=alice)
     high, _ = H.submit(service, {**form, "prompt": "high"}, token=alice)
     held, _ = H.submit(service, {**form, "prompt": "held"}, token=alice)
-    H.set_priority(service, high, 50, alice)
+    H.set_priority(service, high, 10, alice)  # the key's highest (T2V_MAX_PRIORITY)
     H.pause(service, held, alice)
     H.submit(service, {**form, "prompt": "bob's"}, token=bob)
 
     rows = queue_rows(service, alice)  # (no workers: all wait)
     assert [(r[1], r[4]) for r in rows] == [("queued", "high"), ("queued", "low"), ("paused", "held")]
-    assert rows[0][0] == 1 and rows[1][0] > 1 and rows[0][2] == 50 and rows[0][5] == high
+    assert rows[0][0] == 1 and rows[1][0] > 1 and rows[0][2] == 10 and rows[0][5] == high
     assert [r[4] for r in queue_rows(service, bob)] == ["bob's"]  # each key sees its own jobs only
     with pytest.raises(H.UIError, match="API key"):
         queue_rows(service, None)
