@@ -32,8 +32,7 @@ def _view(module, memo: dict, tensor: type):
     if done is not None:
         return done
     new = module.__class__.__new__(module.__class__)
-    memo[id(module)] = new
-    copy._keep_alive(module, memo)  # as deepcopy does: the original outlives the memo's ids
+    memo[id(module)] = new  # the originals stay alive through ``module``, the root, while the view is built
     state = {}
     for key, value in module.__dict__.items():
         if key == "_modules":
