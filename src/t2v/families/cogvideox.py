@@ -230,7 +230,7 @@ class CogVideoXFamily(GroupOffload, DiffusersLora):
         h, w, meta = th // spatial, tw // spatial, meta_kwargs()
         tokens = rules.text_tokens or TEXT_TOKENS
         ids = torch.zeros(1, tokens, dtype=torch.long, device="meta")
-        text_peak = meta_cost(lambda: m["text_encoder"](input_ids=ids)).peak
+        text_peak = meta_cost(lambda: m["text_encoder"](input_ids=ids), part="text").peak
         x = torch.zeros(batch, f, cfg.in_channels, h, w, **meta)
         embeds, t = torch.zeros(batch, tokens, cfg.text_embed_dim, **meta), torch.zeros(batch, **meta)
         rope = rotary_embeddings(cfg, th, tw, f, spatial, "meta")
@@ -242,11 +242,11 @@ class CogVideoXFamily(GroupOffload, DiffusersLora):
         c = vae.config.latent_channels
         f_out = (frames - 1) // temporal + 1
         z = torch.zeros(1, c, f_out, height // spatial, width // spatial, **meta)
-        decode = meta_cost(lambda: vae.decode(z))
+        decode = meta_cost(lambda: vae.decode(z), part="vae")
         vae_peak = decode.peak
         if "i2v" in rules.modes:  # the image through the encoder
             image = torch.zeros(1, 3, 1, height, width, **meta)
-            vae_peak = max(vae_peak, meta_cost(lambda: vae.encode(image)).peak)
+            vae_peak = max(vae_peak, meta_cost(lambda: vae.encode(image), part="vae").peak)
         latent_bytes = c * f * (height // spatial) * (width // spatial) * 4
         return {
             "params": params(m),

@@ -237,14 +237,16 @@ class HunyuanFamily(DiffusersLora):
             vision_cfg = te.config.vision_config
             image_tokens = (vision_cfg.image_size // vision_cfg.patch_size) ** 2
             pixels = torch.zeros(1, 3, vision_cfg.image_size, vision_cfg.image_size, **meta)
-            text_peak = meta_cost(lambda: te.model.vision_tower(pixels, output_hidden_states=True)).peak
+            text_peak = meta_cost(lambda: te.model.vision_tower(pixels, output_hidden_states=True),
+                                  part="text").peak
             language = te.model.language_model
         else:
             text_peak, language = 0, te
         ids = torch.zeros(1, TEXT_TOKENS + crop + max(image_tokens - 1, 0), dtype=torch.long, device="meta")
-        text_peak = max(text_peak, meta_cost(lambda: language(input_ids=ids, output_hidden_states=True)).peak)
+        text_peak = max(text_peak, meta_cost(lambda: language(input_ids=ids, output_hidden_states=True),
+                                             part="text").peak)
         clip_ids = torch.zeros(1, CLIP_TOKENS, dtype=torch.long, device="meta")
-        text_peak = max(text_peak, meta_cost(lambda: m["text_encoder_2"](clip_ids)).peak)
+        text_peak = max(text_peak, meta_cost(lambda: m["text_encoder_2"](clip_ids), part="text").peak)
         condition = tr.config.image_condition_type
         interleave = {"latent_concat": 2, "token_replace": 4}.get(condition, 1)
         # After the crop: 256 prompt tokens (I2V: 252, the assistant header cut out, + the interleaved image).
@@ -261,11 +263,11 @@ class HunyuanFamily(DiffusersLora):
         z_channels = vae.config.latent_channels
         latent_bytes = z_channels * f * h * w * 4
         z = torch.zeros(1, z_channels, f, h, w, **meta)
-        decode = meta_cost(lambda: vae.decode(z))
+        decode = meta_cost(lambda: vae.decode(z), part="vae")
         vae_peak = decode.peak
         if i2v:
             image = torch.zeros(1, 3, 1, height, width, **meta)
-            vae_peak = max(vae_peak, meta_cost(lambda: vae.encode(image)).peak)
+            vae_peak = max(vae_peak, meta_cost(lambda: vae.encode(image), part="vae").peak)
         return measured(m, acts={"text": text_peak, "transformer": step.peak, "vae": vae_peak},
                         roles={"text": ["text_encoder", "text_encoder_2"], "denoise": ["transformer"], "vae": ["vae"]},
                         step=step, decode=decode, passes=batch,

@@ -164,7 +164,7 @@ class HunyuanVideo15Family(DiffusersLora):
         tr, vae = m["transformer"], m["vae"]
         meta = meta_kwargs()
         ids = torch.zeros(1, TEXT_TOKENS + CROP, dtype=torch.long, device="meta")
-        text_peak = meta_cost(lambda: m["text_encoder"](input_ids=ids, output_hidden_states=True)).peak
+        text_peak = meta_cost(lambda: m["text_encoder"](input_ids=ids, output_hidden_states=True), part="text").peak
         x = torch.zeros(1, tr.config.in_channels, f, h, w, **meta)
         step = meta_cost(lambda: text_to_video(lambda: tr(
             hidden_states=x, timestep=torch.zeros(1, **meta),
@@ -177,11 +177,12 @@ class HunyuanVideo15Family(DiffusersLora):
         if vae_chunk == 1:  # the low plan's tiled decode (the reference shape is one tile: untiled either way)
             vae.enable_tiling()
         try:
-            decode = meta_cost(lambda: vae.decode(z))
+            decode = meta_cost(lambda: vae.decode(z), part="vae")
         finally:
             vae.disable_tiling()
         side = vae.tile_latent_min_height
-        tile = meta_cost(lambda: vae.decode(torch.zeros(1, vae.config.latent_channels, f, side, side, **meta))).peak
+        tile = meta_cost(lambda: vae.decode(torch.zeros(1, vae.config.latent_channels, f, side, side, **meta)),
+                         part="vae").peak
         return measured(m, acts={"text": text_peak, "transformer": step.peak, "vae": decode.peak},
                         roles={"text": ["text_encoder", "text_encoder_2"], "denoise": ["transformer"], "vae": ["vae"]},
                         step=step, decode=decode, passes=batch, latents_bytes=z.numel() * 4 * 2, frames=frames,

@@ -172,7 +172,7 @@ class LTXFamily(DiffusersLora):
         spatial, temporal = vae.spatial_compression_ratio, vae.temporal_compression_ratio
         tokens, meta = TEXT_TOKENS[_is_condition(path)], meta_kwargs()
         ids = torch.zeros(1, tokens, dtype=torch.long, device="meta")
-        text_peak = meta_cost(lambda: m["text_encoder"](ids)).peak
+        text_peak = meta_cost(lambda: m["text_encoder"](ids), part="text").peak
         x = torch.zeros(batch, f * h * w, tr.config.in_channels, **meta)
         embeds = torch.zeros(batch, tokens, tr.config.caption_channels, **meta)
         step = meta_cost(lambda: tr(
@@ -181,10 +181,10 @@ class LTXFamily(DiffusersLora):
             rope_interpolation_scale=(temporal / 25, spatial, spatial), return_dict=False))
         z = torch.zeros(1, vae.config.latent_channels, f, h, w, **meta)
         temb = torch.zeros(1, **meta) if vae.config.timestep_conditioning else None
-        decode = meta_cost(lambda: vae.decode(z, temb))
+        decode = meta_cost(lambda: vae.decode(z, temb), part="vae")
         vae_peak = decode.peak
         image = torch.zeros(1, 3, 1, height, width, **meta)
-        vae_peak = max(vae_peak, meta_cost(lambda: vae.encode(image)).peak)
+        vae_peak = max(vae_peak, meta_cost(lambda: vae.encode(image), part="vae").peak)
         latent_bytes = x[0].numel() * 4
         return measured(m, acts={"text": text_peak, "transformer": step.peak, "vae": vae_peak},
                         roles={"text": ["text_encoder"], "denoise": ["transformer"], "vae": ["vae"]},

@@ -168,7 +168,7 @@ class LTX2Family(DiffusersLora):
         meta = meta_kwargs()
         tokens = OPTIONS["text_tokens"]
         ids = torch.zeros(1, tokens, dtype=torch.long, device="meta")
-        text_peak = meta_cost(lambda: m["text_encoder"](input_ids=ids, output_hidden_states=True)).peak
+        text_peak = meta_cost(lambda: m["text_encoder"](input_ids=ids, output_hidden_states=True), part="text").peak
         x = torch.zeros(batch, f * h * w, tr.config.in_channels, **meta)
         a = torch.zeros(batch, audio.frames, tr.config.audio_in_channels, **meta)
         embeds = torch.zeros(batch, tokens, tr.config.caption_channels, **meta)
@@ -178,9 +178,9 @@ class LTX2Family(DiffusersLora):
             timestep=torch.zeros(batch, **meta), num_frames=f, height=h, width=w, audio_num_frames=audio.frames,
             return_dict=False))
         z = torch.zeros(1, vae.config.latent_channels, f, h, w, **meta)
-        decode = meta_cost(lambda: vae.decode(z))
+        decode = meta_cost(lambda: vae.decode(z), part="vae")
         mel = torch.zeros(1, audio.channels, audio.frames, audio.mel_bins, **meta)
-        audio_peak = meta_cost(lambda: m["vocoder"](audio_vae.decode(mel).sample)).peak
+        audio_peak = meta_cost(lambda: m["vocoder"](audio_vae.decode(mel).sample), part="vae").peak
         return measured(m, acts={"text": text_peak, "transformer": step.peak, "vae": max(decode.peak, audio_peak)},
                         roles={"text": ["text_encoder", "connectors"], "denoise": ["transformer"],
                                "vae": ["vae", "audio_vae", "vocoder"]},

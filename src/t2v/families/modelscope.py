@@ -196,7 +196,7 @@ def measure_unet_video(m: dict[str, Any], frames: int, height: int, width: int, 
     h, w, seq = height // scale, width // scale, text.config.max_position_embeddings
     meta = meta_kwargs()
     text_peak = meta_cost(lambda: text(torch.zeros(1 if embeds_per_frame else batch, seq, dtype=torch.long,
-                                                   device="meta"))).peak
+                                                   device="meta")), part="text").peak
     if chunking:
         unet.enable_forward_chunking(chunk_size=1, dim=1)
     else:
@@ -205,7 +205,7 @@ def measure_unet_video(m: dict[str, Any], frames: int, height: int, width: int, 
     embeds = torch.zeros(batch * frames if embeds_per_frame else batch, seq, unet.config.cross_attention_dim, **meta)
     step = meta_cost(lambda: unet(latents, torch.tensor(1, device="meta"), encoder_hidden_states=embeds))
     z = torch.zeros(vae_chunk, vae.config.latent_channels, h, w, **meta)
-    chunk = meta_cost(lambda: vae.decode(z))
+    chunk = meta_cost(lambda: vae.decode(z), part="vae")
     calls = -(-frames // vae_chunk)
     return {
         "params": {n: sum(p.numel() for p in mod.parameters()) for n, mod in m.items()},

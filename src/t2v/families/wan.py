@@ -222,12 +222,13 @@ class WanFamily(GroupOffload, DiffusersLora):
         f, h, w = (frames - 1) // temporal + 1, height // spatial, width // spatial
         tokens, meta = rules.text_tokens or TEXT_TOKENS, meta_kwargs()
         ids = torch.zeros(1, tokens, dtype=torch.long, device="meta")
-        text_peak = meta_cost(lambda: m["text_encoder"](input_ids=ids)).peak  # a mask would need its values
+        text_peak = meta_cost(lambda: m["text_encoder"](input_ids=ids), part="text").peak  # a mask would need its values
         image_embeds = None
         if m.get("image_encoder") is not None:
             cfg = m["image_encoder"].config
             pixels = torch.zeros(1, cfg.num_channels, cfg.image_size, cfg.image_size, **meta)
-            image_peak = meta_cost(lambda: m["image_encoder"](pixel_values=pixels, output_hidden_states=True)).peak
+            image_peak = meta_cost(lambda: m["image_encoder"](pixel_values=pixels, output_hidden_states=True),
+                                   part="text").peak
             text_peak = max(text_peak, image_peak)
             if tr.config.image_dim is not None:
                 images = 2 if tr.config.pos_embed_seq_len is not None else 1  # FLF2V: the first and the last frame
@@ -241,11 +242,11 @@ class WanFamily(GroupOffload, DiffusersLora):
                                     encoder_hidden_states_image=image_embeds, return_dict=False, **control, **step_args))
         latent_bytes = vae.config.z_dim * f * h * w * 4
         z = torch.zeros(1, vae.config.z_dim, f, h, w, **meta)
-        decode = meta_cost(lambda: vae.decode(z))
+        decode = meta_cost(lambda: vae.decode(z), part="vae")
         vae_peak = decode.peak
         if "i2v" in rules.modes or control:  # the image (2.1 I2V: then black frames), VACE's clip, through the encoder
             clip = torch.zeros(1, 3, 1 if read_index(path).get("expand_timesteps") else frames, height, width, **meta)
-            vae_peak = max(vae_peak, meta_cost(lambda: vae.encode(clip)).peak)
+            vae_peak = max(vae_peak, meta_cost(lambda: vae.encode(clip), part="vae").peak)
         acts = {"text": text_peak, "transformer": step.peak + (batch - 1) * latent_bytes, "vae": vae_peak}
         roles = {"text": [n for n in ("text_encoder", "image_encoder") if m.get(n) is not None],
                  "denoise": [n for n in ("transformer", "transformer_2") if m.get(n) is not None], "vae": ["vae"]}

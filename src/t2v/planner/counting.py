@@ -4,7 +4,13 @@ the operator calls, on PyTorch's ``meta`` device (real tensors count the same)."
 from __future__ import annotations
 
 import weakref
-from typing import Any, NamedTuple
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, Iterable, Iterator, NamedTuple
+
+#: The parts of a model a dry run calls: its conditioning encoders, its denoiser, its VAE (and vocoder).
+PARTS = ("text", "denoiser", "vae")
+_ONLY: ContextVar[frozenset[str] | None] = ContextVar("t2v_dry_run_parts", default=None)
 
 
 class _LiveBytes:
@@ -66,8 +72,25 @@ class Cost(NamedTuple):
     ops: int
 
 
-def meta_cost(fn) -> Cost:
-    """The :class:`Cost` of ``fn()`` (on meta tensors for the dry run; real ones count the same)."""
+@contextmanager
+def only(parts: Iterable[str] | None) -> Iterator[None]:
+    """Within, :func:`meta_cost` counts only calls of these ``parts`` (None: all) and the others cost nothing: a
+    dry run that needs only the denoiser's numbers skips the encoders and the VAE, most of a small model's."""
+    token = _ONLY.set(None if parts is None else frozenset(parts))
+    try:
+        yield
+    finally:
+        _ONLY.reset(token)
+
+
+def meta_cost(fn, part: str = "denoiser") -> Cost:
+    """The :class:`Cost` of ``fn()`` (on meta tensors for the dry run; real ones count the same), a call of the
+    model's ``part`` (one of :data:`PARTS`); zero, without calling it, where :func:`only` leaves ``part`` out."""
+    if part not in PARTS:
+        raise ValueError(f"part: {part!r} is not one of {PARTS}")
+    wanted = _ONLY.get()
+    if wanted is not None and part not in wanted:
+        return Cost(0, 0, 0)
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 

@@ -66,8 +66,12 @@ def _code_versions() -> str:
     return f"t2v {__version__} ({source_hash()}), torch {torch.__version__}, diffusers {diffusers.__version__}"
 
 
-def key(path: Path, frames: int, height: int, width: int, batch: int, chunking: bool, vae_chunk: int, half: bool) -> str:
-    return json.dumps([architecture_hash(path), frames, height, width, batch, chunking, vae_chunk, half, _code_versions()])
+def key(path: Path, frames: int, height: int, width: int, batch: int, chunking: bool, vae_chunk: int, half: bool,
+        parts: tuple[str, ...] | None = None) -> str:
+    """The cache key of a dry run (``parts``: of those parts of the model alone, a key of its own)."""
+    only = [list(parts)] if parts is not None else []
+    return json.dumps([architecture_hash(path), frames, height, width, batch, chunking, vae_chunk, half, *only,
+                       _code_versions()])
 
 
 def get(cache_key: str) -> dict[str, Any] | None:

@@ -38,7 +38,7 @@ from typing import Any
 
 from t2v.errors import InvalidRequest, ModelUnavailable, T2VError
 from t2v.planner import bound, dryruns, fit, shipped, steptime
-from t2v.planner.counting import Cost, meta_cost  # noqa: F401  (the families' dry runs count with these)
+from t2v.planner.counting import Cost, meta_cost, only  # noqa: F401  (the families' dry runs count with these)
 from t2v.planner.precision import is_half, measuring
 from t2v.planner.scaling import scaled, with_denoiser
 from t2v.progress import stage
@@ -89,39 +89,41 @@ def _baseline_rss() -> int:
     return current().cache("baseline-rss", lambda runtime: {}).setdefault("rss", _current_rss())
 
 
+DENOISER = ("denoiser",)  # the parts of the longer reference dry runs
 _MEASURING = threading.RLock()  # the meta modules are shared, and forward chunking is set on them per run
 
 
 def _measure(family, path: str, frames: int, height: int, width: int, batch: int, chunking: bool, vae_chunk: int,
-             half: bool) -> dict[str, Any]:
+             half: bool, parts: tuple[str, ...] | None = None) -> dict[str, Any]:
     """Parameter counts, peak activation bytes per stage (measured in bf16 for a ``half`` precision run, else fp32:
     :mod:`t2v.planner.precision`) and FLOPs of one meta-device run, read from the ones shipped with t2v
     (:mod:`t2v.planner.shipped`) or the dry-run cache on disk when this architecture was measured at this shape
-    before (see :mod:`t2v.planner.dryruns`)."""
-    found = _known(path, frames, height, width, batch, chunking, vae_chunk, half)
+    before (see :mod:`t2v.planner.dryruns`). ``parts``: only these parts of the model are run
+    (:func:`t2v.planner.counting.only`; the others count zero), cached apart from a whole run."""
+    found = _known(path, frames, height, width, batch, chunking, vae_chunk, half, parts)
     if found is not None:
         return found
     with _MEASURING:  # a thread that waited for another's dry run of this shape reads it, not measures it again
-        found = _known(path, frames, height, width, batch, chunking, vae_chunk, half)
+        found = _known(path, frames, height, width, batch, chunking, vae_chunk, half, parts)
         if found is not None:
             return found
-        measured = measure_now(family, path, frames, height, width, batch, chunking, vae_chunk, half)
-        dryruns.put(dryruns.key(Path(path), frames, height, width, batch, chunking, vae_chunk, half), measured)
+        measured = measure_now(family, path, frames, height, width, batch, chunking, vae_chunk, half, parts)
+        dryruns.put(dryruns.key(Path(path), frames, height, width, batch, chunking, vae_chunk, half, parts), measured)
         return measured
 
 
 def _known(path: str, frames: int, height: int, width: int, batch: int, chunking: bool, vae_chunk: int,
-           half: bool) -> dict[str, Any] | None:
+           half: bool, parts: tuple[str, ...] | None = None) -> dict[str, Any] | None:
     """The dry run at this shape shipped with t2v or cached, or None (one would have to be made)."""
-    found = shipped.get(shipped.key(Path(path), frames, height, width, batch, chunking, vae_chunk, half))
+    found = shipped.get(shipped.key(Path(path), frames, height, width, batch, chunking, vae_chunk, half, parts))
     return found if found is not None else dryruns.get(dryruns.key(Path(path), frames, height, width, batch, chunking,
-                                                                   vae_chunk, half))
+                                                                   vae_chunk, half, parts))
 
 
 def measure_now(family, path: str, frames: int, height: int, width: int, batch: int, chunking: bool, vae_chunk: int,
-                half: bool) -> dict[str, Any]:
+                half: bool, parts: tuple[str, ...] | None = None) -> dict[str, Any]:
     """:func:`_measure`'s dry run, made now (the run's ``dry_run`` stage when a run makes one)."""
-    with stage("dry_run"), _MEASURING, measuring(half):
+    with stage("dry_run"), _MEASURING, measuring(half), only(parts):
         return {**_measure_locked(family, path, frames, height, width, batch, chunking, vae_chunk), "half": half}
 
 
@@ -161,14 +163,15 @@ def _dry_run(family, path: str, frames: int, height: int, width: int, batch: int
 @memoized("reference-dry-runs", 32)
 def _reference(family, path: str, batch: int, chunking: bool, half: bool) -> dict[str, Any]:
     """:func:`_measure` at the family's small reference shape, one VAE frame per call, and for a family that
-    ``fits_reference`` the denoiser's numbers at twice and four times its latent frames (``more``): what
-    :func:`estimate` scales from. Once per model, batch and chunking."""
+    ``fits_reference`` the denoiser's numbers at twice and four times its latent frames (``more``, dry runs of
+    the denoiser alone: :func:`t2v.planner.scaling.scaled` reads nothing else of them): what :func:`estimate`
+    scales from. Once per model, batch and chunking."""
     (frames, *longer), side = _reference_shapes(family, path)
     ref = _measure(family, path, frames, side, side, batch, chunking, 1, half)
     if not longer:  # a UNet's numbers grow in proportion: one dry run is enough
         return ref
     try:
-        more = [_measure(family, path, f, side, side, batch, chunking, 1, half) for f in longer]
+        more = [_measure(family, path, f, side, side, batch, chunking, 1, half, DENOISER) for f in longer]
     except T2VError as e:  # a model that cannot take those lengths: scaled in proportion
         logger.debug("no further reference dry runs for %s: %s", path, e)
         return ref
@@ -188,8 +191,9 @@ def _reference_shapes(family, path: str) -> tuple[list[int], int]:
 
 def _reference_known(family, path: str, batch: int, chunking: bool, half: bool) -> bool:
     """Whether :func:`_reference` needs no dry run (its measurements are shipped or cached)."""
-    frames, side = _reference_shapes(family, path)
-    return all(_known(path, f, side, side, batch, chunking, 1, half) is not None for f in frames)
+    (frames, *longer), side = _reference_shapes(family, path)
+    return _known(path, frames, side, side, batch, chunking, 1, half) is not None and all(
+        _known(path, f, side, side, batch, chunking, 1, half, DENOISER) is not None for f in longer)
 
 
 def predict(model_path: str | Path, request, *, family, plan: str, device: str, dtype: str, measure_speed: bool = True,

@@ -25,8 +25,9 @@ VARIANTS = [(batch, chunking, half) for batch in (1, 2) for chunking in (False, 
 
 
 def key(path: Path, frames: int, height: int, width: int, batch: int, chunking: bool, vae_chunk: int,
-        half: bool) -> str:
-    return json.dumps([architecture_hash(path), frames, height, width, batch, chunking, vae_chunk, half])
+        half: bool, parts: tuple[str, ...] | None = None) -> str:
+    only = [list(parts)] if parts is not None else []
+    return json.dumps([architecture_hash(path), frames, height, width, batch, chunking, vae_chunk, half, *only])
 
 
 @lru_cache(maxsize=1)
