@@ -7,7 +7,10 @@ while the model warms, ``kill -9`` while warming, mid-denoise and mid-export, a 
 one or two processes over SQLite and PostgreSQL; every job succeeds exactly once with one video, a kill lands
 in each phase (the restarted server is killed before it answers; a job's server is stopped mid-denoise and
 mid-export and killed only while that job is unfinished), and each job a kill hit resumes from its checkpoint.
-"""
+
+Adds about five minutes to the suite: three chaos runs each start one or two real servers and kill and restart them
+four times, every start importing torch and loading the model again (about 14 s of CPU on 2 cores); a smaller run
+would not land a kill in each phase."""
 
 from __future__ import annotations
 

@@ -1,6 +1,9 @@
 """Clients generated from the two OpenAPI documents work: openapi-python-client (in its own virtualenv, away from
 t2v's dependencies) writes a client from each document a real ``t2v serve`` publishes, and each client makes one
-video on the tiny model, reading the job, its typed answers and its MP4 through the generated code only."""
+video on the tiny model, reading the job, its typed answers and its MP4 through the generated code only.
+
+Adds more than a minute and a half: the generator is installed with pip into a virtual environment of its own, and
+each generated client makes a video."""
 
 from __future__ import annotations
 

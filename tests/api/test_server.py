@@ -1,4 +1,6 @@
-"""A real `t2v serve` process on a loopback port: SSE, Range, cancel, restart, kill -9, load."""
+"""A real `t2v serve` process on a loopback port: SSE, Range, cancel, restart, kill -9, load.
+
+Adds nearly two minutes: a real server process per test, killed with SIGKILL and restarted in two of them."""
 
 from __future__ import annotations
 

@@ -1,6 +1,9 @@
 """``t2v generate --server URL``: the request made by a running ``t2v serve`` (warm model, two workers, keys
 on), its files and record fetched here whole; bad input refused before anything is sent; Ctrl-C cancels the job
-on the server; and the CLI process never imports torch."""
+on the server; and the CLI process never imports torch.
+
+Adds about two minutes: every test talks to a real ``t2v serve`` process, one of which is killed and restarted in
+the middle of a job."""
 
 from __future__ import annotations
 

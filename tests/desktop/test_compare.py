@@ -1,5 +1,7 @@
 """History, Compare: two past jobs side by side in one window, their clips played by one timer, and the parameters
-that differ listed, under Xvfb against a real ``t2v serve``."""
+that differ listed, under Xvfb against a real ``t2v serve``.
+
+Adds more than a minute: two jobs are made by a real server and played side by side by the Tk app under Xvfb."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""The desktop app's widgets under Xvfb, against a real ``t2v serve`` (tiny model, API keys on)."""
+"""The desktop app's widgets under Xvfb, against a real ``t2v serve`` (tiny model, API keys on).
+
+Adds more than a minute and a half: each test drives the Tk app under Xvfb against a real server, which the app
+starts itself in one test."""
 
 from __future__ import annotations
 

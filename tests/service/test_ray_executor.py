@@ -1,5 +1,8 @@
 """The Ray executor on a local 2-node Ray cluster (loopback), with PostgreSQL as the job store and moto's S3
-server as the artifact store, behind real ``t2v serve`` / ``t2v worker`` processes."""
+server as the artifact store, behind real ``t2v serve`` / ``t2v worker`` processes.
+
+Adds about three and a half minutes: a 2-node Ray cluster, PostgreSQL and an S3 server, with real API and worker
+processes whose Ray actors each import torch and warm the model; one test removes a node mid-job and adds two."""
 
 from __future__ import annotations
 

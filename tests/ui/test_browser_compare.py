@@ -1,7 +1,9 @@
 """The Compare tab, the queue view and the player's controls in a real headless Chromium against a real
 `t2v serve` (see test_browser for what it needs): two clips play side by side in step with their differences
 listed; the key's waiting jobs show in the queue table, and a row opens its job; the result player's controls
-are visible without hovering."""
+are visible without hovering.
+
+Adds more than a minute: Chromium drives the web page against a real server making the clips it compares."""
 
 from __future__ import annotations
 

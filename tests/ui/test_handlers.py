@@ -1,4 +1,7 @@
-"""The web UI's handlers against a real JobService on the tiny model (no browser, no Gradio)."""
+"""The web UI's handlers against a real JobService on the tiny model (no browser, no Gradio).
+
+Adds about a minute: the page's handlers make real videos through the service, and one test starts ``t2v ui`` as a
+process."""
 
 from __future__ import annotations
 
