@@ -100,3 +100,24 @@ def test_a_run_near_the_budget_still_dry_runs(tiny_model, t2v_env, dry_runs, mon
     r = generate(req)
     assert len(dry_runs) == 2 and r.record["memory_plan"]["method"] == "dry_run"
     assert r.record["timings"]["dry_run_s"] > 0
+
+
+def test_the_longer_reference_dry_runs_measure_the_denoiser_alone(tmp_path, t2v_env, dry_runs):
+    """A transformer family's estimate reads only the denoiser's numbers of the runs at 2x and 4x its frames: those
+    run nothing else, give the same denoiser numbers as a whole run, and are cached under keys of their own."""
+    from tests.tinymodels import make_tiny_model
+
+    path = make_tiny_model("wan", tmp_path / "wan")
+    family = family_of_folder(path)
+    req = _req(path).model_copy(update={"num_frames": 9})
+    memory.choose(path, req, family=family, requested="speed", device="cpu", dtype="fp32", budget=2**40,
+                  bound_ok=False)  # as a watched run plans: from the reference dry runs
+    assert [a[-1] for a in dry_runs] == [None, memory.DENOISER, memory.DENOISER]  # one whole run, two of the denoiser
+    frames, side = dry_runs[1][0], dry_runs[1][1]
+    alone = memory.measure_now(family, str(path), frames, side, side, 2, False, 1, False, memory.DENOISER)
+    whole = memory.measure_now(family, str(path), frames, side, side, 2, False, 1, False)
+    assert alone["acts"]["vae"] == alone["acts"]["text"] == alone["decode_flops"] == 0 < whole["acts"]["vae"]
+    assert alone["acts"]["transformer"] == whole["acts"]["transformer"] > 0
+    assert alone["step_flops"] == whole["step_flops"] > 0
+    keys = {dryruns.key(path, frames, side, side, 2, False, 1, False, p) for p in (None, memory.DENOISER)}
+    assert len(keys) == 2
