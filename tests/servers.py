@@ -13,6 +13,7 @@ from types import SimpleNamespace
 import httpx
 
 from t2v.desktop.local import free_port
+from tests.forkserver import start_t2v
 
 
 def make_keys(home: Path, *specs: tuple[str, dict]) -> list[str]:
@@ -29,16 +30,14 @@ def make_keys(home: Path, *specs: tuple[str, dict]) -> list[str]:
 
 @contextlib.contextmanager
 def serve(home: Path, model: str, *, model_roots: Path, workers: int = 1, env: dict[str, str] | None = None):
-    """``t2v serve --model MODEL`` on a free port over ``home``; yields its URL; stopped on exit. Without the
+    """``t2v serve --model MODEL`` on a free port over ``home`` (a fork of tests/forkserver.py where it can be); yields its URL; stopped on exit. Without the
     web page (T2V_UI=0: no Gradio import at start), failed tries retried after 0.05 s; ``env`` can change both."""
     port = free_port()
     environ = {k: v for k, v in os.environ.items() if not k.startswith("T2V_") or k == "T2V_CPU_BF16"}
     environ.update(T2V_HOME=str(home), T2V_MODEL_ROOTS=str(model_roots), HF_HUB_OFFLINE="1", T2V_OFFLINE="1",
                    T2V_CHECKPOINT_EVERY="1", T2V_UI="0", T2V_RETRY_PAUSE_S="0.05", **(env or {}))
     log_path = home / "server.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "t2v", "serve", "--port", str(port), "--model", model,
-                                 "--workers", str(workers)], env=environ, stdout=log, stderr=subprocess.STDOUT)
+    proc = start_t2v(["serve", "--port", str(port), "--model", model, "--workers", str(workers)], environ, log_path)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90

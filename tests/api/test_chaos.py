@@ -8,9 +8,10 @@ one or two processes over SQLite and PostgreSQL; every job succeeds exactly once
 in each phase (the restarted server is killed before it answers; a job's server is stopped mid-denoise and
 mid-export and killed only while that job is unfinished), and each job a kill hit resumes from its checkpoint.
 
-Adds about five minutes to the suite: three chaos runs each start one or two real servers and kill and restart them
-four times, every start importing torch and loading the model again (about 14 s of CPU on 2 cores); a smaller run
-would not land a kill in each phase."""
+Adds about a minute and a half to the suite: three chaos runs each start one or two real servers and kill and
+restart them four times, every start loading the model again; a smaller run would not land a kill in each phase.
+The starts are forks of tests/forkserver.py, which imports torch once; the start killed while warming is a new
+``python -m t2v serve`` process, importing torch, as a user's restart is."""
 
 from __future__ import annotations
 
@@ -222,13 +223,15 @@ class Chaos:
         self.kills += 1
 
         def run():
-            if kill_after is not None:
+            if kill_after is not None:  # a new process, importing torch (a fork from tests/forkserver.py has)
                 timer = threading.Timer(kill_after, lambda: server.proc.send_signal(signal.SIGKILL))
                 timer.start()
+                server.fresh = True
                 try:
                     server.start()
                 except AssertionError:  # "server exited": killed before it answered
                     self.warm_kills += 1
+                server.fresh = False
                 timer.join()
                 server.stop(signal.SIGKILL)
                 self.kills += 1

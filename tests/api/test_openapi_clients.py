@@ -2,7 +2,7 @@
 t2v's dependencies) writes a client from each document a real ``t2v serve`` publishes, and each client makes one
 video on the tiny model, reading the job, its typed answers and its MP4 through the generated code only.
 
-Adds more than a minute and a half: the generator is installed with pip into a virtual environment of its own, and
+Adds up to two minutes (when pip's cache is cold): the generator is installed with pip into a virtual environment of its own, and
 each generated client makes a video."""
 
 from __future__ import annotations

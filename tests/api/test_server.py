@@ -1,6 +1,7 @@
 """A real `t2v serve` process on a loopback port: SSE, Range, cancel, restart, kill -9, load.
 
-Adds nearly two minutes: a real server process per test, killed with SIGKILL and restarted in two of them."""
+Adds about a minute: a real server process per test (forks of tests/forkserver.py, and new ``python -m t2v serve``
+processes in the kill -9 test), killed with SIGKILL and restarted in two of them."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import httpx
 import pytest
 
 from tests.api.conftest import SMALL
+from tests.forkserver import start_t2v
 
 pytestmark = pytest.mark.slow
 
@@ -34,11 +36,12 @@ def free_port() -> int:
 class Server:
     """``t2v serve`` on a free loopback port. ``args``: more command-line options (``--model M``);
     ``ready_path``: what ``start()`` waits for (``/healthz``: up, maybe still warming the model);
-    ``ui``: serve the web page at / (off by default: Gradio's import is ~3 s of every start).
+    ``ui``: serve the web page at / (off by default: Gradio's import is ~3 s of every start); ``fresh``: a new
+    ``python -m t2v`` process, not a fork of tests/forkserver.py (whose imports are done once)
     A failed try is retried after 0.05 s, not 2 s (T2V_RETRY_PAUSE_S; the environment can set both)."""
 
-    def __init__(self, home, model, port=None, extra_env=None, args=(), ready_path="/readyz", ui=False):
-        self.home, self.model, self.port = home, model, port or free_port()
+    def __init__(self, home, model, port=None, extra_env=None, args=(), ready_path="/readyz", ui=False, fresh=False):
+        self.home, self.model, self.port, self.fresh = home, model, port or free_port(), fresh
         self.args, self.ready_path = list(args), ready_path
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {"T2V_RETRY_PAUSE_S": "0.05", "T2V_UI": "0", **os.environ, "T2V_HOME": str(home),
@@ -53,9 +56,8 @@ class Server:
             fd, name = tempfile.mkstemp(prefix=f"t2v-serve-{self.port}-", suffix=".log")
             os.close(fd)
             self.log = Path(name)
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "t2v", "serve", "--port", str(self.port), *self.args],
-                                         env=self.env, stdout=out, stderr=subprocess.STDOUT)
+        self.proc = start_t2v(["serve", "--port", str(self.port), *self.args], self.env, self.log, append=True,
+                              fresh=self.fresh)
         deadline = time.time() + 120
         while time.time() < deadline:
             if self.proc.poll() is not None:
@@ -161,12 +163,13 @@ def test_restart_with_queued_jobs_completes_them(tiny_model, tmp_path):
 
 
 def test_kill_9_during_a_job_resumes_and_succeeds_exactly_once(tiny_model, tmp_path):
+    """The program as users start it: new ``python -m t2v serve`` processes, not forks."""
     home = tmp_path / "home"
-    s = Server(home, tiny_model).start()
+    s = Server(home, tiny_model, fresh=True).start()
     job_id = s.submit(num_inference_steps=40, seed=3, num_frames=4, width=48, height=48)
     s.wait(job_id, ("running",), cond=lambda j: j["progress"]["step"] >= 5)
     s.stop(signal.SIGKILL)
-    s2 = Server(home, tiny_model, port=s.port).start()
+    s2 = Server(home, tiny_model, port=s.port, fresh=True).start()
     try:
         job = s2.wait(job_id)
         assert job["status"] == "succeeded", job["error"]

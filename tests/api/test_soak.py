@@ -5,9 +5,8 @@ docs/benchmarks.md, from benchmarks/bench_soak.py. The two-server
 soak is tests/api/test_soak_two_servers.py, a file of its own so that pytest-xdist's --dist loadfile runs the
 two side by side.
 
-Adds about a minute and a half to the suite: a real server is killed and restarted three times, each restart
-importing torch and loading the model again (about 15 s on a loaded 2-core machine). The 20 jobs keep jobs
-queued through every kill; a soak with the stale-claim requeue turned off fails here as the 50-job one does
+The server's starts are forks of tests/forkserver.py (torch imported once, not at every restart). The 20 jobs
+keep jobs queued through every kill; a soak with the stale-claim requeue turned off fails here as the 50-job one does
 (docs/benchmarks.md, "Suite time")."""
 
 from __future__ import annotations

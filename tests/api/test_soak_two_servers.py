@@ -2,8 +2,8 @@
 and restarted at random; the other keeps serving. Nothing lost, nothing run twice, every video whole, nothing
 left over (tests/api/soak.py): 20 jobs from 5 clients through 4 kills, each landing once some job has moved on.
 
-Adds about a minute and a half to the suite: the servers are killed and restarted four times, each restart
-importing torch and loading the model again; the standing 50-job soak is benchmarks/bench_soak.py."""
+The servers' starts are forks of tests/forkserver.py (torch imported once, not at every restart); the standing
+50-job soak is benchmarks/bench_soak.py."""
 
 from __future__ import annotations
 

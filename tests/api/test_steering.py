@@ -2,7 +2,7 @@
 resume it to the same frames as an unpaused run, pause a queued one (kept across a restart), change a queued
 job's priority and request, and the refusals.
 
-Adds about two and a half minutes: pause, resume and reorder go through real servers (restarted once, and two of
+Adds more than a minute: pause, resume and reorder go through real servers (restarted once, and two of
 them on one SQLite file and on PostgreSQL), and each paused run is compared with an unpaused one."""
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ import pytest
 
 from tests.api.test_object_storage import storage_env
 from tests.api.test_server import Server, free_port
+from tests.forkserver import start_t2v
 from tests.raycluster import node_of, ray_cluster  # noqa: F401  (fixture)
 from tests.s3server import bucket, objects, s3_endpoint, s3_env, settled_objects  # noqa: F401  (fixtures)
 
@@ -101,13 +102,11 @@ def _runner(srv, job_id: str) -> dict:
     raise AssertionError(f"no worker reports running {job_id}")
 
 
-def start_worker(home, model, env: dict, *args: str) -> subprocess.Popen:
+def start_worker(home, model, env: dict, *args: str):
     """``t2v worker`` (no API) over ``home``, its output in ``home/worker.log``."""
     home.mkdir(parents=True, exist_ok=True)
-    log = (home / "worker.log").open("wb")
-    return subprocess.Popen([sys.executable, "-m", "t2v", "worker", "--model", str(model), *args],
-                            env={**Server(home, model).env, "T2V_HOME": str(home), **env}, stdout=log,
-                            stderr=subprocess.STDOUT)
+    return start_t2v(["worker", "--model", str(model), *args], {**Server(home, model).env, "T2V_HOME": str(home), **env},
+                     home / "worker.log")
 
 
 def test_16_jobs_from_8_clients_through_2_api_processes_run_exactly_once(tiny_model, tmp_path, ray_cluster,

@@ -1,0 +1,260 @@
+"""Start ``t2v`` server processes for tests without importing torch again for each one.
+
+Every ``t2v serve`` a test starts spends about 8 of its 14 CPU seconds importing torch, diffusers,
+transformers and peft (measured with process accounting over a whole suite run on 2 cores). A fork server
+imports them once per pytest worker; each ``t2v`` process a test asks for is then a fork of it that runs the
+same entry point ``python -m t2v`` runs (``t2v.cli.entry``), with the test's arguments, environment, working
+folder and log file. The fork is a real process with its own pid: tests SIGKILL, SIGSTOP and restart it as
+they would the program, and a restart is a new fork that shares nothing with the killed one.
+
+What a fork could inherit that a fresh process would not is kept out:
+- the fork server runs no Python thread but its main one, so a fork holds no lock another thread held;
+- it imports libraries and runs no model code, so no torch thread pool exists before a fork;
+- libraries read some variables when imported (``HF_HUB_OFFLINE``, ``TRANSFORMERS_VERBOSITY``, the
+  Prometheus multiprocess folder, thread counts), so each set of such variables the tests start servers
+  with has a fork server of its own, started with them (:data:`IMPORT_TIME`).
+
+``T2V_TEST_FORK=0`` starts every server as a fresh ``python -m t2v`` process. The suite keeps some fresh
+starts of its own (``tests/api/test_server.py``: the program as users start it).
+
+Run as a script, this file is the fork server: ``python tests/forkserver.py SOCKET``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+#: Variables some library reads once, at import: a process that needs other values than the fork server's
+#: starts fresh. Compared by prefix.
+IMPORT_TIME = ("HF_", "HUGGINGFACE_", "TRANSFORMERS_", "DIFFUSERS_", "TORCH", "PYTORCH_", "OMP_", "MKL_", "CUDA_",
+               "PYTHON", "PROMETHEUS_", "prometheus_", "RAY_", "GRADIO_", "TOKENIZERS_", "LD_")
+
+#: What ``t2v`` itself sets where unset, before the libraries are imported (t2v.cli.common.quiet_third_party).
+DEFAULTS = {"HF_HUB_DISABLE_PROGRESS_BARS": "1", "TRANSFORMERS_VERBOSITY": "error", "DIFFUSERS_VERBOSITY": "error"}
+
+
+def import_time_env(env: dict[str, str]) -> dict[str, str]:
+    """The variables of ``env`` that libraries read at import, as a ``t2v`` process started with it sees them."""
+    return {k: v for k, v in {**DEFAULTS, **env}.items() if k.startswith(IMPORT_TIME)}
+
+
+# ---- the test side ------------------------------------------------------------------------------------
+
+
+class ForkedProcess:
+    """A ``t2v`` process forked by the fork server: the part of :class:`subprocess.Popen` tests use."""
+
+    def __init__(self, args: list[str], conn: socket.socket, pid: int):
+        self.args, self.pid, self.returncode = args, pid, None
+        self._conn, self._buf = conn, b""
+
+    def _read(self, timeout: float | None) -> None:
+        self._conn.settimeout(timeout)
+        try:
+            while b"\n" not in self._buf:
+                chunk = self._conn.recv(4096)
+                if not chunk:  # the fork server went away: the process went with it
+                    self.returncode = -signal.SIGKILL
+                    return
+                self._buf += chunk
+        except (TimeoutError, BlockingIOError):
+            return
+        self.returncode = json.loads(self._buf.split(b"\n", 1)[0])["returncode"]
+        self._conn.close()
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            self._read(0)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self.returncode is None:
+            self._read(timeout)
+            if self.returncode is None:
+                raise subprocess.TimeoutExpired(self.args, timeout)
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, sig)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+class ForkServer:
+    """A fork server for one set of import-time variables, started on first use; it stops when the pytest
+    worker that started it exits (its stdin closes)."""
+
+    def __init__(self, env: dict[str, str]):
+        self.env, self.lock = dict(env), threading.Lock()
+        self.proc: subprocess.Popen | None = None
+        self.path = ""
+
+    def _start(self) -> None:
+        folder = tempfile.mkdtemp(prefix="t2v-fork-")
+        self.path = os.path.join(folder, "sock")
+        self.log = Path(folder) / "forkserver.log"
+        with self.log.open("wb") as log:
+            self.proc = subprocess.Popen([sys.executable, __file__, self.path], env=self.env, stdin=subprocess.PIPE,
+                                         stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 180
+        while not os.path.exists(self.path + ".ready"):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the test fork server did not start: {self.log.read_text()[-3000:]}")
+            time.sleep(0.05)
+
+    def spawn(self, args: list[str], env: dict[str, str], log: Path, append: bool = False) -> ForkedProcess:
+        with self.lock:
+            if self.proc is None or self.proc.poll() is not None:
+                self._start()
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        conn.connect(self.path)
+        request = {"args": args, "env": env, "log": str(log), "append": append, "cwd": os.getcwd()}
+        conn.sendall(json.dumps(request).encode() + b"\n")
+        buf = b""
+        while b"\n" not in buf:
+            chunk = conn.recv(4096)
+            if not chunk:
+                raise RuntimeError(f"the test fork server failed: {self.log.read_text()[-3000:]}")
+            buf += chunk
+        line, rest = buf.split(b"\n", 1)
+        proc = ForkedProcess([sys.executable, "-m", "t2v", *args], conn, json.loads(line)["pid"])
+        proc._buf = rest
+        return proc
+
+
+#: The pytest worker's fork servers, one per set of import-time variables its tests start servers with.
+FORKS: dict[tuple, ForkServer] = {}
+FORKS_LOCK = threading.Lock()
+
+
+def start_t2v(args: list[str], env: dict[str, str], log: Path, append: bool = False, fresh: bool = False):
+    """``python -m t2v ARGS`` with ``env``, its output to ``log``: a fork of the fork server for ``env``'s
+    import-time variables (see the module's docstring), or with ``fresh`` (or ``T2V_TEST_FORK=0``) a new
+    process. Returns a Popen-like object."""
+    if not fresh and os.environ.get("T2V_TEST_FORK", "1") != "0":
+        key = tuple(sorted(import_time_env(env).items()))
+        with FORKS_LOCK:
+            forks = FORKS.setdefault(key, ForkServer(env))
+        return forks.spawn(args, env, log, append)
+    with log.open("ab" if append else "wb") as out:
+        return subprocess.Popen([sys.executable, "-m", "t2v", *args], env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+# ---- the fork server ------------------------------------------------------------------------------------
+
+
+def _child(request: dict, sel, listener: socket.socket, conns: list[socket.socket]) -> None:
+    """In the fork: become ``python -m t2v ARGS`` as the request describes, then run it."""
+    try:
+        sel.close()
+        listener.close()
+        for c in conns:
+            c.close()
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(request["env"])
+        flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if request["append"] else os.O_TRUNC)
+        out = os.open(request["log"], flags, 0o644)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.dup2(out, 1)
+        os.dup2(out, 2)
+        os.close(out)
+        os.close(null)
+        sys.path[0] = request["cwd"]  # as `python -m` puts it
+        sys.argv = [os.path.join(os.path.dirname(sys.modules["t2v"].__file__), "__main__.py"), *request["args"]]
+        from t2v.cli import entry
+
+        entry()  # ends the process
+    except BaseException:  # noqa: BLE001 - a fork never returns into the fork server's loop
+        import traceback
+
+        traceback.print_exc()
+        sys.stderr.flush()
+    os._exit(1)
+
+
+def _serve(path: str) -> None:
+    import selectors
+
+    for k, v in DEFAULTS.items():
+        os.environ.setdefault(k, v)
+    # What every `t2v serve` imports before it answers: the command line, the API, the service, and the
+    # libraries that run jobs (t2v.runner.runtime.import_runtime), here once.
+    import t2v.api.app  # noqa: F401
+    import t2v.cli.app  # noqa: F401
+    import t2v.service  # noqa: F401
+    from t2v.runner.runtime import import_runtime
+
+    import_runtime()
+    # No Python thread but this one (a fork would copy a lock another thread holds). numpy's OpenBLAS starts
+    # its thread pool at import; it stops and restarts the pool around fork itself (pthread_atfork).
+    threads = [t.name for t in threading.enumerate()]
+    if len(threads) != 1:
+        print(f"threads after the imports: {threads}", flush=True)
+        sys.exit(3)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(64)
+    sel = selectors.DefaultSelector()
+    sel.register(listener, selectors.EVENT_READ)
+    sel.register(sys.stdin, selectors.EVENT_READ)  # closed when the pytest worker exits
+    children: dict[int, socket.socket] = {}
+    Path(path + ".ready").touch()
+    while True:
+        for key, _ in sel.select(timeout=0.05):
+            if key.fileobj is sys.stdin:
+                for pid in children:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                return
+            conn, _ = listener.accept()
+            buf = b""
+            while b"\n" not in buf:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    break
+                buf += chunk
+            if b"\n" not in buf:
+                conn.close()
+                continue
+            request = json.loads(buf.split(b"\n", 1)[0])
+            sys.stdout.flush()
+            sys.stderr.flush()
+            pid = os.fork()
+            if pid == 0:
+                _child(request, sel, listener, [conn, *children.values()])
+            children[pid] = conn
+            conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
+        while children:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+            if pid == 0:
+                break
+            conn = children.pop(pid, None)
+            if conn is not None:
+                try:
+                    conn.sendall(json.dumps({"returncode": os.waitstatus_to_exitcode(status)}).encode() + b"\n")
+                except OSError:
+                    pass
+                conn.close()
+
+
+if __name__ == "__main__":
+    _serve(sys.argv[1])
