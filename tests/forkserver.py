@@ -196,12 +196,20 @@ def _serve(path: str) -> None:
         os.environ.setdefault(k, v)
     # What every `t2v serve` imports before it answers: the command line, the API, the service, and the
     # libraries that run jobs (t2v.runner.runtime.import_runtime), here once.
-    import t2v.api.app  # noqa: F401
+    import importlib
+    import pkgutil
+
+    import t2v.api
     import t2v.cli.app  # noqa: F401
     import t2v.service  # noqa: F401
     from t2v.runner.runtime import import_runtime
 
     import_runtime()
+    for module in pkgutil.walk_packages(t2v.api.__path__, "t2v.api."):  # the routes, imported as the app is made
+        importlib.import_module(module.name)
+    for name in ("uvicorn.main", "uvicorn.protocols.http.h11_impl", "uvicorn.lifespan.on", "anyio._backends._asyncio",
+                 "prometheus_client"):
+        importlib.import_module(name)
     # No Python thread but this one (a fork would copy a lock another thread holds). numpy's OpenBLAS starts
     # its thread pool at import; it stops and restarts the pool around fork itself (pthread_atfork).
     threads = [t.name for t in threading.enumerate()]
