@@ -56,9 +56,9 @@ def test_a_forked_server_answers_and_dies_of_the_signal_it_is_sent(tmp_path):
 
 
 def test_each_set_of_import_time_variables_has_a_fork_server_of_its_own(tmp_path):
-    one = start_t2v(["models", "list"], env_for(tmp_path), tmp_path / "a.log")
-    two = start_t2v(["models", "list"], env_for(tmp_path, OMP_NUM_THREADS="1"), tmp_path / "b.log")
+    envs = [env_for(tmp_path, OMP_NUM_THREADS=n) for n in ("1", "2")]
+    one, two = (start_t2v(["models", "list"], env, tmp_path / f"{i}.log") for i, env in enumerate(envs))
     assert one.wait(120) == 0 and two.wait(120) == 0
-    keys = {tuple(sorted(import_time_env(e).items())) for e in (env_for(tmp_path), env_for(tmp_path, OMP_NUM_THREADS="1"))}
+    keys = {tuple(sorted(import_time_env(e).items())) for e in envs}
     assert len(keys) == 2 and keys <= set(FORKS)
     assert import_time_env({"T2V_HOME": "x", "PATH": "y"}) == import_time_env({})  # t2v's own variables are read later
