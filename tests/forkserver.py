@@ -47,28 +47,37 @@ def import_time_env(env: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in {**DEFAULTS, **env}.items() if k.startswith(IMPORT_TIME)}
 
 
+def read_line(conn: socket.socket, buf: bytearray) -> bytes | None:
+    """The next newline-ended message from ``conn`` (what came after it stays in ``buf``); None when ``conn``
+    closed first. A timeout of ``conn`` propagates, and what arrived so far stays in ``buf``."""
+    while b"\n" not in buf:
+        chunk = conn.recv(4096)
+        if not chunk:
+            return None
+        buf += chunk
+    line, _, rest = bytes(buf).partition(b"\n")
+    buf[:] = rest
+    return line
+
+
 # ---- the test side ------------------------------------------------------------------------------------
 
 
 class ForkedProcess:
     """A ``t2v`` process forked by the fork server: the part of :class:`subprocess.Popen` tests use."""
 
-    def __init__(self, args: list[str], conn: socket.socket, pid: int):
+    def __init__(self, args: list[str], conn: socket.socket, pid: int, buf: bytearray):
         self.args, self.pid, self.returncode = args, pid, None
-        self._conn, self._buf = conn, b""
+        self._conn, self._buf = conn, buf
 
     def _read(self, timeout: float | None) -> None:
         self._conn.settimeout(timeout)
         try:
-            while b"\n" not in self._buf:
-                chunk = self._conn.recv(4096)
-                if not chunk:  # the fork server went away: the process went with it
-                    self.returncode = -signal.SIGKILL
-                    return
-                self._buf += chunk
+            line = read_line(self._conn, self._buf)
         except (TimeoutError, BlockingIOError):
             return
-        self.returncode = json.loads(self._buf.split(b"\n", 1)[0])["returncode"]
+        # no line: the fork server went away, and its forks with it
+        self.returncode = json.loads(line)["returncode"] if line is not None else -signal.SIGKILL
         self._conn.close()
 
     def poll(self) -> int | None:
@@ -124,16 +133,10 @@ class ForkServer:
         conn.connect(self.path)
         request = {"args": args, "env": env, "log": str(log), "append": append, "cwd": os.getcwd()}
         conn.sendall(json.dumps(request).encode() + b"\n")
-        buf = b""
-        while b"\n" not in buf:
-            chunk = conn.recv(4096)
-            if not chunk:
-                raise RuntimeError(f"the test fork server failed: {self.log.read_text()[-3000:]}")
-            buf += chunk
-        line, rest = buf.split(b"\n", 1)
-        proc = ForkedProcess([sys.executable, "-m", "t2v", *args], conn, json.loads(line)["pid"])
-        proc._buf = rest
-        return proc
+        buf = bytearray()
+        if (line := read_line(conn, buf)) is None:
+            raise RuntimeError(f"the test fork server failed: {self.log.read_text()[-3000:]}")
+        return ForkedProcess([sys.executable, "-m", "t2v", *args], conn, json.loads(line)["pid"], buf)
 
 
 #: The pytest worker's fork servers, one per set of import-time variables its tests start servers with.
@@ -164,7 +167,6 @@ def _child(request: dict, sel, listener: socket.socket, conns: list[socket.socke
         listener.close()
         for c in conns:
             c.close()
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
@@ -234,16 +236,10 @@ def _serve(path: str) -> None:
                         pass
                 return
             conn, _ = listener.accept()
-            buf = b""
-            while b"\n" not in buf:
-                chunk = conn.recv(65536)
-                if not chunk:
-                    break
-                buf += chunk
-            if b"\n" not in buf:
+            if (line := read_line(conn, bytearray())) is None:
                 conn.close()
                 continue
-            request = json.loads(buf.split(b"\n", 1)[0])
+            request = json.loads(line)
             sys.stdout.flush()
             sys.stderr.flush()
             pid = os.fork()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -30,8 +29,9 @@ def make_keys(home: Path, *specs: tuple[str, dict]) -> list[str]:
 
 @contextlib.contextmanager
 def serve(home: Path, model: str, *, model_roots: Path, workers: int = 1, env: dict[str, str] | None = None):
-    """``t2v serve --model MODEL`` on a free port over ``home`` (a fork of tests/forkserver.py where it can be); yields its URL; stopped on exit. Without the
-    web page (T2V_UI=0: no Gradio import at start), failed tries retried after 0.05 s; ``env`` can change both."""
+    """``t2v serve --model MODEL`` on a free port over ``home`` (a fork from tests/forkserver.py); yields its URL;
+    stopped on exit. Without the web page (T2V_UI=0: no Gradio import at start), failed tries retried after
+    0.05 s; ``env`` can change both."""
     port = free_port()
     environ = {k: v for k, v in os.environ.items() if not k.startswith("T2V_") or k == "T2V_CPU_BF16"}
     environ.update(T2V_HOME=str(home), T2V_MODEL_ROOTS=str(model_roots), HF_HUB_OFFLINE="1", T2V_OFFLINE="1",

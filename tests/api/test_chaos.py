@@ -226,12 +226,10 @@ class Chaos:
             if kill_after is not None:  # a new process, importing torch (a fork from tests/forkserver.py has)
                 timer = threading.Timer(kill_after, lambda: server.proc.send_signal(signal.SIGKILL))
                 timer.start()
-                server.fresh = True
                 try:
-                    server.start()
+                    server.start(fresh=True)
                 except AssertionError:  # "server exited": killed before it answered
                     self.warm_kills += 1
-                server.fresh = False
                 timer.join()
                 server.stop(signal.SIGKILL)
                 self.kills += 1

@@ -49,7 +49,9 @@ class Server:
                     "T2V_STALE_AFTER_S": "2", **({"T2V_UI": "1"} if ui else {}), **(extra_env or {})}
         self.proc, self.log = None, None
 
-    def start(self):
+    def start(self, fresh: bool | None = None):
+        """Start the server (``fresh``: this start a new process or not, instead of the server's own setting)
+        and wait until it answers ``ready_path``."""
         # The output goes to a file, never an unread pipe: a server that logs more than the pipe holds (64 KiB)
         # would block in its next log call, whichever thread made it.
         if self.log is None:  # one file for all of this server's starts, outside its home
@@ -57,7 +59,7 @@ class Server:
             os.close(fd)
             self.log = Path(name)
         self.proc = start_t2v(["serve", "--port", str(self.port), *self.args], self.env, self.log, append=True,
-                              fresh=self.fresh)
+                              fresh=self.fresh if fresh is None else fresh)
         deadline = time.time() + 120
         while time.time() < deadline:
             if self.proc.poll() is not None:
