@@ -11,6 +11,7 @@ from typing import Iterator
 import pytest
 
 from t2v.models.loader import ModelCache
+from t2v.planner import dryruns
 from t2v.runtime import Runtime, using
 from tests import tinymodels
 from tests.pgserver import pg_database, pg_server  # noqa: F401  (shared fixtures)
@@ -101,10 +102,17 @@ def model_copy(tiny_model, tmp_path) -> Path:
 SHARED_MODELS = ModelCache()
 
 
+#: The planner's dry runs, kept from test to test as a long-lived process keeps them (t2v.planner.dryruns: one
+#: per architecture, shape and code version; what a dry run measures depends on nothing else). A test of the
+#: dry runs themselves, or of what a run does without one, is marked ``own_dry_runs`` and starts without any.
+SHARED_DRY_RUNS: dict = {}
+
+
 @pytest.fixture(autouse=True)
-def t2v_env(tmp_path, tmp_path_factory, monkeypatch) -> Iterator[Path]:
-    """Each test runs as a fresh process would: its own T2V_HOME and a fresh runtime (no dry runs, digests or
-    settings cached by another test; a service a test builds installs its own and is undone afterwards)."""
+def t2v_env(request, tmp_path, tmp_path_factory, monkeypatch) -> Iterator[Path]:
+    """Each test runs as a fresh process would: its own T2V_HOME and a fresh runtime (no digests or settings
+    cached by another test; a service a test builds installs its own and is undone afterwards). Loaded models
+    and the planner's dry runs are shared (:data:`SHARED_MODELS`, :data:`SHARED_DRY_RUNS`)."""
     home = tmp_path / "t2v-home"
     monkeypatch.setenv("T2V_HOME", str(home))
     # API clients may name model folders only under T2V_MODEL_ROOTS: the test session's own folders.
@@ -115,6 +123,8 @@ def t2v_env(tmp_path, tmp_path_factory, monkeypatch) -> Iterator[Path]:
         monkeypatch.delenv(var, raising=False)
     runtime = Runtime()
     runtime.cache("models", lambda runtime: SHARED_MODELS)
+    if request.node.get_closest_marker("own_dry_runs") is None:
+        runtime.cache(dryruns.MEMO, lambda runtime: SHARED_DRY_RUNS)
     with using(runtime):
         yield home
 

@@ -36,7 +36,8 @@ from pathlib import Path
 #: Variables some library reads once, at import: a process that needs other values than the fork server's
 #: starts fresh. Compared by prefix.
 IMPORT_TIME = ("HF_", "HUGGINGFACE_", "TRANSFORMERS_", "DIFFUSERS_", "TORCH", "PYTORCH_", "OMP_", "MKL_", "CUDA_",
-               "PYTHON", "PROMETHEUS_", "prometheus_", "RAY_", "GRADIO_", "TOKENIZERS_", "LD_")
+               "PYTHON", "PROMETHEUS_", "prometheus_", "RAY_", "GRADIO_", "TOKENIZERS_", "LD_",
+               "COLUMNS", "LINES")  # (a Rich console made at import takes its width then)
 
 #: What ``t2v`` itself sets where unset, before the libraries are imported (t2v.cli.common.quiet_third_party).
 DEFAULTS = {"HF_HUB_DISABLE_PROGRESS_BARS": "1", "TRANSFORMERS_VERBOSITY": "error", "DIFFUSERS_VERBOSITY": "error"}
@@ -125,13 +126,15 @@ class ForkServer:
                 raise RuntimeError(f"the test fork server did not start: {self.log.read_text()[-3000:]}")
             time.sleep(0.05)
 
-    def spawn(self, args: list[str], env: dict[str, str], log: Path, append: bool = False) -> ForkedProcess:
+    def spawn(self, args: list[str], env: dict[str, str], log: Path, append: bool = False,
+              err: Path | None = None) -> ForkedProcess:
         with self.lock:
             if self.proc is None or self.proc.poll() is not None:
                 self._start()
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         conn.connect(self.path)
-        request = {"args": args, "env": env, "log": str(log), "append": append, "cwd": os.getcwd()}
+        request = {"args": args, "env": env, "log": str(log), "err": str(err) if err else None, "append": append,
+                   "cwd": os.getcwd()}
         conn.sendall(json.dumps(request).encode() + b"\n")
         buf = bytearray()
         if (line := read_line(conn, buf)) is None:
@@ -144,17 +147,40 @@ FORKS: dict[tuple, ForkServer] = {}
 FORKS_LOCK = threading.Lock()
 
 
-def start_t2v(args: list[str], env: dict[str, str], log: Path, append: bool = False, fresh: bool = False):
-    """``python -m t2v ARGS`` with ``env``, its output to ``log``: a fork of the fork server for ``env``'s
-    import-time variables (see the module's docstring), or with ``fresh`` (or ``T2V_TEST_FORK=0``) a new
-    process. Returns a Popen-like object."""
+def start_t2v(args: list[str], env: dict[str, str], log: Path, append: bool = False, fresh: bool = False,
+              err: Path | None = None):
+    """``python -m t2v ARGS`` with ``env``, its output to ``log`` (its standard error too, unless ``err`` names
+    a file of its own): a fork of the fork server for ``env``'s import-time variables (see the module's
+    docstring), or with ``fresh`` (or ``T2V_TEST_FORK=0``) a new process. Returns a Popen-like object."""
     if not fresh and os.environ.get("T2V_TEST_FORK", "1") != "0":
         key = tuple(sorted(import_time_env(env).items()))
         with FORKS_LOCK:
             forks = FORKS.setdefault(key, ForkServer(env))
-        return forks.spawn(args, env, log, append)
+        return forks.spawn(args, env, log, append, err)
+    cmd = [sys.executable, "-m", "t2v", *args]
     with log.open("ab" if append else "wb") as out:
-        return subprocess.Popen([sys.executable, "-m", "t2v", *args], env=env, stdout=out, stderr=subprocess.STDOUT)
+        if err is None:
+            return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+        with err.open("wb") as errors:
+            return subprocess.Popen(cmd, env=env, stdout=out, stderr=errors)
+
+
+def run_t2v(args: list, env: dict[str, str] | None = None, timeout: float | None = 300,
+            fresh: bool = False) -> subprocess.CompletedProcess:
+    """``subprocess.run([sys.executable, "-m", "t2v", *args], capture_output=True, text=True, ...)`` as a fork
+    (see :func:`start_t2v`): the program's exit code, standard output and standard error, each its own."""
+    args = [str(a) for a in args]
+    with tempfile.TemporaryDirectory(prefix="t2v-run-") as folder:
+        out, err = Path(folder) / "stdout", Path(folder) / "stderr"
+        proc = start_t2v(args, dict(os.environ if env is None else env), out, fresh=fresh, err=err)
+        try:
+            code = proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise
+        read = lambda p: p.read_text(errors="replace") if p.exists() else ""  # noqa: E731
+        return subprocess.CompletedProcess([sys.executable, "-m", "t2v", *args], code, read(out), read(err))
 
 
 # ---- the fork server ------------------------------------------------------------------------------------
@@ -172,12 +198,13 @@ def _child(request: dict, sel, listener: socket.socket, conns: list[socket.socke
         os.environ.update(request["env"])
         flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if request["append"] else os.O_TRUNC)
         out = os.open(request["log"], flags, 0o644)
+        err = os.open(request["err"], flags, 0o644) if request.get("err") else out
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
         os.dup2(out, 1)
-        os.dup2(out, 2)
-        os.close(out)
-        os.close(null)
+        os.dup2(err, 2)
+        for fd in {out, err, null}:
+            os.close(fd)
         sys.path[0] = request["cwd"]  # as `python -m` puts it
         sys.argv = [os.path.join(os.path.dirname(sys.modules["t2v"].__file__), "__main__.py"), *request["args"]]
         from t2v.cli import entry

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 
 import httpx
 import pytest
 
+from tests.forkserver import run_t2v
 from tests.servers import make_keys, serve
 
 QUICK = {"num_frames": 4, "width": 32, "height": 32, "num_inference_steps": 2}
@@ -104,27 +103,22 @@ def test_t2v_batch_reads_json_lines_for_a_server_and_for_this_machine(server, tm
     good = tmp_path / "jobs.jsonl"
     good.write_text("".join(json.dumps({"prompt": f"a blue square {i}", **QUICK}) + "\n" for i in range(2)))
     env = {**os.environ}
-    r = subprocess.run([sys.executable, "-m", "t2v", "batch", str(good), "--server", s.url, "--key", key, "--json"],
-                       capture_output=True, text=True, env=env, timeout=120)
+    r = run_t2v(["batch", good, "--server", s.url, "--key", key, "--json"], env=env, timeout=120)
     assert r.returncode == 0, r.stderr
     data = json.loads(r.stdout)
     assert data["total"] == 2
-    r = subprocess.run([sys.executable, "-m", "t2v", "batches", "show", data["id"], "--server", s.url, "--key", key],
-                       capture_output=True, text=True, env=env, timeout=60)
+    r = run_t2v(["batches", "show", data["id"], "--server", s.url, "--key", key], env=env, timeout=60)
     assert r.returncode == 0 and f"batch {data['id']}: 2 jobs" in r.stdout, r.stderr
 
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"prompt": "ok", **QUICK}) + "\n{not json\n")
-    r = subprocess.run([sys.executable, "-m", "t2v", "batch", str(bad), "--server", s.url, "--key", key],
-                       capture_output=True, text=True, env=env, timeout=60)
+    r = run_t2v(["batch", bad, "--server", s.url, "--key", key], env=env, timeout=60)
     assert r.returncode == 2 and "line 2: not JSON" in r.stderr
 
     home = tmp_path / "local-home"
     local = {**env, "T2V_HOME": str(home), "T2V_DEFAULT_MODEL": str(tiny_model)}
-    r = subprocess.run([sys.executable, "-m", "t2v", "batch", str(good)], capture_output=True, text=True, env=local,
-                       timeout=120)
+    r = run_t2v(["batch", good], env=local, timeout=120)
     assert r.returncode == 0 and "2 jobs (2 queued)" in r.stdout, r.stderr
     batch_id = r.stdout.split()[1].rstrip(":")
-    r = subprocess.run([sys.executable, "-m", "t2v", "batches", "pause", batch_id], capture_output=True, text=True,
-                       env=local, timeout=60)
+    r = run_t2v(["batches", "pause", batch_id], env=local, timeout=60)
     assert r.returncode == 0 and "2 jobs (2 paused)" in r.stdout, r.stderr

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -16,6 +14,7 @@ import pytest
 
 from tests.api.test_server import Server
 from tests.families.checks import random_lora
+from tests.forkserver import run_t2v
 
 pytestmark = pytest.mark.slow
 STEPS = 40
@@ -33,8 +32,9 @@ def setup(tmp_path):
             for i in (1, 2))
     home = tmp_path / "home"
     env = {**os.environ, "T2V_HOME": str(home)}
-    out = subprocess.run([sys.executable, "-m", "t2v", "keys", "create", "--name", "alice"], env=env, check=True,
-                         capture_output=True, text=True).stdout
+    done = run_t2v(["keys", "create", "--name", "alice"], env=env)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
     return home, roots, wan, a, b, out.split()[-1]
 
 

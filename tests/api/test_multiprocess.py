@@ -4,8 +4,6 @@ PostgreSQL database stand for two processes; the last test runs two real `t2v se
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +17,7 @@ from t2v.service import build_services
 from t2v.service.keys import create_key
 from tests.api.conftest import SMALL, wait_for
 from tests.api.test_server import Server
+from tests.forkserver import run_t2v
 
 
 def bearer(token: str) -> dict:
@@ -197,8 +196,7 @@ def test_two_real_servers_and_the_cli_share_one_database(tiny_model, tmp_path):
         assert codes == [200, 200, 200, 429, 429, 429]
 
         # Purge from the CLI while a server runs the job.
-        cli = subprocess.run([sys.executable, "-m", "t2v", "jobs", "cancel", job_id, "--purge"],
-                             capture_output=True, text=True, timeout=120, env=s1.env)
+        cli = run_t2v(["jobs", "cancel", job_id, "--purge"], env=s1.env, timeout=120)
         assert cli.returncode == 0 and "cancellation requested" in cli.stdout, cli.stdout + cli.stderr
         done = wait_until(lambda: (j := repo.get_job(job_id)).status == "cancelled" and not j.purge_requested and j,
                           "cancelled and purged")

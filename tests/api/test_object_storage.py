@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import io
 import signal
-import subprocess
-import sys
 import time
 
 import av
@@ -16,6 +14,7 @@ import pytest
 
 from tests.api.conftest import SMALL
 from tests.api.test_server import Server, free_port
+from tests.forkserver import run_t2v
 from tests.s3server import S3_ENV, bucket, objects, s3_endpoint, s3_env, settled_objects  # noqa: F401  (fixtures)
 from tests.servers import make_keys, serve
 
@@ -114,7 +113,6 @@ def test_a_job_killed_on_one_machine_resumes_on_another_from_the_bucket(tiny_mod
 
 def test_an_unreachable_bucket_stops_the_server_at_start(tiny_model, tmp_path, s3_endpoint, s3_env):
     env = {**Server(tmp_path / "home", tiny_model).env, **storage_env(s3_endpoint, "t2v-no-such-bucket")}
-    r = subprocess.run([sys.executable, "-m", "t2v", "serve", "--port", str(free_port())], env=env,
-                       capture_output=True, text=True, timeout=120)
+    r = run_t2v(["serve", "--port", free_port()], env=env, timeout=120)
     assert r.returncode != 0 and "cannot reach bucket 't2v-no-such-bucket'" in r.stderr
     assert "Traceback" not in r.stderr

@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from tests.api.conftest import SMALL
-from tests.forkserver import start_t2v
+from tests.forkserver import run_t2v, start_t2v
 
 pytestmark = pytest.mark.slow
 
@@ -147,8 +147,7 @@ def test_submit_watch_events_range_decode_and_cancel(server):
 
     # The CLI watches the same stream.
     again = server.submit()
-    cli = subprocess.run([sys.executable, "-m", "t2v", "jobs", "watch", again, "--url", server.url],
-                         capture_output=True, text=True, timeout=120, env=server.env)
+    cli = run_t2v(["jobs", "watch", again, "--url", server.url], env=server.env, timeout=120)
     assert cli.returncode == 0 and f"{again}: succeeded" in cli.stdout
 
 

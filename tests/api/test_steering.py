@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 
 import httpx
 import pytest
 
+from tests.forkserver import run_t2v
 from tests.servers import make_keys, serve
 
 LONG = {"num_frames": 4, "width": 48, "height": 48, "num_inference_steps": 60}
@@ -134,7 +134,7 @@ def test_a_paused_queued_job_waits_across_a_restart_and_queued_jobs_can_be_chang
 
 def cli(*args: str, home=None) -> subprocess.CompletedProcess:
     env = {**os.environ, **({"T2V_HOME": str(home)} if home else {})}
-    return subprocess.run([sys.executable, "-m", "t2v", *args], capture_output=True, text=True, env=env, timeout=120)
+    return run_t2v(args, env=env, timeout=120)
 
 
 def test_the_cli_steers_the_queue_on_this_machines_database(home, tiny_model):

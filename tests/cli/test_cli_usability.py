@@ -7,7 +7,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 
 import pytest
 from typer.testing import CliRunner
@@ -15,6 +14,8 @@ from typer.testing import CliRunner
 from t2v.cli import app
 from t2v.export import decode_video, read_embedded
 from t2v.models.registry import REGISTRY
+
+from tests import forkserver
 
 runner = CliRunner()
 WAN = "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"
@@ -28,13 +29,12 @@ def run(*args, **kw):
 
 
 def t2v(*args, columns: int | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """The `t2v` program as a shell runs it, its output a pipe (so stdout is not a terminal)."""
+    """The `t2v` program as a shell runs it, its output not a terminal (tests/forkserver.py)."""
     full = {**os.environ, **(env or {})}
     full.pop("COLUMNS", None)
     if columns is not None:
         full["COLUMNS"] = str(columns)
-    return subprocess.run([sys.executable, "-m", "t2v", *map(str, args)], capture_output=True, text=True, env=full,
-                          timeout=300)
+    return forkserver.run_t2v(args, env=full, fresh=columns is not None)  # (a width: a fork server of its own)
 
 
 def whole(model_id: str) -> re.Pattern:

@@ -4,7 +4,6 @@ run; docs/benchmarks.md), with the same exit codes and files, and exits normally
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import threading
 from importlib import import_module
@@ -13,13 +12,14 @@ import pytest
 
 from t2v.export import decode_video
 
+from tests import forkserver
+
 cli_app = import_module("t2v.cli.app")  # the module (the package's `app` is the Typer program)
 
 
 def run_t2v(*args, home):
     env = {**os.environ, "T2V_HOME": str(home), "HF_HUB_OFFLINE": "1", "T2V_OFFLINE": "1"}
-    return subprocess.run([sys.executable, "-m", "t2v", *map(str, args)], env=env, capture_output=True, text=True,
-                          timeout=300)
+    return forkserver.run_t2v(args, env=env)
 
 
 def test_the_program_writes_everything_and_keeps_its_exit_codes(tiny_model, tmp_path):

@@ -377,6 +377,7 @@ def test_the_planner_measures_the_denoiser_at_one_window(model):
     assert window.activation_bytes["transformer"] <= est.activation_bytes["transformer"] < planned(65, 65, memory.estimate).activation_bytes["transformer"]
 
 
+@pytest.mark.own_dry_runs  # it measures again with the family code changed
 def test_the_planner_counts_the_block_mask_of_the_window(model, tmp_path, monkeypatch):
     """The published models run in causal blocks (``causal_block_size`` 5), for which the transformer holds a mask
     over every pair of the window's tokens: the dry run counts it (one byte per pair). On an H200 the full-size

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 
 import pytest
@@ -20,6 +18,10 @@ from t2v.planner import dryruns, memory
 from t2v.models.loader import clear_cache
 from t2v.models.precision import load_module
 from t2v.requests import GenerationRequest
+
+from tests.forkserver import run_t2v
+
+pytestmark = pytest.mark.own_dry_runs  # these tests make, count and cache dry runs themselves
 
 runner = CliRunner()
 
@@ -88,9 +90,10 @@ def test_clear_deletes_all_but_calibrations_and_the_next_run_makes_them_again(fi
 
     # A fresh process on the cleared home makes the same frames, and its caches again.
     before = generate(_request(tiny_model, dtype="fp32")).record["frames_sha256"]
-    subprocess.run([sys.executable, "-m", "t2v", "generate", "a red circle moving right", "--model", str(tiny_model),
-                    "--seed", "1", "--frames", "8", "--width", "64", "--height", "64", "--steps", "2", "--dtype",
-                    "fp32", "-q", "-o", str(tmp_path / "again.mp4")], check=True, env=os.environ.copy(), timeout=300)
+    done = run_t2v(["generate", "a red circle moving right", "--model", tiny_model, "--seed", "1", "--frames", "8",
+                    "--width", "64", "--height", "64", "--steps", "2", "--dtype", "fp32", "-q", "-o",
+                    tmp_path / "again.mp4"])
+    assert done.returncode == 0, done.stderr
     assert json.loads((tmp_path / "again.json").read_text())["frames_sha256"] == before
     for file in ("content-hashes.json", "dry-runs.json", "step-times.json"):
         assert (root / file).is_file()

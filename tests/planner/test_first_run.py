@@ -13,6 +13,8 @@ from t2v.models.registry import lookup
 from t2v.planner import bound, dryruns, memory, shipped
 from t2v.requests import GenerationRequest
 
+pytestmark = pytest.mark.own_dry_runs  # these tests make, count and cache dry runs themselves
+
 
 def _req(model, **kw):
     return GenerationRequest(prompt="a cat", model=str(model), seed=3, num_frames=8, width=64, height=64,
@@ -69,6 +71,38 @@ def test_the_bound_is_above_the_speed_plans_prediction(tiny_model, shape, device
     assert quick.peak_bytes > exact.peak_bytes and quick.method == "bound"
     assert max(quick.activation_bytes.values()) > max(exact.activation_bytes.values())
     assert sum(quick.weights_bytes.values()) >= sum(exact.weights_bytes.values())
+
+
+@pytest.mark.parametrize("kind", ["hunyuan15", "hunyuan"])
+def test_the_bound_counts_the_text_tokens_a_joint_attention_transformer_holds(kind, tmp_path):
+    """These transformers attend over the prompt's tokens and the clip's together: at a small clip the text is most
+    of what they hold. The bound counts the text beside the latent positions (twice the prompt tokens the family
+    takes), and a text encoder at those tokens rather than at every position its config allows, so a small run of
+    HunyuanVideo 1.5 takes its plan from the bound where it used to need a dry run."""
+    from tests.tinymodels import make_tiny_model
+
+    model = make_tiny_model(kind, tmp_path / kind, seed=0)
+    family = family_of_folder(model)
+    req = _req(model).model_copy(update={"num_frames": 9, "guidance_scale": 5.0})
+    quick = memory._bounded(model, req, family=family, device="cuda", dtype="bf16")
+    exact = memory.predict(model, req, family=family, plan="speed", device="cuda", dtype="bf16", measure_speed=False)
+    assert quick.peak_bytes > exact.peak_bytes
+    assert max(quick.activation_bytes.values()) > max(exact.activation_bytes.values())
+    _, preds = memory.choose(model, req, family=family, requested="auto", device="cpu", dtype="fp32", budget=16 * 2**30)
+    assert [p.method for p in preds] == ["bound"]
+
+
+def test_the_bound_counts_the_prompt_tokens_a_request_asks_for():
+    """LTX-2 takes its prompt length from the request or the model's defaults: the bound follows it."""
+    from tests.tinymodels import built
+
+    model = built("ltx2")  # read only
+    family = family_of_folder(model)
+    assert family.prompt_tokens(model, _req(model), {}) == 1024  # LTX2Pipeline's max_sequence_length
+    assert family.prompt_tokens(model, _req(model), {"text_tokens": 128}) == 128
+    assert family.prompt_tokens(model, _req(model, extras={"text_tokens": 4096}), {"text_tokens": 128}) == 4096
+    short, long = (bound.activations(model, 9, 64, 64, 2, text_tokens=n) for n in (128, 4096))
+    assert short < long
 
 
 def test_a_run_far_under_the_budget_skips_the_dry_run_and_says_so(tiny_model, t2v_env, dry_runs):

@@ -21,6 +21,8 @@ from t2v.families import family_of_folder
 from t2v.planner import memory
 from t2v.requests import GenerationRequest
 
+pytestmark = pytest.mark.own_dry_runs  # these tests make, count and cache dry runs themselves
+
 MEASURE = r"""
 import json, resource, sys
 from t2v import generate

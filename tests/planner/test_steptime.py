@@ -15,6 +15,8 @@ from t2v.families import family_of_folder
 from t2v.planner import memory, steptime
 from t2v.requests import GenerationRequest
 
+pytestmark = pytest.mark.own_dry_runs  # these tests make, count and cache dry runs themselves
+
 
 def _req(model, **kw) -> GenerationRequest:
     base = dict(prompt="a red circle moving right", model=str(model), seed=1, num_frames=8, width=64, height=64,

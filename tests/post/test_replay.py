@@ -4,16 +4,16 @@ step, compared by frame hash after each; a tampered step is named, with exit 1 u
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
 from t2v.export import decode_video, frames_sha256, read_embedded
 
+from tests.forkserver import run_t2v
+
 
 def t2v(*args):
-    r = subprocess.run([sys.executable, "-m", "t2v", *map(str, args)], capture_output=True, text=True, timeout=300)
+    r = run_t2v(args)
     r.stdout = " ".join(r.stdout.split())  # rich wraps at 80 columns
     return r
 

@@ -4,14 +4,14 @@ outputs, the record's steps, replay, the CLI's ``t2v post`` and its bad input, a
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
 from t2v import generate
 from t2v.export import decode_video, read_embedded
 from t2v.requests import GenerationRequest
+
+from tests.forkserver import run_t2v
 
 SMALL = dict(num_frames=4, width=32, height=32, num_inference_steps=2, fps=8, seed=5)
 
@@ -23,8 +23,7 @@ def run(tiny_model, tmp_path, name, **post):
 
 
 def t2v(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "t2v", *map(str, args)], capture_output=True, text=True, env=env,
-                          timeout=300)
+    return run_t2v(args, env=env)
 
 
 def test_generate_interpolates_and_upscales_and_records_each_step(tiny_model, tmp_path):

@@ -7,7 +7,6 @@ processes whose Ray actors each import torch and warm the model; one test remove
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -16,7 +15,7 @@ import pytest
 
 from tests.api.test_object_storage import storage_env
 from tests.api.test_server import Server, free_port
-from tests.forkserver import start_t2v
+from tests.forkserver import run_t2v, start_t2v
 from tests.raycluster import node_of, ray_cluster  # noqa: F401  (fixture)
 from tests.s3server import bucket, objects, s3_endpoint, s3_env, settled_objects  # noqa: F401  (fixtures)
 
@@ -193,11 +192,9 @@ def test_16_jobs_from_8_clients_through_2_api_processes_run_exactly_once(tiny_mo
 
 def test_an_unreachable_ray_cluster_stops_the_server_at_start(tiny_model, tmp_path):
     env = Server(tmp_path / "home", tiny_model).env
-    r = subprocess.run([sys.executable, "-m", "t2v", "serve", "--port", str(free_port()), "--executor", "ray",
-                        "--ray-address", f"127.0.0.1:{free_port()}"], env=env, capture_output=True, text=True,
-                       timeout=120)
+    r = run_t2v(["serve", "--port", free_port(), "--executor", "ray", "--ray-address", f"127.0.0.1:{free_port()}"],
+                env=env, timeout=120)
     assert r.returncode == 1 and "could not reach the Ray cluster at 127.0.0.1:" in r.stderr, r.stderr
     assert "ray start --head" in r.stderr and "Traceback" not in r.stderr
-    r = subprocess.run([sys.executable, "-m", "t2v", "worker", "--executor", "ray", "--ray-address", "nonsense"],
-                       env=env, capture_output=True, text=True, timeout=120)
+    r = run_t2v(["worker", "--executor", "ray", "--ray-address", "nonsense"], env=env, timeout=120)
     assert r.returncode == 1 and "is not HOST:PORT" in r.stderr and "Traceback" not in r.stderr, r.stderr

@@ -336,6 +336,11 @@ class Family:
         """Model passes per step: 2 with classifier-free guidance, 1 without (or with embedded guidance)."""
         return 2 if request.guidance_scale > 1.0 else 1
 
+    def prompt_tokens(self, path: Path, request, defaults: dict[str, Any]) -> int | None:
+        """The prompt tokens a run of ``request`` encodes (longer prompts are truncated), by the request's settings,
+        then the model's ``defaults``; None: the family does not say. The planner's upper bound counts from it."""
+        return self.rules(path).text_tokens
+
     def denoised_frames(self, request, defaults: dict[str, Any]) -> int | None:
         """Frames the denoiser sees at once when it sees fewer than the request's (a window of a long video, by
         the request's settings, then the model's ``defaults``): what the planner measures it at. None: all."""

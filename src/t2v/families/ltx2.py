@@ -81,6 +81,9 @@ class LTX2Family(DiffusersLora):
     def guidance_passes(self, request) -> int:
         return Guidance.of(request.guidance_scale, {**OPTIONS, **_request_options(request)}).passes()
 
+    def prompt_tokens(self, path: Path, request, defaults: dict[str, Any]) -> int | None:
+        return int(_merged(defaults, request)["text_tokens"])
+
     # -- running ---------------------------------------------------------------------------------------
     def sample(self, model, request, ctx: RunContext) -> EngineRun:
         import torch
@@ -214,5 +217,8 @@ def _request_options(request) -> dict[str, Any]:
 def options(model, request) -> dict[str, Any]:
     """The stock call's extra arguments: the request's (when it carries them), else the model's defaults, else
     LTX2Pipeline's."""
-    defaults = getattr(model.source, "defaults", None) or {}
-    return {**OPTIONS, **{k: v for k, v in defaults.items() if k in OPTIONS}, **_request_options(request)}
+    return _merged(getattr(model.source, "defaults", None), request)
+
+
+def _merged(defaults: dict[str, Any] | None, request) -> dict[str, Any]:
+    return {**OPTIONS, **{k: v for k, v in (defaults or {}).items() if k in OPTIONS}, **_request_options(request)}

@@ -15,7 +15,9 @@ Why it is above the peak the planner predicts for ``speed``:
   its largest multiplier, at least four for a feed-forward's hidden layer), and no tensor it makes has more
   positions than its input: the VAE decodes at most the clip's pixels, the denoiser works on the clip's latent
   positions (the pixels over the VAE's declared down-sampling squared; none declared: none assumed; patches and
-  down-sampling blocks only lower them), a text encoder on its longest prompt. :data:`LIVE` such full-size
+  down-sampling blocks only lower them) plus the text's, a text encoder on its longest prompt: twice the prompt
+  tokens the family takes (its template, glyph and image tokens fit in the other half), or where the family does
+  not say, the positions its config declares. :data:`LIVE` such full-size
   tensors are counted alive at once (a UNet's skip connections, a block's input, its residual and the output being
   made), and the attention scores apart: ``batch x heads x tokens^2``, every position one token (full 3-D
   attention; a factored model attends to far fewer), heads at most ``width / 8`` (no head is narrower than 8).
@@ -36,6 +38,7 @@ FF_MULT = 4  # a feed-forward's hidden width over its declared width
 WEIGHT_EXTS = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf")
 LATENT_CHANNELS = 16  # at most, per latent position (a generous count for the latents term)
 TEXT_TOKENS = 1024  # a text encoder's tokens when its config declares no limit
+TEXT_MARGIN = 2  # the family's prompt tokens times this: room for a chat template, glyph and image tokens
 
 
 def _components(path: Path) -> list[Path]:
@@ -134,23 +137,32 @@ def _stage(positions: int, batch: int, wide: int) -> int:
     return LIVE * batch * positions * wide * 4 + batch * heads * positions * positions * 4
 
 
-def activations(path: Path, frames: int, height: int, width_px: int, batch: int) -> int:
+def text_positions(configs: dict[str, dict[str, Any]], text_tokens: int | None) -> int:
+    """At least the tokens a text encoder or the denoiser's text stream holds: :data:`TEXT_MARGIN` times the prompt
+    tokens the family takes (``text_tokens``) where it says, else the most any text encoder's config declares
+    (:data:`TEXT_TOKENS` where none does)."""
+    declared = max((n for name, c in configs.items() if "text_encoder" in name
+                    for n in _ints(c.get("max_position_embeddings"))), default=TEXT_TOKENS)
+    return min(declared, TEXT_MARGIN * text_tokens) if text_tokens else declared
+
+
+def activations(path: Path, frames: int, height: int, width_px: int, batch: int, text_tokens: int | None = None) -> int:
     """Bytes (fp32) above the live activations of every stage at this shape, added up (see the module's note):
-    the text encoders' at their longest prompt, the VAE's (and a vocoder's) at the clip's pixels, every other
-    component's at the clip's latent positions."""
+    the text encoders' at their longest prompt (:func:`text_positions`), the VAE's (and a vocoder's) at the clip's
+    pixels, every other component's at the clip's latent positions and the text's (joint attention holds both)."""
     configs = _configs(path)
     scale = vae_scale(configs)
     latent = frames * max(height // scale, 1) * max(width_px // scale, 1)
+    text = text_positions(configs, text_tokens)
     total = 0
     for name, config in configs.items():
         wide = width(config)
         if "text_encoder" in name:
-            tokens = max(_ints(config.get("max_position_embeddings")) or [TEXT_TOKENS])
-            total += _stage(tokens, batch, wide)
+            total += _stage(text, batch, wide)
         elif "vae" in name or "vocoder" in name:
             total += LIVE * frames * height * width_px * wide * 4
         else:
-            total += _stage(latent, batch, wide)
+            total += _stage(latent + text, batch, wide)
     return total
 
 

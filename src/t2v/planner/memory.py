@@ -313,12 +313,13 @@ def _prediction(dry: dict[str, Any], *, plan: str, device: str, dtype: str, meas
     )
 
 
-def _bounded(model_path: str | Path, request, *, family, device: str, dtype: str) -> Prediction:
+def _bounded(model_path: str | Path, request, *, family, device: str, dtype: str,
+             defaults: dict[str, Any] | None = None) -> Prediction:
     """The ``speed`` plan's upper bound (:mod:`t2v.planner.bound`) as a prediction: nothing measured, no times."""
     path, batch = Path(model_path), family.guidance_passes(request)
     shape = (request.num_frames, request.height, request.width, batch)
     weights = 4 * (bound.parameters(path) + adapter_params(request))
-    acts = bound.activations(path, *shape)
+    acts = bound.activations(path, *shape, text_tokens=family.prompt_tokens(path, request, defaults or {}))
     baseline = _baseline_rss() if device == "cpu" else 0
     peak = baseline + weights + acts * (1 + HEAP_SLACK) + bound.extras(*shape)
     return Prediction(plan="speed", device=device, dtype=dtype, weights_bytes={"all": weights},
@@ -357,7 +358,7 @@ def choose(model_path: str | Path, request, *, family, requested: str, device: s
     predictions: list[Prediction] = []
     path, batch, half = str(model_path), family.guidance_passes(request), is_half(dtype)
     if bound_ok and requested in ("auto", "speed") and not measure_speed and not _reference_known(family, path, batch, False, half):
-        quick = _bounded(model_path, request, family=family, device=device, dtype=dtype)
+        quick = _bounded(model_path, request, family=family, device=device, dtype=dtype, defaults=defaults)
         if quick.peak_bytes <= bound.FAR * budget:
             quick.fits = True
             return get_plan("speed"), [quick]
