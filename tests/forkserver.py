@@ -33,11 +33,15 @@ import threading
 import time
 from pathlib import Path
 
-#: Variables some library reads once, at import: a process that needs other values than the fork server's
-#: starts fresh. Compared by prefix.
+#: Variables a library the fork server imports reads once, at import: a process that needs other values than
+#: the fork server's gets a fork server of its own. Compared by prefix. Not here: the variables of libraries the
+#: fork server does not import (Gradio, Ray: checked when it starts; a fork imports them under its own
+#: environment), and LD_LIBRARY_PATH, which only an exec reads (OpenCV adds its folder when imported, for the
+#: subprocesses it may start; a fork loads OpenCV's libraries by their own paths, as the worker itself does).
 IMPORT_TIME = ("HF_", "HUGGINGFACE_", "TRANSFORMERS_", "DIFFUSERS_", "TORCH", "PYTORCH_", "OMP_", "MKL_", "CUDA_",
-               "PYTHON", "PROMETHEUS_", "prometheus_", "RAY_", "GRADIO_", "TOKENIZERS_", "LD_",
+               "PYTHON", "PROMETHEUS_", "prometheus_", "TOKENIZERS_", "LD_PRELOAD",
                "COLUMNS", "LINES")  # (a Rich console made at import takes its width then)
+NOT_IMPORTED = ("gradio", "ray")  # so their variables may differ between a fork server and its forks
 
 #: What ``t2v`` itself sets where unset, before the libraries are imported (t2v.cli.common.quiet_third_party).
 DEFAULTS = {"HF_HUB_DISABLE_PROGRESS_BARS": "1", "TRANSFORMERS_VERBOSITY": "error", "DIFFUSERS_VERBOSITY": "error"}
@@ -239,6 +243,10 @@ def _serve(path: str) -> None:
     for name in ("uvicorn.main", "uvicorn.protocols.http.h11_impl", "uvicorn.lifespan.on", "anyio._backends._asyncio",
                  "prometheus_client"):
         importlib.import_module(name)
+    imported = [name for name in NOT_IMPORTED if name in sys.modules]
+    if imported:
+        print(f"imported {imported}: add their variables to IMPORT_TIME", flush=True)
+        sys.exit(3)
     # No Python thread but this one (a fork would copy a lock another thread holds). numpy's OpenBLAS starts
     # its thread pool at import; it stops and restarts the pool around fork itself (pthread_atfork).
     threads = [t.name for t in threading.enumerate()]

@@ -50,7 +50,8 @@ def test_replay_uses_the_kept_version_whose_hash_the_record_names(line, tmp_path
     assets, ship = line
     cli = CliRunner()
     ship(shp="old")  # before the update
-    made = cli.invoke(app, ["generate", "a red circle moving right", "--model", "shp", "--seed", "3", "-o", str(tmp_path / "a.mp4")])
+    made = cli.invoke(app, ["generate", "a red circle moving right", "--model", "shp", "--seed", "3", "--steps", "4",
+                            "-o", str(tmp_path / "a.mp4")])
     assert made.exit_code == 0, made.output
     record = json.loads((tmp_path / "a.json").read_text())
     assert version_for_record(record) is None  # made with the weights "shp" names now
@@ -96,7 +97,7 @@ def test_a_record_made_with_a_kept_version_replays_with_it_identically(kept, tmp
     """A record from when v4 (or v5) shipped names "t2v-shapes" and that version's hash: replay finds it and
     draws the same frames."""
     cli = CliRunner()
-    made = cli.invoke(app, ["generate", "a red circle moving right", "--model", kept, "--seed", "3",
+    made = cli.invoke(app, ["generate", "a red circle moving right", "--model", kept, "--seed", "3", "--steps", "4",
                             "-o", str(tmp_path / "a.mp4")])
     assert made.exit_code == 0, made.output
     record = json.loads((tmp_path / "a.json").read_text())
@@ -105,6 +106,6 @@ def test_a_record_made_with_a_kept_version_replays_with_it_identically(kept, tmp
     assert version_for_record(record) == kept
     again = cli.invoke(app, ["replay", str(tmp_path / "a.json"), "-o", str(tmp_path / "b.mp4"), "--strict"])
     assert again.exit_code == 0 and f"made with {kept}" in again.output and "identical frames" in again.output
-    now = cli.invoke(app, ["generate", "a red circle moving right", "--model", "t2v-shapes", "--seed", "3",
+    now = cli.invoke(app, ["generate", "a red circle moving right", "--model", "t2v-shapes", "--seed", "3", "--steps", "4",
                            "-o", str(tmp_path / "c.mp4")])
     assert json.loads((tmp_path / "c.json").read_text())["model_hash"] != record["model_hash"]  # today's is another model
