@@ -125,6 +125,8 @@ def t2v_env(request, tmp_path, tmp_path_factory, monkeypatch) -> Iterator[Path]:
     runtime.cache("models", lambda runtime: SHARED_MODELS)
     if request.node.get_closest_marker("own_dry_runs") is None:
         runtime.cache(dryruns.MEMO, lambda runtime: SHARED_DRY_RUNS)
+    else:  # and the t2v processes it forks (tests/forkserver.py) start without the earlier forks' either
+        monkeypatch.setenv("T2V_TEST_OWN_DRY_RUNS", "1")
     with using(runtime):
         yield home
 

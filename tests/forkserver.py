@@ -14,6 +14,10 @@ What a fork could inherit that a fresh process would not is kept out:
   Prometheus multiprocess folder, thread counts), so each set of such variables the tests start servers
   with has a fork server of its own, started with them (:data:`IMPORT_TIME`).
 
+What it does give a fork on purpose: a home with no dry-run cache starts with the dry runs the earlier forks
+made (:func:`seed_dry_runs`), as on a machine that has run t2v before; tests of the dry runs themselves turn
+that off (``own_dry_runs``, tests/conftest.py).
+
 ``T2V_TEST_FORK=0`` starts every server as a fresh ``python -m t2v`` process. The suite keeps some fresh
 starts of its own (``tests/api/test_server.py``: the program as users start it).
 
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -190,6 +195,44 @@ def run_t2v(args: list, env: dict[str, str] | None = None, timeout: float | None
 # ---- the fork server ------------------------------------------------------------------------------------
 
 
+#: The dry runs this fork server's forks have made, gathered as each exits (see :func:`seed_dry_runs`).
+SEED: list[Path] = []
+
+
+def home_dry_runs(env: dict[str, str]) -> Path | None:
+    """The dry-run cache of the ``t2v`` home ``env`` names; None: none, or its test makes its own
+    (``T2V_TEST_OWN_DRY_RUNS``: tests/conftest.py sets it for the tests marked ``own_dry_runs``)."""
+    from t2v.planner import dryruns
+
+    home = env.get("T2V_HOME")
+    if not home or env.get("T2V_TEST_OWN_DRY_RUNS") == "1":
+        return None
+    return Path(home) / "cache" / dryruns.CACHE_NAME
+
+
+def seed_dry_runs(env: dict[str, str]) -> None:
+    """In a fork, before it runs: a home with no dry runs of its own starts with those the earlier forks made, as
+    a machine that has run t2v before has them (what a dry run measures depends only on the architecture, the
+    shape and the code; tests/conftest.py shares the in-process tests' the same way)."""
+    target = home_dry_runs(env)
+    if target is not None and SEED and SEED[0].is_file() and not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(SEED[0], target)
+
+
+def gather_dry_runs(env: dict[str, str]) -> None:
+    """In the fork server, once a fork has exited: keep the dry runs its home holds for the forks to come."""
+    from t2v.models.diskcache import merge_entries
+
+    source = home_dry_runs(env)
+    try:
+        data = json.loads(source.read_text(encoding="utf-8")) if source is not None else None
+    except (OSError, ValueError):
+        return
+    if isinstance(data, dict) and isinstance(data.get("runs"), dict) and SEED:
+        merge_entries(SEED[0], data.get("version"), "runs", data["runs"])  # atomic: a fork may be copying it
+
+
 def _child(request: dict, sel, listener: socket.socket, conns: list[socket.socket]) -> None:
     """In the fork: become ``python -m t2v ARGS`` as the request describes, then run it."""
     try:
@@ -200,6 +243,7 @@ def _child(request: dict, sel, listener: socket.socket, conns: list[socket.socke
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
+        seed_dry_runs(request["env"])
         flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if request["append"] else os.O_TRUNC)
         out = os.open(request["log"], flags, 0o644)
         err = os.open(request["err"], flags, 0o644) if request.get("err") else out
@@ -260,6 +304,8 @@ def _serve(path: str) -> None:
     sel.register(listener, selectors.EVENT_READ)
     sel.register(sys.stdin, selectors.EVENT_READ)  # closed when the pytest worker exits
     children: dict[int, socket.socket] = {}
+    SEED[:] = [Path(path).with_name("dry-runs.json")]
+    envs: dict[int, dict[str, str]] = {}
     Path(path + ".ready").touch()
     while True:
         for key, _ in sel.select(timeout=0.05):
@@ -269,6 +315,7 @@ def _serve(path: str) -> None:
                         os.kill(pid, signal.SIGKILL)
                     except ProcessLookupError:
                         pass
+                shutil.rmtree(os.path.dirname(path), ignore_errors=True)  # its socket, log and dry runs
                 return
             conn, _ = listener.accept()
             if (line := read_line(conn, bytearray())) is None:
@@ -280,7 +327,7 @@ def _serve(path: str) -> None:
             pid = os.fork()
             if pid == 0:
                 _child(request, sel, listener, [conn, *children.values()])
-            children[pid] = conn
+            children[pid], envs[pid] = conn, request["env"]
             conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
         while children:
             pid, status = os.waitpid(-1, os.WNOHANG)
@@ -293,6 +340,7 @@ def _serve(path: str) -> None:
                 except OSError:
                     pass
                 conn.close()
+            gather_dry_runs(envs.pop(pid, {}))
 
 
 if __name__ == "__main__":
