@@ -1,8 +1,8 @@
 """Wan 2.1 / 2.2 on tiny random-weight models in the hub layout: the stock diffusers pipelines' frames for the
 same seed, bitwise resume, cancel without decoding, request rules, both A14B experts, LoRA and the planner.
 
-Adds about a minute: text-, image- and video-to-video are each compared frame for frame with the stock pipelines,
-and resumed bitwise, on the tiny model."""
+Text-, image- and video-to-video are each compared frame for frame with the stock pipelines, and resumed bitwise,
+on the tiny model (about 20 s in all)."""
 
 from __future__ import annotations
 

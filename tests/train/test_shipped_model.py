@@ -1,4 +1,7 @@
-"""The shipped t2v-shapes model: loads offline by name, generates through the normal path, follows prompts."""
+"""The shipped t2v-shapes model: loads offline by name, generates through the normal path, follows prompts.
+
+Adds about a minute: the prompt-following check scores 16 real clips of the shipped model (8 prompts, 2 seeds),
+and the interpolation check makes clips to interpolate."""
 
 from __future__ import annotations
 
