@@ -5,9 +5,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q "torch==${T2V_TORCH_VERSION:-2.13.0}"
-.venv/bin/python -m pip install -q -e ".[dev]"
+# The rest with uv, which keeps the torch above and installs the other 200 packages, compiled, in about 40 s where
+# pip takes over 2 minutes on 2 cores (the same versions either way); pip where uv cannot be had.
+if .venv/bin/python -m pip install -q uv && .venv/bin/python -m uv --version >/dev/null 2>&1; then
+  .venv/bin/python -m uv pip install -q --compile-bytecode --python .venv/bin/python -e ".[dev]"
+else
+  .venv/bin/python -m pip install -q -e ".[dev]"
+fi
 # An editable install leaves t2v's own modules uncompiled; where PYTHONDONTWRITEBYTECODE is set, every process
 # would compile them again (about 0.4 s of each `t2v` start on 2 cores). Compile them once here.
 .venv/bin/python -m compileall -q src >/dev/null
