@@ -18,7 +18,8 @@ from pathlib import Path
 
 from packaging.requirements import Requirement
 
-EXTRAS = ("serve", "ui", "desktop", "post", "train", "postgres", "mongodb", "s3", "ray", "upscale", "rife", "all", "dev")
+EXTRAS = ("serve", "ui", "desktop", "post", "train", "postgres", "mongodb", "s3", "ray", "gguf", "upscale", "rife", "all",
+          "dev")
 
 
 def norm(name: str) -> str:

@@ -262,3 +262,33 @@ def test_a_hub_id_that_is_not_cached_is_refused_without_a_download(hub, tiny_mod
         job = wait_for(client, r.json()["id"])
     assert job["status"] == "failed" and "someone/some-model" in job["error"]
     assert any("someone/some-model" in path for path in hub), hub
+
+
+def test_weight_files_outside_the_roots_get_one_uniform_answer(idle_client, tmp_path, outside):
+    """``transformer`` / ``transformer_2`` / ``vae`` files: only under the model roots, checked against the model."""
+    from diffusers import WanTransformer3DModel
+
+    from t2v.models.tiny.singlefile import wan_original, write_safetensors
+    from tests.tinymodels import make_tiny_model
+
+    wan = make_tiny_model("wan", tmp_path / "wan")
+    state = wan_original(WanTransformer3DModel.from_pretrained(wan, subfolder="transformer").state_dict())
+    file_outside = write_safetensors(state, outside / "wan.safetensors")
+    inside = write_safetensors(state, tmp_path / "wan.safetensors")
+    (tmp_path / "file-link.safetensors").symlink_to(file_outside)
+    bodies = []
+    for file in ("/etc/passwd", str(file_outside), str(tmp_path / "file-link.safetensors"), str(tmp_path / "missing.gguf"),
+                 _escape(tmp_path, file_outside), str(wan / "transformer" / "config.json")):
+        r = idle_client.post("/v1/videos", json={"prompt": "a cat", **SMALL, "num_frames": 5, "model": str(wan), "transformer": file})
+        assert r.status_code == 422, (file, r.text)
+        bodies.append(r.json())
+    assert all(body == bodies[0] for body in bodies), bodies
+    assert bodies[0]["detail"][0]["loc"] == ["body", "transformer"] and "T2V_MODEL_ROOTS" in bodies[0]["detail"][0]["msg"]
+    assert jobs(idle_client) == 0
+    # inside the roots: checked against the model's component (a VAE slot refuses a transformer's weights)
+    r = idle_client.post("/v1/videos", json={"prompt": "a cat", **SMALL, "num_frames": 5, "model": str(wan), "vae": str(inside)})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "vae"], r.text
+    assert "not a AutoencoderKLWan (vae) of this model" in r.json()["detail"][0]["msg"]
+    r = idle_client.post("/v1/videos", json={"prompt": "a cat", **SMALL, "num_frames": 5, "model": str(wan), "transformer": str(inside)})
+    assert r.status_code == 202, r.text
+    assert jobs(idle_client) == 1

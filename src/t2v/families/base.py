@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import importlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar, TYPE_CHECKING
@@ -26,6 +27,7 @@ from t2v.models.catalog import CATALOG, read_index  # noqa: F401  (read_index: n
 from t2v.models.spec import FamilyCard, ModelSpec
 from t2v.models.deferred import Deferred
 from t2v.sampling import promptcache, runtime
+from t2v.models import weightfiles
 from t2v.models.precision import load_module
 from t2v.sampling.runtime import prepared
 from t2v.models.adapters import AdapterPart
@@ -243,29 +245,56 @@ class Family:
                 if not ok:
                     raise ModelUnavailable(f"{config} is not a JSON object")
 
-    def load(self, path: Path, plan: DevicePlan, variant: str | None, target: str | None = None) -> dict[str, Any]:
+    def load(self, path: Path, plan: DevicePlan, variant: str | None, target: str | None = None,
+             files: dict[str, Path] | None = None) -> dict[str, Any]:
         """Every component of the folder, built with the class model_index.json names (one this family
-        allows), modules in the plan's dtype on ``target`` (default the plan's device)."""
+        allows), modules in the plan's dtype on ``target`` (default the plan's device); a component named in
+        ``files`` from that single file instead (:meth:`check_files` checked it)."""
         index = read_index(path)
         self.check_index(path, index)
         out: dict[str, Any] = {}
         lazy = promptcache.enabled()
         for c in self.component_specs(index):
+            file = (files or {}).get(c.name)
             if not _named(index, c.name):
                 out[c.name] = None
             elif c.prompt and lazy:  # loaded when a prompt is encoded, never on a prompt-cache hit
-                out[c.name] = Deferred(c.name, functools.partial(self.load_one, path, index, c, plan, variant, target))
+                out[c.name] = Deferred(c.name, functools.partial(self.load_one, path, index, c, plan, variant, target,
+                                                                 file))
             else:
-                out[c.name] = self.load_one(path, index, c, plan, variant, target)
+                out[c.name] = self.load_one(path, index, c, plan, variant, target, file)
         return self.prepare(out)
 
+    def check_files(self, path: Path, files: dict[str, str]) -> dict[str, Path]:
+        """The single weight files of a request (component -> file), each read and checked against the
+        component the folder's config builds before anything loads (:func:`t2v.models.weightfiles.check`);
+        InvalidRequest naming the field and the file otherwise. Returns component -> resolved path."""
+        index = read_index(path)
+        out = {}
+        for name, file in files.items():
+            if not _named(index, name):
+                present = [n for n in ("transformer", "transformer_2", "unet", "vae") if _named(index, n)]
+                raise InvalidRequest(f"{name}: {path.name} has no {name} to take from a file; it has: "
+                                     f"{', '.join(present)}", field=name)
+            try:
+                info = weightfiles.read(Path(file).expanduser())
+                weightfiles.check(resolve_class(*index[name][:2]), info, path, name)
+            except ModelUnavailable as e:
+                raise InvalidRequest(f"{name}: {e}", field=name) from None
+            out[name] = Path(os.path.realpath(info.path))
+        return out
+
     def load_one(self, path: Path, index: dict[str, Any], c: Component, plan: DevicePlan, variant: str | None,
-                 target: str | None = None):
-        """One component of :meth:`load`: ModelUnavailable naming it when it does not load (memory and missing
-        libraries raised as they are: the same folder may load on the next try)."""
+                 target: str | None = None, file: Path | None = None):
+        """One component of :meth:`load` (from ``file`` when given): ModelUnavailable naming it when it does not
+        load (memory and missing libraries raised as they are: the same folder may load on the next try)."""
         library, cls_name = index[c.name][:2]
         try:
-            obj = self.load_component(path, c, resolve_class(library, cls_name), plan, variant)
+            if file is not None:
+                obj = weightfiles.load(resolve_class(library, cls_name), weightfiles.read(file), path, c.name,
+                                       plan.torch_dtype)
+            else:
+                obj = self.load_component(path, c, resolve_class(library, cls_name), plan, variant)
         except Exception as e:
             if out_of_resources(e):  # missing libraries and memory: the same folder may load on the next try
                 raise  # as is: the service retries the job (t2v.service.worker)

@@ -19,8 +19,9 @@ class GroupOffload(Family):
     """A family whose transformers get diffusers' block-level group offload under the low plan on an
     accelerator (weights kept on the CPU, ``target`` "cpu"): one block on the device at a time."""
 
-    def load(self, path: Path, plan, variant: str | None, target: str | None = None) -> dict[str, Any]:
-        components = super().load(path, plan, variant, target)
+    def load(self, path: Path, plan, variant: str | None, target: str | None = None,
+             files: dict[str, Path] | None = None) -> dict[str, Any]:
+        components = super().load(path, plan, variant, target, files)
         if target == "cpu" and plan.is_accelerator:
             group_offload(components, plan.device)
         return components

@@ -133,15 +133,16 @@ def content_hash(path: Path, variant: str | None, *, cache_file: Path | None = N
 
 
 def _load_components(path: Path, plan: DevicePlan, variant: str | None, family, target: str | None = None,
-                     weights: str = "auto") -> dict[str, Any]:
-    """The components by name (``family``'s generic loader; the denoisers stored as ``weights`` says) and
-    ``scheduler_config``."""
+                     weights: str = "auto", files: dict[str, Path] | None = None) -> dict[str, Any]:
+    """The components by name (``family``'s generic loader, those in ``files`` from their single files; the
+    denoisers stored as ``weights`` says) and ``scheduler_config``."""
     import torch
 
     # Some models' constructors draw from torch's global RNG (LTX's transformer and VAE) before their weights
     # are read: loading leaves the caller's global RNG as it was.
     with torch.random.fork_rng(devices=[]):
-        parts = dict(family.load(path, plan, variant, target))
+        parts = dict(family.load(path, plan, variant, target, files=files) if files else
+                     family.load(path, plan, variant, target))
     out: dict[str, Any] = apply_weights(family, parts, weights, plan.torch_dtype)
     try:
         out["scheduler_config"] = json.loads((path / "scheduler" / "scheduler_config.json").read_text())
@@ -240,15 +241,18 @@ def load_model(source: ModelSource, plan: DevicePlan, *, family, offload: bool =
     offload = offload and plan.is_accelerator
     if loras:
         return with_loras(load_model(source, plan, family=family, offload=offload, runtime=runtime), tuple(loras))
-    key = (str(source.path), plan.device, plan.dtype, variant, offload, weights)
+    key = (str(source.path), plan.device, plan.dtype, variant, offload, weights, source.files)
     with _LOAD_LOCK:
         found = cache.get(key)
         if found is not None:
             return found.copy(source=source, plan=plan, load_s=0.0)
         t0 = time.perf_counter()
         tune_allocator(runtime.settings.mmap_threshold_kb)  # before this process's first large tensors (once)
-        parts = _load_components(source.path, plan, variant, family, "cpu" if offload else None, weights=weights)
-        digest = content_hash(source.path, variant) + ("" if weights == "auto" else f"+weights:{weights}")
+        files = {name: Path(file) for name, file in source.files}
+        parts = _load_components(source.path, plan, variant, family, "cpu" if offload else None, weights=weights,
+                                 files=files)
+        digest = (content_hash(source.path, variant) + ("" if weights == "auto" else f"+weights:{weights}")
+                  + "".join(f"+{name}:{d[:16]}" for name, d in zip(files, file_digests(list(files.values())))))
         scheduler_config = parts.pop("scheduler_config")
         loaded = LoadedModel(source=source, plan=plan, variant=variant, components=parts, scheduler_config=scheduler_config,
                              content_hash=digest, load_s=time.perf_counter() - t0,

@@ -48,6 +48,7 @@ class ModelSource:
     defaults: dict[str, Any] = field(default_factory=dict)
     motion_adapter: str | None = None  # AnimateDiff: the MotionAdapter's id as recorded (``path`` is the composed folder)
     license: str | None = None  # as the registry (or the folder's t2v.json) states it
+    files: tuple[tuple[str, str], ...] = ()  # (component, file): weights from single files (t2v.models.weightfiles)
 
 
 

@@ -18,11 +18,12 @@ from t2v.requests.post import (INTERPOLATION_METHODS, UPSCALE_FACTORS, UPSCALERS
 from t2v.requests.queue import JobOptions
 from t2v.requests.results import GenerationResult, ProgressEvent, Stage
 from t2v.requests.union import MODES, REQUEST_TYPES, Request, request_from_fields
-from t2v.requests.video import DEFAULTABLE, ENGINE_FIELDS, FILE_FIELDS, GenerationRequest, VideoRequest
+from t2v.requests.video import (DEFAULTABLE, ENGINE_FIELDS, FILE_FIELDS, WEIGHT_FILE_FIELDS, GenerationRequest,
+                                VideoRequest)
 
 __all__ = [
     "ATTENTION", "CACHES", "EXPERTS", "MAX_LORAS", "LoraSpec", "move_single_lora", "parse_lora", "DEFAULTABLE", "DEFAULT_NEGATIVE_PROMPT", "DEFAULT_STRENGTH", "DEVICES", "DTYPES",
-    "ENGINE_FIELDS", "FILE_FIELDS", "FLAT_EXTRAS", "FORMATS", "INTERPOLATION_METHODS", "MAX_FRAMES", "MAX_SECONDS", "MAX_SEED", "MAX_SIDE",
+    "ENGINE_FIELDS", "FILE_FIELDS", "WEIGHT_FILE_FIELDS", "FLAT_EXTRAS", "FORMATS", "INTERPOLATION_METHODS", "MAX_FRAMES", "MAX_SECONDS", "MAX_SEED", "MAX_SIDE",
     "MAX_STEPS", "METHODS", "MIN_SIDE", "MODES", "PLANS", "POST_FORMATS", "REQUEST_TYPES", "SCHEDULERS",
     "UPSCALERS", "UPSCALE_FACTORS", "WEIGHTS", "CacheSpec", "FamilyExtras", "GenerationRequest", "GenerationResult", "ImageRequest", "JobOptions",
     "PostRequest", "PostSpec", "ProgressEvent", "Request", "RequestModel", "SequenceRequest", "Stage",

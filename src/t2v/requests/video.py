@@ -24,6 +24,9 @@ MAX_TEXT = 20_000  # characters of a prompt (a server's T2V_MAX_PROMPT_CHARS is 
 # Fields that decide how a run computes, not (beyond rounding) what it makes: recorded beside the request fields.
 ENGINE_FIELDS = ("formats", "crf", "device", "dtype", "memory", "attention", "compile")
 
+# Components whose weights a request may take from one file each, over its model (t2v.models.weightfiles).
+WEIGHT_FILE_FIELDS = ("transformer", "transformer_2", "vae")
+
 # Fields a model's defaults can fill in (None in the request = "use the model's default").
 DEFAULTABLE = ("negative_prompt", "width", "height", "num_frames", "fps", "guidance_scale", "num_inference_steps",
                "scheduler")
@@ -104,6 +107,14 @@ class GenerationRequest(RequestModel):
     attention: str = knob("auto", only=("video",), api=False, help="Attention kernel: auto (PyTorch SDPA), sdpa, flash or sage.")
     weights: str = knob("auto", only=("video",), api=False, help=(
         "Denoiser weight storage: auto (the run's dtype), fp8 (float8 storage, bf16 compute) or int8 (torchao)."))
+    transformer: str | None = knob(None, only=("video",), max_length=4096, help=(
+        "The denoiser's weights from one file, over the model (which gives the configs and the other parts): a "
+        ".safetensors file in the original, ComfyUI or diffusers layout (bf16, fp16, fp8, fp8 with scales) or a .gguf "
+        "file (Q8_0, Q4_K_M, ...). On a server, under its model roots."))
+    transformer_2: str | None = knob(None, only=("video",), max_length=4096, help=(
+        "A two-expert model's low-noise expert from one file (Wan 2.2 A14B), as transformer is the high-noise one."))
+    vae: str | None = knob(None, only=("video",), max_length=4096, help=(
+        "The VAE's weights from one file, over the model (.safetensors, original or diffusers layout)."))
     compile: bool = knob(False, only=("video",), api=False, help=(
         "torch.compile the denoiser's repeated blocks (the first run of a shape compiles)."))
     post: PostSpec | None = knob(None, only=("video", "sequence"), cli="", help=(
@@ -264,8 +275,9 @@ class GenerationRequest(RequestModel):
     def _model_name(self) -> GenerationRequest:
         if self.model is not None and not self.model.strip():
             raise ValueError("model must not be empty")
-        if self.motion_adapter is not None and not self.motion_adapter.strip():
-            raise ValueError("motion_adapter must not be empty")
+        for name in ("motion_adapter", *WEIGHT_FILE_FIELDS):
+            if getattr(self, name) is not None and not getattr(self, name).strip():
+                raise ValueError(f"{name} must not be empty")
         return self
 
     def with_defaults(self, defaults: dict[str, Any], **extra: Any) -> GenerationRequest:

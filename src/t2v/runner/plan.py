@@ -17,6 +17,7 @@ from t2v.models.source import resolve_source
 from t2v.planner.fit import memory_budget
 from t2v.planner.memory import Prediction, choose
 from t2v.planner.plans import get_plan
+from t2v.requests import WEIGHT_FILE_FIELDS
 from t2v.runner.resolve import resolve
 from t2v.settings import Settings
 
@@ -121,6 +122,9 @@ def plan_run(request, settings: Settings, *, memory: bool = False, offline: bool
         # checked when its job runs, once the model is here
         return RunPlan(request, plan_device(request.device, request.dtype, cpu_bf16=settings.cpu_bf16))
     family.check(request, source.path, model=request.model)
+    files = {n: getattr(request, n) for n in WEIGHT_FILE_FIELDS if getattr(request, n, None)}
+    if files:  # each checked against the component it replaces, before anything loads
+        source = replace(source, files=tuple((n, str(p)) for n, p in family.check_files(source.path, files).items()))
     if should_cancel is not None and should_cancel():
         raise Cancelled("cancelled before loading the model")
     plan = RunPlan(request, device, source, family)

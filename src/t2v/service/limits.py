@@ -16,10 +16,11 @@ from t2v.errors import InvalidRequest
 from t2v.extend.plan import plan_segments
 from t2v.families import get_family
 from t2v.models.allowlist import allowed_folder, check_allowed, check_available
+from t2v.models import weightfiles
 from t2v.models.lora import check_lora
 from t2v.models.source import check_motion_adapter
 from t2v.post.stage import check_post, post_cost
-from t2v.requests import UPSCALERS, file_fields
+from t2v.requests import UPSCALERS, WEIGHT_FILE_FIELDS, file_fields
 from t2v.runner.mode import mode_of
 from t2v.runner.plan import RunPlan, plan_run
 from t2v.service.assets import is_asset_id
@@ -92,6 +93,9 @@ def admit_plan(request, settings: Settings, api_key=None) -> Admitted:
         check_allowed(request.motion_adapter, settings, get_family, check=check_motion_adapter)
     for i, spec in enumerate(getattr(request, "loras", ())):
         check_lora_allowed(spec.path, settings, field=f"loras.{i}.path")
+    for name in WEIGHT_FILE_FIELDS:
+        if getattr(request, name, None) is not None:
+            check_weight_file_allowed(getattr(request, name), settings, field=name)
     check_post_allowed(getattr(request, "post", None), settings)
 
     def check(resolved) -> None:
@@ -126,6 +130,19 @@ def check_lora_allowed(lora: str, settings: Settings, *, field: str = "loras") -
     except (InvalidRequest, OSError, ValueError):
         pass
     raise InvalidRequest(NOT_ALLOWED_LORA.replace("lora:", f"{field}:", 1), field=field)
+
+
+def check_weight_file_allowed(file: str, settings: Settings, *, field: str) -> None:
+    """A single weight file (``transformer``, ``vae``, ...) under ``settings.model_roots`` (symlinks and ``..``
+    resolved), else the same answer whatever is or is not at that path."""
+    try:
+        real = Path(os.path.realpath(os.path.expanduser(file)))
+        if real.suffix in weightfiles.EXTS and real.is_file() and allowed_folder(str(real.parent), settings, cache=False):
+            return
+    except (OSError, ValueError, RuntimeError):
+        pass
+    raise InvalidRequest(f"{field}: not available on this server; name a .safetensors or .gguf file under its model "
+                         "roots (T2V_MODEL_ROOTS)", field=field)
 
 
 def check_lora_folder(folder: Path) -> bool:

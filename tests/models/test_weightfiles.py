@@ -1,0 +1,160 @@
+"""A component's weights from one downloaded file over a base model (``--transformer FILE``, ``--vae FILE``):
+the original, ComfyUI and diffusers key layouts, float8 with per-tensor scales, GGUF Q8_0 and Q4_0; every bad
+file refused naming it before any weight loads; a server takes files only from its model roots."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from t2v import GenerationRequest, generate
+from t2v.errors import InvalidRequest
+from t2v.models.tiny import singlefile as sf
+from tests.tinymodels import built
+
+pytest.importorskip("gguf")
+
+
+def _run(model, **files):
+    return generate(GenerationRequest(prompt="a red circle", model=str(model), seed=3, formats=(), dtype="fp32", **files))
+
+
+@pytest.fixture(scope="module")
+def wan(tmp_path_factory):
+    """The tiny Wan 2.1 folder, its frames, and its transformer and VAE as single files of every kind."""
+    from diffusers import AutoencoderKLWan, WanTransformer3DModel
+
+    folder = built("wan")
+    out = tmp_path_factory.mktemp("weightfiles")
+    state = WanTransformer3DModel.from_pretrained(folder, subfolder="transformer").state_dict()
+    files = {
+        "original": sf.write_safetensors(sf.wan_original(state), out / "wan_t2v_original.safetensors"),
+        "comfy": sf.write_safetensors(sf.wan_original(state, comfy=True), out / "wan_t2v_comfy.safetensors"),
+        "diffusers": sf.write_safetensors(state, out / "wan_t2v_diffusers.safetensors"),
+        "bf16": sf.write_safetensors({k: v.to(torch.bfloat16) for k, v in sf.wan_original(state).items()},
+                                     out / "wan_t2v_bf16.safetensors"),
+        "fp8_scaled": sf.write_safetensors(sf.fp8_scaled(sf.wan_original(state, comfy=True)),
+                                           out / "wan_t2v_fp8_e4m3fn_scaled.safetensors"),
+        "q8_0": sf.write_gguf(sf.wan_original(state), out / "wan_t2v-Q8_0.gguf", "Q8_0"),
+        "q4_0": sf.write_gguf(sf.wan_original(state), out / "wan_t2v-Q4_0.gguf", "Q4_0"),
+    }
+    vae = AutoencoderKLWan.from_pretrained(folder, subfolder="vae").state_dict()
+    files["vae"] = sf.write_safetensors(vae, out / "wan_vae.safetensors")
+    return folder, _run(folder).frames, files, out
+
+
+@pytest.mark.parametrize("layout", ["original", "comfy", "diffusers"])
+def test_a_transformer_file_in_any_key_layout_gives_the_folders_frames(wan, layout):
+    folder, frames, files, _ = wan
+    r = _run(folder, transformer=str(files[layout]))
+    assert np.array_equal(r.frames, frames)
+    assert r.record["transformer"] == str(files[layout])
+    assert r.record["model_hash"].startswith(_run(folder).record["model_hash"] + "+transformer:")
+
+
+def test_a_vae_file_gives_the_folders_frames(wan):
+    folder, frames, files, _ = wan
+    assert np.array_equal(_run(folder, vae=str(files["vae"])).frames, frames)
+
+
+# Tolerances: the mean absolute difference of the 8-bit frames from the fp32 folder's (0-255). Measured on the tiny
+# random-weight model: bf16 0.0003, float8 with scales 0.24, Q8_0 0.00004, Q4_0 0.025.
+@pytest.mark.parametrize(("kind", "tolerance"), [("bf16", 0.05), ("fp8_scaled", 1.0), ("q8_0", 0.05), ("q4_0", 0.5)])
+def test_lower_precision_files_stay_close_to_the_full_precision_frames(wan, kind, tolerance):
+    folder, frames, files, _ = wan
+    got = _run(folder, transformer=str(files[kind])).frames
+    diff = np.abs(got.astype(np.float64) - frames.astype(np.float64)).mean()
+    assert got.shape == frames.shape and diff <= tolerance, (kind, diff)
+    if kind.startswith("q"):
+        assert diff > 0, "a quantized file is not the same weights"
+
+
+def test_scales_are_applied(wan, tmp_path):
+    """The same float8 file with its scales dropped makes other frames: the scales are not ignored."""
+    from safetensors.torch import load_file, save_file
+
+    folder, frames, files, _ = wan
+    bare = {k: v for k, v in load_file(files["fp8_scaled"]).items() if not k.endswith("scale_weight")}
+    save_file(bare, tmp_path / "unscaled.safetensors")
+    scaled = np.abs(_run(folder, transformer=str(files["fp8_scaled"])).frames.astype(float) - frames).mean()
+    unscaled = np.abs(_run(folder, transformer=str(tmp_path / "unscaled.safetensors")).frames.astype(float) - frames).mean()
+    assert unscaled > 4 * max(scaled, 0.25), (scaled, unscaled)
+
+
+def _bad_files(out, folder):
+    from diffusers import UNet3DConditionModel, WanTransformer3DModel
+    from safetensors.torch import save_file
+
+    save_file({"blocks.0.self_attn.q.lora_A.weight": torch.zeros(4, 24),
+               "blocks.0.self_attn.q.lora_B.weight": torch.zeros(24, 4)}, out / "lora.safetensors")
+    bigger = WanTransformer3DModel.from_config({**WanTransformer3DModel.load_config(folder, subfolder="transformer"),
+                                                "attention_head_dim": 16})
+    sf.write_safetensors(sf.wan_original(bigger.state_dict()), out / "wan_bigger.safetensors")
+    unet = UNet3DConditionModel.from_pretrained(built("modelscope"), subfolder="unet")
+    save_file(unet.state_dict(), out / "unet.safetensors")
+    q8 = (out / "wan_t2v-Q8_0.gguf").read_bytes()
+    (out / "truncated.gguf").write_bytes(q8[: len(q8) // 2])
+    (out / "weights.bin").write_bytes(b"not weights")
+
+
+@pytest.mark.parametrize(("name", "field", "says"), [
+    ("lora.safetensors", "transformer", "a LoRA adapter, not a transformer's weights; give it with --lora"),
+    ("wan_bigger.safetensors", "transformer", "a WanTransformer3DModel of another size"),
+    ("unet.safetensors", "transformer", "not a WanTransformer3DModel (transformer) of this model"),
+    ("truncated.gguf", "transformer", "truncated or damaged"),
+    ("weights.bin", "transformer", "expected one of: .safetensors, .gguf"),
+    ("missing.safetensors", "transformer", "no such file"),
+    ("wan_t2v_original.safetensors", "vae", "not a AutoencoderKLWan (vae) of this model"),
+    ("wan_t2v_original.safetensors", "transformer_2", "has no transformer_2 to take from a file; it has: transformer"),
+])
+def test_bad_files_are_refused_naming_the_file_before_anything_loads(wan, name, field, says, monkeypatch):
+    from t2v.models import weightfiles
+
+    folder, _, files, out = wan
+    if not (out / "lora.safetensors").exists():
+        _bad_files(out, folder)
+    loads = []
+    monkeypatch.setattr(weightfiles, "load", lambda *a, **k: loads.append(a))
+    with pytest.raises(InvalidRequest) as e:
+        _run(folder, **{field: str(out / name)})
+    assert e.value.field == field and says in str(e.value), str(e.value)
+    if field != "transformer_2":
+        assert str(out / name) in str(e.value)
+    assert loads == []
+
+
+def test_other_families_refuse_a_file_they_cannot_read(tmp_path):
+    """HunyuanVideo 1.5's transformer has no key converter: refused by name, not loaded wrongly."""
+    folder = built("hunyuan15")
+    file = sf.write_safetensors({"x.weight": torch.zeros(2, 2)}, tmp_path / "hunyuan15.safetensors")
+    with pytest.raises(InvalidRequest, match="cannot read a HunyuanVideo15Transformer3DModel .transformer. from a "
+                                             "single file; give a diffusers folder instead"):
+        _run(folder, transformer=str(file))
+
+
+def test_ltx2_reads_a_transformer_file_and_a_gguf(tmp_path):
+    from diffusers import LTX2VideoTransformer3DModel
+
+    folder = built("ltx2")
+    base = _run(folder)
+    state = LTX2VideoTransformer3DModel.from_pretrained(folder, subfolder="transformer").state_dict()
+    file = sf.write_safetensors(state, tmp_path / "ltx2.safetensors")
+    assert np.array_equal(_run(folder, transformer=str(file)).frames, base.frames)
+    q8 = _run(folder, transformer=str(sf.write_gguf(state, tmp_path / "ltx2-Q8_0.gguf", "Q8_0", arch="ltx2"))).frames
+    assert 0 < np.abs(q8.astype(float) - base.frames).mean() <= 0.5  # measured: 0.02
+
+
+def test_a_server_takes_weight_files_only_from_its_model_roots(wan, tmp_path):
+    from t2v.service.limits import check_weight_file_allowed
+    from t2v.settings import Settings
+
+    _, _, files, out = wan
+    inside = Settings(home=tmp_path / "home", model_roots=str(out))
+    check_weight_file_allowed(str(files["q8_0"]), inside, field="transformer")
+    outside = Settings(home=tmp_path / "home", model_roots=str(tmp_path))
+    for path in (str(files["q8_0"]), str(tmp_path / "missing.gguf"), "/etc/passwd", f"{tmp_path}/../{out.name}/x.gguf"):
+        with pytest.raises(InvalidRequest) as e:
+            check_weight_file_allowed(path, outside, field="transformer")
+        assert str(e.value) == ("transformer: not available on this server; name a .safetensors or .gguf file under its "
+                                "model roots (T2V_MODEL_ROOTS)")
