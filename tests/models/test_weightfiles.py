@@ -158,3 +158,24 @@ def test_a_server_takes_weight_files_only_from_its_model_roots(wan, tmp_path):
             check_weight_file_allowed(path, outside, field="transformer")
         assert str(e.value) == ("transformer: not available on this server; name a .safetensors or .gguf file under its "
                                 "model roots (T2V_MODEL_ROOTS)")
+
+
+def test_the_planner_counts_a_gguf_files_real_size(wan):
+    """A GGUF transformer holds its quantized bytes, not its parameters in the run's dtype."""
+    from t2v.families import family_of_folder
+    from t2v.planner import memory
+
+    folder, _, files, _ = wan
+    family = family_of_folder(folder)
+
+    def predicted(**file):
+        req = GenerationRequest(prompt="a cat", model=str(folder), seed=1, num_frames=5, width=64, height=32,
+                                num_inference_steps=2, guidance_scale=5.0, formats=(), **file)
+        return memory.estimate(folder, req, family=family, plan="speed", device="cuda", dtype="bf16")
+
+    plain, q4 = predicted(), predicted(transformer=str(files["q4_0"]))
+    assert q4.weights_bytes["transformer"] == files["q4_0"].stat().st_size
+    assert q4.weights_bytes["vae"] == plain.weights_bytes["vae"]
+    assert plain.peak_bytes - q4.peak_bytes == plain.weights_bytes["transformer"] - q4.weights_bytes["transformer"]
+    # an fp8 safetensors file loads into the run's dtype: counted as the folder's
+    assert predicted(transformer=str(files["fp8_scaled"])).weights_bytes == plain.weights_bytes

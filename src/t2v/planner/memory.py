@@ -43,6 +43,7 @@ from t2v.planner.precision import is_half, measuring
 from t2v.planner.scaling import scaled, with_denoiser
 from t2v.progress import stage
 from t2v.planner.plans import MemoryPlan, get_plan
+from t2v.requests import WEIGHT_FILE_FIELDS
 from t2v.requests.options import PLANS
 from t2v.runtime import current, memoized
 
@@ -211,7 +212,8 @@ def predict(model_path: str | Path, request, *, family, plan: str, device: str, 
         dry = with_denoiser(dry, _dry_run(family, path, window, request.height, request.width, batch, plan, device, half))
     return _prediction(dry, plan=plan, device=device, dtype=dtype, measure_speed=measure_speed,
                        weights=getattr(request, "weights", "auto"), lora_params=adapter_params(request),
-                       run_key=run_key(model_path, request, plan=plan, device=device, dtype=dtype) if measure_speed else None)
+                       run_key=run_key(model_path, request, plan=plan, device=device, dtype=dtype) if measure_speed else None,
+                       stored=stored_bytes(request))
 
 
 def estimate(model_path: str | Path, request, *, family, plan: str, device: str, dtype: str, measure_speed: bool = False,
@@ -222,7 +224,8 @@ def estimate(model_path: str | Path, request, *, family, plan: str, device: str,
                        batch=family.guidance_passes(request), plan=plan, device=device, dtype=dtype,
                        measure_speed=measure_speed, weights=getattr(request, "weights", "auto"),
                        lora_params=adapter_params(request), window=family.denoised_frames(request, defaults or {}),
-                       run_key=run_key(model_path, request, plan=plan, device=device, dtype=dtype) if measure_speed else None)
+                       run_key=run_key(model_path, request, plan=plan, device=device, dtype=dtype) if measure_speed else None,
+                       stored=stored_bytes(request))
 
 
 def run_key(model_path: str | Path, request, *, plan: str, device: str, dtype: str) -> str:
@@ -233,14 +236,14 @@ def run_key(model_path: str | Path, request, *, plan: str, device: str, dtype: s
 
 def estimate_at(path: str, frames: int, height: int, width: int, *, family, batch: int, plan: str, device: str, dtype: str,
                 measure_speed: bool = False, weights: str = "auto", run_key: str | None = None,
-                lora_params: int = 0, window: int | None = None) -> Prediction:
+                lora_params: int = 0, window: int | None = None, stored: dict[str, int] | None = None) -> Prediction:
     """:func:`estimate` for a shape (``batch`` 2 with classifier-free guidance; the denoiser at ``window``
     frames when it sees fewer than the clip's at once)."""
     ref = _reference(family, path, batch, get_plan(plan).uses_forward_chunking(device), is_half(dtype))
     dry = scaled(ref, frames, height, width, _chunk(plan, frames, device), tiled=plan in family.tiled_plans,
                   window=window)
     return _prediction(dry, plan=plan, device=device, dtype=dtype, measure_speed=measure_speed, weights=weights,
-                       run_key=run_key, lora_params=lora_params)
+                       run_key=run_key, lora_params=lora_params, stored=stored)
 
 
 def adapter_params(request) -> int:
@@ -260,16 +263,33 @@ def adapter_params(request) -> int:
     return total
 
 
+def stored_bytes(request) -> dict[str, int]:
+    """Component -> bytes its weights hold in memory, for the components a request loads from GGUF files (they
+    stay quantized: about the file's size); the others hold their parameters in the run's dtype."""
+    out = {}
+    for name in WEIGHT_FILE_FIELDS:
+        file = getattr(request, name, None)
+        if file and str(file).endswith(".gguf"):
+            try:
+                out[name] = Path(file).expanduser().stat().st_size
+            except OSError:  # refused by the run with a message of its own
+                continue
+    return out
+
+
 def _prediction(dry: dict[str, Any], *, plan: str, device: str, dtype: str, measure_speed: bool,
-                weights: str = "auto", run_key: str | None = None, lora_params: int = 0) -> Prediction:
+                weights: str = "auto", run_key: str | None = None, lora_params: int = 0,
+                stored: dict[str, int] | None = None) -> Prediction:
     """Peak memory and times of one plan from a dry run's numbers (``weights`` fp8/int8: the denoisers'
-    weights stored in one byte per parameter; ``lora_params`` of adapters counted with the first denoiser;
-    times scaled by the earlier runs under ``run_key``)."""
+    weights stored in one byte per parameter; ``stored``: components whose weights hold these bytes instead, GGUF
+    files; ``lora_params`` of adapters counted with the first denoiser; times scaled by the earlier runs under
+    ``run_key``)."""
     mp = get_plan(plan)
     elt = 4 if dtype == "fp32" else 2
     frames, height, width, _ = dry["shape"]
     one_byte = set(dry["roles"]["denoise"]) if weights in ("fp8", "int8") else set()
     weights = {k: n * (1 if k in one_byte else elt) for k, n in dry["params"].items()}
+    weights.update({k: v for k, v in (stored or {}).items() if k in weights})
     if lora_params and dry["roles"]["denoise"]:
         first = dry["roles"]["denoise"][0]
         weights[first] = weights.get(first, 0) + lora_params * elt
