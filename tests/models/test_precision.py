@@ -268,10 +268,17 @@ plain = t2v.generate("a red square", model={str(tiny_model)!r}, seed=1, num_fram
                      progress=False)
 int8 = t2v.generate("a red square", model={str(tiny_model)!r}, seed=1, num_frames=4, num_inference_steps=2,
                     weights="int8", progress=False)
-types = sorted({{type(p).__name__ for m in model_cache(current()).entries.values() if m.content_hash.endswith("int8")
+types = sorted({{type(p).__name__ for m in model_cache(current()).entries.values() if m.content_hash.endswith("+weights:int8")
                 for p in m.unet.parameters()}})
+text = t2v.generate("a red square", model={str(tiny_model)!r}, seed=1, num_frames=4, num_inference_steps=2,
+                    text_encoder_weights="int8", progress=False)
+text_types = sorted({{type(p).__name__ for m in model_cache(current()).entries.values()
+                     if m.content_hash.endswith("text_encoder_weights:int8")
+                     for p in m.components["text_encoder"].parameters()}})
+text_diff = int(np.abs(plain.frames.astype(int) - text.frames.astype(int)).max())
 diff = int(np.abs(plain.frames.astype(int) - int8.frames.astype(int)).max())
-print(json.dumps({{"weights": int8.record["weights"], "hash": int8.record["model_hash"], "types": types, "diff": diff}}))
+print(json.dumps({{"weights": int8.record["weights"], "hash": int8.record["model_hash"], "types": types, "diff": diff,
+                  "text": text.record["text_encoder_weights"], "text_types": text_types, "text_diff": text_diff}}))
 """
     env = {**os.environ, "PYTHONPATH": str(TORCHAO_SITE), "T2V_HOME": str(tmp_path / "home")}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
@@ -280,6 +287,43 @@ print(json.dumps({{"weights": int8.record["weights"], "hash": int8.record["model
     assert out["weights"] == "int8" and out["hash"].endswith("+weights:int8")
     assert any("Int8" in t for t in out["types"]), out["types"]
     assert 0 < out["diff"] <= 64, out  # quantized: not the fp32 frames, but the same picture
+    # --text-encoder-weights int8: the CLIP text encoder quantized the same way
+    assert out["text"] == "int8" and any("Int8" in t for t in out["text_types"]), out
+    assert out["text_diff"] <= 64, out
+
+
+@pytest.mark.parametrize("kind", ["modelscope", "wan"])
+def test_fp8_text_encoder_stays_close_and_is_recorded(kind, tmp_path):
+    """``--text-encoder-weights fp8``: the text encoder's linear layers stored in float8 (T5's ``wo``, kept in
+    fp32 by the model itself, and the embeddings and norms stay), the frames within rounding of the plain run."""
+    import numpy as np
+    import torch
+
+    from t2v import generate
+    from tests.tinymodels import built
+
+    folder = built(kind)
+    req = dict(prompt="a red square", model=str(folder), seed=1, num_frames=5, num_inference_steps=2, formats=(),
+               dtype="fp32")
+    clear_cache()
+    try:
+        plain = generate(GenerationRequest(**req))
+        fp8 = generate(GenerationRequest(**req, text_encoder_weights="fp8"))
+        assert fp8.record["text_encoder_weights"] == "fp8"
+        assert fp8.record["model_hash"] == plain.record["model_hash"] + "+text_encoder_weights:fp8"
+        diff = np.abs(plain.frames.astype(float) - fp8.frames.astype(float))
+        assert 0 < diff.mean() and diff.max() <= 64, (diff.mean(), diff.max())
+        stored = load_model(resolve_source(str(folder), get_settings(), families=get_family),
+                            loader.DevicePlan(device="cpu", dtype="fp32"), family=family_of_folder(folder),
+                            text_weights="fp8")
+        dtypes = {n: p.dtype for n, p in stored.components["text_encoder"].named_parameters()}
+        linear = [n for n in dtypes if n.endswith(("q.weight", "q_proj.weight", "fc1.weight", "wi_0.weight", "wi.weight"))]
+        assert linear and all(dtypes[n] == torch.float8_e4m3fn for n in linear), dtypes
+        assert all(dtypes[n] == torch.float32 for n in dtypes if "norm" in n or ".wo." in n)
+        again = generate(GenerationRequest(**req))  # the plain model, loaded or cached, was never changed
+        assert np.array_equal(again.frames, plain.frames) and again.record["model_hash"] == plain.record["model_hash"]
+    finally:
+        clear_cache()
 
 
 def test_storage_checks_name_the_field_and_auto():
@@ -316,3 +360,18 @@ def test_fp8_storage_on_a_gpu(tiny_model, memory):
         assert np.abs(fp8.frames.astype(int) - bf16.frames.astype(int)).mean() < 8
     finally:
         clear_cache()
+
+
+def test_the_planner_counts_a_text_encoder_stored_in_one_byte(tiny_model):
+    from t2v.planner import memory
+
+    def predicted(**kw):
+        req = GenerationRequest(prompt="a cat", model=str(tiny_model), seed=1, num_frames=8, width=64, height=64,
+                                num_inference_steps=2, guidance_scale=9.0, formats=(), **kw)
+        return memory.estimate(tiny_model, req, family=family_of_folder(tiny_model), plan="speed", device="cuda",
+                               dtype="bf16")
+
+    plain, fp8 = predicted(), predicted(text_encoder_weights="fp8")
+    assert fp8.weights_bytes["text_encoder"] * 2 == plain.weights_bytes["text_encoder"]
+    assert fp8.weights_bytes["unet"] == plain.weights_bytes["unet"]
+    assert predicted(text_encoder_weights="int8", weights="fp8").weights_bytes["unet"] * 2 == plain.weights_bytes["unet"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from t2v.models.precision import compute_dtype
 from t2v.sampling.vae import video_uint8
 from t2v.families.ltx_steps import Grid, decode_noise, normalize, stats
 
@@ -74,7 +75,7 @@ def gemma_embeds(model, prompt: str, tokens: int, warnings: list[str]):
         warnings.append(f"prompt truncated to {tokens} tokens; dropped: {tok.decode(full[tokens:])!r}")
     out = encoder(input_ids=inputs.input_ids.to(encoder.device), attention_mask=inputs.attention_mask.to(encoder.device),
                   output_hidden_states=True)
-    embeds = torch.stack(out.hidden_states, dim=-1).flatten(2, 3).to(encoder.dtype)
+    embeds = torch.stack(out.hidden_states, dim=-1).flatten(2, 3).to(compute_dtype(encoder))
     device = model.plan.device
     return embeds.to(device), inputs.attention_mask.to(device)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from typing import Any
+from t2v.models.precision import compute_dtype
 from t2v.sampling import v2v
 from t2v.sampling.vae import video_uint8
 
@@ -68,7 +69,7 @@ def encode_prompt(model, prompt: str, tokens: int, warnings: list[str], conditio
     mask = inputs.attention_mask.bool()
     embeds = encoder(inputs.input_ids.to(encoder.device), attention_mask=mask.to(encoder.device) if condition else None)[0]
     device = model.plan.device
-    return embeds.to(dtype=encoder.dtype, device=device), mask.to(device)
+    return embeds.to(dtype=compute_dtype(encoder), device=device), mask.to(device)
 
 
 def stats(vae, like):

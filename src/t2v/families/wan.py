@@ -14,6 +14,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from t2v.models.precision import compute_dtype
 from t2v.sampling import promptcache, v2v
 from t2v.sampling.base import EngineRun
 from t2v.sampling.vae import video_uint8
@@ -300,7 +301,7 @@ def encode_prompt(model, prompt: str, tokens: int, warnings: list[str]):
     n = int(inputs.attention_mask.gt(0).sum())
     dev = encoder.device
     emb = encoder(inputs.input_ids.to(dev), inputs.attention_mask.to(dev)).last_hidden_state
-    emb = emb.to(dtype=encoder.dtype, device=model.plan.device)[0, :n]
+    emb = emb.to(dtype=compute_dtype(encoder), device=model.plan.device)[0, :n]
     return torch.cat([emb, emb.new_zeros(tokens - n, emb.size(1))])[None]
 
 

@@ -133,7 +133,8 @@ def content_hash(path: Path, variant: str | None, *, cache_file: Path | None = N
 
 
 def _load_components(path: Path, plan: DevicePlan, variant: str | None, family, target: str | None = None,
-                     weights: str = "auto", files: dict[str, Path] | None = None) -> dict[str, Any]:
+                     weights: str = "auto", files: dict[str, Path] | None = None,
+                     text_weights: str = "auto") -> dict[str, Any]:
     """The components by name (``family``'s generic loader, those in ``files`` from their single files; the
     denoisers stored as ``weights`` says) and ``scheduler_config``."""
     import torch
@@ -143,7 +144,7 @@ def _load_components(path: Path, plan: DevicePlan, variant: str | None, family, 
     with torch.random.fork_rng(devices=[]):
         parts = dict(family.load(path, plan, variant, target, files=files) if files else
                      family.load(path, plan, variant, target))
-    out: dict[str, Any] = apply_weights(family, parts, weights, plan.torch_dtype)
+    out: dict[str, Any] = apply_weights(family, parts, weights, plan.torch_dtype, text_weights)
     try:
         out["scheduler_config"] = json.loads((path / "scheduler" / "scheduler_config.json").read_text())
     except (OSError, ValueError) as e:
@@ -223,7 +224,7 @@ _LOAD_LOCK = threading.Lock()  # one load at a time: two threads asking for the 
 
 
 def load_model(source: ModelSource, plan: DevicePlan, *, family, offload: bool = False, loras: tuple = (),
-               weights: str = "auto", runtime: Runtime | None = None) -> LoadedModel:
+               weights: str = "auto", text_weights: str = "auto", runtime: Runtime | None = None) -> LoadedModel:
     """Load (or reuse, from ``runtime``'s model cache) the model's components for ``plan.device`` in ``plan.dtype``
     with ``family`` (the :class:`~t2v.families.Family` of ``source``, which the caller found).
 
@@ -232,16 +233,19 @@ def load_model(source: ModelSource, plan: DevicePlan, *, family, offload: bool =
     :class:`~t2v.requests.LoraSpec` entries, their paths resolved and strengths filled) the model is the cached
     base with those adapters to switch on while it runs (:meth:`LoadedModel.using`): nothing is copied or fused.
     ``weights`` other than ``auto`` (:mod:`t2v.models.precision`: ``fp8``, ``int8``) is a model of its own,
-    loaded afresh and cached beside the ``auto`` one, which it never changes; its ``content_hash`` says so.
+    loaded afresh and cached beside the ``auto`` one, which it never changes; its ``content_hash`` says so; and
+    so is ``text_weights`` (the text encoders' storage).
     """
     check_weights(weights, plan.device, plan.dtype, lora=bool(loras))
+    check_weights(text_weights, plan.device, plan.dtype, field="text_encoder_weights")
     runtime = runtime or current()
     cache = model_cache(runtime)
     variant = pick_variant(source.path, plan, family)
     offload = offload and plan.is_accelerator
     if loras:
-        return with_loras(load_model(source, plan, family=family, offload=offload, runtime=runtime), tuple(loras))
-    key = (str(source.path), plan.device, plan.dtype, variant, offload, weights, source.files)
+        return with_loras(load_model(source, plan, family=family, offload=offload, text_weights=text_weights,
+                                     runtime=runtime), tuple(loras))
+    key = (str(source.path), plan.device, plan.dtype, variant, offload, weights, source.files, text_weights)
     with _LOAD_LOCK:
         found = cache.get(key)
         if found is not None:
@@ -250,8 +254,9 @@ def load_model(source: ModelSource, plan: DevicePlan, *, family, offload: bool =
         tune_allocator(runtime.settings.mmap_threshold_kb)  # before this process's first large tensors (once)
         files = {name: Path(file) for name, file in source.files}
         parts = _load_components(source.path, plan, variant, family, "cpu" if offload else None, weights=weights,
-                                 files=files)
+                                 files=files, text_weights=text_weights)
         digest = (content_hash(source.path, variant) + ("" if weights == "auto" else f"+weights:{weights}")
+                  + ("" if text_weights == "auto" else f"+text_encoder_weights:{text_weights}")
                   + "".join(f"+{name}:{d[:16]}" for name, d in zip(files, file_digests(list(files.values())))))
         scheduler_config = parts.pop("scheduler_config")
         loaded = LoadedModel(source=source, plan=plan, variant=variant, components=parts, scheduler_config=scheduler_config,

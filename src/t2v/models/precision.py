@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from t2v.errors import InvalidRequest
+from t2v.models.deferred import Deferred
 from t2v.models.converted import converted_tensors  # kept on disk once converted (a cache of its own)
 from t2v.models.tensorfiles import SAFETENSORS_DTYPES, read_converted, read_header, stored_chunks  # noqa: F401
 
@@ -161,11 +162,18 @@ def fp32_rule(model, dtype) -> Callable[[str], bool]:
 # -- storage variants --------------------------------------------------------------------------------------
 
 
-def check_weights(weights: str, device: str, dtype: str, *, lora: bool = False) -> None:
+def check_weights(weights: str, device: str, dtype: str, *, lora: bool = False, field: str = "weights") -> None:
     """Refuse, before loading, a ``weights`` storage this device, dtype or install cannot run (InvalidRequest
-    naming the field ``weights`` and the nearest valid value, ``auto``)."""
+    naming the field, ``weights`` or ``text_encoder_weights``, and the nearest valid value, ``auto``)."""
     if weights == "auto":
         return
+    try:
+        _check_weights(weights, device, lora)
+    except InvalidRequest as e:
+        raise InvalidRequest(str(e).replace("weights:", f"{field}:", 1), field=field) from None
+
+
+def _check_weights(weights: str, device: str, lora: bool) -> None:
     import torch
 
     if lora:
@@ -193,22 +201,59 @@ def denoisers(family, components: dict[str, Any]) -> list[str]:
     return [n for n in dict.fromkeys((family.denoiser, "transformer_2")) if components.get(n) is not None]
 
 
-def apply_weights(family, components: dict[str, Any], weights: str, compute_dtype) -> dict[str, Any]:
-    """Store the denoiser(s) of freshly loaded ``components`` as ``weights`` says (in place; never call this
-    on a cached model's components): ``fp8``, float8_e4m3fn storage computed in ``compute_dtype`` with
+def text_encoders(family, components: dict[str, Any]) -> list[str]:
+    """The components that encode the prompt (the text encoders; tokenizers hold no weights)."""
+    return [c.name for c in family.components if c.prompt and c.module and components.get(c.name) is not None]
+
+
+def apply_weights(family, components: dict[str, Any], weights: str, compute_dtype,
+                  text_weights: str = "auto") -> dict[str, Any]:
+    """Store the denoiser(s) of freshly loaded ``components`` as ``weights`` says, and the text encoder(s) as
+    ``text_weights`` says (in place; never call this on a cached model's components; a text encoder not loaded
+    yet is stored so when it loads): ``fp8``, float8_e4m3fn storage computed in ``compute_dtype`` with
     diffusers' layerwise casting (its default skips: norms, embeddings); ``int8``, torchao's int8 weight-only
     quantisation."""
-    if weights == "auto":
-        return components
+    for names, how in ((denoisers(family, components) if weights != "auto" else [], weights),
+                       (text_encoders(family, components) if text_weights != "auto" else [], text_weights)):
+        for name in names:
+            value = dict.get(components, name)  # a deferred text encoder stays unloaded
+            if isinstance(value, Deferred):
+                components[name] = Deferred(name, lambda d=value, n=name, h=how: store(d.get(), h, compute_dtype, n))
+            else:
+                store(value, how, compute_dtype, name)
+    return components
+
+
+def compute_dtype(module):
+    """The dtype ``module`` computes in: its own, or where its linear layers are stored in float8 (``fp8``
+    storage), that of its other floating weights (the embeddings and norms it keeps)."""
     import torch
 
-    for name in denoisers(family, components):
-        module = components[name]
-        if weights == "fp8":
-            module.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=compute_dtype)
-        elif weights == "int8":
-            from torchao.quantization import Int8WeightOnlyConfig, quantize_
+    fp8 = {torch.float8_e4m3fn, torch.float8_e5m2}
+    floats = [p.dtype for p in module.parameters() if p.is_floating_point()]
+    if not any(d in fp8 for d in floats):
+        return module.dtype
+    return next((d for d in floats if d not in fp8), torch.float32)
 
-            quantize_(module, Int8WeightOnlyConfig())
-        logger.info("%s stored as %s (computing in %s)", name, weights, compute_dtype)
-    return components
+
+def store(module, weights: str, compute_dtype, name: str = ""):
+    """``module`` stored as ``weights`` (``fp8`` or ``int8``), in place; returns it."""
+    import torch
+
+    if weights == "fp8":
+        if hasattr(module, "enable_layerwise_casting"):  # a diffusers model: its own skips
+            module.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=compute_dtype)
+        else:  # a transformers text encoder: its linear layers but those it keeps in fp32 (T5's ``wo``, whose
+            # dtype its feed-forward reads to cast the activations)
+            from diffusers.hooks import apply_layerwise_casting
+            from diffusers.hooks.layerwise_casting import DEFAULT_SKIP_MODULES_PATTERN
+
+            keep = tuple(getattr(module, "_keep_in_fp32_modules", None) or ())
+            apply_layerwise_casting(module, storage_dtype=torch.float8_e4m3fn, compute_dtype=compute_dtype,
+                                    skip_modules_pattern=DEFAULT_SKIP_MODULES_PATTERN + keep)
+    elif weights == "int8":
+        from torchao.quantization import Int8WeightOnlyConfig, quantize_
+
+        quantize_(module, Int8WeightOnlyConfig())
+    logger.info("%s stored as %s (computing in %s)", name or type(module).__name__, weights, compute_dtype)
+    return module

@@ -213,7 +213,7 @@ def predict(model_path: str | Path, request, *, family, plan: str, device: str, 
     return _prediction(dry, plan=plan, device=device, dtype=dtype, measure_speed=measure_speed,
                        weights=getattr(request, "weights", "auto"), lora_params=adapter_params(request),
                        run_key=run_key(model_path, request, plan=plan, device=device, dtype=dtype) if measure_speed else None,
-                       stored=stored_bytes(request))
+                       stored=stored_bytes(request), text_weights=getattr(request, "text_encoder_weights", "auto"))
 
 
 def estimate(model_path: str | Path, request, *, family, plan: str, device: str, dtype: str, measure_speed: bool = False,
@@ -225,7 +225,7 @@ def estimate(model_path: str | Path, request, *, family, plan: str, device: str,
                        measure_speed=measure_speed, weights=getattr(request, "weights", "auto"),
                        lora_params=adapter_params(request), window=family.denoised_frames(request, defaults or {}),
                        run_key=run_key(model_path, request, plan=plan, device=device, dtype=dtype) if measure_speed else None,
-                       stored=stored_bytes(request))
+                       stored=stored_bytes(request), text_weights=getattr(request, "text_encoder_weights", "auto"))
 
 
 def run_key(model_path: str | Path, request, *, plan: str, device: str, dtype: str) -> str:
@@ -236,14 +236,15 @@ def run_key(model_path: str | Path, request, *, plan: str, device: str, dtype: s
 
 def estimate_at(path: str, frames: int, height: int, width: int, *, family, batch: int, plan: str, device: str, dtype: str,
                 measure_speed: bool = False, weights: str = "auto", run_key: str | None = None,
-                lora_params: int = 0, window: int | None = None, stored: dict[str, int] | None = None) -> Prediction:
+                lora_params: int = 0, window: int | None = None, stored: dict[str, int] | None = None,
+                text_weights: str = "auto") -> Prediction:
     """:func:`estimate` for a shape (``batch`` 2 with classifier-free guidance; the denoiser at ``window``
     frames when it sees fewer than the clip's at once)."""
     ref = _reference(family, path, batch, get_plan(plan).uses_forward_chunking(device), is_half(dtype))
     dry = scaled(ref, frames, height, width, _chunk(plan, frames, device), tiled=plan in family.tiled_plans,
                   window=window)
     return _prediction(dry, plan=plan, device=device, dtype=dtype, measure_speed=measure_speed, weights=weights,
-                       run_key=run_key, lora_params=lora_params, stored=stored)
+                       run_key=run_key, lora_params=lora_params, stored=stored, text_weights=text_weights)
 
 
 def adapter_params(request) -> int:
@@ -279,15 +280,16 @@ def stored_bytes(request) -> dict[str, int]:
 
 def _prediction(dry: dict[str, Any], *, plan: str, device: str, dtype: str, measure_speed: bool,
                 weights: str = "auto", run_key: str | None = None, lora_params: int = 0,
-                stored: dict[str, int] | None = None) -> Prediction:
+                stored: dict[str, int] | None = None, text_weights: str = "auto") -> Prediction:
     """Peak memory and times of one plan from a dry run's numbers (``weights`` fp8/int8: the denoisers'
-    weights stored in one byte per parameter; ``stored``: components whose weights hold these bytes instead, GGUF
-    files; ``lora_params`` of adapters counted with the first denoiser; times scaled by the earlier runs under
-    ``run_key``)."""
+    weights stored in one byte per parameter, and ``text_weights`` the text encoders'; ``stored``: components
+    whose weights hold these bytes instead, GGUF files; ``lora_params`` of adapters counted with the first
+    denoiser; times scaled by the earlier runs under ``run_key``)."""
     mp = get_plan(plan)
     elt = 4 if dtype == "fp32" else 2
     frames, height, width, _ = dry["shape"]
-    one_byte = set(dry["roles"]["denoise"]) if weights in ("fp8", "int8") else set()
+    one_byte = (set(dry["roles"]["denoise"]) if weights in ("fp8", "int8") else set()) | (
+        set(dry["roles"]["text"]) if text_weights in ("fp8", "int8") else set())
     weights = {k: n * (1 if k in one_byte else elt) for k, n in dry["params"].items()}
     weights.update({k: v for k, v in (stored or {}).items() if k in weights})
     if lora_params and dry["roles"]["denoise"]:

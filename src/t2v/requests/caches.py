@@ -110,8 +110,8 @@ def check_attention(name: str) -> str:
     return name
 
 
-def check_weights(name: str) -> str:
+def check_weights(name: str, field: str = "weights") -> str:
     name = str(name).strip().lower()
     if name not in WEIGHTS:
-        raise InvalidRequest(f"unknown storage {name!r}; choose one of: {', '.join(WEIGHTS)}", field="weights")
+        raise InvalidRequest(f"unknown storage {name!r}; choose one of: {', '.join(WEIGHTS)}", field=field)
     return name

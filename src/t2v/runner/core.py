@@ -143,7 +143,8 @@ def start(request, *, settings: Settings, output: str | Path | None = None,
     emit.mark("load")
     tune_allocator(settings.mmap_threshold_kb)  # before this process's first large tensors (once)
     loaded = load_model(source, plan, family=family, offload=bool(memory and memory.offload),
-                        loras=getattr(request, "loras", ()), weights=getattr(request, "weights", "auto"))
+                        loras=getattr(request, "loras", ()), weights=getattr(request, "weights", "auto"),
+                        text_weights=getattr(request, "text_encoder_weights", "auto"))
     if not loaded.load_s:  # found in the model cache: nothing was loaded, the lookup was planning
         emit.relabel("plan")
     # Record what actually ran (after fallbacks), not what was asked.

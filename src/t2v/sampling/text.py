@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from t2v.models.precision import compute_dtype
+
 
 def encode_prompt(model, prompt: str, warnings: list[str]):
     """Text embeddings for ``prompt``; a prompt over the token limit is truncated with a warning."""
@@ -15,4 +17,4 @@ def encode_prompt(model, prompt: str, warnings: list[str]):
         warnings.append(f"prompt truncated to {tok.model_max_length} tokens; dropped: {dropped!r}")
     with torch.inference_mode():
         emb = encoder(ids.to(model.plan.device))[0]
-    return emb.to(encoder.dtype)
+    return emb.to(compute_dtype(encoder))
