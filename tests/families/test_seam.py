@@ -170,6 +170,34 @@ def test_group_offloaded_transformers_give_the_same_frames(wan):
     assert np.array_equal(plain, offloaded)
 
 
+def test_group_offload_streams_its_transfers_only_on_cuda():
+    from t2v.sampling.offload import offload_options
+
+    assert offload_options("cuda:0") == {"use_stream": True, "record_stream": True, "non_blocking": True}
+    assert not any(offload_options("cpu").values()) and not any(offload_options("mps").values())
+
+
+@pytest.mark.gpu
+def test_streamed_group_offload_gives_the_plain_offloads_frames_on_cuda(wan, monkeypatch):
+    """On CUDA the low plan's streamed block transfers change no value: the frames equal those of the same
+    plan with plain (blocking, unpinned) transfers."""
+    import numpy as np
+
+    from t2v import generate
+    from t2v.models.loader import clear_cache
+    from t2v.sampling import offload
+
+    request = GenerationRequest(prompt="a red fox", model=str(wan), seed=3, formats=(), num_inference_steps=2,
+                                device="cuda", dtype="bf16", memory="low")
+    clear_cache()
+    streamed = generate(request).frames
+    clear_cache()
+    monkeypatch.setattr(offload, "offload_options", lambda device: {})
+    plain = generate(request).frames
+    clear_cache()
+    assert np.array_equal(streamed, plain)
+
+
 def test_a_t2v_json_family_that_contradicts_the_pipeline_class_is_named(tiny_model, tmp_path):
     folder = tmp_path / "wrong"
     shutil.copytree(tiny_model, folder)
