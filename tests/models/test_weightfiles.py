@@ -38,6 +38,7 @@ def wan(tmp_path_factory):
                                            out / "wan_t2v_fp8_e4m3fn_scaled.safetensors"),
         "q8_0": sf.write_gguf(sf.wan_original(state), out / "wan_t2v-Q8_0.gguf", "Q8_0"),
         "q4_0": sf.write_gguf(sf.wan_original(state), out / "wan_t2v-Q4_0.gguf", "Q4_0"),
+        "q4_k": sf.write_gguf(sf.wan_original(state), out / "wan_t2v-Q4_K.gguf", "Q4_K"),
     }
     vae = AutoencoderKLWan.from_pretrained(folder, subfolder="vae").state_dict()
     files["vae"] = sf.write_safetensors(vae, out / "wan_vae.safetensors")
@@ -59,8 +60,11 @@ def test_a_vae_file_gives_the_folders_frames(wan):
 
 
 # Tolerances: the mean absolute difference of the 8-bit frames from the fp32 folder's (0-255). Measured on the tiny
-# random-weight model: bf16 0.0003, float8 with scales 0.24, Q8_0 0.00004, Q4_0 0.025.
-@pytest.mark.parametrize(("kind", "tolerance"), [("bf16", 0.05), ("fp8_scaled", 1.0), ("q8_0", 0.05), ("q4_0", 0.5)])
+# random-weight model: bf16 0.0003, float8 with scales 0.24, Q8_0 0.00004, Q4_0 0.025. (Only the layers whose
+# rows the block size divides are quantized: all but the 24-wide ones for Q8_0 and Q4_0, the 256-wide time
+# embedding for Q4_K.)
+@pytest.mark.parametrize(("kind", "tolerance"), [("bf16", 0.05), ("fp8_scaled", 1.0), ("q8_0", 0.05), ("q4_0", 0.5),
+                                                 ("q4_k", 0.5)])
 def test_lower_precision_files_stay_close_to_the_full_precision_frames(wan, kind, tolerance):
     folder, frames, files, _ = wan
     got = _run(folder, transformer=str(files[kind])).frames
@@ -68,6 +72,20 @@ def test_lower_precision_files_stay_close_to_the_full_precision_frames(wan, kind
     assert got.shape == frames.shape and diff <= tolerance, (kind, diff)
     if kind.startswith("q"):
         assert diff > 0, "a quantized file is not the same weights"
+
+
+def test_q4_k_blocks_packed_here_read_back_through_gguf_within_half_a_step():
+    import gguf
+
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal((3, 512)) * 0.05).astype(np.float32)
+    y = gguf.quants.dequantize(sf.quantize_q4_k(x), gguf.GGMLQuantizationType.Q4_K)
+    sub = x.reshape(3, 16, 32)
+    step = (sub.max(axis=2) - np.minimum(sub.min(axis=2), 0)) / 15  # each sub-block's 4-bit step
+    err = np.abs(y - x).reshape(3, 16, 32).max(axis=2)
+    # half a step, plus what rounding each sub-block's scale and min to 6 bits of the block's adds
+    assert y.shape == x.shape and (err <= 0.55 * step + 1e-3).all(), (err / step).max()
+    assert not gguf.quants.dequantize(sf.quantize_q4_k(np.zeros((1, 256), np.float32)), gguf.GGMLQuantizationType.Q4_K).any()
 
 
 def test_scales_are_applied(wan, tmp_path):
@@ -131,6 +149,26 @@ def test_other_families_refuse_a_file_they_cannot_read(tmp_path):
     with pytest.raises(InvalidRequest, match="cannot read a HunyuanVideo15Transformer3DModel .transformer. from a "
                                              "single file; give a diffusers folder instead"):
         _run(folder, transformer=str(file))
+
+
+@pytest.mark.parametrize(("kind", "original"), [("skyreels-v2", True), ("wan22-a14b", True), ("ltx", False),
+                                              ("hunyuan", False)])
+def test_other_families_read_their_transformer_files(kind, original, tmp_path):
+    """SkyReels-V2 (Wan's layout), both experts of Wan 2.2 A14B, LTX-Video and HunyuanVideo: the folder's frames."""
+    import diffusers
+
+    from t2v.models.catalog import read_index
+
+    folder = built(kind)
+    index = read_index(folder)
+    files = {}
+    for name in ("transformer", "transformer_2"):
+        if name in index and index[name][0]:
+            state = getattr(diffusers, index[name][1]).from_pretrained(folder, subfolder=name).state_dict()
+            files[name] = str(sf.write_safetensors(sf.wan_original(state) if original else state,
+                                                   tmp_path / f"{kind}-{name}.safetensors"))
+    assert len(files) == (2 if kind == "wan22-a14b" else 1)
+    assert np.array_equal(_run(folder, **files).frames, _run(folder).frames)
 
 
 def test_ltx2_reads_a_transformer_file_and_a_gguf(tmp_path):

@@ -74,6 +74,33 @@ def write_safetensors(state: dict[str, Any], path: Path) -> Path:
     return path
 
 
+def quantize_q4_k(data):
+    """``data`` (rows of a multiple of 256 values) packed as ggml's Q4_K blocks: per 256 values an fp16 scale and
+    min, eight 6-bit sub-block scales and mins, and 4-bit values (the ``gguf`` package reads K-quants but
+    cannot write them). Each 32-value sub-block maps 0..15 onto [min, max] of its values."""
+    import numpy as np
+
+    x = data.astype(np.float32).reshape(-1, 8, 32)  # blocks x sub-blocks x values
+    mins = np.maximum(-x.min(axis=2), 0.0)
+    scales = (x.max(axis=2) + mins) / 15.0
+    d = scales.max(axis=1) / 63.0
+    dmin = mins.max(axis=1) / 63.0
+    d, dmin = d.astype(np.float16), dmin.astype(np.float16)
+    df, dminf = d.astype(np.float32)[:, None], dmin.astype(np.float32)[:, None]
+    sc = np.clip(np.round(np.divide(scales, df, out=np.zeros_like(scales), where=df > 0)), 0, 63).astype(np.uint8)
+    mn = np.clip(np.round(np.divide(mins, dminf, out=np.zeros_like(mins), where=dminf > 0)), 0, 63).astype(np.uint8)
+    step = (df * sc)[:, :, None]
+    q = np.clip(np.round(np.divide(x + (dminf * mn)[:, :, None], step, out=np.zeros_like(x), where=step > 0)),
+                0, 15).astype(np.uint8)
+    packed = np.zeros((x.shape[0], 12), dtype=np.uint8)
+    packed[:, 0:4] = sc[:, :4] | ((sc[:, 4:] >> 4) << 6)
+    packed[:, 4:8] = mn[:, :4] | ((mn[:, 4:] >> 4) << 6)
+    packed[:, 8:12] = (sc[:, 4:] & 0xF) | ((mn[:, 4:] & 0xF) << 4)
+    qs = (q[:, 0::2, :] | (q[:, 1::2, :] << 4)).reshape(x.shape[0], 128)  # sub-blocks 2c and 2c+1 share bytes
+    blocks = np.concatenate([d.view(np.uint8).reshape(-1, 2), dmin.view(np.uint8).reshape(-1, 2), packed, qs], axis=1)
+    return blocks.reshape(*data.shape[:-1], data.shape[-1] // 256 * 144)
+
+
 def write_gguf(state: dict[str, Any], path: Path, quant: str = "Q8_0", arch: str = "wan") -> Path:
     """The tensors as a GGUF file: 2-D+ weights whose rows the block size divides quantized to ``quant``,
     the rest in F32 (as city96's files keep norms and biases)."""
@@ -87,7 +114,8 @@ def write_gguf(state: dict[str, Any], path: Path, quant: str = "Q8_0", arch: str
     for name, t in state.items():
         data = t.detach().float().numpy()
         if t.dim() >= 2 and data.shape[-1] % block == 0:
-            writer.add_tensor(name, gguf.quants.quantize(data, kind), raw_dtype=kind)
+            packed = quantize_q4_k(data) if quant == "Q4_K" else gguf.quants.quantize(data, kind)
+            writer.add_tensor(name, packed, raw_dtype=kind)
         else:
             writer.add_tensor(name, np.ascontiguousarray(data, dtype=np.float32))
     writer.write_header_to_file()
