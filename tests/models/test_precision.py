@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from t2v.errors import InvalidRequest
+from t2v.errors import DoesNotFit, InvalidRequest
 from t2v.families.base import read_index, resolve_class
 from t2v.models import loader
 from t2v.models.loader import clear_cache, load_model
@@ -375,3 +375,37 @@ def test_the_planner_counts_a_text_encoder_stored_in_one_byte(tiny_model):
     assert fp8.weights_bytes["text_encoder"] * 2 == plain.weights_bytes["text_encoder"]
     assert fp8.weights_bytes["unet"] == plain.weights_bytes["unet"]
     assert predicted(text_encoder_weights="int8", weights="fp8").weights_bytes["unet"] * 2 == plain.weights_bytes["unet"]
+
+
+def test_auto_stores_the_weights_in_8_bits_when_nothing_else_fits(tiny_model, monkeypatch):
+    """With a budget under every plan's peak in the run's dtype, ``auto`` takes the first plan that fits with the
+    denoiser (then the text encoder too) in float8, and the run loads and records that storage; with a memory
+    plan named, the weights stay as asked."""
+    from t2v import generate
+    from t2v.planner import memory
+    from t2v.runner import plan as run_plan
+
+    req = GenerationRequest(prompt="a red square", model=str(tiny_model), seed=1, num_frames=8, width=64, height=64,
+                            num_inference_steps=2, guidance_scale=9.0, formats=())
+    family = family_of_folder(tiny_model)
+
+    def est(plan, **storage):
+        return memory.estimate(tiny_model, req.model_copy(update=storage), family=family, plan=plan, device="cpu",
+                               dtype="fp32")
+
+    plain_low = est("low")
+    budget = plain_low.peak_bytes - 1  # no plan fits in fp32 weights
+    first = next((name, storage) for name, storage in memory.STORED_IN_8_BITS if est(name, **storage).peak_bytes <= budget)
+    monkeypatch.setattr(run_plan, "memory_budget", lambda device, gb=None: budget)
+    clear_cache()
+    try:
+        planned = run_plan.plan_run(req, get_settings(), memory=True)
+        assert (planned.memory.name, planned.request.weights) == (first[0], "fp8")
+        assert planned.chosen().weights == "fp8" and planned.chosen().fits
+        assert planned.request.text_encoder_weights == first[1].get("text_encoder_weights", "auto")
+        result = generate(req)
+        assert result.record["weights"] == "fp8" and result.record["model_hash"].split("+")[1] == "weights:fp8"
+        with pytest.raises(DoesNotFit):  # a memory plan named: the weights stay as asked, and nothing fits
+            run_plan.plan_run(req.model_copy(update={"memory": "low"}), get_settings(), memory=True)
+    finally:
+        clear_cache()

@@ -15,6 +15,7 @@ def show_plan(request) -> None:
     settings = get_settings()
     # Every plan, from counted work (never the upper bound alone); a refusal is shown after the table.
     planned = plan_run(request, settings, memory=True, refuse=False, times=True)
+    asked = (getattr(request, "weights", "auto"), getattr(request, "text_encoder_weights", "auto"))
     request, source, family, dev = planned.request, planned.source, planned.family, planned.device
     chosen, refused, budget = planned.memory, planned.refused, planned.budget
     what = "peak RSS" if dev.device == "cpu" else "peak VRAM"
@@ -35,6 +36,9 @@ def show_plan(request) -> None:
     if refused is not None:
         raise refused  # exit 2, as `t2v generate` would
     out.print(f"memory={request.memory} → the {chosen.name} plan", highlight=False)
+    if (request.weights, request.text_encoder_weights) != asked:  # auto stored weights in 8 bits to fit
+        out.print(f"weights: in the run's dtype no plan fits; the denoiser is stored as {request.weights} and the text "
+                  f"encoder as {request.text_encoder_weights} (the table's figures)", highlight=False)
     p = predicted[chosen.name]
     preset = f" (preset {request.preset})" if getattr(request, "preset", None) else ""
     out.print(f"predicted run: {request.num_inference_steps} steps{preset} x {_s(p.est_step_s)} s + decode "

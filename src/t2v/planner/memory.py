@@ -73,6 +73,8 @@ class Prediction:
     # How the peak was found: "estimate" (scaled from a dry run shipped with t2v or cached by an earlier run),
     # "dry_run" (scaled from one this call made) or "bound" (t2v.planner.bound: no measurement, far under the budget)
     method: str = "estimate"
+    weights: str = "auto"  # how the denoisers and the text encoders are stored (--weights, --text-encoder-weights)
+    text_weights: str = "auto"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -290,6 +292,7 @@ def _prediction(dry: dict[str, Any], *, plan: str, device: str, dtype: str, meas
     frames, height, width, _ = dry["shape"]
     one_byte = (set(dry["roles"]["denoise"]) if weights in ("fp8", "int8") else set()) | (
         set(dry["roles"]["text"]) if text_weights in ("fp8", "int8") else set())
+    storage = weights
     weights = {k: n * (1 if k in one_byte else elt) for k, n in dry["params"].items()}
     weights.update({k: v for k, v in (stored or {}).items() if k in weights})
     if lora_params and dry["roles"]["denoise"]:
@@ -331,7 +334,8 @@ def _prediction(dry: dict[str, Any], *, plan: str, device: str, dtype: str, meas
         plan=plan, device=device, dtype=dtype, weights_bytes=weights, activation_bytes=acts, baseline_bytes=baseline,
         peak_bytes=int(peak), flops_per_step=int(step_flops), decode_flops=int(decode_flops),
         est_step_s=times.step_s, est_decode_s=times.decode_s, notes=notes, step_ops=work.step_ops,
-        decode_ops=work.decode_ops, time_runs=times.runs, time_other_plans=times.other_plans,
+        decode_ops=work.decode_ops, time_runs=times.runs, time_other_plans=times.other_plans, weights=storage,
+        text_weights=text_weights,
     )
 
 
@@ -347,7 +351,8 @@ def _bounded(model_path: str | Path, request, *, family, device: str, dtype: str
     return Prediction(plan="speed", device=device, dtype=dtype, weights_bytes={"all": weights},
                       activation_bytes={"text": acts, family.denoiser: acts, "vae": acts}, baseline_bytes=baseline,
                       peak_bytes=int(peak), flops_per_step=0, decode_flops=0, est_step_s=float("nan"),
-                      est_decode_s=float("nan"), method="bound")
+                      est_decode_s=float("nan"), method="bound", weights=getattr(request, "weights", "auto"),
+                      text_weights=getattr(request, "text_encoder_weights", "auto"))
 
 
 # With glibc's dynamic mmap threshold, activations freed by one step or stage stay in the heap, and the next
@@ -361,13 +366,28 @@ def _allocator_returns_freed_blocks() -> bool:
     return sys.platform.startswith("linux") and current().settings.mmap_threshold_kb > 0
 
 
+#: What ``auto`` tries when no plan fits with the weights in the run's dtype: the denoisers in float8, then the text
+#: encoders too, each under the plans from fastest to leanest.
+STORED_IN_8_BITS = tuple((name, storage) for storage in ({"weights": "fp8"}, {"weights": "fp8", "text_encoder_weights": "fp8"})
+                         for name in ("speed", "balanced", "low"))
+
+
+def storage_choices(request, device: str) -> bool:
+    """Whether ``auto`` may store this request's weights in 8 bits: both storages left to it, no LoRA (fp8
+    storage takes none yet), a device with float8 tensors (not Apple GPUs)."""
+    return (getattr(request, "weights", None) == "auto" and getattr(request, "text_encoder_weights", None) == "auto"
+            and not getattr(request, "loras", ()) and not str(device).startswith("mps"))
+
+
 def choose(model_path: str | Path, request, *, family, requested: str, device: str, dtype: str, budget: int | None = None,
            measure_speed: bool = False, defaults: dict[str, Any] | None = None,
            bound_ok: bool = True) -> tuple[MemoryPlan, list[Prediction]]:
     """The plan to use and the predictions considered (:func:`estimate` s: no dry run per request).
 
     ``auto``: the fastest plan predicted to fit in ``budget`` bytes (default: 90% of the free memory, see
-    :func:`t2v.planner.fit.memory_budget`); a named plan is used as asked. When even the leanest plan
+    :func:`t2v.planner.fit.memory_budget`), with the weights in the run's dtype or, when none fits so and the
+    request leaves the storage to it, in float8 (:data:`STORED_IN_8_BITS`; the chosen prediction's ``weights`` and
+    ``text_weights`` say which); a named plan is used as asked. When even the leanest plan
     (``low``) is predicted not to fit, raises InvalidRequest naming the fields, the prediction, the budget
     and the largest frame count and size that would fit.
 
@@ -385,16 +405,18 @@ def choose(model_path: str | Path, request, *, family, requested: str, device: s
             quick.fits = True
             return get_plan("speed"), [quick]
 
-    def consider(name: str) -> Prediction:
+    def consider(name: str, **storage: str) -> Prediction:
         known = _reference_known(family, path, batch, get_plan(name).uses_forward_chunking(device), half)
-        p = estimate(model_path, request, family=family, plan=name, device=device, dtype=dtype, measure_speed=measure_speed,
-                     defaults=defaults)
+        p = estimate(model_path, request.model_copy(update=storage) if storage else request, family=family, plan=name,
+                     device=device, dtype=dtype, measure_speed=measure_speed, defaults=defaults)
         p.fits, p.method = p.peak_bytes <= budget, "estimate" if known else "dry_run"
         predictions.append(p)
         return p
 
     if requested == "auto":
         chosen = next((p for p in map(consider, ("speed", "balanced", "low")) if p.fits), None)
+        if chosen is None and storage_choices(request, device):  # then the weights in 8 bits, the fastest first
+            chosen = next((p for p in (consider(name, **storage) for name, storage in STORED_IN_8_BITS) if p.fits), None)
     else:
         chosen = consider(requested)
         leanest = chosen if requested == "low" or chosen.fits else consider("low")

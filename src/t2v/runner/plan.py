@@ -49,8 +49,10 @@ class RunPlan:
                 "budget_gb": None if self.budget is None else round(self.budget / GiB)}
 
     def chosen(self):
-        """The chosen memory plan's prediction (None without a memory plan)."""
-        return next((p for p in self.predictions if self.memory is not None and p.plan == self.memory.name), None)
+        """The chosen memory plan's prediction, at the request's weight storage (None without a memory plan)."""
+        storage = (getattr(self.request, "weights", "auto"), getattr(self.request, "text_encoder_weights", "auto"))
+        named = [p for p in self.predictions if self.memory is not None and p.plan == self.memory.name]
+        return next((p for p in named if (p.weights, p.text_weights) == storage), named[0] if named else None)
 
     def to_dict(self) -> dict[str, Any]:
         """The plan as the record and a job row keep it (JSON)."""
@@ -148,6 +150,12 @@ def plan_run(request, settings: Settings, *, memory: bool = False, offline: bool
         if refuse:
             raise
         return replace(plan, refused=e)
+    picked = next((p for p in predictions if p.fits), None) if requested == "auto" else None
+    if picked is not None and (picked.weights, picked.text_weights) != (
+            getattr(request, "weights", "auto"), getattr(request, "text_encoder_weights", "auto")):
+        # auto stored the weights in 8 bits to fit: the run loads and records them so
+        request = request.model_copy(update={"weights": picked.weights, "text_encoder_weights": picked.text_weights})
+        plan = replace(plan, request=request)
     return replace(plan, memory=get_plan(chosen.name), predictions=tuple(predictions), replanned=replanned)
 
 
