@@ -69,7 +69,8 @@ def refusal(model_path: str | Path, request, leanest, budget: int, estimate_at: 
     batch = 2 if request.guidance_scale > 1.0 else 1
 
     def fits(f: int, w: int, h: int) -> bool:
-        p = estimate_at(path, f, h, w, batch=batch, plan=leanest.plan, device=leanest.device, dtype=leanest.dtype)
+        p = estimate_at(path, f, h, w, batch=batch, plan=leanest.plan, device=leanest.device, dtype=leanest.dtype,
+                        weights=leanest.weights, text_weights=leanest.text_weights)  # the storage it was refused at
         return p.peak_bytes <= budget
 
     hints = []
@@ -84,7 +85,8 @@ def refusal(model_path: str | Path, request, leanest, budget: int, estimate_at: 
         hints.append(f"this model does not fit at any size on {leanest.device}")
     return DoesNotFit(
         f"num_frames, width, height: {frames} frames of {width}x{height} need about {_gib(leanest.peak_bytes)} on "
-        f"{leanest.device} even with the leanest memory plan ({leanest.plan}), over the memory budget of {_gib(budget)}"
-        + (f"; {', or '.join(hints)}" if hints else ""),
+        f"{leanest.device} even with the leanest memory plan ({leanest.plan})"
+        + (f" and the weights stored in {leanest.weights}" if getattr(leanest, "weights", "auto") != "auto" else "")
+        + f", over the memory budget of {_gib(budget)}" + (f"; {', or '.join(hints)}" if hints else ""),
         field="num_frames",
     )
