@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     attention: str = Field("auto", description="Attention kernel of requests that leave it at auto: sdpa, flash or sage.")
     compile: bool = Field(False, description="torch.compile the denoiser of every video request (servers: warm shapes run faster).")
     weights: str = Field("auto", description="Denoiser weight storage of requests that leave it at auto: fp8 or int8.")
+    text_encoder_weights: str = Field("auto", description="Text encoder weight storage of requests that leave it at "
+                                      "auto: fp8 or int8.")
     converted_cache: bool = Field(True, description="Keep weights converted to another dtype (fp32 files loaded as bf16) "
                                   "under HOME/cache/converted, so later loads read them as they are (0: convert every time).")
     prompt_cache_mb: int = Field(256, ge=0, description="Prompt embeddings kept under HOME/cache/prompts, by model and "
@@ -177,7 +179,7 @@ class Settings(BaseSettings):
                              f"(got a URL starting {v.split(':', 1)[0]!r})")
         return v.strip() or None if v is not None else None
 
-    @field_validator("attention", "weights", mode="after")
+    @field_validator("attention", "weights", "text_encoder_weights", mode="after")
     @classmethod
     def _speed_option(cls, v: str, info) -> str:
         try:

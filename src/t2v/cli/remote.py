@@ -22,7 +22,7 @@ from t2v.cli.watch import connected, follow
 # Flags the server decides for itself (its T2V_* settings), with the values that leave them to it.
 SERVER_SIDE = {"device": ("auto", "T2V_DEVICE"), "dtype": ("auto", "T2V_DTYPE"), "memory": ("auto", "T2V_MEMORY"),
                "attention": ("auto", "T2V_ATTENTION"), "weights": ("auto", "T2V_WEIGHTS"),
-               "compile": (False, "T2V_COMPILE")}
+               "text_encoder_weights": ("auto", "T2V_TEXT_ENCODER_WEIGHTS"), "compile": (False, "T2V_COMPILE")}
 # Files a request names are uploaded from here; the job gets their asset ids (image: sent with the request)
 LOCAL_FILES = FILE_FIELDS
 NOT_SENT = {"mode", "prompt", *SERVER_SIDE, *LOCAL_FILES}
@@ -34,7 +34,7 @@ def refuse_server_side(request, *, threads: int | None, ignore: set[str] = froze
     machine's own settings, from its environment)."""
     for name, (default, setting) in SERVER_SIDE.items():
         if name not in ignore and getattr(request, name) != default:
-            flag = "--compile" if name == "compile" else f"--{name} {getattr(request, name)}"
+            flag = "--compile" if name == "compile" else f"--{name.replace('_', '-')} {getattr(request, name)}"
             raise InvalidRequest(f"{name}: {flag} is the server's to choose ({setting} where it runs); leave it out "
                                  f"with --server, or run without --server", field=name)
     if threads is not None and "threads" not in ignore:

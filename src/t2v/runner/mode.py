@@ -15,7 +15,8 @@ from typing import Any
 from t2v.errors import InvalidRequest
 
 # The speed options and their "off" values: what a mode without speed options must leave them at.
-SPEED_OPTIONS = (("cache", None), ("compile", False), ("weights", "auto"), ("attention", "auto"))
+SPEED_OPTIONS = (("cache", None), ("compile", False), ("weights", "auto"), ("text_encoder_weights", "auto"),
+                 ("attention", "auto"))
 
 
 @dataclass(frozen=True)

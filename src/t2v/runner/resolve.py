@@ -53,7 +53,8 @@ def resolve(request: GenerationRequest, settings: Settings) -> GenerationRequest
     if request.dtype == "auto":
         extra["dtype"] = settings.dtype
     if mode.takes_speed_options:  # the server's (or T2V_*) speed options where the request leaves them
-        for name, unset in (("attention", "auto"), ("weights", "auto"), ("compile", False)):
+        for name, unset in (("attention", "auto"), ("weights", "auto"), ("text_encoder_weights", "auto"),
+                            ("compile", False)):
             if getattr(request, name) == unset and getattr(settings, name) != unset:
                 extra[name] = getattr(settings, name)
     resolved = request.with_defaults(defaults, **extra)
