@@ -131,6 +131,9 @@ class Settings(BaseSettings):
     memory_budget_gb: float | None = Field(None, gt=0, description="Memory a job may use (GiB). Requests whose leanest "
                                            "plan is predicted to need more are refused at submit. Default: this "
                                            "machine's free memory, or the GPU's.")
+    ram_budget_gb: float | None = Field(None, gt=0, description="CPU memory a GPU job may use (GiB): the weights the "
+                                        "low plan keeps in RAM, and what a load passes through. Default: 90% of this "
+                                        "machine's available RAM.")
     max_cost: int | None = Field(None, ge=1, description="Largest frames x width x height x steps one request may ask "
                                  "for (None: no limit beyond the memory budget); keys can have a lower one.")
     model_roots: str = Field("", description="Folders (separated by the OS path separator) whose model folders API "

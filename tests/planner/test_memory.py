@@ -129,6 +129,27 @@ def test_a_request_no_plan_fits_is_refused(tiny_model, requested):
     assert "at 64x64 at most 7 frames fit" in str(e.value)
 
 
+def test_on_a_gpu_the_weights_offload_keeps_in_ram_are_counted_and_refused_over_the_ram_budget(tiny_model):
+    """The low plan keeps every weight in CPU memory while the GPU runs it block by block: its ``ram_bytes`` hold
+    them all (the speed plan's, only the largest component a load passes through), and over the RAM budget a
+    plan that fits the GPU does not fit."""
+    family = family_of_folder(tiny_model)
+    low = memory.estimate(tiny_model, _req(tiny_model), family=family, plan="low", device="cuda", dtype="fp16")
+    speed = memory.estimate(tiny_model, _req(tiny_model), family=family, plan="speed", device="cuda", dtype="fp16")
+    weights = sum(low.weights_bytes.values())
+    assert low.ram_bytes - speed.ram_bytes == weights - max(speed.weights_bytes.values())
+    chosen, _ = memory.choose(tiny_model, _req(tiny_model, memory="low"), family=family, requested="low",
+                              device="cuda", dtype="fp16", budget=low.peak_bytes, ram_budget=low.ram_bytes)
+    assert chosen.name == "low"
+    with pytest.raises(InvalidRequest) as e:
+        memory.choose(tiny_model, _req(tiny_model, memory="low"), family=family, requested="low", device="cuda",
+                      dtype="fp16", budget=low.peak_bytes, ram_budget=low.ram_bytes - 1)
+    assert e.value.field == "memory" and "keeps this model's weights in CPU memory" in str(e.value)
+    assert "over the RAM budget of" in str(e.value) and "T2V_RAM_BUDGET_GB" in str(e.value)
+    cpu = memory.estimate(tiny_model, _req(tiny_model), family=family, plan="low", device="cpu", dtype="fp32")
+    assert cpu.ram_bytes == cpu.peak_bytes  # on the CPU the RAM is the peak, checked against the one budget
+
+
 def test_refusal_says_when_nothing_fits(tiny_model):
     with pytest.raises(InvalidRequest, match="this model does not fit at any size on cpu"):
         memory.choose(tiny_model, _req(tiny_model), family=family_of_folder(tiny_model), requested="auto", device="cpu", dtype="fp32", budget=2**20)

@@ -21,14 +21,17 @@ def show_plan(request) -> None:
     what = "peak RSS" if dev.device == "cpu" else "peak VRAM"
     table = Table(title=f"{request.model}: {request.width}x{request.height}, {request.num_frames} frames, "
                         f"{request.num_inference_steps} steps on {dev.device}/{dev.dtype}")
-    for col in ("plan", what, "weights", "denoiser act.", "VAE act.", "s/step", "decode s", "times", "TFLOP/step"):
+    ram = dev.device != "cpu"  # on a GPU, the CPU memory each plan holds (the weights offload keeps there)
+    for col in ("plan", what, *(["RAM"] if ram else []), "weights", "denoiser act.", "VAE act.", "s/step", "decode s",
+                "times", "TFLOP/step"):
         table.add_column(col, justify="right" if col != "plan" else "left", no_wrap=col == "plan")
     predicted = {}
     for name in ("speed", "balanced", "low"):
         p = predicted[name] = predict(source.path, request, family=family, plan=name, device=dev.device,
                                       dtype=dev.dtype, defaults=source.defaults)
         mark = " ←" if chosen and name == chosen.name else ""
-        table.add_row(name + mark, _mb(p.peak_bytes), _mb(sum(p.weights_bytes.values())), _mb(max(v for k, v in p.activation_bytes.items() if k not in ("text", "vae"))),
+        table.add_row(name + mark, _mb(p.peak_bytes), *([_mb(p.ram_bytes)] if ram else []), _mb(sum(p.weights_bytes.values())),
+                      _mb(max(v for k, v in p.activation_bytes.items() if k not in ("text", "vae"))),
                       _mb(p.activation_bytes["vae"]), _s(p.est_step_s), _s(p.est_decode_s),
                       _source(p), f"{p.flops_per_step / 1e12:.2f}")
     out.print(table)

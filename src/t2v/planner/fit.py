@@ -62,10 +62,18 @@ def _size(width: int, height: int, long_side: int) -> tuple[int, int]:
     return tuple(max(MIN_SIDE, int(round(side * scale / 8)) * 8) for side in (width, height))  # type: ignore[return-value]
 
 
-def refusal(model_path: str | Path, request, leanest, budget: int, estimate_at: Callable[..., Any]) -> DoesNotFit:
-    """The error for ``request`` when ``leanest`` (its prediction with the leanest plan) exceeds ``budget``;
-    ``estimate_at`` predicts other shapes (:func:`t2v.planner.memory.estimate_at`)."""
+def refusal(model_path: str | Path, request, leanest, budget: int, estimate_at: Callable[..., Any],
+            ram_budget: int | None = None) -> DoesNotFit:
+    """The error for ``request`` when ``leanest`` (its prediction with the leanest plan) exceeds ``budget`` (or,
+    on an accelerator, its CPU memory ``ram_budget``); ``estimate_at`` predicts other shapes
+    (:func:`t2v.planner.memory.estimate_at`)."""
     path, frames, width, height = str(model_path), request.num_frames, request.width, request.height
+    if leanest.peak_bytes <= budget and ram_budget is not None and leanest.ram_bytes > ram_budget:
+        return DoesNotFit(  # the weights, not the clip: no smaller size helps
+            f"memory: the {leanest.plan} plan keeps this model's weights in CPU memory while the GPU runs them block "
+            f"by block, about {_gib(leanest.ram_bytes)} with this process, over the RAM budget of {_gib(ram_budget)} "
+            "(T2V_RAM_BUDGET_GB); 8-bit weights (--weights fp8, --text-encoder-weights fp8) or a GGUF file "
+            "(--transformer) need less", field="memory")
     batch = 2 if request.guidance_scale > 1.0 else 1
 
     def fits(f: int, w: int, h: int) -> bool:

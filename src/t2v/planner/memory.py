@@ -75,6 +75,9 @@ class Prediction:
     method: str = "estimate"
     weights: str = "auto"  # how the denoisers and the text encoders are stored (--weights, --text-encoder-weights)
     text_weights: str = "auto"
+    # CPU memory the run holds (on the CPU, its peak; on a GPU, this process's RSS plus the weights the plan keeps in
+    # RAM: all of them under offload, else the largest component, which a load passes through)
+    ram_bytes: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -320,8 +323,10 @@ def _prediction(dry: dict[str, Any], *, plan: str, device: str, dtype: str, meas
             peak += HEAP_SLACK * max(acts.values())
         if mp.offload:
             notes.append("offload has no effect on cpu")
+        ram = peak
     else:
         baseline = 0
+        ram = _baseline_rss() + (sum(weights.values()) if mp.offload else max(weights.values(), default=0))
         if mp.offload:  # one component on the device at a time (one expert of a two-expert model)
             peak = max(role_weights["text"] + acts["text"], role_weights["denoise_one"] + denoise_acts,
                        role_weights["vae"] + acts["vae"])
@@ -335,7 +340,7 @@ def _prediction(dry: dict[str, Any], *, plan: str, device: str, dtype: str, meas
         peak_bytes=int(peak), flops_per_step=int(step_flops), decode_flops=int(decode_flops),
         est_step_s=times.step_s, est_decode_s=times.decode_s, notes=notes, step_ops=work.step_ops,
         decode_ops=work.decode_ops, time_runs=times.runs, time_other_plans=times.other_plans, weights=storage,
-        text_weights=text_weights,
+        text_weights=text_weights, ram_bytes=int(ram),
     )
 
 
@@ -381,13 +386,14 @@ def storage_choices(request, device: str) -> bool:
 
 def choose(model_path: str | Path, request, *, family, requested: str, device: str, dtype: str, budget: int | None = None,
            measure_speed: bool = False, defaults: dict[str, Any] | None = None,
-           bound_ok: bool = True) -> tuple[MemoryPlan, list[Prediction]]:
+           bound_ok: bool = True, ram_budget: int | None = None) -> tuple[MemoryPlan, list[Prediction]]:
     """The plan to use and the predictions considered (:func:`estimate` s: no dry run per request).
 
     ``auto``: the fastest plan predicted to fit in ``budget`` bytes (default: 90% of the free memory, see
     :func:`t2v.planner.fit.memory_budget`), with the weights in the run's dtype or, when none fits so and the
     request leaves the storage to it, in float8 (:data:`STORED_IN_8_BITS`; the chosen prediction's ``weights`` and
-    ``text_weights`` say which); a named plan is used as asked. When even the leanest plan
+    ``text_weights`` say which); a named plan is used as asked. On an accelerator a plan fits only if its CPU memory
+    (``ram_bytes``) is within ``ram_budget`` too (default: 90% of the available RAM). When even the leanest plan
     (``low``) is predicted not to fit, raises InvalidRequest naming the fields, the prediction, the budget
     and the largest frame count and size that would fit.
 
@@ -397,6 +403,8 @@ def choose(model_path: str | Path, request, *, family, requested: str, device: s
     bound (``method`` "bound"). A dry run made here is the run's ``dry_run`` stage (:func:`t2v.progress.stage`).
     """
     budget = fit.memory_budget(device) if budget is None else budget
+    if device != "cpu" and ram_budget is None:
+        ram_budget = fit.memory_budget("cpu")
     predictions: list[Prediction] = []
     path, batch, half = str(model_path), family.guidance_passes(request), is_half(dtype)
     if bound_ok and requested in ("auto", "speed") and not measure_speed and not _reference_known(family, path, batch, False, half):
@@ -410,6 +418,9 @@ def choose(model_path: str | Path, request, *, family, requested: str, device: s
         p = estimate(model_path, request.model_copy(update=storage) if storage else request, family=family, plan=name,
                      device=device, dtype=dtype, measure_speed=measure_speed, defaults=defaults)
         p.fits, p.method = p.peak_bytes <= budget, "estimate" if known else "dry_run"
+        if p.fits and ram_budget is not None and p.ram_bytes > ram_budget:
+            p.fits = False
+            p.notes.append(f"needs {p.ram_bytes / 2**30:.1f} GiB of CPU memory, over the RAM budget")
         predictions.append(p)
         return p
 
@@ -425,5 +436,5 @@ def choose(model_path: str | Path, request, *, family, requested: str, device: s
     if chosen is None:
         window = family.denoised_frames(request, defaults or {})
         raise fit.refusal(model_path, request, predictions[-1], budget,
-                          functools.partial(estimate_at, family=family, window=window))
+                          functools.partial(estimate_at, family=family, window=window), ram_budget=ram_budget)
     return get_plan(chosen.plan), predictions

@@ -144,8 +144,10 @@ def plan_run(request, settings: Settings, *, memory: bool = False, offline: bool
         else:
             requested = admitted["memory"]
     try:
+        ram_budget = None if device.device == "cpu" else memory_budget("cpu", settings.ram_budget_gb)
         chosen, predictions = choose(source.path, request, family=family, requested=requested, device=device.device,
-                                     dtype=device.dtype, budget=budget, defaults=source.defaults, bound_ok=not times)
+                                     dtype=device.dtype, budget=budget, defaults=source.defaults, bound_ok=not times,
+                                     ram_budget=ram_budget)
     except DoesNotFit as e:
         if refuse:
             raise
