@@ -65,3 +65,13 @@ def stop(proc: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+def as_from_a_terminal() -> None:
+    """``preexec_fn`` for a command a test interrupts with Ctrl-C: SIGINT as a shell in a terminal delivers it
+    (default action, not blocked), whatever the pytest process inherited or a library in it set. An ignored or
+    blocked SIGINT is inherited by a new program, which then runs on through the test's Ctrl-C."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})

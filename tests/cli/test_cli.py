@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from t2v.cli import app
 from t2v.export import decode_video, read_embedded
+from tests.servers import as_from_a_terminal
 
 RECORD_FIELDS = {
     "prompt", "negative_prompt", "seed", "num_frames", "num_inference_steps", "guidance_scale", "fps", "width",
@@ -257,7 +258,8 @@ def test_real_process_generates_valid_mp4(tiny_model, tmp_path):
 
 def test_ctrl_c_during_denoising_exits_130_and_leaves_nothing(tiny_model, tmp_path):
     out = tmp_path / "out"
-    proc = _cli("generate", "a white circle moving left", "--model", tiny_model, "--steps", "400", "-o", out / "x.mp4")
+    proc = _cli("generate", "a white circle moving left", "--model", tiny_model, "--steps", "400", "-o", out / "x.mp4",
+                preexec_fn=as_from_a_terminal)
     deadline = time.time() + 240
     for line in proc.stderr:
         if "step 2/400" in line or time.time() > deadline:

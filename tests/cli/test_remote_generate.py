@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 
 from t2v.cli import app
 from t2v.export import read_embedded
+from tests.servers import as_from_a_terminal
 
 PROMPT = "a red circle moving right"
 
@@ -136,7 +137,7 @@ def test_ctrl_c_cancels_the_job_on_the_server(server, tmp_path):
     environ = {k: v for k, v in os.environ.items() if not k.startswith("T2V_")}
     proc = subprocess.Popen([sys.executable, "-m", "t2v", "generate", PROMPT, "--server", server.url, "--key",
                              server.key, "--steps", "500", "-o", str(tmp_path / "long.mp4")], env=environ,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=as_from_a_terminal)
     headers = {"Authorization": f"Bearer {server.key}"}
     deadline = time.monotonic() + 120
     running = []
@@ -146,7 +147,11 @@ def test_ctrl_c_cancels_the_job_on_the_server(server, tmp_path):
         time.sleep(0.2)
     assert running, "the job never ran"
     proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=120)
+    try:
+        _, stderr = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise AssertionError(f"Ctrl-C did not end the command: {proc.communicate()[1][-3000:]}") from None
     assert proc.returncode == 130 and "cancelled on the server" in stderr, stderr[-2000:]
     job_id = running[0]["id"]
     while (job := httpx.get(f"{server.url}/v1/videos/{job_id}", headers=headers).json())["status"] == "running":
