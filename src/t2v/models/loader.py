@@ -142,8 +142,7 @@ def _load_components(path: Path, plan: DevicePlan, variant: str | None, family, 
     # Some models' constructors draw from torch's global RNG (LTX's transformer and VAE) before their weights
     # are read: loading leaves the caller's global RNG as it was.
     with torch.random.fork_rng(devices=[]):
-        parts = dict(family.load(path, plan, variant, target, files=files) if files else
-                     family.load(path, plan, variant, target))
+        parts = dict(family.load(path, plan, variant, target, files=files))
     out: dict[str, Any] = apply_weights(family, parts, weights, plan.torch_dtype, text_weights)
     try:
         out["scheduler_config"] = json.loads((path / "scheduler" / "scheduler_config.json").read_text())
