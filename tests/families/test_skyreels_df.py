@@ -69,6 +69,8 @@ CASES = {
     "long-blocks": {"num_frames": 21, "extras": {"causal_block_size": 2, "ar_step": 2, "base_num_frames": 13}},
     # 7 latent frames in windows of 4 overlapping by 2: the last window is shorter than the base (3 frames)
     "long-short-last": {"num_frames": 25, "extras": {"base_num_frames": 13}},
+    # the published models' blocks of 5 latent frames, asynchronous: one block, then windows of two
+    "blocks-of-5": {"num_frames": 17, "extras": {"causal_block_size": 5, "ar_step": 5, "base_num_frames": 17}},
 }
 
 
@@ -107,6 +109,50 @@ def test_resume_after_cancel_is_bitwise(model, tmp_path, at):
 def test_settings_it_cannot_run_are_refused_naming_the_field(model, fields, message):
     with pytest.raises(InvalidRequest, match=re.escape(message)):
         run(model, **fields)
+
+
+BLOCKS = {"causal_block_size": 5, "ar_step": 5, "base_num_frames": 97, "overlap_history": 17}
+
+
+@pytest.mark.parametrize(("frames", "extras", "message"), [
+    # shorter than one block: stock's schedule is empty (it fails with "stack expects a non-empty TensorList")
+    (9, BLOCKS, "num_frames: 9 frames are 3 latent frames, fewer than one causal block of 5 (causal_block_size); "
+                "nearest valid: 17"),
+    # 7 latent frames: stock leaves the 2 past the one whole block as noise
+    (25, BLOCKS, "num_frames: 25 frames are 7 latent frames, which leave frames outside whole causal blocks of 5 "
+                 "(causal_block_size), and those would stay noise; nearest valid: 17"),
+    # windows of 25 latent frames overlapping by 5: 31 latent frames end on a window of 11
+    (121, BLOCKS, "num_frames: 121 frames are 31 latent frames, which leave frames outside whole causal blocks of 5 "
+                  "(causal_block_size), and those would stay noise; nearest valid: 117"),
+    (21, {**BLOCKS, "base_num_frames": 13, "overlap_history": 5},
+     "base_num_frames: 13 frames are 4 latent frames, not whole causal blocks of 5 (causal_block_size); nearest "
+     "valid: 17"),
+], ids=["shorter-than-a-block", "part-block", "long-part-block", "base"])
+def test_clips_that_are_not_whole_causal_blocks_are_refused_before_loading(model, monkeypatch, frames, extras, message):
+    """A published DF model's defaults (blocks of 5) with a clip its schedule cannot cover: refused by the
+    family's check on the folder, as a run plans it, before any weights load; the run refuses the same way."""
+    from t2v.settings import Settings
+    from t2v.models import loader
+    from t2v.requests import GenerationRequest
+    from t2v.runner.plan import plan_run
+
+    def no_load(*a, **k):
+        raise AssertionError("weights loaded")
+
+    monkeypatch.setattr(loader, "load_model", no_load)
+    request = GenerationRequest(prompt="x", model=str(model), width=64, height=32, num_frames=frames, extras=extras)
+    with pytest.raises(InvalidRequest, match=re.escape(message)) as e:
+        plan_run(request, Settings(), memory=True)
+    assert e.value.field == message.split(":")[0]
+
+
+def test_seconds_round_up_to_whole_causal_blocks(model):
+    """``seconds`` with blocks of 2 latent frames: 0.75 s at 16 fps is 13 frames (4 latent), whole blocks; 1 s is
+    17 frames (5 latent), rounded up to 21 (6), every frame denoised."""
+    extras = {"causal_block_size": 2, "ar_step": 2, "base_num_frames": 13, "overlap_history": 5}
+    frames, result = run(model, seconds=1.0, fps=16, extras=extras)
+    assert result.record["num_frames"] == 21 and frames.shape[0] == 21
+    assert frames[-4:].std() > 1 and np.abs(frames.astype(int) - stock(model, result).astype(int)).max() <= 1
 
 
 def test_the_cli_takes_the_long_video_flags(model, tmp_path):

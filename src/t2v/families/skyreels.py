@@ -81,6 +81,10 @@ class SkyReelsV2DFFamily(SkyReelsV2Family):
 
     def check(self, request, path: Path | None, *, model: str = "this model") -> None:
         super().check(request, path, model=model)
+        if request.mode == "video" and request.num_frames and request.seconds is None and not request.extend:
+            opts = skyreels_df.merged({}, request)  # the resolved request's extras hold the model's defaults
+            skyreels_df.check_blocks(request.num_frames, skyreels_df.folder_temporal(path), opts,
+                                     skyreels_df.folder_block(path, opts))
         if getattr(request, "last_image", None) and request.mode == "video":
             extras = {k: v for k, v in (getattr(request, "extras", None) or {}).items() if v is not None}
             base = {**skyreels_df.OPTIONS, **extras}["base_num_frames"]
@@ -101,12 +105,14 @@ class SkyReelsV2DFFamily(SkyReelsV2Family):
                                  "out", field="image")
 
     def native_long(self, model, request, clip=None):
-        """``seconds`` at the request's fps, rounded up to 4k+1 frames, as one diffusion-forcing run; with a clip
-        (``extend``), the run that continues it from its last ``overlap_history`` frames, which num_frames counts
-        (:func:`t2v.families.skyreels_df.extension`)."""
+        """``seconds`` at the request's fps, rounded up to 4k+1 frames and whole causal blocks, as one
+        diffusion-forcing run; with a clip (``extend``), the run that continues it from its last
+        ``overlap_history`` frames, which num_frames counts (:func:`t2v.families.skyreels_df.extension`)."""
         temporal = model.components["vae"].config.scale_factor_temporal
-        if clip is None:
-            frames = temporal * math.ceil(request.seconds * request.fps / temporal) + 1
+        if clip is None:  # rounded up to whole causal blocks
+            opts = skyreels_df.options(model, request)
+            frames = skyreels_df.in_blocks(temporal * math.ceil(request.seconds * request.fps / temporal) + 1,
+                                           temporal, opts, skyreels_df.block_size(model, opts))
             return request.model_copy(update={"seconds": None, "num_frames": frames})
         overlap, frames = skyreels_df.extension(model, request, len(clip.frames), temporal)
         return request.model_copy(update={"seconds": None, "num_frames": frames,

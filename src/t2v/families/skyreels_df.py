@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import math
 from pathlib import Path
 from typing import Any
@@ -75,38 +76,92 @@ def merged(defaults: dict[str, Any], request) -> dict[str, Any]:
     return out
 
 
+def layout(num_frames: int, temporal: int, opts: dict[str, Any], prefix: int = 0, *,
+           block: int = 1) -> tuple[list[int], list[int], int, int]:
+    """(each window's latent frames, each window's given prefix frames, the base window's latent frames, the
+    overlap in latent frames (0 for a short clip)), as the stock pipelines lay a request out. InvalidRequest
+    naming the field for overlap settings stock would refuse."""
+    latent = (num_frames - 1) // temporal + 1
+    base_frames, overlap_history = opts["base_num_frames"], opts["overlap_history"]
+    if base_frames is not None and num_frames > base_frames and overlap_history is None:
+        raise InvalidRequest(f"overlap_history: {num_frames} frames is more than base_num_frames ({base_frames}), so "
+                             "windows must overlap; set overlap_history (17 or 37 recommended)", field="overlap_history")
+    if not (overlap_history is not None and base_frames is not None and num_frames > base_frames):
+        return [latent], [prefix], latent, 0
+    overlap = (overlap_history - 1) // temporal + 1
+    base = (base_frames - 1) // temporal + 1
+    if overlap >= base:
+        raise InvalidRequest(f"overlap_history: {overlap_history} frames leaves no new frames in a window of "
+                             f"base_num_frames ({base_frames}); nearest valid: {(base - 2) * temporal + 1}",
+                             field="overlap_history")
+    count = 1 + (latent - base - 1) // (base - overlap) + 1
+    sizes = [base] + [min(latent - (k * (base - overlap) + overlap) + overlap, base) for k in range(1, count)]
+    return sizes, [prefix] + [overlap - overlap % block] * (count - 1), base, overlap
+
+
+def whole_blocks(num_frames: int, *, temporal: int, opts: dict[str, Any], block: int, strict: bool = False) -> bool:
+    """Whether every window of ``num_frames`` is whole causal blocks of ``block`` latent frames (``strict``: a
+    layout stock refuses raises; else it counts as not whole)."""
+    try:
+        sizes = layout(num_frames, temporal, opts, block=block)[0]
+    except InvalidRequest:
+        if strict:
+            raise
+        return False
+    return all(s >= block and s % block == 0 for s in sizes)
+
+
+def in_blocks(num_frames: int, temporal: int, opts: dict[str, Any], block: int) -> int:
+    """The fewest frames, at least ``num_frames``, whose windows are whole causal blocks (a ``seconds`` request's
+    length, rounded up)."""
+    n = num_frames
+    while not whole_blocks(n, temporal=temporal, opts=opts, block=block) and n < num_frames + 64 * block * temporal:
+        n += temporal
+    return n
+
+
+def check_blocks(num_frames: int, temporal: int, opts: dict[str, Any], block: int) -> None:
+    """Refuse a request whose windows are not whole causal blocks of ``block`` latent frames: the stock
+    schedule denoises whole blocks only, so a clip shorter than one block has no schedule at all and the
+    frames past a window's last whole block would stay noise. InvalidRequest naming ``base_num_frames`` (a base
+    window that is not whole blocks) or ``num_frames``, with the nearest valid value."""
+    whole = functools.partial(whole_blocks, temporal=temporal, opts=opts, block=block)
+    if whole(num_frames, strict=True):
+        return
+    latent = (num_frames - 1) // temporal + 1
+    base_frames = opts["base_num_frames"]
+    if base_frames is not None and num_frames > base_frames and ((base_frames - 1) // temporal + 1) % block:
+        base = (base_frames - 1) // temporal + 1
+        near = math.ceil(base / block) * block
+        raise InvalidRequest(f"base_num_frames: {base_frames} frames are {base} latent frames, not whole causal blocks "
+                             f"of {block} (causal_block_size); nearest valid: {(near - 1) * temporal + 1}",
+                             field="base_num_frames")
+    near = min((n for n in range(1, num_frames + 2 * block * temporal * 4, temporal) if whole(n)),
+               key=lambda n: (abs(n - num_frames), n), default=None)
+    what = (f"fewer than one causal block of {block} (causal_block_size)" if latent < block else
+            f"which leave frames outside whole causal blocks of {block} (causal_block_size), and those would stay "
+            "noise")
+    raise InvalidRequest(f"num_frames: {num_frames} frames are {latent} latent frames, {what}"
+                         + (f"; nearest valid: {near}" if near else ""), field="num_frames")
+
+
 def plan(num_frames: int, temporal: int, timesteps, opts: dict[str, Any], block: int, prefix: int = 0, *,
          image: bool = False, end: int = 0) -> tuple[list[Window], int]:
     """The windows of a request and the overlap in latent frames (0 for a short clip), as the stock pipelines
     compute them. ``prefix``: the given latent frames that start the first window (an image's, as the
     image-to-video pipeline sets them with ``image``; a clip's, as the video-to-video pipeline does); ``end``: a
     last image's latent frames, appended to the one window and held at timestep 0. A schedule stock would refuse
-    is an InvalidRequest naming the field."""
+    (or one it would leave partly noise: :func:`check_blocks`) is an InvalidRequest naming the field."""
     from diffusers import SkyReelsV2DiffusionForcingPipeline as Stock
 
-    latent = (num_frames - 1) // temporal + 1
-    base_frames, overlap_history = opts["base_num_frames"], opts["overlap_history"]
-    long = overlap_history is not None and base_frames is not None and num_frames > base_frames
-    if base_frames is not None and num_frames > base_frames and overlap_history is None:
-        raise InvalidRequest(f"overlap_history: {num_frames} frames is more than base_num_frames ({base_frames}), so "
-                             "windows must overlap; set overlap_history (17 or 37 recommended)", field="overlap_history")
-    windows: list[Window] = []
-    if long:
-        overlap = (overlap_history - 1) // temporal + 1
-        base = (base_frames - 1) // temporal + 1
-        if overlap >= base:
-            raise InvalidRequest(f"overlap_history: {overlap_history} frames leaves no new frames in a window of "
-                                 f"base_num_frames ({base_frames}); nearest valid: {(base - 2) * temporal + 1}",
-                                 field="overlap_history")
-        count = 1 + (latent - base - 1) // (base - overlap) + 1
-        sizes = [base] + [min(latent - (k * (base - overlap) + overlap) + overlap, base) for k in range(1, count)]
-        prefixes = [prefix] + [overlap - overlap % block] * (count - 1)
-    else:
-        base, overlap, sizes, prefixes = latent, 0, [latent], [prefix]
+    check_blocks(num_frames, temporal, opts, block)
+    sizes, prefixes, base, overlap = layout(num_frames, temporal, opts, prefix, block=block)
+    long, latent = len(sizes) > 1 or overlap > 0, (num_frames - 1) // temporal + 1
     if end and len(sizes) > 1:
         raise InvalidRequest(f"last_image: {num_frames} frames take {len(sizes)} windows of base_num_frames "
-                             f"({base_frames}), and a last frame is held in one window only; nearest valid: num_frames "
-                             f"{base_frames}", field="last_image")
+                             f"({opts['base_num_frames']}), and a last frame is held in one window only; nearest "
+                             f"valid: num_frames {opts['base_num_frames']}", field="last_image")
+    windows: list[Window] = []
     for size, given in zip(sizes, prefixes):
         # the base the stock pipelines pass: text- and video-to-video the window's own size, image-to-video the base's
         window_base = (base if image else size) if long else latent
@@ -123,7 +178,18 @@ def plan(num_frames: int, temporal: int, timesteps, opts: dict[str, Any], block:
 
 def block_size(model, opts: dict[str, Any]) -> int:
     """Latent frames per causal block: the request's, else the transformer config's ``num_frame_per_block``."""
-    return opts["causal_block_size"] or config(Path(model.source.path), "transformer").get("num_frame_per_block") or 1
+    return folder_block(Path(model.source.path), opts)
+
+
+def folder_block(path: Path | None, opts: dict[str, Any]) -> int:
+    """:func:`block_size` for a model folder (None: not on this machine yet, so the request's or 1)."""
+    own = config(path, "transformer").get("num_frame_per_block") if path is not None else None
+    return opts["causal_block_size"] or own or 1
+
+
+def folder_temporal(path: Path | None) -> int:
+    """Frames per latent frame of a folder's VAE (Wan's 4 where the folder is not here)."""
+    return (config(path, "vae").get("scale_factor_temporal") if path is not None else None) or 4
 
 
 def extension(model, request, clip_frames: int, temporal: int) -> tuple[int, int]:
@@ -143,8 +209,9 @@ def extension(model, request, clip_frames: int, temporal: int) -> tuple[int, int
         near = f"overlap_history {(fits - 1) * temporal + 1}" if fits >= 1 else "a clip of at least that many frames"
         raise InvalidRequest(f"extend: the clip has {clip_frames} frames, fewer than overlap_history ({overlap}) "
                              f"that start the continuation; nearest valid: {near}", field="extend")
-    if request.seconds is not None:
-        return overlap, (latent + math.ceil(request.seconds * request.fps / temporal) - 1) * temporal + 1
+    if request.seconds is not None:  # rounded up to whole causal blocks
+        frames = (latent + math.ceil(request.seconds * request.fps / temporal) - 1) * temporal + 1
+        return overlap, in_blocks(frames, temporal, {**opts, "overlap_history": overlap}, block)
     if request.num_frames <= overlap:
         raise InvalidRequest(f"num_frames: {request.num_frames} frames, counting the clip's last overlap_history "
                              f"({overlap}), leave no new frame; nearest valid: {overlap + temporal}", field="num_frames")
