@@ -20,6 +20,14 @@ def _run(model, **files):
     return generate(GenerationRequest(prompt="a red circle", model=str(model), seed=3, formats=(), dtype="fp32", **files))
 
 
+def assert_same_weights_frames(ours, folders) -> None:
+    """The frames of the same weights read from a file and from the folder: equal, or 1/255 apart in a few
+    pixels (the two loads leave the tensors at different memory addresses, and on some CPUs, AVX-512 ones
+    among them, the kernels then sum in another order)."""
+    diff = np.abs(ours.astype(int) - folders.astype(int))
+    assert ours.shape == folders.shape and diff.max() <= 1 and (diff > 0).mean() < 0.001, (diff.max(), (diff > 0).mean())
+
+
 @pytest.fixture(scope="module")
 def wan(tmp_path_factory):
     """The tiny Wan 2.1 folder, its frames, and its transformer and VAE as single files of every kind."""
@@ -49,14 +57,14 @@ def wan(tmp_path_factory):
 def test_a_transformer_file_in_any_key_layout_gives_the_folders_frames(wan, layout):
     folder, frames, files, _ = wan
     r = _run(folder, transformer=str(files[layout]))
-    assert np.array_equal(r.frames, frames)
+    assert_same_weights_frames(r.frames, frames)
     assert r.record["transformer"] == str(files[layout])
     assert r.record["model_hash"].startswith(_run(folder).record["model_hash"] + "+transformer:")
 
 
 def test_a_vae_file_gives_the_folders_frames(wan):
     folder, frames, files, _ = wan
-    assert np.array_equal(_run(folder, vae=str(files["vae"])).frames, frames)
+    assert_same_weights_frames(_run(folder, vae=str(files["vae"])).frames, frames)
 
 
 # Tolerances: the mean absolute difference of the 8-bit frames from the fp32 folder's (0-255). Measured on the tiny
@@ -168,7 +176,7 @@ def test_other_families_read_their_transformer_files(kind, original, tmp_path):
             files[name] = str(sf.write_safetensors(sf.wan_original(state) if original else state,
                                                    tmp_path / f"{kind}-{name}.safetensors"))
     assert len(files) == (2 if kind == "wan22-a14b" else 1)
-    assert np.array_equal(_run(folder, **files).frames, _run(folder).frames)
+    assert_same_weights_frames(_run(folder, **files).frames, _run(folder).frames)
 
 
 def test_ltx2_reads_a_transformer_file_and_a_gguf(tmp_path):
@@ -178,7 +186,7 @@ def test_ltx2_reads_a_transformer_file_and_a_gguf(tmp_path):
     base = _run(folder)
     state = LTX2VideoTransformer3DModel.from_pretrained(folder, subfolder="transformer").state_dict()
     file = sf.write_safetensors(state, tmp_path / "ltx2.safetensors")
-    assert np.array_equal(_run(folder, transformer=str(file)).frames, base.frames)
+    assert_same_weights_frames(_run(folder, transformer=str(file)).frames, base.frames)
     q8 = _run(folder, transformer=str(sf.write_gguf(state, tmp_path / "ltx2-Q8_0.gguf", "Q8_0", arch="ltx2"))).frames
     assert 0 < np.abs(q8.astype(float) - base.frames).mean() <= 0.5  # measured: 0.02
 
