@@ -1,0 +1,57 @@
+"""The card of Kandinsky 5.0 Video: what t2v knows of the family without importing its code
+(:mod:`t2v.families.kandinsky5`).
+
+The diffusers-format repos of ``kandinskylab`` (``*-Diffusers``, as diffusers' docs use them). Lite is a 2B
+transformer, Pro 19B; both read the prompt through Qwen2.5-VL-7B (its last hidden states, the system prompt's
+tokens cropped) and CLIP ViT-L/14 (pooled), and decode with HunyuanVideo's VAE (8x spatial, 4x temporal).
+Defaults are the pipeline's: 768x512 (Pro 1024x768), 121 frames at 24 fps (the 10 s models 241), 50 steps,
+guidance 5 with the pipeline's negative prompt. The ``nocfg`` and ``distilled16steps`` models run without
+guidance (scale 1), the distilled ones in 16 steps. Licence: MIT.
+"""
+
+from __future__ import annotations
+
+from t2v.models.spec import FamilyCard, ModelSpec
+
+PIPELINE = "Kandinsky5T2VPipeline"
+LICENSE = "MIT"
+# Kandinsky5T2VPipeline's negative prompt when guidance is on and none is given.
+NEGATIVE = ("Static, 2D cartoon, cartoon, 2d animation, paintings, images, worst quality, low quality, ugly, deformed, "
+            "walking backwards")
+_LITE = {"width": 768, "height": 512, "num_frames": 121, "fps": 24, "guidance_scale": 5.0, "num_inference_steps": 50,
+         "scheduler": "model", "negative_prompt": NEGATIVE}
+_NOTES = ("Sizes approximate (the transformer and Qwen2.5-VL-7B in bf16; GPU memory without offload). The 10 s "
+          "models are meant for flex attention, which t2v does not select yet; they run with PyTorch's SDPA.")
+
+
+def _spec(name: str, description: str, defaults: dict, *, pro: bool = False, aliases: tuple[str, ...] = ()) -> ModelSpec:
+    repo = f"kandinskylab/Kandinsky-5.0-T2V-{name}-Diffusers"
+    return ModelSpec(id=repo, family="kandinsky5", description=description, defaults=defaults, license=LICENSE,
+                     license_url=f"https://huggingface.co/{repo}", download_gb=55.0 if pro else 21.5,
+                     vram_gb=60.0 if pro else 24.0, has_fp16_variant=False, notes=_NOTES, aliases=aliases)
+
+
+CARD = FamilyCard(
+    name="kandinsky5",
+    ref="t2v.families.kandinsky5:Kandinsky5Family",
+    description="Kandinsky 5.0 Video text-to-video (Qwen2.5-VL + CLIP, 2B Lite / 19B Pro transformer, HunyuanVideo VAE)",
+    pipelines=(PIPELINE,),
+    modes=("video",),
+    defaults=dict(_LITE),
+    tiny={"kandinsky5": "t2v.models.tiny.kandinsky5:make_kandinsky5"},
+    order=56,
+    models=(
+        _spec("Lite-sft-5s", "Kandinsky 5.0 Video Lite (2B), the supervised fine-tune: 5 s at 768x512, 24 fps.",
+              dict(_LITE), aliases=("kandinsky5", "kandinsky5-lite")),
+        _spec("Lite-sft-10s", "Kandinsky 5.0 Video Lite (2B), 10 s clips (241 frames).", {**_LITE, "num_frames": 241},
+              aliases=("kandinsky5-lite-10s",)),
+        _spec("Lite-nocfg-5s", "Kandinsky 5.0 Video Lite with guidance distilled in: one pass per step (scale 1).",
+              {**_LITE, "guidance_scale": 1.0, "negative_prompt": ""}, aliases=("kandinsky5-lite-nocfg",)),
+        _spec("Lite-distilled16steps-5s", "Kandinsky 5.0 Video Lite distilled to 16 steps without guidance.",
+              {**_LITE, "guidance_scale": 1.0, "num_inference_steps": 16, "negative_prompt": ""},
+              aliases=("kandinsky5-lite-distilled",)),
+        _spec("Lite-pretrain-5s", "Kandinsky 5.0 Video Lite, the pretrained base (for fine-tuning).", dict(_LITE)),
+        _spec("Pro-sft-5s", "Kandinsky 5.0 Video Pro (19B): 5 s at 1024x768, 24 fps.",
+              {**_LITE, "width": 1024, "height": 768}, pro=True, aliases=("kandinsky5-pro",)),
+    ),
+)

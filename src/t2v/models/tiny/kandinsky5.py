@@ -1,0 +1,118 @@
+"""Tiny random-weight Kandinsky 5.0 Video models in the exact ``kandinskylab/Kandinsky-5.0-T2V-*-Diffusers`` layout,
+built offline.
+
+``t2v models make-tiny --family kandinsky5 DIR``. The folder has what the hub repo has: ``model_index.json``
+(``Kandinsky5T2VPipeline``), ``transformer/`` (``Kandinsky5Transformer3DModel`` with the visual condition's
+channels, channels-last latents, 3-axis rotary positions), ``vae/`` (``AutoencoderKLHunyuanVideo``, 8x spatial,
+4x temporal, 16 latent channels), ``text_encoder/`` (a small ``Qwen2_5_VLForConditionalGeneration`` with its
+vision tower), ``tokenizer/`` (the processor's files: a byte-level Qwen2 tokenizer with the ChatML template and
+the Qwen2-VL image processor's config), ``text_encoder_2/`` + ``tokenizer_2/`` (CLIP) and ``scheduler/``
+(``FlowMatchEulerDiscreteScheduler``). The tokenizer is byte level with one added token over the start of the
+system prompt, so the template before the prompt is 128 tokens, as the pipeline's crop expects of the real one.
+A few hundred KB.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from pathlib import Path
+
+from t2v.models.tiny import make_tokenizer
+from t2v.models.tiny.hunyuan import clip_text_encoder, vae
+from t2v.models.tiny import hunyuan15
+
+logger = logging.getLogger(__name__)
+
+TEXT_DIM, LATENT = 16, 16  # Qwen's hidden size (the transformer's in_text_dim), the VAE's latent channels
+CROP = 128  # the system prompt's tokens the pipeline crops (prompt_template_encode_start_idx)
+
+INDEX = {"scheduler": ["diffusers", "FlowMatchEulerDiscreteScheduler"],
+         "text_encoder": ["transformers", "Qwen2_5_VLForConditionalGeneration"],
+         "text_encoder_2": ["transformers", "CLIPTextModel"], "tokenizer": ["transformers", "Qwen2VLProcessor"],
+         "tokenizer_2": ["transformers", "CLIPTokenizer"], "transformer": ["diffusers", "Kandinsky5Transformer3DModel"],
+         "vae": ["diffusers", "AutoencoderKLHunyuanVideo"]}
+
+
+def make_kandinsky5(out: Path, *, seed: int = 0, fp16_variant: bool = True) -> Path:
+    """Kandinsky 5.0 Video Lite text-to-video (``Kandinsky-5.0-T2V-Lite-sft-5s-Diffusers`` layout)."""
+    return build(Path(out), seed=seed, fp16_variant=fp16_variant)
+
+
+def tokenizer():
+    """hunyuan15's byte-level Qwen2 tokenizer, with the start of the stock system prompt added as one token so
+    that the template's text before the prompt is ``CROP`` tokens."""
+    from diffusers import Kandinsky5T2VPipeline as Stock
+    from transformers import AddedToken
+
+    tok = hunyuan15.tokenizer()
+    template = Stock(**dict.fromkeys(INDEX, None)).prompt_template
+    prefix = template.split("{}")[0]
+    start = len("<|im_start|>")
+    chunk = prefix[start:start + len(tok(prefix).input_ids) - CROP + 1]
+    tok.add_tokens([AddedToken(chunk, normalized=False, special=False)])
+    assert len(tok(prefix).input_ids) == CROP, len(tok(prefix).input_ids)
+    return tok
+
+
+def qwen(tok):
+    """A two-layer Qwen2.5-VL with a one-block vision tower (the hub's class, scaled down)."""
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+    text = {"hidden_size": TEXT_DIM, "intermediate_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2,
+            "num_key_value_heads": 2, "rope_theta": 1000000.0, "vocab_size": len(tok),
+            "rope_scaling": {"mrope_section": [1, 1, 2], "rope_type": "default", "type": "default"},
+            "bos_token_id": None, "eos_token_id": tok.eos_token_id, "pad_token_id": tok.pad_token_id}
+    vision = {"depth": 1, "hidden_size": 16, "intermediate_size": 16, "num_heads": 2, "out_hidden_size": TEXT_DIM}
+    return Qwen2_5_VLForConditionalGeneration(Qwen2_5_VLConfig(
+        text_config=text, vision_config=vision, vocab_size=len(tok), image_token_id=len(tok) - 1,
+        video_token_id=len(tok) - 1, vision_start_token_id=len(tok) - 1, vision_end_token_id=len(tok) - 1))
+
+
+def transformer(clip_dim: int):
+    """The transformer, scaled down. Its modulation layers start at zero (every block's gates closed, so the
+    output would not depend on the prompt): here they get small random weights, as a trained model has."""
+    import torch
+    from diffusers import Kandinsky5Transformer3DModel
+
+    model = Kandinsky5Transformer3DModel(
+        in_visual_dim=LATENT, out_visual_dim=LATENT, in_text_dim=TEXT_DIM, in_text_dim2=clip_dim, time_dim=32,
+        patch_size=(1, 2, 2), model_dim=48, ff_dim=96, num_text_blocks=1, num_visual_blocks=2, axes_dims=(8, 8, 8),
+        visual_cond=True)
+    with torch.no_grad():
+        for p in model.parameters():
+            if not p.any():
+                p.normal_(0.0, 0.2)
+    return model
+
+
+def build(out: Path, *, seed: int = 0, fp16_variant: bool = True) -> Path:
+    """Write the tiny model at ``out`` and return the folder."""
+    import diffusers
+    import torch
+    from diffusers import FlowMatchEulerDiscreteScheduler
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+    out = out.expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    tok = tokenizer()
+    tok.save_pretrained(out / "tokenizer")
+    Qwen2VLImageProcessorPil().save_pretrained(out / "tokenizer")  # the processor's image half, as the hub has it
+    clip_tok = make_tokenizer(out / "tokenizer_2")
+    clip = clip_text_encoder(clip_tok)
+    modules = {"transformer": transformer(clip.config.hidden_size), "vae": vae(), "text_encoder": qwen(tok),
+               "text_encoder_2": clip}
+    for name, module in modules.items():
+        if fp16_variant:  # first, so the fp32 save below leaves config.json saying float32
+            copy.deepcopy(module).to(torch.float16).save_pretrained(out / name, safe_serialization=True, variant="fp16")
+        module.save_pretrained(out / name, safe_serialization=True)
+    FlowMatchEulerDiscreteScheduler(shift=5.0).save_pretrained(out / "scheduler")
+    index = {"_class_name": "Kandinsky5T2VPipeline", "_diffusers_version": diffusers.__version__, **INDEX}
+    (out / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")
+    defaults = {"width": 64, "height": 48, "num_frames": 9, "fps": 24, "guidance_scale": 5.0, "num_inference_steps": 4,
+                "scheduler": "model", "negative_prompt": "static, blurry"}
+    (out / "t2v.json").write_text(json.dumps({"family": "kandinsky5", "defaults": defaults}, indent=2) + "\n")
+    logger.info("built tiny Kandinsky5T2VPipeline model at %s", out)
+    return out

@@ -1,0 +1,122 @@
+"""Kandinsky 5.0 Video on a tiny random-weight model in the hub layout: the stock ``Kandinsky5T2VPipeline``'s frames
+for the same seed (with and without guidance, the pipeline's own negative prompt), bitwise resume, LoRA as the
+stock pipeline loads it, the request rules and the planner's dry run."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from t2v.errors import InvalidRequest
+from t2v.sampling.vae import to_uint8
+from tests.families.checks import (assert_periodic_checkpoints_resume_bitwise, assert_scale_0_is_the_base,
+                                   assert_two_stacked_loras_match_stock, cancel_after, random_lora, run)
+
+ATTENTION = ("to_query", "to_key", "to_value")
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    from tests.tinymodels import make_tiny_model
+
+    return make_tiny_model("kandinsky5", tmp_path_factory.mktemp("kandinsky5") / "kandinsky5", seed=0)
+
+
+def stock(model, result, prepare=None):
+    """The stock pipeline's frames (uint8) for the request ``result`` ran. The folder's tokenizer is a
+    ``Qwen2VLProcessor``, whose video half needs torchvision: the stock pipeline gets its text tokenizer, which
+    is all it calls."""
+    import torch
+    from diffusers import Kandinsky5T2VPipeline
+    from transformers import AutoTokenizer
+
+    r = result.request
+    pipe = Kandinsky5T2VPipeline.from_pretrained(model, tokenizer=None)
+    pipe.tokenizer = AutoTokenizer.from_pretrained(model, subfolder="tokenizer")
+    pipe.set_progress_bar_config(disable=True)
+    if prepare is not None:
+        prepare(pipe)
+    out = pipe(prompt=r.prompt, negative_prompt=r.negative_prompt, height=r.height, width=r.width, num_frames=r.num_frames,
+               num_inference_steps=r.num_inference_steps, guidance_scale=r.guidance_scale,
+               generator=torch.Generator("cpu").manual_seed(r.seed), output_type="np")
+    return to_uint8(out.frames[0])
+
+
+@pytest.mark.parametrize("fields", [{}, {"guidance_scale": 1.0}, {"negative_prompt": "", "num_inference_steps": 3},
+                                    {"width": 96, "height": 32, "num_frames": 5}],
+                         ids=["guidance-5", "no-guidance", "empty-negative", "wide"])
+def test_frames_match_the_stock_pipeline(model, fields):
+    previews = []
+    frames, result = run(model, on_preview=lambda step, img: previews.append(img), **fields)
+    r = result.request
+    assert frames.shape == (r.num_frames, r.height, r.width, 3) and frames.dtype == np.uint8
+    assert frames.std() > 1
+    assert np.abs(frames.astype(int) - stock(model, result).astype(int)).max() <= 1
+    assert len(previews) == r.num_inference_steps and previews[0].shape[:2] == (r.height, r.width)
+
+
+def test_the_prompt_and_guidance_change_the_frames(model):
+    """The tiny transformer's modulation is not the zeros a fresh one starts with, so the text reaches the frames."""
+    base = run(model)[0]
+    assert np.abs(run(model, prompt="a blue whale under the sea")[0].astype(int) - base.astype(int)).max() > 20
+    assert not np.array_equal(run(model, guidance_scale=1.0)[0], base)
+
+
+def test_resume_after_cancel_is_bitwise(model, tmp_path):
+    frames = run(model)[0]
+    spec = cancel_after(run, tmp_path / "ckpt.pt", 2, model)
+    resumed, result = run(model, checkpoint=spec)
+    assert result.record["resumed_from_step"] == 2 and np.array_equal(resumed, frames)
+
+
+def test_periodic_checkpoints_resume_bitwise(model, tmp_path):
+    assert_periodic_checkpoints_resume_bitwise(run, tmp_path, model, crash_at=2)
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"width": 72}, "width: 72 is not a multiple of 16, which this model needs; nearest valid: 64"),
+    ({"num_frames": 10}, "num_frames: 10 is not 4k+1, which this model needs; nearest valid: 9"),
+    ({"cache": "fbc"}, "cache: "),
+    ({"image": "x.png"}, "image: "),
+])
+def test_requests_it_cannot_run_are_refused_naming_the_field(model, fields, message):
+    from t2v.settings import Settings
+    from t2v.requests import GenerationRequest
+    from t2v.runner.plan import plan_run
+
+    with pytest.raises(InvalidRequest, match=re.escape(message)) as e:  # as a run plans it, before loading
+        plan_run(GenerationRequest(prompt="x", model=str(model), **fields), Settings())
+    assert e.value.field == message.split(":")[0]
+
+
+@pytest.fixture(scope="module")
+def lora(model, tmp_path_factory):
+    from diffusers import Kandinsky5T2VPipeline, Kandinsky5Transformer3DModel
+
+    return random_lora(Kandinsky5Transformer3DModel, model, tmp_path_factory.mktemp("k5-lora"), seed=0,
+                       pipeline_cls=Kandinsky5T2VPipeline, targets=ATTENTION)
+
+
+def test_lora_changes_the_frames_and_scale_0_is_the_base(model, lora):
+    base, plain = run(model)
+    with_lora, result = run(model, lora=str(lora))
+    assert not np.array_equal(with_lora, base) and result.record["model_hash"] != plain.record["model_hash"]
+    assert_scale_0_is_the_base(run(model, lora=str(lora), lora_scale=0.0)[0], base, with_lora)
+
+
+def test_two_stacked_loras_match_the_stock_pipeline_with_set_adapters(model, lora, tmp_path):
+    from diffusers import Kandinsky5T2VPipeline, Kandinsky5Transformer3DModel
+
+    second = random_lora(Kandinsky5Transformer3DModel, model, tmp_path / "second", seed=1,
+                         pipeline_cls=Kandinsky5T2VPipeline, targets=("to_query", "to_value"))
+    assert_two_stacked_loras_match_stock(run, stock, model, lora, second)
+
+
+def test_the_planner_estimates_the_default_size(model):
+    from t2v.families import get_family
+
+    m = get_family("kandinsky5").measure(model, 9, 48, 64, 1, False, 9)
+    assert {"transformer", "text_encoder", "text_encoder_2", "vae"} <= set(m["params"])
+    assert m["step_flops"] > 0 and m["acts"]["transformer"] > 0 and m["acts"]["text"] > 0
