@@ -24,23 +24,27 @@ def model(tmp_path_factory):
     return make_tiny_model("kandinsky5", tmp_path_factory.mktemp("kandinsky5") / "kandinsky5", seed=0)
 
 
-def stock(model, result, prepare=None):
-    """The stock pipeline's frames (uint8) for the request ``result`` ran. The folder's tokenizer is a
-    ``Qwen2VLProcessor``, whose video half needs torchvision: the stock pipeline gets its text tokenizer, which
-    is all it calls."""
+def stock(model, result, prepare=None, image=None):
+    """The stock pipeline's frames (uint8) for the request ``result`` ran (``image``: the image-to-video pipeline
+    from that file). The folder's tokenizer is a ``Qwen2VLProcessor``, whose video half needs torchvision: the
+    stock pipeline gets its text tokenizer, which is all it calls."""
     import torch
-    from diffusers import Kandinsky5T2VPipeline
+    from diffusers import Kandinsky5I2VPipeline, Kandinsky5T2VPipeline
+    from PIL import Image
     from transformers import AutoTokenizer
 
     r = result.request
-    pipe = Kandinsky5T2VPipeline.from_pretrained(model, tokenizer=None)
+    cls, extra = Kandinsky5T2VPipeline, {}
+    if image is not None:
+        cls, extra = Kandinsky5I2VPipeline, {"image": Image.open(image).convert("RGB")}
+    pipe = cls.from_pretrained(model, tokenizer=None)
     pipe.tokenizer = AutoTokenizer.from_pretrained(model, subfolder="tokenizer")
     pipe.set_progress_bar_config(disable=True)
     if prepare is not None:
         prepare(pipe)
     out = pipe(prompt=r.prompt, negative_prompt=r.negative_prompt, height=r.height, width=r.width, num_frames=r.num_frames,
                num_inference_steps=r.num_inference_steps, guidance_scale=r.guidance_scale,
-               generator=torch.Generator("cpu").manual_seed(r.seed), output_type="np")
+               generator=torch.Generator("cpu").manual_seed(r.seed), output_type="np", **extra)
     return to_uint8(out.frames[0])
 
 
@@ -120,3 +124,46 @@ def test_the_planner_estimates_the_default_size(model):
     m = get_family("kandinsky5").measure(model, 9, 48, 64, 1, False, 9)
     assert {"transformer", "text_encoder", "text_encoder_2", "vae"} <= set(m["params"])
     assert m["step_flops"] > 0 and m["acts"]["transformer"] > 0 and m["acts"]["text"] > 0
+
+
+@pytest.fixture(scope="module")
+def i2v(tmp_path_factory):
+    """The tiny image-to-video folder and a first frame (a gradient, not the request's size)."""
+    from PIL import Image
+
+    from tests.tinymodels import make_tiny_model
+
+    out = tmp_path_factory.mktemp("kandinsky5-i2v")
+    yy, xx = np.mgrid[0:60, 0:80]
+    Image.fromarray(np.stack([xx * 3, yy * 4, (xx + yy) * 2], -1).astype(np.uint8)).save(out / "first.png")
+    return make_tiny_model("kandinsky5-i2v", out / "i2v", seed=0), out / "first.png"
+
+
+@pytest.mark.parametrize("fields", [{}, {"guidance_scale": 1.0, "num_frames": 21}], ids=["guidance-5", "no-guidance"])
+def test_image_to_video_matches_the_stock_pipeline(i2v, fields):
+    """The image's latent frame starts the clip and is never stepped; the first four latent frames are normalised
+    against the next ones after the loop, as Kandinsky5I2VPipeline does."""
+    model, image = i2v
+    frames, result = run(model, image=image, **fields)
+    r = result.request
+    assert frames.shape == (r.num_frames, r.height, r.width, 3) and result.record["image_sha256"]
+    assert np.abs(frames.astype(int) - stock(model, result, image=image).astype(int)).max() <= 1
+    assert not np.array_equal(frames, run(model, image=image, seed=4, **fields)[0])
+
+
+def test_image_to_video_resumes_bitwise_and_a_short_clip_runs(i2v, tmp_path):
+    """A cancel mid-run resumes to the same frames; a clip of fewer than five latent frames, whose first frames
+    have no later ones to be normalised against (the stock pipeline's frames are NaN there), runs without that
+    step."""
+    model, image = i2v
+    frames = run(model, image=image)[0]
+    spec = cancel_after(run, tmp_path / "ckpt.pt", 2, model, image=image)
+    resumed, result = run(model, image=image, checkpoint=spec)
+    assert result.record["resumed_from_step"] == 2 and np.array_equal(resumed, frames)
+    short = run(model, image=image, num_frames=9)[0]
+    assert short.shape[0] == 9 and short.std() > 1
+
+
+def test_an_image_to_video_folder_needs_an_image(i2v):
+    with pytest.raises(InvalidRequest, match="cannot make text-to-video; it supports: i2v"):
+        run(i2v[0])

@@ -9,11 +9,17 @@ positions and resolution scale the stock call computes (and its sparse-attention
 separate conditional and unconditional passes, then the VAE. Per-step progress and previews, cancel between
 steps without decoding, and checkpoints that resume to the same frames.
 
+Image-to-video (``Kandinsky5I2VPipeline`` folders): the image, resized to the request's size, through the VAE
+encoder (a sample drawn from the request's generator after the noise) is the first latent frame, which the
+scheduler never steps; the visual condition's mask marks it. After the loop the first four latent frames are
+brought to the next frames' mean and spread, as the stock pipeline does against mesh artifacts (skipped for a
+clip with no later frames to take them from, where the stock pipeline fails).
+
 The tokenizer folder holds a ``Qwen2VLProcessor``; only its text tokenizer is used, so t2v loads that alone (the
 processor's video half needs torchvision). LoRA: diffusers' ``KandinskyLoraLoaderMixin`` layout. Step caches:
 none of diffusers' hooks knows this transformer's blocks yet, so a cache is refused by name.
 
-Not here yet: image-to-video (``Kandinsky5I2VPipeline``) and flex attention for the 10 s models.
+Not here yet: flex attention for the 10 s models.
 """
 
 from __future__ import annotations
@@ -21,12 +27,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from t2v.families.base import Component, RunContext, Rules
+from t2v.families.base import Component, RunContext, Rules, read_index
 from t2v.families.common import free_text_encoders
 from t2v.families.dryrun import measured, meta_video, spatial_preview
 from t2v.families.lora import DiffusersLora
 from t2v.models.catalog import config
-from t2v.models.hub.kandinsky5 import CARD, NEGATIVE
+from t2v.models.hub.kandinsky5 import CARD, I2V_PIPELINE, NEGATIVE
 from t2v.planner.memory import meta_cost
 from t2v.planner.precision import meta_kwargs
 from t2v.sampling import promptcache
@@ -38,6 +44,7 @@ from t2v.sampling.vae import video_uint8
 
 TEXT_TOKENS, CROP = 512, 128  # the stock call's max_sequence_length and the template's crop
 MAX_LATENT_FRAMES = 128  # the transformer's rotary table per axis
+NORMALIZED = 4  # the first latent frames image-to-video brings to the next frames' statistics
 
 
 class Kandinsky5Family(DiffusersLora):
@@ -60,9 +67,10 @@ class Kandinsky5Family(DiffusersLora):
         vae, tr = (config(path, "vae"), config(path, "transformer")) if path is not None else ({}, {})
         spatial, temporal = int(vae.get("spatial_compression_ratio") or 8), int(vae.get("temporal_compression_ratio") or 4)
         patch = tr.get("patch_size") or (1, 2, 2)
+        modes = ("i2v",) if path is not None and read_index(path).get("_class_name") == I2V_PIPELINE else ("video",)
         return Rules(size_multiple=spatial * int(patch[1]), frame_step=temporal * int(patch[0]),
-                     max_frames=(MAX_LATENT_FRAMES - 1) * temporal + 1, text_tokens=TEXT_TOKENS, modes=self.modes,
-                     schedulers=("model",))
+                     max_frames=(MAX_LATENT_FRAMES - 1) * temporal + 1, text_tokens=TEXT_TOKENS,
+                     modes=modes if path is not None else self.modes, schedulers=("model",))
 
     def load_component(self, path: Path, component: Component, cls, plan, variant: str | None):
         """The ``Qwen2VLProcessor`` folder's text tokenizer alone (the prompt is all it reads)."""
@@ -96,7 +104,7 @@ class Kandinsky5Family(DiffusersLora):
                                      negative=negative if cfg else None)
         free_text_encoders(model, memory, ("text_encoder", "text_encoder_2"))
 
-        # 4. Timesteps, 5. the noise (channels last) and the empty visual condition.
+        # 4. Timesteps, 5. the noise (channels last), the image's latent frame and the visual condition.
         scheduler = make_scheduler(request.scheduler, model.scheduler_config)
         steps = request.num_inference_steps
         scheduler.set_timesteps(steps, device=device)
@@ -106,8 +114,14 @@ class Kandinsky5Family(DiffusersLora):
         channels = transformer.config.in_visual_dim
         state = LoopState(randn_tensor((1, frames, h, w, channels), generator=generator, device=torch.device(device),
                                        dtype=dtype))
-        condition = (torch.zeros((1, frames, h, w, channels + 1), dtype=dtype, device=device)
-                     if transformer.visual_cond else None)
+        given = 0 if ctx.image is None else 1  # latent frames the image gives, never stepped
+        if given:
+            with resident(vae, device, memory.offload):
+                state.latents[:, :1] = image_latents(vae, ctx.image, request, generator, dtype, device)
+        condition = None
+        if transformer.visual_cond:  # zeros, and the mask on the image's frame
+            condition = torch.zeros((1, frames, h, w, channels + 1), dtype=dtype, device=device)
+            condition[:, :given, :, :, -1] = 1
         checkpoints = Checkpoints(ctx, model, request, scheduler, generator, ctx.image, ctx.video)
         start = checkpoints.resume(state, device)
 
@@ -129,13 +143,17 @@ class Kandinsky5Family(DiffusersLora):
             x = st.latents if condition is None else torch.cat([st.latents, condition], dim=-1)
             out = [transformer(hidden_states=x, encoder_hidden_states=text.to(dtype), pooled_projections=pooled.to(dtype),
                                timestep=ts.unsqueeze(0).to(dtype), visual_rope_pos=visual_pos, text_rope_pos=pos,
-                               scale_factor=scale, sparse_params=sparse, return_dict=False)[0]
+                               scale_factor=scale, sparse_params=sparse).sample  # return_dict=False gives no tuple
                    for text, pooled, pos in passes]
             velocity = out[0] if len(out) == 1 else out[1] + request.guidance_scale * (out[0] - out[1])
-            st.latents = scheduler.step(velocity, ts, st.latents, return_dict=False)[0].to(st.latents.dtype)
+            st.latents[:, given:] = scheduler.step(velocity[:, given:], ts, st.latents[:, given:], return_dict=False)[0]
 
         with resident(transformer, device, memory.offload):
             denoise(ctx, steps, state, step, checkpoints, start=start)
+
+        # 10. Image-to-video: the first latent frames to the next frames' statistics.
+        if given and frames > NORMALIZED:
+            state.latents = normalize_first_frames(state.latents)
 
         # 11. Decode (channels first, unscaled).
         ctx.on_stage("decode")
@@ -196,6 +214,29 @@ def encode(model, prompt: str, dtype, device, warnings: list[str]) -> tuple:
     if len(c["tokenizer"](prompt).input_ids) > TEXT_TOKENS:
         warnings.append(f"prompt truncated to {TEXT_TOKENS} tokens")
     return tuple(pipe.encode_prompt(prompt, max_sequence_length=TEXT_TOKENS, device=device, dtype=dtype))
+
+
+def image_latents(vae, image, request, generator, dtype, device):
+    """Kandinsky5I2VPipeline's first latent frame: the image resized to the request, through the VAE encoder
+    (a sample from ``generator``), scaled, channels last: (1, 1, h, w, C) in ``dtype``."""
+    import torch
+    from diffusers.video_processor import VideoProcessor
+
+    processor = VideoProcessor(vae_scale_factor=vae.config.spatial_compression_ratio)
+    pixels = processor.preprocess(image, height=request.height, width=request.width).to(device, dtype=dtype)
+    with torch.no_grad():
+        latents = vae.encode(pixels.unsqueeze(2)).latent_dist.sample(generator=generator)
+    return (latents * vae.config.scaling_factor).permute(0, 2, 3, 4, 1).to(device=device, dtype=dtype)
+
+
+def normalize_first_frames(latents):
+    """Kandinsky5I2VPipeline.normalize_first_frame: the first latent frames to the next ones' mean and spread."""
+    import types
+
+    from diffusers import Kandinsky5I2VPipeline as Stock
+
+    return Stock.normalize_first_frame(types.SimpleNamespace(
+        adaptive_mean_std_normalization=Stock.adaptive_mean_std_normalization), latents)
 
 
 def sparse_params(transformer, latents, device):

@@ -4,7 +4,8 @@
 The diffusers-format repos of ``kandinskylab`` (``*-Diffusers``, as diffusers' docs use them). Lite is a 2B
 transformer, Pro 19B; both read the prompt through Qwen2.5-VL-7B (its last hidden states, the system prompt's
 tokens cropped) and CLIP ViT-L/14 (pooled), and decode with HunyuanVideo's VAE (8x spatial, 4x temporal).
-Defaults are the pipeline's: 768x512 (Pro 1024x768), 121 frames at 24 fps (the 10 s models 241), 50 steps,
+The image-to-video Pro model (``Kandinsky5I2VPipeline``) starts from ``--image``. Defaults are the
+pipelines': 768x512 (Pro text-to-video 1024x768), 121 frames at 24 fps (the 10 s models 241), 50 steps,
 guidance 5 with the pipeline's negative prompt. The ``nocfg`` and ``distilled16steps`` models run without
 guidance (scale 1), the distilled ones in 16 steps. Licence: MIT.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 from t2v.models.spec import FamilyCard, ModelSpec
 
-PIPELINE = "Kandinsky5T2VPipeline"
+PIPELINE, I2V_PIPELINE = "Kandinsky5T2VPipeline", "Kandinsky5I2VPipeline"
 LICENSE = "MIT"
 # Kandinsky5T2VPipeline's negative prompt when guidance is on and none is given.
 NEGATIVE = ("Static, 2D cartoon, cartoon, 2d animation, paintings, images, worst quality, low quality, ugly, deformed, "
@@ -24,21 +25,25 @@ _NOTES = ("Sizes approximate (the transformer and Qwen2.5-VL-7B in bf16; GPU mem
           "models are meant for flex attention, which t2v does not select yet; they run with PyTorch's SDPA.")
 
 
-def _spec(name: str, description: str, defaults: dict, *, pro: bool = False, aliases: tuple[str, ...] = ()) -> ModelSpec:
-    repo = f"kandinskylab/Kandinsky-5.0-T2V-{name}-Diffusers"
+def _spec(name: str, description: str, defaults: dict, *, pro: bool = False, aliases: tuple[str, ...] = (),
+          task: str = "T2V") -> ModelSpec:
+    repo = f"kandinskylab/Kandinsky-5.0-{task}-{name}-Diffusers"
     return ModelSpec(id=repo, family="kandinsky5", description=description, defaults=defaults, license=LICENSE,
                      license_url=f"https://huggingface.co/{repo}", download_gb=55.0 if pro else 21.5,
-                     vram_gb=60.0 if pro else 24.0, has_fp16_variant=False, notes=_NOTES, aliases=aliases)
+                     vram_gb=60.0 if pro else 24.0, has_fp16_variant=False, notes=_NOTES, aliases=aliases,
+                     tasks=(task.lower(),))
 
 
 CARD = FamilyCard(
     name="kandinsky5",
     ref="t2v.families.kandinsky5:Kandinsky5Family",
-    description="Kandinsky 5.0 Video text-to-video (Qwen2.5-VL + CLIP, 2B Lite / 19B Pro transformer, HunyuanVideo VAE)",
-    pipelines=(PIPELINE,),
-    modes=("video",),
+    description="Kandinsky 5.0 Video text- and image-to-video (Qwen2.5-VL + CLIP, 2B Lite / 19B Pro transformer, "
+                "HunyuanVideo VAE)",
+    pipelines=(PIPELINE, I2V_PIPELINE),
+    modes=("video", "i2v"),
     defaults=dict(_LITE),
-    tiny={"kandinsky5": "t2v.models.tiny.kandinsky5:make_kandinsky5"},
+    tiny={"kandinsky5": "t2v.models.tiny.kandinsky5:make_kandinsky5",
+          "kandinsky5-i2v": "t2v.models.tiny.kandinsky5:make_kandinsky5_i2v"},
     order=56,
     models=(
         _spec("Lite-sft-5s", "Kandinsky 5.0 Video Lite (2B), the supervised fine-tune: 5 s at 768x512, 24 fps.",
@@ -53,5 +58,7 @@ CARD = FamilyCard(
         _spec("Lite-pretrain-5s", "Kandinsky 5.0 Video Lite, the pretrained base (for fine-tuning).", dict(_LITE)),
         _spec("Pro-sft-5s", "Kandinsky 5.0 Video Pro (19B): 5 s at 1024x768, 24 fps.",
               {**_LITE, "width": 1024, "height": 768}, pro=True, aliases=("kandinsky5-pro",)),
+        _spec("Pro-sft-5s", "Kandinsky 5.0 Video Pro (19B) image-to-video: 5 s from --image at 768x512.", dict(_LITE),
+              pro=True, aliases=("kandinsky5-i2v",), task="I2V"),
     ),
 )

@@ -40,6 +40,13 @@ def make_kandinsky5(out: Path, *, seed: int = 0, fp16_variant: bool = True) -> P
     return build(Path(out), seed=seed, fp16_variant=fp16_variant)
 
 
+def make_kandinsky5_i2v(out: Path, *, seed: int = 0, fp16_variant: bool = True) -> Path:
+    """Kandinsky 5.0 Video image-to-video (``Kandinsky-5.0-I2V-Pro-sft-5s-Diffusers`` layout: the same components,
+    ``Kandinsky5I2VPipeline``); 17 frames by default, so that the first four latent frames have later ones to be
+    normalised against."""
+    return build(Path(out), seed=seed, fp16_variant=fp16_variant, i2v=True)
+
+
 def tokenizer():
     """hunyuan15's byte-level Qwen2 tokenizer, with the start of the stock system prompt added as one token so
     that the template's text before the prompt is ``CROP`` tokens."""
@@ -87,8 +94,8 @@ def transformer(clip_dim: int):
     return model
 
 
-def build(out: Path, *, seed: int = 0, fp16_variant: bool = True) -> Path:
-    """Write the tiny model at ``out`` and return the folder."""
+def build(out: Path, *, seed: int = 0, fp16_variant: bool = True, i2v: bool = False) -> Path:
+    """Write the tiny model (``i2v``: the image-to-video pipeline) at ``out`` and return the folder."""
     import diffusers
     import torch
     from diffusers import FlowMatchEulerDiscreteScheduler
@@ -109,10 +116,11 @@ def build(out: Path, *, seed: int = 0, fp16_variant: bool = True) -> Path:
             copy.deepcopy(module).to(torch.float16).save_pretrained(out / name, safe_serialization=True, variant="fp16")
         module.save_pretrained(out / name, safe_serialization=True)
     FlowMatchEulerDiscreteScheduler(shift=5.0).save_pretrained(out / "scheduler")
-    index = {"_class_name": "Kandinsky5T2VPipeline", "_diffusers_version": diffusers.__version__, **INDEX}
+    index = {"_class_name": "Kandinsky5I2VPipeline" if i2v else "Kandinsky5T2VPipeline",
+             "_diffusers_version": diffusers.__version__, **INDEX}
     (out / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")
-    defaults = {"width": 64, "height": 48, "num_frames": 9, "fps": 24, "guidance_scale": 5.0, "num_inference_steps": 4,
+    defaults = {"width": 64, "height": 48, "num_frames": 17 if i2v else 9, "fps": 24, "guidance_scale": 5.0, "num_inference_steps": 4,
                 "scheduler": "model", "negative_prompt": "static, blurry"}
     (out / "t2v.json").write_text(json.dumps({"family": "kandinsky5", "defaults": defaults}, indent=2) + "\n")
-    logger.info("built tiny Kandinsky5T2VPipeline model at %s", out)
+    logger.info("built tiny %s model at %s", index["_class_name"], out)
     return out
