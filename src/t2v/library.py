@@ -15,7 +15,7 @@ from t2v.settings import Settings, get_settings
 
 # generate()'s own arguments (how to run), beside the request's fields (what to make)
 RUN_ARGUMENTS = ("output", "on_progress", "should_cancel", "checkpoint", "on_preview", "resolve_image",
-                 "resolve_video", "resolve_job")
+                 "resolve_video", "resolve_job", "stream")
 
 
 @dataclass
@@ -109,7 +109,7 @@ def generate(request: Any, /, *, model: str | None = None, seed: int | None = No
     ``t2v.generate(request)`` runs a request object as given (its ``formats`` written to ``output``, default
     ``./outputs/<time>-<slug>``). A progress bar shows in a terminal or notebook unless ``progress=False``.
     The runner's own arguments (``output``, ``on_progress``, ``should_cancel``, ``checkpoint``, ``on_preview``,
-    ``resolve_image`` / ``resolve_video`` / ``resolve_job``) pass through.
+    ``resolve_image`` / ``resolve_video`` / ``resolve_job``, ``stream``) pass through.
     """
     # deferred: imports PIL, numpy; the runner imports torch and diffusers: not at `import t2v`
     from t2v.runner.modes import generate as run

@@ -25,7 +25,8 @@ from t2v.cli.post import post, replay_post_chain
 from t2v.cli.extend import clip_defaults, spread_schedule
 from t2v.cli.options import with_request_options
 from t2v.requests import GenerationRequest, request_from_fields
-from t2v.cli.run import (KEY, OVERWRITE, SERVER, print_summary, refuse_existing, report, run_remote, run_with_progress,
+from t2v.cli.run import (KEY, OVERWRITE, SERVER, STREAM, print_summary, refuse_existing, refuse_remote_stream, report,
+                         run_remote, run_with_progress,
                          video_request)
 from t2v.models.versions import version_for_record
 from t2v.cli.models import models_app
@@ -120,19 +121,21 @@ def generate(
     key: Optional[str] = KEY,
     as_json: bool = JSON_OUTPUT,
     overwrite: bool = OVERWRITE,
+    stream: bool = STREAM,
     fields: dict = None,
 ) -> None:
     """Generate a video from PROMPT; writes the files and a JSON record beside them."""
     with cli_errors():
         request = video_request(prompt, fields, output)
         refuse_existing(request, output, overwrite=overwrite)
+        refuse_remote_stream(stream, server)
         if server:
             return run_remote(ctx, request, server=server, key=key, output=output, quiet=quiet, threads=threads,
                               as_json=as_json)
         if threads is not None:  # else torch's own default: the physical cores
             set_threads(threads)
         with stdout_kept_for_json(as_json):
-            result = run_with_progress(request, output=output, quiet=quiet)
+            result = run_with_progress(request, output=output, quiet=quiet, stream=stream)
         report(result, quiet=quiet, as_json=as_json)
 
 
@@ -153,6 +156,7 @@ def extend(
     key: Optional[str] = KEY,
     as_json: bool = JSON_OUTPUT,
     overwrite: bool = OVERWRITE,
+    stream: bool = STREAM,
     fields: dict = None,
 ) -> None:
     """Continue CLIP with PROMPT for --seconds more; writes the clip and its continuation as one video.
@@ -167,10 +171,11 @@ def extend(
         given = {k: v for k, v in (("fps", fps), ("width", width), ("height", height)) if v is not None}
         request = video_request(prompt, {**fields, **given, "extend": str(clip)}, output)
         refuse_existing(request, output, overwrite=overwrite)
+        refuse_remote_stream(stream, server)
         if server:  # the clip is uploaded; the server makes the continuation
             return run_remote(ctx, request, server=server, key=key, output=output, quiet=quiet, as_json=as_json)
         with stdout_kept_for_json(as_json):
-            result = run_with_progress(request, output=output, quiet=quiet)
+            result = run_with_progress(request, output=output, quiet=quiet, stream=stream)
         report(result, quiet=quiet, as_json=as_json)
 
 

@@ -83,13 +83,13 @@ def licence_notice(model: str | None) -> None:
     err.print(f"[yellow]licence notice ({spec.id}, {spec.license}):[/] {license_notice(spec.id)}", highlight=False)
 
 
-def run_with_progress(request, *, output, quiet: bool):
+def run_with_progress(request, *, output, quiet: bool, stream: bool = False):
     from t2v.runner.modes import generate as run_request  # deferred: imports PIL, numpy
 
     licence_notice(request.model)
     with Interrupt() as interrupt, GenerationProgress(interrupt, quiet=quiet) as progress:
         return run_request(request, on_progress=progress, should_cancel=interrupt, output=output,
-                           settings=get_settings())
+                           settings=get_settings(), stream=stream or None)
 
 
 def print_summary(result) -> None:
@@ -107,6 +107,18 @@ def report(result, *, quiet: bool, as_json: bool) -> None:
         print_json_lines([result.record])
     elif not quiet:
         print_summary(result)
+
+
+STREAM = typer.Option(False, "--stream", help="Write the .mp4 while the clip is made: each finished part (a long "
+                      "video's segment, a diffusion-forcing window) is appended to a fragmented MP4 that plays from "
+                      "its first frames; the finished file (record, post-processing, sound) replaces it at the end.")
+
+
+def refuse_remote_stream(stream: bool, server: str | None) -> None:
+    """``--stream`` is for local runs: a server streams every job (its content route serves the clip so far)."""
+    if stream and server:
+        raise InvalidRequest("stream: --server fetches the finished file; a server streams every job itself (GET "
+                             "/v1/videos/ID/content while it runs): leave --stream out", field="stream")
 
 
 SERVER = typer.Option(None, "--server", help="A running t2v server's URL: it makes the video (its model already "

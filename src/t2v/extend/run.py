@@ -111,9 +111,11 @@ def segment_steps(plan: LongPlan, steps: int) -> list[int]:
     return [min(int(steps * plan.strength), steps) if s.kind == "video" else steps for s in plan.segments]
 
 
-def run_long(run, *, clip=None, checkpoint=None, on_preview: Callable[[int, Any], None] | None = None) -> LongRun:
+def run_long(run, *, clip=None, checkpoint=None, on_preview: Callable[[int, Any], None] | None = None,
+             on_frames: Callable[[np.ndarray], None] | None = None) -> LongRun:
     """Make a long request's frames with ``run`` (a started :class:`t2v.runner.core.Run`): plan the segments,
-    resume from the checkpoint when it is this run's, run the rest, joining each at its seam."""
+    resume from the checkpoint when it is this run's, run the rest, joining each at its seam. ``on_frames``
+    (a stream) gets the frames final so far after each segment: all but those the next seam will cross-fade."""
     from PIL import Image
 
     request, loaded, family = run.request, run.loaded, run.family
@@ -160,6 +162,9 @@ def run_long(run, *, clip=None, checkpoint=None, on_preview: Callable[[int, Any]
         for k, v in out.timings.items():
             result.timings[k] = result.timings.get(k, 0.0) + v
         save(checkpoint, fp, frames, seg.index + 1)
+        if on_frames is not None:
+            after = plan.segments[seg.index + 1].overlap if seg.index + 1 < len(plan.segments) else 0
+            on_frames(frames[:min(plan.total, len(frames) - after)])
     result.frames = frames[:plan.total]
     return result
 

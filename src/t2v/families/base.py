@@ -126,6 +126,10 @@ class RunContext:
     video: Any = None  # t2v.inputs.InputVideo for video-to-video (frames fitted to the request), with its sha256
     control: Any = None  # t2v.control.ControlInputs for VACE control (video, mask, reference images)
     warnings: list[str] = field(default_factory=list)
+    # A stream of the clip as it is made (t2v.export.stream): a family that finishes frames before the end
+    # (windows) calls it with the clip's finished frames so far (uint8, each call a longer prefix); None: nobody
+    # watches, so nothing is decoded early.
+    on_frames: Callable[[Any], None] | None = None
 
 
 class Family:

@@ -221,7 +221,6 @@ def extension(model, request, clip_frames: int, temporal: int) -> tuple[int, int
 def sample(model, request, ctx: RunContext) -> EngineRun:
     import torch
     from diffusers.utils.torch_utils import randn_tensor
-    from diffusers.video_processor import VideoProcessor
 
     c, memory, device = model.components, ctx.memory, model.plan.device
     transformer, vae = c["transformer"], c["vae"]
@@ -301,25 +300,39 @@ def sample(model, request, ctx: RunContext) -> EngineRun:
         if i == len(w.matrix) - 1:  # the window is done: keep its new frames (not a last image's, held as given)
             done, made = s.extra["done"], s.latents[:, :, :s.latents.shape[2] - (0 if end is None else end.shape[2])]
             s.extra["done"] = made if done.shape[2] == 0 else torch.cat([done, made[:, :, overlap:]], dim=2)
+            if ctx.on_frames is not None and ctx.video is None:  # streamed: every frame made so far, decoded
+                streamed[:] = [s.extra["done"].shape[2], decoded(vae, s.extra["done"], spatial, device, memory)]
+                ctx.on_frames(streamed[1])
         s.extra["schedulers"] = [scheduler_state(fs) for fs in frame_schedulers]
         s.extra["rng"] = torch.cuda.get_rng_state(torch.device(device)) if cuda else torch.get_rng_state()
 
+    streamed: list = []  # (latent frames, their decoded frames) last streamed
     devices = [torch.device(device).index or 0] if cuda else []
     with torch.random.fork_rng(devices=devices), resident(transformer, device, memory.offload):
         seed_global_rng(request.seed, state.extra.get("rng"), cuda, device)
         denoise(ctx, len(rows), state, step, checkpoints, start=start)
 
-    # 4. Decode every finished latent frame with the VAE's statistics.
+    # 4. Decode every finished latent frame with the VAE's statistics (a stream decoded them all already).
     ctx.on_stage("decode")
-    with resident(vae, device, memory.offload):
-        latents = state.extra["done"].to(vae.device, vae.dtype)
-        mean, inv_std = latent_stats(vae, latents)
-        video = vae.decode(latents / inv_std + mean, return_dict=False)[0]
-    frames = video_uint8(VideoProcessor(vae_scale_factor=spatial), video)
+    if streamed and streamed[0] == state.extra["done"].shape[2]:
+        frames = streamed[1]
+    else:
+        frames = decoded(vae, state.extra["done"], spatial, device, memory)
     if ctx.video is not None:  # the clip, then the new frames (past the re-decoded overlap)
         redone = (given.shape[2] - 1) * temporal + 1
         frames = np.concatenate([ctx.video.frames, frames[redone:]])
     return EngineRun(frames=frames, warnings=ctx.warnings, resumed_from_step=checkpoints.resumed)
+
+
+def decoded(vae, latents, spatial: int, device, memory):
+    """Finished latent frames through the VAE, with its statistics: uint8 frames."""
+    from diffusers.video_processor import VideoProcessor
+
+    with resident(vae, device, memory.offload):
+        latents = latents.to(vae.device, vae.dtype)
+        mean, inv_std = latent_stats(vae, latents)
+        video = vae.decode(latents / inv_std + mean, return_dict=False)[0]
+    return video_uint8(VideoProcessor(vae_scale_factor=spatial), video)
 
 
 def normalized(vae, pixels):

@@ -41,7 +41,8 @@ def last_image(request, **kwargs) -> GenerationResult:
 
 
 RUNS: dict[str, ModeRun] = {run.mode.name: run for run in (
-    ModeRun(VIDEO, generate_video, COMMON | {"checkpoint", "on_preview", "resolve_image", "resolve_video", "admitted"}),
+    ModeRun(VIDEO, generate_video, COMMON | {"checkpoint", "on_preview", "resolve_image", "resolve_video", "admitted",
+                                             "stream"}),
     ModeRun(SEQUENCE, generate_sequence, COMMON | {"checkpoint", "on_preview"}),
     ModeRun(IMAGE, last_image, COMMON),
     ModeRun(POST, run_post_request, COMMON | {"resolve_job", "resolve_video"}),
@@ -56,7 +57,8 @@ def generate(request, *, settings: Settings, output: str | Path | None = None, *
     gets a cheap RGB preview after each step. ``checkpoint`` resumes a killed run. ``resolve_image`` /
     ``resolve_video`` / ``resolve_job`` map the ids a server's requests carry to files. ``admitted`` (a mode that
     plans memory): the plan a job was admitted with (:meth:`t2v.runner.plan.RunPlan.admitted`), kept on the same
-    machine. Files go to ``output``
+    machine. ``stream`` (video): the clip written as it is made (:func:`t2v.runner.video.generate_video`). Files go
+    to ``output``
     (:func:`t2v.export.outputs.output_stem`); with ``formats=()`` nothing is written and the frames are returned.
     """
     mode = RUNS[mode_of(request).name]

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from t2v.export.outputs import check_outputs
+from t2v.export.stream import ClipStream
 from t2v.extend.run import load_clip, run_long
 from t2v.families import RunContext
 from t2v.requests import FILE_FIELDS, GenerationResult
@@ -29,9 +30,11 @@ def generate_video(request, *, on_progress: ProgressCallback | None = None, shou
                    on_preview: Callable[[int, np.ndarray], None] | None = None,
                    resolve_image: Callable[[str], Path] | None = None,
                    resolve_video: Callable[[str], Path] | None = None,
-                   admitted: dict | None = None) -> GenerationResult:
+                   admitted: dict | None = None, stream: bool | str | Path | None = None) -> GenerationResult:
     """Video mode (text-to-video, image-to-video with ``request.image``, video-to-video with ``request.video``):
-    the options are :func:`t2v.runner.modes.generate`'s."""
+    the options are :func:`t2v.runner.modes.generate`'s. ``stream``: write the clip while it is made, as a
+    fragmented MP4 at that path (True: the run's own ``.mp4`` name), each part as soon as it is finished
+    (:mod:`t2v.export.stream`); the finished files are written as always at the end."""
     clip: list = []  # the clip a long request extends, read before any weights load
 
     def outputs(stem: Path, req) -> None:
@@ -43,11 +46,27 @@ def generate_video(request, *, on_progress: ProgressCallback | None = None, shou
     run = start(request, settings=settings, output=output, on_progress=on_progress, should_cancel=should_cancel,
                 check=outputs, plan_memory=True, resolve_image=resolve_image, resolve_video=resolve_video,
                 admitted=admitted)
+    growing = None if not stream else ClipStream(
+        run.stem.with_name(run.stem.name + ".mp4") if stream is True else Path(stream), run.request.fps)
+    try:
+        result = made(run, clip[0] if run.request.is_long else None, growing, checkpoint=checkpoint,
+                      on_preview=on_preview)
+    except BaseException:
+        if growing is not None:  # a failed or cancelled run leaves no partial stream
+            growing.discard()
+        raise
+    if stream is True and growing.path not in {o.path for o in result.outputs}:
+        growing.discard()  # streamed under the run's name, finished in other formats only
+    return result
+
+
+def made(run: Run, extended, growing: ClipStream | None, *, checkpoint=None, on_preview=None) -> GenerationResult:
+    """The frames of a started video run, recorded and exported (``growing``: streamed as they are finished)."""
     request, loaded, family = run.request, run.loaded, run.family
-    extended = clip[0] if request.is_long else None
+    on_frames = None if growing is None else growing.frames
     native = family.native_long(loaded, request, extended) if request.is_long else None
     if request.is_long and native is None:
-        return finish_long(run, extended, checkpoint=checkpoint, on_preview=on_preview)
+        return finish_long(run, extended, checkpoint=checkpoint, on_preview=on_preview, growing=growing)
     if native is not None:  # made in one run by the model itself (diffusion forcing)
         long = {"method": "diffusion forcing", "seconds": request.seconds, "frames": native.num_frames}
         request = native
@@ -63,7 +82,8 @@ def generate_video(request, *, on_progress: ProgressCallback | None = None, shou
     ctx = RunContext(on_stage=run.emit, on_step=on_step, should_cancel=run.cancel, memory=run.memory,
                      checkpoint=checkpoint, image=run.image.image if run.image else None,
                      video=run.video if extended is None else extended,
-                     last_image=run.last_image.image if run.last_image else None, control=run.control)
+                     last_image=run.last_image.image if run.last_image else None, control=run.control,
+                     on_frames=on_frames)
     run.emit.mark("prepare")  # the run's adapters and speed options set on the model, until the family's first stage
     out = family.run(loaded, request, ctx)
     frames = to_uint8(out.frames)
@@ -78,12 +98,22 @@ def generate_video(request, *, on_progress: ProgressCallback | None = None, shou
                     overlap_history=request.extras.get("overlap_history"),
                     clip={"sha256": extended.sha256, "frames": len(extended.frames), "fps": extended.fps})
         record["extend_sha256"] = extended.sha256
+    ended(growing, frames)
     return finish(run, frames, record, out.warnings, audio=out.audio)
 
 
-def finish_long(run: Run, clip, *, checkpoint=None, on_preview=None) -> GenerationResult:
+def ended(growing: ClipStream | None, frames) -> None:
+    """The stream's last frames written and the file closed (before post-processing and the finished files)."""
+    if growing is not None:
+        growing.frames(frames)
+        growing.close()
+
+
+def finish_long(run: Run, clip, *, checkpoint=None, on_preview=None, growing: ClipStream | None = None) -> GenerationResult:
     """A long request (:mod:`t2v.extend`): its segments made and joined, then recorded and exported as one video."""
-    out = run_long(run, clip=clip, checkpoint=checkpoint, on_preview=on_preview)
+    out = run_long(run, clip=clip, checkpoint=checkpoint, on_preview=on_preview,
+                   on_frames=None if growing is None else growing.frames)
+    ended(growing, out.frames)
     run.emit.mark("record")
     record = run.record(run.request, out.frames, warnings=out.warnings, timings=timings(run, out))
     record["long"] = out.record(run.request, clip)
