@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from t2v.api.deps import current_key, get_service, rate_limited
 from t2v.api.downloads import send
+from t2v.api.live import send_live
 from t2v.api.openai_models import (BODIES, MEANINGS, CreateVideoBody, CreateVideoForm, ErrorResponse,
                                    ExtendVideoBody, ExtendVideoForm, RemixVideoBody, Video, VideoDeleted, VideoList,
                                    error_body)
@@ -195,6 +196,9 @@ async def get_content(video_id: str, variant: Literal["video", "thumbnail", "spr
                       range_header: str | None = Header(None, alias="Range"), service=Depends(get_service),
                       key=Depends(current_key)):
     job = await run_in_threadpool(service.get, video_id, api_key=key)
+    live = await run_in_threadpool(service.live_clip, job) if variant == "video" else None
+    if live is not None:  # the mp4 so far, growing while the job runs (t2v.api.live)
+        return send_live(service, job, live, media_type="video/mp4", range_header=range_header)
     if job.status != "succeeded":
         raise InvalidRequest(f"video {video_id} is not completed (it is {video_object(service, job)['status']}); "
                              "its content exists once it is", field="video_id")

@@ -24,6 +24,7 @@ from t2v.store.artifacts import ArtifactStore, check_key
 logger = logging.getLogger(__name__)
 
 VIDEOS, CHECKPOINTS = "videos", "checkpoints"
+LIVE = "live.mp4"  # the clip a running job streams as it is made (t2v.export.stream), in its workdir
 
 
 @dataclass
@@ -82,6 +83,12 @@ class JobFiles:
         else:
             self.store.put_file(self.video_key(job_id, rel), path)
         return f"{job_id}/{rel}"
+
+    def live_path(self, job_id: str) -> Path:
+        """Where a worker streams ``job_id``'s clip while it runs: its workdir (the store's own folder, seen by
+        every process on the machine; with object storage the worker's scratch, seen by the processes beside
+        it). Nothing is created."""
+        return (self.store.local_dir(f"{VIDEOS}/{job_id}") or self.scratch / VIDEOS / job_id) / LIVE
 
     def publish_preview(self, job_id: str, path: Path) -> None:
         """Upload a refreshed preview (a no-op in place); a failure is logged, never fatal."""

@@ -11,6 +11,8 @@ its own over only the store protocols it uses (:mod:`t2v.service.ports`), reache
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import logging
 import threading
 import time
@@ -377,6 +379,14 @@ class JobService:
         :class:`t2v.service.files.Download`, or None when there is none."""
         key = self.files.video_key(job.id, image) if image else self.files.job_file_key(job, fmt or "")
         return self.files.download(key, presign=self.settings.storage_presign) if key else None
+
+    def live_clip(self, job) -> Path | None:
+        """The clip ``job`` streams while it runs (a growing fragmented MP4 on this machine), or None: not
+        running, no part made yet, or made on another machine."""
+        if job.status != "running":
+            return None
+        path = self.files.live_path(job.id)
+        return path if path.is_file() else None
 
     def local_video(self, job):
         """A local path to ``job``'s mp4 (the stored file, or a cached copy of the object), or None."""

@@ -160,6 +160,7 @@ class Worker(threading.Thread):
                     resolve_video=svc.assets.video_resolver(job.api_key_id, request),
                     resolve_job=svc.postjobs.job_video_resolver(job.api_key_id),
                     admitted=job.plan,  # kept on the machine that admitted it, planned again (and said so) elsewhere
+                    stream=store.live_path(job.id),  # served by the content route while the job runs
                 )
         except Cancelled:
             if not repo.is_cancel_requested(job.id) and (svc.stopping.is_set() or repo.controls.is_pause_requested(job.id)):
@@ -193,7 +194,9 @@ class Worker(threading.Thread):
             self._fail(job.id, OSError(f"could not store the job's files: {e}"))
             return
         record = {**result.record, "ran_on": self.where}  # provenance of this run, beside what makes it again
-        if repo.finish_job(job.id, self.worker_id, result=record, files=files):
+        finished = repo.finish_job(job.id, self.worker_id, result=record, files=files)
+        remove_output(store.live_path(job.id))  # the finished file is served now (a reader holding it reads on)
+        if finished:
             svc.metrics.observe_job(time.perf_counter() - t0, record)
             store.drop_checkpoint(job.id)  # kept until now: every failed try before resumed from it
             store.done_writing(job.id)

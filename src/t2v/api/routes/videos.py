@@ -18,6 +18,7 @@ from starlette.datastructures import UploadFile
 
 from t2v.api.deps import base_url, bearer_key, current_key, get_service, rate_limited
 from t2v.api.downloads import send
+from t2v.api.live import send_live
 from t2v.api.responses import (CHANGING, EVENT_STREAM_DOC, KEYED, QUEUED, RANGE_DOC, ErrorBody, RunRecord, body_doc,
                                errors, file_responses)
 from t2v.api.routes.assets import read_upload
@@ -148,17 +149,32 @@ async def get_video(job_id: str, request: Request, service=Depends(get_service),
 
 
 @router.get("/{job_id}/content", summary="The video file (supports HTTP Range; with T2V_STORAGE_PRESIGN=1 a "
-                                          "307 redirect to a presigned object-storage URL)", response_class=Response,
+                                          "307 redirect to a presigned object-storage URL); while the job runs, "
+                                          "the mp4 so far, growing", response_class=Response,
             responses={**file_responses(*MEDIA_TYPES.values(), what="The video file (`format`: mp4 is video/mp4, "
                                         "webm video/webm, gif image/gif)", redirect=True), **errors(*KEYED, 404, 409)})
 async def get_content(job_id: str, format: Literal["mp4", "webm", "gif"] = "mp4",
                       range_header: str | None = Header(None, alias="Range", description=RANGE_DOC),
                       service=Depends(get_service), key=Depends(current_key)):
+    """While the job runs, the mp4 it streams as it is made (from its first finished part: a long video's
+    segment, a diffusion-forcing window, else the whole clip): without Range the response follows the file
+    until the job ends; a Range gets the bytes there are (``Content-Range: bytes a-b/*``). Once the job has
+    succeeded, the finished file."""
+    live = await run_in_threadpool(_live_clip, service, job_id, key) if format == "mp4" else None
+    if live is not None:
+        return send_live(service, live[0], live[1], media_type=MEDIA_TYPES["mp4"], range_header=range_header)
     job, found = await _finished_file(service, job_id, key, format, "content exists")
     if found is None:
         raise HTTPException(404, f"job {job_id} has no {format} file (formats: "
                                  f"{', '.join(f['format'] for f in job.files or []) or 'none, purged'})")
     return send(found, media_type=MEDIA_TYPES[format], filename=found.key.rsplit("/", 1)[-1], range_header=range_header)
+
+
+def _live_clip(service, job_id: str, key):
+    """(job, the clip it streams) while it runs and has streamed a part, else None (404 for another key's job)."""
+    job = service.get(job_id, api_key=key)
+    path = service.live_clip(job)
+    return None if path is None else (job, path)
 
 
 async def _finished_file(service, job_id: str, key, fmt: str, what: str):
