@@ -70,7 +70,7 @@ def test_type_a_prompt_click_generate_and_watch_the_clip_play(display, server, t
         xdotool("mousemove", *centre(boxes["prompt"]), "click", "1")
         xdotool("type", "--delay", "20", "a zebra on a skateboard")
         xdotool("mousemove", *centre(boxes["generate"]), "click", "1")
-        state = wait_for(report, lambda s: s.get("playing") and s.get("job") in s.get("history", []),
+        state = wait_for(report, lambda s: s.get("playing") and s.get("clip") and s.get("job") in s.get("history", []),
                          proc, 180, "the clip to play and the job to be in the history")
         job = Client(server.url, server.key).get(state["job"])
         assert job.status == "succeeded" and job.request["prompt"] == "a zebra on a skateboard"

@@ -143,7 +143,7 @@ def test_video_to_video_uploads_your_clip_and_remix_puts_it_back(root, server, m
     app.form.clip.use.set(V2V)
     app.form.clip.strength.set("0.4")
     app.generate_button.invoke()
-    pump(root, lambda: app.player.playing or app.error.cget("text"), 180, "the video-to-video clip", app)
+    pump(root, lambda: (app.clip is not None and app.player.playing) or app.error.cget("text"), 180, "the video-to-video clip", app)
     assert not app.error.cget("text"), app.error.cget("text")
     job = client.get(app.job_id)
     asset = client.get_asset(job.request["video"])
@@ -205,7 +205,7 @@ def test_post_processing_only_needs_no_prompt_and_refused_uses_are_named(root, s
     clip.path.set(str(own_clip))
     clip.use.set(POST_ONLY)
     app.generate_button.invoke()
-    pump(root, lambda: app.player.playing or app.error.cget("text"), 120, "the post-processed clip", app)
+    pump(root, lambda: (app.clip is not None and app.player.playing) or app.error.cget("text"), 120, "the post-processed clip", app)
     assert not app.error.cget("text"), app.error.cget("text")
     job = client.get(app.job_id)
     assert job.request["mode"] == "post" and job.request["post"]["interpolate"] == 2

@@ -157,7 +157,7 @@ def test_generate_plays_the_clip_then_remix_makes_the_same_frames(root, server, 
     show = app.show_view
     app.show_view = lambda v: (statuses.append(v.status), show(v))
     app.generate_button.invoke()
-    pump(root, lambda: app.player.playing, 120, "the clip to play", app)
+    pump(root, lambda: app.clip is not None and app.player.playing, 120, "the clip to play", app)
     assert "running" in statuses and statuses[-1] == "succeeded"
     assert app.progress.cget("value") == 1000 and app.view.seed is not None
     first = app.clip
@@ -195,7 +195,7 @@ def test_post_processing_options_interpolate_the_clip_and_come_back_with_remix(r
     form.deflicker_box.invoke()
     assert F.request_fields(form.values(), None)["post"] == {"deflicker": True, "interpolate": 2, "interpolation": "blend"}
     app.generate_button.invoke()
-    pump(root, lambda: app.player.playing, 120, "the interpolated clip", app)
+    pump(root, lambda: app.clip is not None and app.player.playing, 120, "the interpolated clip", app)
     job = Client(server.url, server.key).get(app.job_id)
     post = job.result.metadata["postprocess"]
     assert job.request["post"]["interpolate"] == 2 and [s["name"] for s in post["steps"]] == ["deflicker", "interpolate"]
@@ -232,7 +232,7 @@ def test_longer_video_options_make_their_seconds_of_frames_and_come_back_with_re
     assert (fields["seconds"], fields["prompt_schedule"], fields["overlap"]) == (2.5, ["0: a ball", "10: a cube"], 2)
     assert "continue_strength" not in fields  # blank: the server's default
     app.generate_button.invoke()
-    pump(root, lambda: app.player.playing, 180, "the longer clip", app)
+    pump(root, lambda: app.clip is not None and app.player.playing, 180, "the longer clip", app)
     job = Client(server.url, server.key).get(app.job_id)
     assert (job.request["seconds"], job.request["overlap"]) == (2.5, 2)
     assert len(app.player.photos) == decoded(app.clip).shape[0] == 20
@@ -243,6 +243,23 @@ def test_longer_video_options_make_their_seconds_of_frames_and_come_back_with_re
     assert (form.vars["seconds"].get(), form.vars["overlap"].get(), form.vars["continue_strength"].get()) == \
         ("2.5", "2", "")
     assert form.values()["prompt_schedule"] == "0: a ball\n10: a cube"
+
+
+def test_a_long_video_plays_its_first_parts_while_the_job_runs(root, server, make_app):
+    """--seconds in segments: the player gets the clip so far (the server's growing mp4) from the first segment
+    and plays it while the job runs; cancelled, the player is cleared."""
+    app = make_app()
+    pump(root, lambda: ready(app), 30, "the models", app)
+    fill_small(app, "a slow river", num_frames=6, fps=8, seconds=8, overlap=2, num_inference_steps=120)
+    app.generate_button.invoke()
+    pump(root, lambda: app.player.playing and app.live.frames > 0, 180, "the clip so far playing", app)
+    assert app.view.status == "running" and app.view.step < app.view.total
+    shown = app.player.shown
+    pump(root, lambda: app.player.shown > shown + 2, 30, "the frames advancing", app)
+    assert Client(server.url, server.key).get(app.job_id).status == "running"
+    app.cancel()
+    pump(root, lambda: app.view.status == "cancelled", 60, "the cancel", app)
+    assert not app.player.playing
 
 
 def test_pause_then_resume_a_running_job(root, server, make_app):
@@ -363,7 +380,7 @@ def test_image_to_video_uploads_the_first_frame_and_plays_the_clip(root, tiny_i2
             picture.write_bytes(png(40, 24))
             app.form.vars["image"].set(str(picture))
             app.generate_button.invoke()
-            pump(root, lambda: app.player.playing, 180, "the image-to-video clip", app)
+            pump(root, lambda: app.clip is not None and app.player.playing, 180, "the image-to-video clip", app)
             job = Client(s.url, key).get(app.job_id)
             asset = Client(s.url, key).get_asset(job.request["image"])
             assert asset.width == 40 and asset.height == 24
@@ -460,7 +477,7 @@ def test_vace_clips_and_references_from_the_form_are_uploaded_and_make_the_job(r
     app.form.references.insert("1.0", "\n".join(map(str, refs)))
     assert app.form.values()["fit"] is True and app.form.values()["control_scale"] == "0.5"
     app.generate_button.invoke()
-    pump(root, lambda: app.player.playing or app.error.cget("text"), 180, "the VACE clip", app)
+    pump(root, lambda: (app.clip is not None and app.player.playing) or app.error.cget("text"), 180, "the VACE clip", app)
     assert not app.error.cget("text"), app.error.cget("text")
     job = client.get(app.job_id)
     assert (job.request["control_scale"], job.request["fit"]) == (0.5, True)
@@ -503,7 +520,7 @@ def test_the_window_lays_out_at_900x650_and_the_clip_is_named_after_its_prompt(r
 
     fill_small(app, "a red ball at 900 by 650", seed_mode="fixed", seed="11")
     app.generate_button.invoke()
-    pump(root, lambda: app.player.playing, 120, "the clip", app)
+    pump(root, lambda: app.clip is not None and app.player.playing, 120, "the clip", app)
     assert app.clip.name.startswith("a-red-ball-at-900-by-650-seed11-") and app.clip.suffix == ".mp4"
     root.update()
     w, h = app.player.picture_size()  # the clip whole in the player, however narrow its column

@@ -222,6 +222,27 @@ def test_live_progress_cancel_and_readable_errors(page, server):
     assert "Traceback" not in page.content()
 
 
+def test_a_long_video_plays_in_the_page_before_the_job_ends(page, server):
+    """--seconds on the tiny model runs in segments: at the first one the player gets the clip so far (the
+    growing mp4 the worker streams) and plays it while the job is still running."""
+    from playwright.sync_api import expect
+
+    page.locator("#t2v-prompt textarea").fill("a slow river at dawn")
+    page.locator("#t2v-long").get_by_text("Longer video").click()
+    for elem_id, value in (("t2v-width", 32), ("t2v-height", 32), ("t2v-steps", 150), ("t2v-seconds", 8)):
+        set_number(page, elem_id, value)
+    page.locator("#t2v-generate").click()
+    page.wait_for_function(f"() => {{ const v = document.querySelector('{VIDEO}');"
+                           " return v && v.currentSrc.endsWith('.mp4') && v.readyState >= 2; }", timeout=120_000)
+    page.evaluate(f"() => {{ const v = document.querySelector('{VIDEO}'); v.muted = true; return v.play(); }}")
+    page.wait_for_function(f"() => document.querySelector('{VIDEO}').currentTime > 0")
+    job_id = page.locator("#t2v-job-id textarea, #t2v-job-id input").first.input_value()
+    job = server.job(job_id)
+    assert job["status"] == "running" and job["progress"]["step"] < job["progress"]["total"], job["progress"]
+    page.locator("#t2v-cancel").click()
+    expect(page.locator("#t2v-status")).to_contain_text("Cancelled.")
+
+
 @pytest.mark.parametrize("viewport", [(1366, 900), (1920, 1080)])
 def test_generate_the_progress_and_the_player_are_in_the_first_screenful(browser, server, viewport):
     w, h = viewport

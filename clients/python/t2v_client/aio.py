@@ -146,6 +146,12 @@ class AsyncClient(core.Base):
                                    allow=(404,))
         return response.content if response.status_code == 200 else None
 
+    async def live(self, job_id: str) -> bytes | None:
+        """The clip a running job has made so far (a growing mp4), or the finished mp4; None while there is none."""
+        response = await self.send("GET", f"/v1/videos/{job_id}/content", idempotent=True, allow=(409, 416),
+                                   headers={"Range": "bytes=0-"})
+        return response.content if response.status_code in (200, 206) else None
+
     async def models(self) -> ModelList:
         return ModelList.model_validate(await self.call("GET", "/v1/models"))
 

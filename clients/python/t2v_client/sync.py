@@ -167,6 +167,13 @@ class Client(core.Base):
         response = self.send("GET", f"/v1/videos/{job_id}/{core.image_name(name)}", idempotent=True, allow=(404,))
         return response.content if response.status_code == 200 else None
 
+    def live(self, job_id: str) -> bytes | None:
+        """The clip a running job has made so far (an mp4 that grows as the job makes it, from its first
+        finished part), or once it has succeeded the finished mp4; None while there is none yet."""
+        response = self.send("GET", f"/v1/videos/{job_id}/content", idempotent=True, allow=(409, 416),
+                             headers={"Range": "bytes=0-"})
+        return response.content if response.status_code in (200, 206) else None
+
     def models(self) -> ModelList:
         return ModelList.model_validate(self.call("GET", "/v1/models"))
 

@@ -23,10 +23,10 @@ from t2v.desktop.history import History
 from t2v.desktop.layout import Scrolled, flow, progress_style, use_theme, wrap_to_width
 from t2v.desktop.report import write_report
 from t2v.desktop.local import LocalServer
-from t2v.desktop.player import Player
+from t2v.desktop.player import LiveClip, Player
 from t2v.desktop.queue import QueueControls
 from t2v.desktop.tasks import (
-    POST_ONLY, clip_request, fetch_clip, fetch_image, has_sound, list_jobs, message_of, submit_job)
+    POST_ONLY, clip_request, fetch_clip, fetch_image, fetch_live, has_sound, list_jobs, message_of, submit_job)
 
 TITLE = "t2v: text to video"
 
@@ -50,6 +50,7 @@ class DesktopApp:
         self.last_seed: int | None = None
         self.clip: Path | None = None
         self.preview_step = -1
+        self.live = LiveClip()  # the running job's clip so far, playing from its first part
         self.ready = False  # the models have loaded
         self.watching = threading.Event()  # set: stop following the current job's events
         self.history_jobs: list = []
@@ -228,6 +229,7 @@ class DesktopApp:
 
     def on_submitted(self, job) -> None:
         self.job_id, self.preview_step, self.clip, self.eta = job.id, -1, None, F.SteadyEta()
+        self.live = LiveClip()
         request = job.request or {}
         if self.sent_clip is not None:  # so a remix of the job finds the file again
             asset = request.get("asset") or request.get(F.clip_of(request)[0] or "")
@@ -253,6 +255,8 @@ class DesktopApp:
         if v.status == "running" and v.step > self.preview_step:
             self.preview_step = v.step
             self.bridge.run(fetch_image, self.client, v.job_id, "preview", done=self.on_preview)
+        if v.status == "running" and self.live.due():
+            self.bridge.run(fetch_live, self.client, v.job_id, done=self.on_live, failed=lambda e: self.live.done(0))
         if v.finished:
             self.finished(event.job)
 
@@ -262,8 +266,17 @@ class DesktopApp:
 
     def on_preview(self, result) -> None:
         job_id, image = result
-        if image is not None and job_id == self.job_id and self.view is not None and not self.view.finished:
+        if (image is not None and job_id == self.job_id and self.view is not None and not self.view.finished
+                and not self.live.frames):  # once the clip so far plays, the previews give way to it
             self.player.show_still(image)
+
+    def on_live(self, result) -> None:
+        job_id, frames, fps = result
+        if job_id != self.job_id or self.view is None or self.view.finished:
+            return
+        if frames and len(frames) > self.live.frames:
+            self.player.start(frames, fps)
+        self.live.done(len(frames or ()))
 
     def show_view(self, v: F.JobView) -> None:
         if v.status == "running":  # the ETA steadied as the web page's is (one per job: reset on submit)

@@ -1,8 +1,10 @@
-"""Play a finished clip in the window: frames decoded by PyAV, shown through Pillow, looping."""
+"""Play a clip in the window: frames decoded by PyAV, shown through Pillow, looping; the finished clip, or a
+running job's clip so far (:class:`LiveClip` says when to fetch it again)."""
 
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -168,3 +170,21 @@ class Player:
             except Exception:  # the window is gone
                 pass
             self.after_id = None
+
+
+class LiveClip:
+    """When to fetch the running job's clip so far: one fetch at a time, then again ``every`` seconds (each new
+    clip starts the player over); ``frames``: how many the player has of it."""
+
+    def __init__(self, every: float = 3.0):
+        self.every, self.frames, self.at, self.busy = every, 0, 0.0, False
+
+    def due(self) -> bool:
+        now = time.monotonic()
+        if self.busy or (self.frames and now - self.at < self.every):
+            return False
+        self.busy, self.at = True, now
+        return True
+
+    def done(self, frames: int) -> None:
+        self.busy, self.frames = False, max(self.frames, frames)

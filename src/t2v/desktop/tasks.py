@@ -157,6 +157,24 @@ def fetch_image(client, job_id: str, name: str):
     return job_id, (fit(Image.open(io.BytesIO(data)).convert("RGB"), VIEW_SIDE) if data else None)
 
 
+def fetch_live(client, job_id: str, side: int = VIEW_SIDE):
+    """(job id, frames, fps) of the clip a running job has made so far (the growing mp4 its server streams), or
+    (job id, None, None) while it has none."""
+    import tempfile
+
+    data = client.live(job_id)
+    if not data:
+        return job_id, None, None
+    with tempfile.TemporaryDirectory(prefix="t2v-live-") as folder:
+        path = Path(folder) / "live.mp4"
+        path.write_bytes(data)
+        try:
+            frames, fps = decode(path, max_side=side)
+        except (ValueError, OSError):  # not one whole frame yet
+            return job_id, None, None
+    return job_id, frames, fps
+
+
 def fetch_clip(client, downloads: Path, job, side: int = VIEW_SIDE):
     """Download the clip into ``downloads`` (a file already there is only checked) and decode its frames (the
     longer side ``side`` pixels)."""

@@ -69,6 +69,7 @@ class JobView:
     post: dict[str, Any] | None = None  # the result's ``postprocess`` (steps, and the frames, size and fps made)
     long: dict[str, Any] | None = None  # a longer video's ``long`` block (its segments and the frames made)
     audio: dict[str, Any] | None = None  # the clip's sound: the record's ``audio`` (rate, channels, length)
+    live: Any = None  # while it runs: the clip so far, a growing mp4 (from its first finished part)
 
     @property
     def finished(self) -> bool:

@@ -4,12 +4,14 @@ All the work is in :mod:`t2v.ui.handlers`; this module lays out components and t
 and :class:`~t2v.ui.handlers.UIError` into component updates. Nothing here touches the database or the
 engine. Live progress: the Generate event is a generator that submits the job, then polls the service
 a few times a second and yields the queue position, a <progress> bar with step/total and ETA, and the
-latent preview image whenever the worker rewrites it; when the job ends it yields the player, the
+latent preview image whenever the worker rewrites it, and the clip so far in the player from its first finished
+part (a long video's segment, a diffusion-forcing window); when the job ends it yields the player, the
 download buttons, seed and timings, and a refreshed history.
 """
 
 import logging
 import os
+import time
 from pathlib import Path
 
 from t2v import frontend as F
@@ -253,7 +255,7 @@ def build_ui(service, *, header: str = HEADER):
             yield {**clear_result("Queued."), job_id: jid, last_seed: data[last_seed] if used_seed is None else used_seed,
                    seed: shown_seed,
                    preview: gr.update(value=None, visible=True), generate_btn: ready, **controls("queued")}
-            shown, eta = None, H.SteadyEta()
+            shown, eta, playing = None, H.SteadyEta(), LivePlayer()
             try:
                 for v in E.poll(service, jid, token, interval=POLL_S, keep_going=lambda: watching.get(session) == jid):
                     if v.finished:
@@ -264,6 +266,8 @@ def build_ui(service, *, header: str = HEADER):
                     if stamp is not None and stamp != shown:
                         shown = stamp
                         update[preview] = gr.update(value=publish(v.preview), visible=True)
+                    if playing.due(v.live):  # the clip so far plays from its first part
+                        update[video] = publish(v.live)
                     yield update
             except Exception as e:
                 yield {status: E.error_md(e)}
@@ -374,6 +378,25 @@ def build_ui(service, *, header: str = HEADER):
     demo.queue(default_concurrency_limit=8)
     refuse_url_files(gr, demo)
     return demo
+
+
+class LivePlayer:
+    """When the player gets the running job's clip so far: at its first part, then again once it has grown and
+    ``every`` seconds have passed (each new copy starts the player over)."""
+
+    def __init__(self, every: float = 3.0):
+        self.every, self.size, self.at = every, 0, 0.0
+
+    def due(self, path) -> bool:
+        try:
+            size = path.stat().st_size if path is not None else 0
+        except OSError:  # removed as the job ended
+            return False
+        now = time.monotonic()
+        if size > self.size and (self.size == 0 or now - self.at >= self.every):
+            self.size, self.at = size, now
+            return True
+        return False
 
 
 def _stamp(path):
