@@ -16,6 +16,7 @@ from t2v.export.metadata import read_embedded
 from t2v.export.stream import ClipStream
 from t2v.service.keys import create_key
 from tests.api.conftest import make_settings, wait_for
+from tests.s3server import bucket, objects, s3_endpoint, s3_env  # noqa: F401  (fixtures)
 
 
 @pytest.fixture(scope="module")
@@ -32,17 +33,7 @@ def frames_in(data: bytes, path) -> int:
 
 
 def test_a_running_job_serves_its_clip_so_far_then_the_finished_file(df, tmp_path, monkeypatch):
-    first_part, go_on = threading.Event(), threading.Event()
-    real = ClipStream.frames
-
-    def held(stream, frames):  # the worker stops after its first part until the test has looked
-        n = real(stream, frames)
-        if not first_part.is_set():
-            first_part.set()
-            assert go_on.wait(60)
-        return n
-
-    monkeypatch.setattr(ClipStream, "frames", held)
+    first_part, go_on = held_after_first_part(monkeypatch)  # the worker stops after its first part until we looked
     app = create_app(make_settings(tmp_path / "home", df))
     service = app.state.service
     _, alice = create_key(service.repo.keys, "alice")
@@ -80,6 +71,51 @@ def test_a_running_job_serves_its_clip_so_far_then_the_finished_file(df, tmp_pat
         assert read_embedded(tmp_path / "final.mp4")["seed"] == 5
         assert frames_in(final.content, tmp_path / "final.mp4") == 17
         assert not service.files.live_path(job["id"]).exists()
+
+
+def held_after_first_part(monkeypatch):
+    """(first part written, let the worker go on): the worker waits after its first streamed part."""
+    first_part, go_on = threading.Event(), threading.Event()
+    real = ClipStream.frames
+
+    def held(stream, frames):
+        n = real(stream, frames)
+        if not first_part.is_set():
+            first_part.set()
+            assert go_on.wait(60)
+        return n
+
+    monkeypatch.setattr(ClipStream, "frames", held)
+    return first_part, go_on
+
+
+def test_with_object_storage_the_clip_so_far_is_an_object_until_the_finished_one(df, tmp_path, monkeypatch,
+                                                                                  s3_endpoint, bucket):
+    """The worker uploads the clip after each part (its API processes may be on other machines): an API process
+    without the file sends that object; once the job is done the object is gone and the finished one is there."""
+    first_part, go_on = held_after_first_part(monkeypatch)
+    settings = make_settings(tmp_path / "home", df, storage_url=f"s3://{bucket}/t2v", s3_endpoint_url=s3_endpoint)
+    with TestClient(create_app(settings)) as client:
+        service = client.app.state.service
+        job = client.post("/v1/videos", json={"prompt": "a red fox", "num_frames": 17, "seed": 5}).json()
+        assert first_part.wait(120)
+        live_key = f"t2v/videos/{job['id']}/live.mp4"
+        assert live_key in objects(s3_endpoint, bucket)
+        here = service.files.live_path(job["id"])
+        away = here.with_name("elsewhere.mp4")
+        here.rename(away)  # as an API process on another machine sees it: no file, the object
+        try:
+            r = client.get(f"/v1/videos/{job['id']}/content", headers={"Range": "bytes=0-"})
+            assert r.status_code == 206 and r.headers["cache-control"] == "no-store"
+            assert frames_in(r.content, tmp_path / "object.mp4") == 8
+        finally:
+            away.rename(here)
+            go_on.set()
+        assert wait_for(client, job["id"])["status"] == "succeeded"
+        stored = objects(s3_endpoint, bucket)
+        assert live_key not in stored and any(k.endswith(".mp4") and k.startswith(f"t2v/videos/{job['id']}/")
+                                              for k in stored)
+        assert frames_in(client.get(f"/v1/videos/{job['id']}/content").content, tmp_path / "final.mp4") == 17
 
 
 def test_a_queued_job_has_no_content_yet(df, tmp_path):

@@ -1,8 +1,9 @@
 """Sending the clip a running job streams (:mod:`t2v.export.stream`): a fragmented MP4 that grows as the job makes
 it. Without ``Range`` the response follows the file: the bytes there now, then each part as it is written, until
 the job ends (a player starts at the first part and keeps playing); a ``Range`` gets the bytes that exist
-(``Content-Range: bytes a-b/*``, the whole length not known yet). The finished file, with its record, is served
-once the job has succeeded."""
+(``Content-Range: bytes a-b/*``, the whole length not known yet). With object storage, a worker on another
+machine uploads the clip after each part, and that object is sent as it is. The finished file, with its record,
+is served once the job has succeeded."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import Path
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response, StreamingResponse
 
-from t2v.api.downloads import byte_range
+from t2v.api.downloads import byte_range, send
 
 CHUNK = 64 * 1024
 POLL_S = 0.2  # how often a followed file is looked at for new bytes
@@ -22,8 +23,12 @@ CHECK_S = 1.0  # how often the job's state is read while no bytes come
 HEADERS = {"Cache-Control": "no-store", "Accept-Ranges": "bytes", "X-T2V-Clip": "growing"}
 
 
-def send_live(service, job, path: Path, *, media_type: str, range_header: str | None) -> Response:
-    """The response for ``job``'s growing clip at ``path`` (see the module)."""
+def send_live(service, job, live, *, media_type: str, range_header: str | None) -> Response:
+    """The response for ``job``'s growing clip (a :class:`t2v.service.files.Download`; see the module). An
+    object (the worker on another machine uploads the clip after each part) is sent as it is now."""
+    if live.path is None:
+        return send(live, media_type=media_type, headers=dict(HEADERS), range_header=range_header)
+    path = live.path
     size = path.stat().st_size
     span = byte_range(range_header, size)
     if span == "unsatisfiable":

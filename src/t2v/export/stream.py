@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -26,15 +27,25 @@ STREAM_CRF = 18
 MOVFLAGS = "frag_keyframe+empty_moov+default_base_moof+frag_every_frame"
 
 
+@dataclass
+class StreamSpec:
+    """Where a run streams its clip (``path``) and what to do after each part is written (``on_part(path)``: a
+    service uploads it where its API processes read it)."""
+
+    path: Path
+    on_part: Callable[[Path], None] | None = field(default=None, compare=False)
+
+
 class ClipStream:
     """The growing fragmented MP4 at ``path``, ``fps`` frames a second. :meth:`frames` is given the clip's
     finished frames so far (uint8 (N, H, W, 3), each call a longer prefix of the same clip) and writes those it
-    has not written yet; :meth:`close` ends the file; :meth:`discard` removes it (a run that failed or was
-    cancelled leaves no partial file)."""
+    has not written yet, then calls ``on_part``; :meth:`close` ends the file; :meth:`discard` removes it (a run
+    that failed or was cancelled leaves no partial file)."""
 
-    def __init__(self, path: str | Path, fps: float):
+    def __init__(self, path: str | Path, fps: float, on_part: Callable[[Path], None] | None = None):
         self.path = Path(path)
         self.fps = fps
+        self.on_part = on_part
         self.written = 0
         self._container: Any = None
         self._stream: Any = None
@@ -66,6 +77,8 @@ class ClipStream:
             for packet in self._stream.encode(frame):
                 self._container.mux(packet)
         self.written = len(frames)
+        if self.on_part is not None:
+            self.on_part(self.path)
         return self.written
 
     def close(self) -> None:
@@ -76,6 +89,8 @@ class ClipStream:
             self._container.mux(packet)
         self._container.close()
         self._container = None
+        if self.on_part is not None:
+            self.on_part(self.path)
 
     def discard(self) -> None:
         """Stop and remove the file."""

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from t2v.export.outputs import check_outputs
-from t2v.export.stream import ClipStream
+from t2v.export.stream import ClipStream, StreamSpec
 from t2v.extend.run import load_clip, run_long
 from t2v.families import RunContext
 from t2v.requests import FILE_FIELDS, GenerationResult
@@ -30,10 +30,11 @@ def generate_video(request, *, on_progress: ProgressCallback | None = None, shou
                    on_preview: Callable[[int, np.ndarray], None] | None = None,
                    resolve_image: Callable[[str], Path] | None = None,
                    resolve_video: Callable[[str], Path] | None = None,
-                   admitted: dict | None = None, stream: bool | str | Path | None = None) -> GenerationResult:
+                   admitted: dict | None = None, stream: bool | str | Path | StreamSpec | None = None) -> GenerationResult:
     """Video mode (text-to-video, image-to-video with ``request.image``, video-to-video with ``request.video``):
     the options are :func:`t2v.runner.modes.generate`'s. ``stream``: write the clip while it is made, as a
-    fragmented MP4 at that path (True: the run's own ``.mp4`` name), each part as soon as it is finished
+    fragmented MP4 at that path (True: the run's own ``.mp4`` name; a :class:`~t2v.export.stream.StreamSpec`:
+    its path, and its ``on_part`` after each part), each part as soon as it is finished
     (:mod:`t2v.export.stream`); the finished files are written as always at the end."""
     clip: list = []  # the clip a long request extends, read before any weights load
 
@@ -46,8 +47,9 @@ def generate_video(request, *, on_progress: ProgressCallback | None = None, shou
     run = start(request, settings=settings, output=output, on_progress=on_progress, should_cancel=should_cancel,
                 check=outputs, plan_memory=True, resolve_image=resolve_image, resolve_video=resolve_video,
                 admitted=admitted)
-    growing = None if not stream else ClipStream(
-        run.stem.with_name(run.stem.name + ".mp4") if stream is True else Path(stream), run.request.fps)
+    spec = stream if isinstance(stream, StreamSpec) else StreamSpec(
+        run.stem.with_name(run.stem.name + ".mp4") if stream is True else Path(stream)) if stream else None
+    growing = None if spec is None else ClipStream(spec.path, run.request.fps, on_part=spec.on_part)
     try:
         result = made(run, clip[0] if run.request.is_long else None, growing, checkpoint=checkpoint,
                       on_preview=on_preview)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
+from t2v.export.files import remove_output
 from t2v.store.artifacts import ArtifactStore, check_key
 
 logger = logging.getLogger(__name__)
@@ -89,6 +90,36 @@ class JobFiles:
         every process on the machine; with object storage the worker's scratch, seen by the processes beside
         it). Nothing is created."""
         return (self.store.local_dir(f"{VIDEOS}/{job_id}") or self.scratch / VIDEOS / job_id) / LIVE
+
+    def live_saved(self, job_id: str) -> Callable[[Path], None] | None:
+        """What a worker does after each part of the clip it streams: with object storage, upload it (its API
+        processes may be on other machines); nothing in place. A failed upload is logged, never fatal."""
+        if self.in_place:
+            return None
+
+        def upload(path: Path) -> None:
+            try:
+                self.store.put_file(self.video_key(job_id, LIVE), path)
+            except Exception:
+                logger.warning("could not upload the clip so far of %s", job_id, exc_info=True)
+
+        return upload
+
+    def live_download(self, job_id: str) -> Download | None:
+        """The clip a running job streams, as the API sends it: the local file where this machine has it (a
+        :class:`Download` with ``path``), else the object its worker uploaded after the last part; None."""
+        path = self.live_path(job_id)
+        if path.is_file():
+            return Download(self.video_key(job_id, LIVE), path.stat().st_size, path=path)
+        if self.in_place:
+            return None
+        return self.download(self.video_key(job_id, LIVE), presign=False)
+
+    def drop_live(self, job_id: str) -> None:
+        """Remove a job's streamed clip (its file, and with object storage its object) once the job has ended."""
+        remove_output(self.live_path(job_id))
+        if not self.in_place:
+            self.remove_object(self.video_key(job_id, LIVE))
 
     def publish_preview(self, job_id: str, path: Path) -> None:
         """Upload a refreshed preview (a no-op in place); a failure is logged, never fatal."""

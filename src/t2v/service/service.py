@@ -380,13 +380,18 @@ class JobService:
         key = self.files.video_key(job.id, image) if image else self.files.job_file_key(job, fmt or "")
         return self.files.download(key, presign=self.settings.storage_presign) if key else None
 
-    def live_clip(self, job) -> Path | None:
-        """The clip ``job`` streams while it runs (a growing fragmented MP4 on this machine), or None: not
-        running, no part made yet, or made on another machine."""
-        if job.status != "running":
+    def live_clip(self, job):
+        """The clip ``job`` streams while it runs, as a :class:`t2v.service.files.Download`: the growing file
+        where this machine has it (``path``), else with object storage the object uploaded after its last part;
+        None when it is not running or has made no part yet."""
+        return self.files.live_download(job.id) if job.status == "running" else None
+
+    def live_local(self, job) -> Path | None:
+        """:meth:`live_clip` as a local file (an object copied here as it is now), for a page that shows it."""
+        live = self.live_clip(job)
+        if live is None:
             return None
-        path = self.files.live_path(job.id)
-        return path if path.is_file() else None
+        return live.path if live.path is not None else self.files.local_file(live.key, fresh=True)
 
     def local_video(self, job):
         """A local path to ``job``'s mp4 (the stored file, or a cached copy of the object), or None."""

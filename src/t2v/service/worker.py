@@ -21,6 +21,7 @@ from t2v.sampling import promptcache
 from t2v.sampling.base import CheckpointSpec
 from t2v.errors import Cancelled, T2VError, out_of_resources
 from t2v.export import atomic_path, remove_output
+from t2v.export.stream import StreamSpec
 from t2v.runner.modes import generate as run_request
 from t2v.requests import request_from_fields
 
@@ -160,7 +161,8 @@ class Worker(threading.Thread):
                     resolve_video=svc.assets.video_resolver(job.api_key_id, request),
                     resolve_job=svc.postjobs.job_video_resolver(job.api_key_id),
                     admitted=job.plan,  # kept on the machine that admitted it, planned again (and said so) elsewhere
-                    stream=store.live_path(job.id),  # served by the content route while the job runs
+                    # served by the content routes while the job runs
+                    stream=StreamSpec(store.live_path(job.id), on_part=store.live_saved(job.id)),
                 )
         except Cancelled:
             if not repo.is_cancel_requested(job.id) and (svc.stopping.is_set() or repo.controls.is_pause_requested(job.id)):
@@ -195,7 +197,7 @@ class Worker(threading.Thread):
             return
         record = {**result.record, "ran_on": self.where}  # provenance of this run, beside what makes it again
         finished = repo.finish_job(job.id, self.worker_id, result=record, files=files)
-        remove_output(store.live_path(job.id))  # the finished file is served now (a reader holding it reads on)
+        store.drop_live(job.id)  # the finished file is served now (a reader holding the file reads on)
         if finished:
             svc.metrics.observe_job(time.perf_counter() - t0, record)
             store.drop_checkpoint(job.id)  # kept until now: every failed try before resumed from it

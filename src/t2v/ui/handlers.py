@@ -282,7 +282,7 @@ def view(service, job_id: str | None, token: str | None = None) -> JobView:
         v.queue_position = service.queue_position(job.id)
     elif job.status == "running":
         v.preview = service.image_path(job.id, "preview.png")
-        v.live = service.live_clip(job)
+        v.live = service.live_local(job)
     elif job.status == "succeeded":
         result = job.result or {}
         v.seed = result.get("seed", v.seed)

@@ -173,8 +173,8 @@ async def get_content(job_id: str, format: Literal["mp4", "webm", "gif"] = "mp4"
 def _live_clip(service, job_id: str, key):
     """(job, the clip it streams) while it runs and has streamed a part, else None (404 for another key's job)."""
     job = service.get(job_id, api_key=key)
-    path = service.live_clip(job)
-    return None if path is None else (job, path)
+    live = service.live_clip(job)
+    return None if live is None else (job, live)
 
 
 async def _finished_file(service, job_id: str, key, fmt: str, what: str):
