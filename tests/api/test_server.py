@@ -187,6 +187,34 @@ def test_kill_9_during_a_job_resumes_and_succeeds_exactly_once(tiny_model, tmp_p
         s2.stop()
 
 
+def test_kill_9_while_a_long_job_streams_resumes_to_the_uninterrupted_frames(tiny_model, tmp_path):
+    """A long job in segments, killed (SIGKILL) once its clip is playing from the content route: the new server
+    resumes it from the last segment done, streams it again, and the finished clip's frames are an uninterrupted
+    run's (frames_sha256); its stream is gone."""
+    from t2v import GenerationRequest, generate
+
+    home = tmp_path / "home"
+    fields = {"seconds": 3, "num_frames": 8, "fps": 8, "width": 32, "height": 32, "num_inference_steps": 60, "seed": 3}
+    s = Server(home, tiny_model).start()
+    job_id = s.submit(**fields)
+    first = s.wait(job_id, ("running",), cond=lambda j: httpx.get(
+        f"{s.url}/v1/videos/{job_id}/content", headers={"Range": "bytes=0-"}, timeout=30).status_code == 206)
+    assert first["status"] == "running"
+    s.stop(signal.SIGKILL)
+    s2 = Server(home, tiny_model, port=s.port).start()
+    try:
+        job = s2.wait(job_id)
+        assert job["status"] == "succeeded", job["error"]
+        record = httpx.get(f"{s2.url}/v1/videos/{job_id}/metadata", timeout=30).json()
+        assert job["attempts"] == 2 and record["long"]["resumed_from_segment"] >= 1
+        whole = generate(GenerationRequest(prompt="a blue square moving up", model=str(tiny_model), formats=(),
+                                           **fields))
+        assert record["frames_sha256"] == whole.record["frames_sha256"] and record["long"]["frames"] == 24
+        assert not (home / "videos" / job_id / "live.mp4").exists()
+    finally:
+        s2.stop()
+
+
 def test_load_20_jobs_from_10_clients(server):
     small = {"num_frames": 2, "width": 16, "height": 16, "num_inference_steps": 1}
     earlier = all_jobs(server)  # (the module's server may have run other tests' jobs)
