@@ -91,13 +91,19 @@ def df(tmp_path_factory):
 
 
 def test_a_diffusion_forcing_run_streams_each_window(df, tmp_path, monkeypatch):
-    """Three windows: after each, every frame made so far is decoded and streamed; the run's frames equal the
-    unstreamed run's (the last window's decode is the final one)."""
+    """Three windows: after each, its new latent frames are decoded alone (the VAE's causal cache carried from
+    window to window: no frame decoded twice, no decode at the end) and the clip so far streamed; the run's frames
+    are the unstreamed run's, bit for bit."""
+    from t2v.families import skyreels_stream
+
+    whole = []
+    monkeypatch.setattr(skyreels_stream, "decoded", lambda *a, **k: whole.append(1) or pytest.fail("decoded whole"))
     parts = Parts(monkeypatch)
     request = GenerationRequest(model=str(df), prompt="a red fox", seed=5, num_frames=17, formats=())
     result = generate(request, stream=tmp_path / "live.mp4")
-    assert [len(p) for p in parts.parts] == [9, 13, 17, 17]
+    assert [len(p) for p in parts.parts] == [9, 13, 17, 17] and not whole
     assert_prefixes_of(parts.parts, result.frames)
+    monkeypatch.undo()
     assert np.array_equal(generate(request).frames, result.frames)
     assert playable(tmp_path / "live.mp4") == 17
 

@@ -39,8 +39,8 @@ from t2v.models.catalog import config
 from t2v.sampling.loop import Checkpoints, LoopState, denoise
 from t2v.families.wan import encode_prompts, latent_stats
 from t2v.sampling.base import EngineRun
-from t2v.sampling.vae import video_uint8
 from t2v.sampling.checkpoint import restore_scheduler, scheduler_state
+from t2v.families.skyreels_stream import WindowStream
 from t2v.sampling.offload import resident
 from t2v.sampling.schedulers import make_scheduler
 
@@ -300,39 +300,24 @@ def sample(model, request, ctx: RunContext) -> EngineRun:
         if i == len(w.matrix) - 1:  # the window is done: keep its new frames (not a last image's, held as given)
             done, made = s.extra["done"], s.latents[:, :, :s.latents.shape[2] - (0 if end is None else end.shape[2])]
             s.extra["done"] = made if done.shape[2] == 0 else torch.cat([done, made[:, :, overlap:]], dim=2)
-            if ctx.on_frames is not None and ctx.video is None:  # streamed: every frame made so far, decoded
-                streamed[:] = [s.extra["done"].shape[2], decoded(vae, s.extra["done"], spatial, device, memory)]
-                ctx.on_frames(streamed[1])
+            stream.window_done(s.extra["done"])
         s.extra["schedulers"] = [scheduler_state(fs) for fs in frame_schedulers]
         s.extra["rng"] = torch.cuda.get_rng_state(torch.device(device)) if cuda else torch.get_rng_state()
 
-    streamed: list = []  # (latent frames, their decoded frames) last streamed
+    # the clip streamed as each window is done (not an extension: its frames start with the given clip's)
+    stream = WindowStream(ctx.on_frames if ctx.video is None else None, vae, spatial, device, memory)
     devices = [torch.device(device).index or 0] if cuda else []
-    with torch.random.fork_rng(devices=devices), resident(transformer, device, memory.offload):
+    with torch.random.fork_rng(devices=devices), resident(transformer, device, memory.offload), stream:
         seed_global_rng(request.seed, state.extra.get("rng"), cuda, device)
         denoise(ctx, len(rows), state, step, checkpoints, start=start)
 
     # 4. Decode every finished latent frame with the VAE's statistics (a stream decoded them all already).
     ctx.on_stage("decode")
-    if streamed and streamed[0] == state.extra["done"].shape[2]:
-        frames = streamed[1]
-    else:
-        frames = decoded(vae, state.extra["done"], spatial, device, memory)
+    frames = stream.frames(state.extra["done"])
     if ctx.video is not None:  # the clip, then the new frames (past the re-decoded overlap)
         redone = (given.shape[2] - 1) * temporal + 1
         frames = np.concatenate([ctx.video.frames, frames[redone:]])
     return EngineRun(frames=frames, warnings=ctx.warnings, resumed_from_step=checkpoints.resumed)
-
-
-def decoded(vae, latents, spatial: int, device, memory):
-    """Finished latent frames through the VAE, with its statistics: uint8 frames."""
-    from diffusers.video_processor import VideoProcessor
-
-    with resident(vae, device, memory.offload):
-        latents = latents.to(vae.device, vae.dtype)
-        mean, inv_std = latent_stats(vae, latents)
-        video = vae.decode(latents / inv_std + mean, return_dict=False)[0]
-    return video_uint8(VideoProcessor(vae_scale_factor=spatial), video)
 
 
 def normalized(vae, pixels):
