@@ -1,0 +1,44 @@
+"""The card of AnyFlow: what t2v knows of the family without importing its code (:mod:`t2v.families.anyflow`).
+
+NVIDIA's AnyFlow checkpoints distil Wan 2.1 (1.3B and 14B, text-to-video) into a flow map: the transformer takes
+the step's start and target timesteps and predicts the mean velocity between them, so one checkpoint samples in
+any number of steps (1, 2, 4 or 8 typical). Guidance is distilled into the weights (scale 1). The diffusers-format
+repos are ``nvidia/AnyFlow-Wan2.1-T2V-*-Diffusers``; defaults are the pipeline's example: 832x480, 33 frames at
+16 fps, 4 steps. Licence: the model cards say ``license: other`` without naming one; read the repo before use.
+A folder in the original repository's layout (``WanAnyFlowPipeline`` with ``FAR_Wan_Transformer3DModel``, classes
+that are not diffusers') is not this family's: t2v names the pipeline class it does not know.
+"""
+
+from __future__ import annotations
+
+from t2v.models.spec import FamilyCard, ModelSpec
+
+PIPELINE = "AnyFlowPipeline"
+LICENSE = "other (the model card names none: read the repo's terms)"
+_DEFAULTS = {"width": 832, "height": 480, "num_frames": 33, "fps": 16, "guidance_scale": 1.0, "num_inference_steps": 4,
+             "scheduler": "model", "negative_prompt": ""}
+_NOTES = ("Sizes approximate (Wan 2.1's transformer of that size and UMT5-XXL in bf16; GPU memory without offload). "
+          "Any step count works; 1, 2, 4 and 8 are the distilled ones.")
+
+
+def _spec(size: str, description: str, download_gb: float, vram_gb: float, aliases: tuple[str, ...]) -> ModelSpec:
+    repo = f"nvidia/AnyFlow-Wan2.1-T2V-{size}-Diffusers"
+    return ModelSpec(id=repo, family="anyflow", description=description, defaults=dict(_DEFAULTS), license=LICENSE,
+                     license_url=f"https://huggingface.co/{repo}", download_gb=download_gb, vram_gb=vram_gb,
+                     has_fp16_variant=False, notes=_NOTES, aliases=aliases)
+
+
+CARD = FamilyCard(
+    name="anyflow",
+    ref="t2v.families.anyflow:AnyFlowFamily",
+    description="AnyFlow: Wan 2.1 distilled into a flow map (any number of steps, guidance in the weights)",
+    pipelines=(PIPELINE,),
+    modes=("video",),
+    defaults=dict(_DEFAULTS),
+    tiny={"anyflow": "t2v.models.tiny.anyflow:make_anyflow"},
+    order=24,
+    models=(
+        _spec("1.3B", "AnyFlow on Wan 2.1 1.3B: text-to-video in 1-8 steps, 832x480.", 29.0, 8.0, ("anyflow",)),
+        _spec("14B", "AnyFlow on Wan 2.1 14B: text-to-video in 1-8 steps, 832x480.", 80.0, 40.0, ("anyflow-14b",)),
+    ),
+)
