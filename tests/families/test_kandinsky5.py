@@ -11,7 +11,8 @@ import pytest
 
 from t2v.errors import InvalidRequest
 from t2v.sampling.vae import to_uint8
-from tests.families.checks import (assert_periodic_checkpoints_resume_bitwise, assert_scale_0_is_the_base,
+from tests.families.checks import (assert_periodic_checkpoints_resume_bitwise, assert_resume_after_cancel_is_bitwise,
+                                   assert_scale_0_is_the_base,
                                    assert_two_stacked_loras_match_stock, cancel_after, random_lora, run)
 
 ATTENTION = ("to_query", "to_key", "to_value")
@@ -68,15 +69,10 @@ def test_the_prompt_and_guidance_change_the_frames(model):
     assert not np.array_equal(run(model, guidance_scale=1.0)[0], base)
 
 
-def test_resume_after_cancel_is_bitwise(model, tmp_path):
-    frames = run(model)[0]
-    spec = cancel_after(run, tmp_path / "ckpt.pt", 2, model)
-    resumed, result = run(model, checkpoint=spec)
-    assert result.record["resumed_from_step"] == 2 and np.array_equal(resumed, frames)
-
-
-def test_periodic_checkpoints_resume_bitwise(model, tmp_path):
-    assert_periodic_checkpoints_resume_bitwise(run, tmp_path, model, crash_at=2)
+def test_resume_after_a_cancel_and_after_a_crash_is_bitwise(model, tmp_path):
+    whole = run(model)[0]
+    assert_resume_after_cancel_is_bitwise(run, tmp_path / "cancel", 2, model, whole=whole)
+    assert_periodic_checkpoints_resume_bitwise(run, tmp_path / "crash", model, whole=whole, crash_at=2)
 
 
 @pytest.mark.parametrize(("fields", "message"), [

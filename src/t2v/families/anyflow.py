@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from t2v.families.base import Component, RunContext, Rules
-from t2v.families.dryrun import measured
+from t2v.families.dryrun import measured, text_peak
 from t2v.families.lora import DiffusersLora
 from t2v.families.meta import meta_modules
 from t2v.families.wan import TEXT_TOKENS, WanFamily, encode_prompts, latent_stats
@@ -128,8 +128,7 @@ class AnyFlowFamily(DiffusersLora):
         tr, vae, meta = m["transformer"], m["vae"], meta_kwargs()
         spatial, temporal = vae.config.scale_factor_spatial, vae.config.scale_factor_temporal
         f, h, w = (frames - 1) // temporal + 1, height // spatial, width // spatial
-        ids = torch.zeros(1, TEXT_TOKENS, dtype=torch.long, device="meta")
-        text_peak = meta_cost(lambda: m["text_encoder"](input_ids=ids), part="text").peak
+        text = text_peak(m["text_encoder"], TEXT_TOKENS)
         x = torch.zeros(batch, f, tr.config.in_channels, h, w, **meta)
         ts = torch.zeros(batch, f, **meta)
         step = meta_cost(lambda: tr(hidden_states=x, timestep=ts, r_timestep=ts, return_dict=False,
@@ -137,7 +136,7 @@ class AnyFlowFamily(DiffusersLora):
         z = torch.zeros(1, vae.config.z_dim, f, h, w, **meta)
         decode = meta_cost(lambda: vae.decode(z), part="vae")
         latent_bytes = vae.config.z_dim * f * h * w * 4
-        return measured(m, acts={"text": text_peak, "transformer": step.peak, "vae": decode.peak},
+        return measured(m, acts={"text": text, "transformer": step.peak, "vae": decode.peak},
                         roles={"text": ["text_encoder"], "denoise": ["transformer"], "vae": ["vae"]}, step=step,
                         decode=decode, passes=1, latents_bytes=2 * latent_bytes, frames=frames, height=height,
                         width=width, vae_scales_with="area")

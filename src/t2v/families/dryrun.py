@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from t2v.families.meta import meta_modules, params
+from t2v.planner.memory import meta_cost
 from t2v.planner.precision import cast
 
 
@@ -49,3 +50,12 @@ def spatial_preview(model, latents):
     from t2v.sampling.vae import latent_preview  # deferred: imports numpy
 
     return latent_preview(latents, scale=model.components["vae"].spatial_compression_ratio)
+
+
+def text_peak(encoder, tokens: int, **kwargs: Any) -> int:
+    """The activation peak of one pass of a meta text ``encoder`` over ``tokens`` token ids (``kwargs``: more
+    arguments of its call, e.g. ``output_hidden_states=True``)."""
+    import torch
+
+    ids = torch.zeros(1, tokens, dtype=torch.long, device="meta")
+    return meta_cost(lambda: encoder(input_ids=ids, **kwargs), part="text").peak

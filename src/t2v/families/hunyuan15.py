@@ -31,7 +31,7 @@ from typing import Any
 from t2v.families.base import Component, RunContext, Rules, read_index
 from t2v.families.common import free_text_encoders
 from t2v.families.lora import DiffusersLora
-from t2v.families.dryrun import measured, meta_video, spatial_preview
+from t2v.families.dryrun import measured, meta_video, spatial_preview, text_peak
 from t2v.models.catalog import config
 from t2v.sampling.loop import Checkpoints, LoopState, denoise
 from t2v.models.hub.hunyuan15 import CARD, I2V_PIPELINE
@@ -163,8 +163,7 @@ class HunyuanVideo15Family(DiffusersLora):
         m, (f, h, w) = meta_video(path, frames, height, width)
         tr, vae = m["transformer"], m["vae"]
         meta = meta_kwargs()
-        ids = torch.zeros(1, TEXT_TOKENS + CROP, dtype=torch.long, device="meta")
-        text_peak = meta_cost(lambda: m["text_encoder"](input_ids=ids, output_hidden_states=True), part="text").peak
+        text = text_peak(m["text_encoder"], TEXT_TOKENS + CROP, output_hidden_states=True)
         x = torch.zeros(1, tr.config.in_channels, f, h, w, **meta)
         step = meta_cost(lambda: text_to_video(lambda: tr(
             hidden_states=x, timestep=torch.zeros(1, **meta),
@@ -183,7 +182,7 @@ class HunyuanVideo15Family(DiffusersLora):
         side = vae.tile_latent_min_height
         tile = meta_cost(lambda: vae.decode(torch.zeros(1, vae.config.latent_channels, f, side, side, **meta)),
                          part="vae").peak
-        return measured(m, acts={"text": text_peak, "transformer": step.peak, "vae": decode.peak},
+        return measured(m, acts={"text": text, "transformer": step.peak, "vae": decode.peak},
                         roles={"text": ["text_encoder", "text_encoder_2"], "denoise": ["transformer"], "vae": ["vae"]},
                         step=step, decode=decode, passes=batch, latents_bytes=z.numel() * 4 * 2, frames=frames,
                         height=height, width=width, vae_scales_with="clip",

@@ -29,7 +29,7 @@ from typing import Any
 
 from t2v.families.base import Component, RunContext, Rules, read_index
 from t2v.families.common import free_text_encoders
-from t2v.families.dryrun import measured, meta_video, spatial_preview
+from t2v.families.dryrun import measured, meta_video, spatial_preview, text_peak
 from t2v.families.lora import DiffusersLora
 from t2v.models.catalog import config
 from t2v.models.hub.kandinsky5 import CARD, I2V_PIPELINE, NEGATIVE
@@ -178,8 +178,7 @@ class Kandinsky5Family(DiffusersLora):
         m, (f, h, w) = meta_video(path, frames, height, width)
         tr, vae = m["transformer"], m["vae"]
         meta = meta_kwargs()
-        ids = torch.zeros(1, TEXT_TOKENS + CROP, dtype=torch.long, device="meta")
-        text_peak = meta_cost(lambda: m["text_encoder"](input_ids=ids, output_hidden_states=True), part="text").peak
+        text = text_peak(m["text_encoder"], TEXT_TOKENS + CROP, output_hidden_states=True)
         channels = tr.config.in_visual_dim * (2 if tr.visual_cond else 1) + int(tr.visual_cond)
         x = torch.zeros(1, f, h, w, channels, **meta)
         pos = [torch.arange(n, device="meta") for n in (f, h // 2, w // 2)]
@@ -190,7 +189,7 @@ class Kandinsky5Family(DiffusersLora):
             sparse_params=None, return_dict=False))
         z = torch.zeros(1, vae.config.latent_channels, f, h, w, **meta)
         decode = meta_cost(lambda: vae.decode(z), part="vae")
-        return measured(m, acts={"text": text_peak, "transformer": step.peak, "vae": decode.peak},
+        return measured(m, acts={"text": text, "transformer": step.peak, "vae": decode.peak},
                         roles={"text": ["text_encoder", "text_encoder_2"], "denoise": ["transformer"], "vae": ["vae"]},
                         step=step, decode=decode, passes=batch, latents_bytes=z.numel() * 4 * 2, frames=frames,
                         height=height, width=width, vae_scales_with="clip")
