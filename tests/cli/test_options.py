@@ -13,7 +13,7 @@ from t2v.requests import (GenerationRequest, ImageRequest, PostRequest, PostSpec
                           cli_spelling)
 
 OWN = {  # options that are the command's own, not a request's fields
-    "generate": {"ctx", "prompt", "output", "quiet", "threads", "server", "key", "as_json", "overwrite"},
+    "generate": {"ctx", "prompt", "output", "quiet", "threads", "server", "key", "as_json", "overwrite", "stream"},
     "plan": {"prompt", "output", "quiet", "threads"},
     "image": {"prompt", "output", "quiet", "as_json", "overwrite"},
     "sequence": {"keyframes", "output", "quiet", "as_json", "overwrite"},

@@ -14,11 +14,12 @@ from __future__ import annotations
 from t2v.models.spec import FamilyCard, ModelSpec
 
 PIPELINE = "AnyFlowPipeline"
-LICENSE = "other (the model card names none: read the repo's terms)"
+LICENSE = "other"  # the model cards name no licence: read the repo's terms
 _DEFAULTS = {"width": 832, "height": 480, "num_frames": 33, "fps": 16, "guidance_scale": 1.0, "num_inference_steps": 4,
              "scheduler": "model", "negative_prompt": ""}
 _NOTES = ("Sizes approximate (Wan 2.1's transformer of that size and UMT5-XXL in bf16; GPU memory without offload). "
-          "Any step count works; 1, 2, 4 and 8 are the distilled ones.")
+          "Any step count works; 1, 2, 4 and 8 are the distilled ones. Licence: the model card says 'other' and names "
+          "none; read the repo's terms before use.")
 
 
 def _spec(size: str, description: str, download_gb: float, vram_gb: float, aliases: tuple[str, ...]) -> ModelSpec:
