@@ -108,6 +108,19 @@ def test_a_diffusion_forcing_run_streams_each_window(df, tmp_path, monkeypatch):
     assert playable(tmp_path / "live.mp4") == 17
 
 
+def test_extending_a_clip_with_diffusion_forcing_streams_the_clip_then_each_window(df, tmp_path, monkeypatch):
+    """``extend`` on the DF model: the stream starts with the given clip, then each window's frames past the
+    re-decoded overlap, and ends as the run's frames."""
+    clip = tmp_path / "clip.mp4"
+    generate(GenerationRequest(model=str(df), prompt="a red fox", seed=5, num_frames=9, formats=("mp4",)), output=clip)
+    parts = Parts(monkeypatch)
+    result = generate(GenerationRequest(model=str(df), prompt="the fox turns", seed=6, extend=str(clip), fps=16,
+                                        seconds=0.75, formats=()), stream=tmp_path / "live.mp4")
+    assert len(parts.parts) >= 3 and len(parts.parts[0]) > 9  # the clip's 9 frames and the first window's new ones
+    assert_prefixes_of(parts.parts, result.frames)
+    assert playable(tmp_path / "live.mp4") == len(result.frames)
+
+
 def test_a_cancelled_or_failed_run_leaves_no_stream(df, tmp_path):
     live = tmp_path / "live.mp4"
     seen = []

@@ -304,8 +304,12 @@ def sample(model, request, ctx: RunContext) -> EngineRun:
         s.extra["schedulers"] = [scheduler_state(fs) for fs in frame_schedulers]
         s.extra["rng"] = torch.cuda.get_rng_state(torch.device(device)) if cuda else torch.get_rng_state()
 
-    # the clip streamed as each window is done (not an extension: its frames start with the given clip's)
-    stream = WindowStream(ctx.on_frames if ctx.video is None else None, vae, spatial, device, memory)
+    # the clip streamed as each window is done (an extension: the given clip, then the frames past its overlap)
+    redone = 0 if ctx.video is None else (given.shape[2] - 1) * temporal + 1
+    on_frames = ctx.on_frames
+    if on_frames is not None and ctx.video is not None:
+        on_frames = lambda decoded: ctx.on_frames(np.concatenate([ctx.video.frames, decoded[redone:]]))  # noqa: E731
+    stream = WindowStream(on_frames, vae, spatial, device, memory)
     devices = [torch.device(device).index or 0] if cuda else []
     with torch.random.fork_rng(devices=devices), resident(transformer, device, memory.offload), stream:
         seed_global_rng(request.seed, state.extra.get("rng"), cuda, device)
@@ -315,7 +319,6 @@ def sample(model, request, ctx: RunContext) -> EngineRun:
     ctx.on_stage("decode")
     frames = stream.frames(state.extra["done"])
     if ctx.video is not None:  # the clip, then the new frames (past the re-decoded overlap)
-        redone = (given.shape[2] - 1) * temporal + 1
         frames = np.concatenate([ctx.video.frames, frames[redone:]])
     return EngineRun(frames=frames, warnings=ctx.warnings, resumed_from_step=checkpoints.resumed)
 
