@@ -174,6 +174,7 @@ class Worker(threading.Thread):
                 return
             repo.mark_cancelled(job.id, self.worker_id)
             store.drop_checkpoint(job.id)
+            store.drop_live(job.id)  # with object storage, the clip uploaded so far
             store.done_writing(job.id)
             svc.after_finish(job.id)  # a purge asked meanwhile by any process (the job row says) is done there
             return
@@ -230,6 +231,7 @@ class Worker(threading.Thread):
             svc.wakeup.set()
         elif status is not None:  # None: another worker holds the job now (and may resume from the checkpoint)
             svc.files.drop_checkpoint(job_id)
+            svc.files.drop_live(job_id)
             svc.files.done_writing(job_id)
             svc.after_finish(job_id)
         return status
