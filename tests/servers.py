@@ -13,6 +13,7 @@ import httpx
 
 from t2v.desktop.local import free_port
 from tests.forkserver import start_t2v
+from tests.web import HTTP
 
 
 def make_keys(home: Path, *specs: tuple[str, dict]) -> list[str]:
@@ -45,7 +46,7 @@ def serve(home: Path, model: str, *, model_roots: Path, workers: int = 1, env: d
             if proc.poll() is not None:
                 raise RuntimeError(f"t2v serve exited {proc.returncode}: {log_path.read_text()[-3000:]}")
             try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                if HTTP.get(f"{url}/healthz", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass

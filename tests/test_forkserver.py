@@ -14,6 +14,7 @@ import pytest
 
 from t2v.desktop.local import free_port
 from tests.forkserver import FORKS, ForkedProcess, import_time_env, start_t2v
+from tests.web import HTTP
 
 
 def env_for(tmp_path, **extra) -> dict[str, str]:
@@ -39,7 +40,7 @@ def test_a_forked_server_answers_and_dies_of_the_signal_it_is_sent(tmp_path):
     while True:
         assert proc.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+            if HTTP.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
                 break
         except httpx.HTTPError:
             pass

@@ -27,6 +27,7 @@ import httpx
 
 from t2v.store import Repository, open_database
 from tests.api.test_server import Server
+from tests.web import HTTP
 
 #: A job small enough that 50 of them run in about a minute on two cores, with steps to be killed in.
 SOAK_JOB = {"num_frames": 4, "width": 32, "height": 32, "num_inference_steps": 6, "formats": ["mp4"]}
@@ -202,7 +203,7 @@ def client(cluster: Cluster, number: int, n_jobs: int, figures: Figures, results
             url = cluster.urls(number + attempt)[0]
             attempt += 1
             try:
-                r = httpx.post(f"{url}/v1/videos", json=body, timeout=10)
+                r = HTTP.post(f"{url}/v1/videos", json=body, timeout=10)
                 if r.status_code in (200, 202):
                     job_id = r.json()["id"]
                     moves.saw(job_id, {"status": "submitted"})
@@ -222,7 +223,7 @@ def client(cluster: Cluster, number: int, n_jobs: int, figures: Figures, results
             for url in cluster.urls(number):
                 start = time.perf_counter()
                 try:
-                    r = httpx.get(f"{url}/v1/videos/{job_id}", timeout=10)
+                    r = HTTP.get(f"{url}/v1/videos/{job_id}", timeout=10)
                 except httpx.HTTPError:
                     continue
                 with lock:

@@ -12,6 +12,7 @@ import pytest
 
 from tests.forkserver import run_t2v
 from tests.servers import make_keys, serve
+from tests.web import HTTP
 
 QUICK = {"num_frames": 4, "width": 32, "height": 32, "num_inference_steps": 2}
 LONG = {"num_frames": 4, "width": 48, "height": 48, "num_inference_steps": 60}
@@ -26,7 +27,7 @@ def server(tiny_model, tmp_path_factory):
 
 
 def call(s, key, method, path, headers=None, **kw) -> httpx.Response:
-    return httpx.request(method, f"{s.url}{path}", headers={"Authorization": f"Bearer {key}", **(headers or {})},
+    return HTTP.request(method, f"{s.url}{path}", headers={"Authorization": f"Bearer {key}", **(headers or {})},
                          timeout=30, **kw)
 
 

@@ -33,6 +33,7 @@ from t2v.service import build_services
 from t2v.store import Repository, open_database
 from tests.api.conftest import SMALL, make_settings
 from tests.api.test_server import Server
+from tests.web import HTTP
 
 MAX_ATTEMPTS = 3  # the default of T2V_MAX_ATTEMPTS: the chaos servers run with it
 
@@ -269,7 +270,7 @@ class Chaos:
         for s in self.servers:
             if s.proc.poll() is None:
                 try:
-                    return {j["id"]: j for j in httpx.get(f"{s.url}/v1/videos?limit=50", timeout=10).json()["items"]}
+                    return {j["id"]: j for j in HTTP.get(f"{s.url}/v1/videos?limit=50", timeout=10).json()["items"]}
                 except httpx.HTTPError:
                     continue
         return {}
@@ -301,7 +302,7 @@ def check_outcome(jobs, ids, home):
         assert job["error"] is None and 1 <= job["attempts"] <= MAX_ATTEMPTS
         mp4 = [f for f in job["result"]["files"] if f["format"] == "mp4"]
         assert len(mp4) == 1
-        with av.open(io.BytesIO(httpx.get(mp4[0]["url"], timeout=30).content)) as c:
+        with av.open(io.BytesIO(HTTP.get(mp4[0]["url"], timeout=30).content)) as c:
             frames = list(c.decode(video=0))
         assert len(frames) == JOB["num_frames"] and {(f.width, f.height) for f in frames} == {(JOB["width"], JOB["height"])}
         on_disk = sorted(p.name for p in (home / "videos" / job_id).iterdir())

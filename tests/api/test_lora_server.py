@@ -9,12 +9,12 @@ import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import httpx
 import pytest
 
 from tests.api.test_server import Server
 from tests.families.checks import random_lora
 from tests.forkserver import run_t2v
+from tests.web import HTTP
 
 pytestmark = pytest.mark.slow
 STEPS = 40
@@ -48,13 +48,13 @@ def test_jobs_with_different_adapters_through_a_killed_and_restarted_server_matc
 
     def submit(loras):
         # a submit while the server warms its model waits for the planner's first dry runs (three for a transformer)
-        r = httpx.post(f"{server.url}/v1/videos", headers=auth, timeout=120,
+        r = HTTP.post(f"{server.url}/v1/videos", headers=auth, timeout=120,
                        json={"prompt": "a fox", "seed": 3, "num_inference_steps": STEPS, "loras": loras})
         assert r.status_code == 202, r.text
         return r.json()["id"]
 
     def job(job_id):
-        return httpx.get(f"{server.url}/v1/videos/{job_id}", headers=auth, timeout=30).json()
+        return HTTP.get(f"{server.url}/v1/videos/{job_id}", headers=auth, timeout=30).json()
 
     try:
         with ThreadPoolExecutor(len(asks)) as pool:  # at once, while the server warms its model
@@ -74,8 +74,8 @@ def test_jobs_with_different_adapters_through_a_killed_and_restarted_server_matc
             time.sleep(0.2)
         assert [j["status"] for j in jobs] == ["succeeded"] * len(ids), jobs
         assert any(j["attempts"] == 2 for j in jobs), "the kill hit a running job, which ran again"
-        records = [httpx.get(f"{server.url}/v1/videos/{i}/metadata", headers=auth, timeout=30).json() for i in ids]
-        assert httpx.get(f"{server.url}/v1/videos/{ids[0]}/metadata", timeout=30).status_code == 401
+        records = [HTTP.get(f"{server.url}/v1/videos/{i}/metadata", headers=auth, timeout=30).json() for i in ids]
+        assert HTTP.get(f"{server.url}/v1/videos/{ids[0]}/metadata", timeout=30).status_code == 401
     finally:
         server.stop()
     import t2v

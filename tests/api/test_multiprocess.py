@@ -8,7 +8,6 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -18,6 +17,7 @@ from t2v.service.keys import create_key
 from tests.api.conftest import SMALL, wait_for
 from tests.api.test_server import Server
 from tests.forkserver import run_t2v
+from tests.web import HTTP
 
 
 def bearer(token: str) -> dict:
@@ -174,7 +174,7 @@ def test_two_real_servers_and_the_cli_share_one_database(tiny_model, tmp_path):
         list(pool.map(lambda s: s.start(), (s1, s2)))
     h = bearer(token)
     try:
-        r = httpx.post(f"{s1.url}/v1/videos", json={"prompt": "a long one", **SMALL, "num_inference_steps": 400},
+        r = HTTP.post(f"{s1.url}/v1/videos", json={"prompt": "a long one", **SMALL, "num_inference_steps": 400},
                        headers=h, timeout=30)
         job_id = r.json()["id"]
         folder = home / "videos" / job_id
@@ -182,16 +182,16 @@ def test_two_real_servers_and_the_cli_share_one_database(tiny_model, tmp_path):
 
         # The stream cap counts both servers' streams.
         url = f"/v1/videos/{job_id}/events"
-        with httpx.stream("GET", s1.url + url, headers=h, timeout=60) as one, \
-                httpx.stream("GET", s2.url + url, headers=h, timeout=60) as two:
+        with HTTP.stream("GET", s1.url + url, headers=h, timeout=60) as one, \
+                HTTP.stream("GET", s2.url + url, headers=h, timeout=60) as two:
             assert one.status_code == two.status_code == 200
             for server in (s1, s2):
-                over = httpx.get(server.url + url, headers=h, timeout=30)
+                over = HTTP.get(server.url + url, headers=h, timeout=30)
                 assert over.status_code == 429 and "limit 2" in over.json()["detail"]
         wait_until(lambda: repo.limits.count_streams(key.id) == 0, "released when the clients went away")
 
         # The rate limit counts both servers' requests.
-        codes = [httpx.get(f"{s.url}/v1/videos", headers=bearer(limited), timeout=30).status_code
+        codes = [HTTP.get(f"{s.url}/v1/videos", headers=bearer(limited), timeout=30).status_code
                  for s in (s1, s2, s1, s2, s1, s2)]
         assert codes == [200, 200, 200, 429, 429, 429]
 

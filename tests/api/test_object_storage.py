@@ -9,7 +9,6 @@ import signal
 import time
 
 import av
-import httpx
 import pytest
 
 from tests.api.conftest import SMALL
@@ -17,6 +16,7 @@ from tests.api.test_server import Server, free_port
 from tests.forkserver import run_t2v
 from tests.s3server import S3_ENV, bucket, objects, s3_endpoint, s3_env, settled_objects  # noqa: F401  (fixtures)
 from tests.servers import make_keys, serve
+from tests.web import HTTP
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +28,7 @@ def storage_env(endpoint: str, bucket: str, **more) -> dict[str, str]:
 def wait(url: str, job_id: str, headers=None, timeout=120, cond=None) -> dict:
     deadline = time.time() + timeout
     while time.time() < deadline:
-        job = httpx.get(f"{url}/v1/videos/{job_id}", headers=headers, timeout=30).json()
+        job = HTTP.get(f"{url}/v1/videos/{job_id}", headers=headers, timeout=30).json()
         if (cond or (lambda j: j["status"] in ("succeeded", "failed", "cancelled")))(job):
             return job
         time.sleep(0.1)
@@ -43,7 +43,7 @@ def test_files_live_in_the_bucket_served_with_range_and_removed(tiny_model, tmp_
     a, b = {"Authorization": f"Bearer {alice}"}, {"Authorization": f"Bearer {bob}"}
     with serve(home, str(tiny_model), model_roots=tmp_path.parent, workers=2,
                env=storage_env(s3_endpoint, bucket)) as srv:
-        r = httpx.post(f"{srv.url}/v1/videos", json={"prompt": "a red square", **SMALL, "seed": 4}, headers=a)
+        r = HTTP.post(f"{srv.url}/v1/videos", json={"prompt": "a red square", **SMALL, "seed": 4}, headers=a)
         assert r.status_code == 202, r.text
         job_id = r.json()["id"]
         job = wait(srv.url, job_id, a)
@@ -56,25 +56,25 @@ def test_files_live_in_the_bucket_served_with_range_and_removed(tiny_model, tmp_
             Bucket=bucket, Key=f"t2v/videos/{job_id}/video.mp4")["Body"].read()
 
         content = f"{srv.url}/v1/videos/{job_id}/content"
-        full = httpx.get(content, headers=a)
+        full = HTTP.get(content, headers=a)
         assert full.status_code == 200 and full.content == stored and full.headers["accept-ranges"] == "bytes"
-        part = httpx.get(content, headers={**a, "Range": "bytes=10-19"})
+        part = HTTP.get(content, headers={**a, "Range": "bytes=10-19"})
         assert part.status_code == 206 and part.content == stored[10:20]
         assert part.headers["content-range"] == f"bytes 10-19/{len(stored)}"
-        assert httpx.get(content, headers={**a, "Range": "bytes=-5"}).content == stored[-5:]
-        assert httpx.get(content, headers={**a, "Range": f"bytes={len(stored)}-"}).status_code == 416
+        assert HTTP.get(content, headers={**a, "Range": "bytes=-5"}).content == stored[-5:]
+        assert HTTP.get(content, headers={**a, "Range": f"bytes={len(stored)}-"}).status_code == 416
         with av.open(io.BytesIO(full.content)) as c:
             frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
         assert len(frames) == SMALL["num_frames"] and frames[0].shape == (SMALL["height"], SMALL["width"], 3)
-        poster = httpx.get(f"{srv.url}/v1/videos/{job_id}/poster", headers=a)
+        poster = HTTP.get(f"{srv.url}/v1/videos/{job_id}/poster", headers=a)
         assert poster.status_code == 200 and poster.content.startswith(b"\x89PNG")
 
         for path in ("content", "poster", "preview", "metadata"):  # another key's job is not there at all
-            assert httpx.get(f"{srv.url}/v1/videos/{job_id}/{path}", headers=b).status_code == 404
+            assert HTTP.get(f"{srv.url}/v1/videos/{job_id}/{path}", headers=b).status_code == 404
 
-        assert httpx.delete(f"{srv.url}/v1/videos/{job_id}?remove=true", headers=a).status_code in (200, 204)
+        assert HTTP.delete(f"{srv.url}/v1/videos/{job_id}?remove=true", headers=a).status_code in (200, 204)
         assert objects(s3_endpoint, bucket) == []
-        assert httpx.get(f"{srv.url}/v1/videos/{job_id}", headers=a).status_code == 404
+        assert HTTP.get(f"{srv.url}/v1/videos/{job_id}", headers=a).status_code == 404
 
 
 def test_presigned_redirect(tiny_model, tmp_path, s3_endpoint, bucket):
@@ -82,11 +82,11 @@ def test_presigned_redirect(tiny_model, tmp_path, s3_endpoint, bucket):
     try:
         job_id = s.submit(seed=2)
         assert s.wait(job_id)["status"] == "succeeded"
-        r = httpx.get(f"{s.url}/v1/videos/{job_id}/content")
+        r = HTTP.get(f"{s.url}/v1/videos/{job_id}/content")
         assert r.status_code == 307 and r.headers["location"].startswith(f"{s3_endpoint}/{bucket}/t2v/videos/{job_id}/")
-        direct = httpx.get(r.headers["location"], headers={"Range": "bytes=0-99"})
+        direct = HTTP.get(r.headers["location"], headers={"Range": "bytes=0-99"})
         assert direct.status_code == 206 and len(direct.content) == 100
-        assert httpx.get(f"{s.url}/v1/videos/{job_id}/content", follow_redirects=True).content[:100] == direct.content
+        assert HTTP.get(f"{s.url}/v1/videos/{job_id}/content", follow_redirects=True).content[:100] == direct.content
     finally:
         s.stop()
 

@@ -16,6 +16,7 @@ from PIL import Image
 
 from tests.api.test_assets import tiny_i2v as tiny_i2v  # a fixture
 from tests.servers import make_keys, serve
+from tests.web import HTTP
 
 openai = pytest.importorskip("openai", reason="the openai SDK (the dev extra) is not installed")
 
@@ -42,7 +43,7 @@ def frames_of(data: bytes) -> np.ndarray:
 
 
 def t2v_api(server, method: str, path: str, key=None, **kw) -> httpx.Response:
-    return httpx.request(method, f"{server.url}{path}", headers={"Authorization": f"Bearer {key or server.key}"},
+    return HTTP.request(method, f"{server.url}{path}", headers={"Authorization": f"Bearer {key or server.key}"},
                          timeout=60, **kw)
 
 
@@ -70,7 +71,7 @@ def test_create_and_poll_then_each_content_variant(server):
     top_left = np.asarray(sheet.convert("RGB"))[2:34, 2:34]
     assert np.abs(top_left.astype(int) - frames[0].astype(int)).mean() < 2, "the first frame, top left"
 
-    ranged = httpx.get(f"{server.url}/openai/v1/videos/{video.id}/content",
+    ranged = HTTP.get(f"{server.url}/openai/v1/videos/{video.id}/content",
                        headers={"Authorization": f"Bearer {server.key}", "Range": "bytes=0-99"})
     assert ranged.status_code == 206 and ranged.content == mp4[:100]
 
@@ -161,7 +162,7 @@ def test_errors_have_openais_shape_and_status(server):
     assert e.value.param == "num_inference_steps"
     with pytest.raises(openai.AuthenticationError):
         sdk(server, "t2v_wrong").videos.list()
-    assert httpx.get(f"{server.url}/openai/v1/videos").json()["error"]["code"] == "invalid_api_key"
+    assert HTTP.get(f"{server.url}/openai/v1/videos").json()["error"]["code"] == "invalid_api_key"
 
     slow = client.videos.create(prompt="a slow one", seconds="0.5", size="32x32", extra_body={"num_inference_steps": 60})
     with pytest.raises(openai.BadRequestError) as e:

@@ -12,11 +12,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.api.conftest import SMALL
 from tests.client.test_standalone import clean_env, pip
+from tests.web import HTTP
 
 GENERATOR = "openapi-python-client>=0.21,<1"
 
@@ -104,7 +104,7 @@ def test_clients_generated_from_both_documents_make_a_video(generator, real_serv
     out = tmp_path / "clients"
     out.mkdir()
     for url, name in (("/openapi.json", "t2v_api"), ("/openai/v1/openapi.json", "openai_api")):
-        generate(generator, httpx.get(real_server.url + url, timeout=30).raise_for_status().json(), name, out)
+        generate(generator, HTTP.get(real_server.url + url, timeout=30).raise_for_status().json(), name, out)
     script = tmp_path / "use.py"
     script.write_text(SCRIPT, encoding="utf-8")
     done = subprocess.run([str(generator), str(script), real_server.url, json.dumps(SMALL)], cwd=out,

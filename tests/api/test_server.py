@@ -23,6 +23,7 @@ import pytest
 
 from tests.api.conftest import SMALL
 from tests.forkserver import run_t2v, start_t2v
+from tests.web import HTTP
 
 pytestmark = pytest.mark.slow
 
@@ -65,7 +66,7 @@ class Server:
             if self.proc.poll() is not None:
                 raise AssertionError(f"server exited: {self.output()}")
             try:
-                if httpx.get(f"{self.url}{self.ready_path}", timeout=1).status_code == 200:
+                if HTTP.get(f"{self.url}{self.ready_path}", timeout=1).status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass
@@ -86,12 +87,12 @@ class Server:
                 self.proc.wait()
 
     def submit(self, **fields):
-        r = httpx.post(f"{self.url}/v1/videos", json={"prompt": "a blue square moving up", **SMALL, **fields}, timeout=30)
+        r = HTTP.post(f"{self.url}/v1/videos", json={"prompt": "a blue square moving up", **SMALL, **fields}, timeout=30)
         assert r.status_code == 202, r.text
         return r.json()["id"]
 
     def job(self, job_id):
-        return httpx.get(f"{self.url}/v1/videos/{job_id}", timeout=30).json()
+        return HTTP.get(f"{self.url}/v1/videos/{job_id}", timeout=30).json()
 
     def wait(self, job_id, statuses=("succeeded", "failed", "cancelled"), timeout=180, cond=None):
         deadline = time.time() + timeout
@@ -113,7 +114,7 @@ def all_jobs(server, limit=20) -> list[dict]:
     """Every job the server lists, page by page (``limit`` a page)."""
     listed, cursor = [], None
     while True:
-        page = httpx.get(f"{server.url}/v1/videos", params={"limit": limit, **({"cursor": cursor} if cursor else {})}).json()
+        page = HTTP.get(f"{server.url}/v1/videos", params={"limit": limit, **({"cursor": cursor} if cursor else {})}).json()
         listed += page["items"]
         cursor = page["next_cursor"]
         if not cursor:
@@ -123,7 +124,7 @@ def all_jobs(server, limit=20) -> list[dict]:
 def test_submit_watch_events_range_decode_and_cancel(server):
     job_id = server.submit(num_inference_steps=30, seed=5)
     events = []
-    with httpx.stream("GET", f"{server.url}/v1/videos/{job_id}/events", timeout=120) as r:
+    with HTTP.stream("GET", f"{server.url}/v1/videos/{job_id}/events", timeout=120) as r:
         for line in r.iter_lines():
             if line.startswith("data:"):
                 events.append(json.loads(line[5:]))
@@ -133,15 +134,15 @@ def test_submit_watch_events_range_decode_and_cancel(server):
     # and while decoding the decode's time left
     running = [e["progress"] for e in events if e["status"] == "running" and e["progress"]["stage"] == "denoise"]
     assert running and all(p["eta_s"] is not None for p in running), running
-    full = httpx.get(f"{server.url}/v1/videos/{job_id}/content?format=mp4").content
-    part = httpx.get(f"{server.url}/v1/videos/{job_id}/content", headers={"Range": "bytes=10-"})
+    full = HTTP.get(f"{server.url}/v1/videos/{job_id}/content?format=mp4").content
+    part = HTTP.get(f"{server.url}/v1/videos/{job_id}/content", headers={"Range": "bytes=10-"})
     assert part.status_code == 206 and part.content == full[10:]
     with av.open(io.BytesIO(full)) as c:
         assert sum(1 for _ in c.decode(video=0)) == SMALL["num_frames"]
 
     running = server.submit(num_inference_steps=400)
     server.wait(running, ("running",), cond=lambda j: j["progress"]["step"] >= 1)
-    assert httpx.delete(f"{server.url}/v1/videos/{running}").status_code == 200
+    assert HTTP.delete(f"{server.url}/v1/videos/{running}").status_code == 200
     job = server.wait(running)
     assert job["status"] == "cancelled" and job["progress"]["step"] < 400
 
@@ -178,9 +179,9 @@ def test_kill_9_during_a_job_resumes_and_succeeds_exactly_once(tiny_model, tmp_p
         assert job["result"]["metadata"]["resumed_from_step"] >= 4
         files = [f for f in job["result"]["files"] if f["format"] == "mp4"]
         assert len(files) == 1
-        with av.open(io.BytesIO(httpx.get(files[0]["url"]).content)) as c:
+        with av.open(io.BytesIO(HTTP.get(files[0]["url"]).content)) as c:
             assert sum(1 for _ in c.decode(video=0)) == 4
-        listed = httpx.get(f"{s2.url}/v1/videos?limit=50").json()["items"]
+        listed = HTTP.get(f"{s2.url}/v1/videos?limit=50").json()["items"]
         assert [j["id"] for j in listed] == [job_id]
         assert not list((home / "checkpoints").glob("*.ckpt"))
     finally:
@@ -197,7 +198,7 @@ def test_kill_9_while_a_long_job_streams_resumes_to_the_uninterrupted_frames(tin
     fields = {"seconds": 3, "num_frames": 8, "fps": 8, "width": 32, "height": 32, "num_inference_steps": 60, "seed": 3}
     s = Server(home, tiny_model).start()
     job_id = s.submit(**fields)
-    first = s.wait(job_id, ("running",), cond=lambda j: httpx.get(
+    first = s.wait(job_id, ("running",), cond=lambda j: HTTP.get(
         f"{s.url}/v1/videos/{job_id}/content", headers={"Range": "bytes=0-"}, timeout=30).status_code == 206)
     assert first["status"] == "running"
     s.stop(signal.SIGKILL)
@@ -205,7 +206,7 @@ def test_kill_9_while_a_long_job_streams_resumes_to_the_uninterrupted_frames(tin
     try:
         job = s2.wait(job_id)
         assert job["status"] == "succeeded", job["error"]
-        record = httpx.get(f"{s2.url}/v1/videos/{job_id}/metadata", timeout=30).json()
+        record = HTTP.get(f"{s2.url}/v1/videos/{job_id}/metadata", timeout=30).json()
         assert job["attempts"] == 2 and record["long"]["resumed_from_segment"] >= 1
         whole = generate(GenerationRequest(prompt="a blue square moving up", model=str(tiny_model), formats=(),
                                            **fields))
@@ -233,7 +234,7 @@ def test_load_20_jobs_from_10_clients(server):
     listed = all_jobs(server, limit=6)  # several pages
     assert sorted(j["id"] for j in listed) == sorted(ids + [j["id"] for j in earlier])  # each once, none lost
     assert all(j["attempts"] == 1 for j in listed if j["id"] in set(ids))
-    metrics = httpx.get(f"{server.url}/metrics").text
+    metrics = HTTP.get(f"{server.url}/metrics").text
     assert f't2v_jobs{{status="succeeded"}} {20 + succeeded_before}' in metrics
 
 
@@ -246,11 +247,11 @@ def test_refuses_public_bind_without_keys(tiny_model, tmp_path):
 
 def test_a_server_without_the_web_ui_serves_the_api_and_404_at_the_page(server):
     """T2V_UI=0 (what these tests' servers run with): the REST API, and nothing at / (the page's path)."""
-    assert httpx.get(f"{server.url}/healthz", timeout=30).status_code == 200
-    assert httpx.get(f"{server.url}/docs", timeout=30).status_code == 200
-    assert httpx.get(f"{server.url}/v1/videos", timeout=30).status_code == 200
+    assert HTTP.get(f"{server.url}/healthz", timeout=30).status_code == 200
+    assert HTTP.get(f"{server.url}/docs", timeout=30).status_code == 200
+    assert HTTP.get(f"{server.url}/v1/videos", timeout=30).status_code == 200
     for path in ("/", "/gradio_api/info", "/config"):
-        assert httpx.get(f"{server.url}{path}", timeout=30).status_code == 404, path
+        assert HTTP.get(f"{server.url}{path}", timeout=30).status_code == 404, path
 
 
 UI_PROBE = """
@@ -276,10 +277,10 @@ def test_serve_mounts_the_page_unless_told_not_to_and_then_never_imports_gradio(
 
 def test_the_keyless_server_refuses_other_host_names_and_cross_site_posts(server):
     """`t2v serve` on 127.0.0.1 without keys: DNS rebinding (a foreign Host) and a web page's form post (CSRF)."""
-    r = httpx.get(f"{server.url}/v1/videos", headers={"Host": "rebound.attacker.example"})
+    r = HTTP.get(f"{server.url}/v1/videos", headers={"Host": "rebound.attacker.example"})
     assert r.status_code == 400 and "loopback" in r.text
     body = {"request": json.dumps({"prompt": "csrf", "num_inference_steps": 1})}
-    r = httpx.post(f"{server.url}/v1/videos", data=body, headers={"Origin": "https://attacker.example"})
+    r = HTTP.post(f"{server.url}/v1/videos", data=body, headers={"Origin": "https://attacker.example"})
     assert r.status_code == 403 and "cross-site" in r.text
     assert not [j for j in all_jobs(server) if j["request"]["prompt"] == "csrf"]
-    assert httpx.get(f"{server.url}/healthz", headers={"Host": "localhost"}).status_code == 200
+    assert HTTP.get(f"{server.url}/healthz", headers={"Host": "localhost"}).status_code == 200

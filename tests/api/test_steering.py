@@ -17,6 +17,7 @@ import pytest
 
 from tests.forkserver import run_t2v
 from tests.servers import make_keys, serve
+from tests.web import HTTP
 
 LONG = {"num_frames": 4, "width": 48, "height": 48, "num_inference_steps": 60}
 QUICK = {"num_frames": 4, "width": 32, "height": 32, "num_inference_steps": 2}
@@ -27,7 +28,7 @@ class Api:
         self.url, self.headers = url, {"Authorization": f"Bearer {key}"}
 
     def call(self, method: str, path: str, **kw) -> httpx.Response:
-        return httpx.request(method, f"{self.url}/v1/videos{path}", headers=self.headers, timeout=30, **kw)
+        return HTTP.request(method, f"{self.url}/v1/videos{path}", headers=self.headers, timeout=30, **kw)
 
     def submit(self, **fields) -> str:
         r = self.call("POST", "", json={"prompt": "a red ball moving right", **fields})

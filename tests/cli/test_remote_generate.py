@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 from t2v.cli import app
 from t2v.export import read_embedded
 from tests.servers import as_from_a_terminal
+from tests.web import HTTP
 
 PROMPT = "a red circle moving right"
 
@@ -142,7 +143,7 @@ def test_ctrl_c_cancels_the_job_on_the_server(server, tmp_path):
     deadline = time.monotonic() + 120
     running = []
     while not running and time.monotonic() < deadline:
-        jobs = httpx.get(f"{server.url}/v1/videos", headers=headers, params={"status": "running"}).json()["items"]
+        jobs = HTTP.get(f"{server.url}/v1/videos", headers=headers, params={"status": "running"}).json()["items"]
         running = [j for j in jobs if j["request"]["num_inference_steps"] == 500 and j["progress"]["step"] >= 1]
         time.sleep(0.2)
     assert running, "the job never ran"
@@ -154,7 +155,7 @@ def test_ctrl_c_cancels_the_job_on_the_server(server, tmp_path):
         raise AssertionError(f"Ctrl-C did not end the command: {proc.communicate()[1][-3000:]}") from None
     assert proc.returncode == 130 and "cancelled on the server" in stderr, stderr[-2000:]
     job_id = running[0]["id"]
-    while (job := httpx.get(f"{server.url}/v1/videos/{job_id}", headers=headers).json())["status"] == "running":
+    while (job := HTTP.get(f"{server.url}/v1/videos/{job_id}", headers=headers).json())["status"] == "running":
         time.sleep(0.2)
     assert job["status"] == "cancelled" and job["progress"]["step"] < 500
     assert list(tmp_path.iterdir()) == []
@@ -180,7 +181,7 @@ def test_a_server_killed_and_restarted_in_the_middle_still_delivers(tiny_model, 
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                if HTTP.get(f"{url}/healthz", timeout=1).status_code == 200:
                     return proc
             except httpx.HTTPError:
                 time.sleep(0.2)
@@ -196,7 +197,7 @@ def test_a_server_killed_and_restarted_in_the_middle_still_delivers(tiny_model, 
         headers = {"Authorization": f"Bearer {token}"}
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            items = httpx.get(f"{url}/v1/videos", headers=headers).json()["items"]
+            items = HTTP.get(f"{url}/v1/videos", headers=headers).json()["items"]
             if items and items[0]["status"] == "running" and items[0]["progress"]["step"] >= 6:
                 break
             time.sleep(0.1)

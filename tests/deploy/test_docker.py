@@ -467,6 +467,7 @@ def test_healthcheck_command_passes_on_a_live_server_and_fails_without_one(final
 
     from t2v.desktop.local import free_port
     from tests.servers import stop
+    from tests.web import HTTP
 
     check = [sys.executable, *healthcheck_exec(final)[1:]]
     port = free_port()
@@ -480,7 +481,7 @@ def test_healthcheck_command_passes_on_a_live_server_and_fails_without_one(final
         while True:  # wait for the server itself, asked directly
             assert proc.poll() is None, f"t2v serve exited {proc.returncode}: {log.read_text()[-2000:]}"
             try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                if HTTP.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass

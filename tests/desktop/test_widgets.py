@@ -19,6 +19,7 @@ from t2v import frontend as F
 from t2v.client import Client
 from tests.api.test_assets import tiny_i2v as tiny_i2v  # a fixture
 from tests.desktop.conftest import SMALL, decoded, fill_small, pump, ready
+from tests.web import HTTP
 
 
 def test_the_bridge_runs_work_off_the_tk_thread_and_hands_results_back_on_it(root):
@@ -275,7 +276,7 @@ def test_pause_then_resume_a_running_job(root, server, make_app):
     stopped = app.view.step
     app.pause_button.invoke()
     pump(root, lambda: app.view.status == "succeeded", 90, "the resumed job", app)
-    record = httpx.get(f"{server.url}/v1/videos/{app.job_id}/metadata",
+    record = HTTP.get(f"{server.url}/v1/videos/{app.job_id}/metadata",
                        headers={"Authorization": f"Bearer {server.key}"}).json()
     assert record["resumed_from_step"] >= min(stopped, 2) and str(app.pause_button.cget("state")) == "disabled"
 
@@ -283,7 +284,7 @@ def test_pause_then_resume_a_running_job(root, server, make_app):
 def test_a_queued_jobs_priority_moves_it_up(root, server, make_app):
     headers = {"Authorization": f"Bearer {server.other}"}  # another user keeps the worker busy and the queue full
     body = {"prompt": "someone else's long job", "num_frames": 4, "width": 48, "height": 48, "num_inference_steps": 60}
-    theirs = [httpx.post(f"{server.url}/v1/videos", json=body, headers=headers).json()["id"] for _ in range(3)]
+    theirs = [HTTP.post(f"{server.url}/v1/videos", json=body, headers=headers).json()["id"] for _ in range(3)]
     app = make_app()
     pump(root, lambda: ready(app), 30, "the models", app)
     fill_small(app, "an impatient owl")
@@ -303,7 +304,7 @@ def test_a_queued_jobs_priority_moves_it_up(root, server, make_app):
     app.priority_button.invoke()
     pump(root, lambda: "priority" in app.error.cget("text"), 30, "the refusal", app)
     for job_id in theirs:
-        httpx.delete(f"{server.url}/v1/videos/{job_id}", headers=headers)
+        HTTP.delete(f"{server.url}/v1/videos/{job_id}", headers=headers)
 
 
 def test_cancel_delete_search_and_keys_through_the_history(root, server, make_app, tmp_path):
@@ -325,7 +326,7 @@ def test_cancel_delete_search_and_keys_through_the_history(root, server, make_ap
     app.history.table.selection_set(walrus)
     app.history.act(app.delete)
     pump(root, lambda: walrus not in app.history.jobs, 30, "the deletion", app)
-    assert httpx.get(f"{server.url}/v1/videos/{walrus}", headers={"Authorization": f"Bearer {server.key}"}).status_code == 404
+    assert HTTP.get(f"{server.url}/v1/videos/{walrus}", headers={"Authorization": f"Bearer {server.key}"}).status_code == 404
     app.history.table.selection_remove(*app.history.table.selection())
     app.history.act(app.remix)
     assert app.error.cget("text") == "⚠ History: select a job first"
@@ -351,12 +352,12 @@ def test_without_a_server_the_app_starts_a_private_one_and_stops_it(root, tiny_m
     assert "Starting a local t2v server" in app.status.cget("text")
     pump(root, lambda: ready(app), 120, "the private server", app)
     assert app.url == f"http://127.0.0.1:{local.port}" and "(local)" in app.server_label.cget("text")
-    assert httpx.get(f"{app.url}/healthz").status_code == 200
-    assert httpx.get(f"{app.url}/").status_code == 404  # no web page in the app's private server
+    assert HTTP.get(f"{app.url}/healthz").status_code == 200
+    assert HTTP.get(f"{app.url}/").status_code == 404  # no web page in the app's private server
     app.close()
     assert local.proc.poll() is not None
     with pytest.raises(httpx.HTTPError):
-        httpx.get(f"{local.url}/healthz", timeout=2)
+        HTTP.get(f"{local.url}/healthz", timeout=2)
 
 
 def test_image_to_video_uploads_the_first_frame_and_plays_the_clip(root, tiny_i2v, tmp_path, tmp_path_factory):

@@ -8,7 +8,6 @@ import io
 import signal
 
 import av
-import httpx
 import pytest
 
 from t2v.errors import InvalidRequest
@@ -16,6 +15,7 @@ from t2v.requests import GenerationRequest
 from t2v.service.limits import admit
 from t2v.settings import Settings
 from tests.api.test_server import Server
+from tests.web import HTTP
 
 LONG = {"prompt": "a ball", "seconds": 2.5, "num_frames": 6, "fps": 8, "num_inference_steps": 10, "width": 32,
         "height": 32, "seed": 11, "overlap": 2}  # 20 frames: a text segment of 10 steps, 4 continuations of 7
@@ -35,14 +35,14 @@ def test_kill_9_during_a_long_job_resumes_from_its_last_segment(tiny_model, tmp_
         long = job["result"]["metadata"]["long"]
         assert long["resumed_from_segment"] >= 2 and len(long["segments"]) == 5 and long["frames"] == 20
         mp4 = next(f for f in job["result"]["files"] if f["format"] == "mp4")
-        data = httpx.get(mp4["url"]).content
+        data = HTTP.get(mp4["url"]).content
         with av.open(io.BytesIO(data)) as c:
             assert sum(1 for _ in c.decode(video=0)) == 20
         assert not list((home / "checkpoints").glob("*.ckpt"))
-        r = httpx.post(f"{s2.url}/v1/videos", json={**LONG, "extend": "/etc/passwd"})
+        r = HTTP.post(f"{s2.url}/v1/videos", json={**LONG, "extend": "/etc/passwd"})
         assert r.status_code == 422 and "extend" in r.text
         # extend an uploaded clip (the video just made) by 1 s
-        asset = httpx.post(f"{s2.url}/v1/assets", files={"file": ("long.mp4", data, "video/mp4")}).json()["id"]
+        asset = HTTP.post(f"{s2.url}/v1/assets", files={"file": ("long.mp4", data, "video/mp4")}).json()["id"]
         job = s2.wait(s2.submit(**{**LONG, "extend": asset, "seconds": 1}))
         assert job["status"] == "succeeded", job["error"]
         long = job["result"]["metadata"]["long"]

@@ -10,7 +10,6 @@ import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import httpx
 import pytest
 
 from tests.api.test_object_storage import storage_env
@@ -18,6 +17,7 @@ from tests.api.test_server import Server, free_port
 from tests.forkserver import run_t2v, start_t2v
 from tests.raycluster import node_of, ray_cluster  # noqa: F401  (fixture)
 from tests.s3server import bucket, objects, s3_endpoint, s3_env, settled_objects  # noqa: F401  (fixtures)
+from tests.web import HTTP
 
 pytestmark = pytest.mark.slow
 
@@ -83,7 +83,7 @@ def test_jobs_spread_over_nodes_and_survive_losing_one(tiny_model, tmp_path, ray
 def wait_workers(srv, n: int, timeout: float = 180) -> dict:
     """/readyz once the server has ``n`` workers (actors), all alive."""
     deadline = time.time() + timeout
-    while ((ready := httpx.get(f"{srv.url}/readyz").json())["workers"], ready["workers_alive"]) != (n, n) \
+    while ((ready := HTTP.get(f"{srv.url}/readyz").json())["workers"], ready["workers_alive"]) != (n, n) \
             and time.time() < deadline:
         time.sleep(0.3)
     assert (ready["workers"], ready["workers_alive"]) == (n, n), (ready, srv.output())
@@ -94,7 +94,7 @@ def _runner(srv, job_id: str) -> dict:
     """Where the worker running ``job_id`` is (/readyz lists each worker's node, actor and job)."""
     deadline = time.time() + 30
     while time.time() < deadline:
-        found = [w for w in httpx.get(f"{srv.url}/readyz").json()["where"] if w["job"] == job_id]
+        found = [w for w in HTTP.get(f"{srv.url}/readyz").json()["where"] if w["job"] == job_id]
         if found:
             return found[0]
         time.sleep(0.5)
@@ -122,7 +122,7 @@ def test_16_jobs_from_8_clients_through_2_api_processes_run_exactly_once(tiny_mo
     try:
         with ThreadPoolExecutor(2) as pool:  # the three processes start side by side (each mostly imports)
             list(pool.map(lambda api: api.start(), apis))
-        ready = httpx.get(f"{apis[0].url}/readyz").json()
+        ready = HTTP.get(f"{apis[0].url}/readyz").json()
         assert (ready["ready"], ready["executor"], ready["workers"]) == (True, "none", 0)
 
         # 8 clients at once, each alternating between the two processes: every submit races 7 others and the two
@@ -152,10 +152,10 @@ def test_16_jobs_from_8_clients_through_2_api_processes_run_exactly_once(tiny_mo
         # it waits paused; resumed, an actor finishes it from that checkpoint.
         held = apis[0].submit(seed=8, num_inference_steps=60, num_frames=4, width=48, height=48)
         apis[1].wait(held, ("running",), cond=lambda j: j["progress"]["step"] >= 2)
-        assert httpx.post(f"{apis[1].url}/v1/videos/{held}/pause").status_code == 200
+        assert HTTP.post(f"{apis[1].url}/v1/videos/{held}/pause").status_code == 200
         paused = apis[0].wait(held, ("paused",), timeout=60)
         assert paused["attempts"] == 0 and f"t2v/checkpoints/{held}.ckpt" in objects(s3_endpoint, bucket)
-        assert httpx.post(f"{apis[0].url}/v1/videos/{held}/resume").status_code == 200
+        assert HTTP.post(f"{apis[0].url}/v1/videos/{held}/resume").status_code == 200
         resumed = apis[1].wait(held, timeout=300)  # a loaded machine runs the actors slowly
         assert resumed["status"] == "succeeded" and resumed["result"]["metadata"]["resumed_from_step"] >= 2
         twin_id = apis[1].submit(seed=8, num_inference_steps=60, num_frames=4, width=48, height=48)
@@ -166,7 +166,7 @@ def test_16_jobs_from_8_clients_through_2_api_processes_run_exactly_once(tiny_mo
         long_id = apis[0].submit(seed=7, num_inference_steps=200, num_frames=4, width=48, height=48)
         apis[1].wait(long_id, ("running",), cond=lambda j: j["progress"]["step"] >= 2)
         assert job_objects(s3_endpoint, bucket, long_id), "its checkpoint and preview are in the bucket"
-        r = httpx.delete(f"{apis[1].url}/v1/videos/{long_id}?purge=true")
+        r = HTTP.delete(f"{apis[1].url}/v1/videos/{long_id}?purge=true")
         assert r.status_code == 200, r.text
         assert apis[0].wait(long_id, timeout=60)["status"] == "cancelled"
         deadline = time.time() + 30
@@ -176,8 +176,8 @@ def test_16_jobs_from_8_clients_through_2_api_processes_run_exactly_once(tiny_mo
 
         # Delete a finished job through the process that did not queue it: row and objects gone, the rest kept.
         gone = ids[0]
-        assert httpx.delete(f"{apis[1].url}/v1/videos/{gone}?remove=true").status_code in (200, 204)
-        assert httpx.get(f"{apis[0].url}/v1/videos/{gone}").status_code == 404
+        assert HTTP.delete(f"{apis[1].url}/v1/videos/{gone}?remove=true").status_code in (200, 204)
+        assert HTTP.get(f"{apis[0].url}/v1/videos/{gone}").status_code == 404
         assert [k for k in objects(s3_endpoint, bucket) if held not in k and twin_id not in k] == [
             k for k in expected if gone not in k]
     finally:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 
-import httpx
 import pytest
 
 from t2v.errors import InvalidRequest
 from t2v.store.artifacts import LocalArtifacts, S3Artifacts, StorageUnavailable, check_key, open_artifacts
 
 from tests.s3server import bucket, s3_endpoint, s3_env  # noqa: F401  (fixtures)
+from tests.web import HTTP
 
 boto3 = pytest.importorskip("boto3")
 
@@ -63,7 +63,7 @@ def test_s3_objects_sit_under_the_prefix_and_presign_works(s3_endpoint, s3_env):
     assert names == ["team/a/videos/j/clip.mp4"]
     url = store.presign("videos/j/clip.mp4", expires_s=60)
     assert url.startswith(s3_endpoint + "/t2v-prefix/team/a/videos/j/clip.mp4?")  # path-style
-    r = httpx.get(url, headers={"Range": "bytes=2-4"})
+    r = HTTP.get(url, headers={"Range": "bytes=2-4"})
     assert r.status_code == 206 and r.content == b"234"
     assert store.local_path("videos/j/clip.mp4") is None
 

@@ -11,10 +11,10 @@ import os
 import re
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.api.test_server import Server
+from tests.web import HTTP
 
 pytestmark = pytest.mark.slow
 
@@ -81,15 +81,15 @@ def set_number(page, elem_id, value):
 
 
 def test_api_routes_still_answer_beside_the_page(server):
-    models = httpx.get(f"{server.url}/v1/models", timeout=30)
+    models = HTTP.get(f"{server.url}/v1/models", timeout=30)
     assert models.status_code == 200 and models.json()["default"] == server.model.name
-    assert httpx.get(f"{server.url}/healthz", timeout=30).json() == {"status": "ok"}
-    assert httpx.get(f"{server.url}/readyz", timeout=30).status_code == 200
-    assert "/v1/videos" in httpx.get(f"{server.url}/openapi.json", timeout=30).json()["paths"]
-    assert "swagger" in httpx.get(f"{server.url}/docs", timeout=30).text.lower()
-    assert "t2v_jobs" in httpx.get(f"{server.url}/metrics", timeout=30).text
-    assert httpx.get(f"{server.url}/v1/videos/nope", timeout=30).status_code == 404
-    home = httpx.get(f"{server.url}/", timeout=30)
+    assert HTTP.get(f"{server.url}/healthz", timeout=30).json() == {"status": "ok"}
+    assert HTTP.get(f"{server.url}/readyz", timeout=30).status_code == 200
+    assert "/v1/videos" in HTTP.get(f"{server.url}/openapi.json", timeout=30).json()["paths"]
+    assert "swagger" in HTTP.get(f"{server.url}/docs", timeout=30).text.lower()
+    assert "t2v_jobs" in HTTP.get(f"{server.url}/metrics", timeout=30).text
+    assert HTTP.get(f"{server.url}/v1/videos/nope", timeout=30).status_code == 404
+    home = HTTP.get(f"{server.url}/", timeout=30)
     assert home.status_code == 200 and "gradio" in home.text.lower()
 
 
@@ -167,7 +167,7 @@ def test_generate_play_download_history_remix_and_delete(page, server):
     page.locator("#t2v-delete").click()  # the job shown: row and files go, the history empties
     expect(page.locator("#t2v-status")).to_contain_text("Deleted the job and its files.")
     expect(thumbs).to_have_count(0)
-    assert httpx.get(f"{server.url}/v1/videos/{job_id}", timeout=30).status_code == 404
+    assert HTTP.get(f"{server.url}/v1/videos/{job_id}", timeout=30).status_code == 404
 
 
 def test_live_progress_cancel_and_readable_errors(page, server):
@@ -212,7 +212,7 @@ def test_live_progress_cancel_and_readable_errors(page, server):
     page.once("dialog", lambda d: d.accept())
     page.locator("#t2v-delete").click()
     expect(status).to_contain_text("Deleted the job and its files.")
-    assert httpx.get(f"{server.url}/v1/videos/{job_id}", timeout=30).status_code == 404
+    assert HTTP.get(f"{server.url}/v1/videos/{job_id}", timeout=30).status_code == 404
 
     model = page.locator("#t2v-model input")
     model.fill("/no/such/model")
@@ -262,7 +262,7 @@ def test_generate_the_progress_and_the_player_are_in_the_first_screenful(browser
 def test_a_value_out_of_range_is_refused_by_name_and_never_changed(page, server):
     from playwright.sync_api import expect
 
-    before = len(httpx.get(f"{server.url}/v1/videos", timeout=30).json()["items"])
+    before = len(HTTP.get(f"{server.url}/v1/videos", timeout=30).json()["items"])
     page.locator("#t2v-prompt textarea").fill("a red circle moving right")
     set_number(page, "t2v-frames", 600)
     page.locator("#t2v-prompt textarea").click()  # the box loses focus: the value stays as typed
@@ -273,4 +273,4 @@ def test_a_value_out_of_range_is_refused_by_name_and_never_changed(page, server)
     expect(error).to_contain_text("512")
     expect(number(page, "t2v-frames")).to_have_value("600")
     expect(page.locator("#t2v-generate")).to_be_enabled()  # ready for the corrected value
-    assert len(httpx.get(f"{server.url}/v1/videos", timeout=30).json()["items"]) == before
+    assert len(HTTP.get(f"{server.url}/v1/videos", timeout=30).json()["items"]) == before

@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 from urllib.parse import urlsplit
 
-import httpx
 import numpy as np
 import pytest
 from PIL import Image
@@ -16,6 +15,7 @@ from t2v.service import build_services
 from t2v.settings import Settings
 from tests.api.test_server import Server
 from tests.ui.test_browser import CHROMIUM, CHROMIUM_ARGS, _needs_browser
+from tests.web import HTTP
 
 pytestmark = pytest.mark.slow
 
@@ -56,11 +56,11 @@ def test_the_key_box_lets_the_first_frame_upload_and_only_its_key_reads_it(tiny_
             src = page.locator("#t2v-image img").get_attribute("src")
             assert page.evaluate("u => fetch(u).then(r => r.status)", src) == 200  # the page reads its own upload
             browser.close()
-        shown = httpx.get(f"{server.url}/gradio_api/file={path}", cookies={"t2v_key": key})
+        shown = HTTP.get(f"{server.url}/gradio_api/file={path}", cookies={"t2v_key": key})
         assert shown.status_code == 200 and Image.open(io.BytesIO(shown.content)).size == (48, 48)
         for cookies in ({}, {"t2v_key": other}):  # no key, another key: as if there were no such file
-            assert httpx.get(f"{server.url}/gradio_api/file={path}", cookies=cookies).status_code == 404
-        no_key = httpx.post(f"{server.url}/gradio_api/upload", files={"files": ("x.png", picture.read_bytes())})
+            assert HTTP.get(f"{server.url}/gradio_api/file={path}", cookies=cookies).status_code == 404
+        no_key = HTTP.post(f"{server.url}/gradio_api/upload", files={"files": ("x.png", picture.read_bytes())})
         assert no_key.status_code == 401
     finally:
         server.stop()

@@ -420,6 +420,7 @@ def test_t2v_ui_serves_the_page_and_the_api(tiny_model, tmp_path):
     import httpx
 
     from tests.api.test_server import free_port
+    from tests.web import HTTP
 
     port = free_port()
     env = {**os.environ, "T2V_HOME": str(tmp_path / "home"), "GRADIO_TEMP_DIR": str(tmp_path / "gradio")}
@@ -430,15 +431,15 @@ def test_t2v_ui_serves_the_page_and_the_api(tiny_model, tmp_path):
         while True:
             assert proc.poll() is None, proc.stdout.read()
             try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                if HTTP.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
             assert time.time() < deadline, "t2v ui did not become ready"
             time.sleep(0.2)
-        page = httpx.get(f"http://127.0.0.1:{port}/", timeout=30)
+        page = HTTP.get(f"http://127.0.0.1:{port}/", timeout=30)
         assert page.status_code == 200 and "gradio" in page.text.lower()
-        models = httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=30).json()
+        models = HTTP.get(f"http://127.0.0.1:{port}/v1/models", timeout=30).json()
         assert models["default"] == tiny_model.name  # the folder's public name
     finally:
         proc.terminate()

@@ -5,11 +5,11 @@ Skipped, with the reason, without /usr/bin/chromium, Playwright or Gradio (see t
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
 from tests.api.test_server import Server
 from tests.ui.test_browser import CHROMIUM, CHROMIUM_ARGS, _needs_browser, number, set_number
+from tests.web import HTTP
 
 pytestmark = pytest.mark.slow
 
@@ -53,7 +53,7 @@ def test_sequence_tab_rejects_bad_keyframes_then_makes_a_video_and_contact_sheet
     keyframes.fill("0: a red ball\n8: a blue ball\n4: a green ball")
     page.locator("#t2v-seq-generate").click()
     expect(status.locator(".t2v-error")).to_contain_text("Keyframes: keyframe 3: frame 4 comes after frame 8")
-    assert httpx.get(f"{server.url}/v1/videos", timeout=30).json()["items"] == []  # nothing queued
+    assert HTTP.get(f"{server.url}/v1/videos", timeout=30).json()["items"] == []  # nothing queued
     assert "Traceback" not in page.content()
 
     keyframes.fill("0: a red ball on grass\n3: a blue ball on grass\n5: a green ball on grass")
