@@ -21,6 +21,7 @@ HOSTS = {
     "www.standardwebhooks.com", "open.bigmodel.cn", "colab.research.google.com", "fastapi.tiangolo.com",
     "www.gradio.app", "www.mkdocs.org", "squidfunk.github.io", "www.rfc-editor.org", "datatracker.ietf.org",
     "spec.openapis.org", "json-schema.org", "platform.openai.com", "www.w3.org", "img.shields.io", "docs.astral.sh",
+    "www.nvidia.com",
 }
 #: host suffixes of third-party services whose addresses are made per use (Gradio's share links)
 SUFFIXES = (".gradio.live", ".hf.space")
