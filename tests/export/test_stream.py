@@ -1,7 +1,7 @@
 """The clip written while it is made (``stream``): a fragmented MP4 that plays from its first part, each part a
-prefix of the run's final frames, the same frames as the run unstreamed, for a long video's segments (t2v-shapes)
-and a diffusion-forcing model's windows (tiny SkyReels-V2 DF); the CLI's ``--stream``; no file left by a run that
-fails or is cancelled."""
+prefix of the run's final frames, the same frames as the run unstreamed, for a long video's segments (t2v-shapes),
+a diffusion-forcing model's windows (tiny SkyReels-V2 DF) and Helios's chunks; the CLI's ``--stream``; no file left
+by a run that fails or is cancelled."""
 
 from __future__ import annotations
 
@@ -119,6 +119,25 @@ def test_extending_a_clip_with_diffusion_forcing_streams_the_clip_then_each_wind
     assert len(parts.parts) >= 3 and len(parts.parts[0]) > 9  # the clip's 9 frames and the first window's new ones
     assert_prefixes_of(parts.parts, result.frames)
     assert playable(tmp_path / "live.mp4") == len(result.frames)
+
+
+def test_helios_streams_each_chunk_as_it_is_done(tmp_path_factory, tmp_path, monkeypatch):
+    """Helios, three chunks: each is decoded when it is done and the clip so far streamed (33, 66, then the 97
+    frames of the clip); the run's frames are the unstreamed run's, bit for bit."""
+    from tests.tinymodels import make_tiny_model
+
+    model = make_tiny_model("helios", tmp_path_factory.mktemp("helios") / "helios", seed=0)
+    parts, steps = Parts(monkeypatch), []
+    request = GenerationRequest(model=str(model), prompt="a red fox", seed=5, num_frames=97, num_inference_steps=2,
+                                formats=())
+    result = generate(request, stream=tmp_path / "live.mp4",
+                      on_progress=lambda e: steps.append((e.step, len(parts.parts))) if e.stage == "denoise" else None)
+    assert [len(p) for p in parts.parts][:3] == [33, 66, 97] and len(result.frames) == 97
+    assert_prefixes_of(parts.parts, result.frames)
+    assert next(step for step, n in steps if n >= 1) == 2  # the first chunk played while the second was made
+    monkeypatch.undo()
+    assert np.array_equal(generate(request).frames, result.frames)
+    assert playable(tmp_path / "live.mp4") == 97
 
 
 def test_a_cancelled_or_failed_run_leaves_no_stream(df, tmp_path):

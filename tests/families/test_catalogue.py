@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from t2v.cli import app
 
 KINDS = ("ltx", "ltx2", "cogvideox", "cogvideox15", "hunyuan", "hunyuan15", "skyreels-v2-df", "animatediff", "kandinsky5", "anyflow",
-         "sana-video")
+         "sana-video", "helios")
 
 
 def frame_count(path) -> int:
@@ -43,7 +43,7 @@ def test_registry_entries_fit_their_families():
 
     families = all_families()
     for name in ("wan", "ltx", "ltx2", "cogvideox", "hunyuan", "hunyuan15", "animatediff", "kandinsky5", "anyflow",
-                 "sana-video"):
+                 "sana-video", "helios"):
         assert any(s.family == name for s in REGISTRY.values()), f"no hub models for {name}"
     for spec in REGISTRY.values():
         fam = families[spec.family]

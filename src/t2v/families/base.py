@@ -143,6 +143,7 @@ class Family:
     modes: ClassVar[tuple[str, ...]] = ("video",)
     denoiser: ClassVar[str] = "unet"  # the component that runs each step (LoRA target, planner's big stage)
     caches: ClassVar[tuple[str, ...]] = ()  # the step caches (t2v.requests.CACHES) this family takes
+    long_method: ClassVar[str] = ""  # how native_long makes a long clip in one run (the record's long.method)
     # a transformer carrying the prompt's tokens at every size: the planner fits its numbers over three dry runs
     fits_reference: ClassVar[bool] = False
     # the memory plans under which the VAE decodes in fixed spatial tiles, every frame of a tile at once, when

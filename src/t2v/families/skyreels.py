@@ -60,6 +60,7 @@ class SkyReelsV2DFFamily(SkyReelsV2Family):
     # diffusers' step hooks compare a step with the last; here a step's active frames and their timesteps move
     # along the window (the transformer sees a different slice each row), so no step cache applies
     caches = ()
+    long_method = "diffusion forcing"
 
     def rules(self, path: Path | None) -> Rules:
         return replace(super().rules(path), modes=self.modes)

@@ -69,8 +69,8 @@ def made(run: Run, extended, growing: ClipStream | None, *, checkpoint=None, on_
     native = family.native_long(loaded, request, extended) if request.is_long else None
     if request.is_long and native is None:
         return finish_long(run, extended, checkpoint=checkpoint, on_preview=on_preview, growing=growing)
-    if native is not None:  # made in one run by the model itself (diffusion forcing)
-        long = {"method": "diffusion forcing", "seconds": request.seconds, "frames": native.num_frames}
+    if native is not None:  # made in one run by the model itself (diffusion forcing, chunks)
+        long = {"method": family.long_method, "seconds": request.seconds, "frames": native.num_frames}
         request = native
 
     stepped: list[int] = []
