@@ -7,7 +7,8 @@ Two long clips:
 - **segments**: the shipped t2v-shapes model, ``--seconds 8`` at 8 fps (segments of 8 frames joined by
   cross-fades), streamed at each seam;
 - **diffusion forcing**: a tiny random-weight SkyReels-V2 DF (built here), 97 frames in windows of 17 (overlap 5),
-  streamed at each window (every frame so far decoded again).
+  streamed at each window (its new latent frames decoded, the VAE's cache carried);
+- **chunks**: a tiny random-weight Helios (built here), 129 frames in 4 chunks of 33, streamed at each chunk.
 
 For each, per run: when the stream first held a playable second (fps frames a player decodes from the file as it
 is then), when the run ended, and the same request unstreamed; medians of ``--repeats`` runs, with the machine
@@ -76,6 +77,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         df = make_tiny_model("skyreels-v2-df", tmp / "df", seed=0)
+        helios = make_tiny_model("helios", tmp / "helios", seed=0)
         cases = {
             "segments (t2v-shapes, 8 s at 8 fps)": GenerationRequest(
                 model="t2v-shapes", prompt="a red circle moving right", seed=1, seconds=8, fps=8, formats=(),
@@ -83,6 +85,9 @@ def main() -> None:
             "diffusion forcing (tiny SkyReels-V2 DF, 97 frames)": GenerationRequest(
                 model=str(df), prompt="a red fox", seed=5, num_frames=97, fps=8, num_inference_steps=4, formats=(),
                 extras={"base_num_frames": 17, "overlap_history": 5}, device=args.device),
+            "chunks (tiny Helios, 129 frames)": GenerationRequest(
+                model=str(helios), prompt="a red fox", seed=5, num_frames=129, fps=24, num_inference_steps=4,
+                formats=(), device=args.device),
         }
         print(f"machine: {machine()}; medians of {args.repeats} runs")
         print("| clip | first playable second | whole clip, streamed | whole clip, unstreamed | streaming cost |")
