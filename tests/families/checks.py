@@ -77,6 +77,14 @@ def assert_scale_0_is_the_base(off, base, with_lora) -> None:
     assert np.abs(with_lora.astype(int) - base.astype(int)).max() > 1
 
 
+def assert_a_lora_changes_the_frames_and_scale_0_is_the_base(run, model, lora, **fields) -> None:
+    """With ``lora`` the frames and the record's model hash change; at scale 0 the frames are the base's."""
+    base, plain = run(model, **fields)
+    with_lora, result = run(model, lora=str(lora), **fields)
+    assert not np.array_equal(with_lora, base) and result.record["model_hash"] != plain.record["model_hash"]
+    assert_scale_0_is_the_base(run(model, lora=str(lora), lora_scale=0.0, **fields)[0], base, with_lora)
+
+
 PROMPT = "a panda surfing a big wave at sunset"
 
 

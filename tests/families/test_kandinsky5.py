@@ -12,7 +12,7 @@ import pytest
 from t2v.errors import InvalidRequest
 from t2v.sampling.vae import to_uint8
 from tests.families.checks import (assert_periodic_checkpoints_resume_bitwise, assert_resume_after_cancel_is_bitwise,
-                                   assert_scale_0_is_the_base,
+                                   assert_a_lora_changes_the_frames_and_scale_0_is_the_base,
                                    assert_two_stacked_loras_match_stock, cancel_after, random_lora, run)
 
 ATTENTION = ("to_query", "to_key", "to_value")
@@ -100,10 +100,7 @@ def lora(model, tmp_path_factory):
 
 
 def test_lora_changes_the_frames_and_scale_0_is_the_base(model, lora):
-    base, plain = run(model)
-    with_lora, result = run(model, lora=str(lora))
-    assert not np.array_equal(with_lora, base) and result.record["model_hash"] != plain.record["model_hash"]
-    assert_scale_0_is_the_base(run(model, lora=str(lora), lora_scale=0.0)[0], base, with_lora)
+    assert_a_lora_changes_the_frames_and_scale_0_is_the_base(run, model, lora)
 
 
 def test_two_stacked_loras_match_the_stock_pipeline_with_set_adapters(model, lora, tmp_path):

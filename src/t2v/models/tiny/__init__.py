@@ -241,6 +241,26 @@ def save_component(model, folder: Path, **kwargs) -> None:
         config.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
+def save_folder(out: Path, modules: dict, scheduler, *, pipeline: str, index: dict, family: str, defaults: dict,
+                fp16_variant: bool = True) -> Path:
+    """A tiny model's folder in its hub layout: each module (with an fp16 variant beside it when asked), the
+    scheduler, ``model_index.json`` (``pipeline`` and the components ``index`` names) and ``t2v.json`` (the family
+    and its tiny defaults); the tokenizers are saved by the caller. Returns ``out``."""
+    import diffusers
+    import torch
+
+    for name, module in modules.items():
+        if fp16_variant:  # first, so the fp32 save below leaves config.json saying float32
+            save_component(copy.deepcopy(module).to(torch.float16), out / name, variant="fp16")
+        save_component(module, out / name)
+    scheduler.save_pretrained(out / "scheduler")
+    full = {"_class_name": pipeline, "_diffusers_version": diffusers.__version__, **index}
+    (out / "model_index.json").write_text(json.dumps(full, indent=2) + "\n")
+    (out / "t2v.json").write_text(json.dumps({"family": family, "defaults": defaults}, indent=2) + "\n")
+    logger.info("built tiny %s model at %s", pipeline, out)
+    return out
+
+
 def save_pipeline(out: Path, *, unet, vae, text_encoder, scheduler, family: str, defaults: dict,
                   fp16_variant: bool = False, extra: dict | None = None, pipeline: str = "TextToVideoSDPipeline") -> None:
     """Save components + model_index.json + t2v.json in the diffusers TextToVideoSDPipeline layout.

@@ -14,16 +14,10 @@ A few hundred KB.
 
 from __future__ import annotations
 
-import copy
-import json
-import logging
 from pathlib import Path
 
-from t2v.models.tiny import make_tokenizer
+from t2v.models.tiny import hunyuan15, make_tokenizer, save_folder
 from t2v.models.tiny.hunyuan import clip_text_encoder, vae
-from t2v.models.tiny import hunyuan15
-
-logger = logging.getLogger(__name__)
 
 TEXT_DIM, LATENT = 16, 16  # Qwen's hidden size (the transformer's in_text_dim), the VAE's latent channels
 CROP = 128  # the system prompt's tokens the pipeline crops (prompt_template_encode_start_idx)
@@ -96,7 +90,6 @@ def transformer(clip_dim: int):
 
 def build(out: Path, *, seed: int = 0, fp16_variant: bool = True, i2v: bool = False) -> Path:
     """Write the tiny model (``i2v``: the image-to-video pipeline) at ``out`` and return the folder."""
-    import diffusers
     import torch
     from diffusers import FlowMatchEulerDiscreteScheduler
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
@@ -111,16 +104,8 @@ def build(out: Path, *, seed: int = 0, fp16_variant: bool = True, i2v: bool = Fa
     clip = clip_text_encoder(clip_tok)
     modules = {"transformer": transformer(clip.config.hidden_size), "vae": vae(), "text_encoder": qwen(tok),
                "text_encoder_2": clip}
-    for name, module in modules.items():
-        if fp16_variant:  # first, so the fp32 save below leaves config.json saying float32
-            copy.deepcopy(module).to(torch.float16).save_pretrained(out / name, safe_serialization=True, variant="fp16")
-        module.save_pretrained(out / name, safe_serialization=True)
-    FlowMatchEulerDiscreteScheduler(shift=5.0).save_pretrained(out / "scheduler")
-    index = {"_class_name": "Kandinsky5I2VPipeline" if i2v else "Kandinsky5T2VPipeline",
-             "_diffusers_version": diffusers.__version__, **INDEX}
-    (out / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")
     defaults = {"width": 64, "height": 48, "num_frames": 17 if i2v else 9, "fps": 24, "guidance_scale": 5.0, "num_inference_steps": 4,
                 "scheduler": "model", "negative_prompt": "static, blurry"}
-    (out / "t2v.json").write_text(json.dumps({"family": "kandinsky5", "defaults": defaults}, indent=2) + "\n")
-    logger.info("built tiny %s model at %s", index["_class_name"], out)
-    return out
+    return save_folder(out, modules, FlowMatchEulerDiscreteScheduler(shift=5.0), index=INDEX, family="kandinsky5",
+                       pipeline="Kandinsky5I2VPipeline" if i2v else "Kandinsky5T2VPipeline", defaults=defaults,
+                       fp16_variant=fp16_variant)

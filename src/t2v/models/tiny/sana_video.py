@@ -12,14 +12,9 @@ KB.
 
 from __future__ import annotations
 
-import copy
-import json
-import logging
 from pathlib import Path
 
-from t2v.models.tiny import ltx2, wan
-
-logger = logging.getLogger(__name__)
+from t2v.models.tiny import ltx2, save_folder, wan
 
 TEXT_DIM = 32  # the tiny Gemma's hidden size = the transformer's caption_channels
 
@@ -63,7 +58,6 @@ def transformer(in_channels: int, patch: tuple[int, int, int]):
 
 def build(out: Path, *, seed: int = 0, fp16_variant: bool = True, ltx2_vae: bool = False) -> Path:
     """Write the tiny model (``ltx2_vae``: the 720p layout) at ``out`` and return the folder."""
-    import diffusers
     import torch
     from diffusers import DPMSolverMultistepScheduler
 
@@ -76,18 +70,10 @@ def build(out: Path, *, seed: int = 0, fp16_variant: bool = True, ltx2_vae: bool
     channels = ltx2.LATENT if ltx2_vae else 16
     modules = {"transformer": transformer(channels, (1, 1, 1) if ltx2_vae else (1, 2, 2)), "vae": vae,
                "text_encoder": text_encoder(len(tok))}
-    for name, module in modules.items():
-        if fp16_variant:  # first, so the fp32 save below leaves config.json saying float32
-            copy.deepcopy(module).to(torch.float16).save_pretrained(out / name, safe_serialization=True, variant="fp16")
-        module.save_pretrained(out / name, safe_serialization=True)
-    DPMSolverMultistepScheduler(algorithm_type="dpmsolver++", flow_shift=8.0, prediction_type="flow_prediction",
-                                use_flow_sigmas=True).save_pretrained(out / "scheduler")
     vae_class = "AutoencoderKLLTX2Video" if ltx2_vae else "AutoencoderKLWan"
-    index = {"_class_name": "SanaVideoPipeline", "_diffusers_version": diffusers.__version__, **INDEX,
-             "vae": ["diffusers", vae_class]}
-    (out / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")
     defaults = {"width": 64, "height": 64 if ltx2_vae else 32, "num_frames": 9, "fps": 16, "guidance_scale": 6.0,
                 "num_inference_steps": 4, "scheduler": "model", "negative_prompt": ""}
-    (out / "t2v.json").write_text(json.dumps({"family": "sana-video", "defaults": defaults}, indent=2) + "\n")
-    logger.info("built tiny SanaVideoPipeline (%s) model at %s", vae_class, out)
-    return out
+    scheduler = DPMSolverMultistepScheduler(algorithm_type="dpmsolver++", flow_shift=8.0, prediction_type="flow_prediction",
+                                            use_flow_sigmas=True)
+    return save_folder(out, modules, scheduler, pipeline="SanaVideoPipeline", index={**INDEX, "vae": ["diffusers", vae_class]},
+                       family="sana-video", defaults=defaults, fp16_variant=fp16_variant)

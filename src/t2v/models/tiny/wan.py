@@ -133,6 +133,25 @@ def text_encoder(tokenizer):
         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, decoder_start_token_id=0))
 
 
+#: model_index.json entries of the Wan 2.1 parts a Wan-based family reuses (:func:`wan_parts`)
+PARTS_INDEX = {"text_encoder": ["transformers", "UMT5EncoderModel"], "tokenizer": ["transformers", "ByT5Tokenizer"],
+               "vae": ["diffusers", "AutoencoderKLWan"]}
+
+
+def wan_parts(out: Path, seed: int, make_transformer) -> tuple[Path, dict]:
+    """A Wan-based family's tiny folder started: ``out`` made, the seed set, the tokenizer saved; then its
+    transformer (``make_transformer()``, built first) and Wan 2.1's tiny VAE and UMT5 (:data:`PARTS_INDEX`)."""
+    import torch
+    from transformers import ByT5Tokenizer
+
+    out = Path(out).expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    tokenizer = ByT5Tokenizer(model_max_length=512)
+    tokenizer.save_pretrained(out / "tokenizer")
+    return out, {"transformer": make_transformer(), "vae": vae(WAN21), "text_encoder": text_encoder(tokenizer)}
+
+
 def image_encoder():
     from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
 
