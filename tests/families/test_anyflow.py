@@ -11,7 +11,7 @@ import pytest
 from t2v.errors import InvalidRequest
 from t2v.sampling.vae import to_uint8
 from tests.families.checks import (assert_periodic_checkpoints_resume_bitwise, assert_resume_after_cancel_is_bitwise,
-                                   assert_scale_0_is_the_base, random_lora, run)
+                                   assert_scale_0_is_the_base, random_lora, run, without_ftfy)
 
 
 @pytest.fixture(scope="module")
@@ -24,14 +24,12 @@ def model(tmp_path_factory):
 def stock(model, result, prepare=None):
     """The stock pipeline's frames (uint8) for the request ``result`` ran (torch's global generator seeded too:
     the stock pipeline's prompt cleaning calls ftfy where it is installed, nothing random)."""
-    import types
 
     import torch
     from diffusers import AnyFlowPipeline
     from diffusers.pipelines.anyflow import pipeline_anyflow as module
 
-    if not hasattr(module, "ftfy"):  # the stock pipeline calls ftfy unguarded; t2v (Wan's cleaning) skips it
-        module.ftfy = types.SimpleNamespace(fix_text=lambda text: text)
+    without_ftfy(module)  # the stock pipeline calls ftfy unguarded
     r = result.request
     pipe = AnyFlowPipeline.from_pretrained(model)
     pipe.set_progress_bar_config(disable=True)

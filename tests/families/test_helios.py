@@ -5,7 +5,6 @@ streamed chunk by chunk (tests/export/test_stream.py), LoRA as the stock pipelin
 from __future__ import annotations
 
 import re
-import types
 
 import numpy as np
 import pytest
@@ -14,7 +13,7 @@ from t2v.errors import InvalidRequest
 from t2v.sampling.vae import to_uint8
 from tests.families.checks import (assert_a_lora_changes_the_frames_and_scale_0_is_the_base,
                                    assert_periodic_checkpoints_resume_bitwise, assert_resume_after_cancel_is_bitwise,
-                                   assert_two_stacked_loras_match_stock, cancel_after, random_lora, run)
+                                   assert_two_stacked_loras_match_stock, cancel_after, random_lora, run, without_ftfy)
 
 ATTENTION = ("attn1.to_q", "attn1.to_k", "attn1.to_v")
 
@@ -45,8 +44,7 @@ def stock(model, result, prepare=None, image=None):
     from diffusers.pipelines.helios import pipeline_helios
     from PIL import Image
 
-    if not hasattr(pipeline_helios, "ftfy"):
-        pipeline_helios.ftfy = types.SimpleNamespace(fix_text=lambda text: text)
+    without_ftfy(pipeline_helios)
     r = result.request
     pipe = HeliosPipeline.from_pretrained(model)
     pipe.set_progress_bar_config(disable=True)

@@ -14,7 +14,7 @@ import pytest
 from t2v.errors import InvalidRequest
 from t2v.sampling.vae import to_uint8
 from t2v.families import family_of_folder
-from tests.families.checks import assert_checkpoint_is_the_images, assert_periodic_checkpoints_resume_bitwise, cancel_after, run
+from tests.families.checks import assert_checkpoint_is_the_images, assert_periodic_checkpoints_resume_bitwise, cancel_after, run, without_ftfy
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,6 @@ def stock(model, result, image=None, last_image=None, video=None):
     request's, else the folder's t2v.json) and torch's global generator seeded as t2v seeds it; with ``image``
     (and ``last_image``), the image-to-video pipeline on the same folder; with ``video`` (uint8 frames), the
     video-to-video pipeline continuing them."""
-    import types
 
     import torch
     from diffusers import (SkyReelsV2DiffusionForcingImageToVideoPipeline, SkyReelsV2DiffusionForcingPipeline,
@@ -39,9 +38,8 @@ def stock(model, result, image=None, last_image=None, video=None):
     from diffusers.pipelines.skyreels_v2 import pipeline_skyreels_v2_diffusion_forcing_v2v as v2v_module
     from PIL import Image
 
-    for m in (module, i2v_module, v2v_module):  # the stock pipelines call ftfy unguarded; t2v (Wan's cleaning) skips it
-        if not hasattr(m, "ftfy"):
-            m.ftfy = types.SimpleNamespace(fix_text=lambda text: text)
+    for m in (module, i2v_module, v2v_module):  # the stock pipelines call ftfy unguarded
+        without_ftfy(m)
     r = result.record
     opts = {**json.loads((model / "t2v.json").read_text())["defaults"], **{k: v for k, v in r["extras"].items() if v is not None}}
     extra, cls = {}, SkyReelsV2DiffusionForcingPipeline

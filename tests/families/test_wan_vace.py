@@ -4,7 +4,6 @@ field (other size or length without fit, a grey mask, a model without VACE, an i
 
 from __future__ import annotations
 
-import types
 
 import numpy as np
 import pytest
@@ -14,7 +13,7 @@ from t2v.errors import InvalidRequest
 from t2v.export import decode_video
 from t2v.export.writers import write_video
 from t2v.sampling.vae import to_uint8
-from tests.families.checks import assert_close_to_stock, assert_resume_after_cancel_is_bitwise, run
+from tests.families.checks import assert_close_to_stock, assert_resume_after_cancel_is_bitwise, run, without_ftfy
 
 W, H, F = 64, 32, 9  # the tiny model's defaults
 
@@ -57,8 +56,7 @@ def stock(model, result, inputs, *, video=True, mask=True, refs=("ref1.png", "re
     import diffusers.pipelines.wan.pipeline_wan_vace as vace
     from diffusers import WanVACEPipeline
 
-    if not hasattr(vace, "ftfy"):
-        vace.ftfy = types.SimpleNamespace(fix_text=lambda text: text)
+    without_ftfy(vace)
     r = result.request
     pipe = WanVACEPipeline.from_pretrained(model)
     pipe.set_progress_bar_config(disable=True)

@@ -322,14 +322,11 @@ class ChunkStream:
         """Decode the chunks not decoded yet of the first ``chunks`` (they are the history's last frames)."""
         import torch
 
-        made = history[:, :, history.shape[2] - self.generated(history):]
+        made = history[:, :, sum(HISTORY):]  # the chunks' frames, after the history's first zeros
         with resident(self.vae, self.device, self.memory.offload), torch.no_grad():
             for k in range(len(self.decoded), chunks):
                 z = made[:, :, k * CHUNK:(k + 1) * CHUNK].to(self.vae.dtype) / self.inv_std + self.mean
                 self.decoded.append(video_uint8(self.processor, self.vae.decode(z, return_dict=False)[0]))
-
-    def generated(self, history) -> int:
-        return history.shape[2] - sum(HISTORY)  # the chunks' frames (the history starts with its zeros)
 
     def frames(self, history, chunks: int):
         import numpy as np
