@@ -108,6 +108,12 @@ SHARED_MODELS = ModelCache()
 SHARED_DRY_RUNS: dict = {}
 
 
+def runtime_with_shared_dry_runs(settings=None) -> Runtime:
+    runtime = Runtime(settings)
+    runtime.cache(dryruns.MEMO, lambda runtime: SHARED_DRY_RUNS)
+    return runtime
+
+
 @pytest.fixture(autouse=True)
 def t2v_env(request, tmp_path, tmp_path_factory, monkeypatch) -> Iterator[Path]:
     """Each test runs as a fresh process would: its own T2V_HOME and a fresh runtime (no digests or settings
@@ -125,6 +131,10 @@ def t2v_env(request, tmp_path, tmp_path_factory, monkeypatch) -> Iterator[Path]:
     runtime.cache("models", lambda runtime: SHARED_MODELS)
     if request.node.get_closest_marker("own_dry_runs") is None:
         runtime.cache(dryruns.MEMO, lambda runtime: SHARED_DRY_RUNS)
+        # and the runtime a service the test builds makes for itself (t2v.service.compose): its admission plans
+        # each job as a long-lived server does, with the dry runs it has made before
+        for module in ("t2v.service.compose", "t2v.service.service"):
+            monkeypatch.setattr(f"{module}.Runtime", runtime_with_shared_dry_runs)
     else:  # and the t2v processes it forks (tests/forkserver.py) start without the earlier forks' either
         monkeypatch.setenv("T2V_TEST_OWN_DRY_RUNS", "1")
     with using(runtime):

@@ -8,6 +8,7 @@ The API, web UI, CLI, desktop app, shared front-end logic, client and the Space'
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -150,6 +151,30 @@ def layer_of(module: str) -> int:
     return found
 
 
+@functools.lru_cache(maxsize=None)
+def _parsed(path: Path, mtime_ns: int) -> ast.Module:
+    return ast.parse(path.read_text(encoding="utf-8"))
+
+
+def parse_file(path: Path) -> ast.Module:
+    """``path`` parsed, once per version of the file: the graph tests walk the same 300 modules many times."""
+    return _parsed(path, path.stat().st_mtime_ns)
+
+
+def memo_by_modules(fn):
+    """``fn(modules)`` computed once per set of modules and versions of their files (the result is not to be
+    changed by its callers)."""
+    cache: dict = {}
+
+    @functools.wraps(fn)
+    def inner(modules: dict[str, tuple[Path, bool]]):
+        key = tuple((name, path, package, path.stat().st_mtime_ns) for name, (path, package) in sorted(modules.items()))
+        if key not in cache:
+            cache[key] = fn(modules)
+        return cache[key]
+    return inner
+
+
 def source_modules() -> dict[str, tuple[Path, bool]]:
     """Every module under src/t2v: dotted name -> (file, is a package)."""
     out = {}
@@ -168,6 +193,7 @@ def type_checking_nodes(tree: ast.AST) -> set[int]:
     return skip
 
 
+@memo_by_modules
 def import_edges(modules: dict[str, tuple[Path, bool]]) -> dict[str, dict[str, list[tuple[int, bool]]]]:
     """module -> {imported t2v module: [(line, inside a function), ...]}, resolving relative imports and
     ``from package import submodule``."""
@@ -179,7 +205,7 @@ def import_edges(modules: dict[str, tuple[Path, bool]]) -> dict[str, dict[str, l
 
     edges: dict[str, dict[str, list[tuple[int, bool]]]] = {}
     for name, (path, package) in modules.items():
-        tree = ast.parse(path.read_text(encoding="utf-8"))
+        tree = parse_file(path)
         skip = type_checking_nodes(tree)
         inner = {id(n) for fn in ast.walk(tree) if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef))
                  for n in ast.walk(fn)}
@@ -289,7 +315,7 @@ def test_the_contract_depends_only_on_errors_and_pydantic():
     for name, (path, _) in modules.items():
         if not name.startswith("t2v.requests"):
             continue
-        tree = ast.parse(path.read_text(encoding="utf-8"))
+        tree = parse_file(path)
         skip = type_checking_nodes(tree)
         nodes = [n for n in ast.walk(tree) if id(n) not in skip]
         roots = {a.name.split(".")[0] for n in nodes if isinstance(n, ast.Import) for a in n.names}
@@ -323,12 +349,13 @@ IMPLIED = {"torch": {"numpy"}, "diffusers": {"PIL", "huggingface_hub", "numpy", 
            "t2v_client": {"httpx"}}  # the t2v-client distribution (clients/python), under t2v.client and t2v.contract
 
 
+@memo_by_modules
 def top_level_imports(modules: dict[str, tuple[Path, bool]]) -> dict[str, tuple[set[str], set[str]]]:
     """module -> (t2v modules, heavy libraries) it imports outside functions (its packages' ``__init__`` too)."""
     edges = import_edges(modules)
     out: dict[str, tuple[set[str], set[str]]] = {}
     for name, (path, _) in modules.items():
-        tree = ast.parse(path.read_text(encoding="utf-8"))
+        tree = parse_file(path)
         skip = type_checking_nodes(tree)
         inner = {id(n) for fn in ast.walk(tree) if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef))
                  for n in ast.walk(fn)}
@@ -486,7 +513,7 @@ def test_a_run_is_planned_in_one_place():
     for name, (path, _) in source_modules().items():
         if name.startswith("t2v.models."):
             continue  # where the device plan is defined
-        tree = ast.parse(path.read_text(encoding="utf-8"))
+        tree = parse_file(path)
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) in (
                     "plan_device", "fit_to_model"):
