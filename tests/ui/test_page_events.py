@@ -182,3 +182,18 @@ def test_a_longer_video_from_the_page_and_remix_makes_it_again(page):
     again = service.get(again["t2v-job-id"])
     assert again.status == "succeeded", again.error
     assert again.result["frames_sha256"] == job.result["frames_sha256"]  # the seed was fixed by the remix
+
+
+def test_the_page_queue_polls_every_50_ms_while_idle(tiny_model, tmp_path, monkeypatch):
+    """Gradio's queue looks for work every 1 ms on Linux, which kept an idle ``t2v serve`` at about 5% of a core
+    (1.4% with the page's queue at 50 ms, its progress loop at 100 ms, Gradio's own values on Windows)."""
+    from t2v.ui.app import IDLE_POLL_S, PROGRESS_POLL_S, build_ui
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    service = build_services(make_settings(tmp_path / "home", tiny_model), no_workers=True)
+    try:
+        queue = build_ui(service)._queue  # a Gradio upgrade that renames these fails here, not silently
+        assert (queue.sleep_when_free, queue.progress_update_sleep_when_free) == (IDLE_POLL_S, PROGRESS_POLL_S) == (
+            0.05, 0.1)
+    finally:
+        service.stop()

@@ -376,8 +376,23 @@ def build_ui(service, *, header: str = HEADER):
                    status=status, outputs=[*result_outputs, tabs])
         comparing.wire(service, key, compare_tab, job_id)
     demo.queue(default_concurrency_limit=8)
+    calm_idle_queue(demo)
     refuse_url_files(gr, demo)
     return demo
+
+
+#: How often Gradio's queue looks for work while it has none (its values on Windows; on Linux it polls every 1 ms
+#: and its progress loop every 10 ms, which kept an idle ``t2v serve`` at about 5% of a core). A page event waits at
+#: most this long to start.
+IDLE_POLL_S, PROGRESS_POLL_S = 0.05, 0.1
+
+
+def calm_idle_queue(demo) -> None:
+    """Make the page's queue poll at :data:`IDLE_POLL_S` and :data:`PROGRESS_POLL_S` while it is idle."""
+    queue = getattr(demo, "_queue", None)  # Gradio has no option for these; each is read at every pass
+    for name, seconds in (("sleep_when_free", IDLE_POLL_S), ("progress_update_sleep_when_free", PROGRESS_POLL_S)):
+        if isinstance(getattr(queue, name, None), (int, float)):
+            setattr(queue, name, max(getattr(queue, name), seconds))
 
 
 class LivePlayer:
