@@ -92,14 +92,67 @@ def test_migrations_applied_on_open_and_idempotent(engine_url):
         again.dispose()
 
 
-def test_migrated_schema_matches_models(engine):
+@pytest.mark.parametrize("create_new", [False, True], ids=["migrated", "made-new"])
+def test_the_schema_matches_the_tables_migrated_or_made_new(engine_url, create_new):
+    """A new database is made from the tables at once and stamped; every migration run in turn gives the same."""
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    with engine.connect() as conn:
-        ctx = MigrationContext.configure(conn, opts={"compare_type": True})
-        diff = compare_metadata(ctx, metadata)
-    assert diff == []
+    from t2v.store.db import upgrade
+
+    engine = open_database(engine_url, migrate=False)
+    try:
+        upgrade(engine, create_new=create_new)
+        with engine.connect() as conn:
+            ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+            assert compare_metadata(ctx, metadata) == []
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [head_revision()]
+        upgrade(engine)  # at the newest revision already, not empty: nothing is made again
+        Repository(engine).create_job(req())
+    finally:
+        engine.dispose()
+
+
+def schema_of(engine) -> dict:
+    """Every table's columns (by name: batch migrations add them at the end), indexes, keys and constraints."""
+    insp = inspect(engine)
+    found = {}
+    for table in sorted(insp.get_table_names()):
+        columns = sorted((c["name"], str(c["type"]), c["nullable"], str(c.get("default"))) for c in insp.get_columns(table))
+        indexes = sorted((i["name"], tuple(i["column_names"]), bool(i["unique"]), str(sorted((k, str(getattr(v, "text", v))) for k, v in i.get("dialect_options", {}).items())))
+                         for i in insp.get_indexes(table))
+        unique = sorted(tuple(u["column_names"]) for u in insp.get_unique_constraints(table))
+        foreign = sorted((tuple(f["constrained_columns"]), f["referred_table"], tuple(f["referred_columns"]),
+                          str(f.get("options"))) for f in insp.get_foreign_keys(table))
+        found[table] = (columns, indexes, unique, foreign, tuple(insp.get_pk_constraint(table)["constrained_columns"]))
+    return found
+
+
+def test_a_new_database_gets_the_schema_every_migration_in_turn_gives(engine_url, request):
+    """Columns with their types, nullability and defaults, partial indexes and keys: alike both ways."""
+    import uuid
+
+    from t2v.store.db import upgrade
+
+    if engine_url.startswith("sqlite"):
+        other_url = engine_url.replace("t2v.db", "migrated.db")
+    else:
+        import psycopg
+
+        server = request.getfixturevalue("pg_server")
+        name = f"t2v_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(server.admin_dsn(), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        other_url = server.url(name)
+    made, migrated = open_database(engine_url, migrate=False), open_database(other_url, migrate=False)
+    try:
+        upgrade(made)
+        upgrade(migrated, create_new=False)
+        assert schema_of(made) == schema_of(migrated)
+        assert "jobs" in schema_of(made)
+    finally:
+        made.dispose()
+        migrated.dispose()
 
 
 def test_sqlite_connection_settings(tmp_path):
