@@ -34,7 +34,7 @@ from t2v.families.base import Component, RunContext, Rules
 from t2v.families.dryrun import measured, text_peak
 from t2v.families.lora import DiffusersLora
 from t2v.families.meta import meta_modules
-from t2v.families.wan import TEXT_TOKENS, WanFamily, encode_prompts
+from t2v.families.wan import TEXT_TOKENS, WanFamily, encode_prompts, latent_stats
 from t2v.models.catalog import config
 from t2v.models.hub.helios import CARD
 from t2v.planner.memory import meta_cost
@@ -119,7 +119,7 @@ class HeliosFamily(DiffusersLora):
         dtype = transformer.dtype
         spatial, temporal = vae.config.scale_factor_spatial, vae.config.scale_factor_temporal
         processor = VideoProcessor(vae_scale_factor=spatial)
-        mean, inv_std = latent_stats(vae, device)
+        mean, inv_std = latent_stats(vae, device=device, dtype=vae.dtype)
 
         # 3. The prompt (and with guidance the negative prompt), as Wan encodes them.
         ctx.on_stage("encode_prompt")
@@ -267,15 +267,6 @@ def memories(extra: dict[str, Any], dtype) -> tuple:
     if prefix is None:
         prefix = torch.zeros_like(one)
     return long.to(dtype), mid.to(dtype), torch.cat([prefix, one], dim=2).to(dtype)
-
-
-def latent_stats(vae, device):
-    """(latents_mean, 1 / latents_std) in the VAE's dtype on ``device``, shaped for (B, C, F, H, W)."""
-    import torch
-
-    shape = (1, vae.config.z_dim, 1, 1, 1)
-    mean = torch.tensor(vae.config.latents_mean).view(shape).to(device, vae.dtype)
-    return mean, 1.0 / torch.tensor(vae.config.latents_std).view(shape).to(device, vae.dtype)
 
 
 def image_latents(vae, processor, image, request, mean, inv_std, generator, device):

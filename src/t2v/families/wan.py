@@ -330,13 +330,16 @@ def encode_image(model, image):
     return encoder(pixel_values=pixels, output_hidden_states=True).hidden_states[-2].to(model.plan.device)
 
 
-def latent_stats(vae, like):
-    """(latents_mean, 1 / latents_std) shaped for (B, C, F, H, W) latents like ``like``."""
+def latent_stats(vae, like=None, *, device=None, dtype=None):
+    """(latents_mean, 1 / latents_std) shaped for (B, C, F, H, W) latents like ``like`` (or on ``device`` in
+    ``dtype``)."""
     import torch
 
+    if like is not None:
+        device, dtype = like.device, like.dtype
     shape = (1, vae.config.z_dim, 1, 1, 1)
-    mean = torch.tensor(vae.config.latents_mean).view(shape).to(like.device, like.dtype)
-    return mean, 1.0 / torch.tensor(vae.config.latents_std).view(shape).to(like.device, like.dtype)
+    mean = torch.tensor(vae.config.latents_mean).view(shape).to(device, dtype)
+    return mean, 1.0 / torch.tensor(vae.config.latents_std).view(shape).to(device, dtype)
 
 
 def encode_video(vae, frames):
