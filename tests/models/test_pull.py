@@ -157,6 +157,33 @@ def test_a_motion_adapter_pull_brings_its_base_model_and_the_adapters_own_files(
         thread.join(10)
 
 
+def test_an_ltx2_pull_brings_the_latent_upsampler_and_the_stage_two_lora_and_no_other_checkpoint(tmp_path_factory,
+                                                                                                  tmp_path):
+    """The repo keeps single-file checkpoints beside the diffusers folders; the model's own top-level file (its
+    distilled LoRA, for the two-stage path) comes down, the others do not."""
+    from t2v.models.hub.ltx2 import STAGE_2_LORA
+
+    repo = "Lightricks/LTX-2"
+    tiny = make_tiny(tmp_path_factory.mktemp("hub-ltx2") / "ltx2", family="ltx2", seed=1)
+    hub = HubServer()
+    hub.add(repo, tiny, {STAGE_2_LORA: b"\0" * 2048, "ltx-2-19b-dev.safetensors": b"\0" * 4096,
+                         "ltx-2-19b-distilled-lora-128.safetensors": b"\0" * 1024})
+    server, thread = start(hub)
+    try:
+        r = t2v(tmp_path / "home", hub, "models", "pull", repo)
+        assert r.returncode == 0, r.stderr
+        got = set(hub.gets(repo))
+        assert STAGE_2_LORA in got and {"latent_upsampler/config.json",
+                                        "latent_upsampler/diffusion_pytorch_model.safetensors"} <= got
+        assert not got & {"ltx-2-19b-dev.safetensors", "ltx-2-19b-distilled-lora-128.safetensors",
+                          "distilled-lora.safetensors"}
+        assert (snapshot_of(tmp_path / "home", repo) / STAGE_2_LORA).read_bytes() == b"\0" * 2048
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
 def test_a_transfer_cut_off_mid_file_resumes_from_where_it_stopped(tiny_ms, tmp_path):
     """huggingface_hub writes what it receives in 10 MiB blocks: a file cut off after 15 MiB is asked again from
     the end of the last whole block (a Range request), not from its start."""

@@ -14,11 +14,12 @@ Third-party families register through the ``t2v.families`` entry point group: th
 
 from __future__ import annotations
 
+
 import functools
 import importlib
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, ClassVar, TYPE_CHECKING
 
@@ -130,6 +131,9 @@ class RunContext:
     # (windows) calls it with the clip's finished frames so far (uint8, each call a longer prefix); None: nobody
     # watches, so nothing is decoded early.
     on_frames: Callable[[Any], None] | None = None
+    # The run's hold on its model's adapters (t2v.models.adapters.Lease; None for a model without a host): a
+    # stage that runs with another LoRA set switches through it.
+    adapters: Any = None
 
 
 class Family:
@@ -343,8 +347,8 @@ class Family:
         this run (:func:`t2v.sampling.runtime.prepared`)."""
         import torch
 
-        with model.using(), torch.inference_mode(), prepared(self, model, request, ctx) as run_model:
-            return self.sample(run_model, request, ctx)
+        with model.using() as lease, torch.inference_mode(), prepared(self, model, request, ctx) as run_model:
+            return self.sample(run_model, request, replace(ctx, adapters=lease))
 
     def sample(self, model: LoadedModel, request, ctx: RunContext) -> EngineRun:
         """Encode the prompt, denoise with t2v's own loop (progress through ``ctx.on_step``, cancel between

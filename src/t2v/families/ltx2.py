@@ -33,14 +33,16 @@ from t2v.families.common import free_text_encoders, scheduler_min_steps
 from t2v.families.lora import DiffusersLora
 from t2v.families.dryrun import measured, meta_video, spatial_preview
 from t2v.models.catalog import config
+from t2v.models.registry import folder_info
 from t2v.sampling.loop import Checkpoints, LoopState, denoise
+from t2v.families import ltx2_upscale as upscale
 from t2v.families.ltx_steps import Grid, decode_plan
 from t2v.families.ltx2_steps import (
     OPTIONS, AudioGrid, Guidance, Text, connect, decode_audio, decode_video, gemma_embeds, image_latents, noise, step_fn,
     timesteps)
 from t2v.models.hub.ltx2 import CARD
 from t2v.planner.memory import meta_cost
-from t2v.planner.precision import meta_kwargs
+from t2v.planner.precision import cast, meta_kwargs
 from t2v.sampling import promptcache
 from t2v.sampling.base import EngineRun
 from t2v.sampling.offload import resident
@@ -78,6 +80,11 @@ class LTX2Family(DiffusersLora):
                      text_tokens=tokens, modes=self.modes, schedulers=("model",),
                      min_steps=scheduler_min_steps(path))
 
+    def check(self, request, path: Path | None, *, model: str = "this model") -> None:
+        super().check(request, path, model=model)
+        defaults = folder_info(Path(path), lambda name: self)[1] if path is not None else None
+        upscale.check(path, request, _merged(defaults, request), self.rules(path).size_multiple, model=model)
+
     def guidance_passes(self, request) -> int:
         return Guidance.of(request.guidance_scale, {**OPTIONS, **_request_options(request)}).passes()
 
@@ -91,7 +98,14 @@ class LTX2Family(DiffusersLora):
         c, memory, device = model.components, ctx.memory, model.plan.device
         opts = options(model, request)
         transformer, vae, audio_vae = c["transformer"], c["vae"], c["audio_vae"]
-        grid = Grid.of(request, vae, transformer)
+        big = grid = Grid.of(request, vae, transformer)
+        stages = None
+        if opts["latent_upscale"]:  # stage 1 at the size the upsampler brings to the request's
+            path = Path(model.source.path)
+            upscale.check(path, request, opts, grid.spatial * transformer.config.patch_size, model=model.source.id)
+            h, w = upscale.stage_one_size(request.height, request.width, upscale.upsampler_scale(path), grid.spatial)
+            grid = dataclasses.replace(big, height=h // grid.spatial, width=w // grid.spatial)
+            stages = upscale.Stages(request.num_inference_steps)
         audio = AudioGrid.of(request.num_frames, request.fps, audio_vae)
         guidance = Guidance.of(request.guidance_scale, opts)
 
@@ -132,23 +146,33 @@ class LTX2Family(DiffusersLora):
         start = checkpoints.resume(state, device)
         audio_scheduler = copy.deepcopy(scheduler)  # as stock: the same schedule, stepped beside the video's
 
-        # 3. Denoise both streams; progress and previews see the unpacked video latents.
-        ctx.on_stage("denoise", start, len(scheduler.timesteps))
+        # 3. Denoise both streams (then, two-stage, upscale and refine them); progress and previews see the
+        # unpacked video latents.
+        total = stages.total if stages else len(scheduler.timesteps)
+        ctx.on_stage("denoise", start, total)
         model_step = step_fn(transformer, (scheduler, audio_scheduler), grid, audio, text, guidance, opts,
                              float(request.fps), device, mask)
+        second = (upscale.SecondStage(model, ctx, opts, float(request.fps), (big, grid), audio, text, guidance,
+                                      scheduler, generator) if stages else None)
 
         def step(i: int, s: LoopState) -> None:
+            if stages is not None and i >= stages.first:
+                second.step(i - stages.first, s)
+                return
             s.latents, s.extra["audio"] = model_step(i, scheduler.timesteps[i], s.latents, s.extra["audio"])
 
-        loop_ctx = dataclasses.replace(ctx, on_step=lambda i, n, x: ctx.on_step(i, n, grid.unpack(x)))
+        def unpack(x):
+            return (grid if x.shape[1] == grid.tokens else big).unpack(x)
+
+        loop_ctx = dataclasses.replace(ctx, on_step=lambda i, n, x: ctx.on_step(i, n, unpack(x)))
         with resident(transformer, device, memory.offload):
-            denoise(loop_ctx, len(scheduler.timesteps), state, step, checkpoints, start=start)
+            denoise(loop_ctx, total, state, step, checkpoints, start=start)
 
         # 4. Decode the frames (tiled and frame-wise under the low memory plan, as LTX-Video), then the sound.
         ctx.on_stage("decode")
         decode_plan(vae, memory)  # tiled and frame-wise under the low plan
         with resident(vae, device, memory.offload):
-            frames = decode_video(vae, grid.unpack(state.latents), text.video.dtype, opts, generator, device)
+            frames = decode_video(vae, big.unpack(state.latents), text.video.dtype, opts, generator, device)
         with resident(audio_vae, device, memory.offload), resident(c["vocoder"], device, memory.offload):
             samples = decode_audio(audio_vae, c["vocoder"], state.extra["audio"], audio)
         return EngineRun(frames=frames, warnings=ctx.warnings, resumed_from_step=checkpoints.resumed,
@@ -184,9 +208,16 @@ class LTX2Family(DiffusersLora):
         decode = meta_cost(lambda: vae.decode(z), part="vae")
         mel = torch.zeros(1, audio.channels, audio.frames, audio.mel_bins, **meta)
         audio_peak = meta_cost(lambda: m["vocoder"](audio_vae.decode(mel).sample), part="vae").peak
-        return measured(m, acts={"text": text_peak, "transformer": step.peak, "vae": max(decode.peak, audio_peak)},
-                        roles={"text": ["text_encoder", "connectors"], "denoise": ["transformer"],
-                               "vae": ["vae", "audio_vae", "vocoder"]},
+        vae_roles, up_peak = ["vae", "audio_vae", "vocoder"], 0
+        upsampler = upscale.meta_upsampler(str(path))
+        if upsampler is not None:  # the two-stage path's pass over stage 1's latents (counted whenever it is here)
+            m = {**m, **cast({upscale.UPSAMPLER: upsampler})}
+            scale = upscale.upsampler_scale(path)
+            small = torch.zeros(1, vae.config.latent_channels, f, max(1, round(h / scale)), max(1, round(w / scale)), **meta)
+            up_peak = meta_cost(lambda: upsampler(small), part="vae").peak
+            vae_roles.append(upscale.UPSAMPLER)
+        return measured(m, acts={"text": text_peak, "transformer": step.peak, "vae": max(decode.peak, audio_peak, up_peak)},
+                        roles={"text": ["text_encoder", "connectors"], "denoise": ["transformer"], "vae": vae_roles},
                         step=step, decode=decode, passes=1, latents_bytes=(x[0].numel() + a[0].numel()) * 4 * (1 + batch),
                         frames=frames, height=height, width=width, vae_scales_with="clip")
 

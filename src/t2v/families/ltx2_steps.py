@@ -18,7 +18,9 @@ TEXT_TOKENS = 1024  # LTX2Pipeline's max_sequence_length
 OPTIONS = {"audio_guidance_scale": 7.0, "stg_scale": 1.0, "audio_stg_scale": 1.0, "stg_blocks": [28],
            "modality_scale": 3.0, "audio_modality_scale": 3.0, "guidance_rescale": 0.7, "audio_guidance_rescale": 0.7,
            "decode_timestep": 0.0, "decode_noise_scale": None, "sigmas": None, "motion_speed": 1.0,
-           "use_cross_timestep": True, "text_tokens": TEXT_TOKENS, "image_crf": None}
+           "use_cross_timestep": True, "text_tokens": TEXT_TOKENS, "image_crf": None,
+           # the two-stage path (t2v.families.ltx2_upscale): on or off, and the model folder's stage-2 LoRA file
+           "latent_upscale": False, "stage_2_lora": None}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,8 +114,9 @@ def image_latents(vae, image, grid: Grid, crf: int, dtype, device):
 
     if crf:
         image = Image.fromarray(apply_image_conditioning_crf(np.array(image.convert("RGB")), crf))
-    pixels = VideoProcessor(vae_scale_factor=grid.spatial).preprocess(image, height=grid.height * grid.spatial,
-                                                                     width=grid.width * grid.spatial)
+    # LTX2ImageToVideoPipeline resizes bilinearly (stage 1 of the two-stage path makes the clip smaller than the image)
+    processor = VideoProcessor(vae_scale_factor=grid.spatial, resample="bilinear")
+    pixels = processor.preprocess(image, height=grid.height * grid.spatial, width=grid.width * grid.spatial)
     encoded = vae.encode(pixels.to(device=device, dtype=dtype).unsqueeze(2)).latent_dist.mode().to(torch.float32)
     init = normalize(vae, encoded).repeat(1, 1, grid.frames, 1, 1)
     mask = torch.zeros((1, 1, grid.frames, grid.height, grid.width), device=device, dtype=torch.float32)

@@ -32,6 +32,11 @@ class Grid:
         return cls((request.num_frames - 1) // t + 1, request.height // s, request.width // s,
                    transformer.config.patch_size, transformer.config.patch_size_t, s, t, request.fps)
 
+    @property
+    def tokens(self) -> int:
+        """The transformer's video tokens: latent positions over the patch."""
+        return (self.frames // self.patch_t) * (self.height // self.patch) * (self.width // self.patch)
+
     def pack(self, x):
         """(B, C, F, H, W) -> (B, tokens, features), as LTXPipeline._pack_latents."""
         b, _, f, h, w = x.shape

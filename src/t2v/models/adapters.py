@@ -10,8 +10,9 @@ plain again.
 
 One :class:`AdapterHost` belongs to each cached base model and is shared by every copy made of it::
 
-    with host.use(components, parts, load):   # parts: the run's AdapterParts; load(module, part, name) injects one
-        ...                                   # sample: the modules run with exactly the run's adapters
+    with host.use(components, parts, load) as lease:  # parts: the run's AdapterParts; load(module, part, name)
+        ...                                           # sample: the modules run with exactly the run's adapters
+        lease.switch(parts + stage_two)               # a later stage's set (it waits as a new run would)
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class AdapterPart:
     file: Path
     strength: float
     index: int
+    field: str = ""  # the request field that brought it, when not ``loras.<index>.path`` (a model's own adapter)
 
     @property
     def name(self) -> str:
@@ -65,14 +67,23 @@ class AdapterHost:
         self.switches = 0  # times the active configuration changed (for benchmarks and tests)
 
     @contextmanager
-    def use(self, components, parts: tuple[AdapterPart, ...], load: Loader) -> Iterator[None]:
-        """Run the block with ``components``' modules showing exactly ``parts``' adapters at their strengths."""
+    def use(self, components, parts: tuple[AdapterPart, ...], load: Loader) -> Iterator[Lease]:
+        """Run the block with ``components``' modules showing exactly ``parts``' adapters at their strengths; the
+        :class:`Lease` it gives can switch to another set mid-run (a second stage's LoRA)."""
+        lease = Lease(self, components, load)
+        lease.join(parts)
+        try:
+            yield lease
+        finally:
+            lease.leave()
+
+    def acquire(self, components, parts: tuple[AdapterPart, ...], load: Loader) -> tuple:
+        """Wait until the modules may show ``parts`` (joining the runs that use the same set when nobody waits
+        for another one), switch them if needed and count this run in; the configuration."""
         config = tuple((p.component, p.name, p.strength) for p in parts)
         with self.cond:
             self.wanted[config] += 1
             try:
-                # Join the runs going on when they use this configuration and nobody waits for another one;
-                # else wait until the model is free.
                 while self.users and not (self.active == config and not self.others_waiting(config)):
                     self.cond.wait()
             finally:
@@ -82,15 +93,15 @@ class AdapterHost:
             if self.active != config or not self.users:
                 self.switch(components, parts, config, load)
             self.users += 1
-        try:
-            yield
-        finally:
-            with self.cond:
-                self.users -= 1
-                now = time.monotonic()
-                for component, name, _ in config:
-                    self.loaded[(component, name)] = now
-                self.cond.notify_all()
+        return config
+
+    def release(self, config: tuple) -> None:
+        with self.cond:
+            self.users -= 1
+            now = time.monotonic()
+            for component, name, _ in config:
+                self.loaded[(component, name)] = now
+            self.cond.notify_all()
 
     def others_waiting(self, config: tuple) -> bool:
         return any(c != config for c in self.wanted)
@@ -101,20 +112,24 @@ class AdapterHost:
 
     def switch(self, components, parts: tuple[AdapterPart, ...], config: tuple, load: Loader) -> None:
         """With no run on the model: load what ``parts`` lack, drop idle adapters, activate ``config``."""
+        import torch
+
         for part in parts:
             key = (part.component, part.name)
             if key in self.loaded:
                 continue
             module = components[part.component]
             try:
-                load(module, part, part.name)
+                with torch.inference_mode(False):  # a stage switching mid-run: its layers are no inference tensors
+                    load(module, part, part.name)
             except InvalidRequest:
                 self.remove(module, part.name)
                 raise
             except (ValueError, KeyError, RuntimeError, OSError) as e:
                 self.remove(module, part.name)
-                raise InvalidRequest(f"loras.{part.index}.path: {part.file.name} does not fit this model's "
-                                     f"{part.component}: {str(e)[:200]}", field=f"loras.{part.index}.path") from None
+                field = part.field or f"loras.{part.index}.path"
+                raise InvalidRequest(f"{field}: {part.file.name} does not fit this model's {part.component}: "
+                                     f"{str(e)[:200]}", field=field) from None
             self.loaded[key] = time.monotonic()
         self.drop_idle(components, {(c, n) for c, n, _ in config})
         for component in {c for c, _ in self.loaded}:
@@ -144,6 +159,30 @@ class AdapterHost:
             for attr in ("peft_config", "_hf_peft_config_loaded"):
                 if hasattr(module, attr):
                     delattr(module, attr)
+
+
+class Lease:
+    """One run's hold on an :class:`AdapterHost`: the adapter set its modules show for the run, switched with
+    :meth:`switch` (the run lets go of its set, then waits for the new one as a new run would)."""
+
+    def __init__(self, host: AdapterHost, components, load: Loader) -> None:
+        self.host, self.components, self.load = host, components, load
+        self.config: tuple | None = None
+
+    def join(self, parts: tuple[AdapterPart, ...]) -> None:
+        self.config = self.host.acquire(self.components, parts, self.load)
+
+    def leave(self) -> None:
+        if self.config is not None:
+            config, self.config = self.config, None
+            self.host.release(config)
+
+    def switch(self, parts: tuple[AdapterPart, ...]) -> None:
+        """Show ``parts`` from now on (e.g. the run's own adapters plus a second stage's)."""
+        wanted = tuple((p.component, p.name, p.strength) for p in parts)
+        if wanted != self.config:
+            self.leave()
+            self.join(parts)
 
 
 def tuner_layers(module) -> Iterator[Any]:

@@ -158,8 +158,10 @@ def download(model_id: str, revision: str, cache: str, *, want_fp16: bool) -> Pa
 
     info = HfApi().model_info(model_id, revision=revision)
     listing = {s.rfilename for s in info.siblings or []}
-    patterns = weight_patterns(listing, want_fp16)
-    files = wanted_files(listing, want_fp16)
+    spec = lookup(model_id)
+    own = [f for f in (spec.files if spec else ()) if f in listing]  # the model's own top-level files
+    patterns = weight_patterns(listing, want_fp16) + own
+    files = sorted(set(wanted_files(listing, want_fp16)) | set(own))
     if not files:
         raise ModelUnavailable(f"{model_id} at {revision} has none of the files t2v loads (model_index.json, "
                                "config.json, weights)")

@@ -40,6 +40,9 @@ class ModelSpec:
     license_notice: str = ""
     # A motion adapter (AnimateDiff): the SD 1.5 model it animates when no --model is given with it.
     base_model: str | None = None
+    # Files at the top of the repo that runs of this model may also load (a second stage's LoRA): downloaded with
+    # the component folders, which are all a pull takes otherwise.
+    files: tuple[str, ...] = ()
     # A prompt this model makes well (the forms' placeholder); blank: a generic one.
     prompt_example: str = ""
 

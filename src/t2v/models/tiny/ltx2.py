@@ -8,7 +8,9 @@ compression: patch 4, then spatial, temporal and two space-time stages), ``audio
 ``vocoder/`` (``LTX2Vocoder``: mel frames to 24 kHz stereo, 240 samples per frame as the real one),
 ``connectors/`` (``LTX2TextConnectors``), ``text_encoder/`` (a small ``Gemma3ForConditionalGeneration``),
 ``tokenizer/`` (a ``GemmaTokenizer`` of single characters with byte fallback: no vocabulary to download) and
-``scheduler/`` (``FlowMatchEulerDiscreteScheduler`` with LTX's dynamic shifting).
+``scheduler/`` (``FlowMatchEulerDiscreteScheduler`` with LTX's dynamic shifting), and for the two-stage path
+``latent_upsampler/`` (a spatial x2 ``LTX2LatentUpsamplerModel``) and a distilled LoRA for stage 2 at the top
+(``distilled-lora.safetensors``, named by ``stage_2_lora`` in ``t2v.json``).
 
 The latent statistics of both autoencoders are set to values that are not the identity, so normalising is
 exercised. The folder is about 1 MB and builds in about a second.
@@ -28,6 +30,7 @@ TEXT_LAYERS = 2
 LATENT = 8  # video latent channels
 AUDIO_LATENT, MEL_BINS = 2, 16  # audio latent channels, mel bins (the audio VAE compresses them 4x)
 SPECIAL = ("<pad>", "<eos>", "<bos>", "<unk>", "<mask>")
+STAGE_2_LORA = "distilled-lora.safetensors"  # at the top of the folder, as the hub repo keeps its distilled LoRA
 
 
 def make_ltx2(out: Path, *, seed: int = 0, fp16_variant: bool = True) -> Path:
@@ -118,6 +121,33 @@ def vocoder():
                        leaky_relu_negative_slope=0.1, output_sampling_rate=24000)
 
 
+def latent_upsampler():
+    """A spatial x2 ``LTX2LatentUpsamplerModel`` (the hub repos' ``latent_upsampler/``) on the tiny latents."""
+    from diffusers.pipelines.ltx2.latent_upsampler import LTX2LatentUpsamplerModel
+
+    return LTX2LatentUpsamplerModel(in_channels=LATENT, mid_channels=32, num_blocks_per_stage=1, dims=3,
+                                    spatial_upsample=True, temporal_upsample=False, rational_spatial_scale=2.0)
+
+
+def stage_two_lora(transformer_module, out: Path) -> None:
+    """A random rank-2 LoRA on the transformer's attention in diffusers' format (``transformer.`` keys), as the
+    repo's distilled LoRA for stage 2 is."""
+    import torch
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+    from safetensors.torch import save_file
+
+    module = copy.deepcopy(transformer_module)
+    module.add_adapter(LoraConfig(r=2, lora_alpha=2, target_modules=["to_q", "to_k", "to_v", "to_out.0"],
+                                  init_lora_weights=False))
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            if "lora_B" in name:
+                p.mul_(0.5)  # a visible but moderate change
+    state = {f"transformer.{k}": v.contiguous() for k, v in get_peft_model_state_dict(module).items()}
+    save_file(state, str(out))
+
+
 def scheduler():
     from diffusers import FlowMatchEulerDiscreteScheduler
 
@@ -150,11 +180,14 @@ def build(out: Path, *, seed: int = 0, fp16_variant: bool = True) -> Path:
             copy.deepcopy(module).to(torch.float16).save_pretrained(out / name, safe_serialization=True, variant="fp16")
         module.save_pretrained(out / name, safe_serialization=True)
     scheduler().save_pretrained(out / "scheduler")
+    latent_upsampler().save_pretrained(out / "latent_upsampler", safe_serialization=True)
+    stage_two_lora(modules["transformer"], out / STAGE_2_LORA)
     index = {"_class_name": "LTX2Pipeline", "_diffusers_version": diffusers.__version__, **INDEX}
     (out / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")
     # A short clip at the real 32x / 8x grid; the tiny transformer has 2 blocks, so STG perturbs the last.
     defaults = {"width": 64, "height": 64, "num_frames": 9, "fps": 24, "guidance_scale": 3.0,
-                "num_inference_steps": 4, "scheduler": "model", "negative_prompt": "", "stg_blocks": [1]}
+                "num_inference_steps": 4, "scheduler": "model", "negative_prompt": "", "stg_blocks": [1],
+                "stage_2_lora": STAGE_2_LORA}
     (out / "t2v.json").write_text(json.dumps({"family": "ltx2", "defaults": defaults}, indent=2) + "\n")
     logger.info("built tiny LTX2Pipeline model at %s", out)
     return out
