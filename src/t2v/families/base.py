@@ -189,7 +189,7 @@ class Family:
                                      field="last_image")
             if not self.takes_last_image(path):
                 raise InvalidRequest(f"last_image: {model} ({self.name}) cannot end on a given frame; the Wan 2.1 "
-                                     "FLF2V, Wan 2.2 A14B image-to-video and SkyReels-V2 DF models can", field="last_image")
+                                     "FLF2V, Wan 2.2 A14B image-to-video, SkyReels-V2 DF and LTX-2 models can", field="last_image")
         given = [n for n in ("control_video", "reference_images") if getattr(request, n, None)]
         if given and not self.takes_control(path):
             raise InvalidRequest(f"{given[0]}: {model} ({self.name}) takes no control inputs; the Wan VACE models do "

@@ -15,9 +15,11 @@ With an image (``--image``) the same folder runs as ``LTX2ImageToVideoPipeline``
 H.264 frame at the model's CRF (33 for Gemma 3 models) as it was trained, becomes the first latent frame, whose
 tokens get timestep 0 and are never stepped.
 
-Not run: conditions at other frames (``LTX2ConditionPipeline``), the latent
-upscaler's second stage, prompt enhancement, the duration head of later checkpoints (a request always names its
-frame count) and Gemma 4 text encoders.
+With a first and a last image it runs as ``LTX2ConditionPipeline`` with those two conditions
+(:mod:`t2v.families.ltx2_condition`); ``latent_upscale`` runs the two-stage path (:mod:`t2v.families.ltx2_upscale`).
+
+Not run: other conditions (other frames, strengths, videos), IC-LoRA, prompt enhancement, the duration head of
+later checkpoints (a request always names its frame count) and Gemma 4 text encoders.
 """
 
 from __future__ import annotations
@@ -37,9 +39,10 @@ from t2v.models.registry import folder_info
 from t2v.sampling.loop import Checkpoints, LoopState, denoise
 from t2v.families import ltx2_upscale as upscale
 from t2v.families.ltx_steps import Grid, decode_plan
+from t2v.families.ltx2_condition import first_and_last
 from t2v.families.ltx2_steps import (
-    OPTIONS, AudioGrid, Guidance, Text, connect, decode_audio, decode_video, gemma_embeds, image_latents, noise, step_fn,
-    timesteps)
+    OPTIONS, AudioGrid, Guidance, Text, audio_noise, connect, decode_audio, decode_video, gemma_embeds, image_latents,
+    noise, step_fn, timesteps)
 from t2v.models.hub.ltx2 import CARD
 from t2v.planner.memory import meta_cost
 from t2v.planner.precision import cast, meta_kwargs
@@ -84,6 +87,9 @@ class LTX2Family(DiffusersLora):
         super().check(request, path, model=model)
         defaults = folder_info(Path(path), lambda name: self)[1] if path is not None else None
         upscale.check(path, request, _merged(defaults, request), self.rules(path).size_multiple, model=model)
+
+    def takes_last_image(self, path: Path | None) -> bool:
+        return True  # LTX2ConditionPipeline's conditions at the first and the last latent frame
 
     def guidance_passes(self, request) -> int:
         return Guidance.of(request.guidance_scale, {**OPTIONS, **_request_options(request)}).passes()
@@ -133,10 +139,21 @@ class LTX2Family(DiffusersLora):
         # 2. The image's first frame (image-to-video), noise (video, then audio), the shifted sigmas of both schedulers.
         generator = torch.Generator("cpu").manual_seed(request.seed)
         mask = None
-        if ctx.image is not None:
+        if ctx.image is not None and ctx.last_image is None:
             with resident(vae, device, memory.offload):
                 init, mask = image_latents(vae, ctx.image, grid, image_crf(model, opts), text.video.dtype, device)
-        latents, sound = noise(grid, audio, transformer.config.in_channels, generator, device)
+        condition = None
+        if ctx.last_image is not None:  # first and last frame: LTX2ConditionPipeline's two image conditions
+            from diffusers.pipelines.ltx2.utils import conditioning_frame_rate
+
+            rate = conditioning_frame_rate(float(request.fps), opts["motion_speed"])
+            with resident(vae, device, memory.offload):
+                latents, condition = first_and_last(vae, transformer, ctx.image, ctx.last_image, request, grid,
+                                                    image_crf(model, opts), rate, (opts["sigmas"] or [1.0])[0],
+                                                    generator, device)
+            sound = audio_noise(audio, generator, device, packed=True)
+        else:
+            latents, sound = noise(grid, audio, transformer.config.in_channels, generator, device)
         if mask is not None:
             latents = init * mask.unsqueeze(-1) + latents * (1 - mask.unsqueeze(-1))
         scheduler = make_scheduler(request.scheduler, model.scheduler_config)
@@ -151,7 +168,7 @@ class LTX2Family(DiffusersLora):
         total = stages.total if stages else len(scheduler.timesteps)
         ctx.on_stage("denoise", start, total)
         model_step = step_fn(transformer, (scheduler, audio_scheduler), grid, audio, text, guidance, opts,
-                             float(request.fps), device, mask)
+                             float(request.fps), device, mask, condition)
         second = (upscale.SecondStage(model, ctx, opts, float(request.fps), (big, grid), audio, text, guidance,
                                       scheduler, generator) if stages else None)
 
@@ -162,6 +179,8 @@ class LTX2Family(DiffusersLora):
             s.latents, s.extra["audio"] = model_step(i, scheduler.timesteps[i], s.latents, s.extra["audio"])
 
         def unpack(x):
+            if condition is not None:
+                return grid.unpack(condition.clip(x))
             return (grid if x.shape[1] == grid.tokens else big).unpack(x)
 
         loop_ctx = dataclasses.replace(ctx, on_step=lambda i, n, x: ctx.on_step(i, n, unpack(x)))
@@ -172,7 +191,7 @@ class LTX2Family(DiffusersLora):
         ctx.on_stage("decode")
         decode_plan(vae, memory)  # tiled and frame-wise under the low plan
         with resident(vae, device, memory.offload):
-            frames = decode_video(vae, big.unpack(state.latents), text.video.dtype, opts, generator, device)
+            frames = decode_video(vae, unpack(state.latents), text.video.dtype, opts, generator, device)
         with resident(audio_vae, device, memory.offload), resident(c["vocoder"], device, memory.offload):
             samples = decode_audio(audio_vae, c["vocoder"], state.extra["audio"], audio)
         return EngineRun(frames=frames, warnings=ctx.warnings, resumed_from_step=checkpoints.resumed,

@@ -94,12 +94,24 @@ def noise(grid: Grid, audio: AudioGrid, channels: int, generator, device):
     import torch
     from diffusers.utils.torch_utils import randn_tensor
 
+    video = randn_tensor((1, channels, grid.frames, grid.height, grid.width), generator=generator,
+                         device=torch.device(device), dtype=torch.float32)
+    return grid.pack(video), audio_noise(audio, generator, device)
+
+
+def audio_noise(audio: AudioGrid, generator, device, *, packed: bool = False):
+    """The packed audio noise, fp32, from the generator: drawn over (channels, frames, mel bins) and packed, as
+    LTX2Pipeline draws it, or drawn in the packed shape (``packed``), as LTX2ConditionPipeline does."""
+    import torch
+    from diffusers.utils.torch_utils import randn_tensor
+
     dev = torch.device(device)
-    video = randn_tensor((1, channels, grid.frames, grid.height, grid.width), generator=generator, device=dev,
-                         dtype=torch.float32)
+    if packed:
+        return randn_tensor((1, audio.frames, audio.channels * audio.mel_bins), generator=generator, device=dev,
+                            dtype=torch.float32)
     sound = randn_tensor((1, audio.channels, audio.frames, audio.mel_bins), generator=generator, device=dev,
                          dtype=torch.float32)
-    return grid.pack(video), audio.pack(sound)
+    return audio.pack(sound)
 
 
 def image_latents(vae, image, grid: Grid, crf: int, dtype, device):
@@ -174,10 +186,13 @@ class Guidance:
 
 
 def step_fn(transformer, schedulers, grid: Grid, audio: AudioGrid, text: Text, guidance: Guidance, opts, fps: float,
-            device, mask=None):
+            device, mask=None, condition=None):
     """One LTX2Pipeline step of both streams: (i, t, video latents, audio latents) -> the stepped pair. With an
     image's conditioning ``mask`` (LTX2ImageToVideoPipeline), the video tokens of the first frame get timestep 0
-    and that frame is never stepped."""
+    and that frame is never stepped. With a ``condition`` (LTX2ConditionPipeline's conditions:
+    :class:`t2v.families.ltx2_condition.Conditioned`), each token's timestep is scaled by one minus its
+    conditioning strength, the keyframe tokens appended to the latents have their own positions, and the guided
+    x0 is blended with the clean conditions by that strength before every token is stepped."""
     import torch
     from diffusers.pipelines.ltx2.pipeline_ltx2 import rescale_noise_cfg
     from diffusers.pipelines.ltx2.utils import conditioning_frame_rate
@@ -186,15 +201,18 @@ def step_fn(transformer, schedulers, grid: Grid, audio: AudioGrid, text: Text, g
     rate = conditioning_frame_rate(fps, opts["motion_speed"])
     rows = 2 if guidance.uses_cfg else 1
     video_coords = transformer.rope.prepare_video_coords(1, grid.frames, grid.height, grid.width, device, fps=rate)
+    if condition is not None and condition.coords is not None:  # the keyframes' positions after the clip's
+        video_coords = torch.cat([video_coords, condition.coords], dim=2)
     audio_coords = transformer.audio_rope.prepare_audio_coords(1, audio.frames, device)
     single = text.positive() if guidance.uses_cfg else text
     dtype = text.video.dtype
+    token_mask = mask if condition is None else condition.mask.squeeze(-1)
 
     def forward(latents, sound, t, txt, coords, batch, **extra):
         timestep = t.expand(batch)
-        if mask is not None:  # per-token video timesteps; the sound keeps the step's
+        if token_mask is not None:  # per-token video timesteps; the sound keeps the step's
             extra["audio_timestep"] = timestep
-            video_timestep = timestep.unsqueeze(-1) * (1 - torch.cat([mask] * batch))
+            video_timestep = timestep.unsqueeze(-1) * (1 - torch.cat([token_mask] * batch))
         else:
             video_timestep = timestep
         video, audio_ = transformer(
@@ -239,6 +257,8 @@ def step_fn(transformer, schedulers, grid: Grid, audio: AudioGrid, text: Text, g
             guided_v = rescale_noise_cfg(guided_v, v, guidance_rescale=guidance.rescale[0])
         if guidance.rescale[1] > 0:
             guided_a = rescale_noise_cfg(guided_a, a, guidance_rescale=guidance.rescale[1])
+        if condition is not None:  # in x0 space: the conditions by their strength
+            guided_v = (guided_v * (1 - condition.mask) + condition.clean * condition.mask).to(guided_v.dtype)
         v = (latents - guided_v) / video_scheduler.sigmas[i]
         a = (sound - guided_a) / audio_scheduler.sigmas[i]
         if mask is None:

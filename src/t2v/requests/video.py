@@ -78,7 +78,7 @@ class GenerationRequest(RequestModel):
         "Image-to-video: the first frame (PNG, JPEG or WebP). A file (library, CLI) or an uploaded asset id (API)."))
     last_image: str | None = knob(None, only=("video",), file="image", max_length=4096, cli="--last-image", help=(
         "First-last-frame: the last frame (with image as the first), for the models that take one (Wan 2.1 "
-        "FLF2V, Wan 2.2 A14B image-to-video). A file (library, CLI) or an uploaded asset id (API)."))
+        "FLF2V, Wan 2.2 A14B image-to-video, SkyReels-V2 DF, LTX-2). A file (library, CLI) or an uploaded asset id (API)."))
     video: str | None = knob(None, only=("video",), file="video", max_length=4096, help=(
         "Video-to-video (SDEdit): the input clip (mp4, webm or gif), a file (library, CLI) or an uploaded asset id "
         "(API); its frames are fitted to width x height and num_frames, noised to strength and denoised."))

@@ -58,11 +58,11 @@ CARD = FamilyCard(
                   description="LTX-2 19B dev: video with synchronized sound, 768x512, 121 frames at 24 fps.",
                   license_url="https://huggingface.co/Lightricks/LTX-2", download_gb=70.0, vram_gb=48.0,
                   has_fp16_variant=False, notes=_SIZES, aliases=("ltx2", "ltx-2"), license_notice=_NOTICE,
-                  tasks=("t2v", "i2v"), files=(STAGE_2_LORA,)),
+                  tasks=("t2v", "i2v", "flf"), files=(STAGE_2_LORA,)),
         ModelSpec(id="rootonchair/LTX-2-19b-distilled", family="ltx2", defaults=dict(_DISTILLED), license=LICENSE,
                   description="LTX-2 19B distilled (the diffusers docs' conversion): 8 steps, no guidance.",
                   license_url="https://huggingface.co/Lightricks/LTX-2", download_gb=70.0, vram_gb=48.0,
                   has_fp16_variant=False, notes=_SIZES, aliases=("ltx2-distilled", "ltx-2-distilled"),
-                  license_notice=_NOTICE, tasks=("t2v", "i2v")),
+                  license_notice=_NOTICE, tasks=("t2v", "i2v", "flf")),
     ),
 )
