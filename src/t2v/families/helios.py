@@ -19,8 +19,10 @@ Image-to-video (``--image``): as ``HeliosPipeline`` does it, the image's latent 
 request's generator) starts every chunk's short memory, and the last latent of the image repeated over a chunk
 starts the history; both noised a little (sigma 0.111-0.135, from the generator).
 
-LoRA: ``HeliosLoraLoaderMixin``'s layout. Step caches: refused by name. Not here yet: the pyramid pipeline
-(``HeliosPyramidPipeline``: Helios-Mid and Helios-Distilled) and video-to-video.
+A folder naming ``HeliosPyramidPipeline`` (Helios-Mid, Helios-Distilled) runs its pyramid loop
+(:mod:`t2v.families.helios_pyramid`) from the same start (:func:`prepare`).
+
+LoRA: ``HeliosLoraLoaderMixin``'s layout. Step caches: refused by name. Not here yet: video-to-video.
 """
 
 from __future__ import annotations
@@ -34,7 +36,10 @@ from t2v.families.base import Component, RunContext, Rules
 from t2v.families.dryrun import measured, text_peak
 from t2v.families.lora import DiffusersLora
 from t2v.families.meta import meta_modules
-from t2v.families.wan import TEXT_TOKENS, WanFamily, encode_prompts, latent_stats
+from t2v.families import helios_pyramid
+from t2v.families.helios_steps import (
+    CHUNK, HISTORY, chunk_done, chunk_frames, clip_frames, memories, memory_indices, prepare, shift_config)
+from t2v.families.wan import TEXT_TOKENS, WanFamily
 from t2v.models.catalog import config
 from t2v.models.hub.helios import CARD
 from t2v.planner.memory import meta_cost
@@ -43,11 +48,7 @@ from t2v.sampling.base import EngineRun
 from t2v.sampling.loop import Checkpoints, LoopState, denoise
 from t2v.sampling.offload import resident
 from t2v.sampling.schedulers import make_scheduler
-from t2v.sampling.vae import video_uint8
 
-CHUNK = 9  # latent frames per chunk (the stock call's num_latent_frames_per_chunk)
-HISTORY = (16, 2, 1)  # the long, mid and short memories' latent frames (history_sizes)
-IMAGE_NOISE = (0.111, 0.135)  # the sigma range the stock call noises the image's latents with
 LONG_ONLY = ("prompt_schedule", "overlap", "continue_strength")
 
 
@@ -59,7 +60,7 @@ class HeliosFamily(DiffusersLora):
         Component("text_encoder", ("UMT5EncoderModel",), weight_stem="model", prompt=True),
         Component("transformer", ("HeliosTransformer3DModel",)),
         Component("vae", ("AutoencoderKLWan",)),
-        Component("scheduler", ("HeliosScheduler",), module=False),
+        Component("scheduler", ("HeliosScheduler", "HeliosDMDScheduler"), module=False),
     )
     denoiser = "transformer"
     caches = ()  # no step-cache hook knows Helios's blocks (and the history changes every chunk)
@@ -84,6 +85,7 @@ class HeliosFamily(DiffusersLora):
                 raise InvalidRequest(f"num_frames: {n} is not whole chunks of {chunk_frames(temporal)} frames trimmed "
                                      f"to 4k+1, which this model makes; nearest valid: {near}", field="num_frames")
         super().check(request, path, model=model)
+        helios_pyramid.check(path, request, model=model)
 
     def check_long(self, request, modes: tuple[str, ...], *, model: str) -> None:
         """``seconds`` is made in one run, chunk by chunk (segments' own settings do not apply); ``extend`` is made
@@ -108,80 +110,51 @@ class HeliosFamily(DiffusersLora):
         return chunk_frames(4) if request.num_frames and request.num_frames > chunk_frames(4) else None
 
     def sample(self, model, request, ctx: RunContext) -> EngineRun:
+        if helios_pyramid.is_pyramid(model.source.path):
+            return helios_pyramid.sample(model, request, ctx, prepare(model, request, ctx))
         import numpy as np
         import torch
         from diffusers.pipelines.helios.pipeline_helios import calculate_shift
         from diffusers.utils.torch_utils import randn_tensor
-        from diffusers.video_processor import VideoProcessor
 
-        c, memory, device = model.components, ctx.memory, model.plan.device
-        transformer, vae = c["transformer"], c["vae"]
-        dtype = transformer.dtype
-        spatial, temporal = vae.config.scale_factor_spatial, vae.config.scale_factor_temporal
-        processor = VideoProcessor(vae_scale_factor=spatial)
-        mean, inv_std = latent_stats(vae, device=device, dtype=vae.dtype)
-
-        # 3. The prompt (and with guidance the negative prompt), as Wan encodes them.
-        ctx.on_stage("encode_prompt")
-        embeds, negative = encode_prompts(model, request, ctx, TEXT_TOKENS, dtype)
-
-        # 4. The image's latents (image-to-video), noised a little as stock noises them.
-        generator = torch.Generator("cpu").manual_seed(request.seed)
-        h, w = request.height // spatial, request.width // spatial
-        channels = transformer.config.in_channels
-        history = torch.zeros(1, channels, sum(HISTORY), h, w, device=device)
-        image = None
-        if ctx.image is not None:
-            with resident(vae, device, memory.offload):
-                image, fake = image_latents(vae, processor, ctx.image, request, mean, inv_std, generator, device)
-            image, fake = noised(image, generator, device), noised(fake, generator, device)
-            history = torch.cat([history[:, :, :-1], fake], dim=2)
+        run = prepare(model, request, ctx)
+        transformer, generator, device, h, w = run.transformer, run.generator, run.device, run.h, run.w
 
         # 5. The chunks and their steps, 6. the schedule (the same for every chunk).
-        chunks = max(1, math.ceil(request.num_frames / chunk_frames(temporal)))
         steps = request.num_inference_steps
         sigmas = np.linspace(0.999, 0.0, steps + 1)[:-1]
         scheduler = make_scheduler(request.scheduler, model.scheduler_config)
-        patch = transformer.config.patch_size
-        mu = calculate_shift(CHUNK * h * w // math.prod(patch), *(scheduler.config.get(k, d) for k, d in (
-            ("base_image_seq_len", 256), ("max_image_seq_len", 4096), ("base_shift", 0.5), ("max_shift", 1.15))))
+        mu = calculate_shift(CHUNK * h * w // math.prod(transformer.config.patch_size), *shift_config(scheduler))
         indices = memory_indices()
-        extra = {"history": history}
-        if image is not None:
-            extra["image"] = image
-        state = LoopState(torch.zeros(1, channels, CHUNK, h, w, device=device), extra)
+        state = LoopState(torch.zeros(1, run.channels, CHUNK, h, w, device=device), run.extra)
         checkpoints = Checkpoints(ctx, model, request, scheduler, generator, ctx.image, ctx.video)
         start = checkpoints.resume(state, device)
-        ctx.on_stage("denoise", start, chunks * steps)
-        stream = ChunkStream(ctx.on_frames, vae, processor, mean, inv_std, request.num_frames, temporal, memory, device)
+        ctx.on_stage("denoise", start, run.chunks * steps)
 
         def step(n: int, s: LoopState) -> None:
             k, i = divmod(n, steps)
             if i == 0:  # a new chunk: its noise and the schedule
-                s.latents = randn_tensor((1, channels, CHUNK, h, w), generator=generator, device=torch.device(device),
-                                         dtype=torch.float32)
+                s.latents = randn_tensor((1, run.channels, CHUNK, h, w), generator=generator,
+                                         device=torch.device(device), dtype=torch.float32)
                 scheduler.set_timesteps(steps, device=device, sigmas=sigmas, mu=mu)
-            long, mid, short = memories(s.extra, dtype)
+            long, mid, short = memories(s.extra, run.dtype)
             t = scheduler.timesteps[i]
-            kw = dict(hidden_states=s.latents.to(dtype), timestep=t.expand(1), latents_history_short=short,
+            kw = dict(hidden_states=s.latents.to(run.dtype), timestep=t.expand(1), latents_history_short=short,
                       latents_history_mid=mid, latents_history_long=long, return_dict=False, **indices)
-            out = transformer(encoder_hidden_states=embeds, **kw)[0]
-            if negative is not None:
-                uncond = transformer(encoder_hidden_states=negative, **kw)[0]
+            out = transformer(encoder_hidden_states=run.embeds, **kw)[0]
+            if run.negative is not None:
+                uncond = transformer(encoder_hidden_states=run.negative, **kw)[0]
                 out = uncond + request.guidance_scale * (out - uncond)
             s.latents = scheduler.step(out, t, s.latents, generator=generator, return_dict=False)[0]
-            if i == steps - 1:  # the chunk is done: it joins the history (its first frame starts the next chunks')
-                if "image" not in s.extra:
-                    s.extra["image"] = s.latents[:, :, :1]
-                s.extra["history"] = torch.cat([s.extra["history"], s.latents], dim=2)
-                stream.chunk_done(s.extra["history"], k + 1)
+            if i == steps - 1:
+                chunk_done(s, run.stream, k)
 
-        with resident(transformer, device, memory.offload):
-            denoise(ctx, chunks * steps, state, step, checkpoints, start=start)
+        with resident(transformer, device, ctx.memory.offload):
+            denoise(ctx, run.chunks * steps, state, step, checkpoints, start=start)
 
         # 7. Decode each chunk alone (a stream decoded them already), trimmed to the clip.
         ctx.on_stage("decode")
-        return EngineRun(frames=stream.frames(state.extra["history"], chunks), warnings=ctx.warnings,
+        return EngineRun(frames=run.stream.frames(state.extra["history"], run.chunks), warnings=ctx.warnings,
                          resumed_from_step=checkpoints.resumed)
 
     def preview(self, model, latents):
@@ -236,91 +209,3 @@ def meta_rope(transformer) -> None:
     transformer.rope.get_frequency_batched = types.MethodType(frequencies, transformer.rope)
 
 
-def chunk_frames(temporal: int) -> int:
-    """The frames one chunk decodes to (33 for Wan's VAE)."""
-    return (CHUNK - 1) * temporal + 1
-
-
-def clip_frames(chunks: int, temporal: int) -> int:
-    """The frames of a clip of ``chunks`` chunks: their frames trimmed to 4k+1, as the stock call trims them."""
-    return (chunks * chunk_frames(temporal) - 1) // temporal * temporal + 1
-
-
-def memory_indices() -> dict[str, Any]:
-    """The stock call's frame indices of the chunk and its memories (the first frame's prefix, then 16, 2, 1
-    history frames, then the chunk), as the transformer takes them."""
-    import torch
-
-    prefix, long, mid, one, chunk = torch.arange(0, 1 + sum(HISTORY) + CHUNK).split([1, *HISTORY, CHUNK], dim=0)
-    return {"indices_hidden_states": chunk.unsqueeze(0), "indices_latents_history_long": long.unsqueeze(0),
-            "indices_latents_history_mid": mid.unsqueeze(0),
-            "indices_latents_history_short": torch.cat([prefix, one]).unsqueeze(0)}
-
-
-def memories(extra: dict[str, Any], dtype) -> tuple:
-    """The long, mid and short memories of the next chunk: the last history frames split 16 / 2 / 1, the short one
-    after the clip's first frame (zeros before the first chunk of text-to-video)."""
-    import torch
-
-    long, mid, one = extra["history"][:, :, -sum(HISTORY):].split(HISTORY, dim=2)
-    prefix = extra.get("image")
-    if prefix is None:
-        prefix = torch.zeros_like(one)
-    return long.to(dtype), mid.to(dtype), torch.cat([prefix, one], dim=2).to(dtype)
-
-
-def image_latents(vae, processor, image, request, mean, inv_std, generator, device):
-    """HeliosPipeline.prepare_image_latents: the image's latent and the last latent of the image repeated over a
-    chunk, each sampled from the VAE encoder with ``generator``, normalised: fp32 (1, C, 1, h, w) each."""
-    import torch
-
-    pixels = processor.preprocess(image, height=request.height, width=request.width)
-    pixels = pixels.unsqueeze(2).to(device=device, dtype=vae.dtype)
-    with torch.no_grad():
-        latents = (vae.encode(pixels).latent_dist.sample(generator=generator) - mean) * inv_std
-        repeated = pixels.repeat(1, 1, chunk_frames(vae.config.scale_factor_temporal), 1, 1)
-        fake = (vae.encode(repeated).latent_dist.sample(generator=generator) - mean) * inv_std
-    return latents.float(), fake[:, :, -1:].float()
-
-
-def noised(latents, generator, device):
-    """The stock call's noise on the image's latents: sigma uniform in IMAGE_NOISE, from ``generator``."""
-    import torch
-    from diffusers.utils.torch_utils import randn_tensor
-
-    low, high = IMAGE_NOISE
-    sigma = torch.rand(1, device=device, generator=generator) * (high - low) + low
-    return sigma * randn_tensor(latents.shape, generator=generator, device=torch.device(device)) + (1 - sigma) * latents
-
-
-class ChunkStream:
-    """Each chunk decoded alone by the VAE (as stock decodes them), to uint8 frames; with a stream (``on_frames``)
-    as soon as the chunk is done, the clip so far handed on; without one, all at the end."""
-
-    def __init__(self, on_frames, vae, processor, mean, inv_std, num_frames: int, temporal: int, memory, device):
-        self.on_frames, self.vae, self.processor = on_frames, vae, processor
-        self.mean, self.inv_std, self.num_frames, self.memory, self.device = mean, inv_std, num_frames, memory, device
-        self.decoded: list = []  # uint8 frames of chunks 0, 1, ...
-
-    def chunk_done(self, history, chunks: int) -> None:
-        if self.on_frames is not None:
-            import numpy as np
-
-            self.decode(history, chunks)
-            self.on_frames(np.concatenate(self.decoded)[: self.num_frames])
-
-    def decode(self, history, chunks: int) -> None:
-        """Decode the chunks not decoded yet of the first ``chunks`` (they are the history's last frames)."""
-        import torch
-
-        made = history[:, :, sum(HISTORY):]  # the chunks' frames, after the history's first zeros
-        with resident(self.vae, self.device, self.memory.offload), torch.no_grad():
-            for k in range(len(self.decoded), chunks):
-                z = made[:, :, k * CHUNK:(k + 1) * CHUNK].to(self.vae.dtype) / self.inv_std + self.mean
-                self.decoded.append(video_uint8(self.processor, self.vae.decode(z, return_dict=False)[0]))
-
-    def frames(self, history, chunks: int):
-        import numpy as np
-
-        self.decode(history, chunks)
-        return np.concatenate(self.decoded)[: self.num_frames]
