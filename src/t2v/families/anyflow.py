@@ -9,9 +9,12 @@ their weights) unconditional passes batched as stock batches them, then Wan's VA
 Per-step progress and previews, cancel between steps without decoding, checkpoints that resume to the same frames,
 the planner's dry run. LoRA: Wan's loader mixin (``WanLoraLoaderMixin``), as the stock pipeline has it.
 
+A folder naming ``AnyFlowFARPipeline`` runs the causal variant chunk by chunk (:mod:`t2v.families.anyflow_far`),
+from text or from an image.
+
 Step caches: a step's timestep pair changes the whole schedule of a flow map, so diffusers' hooks (which reuse
-a block's output from one step to the next) are refused by name. Not here yet: the causal FAR variant
-(``AnyFlowFARPipeline``: image- and video-to-video chunk by chunk) and conditioning frames (``video``).
+a block's output from one step to the next) are refused by name. Not here yet: continuing a clip given as
+``video`` (the FAR model's video-to-video).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from t2v.families import anyflow_far
 from t2v.families.base import Component, RunContext, Rules
 from t2v.families.dryrun import measured, text_peak
 from t2v.families.lora import DiffusersLora
@@ -41,7 +45,7 @@ class AnyFlowFamily(DiffusersLora):
         Component("tokenizer", ("T5TokenizerFast", "T5Tokenizer", "AutoTokenizer", "ByT5Tokenizer"), module=False,
                   prompt=True),
         Component("text_encoder", ("UMT5EncoderModel",), weight_stem="model", prompt=True),
-        Component("transformer", ("AnyFlowTransformer3DModel",)),
+        Component("transformer", ("AnyFlowTransformer3DModel", "AnyFlowFARTransformer3DModel")),
         Component("vae", ("AutoencoderKLWan",)),
         Component("scheduler", ("FlowMapEulerDiscreteScheduler",), module=False),
     )
@@ -52,11 +56,16 @@ class AnyFlowFamily(DiffusersLora):
     def rules(self, path: Path | None) -> Rules:
         vae, tr = (config(path, "vae"), config(path, "transformer")) if path is not None else ({}, {})
         step = int(vae.get("scale_factor_temporal") or 4)
-        return Rules(size_multiple=int(vae.get("scale_factor_spatial") or 8) * max((tr.get("patch_size") or (1, 2, 2))[1:]),
+        far = path is not None and anyflow_far.is_far(path)  # the causal model also starts from an image
+        patch = max((tr.get("compressed_patch_size" if far else "patch_size") or (1, 2, 2))[1:])
+        return Rules(size_multiple=int(vae.get("scale_factor_spatial") or 8) * patch,
                      frame_step=step, max_frames=(int(tr.get("rope_max_seq_len") or 1024) - 1) * step + 1,
-                     text_tokens=TEXT_TOKENS, modes=self.modes, schedulers=("model",))
+                     text_tokens=TEXT_TOKENS, modes=self.modes if far or path is None else ("video",),
+                     schedulers=("model",))
 
     def sample(self, model, request, ctx: RunContext) -> EngineRun:
+        if anyflow_far.is_far(model.source.path):
+            return anyflow_far.sample(model, request, ctx)
         import torch
         from diffusers.utils.torch_utils import randn_tensor
         from diffusers.video_processor import VideoProcessor
@@ -131,8 +140,12 @@ class AnyFlowFamily(DiffusersLora):
         text = text_peak(m["text_encoder"], TEXT_TOKENS)
         x = torch.zeros(batch, f, tr.config.in_channels, h, w, **meta)
         ts = torch.zeros(batch, f, **meta)
-        step = meta_cost(lambda: tr(hidden_states=x, timestep=ts, r_timestep=ts, return_dict=False,
-                                    encoder_hidden_states=torch.zeros(batch, TEXT_TOKENS, tr.config.text_dim, **meta)))
+        text_states = torch.zeros(batch, TEXT_TOKENS, tr.config.text_dim, **meta)
+        if anyflow_far.is_far(path):  # the causal model: its last chunk, attending to the cache of all before it
+            step = meta_cost(lambda: anyflow_far.meta_step(tr, path, x, text_states))
+        else:
+            step = meta_cost(lambda: tr(hidden_states=x, timestep=ts, r_timestep=ts, return_dict=False,
+                                        encoder_hidden_states=text_states))
         z = torch.zeros(1, vae.config.z_dim, f, h, w, **meta)
         decode = meta_cost(lambda: vae.decode(z), part="vae")
         latent_bytes = vae.config.z_dim * f * h * w * 4

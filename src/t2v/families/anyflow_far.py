@@ -1,0 +1,209 @@
+"""AnyFlow FAR (``AnyFlowFARPipeline``): the causal AnyFlow, which makes a clip chunk by chunk of latent frames
+(the transformer's ``chunk_partition``: 1, 3, 3, 3, 3, 3, 3, 2 for the released 81-frame checkpoints), each chunk
+sampled in the flow map's few steps while attending to the chunks before it through a key-value cache.
+
+t2v's own loop, numbered like the stock ``__call__``, so a seed gives its frames: Wan's prompt encoding, the whole
+clip's fp32 noise from the request's generator (frame-major), and per chunk the folder's
+``FlowMapEulerDiscreteScheduler``, the flow-map steps (a step from ``t`` to the next sigma's ``r``; guidance batched
+as stock batches it) and, once the chunk is done, its keys and values added to the cache by the stock pipeline's own
+``encode_kv_cache``. With an image (``--image``) the image's latent (the VAE encoder's mean, normalised) is the clip's
+first latent frame and its chunk is context: it is cached, never denoised. A clip of another length than the
+partition's is partitioned the same way: a first chunk of 1, then chunks of 3, the rest last.
+
+Every chunk's steps are steps of one run: progress and previews per step, cancel between steps, checkpoints that
+hold the clip so far and resume to the same frames (the cache is built again from it, as it was built).
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+from t2v.families.base import RunContext
+from t2v.families.wan import TEXT_TOKENS, encode_prompts, latent_stats
+from t2v.models.catalog import config, read_index
+from t2v.sampling.base import EngineRun
+from t2v.sampling.loop import Checkpoints, LoopState, denoise
+from t2v.sampling.offload import resident
+from t2v.sampling.schedulers import make_scheduler
+from t2v.sampling.vae import video_uint8
+
+PIPELINE = "AnyFlowFARPipeline"
+
+
+def is_far(path) -> bool:
+    """Whether the folder's model_index.json names the FAR pipeline."""
+    try:
+        return read_index(Path(path)).get("_class_name") == PIPELINE
+    except Exception:  # noqa: BLE001  (no index: not a FAR folder; the loader says why)
+        return False
+
+
+def partition(path, latent_frames: int) -> list[int]:
+    """The chunks of ``latent_frames``: the transformer's ``chunk_partition`` when it fits, else a first chunk of
+    one latent frame, then chunks of 3 and the rest."""
+    given = list(config(Path(path), "transformer").get("chunk_partition") or (1, 3, 3, 3, 3, 3, 3, 2))
+    if sum(given) == latent_frames:
+        return given
+    rest = latent_frames - 1
+    return [1] + [3] * (rest // 3) + ([rest % 3] if rest % 3 else [])
+
+
+class _Shell:
+    """The stock pipeline with only what ``encode_kv_cache`` reads: the transformer and the guidance scale."""
+
+    def __new__(cls, transformer, guidance_scale: float):
+        from diffusers.pipelines.anyflow.pipeline_anyflow_far import AnyFlowFARPipeline
+
+        shell = object.__new__(AnyFlowFARPipeline)
+        for name, value in {"transformer": transformer, "_guidance_scale": guidance_scale,
+                            "_attention_kwargs": None}.items():
+            object.__setattr__(shell, name, value)
+        return shell
+
+
+def image_latents(vae, image, request, device):
+    """AnyFlowFARPipeline.encode_video of the image as a one-frame clip: its latent (the encoder's mean,
+    normalised), frame-major (1, 1, C, h, w)."""
+    import numpy as np
+    import torch
+    from diffusers.video_processor import VideoProcessor
+
+    pixels = torch.from_numpy(np.asarray(image.convert("RGB"))).permute(2, 0, 1).float().div(255)[None, None]
+    video = VideoProcessor(vae_scale_factor=vae.config.scale_factor_spatial).preprocess_video(
+        pixels, height=request.height, width=request.width).to(dtype=vae.dtype, device=device)
+    mu = torch.chunk(vae._encode(video), 2, dim=1)[0]
+    mean, inv_std = latent_stats(vae, device=mu.device, dtype=torch.float32)
+    return ((mu.float() - mean) * inv_std).to(mu).permute(0, 2, 1, 3, 4)
+
+
+def allocate_cache(transformer, parts: list[int], batch: int, tokens: tuple[int, int], like):
+    """The stock call's empty key-value cache: per layer, the full-resolution and the compressed chunks'."""
+    import torch
+
+    cfg = transformer.config
+    full, compressed = tokens
+    shape = lambda n: (2, batch, cfg.num_attention_heads, n, cfg.attention_head_dim)  # noqa: E731
+    return {layer: {"full_cache": torch.zeros(shape(cfg.full_chunk_limit * max(parts) * full), device=like.device,
+                                              dtype=like.dtype),
+                    "compressed_cache": torch.zeros(shape((len(parts) - cfg.full_chunk_limit + 1) * max(parts)
+                                                          * compressed), device=like.device, dtype=like.dtype)}
+            for layer in range(cfg.num_layers)}
+
+
+def sample(model, request, ctx: RunContext) -> EngineRun:
+    import torch
+    from diffusers.utils.torch_utils import randn_tensor
+    from diffusers.video_processor import VideoProcessor
+
+    c, memory, device = model.components, ctx.memory, model.plan.device
+    transformer, vae = c["transformer"], c["vae"]
+    dtype, cfg = transformer.dtype, transformer.config
+
+    # 3. The prompt (and with guidance the negative prompt, first in the batch as stock puts it).
+    ctx.on_stage("encode_prompt")
+    embeds, negative = encode_prompts(model, request, ctx, TEXT_TOKENS, dtype)
+    text = embeds if negative is None else torch.cat([negative, embeds])
+    rows = 1 if negative is None else 2
+
+    # 4. The clip's noise, fp32 from the request's generator, frame-major in the transformer's dtype.
+    s, t = vae.config.scale_factor_spatial, vae.config.scale_factor_temporal
+    frames = (request.num_frames - 1) // t + 1
+    generator = torch.Generator("cpu").manual_seed(request.seed)
+    noise = randn_tensor((1, cfg.in_channels, frames, request.height // s, request.width // s), generator=generator,
+                         device=torch.device(device), dtype=torch.float32).to(dtype).permute(0, 2, 1, 3, 4)
+
+    # 5. The image's latent first (image-to-video): its chunks are context, cached and never denoised.
+    parts = partition(model.source.path, frames)
+    starts = [sum(parts[:k]) for k in range(len(parts) + 1)]
+    output = torch.zeros_like(noise)
+    context = 0
+    if ctx.image is not None:
+        with resident(vae, device, memory.offload), torch.no_grad():
+            prefix = image_latents(vae, ctx.image, request, device)
+        output[:, :prefix.shape[1]] = prefix
+        context = next(k + 1 for k in range(len(parts)) if starts[k + 1] >= prefix.shape[1])
+
+    # 6. The cache, then the chunks' steps in one run.
+    h, w = noise.shape[-2:]
+    tokens = ((h // cfg.patch_size[1]) * (w // cfg.patch_size[2]),
+              (h // cfg.compressed_patch_size[1]) * (w // cfg.compressed_patch_size[2]))
+    scheduler = make_scheduler(request.scheduler, model.scheduler_config)
+    scheduler.set_timesteps(request.num_inference_steps, device=device)
+    steps, train = len(scheduler.timesteps), scheduler.config.num_train_timesteps
+    chunks = list(range(context, len(parts)))
+    state = LoopState(noise[:, starts[context]:starts[context + 1]], {"output": output})
+    checkpoints = Checkpoints(ctx, model, request, scheduler, generator, ctx.image, ctx.video)
+    start = checkpoints.resume(state, device)
+    shell = _Shell(transformer, request.guidance_scale)
+    cache = {"kv": None, "flag": None, "cached": 0}
+
+    def cache_up_to(k: int, out) -> None:
+        """The cache holding chunks 0..k-1 (built from ``out`` as the run built it: chunk by chunk)."""
+        if cache["kv"] is None:
+            cache["kv"] = allocate_cache(transformer, parts, rows, tokens, noise)
+            cache["flag"] = {"num_cached_chunks": 0, "is_cache_step": False}
+        while cache["cached"] < k:
+            j = cache["cached"]
+            cache["kv"] = shell.encode_kv_cache(cache["kv"], cache["flag"], chunk_partition=parts[:j + 1], chunk_idx=j,
+                                                output=out, prompt_embeds=embeds, negative_prompt_embeds=negative)
+            cache["cached"] += 1
+
+    ctx.on_stage("denoise", start, len(chunks) * steps)
+
+    def step(n: int, st: LoopState) -> None:
+        k, i = chunks[n // steps], n % steps
+        cache_up_to(k, st.extra["output"])
+        if i == 0:  # a new chunk: its noise and the schedule
+            st.latents = noise[:, starts[k]:starts[k + 1]]
+            scheduler.set_timesteps(request.num_inference_steps, device=device)
+        ts, r = scheduler.timesteps[i], scheduler.sigmas[i + 1] * train
+        if ts != r:  # a step that goes nowhere is skipped, as stock skips it
+            x = torch.cat([st.latents] * rows)
+            stamp = lambda v: v.expand(x.shape[0]).unsqueeze(-1).repeat((1, x.shape[1]))  # noqa: E731
+            out, _ = transformer(hidden_states=x, timestep=stamp(ts), r_timestep=stamp(r), encoder_hidden_states=text,
+                                 attention_kwargs=None, return_dict=False, chunk_partition=parts[:k + 1],
+                                 kv_cache=cache["kv"], kv_cache_flag=copy.deepcopy(cache["flag"]))
+            if negative is not None:
+                uncond, cond = out.chunk(2)
+                out = uncond + request.guidance_scale * (cond - uncond)
+            st.latents = scheduler.step(out, ts, st.latents, return_dict=False)[0]
+        if i == steps - 1:  # the chunk is done: it joins the clip
+            st.extra["output"] = st.extra["output"].clone()
+            st.extra["output"][:, starts[k]:starts[k + 1]] = st.latents
+
+    with resident(transformer, device, memory.offload):
+        denoise(ctx, len(chunks) * steps, state, step, checkpoints, start=start)
+
+    # 7. Decode the clip with the VAE's statistics (channels first again).
+    ctx.on_stage("decode")
+    with resident(vae, device, memory.offload):
+        latents = state.extra["output"].permute(0, 2, 1, 3, 4).to(vae.device, vae.dtype)
+        mean, inv_std = latent_stats(vae, latents)
+        video = vae.decode(latents / inv_std + mean, return_dict=False)[0]
+    return EngineRun(frames=video_uint8(VideoProcessor(vae_scale_factor=s), video), warnings=ctx.warnings,
+                     resumed_from_step=checkpoints.resumed)
+
+
+def meta_step(transformer, path, x, text):
+    """A step of the last chunk of ``x`` (frame-major latents on the meta device) with every chunk before it in the
+    cache: what the planner measures. Flex attention has no meta kernel; the meta model's attention runs as
+    PyTorch's scaled-dot-product attention over the same shapes (the cost of the unfused kernel)."""
+    import torch
+
+    for module in transformer.modules():
+        processor = getattr(module, "processor", None)
+        if hasattr(processor, "_SUPPORTED_BACKENDS") and "native" not in processor._SUPPORTED_BACKENDS:
+            processor._SUPPORTED_BACKENDS = (*processor._SUPPORTED_BACKENDS, "native")
+            processor._attention_backend = "native"
+    cfg = transformer.config
+    parts = partition(path, x.shape[1])
+    h, w = x.shape[-2:]
+    tokens = ((h // cfg.patch_size[1]) * (w // cfg.patch_size[2]),
+              (h // cfg.compressed_patch_size[1]) * (w // cfg.compressed_patch_size[2]))
+    cache = allocate_cache(transformer, parts, x.shape[0], tokens, x)
+    last = x[:, -parts[-1]:]
+    ts = torch.zeros(x.shape[0], last.shape[1], device=x.device, dtype=x.dtype)
+    return transformer(hidden_states=last, timestep=ts, r_timestep=ts, encoder_hidden_states=text, return_dict=False,
+                       chunk_partition=parts, kv_cache=cache,
+                       kv_cache_flag={"num_cached_chunks": len(parts) - 1, "is_cache_step": False})
