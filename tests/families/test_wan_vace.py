@@ -137,6 +137,7 @@ def test_control_inputs_are_refused_before_weights_load(models, inputs, tmp_path
         (models["wan"], {"reference_images": (str(inputs / "ref1.png"),)}, "reference_images"),
         ("t2v-shapes", control(inputs), "control_video"),
         (models["wan-vace"], {"video": str(inputs / "control.mp4")}, "video"),  # video-to-video: not on VACE
+        (models["wan-vace"], control(inputs, image=str(inputs / "ref1.png")), "image"),  # VACE: no image-to-video
         (models["wan-vace"], control(inputs, reference_images=(str(tmp_path / "missing.png"),)), "reference_images"),
         (models["wan-vace"], {"control_video": str(inputs / "ref1.png")}, "control_video"),  # not a video
     ):

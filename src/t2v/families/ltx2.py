@@ -15,11 +15,13 @@ With an image (``--image``) the same folder runs as ``LTX2ImageToVideoPipeline``
 H.264 frame at the model's CRF (33 for Gemma 3 models) as it was trained, becomes the first latent frame, whose
 tokens get timestep 0 and are never stepped.
 
-With a first and a last image it runs as ``LTX2ConditionPipeline`` with those two conditions
-(:mod:`t2v.families.ltx2_condition`); ``latent_upscale`` runs the two-stage path (:mod:`t2v.families.ltx2_upscale`).
+With a first and a last image it runs as ``LTX2ConditionPipeline`` with those two conditions, and with a
+``control_video`` as ``LTX2InContextPipeline`` with it as an IC-LoRA's reference (:mod:`t2v.families.ltx2_condition`);
+``latent_upscale`` runs the two-stage path (:mod:`t2v.families.ltx2_upscale`).
 
-Not run: other conditions (other frames, strengths, videos), IC-LoRA, prompt enhancement, the duration head of
-later checkpoints (a request always names its frame count) and Gemma 4 text encoders.
+Not run: other conditions (other frames, strengths, videos), a reference's attention strength or mask, prompt
+enhancement, the duration head of later checkpoints (a request always names its frame count) and Gemma 4 text
+encoders.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from t2v.errors import InvalidRequest
 from t2v.families.base import Component, RunContext, Rules
 from t2v.families.common import free_text_encoders, scheduler_min_steps
 from t2v.families.lora import DiffusersLora
@@ -39,7 +42,7 @@ from t2v.models.registry import folder_info
 from t2v.sampling.loop import Checkpoints, LoopState, denoise
 from t2v.families import ltx2_upscale as upscale
 from t2v.families.ltx_steps import Grid, decode_plan
-from t2v.families.ltx2_condition import first_and_last
+from t2v.families.ltx2_condition import conditioned, reference_downscale
 from t2v.families.ltx2_steps import (
     OPTIONS, AudioGrid, Guidance, Text, audio_noise, connect, decode_audio, decode_video, gemma_embeds, image_latents,
     noise, step_fn, timesteps)
@@ -84,12 +87,25 @@ class LTX2Family(DiffusersLora):
                      min_steps=scheduler_min_steps(path))
 
     def check(self, request, path: Path | None, *, model: str = "this model") -> None:
+        for name in ("mask_video", "reference_images"):
+            if getattr(request, name, None):
+                raise InvalidRequest(f"{name}: {model} (LTX-2) takes one control input, control_video, as an IC-LoRA's "
+                                     "reference video; leave it out", field=name)
+        if getattr(request, "control_video", None) and getattr(request, "control_scale", 1.0) != 1.0:
+            raise InvalidRequest(f"control_scale: {model} (LTX-2) takes its reference video at full strength; leave "
+                                 "control_scale out (1.0)", field="control_scale")
+        if getattr(request, "control_video", None) and not getattr(request, "loras", None):
+            raise InvalidRequest(f"control_video: {model} (LTX-2) follows a reference video through an IC-LoRA; give "
+                                 "the IC-LoRA as lora", field="control_video")
         super().check(request, path, model=model)
         defaults = folder_info(Path(path), lambda name: self)[1] if path is not None else None
         upscale.check(path, request, _merged(defaults, request), self.rules(path).size_multiple, model=model)
 
     def takes_last_image(self, path: Path | None) -> bool:
         return True  # LTX2ConditionPipeline's conditions at the first and the last latent frame
+
+    def takes_control(self, path: Path | None) -> bool:
+        return True  # control_video: an IC-LoRA's reference video (LTX2InContextPipeline)
 
     def guidance_passes(self, request) -> int:
         return Guidance.of(request.guidance_scale, {**OPTIONS, **_request_options(request)}).passes()
@@ -139,18 +155,21 @@ class LTX2Family(DiffusersLora):
         # 2. The image's first frame (image-to-video), noise (video, then audio), the shifted sigmas of both schedulers.
         generator = torch.Generator("cpu").manual_seed(request.seed)
         mask = None
-        if ctx.image is not None and ctx.last_image is None:
+        if ctx.image is not None and ctx.last_image is None and ctx.control is None:
             with resident(vae, device, memory.offload):
                 init, mask = image_latents(vae, ctx.image, grid, image_crf(model, opts), text.video.dtype, device)
         condition = None
-        if ctx.last_image is not None:  # first and last frame: LTX2ConditionPipeline's two image conditions
+        reference = ctx.control.video if ctx.control is not None else None
+        if ctx.last_image is not None or reference is not None:  # the condition / in-context pipelines' conditions
             from diffusers.pipelines.ltx2.utils import conditioning_frame_rate
 
             rate = conditioning_frame_rate(float(request.fps), opts["motion_speed"])
+            downscale = reference_downscale(p.file for p in model.adapter_parts) if reference is not None else 1
             with resident(vae, device, memory.offload):
-                latents, condition = first_and_last(vae, transformer, ctx.image, ctx.last_image, request, grid,
-                                                    image_crf(model, opts), rate, (opts["sigmas"] or [1.0])[0],
-                                                    generator, device)
+                latents, condition = conditioned(
+                    vae, transformer, request, grid, crf=image_crf(model, opts), rate=rate,
+                    noise_scale=(opts["sigmas"] or [1.0])[0], generator=generator, device=device, image=ctx.image,
+                    last_image=ctx.last_image, reference=reference, downscale=downscale)
             sound = audio_noise(audio, generator, device, packed=True)
         else:
             latents, sound = noise(grid, audio, transformer.config.in_channels, generator, device)

@@ -1,10 +1,14 @@
-"""LTX-2 from a first and a last frame (``--image`` with ``--last-image``), as ``LTX2ConditionPipeline`` runs
-two image conditions: the first image at latent frame 0 (its tokens replaced, strength 1) and the last at the
-last latent frame, appended as keyframe tokens with positions of their own; every token's timestep is scaled by
-one minus its strength, and the guided x0 keeps the clean conditions at their strength each step
-(:func:`t2v.families.ltx2_steps.step_fn` with a :class:`Conditioned`). The conditions are prepared by the stock
-pipeline's own ``prepare_latents`` (resize and crop, the H.264 re-compression at the model's CRF, the VAE, the
-keyframe positions and the noise), so a seed gives its latents; the keyframe tokens are dropped before decoding.
+"""LTX-2 with conditions: a first and a last frame (``--image`` with ``--last-image``), as ``LTX2ConditionPipeline``
+runs two image conditions, and a reference video for an IC-LoRA (``--control-video`` with the IC-LoRA as
+``--lora``), as ``LTX2InContextPipeline`` runs it. The first image replaces latent frame 0's tokens (strength 1);
+the last image is appended as keyframe tokens at the last latent frame, and the reference video's tokens after
+them, each with positions of their own; every token's timestep is scaled by one minus its strength, and the guided
+x0 keeps the clean conditions at their strength each step (:func:`t2v.families.ltx2_steps.step_fn` with a
+:class:`Conditioned`). The conditions are prepared by the stock pipelines' own ``prepare_latents`` (resize and
+crop, the H.264 re-compression at the model's CRF, the VAE, the appended tokens' positions and the noise), so a
+seed gives their latents; the appended tokens are dropped before decoding. An IC-LoRA that was trained on
+references smaller than the output says so in its file's metadata (``reference_downscale_factor``), as stock
+reads it.
 """
 
 from __future__ import annotations
@@ -30,31 +34,56 @@ class Conditioned:
         return latents[:, :self.clip_tokens]
 
 
-def _shell(vae, transformer):
-    """An ``LTX2ConditionPipeline`` holding only what its ``prepare_latents`` reads (no weights of its own)."""
-    from diffusers.pipelines.ltx2.pipeline_ltx2_condition import LTX2ConditionPipeline
+def _shell(cls, vae, transformer):
+    """A stock pipeline of class ``cls`` holding only what its ``prepare_latents`` reads (no weights of its own)."""
+    from diffusers.video_processor import VideoProcessor
 
-    shell = object.__new__(LTX2ConditionPipeline)
-    for name, value in {"vae": vae, "vae_spatial_compression_ratio": vae.spatial_compression_ratio,
+    shell = object.__new__(cls)
+    for name, value in {"vae": vae, "transformer": transformer,
+                        "vae_spatial_compression_ratio": vae.spatial_compression_ratio,
                         "vae_temporal_compression_ratio": vae.temporal_compression_ratio,
                         "transformer_spatial_patch_size": transformer.config.patch_size,
-                        "transformer_temporal_patch_size": transformer.config.patch_size_t}.items():
+                        "transformer_temporal_patch_size": transformer.config.patch_size_t,
+                        "video_processor": VideoProcessor(vae_scale_factor=vae.spatial_compression_ratio)}.items():
         object.__setattr__(shell, name, value)
     return shell
 
 
-def first_and_last(vae, transformer, image, last_image, request, grid: Grid, crf: int, rate: float, noise_scale: float,
-                   generator, device):
-    """The noised packed latents (clip tokens, then the last image's keyframe tokens) and their
-    :class:`Conditioned`, as ``LTX2ConditionPipeline.prepare_latents`` makes them for conditions at latent frames
-    0 and -1, strength 1, from the request's generator."""
+def conditioned(vae, transformer, request, grid: Grid, *, crf: int, rate: float, noise_scale: float, generator,
+                device, image=None, last_image=None, reference=None, downscale: int = 1):
+    """The noised packed latents (the clip's tokens, then the appended keyframe and reference tokens) and their
+    :class:`Conditioned`, as the stock pipeline makes them from the request's generator: ``image`` at latent frame
+    0 and ``last_image`` at the last, strength 1 (``LTX2ConditionPipeline``), and ``reference`` ((F, H, W, 3)
+    uint8 frames, strength 1, at 1/``downscale`` of the output's size) for an IC-LoRA (``LTX2InContextPipeline``)."""
     import torch
-    from diffusers.pipelines.ltx2.pipeline_ltx2_condition import LTX2VideoCondition
+    from diffusers.pipelines.ltx2.pipeline_ltx2_condition import LTX2ConditionPipeline, LTX2VideoCondition
 
-    conditions = [LTX2VideoCondition(frames=image, index=0, strength=1.0, crf=crf),
-                  LTX2VideoCondition(frames=last_image, index=-1, strength=1.0, crf=crf)]
-    latents, mask, clean, coords = _shell(vae, transformer).prepare_latents(
-        conditions=conditions, batch_size=1, num_channels_latents=transformer.config.in_channels,
-        height=request.height, width=request.width, num_frames=request.num_frames, frame_rate=rate,
-        noise_scale=noise_scale, dtype=torch.float32, device=torch.device(device), generator=generator)
+    conditions = [LTX2VideoCondition(frames=img, index=index, strength=1.0, crf=crf)
+                  for img, index in ((image, 0), (last_image, -1)) if img is not None]
+    common = dict(conditions=conditions, batch_size=1, num_channels_latents=transformer.config.in_channels,
+                  height=request.height, width=request.width, num_frames=request.num_frames, frame_rate=rate,
+                  noise_scale=noise_scale, dtype=torch.float32, device=torch.device(device), generator=generator)
+    if reference is None:
+        latents, mask, clean, coords = _shell(LTX2ConditionPipeline, vae, transformer).prepare_latents(**common)
+    else:
+        from diffusers.pipelines.ltx2.pipeline_ltx2_ic_lora import LTX2InContextPipeline, LTX2ReferenceCondition
+
+        latents, mask, clean, coords, *_ = _shell(LTX2InContextPipeline, vae, transformer).prepare_latents(
+            reference_conditions=[LTX2ReferenceCondition(frames=reference, strength=1.0)],
+            reference_downscale_factor=downscale, **common)
     return latents, Conditioned(mask, clean, coords, grid.tokens)
+
+
+def reference_downscale(files) -> int:
+    """The ``reference_downscale_factor`` an IC-LoRA file's metadata names (the first that names one), else 1."""
+    from safetensors import safe_open
+
+    for file in files:
+        try:
+            with safe_open(str(file), framework="pt") as f:
+                value = (f.metadata() or {}).get("reference_downscale_factor")
+        except (OSError, ValueError, RuntimeError):
+            continue
+        if value:
+            return int(float(value))
+    return 1

@@ -79,9 +79,10 @@ def check(path: Path | None, request, opts: dict[str, Any], multiple: int, *, mo
     """Refuse a ``latent_upscale`` request this folder cannot run, naming the field and the nearest valid value."""
     if not opts.get("latent_upscale"):
         return
-    if getattr(request, "last_image", None):
-        raise InvalidRequest("extras.latent_upscale: the two-stage path takes a first frame, not a last one yet; "
-                             "leave last_image out, or latent_upscale off", field="extras.latent_upscale")
+    for name, what in (("last_image", "a last frame"), ("control_video", "an IC-LoRA's reference video")):
+        if getattr(request, name, None):
+            raise InvalidRequest(f"extras.latent_upscale: the two-stage path takes a first frame, not {what} yet; "
+                                 f"leave {name} out, or latent_upscale off", field="extras.latent_upscale")
     if path is None:
         return
     scale = upsampler_scale(path)

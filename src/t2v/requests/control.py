@@ -43,10 +43,9 @@ def check_control(request) -> None:
             raise ValueError("control_scale: only a run with control_video or reference_images uses it; leave it out")
         if request.fit:
             raise ValueError("fit: only control_video and mask_video are fitted; leave it out")
-    for name in CONTROL_FIELDS:
-        if getattr(request, name) and (request.video is not None or request.image is not None):
-            other = "video" if request.video is not None else "image"
-            raise ValueError(f"{name}: a VACE run takes no {other}; give the first frame as a reference image or "
-                             "as the control video's first frame")
+    for name in CONTROL_FIELDS:  # (an image beside them is the model's to take or refuse: LTX-2 takes one)
+        if getattr(request, name) and request.video is not None:
+            raise ValueError(f"{name}: a run with control inputs takes no input video; give the clip as "
+                             "control_video")
     if uses and request.is_long:
         raise ValueError("control_video: a longer video (seconds, prompt_schedule, extend) takes no control inputs yet")

@@ -83,8 +83,9 @@ class GenerationRequest(RequestModel):
         "Video-to-video (SDEdit): the input clip (mp4, webm or gif), a file (library, CLI) or an uploaded asset id "
         "(API); its frames are fitted to width x height and num_frames, noised to strength and denoised."))
     control_video: str | None = knob(None, only=("video",), file="video", max_length=4096, help=(
-        "VACE control (Wan VACE models): a clip that guides the video, e.g. a pose, depth or edge video (mp4, webm or "
-        "gif; a file, or an uploaded asset id on a server); the output's size and frame count, unless fit."))
+        "A clip that guides the video, e.g. a pose, depth or edge video: VACE control (Wan VACE models), or an "
+        "IC-LoRA's reference video (LTX-2, with the IC-LoRA as lora) (mp4, webm or gif; a file, or an uploaded asset "
+        "id on a server); the output's size and frame count, unless fit."))
     mask_video: str | None = knob(None, only=("video",), file="video", max_length=4096, help=(
         "VACE inpainting / outpainting: a black-and-white clip the size and length of control_video, white where "
         "to make new content, black where to keep the control video's pixels."))
