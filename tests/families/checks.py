@@ -97,6 +97,15 @@ def without_ftfy(module) -> None:
 PROMPT = "a panda surfing a big wave at sunset"
 
 
+def noise_image(folder, *, seed: int, size: tuple[int, int] = (80, 48), name: str = "first.png"):
+    """A PNG of random pixels (``size`` = width, height) in ``folder``: a first frame not of the request's size."""
+    from PIL import Image
+
+    path = folder / name
+    Image.fromarray(np.random.default_rng(seed).integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(path)
+    return path
+
+
 def run(model, image=None, **fields):
     """t2v's frames (uint8) and result for ``model`` with its tiny defaults (t2v.json), ``image`` for
     image-to-video, fields over the test defaults (seed 3, no files); progress, cancel, checkpoint, preview

@@ -10,7 +10,7 @@ import pytest
 
 from t2v.errors import InvalidRequest
 from t2v.sampling.vae import to_uint8
-from tests.families.checks import cancel_after, run
+from tests.families.checks import cancel_after, noise_image, run
 
 
 @pytest.fixture(scope="module")
@@ -22,11 +22,7 @@ def model(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def first_frame(tmp_path_factory):
-    from PIL import Image
-
-    path = tmp_path_factory.mktemp("far-image") / "first.png"
-    Image.fromarray(np.random.default_rng(2).integers(0, 255, (48, 80, 3), dtype=np.uint8)).save(path)
-    return path
+    return noise_image(tmp_path_factory.mktemp("far-image"), seed=2)
 
 
 def stock(model, result, image=None):

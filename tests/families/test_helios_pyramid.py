@@ -12,7 +12,8 @@ import pytest
 
 from t2v.errors import InvalidRequest
 from t2v.sampling.vae import to_uint8
-from tests.families.checks import assert_periodic_checkpoints_resume_bitwise, cancel_after, run, without_ftfy
+from tests.families.checks import (assert_periodic_checkpoints_resume_bitwise, cancel_after, noise_image, run,
+                                   without_ftfy)
 
 
 @pytest.fixture(scope="module")
@@ -25,11 +26,7 @@ def models(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def first_frame(tmp_path_factory):
-    from PIL import Image
-
-    path = tmp_path_factory.mktemp("pyramid-image") / "first.png"
-    Image.fromarray(np.random.default_rng(1).integers(0, 255, (48, 80, 3), dtype=np.uint8)).save(path)
-    return path
+    return noise_image(tmp_path_factory.mktemp("pyramid-image"), seed=1)
 
 
 def stock(model, result, image=None):
