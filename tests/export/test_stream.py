@@ -172,3 +172,20 @@ def test_the_cli_streams_to_the_output_name_and_replaces_it_with_the_finished_fi
     assert webm.exit_code == 0 and not (tmp_path / "fox2.mp4").exists() and (tmp_path / "fox2.webm").exists()
     bad = CliRunner().invoke(app, ["generate", "x", "--stream", "--server", "http://127.0.0.1:9"])
     assert bad.exit_code == 2 and "stream: --server fetches the finished file" in bad.output
+
+
+def test_anyflow_far_streams_each_chunk_as_it_is_done(tmp_path_factory, tmp_path, monkeypatch):
+    """AnyFlow FAR, chunks of 1, 3 and 3 latent frames: the clip so far is streamed as each is done (1, 13, then
+    the 25 frames of the clip); the run's frames are the unstreamed run's, bit for bit."""
+    from tests.tinymodels import make_tiny_model
+
+    model = make_tiny_model("anyflow-far", tmp_path_factory.mktemp("far") / "far", seed=0)
+    parts = Parts(monkeypatch)
+    request = GenerationRequest(model=str(model), prompt="a red fox", seed=5, num_frames=25, num_inference_steps=2,
+                                formats=())
+    result = generate(request, stream=tmp_path / "live.mp4")
+    assert [len(p) for p in parts.parts][:3] == [1, 13, 25] and len(result.frames) == 25
+    assert_prefixes_of(parts.parts, result.frames)
+    monkeypatch.undo()
+    assert np.array_equal(generate(request).frames, result.frames)
+    assert playable(tmp_path / "live.mp4") == 25

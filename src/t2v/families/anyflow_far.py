@@ -11,7 +11,8 @@ first latent frame and its chunk is context: it is cached, never denoised. A cli
 partition's is partitioned the same way: a first chunk of 1, then chunks of 3, the rest last.
 
 Every chunk's steps are steps of one run: progress and previews per step, cancel between steps, checkpoints that
-hold the clip so far and resume to the same frames (the cache is built again from it, as it was built).
+hold the clip so far and resume to the same frames (the cache is built again from it, as it was built). With
+``--stream`` (and on the service) the clip so far is decoded and streamed as each chunk is done.
 """
 
 from __future__ import annotations
@@ -168,21 +169,27 @@ def sample(model, request, ctx: RunContext) -> EngineRun:
                 uncond, cond = out.chunk(2)
                 out = uncond + request.guidance_scale * (cond - uncond)
             st.latents = scheduler.step(out, ts, st.latents, return_dict=False)[0]
-        if i == steps - 1:  # the chunk is done: it joins the clip
+        if i == steps - 1:  # the chunk is done: it joins the clip (and, watched, the clip so far plays)
             st.extra["output"] = st.extra["output"].clone()
             st.extra["output"][:, starts[k]:starts[k + 1]] = st.latents
+            if ctx.on_frames is not None and k < len(parts) - 1:
+                ctx.on_frames(decode(st.extra["output"][:, :starts[k + 1]]))
 
+    def decode(latents):
+        """Frame-major latents to uint8 frames with the VAE's statistics; Wan's VAE is causal, so a prefix of the
+        clip decodes to the first frames of the whole."""
+        with resident(vae, device, memory.offload):
+            z = latents.permute(0, 2, 1, 3, 4).to(vae.device, vae.dtype)
+            mean, inv_std = latent_stats(vae, z)
+            return video_uint8(processor, vae.decode(z / inv_std + mean, return_dict=False)[0])
+
+    processor = VideoProcessor(vae_scale_factor=s)
     with resident(transformer, device, memory.offload):
         denoise(ctx, len(chunks) * steps, state, step, checkpoints, start=start)
 
-    # 7. Decode the clip with the VAE's statistics (channels first again).
+    # 7. Decode the clip (channels first again).
     ctx.on_stage("decode")
-    with resident(vae, device, memory.offload):
-        latents = state.extra["output"].permute(0, 2, 1, 3, 4).to(vae.device, vae.dtype)
-        mean, inv_std = latent_stats(vae, latents)
-        video = vae.decode(latents / inv_std + mean, return_dict=False)[0]
-    return EngineRun(frames=video_uint8(VideoProcessor(vae_scale_factor=s), video), warnings=ctx.warnings,
-                     resumed_from_step=checkpoints.resumed)
+    return EngineRun(frames=decode(state.extra["output"]), warnings=ctx.warnings, resumed_from_step=checkpoints.resumed)
 
 
 def meta_step(transformer, path, x, text):
