@@ -572,6 +572,11 @@ def test_the_inputs_a_model_takes_follow_the_model(idle, tmp_path):
     assert H.model_inputs(idle, "stable-diffusion-v1-5/stable-diffusion-v1-5") == ()  # images: no clip
     vace = make_tiny_model("wan-vace", tmp_path / "vace", seed=0)  # a folder: read from it (under the roots)
     assert H.model_inputs(idle, str(vace)) == ("control_video", "mask_video", "reference_images")
+    # LTX-2: a first and a last frame, an IC-LoRA's reference video (no VACE mask or references), and a clip to
+    # continue (extend), which its reference does not replace
+    ltx2 = make_tiny_model("ltx2", tmp_path / "ltx2", seed=0)
+    assert H.model_inputs(idle, str(ltx2)) == ("image", "last_image", "control_video", "extend")
+    assert H.model_inputs(idle, "Lightricks/LTX-2") == ("image", "last_image", "extend")
 
 
 def test_the_model_menu_says_what_each_model_makes_and_whether_it_is_here(tmp_path):

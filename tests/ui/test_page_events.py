@@ -197,3 +197,27 @@ def test_the_page_queue_polls_every_50_ms_while_idle(tiny_model, tmp_path, monke
             0.05, 0.1)
     finally:
         service.stop()
+
+
+def test_the_control_box_shows_what_the_chosen_model_takes(page, tmp_path):
+    """Choosing a model shows its control inputs: LTX-2 takes one reference clip (no mask, references or
+    strength; a strength left from a VACE model goes back to 1), a Wan VACE model all of them."""
+    from tests.tinymodels import make_tiny_model
+
+    events, service = page
+    ltx2 = make_tiny_model("ltx2", tmp_path / "ltx2", seed=0)
+    vace = make_tiny_model("wan-vace", tmp_path / "vace", seed=0)
+    menu, names = events.ids["t2v-model"], {v: k for k, v in events.ids.items()}
+    dep = next(d for d in events.deps if [menu, "input"] in d["targets"] and events.ids["t2v-control"] in d["outputs"])
+
+    def choose(model: str) -> dict:
+        return {names.get(c): out for c, out in zip(dep["outputs"], events.call_fn(dep["id"], menu, [model, ""]))}
+
+    shown = choose(str(ltx2))
+    assert shown["t2v-control"]["visible"] is True and shown["t2v-mask-video"]["visible"] is False
+    assert shown["t2v-control-scale"]["visible"] is False and shown["t2v-control-scale"]["value"] == 1.0
+    assert value_of(shown["t2v-reference-1"]) is None
+    shown = choose(str(vace))
+    assert shown["t2v-control"]["visible"] is True and shown["t2v-mask-video"]["visible"] is True
+    assert shown["t2v-control-scale"]["visible"] is True and "value" not in shown["t2v-control-scale"]
+    assert choose(str(service.settings.default_model))["t2v-control"]["visible"] is False

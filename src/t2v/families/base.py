@@ -25,7 +25,7 @@ from typing import Any, Callable, ClassVar, TYPE_CHECKING
 
 from t2v.errors import InvalidRequest, ModelUnavailable, out_of_resources
 from t2v.models.catalog import CATALOG, read_index  # noqa: F401  (read_index: named here for the families)
-from t2v.models.spec import FamilyCard, ModelSpec
+from t2v.models.spec import TASK_INPUTS, FamilyCard, ModelSpec
 from t2v.models.deferred import Deferred
 from t2v.sampling import promptcache, runtime
 from t2v.models import weightfiles
@@ -335,6 +335,15 @@ class Family:
         """Whether the model in ``path`` takes control inputs (``control_video``, ``mask_video``,
         ``reference_images``: VACE); none does by default."""
         return False
+
+    def control_fields(self, path: Path | None) -> tuple[str, ...]:
+        """The control inputs the model in ``path`` takes (what a form shows): VACE's three when it takes control."""
+        return TASK_INPUTS["control"] if self.takes_control(path) else ()
+
+    def clip_is_control(self, path: Path | None) -> bool:
+        """Whether the model takes its input clip as its control video (VACE): then it takes no other clip to start
+        from (``video``, ``extend``)."""
+        return self.takes_control(path)
 
     def takes_last_image(self, path: Path | None) -> bool:
         """Whether the model in ``path`` makes first-last-frame videos (``last_image``); none does by default."""

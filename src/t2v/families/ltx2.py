@@ -107,6 +107,12 @@ class LTX2Family(DiffusersLora):
     def takes_control(self, path: Path | None) -> bool:
         return True  # control_video: an IC-LoRA's reference video (LTX2InContextPipeline)
 
+    def control_fields(self, path: Path | None) -> tuple[str, ...]:
+        return ("control_video",)
+
+    def clip_is_control(self, path: Path | None) -> bool:
+        return False  # the reference steers an IC-LoRA; a clip to continue (extend) is another input
+
     def guidance_passes(self, request) -> int:
         return Guidance.of(request.guidance_scale, {**OPTIONS, **_request_options(request)}).passes()
 

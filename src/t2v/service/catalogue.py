@@ -29,10 +29,11 @@ def rules_of(family_name: str, path, tasks=()) -> dict[str, Any] | None:
         if path is not None:
             inputs = [*(("image",) if "i2v" in r.modes else ()),
                       *(("last_image",) if family.takes_last_image(path) else ()),
-                      *(TASK_INPUTS["control"] if family.takes_control(path) else ())]
+                      *family.control_fields(path)]
         else:
             inputs = list(dict.fromkeys(f for t in tasks for f in TASK_INPUTS.get(t, ())))
-        if "video" in r.modes and "control_video" not in inputs:  # a clip to start from (VACE takes its own)
+        own_clip = family.clip_is_control(path) if path is not None else "control_video" in inputs
+        if "video" in r.modes and not own_clip:  # a clip to start from (VACE takes its own)
             inputs += [*(("video",) if family.encodes_video else ()),
                        *(("extend",) if family.encodes_video or "i2v" in r.modes else ())]
     except (T2VError, KeyError, OSError, ValueError) as e:

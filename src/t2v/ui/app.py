@@ -318,7 +318,12 @@ def build_ui(service, *, header: str = HEADER):
         def on_model(m, token):  # the inputs this model takes are shown (a hidden one is emptied), its example
             takes = H.model_inputs(service, m, token)
             shown = {c: gr.update(visible=f in takes, **({} if f in takes else {"value": None}))
-                     for c, f in ((image, "image"), (last_image, "last_image"), (control["box"], "control_video"))}
+                     for c, f in ((image, "image"), (last_image, "last_image"), (control["box"], "control_video"),
+                                  (control["mask_video"], "mask_video"))}
+            vace = "mask_video" in takes  # a VACE model: its references and strength too (a hidden one emptied)
+            shown.update({control["vace"][1]: gr.update(visible=vace),
+                          control["vace"][2]: gr.update(visible=vace, **({} if vace else {"value": 1.0})),
+                          **{r: gr.update() if vace else gr.update(value=None) for r in refs}})
             uses = F.clip_uses(takes)  # what an uploaded clip can be used for with this model
             note = H.model_note(service, m)  # a model not here: what Generate would do, in one sentence
             return {**shown, prompt: gr.update(placeholder=H.prompt_example(service, m)), **({status: note} if note else {}),
@@ -349,7 +354,8 @@ def build_ui(service, *, header: str = HEADER):
             button.click(on_preset(name), [model, key], [status, *(form[k] for k in sliders)], **common)
         model.input(on_preset("Quality"), [model, key], [status, *(form[k] for k in sliders)], **common)
         model.input(E.guarded(status, on_model), [model, key],
-                    [status, image, last_image, control["box"], prompt, source["use"]], **common)
+                    [status, image, last_image, control["box"], *control["vace"], *refs, prompt, source["use"]],
+                    **common)
         source["use"].input(lambda use: gr.update(info=F.CLIP_HINTS.get(use, "")), [source["use"]], [source["use"]],
                             **common)
         generate_btn.click(lambda: gr.update(interactive=False), None, [generate_btn], queue=False, **common).then(
