@@ -14,7 +14,6 @@ Third-party families register through the ``t2v.families`` entry point group: th
 
 from __future__ import annotations
 
-
 import functools
 import importlib
 import json

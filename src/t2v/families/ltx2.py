@@ -127,13 +127,12 @@ class LTX2Family(DiffusersLora):
         opts = options(model, request)
         transformer, vae, audio_vae = c["transformer"], c["vae"], c["audio_vae"]
         big = grid = Grid.of(request, vae, transformer)
-        stages = None
         if opts["latent_upscale"]:  # stage 1 at the size the upsampler brings to the request's
             path = Path(model.source.path)
+            # (checked again on the folder: a hub model's folder is known only once it is resolved)
             upscale.check(path, request, opts, grid.spatial * transformer.config.patch_size, model=model.source.id)
             h, w = upscale.stage_one_size(request.height, request.width, upscale.upsampler_scale(path), grid.spatial)
             grid = dataclasses.replace(big, height=h // grid.spatial, width=w // grid.spatial)
-            stages = upscale.Stages(request.num_inference_steps)
         audio = AudioGrid.of(request.num_frames, request.fps, audio_vae)
         guidance = Guidance.of(request.guidance_scale, opts)
 
@@ -183,6 +182,8 @@ class LTX2Family(DiffusersLora):
             latents = init * mask.unsqueeze(-1) + latents * (1 - mask.unsqueeze(-1))
         scheduler = make_scheduler(request.scheduler, model.scheduler_config)
         timesteps(scheduler, request.num_inference_steps, latents.shape[1], opts["sigmas"], device)
+        # stage 1's steps are its schedule's (a model's own sigmas may set their count), read before a resume
+        stages = upscale.Stages(len(scheduler.timesteps)) if opts["latent_upscale"] else None
         state = LoopState(latents, {"audio": sound})
         checkpoints = Checkpoints(ctx, model, request, scheduler, generator, ctx.image, ctx.video)
         start = checkpoints.resume(state, device)
