@@ -35,37 +35,9 @@ if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
 os.environ["T2V_CPU_BF16"] = "0"
 
 
-# Under CI=true a test that skips for want of a server, a browser, a tool or an extra fails instead, naming what
-# is missing: .ci/run and the dev extra install all of them, so a skip there is a broken install, not a proof.
-# These skips stay skips: they depend on the machine, not on the install.
-MACHINE_SKIPS = ("needs a CUDA device", "machine has CUDA", "root can write anywhere", "the package is installed here",
-                 "glibc malloc tuning", "reads /proc/self/status",
-                 "spandrel")  # needs torchvision, which has no CPU build for torch 2.13.0 (docs/benchmarks.md)
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    outcome = yield
-    report = outcome.get_result()
-    if os.environ.get("CI") != "true" or not report.skipped or hasattr(report, "wasxfail"):
-        return
-    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
-    if not any(allowed in reason for allowed in MACHINE_SKIPS):
-        report.outcome = "failed"
-        report.longrepr = f"CI=true and this test would skip: {reason}"
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_make_collect_report(collector):
-    """The same for a whole file that skips as it is collected (a module-level ``pytest.importorskip``)."""
-    outcome = yield
-    report = outcome.get_result()
-    if os.environ.get("CI") != "true" or not report.skipped:
-        return
-    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
-    if not any(allowed in reason for allowed in MACHINE_SKIPS):
-        report.outcome = "failed"
-        report.longrepr = f"CI=true and every test of {collector.nodeid} would skip: {reason}"
+# Under CI=true a test that would skip for want of a server or an extra fails instead (tests/ciskips.py).
+from tests.ciskips import (MACHINE_SKIPS, pytest_make_collect_report, pytest_runtest_makereport,  # noqa: E402,F401
+                          skip_gpu_tests_without_cuda)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -160,14 +132,4 @@ def _slow_rank(item) -> int:
 
 def pytest_collection_modifyitems(config, items):
     items.sort(key=_slow_rank)  # stable: the rest keep their order
-    try:
-        import torch
-
-        has_cuda = torch.cuda.is_available()
-    except Exception:
-        has_cuda = False
-    if not has_cuda:
-        skip = pytest.mark.skip(reason="needs a CUDA device")
-        for item in items:
-            if "gpu" in item.keywords:
-                item.add_marker(skip)
+    skip_gpu_tests_without_cuda(items)

@@ -15,23 +15,28 @@ from tests.s3server import S3_ENV
 NODE = {"num_cpus": 1, "num_gpus": 1}
 
 
-@pytest.fixture
-def ray_cluster(monkeypatch):
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """One cluster for a test file (starting one takes about 6 s of the machine): each test's processes and
+    actors end with the test. A test that removes or adds nodes goes last in its file, and reads the nodes it has
+    from ``nodes``."""
     pytest.importorskip("ray")
-    # The nodes' processes (and so the actors) inherit this environment: no usage reports, no hub, the S3
-    # test credentials; everything else an actor needs comes in its settings.
-    for k, v in {"RAY_USAGE_STATS_ENABLED": "0", "HF_HUB_OFFLINE": "1", **S3_ENV}.items():
-        monkeypatch.setenv(k, v)
-    from ray.cluster_utils import Cluster
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        # The nodes' processes (and so the actors) inherit this environment: no usage reports, no hub, the S3
+        # test credentials; everything else an actor needs comes in its settings.
+        for k, v in {"RAY_USAGE_STATS_ENABLED": "0", "HF_HUB_OFFLINE": "1", **S3_ENV}.items():
+            monkeypatch.setenv(k, v)
+        from ray.cluster_utils import Cluster
 
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "num_gpus": 0, "include_dashboard": False})
-    nodes = [cluster.add_node(**NODE) for _ in range(2)]
-    cluster.wait_for_nodes()
-    try:
-        yield SimpleNamespace(address=cluster.address, cluster=cluster, nodes=nodes)
-    finally:
-        cluster.shutdown()
-        os.environ.pop("RAY_ADDRESS", None)
+        cluster = Cluster(initialize_head=True,
+                          head_node_args={"num_cpus": 1, "num_gpus": 0, "include_dashboard": False})
+        nodes = [cluster.add_node(**NODE) for _ in range(2)]
+        cluster.wait_for_nodes()
+        try:
+            yield SimpleNamespace(address=cluster.address, cluster=cluster, nodes=nodes)
+        finally:
+            cluster.shutdown()
+            os.environ.pop("RAY_ADDRESS", None)
 
 
 def node_of(ray_cluster, node_id: str):

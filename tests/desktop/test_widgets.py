@@ -172,7 +172,9 @@ def test_generate_plays_the_clip_then_remix_makes_the_same_frames(root, server, 
     app.remix(job)
     assert app.form.vars["seed_mode"].get() == "fixed" and app.form.vars["seed"].get() == str(job.request["seed"])
     app.generate_button.invoke()
-    pump(root, lambda: app.job_id != job.id and app.player.playing, 120, "the remixed clip", app)
+    # (the first clip plays on until the new one is in: wait for the new clip itself, not just any playing)
+    pump(root, lambda: app.job_id != job.id and app.clip not in (None, first) and app.player.playing, 120,
+         "the remixed clip", app)
     assert app.clip != first and np.array_equal(decoded(app.clip), frames)  # same seed, same frames
 
     saved = app.save_as(tmp_path / "keep.mp4")

@@ -1,7 +1,7 @@
 """The Ray executor on a local 2-node Ray cluster (loopback), with PostgreSQL as the job store and moto's S3
 server as the artifact store, behind real ``t2v serve`` / ``t2v worker`` processes.
 
-Adds about three and a half minutes: a 2-node Ray cluster, PostgreSQL and an S3 server, with real API and worker
+Adds about two minutes: a 2-node Ray cluster (one for the file), PostgreSQL and an S3 server, with real API and worker
 processes whose Ray actors each import torch and warm the model; one test removes a node mid-job and adds two."""
 
 from __future__ import annotations
@@ -32,52 +32,6 @@ def cluster_env(s3_endpoint, bucket, database_url, **more) -> dict[str, str]:
 
 def job_objects(s3_endpoint, bucket, job_id) -> list[str]:
     return [k for k in objects(s3_endpoint, bucket) if job_id in k]
-
-
-def test_jobs_spread_over_nodes_and_survive_losing_one(tiny_model, tmp_path, ray_cluster, pg_database, s3_endpoint,
-                                                       bucket):
-    env = cluster_env(s3_endpoint, bucket, pg_database)
-    srv = Server(tmp_path / "api", tiny_model, extra_env=env,
-                 args=["--executor", "ray", "--ray-address", ray_cluster.address, "--model", str(tiny_model)]).start()
-    try:
-        # Ready once one actor serves; the second may still be starting (loading torch, warming the model).
-        ready = wait_workers(srv, 2)
-        assert ready["executor"] == "ray"  # one actor per GPU
-        assert {w["node_id"] for w in ready["where"]} == {n.node_id for n in ray_cluster.nodes}
-
-        ids = [srv.submit(seed=s, **QUICK) for s in range(6)]
-        jobs = [srv.wait(i) for i in ids]
-        assert [j["status"] for j in jobs] == ["succeeded"] * 6, [j["error"] for j in jobs]
-        ran_on = [j["result"]["metadata"]["ran_on"] for j in jobs]
-        assert {r["executor"] for r in ran_on} == {"ray"}, ran_on
-        assert {r["node_id"] for r in ran_on} == {n.node_id for n in ray_cluster.nodes}, ("both nodes ran jobs", ran_on)
-        assert all(r["actor_id"] and r["actor_name"].startswith("t2v-worker-") for r in ran_on), ran_on
-
-        long_id = srv.submit(seed=9, num_inference_steps=60, num_frames=4, width=48, height=48)
-        srv.wait(long_id, ("running",), cond=lambda j: j["progress"]["step"] >= 3)
-        runner = _runner(srv, long_id)
-        assert f"t2v/checkpoints/{long_id}.ckpt" in objects(s3_endpoint, bucket)
-        ray_cluster.cluster.remove_node(node_of(ray_cluster, runner["node_id"]), allow_graceful=False)
-
-        job = srv.wait(long_id, timeout=150)
-        assert job["status"] == "succeeded", job["error"]
-        assert job["attempts"] == 2, "requeued once, run again once"
-        meta = job["result"]["metadata"]
-        assert meta["resumed_from_step"] >= 3, "resumed from the checkpoint in the bucket"
-        assert meta["ran_on"]["node_id"] != runner["node_id"]
-        expected = sorted(f"t2v/videos/{long_id}/{n}" for n in ("poster.png", "preview.png", "video.json", "video.mp4"))
-        assert settled_objects(s3_endpoint, bucket, [], "t2v/checkpoints/") == []
-        assert job_objects(s3_endpoint, bucket, long_id) == expected
-
-        # Nodes join (as Ray's autoscaler or `ray start` adds them): the lost actor restarts on one, and the
-        # executor adds an actor for the extra GPU.
-        from tests.raycluster import NODE
-
-        new = [ray_cluster.cluster.add_node(**NODE) for _ in range(2)]
-        ready = wait_workers(srv, 3)  # (the lost node's GPU may count a while: an extra actor waits, then goes)
-        assert {w["node_id"] for w in ready["where"]} == {n.node_id for n in new} | {meta["ran_on"]["node_id"]}
-    finally:
-        srv.stop()
 
 
 def wait_workers(srv, n: int, timeout: float = 180) -> dict:
@@ -188,6 +142,53 @@ def test_16_jobs_from_8_clients_through_2_api_processes_run_exactly_once(tiny_mo
             worker.kill()
         for api in apis:
             api.stop()
+
+
+# Last in the file: it removes a node from the file's cluster and adds two (tests/raycluster.py).
+def test_jobs_spread_over_nodes_and_survive_losing_one(tiny_model, tmp_path, ray_cluster, pg_database, s3_endpoint,
+                                                       bucket):
+    env = cluster_env(s3_endpoint, bucket, pg_database)
+    srv = Server(tmp_path / "api", tiny_model, extra_env=env,
+                 args=["--executor", "ray", "--ray-address", ray_cluster.address, "--model", str(tiny_model)]).start()
+    try:
+        # Ready once one actor serves; the second may still be starting (loading torch, warming the model).
+        ready = wait_workers(srv, 2)
+        assert ready["executor"] == "ray"  # one actor per GPU
+        assert {w["node_id"] for w in ready["where"]} == {n.node_id for n in ray_cluster.nodes}
+
+        ids = [srv.submit(seed=s, **QUICK) for s in range(6)]
+        jobs = [srv.wait(i) for i in ids]
+        assert [j["status"] for j in jobs] == ["succeeded"] * 6, [j["error"] for j in jobs]
+        ran_on = [j["result"]["metadata"]["ran_on"] for j in jobs]
+        assert {r["executor"] for r in ran_on} == {"ray"}, ran_on
+        assert {r["node_id"] for r in ran_on} == {n.node_id for n in ray_cluster.nodes}, ("both nodes ran jobs", ran_on)
+        assert all(r["actor_id"] and r["actor_name"].startswith("t2v-worker-") for r in ran_on), ran_on
+
+        long_id = srv.submit(seed=9, num_inference_steps=60, num_frames=4, width=48, height=48)
+        srv.wait(long_id, ("running",), cond=lambda j: j["progress"]["step"] >= 3)
+        runner = _runner(srv, long_id)
+        assert f"t2v/checkpoints/{long_id}.ckpt" in objects(s3_endpoint, bucket)
+        ray_cluster.cluster.remove_node(node_of(ray_cluster, runner["node_id"]), allow_graceful=False)
+
+        job = srv.wait(long_id, timeout=150)
+        assert job["status"] == "succeeded", job["error"]
+        assert job["attempts"] == 2, "requeued once, run again once"
+        meta = job["result"]["metadata"]
+        assert meta["resumed_from_step"] >= 3, "resumed from the checkpoint in the bucket"
+        assert meta["ran_on"]["node_id"] != runner["node_id"]
+        expected = sorted(f"t2v/videos/{long_id}/{n}" for n in ("poster.png", "preview.png", "video.json", "video.mp4"))
+        assert settled_objects(s3_endpoint, bucket, [], "t2v/checkpoints/") == []
+        assert job_objects(s3_endpoint, bucket, long_id) == expected
+
+        # Nodes join (as Ray's autoscaler or `ray start` adds them): the lost actor restarts on one, and the
+        # executor adds an actor for the extra GPU.
+        from tests.raycluster import NODE
+
+        new = [ray_cluster.cluster.add_node(**NODE) for _ in range(2)]
+        ready = wait_workers(srv, 3)  # (the lost node's GPU may count a while: an extra actor waits, then goes)
+        assert {w["node_id"] for w in ready["where"]} == {n.node_id for n in new} | {meta["ran_on"]["node_id"]}
+    finally:
+        srv.stop()
 
 
 def test_an_unreachable_ray_cluster_stops_the_server_at_start(tiny_model, tmp_path):
