@@ -1,6 +1,6 @@
 """``t2v bench``: stock diffusers vs t2v on a tiny model, reported per stage; bad input exits 2 in one line.
 
-Adds about two minutes: each bench runs stock diffusers and t2v side by side in fresh processes, as ``t2v bench``
+Adds about a minute and a half: each bench runs stock diffusers and t2v side by side in fresh processes, as ``t2v bench``
 does, and compares their frames."""
 
 from __future__ import annotations
@@ -18,35 +18,37 @@ from t2v.cli import app
 runner = CliRunner()
 
 
-def test_bench_compares_both_sides_on_the_tiny_model(tmp_path):
+def test_bench_compares_both_sides_and_the_default_plan_on_the_tiny_model(tmp_path):
     report = tmp_path / "bench.json"
-    # 32x32 (8x8 latents) keeps the four fresh processes' work small; the time is mostly imports.
-    r = runner.invoke(app, ["bench", "--runs", "1", "--size", "32", "--json-out", str(report)])
+    # 32x32 (8x8 latents) keeps the fresh processes' work small; the time is mostly imports.
+    r = runner.invoke(app, ["bench", "--runs", "1", "--size", "32", "--default-plan", "--json-out", str(report)])
     assert r.exit_code == 0, r.output
 
-    # The per-stage table: every stage, both medians and a numeric t2v / stock ratio on each row.
+    # The per-stage table: every stage, both medians and a numeric t2v / stock ratio on each row, and the
+    # default plan's median and ratio beside them.
     rows = {}
     for line in r.stdout.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) == 4 and cells[0] in STAGE_LABELS.values():
+        if len(cells) == 6 and cells[0] in STAGE_LABELS.values():
             rows[cells[0]] = cells
+    duration = r"\d[\d,]*(\.\d+)? m?s"
     for key in (*STAGES, "total", "process"):
         label = STAGE_LABELS[key]
         assert label in rows, f"no {key} row in:\n{r.stdout}"
-        _, stock, ours, ratio = rows[label]
-        assert re.fullmatch(r"\d[\d,]*(\.\d+)? m?s", stock) and re.fullmatch(r"\d[\d,]*(\.\d+)? m?s", ours)
-        assert ratio == "nan" or float(ratio) >= 0
+        _, stock, ours, ratio, default, default_ratio = rows[label]
+        assert all(re.fullmatch(duration, cell) for cell in (stock, ours, default))
+        assert all(x == "nan" or float(x) >= 0 for x in (ratio, default_ratio))
     assert float(rows[STAGE_LABELS["total"]][3]) > 0  # end to end always takes time on both sides
     assert re.search(r"t2v is \d+\.\d\dx stock end to end", r.stdout)
 
     data = json.loads(report.read_text())
-    runs = data["runs"]
-    assert sorted(run["side"] for run in runs) == ["stock", "t2v"]
-    for run in runs:
+    runs = {run["tag"]: run for run in data["runs"]}
+    assert list(runs) == ["stock-1", "t2v-1", "auto-1"] and [w["tag"] for w in data["warmup"]] == ["auto-warmup"]
+    for run in runs.values():
         assert set(STAGES) <= set(run["times"]) and run["times"]["total"] > 0 and run["rss_peak"] > 0
         assert run["steps"] == 2
     summary = data["summary"]
-    assert summary["n_stock"] == summary["n_t2v"] == 1
+    assert summary["n_stock"] == summary["n_t2v"] == summary["n_auto"] == 1
     assert summary["speedup"] == pytest.approx(summary["stock"]["total"] / summary["t2v"]["total"])
     # Same seed, same scheduler, same empty negative prompt: the two sides made the same 8 frames.
     same = summary["same_frames"]
@@ -54,27 +56,16 @@ def test_bench_compares_both_sides_on_the_tiny_model(tmp_path):
     assert same["max"] <= 1, same
     assert ("identical" if same["identical"] else "max diff") in r.stdout
 
-
-def test_the_default_plan_runs_beside_the_fp32_comparison(tmp_path):
-    from t2v.bench import cpu, report
-
-    model = cpu.make_small_model(tmp_path / "tiny-model")
-    result = cpu.compare(model, tmp_path, runs=1, size=32, auto=True)
-    runs = {r["tag"]: r for r in result["runs"]}
-    assert list(runs) == ["stock-1", "t2v-1", "auto-1"] and [r["tag"] for r in result["warmup"]] == ["auto-warmup"]
-    # The default plan is what t2v picks on this machine: the tests pin T2V_CPU_BF16=0, the auto run does not.
+    # The default plan is what t2v picks on this machine: the tests pin T2V_CPU_BF16=0, the default plan's run
+    # does not.
     assert "T2V_CPU_BF16" not in runs["auto-1"]["dtype_reason"] and runs["auto-1"]["dtype_reason"].startswith("auto: ")
     assert runs["t2v-1"]["dtype"] == "fp32" and runs["auto-1"]["plan"]["dtype"] == "auto"
-    summary = result["summary"]
-    assert summary["n_auto"] == 1 and summary["auto_dtype"] == runs["auto-1"]["dtype"]
+    assert summary["auto_dtype"] == runs["auto-1"]["dtype"]
     assert summary["auto_speedup"] == pytest.approx(summary["stock"]["total"] / summary["auto"]["total"])
     assert summary["auto_rss_ratio"] == pytest.approx(runs["auto-1"]["rss_peak"] / runs["stock-1"]["rss_peak"])
     assert runs["auto-1"]["frame_diff_vs_fp32"]["shape"] == [8, 32, 32, 3]
-    text = report.table(summary)
-    assert f"t2v default plan ({summary['auto_dtype']}, " in text
-    rows = [line.strip().strip("|").split("|") for line in text.splitlines()]
-    assert len(rows) == 2 + len(STAGES) + 3 and all(len(cells) == 6 for cells in rows)  # every row has both plans
-    assert any(line.startswith("t2v's default plan") for line in report.verdict(summary))
+    assert f"t2v default plan ({summary['auto_dtype']}, " in r.stdout
+    assert any(line.startswith("t2v's default plan") for line in r.stdout.splitlines())
 
 
 @pytest.mark.parametrize("args, expect", [

@@ -291,9 +291,10 @@ def compare(model: Path, tmp: Path, *, runs: int = 1, size: int = SMALL_SIZE, lo
 def run_small(*, runs: int = 1, model: Path | None = None, size: int | None = None, max_load: float = 1.0,
               max_wait: float = 0.0, retries: int = 0, log: Log = lambda msg: None, workdir: Path | None = None,
               family: str | None = None, frames: int | None = None, steps: int | None = None,
-              plan: dict | None = None) -> dict:
+              plan: dict | None = None, default_plan: bool = False) -> dict:
     """What ``t2v bench`` runs: the comparison on ``model``, or on the tiny model of ``family`` (default
-    ModelScope) built in a temporary folder, with the t2v side's ``plan`` (:func:`t2v.bench.spec.plan_fields`).
+    ModelScope) built in a temporary folder, with the t2v side's ``plan`` (:func:`t2v.bench.spec.plan_fields`);
+    ``default_plan`` adds t2v's default plan each round (:func:`compare`'s ``auto``).
 
     ModelScope's ``size`` defaults to 64 pixels for the tiny model and 256 for a given folder; the other
     families take their size and frame count from the folder's defaults (the tiny models': small and valid).
@@ -321,7 +322,7 @@ def run_small(*, runs: int = 1, model: Path | None = None, size: int | None = No
         log(f"model: {what}, {req['width']}x{req['height']}, {req['num_frames']} frames, {req['num_inference_steps']} "
             f"steps ({req['scheduler']}), t2v plan: {bench_spec.plan_label(spec['plan'])}; {runs} run(s) per side")
         result = compare(folder, tmp, runs=runs, size=size, max_load=max_load, max_wait=max_wait, retries=retries, log=log,
-                         spec=spec)
+                         spec=spec, auto=default_plan)
         for r in result["runs"] + result["discarded"]:
             r.pop("frames", None)  # paths into the temporary folder, gone after this
         return result

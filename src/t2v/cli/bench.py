@@ -34,6 +34,9 @@ def bench(
                                             "(frames then differ from stock by design: reported, not checked)."),
     t2v_attention: str = typer.Option("auto", "--t2v-attention", help="t2v side: attention kernel (auto, sdpa, flash, sage)."),
     t2v_compile: bool = typer.Option(False, "--t2v-compile", help="t2v side: torch.compile the denoiser's repeated blocks."),
+    default_plan: bool = typer.Option(False, "--default-plan", help="Also run t2v's default plan each round (dtype and "
+                                      "memory plan as t2v picks them on this machine, after one untimed warm-up run), "
+                                      "in its own columns against stock."),
     json_path: Optional[Path] = typer.Option(None, "--json-out", help="Also write the summary and every run to this JSON file."),
     max_wait: float = typer.Option(0.0, "--max-wait", help="Seconds to wait before each run for a quiet machine (1-min load <= --max-load)."),
     max_load: float = typer.Option(1.0, "--max-load", help="Load average that counts as quiet (with --max-wait)."),
@@ -55,7 +58,8 @@ def bench(
                           frames=frames, steps=steps, family=family, plan=plan)
         log = (lambda msg: None) if quiet else (lambda msg: err.print(msg, markup=False, highlight=False))
         result = cpu.run_small(runs=runs, model=model, size=size, max_load=max_load, max_wait=max_wait,
-                               retries=retries, log=log, family=family, frames=frames, steps=steps, plan=plan)
+                               retries=retries, log=log, family=family, frames=frames, steps=steps, plan=plan,
+                               default_plan=default_plan)
         summary = result["summary"]
         n, req = summary["n_stock"], summary["request"]
         shape = (f"{req['size']}px" if req.get("square") else
