@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -113,23 +114,17 @@ def t2v_env(request, tmp_path, tmp_path_factory, monkeypatch) -> Iterator[Path]:
         yield home
 
 
-# The slowest test files, slowest first (from a full run's per-file totals). Collected first, they are handed
-# out first by pytest-xdist's --dist loadfile (the README's test command), so the two workers finish close
-# together instead of one running a long file alone at the end. Order within a file is kept.
-SLOW_FILES = (
-    "service/test_ray_executor.py", "api/test_chaos.py", "api/test_soak.py", "api/test_soak_two_servers.py",
-    "api/test_server.py", "train/test_lora.py",
-    "train/test_trainer.py", "deploy/test_notebook.py", "cli/test_train_cli.py", "post/test_replay.py",
-    "train/test_shipped_model.py", "api/test_object_storage.py", "extend/test_extend_server.py", "ui/test_handlers.py",
-    "api/test_multiprocess.py", "cli/test_bench.py",
-)
+# Each test file's summed seconds in a whole run (tests/durations.json; scripts/test_durations.py refreshes it).
+# pytest-xdist's --dist loadfile (the README's test command) hands whole files to its workers in collection order
+# (pyproject's --no-loadscope-reorder keeps that order): longest first, the two workers end within seconds of each
+# other instead of one running a long file alone at the end. A file the table lacks counts as a short one.
+DURATIONS: dict[str, float] = json.loads((Path(__file__).parent / "durations.json").read_text(encoding="utf-8"))
 
 
-def _slow_rank(item) -> int:
-    path = item.path.as_posix()
-    return next((i for i, name in enumerate(SLOW_FILES) if path.endswith("/tests/" + name)), len(SLOW_FILES))
+def _file_seconds(item) -> float:
+    return DURATIONS.get(Path(item.path).relative_to(Path(__file__).parents[1]).as_posix(), 1.0)
 
 
 def pytest_collection_modifyitems(config, items):
-    items.sort(key=_slow_rank)  # stable: the rest keep their order
+    items.sort(key=lambda item: -_file_seconds(item))  # stable: a file's tests keep their order
     skip_gpu_tests_without_cuda(items)
