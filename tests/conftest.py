@@ -37,8 +37,8 @@ os.environ["T2V_CPU_BF16"] = "0"
 
 
 # Under CI=true a test that would skip for want of a server or an extra fails instead (tests/ciskips.py).
-from tests.ciskips import (MACHINE_SKIPS, pytest_make_collect_report, pytest_runtest_makereport,  # noqa: E402,F401
-                          skip_gpu_tests_without_cuda)
+from tests.ciskips import pytest_make_collect_report, pytest_runtest_makereport  # noqa: E402,F401  (hooks)
+from tests.ciskips import skip_gpu_tests_without_cuda  # noqa: E402
 
 
 @pytest.fixture(scope="session", autouse=True)
