@@ -21,12 +21,16 @@ GREY_SHARE = 0.01  # a mask with more grey pixels than this (compression fringes
 @dataclass(frozen=True)
 class ControlInputs:
     """What a VACE run is given: ``video`` (F, H, W, 3) uint8 at the output's size and length or None, ``mask``
-    (F, H, W) uint8 of 0 (keep) and 1 (make) or None, ``references`` (RGB PIL images), and the files' hashes."""
+    (F, H, W) uint8 of 0 (keep) and 1 (make) or None, ``references`` (RGB PIL images), and the files' hashes.
+    Wan-Animate's: ``video`` is the pose video, ``face`` the face video (F frames at its own size), ``background``
+    the scene of replace mode (at the output's size and length)."""
 
     video: np.ndarray | None
     mask: np.ndarray | None
     references: tuple[Any, ...]
     hashes: dict[str, Any]
+    face: np.ndarray | None = None
+    background: np.ndarray | None = None
 
     def fingerprint(self, fp: str) -> str:
         """A checkpoint fingerprint ``fp`` extended with the inputs' hashes: a checkpoint resumes only the run on
@@ -55,7 +59,14 @@ def load_control(request, *, resolve_image: Callable[[str], Path] | None = None,
             for r in request.reference_images]
     if refs:
         hashes["reference_images_sha256"] = [r.sha256 for r in refs]
-    return ControlInputs(video=video, mask=mask, references=tuple(r.image for r in refs), hashes=hashes)
+    clips: dict[str, Any] = {}
+    for name, sized in (("face_video", False), ("background_video", True)):  # Wan-Animate's
+        if getattr(request, name, None):
+            own = {} if sized else {"width": None, "height": None}  # a face clip keeps its size: the model scales it
+            clip = load_video(resolve_video(getattr(request, name)) if resolve_video else getattr(request, name),
+                              field=name, **{**size, **own})
+            clips[name.removesuffix("_video")], hashes[f"{name}_sha256"] = clip.frames, clip.sha256
+    return ControlInputs(video=video, mask=mask, references=tuple(r.image for r in refs), hashes=hashes, **clips)
 
 
 def binary_mask(frames: np.ndarray, name: str, *, fit: bool) -> np.ndarray:

@@ -189,11 +189,12 @@ class InputVideo:
     fps: float
 
 
-def load_video(path: str | Path, *, width: int, height: int, num_frames: int | None, field: str = "video",
+def load_video(path: str | Path, *, width: int | None, height: int | None, num_frames: int | None, field: str = "video",
                max_frames: int | None = None, fit: bool = True) -> InputVideo:
     """Read, decode and fit a video file: each frame scaled to cover ``width`` x ``height`` and centre-cropped;
     the first ``num_frames`` frames, the clip looped from its start when it has fewer (None: all its frames, at
     most ``max_frames``). Frames past those are never decoded. ``source_frames`` counts the frames decoded.
+    ``width`` and ``height`` None: the clip keeps its own size (only its frames are taken, looped or checked).
     ``fit=False``: a clip of another size or frame count is refused instead (InvalidRequest naming both).
     InvalidRequest naming ``field`` for a missing, empty, oversized or undecodable file; the messages name the file
     only, never its folder (on a server, the caller's asset is a file in the server's data folder)."""
@@ -210,11 +211,18 @@ def load_video(path: str | Path, *, width: int, height: int, num_frames: int | N
         frames, fps = decode_video(path, max_frames=limit)
     except (ExportError, OSError) as e:
         raise InvalidRequest(f"{field}: {path.name} is not a readable video ({e})", field=field) from None
+    own_size = width is None or height is None
+    if own_size:
+        height, width = int(frames.shape[1]), int(frames.shape[2])
     if num_frames is None:
         if max_frames is not None and len(frames) > max_frames:
             raise InvalidRequest(f"{field}: {path.name} has {len(frames)} frames; give a clip of at most {max_frames} "
                                  "(trim it first)", field=field)
         num_frames = len(frames)
+    if not fit and own_size and len(frames) != num_frames:
+        count = f"more than {num_frames}" if len(frames) > num_frames else str(len(frames))
+        raise InvalidRequest(f"{field}: {path.name} has {count} frames; this run makes {num_frames}: give a clip of "
+                             "that length, or fit to cut or loop it", field=field)
     if not fit:
         check_clip_shape(frames.shape[:3], path.name, field, width=width, height=height, num_frames=num_frames)
     fitted = fit_frames(frames, width=width, height=height, num_frames=num_frames)

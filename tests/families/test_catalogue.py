@@ -42,13 +42,13 @@ def test_registry_entries_fit_their_families():
     from t2v.models.spec import TASKS
 
     families = all_families()
-    for name in ("wan", "ltx", "ltx2", "cogvideox", "hunyuan", "hunyuan15", "animatediff", "kandinsky5", "anyflow",
-                 "sana-video", "helios"):
+    for name in ("wan", "wan-animate", "ltx", "ltx2", "cogvideox", "hunyuan", "hunyuan15", "animatediff", "kandinsky5",
+                 "anyflow", "sana-video", "helios"):
         assert any(s.family == name for s in REGISTRY.values()), f"no hub models for {name}"
     for spec in REGISTRY.values():
         fam = families[spec.family]
         assert spec.license and set(spec.tasks) <= set(TASKS), spec.id
-        modes = {"t2v": "video", "i2v": "i2v", "image": "image", "flf": "i2v", "control": "video"}
+        modes = {"t2v": "video", "i2v": "i2v", "image": "image", "flf": "i2v", "control": "video", "animate": "i2v"}
         assert {modes[t] for t in spec.tasks} <= set(fam.modes), f"{spec.id}: {spec.tasks} vs {fam.modes}"
         assert ("flf" not in spec.tasks or fam.takes_last_image(None)) and (
             "control" not in spec.tasks or fam.takes_control(None)), spec.id  # the family has the input

@@ -193,6 +193,10 @@ class Family:
         if given and not self.takes_control(path):
             raise InvalidRequest(f"{given[0]}: {model} ({self.name}) takes no control inputs; the Wan VACE models do "
                                  "(Wan-AI/Wan2.1-VACE-1.3B-diffusers, Wan-AI/Wan2.1-VACE-14B-diffusers)", field=given[0])
+        for name in ("face_video", "background_video"):
+            if getattr(request, name, None) and name not in self.control_fields(path):
+                raise InvalidRequest(f"{name}: {model} ({self.name}) takes no {name.replace('_', ' ')}; the Wan-Animate "
+                                     "models do (Wan-AI/Wan2.2-Animate-14B-Diffusers)", field=name)
         if getattr(request, "no_audio", False) and not self.makes_sound:
             raise InvalidRequest(f"no_audio: {model} ({self.name}) makes silent clips, so there is no sound to drop; "
                                  "leave --no-audio out (LTX-2 models make sound)", field="no_audio")

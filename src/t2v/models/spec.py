@@ -13,11 +13,12 @@ from typing import Any, Callable
 
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "assets"
 # text-to-video, image-to-video, first-last-frame (a last frame too), control (VACE: clips and reference images),
-# text-to-image
-TASKS = ("t2v", "i2v", "flf", "control", "image")
+# character animation (Wan-Animate: a reference image moved by pose and face videos), text-to-image
+TASKS = ("t2v", "i2v", "flf", "control", "animate", "image")
 # The request's input fields each task brings (what a form shows for a model)
 TASK_INPUTS = {"i2v": ("image",), "flf": ("image", "last_image"),
-               "control": ("control_video", "mask_video", "reference_images")}
+               "control": ("control_video", "mask_video", "reference_images"),
+               "animate": ("image", "control_video", "face_video", "mask_video", "background_video")}
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Control inputs of a request (VACE, for the Wan VACE models): a control video that guides the motion (pose,
 depth, edges: made by the user, given as a video), a mask video that says which parts to make and which to keep
-(inpainting, outpainting), reference images of a subject or style, and the strength of it all.
+(inpainting, outpainting), reference images of a subject or style, and the strength of it all. Wan-Animate takes
+the control video as its pose video, beside a face video, and in replace mode a background video with the mask.
 
 Here only what a request can tell by itself; sizes, frame counts and mask values are checked when the files are
 read (:mod:`t2v.control`), before any weights load."""
@@ -10,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 MAX_REFERENCES = 4  # each adds a latent frame to the run (diffusers' and VACE's examples use one to three)
-CONTROL_FIELDS = ("control_video", "mask_video", "reference_images")
+CONTROL_FIELDS = ("control_video", "mask_video", "reference_images", "face_video", "background_video")
 
 
 def check_references(v: Any) -> tuple[str, ...]:
@@ -37,6 +38,12 @@ def check_control(request) -> None:
     """Combinations a request cannot have, whatever its model (ValueError naming the field)."""
     if request.mask_video is not None and request.control_video is None:
         raise ValueError("mask_video: a mask says which parts of control_video to keep; give control_video too")
+    for name in ("face_video", "background_video"):  # Wan-Animate's: beside the pose video (control_video)
+        if getattr(request, name) is not None and request.control_video is None:
+            raise ValueError(f"{name}: goes with the pose video a character follows; give control_video too")
+    if request.background_video is not None and request.mask_video is None:
+        raise ValueError("background_video: replace mode puts the character where mask_video is white; give "
+                         "mask_video too")
     uses = request.control_video is not None or bool(request.reference_images)
     if not uses:
         if request.control_scale != 1.0:

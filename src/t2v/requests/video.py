@@ -89,6 +89,12 @@ class GenerationRequest(RequestModel):
     mask_video: str | None = knob(None, only=("video",), file="video", max_length=4096, help=(
         "VACE inpainting / outpainting: a black-and-white clip the size and length of control_video, white where "
         "to make new content, black where to keep the control video's pixels."))
+    face_video: str | None = knob(None, only=("video",), file="video", max_length=4096, help=(
+        "Wan-Animate: the driving face, cropped frame by frame (as many frames as control_video, the pose video; "
+        "any size, scaled to the model's face size)."))
+    background_video: str | None = knob(None, only=("video",), file="video", max_length=4096, help=(
+        "Wan-Animate replace mode: the scene to put the character in, the size and length of the output, with "
+        "mask_video white where the character goes."))
     reference_images: tuple[str, ...] = knob((), only=("video",), file="image", cli="--reference-image", help=(
         f"VACE: an image of a subject, object or background to put in the video (repeatable, at most "
         f"{MAX_REFERENCES}; PNG, JPEG or WebP: a file, or an uploaded asset id on a server)."))

@@ -52,7 +52,7 @@ FINISHED = FINISHED_STATUSES
 #: Video fields whose clip is decoded whole (a longer video continues it); any other is cut to ``num_frames``.
 WHOLE_CLIPS = frozenset({"extend"})
 #: Video fields whose clip must have the output's size and length unless the request says ``fit``.
-SIZED_CLIPS = frozenset({"control_video", "mask_video"})
+SIZED_CLIPS = frozenset({"control_video", "mask_video", "background_video"})
 
 #: The most jobs one page of a listing holds (GET /v1/videos takes up to 200, GET /v1/records up to 500).
 MAX_PAGE = 500
