@@ -20,6 +20,7 @@ WAN = "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"
 VACE = "Wan-AI/Wan2.1-VACE-1.3B-diffusers"
 FLF = "Wan-AI/Wan2.1-FLF2V-14B-720P-diffusers"
 LTX = "Lightricks/LTX-Video"
+ANIMATE = "Wan-AI/Wan2.2-Animate-14B-Diffusers"
 V2V, EXTEND, POST_ONLY = F.CLIP_USES
 CLIP_FRAMES, CLIP_SIZE = 6, (48, 32)  # the user's clip: 6 frames, 48x32
 
@@ -130,6 +131,11 @@ def test_each_file_box_and_clip_use_follows_the_models_inputs(root, server, make
     choose(app, label_of(app, VACE))
     assert tuple(form.clip.use_box.cget("values")) == (POST_ONLY,) and form.clip.use.get() == POST_ONLY
     assert state(form.clip.strength_entry) == "disabled"  # only video-to-video has a strength
+    choose(app, label_of(app, ANIMATE))  # Wan-Animate: the character, the pose and face clips, replace mode's pair
+    assert {k: state(form.pickers[k][0]) for k in ("image", "control_video", "face_video", "mask_video",
+                                                   "background_video", "reference_images")} == {
+        "image": "normal", "control_video": "normal", "face_video": "normal", "mask_video": "normal",
+        "background_video": "normal", "reference_images": "disabled"}
     form.clip.use.set(V2V)
     assert state(form.clip.strength_entry) == "normal" and form.clip.hint.cget("text") == F.CLIP_HINTS[V2V]
 

@@ -541,6 +541,38 @@ def test_control_clips_and_references_from_the_page_make_a_vace_job_and_come_bac
         svc.stop()
 
 
+def test_a_character_pose_and_face_from_the_page_make_an_animate_job_and_come_back_with_remix(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from t2v.export.writers import write_video
+    from tests.tinymodels import make_tiny_model
+
+    model = make_tiny_model("wan-animate", tmp_path / "animate", seed=0)
+    svc = build_services(make_settings(tmp_path / "home", model)).start()
+    try:
+        yy, xx = np.mgrid[0:32, 0:32]
+        clip = np.stack([np.stack([(xx * 3 + i * 9) % 256, yy * 7 % 256, (xx + i) % 256], -1) for i in range(5)])
+        write_video(clip.astype(np.uint8), tmp_path / "pose.mp4", "mp4", 8, crf=4)
+        write_video(clip[:, ::-1, :24].astype(np.uint8), tmp_path / "face.mp4", "mp4", 8, crf=4)
+        Image.fromarray(np.full((40, 24, 3), 90, np.uint8)).save(tmp_path / "character.png")
+        fields = {**H.default_form(svc), "prompt": "a dancer", "num_frames": 5, "num_inference_steps": 2}
+        with pytest.raises(UIError) as e:  # no face video: named before anything is queued
+            H.submit(svc, fields, image=tmp_path / "character.png", files={"control_video": tmp_path / "pose.mp4"})
+        assert e.value.field == "face_video" and svc.list(limit=5) == []
+        job_id, _ = H.submit(svc, fields, image=tmp_path / "character.png",
+                             files={"control_video": tmp_path / "pose.mp4", "face_video": tmp_path / "face.mp4",
+                                    "mask_video": None, "background_video": None})
+        assert wait_view(svc, job_id).status == "succeeded", svc.get(job_id).error
+        r = svc.get(job_id)
+        assert r.result["face_video_sha256"] and r.result["control_video_sha256"] and r.result["image_sha256"]
+        assert H.remix_file(svc, job_id, None, "face_video").read_bytes() == (tmp_path / "face.mp4").read_bytes()
+        assert H.model_inputs(svc, str(model)) == ("image", "control_video", "face_video", "mask_video",
+                                                   "background_video")
+    finally:
+        svc.stop()
+
+
 def test_a_fast_preview_of_t2v_shapes_still_shows_the_shape(tmp_path):
     """Fewer steps at the shapes model's own 64x64: a red circle is there to see (a 32x32 clip of this model is
     black: below the size it was trained at)."""

@@ -71,8 +71,9 @@ class FlatExtrasBody(JobBody):
 VideoCreate = derived_body(
     "VideoCreate", GenerationRequest, "video", flat_extras=True,
     doc="Body of POST /v1/videos: a video request (its fields as GenerationRequest declares them) plus queue options. "
-        "image, last_image, video, extend, control_video, mask_video and reference_images name assets uploaded with "
-        "POST /v1/assets (image_id and last_image_id are taken as other names of image and last_image).",
+        "image, last_image, video, extend, control_video, mask_video, face_video, background_video and reference_images "
+        "name assets uploaded with POST /v1/assets (image_id and last_image_id are taken as other names of image and "
+        "last_image).",
     example={"prompt": "a panda surfing on a big ocean wave at sunset", "num_frames": 16, "seed": 42, "formats": ["mp4"]})
 
 

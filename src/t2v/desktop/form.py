@@ -19,14 +19,16 @@ NUMBERS = (("num_frames", "Frames"), ("num_inference_steps", "Steps"), ("guidanc
 FORMAT_CHOICES = tuple(f for f in ("mp4", "webm", "gif", "png") if f in FORMATS)
 IMAGE_TYPES = (("Images", "*.png *.jpg *.jpeg *.webp *.bmp"), ("All files", "*"))
 IMAGE_KEYS = ("image", "last_image")  # the first and the last frame, each with its Browse… button
-CLIP_KEYS = ("control_video", "mask_video")  # VACE's clips, each with its Browse… button
+CLIP_KEYS = F.VIDEO_FILE_KEYS  # VACE's and Wan-Animate's clips, each with its Browse… button
+SHORT = {"background_video": "Background"}  # labels the form's narrow first column shortens
 
 
 class Form(ttk.Frame):
     """Prompt, negative prompt, model (with its limits), numbers, scheduler, seed mode, formats, post-processing
     (interpolation, upscaling, deflicker), longer video (seconds, overlap, continue strength, prompt schedule),
-    LoRAs and the few-step preset, the first and last frames, the user's own video and its use, and VACE control
-    (control and mask clips, reference images one a line, the control strength, fit)."""
+    LoRAs and the few-step preset, the first and last frames, the user's own video and its use, and control (VACE's
+    control and mask clips, reference images one a line and control strength; Wan-Animate's face and background
+    clips; fit)."""
 
     def __init__(self, master, *, on_model: Callable[[str], None], on_preset: Callable[[str], None]) -> None:
         super().__init__(master, padding=8)
@@ -146,9 +148,9 @@ class Form(ttk.Frame):
         # the user's own clip: video-to-video, extend or post-processing only
         self.clip = ClipInput(self, row)
         row += ClipInput.ROWS
-        # VACE control (the Wan VACE models): the clips, the reference images one a line, strength and fit
-        for key in CLIP_KEYS:
-            ttk.Label(self, text=F.LABELS[key]).grid(row=row, column=0, sticky="w", pady=2)
+        # control (the Wan VACE and Wan-Animate models): the clips, the reference images one a line, strength and fit
+        for key in CLIP_KEYS:  # (short labels: the column is as wide as its widest)
+            ttk.Label(self, text=SHORT.get(key, F.LABELS[key])).grid(row=row, column=0, sticky="w", pady=2)
             self.vars[key] = tk.StringVar()
             entry = ttk.Entry(self, textvariable=self.vars[key])
             entry.grid(row=row, column=1, columnspan=2, sticky="ew", pady=2)

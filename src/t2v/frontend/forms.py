@@ -31,7 +31,7 @@ LONG_DEFAULTS = {"seconds": None, "prompt_schedule": "", "overlap": None, "conti
 ADAPTER_DEFAULTS = {"loras": "", "preset": "auto"}
 CONTROL_DEFAULTS = {"control_scale": 1.0, "fit": False}  # VACE's strength, and fitting its clips to the output
 #: The clips a video form sends beside its fields (each kept as an asset of the key).
-VIDEO_FILE_KEYS = ("control_video", "mask_video")
+VIDEO_FILE_KEYS = ("control_video", "mask_video", "face_video", "background_video")
 FEW_STEP_CHOICES = ("auto", *FEW_STEP_PRESETS, "none")
 OFF = "Off"
 INTERPOLATE_CHOICES = (OFF, "2x", "3x", "4x")  # frames out per frame in (the fps is multiplied too)
@@ -56,7 +56,8 @@ LABELS = {
     "overlap": "Overlap", "continue_strength": "Continue strength", "extend": "Extend", "loras": "LoRAs",
     "preset": "Few-step preset", "last_image": "Last frame", "control_video": "Control video",
     "mask_video": "Mask video", "reference_images": "Reference images", "control_scale": "Control strength",
-    "fit": "Fit control clips", "video": "Your video", "strength": "Strength",
+    "fit": "Fit control clips", "video": "Your video", "strength": "Strength", "face_video": "Face video",
+    "background_video": "Background video",
 }
 
 

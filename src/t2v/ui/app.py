@@ -171,7 +171,7 @@ def build_ui(service, *, header: str = HEADER):
                 "interpolate": interpolate, "interpolation": interpolation, "upscale": upscale, "upscaler": upscaler, "deflicker": deflicker,
                 "seconds": seconds, "prompt_schedule": schedule, "overlap": overlap, "continue_strength": strength,
                 "loras": loras, "preset": few_step, "control_scale": control["control_scale"], "fit": control["fit"]}
-        clips, refs = [control["control_video"], control["mask_video"]], control["references"]
+        clips, refs = [control[k] for k in F.VIDEO_FILE_KEYS], control["references"]
         source_inputs = [source["clip"], source["use"], source["strength"]]
         form_inputs = [form[k] for k in H.FORM_KEYS]
         sliders = ["num_frames", "num_inference_steps", "guidance_scale", "fps", "width", "height", "scheduler"]
@@ -319,8 +319,8 @@ def build_ui(service, *, header: str = HEADER):
             takes = H.model_inputs(service, m, token)
             shown = {c: gr.update(visible=f in takes, **({} if f in takes else {"value": None}))
                      for c, f in ((image, "image"), (last_image, "last_image"), (control["box"], "control_video"),
-                                  (control["mask_video"], "mask_video"))}
-            vace = "mask_video" in takes  # a VACE model: its references and strength too (a hidden one emptied)
+                                  *((control[k], k) for k in F.VIDEO_FILE_KEYS[1:]))}
+            vace = "reference_images" in takes  # a VACE model: its references and strength (a hidden one emptied)
             shown.update({control["vace"][1]: gr.update(visible=vace),
                           control["vace"][2]: gr.update(visible=vace, **({} if vace else {"value": 1.0})),
                           **{r: gr.update() if vace else gr.update(value=None) for r in refs}})
@@ -354,7 +354,8 @@ def build_ui(service, *, header: str = HEADER):
             button.click(on_preset(name), [model, key], [status, *(form[k] for k in sliders)], **common)
         model.input(on_preset("Quality"), [model, key], [status, *(form[k] for k in sliders)], **common)
         model.input(E.guarded(status, on_model), [model, key],
-                    [status, image, last_image, control["box"], *control["vace"], *refs, prompt, source["use"]],
+                    [status, image, last_image, control["box"], *control["vace"], control["face_video"],
+                     control["background_video"], *refs, prompt, source["use"]],
                     **common)
         source["use"].input(lambda use: gr.update(info=F.CLIP_HINTS.get(use, "")), [source["use"]], [source["use"]],
                             **common)

@@ -35,16 +35,24 @@ def adapter_inputs(gr, form0: dict[str, Any]) -> tuple[Any, Any]:
 def control_inputs(gr, form0: dict[str, Any], inputs: tuple[str, ...]) -> dict[str, Any]:
     """Control, in an accordion closed by default: the control video (VACE's control clip, or an LTX-2 IC-LoRA's
     reference) and, for VACE, its mask (uploaded clips: mp4, webm or gif), up to four reference images and the
-    control strength; and whether to fit the clips to the output. By field name: the files (kept as assets of the
-    key at Generate) and the two form fields, the accordion (shown only when the model, its ``inputs``, takes a
-    control clip) and ``vace``: the parts only a VACE model takes (shown when its ``inputs`` have a mask)."""
-    vace = "mask_video" in inputs
+    control strength; for Wan-Animate (the control video is its pose video) the face video, and for its replace mode
+    the background video with the mask; and whether to fit the clips to the output. By field name: the files (kept
+    as assets of the key at Generate) and the two form fields, the accordion (shown only when the model, its
+    ``inputs``, takes a control clip) and ``vace``: the parts only a VACE model takes (shown when its ``inputs``
+    have reference images)."""
+    vace = "reference_images" in inputs
     with gr.Accordion("Control", open=False, visible="control_video" in inputs, elem_id="t2v-control") as box:
         with gr.Row():
             control_video = gr.File(label="Control video (pose, depth, edges)", file_types=[".mp4", ".webm", ".gif"],
                                     type="filepath", height=120, elem_id="t2v-control-video")
             mask_video = gr.File(label="Mask video (white: make, black: keep)", file_types=[".mp4", ".webm", ".gif"],
-                                 type="filepath", height=120, elem_id="t2v-mask-video", visible=vace)
+                                 type="filepath", height=120, elem_id="t2v-mask-video", visible="mask_video" in inputs)
+        with gr.Row():  # Wan-Animate's: the driving face, and replace mode's scene (with the mask)
+            face_video = gr.File(label="Face video (the driving face, cropped)", file_types=[".mp4", ".webm", ".gif"],
+                                 type="filepath", height=120, elem_id="t2v-face-video", visible="face_video" in inputs)
+            background_video = gr.File(label="Background video (replace mode)", file_types=[".mp4", ".webm", ".gif"],
+                                       type="filepath", height=120, elem_id="t2v-background-video",
+                                       visible="background_video" in inputs)
         with gr.Row(visible=vace) as ref_row:
             refs = [gr.Image(label=f"Reference {i + 1}", type="filepath", image_mode=None, height=120,
                              sources=["upload", "clipboard"], elem_id=f"t2v-reference-{i + 1}") for i in range(4)]
@@ -54,8 +62,9 @@ def control_inputs(gr, form0: dict[str, Any], inputs: tuple[str, ...]) -> dict[s
             fit = gr.Checkbox(value=form0["fit"], label="Fit clips to the output",
                               info="scale, crop, cut or loop instead of refusing another size or length",
                               elem_id="t2v-fit")
-    return {"control_video": control_video, "mask_video": mask_video, "references": refs, "control_scale": scale,
-            "fit": fit, "box": box, "vace": [mask_video, ref_row, scale]}
+    return {"control_video": control_video, "mask_video": mask_video, "face_video": face_video,
+            "background_video": background_video, "references": refs, "control_scale": scale, "fit": fit, "box": box,
+            "vace": [mask_video, ref_row, scale]}
 
 
 def run_inputs(gr, service, form0: dict[str, Any], lim: dict[str, int]) -> dict[str, Any]:
