@@ -93,3 +93,78 @@ def test_the_planner_measures_a_chunk_attending_to_its_cache(model):
     assert m["step_flops"] > 0 and m["acts"]["transformer"] > 0 and m["params"]["transformer"] > 0
     longer = get_family("anyflow").measure(model, 29, 64, 64, 1, False, 29)
     assert longer["acts"]["transformer"] > m["acts"]["transformer"]  # a longer cache to attend to
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    """A 20-frame clip at the tiny model's size (an mp4, as a user's would be)."""
+    from t2v.export.writers import write_video
+
+    yy, xx = np.mgrid[0:64, 0:64]
+    frames = np.stack([np.stack([(xx * 3 + i * 12) % 256, (yy * 4) % 256, ((xx + yy) + 5 * i) % 256], -1)
+                       for i in range(20)]).astype(np.uint8)
+    path = tmp_path_factory.mktemp("far-clip") / "clip.mp4"
+    write_video(frames, path, "mp4", 16, crf=4)
+    return path
+
+
+def test_extending_a_clip_matches_the_stock_video_to_video_call(model, clip):
+    """``extend`` with one second more at 16 fps: the clip's last 13 frames (two whole chunks of latents) are the
+    context; the output is the clip, then the 16 frames the stock call makes after that context."""
+    import torch
+    from diffusers import AnyFlowFARPipeline
+
+    from t2v.export import decode_video
+    from t2v.families.anyflow_far import partition
+
+    steps = []
+    frames, result = run(model, extend=str(clip), seconds=1.0, overlap=13,
+                         on_progress=lambda e: steps.append(e.total) if e.stage == "denoise" else None)
+    given = decode_video(clip)[0]
+    assert frames.shape == (20 + 16, 64, 64, 3) and np.array_equal(frames[:20], given)
+    r, rec = result.request, result.record
+    assert (rec["num_frames"], rec["overlap"], rec["long"]["method"]) == (29, 13, "causal chunks")
+    assert set(steps) == {2 * r.num_inference_steps}  # the two chunks after the context; the context is cached
+    pipe = AnyFlowFARPipeline.from_pretrained(model)
+    pipe.set_progress_bar_config(disable=True)
+    video = torch.from_numpy(given[-13:]).permute(0, 3, 1, 2).float().div(255)[None]
+    theirs = pipe(prompt=r.prompt, negative_prompt=r.negative_prompt, height=64, width=64, num_frames=29, video=video,
+                  num_inference_steps=r.num_inference_steps, guidance_scale=r.guidance_scale,
+                  chunk_partition=partition(model, 8), generator=torch.Generator("cpu").manual_seed(r.seed),
+                  output_type="np").frames[0]
+    assert np.abs(frames[20:].astype(int) - to_uint8(theirs)[13:].astype(int)).max() <= 1
+
+
+def test_seconds_are_one_run_and_an_extension_resumes_bitwise(model, clip, tmp_path):
+    frames, result = run(model, seconds=1.0)
+    assert frames.shape[0] == 17 and result.record["long"]["method"] == "causal chunks"  # 16 frames, 4k+1
+    whole, _ = run(model, extend=str(clip), num_frames=29)  # num_frames counts the context (37, or the clip's 13)
+    spec = cancel_after(run, tmp_path / "ext.pt", 3, model, extend=str(clip), num_frames=29)
+    resumed, again = run(model, extend=str(clip), num_frames=29, checkpoint=spec)
+    assert again.record["resumed_from_step"] == 3 and np.array_equal(resumed, whole)
+
+
+def test_extension_settings_it_cannot_run_are_refused_by_name(model, clip, first_frame):
+    for fields, field in (({"overlap": 12}, "overlap"), ({"overlap": 25}, "overlap"),  # not 12k+1; more than the clip
+                          ({"prompt_schedule": ((0, "a"), (8, "b"))}, "prompt_schedule"),
+                          ({"image": first_frame}, "image"), ({"seconds": 30.0}, "seconds")):
+        with pytest.raises(InvalidRequest) as e:
+            run(model, **{"extend": str(clip), "seconds": 1.0, **fields})
+        assert e.value.field == field, (fields, str(e.value))
+    with pytest.raises(InvalidRequest) as e:  # overlap without a clip to continue
+        run(model, seconds=1.0, overlap=13)
+    assert e.value.field == "overlap"
+
+
+def test_an_extension_streams_the_clip_then_each_chunk(model, clip, tmp_path, monkeypatch):
+    from t2v import generate
+    from t2v.export.stream import ClipStream
+    from t2v.requests import GenerationRequest
+
+    parts, real = [], ClipStream.frames
+    monkeypatch.setattr(ClipStream, "frames", lambda s, given: parts.append(np.array(given)) or real(s, given))
+    request = GenerationRequest(model=str(model), prompt="a fox", seed=2, extend=str(clip), seconds=1.0, overlap=13,
+                                formats=())
+    result = generate(request, stream=tmp_path / "live.mp4")
+    assert [len(p) for p in parts] == [20 + 12, 20 + 16]  # the clip and the first new chunk (3 latent frames), the end
+    assert all(np.array_equal(p, result.frames[:len(p)]) for p in parts)

@@ -110,10 +110,9 @@ def report(result, *, quiet: bool, as_json: bool) -> None:
 
 
 STREAM = typer.Option(False, "--stream", help="Write the .mp4 while the clip is made: each finished part (a long "
-                      "video's segment, a diffusion-forcing window, a Helios or AnyFlow FAR chunk) is appended to a "
-                      "fragmented MP4 "
-                      "that plays from its first frames; the finished file (record, post-processing, sound) replaces "
-                      "it at the end.")
+                      "video's segment, a diffusion-forcing window, a Helios or AnyFlow FAR chunk, a Wan-Animate "
+                      "segment) is appended to a fragmented MP4 that plays from its first frames; the finished file "
+                      "(record, post-processing, sound) replaces it at the end.")
 
 
 def refuse_remote_stream(stream: bool, server: str | None) -> None:

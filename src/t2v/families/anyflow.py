@@ -12,9 +12,11 @@ the planner's dry run. LoRA: Wan's loader mixin (``WanLoraLoaderMixin``), as the
 A folder naming ``AnyFlowFARPipeline`` runs the causal variant chunk by chunk (:mod:`t2v.families.anyflow_far`),
 from text or from an image.
 
+The FAR models make a longer video (``seconds``) in one run, chunk by chunk, and continue a clip (``extend``,
+the stock pipeline's video-to-video): the clip's last frames are the context chunks, cached and never denoised.
+
 Step caches: a step's timestep pair changes the whole schedule of a flow map, so diffusers' hooks (which reuse
-a block's output from one step to the next) are refused by name. Not here yet: continuing a clip given as
-``video`` (the FAR model's video-to-video).
+a block's output from one step to the next) are refused by name.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from t2v.errors import InvalidRequest
 from t2v.families import anyflow_far
 from t2v.families.base import Component, RunContext, Rules
 from t2v.families.dryrun import measured, text_peak
@@ -41,6 +44,7 @@ from t2v.sampling.vae import video_uint8
 
 class AnyFlowFamily(DiffusersLora):
     card = CARD
+    long_method = "causal chunks"  # the FAR models: seconds and extend in one run
     components = (
         Component("tokenizer", ("T5TokenizerFast", "T5Tokenizer", "AutoTokenizer", "ByT5Tokenizer"), module=False,
                   prompt=True),
@@ -62,6 +66,32 @@ class AnyFlowFamily(DiffusersLora):
                      frame_step=step, max_frames=(int(tr.get("rope_max_seq_len") or 1024) - 1) * step + 1,
                      text_tokens=TEXT_TOKENS, modes=self.modes if far or path is None else ("video",),
                      schedulers=("model",))
+
+    def check_long(self, request, modes: tuple[str, ...], *, model: str) -> None:
+        """The FAR models (they take an image: ``i2v`` in ``modes``) make ``seconds`` and ``extend`` in one run, chunk
+        by chunk from one prompt; ``overlap`` is the clip's frames given as context (12k+1: whole chunks). The
+        others make no longer video (they neither continue a clip nor start from an image)."""
+        if "i2v" not in modes:
+            return super().check_long(request, modes, model=model)
+        for name in ("prompt_schedule", "continue_strength"):
+            if getattr(request, name, None) is not None:
+                raise InvalidRequest(f"{name}: {model} (AnyFlow FAR) makes a longer video in one run, chunk by chunk "
+                                     "from one prompt; leave it out", field=name)
+        if request.extend and getattr(request, "image", None):
+            raise InvalidRequest(f"image: {model} (AnyFlow FAR) continues the clip from its own last frames; leave "
+                                 "image out", field="image")
+        if request.overlap is not None:
+            if not request.extend:
+                raise InvalidRequest(f"overlap: {model} (AnyFlow FAR) makes seconds in one run; overlap is the frames "
+                                     "of a clip it continues (extend)", field="overlap")
+            anyflow_far.check_context(request.overlap)
+
+    def native_long(self, model, request, clip=None):
+        """FAR: ``seconds`` at the request's fps as one run (4k+1 frames, chunk by chunk); with a clip
+        (``extend``), the run that continues its last ``overlap`` frames (:func:`t2v.families.anyflow_far.extension`)."""
+        if not anyflow_far.is_far(model.source.path):
+            return None
+        return anyflow_far.extension(model, request, clip)
 
     def sample(self, model, request, ctx: RunContext) -> EngineRun:
         if anyflow_far.is_far(model.source.path):

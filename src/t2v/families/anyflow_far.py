@@ -10,6 +10,11 @@ as stock batches it) and, once the chunk is done, its keys and values added to t
 first latent frame and its chunk is context: it is cached, never denoised. A clip of another length than the
 partition's is partitioned the same way: a first chunk of 1, then chunks of 3, the rest last.
 
+Continuing a clip (``t2v extend``: the stock call's ``video``): the clip's last ``overlap`` frames (12k+1, so its
+latents fill whole chunks; 37 by default, fewer for a shorter clip) through the VAE are the context chunks, and the
+run makes the frames after them. The output is the clip, then the new frames (the re-decoded context is dropped;
+the new frames are the stock call's own).
+
 Every chunk's steps are steps of one run: progress and previews per step, cancel between steps, checkpoints that
 hold the clip so far and resume to the same frames (the cache is built again from it, as it was built). With
 ``--stream`` (and on the service) the clip so far is decoded and streamed as each chunk is done.
@@ -20,6 +25,7 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+from t2v.errors import InvalidRequest
 from t2v.families.base import RunContext
 from t2v.families.wan import TEXT_TOKENS, encode_prompts, latent_stats
 from t2v.models.catalog import config, read_index
@@ -30,6 +36,7 @@ from t2v.sampling.schedulers import make_scheduler
 from t2v.sampling.vae import video_uint8
 
 PIPELINE = "AnyFlowFARPipeline"
+CONTEXT = 37  # a continued clip's frames given as context by default: 10 latent frames, chunks of 1, 3, 3, 3
 
 
 def is_far(path) -> bool:
@@ -50,6 +57,44 @@ def partition(path, latent_frames: int) -> list[int]:
     return [1] + [3] * (rest // 3) + ([rest % 3] if rest % 3 else [])
 
 
+def check_context(frames: int) -> None:
+    """A context of ``frames`` must fill whole chunks: 12k+1 frames (1 latent frame, then chunks of 3)."""
+    if (frames - 1) % 12:
+        near = max(1, round((frames - 1) / 12) * 12 + 1)
+        raise InvalidRequest(f"overlap: {frames} frames of context do not fill whole chunks of AnyFlow FAR (1 latent "
+                             f"frame, then 3 a chunk): 12k+1 frames; nearest valid: {near}", field="overlap")
+
+
+def extension(model, request, clip):
+    """The one run of a longer FAR request: ``seconds`` (4k+1 frames); with ``clip`` (``extend``) its last ``overlap``
+    frames (the request's, else :data:`CONTEXT` or the most a shorter clip has) then ``seconds`` more (else
+    num_frames counting them). InvalidRequest naming the field for a clip or settings that leave no new frame or
+    pass the model's frame limit."""
+    import math
+
+    temporal = model.components["vae"].config.scale_factor_temporal
+    new = None if request.seconds is None else temporal * math.ceil(request.seconds * request.fps / temporal)
+    if clip is None:
+        return request.model_copy(update={"seconds": None, "num_frames": new + 1})
+    have = len(clip.frames)
+    context = request.overlap or min(CONTEXT, (have - 1) // 12 * 12 + 1)
+    if context > have:
+        raise InvalidRequest(f"overlap: the clip has {have} frames, fewer than the {context} given as context; nearest "
+                             f"valid: {(have - 1) // 12 * 12 + 1}", field="overlap")
+    frames = context + new if new is not None else request.num_frames
+    if frames <= context:
+        raise InvalidRequest(f"num_frames: {frames} frames, counting the clip's last {context}, leave no new frame; "
+                             f"nearest valid: {context + temporal}", field="num_frames")
+    if (frames - 1) % temporal:
+        frames = (frames - 1) // temporal * temporal + temporal + 1
+    limit = (int(model.components["transformer"].config.rope_max_seq_len) - 1) * temporal + 1
+    if frames > limit:
+        field = "seconds" if request.seconds is not None else "num_frames"
+        raise InvalidRequest(f"{field}: the clip's {context} frames of context and the new ones make {frames} frames, "
+                             f"more than the model's {limit}; nearest valid: {limit - context} new frames", field=field)
+    return request.model_copy(update={"seconds": None, "num_frames": frames, "overlap": context})
+
+
 class _Shell:
     """The stock pipeline with only what ``encode_kv_cache`` reads: the transformer and the guidance scale."""
 
@@ -67,10 +112,17 @@ def image_latents(vae, image, request, device):
     """AnyFlowFARPipeline.encode_video of the image as a one-frame clip: its latent (the encoder's mean,
     normalised), frame-major (1, 1, C, h, w)."""
     import numpy as np
+
+    return clip_latents(vae, np.asarray(image.convert("RGB"))[None], request, device)
+
+
+def clip_latents(vae, frames, request, device):
+    """AnyFlowFARPipeline.encode_video of (F, H, W, 3) uint8 frames (as [0, 1] floats): their latents (the
+    encoder's mean, normalised), frame-major (1, latent frames, C, h, w)."""
     import torch
     from diffusers.video_processor import VideoProcessor
 
-    pixels = torch.from_numpy(np.asarray(image.convert("RGB"))).permute(2, 0, 1).float().div(255)[None, None]
+    pixels = torch.from_numpy(frames).permute(0, 3, 1, 2).float().div(255)[None]
     video = VideoProcessor(vae_scale_factor=vae.config.scale_factor_spatial).preprocess_video(
         pixels, height=request.height, width=request.width).to(dtype=vae.dtype, device=device)
     mu = torch.chunk(vae._encode(video), 2, dim=1)[0]
@@ -119,9 +171,11 @@ def sample(model, request, ctx: RunContext) -> EngineRun:
     starts = [sum(parts[:k]) for k in range(len(parts) + 1)]
     output = torch.zeros_like(noise)
     context = 0
-    if ctx.image is not None:
+    given = ctx.video.frames[-request.overlap:] if ctx.video is not None else None  # a clip continued: its last
+    if ctx.image is not None or given is not None:
         with resident(vae, device, memory.offload), torch.no_grad():
-            prefix = image_latents(vae, ctx.image, request, device)
+            prefix = (image_latents(vae, ctx.image, request, device) if given is None
+                      else clip_latents(vae, given, request, device))
         output[:, :prefix.shape[1]] = prefix
         context = next(k + 1 for k in range(len(parts)) if starts[k + 1] >= prefix.shape[1])
 
@@ -173,7 +227,7 @@ def sample(model, request, ctx: RunContext) -> EngineRun:
             st.extra["output"] = st.extra["output"].clone()
             st.extra["output"][:, starts[k]:starts[k + 1]] = st.latents
             if ctx.on_frames is not None and k < len(parts) - 1:
-                ctx.on_frames(decode(st.extra["output"][:, :starts[k + 1]]))
+                ctx.on_frames(after_clip(decode(st.extra["output"][:, :starts[k + 1]])))
 
     def decode(latents):
         """Frame-major latents to uint8 frames with the VAE's statistics; Wan's VAE is causal, so a prefix of the
@@ -183,13 +237,22 @@ def sample(model, request, ctx: RunContext) -> EngineRun:
             mean, inv_std = latent_stats(vae, z)
             return video_uint8(processor, vae.decode(z / inv_std + mean, return_dict=False)[0])
 
+    def after_clip(frames):
+        """A continued clip, then the frames made after its context (the context's re-decoded frames dropped)."""
+        if given is None:
+            return frames
+        import numpy as np
+
+        return np.concatenate([ctx.video.frames, frames[len(given):]])
+
     processor = VideoProcessor(vae_scale_factor=s)
     with resident(transformer, device, memory.offload):
         denoise(ctx, len(chunks) * steps, state, step, checkpoints, start=start)
 
     # 7. Decode the clip (channels first again).
     ctx.on_stage("decode")
-    return EngineRun(frames=decode(state.extra["output"]), warnings=ctx.warnings, resumed_from_step=checkpoints.resumed)
+    return EngineRun(frames=after_clip(decode(state.extra["output"])), warnings=ctx.warnings,
+                     resumed_from_step=checkpoints.resumed)
 
 
 def meta_step(transformer, path, x, text):
