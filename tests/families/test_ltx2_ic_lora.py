@@ -48,10 +48,16 @@ def inputs(model, tmp_path_factory):
     save_file(load_file(str(lora)), str(half), metadata={"reference_downscale_factor": "2"})
     image = folder / "first.png"
     Image.fromarray(rng.integers(0, 255, (64, 128, 3), dtype=np.uint8)).save(image)
-    return {"clip": clip, "lora": lora, "half": half, "image": image}
+    from t2v.export.writers import write_video
+
+    mask = np.zeros((9, 64, 128, 3), np.uint8)
+    for i in range(9):  # the reference counts on the left, moving right (each frame different: a GIF merges equal ones)
+        mask[i, :, 8 * i:8 * i + 64] = 255
+    write_video(mask, folder / "mask.gif", "gif", 24)
+    return {"clip": clip, "lora": lora, "half": half, "image": image, "mask": folder / "mask.gif"}
 
 
-def stock(model, result, clip, lora, downscale: int, image=None):
+def stock(model, result, clip, lora, downscale: int, image=None, mask=None):
     """LTX2InContextPipeline with the IC-LoRA loaded and the clip's frames (as t2v reads them) as its reference."""
     import torch
     from diffusers import LTX2InContextPipeline
@@ -69,12 +75,20 @@ def stock(model, result, clip, lora, downscale: int, image=None):
     pipe.load_lora_weights(str(lora), adapter_name="ic")
     pipe.set_adapters("ic", 1.0)
     conditions = [LTX2VideoCondition(frames=Image.open(image).convert("RGB"), index=0)] if image else None
+    attention = {}
+    if r.control_scale != 1.0 or mask is not None:  # the reference's attention strength, and where (t2v's binary mask)
+        attention["conditioning_attention_strength"] = r.control_scale
+    if mask is not None:
+        from t2v.export import decode_video
+
+        binary = (decode_video(mask)[0].mean(-1) >= 128).astype(np.float32)
+        attention["conditioning_attention_mask"] = torch.from_numpy(binary)[None, None]
     out = pipe(prompt=r.prompt, negative_prompt=r.negative_prompt, height=r.height, width=r.width,
                num_frames=r.num_frames, frame_rate=r.fps, num_inference_steps=r.num_inference_steps,
                guidance_scale=r.guidance_scale, spatio_temporal_guidance_blocks=stg, conditions=conditions,
                reference_conditions=[LTX2ReferenceCondition(frames=frames, strength=1.0)],
                reference_downscale_factor=downscale, generator=torch.Generator("cpu").manual_seed(r.seed),
-               output_type="np")
+               output_type="np", **attention)
     return to_uint8(out.frames[0]), out.audio[0].float().numpy()
 
 
@@ -92,6 +106,20 @@ def test_frames_and_sound_match_the_in_context_pipeline(model, inputs, which, do
     assert result.record["control_video_sha256"]
 
 
+@pytest.mark.parametrize("scale,masked", [(0.6, False), (1.0, True), (0.5, True)],
+                         ids=["half-strength", "masked", "masked-half-strength"])
+def test_the_references_attention_strength_and_mask_match_the_in_context_pipeline(model, inputs, scale, masked):
+    extra = {"mask_video": str(inputs["mask"])} if masked else {}
+    frames, result = run(model, control_video=str(inputs["clip"]), loras=[{"path": str(inputs["lora"])}],
+                         control_scale=scale, **SIZE, **extra)
+    ref, _ = stock(model, result, inputs["clip"], inputs["lora"], 1, mask=inputs["mask"] if masked else None)
+    assert np.abs(frames.astype(int) - ref.astype(int)).max() <= 1
+    full, _ = run(model, control_video=str(inputs["clip"]), loras=[{"path": str(inputs["lora"])}], **SIZE)
+    assert np.abs(frames.astype(int) - full.astype(int)).max() > 2  # the strength and the mask count
+    if masked:
+        assert result.record["mask_video_sha256"]
+
+
 def test_a_cancelled_run_resumes_bitwise(model, inputs, tmp_path):
     fields = dict(control_video=str(inputs["clip"]), loras=[{"path": str(inputs["lora"])}], **SIZE)
     whole, _ = run(model, **fields)
@@ -102,7 +130,7 @@ def test_a_cancelled_run_resumes_bitwise(model, inputs, tmp_path):
 
 @pytest.mark.parametrize("fields,field,message", [
     ({}, "control_video", "give the IC-LoRA as lora"),
-    ({"lora": True, "control_scale": 0.5}, "control_scale", "leave control_scale out"),
+    ({"lora": True, "control_scale": 1.5}, "control_scale", "nearest valid: 1.0"),
     ({"lora": True, "extras": {"latent_upscale": True}}, "extras.latent_upscale", "leave control_video out"),
 ])
 def test_requests_it_cannot_run_are_refused(model, inputs, fields, field, message):

@@ -87,13 +87,12 @@ class LTX2Family(DiffusersLora):
                      min_steps=scheduler_min_steps(path))
 
     def check(self, request, path: Path | None, *, model: str = "this model") -> None:
-        for name in ("mask_video", "reference_images"):
-            if getattr(request, name, None):
-                raise InvalidRequest(f"{name}: {model} (LTX-2) takes one control input, control_video, as an IC-LoRA's "
-                                     "reference video; leave it out", field=name)
-        if getattr(request, "control_video", None) and getattr(request, "control_scale", 1.0) != 1.0:
-            raise InvalidRequest(f"control_scale: {model} (LTX-2) takes its reference video at full strength; leave "
-                                 "control_scale out (1.0)", field="control_scale")
+        if getattr(request, "reference_images", None):
+            raise InvalidRequest(f"reference_images: {model} (LTX-2) takes one control input, control_video, as an "
+                                 "IC-LoRA's reference video; leave it out", field="reference_images")
+        if getattr(request, "control_video", None) and getattr(request, "control_scale", 1.0) > 1.0:
+            raise InvalidRequest(f"control_scale: {model} (LTX-2) attends to its reference video at a strength from 0 "
+                                 "(not at all) to 1 (fully); nearest valid: 1.0", field="control_scale")
         if getattr(request, "control_video", None) and not getattr(request, "loras", None):
             raise InvalidRequest(f"control_video: {model} (LTX-2) follows a reference video through an IC-LoRA; give "
                                  "the IC-LoRA as lora", field="control_video")
@@ -174,7 +173,8 @@ class LTX2Family(DiffusersLora):
                 latents, condition = conditioned(
                     vae, transformer, request, grid, crf=image_crf(model, opts), rate=rate,
                     noise_scale=(opts["sigmas"] or [1.0])[0], generator=generator, device=device, image=ctx.image,
-                    last_image=ctx.last_image, reference=reference, downscale=downscale)
+                    last_image=ctx.last_image, reference=reference, downscale=downscale,
+                    attention=request.control_scale, attention_mask=ctx.control.mask if reference is not None else None)
             sound = audio_noise(audio, generator, device, packed=True)
         else:
             latents, sound = noise(grid, audio, transformer.config.in_channels, generator, device)

@@ -8,7 +8,9 @@ x0 keeps the clean conditions at their strength each step (:func:`t2v.families.l
 crop, the H.264 re-compression at the model's CRF, the VAE, the appended tokens' positions and the noise), so a
 seed gives their latents; the appended tokens are dropped before decoding. An IC-LoRA that was trained on
 references smaller than the output says so in its file's metadata (``reference_downscale_factor``), as stock
-reads it.
+reads it. How strongly the clip's tokens and the reference's attend to each other is ``control_scale`` (0 to 1,
+the stock call's ``conditioning_attention_strength``), and where, ``mask_video`` (white: fully; the stock call's
+``conditioning_attention_mask``): both through the stock call's own self-attention mask.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ class Conditioned:
     clean: Any
     coords: Any
     clip_tokens: int
+    attention: Any = None  # the video self-attention mask (1, tokens, tokens) of a reference at less than full strength
 
     def clip(self, latents):
         """The clip's own tokens of packed ``latents`` (the keyframe tokens dropped)."""
@@ -50,11 +53,13 @@ def _shell(cls, vae, transformer):
 
 
 def conditioned(vae, transformer, request, grid: Grid, *, crf: int, rate: float, noise_scale: float, generator,
-                device, image=None, last_image=None, reference=None, downscale: int = 1):
+                device, image=None, last_image=None, reference=None, downscale: int = 1, attention: float = 1.0,
+                attention_mask=None):
     """The noised packed latents (the clip's tokens, then the appended keyframe and reference tokens) and their
     :class:`Conditioned`, as the stock pipeline makes them from the request's generator: ``image`` at latent frame
     0 and ``last_image`` at the last, strength 1 (``LTX2ConditionPipeline``), and ``reference`` ((F, H, W, 3)
-    uint8 frames, strength 1, at 1/``downscale`` of the output's size) for an IC-LoRA (``LTX2InContextPipeline``)."""
+    uint8 frames, strength 1, at 1/``downscale`` of the output's size) for an IC-LoRA (``LTX2InContextPipeline``),
+    attended to at strength ``attention`` where ``attention_mask`` ((F, H, W) of 0 and 1, or None: everywhere) says."""
     import torch
     from diffusers.pipelines.ltx2.pipeline_ltx2_condition import LTX2ConditionPipeline, LTX2VideoCondition
 
@@ -68,9 +73,16 @@ def conditioned(vae, transformer, request, grid: Grid, *, crf: int, rate: float,
     else:
         from diffusers.pipelines.ltx2.pipeline_ltx2_ic_lora import LTX2InContextPipeline, LTX2ReferenceCondition
 
-        latents, mask, clean, coords, *_ = _shell(LTX2InContextPipeline, vae, transformer).prepare_latents(
+        pixels = None if attention_mask is None else torch.from_numpy(attention_mask).float()[None, None].to(device)
+        shell = _shell(LTX2InContextPipeline, vae, transformer)
+        latents, mask, clean, coords, refs, cross, counts = shell.prepare_latents(
             reference_conditions=[LTX2ReferenceCondition(frames=reference, strength=1.0)],
-            reference_downscale_factor=downscale, **common)
+            reference_downscale_factor=downscale, conditioning_attention_strength=attention,
+            conditioning_attention_mask=pixels, **common)
+        self_attention = None if cross is None else shell._build_video_self_attention_mask(
+            num_noisy_tokens=grid.tokens, num_prefix_tokens=latents.shape[1] - refs,
+            extras_cross_masks=list(torch.split(cross, counts, dim=1)), device=torch.device(device))
+        return latents, Conditioned(mask, clean, coords, grid.tokens, self_attention)
     return latents, Conditioned(mask, clean, coords, grid.tokens)
 
 

@@ -208,8 +208,12 @@ def step_fn(transformer, schedulers, grid: Grid, audio: AudioGrid, text: Text, g
     dtype = text.video.dtype
     token_mask = mask if condition is None else condition.mask.squeeze(-1)
 
+    attention = None if condition is None else condition.attention
+
     def forward(latents, sound, t, txt, coords, batch, **extra):
         timestep = t.expand(batch)
+        if attention is not None:  # a reference attended to at less than full strength, or where a mask says
+            extra["video_self_attention_mask"] = attention.expand(batch, -1, -1)
         if token_mask is not None:  # per-token video timesteps; the sound keeps the step's
             extra["audio_timestep"] = timestep
             video_timestep = timestep.unsqueeze(-1) * (1 - torch.cat([token_mask] * batch))

@@ -88,7 +88,8 @@ class GenerationRequest(RequestModel):
         "id on a server); the output's size and frame count, unless fit."))
     mask_video: str | None = knob(None, only=("video",), file="video", max_length=4096, help=(
         "VACE inpainting / outpainting: a black-and-white clip the size and length of control_video, white where "
-        "to make new content, black where to keep the control video's pixels."))
+        "to make new content, black where to keep the control video's pixels. Wan-Animate replace mode: white where "
+        "the character goes. LTX-2 IC-LoRA: white where the video attends to its reference."))
     face_video: str | None = knob(None, only=("video",), file="video", max_length=4096, help=(
         "Wan-Animate: the driving face, cropped frame by frame (as many frames as control_video, the pose video; "
         "any size, scaled to the model's face size)."))
@@ -99,7 +100,8 @@ class GenerationRequest(RequestModel):
         f"VACE: an image of a subject, object or background to put in the video (repeatable, at most "
         f"{MAX_REFERENCES}; PNG, JPEG or WebP: a file, or an uploaded asset id on a server)."))
     control_scale: float = knob(1.0, only=("video",), ge=0.0, le=4.0, allow_inf_nan=False, help=(
-        "VACE: the strength of the control inputs, 0 (none) to 4; 1 as trained."))
+        "VACE: the strength of the control inputs, 0 (none) to 4; 1 as trained. LTX-2 IC-LoRA: how strongly the "
+        "video attends to its reference, 0 to 1."))
     no_audio: bool = knob(False, only=("video",), cli="--no-audio", help=(
         "Write no sound, even from a model that makes it (LTX-2)."))
     fit: bool = knob(False, only=("video",), help=(
