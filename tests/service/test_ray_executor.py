@@ -164,6 +164,21 @@ def test_jobs_spread_over_nodes_and_survive_losing_one(tiny_model, tmp_path, ray
         assert {r["node_id"] for r in ran_on} == {n.node_id for n in ray_cluster.nodes}, ("both nodes ran jobs", ran_on)
         assert all(r["actor_id"] and r["actor_name"].startswith("t2v-worker-") for r in ran_on), ran_on
 
+        # A longer video streams each segment as it is joined: this API process serves the clip so far from the
+        # object the actor uploads after each part, wherever its node is.
+        streamed = srv.submit(seed=3, seconds=2.0, fps=8, num_frames=8, width=32, height=32, num_inference_steps=12)
+        parts = []
+        while (job := srv.job(streamed))["status"] in ("queued", "running"):
+            part = HTTP.get(f"{srv.url}/v1/videos/{streamed}/content", headers={"Range": "bytes=0-"}, timeout=30)
+            if part.status_code == 206:
+                parts.append(part.content)
+            time.sleep(0.05)
+        assert job["status"] == "succeeded", job["error"]
+        final = HTTP.get(f"{srv.url}/v1/videos/{streamed}/content", timeout=30)
+        assert parts and final.status_code == 200 and len(parts[0]) < len(final.content), (len(parts), srv.output())
+        assert job["result"]["metadata"]["ran_on"]["executor"] == "ray"
+        assert not [k for k in job_objects(s3_endpoint, bucket, streamed) if k.endswith("live.mp4")]
+
         long_id = srv.submit(seed=9, num_inference_steps=60, num_frames=4, width=48, height=48)
         srv.wait(long_id, ("running",), cond=lambda j: j["progress"]["step"] >= 3)
         runner = _runner(srv, long_id)
