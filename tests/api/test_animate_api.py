@@ -5,20 +5,23 @@ nothing is queued."""
 
 from __future__ import annotations
 
-import hashlib
-
-import numpy as np
 import pytest
-from fastapi.testclient import TestClient
 
-from t2v.api import create_app
 from t2v.export.writers import write_video
-from t2v.service.keys import create_key
-from tests.api.conftest import make_settings, wait_for
-from tests.api.test_assets import bearer, loc_field, png, upload
-from tests.api.test_vace_api import send
+from tests.api.test_assets import bearer, loc_field, png
+from tests.api.test_vace_api import send, succeeded, two_keys, write_clips
 
 SHAPE = {"num_frames": 9, "num_inference_steps": 2, "seed": 4}
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    root = tmp_path_factory.mktemp("animate-clips")
+    frames = write_clips(root, 9, "pose.mp4", 2)
+    write_video(frames[:, ::-1, :24], root / "face.mp4", "mp4", 8, crf=4)
+    write_video(frames[:, :, ::-1], root / "background.mp4", "mp4", 8, crf=4)
+    (root / "character.png").write_bytes(png(24, 40, seed=2))
+    return root
 
 
 @pytest.fixture(scope="module")
@@ -28,32 +31,10 @@ def tiny_animate(tmp_path_factory):
     return make_tiny(tmp_path_factory.mktemp("models") / "tiny-wan-animate", family="wan-animate", seed=0)
 
 
-@pytest.fixture(scope="module")
-def clips(tmp_path_factory):
-    root = tmp_path_factory.mktemp("animate-clips")
-    yy, xx = np.mgrid[0:32, 0:32]
-    frames = np.stack([np.stack([(xx * 7 + i * 20) % 256, (yy * 5) % 256, (xx + yy + i) % 256], -1)
-                       for i in range(9)]).astype(np.uint8)
-    write_video(frames, root / "pose.mp4", "mp4", 8, crf=4)
-    write_video(frames[:, ::-1, :24], root / "face.mp4", "mp4", 8, crf=4)
-    write_video(frames[:, :, ::-1], root / "background.mp4", "mp4", 8, crf=4)
-    write_video(np.repeat(frames, 2, axis=1)[:, :, :32], root / "tall.mp4", "mp4", 8, crf=4)  # 32x64
-    mask = np.zeros((9, 32, 32, 3), np.uint8)
-    for i in range(9):
-        mask[i, 8:24, 2 * i:2 * i + 16] = 255
-    write_video(mask, root / "mask.gif", "gif", 8)
-    (root / "character.png").write_bytes(png(24, 40, seed=2))
-    return root
-
-
 @pytest.fixture
 def keyed(tiny_animate, tmp_path):
-    app = create_app(make_settings(tmp_path / "home", tiny_animate))
-    service = app.state.service
-    _, alice = create_key(service.repo.keys, "alice")
-    _, bob = create_key(service.repo.keys, "bob")
-    with TestClient(app) as client:
-        yield client, service, alice, bob
+    with two_keys(tiny_animate, tmp_path / "home") as k:
+        yield k
 
 
 def test_an_animate_job_runs_on_the_keys_assets_as_a_local_run_does(keyed, clips, tiny_animate):
@@ -66,12 +47,7 @@ def test_an_animate_job_runs_on_the_keys_assets_as_a_local_run_does(keyed, clips
     body = {"prompt": "a dancer", "model": str(tiny_animate), "image": ids["character.png"],
             "control_video": ids["pose.mp4"], "face_video": ids["face.mp4"], "background_video": ids["background.mp4"],
             "mask_video": ids["mask.gif"], **SHAPE}
-    r = client.post("/v1/videos", json=body, headers=bearer(alice))
-    assert r.status_code == 202, r.text
-    done = wait_for(client, r.json()["id"], headers=bearer(alice))
-    assert done["status"] == "succeeded", done["error"]
-    meta = client.get(f"/v1/videos/{done['id']}/metadata", headers=bearer(alice)).json()
-    sha = lambda name: hashlib.sha256((clips / name).read_bytes()).hexdigest()  # noqa: E731
+    meta, sha = succeeded(client, body, alice, clips)
     assert meta["face_video_sha256"] == sha("face.mp4") and meta["background_video_sha256"] == sha("background.mp4")
     local = generate(GenerationRequest(prompt="a dancer", model=str(tiny_animate), image=str(clips / "character.png"),
                                        control_video=str(clips / "pose.mp4"), face_video=str(clips / "face.mp4"),

@@ -58,8 +58,8 @@ def test_purge_asked_in_one_process_while_another_runs_the_job(shared):
         folder = shared.videos_dir / job_id
         wait_until(lambda: (folder / "preview.png").is_file(), "previewing")
         r = cb.delete(f"/v1/videos/{job_id}?purge=true")
-        assert r.status_code == 200 and r.json()["status"] == "running"
-        assert other.repo.get_job(job_id).purge_requested
+        # (the runner may see the cancel, between two steps, before this answer is read back)
+        assert r.status_code == 200 and r.json()["status"] in ("running", "cancelled"), r.json()
         done = wait_until(lambda: (j := runner.repo.get_job(job_id)).status == "cancelled" and not j.purge_requested and j,
                           "cancelled and purged")
         assert done.step < 400 and done.files == []

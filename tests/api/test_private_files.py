@@ -162,11 +162,12 @@ def test_uploads_are_refused(keyed):
     after = set(Path(get_upload_folder()).rglob("*"))
     assert not [p for p in after - before if p.is_file() and b"payload-that-must-not-land" in p.read_bytes()]
     # The page's upload fields are the first and last frames (image-to-video, first-last-frame), the user's own
-    # video, and VACE's control clips and reference images; their uploads are guarded (t2v.ui.uploads).
+    # video, the control clips (VACE's control and mask, Wan-Animate's face and background) and reference images;
+    # their uploads are guarded (t2v.ui.uploads).
     page = next(r.app.blocks for r in client.app.router.routes if hasattr(getattr(r, "app", None), "blocks"))
     assert upload_fields(gr, page) == ["Image t2v-image", "Image t2v-last-image", "File t2v-source-video",
-                                       "File t2v-control-video", "File t2v-mask-video",
-                                       *(f"Image t2v-reference-{i}" for i in range(1, 5))]
+                                       "File t2v-control-video", "File t2v-mask-video", "File t2v-face-video",
+                                       "File t2v-background-video", *(f"Image t2v-reference-{i}" for i in range(1, 5))]
     with gr.Blocks() as other:
         gr.File(label="attachment")
     assert upload_fields(gr, other) == ["File attachment"]

@@ -4,6 +4,7 @@ and a clip of another size are refused at submit naming the field, and nothing i
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 
 import numpy as np
@@ -29,27 +30,57 @@ def tiny_vace(tmp_path_factory):
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory):
     root = tmp_path_factory.mktemp("vace-clips")
-    yy, xx = np.mgrid[0:32, 0:32]
-    frames = np.stack([np.stack([(xx * 7 + i * 20) % 256, (yy * 5) % 256, (xx + yy + i) % 256], -1)
-                       for i in range(5)]).astype(np.uint8)
-    write_video(frames, root / "control.mp4", "mp4", 8, crf=4)
-    mask = np.zeros((5, 32, 32, 3), np.uint8)
-    for i in range(5):
-        mask[i, 8:24, 4 * i:4 * i + 16] = 255
-    write_video(mask, root / "mask.gif", "gif", 8)
-    write_video(np.repeat(frames, 2, axis=1)[:, :, :32], root / "tall.mp4", "mp4", 8, crf=4)  # 32x64
+    frames = write_clips(root, 5, "control.mp4", 4)
     (root / "ref.png").write_bytes(png(24, 40, seed=2))
     return root
 
 
-@pytest.fixture
-def keyed(tiny_vace, tmp_path):
-    app = create_app(make_settings(tmp_path / "home", tiny_vace))
+def write_clips(root, n: int, name: str, step: int):
+    """A 32x32 clip of ``n`` gradient frames as ``name``, a moving-block mask (``step`` px a frame) as mask.gif and
+    the clip stretched to 32x64 as tall.mp4; the frames."""
+    yy, xx = np.mgrid[0:32, 0:32]
+    frames = np.stack([np.stack([(xx * 7 + i * 20) % 256, (yy * 5) % 256, (xx + yy + i) % 256], -1)
+                       for i in range(n)]).astype(np.uint8)
+    write_video(frames, root / name, "mp4", 8, crf=4)
+    write_video(moving_mask(n, step), root / "mask.gif", "gif", 8)
+    write_video(np.repeat(frames, 2, axis=1)[:, :, :32], root / "tall.mp4", "mp4", 8, crf=4)  # 32x64
+    return frames
+
+
+def moving_mask(n: int, step: int):
+    """``n`` 32x32 mask frames (RGB): a white 16x16 block moving ``step`` px right a frame (each frame different:
+    a GIF writer merges equal ones)."""
+    mask = np.zeros((n, 32, 32, 3), np.uint8)
+    for i in range(n):
+        mask[i, 8:24, step * i:step * i + 16] = 255
+    return mask
+
+
+@contextlib.contextmanager
+def two_keys(model, home):
+    """(client, service, alice's key, bob's key) of an app over ``model`` with keys on."""
+    app = create_app(make_settings(home, model))
     service = app.state.service
     _, alice = create_key(service.repo.keys, "alice")
     _, bob = create_key(service.repo.keys, "bob")
     with TestClient(app) as client:
         yield client, service, alice, bob
+
+
+@pytest.fixture
+def keyed(tiny_vace, tmp_path):
+    with two_keys(tiny_vace, tmp_path / "home") as k:
+        yield k
+
+
+def succeeded(client, body, token, clips):
+    """Submit ``body`` with ``token``, wait for it to succeed: (its record, the sha256 of a file in ``clips``)."""
+    r = client.post("/v1/videos", json=body, headers=bearer(token))
+    assert r.status_code == 202, r.text
+    done = wait_for(client, r.json()["id"], headers=bearer(token))
+    assert done["status"] == "succeeded", done["error"]
+    meta = client.get(f"/v1/videos/{done['id']}/metadata", headers=bearer(token)).json()
+    return meta, lambda name: hashlib.sha256((clips / name).read_bytes()).hexdigest()
 
 
 def send(client, path, token):
@@ -67,12 +98,7 @@ def test_a_vace_job_runs_on_the_keys_assets_as_a_local_run_does(keyed, clips, ti
     ids = {n: send(client, clips / n, alice) for n in ("control.mp4", "mask.gif", "ref.png")}
     body = {"prompt": "a dancer", "model": str(tiny_vace), "control_video": ids["control.mp4"],
             "mask_video": ids["mask.gif"], "reference_images": [ids["ref.png"]], "control_scale": 0.8, **SHAPE}
-    r = client.post("/v1/videos", json=body, headers=bearer(alice))
-    assert r.status_code == 202, r.text
-    done = wait_for(client, r.json()["id"], headers=bearer(alice))
-    assert done["status"] == "succeeded", done["error"]
-    meta = client.get(f"/v1/videos/{done['id']}/metadata", headers=bearer(alice)).json()
-    sha = lambda name: hashlib.sha256((clips / name).read_bytes()).hexdigest()  # noqa: E731
+    meta, sha = succeeded(client, body, alice, clips)
     assert meta["control_video_sha256"] == sha("control.mp4") and meta["mask_video_sha256"] == sha("mask.gif")
     assert meta["reference_images_sha256"] == [sha("ref.png")]
     local = generate(GenerationRequest(prompt="a dancer", model=str(tiny_vace), control_video=str(clips / "control.mp4"),

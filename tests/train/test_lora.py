@@ -283,3 +283,31 @@ def test_two_stacked_adapters_match_the_stock_pipeline_with_set_adapters(adapter
     print(f"stacked adapters against stock: max {off_by}/255")
     assert off_by <= 2
     assert [a["scale"] for a in ours.record["adapters"]] == [0.7, 0.4]
+
+
+def test_eval_shapes_puts_the_adapters_figures_beside_the_base_models(adapter, tiny_model, tmp_path):
+    """``t2v eval shapes --lora``: the base model on the same prompts and seeds too, both in the report, and a
+    table of base / adapter per colour; the base's rows are those of an evaluation without the adapter."""
+    from typer.testing import CliRunner
+
+    from t2v.cli import app
+
+    out, _ = adapter
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("a purple circle moving right\na red square moving up\n")
+    runner = CliRunner()
+    r = runner.invoke(app, ["eval", "shapes", "--model", str(tiny_model), "--prompts", str(prompts), "--seeds", "2",
+                            "--lora", str(out), "--json-out", str(tmp_path / "both.json")])
+    assert r.exit_code == 0, r.output
+    assert "beside the base model" in " ".join(r.output.split())
+    both = json.loads((tmp_path / "both.json").read_text())
+    assert both["lora"] == str(out) and [(x["prompt"], x["seed"]) for x in both["base"]["rows"]] == [
+        (x["prompt"], x["seed"]) for x in both["rows"]]
+    r = runner.invoke(app, ["eval", "shapes", "--model", str(tiny_model), "--prompts", str(prompts), "--seeds", "2",
+                            "--json-out", str(tmp_path / "plain.json")])
+    assert r.exit_code == 0, r.output
+    plain = json.loads((tmp_path / "plain.json").read_text())
+    assert both["base"]["rows"] == plain["rows"] and "base" not in plain
+    r = runner.invoke(app, ["eval", "shapes", "--model", str(tiny_model), "--prompts", str(prompts), "--seeds", "1",
+                            "--lora", str(out), "--no-base", "--json-out", str(tmp_path / "alone.json")])
+    assert r.exit_code == 0 and "base" not in json.loads((tmp_path / "alone.json").read_text())

@@ -152,6 +152,21 @@ def _pct(v) -> str:
     return "-" if v is None else f"{100 * v:.1f}%"
 
 
+def _beside_table(rows, lora) -> Table:
+    """The adapter's figures beside the base model's: per set, base / adapter and the change in points."""
+    table = Table(title=f"with {lora} beside the base model (same prompts and seeds): base / adapter (change)")
+    for col in ("set", "clips", "color", "direction", "color every frame"):
+        table.add_column(col, justify="right" if col != "set" else "left")
+    for name, clips, rates in rows:
+        cells = []
+        for key in ("color", "direction", "color_stable"):
+            ours, theirs = rates[key]
+            change = "" if ours is None or theirs is None else f" ({100 * (theirs - ours):+.1f})"
+            cells.append(f"{_pct(ours)} / {_pct(theirs)}{change}")
+        table.add_row(name, str(clips), *cells)
+    return table
+
+
 @eval_app.command("shapes")
 def eval_shapes(
     model: str = typer.Option("t2v-shapes", "--model", "-m", help="Model to evaluate."),
@@ -164,6 +179,8 @@ def eval_shapes(
     frames: Optional[int] = typer.Option(None, "--frames", help="Frames per clip (the model's default)."),
     lora: Optional[Path] = typer.Option(None, "--lora", help="LoRA adapter folder."),
     lora_scale: float = typer.Option(1.0, "--lora-scale", help="How strongly --lora applies (1.0: as trained)."),
+    base: bool = typer.Option(True, "--base/--no-base", help="With --lora: the base model too, on the same prompts "
+                              "and seeds, its figures beside the adapter's."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Denoising steps (model default)."),
     cache: Optional[str] = typer.Option(None, "--cache", help="Step cache NAME[:KEY=VALUE,...] (e.g. deepcache:interval=3)."),
     json_out: Path = typer.Option(Path("eval-shapes.json"), "--json-out", help="File to write the full report to, every clip's detection included."),
@@ -186,11 +203,19 @@ def eval_shapes(
         cases = ev.read_cases(prompts) if prompts else ev.default_cases(picked, split, modifiers)
         ev.check_options(seeds=seeds, first_seed=first_seed, cache=cache)  # before the progress bar is drawn
         progress = Progress(TextColumn("[bold]Evaluating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err)
+        runs = (str(lora), None) if lora is not None and base else (None if lora is None else str(lora),)
+        post = post_from_flags(interpolate=interpolate, upscale=upscale, deflicker=deflicker)
+        reports = []
         with progress:
-            task = progress.add_task("eval", total=len(cases) * seeds)
-            report = ev.evaluate(model, cases, seeds=seeds, first_seed=first_seed, lora=None if lora is None else str(lora), lora_scale=lora_scale,
-                                 steps=steps, cache=cache, frames=frames, on_clip=lambda i, n: progress.update(task, completed=i),
-                                 post=post_from_flags(interpolate=interpolate, upscale=upscale, deflicker=deflicker))
+            task = progress.add_task("eval", total=len(cases) * seeds * len(runs))
+            for k, adapter in enumerate(runs):
+                done = k * len(cases) * seeds
+                reports.append(ev.evaluate(
+                    model, cases, seeds=seeds, first_seed=first_seed, lora=adapter, lora_scale=lora_scale, steps=steps,
+                    cache=cache, frames=frames, post=post, on_clip=lambda i, n, d=done: progress.update(task, completed=d + i)))
+        report = reports[0]
+        if len(reports) > 1:  # the base model's run, kept beside the adapter's
+            report["base"] = {"summary": reports[1]["summary"], "rows": reports[1]["rows"]}
         ev.write_report(report, json_out)
         s = report["summary"]
         table = Table(title=f"t2v eval shapes: {model}" + (f" + {lora}" if lora else "")
@@ -210,6 +235,8 @@ def eval_shapes(
                 frames.add_row(name, str(b["clips"]), *(_pct(b[k]) for k in (*ev.FRAME_KEYS, "flicker_median")))
         out.print(table)
         out.print(frames)
+        if len(reports) > 1:
+            out.print(_beside_table(ev.beside(reports[1], report), lora))
         out.print(f"color / shape every frame: each frame reads the prompt's. track: the object is in every frame and each "
                   f"step goes the prompt's way, with no jump. no flicker: the object's brightness (luma) changes between "
                   f"frames by at most {100 * ev.FLICKER_NOISE:g}% of its mean, the detector's noise on rendered clips.",

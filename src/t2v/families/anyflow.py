@@ -26,7 +26,7 @@ from typing import Any
 
 from t2v.errors import InvalidRequest
 from t2v.families import anyflow_far
-from t2v.families.base import Component, RunContext, Rules
+from t2v.families.base import Component, RunContext, Rules, refuse_in_one_run
 from t2v.families.dryrun import measured, text_peak
 from t2v.families.lora import DiffusersLora
 from t2v.families.meta import meta_modules
@@ -73,13 +73,7 @@ class AnyFlowFamily(DiffusersLora):
         others make no longer video (they neither continue a clip nor start from an image)."""
         if "i2v" not in modes:
             return super().check_long(request, modes, model=model)
-        for name in ("prompt_schedule", "continue_strength"):
-            if getattr(request, name, None) is not None:
-                raise InvalidRequest(f"{name}: {model} (AnyFlow FAR) makes a longer video in one run, chunk by chunk "
-                                     "from one prompt; leave it out", field=name)
-        if request.extend and getattr(request, "image", None):
-            raise InvalidRequest(f"image: {model} (AnyFlow FAR) continues the clip from its own last frames; leave "
-                                 "image out", field="image")
+        refuse_in_one_run(request, ("prompt_schedule", "continue_strength"), model=model, how="chunk by chunk")
         if request.overlap is not None:
             if not request.extend:
                 raise InvalidRequest(f"overlap: {model} (AnyFlow FAR) makes seconds in one run; overlap is the frames "

@@ -108,6 +108,18 @@ class Rules:
                                      f"({self.max_frames}); nearest valid: {self.max_frames}", field="num_frames")
 
 
+def refuse_in_one_run(request, names: tuple[str, ...], *, model: str, how: str) -> None:
+    """A longer video a model makes in one run from one prompt (``how`` it makes it): the segments' own settings
+    ``names`` are refused by name, and so is an image beside a clip it continues (``extend``)."""
+    for name in names:
+        if getattr(request, name, None) is not None:
+            raise InvalidRequest(f"{name}: {model} makes long videos {how}, in one run from one prompt; leave {name} "
+                                 "out", field=name)
+    if getattr(request, "extend", None) and getattr(request, "image", None):
+        raise InvalidRequest(f"image: {model} continues the clip given as extend from its last frames; leave image "
+                             "out", field="image")
+
+
 def nearest_multiple(v: int, m: int) -> int:
     return max(m, int(round(v / m)) * m)
 

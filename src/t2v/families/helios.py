@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from t2v.errors import InvalidRequest
-from t2v.families.base import Component, RunContext, Rules
+from t2v.families.base import Component, RunContext, Rules, refuse_in_one_run
 from t2v.families.dryrun import measured, text_peak
 from t2v.families.lora import DiffusersLora
 from t2v.families.meta import meta_modules
@@ -92,10 +92,7 @@ class HeliosFamily(DiffusersLora):
         in segments, each continuing from the last frame (image-to-video)."""
         if request.extend:
             return super().check_long(request, modes, model=model)
-        for name in LONG_ONLY:
-            if getattr(request, name, None) is not None:
-                raise InvalidRequest(f"{name}: {model} makes long videos in one run, chunk by chunk from one prompt; "
-                                     "give seconds alone", field=name)
+        refuse_in_one_run(request, LONG_ONLY, model=model, how="chunk by chunk")
 
     def native_long(self, model, request, clip=None):
         """``seconds`` at the request's fps, rounded up to whole chunks (32k+1 frames), as one run."""

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from t2v.errors import InvalidRequest
-from t2v.families.base import RunContext, Rules, read_index
+from t2v.families.base import RunContext, Rules, read_index, refuse_in_one_run
 from t2v.sampling.base import EngineRun
 from t2v.families.wan import WanFamily
 from t2v.families import skyreels_df
@@ -97,13 +97,8 @@ class SkyReelsV2DFFamily(SkyReelsV2Family):
     def check_long(self, request, modes: tuple[str, ...], *, model: str) -> None:
         """``seconds`` and ``extend`` are made natively (one run, window by window); segments' own settings do
         not apply."""
-        for name in ("prompt_schedule", "overlap", "continue_strength"):
-            if getattr(request, name, None) is not None:
-                raise InvalidRequest(f"{name}: {model} makes long videos by diffusion forcing, in one run from one "
-                                     "prompt; give seconds alone (the windows overlap by --overlap-history)", field=name)
-        if request.extend and getattr(request, "image", None):
-            raise InvalidRequest(f"image: {model} continues the clip given as extend from its last frames; leave image "
-                                 "out", field="image")
+        refuse_in_one_run(request, ("prompt_schedule", "overlap", "continue_strength"), model=model,
+                          how="by diffusion forcing (the windows overlap by --overlap-history)")
 
     def native_long(self, model, request, clip=None):
         """``seconds`` at the request's fps, rounded up to 4k+1 frames and whole causal blocks, as one

@@ -137,6 +137,19 @@ def evaluate(model: str, cases: list[Case], *, seeds: int = 4, first_seed: int =
             "summary": summarize(rows), "rows": rows}
 
 
+BESIDE = ("color", "direction", "color_stable")  # what an adapter's figures are read beside the base's by
+
+
+def beside(base: dict, adapted: dict) -> list[tuple[str, int, dict]]:
+    """An adapter's summary beside the base model's on the same prompts and seeds: per set (overall, then each
+    colour) its name, its clips and {key: (base rate, adapter rate)} for :data:`BESIDE`."""
+    b, a = base["summary"], adapted["summary"]
+    sets = [("overall", b["overall"], a["overall"])]
+    sets += [(c, b["by_color"].get(c), a["by_color"][c]) for c in a["by_color"]]
+    return [(name, theirs["clips"], {k: (None if ours is None else ours[k], theirs[k]) for k in BESIDE})
+            for name, ours, theirs in sets if theirs["clips"]]
+
+
 def write_report(report: dict, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
