@@ -251,6 +251,22 @@ def test_decoder_adapter_draws_new_and_regularisation_clips_half_and_half(tiny_m
     assert w.shape == (8,) and np.isclose(w[:2].sum(), w[2:].sum()) and np.allclose(w[2:], w[2])
 
 
+def test_the_decoder_adapter_takes_an_amplitude_jitter(tiny_model, tmp_path, monkeypatch):
+    """``refine_jitter`` goes to the decoder adapter's refinement (off by default) and into its metadata."""
+    import t2v.train.lora as lora_mod
+
+    seen, real = [], lora_mod.refine_model
+    monkeypatch.setattr(lora_mod, "refine_model", lambda *a, **kw: seen.append(kw["jitter"]) or real(*a, **kw))
+    data = shapes.write_dir(tmp_path / "data", 2, seed=0, colors=("purple",))
+    common = dict(base=str(tiny_model), data=str(data), rank=2, steps=1, batch=2, refine_steps=1)
+    out = train_lora(LoraTrainConfig(out=tmp_path / "a", refine_jitter=0.15, **common))
+    plain = train_lora(LoraTrainConfig(out=tmp_path / "b", **common))
+    assert seen == [0.15, 0.0] and json.loads((out / "t2v_lora.json").read_text())["refine_jitter"] == 0.15
+    assert json.loads((plain / "t2v_lora.json").read_text())["refine_jitter"] == 0.0
+    with pytest.raises(InvalidRequest, match="refine_jitter"):
+        LoraTrainConfig(out=tmp_path / "d", refine_jitter=1.0, **common)
+
+
 def test_two_stacked_adapters_match_the_stock_pipeline_with_set_adapters(adapter, tiny_model, tmp_path):
     """ModelScope: two t2v adapters at 0.7 and 0.4 give the frames of the stock TextToVideoSDPipeline whose UNet has
     both loaded by PEFT and weighted by diffusers' own set_adapters (``set_weights_and_activate_adapters``): the

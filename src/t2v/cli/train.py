@@ -132,6 +132,9 @@ def train_lora(
     conv: bool = typer.Option(False, "--conv", help="LoCon: also adapt the UNet's ResNet convolutions and conv_in/conv_out."),
     refine_steps: int = typer.Option(0, "--refine-steps",
                                      help="Then a LoRA on the VAE decoder, trained on the adapted UNet's re-renderings of the clips."),
+    refine_jitter: float = typer.Option(0.0, "--refine-jitter", help=(
+        "The decoder LoRA's amplitude jitter: each latent's length scaled by 1 +- J, the target the same frame, "
+        "as --vae-jitter trains the autoencoder (0: off).")),
     seed: int = typer.Option(0, "--seed", help="Random seed (the same seed, the same result)."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu or cuda."),
 ) -> None:
@@ -142,7 +145,7 @@ def train_lora(
         cfg = LoraTrainConfig(base=base, data=str(data), out=out_dir, rank=rank, steps=steps, batch=batch, lr=lr,
                               seed=seed, device=device, preview_prompt=preview, conv=conv,
                               reg_data=str(reg_data) if reg_data else None, refine_steps=refine_steps,
-                              reg_target=reg_target, reg_weight=reg_weight)
+                              reg_target=reg_target, reg_weight=reg_weight, refine_jitter=refine_jitter)
         with TrainProgress() as bar:
             folder = run(cfg, bar)
         out.print(f"[green]adapter[/] {folder}  (use: t2v generate ... --model {base} --lora {folder})", highlight=False)
@@ -179,8 +182,8 @@ def eval_shapes(
     frames: Optional[int] = typer.Option(None, "--frames", help="Frames per clip (the model's default)."),
     lora: Optional[Path] = typer.Option(None, "--lora", help="LoRA adapter folder."),
     lora_scale: float = typer.Option(1.0, "--lora-scale", help="How strongly --lora applies (1.0: as trained)."),
-    base: bool = typer.Option(True, "--base/--no-base", help="With --lora: the base model too, on the same prompts "
-                              "and seeds, its figures beside the adapter's."),
+    no_base: bool = typer.Option(False, "--no-base", help="With --lora: skip the base model's run on the same "
+                                 "prompts and seeds (whose figures are shown beside the adapter's)."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Denoising steps (model default)."),
     cache: Optional[str] = typer.Option(None, "--cache", help="Step cache NAME[:KEY=VALUE,...] (e.g. deepcache:interval=3)."),
     json_out: Path = typer.Option(Path("eval-shapes.json"), "--json-out", help="File to write the full report to, every clip's detection included."),
@@ -203,7 +206,7 @@ def eval_shapes(
         cases = ev.read_cases(prompts) if prompts else ev.default_cases(picked, split, modifiers)
         ev.check_options(seeds=seeds, first_seed=first_seed, cache=cache)  # before the progress bar is drawn
         progress = Progress(TextColumn("[bold]Evaluating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err)
-        runs = (str(lora), None) if lora is not None and base else (None if lora is None else str(lora),)
+        runs = (str(lora), None) if lora is not None and not no_base else (None if lora is None else str(lora),)
         post = post_from_flags(interpolate=interpolate, upscale=upscale, deflicker=deflicker)
         reports = []
         with progress:

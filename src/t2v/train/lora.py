@@ -52,6 +52,9 @@ class LoraTrainConfig:
     # Then a LoRA on the autoencoder's decoder, refined on the adapted UNet's re-renderings of the clips
     # (t2v.train.refine): a colour the base decoder never saw generated comes out as itself.
     refine_steps: int = 0
+    # The decoder adapter's amplitude jitter (t2v.train.refine: each latent's length scaled by 1 +- jitter about
+    # the background's, the target the same frame), as ``t2v train --vae-jitter`` trains the base autoencoder.
+    refine_jitter: float = 0.0
 
     def __post_init__(self):
         self.out = Path(self.out).expanduser()
@@ -66,6 +69,9 @@ class LoraTrainConfig:
             raise InvalidRequest("reg_weight: must be 0 or more", field="reg_weight")
         if self.refine_steps < 0:
             raise InvalidRequest("refine_steps: must be 0 or more", field="refine_steps")
+        if not 0.0 <= self.refine_jitter < 1.0:
+            raise InvalidRequest("refine_jitter: must be at least 0 and below 1; nearest valid: 0.15",
+                                 field="refine_jitter")
         for name in ("data", "reg_data"):
             value = getattr(self, name)
             if value is not None and not Path(value).expanduser().is_dir():
@@ -137,8 +143,10 @@ def train_lora(cfg: LoraTrainConfig, on_event: Callback | None = None) -> Path:
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         emit(TrainEvent("lora", step + 1, cfg.steps, loss.item(), lr))
+    jitter = cfg.refine_jitter
     meta = {"base": source.id, "data": str(Path(cfg.data).expanduser().resolve()), "rank": cfg.rank, "conv": cfg.conv, "steps": cfg.steps,
             "batch": cfg.batch, "lr": cfg.lr, "clips": n, "refine_steps": cfg.refine_steps,
+            "refine_jitter": jitter if cfg.refine_steps else None,
             "reg_data": str(Path(cfg.reg_data).expanduser().resolve()) if cfg.reg_data else None, "reg_clips": n_reg,
             "reg_target": cfg.reg_target if n_reg else None, "reg_weight": cfg.reg_weight if n_reg else None, "device": device, "seed": cfg.seed}
     if cfg.refine_steps:  # the clips (new and regularisation alike) as the adapted UNet draws them -> a decoder LoRA
@@ -149,7 +157,7 @@ def train_lora(cfg: LoraTrainConfig, on_event: Callback | None = None) -> Path:
         refine_model(unet, vae, text_encoder, tokenizer, scheduler, latents, np.concatenate(pixels), captions,
                      steps=cfg.refine_steps, batch=16, guidance=float(defaults.get("guidance_scale", 9.0)),
                      sample_steps=int(defaults.get("num_inference_steps", 25)), device=device, seed=cfg.seed, emit=emit,
-                     params=lora_parameters(vae), clip_weights=weights)
+                     params=lora_parameters(vae), clip_weights=weights, jitter=jitter)
         save_lora(vae.to("cpu"), decoder_config, cfg.out / DECODER, meta)
     meta["elapsed_s"] = round(time.perf_counter() - t0, 1)
     save_lora(unet.to("cpu"), lora_config, cfg.out, meta)
