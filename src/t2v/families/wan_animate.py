@@ -161,7 +161,6 @@ class WanAnimateFamily(GroupOffload, DiffusersLora):
         checkpoints = Checkpoints(ctx, model, request, scheduler, generator, ctx.image, ctx.video)
         start = checkpoints.resume(state, device)
         ctx.on_stage("denoise", start, run.count * steps)
-        blank: dict[int, Any] = {}
 
         def step(n: int, s: LoopState) -> None:
             k, i = divmod(n, steps)
@@ -176,7 +175,7 @@ class WanAnimateFamily(GroupOffload, DiffusersLora):
                       pose_hidden_states=cond["pose"], return_dict=False)
             out = transformer(encoder_hidden_states=embeds, face_pixel_values=cond["face"], **kw)[0]
             if negative is not None:  # the face blanked (all -1) for the unconditional pass, as stock does
-                face = blank.setdefault(k, cond["face"] * 0 - 1)
+                face = cond.setdefault("blank", cond["face"] * 0 - 1)  # (once a segment, dropped with it)
                 uncond = transformer(encoder_hidden_states=negative, face_pixel_values=face, **kw)[0]
                 out = uncond + request.guidance_scale * (out - uncond)
             s.latents = scheduler.step(out, t, s.latents, return_dict=False)[0]
