@@ -170,3 +170,18 @@ def test_image_to_video_resumes_bitwise(model, first_frame, tmp_path):
     spec = cancel_after(run, tmp_path / "ckpt.pt", 2, model, image=first_frame)
     resumed, result = run(model, image=first_frame, checkpoint=spec)
     assert result.record["resumed_from_step"] == 2 and np.array_equal(resumed, frames)
+
+
+def test_the_planner_estimates_the_720p_layout_from_its_reference_dry_run(model_720p):
+    """The planner's reference shape is at least 64 px a side: at the 720p layout's 32 px, LTX-2's VAE would pad a
+    1x1 latent and the dry run fail."""
+    from t2v.families import get_family
+    from t2v.planner.memory import estimate
+    from t2v.requests import GenerationRequest
+
+    family = get_family("sana-video")
+    frames, side = family.reference_shape(model_720p)
+    assert side >= 64 and family.measure(model_720p, frames, side, side, 1, False, frames)["step_flops"] > 0
+    request = GenerationRequest(prompt="x", model=str(model_720p), num_frames=9, width=64, height=64, seed=1,
+                                guidance_scale=1.0, num_inference_steps=2, device="cpu", dtype="fp32")
+    assert estimate(model_720p, request, family=family, plan="speed", device="cpu", dtype="fp32").peak_bytes > 0

@@ -172,7 +172,8 @@ class SanaVideoFamily(DiffusersLora):
 
     def reference_shape(self, path: Path) -> tuple[int, int]:
         spatial, temporal, patch = scales(Path(path))
-        return 2 * temporal * int(patch[0]) + 1, self.rules(Path(path)).size_multiple
+        m = self.rules(Path(path)).size_multiple  # 64 px or more: LTX-2's VAE pads a 1x1 latent and fails
+        return 2 * temporal * int(patch[0]) + 1, -(-64 // m) * m
 
     def frames_per_latent(self, path: Path) -> int:
         return scales(Path(path))[1]
