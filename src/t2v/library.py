@@ -72,8 +72,16 @@ class _Bar:
 
 
 def _interactive() -> bool:
-    """A terminal or a notebook is watching: show progress by default."""
-    return sys.stderr.isatty() or "ipykernel" in sys.modules
+    """A terminal or a notebook is watching: show progress by default. A notebook is an IPython shell with a
+    kernel in this process; ipykernel merely imported (by a tool that runs notebooks elsewhere) is not one."""
+    if sys.stderr.isatty():
+        return True
+    ipython = sys.modules.get("IPython")
+    try:
+        shell = ipython.get_ipython() if ipython is not None else None
+    except Exception:  # an IPython too old or half imported: no notebook here
+        return False
+    return getattr(shell, "kernel", None) is not None
 
 
 @contextmanager

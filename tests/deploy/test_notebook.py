@@ -119,6 +119,7 @@ def test_notebook_runs_offline_on_t2v_shapes(offline_env):
     printed = output_text(gen)
     match = re.search(r"^video: (.+)$", printed, re.M)
     assert match, printed
+    assert "denoise" in printed, "a notebook shows the run's progress bar by default"
     video = Path(match.group(1).strip())
     if not video.is_absolute():
         video = run_dir / video
