@@ -82,6 +82,3 @@ def test_requests_it_cannot_run_are_refused(model, images):
     with pytest.raises(InvalidRequest) as e:
         run(model, last_image=str(last), width=128, height=64)
     assert e.value.field == "last_image" and "give the first frame as image too" in str(e.value)
-    with pytest.raises(InvalidRequest) as e:
-        run(model, image=first, last_image=str(last), width=128, height=64, extras={"latent_upscale": True})
-    assert e.value.field == "extras.latent_upscale" and "leave last_image out" in str(e.value)

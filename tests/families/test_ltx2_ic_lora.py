@@ -131,7 +131,6 @@ def test_a_cancelled_run_resumes_bitwise(model, inputs, tmp_path):
 @pytest.mark.parametrize("fields,field,message", [
     ({}, "control_video", "give the IC-LoRA as lora"),
     ({"lora": True, "control_scale": 1.5}, "control_scale", "nearest valid: 1.0"),
-    ({"lora": True, "extras": {"latent_upscale": True}}, "extras.latent_upscale", "leave control_video out"),
 ])
 def test_requests_it_cannot_run_are_refused(model, inputs, fields, field, message):
     fields = dict(fields)

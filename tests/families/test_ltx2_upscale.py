@@ -1,8 +1,9 @@
 """LTX-2's two-stage path (``extras.latent_upscale``) on the tiny LTX-2 model: the frames and sound of diffusers'
 documented recipe (stage 1 at half size with ``output_type="latent"``, ``LTX2LatentUpsamplePipeline``, stage 2
 with the distilled LoRA, the stage-2 sigmas and ``noise_scale``) for the same seed, with and without the stage-2
-LoRA; resume across the stages; previews at each stage's size; the LoRA switched on for stage 2 only; and the
-requests it cannot run refused before loading, naming the field and the nearest valid value."""
+LoRA; with a first and a last frame and with an IC-LoRA's reference, the same recipe on the condition and
+in-context pipelines; resume across the stages; previews at each stage's size; the LoRA switched on for stage 2
+only; and the requests it cannot run refused before loading, naming the field and the nearest valid value."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ import pytest
 from t2v.errors import InvalidRequest
 from t2v.sampling.vae import to_uint8
 from tests.families.checks import assert_periodic_checkpoints_resume_bitwise, cancel_after, random_lora, run
+from tests.families.test_ltx2_condition import images  # noqa: F401  (fixture: a first and a last frame)
+from tests.families.test_ltx2_ic_lora import inputs  # noqa: F401  (fixture: a reference clip and IC-LoRAs)
 
 UPSCALE = {"width": 128, "height": 64, "extras": {"latent_upscale": True}}
 
@@ -72,6 +75,58 @@ def stock_two_stages(model, result, lora: str | None, own=None, image=None):
     frames, sound = pipe(latents=video, audio_latents=audio, height=r.height, width=r.width, num_inference_steps=3,
                          noise_scale=STAGE_2_DISTILLED_SIGMA_VALUES[0], sigmas=STAGE_2_DISTILLED_SIGMA_VALUES,
                          guidance_scale=1.0, output_type="np", return_dict=False, **common)
+    return to_uint8(frames[0]), sound[0].float().numpy()
+
+
+def stock_conditioned_two_stages(model, result, *, first=None, last=None, reference=None, ic=None, downscale=1):
+    """The same recipe on the pipelines with conditions: stage 1 is ``LTX2ConditionPipeline`` with the images (or
+    ``LTX2InContextPipeline`` with the IC-LoRA ``ic`` and the clip ``reference``, as t2v reads it, beside them), at
+    half size with ``output_type="latent"``; stage 2 is ``LTX2ConditionPipeline`` with the images at full size
+    (``LTX2Pipeline`` without images) given the upscaled ``latents``, with the distilled LoRA alone."""
+    import torch
+    from diffusers import FlowMatchEulerDiscreteScheduler, LTX2InContextPipeline, LTX2Pipeline
+    from diffusers.pipelines.ltx2 import LTX2LatentUpsamplePipeline
+    from diffusers.pipelines.ltx2.latent_upsampler import LTX2LatentUpsamplerModel
+    from diffusers.pipelines.ltx2.pipeline_ltx2_condition import LTX2ConditionPipeline, LTX2VideoCondition
+    from diffusers.pipelines.ltx2.pipeline_ltx2_ic_lora import LTX2ReferenceCondition
+    from diffusers.pipelines.ltx2.utils import STAGE_2_DISTILLED_SIGMA_VALUES
+    from PIL import Image
+
+    from t2v.inputs import load_video
+
+    r = result.request
+    stg = json.loads((model / "t2v.json").read_text())["defaults"]["stg_blocks"]
+    conditions = [LTX2VideoCondition(frames=Image.open(p).convert("RGB"), index=i)
+                  for p, i in ((first, 0), (last, -1)) if p is not None] or None
+    common = dict(prompt=r.prompt, negative_prompt=r.negative_prompt, num_frames=r.num_frames, frame_rate=r.fps,
+                  spatio_temporal_guidance_blocks=stg, generator=torch.Generator("cpu").manual_seed(r.seed))
+    extra = {}
+    if reference is not None:
+        pipe = LTX2InContextPipeline.from_pretrained(model)
+        pipe.load_lora_weights(str(ic), adapter_name="ic")
+        pipe.set_adapters("ic", 1.0)
+        clip = load_video(reference, width=r.width, height=r.height, num_frames=r.num_frames, field="control_video")
+        extra = dict(reference_conditions=[LTX2ReferenceCondition(frames=clip.frames, strength=1.0)],
+                     reference_downscale_factor=downscale)
+    else:
+        pipe = LTX2ConditionPipeline.from_pretrained(model)
+    pipe.set_progress_bar_config(disable=True)
+    video, audio = pipe(conditions=conditions, height=r.height // 2, width=r.width // 2,
+                        num_inference_steps=r.num_inference_steps, guidance_scale=r.guidance_scale,
+                        output_type="latent", return_dict=False, **common, **extra)
+    upsampler = LTX2LatentUpsamplerModel.from_pretrained(model, subfolder="latent_upsampler")
+    video = LTX2LatentUpsamplePipeline(vae=pipe.vae, latent_upsampler=upsampler)(
+        latents=video, output_type="latent", return_dict=False)[0]
+    pipe.load_lora_weights(str(model), weight_name="distilled-lora.safetensors", adapter_name="stage_2_distilled")
+    pipe.set_adapters(["stage_2_distilled"], [1.0])  # the IC-LoRA off
+    second = (LTX2ConditionPipeline if conditions else LTX2Pipeline).from_pipe(pipe)
+    second.set_progress_bar_config(disable=True)
+    second.scheduler = FlowMatchEulerDiscreteScheduler.from_config(pipe.scheduler.config, use_dynamic_shifting=False,
+                                                                   shift_terminal=None)
+    frames, sound = second(latents=video, audio_latents=audio, height=r.height, width=r.width, num_inference_steps=3,
+                           noise_scale=STAGE_2_DISTILLED_SIGMA_VALUES[0], sigmas=STAGE_2_DISTILLED_SIGMA_VALUES,
+                           guidance_scale=1.0, output_type="np", return_dict=False, **common,
+                           **({"conditions": conditions} if conditions else {}))
     return to_uint8(frames[0]), sound[0].float().numpy()
 
 
@@ -256,3 +311,45 @@ def test_two_workers_run_a_two_stage_job_beside_a_plain_one_on_one_model(model, 
             assert record["frames_sha256"] == alone[name], name
         bad = client.post("/v1/videos", json={**body, "width": 96, "extras": {"latent_upscale": True}})
         assert bad.status_code == 422 and "nearest valid: 64" in bad.text
+
+
+def test_first_and_last_frame_in_two_stages_match_the_recipe_on_the_condition_pipeline(model, images, tmp_path):
+    first, last = images
+    frames, result = run(model, image=first, last_image=str(last), **UPSCALE)
+    assert_same_as_stock(frames, result, *stock_conditioned_two_stages(model, result, first=first, last=last))
+    first_only, _ = run(model, image=first, **UPSCALE)
+    assert np.abs(frames.astype(int) - first_only.astype(int)).max() > 2  # the last frame conditions the clip
+    for at in (4, 5):  # at the upscale, and in stage 2 (its conditions made again, their noise not drawn)
+        spec = cancel_after(run, tmp_path / f"ckpt-{at}.pt", at, model, image=first, last_image=str(last), **UPSCALE)
+        resumed, again = run(model, image=first, last_image=str(last), checkpoint=spec, **UPSCALE)
+        assert again.record["resumed_from_step"] == at and np.array_equal(resumed, frames)
+        assert np.array_equal(again.audio.samples, result.audio.samples)
+
+
+@pytest.mark.parametrize("first", [False, True], ids=["reference", "reference-and-first-frame"])
+def test_an_ic_reference_in_two_stages_steers_stage_one_as_the_in_context_recipe(model, inputs, tmp_path, first):
+    extra = {"image": inputs["image"]} if first else {}
+    fields = dict(control_video=str(inputs["clip"]), loras=[{"path": str(inputs["lora"])}], **UPSCALE, **extra)
+    previews = []
+    frames, result = run(model, on_preview=lambda step, img: previews.append(img.shape), **fields)
+    assert previews == [(32, 64, 3)] * 4 + [(64, 128, 3)] * 3
+    assert_same_as_stock(frames, result, *stock_conditioned_two_stages(
+        model, result, first=inputs["image"] if first else None, reference=inputs["clip"], ic=inputs["lora"]))
+    plain, _ = run(model, **UPSCALE, **extra)
+    assert np.abs(frames.astype(int) - plain.astype(int)).max() > 2  # the reference steers stage 1
+    if not first:
+        spec = cancel_after(run, tmp_path / "ckpt.pt", 5, model, **fields)
+        resumed, again = run(model, checkpoint=spec, **fields)
+        assert again.record["resumed_from_step"] == 5 and np.array_equal(resumed, frames)
+
+
+def test_a_reference_stage_one_would_read_under_one_latent_is_refused_with_the_nearest_size(model, inputs):
+    """An IC-LoRA that reads references at half size (its metadata) gets them at half of stage 1's size: at 64 px
+    high that is 16 px, under the tiny VAE's 32 px latent (stock fails inside its resize)."""
+    fields = dict(control_video=str(inputs["clip"]), loras=[{"path": str(inputs["half"])}])
+    with pytest.raises(InvalidRequest) as e:
+        run(model, **UPSCALE, **fields)
+    assert e.value.field == "height" and "16 px, under the 32 px of one latent; nearest valid: 128" in str(e.value)
+    with pytest.raises(InvalidRequest) as e:  # one stage: 1/2 of 32 px
+        run(model, width=128, height=32, num_frames=9, **fields)
+    assert e.value.field == "height" and "nearest valid: 64" in str(e.value)  # (64 runs: test_ltx2_ic_lora.py)

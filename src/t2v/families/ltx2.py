@@ -42,7 +42,7 @@ from t2v.models.registry import folder_info
 from t2v.sampling.loop import Checkpoints, LoopState, denoise
 from t2v.families import ltx2_upscale as upscale
 from t2v.families.ltx_steps import Grid, decode_plan
-from t2v.families.ltx2_condition import conditioned, reference_downscale
+from t2v.families.ltx2_condition import check_reference_size, conditioned, lora_files, reference_downscale
 from t2v.families.ltx2_steps import (
     OPTIONS, AudioGrid, Guidance, Text, audio_noise, connect, decode_audio, decode_video, gemma_embeds, image_latents,
     noise, step_fn, timesteps)
@@ -98,7 +98,18 @@ class LTX2Family(DiffusersLora):
                                  "the IC-LoRA as lora", field="control_video")
         super().check(request, path, model=model)
         defaults = folder_info(Path(path), lambda name: self)[1] if path is not None else None
-        upscale.check(path, request, _merged(defaults, request), self.rules(path).size_multiple, model=model)
+        opts = _merged(defaults, request)
+        upscale.check(path, request, opts, self.rules(path).size_multiple, model=model)
+        if getattr(request, "control_video", None) and path is not None:  # the LoRA files this machine can read
+            files = lora_files(lora.path for lora in request.loras)
+            self.check_reference(path, request, opts, reference_downscale(files))
+
+    def check_reference(self, path: Path, request, opts: dict[str, Any], downscale: int) -> None:
+        """Refuse a size at which the IC-LoRA's reference would be under one latent a side."""
+        stage = (upscale.upsampler_scale(path) or 1.0) if opts.get("latent_upscale") else 1.0
+        spatial = int(config(path, "vae").get("spatial_compression_ratio") or 32)
+        check_reference_size(request.height, request.width, downscale, spatial, stage=stage,
+                             multiple=self.rules(path).size_multiple)
 
     def takes_last_image(self, path: Path | None) -> bool:
         return True  # LTX2ConditionPipeline's conditions at the first and the last latent frame
@@ -162,13 +173,24 @@ class LTX2Family(DiffusersLora):
         if ctx.image is not None and ctx.last_image is None and ctx.control is None:
             with resident(vae, device, memory.offload):
                 init, mask = image_latents(vae, ctx.image, grid, image_crf(model, opts), text.video.dtype, device)
-        condition = None
+        condition = stage_two = None
         reference = ctx.control.video if ctx.control is not None else None
         if ctx.last_image is not None or reference is not None:  # the condition / in-context pipelines' conditions
             from diffusers.pipelines.ltx2.utils import conditioning_frame_rate
 
             rate = conditioning_frame_rate(float(request.fps), opts["motion_speed"])
             downscale = reference_downscale(p.file for p in model.adapter_parts) if reference is not None else 1
+            if reference is not None:  # (a server's LoRA paths are known only now)
+                self.check_reference(Path(model.source.path), request, opts, downscale)
+
+            def stage_two(up, gen):  # two-stage: the images (not the reference) condition stage 2 on its grid
+                with resident(vae, device, memory.offload):
+                    return conditioned(vae, transformer, request, big, crf=image_crf(model, opts), rate=rate,
+                                       noise_scale=upscale.STAGE_2_SIGMAS[0], generator=gen, device=device,
+                                       image=ctx.image, last_image=ctx.last_image, latents=up)
+
+            if ctx.image is None and ctx.last_image is None:
+                stage_two = None
             with resident(vae, device, memory.offload):
                 latents, condition = conditioned(
                     vae, transformer, request, grid, crf=image_crf(model, opts), rate=rate,
@@ -196,7 +218,8 @@ class LTX2Family(DiffusersLora):
         model_step = step_fn(transformer, (scheduler, audio_scheduler), grid, audio, text, guidance, opts,
                              float(request.fps), device, mask, condition)
         second = (upscale.SecondStage(model, ctx, opts, float(request.fps), (big, grid), audio, text, guidance,
-                                      scheduler, generator) if stages else None)
+                                      scheduler, generator, first=condition, conditions=stage_two,
+                                      plain=reference is not None) if stages else None)
 
         def step(i: int, s: LoopState) -> None:
             if stages is not None and i >= stages.first:
@@ -204,12 +227,12 @@ class LTX2Family(DiffusersLora):
                 return
             s.latents, s.extra["audio"] = model_step(i, scheduler.timesteps[i], s.latents, s.extra["audio"])
 
-        def unpack(x):
-            if condition is not None:
-                return grid.unpack(condition.clip(x))
-            return (grid if x.shape[1] == grid.tokens else big).unpack(x)
+        def unpack(x, done: int):  # the latents after ``done`` steps
+            if stages is not None and done > stages.first:
+                return second.unpack(x)
+            return grid.unpack(x if condition is None else condition.clip(x))
 
-        loop_ctx = dataclasses.replace(ctx, on_step=lambda i, n, x: ctx.on_step(i, n, unpack(x)))
+        loop_ctx = dataclasses.replace(ctx, on_step=lambda i, n, x: ctx.on_step(i, n, unpack(x, i)))
         with resident(transformer, device, memory.offload):
             denoise(loop_ctx, total, state, step, checkpoints, start=start)
 
@@ -217,7 +240,7 @@ class LTX2Family(DiffusersLora):
         ctx.on_stage("decode")
         decode_plan(vae, memory)  # tiled and frame-wise under the low plan
         with resident(vae, device, memory.offload):
-            frames = decode_video(vae, unpack(state.latents), text.video.dtype, opts, generator, device)
+            frames = decode_video(vae, unpack(state.latents, total), text.video.dtype, opts, generator, device)
         with resident(audio_vae, device, memory.offload), resident(c["vocoder"], device, memory.offload):
             samples = decode_audio(audio_vae, c["vocoder"], state.extra["audio"], audio)
         return EngineRun(frames=frames, warnings=ctx.warnings, resumed_from_step=checkpoints.resumed,

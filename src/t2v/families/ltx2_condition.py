@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from t2v.errors import InvalidRequest
 from t2v.families.ltx_steps import Grid
 
 
@@ -54,20 +55,25 @@ def _shell(cls, vae, transformer):
 
 def conditioned(vae, transformer, request, grid: Grid, *, crf: int, rate: float, noise_scale: float, generator,
                 device, image=None, last_image=None, reference=None, downscale: int = 1, attention: float = 1.0,
-                attention_mask=None):
+                attention_mask=None, latents=None):
     """The noised packed latents (the clip's tokens, then the appended keyframe and reference tokens) and their
-    :class:`Conditioned`, as the stock pipeline makes them from the request's generator: ``image`` at latent frame
-    0 and ``last_image`` at the last, strength 1 (``LTX2ConditionPipeline``), and ``reference`` ((F, H, W, 3)
-    uint8 frames, strength 1, at 1/``downscale`` of the output's size) for an IC-LoRA (``LTX2InContextPipeline``),
-    attended to at strength ``attention`` where ``attention_mask`` ((F, H, W) of 0 and 1, or None: everywhere) says."""
+    :class:`Conditioned`, as the stock pipeline makes them from the request's generator, at ``grid``'s size: ``image``
+    at latent frame 0 and ``last_image`` at the last, strength 1 (``LTX2ConditionPipeline``), and ``reference``
+    ((F, H, W, 3) uint8 frames, strength 1, at 1/``downscale`` of the grid's size) for an IC-LoRA
+    (``LTX2InContextPipeline``), attended to at strength ``attention`` where ``attention_mask`` ((F, H, W) of 0 and
+    1, or None: everywhere) says. ``latents`` (unnormalised, unpacked: a two-stage run's upscaled stage 1) are the
+    clip's before they are conditioned and noised to ``noise_scale``, as the stock call's ``latents``."""
     import torch
     from diffusers.pipelines.ltx2.pipeline_ltx2_condition import LTX2ConditionPipeline, LTX2VideoCondition
 
     conditions = [LTX2VideoCondition(frames=img, index=index, strength=1.0, crf=crf)
                   for img, index in ((image, 0), (last_image, -1)) if img is not None]
     common = dict(conditions=conditions, batch_size=1, num_channels_latents=transformer.config.in_channels,
-                  height=request.height, width=request.width, num_frames=request.num_frames, frame_rate=rate,
-                  noise_scale=noise_scale, dtype=torch.float32, device=torch.device(device), generator=generator)
+                  height=grid.height * grid.spatial, width=grid.width * grid.spatial, num_frames=request.num_frames,
+                  frame_rate=rate, noise_scale=noise_scale, dtype=torch.float32, device=torch.device(device),
+                  generator=generator)
+    if latents is not None:
+        common["latents"] = latents
     if reference is None:
         latents, mask, clean, coords = _shell(LTX2ConditionPipeline, vae, transformer).prepare_latents(**common)
     else:
@@ -99,3 +105,35 @@ def reference_downscale(files) -> int:
         if value:
             return int(float(value))
     return 1
+
+
+def lora_files(paths) -> list:
+    """The .safetensors files of the request's local LoRA paths (a file, or a folder's files); others skipped."""
+    from pathlib import Path
+
+    files = []
+    for path in paths:
+        p = Path(path).expanduser()
+        try:
+            files += [p] if p.is_file() else sorted(p.glob("*.safetensors")) if p.is_dir() else []
+        except OSError:
+            continue
+    return files
+
+
+def check_reference_size(height: int, width: int, downscale: int, spatial: int, *, stage: float = 1.0,
+                         multiple: int = 32) -> None:
+    """Refuse an output size whose IC-LoRA reference (at 1/``downscale`` of the size the reference is read at: the
+    output's, or stage 1's at 1/``stage`` of it) is under one latent (``spatial`` px) a side, naming the field and
+    the nearest valid size (a multiple of ``multiple`` times ``stage``)."""
+    import math
+
+    for name, side in (("height", height), ("width", width)):
+        if side and int(side / stage) // downscale < spatial:
+            step = multiple * stage
+            nearest = int(math.ceil(spatial * downscale * stage / step) * step)
+            where = f" in stage 1 ({int(side / stage)} px, 1/{stage:g} of it)" if stage != 1 else ""
+            raise InvalidRequest(
+                f"{name}: at {side} px the IC-LoRA's reference is read at 1/{downscale} of the size{where}, "
+                f"{int(side / stage) // downscale} px, under the {spatial} px of one latent; nearest valid: {nearest}",
+                field=name)

@@ -10,6 +10,12 @@ checkpoint needs none). The sound is made in stage 1 and refined with the frames
 With an image both stages are ``LTX2ImageToVideoPipeline``'s: stage 1 from the image at its size, and in stage 2
 the first latent frame (stage 1's, upscaled) keeps no noise and is never stepped.
 
+With a last frame both stages are ``LTX2ConditionPipeline``'s (LTX-2's keyframe interpolation): the first and last
+images condition stage 1 at its size and stage 2 at the output's, where the upscaled latents are the call's
+``latents``. With an IC-LoRA's reference video stage 1 is ``LTX2InContextPipeline``'s and stage 2 refines without the
+reference and without the run's LoRAs (the stage-2 LoRA alone), as that pipeline's documented two-stage recipe and
+LTX-2's own IC-LoRA pipeline run it; a first or last image conditions both stages.
+
 Both stages are one loop for progress, cancel and checkpoints: a checkpoint of either stage resumes to the same
 frames and sound. Not done: AdaIN and tone mapping of the upscaled latents (the upsample pipeline's
 ``adain_factor`` and ``tone_map_compression_ratio``, off by default there too).
@@ -77,13 +83,7 @@ def stage_two_lora(path: Path, name: str | None) -> Path | None:
 
 def check(path: Path | None, request, opts: dict[str, Any], multiple: int, *, model: str) -> None:
     """Refuse a ``latent_upscale`` request this folder cannot run, naming the field and the nearest valid value."""
-    if not opts.get("latent_upscale"):
-        return
-    for name, what in (("last_image", "a last frame"), ("control_video", "an IC-LoRA's reference video")):
-        if getattr(request, name, None):
-            raise InvalidRequest(f"extras.latent_upscale: the two-stage path takes a first frame, not {what} yet; "
-                                 f"leave {name} out, or latent_upscale off", field="extras.latent_upscale")
-    if path is None:
+    if not opts.get("latent_upscale") or path is None:
         return
     scale = upsampler_scale(path)
     if scale is None:
@@ -125,6 +125,15 @@ class Stages:
         return self.first + self.second
 
 
+def upsampled(upsampler, vae, latents, small):
+    """Stage 1's packed video latents on ``small`` upscaled, unnormalised and unpacked: what
+    ``LTX2LatentUpsamplePipeline`` returns with ``output_type="latent"`` for stage 1's ``output_type="latent"``."""
+    x = small.unpack(latents)
+    mean, std = stats(vae, x)
+    x = (x * std / vae.config.scaling_factor + mean).to(upsampler.device, upsampler.dtype)
+    return upsampler(x)
+
+
 def upscale(upsampler, vae, latents, small, big, generator, device, *, image: bool = False):
     """Stage 1's packed video latents on ``small`` (a :class:`t2v.families.ltx_steps.Grid`) to stage 2's on
     ``big``: unpacked and denormalised (the pipeline's ``output_type="latent"``), upscaled, normalised, and noised
@@ -134,13 +143,9 @@ def upscale(upsampler, vae, latents, small, big, generator, device, *, image: bo
     import torch
     from diffusers.utils.torch_utils import randn_tensor
 
-    x = small.unpack(latents)
-    mean, std = stats(vae, x)
-    scaling = vae.config.scaling_factor
-    x = (x * std / scaling + mean).to(upsampler.device, upsampler.dtype)
-    up = upsampler(x)
+    up = upsampled(upsampler, vae, latents, small)
     mean, std = stats(vae, up)
-    up = (up - mean) * scaling / std
+    up = (up - mean) * vae.config.scaling_factor / std
     if image:
         keep = up.new_zeros((up.shape[0], 1, *up.shape[2:]))
         keep[:, :, 0] = 1.0
@@ -181,9 +186,15 @@ class SecondStage:
     """Stage 2 of a two-stage run, stepped by the run's loop after stage 1's steps: its first step upscales and
     noises both streams again and puts the stage-2 sigmas in the run's scheduler (so a checkpoint of either
     stage holds the schedule it needs); the first step it runs switches the transformer to the run's adapters
-    plus the model's stage-2 LoRA and builds the step on the big grid at guidance scale 1."""
+    plus the model's stage-2 LoRA and builds the step on the big grid at guidance scale 1.
 
-    def __init__(self, model, ctx, opts, fps: float, grids, audio, text, guidance, scheduler, generator):
+    ``first``: stage 1's :class:`Conditioned` (a run with a last frame or a reference video: its appended tokens
+    are dropped before upscaling); ``conditions``: a function of (upscaled latents or None, generator) giving stage
+    2's conditioned, noised latents and their :class:`Conditioned` on the big grid (a run with a first or last
+    image beside those); ``plain``: stage 2 runs without the run's adapters (an IC-LoRA's)."""
+
+    def __init__(self, model, ctx, opts, fps: float, grids, audio, text, guidance, scheduler, generator, *,
+                 first=None, conditions=None, plain: bool = False):
 
         self.model, self.ctx, self.opts, self.fps, self.audio = model, ctx, opts, fps, audio
         self.big, self.small = grids
@@ -191,6 +202,9 @@ class SecondStage:
         self.guidance = Guidance.of(1.0, opts)
         # Stage 2's guidance is a subset of stage 1's: classifier-free only where the sound's scale asks for it.
         self.text = text if self.guidance.uses_cfg or not guidance.uses_cfg else text.positive()
+        self.first, self.conditions = first, conditions
+        self.plain = plain
+        self.condition = None  # stage 2's conditions, once made
         self.model_step = None
 
     def step(self, i: int, s) -> None:
@@ -200,34 +214,47 @@ class SecondStage:
             self.start()
         s.latents, s.extra["audio"] = self.model_step(i, self.scheduler.timesteps[i], s.latents, s.extra["audio"])
 
+    def unpack(self, latents):
+        """Stage 2's video latents unpacked (the keyframe tokens dropped)."""
+        return self.big.unpack(latents if self.condition is None else self.condition.clip(latents))
+
     def transition(self, s) -> None:
         c, device, memory = self.model.components, self.model.plan.device, self.ctx.memory
         vae = c["vae"]
         dtype = str(vae.dtype).removeprefix("torch.")
         upsampler = load_upsampler(str(self.model.source.path), dtype, "cpu" if memory.offload else device)
         with resident(upsampler, device, memory.offload):
-            s.latents, _ = upscale(upsampler, vae, s.latents, self.small, self.big, self.generator, device,
-                                   image=self.ctx.image is not None)
+            clip = s.latents if self.first is None else self.first.clip(s.latents)
+            if self.conditions is not None:  # the condition pipeline's stage 2: its call with latents=
+                latents, self.condition = self.conditions(upsampled(upsampler, vae, clip, self.small), self.generator)
+                s.latents = latents.float()
+            else:
+                s.latents, _ = upscale(upsampler, vae, clip, self.small, self.big, self.generator, device,
+                                       image=self.ctx.image is not None and self.first is None)
         s.extra["audio"] = renoise_audio(c["audio_vae"], s.extra["audio"], self.audio, self.generator)
         stage_two_schedule(self.scheduler, self.big.tokens, device)
 
     def start(self) -> None:
+        import torch
+
         lora = stage_two_lora(self.model.source.path, self.opts.get("stage_2_lora"))
+        parts = () if self.plain else tuple(self.model.adapter_parts)
         if lora is not None:
+            parts += (AdapterPart("transformer", lora, 1.0, -1, field="extras.latent_upscale"),)
+        if lora is not None or self.plain:
             if self.ctx.adapters is None:
-                raise RuntimeError("the second stage's LoRA needs the model's adapter host (a model t2v loaded)")
-            own = AdapterPart("transformer", lora, 1.0, -1, field="extras.latent_upscale")
-            self.ctx.adapters.switch(tuple(self.model.adapter_parts) + (own,))
+                raise RuntimeError("the second stage's adapters need the model's adapter host (a model t2v loaded)")
+            self.ctx.adapters.switch(parts)
+        if self.conditions is not None and self.condition is None:  # resumed in stage 2: the same conditions
+            _, self.condition = self.conditions(None, torch.Generator("cpu").manual_seed(0))  # (their noise unused)
         schedulers = (self.scheduler, copy.deepcopy(self.scheduler))
         mask = None
-        if self.ctx.image is not None:  # the first latent frame's tokens (stage 1's, upscaled) are kept
-            import torch
-
+        if self.ctx.image is not None and self.first is None:  # stage 1's first latent frame, upscaled, kept
             keep = torch.zeros((1, 1, self.big.frames, self.big.height, self.big.width), device=self.model.plan.device)
             keep[:, :, 0] = 1.0
             mask = self.big.pack(keep).squeeze(-1)
         self.model_step = step_fn(self.model.components["transformer"], schedulers, self.big, self.audio, self.text,
-                                  self.guidance, self.opts, self.fps, self.model.plan.device, mask)
+                                  self.guidance, self.opts, self.fps, self.model.plan.device, mask, self.condition)
 
 
 @memoized("ltx2-meta-upsamplers", 8)

@@ -40,8 +40,8 @@ _DISTILLED = {**_BASE, "num_inference_steps": 8, "guidance_scale": 1.0, "audio_g
 LICENSE = "LTX-2 Community License (Lightricks; use restrictions apply)"
 _NOTICE = "LTX-2 Community License: read its terms before use; commercial use above a revenue threshold needs a licence."
 _SIZES = ("Sizes approximate: the 19B transformer and Gemma 3 12B in bf16; GPU memory without offload. Text- and "
-          "image-to-video on the same folder; --latent-upscale runs the two-stage path (text-to-video) with the "
-          "folder's latent upsampler.")
+          "image-to-video on the same folder; --latent-upscale runs the two-stage path (from text, an image, a "
+          "first and last frame or an IC-LoRA's reference) with the folder's latent upsampler.")
 
 CARD = FamilyCard(
     name="ltx2",
