@@ -117,6 +117,24 @@ def test_conv_adapter_covers_resnet_convolutions_and_loads(tiny_model, tmp_path)
     assert np.abs(tuned.frames.astype(int) - base.frames.astype(int)).max() > 0
 
 
+@pytest.mark.parametrize("conv", [False, True], ids=["attention", "locon"])
+def test_no_temporal_adapts_the_spatial_layers_alone_and_loads(tiny_model, tmp_path, conv):
+    """--no-temporal: no LoRA layer under the temporal attention (transformer_in, temp_attentions), every spatial
+    attention projection (and with --conv the ResNet convolutions) adapted, and the adapter loads and runs."""
+    data = shapes.write_dir(tmp_path / "data", 2, seed=0, colors=("purple",))
+    out = train_lora(LoraTrainConfig(base=str(tiny_model), data=str(data), out=tmp_path / "adapter", rank=2, steps=2,
+                                     batch=2, lr=1e-2, conv=conv, temporal=False))
+    from safetensors.torch import load_file
+
+    keys = load_file(out / "adapter_model.safetensors").keys()
+    assert not any("temp_attentions" in k or "transformer_in" in k for k in keys)
+    assert any(".attentions.0.transformer_blocks.0.attn2.to_k.lora_A" in k for k in keys)
+    assert any(".resnets.0.conv1.lora_A" in k for k in keys) is conv
+    assert json.loads((out / "t2v_lora.json").read_text())["temporal"] is False
+    base, tuned = _frames(tiny_model), _frames(tiny_model, lora=str(out))
+    assert np.abs(tuned.frames.astype(int) - base.frames.astype(int)).max() > 0
+
+
 def test_bad_adapter_paths_are_named(tmp_path, tiny_model):
     with pytest.raises(InvalidRequest, match="loras.0.path: .* is not a folder") as e:
         _frames(tiny_model, lora=str(tmp_path / "nope"))

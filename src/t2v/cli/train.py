@@ -130,6 +130,8 @@ def train_lora(
                                    help="What the regularisation half learns: 'base' (the base model's own prediction, distillation) or 'clips' (their noise)."),
     reg_weight: float = typer.Option(1.0, "--reg-weight", help="Weight of the regularisation half's loss."),
     conv: bool = typer.Option(False, "--conv", help="LoCon: also adapt the UNet's ResNet convolutions and conv_in/conv_out."),
+    temporal: bool = typer.Option(True, "--temporal/--no-temporal", help=(
+        "Adapt the UNet's temporal attention too; --no-temporal adapts the spatial layers alone.")),
     refine_steps: int = typer.Option(0, "--refine-steps",
                                      help="Then a LoRA on the VAE decoder, trained on the adapted UNet's re-renderings of the clips."),
     refine_jitter: float = typer.Option(0.0, "--refine-jitter", help=(
@@ -143,7 +145,7 @@ def train_lora(
 
     with cli_errors():
         cfg = LoraTrainConfig(base=base, data=str(data), out=out_dir, rank=rank, steps=steps, batch=batch, lr=lr,
-                              seed=seed, device=device, preview_prompt=preview, conv=conv,
+                              seed=seed, device=device, preview_prompt=preview, conv=conv, temporal=temporal,
                               reg_data=str(reg_data) if reg_data else None, refine_steps=refine_steps,
                               reg_target=reg_target, reg_weight=reg_weight, refine_jitter=refine_jitter)
         with TrainProgress() as bar:

@@ -22,6 +22,8 @@ TARGET_MODULES = ["to_q", "to_k", "to_v", "to_out.0"]  # spatial and temporal at
 # With ``conv`` (LoCon): also every ResNet's 2D convolutions and the UNet's first and last convolution, as a
 # regular expression PEFT matches against whole module names (keeps the temporal Conv3d stacks out).
 CONV_TARGETS = r".*(\.to_q|\.to_k|\.to_v|\.to_out\.0|resnets\.\d+\.conv[12])|conv_in|conv_out"
+# A UNet3D's temporal attention: the first temporal transformer and every block's ``temp_attentions``.
+TEMPORAL = r"(?!.*(temp_attentions|transformer_in))"
 # The autoencoder's decoder: every convolution and attention projection under ``decoder.``, and post_quant_conv.
 DECODER_TARGETS = r"decoder\..*(\.conv1|\.conv2|\.conv|conv_in|conv_out|conv_shortcut|\.to_q|\.to_k|\.to_v|\.to_out\.0)|post_quant_conv"
 DECODER = "decoder"  # subfolder of an adapter folder
@@ -70,11 +72,23 @@ def adapter_hash(folder: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def add_lora(model, rank: int, alpha: float | None = None, conv: bool = False, targets: str | list[str] | None = None):
-    """Inject fresh, trainable LoRA layers (rank ``rank``) into ``model`` (a UNet, or with ``targets`` any
-    module, e.g. a VAE with DECODER_TARGETS); freeze everything else."""
+def unet_targets(conv: bool = False, temporal: bool = True) -> str | list[str]:
+    """PEFT's ``target_modules`` for a UNet adapter: every attention projection, with ``conv`` the ResNet
+    convolutions and conv_in/conv_out too, and without ``temporal`` none of the temporal attention's layers."""
+    if temporal:
+        return CONV_TARGETS if conv else TARGET_MODULES
+    attention = r"\.to_q|\.to_k|\.to_v|\.to_out\.0"
+    if conv:
+        return rf"^{TEMPORAL}.*({attention}|resnets\.\d+\.conv[12])|conv_in|conv_out"
+    return rf"^{TEMPORAL}.*({attention})"
+
+
+def add_lora(model, rank: int, alpha: float | None = None, conv: bool = False, targets: str | list[str] | None = None,
+             temporal: bool = True):
+    """Inject fresh, trainable LoRA layers (rank ``rank``) into ``model`` (a UNet: :func:`unet_targets`, or with
+    ``targets`` any module, e.g. a VAE with DECODER_TARGETS); freeze everything else."""
     peft = _peft()
-    config = peft.LoraConfig(r=rank, lora_alpha=alpha or rank, target_modules=targets or (CONV_TARGETS if conv else TARGET_MODULES),
+    config = peft.LoraConfig(r=rank, lora_alpha=alpha or rank, target_modules=targets or unet_targets(conv, temporal),
                              init_lora_weights="gaussian")
     model.requires_grad_(False)
     peft.inject_adapter_in_model(config, model, adapter_name=ADAPTER)

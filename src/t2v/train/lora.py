@@ -49,6 +49,9 @@ class LoraTrainConfig:
     reg_target: str = "base"
     reg_weight: float = 1.0
     conv: bool = False  # LoCon: also the ResNet convolutions (colours, textures) besides attention
+    # Adapters on the temporal attention too (False: the spatial layers alone; how frames follow each other stays
+    # the base model's).
+    temporal: bool = True
     # Then a LoRA on the autoencoder's decoder, refined on the adapted UNet's re-renderings of the clips
     # (t2v.train.refine): a colour the base decoder never saw generated comes out as itself.
     refine_steps: int = 0
@@ -111,7 +114,7 @@ def train_lora(cfg: LoraTrainConfig, on_event: Callback | None = None) -> Path:
     texts = sorted({t for caps in captions for t in caps} | {""})
     with torch.inference_mode():
         embeds = {t: text_encoder(tokenize(tokenizer, [t]).to(device))[0][0].clone() for t in texts}
-    lora_config = add_lora(unet, cfg.rank, conv=cfg.conv)
+    lora_config = add_lora(unet, cfg.rank, conv=cfg.conv, temporal=cfg.temporal)
 
     def teacher(noisy, t, cond):
         with adapters_off(unet):
@@ -144,7 +147,7 @@ def train_lora(cfg: LoraTrainConfig, on_event: Callback | None = None) -> Path:
         opt.step()
         emit(TrainEvent("lora", step + 1, cfg.steps, loss.item(), lr))
     jitter = cfg.refine_jitter
-    meta = {"base": source.id, "data": str(Path(cfg.data).expanduser().resolve()), "rank": cfg.rank, "conv": cfg.conv, "steps": cfg.steps,
+    meta = {"base": source.id, "data": str(Path(cfg.data).expanduser().resolve()), "rank": cfg.rank, "conv": cfg.conv, "temporal": cfg.temporal, "steps": cfg.steps,
             "batch": cfg.batch, "lr": cfg.lr, "clips": n, "refine_steps": cfg.refine_steps,
             "refine_jitter": jitter if cfg.refine_steps else None,
             "reg_data": str(Path(cfg.reg_data).expanduser().resolve()) if cfg.reg_data else None, "reg_clips": n_reg,
