@@ -183,14 +183,13 @@ class LTX2Family(DiffusersLora):
             if reference is not None:  # (a server's LoRA paths are known only now)
                 self.check_reference(Path(model.source.path), request, opts, downscale)
 
-            def stage_two(up, gen):  # two-stage: the images (not the reference) condition stage 2 on its grid
+            def images_on_big(up, gen):  # two-stage: the images (not the reference) condition stage 2 on its grid
                 with resident(vae, device, memory.offload):
                     return conditioned(vae, transformer, request, big, crf=image_crf(model, opts), rate=rate,
                                        noise_scale=upscale.STAGE_2_SIGMAS[0], generator=gen, device=device,
                                        image=ctx.image, last_image=ctx.last_image, latents=up)
 
-            if ctx.image is None and ctx.last_image is None:
-                stage_two = None
+            stage_two = images_on_big if ctx.image is not None or ctx.last_image is not None else None
             with resident(vae, device, memory.offload):
                 latents, condition = conditioned(
                     vae, transformer, request, grid, crf=image_crf(model, opts), rate=rate,
