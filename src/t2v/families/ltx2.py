@@ -35,14 +35,14 @@ from typing import Any
 from t2v.errors import InvalidRequest
 from t2v.families.base import Component, RunContext, Rules
 from t2v.families.common import free_text_encoders, scheduler_min_steps
-from t2v.families.lora import DiffusersLora
+from t2v.families.lora import DiffusersLora, lora_files
 from t2v.families.dryrun import measured, meta_video, spatial_preview
 from t2v.models.catalog import config
 from t2v.models.registry import folder_info
 from t2v.sampling.loop import Checkpoints, LoopState, denoise
 from t2v.families import ltx2_upscale as upscale
 from t2v.families.ltx_steps import Grid, decode_plan
-from t2v.families.ltx2_condition import check_reference_size, conditioned, lora_files, reference_downscale
+from t2v.families.ltx2_condition import check_reference_size, conditioned, reference_downscale
 from t2v.families.ltx2_steps import (
     OPTIONS, AudioGrid, Guidance, Text, audio_noise, connect, decode_audio, decode_video, gemma_embeds, image_latents,
     noise, step_fn, timesteps)
@@ -101,7 +101,12 @@ class LTX2Family(DiffusersLora):
         opts = _merged(defaults, request)
         upscale.check(path, request, opts, self.rules(path).size_multiple, model=model)
         if getattr(request, "control_video", None) and path is not None:  # the LoRA files this machine can read
-            files = lora_files(lora.path for lora in request.loras)
+            files = []
+            for lora in request.loras:
+                try:
+                    files += lora_files(Path(lora.path).expanduser()).values()
+                except (OSError, RuntimeError):  # a name no file can have: refused where the adapters load
+                    continue
             self.check_reference(path, request, opts, reference_downscale(files))
 
     def check_reference(self, path: Path, request, opts: dict[str, Any], downscale: int) -> None:

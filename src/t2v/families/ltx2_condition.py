@@ -107,20 +107,6 @@ def reference_downscale(files) -> int:
     return 1
 
 
-def lora_files(paths) -> list:
-    """The .safetensors files of the request's local LoRA paths (a file, or a folder's files); others skipped."""
-    from pathlib import Path
-
-    files = []
-    for path in paths:
-        p = Path(path).expanduser()
-        try:
-            files += [p] if p.is_file() else sorted(p.glob("*.safetensors")) if p.is_dir() else []
-        except OSError:
-            continue
-    return files
-
-
 def check_reference_size(height: int, width: int, downscale: int, spatial: int, *, stage: float = 1.0,
                          multiple: int = 32) -> None:
     """Refuse an output size whose IC-LoRA reference (at 1/``downscale`` of the size the reference is read at: the

@@ -21,9 +21,11 @@ from t2v.errors import InvalidRequest
 TARGET_MODULES = ["to_q", "to_k", "to_v", "to_out.0"]  # spatial and temporal attention, self and cross
 # With ``conv`` (LoCon): also every ResNet's 2D convolutions and the UNet's first and last convolution, as a
 # regular expression PEFT matches against whole module names (keeps the temporal Conv3d stacks out).
-CONV_TARGETS = r".*(\.to_q|\.to_k|\.to_v|\.to_out\.0|resnets\.\d+\.conv[12])|conv_in|conv_out"
-# A UNet3D's temporal attention: the first temporal transformer and every block's ``temp_attentions``.
-TEMPORAL = r"(?!.*(temp_attentions|transformer_in))"
+ATTENTION = r"\.to_q|\.to_k|\.to_v|\.to_out\.0"
+CONV = r"resnets\.\d+\.conv[12]"
+CONV_TARGETS = rf".*({ATTENTION}|{CONV})|conv_in|conv_out"
+# Not under a UNet3D's temporal attention: the first temporal transformer and every block's ``temp_attentions``.
+SPATIAL = r"^(?!.*(temp_attentions|transformer_in))"
 # The autoencoder's decoder: every convolution and attention projection under ``decoder.``, and post_quant_conv.
 DECODER_TARGETS = r"decoder\..*(\.conv1|\.conv2|\.conv|conv_in|conv_out|conv_shortcut|\.to_q|\.to_k|\.to_v|\.to_out\.0)|post_quant_conv"
 DECODER = "decoder"  # subfolder of an adapter folder
@@ -77,10 +79,7 @@ def unet_targets(conv: bool = False, temporal: bool = True) -> str | list[str]:
     convolutions and conv_in/conv_out too, and without ``temporal`` none of the temporal attention's layers."""
     if temporal:
         return CONV_TARGETS if conv else TARGET_MODULES
-    attention = r"\.to_q|\.to_k|\.to_v|\.to_out\.0"
-    if conv:
-        return rf"^{TEMPORAL}.*({attention}|resnets\.\d+\.conv[12])|conv_in|conv_out"
-    return rf"^{TEMPORAL}.*({attention})"
+    return SPATIAL + (CONV_TARGETS if conv else f".*({ATTENTION})")
 
 
 def add_lora(model, rank: int, alpha: float | None = None, conv: bool = False, targets: str | list[str] | None = None,
