@@ -252,7 +252,7 @@ class Chaos:
             for j in jobs:
                 hit = (j.stage == "denoise" and j.step >= min_step) if point == "denoise" else j.stage == "export"
                 if j.status == "running" and hit and j.attempts < MAX_ATTEMPTS:
-                    pid = int(j.worker_id.split(":")[-3])  # worker ids are host:pid:index:nonce
+                    pid = int(j.worker_id.split(":")[1])  # worker ids are host:pid:index:nonce:process (t2v.service.liveness)
                     victim = next((s for s in self.servers if s.proc.pid == pid and not self.restarting(s)), None)
                     if victim is not None and victim.proc.poll() is None:
                         victim.proc.send_signal(signal.SIGSTOP)

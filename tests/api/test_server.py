@@ -165,13 +165,15 @@ def test_restart_with_queued_jobs_completes_them(tiny_model, tmp_path):
 
 
 def test_kill_9_during_a_job_resumes_and_succeeds_exactly_once(tiny_model, tmp_path):
-    """The program as users start it: new ``python -m t2v serve`` processes, not forks."""
+    """The program as users start it: new ``python -m t2v serve`` processes, not forks. The restarted server
+    sees that the killed process is gone and takes its job back at once: it does not wait for the heartbeat
+    timeout (an hour here)."""
     home = tmp_path / "home"
     s = Server(home, tiny_model, fresh=True).start()
     job_id = s.submit(num_inference_steps=40, seed=3, num_frames=4, width=48, height=48)
     s.wait(job_id, ("running",), cond=lambda j: j["progress"]["step"] >= 5)
     s.stop(signal.SIGKILL)
-    s2 = Server(home, tiny_model, port=s.port, fresh=True).start()
+    s2 = Server(home, tiny_model, port=s.port, fresh=True, extra_env={"T2V_STALE_AFTER_S": "3600"}).start()
     try:
         job = s2.wait(job_id)
         assert job["status"] == "succeeded", job["error"]

@@ -27,6 +27,7 @@ from t2v.runner.runtime import import_runtime, load_pipeline
 from t2v.service.access import AccessService, visible_job
 from t2v.service.assets import AssetService
 from t2v.service.files import JobFiles
+from t2v.service.liveness import gone_here
 from t2v.service.limits import Admitted, admit, admit_plan, check_inline_post, check_priority, file_refs
 from t2v.service.metrics import Metrics
 from t2v.service.netguard import check_callback_url
@@ -152,7 +153,7 @@ class JobService:
 
     def start(self) -> JobService:
         self._import_runtime()  # before any worker thread starts: concurrent first imports of diffusers fail
-        requeued = self.repo.claims.requeue_stale(self.settings.stale_after_s, max_attempts=self.settings.max_attempts)
+        requeued = self.requeue_lost()
         if requeued:
             logger.info("requeued %d job(s) left running by a stopped process", len(requeued))
         self.drop_finished_checkpoints()
@@ -164,6 +165,13 @@ class JobService:
         self._janitor = threading.Thread(target=self._janitor_loop, name="t2v-janitor", daemon=True)
         self._janitor.start()
         return self
+
+    def requeue_lost(self) -> list[str]:
+        """Requeue the running jobs whose worker is lost: its process gone from this machine (seen at once), or
+        silent for ``stale_after_s`` (anywhere). Returns the ids queued again."""
+        dead = gone_here(self.repo.claims.running_workers())
+        return self.repo.claims.requeue_stale(self.settings.stale_after_s, max_attempts=self.settings.max_attempts,
+                                              dead_workers=dead)
 
     def drop_finished_checkpoints(self) -> None:
         """Delete checkpoints (and torn partial writes) of jobs that ended or are gone. A job's checkpoint
@@ -191,7 +199,7 @@ class JobService:
         interval = max(0.5, self.settings.stale_after_s / 2)
         while not self.stopping.wait(interval):
             try:
-                if self.repo.claims.requeue_stale(self.settings.stale_after_s, max_attempts=self.settings.max_attempts):
+                if self.requeue_lost():
                     self.wakeup.set()
                 self.drop_finished_checkpoints()
                 self.purge_pending()

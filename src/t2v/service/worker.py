@@ -23,6 +23,7 @@ from t2v.errors import Cancelled, T2VError, out_of_resources
 from t2v.export import atomic_path, remove_output
 from t2v.export.stream import StreamSpec
 from t2v.runner.modes import generate as run_request
+from t2v.service.liveness import worker_id as new_worker_id
 from t2v.requests import request_from_fields
 
 if TYPE_CHECKING:
@@ -81,7 +82,7 @@ class Worker(threading.Thread):
     def __init__(self, service: JobService, index: int, *, where: dict | None = None) -> None:
         super().__init__(name=f"t2v-worker-{index}", daemon=True)
         self.service = service
-        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{index}:{time.monotonic_ns() % 10**6}"
+        self.worker_id = new_worker_id(index)  # names this process: see t2v.service.liveness
         #: Where this worker runs, written in each job's record as ``ran_on`` (executor, host, pid; a Ray
         #: actor adds its node and actor ids).
         self.where = {"executor": "threads", "host": socket.gethostname(), "pid": os.getpid(), **(where or {}),

@@ -207,13 +207,22 @@ class Claims:
                     requeued.append(r.id)
         return requeued
 
-    def requeue_stale(self, stale_after_s: float, *, max_attempts: int | None = None) -> list[str]:
-        """Running jobs without a heartbeat for ``stale_after_s`` seconds (their process died) go
-        back to the queue, started_at kept; those that have had ``max_attempts`` tries fail instead
-        (None: no limit). Returns the ids queued again."""
+    def requeue_stale(self, stale_after_s: float, *, max_attempts: int | None = None,
+                      dead_workers: list[str] | tuple[str, ...] = ()) -> list[str]:
+        """Running jobs without a heartbeat for ``stale_after_s`` seconds, or held by one of ``dead_workers``
+        (their process died) go back to the queue, started_at kept; those that have had ``max_attempts`` tries
+        fail instead (None: no limit). Returns the ids queued again."""
         cutoff = utcnow() - timedelta(seconds=stale_after_s)
-        return self._release(or_(c.heartbeat_at.is_(None), c.heartbeat_at < cutoff), reason=WORKER_STOPPED,
-                             max_attempts=max_attempts)
+        lost = or_(c.heartbeat_at.is_(None), c.heartbeat_at < cutoff)
+        if dead_workers:
+            lost = or_(lost, c.worker_id.in_(list(dead_workers)))
+        return self._release(lost, reason=WORKER_STOPPED, max_attempts=max_attempts)
+
+    def running_workers(self) -> list[str]:
+        """The ids of the workers that hold running jobs."""
+        with self.db.read() as conn:
+            return list(conn.execute(select(c.worker_id).where(c.status == "running", c.worker_id.is_not(None))
+                                     .distinct()).scalars())
 
     def requeue_worker(self, worker_id: str) -> list[str]:
         """Jobs held by a worker that shuts down cleanly go back to the queue; that try is not
