@@ -24,23 +24,36 @@ from t2v.settings import get_settings
 from t2v.families import family_of_folder, get_family
 
 PEAK_SCRIPT = textwrap.dedent("""
-    import json, sys, torch
+    import json, os, sys, torch
     from pathlib import Path
     from diffusers import UNet3DConditionModel
     from t2v.models.precision import load_module
 
     root = Path(sys.argv[1])
-    load_module(UNet3DConditionModel, root, "warmup", "diffusion_pytorch_model", torch.bfloat16, None)  # imports, code pages
+
+    def warm_up():  # imports, code pages
+        load_module(UNet3DConditionModel, root, "warmup", "diffusion_pytorch_model", torch.bfloat16, None)
 
     def status(key):
         return next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith(key + ":"))
 
-    base = status("VmRSS")
-    open("/proc/self/clear_refs", "w").write("5")  # VmHWM := VmRSS now
-    model = load_module(UNet3DConditionModel, root, "unet", "diffusion_pytorch_model", torch.bfloat16, None)
-    print(json.dumps({"peak": status("VmHWM") - base,
-                      "weights": sum(t.numel() * t.element_size() for t in model.state_dict().values()),
-                      "dtypes": sorted({str(p.dtype) for p in model.parameters()})}))
+    # Each load is measured in a process of its own, forked from this one once it has imported everything (one
+    # torch thread: no thread pool crosses the fork). A fork does not inherit the mapped code pages its parent
+    # touched, so it warms up again before its base is read, as a fresh process does.
+    warm_up()
+    for cache in sys.argv[2:]:
+        pid = os.fork()
+        if pid == 0:
+            os.environ["T2V_CONVERTED_CACHE"] = cache
+            warm_up()
+            base = status("VmRSS")
+            open("/proc/self/clear_refs", "w").write("5")  # VmHWM := VmRSS now
+            model = load_module(UNet3DConditionModel, root, "unet", "diffusion_pytorch_model", torch.bfloat16, None)
+            print(json.dumps({"peak": status("VmHWM") - base,
+                              "weights": sum(t.numel() * t.element_size() for t in model.state_dict().values()),
+                              "dtypes": sorted({str(p.dtype) for p in model.parameters()})}), flush=True)
+            os._exit(0)
+        assert os.waitpid(pid, 0)[1] == 0
 """)
 
 
@@ -62,21 +75,19 @@ def test_bf16_load_peaks_under_1_3x_the_bf16_weights(tmp_path):
     params = _unet(tmp_path / "unet", (128, 256, 512, 512))
     assert params > 60e6  # big enough that the weights, not the noise, decide the peak
     _unet(tmp_path / "warmup", (16, 16, 16, 16), seed=1)
-    def peak(cache: str) -> dict:
-        out = subprocess.run([sys.executable, "-c", PEAK_SCRIPT, str(tmp_path)], capture_output=True, text=True,
-                             check=True, env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "T2V_CONVERTED_CACHE": cache,
-                                              "T2V_HOME": str(tmp_path / "home")})
-        got = json.loads(out.stdout.strip().splitlines()[-1])
+    out = subprocess.run([sys.executable, "-c", PEAK_SCRIPT, str(tmp_path), "0", "1", "1"], capture_output=True,
+                         text=True, check=True, env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1",
+                                                     "T2V_HOME": str(tmp_path / "home")})
+    peaks = [json.loads(line) for line in out.stdout.strip().splitlines()[-3:]]
+    for got in peaks:
         assert got["dtypes"] == ["torch.bfloat16"]
         assert got["weights"] == pytest.approx(params * 2, rel=0.01)
-        return got
-
-    got = peak("0")  # converting into the model's tensors
+    got = peaks[0]  # converting into the model's tensors
     assert 0.9 * got["weights"] < got["peak"] < 1.3 * got["weights"], got
-    got = peak("1")  # converting into a file kept on disk (t2v.models.converted), then mapping it
+    got = peaks[1]  # converting into a file kept on disk (t2v.models.converted), then mapping it
     assert got["peak"] < 0.5 * got["weights"], got  # measured 0.26x: no copy of the weights is held
     assert len(list((tmp_path / "home" / "cache" / "converted").glob("*.safetensors"))) == 1
-    got = peak("1")  # mapped from what the last load kept: nothing is read until used
+    got = peaks[2]  # mapped from what the last load kept: nothing is read until used
     assert got["peak"] < 0.25 * got["weights"], got  # measured 0.14x: the model's objects, code; no weights
 
 
