@@ -20,12 +20,12 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="re
 
 def id_of(pid: int, index: int = 0) -> str:
     """The worker id process ``pid`` would give itself."""
-    return f"host:{pid}:{index}:1:{liveness.machine_key()}.{liveness._start_ticks(pid)}"
+    return f"host:{pid}:{index}:1:{liveness.machine_key()}.{liveness.process_state(pid)[1]}"
 
 
 def wait_state(pid: int, states: str) -> None:
     deadline = time.time() + 10
-    while (liveness._stat_fields(pid) or ["gone"])[0] not in states and time.time() < deadline:
+    while (liveness.process_state(pid) or ("gone",))[0] not in states and time.time() < deadline:
         time.sleep(0.02)
 
 
@@ -33,7 +33,7 @@ def test_a_worker_id_names_its_process_and_fits_the_column(monkeypatch):
     wid = liveness.worker_id(3)
     host, pid, index, _, proc = wid.split(":")
     assert (int(pid), index) == (os.getpid(), "3") and proc.split(".") == [liveness.machine_key(),
-                                                                           liveness._start_ticks(os.getpid())]
+                                                                           liveness.process_state(os.getpid())[1]]
     assert liveness.gone_here([wid]) == []  # this process is alive
     monkeypatch.setattr(liveness.socket, "gethostname", lambda: "a-pod-name-" + "x" * 60)  # up to 63 in Kubernetes
     long = liveness.worker_id(12)
@@ -57,7 +57,7 @@ def test_gone_is_a_process_that_exited_a_zombie_or_another_process_under_its_pid
         child.wait()
     assert liveness.gone_here([running]) == [running]  # reaped: no such process
     # another machine's worker, a worker id without its process, garbage: only the heartbeat can tell
-    other = f"elsewhere:{child.pid}:0:1:0123456789.{liveness._start_ticks(os.getpid())}"
+    other = f"elsewhere:{child.pid}:0:1:0123456789.{liveness.process_state(os.getpid())[1]}"
     assert liveness.gone_here([other, f"old-host:{child.pid}:0:123", "x:y:z:w:v", None, ""]) == []
 
 

@@ -21,20 +21,22 @@ import time
 from functools import lru_cache
 from pathlib import Path
 
-__all__ = ["gone_here", "worker_id"]
+__all__ = ["gone_here", "process_state", "worker_id"]
 
 WIDTH = 64  # jobs.worker_id is VARCHAR(64)
 PROC = Path("/proc")
 
 
-def _stat_fields(pid: int | str) -> list[str] | None:
-    """The fields of /proc/PID/stat after the command name (which may hold spaces and parentheses): state
-    first; None when the process does not exist or /proc cannot be read."""
+def process_state(pid: int | str) -> tuple[str, str] | None:
+    """(state letter, start time in clock ticks since boot) of process ``pid`` from /proc/PID/stat (fields 3 and
+    22; the command name before them may hold spaces and parentheses); None when there is no such process or
+    /proc cannot be read."""
     try:
         text = (PROC / str(pid) / "stat").read_text()
     except OSError:
         return None
-    return text[text.rfind(")") + 2:].split()
+    fields = text[text.rfind(")") + 2:].split()
+    return (fields[0], fields[19]) if len(fields) > 19 else None
 
 
 @lru_cache(maxsize=1)
@@ -49,17 +51,11 @@ def machine_key() -> str | None:
     return hashlib.sha256(f"{socket.gethostname()}|{boot}|{pidns}".encode()).hexdigest()[:10]
 
 
-def _start_ticks(pid: int | str) -> str | None:
-    """The process's start time in clock ticks since boot (field 22 of its stat line)."""
-    fields = _stat_fields(pid)
-    return fields[19] if fields and len(fields) > 19 else None
-
-
 def worker_id(index: int) -> str:
     """A new id for worker ``index`` of this process."""
     pid = os.getpid()
-    key, start = machine_key(), _start_ticks("self")
-    proc = f"{key}.{start}" if key and start else "-"
+    key, own = machine_key(), process_state("self")
+    proc = f"{key}.{own[1]}" if key and own else "-"
     tail = f":{pid}:{index}:{time.monotonic_ns() % 10**6}:{proc}"
     return socket.gethostname()[:max(1, WIDTH - len(tail))] + tail
 
@@ -74,7 +70,7 @@ def gone_here(worker_ids) -> list[str]:
         parts = wid.split(":")
         if len(parts) != 5 or not parts[1].isdigit() or parts[4].partition(".")[0] != key:
             continue  # another machine's, or an id without its process: the heartbeat decides
-        fields = _stat_fields(parts[1])
-        if fields is None or fields[0] in ("Z", "X") or (len(fields) > 19 and fields[19] != parts[4].partition(".")[2]):
+        found = process_state(parts[1])
+        if found is None or found[0] in ("Z", "X") or found[1] != parts[4].partition(".")[2]:
             gone.append(wid)  # no such process, a zombie, or another process under the same pid
     return gone
