@@ -217,24 +217,36 @@ def run_stock(name: str, folder: Path, req, device: str) -> tuple[dict, object]:
     return out, np.round(np.asarray(frames) * 255).astype(np.uint8)
 
 
-def best_plan(name: str, folder: Path, settings: dict, device: str) -> dict:
-    """``compile`` and the fastest attention kernel this machine and family take (checked as a request)."""
+def accepted(folder: Path, settings: dict, device: str, **plan) -> bool:
+    """Whether this machine, install and family take ``plan`` (checked as a request is)."""
     from t2v.errors import InvalidRequest
 
+    try:
+        resolved_request(folder, settings, device, **plan)
+        return True
+    except InvalidRequest:
+        return False
+
+
+def best_plan(name: str, folder: Path, settings: dict, device: str, *, fp8: bool = False) -> dict:
+    """``compile`` and the fastest attention kernel this machine and family take; with ``fp8``, the block
+    layers' products in fp8 too (``weights="fp8-fast"``) where the GPU has fp8."""
     plan = {"memory": "speed", "compile": device == "cuda"}
-    for kernel in ("sage", "flash"):
-        try:
-            resolved_request(folder, settings, device, attention=kernel, **plan)
-            return {**plan, "attention": kernel}
-        except InvalidRequest:
-            continue
+    kernel = next((k for k in ("sage", "flash") if accepted(folder, settings, device, attention=k, **plan)), None)
+    if kernel:
+        plan["attention"] = kernel
+    if fp8 and accepted(folder, settings, device, weights="fp8-fast", **plan):
+        plan["weights"] = "fp8-fast"
     return plan
 
 
 def run_t2v(req, device: str, tag: str) -> tuple[dict, object]:
     from t2v import generate
 
+    t0 = time.perf_counter()
     generate(req.model_copy(update={"num_inference_steps": WARMUP_STEPS}))  # warm-up (and compile), same shape
+    print(f"{tag}: load and warm-up ({WARMUP_STEPS} steps, compile included) took {time.perf_counter() - t0:.0f} s",
+          flush=True)
     reset_peak(device)
     sync(device)
     t0 = time.perf_counter()
@@ -243,10 +255,16 @@ def run_t2v(req, device: str, tag: str) -> tuple[dict, object]:
     wall = time.perf_counter() - t0
     t = result.record["timings"]
     return {"side": "t2v", "plan": tag, "options": {k: getattr(req, k) for k in (
-                "dtype", "memory", "cache", "attention", "compile", "num_inference_steps", "guidance_scale")},
+                "dtype", "memory", "cache", "attention", "compile", "weights", "num_inference_steps", "guidance_scale")},
             "memory_plan": result.record["memory_plan"]["plan"], "load_s": round(t["load_s"], 2),
             "run_s": round(wall - t["load_s"], 3), "denoise_s": round(t["denoise_s"], 3), "decode_s": round(t["decode_s"], 3),
             "peak_gib": peak_gib(device), "timings": {k: round(v, 3) for k, v in t.items() if isinstance(v, float)}}, result.frames
+
+
+def progress(name: str, run: dict) -> None:
+    """One finished run's figures, printed at once (a run cut short by a time limit keeps those already made)."""
+    keep = ("run_s", "denoise_s", "decode_s", "peak_gib", "max_diff_vs_stock", "mean_diff_vs_stock", "psnr_vs_stock_db")
+    print(f"{name}: {run['plan']}: " + json.dumps({k: run[k] for k in keep if k in run}), flush=True)
 
 
 def one_model(name: str, root: Path, *, dry: bool, plans: list[str], peak_flops: float) -> dict:
@@ -257,7 +275,9 @@ def one_model(name: str, root: Path, *, dry: bool, plans: list[str], peak_flops:
 
     device = "cpu" if dry else "cuda"
     settings = dict((DRY if dry else FULL)[name])
+    t0 = time.perf_counter()
     folder = build_model(name, root, dry=dry, device=device)
+    print(f"{name}: model folder ready in {time.perf_counter() - t0:.0f} s", flush=True)
     req = resolved_request(folder, settings, device, memory="speed")
     family = family_of_folder(folder)
     pred = predict(folder, req, family=family, plan="speed", device=device, dtype=req.dtype, measure_speed=False)
@@ -269,18 +289,25 @@ def one_model(name: str, root: Path, *, dry: bool, plans: list[str], peak_flops:
         "peak_flops": peak_flops, "denoise_floor_s": floor_s, "runs": []}
     stock, stock_frames = run_stock(name, folder, req, device)
     out["runs"].append(stock)
+    progress(name, stock)
     for tag in plans:
         if tag == "same":
             plan_req = req
-        elif tag == "best":
-            plan_req = resolved_request(folder, settings, device, **best_plan(name, folder, settings, device))
-        elif tag == "turbo":  # a few-step run without guidance (what a distilled LoRA runs), best kernel, compiled
+        elif tag == "sage":  # the kernel alone, eager: its own speed and pixel difference
+            if not accepted(folder, settings, device, memory="speed", attention="sage"):
+                print(f"{name}: plan sage skipped: this machine, install or family does not take it", flush=True)
+                continue
+            plan_req = resolved_request(folder, settings, device, memory="speed", attention="sage")
+        elif tag in ("best", "fp8"):  # fp8: best with the block layers computed in fp8
+            plan_req = resolved_request(folder, settings, device,
+                                        **best_plan(name, folder, settings, device, fp8=tag == "fp8"))
+        elif tag == "turbo":  # a few-step run without guidance (what a distilled LoRA runs), the fastest plan
             fast = {**settings, "num_inference_steps": TURBO_STEPS, "guidance_scale": 1.0}
-            plan_req = resolved_request(folder, fast, device, **best_plan(name, folder, fast, device))
+            plan_req = resolved_request(folder, fast, device, **best_plan(name, folder, fast, device, fp8=True))
         elif tag == "cache":
             plan_req = resolved_request(folder, settings, device, memory="speed", cache=CACHE_PLAN[name])
         else:
-            raise SystemExit(f"unknown plan {tag!r}; choose from same, best, turbo, cache")
+            raise SystemExit(f"unknown plan {tag!r}; choose from same, sage, best, fp8, turbo, cache")
         try:
             run, frames = run_t2v(plan_req, device, tag)
         except Exception as e:  # one plan failing (a kernel, the compiler) must not lose the model's other figures
@@ -288,8 +315,13 @@ def one_model(name: str, root: Path, *, dry: bool, plans: list[str], peak_flops:
             print(f"{name}: t2v plan {tag} failed: {type(e).__name__}: {e}", flush=True)
             continue
         if tag != "turbo":  # other settings: other frames by design
-            run["max_diff_vs_stock"] = int(np.abs(frames.astype(int) - stock_frames.astype(int)).max())
+            diff = np.abs(frames.astype(int) - stock_frames.astype(int))
+            run["max_diff_vs_stock"] = int(diff.max())
+            run["mean_diff_vs_stock"] = round(float(diff.mean()), 3)
+            mse = float((diff.astype(np.float64) ** 2).mean())
+            run["psnr_vs_stock_db"] = round(10 * np.log10(255 ** 2 / mse), 1) if mse else None
         out["runs"].append(run)
+        progress(name, run)
     for run in out["runs"]:
         run["speedup_vs_stock"] = round(stock["run_s"] / run["run_s"], 3)
         if "denoise_s" in run:
@@ -330,8 +362,8 @@ def measured_matmul_flops(device: str) -> float:
 
 
 def table(results: list[dict]) -> str:
-    rows = ["| model | settings | run | time (load excluded) | vs stock | denoise / floor | peak GPU memory | max diff vs stock |",
-            "|---|---|---|---:|---:|---:|---:|---:|"]
+    rows = ["| model | settings | run | time (load excluded) | vs stock | denoise | decode | denoise / floor | peak GPU "
+            "memory | max / mean diff vs stock, PSNR |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for m in results:
         r = m["request"]
         floor_s = m["denoise_floor_s"]
@@ -341,8 +373,14 @@ def table(results: list[dict]) -> str:
             what = "stock diffusers" if run["side"] == "stock" else f"t2v {run['plan']} ({plan_words(run['options'], run['plan'])})"
             mem = f"{run['peak_gib']:.1f} GiB" if run["peak_gib"] is not None else "n/a"
             vs_floor = f"{run['denoise_vs_floor']:.2f}x" if "denoise_vs_floor" in run else "—"
+            stages = " | ".join(f"{run[k]:.2f} s" if k in run else "—" for k in ("denoise_s", "decode_s"))
+            diff = "—"
+            if "max_diff_vs_stock" in run:
+                psnr = run["psnr_vs_stock_db"]
+                diff = (f"{run['max_diff_vs_stock']} / {run['mean_diff_vs_stock']:.2f}, "
+                        + (f"{psnr:.1f} dB" if psnr is not None else "equal"))
             rows.append(f"| {m['model']} | {shape} | {what} | {run['run_s']:.2f} s | {run['speedup_vs_stock']:.2f}x "
-                        f"| {vs_floor} | {mem} | {run.get('max_diff_vs_stock', '—')} |")
+                        f"| {stages} | {vs_floor} | {mem} | {diff} |")
     return "\n".join(rows)
 
 
@@ -351,6 +389,7 @@ def plan_words(options: dict, plan: str = "") -> str:
     words += [f"cache {options['cache']}"] if options.get("cache") else []
     words += [f"attention {options['attention']}"] if options.get("attention") not in (None, "auto") else []
     words += ["compiled"] if options.get("compile") else []
+    words += [f"weights {options['weights']}"] if options.get("weights") not in (None, "auto") else []
     words += [f"{options['num_inference_steps']} steps, guidance {options['guidance_scale']:g}"] if "turbo" in plan else []
     return ", ".join(words)
 
@@ -359,7 +398,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated: " + ", ".join(MODELS))
     parser.add_argument("--only", help=argparse.SUPPRESS)  # internal: one model in this process
-    parser.add_argument("--plans", default="same,best,cache", help="t2v plans to run: same, best, turbo, cache")
+    parser.add_argument("--plans", default="same,best,cache", help="t2v plans to run: same, sage, best, fp8, turbo, cache")
     parser.add_argument("--dry", action="store_true", help="tiny models on the CPU, 2 steps (checks the plumbing)")
     parser.add_argument("--workdir", default=None, help="where the model folders go (default: a temporary folder)")
     parser.add_argument("--peak-tflops", type=float, help="the GPU's peak dense bf16 TFLOP/s (default: table or measured)")

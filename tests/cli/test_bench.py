@@ -173,3 +173,24 @@ def test_the_gpu_benchmark_runs_its_plumbing_on_the_cpu(tmp_path):
     assert runs["same"]["memory_plan"] == "speed" and runs["cache"]["options"]["cache"].startswith("fbc")
     assert all(r["run_s"] > 0 and r["speedup_vs_stock"] > 0 for r in runs.values())
     assert "| wan |" in done.stdout  # the markdown table docs/benchmarks.md takes
+
+
+def test_the_capped_gpu_benchmark_runs_its_plumbing_on_the_cpu(tmp_path):
+    """benchmarks/gpu_capped.py --dry: the resident run and the capped run (memory auto under a budget) side by
+    side on a tiny Wan, the planner's prediction beside each, the same frames (on the CPU both plans are one)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu_capped.py"
+    out = tmp_path / "capped.json"
+    done = subprocess.run([sys.executable, str(script), "--dry", "--models", "wan", "--cap-gib", "0.5",
+                           "--workdir", str(tmp_path / "models"), "--json", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    [model] = json.loads(out.read_text())["models"]
+    resident, capped = model["resident"], model["capped"]
+    assert resident["plan"] == "speed" and "error" not in capped, capped
+    assert resident["predicted_peak_gib"] > 0 and capped["predicted_peak_gib"] > 0
+    assert capped["max_diff_vs_resident"] == 0 and capped["time_vs_resident"] > 0
+    assert "| wan |" in done.stdout and "| capped |" in done.stdout

@@ -11,7 +11,8 @@ MiB at a time, dropping each chunk's pages from the process as soon as it is cop
 
 **Storage variants** (:func:`check_weights`, :func:`apply_weights`): ``fp8`` stores the denoiser(s) in
 float8_e4m3fn and computes in the run's dtype (diffusers' layerwise casting); ``int8`` is torchao's int8
-weight-only quantisation of the denoiser(s).
+weight-only quantisation of the denoiser(s). ``fp8-fast`` and ``int8-fast`` compute the denoiser's block
+layers in 8 bits (:mod:`t2v.models.fastcompute`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ from typing import Any, Callable, Iterator
 
 from t2v.errors import InvalidRequest
 from t2v.models.deferred import Deferred
+from t2v.models.fastcompute import FAST
+from t2v.models.fastcompute import check as fast_check
+from t2v.models.fastcompute import quantise
 from t2v.models.converted import converted_tensors  # kept on disk once converted (a cache of its own)
 from t2v.models.tensorfiles import SAFETENSORS_DTYPES, read_converted, read_header, stored_chunks  # noqa: F401
 
@@ -167,6 +171,10 @@ def check_weights(weights: str, device: str, dtype: str, *, lora: bool = False, 
     naming the field, ``weights`` or ``text_encoder_weights``, and the nearest valid value, ``auto``)."""
     if weights == "auto":
         return
+    if field == "text_encoder_weights" and weights in FAST:
+        raise InvalidRequest(f"text_encoder_weights: {weights} computes a denoiser's blocks in 8 bits; a text "
+                             f"encoder runs once per prompt and takes storage formats only; nearest valid: "
+                             f"{weights.split('-')[0]}", field=field)
     try:
         _check_weights(weights, device, lora)
     except InvalidRequest as e:
@@ -186,6 +194,8 @@ def _check_weights(weights: str, device: str, lora: bool) -> None:
         if str(device).startswith("mps"):
             raise InvalidRequest("weights: Apple GPUs (mps) cannot store float8 tensors; nearest valid: auto",
                                  field="weights")
+    elif weights in FAST:
+        fast_check(weights, device)
     elif weights == "int8":
         try:
             import torchao.quantization  # noqa: F401
@@ -237,7 +247,8 @@ def compute_dtype(module):
 
 
 def store(module, weights: str, compute_dtype, name: str = ""):
-    """``module`` stored as ``weights`` (``fp8`` or ``int8``), in place; returns it."""
+    """``module`` stored as ``weights`` (``fp8``, ``int8``, or a compute format of
+    :mod:`t2v.models.fastcompute`), in place; returns it."""
     import torch
 
     if weights == "fp8":
@@ -255,5 +266,7 @@ def store(module, weights: str, compute_dtype, name: str = ""):
         from torchao.quantization import Int8WeightOnlyConfig, quantize_
 
         quantize_(module, Int8WeightOnlyConfig())
+    elif weights in FAST:
+        quantise(module, weights, name)
     logger.info("%s stored as %s (computing in %s)", name or type(module).__name__, weights, compute_dtype)
     return module

@@ -293,8 +293,8 @@ def _prediction(dry: dict[str, Any], *, plan: str, device: str, dtype: str, meas
     mp = get_plan(plan)
     elt = 4 if dtype == "fp32" else 2
     frames, height, width, _ = dry["shape"]
-    one_byte = (set(dry["roles"]["denoise"]) if weights in ("fp8", "int8") else set()) | (
-        set(dry["roles"]["text"]) if text_weights in ("fp8", "int8") else set())
+    one_byte = (set(dry["roles"]["denoise"]) if weights != "auto" else set()) | (  # every format: 1 byte
+        set(dry["roles"]["text"]) if text_weights != "auto" else set())
     storage = weights
     weights = {k: n * (1 if k in one_byte else elt) for k, n in dry["params"].items()}
     weights.update({k: v for k, v in (stored or {}).items() if k in weights})

@@ -30,7 +30,7 @@ CACHES: dict[str, dict[str, int | float]] = {
     "fastercache": {"spatial": 2, "start": -1, "end": 681, "uncond_skip": 5},  # FasterCache
 }
 ATTENTION = ("auto", "sdpa", "flash", "sage")
-WEIGHTS = ("auto", "fp8", "int8")
+WEIGHTS = ("auto", "fp8", "int8", "fp8-fast", "int8-fast")
 _OFF = ("", "none", "off", "no")
 
 

@@ -115,7 +115,8 @@ class GenerationRequest(RequestModel):
         "(transformer models). Recorded in its canonical form (every parameter)."))
     attention: str = knob("auto", only=("video",), api=False, help="Attention kernel: auto (PyTorch SDPA), sdpa, flash or sage.")
     weights: str = knob("auto", only=("video",), api=False, help=(
-        "Denoiser weight storage: auto (the run's dtype), fp8 (float8 storage, bf16 compute) or int8 (torchao)."))
+        "Denoiser weights: auto (the run's dtype), fp8 (float8 storage, bf16 compute), int8 (torchao, weight-only), "
+        "or 8-bit compute, whose frames differ: fp8-fast (Ada/Hopper GPUs) or int8-fast (torchao)."))
     text_encoder_weights: str = knob("auto", only=("video",), api=False, help=(
         "Text encoder weight storage: auto (the run's dtype), fp8 (float8 storage, computed in the run's dtype) or "
         "int8 (torchao): UMT5-XXL's 11 GB in bf16 become about 6 GB."))

@@ -1,7 +1,8 @@
 """Attention kernels and compiled denoisers (``--attention``, ``--compile``), on a run's own view of the model.
 
 ``--attention``: ``auto`` leaves the model as loaded (PyTorch's scaled-dot-product attention, SDPA); ``sdpa``
-pins SDPA; ``flash`` (the flash-attn package) and ``sage`` (sageattention) are CUDA kernels for fp16/bf16 that
+pins SDPA; ``flash`` (the flash-attn package) and ``sage`` (sageattention: 1.x, the release on PyPI, through
+t2v's own wrapper, :mod:`t2v.sampling.sage`; 2.1.1 or later through diffusers') are CUDA kernels for fp16/bf16 that
 diffusers' attention dispatcher offers to the transformers whose attention goes through it and passes no mask
 (each family's card says which: ``FamilyCard.kernels``). The kernel is set on the processors of a private view of the denoiser
 (:func:`t2v.sampling.views.private_view`), never through diffusers' process-wide active backend, so runs in other
@@ -32,6 +33,7 @@ import weakref
 
 from t2v.errors import InvalidRequest
 from t2v.runtime import current
+from t2v.sampling import sage
 from t2v.sampling.views import private_view, with_components
 
 logger = logging.getLogger(__name__)
@@ -203,7 +205,7 @@ def set_kernel(module, attention: str) -> int:
         return 0
     from diffusers.models.attention_dispatch import AttentionBackendName
 
-    backend = AttentionBackendName(BACKENDS[attention])
+    backend = AttentionBackendName(backend_name(attention))
     count = 0
     for sub in module.modules():
         processor = getattr(sub, "processor", None)
@@ -214,6 +216,14 @@ def set_kernel(module, attention: str) -> int:
         raise InvalidRequest(f"attention: this {type(module).__name__} has no attention that can use the "
                              f"{attention} kernel; nearest valid: sdpa", field="attention")
     return count
+
+
+def backend_name(attention: str) -> str:
+    """The diffusers attention back-end ``attention`` runs as: sageattention 1.x through t2v's wrapper
+    (:mod:`t2v.sampling.sage`), 2.1.1 or later through diffusers' own."""
+    if attention == "sage":
+        return sage.backend_name()
+    return BACKENDS[attention]
 
 
 class CompiledVariant:
