@@ -150,20 +150,24 @@ def test_with_a_step_cache_the_frame_difference_is_information_not_a_failure(tmp
     assert "warning" not in r.stderr
 
 
-def test_the_gpu_benchmark_runs_its_plumbing_on_the_cpu(tmp_path):
-    """benchmarks/gpu.py is only ever timed on a lent GPU, with little device time: its --dry run (tiny models, CPU,
-    2 steps) keeps it working in between, stock and t2v side by side with the same frames."""
+def dry_run(script: str, tmp_path, *args: str):
+    """``benchmarks/SCRIPT --dry`` on a tiny Wan: (the finished process, its JSON report)."""
     import subprocess
     import sys
     from pathlib import Path
 
-    script = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu.py"
-    out = tmp_path / "gpu.json"
-    done = subprocess.run([sys.executable, str(script), "--dry", "--models", "wan", "--plans", "same,cache",
-                           "--workdir", str(tmp_path / "models"), "--json", str(out)],
-                          capture_output=True, text=True, timeout=600)
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / script
+    out = tmp_path / "report.json"
+    done = subprocess.run([sys.executable, str(path), "--dry", "--models", "wan", *args, "--workdir",
+                           str(tmp_path / "models"), "--json", str(out)], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    report = json.loads(out.read_text())
+    return done, json.loads(out.read_text())
+
+
+def test_the_gpu_benchmark_runs_its_plumbing_on_the_cpu(tmp_path):
+    """benchmarks/gpu.py is only ever timed on a lent GPU, with little device time: its --dry run (tiny models, CPU,
+    2 steps) keeps it working in between, stock and t2v side by side with the same frames."""
+    done, report = dry_run("gpu.py", tmp_path, "--plans", "same,cache")
     assert report["dry"] is True and report["peak_flops"] > 0
     [model] = report["models"]
     assert model["model"] == "wan" and model["flops_per_step"] > 0 and model["denoise_floor_s"] > 0
@@ -178,17 +182,8 @@ def test_the_gpu_benchmark_runs_its_plumbing_on_the_cpu(tmp_path):
 def test_the_capped_gpu_benchmark_runs_its_plumbing_on_the_cpu(tmp_path):
     """benchmarks/gpu_capped.py --dry: the resident run and the capped run (memory auto under a budget) side by
     side on a tiny Wan, the planner's prediction beside each, the same frames (on the CPU both plans are one)."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    script = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu_capped.py"
-    out = tmp_path / "capped.json"
-    done = subprocess.run([sys.executable, str(script), "--dry", "--models", "wan", "--cap-gib", "0.5",
-                           "--workdir", str(tmp_path / "models"), "--json", str(out)],
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    [model] = json.loads(out.read_text())["models"]
+    done, report = dry_run("gpu_capped.py", tmp_path, "--cap-gib", "0.5")
+    [model] = report["models"]
     resident, capped = model["resident"], model["capped"]
     assert resident["plan"] == "speed" and "error" not in capped, capped
     assert resident["predicted_peak_gib"] > 0 and capped["predicted_peak_gib"] > 0
