@@ -18,12 +18,9 @@ difference is measured in docs/benchmarks.md, and ``auto`` never picks these.
 
 from __future__ import annotations
 
-import logging
 import re
 
 from t2v.errors import InvalidRequest
-
-logger = logging.getLogger(__name__)
 
 FAST = ("fp8-fast", "int8-fast")
 FP8_CAPABILITY = (8, 9)  # Ada (sm_89) and Hopper (sm_90) have fp8 tensor cores
@@ -36,19 +33,24 @@ TILE = 16
 def check(weights: str, device: str) -> None:
     """Refuse a compute format this install or device cannot run (InvalidRequest naming ``weights`` and the
     nearest valid value)."""
-    import torch
-
-    if weights == "fp8-fast" and not str(device).startswith("cuda"):
-        raise InvalidRequest(f"weights: fp8-fast computes in float8 on NVIDIA Ada or Hopper GPUs (compute "
-                             f"capability 8.9 or later) and this run is on {device}; nearest valid: int8-fast "
-                             f"(8-bit products here) or fp8 (float8 storage)", field="weights")
     if weights == "fp8-fast":
+        import torch
+
+        if not str(device).startswith("cuda"):
+            raise InvalidRequest(f"weights: fp8-fast computes in float8 on NVIDIA Ada or Hopper GPUs (compute "
+                                 f"capability 8.9 or later) and this run is on {device}; nearest valid: int8-fast "
+                                 f"(8-bit products here) or fp8 (float8 storage)", field="weights")
         index = torch.device(device).index or 0
         capability = tuple(torch.cuda.get_device_capability(index))
         if capability < FP8_CAPABILITY:
             raise InvalidRequest(f"weights: fp8-fast needs an Ada or Hopper GPU (compute capability 8.9 or "
                                  f"later); this {torch.cuda.get_device_name(index)} is {capability[0]}."
                                  f"{capability[1]}; nearest valid: int8-fast", field="weights")
+    needs_torchao(weights)
+
+
+def needs_torchao(weights: str) -> None:
+    """Refuse ``weights`` (a format torchao makes) where torchao cannot be imported."""
     try:
         import torchao.quantization  # noqa: F401
     except Exception:  # not installed, or built for another PyTorch
@@ -90,7 +92,6 @@ def quantise(module, weights: str, name: str = "") -> int:
         raise InvalidRequest(f"weights: {name or type(module).__name__} has no linear layers {weights} can "
                              f"compute in 8 bits; nearest valid: auto", field="weights")
     quantize_(module, config(weights), filter_fn=lambda sub, fqn: fqn in chosen)
-    logger.info("%s: %d linear layers compute in %s", name or type(module).__name__, len(chosen), weights)
     return len(chosen)
 
 

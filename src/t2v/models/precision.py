@@ -30,7 +30,7 @@ from t2v.errors import InvalidRequest
 from t2v.models.deferred import Deferred
 from t2v.models.fastcompute import FAST
 from t2v.models.fastcompute import check as fast_check
-from t2v.models.fastcompute import quantise
+from t2v.models.fastcompute import needs_torchao, quantise
 from t2v.models.converted import converted_tensors  # kept on disk once converted (a cache of its own)
 from t2v.models.tensorfiles import SAFETENSORS_DTYPES, read_converted, read_header, stored_chunks  # noqa: F401
 
@@ -197,11 +197,7 @@ def _check_weights(weights: str, device: str, lora: bool) -> None:
     elif weights in FAST:
         fast_check(weights, device)
     elif weights == "int8":
-        try:
-            import torchao.quantization  # noqa: F401
-        except Exception:  # not installed, or built for another PyTorch
-            raise InvalidRequest("weights: int8 needs torchao (`pip install torchao`); nearest valid: auto",
-                                 field="weights") from None
+        needs_torchao(weights)
     else:
         raise InvalidRequest(f"weights: unknown storage {weights!r}; nearest valid: auto", field="weights")
 

@@ -23,32 +23,21 @@ import math
 
 HEAD_SIZES = (64, 96, 128)
 FALLBACK_BACKEND = "_sage_qk_int8_pv_fp16_triton"  # diffusers' AttentionBackendName value for this kernel
-NEEDS_FOR_DIFFUSERS = (2, 1, 1)  # diffusers' own sage back-end needs sageattention >= 2.1.1
 
 _registered = False
 
 
-def version() -> tuple[int, ...] | None:
-    """The installed sageattention's version as numbers (None: not installed)."""
-    from importlib.metadata import PackageNotFoundError
-    from importlib.metadata import version as dist_version
+def diffusers_takes_it() -> bool:
+    """Whether diffusers' own ``sage`` back-end can run here (sageattention 2.1.1 or later; diffusers' own test)."""
+    from diffusers.models.attention_dispatch import _CAN_USE_SAGE_ATTN  # noqa: PLC2701  (no public name)
 
-    try:
-        text = dist_version("sageattention")
-    except PackageNotFoundError:
-        return None
-    parts = []
-    for piece in text.split(".")[:3]:
-        digits = "".join(ch for ch in piece if ch.isdigit())
-        parts.append(int(digits or 0))
-    return tuple(parts)
+    return bool(_CAN_USE_SAGE_ATTN)
 
 
 def backend_name() -> str:
     """The diffusers back-end ``--attention sage`` runs as in this process (registering t2v's wrapper first
-    where sageattention 1.x is installed)."""
-    found = version()
-    if found is not None and found >= NEEDS_FOR_DIFFUSERS:
+    where only sageattention 1.x is installed)."""
+    if diffusers_takes_it():
         return "sage"
     register()
     return FALLBACK_BACKEND
