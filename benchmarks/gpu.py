@@ -68,6 +68,10 @@ CACHE_PLAN = {"modelscope": "deepcache", "wan": "fbc", "ltx": "fbc"}
 # Peak dense (no sparsity) bf16/fp16 tensor-core TFLOP/s from the datasheets, matched in order on the name.
 PEAK_TFLOPS = (("H200", 989.0), ("H100 PCIe", 756.0), ("H100", 989.0), ("A100", 312.0), ("L40S", 362.0), ("L4", 121.0))
 TURBO_STEPS = 4  # the turbo plan: steps of a few-step distill (lightx2v / CausVid / FastWan LoRAs run 3-4), no CFG
+# The attention kernels (t2v.sampling.kernels), and the order `best` tries them in: the packages' kernels, then
+# SDPA's fastest back-ends on Ampere and later (cuDNN takes the masked families too); the first accepted wins.
+KERNELS = ("sdpa-flash", "sdpa-efficient", "sdpa-cudnn", "sdpa-math", "flex", "flash", "sage")
+BEST_KERNELS = ("sage", "flash", "sdpa-cudnn", "sdpa-flash")
 WARMUP_STEPS = 2  # untimed, at the same shape (LTX's flow-match scheduler cannot step a 1-step schedule)
 TORCH_DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
@@ -232,7 +236,7 @@ def best_plan(name: str, folder: Path, settings: dict, device: str, *, fp8: bool
     """``compile`` and the fastest attention kernel this machine and family take; with ``fp8``, the block
     layers' products in fp8 too (``weights="fp8-fast"``) where the GPU has fp8."""
     plan = {"memory": "speed", "compile": device == "cuda"}
-    kernel = next((k for k in ("sage", "flash") if accepted(folder, settings, device, attention=k, **plan)), None)
+    kernel = next((k for k in BEST_KERNELS if accepted(folder, settings, device, attention=k, **plan)), None)
     if kernel:
         plan["attention"] = kernel
     if fp8 and accepted(folder, settings, device, weights="fp8-fast", **plan):
@@ -290,14 +294,14 @@ def one_model(name: str, root: Path, *, dry: bool, plans: list[str], peak_flops:
     stock, stock_frames = run_stock(name, folder, req, device)
     out["runs"].append(stock)
     progress(name, stock)
-    for tag in plans:
+    for tag in [k for t in plans for k in (KERNELS if t == "kernels" else (t,))]:
         if tag == "same":
             plan_req = req
-        elif tag == "sage":  # the kernel alone, eager: its own speed and pixel difference
-            if not accepted(folder, settings, device, memory="speed", attention="sage"):
-                print(f"{name}: plan sage skipped: this machine, install or family does not take it", flush=True)
+        elif tag in KERNELS:  # the kernel alone, eager: its own speed and pixel difference
+            if not accepted(folder, settings, device, memory="speed", attention=tag):
+                print(f"{name}: plan {tag} skipped: this machine, install or family does not take it", flush=True)
                 continue
-            plan_req = resolved_request(folder, settings, device, memory="speed", attention="sage")
+            plan_req = resolved_request(folder, settings, device, memory="speed", attention=tag)
         elif tag in ("best", "fp8"):  # fp8: best with the block layers computed in fp8
             plan_req = resolved_request(folder, settings, device,
                                         **best_plan(name, folder, settings, device, fp8=tag == "fp8"))
@@ -307,7 +311,8 @@ def one_model(name: str, root: Path, *, dry: bool, plans: list[str], peak_flops:
         elif tag == "cache":
             plan_req = resolved_request(folder, settings, device, memory="speed", cache=CACHE_PLAN[name])
         else:
-            raise SystemExit(f"unknown plan {tag!r}; choose from same, sage, best, fp8, turbo, cache")
+            raise SystemExit(f"unknown plan {tag!r}; choose from same, best, fp8, turbo, cache, kernels or a kernel "
+                             f"({', '.join(KERNELS)})")
         try:
             run, frames = run_t2v(plan_req, device, tag)
         except Exception as e:  # one plan failing (a kernel, the compiler) must not lose the model's other figures
@@ -398,7 +403,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated: " + ", ".join(MODELS))
     parser.add_argument("--only", help=argparse.SUPPRESS)  # internal: one model in this process
-    parser.add_argument("--plans", default="same,best,cache", help="t2v plans to run: same, sage, best, fp8, turbo, cache")
+    parser.add_argument("--plans", default="same,best,cache", help=(
+        "t2v plans to run: same, best, fp8, turbo, cache; a kernel alone (sage, flex, sdpa-cudnn, ...), or kernels (each "
+        "kernel the model and machine take)"))
     parser.add_argument("--dry", action="store_true", help="tiny models on the CPU, 2 steps (checks the plumbing)")
     parser.add_argument("--workdir", default=None, help="where the model folders go (default: a temporary folder)")
     parser.add_argument("--peak-tflops", type=float, help="the GPU's peak dense bf16 TFLOP/s (default: table or measured)")

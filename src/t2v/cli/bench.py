@@ -13,6 +13,7 @@ import typer
 from t2v.cli.common import cli_errors, err, out
 from t2v.bench import cpu, report
 from t2v.bench.spec import plan_fields
+from t2v.requests import ATTENTION
 
 
 def bench(
@@ -32,7 +33,7 @@ def bench(
     t2v_memory: str = typer.Option("auto", "--t2v-memory", help="t2v side: memory plan (auto, speed, balanced, low)."),
     t2v_cache: Optional[str] = typer.Option(None, "--t2v-cache", help="t2v side: step cache NAME[:KEY=VALUE,...] "
                                             "(frames then differ from stock by design: reported, not checked)."),
-    t2v_attention: str = typer.Option("auto", "--t2v-attention", help="t2v side: attention kernel (auto, sdpa, flash, sage)."),
+    t2v_attention: str = typer.Option("auto", "--t2v-attention", help=f"t2v side: attention kernel ({', '.join(ATTENTION)})."),
     t2v_compile: bool = typer.Option(False, "--t2v-compile", help="t2v side: torch.compile the denoiser's repeated blocks."),
     default_plan: bool = typer.Option(False, "--default-plan", help="Also run t2v's default plan each round (dtype and "
                                       "memory plan as t2v picks them on this machine, after one untimed warm-up run), "

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from t2v.requests import ATTENTION, MASKLESS_KERNELS
+
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "assets"
 # text-to-video, image-to-video, first-last-frame (a last frame too), control (VACE: clips and reference images),
 # character animation (Wan-Animate: a reference image moved by pose and face videos), text-to-image
@@ -77,6 +79,13 @@ def no_stock_arguments(index: dict[str, Any], request: dict[str, Any], defaults:
     return {}
 
 
+# The kernels a denoiser whose attention goes through diffusers' attention dispatcher can use: every one when
+# its attention passes no mask (Wan, SkyReels-V2, Helios, Kandinsky 5), the ones that take a mask where it passes
+# one (LTX-Video, LTX-2, HunyuanVideo, HunyuanVideo 1.5, SANA-Video: the text's padding).
+DISPATCHED: tuple[str, ...] = ATTENTION
+DISPATCHED_MASKED: tuple[str, ...] = tuple(k for k in ATTENTION if k not in MASKLESS_KERNELS)
+
+
 @dataclass(frozen=True)
 class FamilyCard:
     """What t2v knows of a model family without importing its module: its name, the diffusers pipeline classes
@@ -98,8 +107,9 @@ class FamilyCard:
     # its VAE encodes an input clip (video-to-video): what lets the checks name the families that can do something.
     modes: tuple[str, ...] = ("video",)
     encodes_video: bool = False
-    # The ``--attention`` values its denoiser can use (t2v.sampling.accel). flash and sage need diffusers'
-    # attention dispatcher and attention without a mask; the others stay on PyTorch's SDPA.
+    # The ``--attention`` values its denoiser can use (t2v.sampling.kernels): DISPATCHED for a denoiser whose
+    # attention goes through diffusers' dispatcher and passes no mask, DISPATCHED_MASKED where it passes one; a
+    # denoiser whose processors call PyTorch's SDPA themselves (the UNets', CogVideoX's) takes SDPA only.
     kernels: tuple[str, ...] = ("auto", "sdpa")
     # The stock pipeline call's own keyword arguments equivalent to a t2v request (the seed contract, t2v bench):
     # ``stock(index, request, defaults)`` with the folder's model_index.json, the resolved request's fields and

@@ -4,7 +4,7 @@ they take, and each field's one declaration (type, range, default, help, CLI spe
 
 from t2v.requests.base import (RequestModel, applies, cli_spelling, field_meta, file_fields, invalid_from_validation, knob, on_surface,
                                validated)
-from t2v.requests.caches import (ATTENTION, CACHES, WEIGHTS, CacheSpec, cache_spec, canonical_cache, check_attention,
+from t2v.requests.caches import (ATTENTION, CACHES, MASKLESS_KERNELS, WEIGHTS, CacheSpec, cache_spec, canonical_cache, check_attention,
                                  check_weights)
 from t2v.requests.extras import FLAT_EXTRAS, FamilyExtras, check_extras, move_asset_ids, move_flat_extras
 from t2v.requests.image import METHODS, ImageRequest, SequenceRequest
@@ -22,7 +22,7 @@ from t2v.requests.video import (DEFAULTABLE, ENGINE_FIELDS, FILE_FIELDS, WEIGHT_
                                 VideoRequest)
 
 __all__ = [
-    "ATTENTION", "CACHES", "EXPERTS", "MAX_LORAS", "LoraSpec", "move_single_lora", "parse_lora", "DEFAULTABLE", "DEFAULT_NEGATIVE_PROMPT", "DEFAULT_STRENGTH", "DEVICES", "DTYPES",
+    "ATTENTION", "MASKLESS_KERNELS", "CACHES", "EXPERTS", "MAX_LORAS", "LoraSpec", "move_single_lora", "parse_lora", "DEFAULTABLE", "DEFAULT_NEGATIVE_PROMPT", "DEFAULT_STRENGTH", "DEVICES", "DTYPES",
     "ENGINE_FIELDS", "FILE_FIELDS", "WEIGHT_FILE_FIELDS", "FLAT_EXTRAS", "FORMATS", "INTERPOLATION_METHODS", "MAX_FRAMES", "MAX_SECONDS", "MAX_SEED", "MAX_SIDE",
     "MAX_STEPS", "METHODS", "MIN_SIDE", "MODES", "PLANS", "POST_FORMATS", "REQUEST_TYPES", "SCHEDULERS",
     "UPSCALERS", "UPSCALE_FACTORS", "WEIGHTS", "CacheSpec", "FamilyExtras", "GenerationRequest", "GenerationResult", "ImageRequest", "JobOptions",

@@ -29,7 +29,11 @@ CACHES: dict[str, dict[str, int | float]] = {
     "pab": {"spatial": 2, "temporal": 0, "cross": 0, "start": 100, "end": 800},  # PyramidAttentionBroadcast
     "fastercache": {"spatial": 2, "start": -1, "end": 681, "uncond_skip": 5},  # FasterCache
 }
-ATTENTION = ("auto", "sdpa", "flash", "sage")
+# --attention: auto (the model as loaded: PyTorch's SDPA, which picks its own back-end), PyTorch's SDPA pinned to
+# one back-end (sdpa-flash, sdpa-efficient, sdpa-cudnn, sdpa-math), flex attention, and the flash-attn and
+# SageAttention packages' kernels. What each needs (device, dtype, package) is t2v.sampling.kernels'.
+ATTENTION = ("auto", "sdpa", "sdpa-flash", "sdpa-efficient", "sdpa-cudnn", "sdpa-math", "flex", "flash", "sage")
+MASKLESS_KERNELS = ("sdpa-flash", "flash", "sage")  # kernels that take no attention mask
 WEIGHTS = ("auto", "fp8", "int8", "fp8-fast", "int8-fast")
 _OFF = ("", "none", "off", "no")
 

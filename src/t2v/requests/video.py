@@ -113,7 +113,9 @@ class GenerationRequest(RequestModel):
     cache: str | None = knob(None, only=("video",), max_length=200, help=(
         "Step cache NAME[:KEY=VALUE,...]: deepcache (UNet3D models), fbc, taylorseer, magcache, pab, fastercache "
         "(transformer models). Recorded in its canonical form (every parameter)."))
-    attention: str = knob("auto", only=("video",), api=False, help="Attention kernel: auto (PyTorch SDPA), sdpa, flash or sage.")
+    attention: str = knob("auto", only=("video",), api=False, help=(
+        "Attention kernel: auto (the model as loaded: PyTorch SDPA), sdpa, sdpa-flash, sdpa-efficient, sdpa-cudnn, "
+        "sdpa-math, flex, flash or sage (what each family and machine take: docs/speed.md)."))
     weights: str = knob("auto", only=("video",), api=False, help=(
         "Denoiser weights: auto (the run's dtype), fp8 (float8 storage, bf16 compute), int8 (torchao, weight-only), "
         "or 8-bit compute, whose frames differ: fp8-fast (Ada/Hopper GPUs) or int8-fast (torchao)."))

@@ -1,10 +1,10 @@
 """Attention kernels and compiled denoisers (``--attention``, ``--compile``), on a run's own view of the model.
 
-``--attention``: ``auto`` leaves the model as loaded (PyTorch's scaled-dot-product attention, SDPA); ``sdpa``
-pins SDPA; ``flash`` (the flash-attn package) and ``sage`` (sageattention: 1.x, the release on PyPI, through
-t2v's own wrapper, :mod:`t2v.sampling.sage`; 2.1.1 or later through diffusers') are CUDA kernels for fp16/bf16 that
-diffusers' attention dispatcher offers to the transformers whose attention goes through it and passes no mask
-(each family's card says which: ``FamilyCard.kernels``). The kernel is set on the processors of a private view of the denoiser
+``--attention``: ``auto`` leaves the model as loaded (PyTorch's scaled-dot-product attention, SDPA); the other
+kernels (SDPA pinned to one of its back-ends, flex attention, the flash-attn and SageAttention packages:
+:mod:`t2v.sampling.kernels`) go through diffusers' attention dispatcher, to the transformers whose attention
+goes through it; the kernels that take no mask only to those whose attention passes none (each family's card
+says which: ``FamilyCard.kernels``). The kernel is set on the processors of a private view of the denoiser
 (:func:`t2v.sampling.views.private_view`), never through diffusers' process-wide active backend, so runs in other
 threads keep theirs.
 
@@ -32,19 +32,16 @@ import threading
 import weakref
 
 from t2v.errors import InvalidRequest
+from t2v.requests import MASKLESS_KERNELS
 from t2v.runtime import current
-from t2v.sampling import sage
+from t2v.sampling.kernels import KERNELS, backend_name, requirements
 from t2v.sampling.views import private_view, with_components
 
 logger = logging.getLogger(__name__)
 
 # The kernels a family's denoiser can use are its card's (FamilyCard.kernels; a plugin family without a card may
-# set ``attention_kernels``). flash and sage need the diffusers dispatcher and attention without a mask: Wan's
-# transformer passes none; LTX-Video's and HunyuanVideo's pass a text mask, CogVideoX's processors call SDPA
-# directly, and the UNets' processors (AttnProcessor2_0) are SDPA.
+# set ``attention_kernels``); SDPA only for a family without either.
 SDPA_ONLY = ("auto", "sdpa")
-PACKAGES = {"flash": ("flash_attn", "flash-attn"), "sage": ("sageattention", "sageattention")}
-BACKENDS = {"sdpa": "native", "flash": "flash", "sage": "sage"}  # diffusers AttentionBackendName values
 COMPILE_BACKEND = "inductor"  # torch.compile's backend (tests use "aot_eager": the same graphs, no C++ build)
 # The UNet families compile the whole UNet (one graph per shape). Regions (the blocks below) were measured
 # slower on t2v-shapes: their shapes differ level by level, so they compile many graphs and ResnetBlock2D alone
@@ -123,39 +120,54 @@ def check(family, request, *, model: str = "this model") -> None:
 def check_kernel(family, request, attention: str, model: str) -> None:
     offered = kernels(family)
     if attention not in offered:
-        raise InvalidRequest(f"attention: {model} ({family.name}) cannot use the {attention} kernel: its "
-                             f"{family.denoiser}'s attention takes {', '.join(offered)}; nearest valid: sdpa",
-                             field="attention")
-    device = target_device(request)
-    if device != "cuda":
-        raise InvalidRequest(f"attention: the {attention} kernel needs a CUDA GPU and this run is on {device}; "
+        why = (f"its {family.denoiser}'s attention passes a mask, which the {attention} kernel does not take"
+               if attention in MASKLESS_KERNELS and "flex" in offered else
+               f"its {family.denoiser}'s attention takes {', '.join(offered)}")
+        raise InvalidRequest(f"attention: {model} ({family.name}) cannot use the {attention} kernel: {why}; "
                              f"nearest valid: sdpa", field="attention")
-    module, pip_name = PACKAGES[attention]
-    if not installed(module):
-        raise InvalidRequest(f"attention: the {attention} kernel needs the {pip_name} package, which is not "
-                             f"installed (pip install {pip_name}); nearest valid: sdpa", field="attention")
-    if str(getattr(request, "dtype", "auto")) == "fp32":
-        raise InvalidRequest(f"attention: the {attention} kernel computes in fp16 or bf16, not fp32; use "
-                             f"--dtype bf16 (or auto), or attention sdpa", field="attention")
+    device, dtype = target_device(request), str(getattr(request, "dtype", "auto") or "auto")
+    capability = cuda_capability() if device == "cuda" else None
+    problem = requirements(KERNELS[attention], device, dtype, capability, installed)
+    if problem is None and KERNELS[attention].compiles and compile_problem(device):
+        problem = f"runs through torch.compile, and {compile_problem(device)}"
+    if problem:
+        usable = [k for k in offered if k not in ("auto", attention)
+                  and requirements(KERNELS[k], device, dtype, capability, installed) is None
+                  and not (KERNELS[k].compiles and compile_problem(device))]
+        raise InvalidRequest(f"attention: the {attention} kernel {problem}; nearest valid: sdpa (usable for this "
+                             f"run: {', '.join(usable)})", field="attention")
+
+
+def cuda_capability() -> tuple[int, int] | None:
+    """The current CUDA card's compute capability (None without one)."""
+    import torch
+
+    try:
+        return tuple(torch.cuda.get_device_capability())
+    except Exception:  # no usable CUDA device
+        return None
+
+
+def compile_problem(device: str) -> str | None:
+    """Why torch.compile cannot run on ``device`` here (None: it can)."""
+    problem = dynamo_problem()
+    if problem:
+        return f"torch.compile cannot run here ({problem})"
+    if device == "mps":
+        return "torch.compile of these models is not supported on mps"
+    if device == "cuda" and not installed("triton"):
+        return ("torch.compile on a CUDA GPU needs the triton package (pip install triton"
+                + ("-windows" if sys.platform == "win32" else "") + ")")
+    if device == "cpu" and cpp_compiler() is None:
+        hint = "Visual Studio's C++ build tools (cl)" if sys.platform == "win32" else "g++ (or set CXX)"
+        return f"torch.compile on cpu needs a C++ compiler and none was found; install {hint}"
+    return None
 
 
 def check_compile(family, request, model: str) -> None:
-    problem = dynamo_problem()
+    problem = compile_problem(target_device(request))
     if problem:
-        raise InvalidRequest(f"compile: torch.compile cannot run here ({problem}); run without --compile",
-                             field="compile")
-    device = target_device(request)
-    if device == "mps":
-        raise InvalidRequest("compile: torch.compile of these models is not supported on mps; run without "
-                             "--compile (or on cpu or cuda)", field="compile")
-    if device == "cuda" and not installed("triton"):
-        raise InvalidRequest("compile: torch.compile on a CUDA GPU needs the triton package (pip install triton"
-                             + ("-windows" if sys.platform == "win32" else "") + "); run without --compile",
-                             field="compile")
-    if device == "cpu" and cpp_compiler() is None:
-        hint = "Visual Studio's C++ build tools (cl)" if sys.platform == "win32" else "g++ (or set CXX)"
-        raise InvalidRequest(f"compile: torch.compile on cpu needs a C++ compiler and none was found; install "
-                             f"{hint}, or run without --compile", field="compile")
+        raise InvalidRequest(f"compile: {problem}, or run without --compile", field="compile")
     cache = getattr(request, "cache", None)
     if cache and str(cache).strip().lower() not in ("none", "off", "no"):
         raise InvalidRequest(f"compile: cannot be combined with a step cache (--cache {cache}): the cache's hooks "
@@ -216,14 +228,6 @@ def set_kernel(module, attention: str) -> int:
         raise InvalidRequest(f"attention: this {type(module).__name__} has no attention that can use the "
                              f"{attention} kernel; nearest valid: sdpa", field="attention")
     return count
-
-
-def backend_name(attention: str) -> str:
-    """The diffusers attention back-end ``attention`` runs as: sageattention 1.x through t2v's wrapper
-    (:mod:`t2v.sampling.sage`), 2.1.1 or later through diffusers' own."""
-    if attention == "sage":
-        return sage.backend_name()
-    return BACKENDS[attention]
 
 
 class CompiledVariant:

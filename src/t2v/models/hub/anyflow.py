@@ -12,7 +12,7 @@ that are not diffusers') is not this family's: t2v names the pipeline class it d
 
 from __future__ import annotations
 
-from t2v.models.spec import FamilyCard, ModelSpec
+from t2v.models.spec import DISPATCHED, FamilyCard, ModelSpec
 
 PIPELINE = "AnyFlowPipeline"
 LICENSE = "other"  # the model cards name no licence: read the repo's terms
@@ -40,6 +40,7 @@ CARD = FamilyCard(
     ref="t2v.families.anyflow:AnyFlowFamily",
     description="AnyFlow: Wan 2.1 distilled into a flow map (any number of steps, guidance in the weights)",
     pipelines=(PIPELINE, "AnyFlowFARPipeline"),
+    kernels=DISPATCHED,  # diffusers' attention dispatcher, no mask
     modes=("video", "i2v"),  # image-to-video: the FAR models only
     defaults=dict(_DEFAULTS),
     tiny={"anyflow": "t2v.models.tiny.anyflow:make_anyflow", "anyflow-far": "t2v.models.tiny.anyflow:make_anyflow_far"},

@@ -11,7 +11,7 @@ Licence: Apache-2.0.
 
 from __future__ import annotations
 
-from t2v.models.spec import FamilyCard, ModelSpec
+from t2v.models.spec import DISPATCHED, FamilyCard, ModelSpec
 
 PIPELINE = "HeliosPipeline"
 # The pipeline example's negative prompt (Wan's, in English).
@@ -31,6 +31,7 @@ CARD = FamilyCard(
     ref="t2v.families.helios:HeliosFamily",
     description="Helios: Wan 2.1 14B made autoregressive, chunk by chunk with a compressed memory (minute-long clips)",
     pipelines=(PIPELINE, "HeliosPyramidPipeline"),
+    kernels=DISPATCHED,  # diffusers' attention dispatcher, no mask
     modes=("video", "i2v"),
     defaults=dict(_DEFAULTS),
     tiny={"helios": "t2v.models.tiny.helios:make_helios", "helios-mid": "t2v.models.tiny.helios:make_helios_mid",

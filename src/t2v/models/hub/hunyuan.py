@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from t2v.models.spec import FamilyCard, ModelSpec
+from t2v.models.spec import DISPATCHED_MASKED, FamilyCard, ModelSpec
 from t2v.requests import FamilyExtras, knob
 
 
@@ -38,6 +38,7 @@ CARD = FamilyCard(
     ref="t2v.families.hunyuan:HunyuanFamily",
     description="HunyuanVideo text-to-video and image-to-video (13B transformer, Llama/Llava + CLIP text, causal 3D VAE)",
     pipelines=("HunyuanVideoPipeline", I2V_PIPELINE),
+    kernels=DISPATCHED_MASKED,  # diffusers' attention dispatcher, with the text mask
     modes=("video", "i2v"),
     encodes_video=True,  # video-to-video (text-to-video folders): t2v.sampling.v2v and the family's encode_video
     defaults=dict(_DEFAULTS),

@@ -10,7 +10,7 @@ grants nothing in the European Union, the United Kingdom and South Korea (as Hun
 from __future__ import annotations
 
 from t2v.models.hub.hunyuan import LICENSE, LICENSE_NOTICE
-from t2v.models.spec import FamilyCard, ModelSpec
+from t2v.models.spec import DISPATCHED_MASKED, FamilyCard, ModelSpec
 
 PIPELINE, I2V_PIPELINE = "HunyuanVideo15Pipeline", "HunyuanVideo15ImageToVideoPipeline"
 _480P = {"width": 848, "height": 480, "num_frames": 121, "fps": 24, "guidance_scale": 6.0, "num_inference_steps": 50,
@@ -34,6 +34,7 @@ CARD = FamilyCard(
     ref="t2v.families.hunyuan15:HunyuanVideo15Family",
     description="HunyuanVideo 1.5 text-to-video (Qwen2.5-VL + ByT5 glyph encoder, 8.3B transformer, 16x VAE)",
     pipelines=(PIPELINE, I2V_PIPELINE),
+    kernels=DISPATCHED_MASKED,  # diffusers' attention dispatcher, with the text mask
     modes=("video", "i2v"),
     defaults=dict(_480P),
     tiny={"hunyuan15": "t2v.models.tiny.hunyuan15:make_hunyuan15",

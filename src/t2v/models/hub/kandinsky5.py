@@ -13,7 +13,7 @@ run as any hub id does, with ``--steps 16 --guidance 1``. Licence: MIT.
 
 from __future__ import annotations
 
-from t2v.models.spec import FamilyCard, ModelSpec
+from t2v.models.spec import DISPATCHED, FamilyCard, ModelSpec
 
 PIPELINE, I2V_PIPELINE = "Kandinsky5T2VPipeline", "Kandinsky5I2VPipeline"
 LICENSE = "MIT"
@@ -41,6 +41,7 @@ CARD = FamilyCard(
     description="Kandinsky 5.0 Video text- and image-to-video (Qwen2.5-VL + CLIP, 2B Lite / 19B Pro transformer, "
                 "HunyuanVideo VAE)",
     pipelines=(PIPELINE, I2V_PIPELINE),
+    kernels=DISPATCHED,  # diffusers' attention dispatcher, no mask
     modes=("video", "i2v"),
     defaults=dict(_LITE),
     tiny={"kandinsky5": "t2v.models.tiny.kandinsky5:make_kandinsky5",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from t2v.models.spec import FamilyCard, ModelSpec
+from t2v.models.spec import DISPATCHED_MASKED, FamilyCard, ModelSpec
 from t2v.requests import FamilyExtras, knob
 
 
@@ -58,6 +58,7 @@ CARD = FamilyCard(
     ref="t2v.families.ltx:LTXFamily",
     description="LTX-Video 0.9.x text-to-video and image-to-video (LTX transformer, T5-XXL, LTX video VAE)",
     pipelines=("LTXPipeline", "LTXImageToVideoPipeline", CONDITION, UPSAMPLER),
+    kernels=DISPATCHED_MASKED,  # diffusers' attention dispatcher, with the text mask
     modes=("video", "i2v"),
     encodes_video=True,  # video-to-video (t2v.sampling.v2v and the family's encode_video); 0.9.7+ as denoise_strength
     defaults=dict(_BASE),

@@ -11,7 +11,7 @@ path (``latent_upscale``); the dev model's stage 2 adds the repo's distilled LoR
 
 from __future__ import annotations
 
-from t2v.models.spec import FamilyCard, ModelSpec
+from t2v.models.spec import DISPATCHED_MASKED, FamilyCard, ModelSpec
 from t2v.requests import FamilyExtras, knob
 
 PIPELINE, I2V_PIPELINE = "LTX2Pipeline", "LTX2ImageToVideoPipeline"
@@ -48,6 +48,7 @@ CARD = FamilyCard(
     ref="t2v.families.ltx2:LTX2Family",
     description="LTX-2 text-to-video with sound (Gemma 3, audio-video transformer, LTX-2 video VAE, audio VAE, vocoder)",
     pipelines=(PIPELINE, I2V_PIPELINE),
+    kernels=DISPATCHED_MASKED,  # diffusers' attention dispatcher, with the text mask
     modes=("video", "i2v"),
     defaults=dict(_BASE),
     tiny={"ltx2": "t2v.models.tiny.ltx2:make_ltx2"},

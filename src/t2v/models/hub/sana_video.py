@@ -10,7 +10,7 @@ Licence: the NVIDIA Open Model License (commercial use allowed under its terms).
 
 from __future__ import annotations
 
-from t2v.models.spec import FamilyCard, ModelSpec
+from t2v.models.spec import DISPATCHED_MASKED, FamilyCard, ModelSpec
 
 PIPELINE, I2V_PIPELINE = "SanaVideoPipeline", "SanaImageToVideoPipeline"
 LICENSE = "NVIDIA Open Model License"
@@ -36,6 +36,7 @@ CARD = FamilyCard(
     description="SANA-Video text- and image-to-video (Gemma 2 + a 2B linear-attention transformer, Wan 2.1 or LTX-2 "
                 "VAE)",
     pipelines=(PIPELINE, I2V_PIPELINE),
+    kernels=DISPATCHED_MASKED,  # diffusers' attention dispatcher, with the text mask
     modes=("video", "i2v"),
     defaults=dict(_DEFAULTS),
     tiny={"sana-video": "t2v.models.tiny.sana_video:make_sana_video",

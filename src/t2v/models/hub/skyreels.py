@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from t2v.models.hub.wan import NEGATIVE_PROMPT
-from t2v.models.spec import FamilyCard, ModelSpec
+from t2v.models.spec import DISPATCHED, FamilyCard, ModelSpec
 from t2v.requests import FamilyExtras, knob
 
 
@@ -47,6 +47,7 @@ CARD = FamilyCard(
     ref="t2v.families.skyreels:SkyReelsV2Family",
     description="SkyReels-V2 text-to-video and image-to-video (Wan 2.1 architecture: UMT5, DiT, Wan 3D VAE)",
     pipelines=(T2V_PIPELINE, I2V_PIPELINE),
+    kernels=DISPATCHED,  # diffusers' attention dispatcher, no mask
     modes=("video", "i2v"),
     defaults=dict(_DEFAULTS),
     tiny={"skyreels-v2": "t2v.models.tiny.skyreels:make_skyreels_v2",
@@ -105,6 +106,7 @@ DF_CARD = FamilyCard(
     description="SkyReels-V2 diffusion forcing: long videos made window by window, each frame on its own step; "
                 "continues clips",
     pipelines=(DF_PIPELINE, DF_I2V_PIPELINE, DF_V2V_PIPELINE),
+    kernels=DISPATCHED,  # the same transformer as SkyReels-V2's
     modes=("video", "i2v"),
     defaults=dict(_DF),
     tiny={"skyreels-v2-df": "t2v.models.tiny.skyreels:make_skyreels_v2_df"},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from t2v.models.spec import FamilyCard, ModelSpec
+from t2v.models.spec import DISPATCHED, FamilyCard, ModelSpec
 from t2v.requests import FamilyExtras, knob
 
 
@@ -62,8 +62,7 @@ CARD = FamilyCard(
             "wan22-a14b": "t2v.models.tiny.wan:make_wan22_a14b", "wan-i2v": "t2v.models.tiny.wan:make_wan_i2v",
             "wan-flf2v": "t2v.models.tiny.wan:make_wan_flf2v", "wan-vace": "t2v.models.tiny.wan:make_wan_vace"},
     extras=WanExtras,
-    # Wan's transformer goes through diffusers' attention dispatcher and passes no mask.
-    kernels=("auto", "sdpa", "flash", "sage"),
+    kernels=DISPATCHED,  # diffusers' attention dispatcher, no mask
     stock=stock_arguments,
     order=10,
     models=(

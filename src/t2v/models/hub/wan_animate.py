@@ -11,7 +11,7 @@ over; 30 fps, the frame rate Wan-Animate's preprocessing extracts pose and face 
 from __future__ import annotations
 
 from t2v.models.hub.wan import NEGATIVE_PROMPT
-from t2v.models.spec import FamilyCard, ModelSpec
+from t2v.models.spec import DISPATCHED, FamilyCard, ModelSpec
 from t2v.requests import FamilyExtras, knob
 
 PIPELINE = "WanAnimatePipeline"
@@ -50,7 +50,7 @@ CARD = FamilyCard(
     defaults=dict(DEFAULTS),
     tiny={"wan-animate": "t2v.models.tiny.wan_animate:make_wan_animate"},
     extras=WanAnimateExtras,
-    kernels=("auto", "sdpa", "flash", "sage"),  # Wan's attention, through diffusers' dispatcher, without a mask
+    kernels=DISPATCHED,  # diffusers' attention dispatcher, no mask
     stock=stock_arguments,
     order=12,
     models=(
