@@ -14,7 +14,8 @@ The emitter is also the run's one stopwatch: each stage starts when it is announ
 until the next one starts, so the stages of :meth:`ProgressEmitter.timings` add up to the run's ``total_s``. Work
 that runs beside a stage (in a thread) is noted with :meth:`ProgressEmitter.beside`, on a key of its own that the
 sum leaves out. :func:`stage` marks a stage of the run in progress from code that is handed no emitter (the
-planner's dry run).
+planner's dry run); :func:`carve` moves time already spent in the current stage to one of its own (a compile
+found to have happened inside a denoising step).
 """
 
 from __future__ import annotations
@@ -58,6 +59,14 @@ def critical_path(timings: dict[str, float]) -> float:
     (they add up to ``total_s``)."""
     return sum(v for k, v in timings.items() if k != "total_s" and not k.endswith(BESIDE)
                and isinstance(v, (int, float)))
+
+
+def carve(name: str, seconds: float) -> None:
+    """``seconds`` just spent inside the current stage of the run in progress in this thread were ``name``'s (a
+    compile inside the first denoising step): moved to a stage of their own, so the stages still add up."""
+    emit = _ACTIVE.get()
+    if emit is not None and seconds > 0:
+        emit.carve(name, seconds)
 
 
 @contextmanager
@@ -119,6 +128,14 @@ class ProgressEmitter:
         if self.current is not None:
             self.spent[self.current] = self.spent.get(self.current, 0.0) + now - self._mark_t
         self.current, self._mark_t = stage, now
+
+    def carve(self, stage: str, seconds: float) -> None:
+        """``seconds`` of the current stage so far were ``stage``'s: they move to it (at most the time the current
+        stage has run)."""
+        seconds = min(seconds, self.clock() - self._mark_t)
+        if seconds > 0 and self.current is not None:
+            self.spent[stage] = self.spent.get(stage, 0.0) + seconds
+            self._mark_t += seconds
 
     def relabel(self, stage: str) -> None:
         """The stage running now is ``stage`` after all (a load that found the model cached is planning)."""

@@ -329,3 +329,27 @@ def test_nan_or_infinity_in_a_number_field_is_422_finite(idle_client):
     for body in ('{"prompt": "a cat", "guidance_scale": NaN}', '{"prompt": "a cat", "fps": Infinity}'):
         r = idle_client.post("/v1/videos", content=body, headers={"content-type": "application/json"})
         assert r.status_code == 422 and "finite number" in r.text, r.text
+
+
+def test_a_compiling_server_compiles_the_default_shape_while_warming(settings, monkeypatch):
+    """``T2V_COMPILE=1``: the warm-up runs the default request once (2 steps, no files), so the compiled
+    blocks exist before the first job, which then compiles nothing (no ``compile`` stage in its record)."""
+    from t2v.sampling import accel
+
+    monkeypatch.setattr(accel, "COMPILE_BACKEND", "aot_eager")  # dynamo's graphs without a C++ build
+    settings = settings.model_copy(update={"compile": True})
+    with TestClient(create_app(settings)) as client:
+        service = client.app.state.service
+        service.warm(settings.default_model)
+        deadline = time.time() + 120
+        while not (state := client.get("/readyz").json())["warm"]["done"] and time.time() < deadline:
+            time.sleep(0.05)
+        warm = service.warm_state
+        assert state["ready"] and warm["error"] is None and "compile_error" not in warm, warm
+        assert warm["compile_s"] > 0 and accel.compiled_count() == 1
+        assert not any(settings.videos_dir.rglob("*.mp4"))  # the warm-up wrote nothing
+        job = client.post("/v1/videos", json={"prompt": "a red circle moving right", "seed": 2}).json()
+        assert wait_for(client, job["id"])["status"] == "succeeded"
+        record = client.get(f"/v1/videos/{job['id']}/metadata").json()
+        assert record["compile"] is True and "compile_s" not in record["timings"], record["timings"]
+        assert accel.compiled_count() == 1

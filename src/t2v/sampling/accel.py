@@ -34,7 +34,7 @@ import weakref
 from t2v.errors import InvalidRequest
 from t2v.requests import MASKLESS_KERNELS
 from t2v.runtime import current
-from t2v.sampling.kernels import KERNELS, backend_name, requirements
+from t2v.sampling.kernels import KERNELS, backend_name, requirements, run_compiled
 from t2v.sampling.views import private_view, with_components
 
 logger = logging.getLogger(__name__)
@@ -274,7 +274,7 @@ class Guarded:
         if self.variant.failed:
             return self.eager(*args, **kwargs)
         try:
-            return self.compiled(*args, **kwargs)
+            return run_compiled(self.compiled, *args, **kwargs)
         except Exception as e:
             if not compile_error(e):
                 raise

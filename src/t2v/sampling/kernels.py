@@ -23,6 +23,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
+from t2v.progress import carve
 from t2v.sampling import sage
 
 
@@ -75,6 +76,26 @@ def backend_name(attention: str) -> str:
     if attention == "flex":
         register_flex()
     return KERNELS[attention].backend
+
+
+# -- compile time -------------------------------------------------------------------------------------------------
+def compile_seconds() -> float:
+    """Seconds torch.compile (dynamo and its back-end) has spent compiling in this process so far."""
+    try:
+        from torch._dynamo.utils import compilation_time_metrics
+    except ImportError:  # pragma: no cover - a torch without dynamo's metrics
+        return 0.0
+    return float(sum(compilation_time_metrics.get("_compile.compile_inner", ())))
+
+
+def run_compiled(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)`` (a compiled function); the time it spent compiling goes to the run's ``compile``
+    stage (the record's ``timings.compile_s``), out of the stage it ran in. Compiles are counted process-wide,
+    so a run beside another that compiles at the same moment is charged for both."""
+    before = compile_seconds()
+    out = fn(*args, **kwargs)
+    carve("compile", compile_seconds() - before)
+    return out
 
 
 # -- flex ------------------------------------------------------------------------------------------------------
@@ -141,8 +162,8 @@ def flex_attention(query, key, value, attn_mask=None, is_causal: bool = False, s
 
         block_mask = flex.create_block_mask(causal, batch, heads, tokens, key.shape[1], device=query.device)
     q, k, v = (t.permute(0, 2, 1, 3) for t in (query, key, value))
-    out = flex_function()(q, k, v, score_mod=score_mod, block_mask=block_mask, scale=scale, enable_gqa=enable_gqa,
-                          return_lse=return_lse)
+    out = run_compiled(flex_function(), q, k, v, score_mod=score_mod, block_mask=block_mask, scale=scale,
+                       enable_gqa=enable_gqa, return_lse=return_lse)
     if return_lse:
         out, lse = out
         return out.permute(0, 2, 1, 3), lse.permute(0, 2, 1)

@@ -23,6 +23,7 @@ from t2v.errors import InvalidRequest, JobNotFound, QuotaExceeded
 from t2v.models import loader
 from t2v.requests import request_from_fields
 from t2v.runner.mode import mode_of
+from t2v.runner.modes import generate as run_request
 from t2v.runner.runtime import import_runtime, load_pipeline
 from t2v.service.access import AccessService, visible_job
 from t2v.service.assets import AssetService
@@ -45,6 +46,7 @@ from t2v.store.ids import is_id
 from t2v.store.limits import QueueFull
 
 logger = logging.getLogger(__name__)
+WARM_COMPILE_STEPS = 2  # the warm-up compile's steps (every family's scheduler takes 2; the shape is what counts)
 
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 FINISHED = FINISHED_STATUSES
@@ -132,6 +134,8 @@ class JobService:
                 loaded = load_pipeline(model, device=self.settings.device, dtype=self.settings.dtype, settings=self.settings,
                                        runtime=self.runtime)
                 self.warm_state["load_s"] = round(loaded.load_s, 3)
+                if self.settings.compile:
+                    self.compile_default(model)
             except Exception as e:  # jobs will report it with a clear message; the server stays up
                 self.warm_state["error"] = str(e)
                 logger.warning("could not warm %s: %s", model, e)
@@ -139,6 +143,20 @@ class JobService:
                 self.warm_state["done"] = True
 
         threading.Thread(target=run, name="t2v-warm", daemon=True).start()
+
+    def compile_default(self, model: str) -> None:
+        """With ``T2V_COMPILE=1``: run ``model``'s default request once, for
+        :data:`WARM_COMPILE_STEPS` steps and no files, so its compiled blocks exist for the default shape before
+        the first job (which then compiles nothing); the time it took is ``warm_state["compile_s"]``. A model or
+        machine that cannot compile is logged and its jobs say why."""
+        t0 = time.perf_counter()
+        try:
+            run_request(request_from_fields({"prompt": "warm-up", "model": model, "formats": [],
+                                             "num_inference_steps": WARM_COMPILE_STEPS}), settings=self.settings)
+            self.warm_state["compile_s"] = round(time.perf_counter() - t0, 3)
+        except Exception as e:  # noqa: BLE001 - jobs report it with their own clear message
+            self.warm_state["compile_error"] = str(e)
+            logger.warning("could not compile %s ahead of its first job: %s", model, e)
 
     @staticmethod
     def _import_runtime() -> bool:
