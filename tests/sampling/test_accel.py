@@ -69,7 +69,7 @@ def test_gpu_kernel_refused_in_fp32(cuda_machine):
     assert e.field == "attention" and "fp16 or bf16" in str(e) and "--dtype bf16" in str(e)
 
 
-@pytest.mark.parametrize("family", ["modelscope", "animatediff", "sd", "cogvideox"])
+@pytest.mark.parametrize("family", ["modelscope", "animatediff", "sd"])
 def test_gpu_kernel_refused_for_denoisers_that_cannot_use_it(cuda_machine, family):
     e = refusal(family, attention="flash", device="cuda")
     assert e.field == "attention" and "cannot use the flash kernel" in str(e) and "takes auto, sdpa" in str(e)

@@ -20,7 +20,9 @@ from t2v.sampling import accel, kernels
 
 # One tiny model per family whose denoiser goes through diffusers' dispatcher: (frames, side) it needs.
 FAMILIES = {"wan": (5, 32), "skyreels-v2": (5, 32), "helios": (33, 32), "kandinsky5": (5, 32), "anyflow": (5, 32),
+            "cogvideox": (9, 32),
             "ltx": (9, 32), "ltx2": (9, 64), "hunyuan": (5, 32), "hunyuan15": (5, 32), "sana-video": (5, 32)}
+KINDS = {"cogvideox": "cogvideox15"}  # CogVideoX 1.5's rotary embedding goes through the routed processor too
 MASKED = {"ltx", "ltx2", "hunyuan", "hunyuan15", "sana-video"}  # a text mask
 
 
@@ -60,7 +62,7 @@ def test_each_kernel_a_family_takes_on_cpu_runs_and_matches_sdpa(family, tmp_pat
     from tests.tinymodels import make_tiny_model
 
     card = next(c for c in CARDS if c.name == family)
-    folder = make_tiny_model(next(iter(card.tiny)), tmp_path / family)
+    folder = make_tiny_model(KINDS.get(family, next(iter(card.tiny))), tmp_path / family)
     frames = FAMILIES[family]
     stock = run(folder, frames)
     assert stock.frames.std() > 0
@@ -86,7 +88,7 @@ def test_every_card_offers_only_kernels_that_take_what_its_attention_passes():
         if card.name in {*FAMILIES, "wan-animate", "skyreels-v2-df"}:
             offered = set(card.kernels)
             assert offered == set(ATTENTION) - (set(MASKLESS_KERNELS) if card.name in MASKED else set()), card.name
-        else:  # processors that call SDPA themselves (the UNets', CogVideoX's)
+        else:  # the UNets' processors call SDPA themselves
             assert card.kernels == ("auto", "sdpa"), card.name
     assert set(kernels.KERNELS) == set(ATTENTION) - {"auto"}
 
@@ -181,3 +183,23 @@ def test_compiled_flex_matches_eager_and_compiles_once(monkeypatch):
             *(t.transpose(1, 2) for t in (q, k, v)), attn_mask=keep[:, None, None, :]).transpose(1, 2)
         assert torch.allclose(got, want, atol=1e-5)
     assert counters["stats"]["unique_graphs"] == 1
+
+
+def test_cogvideox_routed_kernel_compiles_and_leaves_the_shared_model_alone(tmp_path, spy, monkeypatch):
+    """CogVideoX's processors call SDPA themselves: on the run's view their calls go to the dispatcher (a torch
+    function mode, which torch.compile traces into its full-graph blocks); the loaded model keeps its own."""
+    import t2v
+    from tests.tinymodels import make_tiny_model
+
+    monkeypatch.setattr(accel, "COMPILE_BACKEND", "aot_eager")
+    folder = make_tiny_model("cogvideox15", tmp_path / "cogvideox")
+    stock = run(folder, FAMILIES["cogvideox"])
+    spy.clear()
+    compiled = generate(GenerationRequest.create(prompt="a red circle moving right", model=str(folder), seed=3,
+                                                 num_frames=9, width=32, height=32, num_inference_steps=2,
+                                                 formats=(), attention="sdpa-math", compile=True))
+    assert {name for (name, _) in spy} == {"_native_math"} and compiled.record["timings"]["compile_s"] > 0
+    assert np.abs(compiled.frames.astype(int) - stock.frames.astype(int)).max() <= 2
+    base = t2v.load_pipeline(str(folder), device="cpu", dtype="fp32").transformer
+    assert all(type(m.processor).__name__ == "CogVideoXAttnProcessor2_0"
+               for m in base.modules() if hasattr(m, "processor"))

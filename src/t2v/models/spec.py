@@ -80,7 +80,8 @@ def no_stock_arguments(index: dict[str, Any], request: dict[str, Any], defaults:
 
 
 # The kernels a denoiser whose attention goes through diffusers' attention dispatcher can use: every one when
-# its attention passes no mask (Wan, SkyReels-V2, Helios, Kandinsky 5), the ones that take a mask where it passes
+# its attention passes no mask (Wan, SkyReels-V2, Helios, Kandinsky 5, CogVideoX, whose SDPA calls t2v routes to
+# the dispatcher), the ones that take a mask where it passes
 # one (LTX-Video, LTX-2, HunyuanVideo, HunyuanVideo 1.5, SANA-Video: the text's padding).
 DISPATCHED: tuple[str, ...] = ATTENTION
 DISPATCHED_MASKED: tuple[str, ...] = tuple(k for k in ATTENTION if k not in MASKLESS_KERNELS)
@@ -109,7 +110,7 @@ class FamilyCard:
     encodes_video: bool = False
     # The ``--attention`` values its denoiser can use (t2v.sampling.kernels): DISPATCHED for a denoiser whose
     # attention goes through diffusers' dispatcher and passes no mask, DISPATCHED_MASKED where it passes one; a
-    # denoiser whose processors call PyTorch's SDPA themselves (the UNets', CogVideoX's) takes SDPA only.
+    # denoiser whose processors call PyTorch's SDPA themselves (the UNets') takes SDPA only.
     kernels: tuple[str, ...] = ("auto", "sdpa")
     # The stock pipeline call's own keyword arguments equivalent to a t2v request (the seed contract, t2v bench):
     # ``stock(index, request, defaults)`` with the folder's model_index.json, the resolved request's fields and

@@ -34,7 +34,7 @@ import weakref
 from t2v.errors import InvalidRequest
 from t2v.requests import MASKLESS_KERNELS
 from t2v.runtime import current
-from t2v.sampling.kernels import KERNELS, backend_name, requirements, run_compiled
+from t2v.sampling.kernels import KERNELS, ROUTED_PROCESSORS, RoutedProcessor, backend_name, requirements, run_compiled
 from t2v.sampling.views import private_view, with_components
 
 logger = logging.getLogger(__name__)
@@ -212,7 +212,8 @@ def apply(family, model, request, ctx=None):
 
 def set_kernel(module, attention: str) -> int:
     """Point the attention processors of ``module`` (a private view) at ``attention``'s kernel; returns how
-    many processors now use it. ``auto`` and the UNets' SDPA processors need nothing."""
+    many processors now use it. Processors that call SDPA themselves (CogVideoX's) are wrapped so that their
+    calls go to the dispatcher; ``auto`` needs nothing."""
     if attention == "auto":
         return 0
     from diffusers.models.attention_dispatch import AttentionBackendName
@@ -223,6 +224,9 @@ def set_kernel(module, attention: str) -> int:
         processor = getattr(sub, "processor", None)
         if processor is not None and hasattr(processor, "_attention_backend"):
             processor._attention_backend = backend
+            count += 1
+        elif type(processor).__name__ in ROUTED_PROCESSORS:  # it calls SDPA itself: its calls go to the dispatcher
+            sub.processor = RoutedProcessor(processor, backend)
             count += 1
     if not count and attention != "sdpa":
         raise InvalidRequest(f"attention: this {type(module).__name__} has no attention that can use the "

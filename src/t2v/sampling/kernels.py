@@ -78,6 +78,55 @@ def backend_name(attention: str) -> str:
     return KERNELS[attention].backend
 
 
+# -- processors that call SDPA themselves ----------------------------------------------------------------------
+# Attention processors without a dispatcher back-end that call PyTorch's SDPA directly, whose calls t2v sends
+# to the dispatcher instead (on a private view): CogVideoX's.
+ROUTED_PROCESSORS = ("CogVideoXAttnProcessor2_0",)
+_route_mode: list = []
+
+
+def sdpa_route_class():
+    """The torch function mode (thread-local, and traced by torch.compile) in which PyTorch's SDPA calls go to
+    diffusers' dispatcher with its ``backend``; made once, outside any traced code."""
+    if not _route_mode:
+        import torch.nn.functional as F
+        from diffusers.models.attention_dispatch import dispatch_attention_fn
+        from torch.overrides import TorchFunctionMode
+
+        names = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale")
+
+        class SdpaRoute(TorchFunctionMode):
+            def __init__(self, backend):
+                super().__init__()
+                self.backend = backend
+
+            def __torch_function__(self, func, types, args=(), kwargs=None):
+                kwargs = kwargs or {}
+                if func is not F.scaled_dot_product_attention:
+                    return func(*args, **kwargs)
+                given = {**dict(zip(names, args)), **kwargs}
+                q, k, v = (given.pop(n).transpose(1, 2) for n in names[:3])
+                return dispatch_attention_fn(q, k, v, backend=self.backend, **given).transpose(1, 2)
+
+        _route_mode.append(SdpaRoute)
+    return _route_mode[0]
+
+
+class RoutedProcessor:
+    """A processor of :data:`ROUTED_PROCESSORS` whose SDPA calls run with ``backend`` (the attribute diffusers'
+    dispatching processors carry, so the kernel reads the same on either kind)."""
+
+    def __init__(self, inner, backend):
+        self.inner, self._attention_backend, self.route = inner, backend, sdpa_route_class()
+
+    # The wrapped processor's own parameters: diffusers' Attention passes a processor only the keyword arguments
+    # its signature names (CogVideoX's rotary embedding among them).
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, image_rotary_emb=None):
+        with self.route(self._attention_backend):
+            return self.inner(attn, hidden_states, encoder_hidden_states, attention_mask=attention_mask,
+                              image_rotary_emb=image_rotary_emb)
+
+
 # -- compile time -------------------------------------------------------------------------------------------------
 def compile_seconds() -> float:
     """Seconds torch.compile (dynamo and its back-end) has spent compiling in this process so far."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any  # noqa: F401
 
-from t2v.models.spec import FamilyCard, ModelSpec
+from t2v.models.spec import DISPATCHED, FamilyCard, ModelSpec
 from t2v.requests import FamilyExtras, knob
 
 
@@ -39,6 +39,7 @@ CARD = FamilyCard(
     ref="t2v.families.cogvideox:CogVideoXFamily",
     description="CogVideoX 2B / 5B / 1.5-5B text-to-video and image-to-video (CogVideoX transformer, T5, 3D VAE)",
     pipelines=("CogVideoXPipeline", I2V_PIPELINE),
+    kernels=DISPATCHED,  # its processors call SDPA themselves, routed to the dispatcher (t2v.sampling.kernels); no mask
     modes=("video", "i2v"),
     encodes_video=True,  # video-to-video (text-to-video folders): t2v.sampling.v2v and the family's encode_video
     defaults=DEFAULTS_10,
