@@ -13,7 +13,8 @@ from t2v.errors import InvalidRequest
 from t2v.sampling.vae import to_uint8
 from tests.families.checks import (assert_periodic_checkpoints_resume_bitwise, assert_resume_after_cancel_is_bitwise,
                                    assert_a_lora_changes_the_frames_and_scale_0_is_the_base,
-                                   assert_two_stacked_loras_match_stock, cancel_after, random_lora, run)
+                                   assert_two_stacked_loras_match_stock, assert_close_to_stock, cancel_after, random_lora,
+                                   run)
 
 ATTENTION = ("to_query", "to_key", "to_value")
 
@@ -160,3 +161,58 @@ def test_image_to_video_resumes_bitwise_and_a_short_clip_runs(i2v, tmp_path):
 def test_an_image_to_video_folder_needs_an_image(i2v):
     with pytest.raises(InvalidRequest, match="cannot make text-to-video; it supports: i2v"):
         run(i2v[0])
+
+
+# -- sparse (NABLA) attention: the 10 s models -------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def nabla(tmp_path_factory):
+    from tests.tinymodels import make_tiny_model
+
+    return make_tiny_model("kandinsky5-nabla", tmp_path_factory.mktemp("kandinsky5") / "nabla", seed=0)
+
+
+def test_a_nabla_model_runs_with_flex_by_default_and_matches_the_stock_pipeline_on_flex(nabla, monkeypatch):
+    """Its sparse attention is a flex BlockMask, which SDPA cannot read (the stock pipeline fails with it on
+    SDPA): ``auto`` resolves to flex, recorded, and the frames are the stock pipeline's with diffusers' flex."""
+    from diffusers.models.attention_dispatch import _AttentionBackendRegistry
+
+    from t2v.sampling import kernels
+
+    monkeypatch.setattr(kernels, "COMPILE_FLEX", False)  # the reference flex on both sides
+    # diffusers' set_attention_backend also sets its process-wide active back-end: put it back afterwards
+    monkeypatch.setattr(_AttentionBackendRegistry, "_active_backend", _AttentionBackendRegistry._active_backend)
+    frames, result = run(nabla, num_frames=5, num_inference_steps=2)
+    assert result.record["attention"] == "flex" and not result.record.get("warnings")
+    assert frames.shape == (5, 256, 256, 3) and frames.std() > 1
+    with pytest.raises(AttributeError):  # what SDPA does with the sparse mask (why auto is flex here)
+        stock(nabla, result)
+    theirs = stock(nabla, result, prepare=lambda pipe: pipe.transformer.set_attention_backend("flex"))
+    assert_close_to_stock(frames, theirs)
+
+
+@pytest.mark.parametrize("kernel", ["sdpa", "sdpa-math"])
+def test_a_nabla_model_refuses_other_kernels(nabla, kernel):
+    with pytest.raises(InvalidRequest, match=r"sparse \(NABLA\) attention, which only the flex kernel takes; "
+                                             r"nearest valid: flex") as info:
+        run(nabla, attention=kernel, num_frames=5)
+    assert info.value.field == "attention"
+
+
+def test_a_nabla_model_whose_config_is_first_read_at_load_still_runs_with_flex(nabla, monkeypatch):
+    """A hub id downloaded by this run: resolving saw no config, so the run itself puts flex on its view of the
+    transformer and says so; the frames are those of the run that resolved to flex."""
+    import dataclasses
+
+    from t2v.families import get_family
+    from t2v.sampling import kernels
+
+    monkeypatch.setattr(kernels, "COMPILE_FLEX", False)
+    family = type(get_family("kandinsky5"))
+    rules = family.rules
+    monkeypatch.setattr(family, "rules", lambda self, path: dataclasses.replace(rules(self, path), kernel=None))
+    frames, result = run(nabla, num_frames=5, num_inference_steps=2)
+    assert result.record["attention"] == "auto"
+    assert any("ran with flex" in w for w in result.record["warnings"])
+    monkeypatch.setattr(family, "rules", rules)
+    resolved, _ = run(nabla, num_frames=5, num_inference_steps=2)
+    assert np.array_equal(frames, resolved)

@@ -75,6 +75,10 @@ class Rules:
     modes: tuple[str, ...] = ("video",)
     schedulers: tuple[str, ...] | None = None  # the --scheduler names that work with this model (None: all)
     min_steps: int = 1  # 2 where the scheduler stretches its sigmas to a terminal value (one step divides by 0)
+    # The one attention kernel this folder's denoiser runs with (Kandinsky 5's sparse NABLA attention: flex), which
+    # ``auto`` resolves to and which no other kernel replaces; None: any the family's card offers.
+    kernel: str | None = None
+    kernel_why: str = ""
 
     def check(self, request, *, model: str = "this model") -> None:
         """Raise InvalidRequest naming the field and the nearest valid value."""
@@ -96,6 +100,10 @@ class Rules:
             raise InvalidRequest(f"num_inference_steps: {model}'s scheduler needs at least {self.min_steps} steps (it "
                                  f"stretches its schedule to a terminal sigma); nearest valid: {self.min_steps}",
                                  field="num_inference_steps")
+        attention = str(getattr(request, "attention", "auto") or "auto")
+        if self.kernel and attention not in ("auto", self.kernel):
+            raise InvalidRequest(f"attention: {model} runs {self.kernel_why}, which only the {self.kernel} kernel takes; "
+                                 f"nearest valid: {self.kernel}", field="attention")
         n = request.num_frames
         if mode != "image" and n is not None:
             if self.frame_step > 1 and (n - 1) % self.frame_step:

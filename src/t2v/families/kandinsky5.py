@@ -19,7 +19,8 @@ The tokenizer folder holds a ``Qwen2VLProcessor``; only its text tokenizer is us
 processor's video half needs torchvision). LoRA: diffusers' ``KandinskyLoraLoaderMixin`` layout. Step caches:
 none of diffusers' hooks knows this transformer's blocks yet, so a cache is refused by name.
 
-Not here yet: flex attention for the 10 s models.
+Sparse attention (the 10 s models' NABLA): a flex ``BlockMask``, so those folders run with ``--attention flex``
+(what ``auto`` resolves to for them; any other kernel is refused).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from t2v.errors import InvalidRequest
 from t2v.families.base import Component, RunContext, Rules, read_index
 from t2v.families.common import free_text_encoders
 from t2v.families.dryrun import measured, meta_video, spatial_preview, text_peak
@@ -36,11 +38,13 @@ from t2v.models.hub.kandinsky5 import CARD, I2V_PIPELINE, NEGATIVE
 from t2v.planner.memory import meta_cost
 from t2v.planner.precision import meta_kwargs
 from t2v.sampling import promptcache
+from t2v.sampling.accel import set_kernel
 from t2v.sampling.base import EngineRun
 from t2v.sampling.loop import Checkpoints, LoopState, denoise
 from t2v.sampling.offload import resident
 from t2v.sampling.schedulers import make_scheduler
 from t2v.sampling.vae import video_uint8
+from t2v.sampling.views import private_view
 
 TEXT_TOKENS, CROP = 512, 128  # the stock call's max_sequence_length and the template's crop
 MAX_LATENT_FRAMES = 128  # the transformer's rotary table per axis
@@ -68,9 +72,11 @@ class Kandinsky5Family(DiffusersLora):
         spatial, temporal = int(vae.get("spatial_compression_ratio") or 8), int(vae.get("temporal_compression_ratio") or 4)
         patch = tr.get("patch_size") or (1, 2, 2)
         modes = ("i2v",) if path is not None and read_index(path).get("_class_name") == I2V_PIPELINE else ("video",)
+        nabla = tr.get("attention_type") == "nabla"  # the 10 s models' sparse attention: a flex BlockMask
         return Rules(size_multiple=spatial * int(patch[1]), frame_step=temporal * int(patch[0]),
                      max_frames=(MAX_LATENT_FRAMES - 1) * temporal + 1, text_tokens=TEXT_TOKENS,
-                     modes=modes if path is not None else self.modes, schedulers=("model",))
+                     modes=modes if path is not None else self.modes, schedulers=("model",),
+                     kernel="flex" if nabla else None, kernel_why="sparse (NABLA) attention" if nabla else "")
 
     def load_component(self, path: Path, component: Component, cls, plan, variant: str | None):
         """The ``Qwen2VLProcessor`` folder's text tokenizer alone (the prompt is all it reads)."""
@@ -131,6 +137,7 @@ class Kandinsky5Family(DiffusersLora):
         scale = Stock._get_scale_factor(None, request.height, request.width)
         sparse = sparse_params(transformer, state.latents if condition is None else
                                torch.cat([state.latents, condition], dim=-1), device)
+        transformer = sparse_kernel(transformer, sparse, request, ctx)
         passes = [(embeds[0], embeds[1], torch.arange(int(embeds[2].diff().max()), device=device))]
         if cfg:
             passes.append((embeds[3], embeds[4], torch.arange(int(embeds[5].diff().max()), device=device)))
@@ -236,6 +243,22 @@ def normalize_first_frames(latents):
 
     return Stock.normalize_first_frame(types.SimpleNamespace(
         adaptive_mean_std_normalization=Stock.adaptive_mean_std_normalization), latents)
+
+
+def sparse_kernel(transformer, sparse, request, ctx: RunContext):
+    """The transformer a NABLA model's run uses: its sparse attention is a flex ``BlockMask``, which only the
+    flex kernel reads. Resolving a local folder already made ``auto`` flex (its rules); a model whose config
+    was first read at load (a hub id downloaded by this run) gets a view with flex here, and says so."""
+    attention = str(getattr(request, "attention", "auto") or "auto")
+    if sparse is None or attention == "flex":
+        return transformer
+    if attention != "auto":
+        raise InvalidRequest(f"attention: {request.model} runs sparse (NABLA) attention, which only the flex kernel "
+                             f"takes; nearest valid: flex", field="attention")
+    view = private_view(transformer)
+    set_kernel(view, "flex")
+    ctx.warnings.append("attention: ran with flex, the only kernel this model's sparse (NABLA) attention takes")
+    return view
 
 
 def sparse_params(transformer, latents, device):

@@ -57,6 +57,9 @@ def resolve(request: GenerationRequest, settings: Settings) -> GenerationRequest
                             ("compile", False)):
             if getattr(request, name) == unset and getattr(settings, name) != unset:
                 extra[name] = getattr(settings, name)
+        needed = family.rules(folder).kernel if family is not None and folder is not None else None
+        if needed and extra.get("attention", request.attention) == "auto":  # the one kernel this model runs with
+            extra["attention"] = needed
     resolved = request.with_defaults(defaults, **extra)
     mode.check(resolved)  # what this mode does not take: an input image, a longer video, speed options, post
     limits = (("num_frames", settings.max_frames), ("num_inference_steps", settings.max_steps),

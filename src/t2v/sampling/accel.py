@@ -34,7 +34,8 @@ import weakref
 from t2v.errors import InvalidRequest
 from t2v.requests import MASKLESS_KERNELS
 from t2v.runtime import current
-from t2v.sampling.kernels import KERNELS, ROUTED_PROCESSORS, RoutedProcessor, backend_name, requirements, run_compiled
+from t2v.sampling.kernels import (KERNELS, ROUTED_PROCESSORS, RoutedProcessor, backend_name, compile_error, requirements,
+                                  run_compiled)
 from t2v.sampling.views import private_view, with_components
 
 logger = logging.getLogger(__name__)
@@ -284,16 +285,6 @@ class Guarded:
                 raise
             self.variant.fall_back(e)
             return self.eager(*args, **kwargs)
-
-
-def compile_error(error: BaseException) -> bool:
-    """Whether ``error`` comes from dynamo or inductor (not from the model's own code or a cancel)."""
-    try:
-        from torch._dynamo.exc import TorchDynamoException
-    except ImportError:  # pragma: no cover
-        return False
-    return isinstance(error, TorchDynamoException) or type(error).__module__.startswith(("torch._inductor",
-                                                                                          "torch._dynamo"))
 
 
 VARIANTS = "compiled-kernels"  # the runtime's cache: base module -> {attention: CompiledVariant} (weakly keyed)

@@ -20,6 +20,7 @@ attention passes none (the family cards' ``kernels``).
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 
@@ -137,6 +138,16 @@ def compile_seconds() -> float:
     return float(sum(compilation_time_metrics.get("_compile.compile_inner", ())))
 
 
+def compile_error(error: BaseException) -> bool:
+    """Whether ``error`` comes from dynamo or inductor (not from the model's own code or a cancel)."""
+    try:
+        from torch._dynamo.exc import TorchDynamoException
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(error, TorchDynamoException) or type(error).__module__.startswith(("torch._inductor",
+                                                                                          "torch._dynamo"))
+
+
 def run_compiled(fn, *args, **kwargs):
     """``fn(*args, **kwargs)`` (a compiled function); the time it spent compiling goes to the run's ``compile``
     stage (the record's ``timings.compile_s``), out of the stage it ran in. Compiles are counted process-wide,
@@ -149,6 +160,7 @@ def run_compiled(fn, *args, **kwargs):
 
 # -- flex ------------------------------------------------------------------------------------------------------
 COMPILE_FLEX = True  # compile flex_attention outside compiled blocks (tests run the eager reference: same maths)
+logger = logging.getLogger(__name__)
 _flex_lock = threading.Lock()
 _flex_state: dict[str, object] = {}
 
@@ -159,7 +171,7 @@ def flex_function():
     import torch
     from torch.nn.attention.flex_attention import flex_attention as eager
 
-    if not COMPILE_FLEX or torch.compiler.is_compiling():
+    if not COMPILE_FLEX or torch.compiler.is_compiling() or _flex_state.get("failed"):
         return eager
     with _flex_lock:
         if "compiled" not in _flex_state:
@@ -211,8 +223,18 @@ def flex_attention(query, key, value, attn_mask=None, is_causal: bool = False, s
 
         block_mask = flex.create_block_mask(causal, batch, heads, tokens, key.shape[1], device=query.device)
     q, k, v = (t.permute(0, 2, 1, 3) for t in (query, key, value))
-    out = run_compiled(flex_function(), q, k, v, score_mod=score_mod, block_mask=block_mask, scale=scale,
-                       enable_gqa=enable_gqa, return_lse=return_lse)
+    fn, kwargs = flex_function(), dict(score_mod=score_mod, block_mask=block_mask, scale=scale, enable_gqa=enable_gqa,
+                                       return_lse=return_lse)
+    try:
+        out = run_compiled(fn, q, k, v, **kwargs)
+    except Exception as e:
+        if fn is flex.flex_attention or not compile_error(e):
+            raise
+        # inductor cannot build some masks' kernels on some machines (a CPU's sparse BlockMask): the reference
+        # flex runs them, here and from now on in this process
+        _flex_state["failed"] = f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0][:200]}"
+        logger.warning("compiling flex attention failed, running it uncompiled: %s", _flex_state["failed"])
+        out = flex.flex_attention(q, k, v, **kwargs)
     if return_lse:
         out, lse = out
         return out.permute(0, 2, 1, 3), lse.permute(0, 2, 1)

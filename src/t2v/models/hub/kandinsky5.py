@@ -23,7 +23,7 @@ NEGATIVE = ("Static, 2D cartoon, cartoon, 2d animation, paintings, images, worst
 _LITE = {"width": 768, "height": 512, "num_frames": 121, "fps": 24, "guidance_scale": 5.0, "num_inference_steps": 50,
          "scheduler": "model", "negative_prompt": NEGATIVE}
 _NOTES = ("Sizes approximate (the transformer and Qwen2.5-VL-7B in bf16; GPU memory without offload). The 10 s "
-          "models are meant for flex attention, which t2v does not select yet; they run with PyTorch's SDPA.")
+          "models' sparse (NABLA) attention runs with the flex kernel, which auto picks for them.")
 
 
 def _spec(name: str, description: str, defaults: dict, *, pro: bool = False, aliases: tuple[str, ...] = (),
@@ -45,7 +45,8 @@ CARD = FamilyCard(
     modes=("video", "i2v"),
     defaults=dict(_LITE),
     tiny={"kandinsky5": "t2v.models.tiny.kandinsky5:make_kandinsky5",
-          "kandinsky5-i2v": "t2v.models.tiny.kandinsky5:make_kandinsky5_i2v"},
+          "kandinsky5-i2v": "t2v.models.tiny.kandinsky5:make_kandinsky5_i2v",
+          "kandinsky5-nabla": "t2v.models.tiny.kandinsky5:make_kandinsky5_nabla"},
     order=56,
     models=(
         _spec("Lite-sft-5s", "Kandinsky 5.0 Video Lite (2B), the supervised fine-tune: 5 s at 768x512, 24 fps.",

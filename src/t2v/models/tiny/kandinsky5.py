@@ -41,6 +41,13 @@ def make_kandinsky5_i2v(out: Path, *, seed: int = 0, fp16_variant: bool = True) 
     return build(Path(out), seed=seed, fp16_variant=fp16_variant, i2v=True)
 
 
+def make_kandinsky5_nabla(out: Path, *, seed: int = 0, fp16_variant: bool = True) -> Path:
+    """Kandinsky 5.0 Video with sparse NABLA attention (``Kandinsky-5.0-T2V-Pro-sft-10s-Diffusers``'s attention
+    settings: top-CDF 0.9 with the sliding-tile windows), at 256x256 by default: NABLA's mask is made of
+    8x8-token tiles, so the patched latent must span at least two of them a side."""
+    return build(Path(out), seed=seed, fp16_variant=fp16_variant, nabla=True)
+
+
 def tokenizer():
     """hunyuan15's byte-level Qwen2 tokenizer, with the start of the stock system prompt added as one token so
     that the template's text before the prompt is ``CROP`` tokens."""
@@ -71,7 +78,11 @@ def qwen(tok):
         video_token_id=len(tok) - 1, vision_start_token_id=len(tok) - 1, vision_end_token_id=len(tok) - 1))
 
 
-def transformer(clip_dim: int):
+NABLA = {"attention_type": "nabla", "attention_P": 0.9, "attention_wT": 11, "attention_wH": 3, "attention_wW": 3,
+         "attention_add_sta": True, "attention_method": "topcdf"}  # the 10 s models' transformer config
+
+
+def transformer(clip_dim: int, nabla: bool = False):
     """The transformer, scaled down. Its modulation layers start at zero (every block's gates closed, so the
     output would not depend on the prompt): here they get small random weights, as a trained model has."""
     import torch
@@ -80,7 +91,7 @@ def transformer(clip_dim: int):
     model = Kandinsky5Transformer3DModel(
         in_visual_dim=LATENT, out_visual_dim=LATENT, in_text_dim=TEXT_DIM, in_text_dim2=clip_dim, time_dim=32,
         patch_size=(1, 2, 2), model_dim=48, ff_dim=96, num_text_blocks=1, num_visual_blocks=2, axes_dims=(8, 8, 8),
-        visual_cond=True)
+        visual_cond=True, **(NABLA if nabla else {}))
     with torch.no_grad():
         for p in model.parameters():
             if not p.any():
@@ -88,7 +99,7 @@ def transformer(clip_dim: int):
     return model
 
 
-def build(out: Path, *, seed: int = 0, fp16_variant: bool = True, i2v: bool = False) -> Path:
+def build(out: Path, *, seed: int = 0, fp16_variant: bool = True, i2v: bool = False, nabla: bool = False) -> Path:
     """Write the tiny model (``i2v``: the image-to-video pipeline) at ``out`` and return the folder."""
     import torch
     from diffusers import FlowMatchEulerDiscreteScheduler
@@ -102,9 +113,10 @@ def build(out: Path, *, seed: int = 0, fp16_variant: bool = True, i2v: bool = Fa
     Qwen2VLImageProcessorPil().save_pretrained(out / "tokenizer")  # the processor's image half, as the hub has it
     clip_tok = make_tokenizer(out / "tokenizer_2")
     clip = clip_text_encoder(clip_tok)
-    modules = {"transformer": transformer(clip.config.hidden_size), "vae": vae(), "text_encoder": qwen(tok),
+    modules = {"transformer": transformer(clip.config.hidden_size, nabla), "vae": vae(), "text_encoder": qwen(tok),
                "text_encoder_2": clip}
-    defaults = {"width": 64, "height": 48, "num_frames": 17 if i2v else 9, "fps": 24, "guidance_scale": 5.0, "num_inference_steps": 4,
+    side = {"width": 256, "height": 256} if nabla else {"width": 64, "height": 48}
+    defaults = {**side, "num_frames": 17 if i2v else 9, "fps": 24, "guidance_scale": 5.0, "num_inference_steps": 4,
                 "scheduler": "model", "negative_prompt": "static, blurry"}
     return save_folder(out, modules, FlowMatchEulerDiscreteScheduler(shift=5.0), index=INDEX, family="kandinsky5",
                        pipeline="Kandinsky5I2VPipeline" if i2v else "Kandinsky5T2VPipeline", defaults=defaults,
