@@ -7,7 +7,7 @@ meta-device modules are :mod:`t2v.families.meta`; diffusers-format LoRA is :mod:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from t2v.families.base import Family
 from t2v.models.catalog import config
@@ -17,13 +17,16 @@ from t2v.sampling.offload import group_offload
 
 class GroupOffload(Family):
     """A family whose transformers get diffusers' block-level group offload under the low plan on an
-    accelerator (weights kept on the CPU, ``target`` "cpu"): one block on the device at a time."""
+    accelerator (weights kept on the CPU, ``target`` "cpu"): one block on the device at a time (and the next,
+    copied ahead on a side stream), which the planner counts so (``streamed``)."""
+
+    streamed: ClassVar[tuple[str, ...]] = ("transformer", "transformer_2")
 
     def load(self, path: Path, plan, variant: str | None, target: str | None = None,
              files: dict[str, Path] | None = None) -> dict[str, Any]:
         components = super().load(path, plan, variant, target, files)
         if target == "cpu" and plan.is_accelerator:
-            group_offload(components, plan.device)
+            group_offload(components, plan.device, self.streamed)
         return components
 
 

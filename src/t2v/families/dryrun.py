@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from t2v.families.meta import meta_modules, params
+from t2v.families.meta import blocks, meta_modules, params
 from t2v.planner.memory import meta_cost
 from t2v.planner.precision import cast
 
@@ -32,6 +32,7 @@ def measured(m: dict[str, Any], *, acts: dict[str, int], roles: dict[str, list[s
     (``vae_scales_with``: "area" or "clip"), and any ``more`` keys (a tiled decode's ``vae_tile``)."""
     return {
         "params": params(m),
+        "blocks": blocks(m),
         "acts": acts,
         "roles": roles,
         "step_flops": step.flops * passes,

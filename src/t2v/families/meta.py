@@ -35,3 +35,20 @@ def meta_modules(path: str, names: tuple[str, ...] | None = None) -> dict[str, A
 
 def params(modules: dict[str, Any]) -> dict[str, int]:
     return {n: sum(q.numel() for q in m.parameters()) for n, m in modules.items() if m is not None}
+
+
+def blocks(modules: dict[str, Any]) -> dict[str, list[int]]:
+    """Component -> [parameters in its repeated blocks, parameters of its largest block]: the blocks diffusers'
+    block-level group offload moves one at a time (the children of each ``ModuleList`` / ``Sequential`` that is a
+    direct child of the module; the rest of the module moves as one group). Components without such lists are
+    left out."""
+    import torch
+
+    out = {}
+    for name, module in modules.items():
+        lists = [c for c in (module.children() if module is not None else ())
+                 if isinstance(c, (torch.nn.ModuleList, torch.nn.Sequential))]
+        sizes = [sum(q.numel() for q in block.parameters()) for child in lists for block in child]
+        if sizes:
+            out[name] = [sum(sizes), max(sizes)]
+    return out

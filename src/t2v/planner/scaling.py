@@ -60,6 +60,7 @@ def scaled(ref: dict[str, Any], frames: int, height: int, width: int, chunk: int
 
     return {
         "params": ref["params"],
+        "blocks": ref.get("blocks", {}),
         "roles": ref["roles"],
         "acts": {k: int(v * (1 if k == "text" else vae)) if k in ("text", "vae") else
                  denoiser(v, *(m["acts"].get(k) for m in more) if more else (None, None)) for k, v in acts.items()},
