@@ -331,13 +331,16 @@ def test_nan_or_infinity_in_a_number_field_is_422_finite(idle_client):
         assert r.status_code == 422 and "finite number" in r.text, r.text
 
 
-def test_a_compiling_server_compiles_the_default_shape_while_warming(settings, monkeypatch):
+def test_a_compiling_server_compiles_the_default_shape_while_warming(tmp_path, monkeypatch):
     """``T2V_COMPILE=1``: the warm-up runs the default request once (2 steps, no files), so the compiled
-    blocks exist before the first job, which then compiles nothing (no ``compile`` stage in its record)."""
+    blocks exist before the first job, which then compiles nothing (no ``compile`` stage in its record). A tiny
+    Wan: its repeated blocks compile as one graph."""
     from t2v.sampling import accel
+    from tests.api.conftest import make_settings
+    from tests.tinymodels import make_tiny_model
 
-    monkeypatch.setattr(accel, "COMPILE_BACKEND", "aot_eager")  # dynamo's graphs without a C++ build
-    settings = settings.model_copy(update={"compile": True})
+    monkeypatch.setattr(accel, "COMPILE_BACKEND", "eager")  # dynamo's graphs, run as captured: no C++ build
+    settings = make_settings(tmp_path / "home", make_tiny_model("wan", tmp_path / "wan"), compile=True)
     with TestClient(create_app(settings)) as client:
         service = client.app.state.service
         service.warm(settings.default_model)
