@@ -383,3 +383,29 @@ def test_a_streamed_transformer_counts_its_other_layers_and_three_blocks():
     assert streamed == int(2 * total * (total - sum(sizes) + memory.STREAM_DEPTH * max(sizes)) / total)
     assert streamed < 0.15 * 2 * total  # about a tenth of the weights on the device
     assert memory.streamed_bytes("transformer", 2 * total, {"params": {"transformer": total}}) == 2 * total
+
+
+def test_the_low_plan_streams_the_real_umt5_xxl_text_encoder_and_fits_wan_13b_in_6_gb(tmp_path):
+    """The same folder with Wan's real text encoder (UMT5-XXL: 24 layers, 256k-token vocabulary, 10.6 GiB in
+    bf16): under low its layers stream like the transformer's blocks (the embedding and three layers on the
+    device), and the prediction stays under 6 GB; moved whole, it alone was 10.6 GiB."""
+    import json
+    import shutil
+
+    from t2v.families.meta import blocks, meta_modules
+
+    folder = shutil.copytree(WAN_CONFIGS, tmp_path / "wan", dirs_exist_ok=True)
+    te = folder / "text_encoder" / "config.json"
+    te.write_text(json.dumps({**json.loads(te.read_text()), "num_layers": 24, "vocab_size": 256384}))
+    req = GenerationRequest(prompt="x", width=832, height=480, num_frames=81, guidance_scale=5.0, num_inference_steps=10)
+    est = memory.estimate(folder, req, family=family_of_folder(folder), plan="low", device="cuda", dtype="bf16")
+    text = est.weights_bytes["text_encoder"]
+    assert text / 2**30 > 10, "the whole encoder in bf16"
+    modules = meta_modules(str(folder))
+    total = sum(p.numel() for p in modules["text_encoder"].parameters())
+    in_blocks, largest = blocks(modules)["text_encoder"]
+    on_device = memory.streamed_bytes("text_encoder", text, {"params": {"text_encoder": total},
+                                                             "blocks": {"text_encoder": [in_blocks, largest]}})
+    assert on_device == int(text * (total - in_blocks + memory.STREAM_DEPTH * largest) / total) < 0.35 * text
+    assert est.peak_bytes / 2**30 < 6.0, est.peak_bytes / 2**30
+    assert est.peak_bytes >= on_device + est.activation_bytes["text"], "the text stage is counted streamed"

@@ -172,8 +172,9 @@ class Family:
     # the memory plans under which the VAE decodes in fixed spatial tiles, every frame of a tile at once, when
     # measure() gives that tile's peak (vae_tile): the planner then scales it with the frames
     tiled_plans: ClassVar[tuple[str, ...]] = ()
-    # the components whose blocks stream to the device one at a time under the low plan (block-level group offload,
-    # t2v.families.common.GroupOffload); the others move whole (model offload)
+    # the components whose blocks stream to the device one at a time under the low plan on an accelerator (block-level
+    # group offload, t2v.sampling.offload, applied by the loader once weights are stored as the run asks: a
+    # transformer's blocks, a text encoder's layers); the others move whole
     streamed: ClassVar[tuple[str, ...]] = ()
     encodes_video: ClassVar[bool] = False  # video-to-video (request.video): its VAE encodes the input clip
     makes_sound: ClassVar[bool] = False  # its runs return the clip's sound (EngineRun.audio): LTX-2

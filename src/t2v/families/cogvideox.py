@@ -24,7 +24,7 @@ from typing import Any
 from t2v.sampling import promptcache, schedulers, v2v
 from t2v.sampling.base import EngineRun
 from t2v.sampling.vae import video_uint8
-from t2v.sampling.offload import GROUP_OFFLOADED, resident
+from t2v.sampling.offload import resident
 from t2v.errors import InvalidRequest
 from t2v.families.base import Component, Rules, RunContext, read_index
 from t2v.families.common import GroupOffload, free_text_encoders
@@ -187,7 +187,7 @@ class CogVideoXFamily(GroupOffload, DiffusersLora):
                 out = scheduler.step(noise, t, s.latents, **step_kwargs, return_dict=False)[0]
             s.latents = out.to(dtype)
 
-        with resident(tr, device, memory.offload and not getattr(tr, GROUP_OFFLOADED, False)):
+        with resident(tr, device, memory.offload):
             denoise(ctx, len(timesteps), state, step, checkpoints, start=start)
 
         # 4. Decode, without 1.5's padding frames.

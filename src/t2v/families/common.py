@@ -12,22 +12,14 @@ from typing import Any, ClassVar
 from t2v.families.base import Family
 from t2v.models.catalog import config
 from t2v.models.loader import forget
-from t2v.sampling.offload import group_offload
 
 
 class GroupOffload(Family):
-    """A family whose transformers get diffusers' block-level group offload under the low plan on an
-    accelerator (weights kept on the CPU, ``target`` "cpu"): one block on the device at a time (and the next,
-    copied ahead on a side stream), which the planner counts so (``streamed``)."""
+    """A family whose transformers and text encoder stream under the low plan on an accelerator (weights kept on
+    the CPU): one block on the device at a time (and the next, copied ahead on a side stream), which the planner
+    counts so (:attr:`Family.streamed`)."""
 
-    streamed: ClassVar[tuple[str, ...]] = ("transformer", "transformer_2")
-
-    def load(self, path: Path, plan, variant: str | None, target: str | None = None,
-             files: dict[str, Path] | None = None) -> dict[str, Any]:
-        components = super().load(path, plan, variant, target, files)
-        if target == "cpu" and plan.is_accelerator:
-            group_offload(components, plan.device, self.streamed)
-        return components
+    streamed: ClassVar[tuple[str, ...]] = ("transformer", "transformer_2", "text_encoder")
 
 
 def free_text_encoders(model, memory, names: tuple[str, ...] = ("text_encoder",)) -> None:

@@ -65,6 +65,7 @@ class HunyuanVideo15Family(DiffusersLora):
                   required=False),
     )
     denoiser = "transformer"
+    streamed = ("text_encoder",)  # its layers stream to the device under the low plan (the transformer moves whole)
     caches = ("fbc", "taylorseer", "magcache", "pab", "fastercache")  # t2v.sampling.stepcache (block registered)
     lora_loader = ""  # no loader mixin in diffusers: the PEFT layout, read as it is
 

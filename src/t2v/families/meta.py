@@ -8,6 +8,7 @@ from typing import Any
 
 from t2v.families.base import read_index, resolve_class
 from t2v.runtime import memoized
+from t2v.sampling.offload import block_path
 
 
 @memoized("meta-modules-by-folder", 8)
@@ -39,15 +40,18 @@ def params(modules: dict[str, Any]) -> dict[str, int]:
 
 def blocks(modules: dict[str, Any]) -> dict[str, list[int]]:
     """Component -> [parameters in its repeated blocks, parameters of its largest block]: the blocks diffusers'
-    block-level group offload moves one at a time (the children of each ``ModuleList`` / ``Sequential`` that is a
-    direct child of the module; the rest of the module moves as one group). Components without such lists are
-    left out."""
+    block-level group offload moves one at a time (the children of each ``ModuleList`` / ``Sequential`` held by
+    the module :func:`t2v.sampling.offload.block_path` leads to: the component itself for a diffusers model, the
+    encoder stack for a text encoder; the rest of the component moves as one group). Components without such
+    lists are left out."""
     import torch
 
     out = {}
     for name, module in modules.items():
-        lists = [c for c in (module.children() if module is not None else ())
-                 if isinstance(c, (torch.nn.ModuleList, torch.nn.Sequential))]
+        if module is None:
+            continue
+        holder = module.get_submodule(".".join(block_path(module)))
+        lists = [c for c in holder.children() if isinstance(c, (torch.nn.ModuleList, torch.nn.Sequential))]
         sizes = [sum(q.numel() for q in block.parameters()) for child in lists for block in child]
         if sizes:
             out[name] = [sum(sizes), max(sizes)]

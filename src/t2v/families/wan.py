@@ -18,7 +18,7 @@ from t2v.models.precision import compute_dtype
 from t2v.sampling import promptcache, v2v
 from t2v.sampling.base import EngineRun
 from t2v.sampling.vae import video_uint8
-from t2v.sampling.offload import GROUP_OFFLOADED, resident
+from t2v.sampling.offload import resident
 from t2v.sampling.schedulers import make_scheduler
 from t2v.errors import InvalidRequest
 from t2v.families.base import Component, RunContext, Rules, read_index
@@ -207,7 +207,7 @@ class WanFamily(GroupOffload, DiffusersLora):
                 s.latents = scheduler.step(noise, timesteps[i], s.latents, return_dict=False)[0]
 
             first_step = steps[0] if steps else total
-            with resident(expert, device, memory.offload and bool(steps) and not getattr(expert, GROUP_OFFLOADED, False)):
+            with resident(expert, device, memory.offload and bool(steps)):
                 denoise(ctx, total, state, step, checkpoints, start=first_step, stop=steps[-1] + 1 if steps else total)
         latents = state.latents
 

@@ -26,6 +26,7 @@ from t2v.models.download import WEIGHT_EXTS
 from t2v.models.source import ModelSource
 from t2v.models.catalog import read_index
 from t2v.runtime import Runtime, current, memoized
+from t2v.sampling.offload import group_offload
 from t2v.models.hashcache import file_digests
 
 logger = logging.getLogger(__name__)
@@ -144,6 +145,8 @@ def _load_components(path: Path, plan: DevicePlan, variant: str | None, family, 
     with torch.random.fork_rng(devices=[]):
         parts = dict(family.load(path, plan, variant, target, files=files))
     out: dict[str, Any] = apply_weights(family, parts, weights, plan.torch_dtype, text_weights)
+    if target == "cpu" and plan.is_accelerator:  # the low plan: these components' blocks stream to the device
+        group_offload(out, plan.device, family.streamed)
     try:
         out["scheduler_config"] = json.loads((path / "scheduler" / "scheduler_config.json").read_text())
     except (OSError, ValueError) as e:

@@ -24,8 +24,8 @@ from t2v.version import __version__
 logger = logging.getLogger(__name__)
 
 CACHE_NAME = "dry-runs.json"
-_VERSION = 4  # 2: operator counts (step_ops, decode_ops); 3: bf16 dry runs for half precision, DF block masks;
-# 4: the parameters in repeated blocks (streamed offload)
+_VERSION = 5  # 2: operator counts (step_ops, decode_ops); 3: bf16 dry runs for half precision, DF block masks;
+# 4: the parameters in repeated blocks (streamed offload); 5: a text encoder's blocks too
 LIMIT = 500  # entries kept (the newest)
 _LOCK = threading.Lock()
 

@@ -337,8 +337,9 @@ def _prediction(dry: dict[str, Any], *, plan: str, device: str, dtype: str, meas
     role_weights = {role: sum(weights.get(n, 0) for n in names) for role, names in roles.items()}
     role_weights["denoise_one"] = max((weights.get(n, 0) for n in roles["denoise"]), default=0)
     if mp.offload and device != "cpu":  # streamed components: on the device, what stays plus a few blocks
-        role_weights["denoise_one"] = max((streamed_bytes(n, weights.get(n, 0), dry) if n in streamed else
-                                           weights.get(n, 0) for n in roles["denoise"]), default=0)
+        on_device = {n: streamed_bytes(n, w, dry) if n in streamed else w for n, w in weights.items()}
+        role_weights["denoise_one"] = max((on_device.get(n, 0) for n in roles["denoise"]), default=0)
+        role_weights["text"] = sum(on_device.get(n, 0) for n in roles["text"])
     denoise_acts = max((v for k, v in acts.items() if k not in ("text", "vae")), default=0)
 
     notes: list[str] = []
