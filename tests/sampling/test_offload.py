@@ -103,3 +103,49 @@ def test_a_diffusers_transformer_streams_its_own_blocks():
     assert block_path(tr) == ()
     stream_blocks(tr, "cpu")
     assert len([g for g in groups(tr) if len(g.modules) == 1 and g.modules[0] in list(tr.blocks)]) == len(tr.blocks)
+
+
+RUNS = ["wan", "ltx", "ltx2", "hunyuan", "hunyuan15", "helios", "anyflow", "anyflow-far", "sana-video", "kandinsky5",
+        "cogvideox"]
+
+
+@pytest.mark.parametrize("kind", RUNS)
+def test_a_run_whose_transformer_and_text_encoder_stream_makes_the_same_frames(kind, monkeypatch):
+    """The loaded model's streamed components (``Family.streamed``) get the low plan's block streaming in place
+    (here onto the CPU itself), and the next run of the same request, through the same loaded model, makes the
+    same frames as the run before: every block's hooks and every layer outside the blocks take part."""
+    import numpy as np
+
+    from t2v.models.loader import model_cache
+    from t2v.runtime import Runtime, using
+    from tests.families.checks import run
+
+    monkeypatch.setenv("T2V_PROMPT_CACHE_MB", "0")  # the text encoder runs in both runs
+    model = built(kind)
+    runtime = Runtime()  # a model cache of its own: the streamed model stays in this test
+    with using(runtime):
+        plain, _ = run(model, guidance_scale=3.0)
+        (loaded,) = model_cache(runtime).entries.values()
+        streamed = [n for n in get_family(loaded.family.name).streamed if loaded.components.get(n) is not None]
+        group_offload(loaded.components, "cpu", tuple(streamed))
+        assert "text_encoder" in streamed and all(group_offloaded(loaded.components[n]) for n in streamed)
+        again, _ = run(model, guidance_scale=3.0)
+    assert np.array_equal(plain, again)
+
+
+def test_a_private_view_of_a_streamed_module_has_its_own_hooks_on_the_same_weights():
+    """A run's private view (compile, kernels, step caches) of a streamed transformer: its groups lead with the
+    view's own blocks, its weights are the model's, and it computes what the model does."""
+    from t2v.sampling.views import private_view
+
+    encoder = load("wan", "text_encoder")
+    stream_blocks(encoder, "cpu")
+    view = private_view(encoder)
+    ids = torch.tensor([[3, 7, 11, 5, 2, 9]])
+    with torch.no_grad():
+        assert torch.equal(view(input_ids=ids).last_hidden_state, encoder(input_ids=ids).last_hidden_state)
+    original, copied = groups(encoder), groups(view)
+    assert len(copied) == len(original) and not {id(g) for g in copied} & {id(g) for g in original}
+    view_blocks = list(view.encoder.block)
+    assert all(g.onload_leader in view_blocks for g in copied if len(g.modules) == 1 and g.modules[0] in view_blocks)
+    assert {id(p) for p in view.parameters()} == {id(p) for p in encoder.parameters()}

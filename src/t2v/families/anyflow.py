@@ -54,7 +54,7 @@ class AnyFlowFamily(DiffusersLora):
         Component("scheduler", ("FlowMapEulerDiscreteScheduler",), module=False),
     )
     denoiser = "transformer"
-    streamed = ("text_encoder",)  # its layers stream to the device under the low plan (the transformer moves whole)
+    streamed = ("transformer", "text_encoder")  # blocks and layers stream to the device under the low plan
     caches = ()  # a flow map's steps jump between timestep pairs: no block output carries to the next step
     lora_loader = "WanLoraLoaderMixin"
 

@@ -63,7 +63,7 @@ class HeliosFamily(DiffusersLora):
         Component("scheduler", ("HeliosScheduler", "HeliosDMDScheduler"), module=False),
     )
     denoiser = "transformer"
-    streamed = ("text_encoder",)  # its layers stream to the device under the low plan (the transformer moves whole)
+    streamed = ("transformer", "text_encoder")  # blocks and layers stream to the device under the low plan
     caches = ()  # no step-cache hook knows Helios's blocks (and the history changes every chunk)
     lora_loader = "HeliosLoraLoaderMixin"
     long_method = "autoregressive chunks"

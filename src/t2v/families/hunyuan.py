@@ -77,7 +77,7 @@ class HunyuanFamily(DiffusersLora):
         Component("image_processor", ("CLIPImageProcessor", "CLIPImageProcessorFast"), module=False, required=False),
     )
     denoiser = "transformer"
-    streamed = ("text_encoder",)  # its layers stream to the device under the low plan (the transformer moves whole)
+    streamed = ("transformer", "text_encoder")  # blocks and layers stream to the device under the low plan
     caches = ("fbc", "taylorseer", "magcache", "pab", "fastercache")  # t2v.sampling.stepcache
     lora_loader = "HunyuanVideoLoraLoaderMixin"  # diffusers, original HunyuanVideo and musubi key layouts
 

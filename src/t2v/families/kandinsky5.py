@@ -63,7 +63,7 @@ class Kandinsky5Family(DiffusersLora):
         Component("scheduler", ("FlowMatchEulerDiscreteScheduler",), module=False),
     )
     denoiser = "transformer"
-    streamed = ("text_encoder",)  # its layers stream to the device under the low plan (the transformer moves whole)
+    streamed = ("transformer", "text_encoder")  # blocks and layers stream to the device under the low plan
     tiled_plans = ("low",)  # the VAE decodes in tiles under the low plan
     caches = ()  # no step-cache hook knows Kandinsky 5's blocks: refused by name
     lora_loader = "KandinskyLoraLoaderMixin"

@@ -65,7 +65,7 @@ class LTXFamily(DiffusersLora):
         Component("scheduler", ("FlowMatchEulerDiscreteScheduler",), module=False),
     )
     denoiser = "transformer"
-    streamed = ("text_encoder",)  # its layers stream to the device under the low plan (the transformer moves whole)
+    streamed = ("transformer", "text_encoder")  # blocks and layers stream to the device under the low plan
     caches = ("fbc", "taylorseer", "magcache", "pab", "fastercache")  # t2v.sampling.stepcache
     lora_loader = "LTXVideoLoraLoaderMixin"
 

@@ -69,7 +69,7 @@ class LTX2Family(DiffusersLora):
         Component("scheduler", ("FlowMatchEulerDiscreteScheduler",), module=False),
     )
     denoiser = "transformer"
-    streamed = ("text_encoder",)  # its layers stream to the device under the low plan (the transformer moves whole)
+    streamed = ("transformer", "text_encoder")  # blocks and layers stream to the device under the low plan
     lora_loader = "LTX2LoraLoaderMixin"
     makes_sound = True
 

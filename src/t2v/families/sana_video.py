@@ -56,7 +56,7 @@ class SanaVideoFamily(DiffusersLora):
                                 "UniPCMultistepScheduler"), module=False),
     )
     denoiser = "transformer"
-    streamed = ("text_encoder",)  # its layers stream to the device under the low plan (the transformer moves whole)
+    streamed = ("transformer", "text_encoder")  # blocks and layers stream to the device under the low plan
     caches = ()  # no step-cache hook knows SANA-Video's blocks: refused by name
     lora_loader = "SanaLoraLoaderMixin"
 

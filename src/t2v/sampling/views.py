@@ -11,6 +11,8 @@ from collections import OrderedDict
 # tensors, the child table as new dicts of views.
 _TABLES = ("_parameters", "_buffers")
 _IMMUTABLE = (int, float, bool, str, bytes, type(None), frozenset, tuple)
+# What a group-offload group holds that a view copies: its modules, tensors and tables (the rest it shares).
+_STRUCTURE = _IMMUTABLE + (list, dict, set, OrderedDict)
 
 
 def private_view(module):
@@ -23,8 +25,27 @@ def private_view(module):
     the modules already viewed in its memo. A 500-module video VAE takes a few milliseconds instead of tens."""
     import torch
 
-    memo = {id(t): t for t in itertools.chain(module.parameters(), module.buffers())}
+    memo = {id(t): t for t in itertools.chain(module.parameters(), module.buffers(), _offload_shared(module))}
     return _view(module, memo, torch.Tensor)
+
+
+def _offload_shared(module):
+    """What a view shares with ``module``'s group-offload hooks (t2v.sampling.offload) beyond the weights: each
+    group's pinned CPU copies, and the objects it holds that are not structure: its side stream and the handle on
+    the accelerator's torch module (a Python module cannot be copied). The view's hooks and groups are its own (they name the view's
+    modules as their leaders); a copied pinned copy would double the weights in CPU memory for each run."""
+    import torch
+
+    for sub in module.modules():
+        registry = getattr(sub, "_diffusers_hook", None)
+        for hook in (registry.hooks.values() if registry is not None else ()):
+            group = getattr(hook, "group", None)
+            if group is None:
+                continue
+            yield from (getattr(group, "cpu_param_dict", None) or {}).values()
+            # the stream and the accelerator's torch module (or what wraps it): objects, not structure
+            yield from (v for v in vars(group).values()
+                        if v is not None and not isinstance(v, _STRUCTURE + (torch.nn.Module,)))
 
 
 def _view(module, memo: dict, tensor: type):
