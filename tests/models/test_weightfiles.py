@@ -4,6 +4,8 @@ file refused naming it before any weight loads; a server takes files only from i
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -225,3 +227,56 @@ def test_the_planner_counts_a_gguf_files_real_size(wan):
     assert plain.peak_bytes - q4.peak_bytes == plain.weights_bytes["transformer"] - q4.weights_bytes["transformer"]
     # an fp8 safetensors file loads into the run's dtype: counted as the folder's
     assert predicted(transformer=str(files["fp8_scaled"])).weights_bytes == plain.weights_bytes
+
+
+def test_models_show_lists_the_weight_files_and_the_gpu_memory_each_needs(wan):
+    """``t2v models show FOLDER``: every format, its file's size counted as the files are written (the Q8_0 file
+    the tests wrote holds exactly those bytes of tensor data), and the planner's GPU memory at the model's
+    defaults with it, all on the GPU and streamed; a GGUF row is what ``t2v plan`` predicts with such a file."""
+    import json
+
+    import gguf
+    from typer.testing import CliRunner
+
+    from t2v.cli import app
+    from t2v.families import family_of_folder
+    from t2v.planner import memory
+    from t2v.runner.weightchoices import FORMATS
+
+    folder, _, files, _ = wan
+    r = CliRunner().invoke(app, ["models", "show", str(folder), "--json"])
+    assert r.exit_code == 0, r.output
+    rows = {c["format"]: c for c in json.loads(r.stdout)["weight_files"]}
+    assert list(rows) == [f.name for f in FORMATS]
+    assert rows["Q8_0"]["file_bytes"] == sum(int(t.n_bytes) for t in gguf.GGUFReader(files["q8_0"]).tensors)
+    assert rows["bf16"]["file_bytes"] > rows["fp8 e4m3fn"]["file_bytes"]
+    assert all(c["low_bytes"] < c["speed_bytes"] for c in rows.values()), rows
+    defaults = json.loads(r.stdout)["defaults"]
+    req = GenerationRequest(prompt="a", model=str(folder), transformer=str(files["q8_0"]),
+                            **{k: defaults[k] for k in ("width", "height", "num_frames", "guidance_scale")})
+    planned = memory.estimate(folder, req, family=family_of_folder(folder), plan="speed", device="cuda", dtype="bf16")
+    header = files["q8_0"].stat().st_size - rows["Q8_0"]["file_bytes"]
+    assert planned.peak_bytes - rows["Q8_0"]["speed_bytes"] == header, "the file's bytes, less its header"
+    text = CliRunner().invoke(app, ["models", "show", str(folder)]).stdout
+    assert "weight files" in text and "Q4_K_M .gguf" in text
+
+
+def test_the_file_sizes_of_wan_14b_are_the_published_files_sizes(tmp_path):
+    """Wan 2.1 14B's transformer from its configs (meta device): the bf16, Q8_0, Q4_K_M and Q2_K files
+    people download are 28.6, 15.9, 10.1 and 7.0 GB; counted within 6%."""
+    import json
+    import shutil
+
+    from t2v.families.meta import meta_modules
+    from t2v.runner.weightchoices import FORMATS, file_bytes
+
+    folder = shutil.copytree(Path(__file__).parents[1] / "planner" / "data" / "wan21-1.3b-configs", tmp_path / "wan14")
+    config = folder / "transformer" / "config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), "num_attention_heads": 40, "ffn_dim": 13824,
+                                  "num_layers": 40}))
+    tr = meta_modules(str(folder), ("transformer",))["transformer"]
+    sizes = {f.name: file_bytes(tr, f) / 1e9 for f in FORMATS}
+    for name, published in {"bf16": 28.6, "Q8_0": 15.9, "Q4_K_M": 10.1, "Q2_K": 7.0}.items():
+        assert abs(sizes[name] / published - 1) < 0.06, (name, sizes[name], published)
+    gguf_sizes = [sizes[f.name] for f in FORMATS if f.ext == ".gguf"]
+    assert sizes["bf16"] > sizes["Q8_0"] > sizes["fp8 e4m3fn"] and gguf_sizes == sorted(gguf_sizes, reverse=True)

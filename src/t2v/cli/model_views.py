@@ -159,6 +159,11 @@ def print_model(console: Console, info: dict[str, Any], *, family: Any, rules: A
         rows.append(("GPU memory", f"about {info['vram_gb']:g} GB at the defaults (fp16/bf16, no offload); {plan}"))
     else:
         rows.append(("memory", plan))
+    if info.get("weight_files"):
+        rows.append(("weight files", "--transformer FILE: the file's size; GPU memory at the defaults in bf16 "
+                                     "with everything on the GPU / with --memory low (blocks streamed)"))
+        rows += [(f"  {c['format']} {c['ext']}", f"{c['file_bytes'] / 1e9:.2f} GB; {c['speed_bytes'] / 2**30:.1f} / "
+                                                 f"{c['low_bytes'] / 2**30:.1f} GiB") for c in info["weight_files"]]
     if info.get("bundled"):
         rows.append(("source", "ships with t2v (no download)"))
     elif "download_gb" in info:

@@ -16,7 +16,8 @@ from t2v.models.catalog import CATALOG
 from t2v.models.registry import REGISTRY, folder_info, lookup, unknown_model
 from t2v.settings import get_settings
 from t2v.families import all_families, get_family
-from t2v.requests import cli_spelling
+from t2v.requests import GenerationRequest, cli_spelling
+from t2v.runner.weightchoices import choices, readable
 from t2v.errors import InvalidRequest, ModelUnavailable
 from t2v.models.download import cached_snapshot, license_notice
 from t2v.models.presets import PRESETS
@@ -118,6 +119,8 @@ def show(model: str = typer.Argument(..., help="Registry id, alias or local fold
         card = CATALOG.card(info["family"]) if info.get("family") != "unknown" else None
         if card is not None and card.extras is not None:  # the family's own settings (a request's extras)
             info["extras"] = {name: f.description for name, f in card.extras.model_fields.items()}
+        if folder is not None and card is not None:  # its configs are here: the files its denoiser can run from
+            info["weight_files"] = weight_files(folder, get_family(info["family"]), info.get("defaults") or {})
         if as_json:
             out.print_json(json.dumps(info))
             return
@@ -128,6 +131,17 @@ def show(model: str = typer.Argument(..., help="Registry id, alias or local fold
                     on_disk=folder is not None, limits={"max_side": settings.max_side,
                                                         "max_frames": settings.max_frames,
                                                         "max_steps": settings.max_steps})
+
+
+def weight_files(folder: Path, family, defaults: dict) -> list[dict]:
+    """:func:`t2v.runner.weightchoices.choices` at the model's defaults, as records."""
+    if not readable(folder):
+        return []
+    shape = {k: defaults[k] for k in ("width", "height", "num_frames", "guidance_scale") if defaults.get(k) is not None}
+    err.print("weight files: predicting the GPU memory at the model's defaults (a dry run on the meta device the "
+              "first time)", highlight=False)
+    return [c.to_dict() for c in choices(folder, GenerationRequest(prompt="a", model=str(folder), **shape),
+                                         family=family, defaults=defaults)]
 
 
 @models_app.command("pull")
