@@ -182,6 +182,44 @@ def test_plans_give_the_same_frames(tiny_model):
     assert np.array_equal(again.frames, speed.frames)
 
 
+def test_plan_on_a_gpu_lists_the_8_bit_denoiser_and_text_encoder_with_their_memory_and_ram(monkeypatch):
+    """``t2v plan`` as it reads on a CUDA machine (the device plan made CUDA; the predictions are dry runs on the
+    meta device): the precision table has the denoiser and the text encoder stored in 8 bits, each with its peak
+    and the CPU memory it holds (the tiny model's 8-bit savings are under a megabyte: none is more)."""
+    import dataclasses
+    import re
+
+    from t2v.models.device import DevicePlan
+    from t2v.planner import steptime
+    from t2v.runner import plan as planning
+
+    from tests.tinymodels import built
+
+    folder = built("wan")
+    real = planning.plan_run
+    monkeypatch.setattr(planning, "plan_run", lambda *a, **kw: dataclasses.replace(
+        real(*a, **kw), device=DevicePlan("cuda", "bf16", reason="auto: bf16")))
+    # the times: an H200's (steptime's figures for a GPU it has not measured: its name and no runs)
+    monkeypatch.setattr(steptime, "machine", lambda device: "NVIDIA H200")
+    monkeypatch.setattr(steptime, "matmul_speed", lambda device, dtype: 500e12)
+    monkeypatch.setattr(steptime, "op_cost", lambda device, dtype: 10e-6)
+    r = CliRunner().invoke(app, ["plan", "a cat", "--model", str(folder), "--memory", "low"],
+                           env={"COLUMNS": "220", "T2V_MEMORY_BUDGET_GB": "1000", "T2V_RAM_BUDGET_GB": "1000"})
+    assert r.exit_code == 0, r.output
+    rows = {tuple(c.strip() for c in line.split("│")[1:4]): [c.strip() for c in line.split("│")[4:6]]
+            for line in r.stdout.splitlines() if line.count("│") >= 8}
+    assert {("bf16 ←", "auto", "auto"), ("bf16", "fp8", "auto"), ("bf16", "auto", "int8"), ("bf16", "fp8", "fp8")} \
+        <= set(rows), rows
+
+    def mb(cell: str) -> float:
+        return float(re.sub("[^0-9.]", "", cell))
+
+    plain, int8 = rows[("bf16 ←", "auto", "auto")], rows[("bf16", "auto", "int8")]
+    both = rows[("bf16", "fp8", "fp8")]
+    assert mb(both[0]) <= mb(int8[0]) <= mb(plain[0]) and mb(both[1]) <= mb(int8[1]) <= mb(plain[1])
+    assert "RAM" in r.stdout and "text encoder" in r.stdout
+
+
 def test_plan_command(tiny_model):
     runner = CliRunner()
     r = runner.invoke(app, ["plan", "a cat", "--model", str(tiny_model), "--frames", "8"], env={"COLUMNS": "200"})

@@ -57,21 +57,26 @@ def show_plan(request) -> None:
 
 def _precision_table(source, family, request, dev, plan: str) -> None:
     """The chosen precision (and why) beside the alternatives this device has, each predicted under ``plan``:
-    time per step from this machine's measured matmul speed in that dtype, peak memory from the dry run."""
+    time per step from this machine's measured matmul speed in that dtype, peak memory from the dry run; on an
+    accelerator also the denoiser and the text encoder stored in 8 bits, and the CPU memory each holds."""
     dtypes = ("fp32", "bf16") if dev.device == "cpu" else ("fp16", "fp32") if dev.device == "mps" else ("bf16", "fp16", "fp32")
-    options = [(d, "auto") for d in dtypes]
+    options = [(d, "auto", "auto") for d in dtypes]
     if dev.is_accelerator:
-        options.append(("bf16" if "bf16" in dtypes else "fp16", "fp8"))
-    if (dev.dtype, request.weights) not in options:
-        options.append((dev.dtype, request.weights))
+        half = "bf16" if "bf16" in dtypes else "fp16"
+        options += [(half, "fp8", "auto"), (half, "auto", "int8"), (half, "fp8", "fp8")]
+    chosen = (dev.dtype, request.weights, request.text_encoder_weights)
+    if chosen not in options:
+        options.append(chosen)
     table = Table(title=f"precision under the {plan} plan")
-    for col in ("dtype", "weights", "peak", "s/step", "decode s", "times"):
-        table.add_column(col, justify="left" if col in ("dtype", "weights") else "right")
-    for dtype, weights in options:
-        p = predict(source.path, request.model_copy(update={"weights": weights}), family=family, plan=plan,
-                    device=dev.device, dtype=dtype, defaults=source.defaults)
-        mark = " ←" if (dtype, weights) == (dev.dtype, request.weights) else ""
-        table.add_row(dtype + mark, weights, _mb(p.peak_bytes), _s(p.est_step_s), _s(p.est_decode_s), _source(p))
+    for col in ("dtype", "weights", "text encoder", "peak", *(["RAM"] if dev.is_accelerator else []), "s/step",
+                "decode s", "times"):
+        table.add_column(col, justify="left" if col in ("dtype", "weights", "text encoder") else "right")
+    for dtype, weights, text in options:
+        p = predict(source.path, request.model_copy(update={"weights": weights, "text_encoder_weights": text}),
+                    family=family, plan=plan, device=dev.device, dtype=dtype, defaults=source.defaults)
+        mark = " ←" if (dtype, weights, text) == chosen else ""
+        table.add_row(dtype + mark, weights, text, _mb(p.peak_bytes), *([_mb(p.ram_bytes)] if dev.is_accelerator else []),
+                      _s(p.est_step_s), _s(p.est_decode_s), _source(p))
     out.print(table)
     out.print(f"dtype: {dev.reason}", highlight=False)
     extras = [f"cache {request.cache}" if request.cache else "no step cache",
