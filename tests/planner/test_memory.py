@@ -22,7 +22,8 @@ from t2v.families import family_of_folder
 from t2v.planner import memory
 from t2v.requests import GenerationRequest
 
-pytestmark = pytest.mark.own_dry_runs  # these tests make, count and cache dry runs themselves
+# The tests that make, count and cache dry runs themselves start without any (``own_dry_runs``); the others share
+# the run's dry runs (tests/conftest.py), as a long-lived process does.
 
 MEASURE = r"""
 import json, resource, sys
@@ -241,6 +242,7 @@ def test_plan_command(tiny_model):
     assert "num_frames, width, height: 512 frames of 2048x2048 need about" in huge.stderr
 
 
+@pytest.mark.own_dry_runs
 def test_dry_runs_are_cached_on_disk_per_architecture_and_shape(tiny_model, tmp_path, monkeypatch):
     """A fresh process reads a dry run another made (no meta run); another architecture or shape measures again."""
     import shutil
@@ -282,6 +284,7 @@ def test_dry_runs_are_cached_on_disk_per_architecture_and_shape(tiny_model, tmp_
     assert len(measured) == 3
 
 
+@pytest.mark.own_dry_runs
 def test_planning_from_a_warm_dry_run_cache_builds_no_meta_modules(tiny_model, tmp_path, monkeypatch):
     """``choose`` (every video run) in a fresh process with the dry run on disk: the reference shape comes from
     the configs, so no meta UNet/VAE/text encoder is built (seconds for a full-size model)."""
@@ -353,6 +356,7 @@ def test_half_precision_dry_runs_count_what_the_model_computes_in_fp32():
     assert meta_kwargs()["dtype"] == torch.float32  # outside measuring(): fp32 again
 
 
+@pytest.mark.own_dry_runs
 def test_a_half_precision_plan_is_measured_in_bf16_and_cached_apart(tiny_model, tmp_path, monkeypatch):
     from t2v.planner import dryruns
 
@@ -367,6 +371,7 @@ def test_a_half_precision_plan_is_measured_in_bf16_and_cached_apart(tiny_model, 
     assert sorted(json.loads(k)[7] for k in runs) == [False, True]  # one per precision
 
 
+@pytest.mark.own_dry_runs
 def test_a_dry_run_cached_by_other_planner_or_family_code_is_measured_again(tiny_model, tmp_path, monkeypatch):
     """The cache key holds a hash of the planner's and the families' source: a cached run made by other code
     (a changed ``measure``) is not reused, though t2v's version is the same."""
