@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import gc
+import json
 import weakref
 
 import numpy as np
 import pytest
 import torch
 
+from typer.testing import CliRunner
+
+from t2v.cli import app
+from t2v.planner import memory, steptime
 from t2v.sampling import accel
 from t2v.errors import InvalidRequest
 from t2v.families import all_families, get_family
@@ -172,6 +177,10 @@ def test_compiled_unet_matches_eager_and_is_reused(tiny_model, monkeypatch):
     base = t2v.load_pipeline(str(tiny_model), device="cpu", dtype="fp32").unet
     before = {k: v.clone() for k, v in base.state_dict().items()}
     fields = dict(SMALL, model=str(tiny_model), device="cpu", dtype="fp32")
+    family = get_family("modelscope")
+    # a dry run first: runs planned from it count their work, so the step-times store keeps them (below)
+    memory.estimate(tiny_model, GenerationRequest.create(guidance_scale=9.0, **fields), family=family, plan="speed",
+                    device="cpu", dtype="fp32")
     eager = generate(GenerationRequest.create(**fields))
     first = generate(GenerationRequest.create(compile=True, **fields))
     graphs = counters["stats"]["unique_graphs"]
@@ -189,6 +198,21 @@ def test_compiled_unet_matches_eager_and_is_reused(tiny_model, monkeypatch):
     assert counters["stats"]["unique_graphs"] == graphs  # nothing recompiled
     assert "compile_s" not in second.record["timings"]
     assert np.array_equal(first.frames, second.frames)
+
+    # The compiled runs' times are kept apart from the eager run's, with the compile time: the plan predicts it.
+    plan = first.record["memory_plan"]["plan"]
+    store = json.loads(steptime.cache_path(steptime.CACHE_NAME).read_text())["keys"]
+    compiled_key = memory.run_key(tiny_model, first.request, plan=plan, device="cpu", dtype="fp32")
+    eager_key = memory.run_key(tiny_model, eager.request, plan=plan, device="cpu", dtype="fp32")
+    kept = [r.get("compile_s") for r in store[compiled_key]["runs"]]
+    assert compiled_key != eager_key and kept[1] is None and all("compile_s" not in r for r in store[eager_key]["runs"])
+    assert kept[0] == pytest.approx(timings["compile_s"], abs=1e-4)  # the record rounds to 0.1 ms
+    predicted = memory.predict(tiny_model, first.request, family=family, plan=plan, device="cpu", dtype="fp32")
+    assert predicted.time_runs == 2 and predicted.est_compile_s == kept[0]
+    shown = CliRunner().invoke(app, ["plan", SMALL["prompt"], "--model", str(tiny_model), "--compile", "--memory", plan,
+                                     "--frames", "2", "--width", "32", "--height", "32", "--steps", "2", "--dtype",
+                                     "fp32"], env={"COLUMNS": "200"})
+    assert shown.exit_code == 0 and f"+ compile {kept[0]:.2f} s" in shown.stdout, shown.output
     variants = accel.compiled_count()
     variant = accel.compiled_variant(get_family("modelscope"), base, "auto")
     assert accel.compiled_count() == variants  # the same variant served both requests (made once per base)

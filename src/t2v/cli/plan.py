@@ -44,9 +44,13 @@ def show_plan(request) -> None:
                   f"encoder as {request.text_encoder_weights} (the table's figures)", highlight=False)
     p = predicted[chosen.name]
     preset = f" (preset {request.preset})" if getattr(request, "preset", None) else ""
+    total = request.num_inference_steps * p.est_step_s + p.est_decode_s
+    compiled = ""
+    if request.compile:  # the first run of a shape in a process compiles; a server compiles its default shape warming
+        compiled = (f" + compile {_s(p.est_compile_s)} s (a process's first run at this shape)" if p.est_compile_s == p.est_compile_s
+                    else " + compile (not measured here yet: the first compiled run keeps its time)")
     out.print(f"predicted run: {request.num_inference_steps} steps{preset} x {_s(p.est_step_s)} s + decode "
-              f"{_s(p.est_decode_s)} s = {_s(request.num_inference_steps * p.est_step_s + p.est_decode_s)} s",
-              highlight=False)
+              f"{_s(p.est_decode_s)} s = {_s(total)} s{compiled}", highlight=False)
     out.print("times: \"estimate\" is FLOPs at this machine's measured matmul speed plus its measured cost per "
               "operator call (optimistic for large models); \"N runs\" scales it by what the last N runs of this "
               "model here, with these settings, measured (\"~N runs\": under another memory plan; docs/speed.md)", highlight=False)

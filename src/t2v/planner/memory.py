@@ -70,6 +70,7 @@ class Prediction:
     decode_ops: int = 0
     time_runs: int = 0  # earlier runs the times were scaled from (0: estimated; t2v.planner.steptime)
     time_other_plans: bool = False  # ... under other memory plans (this plan has no runs yet)
+    est_compile_s: float = float("nan")  # a compiled request's compile time, from earlier compiled runs (nan: none)
     # How the peak was found: "estimate" (scaled from a dry run shipped with t2v or cached by an earlier run),
     # "dry_run" (scaled from one this call made) or "bound" (t2v.planner.bound: no measurement, far under the budget)
     method: str = "estimate"
@@ -244,7 +245,8 @@ def estimate(model_path: str | Path, request, *, family, plan: str, device: str,
 def run_key(model_path: str | Path, request, *, plan: str, device: str, dtype: str) -> str:
     """The :mod:`t2v.planner.steptime` key of ``request``'s runs with this plan, device and dtype."""
     return steptime.key(model_path, device=device, dtype=dtype, weights=getattr(request, "weights", "auto"), plan=plan,
-                        cache=getattr(request, "cache", None), attention=getattr(request, "attention", "auto"))
+                        cache=getattr(request, "cache", None), attention=getattr(request, "attention", "auto"),
+                        compile=bool(getattr(request, "compile", False)))
 
 
 def estimate_at(path: str, frames: int, height: int, width: int, *, family, batch: int, plan: str, device: str, dtype: str,
@@ -372,7 +374,7 @@ def _prediction(dry: dict[str, Any], *, plan: str, device: str, dtype: str, meas
         peak_bytes=int(peak), flops_per_step=int(step_flops), decode_flops=int(decode_flops),
         est_step_s=times.step_s, est_decode_s=times.decode_s, notes=notes, step_ops=work.step_ops,
         decode_ops=work.decode_ops, time_runs=times.runs, time_other_plans=times.other_plans, weights=storage,
-        text_weights=text_weights, ram_bytes=int(ram),
+        text_weights=text_weights, ram_bytes=int(ram), est_compile_s=times.compile_s,
     )
 
 

@@ -61,6 +61,7 @@ class Times:
     decode_s: float
     runs: int  # earlier runs the times were scaled from (0: estimated only)
     other_plans: bool = False  # those runs were under other memory plans (this one has none yet)
+    compile_s: float = float("nan")  # a compiled run's compile time: the median of those runs' (nan: none yet)
 
 
 SPEEDS_NAME = "machine-speeds.json"  # this machine's measured matmul speed and cost per operator call
@@ -209,9 +210,12 @@ def machine(device: str) -> str:
     return f"{cpu_model()} ({' '.join(cpu_bf16_flags()) or 'no native bf16'}), {torch.get_num_threads()} threads"
 
 
-def key(path: str | Path, *, device: str, dtype: str, weights: str, plan: str, cache: str | None, attention: str) -> str:
-    """The runs that predict each other: the same architecture, machine and settings."""
-    return json.dumps([architecture_hash(Path(path)), machine(device), dtype, weights, plan, cache, attention])
+def key(path: str | Path, *, device: str, dtype: str, weights: str, plan: str, cache: str | None, attention: str,
+        compile: bool = False) -> str:
+    """The runs that predict each other: the same architecture, machine and settings (compiled runs apart: their
+    steps run other kernels, and they have a compile time; they borrow from no uncompiled run)."""
+    fields = [architecture_hash(Path(path)), machine(device), dtype, weights, plan, cache, attention]
+    return json.dumps(fields + ["compiled"] if compile else fields)
 
 
 PLAN_FIELD = 4  # the memory plan's place in a key
@@ -251,14 +255,18 @@ def _alike(plan: str, other: str, device: str) -> bool:
         return False
 
 
-def observe(run_key: str, work: Work, *, steps: int, denoise_s: float, decode_s: float) -> None:
-    """Keep what a finished run measured (``steps`` steps in ``denoise_s``; the decode in ``decode_s``)."""
+def observe(run_key: str, work: Work, *, steps: int, denoise_s: float, decode_s: float,
+            compile_s: float | None = None) -> None:
+    """Keep what a finished run measured (``steps`` steps in ``denoise_s``; the decode in ``decode_s``; a compiled
+    run's ``compile_s``, which its stages do not count: t2v.progress carves it out)."""
     if steps < 1 or denoise_s <= 0 or decode_s <= 0 or not (work.step_flops or work.step_ops):
         return  # nothing to scale from: a run planned from a bound (t2v.planner.bound) counted no work
     file = cache_path(CACHE_NAME)
     if file is None:
         return
     run = {**work.__dict__, "step_s": denoise_s / steps, "decode_s": decode_s, "at": round(time.time())}
+    if compile_s:
+        run["compile_s"] = compile_s
     earlier = read_entries(file, _VERSION, "keys").get(run_key, {}).get("runs", [])
     runs = [r for r in earlier if isinstance(r, dict)][-(KEPT - 1):] + [run]
     merge_entries(file, _VERSION, "keys", {run_key: {"runs": runs}}, limit=LIMIT)
@@ -279,5 +287,6 @@ def predict(work: Work, run_key: str | None, device: str, dtype: str) -> Times:
             logger.debug("ignoring a damaged step-times entry: %s", run)
     if not step_ratios:
         return Times(step_s, decode_s, 0)
+    compiles = [float(r["compile_s"]) for r in runs if isinstance(r.get("compile_s"), (int, float))]
     return Times(step_s * statistics.median(step_ratios), decode_s * statistics.median(decode_ratios), len(step_ratios),
-                 borrowed)
+                 borrowed, statistics.median(compiles) if compiles else float("nan"))

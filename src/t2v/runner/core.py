@@ -171,12 +171,14 @@ def expect_times(run: Run) -> None:
 
 def observe_times(run: Run, timings: dict[str, float], *, steps: int) -> None:
     """Keep what this run measured per step and for the decode, for later predictions of its key
-    (:mod:`t2v.planner.steptime`; not compiled runs: the first includes the compile)."""
-    if getattr(run.request, "compile", False) or run.memory is None or "decode_s" not in timings:
+    (:mod:`t2v.planner.steptime`; a compiled run under a key of its own, with its compile time: its stages do not
+    count the compile, t2v.progress carves it out)."""
+    if run.memory is None or "decode_s" not in timings:
         return
     try:
         work, key = run.timed_work
-        steptime.observe(key, work, steps=steps, denoise_s=timings.get("denoise_s", 0.0), decode_s=timings["decode_s"])
+        steptime.observe(key, work, steps=steps, denoise_s=timings.get("denoise_s", 0.0), decode_s=timings["decode_s"],
+                         compile_s=timings.get("compile_s"))
     except Exception as e:  # noqa: BLE001  a cache is never needed: no failure here may cost the run
         logger.debug("step times not kept: %s", e)
 
