@@ -33,8 +33,8 @@ def resident(module, device: str, offload: bool):
 def group_offload(components: dict[str, Any], device: str, names: tuple[str, ...] = ("transformer", "transformer_2")) -> None:
     """diffusers' block-level group offloading on the named components (each block moved to ``device`` only
     while it runs; the rest of the module as one group), marked so the loop does not move the whole module as
-    well. On a CUDA device the transfers are streamed: the next block is copied from pinned CPU memory on a side
-    stream while this one computes (:func:`offload_options`). A diffusers model streams the lists of blocks that
+    well. On a CUDA device a diffusers model's transfers are streamed: the next block is copied from pinned CPU
+    memory on a side stream while this one computes (:func:`offload_options`). A diffusers model streams the lists of blocks that
     are its own children; any other module (a transformers text encoder: UMT5's ``encoder.block``, Llama's
     ``model.layers``) the lists held by the module :func:`block_path` finds."""
     for name in names:
@@ -52,10 +52,13 @@ def stream_blocks(module, device: str):
     if module is None or group_offloaded(module):
         return module
     options = dict(onload_device=torch.device(device), offload_device=torch.device("cpu"),
-                   offload_type="block_level", num_blocks_per_group=1, **offload_options(device))
+                   offload_type="block_level", num_blocks_per_group=1)
     if hasattr(module, "enable_group_offload"):
-        module.enable_group_offload(**options)
+        module.enable_group_offload(**options, **offload_options(device))
     else:
+        # A text encoder runs once per prompt: its blocks are copied as they are reached, without the side stream
+        # (a whole-module move copies the same bytes without overlap either), which keeps diffusers' prefetching
+        # out of the nested groups a transformers model's layout makes and pins no second copy of its weights.
         from diffusers.hooks import apply_group_offloading
 
         apply_group_offloading(module, block_modules=list(block_path(module)) or None, **options)
