@@ -56,7 +56,10 @@ class Choice:
 
 
 def readable(path: Path) -> tuple[str, ...]:
-    """The model's denoisers a single file can replace (diffusers has a key converter for their class)."""
+    """The model's denoisers a single file can replace (diffusers has a key converter for their class); none for a
+    folder that is not a pipeline (a motion adapter's: no model_index.json)."""
+    if not (path / "model_index.json").is_file():
+        return ()
     index = read_index(path)
     return tuple(n for n in DENOISERS if isinstance(index.get(n), list) and index[n][0]
                  and weightfiles.loadable(resolve_class(*index[n][:2])))
