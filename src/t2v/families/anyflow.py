@@ -28,6 +28,7 @@ from t2v.errors import InvalidRequest
 from t2v.families import anyflow_far
 from t2v.families.base import Component, RunContext, Rules, refuse_in_one_run
 from t2v.families.dryrun import measured, text_peak
+from t2v.families.common import GroupOffload
 from t2v.families.lora import DiffusersLora
 from t2v.families.meta import meta_modules
 from t2v.families.wan import TEXT_TOKENS, WanFamily, encode_prompts, latent_stats
@@ -42,7 +43,7 @@ from t2v.sampling.schedulers import make_scheduler
 from t2v.sampling.vae import video_uint8
 
 
-class AnyFlowFamily(DiffusersLora):
+class AnyFlowFamily(GroupOffload, DiffusersLora):
     card = CARD
     long_method = "causal chunks"  # the FAR models: seconds and extend in one run
     components = (
@@ -54,7 +55,6 @@ class AnyFlowFamily(DiffusersLora):
         Component("scheduler", ("FlowMapEulerDiscreteScheduler",), module=False),
     )
     denoiser = "transformer"
-    streamed = ("transformer", "text_encoder")  # blocks and layers stream to the device under the low plan
     caches = ()  # a flow map's steps jump between timestep pairs: no block output carries to the next step
     lora_loader = "WanLoraLoaderMixin"
 

@@ -15,9 +15,9 @@ from t2v.models.loader import forget
 
 
 class GroupOffload(Family):
-    """A family whose transformers and text encoder stream under the low plan on an accelerator (weights kept on
-    the CPU): one block on the device at a time (and the next, copied ahead on a side stream), which the planner
-    counts so (:attr:`Family.streamed`)."""
+    """A transformer family: its transformers and its text encoder stream under the low plan on an accelerator
+    (weights kept on the CPU): one block on the device at a time (a transformer's next one copied ahead on a side
+    stream), which the planner counts so (:attr:`Family.streamed`)."""
 
     streamed: ClassVar[tuple[str, ...]] = ("transformer", "transformer_2", "text_encoder")
 

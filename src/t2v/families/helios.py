@@ -34,6 +34,7 @@ from typing import Any
 from t2v.errors import InvalidRequest
 from t2v.families.base import Component, RunContext, Rules, refuse_in_one_run
 from t2v.families.dryrun import measured, text_peak
+from t2v.families.common import GroupOffload
 from t2v.families.lora import DiffusersLora
 from t2v.families.meta import meta_modules
 from t2v.families import helios_pyramid
@@ -52,7 +53,7 @@ from t2v.sampling.schedulers import make_scheduler
 LONG_ONLY = ("prompt_schedule", "overlap", "continue_strength")
 
 
-class HeliosFamily(DiffusersLora):
+class HeliosFamily(GroupOffload, DiffusersLora):
     card = CARD
     components = (
         Component("tokenizer", ("T5TokenizerFast", "T5Tokenizer", "AutoTokenizer", "ByT5Tokenizer"), module=False,
@@ -63,7 +64,6 @@ class HeliosFamily(DiffusersLora):
         Component("scheduler", ("HeliosScheduler", "HeliosDMDScheduler"), module=False),
     )
     denoiser = "transformer"
-    streamed = ("transformer", "text_encoder")  # blocks and layers stream to the device under the low plan
     caches = ()  # no step-cache hook knows Helios's blocks (and the history changes every chunk)
     lora_loader = "HeliosLoraLoaderMixin"
     long_method = "autoregressive chunks"

@@ -40,7 +40,7 @@ from t2v.sampling.offload import resident
 from t2v.sampling.schedulers import make_scheduler
 from t2v.errors import InvalidRequest, ModelUnavailable
 from t2v.families.base import Component, RunContext, Rules, read_index
-from t2v.families.common import free_text_encoders
+from t2v.families.common import GroupOffload, free_text_encoders
 from t2v.families.lora import DiffusersLora
 from t2v.families.dryrun import measured
 from t2v.families.meta import meta_modules
@@ -63,7 +63,7 @@ _RGB_FACTORS = ((-0.0395, -0.0331, 0.0445), (0.0696, 0.0795, 0.0518), (0.0135, -
 _RGB_BIAS = (0.0259, -0.0192, -0.0761)
 
 
-class HunyuanFamily(DiffusersLora):
+class HunyuanFamily(GroupOffload, DiffusersLora):
     fits_reference = True  # t2v.planner.memory: text tokens in every denoiser call
     card = CARD
     components = (
@@ -77,7 +77,6 @@ class HunyuanFamily(DiffusersLora):
         Component("image_processor", ("CLIPImageProcessor", "CLIPImageProcessorFast"), module=False, required=False),
     )
     denoiser = "transformer"
-    streamed = ("transformer", "text_encoder")  # blocks and layers stream to the device under the low plan
     caches = ("fbc", "taylorseer", "magcache", "pab", "fastercache")  # t2v.sampling.stepcache
     lora_loader = "HunyuanVideoLoraLoaderMixin"  # diffusers, original HunyuanVideo and musubi key layouts
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from t2v.families.base import Component, RunContext, Rules, read_index
-from t2v.families.common import free_text_encoders
+from t2v.families.common import GroupOffload, free_text_encoders
 from t2v.families.lora import DiffusersLora
 from t2v.families.dryrun import measured, meta_video, spatial_preview, text_peak
 from t2v.models.catalog import config
@@ -47,7 +47,7 @@ TEXT_TOKENS, GLYPH_TOKENS, CROP = 1000, 256, 108  # the pipeline's tokenizer len
 SEMANTIC_TOKENS = 729  # the image-embedding tokens text-to-video passes as zeros
 
 
-class HunyuanVideo15Family(DiffusersLora):
+class HunyuanVideo15Family(GroupOffload, DiffusersLora):
     fits_reference = True  # t2v.planner.memory: text tokens in every denoiser call
     tiled_plans = ("low",)  # the VAE decodes in 256 px tiles, every frame of a tile at once
     card = CARD
@@ -65,7 +65,6 @@ class HunyuanVideo15Family(DiffusersLora):
                   required=False),
     )
     denoiser = "transformer"
-    streamed = ("transformer", "text_encoder")  # blocks and layers stream to the device under the low plan
     caches = ("fbc", "taylorseer", "magcache", "pab", "fastercache")  # t2v.sampling.stepcache (block registered)
     lora_loader = ""  # no loader mixin in diffusers: the PEFT layout, read as it is
 

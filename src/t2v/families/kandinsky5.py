@@ -30,7 +30,7 @@ from typing import Any
 
 from t2v.errors import InvalidRequest
 from t2v.families.base import Component, RunContext, Rules, read_index
-from t2v.families.common import free_text_encoders
+from t2v.families.common import GroupOffload, free_text_encoders
 from t2v.families.dryrun import measured, meta_video, spatial_preview, text_peak
 from t2v.families.lora import DiffusersLora
 from t2v.models.catalog import config
@@ -51,7 +51,7 @@ MAX_LATENT_FRAMES = 128  # the transformer's rotary table per axis
 NORMALIZED = 4  # the first latent frames image-to-video brings to the next frames' statistics
 
 
-class Kandinsky5Family(DiffusersLora):
+class Kandinsky5Family(GroupOffload, DiffusersLora):
     card = CARD
     components = (
         Component("tokenizer", ("Qwen2VLProcessor", "Qwen2Tokenizer", "Qwen2TokenizerFast"), module=False, prompt=True),
@@ -63,7 +63,6 @@ class Kandinsky5Family(DiffusersLora):
         Component("scheduler", ("FlowMatchEulerDiscreteScheduler",), module=False),
     )
     denoiser = "transformer"
-    streamed = ("transformer", "text_encoder")  # blocks and layers stream to the device under the low plan
     tiled_plans = ("low",)  # the VAE decodes in tiles under the low plan
     caches = ()  # no step-cache hook knows Kandinsky 5's blocks: refused by name
     lora_loader = "KandinskyLoraLoaderMixin"

@@ -30,7 +30,7 @@ from t2v.sampling.schedulers import make_scheduler
 from t2v.sampling import v2v
 from t2v.errors import ModelUnavailable
 from t2v.families.base import Component, RunContext, Rules, read_index
-from t2v.families.common import free_text_encoders, scheduler_min_steps
+from t2v.families.common import GroupOffload, free_text_encoders, scheduler_min_steps
 from t2v.families.lora import DiffusersLora
 from t2v.families.dryrun import measured, meta_video, spatial_preview
 from t2v.models.catalog import config
@@ -54,7 +54,7 @@ OPTIONS = {"decode_timestep": 0.0, "decode_noise_scale": None, "timesteps": None
 
 
 
-class LTXFamily(DiffusersLora):
+class LTXFamily(GroupOffload, DiffusersLora):
     fits_reference = True  # t2v.planner.memory: text tokens in every denoiser call
     card = CARD
     components = (
@@ -65,7 +65,6 @@ class LTXFamily(DiffusersLora):
         Component("scheduler", ("FlowMatchEulerDiscreteScheduler",), module=False),
     )
     denoiser = "transformer"
-    streamed = ("transformer", "text_encoder")  # blocks and layers stream to the device under the low plan
     caches = ("fbc", "taylorseer", "magcache", "pab", "fastercache")  # t2v.sampling.stepcache
     lora_loader = "LTXVideoLoraLoaderMixin"
 

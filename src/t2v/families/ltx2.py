@@ -34,7 +34,7 @@ from typing import Any
 
 from t2v.errors import InvalidRequest
 from t2v.families.base import Component, RunContext, Rules
-from t2v.families.common import free_text_encoders, scheduler_min_steps
+from t2v.families.common import GroupOffload, free_text_encoders, scheduler_min_steps
 from t2v.families.lora import DiffusersLora, lora_files
 from t2v.families.dryrun import measured, meta_video, spatial_preview
 from t2v.models.catalog import config
@@ -55,7 +55,7 @@ from t2v.sampling.offload import resident
 from t2v.sampling.schedulers import make_scheduler
 
 
-class LTX2Family(DiffusersLora):
+class LTX2Family(GroupOffload, DiffusersLora):
     fits_reference = True  # t2v.planner.memory: text tokens in every denoiser call
     card = CARD
     components = (
@@ -69,7 +69,6 @@ class LTX2Family(DiffusersLora):
         Component("scheduler", ("FlowMatchEulerDiscreteScheduler",), module=False),
     )
     denoiser = "transformer"
-    streamed = ("transformer", "text_encoder")  # blocks and layers stream to the device under the low plan
     lora_loader = "LTX2LoraLoaderMixin"
     makes_sound = True
 

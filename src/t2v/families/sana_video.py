@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from t2v.families.base import Component, RunContext, Rules
-from t2v.families.common import free_text_encoders
+from t2v.families.common import GroupOffload, free_text_encoders
 from t2v.families.dryrun import measured, spatial_preview, text_peak
 from t2v.families.lora import DiffusersLora
 from t2v.families.meta import meta_modules
@@ -45,7 +45,7 @@ TEXT_TOKENS = 300  # the stock call's max_sequence_length: the prompt's tokens t
 SIZE_MULTIPLE = 32  # the stock pipeline refuses other sizes
 
 
-class SanaVideoFamily(DiffusersLora):
+class SanaVideoFamily(GroupOffload, DiffusersLora):
     card = CARD
     components = (
         Component("tokenizer", ("GemmaTokenizer", "GemmaTokenizerFast"), module=False, prompt=True),
@@ -56,7 +56,6 @@ class SanaVideoFamily(DiffusersLora):
                                 "UniPCMultistepScheduler"), module=False),
     )
     denoiser = "transformer"
-    streamed = ("transformer", "text_encoder")  # blocks and layers stream to the device under the low plan
     caches = ()  # no step-cache hook knows SANA-Video's blocks: refused by name
     lora_loader = "SanaLoraLoaderMixin"
 

@@ -34,9 +34,9 @@ def group_offload(components: dict[str, Any], device: str, names: tuple[str, ...
     """diffusers' block-level group offloading on the named components (each block moved to ``device`` only
     while it runs; the rest of the module as one group), marked so the loop does not move the whole module as
     well. On a CUDA device a diffusers model's transfers are streamed: the next block is copied from pinned CPU
-    memory on a side stream while this one computes (:func:`offload_options`). A diffusers model streams the lists of blocks that
-    are its own children; any other module (a transformers text encoder: UMT5's ``encoder.block``, Llama's
-    ``model.layers``) the lists held by the module :func:`block_path` finds."""
+    memory on a side stream while this one computes (:func:`offload_options`). A diffusers model streams the
+    lists of blocks that are its own children; any other module (a transformers text encoder: UMT5's
+    ``encoder.block``, Llama's ``model.layers``) the lists held by the module :func:`block_path` finds."""
     for name in names:
         value = dict.get(components, name)
         if isinstance(value, Deferred):  # a text encoder loaded when a prompt is first encoded: streamed then
