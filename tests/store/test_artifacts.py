@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+from pathlib import Path
 
 import pytest
 
@@ -52,6 +54,24 @@ def test_round_trip_ranges_listing_and_deletes(store, tmp_path):
     assert store.keys("videos") == ["videos/job2/poster.png"]
     store.delete("checkpoints/job1.ckpt")
     assert store.size("checkpoints/job1.ckpt") is None
+
+
+def test_a_folder_removed_by_another_process_while_it_is_purged_is_no_error(tmp_path, monkeypatch):
+    """A purge beside a worker's own cleanup: the job's folder goes between the purge's check and its listing."""
+    store = LocalArtifacts(tmp_path / "store")
+    store.put_bytes("videos/job1/part/preview.png", b"png")
+    store.put_bytes("videos/job2/poster.png", b"poster")
+    is_dir = Path.is_dir
+
+    def vanishing(self):  # job1 is there when asked, and gone right after
+        if self.name != "job1":
+            return is_dir(self)
+        shutil.rmtree(self, ignore_errors=True)
+        return True
+
+    monkeypatch.setattr(Path, "is_dir", vanishing)
+    assert store.delete_prefix("videos/job1") == 0
+    assert store.keys("videos") == ["videos/job2/poster.png"]
 
 
 def test_s3_objects_sit_under_the_prefix_and_presign_works(s3_endpoint, s3_env):

@@ -90,8 +90,8 @@ class LocalArtifacts:
             return [prefix.rstrip("/")]
         if not base.is_dir():
             return []
-        return sorted(str(p.relative_to(self.root)).replace(os.sep, "/") for p in base.rglob("*")
-                      if p.is_file() and not p.name.startswith("."))
+        return sorted(str(p.relative_to(self.root)).replace(os.sep, "/") for p in _files(base)
+                      if not p.name.startswith("."))
 
     def delete(self, key: str) -> None:
         self.path(key).unlink(missing_ok=True)
@@ -99,7 +99,7 @@ class LocalArtifacts:
     def delete_prefix(self, prefix: str) -> int:
         target = self.path(prefix.rstrip("/"))
         if target.is_dir():
-            n = sum(1 for p in target.rglob("*") if p.is_file())
+            n = sum(1 for _ in _files(target))
             shutil.rmtree(target, ignore_errors=True)
             return n
         if target.is_file():
@@ -117,3 +117,11 @@ class LocalArtifacts:
     def local_dir(self, prefix: str) -> Path | None:
         """The folder that holds ``prefix``'s files: a writer may make them there, in place."""
         return self.path(prefix)
+
+
+def _files(base: Path) -> Iterator[Path]:
+    """The files under ``base``, read while other processes may remove parts of it (a purge beside a worker's
+    cleanup): a folder gone between listing and reading is skipped, where ``Path.rglob`` would raise."""
+    for folder, _dirs, names in os.walk(base):
+        for name in names:
+            yield Path(folder, name)
