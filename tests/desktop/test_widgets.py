@@ -300,8 +300,9 @@ def test_a_queued_jobs_priority_moves_it_up(root, server, make_app):
     assert before > 1
     fill_small(app, "a patient owl", num_inference_steps=3)
     app.update_button.invoke()
-    pump(root, lambda: app.view.request.get("prompt") == "a patient owl", 30, "the updated request", app)
-    assert app.view.request["num_inference_steps"] == 3 and app.status.cget("text").startswith("Updated")
+    # The app's next poll may show the changed job before the update's own answer arrives: wait for that answer.
+    pump(root, lambda: app.status.cget("text").startswith("Updated"), 30, "the update's confirmation", app)
+    assert app.view.request["prompt"] == "a patient owl" and app.view.request["num_inference_steps"] == 3
     app.priority.set(500)
     app.priority_button.invoke()
     pump(root, lambda: "priority" in app.error.cget("text"), 30, "the refusal", app)
