@@ -303,6 +303,11 @@ def test_a_queued_jobs_priority_moves_it_up(root, server, make_app):
     # The app's next poll may show the changed job before the update's own answer arrives: wait for that answer.
     pump(root, lambda: app.status.cget("text").startswith("Updated"), 30, "the update's confirmation", app)
     assert app.view.request["prompt"] == "a patient owl" and app.view.request["num_inference_steps"] == 3
+    app.show_view(app.view)  # the job's next event, its status unchanged: the confirmation stays a few seconds
+    assert app.status.cget("text").startswith("Updated")
+    app.notice = (app.notice[0], 0.0, app.notice[2])  # those seconds over: the job's own message again
+    app.show_view(app.view)
+    assert app.status.cget("text") == app.view.message
     app.priority.set(500)
     app.priority_button.invoke()
     pump(root, lambda: "priority" in app.error.cget("text"), 30, "the refusal", app)

@@ -9,6 +9,7 @@ import dataclasses
 import functools
 import os
 import threading
+import time
 import tkinter as tk
 from pathlib import Path
 from tkinter import messagebox, ttk
@@ -29,6 +30,7 @@ from t2v.desktop.tasks import (
     POST_ONLY, clip_request, fetch_clip, fetch_image, fetch_live, has_sound, list_jobs, message_of, submit_job)
 
 TITLE = "t2v: text to video"
+NOTICE_S = 4.0  #: how long a one-off status message outlasts the job's events (see DesktopApp.notify)
 
 
 def default_downloads() -> Path:
@@ -47,6 +49,7 @@ class DesktopApp:
         self.job_id: str | None = None
         self.eta = F.SteadyEta()  # the shown job's ETA, steadied
         self.view: F.JobView | None = None
+        self.notice: tuple[str, float, str | None] = ("", 0.0, None)
         self.last_seed: int | None = None
         self.clip: Path | None = None
         self.preview_step = -1
@@ -278,13 +281,20 @@ class DesktopApp:
             self.player.start(frames, fps)
         self.live.done(len(frames or ()))
 
+    def notify(self, text: str) -> None:
+        """A one-off message (saved, updated, pausing) on the status line, which the job's next events leave in
+        place for :data:`NOTICE_S` seconds unless its status changes."""
+        self.notice = (text, time.monotonic() + NOTICE_S, self.view.status if self.view else None)
+        self.status.configure(text=text)
+
     def show_view(self, v: F.JobView) -> None:
         if v.status == "running":  # the ETA steadied as the web page's is (one per job: reset on submit)
             v = dataclasses.replace(v, eta_s=self.eta(v.eta_s))
         self.view = v
         if not v.finished:
             self.queue.show(v)
-        self.status.configure(text=v.message)
+        text, until, status = self.notice  # a one-off message stays a few seconds while the status holds
+        self.status.configure(text=text if v.status == status and time.monotonic() < until else v.message)
         self.progress.configure(value=round(v.fraction * 1000))
         self.progress_text.configure(text=F.progress_label(v) if not v.finished or v.status == "succeeded" else "")
         self.summary.configure(text="\n".join(f"{label}: {text}" for label, text in v.summary_parts()))
@@ -315,7 +325,7 @@ class DesktopApp:
         if not self.job_id:
             return
         self.cancel_button.configure(state="disabled")
-        self.status.configure(text="Cancelling: the job stops after the current step…")
+        self.notify("Cancelling: the job stops after the current step…")
         self.bridge.run(self.client.cancel, self.job_id, failed=self.show_error)
 
     # -- history -----------------------------------------------------------------------------------------

@@ -65,7 +65,7 @@ class FileActions:
         except (F.FormError, OSError) as e:
             self.app.show_error(e if isinstance(e, F.FormError) else F.FormError(f"Save as: {e}"))
             return None
-        self.app.status.configure(text=f"Saved {target}")
+        self.app.notify(f"Saved {target}")
         return target
 
     def guard(self, fn) -> None:

@@ -42,7 +42,7 @@ class QueueControls:
         if not app.job_id:
             return
         resume = app.view is not None and app.view.status == "paused"
-        app.status.configure(text="Resuming…" if resume else "Pausing: the job stops after the current step…")
+        app.notify("Resuming…" if resume else "Pausing: the job stops after the current step…")
         action = app.client.resume_job if resume else app.client.pause_job
         app.bridge.run(action, app.job_id, done=lambda job: app.show_view(F.view_of(job)), failed=app.show_error)
 
@@ -73,6 +73,6 @@ class QueueControls:
 
         def done(job) -> None:
             app.show_view(F.view_of(job))
-            app.status.configure(text="Updated: the queued job runs with this form.")
+            app.notify("Updated: the queued job runs with this form.")
 
         app.bridge.run(update_job, app.client, app.job_id, form, done=done, failed=app.show_error)
