@@ -120,8 +120,9 @@ class LocalArtifacts:
 
 
 def _files(base: Path) -> Iterator[Path]:
-    """The files under ``base``, read while other processes may remove parts of it (a purge beside a worker's
-    cleanup): a folder gone between listing and reading is skipped, where ``Path.rglob`` would raise."""
+    """The files under ``base``, read while another thread or process may remove parts of it (a cancel's purge
+    beside the janitor's pass over pending purges): a folder gone between listing and reading is skipped, where
+    ``Path.rglob`` would raise."""
     for folder, _dirs, names in os.walk(base):
         for name in names:
             yield Path(folder, name)
