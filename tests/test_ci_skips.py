@@ -29,7 +29,9 @@ def test_needs_a_cuda_free_machine():
 def pytest_in(tmp_path, name: str, text: str, ci: str) -> subprocess.CompletedProcess:
     """pytest (with this suite's CI rule, tests/ciskips.py) over one file of ``text`` in ``tmp_path``, with ``CI`` set to ``ci``."""
     (tmp_path / name).write_text(text)
-    env = {**os.environ, "CI": ci, "PYTHONPATH": str(ROOT)}
+    # Only the plugin under test: the installed plugins (Schemathesis, Hypothesis, xdist...) would take most of the
+    # run's time to import and play no part here.
+    env = {**os.environ, "CI": ci, "PYTHONPATH": str(ROOT), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
     return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "tests.ciskips", "-p", "no:cacheprovider",
                            "-o", "addopts=", "--rootdir", str(tmp_path), str(tmp_path / name)],
                           capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)

@@ -2,20 +2,19 @@
 t2v's dependencies) writes a client from each document a real ``t2v serve`` publishes, and each client makes one
 video on the tiny model, reading the job, its typed answers and its MP4 through the generated code only.
 
-Adds up to two minutes (when pip's cache is cold): the generator is installed with pip into a virtual environment of its own, and
+Adds about half a minute: the generator is installed into a virtual environment of its own (tests/venvs.py), and
 each generated client makes a video."""
 
 from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.api.conftest import SMALL
-from tests.client.test_standalone import clean_env, pip
+from tests.venvs import clean_env, install, new_venv
 from tests.web import HTTP
 
 GENERATOR = "openapi-python-client>=0.21,<1"
@@ -79,9 +78,8 @@ print(json.dumps(seen))
 def generator(tmp_path_factory) -> Path:
     """The generator's own virtualenv (its python)."""
     venv = tmp_path_factory.mktemp("openapi-venv") / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, env=clean_env(), timeout=300)
-    python = venv / "bin" / "python"
-    pip(python, "install", "--quiet", GENERATOR, cwd=venv.parent)
+    python = new_venv(venv)
+    install(python, GENERATOR, cwd=venv.parent)
     return python
 
 

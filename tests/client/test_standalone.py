@@ -7,7 +7,6 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -23,34 +22,12 @@ import t2v_client
 from t2v import client as t2v_glue
 from t2v import errors as lib_errors
 from tests.client.conftest import SMALL
+from tests.venvs import build_wheel, clean_env, install, installed, new_venv
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENT = ROOT / "clients" / "python"
 NOT_THERE = ("torch", "diffusers", "transformers", "numpy", "t2v")
-OFFLINE = ("NewConnectionError", "Network is unreachable", "Temporary failure in name resolution",
-           "No matching distribution found", "Could not find a version that satisfies")
 COPY_IGNORE = shutil.ignore_patterns("__pycache__", "*.egg-info", "build", "dist")
-
-
-def clean_env() -> dict[str, str]:
-    """The environment without this virtualenv's marks, so a child venv sees only its own packages."""
-    return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
-
-
-def pip(python: Path | str, *args: str, cwd: Path) -> None:
-    """``python -m pip ARGS`` (it may reach the package index). Without a network this skips, except under
-    CI=true, where it fails naming the index; any other failure fails."""
-    done = subprocess.run([str(python), "-m", "pip", "--disable-pip-version-check", *args], cwd=cwd, env=clean_env(),
-                          capture_output=True, text=True, timeout=600)
-    if done.returncode == 0:
-        return
-    output = done.stdout + done.stderr
-    if any(s in output for s in OFFLINE):
-        message = f"pip {' '.join(args[:1])} needs the package index, which cannot be reached: {output[-400:]}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    pytest.fail(f"pip {' '.join(args)} failed:\n{output[-3000:]}")
 
 
 def test_the_package_imports_only_its_own_dependencies():
@@ -148,10 +125,8 @@ def client_venv(tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("client-venv")
     source = base / "t2v-client"
     shutil.copytree(CLIENT, source, ignore=COPY_IGNORE)
-    venv = base / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, env=clean_env(), timeout=300)
-    python = venv / "bin" / "python"
-    pip(python, "install", "-q", str(source), cwd=base)
+    python = new_venv(base / "venv")
+    install(python, str(source), cwd=base)
     return python
 
 
@@ -159,9 +134,7 @@ def client_venv(tmp_path_factory) -> Path:
 def test_a_fresh_venv_with_only_the_client_talks_to_a_real_server(client_venv, server, tmp_path):
     import av
 
-    listed = subprocess.run([str(client_venv), "-m", "pip", "list", "--format=json", "--disable-pip-version-check"],
-                            env=clean_env(), capture_output=True, text=True, timeout=120, check=True)
-    names = {re.sub(r"[-_.]+", "-", d["name"]).lower() for d in json.loads(listed.stdout)}
+    names = installed(client_venv)
     assert {"t2v-client", "httpx", "httpx-sse", "pydantic"} <= names, names
     assert not names & {"torch", "diffusers", "transformers", "numpy", "t2v", "fastapi"}, names
 
@@ -190,8 +163,8 @@ def test_the_t2v_wheel_ships_the_client_and_requires_its_dependencies(tmp_path):
         shutil.copy2(ROOT / name, tree / name)
     shutil.copytree(ROOT / "src", tree / "src", ignore=COPY_IGNORE)
     shutil.copytree(CLIENT, tree / "clients" / "python", ignore=COPY_IGNORE)
-    pip(sys.executable, "wheel", "-q", "--no-deps", "-w", str(tmp_path / "dist"), str(tree), cwd=tmp_path)
-    (wheel,) = (tmp_path / "dist").glob("t2v-*.whl")
+    wheel = build_wheel(tree, tmp_path / "dist")
+    assert wheel.name.startswith("t2v-")
     with zipfile.ZipFile(wheel) as z:
         names = set(z.namelist())
         metadata = z.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
