@@ -230,6 +230,23 @@ def test_models_health_ready_metrics(client):
     assert "t2v_generation_seconds_count 1" in text and "t2v_step_seconds_count 2" in text
 
 
+def test_a_job_is_counted_in_the_metrics_before_it_reads_succeeded(client, monkeypatch):
+    """A client that sees its job succeeded and then scrapes /metrics finds the job's run there: the worker counts
+    it before the job's row changes (it counted after, so a quick scrape could miss it)."""
+    service = client.app.state.service
+    scraped = []
+    real = type(service.repo).finish_job
+
+    def finish_job(repo, *args, **kwargs):
+        scraped.append(service.metrics.exposition()[0].decode())  # what a scrape reads just before the change
+        return real(repo, *args, **kwargs)
+
+    monkeypatch.setattr(type(service.repo), "finish_job", finish_job)
+    wait_for(client, submit(client).json()["id"])
+    assert len(scraped) == 1
+    assert "t2v_generation_seconds_count 1" in scraped[0] and "t2v_step_seconds_count 2" in scraped[0], scraped[0]
+
+
 def test_readyz_503_without_workers(idle_client):
     assert idle_client.get("/readyz").status_code == 503
 

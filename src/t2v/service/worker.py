@@ -198,10 +198,12 @@ class Worker(threading.Thread):
             self._fail(job.id, OSError(f"could not store the job's files: {e}"))
             return
         record = {**result.record, "ran_on": self.where}  # provenance of this run, beside what makes it again
+        # Counted before the job reads succeeded, so that /metrics already has its run when a client sees it done
+        # (the run took its time even if the job was taken from this worker meanwhile).
+        svc.metrics.observe_job(time.perf_counter() - t0, record)
         finished = repo.finish_job(job.id, self.worker_id, result=record, files=files)
         store.drop_live(job.id)  # the finished file is served now (a reader holding the file reads on)
         if finished:
-            svc.metrics.observe_job(time.perf_counter() - t0, record)
             store.drop_checkpoint(job.id)  # kept until now: every failed try before resumed from it
             store.done_writing(job.id)
             svc.after_finish(job.id)
