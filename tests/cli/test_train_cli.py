@@ -66,7 +66,7 @@ def test_eval_shapes_reports_per_frame_rates_for_the_seeds_asked(tmp_path):
     f = tmp_path / "p.txt"
     f.write_text("a red circle moving right\n")
     report = tmp_path / "r.json"
-    r = run("eval", "shapes", "--prompts", f, "--seeds", "2", "--first-seed", "5", "--json-out", report)
+    r = run("eval", "shapes", "--prompts", f, "--seeds", "2", "--first-seed", "5", "--steps", "2", "--json-out", report)
     assert r.exit_code == 0, r.output
     assert "color / shape every frame: each frame reads the prompt's" in " ".join(r.output.split())
     data = json.loads(report.read_text())
@@ -86,7 +86,7 @@ def test_eval_shapes_scores_size_and_speed_words_at_the_frames_asked(tmp_path):
     f = tmp_path / "p.txt"
     f.write_text("a small red circle moving right slowly\na blue square moving up\n")
     report = tmp_path / "r.json"
-    r = run("eval", "shapes", "--prompts", f, "--seeds", "1", "--frames", "12", "--json-out", report)
+    r = run("eval", "shapes", "--prompts", f, "--seeds", "1", "--frames", "12", "--steps", "2", "--json-out", report)
     assert r.exit_code == 0, r.output
     assert "all asked" in r.output and "speed" in r.output
     data = json.loads(report.read_text())

@@ -105,7 +105,7 @@ def run(*args):
 
 def test_post_sets_keeps_in_step_and_drops_a_clips_sound(tmp_path):
     write_wav(tones(2.5, 16_000, (300.0,)), tmp_path / "tone.wav")
-    made = run("generate", "a red circle moving right", "--model", "t2v-shapes", "--seed", "1", "-o", tmp_path / "g.mp4", "-q")
+    made = run("generate", "a red circle moving right", "--model", "t2v-shapes", "--steps", "2", "--seed", "1", "-o", tmp_path / "g.mp4", "-q")
     assert made.exit_code == 0, made.output
     r = run("post", tmp_path / "g.mp4", "-o", tmp_path / "s.mp4", "--audio", tmp_path / "tone.wav")
     assert r.exit_code == 0, r.output
@@ -158,7 +158,7 @@ def test_no_audio_on_a_silent_model_is_refused_naming_the_field(tmp_path):
 
 
 def test_a_models_sound_is_recorded_written_fitted_and_replayed(singing, tmp_path):
-    r = run("generate", "a red circle moving right", "--model", "t2v-shapes", "--seed", "2", "--format", "mp4",
+    r = run("generate", "a red circle moving right", "--model", "t2v-shapes", "--steps", "2", "--seed", "2", "--format", "mp4",
             "--format", "gif", "--interpolate", "2", "-o", tmp_path / "c.mp4", "-q")
     assert r.exit_code == 0, r.output
     rec = json.loads((tmp_path / "c.json").read_text())
@@ -172,7 +172,7 @@ def test_a_models_sound_is_recorded_written_fitted_and_replayed(singing, tmp_pat
     again = run("replay", tmp_path / "c.json", "-o", tmp_path / "again.mp4", "--strict")
     assert again.exit_code == 0 and "identical frames and sound" in again.output
     # --no-audio: the same frames, no sound anywhere, and the request says so
-    r = run("generate", "a red circle moving right", "--model", "t2v-shapes", "--seed", "2", "--format", "gif",
+    r = run("generate", "a red circle moving right", "--model", "t2v-shapes", "--steps", "2", "--seed", "2", "--format", "gif",
             "--no-audio", "-o", tmp_path / "q.gif", "-q")
     assert r.exit_code == 0, r.output
     quiet = json.loads((tmp_path / "q.json").read_text())
@@ -181,7 +181,7 @@ def test_a_models_sound_is_recorded_written_fitted_and_replayed(singing, tmp_pat
 
 
 def test_a_replay_whose_sound_differs_says_so(singing, tmp_path):
-    r = run("generate", "a red circle moving right", "--model", "t2v-shapes", "--seed", "1", "-o", tmp_path / "c.mp4", "-q")
+    r = run("generate", "a red circle moving right", "--model", "t2v-shapes", "--steps", "2", "--seed", "1", "-o", tmp_path / "c.mp4", "-q")
     assert r.exit_code == 0, r.output
     rec = json.loads((tmp_path / "c.json").read_text())
     rec["audio"]["sha256"] = "0" * 64
