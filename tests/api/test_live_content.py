@@ -34,7 +34,8 @@ def frames_in(data: bytes, path) -> int:
 
 def test_a_running_job_serves_its_clip_so_far_then_the_finished_file(df, tmp_path, monkeypatch):
     first_part, go_on = held_after_first_part(monkeypatch)  # the worker stops after its first part until we looked
-    app = create_app(make_settings(tmp_path / "home", df))
+    # the worker waits for the test with its job running: a heartbeat late on a loaded machine must not requeue it
+    app = create_app(make_settings(tmp_path / "home", df, stale_after_s=60))
     service = app.state.service
     _, alice = create_key(service.repo.keys, "alice")
     _, bob = create_key(service.repo.keys, "bob")

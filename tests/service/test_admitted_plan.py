@@ -21,8 +21,10 @@ REQUEST = {"prompt": "a red square", **SMALL, "seed": 3}
 @pytest.fixture
 def service(tmp_path, tiny_model):
     """A service whose jobs run only when a test runs them (:meth:`Worker.run_one`), with a fixed memory budget
-    (the machine's fingerprint does not move with the free memory between submit and run)."""
-    api = build_services(make_settings(tmp_path / "home", tiny_model, memory_budget_gb=8), no_workers=True).start()
+    (the machine's fingerprint does not move with the free memory between submit and run). No job here is lost, so
+    none may be taken back for a heartbeat a loaded machine delays (the tests' 2 s would)."""
+    api = build_services(make_settings(tmp_path / "home", tiny_model, memory_budget_gb=8, stale_after_s=60),
+                         no_workers=True).start()
     yield api
     api.stop()
 
