@@ -4,6 +4,8 @@ stages on the critical path add up to ``total_s``; work beside them has a key of
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -104,3 +106,24 @@ def test_an_image_run_records_each_images_share(tiny_sd_model, tmp_path):
         adds_up(timings)
     assert first["plan_s"] > 0 and first["encode_prompt_s"] > 0  # the run's start is the first image's
     assert second["encode_prompt_s"] == second["plan_s"] == second["load_s"] == 0.0
+
+
+CHECK_ONLY = """
+import sys
+from t2v.families import family_of_folder
+from t2v.models.registry import lookup
+from t2v.requests import GenerationRequest
+from t2v.sampling import runtime
+path = lookup("t2v-shapes").bundled_path
+runtime.check(family_of_folder(path), GenerationRequest(prompt="x", model=str(path)))
+print("torch" in sys.modules)
+"""
+
+
+def test_checking_a_default_request_leaves_torch_to_the_imports_stage():
+    """The checks a run makes while it is planned import no torch for a default request: in a new process its
+    import (about 2 s on 2 cores) falls in the record's ``imports`` stage, not in ``plan`` (it fell in ``plan``
+    when the weights check found the device it did not need)."""
+    done = subprocess.run([sys.executable, "-c", CHECK_ONLY], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "False"

@@ -35,5 +35,8 @@ def check(family, request, *, model: str = "this model") -> None:
     naming the field and what would work)."""
     stepcache.check(family, request, model=model)
     accel.check(family, request, model=model)
-    check_weights(getattr(request, "weights", "auto"), accel.target_device(request), getattr(request, "dtype", "auto"),
-                  lora=bool(getattr(request, "loras", ())))
+    weights = getattr(request, "weights", "auto")
+    if weights != "auto":  # the device matters only to a format asked for (finding it imports torch, which the
+        # default run leaves to its imports stage)
+        check_weights(weights, accel.target_device(request), getattr(request, "dtype", "auto"),
+                      lora=bool(getattr(request, "loras", ())))
