@@ -191,7 +191,8 @@ def test_a_server_killed_and_restarted_in_the_middle_still_delivers(tiny_model, 
     server = start()
     out = tmp_path / "out"
     client = subprocess.Popen([sys.executable, "-m", "t2v", "generate", PROMPT, "--server", url, "--key", token,
-                               "--steps", "30", "--seed", "4", "-o", str(out / "r.mp4")], env=environ,
+                               "--steps", "60", "--seed", "4", "--frames", "4", "--width", "32", "--height", "32",
+                               "-o", str(out / "r.mp4")], env=environ,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         headers = {"Authorization": f"Bearer {token}"}

@@ -29,6 +29,8 @@ def adapter(tiny_model, tmp_path_factory):
 
 
 def _frames(model, **kw):
+    """A clip of ``model`` (4 frames, 2 steps unless ``kw`` says: what is compared is with and without adapters)."""
+    kw = {"num_frames": 4, "num_inference_steps": 2, **kw}
     req = GenerationRequest(prompt="a purple circle moving right", model=str(model), seed=3, formats=(), **kw)
     return generate(req)
 
@@ -329,19 +331,20 @@ def test_eval_shapes_puts_the_adapters_figures_beside_the_base_models(adapter, t
     out, _ = adapter
     prompts = tmp_path / "p.txt"
     prompts.write_text("a purple circle moving right\na red square moving up\n")
+    small = ["--steps", "2", "--frames", "4"]  # what is checked is the report's shape, not the tiny model's scores
     runner = CliRunner()
     r = runner.invoke(app, ["eval", "shapes", "--model", str(tiny_model), "--prompts", str(prompts), "--seeds", "2",
-                            "--lora", str(out), "--json-out", str(tmp_path / "both.json")])
+                            "--lora", str(out), "--json-out", str(tmp_path / "both.json"), *small])
     assert r.exit_code == 0, r.output
     assert "beside the base model" in " ".join(r.output.split())
     both = json.loads((tmp_path / "both.json").read_text())
     assert both["lora"] == str(out) and [(x["prompt"], x["seed"]) for x in both["base"]["rows"]] == [
         (x["prompt"], x["seed"]) for x in both["rows"]]
     r = runner.invoke(app, ["eval", "shapes", "--model", str(tiny_model), "--prompts", str(prompts), "--seeds", "2",
-                            "--json-out", str(tmp_path / "plain.json")])
+                            "--json-out", str(tmp_path / "plain.json"), *small])
     assert r.exit_code == 0, r.output
     plain = json.loads((tmp_path / "plain.json").read_text())
     assert both["base"]["rows"] == plain["rows"] and "base" not in plain
     r = runner.invoke(app, ["eval", "shapes", "--model", str(tiny_model), "--prompts", str(prompts), "--seeds", "1",
-                            "--lora", str(out), "--no-base", "--json-out", str(tmp_path / "alone.json")])
+                            "--lora", str(out), "--no-base", "--json-out", str(tmp_path / "alone.json"), *small])
     assert r.exit_code == 0 and "base" not in json.loads((tmp_path / "alone.json").read_text())

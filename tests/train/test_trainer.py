@@ -1,7 +1,7 @@
 """Training on the tiny preset: the loss falls, checkpoints resume, the output folder is a working model.
 
-Adds about a minute and a half: the loss must really fall, so the tiny model is trained for real, and resumed from
-its checkpoints."""
+Adds about a minute: the loss must really fall, so the tiny model is trained for real (30 steps: the mean loss of
+the last ten is about 0.6 of the first ten's), and resumed from its checkpoints."""
 
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ def _run(out, **kw):
         if e.phase == "unet" and e.loss is not None:  # (the "resumed from" event has no loss)
             losses[e.step] = e.loss
 
-    cfg = dict(data="shapes", out=out, preset="tiny", steps=60, batch=4, lr=2e-3, warmup=5, vae_steps=20,
-               checkpoint_every=30, preview_every=60, clips=32, device="cpu")
+    cfg = dict(data="shapes", out=out, preset="tiny", steps=30, batch=4, lr=2e-3, warmup=5, vae_steps=20,
+               checkpoint_every=15, preview_every=30, clips=32, device="cpu")
     cfg.update(kw)
     train(TrainConfig(**cfg), on_event)
     return losses, events
@@ -40,7 +40,7 @@ def trained(tmp_path_factory):
 def test_loss_decreases(trained):
     _, losses, _ = trained
     first = np.mean([losses[s] for s in range(1, 11)])
-    last = np.mean([losses[s] for s in range(51, 61)])
+    last = np.mean([losses[s] for s in range(21, 31)])
     assert last < 0.8 * first, (first, last)
 
 
@@ -48,12 +48,12 @@ def test_writes_a_model_checkpoints_preview_and_log(trained):
     out, _, events = trained
     for part in ("model_index.json", "unet", "vae", "text_encoder", "tokenizer", "scheduler", "t2v.json"):
         assert (out / part).exists(), part
-    assert sorted(p.name for p in (out / "checkpoints").glob("*.pt")) == ["step-000030.pt", "step-000060.pt"]
-    assert (out / "previews" / "step-000060.mp4").stat().st_size > 0
+    assert sorted(p.name for p in (out / "checkpoints").glob("*.pt")) == ["step-000015.pt", "step-000030.pt"]
+    assert (out / "previews" / "step-000030.mp4").stat().st_size > 0
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in log] == [10, 20, 30, 40, 50, 60]
+    assert [r["step"] for r in log] == [10, 20, 30]
     meta = json.loads((out / "t2v.json").read_text())
-    assert meta["training"]["steps"] == 60 and meta["defaults"]["width"] == 32
+    assert meta["training"]["steps"] == 30 and meta["defaults"]["width"] == 32
     assert meta["training"]["temporal_positions"] is True
     # frame-position embeddings are on by default, recorded where the loader finds them
     assert json.loads((out / "unet" / "config.json").read_text())["_t2v_temporal_positions"] == 512
@@ -76,12 +76,12 @@ def test_resume_continues_from_the_newest_checkpoint(trained, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(out, copy)
     with pytest.raises(InvalidRequest, match="already holds a training run"):
-        _run(copy, steps=70)
-    losses, events = _run(copy, steps=70, resume=True)
-    assert min(losses) == 61 and max(losses) == 70
-    assert any("resumed from step 60" in e.message for e in events)
+        _run(copy, steps=35)
+    losses, events = _run(copy, steps=35, resume=True)
+    assert min(losses) == 31 and max(losses) == 35
+    assert any("resumed from step 30" in e.message for e in events)
     assert not any(e.phase == "vae" for e in events)  # the autoencoder is not retrained
-    assert (copy / "checkpoints" / "step-000070.pt").exists()
+    assert (copy / "checkpoints" / "step-000035.pt").exists()
 
 
 def test_resume_with_decoder_steps_tunes_only_the_decoder(trained, tmp_path):
@@ -272,7 +272,7 @@ def test_init_starts_from_a_trained_model_with_clip_attention(trained, tmp_path)
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert json.loads((out / "unet" / "config.json").read_text())[CLIP_ATTENTION_KEY] is True
     info = json.loads((out / "t2v.json").read_text())["training"]
-    assert info["clip_attention"] is True and info["init"]["steps"] == 60 and info["steps"] == 6
+    assert info["clip_attention"] is True and info["init"]["steps"] == 30 and info["steps"] == 6
     # The run started from the base's UNet: its first losses are the trained model's, far below a new model's.
     fresh, _ = _run(tmp_path / "fresh", steps=1, checkpoint_every=1, preview_every=1, vae_steps=1)
     assert losses[1] < fresh[1]
