@@ -15,7 +15,7 @@ from tests.servers import make_keys, serve
 from tests.web import HTTP
 
 QUICK = {"num_frames": 4, "width": 32, "height": 32, "num_inference_steps": 2}
-LONG = {"num_frames": 4, "width": 48, "height": 48, "num_inference_steps": 60}
+LONG = {"num_frames": 4, "width": 32, "height": 32, "num_inference_steps": 60}
 
 
 @pytest.fixture(scope="module")

@@ -45,7 +45,9 @@ class Server:
         self.home, self.model, self.port, self.fresh = home, model, port or free_port(), fresh
         self.args, self.ready_path = list(args), ready_path
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {"T2V_RETRY_PAUSE_S": "0.05", "T2V_UI": "0", **os.environ, "T2V_HOME": str(home),
+        # HF_HUB_OFFLINE as each test's environment has it (tests/conftest.py), also for a module's server, made
+        # before that is set: the server is then a fork of the same fork server as the others (tests/forkserver.py)
+        self.env = {"T2V_RETRY_PAUSE_S": "0.05", "T2V_UI": "0", "HF_HUB_OFFLINE": "1", **os.environ, "T2V_HOME": str(home),
                     "T2V_DEFAULT_MODEL": str(model), "T2V_CHECKPOINT_EVERY": "2", "T2V_HEARTBEAT_S": "0.3",
                     "T2V_STALE_AFTER_S": "2", **({"T2V_UI": "1"} if ui else {}), **(extra_env or {})}
         self.proc, self.log = None, None
