@@ -6,7 +6,9 @@ valid and invalid requests for each operation: one test per operation, a bounded
 number of examples each. Requests go to an app over the tiny model whose workers never
 start, so submitted jobs stay queued and nothing is generated; each operation runs once on SQLite
 and once on PostgreSQL (skipped where no PostgreSQL server binaries are installed), which refuses
-text the other accepts (NUL characters).
+text the other accepts (NUL characters). Schemathesis's coverage phase (the schema's boundary values
+and each kind of invalid input, about 600 cases for ``POST /v1/videos``) runs on PostgreSQL, the
+stricter store; on SQLite the examples and the random fuzzing run.
 
 ``GET /v1/videos/{job_id}/events`` streams until its job finishes, which a queued job never does
 here, so it is left out of the fuzzing and checked directly below.
@@ -15,7 +17,7 @@ The schema is loaded at import time from an app built over a stand-in service (t
 depends only on the routes), because ``schemathesis.pytest.from_fixture`` needs ``Node._nodeid``,
 which pytest 9.2 no longer has; each case is then sent to the module's app for that backend with ``app=``.
 
-Adds about two minutes: schemathesis sends its generated cases to every route of both documents, on SQLite and on
+Adds about a minute: schemathesis sends its generated cases to every route of both documents, on SQLite and on
 PostgreSQL."""
 
 from __future__ import annotations
@@ -51,9 +53,20 @@ class _NoService:
 schemathesis.serializer.alias("application/x-ndjson", "text/plain")
 
 _DOCUMENTS = create_app(Settings(home="/nonexistent/t2v-schema-only"), service=_NoService(), start_workers=False)
-schema = schemathesis.openapi.from_asgi("/openapi.json", _DOCUMENTS).exclude(path=EVENTS_PATH)
-# The OpenAI-style API's own document: its operations are served under /openai/v1 (the document's server).
-openai_schema = schemathesis.openapi.from_asgi("/openai/v1/openapi.json", _DOCUMENTS)
+
+
+def _schemas(coverage: bool):
+    """t2v's document (without the event stream) and the OpenAI-style API's own (its operations are served under
+    /openai/v1, the document's server); without ``coverage``, Schemathesis's coverage phase is off."""
+    found = (schemathesis.openapi.from_asgi("/openapi.json", _DOCUMENTS).exclude(path=EVENTS_PATH),
+             schemathesis.openapi.from_asgi("/openai/v1/openapi.json", _DOCUMENTS))
+    for each in found:
+        each.config.phases.coverage.enabled = coverage
+    return found
+
+
+schema, openai_schema = _schemas(coverage=True)  # on PostgreSQL
+sqlite_schema, sqlite_openai_schema = _schemas(coverage=False)
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 
@@ -79,10 +92,13 @@ def idle_app(request, tiny_model, tmp_path_factory):
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@schema.parametrize()
-@hyp_settings(max_examples=MAX_EXAMPLES, derandomize=True, deadline=None, database=None,
-              suppress_health_check=list(HealthCheck))
-def test_no_server_errors(case, idle_app):
+FUZZ = hyp_settings(max_examples=MAX_EXAMPLES, derandomize=True, deadline=None, database=None,
+                    suppress_health_check=list(HealthCheck))
+ON_POSTGRESQL = pytest.mark.parametrize("idle_app", ["postgresql"], indirect=True)
+ON_SQLITE = pytest.mark.parametrize("idle_app", ["sqlite"], indirect=True)
+
+
+def check_case(case, idle_app):
     response = case.call(app=idle_app)
     checks = list(CHECKS)
     if case.operation.path == "/readyz" and response.status_code == 503:
@@ -92,11 +108,32 @@ def test_no_server_errors(case, idle_app):
     case.validate_response(response, checks=checks)
 
 
+@ON_POSTGRESQL
+@schema.parametrize()
+@FUZZ
+def test_no_server_errors(case, idle_app):
+    check_case(case, idle_app)
+
+
+@ON_SQLITE
+@sqlite_schema.parametrize()
+@FUZZ
+def test_no_server_errors_on_sqlite(case, idle_app):
+    check_case(case, idle_app)
+
+
+@ON_POSTGRESQL
 @openai_schema.parametrize()
-@hyp_settings(max_examples=MAX_EXAMPLES, derandomize=True, deadline=None, database=None,
-              suppress_health_check=list(HealthCheck))
+@FUZZ
 def test_no_server_errors_on_the_openai_style_routes(case, idle_app):
     """The same on /openai/v1: no 5xx, and every answer (errors are OpenAI's 400 error object) as declared."""
+    case.validate_response(case.call(app=idle_app), checks=CHECKS)
+
+
+@ON_SQLITE
+@sqlite_openai_schema.parametrize()
+@FUZZ
+def test_no_server_errors_on_the_openai_style_routes_on_sqlite(case, idle_app):
     case.validate_response(case.call(app=idle_app), checks=CHECKS)
 
 
