@@ -41,6 +41,16 @@ from tests.ciskips import pytest_make_collect_report, pytest_runtest_makereport 
 from tests.ciskips import skip_gpu_tests_without_cuda  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def eager_flex(monkeypatch):
+    """Flex attention's eager reference in place of its compiled form, in every test (the same maths). Compiled
+    (t2v.sampling.kernels.COMPILE_FLEX), it is compiled again for each new shape: a family that attends with flex
+    over growing chunks (AnyFlow FAR's block-causal cache) spent 20-35 s compiling in whichever test ran it first
+    in a worker that had put t2v's flex in diffusers' dispatcher. The compiled form has its own tests
+    (tests/sampling/test_kernels.py), which turn it on."""
+    monkeypatch.setattr("t2v.sampling.kernels.COMPILE_FLEX", False)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def tiny_model_builds(tmp_path_factory) -> Path:
     """Where the run keeps its one build of each tiny model (tests/tinymodels.py): the run's temporary folder,

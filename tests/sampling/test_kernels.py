@@ -26,13 +26,6 @@ KINDS = {"cogvideox": "cogvideox15"}  # CogVideoX 1.5's rotary embedding goes th
 MASKED = {"ltx", "ltx2", "hunyuan", "hunyuan15", "sana-video"}  # a text mask
 
 
-@pytest.fixture(autouse=True)
-def eager_flex(monkeypatch):
-    """Flex's eager reference in place of its compiled form (the same maths; compiling it per shape would cost
-    the suite about 10 s a shape on this CPU; the compiled path has its own test)."""
-    monkeypatch.setattr(kernels, "COMPILE_FLEX", False)
-
-
 @pytest.fixture
 def spy(monkeypatch):
     """Which diffusers back-ends ran, and whether each call had a mask: (backend, masked) -> calls."""
