@@ -165,6 +165,7 @@ def test_a_server_killed_and_restarted_in_the_middle_still_delivers(tiny_model, 
     """kill -9 of the server while the job runs, the same server started again: the job resumes from its
     checkpoint there, the CLI's event stream reconnects, and the files and record arrive."""
     from t2v.desktop.local import free_port
+    from tests.forkserver import start_t2v
     from tests.servers import make_keys, stop
 
     home = tmp_path / "home"
@@ -175,9 +176,11 @@ def test_a_server_killed_and_restarted_in_the_middle_still_delivers(tiny_model, 
                   "HF_HUB_OFFLINE": "1", "T2V_OFFLINE": "1", "T2V_UI": "0", "T2V_CHECKPOINT_EVERY": "2"}
     url = f"http://127.0.0.1:{port}"
 
-    def start() -> subprocess.Popen:
-        proc = subprocess.Popen([sys.executable, "-m", "t2v", "serve", "--port", str(port), "--model", str(tiny_model)],
-                                env=server_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    def start():
+        # a fork of tests/forkserver.py: what is tested is the client's reconnecting (tests/api/test_server.py
+        # kills and restarts new `python -m t2v serve` processes)
+        proc = start_t2v(["serve", "--port", str(port), "--model", str(tiny_model)], server_env, tmp_path / "serve.log",
+                         append=True)
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             try:
