@@ -176,10 +176,8 @@ def test_a_nabla_model_runs_with_flex_by_default_and_matches_the_stock_pipeline_
     SDPA): ``auto`` resolves to flex, recorded, and the frames are the stock pipeline's with diffusers' flex."""
     from diffusers.models.attention_dispatch import _AttentionBackendRegistry
 
-    from t2v.sampling import kernels
-
-    monkeypatch.setattr(kernels, "COMPILE_FLEX", False)  # the reference flex on both sides
-    # diffusers' set_attention_backend also sets its process-wide active back-end: put it back afterwards
+    # the reference flex on both sides (tests/conftest.py); diffusers' set_attention_backend also sets its
+    # process-wide active back-end: put it back afterwards
     monkeypatch.setattr(_AttentionBackendRegistry, "_active_backend", _AttentionBackendRegistry._active_backend)
     frames, result = run(nabla, num_frames=5, num_inference_steps=2)
     assert result.record["attention"] == "flex" and not result.record.get("warnings")
@@ -204,9 +202,6 @@ def test_a_nabla_model_whose_config_is_first_read_at_load_still_runs_with_flex(n
     import dataclasses
 
     from t2v.families import get_family
-    from t2v.sampling import kernels
-
-    monkeypatch.setattr(kernels, "COMPILE_FLEX", False)
     family = type(get_family("kandinsky5"))
     rules = family.rules
     monkeypatch.setattr(family, "rules", lambda self, path: dataclasses.replace(rules(self, path), kernel=None))
