@@ -64,6 +64,104 @@ class _LiveBytes:
         return self.mode.__exit__(*exc)
 
 
+class _Uncached(Exception):
+    """An operator call whose outputs :class:`_MetaOutputs` cannot reuse (a non-meta tensor, an argument it cannot
+    key on, an output that is not a new tensor)."""
+
+
+_SCALARS = (int, float, bool, str, type(None))
+
+
+def _arg_key(x: Any) -> Any:
+    """What a meta operator's output depends on of one argument: a tensor's metadata, a plain value's type and
+    value (so 1 and 1.0, which promote differently, differ)."""
+    import torch
+
+    if isinstance(x, torch.Tensor):
+        if x.device.type != "meta" or x.layout is not torch.strided or x.is_quantized or x.is_conj() or x.is_neg():
+            raise _Uncached
+        return (tuple(x.shape), x.stride(), x.dtype, x.storage_offset())
+    if isinstance(x, (list, tuple)):
+        return (type(x), tuple(_arg_key(i) for i in x))
+    if isinstance(x, dict):
+        return (dict, tuple((k, _arg_key(v)) for k, v in sorted(x.items())))
+    if isinstance(x, _SCALARS) or isinstance(x, (torch.dtype, torch.device, torch.layout, torch.memory_format)):
+        return (type(x), x)
+    raise _Uncached
+
+
+def _out_meta(out: Any) -> Any:
+    """The outputs' metadata to make them again: (shape, stride, dtype) of each new tensor (None kept)."""
+    import torch
+
+    if isinstance(out, torch.Tensor):
+        if out.device.type != "meta" or out.layout is not torch.strided or out.storage_offset() or out._is_view():
+            raise _Uncached
+        return (tuple(out.shape), out.stride(), out.dtype)
+    if isinstance(out, (list, tuple)):
+        return (type(out), tuple(None if o is None else _out_meta(o) for o in out))
+    raise _Uncached
+
+
+def _make(meta: Any) -> Any:
+    import torch
+
+    if isinstance(meta[0], type):
+        return meta[0](tuple(None if m is None else _make(m) for m in meta[1]))  # a list, tuple or return type
+    shape, stride, dtype = meta
+    return torch.empty_strided(shape, stride, dtype=dtype, device="meta")
+
+
+class _MetaOutputs:
+    """Dispatch mode, below the counters, that makes a meta operator's outputs from those of an earlier call with
+    the same input metadata instead of running its meta kernel again: a meta output depends only on its inputs'
+    shapes, strides and dtypes and the plain arguments, and a model repeats the same calls (each layer, each
+    frame chunk). Operators that mutate or alias their inputs always run. The counters above see every call as
+    before; most of a dry run's time was PyTorch's Python meta kernels and decompositions."""
+
+    def __init__(self) -> None:
+        import torch
+        from torch.utils._python_dispatch import TorchDispatchMode
+
+        outputs = _OUTPUTS
+
+        class Mode(TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                kwargs = kwargs or {}
+                schema = func._schema
+                if func.is_view or schema.is_mutable or any(r.alias_info is not None for r in schema.returns):
+                    return func(*args, **kwargs)
+                try:
+                    key = (func, _arg_key(args), _arg_key(kwargs), torch.get_default_dtype())
+                except _Uncached:
+                    return func(*args, **kwargs)
+                meta = outputs.get(key)
+                if meta is not None:
+                    return _make(meta)
+                out = func(*args, **kwargs)
+                try:
+                    meta = _out_meta(out)
+                except _Uncached:
+                    return out
+                if len(outputs) >= _OUTPUTS_MAX:
+                    outputs.clear()
+                outputs[key] = meta
+                return out
+
+        self.mode = Mode()
+
+    def __enter__(self):
+        self.mode.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.mode.__exit__(*exc)
+
+
+_OUTPUTS: dict[Any, Any] = {}  # per process: operator calls' output metadata (a few MB at most)
+_OUTPUTS_MAX = 50_000
+
+
 class Cost(NamedTuple):
     """What :func:`meta_cost` counts of one call: peak live bytes, FLOPs and aten operator calls."""
 
@@ -95,6 +193,6 @@ def meta_cost(fn, part: str = "denoiser") -> Cost:
     from torch.utils.flop_counter import FlopCounterMode
 
     counter = FlopCounterMode(display=False)
-    with torch.inference_mode(), counter, _LiveBytes() as live:
+    with torch.inference_mode(), _MetaOutputs(), counter, _LiveBytes() as live:
         fn()
     return Cost(live.peak, counter.get_total_flops(), live.ops)
