@@ -136,19 +136,20 @@ class ForkServer:
             time.sleep(0.05)
 
     def spawn(self, args: list[str], env: dict[str, str], log: Path, append: bool = False,
-              err: Path | None = None) -> ForkedProcess:
+              err: Path | None = None, code: str | None = None) -> ForkedProcess:
         with self.lock:
             if self.proc is None or self.proc.poll() is not None:
                 self._start()
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         conn.connect(self.path)
         request = {"args": args, "env": env, "log": str(log), "err": str(err) if err else None, "append": append,
-                   "cwd": os.getcwd()}
+                   "cwd": os.getcwd(), "code": code}
         conn.sendall(json.dumps(request).encode() + b"\n")
         buf = bytearray()
         if (line := read_line(conn, buf)) is None:
             raise RuntimeError(f"the test fork server failed: {self.log.read_text()[-3000:]}")
-        return ForkedProcess([sys.executable, "-m", "t2v", *args], conn, json.loads(line)["pid"], buf)
+        argv = [sys.executable, "-m", "t2v", *args] if code is None else [sys.executable, "-c", code, *args]
+        return ForkedProcess(argv, conn, json.loads(line)["pid"], buf)
 
 
 #: The pytest worker's fork servers, one per set of import-time variables its tests start servers with.
@@ -172,6 +173,32 @@ def start_t2v(args: list[str], env: dict[str, str], log: Path, append: bool = Fa
             return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
         with err.open("wb") as errors:
             return subprocess.Popen(cmd, env=env, stdout=out, stderr=errors)
+
+
+def run_python(code: str, args: list, env: dict[str, str] | None = None,
+               timeout: float | None = 300) -> subprocess.CompletedProcess:
+    """``subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, ...)`` as a fork of
+    the fork server for ``env`` (torch, diffusers and t2v imported, no model code run): for a test that measures
+    a process of its own (its peak memory, say) but not its imports. Raises CalledProcessError on a non-zero
+    exit, as ``check=True`` does."""
+    args = [str(a) for a in args]
+    env = dict(os.environ if env is None else env)
+    with tempfile.TemporaryDirectory(prefix="t2v-run-") as folder:
+        out, err = Path(folder) / "stdout", Path(folder) / "stderr"
+        key = tuple(sorted(import_time_env(env).items()))
+        with FORKS_LOCK:
+            forks = FORKS.setdefault(key, ForkServer(env))
+        proc = forks.spawn(args, env, out, err=err, code=code)
+        try:
+            code_ = proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise
+        read = lambda p: p.read_text(errors="replace") if p.exists() else ""  # noqa: E731
+        done = subprocess.CompletedProcess([sys.executable, "-c", code, *args], code_, read(out), read(err))
+    done.check_returncode()
+    return done
 
 
 def run_t2v(args: list, env: dict[str, str] | None = None, timeout: float | None = 300,
@@ -253,7 +280,17 @@ def _child(request: dict, sel, listener: socket.socket, conns: list[socket.socke
         os.dup2(err, 2)
         for fd in {out, err, null}:
             os.close(fd)
-        sys.path[0] = request["cwd"]  # as `python -m` puts it
+        sys.path[0] = request["cwd"]  # as `python -m` and `python -c` put it
+        if request.get("code") is not None:  # `python -c CODE ARGS`
+            sys.argv = ["-c", *request["args"]]
+            status = 0
+            try:
+                exec(compile(request["code"], "<string>", "exec"), {"__name__": "__main__"})
+            except SystemExit as e:
+                status = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(status)
         sys.argv = [os.path.join(os.path.dirname(sys.modules["t2v"].__file__), "__main__.py"), *request["args"]]
         from t2v.cli import entry
 

@@ -1,14 +1,13 @@
 """The memory planner: predictions against measurements, plan choice, and plans not changing the frames.
 
-Adds about two and a half minutes: the peak-RSS predictions are checked against fresh processes (one per plan and
-allocator setting, each importing torch), and the planner's dry runs are compared with the estimates scaled from
-them."""
+Adds about a minute and a half: the peak-RSS predictions are checked against processes of their own (one per plan
+and allocator setting, each running a model), and the planner's dry runs are compared with the estimates scaled
+from them."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-import subprocess
 import sys
 
 import numpy as np
@@ -21,6 +20,7 @@ from t2v import generate
 from t2v.families import family_of_folder
 from t2v.planner import memory
 from t2v.requests import GenerationRequest
+from tests.forkserver import run_python
 
 # The tests that make, count and cache dry runs themselves start without any (``own_dry_runs``); the others share
 # the run's dry runs (tests/conftest.py), as a long-lived process does.
@@ -35,7 +35,7 @@ req = GenerationRequest(prompt="a red circle moving right", model=sys.argv[1], s
                         height=128, num_inference_steps=2, guidance_scale=9.0, formats=(), memory=sys.argv[2])
 pred = predict(sys.argv[1], req, family=family_of_folder(sys.argv[1]), plan=sys.argv[2], device="cpu", dtype="fp32", measure_speed=False)
 generate(req)
-# VmHWM is this process's own peak; ru_maxrss would start from the parent's RSS at fork (pytest's, large).
+# VmHWM is this process's own peak; ru_maxrss would start from the parent's RSS at fork.
 hwm = [line for line in open("/proc/self/status") if line.startswith("VmHWM:")]
 peak = int(hwm[0].split()[1]) * 1024 if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 print(json.dumps({"predicted": pred.peak_bytes, "measured": peak}))
@@ -55,10 +55,11 @@ def _measure(model, plan: str, **env) -> dict:
 
 
 def _run_measure(model, plan: str, **env) -> dict:
+    """In a process of its own: a fork of the tests' fork server (tests/forkserver.py), which has imported torch,
+    diffusers and t2v and run no model code, so the process's peak is this run's alone."""
     import os
 
-    out = subprocess.run([sys.executable, "-c", MEASURE, str(model), plan], capture_output=True, text=True,
-                         timeout=300, check=True, env={**os.environ, **env})
+    out = run_python(MEASURE, [model, plan], env={**os.environ, **env})
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
