@@ -108,6 +108,24 @@ def test_the_planner_estimates_the_default_size(model):
     assert m["step_flops"] > 0 and m["acts"]["transformer"] > 0 and m["acts"]["text"] > 0
 
 
+def test_the_dry_run_makes_the_vaes_causal_mask_as_diffusers_does_and_counts_the_same():
+    """The dry run's VAE masks are made a frame at a time: the same tensor as diffusers' row-at-a-time loop, and
+    the same peak, FLOPs and operator results counted of a decode."""
+    import torch
+    from diffusers.models.autoencoders.autoencoder_kl_hunyuanvideo15 import HunyuanVideo15AttnBlock
+
+    from t2v.families.hunyuan15 import causal_mask_by_frame, frame_masks
+    from t2v.planner.counting import meta_cost
+
+    for args in ((3, 4, torch.float32, "cpu"), (1, 6, torch.bfloat16, "cpu", 2), (5, 1, torch.float16, "cpu", 1)):
+        ours, theirs = causal_mask_by_frame(*args), HunyuanVideo15AttnBlock.prepare_causal_attention_mask(*args)
+        assert ours.dtype == theirs.dtype and torch.equal(ours, theirs), args
+    block = HunyuanVideo15AttnBlock(8).to("meta")
+    x = torch.zeros(1, 8, 3, 4, 4, device="meta")
+    plain, by_frame = meta_cost(lambda: block(x), "vae"), meta_cost(lambda: frame_masks(lambda: block(x)), "vae")
+    assert by_frame.peak == plain.peak and by_frame.flops == plain.flops and by_frame.ops < plain.ops
+
+
 @pytest.fixture(scope="module")
 def i2v_model(tmp_path_factory):
     from tests.tinymodels import make_tiny_model

@@ -176,12 +176,12 @@ class HunyuanVideo15Family(GroupOffload, DiffusersLora):
         if vae_chunk == 1:  # the low plan's tiled decode (the reference shape is one tile: untiled either way)
             vae.enable_tiling()
         try:
-            decode = meta_cost(lambda: vae.decode(z), part="vae")
+            decode = meta_cost(lambda: frame_masks(lambda: vae.decode(z)), part="vae")
         finally:
             vae.disable_tiling()
         side = vae.tile_latent_min_height
-        tile = meta_cost(lambda: vae.decode(torch.zeros(1, vae.config.latent_channels, f, side, side, **meta)),
-                         part="vae").peak
+        tile = meta_cost(lambda: frame_masks(lambda: vae.decode(torch.zeros(1, vae.config.latent_channels, f, side,
+                                                                            side, **meta))), part="vae").peak
         return measured(m, acts={"text": text, "transformer": step.peak, "vae": decode.peak},
                         roles={"text": ["text_encoder", "text_encoder_2"], "denoise": ["transformer"], "vae": ["vae"]},
                         step=step, decode=decode, passes=batch, latents_bytes=z.numel() * 4 * 2, frames=frames,
@@ -229,6 +229,29 @@ def encode(model, prompt: str, dtype, device, warnings: list[str]) -> tuple:
     if len(c["tokenizer"](prompt).input_ids) > TEXT_TOKENS:
         warnings.append(f"prompt truncated to {TEXT_TOKENS} tokens")
     return tuple(x.to(dtype=dtype, device=device) for x in (embeds, mask, glyph, glyph_mask))
+
+
+def causal_mask_by_frame(n_frame: int, n_hw: int, dtype, device, batch_size: int | None = None):
+    """HunyuanVideo15AttnBlock.prepare_causal_attention_mask, the same mask made the same way (one full tensor,
+    then zeros written into it), a frame's rows at a time where the original writes one row at a time (a Python
+    loop over every latent position: most of a dry run's decode)."""
+    import torch
+
+    mask = torch.full((n_frame * n_hw, n_frame * n_hw), float("-inf"), dtype=dtype, device=device)
+    for i in range(n_frame):
+        mask[i * n_hw:(i + 1) * n_hw, :(i + 1) * n_hw] = 0
+    return mask if batch_size is None else mask.unsqueeze(0).expand(batch_size, -1, -1)
+
+
+def frame_masks(call):
+    """``call()`` with the VAE's attention blocks making their causal masks by frame (:func:`causal_mask_by_frame`)."""
+    from unittest import mock
+
+    from diffusers.models.autoencoders.autoencoder_kl_hunyuanvideo15 import HunyuanVideo15AttnBlock
+
+    with mock.patch.object(HunyuanVideo15AttnBlock, "prepare_causal_attention_mask",
+                           staticmethod(causal_mask_by_frame)):
+        return call()
 
 
 class _MetaAll:
