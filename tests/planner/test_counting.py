@@ -1,5 +1,6 @@
 """What a dry run counts of one call (t2v.planner.counting): the same peak, FLOPs and operator calls whether a meta
-operator's outputs are made again from an earlier call's or its meta kernel runs."""
+operator call is made again from an earlier one's metadata (and FLOPs) or its meta kernel and the FLOP counter's
+decompositions run."""
 
 from __future__ import annotations
 
@@ -32,29 +33,27 @@ class Blocks(nn.Module):
 
 @pytest.fixture
 def no_reuse(monkeypatch):
-    """meta_cost with every meta kernel run (the reuse switched off)."""
-
-    class Off:
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            return None
+    """meta_cost with every call run (the reuse switched off)."""
 
     def run(fn, part="denoiser"):
         with monkeypatch.context() as m:
-            m.setattr(counting, "_MetaOutputs", Off)
+            m.setattr(counting, "reuse_key", lambda func, args, kwargs: None)
             return meta_cost(fn, part)
 
     return run
 
 
+@pytest.fixture(autouse=True)
+def empty_tables():
+    counting._CALLS.clear()
+    counting._OUTPUTS.clear()
+
+
 def test_reused_outputs_count_the_same_as_running_every_meta_kernel(no_reuse):
     model = Blocks().to("meta")
     call = lambda: model(torch.zeros(2, 8, 24, 24, device="meta"))  # noqa: E731
-    counting._OUTPUTS.clear()
-    first = meta_cost(call)  # fills the reuse table
-    assert counting._OUTPUTS, "repeated calls are kept"
+    first = meta_cost(call)  # fills the reuse tables
+    assert counting._CALLS and counting._OUTPUTS, "repeated calls are kept"
     again = meta_cost(call)  # mostly reused outputs now
     plain = no_reuse(call)
     assert first == again == plain
@@ -63,7 +62,6 @@ def test_reused_outputs_count_the_same_as_running_every_meta_kernel(no_reuse):
 
 def test_a_kept_output_is_made_fresh_with_the_same_metadata_and_other_shapes_run_their_kernel():
     model = Blocks().to("meta")
-    counting._OUTPUTS.clear()
     small = meta_cost(lambda: model(torch.zeros(1, 8, 16, 16, device="meta")))
     large = meta_cost(lambda: model(torch.zeros(1, 8, 32, 32, device="meta")))
     assert large.peak == pytest.approx(4 * small.peak, rel=0.05) and large.flops > 3 * small.flops

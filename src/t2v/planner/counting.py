@@ -14,18 +14,37 @@ _ONLY: ContextVar[frozenset[str] | None] = ContextVar("t2v_dry_run_parts", defau
 
 
 class _LiveBytes:
-    """Dispatch mode that tracks the peak bytes of tensors alive at once (works on the meta device)."""
+    """Dispatch mode that tracks the peak bytes of tensors alive at once (works on the meta device), above the
+    FLOP counter. A call it has seen with the same input metadata is not run again: its outputs are made from the
+    earlier call's metadata and the FLOPs the counter below counted of it then are counted again (:func:`reuse_key`).
+    Most of a dry run's time went into the counter's Python decompositions of the same calls, layer after layer."""
 
-    def __init__(self) -> None:
+    def __init__(self, counter=None) -> None:
         from torch.utils._python_dispatch import TorchDispatchMode
 
-        tracker = self
+        tracker, calls = self, _CALLS
+        flops = counter.flop_counts["Global"] if counter is not None else None
 
         class Mode(TorchDispatchMode):
             def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-                out = func(*args, **(kwargs or {}))
+                kwargs = kwargs or {}
+                key = reuse_key(func, args, kwargs) if flops is not None else None
+                if key is not None:
+                    hit = calls.get(key)
+                    if hit is not None:
+                        meta, counted = hit
+                        out = _make(meta)
+                        if counted:
+                            flops[func._overloadpacket] += counted
+                        tracker.ops += 1
+                        tracker._track(out)
+                        return out
+                    before = sum(flops.values())
+                out = func(*args, **kwargs)
                 tracker.ops += 1
                 tracker._track(out)
+                if key is not None:
+                    _keep(calls, key, out, sum(flops.values()) - before)
                 return out
 
         self.mode = Mode()
@@ -120,7 +139,6 @@ class _MetaOutputs:
     before; most of a dry run's time was PyTorch's Python meta kernels and decompositions."""
 
     def __init__(self) -> None:
-        import torch
         from torch.utils._python_dispatch import TorchDispatchMode
 
         outputs = _OUTPUTS
@@ -128,24 +146,14 @@ class _MetaOutputs:
         class Mode(TorchDispatchMode):
             def __torch_dispatch__(self, func, types, args=(), kwargs=None):
                 kwargs = kwargs or {}
-                schema = func._schema
-                if func.is_view or schema.is_mutable or any(r.alias_info is not None for r in schema.returns):
-                    return func(*args, **kwargs)
-                try:
-                    key = (func, _arg_key(args), _arg_key(kwargs), torch.get_default_dtype())
-                except _Uncached:
-                    return func(*args, **kwargs)
-                meta = outputs.get(key)
-                if meta is not None:
-                    return _make(meta)
+                key = reuse_key(func, args, kwargs)
+                if key is not None:
+                    hit = outputs.get(key)
+                    if hit is not None:
+                        return _make(hit[0])
                 out = func(*args, **kwargs)
-                try:
-                    meta = _out_meta(out)
-                except _Uncached:
-                    return out
-                if len(outputs) >= _OUTPUTS_MAX:
-                    outputs.clear()
-                outputs[key] = meta
+                if key is not None:
+                    _keep(outputs, key, out, 0)
                 return out
 
         self.mode = Mode()
@@ -158,8 +166,40 @@ class _MetaOutputs:
         return self.mode.__exit__(*exc)
 
 
-_OUTPUTS: dict[Any, Any] = {}  # per process: operator calls' output metadata (a few MB at most)
-_OUTPUTS_MAX = 50_000
+# Per process: (output metadata, FLOPs) of operator calls by :func:`reuse_key` (a few MB at most): the calls the
+# counters see (_CALLS) and those below them, inside the FLOP counter's decompositions (_OUTPUTS).
+_CALLS: dict[Any, Any] = {}
+_OUTPUTS: dict[Any, Any] = {}
+_KEEP_MAX = 50_000
+
+
+def reuse_key(func, args, kwargs) -> Any:
+    """What a meta operator call's outputs (and FLOPs) depend on, or None for a call that must run: an operator
+    that returns a view, aliases or mutates its inputs, a tensor not on the meta device, an argument that cannot
+    be keyed. The default dtype is part of the key (factory operators read it)."""
+    import torch
+
+    if not isinstance(func, torch._ops.OpOverload):
+        return None  # a higher-order operator (flex attention): runs
+    schema = func._schema
+    if func.is_view or schema.is_mutable or any(r.alias_info is not None for r in schema.returns):
+        return None
+    try:
+        return func, _arg_key(args), _arg_key(kwargs), torch.get_default_dtype()
+    except _Uncached:
+        return None
+
+
+def _keep(table: dict, key: Any, out: Any, flops: int) -> None:
+    """Keep ``out``'s metadata (and the ``flops`` counted of the call) under ``key``, where its outputs are new
+    tensors."""
+    try:
+        meta = _out_meta(out)
+    except _Uncached:
+        return
+    if len(table) >= _KEEP_MAX:
+        table.clear()
+    table[key] = (meta, flops)
 
 
 class Cost(NamedTuple):
@@ -193,6 +233,6 @@ def meta_cost(fn, part: str = "denoiser") -> Cost:
     from torch.utils.flop_counter import FlopCounterMode
 
     counter = FlopCounterMode(display=False)
-    with torch.inference_mode(), _MetaOutputs(), counter, _LiveBytes() as live:
+    with torch.inference_mode(), _MetaOutputs(), counter, _LiveBytes(counter) as live:
         fn()
     return Cost(live.peak, counter.get_total_flops(), live.ops)
