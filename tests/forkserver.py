@@ -21,11 +21,13 @@ that off (``own_dry_runs``, tests/conftest.py).
 ``T2V_TEST_FORK=0`` starts every server as a fresh ``python -m t2v`` process. The suite keeps some fresh
 starts of its own (``tests/api/test_server.py``: the program as users start it).
 
-Run as a script, this file is the fork server: ``python tests/forkserver.py SOCKET``.
+Run as a script, this file is the fork server: ``python tests/forkserver.py SOCKET OWNER_PID``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -114,34 +116,57 @@ class ForkedProcess:
 
 
 class ForkServer:
-    """A fork server for one set of import-time variables, started on first use; it stops when the pytest
-    worker that started it exits (its stdin closes)."""
+    """A fork server for one set of import-time variables, shared by the run's pytest workers (one per set, not
+    one per worker: each costs about 12 CPU seconds of imports). The first worker to need it starts it, under a
+    file lock, in the run's shared folder; it stops, killing what it forked, once the process that owns the run
+    (pytest-xdist's controller, or pytest itself without workers) has exited."""
 
     def __init__(self, env: dict[str, str]):
         self.env, self.lock = dict(env), threading.Lock()
-        self.proc: subprocess.Popen | None = None
-        self.path = ""
+        key = json.dumps(sorted(import_time_env(env).items()))
+        self.folder = shared_folder() / hashlib.sha1(key.encode()).hexdigest()[:16]
+        self.path = str(self.folder / "sock")
+        self.log = self.folder / "forkserver.log"
+
+    def _connect(self) -> socket.socket | None:
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            conn.connect(self.path)
+            return conn
+        except OSError:
+            conn.close()
+            return None
 
     def _start(self) -> None:
-        folder = tempfile.mkdtemp(prefix="t2v-fork-")
-        self.path = os.path.join(folder, "sock")
-        self.log = Path(folder) / "forkserver.log"
-        with self.log.open("wb") as log:
-            self.proc = subprocess.Popen([sys.executable, __file__, self.path], env=self.env, stdin=subprocess.PIPE,
-                                         stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 180
-        while not os.path.exists(self.path + ".ready"):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the test fork server did not start: {self.log.read_text()[-3000:]}")
-            time.sleep(0.05)
+        """Start the fork server unless another worker has (under the file lock); its socket accepts once ready."""
+        from filelock import FileLock
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(self.folder) + ".lock"):
+            if (conn := self._connect()) is not None:
+                conn.close()
+                return
+            for stale in (self.path, self.path + ".ready"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(stale)
+            with self.log.open("ab") as log:
+                proc = subprocess.Popen([sys.executable, __file__, self.path, str(run_owner())], env=self.env,
+                                        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                        start_new_session=True)  # a worker's Ctrl-C or exit does not stop it
+            deadline = time.monotonic() + 180
+            while not os.path.exists(self.path + ".ready"):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"the test fork server did not start: {self.log.read_text()[-3000:]}")
+                time.sleep(0.05)
 
     def spawn(self, args: list[str], env: dict[str, str], log: Path, append: bool = False,
               err: Path | None = None, code: str | None = None) -> ForkedProcess:
         with self.lock:
-            if self.proc is None or self.proc.poll() is not None:
+            conn = self._connect()
+            if conn is None:
                 self._start()
-        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        conn.connect(self.path)
+                conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                conn.connect(self.path)
         request = {"args": args, "env": env, "log": str(log), "err": str(err) if err else None, "append": append,
                    "cwd": os.getcwd(), "code": code}
         conn.sendall(json.dumps(request).encode() + b"\n")
@@ -152,7 +177,28 @@ class ForkServer:
         return ForkedProcess(argv, conn, json.loads(line)["pid"], buf)
 
 
-#: The pytest worker's fork servers, one per set of import-time variables its tests start servers with.
+def run_owner() -> int:
+    """The pid of the process that owns this test run: pytest-xdist's controller (a worker's parent), or this
+    process when pytest runs without workers."""
+    return os.getppid() if os.environ.get("PYTEST_XDIST_WORKER") else os.getpid()
+
+
+_SHARED: list[Path] = []
+
+
+def shared_folder() -> Path:
+    """Where the run's fork servers live: beside the run's tiny models (a folder every worker sees), or a
+    folder of this process's own outside a test run."""
+    from tests import tinymodels
+
+    if not _SHARED:
+        root = tinymodels._ROOT[0].parent if tinymodels._ROOT else Path(tempfile.mkdtemp(prefix="t2v-fork-"))
+        _SHARED.append(root / "fork-servers")
+    return _SHARED[0]
+
+
+#: This process's handles on the run's fork servers, one per set of import-time variables its tests start
+#: servers with.
 FORKS: dict[tuple, ForkServer] = {}
 FORKS_LOCK = threading.Lock()
 
@@ -303,7 +349,7 @@ def _child(request: dict, sel, listener: socket.socket, conns: list[socket.socke
     os._exit(1)
 
 
-def _serve(path: str) -> None:
+def _serve(path: str, owner: int) -> None:
     import selectors
 
     for k, v in DEFAULTS.items():
@@ -339,21 +385,23 @@ def _serve(path: str) -> None:
     listener.listen(64)
     sel = selectors.DefaultSelector()
     sel.register(listener, selectors.EVENT_READ)
-    sel.register(sys.stdin, selectors.EVENT_READ)  # closed when the pytest worker exits
     children: dict[int, socket.socket] = {}
     SEED[:] = [Path(path).with_name("dry-runs.json")]
     envs: dict[int, dict[str, str]] = {}
     Path(path + ".ready").touch()
+    checked = time.monotonic()
     while True:
-        for key, _ in sel.select(timeout=0.05):
-            if key.fileobj is sys.stdin:
+        if time.monotonic() - checked > 0.5:  # the run is over once its owner has exited
+            checked = time.monotonic()
+            try:
+                os.kill(owner, 0)
+            except ProcessLookupError:
                 for pid in children:
-                    try:
+                    with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
                 shutil.rmtree(os.path.dirname(path), ignore_errors=True)  # its socket, log and dry runs
                 return
+        for _key, _ in sel.select(timeout=0.05):
             conn, _ = listener.accept()
             if (line := read_line(conn, bytearray())) is None:
                 conn.close()
@@ -381,4 +429,4 @@ def _serve(path: str) -> None:
 
 
 if __name__ == "__main__":
-    _serve(sys.argv[1])
+    _serve(sys.argv[1], int(sys.argv[2]))
