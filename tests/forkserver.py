@@ -2,7 +2,7 @@
 
 Every ``t2v serve`` a test starts spends about 8 of its 14 CPU seconds importing torch, diffusers,
 transformers and peft (measured with process accounting over a whole suite run on 2 cores). A fork server
-imports them once per pytest worker; each ``t2v`` process a test asks for is then a fork of it that runs the
+imports them once per test run (its pytest workers share it); each ``t2v`` process a test asks for is then a fork of it that runs the
 same entry point ``python -m t2v`` runs (``t2v.cli.entry``), with the test's arguments, environment, working
 folder and log file. The fork is a real process with its own pid: tests SIGKILL, SIGSTOP and restart it as
 they would the program, and a restart is a new fork that shares nothing with the killed one.
@@ -203,16 +203,22 @@ FORKS: dict[tuple, ForkServer] = {}
 FORKS_LOCK = threading.Lock()
 
 
+def fork_server(env: dict[str, str]) -> ForkServer:
+    """The run's fork server for ``env``'s import-time variables (this process's handle on it)."""
+    key = tuple(sorted(import_time_env(env).items()))
+    with FORKS_LOCK:
+        if key not in FORKS:
+            FORKS[key] = ForkServer(env)
+        return FORKS[key]
+
+
 def start_t2v(args: list[str], env: dict[str, str], log: Path, append: bool = False, fresh: bool = False,
               err: Path | None = None):
     """``python -m t2v ARGS`` with ``env``, its output to ``log`` (its standard error too, unless ``err`` names
     a file of its own): a fork of the fork server for ``env``'s import-time variables (see the module's
     docstring), or with ``fresh`` (or ``T2V_TEST_FORK=0``) a new process. Returns a Popen-like object."""
     if not fresh and os.environ.get("T2V_TEST_FORK", "1") != "0":
-        key = tuple(sorted(import_time_env(env).items()))
-        with FORKS_LOCK:
-            forks = FORKS.setdefault(key, ForkServer(env))
-        return forks.spawn(args, env, log, append, err)
+        return fork_server(env).spawn(args, env, log, append, err)
     cmd = [sys.executable, "-m", "t2v", *args]
     with log.open("ab" if append else "wb") as out:
         if err is None:
@@ -231,18 +237,8 @@ def run_python(code: str, args: list, env: dict[str, str] | None = None,
     env = dict(os.environ if env is None else env)
     with tempfile.TemporaryDirectory(prefix="t2v-run-") as folder:
         out, err = Path(folder) / "stdout", Path(folder) / "stderr"
-        key = tuple(sorted(import_time_env(env).items()))
-        with FORKS_LOCK:
-            forks = FORKS.setdefault(key, ForkServer(env))
-        proc = forks.spawn(args, env, out, err=err, code=code)
-        try:
-            code_ = proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            raise
-        read = lambda p: p.read_text(errors="replace") if p.exists() else ""  # noqa: E731
-        done = subprocess.CompletedProcess([sys.executable, "-c", code, *args], code_, read(out), read(err))
+        proc = fork_server(env).spawn(args, env, out, err=err, code=code)
+        done = completed(proc, [sys.executable, "-c", code, *args], out, err, timeout)
     done.check_returncode()
     return done
 
@@ -255,14 +251,19 @@ def run_t2v(args: list, env: dict[str, str] | None = None, timeout: float | None
     with tempfile.TemporaryDirectory(prefix="t2v-run-") as folder:
         out, err = Path(folder) / "stdout", Path(folder) / "stderr"
         proc = start_t2v(args, dict(os.environ if env is None else env), out, fresh=fresh, err=err)
-        try:
-            code = proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            raise
-        read = lambda p: p.read_text(errors="replace") if p.exists() else ""  # noqa: E731
-        return subprocess.CompletedProcess([sys.executable, "-m", "t2v", *args], code, read(out), read(err))
+        return completed(proc, [sys.executable, "-m", "t2v", *args], out, err, timeout)
+
+
+def completed(proc, argv: list[str], out: Path, err: Path, timeout: float | None) -> subprocess.CompletedProcess:
+    """``proc`` waited for (killed past ``timeout``), as :func:`subprocess.run` reports it."""
+    try:
+        code = proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise
+    read = lambda p: p.read_text(errors="replace") if p.exists() else ""  # noqa: E731
+    return subprocess.CompletedProcess(argv, code, read(out), read(err))
 
 
 # ---- the fork server ------------------------------------------------------------------------------------
