@@ -192,7 +192,8 @@ def shared_folder() -> Path:
     from tests import tinymodels
 
     if not _SHARED:
-        root = tinymodels._ROOT[0].parent if tinymodels._ROOT else Path(tempfile.mkdtemp(prefix="t2v-fork-"))
+        builds = tinymodels.root()
+        root = builds.parent if builds is not None else Path(tempfile.mkdtemp(prefix="t2v-fork-"))
         _SHARED.append(root / "fork-servers")
     return _SHARED[0]
 

@@ -24,6 +24,11 @@ def use_root(root: Path) -> None:
     _ROOT[:] = [root]
 
 
+def root() -> Path | None:
+    """The run's shared folder (every worker sees it), or None before tests/conftest.py has set it."""
+    return _ROOT[0] if _ROOT else None
+
+
 def built(kind: str, *, seed: int = 0, fp16_variant: bool = True) -> Path:
     """The run's one build of ``kind`` (read-only): built now if no worker has built it yet."""
     from t2v.families import make_tiny_model as build

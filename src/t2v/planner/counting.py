@@ -19,16 +19,16 @@ class _LiveBytes:
     earlier call's metadata and the FLOPs the counter below counted of it then are counted again (:func:`reuse_key`).
     Most of a dry run's time went into the counter's Python decompositions of the same calls, layer after layer."""
 
-    def __init__(self, counter=None) -> None:
+    def __init__(self, counter) -> None:
         from torch.utils._python_dispatch import TorchDispatchMode
 
         tracker, calls = self, _CALLS
-        flops = counter.flop_counts["Global"] if counter is not None else None
+        flops = counter.flop_counts["Global"]  # what get_total_flops() sums
 
         class Mode(TorchDispatchMode):
             def __torch_dispatch__(self, func, types, args=(), kwargs=None):
                 kwargs = kwargs or {}
-                key = reuse_key(func, args, kwargs) if flops is not None else None
+                key = reuse_key(func, args, kwargs)
                 if key is not None:
                     hit = calls.get(key)
                     if hit is not None:
